@@ -1,0 +1,287 @@
+import Foundation
+import TOMLKit
+
+/// Turns `gateway.conf` (TOML) into a validated `GatewayConfiguration`, or a
+/// `ConfigurationError` listing every problem with file, line and key.
+///
+/// Stateless; any thread. Reading a file is blocking I/O: call it from start-up, the CLI
+/// or the reload task, never from an event loop.
+package enum ConfigurationLoader {
+    /// Configuration files larger than this are refused before parsing.
+    package static let maximumFileBytes = 1 << 20
+
+    /// Reads and validates the file at `path`.
+    package static func load(path: String) throws(ConfigurationError) -> GatewayConfiguration {
+        let text: String
+        do {
+            let url = URL(fileURLWithPath: path)
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            if let size = attributes[.size] as? NSNumber, size.intValue > maximumFileBytes {
+                throw ConfigurationError(problems: [
+                    .init(file: path, line: nil, key: "", message: "file is larger than \(maximumFileBytes) bytes")
+                ])
+            }
+            let data = try Data(contentsOf: url)
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw ConfigurationError(problems: [
+                    .init(file: path, line: nil, key: "", message: "file is not valid UTF-8")
+                ])
+            }
+            text = decoded
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw ConfigurationError(problems: [.init(file: path, line: nil, key: "", message: "file \(reason)")])
+        }
+        return try parse(text: text, file: path)
+    }
+
+    /// Validates TOML `text`; `file` names it in error messages.
+    package static func parse(text: String, file: String) throws(ConfigurationError) -> GatewayConfiguration {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(problems: [
+                .init(file: file, line: error.source.begin.line, key: "", message: "TOML syntax error: \(error.description)")
+            ])
+        } catch {
+            throw ConfigurationError(problems: [.init(file: file, line: nil, key: "", message: "TOML syntax error")])
+        }
+        let reader = ConfigReader(file: file, lines: SourceLines(text: text))
+        let configuration = reader.read(root: root)
+        if let configuration, reader.problems.isEmpty {
+            return configuration
+        }
+        throw ConfigurationError(problems: reader.problems)
+    }
+}
+
+/// Walks the parsed TOML tree section by section, converting and range-checking each key
+/// and collecting problems. One instance per parse; not shared.
+final class ConfigReader {
+    let file: String
+    let lines: SourceLines
+    private(set) var problems: [ConfigurationError.Problem] = []
+
+    init(file: String, lines: SourceLines) {
+        self.file = file
+        self.lines = lines
+    }
+
+    func problem(_ key: String, _ message: String) {
+        self.problems.append(.init(file: self.file, line: self.lines.line(of: key), key: key, message: message))
+    }
+
+    func read(root: TOMLTable) -> GatewayConfiguration? {
+        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging"])
+        var server = ServerSettings()
+        if let table = self.table(root, "server", path: "") {
+            self.readServer(table, into: &server)
+        }
+        var upstream: UpstreamSettings?
+        if let table = self.table(root, "upstream", path: "") {
+            upstream = self.readUpstream(table)
+        } else {
+            self.problem("upstream", "the [upstream] section is required (e.g. url = \"http://127.0.0.1:9000\")")
+        }
+        var logging = LoggingSettings()
+        if let table = self.table(root, "logging", path: "") {
+            self.readLogging(table, into: &logging)
+        }
+        guard let upstream else { return nil }
+        return GatewayConfiguration(server: server, upstream: upstream, logging: logging)
+    }
+
+    private func readServer(_ table: TOMLTable, into server: inout ServerSettings) {
+        let path = "server"
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: [
+                "listen", "event_loops", "max_connections", "max_header_bytes", "max_body_bytes",
+                "header_timeout", "body_timeout", "idle_timeout", "drain_timeout",
+            ]
+        )
+        if let values = self.stringArray(table, "listen", path: path) {
+            var addresses: [ListenAddress] = []
+            for value in values {
+                switch ValueParsers.listenAddress(value) {
+                case .success(let address): addresses.append(address)
+                case .failure(let message): self.problem("\(path).listen", message)
+                }
+            }
+            if values.isEmpty {
+                self.problem("\(path).listen", "at least one address is required")
+            } else if Set(addresses).count != addresses.count {
+                self.problem("\(path).listen", "an address is listed twice")
+            }
+            server.listen = addresses
+        }
+        self.integer(table, "event_loops", path: path, range: 0...1024).map { server.eventLoops = $0 }
+        self.integer(table, "max_connections", path: path, range: 1...1_000_000).map { server.maxConnections = $0 }
+        self.size(table, "max_header_bytes", path: path, range: 1024...(1 << 20)).map { server.maxHeaderBytes = Int($0) }
+        self.size(table, "max_body_bytes", path: path, range: 0...(1 << 40)).map { server.maxBodyBytes = $0 }
+        self.duration(table, "header_timeout", path: path).map { server.headerTimeout = $0 }
+        self.duration(table, "body_timeout", path: path).map { server.bodyTimeout = $0 }
+        self.duration(table, "idle_timeout", path: path).map { server.idleTimeout = $0 }
+        self.duration(table, "drain_timeout", path: path).map { server.drainTimeout = $0 }
+    }
+
+    private func readUpstream(_ table: TOMLTable) -> UpstreamSettings? {
+        let path = "upstream"
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: [
+                "url", "connect_timeout", "response_timeout", "max_idle_connections_per_loop",
+                "idle_timeout", "preserve_host",
+            ]
+        )
+        var upstream: UpstreamSettings?
+        if let url = self.string(table, "url", path: path) {
+            switch ValueParsers.upstreamURL(url) {
+            case .success(let (scheme, host, port)): upstream = UpstreamSettings(scheme: scheme, host: host, port: port)
+            case .failure(let message): self.problem("\(path).url", message)
+            }
+        } else if table["url"] == nil {
+            self.problem("\(path).url", "is required (e.g. \"http://127.0.0.1:9000\")")
+        }
+        guard var upstream else { return nil }
+        self.duration(table, "connect_timeout", path: path).map { upstream.connectTimeout = $0 }
+        self.duration(table, "response_timeout", path: path).map { upstream.responseTimeout = $0 }
+        self.integer(table, "max_idle_connections_per_loop", path: path, range: 0...100_000).map {
+            upstream.maxIdleConnectionsPerLoop = $0
+        }
+        self.duration(table, "idle_timeout", path: path).map { upstream.idleTimeout = $0 }
+        self.bool(table, "preserve_host", path: path).map { upstream.preserveHost = $0 }
+        return upstream
+    }
+
+    private func readLogging(_ table: TOMLTable, into logging: inout LoggingSettings) {
+        let path = "logging"
+        self.rejectUnknown(in: table, path: path, allowed: ["level", "format", "access_log"])
+        if let level = self.string(table, "level", path: path) {
+            if let parsed = LoggingSettings.Level(rawValue: level) {
+                logging.level = parsed
+            } else {
+                let names = LoggingSettings.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                self.problem("\(path).level", "must be one of \(names)")
+            }
+        }
+        if let format = self.string(table, "format", path: path) {
+            if let parsed = LoggingSettings.Format(rawValue: format) {
+                logging.format = parsed
+            } else {
+                self.problem("\(path).format", "must be \"json\" or \"text\"")
+            }
+        }
+        self.bool(table, "access_log", path: path).map { logging.accessLog = $0 }
+    }
+
+    // MARK: typed accessors: each reports a problem and returns nil on a bad value
+
+    private func rejectUnknown(in table: TOMLTable, path: String, allowed: Set<String>) {
+        for key in table.keys.sorted() where !allowed.contains(key) {
+            let full = path.isEmpty ? key : "\(path).\(key)"
+            let known = allowed.sorted().joined(separator: ", ")
+            self.problem(full, "unknown key (known here: \(known))")
+        }
+    }
+
+    private func table(_ table: TOMLTable, _ key: String, path: String) -> TOMLTable? {
+        guard let value = table[key] else { return nil }
+        let full = path.isEmpty ? key : "\(path).\(key)"
+        guard let result = value.table else {
+            self.problem(full, "must be a table ([\(full)])")
+            return nil
+        }
+        return result
+    }
+
+    private func string(_ table: TOMLTable, _ key: String, path: String) -> String? {
+        guard let value = table[key] else { return nil }
+        guard let result = value.string else {
+            self.problem("\(path).\(key)", "must be a string")
+            return nil
+        }
+        return result
+    }
+
+    private func bool(_ table: TOMLTable, _ key: String, path: String) -> Bool? {
+        guard let value = table[key] else { return nil }
+        guard let result = value.bool else {
+            self.problem("\(path).\(key)", "must be true or false")
+            return nil
+        }
+        return result
+    }
+
+    private func integer(_ table: TOMLTable, _ key: String, path: String, range: ClosedRange<Int>) -> Int? {
+        guard let value = table[key] else { return nil }
+        guard let result = value.int else {
+            self.problem("\(path).\(key)", "must be an integer")
+            return nil
+        }
+        guard range.contains(result) else {
+            self.problem("\(path).\(key)", "must be between \(range.lowerBound) and \(range.upperBound)")
+            return nil
+        }
+        return result
+    }
+
+    private func stringArray(_ table: TOMLTable, _ key: String, path: String) -> [String]? {
+        guard let value = table[key] else { return nil }
+        guard let array = value.array else {
+            self.problem("\(path).\(key)", "must be an array of strings")
+            return nil
+        }
+        var result: [String] = []
+        for element in array {
+            guard let string = element.string else {
+                self.problem("\(path).\(key)", "must be an array of strings")
+                return nil
+            }
+            result.append(string)
+        }
+        return result
+    }
+
+    private func duration(_ table: TOMLTable, _ key: String, path: String) -> Duration? {
+        guard let value = table[key] else { return nil }
+        guard let text = value.string else {
+            self.problem("\(path).\(key)", "must be a duration string such as \"500ms\", \"10s\", \"5m\" or \"1h\"")
+            return nil
+        }
+        switch ValueParsers.duration(text) {
+        case .success(let duration): return duration
+        case .failure(let message):
+            self.problem("\(path).\(key)", message)
+            return nil
+        }
+    }
+
+    private func size(_ table: TOMLTable, _ key: String, path: String, range: ClosedRange<Int64>) -> Int64? {
+        guard let value = table[key] else { return nil }
+        let bytes: Int64
+        if let integer = value.int {
+            bytes = Int64(integer)
+        } else if let text = value.string {
+            switch ValueParsers.size(text) {
+            case .success(let parsed): bytes = parsed
+            case .failure(let message):
+                self.problem("\(path).\(key)", message)
+                return nil
+            }
+        } else {
+            self.problem("\(path).\(key)", "must be a byte count or a size string such as \"64KiB\" or \"10MiB\"")
+            return nil
+        }
+        guard range.contains(bytes) else {
+            self.problem("\(path).\(key)", "must be between \(range.lowerBound) and \(range.upperBound) bytes")
+            return nil
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,108 @@
+/// The validated, immutable configuration of one gateway process: what `gateway.conf`
+/// says, with every default filled in.
+///
+/// Built once per (re)load by `ConfigurationLoader`; a snapshot is `Sendable` and never
+/// mutated afterwards, so any thread may read it. A request keeps the snapshot it started
+/// with, which is how SIGHUP swaps configuration without disturbing in-flight requests.
+package struct GatewayConfiguration: Sendable, Hashable {
+    package var server: ServerSettings
+    package var upstream: UpstreamSettings
+    package var logging: LoggingSettings
+
+    package init(
+        server: ServerSettings = ServerSettings(),
+        upstream: UpstreamSettings,
+        logging: LoggingSettings = LoggingSettings()
+    ) {
+        self.server = server
+        self.upstream = upstream
+        self.logging = logging
+    }
+}
+
+/// One `host:port` the gateway listens on.
+package struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
+
+    package init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    package var description: String {
+        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+    }
+}
+
+/// `[server]`: listeners, connection limits and client-side timeouts.
+package struct ServerSettings: Sendable, Hashable {
+    package var listen: [ListenAddress] = [ListenAddress(host: "0.0.0.0", port: 8080)]
+    /// Event loops (threads); 0 means one per core.
+    package var eventLoops: Int = 0
+    package var maxConnections: Int = 10_000
+    /// Total bytes of all header names and values in one request head (431 beyond).
+    package var maxHeaderBytes: Int = 32 * 1024
+    /// Bytes of one request body (413 beyond).
+    package var maxBodyBytes: Int64 = 10 * 1024 * 1024
+    /// Time a client has to send a complete request head once its first byte arrived.
+    package var headerTimeout: Duration = .seconds(10)
+    /// Longest pause between two reads of a request body.
+    package var bodyTimeout: Duration = .seconds(30)
+    /// How long an idle keep-alive connection is kept open.
+    package var idleTimeout: Duration = .seconds(60)
+    /// How long SIGTERM waits for in-flight requests before closing what is left.
+    package var drainTimeout: Duration = .seconds(30)
+
+    package init() {}
+}
+
+/// `[upstream]`: where authorized traffic goes and how the gateway talks to it.
+package struct UpstreamSettings: Sendable, Hashable {
+    /// `http` only for now.
+    package var scheme: String = "http"
+    package var host: String
+    package var port: Int
+    package var connectTimeout: Duration = .seconds(2)
+    /// Time from the end of the forwarded request until the response head arrives, and the
+    /// longest pause between two reads of the response body.
+    package var responseTimeout: Duration = .seconds(30)
+    /// Idle keep-alive connections kept per event loop.
+    package var maxIdleConnectionsPerLoop: Int = 256
+    /// How long an idle upstream connection is kept before it is closed.
+    package var idleTimeout: Duration = .seconds(60)
+    /// Send the client's `Host` upstream (true) or the upstream's own authority (false).
+    package var preserveHost: Bool = false
+
+    package init(scheme: String = "http", host: String, port: Int) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port` as sent in `Host` when the client's is not preserved.
+    package var authority: String {
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return self.port == 80 ? host : "\(host):\(self.port)"
+    }
+
+    package var url: String { "\(self.scheme)://\(self.authority)" }
+}
+
+/// `[logging]`: level and format of the process log and the access log.
+package struct LoggingSettings: Sendable, Hashable {
+    package enum Level: String, Sendable, Hashable, CaseIterable {
+        case trace, debug, info, notice, warning, error, critical
+    }
+
+    package enum Format: String, Sendable, Hashable, CaseIterable {
+        case json, text
+    }
+
+    package var level: Level = .info
+    package var format: Format = .json
+    /// One line per request at `info`.
+    package var accessLog: Bool = true
+
+    package init() {}
+}

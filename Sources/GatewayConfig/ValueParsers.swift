@@ -1,0 +1,122 @@
+/// Strict parsers for the value syntaxes used in `gateway.conf`: durations, sizes,
+/// listen addresses and upstream URLs. Pure functions; any thread.
+package enum ValueParsers {
+    /// Result of a parse: the value, or a message saying what is expected.
+    package enum Outcome<Value> {
+        case success(Value)
+        case failure(String)
+    }
+
+    /// `"250ms"`, `"10s"`, `"5m"`, `"1h"`: digits then one unit; at most 24 hours, more than 0.
+    package static func duration(_ text: String) -> Outcome<Duration> {
+        let expected = "must be a duration such as \"500ms\", \"10s\", \"5m\" or \"1h\" (at most 24h, more than 0)"
+        let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
+        let unit = text.dropFirst(digits.count)
+        guard !digits.isEmpty, digits.count <= 9, let amount = Int64(digits), amount > 0 else {
+            return .failure(expected)
+        }
+        let milliseconds: Int64
+        switch unit {
+        case "ms": milliseconds = amount
+        case "s": milliseconds = amount * 1000
+        case "m": milliseconds = amount * 60_000
+        case "h": milliseconds = amount * 3_600_000
+        default: return .failure(expected)
+        }
+        guard milliseconds <= 86_400_000 else { return .failure(expected) }
+        return .success(.milliseconds(milliseconds))
+    }
+
+    /// `"512B"`, `"64KiB"`, `"10MiB"`, `"1GiB"`: digits then a binary unit.
+    package static func size(_ text: String) -> Outcome<Int64> {
+        let expected = "must be a byte count or a size such as \"64KiB\", \"10MiB\" or \"1GiB\""
+        let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
+        let unit = text.dropFirst(digits.count)
+        guard !digits.isEmpty, digits.count <= 12, let amount = Int64(digits) else { return .failure(expected) }
+        let multiplier: Int64
+        switch unit {
+        case "B", "": multiplier = 1
+        case "KiB": multiplier = 1 << 10
+        case "MiB": multiplier = 1 << 20
+        case "GiB": multiplier = 1 << 30
+        default: return .failure(expected)
+        }
+        let (bytes, overflow) = amount.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { return .failure(expected) }
+        return .success(bytes)
+    }
+
+    /// `"0.0.0.0:8080"`, `"127.0.0.1:80"`, `"[::1]:8443"`, `"localhost:8080"`.
+    package static func listenAddress(_ text: String) -> Outcome<ListenAddress> {
+        switch hostAndPort(text, defaultPort: nil) {
+        case .success(let (host, port)): return .success(ListenAddress(host: host, port: port))
+        case .failure(let message): return .failure("\"\(text)\": \(message)")
+        }
+    }
+
+    /// `http://host[:port][/]`. Paths, queries, fragments and credentials are refused.
+    package static func upstreamURL(_ text: String) -> Outcome<(scheme: String, host: String, port: Int)> {
+        guard text.hasPrefix("http://") else {
+            return .failure("must start with http:// (https upstreams are not supported yet)")
+        }
+        var rest = Substring(text.dropFirst("http://".count))
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        if rest.contains("@") {
+            return .failure("must not contain credentials")
+        }
+        if rest.contains("/") || rest.contains("?") || rest.contains("#") {
+            return .failure("must be scheme://host[:port] with no path, query or fragment")
+        }
+        switch hostAndPort(String(rest), defaultPort: 80) {
+        case .success(let (host, port)): return .success(("http", host, port))
+        case .failure(let message): return .failure(message)
+        }
+    }
+
+    private static func hostAndPort(_ text: String, defaultPort: Int?) -> Outcome<(String, Int)> {
+        let host: Substring
+        let portText: Substring?
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return .failure("unclosed [ in IPv6 address") }
+            host = text[text.index(after: text.startIndex)..<close]
+            let after = text[text.index(after: close)...]
+            if after.isEmpty {
+                portText = nil
+            } else if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else {
+                return .failure("expected :port after ]")
+            }
+            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
+                return .failure("invalid IPv6 address")
+            }
+        } else {
+            if let colon = text.lastIndex(of: ":") {
+                host = text[..<colon]
+                portText = text[text.index(after: colon)...]
+            } else {
+                host = Substring(text)
+                portText = nil
+            }
+            guard !host.isEmpty, host.utf8.count <= 253,
+                host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+            else {
+                return .failure("invalid host (expected a hostname, an IPv4 address or [IPv6])")
+            }
+        }
+        let port: Int
+        if let portText {
+            guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let parsed = Int(portText), (0...65535).contains(parsed)
+            else {
+                return .failure("invalid port (expected 0-65535)")
+            }
+            port = parsed
+        } else if let defaultPort {
+            port = defaultPort
+        } else {
+            return .failure("a port is required (host:port)")
+        }
+        return .success((String(host), port))
+    }
+}

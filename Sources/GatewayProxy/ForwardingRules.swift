@@ -1,0 +1,147 @@
+package import GatewayCore
+package import NIOHTTP1
+
+/// What the gateway knows about a request that shapes the forwarded head.
+package struct ForwardingContext: Sendable, Hashable {
+    package var requestID: String
+    /// The client's IP address as text (the TCP peer).
+    package var clientAddress: String
+    /// `http` or `https`: how the client reached the gateway.
+    package var clientScheme: String
+    /// `Host` to send when the client's is not preserved.
+    package var upstreamAuthority: String
+    package var preserveHost: Bool
+
+    package init(
+        requestID: String,
+        clientAddress: String,
+        clientScheme: String,
+        upstreamAuthority: String,
+        preserveHost: Bool
+    ) {
+        self.requestID = requestID
+        self.clientAddress = clientAddress
+        self.clientScheme = clientScheme
+        self.upstreamAuthority = upstreamAuthority
+        self.preserveHost = preserveHost
+    }
+}
+
+/// The header rewriting between client and upstream (PRODUCT.md §5), as pure functions
+/// over heads so every rule is unit-testable. Any thread.
+package enum ForwardingRules {
+    /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the
+    /// framing headers the gateway sets itself.
+    static func isHopByHop(_ name: String) -> Bool {
+        HeaderName.equals(name, "connection") || HeaderName.equals(name, "keep-alive")
+            || HeaderName.equals(name, "proxy-connection") || HeaderName.equals(name, "te")
+            || HeaderName.equals(name, "trailer") || HeaderName.equals(name, "transfer-encoding")
+            || HeaderName.equals(name, "upgrade") || HeaderName.equals(name, "proxy-authorization")
+            || HeaderName.equals(name, "proxy-authenticate")
+    }
+
+    /// Headers only the gateway may set towards the upstream: identity and forwarding.
+    static func isGatewayOwned(_ name: String) -> Bool {
+        HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.equals(name, "x-forwarded-for")
+            || HeaderName.equals(name, "x-forwarded-proto") || HeaderName.equals(name, "x-forwarded-host")
+            || HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-request-id")
+            || HeaderName.equals(name, "x-real-ip")
+    }
+
+    /// Lowercased header names listed in `Connection` (they are hop-by-hop too).
+    static func connectionNominated(_ headers: HTTPHeaders) -> [String] {
+        var names: [String] = []
+        for value in headers[canonicalForm: "connection"] {
+            let token = value.trimmingASCIIWhitespace().lowercased()
+            if !token.isEmpty, token != "close", token != "keep-alive" {
+                names.append(token)
+            }
+        }
+        return names
+    }
+
+    /// The id for this request: the client's `X-Request-Id` if it sent exactly one valid
+    /// value, otherwise a newly minted one.
+    package static func requestID(for head: HTTPRequestHead, generator: inout RequestIDGenerator) -> String {
+        let values = head.headers["x-request-id"]
+        if values.count == 1, RequestID.isValid(values[0]) {
+            return values[0]
+        }
+        return generator.next()
+    }
+
+    /// The head sent upstream: HTTP/1.1, hop-by-hop and `Connection`-named headers removed,
+    /// gateway-owned headers replaced, framing set from `framing` alone.
+    package static func upstreamRequestHead(
+        _ head: HTTPRequestHead,
+        framing: RequestBodyFraming,
+        context: ForwardingContext
+    ) -> HTTPRequestHead {
+        let nominated = connectionNominated(head.headers)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 6)
+        var clientHost: String?
+        for (name, value) in head.headers {
+            if HeaderName.equals(name, "host") {
+                clientHost = value
+                continue
+            }
+            if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name) {
+                continue
+            }
+            if !nominated.isEmpty, nominated.contains(name.lowercased()) {
+                continue
+            }
+            headers.add(name: name, value: value)
+        }
+        let host = context.preserveHost ? (clientHost ?? context.upstreamAuthority) : context.upstreamAuthority
+        headers.add(name: "Host", value: host)
+        switch framing {
+        case .none:
+            if head.method == .POST || head.method == .PUT || head.method == .PATCH {
+                headers.add(name: "Content-Length", value: "0")
+            }
+        case .contentLength(let length):
+            headers.add(name: "Content-Length", value: String(length))
+        case .chunked:
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        headers.add(name: "X-Request-Id", value: context.requestID)
+        headers.add(name: "X-Forwarded-For", value: context.clientAddress)
+        headers.add(name: "X-Forwarded-Proto", value: context.clientScheme)
+        if let clientHost {
+            headers.add(name: "X-Forwarded-Host", value: clientHost)
+        }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the
+    /// encoder re-frames the body), `X-Request-Id` set, `Connection: close` when the
+    /// gateway will close after this response.
+    package static func clientResponseHead(
+        _ head: HTTPResponseHead,
+        requestVersion: HTTPVersion,
+        requestID: String,
+        keepAlive: Bool
+    ) -> HTTPResponseHead {
+        let nominated = connectionNominated(head.headers)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 2)
+        for (name, value) in head.headers {
+            if isHopByHop(name) || HeaderName.equals(name, "x-request-id") {
+                continue
+            }
+            if !nominated.isEmpty, nominated.contains(name.lowercased()) {
+                continue
+            }
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "X-Request-Id", value: requestID)
+        if !keepAlive {
+            headers.add(name: "Connection", value: "close")
+        } else if requestVersion.minor == 0 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: requestVersion, status: head.status, headers: headers)
+    }
+}

@@ -1,0 +1,500 @@
+package import GatewayConfig
+package import GatewayCore
+package import NIOCore
+package import NIOHTTP1
+
+/// The last handler of a client connection: validates each request, forwards it through
+/// a pooled upstream connection on the same event loop, streams both bodies with
+/// backpressure, and answers every failure with the JSON error of PRODUCT.md §4.
+///
+/// Decisions are made by `ProxyConnectionStateMachine`; this class only runs the actions
+/// it returns. One instance per client connection, touched only on that connection's
+/// event loop (which its upstream connection shares: no thread hops).
+final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// What the handler keeps about the exchange in progress, beyond the machine's state.
+    private struct ExchangeRecord {
+        let id: UInt64
+        let requestID: String
+        let method: HTTPMethod
+        let path: String
+        let version: HTTPVersion
+        let upstreamHead: HTTPRequestHead
+        let pool: UpstreamPool
+        let started: NIODeadline
+        let bodyTimeout: TimeAmount
+        var upstream: UpstreamConnection?
+        var upstreamStarted: NIODeadline?
+        var status = 0
+        var bytesIn: Int64 = 0
+        var bytesOut: Int64 = 0
+        /// The response cannot be delimited without closing (HTTP/1.0 without length).
+        var closeAfterResponse = false
+    }
+
+    private let loop: LoopContext
+    private let clientScheme: String
+    private var machine = ProxyConnectionStateMachine()
+    private var context: ChannelHandlerContext?
+    private var ids = RequestIDGenerator()
+    private var clientAddress = "unknown"
+    private var exchange: ExchangeRecord?
+    private var nextExchangeID: UInt64 = 0
+    /// Reads from the client are held while no upstream is attached or it cannot take more.
+    private var readsHeld = false
+    private var readPending = false
+    private var bodyTimer: Scheduled<Void>?
+    private var bodyTimerGeneration: UInt64 = 0
+
+    init(loop: LoopContext, clientScheme: String) {
+        self.loop = loop
+        self.clientScheme = clientScheme
+    }
+
+    // MARK: ChannelHandler lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.clientAddress = context.channel.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelBodyTimer()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.clientAddress = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.cancelBodyTimer()
+        let action = self.machine.clientClosed()
+        if case .abortUpstream = action {
+            self.exchange?.upstream?.abort()
+        }
+        if let exchange = self.exchange {
+            self.log(exchange, status: exchange.status == 0 ? 499 : exchange.status, outcome: "aborted", error: "client_closed")
+            self.exchange = nil
+        }
+        context.fireChannelInactive()
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.receivedHead(head, context: context)
+        case .body(let buffer):
+            self.exchange?.bytesIn += Int64(buffer.readableBytes)
+            if self.machine.isAwaitingRequestBody {
+                self.armBodyTimer()
+            }
+            self.run(self.machine.requestBody(buffer))
+        case .end(let trailers):
+            self.cancelBodyTimer()
+            self.run(self.machine.requestEnd(trailers))
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.exchange?.upstream?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            // I/O errors (reset, broken pipe): nothing can be said to this client.
+            context.close(promise: nil)
+            return
+        }
+        let gatewayError: GatewayError
+        switch parserError {
+        case .headerOverflow:
+            gatewayError = .headersTooLarge(limit: self.loop.configuration.server.maxHeaderBytes)
+        case .invalidContentLength, .unexpectedContentLength:
+            gatewayError = .badRequest("The request's Content-Length is invalid or conflicts with Transfer-Encoding.")
+        case .invalidChunkSize:
+            gatewayError = .badRequest("The request's chunked body framing is invalid.")
+        default:
+            gatewayError = .badRequest("The request is not valid HTTP/1.1.")
+        }
+        self.run(self.machine.clientProtocolError(gatewayError))
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.exchange?.upstream?.setReadsAllowed(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.run(self.machine.quiesce())
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: outbound
+
+    func read(context: ChannelHandlerContext) {
+        if self.readsHeld {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func setReadsHeld(_ held: Bool) {
+        self.readsHeld = held
+        if !held, self.readPending, let context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: request head
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        context.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
+        let configuration = self.loop.configuration
+        let requestID = ForwardingRules.requestID(for: head, generator: &self.ids)
+        self.nextExchangeID &+= 1
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+
+        let framing: RequestBodyFraming
+        switch RequestValidation.validate(head, maxBodyBytes: configuration.server.maxBodyBytes) {
+        case .failure(let error):
+            self.exchange = self.makeRecord(head, requestID: requestID, path: path, upstreamHead: head, configuration)
+            self.run(self.machine.requestHeadRejected(error))
+            return
+        case .success(let validated):
+            framing = validated
+        }
+
+        let expectation = head.headers["expect"]
+        if !expectation.isEmpty {
+            guard expectation.count == 1, expectation[0].lowercased() == "100-continue", head.version.minor == 1 else {
+                self.exchange = self.makeRecord(head, requestID: requestID, path: path, upstreamHead: head, configuration)
+                self.run(
+                    self.machine.requestHeadRejected(
+                        GatewayError(
+                            status: 417,
+                            code: "expectation_failed",
+                            description: "Only \"Expect: 100-continue\" is supported."
+                        )
+                    )
+                )
+                return
+            }
+        }
+
+        var upstreamHead = ForwardingRules.upstreamRequestHead(
+            head,
+            framing: framing,
+            context: ForwardingContext(
+                requestID: requestID,
+                clientAddress: self.clientAddress,
+                clientScheme: self.clientScheme,
+                upstreamAuthority: configuration.upstream.authority,
+                preserveHost: configuration.upstream.preserveHost
+            )
+        )
+        // The gateway answers `Expect` itself; the upstream gets the body unconditionally.
+        upstreamHead.headers.remove(name: "expect")
+        self.exchange = self.makeRecord(head, requestID: requestID, path: path, upstreamHead: upstreamHead, configuration)
+
+        if !expectation.isEmpty {
+            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        if framing != .none {
+            self.armBodyTimer()
+        }
+        self.run(self.machine.requestHeadAccepted(keepAlive: head.isKeepAlive, maxBodyBytes: configuration.server.maxBodyBytes))
+    }
+
+    private func makeRecord(
+        _ head: HTTPRequestHead,
+        requestID: String,
+        path: String,
+        upstreamHead: HTTPRequestHead,
+        _ configuration: GatewayConfiguration
+    ) -> ExchangeRecord {
+        ExchangeRecord(
+            id: self.nextExchangeID,
+            requestID: requestID,
+            method: head.method,
+            path: path,
+            version: head.version,
+            upstreamHead: upstreamHead,
+            pool: self.loop.pool,
+            started: .now(),
+            bodyTimeout: configuration.server.bodyTimeout.timeAmount
+        )
+    }
+
+    // MARK: actions
+
+    private func run(_ action: ProxyConnectionStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            break
+
+        case .acquireUpstream:
+            guard let exchange = self.exchange else { return }
+            self.setReadsHeld(true)
+            let exchangeID = exchange.id
+            let pool = exchange.pool
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            pool.acquire().whenComplete { result in
+                let handler = loopBound.value
+                switch result {
+                case .success(let connection):
+                    handler.upstreamAcquired(connection, exchangeID: exchangeID, pool: pool)
+                case .failure:
+                    guard handler.exchange?.id == exchangeID else { return }
+                    handler.run(handler.machine.upstreamAcquireFailed(.upstreamUnavailable))
+                }
+            }
+
+        case .forwardToUpstream(let part):
+            guard let upstream = self.exchange?.upstream else { return }
+            upstream.send(part)
+            if case .end = part {
+                upstream.flush()
+            } else if !upstream.isWritable {
+                self.setReadsHeld(true)
+            }
+
+        case .sendHeadAndBuffered:
+            // Run inline by `upstreamAcquired`, which holds the connection.
+            break
+
+        case .releaseUnusedUpstream:
+            break
+
+        case .writeResponseHead:
+            break
+
+        case .writeResponseBody(let buffer):
+            self.exchange?.bytesOut += Int64(buffer.readableBytes)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if !context.channel.isWritable {
+                self.exchange?.upstream?.setReadsAllowed(false)
+            }
+
+        case .finishExchange(let trailers, let upstreamReusable, let closeClient):
+            guard var exchange = self.exchange else { return }
+            self.exchange = nil
+            self.cancelBodyTimer()
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                upstream.detach()
+                exchange.pool.release(upstream, reusable: upstreamReusable)
+            }
+            let close = closeClient || exchange.closeAfterResponse
+            self.log(exchange, status: exchange.status, outcome: "forwarded", error: nil)
+            self.endResponse(trailers: trailers, close: close, context: context)
+
+        case .respondWithError(let error, let closeClient, let abortUpstream):
+            self.cancelBodyTimer()
+            let exchange = self.exchange
+            self.exchange = nil
+            if abortUpstream {
+                exchange?.upstream?.abort()
+            }
+            self.writeError(error, exchange: exchange, close: closeClient, context: context)
+
+        case .closeClient(let abortUpstream):
+            self.cancelBodyTimer()
+            if abortUpstream {
+                self.exchange?.upstream?.abort()
+            }
+            if let exchange = self.exchange {
+                self.exchange = nil
+                self.log(exchange, status: exchange.status, outcome: "aborted", error: "stream_failed")
+            }
+            context.close(promise: nil)
+
+        case .abortUpstream:
+            self.exchange?.upstream?.abort()
+        }
+    }
+
+    private func upstreamAcquired(_ connection: UpstreamConnection, exchangeID: UInt64, pool: UpstreamPool) {
+        guard self.exchange?.id == exchangeID else {
+            pool.release(connection, reusable: true)
+            return
+        }
+        switch self.machine.upstreamAcquired() {
+        case .sendHeadAndBuffered(let parts):
+            guard var exchange = self.exchange else { return }
+            connection.attach(self)
+            exchange.upstream = connection
+            exchange.upstreamStarted = .now()
+            self.exchange = exchange
+            connection.send(.head(exchange.upstreamHead))
+            for part in parts {
+                connection.send(part)
+            }
+            connection.flush()
+            self.setReadsHeld(!connection.isWritable)
+        default:
+            pool.release(connection, reusable: true)
+        }
+    }
+
+    private func endResponse(trailers: HTTPHeaders?, close: Bool, context: ChannelHandlerContext) {
+        if close {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).whenComplete { _ in
+                loopBound.value.close(promise: nil)
+            }
+        } else {
+            // Tell the head-timeout handler before the end is written: writing it may
+            // deliver an already-buffered pipelined request synchronously.
+            context.triggerUserOutboundEvent(ConnectionPhaseEvent.awaitingRequest, promise: nil)
+            self.setReadsHeld(false)
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+        }
+    }
+
+    private func writeError(_ error: GatewayError, exchange: ExchangeRecord?, close: Bool, context: ChannelHandlerContext) {
+        let requestID = exchange?.requestID ?? self.ids.next()
+        let body = error.jsonBody(requestID: requestID)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Request-Id", value: requestID)
+        if close {
+            headers.add(name: "Connection", value: "close")
+        }
+        let version = exchange?.version ?? .http1_1
+        let head = HTTPResponseHead(
+            version: version.minor == 0 ? .http1_0 : .http1_1,
+            status: HTTPResponseStatus(statusCode: error.status),
+            headers: headers
+        )
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        // A HEAD request gets the head only; the encoder drops the body for it.
+        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+        buffer.writeString(body)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if var exchange {
+            exchange.bytesOut = Int64(body.utf8.count)
+            self.log(exchange, status: error.status, outcome: "rejected", error: error.code)
+        } else {
+            self.loop.accessLog.record(
+                AccessLog.Entry(
+                    requestID: requestID,
+                    method: "-",
+                    path: "-",
+                    status: error.status,
+                    bytesIn: 0,
+                    bytesOut: Int64(body.utf8.count),
+                    clientAddress: self.clientAddress,
+                    upstreamMicroseconds: nil,
+                    totalMicroseconds: 0,
+                    outcome: "rejected",
+                    error: error.code
+                )
+            )
+        }
+        self.endResponse(trailers: nil, close: close, context: context)
+    }
+
+    // MARK: UpstreamResponseDelegate
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) {
+        guard let context, var exchange = self.exchange else { return }
+        guard case .writeResponseHead(var keepAlive) = self.machine.responseHead() else { return }
+        if exchange.version.minor == 0, !head.headers.contains(name: "content-length") {
+            // An HTTP/1.0 client cannot read chunked framing: the body ends with the connection.
+            keepAlive = false
+            exchange.closeAfterResponse = true
+        }
+        if !keepAlive {
+            exchange.closeAfterResponse = true
+        }
+        exchange.status = Int(head.status.code)
+        self.exchange = exchange
+        let clientHead = ForwardingRules.clientResponseHead(
+            head,
+            requestVersion: exchange.version,
+            requestID: exchange.requestID,
+            keepAlive: keepAlive
+        )
+        context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+    }
+
+    func upstreamResponseBody(_ buffer: ByteBuffer) {
+        self.run(self.machine.responseBody(buffer))
+    }
+
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?, keepAlive: Bool) {
+        self.run(self.machine.responseEnd(trailers, upstreamKeepAlive: keepAlive))
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamFailed(_ error: GatewayError) {
+        self.run(self.machine.upstreamFailed(error))
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if self.exchange?.upstream != nil {
+            self.setReadsHeld(!isWritable)
+        }
+    }
+
+    // MARK: body timer
+
+    private func armBodyTimer() {
+        guard let context, let timeout = self.exchange?.bodyTimeout else { return }
+        self.bodyTimer?.cancel()
+        self.bodyTimerGeneration &+= 1
+        let generation = self.bodyTimerGeneration
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.bodyTimer = context.eventLoop.scheduleTask(in: timeout) {
+            let handler = loopBound.value
+            guard handler.bodyTimerGeneration == generation else { return }
+            handler.bodyTimer = nil
+            handler.run(handler.machine.requestBodyTimedOut())
+        }
+    }
+
+    private func cancelBodyTimer() {
+        self.bodyTimerGeneration &+= 1
+        self.bodyTimer?.cancel()
+        self.bodyTimer = nil
+    }
+
+    // MARK: logging
+
+    private func log(_ exchange: ExchangeRecord, status: Int, outcome: String, error: String?) {
+        let now = NIODeadline.now()
+        self.loop.accessLog.record(
+            AccessLog.Entry(
+                requestID: exchange.requestID,
+                method: exchange.method.rawValue,
+                path: exchange.path,
+                status: status,
+                bytesIn: exchange.bytesIn,
+                bytesOut: exchange.bytesOut,
+                clientAddress: self.clientAddress,
+                upstreamMicroseconds: exchange.upstreamStarted.map { (now - $0).nanoseconds / 1000 },
+                totalMicroseconds: (now - exchange.started).nanoseconds / 1000,
+                outcome: outcome,
+                error: error
+            )
+        )
+    }
+}

@@ -1,0 +1,36 @@
+package import GatewayConfig
+package import NIOCore
+package import NIOHTTP1
+
+/// Builds the handler chain of one accepted client connection:
+/// `RequestHeadTimeoutHandler` → NIO HTTP/1 server codec (with the header-size limit and
+/// pipelining assistance, which answers pipelined requests strictly in order) →
+/// `ProxyHandler`. Called on the connection's event loop.
+package enum ProxyPipeline {
+    package static func configure(
+        channel: any Channel,
+        loop: LoopContext,
+        clientScheme: String = "http"
+    ) throws {
+        let server = loop.configuration.server
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = server.maxHeaderBytes
+        limits.maxHeaderFieldSize = server.maxHeaderBytes
+        limits.maxHeaderFieldCount = 256
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(
+            RequestHeadTimeoutHandler(
+                idleTimeout: server.idleTimeout.timeAmount,
+                headerTimeout: server.headerTimeout.timeAmount
+            )
+        )
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withErrorHandling: false,
+            withOutboundHeaderValidation: true,
+            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+            withDecoderLimitConfiguration: limits
+        )
+        try sync.addHandler(ProxyHandler(loop: loop, clientScheme: clientScheme))
+    }
+}

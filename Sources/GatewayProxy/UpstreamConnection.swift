@@ -1,0 +1,223 @@
+package import GatewayCore
+package import NIOCore
+package import NIOHTTP1
+
+/// Receives what one upstream exchange produces. Implemented by `ProxyHandler`; called
+/// only on the shared event loop.
+protocol UpstreamResponseDelegate: AnyObject {
+    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseBody(_ buffer: ByteBuffer)
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?, keepAlive: Bool)
+    func upstreamReadComplete()
+    func upstreamFailed(_ error: GatewayError)
+    func upstreamWritabilityChanged(isWritable: Bool)
+}
+
+/// One keep-alive HTTP/1.1 connection to the upstream, and the last handler of its
+/// pipeline (after NIO's request encoder and response decoder).
+///
+/// It relays response parts to the current delegate (the client connection it is lent
+/// to), enforces the upstream response timeout, and holds reads while the client cannot
+/// take more data (backpressure). Lives on one event loop — the same as the client
+/// connection that borrows it — and is touched only there.
+final class UpstreamConnection: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        /// In the pool (or not yet lent): no exchange.
+        case idle
+        /// Request being sent or sent; waiting for or reading the response.
+        case busy(responseHeadReceived: Bool)
+        case closed
+    }
+
+    private var state: State = .idle
+    private var context: ChannelHandlerContext?
+    private(set) var delegate: (any UpstreamResponseDelegate)?
+    private let responseTimeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    private var timerGeneration: UInt64 = 0
+    private var readsHeld = false
+    private var readPending = false
+    private var responseKeepAlive = true
+    /// Called once when the channel closes, so the pool forgets it.
+    var onClose: ((UpstreamConnection) -> Void)?
+    /// When the connection went idle (for pool idle-timeout sweeps).
+    private(set) var idleSince: NIODeadline = .now()
+
+    init(responseTimeout: TimeAmount) {
+        self.responseTimeout = responseTimeout
+    }
+
+    var channel: (any Channel)? { self.context?.channel }
+
+    var isUsable: Bool {
+        guard case .idle = self.state, let context = self.context else { return false }
+        return context.channel.isActive
+    }
+
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    // MARK: used by the client side
+
+    /// Lends the connection to `delegate` for one exchange.
+    func attach(_ delegate: any UpstreamResponseDelegate) {
+        self.delegate = delegate
+        self.state = .busy(responseHeadReceived: false)
+        self.responseKeepAlive = true
+    }
+
+    func send(_ part: HTTPClientRequestPart) {
+        guard let context, case .busy = self.state else { return }
+        context.write(self.wrapOutboundOut(part), promise: nil)
+        if case .end = part {
+            // The response clock starts once the request is fully on its way.
+            self.armTimer()
+        }
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
+    /// Stops (false) or resumes (true) reading responses, for client-side backpressure.
+    func setReadsAllowed(_ allowed: Bool) {
+        self.readsHeld = !allowed
+        if allowed, self.readPending, let context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// Ends the exchange without reuse: the connection is closed.
+    func abort() {
+        self.delegate = nil
+        self.cancelTimer()
+        if case .closed = self.state { return }
+        self.state = .closed
+        self.context?.close(promise: nil)
+    }
+
+    /// Ends the exchange after a complete response; the pool may lend it again.
+    func detach() {
+        self.delegate = nil
+        self.cancelTimer()
+        self.setReadsAllowed(true)
+        if case .busy = self.state {
+            self.state = .idle
+            self.idleSince = .now()
+        }
+    }
+
+    /// Closes an idle connection (pool trimming, reload, shutdown).
+    func close() {
+        self.abort()
+    }
+
+    // MARK: ChannelHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.cancelTimer()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        guard case .busy(let headReceived) = self.state, let delegate = self.delegate else {
+            // Bytes from an upstream that has no request outstanding: it is out of sync.
+            self.abort()
+            return
+        }
+        switch part {
+        case .head(let head):
+            if head.status.code < 200 {
+                // Interim responses (100 Continue) are not relayed; the gateway answers
+                // `Expect` itself.
+                return
+            }
+            guard !headReceived else {
+                self.failExchange(.upstreamProtocolError)
+                return
+            }
+            self.state = .busy(responseHeadReceived: true)
+            self.responseKeepAlive = head.isKeepAlive
+            self.armTimer()
+            delegate.upstreamResponseHead(head)
+        case .body(let buffer):
+            self.armTimer()
+            delegate.upstreamResponseBody(buffer)
+        case .end(let trailers):
+            self.cancelTimer()
+            delegate.upstreamResponseEnd(trailers, keepAlive: self.responseKeepAlive)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.delegate?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let wasBusy: Bool
+        if case .busy = self.state { wasBusy = true } else { wasBusy = false }
+        self.state = .closed
+        self.cancelTimer()
+        if wasBusy, let delegate = self.delegate {
+            self.delegate = nil
+            delegate.upstreamFailed(.upstreamProtocolError)
+        }
+        self.onClose?(self)
+        self.onClose = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.failExchange(.upstreamProtocolError)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.readsHeld {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: timers
+
+    private func failExchange(_ error: GatewayError) {
+        let delegate = self.delegate
+        self.abort()
+        delegate?.upstreamFailed(error)
+    }
+
+    private func armTimer() {
+        guard let context else { return }
+        self.timer?.cancel()
+        self.timerGeneration &+= 1
+        let generation = self.timerGeneration
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(in: self.responseTimeout) {
+            let connection = loopBound.value
+            // A cancelled timer can still fire; only the current generation counts.
+            guard connection.timerGeneration == generation else { return }
+            connection.failExchange(.upstreamTimeout)
+        }
+    }
+
+    private func cancelTimer() {
+        self.timerGeneration &+= 1
+        self.timer?.cancel()
+        self.timer = nil
+    }
+}

@@ -1,0 +1,153 @@
+package import GatewayConfig
+package import GatewayCore
+package import NIOCore
+package import NIOHTTP1
+
+/// Opens a TCP connection to the upstream on a given event loop and runs `initializer`
+/// on the new channel before it is used. The server module supplies it (it owns
+/// NIOPosix); tests supply their own.
+package typealias UpstreamConnector =
+    @Sendable (
+        _ eventLoop: any EventLoop,
+        _ host: String,
+        _ port: Int,
+        _ connectTimeout: TimeAmount,
+        _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<any Channel>
+
+/// The keep-alive connections of one event loop to one upstream.
+///
+/// Idle connections are reused most-recently-used first (warm TCP windows, and the
+/// least-used ones age out), capped at `maxIdleConnectionsPerLoop`, and closed after the
+/// upstream idle timeout. A retired pool (after a reload changed the upstream) closes
+/// its idle connections at once and every lent connection when it comes back.
+/// Owned by a `LoopContext`; touched only on its event loop.
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    let settings: UpstreamSettings
+    private let connector: UpstreamConnector
+    private var idle: [UpstreamConnection] = []
+    private(set) var isRetired = false
+    private var sweepTask: RepeatedTask?
+    private(set) var openConnections = 0
+
+    init(eventLoop: any EventLoop, settings: UpstreamSettings, connector: @escaping UpstreamConnector) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.connector = connector
+    }
+
+    var idleCount: Int { self.idle.count }
+
+    /// An idle live connection, or a new one.
+    func acquire() -> EventLoopFuture<UpstreamConnection> {
+        self.eventLoop.preconditionInEventLoop()
+        while let connection = self.idle.popLast() {
+            if connection.isUsable {
+                return self.eventLoop.makeSucceededFuture(connection)
+            }
+            connection.close()
+        }
+        return self.connect()
+    }
+
+    /// Returns a connection after an exchange. Only a connection whose exchange ended
+    /// cleanly (`reusable`) goes back to the idle list.
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        self.eventLoop.preconditionInEventLoop()
+        guard reusable, !self.isRetired, connection.isUsable,
+            self.idle.count < self.settings.maxIdleConnectionsPerLoop
+        else {
+            connection.close()
+            return
+        }
+        self.idle.append(connection)
+        self.startSweeping()
+    }
+
+    /// Closes idle connections and makes every later release close its connection.
+    func retire() {
+        self.eventLoop.preconditionInEventLoop()
+        self.isRetired = true
+        self.sweepTask?.cancel()
+        self.sweepTask = nil
+        let idle = self.idle
+        self.idle.removeAll()
+        for connection in idle {
+            connection.close()
+        }
+    }
+
+    private func connect() -> EventLoopFuture<UpstreamConnection> {
+        let connection = UpstreamConnection(responseTimeout: self.settings.responseTimeout.timeAmount)
+        let loopBound = NIOLoopBound(connection, eventLoop: self.eventLoop)
+        let future = self.connector(
+            self.eventLoop,
+            self.settings.host,
+            self.settings.port,
+            self.settings.connectTimeout.timeAmount
+        ) { channel in
+            do {
+                var encoderConfiguration = HTTPRequestEncoder.Configuration()
+                // Framing headers are set explicitly by ForwardingRules; the encoder must
+                // not second-guess them.
+                encoderConfiguration.automaticallySetFramingHeaders = false
+                try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                    leftOverBytesStrategy: .fireError,
+                    enableOutboundHeaderValidation: true,
+                    encoderConfiguration: encoderConfiguration
+                )
+                try channel.pipeline.syncOperations.addHandler(loopBound.value)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
+        return future.map { _ in
+            let connection = loopBound.value
+            self.openConnections += 1
+            connection.onClose = { [weak self] closed in
+                guard let self else { return }
+                self.openConnections -= 1
+                if let index = self.idle.firstIndex(where: { $0 === closed }) {
+                    self.idle.remove(at: index)
+                }
+            }
+            return connection
+        }
+    }
+
+    private func startSweeping() {
+        guard self.sweepTask == nil else { return }
+        let interval = TimeAmount.milliseconds(max(250, self.settings.idleTimeout.timeAmount.nanoseconds / 4_000_000))
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.sweepTask = self.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
+            loopBound.value.sweep(task: task)
+        }
+    }
+
+    private func sweep(task: RepeatedTask) {
+        let cutoff = NIODeadline.now() - self.settings.idleTimeout.timeAmount
+        var keep: [UpstreamConnection] = []
+        for connection in self.idle {
+            if connection.idleSince < cutoff || !connection.isUsable {
+                connection.close()
+            } else {
+                keep.append(connection)
+            }
+        }
+        self.idle = keep
+        if self.idle.isEmpty {
+            task.cancel()
+            self.sweepTask = nil
+        }
+    }
+}
+
+extension Duration {
+    /// The same span as a NIO `TimeAmount`.
+    package var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = self.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

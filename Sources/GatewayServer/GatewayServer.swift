@@ -1,0 +1,196 @@
+package import GatewayConfig
+package import GatewayCore
+package import GatewayProxy
+package import Logging
+package import NIOConcurrencyHelpers
+package import NIOCore
+package import NIOPosix
+
+/// The running gateway: event loops, one `LoopContext` per loop, the listeners, and the
+/// operations that change them as a whole (start, reload, drain).
+///
+/// Methods are called from the lifecycle task (start-up, the SIGHUP loop, shutdown),
+/// never from an event loop; each change reaches a loop as a task run on that loop.
+package final class GatewayServer: Sendable {
+    package let group: MultiThreadedEventLoopGroup
+    private let ownsGroup: Bool
+    private let contexts: [NIOLoopBound<LoopContext>]
+    private let tracker: ConnectionTracker
+    private let state: NIOLockedValueBox<State>
+    private let connector: UpstreamConnector
+
+    private struct State {
+        var configuration: GatewayConfiguration
+        var logger: Logger
+        var listeners: [any Channel] = []
+        var reloads = 0
+        var reloadFailures = 0
+    }
+
+    /// Creates the event loops and per-loop contexts; nothing is bound until `start()`.
+    package init(
+        configuration: GatewayConfiguration,
+        logger: Logger,
+        group: MultiThreadedEventLoopGroup? = nil,
+        connector: UpstreamConnector? = nil
+    ) {
+        let threads = configuration.server.eventLoops == 0 ? System.coreCount : configuration.server.eventLoops
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.ownsGroup = group == nil
+        let connector = connector ?? UpstreamConnectors.tcp
+        self.connector = connector
+        var contexts: [NIOLoopBound<LoopContext>] = []
+        for loop in self.group.makeIterator() {
+            // Built here, before the loop serves anything, and only touched on the loop after.
+            let context = try! loop.submit {
+                LoopContext(eventLoop: loop, configuration: configuration, connector: connector, logger: logger)
+            }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
+            contexts.append(context)
+        }
+        self.contexts = contexts
+        self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
+        self.state = NIOLockedValueBox(State(configuration: configuration, logger: logger))
+    }
+
+    package var configuration: GatewayConfiguration { self.state.withLockedValue { $0.configuration } }
+    package var openConnections: Int { self.tracker.openConnections }
+
+    /// The addresses actually bound (ports resolved when the config said 0).
+    package var boundAddresses: [SocketAddress] {
+        self.state.withLockedValue { $0.listeners.compactMap(\.localAddress) }
+    }
+
+    /// Binds every `[server] listen` address. Throws (binding nothing) if any fails.
+    package func start() async throws {
+        let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
+        var bound: [any Channel] = []
+        do {
+            for address in configuration.server.listen {
+                let channel = try await self.bind(address, logger: logger)
+                bound.append(channel)
+                logger.notice(
+                    "listening",
+                    metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? address.description)"]
+                )
+            }
+        } catch {
+            for channel in bound { try? await channel.close() }
+            throw error
+        }
+        self.state.withLockedValue { $0.listeners = bound }
+    }
+
+    private func bind(_ address: ListenAddress, logger: Logger) async throws -> any Channel {
+        let tracker = self.tracker
+        let contexts = Dictionary(uniqueKeysWithValues: self.contexts.map { (ObjectIdentifier($0.eventLoop), $0) })
+        return try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(tracker.makeAcceptHandler(logger: logger))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    try ProxyPipeline.configure(channel: channel, loop: context.value)
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
+    /// Applies a new configuration to every loop. Listener addresses and event-loop count
+    /// cannot change without a restart; such changes are logged and ignored.
+    package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger) async {
+        var effective = newConfiguration
+        let old = self.state.withLockedValue { $0.configuration }
+        if newConfiguration.server.listen != old.server.listen {
+            newLogger.warning("reload: server.listen changed; restart the gateway to apply it")
+            effective.server.listen = old.server.listen
+        }
+        if newConfiguration.server.eventLoops != old.server.eventLoops {
+            newLogger.warning("reload: server.event_loops changed; restart the gateway to apply it")
+            effective.server.eventLoops = old.server.eventLoops
+        }
+        self.tracker.updateLimit(effective.server.maxConnections)
+        let snapshot = effective
+        var futures: [EventLoopFuture<Void>] = []
+        for context in self.contexts {
+            futures.append(context.eventLoop.submit { context.value.apply(snapshot, logger: newLogger) })
+        }
+        for future in futures { try? await future.get() }
+        self.state.withLockedValue {
+            $0.configuration = snapshot
+            $0.logger = newLogger
+            $0.reloads += 1
+        }
+    }
+
+    /// Reads `path`, validates it and applies it; a bad file leaves everything as it was.
+    /// Returns whether the new configuration is in force.
+    @discardableResult
+    package func reload(from path: String) async -> Bool {
+        let logger = self.state.withLockedValue { $0.logger }
+        do {
+            let configuration = try ConfigurationLoader.load(path: path)
+            let newLogger = Logger.gateway(configuration.logging)
+            await self.apply(configuration, logger: newLogger)
+            newLogger.notice("configuration reloaded", metadata: ["file": "\(path)", "upstream": "\(configuration.upstream.url)"])
+            return true
+        } catch {
+            self.state.withLockedValue { $0.reloadFailures += 1 }
+            logger.error(
+                "reload failed; keeping the previous configuration",
+                metadata: ["file": "\(path)", "problems": "\(error.description)"]
+            )
+            return false
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `[server] drain_timeout`,
+    /// closes what is left, and stops the event loops.
+    package func drain() async {
+        let (listeners, configuration, logger) = self.state.withLockedValue {
+            ($0.listeners, $0.configuration, $0.logger)
+        }
+        self.state.withLockedValue { $0.listeners = [] }
+        for listener in listeners {
+            try? await listener.close()
+        }
+        logger.notice("draining", metadata: ["open_connections": "\(self.tracker.openConnections)"])
+        self.tracker.quiesceAll()
+        let tracker = self.tracker
+        let timeout = configuration.server.drainTimeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await tracker.waitUntilAllClosed()
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                logger.warning(
+                    "drain timeout reached; closing remaining connections",
+                    metadata: ["open_connections": "\(tracker.openConnections)"]
+                )
+                tracker.closeAll()
+            }
+            // Either every connection closed, or the timeout closed them; the waiter
+            // finishes in both cases.
+            _ = await group.next()
+            group.cancelAll()
+        }
+        for context in self.contexts {
+            try? await context.eventLoop.submit { context.value.shutdown() }.get()
+        }
+        if self.ownsGroup {
+            try? await self.group.shutdownGracefully()
+        }
+        logger.notice("stopped")
+    }
+}

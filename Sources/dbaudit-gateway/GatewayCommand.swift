@@ -1,0 +1,86 @@
+import ArgumentParser
+import GatewayConfig
+import GatewayServer
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `dbaudit-gateway`: parses arguments and hands over to the server module; nothing else
+/// lives here, so tests can build the application without the CLI.
+@main
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dbaudit-gateway",
+        abstract: "Authentication gateway in front of the DB Audit API.",
+        subcommands: [Run.self, CheckConfig.self, Demo.self],
+        defaultSubcommand: nil
+    )
+}
+
+extension GatewayCommand {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the gateway with a configuration file.")
+
+        @Option(name: .long, help: "Path of gateway.conf.")
+        var config: String
+
+        func run() async throws {
+            let configuration: GatewayConfiguration
+            do {
+                configuration = try ConfigurationLoader.load(path: self.config)
+            } catch {
+                FileHandleOutput.standardError("dbaudit-gateway: configuration is invalid:\n\(error.description)\n")
+                throw ExitCode(1)
+            }
+            let logger = Logger.gateway(configuration.logging)
+            let server = GatewayServer(configuration: configuration, logger: logger)
+            let service = GatewayService(server: server, configurationPath: self.config)
+            let group = ServiceGroup(
+                services: [service],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+            do {
+                try await group.run()
+            } catch {
+                logger.critical("gateway stopped on an error", metadata: ["error": "\(String(describing: error))"])
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct CheckConfig: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-config",
+            abstract: "Validate a configuration file and print the effective configuration (secrets redacted)."
+        )
+
+        @Option(name: .long, help: "Path of gateway.conf.")
+        var config: String
+
+        func run() throws {
+            do {
+                let configuration = try ConfigurationLoader.load(path: self.config)
+                print("# effective configuration of \(self.config): OK")
+                print(configuration.renderedTOML(), terminator: "")
+            } catch {
+                FileHandleOutput.standardError("\(error.description)\n")
+                FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// Small stderr writer (print goes to stdout).
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        var text = text
+        text.withUTF8 { buffer in
+            _ = write(2, buffer.baseAddress, buffer.count)
+        }
+    }
+}
