@@ -15,6 +15,7 @@ final class ConnectionTracker: Sendable {
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let drainWaiters = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
     private let refusedCount = Synchronization.Atomic<Int>(0)
+    private let lastRefusalLogSecond = Synchronization.Atomic<Int64>(0)
 
     init(limit: Int) {
         self.limit = Synchronization.Atomic(limit)
@@ -27,13 +28,8 @@ final class ConnectionTracker: Sendable {
         self.limit.store(limit, ordering: .relaxed)
     }
 
-    /// A handler for a server (listening) channel; it sees each accepted child first.
-    func makeAcceptHandler(logger: Logger) -> any ChannelHandler {
-        AcceptHandler(tracker: self, logger: logger)
-    }
-
     /// Whether a new connection may be admitted; if so it is counted until it closes.
-    fileprivate func admit(_ channel: any Channel) -> Bool {
+    func admit(_ channel: any Channel) -> Bool {
         let now = self.open.wrappingAdd(1, ordering: .relaxed).newValue
         if now > self.limit.load(ordering: .relaxed) {
             self.open.wrappingSubtract(1, ordering: .relaxed)
@@ -54,6 +50,19 @@ final class ConnectionTracker: Sendable {
             }
         }
         return true
+    }
+
+    /// Whether a refusal should be logged now: at most one line per second, so a flood
+    /// of connections cannot flood the log.
+    func shouldLogRefusal() -> Bool {
+        let second = NIODeadline.now().uptimeNanoseconds / 1_000_000_000
+        let last = self.lastRefusalLogSecond.load(ordering: .relaxed)
+        guard Int64(second) > last else { return false }
+        return self.lastRefusalLogSecond.compareExchange(
+            expected: last,
+            desired: Int64(second),
+            ordering: .relaxed
+        ).exchanged
     }
 
     /// Asks every open connection to finish its in-flight request and close.
@@ -87,38 +96,3 @@ final class ConnectionTracker: Sendable {
     }
 }
 
-/// Sits on each listening channel before NIO's acceptor: admits or refuses each new
-/// connection. Lives on the listener's event loop.
-private final class AcceptHandler: ChannelInboundHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
-
-    private let tracker: ConnectionTracker
-    private let logger: Logger
-    private var lastRefusalLog: NIODeadline = .distantPast
-
-    init(tracker: ConnectionTracker, logger: Logger) {
-        self.tracker = tracker
-        self.logger = logger
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let child = self.unwrapInboundIn(data)
-        if self.tracker.admit(child) {
-            context.fireChannelRead(data)
-            return
-        }
-        // Let NIO register the child, then close it: an unregistered channel has no loop
-        // to close on. The close is queued behind the registration on the child's loop.
-        context.fireChannelRead(data)
-        child.close(promise: nil)
-        let now = NIODeadline.now()
-        if now - self.lastRefusalLog > .seconds(1) {
-            self.lastRefusalLog = now
-            self.logger.warning(
-                "connection refused: max_connections reached",
-                metadata: ["open": "\(self.tracker.openConnections)", "refused_total": "\(self.tracker.refusedConnections)"]
-            )
-        }
-    }
-}

@@ -86,15 +86,23 @@ package final class GatewayServer: Sendable {
         return try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(tracker.makeAcceptHandler(logger: logger))
-                }
-            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A failed initializer makes NIO close the accepted socket.
+                    guard tracker.admit(channel) else {
+                        if tracker.shouldLogRefusal() {
+                            logger.warning(
+                                "connection refused: max_connections reached",
+                                metadata: [
+                                    "open": "\(tracker.openConnections)",
+                                    "refused_total": "\(tracker.refusedConnections)",
+                                ]
+                            )
+                        }
+                        throw ConnectionRefused()
+                    }
                     guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ChannelError.ioOnClosedChannel
                     }
@@ -104,6 +112,8 @@ package final class GatewayServer: Sendable {
             .bind(host: address.host, port: address.port)
             .get()
     }
+
+    private struct ConnectionRefused: Error {}
 
     /// Applies a new configuration to every loop. Listener addresses and event-loop count
     /// cannot change without a restart; such changes are logged and ignored.

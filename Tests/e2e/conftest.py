@@ -1,0 +1,224 @@
+"""Harness for the end-to-end tests: real gateway binary, real upstream processes on
+loopback, real clients. Every process started here is stopped by its fixture."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def gateway_binary() -> str:
+    path = os.environ.get("GATEWAY_BIN", str(ROOT / ".build" / "debug" / "dbaudit-gateway"))
+    if not Path(path).exists():
+        pytest.fail(f"gateway binary {path} not found: run `swift build` first (make test does)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open within {timeout}s")
+
+
+class Upstream:
+    """A recording upstream process (upstream.py)."""
+
+    def __init__(self, name: str = "upstream"):
+        self.port = free_port()
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "upstream.py"), str(self.port), name],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, proc=self.proc)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def records(self) -> dict:
+        return requests.get(f"{self.url}/__records", timeout=5).json()
+
+    def requests(self) -> list:
+        return self.records()["requests"]
+
+    def reset(self) -> None:
+        requests.get(f"{self.url}/__reset", timeout=5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+class Gateway:
+    """The gateway binary running `run --config` on a config file it writes."""
+
+    def __init__(self, tmp_path: Path, upstream_url: str, extra: str = "", server: str = "", upstream: str = ""):
+        self.port = free_port()
+        self.tmp_path = tmp_path
+        self.config_path = tmp_path / "gateway.conf"
+        self.log_path = tmp_path / f"gateway-{self.port}.log"
+        self.write_config(upstream_url, extra=extra, server=server, upstream=upstream)
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [gateway_binary(), "run", "--config", str(self.config_path)],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, proc=self.proc)
+
+    def config_text(self, upstream_url: str, extra: str = "", server: str = "", upstream: str = "") -> str:
+        return f"""
+[server]
+listen = ["127.0.0.1:{self.port}"]
+event_loops = 2
+{server}
+
+[upstream]
+url = "{upstream_url}"
+{upstream}
+
+[logging]
+level = "info"
+format = "json"
+{extra}
+"""
+
+    def write_config(self, upstream_url: str, extra: str = "", server: str = "", upstream: str = "") -> None:
+        self.config_path.write_text(self.config_text(upstream_url, extra, server, upstream))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def signal(self, sig) -> None:
+        self.proc.send_signal(sig)
+
+    def log_lines(self) -> list:
+        self.log_file.flush()
+        lines = []
+        for raw in self.log_path.read_bytes().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                lines.append({"raw": raw.decode(errors="replace")})
+        return lines
+
+    def wait_for_log(self, predicate, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_lines():
+                if predicate(line):
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no matching log line within {timeout}s; log:\n{self.log_path.read_text()[-4000:]}")
+
+    def rss_kib(self) -> int:
+        return self._status_field("VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        return self._status_field("VmHWM")
+
+    def reset_peak_rss(self) -> None:
+        # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+
+    def _status_field(self, name: str) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+        raise KeyError(name)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log_file.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def upstream():
+    server = Upstream("primary")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path):
+    started = []
+
+    def factory(upstream_url: str, **kwargs) -> Gateway:
+        gateway = Gateway(tmp_path, upstream_url, **kwargs)
+        started.append(gateway)
+        return gateway
+
+    yield factory
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway, upstream):
+    return make_gateway(upstream.url)
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Sends raw bytes, returns everything the gateway answers until it closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        s.settimeout(timeout)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks):
+                    s.settimeout(0.5)
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def parse_response(raw: bytes):
+    """(status, headers dict lowercased, body bytes) of the first response in raw."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", len(rest)))
+    return status, headers, rest[:length]

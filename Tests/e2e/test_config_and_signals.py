@@ -1,0 +1,166 @@
+"""Configuration validation, check-config, SIGHUP reload and SIGTERM drain, against the
+real binary."""
+
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import Upstream, free_port, gateway_binary
+
+
+def check_config(path):
+    return subprocess.run([gateway_binary(), "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
+
+
+def test_check_config_accepts_the_shipped_example():
+    from conftest import ROOT
+
+    result = check_config(ROOT / "gateway.conf.example")
+    assert result.returncode == 0, result.stderr
+    assert "[upstream]" in result.stdout and "max_body_bytes" in result.stdout
+
+
+def test_check_config_prints_effective_config_with_defaults(tmp_path):
+    path = tmp_path / "g.conf"
+    path.write_text('[upstream]\nurl = "http://127.0.0.1:9000"\n')
+    result = check_config(path)
+    assert result.returncode == 0, result.stderr
+    assert 'url = "http://127.0.0.1:9000"' in result.stdout
+    assert 'header_timeout = "10s"' in result.stdout
+    assert 'listen = ["0.0.0.0:8080"]' in result.stdout
+
+
+@pytest.mark.parametrize(
+    "text, key, line",
+    [
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nmax_connections = "many"\n', "server.max_connections", 4),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nmax_connections = 0\n', "server.max_connections", 4),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nheader_timeout = "10"\n', "server.header_timeout", 4),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nmax_body_bytes = "10MB"\n', "server.max_body_bytes", 4),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nlisten = ["nohost"]\n', "server.listen", 4),
+        ('[upstream]\nurl = "ftp://127.0.0.1:9000"\n', "upstream.url", 2),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\nretries = 3\n', "upstream.retries", 3),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n\n[logging]\nlevel = "loud"\n', "logging.level", 5),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[bogus]\nx = 1\n', "bogus", 3),
+    ],
+)
+def test_check_config_rejects_bad_values_naming_file_line_and_key(tmp_path, text, key, line):
+    path = tmp_path / "bad.conf"
+    path.write_text(text)
+    result = check_config(path)
+    assert result.returncode == 1
+    assert f"{path}:{line}: {key}:" in result.stderr, result.stderr
+
+
+def test_check_config_reports_syntax_error_line_and_missing_file(tmp_path):
+    path = tmp_path / "syntax.conf"
+    path.write_text('[upstream]\nurl = "http://127.0.0.1:9000"\n[server\n')
+    result = check_config(path)
+    assert result.returncode == 1
+    assert f"{path}:3:" in result.stderr
+    result = check_config(tmp_path / "missing.conf")
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+
+
+def test_run_refuses_an_invalid_config(tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_text('[upstream]\nurl = "http://127.0.0.1:9000"\nunknown = 1\n')
+    result = subprocess.run([gateway_binary(), "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "upstream.unknown" in result.stderr
+
+
+def slow_request(url, results):
+    try:
+        r = requests.get(url, timeout=15)
+        results.append((r.status_code, r.json().get("upstream")))
+    except Exception as error:  # recorded for the assertion
+        results.append(("error", repr(error)))
+
+
+def test_sighup_switches_upstream_without_dropping_in_flight(make_gateway, upstream):
+    second = Upstream("secondary")
+    try:
+        gateway = make_gateway(upstream.url)
+        assert requests.get(f"{gateway.url}/before", timeout=5).json()["upstream"] == "primary"
+        results = []
+        thread = threading.Thread(target=slow_request, args=(f"{gateway.url}/slow?ms=1500", results))
+        thread.start()
+        time.sleep(0.4)
+        gateway.write_config(second.url)
+        gateway.signal(signal.SIGHUP)
+        gateway.wait_for_log(lambda l: l.get("msg") == "configuration reloaded")
+        assert requests.get(f"{gateway.url}/after", timeout=5).json()["upstream"] == "secondary"
+        thread.join(timeout=15)
+        assert results == [(200, "primary")]
+        assert [r["path"] for r in second.requests()] == ["/after"]
+    finally:
+        second.stop()
+
+
+def test_sighup_with_bad_file_keeps_old_config(make_gateway, upstream):
+    gateway = make_gateway(upstream.url)
+    gateway.config_path.write_text("[server\nthis is not toml")
+    gateway.signal(signal.SIGHUP)
+    line = gateway.wait_for_log(lambda l: l.get("msg") == "reload failed; keeping the previous configuration")
+    assert str(gateway.config_path) in line["problems"]
+    r = requests.get(f"{gateway.url}/still", timeout=5)
+    assert r.status_code == 200 and r.json()["upstream"] == "primary"
+    assert gateway.proc.poll() is None
+
+
+def test_sighup_applies_new_limits(make_gateway, upstream):
+    gateway = make_gateway(upstream.url)
+    assert requests.post(f"{gateway.url}/v1", data=b"a" * 5000, timeout=5).status_code == 200
+    gateway.write_config(upstream.url, server="max_body_bytes = 1000")
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_for_log(lambda l: l.get("msg") == "configuration reloaded")
+    assert requests.post(f"{gateway.url}/v1", data=b"a" * 5000, timeout=5).status_code == 413
+
+
+def test_sigterm_drains_in_flight_request_then_exits_zero(make_gateway, upstream):
+    gateway = make_gateway(upstream.url)
+    results = []
+    thread = threading.Thread(target=slow_request, args=(f"{gateway.url}/slow?ms=1500", results))
+    thread.start()
+    time.sleep(0.4)
+    gateway.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # No new connections once draining.
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{gateway.url}/new", timeout=2)
+    thread.join(timeout=15)
+    assert results == [(200, "primary")]
+    assert gateway.proc.wait(timeout=10) == 0
+    assert "/new" not in [r["path"] for r in upstream.requests()]
+
+
+def test_sigterm_closes_idle_keep_alive_connections_promptly(make_gateway, upstream):
+    gateway = make_gateway(upstream.url)
+    session = requests.Session()
+    assert session.get(f"{gateway.url}/a", timeout=5).status_code == 200
+    started = time.monotonic()
+    gateway.signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 3
+    session.close()
+
+
+def test_drain_timeout_bounds_shutdown(make_gateway, upstream):
+    gateway = make_gateway(upstream.url, server='drain_timeout = "1s"')
+    results = []
+    thread = threading.Thread(target=slow_request, args=(f"{gateway.url}/silent", results))
+    thread.start()
+    time.sleep(0.4)
+    started = time.monotonic()
+    gateway.signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 4
+    thread.join(timeout=15)
+    assert results and results[0][0] == "error"
