@@ -1,0 +1,47 @@
+# dbaudit-gateway: the two commands of the README are `make demo` and `make test`.
+# Each installs what it needs (scripts/install-deps.sh is idempotent), builds, and runs.
+
+SWIFT ?= swift
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+BIN_DEBUG := .build/debug/dbaudit-gateway
+PREFIX ?= /usr/local
+
+.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+build-release: deps
+	$(SWIFT) build -c release
+
+$(VENV)/.installed: Tests/e2e/requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r Tests/e2e/requirements.txt
+	touch $@
+
+# Unit and handler tests (swift test), then the end-to-end tests against the real binary.
+test: build $(VENV)/.installed
+	$(SWIFT) test
+	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
+
+unit-test: build
+	$(SWIFT) test
+
+e2e-test: build $(VENV)/.installed
+	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
+
+# The gateway on embedded defaults with a built-in echo upstream; prints what to try.
+demo: build
+	$(BIN_DEBUG) demo
+
+check-config: build
+	$(BIN_DEBUG) check-config --config gateway.conf.example
+
+clean:
+	rm -rf .build $(VENV)

@@ -1,0 +1,198 @@
+import GatewayRedis
+import Testing
+
+private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+@Suite struct RESPCommandTests {
+    @Test func encodesTextCommand() {
+        #expect(RESPCommand.encode(["SET", "k", "v"]) == bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"))
+    }
+
+    @Test func encodesSingleArgument() {
+        #expect(RESPCommand.encode(["PING"]) == bytes("*1\r\n$4\r\nPING\r\n"))
+    }
+
+    @Test func encodesLengthsInBytesForMultibyteText() {
+        #expect(RESPCommand.encode(["GET", "caf\u{E9}"]) == bytes("*2\r\n$3\r\nGET\r\n$5\r\ncaf\u{E9}\r\n"))
+    }
+
+    @Test func encodesBinaryArgumentsVerbatim() {
+        let binary: [UInt8] = [0x00, 0xFF, 0x0D, 0x0A, 0x24, 0x00]
+        let encoded = RESPCommand.encode([bytes("SET"), bytes("k"), binary])
+        let expected = bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$6\r\n") + binary + bytes("\r\n")
+        #expect(encoded == expected)
+    }
+
+    @Test func encodesEmptyArgumentsAsZeroLengthBulkStrings() {
+        #expect(RESPCommand.encode([bytes("SET"), bytes("k"), []]) == bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"))
+        #expect(RESPCommand.encode(["SET", "", ""]) == bytes("*3\r\n$3\r\nSET\r\n$0\r\n\r\n$0\r\n\r\n"))
+    }
+
+    @Test func encodesLargeArgument() {
+        let value = [UInt8](repeating: 0x61, count: 100_000)
+        let encoded = RESPCommand.encode([bytes("SET"), bytes("k"), value])
+        let expected = bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n") + value + bytes("\r\n")
+        #expect(encoded == expected)
+    }
+}
+
+@Suite struct RESPReaderTests {
+    private func parseAll(_ text: String) throws -> [RESPValue] {
+        let reader = RESPReader()
+        try reader.feed(bytes(text))
+        var values: [RESPValue] = []
+        while let value = try reader.next() {
+            values.append(value)
+        }
+        return values
+    }
+
+    @Test func parsesStatus() throws {
+        #expect(try parseAll("+OK\r\n") == [.simpleString("OK")])
+    }
+
+    @Test func parsesError() throws {
+        #expect(try parseAll("-ERR unknown command\r\n") == [.error("ERR unknown command")])
+    }
+
+    @Test func parsesIntegers() throws {
+        #expect(try parseAll(":0\r\n:42\r\n:-7\r\n:9223372036854775807\r\n") == [
+            .integer(0), .integer(42), .integer(-7), .integer(Int64.max),
+        ])
+    }
+
+    @Test func parsesBulkStrings() throws {
+        #expect(try parseAll("$5\r\nhello\r\n$0\r\n\r\n") == [.bulkString(bytes("hello")), .bulkString([])])
+    }
+
+    @Test func parsesBinaryBulkString() throws {
+        let reader = RESPReader()
+        try reader.feed(bytes("$4\r\n") + [0x00, 0x0D, 0x0A, 0xFF] + bytes("\r\n"))
+        #expect(try reader.next() == .bulkString([0x00, 0x0D, 0x0A, 0xFF]))
+        #expect(try reader.next() == nil)
+    }
+
+    @Test func parsesNulls() throws {
+        #expect(try parseAll("$-1\r\n*-1\r\n") == [.null, .null])
+    }
+
+    @Test func parsesNestedArray() throws {
+        let text = "*3\r\n:1\r\n*2\r\n$3\r\nfoo\r\n-ERR x\r\n*0\r\n"
+        #expect(try parseAll(text) == [
+            .array([.integer(1), .array([.bulkString(bytes("foo")), .error("ERR x")]), .array([])])
+        ])
+    }
+
+    @Test func parsesArrayWithNullAndStatus() throws {
+        #expect(try parseAll("*3\r\n$-1\r\n+QUEUED\r\n:5\r\n") == [.array([.null, .simpleString("QUEUED"), .integer(5)])])
+    }
+
+    @Test func returnsRepliesInOrderThenNil() throws {
+        let reader = RESPReader()
+        try reader.feed(bytes("+A\r\n:2\r\n"))
+        #expect(try reader.next() == .simpleString("A"))
+        #expect(try reader.next() == .integer(2))
+        #expect(try reader.next() == nil)
+    }
+
+    @Test func emptyReaderReturnsNil() throws {
+        let reader = RESPReader()
+        #expect(try reader.next() == nil)
+        try reader.feed([UInt8]())
+        #expect(try reader.next() == nil)
+    }
+
+    @Test func byteByByteFeedYieldsNilUntilComplete() throws {
+        let message = bytes("*2\r\n$3\r\nfoo\r\n*1\r\n:12\r\n")
+        let reader = RESPReader()
+        for (index, byte) in message.enumerated() {
+            try reader.feed([byte])
+            let value = try reader.next()
+            if index < message.count - 1 {
+                #expect(value == nil, "complete after \(index + 1) of \(message.count) bytes")
+            } else {
+                #expect(value == .array([.bulkString(bytes("foo")), .array([.integer(12)])]))
+            }
+        }
+        #expect(try reader.next() == nil)
+    }
+
+    @Test func bulkStringSplitAcrossFeeds() throws {
+        let reader = RESPReader()
+        try reader.feed(bytes("$10\r\nhello"))
+        #expect(try reader.next() == nil)
+        try reader.feed(bytes("world"))
+        #expect(try reader.next() == nil)
+        try reader.feed(bytes("\r\n+OK"))
+        #expect(try reader.next() == .bulkString(bytes("helloworld")))
+        #expect(try reader.next() == nil)
+        try reader.feed(bytes("\r\n"))
+        #expect(try reader.next() == .simpleString("OK"))
+    }
+
+    @Test func unknownTypeByteThrows() throws {
+        let reader = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try reader.feed(bytes("?x\r\n"))
+            _ = try reader.next()
+        }
+    }
+
+    @Test func protocolErrorHasAMessageAndIsSticky() throws {
+        let reader = RESPReader()
+        try? reader.feed(bytes("?x\r\n"))
+        var first: RESPReader.ProtocolError?
+        do {
+            _ = try reader.next()
+        } catch {
+            first = error
+        }
+        #expect(first != nil)
+        #expect(first?.message.isEmpty == false)
+        // The reader must be discarded after an error: nothing more is accepted.
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try reader.feed(bytes("+OK\r\n"))
+            _ = try reader.next()
+        }
+    }
+
+    @Test func badIntegerThrows() throws {
+        let reader = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try reader.feed(bytes(":12a\r\n"))
+            _ = try reader.next()
+        }
+    }
+
+    @Test func moderatelyNestedArrayParses() throws {
+        // Seven arrays deep with an integer inside.
+        let text = String(repeating: "*1\r\n", count: 7) + ":1\r\n"
+        var expected = RESPValue.integer(1)
+        for _ in 0..<7 { expected = .array([expected]) }
+        #expect(try parseAll(text) == [expected])
+    }
+
+    @Test(arguments: [9, 10, 16])
+    func arrayNestingDeeperThanEightThrows(depth: Int) throws {
+        let text = String(repeating: "*1\r\n", count: depth) + ":1\r\n"
+        let reader = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try reader.feed(bytes(text))
+            _ = try reader.next()
+        }
+    }
+
+    @Test func arrayWithTooManyElementsThrows() throws {
+        let count = RESPReader.maximumArrayElements + 1
+        var message = bytes("*\(count)\r\n")
+        message.reserveCapacity(message.count + 4 * count)
+        for _ in 0..<count {
+            message += [UInt8(ascii: ":"), UInt8(ascii: "1"), 13, 10]
+        }
+        let reader = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try reader.feed(message)
+            _ = try reader.next()
+        }
+    }
+}

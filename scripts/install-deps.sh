@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building, testing and running the gateway need on Debian 12, and nothing
+# that is already there (idempotent). Used by `make demo`, `make test` and `make bench`.
+# Extra Debian packages for a target can be named as arguments.
+set -euo pipefail
+
+packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv "$@")
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "install-deps: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "install-deps: no Swift toolchain on PATH; install Swift 6.1 or newer (swift.org) and retry" >&2
+    exit 1
+fi
