@@ -1,4 +1,4 @@
-package import NIOCore
+import NIOCore
 
 /// Outbound user events the `ProxyHandler` sends down its pipeline so the byte-level
 /// `RequestHeadTimeoutHandler` (which sits before the HTTP decoder and cannot see

@@ -1,5 +1,5 @@
 package import GatewayConfig
-package import GatewayCore
+import GatewayCore
 package import Logging
 package import NIOCore
 

@@ -1,6 +1,6 @@
-package import GatewayCore
-package import NIOCore
-package import NIOHTTP1
+import GatewayCore
+import NIOCore
+import NIOHTTP1
 
 /// The life of one client connection's current exchange, as pure state: which side has
 /// finished, whether an upstream connection is attached, whether the connection may be

@@ -1,7 +1,7 @@
-package import GatewayConfig
-package import GatewayCore
-package import NIOCore
-package import NIOHTTP1
+import GatewayConfig
+import GatewayCore
+import NIOCore
+import NIOHTTP1
 
 /// The last handler of a client connection: validates each request, forwards it through
 /// a pooled upstream connection on the same event loop, streams both bodies with
@@ -250,9 +250,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.setReadsHeld(true)
             let exchangeID = exchange.id
             let pool = exchange.pool
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            pool.acquire().whenComplete { result in
-                let handler = loopBound.value
+            pool.acquire { [self] result in
+                let handler = self
                 switch result {
                 case .success(let connection):
                     handler.upstreamAcquired(connection, exchangeID: exchangeID, pool: pool)

@@ -1,6 +1,6 @@
-package import GatewayConfig
+import GatewayConfig
 package import NIOCore
-package import NIOHTTP1
+import NIOHTTP1
 
 /// Builds the handler chain of one accepted client connection:
 /// `RequestHeadTimeoutHandler` → NIO HTTP/1 server codec (with the header-size limit and

@@ -1,4 +1,4 @@
-package import GatewayCore
+import GatewayCore
 package import NIOCore
 
 /// Drops connections that idle too long between requests or send a request head too

@@ -1,6 +1,6 @@
-package import GatewayCore
-package import NIOCore
-package import NIOHTTP1
+import GatewayCore
+import NIOCore
+import NIOHTTP1
 
 /// Receives what one upstream exchange produces. Implemented by `ProxyHandler`; called
 /// only on the shared event loop.

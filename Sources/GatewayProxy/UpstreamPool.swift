@@ -1,7 +1,7 @@
-package import GatewayConfig
-package import GatewayCore
+import GatewayConfig
+import GatewayCore
 package import NIOCore
-package import NIOHTTP1
+import NIOHTTP1
 
 /// Opens a TCP connection to the upstream on a given event loop and runs `initializer`
 /// on the new channel before it is used. The server module supplies it (it owns
@@ -39,16 +39,18 @@ final class UpstreamPool {
 
     var idleCount: Int { self.idle.count }
 
-    /// An idle live connection, or a new one.
-    func acquire() -> EventLoopFuture<UpstreamConnection> {
+    /// Hands `completion` an idle live connection (synchronously), or a new one once it
+    /// is connected.
+    func acquire(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         self.eventLoop.preconditionInEventLoop()
         while let connection = self.idle.popLast() {
             if connection.isUsable {
-                return self.eventLoop.makeSucceededFuture(connection)
+                completion(.success(connection))
+                return
             }
             connection.close()
         }
-        return self.connect()
+        self.connect(completion)
     }
 
     /// Returns a connection after an exchange. Only a connection whose exchange ended
@@ -78,7 +80,7 @@ final class UpstreamPool {
         }
     }
 
-    private func connect() -> EventLoopFuture<UpstreamConnection> {
+    private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let connection = UpstreamConnection(responseTimeout: self.settings.responseTimeout.timeAmount)
         let loopBound = NIOLoopBound(connection, eventLoop: self.eventLoop)
         let future = self.connector(
@@ -103,8 +105,11 @@ final class UpstreamPool {
                 return channel.eventLoop.makeFailedFuture(error)
             }
         }
-        return future.map { _ in
-            let connection = loopBound.value
+        future.assumeIsolated().whenComplete { result in
+            guard case .success = result else {
+                completion(result.map { _ in connection })
+                return
+            }
             self.openConnections += 1
             connection.onClose = { [weak self] closed in
                 guard let self else { return }
@@ -113,7 +118,7 @@ final class UpstreamPool {
                     self.idle.remove(at: index)
                 }
             }
-            return connection
+            completion(.success(connection))
         }
     }
 

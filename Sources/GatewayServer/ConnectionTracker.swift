@@ -1,6 +1,6 @@
-package import Logging
-package import NIOConcurrencyHelpers
-package import NIOCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
 import Synchronization
 
 /// Counts and remembers the open client connections of the whole process: it enforces

@@ -1,7 +1,7 @@
-package import GatewayCore
+import GatewayCore
 package import NIOCore
-package import NIOHTTP1
-package import NIOPosix
+import NIOHTTP1
+import NIOPosix
 
 /// The demo's built-in upstream: an HTTP/1.1 server on loopback that answers every
 /// request with JSON describing what it received (method, path, headers, body size), so

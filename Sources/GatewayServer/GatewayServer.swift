@@ -1,8 +1,8 @@
 package import GatewayConfig
-package import GatewayCore
+import GatewayCore
 package import GatewayProxy
 package import Logging
-package import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 package import NIOCore
 package import NIOPosix
 
@@ -68,10 +68,10 @@ package final class GatewayServer: Sendable {
             for address in configuration.server.listen {
                 let channel = try await self.bind(address, logger: logger)
                 bound.append(channel)
-                logger.notice(
-                    "listening",
-                    metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? address.description)"]
-                )
+                let local = channel.localAddress.flatMap { bound in
+                    bound.ipAddress.map { ListenAddress(host: $0, port: bound.port ?? address.port).description }
+                }
+                logger.notice("listening", metadata: ["address": "\(local ?? address.description)"])
             }
         } catch {
             for channel in bound { try? await channel.close() }

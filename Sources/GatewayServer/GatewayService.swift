@@ -1,6 +1,6 @@
-package import GatewayConfig
-package import Logging
-package import ServiceLifecycle
+import GatewayConfig
+import Logging
+import ServiceLifecycle
 import UnixSignals
 
 /// The gateway as a swift-service-lifecycle `Service`: binds, serves, reloads on SIGHUP,

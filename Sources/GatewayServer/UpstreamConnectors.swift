@@ -1,6 +1,6 @@
-package import GatewayProxy
-package import NIOCore
-package import NIOPosix
+import GatewayProxy
+import NIOCore
+import NIOPosix
 
 /// The production `UpstreamConnector`: a TCP connection from `ClientBootstrap` on the
 /// requesting event loop, with Nagle off and the configured connect timeout.

@@ -1,0 +1,88 @@
+/// `[redis]`: where the credential store and shared rate-limit buckets live.
+package struct RedisSettings: Sendable, Hashable {
+    /// How to reach the server.
+    package enum Endpoint: Sendable, Hashable, CustomStringConvertible {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+
+        package var description: String {
+            switch self {
+            case .tcp(let host, let port):
+                return host.contains(":") ? "redis://[\(host)]:\(port)" : "redis://\(host):\(port)"
+            case .unix(let path):
+                return "unix://\(path)"
+            }
+        }
+    }
+
+    package var endpoint: Endpoint
+    /// ACL user name (Redis 6+), or nil for the default user.
+    package var username: String?
+    /// From `password_file` or `password_env`; never rendered.
+    package var password: Secret?
+    package var database: Int = 0
+    package var connectTimeout: Duration = .seconds(1)
+    package var commandTimeout: Duration = .milliseconds(500)
+    /// Prefix of every key and channel the gateway uses.
+    package var keyPrefix: String = "dbgw:"
+
+    package init(endpoint: Endpoint) {
+        self.endpoint = endpoint
+    }
+}
+
+/// A secret read from a file or the environment. Its description never shows the value,
+/// so it cannot leak through string interpolation into logs or `check-config` output.
+package struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    package let value: String
+
+    package init(_ value: String) {
+        self.value = value
+    }
+
+    package var description: String { "<redacted>" }
+    package var debugDescription: String { "<redacted>" }
+}
+
+/// `[cache]`: the per-event-loop credential cache in front of the store.
+package struct CacheSettings: Sendable, Hashable {
+    /// How long a valid credential is trusted without asking the store again.
+    package var positiveTTL: Duration = .seconds(30)
+    /// How long an unknown credential is remembered as unknown.
+    package var negativeTTL: Duration = .seconds(5)
+    /// During a store outage, how long past its TTL a cached credential keeps working.
+    package var staleGrace: Duration = .seconds(300)
+    /// Entries per event loop; the oldest are dropped beyond it.
+    package var maxEntries: Int = 100_000
+
+    package init() {}
+}
+
+/// `[auth.api_keys]`.
+package struct APIKeySettings: Sendable, Hashable {
+    /// The HMAC-SHA256 key API keys are hashed with (`pepper_file` / `pepper_env`).
+    package var pepper: Secret?
+    /// Forward the client's `Authorization` header upstream for API-key requests.
+    package var forwardAuthorization: Bool = false
+
+    package init() {}
+}
+
+/// One `[[routes]]` entry: which requests it covers and what they need.
+package struct RouteSettings: Sendable, Hashable {
+    /// An HTTP method, or nil for any.
+    package var method: String?
+    /// `/v1/databases`, `/v1/databases/*` (one segment), `/v1/reports/**` (any rest).
+    package var path: String
+    /// Every scope listed is required (`admin` grants all).
+    package var scopes: [String]
+    /// No credential needed (e.g. an upstream health page).
+    package var isPublic: Bool = false
+
+    package init(method: String?, path: String, scopes: [String], isPublic: Bool = false) {
+        self.method = method
+        self.path = path
+        self.scopes = scopes
+        self.isPublic = isPublic
+    }
+}

@@ -1,0 +1,210 @@
+package import GatewayConfig
+package import NIOCore
+
+/// Opens a connection to a Redis endpoint on an event loop and runs `initializer` on the
+/// channel. Supplied by the server module (which owns NIOPosix) or by tests.
+package typealias RedisConnector =
+    @Sendable (
+        _ eventLoop: any EventLoop,
+        _ endpoint: RedisSettings.Endpoint,
+        _ connectTimeout: TimeAmount,
+        _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<any Channel>
+
+/// The Redis connection of one event loop: every command from that loop is pipelined on
+/// it, replies matched in order.
+///
+/// It connects lazily, authenticates (`AUTH`, with an ACL user when configured) and
+/// selects the database; after a failure it backs off exponentially (50 ms doubling, at
+/// most 1 s) and during back-off fails commands at once with `.unavailable` instead of
+/// queueing them, so an outage turns into fast 503s, not hanging requests. Every command
+/// has a deadline; a command that misses it fails with `.timeout` and the connection is
+/// dropped, as a Redis that stopped answering cannot be trusted to answer in order.
+/// Touched only on its event loop.
+package final class RedisClient {
+    private enum State {
+        case idle
+        case connecting(EventLoopFuture<Void>)
+        case connected(any Channel)
+        case backingOff(until: NIODeadline, delay: TimeAmount)
+        case closed
+    }
+
+    package let eventLoop: any EventLoop
+    package let settings: RedisSettings
+    private let connector: RedisConnector
+    private var state: State = .idle
+    private var scriptHashes: [String: String] = [:]
+    /// Commands sent since start (for tests and metrics).
+    package private(set) var commandsSent = 0
+
+    private static let initialBackoff = TimeAmount.milliseconds(50)
+    private static let maximumBackoff = TimeAmount.seconds(1)
+
+    package init(eventLoop: any EventLoop, settings: RedisSettings, connector: @escaping RedisConnector) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.connector = connector
+    }
+
+    package var isConnected: Bool {
+        if case .connected(let channel) = self.state { return channel.isActive }
+        return false
+    }
+
+    /// Sends one command; the future completes on this loop with the reply. An error
+    /// reply (`-ERR`) fails the future with `.server`.
+    package func send(_ arguments: [[UInt8]]) -> EventLoopFuture<RESPValue> {
+        self.eventLoop.preconditionInEventLoop()
+        switch self.state {
+        case .connected(let channel) where channel.isActive:
+            return self.write(arguments, on: channel)
+        case .connected, .idle:
+            return self.connect().assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
+        case .connecting(let future):
+            return future.assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
+        case .backingOff(let until, _):
+            if NIODeadline.now() >= until {
+                return self.connect().assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
+            }
+            return self.eventLoop.makeFailedFuture(RedisClientError.unavailable)
+        case .closed:
+            return self.eventLoop.makeFailedFuture(RedisClientError.unavailable)
+        }
+    }
+
+    package func send(_ arguments: [String]) -> EventLoopFuture<RESPValue> {
+        self.send(arguments.map { Array($0.utf8) })
+    }
+
+    /// Runs a Lua script by `EVALSHA`, loading it first (and again after `NOSCRIPT`,
+    /// e.g. when Redis restarted or was flushed).
+    package func evaluate(script: String, keys: [String], arguments: [String]) -> EventLoopFuture<RESPValue> {
+        let tail = [String(keys.count)] + keys + arguments
+        guard let sha = self.scriptHashes[script] else {
+            return self.loadAndEvaluate(script: script, tail: tail)
+        }
+        return self.send(["EVALSHA", sha] + tail).assumeIsolated().flatMapError { error in
+            if case RedisClientError.server(let message) = error, message.hasPrefix("NOSCRIPT") {
+                self.scriptHashes[script] = nil
+                return self.loadAndEvaluate(script: script, tail: tail)
+            }
+            return self.eventLoop.makeFailedFuture(error)
+        }.nonisolated()
+    }
+
+    private func loadAndEvaluate(script: String, tail: [String]) -> EventLoopFuture<RESPValue> {
+        self.send(["SCRIPT", "LOAD", script]).assumeIsolated().flatMap { reply in
+            guard case .bulkString(let bytes) = reply else {
+                return self.eventLoop.makeFailedFuture(RedisClientError.protocolError("SCRIPT LOAD did not return a hash"))
+            }
+            let sha = String(decoding: bytes, as: UTF8.self)
+            self.scriptHashes[script] = sha
+            return self.send(["EVALSHA", sha] + tail)
+        }.nonisolated()
+    }
+
+    /// Closes the connection for good.
+    package func close() {
+        self.eventLoop.preconditionInEventLoop()
+        if case .connected(let channel) = self.state {
+            channel.close(promise: nil)
+        }
+        self.state = .closed
+    }
+
+    // MARK: internals
+
+    private func write(_ arguments: [[UInt8]], on channel: any Channel) -> EventLoopFuture<RESPValue> {
+        self.commandsSent += 1
+        let encoded = RESPCommand.encode(arguments)
+        var buffer = channel.allocator.buffer(capacity: encoded.count)
+        buffer.writeBytes(encoded)
+        let replyPromise = self.eventLoop.makePromise(of: RESPValue.self)
+        let result = self.eventLoop.makePromise(of: RESPValue.self)
+        let timeout = self.eventLoop.scheduleTask(in: self.settings.commandTimeout.redisTimeAmount) {
+            result.fail(RedisClientError.timeout)
+            // A Redis that stopped answering cannot be trusted to answer in order.
+            channel.close(promise: nil)
+        }
+        replyPromise.futureResult.whenComplete { outcome in
+            timeout.cancel()
+            switch outcome {
+            case .success(.error(let message)):
+                result.fail(RedisClientError.server(message))
+            case .success(let value):
+                result.succeed(value)
+            case .failure(let error):
+                result.fail(error)
+            }
+        }
+        channel.writeAndFlush(RedisRequest(bytes: buffer, promise: replyPromise), promise: nil)
+        return result.futureResult
+    }
+
+    private func connect() -> EventLoopFuture<Void> {
+        let previousDelay: TimeAmount
+        if case .backingOff(_, let delay) = self.state {
+            previousDelay = delay
+        } else {
+            previousDelay = .zero
+        }
+        let settings = self.settings
+        let future = self.connector(
+            self.eventLoop,
+            settings.endpoint,
+            settings.connectTimeout.redisTimeAmount
+        ) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RedisChannelHandler())
+            }
+        }.assumeIsolated().flatMap { channel -> EventLoopFuture<any Channel> in
+            self.handshake(on: channel).map { channel }.flatMapError { error in
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }.map { (channel: any Channel) -> Void in
+            self.state = .connected(channel)
+            channel.closeFuture.assumeIsolated().whenComplete { _ in
+                guard case .connected(let current) = self.state, current === channel else { return }
+                // Reconnect on the next command, without waiting.
+                self.state = .backingOff(until: .now(), delay: .zero)
+            }
+        }.flatMapErrorThrowing { error in
+            let delay = previousDelay == .zero
+                ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
+            self.state = .backingOff(until: .now() + delay, delay: delay)
+            throw RedisClientError.unavailable
+        }.nonisolated()
+        self.state = .connecting(future)
+        return future
+    }
+
+    private func handshake(on channel: any Channel) -> EventLoopFuture<Void> {
+        var steps: [[String]] = []
+        if let password = self.settings.password {
+            if let username = self.settings.username {
+                steps.append(["AUTH", username, password.value])
+            } else {
+                steps.append(["AUTH", password.value])
+            }
+        }
+        if self.settings.database != 0 {
+            steps.append(["SELECT", String(self.settings.database)])
+        }
+        var chain = self.eventLoop.makeSucceededVoidFuture()
+        for step in steps {
+            chain = chain.assumeIsolated().flatMap {
+                self.write(step.map { Array($0.utf8) }, on: channel).map { _ in }
+            }.nonisolated()
+        }
+        return chain
+    }
+}
+
+extension Duration {
+    var redisTimeAmount: TimeAmount {
+        let (seconds, attoseconds) = self.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
