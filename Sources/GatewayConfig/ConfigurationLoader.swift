@@ -75,7 +75,7 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging"])
+        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -90,8 +90,148 @@ final class ConfigReader {
         if let table = self.table(root, "logging", path: "") {
             self.readLogging(table, into: &logging)
         }
+        var redis: RedisSettings?
+        if let table = self.table(root, "redis", path: "") {
+            redis = self.readRedis(table)
+        }
+        var cache = CacheSettings()
+        if let table = self.table(root, "cache", path: "") {
+            self.readCache(table, into: &cache)
+        }
+        var apiKeys = APIKeySettings()
+        if let auth = self.table(root, "auth", path: "") {
+            self.rejectUnknown(in: auth, path: "auth", allowed: ["api_keys"])
+            if let table = self.table(auth, "api_keys", path: "auth") {
+                self.readAPIKeys(table, into: &apiKeys)
+            }
+        }
+        if redis != nil, apiKeys.pepper == nil {
+            self.problem(
+                "auth.api_keys.pepper_file",
+                "a pepper (pepper_file or pepper_env) is required when [redis] stores API keys"
+            )
+        }
+        let routes = self.readRoutes(root)
         guard let upstream else { return nil }
-        return GatewayConfiguration(server: server, upstream: upstream, logging: logging)
+        var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
+        configuration.redis = redis
+        configuration.cache = cache
+        configuration.apiKeys = apiKeys
+        configuration.routes = routes
+        return configuration
+    }
+
+    private func readRedis(_ table: TOMLTable) -> RedisSettings? {
+        let path = "redis"
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: [
+                "url", "username", "password_file", "password_env", "database", "connect_timeout",
+                "command_timeout", "key_prefix",
+            ]
+        )
+        guard let url = self.string(table, "url", path: path) else {
+            if table["url"] == nil { self.problem("\(path).url", "is required (e.g. \"redis://127.0.0.1:6379\")") }
+            return nil
+        }
+        var settings: RedisSettings
+        switch ValueParsers.redisURL(url) {
+        case .success(let endpoint): settings = RedisSettings(endpoint: endpoint)
+        case .failure(let message):
+            self.problem("\(path).url", message)
+            return nil
+        }
+        settings.username = self.string(table, "username", path: path)
+        settings.password = self.secret(table, fileKey: "password_file", envKey: "password_env", path: path)
+        self.integer(table, "database", path: path, range: 0...1023).map { settings.database = $0 }
+        self.duration(table, "connect_timeout", path: path).map { settings.connectTimeout = $0 }
+        self.duration(table, "command_timeout", path: path).map { settings.commandTimeout = $0 }
+        if let prefix = self.string(table, "key_prefix", path: path) {
+            if prefix.isEmpty || prefix.utf8.count > 64 || prefix.contains(where: { $0.isWhitespace }) {
+                self.problem("\(path).key_prefix", "must be 1-64 characters without spaces")
+            } else {
+                settings.keyPrefix = prefix
+            }
+        }
+        return settings
+    }
+
+    private func readCache(_ table: TOMLTable, into cache: inout CacheSettings) {
+        let path = "cache"
+        self.rejectUnknown(in: table, path: path, allowed: ["positive_ttl", "negative_ttl", "stale_grace", "max_entries"])
+        self.duration(table, "positive_ttl", path: path).map { cache.positiveTTL = $0 }
+        self.duration(table, "negative_ttl", path: path).map { cache.negativeTTL = $0 }
+        self.duration(table, "stale_grace", path: path).map { cache.staleGrace = $0 }
+        self.integer(table, "max_entries", path: path, range: 1...10_000_000).map { cache.maxEntries = $0 }
+    }
+
+    private func readAPIKeys(_ table: TOMLTable, into settings: inout APIKeySettings) {
+        let path = "auth.api_keys"
+        self.rejectUnknown(in: table, path: path, allowed: ["pepper_file", "pepper_env", "forward_authorization"])
+        if let pepper = self.secret(table, fileKey: "pepper_file", envKey: "pepper_env", path: path) {
+            if pepper.value.utf8.count < 32 {
+                self.problem("\(path).pepper_file", "the pepper must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
+            } else {
+                settings.pepper = pepper
+            }
+        }
+        self.bool(table, "forward_authorization", path: path).map { settings.forwardAuthorization = $0 }
+    }
+
+    private static let knownScopes: Set<String> = [
+        "read:databases", "write:databases", "read:policies", "write:policies", "read:alerts",
+        "write:alerts", "read:logs", "read:reports", "admin",
+    ]
+
+    private static let knownMethods: Set<String> = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*",
+    ]
+
+    private func readRoutes(_ root: TOMLTable) -> [RouteSettings] {
+        guard let value = root["routes"] else { return [] }
+        guard let array = value.array else {
+            self.problem("routes", "must be an array of tables ([[routes]])")
+            return []
+        }
+        var routes: [RouteSettings] = []
+        for (index, element) in array.enumerated() {
+            let path = "routes[\(index)]"
+            guard let table = element.table else {
+                self.problem(path, "must be a table ([[routes]])")
+                continue
+            }
+            self.rejectUnknown(in: table, path: path, allowed: ["method", "path", "scopes", "public"])
+            var method: String?
+            if let text = self.string(table, "method", path: path) {
+                if Self.knownMethods.contains(text) {
+                    method = text == "*" ? nil : text
+                } else {
+                    self.problem("\(path).method", "must be one of \(Self.knownMethods.sorted().joined(separator: ", "))")
+                }
+            }
+            guard let pattern = self.string(table, "path", path: path) else {
+                if table["path"] == nil { self.problem("\(path).path", "is required (e.g. \"/v1/databases/*\")") }
+                continue
+            }
+            if let message = ValueParsers.routePatternProblem(pattern) {
+                self.problem("\(path).path", message)
+                continue
+            }
+            let scopes = self.stringArray(table, "scopes", path: path) ?? []
+            for scope in scopes where !Self.knownScopes.contains(scope) {
+                self.problem("\(path).scopes", "unknown scope \"\(scope)\" (known: \(Self.knownScopes.sorted().joined(separator: " ")))")
+            }
+            let isPublic = self.bool(table, "public", path: path) ?? false
+            if isPublic, !scopes.isEmpty {
+                self.problem("\(path).public", "a public route cannot require scopes")
+            }
+            if !isPublic, scopes.isEmpty {
+                self.problem("\(path).scopes", "list the scopes this route needs (or set public = true)")
+            }
+            routes.append(RouteSettings(method: method, path: pattern, scopes: scopes, isPublic: isPublic))
+        }
+        return routes
     }
 
     private func readServer(_ table: TOMLTable, into server: inout ServerSettings) {
@@ -101,7 +241,7 @@ final class ConfigReader {
             path: path,
             allowed: [
                 "listen", "event_loops", "max_connections", "max_header_bytes", "max_body_bytes",
-                "header_timeout", "body_timeout", "idle_timeout", "drain_timeout",
+                "header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "unmatched_routes",
             ]
         )
         if let values = self.stringArray(table, "listen", path: path) {
@@ -127,6 +267,13 @@ final class ConfigReader {
         self.duration(table, "body_timeout", path: path).map { server.bodyTimeout = $0 }
         self.duration(table, "idle_timeout", path: path).map { server.idleTimeout = $0 }
         self.duration(table, "drain_timeout", path: path).map { server.drainTimeout = $0 }
+        if let policy = self.string(table, "unmatched_routes", path: path) {
+            if let parsed = ServerSettings.UnmatchedRoutePolicy(rawValue: policy) {
+                server.unmatchedRoutes = parsed
+            } else {
+                self.problem("\(path).unmatched_routes", "must be \"deny\" or \"authenticate\"")
+            }
+        }
     }
 
     private func readUpstream(_ table: TOMLTable) -> UpstreamSettings? {
@@ -246,6 +393,40 @@ final class ConfigReader {
             result.append(string)
         }
         return result
+    }
+
+    /// A secret from `fileKey` (a path; one trailing newline dropped) or `envKey` (a
+    /// variable name). The value never appears in a problem message.
+    private func secret(_ table: TOMLTable, fileKey: String, envKey: String, path: String) -> Secret? {
+        let file = self.string(table, fileKey, path: path)
+        let env = self.string(table, envKey, path: path)
+        if file != nil, env != nil {
+            self.problem("\(path).\(fileKey)", "set \(fileKey) or \(envKey), not both")
+            return nil
+        }
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file), data.count <= 4096,
+                var text = String(data: data, encoding: .utf8)
+            else {
+                self.problem("\(path).\(fileKey)", "\(file) cannot be read (or is larger than 4 KiB)")
+                return nil
+            }
+            if text.hasSuffix("\n") { text.removeLast() }
+            if text.hasSuffix("\r") { text.removeLast() }
+            guard !text.isEmpty else {
+                self.problem("\(path).\(fileKey)", "\(file) is empty")
+                return nil
+            }
+            return Secret(text)
+        }
+        if let env {
+            guard let value = ProcessInfo.processInfo.environment[env], !value.isEmpty else {
+                self.problem("\(path).\(envKey)", "environment variable \(env) is not set or empty")
+                return nil
+            }
+            return Secret(value)
+        }
+        return nil
     }
 
     private func duration(_ table: TOMLTable, _ key: String, path: String) -> Duration? {

@@ -39,6 +39,7 @@ extension GatewayConfiguration {
         lines.append("body_timeout = \(duration(self.server.bodyTimeout))")
         lines.append("idle_timeout = \(duration(self.server.idleTimeout))")
         lines.append("drain_timeout = \(duration(self.server.drainTimeout))")
+        lines.append("unmatched_routes = \(quote(self.server.unmatchedRoutes.rawValue))")
         lines.append("")
         lines.append("[upstream]")
         lines.append("url = \(quote(self.upstream.url))")
@@ -52,6 +53,42 @@ extension GatewayConfiguration {
         lines.append("level = \(quote(self.logging.level.rawValue))")
         lines.append("format = \(quote(self.logging.format.rawValue))")
         lines.append("access_log = \(self.logging.accessLog)")
+        if let redis = self.redis {
+            lines.append("")
+            lines.append("[redis]")
+            lines.append("url = \(quote(redis.endpoint.description))")
+            if let username = redis.username { lines.append("username = \(quote(username))") }
+            if redis.password != nil { lines.append("# password: <redacted> (from password_file or password_env)") }
+            lines.append("database = \(redis.database)")
+            lines.append("connect_timeout = \(duration(redis.connectTimeout))")
+            lines.append("command_timeout = \(duration(redis.commandTimeout))")
+            lines.append("key_prefix = \(quote(redis.keyPrefix))")
+        } else {
+            lines.append("")
+            lines.append("# [redis] not configured: credentials are kept in this process only")
+        }
+        lines.append("")
+        lines.append("[cache]")
+        lines.append("positive_ttl = \(duration(self.cache.positiveTTL))")
+        lines.append("negative_ttl = \(duration(self.cache.negativeTTL))")
+        lines.append("stale_grace = \(duration(self.cache.staleGrace))")
+        lines.append("max_entries = \(self.cache.maxEntries)")
+        lines.append("")
+        lines.append("[auth.api_keys]")
+        lines.append(
+            self.apiKeys.pepper == nil
+                ? "# pepper: none configured; a random one is generated at start (keys die with the process)"
+                : "# pepper: <redacted> (from pepper_file or pepper_env)"
+        )
+        lines.append("forward_authorization = \(self.apiKeys.forwardAuthorization)")
+        for route in self.routes {
+            lines.append("")
+            lines.append("[[routes]]")
+            lines.append("method = \(quote(route.method ?? "*"))")
+            lines.append("path = \(quote(route.path))")
+            lines.append("scopes = [\(route.scopes.map(quote).joined(separator: ", "))]")
+            if route.isPublic { lines.append("public = true") }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

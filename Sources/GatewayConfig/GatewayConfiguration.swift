@@ -8,15 +8,25 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var server: ServerSettings
     package var upstream: UpstreamSettings
     package var logging: LoggingSettings
+    /// nil: no Redis; credentials live in the process (single node, demo).
+    package var redis: RedisSettings?
+    package var cache: CacheSettings = CacheSettings()
+    package var apiKeys: APIKeySettings = APIKeySettings()
+    /// In file order; the first match wins.
+    package var routes: [RouteSettings] = []
 
     package init(
         server: ServerSettings = ServerSettings(),
         upstream: UpstreamSettings,
-        logging: LoggingSettings = LoggingSettings()
+        logging: LoggingSettings = LoggingSettings(),
+        redis: RedisSettings? = nil,
+        routes: [RouteSettings] = []
     ) {
         self.server = server
         self.upstream = upstream
         self.logging = logging
+        self.redis = redis
+        self.routes = routes
     }
 }
 
@@ -53,6 +63,15 @@ package struct ServerSettings: Sendable, Hashable {
     package var idleTimeout: Duration = .seconds(60)
     /// How long SIGTERM waits for in-flight requests before closing what is left.
     package var drainTimeout: Duration = .seconds(30)
+    /// What happens to a request that matches no `[[routes]]` entry.
+    package var unmatchedRoutes: UnmatchedRoutePolicy = .deny
+
+    /// `deny`: 404 without forwarding (default-deny). `authenticate`: forwarded for any
+    /// valid credential, with no scope required.
+    package enum UnmatchedRoutePolicy: String, Sendable, Hashable, CaseIterable {
+        case deny
+        case authenticate
+    }
 
     package init() {}
 }

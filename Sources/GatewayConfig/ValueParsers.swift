@@ -1,3 +1,5 @@
+import Foundation
+
 /// Strict parsers for the value syntaxes used in `gateway.conf`: durations, sizes,
 /// listen addresses and upstream URLs. Pure functions; any thread.
 package enum ValueParsers {
@@ -71,6 +73,59 @@ package enum ValueParsers {
         case .success(let (host, port)): return .success(("http", host, port))
         case .failure(let message): return .failure(message)
         }
+    }
+
+    /// `redis://host[:port][/db]` (port 6379 by default) or `unix:///path/to/socket`.
+    /// Credentials belong in `password_file`/`password_env`, never in the URL.
+    package static func redisURL(_ text: String) -> Outcome<RedisSettings.Endpoint> {
+        if text.hasPrefix("unix://") {
+            let path = String(text.dropFirst("unix://".count))
+            guard path.hasPrefix("/"), path.utf8.count < 108, !path.contains("?") else {
+                return .failure("must be unix:///absolute/path/to/redis.sock")
+            }
+            return .success(.unix(path: path))
+        }
+        guard text.hasPrefix("redis://") else {
+            return .failure("must start with redis:// or unix:// (rediss:// is not supported yet)")
+        }
+        var rest = Substring(text.dropFirst("redis://".count))
+        if rest.contains("@") {
+            return .failure("must not contain credentials; use password_file or password_env")
+        }
+        if let slash = rest.firstIndex(of: "/") {
+            let tail = rest[rest.index(after: slash)...]
+            guard tail.isEmpty else {
+                return .failure("select the database with the `database` key, not in the URL")
+            }
+            rest = rest[..<slash]
+        }
+        switch hostAndPort(String(rest), defaultPort: 6379) {
+        case .success(let (host, port)): return .success(.tcp(host: host, port: port))
+        case .failure(let message): return .failure(message)
+        }
+    }
+
+    /// Why `pattern` is not a valid route path, or nil if it is: literal segments of
+    /// unreserved characters, `*` for one segment, `**` as the last segment for any rest.
+    package static func routePatternProblem(_ pattern: String) -> String? {
+        guard pattern.hasPrefix("/") else { return "must start with /" }
+        let segments = pattern.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        for (index, segment) in segments.enumerated() {
+            if segment == "**" {
+                if index != segments.count - 1 { return "** may only be the last segment" }
+                continue
+            }
+            if segment == "*" { continue }
+            if segment.isEmpty, index == segments.count - 1, segments.count == 1 { continue }
+            if segment.isEmpty { return "must not contain empty segments (//) or end with /" }
+            if segment == "." || segment == ".." { return "must not contain . or .. segments" }
+            let allowed = segment.unicodeScalars.allSatisfy { scalar in
+                scalar.isASCII
+                    && (CharacterSet.alphanumerics.contains(scalar) || "-._~:@!$&'()+,=".unicodeScalars.contains(scalar))
+            }
+            if !allowed { return "segment \"\(segment)\" has characters that need percent-encoding or * in a wrong place" }
+        }
+        return nil
     }
 
     private static func hostAndPort(_ text: String, defaultPort: Int?) -> Outcome<(String, Int)> {
