@@ -46,9 +46,28 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GatewayStore",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GatewayAuth",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GatewayProxy",
             dependencies: [
-                "GatewayCore", "GatewayConfig",
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -58,7 +77,8 @@ let package = Package(
         .target(
             name: "GatewayServer",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayProxy",
+                "GatewayCore", "GatewayConfig", "GatewayProxy", "GatewayAuth", "GatewayStore", "GatewayRedis",
+                "GatewayCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -11,11 +11,78 @@ package struct GatewayError: Error, Hashable, Sendable {
     package var code: String
     /// The `error_description` member: a sentence a person can act on.
     package var description: String
+    /// Headers the error adds to the response (e.g. `WWW-Authenticate`).
+    package var headers: [HeaderField]
 
-    package init(status: Int, code: String, description: String) {
+    /// One response header.
+    package struct HeaderField: Hashable, Sendable {
+        package var name: String
+        package var value: String
+
+        package init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    package init(status: Int, code: String, description: String, headers: [HeaderField] = []) {
         self.status = status
         self.code = code
         self.description = description
+        self.headers = headers
+    }
+}
+
+extension GatewayError {
+    /// 401 with RFC 6750 `WWW-Authenticate`. A request with no credential at all gets
+    /// the challenge without an error code (RFC 6750 §3.1).
+    package static func unauthorized(_ description: String, credentialPresent: Bool = true) -> GatewayError {
+        let challenge =
+            credentialPresent
+            ? "Bearer realm=\"dbaudit\", error=\"invalid_token\", error_description=\"\(description.replacingQuotes())\""
+            : "Bearer realm=\"dbaudit\""
+        return GatewayError(
+            status: 401,
+            code: credentialPresent ? "invalid_token" : "missing_credential",
+            description: description,
+            headers: [HeaderField("WWW-Authenticate", challenge)]
+        )
+    }
+
+    /// 403 naming the scope the caller lacks.
+    package static func insufficientScope(_ scope: String) -> GatewayError {
+        GatewayError(
+            status: 403,
+            code: "insufficient_scope",
+            description: "This request needs the \(scope) scope, which your credential does not have.",
+            headers: [
+                HeaderField(
+                    "WWW-Authenticate",
+                    "Bearer realm=\"dbaudit\", error=\"insufficient_scope\", scope=\"\(scope)\""
+                )
+            ]
+        )
+    }
+
+    /// 503: the credential store cannot be asked and the credential is not cached. Never
+    /// a 401: an outage is not the caller's fault.
+    package static let authUnavailable = GatewayError(
+        status: 503,
+        code: "auth_unavailable",
+        description: "Credentials cannot be checked right now; retry shortly.",
+        headers: [HeaderField("Retry-After", "1")]
+    )
+
+    package static let routeNotFound = GatewayError(
+        status: 404,
+        code: "not_found",
+        description: "No route is configured for this method and path."
+    )
+}
+
+extension String {
+    fileprivate func replacingQuotes() -> String {
+        String(self.map { $0 == "\"" ? "'" : $0 })
     }
 }
 

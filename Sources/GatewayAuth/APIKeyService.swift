@@ -1,0 +1,99 @@
+package import GatewayCore
+import Foundation
+import GatewayCrypto
+package import GatewayStore
+package import NIOCore
+
+/// Creating, listing and revoking API keys: the one implementation behind the CLI
+/// (`keys create|list|revoke`) and the HTTP API (`/v1/api-keys`). Works on one event
+/// loop's store; touched only on that loop.
+package struct APIKeyService {
+    package struct Created: Sendable {
+        /// The key itself: shown once, never stored.
+        package var key: String
+        package var record: APIKeyRecord
+    }
+
+    /// Why a creation request was refused (400 or 403 for the HTTP API).
+    package enum RequestError: Error, Hashable, Sendable {
+        case invalid(String)
+        case scopeNotHeld(String)
+    }
+
+    package static let maximumLifetimeSeconds: Int64 = 5 * 366 * 86_400
+
+    private let store: any CredentialStore
+    private let hash: (String) -> String
+
+    package init(store: any CredentialStore, hash: @escaping (String) -> String) {
+        self.store = store
+        self.hash = hash
+    }
+
+    /// Validates the request, then creates and stores a key.
+    /// - Parameter grantor: the caller; it can only grant scopes it holds itself (nil: the
+    ///   operator on the CLI, who may grant any scope).
+    package func create(
+        name: String,
+        scopes: [String],
+        expiresInSeconds: Int64?,
+        test: Bool,
+        owner: String,
+        grantor: Principal?,
+        now: Int64
+    ) -> EventLoopFuture<Created> {
+        let eventLoop = self.store.eventLoop
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 100, trimmed.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            return eventLoop.makeFailedFuture(RequestError.invalid("name must be 1-100 printable characters"))
+        }
+        guard !scopes.isEmpty, scopes.count <= Scopes.all.count else {
+            return eventLoop.makeFailedFuture(RequestError.invalid("scopes must list at least one scope"))
+        }
+        for scope in scopes where !Scopes.all.contains(scope) {
+            return eventLoop.makeFailedFuture(RequestError.invalid("unknown scope \"\(scope.prefix(40))\""))
+        }
+        if let grantor, let missing = scopes.first(where: { !grantor.grants($0) }) {
+            return eventLoop.makeFailedFuture(RequestError.scopeNotHeld(missing))
+        }
+        if let expiresInSeconds, expiresInSeconds <= 0 || expiresInSeconds > Self.maximumLifetimeSeconds {
+            return eventLoop.makeFailedFuture(RequestError.invalid("expires_in must be between 1 second and 5 years"))
+        }
+        let key = APIKeyFormat.generate(test: test)
+        let record = APIKeyRecord(
+            id: "key_" + Hex.encode(SecureRandom.bytes(8)),
+            name: trimmed,
+            scopes: Array(Set(scopes)).sorted(),
+            owner: owner,
+            createdAt: now,
+            expiresAt: expiresInSeconds.map { now + $0 },
+            last4: String(key.suffix(4)),
+            environment: test ? "test" : "live"
+        )
+        return self.store.createAPIKey(record, hash: self.hash(key)).map { Created(key: key, record: record) }
+    }
+
+    package func list() -> EventLoopFuture<[APIKeyRecord]> {
+        self.store.listAPIKeys()
+    }
+
+    package func revoke(id: String) -> EventLoopFuture<APIKeyRecord?> {
+        guard id.hasPrefix("key_"), id.utf8.count == 20 else {
+            return self.store.eventLoop.makeSucceededFuture(nil)
+        }
+        return self.store.revokeAPIKey(id: id)
+    }
+
+    /// `90d`, `12h`, `30m`, `3600s`, or plain seconds.
+    package static func parseLifetime(_ text: String) -> Int64? {
+        let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
+        guard !digits.isEmpty, digits.count <= 10, let amount = Int64(digits), amount > 0 else { return nil }
+        switch text.dropFirst(digits.count) {
+        case "", "s": return amount
+        case "m": return amount * 60
+        case "h": return amount * 3600
+        case "d": return amount * 86_400
+        default: return nil
+        }
+    }
+}

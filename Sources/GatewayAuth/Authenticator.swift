@@ -1,0 +1,206 @@
+package import GatewayConfig
+package import GatewayCore
+package import GatewayCrypto
+package import GatewayStore
+package import Logging
+package import NIOCore
+
+/// Decides, for one event loop, whether a request may pass: the route's requirement, the
+/// credential in `Authorization`, the principal behind it, and its scopes.
+///
+/// Cache hits and every refusal that needs no store (malformed header, bad checksum,
+/// default-deny) are answered synchronously; only a cache miss waits on the store. An
+/// unreachable store is a 503, never a 401; a cached credential outlives an outage only
+/// within `stale_grace`. Touched only on its event loop.
+package final class Authenticator {
+    /// The decision for one request.
+    package enum Outcome {
+        /// Pass; the principal is nil on open routes.
+        case allow(Principal?)
+        case deny(GatewayError)
+        /// Waiting for the store; the future fails with a `GatewayError`.
+        case pending(EventLoopFuture<Principal>)
+    }
+
+    package let eventLoop: any EventLoop
+    package let store: any CredentialStore
+    private let hmac: HMACSHA256
+    private let cache: CredentialCache
+    private let routes: RouteTable
+    private let now: () -> Int64
+    private let logger: Logger
+    private var lastTouched: [String: Int64] = [:]
+
+    package init(
+        eventLoop: any EventLoop,
+        store: any CredentialStore,
+        hmac: HMACSHA256,
+        cache: CacheSettings,
+        routes: RouteTable,
+        logger: Logger,
+        now: @escaping () -> Int64
+    ) {
+        self.eventLoop = eventLoop
+        self.store = store
+        self.hmac = hmac
+        self.cache = CredentialCache(
+            positiveTTL: .nanoseconds(Int64(cache.positiveTTL.components.seconds) * 1_000_000_000 + cache.positiveTTL.components.attoseconds / 1_000_000_000),
+            negativeTTL: .nanoseconds(Int64(cache.negativeTTL.components.seconds) * 1_000_000_000 + cache.negativeTTL.components.attoseconds / 1_000_000_000),
+            staleGrace: .nanoseconds(Int64(cache.staleGrace.components.seconds) * 1_000_000_000 + cache.staleGrace.components.attoseconds / 1_000_000_000),
+            maxEntries: cache.maxEntries
+        )
+        self.routes = routes
+        self.logger = logger
+        self.now = now
+    }
+
+    package var cacheHits: Int { self.cache.hits }
+    package var cacheMisses: Int { self.cache.misses }
+
+    /// The stored hash of an API key.
+    package func hash(apiKey: String) -> String {
+        Hex.encode(self.hmac.authenticationCode(for: apiKey.utf8))
+    }
+
+    /// Drops a revoked key from this loop's cache.
+    package func invalidate(apiKeyHash: String) {
+        self.cache.remove(apiKeyHash)
+    }
+
+    /// Drops every cached credential (after missing revocation messages).
+    package func invalidateAll() {
+        self.cache.removeAll()
+    }
+
+    /// - Parameters:
+    ///   - authorization: every `Authorization` header value of the request.
+    ///   - queryCarriesToken: the query string has an `access_token` (or similar) parameter.
+    package func authorize(
+        method: String,
+        normalizedPath: String,
+        authorization: [String],
+        queryCarriesToken: Bool
+    ) -> Outcome {
+        let required: [String]
+        switch self.routes.requirement(method: method, normalizedPath: normalizedPath) {
+        case .denied:
+            return .deny(.routeNotFound)
+        case .open:
+            return .allow(nil)
+        case .scopes(let scopes):
+            required = scopes
+        }
+        if queryCarriesToken {
+            return .deny(.unauthorized("Send the credential in the Authorization header, never in the URL."))
+        }
+        guard let header = authorization.first else {
+            return .deny(.unauthorized("This request needs a credential: send Authorization: Bearer <API key>.", credentialPresent: false))
+        }
+        guard authorization.count == 1 else {
+            return .deny(.unauthorized("Send exactly one Authorization header."))
+        }
+        guard let token = Self.bearerToken(header) else {
+            return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
+        }
+        guard APIKeyFormat.hasAPIKeyPrefix(token) else {
+            return .deny(.unauthorized("The credential is not recognised."))
+        }
+        if let problem = APIKeyFormat.problem(with: token) {
+            return .deny(.unauthorized("The API key is malformed: \(problem)."))
+        }
+        let hash = self.hash(apiKey: token)
+        let deadline = NIODeadline.now()
+        let stale: Principal?
+        switch self.cache.lookup(hash, now: deadline) {
+        case .fresh(let principal):
+            return self.decide(principal, required: required)
+        case .freshNegative:
+            return .deny(.unauthorized("The API key is unknown, revoked or expired."))
+        case .stale(let principal):
+            stale = principal
+        case .miss:
+            stale = nil
+        }
+        let future = self.store.apiKey(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
+            // The store cannot answer: a cached key keeps working within its grace.
+            if let stale {
+                throw StaleFallback(principal: stale)
+            }
+            self.logger.warning("credential store unavailable", metadata: ["error": "\(error)"])
+            throw GatewayError.authUnavailable
+        }.flatMapThrowing { record -> Principal in
+            let now = self.now()
+            guard let record, record.isUsable(at: now) else {
+                self.cache.storeNegative(hash, now: .now())
+                throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
+            }
+            let principal = Principal(
+                subject: record.owner,
+                kind: .apiKey,
+                scopes: record.scopes,
+                keyID: record.id,
+                expiresAt: record.expiresAt
+            )
+            self.cache.storePositive(hash, principal, now: .now())
+            self.touch(keyID: record.id, now: now)
+            return principal
+        }.flatMapErrorThrowing { error -> Principal in
+            if let fallback = error as? StaleFallback { return fallback.principal }
+            throw error
+        }.flatMapThrowing { principal -> Principal in
+            if let missing = principal.missingScope(of: required) {
+                throw GatewayError.insufficientScope(missing)
+            }
+            return principal
+        }.nonisolated()
+        return .pending(future)
+    }
+
+    private struct StaleFallback: Error {
+        let principal: Principal
+    }
+
+    private func decide(_ principal: Principal, required: [String]) -> Outcome {
+        if let expiresAt = principal.expiresAt, self.now() >= expiresAt {
+            return .deny(.unauthorized("The API key is unknown, revoked or expired."))
+        }
+        if let missing = principal.missingScope(of: required) {
+            return .deny(.insufficientScope(missing))
+        }
+        if let keyID = principal.keyID {
+            self.touch(keyID: keyID, now: self.now())
+        }
+        return .allow(principal)
+    }
+
+    /// Records a use at most once a minute per key and loop: never a write per request.
+    private func touch(keyID: String, now: Int64) {
+        if let last = self.lastTouched[keyID], now - last < 60 { return }
+        self.lastTouched[keyID] = now
+        if self.lastTouched.count > 100_000 { self.lastTouched.removeAll() }
+        self.store.touchAPIKey(id: keyID, at: now).whenFailure { _ in }
+    }
+
+    /// `Bearer <token68>` (scheme case-insensitive, RFC 6750 §2.1).
+    static func bearerToken(_ header: String) -> String? {
+        let bytes = Array(header.utf8)
+        guard bytes.count > 7, bytes.count <= 8192 else { return nil }
+        let scheme = bytes[0..<6].map { $0 | 0x20 }
+        guard scheme == Array("bearer".utf8), bytes[6] == UInt8(ascii: " ") else { return nil }
+        var start = 7
+        while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
+        let token = bytes[start...]
+        guard !token.isEmpty else { return nil }
+        for byte in token {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
+                continue
+            default:
+                return nil
+            }
+        }
+        return String(decoding: token, as: UTF8.self)
+    }
+}

@@ -1,0 +1,88 @@
+package import GatewayCore
+package import NIOCore
+
+/// The credentials one event loop has recently resolved, in front of the store.
+///
+/// Positive entries are trusted for `positive_ttl`; past that they are "stale": the store
+/// is asked again, but if it cannot be reached the stale entry keeps working until
+/// `stale_grace` has also passed (PRODUCT.md §7). Negative entries (unknown, revoked or
+/// expired keys) spare the store from repeated guesses for `negative_ttl`. Bounded: the
+/// oldest entries go first. Touched only on its event loop, so it has no lock.
+package final class CredentialCache {
+    package enum Lookup: Equatable {
+        case fresh(Principal)
+        case freshNegative
+        case stale(Principal)
+        case miss
+    }
+
+    private struct Entry {
+        var principal: Principal?
+        var freshUntil: NIODeadline
+        var staleUntil: NIODeadline
+    }
+
+    private var entries: [String: Entry] = [:]
+    private var order: CircularBuffer<String> = CircularBuffer(initialCapacity: 64)
+    private let positiveTTL: TimeAmount
+    private let negativeTTL: TimeAmount
+    private let staleGrace: TimeAmount
+    private let maxEntries: Int
+    package private(set) var hits = 0
+    package private(set) var misses = 0
+
+    package init(positiveTTL: TimeAmount, negativeTTL: TimeAmount, staleGrace: TimeAmount, maxEntries: Int) {
+        self.positiveTTL = positiveTTL
+        self.negativeTTL = negativeTTL
+        self.staleGrace = staleGrace
+        self.maxEntries = max(1, maxEntries)
+    }
+
+    package var count: Int { self.entries.count }
+
+    package func lookup(_ key: String, now: NIODeadline) -> Lookup {
+        guard let entry = self.entries[key] else {
+            self.misses += 1
+            return .miss
+        }
+        if now < entry.freshUntil {
+            self.hits += 1
+            return entry.principal.map { .fresh($0) } ?? .freshNegative
+        }
+        self.misses += 1
+        if let principal = entry.principal, now < entry.staleUntil {
+            return .stale(principal)
+        }
+        return .miss
+    }
+
+    package func storePositive(_ key: String, _ principal: Principal, now: NIODeadline) {
+        self.insert(key, Entry(principal: principal, freshUntil: now + self.positiveTTL, staleUntil: now + self.positiveTTL + self.staleGrace))
+    }
+
+    package func storeNegative(_ key: String, now: NIODeadline) {
+        self.insert(key, Entry(principal: nil, freshUntil: now + self.negativeTTL, staleUntil: now + self.negativeTTL))
+    }
+
+    package func remove(_ key: String) {
+        self.entries[key] = nil
+    }
+
+    package func removeAll() {
+        self.entries.removeAll()
+        self.order.removeAll()
+    }
+
+    private func insert(_ key: String, _ entry: Entry) {
+        if self.entries.updateValue(entry, forKey: key) == nil {
+            self.order.append(key)
+        }
+        // Entries removed by revocation leave their key in `order`; they are skipped here.
+        while self.entries.count > self.maxEntries, let oldest = self.order.popFirst() {
+            self.entries[oldest] = nil
+        }
+        if self.order.count > 2 * self.maxEntries {
+            self.order = CircularBuffer(self.order.filter { self.entries[$0] != nil })
+        }
+    }
+}

@@ -1,0 +1,71 @@
+package import GatewayConfig
+
+/// `[[routes]]` compiled for matching: method plus normalized path → what the request
+/// needs. The first matching route wins (file order). Immutable; any thread.
+package struct RouteTable: Sendable {
+    /// What a matched request needs.
+    package enum Requirement: Sendable, Hashable {
+        /// No credential needed.
+        case open
+        /// A valid credential holding every one of these scopes (empty: any credential).
+        case scopes([String])
+        /// No route matched and the policy is deny.
+        case denied
+    }
+
+    private struct CompiledRoute: Sendable {
+        let method: String?
+        let segments: [Substring]
+        let trailingWildcard: Bool
+        let requirement: Requirement
+    }
+
+    private let routes: [CompiledRoute]
+    private let unmatched: ServerSettings.UnmatchedRoutePolicy
+
+    package init(routes: [RouteSettings], unmatched: ServerSettings.UnmatchedRoutePolicy) {
+        self.routes = routes.map { route in
+            var segments = route.path.split(separator: "/", omittingEmptySubsequences: true)
+            let trailing = segments.last == "**"
+            if trailing { segments.removeLast() }
+            return CompiledRoute(
+                method: route.method,
+                segments: segments,
+                trailingWildcard: trailing,
+                requirement: route.isPublic ? .open : .scopes(route.scopes)
+            )
+        }
+        self.unmatched = unmatched
+    }
+
+    /// What `method` on `normalizedPath` (from `PathNormalizer`) needs.
+    package func requirement(method: String, normalizedPath: String) -> Requirement {
+        let segments = normalizedPath.split(separator: "/", omittingEmptySubsequences: true)
+        for route in self.routes {
+            if let routeMethod = route.method, routeMethod != method,
+                !(routeMethod == "GET" && method == "HEAD")
+            {
+                continue
+            }
+            if Self.matches(route, segments) {
+                return route.requirement
+            }
+        }
+        switch self.unmatched {
+        case .deny: return .denied
+        case .authenticate: return .scopes([])
+        }
+    }
+
+    private static func matches(_ route: CompiledRoute, _ segments: [Substring]) -> Bool {
+        if route.trailingWildcard {
+            guard segments.count >= route.segments.count else { return false }
+        } else {
+            guard segments.count == route.segments.count else { return false }
+        }
+        for (pattern, segment) in zip(route.segments, segments) where pattern != "*" && pattern != segment {
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,52 @@
+/// Who is calling, whatever credential proved it (PRODUCT.md §1): scopes and rate limits
+/// apply to the principal, never to the credential kind. Immutable; any thread.
+package struct Principal: Sendable, Hashable {
+    /// The credential kind, as sent upstream in `X-DBAudit-Credential`.
+    package enum CredentialKind: String, Sendable, Hashable {
+        case apiKey = "api_key"
+        case jwt
+        case oauth
+    }
+
+    package var subject: String
+    package var kind: CredentialKind
+    package var scopes: [String]
+    package var clientID: String?
+    package var keyID: String?
+    /// Unix seconds, if the credential expires.
+    package var expiresAt: Int64?
+
+    package init(
+        subject: String,
+        kind: CredentialKind,
+        scopes: [String],
+        clientID: String? = nil,
+        keyID: String? = nil,
+        expiresAt: Int64? = nil
+    ) {
+        self.subject = subject
+        self.kind = kind
+        self.scopes = scopes
+        self.clientID = clientID
+        self.keyID = keyID
+        self.expiresAt = expiresAt
+    }
+
+    /// `admin` grants every scope.
+    package func grants(_ scope: String) -> Bool {
+        self.scopes.contains("admin") || self.scopes.contains(scope)
+    }
+
+    /// The first of `required` this principal lacks, or nil if it holds them all.
+    package func missingScope(of required: [String]) -> String? {
+        required.first { !self.grants($0) }
+    }
+}
+
+/// The scopes of the DB Audit API (PRODUCT.md §2).
+package enum Scopes {
+    package static let all: [String] = [
+        "read:databases", "write:databases", "read:policies", "write:policies", "read:alerts",
+        "write:alerts", "read:logs", "read:reports", "admin",
+    ]
+}

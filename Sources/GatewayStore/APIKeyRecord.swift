@@ -1,0 +1,54 @@
+/// What the store keeps about one API key (PRODUCT.md §1). The key itself is never
+/// stored: only its keyed hash, which is the record's address. Immutable value; any
+/// thread.
+package struct APIKeyRecord: Codable, Sendable, Hashable {
+    package var id: String
+    package var name: String
+    package var scopes: [String]
+    package var owner: String
+    /// Unix seconds.
+    package var createdAt: Int64
+    package var expiresAt: Int64?
+    package var revoked: Bool
+    package var lastUsedAt: Int64?
+    /// The key's last four characters, to tell keys apart in lists.
+    package var last4: String
+    /// `live` or `test`.
+    package var environment: String
+
+    package init(
+        id: String,
+        name: String,
+        scopes: [String],
+        owner: String,
+        createdAt: Int64,
+        expiresAt: Int64?,
+        revoked: Bool = false,
+        lastUsedAt: Int64? = nil,
+        last4: String,
+        environment: String
+    ) {
+        self.id = id
+        self.name = name
+        self.scopes = scopes
+        self.owner = owner
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revoked = revoked
+        self.lastUsedAt = lastUsedAt
+        self.last4 = last4
+        self.environment = environment
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, scopes, owner, revoked, last4, environment
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+        case lastUsedAt = "last_used_at"
+    }
+
+    /// Whether the key may authenticate at `now` (unix seconds).
+    package func isUsable(at now: Int64) -> Bool {
+        !self.revoked && (self.expiresAt.map { now < $0 } ?? true)
+    }
+}
