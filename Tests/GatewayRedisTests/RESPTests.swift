@@ -195,4 +195,18 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
             _ = try reader.next()
         }
     }
+
+    /// The limits are meant to bound memory from a hostile server, but they are checked
+    /// in `convert` after hiredis has buffered the whole reply: a length header over the
+    /// limit is accepted and the reader keeps waiting for (and buffering) the payload.
+    @Test func oversizedLengthHeadersAreRefusedBeforeThePayload() throws {
+        let bulk = RESPReader()
+        try bulk.feed(bytes("$\(RESPReader.maximumBulkBytes + 1)\r\n"))
+        let array = RESPReader()
+        try array.feed(bytes("*\(RESPReader.maximumArrayElements + 1)\r\n"))
+        withKnownIssue("RESPReader enforces maximumBulkBytes/maximumArrayElements only after the full reply") {
+            #expect(throws: RESPReader.ProtocolError.self) { _ = try bulk.next() }
+            #expect(throws: RESPReader.ProtocolError.self) { _ = try array.next() }
+        }
+    }
 }

@@ -1,0 +1,328 @@
+import GatewayCore
+import GatewayProxy
+import NIOHTTP1
+import Testing
+
+private let context = ForwardingContext(
+    requestID: "gw-req-1",
+    clientAddress: "192.0.2.10",
+    clientScheme: "https",
+    upstreamAuthority: "backend.internal:9000",
+    preserveHost: false
+)
+
+private func request(
+    _ method: HTTPMethod,
+    _ uri: String,
+    version: HTTPVersion = .http1_1,
+    _ headers: [(String, String)]
+) -> HTTPRequestHead {
+    HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+}
+
+private func request(_ headers: [(String, String)]) -> HTTPRequestHead {
+    request(.GET, "/v1/databases?limit=5", headers)
+}
+
+private func names(_ headers: HTTPHeaders) -> [String] {
+    headers.map { $0.name.lowercased() }
+}
+
+@Suite struct UpstreamRequestHeadTests {
+    @Test func keepsEndToEndHeadersInOrderAndMethodURI() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request(.GET, "/v1/x?y=1", [("Host", "gw.example"), ("Accept", "application/json"), ("Authorization", "Bearer t"), ("Accept", "text/plain"), ("X-Custom", "1")]),
+            framing: .none,
+            context: context
+        )
+        #expect(out.method == .GET)
+        #expect(out.uri == "/v1/x?y=1")
+        #expect(out.version == .http1_1)
+        #expect(out.headers["Accept"] == ["application/json", "text/plain"])
+        #expect(out.headers["Authorization"] == ["Bearer t"])
+        #expect(out.headers["X-Custom"] == ["1"])
+        #expect(Array(names(out.headers).prefix(4)) == ["accept", "authorization", "accept", "x-custom"])
+    }
+
+    @Test func removesHopByHopHeaders() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request([
+                ("Host", "gw.example"),
+                ("Connection", "keep-alive, Upgrade"),
+                ("Keep-Alive", "timeout=5"),
+                ("Proxy-Connection", "keep-alive"),
+                ("TE", "trailers"),
+                ("Trailer", "X-Checksum"),
+                ("Upgrade", "websocket"),
+                ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+                ("Proxy-Authenticate", "Basic"),
+                ("Accept", "*/*"),
+            ]),
+            framing: .none,
+            context: context
+        )
+        for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate", "transfer-encoding", "content-length"] {
+            #expect(!out.headers.contains(name: name), "\(name) was forwarded")
+        }
+        #expect(out.headers["Accept"] == ["*/*"])
+    }
+
+    @Test func removesHeadersNamedInConnection() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request([
+                ("Host", "gw.example"),
+                ("Connection", "close, X-Hop-One"),
+                ("connection", " x-hop-two ,Keep-Alive"),
+                ("X-Hop-One", "1"),
+                ("X-HOP-TWO", "2"),
+                ("X-Hop-Three", "3"),
+            ]),
+            framing: .none,
+            context: context
+        )
+        #expect(!out.headers.contains(name: "X-Hop-One"))
+        #expect(!out.headers.contains(name: "X-Hop-Two"))
+        #expect(out.headers["X-Hop-Three"] == ["3"])
+        #expect(!out.headers.contains(name: "Connection"))
+    }
+
+    @Test func replacesGatewayOwnedHeaders() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request([
+                ("Host", "gw.example:8443"),
+                ("X-DBAudit-Subject", "admin"),
+                ("x-dbaudit-scopes", "*"),
+                ("X-DBAUDIT-CREDENTIAL", "api_key"),
+                ("X-DbAudit-Key-Id", "k1"),
+                ("X-Forwarded-For", "6.6.6.6"),
+                ("x-forwarded-proto", "http"),
+                ("X-Forwarded-Host", "evil.example"),
+                ("Forwarded", "for=6.6.6.6;proto=http"),
+                ("X-Real-IP", "6.6.6.6"),
+                ("X-Request-Id", "client-chosen"),
+                ("x-request-id", "second"),
+                ("Accept", "*/*"),
+            ]),
+            framing: .none,
+            context: context
+        )
+        #expect(!names(out.headers).contains { $0.hasPrefix("x-dbaudit-") })
+        #expect(!out.headers.contains(name: "Forwarded"))
+        #expect(!out.headers.contains(name: "X-Real-IP"))
+        #expect(out.headers["X-Request-Id"] == ["gw-req-1"])
+        #expect(out.headers["X-Forwarded-For"] == ["192.0.2.10"])
+        #expect(out.headers["X-Forwarded-Proto"] == ["https"])
+        #expect(out.headers["X-Forwarded-Host"] == ["gw.example:8443"])
+        #expect(out.headers["Accept"] == ["*/*"])
+    }
+
+    @Test func dbauditPrefixNeedsTheDash() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request([("Host", "g"), ("X-DBAuditor", "kept"), ("X-DBAudit-", "removed")]),
+            framing: .none,
+            context: context
+        )
+        #expect(out.headers["X-DBAuditor"] == ["kept"])
+        #expect(!out.headers.contains(name: "X-DBAudit-"))
+    }
+
+    @Test func hostIsReplacedByUpstreamAuthority() {
+        let out = ForwardingRules.upstreamRequestHead(request([("Host", "gw.example")]), framing: .none, context: context)
+        #expect(out.headers["Host"] == ["backend.internal:9000"])
+        #expect(out.headers["X-Forwarded-Host"] == ["gw.example"])
+    }
+
+    @Test func preserveHostKeepsClientHost() {
+        var preserving = context
+        preserving.preserveHost = true
+        let out = ForwardingRules.upstreamRequestHead(request([("host", "gw.example:8080")]), framing: .none, context: preserving)
+        #expect(out.headers["Host"] == ["gw.example:8080"])
+        #expect(out.headers["X-Forwarded-Host"] == ["gw.example:8080"])
+    }
+
+    @Test func http10WithoutHostGetsUpstreamAuthorityAndNoForwardedHost() {
+        var preserving = context
+        preserving.preserveHost = true
+        let out = ForwardingRules.upstreamRequestHead(
+            request(.GET, "/", version: .http1_0, [("Accept", "*/*")]),
+            framing: .none,
+            context: preserving
+        )
+        #expect(out.version == .http1_1)
+        #expect(out.headers["Host"] == ["backend.internal:9000"])
+        #expect(!out.headers.contains(name: "X-Forwarded-Host"))
+    }
+
+    // MARK: framing
+
+    @Test func contentLengthFramingReplacesClientFraming() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request(.POST, "/v1/x", [("Host", "g"), ("Content-Length", "5, 5"), ("Transfer-Encoding", "chunked")]),
+            framing: .contentLength(5),
+            context: context
+        )
+        #expect(out.headers["Content-Length"] == ["5"])
+        #expect(!out.headers.contains(name: "Transfer-Encoding"))
+    }
+
+    @Test func chunkedFramingReplacesClientFraming() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request(.PUT, "/v1/x", [("Host", "g"), ("Content-Length", "12"), ("transfer-encoding", "gzip")]),
+            framing: .chunked,
+            context: context
+        )
+        #expect(out.headers["Transfer-Encoding"] == ["chunked"])
+        #expect(!out.headers.contains(name: "Content-Length"))
+    }
+
+    @Test(arguments: [HTTPMethod.POST, .PUT, .PATCH])
+    func bodylessWriteMethodsGetContentLengthZero(_ method: HTTPMethod) {
+        let out = ForwardingRules.upstreamRequestHead(request(method, "/x", [("Host", "g"), ("Content-Length", "0")]), framing: .none, context: context)
+        #expect(out.headers["Content-Length"] == ["0"])
+        #expect(!out.headers.contains(name: "Transfer-Encoding"))
+    }
+
+    @Test(arguments: [HTTPMethod.GET, .HEAD, .DELETE, .OPTIONS])
+    func bodylessReadMethodsGetNoFramingHeaders(_ method: HTTPMethod) {
+        let out = ForwardingRules.upstreamRequestHead(request(method, "/x", [("Host", "g"), ("Content-Length", "0")]), framing: .none, context: context)
+        #expect(!out.headers.contains(name: "Content-Length"))
+        #expect(!out.headers.contains(name: "Transfer-Encoding"))
+    }
+
+    @Test func neverBothFramingHeaders() {
+        let client: [(String, String)] = [("Host", "g"), ("Content-Length", "3"), ("Transfer-Encoding", "chunked")]
+        for framing in [RequestBodyFraming.none, .contentLength(3), .chunked] {
+            for method in [HTTPMethod.GET, .POST] {
+                let out = ForwardingRules.upstreamRequestHead(request(method, "/", client), framing: framing, context: context)
+                let both = out.headers.contains(name: "Content-Length") && out.headers.contains(name: "Transfer-Encoding")
+                #expect(!both, "\(method) \(framing)")
+                #expect(out.headers["Content-Length"].count <= 1)
+            }
+        }
+    }
+}
+
+@Suite struct RequestIDSelectionTests {
+    private static let firstMinted = "0000000000002d000000000000000000"
+
+    private func pick(_ values: [String]) -> (String, RequestIDGenerator) {
+        var generator = RequestIDGenerator(seed: (1, 2, 3, 4))
+        let id = ForwardingRules.requestID(for: request(values.map { ("X-Request-Id", $0) }), generator: &generator)
+        return (id, generator)
+    }
+
+    @Test func keepsOneValidClientID() {
+        let (id, generator) = self.pick(["trace-42:abc@x"])
+        #expect(id == "trace-42:abc@x")
+        // No id was drawn from the generator.
+        var copy = generator
+        #expect(copy.next() == Self.firstMinted)
+    }
+
+    @Test func headerNameIsCaseInsensitive() {
+        var generator = RequestIDGenerator(seed: (1, 2, 3, 4))
+        #expect(ForwardingRules.requestID(for: request([("x-REQUEST-id", "abc")]), generator: &generator) == "abc")
+    }
+
+    @Test func mintsWhenAbsent() {
+        #expect(self.pick([]).0 == Self.firstMinted)
+    }
+
+    @Test(arguments: [["a b"], [String(repeating: "a", count: 129)], ["abc", "def"], ["abc", "abc"], [""], ["x\"y"]])
+    func mintsForInvalidOrRepeatedIDs(_ values: [String]) {
+        let id = self.pick(values).0
+        #expect(id == Self.firstMinted)
+    }
+
+    @Test func keeps128CharacterID() {
+        let value = String(repeating: "b", count: 128)
+        #expect(self.pick([value]).0 == value)
+    }
+}
+
+@Suite struct ClientResponseHeadTests {
+    private let upstream = HTTPResponseHead(
+        version: .http1_1,
+        status: .created,
+        headers: HTTPHeaders([
+            ("Content-Type", "application/json"),
+            ("Connection", "keep-alive, X-Internal"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "h2c"),
+            ("Trailer", "X-Sum"),
+            ("Proxy-Authenticate", "Basic"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("X-Internal", "secret"),
+            ("X-Request-Id", "upstream-id"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Content-Length", "10"),
+        ])
+    )
+
+    @Test func removesHopByHopAndNominatedHeaders() {
+        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "rid", keepAlive: true)
+        for name in ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "proxy-authenticate", "proxy-connection", "te", "x-internal"] {
+            #expect(!out.headers.contains(name: name), "\(name) reached the client")
+        }
+        #expect(out.headers["Content-Type"] == ["application/json"])
+        #expect(out.headers["Set-Cookie"] == ["a=1", "b=2"])
+        #expect(out.headers["Content-Length"] == ["10"])
+        #expect(out.status == .created)
+        #expect(out.version == .http1_1)
+    }
+
+    @Test func setsTheGatewayRequestID() {
+        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "rid-7", keepAlive: true)
+        #expect(out.headers["X-Request-Id"] == ["rid-7"])
+    }
+
+    @Test func http11KeepAliveHasNoConnectionHeader() {
+        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "r", keepAlive: true)
+        #expect(out.headers["Connection"] == [])
+    }
+
+    @Test func closingResponseSaysConnectionClose() {
+        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "r", keepAlive: false)
+        #expect(out.headers["Connection"] == ["close"])
+        #expect(!out.isKeepAlive)
+    }
+
+    @Test func http10KeepAliveSaysKeepAlive() {
+        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_0, requestID: "r", keepAlive: true)
+        #expect(out.version == .http1_0)
+        #expect(out.headers["Connection"] == ["keep-alive"])
+        #expect(out.isKeepAlive)
+    }
+
+    @Test func http10ClosingSaysClose() {
+        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_0, requestID: "r", keepAlive: false)
+        #expect(out.headers["Connection"] == ["close"])
+    }
+
+    @Test func statusIsKeptAsIs() {
+        let head = HTTPResponseHead(version: .http1_1, status: .custom(code: 299, reasonPhrase: "Odd"), headers: [:])
+        let out = ForwardingRules.clientResponseHead(head, requestVersion: .http1_1, requestID: "r", keepAlive: true)
+        #expect(out.status.code == 299)
+        #expect(out.status.reasonPhrase == "Odd")
+    }
+}
+
+/// Only `X-Forwarded-For`, `-Proto` and `-Host` are gateway-owned today; other
+/// `X-Forwarded-*` headers from the client reach the upstream unchanged.
+@Suite struct ForwardingRulesKnownIssues {
+    @Test func otherXForwardedHeadersFromTheClientAreRemoved() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request([("Host", "g"), ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"), ("X-Forwarded-Server", "evil")]),
+            framing: .none,
+            context: context
+        )
+        withKnownIssue("ForwardingRules.isGatewayOwned lists only three X-Forwarded-* names") {
+            #expect(!out.headers.contains(name: "X-Forwarded-Port"))
+            #expect(!out.headers.contains(name: "X-Forwarded-Prefix"))
+            #expect(!out.headers.contains(name: "X-Forwarded-Server"))
+        }
+    }
+}

@@ -1,0 +1,944 @@
+import GatewayConfig
+import GatewayCore
+import GatewayProxy
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+// MARK: - raw HTTP parsing for assertions
+
+/// One HTTP/1.x message as it appeared on the wire.
+struct WireMessage: CustomStringConvertible {
+    var startLine: String
+    var headers: [(name: String, value: String)]
+    var body: [UInt8]
+    var chunked: Bool
+
+    var bodyText: String { String(decoding: self.body, as: UTF8.self) }
+
+    func values(_ name: String) -> [String] {
+        self.headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
+    }
+
+    func has(_ name: String) -> Bool { !self.values(name).isEmpty }
+
+    var statusCode: Int? {
+        let parts = self.startLine.split(separator: " ")
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/") else { return nil }
+        return Int(parts[1])
+    }
+
+    var description: String {
+        ([self.startLine] + self.headers.map { "\($0.name): \($0.value)" }).joined(separator: "\n") + "\n\n" + self.bodyText
+    }
+}
+
+enum WireParseError: Error { case incomplete(String) }
+
+/// Splits `bytes` into HTTP messages. Bodies are delimited by Content-Length or chunked
+/// framing; a response with neither runs to the end of the bytes (close-delimited), a
+/// request with neither has no body.
+func parseMessages(_ bytes: [UInt8], responses: Bool) throws -> [WireMessage] {
+    var messages: [WireMessage] = []
+    var index = 0
+    let crlf: [UInt8] = [13, 10]
+
+    func readLine() throws -> String {
+        var end = index
+        while end + 1 < bytes.count, !(bytes[end] == 13 && bytes[end + 1] == 10) { end += 1 }
+        guard end + 1 < bytes.count else { throw WireParseError.incomplete("line at \(index)") }
+        let line = String(decoding: bytes[index..<end], as: UTF8.self)
+        index = end + 2
+        return line
+    }
+
+    while index < bytes.count {
+        let startLine = try readLine()
+        var headers: [(name: String, value: String)] = []
+        while true {
+            let line = try readLine()
+            if line.isEmpty { break }
+            guard let colon = line.firstIndex(of: ":") else { throw WireParseError.incomplete("header \(line)") }
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t")
+            headers.append((String(line[..<colon]), value))
+        }
+        var message = WireMessage(startLine: startLine, headers: headers, body: [], chunked: false)
+        let status = message.statusCode
+        let bodyless = status.map { $0 < 200 || $0 == 204 || $0 == 304 } ?? false
+        if message.values("transfer-encoding").contains(where: { $0.lowercased().contains("chunked") }) {
+            message.chunked = true
+            while true {
+                let sizeLine = try readLine()
+                guard let size = Int(sizeLine.split(separator: ";")[0], radix: 16) else {
+                    throw WireParseError.incomplete("chunk size \(sizeLine)")
+                }
+                if size == 0 {
+                    while try !readLine().isEmpty {}
+                    break
+                }
+                guard index + size + 2 <= bytes.count else { throw WireParseError.incomplete("chunk") }
+                message.body += bytes[index..<(index + size)]
+                index += size
+                guard Array(bytes[index..<(index + 2)]) == crlf else { throw WireParseError.incomplete("chunk end") }
+                index += 2
+            }
+        } else if let length = message.values("content-length").first.flatMap({ Int($0) }) {
+            guard index + length <= bytes.count else { throw WireParseError.incomplete("body") }
+            message.body = Array(bytes[index..<(index + length)])
+            index += length
+        } else if responses, !bodyless {
+            message.body = Array(bytes[index...])
+            index = bytes.count
+        }
+        messages.append(message)
+    }
+    return messages
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var slice = self[...]
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}
+
+/// The members of a gateway JSON error body, found without a JSON library.
+func jsonMember(_ name: String, in body: String) -> String? {
+    guard let range = body.range(of: "\"\(name)\":\"") else { return nil }
+    let rest = body[range.upperBound...]
+    guard let end = rest.firstIndex(of: "\"") else { return nil }
+    return String(rest[..<end])
+}
+
+func isMintedID(_ id: String?) -> Bool {
+    guard let id else { return false }
+    return id.utf8.count == 32 && id.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+}
+
+// MARK: - harness
+
+/// An `UpstreamConnector` that hands out `EmbeddedChannel`s on the test's loop, fails,
+/// or leaves the connection pending until the test decides.
+final class FakeConnector: @unchecked Sendable {
+    enum Mode {
+        case connect
+        case fail
+        case pending
+    }
+
+    struct Call {
+        var host: String
+        var port: Int
+        var connectTimeout: TimeAmount
+    }
+
+    let loop: EmbeddedEventLoop
+    var mode: Mode = .connect
+    private(set) var calls: [Call] = []
+    private(set) var channels: [EmbeddedChannel] = []
+    private(set) var pending: [(promise: EventLoopPromise<any Channel>, initializer: @Sendable (any Channel) -> EventLoopFuture<Void>)] = []
+
+    init(loop: EmbeddedEventLoop) {
+        self.loop = loop
+    }
+
+    var connector: UpstreamConnector {
+        { eventLoop, host, port, connectTimeout, initializer in
+            self.calls.append(Call(host: host, port: port, connectTimeout: connectTimeout))
+            switch self.mode {
+            case .fail:
+                return eventLoop.makeFailedFuture(ChannelError.connectTimeout(connectTimeout))
+            case .pending:
+                let promise = eventLoop.makePromise(of: (any Channel).self)
+                self.pending.append((promise, initializer))
+                return promise.futureResult
+            case .connect:
+                do {
+                    return eventLoop.makeSucceededFuture(try self.makeChannel(port: port, initializer: initializer))
+                } catch {
+                    return eventLoop.makeFailedFuture(error)
+                }
+            }
+        }
+    }
+
+    private func makeChannel(port: Int, initializer: @Sendable (any Channel) -> EventLoopFuture<Void>) throws -> any Channel {
+        let channel = EmbeddedChannel(loop: self.loop)
+        self.channels.append(channel)
+        try initializer(channel).wait()
+        try channel.connect(to: SocketAddress(ipAddress: "10.0.0.2", port: port)).wait()
+        return channel
+    }
+
+    /// Completes the oldest pending connection attempt.
+    func completePending(succeed: Bool) throws {
+        let (promise, initializer) = self.pending.removeFirst()
+        if succeed {
+            promise.succeed(try self.makeChannel(port: 9000, initializer: initializer))
+        } else {
+            promise.fail(ChannelError.connectTimeout(.seconds(2)))
+        }
+    }
+}
+
+/// A client connection through `ProxyPipeline` on an `EmbeddedEventLoop`.
+final class ProxyHarness {
+    let loop: EmbeddedEventLoop
+    let client: EmbeddedChannel
+    let connector: FakeConnector
+    let context: LoopContext
+
+    init(_ adjust: (inout GatewayConfiguration) -> Void = { _ in }) throws {
+        var configuration = GatewayConfiguration(upstream: UpstreamSettings(host: "backend.internal", port: 9000))
+        adjust(&configuration)
+        self.loop = EmbeddedEventLoop()
+        self.connector = FakeConnector(loop: self.loop)
+        self.context = LoopContext(
+            eventLoop: self.loop,
+            configuration: configuration,
+            connector: self.connector.connector,
+            logger: Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        self.client = EmbeddedChannel(loop: self.loop)
+        self.client.remoteAddress = try SocketAddress(ipAddress: "192.0.2.10", port: 40000)
+        try ProxyPipeline.configure(channel: self.client, loop: self.context)
+        try self.client.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
+    }
+
+    var upstreamCalls: Int { self.connector.calls.count }
+
+    func upstream(_ index: Int = 0) -> EmbeddedChannel { self.connector.channels[index] }
+
+    func send(_ text: String) throws {
+        try self.client.writeInbound(ByteBuffer(string: text))
+    }
+
+    func send(_ bytes: [UInt8]) throws {
+        try self.client.writeInbound(ByteBuffer(bytes: bytes))
+    }
+
+    /// Everything the gateway wrote to the client since the last call.
+    func clientBytes() throws -> [UInt8] {
+        try Self.drain(self.client)
+    }
+
+    func clientResponses() throws -> [WireMessage] {
+        try parseMessages(self.clientBytes(), responses: true)
+    }
+
+    /// Everything the gateway wrote to upstream connection `index` since the last call.
+    func upstreamRequests(_ index: Int = 0) throws -> [WireMessage] {
+        try parseMessages(Self.drain(self.upstream(index)), responses: false)
+    }
+
+    func respond(_ text: String, on index: Int = 0) throws {
+        try self.upstream(index).writeInbound(ByteBuffer(string: text))
+    }
+
+    private static func drain(_ channel: EmbeddedChannel) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            bytes += buffer.readableBytesView
+        }
+        return bytes
+    }
+
+    /// Closes everything and empties the loop (it must not be freed with tasks left).
+    func finish() {
+        self.context.shutdown()
+        _ = try? self.client.finish(acceptAlreadyClosed: true)
+        for channel in self.connector.channels {
+            _ = try? channel.finish(acceptAlreadyClosed: true)
+        }
+        for (promise, _) in self.connector.pending {
+            promise.fail(ChannelError.ioOnClosedChannel)
+        }
+        try? self.loop.syncShutdownGracefully()
+    }
+}
+
+private let simpleGet = "GET /v1/databases HTTP/1.1\r\nHost: gw.example\r\n\r\n"
+private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+
+// MARK: - tests
+
+@Suite struct ProxyHandlerForwardingTests {
+    @Test func getIsForwardedWithGatewayHeadersAndWithoutHopByHop() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+
+        try harness.send(
+            "GET /v1/databases?limit=5 HTTP/1.1\r\n"
+                + "Host: gw.example:8080\r\n"
+                + "Connection: keep-alive, X-Hop\r\n"
+                + "X-Hop: 1\r\n"
+                + "Keep-Alive: timeout=5\r\n"
+                + "Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"
+                + "TE: trailers\r\n"
+                + "X-Forwarded-For: 6.6.6.6\r\n"
+                + "X-DBAudit-Subject: admin\r\n"
+                + "X-Request-Id: client-id-1\r\n"
+                + "Accept: application/json\r\n"
+                + "Authorization: Bearer t0k3n\r\n"
+                + "\r\n"
+        )
+
+        #expect(harness.upstreamCalls == 1)
+        #expect(harness.connector.calls.first?.host == "backend.internal")
+        #expect(harness.connector.calls.first?.port == 9000)
+        #expect(harness.connector.calls.first?.connectTimeout == .seconds(2))
+
+        let requests = try harness.upstreamRequests()
+        #expect(requests.count == 1)
+        let request = try #require(requests.first)
+        #expect(request.startLine == "GET /v1/databases?limit=5 HTTP/1.1")
+        #expect(request.values("Host") == ["backend.internal:9000"])
+        #expect(request.values("X-Request-Id") == ["client-id-1"])
+        #expect(request.values("X-Forwarded-For") == ["192.0.2.10"])
+        #expect(request.values("X-Forwarded-Proto") == ["http"])
+        #expect(request.values("X-Forwarded-Host") == ["gw.example:8080"])
+        #expect(request.values("Accept") == ["application/json"])
+        #expect(request.values("Authorization") == ["Bearer t0k3n"])
+        for name in ["Connection", "X-Hop", "Keep-Alive", "Proxy-Authorization", "TE", "X-DBAudit-Subject", "Content-Length", "Transfer-Encoding"] {
+            #expect(!request.has(name), "\(name) was forwarded:\n\(request)")
+        }
+        // Nothing is sent to the client before the upstream answers.
+        #expect(try harness.clientBytes().isEmpty)
+
+        try harness.respond(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Request-Id: upstream-id\r\n"
+                + "Connection: keep-alive, X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=10\r\n\r\n{}"
+        )
+        let responses = try harness.clientResponses()
+        #expect(responses.count == 1)
+        let response = try #require(responses.first)
+        #expect(response.startLine == "HTTP/1.1 200 OK")
+        #expect(response.values("X-Request-Id") == ["client-id-1"])
+        #expect(response.values("Content-Type") == ["application/json"])
+        #expect(response.bodyText == "{}")
+        #expect(!response.has("X-Internal"))
+        #expect(!response.has("Keep-Alive"))
+        #expect(!response.has("Connection"))
+        #expect(harness.client.isActive)
+        #expect(harness.context.idleUpstreamConnections == 1)
+    }
+
+    @Test func mintedRequestIDIsSharedByUpstreamRequestAndClientResponse() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET / HTTP/1.1\r\nHost: gw.example\r\nX-Request-Id: has space\r\n\r\n")
+        let request = try #require(try harness.upstreamRequests().first)
+        let minted = request.values("X-Request-Id")
+        #expect(minted.count == 1)
+        #expect(isMintedID(minted.first))
+        try harness.respond(okResponse)
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.values("X-Request-Id") == minted)
+        #expect(response.bodyText == "hello")
+    }
+
+    @Test func postBodyIsForwardedWithContentLength() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("POST /v1/items HTTP/1.1\r\nHost: g\r\nContent-Length: 11\r\n\r\nhello")
+        try harness.send(" world")
+        let request = try #require(try harness.upstreamRequests().first)
+        #expect(request.startLine == "POST /v1/items HTTP/1.1")
+        #expect(request.values("Content-Length") == ["11"])
+        #expect(!request.has("Transfer-Encoding"))
+        #expect(request.bodyText == "hello world")
+        try harness.respond("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 201)
+    }
+
+    @Test func chunkedBodyIsForwardedChunked() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("PUT /v1/items/1 HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        let request = try #require(try harness.upstreamRequests().first)
+        #expect(request.values("Transfer-Encoding") == ["chunked"])
+        #expect(!request.has("Content-Length"))
+        #expect(request.chunked)
+        #expect(request.bodyText == "hello world")
+    }
+
+    @Test func chunkedResponseReachesTheClient() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        try harness.respond("2\r\nde\r\n0\r\n\r\n")
+        let responses = try harness.clientResponses()
+        #expect(responses.count == 1)
+        #expect(responses.first?.chunked == true)
+        #expect(responses.first?.bodyText == "abcde")
+        #expect(harness.client.isActive)
+    }
+
+    @Test func upstreamErrorStatusIsRelayedNotRewritten() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 404)
+        #expect(response.bodyText == "nop")
+    }
+
+    @Test func http10ClientWithoutKeepAliveIsClosedAfterResponse() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET /old HTTP/1.0\r\n\r\n")
+        let request = try #require(try harness.upstreamRequests().first)
+        #expect(request.startLine == "GET /old HTTP/1.1")
+        #expect(request.values("Host") == ["backend.internal:9000"])
+        #expect(!request.has("X-Forwarded-Host"))
+        try harness.respond(okResponse)
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.startLine.hasPrefix("HTTP/1.0 200"))
+        #expect(response.bodyText == "hello")
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func http10KeepAliveClientGetsKeepAlive() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        try harness.respond(okResponse)
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.values("Connection") == ["keep-alive"])
+        #expect(harness.client.isActive)
+    }
+
+    @Test func http10ResponseWithoutLengthIsCloseDelimited() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.values("Connection") == ["close"])
+        #expect(!response.chunked)
+        #expect(response.bodyText == "abc")
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func clientConnectionCloseIsHonoured() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET / HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n")
+        try harness.respond(okResponse)
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.values("Connection") == ["close"])
+        #expect(!harness.client.isActive)
+        // The upstream connection itself was fine and is kept for the next client.
+        #expect(harness.context.idleUpstreamConnections == 1)
+    }
+}
+
+@Suite struct ProxyHandlerPoolTests {
+    @Test func upstreamConnectionIsReusedForTheNextRequest() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        #expect(try harness.upstreamRequests().count == 1)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().count == 1)
+        #expect(harness.context.idleUpstreamConnections == 1)
+
+        try harness.send("GET /second HTTP/1.1\r\nHost: gw.example\r\n\r\n")
+        #expect(harness.upstreamCalls == 1)
+        #expect(harness.context.idleUpstreamConnections == 0)
+        let second = try #require(try harness.upstreamRequests(0).first)
+        #expect(second.startLine == "GET /second HTTP/1.1")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.bodyText == "second")
+        #expect(harness.context.idleUpstreamConnections == 1)
+    }
+
+    @Test func upstreamConnectionCloseIsNotReused() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.bodyText == "hello")
+        // The client connection stays open; only the upstream one is dropped.
+        #expect(!response.has("Connection"))
+        #expect(harness.client.isActive)
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream(0).isActive)
+
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 2)
+        #expect(try harness.upstreamRequests(1).count == 1)
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(
+            "GET /one HTTP/1.1\r\nHost: g\r\nX-Request-Id: first\r\n\r\nGET /two HTTP/1.1\r\nHost: g\r\nX-Request-Id: second\r\n\r\n"
+        )
+        // Only the first request is in flight.
+        let first = try harness.upstreamRequests()
+        #expect(first.map(\.startLine) == ["GET /one HTTP/1.1"])
+
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+        // The second request now goes out on the same, reused connection.
+        let second = try harness.upstreamRequests()
+        #expect(second.map(\.startLine) == ["GET /two HTTP/1.1"])
+        #expect(harness.upstreamCalls == 1)
+
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo")
+        let responses = try harness.clientResponses()
+        #expect(responses.map(\.bodyText) == ["one", "two"])
+        #expect(responses.map { $0.values("X-Request-Id") } == [["first"], ["second"]])
+        #expect(harness.client.isActive)
+    }
+}
+
+@Suite struct ProxyHandlerErrorTests {
+    private func expectJSONError(
+        _ response: WireMessage?,
+        status: Int,
+        code: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        guard let response else {
+            Issue.record("no response", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(response.statusCode == status, "\(response)", sourceLocation: sourceLocation)
+        #expect(response.values("Content-Type") == ["application/json"], sourceLocation: sourceLocation)
+        #expect(response.values("Cache-Control") == ["no-store"], sourceLocation: sourceLocation)
+        let body = response.bodyText
+        #expect(body.hasPrefix("{\"error\":\"\(code)\",\"error_description\":\""), "\(body)", sourceLocation: sourceLocation)
+        let requestID = jsonMember("request_id", in: body)
+        #expect(requestID != nil && !requestID!.isEmpty, sourceLocation: sourceLocation)
+        #expect(response.values("X-Request-Id") == [requestID ?? "?"], sourceLocation: sourceLocation)
+    }
+
+    @Test func failingConnectorGives502JSON() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.connector.mode = .fail
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 1)
+        let responses = try harness.clientResponses()
+        #expect(responses.count == 1)
+        self.expectJSONError(responses.first, status: 502, code: "upstream_unavailable")
+        #expect(isMintedID(responses.first.flatMap { jsonMember("request_id", in: $0.bodyText) }))
+    }
+
+    @Test func failing502KeepsTheClientRequestID() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.connector.mode = .fail
+        try harness.send("GET / HTTP/1.1\r\nHost: g\r\nX-Request-Id: trace-77\r\n\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 502, code: "upstream_unavailable")
+        #expect(jsonMember("request_id", in: response.bodyText) == "trace-77")
+    }
+
+    @Test func connectFailureAfterCompleteRequestKeepsConnectionUsable() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.connector.mode = .pending
+        try harness.send(simpleGet)
+        #expect(try harness.clientBytes().isEmpty)
+        try harness.connector.completePending(succeed: false)
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 502, code: "upstream_unavailable")
+        #expect(!response.has("Connection"))
+        #expect(harness.client.isActive)
+
+        // The next request on the same connection is served.
+        harness.connector.mode = .connect
+        try harness.send(simpleGet)
+        #expect(try harness.upstreamRequests().count == 1)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().first?.bodyText == "hello")
+    }
+
+    @Test func bodyBufferedWhileConnectingIsSentAfterTheHead() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.connector.mode = .pending
+        try harness.send("POST /v1/x HTTP/1.1\r\nHost: g\r\nContent-Length: 7\r\n\r\npayload")
+        try harness.connector.completePending(succeed: true)
+        let request = try #require(try harness.upstreamRequests().first)
+        #expect(request.startLine == "POST /v1/x HTTP/1.1")
+        #expect(request.bodyText == "payload")
+    }
+
+    @Test func smugglingRequestIsRejectedWithoutContactingUpstream() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(
+            "POST /v1/x HTTP/1.1\r\nHost: g\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: g\r\n\r\n"
+        )
+        let responses = try harness.clientResponses()
+        #expect(responses.count == 1)
+        self.expectJSONError(responses.first, status: 400, code: "invalid_request")
+        #expect(responses.first?.values("Connection") == ["close"])
+        #expect(harness.upstreamCalls == 0)
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func duplicateHostIsRejectedWithoutContactingUpstream() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 400, code: "invalid_request")
+        #expect(harness.upstreamCalls == 0)
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func absoluteFormTargetIsRejected() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET http://internal.example/admin HTTP/1.1\r\nHost: internal.example\r\n\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 400, code: "invalid_request")
+        #expect(harness.upstreamCalls == 0)
+    }
+
+    @Test func oversizedHeadersGive431() throws {
+        let harness = try ProxyHarness { $0.server.maxHeaderBytes = 1024 }
+        defer { harness.finish() }
+        try harness.send("GET / HTTP/1.1\r\nHost: g\r\nX-Big: \(String(repeating: "a", count: 2000))\r\n\r\n")
+        let responses = try harness.clientResponses()
+        #expect(responses.count == 1)
+        self.expectJSONError(responses.first, status: 431, code: "request_header_fields_too_large")
+        #expect(responses.first?.bodyText.contains("1024") == true)
+        #expect(harness.upstreamCalls == 0)
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func headersUnderTheLimitPass() throws {
+        let harness = try ProxyHarness { $0.server.maxHeaderBytes = 1024 }
+        defer { harness.finish() }
+        try harness.send("GET / HTTP/1.1\r\nHost: g\r\nX-Big: \(String(repeating: "a", count: 500))\r\n\r\n")
+        #expect(harness.upstreamCalls == 1)
+        #expect(try harness.upstreamRequests().first?.values("X-Big").first?.count == 500)
+    }
+
+    @Test func declaredBodyOverLimitGives413() throws {
+        let harness = try ProxyHarness { $0.server.maxBodyBytes = 8 }
+        defer { harness.finish() }
+        try harness.send("POST / HTTP/1.1\r\nHost: g\r\nContent-Length: 9\r\n\r\n123456789")
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 413, code: "request_too_large")
+        #expect(harness.upstreamCalls == 0)
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func streamedBodyOverLimitGives413AndAbortsUpstream() throws {
+        let harness = try ProxyHarness { $0.server.maxBodyBytes = 8 }
+        defer { harness.finish() }
+        try harness.send("POST / HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        #expect(harness.upstreamCalls == 1)
+        #expect(try harness.clientBytes().isEmpty)
+        try harness.send("5\r\nworld\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 413, code: "request_too_large")
+        #expect(!harness.client.isActive)
+        #expect(!harness.upstream().isActive)
+        #expect(harness.context.idleUpstreamConnections == 0)
+    }
+
+    @Test func upstreamResponseTimeoutGives504() throws {
+        let harness = try ProxyHarness { $0.upstream.responseTimeout = .seconds(5) }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        #expect(try harness.upstreamRequests().count == 1)
+        harness.loop.advanceTime(by: .seconds(4))
+        #expect(try harness.clientBytes().isEmpty)
+        harness.loop.advanceTime(by: .seconds(2))
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 504, code: "upstream_timeout")
+        // The timed-out upstream connection is dropped; the client may go on.
+        #expect(!harness.upstream().isActive)
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(harness.client.isActive)
+    }
+
+    @Test func stalledResponseBodyClosesTheClient() throws {
+        let harness = try ProxyHarness { $0.upstream.responseTimeout = .seconds(5) }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel")
+        harness.loop.advanceTime(by: .seconds(6))
+        let bytes = try harness.clientBytes()
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.hasSuffix("\r\n\r\nhel"))
+        #expect(!harness.client.isActive)
+        #expect(!harness.upstream().isActive)
+    }
+
+    @Test func upstreamClosingMidResponseClosesTheClient() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel")
+        try harness.upstream().close().wait()
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func upstreamClosingBeforeResponseGives502() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.upstream().close().wait()
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 502, code: "upstream_error")
+        #expect(harness.client.isActive)
+    }
+
+    @Test func requestBodyTimeoutGives408() throws {
+        let harness = try ProxyHarness { $0.server.bodyTimeout = .seconds(3) }
+        defer { harness.finish() }
+        try harness.send("POST / HTTP/1.1\r\nHost: g\r\nContent-Length: 10\r\n\r\nabc")
+        harness.loop.advanceTime(by: .seconds(2))
+        try harness.send("de")
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(try harness.clientBytes().isEmpty)
+        harness.loop.advanceTime(by: .seconds(2))
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 408, code: "request_timeout")
+        #expect(!harness.client.isActive)
+        #expect(!harness.upstream().isActive)
+    }
+
+    @Test func slowRequestHeadGetsRaw408() throws {
+        let harness = try ProxyHarness { $0.server.headerTimeout = .seconds(2) }
+        defer { harness.finish() }
+        try harness.send("GET / HTTP/1.1\r\nHo")
+        harness.loop.advanceTime(by: .seconds(3))
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 408)
+        #expect(response.values("Content-Type") == ["application/json"])
+        #expect(response.values("Connection") == ["close"])
+        #expect(response.bodyText.hasPrefix("{\"error\":\"request_timeout\",\"error_description\":\""))
+        #expect(isMintedID(jsonMember("request_id", in: response.bodyText)))
+        #expect(!harness.client.isActive)
+        #expect(harness.upstreamCalls == 0)
+        // Every other gateway error carries these; the raw 408 written by
+        // RequestHeadTimeoutHandler does not.
+        withKnownIssue("RequestHeadTimeoutHandler's raw 408 lacks X-Request-Id and Cache-Control") {
+            #expect(response.values("X-Request-Id") == [jsonMember("request_id", in: response.bodyText) ?? "?"])
+            #expect(response.values("Cache-Control") == ["no-store"])
+        }
+    }
+
+    @Test func idleConnectionIsClosedSilently() throws {
+        let harness = try ProxyHarness { $0.server.idleTimeout = .seconds(5) }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().count == 1)
+        harness.loop.advanceTime(by: .seconds(4))
+        #expect(harness.client.isActive)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(!harness.client.isActive)
+        #expect(try harness.clientBytes().isEmpty)
+    }
+
+    @Test func clientClosingMidExchangeAbortsUpstream() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        #expect(harness.upstream().isActive)
+        try harness.client.close().wait()
+        #expect(!harness.upstream().isActive)
+        #expect(harness.context.idleUpstreamConnections == 0)
+    }
+
+    @Test func unsupportedExpectationGives417() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("POST / HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\nExpect: magic\r\n\r\nhi")
+        let response = try #require(try harness.clientResponses().first)
+        self.expectJSONError(response, status: 417, code: "expectation_failed")
+        #expect(harness.upstreamCalls == 0)
+    }
+
+    @Test func expectContinueIsAnsweredByTheGateway() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("POST / HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        let interim = try harness.clientResponses()
+        #expect(interim.map(\.statusCode) == [100])
+        try harness.send("hi")
+        let request = try #require(try harness.upstreamRequests().first)
+        #expect(!request.has("Expect"))
+        #expect(request.bodyText == "hi")
+    }
+}
+
+@Suite struct ProxyHandlerEdgeCaseTests {
+    @Test func headResponseHasNoBodyAndTheConnectionsStayInSync() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("HEAD /v1/x HTTP/1.1\r\nHost: g\r\n\r\n")
+        #expect(try harness.upstreamRequests().first?.startLine == "HEAD /v1/x HTTP/1.1")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.lowercased().contains("content-length: 5\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))
+        #expect(harness.context.idleUpstreamConnections == 1)
+
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 1)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().first?.bodyText == "hello")
+    }
+
+    @Test func headRequestErrorHasNoBody() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.connector.mode = .pending
+        try harness.send("HEAD / HTTP/1.1\r\nHost: g\r\n\r\n")
+        try harness.connector.completePending(succeed: false)
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"), "a body followed the head: \(text)")
+        #expect(harness.client.isActive)
+    }
+
+    @Test func interimUpstreamResponseIsNotRelayed() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 100 Continue\r\n\r\n" + okResponse)
+        let responses = try harness.clientResponses()
+        #expect(responses.map(\.statusCode) == [200])
+        #expect(responses.first?.bodyText == "hello")
+    }
+
+    @Test func earlyUpstreamResponseClosesBothConnections() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("POST /upload HTTP/1.1\r\nHost: g\r\nContent-Length: 100\r\n\r\nabc")
+        try harness.respond("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nnope")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 413)
+        #expect(response.bodyText == "nope")
+        #expect(response.values("Connection") == ["close"])
+        #expect(!harness.client.isActive)
+        // The upstream still expects the rest of the body: it cannot be reused.
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream().isActive)
+    }
+
+    @Test func closeDelimitedUpstreamResponseIsRechunkedForTheClient() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc")
+        try harness.upstream().close().wait()
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 200)
+        #expect(response.chunked)
+        #expect(response.bodyText == "abc")
+        #expect(harness.client.isActive)
+        #expect(harness.context.idleUpstreamConnections == 0)
+    }
+
+    @Test func unsolicitedUpstreamBytesDropTheConnection() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse + "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+        #expect(try harness.clientResponses().map(\.bodyText) == ["hello"])
+        #expect(harness.context.idleUpstreamConnections == 0)
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 2)
+    }
+
+    @Test func connectionArrivingAfterClientLeftGoesToThePool() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.connector.mode = .pending
+        try harness.send(simpleGet)
+        try harness.client.close().wait()
+        try harness.connector.completePending(succeed: true)
+        #expect(harness.context.idleUpstreamConnections == 1)
+        #expect(try harness.upstreamRequests().isEmpty)
+    }
+
+    @Test func zeroIdleLimitClosesEveryUpstreamConnection() throws {
+        let harness = try ProxyHarness { $0.upstream.maxIdleConnectionsPerLoop = 0 }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream(0).isActive)
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 2)
+    }
+
+    @Test func reloadWithNewUpstreamUsesAFreshPool() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(harness.context.idleUpstreamConnections == 1)
+
+        var configuration = harness.context.configuration
+        configuration.upstream = UpstreamSettings(host: "backend-2.internal", port: 9100)
+        harness.context.apply(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        #expect(!harness.upstream(0).isActive)
+
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 2)
+        #expect(harness.connector.calls.last?.host == "backend-2.internal")
+        #expect(harness.connector.calls.last?.port == 9100)
+        #expect(try harness.upstreamRequests(1).first?.values("Host") == ["backend-2.internal:9100"])
+    }
+
+    @Test func quiesceClosesAnIdleConnection() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        harness.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!harness.client.isActive)
+    }
+
+    @Test func quiesceLetsTheActiveExchangeFinishThenCloses() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        harness.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(harness.client.isActive)
+        try harness.respond(okResponse)
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.bodyText == "hello")
+        #expect(response.values("Connection") == ["close"])
+        #expect(!harness.client.isActive)
+    }
+
+    /// While the upstream cannot take more data the gateway stops reading the client, so
+    /// a pause in the body is the gateway's doing and must not be answered with a 408
+    /// blaming the client.
+    @Test func upstreamBackpressureDoesNotCountAsAClientStall() throws {
+        let harness = try ProxyHarness { $0.server.bodyTimeout = .seconds(3) }
+        defer { harness.finish() }
+        try harness.send("POST / HTTP/1.1\r\nHost: g\r\nContent-Length: 10\r\n\r\nabc")
+        harness.upstream().isWritable = false
+        harness.upstream().pipeline.fireChannelWritabilityChanged()
+        harness.loop.advanceTime(by: .seconds(5))
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        withKnownIssue("ProxyHandler's body timer keeps running while client reads are held") {
+            #expect(text.isEmpty)
+        }
+    }
+}
