@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean
+.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean bench bench-quick
 
 all: build
 
@@ -42,6 +42,17 @@ demo: build
 
 check-config: build
 	$(BIN_DEBUG) check-config --config gateway.conf.example
+
+# Benchmark: the release build side by side with nginx and HAProxy on loopback, pinned to
+# cores, interleaved runs, ratios inside one run (bench/README.md). Not part of `make test`.
+# `make bench BENCH_ARGS=--quick` (or `make bench-quick`) finishes in under 3 minutes.
+bench:
+	@scripts/install-deps.sh nginx haproxy redis-server wrk
+	$(SWIFT) build -c release
+	python3 bench/run.py $(BENCH_ARGS)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"
 
 clean:
 	rm -rf .build $(VENV)

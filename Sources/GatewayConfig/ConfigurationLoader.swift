@@ -286,16 +286,18 @@ final class ConfigReader {
                 "idle_timeout", "preserve_host",
             ]
         )
-        var upstream: UpstreamSettings?
+        var parsed: UpstreamSettings?
         if let url = self.string(table, "url", path: path) {
             switch ValueParsers.upstreamURL(url) {
-            case .success(let (scheme, host, port)): upstream = UpstreamSettings(scheme: scheme, host: host, port: port)
+            case .success(let (scheme, host, port)): parsed = UpstreamSettings(scheme: scheme, host: host, port: port)
             case .failure(let message): self.problem("\(path).url", message)
             }
         } else if table["url"] == nil {
             self.problem("\(path).url", "is required (e.g. \"http://127.0.0.1:9000\")")
         }
-        guard var upstream else { return nil }
+        // Validate the other keys even when the URL is bad, so every problem is reported.
+        let urlIsValid = parsed != nil
+        var upstream = parsed ?? UpstreamSettings(host: "invalid", port: 1)
         self.duration(table, "connect_timeout", path: path).map { upstream.connectTimeout = $0 }
         self.duration(table, "response_timeout", path: path).map { upstream.responseTimeout = $0 }
         self.integer(table, "max_idle_connections_per_loop", path: path, range: 0...100_000).map {
@@ -303,7 +305,7 @@ final class ConfigReader {
         }
         self.duration(table, "idle_timeout", path: path).map { upstream.idleTimeout = $0 }
         self.bool(table, "preserve_host", path: path).map { upstream.preserveHost = $0 }
-        return upstream
+        return urlIsValid ? upstream : nil
     }
 
     private func readLogging(_ table: TOMLTable, into logging: inout LoggingSettings) {

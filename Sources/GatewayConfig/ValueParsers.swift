@@ -70,6 +70,7 @@ package enum ValueParsers {
             return .failure("must be scheme://host[:port] with no path, query or fragment")
         }
         switch hostAndPort(String(rest), defaultPort: 80) {
+        case .success((_, 0)): return .failure("invalid port (expected 1-65535)")
         case .success(let (host, port)): return .success(("http", host, port))
         case .failure(let message): return .failure(message)
         }
@@ -142,7 +143,7 @@ package enum ValueParsers {
             } else {
                 return .failure("expected :port after ]")
             }
-            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
+            guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }) else {
                 return .failure("invalid IPv6 address")
             }
         } else {

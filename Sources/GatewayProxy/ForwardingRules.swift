@@ -42,8 +42,7 @@ package enum ForwardingRules {
 
     /// Headers only the gateway may set towards the upstream: identity and forwarding.
     static func isGatewayOwned(_ name: String) -> Bool {
-        HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.equals(name, "x-forwarded-for")
-            || HeaderName.equals(name, "x-forwarded-proto") || HeaderName.equals(name, "x-forwarded-host")
+        HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.hasPrefix(name, "x-forwarded-")
             || HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-request-id")
             || HeaderName.equals(name, "x-real-ip")
     }

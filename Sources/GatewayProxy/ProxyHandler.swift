@@ -48,6 +48,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     private var readPending = false
     private var bodyTimer: Scheduled<Void>?
     private var bodyTimerGeneration: UInt64 = 0
+    /// The body timer was stopped while reads were held and must restart when they resume.
+    private var bodyTimerPaused = false
 
     init(loop: LoopContext, clientScheme: String) {
         self.loop = loop
@@ -150,10 +152,20 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     private func setReadsHeld(_ held: Bool) {
+        let wasHeld = self.readsHeld
         self.readsHeld = held
-        if !held, self.readPending, let context {
-            self.readPending = false
-            context.read()
+        if held {
+            // A stall the gateway causes (no upstream yet, or an upstream that cannot
+            // take more) is not the client's: the body clock stops meanwhile.
+            if !wasHeld { self.pauseBodyTimer() }
+        } else {
+            if wasHeld, self.machine.isAwaitingRequestBody, self.bodyTimerPaused {
+                self.armBodyTimer()
+            }
+            if self.readPending, let context {
+                self.readPending = false
+                context.read()
+            }
         }
     }
 
@@ -458,6 +470,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func armBodyTimer() {
         guard let context, let timeout = self.exchange?.bodyTimeout else { return }
+        if self.readsHeld {
+            self.bodyTimerPaused = true
+            return
+        }
+        self.bodyTimerPaused = false
         self.bodyTimer?.cancel()
         self.bodyTimerGeneration &+= 1
         let generation = self.bodyTimerGeneration
@@ -470,7 +487,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
     }
 
+    private func pauseBodyTimer() {
+        guard self.bodyTimer != nil else { return }
+        self.cancelBodyTimer()
+        self.bodyTimerPaused = true
+    }
+
     private func cancelBodyTimer() {
+        self.bodyTimerPaused = false
         self.bodyTimerGeneration &+= 1
         self.bodyTimer?.cancel()
         self.bodyTimer = nil

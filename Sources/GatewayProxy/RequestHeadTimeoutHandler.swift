@@ -112,10 +112,12 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         case .headTimedOut:
             var ids = RequestIDGenerator()
-            let body = GatewayError.headerReadTimeout.jsonBody(requestID: ids.next())
-            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count + 160)
+            let requestID = ids.next()
+            let body = GatewayError.headerReadTimeout.jsonBody(requestID: requestID)
+            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count + 220)
             buffer.writeString(
-                "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n"
+                "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
+                    + "cache-control: no-store\r\nx-request-id: \(requestID)\r\nconnection: close\r\n\r\n"
             )
             buffer.writeString(body)
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)

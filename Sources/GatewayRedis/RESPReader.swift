@@ -29,14 +29,20 @@ package final class RESPReader {
     package static let maximumArrayElements = 1 << 20
 
     private let reader: UnsafeMutablePointer<redisReader>
+    private var failure: ProtocolError?
+    private var scanner = RESPFrameScanner(
+        maximumBulkBytes: RESPReader.maximumBulkBytes,
+        maximumArrayElements: RESPReader.maximumArrayElements,
+        maximumDepth: 8
+    )
 
     package init() {
         guard let reader = redisReaderCreate() else {
             preconditionFailure("redisReaderCreate failed: out of memory")
         }
-        // Release hiredis's internal buffer whenever it is empty instead of keeping up to
-        // 16 KiB idle per connection.
-        cgw_redisReaderSetMaxBuf(reader, 0)
+        // hiredis frees an emptied buffer larger than `maxbuf` (0 would mean never): keep
+        // at most 16 KiB idle per connection after a large reply.
+        cgw_redisReaderSetMaxBuf(reader, 16 * 1024)
         self.reader = reader
     }
 
@@ -46,9 +52,17 @@ package final class RESPReader {
 
     /// Appends bytes received from the server.
     package func feed(_ bytes: UnsafeRawBufferPointer) throws(ProtocolError) {
+        if let failure = self.failure { throw failure }
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        do {
+            try self.scanner.scan(bytes)
+        } catch {
+            switch error {
+            case .invalid(let message): throw self.fail(message)
+            }
+        }
         if redisReaderFeed(self.reader, base.assumingMemoryBound(to: CChar.self), bytes.count) != cgw_REDIS_OK() {
-            throw ProtocolError(message: self.errorMessage())
+            throw self.fail(self.errorMessage())
         }
     }
 
@@ -66,14 +80,27 @@ package final class RESPReader {
 
     /// The next complete reply, or nil if more bytes are needed.
     package func next() throws(ProtocolError) -> RESPValue? {
+        if let failure = self.failure { throw failure }
         var raw: UnsafeMutableRawPointer?
         guard redisReaderGetReply(self.reader, &raw) == cgw_REDIS_OK() else {
-            throw ProtocolError(message: self.errorMessage())
+            throw self.fail(self.errorMessage())
         }
         guard let raw else { return nil }
         let reply = raw.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(raw) }
-        return try Self.convert(reply, depth: 0)
+        do {
+            return try Self.convert(reply, depth: 0)
+        } catch {
+            throw self.fail(error.message)
+        }
+    }
+
+    /// Records the first protocol error: the stream position is lost, so every later
+    /// call fails the same way.
+    private func fail(_ message: String) -> ProtocolError {
+        let error = ProtocolError(message: message)
+        self.failure = error
+        return error
     }
 
     private func errorMessage() -> String {

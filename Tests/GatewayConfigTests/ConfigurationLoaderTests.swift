@@ -507,14 +507,11 @@ private let upstreamOnly = """
         #expect(Set(found.map(\.key)) == ["server.max_connections", "logging.format", "upstream"])
     }
 
-    /// A bad or missing `url` makes `readUpstream` return before the other `[upstream]`
-    /// keys are checked, so their problems only show up after the url is fixed.
+    /// A bad `url` must not hide the other `[upstream]` problems: all are reported at once.
     @Test func badURLDoesNotHideOtherUpstreamProblems() {
         let found = problems("[upstream]\nurl = \"https://x\"\nconnect_timeout = \"0s\"\n")
         #expect(found.contains { $0.key == "upstream.url" })
-        withKnownIssue("ConfigReader.readUpstream skips the remaining keys when url is bad") {
-            #expect(found.contains { $0.key == "upstream.connect_timeout" })
-        }
+        #expect(found.contains { $0.key == "upstream.connect_timeout" })
     }
 }
 

@@ -195,22 +195,18 @@ extension ValueParsers.Outcome {
     }
 }
 
-/// Parser gaps found while writing these tests; each records a known issue until fixed.
-@Suite struct ValueParserKnownIssues {
-    /// `hostAndPort` checks bracketed hosts with `Character.isHexDigit`, which is also true
-    /// for the fullwidth forms U+FF10...U+FF19 / U+FF21...U+FF26 / U+FF41...U+FF46, so a
-    /// non-ASCII "IPv6 address" passes validation and only fails at bind/connect time.
+/// Strictness the parsers must keep.
+@Suite struct ValueParserStrictnessTests {
+    /// `Character.isHexDigit` is also true for fullwidth forms (U+FF10...U+FF19,
+    /// U+FF21...U+FF26, U+FF41...U+FF46); such an "IPv6 address" must be refused here,
+    /// not at bind/connect time.
     @Test func fullwidthHexDigitsInIPv6AreRejected() {
-        withKnownIssue("ValueParsers.hostAndPort accepts non-ASCII hex digits in [IPv6]") {
-            #expect(ValueParsers.listenAddress("[\u{FF10}::1]:8080").value == nil)
-            #expect(ValueParsers.upstreamURL("http://[\u{FF41}::1]:8080").value == nil)
-        }
+        #expect(ValueParsers.listenAddress("[\u{FF10}::1]:8080").value == nil)
+        #expect(ValueParsers.upstreamURL("http://[\u{FF41}::1]:8080").value == nil)
     }
 
     /// Port 0 is "any port" for a listener, but it can never be connected to.
     @Test func upstreamPortZeroIsRejected() {
-        withKnownIssue("ValueParsers.upstreamURL accepts port 0") {
-            #expect(ValueParsers.upstreamURL("http://127.0.0.1:0").value == nil)
-        }
+        #expect(ValueParsers.upstreamURL("http://127.0.0.1:0").value == nil)
     }
 }

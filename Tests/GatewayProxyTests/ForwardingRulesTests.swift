@@ -310,19 +310,17 @@ private func names(_ headers: HTTPHeaders) -> [String] {
     }
 }
 
-/// Only `X-Forwarded-For`, `-Proto` and `-Host` are gateway-owned today; other
-/// `X-Forwarded-*` headers from the client reach the upstream unchanged.
-@Suite struct ForwardingRulesKnownIssues {
+/// Every `X-Forwarded-*` header is gateway-owned: none sent by the client reaches the
+/// upstream (an `X-Forwarded-Prefix` could otherwise steer upstream routing).
+@Suite struct ForwardingRulesGatewayOwnedHeaderTests {
     @Test func otherXForwardedHeadersFromTheClientAreRemoved() {
         let out = ForwardingRules.upstreamRequestHead(
             request([("Host", "g"), ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"), ("X-Forwarded-Server", "evil")]),
             framing: .none,
             context: context
         )
-        withKnownIssue("ForwardingRules.isGatewayOwned lists only three X-Forwarded-* names") {
-            #expect(!out.headers.contains(name: "X-Forwarded-Port"))
-            #expect(!out.headers.contains(name: "X-Forwarded-Prefix"))
-            #expect(!out.headers.contains(name: "X-Forwarded-Server"))
-        }
+        #expect(!out.headers.contains(name: "X-Forwarded-Port"))
+        #expect(!out.headers.contains(name: "X-Forwarded-Prefix"))
+        #expect(!out.headers.contains(name: "X-Forwarded-Server"))
     }
 }

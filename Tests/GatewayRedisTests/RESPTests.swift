@@ -196,17 +196,26 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         }
     }
 
-    /// The limits are meant to bound memory from a hostile server, but they are checked
-    /// in `convert` after hiredis has buffered the whole reply: a length header over the
-    /// limit is accepted and the reader keeps waiting for (and buffering) the payload.
+    /// The limits bound memory from a hostile server: a length header over the limit is
+    /// refused from the header alone, before any payload is buffered.
     @Test func oversizedLengthHeadersAreRefusedBeforeThePayload() throws {
         let bulk = RESPReader()
-        try bulk.feed(bytes("$\(RESPReader.maximumBulkBytes + 1)\r\n"))
-        let array = RESPReader()
-        try array.feed(bytes("*\(RESPReader.maximumArrayElements + 1)\r\n"))
-        withKnownIssue("RESPReader enforces maximumBulkBytes/maximumArrayElements only after the full reply") {
-            #expect(throws: RESPReader.ProtocolError.self) { _ = try bulk.next() }
-            #expect(throws: RESPReader.ProtocolError.self) { _ = try array.next() }
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try bulk.feed(bytes("$\(RESPReader.maximumBulkBytes + 1)\r\n"))
         }
+        let array = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try array.feed(bytes("*\(RESPReader.maximumArrayElements + 1)\r\n"))
+        }
+        let nested = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try nested.feed(bytes(String(repeating: "*1\r\n", count: 9) + ":1\r\n"))
+        }
+        // Split across feeds, a header at exactly the limit is still accepted.
+        let split = RESPReader()
+        try split.feed(bytes("*2\r\n$3\r\nab"))
+        #expect(try split.next() == nil)
+        try split.feed(bytes("c\r\n:7\r\n"))
+        #expect(try split.next() == .array([.bulkString(Array("abc".utf8)), .integer(7)]))
     }
 }

@@ -1,0 +1,1213 @@
+#!/usr/bin/env python3
+"""Benchmark harness: dbaudit-gateway side by side with nginx and HAProxy, in one run.
+
+Run through `make bench` / `make bench-quick` (they install nginx, haproxy, redis-server
+and wrk, and build the release binary first). See bench/README.md for how to read the
+numbers. Python 3 standard library only.
+
+What one run does:
+  1. makes a private temp dir, picks free loopback ports, starts the upstream (its own
+     nginx answering 200 {"databases":[]}) pinned to the load core;
+  2. for each scenario in SCENARIOS whose gateway feature exists: starts the gateway and
+     the peers (each pinned to the proxy core), runs the pre-flight checks on every one of
+     them (the same work: status, body, forwarded headers, keep-alive ...), then times
+     them interleaved (A B C A B C ...) with wrk, sampling CPU time and peak RSS of each
+     proxy's process tree from /proc;
+  3. prints a Markdown table (medians with min-max, ratios to the peers measured in the
+     same run) and writes bench/results/latest.json;
+  4. stops everything it started: at the end, on an error, on Ctrl-C or SIGTERM.
+
+Exit status: 0 when every timed scenario passed its pre-flight and every run was valid;
+1 when a pre-flight failed (that scenario was not timed) or a run was invalid (errors,
+non-2xx responses, a proxy that died); 2 on a setup problem (missing tool, no binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as _dt
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+PEERS_DIR = BENCH / "peers"
+GATEWAY_DIR = BENCH / "gateway"
+WRK_SCRIPT = BENCH / "wrk" / "report.lua"
+DEFAULT_BINARY = ROOT / ".build" / "release" / "dbaudit-gateway"
+DEFAULT_OUT = BENCH / "results" / "latest.json"
+
+UPSTREAM_BODY = b'{"databases":[]}'
+REQUEST_PATH = "/v1/databases"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+OTHER_LOAD_WARN = 10.0  # % of one core used by foreign processes on our cores: the run was disturbed
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass
+class Settings:
+    mode: str
+    repetitions: int
+    duration_s: int
+    warmup_s: int
+    concurrency: list[int]
+    binary: Path
+    out: Path
+    only: Optional[set[str]]
+    pin: bool
+    keep_tmp: bool
+    quiet_wait_s: int
+    retries: int
+
+
+def parse_args(argv: list[str]) -> Settings:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="1 repetition, 3 s runs, concurrency 50 only (< 3 min)")
+    p.add_argument("--repetitions", type=int, help="interleaved rounds per concurrency (default 3; quick 1)")
+    p.add_argument("--duration", type=int, help="seconds per timed run (default 10; quick 3)")
+    p.add_argument("--warmup", type=int, help="seconds of untimed load before each timed run (default 2; quick 1)")
+    p.add_argument("--concurrency", help="comma-separated connection counts (default 50,200; quick 50)")
+    p.add_argument("--scenario", action="append", help="run only this scenario id (repeatable)")
+    p.add_argument("--gateway-bin", default=str(DEFAULT_BINARY), help="gateway binary (default: release build)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON results file")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores with taskset")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the private temp dir (configs, logs)")
+    p.add_argument("--quiet-wait", type=int,
+                   help="before each run, wait up to this many seconds for other processes to leave the "
+                        "benchmark cores (default 30; quick 10)")
+    p.add_argument("--retries", type=int,
+                   help="rerun a run disturbed by other processes up to this many times (default 2; quick 1)")
+    a = p.parse_args(argv)
+    quick = a.quick
+    s = Settings(
+        mode="quick" if quick else "full",
+        repetitions=a.repetitions if a.repetitions is not None else (1 if quick else 3),
+        duration_s=a.duration if a.duration is not None else (3 if quick else 10),
+        warmup_s=a.warmup if a.warmup is not None else (1 if quick else 2),
+        concurrency=[int(x) for x in a.concurrency.split(",")] if a.concurrency else ([50] if quick else [50, 200]),
+        binary=Path(a.gateway_bin).absolute(),
+        out=Path(a.out).absolute(),
+        only=set(a.scenario) if a.scenario else None,
+        pin=not a.no_pin,
+        keep_tmp=a.keep_tmp,
+        quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (10 if quick else 30),
+        retries=a.retries if a.retries is not None else (1 if quick else 2),
+    )
+    if s.repetitions < 1 or s.duration_s < 1 or s.warmup_s < 0 or not s.concurrency or min(s.concurrency) < 1:
+        p.error("repetitions, duration and concurrency must be positive")
+    if s.quiet_wait_s < 0 or s.retries < 0:
+        p.error("--quiet-wait and --retries must not be negative")
+    return s
+
+
+# --------------------------------------------------------------------------------------
+# Processes: everything started here is registered and stopped in reverse order.
+
+
+class Interrupted(Exception):
+    pass
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    # Runs in the child between fork and exec: if the harness dies without cleaning up
+    # (SIGKILL), the kernel sends the child SIGTERM. Kept across exec (not set-uid).
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class Managed:
+    """One started process (its own session/process group) with its log file."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, cpu: Optional[int], stop_signal=signal.SIGTERM):
+        self.name = name
+        self.log_path = log_path
+        self.stop_signal = stop_signal
+        if cpu is not None:
+            argv = ["taskset", "-c", str(cpu)] + argv  # taskset execs: the pid is the program's
+        self.argv = argv
+        self.cpu = cpu
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_child_setup,
+            cwd=str(log_path.parent),
+        )
+        self.pid = self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = 8.0) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, self.stop_signal)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left in the process group (nginx workers of a killed master, ...).
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.items: list[Managed] = []
+
+    def start(self, *args, **kwargs) -> Managed:
+        m = Managed(*args, **kwargs)
+        self.items.append(m)
+        return m
+
+    def stop(self, m: Managed) -> None:
+        m.stop()
+        if m in self.items:
+            self.items.remove(m)
+
+    def stop_all(self) -> None:
+        while self.items:
+            self.items.pop().stop()
+
+
+REGISTRY = Registry()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: Managed, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode} before listening on {port}:\n{proc.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s:\n{proc.log_tail()}")
+
+
+# --------------------------------------------------------------------------------------
+# /proc sampling: CPU time (utime + stime, all threads) and peak RSS over a process tree.
+
+
+def proc_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, tuple[int, int]]:
+    out = {}
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[p] = (int(fields[11]), int(fields[12]))  # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def cpu_delta_s(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> tuple[float, float]:
+    user = sys_ = 0
+    for p, (u, s) in after.items():
+        u0, s0 = before.get(p, (0, 0))
+        user += u - u0
+        sys_ += s - s0
+    return user / CLK_TCK, sys_ / CLK_TCK
+
+
+def cpu_stat(cpus: list[int]) -> tuple[int, int]:
+    """(user + nice + system, steal) ticks of these CPUs from /proc/stat."""
+    busy = steal = 0
+    wanted = {f"cpu{c}" for c in cpus}
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] in wanted:
+                v = [int(x) for x in parts[1:]]
+                busy += v[0] + v[1] + v[2]
+                steal += v[7] if len(v) > 7 else 0
+    return busy, steal
+
+
+def wait_for_quiet(cpus: list[int], max_wait_s: float) -> tuple[float, float]:
+    """Waits (at most max_wait_s) until processes other than ours use less than
+    OTHER_LOAD_WARN % of a core on `cpus` over half a second, while nothing of ours is
+    loaded. Returns (seconds waited, last measured %)."""
+    start = time.monotonic()
+    me = [os.getpid()]
+    while True:
+        b0, m0 = cpu_stat(cpus)[0], cpu_ticks(me)
+        time.sleep(0.5)
+        b1, m1 = cpu_stat(cpus)[0], cpu_ticks(me)
+        other = 100 * max(0.0, (b1 - b0) / CLK_TCK - sum(cpu_delta_s(m0, m1))) / 0.5
+        waited = time.monotonic() - start
+        if other < OTHER_LOAD_WARN or waited >= max_wait_s:
+            return waited, other
+        time.sleep(1.0)
+
+
+def reset_peak_rss(pids: list[int]) -> bool:
+    ok = True
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_rss_kib(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+# --------------------------------------------------------------------------------------
+# Templates: {{name}} placeholders (nginx and HAProxy use $ and %), all must be filled.
+
+
+def render(template: Path, values: dict[str, object]) -> str:
+    text = template.read_text()
+
+    def sub(m: re.Match) -> str:
+        key = m.group(1)
+        if key not in values:
+            raise KeyError(f"{template}: no value for {{{{{key}}}}}")
+        return str(values[key])
+
+    return re.sub(r"\{\{([a-z_]+)\}\}", sub, text)
+
+
+# --------------------------------------------------------------------------------------
+# Pre-flight checks: each proxy must do the same work before it is timed. A check raises
+# CheckFailed with a sentence saying what differed.
+
+
+class CheckFailed(Exception):
+    pass
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    will_close: bool
+
+
+def connect(port: int, tls: bool = False) -> http.client.HTTPConnection:
+    if tls:  # the benchmark's own self-signed certificate: encryption is the point, not trust
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+
+def http_request(port: int, path: str, headers: Optional[dict[str, str]] = None,
+                 conn: Optional[http.client.HTTPConnection] = None, method: str = "GET",
+                 tls: bool = False) -> Response:
+    own = conn is None
+    c = conn or connect(port, tls)
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        body = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body, r.will_close)
+    finally:
+        if own:
+            c.close()
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named pre-flight check: fn(target) raises CheckFailed when the proxy differs."""
+    name: str
+    fn: Callable[["Target"], None]
+
+
+@dataclass
+class Target:
+    """A running proxy the checks and the load are aimed at."""
+    name: str
+    kind: str
+    port: int
+    upstream_port: int
+    process: Managed
+    request_headers: dict[str, str]
+    tls: bool = False
+    does_auth: bool = False
+
+
+def _expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise CheckFailed(message)
+
+
+def check_status_and_body(t: Target) -> None:
+    r = http_request(t.port, REQUEST_PATH, t.request_headers, tls=t.tls)
+    _expect(r.status == 200, f"GET {REQUEST_PATH} answered {r.status}, expected 200: {r.body[:200]!r}")
+    _expect(r.body == UPSTREAM_BODY, f"body {r.body[:200]!r} is not the upstream's {UPSTREAM_BODY!r}")
+    _expect(r.headers.get("content-type", "").startswith("application/json"),
+            f"Content-Type {r.headers.get('content-type')!r} is not the upstream's application/json")
+
+
+def check_request_id_and_forwarding(t: Target) -> None:
+    spoofed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "gopher",
+               "X-DBAudit-Subject": "mallory", "Host": "api.example.test"}
+    r = http_request(t.port, "/__bench/echo", {**t.request_headers, **spoofed}, tls=t.tls)
+    _expect(r.status == 200, f"GET /__bench/echo answered {r.status}: {r.body[:200]!r}")
+    rid = r.headers.get("x-request-id", "")
+    _expect(rid != "", "the response has no X-Request-Id")
+    seen = json.loads(r.body)
+    _expect(seen["x_request_id"] == rid,
+            f"the upstream got X-Request-Id {seen['x_request_id']!r}, the client {rid!r}")
+    _expect(seen["x_forwarded_for"] == "127.0.0.1",
+            f"the upstream got X-Forwarded-For {seen['x_forwarded_for']!r}, expected the client address only")
+    proto = "https" if t.tls else "http"
+    _expect(seen["x_forwarded_proto"] == proto, f"the upstream got X-Forwarded-Proto {seen['x_forwarded_proto']!r}, "
+                                                 f"expected {proto!r}")
+    _expect(seen["x_forwarded_host"] == "api.example.test",
+            f"the upstream got X-Forwarded-Host {seen['x_forwarded_host']!r}")
+    _expect(seen["host"] == f"127.0.0.1:{t.upstream_port}",
+            f"the upstream got Host {seen['host']!r}, expected its own host:port")
+    _expect(seen["x_dbaudit_subject"] == "", "a client X-DBAudit-Subject header reached the upstream")
+
+
+def check_keep_alive_both_sides(t: Target) -> None:
+    conn = connect(t.port, t.tls)
+    try:
+        counts = []
+        for i in range(6):
+            r = http_request(t.port, "/__bench/echo", t.request_headers, conn=conn)
+            _expect(r.status == 200, f"request {i + 1} on one connection answered {r.status}")
+            _expect(not r.will_close, f"the proxy closed the client connection after request {i + 1}")
+            counts.append(json.loads(r.body)["connection_requests"])
+        _expect(max(counts) >= 2, f"every request opened a new upstream connection (upstream counts {counts})")
+    finally:
+        conn.close()
+
+
+def check_rejects(name: str, headers: dict[str, Optional[str]], status: int = 401) -> Check:
+    """For auth scenarios: the proxy refuses the timed request with `headers` changed (a
+    value of None removes the header: no credential; an expired or `alg: none` token ...)
+    with `status`."""
+
+    def fn(t: Target) -> None:
+        sent = {k: v for k, v in {**t.request_headers, **headers}.items() if v is not None}
+        r = http_request(t.port, REQUEST_PATH, sent, tls=t.tls)
+        _expect(r.status == status, f"{name}: answered {r.status}, expected {status}")
+
+    return Check(f"rejects {name} with {status}", fn)
+
+
+def check_rejects_tampered(header: str = "Authorization", status: int = 401) -> Check:
+    """For auth scenarios: the timed request's credential with its last character changed
+    (a broken signature, a wrong key) is refused with `status`."""
+
+    def fn(t: Target) -> None:
+        value = t.request_headers.get(header)
+        _expect(bool(value), f"the scenario sends no {header} to tamper with")
+        tampered = value[:-1] + ("A" if value[-1] != "A" else "B")
+        r = http_request(t.port, REQUEST_PATH, {**t.request_headers, header: tampered}, tls=t.tls)
+        _expect(r.status == status, f"a tampered {header}: answered {r.status}, expected {status}")
+
+    return Check(f"rejects a tampered {header} with {status}", fn)
+
+
+def check_alive_after_checks(t: Target) -> None:
+    _expect(t.process.alive(), f"{t.name} exited (status {t.process.popen.returncode})")
+
+
+PROXY_CHECKS = (
+    Check("200 with the upstream's body", check_status_and_body),
+    Check("X-Request-Id + X-Forwarded-* set, client values and X-DBAudit-* dropped", check_request_id_and_forwarding),
+    Check("keep-alive to the client and pooled keep-alive to the upstream", check_keep_alive_both_sides),
+)
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios: a table. Each names the gateway config template it needs, the peers doing
+# the same work, the checks every proxy must pass, and the gateway config sections the
+# feature brings (probed with `check-config`: while the gateway rejects them as unknown,
+# the scenario is listed as skipped, never timed).
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str  # unique within the scenario; also the column label
+    kind: str  # "nginx" | "haproxy"
+    template: str  # file under bench/peers/
+    does_auth: bool = False  # False: a reference doing the proxy work only (auth_checks do not apply)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    requires: tuple[str, ...]  # gateway config sections of the feature, e.g. "redis", "auth.jwt"
+    gateway_config: str  # file under bench/gateway/
+    peers: tuple[Peer, ...]
+    checks: tuple[Check, ...] = PROXY_CHECKS  # every proxy
+    auth_checks: tuple[Check, ...] = ()  # the gateway and every peer with does_auth
+    tls: bool = False  # clients speak HTTPS to every proxy (wrk, checks)
+    request_headers: tuple[tuple[str, str], ...] = ()  # sent on every request (the credential)
+    services: tuple[str, ...] = ()  # extra services beyond the upstream: "redis"
+    # Runs after the services started, before the proxies: creates credentials (an API key
+    # in Redis, an RSA key pair and a signed JWT ...) in ctx.tmp. Returns the headers to
+    # send on every request (added to request_headers) and extra template values (e.g. the
+    # path of a public key for HAProxy's jwt_verify).
+    prepare: Optional[Callable[["Context"], tuple[dict[str, str], dict[str, object]]]] = None
+    targets: str = ""  # the performance target, quoted in the report
+
+
+NGINX_PROXY = Peer("nginx", "nginx", "nginx-proxy.conf")
+AUTH_CHECKS = (check_rejects("a request without a credential", {"Authorization": None}), check_rejects_tampered())
+HAPROXY_PROXY = Peer("haproxy", "haproxy", "haproxy-proxy.cfg")
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        id="plain",
+        title="(1) plain reverse proxy",
+        requires=(),
+        gateway_config="plain.conf",
+        peers=(NGINX_PROXY, HAPROXY_PROXY),
+        targets="the base every auth scenario is measured against",
+    ),
+    # Later scenarios: their templates and prepare() are written with the feature.
+    Scenario(
+        id="api-key-redis",
+        title="(2) API key via Redis (local cache hit)",
+        requires=("auth.api_keys", "redis"),
+        gateway_config="api-key-redis.conf",
+        peers=(NGINX_PROXY, Peer("nginx-auth-request", "nginx", "nginx-auth-request.conf", does_auth=True)),
+        auth_checks=AUTH_CHECKS,
+        services=("redis",),
+        targets="full auth + Redis token bucket >= 1.0x nginx plain proxy req/s",
+    ),
+    Scenario(
+        id="jwt-rs256",
+        title="(3) RS256 JWT vs HAProxy jwt_verify",
+        requires=("auth.jwt",),
+        gateway_config="jwt-rs256.conf",
+        peers=(NGINX_PROXY, Peer("haproxy-jwt", "haproxy", "haproxy-jwt.cfg", does_auth=True)),
+        auth_checks=AUTH_CHECKS,  # + an expired token, alg: none
+        targets=">= 2x HAProxy with jwt_verify",
+    ),
+    Scenario(
+        id="jwt-redis-bucket",
+        title="(4) JWT + Redis token bucket vs HAProxy stick table",
+        requires=("auth.jwt", "rate_limits", "redis"),
+        gateway_config="jwt-redis-bucket.conf",
+        peers=(NGINX_PROXY, Peer("haproxy-jwt-stick", "haproxy", "haproxy-jwt-stick.cfg", does_auth=True)),
+        auth_checks=AUTH_CHECKS,
+        services=("redis",),
+        targets="full auth + Redis token bucket >= 1.0x nginx plain proxy req/s",
+    ),
+    Scenario(
+        id="tls",
+        title="(5) TLS keep-alive vs nginx TLS",
+        requires=("server.tls",),
+        gateway_config="tls.conf",
+        peers=(Peer("nginx-tls", "nginx", "nginx-tls.conf"),),
+        tls=True,
+        targets=">= 1.0x nginx TLS",
+    ),
+    Scenario(
+        id="api-key-miss",
+        title="(6) API key, cache miss (a Redis lookup per request)",
+        requires=("auth.api_keys", "redis", "cache"),
+        gateway_config="api-key-miss.conf",
+        peers=(NGINX_PROXY, Peer("nginx-auth-request", "nginx", "nginx-auth-request.conf", does_auth=True)),
+        auth_checks=AUTH_CHECKS,
+        services=("redis",),
+    ),
+)
+
+
+def probe_section(binary: Path, workdir: Path, section: str) -> bool:
+    """True when the gateway's config loader knows `section` (it may still want keys)."""
+    path = workdir / f"probe-{section.replace('.', '-')}.conf"
+    header = "[[rate_limits]]" if section == "rate_limits" else f"[{section}]"
+    path.write_text(f'[upstream]\nurl = "http://127.0.0.1:9"\n\n{header}\n')
+    r = subprocess.run([str(binary), "check-config", "--config", str(path)],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode == 0:
+        return True
+    # Rejected: known only if a problem names a key inside the section ("redis.url: is
+    # required"); "auth: unknown key", or no evidence either way, means not implemented.
+    for line in (r.stdout + r.stderr).splitlines():
+        m = re.search(r": ([A-Za-z_.\[\]0-9]+): (.*)$", line)
+        if m and m.group(1).startswith(section) and "unknown key" not in m.group(2):
+            return True
+    return False
+
+
+def feature_available(s: Scenario, binary: Path, workdir: Path) -> tuple[bool, str]:
+    for section in s.requires:
+        if not probe_section(binary, workdir, section):
+            return False, "skipped: feature not implemented yet"
+    missing = [str(p.relative_to(ROOT)) for p in
+               [GATEWAY_DIR / s.gateway_config] + [PEERS_DIR / peer.template for peer in s.peers] if not p.exists()]
+    if missing:
+        # The config sections can land before the request path uses them; the scenario's
+        # templates are written with the feature (and its pre-flight proves it works).
+        known = ", ".join(f"[{r}]" for r in s.requires)
+        return False, (f"skipped: feature not implemented yet (the gateway's config accepts {known}; "
+                       f"the benchmark still needs {', '.join(missing)})")
+    return True, ""
+
+
+# --------------------------------------------------------------------------------------
+# Starting things
+
+
+@dataclass
+class Context:
+    settings: Settings
+    tmp: Path
+    load_cpu: Optional[int]
+    proxy_cpu: Optional[int]
+    upstream_port: int = 0
+    upstream: Optional[Managed] = None
+    redis_port: int = 0
+
+    @property
+    def cpus(self) -> list[int]:
+        """The CPUs whose load is accounted: the two pinned ones, or all."""
+        if self.proxy_cpu is not None and self.load_cpu is not None:
+            return [self.load_cpu, self.proxy_cpu]
+        return sorted(os.sched_getaffinity(0))
+
+    @property
+    def upstream_keepalive(self) -> int:
+        return max(256, max(self.settings.concurrency))
+
+
+def start_nginx(ctx: Context, name: str, template: Path, values: dict, cpu: Optional[int], port: int) -> Managed:
+    conf = ctx.tmp / f"{name}.conf"
+    conf.write_text(render(template, {"dir": ctx.tmp, "name": name, **values}))
+    check = subprocess.run(["nginx", "-t", "-q", "-p", str(ctx.tmp), "-c", str(conf), "-e", str(ctx.tmp / f"{name}.error.log")],
+                           capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t rejected {conf}:\n{check.stderr}")
+    m = REGISTRY.start(name, ["nginx", "-p", str(ctx.tmp), "-c", str(conf), "-e", str(ctx.tmp / f"{name}.error.log")],
+                       ctx.tmp / f"{name}.out.log", cpu, stop_signal=signal.SIGTERM)
+    wait_for_port(port, m)
+    return m
+
+
+def start_haproxy(ctx: Context, name: str, template: Path, values: dict, cpu: Optional[int], port: int) -> Managed:
+    conf = ctx.tmp / f"{name}.cfg"
+    conf.write_text(render(template, {"dir": ctx.tmp, "name": name, **values}))
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", str(conf)], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise RuntimeError(f"haproxy -c rejected {conf}:\n{check.stdout}{check.stderr}")
+    m = REGISTRY.start(name, ["haproxy", "-db", "-f", str(conf)], ctx.tmp / f"{name}.out.log", cpu,
+                       stop_signal=signal.SIGTERM)
+    wait_for_port(port, m)
+    return m
+
+
+def start_gateway(ctx: Context, s: Scenario, port: int, extra_values: dict[str, object]) -> Managed:
+    conf = ctx.tmp / f"gateway-{s.id}.conf"
+    conf.write_text(render(GATEWAY_DIR / s.gateway_config, {
+        "dir": ctx.tmp, "port": port, "upstream_port": ctx.upstream_port, "event_loops": 1,
+        "upstream_keepalive": ctx.upstream_keepalive, "redis_port": ctx.redis_port, **extra_values,
+    }))
+    binary = str(ctx.settings.binary)
+    check = subprocess.run([binary, "check-config", "--config", str(conf)], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise RuntimeError(f"check-config rejected {conf} (exit {check.returncode}):\n{check.stdout}{check.stderr}")
+    m = REGISTRY.start("gateway", [binary, "run", "--config", str(conf)], ctx.tmp / f"gateway-{s.id}.log",
+                       ctx.proxy_cpu, stop_signal=signal.SIGTERM)
+    wait_for_port(port, m)
+    return m
+
+
+def start_upstream(ctx: Context) -> None:
+    ctx.upstream_port = free_port()
+    ctx.upstream = start_nginx(ctx, "upstream", PEERS_DIR / "upstream-nginx.conf",
+                               {"upstream_port": ctx.upstream_port}, ctx.load_cpu, ctx.upstream_port)
+    r = http_request(ctx.upstream_port, REQUEST_PATH)
+    if r.status != 200 or r.body != UPSTREAM_BODY:
+        raise RuntimeError(f"the upstream answered {r.status} {r.body!r}")
+
+
+def start_redis(ctx: Context) -> Managed:
+    """For the Redis scenarios: a private redis-server on loopback, no persistence."""
+    if ctx.redis_port:
+        return next(m for m in REGISTRY.items if m.name == "redis")
+    ctx.redis_port = free_port()
+    m = REGISTRY.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ctx.redis_port),
+                                 "--save", "", "--appendonly", "no", "--dir", str(ctx.tmp), "--protected-mode", "yes"],
+                       ctx.tmp / "redis.log", ctx.load_cpu)
+    wait_for_port(ctx.redis_port, m)
+    return m
+
+
+# --------------------------------------------------------------------------------------
+# Load: wrk -t1 -cN -dDs --latency, pinned to the load core.
+
+
+WRK_TEXT_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def run_wrk(ctx: Context, port: int, concurrency: int, duration_s: int, headers: dict[str, str],
+            tls: bool = False) -> dict:
+    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", "--latency", "-s", str(WRK_SCRIPT)]
+    for k, v in headers.items():
+        argv += ["-H", f"{k}: {v}"]
+    argv.append(f"{'https' if tls else 'http'}://127.0.0.1:{port}{REQUEST_PATH}")
+    if ctx.load_cpu is not None:
+        argv = ["taskset", "-c", str(ctx.load_cpu)] + argv
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                         preexec_fn=_child_setup)
+    try:
+        out, _ = p.communicate(timeout=duration_s + 30)
+    except BaseException:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        raise
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    text = out.decode(errors="replace")
+    m = re.search(r"^BENCH_JSON (\{.*\})$", text, re.M)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed (exit {p.returncode}):\n{text[-2000:]}")
+    result = json.loads(m.group(1))
+    result["load_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["wrk_text"] = text.replace(m.group(0), "").strip()
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# One scenario
+
+
+@dataclass
+class RunResult:
+    proxy: str
+    concurrency: int
+    repetition: int
+    valid: bool
+    problems: list[str]
+    requests: int = 0
+    duration_s: float = 0.0
+    req_per_s: float = 0.0
+    cpu_us_per_req: float = 0.0
+    cpu_user_us_per_req: float = 0.0
+    cpu_sys_us_per_req: float = 0.0
+    proxy_cpu_percent: float = 0.0
+    load_core_cpu_percent: float = 0.0
+    other_cpu_percent: float = 0.0
+    steal_percent: float = 0.0
+    quiet_wait_s: float = 0.0
+    attempts: int = 1
+    latency_p50_us: float = 0.0
+    latency_p90_us: float = 0.0
+    latency_p99_us: float = 0.0
+    latency_max_us: float = 0.0
+    errors: int = 0
+    errors_detail: dict = field(default_factory=dict)
+    non_2xx: int = 0
+    peak_rss_kib: int = 0
+
+
+def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
+    s = ctx.settings
+    headers = t.request_headers
+    waited, _ = wait_for_quiet(ctx.cpus, s.quiet_wait_s) if s.quiet_wait_s > 0 else (0.0, 0.0)
+    if s.warmup_s > 0:
+        run_wrk(ctx, t.port, concurrency, s.warmup_s, headers, t.tls)  # untimed: pools filled, caches warm
+    pids = proc_tree(t.process.pid)
+    up_pids = proc_tree(ctx.upstream.pid)
+    reset_peak_rss(pids)
+    me = [os.getpid()]
+    cpu0, up0, me0, stat0 = cpu_ticks(pids), cpu_ticks(up_pids), cpu_ticks(me), cpu_stat(ctx.cpus)
+    w = run_wrk(ctx, t.port, concurrency, s.duration_s, headers, t.tls)
+    stat1 = cpu_stat(ctx.cpus)
+    pids_after = sorted(set(pids) | set(proc_tree(t.process.pid)))
+    cpu1, up1, me1 = cpu_ticks(pids_after), cpu_ticks(up_pids), cpu_ticks(me)
+    rss = peak_rss_kib(pids_after)
+    user_s, sys_s = cpu_delta_s(cpu0, cpu1)
+    up_user, up_sys = cpu_delta_s(up0, up1)
+    n = int(w["requests"])
+    dur = w["duration_us"] / 1e6
+    errors = {k: int(w[k]) for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout")}
+    r = RunResult(proxy=t.name, concurrency=concurrency, repetition=rep, valid=True, problems=[])
+    r.quiet_wait_s = round(waited, 1)
+    r.requests, r.duration_s = n, dur
+    r.req_per_s = n / dur if dur > 0 else 0.0
+    if n > 0:
+        r.cpu_us_per_req = (user_s + sys_s) * 1e6 / n
+        r.cpu_user_us_per_req = user_s * 1e6 / n
+        r.cpu_sys_us_per_req = sys_s * 1e6 / n
+    r.proxy_cpu_percent = 100 * (user_s + sys_s) / dur if dur else 0.0
+    r.load_core_cpu_percent = 100 * (w["load_cpu_s"] + up_user + up_sys) / dur if dur else 0.0
+    # Anything else that ran on the cores we use (a compiler, another benchmark ...):
+    # their busy time minus what our processes account for. A few % is noise; more means
+    # the run was disturbed.
+    ours = user_s + sys_s + up_user + up_sys + w["load_cpu_s"] + sum(cpu_delta_s(me0, me1))
+    if dur:
+        r.other_cpu_percent = max(0.0, 100 * ((stat1[0] - stat0[0]) / CLK_TCK - ours) / dur)
+        r.steal_percent = 100 * (stat1[1] - stat0[1]) / CLK_TCK / dur
+    r.latency_p50_us, r.latency_p90_us = w["latency_p50_us"], w["latency_p90_us"]
+    r.latency_p99_us, r.latency_max_us = w["latency_p99_us"], w["latency_max_us"]
+    r.errors, r.errors_detail, r.non_2xx = sum(errors.values()), errors, int(w["non_2xx"])
+    r.peak_rss_kib = rss
+    if n == 0:
+        r.problems.append("no request completed")
+    if r.errors:
+        r.problems.append("socket errors " + ", ".join(f"{k[7:]} {v}" for k, v in errors.items() if v))
+    if r.non_2xx:
+        r.problems.append(f"{r.non_2xx} responses with status >= 400")
+    if not t.process.alive():
+        r.problems.append(f"{t.name} exited during the run (status {t.process.popen.returncode})")
+    r.valid = not r.problems
+    return r
+
+
+def run_scenario(ctx: Context, s: Scenario) -> dict:
+    result: dict = {"id": s.id, "title": s.title, "status": "", "preflight": [], "runs": [], "targets": s.targets}
+    started: list[Managed] = []
+    targets: list[Target] = []
+    headers = dict(s.request_headers)
+    extra_values: dict[str, object] = {}
+    try:
+        try:
+            if "redis" in s.services:
+                start_redis(ctx)
+            if s.prepare is not None:
+                more_headers, extra_values = s.prepare(ctx)
+                headers.update(more_headers)
+            port = free_port()
+            gw = start_gateway(ctx, s, port, extra_values)
+            started.append(gw)
+            targets.append(Target("gateway", "gateway", port, ctx.upstream_port, gw, headers, s.tls, True))
+            for peer in s.peers:
+                port = free_port()
+                values = {"port": port, "upstream_port": ctx.upstream_port,
+                          "upstream_keepalive": ctx.upstream_keepalive, "redis_port": ctx.redis_port, **extra_values}
+                start = start_nginx if peer.kind == "nginx" else start_haproxy
+                m = start(ctx, peer.name, PEERS_DIR / peer.template, values, ctx.proxy_cpu, port)
+                started.append(m)
+                targets.append(Target(peer.name, peer.kind, port, ctx.upstream_port, m, headers, s.tls, peer.does_auth))
+        except (RuntimeError, KeyError, OSError, subprocess.SubprocessError) as e:
+            result["status"] = "start_failed"
+            result["detail"] = str(e)
+            log(f"  could not start the scenario: {e}")
+            return result
+
+        # Pre-flight: every proxy, every check; nothing is timed unless all pass.
+        failed = False
+        for t in targets:
+            checks = list(s.checks) + (list(s.auth_checks) if t.does_auth else [])
+            checks.append(Check("still running", check_alive_after_checks))
+            for c in checks:
+                try:
+                    c.fn(t)
+                    result["preflight"].append({"proxy": t.name, "check": c.name, "ok": True})
+                except (CheckFailed, OSError, http.client.HTTPException, ValueError, KeyError) as e:
+                    failed = True
+                    result["preflight"].append({"proxy": t.name, "check": c.name, "ok": False, "detail": str(e)})
+                    log(f"  pre-flight FAILED: {t.name}: {c.name}: {e}")
+        if failed:
+            result["status"] = "preflight_failed"
+            return result
+        log(f"  pre-flight passed: {', '.join(t.name for t in targets)}")
+
+        # Timed, interleaved: for each concurrency, rounds of A B C.
+        dead: set[str] = set()
+        for c in ctx.settings.concurrency:
+            for rep in range(1, ctx.settings.repetitions + 1):
+                for t in targets:
+                    if t.name in dead:
+                        continue
+                    r = timed_run(ctx, t, c, rep)
+                    attempt = 1
+                    while (r.valid and attempt <= ctx.settings.retries
+                           and max(r.other_cpu_percent, r.steal_percent) > OTHER_LOAD_WARN):
+                        log(f"  c={c} rep {rep} {t.name:>9}: disturbed (other processes "
+                            f"{max(r.other_cpu_percent, r.steal_percent):.0f}% of a core), running it again")
+                        attempt += 1
+                        again = timed_run(ctx, t, c, rep)
+                        if not again.valid or again.other_cpu_percent <= r.other_cpu_percent:
+                            r = again
+                    r.attempts = attempt
+                    result["runs"].append(r.__dict__)
+                    flag = "" if r.valid else "  INVALID: " + "; ".join(r.problems)
+                    log(f"  c={c} rep {rep} {t.name:>9}: {r.req_per_s:>9,.0f} req/s  {r.cpu_us_per_req:5.1f} CPU us/req"
+                        f"  p99 {r.latency_p99_us:>7,.0f} us  proxy CPU {r.proxy_cpu_percent:3.0f}%"
+                        f"  load core {r.load_core_cpu_percent:3.0f}%  other {r.other_cpu_percent:3.0f}%{flag}")
+                    if not t.process.alive():
+                        dead.add(t.name)
+                        log(f"  {t.name} is gone; its log ends with:\n{t.process.log_tail()}")
+        valid = all(r["valid"] for r in result["runs"]) and not dead
+        result["status"] = "ok" if valid else "invalid"
+        return result
+    finally:
+        for m in reversed(started):
+            REGISTRY.stop(m)
+
+
+# --------------------------------------------------------------------------------------
+# Report
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def ratio_cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.2f}x"
+    return f"{med:.2f}x ({min(values):.2f}–{max(values):.2f})"
+
+
+def summarize(scenario: dict, concurrency: list[int]) -> dict:
+    """Medians per proxy and concurrency, and gateway ratios computed round by round."""
+    runs = scenario["runs"]
+    proxies = list(dict.fromkeys(r["proxy"] for r in runs))
+    summary: dict = {"per_proxy": [], "ratios": []}
+    metrics = ("req_per_s", "cpu_us_per_req", "cpu_user_us_per_req", "cpu_sys_us_per_req", "latency_p50_us",
+               "latency_p90_us", "latency_p99_us", "peak_rss_kib", "proxy_cpu_percent", "load_core_cpu_percent",
+               "other_cpu_percent", "steal_percent")
+    for c in concurrency:
+        for p in proxies:
+            rs = [r for r in runs if r["proxy"] == p and r["concurrency"] == c]
+            if not rs:
+                continue
+            entry = {"proxy": p, "concurrency": c, "repetitions": len(rs),
+                     "valid": all(r["valid"] for r in rs),
+                     "errors": sum(r["errors"] for r in rs), "non_2xx": sum(r["non_2xx"] for r in rs)}
+            for m in metrics:
+                vals = [r[m] for r in rs]
+                entry[m] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+            summary["per_proxy"].append(entry)
+        gw = {r["repetition"]: r for r in runs if r["proxy"] == "gateway" and r["concurrency"] == c}
+        for p in proxies:
+            if p == "gateway":
+                continue
+            peer = {r["repetition"]: r for r in runs if r["proxy"] == p and r["concurrency"] == c}
+            reps = sorted(set(gw) & set(peer))
+            if not reps:
+                continue
+            def ratios(key: str) -> list[float]:
+                return [gw[i][key] / peer[i][key] for i in reps if peer[i][key] > 0]
+            entry = {"concurrency": c, "versus": p, "rounds": len(reps),
+                     "valid": all(gw[i]["valid"] and peer[i]["valid"] for i in reps)}
+            for key, name in (("req_per_s", "req_per_s"), ("cpu_us_per_req", "cpu_us_per_req"),
+                              ("latency_p99_us", "latency_p99")):
+                vals = ratios(key)
+                entry[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "values": vals} if vals else None
+            summary["ratios"].append(entry)
+    return summary
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    env = report["environment"]
+    out = [f"# dbaudit-gateway benchmark ({s['mode']})", ""]
+    out.append(f"{report['started_at']} · {env['cpu_model']} · kernel {env['kernel']} · "
+               f"{'proxy under test on CPU %s, wrk + upstream on CPU %s' % (env['proxy_cpu'], env['load_cpu']) if env['pinned'] else 'NOT pinned (fewer than 2 CPUs or --no-pin): numbers are not comparable to pinned runs'}")
+    out.append(f"gateway {env['gateway_commit']} ({env['gateway_binary_relative']}, built {env['gateway_binary_mtime']}) · "
+               f"{env['nginx']} · {env['haproxy']} · {env['wrk']}")
+    out.append(f"wrk -t1 -c{' and -c'.join(map(str, s['concurrency']))} -d{s['duration_s']}s --latency, "
+               f"{s['warmup_s']} s untimed warm-up before each run, {s['repetitions']} interleaved round(s); "
+               f"medians with (min–max) over rounds; a run disturbed by other processes on these cores is "
+               f"rerun up to {s['retries']} time(s)")
+    out.append("")
+    for sc in report["scenarios"]:
+        if sc["status"] == "skipped":
+            continue
+        out.append(f"## {sc['title']}" + ("" if sc["status"] == "ok" else f" — {sc['status'].upper().replace('_', ' ')}"))
+        out.append("")
+        if sc["status"] == "start_failed":
+            out.append("Not timed: a proxy of the scenario did not start.")
+            out.append("")
+            out.append("```")
+            out.append(sc["detail"])
+            out.append("```")
+            out.append("")
+            continue
+        if sc["status"] == "preflight_failed":
+            out.append("Not timed: a pre-flight check failed.")
+            out.append("")
+            for c in sc["preflight"]:
+                if not c["ok"]:
+                    out.append(f"- {c['proxy']}: {c['check']}: {c['detail']}")
+            out.append("")
+            continue
+        summ = sc["summary"]
+        out.append("| c | proxy | req/s | CPU µs/req (user) | p50 µs | p99 µs | peak RSS MiB | errors / non-2xx | proxy core % | load core % | other % | valid |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for e in summ["per_proxy"]:
+            cpu = f"{e['cpu_us_per_req']['median']:.1f} ({e['cpu_user_us_per_req']['median']:.1f})"
+            if e["repetitions"] > 1:
+                cpu += f" [{e['cpu_us_per_req']['min']:.1f}–{e['cpu_us_per_req']['max']:.1f}]"
+            def mr(key, fmt):
+                d = e[key]
+                return format(d["median"], fmt) if e["repetitions"] == 1 else f"{format(d['median'], fmt)} ({format(d['min'], fmt)}–{format(d['max'], fmt)})"
+            out.append(f"| {e['concurrency']} | {e['proxy']} | {mr('req_per_s', ',.0f')} | {cpu} | "
+                       f"{mr('latency_p50_us', ',.0f')} | {mr('latency_p99_us', ',.0f')} | "
+                       f"{e['peak_rss_kib']['max'] / 1024:.1f} | {e['errors']} / {e['non_2xx']} | "
+                       f"{e['proxy_cpu_percent']['median']:.0f} | {e['load_core_cpu_percent']['median']:.0f} | "
+                       f"{e['other_cpu_percent']['max']:.0f} | "
+                       f"{'yes' if e['valid'] else '**INVALID**'} |")
+        out.append("")
+        out.append("Gateway ÷ peer, computed round by round (same run), median (min–max). "
+                   "req/s: higher is better for the gateway; CPU µs/req and p99: lower is better.")
+        out.append("")
+        out.append("| c | gateway vs | req/s | CPU µs/req | p99 latency | valid |")
+        out.append("|---|---|---|---|---|---|")
+        for e in summ["ratios"]:
+            def rc(key):
+                d = e[key]
+                if not d:
+                    return "–"
+                return ratio_cell(d["values"])
+            out.append(f"| {e['concurrency']} | {e['versus']} | {rc('req_per_s')} | {rc('cpu_us_per_req')} | "
+                       f"{rc('latency_p99')} | {'yes' if e['valid'] else '**INVALID**'} |")
+        invalid = [r for r in sc["runs"] if not r["valid"]]
+        if invalid:
+            out.append("")
+            out.append("Invalid runs (not to be quoted):")
+            for r in invalid:
+                out.append(f"- c={r['concurrency']} round {r['repetition']} {r['proxy']}: {'; '.join(r['problems'])}")
+        sat = [e for e in summ["per_proxy"] if e["load_core_cpu_percent"]["median"] >= 95]
+        if sat:
+            out.append("")
+            out.append("Load core at >= 95% for " + ", ".join(sorted({e['proxy'] for e in sat})) +
+                       ": those req/s are capped by wrk + upstream, compare CPU µs/req instead.")
+        busy = [r for r in sc["runs"] if r["other_cpu_percent"] > OTHER_LOAD_WARN or r["steal_percent"] > OTHER_LOAD_WARN]
+        if busy:
+            out.append("")
+            out.append(f"**Disturbed:** {len(busy)} of {len(sc['runs'])} runs had more than {OTHER_LOAD_WARN:.0f}% of a core "
+                       f"used by other processes (or stolen by the hypervisor) on the benchmark cores (worst "
+                       f"{max(max(r['other_cpu_percent'], r['steal_percent']) for r in busy):.0f}%): "
+                       "absolute numbers are low and ratios noisy; rerun on a quiet machine.")
+        if sc.get("targets"):
+            out.append("")
+            out.append(f"Target: {sc['targets']}.")
+        out.append("")
+    skipped = [sc for sc in report["scenarios"] if sc["status"] == "skipped"]
+    if skipped:
+        out.append("## Not timed")
+        out.append("")
+        for sc in skipped:
+            out.append(f"- {sc['title']}: {sc['reason']}")
+        out.append("")
+    return "\n".join(out)
+
+
+def describe_environment(ctx: Context) -> dict:
+    def first_line(argv: list[str]) -> str:
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    cpu_model = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "Sources", "Package.swift"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    binary = ctx.settings.binary
+    return {
+        "cpu_model": cpu_model,
+        "cpus_available": sorted(os.sched_getaffinity(0)),
+        "kernel": platform.release(),
+        "pinned": ctx.proxy_cpu is not None,
+        "proxy_cpu": ctx.proxy_cpu,
+        "load_cpu": ctx.load_cpu,
+        "gateway_binary": str(binary),
+        "gateway_binary_relative": str(binary.relative_to(ROOT)) if binary.is_relative_to(ROOT) else str(binary),
+        "gateway_binary_mtime": _dt.datetime.fromtimestamp(binary.stat().st_mtime).isoformat(timespec="seconds"),
+        "gateway_commit": commit + ("+uncommitted changes" if dirty else ""),
+        "nginx": first_line(["nginx", "-v"]),
+        "haproxy": first_line(["haproxy", "-v"]).split(" - ")[0],
+        "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Main
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def main(argv: list[str]) -> int:
+    settings = parse_args(argv)
+    for tool in ("nginx", "haproxy", "wrk", "taskset"):
+        if shutil.which(tool) is None:
+            log(f"bench: {tool} is not installed (make bench installs it: scripts/install-deps.sh nginx haproxy redis-server wrk)")
+            return 2
+    if not settings.binary.exists():
+        log(f"bench: {settings.binary} not found: build it with `swift build -c release` (make bench does)")
+        return 2
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    # A watchdog for the whole run: generous, but no run can hang forever.
+    per_run = (settings.quiet_wait_s + settings.warmup_s + settings.duration_s + 5) * (1 + settings.retries)
+    budget = 300 + len(SCENARIOS) * 3 * len(settings.concurrency) * settings.repetitions * per_run
+    signal.signal(signal.SIGALRM, _on_signal)
+    signal.alarm(budget)
+
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = settings.pin and len(cpus) >= 2
+    tmp = Path(tempfile.mkdtemp(prefix="dbaudit-bench-"))
+    (tmp / "tmp").mkdir()
+    os.chmod(tmp, 0o755)  # nginx workers may drop to nobody; they only read here
+    ctx = Context(settings=settings, tmp=tmp, load_cpu=cpus[0] if pin else None, proxy_cpu=cpus[1] if pin else None)
+    started = time.monotonic()
+    report: dict = {
+        "started_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "settings": {"mode": settings.mode, "repetitions": settings.repetitions, "duration_s": settings.duration_s,
+                     "warmup_s": settings.warmup_s, "concurrency": settings.concurrency,
+                     "quiet_wait_s": settings.quiet_wait_s, "retries": settings.retries},
+        "scenarios": [],
+    }
+    exit_code = 0
+    ok = False
+    try:
+        report["environment"] = describe_environment(ctx)
+        log(f"bench: {settings.mode} run in {tmp}; "
+            + (f"proxy under test on CPU {ctx.proxy_cpu}, wrk + upstream on CPU {ctx.load_cpu}" if pin
+               else "processes NOT pinned (fewer than 2 CPUs or --no-pin)"))
+        start_upstream(ctx)
+        for s in SCENARIOS:
+            if settings.only is not None and s.id not in settings.only:
+                continue
+            available, reason = feature_available(s, settings.binary, tmp)
+            if not available:
+                log(f"scenario {s.title}: {reason}")
+                report["scenarios"].append({"id": s.id, "title": s.title, "status": "skipped", "reason": reason,
+                                            "targets": s.targets})
+                continue
+            log(f"scenario {s.title}")
+            sc = run_scenario(ctx, s)
+            if sc["runs"]:
+                sc["summary"] = summarize(sc, settings.concurrency)
+            report["scenarios"].append(sc)
+            if sc["status"] != "ok":
+                exit_code = 1
+        ok = True
+    except Interrupted as e:
+        log(f"bench: {e}; stopping everything")
+        exit_code = 130
+    except Exception as e:  # report, clean up, exit non-zero
+        log(f"bench: {type(e).__name__}: {e}")
+        exit_code = 2
+    finally:
+        signal.alarm(0)
+        # Ignore further Ctrl-C while stopping what was started.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        REGISTRY.stop_all()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    report["exit_code"] = exit_code
+    if ok and "environment" in report:
+        settings.out.parent.mkdir(parents=True, exist_ok=True)
+        for sc in report["scenarios"]:
+            for r in sc.get("runs", []):
+                r.pop("wrk_text", None)
+        settings.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(markdown(report))
+        log(f"bench: results in {settings.out.relative_to(ROOT) if settings.out.is_relative_to(ROOT) else settings.out}; "
+            f"{report['elapsed_s']:.0f} s")
+    if settings.keep_tmp or exit_code != 0:
+        log(f"bench: configs and logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
