@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "GatewayProxy",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore",
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore", "GatewayCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "dbaudit-gateway",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayServer",
+                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAuth", "GatewayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

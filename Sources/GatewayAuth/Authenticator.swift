@@ -75,14 +75,16 @@ package final class Authenticator {
     /// - Parameters:
     ///   - authorization: every `Authorization` header value of the request.
     ///   - queryCarriesToken: the query string has an `access_token` (or similar) parameter.
+    ///   - requirement: overrides the route table (built-in endpoints).
     package func authorize(
         method: String,
         normalizedPath: String,
         authorization: [String],
-        queryCarriesToken: Bool
+        queryCarriesToken: Bool,
+        requirement: RouteTable.Requirement? = nil
     ) -> Outcome {
         let required: [String]
-        switch self.routes.requirement(method: method, normalizedPath: normalizedPath) {
+        switch requirement ?? self.routes.requirement(method: method, normalizedPath: normalizedPath) {
         case .denied:
             return .deny(.routeNotFound)
         case .open:

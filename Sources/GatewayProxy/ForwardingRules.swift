@@ -11,19 +11,31 @@ package struct ForwardingContext: Sendable, Hashable {
     /// `Host` to send when the client's is not preserved.
     package var upstreamAuthority: String
     package var preserveHost: Bool
+    /// Who the gateway authenticated; nil on open routes.
+    package var principal: Principal?
+    /// Whether the client's `Authorization` header goes upstream.
+    package var forwardAuthorization: Bool
+    /// The request target to send (the normalized path and the query); nil keeps the client's.
+    package var uri: String?
 
     package init(
         requestID: String,
         clientAddress: String,
         clientScheme: String,
         upstreamAuthority: String,
-        preserveHost: Bool
+        preserveHost: Bool,
+        principal: Principal? = nil,
+        forwardAuthorization: Bool = true,
+        uri: String? = nil
     ) {
         self.requestID = requestID
         self.clientAddress = clientAddress
         self.clientScheme = clientScheme
         self.upstreamAuthority = upstreamAuthority
         self.preserveHost = preserveHost
+        self.principal = principal
+        self.forwardAuthorization = forwardAuthorization
+        self.uri = uri
     }
 }
 
@@ -88,6 +100,9 @@ package enum ForwardingRules {
             if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name) {
                 continue
             }
+            if !context.forwardAuthorization, HeaderName.equals(name, "authorization") {
+                continue
+            }
             if !nominated.isEmpty, nominated.contains(name.lowercased()) {
                 continue
             }
@@ -111,7 +126,18 @@ package enum ForwardingRules {
         if let clientHost {
             headers.add(name: "X-Forwarded-Host", value: clientHost)
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        if let principal = context.principal {
+            headers.add(name: "X-DBAudit-Subject", value: principal.subject)
+            headers.add(name: "X-DBAudit-Scopes", value: principal.scopes.joined(separator: " "))
+            headers.add(name: "X-DBAudit-Credential", value: principal.kind.rawValue)
+            if let clientID = principal.clientID {
+                headers.add(name: "X-DBAudit-Client-Id", value: clientID)
+            }
+            if let keyID = principal.keyID {
+                headers.add(name: "X-DBAudit-Key-Id", value: keyID)
+            }
+        }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: context.uri ?? head.uri, headers: headers)
     }
 
     /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the

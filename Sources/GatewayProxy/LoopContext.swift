@@ -1,7 +1,14 @@
+package import GatewayAuth
 package import GatewayConfig
+package import GatewayCrypto
+package import GatewayStore
 import GatewayCore
 package import Logging
 package import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Everything one event loop needs to serve requests: the configuration snapshot in
 /// force, the upstream pool, the loggers.
@@ -19,12 +26,26 @@ package final class LoopContext {
     package private(set) var accessLog: AccessLog
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
+    /// Route, credential and scope decisions for this loop.
+    package private(set) var authenticator: Authenticator
+    /// `/v1/api-keys`.
+    package private(set) var apiKeyEndpoints: APIKeyEndpoints
+    package private(set) var store: any CredentialStore
+    private let hmac: HMACSHA256
+    /// Wall clock in unix seconds (injected in tests).
+    package let now: @Sendable () -> Int64
 
+    /// - Parameters:
+    ///   - store: this loop's credential store; nil makes a process-local one (tests).
+    ///   - hmac: the API-key hasher (keyed with the pepper); nil makes a random one.
     package init(
         eventLoop: any EventLoop,
         configuration: GatewayConfiguration,
         connector: @escaping UpstreamConnector,
-        logger: Logger
+        logger: Logger,
+        store: (any CredentialStore)? = nil,
+        hmac: HMACSHA256? = nil,
+        now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
         self.eventLoop = eventLoop
         self.configuration = configuration
@@ -32,19 +53,61 @@ package final class LoopContext {
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog)
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: configuration.upstream, connector: connector)
+        let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
+        let hmac = hmac ?? HMACSHA256(key: SecureRandom.bytes(32))
+        self.store = store
+        self.hmac = hmac
+        self.now = now
+        self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now)
+        self.apiKeyEndpoints = Self.makeEndpoints(store: store, authenticator: self.authenticator, now: now)
+    }
+
+    package static let systemNow: @Sendable () -> Int64 = { Int64(wallClockSeconds()) }
+
+    private static func makeAuthenticator(
+        _ configuration: GatewayConfiguration,
+        store: any CredentialStore,
+        hmac: HMACSHA256,
+        logger: Logger,
+        now: @escaping @Sendable () -> Int64
+    ) -> Authenticator {
+        Authenticator(
+            eventLoop: store.eventLoop,
+            store: store,
+            hmac: hmac,
+            cache: configuration.cache,
+            routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
+            logger: logger,
+            now: now
+        )
+    }
+
+    private static func makeEndpoints(
+        store: any CredentialStore,
+        authenticator: Authenticator,
+        now: @escaping @Sendable () -> Int64
+    ) -> APIKeyEndpoints {
+        APIKeyEndpoints(service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now)
     }
 
     /// Switches this loop to `configuration`. A changed upstream gets a fresh pool; the old
-    /// one is retired so its connections close as their exchanges end.
-    package func apply(_ configuration: GatewayConfiguration, logger: Logger) {
+    /// one is retired so its connections close as their exchanges end. Routes and cache
+    /// settings take effect for new requests; a new `store` replaces the old one (Redis
+    /// settings changed).
+    package func apply(_ configuration: GatewayConfiguration, logger: Logger, store: (any CredentialStore)? = nil) {
         self.eventLoop.preconditionInEventLoop()
         if configuration.upstream != self.configuration.upstream {
             self.pool.retire()
             self.pool = UpstreamPool(eventLoop: self.eventLoop, settings: configuration.upstream, connector: self.connector)
         }
+        if let store {
+            self.store = store
+        }
         self.configuration = configuration
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog)
+        self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now)
+        self.apiKeyEndpoints = Self.makeEndpoints(store: self.store, authenticator: self.authenticator, now: self.now)
     }
 
     /// Closes idle upstream connections (shutdown).
@@ -55,6 +118,13 @@ package final class LoopContext {
 
     /// Idle upstream connections kept by this loop (for tests and metrics).
     package var idleUpstreamConnections: Int { self.pool.idleCount }
+}
+
+/// Seconds since the Unix epoch.
+private func wallClockSeconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return now.tv_sec
 }
 
 /// Writes the one-line-per-request access log (PRODUCT.md §10) through swift-log at
@@ -76,6 +146,10 @@ package struct AccessLog {
         /// `forwarded`, `rejected` (gateway answered), or `aborted`.
         package var outcome: String
         package var error: String?
+        /// `api_key`, `jwt` or `oauth` when a credential was accepted.
+        package var credential: String?
+        package var subject: String?
+        package var keyID: String?
     }
 
     let logger: Logger
@@ -105,6 +179,15 @@ package struct AccessLog {
         }
         if let error = entry.error {
             metadata["error"] = .string(error)
+        }
+        if let credential = entry.credential {
+            metadata["credential"] = .string(credential)
+        }
+        if let subject = entry.subject {
+            metadata["subject"] = .string(subject)
+        }
+        if let keyID = entry.keyID {
+            metadata["key_id"] = .string(keyID)
         }
         self.logger.info("request", metadata: metadata)
     }

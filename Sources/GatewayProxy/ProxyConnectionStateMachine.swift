@@ -14,16 +14,29 @@ struct ProxyConnectionStateMachine {
         case streaming
     }
 
+    /// Where an authorized request goes.
+    enum Destination: Equatable {
+        /// Not decided yet: authorization is pending.
+        case undecided
+        case upstream
+        /// Answered by the gateway itself (e.g. `/v1/api-keys`) once the body is complete.
+        case local
+    }
+
     /// The exchange in progress.
     struct Exchange {
+        var destination: Destination = .undecided
         var requestComplete = false
         var response: ResponsePhase = .notStarted
         var upstreamAttached = false
         /// Request parts decoded before the upstream connection was attached.
         var buffered: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
         var bodyBytes: Int64 = 0
-        let maxBodyBytes: Int64
+        var maxBodyBytes: Int64
         let keepAliveRequested: Bool
+        /// False when the head announced no body: only the parser's end marker is still to
+        /// come, so the connection stays in sync even if the exchange fails before it.
+        var bodyExpected = true
     }
 
     enum State {
@@ -39,6 +52,10 @@ struct ProxyConnectionStateMachine {
         case none
         /// Get a connection from the pool.
         case acquireUpstream
+        /// Decide whether the request may pass (the handler asks the authenticator).
+        case authorize
+        /// The request is for a built-in endpoint and its body is complete.
+        case runLocalEndpoint([HTTPClientRequestPart])
         /// Send this part upstream.
         case forwardToUpstream(HTTPClientRequestPart)
         /// The upstream connection is attached: send the head and these buffered parts.
@@ -56,6 +73,8 @@ struct ProxyConnectionStateMachine {
         case closeClient(abortUpstream: Bool)
         /// The client went away: drop the upstream connection of the exchange, if any.
         case abortUpstream
+        /// The built-in endpoint's response is written; close the client if asked.
+        case finishLocal(closeClient: Bool)
     }
 
     private(set) var state: State = .idle
@@ -71,11 +90,13 @@ struct ProxyConnectionStateMachine {
         return false
     }
 
-    mutating func requestHeadAccepted(keepAlive: Bool, maxBodyBytes: Int64) -> Action {
+    mutating func requestHeadAccepted(keepAlive: Bool, maxBodyBytes: Int64, bodyExpected: Bool = true) -> Action {
         switch self.state {
         case .idle:
-            self.state = .active(Exchange(maxBodyBytes: maxBodyBytes, keepAliveRequested: keepAlive))
-            return .acquireUpstream
+            var exchange = Exchange(maxBodyBytes: maxBodyBytes, keepAliveRequested: keepAlive)
+            exchange.bodyExpected = bodyExpected
+            self.state = .active(exchange)
+            return .authorize
         case .active, .closing:
             // The pipelining handler delivers one request at a time; a second head here
             // means the codec misbehaved. Fail closed.
@@ -93,6 +114,46 @@ struct ProxyConnectionStateMachine {
             self.state = .closing
             return .closeClient(abortUpstream: true)
         }
+    }
+
+    /// The request may pass; `destination` says where it goes.
+    mutating func authorized(destination: Destination, localBodyLimit: Int64) -> Action {
+        guard case .active(var exchange) = self.state, exchange.destination == .undecided else { return .none }
+        exchange.destination = destination
+        switch destination {
+        case .undecided:
+            preconditionFailure("authorization must decide a destination")
+        case .upstream:
+            self.state = .active(exchange)
+            return .acquireUpstream
+        case .local:
+            if exchange.bodyBytes > localBodyLimit {
+                return self.fail(exchange, with: .bodyTooLarge(limit: Int(localBodyLimit)))
+            }
+            exchange.maxBodyBytes = min(exchange.maxBodyBytes, localBodyLimit)
+            guard exchange.requestComplete else {
+                self.state = .active(exchange)
+                return .none
+            }
+            let parts = Array(exchange.buffered)
+            exchange.buffered.removeAll()
+            self.state = .active(exchange)
+            return .runLocalEndpoint(parts)
+        }
+    }
+
+    /// The request may not pass (401, 403, 404, 503...).
+    mutating func authorizationFailed(_ error: GatewayError) -> Action {
+        guard case .active(let exchange) = self.state, exchange.destination == .undecided else { return .none }
+        return self.fail(exchange, with: error)
+    }
+
+    /// A built-in endpoint produced its response: the handler writes it whole.
+    mutating func localResponseReady() -> Action {
+        guard case .active(let exchange) = self.state, exchange.destination == .local else { return .none }
+        let keepAlive = exchange.keepAliveRequested && !self.quiescing && exchange.requestComplete
+        self.state = keepAlive ? .idle : .closing
+        return .finishLocal(closeClient: !keepAlive)
     }
 
     mutating func requestBody(_ buffer: ByteBuffer) -> Action {
@@ -117,13 +178,19 @@ struct ProxyConnectionStateMachine {
             self.state = .active(exchange)
             return .forwardToUpstream(.end(trailers))
         }
+        if exchange.destination == .local {
+            let parts = Array(exchange.buffered)
+            exchange.buffered.removeAll()
+            self.state = .active(exchange)
+            return .runLocalEndpoint(parts)
+        }
         exchange.buffered.append(.end(trailers))
         self.state = .active(exchange)
         return .none
     }
 
     mutating func upstreamAcquired() -> Action {
-        guard case .active(var exchange) = self.state, !exchange.upstreamAttached else {
+        guard case .active(var exchange) = self.state, exchange.destination == .upstream, !exchange.upstreamAttached else {
             return .releaseUnusedUpstream
         }
         exchange.upstreamAttached = true
@@ -217,7 +284,8 @@ struct ProxyConnectionStateMachine {
         case .notStarted:
             // The client's request was read in full, so the connection is still in sync
             // and may carry the next request.
-            let keepAlive = exchange.requestComplete && exchange.keepAliveRequested && !self.quiescing
+            let inSync = exchange.requestComplete || (!exchange.bodyExpected && exchange.bodyBytes == 0)
+            let keepAlive = inSync && exchange.keepAliveRequested && !self.quiescing
             self.state = keepAlive ? .idle : .closing
             return .respondWithError(error, closeClient: !keepAlive, abortUpstream: exchange.upstreamAttached)
         case .streaming:

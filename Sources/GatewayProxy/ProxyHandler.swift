@@ -1,3 +1,4 @@
+import GatewayAuth
 import GatewayConfig
 import GatewayCore
 import NIOCore
@@ -22,7 +23,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let method: HTTPMethod
         let path: String
         let version: HTTPVersion
-        let upstreamHead: HTTPRequestHead
+        /// The client's head; the upstream head is derived from it once authorized.
+        let head: HTTPRequestHead
+        let framing: RequestBodyFraming
+        /// Normalized path plus the client's query.
+        let uri: String
+        let normalizedPath: String
+        let isLocal: Bool
+        var upstreamHead: HTTPRequestHead?
+        var principal: Principal?
         let pool: UpstreamPool
         let started: NIODeadline
         let bodyTimeout: TimeAmount
@@ -176,13 +185,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let configuration = self.loop.configuration
         let requestID = ForwardingRules.requestID(for: head, generator: &self.ids)
         self.nextExchangeID &+= 1
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let (rawPath, query) = Self.splitTarget(head.uri)
+
+        func reject(_ error: GatewayError) {
+            self.exchange = self.makeRecord(
+                head, requestID: requestID, path: rawPath, framing: .none, uri: head.uri, normalizedPath: rawPath, configuration
+            )
+            self.run(self.machine.requestHeadRejected(error))
+        }
 
         let framing: RequestBodyFraming
         switch RequestValidation.validate(head, maxBodyBytes: configuration.server.maxBodyBytes) {
         case .failure(let error):
-            self.exchange = self.makeRecord(head, requestID: requestID, path: path, upstreamHead: head, configuration)
-            self.run(self.machine.requestHeadRejected(error))
+            reject(error)
             return
         case .success(let validated):
             framing = validated
@@ -191,49 +206,71 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let expectation = head.headers["expect"]
         if !expectation.isEmpty {
             guard expectation.count == 1, expectation[0].lowercased() == "100-continue", head.version.minor == 1 else {
-                self.exchange = self.makeRecord(head, requestID: requestID, path: path, upstreamHead: head, configuration)
-                self.run(
-                    self.machine.requestHeadRejected(
-                        GatewayError(
-                            status: 417,
-                            code: "expectation_failed",
-                            description: "Only \"Expect: 100-continue\" is supported."
-                        )
+                reject(
+                    GatewayError(
+                        status: 417,
+                        code: "expectation_failed",
+                        description: "Only \"Expect: 100-continue\" is supported."
                     )
                 )
                 return
             }
         }
 
-        var upstreamHead = ForwardingRules.upstreamRequestHead(
-            head,
-            framing: framing,
-            context: ForwardingContext(
-                requestID: requestID,
-                clientAddress: self.clientAddress,
-                clientScheme: self.clientScheme,
-                upstreamAuthority: configuration.upstream.authority,
-                preserveHost: configuration.upstream.preserveHost
-            )
+        let normalizedPath: String
+        switch PathNormalizer.normalize(rawPath) {
+        case .success(let path):
+            normalizedPath = path
+        case .failure(.ambiguous(let reason)):
+            reject(.badRequest("The request path is ambiguous: \(reason)."))
+            return
+        }
+        let uri = query.map { "\(normalizedPath)?\($0)" } ?? normalizedPath
+        self.exchange = self.makeRecord(
+            head, requestID: requestID, path: normalizedPath, framing: framing, uri: uri, normalizedPath: normalizedPath,
+            configuration
         )
-        // The gateway answers `Expect` itself; the upstream gets the body unconditionally.
-        upstreamHead.headers.remove(name: "expect")
-        self.exchange = self.makeRecord(head, requestID: requestID, path: path, upstreamHead: upstreamHead, configuration)
-
         if !expectation.isEmpty {
             context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         if framing != .none {
             self.armBodyTimer()
         }
-        self.run(self.machine.requestHeadAccepted(keepAlive: head.isKeepAlive, maxBodyBytes: configuration.server.maxBodyBytes))
+        self.run(
+            self.machine.requestHeadAccepted(
+                keepAlive: head.isKeepAlive,
+                maxBodyBytes: configuration.server.maxBodyBytes,
+                bodyExpected: framing != .none
+            )
+        )
+    }
+
+    /// `(path, query)` of an origin-form request target.
+    static func splitTarget(_ uri: String) -> (String, String?) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, nil) }
+        return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
+    }
+
+    /// Whether the query string carries a bearer token (RFC 6750 §2.3), which the gateway
+    /// refuses: URLs end up in logs and browser histories.
+    static func queryCarriesToken(_ uri: String) -> Bool {
+        guard let query = splitTarget(uri).1 else { return false }
+        for pair in query.split(separator: "&") {
+            let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            if name == "access_token" || name == "api_key" || name == "apikey" || name == "token" {
+                return true
+            }
+        }
+        return false
     }
 
     private func makeRecord(
         _ head: HTTPRequestHead,
         requestID: String,
         path: String,
-        upstreamHead: HTTPRequestHead,
+        framing: RequestBodyFraming,
+        uri: String,
+        normalizedPath: String,
         _ configuration: GatewayConfiguration
     ) -> ExchangeRecord {
         ExchangeRecord(
@@ -242,11 +279,143 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             method: head.method,
             path: path,
             version: head.version,
-            upstreamHead: upstreamHead,
+            head: head,
+            framing: framing,
+            uri: uri,
+            normalizedPath: normalizedPath,
+            isLocal: APIKeyEndpoints.handles(normalizedPath),
             pool: self.loop.pool,
             started: .now(),
             bodyTimeout: configuration.server.bodyTimeout.timeAmount
         )
+    }
+
+    // MARK: authorization
+
+    private func authorize() {
+        guard let exchange = self.exchange else { return }
+        self.setReadsHeld(true)
+        let authenticator = self.loop.authenticator
+        let outcome = authenticator.authorize(
+            method: exchange.method.rawValue,
+            normalizedPath: exchange.normalizedPath,
+            authorization: exchange.head.headers["authorization"],
+            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
+            requirement: exchange.isLocal ? .scopes(APIKeyEndpoints.requiredScopes) : nil
+        )
+        switch outcome {
+        case .allow(let principal):
+            self.authorized(principal)
+        case .deny(let error):
+            self.run(self.machine.authorizationFailed(error))
+        case .pending(let future):
+            let exchangeID = exchange.id
+            future.assumeIsolated().whenComplete { result in
+                guard self.exchange?.id == exchangeID else { return }
+                switch result {
+                case .success(let principal):
+                    self.authorized(principal)
+                case .failure(let error as GatewayError):
+                    self.run(self.machine.authorizationFailed(error))
+                case .failure:
+                    self.run(self.machine.authorizationFailed(.authUnavailable))
+                }
+            }
+        }
+    }
+
+    private func authorized(_ principal: Principal?) {
+        guard var exchange = self.exchange else { return }
+        let configuration = self.loop.configuration
+        exchange.principal = principal
+        var upstreamHead = ForwardingRules.upstreamRequestHead(
+            exchange.head,
+            framing: exchange.framing,
+            context: ForwardingContext(
+                requestID: exchange.requestID,
+                clientAddress: self.clientAddress,
+                clientScheme: self.clientScheme,
+                upstreamAuthority: configuration.upstream.authority,
+                preserveHost: configuration.upstream.preserveHost,
+                principal: principal,
+                forwardAuthorization: configuration.apiKeys.forwardAuthorization,
+                uri: exchange.uri
+            )
+        )
+        // The gateway answers `Expect` itself; the upstream gets the body unconditionally.
+        upstreamHead.headers.remove(name: "expect")
+        exchange.upstreamHead = upstreamHead
+        self.exchange = exchange
+        if exchange.isLocal {
+            // The body of a built-in endpoint is read here, not forwarded: resume reading.
+            self.setReadsHeld(false)
+        }
+        self.run(
+            self.machine.authorized(
+                destination: exchange.isLocal ? .local : .upstream,
+                localBodyLimit: APIKeyEndpoints.maximumBodyBytes
+            )
+        )
+    }
+
+    private func runLocalEndpoint(_ parts: [HTTPClientRequestPart]) {
+        guard let exchange = self.exchange, let principal = exchange.principal, let context else { return }
+        var body: [UInt8] = []
+        for case .body(.byteBuffer(let buffer)) in parts {
+            body += buffer.readableBytesView
+        }
+        let exchangeID = exchange.id
+        self.loop.apiKeyEndpoints.handle(
+            method: exchange.method.rawValue,
+            normalizedPath: exchange.normalizedPath,
+            body: body,
+            principal: principal,
+            eventLoop: context.eventLoop
+        ).assumeIsolated().whenComplete { result in
+            guard self.exchange?.id == exchangeID else { return }
+            switch result {
+            case .success(let response):
+                self.writeLocal(status: response.status, body: response.body, headers: [], outcome: "local", error: nil)
+            case .failure(let error):
+                let gatewayError = error as? GatewayError ?? .internalError
+                self.writeLocal(
+                    status: gatewayError.status,
+                    body: gatewayError.jsonBody(requestID: exchange.requestID),
+                    headers: gatewayError.headers,
+                    outcome: "rejected",
+                    error: gatewayError.code
+                )
+            }
+        }
+    }
+
+    private func writeLocal(status: Int, body: String, headers extra: [GatewayError.HeaderField], outcome: String, error: String?) {
+        guard let context, var exchange = self.exchange else { return }
+        guard case .finishLocal(let close) = self.machine.localResponseReady() else { return }
+        self.exchange = nil
+        self.cancelBodyTimer()
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "X-Request-Id", value: exchange.requestID)
+        for field in extra {
+            headers.add(name: field.name, value: field.value)
+        }
+        if close {
+            headers.add(name: "Connection", value: "close")
+        }
+        let head = HTTPResponseHead(
+            version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
+            status: HTTPResponseStatus(statusCode: status),
+            headers: headers
+        )
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        exchange.bytesOut = Int64(body.utf8.count)
+        exchange.status = status
+        self.log(exchange, status: status, outcome: outcome, error: error)
+        self.endResponse(trailers: nil, close: close, context: context)
     }
 
     // MARK: actions
@@ -255,6 +424,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let context else { return }
         switch action {
         case .none:
+            break
+
+        case .authorize:
+            self.authorize()
+
+        case .runLocalEndpoint(let parts):
+            self.runLocalEndpoint(parts)
+
+        case .finishLocal:
+            // Written by `writeLocal`, which asked the machine itself.
             break
 
         case .acquireUpstream:
@@ -345,11 +524,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         switch self.machine.upstreamAcquired() {
         case .sendHeadAndBuffered(let parts):
             guard var exchange = self.exchange else { return }
+            guard let upstreamHead = exchange.upstreamHead else {
+                pool.release(connection, reusable: true)
+                return
+            }
             connection.attach(self)
             exchange.upstream = connection
             exchange.upstreamStarted = .now()
             self.exchange = exchange
-            connection.send(.head(exchange.upstreamHead))
+            connection.send(.head(upstreamHead))
             for part in parts {
                 connection.send(part)
             }
@@ -383,6 +566,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "X-Request-Id", value: requestID)
+        for field in error.headers {
+            headers.add(name: field.name, value: field.value)
+        }
         if close {
             headers.add(name: "Connection", value: "close")
         }
@@ -516,7 +702,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 upstreamMicroseconds: exchange.upstreamStarted.map { (now - $0).nanoseconds / 1000 },
                 totalMicroseconds: (now - exchange.started).nanoseconds / 1000,
                 outcome: outcome,
-                error: error
+                error: error,
+                credential: exchange.principal?.kind.rawValue,
+                subject: exchange.principal?.subject,
+                keyID: exchange.principal?.keyID
             )
         )
     }

@@ -1,4 +1,8 @@
+import GatewayAuth
 package import GatewayConfig
+import GatewayCrypto
+import GatewayRedis
+package import GatewayStore
 import GatewayCore
 package import GatewayProxy
 package import Logging
@@ -18,6 +22,7 @@ package final class GatewayServer: Sendable {
     private let tracker: ConnectionTracker
     private let state: NIOLockedValueBox<State>
     private let connector: UpstreamConnector
+    private let subscriber: RevocationSubscriber?
 
     private struct State {
         var configuration: GatewayConfiguration
@@ -28,26 +33,70 @@ package final class GatewayServer: Sendable {
     }
 
     /// Creates the event loops and per-loop contexts; nothing is bound until `start()`.
+    /// - Parameter memoryStore: the process-local credential data when `[redis]` is not
+    ///   configured (the demo seeds it); nil makes an empty one.
     package init(
         configuration: GatewayConfiguration,
         logger: Logger,
         group: MultiThreadedEventLoopGroup? = nil,
-        connector: UpstreamConnector? = nil
+        connector: UpstreamConnector? = nil,
+        memoryStore: InMemoryCredentialData? = nil
     ) {
         let threads = configuration.server.eventLoops == 0 ? System.coreCount : configuration.server.eventLoops
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.ownsGroup = group == nil
         let connector = connector ?? UpstreamConnectors.tcp
         self.connector = connector
+        let hmac = HMACSHA256(key: configuration.apiKeys.pepper.map { Array($0.value.utf8) } ?? SecureRandom.bytes(32))
+        // Revocations reach every loop's cache: through this box once the contexts exist.
+        let fanOut = NIOLockedValueBox<[NIOLoopBound<LoopContext>]>([])
+        let invalidate: @Sendable (String) -> Void = { hash in
+            for context in fanOut.withLockedValue({ $0 }) {
+                context.eventLoop.execute { context.value.authenticator.invalidate(apiKeyHash: hash) }
+            }
+        }
+        let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
             let context = try! loop.submit {
-                LoopContext(eventLoop: loop, configuration: configuration, connector: connector, logger: logger)
+                let store: any CredentialStore
+                if let redis = configuration.redis {
+                    let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
+                    store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
+                } else {
+                    store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
+                }
+                return LoopContext(
+                    eventLoop: loop,
+                    configuration: configuration,
+                    connector: connector,
+                    logger: logger,
+                    store: store,
+                    hmac: hmac
+                )
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)
         }
         self.contexts = contexts
+        fanOut.withLockedValue { $0 = contexts }
+        if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
+            let all = contexts
+            self.subscriber = RevocationSubscriber(
+                eventLoop: loop,
+                settings: redis,
+                connector: RedisConnectors.posix,
+                logger: logger,
+                onRevoke: invalidate,
+                onResubscribed: {
+                    for context in all {
+                        context.eventLoop.execute { context.value.authenticator.invalidateAll() }
+                    }
+                }
+            )
+        } else {
+            self.subscriber = nil
+        }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
         self.state = NIOLockedValueBox(State(configuration: configuration, logger: logger))
     }
@@ -63,6 +112,7 @@ package final class GatewayServer: Sendable {
     /// Binds every `[server] listen` address. Throws (binding nothing) if any fails.
     package func start() async throws {
         let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
+        self.subscriber?.start()
         var bound: [any Channel] = []
         do {
             for address in configuration.server.listen {
@@ -128,6 +178,14 @@ package final class GatewayServer: Sendable {
             newLogger.warning("reload: server.event_loops changed; restart the gateway to apply it")
             effective.server.eventLoops = old.server.eventLoops
         }
+        if newConfiguration.redis != old.redis {
+            newLogger.warning("reload: [redis] changed; restart the gateway to apply it")
+            effective.redis = old.redis
+        }
+        if newConfiguration.apiKeys.pepper != old.apiKeys.pepper {
+            newLogger.warning("reload: the API-key pepper changed; restart the gateway to apply it")
+            effective.apiKeys.pepper = old.apiKeys.pepper
+        }
         self.tracker.updateLimit(effective.server.maxConnections)
         let snapshot = effective
         var futures: [EventLoopFuture<Void>] = []
@@ -173,6 +231,7 @@ package final class GatewayServer: Sendable {
         for listener in listeners {
             try? await listener.close()
         }
+        self.subscriber?.stop()
         logger.notice("draining", metadata: ["open_connections": "\(self.tracker.openConnections)"])
         self.tracker.quiesceAll()
         let tracker = self.tracker

@@ -14,7 +14,8 @@ private func body(_ text: String) -> HTTPClientRequestPart { .body(.byteBuffer(b
 /// A machine with an accepted request head.
 private func started(keepAlive: Bool = true, maxBodyBytes: Int64 = 100) -> Machine {
     var machine = Machine()
-    #expect(machine.requestHeadAccepted(keepAlive: keepAlive, maxBodyBytes: maxBodyBytes) == .acquireUpstream)
+    #expect(machine.requestHeadAccepted(keepAlive: keepAlive, maxBodyBytes: maxBodyBytes) == .authorize)
+    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
     return machine
 }
 
@@ -36,9 +37,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(!machine.quiescing)
     }
 
-    @Test func acceptedHeadAcquiresUpstream() {
+    @Test func acceptedHeadIsAuthorizedThenAcquiresUpstream() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .acquireUpstream)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize)
+    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
         #expect(!machine.isIdle)
         #expect(machine.isAwaitingRequestBody)
     }
@@ -53,7 +55,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.isIdle)
 
         // The connection carries a second exchange.
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .acquireUpstream)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize)
+    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
         #expect(machine.requestEnd(nil) == .none)
         #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([.end(nil)]))
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: true))
@@ -217,7 +220,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = forwarded()
         #expect(machine.upstreamFailed(.upstreamTimeout) == .respondWithError(.upstreamTimeout, closeClient: false, abortUpstream: true))
         #expect(machine.isIdle)
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .acquireUpstream)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .authorize)
+    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
     }
 
     @Test func upstreamFailedBeforeResponseWithIncompleteRequestCloses() {
@@ -361,5 +365,84 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         _ = machine.upstreamAcquired()
         _ = machine.responseHead()
         #expect(machine.clientProtocolError(.badRequest("x")) == .closeClient(abortUpstream: true))
+    }
+}
+
+
+@Suite struct ProxyConnectionStateMachineAuthorizationTests {
+    @Test func refusedAuthorizationWithCompleteRequestKeepsTheConnection() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestEnd(nil) == .none)
+        let error = GatewayError.unauthorized("no")
+        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false))
+        #expect(machine.isIdle)
+    }
+
+    @Test func refusedAuthorizationWithBodyStillComingCloses() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestBody(buffer("ab")) == .none)
+        let error = GatewayError.insufficientScope("admin")
+        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
+        #expect(!machine.isIdle)
+    }
+
+    @Test func bodyBufferedDuringAuthorizationIsSentWithTheHead() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestBody(buffer("ab")) == .none)
+        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([body("ab"), .end(nil)]))
+    }
+
+    @Test func localEndpointRunsOnceTheBodyIsComplete() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestBody(buffer("{}")) == .none)
+        #expect(machine.authorized(destination: .local, localBodyLimit: 64) == .none)
+        #expect(machine.requestEnd(nil) == .runLocalEndpoint([body("{}")]))
+        #expect(machine.localResponseReady() == .finishLocal(closeClient: false))
+        #expect(machine.isIdle)
+        // An upstream connection is never used for a local exchange.
+        #expect(machine.upstreamAcquired() == .releaseUnusedUpstream)
+    }
+
+    @Test func localEndpointBodyOverItsLimitIs413() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1000) == .authorize)
+        #expect(machine.authorized(destination: .local, localBodyLimit: 4) == .none)
+        #expect(
+            machine.requestBody(buffer("12345"))
+                == .respondWithError(.bodyTooLarge(limit: 4), closeClient: true, abortUpstream: false)
+        )
+    }
+
+    @Test func lateAuthorizationAfterFailureIsIgnored() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestBodyTimedOut() == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: false))
+        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .none)
+    }
+}
+
+@Suite struct ProxyConnectionStateMachineBodylessTests {
+    @Test func refusalBeforeTheEndMarkerOfABodylessRequestKeepsTheConnection() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: false) == .authorize)
+        let error = GatewayError.unauthorized("no")
+        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false))
+        #expect(machine.isIdle)
+        // The parser's end marker of the refused request arrives afterwards and is ignored.
+        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.isIdle)
+    }
+
+    @Test func refusalBeforeTheEndOfARequestWithABodyCloses() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize)
+        let error = GatewayError.unauthorized("no")
+        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
     }
 }

@@ -1,0 +1,108 @@
+package import GatewayAuth
+package import GatewayConfig
+import GatewayCrypto
+import GatewayRedis
+package import GatewayStore
+import NIOCore
+import NIOPosix
+
+/// API-key administration for the CLI (`dbaudit-gateway keys ...`): the same
+/// `APIKeyService` as the HTTP API, against the Redis store a configuration names.
+/// Runs its own one-thread event loop for the duration of one command.
+package final class KeyManagement: Sendable {
+    package enum Failure: Error, CustomStringConvertible {
+        case noRedis
+        case noPepper
+        case request(String)
+        case storeUnavailable
+
+        package var description: String {
+            switch self {
+            case .noRedis:
+                return "keys are kept in Redis: configure [redis] (the in-memory store lives only inside a running gateway)"
+            case .noPepper:
+                return "[auth.api_keys] pepper_file or pepper_env is required"
+            case .request(let message):
+                return message
+            case .storeUnavailable:
+                return "Redis cannot be reached; check [redis] url and credentials"
+            }
+        }
+    }
+
+    private let group: MultiThreadedEventLoopGroup
+    private let settings: RedisSettings
+    private let pepper: Secret
+
+    package init(configuration: GatewayConfiguration) throws(Failure) {
+        guard let redis = configuration.redis else { throw .noRedis }
+        guard let pepper = configuration.apiKeys.pepper else { throw .noPepper }
+        self.settings = redis
+        self.pepper = pepper
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    package func shutdown() async {
+        try? await self.group.shutdownGracefully()
+    }
+
+    private func withService<T: Sendable>(
+        _ body: @escaping @Sendable (APIKeyService, any EventLoop) -> EventLoopFuture<T>
+    ) async throws -> T {
+        let loop = self.group.next()
+        let settings = self.settings
+        let pepper = self.pepper
+        return try await loop.flatSubmit {
+            let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+            let store = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
+            let hmac = HMACSHA256(key: Array(pepper.value.utf8))
+            let service = APIKeyService(store: store) { key in Hex.encode(hmac.authenticationCode(for: key.utf8)) }
+            return body(service, loop).assumeIsolated().always { _ in client.close() }.nonisolated()
+        }.get()
+    }
+
+    package func create(
+        name: String,
+        scopes: [String],
+        expiresIn: Int64?,
+        test: Bool,
+        owner: String,
+        now: Int64
+    ) async throws -> APIKeyService.Created {
+        do {
+            return try await self.withService { service, _ in
+                service.create(
+                    name: name,
+                    scopes: scopes,
+                    expiresInSeconds: expiresIn,
+                    test: test,
+                    owner: owner,
+                    grantor: nil,
+                    now: now
+                )
+            }
+        } catch let error as APIKeyService.RequestError {
+            switch error {
+            case .invalid(let message), .scopeNotHeld(let message): throw Failure.request(message)
+            }
+        } catch {
+            throw Failure.storeUnavailable
+        }
+    }
+
+    package func list() async throws -> [APIKeyRecord] {
+        do {
+            return try await self.withService { service, _ in service.list() }
+        } catch {
+            throw Failure.storeUnavailable
+        }
+    }
+
+    package func revoke(id: String) async throws -> APIKeyRecord? {
+        do {
+            return try await self.withService { service, _ in service.revoke(id: id) }
+        } catch {
+            throw Failure.storeUnavailable
+        }
+    }
+}

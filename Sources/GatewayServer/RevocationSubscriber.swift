@@ -1,0 +1,135 @@
+import GatewayConfig
+import GatewayRedis
+import GatewayStore
+import Logging
+import NIOCore
+
+/// The process's one Redis pub/sub connection: it subscribes to the revocation channel
+/// and tells every event loop to drop a revoked credential from its cache, so a key
+/// revoked on any gateway instance stops working everywhere within a round trip.
+///
+/// It reconnects by itself (50 ms back-off doubling to 1 s) and, after every
+/// (re)connection, flushes all caches: revocations published while it was away were
+/// missed. Lives on one event loop; `start` and `stop` hop onto it.
+final class RevocationSubscriber: Sendable {
+    private let eventLoop: any EventLoop
+    private let settings: RedisSettings
+    private let connector: RedisConnector
+    private let logger: Logger
+    private let onRevoke: @Sendable (String) -> Void
+    private let onResubscribed: @Sendable () -> Void
+    private let state: NIOLoopBoundBox<State>
+
+    private struct State {
+        var channel: (any Channel)?
+        var stopped = false
+        var delay: TimeAmount = .zero
+        var connectedOnce = false
+    }
+
+    init(
+        eventLoop: any EventLoop,
+        settings: RedisSettings,
+        connector: @escaping RedisConnector,
+        logger: Logger,
+        onRevoke: @escaping @Sendable (String) -> Void,
+        onResubscribed: @escaping @Sendable () -> Void
+    ) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.connector = connector
+        self.logger = logger
+        self.onRevoke = onRevoke
+        self.onResubscribed = onResubscribed
+        self.state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: eventLoop)
+    }
+
+    var channelName: String { RedisCredentialStore.eventsChannel(keyPrefix: self.settings.keyPrefix) }
+
+    func start() {
+        self.eventLoop.execute { self.connect() }
+    }
+
+    func stop() {
+        self.eventLoop.execute {
+            self.state.value.stopped = true
+            self.state.value.channel?.close(promise: nil)
+        }
+    }
+
+    private func connect() {
+        guard !self.state.value.stopped else { return }
+        let onRevoke = self.onRevoke
+        let logger = self.logger
+        let handler: @Sendable (RESPValue) -> Void = { message in
+            guard case .array(let parts) = message, parts.count == 3,
+                case .bulkString(let kind) = parts[0], kind == Array("message".utf8),
+                case .bulkString(let payload) = parts[2]
+            else { return }
+            let text = String(decoding: payload.prefix(256), as: UTF8.self)
+            if let hash = RevocationMessage.apiKeyHash(from: text) {
+                onRevoke(hash)
+            } else {
+                logger.warning("ignored malformed revocation message")
+            }
+        }
+        self.connector(self.eventLoop, self.settings.endpoint, self.settings.connectTimeout.timeAmount) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(onPush: handler))
+            }
+        }.flatMap { channel in
+            self.subscribe(on: channel).map { channel }
+        }.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                let wasConnected = self.state.value.connectedOnce
+                self.state.value.channel = channel
+                self.state.value.delay = .zero
+                self.state.value.connectedOnce = true
+                if wasConnected {
+                    self.logger.notice("revocation channel resubscribed; local credential caches flushed")
+                }
+                // Anything revoked while we were not listening is unknown: start clean.
+                self.onResubscribed()
+                channel.closeFuture.whenComplete { _ in
+                    self.state.value.channel = nil
+                    self.retry()
+                }
+            case .failure:
+                self.retry()
+            }
+        }
+    }
+
+    private func retry() {
+        guard !self.state.value.stopped else { return }
+        let delay = self.state.value.delay == .zero ? .milliseconds(50) : min(self.state.value.delay * 2, .seconds(1))
+        self.state.value.delay = delay
+        self.eventLoop.scheduleTask(in: delay) { self.connect() }
+    }
+
+    private func subscribe(on channel: any Channel) -> EventLoopFuture<Void> {
+        var steps: [[String]] = []
+        if let password = self.settings.password {
+            steps.append(self.settings.username.map { ["AUTH", $0, password.value] } ?? ["AUTH", password.value])
+        }
+        steps.append(["SUBSCRIBE", self.channelName])
+        var chain = channel.eventLoop.makeSucceededVoidFuture()
+        for step in steps {
+            chain = chain.flatMap {
+                let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+                let bytes = RESPCommand.encode(step)
+                channel.writeAndFlush(RedisRequest(bytes: channel.allocator.buffer(bytes: bytes), promise: promise), promise: nil)
+                return promise.futureResult.flatMapThrowing { reply in
+                    if case .error(let message) = reply {
+                        throw RedisClientError.server(message)
+                    }
+                }
+            }
+        }
+        return chain.flatMapError { error in
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+    }
+}
