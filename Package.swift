@@ -105,7 +105,21 @@ let package = Package(
         .testTarget(name: "GatewayCryptoTests", dependencies: ["GatewayCrypto"], swiftSettings: strictSettings),
         .testTarget(
             name: "GatewayRedisTests",
-            dependencies: ["GatewayRedis", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "GatewayRedis", "GatewayConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayStoreTests",
+            dependencies: [
+                "GatewayStore", "GatewayRedis", "GatewayConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

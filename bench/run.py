@@ -78,6 +78,7 @@ class Settings:
     keep_tmp: bool
     quiet_wait_s: int
     retries: int
+    report: Optional[Path]
 
 
 def parse_args(argv: list[str]) -> Settings:
@@ -95,6 +96,7 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--quiet-wait", type=int,
                    help="before each run, wait up to this many seconds for other processes to leave the "
                         "benchmark cores (default 30; quick 10)")
+    p.add_argument("--report", metavar="JSON", help="only print the Markdown report of a saved results file")
     p.add_argument("--retries", type=int,
                    help="rerun a run disturbed by other processes up to this many times (default 2; quick 1)")
     a = p.parse_args(argv)
@@ -112,6 +114,7 @@ def parse_args(argv: list[str]) -> Settings:
         keep_tmp=a.keep_tmp,
         quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (10 if quick else 30),
         retries=a.retries if a.retries is not None else (1 if quick else 2),
+        report=Path(a.report) if a.report else None,
     )
     if s.repetitions < 1 or s.duration_s < 1 or s.warmup_s < 0 or not s.concurrency or min(s.concurrency) < 1:
         p.error("repetitions, duration and concurrency must be positive")
@@ -1012,16 +1015,14 @@ def markdown(report: dict) -> str:
             out.append("")
             continue
         summ = sc["summary"]
-        out.append("| c | proxy | req/s | CPU µs/req (user) | p50 µs | p99 µs | peak RSS MiB | errors / non-2xx | proxy core % | load core % | other % | valid |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        out.append("| c | proxy | req/s | CPU µs/req | user µs/req | p50 µs | p99 µs | peak RSS MiB | errors / non-2xx | proxy core % | load core % | other % | valid |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for e in summ["per_proxy"]:
-            cpu = f"{e['cpu_us_per_req']['median']:.1f} ({e['cpu_user_us_per_req']['median']:.1f})"
-            if e["repetitions"] > 1:
-                cpu += f" [{e['cpu_us_per_req']['min']:.1f}–{e['cpu_us_per_req']['max']:.1f}]"
             def mr(key, fmt):
                 d = e[key]
                 return format(d["median"], fmt) if e["repetitions"] == 1 else f"{format(d['median'], fmt)} ({format(d['min'], fmt)}–{format(d['max'], fmt)})"
-            out.append(f"| {e['concurrency']} | {e['proxy']} | {mr('req_per_s', ',.0f')} | {cpu} | "
+            out.append(f"| {e['concurrency']} | {e['proxy']} | {mr('req_per_s', ',.0f')} | {mr('cpu_us_per_req', '.1f')} | "
+                       f"{e['cpu_user_us_per_req']['median']:.1f} | "
                        f"{mr('latency_p50_us', ',.0f')} | {mr('latency_p99_us', ',.0f')} | "
                        f"{e['peak_rss_kib']['max'] / 1024:.1f} | {e['errors']} / {e['non_2xx']} | "
                        f"{e['proxy_cpu_percent']['median']:.0f} | {e['load_core_cpu_percent']['median']:.0f} | "
@@ -1120,6 +1121,9 @@ def _on_signal(signum, frame):
 
 def main(argv: list[str]) -> int:
     settings = parse_args(argv)
+    if settings.report is not None:
+        print(markdown(json.loads(settings.report.read_text())))
+        return 0
     for tool in ("nginx", "haproxy", "wrk", "taskset"):
         if shutil.which(tool) is None:
             log(f"bench: {tool} is not installed (make bench installs it: scripts/install-deps.sh nginx haproxy redis-server wrk)")

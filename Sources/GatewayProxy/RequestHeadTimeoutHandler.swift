@@ -1,6 +1,10 @@
 import GatewayCore
 package import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Drops connections that idle too long between requests or send a request head too
 /// slowly (slowloris), the first byte-level handler of a client pipeline.
 ///
@@ -8,7 +12,12 @@ package import NIOCore
 /// request and no byte has arrived; from the first byte the header timeout runs until the
 /// `ProxyHandler` reports a complete head. A slow head is answered with a raw 408 JSON
 /// response before closing; an idle connection is closed silently, as keep-alive peers
-/// expect. Lives on its channel's event loop.
+/// expect.
+///
+/// While a head is being read it also looks for NUL bytes: a NUL inside an
+/// `Authorization` line (a truncation attack on C-string credential checks) is answered
+/// with a 401 naming the credential problem; any other NUL is left to the HTTP parser's
+/// 400. Lives on its channel's event loop.
 package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -60,7 +69,60 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
             self.phase = .readingHead
             self.arm(self.headerTimeout, onFire: .headTimedOut)
         }
+        if case .readingHead = self.phase {
+            let buffer = self.unwrapInboundIn(data)
+            if Self.hasNULInAuthorizationLine(buffer) {
+                self.phase = .busy
+                self.cancel()
+                let error = GatewayError.unauthorized("The Authorization header contains a NUL byte.")
+                self.writeRaw(error, status: "401 Unauthorized", context: context)
+                return
+            }
+        }
         context.fireChannelRead(data)
+    }
+
+    /// Whether `buffer` has a NUL byte on a line that starts with `Authorization:`.
+    static func hasNULInAuthorizationLine(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil else { return false }
+            var lineStart = 0
+            for index in 0..<bytes.count {
+                if bytes[index] == UInt8(ascii: "\n") {
+                    lineStart = index + 1
+                } else if bytes[index] == 0 {
+                    let name = Array("authorization:".utf8)
+                    guard index - lineStart >= name.count else { continue }
+                    var matches = true
+                    for offset in 0..<name.count {
+                        let byte = bytes[lineStart + offset]
+                        let folded = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
+                        if folded != name[offset] { matches = false; break }
+                    }
+                    if matches { return true }
+                }
+            }
+            return false
+        }
+    }
+
+    private func writeRaw(_ error: GatewayError, status: String, context: ChannelHandlerContext) {
+        var ids = RequestIDGenerator()
+        let requestID = ids.next()
+        let body = error.jsonBody(requestID: requestID)
+        var head = "HTTP/1.1 \(status)\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
+        head += "cache-control: no-store\r\nx-request-id: \(requestID)\r\n"
+        for field in error.headers {
+            head += "\(field.name): \(field.value)\r\n"
+        }
+        head += "connection: close\r\n\r\n"
+        var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.utf8.count)
+        buffer.writeString(head)
+        buffer.writeString(body)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(self.wrapOutboundOut(buffer)).whenComplete { _ in
+            loopBound.value.close(promise: nil)
+        }
     }
 
     package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -111,19 +173,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         case .idleTimedOut:
             context.close(promise: nil)
         case .headTimedOut:
-            var ids = RequestIDGenerator()
-            let requestID = ids.next()
-            let body = GatewayError.headerReadTimeout.jsonBody(requestID: requestID)
-            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count + 220)
-            buffer.writeString(
-                "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
-                    + "cache-control: no-store\r\nx-request-id: \(requestID)\r\nconnection: close\r\n\r\n"
-            )
-            buffer.writeString(body)
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(self.wrapOutboundOut(buffer)).whenComplete { _ in
-                loopBound.value.close(promise: nil)
-            }
+            self.writeRaw(.headerReadTimeout, status: "408 Request Timeout", context: context)
         }
     }
 }

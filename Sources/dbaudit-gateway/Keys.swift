@@ -55,7 +55,6 @@ extension GatewayCommand {
                     lifetime = parsed
                 }
                 let management = try self.options.management()
-                defer { Task { await management.shutdown() } }
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 do {
                     let created = try await management.create(
@@ -76,7 +75,9 @@ extension GatewayCommand {
                         print("Store it now, it is not shown again:")
                         print(created.key)
                     }
+                    await management.shutdown()
                 } catch {
+                    await management.shutdown()
                     FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
                     throw ExitCode(1)
                 }
@@ -95,30 +96,32 @@ extension GatewayCommand {
 
             func run() async throws {
                 let management = try self.options.management()
-                defer { Task { await management.shutdown() } }
+                let records: [APIKeyRecord]
                 do {
-                    let records = try await management.list()
-                    if self.json {
-                        print("[" + records.map(APIKeyEndpoints.recordJSON).joined(separator: ",") + "]")
-                        return
-                    }
-                    print("ID                    NAME                 SCOPES                              LAST4  CREATED               EXPIRES               LAST USED             STATE")
-                    for record in records {
-                        let fields = [
-                            record.id.padding(toLength: 21, withPad: " ", startingAt: 0),
-                            String(record.name.prefix(20)).padding(toLength: 20, withPad: " ", startingAt: 0),
-                            String(record.scopes.joined(separator: ",").prefix(35)).padding(toLength: 35, withPad: " ", startingAt: 0),
-                            record.last4.padding(toLength: 6, withPad: " ", startingAt: 0),
-                            Create.date(record.createdAt).padding(toLength: 21, withPad: " ", startingAt: 0),
-                            (record.expiresAt.map(Create.date) ?? "never").padding(toLength: 21, withPad: " ", startingAt: 0),
-                            (record.lastUsedAt.map(Create.date) ?? "never").padding(toLength: 21, withPad: " ", startingAt: 0),
-                            record.revoked ? "revoked" : "active",
-                        ]
-                        print(fields.joined(separator: " "))
-                    }
+                    records = try await management.list()
+                    await management.shutdown()
                 } catch {
+                    await management.shutdown()
                     FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
                     throw ExitCode(1)
+                }
+                if self.json {
+                    print("[" + records.map(APIKeyEndpoints.recordJSON).joined(separator: ",") + "]")
+                    return
+                }
+                print("ID                    NAME                 SCOPES                              LAST4  CREATED               EXPIRES               LAST USED             STATE")
+                for record in records {
+                    let fields = [
+                        record.id.padding(toLength: 21, withPad: " ", startingAt: 0),
+                        String(record.name.prefix(20)).padding(toLength: 20, withPad: " ", startingAt: 0),
+                        String(record.scopes.joined(separator: ",").prefix(35)).padding(toLength: 35, withPad: " ", startingAt: 0),
+                        record.last4.padding(toLength: 6, withPad: " ", startingAt: 0),
+                        Create.date(record.createdAt).padding(toLength: 21, withPad: " ", startingAt: 0),
+                        (record.expiresAt.map(Create.date) ?? "never").padding(toLength: 21, withPad: " ", startingAt: 0),
+                        (record.lastUsedAt.map(Create.date) ?? "never").padding(toLength: 21, withPad: " ", startingAt: 0),
+                        record.revoked ? "revoked" : "active",
+                    ]
+                    print(fields.joined(separator: " "))
                 }
             }
         }
@@ -131,9 +134,17 @@ extension GatewayCommand {
 
             func run() async throws {
                 let management = try self.options.management()
-                defer { Task { await management.shutdown() } }
+                let revoked: APIKeyRecord?
                 do {
-                    guard let record = try await management.revoke(id: self.id) else {
+                    revoked = try await management.revoke(id: self.id)
+                    await management.shutdown()
+                } catch {
+                    await management.shutdown()
+                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+                    throw ExitCode(1)
+                }
+                do {
+                    guard let record = revoked else {
                         FileHandleOutput.standardError("dbaudit-gateway: no API key has id \(self.id)\n")
                         throw ExitCode(1)
                     }

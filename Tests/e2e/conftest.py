@@ -75,14 +75,27 @@ class Upstream:
             self.proc.wait(timeout=5)
 
 
-class Gateway:
-    """The gateway binary running `run --config` on a config file it writes."""
+OPEN_ROUTES = """
+[[routes]]
+path = "/**"
+public = true
+"""
 
-    def __init__(self, tmp_path: Path, upstream_url: str, extra: str = "", server: str = "", upstream: str = ""):
+
+class Gateway:
+    """The gateway binary running `run --config` on a config file it writes.
+
+    `routes` is the `[[routes]]` text (an open catch-all by default: proxy tests are not
+    about auth); `tail` is appended as is (e.g. `[redis]` and `[auth.api_keys]`)."""
+
+    def __init__(self, tmp_path: Path, upstream_url: str, extra: str = "", server: str = "", upstream: str = "",
+                 routes: str = OPEN_ROUTES, tail: str = ""):
         self.port = free_port()
         self.tmp_path = tmp_path
-        self.config_path = tmp_path / "gateway.conf"
+        self.config_path = tmp_path / f"gateway-{self.port}.conf"
         self.log_path = tmp_path / f"gateway-{self.port}.log"
+        self.routes = routes
+        self.tail = tail
         self.write_config(upstream_url, extra=extra, server=server, upstream=upstream)
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -107,6 +120,10 @@ url = "{upstream_url}"
 level = "info"
 format = "json"
 {extra}
+
+{self.tail}
+
+{self.routes}
 """
 
     def write_config(self, upstream_url: str, extra: str = "", server: str = "", upstream: str = "") -> None:
@@ -164,6 +181,76 @@ format = "json"
                 self.proc.wait(timeout=5)
         self.log_file.close()
         return self.proc.returncode
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, with its data on disk (appendfsync
+    always) so a kill -9 and restart keeps the keys."""
+
+    def __init__(self, tmp_path: Path):
+        self.port = free_port()
+        self.dir = tmp_path / f"redis-{self.port}"
+        self.dir.mkdir()
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        binary = "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            pytest.fail("redis-server is not installed (make test installs it with scripts/install-deps.sh)")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, proc=self.proc)
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=5)
+
+    def command(self, *args) -> bytes:
+        """One command over a raw RESP connection; returns the raw reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            payload = b"*%d\r\n" % len(args)
+            for arg in args:
+                data = arg if isinstance(arg, bytes) else str(arg).encode()
+                payload += b"$%d\r\n%s\r\n" % (len(data), data)
+            s.sendall(payload)
+            reply = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return reply
+                reply += chunk
+                if b"\r\n" not in reply:
+                    continue
+                first, rest = reply.split(b"\r\n", 1)
+                if first.startswith(b"$") and int(first[1:]) >= 0:
+                    if len(rest) >= int(first[1:]) + 2:
+                        return reply
+                    continue
+                return reply
+
+    def command_calls(self, name: str) -> int:
+        """How many times `name` ran (INFO commandstats)."""
+        info = self.command("INFO", "commandstats").decode()
+        for line in info.split("\r\n"):
+            if line.startswith(f"cmdstat_{name.lower()}:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,388 @@
+"""Issue 4 acceptance: API keys end to end against a real redis-server, the gateway binary,
+its CLI, and a recording upstream."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import gateway_binary, parse_response, raw_exchange
+
+ROUTES = """
+[[routes]]
+method = "GET"
+path = "/v1/databases"
+scopes = ["read:databases"]
+
+[[routes]]
+method = "GET"
+path = "/v1/databases/*"
+scopes = ["read:databases"]
+
+[[routes]]
+method = "POST"
+path = "/v1/policies"
+scopes = ["write:policies"]
+
+[[routes]]
+method = "GET"
+path = "/v1/admin/**"
+scopes = ["admin"]
+
+[[routes]]
+method = "GET"
+path = "/health"
+public = true
+"""
+
+
+def auth_tail(redis_port, pepper_path):
+    return f"""
+[redis]
+url = "redis://127.0.0.1:{redis_port}"
+connect_timeout = "300ms"
+command_timeout = "300ms"
+
+[cache]
+positive_ttl = "30s"
+negative_ttl = "5s"
+stale_grace = "60s"
+
+[auth.api_keys]
+pepper_file = "{pepper_path}"
+"""
+
+
+@pytest.fixture
+def pepper(tmp_path):
+    path = tmp_path / "pepper"
+    path.write_text(os.urandom(32).hex() + "\n")
+    return path
+
+
+@pytest.fixture
+def auth_gateway(make_gateway, upstream, redis_server, pepper):
+    return make_gateway(upstream.url, routes=ROUTES, tail=auth_tail(redis_server.port, pepper))
+
+
+def create_key(gateway, scopes, name="test key", extra=()):
+    result = subprocess.run(
+        [gateway_binary(), "keys", "create", "--config", str(gateway.config_path), "--name", name,
+         "--scopes", ",".join(scopes), "--json", *extra],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def header(record, name):
+    return [v for k, v in record["headers"] if k.lower() == name.lower()]
+
+
+def test_cli_key_calls_through_with_identity_headers(auth_gateway, upstream):
+    created = create_key(auth_gateway, ["read:databases"], name="ci pipeline")
+    assert re.fullmatch(r"dbaudit_live_[0-9A-Za-z]{38}", created["key"])
+    r = requests.get(
+        f"{auth_gateway.url}/v1/databases", headers={**bearer(created["key"]), "X-DBAudit-Subject": "forged-admin",
+                                                      "X-DBAudit-Scopes": "admin"}, timeout=5)
+    assert r.status_code == 200
+    record = upstream.requests()[-1]
+    assert header(record, "X-DBAudit-Subject") == ["operator"]
+    assert header(record, "X-DBAudit-Scopes") == ["read:databases"]
+    assert header(record, "X-DBAudit-Credential") == ["api_key"]
+    assert header(record, "X-DBAudit-Key-Id") == [created["id"]]
+    # The credential itself stays at the gateway.
+    assert header(record, "Authorization") == []
+
+
+def test_missing_scope_gives_403_naming_it(auth_gateway, upstream):
+    created = create_key(auth_gateway, ["read:databases"])
+    r = requests.post(f"{auth_gateway.url}/v1/policies", headers=bearer(created["key"]), json={}, timeout=5)
+    assert r.status_code == 403
+    assert r.json()["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    assert 'scope="write:policies"' in r.headers["WWW-Authenticate"]
+    assert all(rec["path"] != "/v1/policies" for rec in upstream.requests())
+    admin = create_key(auth_gateway, ["admin"])
+    assert requests.post(f"{auth_gateway.url}/v1/policies", headers=bearer(admin["key"]), json={}, timeout=5).status_code == 200
+
+
+def test_default_deny_and_public_routes(auth_gateway, upstream):
+    created = create_key(auth_gateway, ["admin"])
+    r = requests.get(f"{auth_gateway.url}/v1/unlisted", headers=bearer(created["key"]), timeout=5)
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert requests.get(f"{auth_gateway.url}/health", timeout=5).status_code == 200
+    r = requests.get(f"{auth_gateway.url}/v1/databases", timeout=5)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="dbaudit"'
+    assert [rec["path"] for rec in upstream.requests()] == ["/health"]
+
+
+def test_revocation_on_one_instance_reaches_another_within_one_second(make_gateway, upstream, redis_server, pepper, tmp_path):
+    tail = auth_tail(redis_server.port, pepper)
+    a = make_gateway(upstream.url, routes=ROUTES, tail=tail)
+    b = make_gateway(upstream.url, routes=ROUTES, tail=tail)
+    admin = create_key(a, ["admin"])
+    victim = create_key(a, ["read:databases"])
+    for gateway in (a, b):
+        for _ in range(4):  # warm every event loop's cache on both instances
+            assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(victim["key"]), timeout=5).status_code == 200
+    r = requests.delete(f"{a.url}/v1/api-keys/{victim['id']}", headers=bearer(admin["key"]), timeout=5)
+    assert r.status_code == 200 and r.json()["revoked"] is True
+    revoked_at = time.monotonic()
+    elapsed = None
+    while time.monotonic() - revoked_at < 3:
+        r = requests.get(f"{b.url}/v1/databases", headers=bearer(victim["key"]), timeout=5)
+        if r.status_code == 401:
+            elapsed = time.monotonic() - revoked_at
+            break
+        time.sleep(0.01)
+    print(f"\nrevocation on A refused on B after {elapsed * 1000 if elapsed else -1:.0f} ms")
+    assert elapsed is not None and elapsed < 1.0
+    # Every loop of B refuses it now (a fresh connection each time lands on either loop).
+    for _ in range(6):
+        assert requests.get(f"{b.url}/v1/databases", headers=bearer(victim["key"]), timeout=5).status_code == 401
+
+
+def test_cli_revoke_and_list(auth_gateway):
+    created = create_key(auth_gateway, ["read:databases"], name="to revoke")
+    assert requests.get(f"{auth_gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5).status_code == 200
+    listed = subprocess.run([gateway_binary(), "keys", "list", "--config", str(auth_gateway.config_path), "--json"],
+                            capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    records = json.loads(listed.stdout)
+    assert created["key"] not in listed.stdout
+    mine = [r for r in records if r["id"] == created["id"]][0]
+    assert mine["last4"] == created["key"][-4:] and mine["last_used_at"] is not None
+    table = subprocess.run([gateway_binary(), "keys", "list", "--config", str(auth_gateway.config_path)],
+                           capture_output=True, text=True, timeout=30)
+    assert created["id"] in table.stdout and created["key"] not in table.stdout
+    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(auth_gateway.config_path), created["id"]],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        if requests.get(f"{auth_gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5).status_code == 401:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("revoked key still accepted after 1 s")
+    missing = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(auth_gateway.config_path), "key_0000000000000000"],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and "no API key" in missing.stderr
+
+
+def test_malformed_credentials_are_refused_without_asking_the_store(auth_gateway, redis_server, upstream):
+    created = create_key(auth_gateway, ["read:databases"])
+    key = created["key"]
+    flipped = key[:-1] + ("A" if key[-1] != "A" else "B")
+    non_base62 = key[:20] + "-" + key[21:]
+    url = f"{auth_gateway.url}/v1/databases"
+    gets_before = redis_server.command_calls("get")
+    cases = {
+        "bad checksum": requests.get(url, headers=bearer(flipped), timeout=5),
+        "truncated": requests.get(url, headers=bearer(key[:-3]), timeout=5),
+        "non-base62": requests.get(url, headers=bearer(non_base62), timeout=5),
+        "token in query": requests.get(f"{url}?access_token={key}", timeout=5),
+        "token in query and header": requests.get(f"{url}?access_token={key}", headers=bearer(key), timeout=5),
+        "basic scheme": requests.get(url, headers={"Authorization": f"Basic {key}"}, timeout=5),
+        "unknown credential": requests.get(url, headers=bearer("opaque-token-123"), timeout=5),
+    }
+    for name, r in cases.items():
+        assert r.status_code == 401, name
+        assert r.json()["error"] == "invalid_token", name
+        assert r.headers["WWW-Authenticate"].startswith('Bearer realm="dbaudit", error="invalid_token"'), name
+    two = raw_exchange(auth_gateway.port, (f"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {key}\r\n"
+                                           f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n").encode())
+    status, headers, body = parse_response(two)
+    assert status == 401 and json.loads(body)["error"] == "invalid_token"
+    nul = raw_exchange(auth_gateway.port, (f"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {key}").encode()
+                       + b"\x00\r\nConnection: close\r\n\r\n")
+    status, headers, body = parse_response(nul)
+    assert status == 401 and json.loads(body)["error"] == "invalid_token"
+    assert "www-authenticate" in headers
+    # None of these reached the store.
+    assert redis_server.command_calls("get") == gets_before
+    assert all(rec["path"] != "/v1/databases" for rec in upstream.requests())
+    # Lowercase scheme is fine (RFC 7235: case-insensitive).
+    assert requests.get(url, headers={"Authorization": f"bearer {key}"}, timeout=5).status_code == 200
+
+
+def test_unknown_key_is_cached_negatively(auth_gateway, redis_server):
+    from_other_pepper = create_key(auth_gateway, ["read:databases"])["key"]
+    redis_server.command("FLUSHALL")
+    url = f"{auth_gateway.url}/v1/databases"
+    assert requests.get(url, headers=bearer(from_other_pepper), timeout=5).status_code == 401
+    before = redis_server.command_calls("get")
+    for _ in range(5):
+        assert requests.get(url, headers=bearer(from_other_pepper), timeout=5).status_code == 401
+    # Each event loop asks at most once within negative_ttl.
+    assert redis_server.command_calls("get") - before <= 1
+
+
+def test_last_used_is_not_written_per_request(auth_gateway, redis_server):
+    created = create_key(auth_gateway, ["read:databases"])
+    sets_before = redis_server.command_calls("set")
+    with requests.Session() as session:
+        for _ in range(30):
+            assert session.get(f"{auth_gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5).status_code == 200
+    # At most one write per key, per minute, per event loop (2 loops).
+    assert redis_server.command_calls("set") - sets_before <= 2
+
+
+def test_redis_outage_cached_keys_work_within_grace_uncached_get_503(auth_gateway, redis_server):
+    cached = create_key(auth_gateway, ["read:databases"])
+    uncached = create_key(auth_gateway, ["read:databases"])
+    url = f"{auth_gateway.url}/v1/databases"
+    with requests.Session() as warm:
+        assert warm.get(url, headers=bearer(cached["key"]), timeout=5).status_code == 200
+    # Warm both event loops with the cached key (new connections spread over loops).
+    for _ in range(6):
+        assert requests.get(url, headers=bearer(cached["key"]), timeout=5).status_code == 200
+
+    statuses = []
+    errors = []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                statuses.append(requests.get(url, headers=bearer(cached["key"]), timeout=5).status_code)
+            except Exception as error:  # a dropped connection would show up here
+                errors.append(repr(error))
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.3)
+        redis_server.kill9()
+        time.sleep(0.3)
+        started = time.monotonic()
+        r = requests.get(url, headers=bearer(uncached["key"]), timeout=5)
+        assert time.monotonic() - started < 1.0
+        assert r.status_code == 503
+        assert r.json()["error"] == "auth_unavailable"
+        assert "Retry-After" in r.headers
+        r = requests.get(url, headers=bearer(cached["key"]), timeout=5)
+        assert r.status_code == 200
+        time.sleep(0.5)
+        redis_server.start()
+        restarted = time.monotonic()
+        recovered = None
+        while time.monotonic() - restarted < 5:
+            if requests.get(url, headers=bearer(uncached["key"]), timeout=5).status_code == 200:
+                recovered = time.monotonic() - restarted
+                break
+            time.sleep(0.05)
+        print(f"\nrecovered {recovered * 1000 if recovered else -1:.0f} ms after Redis restarted; "
+              f"{len(statuses)} requests with the cached key during the test")
+        assert recovered is not None and recovered < 2.0
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=10)
+    assert errors == []
+    assert statuses and set(statuses) == {200}, set(statuses)
+    assert auth_gateway.proc.poll() is None
+
+
+PATH_CASES = [
+    ("/v1//databases", 200, "/v1/databases"),
+    ("/v1/./databases", 200, "/v1/databases"),
+    ("/v1/x/../databases", 200, "/v1/databases"),
+    ("/v1/%64atabases", 200, "/v1/databases"),
+    ("/v1/databases/%61bc", 200, "/v1/databases/abc"),
+    ("/v1/databases/../admin/users", 403, None),
+    ("/v1/%2e%2e/v1/admin/users", 403, None),
+    ("/v1/databases/x/../../admin/users", 403, None),
+    ("/V1/databases", 404, None),
+    ("/v1/databases%2fx", 400, None),
+    ("/v1/databases%2Fx", 400, None),
+    ("/v1/databases;x", 400, None),
+    ("/v1/databases%5cx", 400, None),
+    ("/v1/databases%00", 400, None),
+    ("/v1/../../etc/passwd", 400, None),
+    ("/v1/databases%zz", 400, None),
+]
+
+
+@pytest.mark.parametrize("path, status, forwarded", PATH_CASES)
+def test_path_normalisation_is_consistent_with_scopes(auth_gateway, upstream, path, status, forwarded):
+    created = create_key(auth_gateway, ["read:databases"])
+    raw = raw_exchange(auth_gateway.port,
+                       f"GET {path} HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {created['key']}\r\nConnection: close\r\n\r\n".encode())
+    got, headers, body = parse_response(raw)
+    assert got == status, (path, raw[:300])
+    if forwarded:
+        assert upstream.requests()[-1]["path"] == forwarded
+    else:
+        assert upstream.requests() == []
+        assert json.loads(body)["error"]
+
+
+def test_api_keys_http_endpoints(auth_gateway, upstream):
+    admin = create_key(auth_gateway, ["admin"], name="admin")
+    reader = create_key(auth_gateway, ["read:databases"], name="reader")
+    base = f"{auth_gateway.url}/v1/api-keys"
+    r = requests.post(base, headers=bearer(admin["key"]), json={"name": "made over http", "scopes": ["read:logs"], "expires_in": "90d"}, timeout=5)
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert r.headers["Cache-Control"] == "no-store"
+    assert made["key"].startswith("dbaudit_live_") and made["expires_at"] - made["created_at"] == 90 * 86400
+    assert made["owner"] == "operator"
+    r = requests.get(base, headers=bearer(admin["key"]), timeout=5)
+    assert r.status_code == 200
+    assert made["key"] not in r.text and admin["key"] not in r.text
+    assert {k["id"] for k in r.json()["api_keys"]} >= {admin["id"], reader["id"], made["id"]}
+    # Non-admins cannot manage keys; nobody grants what they do not hold.
+    r = requests.get(base, headers=bearer(reader["key"]), timeout=5)
+    assert r.status_code == 403 and 'scope="admin"' in r.headers["WWW-Authenticate"]
+    r = requests.post(base, headers=bearer(admin["key"]), json={"name": "x", "scopes": ["root"]}, timeout=5)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = requests.post(base, headers=bearer(admin["key"]), data=b"{not json", timeout=5)
+    assert r.status_code == 400
+    r = requests.post(base, headers=bearer(admin["key"]), json={"name": "big", "scopes": ["read:logs"], "pad": "x" * 70000}, timeout=5)
+    assert r.status_code == 413
+    # The new key works, then is revoked over HTTP.
+    assert requests.get(f"{auth_gateway.url}/v1/databases", headers=bearer(made["key"]), timeout=5).status_code == 403
+    r = requests.delete(f"{base}/{made['id']}", headers=bearer(admin["key"]), timeout=5)
+    assert r.status_code == 200 and r.json()["revoked"] is True
+    assert requests.delete(f"{base}/key_ffffffffffffffff", headers=bearer(admin["key"]), timeout=5).status_code == 404
+    assert requests.put(base, headers=bearer(admin["key"]), timeout=5).status_code == 405
+    assert all("/v1/api-keys" not in rec["path"] for rec in upstream.requests())
+
+
+def test_key_created_with_expiry_stops_working(auth_gateway):
+    created = create_key(auth_gateway, ["read:databases"], extra=("--expires-in", "2s"))
+    url = f"{auth_gateway.url}/v1/databases"
+    assert requests.get(url, headers=bearer(created["key"]), timeout=5).status_code == 200
+    time.sleep(2.5)
+    assert requests.get(url, headers=bearer(created["key"]), timeout=5).status_code == 401
+
+
+def test_admin_can_only_grant_held_scopes(make_gateway, upstream, redis_server, pepper):
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=auth_tail(redis_server.port, pepper))
+    admin = create_key(gateway, ["admin"])
+    r = requests.post(f"{gateway.url}/v1/api-keys", headers=bearer(admin["key"]),
+                      json={"name": "all", "scopes": ["admin", "read:databases"]}, timeout=5)
+    assert r.status_code == 201
+
+
+def test_check_config_redacts_secrets(auth_gateway, pepper):
+    result = subprocess.run([gateway_binary(), "check-config", "--config", str(auth_gateway.config_path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert pepper.read_text().strip() not in result.stdout
+    assert "<redacted>" in result.stdout
