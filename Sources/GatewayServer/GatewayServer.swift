@@ -1,4 +1,5 @@
-import GatewayAuth
+package import GatewayAuth
+import Foundation
 package import GatewayConfig
 import GatewayCrypto
 import GatewayRedis
@@ -164,6 +165,19 @@ package final class GatewayServer: Sendable {
     }
 
     private struct ConnectionRefused: Error {}
+
+    /// Creates an API key in this gateway's store (the demo seeds one this way).
+    package func createAPIKey(name: String, scopes: [String], test: Bool, owner: String) async throws -> APIKeyService.Created {
+        guard let context = self.contexts.first else { throw ConnectionRefused() }
+        let now = Int64(Date().timeIntervalSince1970)
+        return try await context.eventLoop.flatSubmit {
+            let loop = context.value
+            let service = APIKeyService(store: loop.store, hash: loop.authenticator.hash(apiKey:))
+            return service.create(
+                name: name, scopes: scopes, expiresInSeconds: nil, test: test, owner: owner, grantor: nil, now: now
+            )
+        }.get()
+    }
 
     /// Applies a new configuration to every loop. Listener addresses and event-loop count
     /// cannot change without a restart; such changes are logged and ignored.

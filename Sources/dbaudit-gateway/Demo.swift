@@ -30,20 +30,36 @@ extension GatewayCommand {
             var server = ServerSettings()
             server.listen = [ListenAddress(host: "127.0.0.1", port: self.port)]
             server.drainTimeout = .seconds(5)
-            let configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
+            var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
+            configuration.routes = RouteSettings.dbAuditDefaults
             let gateway = GatewayServer(configuration: configuration, logger: logger, group: group)
+            // Keys live in this process only (no Redis): seed two to try.
+            let reader = try await gateway.createAPIKey(
+                name: "demo reader",
+                scopes: ["read:databases", "read:policies", "read:alerts", "read:logs", "read:reports"],
+                test: true,
+                owner: "demo-user"
+            )
+            let admin = try await gateway.createAPIKey(name: "demo admin", scopes: ["admin"], test: true, owner: "demo-admin")
             let echoPort = echo.port
             let service = GatewayService(server: gateway, configurationPath: nil) { server in
                 let port = server.boundAddresses.first?.port ?? 0
+                let base = "http://127.0.0.1:\(port)"
                 print(
                     """
 
                     dbaudit-gateway demo is running.
-                      gateway:  http://127.0.0.1:\(port)  ->  built-in echo upstream on 127.0.0.1:\(echoPort)
+                      gateway:  \(base)  ->  built-in echo upstream on 127.0.0.1:\(echoPort)
+                      API keys (in memory, gone when the demo stops):
+                        reader (read:* scopes): \(reader.key)
+                        admin:                  \(admin.key)
                     Try:
-                      curl -i http://127.0.0.1:\(port)/v1/databases
-                    The echo upstream answers with the request it received: look for X-Request-Id,
-                    X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host. Stop with Ctrl-C.
+                      curl -i \(base)/v1/databases -H "Authorization: Bearer \(reader.key)"
+                      curl -i -X POST \(base)/v1/policies -H "Authorization: Bearer \(reader.key)"    (403: no write:policies)
+                      curl -i \(base)/v1/databases    (401: no credential)
+                      curl -i \(base)/v1/api-keys -H "Authorization: Bearer \(admin.key)"
+                    The echo upstream answers with the request it received: look for X-DBAudit-Subject,
+                    X-DBAudit-Scopes, X-Request-Id and X-Forwarded-For. Stop with Ctrl-C.
 
                     """
                 )

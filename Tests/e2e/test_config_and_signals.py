@@ -13,16 +13,27 @@ import requests
 from conftest import Upstream, free_port, gateway_binary
 
 
-def check_config(path):
-    return subprocess.run([gateway_binary(), "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
+def check_config(path, env=None):
+    return subprocess.run([gateway_binary(), "check-config", "--config", str(path)], capture_output=True, text=True,
+                          timeout=30, env=env)
 
 
 def test_check_config_accepts_the_shipped_example():
+    import os
+
     from conftest import ROOT
 
-    result = check_config(ROOT / "gateway.conf.example")
+    pepper = "p" * 40 + "-example-pepper-value"
+    result = check_config(ROOT / "gateway.conf.example", env={**os.environ, "DBAUDIT_GATEWAY_PEPPER": pepper})
     assert result.returncode == 0, result.stderr
     assert "[upstream]" in result.stdout and "max_body_bytes" in result.stdout
+    assert result.stdout.count("[[routes]]") == 16
+    assert pepper not in result.stdout
+    # Without its secret the example is refused, naming the variable, not its value.
+    env = {k: v for k, v in os.environ.items() if k != "DBAUDIT_GATEWAY_PEPPER"}
+    result = check_config(ROOT / "gateway.conf.example", env=env)
+    assert result.returncode == 1
+    assert "auth.api_keys.pepper_env" in result.stderr and "DBAUDIT_GATEWAY_PEPPER" in result.stderr
 
 
 def test_check_config_prints_effective_config_with_defaults(tmp_path):

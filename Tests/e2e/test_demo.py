@@ -33,7 +33,10 @@ def test_demo_prints_a_working_curl_command():
         body = json.loads(result.stdout.split("\n\n", 1)[1])
         assert body["upstream"] == "dbaudit-gateway demo echo"
         assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
-        assert "x-dbaudit-subject" not in body["headers"]
+        # The forged subject is replaced by the demo key's owner.
+        assert body["headers"]["x-dbaudit-subject"] == "demo-user"
+        assert body["headers"]["x-dbaudit-credential"] == "api_key"
+        assert "authorization" not in body["headers"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
