@@ -180,14 +180,16 @@ package final class RedisClient {
         return future
     }
 
+    /// `AUTH` (with the ACL user when configured), if a password is set.
+    package static func authenticationCommand(_ settings: RedisSettings) -> [String]? {
+        guard let password = settings.password else { return nil }
+        return settings.username.map { ["AUTH", $0, password.value] } ?? ["AUTH", password.value]
+    }
+
     private func handshake(on channel: any Channel) -> EventLoopFuture<Void> {
         var steps: [[String]] = []
-        if let password = self.settings.password {
-            if let username = self.settings.username {
-                steps.append(["AUTH", username, password.value])
-            } else {
-                steps.append(["AUTH", password.value])
-            }
+        if let auth = Self.authenticationCommand(self.settings) {
+            steps.append(auth)
         }
         if self.settings.database != 0 {
             steps.append(["SELECT", String(self.settings.database)])

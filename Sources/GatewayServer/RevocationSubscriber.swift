@@ -110,8 +110,8 @@ final class RevocationSubscriber: Sendable {
 
     private func subscribe(on channel: any Channel) -> EventLoopFuture<Void> {
         var steps: [[String]] = []
-        if let password = self.settings.password {
-            steps.append(self.settings.username.map { ["AUTH", $0, password.value] } ?? ["AUTH", password.value])
+        if let auth = RedisClient.authenticationCommand(self.settings) {
+            steps.append(auth)
         }
         steps.append(["SUBSCRIBE", self.channelName])
         var chain = channel.eventLoop.makeSucceededVoidFuture()

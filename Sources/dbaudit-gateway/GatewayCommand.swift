@@ -28,13 +28,7 @@ extension GatewayCommand {
         var config: String
 
         func run() async throws {
-            let configuration: GatewayConfiguration
-            do {
-                configuration = try ConfigurationLoader.load(path: self.config)
-            } catch {
-                FileHandleOutput.standardError("dbaudit-gateway: configuration is invalid:\n\(error.description)\n")
-                throw ExitCode(1)
-            }
+            let configuration = try loadConfigurationOrExit(self.config)
             let logger = Logger.gateway(configuration.logging)
             let server = GatewayServer(configuration: configuration, logger: logger)
             let service = GatewayService(server: server, configurationPath: self.config)
@@ -72,6 +66,16 @@ extension GatewayCommand {
                 throw ExitCode(1)
             }
         }
+    }
+}
+
+/// The configuration at `path`, or its problems on stderr and exit code 1.
+func loadConfigurationOrExit(_ path: String) throws -> GatewayConfiguration {
+    do {
+        return try ConfigurationLoader.load(path: path)
+    } catch {
+        FileHandleOutput.standardError("dbaudit-gateway: configuration is invalid:\n\(error.description)\n")
+        throw ExitCode(1)
     }
 }
 

@@ -18,13 +18,7 @@ extension GatewayCommand {
             var config: String
 
             func management() throws -> KeyManagement {
-                let configuration: GatewayConfiguration
-                do {
-                    configuration = try ConfigurationLoader.load(path: self.config)
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: configuration is invalid:\n\(error.description)\n")
-                    throw ExitCode(1)
-                }
+                let configuration = try loadConfigurationOrExit(self.config)
                 do {
                     return try KeyManagement(configuration: configuration)
                 } catch {
