@@ -55,8 +55,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// Reads from the client are held while no upstream is attached or it cannot take more.
     private var readsHeld = false
     private var readPending = false
-    private var bodyTimer: Scheduled<Void>?
-    private var bodyTimerGeneration: UInt64 = 0
+    private var bodyTimeout = LazyDeadline()
     /// The body timer was stopped while reads were held and must restart when they resume.
     private var bodyTimerPaused = false
 
@@ -73,7 +72,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancelBodyTimer()
+        self.bodyTimeout.cancel()
         self.context = nil
     }
 
@@ -83,7 +82,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.cancelBodyTimer()
+        self.bodyTimeout.cancel()
         let action = self.machine.clientClosed()
         if case .abortUpstream = action {
             self.exchange?.upstream?.abort()
@@ -658,32 +657,31 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let context, let timeout = self.exchange?.bodyTimeout else { return }
         if self.readsHeld {
             self.bodyTimerPaused = true
+            self.bodyTimeout.clear()
             return
         }
         self.bodyTimerPaused = false
-        self.bodyTimer?.cancel()
-        self.bodyTimerGeneration &+= 1
-        let generation = self.bodyTimerGeneration
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.bodyTimer = context.eventLoop.scheduleTask(in: timeout) {
-            let handler = loopBound.value
-            guard handler.bodyTimerGeneration == generation else { return }
-            handler.bodyTimer = nil
-            handler.run(handler.machine.requestBodyTimedOut())
+        self.bodyTimeout.set(context.eventLoop.now + timeout, on: context.eventLoop) { loopBound.value.bodyTimerWoke() }
+    }
+
+    private func bodyTimerWoke() {
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        if self.bodyTimeout.expired(now: context.eventLoop.now, on: context.eventLoop, wake: { loopBound.value.bodyTimerWoke() }) {
+            self.run(self.machine.requestBodyTimedOut())
         }
     }
 
     private func pauseBodyTimer() {
-        guard self.bodyTimer != nil else { return }
-        self.cancelBodyTimer()
+        guard self.bodyTimeout.deadline != nil else { return }
+        self.bodyTimeout.clear()
         self.bodyTimerPaused = true
     }
 
     private func cancelBodyTimer() {
         self.bodyTimerPaused = false
-        self.bodyTimerGeneration &+= 1
-        self.bodyTimer?.cancel()
-        self.bodyTimer = nil
+        self.bodyTimeout.clear()
     }
 
     // MARK: logging

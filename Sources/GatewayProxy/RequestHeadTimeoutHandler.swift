@@ -33,8 +33,8 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private let headerTimeout: TimeAmount
     private var phase: Phase = .idle
-    private var timer: Scheduled<Void>?
-    private var generation: UInt64 = 0
+    private var timeout = LazyDeadline()
+    private var expiry: Expiry = .idleTimedOut
     private var context: ChannelHandlerContext?
 
     package init(idleTimeout: TimeAmount, headerTimeout: TimeAmount) {
@@ -50,7 +50,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancel()
+        self.timeout.cancel()
         self.context = nil
     }
 
@@ -60,7 +60,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
-        self.cancel()
+        self.timeout.cancel()
         context.fireChannelInactive()
     }
 
@@ -152,23 +152,25 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
 
     private func arm(_ delay: TimeAmount, onFire expiry: Expiry) {
         guard let context else { return }
-        self.cancel()
-        let generation = self.generation
+        self.expiry = expiry
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: delay) {
-            loopBound.value.fire(expiry, generation: generation)
-        }
+        self.timeout.set(context.eventLoop.now + delay, on: context.eventLoop) { loopBound.value.woke() }
     }
 
     private func cancel() {
-        self.generation &+= 1
-        self.timer?.cancel()
-        self.timer = nil
+        self.timeout.clear()
     }
 
-    private func fire(_ expiry: Expiry, generation: UInt64) {
-        guard generation == self.generation, let context else { return }
-        self.timer = nil
+    private func woke() {
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, wake: { loopBound.value.woke() }) {
+            self.fire(self.expiry)
+        }
+    }
+
+    private func fire(_ expiry: Expiry) {
+        guard let context else { return }
         switch expiry {
         case .idleTimedOut:
             context.close(promise: nil)

@@ -37,8 +37,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private(set) var delegate: (any UpstreamResponseDelegate)?
     private let responseTimeout: TimeAmount
-    private var timer: Scheduled<Void>?
-    private var timerGeneration: UInt64 = 0
+    private var timeout = LazyDeadline()
     private var readsHeld = false
     private var readPending = false
     private var responseKeepAlive = true
@@ -124,7 +123,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        self.cancelTimer()
+        self.timeout.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -166,7 +165,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         let wasBusy: Bool
         if case .busy = self.state { wasBusy = true } else { wasBusy = false }
         self.state = .closed
-        self.cancelTimer()
+        self.timeout.cancel()
         if wasBusy, let delegate = self.delegate {
             self.delegate = nil
             delegate.upstreamFailed(.upstreamProtocolError)
@@ -203,21 +202,21 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private func armTimer() {
         guard let context else { return }
-        self.timer?.cancel()
-        self.timerGeneration &+= 1
-        let generation = self.timerGeneration
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: self.responseTimeout) {
-            let connection = loopBound.value
-            // A cancelled timer can still fire; only the current generation counts.
-            guard connection.timerGeneration == generation else { return }
-            connection.failExchange(.upstreamTimeout)
+        self.timeout.set(context.eventLoop.now + self.responseTimeout, on: context.eventLoop) {
+            loopBound.value.timerWoke()
+        }
+    }
+
+    private func timerWoke() {
+        guard let context else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, wake: { loopBound.value.timerWoke() }) {
+            self.failExchange(.upstreamTimeout)
         }
     }
 
     private func cancelTimer() {
-        self.timerGeneration &+= 1
-        self.timer?.cancel()
-        self.timer = nil
+        self.timeout.clear()
     }
 }
