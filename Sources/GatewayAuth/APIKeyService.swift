@@ -44,7 +44,11 @@ package struct APIKeyService {
     ) -> EventLoopFuture<Created> {
         let eventLoop = self.store.eventLoop
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 100, trimmed.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+        let printable = trimmed.unicodeScalars.allSatisfy { scalar in
+            // C0, DEL, C1 and the Unicode line/paragraph separators.
+            !(scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029)
+        }
+        guard !trimmed.isEmpty, trimmed.count <= 100, trimmed.utf8.count <= 400, printable else {
             return eventLoop.makeFailedFuture(RequestError.invalid("name must be 1-100 printable characters"))
         }
         guard !scopes.isEmpty, scopes.count <= Scopes.all.count else {

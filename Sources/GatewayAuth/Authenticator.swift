@@ -124,6 +124,11 @@ package final class Authenticator {
             stale = nil
         }
         let future = self.store.apiKey(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
+            if case CredentialStoreError.corrupt(let reason) = error {
+                // Not what the gateway wrote: treated as absent (401), and said loudly.
+                self.logger.error("unreadable API key record in the store", metadata: ["reason": "\(reason)"])
+                return nil
+            }
             // The store cannot answer: a cached key keeps working within its grace.
             if let stale {
                 throw StaleFallback(principal: stale)
@@ -147,8 +152,12 @@ package final class Authenticator {
             self.touch(keyID: record.id, now: now)
             return principal
         }.flatMapErrorThrowing { error -> Principal in
-            if let fallback = error as? StaleFallback { return fallback.principal }
-            throw error
+            guard let fallback = error as? StaleFallback else { throw error }
+            // The grace covers the outage, never the key's own expiry.
+            if let expiresAt = fallback.principal.expiresAt, self.now() >= expiresAt {
+                throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
+            }
+            return fallback.principal
         }.flatMapThrowing { principal -> Principal in
             if let missing = principal.missingScope(of: required) {
                 throw GatewayError.insufficientScope(missing)

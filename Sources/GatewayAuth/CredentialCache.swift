@@ -20,10 +20,14 @@ package final class CredentialCache {
         var principal: Principal?
         var freshUntil: NIODeadline
         var staleUntil: NIODeadline
+        /// Position in `order`; an older position of the same key there is obsolete.
+        var sequence: UInt64 = 0
     }
 
     private var entries: [String: Entry] = [:]
-    private var order: CircularBuffer<String> = CircularBuffer(initialCapacity: 64)
+    /// Keys oldest first, with the sequence they were stored under.
+    private var order: CircularBuffer<(key: String, sequence: UInt64)> = CircularBuffer(initialCapacity: 64)
+    private var nextSequence: UInt64 = 0
     private let positiveTTL: TimeAmount
     private let negativeTTL: TimeAmount
     private let staleGrace: TimeAmount
@@ -74,15 +78,19 @@ package final class CredentialCache {
     }
 
     private func insert(_ key: String, _ entry: Entry) {
-        if self.entries.updateValue(entry, forKey: key) == nil {
-            self.order.append(key)
-        }
-        // Entries removed by revocation leave their key in `order`; they are skipped here.
+        var entry = entry
+        self.nextSequence &+= 1
+        entry.sequence = self.nextSequence
+        self.entries[key] = entry
+        self.order.append((key, entry.sequence))
+        // Positions whose key was stored again or removed since are obsolete: skipped here.
         while self.entries.count > self.maxEntries, let oldest = self.order.popFirst() {
-            self.entries[oldest] = nil
+            if self.entries[oldest.key]?.sequence == oldest.sequence {
+                self.entries[oldest.key] = nil
+            }
         }
-        if self.order.count > 2 * self.maxEntries {
-            self.order = CircularBuffer(self.order.filter { self.entries[$0] != nil })
+        if self.order.count > 2 * self.maxEntries + 64 {
+            self.order = CircularBuffer(self.order.filter { self.entries[$0.key]?.sequence == $0.sequence })
         }
     }
 }

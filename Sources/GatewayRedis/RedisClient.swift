@@ -150,7 +150,11 @@ package final class RedisClient {
             previousDelay = .zero
         }
         let settings = self.settings
-        let future = self.connector(
+        // The state must say "connecting" before the connector runs: a Unix-socket
+        // connect can complete synchronously, and its callbacks then set the real state.
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.state = .connecting(promise.futureResult)
+        self.connector(
             self.eventLoop,
             settings.endpoint,
             settings.connectTimeout.redisTimeAmount
@@ -163,21 +167,30 @@ package final class RedisClient {
                 channel.close(promise: nil)
                 return channel.eventLoop.makeFailedFuture(error)
             }
-        }.map { (channel: any Channel) -> Void in
-            self.state = .connected(channel)
-            channel.closeFuture.assumeIsolated().whenComplete { _ in
-                guard case .connected(let current) = self.state, current === channel else { return }
-                // Reconnect on the next command, without waiting.
-                self.state = .backingOff(until: .now(), delay: .zero)
+        }.whenComplete { result in
+            if case .closed = self.state {
+                // Closed while connecting: stay closed.
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                promise.fail(RedisClientError.unavailable)
+                return
             }
-        }.flatMapErrorThrowing { error in
-            let delay = previousDelay == .zero
-                ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
-            self.state = .backingOff(until: .now() + delay, delay: delay)
-            throw RedisClientError.unavailable
-        }.nonisolated()
-        self.state = .connecting(future)
-        return future
+            switch result {
+            case .success(let channel):
+                self.state = .connected(channel)
+                channel.closeFuture.assumeIsolated().whenComplete { _ in
+                    guard case .connected(let current) = self.state, current === channel else { return }
+                    // Reconnect on the next command, without waiting.
+                    self.state = .backingOff(until: .now(), delay: .zero)
+                }
+                promise.succeed(())
+            case .failure:
+                let delay = previousDelay == .zero
+                    ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
+                self.state = .backingOff(until: .now() + delay, delay: delay)
+                promise.fail(RedisClientError.unavailable)
+            }
+        }
+        return promise.futureResult
     }
 
     /// `AUTH` (with the ACL user when configured), if a password is set.

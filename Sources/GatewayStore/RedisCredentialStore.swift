@@ -47,20 +47,26 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         } catch {
             return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("record cannot be encoded"))
         }
-        let recordKey = Array("\(self.prefix)apikey:\(hash)".utf8)
-        // NX on the id first: two creations can never share an id or a hash.
-        return self.client.send(["SET", "\(self.prefix)apikey-id:\(record.id)", hash, "NX"]).flatMap { reply in
-            guard case .simpleString = reply else {
-                return self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
-            }
-            return self.client.send([Array("SET".utf8), recordKey, json, Array("NX".utf8)]).flatMap { reply in
-                guard case .simpleString = reply else {
-                    return self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
-                }
-                return self.client.send(["SADD", "\(self.prefix)apikeys", record.id]).map { _ in }
-            }
+        // One script, so a refused creation leaves nothing behind and a lost connection
+        // cannot leave half a key.
+        return self.client.evaluate(
+            script: Self.createScript,
+            keys: ["\(self.prefix)apikey-id:\(record.id)", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikeys"],
+            arguments: [hash, String(decoding: json, as: UTF8.self), record.id]
+        ).flatMapThrowing { reply in
+            guard case .integer(1) = reply else { throw CredentialStoreError.conflict }
         }.flatMapErrorThrowing { error in throw Self.mapped(error) }
     }
+
+    /// KEYS: id key, record key, id set. ARGV: hash, record JSON, id. Returns 1, or 0 if
+    /// the id or the hash is taken.
+    private static let createScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1])
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('SADD', KEYS[3], ARGV[3])
+        return 1
+        """
 
     package func listAPIKeys() -> EventLoopFuture<[APIKeyRecord]> {
         self.client.send(["SMEMBERS", "\(self.prefix)apikeys"]).flatMap { reply -> EventLoopFuture<[APIKeyRecord]> in

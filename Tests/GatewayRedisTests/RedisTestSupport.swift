@@ -17,6 +17,10 @@ import Glibc
 import Darwin
 #endif
 
+private struct ExitedAtStart: Error, CustomStringConvertible {
+    var description: String
+}
+
 struct RedisTestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
@@ -60,7 +64,8 @@ final class RedisServer: @unchecked Sendable {
     static func start(unixSocket: Bool = false, arguments: [String] = []) throws -> RedisServer {
         let binary = try binaryPath()
         var lastError: (any Error)?
-        // A free port can be taken by someone else before redis-server binds it: retry.
+        // A free port can be taken by someone else before redis-server binds it: retry when
+        // the server exits at start (a readiness timeout is not retried).
         for _ in 0..<5 {
             let tag = UUID().uuidString.prefix(8).lowercased()
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dbgw-redis-\(tag)").path
@@ -75,9 +80,12 @@ final class RedisServer: @unchecked Sendable {
             do {
                 try server.launch()
                 return server
-            } catch {
+            } catch let error as ExitedAtStart where !unixSocket {
                 server.stop()
                 lastError = error
+            } catch {
+                server.stop()
+                throw error
             }
         }
         throw lastError ?? RedisTestFailure("redis-server did not start")
@@ -125,9 +133,13 @@ final class RedisServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if log.contains("Ready to accept connections") { return }
+            // 7.0 logs "Ready to accept connections" for TCP and "The server is now ready to
+            // accept connections at <path>" for a Unix socket only.
+            if log.lowercased().contains("ready to accept connections") { return }
             if !process.isRunning {
-                throw RedisTestFailure("redis-server exited at start (status \(process.terminationStatus)): \(log.suffix(600))")
+                throw ExitedAtStart(
+                    description: "redis-server exited at start (status \(process.terminationStatus)): \(log.suffix(600))"
+                )
             }
             usleep(5_000)
         }

@@ -1,0 +1,350 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import GatewayAuth
+
+private let admin = Principal(subject: "root", kind: .apiKey, scopes: ["admin"], keyID: "key_00000000000000aa")
+
+/// Endpoints over the authenticator harness's store, so created keys can be used.
+private final class EndpointsHarness {
+    let auth: AuthHarness
+    let endpoints: APIKeyEndpoints
+
+    init() {
+        self.auth = AuthHarness()
+        let service = APIKeyService(store: self.auth.store, hash: self.auth.authenticator.hash(apiKey:))
+        let clock = self.auth.clock
+        self.endpoints = APIKeyEndpoints(service: service, now: { clock.now })
+    }
+
+    var loop: EmbeddedEventLoop { self.auth.loop }
+
+    func handle(
+        _ method: String,
+        _ path: String = APIKeyEndpoints.collectionPath,
+        body: String = "",
+        principal: Principal = admin
+    ) -> EventLoopFuture<APIKeyEndpoints.Response> {
+        self.endpoints.handle(
+            method: method,
+            normalizedPath: path,
+            body: Array(body.utf8),
+            principal: principal,
+            eventLoop: self.loop
+        )
+    }
+
+    func response(
+        _ method: String,
+        _ path: String = APIKeyEndpoints.collectionPath,
+        body: String = "",
+        principal: Principal = admin,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> APIKeyEndpoints.Response {
+        try value(of: self.handle(method, path, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
+    }
+
+    func error(
+        _ method: String,
+        _ path: String = APIKeyEndpoints.collectionPath,
+        body: String = "",
+        principal: Principal = admin,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> GatewayError {
+        let error = try failure(of: self.handle(method, path, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
+        return try #require(error as? GatewayError, "not a GatewayError: \(error)", sourceLocation: sourceLocation)
+    }
+
+    /// Creates a key over HTTP and returns the parsed response document.
+    func createKey(_ body: String = #"{"name":"ci","scopes":["read:databases"]}"#) throws -> [String: Any] {
+        let response = try self.response("POST", body: body)
+        #expect(response.status == 201)
+        return try json(response.body)
+    }
+}
+
+private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+    let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+    return try #require(object as? [String: Any], "\(text)", sourceLocation: sourceLocation)
+}
+
+@Suite struct APIKeyEndpointsTests {
+    @Test func handlesOnlyItsOwnPaths() {
+        #expect(APIKeyEndpoints.handles("/v1/api-keys"))
+        #expect(APIKeyEndpoints.handles("/v1/api-keys/key_0123456789abcdef"))
+        #expect(APIKeyEndpoints.handles("/v1/api-keys/"))
+        #expect(!APIKeyEndpoints.handles("/v1/api-keysx"))
+        #expect(!APIKeyEndpoints.handles("/v1/api-key"))
+        #expect(!APIKeyEndpoints.handles("/v1/api"))
+        #expect(!APIKeyEndpoints.handles("/v2/api-keys"))
+        #expect(APIKeyEndpoints.requiredScopes == ["admin"])
+    }
+
+    // MARK: POST
+
+    @Test func postCreatesAKeyAndReturnsItOnce() throws {
+        let h = EndpointsHarness()
+        let response = try h.response("POST", body: #"{"name":"ci deploy","scopes":["read:databases","read:logs"],"expires_in":"90d"}"#)
+        #expect(response.status == 201)
+        #expect(response.noStore)
+        let document = try json(response.body)
+        let key = try #require(document["key"] as? String)
+        #expect(APIKeyFormat.problem(with: key) == nil)
+        #expect(key.hasPrefix("dbaudit_live_"))
+        #expect(document["name"] as? String == "ci deploy")
+        #expect(document["scopes"] as? [String] == ["read:databases", "read:logs"])
+        #expect(document["owner"] as? String == "root")
+        #expect((document["created_at"] as? NSNumber)?.int64Value == AuthHarness.startTime)
+        #expect((document["expires_at"] as? NSNumber)?.int64Value == AuthHarness.startTime + 90 * 86_400)
+        #expect(document["last_used_at"] is NSNull)
+        #expect(document["revoked"] as? Bool == false)
+        #expect(document["last4"] as? String == String(key.suffix(4)))
+        #expect(document["environment"] as? String == "live")
+        let id = try #require(document["id"] as? String)
+        #expect(id.hasPrefix("key_") && id.utf8.count == 20)
+        #expect(Set(document.keys) == ["id", "name", "scopes", "owner", "created_at", "expires_at", "last_used_at", "revoked", "last4", "environment", "key"])
+
+        // The key works, with the scopes it was given.
+        let principal = try #require(try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).successValue)
+        #expect(principal?.keyID == id)
+        #expect(principal?.subject == "root")
+        #expect(try h.auth.resolve(h.auth.authorize("POST", "/v1/databases", key: key)).error?.status == 403)
+    }
+
+    @Test func postAcceptsNumericLifetimeNoLifetimeAndTestKeys() throws {
+        let h = EndpointsHarness()
+        let numeric = try h.createKey(#"{"name":"a","scopes":["read:logs"],"expires_in":3600}"#)
+        #expect((numeric["expires_at"] as? NSNumber)?.int64Value == AuthHarness.startTime + 3600)
+        let none = try h.createKey(#"{"name":"b","scopes":["read:logs"]}"#)
+        #expect(none["expires_at"] is NSNull)
+        let nullLifetime = try h.createKey(#"{"name":"c","scopes":["read:logs"],"expires_in":null}"#)
+        #expect(nullLifetime["expires_at"] is NSNull)
+        let test = try h.createKey(#"{"name":"d","scopes":["read:logs"],"test":true}"#)
+        #expect((test["key"] as? String)?.hasPrefix("dbaudit_test_") == true)
+        #expect(test["environment"] as? String == "test")
+    }
+
+    @Test(arguments: [
+        "",
+        "not json",
+        "{",
+        "[]",
+        #"{"scopes":["read:logs"]}"#,
+        #"{"name":"x"}"#,
+        #"{"name":1,"scopes":["read:logs"]}"#,
+        #"{"name":"x","scopes":"read:logs"}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":1.5}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":true}"#,
+        #"{"name":"x","scopes":["read:logs"],"test":"yes"}"#,
+    ])
+    func postWithBadJSONIs400(body: String) throws {
+        let h = EndpointsHarness()
+        let error = try h.error("POST", body: body)
+        #expect(error.status == 400)
+        #expect(error.code == "invalid_request")
+        #expect(h.auth.store.createCalls == 0)
+    }
+
+    @Test(arguments: [
+        #"{"name":"x","scopes":["read:logs"],"expires_in":"1w"}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":"1.5h"}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":""}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":0}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":-5}"#,
+        #"{"name":"x","scopes":["read:logs"],"expires_in":"99999d"}"#,
+        #"{"name":"","scopes":["read:logs"]}"#,
+        #"{"name":"x","scopes":[]}"#,
+        #"{"name":"x","scopes":["read:everything"]}"#,
+        #"{"name":"a\nb","scopes":["read:logs"]}"#,
+    ])
+    func postWithInvalidRequestIs400(body: String) throws {
+        let h = EndpointsHarness()
+        let error = try h.error("POST", body: body)
+        #expect(error.status == 400)
+        #expect(error.code == "invalid_request")
+        #expect(h.auth.store.createCalls == 0)
+    }
+
+    @Test func postCannotGrantScopesTheCallerLacks() throws {
+        let h = EndpointsHarness()
+        let reader = Principal(subject: "bob", kind: .apiKey, scopes: ["read:logs"])
+        let error = try h.error("POST", body: #"{"name":"x","scopes":["read:logs","admin"]}"#, principal: reader)
+        #expect(error.status == 403)
+        #expect(error.code == "insufficient_scope")
+        #expect(error.description.contains("admin"))
+        #expect(h.auth.store.createCalls == 0)
+    }
+
+    @Test func storeOutageIs503() throws {
+        let h = EndpointsHarness()
+        h.auth.store.failure = CredentialStoreError.unavailable
+        #expect(try h.error("POST", body: #"{"name":"x","scopes":["read:logs"]}"#) == GatewayError.authUnavailable)
+        #expect(try h.error("GET") == GatewayError.authUnavailable)
+        #expect(try h.error("DELETE", "/v1/api-keys/key_0123456789abcdef") == GatewayError.authUnavailable)
+    }
+
+    @Test func otherStoreErrorsAre500WithoutDetails() throws {
+        let h = EndpointsHarness()
+        h.auth.store.failure = CredentialStoreError.corrupt("secret internal detail")
+        let error = try h.error("GET")
+        #expect(error == GatewayError.internalError)
+        #expect(!error.description.contains("secret"))
+    }
+
+    // MARK: GET
+
+    @Test func getListsKeysWithoutAnySecret() throws {
+        let h = EndpointsHarness()
+        let first = try h.createKey(#"{"name":"first","scopes":["read:logs"]}"#)
+        h.auth.clock.now += 10
+        let second = try h.createKey(#"{"name":"second","scopes":["admin"],"test":true}"#)
+        let keys = try [first, second].map { try #require($0["key"] as? String) }
+
+        for method in ["GET", "HEAD"] {
+            let response = try h.response(method)
+            #expect(response.status == 200)
+            #expect(response.noStore)
+            for key in keys {
+                #expect(!response.body.contains(key))
+                #expect(!response.body.contains(String(key.dropLast(4))))
+                #expect(!response.body.contains(h.auth.authenticator.hash(apiKey: key)))
+            }
+            let document = try json(response.body)
+            #expect(Set(document.keys) == ["api_keys"])
+            let list = try #require(document["api_keys"] as? [[String: Any]])
+            #expect(list.count == 2)
+            // Newest first.
+            #expect(list.map { $0["name"] as? String } == ["second", "first"])
+            #expect(list.map { $0["id"] as? String } == [second["id"] as? String, first["id"] as? String])
+            for entry in list {
+                #expect(entry["key"] == nil)
+                #expect(Set(entry.keys) == ["id", "name", "scopes", "owner", "created_at", "expires_at", "last_used_at", "revoked", "last4", "environment"])
+            }
+        }
+    }
+
+    @Test func getOfAnEmptyStore() throws {
+        let h = EndpointsHarness()
+        let response = try h.response("GET")
+        #expect(response.body == #"{"api_keys":[]}"#)
+    }
+
+    // MARK: DELETE
+
+    @Test func deleteRevokesTheKey() throws {
+        let h = EndpointsHarness()
+        let created = try h.createKey()
+        let id = try #require(created["id"] as? String)
+        let key = try #require(created["key"] as? String)
+
+        let response = try h.response("DELETE", "/v1/api-keys/\(id)")
+        #expect(response.status == 200)
+        #expect(response.noStore)
+        let document = try json(response.body)
+        #expect(document["id"] as? String == id)
+        #expect(document["revoked"] as? Bool == true)
+        #expect(document["key"] == nil)
+        #expect(!response.body.contains(key))
+
+        let listed = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]]
+        #expect(listed?.first?["revoked"] as? Bool == true)
+        expectRevoked(try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).error)
+    }
+
+    private func expectRevoked(_ error: GatewayError?, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(error?.status == 401, sourceLocation: sourceLocation)
+        #expect(error?.code == "invalid_token", sourceLocation: sourceLocation)
+    }
+
+    @Test func deleteOfAnUnknownIDIs404() throws {
+        let h = EndpointsHarness()
+        _ = try h.createKey()
+        let error = try h.error("DELETE", "/v1/api-keys/key_0123456789abcdef")
+        #expect(error.status == 404)
+        #expect(error.code == "not_found")
+        #expect(h.auth.store.revokeCalls == 1)
+    }
+
+    @Test(arguments: ["/v1/api-keys/", "/v1/api-keys/abc", "/v1/api-keys/key_1", "/v1/api-keys/key_0123456789abcdef/x", "/v1/api-keys/KEY_0123456789ABCDEF"])
+    func deleteOfAMalformedIDIs404WithoutAStoreCall(path: String) throws {
+        let h = EndpointsHarness()
+        let error = try h.error("DELETE", path)
+        #expect(error.status == 404)
+        #expect(error.code == "not_found")
+        #expect(h.auth.store.revokeCalls == 0)
+    }
+
+    // MARK: methods
+
+    @Test(arguments: [
+        ("PUT", "/v1/api-keys"),
+        ("PATCH", "/v1/api-keys"),
+        ("DELETE", "/v1/api-keys"),
+        ("OPTIONS", "/v1/api-keys"),
+        ("GET", "/v1/api-keys/key_0123456789abcdef"),
+        ("POST", "/v1/api-keys/key_0123456789abcdef"),
+        ("PUT", "/v1/api-keys/key_0123456789abcdef"),
+        ("get", "/v1/api-keys"),
+    ])
+    func otherMethodsAre405(method: String, path: String) throws {
+        let h = EndpointsHarness()
+        let error = try h.error(method, path, body: #"{"name":"x","scopes":["read:logs"]}"#)
+        #expect(error.status == 405)
+        #expect(error.code == "method_not_allowed")
+        #expect(h.auth.store.createCalls == 0)
+        #expect(h.auth.store.revokeCalls == 0)
+    }
+
+    // MARK: JSON escaping
+
+    @Test func hostileNameRoundTripsThroughValidJSON() throws {
+        let h = EndpointsHarness()
+        let hostile = #"Robert"},"admin":true,"x":"\ \\ \u0000 </script>"#
+        var body = #"{"name":"#
+        JSONText.appendQuoted(hostile, to: &body)
+        body += #","scopes":["read:logs"]}"#
+        let created = try h.createKey(body)
+        #expect(created["name"] as? String == hostile)
+        #expect(created["admin"] == nil)
+
+        let list = try #require(try json(h.response("GET").body)["api_keys"] as? [[String: Any]])
+        #expect(list.first?["name"] as? String == hostile)
+    }
+
+    @Test func recordJSONEscapesEveryField() throws {
+        let nasty = "q\"uote b\\ack\nnew\rret\ttab \u{0}nul \u{1F}us \u{7F}del \u{2028}ls \u{2029}ps é 🔑"
+        let record = APIKeyRecord(
+            id: "key_\"\\\n",
+            name: nasty,
+            scopes: ["read:logs", "\"],\"admin\":[\""],
+            owner: nasty,
+            createdAt: 1,
+            expiresAt: nil,
+            revoked: true,
+            lastUsedAt: 7,
+            last4: "\\\\\"\"",
+            environment: "live\n"
+        )
+        let text = APIKeyEndpoints.recordJSON(record)
+        #expect(!text.utf8.contains { $0 < 0x20 || $0 == 0x7F }, "raw control characters in \(text)")
+        let document = try json(text)
+        #expect(document["id"] as? String == record.id)
+        #expect(document["name"] as? String == nasty)
+        #expect(document["scopes"] as? [String] == record.scopes)
+        #expect(document["owner"] as? String == nasty)
+        #expect((document["created_at"] as? NSNumber)?.int64Value == 1)
+        #expect(document["expires_at"] is NSNull)
+        #expect((document["last_used_at"] as? NSNumber)?.int64Value == 7)
+        #expect(document["revoked"] as? Bool == true)
+        #expect(document["last4"] as? String == record.last4)
+        #expect(document["environment"] as? String == "live\n")
+        #expect(document["admin"] == nil)
+
+        let list = try json(APIKeyEndpoints.listJSON([record, record]))
+        #expect((list["api_keys"] as? [[String: Any]])?.count == 2)
+    }
+}

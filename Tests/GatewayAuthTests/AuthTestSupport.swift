@@ -1,0 +1,278 @@
+import Foundation
+import GatewayConfig
+import GatewayCore
+import GatewayCrypto
+import GatewayStore
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import GatewayAuth
+
+/// A `CredentialStore` that delegates to an `InMemoryCredentialStore`, counts the calls the
+/// authenticator makes, and can be switched to fail every call with
+/// `CredentialStoreError.unavailable` (or any other error), like a Redis outage.
+final class CountingStore: CredentialStore {
+    let inner: InMemoryCredentialStore
+    var eventLoop: any EventLoop { self.inner.eventLoop }
+
+    private(set) var apiKeyCalls = 0
+    private(set) var touchCalls: [(id: String, time: Int64)] = []
+    private(set) var revokeCalls = 0
+    private(set) var createCalls = 0
+    /// When set, every call fails with this error.
+    var failure: (any Error)?
+
+    init(_ inner: InMemoryCredentialStore) {
+        self.inner = inner
+    }
+
+    func apiKey(hash: String) -> EventLoopFuture<APIKeyRecord?> {
+        self.apiKeyCalls += 1
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.apiKey(hash: hash)
+    }
+
+    func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void> {
+        self.createCalls += 1
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.createAPIKey(record, hash: hash)
+    }
+
+    func listAPIKeys() -> EventLoopFuture<[APIKeyRecord]> {
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.listAPIKeys()
+    }
+
+    func revokeAPIKey(id: String) -> EventLoopFuture<APIKeyRecord?> {
+        self.revokeCalls += 1
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.revokeAPIKey(id: id)
+    }
+
+    func touchAPIKey(id: String, at time: Int64) -> EventLoopFuture<Void> {
+        self.touchCalls.append((id, time))
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.touchAPIKey(id: id, at: time)
+    }
+}
+
+/// The unix-seconds clock injected into the authenticator.
+final class ManualClock {
+    var now: Int64
+    init(_ now: Int64) { self.now = now }
+}
+
+/// The outcome of a future on an `EmbeddedEventLoop`, or nil if it is still pending after
+/// the loop ran everything it had.
+func completion<Value>(of future: EventLoopFuture<Value>, on loop: EmbeddedEventLoop) -> Result<Value, any Error>? {
+    loop.run()
+    var result: Result<Value, any Error>?
+    future.assumeIsolated().whenComplete { result = $0 }
+    return result
+}
+
+/// The value of a future that must already have succeeded.
+func value<Value>(
+    of future: EventLoopFuture<Value>,
+    on loop: EmbeddedEventLoop,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> Value {
+    let result = try #require(completion(of: future, on: loop), "the future is still pending", sourceLocation: sourceLocation)
+    return try result.get()
+}
+
+/// The error of a future that must already have failed.
+func failure<Value>(
+    of future: EventLoopFuture<Value>,
+    on loop: EmbeddedEventLoop,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> any Error {
+    let result = try #require(completion(of: future, on: loop), "the future is still pending", sourceLocation: sourceLocation)
+    switch result {
+    case .success(let value):
+        Issue.record("expected a failure, got \(value)", sourceLocation: sourceLocation)
+        throw ExpectedFailure()
+    case .failure(let error):
+        return error
+    }
+}
+
+struct ExpectedFailure: Error {}
+
+/// A 32-byte pepper.
+let testPepper: [UInt8] = Array(0..<32)
+
+let defaultTestRoutes: [RouteSettings] = [
+    RouteSettings(method: "GET", path: "/health", scopes: ["admin"], isPublic: true),
+    RouteSettings(method: "GET", path: "/v1/databases", scopes: ["read:databases"]),
+    RouteSettings(method: "POST", path: "/v1/databases", scopes: ["write:databases", "read:databases"]),
+    RouteSettings(method: nil, path: "/v1/reports/**", scopes: ["read:reports"]),
+    RouteSettings(method: "GET", path: "/v1/anyone", scopes: []),
+]
+
+/// An authenticator on an `EmbeddedEventLoop` over an in-memory store, with a clock and a
+/// counting store the test controls.
+final class AuthHarness {
+    static let startTime: Int64 = 1_700_000_000
+
+    let loop: EmbeddedEventLoop
+    let data: InMemoryCredentialData
+    let store: CountingStore
+    let clock: ManualClock
+    let authenticator: Authenticator
+    let service: APIKeyService
+
+    init(
+        routes: [RouteSettings] = defaultTestRoutes,
+        unmatched: ServerSettings.UnmatchedRoutePolicy = .deny,
+        cache: CacheSettings = CacheSettings(),
+        pepper: [UInt8] = testPepper
+    ) {
+        self.loop = EmbeddedEventLoop()
+        self.data = InMemoryCredentialData()
+        self.store = CountingStore(InMemoryCredentialStore(eventLoop: self.loop, data: self.data))
+        let clock = ManualClock(Self.startTime)
+        self.clock = clock
+        self.authenticator = Authenticator(
+            eventLoop: self.loop,
+            store: self.store,
+            hmac: HMACSHA256(key: pepper),
+            cache: cache,
+            routes: RouteTable(routes: routes, unmatched: unmatched),
+            logger: Logger(label: "test"),
+            now: { clock.now }
+        )
+        // Keys are created straight on the in-memory store so the counters only see the
+        // authenticator's calls.
+        self.service = APIKeyService(
+            store: InMemoryCredentialStore(eventLoop: self.loop, data: self.data),
+            hash: self.authenticator.hash(apiKey:)
+        )
+    }
+
+    /// Creates a key through `APIKeyService`.
+    func createKey(
+        scopes: [String],
+        expiresIn: Int64? = nil,
+        test: Bool = false,
+        owner: String = "alice"
+    ) throws -> APIKeyService.Created {
+        try value(
+            of: self.service.create(
+                name: "test key",
+                scopes: scopes,
+                expiresInSeconds: expiresIn,
+                test: test,
+                owner: owner,
+                grantor: nil,
+                now: self.clock.now
+            ),
+            on: self.loop
+        )
+    }
+
+    func authorize(
+        _ method: String = "GET",
+        _ path: String = "/v1/databases",
+        authorization: [String],
+        queryCarriesToken: Bool = false,
+        requirement: RouteTable.Requirement? = nil
+    ) -> Authenticator.Outcome {
+        self.authenticator.authorize(
+            method: method,
+            normalizedPath: path,
+            authorization: authorization,
+            queryCarriesToken: queryCarriesToken,
+            requirement: requirement
+        )
+    }
+
+    func authorize(
+        _ method: String = "GET",
+        _ path: String = "/v1/databases",
+        key: String,
+        requirement: RouteTable.Requirement? = nil
+    ) -> Authenticator.Outcome {
+        self.authorize(method, path, authorization: ["Bearer \(key)"], requirement: requirement)
+    }
+
+    /// The final decision of an outcome: the principal it allows, or the error it denies
+    /// with; pending outcomes are resolved on the loop.
+    func resolve(_ outcome: Authenticator.Outcome, sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> Result<Principal?, GatewayError>
+    {
+        switch outcome {
+        case .allow(let principal):
+            return .success(principal)
+        case .deny(let error):
+            return .failure(error)
+        case .pending(let future):
+            let result = try #require(
+                completion(of: future, on: self.loop),
+                "the store answered synchronously, so the decision must be complete",
+                sourceLocation: sourceLocation
+            )
+            switch result {
+            case .success(let principal):
+                return .success(principal)
+            case .failure(let error as GatewayError):
+                return .failure(error)
+            case .failure(let error):
+                Issue.record("pending outcome failed with a non-GatewayError \(error)", sourceLocation: sourceLocation)
+                throw error
+            }
+        }
+    }
+}
+
+extension Authenticator.Outcome {
+    var isPending: Bool {
+        if case .pending = self { return true }
+        return false
+    }
+
+    /// The synchronous denial, if this is one.
+    var denial: GatewayError? {
+        if case .deny(let error) = self { return error }
+        return nil
+    }
+
+    /// The synchronous allowance (`.some(nil)` on open routes), if this is one.
+    var allowance: Principal?? {
+        if case .allow(let principal) = self { return .some(principal) }
+        return nil
+    }
+}
+
+extension Result where Failure == GatewayError {
+    var error: GatewayError? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+
+    var successValue: Success? {
+        if case .success(let value) = self { return value }
+        return nil
+    }
+}
+
+extension GatewayError {
+    func header(_ name: String) -> String? {
+        self.headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for reproducible property tests.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { self.state = seed }
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

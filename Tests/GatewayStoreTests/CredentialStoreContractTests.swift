@@ -1,0 +1,365 @@
+import Foundation
+import GatewayConfig
+import GatewayRedis
+import GatewayStore
+import NIOCore
+import NIOPosix
+import Testing
+
+// One contract, two stores: every test runs against InMemoryCredentialStore and against
+// RedisCredentialStore on a real redis-server (a missing redis-server fails, never skips).
+// A few tests are about Redis only (corrupt stored data, an unreachable store).
+
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case inMemory
+    case redis
+
+    var testDescription: String { self.rawValue }
+}
+
+private let keyPrefix = "dbgw:"
+
+/// A store under test, a second store over the same data (another loop's store in
+/// production), and what it takes to watch revocations. Every store call runs on the loop.
+final class StoreHarness: @unchecked Sendable {
+    let kind: StoreKind
+    let eventLoop: any EventLoop
+    let server: RedisServer?
+    /// The Redis clients under `store` and `secondStore` (nil in memory).
+    let redis: LoopClient?
+    private let secondRedis: LoopClient?
+    private let store: any CredentialStore
+    private let secondStore: any CredentialStore
+    private let memoryRevocations = LockedList<String>()
+    private let pushes = LockedList<RESPValue>()
+    private var subscriber: (any Channel)?
+
+    init(kind: StoreKind, eventLoop: any EventLoop, server: RedisServer?) {
+        self.kind = kind
+        self.eventLoop = eventLoop
+        self.server = server
+        switch kind {
+        case .inMemory:
+            let revocations = self.memoryRevocations
+            let data = InMemoryCredentialData(onRevoke: { revocations.append($0) })
+            self.store = InMemoryCredentialStore(eventLoop: eventLoop, data: data)
+            self.secondStore = InMemoryCredentialStore(eventLoop: eventLoop, data: data)
+            self.redis = nil
+            self.secondRedis = nil
+        case .redis:
+            let server = server!
+            let first = LoopClient(redisSettings(server), on: eventLoop)
+            let second = LoopClient(redisSettings(server), on: eventLoop)
+            self.store = RedisCredentialStore(client: first.client, keyPrefix: keyPrefix)
+            self.secondStore = RedisCredentialStore(client: second.client, keyPrefix: keyPrefix)
+            self.redis = first
+            self.secondRedis = second
+        }
+    }
+
+    func run<T: Sendable>(
+        second: Bool = false,
+        _ body: @escaping @Sendable (any CredentialStore) -> EventLoopFuture<T>
+    ) async throws -> T {
+        try await self.eventLoop.flatSubmit { body(second ? self.secondStore : self.store) }.get()
+    }
+
+    /// Starts listening for revocations: for Redis a raw subscriber connection (a
+    /// `RedisChannelHandler` in subscriber mode) on the events channel.
+    func watchRevocations() async throws {
+        guard self.kind == .redis, let server = self.server else { return }
+        let pushes = self.pushes
+        let channel = try await ClientBootstrap(group: self.eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(onPush: { pushes.append($0) }))
+                }
+            }
+            .connect(host: "127.0.0.1", port: server.port).get()
+        self.subscriber = channel
+        let events = RedisCredentialStore.eventsChannel(keyPrefix: keyPrefix)
+        let confirmation = try await channel.eventLoop.flatSubmit {
+            let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+            let bytes = channel.allocator.buffer(bytes: RESPCommand.encode(["SUBSCRIBE", events]))
+            channel.writeAndFlush(RedisRequest(bytes: bytes, promise: promise), promise: nil)
+            return promise.futureResult
+        }.get()
+        #expect(confirmation == .array([.bulk("subscribe"), .bulk("dbgw:events"), .integer(1)]))
+    }
+
+    /// What was announced so far: hashes given to `onRevoke` in memory; `<channel> <message>`
+    /// of each pub/sub message for Redis.
+    var revocationEvents: [String] {
+        switch self.kind {
+        case .inMemory:
+            return self.memoryRevocations.values
+        case .redis:
+            return self.pushes.values.map { push in
+                guard case .array(let parts) = push, parts.count == 3,
+                    case .bulkString(let kind) = parts[0], case .bulkString(let channel) = parts[1],
+                    case .bulkString(let payload) = parts[2]
+                else { return "unexpected push \(push)" }
+                return "\(String(decoding: kind, as: UTF8.self)) \(String(decoding: channel, as: UTF8.self)) "
+                    + String(decoding: payload, as: UTF8.self)
+            }
+        }
+    }
+
+    func expectedRevocationEvent(hash: String) -> String {
+        switch self.kind {
+        case .inMemory: return hash
+        case .redis: return "message dbgw:events revoke apikey \(hash)"
+        }
+    }
+
+    func shutdown() async {
+        if let subscriber = self.subscriber {
+            try? await subscriber.close()
+        }
+        await self.redis?.close()
+        await self.secondRedis?.close()
+    }
+}
+
+/// Runs `body` against a fresh store of `kind`; the redis-server and the event loop are
+/// stopped afterwards, also on failure.
+func withStore(_ kind: StoreKind, _ body: (StoreHarness) async throws -> Void) async throws {
+    let server = kind == .redis ? try RedisServer.start() : nil
+    defer { server?.stop() }
+    try await withEventLoop { loop async throws in
+        let harness = StoreHarness(kind: kind, eventLoop: loop, server: server)
+        do {
+            try await body(harness)
+        } catch {
+            await harness.shutdown()
+            throw error
+        }
+        await harness.shutdown()
+    }
+}
+
+/// A 64-digit lowercase hex hash, as the store keys records by.
+private func keyHash(_ seed: Int) -> String {
+    let hex = String(seed, radix: 16)
+    return "a" + String(repeating: "0", count: 63 - hex.count) + hex
+}
+
+private func record(_ id: String, createdAt: Int64 = 1_700_000_000, name: String? = nil) -> APIKeyRecord {
+    APIKeyRecord(
+        id: id,
+        name: name ?? "key \(id)",
+        scopes: ["databases:read", "reports:write"],
+        owner: "alice@example.com",
+        createdAt: createdAt,
+        expiresAt: createdAt + 86_400,
+        last4: "x9Z\(id.suffix(1))",
+        environment: "test"
+    )
+}
+
+private func storeError(
+    _ body: () async throws -> Void,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async -> CredentialStoreError? {
+    do {
+        try await body()
+        Issue.record("expected a CredentialStoreError, but the call succeeded", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as CredentialStoreError {
+        return error
+    } catch {
+        Issue.record("expected a CredentialStoreError, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+private func isCorrupt(_ error: CredentialStoreError?) -> Bool {
+    if case .corrupt = error { return true }
+    return false
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct CredentialStoreContractTests {
+    @Test(arguments: StoreKind.allCases)
+    func createThenGetByHash(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let key = record("k1")
+            try await harness.run { $0.createAPIKey(key, hash: keyHash(1)) }
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(1)) } == key)
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(2)) } == nil)
+            // Another loop's store over the same data sees it.
+            #expect(try await harness.run(second: true) { $0.apiKey(hash: keyHash(1)) } == key)
+            #expect(try await harness.run { $0.listAPIKeys() } == [key])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func emptyStoreListsNothing(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            #expect(try await harness.run { $0.listAPIKeys() } == [])
+            #expect(try await harness.run { $0.revokeAPIKey(id: "none") } == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func duplicateIDConflicts(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let original = record("k1")
+            try await harness.run { $0.createAPIKey(original, hash: keyHash(1)) }
+            let error = await storeError {
+                try await harness.run(second: true) { $0.createAPIKey(record("k1", name: "impostor"), hash: keyHash(2)) }
+            }
+            #expect(error == .conflict)
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(2)) } == nil)
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(1)) } == original)
+            #expect(try await harness.run { $0.listAPIKeys() } == [original])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func duplicateHashConflicts(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let original = record("k1")
+            try await harness.run { $0.createAPIKey(original, hash: keyHash(1)) }
+            let error = await storeError {
+                try await harness.run(second: true) { $0.createAPIKey(record("k2"), hash: keyHash(1)) }
+            }
+            #expect(error == .conflict)
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(1)) } == original)
+            #expect(try await harness.run { $0.listAPIKeys() } == [original])
+        }
+    }
+
+    /// A create refused for its hash leaves no trace of its id: the id is still free and
+    /// revoking it finds nothing (it must not reach the other key that owns the hash).
+    @Test(arguments: StoreKind.allCases)
+    func refusedCreateLeavesNoTraceOfItsID(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let original = record("k1")
+            try await harness.run { $0.createAPIKey(original, hash: keyHash(1)) }
+            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(1)) } } == .conflict)
+
+            // A refused creation leaves nothing behind: revoking its id reaches nothing and
+            // the id can be used again.
+            let revoked = try await harness.run { $0.revokeAPIKey(id: "k2") }
+            #expect(revoked == nil, "revoking the refused id reached \(String(describing: revoked))")
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(1)) }?.revoked == false)
+            let retry = record("k2")
+            try await harness.run { $0.createAPIKey(retry, hash: keyHash(2)) }
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(2)) } == retry)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func listIsNewestFirstWithLastUse(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let oldest = record("k1", createdAt: 100)
+            let newestB = record("k2", createdAt: 300)
+            let middle = record("k3", createdAt: 200)
+            let newestA = record("k4", createdAt: 300)
+            for (index, key) in [oldest, newestB, middle, newestA].enumerated() {
+                try await harness.run { $0.createAPIKey(key, hash: keyHash(index + 1)) }
+            }
+            try await harness.run { $0.touchAPIKey(id: "k1", at: 5_000) }
+            try await harness.run { $0.touchAPIKey(id: "k3", at: 6_000) }
+            try await harness.run(second: true) { $0.touchAPIKey(id: "k3", at: 7_000) }
+
+            let listed = try await harness.run { $0.listAPIKeys() }
+            // Newest first; equal creation times by id, descending.
+            #expect(listed.map(\.id) == ["k4", "k2", "k3", "k1"])
+            var expected = [newestA, newestB, middle, oldest]
+            expected[2].lastUsedAt = 7_000
+            expected[3].lastUsedAt = 5_000
+            #expect(listed == expected)
+            #expect(try await harness.run(second: true) { $0.listAPIKeys() } == expected)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokeMarksTheRecordAndAnnouncesIt(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            try await harness.watchRevocations()
+            let target = record("k1")
+            let bystander = record("k2")
+            try await harness.run { $0.createAPIKey(target, hash: keyHash(1)) }
+            try await harness.run { $0.createAPIKey(bystander, hash: keyHash(2)) }
+
+            let revoked = try await harness.run { $0.revokeAPIKey(id: "k1") }
+            var expected = target
+            expected.revoked = true
+            #expect(revoked == expected)
+            #expect(try await harness.run(second: true) { $0.apiKey(hash: keyHash(1)) } == expected)
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(1)) }?.isUsable(at: target.createdAt) == false)
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(2)) } == bystander)
+            #expect(try await harness.run { $0.listAPIKeys() }.map { "\($0.id) \($0.revoked)" } == ["k2 false", "k1 true"])
+
+            let announced = await eventually { harness.revocationEvents.count >= 1 }
+            #expect(announced, "no revocation announced")
+            #expect(harness.revocationEvents == [harness.expectedRevocationEvent(hash: keyHash(1))])
+
+            // An unknown id: nil, and nothing announced.
+            #expect(try await harness.run { $0.revokeAPIKey(id: "k404") } == nil)
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(harness.revocationEvents.count == 1)
+        }
+    }
+
+    // MARK: Redis only
+
+    @Test(arguments: [StoreKind.redis])
+    func corruptStoredRecordIsReportedAsCorrupt(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let redis = try #require(harness.redis)
+            #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(1))", "{\"id\": \"k1\", oops"]) == .simpleString("OK"))
+            #expect(isCorrupt(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(1)) } }))
+
+            // Valid JSON of the wrong shape.
+            #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(2))", "{\"id\": 7}"]) == .simpleString("OK"))
+            #expect(isCorrupt(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(2)) } }))
+
+            // Not a string at all (Redis answers WRONGTYPE).
+            #expect(try await redis.send(["RPUSH", "\(keyPrefix)apikey:\(keyHash(3))", "x"]) == .integer(1))
+            #expect(isCorrupt(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(3)) } }))
+
+            // Larger than any record the gateway writes.
+            let huge = "{\"id\": \"" + String(repeating: "x", count: 70_000) + "\"}"
+            #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(4))", huge]) == .simpleString("OK"))
+            #expect(isCorrupt(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(4)) } }))
+
+            // The store still works for good records.
+            let good = record("k5")
+            try await harness.run { $0.createAPIKey(good, hash: keyHash(5)) }
+            #expect(try await harness.run { $0.apiKey(hash: keyHash(5)) } == good)
+        }
+    }
+
+    @Test(arguments: [StoreKind.redis])
+    func unreachableStoreIsUnavailable(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let key = record("k1")
+            try await harness.run { $0.createAPIKey(key, hash: keyHash(1)) }
+            harness.server?.kill()
+
+            let start = ContinuousClock.now
+            #expect(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(1)) } } == .unavailable)
+            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) } } == .unavailable)
+            #expect(await storeError { _ = try await harness.run { $0.listAPIKeys() } } == .unavailable)
+            #expect(await storeError { _ = try await harness.run { $0.revokeAPIKey(id: "k1") } } == .unavailable)
+            #expect(await storeError { try await harness.run { $0.touchAPIKey(id: "k1", at: 1) } } == .unavailable)
+            #expect(ContinuousClock.now - start < .seconds(1), "an outage must fail fast")
+        }
+    }
+
+    @Test func storeThatNeverConnectedIsUnavailable() async throws {
+        let port = try freeLoopbackPort()
+        try await withEventLoop { loop async throws in
+            let client = LoopClient(RedisSettings(endpoint: .tcp(host: "127.0.0.1", port: port)), on: loop)
+            let store = RedisCredentialStore(client: client.client, keyPrefix: keyPrefix)
+            let error = await storeError {
+                _ = try await loop.flatSubmit { store.apiKey(hash: keyHash(1)) }.get()
+            }
+            #expect(error == .unavailable)
+            await client.close()
+        }
+    }
+}

@@ -1,0 +1,302 @@
+// Test support for the credential-store contract tests: a real redis-server child process,
+// a NIOPosix Redis connector and a loop-bound client wrapper.
+//
+// A copy of Tests/GatewayRedisTests/RedisTestSupport.swift: test targets cannot share source
+// without a support target. Keep the two in step.
+
+import Foundation
+import GatewayConfig
+import GatewayRedis
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+private struct ExitedAtStart: Error, CustomStringConvertible {
+    var description: String
+}
+
+struct RedisTestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One `redis-server` child process, without persistence, listening on 127.0.0.1 only (or
+/// only on a Unix socket). `stop()` is idempotent; call it in a `defer`.
+final class RedisServer: @unchecked Sendable {
+    static let defaultBinary = "/usr/bin/redis-server"
+
+    let port: Int
+    let unixSocketPath: String?
+    let directory: String
+    private let binary: String
+    private let extraArguments: [String]
+    private let lock = NSLock()
+    private var process: Process?
+    private var launches = 0
+
+    var endpoint: RedisSettings.Endpoint {
+        if let path = self.unixSocketPath { return .unix(path: path) }
+        return .tcp(host: "127.0.0.1", port: self.port)
+    }
+
+    /// The binary, or a failure telling how to get it: the Redis tests must fail, not skip,
+    /// when Redis is missing.
+    static func binaryPath() throws -> String {
+        if FileManager.default.isExecutableFile(atPath: defaultBinary) { return defaultBinary }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/redis-server"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw RedisTestFailure(
+            "redis-server not found at \(defaultBinary) or on PATH: these tests run against a real Redis. "
+                + "`make test` installs it (scripts/install-deps.sh), or `apt-get install redis-server`."
+        )
+    }
+
+    /// Starts a server on a free loopback port (or, with `unixSocket`, on a Unix socket
+    /// only) and waits until it accepts connections.
+    static func start(unixSocket: Bool = false, arguments: [String] = []) throws -> RedisServer {
+        let binary = try binaryPath()
+        var lastError: (any Error)?
+        // A free port can be taken by someone else before redis-server binds it: retry when
+        // the server exits at start (a readiness timeout is not retried).
+        for _ in 0..<5 {
+            let tag = UUID().uuidString.prefix(8).lowercased()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dbgw-redis-\(tag)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let server = RedisServer(
+                binary: binary,
+                port: unixSocket ? 0 : try freeLoopbackPort(),
+                unixSocketPath: unixSocket ? "/tmp/dbgw-redis-\(tag).sock" : nil,
+                directory: directory,
+                extraArguments: arguments
+            )
+            do {
+                try server.launch()
+                return server
+            } catch let error as ExitedAtStart where !unixSocket {
+                server.stop()
+                lastError = error
+            } catch {
+                server.stop()
+                throw error
+            }
+        }
+        throw lastError ?? RedisTestFailure("redis-server did not start")
+    }
+
+    private init(binary: String, port: Int, unixSocketPath: String?, directory: String, extraArguments: [String]) {
+        self.binary = binary
+        self.port = port
+        self.unixSocketPath = unixSocketPath
+        self.directory = directory
+        self.extraArguments = extraArguments
+    }
+
+    deinit {
+        self.stop()
+    }
+
+    /// Starts the server again on the same port/socket after `kill()`.
+    func restart() throws {
+        try self.launch()
+    }
+
+    private func launch() throws {
+        let logPath: String = self.lock.withLock {
+            self.launches += 1
+            return "\(self.directory)/redis-\(self.launches).log"
+        }
+        var arguments = [
+            "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--dir", self.directory, "--logfile", logPath,
+        ]
+        if let path = self.unixSocketPath {
+            arguments += ["--unixsocket", path, "--unixsocketperm", "700"]
+        }
+        arguments += self.extraArguments
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: self.binary)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.lock.withLock { self.process = process }
+
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            // 7.0 logs "Ready to accept connections" for TCP and "The server is now ready to
+            // accept connections at <path>" for a Unix socket only.
+            if log.lowercased().contains("ready to accept connections") { return }
+            if !process.isRunning {
+                throw ExitedAtStart(
+                    description: "redis-server exited at start (status \(process.terminationStatus)): \(log.suffix(600))"
+                )
+            }
+            usleep(5_000)
+        }
+        throw RedisTestFailure("redis-server did not become ready within 10 s on \(self.endpoint)")
+    }
+
+    /// SIGKILL, as in a crash: no goodbye to connected clients beyond the kernel's.
+    func kill() {
+        let process: Process? = self.lock.withLock {
+            defer { self.process = nil }
+            return self.process
+        }
+        guard let process else { return }
+        if process.isRunning {
+            killProcess(process.processIdentifier)
+        }
+        process.waitUntilExit()
+    }
+
+    /// Kills the server (if running) and removes its files. Idempotent.
+    func stop() {
+        self.kill()
+        try? FileManager.default.removeItem(atPath: self.directory)
+        if let path = self.unixSocketPath {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+}
+
+private func killProcess(_ pid: Int32) {
+    _ = kill(pid, SIGKILL)
+}
+
+/// A loopback port nobody listens on right now.
+func freeLoopbackPort() throws -> Int {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw RedisTestFailure("socket() failed: errno \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw RedisTestFailure("bind() failed: errno \(errno)") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { throw RedisTestFailure("getsockname() failed: errno \(errno)") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The same shape as GatewayServer's `RedisConnectors.posix` (not a dependency of the tests).
+let posixRedisConnector: RedisConnector = { eventLoop, endpoint, connectTimeout, initializer in
+    let bootstrap = ClientBootstrap(group: eventLoop)
+        .connectTimeout(connectTimeout)
+        .channelInitializer(initializer)
+    switch endpoint {
+    case .tcp(let host, let port):
+        return bootstrap
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .connect(host: host, port: port)
+    case .unix(let path):
+        return bootstrap.connect(unixDomainSocketPath: path)
+    }
+}
+
+/// Settings for `server` with the given overrides.
+func redisSettings(
+    _ server: RedisServer,
+    username: String? = nil,
+    password: String? = nil,
+    database: Int = 0,
+    commandTimeout: Duration = .milliseconds(500)
+) -> RedisSettings {
+    var settings = RedisSettings(endpoint: server.endpoint)
+    settings.username = username
+    settings.password = password.map(Secret.init)
+    settings.database = database
+    settings.commandTimeout = commandTimeout
+    return settings
+}
+
+/// A `RedisClient` whose every call is made on its event loop (it is loop-bound and
+/// preconditions it), awaited from the test.
+final class LoopClient: @unchecked Sendable {
+    let client: RedisClient
+    let eventLoop: any EventLoop
+
+    init(_ settings: RedisSettings, on eventLoop: any EventLoop, connector: @escaping RedisConnector = posixRedisConnector) {
+        self.client = RedisClient(eventLoop: eventLoop, settings: settings, connector: connector)
+        self.eventLoop = eventLoop
+    }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable (RedisClient) -> EventLoopFuture<T>) async throws -> T {
+        try await self.eventLoop.flatSubmit { body(self.client) }.get()
+    }
+
+    func send(_ arguments: [String]) async throws -> RESPValue {
+        try await self.run { $0.send(arguments) }
+    }
+
+    func send(bytes arguments: [[UInt8]]) async throws -> RESPValue {
+        try await self.run { $0.send(arguments) }
+    }
+
+    var commandsSent: Int {
+        get async throws { try await self.eventLoop.submit { self.client.commandsSent }.get() }
+    }
+
+    func close() async {
+        try? await self.eventLoop.submit { self.client.close() }.get()
+    }
+}
+
+/// Runs `body` with one event loop of a fresh one-thread group, shut down afterwards even
+/// when `body` throws.
+func withEventLoop<T>(_ body: (any EventLoop) async throws -> T) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body(group.next()))
+    } catch {
+        result = .failure(error)
+    }
+    try? await group.shutdownGracefully()
+    return try result.get()
+}
+
+/// A thread-safe list, for callbacks that run on an event loop.
+final class LockedList<Element: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var elements: [Element] = []
+
+    func append(_ element: Element) {
+        self.lock.withLock { self.elements.append(element) }
+    }
+
+    var values: [Element] { self.lock.withLock { self.elements } }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(2), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+extension RESPValue {
+    static func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
+}
