@@ -24,7 +24,7 @@ package final class Authenticator {
 
     package let eventLoop: any EventLoop
     package let store: any CredentialStore
-    private let hmac: HMACSHA256
+    private let hmac: HMACSHA256Context
     private let cache: CredentialCache
     private let routes: RouteTable
     private let now: () -> Int64
@@ -42,7 +42,7 @@ package final class Authenticator {
     ) {
         self.eventLoop = eventLoop
         self.store = store
-        self.hmac = hmac
+        self.hmac = hmac.makeContext()
         self.cache = CredentialCache(
             positiveTTL: .nanoseconds(Int64(cache.positiveTTL.components.seconds) * 1_000_000_000 + cache.positiveTTL.components.attoseconds / 1_000_000_000),
             negativeTTL: .nanoseconds(Int64(cache.negativeTTL.components.seconds) * 1_000_000_000 + cache.negativeTTL.components.attoseconds / 1_000_000_000),
@@ -59,7 +59,7 @@ package final class Authenticator {
 
     /// The stored hash of an API key.
     package func hash(apiKey: String) -> String {
-        Hex.encode(self.hmac.authenticationCode(for: apiKey.utf8))
+        self.hmac.hexAuthenticationCode(for: apiKey)
     }
 
     /// Drops a revoked key from this loop's cache.
