@@ -61,6 +61,9 @@ package enum ForwardingRules {
 
     /// Lowercased header names listed in `Connection` (they are hop-by-hop too).
     static func connectionNominated(_ headers: HTTPHeaders) -> [String] {
+        // Most messages carry no Connection header, or only keep-alive/close: skip the
+        // comma-splitting lookup for them.
+        guard headers.contains(name: "connection") else { return [] }
         var names: [String] = []
         for value in headers[canonicalForm: "connection"] {
             let token = value.trimmingASCIIWhitespace().lowercased()
@@ -127,17 +130,25 @@ package enum ForwardingRules {
             headers.add(name: "X-Forwarded-Host", value: clientHost)
         }
         if let principal = context.principal {
-            headers.add(name: "X-DBAudit-Subject", value: principal.subject)
-            headers.add(name: "X-DBAudit-Scopes", value: principal.scopes.joined(separator: " "))
+            // Identity values come from the store: never let one carry a line break or
+            // other control character into the upstream head.
+            headers.add(name: "X-DBAudit-Subject", value: safeValue(principal.subject))
+            headers.add(name: "X-DBAudit-Scopes", value: safeValue(principal.scopes.joined(separator: " ")))
             headers.add(name: "X-DBAudit-Credential", value: principal.kind.rawValue)
             if let clientID = principal.clientID {
-                headers.add(name: "X-DBAudit-Client-Id", value: clientID)
+                headers.add(name: "X-DBAudit-Client-Id", value: safeValue(clientID))
             }
             if let keyID = principal.keyID {
-                headers.add(name: "X-DBAudit-Key-Id", value: keyID)
+                headers.add(name: "X-DBAudit-Key-Id", value: safeValue(keyID))
             }
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: context.uri ?? head.uri, headers: headers)
+    }
+
+    /// `value` with every control character (CR, LF, NUL, ...) replaced by a space.
+    static func safeValue(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return value }
+        return String(decoding: value.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 
     /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the

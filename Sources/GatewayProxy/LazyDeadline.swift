@@ -16,14 +16,20 @@ struct LazyDeadline {
     /// Sets the deadline to `now + timeout`; `onExpiry` runs on the loop when it passes
     /// (unless moved or cleared first). `wake` is the owner's entry point that must call
     /// `expired(now:)` and act on its answer.
-    mutating func set(_ deadline: NIODeadline, on eventLoop: any EventLoop, wake: @escaping @Sendable () -> Void) {
+    /// `makeWake` is only called when a task must be scheduled, so moving the deadline
+    /// allocates nothing.
+    mutating func set(
+        _ deadline: NIODeadline,
+        on eventLoop: any EventLoop,
+        makeWake: () -> @Sendable () -> Void
+    ) {
         self.deadline = deadline
         if let firesAt = self.taskFiresAt, firesAt <= deadline {
             return  // the pending wake-up comes early enough; it will re-check then
         }
         self.task?.cancel()
         self.taskFiresAt = deadline
-        self.task = eventLoop.scheduleTask(deadline: deadline, wake)
+        self.task = eventLoop.scheduleTask(deadline: deadline, makeWake())
     }
 
     /// No timeout applies until the next `set`.
@@ -41,7 +47,7 @@ struct LazyDeadline {
 
     /// Called from the wake-up: true if the deadline has passed (and it is cleared);
     /// otherwise the wake-up is rescheduled for the current deadline, if any.
-    mutating func expired(now: NIODeadline, on eventLoop: any EventLoop, wake: @escaping @Sendable () -> Void) -> Bool {
+    mutating func expired(now: NIODeadline, on eventLoop: any EventLoop, makeWake: () -> @Sendable () -> Void) -> Bool {
         self.task = nil
         self.taskFiresAt = nil
         guard let deadline = self.deadline else { return false }
@@ -50,7 +56,7 @@ struct LazyDeadline {
             return true
         }
         self.taskFiresAt = deadline
-        self.task = eventLoop.scheduleTask(deadline: deadline, wake)
+        self.task = eventLoop.scheduleTask(deadline: deadline, makeWake())
         return false
     }
 }

@@ -24,6 +24,8 @@ package final class LoopContext {
     private let connector: UpstreamConnector
     package private(set) var logger: Logger
     package private(set) var accessLog: AccessLog
+    /// `Host` for the upstream, computed once per configuration rather than per request.
+    package private(set) var upstreamAuthority: String
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
     /// Route, credential and scope decisions for this loop.
@@ -53,6 +55,7 @@ package final class LoopContext {
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog)
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: configuration.upstream, connector: connector)
+        self.upstreamAuthority = configuration.upstream.authority
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
         let hmac = hmac ?? HMACSHA256(key: SecureRandom.bytes(32))
         self.store = store
@@ -103,6 +106,7 @@ package final class LoopContext {
         if let store {
             self.store = store
         }
+        self.upstreamAuthority = configuration.upstream.authority
         self.configuration = configuration
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog)

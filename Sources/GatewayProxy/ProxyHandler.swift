@@ -17,7 +17,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     typealias OutboundOut = HTTPServerResponsePart
 
     /// What the handler keeps about the exchange in progress, beyond the machine's state.
-    private struct ExchangeRecord {
+    /// A class: it is handed around and updated on every read, and copying a struct of
+    /// this size cost a measurable share of each request in the profile.
+    private final class ExchangeRecord {
         let id: UInt64
         let requestID: String
         let method: HTTPMethod
@@ -42,6 +44,36 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var bytesOut: Int64 = 0
         /// The response cannot be delimited without closing (HTTP/1.0 without length).
         var closeAfterResponse = false
+
+        init(
+            id: UInt64,
+            requestID: String,
+            method: HTTPMethod,
+            path: String,
+            version: HTTPVersion,
+            head: HTTPRequestHead,
+            framing: RequestBodyFraming,
+            uri: String,
+            normalizedPath: String,
+            isLocal: Bool,
+            pool: UpstreamPool,
+            started: NIODeadline,
+            bodyTimeout: TimeAmount
+        ) {
+            self.id = id
+            self.requestID = requestID
+            self.method = method
+            self.path = path
+            self.version = version
+            self.head = head
+            self.framing = framing
+            self.uri = uri
+            self.normalizedPath = normalizedPath
+            self.isLocal = isLocal
+            self.pool = pool
+            self.started = started
+            self.bodyTimeout = bodyTimeout
+        }
     }
 
     private let loop: LoopContext
@@ -246,14 +278,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     /// `(path, query)` of an origin-form request target.
     static func splitTarget(_ uri: String) -> (String, String?) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri, nil) }
+        guard uri.utf8.contains(UInt8(ascii: "?")), let mark = uri.firstIndex(of: "?") else { return (uri, nil) }
         return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
     }
 
     /// Whether the query string carries a bearer token (RFC 6750 §2.3), which the gateway
     /// refuses: URLs end up in logs and browser histories.
     static func queryCarriesToken(_ uri: String) -> Bool {
-        guard let query = splitTarget(uri).1 else { return false }
+        guard uri.utf8.contains(UInt8(ascii: "?")), let query = splitTarget(uri).1 else { return false }
         for pair in query.split(separator: "&") {
             let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             if name == "access_token" || name == "api_key" || name == "apikey" || name == "token" {
@@ -324,7 +356,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     private func authorized(_ principal: Principal?) {
-        guard var exchange = self.exchange else { return }
+        guard let exchange = self.exchange else { return }
         let configuration = self.loop.configuration
         exchange.principal = principal
         var upstreamHead = ForwardingRules.upstreamRequestHead(
@@ -334,7 +366,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 requestID: exchange.requestID,
                 clientAddress: self.clientAddress,
                 clientScheme: self.clientScheme,
-                upstreamAuthority: configuration.upstream.authority,
+                upstreamAuthority: self.loop.upstreamAuthority,
                 preserveHost: configuration.upstream.preserveHost,
                 principal: principal,
                 forwardAuthorization: configuration.apiKeys.forwardAuthorization,
@@ -389,7 +421,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     private func writeLocal(status: Int, body: String, headers extra: [GatewayError.HeaderField], outcome: String, error: String?) {
-        guard let context, var exchange = self.exchange else { return }
+        guard let context, let exchange = self.exchange else { return }
         guard case .finishLocal(let close) = self.machine.localResponseReady() else { return }
         self.exchange = nil
         self.cancelBodyTimer()
@@ -478,7 +510,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             }
 
         case .finishExchange(let trailers, let upstreamReusable, let closeClient):
-            guard var exchange = self.exchange else { return }
+            guard let exchange = self.exchange else { return }
             self.exchange = nil
             self.cancelBodyTimer()
             if let upstream = exchange.upstream {
@@ -522,7 +554,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
         switch self.machine.upstreamAcquired() {
         case .sendHeadAndBuffered(let parts):
-            guard var exchange = self.exchange else { return }
+            guard let exchange = self.exchange else { return }
             guard let upstreamHead = exchange.upstreamHead else {
                 pool.release(connection, reusable: true)
                 return
@@ -582,7 +614,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
         buffer.writeString(body)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        if var exchange {
+        if let exchange {
             exchange.bytesOut = Int64(body.utf8.count)
             self.log(exchange, status: error.status, outcome: "rejected", error: error.code)
         } else {
@@ -608,7 +640,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     // MARK: UpstreamResponseDelegate
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
-        guard let context, var exchange = self.exchange else { return }
+        guard let context, let exchange = self.exchange else { return }
         guard case .writeResponseHead(var keepAlive) = self.machine.responseHead() else { return }
         if exchange.version.minor == 0, !head.headers.contains(name: "content-length") {
             // An HTTP/1.0 client cannot read chunked framing: the body ends with the connection.
@@ -661,14 +693,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             return
         }
         self.bodyTimerPaused = false
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.bodyTimeout.set(context.eventLoop.now + timeout, on: context.eventLoop) { loopBound.value.bodyTimerWoke() }
+        self.bodyTimeout.set(context.eventLoop.now + timeout, on: context.eventLoop, makeWake: self.makeBodyWake)
+    }
+
+    private func makeBodyWake() -> @Sendable () -> Void {
+        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
+        return { loopBound.value.bodyTimerWoke() }
     }
 
     private func bodyTimerWoke() {
         guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        if self.bodyTimeout.expired(now: context.eventLoop.now, on: context.eventLoop, wake: { loopBound.value.bodyTimerWoke() }) {
+        if self.bodyTimeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeBodyWake) {
             self.run(self.machine.requestBodyTimedOut())
         }
     }

@@ -27,7 +27,9 @@ package enum ProxyPipeline {
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: true,
             withErrorHandling: false,
-            withOutboundHeaderValidation: true,
+            // Response heads are the upstream's (parsed strictly by llhttp) plus the
+            // gateway's own fixed headers: a second validation pass is not needed.
+            withOutboundHeaderValidation: false,
             withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
             withDecoderLimitConfiguration: limits
         )

@@ -153,8 +153,12 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     private func arm(_ delay: TimeAmount, onFire expiry: Expiry) {
         guard let context else { return }
         self.expiry = expiry
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timeout.set(context.eventLoop.now + delay, on: context.eventLoop) { loopBound.value.woke() }
+        self.timeout.set(context.eventLoop.now + delay, on: context.eventLoop, makeWake: self.makeWake)
+    }
+
+    private func makeWake() -> @Sendable () -> Void {
+        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
+        return { loopBound.value.woke() }
     }
 
     private func cancel() {
@@ -163,8 +167,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
 
     private func woke() {
         guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, wake: { loopBound.value.woke() }) {
+        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeWake) {
             self.fire(self.expiry)
         }
     }

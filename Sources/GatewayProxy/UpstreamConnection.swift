@@ -202,16 +202,17 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private func armTimer() {
         guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timeout.set(context.eventLoop.now + self.responseTimeout, on: context.eventLoop) {
-            loopBound.value.timerWoke()
-        }
+        self.timeout.set(context.eventLoop.now + self.responseTimeout, on: context.eventLoop, makeWake: self.makeWake)
+    }
+
+    private func makeWake() -> @Sendable () -> Void {
+        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
+        return { loopBound.value.timerWoke() }
     }
 
     private func timerWoke() {
         guard let context else { return }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, wake: { loopBound.value.timerWoke() }) {
+        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeWake) {
             self.failExchange(.upstreamTimeout)
         }
     }

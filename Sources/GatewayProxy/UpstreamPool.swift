@@ -94,9 +94,13 @@ final class UpstreamPool {
                 // Framing headers are set explicitly by ForwardingRules; the encoder must
                 // not second-guess them.
                 encoderConfiguration.automaticallySetFramingHeaders = false
+                // Every header sent upstream is either the client's (checked by the strict
+                // parser and RequestValidation) or the gateway's own (sanitised in
+                // ForwardingRules), so NIO's second validation pass is skipped: it was 6%
+                // of the request path in the profile.
                 try channel.pipeline.syncOperations.addHTTPClientHandlers(
                     leftOverBytesStrategy: .fireError,
-                    enableOutboundHeaderValidation: true,
+                    enableOutboundHeaderValidation: false,
                     encoderConfiguration: encoderConfiguration
                 )
                 try channel.pipeline.syncOperations.addHandler(loopBound.value)
