@@ -75,7 +75,7 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes"])
+        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -112,13 +112,38 @@ final class ConfigReader {
             )
         }
         let routes = self.readRoutes(root)
+        var admin: AdminSettings?
+        if let table = self.table(root, "admin", path: "") {
+            admin = self.readAdmin(table)
+        }
         guard let upstream else { return nil }
         var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
         configuration.redis = redis
         configuration.cache = cache
         configuration.apiKeys = apiKeys
         configuration.routes = routes
+        configuration.admin = admin
         return configuration
+    }
+
+    private func readAdmin(_ table: TOMLTable) -> AdminSettings {
+        let path = "admin"
+        self.rejectUnknown(in: table, path: path, allowed: ["listen", "token_file", "token_env"])
+        var admin = AdminSettings()
+        if let listen = self.string(table, "listen", path: path) {
+            switch ValueParsers.listenAddress(listen) {
+            case .success(let address): admin.listen = address
+            case .failure(let message): self.problem("\(path).listen", message)
+            }
+        }
+        if let token = self.secret(table, fileKey: "token_file", envKey: "token_env", path: path) {
+            if token.value.utf8.count < 16 {
+                self.problem("\(path).token_file", "the admin token must be at least 16 characters")
+            } else {
+                admin.token = token
+            }
+        }
+        return admin
     }
 
     private func readRedis(_ table: TOMLTable) -> RedisSettings? {

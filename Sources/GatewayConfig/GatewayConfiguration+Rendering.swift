@@ -67,6 +67,12 @@ extension GatewayConfiguration {
             lines.append("")
             lines.append("# [redis] not configured: credentials are kept in this process only")
         }
+        if let admin = self.admin {
+            lines.append("")
+            lines.append("[admin]")
+            lines.append("listen = \(quote(admin.listen.description))")
+            if admin.token != nil { lines.append("# token: <redacted> (from token_file or token_env)") }
+        }
         lines.append("")
         lines.append("[cache]")
         lines.append("positive_ttl = \(duration(self.cache.positiveTTL))")

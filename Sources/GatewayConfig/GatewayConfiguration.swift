@@ -14,6 +14,8 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var apiKeys: APIKeySettings = APIKeySettings()
     /// In file order; the first match wins.
     package var routes: [RouteSettings] = []
+    /// nil: no admin listener.
+    package var admin: AdminSettings?
 
     package init(
         server: ServerSettings = ServerSettings(),

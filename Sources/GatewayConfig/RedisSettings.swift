@@ -44,6 +44,16 @@ package struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugS
     package var debugDescription: String { "<redacted>" }
 }
 
+/// `[admin]`: the operators' listener with `/healthz`, `/readyz` and `/metrics`.
+package struct AdminSettings: Sendable, Hashable {
+    /// Loopback by default: these endpoints are for the host's monitoring, not the world.
+    package var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9901)
+    /// When set, every admin request needs `Authorization: Bearer <token>`.
+    package var token: Secret?
+
+    package init() {}
+}
+
 /// `[cache]`: the per-event-loop credential cache in front of the store.
 package struct CacheSettings: Sendable, Hashable {
     /// How long a valid credential is trusted without asking the store again.

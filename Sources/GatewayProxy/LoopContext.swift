@@ -24,6 +24,8 @@ package final class LoopContext {
     private let connector: UpstreamConnector
     package private(set) var logger: Logger
     package private(set) var accessLog: AccessLog
+    /// Counters and histograms of this loop (read by the admin listener).
+    package let metrics = LoopMetrics()
     /// `Host` for the upstream, computed once per configuration rather than per request.
     package private(set) var upstreamAuthority: String
     /// Client connections currently open on this loop.

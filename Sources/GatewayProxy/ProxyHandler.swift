@@ -39,6 +39,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let bodyTimeout: TimeAmount
         var upstream: UpstreamConnection?
         var upstreamStarted: NIODeadline?
+        /// When the authorization decision was made.
+        var authorizedAt: NIODeadline?
         var status = 0
         var bytesIn: Int64 = 0
         var bytesOut: Int64 = 0
@@ -357,6 +359,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func authorized(_ principal: Principal?) {
         guard let exchange = self.exchange else { return }
+        exchange.authorizedAt = .now()
         let configuration = self.loop.configuration
         exchange.principal = principal
         var upstreamHead = ForwardingRules.upstreamRequestHead(
@@ -479,6 +482,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                     handler.upstreamAcquired(connection, exchangeID: exchangeID, pool: pool)
                 case .failure:
                     guard handler.exchange?.id == exchangeID else { return }
+                    handler.loop.metrics.upstreamConnectFailed()
                     handler.run(handler.machine.upstreamAcquireFailed(.upstreamUnavailable))
                 }
             }
@@ -723,6 +727,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func log(_ exchange: ExchangeRecord, status: Int, outcome: String, error: String?) {
         let now = NIODeadline.now()
+        let total = (now - exchange.started).nanoseconds / 1000
+        let upstream = exchange.upstreamStarted.map { (now - $0).nanoseconds / 1000 }
+        self.loop.metrics.record(
+            outcome: outcome,
+            status: status,
+            credential: exchange.principal?.kind.rawValue,
+            totalMicroseconds: total,
+            upstreamMicroseconds: upstream,
+            authMicroseconds: exchange.authorizedAt.map { ($0 - exchange.started).nanoseconds / 1000 }
+        )
         self.loop.accessLog.record(
             AccessLog.Entry(
                 requestID: exchange.requestID,

@@ -24,6 +24,8 @@ package final class GatewayServer: Sendable {
     private let state: NIOLockedValueBox<State>
     private let connector: UpstreamConnector
     private let subscriber: RevocationSubscriber?
+    /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
+    let redisProbe: NIOLoopBound<RedisClient>?
 
     private struct State {
         var configuration: GatewayConfiguration
@@ -31,7 +33,19 @@ package final class GatewayServer: Sendable {
         var listeners: [any Channel] = []
         var reloads = 0
         var reloadFailures = 0
+        var admin: AdminServer?
+        var draining = false
     }
+
+    var loopContexts: [NIOLoopBound<LoopContext>] { self.contexts }
+    var isDraining: Bool { self.state.withLockedValue { $0.draining } }
+    var lifecycleCounters: (reloads: Int, reloadFailures: Int, refused: Int) {
+        let (reloads, failures) = self.state.withLockedValue { ($0.reloads, $0.reloadFailures) }
+        return (reloads, failures, self.tracker.refusedConnections)
+    }
+
+    /// The admin listener's port, once started (tests bind port 0).
+    package var adminPort: Int? { self.state.withLockedValue { $0.admin?.port } }
 
     /// Creates the event loops and per-loop contexts; nothing is bound until `start()`.
     /// - Parameter memoryStore: the process-local credential data when `[redis]` is not
@@ -98,6 +112,13 @@ package final class GatewayServer: Sendable {
         } else {
             self.subscriber = nil
         }
+        if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
+            self.redisProbe = try! loop.submit {
+                NIOLoopBound(RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix), eventLoop: loop)
+            }.wait()
+        } else {
+            self.redisProbe = nil
+        }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
         self.state = NIOLockedValueBox(State(configuration: configuration, logger: logger))
     }
@@ -129,6 +150,23 @@ package final class GatewayServer: Sendable {
             throw error
         }
         self.state.withLockedValue { $0.listeners = bound }
+        if let settings = configuration.admin {
+            do {
+                let admin = try await AdminServer.start(
+                    group: self.group,
+                    settings: settings,
+                    sources: AdminServer.Sources(
+                        readiness: { await self.readiness() },
+                        metrics: { await self.metricsText() }
+                    )
+                )
+                self.state.withLockedValue { $0.admin = admin }
+                logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
+            } catch {
+                for channel in bound { try? await channel.close() }
+                throw error
+            }
+        }
     }
 
     private func bind(_ address: ListenAddress, logger: Logger) async throws -> any Channel {
@@ -241,7 +279,10 @@ package final class GatewayServer: Sendable {
         let (listeners, configuration, logger) = self.state.withLockedValue {
             ($0.listeners, $0.configuration, $0.logger)
         }
-        self.state.withLockedValue { $0.listeners = [] }
+        self.state.withLockedValue {
+            $0.listeners = []
+            $0.draining = true
+        }
         for listener in listeners {
             try? await listener.close()
         }
@@ -270,6 +311,12 @@ package final class GatewayServer: Sendable {
         }
         for context in self.contexts {
             try? await context.eventLoop.submit { context.value.shutdown() }.get()
+        }
+        if let admin = self.state.withLockedValue({ $0.admin }) {
+            await admin.stop()
+        }
+        if let probe = self.redisProbe {
+            try? await probe.eventLoop.submit { probe.value.close() }.get()
         }
         if self.ownsGroup {
             try? await self.group.shutdownGracefully()

@@ -1,0 +1,98 @@
+/// Request counters and latency histograms of one event loop.
+///
+/// Plain integers touched only on their loop: recording costs no lock and no atomic. The
+/// admin listener asks each loop for a `Snapshot` (a hop per scrape, not per request) and
+/// merges them into the Prometheus exposition.
+package final class LoopMetrics {
+    /// One counter series of `dbgw_requests_total`.
+    package struct RequestKey: Hashable, Sendable {
+        package var outcome: String
+        package var status: Int
+        package var credential: String
+    }
+
+    /// Cumulative histogram over fixed buckets, in seconds.
+    package struct Histogram: Sendable {
+        /// Upper bounds in seconds (Prometheus `le`), `+Inf` implied.
+        package static let bounds: [Double] = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+        ]
+        package private(set) var buckets = [Int](repeating: 0, count: Histogram.bounds.count + 1)
+        package private(set) var sumSeconds: Double = 0
+        package private(set) var count = 0
+
+        package init() {}
+
+        package mutating func observe(microseconds: Int64) {
+            let seconds = Double(microseconds) / 1_000_000
+            var index = 0
+            while index < Self.bounds.count, seconds > Self.bounds[index] { index += 1 }
+            self.buckets[index] += 1
+            self.sumSeconds += seconds
+            self.count += 1
+        }
+
+        package mutating func merge(_ other: Histogram) {
+            for index in self.buckets.indices { self.buckets[index] += other.buckets[index] }
+            self.sumSeconds += other.sumSeconds
+            self.count += other.count
+        }
+    }
+
+    /// Everything one loop has counted, copied out for a scrape.
+    package struct Snapshot: Sendable {
+        package var requests: [RequestKey: Int] = [:]
+        package var total = Histogram()
+        package var upstream = Histogram()
+        package var auth = Histogram()
+        package var cacheHits = 0
+        package var cacheMisses = 0
+        package var upstreamConnectionsOpen = 0
+        package var upstreamConnectionsIdle = 0
+        package var upstreamConnectFailures = 0
+
+        package init() {}
+
+        package mutating func merge(_ other: Snapshot) {
+            self.requests.merge(other.requests, uniquingKeysWith: +)
+            self.total.merge(other.total)
+            self.upstream.merge(other.upstream)
+            self.auth.merge(other.auth)
+            self.cacheHits += other.cacheHits
+            self.cacheMisses += other.cacheMisses
+            self.upstreamConnectionsOpen += other.upstreamConnectionsOpen
+            self.upstreamConnectionsIdle += other.upstreamConnectionsIdle
+            self.upstreamConnectFailures += other.upstreamConnectFailures
+        }
+    }
+
+    private(set) var snapshotStorage = Snapshot()
+
+    package init() {}
+
+    func record(outcome: String, status: Int, credential: String?, totalMicroseconds: Int64,
+                upstreamMicroseconds: Int64?, authMicroseconds: Int64?) {
+        self.snapshotStorage.requests[RequestKey(outcome: outcome, status: status, credential: credential ?? "none"), default: 0] += 1
+        self.snapshotStorage.total.observe(microseconds: totalMicroseconds)
+        if let upstreamMicroseconds {
+            self.snapshotStorage.upstream.observe(microseconds: upstreamMicroseconds)
+        }
+        if let authMicroseconds {
+            self.snapshotStorage.auth.observe(microseconds: authMicroseconds)
+        }
+    }
+
+    func upstreamConnectFailed() {
+        self.snapshotStorage.upstreamConnectFailures += 1
+    }
+
+    /// A copy of the counters with the gauges of `loop` filled in.
+    package func snapshot(loop: LoopContext) -> Snapshot {
+        var snapshot = self.snapshotStorage
+        snapshot.cacheHits = loop.authenticator.cacheHits
+        snapshot.cacheMisses = loop.authenticator.cacheMisses
+        snapshot.upstreamConnectionsOpen = loop.pool.openConnections
+        snapshot.upstreamConnectionsIdle = loop.pool.idleCount
+        return snapshot
+    }
+}

@@ -1,0 +1,151 @@
+import GatewayConfig
+import GatewayCore
+import GatewayCrypto
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The operators' listener (`[admin] listen`, loopback by default): `/healthz` (the
+/// process answers), `/readyz` (configuration loaded, Redis and upstream reachable; 503
+/// naming what is not) and `/metrics` (Prometheus text format). Optional bearer token.
+/// Its connections live on the server's event loops; the probes it runs are futures there.
+final class AdminServer: Sendable {
+    /// What the admin endpoints ask the gateway.
+    struct Sources: Sendable {
+        var readiness: @Sendable () async -> (ready: Bool, checks: [(String, String)])
+        var metrics: @Sendable () async -> String
+    }
+
+    private let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    static func start(
+        group: any EventLoopGroup,
+        settings: AdminSettings,
+        sources: Sources
+    ) async throws -> AdminServer {
+        let token = settings.token.map { Array($0.value.utf8) }
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    var limits = NIOHTTPDecoderLimitConfiguration()
+                    limits.maxHeaderListSize = 16 * 1024
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: true,
+                        withOutboundHeaderValidation: true,
+                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
+                        withDecoderLimitConfiguration: limits
+                    )
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(token: token, sources: sources))
+                }
+            }
+            .bind(host: settings.listen.host, port: settings.listen.port)
+            .get()
+        return AdminServer(channel: channel)
+    }
+
+    var port: Int { self.channel.localAddress?.port ?? 0 }
+
+    func stop() async {
+        try? await self.channel.close()
+    }
+}
+
+/// Serves one admin connection, one request at a time. Its channel's loop only.
+private final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let token: [UInt8]?
+    private let sources: AdminServer.Sources
+    private var head: HTTPRequestHead?
+
+    init(token: [UInt8]?, sources: AdminServer.Sources) {
+        self.token = token
+        self.sources = sources
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head = self.head else { return }
+            self.head = nil
+            self.respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if let token = self.token {
+            let presented = head.headers["authorization"].first.flatMap { value -> [UInt8]? in
+                guard value.lowercased().hasPrefix("bearer ") else { return nil }
+                return Array(value.dropFirst(7).utf8)
+            }
+            guard let presented, HMACSHA256.constantTimeEquals(presented, token) else {
+                self.write(
+                    status: .unauthorized,
+                    contentType: "application/json",
+                    body: GatewayError.unauthorized("The admin endpoints need the admin token.").jsonBody(requestID: "admin"),
+                    extra: [("WWW-Authenticate", "Bearer realm=\"dbaudit-admin\"")],
+                    context: context
+                )
+                return
+            }
+        }
+        guard head.method == .GET || head.method == .HEAD else {
+            self.write(status: .methodNotAllowed, contentType: "application/json", body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"), context: context)
+            return
+        }
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let sources = self.sources
+        switch path {
+        case "/healthz":
+            self.write(status: .ok, contentType: "application/json", body: "{\"status\":\"ok\"}\n", context: context)
+        case "/readyz":
+            let promise = context.eventLoop.makePromise(of: (Bool, [(String, String)]).self)
+            promise.completeWithTask { await sources.readiness() }
+            promise.futureResult.whenSuccess { ready, checks in
+                let (handler, context) = loopBound.value
+                var body = "{\"status\":\(JSONText.quoted(ready ? "ready" : "not_ready")),\"checks\":{"
+                body += checks.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",")
+                body += "}}\n"
+                handler.write(status: ready ? .ok : .serviceUnavailable, contentType: "application/json", body: body, context: context)
+            }
+        case "/metrics":
+            let promise = context.eventLoop.makePromise(of: String.self)
+            promise.completeWithTask { await sources.metrics() }
+            promise.futureResult.whenSuccess { text in
+                let (handler, context) = loopBound.value
+                handler.write(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text, context: context)
+            }
+        default:
+            self.write(status: .notFound, contentType: "application/json", body: GatewayError.notFound.jsonBody(requestID: "admin"), context: context)
+        }
+    }
+
+    private func write(
+        status: HTTPResponseStatus,
+        contentType: String,
+        body: String,
+        extra: [(String, String)] = [],
+        context: ChannelHandlerContext
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Cache-Control", value: "no-store")
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

@@ -1,0 +1,96 @@
+import GatewayConfig
+import GatewayProxy
+import GatewayRedis
+import NIOCore
+import NIOPosix
+
+extension GatewayServer {
+    /// `/readyz`: configuration loaded, Redis answering PING (when configured), upstream
+    /// accepting TCP connections. Each check is bounded by its own timeout.
+    func readiness() async -> (ready: Bool, checks: [(String, String)]) {
+        let configuration = self.configuration
+        var checks: [(String, String)] = [("config", "ok")]
+        var ready = true
+        if let probe = self.redisProbe {
+            do {
+                let reply = try await probe.eventLoop.flatSubmit { probe.value.send(["PING"]) }.get()
+                if case .simpleString("PONG") = reply {
+                    checks.append(("redis", "ok"))
+                } else {
+                    ready = false
+                    checks.append(("redis", "unexpected reply to PING"))
+                }
+            } catch {
+                ready = false
+                checks.append(("redis", "unreachable"))
+            }
+        }
+        let upstream = configuration.upstream
+        do {
+            let channel = try await ClientBootstrap(group: self.group)
+                .connectTimeout(.milliseconds(min(1000, upstream.connectTimeout.timeAmount.nanoseconds / 1_000_000)))
+                .connect(host: upstream.host, port: upstream.port)
+                .get()
+            try? await channel.close()
+            checks.append(("upstream", "ok"))
+        } catch {
+            ready = false
+            checks.append(("upstream", "unreachable"))
+        }
+        if self.isDraining {
+            ready = false
+            checks.append(("lifecycle", "draining"))
+        }
+        return (ready, checks)
+    }
+
+    /// `/metrics` in the Prometheus text exposition format (version 0.0.4).
+    func metricsText() async -> String {
+        var merged = LoopMetrics.Snapshot()
+        for context in self.loopContexts {
+            if let snapshot = try? await context.eventLoop.submit({ context.value.metrics.snapshot(loop: context.value) }).get() {
+                merged.merge(snapshot)
+            }
+        }
+        let counters = self.lifecycleCounters
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func histogram(_ name: String, _ help: String, _ histogram: LoopMetrics.Histogram) {
+            family(name, "histogram", help)
+            var cumulative = 0
+            for (index, bound) in LoopMetrics.Histogram.bounds.enumerated() {
+                cumulative += histogram.buckets[index]
+                out += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+            }
+            out += "\(name)_bucket{le=\"+Inf\"} \(histogram.count)\n"
+            out += "\(name)_sum \(histogram.sumSeconds)\n"
+            out += "\(name)_count \(histogram.count)\n"
+        }
+        family("dbgw_requests_total", "counter", "Requests by outcome (forwarded, rejected, aborted, local), status and credential kind.")
+        for key in merged.requests.keys.sorted(by: { ($0.outcome, $0.status, $0.credential) < ($1.outcome, $1.status, $1.credential) }) {
+            out += "dbgw_requests_total{outcome=\"\(key.outcome)\",status=\"\(key.status)\",credential=\"\(key.credential)\"} \(merged.requests[key]!)\n"
+        }
+        histogram("dbgw_request_duration_seconds", "Time from request head to response end.", merged.total)
+        histogram("dbgw_upstream_duration_seconds", "Time from the first byte sent upstream to the response end.", merged.upstream)
+        histogram("dbgw_auth_duration_seconds", "Time from request head to the authorization decision.", merged.auth)
+        family("dbgw_credential_cache_hits_total", "counter", "Credential lookups answered by an event loop's cache.")
+        out += "dbgw_credential_cache_hits_total \(merged.cacheHits)\n"
+        family("dbgw_credential_cache_misses_total", "counter", "Credential lookups that asked the store.")
+        out += "dbgw_credential_cache_misses_total \(merged.cacheMisses)\n"
+        family("dbgw_open_connections", "gauge", "Client connections open now.")
+        out += "dbgw_open_connections \(self.openConnections)\n"
+        family("dbgw_connections_refused_total", "counter", "Connections closed at once because max_connections was reached.")
+        out += "dbgw_connections_refused_total \(counters.refused)\n"
+        family("dbgw_upstream_connections", "gauge", "Upstream keep-alive connections, by state.")
+        out += "dbgw_upstream_connections{state=\"open\"} \(merged.upstreamConnectionsOpen)\n"
+        out += "dbgw_upstream_connections{state=\"idle\"} \(merged.upstreamConnectionsIdle)\n"
+        family("dbgw_upstream_connect_failures_total", "counter", "Requests answered 502 because no upstream connection could be made.")
+        out += "dbgw_upstream_connect_failures_total \(merged.upstreamConnectFailures)\n"
+        family("dbgw_config_reloads_total", "counter", "SIGHUP reloads, by result.")
+        out += "dbgw_config_reloads_total{result=\"applied\"} \(counters.reloads)\n"
+        out += "dbgw_config_reloads_total{result=\"refused\"} \(counters.reloadFailures)\n"
+        return out
+    }
+}

@@ -1,0 +1,114 @@
+"""Admin listener: /healthz, /readyz (Redis and upstream reachability), /metrics in the
+Prometheus text format, optional bearer token."""
+
+import os
+import re
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import free_port
+from test_api_keys import ROUTES, auth_tail, bearer, create_key
+
+
+def admin_port(gateway):
+    line = gateway.wait_for_log(lambda l: l.get("msg") == "admin listening")
+    return int(line["address"].rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def admin_gateway(make_gateway, upstream, redis_server, tmp_path):
+    pepper = tmp_path / "pepper"
+    pepper.write_text(os.urandom(32).hex())
+    tail = auth_tail(redis_server.port, pepper) + '\n[admin]\nlisten = "127.0.0.1:0"\n'
+    return make_gateway(upstream.url, routes=ROUTES, tail=tail)
+
+
+def metrics(port):
+    r = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    return families
+
+
+def sample(families, family, name, **labels):
+    for s in families[family].samples:
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    return 0.0
+
+
+def test_healthz_and_readyz(admin_gateway, redis_server):
+    port = admin_port(admin_gateway)
+    assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+    r = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"] == {"config": "ok", "redis": "ok", "upstream": "ok"}
+    redis_server.kill9()
+    killed = time.monotonic()
+    flipped = None
+    while time.monotonic() - killed < 5:
+        r = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        if r.status_code == 503:
+            flipped = time.monotonic() - killed
+            break
+        time.sleep(0.05)
+    print(f"\n/readyz flipped to 503 {flipped * 1000 if flipped else -1:.0f} ms after Redis was killed")
+    assert flipped is not None and flipped < 2.0
+    assert r.json()["checks"]["redis"] == "unreachable"
+    assert r.json()["status"] == "not_ready"
+    redis_server.start()
+    restarted = time.monotonic()
+    while time.monotonic() - restarted < 5:
+        if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("/readyz did not recover after Redis came back")
+    assert requests.get(f"http://127.0.0.1:{port}/nope", timeout=5).status_code == 404
+
+
+def test_readyz_reports_unreachable_upstream(make_gateway):
+    gateway = make_gateway(f"http://127.0.0.1:{free_port()}", tail='[admin]\nlisten = "127.0.0.1:0"\n')
+    port = admin_port(gateway)
+    r = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    assert r.status_code == 503
+    assert r.json()["checks"]["upstream"] == "unreachable"
+
+
+def test_metrics_parse_and_move(admin_gateway):
+    port = admin_port(admin_gateway)
+    before = metrics(port)
+    key = create_key(admin_gateway, ["read:databases"])["key"]
+    url = f"{admin_gateway.url}/v1/databases"
+    for _ in range(5):
+        assert requests.get(url, headers=bearer(key), timeout=5).status_code == 200
+    assert requests.get(url, timeout=5).status_code == 401
+    after = metrics(port)
+    forwarded = lambda f: sample(f, "dbgw_requests", "dbgw_requests_total", outcome="forwarded", status="200", credential="api_key")
+    rejected = lambda f: sample(f, "dbgw_requests", "dbgw_requests_total", outcome="rejected", status="401", credential="none")
+    assert forwarded(after) - forwarded(before) == 5
+    assert rejected(after) - rejected(before) == 1
+    assert sample(after, "dbgw_request_duration_seconds", "dbgw_request_duration_seconds_count") >= 6
+    assert sample(after, "dbgw_upstream_duration_seconds", "dbgw_upstream_duration_seconds_count") >= 5
+    assert sample(after, "dbgw_auth_duration_seconds", "dbgw_auth_duration_seconds_count") >= 5
+    hits = sample(after, "dbgw_credential_cache_hits", "dbgw_credential_cache_hits_total")
+    misses = sample(after, "dbgw_credential_cache_misses", "dbgw_credential_cache_misses_total")
+    assert hits + misses >= 5 and misses >= 1
+    assert sample(after, "dbgw_upstream_connections", "dbgw_upstream_connections", state="open") >= 1
+
+
+def test_admin_token(make_gateway, upstream, tmp_path):
+    token = tmp_path / "admin-token"
+    token.write_text("admin-token-0123456789abcdef\n")
+    gateway = make_gateway(upstream.url, tail=f'[admin]\nlisten = "127.0.0.1:0"\ntoken_file = "{token}"\n')
+    port = admin_port(gateway)
+    r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert r.status_code == 401
+    r = requests.get(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": "Bearer wrong-token-0123456789"}, timeout=5)
+    assert r.status_code == 401
+    r = requests.get(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": "Bearer admin-token-0123456789abcdef"}, timeout=5)
+    assert r.status_code == 200
