@@ -335,7 +335,7 @@ final class ConfigReader {
 
     private func readLogging(_ table: TOMLTable, into logging: inout LoggingSettings) {
         let path = "logging"
-        self.rejectUnknown(in: table, path: path, allowed: ["level", "format", "access_log"])
+        self.rejectUnknown(in: table, path: path, allowed: ["level", "format", "access_log", "access_log_sample_rate"])
         if let level = self.string(table, "level", path: path) {
             if let parsed = LoggingSettings.Level(rawValue: level) {
                 logging.level = parsed
@@ -352,6 +352,14 @@ final class ConfigReader {
             }
         }
         self.bool(table, "access_log", path: path).map { logging.accessLog = $0 }
+        if let value = table["access_log_sample_rate"] {
+            let rate = value.double ?? value.int.map(Double.init)
+            if let rate, rate >= 0, rate <= 1 {
+                logging.accessLogSampleRate = rate
+            } else {
+                self.problem("\(path).access_log_sample_rate", "must be a number from 0.0 to 1.0")
+            }
+        }
     }
 
     // MARK: typed accessors: each reports a problem and returns nil on a bad value

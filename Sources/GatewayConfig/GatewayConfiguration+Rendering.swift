@@ -53,6 +53,7 @@ extension GatewayConfiguration {
         lines.append("level = \(quote(self.logging.level.rawValue))")
         lines.append("format = \(quote(self.logging.format.rawValue))")
         lines.append("access_log = \(self.logging.accessLog)")
+        lines.append("access_log_sample_rate = \(self.logging.accessLogSampleRate)")
         if let redis = self.redis {
             lines.append("")
             lines.append("[redis]")

@@ -124,6 +124,8 @@ package struct LoggingSettings: Sendable, Hashable {
     package var format: Format = .json
     /// One line per request at `info`.
     package var accessLog: Bool = true
+    /// Fraction of successful requests logged (errors and refusals are always logged).
+    package var accessLogSampleRate: Double = 1.0
 
     package init() {}
 }

@@ -65,6 +65,11 @@ package struct RequestIDGenerator: Sendable {
         (x << k) | (x >> (64 - k))
     }
 
+    /// A uniformly distributed number in [0, 1), for sampling decisions.
+    package mutating func nextUnitInterval() -> Double {
+        Double(self.nextWord() >> 11) * 0x1.0p-53
+    }
+
     /// A new id: 32 lowercase hex characters.
     package mutating func next() -> String {
         let high = self.nextWord()

@@ -55,7 +55,7 @@ package final class LoopContext {
         self.configuration = configuration
         self.connector = connector
         self.logger = logger
-        self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog)
+        self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: configuration.upstream, connector: connector)
         self.upstreamAuthority = configuration.upstream.authority
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
@@ -111,7 +111,7 @@ package final class LoopContext {
         self.upstreamAuthority = configuration.upstream.authority
         self.configuration = configuration
         self.logger = logger
-        self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog)
+        self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
         self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now)
         self.apiKeyEndpoints = Self.makeEndpoints(store: self.store, authenticator: self.authenticator, now: self.now)
     }
@@ -156,14 +156,28 @@ package struct AccessLog {
         package var credential: String?
         package var subject: String?
         package var keyID: String?
+        /// Time from the head to the authorization decision.
+        package var authMicroseconds: Int64?
+        /// The part of it spent waiting for the credential store (a cache miss).
+        package var storeMicroseconds: Int64?
     }
 
     let logger: Logger
     let enabled: Bool
+    /// Fraction of successful requests written; refusals and errors are always written.
+    let sampleRate: Double
 
-    package init(logger: Logger, enabled: Bool) {
+    package init(logger: Logger, enabled: Bool, sampleRate: Double = 1) {
         self.logger = logger
         self.enabled = enabled
+        self.sampleRate = sampleRate
+    }
+
+    /// Whether an entry with `status` is written, given a uniform draw in [0, 1).
+    package func shouldRecord(status: Int, draw: @autoclosure () -> Double) -> Bool {
+        guard self.enabled else { return false }
+        if status >= 400 || self.sampleRate >= 1 { return true }
+        return draw() < self.sampleRate
     }
 
     package func record(_ entry: Entry) {
@@ -178,13 +192,13 @@ package struct AccessLog {
             "bytes_out": .stringConvertible(entry.bytesOut),
             "client": .string(entry.clientAddress),
             "total_us": .stringConvertible(entry.totalMicroseconds),
-            "outcome": .string(entry.outcome),
+            "decision": .string(entry.outcome),
         ]
         if let upstream = entry.upstreamMicroseconds {
             metadata["upstream_us"] = .stringConvertible(upstream)
         }
         if let error = entry.error {
-            metadata["error"] = .string(error)
+            metadata["reason"] = .string(error)
         }
         if let credential = entry.credential {
             metadata["credential"] = .string(credential)
@@ -194,6 +208,12 @@ package struct AccessLog {
         }
         if let keyID = entry.keyID {
             metadata["key_id"] = .string(keyID)
+        }
+        if let auth = entry.authMicroseconds {
+            metadata["auth_us"] = .stringConvertible(auth)
+        }
+        if let store = entry.storeMicroseconds {
+            metadata["redis_us"] = .stringConvertible(store)
         }
         self.logger.info("request", metadata: metadata)
     }

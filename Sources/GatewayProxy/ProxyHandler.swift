@@ -41,6 +41,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var upstreamStarted: NIODeadline?
         /// When the authorization decision was made.
         var authorizedAt: NIODeadline?
+        /// When the credential store was asked (a cache miss), if it was.
+        var storeAskedAt: NIODeadline?
         var status = 0
         var bytesIn: Int64 = 0
         var bytesOut: Int64 = 0
@@ -340,8 +342,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         case .allow(let principal):
             self.authorized(principal)
         case .deny(let error):
+            exchange.authorizedAt = .now()
             self.run(self.machine.authorizationFailed(error))
         case .pending(let future):
+            exchange.storeAskedAt = .now()
             let exchangeID = exchange.id
             future.assumeIsolated().whenComplete { result in
                 guard self.exchange?.id == exchangeID else { return }
@@ -349,6 +353,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 case .success(let principal):
                     self.authorized(principal)
                 case .failure(let error as GatewayError):
+                    exchange.authorizedAt = .now()
                     self.run(self.machine.authorizationFailed(error))
                 case .failure:
                     self.run(self.machine.authorizationFailed(.authUnavailable))
@@ -737,6 +742,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             upstreamMicroseconds: upstream,
             authMicroseconds: exchange.authorizedAt.map { ($0 - exchange.started).nanoseconds / 1000 }
         )
+        guard self.loop.accessLog.shouldRecord(status: status, draw: self.ids.nextUnitInterval()) else { return }
+        let auth = exchange.authorizedAt.map { ($0 - exchange.started).nanoseconds / 1000 }
+        let store: Int64?
+        if let asked = exchange.storeAskedAt, let decided = exchange.authorizedAt {
+            store = (decided - asked).nanoseconds / 1000
+        } else {
+            store = nil
+        }
         self.loop.accessLog.record(
             AccessLog.Entry(
                 requestID: exchange.requestID,
@@ -746,13 +759,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 bytesIn: exchange.bytesIn,
                 bytesOut: exchange.bytesOut,
                 clientAddress: self.clientAddress,
-                upstreamMicroseconds: exchange.upstreamStarted.map { (now - $0).nanoseconds / 1000 },
-                totalMicroseconds: (now - exchange.started).nanoseconds / 1000,
+                upstreamMicroseconds: upstream,
+                totalMicroseconds: total,
                 outcome: outcome,
                 error: error,
                 credential: exchange.principal?.kind.rawValue,
                 subject: exchange.principal?.subject,
-                keyID: exchange.principal?.keyID
+                keyID: exchange.principal?.keyID,
+                authMicroseconds: auth,
+                storeMicroseconds: store
             )
         )
     }

@@ -112,3 +112,29 @@ def test_admin_token(make_gateway, upstream, tmp_path):
     assert r.status_code == 401
     r = requests.get(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": "Bearer admin-token-0123456789abcdef"}, timeout=5)
     assert r.status_code == 200
+
+
+def test_access_log_has_identity_decision_and_timings(make_gateway, upstream, redis_server, tmp_path):
+    pepper = tmp_path / "pepper"
+    pepper.write_text(os.urandom(32).hex())
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=auth_tail(redis_server.port, pepper))
+    created = create_key(gateway, ["read:databases"])
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5)
+    line = gateway.wait_for_log(lambda l: l.get("request_id") == r.headers["X-Request-Id"])
+    assert line["decision"] == "forwarded" and line["credential"] == "api_key"
+    assert line["subject"] == "operator" and line["key_id"] == created["id"]
+    assert isinstance(line["auth_us"], int) and isinstance(line["redis_us"], int) and isinstance(line["upstream_us"], int)
+    assert created["key"] not in gateway.log_path.read_text()
+    r = requests.post(f"{gateway.url}/v1/policies", headers=bearer(created["key"]), timeout=5)
+    line = gateway.wait_for_log(lambda l: l.get("request_id") == r.headers["X-Request-Id"])
+    assert line["status"] == 403 and line["decision"] == "rejected" and line["reason"] == "insufficient_scope"
+
+
+def test_access_log_sampling_keeps_every_refusal(make_gateway, upstream):
+    gateway = make_gateway(upstream.url, extra="access_log_sample_rate = 0.0", routes='[[routes]]\npath = "/open/**"\npublic = true\n')
+    ok = [requests.get(f"{gateway.url}/open/x", timeout=5).headers["X-Request-Id"] for _ in range(5)]
+    refused = requests.get(f"{gateway.url}/closed", timeout=5)
+    assert refused.status_code == 404
+    gateway.wait_for_log(lambda l: l.get("request_id") == refused.headers["X-Request-Id"])
+    logged = {l.get("request_id") for l in gateway.log_lines()}
+    assert not (set(ok) & logged)
