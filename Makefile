@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean bench bench-quick
+.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean bench bench-quick install
 
 all: build
 
@@ -53,6 +53,14 @@ bench:
 
 bench-quick:
 	@$(MAKE) --no-print-directory bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
+# The release binary, the systemd unit, sysusers and tmpfiles snippets, the documentation,
+# and /etc/dbaudit-gateway/gateway.conf only if absent (scripts/install.sh lists the paths).
+#   make install [PREFIX=/usr/local] [DESTDIR=/staging/root] [SKIP_BUILD=1 BINARY=path]
+# It builds with `swift build -c release` (needs what `make deps` installs) unless SKIP_BUILD=1.
+install:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" SWIFT="$(SWIFT)" SKIP_BUILD="$(SKIP_BUILD)" BINARY="$(BINARY)" \
+		scripts/install.sh
 
 clean:
 	rm -rf .build $(VENV)

@@ -1,50 +1,192 @@
 import GatewayConfig
+import GatewayRedis
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
 /// The gateway as a swift-service-lifecycle `Service`: binds, serves, reloads on SIGHUP,
 /// and drains on graceful shutdown (SIGTERM/SIGINT, delivered by the `ServiceGroup`).
+///
+/// Under systemd (`Type=notify`) it reports each step through `SystemdNotifier`:
+/// `READY=1` once the listeners are bound (and Redis answered, or its connect timeout
+/// passed), `RELOADING=1` … `READY=1` around a SIGHUP reload, `STOPPING=1` when the drain
+/// begins, `STATUS=` lines for `systemctl status`, and `WATCHDOG=1` pings throughout.
 package struct GatewayService: Service {
     private let server: GatewayServer
     private let configurationPath: String?
     private let onReady: @Sendable (GatewayServer) -> Void
+    private let notifier: SystemdNotifier
 
     /// - Parameters:
     ///   - configurationPath: the file SIGHUP re-reads; nil disables reload (demo).
+    ///   - notifier: where readiness goes; by default `$NOTIFY_SOCKET` (a no-op without it).
     ///   - onReady: called once the listeners are bound.
     package init(
         server: GatewayServer,
         configurationPath: String?,
+        notifier: SystemdNotifier? = nil,
         onReady: @escaping @Sendable (GatewayServer) -> Void = { _ in }
     ) {
         self.server = server
         self.configurationPath = configurationPath
         self.onReady = onReady
+        self.notifier = notifier ?? SystemdNotifier(logger: Logger.gateway(server.configuration.logging))
     }
 
     package func run() async throws {
         // Trap SIGHUP before binding, so a reload sent right after readiness is not lost
         // to the default action (terminate).
         let reloadSignals = await UnixSignalsSequence(trapping: .sighup)
-        try await self.server.start()
-        self.onReady(self.server)
         let server = self.server
+        let notifier = self.notifier
         let path = self.configurationPath
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in reloadSignals {
-                    guard let path else { continue }
-                    await server.reload(from: path)
+
+        // Start-up: bind, then wait (bounded) for Redis; READY=1 only after both.
+        var serving = ""
+        try await notifier.withWatchdog {
+            let listen = server.configuration.server.listen.map(\.description).joined(separator: ", ")
+            notifier.status("starting: binding \(listen)")
+            do {
+                try await server.start()
+            } catch {
+                notifier.status("failed to start: \(error)")
+                throw error
+            }
+            self.onReady(server)
+            serving = "serving on \(Self.describe(server.boundAddresses))"
+            var readiness = serving
+            if let redis = server.configuration.redis {
+                notifier.status("listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))")
+                if await Self.redisAnswersPing(redis, on: server.group.next()) {
+                    readiness += "; Redis \(redis.endpoint) answered PING"
+                } else {
+                    readiness += "; Redis \(redis.endpoint) did not answer within \(Self.describe(redis.connectTimeout)): "
+                        + "only keys seen before work until it does (503 otherwise)"
                 }
             }
-            group.addTask {
-                // Returns when the group starts a graceful shutdown (or is cancelled).
-                try? await gracefulShutdown()
-            }
-            _ = await group.next()
-            group.cancelAll()
+            notifier.ready(status: readiness)
         }
-        await self.server.drain()
+
+        // Serving: reload on SIGHUP until graceful shutdown. The watchdog pings only while
+        // every event loop still runs tasks.
+        let group = server.group
+        let servingStatus = serving
+        try await notifier.withWatchdog(probe: { await Self.probeEventLoops(group) }) {
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    var reloads = 0
+                    for await _ in reloadSignals {
+                        guard let path else { continue }
+                        notifier.reloading(status: "reloading configuration from \(path)")
+                        if await server.reload(from: path) {
+                            reloads += 1
+                            notifier.ready(status: "\(servingStatus); configuration reloaded from \(path) (reload \(reloads))")
+                        } else {
+                            notifier.ready(
+                                status: "\(servingStatus); reload refused: \(path) is invalid, "
+                                    + "still running the previous configuration (problems in the log)"
+                            )
+                        }
+                    }
+                }
+                tasks.addTask {
+                    // Returns when the group starts a graceful shutdown (or is cancelled).
+                    try? await gracefulShutdown()
+                }
+                _ = await tasks.next()
+                tasks.cancelAll()
+            }
+        }
+
+        // Shutdown: STOPPING=1 before the listeners close, then drain (watchdog still on,
+        // without probing loops that the drain shuts down).
+        let drainTimeout = server.configuration.server.drainTimeout
+        notifier.stopping(
+            status: "stopping: no new connections; draining \(server.openConnections) open connection(s) "
+                + "for at most \(Self.describe(drainTimeout))"
+        )
+        try await notifier.withWatchdog {
+            await server.drain()
+        }
+    }
+
+    /// Whether Redis answers `PING` within its connect timeout (retrying a refused or
+    /// failed connection every 100 ms until then). Uses its own short-lived connection.
+    static func redisAnswersPing(_ settings: RedisSettings, on loop: any EventLoop) async -> Bool {
+        let future = loop.flatSubmit {
+            let probe = RedisReadinessProbe(loop: loop, settings: settings)
+            probe.start()
+            return probe.answered
+        }
+        return (try? await future.get()) ?? false
+    }
+
+    /// Returns once every event loop has run a task; never returns while one is wedged.
+    static func probeEventLoops(_ group: MultiThreadedEventLoopGroup) async {
+        for loop in group.makeIterator() {
+            try? await loop.submit {}.get()
+        }
+    }
+
+    static func describe(_ addresses: [SocketAddress]) -> String {
+        let text = addresses.compactMap { address in
+            address.ipAddress.map { ListenAddress(host: $0, port: address.port ?? 0).description }
+        }
+        return text.isEmpty ? "no address" : text.joined(separator: ", ")
+    }
+
+    static func describe(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+}
+
+/// One readiness check of Redis: PING on a connection of its own until it answers or the
+/// connect timeout passes. Touched only on its event loop.
+private final class RedisReadinessProbe {
+    private let loop: any EventLoop
+    private let client: RedisClient
+    private let deadline: NIODeadline
+    private let promise: EventLoopPromise<Bool>
+    private var timer: Scheduled<Void>?
+    private var finished = false
+
+    var answered: EventLoopFuture<Bool> { self.promise.futureResult }
+
+    init(loop: any EventLoop, settings: RedisSettings) {
+        self.loop = loop
+        self.client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+        let (seconds, attoseconds) = settings.connectTimeout.components
+        self.deadline = .now() + .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        self.promise = loop.makePromise(of: Bool.self)
+    }
+
+    func start() {
+        self.timer = self.loop.assumeIsolated().scheduleTask(deadline: self.deadline) { self.finish(false) }
+        self.attempt()
+    }
+
+    private func attempt() {
+        guard !self.finished else { return }
+        self.client.send(["PING"]).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success:
+                self.finish(true)
+            case .failure:
+                guard !self.finished else { return }
+                self.loop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { self.attempt() }
+            }
+        }
+    }
+
+    private func finish(_ answered: Bool) {
+        guard !self.finished else { return }
+        self.finished = true
+        self.timer?.cancel()
+        self.client.close()
+        self.promise.succeed(answered)
     }
 }

@@ -86,10 +86,12 @@ class Gateway:
     """The gateway binary running `run --config` on a config file it writes.
 
     `routes` is the `[[routes]]` text (an open catch-all by default: proxy tests are not
-    about auth); `tail` is appended as is (e.g. `[redis]` and `[auth.api_keys]`)."""
+    about auth); `tail` is appended as is (e.g. `[redis]` and `[auth.api_keys]`).
+    `env` adds (or, with a None value, removes) environment variables of the process;
+    `wait=False` returns without waiting for the port (the caller decides when it is up)."""
 
     def __init__(self, tmp_path: Path, upstream_url: str, extra: str = "", server: str = "", upstream: str = "",
-                 routes: str = OPEN_ROUTES, tail: str = ""):
+                 routes: str = OPEN_ROUTES, tail: str = "", env: dict | None = None, wait: bool = True):
         self.port = free_port()
         self.tmp_path = tmp_path
         self.config_path = tmp_path / f"gateway-{self.port}.conf"
@@ -98,12 +100,22 @@ class Gateway:
         self.tail = tail
         self.write_config(upstream_url, extra=extra, server=server, upstream=upstream)
         self.log_file = open(self.log_path, "wb")
+        environment = None
+        if env is not None:
+            environment = dict(os.environ)
+            for name, value in env.items():
+                if value is None:
+                    environment.pop(name, None)
+                else:
+                    environment[name] = value
         self.proc = subprocess.Popen(
             [gateway_binary(), "run", "--config", str(self.config_path)],
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
+            env=environment,
         )
-        wait_for_port(self.port, proc=self.proc)
+        if wait:
+            wait_for_port(self.port, proc=self.proc)
 
     def config_text(self, upstream_url: str, extra: str = "", server: str = "", upstream: str = "") -> str:
         return f"""

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# `make install`: the release binary and its systemd files, honouring PREFIX and DESTDIR.
+#
+#   make install                          # build release, install into / under /usr/local
+#   make install DESTDIR=/tmp/stage       # stage the same layout (packaging, tests)
+#   make install SKIP_BUILD=1 BINARY=.build/debug/dbaudit-gateway DESTDIR=...  # no build
+#
+# Layout (PREFIX=/usr/local by default; every path below is prefixed with DESTDIR):
+#   $PREFIX/bin/dbaudit-gateway                         the binary (0755)
+#   $UNITDIR/dbaudit-gateway.service                    the unit, its /usr/local paths
+#                                                       rewritten to $PREFIX (0644)
+#       UNITDIR defaults to $PREFIX/lib/systemd/system for PREFIX /usr/local or /usr (both on
+#       systemd's unit search path; /usr/local/lib/systemd/system is the place for units an
+#       administrator installs), else /etc/systemd/system.
+#   /usr/lib/sysusers.d/dbaudit-gateway.conf            the dbaudit-gateway user (0644)
+#   /usr/lib/tmpfiles.d/dbaudit-gateway.conf            /etc/dbaudit-gateway ownership (0644)
+#   /etc/dbaudit-gateway/gateway.conf                   from gateway.conf.example, 0640, ONLY
+#                                                       if absent: an operator's file is
+#                                                       never overwritten
+#   $PREFIX/share/doc/dbaudit-gateway/README.md, gateway.conf.example
+#
+# Installing into the live system (no DESTDIR) also applies the sysusers and tmpfiles
+# snippets (creating the user, and giving the configuration to its group) and reloads
+# systemd when it is running. It never enables or starts the service.
+#
+# Environment: PREFIX, DESTDIR, UNITDIR, SYSUSERSDIR, TMPFILESDIR, SWIFT,
+# SKIP_BUILD=1 (install BINARY as it is), BINARY (default: the release build's binary).
+# Building needs what `scripts/install-deps.sh` installs (libssl-dev, libhiredis-dev, ...).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+NAME=dbaudit-gateway
+PREFIX="${PREFIX:-/usr/local}"
+PREFIX="${PREFIX%/}"
+DESTDIR="${DESTDIR:-}"
+DESTDIR="${DESTDIR%/}"
+SWIFT="${SWIFT:-swift}"
+SKIP_BUILD="${SKIP_BUILD:-}"
+BINARY="${BINARY:-}"
+SYSCONFDIR=/etc
+SYSUSERSDIR="${SYSUSERSDIR:-/usr/lib/sysusers.d}"
+TMPFILESDIR="${TMPFILESDIR:-/usr/lib/tmpfiles.d}"
+if [ -z "${UNITDIR:-}" ]; then
+    case "$PREFIX" in
+        /usr | /usr/local) UNITDIR="$PREFIX/lib/systemd/system" ;;
+        *) UNITDIR=/etc/systemd/system ;;
+    esac
+fi
+BINDIR="$PREFIX/bin"
+DOCDIR="$PREFIX/share/doc/$NAME"
+CONFDIR="$SYSCONFDIR/$NAME"
+
+case "$PREFIX" in
+    /*) ;;
+    *) echo "install: PREFIX must be an absolute path (got '$PREFIX')" >&2; exit 2 ;;
+esac
+
+# A relative BINARY is relative to where make (or this script) was started.
+if [ -n "$BINARY" ] && [ "${BINARY#/}" = "$BINARY" ]; then
+    BINARY="$PWD/$BINARY"
+fi
+
+if [ "$SKIP_BUILD" != "1" ]; then
+    echo "install: building release (swift build -c release)"
+    (cd "$ROOT" && "$SWIFT" build -c release)
+    if [ -z "$BINARY" ]; then
+        BINARY="$(cd "$ROOT" && "$SWIFT" build -c release --show-bin-path)/$NAME"
+    fi
+fi
+BINARY="${BINARY:-$ROOT/.build/release/$NAME}"
+if [ ! -x "$BINARY" ]; then
+    echo "install: $BINARY is not an executable file (build it, or set BINARY=)" >&2
+    exit 1
+fi
+
+stage() { printf '%s%s' "$DESTDIR" "$1"; }
+
+install -d -m 0755 "$(stage "$BINDIR")" "$(stage "$UNITDIR")" "$(stage "$SYSUSERSDIR")" \
+    "$(stage "$TMPFILESDIR")" "$(stage "$DOCDIR")"
+install -m 0755 "$BINARY" "$(stage "$BINDIR/$NAME")"
+echo "install: $(stage "$BINDIR/$NAME")"
+
+# The unit names its binary and documentation under /usr/local; point them at PREFIX.
+unit_tmp="$(mktemp)"
+trap 'rm -f "$unit_tmp"' EXIT
+sed -e "s#/usr/local/bin/$NAME#$BINDIR/$NAME#g" \
+    -e "s#/usr/local/share/doc/$NAME#$DOCDIR#g" \
+    "$ROOT/systemd/$NAME.service" >"$unit_tmp"
+install -m 0644 "$unit_tmp" "$(stage "$UNITDIR/$NAME.service")"
+echo "install: $(stage "$UNITDIR/$NAME.service")"
+install -m 0644 "$ROOT/systemd/$NAME.sysusers.conf" "$(stage "$SYSUSERSDIR/$NAME.conf")"
+install -m 0644 "$ROOT/systemd/$NAME.tmpfiles.conf" "$(stage "$TMPFILESDIR/$NAME.conf")"
+echo "install: $(stage "$SYSUSERSDIR/$NAME.conf"), $(stage "$TMPFILESDIR/$NAME.conf")"
+
+install -m 0644 "$ROOT/README.md" "$(stage "$DOCDIR/README.md")"
+install -m 0644 "$ROOT/gateway.conf.example" "$(stage "$DOCDIR/gateway.conf.example")"
+
+# The configuration: created once, never replaced (an upgrade keeps the operator's file;
+# compare it with $DOCDIR/gateway.conf.example for new keys).
+if [ ! -d "$(stage "$CONFDIR")" ]; then
+    install -d -m 0750 "$(stage "$CONFDIR")"
+fi
+if [ -e "$(stage "$CONFDIR/gateway.conf")" ]; then
+    echo "install: $(stage "$CONFDIR/gateway.conf") exists; kept as it is"
+else
+    install -m 0640 "$ROOT/gateway.conf.example" "$(stage "$CONFDIR/gateway.conf")"
+    echo "install: $(stage "$CONFDIR/gateway.conf") (from gateway.conf.example: edit it before starting)"
+fi
+
+if [ -z "$DESTDIR" ]; then
+    if command -v systemd-sysusers >/dev/null 2>&1; then
+        systemd-sysusers "$SYSUSERSDIR/$NAME.conf"
+    fi
+    if command -v systemd-tmpfiles >/dev/null 2>&1; then
+        systemd-tmpfiles --create "$TMPFILESDIR/$NAME.conf"
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+    fi
+    cat <<EOF
+install: done. Next:
+  edit $CONFDIR/gateway.conf ([upstream] url, the pepper, [redis]), then
+  $BINDIR/$NAME check-config --config $CONFDIR/gateway.conf
+  systemctl enable --now $NAME
+EOF
+fi
