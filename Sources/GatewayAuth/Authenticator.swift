@@ -26,7 +26,8 @@ package final class Authenticator {
     package let store: any CredentialStore
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
-    private let routes: RouteTable
+    /// The route table this loop matches requests against.
+    package let routes: RouteTable
     private let now: () -> Int64
     private let logger: Logger
     private var lastTouched: [String: Int64] = [:]

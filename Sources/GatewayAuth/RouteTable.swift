@@ -14,6 +14,8 @@ package struct RouteTable: Sendable {
     }
 
     private struct CompiledRoute: Sendable {
+        /// `METHOD pattern`, the route's name in metrics.
+        let label: String
         let method: String?
         let segments: [Substring]
         let trailingWildcard: Bool
@@ -29,6 +31,7 @@ package struct RouteTable: Sendable {
             let trailing = segments.last == "**"
             if trailing { segments.removeLast() }
             return CompiledRoute(
+                label: "\(route.method ?? "*") \(route.path)",
                 method: route.method,
                 segments: segments,
                 trailingWildcard: trailing,
@@ -40,6 +43,12 @@ package struct RouteTable: Sendable {
 
     /// What `method` on `normalizedPath` (from `PathNormalizer`) needs.
     package func requirement(method: String, normalizedPath: String) -> Requirement {
+        self.match(method: method, normalizedPath: normalizedPath).requirement
+    }
+
+    /// The requirement and the name of the route that decided it (`METHOD pattern`, or
+    /// `unmatched`): a bounded label for metrics.
+    package func match(method: String, normalizedPath: String) -> (requirement: Requirement, label: String) {
         let segments = normalizedPath.split(separator: "/", omittingEmptySubsequences: true)
         for route in self.routes {
             if let routeMethod = route.method, routeMethod != method,
@@ -48,12 +57,12 @@ package struct RouteTable: Sendable {
                 continue
             }
             if Self.matches(route, segments) {
-                return route.requirement
+                return (route.requirement, route.label)
             }
         }
         switch self.unmatched {
-        case .deny: return .denied
-        case .authenticate: return .scopes([])
+        case .deny: return (.denied, "unmatched")
+        case .authenticate: return (.scopes([]), "unmatched")
         }
     }
 

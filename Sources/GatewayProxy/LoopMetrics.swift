@@ -6,6 +6,8 @@
 package final class LoopMetrics {
     /// One counter series of `dbgw_requests_total`.
     package struct RequestKey: Hashable, Sendable {
+        /// `METHOD pattern` of the matched route, `unmatched`, `builtin` or `invalid`.
+        package var route: String
         package var outcome: String
         package var status: Int
         package var credential: String
@@ -70,9 +72,10 @@ package final class LoopMetrics {
 
     package init() {}
 
-    func record(outcome: String, status: Int, credential: String?, totalMicroseconds: Int64,
+    func record(route: String, outcome: String, status: Int, credential: String?, totalMicroseconds: Int64,
                 upstreamMicroseconds: Int64?, authMicroseconds: Int64?) {
-        self.snapshotStorage.requests[RequestKey(outcome: outcome, status: status, credential: credential ?? "none"), default: 0] += 1
+        let key = RequestKey(route: route, outcome: outcome, status: status, credential: credential ?? "none")
+        self.snapshotStorage.requests[key, default: 0] += 1
         self.snapshotStorage.total.observe(microseconds: totalMicroseconds)
         if let upstreamMicroseconds {
             self.snapshotStorage.upstream.observe(microseconds: upstreamMicroseconds)

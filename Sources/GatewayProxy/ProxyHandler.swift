@@ -43,6 +43,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var authorizedAt: NIODeadline?
         /// When the credential store was asked (a cache miss), if it was.
         var storeAskedAt: NIODeadline?
+        /// The route that decided the request, for metrics.
+        var routeLabel = "invalid"
         var status = 0
         var bytesIn: Int64 = 0
         var bytesOut: Int64 = 0
@@ -331,12 +333,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let exchange = self.exchange else { return }
         self.setReadsHeld(true)
         let authenticator = self.loop.authenticator
+        let requirement: RouteTable.Requirement
+        if exchange.isLocal {
+            requirement = .scopes(APIKeyEndpoints.requiredScopes)
+            exchange.routeLabel = "builtin \(APIKeyEndpoints.collectionPath)"
+        } else {
+            let match = authenticator.routes.match(method: exchange.method.rawValue, normalizedPath: exchange.normalizedPath)
+            requirement = match.requirement
+            exchange.routeLabel = match.label
+        }
         let outcome = authenticator.authorize(
             method: exchange.method.rawValue,
             normalizedPath: exchange.normalizedPath,
             authorization: exchange.head.headers["authorization"],
             queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
-            requirement: exchange.isLocal ? .scopes(APIKeyEndpoints.requiredScopes) : nil
+            requirement: requirement
         )
         switch outcome {
         case .allow(let principal):
@@ -735,6 +746,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let total = (now - exchange.started).nanoseconds / 1000
         let upstream = exchange.upstreamStarted.map { (now - $0).nanoseconds / 1000 }
         self.loop.metrics.record(
+            route: exchange.routeLabel,
             outcome: outcome,
             status: status,
             credential: exchange.principal?.kind.rawValue,

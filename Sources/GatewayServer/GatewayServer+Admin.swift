@@ -44,6 +44,20 @@ extension GatewayServer {
         return (ready, checks)
     }
 
+    /// A quoted Prometheus label value (backslash, quote and newline escaped).
+    static func labelValue(_ value: String) -> String {
+        var out = "\""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out + "\""
+    }
+
     /// `/metrics` in the Prometheus text exposition format (version 0.0.4).
     func metricsText() async -> String {
         var merged = LoopMetrics.Snapshot()
@@ -68,9 +82,12 @@ extension GatewayServer {
             out += "\(name)_sum \(histogram.sumSeconds)\n"
             out += "\(name)_count \(histogram.count)\n"
         }
-        family("dbgw_requests_total", "counter", "Requests by outcome (forwarded, rejected, aborted, local), status and credential kind.")
-        for key in merged.requests.keys.sorted(by: { ($0.outcome, $0.status, $0.credential) < ($1.outcome, $1.status, $1.credential) }) {
-            out += "dbgw_requests_total{outcome=\"\(key.outcome)\",status=\"\(key.status)\",credential=\"\(key.credential)\"} \(merged.requests[key]!)\n"
+        family("dbgw_requests_total", "counter", "Requests by route, outcome (forwarded, rejected, aborted, local), status and credential kind.")
+        let keys = merged.requests.keys.sorted {
+            ($0.route, $0.outcome, $0.status, $0.credential) < ($1.route, $1.outcome, $1.status, $1.credential)
+        }
+        for key in keys {
+            out += "dbgw_requests_total{route=\(Self.labelValue(key.route)),outcome=\"\(key.outcome)\",status=\"\(key.status)\",credential=\"\(key.credential)\"} \(merged.requests[key]!)\n"
         }
         histogram("dbgw_request_duration_seconds", "Time from request head to response end.", merged.total)
         histogram("dbgw_upstream_duration_seconds", "Time from the first byte sent upstream to the response end.", merged.upstream)

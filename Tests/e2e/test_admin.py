@@ -88,8 +88,10 @@ def test_metrics_parse_and_move(admin_gateway):
         assert requests.get(url, headers=bearer(key), timeout=5).status_code == 200
     assert requests.get(url, timeout=5).status_code == 401
     after = metrics(port)
-    forwarded = lambda f: sample(f, "dbgw_requests", "dbgw_requests_total", outcome="forwarded", status="200", credential="api_key")
-    rejected = lambda f: sample(f, "dbgw_requests", "dbgw_requests_total", outcome="rejected", status="401", credential="none")
+    forwarded = lambda f: sample(f, "dbgw_requests", "dbgw_requests_total", route="GET /v1/databases",
+                                 outcome="forwarded", status="200", credential="api_key")
+    rejected = lambda f: sample(f, "dbgw_requests", "dbgw_requests_total", route="GET /v1/databases",
+                                outcome="rejected", status="401", credential="none")
     assert forwarded(after) - forwarded(before) == 5
     assert rejected(after) - rejected(before) == 1
     assert sample(after, "dbgw_request_duration_seconds", "dbgw_request_duration_seconds_count") >= 6
@@ -99,6 +101,11 @@ def test_metrics_parse_and_move(admin_gateway):
     misses = sample(after, "dbgw_credential_cache_misses", "dbgw_credential_cache_misses_total")
     assert hits + misses >= 5 and misses >= 1
     assert sample(after, "dbgw_upstream_connections", "dbgw_upstream_connections", state="open") >= 1
+    # Unmatched paths are one bounded series, whatever the path.
+    for path in ("/a", "/b", "/c/d"):
+        assert requests.get(f"{admin_gateway.url}{path}", timeout=5).status_code == 404
+    final = metrics(port)
+    assert sample(final, "dbgw_requests", "dbgw_requests_total", route="unmatched", outcome="rejected", status="404") == 3
 
 
 def test_admin_token(make_gateway, upstream, tmp_path):
