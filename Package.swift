@@ -103,10 +103,21 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strictSettings),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "GatewayCore"], swiftSettings: strictSettings),
         .testTarget(name: "GatewayCryptoTests", dependencies: ["GatewayCrypto"], swiftSettings: strictSettings),
+        // Shared by the Redis and store tests: a redis-server child process and a loop-bound client.
+        .target(
+            name: "GatewayRedisTestSupport",
+            dependencies: [
+                "GatewayRedis", "GatewayConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/GatewayRedisTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "GatewayRedisTests",
             dependencies: [
-                "GatewayRedis", "GatewayConfig",
+                "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -116,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "GatewayStoreTests",
             dependencies: [
-                "GatewayStore", "GatewayRedis", "GatewayConfig",
+                "GatewayStore", "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

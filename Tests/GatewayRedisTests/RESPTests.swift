@@ -1,3 +1,4 @@
+import GatewayRedisTestSupport
 import GatewayRedis
 import Testing
 

@@ -1,3 +1,4 @@
+import GatewayRedisTestSupport
 import Foundation
 import GatewayConfig
 import GatewayRedis

@@ -1,13 +1,13 @@
-// Test support for the credential-store contract tests: a real redis-server child process,
-// a NIOPosix Redis connector and a loop-bound client wrapper.
+// Test support: a real redis-server child process on a free loopback port (or a Unix
+// socket), a NIOPosix connector shaped like GatewayServer's `RedisConnectors.posix`, and a
+// wrapper that runs every `RedisClient` call on the client's event loop.
 //
-// A copy of Tests/GatewayRedisTests/RedisTestSupport.swift: test targets cannot share source
-// without a support target. Keep the two in step.
+// A support target (not a test target) so GatewayRedisTests and GatewayStoreTests share it.
 
 import Foundation
-import GatewayConfig
-import GatewayRedis
-import NIOCore
+package import GatewayConfig
+package import GatewayRedis
+package import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
@@ -17,36 +17,36 @@ import Darwin
 #endif
 
 private struct ExitedAtStart: Error, CustomStringConvertible {
-    var description: String
+    package var description: String
 }
 
-struct RedisTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+package struct RedisTestFailure: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// One `redis-server` child process, without persistence, listening on 127.0.0.1 only (or
 /// only on a Unix socket). `stop()` is idempotent; call it in a `defer`.
-final class RedisServer: @unchecked Sendable {
-    static let defaultBinary = "/usr/bin/redis-server"
+package final class RedisServer: @unchecked Sendable {
+    package static let defaultBinary = "/usr/bin/redis-server"
 
-    let port: Int
-    let unixSocketPath: String?
-    let directory: String
+    package let port: Int
+    package let unixSocketPath: String?
+    package let directory: String
     private let binary: String
     private let extraArguments: [String]
     private let lock = NSLock()
     private var process: Process?
     private var launches = 0
 
-    var endpoint: RedisSettings.Endpoint {
+    package var endpoint: RedisSettings.Endpoint {
         if let path = self.unixSocketPath { return .unix(path: path) }
         return .tcp(host: "127.0.0.1", port: self.port)
     }
 
     /// The binary, or a failure telling how to get it: the Redis tests must fail, not skip,
     /// when Redis is missing.
-    static func binaryPath() throws -> String {
+    package static func binaryPath() throws -> String {
         if FileManager.default.isExecutableFile(atPath: defaultBinary) { return defaultBinary }
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
             let candidate = "\(directory)/redis-server"
@@ -60,7 +60,7 @@ final class RedisServer: @unchecked Sendable {
 
     /// Starts a server on a free loopback port (or, with `unixSocket`, on a Unix socket
     /// only) and waits until it accepts connections.
-    static func start(unixSocket: Bool = false, arguments: [String] = []) throws -> RedisServer {
+    package static func start(unixSocket: Bool = false, arguments: [String] = []) throws -> RedisServer {
         let binary = try binaryPath()
         var lastError: (any Error)?
         // A free port can be taken by someone else before redis-server binds it: retry when
@@ -103,7 +103,7 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// Starts the server again on the same port/socket after `kill()`.
-    func restart() throws {
+    package func restart() throws {
         try self.launch()
     }
 
@@ -146,7 +146,7 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// SIGKILL, as in a crash: no goodbye to connected clients beyond the kernel's.
-    func kill() {
+    package func kill() {
         let process: Process? = self.lock.withLock {
             defer { self.process = nil }
             return self.process
@@ -159,7 +159,7 @@ final class RedisServer: @unchecked Sendable {
     }
 
     /// Kills the server (if running) and removes its files. Idempotent.
-    func stop() {
+    package func stop() {
         self.kill()
         try? FileManager.default.removeItem(atPath: self.directory)
         if let path = self.unixSocketPath {
@@ -173,7 +173,7 @@ private func killProcess(_ pid: Int32) {
 }
 
 /// A loopback port nobody listens on right now.
-func freeLoopbackPort() throws -> Int {
+package func freeLoopbackPort() throws -> Int {
     #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
@@ -198,7 +198,7 @@ func freeLoopbackPort() throws -> Int {
 }
 
 /// The same shape as GatewayServer's `RedisConnectors.posix` (not a dependency of the tests).
-let posixRedisConnector: RedisConnector = { eventLoop, endpoint, connectTimeout, initializer in
+package let posixRedisConnector: RedisConnector = { eventLoop, endpoint, connectTimeout, initializer in
     let bootstrap = ClientBootstrap(group: eventLoop)
         .connectTimeout(connectTimeout)
         .channelInitializer(initializer)
@@ -214,7 +214,7 @@ let posixRedisConnector: RedisConnector = { eventLoop, endpoint, connectTimeout,
 }
 
 /// Settings for `server` with the given overrides.
-func redisSettings(
+package func redisSettings(
     _ server: RedisServer,
     username: String? = nil,
     password: String? = nil,
@@ -231,39 +231,39 @@ func redisSettings(
 
 /// A `RedisClient` whose every call is made on its event loop (it is loop-bound and
 /// preconditions it), awaited from the test.
-final class LoopClient: @unchecked Sendable {
-    let client: RedisClient
-    let eventLoop: any EventLoop
+package final class LoopClient: @unchecked Sendable {
+    package let client: RedisClient
+    package let eventLoop: any EventLoop
 
-    init(_ settings: RedisSettings, on eventLoop: any EventLoop, connector: @escaping RedisConnector = posixRedisConnector) {
+    package init(_ settings: RedisSettings, on eventLoop: any EventLoop, connector: @escaping RedisConnector = posixRedisConnector) {
         self.client = RedisClient(eventLoop: eventLoop, settings: settings, connector: connector)
         self.eventLoop = eventLoop
     }
 
-    func run<T: Sendable>(_ body: @escaping @Sendable (RedisClient) -> EventLoopFuture<T>) async throws -> T {
+    package func run<T: Sendable>(_ body: @escaping @Sendable (RedisClient) -> EventLoopFuture<T>) async throws -> T {
         try await self.eventLoop.flatSubmit { body(self.client) }.get()
     }
 
-    func send(_ arguments: [String]) async throws -> RESPValue {
+    package func send(_ arguments: [String]) async throws -> RESPValue {
         try await self.run { $0.send(arguments) }
     }
 
-    func send(bytes arguments: [[UInt8]]) async throws -> RESPValue {
+    package func send(bytes arguments: [[UInt8]]) async throws -> RESPValue {
         try await self.run { $0.send(arguments) }
     }
 
-    var commandsSent: Int {
+    package var commandsSent: Int {
         get async throws { try await self.eventLoop.submit { self.client.commandsSent }.get() }
     }
 
-    func close() async {
+    package func close() async {
         try? await self.eventLoop.submit { self.client.close() }.get()
     }
 }
 
 /// Runs `body` with one event loop of a fresh one-thread group, shut down afterwards even
 /// when `body` throws.
-func withEventLoop<T>(_ body: (any EventLoop) async throws -> T) async throws -> T {
+package func withEventLoop<T>(_ body: (any EventLoop) async throws -> T) async throws -> T {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let result: Result<T, any Error>
     do {
@@ -276,19 +276,20 @@ func withEventLoop<T>(_ body: (any EventLoop) async throws -> T) async throws ->
 }
 
 /// A thread-safe list, for callbacks that run on an event loop.
-final class LockedList<Element: Sendable>: @unchecked Sendable {
+package final class LockedList<Element: Sendable>: @unchecked Sendable {
+    package init() {}
     private let lock = NSLock()
     private var elements: [Element] = []
 
-    func append(_ element: Element) {
+    package func append(_ element: Element) {
         self.lock.withLock { self.elements.append(element) }
     }
 
-    var values: [Element] { self.lock.withLock { self.elements } }
+    package var values: [Element] { self.lock.withLock { self.elements } }
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(2), _ condition: () async throws -> Bool) async rethrows -> Bool {
+package func eventually(timeout: Duration = .seconds(2), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
@@ -297,6 +298,6 @@ func eventually(timeout: Duration = .seconds(2), _ condition: () async throws ->
     return try await condition()
 }
 
-extension RESPValue {
+package extension RESPValue {
     static func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
 }
