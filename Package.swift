@@ -107,7 +107,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig",
+                "GatewayRedis", "GatewayConfig", "GatewayServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -1,12 +1,12 @@
 import GatewayConfig
-import GatewayRedis
+package import GatewayRedis
 import NIOCore
 import NIOPosix
 
 /// The production `RedisConnector`: TCP (Nagle off) or a Unix socket, with the
 /// configured connect timeout.
-enum RedisConnectors {
-    static let posix: RedisConnector = { eventLoop, endpoint, connectTimeout, initializer in
+package enum RedisConnectors {
+    package static let posix: RedisConnector = { eventLoop, endpoint, connectTimeout, initializer in
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelInitializer(initializer)

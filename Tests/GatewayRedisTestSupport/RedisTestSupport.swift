@@ -8,6 +8,7 @@ import Foundation
 package import GatewayConfig
 package import GatewayRedis
 package import NIOCore
+import GatewayServer
 import NIOPosix
 
 #if canImport(Glibc)
@@ -197,21 +198,8 @@ package func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// The same shape as GatewayServer's `RedisConnectors.posix` (not a dependency of the tests).
-package let posixRedisConnector: RedisConnector = { eventLoop, endpoint, connectTimeout, initializer in
-    let bootstrap = ClientBootstrap(group: eventLoop)
-        .connectTimeout(connectTimeout)
-        .channelInitializer(initializer)
-    switch endpoint {
-    case .tcp(let host, let port):
-        return bootstrap
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .connect(host: host, port: port)
-    case .unix(let path):
-        return bootstrap.connect(unixDomainSocketPath: path)
-    }
-}
+/// The production connector, so the tests exercise exactly what the gateway uses.
+package let posixRedisConnector: RedisConnector = RedisConnectors.posix
 
 /// Settings for `server` with the given overrides.
 package func redisSettings(

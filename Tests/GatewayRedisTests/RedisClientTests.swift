@@ -85,7 +85,9 @@ private struct ChildOutcome {
 /// Runs this test binary again, filtered to one test, and waits (at most 60 s) for it.
 private func runThisTestBinary(filter: String, environment: [String: String]) throws -> ChildOutcome {
     let output = FileManager.default.temporaryDirectory.appendingPathComponent("dbgw-child-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: output.path, contents: nil)
+    guard FileManager.default.createFile(atPath: output.path, contents: nil) else {
+        throw RedisTestFailure("cannot create \(output.path)")
+    }
     defer { try? FileManager.default.removeItem(at: output) }
     let handle = try FileHandle(forWritingTo: output)
     defer { try? handle.close() }
