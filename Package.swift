@@ -42,7 +42,7 @@ let package = Package(
         ),
         .target(
             name: "GatewayRedis",
-            dependencies: ["CGatewayHiredis", "GatewayConfig", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .target(

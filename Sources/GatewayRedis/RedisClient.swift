@@ -1,4 +1,5 @@
 package import GatewayConfig
+import GatewayCore
 package import NIOCore
 
 /// Opens a connection to a Redis endpoint on an event loop and runs `initializer` on the
@@ -35,6 +36,10 @@ package final class RedisClient {
     private let connector: RedisConnector
     private var state: State = .idle
     private var scriptHashes: [String: String] = [:]
+    private var inFlight: CircularBuffer<InFlight> = CircularBuffer(initialCapacity: 16)
+    private var commandDeadline = LazyDeadline()
+    private var flushScheduled = false
+    private var channelsToFlush: [any Channel] = []
     /// Commands sent since start (for tests and metrics).
     package private(set) var commandsSent = 0
 
@@ -122,13 +127,13 @@ package final class RedisClient {
         buffer.writeBytes(encoded)
         let replyPromise = self.eventLoop.makePromise(of: RESPValue.self)
         let result = self.eventLoop.makePromise(of: RESPValue.self)
-        let timeout = self.eventLoop.scheduleTask(in: self.settings.commandTimeout.redisTimeAmount) {
-            result.fail(RedisClientError.timeout)
-            // A Redis that stopped answering cannot be trusted to answer in order.
-            channel.close(promise: nil)
+        let command = InFlight(deadline: self.eventLoop.now + self.settings.commandTimeout.redisTimeAmount, result: result, channel: channel)
+        self.inFlight.append(command)
+        if self.commandDeadline.deadline == nil {
+            self.commandDeadline.set(command.deadline, on: self.eventLoop, makeWake: self.makeWake)
         }
-        replyPromise.futureResult.whenComplete { outcome in
-            timeout.cancel()
+        replyPromise.futureResult.assumeIsolated().whenComplete { outcome in
+            self.finished(result)
             switch outcome {
             case .success(.error(let message)):
                 result.fail(RedisClientError.server(message))
@@ -138,8 +143,67 @@ package final class RedisClient {
                 result.fail(error)
             }
         }
-        channel.writeAndFlush(RedisRequest(bytes: buffer, promise: replyPromise), promise: nil)
+        channel.write(RedisRequest(bytes: buffer, promise: replyPromise), promise: nil)
+        self.scheduleFlush(channel)
         return result.futureResult
+    }
+
+    /// A command waiting for its reply, oldest first: Redis answers in order, so only the
+    /// oldest deadline needs a timer.
+    private struct InFlight {
+        let deadline: NIODeadline
+        let result: EventLoopPromise<RESPValue>
+        let channel: any Channel
+    }
+
+    private func finished(_ result: EventLoopPromise<RESPValue>) {
+        if let first = self.inFlight.first, first.result.futureResult === result.futureResult {
+            self.inFlight.removeFirst()
+        } else if let index = self.inFlight.firstIndex(where: { $0.result.futureResult === result.futureResult }) {
+            self.inFlight.remove(at: index)
+        }
+        if let next = self.inFlight.first {
+            self.commandDeadline.set(next.deadline, on: self.eventLoop, makeWake: self.makeWake)
+        } else {
+            self.commandDeadline.clear()
+        }
+    }
+
+    private func makeWake() -> @Sendable () -> Void {
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        return { loopBound.value.deadlineWoke() }
+    }
+
+    private func deadlineWoke() {
+        guard self.commandDeadline.expired(now: self.eventLoop.now, on: self.eventLoop, makeWake: self.makeWake),
+            let oldest = self.inFlight.first
+        else { return }
+        guard self.eventLoop.now >= oldest.deadline else {
+            self.commandDeadline.set(oldest.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            return
+        }
+        oldest.result.fail(RedisClientError.timeout)
+        // A Redis that stopped answering cannot be trusted to answer in order: the
+        // connection goes, failing every other command on it.
+        oldest.channel.close(promise: nil)
+    }
+
+    /// Writes are flushed once per event-loop tick, so commands issued together (one
+    /// per request of a busy loop) share one `write(2)`.
+    private func scheduleFlush(_ channel: any Channel) {
+        if !self.channelsToFlush.contains(where: { $0 === channel }) {
+            self.channelsToFlush.append(channel)
+        }
+        guard !self.flushScheduled else { return }
+        self.flushScheduled = true
+        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+        self.eventLoop.execute {
+            let client = loopBound.value
+            client.flushScheduled = false
+            let channels = client.channelsToFlush
+            client.channelsToFlush.removeAll(keepingCapacity: true)
+            for channel in channels { channel.flush() }
+        }
     }
 
     private func connect() -> EventLoopFuture<Void> {

@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 
 /// A timeout that moves often but rarely fires (response, body and head timeouts, moved on
 /// every read), kept cheap: moving it only stores a deadline; one scheduled task per
@@ -8,8 +8,10 @@ import NIOCore
 ///
 /// Times come from `eventLoop.now`, so tests on `EmbeddedEventLoop` control them. Owned
 /// by one handler; touched only on its event loop.
-struct LazyDeadline {
-    private(set) var deadline: NIODeadline?
+package struct LazyDeadline {
+    package init() {}
+
+    package private(set) var deadline: NIODeadline?
     private var task: Scheduled<Void>?
     private var taskFiresAt: NIODeadline?
 
@@ -18,7 +20,7 @@ struct LazyDeadline {
     /// `expired(now:)` and act on its answer.
     /// `makeWake` is only called when a task must be scheduled, so moving the deadline
     /// allocates nothing.
-    mutating func set(
+    package mutating func set(
         _ deadline: NIODeadline,
         on eventLoop: any EventLoop,
         makeWake: () -> @Sendable () -> Void
@@ -33,12 +35,12 @@ struct LazyDeadline {
     }
 
     /// No timeout applies until the next `set`.
-    mutating func clear() {
+    package mutating func clear() {
         self.deadline = nil
     }
 
     /// Stops the wake-up too (the owner goes away).
-    mutating func cancel() {
+    package mutating func cancel() {
         self.deadline = nil
         self.task?.cancel()
         self.task = nil
@@ -47,7 +49,7 @@ struct LazyDeadline {
 
     /// Called from the wake-up: true if the deadline has passed (and it is cleared);
     /// otherwise the wake-up is rescheduled for the current deadline, if any.
-    mutating func expired(now: NIODeadline, on eventLoop: any EventLoop, makeWake: () -> @Sendable () -> Void) -> Bool {
+    package mutating func expired(now: NIODeadline, on eventLoop: any EventLoop, makeWake: () -> @Sendable () -> Void) -> Bool {
         self.task = nil
         self.taskFiresAt = nil
         guard let deadline = self.deadline else { return false }
