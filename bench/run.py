@@ -25,14 +25,19 @@ non-2xx responses, a proxy that died); 2 on a setup problem (missing tool, no bi
 from __future__ import annotations
 
 import argparse
+import base64
 import ctypes
 import datetime as _dt
+import hashlib
+import hmac
 import http.client
 import json
 import os
 import platform
 import re
+import random
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -51,6 +57,8 @@ BENCH = ROOT / "bench"
 PEERS_DIR = BENCH / "peers"
 GATEWAY_DIR = BENCH / "gateway"
 WRK_SCRIPT = BENCH / "wrk" / "report.lua"
+WRK_ROTATE_SCRIPT = BENCH / "wrk" / "rotate-keys.lua"  # a different API key on every request
+AUTH_SERVICE = PEERS_DIR / "auth-service.py"  # the Redis-backed auth service nginx auth_request asks
 DEFAULT_BINARY = ROOT / ".build" / "release" / "dbaudit-gateway"
 DEFAULT_OUT = BENCH / "results" / "latest.json"
 
@@ -346,7 +354,7 @@ def render(template: Path, values: dict[str, object]) -> str:
             raise KeyError(f"{template}: no value for {{{{{key}}}}}")
         return str(values[key])
 
-    return re.sub(r"\{\{([a-z_]+)\}\}", sub, text)
+    return re.sub(r"\{\{([a-z_][a-z0-9_]*)\}\}", sub, text)
 
 
 # --------------------------------------------------------------------------------------
@@ -408,6 +416,23 @@ class Target:
     request_headers: dict[str, str]
     tls: bool = False
     does_auth: bool = False
+    # What the upstream must see from a proxy doing auth (does_auth), by X-DBAudit-* name
+    # in lower case ("subject", "scopes", "credential", "key_id"); a proxy without auth
+    # must blank them all.
+    identity: dict[str, str] = field(default_factory=dict)
+    # Other credentials of the scenario by name (headers replacing request_headers'):
+    # "revoked", "rotation" (a few keys of the rotation) ... for the auth checks.
+    credentials: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    # Processes doing part of this proxy's work (the auth service behind nginx
+    # auth_request): their CPU time and RSS are counted as the proxy's.
+    helpers: list[Managed] = field(default_factory=list)
+    wrk_script: Path = WRK_SCRIPT
+    wrk_args: list[str] = field(default_factory=list)
+    rotation: Optional[tuple[Path, int]] = None  # (keys file, key count): wrk rotates keys
+    rotation_next: int = 0  # where the next wrk run against this proxy starts in the rotation
+    admin_port: int = 0  # the gateway's admin listener (cache counters), 0: none
+    cache_expect: Optional[str] = None  # Scenario.gateway_cache, for the gateway
+    uses_redis: bool = False  # the scenario has Redis: its CPU per request is reported
 
 
 def _expect(cond: bool, message: str) -> None:
@@ -442,7 +467,10 @@ def check_request_id_and_forwarding(t: Target) -> None:
             f"the upstream got X-Forwarded-Host {seen['x_forwarded_host']!r}")
     _expect(seen["host"] == f"127.0.0.1:{t.upstream_port}",
             f"the upstream got Host {seen['host']!r}, expected its own host:port")
-    _expect(seen["x_dbaudit_subject"] == "", "a client X-DBAudit-Subject header reached the upstream")
+    want = t.identity.get("subject", "") if t.does_auth else ""
+    _expect(seen["x_dbaudit_subject"] == want,
+            "a client X-DBAudit-Subject header reached the upstream" if seen["x_dbaudit_subject"] == "mallory"
+            else f"the upstream got X-DBAudit-Subject {seen['x_dbaudit_subject']!r}, expected {want!r}")
 
 
 def check_keep_alive_both_sides(t: Target) -> None:
@@ -486,8 +514,51 @@ def check_rejects_tampered(header: str = "Authorization", status: int = 401) -> 
     return Check(f"rejects a tampered {header} with {status}", fn)
 
 
+def check_identity_headers(t: Target) -> None:
+    """For auth scenarios: the upstream receives the principal behind the credential as
+    X-DBAudit-* (client values replaced) and, like the gateway, no Authorization."""
+    spoofed = {"X-DBAudit-Subject": "mallory", "X-DBAudit-Scopes": "admin", "X-DBAudit-Key-Id": "key_spoofed",
+               "X-DBAudit-Credential": "jwt", "X-DBAudit-Client-Id": "spoofed"}
+    r = http_request(t.port, "/__bench/echo", {**t.request_headers, **spoofed}, tls=t.tls)
+    _expect(r.status == 200, f"GET /__bench/echo answered {r.status}: {r.body[:200]!r}")
+    seen = json.loads(r.body)
+    _expect(bool(t.identity), "the scenario says nothing about the identity the upstream must see")
+    for name, want in sorted(t.identity.items()):
+        got = seen.get(f"x_dbaudit_{name}")
+        _expect(got == want, f"the upstream got X-DBAudit-{name.replace('_', '-').title()} {got!r}, expected {want!r}")
+    _expect(seen["x_dbaudit_client_id"] == "", "a client X-DBAudit-Client-Id header reached the upstream")
+    _expect(seen["authorization"] == "", "the credential (Authorization) reached the upstream")
+
+
+def check_rejects_credential(name: str, what: str, status: int = 401) -> Check:
+    """For auth scenarios: every credential of t.credentials[name] (made by the scenario's
+    prepare: a revoked key, a well-formed key that was never stored ...) gets `status`."""
+
+    def fn(t: Target) -> None:
+        creds = t.credentials.get(name)
+        _expect(bool(creds), f"the scenario made no {what}")
+        for headers in creds:
+            r = http_request(t.port, REQUEST_PATH, {**t.request_headers, **headers}, tls=t.tls)
+            _expect(r.status == status, f"{what}: answered {r.status}, expected {status}")
+
+    return Check(f"rejects {what} with {status}", fn)
+
+
+def check_accepts_rotation(t: Target) -> None:
+    """For scenarios where wrk sends a different credential on every request: a few of
+    them, from all over the list, are accepted (200, upstream body)."""
+    creds = t.credentials.get("rotation")
+    _expect(bool(creds), "the scenario made no rotation of keys")
+    for i, headers in enumerate(creds):
+        r = http_request(t.port, REQUEST_PATH, {**t.request_headers, **headers}, tls=t.tls)
+        _expect(r.status == 200 and r.body == UPSTREAM_BODY,
+                f"key {i + 1} of the rotation sample: answered {r.status} {r.body[:100]!r}, expected 200 and the upstream's body")
+
+
 def check_alive_after_checks(t: Target) -> None:
     _expect(t.process.alive(), f"{t.name} exited (status {t.process.popen.returncode})")
+    for h in t.helpers:
+        _expect(h.alive(), f"{h.name} exited (status {h.popen.returncode})")
 
 
 PROXY_CHECKS = (
@@ -510,6 +581,23 @@ class Peer:
     kind: str  # "nginx" | "haproxy"
     template: str  # file under bench/peers/
     does_auth: bool = False  # False: a reference doing the proxy work only (auth_checks do not apply)
+    # Start bench/peers/auth-service.py (on the proxy core, its CPU counted as this peer's)
+    # and pass its port as {{auth_port}}; templates without it may still use {{auth_port}}
+    # for a server block of their own.
+    auth_service: bool = False
+
+
+@dataclass
+class Prepared:
+    """What a scenario's prepare() made: the headers every request carries (the
+    credential), extra template values, the identity the upstream must then see from a
+    proxy doing auth, other credentials for the auth checks, and, for wrk, a file of keys
+    to send one after the other instead of request_headers' credential."""
+    headers: dict[str, str] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)
+    identity: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    rotation: Optional[tuple[Path, int]] = None  # (file with one key a line, number of keys)
 
 
 @dataclass(frozen=True)
@@ -525,16 +613,152 @@ class Scenario:
     request_headers: tuple[tuple[str, str], ...] = ()  # sent on every request (the credential)
     services: tuple[str, ...] = ()  # extra services beyond the upstream: "redis"
     # Runs after the services started, before the proxies: creates credentials (an API key
-    # in Redis, an RSA key pair and a signed JWT ...) in ctx.tmp. Returns the headers to
-    # send on every request (added to request_headers) and extra template values (e.g. the
-    # path of a public key for HAProxy's jwt_verify).
-    prepare: Optional[Callable[["Context"], tuple[dict[str, str], dict[str, object]]]] = None
+    # in Redis, an RSA key pair and a signed JWT ...) in ctx.tmp. Returns a Prepared: the
+    # headers to send on every request (added to request_headers), extra template values
+    # (e.g. the path of a public key for HAProxy's jwt_verify), the identity the upstream
+    # must see ...
+    prepare: Optional[Callable[["Context"], "Prepared"]] = None
     targets: str = ""  # the performance target, quoted in the report
+    # "hit" or "miss": what the gateway's credential cache must do during a timed run. The
+    # gateway config then has an admin listener ({{admin_port}}); its cache counters are
+    # read before and after each timed run, and a run where the cache did otherwise is
+    # invalid (it did not measure the path it claims to).
+    gateway_cache: Optional[str] = None
+    notes: str = ""  # printed under the scenario's table
 
 
 NGINX_PROXY = Peer("nginx", "nginx", "nginx-proxy.conf")
 AUTH_CHECKS = (check_rejects("a request without a credential", {"Authorization": None}), check_rejects_tampered())
 HAPROXY_PROXY = Peer("haproxy", "haproxy", "haproxy-proxy.cfg")
+
+
+# --------------------------------------------------------------------------------------
+# API keys (scenarios api-key-redis and api-key-miss): made here as the gateway makes
+# them (`keys create`), stored in the harness's Redis in the gateway's layout.
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+API_KEY_PREFIX = "dbgw:"  # the gateway's default [redis] key_prefix
+API_KEY_SCOPES = ["read:databases"]  # what the route GET /v1/databases/** needs
+API_KEY_OWNER = "bench-client"
+MISS_KEYS = 200_000  # twice the gateway's default cache (max_entries 100000)
+
+
+def api_key_checksum(body: str) -> str:
+    """6 base62 digits of the CRC32 (IEEE, zlib) of everything before them."""
+    value = zlib.crc32(body.encode())
+    digits = []
+    for _ in range(6):
+        digits.append(BASE62[value % 62])
+        value //= 62
+    return "".join(reversed(digits))
+
+
+_BASE62_OF_BYTE = bytes(BASE62[b % 62].encode()[0] for b in range(256))  # slightly biased: fine for a benchmark
+
+
+def make_api_key(rng: random.Random) -> str:
+    body = "dbaudit_live_" + rng.randbytes(32).translate(_BASE62_OF_BYTE).decode()
+    return body + api_key_checksum(body)
+
+
+def api_key_hash(pepper: str, key: str) -> str:
+    """What the gateway stores: HMAC-SHA256(pepper, key), lowercase hex."""
+    return hmac.new(pepper.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def resp_command(*args: str | bytes) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def ensure_pepper(ctx: "Context") -> str:
+    """The pepper every API-key scenario shares (one Redis), written once per run."""
+    path = ctx.tmp / "api-key-pepper"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def store_api_keys(ctx: "Context", pepper: str, keys: list[tuple[str, str, bool]], tag: str) -> None:
+    """Stores (key, id, revoked) records in the gateway's layout with `redis-cli --pipe`:
+    SET dbgw:apikey:<hash> <record JSON>, SET dbgw:apikey-id:<id> <hash>, SADD dbgw:apikeys <id>."""
+    now = int(time.time())
+    path = ctx.tmp / f"api-keys-{tag}.resp"
+    # The record's JSON (what APIKeyRecord decodes); the fields that vary are hex or base62.
+    fixed = (f'"name":{json.dumps("bench " + tag)},"scopes":{json.dumps(API_KEY_SCOPES)},'
+             f'"owner":{json.dumps(API_KEY_OWNER)},"created_at":{now},"expires_at":null')
+    with open(path, "wb") as f:
+        for key, key_id, revoked in keys:
+            h = api_key_hash(pepper, key)
+            record = (f'{{"id":"{key_id}",{fixed},"revoked":{"true" if revoked else "false"},'
+                      f'"last_used_at":null,"last4":"{key[-4:]}","environment":"live"}}')
+            f.write(resp_command("SET", f"{API_KEY_PREFIX}apikey:{h}", record))
+            f.write(resp_command("SET", f"{API_KEY_PREFIX}apikey-id:{key_id}", h))
+            f.write(resp_command("SADD", f"{API_KEY_PREFIX}apikeys", key_id))
+    with open(path, "rb") as f:
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(ctx.redis_port), "--pipe"], stdin=f,
+                           capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or "errors: 0" not in r.stdout:
+        raise RuntimeError(f"redis-cli --pipe failed (exit {r.returncode}): {(r.stdout + r.stderr)[-500:]}")
+    path.unlink()
+
+
+def key_id(rng: random.Random) -> str:
+    return "key_" + "%016x" % rng.getrandbits(64)
+
+
+def prepare_api_keys(ctx: "Context", count: int, tag: str) -> tuple[Prepared, list[str], str]:
+    """`count` valid keys, one revoked key and one well-formed key never stored."""
+    pepper = ensure_pepper(ctx)
+    rng = random.Random(secrets.randbits(64))
+    keys = [(make_api_key(rng), key_id(rng), False) for _ in range(count)]
+    revoked = (make_api_key(rng), key_id(rng), True)
+    unknown = make_api_key(rng)
+    store_api_keys(ctx, pepper, keys + [revoked], tag)
+    first_key, first_id, _ = keys[0]
+    p = Prepared(
+        headers={"Authorization": f"Bearer {first_key}"},
+        values={"pepper_file": ctx.tmp / "api-key-pepper", "api_key": first_key, "key_id": first_id,
+                "subject": API_KEY_OWNER, "scopes": " ".join(API_KEY_SCOPES)},
+        identity={"subject": API_KEY_OWNER, "scopes": " ".join(API_KEY_SCOPES), "credential": "api_key",
+                  "key_id": first_id},
+        credentials={"revoked": [{"Authorization": f"Bearer {revoked[0]}"}],
+                     "unknown": [{"Authorization": f"Bearer {unknown}"}]},
+    )
+    return p, [k for k, _, _ in keys], pepper
+
+
+def prepare_api_key_hit(ctx: "Context") -> Prepared:
+    """One key, sent on every request (the gateway's cache answers after the first)."""
+    p, keys, pepper = prepare_api_keys(ctx, 1, "hit")
+    # HAProxy's local "cache": HMAC(pepper, key) -> subject|scopes|key id.
+    api_key_map = ctx.tmp / "api-keys-hit.map"
+    api_key_map.write_text(f"{api_key_hash(pepper, keys[0])} {API_KEY_OWNER}|{' '.join(API_KEY_SCOPES)}|{p.values['key_id']}\n")
+    p.values["api_key_map"] = api_key_map
+    p.values["pepper_b64"] = base64.b64encode(pepper.encode()).decode()
+    return p
+
+
+def prepare_api_key_miss(ctx: "Context") -> Prepared:
+    """MISS_KEYS keys that wrk sends one after the other, more than the gateway's cache holds."""
+    p, keys, _ = prepare_api_keys(ctx, MISS_KEYS, "miss")
+    keys_file = ctx.tmp / "api-keys-miss.txt"
+    keys_file.write_text("\n".join(keys) + "\n")
+    p.rotation = (keys_file, len(keys))
+    p.credentials["rotation"] = [{"Authorization": f"Bearer {keys[i]}"} for i in (1, len(keys) // 2, len(keys) - 1)]
+    return p
+
+
+API_KEY_AUTH_CHECKS = AUTH_CHECKS + (
+    check_rejects_credential("unknown", "a well-formed API key that was never stored"),
+    check_rejects_credential("revoked", "a revoked API key"),
+    Check("the upstream gets X-DBAudit-Subject/-Scopes/-Credential/-Key-Id, client values and Authorization dropped",
+          check_identity_headers),
+)
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -549,12 +773,21 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         id="api-key-redis",
         title="(2) API key via Redis (local cache hit)",
-        requires=("auth.api_keys", "redis"),
+        requires=("auth.api_keys", "redis", "cache"),
         gateway_config="api-key-redis.conf",
-        peers=(NGINX_PROXY, Peer("nginx-auth-request", "nginx", "nginx-auth-request.conf", does_auth=True)),
-        auth_checks=AUTH_CHECKS,
+        peers=(NGINX_PROXY,
+               Peer("nginx-auth-request", "nginx", "nginx-auth-request.conf", does_auth=True),
+               Peer("haproxy-api-key", "haproxy", "haproxy-api-key.cfg", does_auth=True)),
+        auth_checks=API_KEY_AUTH_CHECKS,
         services=("redis",),
-        targets="full auth + Redis token bucket >= 1.0x nginx plain proxy req/s",
+        prepare=prepare_api_key_hit,
+        gateway_cache="hit",
+        targets="full auth + Redis token bucket >= 1.0x nginx plain proxy req/s (this scenario: API key "
+                "without rate limit); p99 no worse than nginx's at c=50",
+        notes="nginx-auth-request: an auth_request subrequest per request to a second server block of the same "
+              "nginx worker that looks the key up in a `map` (an auth service answering from a local cache, "
+              "no hashing). haproxy-api-key: HMAC-SHA256(pepper, key) and a `map` lookup of the hash in-process "
+              "(the gateway's cache-hit work minus the format/CRC32 check).",
     ),
     Scenario(
         id="jwt-rs256",
@@ -589,9 +822,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         title="(6) API key, cache miss (a Redis lookup per request)",
         requires=("auth.api_keys", "redis", "cache"),
         gateway_config="api-key-miss.conf",
-        peers=(NGINX_PROXY, Peer("nginx-auth-request", "nginx", "nginx-auth-request.conf", does_auth=True)),
-        auth_checks=AUTH_CHECKS,
+        peers=(NGINX_PROXY,
+               Peer("nginx-auth-redis", "nginx", "nginx-auth-redis.conf", does_auth=True, auth_service=True)),
+        auth_checks=API_KEY_AUTH_CHECKS + (Check("other keys of the rotation answer 200", check_accepts_rotation),),
         services=("redis",),
+        prepare=prepare_api_key_miss,
+        gateway_cache="miss",
+        notes=f"wrk sends a different key on every request, going round {MISS_KEYS:,} stored keys (more than the "
+              "gateway's 100,000-entry cache), so every gateway request is a cache miss: HMAC, Redis GET, record "
+              "decoded; the gateway also writes last_used_at (a Redis SET, not waited for) for every key not used "
+              "in the last minute, here every request. nginx-auth-redis: auth_request to bench/peers/auth-service.py "
+              "(Python asyncio, one Redis GET per request, no cache, no last_used_at write), whose CPU is counted "
+              "in the peer's CPU µs/req and proxy core %; it is probably that peer's bottleneck. Redis runs on the "
+              "load core; its CPU is in load core %.",
     ),
 )
 
@@ -618,8 +861,10 @@ def feature_available(s: Scenario, binary: Path, workdir: Path) -> tuple[bool, s
     for section in s.requires:
         if not probe_section(binary, workdir, section):
             return False, "skipped: feature not implemented yet"
-    missing = [str(p.relative_to(ROOT)) for p in
-               [GATEWAY_DIR / s.gateway_config] + [PEERS_DIR / peer.template for peer in s.peers] if not p.exists()]
+    files = [GATEWAY_DIR / s.gateway_config] + [PEERS_DIR / peer.template for peer in s.peers]
+    if any(peer.auth_service for peer in s.peers):
+        files.append(AUTH_SERVICE)
+    missing = [str(p.relative_to(ROOT)) for p in files if not p.exists()]
     if missing:
         # The config sections can land before the request path uses them; the scenario's
         # templates are written with the feature (and its pre-flight proves it works).
@@ -642,6 +887,7 @@ class Context:
     upstream_port: int = 0
     upstream: Optional[Managed] = None
     redis_port: int = 0
+    redis: Optional[Managed] = None  # on the load core: its CPU counts as the load side's
     quiet_budget_s: float = 0.0  # what is left of the time the whole run may spend waiting for quiet
 
     @property
@@ -681,11 +927,12 @@ def start_haproxy(ctx: Context, name: str, template: Path, values: dict, cpu: Op
     return m
 
 
-def start_gateway(ctx: Context, s: Scenario, port: int, extra_values: dict[str, object]) -> Managed:
+def start_gateway(ctx: Context, s: Scenario, port: int, admin_port: int, extra_values: dict[str, object]) -> Managed:
     conf = ctx.tmp / f"gateway-{s.id}.conf"
     conf.write_text(render(GATEWAY_DIR / s.gateway_config, {
         "dir": ctx.tmp, "port": port, "upstream_port": ctx.upstream_port, "event_loops": 1,
-        "upstream_keepalive": ctx.upstream_keepalive, "redis_port": ctx.redis_port, **extra_values,
+        "upstream_keepalive": ctx.upstream_keepalive, "redis_port": ctx.redis_port, "admin_port": admin_port,
+        **extra_values,
     }))
     binary = str(ctx.settings.binary)
     check = subprocess.run([binary, "check-config", "--config", str(conf)], capture_output=True, text=True, timeout=30)
@@ -715,6 +962,17 @@ def start_redis(ctx: Context) -> Managed:
                                  "--save", "", "--appendonly", "no", "--dir", str(ctx.tmp), "--protected-mode", "yes"],
                        ctx.tmp / "redis.log", ctx.load_cpu)
     wait_for_port(ctx.redis_port, m)
+    ctx.redis = m
+    return m
+
+
+def start_auth_service(ctx: Context, name: str, port: int, values: dict[str, object]) -> Managed:
+    """bench/peers/auth-service.py for a peer with auth_service: on the proxy core."""
+    m = REGISTRY.start(name, [sys.executable, str(AUTH_SERVICE), "--port", str(port), "--redis-port", str(ctx.redis_port),
+                              "--pepper-file", str(values["pepper_file"]), "--key-prefix", API_KEY_PREFIX,
+                              "--scope", API_KEY_SCOPES[0]],
+                       ctx.tmp / f"{name}.log", ctx.proxy_cpu)
+    wait_for_port(port, m)
     return m
 
 
@@ -726,11 +984,13 @@ WRK_TEXT_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
 def run_wrk(ctx: Context, port: int, concurrency: int, duration_s: int, headers: dict[str, str],
-            tls: bool = False) -> dict:
-    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", "--latency", "-s", str(WRK_SCRIPT)]
+            tls: bool = False, script: Path = WRK_SCRIPT, script_args: Optional[list[str]] = None) -> dict:
+    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", "--latency", "-s", str(script)]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
     argv.append(f"{'https' if tls else 'http'}://127.0.0.1:{port}{REQUEST_PATH}")
+    if script_args:
+        argv += ["--"] + script_args
     if ctx.load_cpu is not None:
         argv = ["taskset", "-c", str(ctx.load_cpu)] + argv
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -752,7 +1012,45 @@ def run_wrk(ctx: Context, port: int, concurrency: int, duration_s: int, headers:
         raise RuntimeError(f"wrk failed (exit {p.returncode}):\n{text[-2000:]}")
     result = json.loads(m.group(1))
     result["load_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # A script that builds its requests in init() (rotate-keys.lua) says how much CPU that
+    # took before wrk's clock started: not part of the load during the run.
+    init = re.search(r"^BENCH_INIT_CPU_S ([\d.]+)$", text, re.M)
+    result["init_cpu_s"] = float(init.group(1)) if init else 0.0
+    result["load_cpu_s"] = max(0.0, result["load_cpu_s"] - result["init_cpu_s"])
     return result
+
+
+def wrk_load(ctx: Context, t: Target, concurrency: int, duration_s: int) -> dict:
+    """One wrk run against `t`: its credential on every request, or, for a rotation, the
+    next keys of the list (continuing where the previous run against `t` stopped)."""
+    if t.rotation is None:
+        return run_wrk(ctx, t.port, concurrency, duration_s, t.request_headers, t.tls)
+    keys_file, count = t.rotation
+    w = run_wrk(ctx, t.port, concurrency, duration_s, t.request_headers, t.tls, WRK_ROTATE_SCRIPT,
+                [str(keys_file), str(t.rotation_next)])
+    # Completed requests, plus the ones in flight when wrk stopped, plus the one wrk's
+    # start-up takes to look at the script's request().
+    t.rotation_next = (t.rotation_next + int(w["requests"]) + concurrency + 1) % count
+    return w
+
+
+def gateway_cache_counters(t: Target) -> tuple[Optional[tuple[int, int]], str]:
+    """(hits, misses) of the gateway's credential caches, from its admin /metrics, or None
+    and why not."""
+    if not t.admin_port:
+        return None, ""
+    try:
+        r = http_request(t.admin_port, "/metrics")
+    except (OSError, http.client.HTTPException) as e:
+        return None, f"the gateway's /metrics could not be read: {e}"
+    if r.status != 200:
+        return None, f"the gateway's /metrics answered {r.status}"
+    text = r.body.decode(errors="replace")
+    found = [re.search(rf"^{name} (\d+)$", text, re.M)
+             for name in ("dbgw_credential_cache_hits_total", "dbgw_credential_cache_misses_total")]
+    if not all(found):
+        return None, "the gateway's /metrics has no credential cache counters"
+    return (int(found[0].group(1)), int(found[1].group(1))), ""
 
 
 # --------------------------------------------------------------------------------------
@@ -787,6 +1085,10 @@ class RunResult:
     errors_detail: dict = field(default_factory=dict)
     non_2xx: int = 0
     peak_rss_kib: int = 0
+    helper_cpu_us_per_req: Optional[float] = None  # of cpu_us_per_req: the auth service behind the peer
+    redis_cpu_us_per_req: Optional[float] = None  # the harness's Redis (on the load core)
+    cache_hits: Optional[int] = None  # the gateway's credential cache during the timed run
+    cache_misses: Optional[int] = None
 
 
 def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
@@ -797,19 +1099,30 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
     waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s))
     ctx.quiet_budget_s = max(0.0, ctx.quiet_budget_s - waited)
     if s.warmup_s > 0:
-        run_wrk(ctx, t.port, concurrency, s.warmup_s, headers, t.tls)  # untimed: pools filled, caches warm
-    pids = proc_tree(t.process.pid)
+        wrk_load(ctx, t, concurrency, s.warmup_s)  # untimed: pools filled, caches warm
+    cache0, cache_error0 = gateway_cache_counters(t)
+    def tree() -> list[int]:
+        return proc_tree(t.process.pid) + [p for h in t.helpers for p in proc_tree(h.pid)]
+    pids = tree()
+    helper_pids = [p for h in t.helpers for p in proc_tree(h.pid)]
     up_pids = proc_tree(ctx.upstream.pid)
+    redis_pids = proc_tree(ctx.redis.pid) if ctx.redis is not None else []
     reset_peak_rss(pids)
     me = [os.getpid()]
     cpu0, up0, me0, stat0 = cpu_ticks(pids), cpu_ticks(up_pids), cpu_ticks(me), cpu_stat(ctx.cpus)
-    w = run_wrk(ctx, t.port, concurrency, s.duration_s, headers, t.tls)
+    redis0 = cpu_ticks(redis_pids)
+    w = wrk_load(ctx, t, concurrency, s.duration_s)
     stat1 = cpu_stat(ctx.cpus)
-    pids_after = sorted(set(pids) | set(proc_tree(t.process.pid)))
-    cpu1, up1, me1 = cpu_ticks(pids_after), cpu_ticks(up_pids), cpu_ticks(me)
+    pids_after = sorted(set(pids) | set(tree()))
+    cpu1, up1, me1, redis1 = cpu_ticks(pids_after), cpu_ticks(up_pids), cpu_ticks(me), cpu_ticks(redis_pids)
+    cache1, cache_error1 = gateway_cache_counters(t)
     rss = peak_rss_kib(pids_after)
     user_s, sys_s = cpu_delta_s(cpu0, cpu1)
     up_user, up_sys = cpu_delta_s(up0, up1)
+    # Redis (the Redis scenarios) runs on the load core with wrk and the upstream.
+    redis_s = sum(cpu_delta_s(redis0, redis1))
+    helper_s = sum(cpu_delta_s({p: v for p, v in cpu0.items() if p in helper_pids},
+                               {p: v for p, v in cpu1.items() if p in helper_pids}))
     n = int(w["requests"])
     dur = w["duration_us"] / 1e6
     errors = {k: int(w[k]) for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout")}
@@ -822,12 +1135,16 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
         r.cpu_us_per_req = (user_s + sys_s) * 1e6 / n
         r.cpu_user_us_per_req = user_s * 1e6 / n
         r.cpu_sys_us_per_req = sys_s * 1e6 / n
+        if t.helpers:
+            r.helper_cpu_us_per_req = helper_s * 1e6 / n
+        if t.uses_redis:
+            r.redis_cpu_us_per_req = redis_s * 1e6 / n
     r.proxy_cpu_percent = 100 * (user_s + sys_s) / dur if dur else 0.0
-    r.load_core_cpu_percent = 100 * (w["load_cpu_s"] + up_user + up_sys) / dur if dur else 0.0
+    r.load_core_cpu_percent = 100 * (w["load_cpu_s"] + up_user + up_sys + redis_s) / dur if dur else 0.0
     # Anything else that ran on the cores we use (a compiler, another benchmark ...):
     # their busy time minus what our processes account for. A few % is noise; more means
     # the run was disturbed.
-    ours = user_s + sys_s + up_user + up_sys + w["load_cpu_s"] + sum(cpu_delta_s(me0, me1))
+    ours = user_s + sys_s + up_user + up_sys + redis_s + w["load_cpu_s"] + sum(cpu_delta_s(me0, me1))
     if dur:
         r.other_cpu_percent = max(0.0, 100 * ((stat1[0] - stat0[0]) / CLK_TCK - ours) / dur)
         r.steal_percent = 100 * (stat1[1] - stat0[1]) / CLK_TCK / dur
@@ -843,35 +1160,65 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
         r.problems.append(f"{r.non_2xx} responses with status >= 400")
     if not t.process.alive():
         r.problems.append(f"{t.name} exited during the run (status {t.process.popen.returncode})")
+    for h in t.helpers:
+        if not h.alive():
+            r.problems.append(f"{h.name} exited during the run (status {h.popen.returncode})")
+    if cache_error0 or cache_error1:
+        r.problems.append(cache_error0 or cache_error1)
+    if cache0 is not None and cache1 is not None:
+        r.cache_hits, r.cache_misses = cache1[0] - cache0[0], cache1[1] - cache0[1]
+        lookups = r.cache_hits + r.cache_misses
+        if t.cache_expect == "miss" and r.cache_hits > 0.001 * max(lookups, 1):
+            r.problems.append(f"the gateway's cache answered {r.cache_hits} of {lookups} lookups: not the miss path")
+        if t.cache_expect == "hit" and r.cache_misses > 0.001 * max(lookups, 1):
+            r.problems.append(f"{r.cache_misses} of {lookups} lookups missed the gateway's cache: not the hit path")
+        if n > 0 and lookups < n:
+            r.problems.append(f"the gateway's cache saw {lookups} lookups for {n} requests")
     r.valid = not r.problems
     return r
 
 
 def run_scenario(ctx: Context, s: Scenario) -> dict:
-    result: dict = {"id": s.id, "title": s.title, "status": "", "preflight": [], "runs": [], "targets": s.targets}
+    result: dict = {"id": s.id, "title": s.title, "status": "", "preflight": [], "runs": [], "targets": s.targets,
+                    "notes": s.notes}
     started: list[Managed] = []
     targets: list[Target] = []
     headers = dict(s.request_headers)
-    extra_values: dict[str, object] = {}
+    prepared = Prepared()
     try:
         try:
             if "redis" in s.services:
                 start_redis(ctx)
             if s.prepare is not None:
-                more_headers, extra_values = s.prepare(ctx)
-                headers.update(more_headers)
-            port = free_port()
-            gw = start_gateway(ctx, s, port, extra_values)
+                t0 = time.monotonic()
+                prepared = s.prepare(ctx)
+                headers.update(prepared.headers)
+                log(f"  prepared the credentials in {time.monotonic() - t0:.1f} s")
+            extra_values = prepared.values
+
+            def target(name: str, kind: str, port: int, m: Managed, does_auth: bool, **kw) -> Target:
+                return Target(name, kind, port, ctx.upstream_port, m, headers, s.tls, does_auth,
+                              identity=prepared.identity, credentials=prepared.credentials,
+                              rotation=prepared.rotation, uses_redis="redis" in s.services, **kw)
+
+            port, admin_port = free_port(), (free_port() if s.gateway_cache else 0)
+            gw = start_gateway(ctx, s, port, admin_port, extra_values)
             started.append(gw)
-            targets.append(Target("gateway", "gateway", port, ctx.upstream_port, gw, headers, s.tls, True))
+            targets.append(target("gateway", "gateway", port, gw, True, admin_port=admin_port,
+                                  cache_expect=s.gateway_cache))
             for peer in s.peers:
-                port = free_port()
-                values = {"port": port, "upstream_port": ctx.upstream_port,
+                port, auth_port = free_port(), free_port()
+                values = {"port": port, "upstream_port": ctx.upstream_port, "auth_port": auth_port,
                           "upstream_keepalive": ctx.upstream_keepalive, "redis_port": ctx.redis_port, **extra_values}
+                helpers = []
+                if peer.auth_service:
+                    helper = start_auth_service(ctx, f"{peer.name}-auth-service", auth_port, values)
+                    started.append(helper)
+                    helpers.append(helper)
                 start = start_nginx if peer.kind == "nginx" else start_haproxy
                 m = start(ctx, peer.name, PEERS_DIR / peer.template, values, ctx.proxy_cpu, port)
                 started.append(m)
-                targets.append(Target(peer.name, peer.kind, port, ctx.upstream_port, m, headers, s.tls, peer.does_auth))
+                targets.append(target(peer.name, peer.kind, port, m, peer.does_auth, helpers=helpers))
         except (RuntimeError, KeyError, OSError, subprocess.SubprocessError) as e:
             result["status"] = "start_failed"
             result["detail"] = str(e)
@@ -969,6 +1316,14 @@ def summarize(scenario: dict, concurrency: list[int]) -> dict:
             for m in metrics:
                 vals = [r[m] for r in rs]
                 entry[m] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+            for m in ("helper_cpu_us_per_req", "redis_cpu_us_per_req"):  # only where they apply
+                vals = [r[m] for r in rs if r.get(m) is not None]
+                if vals:
+                    entry[m] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+            hits = [r["cache_hits"] for r in rs if r.get("cache_hits") is not None]
+            if hits:
+                entry["cache_hits"] = sum(hits)
+                entry["cache_misses"] = sum(r["cache_misses"] for r in rs if r.get("cache_misses") is not None)
             summary["per_proxy"].append(entry)
         gw = {r["repetition"]: r for r in runs if r["proxy"] == "gateway" and r["concurrency"] == c}
         for p in proxies:
@@ -997,7 +1352,7 @@ def markdown(report: dict) -> str:
     out.append(f"{report['started_at']} · {env['cpu_model']} · kernel {env['kernel']} · "
                f"{'proxy under test on CPU %s, wrk + upstream on CPU %s' % (env['proxy_cpu'], env['load_cpu']) if env['pinned'] else 'NOT pinned (fewer than 2 CPUs or --no-pin): numbers are not comparable to pinned runs'}")
     out.append(f"gateway {env['gateway_commit']} ({env['gateway_binary_relative']}, built {env['gateway_binary_mtime']}) · "
-               f"{env['nginx']} · {env['haproxy']} · {env['wrk']}")
+               f"{env['nginx']} · {env['haproxy']} · {env['wrk']}" + (f" · {env['redis']}" if env.get("redis") else ""))
     out.append(f"wrk -t1 -c{' and -c'.join(map(str, s['concurrency']))} -d{s['duration_s']}s --latency, "
                f"{s['warmup_s']} s untimed warm-up before each run, {s['repetitions']} interleaved round(s); "
                f"medians with (min–max) over rounds; a run disturbed by other processes on these cores is "
@@ -1058,6 +1413,27 @@ def markdown(report: dict) -> str:
             out.append("Invalid runs (not to be quoted):")
             for r in invalid:
                 out.append(f"- c={r['concurrency']} round {r['repetition']} {r['proxy']}: {'; '.join(r['problems'])}")
+        helpers = [e for e in summ["per_proxy"] if "helper_cpu_us_per_req" in e]
+        if helpers:
+            out.append("")
+            out.append("Of the CPU µs/req above, the auth service behind the peer (bench/peers/auth-service.py, same core): " +
+                       "; ".join(f"c={e['concurrency']} {e['proxy']} {e['helper_cpu_us_per_req']['median']:.1f} µs/req "
+                                 f"of {e['cpu_us_per_req']['median']:.1f}" for e in helpers) + ".")
+        redis_cpu = [e for e in summ["per_proxy"] if "redis_cpu_us_per_req" in e]
+        if redis_cpu:
+            out.append("")
+            out.append("Redis CPU µs/req (on the load core, in load core %): " +
+                       "; ".join(f"c={e['concurrency']} {e['proxy']} {e['redis_cpu_us_per_req']['median']:.1f}"
+                                 for e in redis_cpu) + ".")
+        cache = [e for e in summ["per_proxy"] if "cache_hits" in e]
+        if cache:
+            out.append("")
+            out.append("Gateway credential cache during the timed runs: " +
+                       "; ".join(f"c={e['concurrency']} {e['cache_hits']:,} hits, {e['cache_misses']:,} misses"
+                                 for e in cache) + ".")
+        if sc.get("notes"):
+            out.append("")
+            out.append(sc["notes"])
         sat = [e for e in summ["per_proxy"] if e["load_core_cpu_percent"]["median"] >= 95]
         if sat:
             out.append("")
@@ -1117,6 +1493,7 @@ def describe_environment(ctx: Context) -> dict:
         "nginx": first_line(["nginx", "-v"]),
         "haproxy": first_line(["haproxy", "-v"]).split(" - ")[0],
         "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
+        "redis": first_line(["redis-server", "--version"]).split(" sha=")[0] if shutil.which("redis-server") else "?",
         "python": platform.python_version(),
     }
 
@@ -1134,7 +1511,7 @@ def main(argv: list[str]) -> int:
     if settings.report is not None:
         print(markdown(json.loads(settings.report.read_text())))
         return 0
-    for tool in ("nginx", "haproxy", "wrk", "taskset"):
+    for tool in ("nginx", "haproxy", "wrk", "taskset", "redis-server", "redis-cli"):
         if shutil.which(tool) is None:
             log(f"bench: {tool} is not installed (make bench installs it: scripts/install-deps.sh nginx haproxy redis-server wrk)")
             return 2
