@@ -31,6 +31,8 @@ package final class Authenticator {
     private let now: () -> Int64
     private let logger: Logger
     private var lastTouched: [String: Int64] = [:]
+    /// Keys whose last use this loop remembers (and so writes at most once a minute).
+    private let maximumTrackedKeys: Int
 
     package init(
         eventLoop: any EventLoop,
@@ -39,8 +41,10 @@ package final class Authenticator {
         cache: CacheSettings,
         routes: RouteTable,
         logger: Logger,
-        now: @escaping () -> Int64
+        now: @escaping () -> Int64,
+        maximumTrackedKeys: Int = 100_000
     ) {
+        self.maximumTrackedKeys = maximumTrackedKeys
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
@@ -188,8 +192,15 @@ package final class Authenticator {
     /// Records a use at most once a minute per key and loop: never a write per request.
     private func touch(keyID: String, now: Int64) {
         if let last = self.lastTouched[keyID], now - last < 60 { return }
+        if self.lastTouched.count >= self.maximumTrackedKeys {
+            // Entries older than a minute no longer throttle anything.
+            self.lastTouched = self.lastTouched.filter { now - $0.value < 60 }
+            // Still full: more keys than that were used this minute. Skip the write rather
+            // than forget the throttle, so a flood of distinct keys never becomes a write
+            // per request.
+            if self.lastTouched.count >= self.maximumTrackedKeys { return }
+        }
         self.lastTouched[keyID] = now
-        if self.lastTouched.count > 100_000 { self.lastTouched.removeAll() }
         self.store.touchAPIKey(id: keyID, at: now).whenFailure { _ in }
     }
 

@@ -128,7 +128,8 @@ final class AuthHarness {
         routes: [RouteSettings] = defaultTestRoutes,
         unmatched: ServerSettings.UnmatchedRoutePolicy = .deny,
         cache: CacheSettings = CacheSettings(),
-        pepper: [UInt8] = testPepper
+        pepper: [UInt8] = testPepper,
+        maximumTrackedKeys: Int = 100_000
     ) {
         self.loop = EmbeddedEventLoop()
         self.data = InMemoryCredentialData()
@@ -142,7 +143,8 @@ final class AuthHarness {
             cache: cache,
             routes: RouteTable(routes: routes, unmatched: unmatched),
             logger: Logger(label: "test"),
-            now: { clock.now }
+            now: { clock.now },
+            maximumTrackedKeys: maximumTrackedKeys
         )
         // Keys are created straight on the in-memory store so the counters only see the
         // authenticator's calls.

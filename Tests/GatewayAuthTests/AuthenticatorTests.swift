@@ -462,6 +462,24 @@ private func waitPastPositiveTTL() {
 
     // MARK: last_used_at
 
+    /// More distinct keys in a minute than the loop tracks: the extra ones are not written
+    /// (a flood of keys must never become a write per request), and the throttle frees up
+    /// once its entries are a minute old.
+    @Test func touchThrottleIsBoundedWithoutWritingPerRequest() throws {
+        let h = AuthHarness(maximumTrackedKeys: 2)
+        let keys = try (0..<3).map { _ in try h.createKey(scopes: ["read:databases"]) }
+        for created in keys {
+            #expect(try h.resolve(h.authorize(key: created.key)).successValue != nil)
+        }
+        #expect(h.store.touchCalls.map(\.id) == [keys[0].record.id, keys[1].record.id])
+        // Cached now: repeated use of the third key still writes nothing this minute.
+        for _ in 0..<5 { _ = h.authorize(key: keys[2].key) }
+        #expect(h.store.touchCalls.count == 2)
+        h.clock.now += 61
+        _ = h.authorize(key: keys[2].key)
+        #expect(h.store.touchCalls.count == 3 && h.store.touchCalls.last?.id == keys[2].record.id)
+    }
+
     @Test func touchIsAtMostOncePerMinutePerKey() throws {
         let h = AuthHarness()
         let created = try h.createKey(scopes: ["read:databases"])
