@@ -31,6 +31,7 @@ package final class Authenticator {
     private let now: () -> Int64
     private let logger: Logger
     private var lastTouched: [String: Int64] = [:]
+    private var lastTouchSweep: Int64 = 0
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
 
@@ -193,8 +194,12 @@ package final class Authenticator {
     private func touch(keyID: String, now: Int64) {
         if let last = self.lastTouched[keyID], now - last < 60 { return }
         if self.lastTouched.count >= self.maximumTrackedKeys {
-            // Entries older than a minute no longer throttle anything.
-            self.lastTouched = self.lastTouched.filter { now - $0.value < 60 }
+            // Entries older than a minute no longer throttle anything. The sweep is O(n),
+            // so it runs at most once a second, never per request.
+            if now != self.lastTouchSweep {
+                self.lastTouchSweep = now
+                self.lastTouched = self.lastTouched.filter { now - $0.value < 60 }
+            }
             // Still full: more keys than that were used this minute. Skip the write rather
             // than forget the throttle, so a flood of distinct keys never becomes a write
             // per request.
