@@ -50,9 +50,9 @@ package final class Authenticator {
         self.store = store
         self.hmac = hmac.makeContext()
         self.cache = CredentialCache(
-            positiveTTL: .nanoseconds(Int64(cache.positiveTTL.components.seconds) * 1_000_000_000 + cache.positiveTTL.components.attoseconds / 1_000_000_000),
-            negativeTTL: .nanoseconds(Int64(cache.negativeTTL.components.seconds) * 1_000_000_000 + cache.negativeTTL.components.attoseconds / 1_000_000_000),
-            staleGrace: .nanoseconds(Int64(cache.staleGrace.components.seconds) * 1_000_000_000 + cache.staleGrace.components.attoseconds / 1_000_000_000),
+            positiveTTL: cache.positiveTTL.timeAmount,
+            negativeTTL: cache.negativeTTL.timeAmount,
+            staleGrace: cache.staleGrace.timeAmount,
             maxEntries: cache.maxEntries
         )
         self.routes = routes

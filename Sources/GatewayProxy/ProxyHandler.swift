@@ -219,20 +219,23 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         context.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
-        let configuration = self.loop.configuration
+        // Only the two limits are read: copying the whole configuration per request costs a
+        // retain and release for every array and string in it.
+        let maxBodyBytes = self.loop.configuration.server.maxBodyBytes
+        let bodyTimeout = self.loop.configuration.server.bodyTimeout.timeAmount
         let requestID = ForwardingRules.requestID(for: head, generator: &self.ids)
         self.nextExchangeID &+= 1
         let (rawPath, query) = Self.splitTarget(head.uri)
 
         func reject(_ error: GatewayError) {
             self.exchange = self.makeRecord(
-                head, requestID: requestID, path: rawPath, framing: .none, uri: head.uri, normalizedPath: rawPath, configuration
+                head, requestID: requestID, path: rawPath, framing: .none, uri: head.uri, normalizedPath: rawPath, bodyTimeout: bodyTimeout
             )
             self.run(self.machine.requestHeadRejected(error))
         }
 
         let framing: RequestBodyFraming
-        switch RequestValidation.validate(head, maxBodyBytes: configuration.server.maxBodyBytes) {
+        switch RequestValidation.validate(head, maxBodyBytes: maxBodyBytes) {
         case .failure(let error):
             reject(error)
             return
@@ -265,7 +268,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let uri = query.map { "\(normalizedPath)?\($0)" } ?? normalizedPath
         self.exchange = self.makeRecord(
             head, requestID: requestID, path: normalizedPath, framing: framing, uri: uri, normalizedPath: normalizedPath,
-            configuration
+            bodyTimeout: bodyTimeout
         )
         if !expectation.isEmpty {
             context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -276,7 +279,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.run(
             self.machine.requestHeadAccepted(
                 keepAlive: head.isKeepAlive,
-                maxBodyBytes: configuration.server.maxBodyBytes,
+                maxBodyBytes: maxBodyBytes,
                 bodyExpected: framing != .none
             )
         )
@@ -308,7 +311,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         framing: RequestBodyFraming,
         uri: String,
         normalizedPath: String,
-        _ configuration: GatewayConfiguration
+        bodyTimeout: TimeAmount
     ) -> ExchangeRecord {
         ExchangeRecord(
             id: self.nextExchangeID,
@@ -323,7 +326,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             isLocal: APIKeyEndpoints.handles(normalizedPath),
             pool: self.loop.pool,
             started: .now(),
-            bodyTimeout: configuration.server.bodyTimeout.timeAmount
+            bodyTimeout: bodyTimeout
         )
     }
 
@@ -376,7 +379,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     private func authorized(_ principal: Principal?) {
         guard let exchange = self.exchange else { return }
         exchange.authorizedAt = .now()
-        let configuration = self.loop.configuration
         exchange.principal = principal
         var upstreamHead = ForwardingRules.upstreamRequestHead(
             exchange.head,
@@ -386,9 +388,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 clientAddress: self.clientAddress,
                 clientScheme: self.clientScheme,
                 upstreamAuthority: self.loop.upstreamAuthority,
-                preserveHost: configuration.upstream.preserveHost,
+                preserveHost: self.loop.configuration.upstream.preserveHost,
                 principal: principal,
-                forwardAuthorization: configuration.apiKeys.forwardAuthorization,
+                forwardAuthorization: self.loop.configuration.apiKeys.forwardAuthorization,
                 uri: exchange.uri
             )
         )

@@ -152,11 +152,3 @@ final class UpstreamPool {
         }
     }
 }
-
-extension Duration {
-    /// The same span as a NIO `TimeAmount`.
-    package var timeAmount: TimeAmount {
-        let (seconds, attoseconds) = self.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -127,7 +127,7 @@ package final class RedisClient {
         buffer.writeBytes(encoded)
         let replyPromise = self.eventLoop.makePromise(of: RESPValue.self)
         let result = self.eventLoop.makePromise(of: RESPValue.self)
-        let command = InFlight(deadline: self.eventLoop.now + self.settings.commandTimeout.redisTimeAmount, result: result, channel: channel)
+        let command = InFlight(deadline: self.eventLoop.now + self.settings.commandTimeout.timeAmount, result: result, channel: channel)
         self.inFlight.append(command)
         if self.commandDeadline.deadline == nil {
             self.commandDeadline.set(command.deadline, on: self.eventLoop, makeWake: self.makeWake)
@@ -221,7 +221,7 @@ package final class RedisClient {
         self.connector(
             self.eventLoop,
             settings.endpoint,
-            settings.connectTimeout.redisTimeAmount
+            settings.connectTimeout.timeAmount
         ) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(RedisChannelHandler())
@@ -278,12 +278,5 @@ package final class RedisClient {
             }.nonisolated()
         }
         return chain
-    }
-}
-
-extension Duration {
-    var redisTimeAmount: TimeAmount {
-        let (seconds, attoseconds) = self.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

@@ -159,8 +159,7 @@ private final class RedisReadinessProbe {
     init(loop: any EventLoop, settings: RedisSettings) {
         self.loop = loop
         self.client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
-        let (seconds, attoseconds) = settings.connectTimeout.components
-        self.deadline = .now() + .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        self.deadline = .now() + settings.connectTimeout.timeAmount
         self.promise = loop.makePromise(of: Bool.self)
     }
 

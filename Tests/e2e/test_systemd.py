@@ -315,6 +315,25 @@ pepper_file = "{pepper_path}"
 """
 
 
+def sandboxed_run_config(tmp_path: Path, upstream, redis_server, pepper_file: Path):
+    """(port, path) of a config the sandbox tests run the gateway with: Redis, an open route."""
+    port = free_port()
+    config = tmp_path / "gateway.conf"
+    config.write_text(f"""
+[server]
+listen = ["127.0.0.1:{port}"]
+event_loops = 2
+drain_timeout = "2s"
+[upstream]
+url = "{upstream.url}"
+{redis_tail(redis_server.port, pepper_file)}
+[[routes]]
+path = "/**"
+public = true
+""")
+    return port, config
+
+
 @pytest.fixture
 def pepper_file(tmp_path):
     path = tmp_path / "pepper"
@@ -406,20 +425,7 @@ def test_gateway_stays_inside_the_units_syscall_filter_proc_subset_and_address_f
     # nice value and ignores failure (as it must for any unprivileged user).
     tolerated = {"setpriority"}
 
-    port = free_port()
-    config = tmp_path / "gateway.conf"
-    config.write_text(f"""
-[server]
-listen = ["127.0.0.1:{port}"]
-event_loops = 2
-drain_timeout = "2s"
-[upstream]
-url = "{upstream.url}"
-{redis_tail(redis_server.port, pepper_file)}
-[[routes]]
-path = "/**"
-public = true
-""")
+    port, config = sandboxed_run_config(tmp_path, upstream, redis_server, pepper_file)
     trace = tmp_path / "trace"
     log = open(tmp_path / "gateway.log", "wb")
     proc = subprocess.Popen([strace, "-f", "-qq", "-o", str(trace), gateway_binary(), "run", "--config", str(config)],
@@ -564,20 +570,7 @@ print("inet ok")
         pytest.skip(f"this kernel has no PR_SET_MDWE (Linux 6.3+): {probe.stderr.strip()}")
     assert probe.stdout.split("\n")[:3] == ["setpriority EPERM", "netlink EAFNOSUPPORT", "inet ok"], probe
 
-    port = free_port()
-    config = tmp_path / "gateway.conf"
-    config.write_text(f"""
-[server]
-listen = ["127.0.0.1:{port}"]
-event_loops = 2
-drain_timeout = "2s"
-[upstream]
-url = "{upstream.url}"
-{redis_tail(redis_server.port, pepper_file)}
-[[routes]]
-path = "/**"
-public = true
-""")
+    port, config = sandboxed_run_config(tmp_path, upstream, redis_server, pepper_file)
     notify = NotifySocket(str(notify_dir / "notify"), probe_port=port)
     notify.port_known.set()
     log_path = tmp_path / "gateway.log"
