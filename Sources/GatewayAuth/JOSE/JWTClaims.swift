@@ -1,0 +1,129 @@
+package import GatewayCore
+
+/// What the gateway demands of one issuer's tokens. Immutable; any thread.
+package struct IssuerPolicy: Sendable {
+    /// The exact `iss` value.
+    package var issuer: String
+    /// `aud` must contain one of these; empty = not checked (external issuers only; the
+    /// configuration warns about it).
+    package var audiences: [String]
+    /// Required header `typ` (RFC 9068 `at+jwt`), compared case-insensitively with an
+    /// optional `application/` prefix; nil = not checked.
+    package var requiredType: String?
+    /// Allowance for clock skew on `exp`, `nbf` and `iat`, seconds.
+    package var leewaySeconds: Int64
+    /// Longest accepted `exp - iat` (or `exp - now` without `iat`), seconds.
+    package var maxLifetimeSeconds: Int64?
+    /// Scopes granted to every token of this issuer in addition to its own claims; empty by
+    /// default.
+    package var isOwn: Bool
+
+    package init(
+        issuer: String,
+        audiences: [String],
+        requiredType: String? = nil,
+        leewaySeconds: Int64 = 60,
+        maxLifetimeSeconds: Int64? = nil,
+        isOwn: Bool = false
+    ) {
+        self.issuer = issuer
+        self.audiences = audiences
+        self.requiredType = requiredType
+        self.leewaySeconds = leewaySeconds
+        self.maxLifetimeSeconds = maxLifetimeSeconds
+        self.isOwn = isOwn
+    }
+}
+
+/// A token whose signature and claims were checked. Immutable; any thread.
+package struct VerifiedToken: Sendable {
+    package var principal: Principal
+    package var expiresAt: Int64
+    package var tokenID: String?
+    package var issuer: String
+}
+
+/// The registered claims of a JWT access token, checked against an `IssuerPolicy` at a
+/// given time (Unix seconds, injected). Pure; any thread.
+package enum JWTClaimsValidator {
+    package static func validate(
+        claims: JSONObject,
+        type: String?,
+        policy: IssuerPolicy,
+        now: Int64
+    ) throws(JWTFailure) -> VerifiedToken {
+        guard claims["iss"]?.string == policy.issuer else { throw .unknownIssuer }
+        if let requiredType = policy.requiredType {
+            guard let type, Self.typeMatches(type, requiredType) else { throw .wrongType }
+        }
+        guard let expValue = claims["exp"] else { throw .missingClaim("exp") }
+        guard let exp = expValue.numericDate else { throw .malformed("exp is not a number") }
+        let leeway = policy.leewaySeconds
+        guard now < exp &+ leeway else { throw .expired }
+        if let nbfValue = claims["nbf"] {
+            guard let nbf = nbfValue.numericDate else { throw .malformed("nbf is not a number") }
+            guard nbf <= now &+ leeway else { throw .notYetValid }
+        }
+        var iat: Int64?
+        if let iatValue = claims["iat"] {
+            guard let value = iatValue.numericDate else { throw .malformed("iat is not a number") }
+            guard value <= now &+ leeway else { throw .issuedInFuture }
+            iat = value
+        }
+        if let maxLifetime = policy.maxLifetimeSeconds {
+            let lifetime = exp &- (iat ?? now)
+            guard lifetime <= maxLifetime else { throw .lifetimeTooLong }
+        }
+        if !policy.audiences.isEmpty {
+            let audiences: [String]
+            switch claims["aud"] {
+            case .string(let single)?: audiences = [single]
+            case .array(let list)?:
+                let strings = list.compactMap(\.string)
+                guard strings.count == list.count else { throw .malformed("aud is not a list of strings") }
+                audiences = strings
+            case nil: throw .missingClaim("aud")
+            default: throw .malformed("aud is not a string or a list")
+            }
+            guard audiences.contains(where: policy.audiences.contains) else { throw .wrongAudience }
+        }
+        guard let subject = claims["sub"]?.string, !subject.isEmpty, subject.utf8.count <= 256 else {
+            throw .missingClaim("sub")
+        }
+        var scopes: [String] = []
+        switch claims["scope"] {
+        case .string(let text)?: scopes = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        case nil: break
+        default: throw .malformed("scope is not a string")
+        }
+        switch claims["scp"] {
+        case .array(let list)?:
+            let strings = list.compactMap(\.string)
+            guard strings.count == list.count else { throw .malformed("scp is not a list of strings") }
+            scopes += strings
+        case .string(let text)?: scopes += text.split(separator: " ").map(String.init)
+        case nil: break
+        default: throw .malformed("scp is not a list")
+        }
+        guard scopes.count <= 64, scopes.allSatisfy({ $0.utf8.count <= 128 }) else { throw .malformed("too many scopes") }
+        var clientID: String?
+        if let value = claims["client_id"] {
+            guard let text = value.string, text.utf8.count <= 256 else { throw .malformed("client_id is not a string") }
+            clientID = text
+        }
+        var tokenID: String?
+        if let value = claims["jti"] {
+            guard let text = value.string, !text.isEmpty, text.utf8.count <= 128 else { throw .malformed("jti is not a short string") }
+            tokenID = text
+        }
+        let principal = Principal(
+            subject: subject, kind: .jwt, scopes: scopes, clientID: clientID, keyID: nil, expiresAt: exp)
+        return VerifiedToken(principal: principal, expiresAt: exp, tokenID: tokenID, issuer: policy.issuer)
+    }
+
+    static func typeMatches(_ type: String, _ required: String) -> Bool {
+        var lowered = type.lowercased()
+        if lowered.hasPrefix("application/") { lowered.removeFirst("application/".count) }
+        return lowered == required.lowercased()
+    }
+}
