@@ -4,9 +4,10 @@ package import GatewayStore
 package import NIOCore
 
 /// The HTTP face of `APIKeyService`: `POST /v1/api-keys`, `GET /v1/api-keys`,
-/// `DELETE /v1/api-keys/{id}` (PRODUCT.md §3). The caller is already authenticated and
-/// holds `admin` (checked by the authenticator with `requiredScopes`). Touched only on its
-/// event loop.
+/// `DELETE /v1/api-keys/{id}` (PRODUCT.md §3). The caller is already authenticated (any
+/// credential, `requiredScopes` is empty). An API key manages keys only if it holds `admin`;
+/// a user session (JWT) manages its own keys, an `admin` one everybody's; nobody grants a
+/// scope they do not hold. Touched only on its event loop.
 package struct APIKeyEndpoints {
     /// A complete response of a built-in endpoint.
     package struct Response: Sendable {
@@ -20,8 +21,9 @@ package struct APIKeyEndpoints {
     package static let collectionPath = "/v1/api-keys"
     /// Largest request body the endpoints read.
     package static let maximumBodyBytes: Int64 = 64 * 1024
-    /// Scopes a caller needs for every key-management call (user sessions come later).
-    package static let requiredScopes = ["admin"]
+    /// Scopes the authenticator demands before these endpoints run: none beyond a valid
+    /// credential; the rules above are applied here.
+    package static let requiredScopes: [String] = []
 
     /// Whether `normalizedPath` belongs to these endpoints.
     package static func handles(_ normalizedPath: String) -> Bool {
@@ -45,16 +47,30 @@ package struct APIKeyEndpoints {
         eventLoop: any EventLoop
     ) -> EventLoopFuture<Response> {
         let tail = normalizedPath.dropFirst(Self.collectionPath.count)
+        let isAdmin = principal.grants("admin")
+        if principal.kind == .apiKey, !isAdmin {
+            return eventLoop.makeFailedFuture(GatewayError.insufficientScope("admin"))
+        }
+        let subject = principal.subject
         switch (method, tail.isEmpty) {
         case ("POST", true):
             return self.create(body: body, principal: principal, eventLoop: eventLoop)
         case ("GET", true), ("HEAD", true):
             return self.service.list().map { records in
-                Response(status: 200, body: Self.listJSON(records), noStore: true)
+                let visible = isAdmin ? records : records.filter { $0.owner == subject }
+                return Response(status: 200, body: Self.listJSON(visible), noStore: true)
             }.flatMapErrorThrowing { error in throw Self.mapped(error) }
         case ("DELETE", false):
             let id = String(tail.dropFirst())
-            return self.service.revoke(id: id).flatMapThrowing { record in
+            let service = self.service
+            let permitted: EventLoopFuture<Bool> =
+                isAdmin
+                ? eventLoop.makeSucceededFuture(true)
+                : service.list().map { records in records.contains { $0.id == id && $0.owner == subject } }
+            return permitted.flatMap { allowed -> EventLoopFuture<APIKeyRecord?> in
+                // Someone else's key is reported as absent: ids are not an oracle.
+                allowed ? service.revoke(id: id) : eventLoop.makeSucceededFuture(nil)
+            }.flatMapThrowing { record in
                 guard let record else {
                     throw GatewayError(status: 404, code: "not_found", description: "No API key has this id.")
                 }

@@ -34,6 +34,8 @@ package final class Authenticator {
     private var lastTouchSweep: Int64 = 0
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
+    /// JWT access tokens (own and external issuers); nil when none are configured.
+    package let jwt: JWTAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -43,9 +45,11 @@ package final class Authenticator {
         routes: RouteTable,
         logger: Logger,
         now: @escaping () -> Int64,
-        maximumTrackedKeys: Int = 100_000
+        maximumTrackedKeys: Int = 100_000,
+        jwt: JWTAuthenticator? = nil
     ) {
         self.maximumTrackedKeys = maximumTrackedKeys
+        self.jwt = jwt
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
@@ -111,6 +115,9 @@ package final class Authenticator {
             return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
         }
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
+            if let jwt, JWTVerifier.looksLikeJWT(token) {
+                return self.authorizeJWT(token, jwt: jwt, required: required)
+            }
             return .deny(.unauthorized("The credential is not recognised."))
         }
         if let problem = APIKeyFormat.problem(with: token) {
@@ -173,13 +180,35 @@ package final class Authenticator {
         return .pending(future)
     }
 
+    private func authorizeJWT(_ token: String, jwt: JWTAuthenticator, required: [String]) -> Outcome {
+        switch jwt.check(token) {
+        case .valid(let principal):
+            return self.decide(principal, required: required)
+        case .invalid(let failure):
+            return .deny(.unauthorized(failure.description))
+        case .pending(let future):
+            return .pending(future.flatMapErrorThrowing { error -> Principal in
+                switch error {
+                case let failure as JWTFailure: throw GatewayError.unauthorized(failure.description)
+                case let error as GatewayError: throw error
+                default: throw GatewayError.authUnavailable
+                }
+            }.flatMapThrowing { principal -> Principal in
+                if let missing = principal.missingScope(of: required) {
+                    throw GatewayError.insufficientScope(missing)
+                }
+                return principal
+            })
+        }
+    }
+
     private struct StaleFallback: Error {
         let principal: Principal
     }
 
     private func decide(_ principal: Principal, required: [String]) -> Outcome {
         if let expiresAt = principal.expiresAt, self.now() >= expiresAt {
-            return .deny(.unauthorized("The API key is unknown, revoked or expired."))
+            return .deny(.unauthorized(principal.kind == .apiKey ? "The API key is unknown, revoked or expired." : "The token has expired."))
         }
         if let missing = principal.missingScope(of: required) {
             return .deny(.insufficientScope(missing))

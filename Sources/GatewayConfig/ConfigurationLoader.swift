@@ -99,10 +99,14 @@ final class ConfigReader {
             self.readCache(table, into: &cache)
         }
         var apiKeys = APIKeySettings()
+        var jwt = JWTSettings()
         if let auth = self.table(root, "auth", path: "") {
-            self.rejectUnknown(in: auth, path: "auth", allowed: ["api_keys"])
+            self.rejectUnknown(in: auth, path: "auth", allowed: ["api_keys", "jwt"])
             if let table = self.table(auth, "api_keys", path: "auth") {
                 self.readAPIKeys(table, into: &apiKeys)
+            }
+            if let table = self.table(auth, "jwt", path: "auth") {
+                jwt = self.readJWT(table)
             }
         }
         if redis != nil, apiKeys.pepper == nil {
@@ -121,6 +125,7 @@ final class ConfigReader {
         configuration.redis = redis
         configuration.cache = cache
         configuration.apiKeys = apiKeys
+        configuration.jwt = jwt
         configuration.routes = routes
         configuration.admin = admin
         return configuration
@@ -364,7 +369,7 @@ final class ConfigReader {
 
     // MARK: typed accessors: each reports a problem and returns nil on a bad value
 
-    private func rejectUnknown(in table: TOMLTable, path: String, allowed: Set<String>) {
+    func rejectUnknown(in table: TOMLTable, path: String, allowed: Set<String>) {
         for key in table.keys.sorted() where !allowed.contains(key) {
             let full = path.isEmpty ? key : "\(path).\(key)"
             let known = allowed.sorted().joined(separator: ", ")
@@ -372,7 +377,7 @@ final class ConfigReader {
         }
     }
 
-    private func table(_ table: TOMLTable, _ key: String, path: String) -> TOMLTable? {
+    func table(_ table: TOMLTable, _ key: String, path: String) -> TOMLTable? {
         guard let value = table[key] else { return nil }
         let full = path.isEmpty ? key : "\(path).\(key)"
         guard let result = value.table else {
@@ -382,7 +387,7 @@ final class ConfigReader {
         return result
     }
 
-    private func string(_ table: TOMLTable, _ key: String, path: String) -> String? {
+    func string(_ table: TOMLTable, _ key: String, path: String) -> String? {
         guard let value = table[key] else { return nil }
         guard let result = value.string else {
             self.problem("\(path).\(key)", "must be a string")
@@ -391,7 +396,7 @@ final class ConfigReader {
         return result
     }
 
-    private func bool(_ table: TOMLTable, _ key: String, path: String) -> Bool? {
+    func bool(_ table: TOMLTable, _ key: String, path: String) -> Bool? {
         guard let value = table[key] else { return nil }
         guard let result = value.bool else {
             self.problem("\(path).\(key)", "must be true or false")
@@ -400,7 +405,7 @@ final class ConfigReader {
         return result
     }
 
-    private func integer(_ table: TOMLTable, _ key: String, path: String, range: ClosedRange<Int>) -> Int? {
+    func integer(_ table: TOMLTable, _ key: String, path: String, range: ClosedRange<Int>) -> Int? {
         guard let value = table[key] else { return nil }
         guard let result = value.int else {
             self.problem("\(path).\(key)", "must be an integer")
@@ -413,7 +418,7 @@ final class ConfigReader {
         return result
     }
 
-    private func stringArray(_ table: TOMLTable, _ key: String, path: String) -> [String]? {
+    func stringArray(_ table: TOMLTable, _ key: String, path: String) -> [String]? {
         guard let value = table[key] else { return nil }
         guard let array = value.array else {
             self.problem("\(path).\(key)", "must be an array of strings")
@@ -432,7 +437,7 @@ final class ConfigReader {
 
     /// A secret from `fileKey` (a path; one trailing newline dropped) or `envKey` (a
     /// variable name). The value never appears in a problem message.
-    private func secret(_ table: TOMLTable, fileKey: String, envKey: String, path: String) -> Secret? {
+    func secret(_ table: TOMLTable, fileKey: String, envKey: String, path: String) -> Secret? {
         let file = self.string(table, fileKey, path: path)
         let env = self.string(table, envKey, path: path)
         if file != nil, env != nil {
@@ -464,7 +469,7 @@ final class ConfigReader {
         return nil
     }
 
-    private func duration(_ table: TOMLTable, _ key: String, path: String) -> Duration? {
+    func duration(_ table: TOMLTable, _ key: String, path: String) -> Duration? {
         guard let value = table[key] else { return nil }
         guard let text = value.string else {
             self.problem("\(path).\(key)", "must be a duration string such as \"500ms\", \"10s\", \"5m\" or \"1h\"")
@@ -478,7 +483,7 @@ final class ConfigReader {
         }
     }
 
-    private func size(_ table: TOMLTable, _ key: String, path: String, range: ClosedRange<Int64>) -> Int64? {
+    func size(_ table: TOMLTable, _ key: String, path: String, range: ClosedRange<Int64>) -> Int64? {
         guard let value = table[key] else { return nil }
         let bytes: Int64
         if let integer = value.int {

@@ -88,6 +88,7 @@ extension GatewayConfiguration {
                 : "# pepper: <redacted> (from pepper_file or pepper_env)"
         )
         lines.append("forward_authorization = \(self.apiKeys.forwardAuthorization)")
+        self.renderJWT(into: &lines, quote: quote, duration: duration)
         for route in self.routes {
             lines.append("")
             lines.append("[[routes]]")
@@ -97,5 +98,49 @@ extension GatewayConfiguration {
             if route.isPublic { lines.append("public = true") }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func renderJWT(into lines: inout [String], quote: (String) -> String, duration: (Duration) -> String) {
+        let jwt = self.jwt
+        guard jwt.issuer != nil || !jwt.issuers.isEmpty else { return }
+        lines.append("")
+        lines.append("[auth.jwt]")
+        if let issuer = jwt.issuer { lines.append("issuer = \(quote(issuer))") }
+        lines.append("audience = \(quote(jwt.audience))")
+        lines.append("access_token_ttl = \(duration(jwt.accessTokenTTL))")
+        lines.append("refresh_token_ttl = \(duration(jwt.refreshTokenTTL))")
+        lines.append("leeway = \(duration(jwt.leeway))")
+        lines.append("max_token_lifetime = \(duration(jwt.maxTokenLifetime))")
+        lines.append("verified_cache_entries = \(jwt.verifiedCacheEntries)")
+        lines.append("password_hash_cost = \(jwt.passwordHashCost)")
+        lines.append("login_attempts_per_address = \(jwt.loginAttemptsPerAddress)")
+        lines.append("login_attempts_per_account = \(jwt.loginAttemptsPerAccount)")
+        lines.append("login_window = \(duration(jwt.loginWindow))")
+        for key in jwt.signingKeys {
+            lines.append("")
+            lines.append("[[auth.jwt.signing_keys]]")
+            lines.append("kid = \(quote(key.keyID))")
+            lines.append("algorithm = \(quote(key.algorithm.rawValue))")
+            lines.append("private_key_file = \(quote(key.privateKeyFile))")
+            if key.passphrase != nil { lines.append("# passphrase: <redacted>") }
+            lines.append("active = \(key.active)")
+        }
+        for issuer in jwt.issuers {
+            lines.append("")
+            lines.append("[[auth.jwt.issuers]]")
+            lines.append("issuer = \(quote(issuer.issuer))")
+            switch issuer.keySource {
+            case .jwksURL(let url): lines.append("jwks_url = \(quote(url))")
+            case .discovery(let url): lines.append("discovery_url = \(quote(url))")
+            case .file(let path, _): lines.append("jwks_file = \(quote(path))")
+            }
+            lines.append("audiences = [\(issuer.audiences.map(quote).joined(separator: ", "))]")
+            if let type = issuer.requiredType { lines.append("required_type = \(quote(type))") }
+            if !issuer.algorithms.isEmpty { lines.append("algorithms = [\(issuer.algorithms.map(quote).joined(separator: ", "))]") }
+            lines.append("min_refresh_interval = \(duration(issuer.minRefreshInterval))")
+            lines.append("max_refresh_interval = \(duration(issuer.maxRefreshInterval))")
+            lines.append("unknown_kid_refetch_interval = \(duration(issuer.unknownKeyRefetchInterval))")
+            lines.append("fetch_timeout = \(duration(issuer.fetchTimeout))")
+        }
     }
 }

@@ -12,6 +12,7 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var redis: RedisSettings?
     package var cache: CacheSettings = CacheSettings()
     package var apiKeys: APIKeySettings = APIKeySettings()
+    package var jwt: JWTSettings = JWTSettings()
     /// In file order; the first match wins.
     package var routes: [RouteSettings] = []
     /// nil: no admin listener.

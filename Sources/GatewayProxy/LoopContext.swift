@@ -10,6 +10,23 @@ package import NIOCore
 import Glibc
 #endif
 
+/// The JWT side of one event loop: the process-wide runtime plus this loop's session store
+/// and the hooks into process-wide services (JWKS refetch, the password-hashing pool).
+/// Built on the loop; touched only there.
+package struct LoopIdentity {
+    package var runtime: IdentityRuntime
+    package var sessions: any SessionStore
+    package var refetch: UnknownKeyRefetch?
+    package var checkPassword: PasswordCheck
+
+    package init(runtime: IdentityRuntime, sessions: any SessionStore, refetch: UnknownKeyRefetch?, checkPassword: @escaping PasswordCheck) {
+        self.runtime = runtime
+        self.sessions = sessions
+        self.refetch = refetch
+        self.checkPassword = checkPassword
+    }
+}
+
 /// Everything one event loop needs to serve requests: the configuration snapshot in
 /// force, the upstream pool, the loggers.
 ///
@@ -35,6 +52,15 @@ package final class LoopContext {
     /// `/v1/api-keys`.
     package private(set) var apiKeyEndpoints: APIKeyEndpoints
     package private(set) var store: any CredentialStore
+    /// JWT verification on this loop (nil without `[auth.jwt]`); kept across reloads that
+    /// leave `[auth.jwt]` alone, so its cache and fetched keys survive.
+    package private(set) var jwtAuthenticator: JWTAuthenticator?
+    /// Login, refresh, logout, JWKS (nil unless we are an issuer).
+    package private(set) var sessionEndpoints: SessionEndpoints?
+    private var identity: LoopIdentity?
+    /// This loop's session store (users, refresh families, revoked JWT ids), kept for the
+    /// process's life so a reload that turns JWTs on finds it.
+    package let sessionStore: (any SessionStore)?
     private let hmac: HMACSHA256
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
@@ -49,8 +75,11 @@ package final class LoopContext {
         logger: Logger,
         store: (any CredentialStore)? = nil,
         hmac: HMACSHA256? = nil,
+        identity: LoopIdentity? = nil,
+        sessionStore: (any SessionStore)? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
+        self.sessionStore = sessionStore ?? identity?.sessions
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.connector = connector
@@ -63,8 +92,59 @@ package final class LoopContext {
         self.store = store
         self.hmac = hmac
         self.now = now
-        self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now)
+        self.identity = identity
+        self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
+        self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator)
         self.apiKeyEndpoints = Self.makeEndpoints(store: store, authenticator: self.authenticator, now: now)
+        self.sessionEndpoints = Self.makeSessions(identity, jwt: self.jwtAuthenticator, eventLoop: eventLoop, logger: logger, now: now)
+    }
+
+    private static func makeJWT(_ identity: LoopIdentity?, eventLoop: any EventLoop, logger: Logger, now: @escaping @Sendable () -> Int64) -> JWTAuthenticator? {
+        guard let identity else { return nil }
+        return JWTAuthenticator(
+            eventLoop: eventLoop,
+            verifier: identity.runtime.makeVerifier(),
+            sessions: identity.sessions,
+            refetch: identity.refetch,
+            maximumEntries: identity.runtime.settings.verifiedCacheEntries,
+            logger: logger,
+            now: now
+        )
+    }
+
+    private static func makeSessions(
+        _ identity: LoopIdentity?,
+        jwt: JWTAuthenticator?,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        now: @escaping @Sendable () -> Int64
+    ) -> SessionEndpoints? {
+        guard let identity, let issuer = identity.runtime.issuer, let jwt else { return nil }
+        let settings = identity.runtime.settings
+        let ownPolicy = issuer.policy(
+            leewaySeconds: Int64(settings.leeway.components.seconds),
+            maxLifetimeSeconds: Int64(settings.maxTokenLifetime.components.seconds))
+        let ownKeys = issuer.verificationKeys
+        return SessionEndpoints(
+            issuer: issuer,
+            sessions: identity.sessions,
+            throttle: LocalLoginThrottle(
+                eventLoop: eventLoop,
+                perAddress: settings.loginAttemptsPerAddress,
+                perAccount: settings.loginAttemptsPerAccount,
+                window: settings.loginWindow.timeAmount),
+            checkPassword: identity.checkPassword,
+            passwordCost: settings.passwordHashCost,
+            decoyHash: identity.runtime.decoyHash,
+            logger: logger,
+            now: now,
+            revokeLocally: { [weak jwt] id, expiresAt in jwt?.revoke(tokenID: id, expiresAt: expiresAt) },
+            verifyOwnToken: { token in
+                let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
+                if case .verified(let verified) = verifier.verify(token, now: now()) { return verified }
+                return nil
+            }
+        )
     }
 
     package static let systemNow: @Sendable () -> Int64 = { Int64(wallClockSeconds()) }
@@ -74,7 +154,8 @@ package final class LoopContext {
         store: any CredentialStore,
         hmac: HMACSHA256,
         logger: Logger,
-        now: @escaping @Sendable () -> Int64
+        now: @escaping @Sendable () -> Int64,
+        jwt: JWTAuthenticator?
     ) -> Authenticator {
         Authenticator(
             eventLoop: store.eventLoop,
@@ -83,7 +164,8 @@ package final class LoopContext {
             cache: configuration.cache,
             routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
             logger: logger,
-            now: now
+            now: now,
+            jwt: jwt
         )
     }
 
@@ -99,7 +181,9 @@ package final class LoopContext {
     /// one is retired so its connections close as their exchanges end. Routes and cache
     /// settings take effect for new requests; a new `store` replaces the old one (Redis
     /// settings changed).
-    package func apply(_ configuration: GatewayConfiguration, logger: Logger, store: (any CredentialStore)? = nil) {
+    /// - Parameter identity: a new JWT setup when `[auth.jwt]` changed (`.some(nil)` turns
+    ///   JWTs off); nil keeps this loop's verifier, cache and keys.
+    package func apply(_ configuration: GatewayConfiguration, logger: Logger, store: (any CredentialStore)? = nil, identity: LoopIdentity?? = nil) {
         self.eventLoop.preconditionInEventLoop()
         if configuration.upstream != self.configuration.upstream {
             self.pool.retire()
@@ -112,7 +196,12 @@ package final class LoopContext {
         self.configuration = configuration
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
-        self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now)
+        if let identity {
+            self.identity = identity
+            self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: self.eventLoop, logger: logger, now: self.now)
+            self.sessionEndpoints = Self.makeSessions(identity, jwt: self.jwtAuthenticator, eventLoop: self.eventLoop, logger: logger, now: self.now)
+        }
+        self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
         self.apiKeyEndpoints = Self.makeEndpoints(store: self.store, authenticator: self.authenticator, now: self.now)
     }
 

@@ -31,7 +31,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         /// Normalized path plus the client's query.
         let uri: String
         let normalizedPath: String
-        let isLocal: Bool
+        /// A built-in endpoint the gateway answers itself, or nil (forwarded).
+        let builtIn: BuiltInEndpoint?
+        var isLocal: Bool { builtIn != nil }
         var upstreamHead: HTTPRequestHead?
         var principal: Principal?
         let pool: UpstreamPool
@@ -61,7 +63,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             framing: RequestBodyFraming,
             uri: String,
             normalizedPath: String,
-            isLocal: Bool,
+            builtIn: BuiltInEndpoint?,
             pool: UpstreamPool,
             started: NIODeadline,
             bodyTimeout: TimeAmount
@@ -75,7 +77,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.framing = framing
             self.uri = uri
             self.normalizedPath = normalizedPath
-            self.isLocal = isLocal
+            self.builtIn = builtIn
             self.pool = pool
             self.started = started
             self.bodyTimeout = bodyTimeout
@@ -323,7 +325,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             framing: framing,
             uri: uri,
             normalizedPath: normalizedPath,
-            isLocal: APIKeyEndpoints.handles(normalizedPath),
+            builtIn: BuiltInEndpoint.match(normalizedPath, sessionsEnabled: self.loop.sessionEndpoints != nil),
             pool: self.loop.pool,
             started: .now(),
             bodyTimeout: bodyTimeout
@@ -337,9 +339,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.setReadsHeld(true)
         let authenticator = self.loop.authenticator
         let requirement: RouteTable.Requirement
-        if exchange.isLocal {
-            requirement = .scopes(APIKeyEndpoints.requiredScopes)
-            exchange.routeLabel = "builtin \(APIKeyEndpoints.collectionPath)"
+        if let builtIn = exchange.builtIn {
+            requirement = builtIn.requirement
+            exchange.routeLabel = builtIn.routeLabel
         } else {
             let match = authenticator.routes.match(method: exchange.method.rawValue, normalizedPath: exchange.normalizedPath)
             requirement = match.requirement
@@ -405,29 +407,45 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.run(
             self.machine.authorized(
                 destination: exchange.isLocal ? .local : .upstream,
-                localBodyLimit: APIKeyEndpoints.maximumBodyBytes
+                localBodyLimit: exchange.builtIn?.maximumBodyBytes ?? 0
             )
         )
     }
 
     private func runLocalEndpoint(_ parts: [HTTPClientRequestPart]) {
-        guard let exchange = self.exchange, let principal = exchange.principal, let context else { return }
+        guard let exchange = self.exchange, let builtIn = exchange.builtIn, let context else { return }
         var body: [UInt8] = []
         for case .body(.byteBuffer(let buffer)) in parts {
             body += buffer.readableBytesView
         }
         let exchangeID = exchange.id
-        self.loop.apiKeyEndpoints.handle(
-            method: exchange.method.rawValue,
-            normalizedPath: exchange.normalizedPath,
-            body: body,
-            principal: principal,
-            eventLoop: context.eventLoop
-        ).assumeIsolated().whenComplete { result in
+        let response: EventLoopFuture<(status: Int, body: String, headers: [GatewayError.HeaderField])>
+        switch builtIn {
+        case .apiKeys:
+            guard let principal = exchange.principal else { return }
+            response = self.loop.apiKeyEndpoints.handle(
+                method: exchange.method.rawValue,
+                normalizedPath: exchange.normalizedPath,
+                body: body,
+                principal: principal,
+                eventLoop: context.eventLoop
+            ).map { (status: $0.status, body: $0.body, headers: []) }
+        case .session:
+            guard let endpoints = self.loop.sessionEndpoints else { return }
+            response = endpoints.handle(
+                method: exchange.method.rawValue,
+                normalizedPath: exchange.normalizedPath,
+                body: body,
+                authorization: exchange.head.headers["authorization"],
+                clientAddress: self.clientAddress,
+                eventLoop: context.eventLoop
+            ).map { (status: $0.status, body: $0.body, headers: $0.headers) }
+        }
+        response.assumeIsolated().whenComplete { result in
             guard self.exchange?.id == exchangeID else { return }
             switch result {
             case .success(let response):
-                self.writeLocal(status: response.status, body: response.body, headers: [], outcome: "local", error: nil)
+                self.writeLocal(status: response.status, body: response.body, headers: response.headers, outcome: "local", error: nil)
             case .failure(let error):
                 let gatewayError = error as? GatewayError ?? .internalError
                 self.writeLocal(
@@ -449,7 +467,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "Cache-Control", value: "no-store")
+        if !extra.contains(where: { $0.name.lowercased() == "cache-control" }) {
+            // Token-bearing and credential-management answers are never cached.
+            headers.add(name: "Cache-Control", value: "no-store")
+        }
         headers.add(name: "X-Request-Id", value: exchange.requestID)
         for field in extra {
             headers.add(name: field.name, value: field.value)

@@ -24,6 +24,12 @@ package final class GatewayServer: Sendable {
     private let state: NIOLockedValueBox<State>
     private let connector: UpstreamConnector
     private let subscriber: RevocationSubscriber?
+    /// Keeps external issuers' JWKS fresh (nil without remote issuers); replaced on reload
+    /// when `[auth.jwt]` changes.
+    private let refresher: NIOLockedValueBox<JWKSRefresher?>
+    /// Runs scrypt for logins off the event loops.
+    private let passwordPool: NIOThreadPool
+    private let memorySessions: InMemorySessionData?
     /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
     let redisProbe: NIOLoopBound<RedisClient>?
 
@@ -55,8 +61,12 @@ package final class GatewayServer: Sendable {
         logger: Logger,
         group: MultiThreadedEventLoopGroup? = nil,
         connector: UpstreamConnector? = nil,
-        memoryStore: InMemoryCredentialData? = nil
-    ) {
+        memoryStore: InMemoryCredentialData? = nil,
+        fetcher: HTTPFetcher? = nil
+    ) throws {
+        let identityRuntime = try IdentityRuntime.build(configuration.jwt) { problem in
+            logger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
+        }
         let threads = configuration.server.eventLoops == 0 ? System.coreCount : configuration.server.eventLoops
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.ownsGroup = group == nil
@@ -71,16 +81,38 @@ package final class GatewayServer: Sendable {
             }
         }
         let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
+        let revokeTokenID: @Sendable (String, Int64) -> Void = { id, expiresAt in
+            for context in fanOut.withLockedValue({ $0 }) {
+                context.eventLoop.execute { context.value.jwtAuthenticator?.revoke(tokenID: id, expiresAt: expiresAt) }
+            }
+        }
+        let memorySessions = configuration.redis == nil ? InMemorySessionData(onRevokeTokenID: revokeTokenID) : nil
+        self.memorySessions = memorySessions
+        let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
+        passwordPool.start()
+        self.passwordPool = passwordPool
+        let checkPassword: PasswordCheck = { password, encoded, loop in
+            passwordPool.runIfActive(eventLoop: loop) { PasswordHasher.verify(password: password, encoded: encoded) }
+        }
+        let refresherBox = NIOLockedValueBox<JWKSRefresher?>(nil)
+        self.refresher = refresherBox
+        let refetch: UnknownKeyRefetch = { issuer, _, loop in
+            guard let refresher = refresherBox.withLockedValue({ $0 }) else { return nil }
+            return refresher.refetch(issuer: issuer, from: loop)
+        }
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
             let context = try! loop.submit {
                 let store: any CredentialStore
+                let sessions: any SessionStore
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
+                    sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
+                    sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
                 }
                 return LoopContext(
                     eventLoop: loop,
@@ -88,7 +120,11 @@ package final class GatewayServer: Sendable {
                     connector: connector,
                     logger: logger,
                     store: store,
-                    hmac: hmac
+                    hmac: hmac,
+                    identity: identityRuntime.map {
+                        LoopIdentity(runtime: $0, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
+                    },
+                    sessionStore: sessions
                 )
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)
@@ -103,9 +139,14 @@ package final class GatewayServer: Sendable {
                 connector: RedisConnectors.posix,
                 logger: logger,
                 onRevoke: invalidate,
+                onRevokeTokenID: revokeTokenID,
                 onResubscribed: {
                     for context in all {
-                        context.eventLoop.execute { context.value.authenticator.invalidateAll() }
+                        context.eventLoop.execute {
+                            context.value.authenticator.invalidateAll()
+                            // Revocations missed while away: forget verified tokens too.
+                            context.value.jwtAuthenticator?.removeAll()
+                        }
                     }
                 }
             )
@@ -121,6 +162,46 @@ package final class GatewayServer: Sendable {
         }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
         self.state = NIOLockedValueBox(State(configuration: configuration, logger: logger))
+        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group)
+        refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
+    }
+
+    private let fetcher: HTTPFetcher
+
+    private var checkPassword: PasswordCheck {
+        let pool = self.passwordPool
+        return { password, encoded, loop in
+            pool.runIfActive(eventLoop: loop) { PasswordHasher.verify(password: password, encoded: encoded) }
+        }
+    }
+
+    private var refetchFunction: UnknownKeyRefetch {
+        let box = self.refresher
+        return { issuer, _, loop in
+            guard let refresher = box.withLockedValue({ $0 }) else { return nil }
+            return refresher.refetch(issuer: issuer, from: loop)
+        }
+    }
+
+    /// A refresher for `runtime`'s remote issuers that installs key sets on every loop.
+    private func makeRefresher(_ runtime: IdentityRuntime?, logger: Logger) -> JWKSRefresher? {
+        guard let runtime, !runtime.remoteIssuers.isEmpty, let loop = self.contexts.first?.eventLoop else { return nil }
+        let contexts = self.contexts
+        let group = self.group
+        return JWKSRefresher(
+            eventLoop: loop, issuers: runtime.remoteIssuers, fetcher: self.fetcher, logger: logger,
+            install: { issuer, keys in
+                let installs = contexts.map { context in
+                    context.eventLoop.submit { context.value.jwtAuthenticator?.verifier.replaceKeys(issuer: issuer, keys: keys) }
+                }
+                return EventLoopFuture.andAllSucceed(installs, on: group.next())
+            })
+    }
+
+    /// How many JWKS fetches of `issuer` started (tests).
+    package func jwksFetchCount(issuer: String) async throws -> Int {
+        guard let refresher = self.refresher.withLockedValue({ $0 }) else { return 0 }
+        return try await refresher.fetchCount(issuer: issuer).get()
     }
 
     package var configuration: GatewayConfiguration { self.state.withLockedValue { $0.configuration } }
@@ -135,6 +216,7 @@ package final class GatewayServer: Sendable {
     package func start() async throws {
         let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
         self.subscriber?.start()
+        self.refresher.withLockedValue { $0 }?.start()
         var bound: [any Channel] = []
         do {
             for address in configuration.server.listen {
@@ -219,7 +301,7 @@ package final class GatewayServer: Sendable {
 
     /// Applies a new configuration to every loop. Listener addresses and event-loop count
     /// cannot change without a restart; such changes are logged and ignored.
-    package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger) async {
+    package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger, identity: IdentityRuntime? = nil) async {
         var effective = newConfiguration
         let old = self.state.withLockedValue { $0.configuration }
         if newConfiguration.server.listen != old.server.listen {
@@ -240,9 +322,31 @@ package final class GatewayServer: Sendable {
         }
         self.tracker.updateLimit(effective.server.maxConnections)
         let snapshot = effective
+        // `[auth.jwt]` changed: new verifiers (and a new refresher) from the new runtime,
+        // built and validated by `reload` before anything was applied.
+        let identityChange: IdentityRuntime?? = newConfiguration.jwt != old.jwt ? .some(identity) : nil
+        if identityChange != nil {
+            let previous = self.refresher.withLockedValue { $0 }
+            previous?.stop()
+            let next = self.makeRefresher(identity, logger: newLogger)
+            self.refresher.withLockedValue { $0 = next }
+            next?.start()
+        }
+        let checkPassword = self.checkPassword
+        let refetch = self.refetchFunction
+        let memorySessions = self.memorySessions
         var futures: [EventLoopFuture<Void>] = []
         for context in self.contexts {
-            futures.append(context.eventLoop.submit { context.value.apply(snapshot, logger: newLogger) })
+            futures.append(context.eventLoop.submit {
+                let loopIdentity: LoopIdentity?? = identityChange.map { runtime in
+                    runtime.map { runtime in
+                        let sessions: any SessionStore = context.value.sessionStore ?? InMemorySessionStore(
+                            eventLoop: context.eventLoop, data: memorySessions ?? InMemorySessionData())  // only in tests without a server-built store
+                        return LoopIdentity(runtime: runtime, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
+                    }
+                }
+                context.value.apply(snapshot, logger: newLogger, identity: loopIdentity)
+            })
         }
         for future in futures { try? await future.get() }
         self.state.withLockedValue {
@@ -260,14 +364,17 @@ package final class GatewayServer: Sendable {
         do {
             let configuration = try ConfigurationLoader.load(path: path)
             let newLogger = Logger.gateway(configuration.logging)
-            await self.apply(configuration, logger: newLogger)
+            let identity = try IdentityRuntime.build(configuration.jwt) { problem in
+                newLogger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
+            }
+            await self.apply(configuration, logger: newLogger, identity: identity)
             newLogger.notice("configuration reloaded", metadata: ["file": "\(path)", "upstream": "\(configuration.upstream.url)"])
             return true
         } catch {
             self.state.withLockedValue { $0.reloadFailures += 1 }
             logger.error(
                 "reload failed; keeping the previous configuration",
-                metadata: ["file": "\(path)", "problems": "\(error.description)"]
+                metadata: ["file": "\(path)", "problems": "\(error)"]
             )
             return false
         }
@@ -287,6 +394,7 @@ package final class GatewayServer: Sendable {
             try? await listener.close()
         }
         self.subscriber?.stop()
+        self.refresher.withLockedValue { $0 }?.stop()
         logger.notice("draining", metadata: ["open_connections": "\(self.tracker.openConnections)"])
         self.tracker.quiesceAll()
         let tracker = self.tracker
@@ -318,6 +426,7 @@ package final class GatewayServer: Sendable {
         if let probe = self.redisProbe {
             try? await probe.eventLoop.submit { probe.value.close() }.get()
         }
+        try? await self.passwordPool.shutdownGracefully()
         if self.ownsGroup {
             try? await self.group.shutdownGracefully()
         }

@@ -17,6 +17,7 @@ final class RevocationSubscriber: Sendable {
     private let connector: RedisConnector
     private let logger: Logger
     private let onRevoke: @Sendable (String) -> Void
+    private let onRevokeTokenID: @Sendable (String, Int64) -> Void
     private let onResubscribed: @Sendable () -> Void
     private let state: NIOLoopBoundBox<State>
 
@@ -33,8 +34,10 @@ final class RevocationSubscriber: Sendable {
         connector: @escaping RedisConnector,
         logger: Logger,
         onRevoke: @escaping @Sendable (String) -> Void,
+        onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in },
         onResubscribed: @escaping @Sendable () -> Void
     ) {
+        self.onRevokeTokenID = onRevokeTokenID
         self.eventLoop = eventLoop
         self.settings = settings
         self.connector = connector
@@ -60,6 +63,7 @@ final class RevocationSubscriber: Sendable {
     private func connect() {
         guard !self.state.value.stopped else { return }
         let onRevoke = self.onRevoke
+        let onRevokeTokenID = self.onRevokeTokenID
         let logger = self.logger
         let handler: @Sendable (RESPValue) -> Void = { message in
             guard case .array(let parts) = message, parts.count == 3,
@@ -69,6 +73,8 @@ final class RevocationSubscriber: Sendable {
             let text = String(decoding: payload.prefix(256), as: UTF8.self)
             if let hash = RevocationMessage.apiKeyHash(from: text) {
                 onRevoke(hash)
+            } else if let token = RevocationMessage.tokenID(from: text) {
+                onRevokeTokenID(token.id, token.expiresAt)
             } else {
                 logger.warning("ignored malformed revocation message")
             }

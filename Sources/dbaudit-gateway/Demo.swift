@@ -32,7 +32,7 @@ extension GatewayCommand {
             server.drainTimeout = .seconds(5)
             var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
             configuration.routes = RouteSettings.dbAuditDefaults
-            let gateway = GatewayServer(configuration: configuration, logger: logger, group: group)
+            let gateway = try GatewayServer(configuration: configuration, logger: logger, group: group)
             // Keys live in this process only (no Redis): seed two to try.
             let reader = try await gateway.createAPIKey(
                 name: "demo reader",

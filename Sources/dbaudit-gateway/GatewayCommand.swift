@@ -30,7 +30,7 @@ extension GatewayCommand {
         func run() async throws {
             let configuration = try loadConfigurationOrExit(self.config)
             let logger = Logger.gateway(configuration.logging)
-            let server = GatewayServer(configuration: configuration, logger: logger)
+            let server = try GatewayServer(configuration: configuration, logger: logger)
             let service = GatewayService(server: server, configurationPath: self.config)
             let group = ServiceGroup(
                 services: [service],

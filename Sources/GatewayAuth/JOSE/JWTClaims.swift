@@ -1,4 +1,5 @@
 package import GatewayCore
+package import GatewayCrypto
 
 /// What the gateway demands of one issuer's tokens. Immutable; any thread.
 package struct IssuerPolicy: Sendable {
@@ -14,9 +15,10 @@ package struct IssuerPolicy: Sendable {
     package var leewaySeconds: Int64
     /// Longest accepted `exp - iat` (or `exp - now` without `iat`), seconds.
     package var maxLifetimeSeconds: Int64?
-    /// Scopes granted to every token of this issuer in addition to its own claims; empty by
-    /// default.
+    /// Our own issuer (login tokens).
     package var isOwn: Bool
+    /// Further restricts the keys' pinned algorithms (config `algorithms`); nil = any.
+    package var allowedAlgorithms: Set<SignatureAlgorithm>?
 
     package init(
         issuer: String,

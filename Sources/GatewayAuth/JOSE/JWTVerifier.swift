@@ -50,6 +50,9 @@ package final class JWTVerifier {
         guard let issuer = claims["iss"]?.string, let policy = self.policies[issuer] else {
             return .failed(.unknownIssuer)
         }
+        if let allowed = policy.allowedAlgorithms, !allowed.contains(jws.algorithm) {
+            return .failed(.unsupportedAlgorithm)
+        }
         let keySet = self.keySets[issuer] ?? .empty
         let candidates = keySet.candidates(keyID: jws.keyID, algorithm: jws.algorithm)
         if candidates.isEmpty {

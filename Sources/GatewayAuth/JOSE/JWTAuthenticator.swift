@@ -1,0 +1,184 @@
+package import GatewayCore
+import GatewayCrypto
+package import GatewayStore
+package import Logging
+package import NIOCore
+
+/// Asks the process-wide JWKS refresher for an issuer's keys after a token named a `kid`
+/// we lack. Returns a future that completes (on the caller's loop) once the refetch is done
+/// and the new keys were installed on the caller's loop, or nil when no refetch may start
+/// now (rate cap, file-based issuer).
+package typealias UnknownKeyRefetch = (_ issuer: String, _ keyID: String?, _ loop: any EventLoop) -> EventLoopFuture<Void>?
+
+/// JWT access tokens on one event loop: the verifier with this loop's copy of every
+/// issuer's keys, a cache of verified tokens keyed by SHA-256 of the token (never used past
+/// `exp`), the revoked token ids this loop has heard of, and the deny-list check against the
+/// session store on first sight of a token. Touched only on its event loop.
+package final class JWTAuthenticator {
+    /// The outcome of checking one token.
+    package enum Check {
+        case valid(Principal)
+        case invalid(JWTFailure)
+        /// Waiting on the store (deny list) or a key refetch.
+        case pending(EventLoopFuture<Principal>)
+    }
+
+    private struct TokenDigest: Hashable {
+        var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+        init(_ bytes: [UInt8]) {
+            func word(_ offset: Int) -> UInt64 {
+                var value: UInt64 = 0
+                for index in offset..<(offset + 8) { value = value << 8 | UInt64(bytes[index]) }
+                return value
+            }
+            (a, b, c, d) = (word(0), word(8), word(16), word(24))
+        }
+    }
+
+    private struct CachedToken {
+        var principal: Principal
+        var expiresAt: Int64
+        var tokenID: String?
+    }
+
+    package let verifier: JWTVerifier
+    private let eventLoop: any EventLoop
+    private let sessions: (any SessionStore)?
+    private let refetch: UnknownKeyRefetch?
+    private let now: () -> Int64
+    private let logger: Logger
+    private let maximumEntries: Int
+    private var cache: [TokenDigest: CachedToken] = [:]
+    /// Insertion order, for eviction when full.
+    private var order: [TokenDigest] = []
+    private var orderStart = 0
+    /// Revoked JWT ids and until when they matter (their `exp`).
+    private var revoked: [String: Int64] = [:]
+    private var lastRevokedSweep: Int64 = 0
+    /// Issuer → earliest time this loop asks for another refetch after one was refused.
+    private var refetchBackoff: [String: Int64] = [:]
+
+    package private(set) var cacheHits = 0
+    package private(set) var cacheMisses = 0
+
+    package init(
+        eventLoop: any EventLoop,
+        verifier: JWTVerifier,
+        sessions: (any SessionStore)?,
+        refetch: UnknownKeyRefetch?,
+        maximumEntries: Int,
+        logger: Logger,
+        now: @escaping () -> Int64
+    ) {
+        self.eventLoop = eventLoop
+        self.verifier = verifier
+        self.sessions = sessions
+        self.refetch = refetch
+        self.maximumEntries = maximumEntries
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Marks a token id revoked on this loop (from pub/sub or a local logout).
+    package func revoke(tokenID: String, expiresAt: Int64) {
+        let now = self.now()
+        if revoked.count >= 100_000, now != lastRevokedSweep {
+            lastRevokedSweep = now
+            revoked = revoked.filter { $0.value > now }
+        }
+        revoked[tokenID] = expiresAt
+    }
+
+    package func removeAll() {
+        cache.removeAll()
+        order.removeAll()
+        orderStart = 0
+    }
+
+    package func check(_ token: String) -> Check {
+        let now = self.now()
+        let digest = TokenDigest(Digest.sha256.hash(token.utf8))
+        if let cached = cache[digest] {
+            guard now < cached.expiresAt else {
+                cache[digest] = nil
+                return .invalid(.expired)
+            }
+            if let id = cached.tokenID, revoked[id] != nil { return .invalid(.revoked) }
+            cacheHits += 1
+            return .valid(cached.principal)
+        }
+        cacheMisses += 1
+        return self.verify(token, digest: digest, now: now, mayRefetch: true)
+    }
+
+    private func verify(_ token: String, digest: TokenDigest, now: Int64, mayRefetch: Bool) -> Check {
+        switch verifier.verify(token, now: now) {
+        case .failed(let failure):
+            return .invalid(failure)
+        case .unknownKey(let issuer, let keyID):
+            guard mayRefetch, let refetch, refetchBackoff[issuer].map({ now >= $0 }) ?? true,
+                let refreshed = refetch(issuer, keyID, eventLoop)
+            else {
+                return .invalid(.unknownKey)
+            }
+            let future = refreshed.assumeIsolated().flatMapThrowing { () -> Principal in
+                throw RetryAfterRefetch()
+            }.flatMapError { error -> EventLoopFuture<Principal> in
+                if !(error is RetryAfterRefetch) {
+                    // The provider could not be reached: do not queue behind it again at once.
+                    self.refetchBackoff[issuer] = self.now() + 1
+                }
+                switch self.verify(token, digest: digest, now: self.now(), mayRefetch: false) {
+                case .valid(let principal): return self.eventLoop.makeSucceededFuture(principal)
+                case .invalid(let failure): return self.eventLoop.makeFailedFuture(failure)
+                case .pending(let future): return future
+                }
+            }.nonisolated()
+            return .pending(future)
+        case .verified(let verified):
+            if let id = verified.tokenID {
+                if revoked[id] != nil { return .invalid(.revoked) }
+                if let sessions {
+                    let future = sessions.isTokenIDRevoked(id).assumeIsolated().flatMapThrowing { isRevoked -> Principal in
+                        if isRevoked {
+                            self.revoke(tokenID: id, expiresAt: verified.expiresAt)
+                            throw JWTFailure.revoked
+                        }
+                        self.remember(digest, verified)
+                        return verified.principal
+                    }.nonisolated()
+                    return .pending(future)
+                }
+            }
+            remember(digest, verified)
+            return .valid(verified.principal)
+        }
+    }
+
+    private struct RetryAfterRefetch: Error {}
+
+    private func remember(_ digest: TokenDigest, _ verified: VerifiedToken) {
+        guard maximumEntries > 0 else { return }
+        if cache.count >= maximumEntries {
+            // Evict the oldest entries still present (order may hold removed ones).
+            while cache.count >= maximumEntries, orderStart < order.count {
+                cache[order[orderStart]] = nil
+                orderStart += 1
+            }
+            if orderStart > order.count / 2 {
+                order.removeFirst(orderStart)
+                orderStart = 0
+            }
+        }
+        cache[digest] = CachedToken(principal: verified.principal, expiresAt: verified.expiresAt, tokenID: verified.tokenID)
+        order.append(digest)
+        // Entries that expired were dropped from the cache but not from `order`: compact
+        // so the order list stays within a constant factor of the cache.
+        if order.count - orderStart > 2 * maximumEntries + 16 {
+            order = order[orderStart...].filter { cache[$0] != nil }
+            orderStart = 0
+        }
+    }
+
+    package var cachedTokens: Int { cache.count }
+}

@@ -1,0 +1,120 @@
+package import GatewayConfig
+package import GatewayCore
+package import GatewayCrypto
+
+/// The gateway's own token issuer: its signing keys (one active, the others kept so the
+/// tokens they signed keep verifying until they expire), access-token minting, and the
+/// public JWKS document. Built once per configuration; immutable; any thread.
+package final class TokenIssuer: Sendable {
+    package struct SigningKey: Sendable {
+        package let keyID: String
+        package let algorithm: SignatureAlgorithm
+        package let key: AsymmetricKey
+    }
+
+    package let issuer: String
+    package let audience: String
+    package let accessTokenTTL: Int64
+    package let refreshTokenTTL: Int64
+    package let keys: [SigningKey]
+    package let active: SigningKey
+    /// `{"keys":[...]}` with the public half of every key, current and previous.
+    package let jwksDocument: String
+    /// The same keys as a verification set, for our own tokens.
+    package let verificationKeys: JSONWebKeySet
+
+    package init(issuer: String, audience: String, accessTokenTTL: Int64, refreshTokenTTL: Int64, keys: [SigningKey], activeKeyID: String) throws {
+        guard let active = keys.first(where: { $0.keyID == activeKeyID }) else {
+            throw CryptoKeyError("no active signing key")
+        }
+        self.issuer = issuer
+        self.audience = audience
+        self.accessTokenTTL = accessTokenTTL
+        self.refreshTokenTTL = refreshTokenTTL
+        self.keys = keys
+        self.active = active
+        self.jwksDocument = "{\"keys\":[" + keys.map(Self.publicJWK).joined(separator: ",") + "]}"
+        self.verificationKeys = JSONWebKeySet(keys: keys.map {
+            VerificationKey(keyID: $0.keyID, algorithm: $0.algorithm, material: .asymmetric($0.key))
+        })
+    }
+
+    /// Loads every `[[auth.jwt.signing_keys]]` entry; nil when no issuer is configured.
+    /// Throws with the entry's `kid` and what is wrong (never key material).
+    package static func build(_ settings: JWTSettings) throws -> TokenIssuer? {
+        guard let issuer = settings.issuer else { return nil }
+        var keys: [SigningKey] = []
+        for entry in settings.signingKeys {
+            let key: AsymmetricKey
+            do {
+                key = try AsymmetricKey.privateKey(
+                    pem: Array(entry.privateKeyPEM.value.utf8), passphrase: entry.passphrase.map { Array($0.value.utf8) })
+            } catch {
+                throw CryptoKeyError("signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)): \(error)")
+            }
+            let algorithm = SignatureAlgorithm(rawValue: entry.algorithm.rawValue)!
+            guard key.supports(algorithm) else {
+                throw CryptoKeyError("signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)) is not a \(entry.algorithm.rawValue) key")
+            }
+            keys.append(SigningKey(keyID: entry.keyID, algorithm: algorithm, key: key))
+        }
+        guard let active = settings.activeSigningKey else { throw CryptoKeyError("no active signing key") }
+        return try TokenIssuer(
+            issuer: issuer, audience: settings.audience,
+            accessTokenTTL: Int64(settings.accessTokenTTL.components.seconds),
+            refreshTokenTTL: Int64(settings.refreshTokenTTL.components.seconds),
+            keys: keys, activeKeyID: active.keyID)
+    }
+
+    /// The policy our own access tokens are checked against (RFC 9068 `at+jwt`).
+    package func policy(leewaySeconds: Int64, maxLifetimeSeconds: Int64) -> IssuerPolicy {
+        IssuerPolicy(
+            issuer: issuer, audiences: [audience], requiredType: "at+jwt", leewaySeconds: leewaySeconds,
+            maxLifetimeSeconds: maxLifetimeSeconds, isOwn: true)
+    }
+
+    /// A signed access token for `subject` with `scopes`, and its id and expiry.
+    package func accessToken(subject: String, scopes: [String], clientID: String? = nil, now: Int64) throws -> (token: String, tokenID: String, expiresAt: Int64) {
+        let tokenID = Base64URL.encode(SecureRandom.bytes(16))
+        let expiresAt = now + accessTokenTTL
+        var header = "{\"alg\":"
+        JSONText.appendQuoted(active.algorithm.rawValue, to: &header)
+        header += ",\"kid\":"
+        JSONText.appendQuoted(active.keyID, to: &header)
+        header += ",\"typ\":\"at+jwt\"}"
+        var claims = "{\"iss\":"
+        JSONText.appendQuoted(issuer, to: &claims)
+        claims += ",\"sub\":"
+        JSONText.appendQuoted(subject, to: &claims)
+        claims += ",\"aud\":"
+        JSONText.appendQuoted(audience, to: &claims)
+        claims += ",\"iat\":\(now),\"nbf\":\(now),\"exp\":\(expiresAt),\"jti\":"
+        JSONText.appendQuoted(tokenID, to: &claims)
+        claims += ",\"scope\":"
+        JSONText.appendQuoted(scopes.joined(separator: " "), to: &claims)
+        if let clientID {
+            claims += ",\"client_id\":"
+            JSONText.appendQuoted(clientID, to: &claims)
+        }
+        claims += "}"
+        let signingInput = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(claims.utf8))
+        let signature = try active.key.sign(active.algorithm, message: Array(signingInput.utf8))
+        return (signingInput + "." + Base64URL.encode(signature), tokenID, expiresAt)
+    }
+
+    private static func publicJWK(_ key: SigningKey) -> String {
+        let parameters = key.key.publicParameters
+        var json = "{\"kid\":"
+        JSONText.appendQuoted(key.keyID, to: &json)
+        json += ",\"alg\":\"\(key.algorithm.rawValue)\",\"use\":\"sig\""
+        switch key.key.kind {
+        case .rsa:
+            json += ",\"kty\":\"RSA\",\"n\":\"\(Base64URL.encode(parameters["n"]!))\",\"e\":\"\(Base64URL.encode(parameters["e"]!))\""
+        case .ec(let curve):
+            json += ",\"kty\":\"EC\",\"crv\":\"\(curve)\",\"x\":\"\(Base64URL.encode(parameters["x"]!))\",\"y\":\"\(Base64URL.encode(parameters["y"]!))\""
+        case .ed25519:
+            json += ",\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"\(Base64URL.encode(parameters["x"]!))\""
+        }
+        return json + "}"
+    }
+}

@@ -1,0 +1,54 @@
+package import GatewayCrypto
+
+/// scrypt password hashes in the form `scrypt$ln=<log2 N>,r=8,p=1$<salt>$<hash>` (salt and
+/// hash base64url), through OpenSSL's `EVP_PBE_scrypt`. Hashing costs tens of
+/// milliseconds by design: callers run it on a thread pool, never on an event loop.
+/// Stateless; any thread.
+package enum PasswordHasher {
+    package static let hashBytes = 32
+    package static let saltBytes = 16
+    /// Longest password accepted (bytes): longer inputs only cost CPU.
+    package static let maximumPasswordBytes = 1024
+
+    package static func hash(password: String, cost: Int) throws -> String {
+        let salt = SecureRandom.bytes(saltBytes)
+        let derived = try Scrypt.derive(
+            password: Array(password.utf8), salt: salt, n: 1 << UInt64(cost), r: 8, p: 1, length: hashBytes)
+        return "scrypt$ln=\(cost),r=8,p=1$\(Base64URL.encode(salt))$\(Base64URL.encode(derived))"
+    }
+
+    /// Whether `password` matches `encoded`, compared in constant time. A malformed or
+    /// out-of-bounds encoding never matches.
+    package static func verify(password: String, encoded: String) -> Bool {
+        let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "scrypt", let salt = Base64URL.decode(String(parts[2])),
+            let expected = Base64URL.decode(String(parts[3])), expected.count == hashBytes
+        else { return false }
+        var cost = 0
+        var r: UInt64 = 0
+        var p: UInt64 = 0
+        for field in parts[1].split(separator: ",") {
+            let pair = field.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, let value = Int(pair[1]) else { return false }
+            switch pair[0] {
+            case "ln": cost = value
+            case "r": r = UInt64(value)
+            case "p": p = UInt64(value)
+            default: return false
+            }
+        }
+        guard (10...20).contains(cost), (1...16).contains(r), (1...4).contains(p), password.utf8.count <= maximumPasswordBytes else {
+            return false
+        }
+        guard let derived = try? Scrypt.derive(
+            password: Array(password.utf8), salt: salt, n: 1 << UInt64(cost), r: r, p: p, length: hashBytes)
+        else { return false }
+        return HMACSHA256.constantTimeEquals(derived, expected)
+    }
+
+    /// A hash of a random password with `cost`, checked when the account does not exist so
+    /// that an unknown e-mail costs the same time as a wrong password.
+    package static func decoy(cost: Int) -> String {
+        (try? hash(password: Base64URL.encode(SecureRandom.bytes(24)), cost: cost)) ?? "scrypt$ln=\(cost),r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+package import GatewayCore
+import GatewayCrypto
+package import GatewayStore
+package import Logging
+package import NIOCore
+
+/// Runs `PasswordHasher.verify` off the event loop; completes with whether it matched.
+package typealias PasswordCheck = @Sendable (_ password: String, _ encoded: String, _ loop: any EventLoop) -> EventLoopFuture<Bool>
+
+/// The endpoints of the gateway's own issuer (PRODUCT.md §3): `POST /v1/auth/login`,
+/// `POST /v1/auth/refresh`, `POST /v1/auth/logout` and `GET /.well-known/jwks.json`.
+///
+/// Passwords are checked with scrypt through `checkPassword`, which runs it on a thread
+/// pool (never on the event loop), and an
+/// unknown or disabled account costs the same scrypt as a wrong password, so the answer
+/// and its timing say nothing about which e-mails exist. Refresh tokens are opaque, stored
+/// only as their SHA-256, rotated on every use; presenting a rotated one revokes its whole
+/// family. Touched only on its event loop.
+package final class SessionEndpoints {
+    package static let loginPath = "/v1/auth/login"
+    package static let refreshPath = "/v1/auth/refresh"
+    package static let logoutPath = "/v1/auth/logout"
+    package static let jwksPath = "/.well-known/jwks.json"
+    package static let maximumBodyBytes: Int64 = 16 * 1024
+    /// Password checks queued or running per event loop before logins get 503.
+    package static let maximumPendingHashes = 32
+    static let refreshTokenPrefix = "dbaudit_rt_"
+
+    package struct Response: Sendable {
+        package var status: Int
+        package var body: String
+        package var headers: [GatewayError.HeaderField] = []
+    }
+
+    private let issuer: TokenIssuer
+    private let sessions: any SessionStore
+    private let throttle: any LoginThrottle
+    private let checkPassword: PasswordCheck
+    private let passwordCost: Int
+    private let decoyHash: String
+    private let logger: Logger
+    private let now: () -> Int64
+    private let revokeLocally: (String, Int64) -> Void
+    private let verifyOwnToken: (String) -> VerifiedToken?
+    private var pendingHashes = 0
+
+    /// - Parameters:
+    ///   - revokeLocally: marks an access-token id revoked on this loop at once.
+    ///   - verifyOwnToken: checks an access token of ours (logout revokes it).
+    package init(
+        issuer: TokenIssuer,
+        sessions: any SessionStore,
+        throttle: any LoginThrottle,
+        checkPassword: @escaping PasswordCheck,
+        passwordCost: Int,
+        decoyHash: String,
+        logger: Logger,
+        now: @escaping () -> Int64,
+        revokeLocally: @escaping (String, Int64) -> Void,
+        verifyOwnToken: @escaping (String) -> VerifiedToken?
+    ) {
+        self.issuer = issuer
+        self.sessions = sessions
+        self.throttle = throttle
+        self.checkPassword = checkPassword
+        self.passwordCost = passwordCost
+        self.decoyHash = decoyHash
+        self.logger = logger
+        self.now = now
+        self.revokeLocally = revokeLocally
+        self.verifyOwnToken = verifyOwnToken
+    }
+
+    package static func handles(_ normalizedPath: String) -> Bool {
+        normalizedPath == loginPath || normalizedPath == refreshPath || normalizedPath == logoutPath || normalizedPath == jwksPath
+    }
+
+    package func handle(
+        method: String,
+        normalizedPath: String,
+        body: [UInt8],
+        authorization: [String],
+        clientAddress: String,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<Response> {
+        switch (normalizedPath, method) {
+        case (Self.jwksPath, "GET"), (Self.jwksPath, "HEAD"):
+            return eventLoop.makeSucceededFuture(Response(
+                status: 200, body: issuer.jwksDocument, headers: [.init("Cache-Control", "public, max-age=300")]))
+        case (Self.loginPath, "POST"):
+            return login(body: body, clientAddress: clientAddress, eventLoop: eventLoop)
+        case (Self.refreshPath, "POST"):
+            return refresh(body: body, eventLoop: eventLoop)
+        case (Self.logoutPath, "POST"):
+            return logout(body: body, authorization: authorization, eventLoop: eventLoop)
+        default:
+            let allowed = normalizedPath == Self.jwksPath ? "GET" : "POST"
+            return eventLoop.makeFailedFuture(GatewayError(
+                status: 405, code: "method_not_allowed", description: "Use \(allowed) on \(normalizedPath).",
+                headers: [.init("Allow", allowed)]))
+        }
+    }
+
+    // MARK: login
+
+    private static let invalidCredentials = GatewayError(
+        status: 401, code: "invalid_credentials", description: "The e-mail address or password is incorrect.")
+
+    private func login(body: [UInt8], clientAddress: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        guard let object = try? StrictJSON.parseObject(body, maxDepth: 2),
+            let emailValue = object["email"]?.string, let password = object["password"]?.string
+        else {
+            return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"email\": ..., \"password\": ...}."))
+        }
+        let email = emailValue.trimmingCharacters(in: .whitespaces).lowercased()
+        guard !email.isEmpty, email.utf8.count <= 254, !password.isEmpty, password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
+            return eventLoop.makeFailedFuture(Self.invalidCredentials)
+        }
+        return throttle.admit(address: clientAddress, account: email, now: .now()).assumeIsolated().flatMap { decision -> EventLoopFuture<UserRecord?> in
+            switch decision {
+            case .allowed:
+                return self.sessions.user(email: email)
+            case .limited(let seconds):
+                return eventLoop.makeFailedFuture(GatewayError(
+                    status: 429, code: "too_many_attempts",
+                    description: "Too many login attempts; wait \(seconds) seconds before trying again.",
+                    headers: [.init("Retry-After", String(seconds))]))
+            case .unavailable:
+                return eventLoop.makeFailedFuture(GatewayError.authUnavailable)
+            }
+        }.flatMap { user -> EventLoopFuture<UserRecord?> in
+            guard self.pendingHashes < Self.maximumPendingHashes else {
+                return eventLoop.makeFailedFuture(GatewayError(
+                    status: 503, code: "busy", description: "Too many logins in progress; retry in a second.",
+                    headers: [.init("Retry-After", "1")]))
+            }
+            self.pendingHashes += 1
+            let encoded = (user?.disabled == false) ? user!.passwordHash : self.decoyHash
+            return self.checkPassword(password, encoded, eventLoop).hop(to: eventLoop).assumeIsolated().always { _ in
+                self.pendingHashes -= 1
+            }.flatMapThrowing { matches -> UserRecord? in
+                guard matches, let user, !user.disabled else { throw Self.invalidCredentials }
+                return user
+            }.nonisolated()
+        }.flatMap { user -> EventLoopFuture<Response> in
+            self.issueTokens(for: user!, family: Base64URL.encode(SecureRandom.bytes(16)), eventLoop: eventLoop)
+        }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+    }
+
+    private func issueTokens(for user: UserRecord, family: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        let now = self.now()
+        let refreshToken = Self.refreshTokenPrefix + Base64URL.encode(SecureRandom.bytes(32))
+        let grant = RefreshGrant(
+            family: family, userID: user.email, subject: user.id, scopes: user.scopes, expiresAt: now + issuer.refreshTokenTTL)
+        return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).flatMapThrowing {
+            try self.tokenResponse(user: user, refreshToken: refreshToken, now: now)
+        }
+    }
+
+    private func tokenResponse(user: UserRecord, refreshToken: String, now: Int64) throws -> Response {
+        let access = try issuer.accessToken(subject: user.id, scopes: user.scopes, now: now)
+        var json = "{\"access_token\":"
+        JSONText.appendQuoted(access.token, to: &json)
+        json += ",\"refresh_token\":"
+        JSONText.appendQuoted(refreshToken, to: &json)
+        json += ",\"expires_in\":\(issuer.accessTokenTTL),\"token_type\":\"Bearer\",\"scope\":"
+        JSONText.appendQuoted(user.scopes.joined(separator: " "), to: &json)
+        json += "}"
+        return Response(status: 200, body: json, headers: [.init("Pragma", "no-cache")])
+    }
+
+    // MARK: refresh and logout
+
+    private static let invalidRefresh = GatewayError(
+        status: 401, code: "invalid_grant", description: "The refresh token is invalid, expired or revoked; log in again.")
+
+    private static func refreshToken(from body: [UInt8]) -> String? {
+        guard let object = try? StrictJSON.parseObject(body, maxDepth: 2), let token = object["refresh_token"]?.string,
+            token.hasPrefix(refreshTokenPrefix), token.utf8.count <= 128
+        else { return nil }
+        return token
+    }
+
+    static func hash(_ refreshToken: String) -> String {
+        Hex.encode(Digest.sha256.hash(refreshToken.utf8))
+    }
+
+    private func refresh(body: [UInt8], eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        guard let object = try? StrictJSON.parseObject(body, maxDepth: 2), object["refresh_token"] != nil else {
+            return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...}."))
+        }
+        guard let token = Self.refreshToken(from: body) else {
+            return eventLoop.makeFailedFuture(Self.invalidRefresh)
+        }
+        let now = self.now()
+        let newToken = Self.refreshTokenPrefix + Base64URL.encode(SecureRandom.bytes(32))
+        return sessions.rotateRefresh(tokenHash: Self.hash(token), newTokenHash: Self.hash(newToken), now: now)
+            .assumeIsolated().flatMap { rotation -> EventLoopFuture<Response> in
+                switch rotation {
+                case .invalid:
+                    return eventLoop.makeFailedFuture(Self.invalidRefresh)
+                case .reused:
+                    self.logger.warning("refresh token reused; its family is revoked", metadata: ["event": "refresh_reuse"])
+                    return eventLoop.makeFailedFuture(Self.invalidRefresh)
+                case .rotated(let grant):
+                    return self.sessions.user(email: grant.userID).assumeIsolated().flatMap { user -> EventLoopFuture<Response> in
+                        guard let user, !user.disabled, user.id == grant.subject else {
+                            return self.sessions.revokeRefreshFamily(tokenHash: Self.hash(newToken)).flatMapThrowing { _ in
+                                throw Self.invalidRefresh
+                            }
+                        }
+                        do {
+                            return eventLoop.makeSucceededFuture(try self.tokenResponse(user: user, refreshToken: newToken, now: now))
+                        } catch {
+                            return eventLoop.makeFailedFuture(error)
+                        }
+                    }.nonisolated()
+                }
+            }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+    }
+
+    private func logout(body: [UInt8], authorization: [String], eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        var work: [EventLoopFuture<Void>] = []
+        if let token = Self.refreshToken(from: body) {
+            work.append(sessions.revokeRefreshFamily(tokenHash: Self.hash(token)).map { _ in () })
+        } else if !body.isEmpty, (try? StrictJSON.parseObject(body, maxDepth: 2))?["refresh_token"] == nil {
+            return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...} (or empty)."))
+        }
+        if authorization.count == 1, let bearer = Authenticator.bearerToken(authorization[0]),
+            let verified = verifyOwnToken(bearer), let id = verified.tokenID
+        {
+            revokeLocally(id, verified.expiresAt)
+            work.append(sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now()))
+        }
+        guard !work.isEmpty else {
+            return eventLoop.makeFailedFuture(GatewayError.badRequest("Send the refresh token in the body or the access token in Authorization."))
+        }
+        return EventLoopFuture.andAllSucceed(work, on: eventLoop).map {
+            Response(status: 200, body: "{\"logged_out\":true}")
+        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+    }
+
+    private static func mapped(_ error: any Error) -> any Error {
+        switch error {
+        case let error as GatewayError: return error
+        case CredentialStoreError.unavailable: return GatewayError.authUnavailable
+        default: return GatewayError.internalError
+        }
+    }
+}

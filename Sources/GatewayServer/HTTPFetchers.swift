@@ -1,0 +1,107 @@
+import Foundation
+import GatewayAuth
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Outbound HTTP GETs for identity providers (JWKS, OIDC discovery): one short-lived
+/// connection per fetch (they happen minutes apart), a hard timeout for the whole exchange,
+/// and a cap on the body, so a slow or hostile provider can neither hang a refresh nor
+/// make the gateway buffer without bound.
+enum HTTPFetchers {
+    struct FetchError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func posix(group: any EventLoopGroup) -> HTTPFetcher {
+        { url, timeout, maximumBytes in
+            let loop = group.next()
+            guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+                let host = components.host, !host.isEmpty
+            else {
+                return loop.makeFailedFuture(FetchError(description: "not a valid URL"))
+            }
+            guard scheme == "http" else {
+                return loop.makeFailedFuture(FetchError(description: "\(scheme):// fetches need the TLS client (not available in this build)"))
+            }
+            let port = components.port ?? 80
+            var path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+            if let query = components.percentEncodedQuery { path += "?" + query }
+            let promise = loop.makePromise(of: HTTPFetchResponse.self)
+            let deadline = loop.scheduleTask(in: timeout) {
+                promise.fail(FetchError(description: "no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
+            }
+            promise.futureResult.whenComplete { _ in deadline.cancel() }
+            let hostHeader = components.port.map { "\(host):\($0)" } ?? host
+            ClientBootstrap(group: loop)
+                .connectTimeout(timeout)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(FetchHandler(promise: promise, maximumBytes: maximumBytes))
+                    }
+                }
+                .connect(host: host, port: port)
+                .whenComplete { result in
+                    switch result {
+                    case .failure(let error):
+                        promise.fail(FetchError(description: "cannot connect: \(error)"))
+                    case .success(let channel):
+                        promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                        var headers = HTTPHeaders()
+                        headers.add(name: "Host", value: hostHeader)
+                        headers.add(name: "Accept", value: "application/json")
+                        headers.add(name: "User-Agent", value: "dbaudit-gateway")
+                        headers.add(name: "Connection", value: "close")
+                        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
+                        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    }
+                }
+            return promise.futureResult
+        }
+    }
+
+    /// Collects one response. Owned by its channel's pipeline; event loop only.
+    private final class FetchHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+
+        private let promise: EventLoopPromise<HTTPFetchResponse>
+        private let maximumBytes: Int
+        private var status = 0
+        private var cacheControl: String?
+        private var body: [UInt8] = []
+
+        init(promise: EventLoopPromise<HTTPFetchResponse>, maximumBytes: Int) {
+            self.promise = promise
+            self.maximumBytes = maximumBytes
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.status = Int(head.status.code)
+                self.cacheControl = head.headers["cache-control"].first
+            case .body(let buffer):
+                guard self.body.count + buffer.readableBytes <= self.maximumBytes else {
+                    self.promise.fail(FetchError(description: "answer larger than \(self.maximumBytes) bytes"))
+                    context.close(promise: nil)
+                    return
+                }
+                self.body += buffer.readableBytesView
+            case .end:
+                self.promise.succeed(HTTPFetchResponse(status: self.status, cacheControl: self.cacheControl, body: self.body))
+                context.close(promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.promise.fail(FetchError(description: "connection closed before the answer was complete"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            self.promise.fail(FetchError(description: "\(error)"))
+            context.close(promise: nil)
+        }
+    }
+}

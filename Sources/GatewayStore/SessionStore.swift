@@ -1,0 +1,401 @@
+import Foundation
+import NIOConcurrencyHelpers
+package import GatewayRedis
+package import NIOCore
+
+/// A person who may log in (`users add`). The password is kept only as a scrypt hash in
+/// the PHC-like form `scrypt$ln=15,r=8,p=1$<salt b64>$<hash b64>`. Stored as JSON.
+package struct UserRecord: Codable, Sendable, Hashable {
+    package var id: String
+    /// Lower-cased e-mail address, the login name.
+    package var email: String
+    package var scopes: [String]
+    package var passwordHash: String
+    package var disabled: Bool
+    package var createdAt: Int64
+
+    package init(id: String, email: String, scopes: [String], passwordHash: String, disabled: Bool = false, createdAt: Int64) {
+        self.id = id
+        self.email = email
+        self.scopes = scopes
+        self.passwordHash = passwordHash
+        self.disabled = disabled
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, email, scopes, disabled
+        case passwordHash = "password_hash"
+        case createdAt = "created_at"
+    }
+}
+
+/// What a refresh token grants; stored under the hash of the token, never the token.
+package struct RefreshGrant: Codable, Sendable, Hashable {
+    /// Every token minted by rotation from one login shares the family; reuse of a rotated
+    /// token revokes the whole family (OAuth 2.0 Security BCP §4.14).
+    package var family: String
+    package var userID: String
+    package var subject: String
+    package var scopes: [String]
+    package var expiresAt: Int64
+    package var clientID: String?
+
+    package init(family: String, userID: String, subject: String, scopes: [String], expiresAt: Int64, clientID: String? = nil) {
+        self.family = family
+        self.userID = userID
+        self.subject = subject
+        self.scopes = scopes
+        self.expiresAt = expiresAt
+        self.clientID = clientID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case family, subject, scopes
+        case userID = "user_id"
+        case expiresAt = "expires_at"
+        case clientID = "client_id"
+    }
+}
+
+/// The result of presenting a refresh token.
+package enum RefreshRotation: Sendable, Equatable {
+    /// The token was current: it is now spent and `newTokenHash` holds the grant.
+    case rotated(RefreshGrant)
+    /// The token had already been rotated: the family is now revoked.
+    case reused
+    /// Unknown, expired or of a revoked family.
+    case invalid
+}
+
+/// Users, refresh-token families and revoked JWT ids. One instance per event loop; every
+/// future completes on that loop. `RedisSessionStore` is shared by every gateway instance;
+/// `InMemorySessionStore` serves one process (demo, tests). Errors as `CredentialStore`:
+/// `CredentialStoreError.unavailable` when the store cannot be asked.
+package protocol SessionStore: AnyObject {
+    var eventLoop: any EventLoop { get }
+
+    func user(email: String) -> EventLoopFuture<UserRecord?>
+    /// Fails with `.conflict` if the e-mail is taken.
+    func createUser(_ user: UserRecord) -> EventLoopFuture<Void>
+    /// Returns the updated user, or nil if unknown.
+    func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?>
+
+    /// Stores a new refresh grant under `tokenHash` (a new family or a rotation result).
+    func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void>
+    /// Atomically spends `tokenHash` and stores `newGrant` under `newTokenHash` in the same
+    /// family; detects reuse and revokes the family.
+    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation>
+    /// Revokes the family of `tokenHash` (logout). True if the token was known.
+    func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool>
+
+    /// Denies the JWT id until `expiresAt` and tells every instance.
+    func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void>
+    func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool>
+}
+
+extension RevocationMessage {
+    /// `revoke jti <exp> <jti>` on the wire (the id last: it may be any printable text).
+    package static func encode(tokenID: String, expiresAt: Int64) -> String {
+        "revoke jti \(expiresAt) \(tokenID)"
+    }
+
+    package static func tokenID(from message: String) -> (id: String, expiresAt: Int64)? {
+        let parts = message.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "revoke", parts[1] == "jti", let exp = Int64(parts[2]),
+            !parts[3].isEmpty, parts[3].utf8.count <= 128
+        else { return nil }
+        return (String(parts[3]), exp)
+    }
+}
+
+// MARK: - Redis
+
+/// `SessionStore` on Redis. Layout under the prefix `P`:
+/// - `P user:<email>` — the user as JSON
+/// - `P refresh:<hash>` — `{state, grant}`: state `live` or `spent`; TTL = grant expiry
+/// - `P refresh-family:<family>` — `revoked` once reuse or logout revoked the family; TTL
+///   = the longest expiry of its tokens
+/// - `P jti:<id>` — present while the JWT id is revoked; TTL = the token's remaining life
+/// - channel `P events` — `revoke jti <exp> <id>`
+/// Touched only on its event loop (futures complete there).
+package final class RedisSessionStore: SessionStore, @unchecked Sendable {
+    private let client: RedisClient
+    private let prefix: String
+
+    package init(client: RedisClient, keyPrefix: String) {
+        self.client = client
+        self.prefix = keyPrefix
+    }
+
+    package var eventLoop: any EventLoop { self.client.eventLoop }
+
+    package func user(email: String) -> EventLoopFuture<UserRecord?> {
+        self.client.send(["GET", "\(self.prefix)user:\(email)"]).flatMapThrowing { reply in
+            switch reply {
+            case .null: return nil
+            case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
+            default: throw CredentialStoreError.corrupt("unexpected reply to GET")
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func createUser(_ user: UserRecord) -> EventLoopFuture<Void> {
+        guard let json = Self.encode(user) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        return self.client.send(["SET", "\(self.prefix)user:\(user.email)", json, "NX"]).flatMapThrowing { reply in
+            guard case .simpleString = reply else { throw CredentialStoreError.conflict }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
+        self.client.evaluate(
+            script: Self.setDisabledScript, keys: ["\(self.prefix)user:\(email)"], arguments: [disabled ? "1" : "0"]
+        ).flatMapThrowing { reply in
+            switch reply {
+            case .null: return nil
+            case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
+            default: throw CredentialStoreError.corrupt("unexpected reply")
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    private static let setDisabledScript = """
+        local raw = redis.call('GET', KEYS[1])
+        if not raw then return false end
+        local user = cjson.decode(raw)
+        user['disabled'] = (ARGV[1] == '1')
+        local out = cjson.encode(user)
+        redis.call('SET', KEYS[1], out)
+        return out
+        """
+
+    package func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
+        guard let json = Self.encode(grant) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        let ttl = max(1, grant.expiresAt - now)
+        return self.client.send(["SET", "\(self.prefix)refresh:\(tokenHash)", "live " + json, "EX", String(ttl), "NX"])
+            .flatMapThrowing { reply in
+                guard case .simpleString = reply else { throw CredentialStoreError.conflict }
+            }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// KEYS: old token key, new token key. ARGV: now, family key prefix.
+    /// Returns {1, grant} rotated, {2} reused (family revoked), {0} invalid.
+    private static let rotateScript = """
+        local raw = redis.call('GET', KEYS[1])
+        if not raw then return {0} end
+        local state = string.sub(raw, 1, 4)
+        local json = string.sub(raw, 6)
+        local grant = cjson.decode(json)
+        local familyKey = ARGV[2] .. grant['family']
+        local now = tonumber(ARGV[1])
+        local ttl = tonumber(grant['expires_at']) - now
+        if redis.call('EXISTS', familyKey) == 1 then return {0} end
+        if state == 'spen' then
+            redis.call('SET', familyKey, 'revoked', 'EX', math.max(ttl, 1) + 86400)
+            return {2}
+        end
+        if ttl <= 0 then return {0} end
+        redis.call('SET', KEYS[1], 'spen ' .. json, 'KEEPTTL')
+        redis.call('SET', KEYS[2], 'live ' .. json, 'EX', ttl)
+        return {1, json}
+        """
+
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
+        self.client.evaluate(
+            script: Self.rotateScript,
+            keys: ["\(self.prefix)refresh:\(tokenHash)", "\(self.prefix)refresh:\(newTokenHash)"],
+            arguments: [String(now), "\(self.prefix)refresh-family:"]
+        ).flatMapThrowing { reply in
+            guard case .array(let items) = reply, case .integer(let code)? = items.first else {
+                throw CredentialStoreError.corrupt("unexpected reply to the rotation script")
+            }
+            switch code {
+            case 1:
+                guard items.count == 2, case .bulkString(let bytes) = items[1] else { throw CredentialStoreError.corrupt("rotation") }
+                return .rotated(try Self.decode(RefreshGrant.self, bytes))
+            case 2: return .reused
+            default: return .invalid
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    private static let revokeFamilyScript = """
+        local raw = redis.call('GET', KEYS[1])
+        if not raw then return 0 end
+        local grant = cjson.decode(string.sub(raw, 6))
+        redis.call('SET', ARGV[1] .. grant['family'], 'revoked', 'EX', 86400 * 400)
+        redis.call('DEL', KEYS[1])
+        return 1
+        """
+
+    package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
+        self.client.evaluate(
+            script: Self.revokeFamilyScript, keys: ["\(self.prefix)refresh:\(tokenHash)"],
+            arguments: ["\(self.prefix)refresh-family:"]
+        ).flatMapThrowing { reply in
+            guard case .integer(let value) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
+            return value == 1
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
+        let ttl = max(1, expiresAt - now + 300)
+        let channel = RedisCredentialStore.eventsChannel(keyPrefix: self.prefix)
+        let message = RevocationMessage.encode(tokenID: jti, expiresAt: expiresAt)
+        return self.client.send(["SET", "\(self.prefix)jti:\(jti)", "1", "EX", String(ttl)]).flatMap { _ in
+            self.client.send(["PUBLISH", channel, message])
+        }.map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool> {
+        self.client.send(["EXISTS", "\(self.prefix)jti:\(jti)"]).flatMapThrowing { reply in
+            guard case .integer(let value) = reply else { throw CredentialStoreError.corrupt("unexpected reply to EXISTS") }
+            return value == 1
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    private static func encode(_ value: some Encodable) -> String? {
+        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(bytes))
+        } catch {
+            throw CredentialStoreError.corrupt("stored \(type) is not valid")
+        }
+    }
+
+    private static func mapped(_ error: any Error) -> any Error {
+        if error is CredentialStoreError { return error }
+        return CredentialStoreError.unavailable
+    }
+}
+
+// MARK: - In memory
+
+/// The process-local session data shared by every loop's `InMemorySessionStore`, behind a
+/// lock: demo and single-node use, off the hot path (login, refresh, first sight of a JWT).
+package final class InMemorySessionData: Sendable {
+    private struct Storage {
+        var users: [String: UserRecord] = [:]
+        var refresh: [String: (spent: Bool, grant: RefreshGrant)] = [:]
+        var revokedFamilies: Set<String> = []
+        var revokedTokenIDs: [String: Int64] = [:]
+    }
+
+    private let storage = NIOLockedValueBox(Storage())
+    private let onRevokeTokenID: @Sendable (String, Int64) -> Void
+
+    package init(onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in }) {
+        self.onRevokeTokenID = onRevokeTokenID
+    }
+
+    func user(email: String) -> UserRecord? { storage.withLockedValue { $0.users[email] } }
+
+    func createUser(_ user: UserRecord) -> Bool {
+        storage.withLockedValue { storage in
+            guard storage.users[user.email] == nil else { return false }
+            storage.users[user.email] = user
+            return true
+        }
+    }
+
+    func setDisabled(email: String, disabled: Bool) -> UserRecord? {
+        storage.withLockedValue { storage in
+            storage.users[email]?.disabled = disabled
+            return storage.users[email]
+        }
+    }
+
+    func storeRefresh(_ hash: String, grant: RefreshGrant) -> Bool {
+        storage.withLockedValue { storage in
+            guard storage.refresh[hash] == nil else { return false }
+            storage.refresh[hash] = (false, grant)
+            return true
+        }
+    }
+
+    func rotate(_ hash: String, newHash: String, now: Int64) -> RefreshRotation {
+        storage.withLockedValue { storage in
+            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now || entry.spent else { return .invalid }
+            if storage.revokedFamilies.contains(entry.grant.family) { return .invalid }
+            if entry.spent {
+                storage.revokedFamilies.insert(entry.grant.family)
+                return .reused
+            }
+            storage.refresh[hash] = (true, entry.grant)
+            storage.refresh[newHash] = (false, entry.grant)
+            // Expired spent entries are dropped lazily so the map stays bounded.
+            if storage.refresh.count > 100_000 {
+                storage.refresh = storage.refresh.filter { $0.value.grant.expiresAt > now }
+            }
+            return .rotated(entry.grant)
+        }
+    }
+
+    func revokeFamily(_ hash: String) -> Bool {
+        storage.withLockedValue { storage in
+            guard let entry = storage.refresh.removeValue(forKey: hash) else { return false }
+            storage.revokedFamilies.insert(entry.grant.family)
+            return true
+        }
+    }
+
+    func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) {
+        storage.withLockedValue { storage in
+            storage.revokedTokenIDs[jti] = expiresAt
+            if storage.revokedTokenIDs.count > 100_000 {
+                storage.revokedTokenIDs = storage.revokedTokenIDs.filter { $0.value > now }
+            }
+        }
+        self.onRevokeTokenID(jti, expiresAt)
+    }
+
+    func isRevoked(_ jti: String) -> Bool { storage.withLockedValue { $0.revokedTokenIDs[jti] != nil } }
+}
+
+/// `SessionStore` over `InMemorySessionData`; one per event loop.
+package final class InMemorySessionStore: SessionStore {
+    package let eventLoop: any EventLoop
+    private let data: InMemorySessionData
+
+    package init(eventLoop: any EventLoop, data: InMemorySessionData) {
+        self.eventLoop = eventLoop
+        self.data = data
+    }
+
+    package func user(email: String) -> EventLoopFuture<UserRecord?> {
+        eventLoop.makeSucceededFuture(data.user(email: email))
+    }
+
+    package func createUser(_ user: UserRecord) -> EventLoopFuture<Void> {
+        data.createUser(user) ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+    }
+
+    package func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
+        eventLoop.makeSucceededFuture(data.setDisabled(email: email, disabled: disabled))
+    }
+
+    package func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
+        data.storeRefresh(tokenHash, grant: grant)
+            ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+    }
+
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
+        eventLoop.makeSucceededFuture(data.rotate(tokenHash, newHash: newTokenHash, now: now))
+    }
+
+    package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(data.revokeFamily(tokenHash))
+    }
+
+    package func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
+        data.revokeTokenID(jti, expiresAt: expiresAt, now: now)
+        return eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(data.isRevoked(jti))
+    }
+}
