@@ -148,7 +148,7 @@ package enum IPAddress: Sendable, Hashable, CustomStringConvertible {
 /// Immutable value, part of the configuration snapshot; any thread. `contains` parses the
 /// peer address text and compares integers: no allocation beyond the parse.
 package struct TrustedProxies: Sendable, Hashable, CustomStringConvertible {
-    /// One address or CIDR block.
+    /// One address or CIDR block. Immutable value; any thread.
     package struct Network: Sendable, Hashable, CustomStringConvertible {
         package let address: IPAddress
         package let prefixLength: Int

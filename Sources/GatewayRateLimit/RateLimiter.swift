@@ -3,7 +3,7 @@ import GatewayRedis
 package import Logging
 package import NIOCore
 
-/// What a rate-limit decision came to, once known.
+/// What a rate-limit decision came to, once known. A value; any thread.
 package enum RateLimitOutcome: Sendable, Hashable {
     /// Allowed or refused (429), with the numbers for the headers.
     case decided(RateLimitDecision)
@@ -13,7 +13,8 @@ package enum RateLimitOutcome: Sendable, Hashable {
 }
 
 /// The answer of `RateLimiter.decide`: inline when no I/O or thread hop was needed (the
-/// common local case allocates no future), else a future on the asking loop.
+/// common local case allocates no future), else a future that completes on the asking
+/// loop and never fails (every failure is already mapped to an outcome). Used on that loop.
 package enum RateLimitVerdict {
     case decided(RateLimitDecision)
     case pending(EventLoopFuture<RateLimitOutcome>)

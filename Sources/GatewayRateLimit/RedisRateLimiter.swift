@@ -39,6 +39,11 @@ package final class RedisRateLimiter {
         self.timeout = timeout
     }
 
+    /// With the client's own `key_prefix` and `command_timeout` (what the gateway uses).
+    package convenience init(client: RedisClient) {
+        self.init(client: client, keyPrefix: client.settings.keyPrefix, timeout: client.settings.commandTimeout.timeAmount)
+    }
+
     /// Takes a token from `key`'s shared bucket. Call on the client's loop; the future
     /// completes there, failing with a `RedisClientError` or `RateLimitStoreError.timeout`
     /// when Redis cannot decide in time.
@@ -48,11 +53,6 @@ package final class RedisRateLimiter {
         self.nextID &+= 1
         let id = self.nextID
         self.waiting[id] = promise
-        let deadline = self.eventLoop.now + self.timeout
-        self.deadlines.append((id, deadline))
-        if self.deadline.deadline == nil {
-            self.deadline.set(deadline, on: self.eventLoop, makeWake: self.makeWake)
-        }
         let redisKey = Self.redisKey(prefix: self.keyPrefix, policy: shape.policy, key: key)
         self.client.evaluate(
             script: Self.script,
@@ -60,6 +60,7 @@ package final class RedisRateLimiter {
             arguments: [String(shape.rate), String(shape.periodSeconds * 1_000_000), String(shape.burst)]
         ).assumeIsolated().whenComplete { result in
             guard let promise = self.waiting.removeValue(forKey: id) else { return }  // timed out already
+            self.dropAnsweredDeadlines()
             switch result {
             case .success(let reply):
                 switch Self.decision(from: reply, shape: shape) {
@@ -70,11 +71,31 @@ package final class RedisRateLimiter {
                 promise.fail(error)
             }
         }
+        // Only a decision still waiting needs the deadline: during an outage the client
+        // fails at once (back-off), and no timer is armed for it.
+        if self.waiting[id] != nil {
+            let deadline = self.eventLoop.now + self.timeout
+            self.deadlines.append((id, deadline))
+            if self.deadline.deadline == nil {
+                self.deadline.set(deadline, on: self.eventLoop, makeWake: self.makeWake)
+            }
+        }
         return promise.futureResult
     }
 
     /// Decisions waiting for Redis right now (tests).
     package var waitingCount: Int { self.waiting.count }
+
+    /// Replies come in order, so answered decisions leave from the front and the queue
+    /// stays as short as the pipeline; with nothing left to time out, the deadline is off.
+    private func dropAnsweredDeadlines() {
+        while let first = self.deadlines.first, self.waiting[first.id] == nil {
+            self.deadlines.removeFirst()
+        }
+        if self.deadlines.isEmpty {
+            self.deadline.clear()
+        }
+    }
 
     private func makeWake() -> @Sendable () -> Void {
         let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)

@@ -15,7 +15,7 @@ package import GatewayConfig
 ///
 /// A value type owned by whoever holds it (a `LocalRateLimiter` shard, on its event loop).
 package struct TokenBucket: Sendable, Hashable {
-    /// The shape of a policy's buckets, in integers.
+    /// The shape of a policy's buckets, in integers. Immutable value; any thread.
     package struct Shape: Sendable, Hashable {
         package let policy: String
         /// Tokens added per period.
