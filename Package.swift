@@ -65,6 +65,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GatewayRateLimit",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayRedis", "GatewayCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GatewayProxy",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore", "GatewayCrypto",
@@ -130,6 +139,16 @@ let package = Package(
                 "GatewayStore", "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayRateLimitTests",
+            dependencies: [
+                "GatewayRateLimit", "GatewayConfig", "GatewayRedis", "GatewayRedisTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -75,7 +75,7 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin"])
+        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -115,7 +115,8 @@ final class ConfigReader {
                 "a pepper (pepper_file or pepper_env) is required when [redis] stores API keys"
             )
         }
-        let routes = self.readRoutes(root)
+        let rateLimits = self.readRateLimits(root)
+        let routes = self.readRoutes(root, policies: Set(rateLimits.map(\.name)))
         var admin: AdminSettings?
         if let table = self.table(root, "admin", path: "") {
             admin = self.readAdmin(table)
@@ -128,6 +129,7 @@ final class ConfigReader {
         configuration.jwt = jwt
         configuration.routes = routes
         configuration.admin = admin
+        configuration.rateLimits = rateLimits
         return configuration
     }
 
@@ -218,7 +220,64 @@ final class ConfigReader {
         "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*",
     ]
 
-    private func readRoutes(_ root: TOMLTable) -> [RouteSettings] {
+    private func readRateLimits(_ root: TOMLTable) -> [RateLimitPolicy] {
+        guard let value = root["rate_limits"] else { return [] }
+        guard let array = value.array else {
+            self.problem("rate_limits", "must be an array of tables ([[rate_limits]])")
+            return []
+        }
+        var policies: [RateLimitPolicy] = []
+        var seen: Set<String> = []
+        for (index, element) in array.enumerated() {
+            let path = "rate_limits[\(index)]"
+            guard let table = element.table else {
+                self.problem(path, "must be a table ([[rate_limits]])")
+                continue
+            }
+            self.rejectUnknown(in: table, path: path, allowed: ["name", "rate", "per", "burst", "on_store_unavailable"])
+            let name = self.string(table, "name", path: path)
+            if let name {
+                if !RateLimitPolicy.isValidName(name) {
+                    self.problem("\(path).name", "must be 1-64 characters of A-Z a-z 0-9 _ . -")
+                } else if !seen.insert(name).inserted {
+                    self.problem("\(path).name", "\"\(name)\" is already defined by an earlier [[rate_limits]] entry")
+                }
+            } else if table["name"] == nil {
+                self.problem("\(path).name", "is required (e.g. \"default\"); routes refer to the policy by it")
+            }
+            let tokens = 1...RateLimitPolicy.maximumTokens
+            let rate = self.integer(table, "rate", path: path, range: tokens)
+            if table["rate"] == nil {
+                self.problem("\(path).rate", "is required: tokens added per `per` (e.g. rate = 100, per = \"minute\")")
+            }
+            var per: RateLimitPolicy.Period?
+            if let text = self.string(table, "per", path: path) {
+                per = RateLimitPolicy.Period(rawValue: text)
+                if per == nil { self.problem("\(path).per", "must be \"second\", \"minute\" or \"hour\"") }
+            } else if table["per"] == nil {
+                self.problem("\(path).per", "is required: \"second\", \"minute\" or \"hour\"")
+            }
+            let burst = self.integer(table, "burst", path: path, range: tokens)
+            let burstBad = table["burst"] != nil && burst == nil
+            var onUnavailable = RateLimitPolicy.StoreUnavailablePolicy.local
+            var onUnavailableBad = false
+            if let text = self.string(table, "on_store_unavailable", path: path) {
+                if let parsed = RateLimitPolicy.StoreUnavailablePolicy(rawValue: text) {
+                    onUnavailable = parsed
+                } else {
+                    self.problem("\(path).on_store_unavailable", "must be \"local\" or \"deny\"")
+                    onUnavailableBad = true
+                }
+            }
+            guard let name, RateLimitPolicy.isValidName(name), let rate, let per, !burstBad, !onUnavailableBad else { continue }
+            policies.append(RateLimitPolicy(name: name, rate: rate, per: per, burst: burst, onStoreUnavailable: onUnavailable))
+        }
+        // A duplicate name is a problem already; keep the first so routes still resolve.
+        var unique: Set<String> = []
+        return policies.filter { unique.insert($0.name).inserted }
+    }
+
+    private func readRoutes(_ root: TOMLTable, policies: Set<String>) -> [RouteSettings] {
         guard let value = root["routes"] else { return [] }
         guard let array = value.array else {
             self.problem("routes", "must be an array of tables ([[routes]])")
@@ -231,7 +290,7 @@ final class ConfigReader {
                 self.problem(path, "must be a table ([[routes]])")
                 continue
             }
-            self.rejectUnknown(in: table, path: path, allowed: ["method", "path", "scopes", "public"])
+            self.rejectUnknown(in: table, path: path, allowed: ["method", "path", "scopes", "public", "rate_limit"])
             var method: String?
             if let text = self.string(table, "method", path: path) {
                 if Self.knownMethods.contains(text) {
@@ -259,7 +318,12 @@ final class ConfigReader {
             if !isPublic, scopes.isEmpty {
                 self.problem("\(path).scopes", "list the scopes this route needs (or set public = true)")
             }
-            routes.append(RouteSettings(method: method, path: pattern, scopes: scopes, isPublic: isPublic))
+            let rateLimit = self.string(table, "rate_limit", path: path)
+            if let rateLimit, !policies.contains(rateLimit) {
+                let known = policies.isEmpty ? "none defined" : "defined: \(policies.sorted().joined(separator: ", "))"
+                self.problem("\(path).rate_limit", "no [[rate_limits]] policy is named \"\(rateLimit)\" (\(known))")
+            }
+            routes.append(RouteSettings(method: method, path: pattern, scopes: scopes, isPublic: isPublic, rateLimit: rateLimit))
         }
         return routes
     }
@@ -272,6 +336,7 @@ final class ConfigReader {
             allowed: [
                 "listen", "event_loops", "max_connections", "max_header_bytes", "max_body_bytes",
                 "header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "unmatched_routes",
+                "trusted_proxies",
             ]
         )
         if let values = self.stringArray(table, "listen", path: path) {
@@ -302,6 +367,12 @@ final class ConfigReader {
                 server.unmatchedRoutes = parsed
             } else {
                 self.problem("\(path).unmatched_routes", "must be \"deny\" or \"authenticate\"")
+            }
+        }
+        if let entries = self.stringArray(table, "trusted_proxies", path: path) {
+            switch TrustedProxies.parse(entries) {
+            case .success(let proxies): server.trustedProxies = proxies
+            case .failure(let message): self.problem("\(path).trusted_proxies", message)
             }
         }
     }

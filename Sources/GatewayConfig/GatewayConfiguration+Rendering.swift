@@ -40,6 +40,7 @@ extension GatewayConfiguration {
         lines.append("idle_timeout = \(duration(self.server.idleTimeout))")
         lines.append("drain_timeout = \(duration(self.server.drainTimeout))")
         lines.append("unmatched_routes = \(quote(self.server.unmatchedRoutes.rawValue))")
+        lines.append("trusted_proxies = [\(self.server.trustedProxies.networks.map { quote($0.description) }.joined(separator: ", "))]")
         lines.append("")
         lines.append("[upstream]")
         lines.append("url = \(quote(self.upstream.url))")
@@ -89,6 +90,15 @@ extension GatewayConfiguration {
         )
         lines.append("forward_authorization = \(self.apiKeys.forwardAuthorization)")
         self.renderJWT(into: &lines, quote: quote, duration: duration)
+        for policy in self.rateLimits {
+            lines.append("")
+            lines.append("[[rate_limits]]")
+            lines.append("name = \(quote(policy.name))")
+            lines.append("rate = \(policy.rate)")
+            lines.append("per = \(quote(policy.per.rawValue))")
+            lines.append("burst = \(policy.burst)")
+            lines.append("on_store_unavailable = \(quote(policy.onStoreUnavailable.rawValue))")
+        }
         for route in self.routes {
             lines.append("")
             lines.append("[[routes]]")
@@ -96,6 +106,7 @@ extension GatewayConfiguration {
             lines.append("path = \(quote(route.path))")
             lines.append("scopes = [\(route.scopes.map(quote).joined(separator: ", "))]")
             if route.isPublic { lines.append("public = true") }
+            if let rateLimit = route.rateLimit { lines.append("rate_limit = \(quote(rateLimit))") }
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -17,6 +17,13 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var routes: [RouteSettings] = []
     /// nil: no admin listener.
     package var admin: AdminSettings?
+    /// `[[rate_limits]]`, in file order; names are unique.
+    package var rateLimits: [RateLimitPolicy] = []
+
+    /// The policy called `name`, if defined.
+    package func rateLimitPolicy(named name: String) -> RateLimitPolicy? {
+        self.rateLimits.first { $0.name == name }
+    }
 
     package init(
         server: ServerSettings = ServerSettings(),
@@ -68,6 +75,9 @@ package struct ServerSettings: Sendable, Hashable {
     package var drainTimeout: Duration = .seconds(30)
     /// What happens to a request that matches no `[[routes]]` entry.
     package var unmatchedRoutes: UnmatchedRoutePolicy = .deny
+    /// Peers whose `X-Forwarded-For` is believed (e.g. a load balancer in front); empty:
+    /// nobody's, the TCP peer is the client address.
+    package var trustedProxies: TrustedProxies = TrustedProxies()
 
     /// `deny`: 404 without forwarding (default-deny). `authenticate`: forwarded for any
     /// valid credential, with no scope required.

@@ -88,11 +88,14 @@ package struct RouteSettings: Sendable, Hashable {
     package var scopes: [String]
     /// No credential needed (e.g. an upstream health page).
     package var isPublic: Bool = false
+    /// Name of the `[[rate_limits]]` policy for requests on this route, or nil for none.
+    package var rateLimit: String?
 
-    package init(method: String?, path: String, scopes: [String], isPublic: Bool = false) {
+    package init(method: String?, path: String, scopes: [String], isPublic: Bool = false, rateLimit: String? = nil) {
         self.method = method
         self.path = path
         self.scopes = scopes
         self.isPublic = isPublic
+        self.rateLimit = rateLimit
     }
 }

@@ -15,6 +15,9 @@ package struct APIKeyRecord: Codable, Sendable, Hashable {
     package var last4: String
     /// `live` or `test`.
     package var environment: String
+    /// Name of the `[[rate_limits]]` policy for this key (a tier), or nil for the route's.
+    /// Absent in records written before rate limits existed, which decode as nil.
+    package var rateLimit: String?
 
     package init(
         id: String,
@@ -26,7 +29,8 @@ package struct APIKeyRecord: Codable, Sendable, Hashable {
         revoked: Bool = false,
         lastUsedAt: Int64? = nil,
         last4: String,
-        environment: String
+        environment: String,
+        rateLimit: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -38,6 +42,7 @@ package struct APIKeyRecord: Codable, Sendable, Hashable {
         self.lastUsedAt = lastUsedAt
         self.last4 = last4
         self.environment = environment
+        self.rateLimit = rateLimit
     }
 
     enum CodingKeys: String, CodingKey {
@@ -45,6 +50,7 @@ package struct APIKeyRecord: Codable, Sendable, Hashable {
         case createdAt = "created_at"
         case expiresAt = "expires_at"
         case lastUsedAt = "last_used_at"
+        case rateLimit = "rate_limit"
     }
 
     /// Whether the key may authenticate at `now` (unix seconds).

@@ -1,0 +1,118 @@
+package import GatewayConfig
+import GatewayRedis
+package import Logging
+package import NIOCore
+
+/// What a rate-limit decision came to, once known. A value; any thread.
+package enum RateLimitOutcome: Sendable, Hashable {
+    /// Allowed or refused (429), with the numbers for the headers.
+    case decided(RateLimitDecision)
+    /// Redis could not decide in time and the policy says `on_store_unavailable = "deny"`:
+    /// answer 503 (an outage is not the caller's fault: never 429, never 401).
+    case storeUnavailable(policy: String)
+}
+
+/// The answer of `RateLimiter.decide`: inline when no I/O or thread hop was needed (the
+/// common local case allocates no future), else a future that completes on the asking
+/// loop and never fails (every failure is already mapped to an outcome). Used on that loop.
+package enum RateLimitVerdict {
+    case decided(RateLimitDecision)
+    case pending(EventLoopFuture<RateLimitOutcome>)
+}
+
+/// The rate limiter one event loop's request path asks (PRODUCT.md §6).
+///
+/// Mode Redis when `redis` is given (one shared bucket per key across instances), local
+/// otherwise (the process's `LocalRateLimiter`, exact across loops). When Redis fails or
+/// does not answer within the command timeout, the policy's `on_store_unavailable` decides:
+/// `local` decides with the local buckets (counted in `fallbackDecisions`, logged once per
+/// outage), `deny` gives `.storeUnavailable` (counted in `deniedUnavailable`).
+///
+/// One per event loop; touched only on that loop. The counters are plain integers read on
+/// the loop (a metrics scrape submits to each loop and adds them up).
+package final class RateLimiter {
+    package let eventLoop: any EventLoop
+    private let local: LocalRateLimiter
+    private let redis: RedisRateLimiter?
+    private let logger: Logger
+    /// True between a failed Redis decision and the next successful one: logs once per outage.
+    private var storeDown = false
+
+    /// Decisions Redis made.
+    package private(set) var redisDecisions = 0
+    /// Decisions made locally because no Redis is configured.
+    package private(set) var localDecisions = 0
+    /// Decisions made locally because Redis failed (`on_store_unavailable = "local"`).
+    package private(set) var fallbackDecisions = 0
+    /// Requests refused with 503 because Redis failed (`on_store_unavailable = "deny"`).
+    package private(set) var deniedUnavailable = 0
+
+    /// - Parameters:
+    ///   - local: the process's shared local limiter (mode local, and the fallback).
+    ///   - redis: this loop's Redis limiter, or nil without `[redis]`.
+    package init(eventLoop: any EventLoop, local: LocalRateLimiter, redis: RedisRateLimiter?, logger: Logger) {
+        precondition(redis.map { $0.eventLoop === eventLoop } ?? true, "the Redis limiter must live on the same loop")
+        self.eventLoop = eventLoop
+        self.local = local
+        self.redis = redis
+        self.logger = logger
+    }
+
+    /// Takes one token of `policy` for `key` (the principal, or the client address on
+    /// unauthenticated endpoints). Call on this limiter's loop.
+    package func decide(policy: RateLimitPolicy, key: String) -> RateLimitVerdict {
+        self.eventLoop.preconditionInEventLoop()
+        let shape = TokenBucket.Shape(policy)
+        guard let redis = self.redis else {
+            self.localDecisions += 1
+            switch self.local.decide(shape, key: key, on: self.eventLoop) {
+            case .decided(let decision): return .decided(decision)
+            case .pending(let future): return .pending(future.map { .decided($0) })
+            }
+        }
+        let onUnavailable = policy.onStoreUnavailable
+        let future = redis.decide(shape, key: key).assumeIsolated().map { decision -> RateLimitOutcome in
+            self.redisDecisions += 1
+            if self.storeDown {
+                self.storeDown = false
+                self.logger.notice("rate-limit store reachable again", metadata: ["rate_limit.policy": "\(shape.policy)"])
+            }
+            return .decided(decision)
+        }.flatMapError { error -> EventLoopFuture<RateLimitOutcome> in
+            self.storeFailed(error, policy: shape.policy, onUnavailable: onUnavailable)
+            switch onUnavailable {
+            case .deny:
+                self.deniedUnavailable += 1
+                return self.eventLoop.makeSucceededFuture(.storeUnavailable(policy: shape.policy))
+            case .local:
+                self.fallbackDecisions += 1
+                switch self.local.decide(shape, key: key, on: self.eventLoop) {
+                case .decided(let decision): return self.eventLoop.makeSucceededFuture(.decided(decision))
+                case .pending(let future): return future.map { .decided($0) }
+                }
+            }
+        }.nonisolated()
+        return .pending(future)
+    }
+
+    private func storeFailed(_ error: any Error, policy: String, onUnavailable: RateLimitPolicy.StoreUnavailablePolicy) {
+        guard !self.storeDown else { return }
+        self.storeDown = true
+        let reason: String
+        switch error {
+        case RateLimitStoreError.timeout, RedisClientError.timeout: reason = "timeout"
+        case RedisClientError.unavailable: reason = "unavailable"
+        case RedisClientError.connectionClosed: reason = "connection closed"
+        case RedisClientError.protocolError: reason = "protocol error"
+        case RedisClientError.server: reason = "server error"
+        default: reason = "error"
+        }
+        self.logger.warning(
+            "rate-limit store unavailable; deciding by on_store_unavailable until it answers again",
+            metadata: [
+                "rate_limit.policy": "\(policy)", "rate_limit.on_store_unavailable": "\(onUnavailable.rawValue)",
+                "error": "\(reason)",
+            ]
+        )
+    }
+}
