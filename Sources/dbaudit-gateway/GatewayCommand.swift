@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatewayAuth
 import GatewayConfig
 import GatewayServer
 import Logging
@@ -15,7 +16,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dbaudit-gateway",
         abstract: "Authentication gateway in front of the DB Audit API.",
-        subcommands: [Run.self, CheckConfig.self, Keys.self, Demo.self],
+        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Demo.self],
         defaultSubcommand: nil
     )
 }
@@ -30,7 +31,13 @@ extension GatewayCommand {
         func run() async throws {
             let configuration = try loadConfigurationOrExit(self.config)
             let logger = Logger.gateway(configuration.logging)
-            let server = try GatewayServer(configuration: configuration, logger: logger)
+            let server: GatewayServer
+            do {
+                server = try GatewayServer(configuration: configuration, logger: logger)
+            } catch {
+                FileHandleOutput.standardError("dbaudit-gateway: cannot start: auth.jwt: \(error)\n")
+                throw ExitCode(1)
+            }
             let service = GatewayService(server: server, configurationPath: self.config)
             let group = ServiceGroup(
                 services: [service],
@@ -58,10 +65,22 @@ extension GatewayCommand {
         func run() throws {
             do {
                 let configuration = try ConfigurationLoader.load(path: self.config)
+                // Keys and JWKS files are parsed here too, so a bad PEM fails the check.
+                var warnings: [String] = []
+                do {
+                    _ = try IdentityRuntime.build(configuration.jwt) { warnings.append($0) }
+                } catch {
+                    FileHandleOutput.standardError("\(self.config): auth.jwt: \(error)\n")
+                    FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
+                    throw ExitCode(1)
+                }
+                for warning in warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
                 print("# effective configuration of \(self.config): OK")
                 print(configuration.renderedTOML(), terminator: "")
+            } catch let exit as ExitCode {
+                throw exit
             } catch {
-                FileHandleOutput.standardError("\(error.description)\n")
+                FileHandleOutput.standardError("\(error)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }

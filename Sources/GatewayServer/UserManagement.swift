@@ -1,0 +1,94 @@
+package import GatewayConfig
+import GatewayAuth
+import GatewayCore
+import GatewayCrypto
+import GatewayRedis
+package import GatewayStore
+import NIOCore
+import NIOPosix
+
+/// User administration for the CLI (`dbaudit-gateway users add|disable`) against the
+/// Redis store a configuration names. One-thread event loop per command; scrypt runs on
+/// the caller's thread (the CLI), never on that loop.
+package final class UserManagement: Sendable {
+    package enum Failure: Error, CustomStringConvertible {
+        case noRedis
+        case invalid(String)
+        case exists
+        case unknown
+        case storeUnavailable
+
+        package var description: String {
+            switch self {
+            case .noRedis: "users are kept in Redis: configure [redis]"
+            case .invalid(let message): message
+            case .exists: "a user with this e-mail address already exists"
+            case .unknown: "no user has this e-mail address"
+            case .storeUnavailable: "Redis cannot be reached; check [redis] url and credentials"
+            }
+        }
+    }
+
+    private let group: MultiThreadedEventLoopGroup
+    private let settings: RedisSettings
+    private let cost: Int
+
+    package init(configuration: GatewayConfiguration) throws(Failure) {
+        guard let redis = configuration.redis else { throw .noRedis }
+        self.settings = redis
+        self.cost = configuration.jwt.passwordHashCost
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    package func shutdown() async {
+        try? await self.group.shutdownGracefully()
+    }
+
+    /// Validates and normalises an e-mail address (lower case, one `@`, no spaces).
+    package static func normalisedEmail(_ text: String) -> String? {
+        let email = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.utf8.count <= 254,
+            email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F })
+        else { return nil }
+        return email
+    }
+
+    package func add(email: String, scopes: [String], password: String, now: Int64) async throws -> UserRecord {
+        guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
+        guard !scopes.isEmpty, let unknown = Optional(scopes.filter { !Scopes.all.contains($0) }), unknown.isEmpty else {
+            throw Failure.invalid("--scopes must list known scopes (\(Scopes.all.joined(separator: " ")))")
+        }
+        guard password.utf8.count >= 12 else { throw Failure.invalid("the password must be at least 12 characters") }
+        guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else { throw Failure.invalid("the password is too long") }
+        let hash = try PasswordHasher.hash(password: password, cost: self.cost)
+        let user = UserRecord(
+            id: "usr_" + Base64URL.encode(SecureRandom.bytes(12)), email: email, scopes: scopes, passwordHash: hash, createdAt: now)
+        try await self.withStore { store in store.createUser(user) }
+        return user
+    }
+
+    package func setDisabled(email: String, disabled: Bool) async throws -> UserRecord {
+        guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
+        guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) }) else {
+            throw Failure.unknown
+        }
+        return user
+    }
+
+    private func withStore<T: Sendable>(_ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {
+        let loop = self.group.next()
+        let settings = self.settings
+        do {
+            return try await loop.flatSubmit {
+                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                let store = RedisSessionStore(client: client, keyPrefix: settings.keyPrefix)
+                return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
+            }.get()
+        } catch CredentialStoreError.conflict {
+            throw Failure.exists
+        } catch CredentialStoreError.unavailable {
+            throw Failure.storeUnavailable
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import GatewayConfig
+import GatewayServer
+import GatewayStore
+
+extension GatewayCommand {
+    /// `users add|disable`: people who log in at `/v1/auth/login`, in the Redis store.
+    struct Users: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add and disable users (password read from standard input).",
+            subcommands: [Add.self, Disable.self, Enable.self]
+        )
+
+        struct Options: ParsableArguments {
+            @Option(name: .long, help: "Path of gateway.conf (its [redis] and [auth.jwt] are used).")
+            var config: String
+
+            func management() throws -> UserManagement {
+                let configuration = try loadConfigurationOrExit(self.config)
+                do {
+                    return try UserManagement(configuration: configuration)
+                } catch {
+                    FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
+                    throw ExitCode(1)
+                }
+            }
+        }
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create a user; the password is the first line of standard input (never an argument).")
+
+            @OptionGroup var options: Options
+            @Option(name: .long, help: "Login e-mail address.") var email: String
+            @Option(name: .long, help: "Comma-separated scopes, e.g. read:databases,read:logs.") var scopes: String
+            @Flag(name: .long, help: "Print JSON.") var json = false
+
+            func run() async throws {
+                guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                    FileHandleOutput.standardError("dbaudit-gateway: write the password on standard input (e.g. from a file or a prompt)\n")
+                    throw ExitCode(1)
+                }
+                let management = try self.options.management()
+                let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                do {
+                    let user = try await management.add(
+                        email: self.email, scopes: scopes, password: line, now: Int64(Date().timeIntervalSince1970))
+                    await management.shutdown()
+                    if self.json {
+                        print("{\"id\":\"\(user.id)\",\"email\":\"\(user.email)\",\"scopes\":[\(user.scopes.map { "\"\($0)\"" }.joined(separator: ","))]}")
+                    } else {
+                        print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
+                    }
+                } catch {
+                    await management.shutdown()
+                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+                    throw ExitCode(1)
+                }
+            }
+        }
+
+        struct Disable: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Disable a user: logins and refreshes are refused (access tokens already issued expire on their own).")
+
+            @OptionGroup var options: Options
+            @Option(name: .long, help: "Login e-mail address.") var email: String
+
+            func run() async throws { try await Users.set(self.options, email: self.email, disabled: true) }
+        }
+
+        struct Enable: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Enable a disabled user again.")
+
+            @OptionGroup var options: Options
+            @Option(name: .long, help: "Login e-mail address.") var email: String
+
+            func run() async throws { try await Users.set(self.options, email: self.email, disabled: false) }
+        }
+
+        static func set(_ options: Options, email: String, disabled: Bool) async throws {
+            let management = try options.management()
+            do {
+                let user = try await management.setDisabled(email: email, disabled: disabled)
+                await management.shutdown()
+                print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
+            } catch {
+                await management.shutdown()
+                FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
