@@ -32,10 +32,13 @@ package struct APIKeyEndpoints {
 
     private let service: APIKeyService
     private let now: () -> Int64
+    /// The `[[rate_limits]]` policy names a key may be given.
+    private let policies: Set<String>
 
-    package init(service: APIKeyService, now: @escaping () -> Int64) {
+    package init(service: APIKeyService, now: @escaping () -> Int64, policies: Set<String> = []) {
         self.service = service
         self.now = now
+        self.policies = policies
     }
 
     /// Answers one request; failures are `GatewayError`s rendered by the caller.
@@ -106,6 +109,15 @@ package struct APIKeyEndpoints {
             }
             lifetime = parsed
         }
+        if let rateLimit = request.rateLimit {
+            // A tier is the operator's decision: only admins set it, and only to a known policy.
+            guard principal.grants("admin") else {
+                return eventLoop.makeFailedFuture(GatewayError.insufficientScope("admin"))
+            }
+            guard self.policies.contains(rateLimit) else {
+                return eventLoop.makeFailedFuture(GatewayError.badRequest("rate_limit names no [[rate_limits]] policy."))
+            }
+        }
         return self.service.create(
             name: request.name,
             scopes: request.scopes,
@@ -113,7 +125,8 @@ package struct APIKeyEndpoints {
             test: request.test ?? false,
             owner: principal.subject,
             grantor: principal,
-            now: self.now()
+            now: self.now(),
+            rateLimit: request.rateLimit
         ).map { created in
             var json = Self.recordJSON(created.record)
             json.removeLast()
@@ -143,10 +156,12 @@ package struct APIKeyEndpoints {
         var scopes: [String]
         var expiresIn: Lifetime?
         var test: Bool?
+        var rateLimit: String?
 
         enum CodingKeys: String, CodingKey {
             case name, scopes, test
             case expiresIn = "expires_in"
+            case rateLimit = "rate_limit"
         }
     }
 
@@ -167,6 +182,10 @@ package struct APIKeyEndpoints {
         JSONText.appendQuoted(record.last4, to: &json)
         json += ",\"environment\":"
         JSONText.appendQuoted(record.environment, to: &json)
+        if let rateLimit = record.rateLimit {
+            json += ",\"rate_limit\":"
+            JSONText.appendQuoted(rateLimit, to: &json)
+        }
         json += "}"
         return json
     }

@@ -40,7 +40,8 @@ package struct APIKeyService {
         test: Bool,
         owner: String,
         grantor: Principal?,
-        now: Int64
+        now: Int64,
+        rateLimit: String? = nil
     ) -> EventLoopFuture<Created> {
         let eventLoop = self.store.eventLoop
         let trimmed = name.trimmingCharacters(in: .whitespaces)
@@ -72,7 +73,8 @@ package struct APIKeyService {
             createdAt: now,
             expiresAt: expiresInSeconds.map { now + $0 },
             last4: String(key.suffix(4)),
-            environment: test ? "test" : "live"
+            environment: test ? "test" : "live",
+            rateLimit: rateLimit
         )
         return self.store.createAPIKey(record, hash: self.hash(key)).map { Created(key: key, record: record) }
     }

@@ -159,7 +159,8 @@ package final class Authenticator {
                 kind: .apiKey,
                 scopes: record.scopes,
                 keyID: record.id,
-                expiresAt: record.expiresAt
+                expiresAt: record.expiresAt,
+                rateLimit: record.rateLimit
             )
             self.cache.storePositive(hash, principal, now: .now())
             self.touch(keyID: record.id, now: now)

@@ -20,6 +20,7 @@ package struct RouteTable: Sendable {
         let segments: [Substring]
         let trailingWildcard: Bool
         let requirement: Requirement
+        let rateLimit: String?
     }
 
     private let routes: [CompiledRoute]
@@ -35,7 +36,8 @@ package struct RouteTable: Sendable {
                 method: route.method,
                 segments: segments,
                 trailingWildcard: trailing,
-                requirement: route.isPublic ? .open : .scopes(route.scopes)
+                requirement: route.isPublic ? .open : .scopes(route.scopes),
+                rateLimit: route.rateLimit
             )
         }
         self.unmatched = unmatched
@@ -48,7 +50,7 @@ package struct RouteTable: Sendable {
 
     /// The requirement and the name of the route that decided it (`METHOD pattern`, or
     /// `unmatched`): a bounded label for metrics.
-    package func match(method: String, normalizedPath: String) -> (requirement: Requirement, label: String) {
+    package func match(method: String, normalizedPath: String) -> (requirement: Requirement, label: String, rateLimit: String?) {
         let segments = normalizedPath.split(separator: "/", omittingEmptySubsequences: true)
         for route in self.routes {
             if let routeMethod = route.method, routeMethod != method,
@@ -57,12 +59,12 @@ package struct RouteTable: Sendable {
                 continue
             }
             if Self.matches(route, segments) {
-                return (route.requirement, route.label)
+                return (route.requirement, route.label, route.rateLimit)
             }
         }
         switch self.unmatched {
-        case .deny: return (.denied, "unmatched")
-        case .authenticate: return (.scopes([]), "unmatched")
+        case .deny: return (.denied, "unmatched", nil)
+        case .authenticate: return (.scopes([]), "unmatched", nil)
         }
     }
 

@@ -15,6 +15,8 @@ package struct Principal: Sendable, Hashable {
     package var keyID: String?
     /// Unix seconds, if the credential expires.
     package var expiresAt: Int64?
+    /// A `[[rate_limits]]` policy named by the credential itself (an API key's tier).
+    package var rateLimit: String?
 
     package init(
         subject: String,
@@ -22,14 +24,24 @@ package struct Principal: Sendable, Hashable {
         scopes: [String],
         clientID: String? = nil,
         keyID: String? = nil,
-        expiresAt: Int64? = nil
+        expiresAt: Int64? = nil,
+        rateLimit: String? = nil
     ) {
+        self.rateLimit = rateLimit
         self.subject = subject
         self.kind = kind
         self.scopes = scopes
         self.clientID = clientID
         self.keyID = keyID
         self.expiresAt = expiresAt
+    }
+
+    /// The token-bucket key of this principal (PRODUCT.md §6): the key id of an API key,
+    /// the client id of an OAuth client, else the kind and subject.
+    package var rateLimitKey: String {
+        if let keyID { return "key:" + keyID }
+        if let clientID, kind == .oauth { return "client:" + clientID }
+        return kind.rawValue + ":" + subject
     }
 
     /// `admin` grants every scope.

@@ -1,4 +1,5 @@
 package import GatewayAuth
+package import GatewayRateLimit
 package import GatewayConfig
 package import GatewayCrypto
 package import GatewayStore
@@ -58,6 +59,8 @@ package final class LoopContext {
     /// Login, refresh, logout, JWKS (nil unless we are an issuer).
     package private(set) var sessionEndpoints: SessionEndpoints?
     private var identity: LoopIdentity?
+    /// Token buckets of this loop: Redis-backed when `[redis]` is configured.
+    package let rateLimiter: RateLimiter
     /// This loop's session store (users, refresh families, revoked JWT ids), kept for the
     /// process's life so a reload that turns JWTs on finds it.
     package let sessionStore: (any SessionStore)?
@@ -77,8 +80,11 @@ package final class LoopContext {
         hmac: HMACSHA256? = nil,
         identity: LoopIdentity? = nil,
         sessionStore: (any SessionStore)? = nil,
+        rateLimiter: RateLimiter? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
+        self.rateLimiter = rateLimiter ?? RateLimiter(
+            eventLoop: eventLoop, local: LocalRateLimiter(group: eventLoop), redis: nil, logger: logger)
         self.sessionStore = sessionStore ?? identity?.sessions
         self.eventLoop = eventLoop
         self.configuration = configuration
@@ -95,8 +101,9 @@ package final class LoopContext {
         self.identity = identity
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
         self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator)
-        self.apiKeyEndpoints = Self.makeEndpoints(store: store, authenticator: self.authenticator, now: now)
-        self.sessionEndpoints = Self.makeSessions(identity, jwt: self.jwtAuthenticator, eventLoop: eventLoop, logger: logger, now: now)
+        self.apiKeyEndpoints = Self.makeEndpoints(store: store, authenticator: self.authenticator, configuration: configuration, now: now)
+        self.sessionEndpoints = Self.makeSessions(
+            identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: eventLoop, logger: logger, now: now)
     }
 
     private static func makeJWT(_ identity: LoopIdentity?, eventLoop: any EventLoop, logger: Logger, now: @escaping @Sendable () -> Int64) -> JWTAuthenticator? {
@@ -115,6 +122,7 @@ package final class LoopContext {
     private static func makeSessions(
         _ identity: LoopIdentity?,
         jwt: JWTAuthenticator?,
+        limiter: RateLimiter,
         eventLoop: any EventLoop,
         logger: Logger,
         now: @escaping @Sendable () -> Int64
@@ -128,11 +136,7 @@ package final class LoopContext {
         return SessionEndpoints(
             issuer: issuer,
             sessions: identity.sessions,
-            throttle: LocalLoginThrottle(
-                eventLoop: eventLoop,
-                perAddress: settings.loginAttemptsPerAddress,
-                perAccount: settings.loginAttemptsPerAccount,
-                window: settings.loginWindow.timeAmount),
+            throttle: RateLimitedLoginThrottle(limiter: limiter, eventLoop: eventLoop, settings: settings),
             checkPassword: identity.checkPassword,
             passwordCost: settings.passwordHashCost,
             decoyHash: identity.runtime.decoyHash,
@@ -172,9 +176,12 @@ package final class LoopContext {
     private static func makeEndpoints(
         store: any CredentialStore,
         authenticator: Authenticator,
+        configuration: GatewayConfiguration,
         now: @escaping @Sendable () -> Int64
     ) -> APIKeyEndpoints {
-        APIKeyEndpoints(service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now)
+        APIKeyEndpoints(
+            service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now,
+            policies: Set(configuration.rateLimits.map(\.name)))
     }
 
     /// Switches this loop to `configuration`. A changed upstream gets a fresh pool; the old
@@ -199,10 +206,11 @@ package final class LoopContext {
         if let identity {
             self.identity = identity
             self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: self.eventLoop, logger: logger, now: self.now)
-            self.sessionEndpoints = Self.makeSessions(identity, jwt: self.jwtAuthenticator, eventLoop: self.eventLoop, logger: logger, now: self.now)
+            self.sessionEndpoints = Self.makeSessions(
+                identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
         self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
-        self.apiKeyEndpoints = Self.makeEndpoints(store: self.store, authenticator: self.authenticator, now: self.now)
+        self.apiKeyEndpoints = Self.makeEndpoints(store: self.store, authenticator: self.authenticator, configuration: configuration, now: self.now)
     }
 
     /// Closes idle upstream connections (shutdown).

@@ -1,6 +1,7 @@
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
+import GatewayRateLimit
 import NIOCore
 import NIOHTTP1
 
@@ -36,6 +37,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var isLocal: Bool { builtIn != nil }
         var upstreamHead: HTTPRequestHead?
         var principal: Principal?
+        /// The client behind any trusted proxies (the TCP peer otherwise).
+        let clientAddress: String
+        /// The `[[routes]]` rate-limit policy of the matched route.
+        var routeRateLimit: String?
+        /// `RateLimit-Policy`/`RateLimit` for the response, when the request was limited.
+        var rateLimitHeaders: [(name: String, value: String)] = []
         let pool: UpstreamPool
         let started: NIODeadline
         let bodyTimeout: TimeAmount
@@ -64,6 +71,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             uri: String,
             normalizedPath: String,
             builtIn: BuiltInEndpoint?,
+            clientAddress: String,
             pool: UpstreamPool,
             started: NIODeadline,
             bodyTimeout: TimeAmount
@@ -78,6 +86,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.uri = uri
             self.normalizedPath = normalizedPath
             self.builtIn = builtIn
+            self.clientAddress = clientAddress
             self.pool = pool
             self.started = started
             self.bodyTimeout = bodyTimeout
@@ -326,6 +335,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             uri: uri,
             normalizedPath: normalizedPath,
             builtIn: BuiltInEndpoint.match(normalizedPath, sessionsEnabled: self.loop.sessionEndpoints != nil),
+            clientAddress: ClientAddress.resolve(
+                peer: self.clientAddress,
+                forwardedFor: head.headers["x-forwarded-for"],
+                trusted: self.loop.configuration.server.trustedProxies),
             pool: self.loop.pool,
             started: .now(),
             bodyTimeout: bodyTimeout
@@ -346,6 +359,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             let match = authenticator.routes.match(method: exchange.method.rawValue, normalizedPath: exchange.normalizedPath)
             requirement = match.requirement
             exchange.routeLabel = match.label
+            exchange.routeRateLimit = match.rateLimit
         }
         let outcome = authenticator.authorize(
             method: exchange.method.rawValue,
@@ -378,16 +392,49 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
     }
 
+    /// Authorized: now the token buckets (a refusal never reaches the upstream).
     private func authorized(_ principal: Principal?) {
         guard let exchange = self.exchange else { return }
         exchange.authorizedAt = .now()
         exchange.principal = principal
+        let policies = RateLimitGate.policies(
+            route: exchange.routeRateLimit, principal: principal, configuration: self.loop.configuration)
+        guard !policies.isEmpty else {
+            self.admitted(principal)
+            return
+        }
+        let key = principal?.rateLimitKey ?? ("addr:" + exchange.clientAddress)
+        switch RateLimitGate.evaluate(policies, key: key, limiter: self.loop.rateLimiter, eventLoop: self.loop.eventLoop) {
+        case .now(let result):
+            self.rateLimited(result, principal: principal)
+        case .later(let future):
+            let exchangeID = exchange.id
+            future.assumeIsolated().whenSuccess { result in
+                guard self.exchange?.id == exchangeID else { return }
+                self.rateLimited(result, principal: principal)
+            }
+        }
+    }
+
+    private func rateLimited(_ result: RateLimitGate.Result, principal: Principal?) {
+        guard let exchange = self.exchange else { return }
+        switch result {
+        case .admitted(let decisions):
+            exchange.rateLimitHeaders = RateLimitHeaders.fields(decisions)
+            self.admitted(principal)
+        case .refused(let error):
+            self.run(self.machine.authorizationFailed(error))
+        }
+    }
+
+    private func admitted(_ principal: Principal?) {
+        guard let exchange = self.exchange else { return }
         var upstreamHead = ForwardingRules.upstreamRequestHead(
             exchange.head,
             framing: exchange.framing,
             context: ForwardingContext(
                 requestID: exchange.requestID,
-                clientAddress: self.clientAddress,
+                clientAddress: exchange.clientAddress,
                 clientScheme: self.clientScheme,
                 upstreamAuthority: self.loop.upstreamAuthority,
                 preserveHost: self.loop.configuration.upstream.preserveHost,
@@ -437,7 +484,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 normalizedPath: exchange.normalizedPath,
                 body: body,
                 authorization: exchange.head.headers["authorization"],
-                clientAddress: self.clientAddress,
+                clientAddress: exchange.clientAddress,
                 eventLoop: context.eventLoop
             ).map { (status: $0.status, body: $0.body, headers: $0.headers) }
         }
@@ -695,12 +742,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
         exchange.status = Int(head.status.code)
         self.exchange = exchange
-        let clientHead = ForwardingRules.clientResponseHead(
+        var clientHead = ForwardingRules.clientResponseHead(
             head,
             requestVersion: exchange.version,
             requestID: exchange.requestID,
             keepAlive: keepAlive
         )
+        for field in exchange.rateLimitHeaders {
+            // Ours replace any the upstream sent: the gateway is the limiter clients see.
+            clientHead.headers.replaceOrAdd(name: field.name, value: field.value)
+        }
         context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
     }
 
@@ -793,7 +844,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 status: status,
                 bytesIn: exchange.bytesIn,
                 bytesOut: exchange.bytesOut,
-                clientAddress: self.clientAddress,
+                clientAddress: exchange.clientAddress,
                 upstreamMicroseconds: upstream,
                 totalMicroseconds: total,
                 outcome: outcome,

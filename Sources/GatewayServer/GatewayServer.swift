@@ -6,6 +6,7 @@ import GatewayRedis
 package import GatewayStore
 import GatewayCore
 package import GatewayProxy
+import GatewayRateLimit
 package import Logging
 import NIOConcurrencyHelpers
 package import NIOCore
@@ -100,16 +101,20 @@ package final class GatewayServer: Sendable {
             guard let refresher = refresherBox.withLockedValue({ $0 }) else { return nil }
             return refresher.refetch(issuer: issuer, from: loop)
         }
+        // One shard per loop, shared by all: a principal's local bucket is exact process-wide.
+        let localLimiter = LocalRateLimiter(group: self.group)
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
             let context = try! loop.submit {
                 let store: any CredentialStore
                 let sessions: any SessionStore
+                var redisLimiter: RedisRateLimiter?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
+                    redisLimiter = RedisRateLimiter(client: client)
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
@@ -124,7 +129,8 @@ package final class GatewayServer: Sendable {
                     identity: identityRuntime.map {
                         LoopIdentity(runtime: $0, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
                     },
-                    sessionStore: sessions
+                    sessionStore: sessions,
+                    rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger)
                 )
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)

@@ -33,12 +33,14 @@ package final class KeyManagement: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let settings: RedisSettings
     private let pepper: Secret
+    private let policies: Set<String>
 
     package init(configuration: GatewayConfiguration) throws(Failure) {
         guard let redis = configuration.redis else { throw .noRedis }
         guard let pepper = configuration.apiKeys.pepper else { throw .noPepper }
         self.settings = redis
         self.pepper = pepper
+        self.policies = Set(configuration.rateLimits.map(\.name))
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
@@ -67,8 +69,12 @@ package final class KeyManagement: Sendable {
         expiresIn: Int64?,
         test: Bool,
         owner: String,
-        now: Int64
+        now: Int64,
+        rateLimit: String? = nil
     ) async throws -> APIKeyService.Created {
+        if let rateLimit, !self.policies.contains(rateLimit) {
+            throw Failure.request("--rate-limit names no [[rate_limits]] policy of this configuration (\(self.policies.sorted().joined(separator: ", ")))")
+        }
         do {
             return try await self.withService { service, _ in
                 service.create(
@@ -78,7 +84,8 @@ package final class KeyManagement: Sendable {
                     test: test,
                     owner: owner,
                     grantor: nil,
-                    now: now
+                    now: now,
+                    rateLimit: rateLimit
                 )
             }
         } catch let error as APIKeyService.RequestError {

@@ -37,6 +37,7 @@ extension GatewayCommand {
             @Option(name: .long, help: "Lifetime such as 90d, 12h, 3600 (seconds); none by default.") var expiresIn: String?
             @Flag(name: .long, help: "Make a dbaudit_test_ key.") var test = false
             @Option(name: .long, help: "Owner recorded with the key and sent upstream as the subject.") var owner = "operator"
+            @Option(name: .long, help: "A [[rate_limits]] policy for this key (its tier), applied on every route.") var rateLimit: String?
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
@@ -57,7 +58,8 @@ extension GatewayCommand {
                         expiresIn: lifetime,
                         test: self.test,
                         owner: self.owner,
-                        now: Int64(Date().timeIntervalSince1970)
+                        now: Int64(Date().timeIntervalSince1970),
+                        rateLimit: self.rateLimit
                     )
                     if self.json {
                         var text = APIKeyEndpoints.recordJSON(created.record)

@@ -1,0 +1,39 @@
+package import GatewayConfig
+
+/// The address of the client behind a request: the TCP peer, unless the peer is one of
+/// `[server] trusted_proxies`, in which case `X-Forwarded-For` is read from the right,
+/// skipping trusted hops, and the first untrusted address is the client (the header's
+/// left part is whatever the client wrote and is never believed). Pure; any thread.
+package enum ClientAddress {
+    package static func resolve(peer: String, forwardedFor: [String], trusted: TrustedProxies) -> String {
+        guard !trusted.isEmpty, !forwardedFor.isEmpty, trusted.contains(peer) else { return peer }
+        var hops: [Substring] = []
+        for line in forwardedFor {
+            for part in line.split(separator: ",") { hops.append(part) }
+        }
+        var client = peer
+        for hop in hops.reversed() {
+            let text = hop.trimmingCharacters(in: .whitespaces)
+            guard let address = IPAddress.parse(text) else {
+                // Garbage in the chain: stop at the last hop we could vouch for.
+                return client
+            }
+            client = address.description
+            if !trusted.contains(address) { return client }
+        }
+        return client
+    }
+}
+
+private extension Substring {
+    func trimmingCharacters(in set: Set<Character>) -> Substring {
+        var slice = self[...]
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return slice
+    }
+}
+
+private extension Set where Element == Character {
+    static var whitespaces: Set<Character> { [" ", "\t"] }
+}
