@@ -81,7 +81,68 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         #expect(!APIKeyEndpoints.handles("/v1/api-key"))
         #expect(!APIKeyEndpoints.handles("/v1/api"))
         #expect(!APIKeyEndpoints.handles("/v2/api-keys"))
-        #expect(APIKeyEndpoints.requiredScopes == ["admin"])
+        // Any valid credential reaches the endpoints; they apply the rules themselves.
+        #expect(APIKeyEndpoints.requiredScopes == [])
+    }
+
+    // MARK: who may manage keys
+
+    private static let ann = Principal(subject: "usr_ann", kind: .jwt, scopes: ["read:databases", "read:logs"])
+    private static let bob = Principal(subject: "usr_bob", kind: .jwt, scopes: ["read:databases"])
+
+    @Test func anAPIKeyWithoutAdminCannotManageKeys() throws {
+        let h = EndpointsHarness()
+        let reader = Principal(subject: "ci", kind: .apiKey, scopes: ["read:databases"], keyID: "key_00000000000000bb")
+        for (method, path) in [("POST", APIKeyEndpoints.collectionPath), ("GET", APIKeyEndpoints.collectionPath), ("DELETE", APIKeyEndpoints.collectionPath + "/key_0123456789abcdef")] {
+            let error = try h.error(method, path, body: #"{"name":"x","scopes":["read:databases"]}"#, principal: reader)
+            #expect(error.status == 403)
+            #expect(error.code == "insufficient_scope")
+        }
+    }
+
+    @Test func aUserSessionCreatesKeysWithItsOwnScopesOnly() throws {
+        let h = EndpointsHarness()
+        let created = try h.response("POST", body: #"{"name":"mine","scopes":["read:logs"]}"#, principal: Self.ann)
+        #expect(created.status == 201)
+        #expect(try json(created.body)["owner"] as? String == "usr_ann")
+        let refused = try h.error("POST", body: #"{"name":"mine","scopes":["write:databases"]}"#, principal: Self.ann)
+        #expect(refused.status == 403)
+    }
+
+    @Test func aUserSeesAndRevokesOnlyItsOwnKeys() throws {
+        let h = EndpointsHarness()
+        let annKey = try json(try h.response("POST", body: #"{"name":"a","scopes":["read:databases"]}"#, principal: Self.ann).body)
+        let bobKey = try json(try h.response("POST", body: #"{"name":"b","scopes":["read:databases"]}"#, principal: Self.bob).body)
+        let annID = try #require(annKey["id"] as? String)
+        let bobID = try #require(bobKey["id"] as? String)
+        let annList = try json(try h.response("GET", principal: Self.ann).body)["api_keys"] as? [[String: Any]] ?? []
+        #expect(annList.compactMap { $0["id"] as? String } == [annID])
+        // Bob's key is not Ann's to revoke, and the answer does not reveal that it exists.
+        let error = try h.error("DELETE", APIKeyEndpoints.collectionPath + "/" + bobID, principal: Self.ann)
+        #expect(error.status == 404)
+        #expect(try h.response("DELETE", APIKeyEndpoints.collectionPath + "/" + annID, principal: Self.ann).status == 200)
+        // An admin sees everyone's.
+        let all = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]] ?? []
+        #expect(Set(all.compactMap { $0["id"] as? String }) == [annID, bobID])
+    }
+
+    @Test func onlyAdminsGiveAKeyARateLimitTierAndOnlyAKnownOne() throws {
+        let auth = AuthHarness()
+        let service = APIKeyService(store: auth.store, hash: auth.authenticator.hash(apiKey:))
+        let endpoints = APIKeyEndpoints(service: service, now: { 0 }, policies: ["gold"])
+        func call(_ body: String, _ principal: Principal) -> Result<APIKeyEndpoints.Response, any Error> {
+            let future = endpoints.handle(method: "POST", normalizedPath: APIKeyEndpoints.collectionPath, body: Array(body.utf8), principal: principal, eventLoop: auth.loop)
+            auth.loop.run()
+            var result: Result<APIKeyEndpoints.Response, any Error>?
+            future.whenComplete { result = $0 }
+            auth.loop.run()
+            return result!
+        }
+        let gold = call(#"{"name":"g","scopes":["read:databases"],"rate_limit":"gold"}"#, admin)
+        let created = try gold.get()
+        #expect(try json(created.body)["rate_limit"] as? String == "gold")
+        #expect((try? call(#"{"name":"g","scopes":["read:databases"],"rate_limit":"platinum"}"#, admin).get()) == nil)
+        #expect((try? call(#"{"name":"g","scopes":["read:databases"],"rate_limit":"gold"}"#, Self.ann).get()) == nil)
     }
 
     // MARK: POST
