@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "GatewayProxyTests",
             dependencies: [
-                "GatewayProxy", "GatewayCore", "GatewayConfig",
+                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
