@@ -52,6 +52,12 @@ package final class LoopMetrics {
         package var upstreamConnectionsOpen = 0
         package var upstreamConnectionsIdle = 0
         package var upstreamConnectFailures = 0
+        package var jwtCacheHits = 0
+        package var jwtCacheMisses = 0
+        package var rateLimitRedisDecisions = 0
+        package var rateLimitLocalDecisions = 0
+        package var rateLimitFallbackDecisions = 0
+        package var rateLimitDeniedUnavailable = 0
 
         package init() {}
 
@@ -65,6 +71,12 @@ package final class LoopMetrics {
             self.upstreamConnectionsOpen += other.upstreamConnectionsOpen
             self.upstreamConnectionsIdle += other.upstreamConnectionsIdle
             self.upstreamConnectFailures += other.upstreamConnectFailures
+            self.jwtCacheHits += other.jwtCacheHits
+            self.jwtCacheMisses += other.jwtCacheMisses
+            self.rateLimitRedisDecisions += other.rateLimitRedisDecisions
+            self.rateLimitLocalDecisions += other.rateLimitLocalDecisions
+            self.rateLimitFallbackDecisions += other.rateLimitFallbackDecisions
+            self.rateLimitDeniedUnavailable += other.rateLimitDeniedUnavailable
         }
     }
 
@@ -96,6 +108,12 @@ package final class LoopMetrics {
         snapshot.cacheMisses = loop.authenticator.cacheMisses
         snapshot.upstreamConnectionsOpen = loop.pool.openConnections
         snapshot.upstreamConnectionsIdle = loop.pool.idleCount
+        snapshot.jwtCacheHits = loop.jwtAuthenticator?.cacheHits ?? 0
+        snapshot.jwtCacheMisses = loop.jwtAuthenticator?.cacheMisses ?? 0
+        snapshot.rateLimitRedisDecisions = loop.rateLimiter.redisDecisions
+        snapshot.rateLimitLocalDecisions = loop.rateLimiter.localDecisions
+        snapshot.rateLimitFallbackDecisions = loop.rateLimiter.fallbackDecisions
+        snapshot.rateLimitDeniedUnavailable = loop.rateLimiter.deniedUnavailable
         return snapshot
     }
 }

@@ -96,6 +96,16 @@ extension GatewayServer {
         out += "dbgw_credential_cache_hits_total \(merged.cacheHits)\n"
         family("dbgw_credential_cache_misses_total", "counter", "Credential lookups that asked the store.")
         out += "dbgw_credential_cache_misses_total \(merged.cacheMisses)\n"
+        family("dbgw_jwt_cache_hits_total", "counter", "JWTs answered by an event loop's verified-token cache.")
+        out += "dbgw_jwt_cache_hits_total \(merged.jwtCacheHits)\n"
+        family("dbgw_jwt_cache_misses_total", "counter", "JWTs whose signature and claims were checked.")
+        out += "dbgw_jwt_cache_misses_total \(merged.jwtCacheMisses)\n"
+        family("dbgw_rate_limit_decisions_total", "counter", "Token-bucket decisions by where they were made.")
+        out += "dbgw_rate_limit_decisions_total{store=\"redis\"} \(merged.rateLimitRedisDecisions)\n"
+        out += "dbgw_rate_limit_decisions_total{store=\"local\"} \(merged.rateLimitLocalDecisions)\n"
+        out += "dbgw_rate_limit_decisions_total{store=\"local_fallback\"} \(merged.rateLimitFallbackDecisions)\n"
+        family("dbgw_rate_limit_store_unavailable_total", "counter", "Decisions refused (503) because Redis could not answer and the policy says deny.")
+        out += "dbgw_rate_limit_store_unavailable_total \(merged.rateLimitDeniedUnavailable)\n"
         family("dbgw_open_connections", "gauge", "Client connections open now.")
         out += "dbgw_open_connections \(self.openConnections)\n"
         family("dbgw_connections_refused_total", "counter", "Connections closed at once because max_connections was reached.")
