@@ -70,10 +70,10 @@ package struct APIKeyEndpoints {
                 isAdmin
                 ? eventLoop.makeSucceededFuture(true)
                 : service.list().map { records in records.contains { $0.id == id && $0.owner == subject } }
-            return permitted.flatMap { allowed -> EventLoopFuture<APIKeyRecord?> in
+            return permitted.assumeIsolated().flatMap { allowed -> EventLoopFuture<APIKeyRecord?> in
                 // Someone else's key is reported as absent: ids are not an oracle.
                 allowed ? service.revoke(id: id) : eventLoop.makeSucceededFuture(nil)
-            }.flatMapThrowing { record in
+            }.nonisolated().flatMapThrowing { record in
                 guard let record else {
                     throw GatewayError(status: 404, code: "not_found", description: "No API key has this id.")
                 }

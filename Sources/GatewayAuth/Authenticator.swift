@@ -184,7 +184,11 @@ package final class Authenticator {
     private func authorizeJWT(_ token: String, jwt: JWTAuthenticator, required: [String]) -> Outcome {
         switch jwt.check(token) {
         case .valid(let principal):
-            return self.decide(principal, required: required)
+            // Expiry (with leeway) was the JWT layer's to judge; only scopes remain.
+            if let missing = principal.missingScope(of: required) {
+                return .deny(.insufficientScope(missing))
+            }
+            return .allow(principal)
         case .invalid(let failure):
             return .deny(.unauthorized(failure.description))
         case .pending(let future):

@@ -53,7 +53,9 @@ extension ConfigReader {
     }
 
     private func boundedDuration(_ table: TOMLTable, _ key: String, path: String, _ range: ClosedRange<Duration>) -> Duration? {
-        guard let value = self.duration(table, key, path: path) else { return nil }
+        guard let value = self.duration(table, key, path: path, allowZero: range.lowerBound == .zero, maximum: range.upperBound) else {
+            return nil
+        }
         guard range.contains(value) else {
             self.problem("\(path).\(key)", "must be between \(range.lowerBound) and \(range.upperBound)")
             return nil

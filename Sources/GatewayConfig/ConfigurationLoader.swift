@@ -540,13 +540,19 @@ final class ConfigReader {
         return nil
     }
 
-    func duration(_ table: TOMLTable, _ key: String, path: String) -> Duration? {
+    func duration(
+        _ table: TOMLTable,
+        _ key: String,
+        path: String,
+        allowZero: Bool = false,
+        maximum: Duration = .seconds(86_400)
+    ) -> Duration? {
         guard let value = table[key] else { return nil }
         guard let text = value.string else {
             self.problem("\(path).\(key)", "must be a duration string such as \"500ms\", \"10s\", \"5m\" or \"1h\"")
             return nil
         }
-        switch ValueParsers.duration(text) {
+        switch ValueParsers.duration(text, allowZero: allowZero, maximum: maximum) {
         case .success(let duration): return duration
         case .failure(let message):
             self.problem("\(path).\(key)", message)

@@ -9,12 +9,19 @@ package enum ValueParsers {
         case failure(String)
     }
 
-    /// `"250ms"`, `"10s"`, `"5m"`, `"1h"`: digits then one unit; at most 24 hours, more than 0.
-    package static func duration(_ text: String) -> Outcome<Duration> {
-        let expected = "must be a duration such as \"500ms\", \"10s\", \"5m\" or \"1h\" (at most 24h, more than 0)"
+    /// `"250ms"`, `"10s"`, `"5m"`, `"1h"`, `"30d"`: digits then one unit; more than 0 (or
+    /// 0 when `allowZero`) and at most `maximum` (24 hours unless a key allows longer).
+    package static func duration(
+        _ text: String,
+        allowZero: Bool = false,
+        maximum: Duration = .seconds(86_400)
+    ) -> Outcome<Duration> {
+        let longest = maximum >= .seconds(86_400 * 2) ? "\(maximum.components.seconds / 86_400)d" : "24h"
+        let expected =
+            "must be a duration such as \"500ms\", \"10s\", \"5m\", \"1h\" or \"7d\" (at most \(longest), \(allowZero ? "0 or more" : "more than 0"))"
         let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
         let unit = text.dropFirst(digits.count)
-        guard !digits.isEmpty, digits.count <= 9, let amount = Int64(digits), amount > 0 else {
+        guard !digits.isEmpty, digits.count <= 9, let amount = Int64(digits), amount > 0 || (allowZero && amount == 0) else {
             return .failure(expected)
         }
         let milliseconds: Int64
@@ -23,9 +30,10 @@ package enum ValueParsers {
         case "s": milliseconds = amount * 1000
         case "m": milliseconds = amount * 60_000
         case "h": milliseconds = amount * 3_600_000
+        case "d": milliseconds = amount * 86_400_000
         default: return .failure(expected)
         }
-        guard milliseconds <= 86_400_000 else { return .failure(expected) }
+        guard Duration.milliseconds(milliseconds) <= maximum else { return .failure(expected) }
         return .success(.milliseconds(milliseconds))
     }
 

@@ -25,8 +25,8 @@ enum HTTPFetchers {
                 return loop.makeFailedFuture(FetchError(description: "\(scheme):// fetches need the TLS client (not available in this build)"))
             }
             let port = components.port ?? 80
-            var path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
-            if let query = components.percentEncodedQuery { path += "?" + query }
+            let base = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+            let path = components.percentEncodedQuery.map { base + "?" + $0 } ?? base
             let promise = loop.makePromise(of: HTTPFetchResponse.self)
             let deadline = loop.scheduleTask(in: timeout) {
                 promise.fail(FetchError(description: "no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))

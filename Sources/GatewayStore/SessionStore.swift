@@ -148,25 +148,46 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
     }
 
     package func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
-        self.client.evaluate(
-            script: Self.setDisabledScript, keys: ["\(self.prefix)user:\(email)"], arguments: [disabled ? "1" : "0"]
-        ).flatMapThrowing { reply in
-            switch reply {
-            case .null: return nil
-            case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
-            default: throw CredentialStoreError.corrupt("unexpected reply")
+        self.setUserDisabled(email: email, disabled: disabled, attemptsLeft: 5)
+    }
+
+    /// Read, change in Swift, then write only if nobody changed the record meanwhile (a
+    /// compare-and-set script). The record is never re-encoded by Lua's cjson, which would
+    /// turn an empty `scopes` array into an object.
+    private func setUserDisabled(email: String, disabled: Bool, attemptsLeft: Int) -> EventLoopFuture<UserRecord?> {
+        let key = "\(self.prefix)user:\(email)"
+        return self.client.send(["GET", key]).flatMap { reply -> EventLoopFuture<UserRecord?> in
+            guard case .bulkString(let bytes) = reply else {
+                if case .null = reply { return self.eventLoop.makeSucceededFuture(nil) }
+                return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("unexpected reply to GET"))
+            }
+            var user: UserRecord
+            do {
+                user = try Self.decode(UserRecord.self, bytes)
+            } catch {
+                return self.eventLoop.makeFailedFuture(error)
+            }
+            user.disabled = disabled
+            guard let json = Self.encode(user) else {
+                return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+            }
+            let old = String(decoding: bytes, as: UTF8.self)
+            let updated = user
+            return self.client.evaluate(script: Self.compareAndSetScript, keys: [key], arguments: [old, json]).flatMap { reply in
+                if case .integer(1) = reply { return self.eventLoop.makeSucceededFuture(updated) }
+                guard attemptsLeft > 1 else {
+                    return self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+                }
+                return self.setUserDisabled(email: email, disabled: disabled, attemptsLeft: attemptsLeft - 1)
             }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
-    private static let setDisabledScript = """
-        local raw = redis.call('GET', KEYS[1])
-        if not raw then return false end
-        local user = cjson.decode(raw)
-        user['disabled'] = (ARGV[1] == '1')
-        local out = cjson.encode(user)
-        redis.call('SET', KEYS[1], out)
-        return out
+    /// KEYS: the key. ARGV: expected value, new value. 1 if written, 0 if it had changed.
+    private static let compareAndSetScript = """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[2])
+        return 1
         """
 
     package func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {

@@ -1,5 +1,5 @@
 package import GatewayConfig
-package import GatewayCrypto
+import GatewayCrypto
 
 /// Everything about JWTs that is built once per `[auth.jwt]` configuration and shared by
 /// every event loop: our issuer (signing keys loaded), the policy of every trusted issuer,

@@ -150,8 +150,8 @@ package struct JSONWebKeySet: Sendable {
 
     /// Parses `{"keys": [...]}`. Weak or malformed keys are left out and listed in
     /// `problems`; keys sharing a `kid` are all left out (which one is meant is ambiguous).
-    /// A set holding private asymmetric keys, or mixing symmetric and asymmetric keys, is
-    /// refused whole: that is a publishing mistake nobody should trust.
+    /// With `allowSymmetric` (a file of the operator's), a set holding private asymmetric
+    /// keys or mixing symmetric and asymmetric keys is refused whole.
     package static func parse(_ document: some Collection<UInt8>, allowSymmetric: Bool) throws(JSONWebKeyError) -> JSONWebKeySet {
         guard document.count <= maxDocumentBytes else { throw JSONWebKeyError("JWKS larger than \(maxDocumentBytes) bytes") }
         let root: JSONObject
@@ -164,14 +164,20 @@ package struct JSONWebKeySet: Sendable {
         guard list.count <= maxKeys else { throw JSONWebKeyError("JWKS has more than \(maxKeys) keys") }
         let objects = list.compactMap(\.object)
         guard objects.count == list.count else { throw JSONWebKeyError("JWKS keys must be objects") }
-        let privateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth"]
-        if objects.contains(where: { $0["kty"]?.string != "oct" && privateMembers.contains(where: $0.names.contains) }) {
-            throw JSONWebKeyError("JWKS contains private keys; refusing the whole set")
+        if allowSymmetric {
+            // The operator's own file: an ambiguous set is a configuration error, refused
+            // whole so it is fixed rather than half-used.
+            let privateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth"]
+            if objects.contains(where: { $0["kty"]?.string != "oct" && privateMembers.contains(where: $0.names.contains) }) {
+                throw JSONWebKeyError("key set contains private asymmetric keys; publish only public keys")
+            }
+            let symmetricCount = objects.filter { $0["kty"]?.string == "oct" }.count
+            if symmetricCount > 0, symmetricCount < objects.count {
+                throw JSONWebKeyError("key set mixes symmetric and asymmetric keys; use one set per kind")
+            }
         }
-        let symmetricCount = objects.filter { $0["kty"]?.string == "oct" }.count
-        if symmetricCount > 0, symmetricCount < objects.count {
-            throw JSONWebKeyError("JWKS mixes symmetric and asymmetric keys; refusing the whole set")
-        }
+        // A provider's set: each odd key (symmetric, private, weak) is left out on its own
+        // and logged, so one bad entry cannot take the provider's good keys down with it.
         var kidCounts: [String: Int] = [:]
         for object in objects {
             if let kid = object["kid"]?.string { kidCounts[kid, default: 0] += 1 }

@@ -178,18 +178,19 @@ package final class JWKSRefresher: @unchecked Sendable {
             throw error
         }
         state.inFlight = future.nonisolated()
-        future.whenComplete { _ in state.inFlight = nil }
+        future.whenComplete { _ in state.inFlight = nil }  // isolated: runs on this loop
         return future.nonisolated()
     }
 
     private func schedule(_ state: IssuerState, after interval: TimeAmount) {
         guard !stopped else { return }
         state.scheduled?.cancel()
-        state.scheduled = self.eventLoop.scheduleTask(in: interval) { _ = self.fetch(state) }
+        let bound = NIOLoopBound(state, eventLoop: self.eventLoop)
+        state.scheduled = self.eventLoop.scheduleTask(in: interval) { _ = self.fetch(bound.value) }
     }
 
-    /// `max-age` (or `s-maxage`) clamped into the issuer's bounds; `no-cache`/`no-store` or
-    /// no header → the lower bound... of a sensible default: the upper bound without any.
+    /// `max-age` (or `s-maxage`) clamped into the issuer's bounds; `no-cache`/`no-store` →
+    /// the lower bound; no header or no max-age → the upper bound.
     static func refreshInterval(cacheControl: String?, settings: IssuerSettings) -> TimeAmount {
         let lower = settings.minRefreshInterval.timeAmount
         let upper = settings.maxRefreshInterval.timeAmount

@@ -8,7 +8,7 @@ package import NIOCore
 /// we lack. Returns a future that completes (on the caller's loop) once the refetch is done
 /// and the new keys were installed on the caller's loop, or nil when no refetch may start
 /// now (rate cap, file-based issuer).
-package typealias UnknownKeyRefetch = (_ issuer: String, _ keyID: String?, _ loop: any EventLoop) -> EventLoopFuture<Void>?
+package typealias UnknownKeyRefetch = @Sendable (_ issuer: String, _ keyID: String?, _ loop: any EventLoop) -> EventLoopFuture<Void>?
 
 /// JWT access tokens on one event loop: the verifier with this loop's copy of every
 /// issuer's keys, a cache of verified tokens keyed by SHA-256 of the token (never used past
@@ -99,13 +99,13 @@ package final class JWTAuthenticator {
         let now = self.now()
         let digest = TokenDigest(Digest.sha256.hash(token.utf8))
         if let cached = cache[digest] {
-            guard now < cached.expiresAt else {
-                cache[digest] = nil
-                return .invalid(.expired)
+            if now < cached.expiresAt {
+                if let id = cached.tokenID, revoked[id] != nil { return .invalid(.revoked) }
+                cacheHits += 1
+                return .valid(cached.principal)
             }
-            if let id = cached.tokenID, revoked[id] != nil { return .invalid(.revoked) }
-            cacheHits += 1
-            return .valid(cached.principal)
+            // Never answered from the cache past exp: the full check decides (with leeway).
+            cache[digest] = nil
         }
         cacheMisses += 1
         return self.verify(token, digest: digest, now: now, mayRefetch: true)
@@ -158,7 +158,8 @@ package final class JWTAuthenticator {
     private struct RetryAfterRefetch: Error {}
 
     private func remember(_ digest: TokenDigest, _ verified: VerifiedToken) {
-        guard maximumEntries > 0 else { return }
+        // Admitted only within the leeway after exp: not worth caching (and never past exp).
+        guard maximumEntries > 0, self.now() < verified.expiresAt else { return }
         if cache.count >= maximumEntries {
             // Evict the oldest entries still present (order may hold removed ones).
             while cache.count >= maximumEntries, orderStart < order.count {

@@ -54,27 +54,30 @@ package enum JWTClaimsValidator {
         policy: IssuerPolicy,
         now: Int64
     ) throws(JWTFailure) -> VerifiedToken {
-        guard claims["iss"]?.string == policy.issuer else { throw .unknownIssuer }
+        guard let iss = claims["iss"]?.string, iss.utf8.elementsEqual(policy.issuer.utf8) else { throw .unknownIssuer }
         if let requiredType = policy.requiredType {
             guard let type, Self.typeMatches(type, requiredType) else { throw .wrongType }
         }
         guard let expValue = claims["exp"] else { throw .missingClaim("exp") }
         guard let exp = expValue.numericDate else { throw .malformed("exp is not a number") }
         let leeway = policy.leewaySeconds
-        guard now < exp &+ leeway else { throw .expired }
+        // Saturating: a token with exp near Int64.max must not wrap into "expired".
+        let (expiresWithLeeway, overflow) = exp.addingReportingOverflow(leeway)
+        guard overflow || now < expiresWithLeeway else { throw .expired }
         if let nbfValue = claims["nbf"] {
             guard let nbf = nbfValue.numericDate else { throw .malformed("nbf is not a number") }
-            guard nbf <= now &+ leeway else { throw .notYetValid }
+            guard nbf <= now.addingReportingOverflow(leeway).partialValue else { throw .notYetValid }
         }
         var iat: Int64?
         if let iatValue = claims["iat"] {
             guard let value = iatValue.numericDate else { throw .malformed("iat is not a number") }
-            guard value <= now &+ leeway else { throw .issuedInFuture }
+            guard value <= now.addingReportingOverflow(leeway).partialValue else { throw .issuedInFuture }
             iat = value
         }
         if let maxLifetime = policy.maxLifetimeSeconds {
-            let lifetime = exp &- (iat ?? now)
-            guard lifetime <= maxLifetime else { throw .lifetimeTooLong }
+            // A wrapped subtraction (iat = Int64.min) is an absurd lifetime, not a short one.
+            let (lifetime, overflow) = exp.subtractingReportingOverflow(iat ?? now)
+            guard !overflow, lifetime <= maxLifetime else { throw .lifetimeTooLong }
         }
         if !policy.audiences.isEmpty {
             let audiences: [String]
@@ -87,7 +90,10 @@ package enum JWTClaimsValidator {
             case nil: throw .missingClaim("aud")
             default: throw .malformed("aud is not a string or a list")
             }
-            guard audiences.contains(where: policy.audiences.contains) else { throw .wrongAudience }
+            // StringOrURI values compare code point by code point, never after normalisation.
+            guard audiences.contains(where: { audience in policy.audiences.contains { $0.utf8.elementsEqual(audience.utf8) } }) else {
+                throw .wrongAudience
+            }
         }
         guard let subject = claims["sub"]?.string, !subject.isEmpty, subject.utf8.count <= 256 else {
             throw .missingClaim("sub")

@@ -1,4 +1,4 @@
-package import GatewayCore
+import GatewayCore
 
 /// Verifies JWT access tokens against the configured issuers and each issuer's current key
 /// set. One per event loop, touched only on that loop: key sets are replaced by
@@ -47,7 +47,9 @@ package final class JWTVerifier {
         } catch {
             return .failed(.malformed("claims are not a JSON object"))
         }
-        guard let issuer = claims["iss"]?.string, let policy = self.policies[issuer] else {
+        // Swift's String equality (and so the dictionary) treats canonically equivalent
+        // strings as equal; issuers must match byte for byte.
+        guard let issuer = claims["iss"]?.string, let policy = self.policies[issuer], policy.issuer.utf8.elementsEqual(issuer.utf8) else {
             return .failed(.unknownIssuer)
         }
         if let allowed = policy.allowedAlgorithms, !allowed.contains(jws.algorithm) {

@@ -1,5 +1,5 @@
 package import GatewayConfig
-package import GatewayCore
+import GatewayCore
 package import GatewayCrypto
 
 /// The gateway's own token issuer: its signing keys (one active, the others kept so the

@@ -1,4 +1,4 @@
-package import GatewayCrypto
+import GatewayCrypto
 
 /// scrypt password hashes in the form `scrypt$ln=<log2 N>,r=8,p=1$<salt>$<hash>` (salt and
 /// hash base64url), through OpenSSL's `EVP_PBE_scrypt`. Hashing costs tens of
@@ -29,7 +29,7 @@ package enum PasswordHasher {
         var p: UInt64 = 0
         for field in parts[1].split(separator: ",") {
             let pair = field.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, let value = Int(pair[1]) else { return false }
+            guard pair.count == 2, let value = Int(pair[1]), value > 0, value <= 64 else { return false }
             switch pair[0] {
             case "ln": cost = value
             case "r": r = UInt64(value)

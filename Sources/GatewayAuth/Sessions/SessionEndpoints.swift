@@ -153,9 +153,9 @@ package final class SessionEndpoints {
         let refreshToken = Self.refreshTokenPrefix + Base64URL.encode(SecureRandom.bytes(32))
         let grant = RefreshGrant(
             family: family, userID: user.email, subject: user.id, scopes: user.scopes, expiresAt: now + issuer.refreshTokenTTL)
-        return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).flatMapThrowing {
+        return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).assumeIsolated().flatMapThrowing {
             try self.tokenResponse(user: user, refreshToken: refreshToken, now: now)
-        }
+        }.nonisolated()
     }
 
     private func tokenResponse(user: UserRecord, refreshToken: String, now: Int64) throws -> Response {
@@ -230,8 +230,11 @@ package final class SessionEndpoints {
         if authorization.count == 1, let bearer = Authenticator.bearerToken(authorization[0]),
             let verified = verifyOwnToken(bearer), let id = verified.tokenID
         {
-            revokeLocally(id, verified.expiresAt)
-            work.append(sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now()))
+            // Stored (and published) first: if the store fails the answer is 503 and the
+            // token stays valid everywhere, rather than dead on this loop only.
+            work.append(sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now()).assumeIsolated().map {
+                self.revokeLocally(id, verified.expiresAt)
+            }.nonisolated())
         }
         guard !work.isEmpty else {
             return eventLoop.makeFailedFuture(GatewayError.badRequest("Send the refresh token in the body or the access token in Authorization."))
