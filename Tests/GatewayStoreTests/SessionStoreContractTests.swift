@@ -1,0 +1,251 @@
+import Foundation
+import GatewayConfig
+import GatewayRedis
+import GatewayRedisTestSupport
+import GatewayStore
+import NIOCore
+import NIOPosix
+import Testing
+
+// One contract, two stores: every test runs against InMemorySessionStore and against
+// RedisSessionStore on a real redis-server (a missing redis-server fails, never skips).
+
+private let sessionPrefix = "dbgw:"
+
+final class SessionStoreHarness: @unchecked Sendable {
+    let kind: StoreKind
+    let eventLoop: any EventLoop
+    private let redis: LoopClient?
+    private let secondRedis: LoopClient?
+    private let store: any SessionStore
+    private let secondStore: any SessionStore
+
+    init(kind: StoreKind, eventLoop: any EventLoop, server: RedisServer?) {
+        self.kind = kind
+        self.eventLoop = eventLoop
+        switch kind {
+        case .inMemory:
+            let data = InMemorySessionData()
+            self.store = InMemorySessionStore(eventLoop: eventLoop, data: data)
+            self.secondStore = InMemorySessionStore(eventLoop: eventLoop, data: data)
+            self.redis = nil
+            self.secondRedis = nil
+        case .redis:
+            let first = LoopClient(redisSettings(server!), on: eventLoop)
+            let second = LoopClient(redisSettings(server!), on: eventLoop)
+            self.store = RedisSessionStore(client: first.client, keyPrefix: sessionPrefix)
+            self.secondStore = RedisSessionStore(client: second.client, keyPrefix: sessionPrefix)
+            self.redis = first
+            self.secondRedis = second
+        }
+    }
+
+    func run<T: Sendable>(second: Bool = false, _ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {
+        try await self.eventLoop.flatSubmit { body(second ? self.secondStore : self.store) }.get()
+    }
+
+    func shutdown() async {
+        await self.redis?.close()
+        await self.secondRedis?.close()
+    }
+}
+
+func withSessionStore(_ kind: StoreKind, _ body: (SessionStoreHarness) async throws -> Void) async throws {
+    let server = kind == .redis ? try RedisServer.start() : nil
+    defer { server?.stop() }
+    try await withEventLoop { loop async throws in
+        let harness = SessionStoreHarness(kind: kind, eventLoop: loop, server: server)
+        do {
+            try await body(harness)
+        } catch {
+            await harness.shutdown()
+            throw error
+        }
+        await harness.shutdown()
+    }
+}
+
+private func user(_ email: String, scopes: [String] = ["read:databases"], disabled: Bool = false) -> UserRecord {
+    UserRecord(
+        id: "u-\(email)", email: email, scopes: scopes, passwordHash: "scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA", disabled: disabled,
+        createdAt: 1_700_000_000)
+}
+
+private let now: Int64 = 1_700_000_000
+
+private func grant(_ family: String, expiresAt: Int64 = now + 3600) -> RefreshGrant {
+    RefreshGrant(family: family, userID: "alice@example.com", subject: "u-1", scopes: ["read:databases"], expiresAt: expiresAt)
+}
+
+private func hash(_ seed: Int) -> String {
+    let hex = String(seed, radix: 16)
+    return String(repeating: "0", count: 64 - hex.count) + hex
+}
+
+private func sessionError(_ body: () async throws -> Void) async -> CredentialStoreError? {
+    do {
+        try await body()
+        Issue.record("expected a CredentialStoreError, but the call succeeded")
+        return nil
+    } catch let error as CredentialStoreError {
+        return error
+    } catch {
+        Issue.record("expected a CredentialStoreError, got \(error)")
+        return nil
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct SessionStoreContractTests {
+    @Test(arguments: StoreKind.allCases)
+    func createUserAndConflict(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let alice = user("alice@example.com", scopes: ["read:databases", "admin"])
+            try await h.run { $0.createUser(alice) }
+            #expect(try await h.run(second: true) { $0.user(email: "alice@example.com") } == alice)
+            #expect(try await h.run { $0.user(email: "bob@example.com") } == nil)
+            let impostor = user("alice@example.com", scopes: ["admin"])
+            #expect(await sessionError { try await h.run(second: true) { $0.createUser(impostor) } } == .conflict)
+            #expect(try await h.run { $0.user(email: "alice@example.com") } == alice)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func setUserDisabled(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let alice = user("alice@example.com", scopes: ["read:databases", "write:reports"])
+            try await h.run { $0.createUser(alice) }
+            var disabled = alice
+            disabled.disabled = true
+            #expect(try await h.run { $0.setUserDisabled(email: "alice@example.com", disabled: true) } == disabled)
+            #expect(try await h.run(second: true) { $0.user(email: "alice@example.com") } == disabled)
+            #expect(try await h.run { $0.setUserDisabled(email: "alice@example.com", disabled: false) } == alice)
+            #expect(try await h.run { $0.user(email: "alice@example.com") } == alice)
+            #expect(try await h.run { $0.setUserDisabled(email: "nobody@example.com", disabled: true) } == nil)
+            #expect(try await h.run { $0.user(email: "nobody@example.com") } == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func setUserDisabledKeepsAUserWithoutScopesReadable(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let carol = user("carol@example.com", scopes: [])
+            try await h.run { $0.createUser(carol) }
+            var disabled = carol
+            disabled.disabled = true
+            let updated = try? await h.run { $0.setUserDisabled(email: "carol@example.com", disabled: true) }
+            let reread = try? await h.run { $0.user(email: "carol@example.com") }
+            withKnownIssue("BUG: Redis setDisabledScript re-encodes with cjson, which writes an empty scopes array as {}; the user becomes corrupt") {
+                #expect(updated == disabled)
+                #expect(reread == disabled)
+            } when: {
+                kind == .redis
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func refreshRotationAndReuse(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let family = grant("fam-1")
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
+            // A second store under the same hash is a conflict (never overwrites a live grant).
+            #expect(await sessionError { try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam-x"), now: now) } } == .conflict)
+
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(family))
+            #expect(try await h.run(second: true) { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2) } == .rotated(family))
+            // hash(1) again: reuse. The family is revoked: the current token hash(3) is dead too.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 3) } == .reused)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 4) } == .invalid)
+            // Reuse once more stays refused (no second "reused" needed, never rotated).
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(6), now: now + 5) } == .invalid)
+            // The new hashes of the refused rotations hold nothing.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(4), newTokenHash: hash(7), now: now + 6) } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(8), now: now + 6) } == .invalid)
+            // Another family is unaffected.
+            try await h.run { $0.storeRefresh(tokenHash: hash(10), grant: grant("fam-2"), now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(10), newTokenHash: hash(11), now: now + 7) } == .rotated(grant("fam-2")))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentRotationsOfOneTokenLetAtMostOneThrough(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam"), now: now) }
+            async let a = h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
+            async let b = h.run(second: true) { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 1) }
+            let results = try await [a, b]
+            #expect(results.filter { if case .rotated = $0 { return true } else { return false } }.count == 1, "\(results)")
+            #expect(results.contains(.reused))
+            // Reuse revoked the family: the winner's new token is dead too.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 2) } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 2) } == .invalid)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func expiredRefreshIsInvalid(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam", expiresAt: now + 100), now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 100) } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 99) } == .rotated(grant("fam", expiresAt: now + 100)))
+            // The rotated token keeps the family's expiry.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 100) } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(99), newTokenHash: hash(98), now: now) } == .invalid)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func revokeRefreshFamily(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam"), now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(grant("fam")))
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2) } == .invalid)
+            // The spent older token is not a way back in either (family revoked): invalid, not reused.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 2) } == .invalid)
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) } == false)
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(77)) } == false)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func tokenIDDenyList(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            #expect(try await h.run { $0.isTokenIDRevoked("jti-1") } == false)
+            try await h.run { $0.revokeTokenID("jti-1", expiresAt: now + 600, now: now) }
+            #expect(try await h.run { $0.isTokenIDRevoked("jti-1") })
+            #expect(try await h.run(second: true) { $0.isTokenIDRevoked("jti-1") })
+            #expect(try await h.run { $0.isTokenIDRevoked("jti-2") } == false)
+            // An id with spaces and odd characters.
+            try await h.run { $0.revokeTokenID("a b:c*", expiresAt: now + 600, now: now) }
+            #expect(try await h.run { $0.isTokenIDRevoked("a b:c*") })
+            #expect(try await h.run { $0.isTokenIDRevoked("a b:c") } == false)
+        }
+    }
+
+    @Test func revocationMessageRoundTrip() {
+        let message = RevocationMessage.encode(tokenID: "id with spaces", expiresAt: 123)
+        #expect(message == "revoke jti 123 id with spaces")
+        let decoded = RevocationMessage.tokenID(from: message)
+        #expect(decoded?.id == "id with spaces" && decoded?.expiresAt == 123)
+        #expect(RevocationMessage.tokenID(from: "revoke jti x id") == nil)
+        #expect(RevocationMessage.tokenID(from: "revoke jti 1 ") == nil)
+        #expect(RevocationMessage.tokenID(from: "revoke apikey 1 x") == nil)
+    }
+
+    @Test func unreachableRedisIsUnavailable() async throws {
+        let server = try RedisServer.start()
+        defer { server.stop() }
+        try await withEventLoop { loop async throws in
+            let client = LoopClient(redisSettings(server, commandTimeout: .milliseconds(200)), on: loop)
+            let store = RedisSessionStore(client: client.client, keyPrefix: sessionPrefix)
+            server.kill()
+            let error = await sessionError {
+                _ = try await loop.flatSubmit { store.isTokenIDRevoked("x") }.get()
+            }
+            #expect(error == .unavailable)
+            await client.close()
+        }
+    }
+}
