@@ -53,11 +53,17 @@ extension ConfigReader {
     }
 
     private func boundedDuration(_ table: TOMLTable, _ key: String, path: String, _ range: ClosedRange<Duration>) -> Duration? {
-        guard let value = self.duration(table, key, path: path, allowZero: range.lowerBound == .zero, maximum: range.upperBound) else {
+        // Parsed with a generous ceiling, then checked against this key's own range so the
+        // message names that range.
+        guard let value = self.duration(
+            table, key, path: path, allowZero: range.lowerBound == .zero, maximum: max(range.upperBound, .seconds(400 * 86_400)))
+        else {
             return nil
         }
         guard range.contains(value) else {
-            self.problem("\(path).\(key)", "must be between \(range.lowerBound) and \(range.upperBound)")
+            self.problem(
+                "\(path).\(key)",
+                "must be between \(ValueParsers.text(of: range.lowerBound)) and \(ValueParsers.text(of: range.upperBound))")
             return nil
         }
         return value

@@ -16,7 +16,7 @@ package enum ValueParsers {
         allowZero: Bool = false,
         maximum: Duration = .seconds(86_400)
     ) -> Outcome<Duration> {
-        let longest = maximum >= .seconds(86_400 * 2) ? "\(maximum.components.seconds / 86_400)d" : "24h"
+        let longest = Self.text(of: maximum)
         let expected =
             "must be a duration such as \"500ms\", \"10s\", \"5m\", \"1h\" or \"7d\" (at most \(longest), \(allowZero ? "0 or more" : "more than 0"))"
         let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
@@ -35,6 +35,15 @@ package enum ValueParsers {
         }
         guard Duration.milliseconds(milliseconds) <= maximum else { return .failure(expected) }
         return .success(.milliseconds(milliseconds))
+    }
+
+    /// A duration in the config syntax, in the largest unit that divides it (`"600s"` → `"10m"`).
+    package static func text(of duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where milliseconds % size == 0 && milliseconds != 0 {
+            return "\(milliseconds / size)\(unit)"
+        }
+        return "\(milliseconds)ms"
     }
 
     /// `"512B"`, `"64KiB"`, `"10MiB"`, `"1GiB"`: digits then a binary unit.

@@ -186,9 +186,20 @@ struct WycheproofJWKTests {
         #expect(verified == vector.valid)
     }
 
-    @Test func aJWKSWithPrivateKeysIsRefusedWhole() throws {
-        let document = #"{"keys":[{"kty":"EC","crv":"P-256","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw","d":"yy49oPcINGK2ps0LmtxpB6UTEOiITghHBif6wDqmJ3c"}]}"#
-        #expect(throws: JSONWebKeyError.self) { try JSONWebKeySet.parse(Array(document.utf8), allowSymmetric: false) }
+    static let privateECKey = #"{"kty":"EC","crv":"P-256","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw","d":"yy49oPcINGK2ps0LmtxpB6UTEOiITghHBif6wDqmJ3c"}"#
+
+    @Test func anOperatorFileWithPrivateKeysIsRefusedWhole() throws {
+        let document = "{\"keys\":[\(Self.privateECKey)]}"
+        #expect(throws: JSONWebKeyError.self) { try JSONWebKeySet.parse(Array(document.utf8), allowSymmetric: true) }
+    }
+
+    @Test func aProvidersPrivateKeyIsLeftOutAndTheRestKept() throws {
+        let publicKey = #"{"kty":"EC","crv":"P-256","kid":"pub","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw"}"#
+        let document = "{\"keys\":[\(Self.privateECKey),\(publicKey)]}"
+        let set = try JSONWebKeySet.parse(Array(document.utf8), allowSymmetric: false)
+        #expect(set.keys.map(\.keyID) == ["pub"])
+        #expect(set.problems.count == 1)
+        #expect(set.problems.first?.contains("private") == true)
     }
 
     @Test func symmetricKeysFromAFetchedSetAreIgnored() throws {

@@ -135,12 +135,8 @@ struct SessionStoreContractTests {
             disabled.disabled = true
             let updated = try? await h.run { $0.setUserDisabled(email: "carol@example.com", disabled: true) }
             let reread = try? await h.run { $0.user(email: "carol@example.com") }
-            withKnownIssue("BUG: Redis setDisabledScript re-encodes with cjson, which writes an empty scopes array as {}; the user becomes corrupt") {
-                #expect(updated == disabled)
-                #expect(reread == disabled)
-            } when: {
-                kind == .redis
-            }
+            #expect(updated == disabled)
+            #expect(reread == disabled)
         }
     }
 
