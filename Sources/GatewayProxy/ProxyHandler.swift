@@ -690,6 +690,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         for field in error.headers {
             headers.add(name: field.name, value: field.value)
         }
+        if let exchange, error.status != 429 {
+            // Admitted by the limiter, then failed (502/504...): the token was spent, and
+            // the client should still see where its budget stands.
+            for field in exchange.rateLimitHeaders {
+                headers.replaceOrAdd(name: field.name, value: field.value)
+            }
+        }
         if close {
             headers.add(name: "Connection", value: "close")
         }

@@ -121,7 +121,7 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
                     if case .decided(let decision) = outcome, !decision.allowed { return decision.retryAfterSeconds }
                     return nil
                 }.max() ?? 1
-                return .limited(retryAfterSeconds: wait)
+                return .limited(retryAfterSeconds: wait, headers: error.headers.filter { $0.name != "Retry-After" })
             case .refused:
                 return .unavailable
             }

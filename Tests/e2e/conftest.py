@@ -321,3 +321,63 @@ def parse_response(raw: bytes):
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", len(rest)))
     return status, headers, rest[:length]
+
+
+# --- JWT issuer, users and sessions (issue 5) ---------------------------------------------
+
+OWN_ISSUER = "https://gateway.test"
+AUDIENCE = "dbaudit-api"
+
+
+def jwt_session_tail(redis_port: int, pepper_path, signing_key_path, algorithm: str = "RS256",
+                     jwt_settings: str = "", issuers: str = "") -> str:
+    """`[redis]`, `[auth.api_keys]` and an `[auth.jwt]` with our own issuer (one active
+    signing key, scrypt cost 10 unless `jwt_settings` says otherwise) and optional
+    `[[auth.jwt.issuers]]` text."""
+    settings = jwt_settings if "password_hash_cost" in jwt_settings else "password_hash_cost = 10\n" + jwt_settings
+    return f"""
+[redis]
+url = "redis://127.0.0.1:{redis_port}"
+connect_timeout = "300ms"
+command_timeout = "300ms"
+
+[auth.api_keys]
+pepper_file = "{pepper_path}"
+
+[auth.jwt]
+issuer = "{OWN_ISSUER}"
+audience = "{AUDIENCE}"
+{settings}
+
+[[auth.jwt.signing_keys]]
+kid = "gw-{algorithm.lower()}"
+algorithm = "{algorithm}"
+private_key_file = "{signing_key_path}"
+active = true
+{issuers}
+"""
+
+
+def add_user(gateway: "Gateway", email: str, scopes, password: str = "password-at-least-12") -> dict:
+    """`users add --json` with the password on standard input; returns {id, email, scopes}."""
+    result = subprocess.run(
+        [gateway_binary(), "users", "add", "--config", str(gateway.config_path), "--email", email,
+         "--scopes", ",".join(scopes), "--json"],
+        input=password + "\n", capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def set_user_disabled(gateway: "Gateway", email: str, disabled: bool) -> None:
+    verb = "disable" if disabled else "enable"
+    result = subprocess.run(
+        [gateway_binary(), "users", verb, "--config", str(gateway.config_path), "--email", email],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def login(gateway: "Gateway", email: str, password: str = "password-at-least-12", session=None):
+    client = session or requests
+    return client.post(f"{gateway.url}/v1/auth/login", json={"email": email, "password": password}, timeout=10)

@@ -1,3 +1,4 @@
+package import GatewayCore
 package import NIOCore
 
 /// Whether a login attempt may proceed: limits per client address and per account
@@ -9,7 +10,8 @@ package protocol LoginThrottle: AnyObject {
 
 package enum LoginThrottleDecision: Sendable, Equatable {
     case allowed
-    case limited(retryAfterSeconds: Int)
+    /// `headers`: the `RateLimit-Policy`/`RateLimit` fields of the buckets, when known.
+    case limited(retryAfterSeconds: Int, headers: [GatewayError.HeaderField] = [])
     /// The shared limiter could not be asked and its policy is to deny.
     case unavailable
 }

@@ -121,11 +121,11 @@ package final class SessionEndpoints {
             switch decision {
             case .allowed:
                 return self.sessions.user(email: email)
-            case .limited(let seconds):
+            case .limited(let seconds, let rateLimitHeaders):
                 return eventLoop.makeFailedFuture(GatewayError(
                     status: 429, code: "too_many_attempts",
                     description: "Too many login attempts; wait \(seconds) seconds before trying again.",
-                    headers: [.init("Retry-After", String(seconds))]))
+                    headers: [.init("Retry-After", String(seconds))] + rateLimitHeaders))
             case .unavailable:
                 return eventLoop.makeFailedFuture(GatewayError.authUnavailable)
             }
