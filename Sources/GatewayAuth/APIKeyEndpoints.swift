@@ -34,11 +34,14 @@ package struct APIKeyEndpoints {
     private let now: () -> Int64
     /// The `[[rate_limits]]` policy names a key may be given.
     private let policies: Set<String>
+    /// Our own issuer: its tokens are user sessions, which manage their own keys.
+    private let sessionIssuer: String?
 
-    package init(service: APIKeyService, now: @escaping () -> Int64, policies: Set<String> = []) {
+    package init(service: APIKeyService, now: @escaping () -> Int64, policies: Set<String> = [], sessionIssuer: String? = nil) {
         self.service = service
         self.now = now
         self.policies = policies
+        self.sessionIssuer = sessionIssuer
     }
 
     /// Answers one request; failures are `GatewayError`s rendered by the caller.
@@ -51,7 +54,10 @@ package struct APIKeyEndpoints {
     ) -> EventLoopFuture<Response> {
         let tail = normalizedPath.dropFirst(Self.collectionPath.count)
         let isAdmin = principal.grants("admin")
-        if principal.kind == .apiKey, !isAdmin {
+        // Turning a credential into a long-lived key is for admins and for sessions of this
+        // gateway's own users; an API key or another issuer's token needs admin.
+        let isOwnSession = principal.kind == .jwt && principal.issuer != nil && principal.issuer == self.sessionIssuer
+        if !isAdmin, !isOwnSession {
             return eventLoop.makeFailedFuture(GatewayError.insufficientScope("admin"))
         }
         let subject = principal.subject

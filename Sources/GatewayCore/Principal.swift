@@ -17,6 +17,8 @@ package struct Principal: Sendable, Hashable {
     package var expiresAt: Int64?
     /// A `[[rate_limits]]` policy named by the credential itself (an API key's tier).
     package var rateLimit: String?
+    /// The `iss` of a JWT principal (our own issuer or a trusted external one).
+    package var issuer: String?
 
     package init(
         subject: String,

@@ -181,7 +181,7 @@ package final class LoopContext {
     ) -> APIKeyEndpoints {
         APIKeyEndpoints(
             service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now,
-            policies: Set(configuration.rateLimits.map(\.name)))
+            policies: Set(configuration.rateLimits.map(\.name)), sessionIssuer: configuration.jwt.issuer)
     }
 
     /// Switches this loop to `configuration`. A changed upstream gets a fresh pool; the old

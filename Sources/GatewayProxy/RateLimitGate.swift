@@ -103,9 +103,13 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
 
     private let windowSeconds: Int
 
-    package func admit(address: String, account: String, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
-        let policies = [self.scaled(self.perAddress), self.scaled(self.perAccount)]
-        let keys = ["addr:" + address, "account:" + account]
+    package func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+        var policies = [self.scaled(self.perAddress)]
+        var keys = ["addr:" + address]
+        if let account {
+            policies.append(self.scaled(self.perAccount))
+            keys.append("account:" + account)
+        }
         var futures: [EventLoopFuture<RateLimitOutcome>] = []
         for (policy, key) in zip(policies, keys) {
             switch self.limiter.decide(policy: policy, key: key) {

@@ -18,7 +18,7 @@ private final class EndpointsHarness {
         self.auth = AuthHarness()
         let service = APIKeyService(store: self.auth.store, hash: self.auth.authenticator.hash(apiKey:))
         let clock = self.auth.clock
-        self.endpoints = APIKeyEndpoints(service: service, now: { clock.now })
+        self.endpoints = APIKeyEndpoints(service: service, now: { clock.now }, sessionIssuer: "https://gw.test")
     }
 
     var loop: EmbeddedEventLoop { self.auth.loop }
@@ -87,8 +87,23 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
     // MARK: who may manage keys
 
-    private static let ann = Principal(subject: "usr_ann", kind: .jwt, scopes: ["read:databases", "read:logs"])
-    private static let bob = Principal(subject: "usr_bob", kind: .jwt, scopes: ["read:databases"])
+    private static let ann = session("usr_ann", ["read:databases", "read:logs"])
+    private static let bob = session("usr_bob", ["read:databases"])
+
+    private static func session(_ subject: String, _ scopes: [String], issuer: String = "https://gw.test") -> Principal {
+        var principal = Principal(subject: subject, kind: .jwt, scopes: scopes)
+        principal.issuer = issuer
+        return principal
+    }
+
+    @Test func anotherIssuersTokenCannotBeTurnedIntoAKeyWithoutAdmin() throws {
+        let h = EndpointsHarness()
+        let external = Self.session("ext-user", ["read:databases"], issuer: "https://idp.example")
+        let error = try h.error("POST", body: #"{"name":"x","scopes":["read:databases"]}"#, principal: external)
+        #expect(error.status == 403)
+        let externalAdmin = Self.session("ext-admin", ["admin"], issuer: "https://idp.example")
+        #expect(try h.response("POST", body: #"{"name":"x","scopes":["read:databases"]}"#, principal: externalAdmin).status == 201)
+    }
 
     @Test func anAPIKeyWithoutAdminCannotManageKeys() throws {
         let h = EndpointsHarness()

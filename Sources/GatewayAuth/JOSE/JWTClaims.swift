@@ -124,8 +124,9 @@ package enum JWTClaimsValidator {
             guard let text = value.string, !text.isEmpty, text.utf8.count <= 128 else { throw .malformed("jti is not a short string") }
             tokenID = text
         }
-        let principal = Principal(
+        var principal = Principal(
             subject: subject, kind: .jwt, scopes: scopes, clientID: clientID, keyID: nil, expiresAt: exp)
+        principal.issuer = policy.issuer
         return VerifiedToken(principal: principal, expiresAt: exp, tokenID: tokenID, issuer: policy.issuer)
     }
 

@@ -4,8 +4,9 @@ package import NIOCore
 /// Whether a login attempt may proceed: limits per client address and per account
 /// (against password guessing, PRODUCT.md §6). Called on the request's event loop.
 package protocol LoginThrottle: AnyObject {
-    /// Counts one attempt for both; a refusal carries the seconds until one is allowed.
-    func admit(address: String, account: String, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
+    /// Counts one attempt for the address and, when given, the account; a refusal carries
+    /// the seconds until one is allowed. (Refresh has no account: address only.)
+    func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
 }
 
 package enum LoginThrottleDecision: Sendable, Equatable {
@@ -40,18 +41,19 @@ package final class LocalLoginThrottle: LoginThrottle {
         self.maximumEntries = maximumEntries
     }
 
-    package func admit(address: String, account: String, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    package func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
         eventLoop.makeSucceededFuture(decide(address: address, account: account, now: now))
     }
 
-    package func decide(address: String, account: String, now: NIODeadline) -> LoginThrottleDecision {
+    package func decide(address: String, account: String?, now: NIODeadline) -> LoginThrottleDecision {
         if windows.count >= maximumEntries {
             windows = windows.filter { now - $0.value.start < window }
         }
         let addressKey = "a:" + address
-        let accountKey = "u:" + account
+        var buckets = [(addressKey, perAddress)]
+        if let account { buckets.append(("u:" + account, perAccount)) }
         var wait: TimeAmount = .zero
-        for (key, limit) in [(addressKey, perAddress), (accountKey, perAccount)] {
+        for (key, limit) in buckets {
             var entry = windows[key] ?? Window(start: now, count: 0)
             if now - entry.start >= window { entry = Window(start: now, count: 0) }
             entry.count += 1

@@ -91,7 +91,10 @@ package final class SessionEndpoints {
         case (Self.loginPath, "POST"):
             return login(body: body, clientAddress: clientAddress, eventLoop: eventLoop)
         case (Self.refreshPath, "POST"):
-            return refresh(body: body, eventLoop: eventLoop)
+            // A token endpoint: limited per address like login (there is no account yet).
+            return throttled(address: "refresh " + clientAddress, account: nil, eventLoop: eventLoop).assumeIsolated().flatMap {
+                self.refresh(body: body, eventLoop: eventLoop)
+            }.nonisolated()
         case (Self.logoutPath, "POST"):
             return logout(body: body, authorization: authorization, eventLoop: eventLoop)
         default:
@@ -117,18 +120,8 @@ package final class SessionEndpoints {
         guard !email.isEmpty, email.utf8.count <= 254, !password.isEmpty, password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
             return eventLoop.makeFailedFuture(Self.invalidCredentials)
         }
-        return throttle.admit(address: clientAddress, account: email, now: .now()).assumeIsolated().flatMap { decision -> EventLoopFuture<UserRecord?> in
-            switch decision {
-            case .allowed:
-                return self.sessions.user(email: email)
-            case .limited(let seconds, let rateLimitHeaders):
-                return eventLoop.makeFailedFuture(GatewayError(
-                    status: 429, code: "too_many_attempts",
-                    description: "Too many login attempts; wait \(seconds) seconds before trying again.",
-                    headers: [.init("Retry-After", String(seconds))] + rateLimitHeaders))
-            case .unavailable:
-                return eventLoop.makeFailedFuture(GatewayError.authUnavailable)
-            }
+        return self.throttled(address: clientAddress, account: email, eventLoop: eventLoop).assumeIsolated().flatMap {
+            self.sessions.user(email: email)
         }.flatMap { user -> EventLoopFuture<UserRecord?> in
             guard self.pendingHashes < Self.maximumPendingHashes else {
                 return eventLoop.makeFailedFuture(GatewayError(
@@ -146,6 +139,23 @@ package final class SessionEndpoints {
         }.flatMap { user -> EventLoopFuture<Response> in
             self.issueTokens(for: user!, family: Base64URL.encode(SecureRandom.bytes(16)), eventLoop: eventLoop)
         }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+    }
+
+    /// Succeeds when the attempt is within the per-address (and per-account) limits.
+    private func throttled(address: String, account: String?, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        throttle.admit(address: address, account: account, now: .now()).flatMapThrowing { decision in
+            switch decision {
+            case .allowed:
+                return
+            case .limited(let seconds, let rateLimitHeaders):
+                throw GatewayError(
+                    status: 429, code: "too_many_attempts",
+                    description: "Too many attempts; wait \(seconds) seconds before trying again.",
+                    headers: [.init("Retry-After", String(seconds))] + rateLimitHeaders)
+            case .unavailable:
+                throw GatewayError.authUnavailable
+            }
+        }
     }
 
     private func issueTokens(for user: UserRecord, family: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
