@@ -155,7 +155,8 @@ let package = Package(
         .testTarget(
             name: "GatewayProxyTests",
             dependencies: [
-                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit",
+                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -220,36 +220,3 @@ extension Result where Success == SessionEndpoints.Response {
         #expect(h.call(SessionEndpoints.jwksPath, method: "POST", body: "").gatewayError?.status == 405)
     }
 }
-
-@Suite struct LoginThrottleTests {
-    @Test func perAccountLimitAndRetryAfter() {
-        let throttle = LocalLoginThrottle(eventLoop: EmbeddedEventLoop(), perAddress: 100, perAccount: 3, window: .seconds(60))
-        let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
-        for _ in 0..<3 {
-            #expect(throttle.decide(address: "a1", account: "u", now: start) == .allowed)
-        }
-        #expect(throttle.decide(address: "a2", account: "u", now: start + .seconds(10)) == .limited(retryAfterSeconds: 50))
-        #expect(throttle.decide(address: "a2", account: "u", now: start + .milliseconds(59_001)) == .limited(retryAfterSeconds: 1))
-        #expect(throttle.decide(address: "a2", account: "u", now: start + .milliseconds(58_999)) == .limited(retryAfterSeconds: 2))
-        // A new window.
-        #expect(throttle.decide(address: "a3", account: "u", now: start + .seconds(60)) == .allowed)
-        #expect(throttle.decide(address: "a3", account: "other", now: start + .seconds(60)) == .allowed)
-    }
-
-    @Test func perAddressLimit() {
-        let throttle = LocalLoginThrottle(eventLoop: EmbeddedEventLoop(), perAddress: 2, perAccount: 100, window: .seconds(10))
-        let start = NIODeadline.uptimeNanoseconds(5_000_000_000)
-        #expect(throttle.decide(address: "x", account: "a", now: start) == .allowed)
-        #expect(throttle.decide(address: "x", account: "b", now: start) == .allowed)
-        #expect(throttle.decide(address: "x", account: "c", now: start) == .limited(retryAfterSeconds: 10))
-        #expect(throttle.decide(address: "y", account: "c", now: start) == .allowed)
-    }
-
-    @Test func memoryIsBounded() {
-        let throttle = LocalLoginThrottle(eventLoop: EmbeddedEventLoop(), perAddress: 1, perAccount: 1, window: .seconds(1), maximumEntries: 10)
-        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
-        for index in 0..<100 {
-            #expect(throttle.decide(address: "a\(index)", account: "u\(index)", now: start + .seconds(Int64(index) * 2)) == .allowed)
-        }
-    }
-}

@@ -1,7 +1,10 @@
+import GatewayAuth
 import GatewayConfig
 import GatewayCore
 import GatewayRateLimit
+import Logging
 import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import GatewayProxy
@@ -150,5 +153,55 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
         }
         #expect(error.status == 503)
         #expect(error.code == "rate_limit_unavailable")
+    }
+}
+
+@Suite struct RateLimitedLoginThrottleTests {
+    final class Clock: @unchecked Sendable { var nanoseconds: UInt64 = 1_000_000_000 }
+
+    static func throttle(perAddress: Int, perAccount: Int) -> (RateLimitedLoginThrottle, Clock, EmbeddedEventLoop) {
+        let loop = EmbeddedEventLoop()
+        let clock = Clock()
+        let local = LocalRateLimiter(group: loop, clock: { clock.nanoseconds })
+        let limiter = RateLimiter(eventLoop: loop, local: local, redis: nil, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        var settings = JWTSettings()
+        settings.loginAttemptsPerAddress = perAddress
+        settings.loginAttemptsPerAccount = perAccount
+        return (RateLimitedLoginThrottle(limiter: limiter, eventLoop: loop, settings: settings), clock, loop)
+    }
+
+    static func decide(_ throttle: RateLimitedLoginThrottle, _ loop: EmbeddedEventLoop, address: String, account: String?) throws -> LoginThrottleDecision {
+        let future = throttle.admit(address: address, account: account, now: .now())
+        loop.run()
+        return try future.wait()
+    }
+
+    @Test func perAccountLimitWithAnHonestRetryAfterAndHeaders() throws {
+        let (throttle, clock, loop) = Self.throttle(perAddress: 100, perAccount: 3)
+        for index in 0..<3 {
+            #expect(try Self.decide(throttle, loop, address: "a\(index)", account: "ann") == .allowed)
+        }
+        guard case .limited(let wait, let headers) = try Self.decide(throttle, loop, address: "b", account: "ann") else {
+            Issue.record("fourth attempt on one account was not limited")
+            return
+        }
+        // 3 per minute: one token every 20 s.
+        #expect(wait == 20)
+        #expect(headers.contains { $0.name == "RateLimit-Policy" && $0.value.contains("\"login-account\"") })
+        clock.nanoseconds += UInt64(wait) * 1_000_000_000
+        #expect(try Self.decide(throttle, loop, address: "c", account: "ann") == .allowed)
+        // Other accounts were never affected.
+        #expect(try Self.decide(throttle, loop, address: "d", account: "bob") == .allowed)
+    }
+
+    @Test func perAddressLimitAcrossAccountsAndAddressOnlyChecks() throws {
+        let (throttle, _, loop) = Self.throttle(perAddress: 2, perAccount: 100)
+        #expect(try Self.decide(throttle, loop, address: "x", account: "a") == .allowed)
+        #expect(try Self.decide(throttle, loop, address: "x", account: nil) == .allowed)
+        guard case .limited = try Self.decide(throttle, loop, address: "x", account: "c") else {
+            Issue.record("third attempt from one address was not limited")
+            return
+        }
+        #expect(try Self.decide(throttle, loop, address: "y", account: "c") == .allowed)
     }
 }
