@@ -311,6 +311,20 @@ package final class AsymmetricKey: @unchecked Sendable {
         }
     }
 
+    /// The private key as unencrypted PKCS#8 PEM (for keys generated in-process, e.g. the
+    /// demo's signing key). Never logged.
+    package func privateKeyPEM() throws -> String {
+        guard hasPrivateKey, let bio = BIO_new(BIO_s_mem()) else { throw CryptoKeyError("no private key") }
+        defer { BIO_free(bio) }
+        guard PEM_write_bio_PrivateKey(bio, self.pkey, nil, nil, 0, nil, nil) == 1 else {
+            throw CryptoKeyError("PEM export failed: \(Self.lastErrorReason())")
+        }
+        var pointer: UnsafeMutablePointer<CChar>?
+        let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
+        guard length > 0, let pointer else { throw CryptoKeyError("PEM export failed") }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: Int(length)), as: UTF8.self)
+    }
+
     // MARK: Public parameters (JWK export)
 
     /// Big-endian public parameters for a JWK: RSA `n`/`e`, EC `x`/`y`, Ed25519 `x`.

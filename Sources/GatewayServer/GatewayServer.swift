@@ -305,6 +305,21 @@ package final class GatewayServer: Sendable {
         }.get()
     }
 
+    /// Adds a user to this process's in-memory session store (the demo seeds one this way;
+    /// with `[redis]` use `users add`).
+    package func createUser(email: String, scopes: [String], password: String) async throws {
+        guard let data = self.memorySessions else { throw ConnectionRefused() }
+        let cost = self.configuration.jwt.passwordHashCost
+        let hash = try PasswordHasher.hash(password: password, cost: cost)
+        let user = UserRecord(
+            id: "usr_" + Base64URL.encode(SecureRandom.bytes(12)), email: email.lowercased(), scopes: scopes,
+            passwordHash: hash, createdAt: Int64(Date().timeIntervalSince1970))
+        guard let context = self.contexts.first else { throw ConnectionRefused() }
+        try await context.eventLoop.flatSubmit {
+            InMemorySessionStore(eventLoop: context.eventLoop, data: data).createUser(user)
+        }.get()
+    }
+
     /// Applies a new configuration to every loop. Listener addresses and event-loop count
     /// cannot change without a restart; such changes are logged and ignored.
     package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger, identity: IdentityRuntime? = nil) async {

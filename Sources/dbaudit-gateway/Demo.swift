@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatewayConfig
+import GatewayCrypto
 import GatewayServer
 import Logging
 import NIOPosix
@@ -32,7 +33,19 @@ extension GatewayCommand {
             server.drainTimeout = .seconds(5)
             var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
             configuration.routes = RouteSettings.dbAuditDefaults
+            // The demo is its own token issuer, with a signing key made for this run only.
+            let signingKey = try AsymmetricKey.generate(.ed25519)
+            configuration.jwt.issuer = "urn:dbaudit-gateway:demo"
+            configuration.jwt.passwordHashCost = 12
+            configuration.jwt.signingKeys = [
+                SigningKeySettings(
+                    keyID: "demo", algorithm: .edDSA, privateKeyFile: "(generated at start)",
+                    privateKeyPEM: Secret(try signingKey.privateKeyPEM()), active: true)
+            ]
             let gateway = try GatewayServer(configuration: configuration, logger: logger, group: group)
+            let demoPassword = "demo-password-" + Hex.encode(SecureRandom.bytes(4))
+            try await gateway.createUser(
+                email: "demo@example.com", scopes: ["read:databases", "read:logs", "write:alerts"], password: demoPassword)
             // Keys live in this process only (no Redis): seed two to try.
             let reader = try await gateway.createAPIKey(
                 name: "demo reader",
@@ -58,6 +71,10 @@ extension GatewayCommand {
                       curl -i -X POST \(base)/v1/policies -H "Authorization: Bearer \(reader.key)"    (403: no write:policies)
                       curl -i \(base)/v1/databases    (401: no credential)
                       curl -i \(base)/v1/api-keys -H "Authorization: Bearer \(admin.key)"
+                    Log in as a user (JWT access token + rotating refresh token):
+                      curl -s -X POST \(base)/v1/auth/login -d '{"email":"demo@example.com","password":"\(demoPassword)"}'
+                      curl -i \(base)/v1/databases -H "Authorization: Bearer <access_token>"
+                      curl -s \(base)/.well-known/jwks.json
                     The echo upstream answers with the request it received: look for X-DBAudit-Subject,
                     X-DBAudit-Scopes, X-Request-Id and X-Forwarded-For. Stop with Ctrl-C.
 

@@ -40,3 +40,34 @@ def test_demo_prints_a_working_curl_command():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_demo_user_logs_in_and_its_token_works():
+    port = free_port()
+    proc = subprocess.Popen([gateway_binary(), "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        login = None
+        deadline = time.monotonic() + 20
+        seen = []
+        while time.monotonic() < deadline and login is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "/v1/auth/login" in line and line.strip().startswith("curl "):
+                login = line.strip()
+        assert login, "".join(seen)
+        result = subprocess.run(shlex.split(login), capture_output=True, text=True, timeout=10)
+        tokens = json.loads(result.stdout)
+        assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600, result.stdout
+        call = subprocess.run(
+            ["curl", "-sS", f"http://127.0.0.1:{port}/v1/databases", "-H", f"Authorization: Bearer {tokens['access_token']}"],
+            capture_output=True, text=True, timeout=10)
+        body = json.loads(call.stdout)
+        assert body["headers"]["x-dbaudit-credential"] == "jwt"
+        assert body["headers"]["x-dbaudit-subject"].startswith("usr_")
+        jwks = json.loads(subprocess.run(["curl", "-sS", f"http://127.0.0.1:{port}/.well-known/jwks.json"], capture_output=True, text=True, timeout=10).stdout)
+        assert [key["kid"] for key in jwks["keys"]] == ["demo"] and jwks["keys"][0]["crv"] == "Ed25519"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
