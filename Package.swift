@@ -41,6 +41,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GatewayTLS",
+            dependencies: ["CGatewayOpenSSL", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GatewayRedis",
             dependencies: ["CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
@@ -103,6 +108,15 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strictSettings),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "GatewayCore"], swiftSettings: strictSettings),
         .testTarget(name: "GatewayCryptoTests", dependencies: ["GatewayCrypto"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "GatewayTLSTests",
+            dependencies: [
+                "GatewayTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Shared by the Redis and store tests: a redis-server child process and a loop-bound client.
         .target(
             name: "GatewayRedisTestSupport",
