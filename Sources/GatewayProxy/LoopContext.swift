@@ -2,6 +2,7 @@ package import GatewayAuth
 package import GatewayConfig
 package import GatewayCrypto
 package import GatewayStore
+package import GatewayTLS
 import GatewayCore
 package import Logging
 package import NIOCore
@@ -10,8 +11,21 @@ package import NIOCore
 import Glibc
 #endif
 
+/// The TLS contexts built from one configuration: the listeners' (`[server.tls]`) and the
+/// upstream's (`https://` upstream). Built off the event loops (they read files), shared
+/// read-only by every loop, replaced as a whole on reload. Any thread.
+package struct GatewayTLSContexts: Sendable {
+    package var server: TLSContext?
+    package var upstream: TLSContext?
+
+    package init(server: TLSContext? = nil, upstream: TLSContext? = nil) {
+        self.server = server
+        self.upstream = upstream
+    }
+}
+
 /// Everything one event loop needs to serve requests: the configuration snapshot in
-/// force, the upstream pool, the loggers.
+/// force, the TLS contexts, the upstream pool, the loggers.
 ///
 /// One per event loop, created at start-up. It is touched only on its own loop, which is
 /// what lets the request path run without locks: a reload does not mutate shared state,
@@ -28,6 +42,10 @@ package final class LoopContext {
     package let metrics = LoopMetrics()
     /// `Host` for the upstream, computed once per configuration rather than per request.
     package private(set) var upstreamAuthority: String
+    /// The TLS contexts in force: new TLS connections on this loop use these.
+    package private(set) var tls: GatewayTLSContexts
+    /// `Strict-Transport-Security` for responses on TLS listeners (nil: HSTS off).
+    package private(set) var strictTransportSecurity: String?
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
     /// Route, credential and scope decisions for this loop.
@@ -49,6 +67,7 @@ package final class LoopContext {
         logger: Logger,
         store: (any CredentialStore)? = nil,
         hmac: HMACSHA256? = nil,
+        tls: GatewayTLSContexts = GatewayTLSContexts(),
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
         self.eventLoop = eventLoop
@@ -56,7 +75,11 @@ package final class LoopContext {
         self.connector = connector
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
-        self.pool = UpstreamPool(eventLoop: eventLoop, settings: configuration.upstream, connector: connector)
+        self.tls = tls
+        self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
+        self.pool = UpstreamPool(
+            eventLoop: eventLoop, settings: configuration.upstream, connector: connector, tls: tls.upstream, logger: logger
+        )
         self.upstreamAuthority = configuration.upstream.authority
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
         let hmac = hmac ?? HMACSHA256(key: SecureRandom.bytes(32))
@@ -95,16 +118,28 @@ package final class LoopContext {
         APIKeyEndpoints(service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now)
     }
 
-    /// Switches this loop to `configuration`. A changed upstream gets a fresh pool; the old
-    /// one is retired so its connections close as their exchanges end. Routes and cache
-    /// settings take effect for new requests; a new `store` replaces the old one (Redis
-    /// settings changed).
-    package func apply(_ configuration: GatewayConfiguration, logger: Logger, store: (any CredentialStore)? = nil) {
+    /// Switches this loop to `configuration`. A changed upstream (or upstream TLS context)
+    /// gets a fresh pool; the old one is retired so its connections close as their
+    /// exchanges end. Routes and cache settings take effect for new requests; a new
+    /// `store` replaces the old one (Redis settings changed); new `tls` contexts serve new
+    /// connections while established ones keep theirs.
+    package func apply(
+        _ configuration: GatewayConfiguration,
+        logger: Logger,
+        store: (any CredentialStore)? = nil,
+        tls: GatewayTLSContexts? = nil
+    ) {
         self.eventLoop.preconditionInEventLoop()
-        if configuration.upstream != self.configuration.upstream {
+        let tls = tls ?? self.tls
+        if configuration.upstream != self.configuration.upstream || tls.upstream !== self.tls.upstream {
             self.pool.retire()
-            self.pool = UpstreamPool(eventLoop: self.eventLoop, settings: configuration.upstream, connector: self.connector)
+            self.pool = UpstreamPool(
+                eventLoop: self.eventLoop, settings: configuration.upstream, connector: self.connector, tls: tls.upstream,
+                logger: logger
+            )
         }
+        self.tls = tls
+        self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
         if let store {
             self.store = store
         }

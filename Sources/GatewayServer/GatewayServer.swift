@@ -6,6 +6,7 @@ import GatewayRedis
 package import GatewayStore
 import GatewayCore
 package import GatewayProxy
+import GatewayTLS
 package import Logging
 import NIOConcurrencyHelpers
 package import NIOCore
@@ -26,6 +27,9 @@ package final class GatewayServer: Sendable {
     private let subscriber: RevocationSubscriber?
     /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
     let redisProbe: NIOLoopBound<RedisClient>?
+    /// Why the TLS contexts of the initial configuration could not be built; `start()`
+    /// throws it (the initializer cannot).
+    private let tlsSetupError: TLSSetupError?
 
     private struct State {
         var configuration: GatewayConfiguration
@@ -35,6 +39,8 @@ package final class GatewayServer: Sendable {
         var reloadFailures = 0
         var admin: AdminServer?
         var draining = false
+        /// The TLS contexts in force (each loop holds the same ones).
+        var tls = GatewayTLSContexts()
     }
 
     var loopContexts: [NIOLoopBound<LoopContext>] { self.contexts }
@@ -71,6 +77,14 @@ package final class GatewayServer: Sendable {
             }
         }
         let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
+        let tls: GatewayTLSContexts
+        do {
+            tls = try Self.makeTLSContexts(configuration)
+            self.tlsSetupError = nil
+        } catch {
+            tls = GatewayTLSContexts()
+            self.tlsSetupError = error
+        }
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
@@ -88,7 +102,8 @@ package final class GatewayServer: Sendable {
                     connector: connector,
                     logger: logger,
                     store: store,
-                    hmac: hmac
+                    hmac: hmac,
+                    tls: tls
                 )
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)
@@ -120,7 +135,9 @@ package final class GatewayServer: Sendable {
             self.redisProbe = nil
         }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
-        self.state = NIOLockedValueBox(State(configuration: configuration, logger: logger))
+        var state = State(configuration: configuration, logger: logger)
+        state.tls = tls
+        self.state = NIOLockedValueBox(state)
     }
 
     package var configuration: GatewayConfiguration { self.state.withLockedValue { $0.configuration } }
@@ -134,16 +151,23 @@ package final class GatewayServer: Sendable {
     /// Binds every `[server] listen` address. Throws (binding nothing) if any fails.
     package func start() async throws {
         let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
+        if let error = self.tlsSetupError {
+            logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
+            throw error
+        }
         self.subscriber?.start()
         var bound: [any Channel] = []
         do {
             for address in configuration.server.listen {
-                let channel = try await self.bind(address, logger: logger)
+                let channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
                 bound.append(channel)
                 let local = channel.localAddress.flatMap { bound in
                     bound.ipAddress.map { ListenAddress(host: $0, port: bound.port ?? address.port).description }
                 }
-                logger.notice("listening", metadata: ["address": "\(local ?? address.description)"])
+                logger.notice(
+                    "listening",
+                    metadata: ["address": "\(local ?? address.description)", "tls": "\(configuration.server.tls != nil)"]
+                )
             }
         } catch {
             for channel in bound { try? await channel.close() }
@@ -169,7 +193,10 @@ package final class GatewayServer: Sendable {
         }
     }
 
-    private func bind(_ address: ListenAddress, logger: Logger) async throws -> any Channel {
+    /// - Parameter tls: the listener terminates TLS (fixed for its lifetime; the context
+    ///   and handshake timeout come from the loop's configuration at each accept, so a
+    ///   reload's new certificate serves new connections).
+    private func bind(_ address: ListenAddress, logger: Logger, tls: Bool) async throws -> any Channel {
         let tracker = self.tracker
         let contexts = Dictionary(uniqueKeysWithValues: self.contexts.map { (ObjectIdentifier($0.eventLoop), $0) })
         return try await ServerBootstrap(group: self.group)
@@ -195,7 +222,18 @@ package final class GatewayServer: Sendable {
                     guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    try ProxyPipeline.configure(channel: channel, loop: context.value)
+                    let loop = context.value
+                    if tls {
+                        guard let server = loop.tls.server, let settings = loop.configuration.server.tls else {
+                            throw ChannelError.ioOnClosedChannel
+                        }
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandler(context: server, mode: .server, handshakeTimeout: settings.handshakeTimeout.timeAmount)
+                        )
+                        try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
+                    } else {
+                        try ProxyPipeline.configure(channel: channel, loop: loop)
+                    }
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -219,9 +257,17 @@ package final class GatewayServer: Sendable {
 
     /// Applies a new configuration to every loop. Listener addresses and event-loop count
     /// cannot change without a restart; such changes are logged and ignored.
-    package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger) async {
+    /// - Parameter tls: the TLS contexts built from `newConfiguration`; nil keeps the
+    ///   current ones.
+    package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger, tls newTLS: GatewayTLSContexts? = nil) async {
         var effective = newConfiguration
-        let old = self.state.withLockedValue { $0.configuration }
+        let (old, oldTLS) = self.state.withLockedValue { ($0.configuration, $0.tls) }
+        var tls = newTLS ?? oldTLS
+        if (newConfiguration.server.tls == nil) != (old.server.tls == nil) {
+            newLogger.warning("reload: [server.tls] was added or removed; restart the gateway to apply it")
+            effective.server.tls = old.server.tls
+            tls.server = oldTLS.server
+        }
         if newConfiguration.server.listen != old.server.listen {
             newLogger.warning("reload: server.listen changed; restart the gateway to apply it")
             effective.server.listen = old.server.listen
@@ -240,12 +286,14 @@ package final class GatewayServer: Sendable {
         }
         self.tracker.updateLimit(effective.server.maxConnections)
         let snapshot = effective
+        let contexts = tls
         var futures: [EventLoopFuture<Void>] = []
         for context in self.contexts {
-            futures.append(context.eventLoop.submit { context.value.apply(snapshot, logger: newLogger) })
+            futures.append(context.eventLoop.submit { context.value.apply(snapshot, logger: newLogger, tls: contexts) })
         }
         for future in futures { try? await future.get() }
         self.state.withLockedValue {
+            $0.tls = contexts
             $0.configuration = snapshot
             $0.logger = newLogger
             $0.reloads += 1
@@ -259,15 +307,31 @@ package final class GatewayServer: Sendable {
         let logger = self.state.withLockedValue { $0.logger }
         do {
             let configuration = try ConfigurationLoader.load(path: path)
+            // Certificates are loaded and each key checked against its certificate before
+            // anything changes: a bad pair keeps the old configuration and certificates.
+            let tls = try Self.makeTLSContexts(configuration)
             let newLogger = Logger.gateway(configuration.logging)
-            await self.apply(configuration, logger: newLogger)
-            newLogger.notice("configuration reloaded", metadata: ["file": "\(path)", "upstream": "\(configuration.upstream.url)"])
+            await self.apply(configuration, logger: newLogger, tls: tls)
+            newLogger.notice(
+                "configuration reloaded",
+                metadata: [
+                    "file": "\(path)", "upstream": "\(configuration.upstream.url)",
+                    "tls_certificates_reloaded": "\(configuration.server.tls != nil)",
+                ]
+            )
             return true
+        } catch let error as TLSSetupError {
+            self.state.withLockedValue { $0.reloadFailures += 1 }
+            logger.error(
+                "reload failed; keeping the previous configuration and certificates",
+                metadata: ["file": "\(path)", "problems": "\(error.description)"]
+            )
+            return false
         } catch {
             self.state.withLockedValue { $0.reloadFailures += 1 }
             logger.error(
                 "reload failed; keeping the previous configuration",
-                metadata: ["file": "\(path)", "problems": "\(error.description)"]
+                metadata: ["file": "\(path)", "problems": "\(error)"]
             )
             return false
         }

@@ -56,15 +56,25 @@ extension GatewayCommand {
         var config: String
 
         func run() throws {
+            let configuration: GatewayConfiguration
             do {
-                let configuration = try ConfigurationLoader.load(path: self.config)
-                print("# effective configuration of \(self.config): OK")
-                print(configuration.renderedTOML(), terminator: "")
+                configuration = try ConfigurationLoader.load(path: self.config)
             } catch {
                 FileHandleOutput.standardError("\(error.description)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }
+            // Certificates and keys are loaded as `run` would, so a mismatched pair or a
+            // wrong passphrase fails here rather than at start or reload.
+            do {
+                _ = try GatewayServer.makeTLSContexts(configuration)
+            } catch {
+                FileHandleOutput.standardError("\(self.config): \(error.description)\n")
+                FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
+                throw ExitCode(1)
+            }
+            print("# effective configuration of \(self.config): OK")
+            print(configuration.renderedTOML(), terminator: "")
         }
     }
 }
