@@ -202,11 +202,18 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.fail(TLSError(.closed, reasons: ["the connection is closed"]))
             return
         }
-        if case .failed(let error) = connection.state {
+        switch connection.state {
+        case .failed(let error):
             promise?.fail(error)
             return
+        case .closing, .closed:
+            // After close_notify nothing more can be sent; the write fails quietly (the
+            // connection is already on its way down).
+            promise?.fail(TLSError(.closed, reasons: ["write after close_notify"]))
+            return
+        case .idle, .handshaking, .active:
+            self.pendingWrites.append((buffer, promise))
         }
-        self.pendingWrites.append((buffer, promise))
     }
 
     package func flush(context: ChannelHandlerContext) {
