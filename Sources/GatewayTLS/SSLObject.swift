@@ -1,5 +1,6 @@
 import CGatewayOpenSSL
 import NIOCore
+import Synchronization
 
 /// One OpenSSL `SSL*` and its two memory BIOs: `networkIn` holds ciphertext received
 /// from the peer until OpenSSL reads it, `networkOut` holds ciphertext OpenSSL produced
@@ -13,6 +14,9 @@ final class SSLObject {
     private let networkIn: OpaquePointer
     private let networkOut: OpaquePointer
     let context: TLSContext
+
+    /// `SSL*` objects alive in this process (tests check that every one is freed).
+    static let live = Atomic<Int>(0)
 
     init(context: TLSContext) throws(TLSError) {
         OpenSSLErrorQueue.clear()
@@ -37,10 +41,12 @@ final class SSLObject {
         self.networkIn = networkIn
         self.networkOut = networkOut
         self.context = context
+        Self.live.add(1, ordering: .relaxed)
     }
 
     deinit {
         SSL_free(self.ssl)
+        Self.live.subtract(1, ordering: .relaxed)
     }
 
     /// Hands ciphertext from the network to OpenSSL. A memory BIO grows as needed, so
