@@ -335,10 +335,13 @@ final class ConfigReader {
             path: path,
             allowed: [
                 "listen", "event_loops", "max_connections", "max_header_bytes", "max_body_bytes",
-                "header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "unmatched_routes",
+                "header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "unmatched_routes", "tls",
                 "trusted_proxies",
             ]
         )
+        if let tls = self.table(table, "tls", path: path) {
+            server.tls = self.readServerTLS(tls)
+        }
         if let values = self.stringArray(table, "listen", path: path) {
             var addresses: [ListenAddress] = []
             for value in values {
@@ -384,7 +387,8 @@ final class ConfigReader {
             path: path,
             allowed: [
                 "url", "connect_timeout", "response_timeout", "max_idle_connections_per_loop",
-                "idle_timeout", "preserve_host",
+                "idle_timeout", "preserve_host", "ca_file", "client_certificate_file", "client_key_file",
+                "tls_server_name",
             ]
         )
         var parsed: UpstreamSettings?
@@ -406,7 +410,138 @@ final class ConfigReader {
         }
         self.duration(table, "idle_timeout", path: path).map { upstream.idleTimeout = $0 }
         self.bool(table, "preserve_host", path: path).map { upstream.preserveHost = $0 }
+        upstream.caFile = self.readableFile(table, "ca_file", path: path)
+        upstream.clientCertificateFile = self.readableFile(table, "client_certificate_file", path: path)
+        upstream.clientKeyFile = self.readableFile(table, "client_key_file", path: path)
+        if let name = self.string(table, "tls_server_name", path: path) {
+            if name.isEmpty || name.utf8.count > 253
+                || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == ":") })
+            {
+                self.problem("\(path).tls_server_name", "must be a host name or an IP address")
+            } else {
+                upstream.tlsServerName = name
+            }
+        }
+        if (upstream.clientCertificateFile == nil) != (upstream.clientKeyFile == nil),
+            table["client_certificate_file"] != nil || table["client_key_file"] != nil
+        {
+            self.problem("\(path).client_certificate_file", "client_certificate_file and client_key_file go together")
+        }
+        if urlIsValid, !upstream.isTLS {
+            for key in ["ca_file", "client_certificate_file", "client_key_file", "tls_server_name"] where table[key] != nil {
+                self.problem("\(path).\(key)", "only applies to an https:// upstream url")
+            }
+        }
         return urlIsValid ? upstream : nil
+    }
+
+    private func readServerTLS(_ table: TOMLTable) -> ServerTLSSettings? {
+        let path = "server.tls"
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: [
+                "certificate_file", "private_key_file", "private_key_passphrase_file", "certificates", "min_version",
+                "hsts", "hsts_max_age", "client_ca_file", "client_auth", "session_timeout", "handshake_timeout",
+            ]
+        )
+        let certificate = self.readableFile(table, "certificate_file", path: path)
+        let key = self.readableFile(table, "private_key_file", path: path)
+        for required in ["certificate_file", "private_key_file"] where table[required] == nil {
+            self.problem("\(path).\(required)", "is required in [server.tls] (a PEM file path)")
+        }
+        var settings = ServerTLSSettings(certificateFile: certificate ?? "", privateKeyFile: key ?? "")
+        settings.privateKeyPassphrase = self.secret(table, fileKey: "private_key_passphrase_file", envKey: "", path: path)
+        if let version = self.string(table, "min_version", path: path) {
+            if let parsed = ServerTLSSettings.MinimumVersion(rawValue: version) {
+                settings.minimumVersion = parsed
+            } else {
+                self.problem("\(path).min_version", "must be \"1.2\" or \"1.3\" (older versions are never enabled)")
+            }
+        }
+        self.bool(table, "hsts", path: path).map { settings.hsts = $0 }
+        self.integer(table, "hsts_max_age", path: path, range: 0...(2 * 31_536_000)).map { settings.hstsMaxAgeSeconds = $0 }
+        settings.clientCAFile = self.readableFile(table, "client_ca_file", path: path)
+        if let mode = self.string(table, "client_auth", path: path) {
+            if let parsed = ServerTLSSettings.ClientAuthentication(rawValue: mode) {
+                settings.clientAuthentication = parsed
+            } else {
+                self.problem("\(path).client_auth", "must be \"none\", \"optional\" or \"required\"")
+            }
+        }
+        if settings.clientAuthentication != .none, table["client_ca_file"] == nil {
+            self.problem("\(path).client_auth", "client_auth = \"\(settings.clientAuthentication.rawValue)\" needs client_ca_file")
+        }
+        self.duration(table, "session_timeout", path: path).map { settings.sessionTimeout = $0 }
+        self.duration(table, "handshake_timeout", path: path).map { settings.handshakeTimeout = $0 }
+        if let value = table["certificates"] {
+            if let array = value.array {
+                for (index, element) in array.enumerated() {
+                    let entryPath = "\(path).certificates[\(index)]"
+                    guard let entry = element.table else {
+                        self.problem(entryPath, "must be a table ([[server.tls.certificates]])")
+                        continue
+                    }
+                    if let parsed = self.readSNICertificate(entry, path: entryPath) {
+                        settings.certificates.append(parsed)
+                    }
+                }
+            } else {
+                self.problem("\(path).certificates", "must be an array of tables ([[server.tls.certificates]])")
+            }
+        }
+        var seen: Set<String> = []
+        for entry in settings.certificates {
+            for name in entry.serverNames where !seen.insert(name).inserted {
+                self.problem("\(path).certificates", "server name \"\(name)\" is listed twice")
+            }
+        }
+        guard certificate != nil, key != nil else { return nil }
+        return settings
+    }
+
+    private func readSNICertificate(_ table: TOMLTable, path: String) -> ServerTLSSettings.SNICertificate? {
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: ["server_names", "certificate_file", "private_key_file", "private_key_passphrase_file"]
+        )
+        let names = self.stringArray(table, "server_names", path: path) ?? []
+        if names.isEmpty {
+            self.problem("\(path).server_names", "list the host names this certificate serves (SNI)")
+        }
+        var valid: [String] = []
+        for name in names {
+            let lower = name.lowercased()
+            let body = lower.hasPrefix("*.") ? String(lower.dropFirst(2)) : lower
+            if body.isEmpty || body.hasPrefix(".") || body.hasSuffix(".") || body.contains("*")
+                || !body.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+            {
+                self.problem("\(path).server_names", "\"\(name)\" is not a host name (a leading *. is allowed)")
+            } else {
+                valid.append(lower)
+            }
+        }
+        let certificate = self.readableFile(table, "certificate_file", path: path)
+        let key = self.readableFile(table, "private_key_file", path: path)
+        for required in ["certificate_file", "private_key_file"] where table[required] == nil {
+            self.problem("\(path).\(required)", "is required (a PEM file path)")
+        }
+        guard let certificate, let key, valid.count == names.count, !valid.isEmpty else { return nil }
+        var entry = ServerTLSSettings.SNICertificate(serverNames: valid, certificateFile: certificate, privateKeyFile: key)
+        entry.privateKeyPassphrase = self.secret(table, fileKey: "private_key_passphrase_file", envKey: "", path: path)
+        return entry
+    }
+
+    /// A path that must name a readable file (certificates, keys, CA bundles). Their
+    /// contents are checked when the TLS contexts are built (start, reload, check-config).
+    private func readableFile(_ table: TOMLTable, _ key: String, path: String) -> String? {
+        guard let file = self.string(table, key, path: path) else { return nil }
+        guard !file.isEmpty, FileManager.default.isReadableFile(atPath: file) else {
+            self.problem("\(path).\(key)", "\(file) does not exist or cannot be read")
+            return nil
+        }
+        return file
     }
 
     private func readLogging(_ table: TOMLTable, into logging: inout LoggingSettings) {
@@ -510,7 +645,7 @@ final class ConfigReader {
     /// variable name). The value never appears in a problem message.
     func secret(_ table: TOMLTable, fileKey: String, envKey: String, path: String) -> Secret? {
         let file = self.string(table, fileKey, path: path)
-        let env = self.string(table, envKey, path: path)
+        let env = envKey.isEmpty ? nil : self.string(table, envKey, path: path)
         if file != nil, env != nil {
             self.problem("\(path).\(fileKey)", "set \(fileKey) or \(envKey), not both")
             return nil

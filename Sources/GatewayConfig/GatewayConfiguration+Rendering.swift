@@ -41,6 +41,28 @@ extension GatewayConfiguration {
         lines.append("drain_timeout = \(duration(self.server.drainTimeout))")
         lines.append("unmatched_routes = \(quote(self.server.unmatchedRoutes.rawValue))")
         lines.append("trusted_proxies = [\(self.server.trustedProxies.networks.map { quote($0.description) }.joined(separator: ", "))]")
+        if let tls = self.server.tls {
+            lines.append("")
+            lines.append("[server.tls]")
+            lines.append("certificate_file = \(quote(tls.certificateFile))")
+            lines.append("private_key_file = \(quote(tls.privateKeyFile))")
+            if tls.privateKeyPassphrase != nil { lines.append("# private key passphrase: <redacted> (from private_key_passphrase_file)") }
+            lines.append("min_version = \(quote(tls.minimumVersion.rawValue))")
+            lines.append("hsts = \(tls.hsts)")
+            lines.append("hsts_max_age = \(tls.hstsMaxAgeSeconds)")
+            if let ca = tls.clientCAFile { lines.append("client_ca_file = \(quote(ca))") }
+            lines.append("client_auth = \(quote(tls.clientAuthentication.rawValue))")
+            lines.append("session_timeout = \(duration(tls.sessionTimeout))")
+            lines.append("handshake_timeout = \(duration(tls.handshakeTimeout))")
+            for entry in tls.certificates {
+                lines.append("")
+                lines.append("[[server.tls.certificates]]")
+                lines.append("server_names = [\(entry.serverNames.map(quote).joined(separator: ", "))]")
+                lines.append("certificate_file = \(quote(entry.certificateFile))")
+                lines.append("private_key_file = \(quote(entry.privateKeyFile))")
+                if entry.privateKeyPassphrase != nil { lines.append("# private key passphrase: <redacted>") }
+            }
+        }
         lines.append("")
         lines.append("[upstream]")
         lines.append("url = \(quote(self.upstream.url))")
@@ -49,6 +71,16 @@ extension GatewayConfiguration {
         lines.append("max_idle_connections_per_loop = \(self.upstream.maxIdleConnectionsPerLoop)")
         lines.append("idle_timeout = \(duration(self.upstream.idleTimeout))")
         lines.append("preserve_host = \(self.upstream.preserveHost)")
+        if self.upstream.isTLS {
+            if let ca = self.upstream.caFile {
+                lines.append("ca_file = \(quote(ca))")
+            } else {
+                lines.append("# ca_file not set: the system CA store is trusted")
+            }
+            if let certificate = self.upstream.clientCertificateFile { lines.append("client_certificate_file = \(quote(certificate))") }
+            if let key = self.upstream.clientKeyFile { lines.append("client_key_file = \(quote(key))") }
+            lines.append("tls_server_name = \(quote(self.upstream.effectiveTLSServerName))")
+        }
         lines.append("")
         lines.append("[logging]")
         lines.append("level = \(quote(self.logging.level.rawValue))")
@@ -152,6 +184,7 @@ extension GatewayConfiguration {
             lines.append("max_refresh_interval = \(duration(issuer.maxRefreshInterval))")
             lines.append("unknown_kid_refetch_interval = \(duration(issuer.unknownKeyRefetchInterval))")
             lines.append("fetch_timeout = \(duration(issuer.fetchTimeout))")
+            if let caFile = issuer.caFile { lines.append("ca_file = \(quote(caFile))") }
         }
     }
 }

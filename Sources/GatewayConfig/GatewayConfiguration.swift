@@ -78,6 +78,8 @@ package struct ServerSettings: Sendable, Hashable {
     /// Peers whose `X-Forwarded-For` is believed (e.g. a load balancer in front); empty:
     /// nobody's, the TCP peer is the client address.
     package var trustedProxies: TrustedProxies = TrustedProxies()
+    /// `[server.tls]`: when present, every `listen` address speaks TLS (HTTPS).
+    package var tls: ServerTLSSettings?
 
     /// `deny`: 404 without forwarding (default-deny). `authenticate`: forwarded for any
     /// valid credential, with no scope required.
@@ -91,7 +93,7 @@ package struct ServerSettings: Sendable, Hashable {
 
 /// `[upstream]`: where authorized traffic goes and how the gateway talks to it.
 package struct UpstreamSettings: Sendable, Hashable {
-    /// `http` only for now.
+    /// `http` or `https`.
     package var scheme: String = "http"
     package var host: String
     package var port: Int
@@ -105,6 +107,15 @@ package struct UpstreamSettings: Sendable, Hashable {
     package var idleTimeout: Duration = .seconds(60)
     /// Send the client's `Host` upstream (true) or the upstream's own authority (false).
     package var preserveHost: Bool = false
+    /// https only: PEM bundle of the CAs the upstream's certificate must chain to; nil
+    /// trusts the system store.
+    package var caFile: String?
+    /// https only: a client certificate (PEM chain) and key to present (mTLS upstreams).
+    package var clientCertificateFile: String?
+    package var clientKeyFile: String?
+    /// https only: the name sent as SNI and checked against the upstream's certificate;
+    /// nil uses the URL's host.
+    package var tlsServerName: String?
 
     package init(scheme: String = "http", host: String, port: Int) {
         self.scheme = scheme
@@ -115,8 +126,14 @@ package struct UpstreamSettings: Sendable, Hashable {
     /// `host:port` as sent in `Host` when the client's is not preserved.
     package var authority: String {
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return self.port == 80 ? host : "\(host):\(self.port)"
+        let defaultPort = self.scheme == "https" ? 443 : 80
+        return self.port == defaultPort ? host : "\(host):\(self.port)"
     }
+
+    package var isTLS: Bool { self.scheme == "https" }
+
+    /// The name the upstream's certificate must carry.
+    package var effectiveTLSServerName: String { self.tlsServerName ?? self.host }
 
     package var url: String { "\(self.scheme)://\(self.authority)" }
 }
@@ -139,4 +156,60 @@ package struct LoggingSettings: Sendable, Hashable {
     package var accessLogSampleRate: Double = 1.0
 
     package init() {}
+}
+
+/// `[server.tls]`: TLS termination on the listeners. File paths are kept here; the
+/// certificates are loaded (and each key checked against its certificate) by the server
+/// module at start and on every reload.
+package struct ServerTLSSettings: Sendable, Hashable {
+    /// One `[[server.tls.certificates]]` entry: another certificate, chosen by SNI.
+    package struct SNICertificate: Sendable, Hashable {
+        /// Lowercase host names; `*.example.com` matches exactly one label.
+        package var serverNames: [String]
+        package var certificateFile: String
+        package var privateKeyFile: String
+        package var privateKeyPassphrase: Secret?
+
+        package init(serverNames: [String], certificateFile: String, privateKeyFile: String) {
+            self.serverNames = serverNames
+            self.certificateFile = certificateFile
+            self.privateKeyFile = privateKeyFile
+        }
+    }
+
+    package enum MinimumVersion: String, Sendable, Hashable, CaseIterable {
+        case v1_2 = "1.2"
+        case v1_3 = "1.3"
+    }
+
+    package enum ClientAuthentication: String, Sendable, Hashable, CaseIterable {
+        case none, optional, required
+    }
+
+    /// PEM chain (leaf first) presented by default.
+    package var certificateFile: String
+    package var privateKeyFile: String
+    /// From `private_key_passphrase_file`, for an encrypted key; never rendered.
+    package var privateKeyPassphrase: Secret?
+    package var certificates: [SNICertificate] = []
+    package var minimumVersion: MinimumVersion = .v1_2
+    /// Add `Strict-Transport-Security` to every response.
+    package var hsts: Bool = true
+    package var hstsMaxAgeSeconds: Int = 31_536_000
+    package var clientCAFile: String?
+    package var clientAuthentication: ClientAuthentication = .none
+    /// How long a TLS session can be resumed (tickets and the session cache).
+    package var sessionTimeout: Duration = .seconds(300)
+    /// From TCP accept to the end of the handshake.
+    package var handshakeTimeout: Duration = .seconds(10)
+
+    package init(certificateFile: String, privateKeyFile: String) {
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+    }
+
+    /// The `Strict-Transport-Security` value, or nil when HSTS is off.
+    package var strictTransportSecurity: String? {
+        self.hsts ? "max-age=\(self.hstsMaxAgeSeconds)" : nil
+    }
 }

@@ -79,6 +79,8 @@ package struct IssuerSettings: Sendable, Hashable {
     /// At most one refetch for an unknown `kid` per this interval.
     package var unknownKeyRefetchInterval: Duration = .seconds(30)
     package var fetchTimeout: Duration = .seconds(5)
+    /// CA certificates (PEM) for https JWKS/discovery URLs; nil = the system trust store.
+    package var caFile: String?
 
     package init(issuer: String, keySource: KeySource, audiences: [String], requiredType: String? = nil) {
         self.issuer = issuer

@@ -73,12 +73,18 @@ package enum ValueParsers {
         }
     }
 
-    /// `http://host[:port][/]`. Paths, queries, fragments and credentials are refused.
+    /// `http://host[:port][/]` or `https://host[:port][/]` (ports 80 and 443 by default).
+    /// Paths, queries, fragments and credentials are refused.
     package static func upstreamURL(_ text: String) -> Outcome<(scheme: String, host: String, port: Int)> {
-        guard text.hasPrefix("http://") else {
-            return .failure("must start with http:// (https upstreams are not supported yet)")
+        let scheme: String
+        if text.hasPrefix("http://") {
+            scheme = "http"
+        } else if text.hasPrefix("https://") {
+            scheme = "https"
+        } else {
+            return .failure("must start with http:// or https://")
         }
-        var rest = Substring(text.dropFirst("http://".count))
+        var rest = Substring(text.dropFirst(scheme.count + 3))
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         if rest.contains("@") {
             return .failure("must not contain credentials")
@@ -86,9 +92,9 @@ package enum ValueParsers {
         if rest.contains("/") || rest.contains("?") || rest.contains("#") {
             return .failure("must be scheme://host[:port] with no path, query or fragment")
         }
-        switch hostAndPort(String(rest), defaultPort: 80) {
+        switch hostAndPort(String(rest), defaultPort: scheme == "https" ? 443 : 80) {
         case .success((_, 0)): return .failure("invalid port (expected 1-65535)")
-        case .success(let (host, port)): return .success(("http", host, port))
+        case .success(let (host, port)): return .success((scheme, host, port))
         case .failure(let message): return .failure(message)
         }
     }

@@ -143,6 +143,20 @@ extension GatewayError {
         description: "The upstream service sent an invalid or incomplete response."
     )
 
+    /// The upstream's certificate did not verify (unknown CA, wrong name, expired).
+    package static let upstreamCertificateInvalid = GatewayError(
+        status: 502,
+        code: "upstream_tls_error",
+        description: "The upstream service's TLS certificate could not be verified; the gateway's operators must fix its certificate or the gateway's [upstream] ca_file or tls_server_name."
+    )
+
+    /// The TLS handshake with the upstream failed for another reason (protocol, timeout).
+    package static let upstreamTLSFailed = GatewayError(
+        status: 502,
+        code: "upstream_tls_error",
+        description: "The TLS handshake with the upstream service failed; try again shortly."
+    )
+
     package static let upstreamTimeout = GatewayError(
         status: 504,
         code: "upstream_timeout",

@@ -3,6 +3,7 @@ package import GatewayRateLimit
 package import GatewayConfig
 package import GatewayCrypto
 package import GatewayStore
+package import GatewayTLS
 import GatewayCore
 package import Logging
 package import NIOCore
@@ -28,8 +29,21 @@ package struct LoopIdentity {
     }
 }
 
+/// The TLS contexts built from one configuration: the listeners' (`[server.tls]`) and the
+/// upstream's (`https://` upstream). Built off the event loops (they read files), shared
+/// read-only by every loop, replaced as a whole on reload. Any thread.
+package struct GatewayTLSContexts: Sendable {
+    package var server: TLSContext?
+    package var upstream: TLSContext?
+
+    package init(server: TLSContext? = nil, upstream: TLSContext? = nil) {
+        self.server = server
+        self.upstream = upstream
+    }
+}
+
 /// Everything one event loop needs to serve requests: the configuration snapshot in
-/// force, the upstream pool, the loggers.
+/// force, the TLS contexts, the upstream pool, the loggers.
 ///
 /// One per event loop, created at start-up. It is touched only on its own loop, which is
 /// what lets the request path run without locks: a reload does not mutate shared state,
@@ -46,6 +60,10 @@ package final class LoopContext {
     package let metrics = LoopMetrics()
     /// `Host` for the upstream, computed once per configuration rather than per request.
     package private(set) var upstreamAuthority: String
+    /// The TLS contexts in force: new TLS connections on this loop use these.
+    package private(set) var tls: GatewayTLSContexts
+    /// `Strict-Transport-Security` for responses on TLS listeners (nil: HSTS off).
+    package private(set) var strictTransportSecurity: String?
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
     /// Route, credential and scope decisions for this loop.
@@ -81,6 +99,7 @@ package final class LoopContext {
         identity: LoopIdentity? = nil,
         sessionStore: (any SessionStore)? = nil,
         rateLimiter: RateLimiter? = nil,
+        tls: GatewayTLSContexts = GatewayTLSContexts(),
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
         self.rateLimiter = rateLimiter ?? RateLimiter(
@@ -91,7 +110,11 @@ package final class LoopContext {
         self.connector = connector
         self.logger = logger
         self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
-        self.pool = UpstreamPool(eventLoop: eventLoop, settings: configuration.upstream, connector: connector)
+        self.tls = tls
+        self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
+        self.pool = UpstreamPool(
+            eventLoop: eventLoop, settings: configuration.upstream, connector: connector, tls: tls.upstream, logger: logger
+        )
         self.upstreamAuthority = configuration.upstream.authority
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
         let hmac = hmac ?? HMACSHA256(key: SecureRandom.bytes(32))
@@ -184,18 +207,31 @@ package final class LoopContext {
             policies: Set(configuration.rateLimits.map(\.name)), sessionIssuer: configuration.jwt.issuer)
     }
 
-    /// Switches this loop to `configuration`. A changed upstream gets a fresh pool; the old
-    /// one is retired so its connections close as their exchanges end. Routes and cache
-    /// settings take effect for new requests; a new `store` replaces the old one (Redis
-    /// settings changed).
+    /// Switches this loop to `configuration`. A changed upstream (or upstream TLS context)
+    /// gets a fresh pool; the old one is retired so its connections close as their
+    /// exchanges end. Routes and cache settings take effect for new requests; a new
+    /// `store` replaces the old one (Redis settings changed); new `tls` contexts serve new
+    /// connections while established ones keep theirs.
     /// - Parameter identity: a new JWT setup when `[auth.jwt]` changed (`.some(nil)` turns
     ///   JWTs off); nil keeps this loop's verifier, cache and keys.
-    package func apply(_ configuration: GatewayConfiguration, logger: Logger, store: (any CredentialStore)? = nil, identity: LoopIdentity?? = nil) {
+    package func apply(
+        _ configuration: GatewayConfiguration,
+        logger: Logger,
+        store: (any CredentialStore)? = nil,
+        tls: GatewayTLSContexts? = nil,
+        identity: LoopIdentity?? = nil
+    ) {
         self.eventLoop.preconditionInEventLoop()
-        if configuration.upstream != self.configuration.upstream {
+        let tls = tls ?? self.tls
+        if configuration.upstream != self.configuration.upstream || tls.upstream !== self.tls.upstream {
             self.pool.retire()
-            self.pool = UpstreamPool(eventLoop: self.eventLoop, settings: configuration.upstream, connector: self.connector)
+            self.pool = UpstreamPool(
+                eventLoop: self.eventLoop, settings: configuration.upstream, connector: self.connector, tls: tls.upstream,
+                logger: logger
+            )
         }
+        self.tls = tls
+        self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
         if let store {
             self.store = store
         }

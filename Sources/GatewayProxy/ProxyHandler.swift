@@ -95,6 +95,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private let loop: LoopContext
     private let clientScheme: String
+    /// The client connection came through a TLS listener: responses carry HSTS.
+    private let isTLS: Bool
     private var machine = ProxyConnectionStateMachine()
     private var context: ChannelHandlerContext?
     private var ids = RequestIDGenerator()
@@ -111,6 +113,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     init(loop: LoopContext, clientScheme: String) {
         self.loop = loop
         self.clientScheme = clientScheme
+        self.isTLS = clientScheme == "https"
+    }
+
+    /// Adds `Strict-Transport-Security` (RFC 6797) to a response on a TLS listener; the
+    /// value comes from the configuration in force, so a reload changes it.
+    private func addStrictTransportSecurity(_ headers: inout HTTPHeaders) {
+        guard self.isTLS, let value = self.loop.strictTransportSecurity else { return }
+        headers.replaceOrAdd(name: "Strict-Transport-Security", value: value)
     }
 
     // MARK: ChannelHandler lifecycle
@@ -525,6 +535,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         if close {
             headers.add(name: "Connection", value: "close")
         }
+        self.addStrictTransportSecurity(&headers)
         let head = HTTPResponseHead(
             version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
             status: HTTPResponseStatus(statusCode: status),
@@ -566,10 +577,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 switch result {
                 case .success(let connection):
                     handler.upstreamAcquired(connection, exchangeID: exchangeID, pool: pool)
-                case .failure:
+                case .failure(let error):
                     guard handler.exchange?.id == exchangeID else { return }
                     handler.loop.metrics.upstreamConnectFailed()
-                    handler.run(handler.machine.upstreamAcquireFailed(.upstreamUnavailable))
+                    // The pool says why in a GatewayError (a TLS failure); anything else is
+                    // a refused or timed-out connect.
+                    handler.run(handler.machine.upstreamAcquireFailed(error as? GatewayError ?? .upstreamUnavailable))
                 }
             }
 
@@ -700,6 +713,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         if close {
             headers.add(name: "Connection", value: "close")
         }
+        self.addStrictTransportSecurity(&headers)
         let version = exchange?.version ?? .http1_1
         let head = HTTPResponseHead(
             version: version.minor == 0 ? .http1_0 : .http1_1,
@@ -759,6 +773,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             // Ours replace any the upstream sent: the gateway is the limiter clients see.
             clientHead.headers.replaceOrAdd(name: field.name, value: field.value)
         }
+        self.addStrictTransportSecurity(&clientHead.headers)
         context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
     }
 

@@ -1,5 +1,7 @@
 import GatewayConfig
 import GatewayCore
+import GatewayTLS
+import Logging
 package import NIOCore
 import NIOHTTP1
 
@@ -17,6 +19,11 @@ package typealias UpstreamConnector =
 
 /// The keep-alive connections of one event loop to one upstream.
 ///
+/// For an `https://` upstream each new connection gets a client `TLSHandler` in front of
+/// the HTTP codec and is handed out only once its handshake succeeded (certificate
+/// verified against `[upstream] tls_server_name` or the URL's host); a failed handshake
+/// fails the acquisition with a 502 `upstream_tls_error` and logs OpenSSL's reason.
+///
 /// Idle connections are reused most-recently-used first (warm TCP windows, and the
 /// least-used ones age out), capped at `maxIdleConnectionsPerLoop`, and closed after the
 /// upstream idle timeout. A retired pool (after a reload changed the upstream) closes
@@ -26,15 +33,26 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     let settings: UpstreamSettings
     private let connector: UpstreamConnector
+    /// The client context for an https upstream; nil for http.
+    private let tls: TLSContext?
+    private let logger: Logger
     private var idle: [UpstreamConnection] = []
     private(set) var isRetired = false
     private var sweepTask: RepeatedTask?
     private(set) var openConnections = 0
 
-    init(eventLoop: any EventLoop, settings: UpstreamSettings, connector: @escaping UpstreamConnector) {
+    init(
+        eventLoop: any EventLoop,
+        settings: UpstreamSettings,
+        connector: @escaping UpstreamConnector,
+        tls: TLSContext? = nil,
+        logger: Logger = Logger(label: "dbaudit-gateway.upstream", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.connector = connector
+        self.tls = tls
+        self.logger = logger
     }
 
     var idleCount: Int { self.idle.count }
@@ -83,6 +101,9 @@ final class UpstreamPool {
     private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let connection = UpstreamConnection(responseTimeout: self.settings.responseTimeout.timeAmount)
         let loopBound = NIOLoopBound(connection, eventLoop: self.eventLoop)
+        let tls = self.tls
+        let serverName = self.settings.effectiveTLSServerName
+        let handshakeTimeout = self.settings.connectTimeout.timeAmount
         let future = self.connector(
             self.eventLoop,
             self.settings.host,
@@ -90,6 +111,12 @@ final class UpstreamPool {
             self.settings.connectTimeout.timeAmount
         ) { channel in
             do {
+                if let tls {
+                    // First in the pipeline: the HTTP codec below it speaks plaintext.
+                    _ = try TLSHandler.addClient(
+                        to: channel, context: tls, serverName: serverName, handshakeTimeout: handshakeTimeout
+                    )
+                }
                 var encoderConfiguration = HTTPRequestEncoder.Configuration()
                 // Framing headers are set explicitly by ForwardingRules; the encoder must
                 // not second-guess them.
@@ -110,20 +137,55 @@ final class UpstreamPool {
             }
         }
         future.assumeIsolated().whenComplete { result in
-            guard case .success = result else {
+            guard case .success(let channel) = result else {
                 completion(result.map { _ in connection })
                 return
             }
-            self.openConnections += 1
-            connection.onClose = { [weak self] closed in
-                guard let self else { return }
-                self.openConnections -= 1
-                if let index = self.idle.firstIndex(where: { $0 === closed }) {
-                    self.idle.remove(at: index)
+            guard self.tls != nil else {
+                self.connected(connection, completion)
+                return
+            }
+            guard let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self).handshakeFuture else {
+                channel.close(promise: nil)
+                completion(.failure(GatewayError.upstreamTLSFailed))
+                return
+            }
+            handshake.assumeIsolated().whenComplete { outcome in
+                switch outcome {
+                case .success:
+                    self.connected(connection, completion)
+                case .failure(let error):
+                    let tlsError = error as? TLSError
+                    self.logger.warning(
+                        "upstream TLS handshake failed",
+                        metadata: [
+                            "upstream": "\(self.settings.url)",
+                            "server_name": "\(self.settings.effectiveTLSServerName)",
+                            "reason": "\(tlsError?.description ?? "\(error)")",
+                        ]
+                    )
+                    channel.close(promise: nil)
+                    completion(
+                        .failure(
+                            tlsError?.kind == .certificateVerificationFailed
+                                ? GatewayError.upstreamCertificateInvalid : GatewayError.upstreamTLSFailed
+                        )
+                    )
                 }
             }
-            completion(.success(connection))
         }
+    }
+
+    private func connected(_ connection: UpstreamConnection, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        self.openConnections += 1
+        connection.onClose = { [weak self] closed in
+            guard let self else { return }
+            self.openConnections -= 1
+            if let index = self.idle.firstIndex(where: { $0 === closed }) {
+                self.idle.remove(at: index)
+            }
+        }
+        completion(.success(connection))
     }
 
     private func startSweeping() {

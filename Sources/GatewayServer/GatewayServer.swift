@@ -7,6 +7,7 @@ package import GatewayStore
 import GatewayCore
 package import GatewayProxy
 import GatewayRateLimit
+import GatewayTLS
 package import Logging
 import NIOConcurrencyHelpers
 package import NIOCore
@@ -33,6 +34,9 @@ package final class GatewayServer: Sendable {
     private let memorySessions: InMemorySessionData?
     /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
     let redisProbe: NIOLoopBound<RedisClient>?
+    /// Why the TLS contexts of the initial configuration could not be built; `start()`
+    /// throws it (the initializer cannot).
+    private let tlsSetupError: TLSSetupError?
 
     private struct State {
         var configuration: GatewayConfiguration
@@ -42,6 +46,8 @@ package final class GatewayServer: Sendable {
         var reloadFailures = 0
         var admin: AdminServer?
         var draining = false
+        /// The TLS contexts in force (each loop holds the same ones).
+        var tls = GatewayTLSContexts()
     }
 
     var loopContexts: [NIOLoopBound<LoopContext>] { self.contexts }
@@ -103,6 +109,14 @@ package final class GatewayServer: Sendable {
         }
         // One shard per loop, shared by all: a principal's local bucket is exact process-wide.
         let localLimiter = LocalRateLimiter(group: self.group)
+        let tls: GatewayTLSContexts
+        do {
+            tls = try Self.makeTLSContexts(configuration)
+            self.tlsSetupError = nil
+        } catch {
+            tls = GatewayTLSContexts()
+            self.tlsSetupError = error
+        }
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
@@ -130,7 +144,8 @@ package final class GatewayServer: Sendable {
                         LoopIdentity(runtime: $0, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
                     },
                     sessionStore: sessions,
-                    rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger)
+                    rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger),
+                    tls: tls
                 )
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)
@@ -167,7 +182,9 @@ package final class GatewayServer: Sendable {
             self.redisProbe = nil
         }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
-        self.state = NIOLockedValueBox(State(configuration: configuration, logger: logger))
+        var state = State(configuration: configuration, logger: logger)
+        state.tls = tls
+        self.state = NIOLockedValueBox(state)
         self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group)
         refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
     }
@@ -221,17 +238,24 @@ package final class GatewayServer: Sendable {
     /// Binds every `[server] listen` address. Throws (binding nothing) if any fails.
     package func start() async throws {
         let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
+        if let error = self.tlsSetupError {
+            logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
+            throw error
+        }
         self.subscriber?.start()
         self.refresher.withLockedValue { $0 }?.start()
         var bound: [any Channel] = []
         do {
             for address in configuration.server.listen {
-                let channel = try await self.bind(address, logger: logger)
+                let channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
                 bound.append(channel)
                 let local = channel.localAddress.flatMap { bound in
                     bound.ipAddress.map { ListenAddress(host: $0, port: bound.port ?? address.port).description }
                 }
-                logger.notice("listening", metadata: ["address": "\(local ?? address.description)"])
+                logger.notice(
+                    "listening",
+                    metadata: ["address": "\(local ?? address.description)", "tls": "\(configuration.server.tls != nil)"]
+                )
             }
         } catch {
             for channel in bound { try? await channel.close() }
@@ -257,7 +281,10 @@ package final class GatewayServer: Sendable {
         }
     }
 
-    private func bind(_ address: ListenAddress, logger: Logger) async throws -> any Channel {
+    /// - Parameter tls: the listener terminates TLS (fixed for its lifetime; the context
+    ///   and handshake timeout come from the loop's configuration at each accept, so a
+    ///   reload's new certificate serves new connections).
+    private func bind(_ address: ListenAddress, logger: Logger, tls: Bool) async throws -> any Channel {
         let tracker = self.tracker
         let contexts = Dictionary(uniqueKeysWithValues: self.contexts.map { (ObjectIdentifier($0.eventLoop), $0) })
         return try await ServerBootstrap(group: self.group)
@@ -283,7 +310,18 @@ package final class GatewayServer: Sendable {
                     guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    try ProxyPipeline.configure(channel: channel, loop: context.value)
+                    let loop = context.value
+                    if tls {
+                        guard let server = loop.tls.server, let settings = loop.configuration.server.tls else {
+                            throw ChannelError.ioOnClosedChannel
+                        }
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandler(context: server, mode: .server, handshakeTimeout: settings.handshakeTimeout.timeAmount)
+                        )
+                        try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
+                    } else {
+                        try ProxyPipeline.configure(channel: channel, loop: loop)
+                    }
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -322,9 +360,22 @@ package final class GatewayServer: Sendable {
 
     /// Applies a new configuration to every loop. Listener addresses and event-loop count
     /// cannot change without a restart; such changes are logged and ignored.
-    package func apply(_ newConfiguration: GatewayConfiguration, logger newLogger: Logger, identity: IdentityRuntime? = nil) async {
+    /// - Parameter tls: the TLS contexts built from `newConfiguration`; nil keeps the
+    ///   current ones.
+    package func apply(
+        _ newConfiguration: GatewayConfiguration,
+        logger newLogger: Logger,
+        tls newTLS: GatewayTLSContexts? = nil,
+        identity: IdentityRuntime? = nil
+    ) async {
         var effective = newConfiguration
-        let old = self.state.withLockedValue { $0.configuration }
+        let (old, oldTLS) = self.state.withLockedValue { ($0.configuration, $0.tls) }
+        var tls = newTLS ?? oldTLS
+        if (newConfiguration.server.tls == nil) != (old.server.tls == nil) {
+            newLogger.warning("reload: [server.tls] was added or removed; restart the gateway to apply it")
+            effective.server.tls = old.server.tls
+            tls.server = oldTLS.server
+        }
         if newConfiguration.server.listen != old.server.listen {
             newLogger.warning("reload: server.listen changed; restart the gateway to apply it")
             effective.server.listen = old.server.listen
@@ -356,6 +407,7 @@ package final class GatewayServer: Sendable {
         let checkPassword = self.checkPassword
         let refetch = self.refetchFunction
         let memorySessions = self.memorySessions
+        let contexts = tls
         var futures: [EventLoopFuture<Void>] = []
         for context in self.contexts {
             futures.append(context.eventLoop.submit {
@@ -366,11 +418,12 @@ package final class GatewayServer: Sendable {
                         return LoopIdentity(runtime: runtime, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
                     }
                 }
-                context.value.apply(snapshot, logger: newLogger, identity: loopIdentity)
+                context.value.apply(snapshot, logger: newLogger, tls: contexts, identity: loopIdentity)
             })
         }
         for future in futures { try? await future.get() }
         self.state.withLockedValue {
+            $0.tls = contexts
             $0.configuration = snapshot
             $0.logger = newLogger
             $0.reloads += 1
@@ -384,13 +437,29 @@ package final class GatewayServer: Sendable {
         let logger = self.state.withLockedValue { $0.logger }
         do {
             let configuration = try ConfigurationLoader.load(path: path)
+            // Certificates are loaded and each key checked against its certificate before
+            // anything changes: a bad pair keeps the old configuration and certificates.
+            let tls = try Self.makeTLSContexts(configuration)
             let newLogger = Logger.gateway(configuration.logging)
             let identity = try IdentityRuntime.build(configuration.jwt) { problem in
                 newLogger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
             }
-            await self.apply(configuration, logger: newLogger, identity: identity)
-            newLogger.notice("configuration reloaded", metadata: ["file": "\(path)", "upstream": "\(configuration.upstream.url)"])
+            await self.apply(configuration, logger: newLogger, tls: tls, identity: identity)
+            newLogger.notice(
+                "configuration reloaded",
+                metadata: [
+                    "file": "\(path)", "upstream": "\(configuration.upstream.url)",
+                    "tls_certificates_reloaded": "\(configuration.server.tls != nil)",
+                ]
+            )
             return true
+        } catch let error as TLSSetupError {
+            self.state.withLockedValue { $0.reloadFailures += 1 }
+            logger.error(
+                "reload failed; keeping the previous configuration and certificates",
+                metadata: ["file": "\(path)", "problems": "\(error.description)"]
+            )
+            return false
         } catch {
             self.state.withLockedValue { $0.reloadFailures += 1 }
             logger.error(

@@ -1,5 +1,7 @@
 import Foundation
 import GatewayAuth
+import GatewayTLS
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -13,18 +15,45 @@ enum HTTPFetchers {
         var description: String
     }
 
+    /// Client TLS contexts by CA file ("" = the system trust store), built on first use
+    /// (reading files) and kept: fetches are rare, so the lock is never on a request path.
+    final class TLSContexts: Sendable {
+        private let contexts = NIOLockedValueBox<[String: TLSContext]>([:])
+
+        func context(caFile: String?) throws -> TLSContext {
+            try contexts.withLockedValue { contexts in
+                if let existing = contexts[caFile ?? ""] { return existing }
+                var configuration = TLSClientConfiguration(caFile: caFile)
+                configuration.applicationProtocols = ["http/1.1"]
+                let context = try TLSContext.client(configuration)
+                contexts[caFile ?? ""] = context
+                return context
+            }
+        }
+    }
+
     static func posix(group: any EventLoopGroup) -> HTTPFetcher {
-        { url, timeout, maximumBytes in
+        let tlsContexts = TLSContexts()
+        return { url, timeout, maximumBytes, caFile in
             let loop = group.next()
             guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
                 let host = components.host, !host.isEmpty
             else {
                 return loop.makeFailedFuture(FetchError(description: "not a valid URL"))
             }
-            guard scheme == "http" else {
-                return loop.makeFailedFuture(FetchError(description: "\(scheme):// fetches need the TLS client (not available in this build)"))
+            var tls: TLSContext?
+            switch scheme {
+            case "http": break
+            case "https":
+                do {
+                    tls = try tlsContexts.context(caFile: caFile)
+                } catch {
+                    return loop.makeFailedFuture(FetchError(description: "TLS client setup failed: \(error)"))
+                }
+            default:
+                return loop.makeFailedFuture(FetchError(description: "only http:// and https:// URLs can be fetched"))
             }
-            let port = components.port ?? 80
+            let port = components.port ?? (tls == nil ? 80 : 443)
             let base = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
             let path = components.percentEncodedQuery.map { base + "?" + $0 } ?? base
             let promise = loop.makePromise(of: HTTPFetchResponse.self)
@@ -37,6 +66,10 @@ enum HTTPFetchers {
                 .connectTimeout(timeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            // Verifies the chain and the host name; SNI = the URL's host.
+                            _ = try TLSHandler.addClient(to: channel, context: tls, serverName: host, handshakeTimeout: timeout)
+                        }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(FetchHandler(promise: promise, maximumBytes: maximumBytes))
                     }

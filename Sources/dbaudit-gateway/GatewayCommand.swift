@@ -63,27 +63,35 @@ extension GatewayCommand {
         var config: String
 
         func run() throws {
+            let configuration: GatewayConfiguration
             do {
-                let configuration = try ConfigurationLoader.load(path: self.config)
-                // Keys and JWKS files are parsed here too, so a bad PEM fails the check.
-                var warnings: [String] = []
-                do {
-                    _ = try IdentityRuntime.build(configuration.jwt) { warnings.append($0) }
-                } catch {
-                    FileHandleOutput.standardError("\(self.config): auth.jwt: \(error)\n")
-                    FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
-                    throw ExitCode(1)
-                }
-                for warning in warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
-                print("# effective configuration of \(self.config): OK")
-                print(configuration.renderedTOML(), terminator: "")
-            } catch let exit as ExitCode {
-                throw exit
+                configuration = try ConfigurationLoader.load(path: self.config)
             } catch {
                 FileHandleOutput.standardError("\(error)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }
+            // Certificates and keys are loaded as `run` would, so a mismatched pair or a
+            // wrong passphrase fails here rather than at start or reload.
+            do {
+                _ = try GatewayServer.makeTLSContexts(configuration)
+            } catch {
+                FileHandleOutput.standardError("\(self.config): \(error.description)\n")
+                FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
+                throw ExitCode(1)
+            }
+            // JWT signing keys and JWKS files too.
+            var warnings: [String] = []
+            do {
+                _ = try IdentityRuntime.build(configuration.jwt) { warnings.append($0) }
+            } catch {
+                FileHandleOutput.standardError("\(self.config): auth.jwt: \(error)\n")
+                FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
+                throw ExitCode(1)
+            }
+            for warning in warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
+            print("# effective configuration of \(self.config): OK")
+            print(configuration.renderedTOML(), terminator: "")
         }
     }
 }

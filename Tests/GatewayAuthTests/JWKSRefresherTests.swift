@@ -38,7 +38,7 @@ final class FakeHTTP: @unchecked Sendable {
     var requests: [String] { lock.withLock { requested } }
 
     var fetcher: HTTPFetcher {
-        { url, _, _ in
+        { url, _, _, _ in
             self.lock.withLock {
                 self.requested.append(url)
                 if self.holding {

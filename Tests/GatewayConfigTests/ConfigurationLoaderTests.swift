@@ -350,7 +350,7 @@ private let upstreamOnly = """
     // MARK: upstream url
 
     @Test(arguments: [
-        ("https://backend:443", "https upstreams are not supported"),
+        ("ftp://backend:443", "must start with http:// or https://"),
         ("http://user:pw@backend", "credentials"),
         ("http://backend/v1", "no path"),
         ("http://backend:9000/v1?x=1", "no path"),
@@ -509,7 +509,7 @@ private let upstreamOnly = """
 
     /// A bad `url` must not hide the other `[upstream]` problems: all are reported at once.
     @Test func badURLDoesNotHideOtherUpstreamProblems() {
-        let found = problems("[upstream]\nurl = \"https://x\"\nconnect_timeout = \"0s\"\n")
+        let found = problems("[upstream]\nurl = \"ftp://x\"\nconnect_timeout = \"0s\"\n")
         #expect(found.contains { $0.key == "upstream.url" })
         #expect(found.contains { $0.key == "upstream.connect_timeout" })
     }

@@ -170,8 +170,22 @@ extension ValueParsers.Outcome {
     }
 
     @Test(arguments: [
-        ("https://backend:443", "http://"),
+        ("https://backend", "backend", 443),
+        ("https://backend.internal:8443/", "backend.internal", 8443),
+        ("https://127.0.0.1:9443", "127.0.0.1", 9443),
+    ])
+    func parsesHTTPSURLs(_ text: String, _ host: String, _ port: Int) {
+        let parsed = ValueParsers.upstreamURL(text).value
+        #expect(parsed?.scheme == "https")
+        #expect(parsed?.host == host)
+        #expect(parsed?.port == port)
+    }
+
+    @Test(arguments: [
         ("ftp://backend", "http://"),
+        ("https//backend", "http://"),
+        ("https://user@backend", "credentials"),
+        ("https://backend/api", "no path"),
         ("backend:80", "http://"),
         ("//backend", "http://"),
         ("http://user:secret@backend", "credentials"),

@@ -142,26 +142,28 @@ struct RedisRateLimiterTests {
             let loop = group.next()
             let limiter = try await instance(server, on: loop)
             let raw = LoopClient(redisSettings(server), on: loop)
-            // 10 per second: one token is 10⁶ units, 10 units per µs.
-            let shape = TokenBucket.Shape(policy: "refill", rate: 10, periodSeconds: 1, burst: 3)
+            // 2 per second: one token is 10⁶ units, 2 units per µs. Slow enough that a loaded
+            // machine cannot refill a token between the burst and the refusal (500 ms).
+            let shape = TokenBucket.Shape(policy: "refill", rate: 2, periodSeconds: 1, burst: 3)
             let key = RedisRateLimiter.redisKey(prefix: prefix, policy: "refill", key: "k")
             for _ in 0..<3 { #expect(try await decide(limiter, shape, "k").get().allowed) }
             let refused = try await decide(limiter, shape, "k").get()
             #expect(!refused.allowed)
             #expect(refused.retryAfterSeconds == 1)
             let before = try #require(try await stored(raw, key))
-            try await Task.sleep(for: .milliseconds(150))  // time must pass on Redis's clock
+            try await Task.sleep(for: .milliseconds(600))  // time must pass on Redis's clock
             let decision = try await decide(limiter, shape, "k").get()
             let after = try #require(try await stored(raw, key))
             // Exactly what Redis's two timestamps say, in integers.
             let elapsed = after.time - before.time
-            #expect(elapsed >= 150_000)
-            let refilled = min(3_000_000, before.credit + elapsed * 10)
+            #expect(elapsed >= 600_000)
+            let refilled = min(3_000_000, before.credit + elapsed * 2)
             #expect(decision.allowed == (refilled >= 1_000_000))
             #expect(decision.allowed)
             #expect(after.credit == refilled - 1_000_000)
             #expect(decision.remaining == Int(after.credit / 1_000_000))
-            #expect(decision.resetSeconds == 1)
+            // Seconds until full again, rounded up: (3·10⁶ − credit) units at 2 per µs.
+            #expect(decision.resetSeconds == Int((3_000_000 - after.credit + 1_999_999) / 2_000_000))
             await raw.close()
         }
     }

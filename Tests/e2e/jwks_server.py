@@ -33,7 +33,8 @@ class JWKSServer:
     """Serves `document` as JSON on `/jwks.json` (and on any path not set with `set_path`)
     and counts those GETs; `set_path` serves other documents (an OIDC discovery one)."""
 
-    def __init__(self, document: dict | None = None, cache_control: str | None = "max-age=3600"):
+    def __init__(self, document: dict | None = None, cache_control: str | None = "max-age=3600",
+                 tls: tuple[str, str] | None = None):
         self._lock = threading.Lock()
         self._document = json.dumps(document or {"keys": []}).encode()
         self.cache_control = cache_control
@@ -68,6 +69,13 @@ class JWKSServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -75,7 +83,8 @@ class JWKSServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/jwks.json"
+        host = "localhost" if self.scheme == "https" else "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.port}/jwks.json"
 
     def url_of(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -10,11 +10,12 @@ inspect. Special paths:
   /close             answer with "Connection: close"
   /__records         JSON of all recorded requests (not recorded itself)
   /__reset           forget recorded requests
-Usage: upstream.py PORT NAME
+Usage: upstream.py PORT NAME [CERT KEY]   (with CERT and KEY it speaks HTTPS)
 """
 
 import json
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -157,6 +158,11 @@ def main():
     port = int(sys.argv[1])
     NAME = sys.argv[2] if len(sys.argv) > 2 else "upstream"
     server = Server(("127.0.0.1", port), Handler)
+    if len(sys.argv) > 4:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[3], sys.argv[4])
+        # The handshake runs in the handler's thread, so a failing client does not block accept.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     print("ready", flush=True)
     server.serve_forever()
 

@@ -16,9 +16,10 @@ package struct HTTPFetchResponse: Sendable {
     }
 }
 
-/// Performs one outbound GET with a timeout and a body limit; the future completes on any
-/// loop. Implemented by the server over NIOPosix (and TLS for https).
-package typealias HTTPFetcher = @Sendable (_ url: String, _ timeout: TimeAmount, _ maximumBytes: Int) -> EventLoopFuture<HTTPFetchResponse>
+/// Performs one outbound GET with a timeout and a body limit; https URLs are verified
+/// against `caFile` (nil: the system trust store) with host-name checking. The future
+/// completes on any loop. Implemented by the server over NIOPosix and GatewayTLS.
+package typealias HTTPFetcher = @Sendable (_ url: String, _ timeout: TimeAmount, _ maximumBytes: Int, _ caFile: String?) -> EventLoopFuture<HTTPFetchResponse>
 
 /// Keeps every external issuer's JWKS current for the whole process: background refresh
 /// at the provider's `Cache-Control: max-age` clamped into the configured bounds, a refetch
@@ -130,7 +131,7 @@ package final class JWKSRefresher: @unchecked Sendable {
         if let url = state.jwksURL {
             urlFuture = self.eventLoop.makeSucceededFuture(url)
         } else if case .discovery(let discoveryURL) = settings.keySource {
-            urlFuture = self.fetcher(discoveryURL, timeout, 256 * 1024).hop(to: self.eventLoop).flatMapThrowing { response -> String in
+            urlFuture = self.fetcher(discoveryURL, timeout, 256 * 1024, settings.caFile).hop(to: self.eventLoop).flatMapThrowing { response -> String in
                 guard response.status == 200 else { throw FetchFailed(description: "discovery answered \(response.status)") }
                 guard let document = try? StrictJSON.parseObject(response.body), let uri = document["jwks_uri"]?.string,
                     let parsed = URL(string: uri), ["http", "https"].contains(parsed.scheme?.lowercased() ?? "")
@@ -145,7 +146,7 @@ package final class JWKSRefresher: @unchecked Sendable {
         }
         let fetched: EventLoopFuture<HTTPFetchResponse>.Isolated = urlFuture.assumeIsolated().flatMap { (url: String) -> EventLoopFuture<HTTPFetchResponse> in
             state.jwksURL = url
-            return self.fetcher(url, timeout, JSONWebKeySet.maxDocumentBytes).hop(to: self.eventLoop)
+            return self.fetcher(url, timeout, JSONWebKeySet.maxDocumentBytes, settings.caFile).hop(to: self.eventLoop)
         }
         let future = fetched.flatMapThrowing { (response: HTTPFetchResponse) -> (JSONWebKeySet, TimeAmount) in
             guard response.status == 200 else { throw FetchFailed(description: "JWKS answered HTTP \(response.status)") }
