@@ -31,6 +31,9 @@ package final class Authenticator {
     private let now: () -> Int64
     private let logger: Logger
     private var lastTouched: [String: Int64] = [:]
+    private var lookupsInFlight: [String: EventLoopFuture<APIKeyRecord?>] = [:]
+    /// Cache misses that joined a lookup already in flight (no store call of their own).
+    package private(set) var coalescedLookups = 0
     private var lastTouchSweep: Int64 = 0
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
@@ -136,7 +139,7 @@ package final class Authenticator {
         case .miss:
             stale = nil
         }
-        let future = self.store.apiKey(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
+        let future = self.lookUp(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
             if case CredentialStoreError.corrupt(let reason) = error {
                 // Not what the gateway wrote: treated as absent (401), and said loudly.
                 self.logger.error("unreadable API key record in the store", metadata: ["reason": "\(reason)"])
@@ -205,6 +208,20 @@ package final class Authenticator {
                 return principal
             })
         }
+    }
+
+    /// One store lookup per key hash at a time on this loop: requests that miss the cache
+    /// while a lookup for the same key is on its way (a cold start, or every client of a
+    /// key whose entry just went stale) wait for that answer instead of each asking Redis.
+    private func lookUp(hash: String) -> EventLoopFuture<APIKeyRecord?> {
+        if let pending = self.lookupsInFlight[hash] {
+            self.coalescedLookups += 1
+            return pending
+        }
+        let future = self.store.apiKey(hash: hash)
+        self.lookupsInFlight[hash] = future
+        future.assumeIsolated().whenComplete { _ in self.lookupsInFlight[hash] = nil }
+        return future
     }
 
     private struct StaleFallback: Error {

@@ -28,10 +28,27 @@ final class CountingStore: CredentialStore {
         self.inner = inner
     }
 
+    /// When set, lookups wait until `releaseHeldLookups()` (a slow store).
+    var holdLookups = false
+    private var held: [(hash: String, promise: EventLoopPromise<APIKeyRecord?>)] = []
+
     func apiKey(hash: String) -> EventLoopFuture<APIKeyRecord?> {
         self.apiKeyCalls += 1
         if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        if holdLookups {
+            let promise = self.eventLoop.makePromise(of: APIKeyRecord?.self)
+            self.held.append((hash, promise))
+            return promise.futureResult
+        }
         return self.inner.apiKey(hash: hash)
+    }
+
+    func releaseHeldLookups() {
+        let held = self.held
+        self.held = []
+        for (hash, promise) in held {
+            self.inner.apiKey(hash: hash).cascade(to: promise)
+        }
     }
 
     func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void> {
