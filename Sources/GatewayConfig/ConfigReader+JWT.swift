@@ -153,7 +153,7 @@ extension ConfigReader {
                 allowed: [
                     "issuer", "jwks_url", "jwks_file", "discovery_url", "audiences", "required_type", "algorithms",
                     "min_refresh_interval", "max_refresh_interval", "unknown_kid_refetch_interval", "fetch_timeout",
-                    "ca_file",
+                    "ca_file", "require_subject",
                 ])
             guard let issuer = self.string(entry, "issuer", path: entryPath), !issuer.isEmpty else {
                 self.problem("\(entryPath).issuer", "is required (the exact iss value of its tokens)")
@@ -201,6 +201,7 @@ extension ConfigReader {
             self.boundedDuration(entry, "max_refresh_interval", path: entryPath, .seconds(1)...(.seconds(7 * 86400))).map { settings.maxRefreshInterval = $0 }
             self.boundedDuration(entry, "unknown_kid_refetch_interval", path: entryPath, .milliseconds(100)...(.seconds(3600))).map { settings.unknownKeyRefetchInterval = $0 }
             self.boundedDuration(entry, "fetch_timeout", path: entryPath, .milliseconds(100)...(.seconds(60))).map { settings.fetchTimeout = $0 }
+            self.bool(entry, "require_subject", path: entryPath).map { settings.requireSubject = $0 }
             if let caFile = self.string(entry, "ca_file", path: entryPath) {
                 if FileManager.default.isReadableFile(atPath: caFile) {
                     settings.caFile = caFile

@@ -185,6 +185,7 @@ extension GatewayConfiguration {
             lines.append("unknown_kid_refetch_interval = \(duration(issuer.unknownKeyRefetchInterval))")
             lines.append("fetch_timeout = \(duration(issuer.fetchTimeout))")
             if let caFile = issuer.caFile { lines.append("ca_file = \(quote(caFile))") }
+            if !issuer.requireSubject { lines.append("require_subject = false") }
         }
     }
 }

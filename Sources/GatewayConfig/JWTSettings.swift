@@ -81,6 +81,8 @@ package struct IssuerSettings: Sendable, Hashable {
     package var fetchTimeout: Duration = .seconds(5)
     /// CA certificates (PEM) for https JWKS/discovery URLs; nil = the system trust store.
     package var caFile: String?
+    /// `sub` required (default). Off for providers whose machine tokens have none.
+    package var requireSubject: Bool = true
 
     package init(issuer: String, keySource: KeySource, audiences: [String], requiredType: String? = nil) {
         self.issuer = issuer

@@ -93,6 +93,23 @@ import Testing
         }
     }
 
+    /// RFC 7515 A.1-A.3 with the clock injected to 2011: accepted by an issuer policy that
+    /// does not demand `sub` (`require_subject = false`), the principal being the issuer.
+    @Test func rfcTokensAreAcceptedIn2011WhenSubIsNotRequired() throws {
+        for (name, token, key) in try Self.rfcCases() {
+            var policy = Self.joePolicy
+            policy.requiresSubject = false
+            let verifier = JWTVerifier(policies: [policy], keySets: ["joe": JSONWebKeySet(keys: [key])])
+            guard case .verified(let verified) = verifier.verify(token, now: RFCVectors.validAt) else {
+                Issue.record("\(name) was not accepted in 2011: \(verifier.verify(token, now: RFCVectors.validAt))")
+                continue
+            }
+            #expect(verified.principal.subject == "joe", "\(name)")
+            #expect(verified.expiresAt == RFCVectors.exp, "\(name)")
+            #expect(verifier.verify(token, now: RFCVectors.exp).failure == .expired, "\(name)")
+        }
+    }
+
     @Test func rfcTokensAreExpiredToday() throws {
         for (name, token, key) in try Self.rfcCases() {
             var policy = Self.joePolicy

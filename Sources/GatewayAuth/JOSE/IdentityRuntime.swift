@@ -43,6 +43,7 @@ package final class IdentityRuntime: Sendable {
             var policy = IssuerPolicy(
                 issuer: entry.issuer, audiences: entry.audiences, requiredType: entry.requiredType, leewaySeconds: leeway,
                 maxLifetimeSeconds: maxLifetime)
+            policy.requiresSubject = entry.requireSubject
             if !entry.algorithms.isEmpty {
                 policy.allowedAlgorithms = Set(entry.algorithms.compactMap(SignatureAlgorithm.init(rawValue:)))
             }

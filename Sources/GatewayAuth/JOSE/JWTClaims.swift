@@ -19,6 +19,9 @@ package struct IssuerPolicy: Sendable {
     package var isOwn: Bool
     /// Further restricts the keys' pinned algorithms (config `algorithms`); nil = any.
     package var allowedAlgorithms: Set<SignatureAlgorithm>?
+    /// `sub` must be present (RFC 9068). Off only for issuers whose machine tokens carry
+    /// none: the principal is then the `client_id`, or the issuer itself.
+    package var requiresSubject: Bool = true
 
     package init(
         issuer: String,
@@ -95,7 +98,13 @@ package enum JWTClaimsValidator {
                 throw .wrongAudience
             }
         }
-        guard let subject = claims["sub"]?.string, !subject.isEmpty, subject.utf8.count <= 256 else {
+        let subject: String
+        switch claims["sub"] {
+        case .string(let value)? where !value.isEmpty && value.utf8.count <= 256:
+            subject = value
+        case nil where !policy.requiresSubject:
+            subject = claims["client_id"]?.string ?? policy.issuer
+        default:
             throw .missingClaim("sub")
         }
         var scopes: [String] = []
