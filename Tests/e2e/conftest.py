@@ -381,3 +381,31 @@ def set_user_disabled(gateway: "Gateway", email: str, disabled: bool) -> None:
 def login(gateway: "Gateway", email: str, password: str = "password-at-least-12", session=None):
     client = session or requests
     return client.post(f"{gateway.url}/v1/auth/login", json={"email": email, "password": password}, timeout=10)
+
+
+# Shared by the JWT and session tests: routes a user session with read:databases and
+# read:logs can and cannot use.
+USER_ROUTES = """
+[[routes]]
+method = "GET"
+path = "/v1/databases"
+scopes = ["read:databases"]
+
+[[routes]]
+method = "GET"
+path = "/v1/logs"
+scopes = ["read:logs"]
+
+[[routes]]
+method = "POST"
+path = "/v1/policies"
+scopes = ["write:policies"]
+"""
+
+
+@pytest.fixture
+def pepper(tmp_path):
+    """A 32-byte API-key pepper file (required with [redis])."""
+    path = tmp_path / "pepper"
+    path.write_text(os.urandom(32).hex() + "\n")
+    return path

@@ -2,7 +2,6 @@
 its CLI, and a recording upstream."""
 
 import json
-import os
 import re
 import signal
 import socket
@@ -58,13 +57,6 @@ stale_grace = "60s"
 [auth.api_keys]
 pepper_file = "{pepper_path}"
 """
-
-
-@pytest.fixture
-def pepper(tmp_path):
-    path = tmp_path / "pepper"
-    path.write_text(os.urandom(32).hex() + "\n")
-    return path
 
 
 @pytest.fixture

@@ -19,25 +19,10 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import AUDIENCE, OWN_ISSUER, Gateway, Upstream, add_user, jwt_session_tail, login
+from conftest import AUDIENCE, OWN_ISSUER, USER_ROUTES, Gateway, Upstream, add_user, jwt_session_tail, login
 from jwks_server import (ASYMMETRIC_ALGORITHMS, SYMMETRIC_ALGORITHMS, JWKSServer, SigningKey, b64url, b64url_json)
 
-ROUTES = """
-[[routes]]
-method = "GET"
-path = "/v1/databases"
-scopes = ["read:databases"]
-
-[[routes]]
-method = "GET"
-path = "/v1/logs"
-scopes = ["read:logs"]
-
-[[routes]]
-method = "POST"
-path = "/v1/policies"
-scopes = ["write:policies"]
-"""
+ROUTES = USER_ROUTES
 
 IDP = "https://idp.test"
 HS_IDP = "https://hs.test"

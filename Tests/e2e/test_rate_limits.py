@@ -10,7 +10,6 @@ refused request never reaches the upstream."""
 
 import json
 import math
-import os
 import socket
 import subprocess
 import threading
@@ -61,13 +60,6 @@ stale_grace = "120s"
 [auth.api_keys]
 pepper_file = "{pepper}"
 """
-
-
-@pytest.fixture
-def pepper(tmp_path):
-    path = tmp_path / "pepper"
-    path.write_text(os.urandom(32).hex() + "\n")
-    return path
 
 
 def create_key(gateway, scopes, name="rate test", rate_limit=None):

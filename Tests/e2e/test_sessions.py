@@ -15,26 +15,11 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from conftest import (AUDIENCE, OWN_ISSUER, Gateway, add_user, gateway_binary, jwt_session_tail, login,
+from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, Gateway, add_user, gateway_binary, jwt_session_tail, login,
                       set_user_disabled)
 from jwks_server import SigningKey, b64url_json
 
-ROUTES = """
-[[routes]]
-method = "GET"
-path = "/v1/databases"
-scopes = ["read:databases"]
-
-[[routes]]
-method = "GET"
-path = "/v1/logs"
-scopes = ["read:logs"]
-
-[[routes]]
-method = "POST"
-path = "/v1/policies"
-scopes = ["write:policies"]
-"""
+ROUTES = USER_ROUTES
 
 PASSWORD = "password-at-least-12"
 SCOPES = ["read:databases", "read:logs"]
