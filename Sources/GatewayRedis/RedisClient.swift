@@ -35,7 +35,10 @@ package final class RedisClient {
     package let settings: RedisSettings
     private let connector: RedisConnector
     private var state: State = .idle
-    private var scriptHashes: [String: String] = [:]
+    /// Loaded scripts and their SHA1s. A short list searched with `==`, not a dictionary:
+    /// the scripts are static strings, and comparing a string with itself is a pointer
+    /// check, whereas a dictionary would hash a kilobyte of Lua on every EVALSHA.
+    private var scriptHashes: [(script: String, sha: String)] = []
     private var inFlight: CircularBuffer<InFlight> = CircularBuffer(initialCapacity: 16)
     private var commandDeadline = LazyDeadline()
     private var flushScheduled = false
@@ -86,12 +89,12 @@ package final class RedisClient {
     /// e.g. when Redis restarted or was flushed).
     package func evaluate(script: String, keys: [String], arguments: [String]) -> EventLoopFuture<RESPValue> {
         let tail = [String(keys.count)] + keys + arguments
-        guard let sha = self.scriptHashes[script] else {
+        guard let sha = self.scriptHashes.first(where: { $0.script == script })?.sha else {
             return self.loadAndEvaluate(script: script, tail: tail)
         }
         return self.send(["EVALSHA", sha] + tail).assumeIsolated().flatMapError { error in
             if case RedisClientError.server(let message) = error, message.hasPrefix("NOSCRIPT") {
-                self.scriptHashes[script] = nil
+                self.scriptHashes.removeAll { $0.script == script }
                 return self.loadAndEvaluate(script: script, tail: tail)
             }
             return self.eventLoop.makeFailedFuture(error)
@@ -104,7 +107,8 @@ package final class RedisClient {
                 return self.eventLoop.makeFailedFuture(RedisClientError.protocolError("SCRIPT LOAD did not return a hash"))
             }
             let sha = String(decoding: bytes, as: UTF8.self)
-            self.scriptHashes[script] = sha
+            self.scriptHashes.removeAll { $0.script == script }
+            self.scriptHashes.append((script, sha))
             return self.send(["EVALSHA", sha] + tail)
         }.nonisolated()
     }
