@@ -39,6 +39,10 @@ package enum RateLimitGate {
             }
         }
         if pending.isEmpty { return .now(Self.combine(decided.map { .decided($0) })) }
+        if pending.count == 1, decided.isEmpty {
+            // The common case (one policy, in Redis): no aggregate future.
+            return .later(pending[0].map { Self.combine([$0]) })
+        }
         let already = decided
         return .later(EventLoopFuture.whenAllComplete(pending, on: eventLoop).map { results in
             let outcomes = results.map { result -> RateLimitOutcome in

@@ -169,12 +169,26 @@ package final class RedisRateLimiter {
     //   full is still full (capped), whereas one dropped early would hand out tokens.
     // - A stored value that does not parse is treated as a full bucket.
 
+    private static func isKeptAsIs(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "@"), UInt8(ascii: ":"):
+            return true
+        default:
+            return false
+        }
+    }
+
     /// `<prefix>rl:<policy>:k:<escaped key>`, or `...:h:<sha256 hex>` when the escaped key
     /// would be longer than 128 bytes. Escaping keeps `A-Z a-z 0-9 _ . - @ :` and writes
     /// every other byte as `%XX`, so distinct keys stay distinct, readable in `redis-cli`
     /// (key ids, addresses, subjects), and never contain spaces, braces (cluster hash
     /// tags) or control bytes. The `k:`/`h:` tag keeps the two forms from colliding.
     package static func redisKey(prefix: String, policy: String, key: String) -> String {
+        // Key ids, subjects and addresses are almost always plain already: one scan, no copy.
+        if key.utf8.count <= 128, key.utf8.allSatisfy(Self.isKeptAsIs) {
+            return "\(prefix)rl:\(policy):k:\(key)"
+        }
         var escaped = ""
         escaped.reserveCapacity(key.utf8.count)
         let hex: [Character] = Array("0123456789ABCDEF")
