@@ -31,7 +31,16 @@ extension ConfigReader {
         self.integer(table, "password_hash_cost", path: path, range: 10...20).map { settings.passwordHashCost = $0 }
         self.integer(table, "login_attempts_per_address", path: path, range: 1...100_000).map { settings.loginAttemptsPerAddress = $0 }
         self.integer(table, "login_attempts_per_account", path: path, range: 1...100_000).map { settings.loginAttemptsPerAccount = $0 }
-        self.boundedDuration(table, "login_window", path: path, .seconds(1)...(.seconds(86400))).map { settings.loginWindow = $0 }
+        self.boundedDuration(table, "login_window", path: path, .seconds(1)...(.seconds(3600))).map { settings.loginWindow = $0 }
+        // The limiter counts in tokens per second, minute or hour: any other window is
+        // expressed per hour, which must stay within a bucket's bounds.
+        let window = Int(settings.loginWindow.components.seconds)
+        if ![1, 60, 3600].contains(window) {
+            for (key, attempts) in [("login_attempts_per_address", settings.loginAttemptsPerAddress), ("login_attempts_per_account", settings.loginAttemptsPerAccount)]
+            where (attempts * 3600 + window - 1) / window > 1_000_000 {
+                self.problem("\(path).\(key)", "\(attempts) per \(window)s is too many to count (at most 1000000 per hour)")
+            }
+        }
         if settings.accessTokenTTL > settings.maxTokenLifetime {
             self.problem("\(path).access_token_ttl", "must not exceed max_token_lifetime")
         }
@@ -173,14 +182,14 @@ extension ConfigReader {
             }
             var source: IssuerSettings.KeySource
             if let url {
-                guard Self.isHTTPURL(url) else {
-                    self.problem("\(entryPath).jwks_url", "must be an http:// or https:// URL")
+                guard Self.isKeyURL(url) else {
+                    self.problem("\(entryPath).jwks_url", "must be an https:// URL (http:// only to a loopback address)")
                     continue
                 }
                 source = .jwksURL(url)
             } else if let discovery {
-                guard Self.isHTTPURL(discovery) else {
-                    self.problem("\(entryPath).discovery_url", "must be an http:// or https:// URL")
+                guard Self.isKeyURL(discovery) else {
+                    self.problem("\(entryPath).discovery_url", "must be an https:// URL (http:// only to a loopback address)")
                     continue
                 }
                 source = .discovery(discovery)
@@ -217,10 +226,22 @@ extension ConfigReader {
         return issuers
     }
 
-    private static func isHTTPURL(_ text: String) -> Bool {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-            url.host?.isEmpty == false
-        else { return false }
-        return true
+    private static func isKeyURL(_ text: String) -> Bool { KeyURLPolicy.allows(text) }
+}
+
+/// Where signing keys (JWKS, OIDC discovery) may be fetched from. Keys decide who may sign
+/// tokens: they come over https, or over plain http only from this host (a local sidecar,
+/// tests), never in the clear across a network. Pure; any thread.
+package enum KeyURLPolicy {
+    package static func allows(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+            return false
+        }
+        if scheme == "https" { return true }
+        return scheme == "http" && isLoopback(host)
+    }
+
+    package static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 }

@@ -43,6 +43,9 @@ package struct Principal: Sendable, Hashable {
     package var rateLimitKey: String {
         if let keyID { return "key:" + keyID }
         if let clientID, kind == .oauth { return "client:" + clientID }
+        // Subjects are only unique within their issuer: one issuer's "usr_x" must not drain
+        // another's bucket.
+        if let issuer { return kind.rawValue + ":" + issuer + " " + subject }
         return kind.rawValue + ":" + subject
     }
 

@@ -25,6 +25,18 @@ package enum ClientAddress {
     }
 }
 
+extension ClientAddress {
+    /// The token-bucket key of a client address: IPv4 as is, IPv6 by its /64 prefix (one
+    /// subscriber usually holds a whole /64, so per-address limits on full IPv6 addresses
+    /// would stop nobody), IPv4-mapped IPv6 as the IPv4 address.
+    package static func bucketKey(_ address: String) -> String {
+        guard let parsed = IPAddress.parse(address) else { return "addr:" + address }
+        if let v4 = parsed.unmappedV4 { return "addr:" + IPAddress.v4(v4).description }
+        guard case .v6(let high, _) = parsed else { return "addr:" + parsed.description }
+        return "addr6:" + IPAddress.v6(high: high, low: 0).description + "/64"
+    }
+}
+
 private extension Substring {
     func trimmingCharacters(in set: Set<Character>) -> Substring {
         var slice = self[...]

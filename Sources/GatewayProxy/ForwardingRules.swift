@@ -141,6 +141,10 @@ package enum ForwardingRules {
             if let keyID = principal.keyID {
                 headers.add(name: "X-DBAudit-Key-Id", value: safeValue(keyID))
             }
+            if let issuer = principal.issuer {
+                // A subject is unique only within its issuer: say which one vouched for it.
+                headers.add(name: "X-DBAudit-Issuer", value: safeValue(issuer))
+            }
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: context.uri ?? head.uri, headers: headers)
     }

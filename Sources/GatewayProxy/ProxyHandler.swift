@@ -413,7 +413,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.admitted(principal)
             return
         }
-        let key = principal?.rateLimitKey ?? ("addr:" + exchange.clientAddress)
+        let key = principal?.rateLimitKey ?? ClientAddress.bucketKey(exchange.clientAddress)
         switch RateLimitGate.evaluate(policies, key: key, limiter: self.loop.rateLimiter, eventLoop: self.loop.eventLoop) {
         case .now(let result):
             self.rateLimited(result, principal: principal)

@@ -109,7 +109,13 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
 
     package func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
         var policies = [self.scaled(self.perAddress)]
-        var keys = ["addr:" + address]
+        // SessionEndpoints marks refresh attempts "refresh <address>": their own buckets.
+        let refreshPrefix = "refresh "
+        var keys = [
+            address.hasPrefix(refreshPrefix)
+                ? "refresh:" + ClientAddress.bucketKey(String(address.dropFirst(refreshPrefix.count)))
+                : ClientAddress.bucketKey(address)
+        ]
         if let account {
             policies.append(self.scaled(self.perAccount))
             keys.append("account:" + account)

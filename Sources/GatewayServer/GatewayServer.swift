@@ -215,7 +215,7 @@ package final class GatewayServer: Sendable {
             eventLoop: loop, issuers: runtime.remoteIssuers, fetcher: self.fetcher, logger: logger,
             install: { issuer, keys in
                 let installs = contexts.map { context in
-                    context.eventLoop.submit { context.value.jwtAuthenticator?.verifier.replaceKeys(issuer: issuer, keys: keys) }
+                    context.eventLoop.submit { context.value.jwtAuthenticator?.installKeys(issuer: issuer, keys: keys) }
                 }
                 return EventLoopFuture.andAllSucceed(installs, on: group.next())
             })

@@ -41,9 +41,10 @@ enum HTTPFetchers {
             else {
                 return loop.makeFailedFuture(FetchError(description: "not a valid URL"))
             }
-            var tls: TLSContext?
+            let tls: TLSContext?
             switch scheme {
-            case "http": break
+            case "http":
+                tls = nil
             case "https":
                 do {
                     tls = try tlsContexts.context(caFile: caFile)

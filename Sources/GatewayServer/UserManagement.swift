@@ -68,12 +68,34 @@ package final class UserManagement: Sendable {
         return user
     }
 
-    package func setDisabled(email: String, disabled: Bool) async throws -> UserRecord {
+    /// Disabling also revokes every API key the user created in a session (on every
+    /// instance, through the revocation channel): offboarding must not leave keys behind.
+    /// Access tokens already issued run out within `access_token_ttl`; refresh is refused.
+    /// Returns the user and how many keys were revoked.
+    package func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
         guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
         guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) }) else {
             throw Failure.unknown
         }
-        return user
+        guard disabled else { return (user, 0) }
+        let settings = self.settings
+        let loop = self.group.next()
+        let owner = user.id
+        let revoked: Int
+        do {
+            revoked = try await loop.flatSubmit {
+                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                let keys = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
+                return keys.listAPIKeys().flatMap { records -> EventLoopFuture<Int> in
+                    let owned = records.filter { $0.owner == owner && !$0.revoked }
+                    let revocations = owned.map { keys.revokeAPIKey(id: $0.id) }
+                    return EventLoopFuture.whenAllSucceed(revocations, on: loop).map { _ in owned.count }
+                }.assumeIsolated().always { _ in client.close() }.nonisolated()
+            }.get()
+        } catch {
+            throw Failure.storeUnavailable
+        }
+        return (user, revoked)
     }
 
     private func withStore<T: Sendable>(_ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {

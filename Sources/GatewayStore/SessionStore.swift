@@ -260,7 +260,8 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
     }
 
     package func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
-        let ttl = max(1, expiresAt - now + 300)
+        // Past exp by more than the largest leeway a verifier may allow (10 minutes).
+        let ttl = max(1, expiresAt - now + 900)
         let channel = RedisCredentialStore.eventsChannel(keyPrefix: self.prefix)
         let message = RevocationMessage.encode(tokenID: jti, expiresAt: expiresAt)
         return self.client.send(["SET", "\(self.prefix)jti:\(jti)", "1", "EX", String(ttl)]).flatMap { _ in

@@ -82,9 +82,12 @@ extension GatewayCommand {
         static func set(_ options: Options, email: String, disabled: Bool) async throws {
             let management = try options.management()
             do {
-                let user = try await management.setDisabled(email: email, disabled: disabled)
+                let (user, revoked) = try await management.setDisabled(email: email, disabled: disabled)
                 await management.shutdown()
                 print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
+                if disabled {
+                    print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
+                }
             } catch {
                 await management.shutdown()
                 FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")

@@ -245,6 +245,9 @@ final class RefresherHarness {
         #"{"issuer":"https://idp.example.com","jwks_uri":"file:///etc/passwd"}"#,
         #"{"issuer":"https://idp.example.com"}"#,
         #"{"issuer":"https://idp.example.com","jwks_uri":"https://keys.example.com/k","jwks_uri":"https://evil.example.com/k"}"#,
+        // No step down from https discovery to keys in the clear, and no document without issuer.
+        #"{"issuer":"\#(testIssuer)","jwks_uri":"http://keys.example.com/k"}"#,
+        #"{"jwks_uri":"https://keys.example.com/k"}"#,
     ])
     func unusableDiscoveryDocumentsInstallNothing(document: String) throws {
         let discovery = "https://idp.example.com/.well-known/openid-configuration"
@@ -252,6 +255,7 @@ final class RefresherHarness {
         h.http.serve(discovery, body: document)
         h.http.serve("https://keys.example.com/k", body: Self.goodSet)
         h.http.serve("https://evil.example.com/k", body: Self.goodSet)
+        h.http.serve("http://keys.example.com/k", body: Self.goodSet)
         h.refresher.start()
         h.loop.run()
         #expect(h.installed.all.isEmpty)

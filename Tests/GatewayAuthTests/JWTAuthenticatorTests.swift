@@ -280,3 +280,20 @@ final class JWTHarness {
         #expect(h.authenticator.cachedTokens == 0)
     }
 }
+
+@Suite struct JWTKeyWithdrawalTests {
+    /// A key the issuer withdraws stops vouching for the tokens it signed at once, even
+    /// for tokens this loop had already verified and cached.
+    @Test func installingASetWithoutTheKeyEvictsItsCachedTokens() throws {
+        let h = JWTHarness()
+        let token = try h.token(["jti": nil])
+        #expect(h.authenticator.check(token).principal != nil)
+        // Still cached with the key in place.
+        h.authenticator.installKeys(issuer: testIssuer, keys: JSONWebKeySet(keys: [h.signer.verificationKey(keyID: "k1")]))
+        #expect(h.authenticator.cachedTokens == 1)
+        // The issuer withdraws k1.
+        h.authenticator.installKeys(issuer: testIssuer, keys: .empty)
+        #expect(h.authenticator.cachedTokens == 0)
+        #expect(h.authenticator.check(token).principal == nil)
+    }
+}

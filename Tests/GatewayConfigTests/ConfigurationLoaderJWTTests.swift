@@ -247,14 +247,17 @@ import Testing
         #expect(none.contains { $0.key == "auth.jwt.issuers[0].jwks_url" && $0.message.contains("exactly one") }, "\(none)")
     }
 
-    @Test(arguments: ["ftp://x.example/keys", "file:///etc/jwks.json", "x.example/keys", "https://", "not a url", "javascript:alert(1)"])
+    @Test(arguments: [
+        "ftp://x.example/keys", "file:///etc/jwks.json", "x.example/keys", "https://", "not a url", "javascript:alert(1)",
+        "http://x.example/keys",  // plain http across a network
+    ])
     func badURL(url: String) {
         expectProblem(
             "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"\(url)\"\n",
-            key: "auth.jwt.issuers[0].jwks_url", line: 4, containing: "http:// or https://")
+            key: "auth.jwt.issuers[0].jwks_url", line: 4, containing: "https://")
         expectProblem(
             "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\ndiscovery_url = \"\(url)\"\n",
-            key: "auth.jwt.issuers[0].discovery_url", line: 4, containing: "http:// or https://")
+            key: "auth.jwt.issuers[0].discovery_url", line: 4, containing: "https://")
     }
 
     @Test func issuerDuplicatedWithOwn() throws {
@@ -336,5 +339,20 @@ import Testing
         #expect(unknown.contains { $0.key.contains("issuer_url") && $0.line == 4 }, "\(unknown)")
         let unknownInIssuer = problems("[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\njku = \"y\"\n")
         #expect(unknownInIssuer.contains { $0.key.contains("jku") && $0.line == 7 }, "\(unknownInIssuer)")
+    }
+}
+
+@Suite struct KeyURLPolicyTests {
+    @Test(arguments: [
+        ("https://idp.example.com/jwks.json", true),
+        ("http://127.0.0.1:8080/jwks.json", true),
+        ("http://localhost/jwks.json", true),
+        ("http://idp.example.com/jwks.json", false),  // keys in the clear across a network
+        ("http://10.0.0.5/jwks.json", false),
+        ("ftp://idp.example.com/jwks.json", false),
+        ("https:///nohost", false),
+    ])
+    func allows(url: String, allowed: Bool) {
+        #expect(KeyURLPolicy.allows(url) == allowed)
     }
 }

@@ -324,3 +324,27 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         #expect(!out.headers.contains(name: "X-Forwarded-Server"))
     }
 }
+
+@Suite struct IdentityHeaderTests {
+    @Test func aJWTPrincipalNamesItsIssuerAndAClientForgedIssuerIsDropped() {
+        var principal = Principal(subject: "usr_1", kind: .jwt, scopes: ["read:databases"])
+        principal.issuer = "https://idp.example\r\nX-Evil: 1"
+        let forwarding = ForwardingContext(
+            requestID: "r", clientAddress: "192.0.2.10", clientScheme: "https", upstreamAuthority: "b:9000",
+            preserveHost: false, principal: principal)
+        let head = ForwardingRules.upstreamRequestHead(
+            request([("Host", "g"), ("X-DBAudit-Issuer", "forged")]), framing: .none, context: forwarding)
+        #expect(head.headers["X-DBAudit-Issuer"] == ["https://idp.example  X-Evil: 1"])
+        #expect(head.headers["X-DBAudit-Subject"] == ["usr_1"])
+        #expect(head.headers["X-DBAudit-Credential"] == ["jwt"])
+    }
+
+    @Test func anAPIKeyPrincipalHasNoIssuerHeader() {
+        let forwarding = ForwardingContext(
+            requestID: "r", clientAddress: "192.0.2.10", clientScheme: "https", upstreamAuthority: "b:9000",
+            preserveHost: false, principal: Principal(subject: "ci", kind: .apiKey, scopes: [], keyID: "key_1"))
+        let head = ForwardingRules.upstreamRequestHead(request([("Host", "g")]), framing: .none, context: forwarding)
+        #expect(head.headers["X-DBAudit-Issuer"].isEmpty)
+        #expect(head.headers["X-DBAudit-Key-Id"] == ["key_1"])
+    }
+}

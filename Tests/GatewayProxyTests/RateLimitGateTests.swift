@@ -205,3 +205,25 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
         #expect(try Self.decide(throttle, loop, address: "y", account: "c") == .allowed)
     }
 }
+
+@Suite struct ClientBucketKeyTests {
+    @Test(arguments: [
+        ("192.0.2.7", "addr:192.0.2.7"),
+        ("::ffff:192.0.2.7", "addr:192.0.2.7"),
+        // One subscriber holds a /64: every address in it shares the bucket.
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "addr6:2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "addr6:2001:db8:1:2::/64"),
+        ("unknown", "addr:unknown"),
+    ])
+    func bucketKey(address: String, expected: String) {
+        #expect(ClientAddress.bucketKey(address) == expected)
+    }
+
+    @Test func jwtSubjectsAreKeyedWithinTheirIssuer() {
+        var own = Principal(subject: "usr_1", kind: .jwt, scopes: [])
+        own.issuer = "https://gw.test"
+        var foreign = Principal(subject: "usr_1", kind: .jwt, scopes: [])
+        foreign.issuer = "https://idp.example"
+        #expect(own.rateLimitKey != foreign.rateLimitKey)
+    }
+}

@@ -427,3 +427,33 @@ def test_redis_outage_gives_503_never_401_and_cached_tokens_keep_working(make_ga
     while refresh(gateway, unseen["refresh_token"]).status_code != 200:
         assert time.monotonic() < deadline, "refresh did not recover within 5 s of Redis restarting"
         time.sleep(0.05)
+
+
+def test_disabling_a_user_revokes_the_api_keys_it_created(sessions_gateway, upstream):
+    gateway = sessions_gateway
+    carol = add_user(gateway, "carol@example.test", ["read:databases"])
+    dave = add_user(gateway, "dave@example.test", ["read:databases"])
+    carol_token = assert_token_response(login(gateway, "carol@example.test"), ["read:databases"])["access_token"]
+    dave_token = assert_token_response(login(gateway, "dave@example.test"), ["read:databases"])["access_token"]
+    base = f"{gateway.url}/v1/api-keys"
+    carols = requests.post(base, headers=bearer(carol_token), json={"name": "c", "scopes": ["read:databases"]}, timeout=5).json()
+    daves = requests.post(base, headers=bearer(dave_token), json={"name": "d", "scopes": ["read:databases"]}, timeout=5).json()
+    # Both keys work (and are now in the gateway's cache).
+    for key in (carols["key"], daves["key"]):
+        assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(key), timeout=5).status_code == 200
+    result = subprocess.run(
+        [gateway_binary(), "users", "disable", "--config", str(gateway.config_path), "--email", "carol@example.test"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "Revoked 1 API key" in result.stdout, result.stdout
+    # Offboarding leaves nothing behind: Carol's key is refused on every loop (pub/sub drops
+    # it from the caches), Dave's keeps working.
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        statuses = {requests.get(f"{gateway.url}/v1/databases", headers=bearer(carols["key"]), timeout=5).status_code for _ in range(4)}
+        if statuses == {401}:
+            break
+        time.sleep(0.05)
+    assert statuses == {401}
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(daves["key"]), timeout=5).status_code == 200
+    assert carol["id"] != dave["id"]

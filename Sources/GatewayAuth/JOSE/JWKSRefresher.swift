@@ -134,10 +134,17 @@ package final class JWKSRefresher: @unchecked Sendable {
             urlFuture = self.fetcher(discoveryURL, timeout, 256 * 1024, settings.caFile).hop(to: self.eventLoop).flatMapThrowing { response -> String in
                 guard response.status == 200 else { throw FetchFailed(description: "discovery answered \(response.status)") }
                 guard let document = try? StrictJSON.parseObject(response.body), let uri = document["jwks_uri"]?.string,
-                    let parsed = URL(string: uri), ["http", "https"].contains(parsed.scheme?.lowercased() ?? "")
+                    let parsed = URL(string: uri), let scheme = parsed.scheme?.lowercased()
                 else { throw FetchFailed(description: "discovery document has no usable jwks_uri") }
-                if let issuer = document["issuer"]?.string, issuer != settings.issuer {
-                    throw FetchFailed(description: "discovery document names issuer \(issuer.prefix(100))")
+                // Never a step down: https discovery means https keys; http only where the
+                // discovery URL itself was allowed to be (loopback).
+                let discoveryIsHTTPS = discoveryURL.lowercased().hasPrefix("https://")
+                guard scheme == "https" || (scheme == "http" && !discoveryIsHTTPS && KeyURLPolicy.isLoopback(parsed.host ?? "")) else {
+                    throw FetchFailed(description: "discovery document's jwks_uri is not https")
+                }
+                // OIDC Discovery §4.3: the document's issuer must be exactly ours.
+                guard let issuer = document["issuer"]?.string, issuer.utf8.elementsEqual(settings.issuer.utf8) else {
+                    throw FetchFailed(description: "discovery document does not name issuer \(settings.issuer.prefix(100))")
                 }
                 return uri
             }
@@ -168,6 +175,9 @@ package final class JWKSRefresher: @unchecked Sendable {
                 state.lastProblems = set.problems
             }
             self.schedule(state, after: interval)
+            // Stopped meanwhile (a reload replaced this refresher): its keys must not land
+            // on the new configuration's verifiers.
+            guard !self.stopped else { return self.eventLoop.makeSucceededVoidFuture() }
             return self.install(settings.issuer, set).hop(to: self.eventLoop)
         }.flatMapErrorThrowing { error in
             // Keep the keys we have; try again at the short end of the refresh bounds.
@@ -211,3 +221,4 @@ package final class JWKSRefresher: @unchecked Sendable {
         return min(max(requested, lower), upper)
     }
 }
+

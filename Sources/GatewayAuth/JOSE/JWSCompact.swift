@@ -92,9 +92,14 @@ package struct JWSCompact: Sendable {
 
     /// Whether one of `keys` (already narrowed by `kid` and pinned algorithm) verifies it.
     package func verify(with keys: [VerificationKey]) -> Bool {
+        self.verifyingKey(among: keys) != nil
+    }
+
+    /// The key among `keys` that verifies it, if any.
+    package func verifyingKey(among keys: [VerificationKey]) -> VerificationKey? {
         for key in keys where key.algorithm == self.algorithm {
-            if key.verify(signingInput: self.signingInput, signature: self.signature) { return true }
+            if key.verify(signingInput: self.signingInput, signature: self.signature) { return key }
         }
-        return false
+        return nil
     }
 }

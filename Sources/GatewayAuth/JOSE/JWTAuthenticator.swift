@@ -39,6 +39,8 @@ package final class JWTAuthenticator {
         var principal: Principal
         var expiresAt: Int64
         var tokenID: String?
+        var issuer: String
+        var keyID: String?
     }
 
     package let verifier: JWTVerifier
@@ -87,6 +89,14 @@ package final class JWTAuthenticator {
             revoked = revoked.filter { $0.value > now }
         }
         revoked[tokenID] = expiresAt
+    }
+
+    /// Installs `issuer`'s new key set and forgets tokens verified with a key it no longer
+    /// holds: a key withdrawn by its issuer (a compromise, say) stops vouching at once.
+    package func installKeys(issuer: String, keys: JSONWebKeySet) {
+        verifier.replaceKeys(issuer: issuer, keys: keys)
+        let kept = Set(keys.keys.map(\.keyID))
+        cache = cache.filter { $0.value.issuer != issuer || kept.contains($0.value.keyID) }
     }
 
     package func removeAll() {
@@ -171,7 +181,9 @@ package final class JWTAuthenticator {
                 orderStart = 0
             }
         }
-        cache[digest] = CachedToken(principal: verified.principal, expiresAt: verified.expiresAt, tokenID: verified.tokenID)
+        cache[digest] = CachedToken(
+            principal: verified.principal, expiresAt: verified.expiresAt, tokenID: verified.tokenID, issuer: verified.issuer,
+            keyID: verified.keyID)
         order.append(digest)
         // Entries that expired were dropped from the cache but not from `order`: compact
         // so the order list stays within a constant factor of the cache.

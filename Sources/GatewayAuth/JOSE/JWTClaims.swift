@@ -46,6 +46,8 @@ package struct VerifiedToken: Sendable {
     package var expiresAt: Int64
     package var tokenID: String?
     package var issuer: String
+    /// The `kid` of the key that verified it (nil for a key without one).
+    package var keyID: String? = nil
 }
 
 /// The registered claims of a JWT access token, checked against an `IssuerPolicy` at a
@@ -103,7 +105,9 @@ package enum JWTClaimsValidator {
         case .string(let value)? where !value.isEmpty && value.utf8.count <= 256:
             subject = value
         case nil where !policy.requiresSubject:
-            subject = claims["client_id"]?.string ?? policy.issuer
+            // The issuer stands for itself; a client_id is named as such so that it cannot
+            // pass for a user id of the same issuer.
+            subject = claims["client_id"]?.string.map { "client:" + $0 } ?? policy.issuer
         default:
             throw .missingClaim("sub")
         }

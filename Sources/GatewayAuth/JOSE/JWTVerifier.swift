@@ -67,9 +67,11 @@ package final class JWTVerifier {
             }
             return .unknownKey(issuer: issuer, keyID: jws.keyID)
         }
-        guard jws.verify(with: candidates) else { return .failed(.badSignature) }
+        guard let key = jws.verifyingKey(among: candidates) else { return .failed(.badSignature) }
         do {
-            return .verified(try JWTClaimsValidator.validate(claims: claims, type: jws.type, policy: policy, now: now))
+            var verified = try JWTClaimsValidator.validate(claims: claims, type: jws.type, policy: policy, now: now)
+            verified.keyID = key.keyID
+            return .verified(verified)
         } catch {
             return .failed(error)
         }
