@@ -249,7 +249,11 @@ final class JWTHarness {
         #expect(h.refetchCalls.count == 2)
         #expect(h.authenticator.check(try h.token(kid: "c")).failure == .unknownKey)
         #expect(h.refetchCalls.count == 2)
-        h.clock.now += 1
+        // The back-off runs on the loop's monotonic clock.
+        h.loop.advanceTime(by: .milliseconds(999))
+        #expect(h.authenticator.check(try h.token(kid: "c2")).failure == .unknownKey)
+        #expect(h.refetchCalls.count == 2)
+        h.loop.advanceTime(by: .milliseconds(1))
         #expect(h.authenticator.check(try h.token(kid: "d")).future != nil)
         #expect(h.refetchCalls.count == 3)
     }

@@ -409,8 +409,10 @@ def test_random_kids_cause_at_most_the_configured_fetches(interval, jwks_server,
     assert fetches <= 1 + int(elapsed // interval) + 1
     if interval == 30:
         assert elapsed < 30 and fetches <= 2
-    elif elapsed > 1.5:
-        assert fetches >= 2  # the refetch path really ran (and was capped)
+    elif elapsed > 2.5:
+        # The refetch path really ran (and was capped): past the first interval, a loop
+        # asks again at most 1 s after its last refused attempt.
+        assert fetches >= 2
     assert upstream.requests() == []
     # The storm did not hurt the known key.
     assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(known.sign_pyjwt(claims())), timeout=5).status_code == 200

@@ -58,7 +58,7 @@ package final class JWTAuthenticator {
     private var revoked: [String: Int64] = [:]
     private var lastRevokedSweep: Int64 = 0
     /// Issuer → earliest time this loop asks for another refetch after one was refused.
-    private var refetchBackoff: [String: Int64] = [:]
+    private var refetchBackoff: [String: NIODeadline] = [:]
 
     package private(set) var cacheHits = 0
     package private(set) var cacheMisses = 0
@@ -126,7 +126,7 @@ package final class JWTAuthenticator {
         case .failed(let failure):
             return .invalid(failure)
         case .unknownKey(let issuer, let keyID):
-            guard mayRefetch, let refetch, refetchBackoff[issuer].map({ now >= $0 }) ?? true,
+            guard mayRefetch, let refetch, refetchBackoff[issuer].map({ eventLoop.now >= $0 }) ?? true,
                 let refreshed = refetch(issuer, keyID, eventLoop)
             else {
                 return .invalid(.unknownKey)
@@ -136,7 +136,8 @@ package final class JWTAuthenticator {
             }.flatMapError { error -> EventLoopFuture<Principal> in
                 if !(error is RetryAfterRefetch) {
                     // The provider could not be reached: do not queue behind it again at once.
-                    self.refetchBackoff[issuer] = self.now() + 1
+                    // A second on the loop's monotonic clock, not the wall clock's whole-second ticks.
+                    self.refetchBackoff[issuer] = self.eventLoop.now + .seconds(1)
                 }
                 switch self.verify(token, digest: digest, now: self.now(), mayRefetch: false) {
                 case .valid(let principal): return self.eventLoop.makeSucceededFuture(principal)
