@@ -94,34 +94,33 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
     package init(limiter: RateLimiter, eventLoop: any EventLoop, settings: JWTSettings) {
         self.limiter = limiter
         self.eventLoop = eventLoop
-        let perMinute = max(1, Int(settings.loginWindow.components.seconds))
-        // Attempts per window, expressed as a bucket refilling over the window.
-        self.perAddress = RateLimitPolicy(
-            name: "login-address", rate: settings.loginAttemptsPerAddress, per: .second,
-            burst: settings.loginAttemptsPerAddress)
-        self.perAccount = RateLimitPolicy(
-            name: "login-account", rate: settings.loginAttemptsPerAccount, per: .second,
-            burst: settings.loginAttemptsPerAccount)
-        self.windowSeconds = perMinute
+        let window = max(1, Int(settings.loginWindow.components.seconds))
+        self.perAddress = Self.policy("login-address", attempts: settings.loginAttemptsPerAddress, window: window)
+        self.perAccount = Self.policy("login-account", attempts: settings.loginAttemptsPerAccount, window: window)
     }
 
-    private let windowSeconds: Int
+    /// `attempts` per `window` seconds: a bucket of `attempts` refilling that many per
+    /// window. Policies count per second, minute or hour, so any other window is expressed
+    /// per hour (the configuration refuses windows whose rate that would overflow).
+    private static func policy(_ name: String, attempts: Int, window: Int) -> RateLimitPolicy {
+        switch window {
+        case 1: RateLimitPolicy(name: name, rate: attempts, per: .second, burst: attempts)
+        case 60: RateLimitPolicy(name: name, rate: attempts, per: .minute, burst: attempts)
+        case 3600: RateLimitPolicy(name: name, rate: attempts, per: .hour, burst: attempts)
+        default:
+            RateLimitPolicy(name: name, rate: max(1, (attempts * 3600 + window - 1) / window), per: .hour, burst: attempts)
+        }
+    }
 
-    package func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
-        var policies = [self.scaled(self.perAddress)]
-        // SessionEndpoints marks refresh attempts "refresh <address>": their own buckets.
-        let refreshPrefix = "refresh "
-        var keys = [
-            address.hasPrefix(refreshPrefix)
-                ? "refresh:" + ClientAddress.bucketKey(String(address.dropFirst(refreshPrefix.count)))
-                : ClientAddress.bucketKey(address)
-        ]
+    package func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+        // Login keeps its original key names; other purposes count in their own buckets.
+        let namespace = purpose == .login ? "" : purpose.rawValue + ":"
+        var checks = [(self.perAddress, namespace + ClientAddress.bucketKey(address))]
         if let account {
-            policies.append(self.scaled(self.perAccount))
-            keys.append("account:" + account)
+            checks.append((self.perAccount, namespace + "account:" + account))
         }
         var futures: [EventLoopFuture<RateLimitOutcome>] = []
-        for (policy, key) in zip(policies, keys) {
+        for (policy, key) in checks {
             switch self.limiter.decide(policy: policy, key: key) {
             case .decided(let decision): futures.append(self.eventLoop.makeSucceededFuture(.decided(decision)))
             case .pending(let future): futures.append(future)
@@ -140,22 +139,5 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
                 return .unavailable
             }
         }.recover { _ in .unavailable }
-    }
-
-    /// `n` attempts per window W: a bucket of `n` refilling `n` per W. Policies count in
-    /// whole periods, so the window is expressed through the hour/minute/second period
-    /// that divides it.
-    private func scaled(_ policy: RateLimitPolicy) -> RateLimitPolicy {
-        var scaled = policy
-        switch self.windowSeconds {
-        case 3600: scaled.per = .hour
-        case 60: scaled.per = .minute
-        case 1: scaled.per = .second
-        default:
-            // Refill `burst` tokens per window: rate per minute scaled, rounded up.
-            scaled.per = .hour
-            scaled.rate = max(1, (policy.burst * 3600 + self.windowSeconds - 1) / self.windowSeconds)
-        }
-        return scaled
     }
 }

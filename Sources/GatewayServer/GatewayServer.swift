@@ -98,15 +98,10 @@ package final class GatewayServer: Sendable {
         let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
         passwordPool.start()
         self.passwordPool = passwordPool
-        let checkPassword: PasswordCheck = { password, encoded, loop in
-            passwordPool.runIfActive(eventLoop: loop) { PasswordHasher.verify(password: password, encoded: encoded) }
-        }
+        let checkPassword = Self.passwordCheck(on: passwordPool)
         let refresherBox = NIOLockedValueBox<JWKSRefresher?>(nil)
         self.refresher = refresherBox
-        let refetch: UnknownKeyRefetch = { issuer, _, loop in
-            guard let refresher = refresherBox.withLockedValue({ $0 }) else { return nil }
-            return refresher.refetch(issuer: issuer, from: loop)
-        }
+        let refetch = Self.refetch(through: refresherBox)
         // One shard per loop, shared by all: a principal's local bucket is exact process-wide.
         let localLimiter = LocalRateLimiter(group: self.group)
         let tls: GatewayTLSContexts
@@ -191,16 +186,16 @@ package final class GatewayServer: Sendable {
 
     private let fetcher: HTTPFetcher
 
-    private var checkPassword: PasswordCheck {
-        let pool = self.passwordPool
-        return { password, encoded, loop in
+    /// scrypt checks for logins on `pool`, off the event loops.
+    private static func passwordCheck(on pool: NIOThreadPool) -> PasswordCheck {
+        { password, encoded, loop in
             pool.runIfActive(eventLoop: loop) { PasswordHasher.verify(password: password, encoded: encoded) }
         }
     }
 
-    private var refetchFunction: UnknownKeyRefetch {
-        let box = self.refresher
-        return { issuer, _, loop in
+    /// Unknown-kid refetches through whichever refresher is current (a reload swaps it).
+    private static func refetch(through box: NIOLockedValueBox<JWKSRefresher?>) -> UnknownKeyRefetch {
+        { issuer, _, loop in
             guard let refresher = box.withLockedValue({ $0 }) else { return nil }
             return refresher.refetch(issuer: issuer, from: loop)
         }
@@ -404,8 +399,8 @@ package final class GatewayServer: Sendable {
             self.refresher.withLockedValue { $0 = next }
             next?.start()
         }
-        let checkPassword = self.checkPassword
-        let refetch = self.refetchFunction
+        let checkPassword = Self.passwordCheck(on: self.passwordPool)
+        let refetch = Self.refetch(through: self.refresher)
         let memorySessions = self.memorySessions
         let contexts = tls
         var futures: [EventLoopFuture<Void>] = []

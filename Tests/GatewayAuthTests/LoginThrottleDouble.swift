@@ -28,8 +28,10 @@ final class LocalLoginThrottle: LoginThrottle {
         self.maximumEntries = maximumEntries
     }
 
-    func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
-        eventLoop.makeSucceededFuture(decide(address: address, account: account, now: now))
+    func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+        // Each purpose counts apart, as in the production throttle.
+        let address = purpose == .login ? address : purpose.rawValue + " " + address
+        return eventLoop.makeSucceededFuture(decide(address: address, account: account, now: now))
     }
 
     func decide(address: String, account: String?, now: NIODeadline) -> LoginThrottleDecision {

@@ -72,6 +72,13 @@ import Testing
         // Huge costs are refused before any work is done.
         #expect(!PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=62,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)))
         #expect(!PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=10,r=99999999,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)))
+        // A stored hash (Redis is hostile input) asking for 2 GiB is refused before scrypt
+        // runs; the most the gateway itself writes (1 GiB) is accepted.
+        let tail = "$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)
+        #expect(PasswordHasher.parse("scrypt$ln=20,r=16,p=1" + tail) == nil)
+        #expect(PasswordHasher.parse("scrypt$ln=19,r=16,p=1" + tail)?.cost == 19)
+        #expect(PasswordHasher.parse("scrypt$ln=20,r=8,p=1" + tail)?.cost == 20)
+        #expect(!PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=20,r=16,p=1" + tail))
     }
 
     /// A malformed stored hash (negative `r` or `p`) must simply not match, never trap.

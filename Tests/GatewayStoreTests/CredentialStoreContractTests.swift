@@ -122,13 +122,26 @@ final class StoreHarness: @unchecked Sendable {
     }
 }
 
-/// Runs `body` against a fresh store of `kind`; the redis-server and the event loop are
-/// stopped afterwards, also on failure.
+/// Runs `body` against a fresh credential store of `kind`.
 func withStore(_ kind: StoreKind, _ body: (StoreHarness) async throws -> Void) async throws {
+    try await withContractHarness(kind, body)
+}
+
+/// A store under contract test: built over memory or a real redis-server, shut down after.
+protocol ContractHarness {
+    init(kind: StoreKind, eventLoop: any EventLoop, server: RedisServer?)
+    func shutdown() async
+}
+
+extension StoreHarness: ContractHarness {}
+
+/// Runs `body` against a fresh harness of `kind`; the redis-server and the event loop are
+/// stopped afterwards, also on failure.
+func withContractHarness<Harness: ContractHarness>(_ kind: StoreKind, _ body: (Harness) async throws -> Void) async throws {
     let server = kind == .redis ? try RedisServer.start() : nil
     defer { server?.stop() }
     try await withEventLoop { loop async throws in
-        let harness = StoreHarness(kind: kind, eventLoop: loop, server: server)
+        let harness = Harness(kind: kind, eventLoop: loop, server: server)
         do {
             try await body(harness)
         } catch {

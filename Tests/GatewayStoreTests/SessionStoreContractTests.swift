@@ -51,19 +51,10 @@ final class SessionStoreHarness: @unchecked Sendable {
 }
 
 func withSessionStore(_ kind: StoreKind, _ body: (SessionStoreHarness) async throws -> Void) async throws {
-    let server = kind == .redis ? try RedisServer.start() : nil
-    defer { server?.stop() }
-    try await withEventLoop { loop async throws in
-        let harness = SessionStoreHarness(kind: kind, eventLoop: loop, server: server)
-        do {
-            try await body(harness)
-        } catch {
-            await harness.shutdown()
-            throw error
-        }
-        await harness.shutdown()
-    }
+    try await withContractHarness(kind, body)
 }
+
+extension SessionStoreHarness: ContractHarness {}
 
 private func user(_ email: String, scopes: [String] = ["read:databases"], disabled: Bool = false) -> UserRecord {
     UserRecord(

@@ -115,10 +115,6 @@ package final class JWKSRefresher: @unchecked Sendable {
         }.hop(to: loop)
     }
 
-    package var refetchFunction: UnknownKeyRefetch {
-        { issuer, _, loop in self.refetch(issuer: issuer, from: loop) }
-    }
-
     private func fetch(_ state: IssuerState) -> EventLoopFuture<Void> {
         self.eventLoop.preconditionInEventLoop()
         if let inFlight = state.inFlight { return inFlight }

@@ -219,7 +219,6 @@ package struct StrictJSON {
 
     private mutating func parseString() throws(ParseError) -> String {
         index += 1
-        var scalars = String.UnicodeScalarView()
         var runStart = index
         var raw: [UInt8] = []
         while true {
@@ -270,8 +269,6 @@ package struct StrictJSON {
             }
             index += 1
         }
-        _ = scalars
-        scalars = String.UnicodeScalarView()
         // Validate UTF-8 strictly: String(validating:) refuses overlongs and surrogates.
         guard let string = String(validating: raw, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
         return string

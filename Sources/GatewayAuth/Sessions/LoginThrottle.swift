@@ -5,8 +5,21 @@ package import NIOCore
 /// (against password guessing, PRODUCT.md §6). Called on the request's event loop.
 package protocol LoginThrottle: AnyObject {
     /// Counts one attempt for the address and, when given, the account; a refusal carries
-    /// the seconds until one is allowed. (Refresh has no account: address only.)
-    func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
+    /// the seconds until one is allowed. Each purpose counts in buckets of its own.
+    func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
+}
+
+extension LoginThrottle {
+    package func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+        self.admit(address: address, account: account, purpose: .login, now: now)
+    }
+}
+
+/// Which endpoint an attempt is for: a refresh (no account yet) must not use up the
+/// address's login attempts, nor the other way round.
+package enum LoginThrottlePurpose: String, Sendable {
+    case login
+    case refresh
 }
 
 package enum LoginThrottleDecision: Sendable, Equatable {

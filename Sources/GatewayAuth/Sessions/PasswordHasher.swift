@@ -9,6 +9,8 @@ package enum PasswordHasher {
     package static let saltBytes = 16
     /// Longest password accepted (bytes): longer inputs only cost CPU.
     package static let maximumPasswordBytes = 1024
+    /// Most memory one check may take: what the highest configurable cost needs.
+    package static let maximumScryptMemory: UInt64 = 1 << 30
 
     package static func hash(password: String, cost: Int) throws -> String {
         let salt = SecureRandom.bytes(saltBytes)
@@ -17,33 +19,52 @@ package enum PasswordHasher {
         return "scrypt$ln=\(cost),r=8,p=1$\(Base64URL.encode(salt))$\(Base64URL.encode(derived))"
     }
 
-    /// Whether `password` matches `encoded`, compared in constant time. A malformed or
-    /// out-of-bounds encoding never matches.
-    package static func verify(password: String, encoded: String) -> Bool {
+    /// The parts of a stored hash, once its parameters are known to be within bounds.
+    package struct Stored {
+        package var cost: Int
+        package var r: UInt64
+        package var p: UInt64
+        package var salt: [UInt8]
+        package var hash: [UInt8]
+    }
+
+    /// `encoded` parsed, or nil when it is malformed or asks for more than this gateway
+    /// ever writes. The stored hash comes from Redis, so it is hostile input: it may not
+    /// ask for a cheaper check, nor for more memory than the largest configurable cost
+    /// (2^20 with r = 8: 1 GiB).
+    package static func parse(_ encoded: String) -> Stored? {
         let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "scrypt", let salt = Base64URL.decode(String(parts[2])),
             let expected = Base64URL.decode(String(parts[3])), expected.count == hashBytes
-        else { return false }
+        else { return nil }
         var cost = 0
         var r: UInt64 = 0
         var p: UInt64 = 0
         for field in parts[1].split(separator: ",") {
             let pair = field.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2, let value = Int(pair[1]), value > 0, value <= 64 else { return false }
+            guard pair.count == 2, let value = Int(pair[1]), value > 0, value <= 64 else { return nil }
             switch pair[0] {
             case "ln": cost = value
             case "r": r = UInt64(value)
             case "p": p = UInt64(value)
-            default: return false
+            default: return nil
             }
         }
-        guard (10...20).contains(cost), (1...16).contains(r), (1...4).contains(p), password.utf8.count <= maximumPasswordBytes else {
-            return false
+        guard (10...20).contains(cost), (1...16).contains(r), (1...4).contains(p), 128 * r << UInt64(cost) <= maximumScryptMemory else {
+            return nil
         }
-        guard let derived = try? Scrypt.derive(
-            password: Array(password.utf8), salt: salt, n: 1 << UInt64(cost), r: r, p: p, length: hashBytes)
+        return Stored(cost: cost, r: r, p: p, salt: salt, hash: expected)
+    }
+
+    /// Whether `password` matches `encoded`, compared in constant time. A malformed or
+    /// out-of-bounds encoding never matches.
+    package static func verify(password: String, encoded: String) -> Bool {
+        guard let stored = parse(encoded), password.utf8.count <= maximumPasswordBytes,
+            let derived = try? Scrypt.derive(
+                password: Array(password.utf8), salt: stored.salt, n: 1 << UInt64(stored.cost), r: stored.r, p: stored.p,
+                length: hashBytes)
         else { return false }
-        return HMACSHA256.constantTimeEquals(derived, expected)
+        return HMACSHA256.constantTimeEquals(derived, stored.hash)
     }
 
     /// A hash of a random password with `cost`, checked when the account does not exist so

@@ -92,7 +92,7 @@ package final class SessionEndpoints {
             return login(body: body, clientAddress: clientAddress, eventLoop: eventLoop)
         case (Self.refreshPath, "POST"):
             // A token endpoint: limited per address like login (there is no account yet).
-            return throttled(address: "refresh " + clientAddress, account: nil, eventLoop: eventLoop).assumeIsolated().flatMap {
+            return throttled(address: clientAddress, account: nil, purpose: .refresh, eventLoop: eventLoop).assumeIsolated().flatMap {
                 self.refresh(body: body, eventLoop: eventLoop)
             }.nonisolated()
         case (Self.logoutPath, "POST"):
@@ -120,7 +120,7 @@ package final class SessionEndpoints {
         guard !email.isEmpty, email.utf8.count <= 254, !password.isEmpty, password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
             return eventLoop.makeFailedFuture(Self.invalidCredentials)
         }
-        return self.throttled(address: clientAddress, account: email, eventLoop: eventLoop).assumeIsolated().flatMap {
+        return self.throttled(address: clientAddress, account: email, purpose: .login, eventLoop: eventLoop).assumeIsolated().flatMap {
             self.sessions.user(email: email)
         }.flatMap { user -> EventLoopFuture<UserRecord?> in
             guard self.pendingHashes < Self.maximumPendingHashes else {
@@ -142,8 +142,8 @@ package final class SessionEndpoints {
     }
 
     /// Succeeds when the attempt is within the per-address (and per-account) limits.
-    private func throttled(address: String, account: String?, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        throttle.admit(address: address, account: account, now: .now()).flatMapThrowing { decision in
+    private func throttled(address: String, account: String?, purpose: LoginThrottlePurpose, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        throttle.admit(address: address, account: account, purpose: purpose, now: .now()).flatMapThrowing { decision in
             switch decision {
             case .allowed:
                 return
