@@ -115,7 +115,7 @@ let package = Package(
         ),
 
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strictSettings),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "GatewayCore"], swiftSettings: strictSettings),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "GatewayCore", "GatewayTestSupport"], swiftSettings: strictSettings),
         .testTarget(name: "GatewayCryptoTests", dependencies: ["GatewayCrypto"], swiftSettings: strictSettings),
         .testTarget(
             name: "GatewayTLSTests",
@@ -124,6 +124,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // Shared by every test target that needs them: the one manual clock, future and result
+        // outcomes, configuration problems.
+        .target(
+            name: "GatewayTestSupport",
+            dependencies: [
+                "GatewayConfig", "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/GatewayTestSupport",
             swiftSettings: strictSettings
         ),
         // Shared by the Redis and store tests: a redis-server child process and a loop-bound client.
@@ -140,6 +152,7 @@ let package = Package(
         .testTarget(
             name: "GatewayRedisTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -159,6 +172,7 @@ let package = Package(
         .testTarget(
             name: "GatewayRateLimitTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayRateLimit", "GatewayConfig", "GatewayRedis", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -169,6 +183,7 @@ let package = Package(
         .testTarget(
             name: "GatewayProxyTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -180,6 +195,7 @@ let package = Package(
         .testTarget(
             name: "GatewayAuthTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -3,6 +3,7 @@ import GatewayCore
 import GatewayStore
 import NIOCore
 import NIOEmbedded
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth

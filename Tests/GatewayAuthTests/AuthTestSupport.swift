@@ -6,6 +6,7 @@ import GatewayStore
 import Logging
 import NIOCore
 import NIOEmbedded
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -75,48 +76,6 @@ final class CountingStore: CredentialStore {
     }
 }
 
-/// The unix-seconds clock injected into the authenticator.
-final class ManualClock {
-    var now: Int64
-    init(_ now: Int64) { self.now = now }
-}
-
-/// The outcome of a future on an `EmbeddedEventLoop`, or nil if it is still pending after
-/// the loop ran everything it had.
-func completion<Value>(of future: EventLoopFuture<Value>, on loop: EmbeddedEventLoop) -> Result<Value, any Error>? {
-    loop.run()
-    var result: Result<Value, any Error>?
-    future.assumeIsolated().whenComplete { result = $0 }
-    return result
-}
-
-/// The value of a future that must already have succeeded.
-func value<Value>(
-    of future: EventLoopFuture<Value>,
-    on loop: EmbeddedEventLoop,
-    sourceLocation: SourceLocation = #_sourceLocation
-) throws -> Value {
-    let result = try #require(completion(of: future, on: loop), "the future is still pending", sourceLocation: sourceLocation)
-    return try result.get()
-}
-
-/// The error of a future that must already have failed.
-func failure<Value>(
-    of future: EventLoopFuture<Value>,
-    on loop: EmbeddedEventLoop,
-    sourceLocation: SourceLocation = #_sourceLocation
-) throws -> any Error {
-    let result = try #require(completion(of: future, on: loop), "the future is still pending", sourceLocation: sourceLocation)
-    switch result {
-    case .success(let value):
-        Issue.record("expected a failure, got \(value)", sourceLocation: sourceLocation)
-        throw ExpectedFailure()
-    case .failure(let error):
-        return error
-    }
-}
-
-struct ExpectedFailure: Error {}
 
 /// A 32-byte pepper.
 let testPepper: [UInt8] = Array(0..<32)
@@ -283,15 +242,3 @@ extension GatewayError {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for reproducible property tests.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

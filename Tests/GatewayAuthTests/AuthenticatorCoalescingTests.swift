@@ -1,5 +1,6 @@
 import GatewayCore
 import NIOCore
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth

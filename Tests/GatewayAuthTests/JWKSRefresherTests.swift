@@ -4,6 +4,7 @@ import GatewayCrypto
 import Logging
 import NIOCore
 import NIOEmbedded
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth

@@ -1,4 +1,5 @@
 import GatewayCrypto
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth

@@ -5,6 +5,7 @@ import GatewayStore
 import Logging
 import NIOCore
 import NIOEmbedded
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import GatewayTestSupport
 import Testing
 
 /// `[redis]`, `[cache]`, `[auth.api_keys]`, `[[routes]]`, `[admin]` and the access-log
@@ -12,15 +13,6 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("dbgw-secret-\(UUID().uuidString)").path
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
         return path
-    }
-
-    private func problems(_ text: String) -> [ConfigurationError.Problem] {
-        do {
-            _ = try ConfigurationLoader.parse(text: text, file: "g.conf")
-            return []
-        } catch {
-            return error.problems
-        }
     }
 
     @Test func fullAuthConfigurationParses() throws {
@@ -128,14 +120,14 @@ import Testing
     ])
     func badValueIsAProblemNamingItsKey(text: String, key: String) {
         setenv("DBGW_SHORT_PEPPER", "short", 1)
-        let found = self.problems(Self.upstream + text)
+        let found = configurationProblems(Self.upstream + text, file: "g.conf")
         #expect(found.contains { $0.key == key }, "\(found)")
         #expect(found.allSatisfy { $0.file == "g.conf" })
         #expect(!found.description.contains("short"), "a secret leaked into a problem message")
     }
 
     @Test func routeProblemCarriesTheLineOfItsKey() {
-        let found = self.problems(Self.upstream + "\n[[routes]]\npath = \"/ok\"\nscopes = [\"admin\"]\n\n[[routes]]\npath = \"/a\"\nscopes = [\"root\"]\n")
+        let found = configurationProblems(Self.upstream + "\n[[routes]]\npath = \"/ok\"\nscopes = [\"admin\"]\n\n[[routes]]\npath = \"/a\"\nscopes = [\"root\"]\n", file: "g.conf")
         let problem = found.first { $0.key == "routes[1].scopes" }
         #expect(problem?.line == 10, "\(found)")  // the second table's `scopes =` line
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import GatewayTestSupport
 import Testing
 
 /// `[auth.jwt]`, `[[auth.jwt.signing_keys]]` and `[[auth.jwt.issuers]]`: a valid setup
@@ -13,13 +14,9 @@ import Testing
         return path
     }
 
+    /// The problems of `text` after the 2 upstream lines.
     private func problems(_ text: String) -> [ConfigurationError.Problem] {
-        do {
-            _ = try ConfigurationLoader.parse(text: Self.upstream + text, file: "g.conf")
-            return []
-        } catch {
-            return error.problems
-        }
+        configurationProblems(Self.upstream + text, file: "g.conf")
     }
 
     /// The problem for `key`, which must exist, be unique for that key, and sit on `line`

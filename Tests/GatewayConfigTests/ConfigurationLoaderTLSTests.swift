@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import GatewayTestSupport
 import Testing
 
 /// `[server.tls]`, `[[server.tls.certificates]]` and the https keys of `[upstream]`.
@@ -19,16 +20,6 @@ import Testing
 
     private func parse(_ text: String) throws(ConfigurationError) -> GatewayConfiguration {
         try ConfigurationLoader.parse(text: text, file: "gateway.conf")
-    }
-
-    private func problems(_ text: String) -> [ConfigurationError.Problem] {
-        do {
-            _ = try self.parse(text)
-            Issue.record("expected problems")
-            return []
-        } catch {
-            return error.problems
-        }
     }
 
     private var minimal: String {
@@ -82,19 +73,19 @@ import Testing
     }
 
     @Test func unknownKeysAndBadValuesNameTheLine() {
-        let found = self.problems(self.minimal + "min_version = \"1.1\"\nciphers = \"ALL\"\n" + self.upstream)
+        let found = configurationProblems(self.minimal + "min_version = \"1.1\"\nciphers = \"ALL\"\n" + self.upstream)
         #expect(found.contains { $0.key == "server.tls.min_version" && $0.line == 4 && $0.message.contains("\"1.2\" or \"1.3\"") })
         #expect(found.contains { $0.key == "server.tls.ciphers" && $0.line == 5 && $0.message.contains("unknown key") })
     }
 
     @Test func missingOrUnreadableFiles() {
-        let found = self.problems("[server.tls]\nprivate_key_file = \"/nonexistent/key.pem\"\n" + self.upstream)
+        let found = configurationProblems("[server.tls]\nprivate_key_file = \"/nonexistent/key.pem\"\n" + self.upstream)
         #expect(found.contains { $0.key == "server.tls.certificate_file" && $0.message.contains("is required") })
         #expect(found.contains { $0.key == "server.tls.private_key_file" && $0.line == 2 && $0.message.contains("cannot be read") })
     }
 
     @Test func clientAuthNeedsACAFile() {
-        let found = self.problems(self.minimal + "client_auth = \"optional\"\n" + self.upstream)
+        let found = configurationProblems(self.minimal + "client_auth = \"optional\"\n" + self.upstream)
         #expect(found.map(\.key) == ["server.tls.client_auth"])
     }
 
@@ -105,7 +96,7 @@ import Testing
             certificate_file = "\(Self.files.cert)"
 
             """ + self.upstream
-        let found = self.problems(text)
+        let found = configurationProblems(text)
         #expect(found.contains { $0.key == "server.tls.certificates[0].server_names" && $0.message.contains("not a host name") })
         #expect(found.contains { $0.key == "server.tls.certificates[0].private_key_file" })
     }
@@ -128,13 +119,13 @@ import Testing
     }
 
     @Test func httpsKeysOnAnHTTPUpstreamAreRefused() {
-        let found = self.problems("[upstream]\nurl = \"http://x:1\"\ntls_server_name = \"x\"\n")
+        let found = configurationProblems("[upstream]\nurl = \"http://x:1\"\ntls_server_name = \"x\"\n")
         #expect(found.map(\.key) == ["upstream.tls_server_name"])
         #expect(found.first?.message.contains("https://") == true)
     }
 
     @Test func clientCertificateNeedsItsKey() {
-        let found = self.problems("[upstream]\nurl = \"https://x\"\nclient_certificate_file = \"\(Self.files.cert)\"\n")
+        let found = configurationProblems("[upstream]\nurl = \"https://x\"\nclient_certificate_file = \"\(Self.files.cert)\"\n")
         #expect(found.map(\.key) == ["upstream.client_certificate_file"])
     }
 }

@@ -1,17 +1,8 @@
 import Foundation
 @testable import GatewayConfig
+import GatewayTestSupport
 import Testing
 
-/// Parses `text` expecting failure; returns the problems (empty if it unexpectedly parsed).
-private func problems(_ text: String, file: String = "gateway.conf") -> [ConfigurationError.Problem] {
-    do {
-        let configuration = try ConfigurationLoader.parse(text: text, file: file)
-        Issue.record("expected a ConfigurationError, got \(configuration)")
-        return []
-    } catch {
-        return error.problems
-    }
-}
 
 /// The single problem of `text`, checked to name `file` and `key`.
 private func onlyProblem(
@@ -21,7 +12,7 @@ private func onlyProblem(
     messageContains fragment: String,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
-    let found = problems(text, file: "/etc/dbaudit/gateway.conf")
+    let found = configurationProblems(text, file: "/etc/dbaudit/gateway.conf")
     #expect(found.count == 1, "\(found)", sourceLocation: sourceLocation)
     guard let problem = found.first else { return }
     #expect(problem.file == "/etc/dbaudit/gateway.conf", sourceLocation: sourceLocation)
@@ -413,7 +404,7 @@ private let upstreamOnly = """
     }
 
     @Test func unknownKeyNamesTheKnownOnes() {
-        let found = problems(upstreamOnly + "timeout = \"5s\"\n")
+        let found = configurationProblems(upstreamOnly + "timeout = \"5s\"\n")
         #expect(found.count == 1)
         #expect(found.first?.key == "upstream.timeout")
         #expect(found.first?.line == 3)
@@ -432,7 +423,7 @@ private let upstreamOnly = """
     // MARK: structure
 
     @Test func missingUpstreamSection() {
-        let found = problems("[server]\nmax_connections = 10\n")
+        let found = configurationProblems("[server]\nmax_connections = 10\n")
         #expect(found.count == 1)
         #expect(found.first?.key == "upstream")
         #expect(found.first?.file == "gateway.conf")
@@ -440,13 +431,13 @@ private let upstreamOnly = """
     }
 
     @Test func emptyFileNeedsUpstream() {
-        let found = problems("")
+        let found = configurationProblems("")
         #expect(found.map(\.key) == ["upstream"])
     }
 
     @Test func tomlSyntaxErrorReportsItsLine() {
         let text = "[server]\nmax_connections = 10\nevent_loops = = 4\n" + upstreamOnly
-        let found = problems(text, file: "bad.conf")
+        let found = configurationProblems(text, file: "bad.conf")
         #expect(found.count == 1)
         #expect(found.first?.file == "bad.conf")
         #expect(found.first?.line == 3)
@@ -455,14 +446,14 @@ private let upstreamOnly = """
     }
 
     @Test func unterminatedStringReportsItsLine() {
-        let found = problems("[upstream]\n\n\nurl = \"http://x\n")
+        let found = configurationProblems("[upstream]\n\n\nurl = \"http://x\n")
         #expect(found.count == 1)
         #expect(found.first?.line == 4)
         #expect(found.first?.message.contains("TOML syntax error") == true)
     }
 
     @Test func duplicateKeyIsASyntaxError() {
-        let found = problems("[upstream]\nurl = \"http://a\"\nurl = \"http://b\"\n")
+        let found = configurationProblems("[upstream]\nurl = \"http://a\"\nurl = \"http://b\"\n")
         #expect(found.count == 1)
         #expect(found.first?.line == 3)
     }
@@ -485,7 +476,7 @@ private let upstreamOnly = """
 
             [extra]
             """
-        let found = problems(text, file: "multi.conf")
+        let found = configurationProblems(text, file: "multi.conf")
         let byKey = Dictionary(found.map { ($0.key, $0.line) }, uniquingKeysWith: { first, _ in first })
         #expect(found.count == 8, "\(found)")
         #expect(byKey["server.listen"] == 2)
@@ -503,13 +494,13 @@ private let upstreamOnly = """
     }
 
     @Test func problemsWithoutUpstreamAreStillCollected() {
-        let found = problems("[server]\nmax_connections = 0\n[logging]\nformat = \"xml\"\n")
+        let found = configurationProblems("[server]\nmax_connections = 0\n[logging]\nformat = \"xml\"\n")
         #expect(Set(found.map(\.key)) == ["server.max_connections", "logging.format", "upstream"])
     }
 
     /// A bad `url` must not hide the other `[upstream]` problems: all are reported at once.
     @Test func badURLDoesNotHideOtherUpstreamProblems() {
-        let found = problems("[upstream]\nurl = \"ftp://x\"\nconnect_timeout = \"0s\"\n")
+        let found = configurationProblems("[upstream]\nurl = \"ftp://x\"\nconnect_timeout = \"0s\"\n")
         #expect(found.contains { $0.key == "upstream.url" })
         #expect(found.contains { $0.key == "upstream.connect_timeout" })
     }

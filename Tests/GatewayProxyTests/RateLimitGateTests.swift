@@ -5,6 +5,7 @@ import GatewayRateLimit
 import Logging
 import NIOCore
 import NIOEmbedded
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayProxy
@@ -157,12 +158,10 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
 }
 
 @Suite struct RateLimitedLoginThrottleTests {
-    final class Clock: @unchecked Sendable { var nanoseconds: UInt64 = 1_000_000_000 }
-
-    static func throttle(perAddress: Int, perAccount: Int) -> (RateLimitedLoginThrottle, Clock, EmbeddedEventLoop) {
+    static func throttle(perAddress: Int, perAccount: Int) -> (RateLimitedLoginThrottle, ManualClock, EmbeddedEventLoop) {
         let loop = EmbeddedEventLoop()
-        let clock = Clock()
-        let local = LocalRateLimiter(group: loop, clock: { clock.nanoseconds })
+        let clock = ManualClock()
+        let local = LocalRateLimiter(group: loop, clock: clock.nanosecondsReader)
         let limiter = RateLimiter(eventLoop: loop, local: local, redis: nil, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
         var settings = JWTSettings()
         settings.loginAttemptsPerAddress = perAddress

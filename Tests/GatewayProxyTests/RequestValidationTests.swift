@@ -1,6 +1,7 @@
 import GatewayCore
 import GatewayProxy
 import NIOHTTP1
+import GatewayTestSupport
 import Testing
 
 private func head(
@@ -21,10 +22,6 @@ private func framing(_ result: Result<RequestBodyFraming, GatewayError>) -> Requ
     return nil
 }
 
-private func failure(_ result: Result<RequestBodyFraming, GatewayError>) -> GatewayError? {
-    if case .failure(let error) = result { return error }
-    return nil
-}
 
 /// Checks that `result` is a 400 `invalid_request`.
 private func expectBadRequest(
@@ -32,7 +29,7 @@ private func expectBadRequest(
     mentioning fragment: String? = nil,
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
-    let error = failure(result)
+    let error = failureIfAny(of: result)
     #expect(error?.status == 400, "\(result)", sourceLocation: sourceLocation)
     #expect(error?.code == "invalid_request", sourceLocation: sourceLocation)
     if let fragment {
@@ -51,7 +48,7 @@ private func expectBadRequest(
 
     @Test(arguments: [HTTPVersion(major: 2, minor: 0), HTTPVersion(major: 1, minor: 2), HTTPVersion(major: 0, minor: 9), HTTPVersion(major: 3, minor: 0)])
     func unsupportedVersionIs505(_ version: HTTPVersion) {
-        let error = failure(validate(head(version: version)))
+        let error = failureIfAny(of: validate(head(version: version)))
         #expect(error?.status == 505)
         #expect(error?.code == "http_version_not_supported")
     }
@@ -61,13 +58,13 @@ private func expectBadRequest(
     }
 
     @Test func connectIs405() {
-        let error = failure(validate(head(.CONNECT, "backend.example:443")))
+        let error = failureIfAny(of: validate(head(.CONNECT, "backend.example:443")))
         #expect(error == .methodNotAllowed)
         #expect(error?.status == 405)
     }
 
     @Test func traceIs405() {
-        #expect(failure(validate(head(.TRACE, "/"))) == .methodNotAllowed)
+        #expect(failureIfAny(of: validate(head(.TRACE, "/"))) == .methodNotAllowed)
     }
 
     @Test(arguments: [HTTPMethod.GET, .HEAD, .POST, .PUT, .PATCH, .DELETE, .OPTIONS])
@@ -212,7 +209,7 @@ private func expectBadRequest(
     }
 
     @Test func bodyOverLimitIs413() {
-        let error = failure(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "1025")]), maxBodyBytes: 1024))
+        let error = failureIfAny(of: validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "1025")]), maxBodyBytes: 1024))
         #expect(error?.status == 413)
         #expect(error?.code == "request_too_large")
         #expect(error == .bodyTooLarge(limit: 1024))
@@ -220,7 +217,7 @@ private func expectBadRequest(
     }
 
     @Test func hugeLengthWithinDigitLimitIs413() {
-        let error = failure(validate(head(.PUT, headers: [("Host", "g"), ("Content-Length", "999999999999999999")])))
+        let error = failureIfAny(of: validate(head(.PUT, headers: [("Host", "g"), ("Content-Length", "999999999999999999")])))
         #expect(error?.status == 413)
     }
 
@@ -236,8 +233,8 @@ private func expectBadRequest(
 
     @Test func checksRunInAFixedOrder() {
         // Version before method before target before headers.
-        #expect(failure(validate(head(.TRACE, "*", version: HTTPVersion(major: 2, minor: 0), headers: [])))?.status == 505)
-        #expect(failure(validate(head(.TRACE, "*", headers: [])))?.status == 405)
+        #expect(failureIfAny(of: validate(head(.TRACE, "*", version: HTTPVersion(major: 2, minor: 0), headers: [])))?.status == 505)
+        #expect(failureIfAny(of: validate(head(.TRACE, "*", headers: [])))?.status == 405)
         expectBadRequest(validate(head(.GET, "*", headers: [("Content-Length", "5, 6")])), mentioning: "request target")
     }
 }

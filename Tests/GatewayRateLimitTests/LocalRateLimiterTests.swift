@@ -2,17 +2,10 @@ import GatewayConfig
 import NIOCore
 import NIOPosix
 import Synchronization
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayRateLimit
-
-/// A clock tests move by hand; read from any loop.
-final class TestClock: Sendable {
-    private let nanoseconds = Atomic<UInt64>(1_000_000_000_000)
-    var now: UInt64 { self.nanoseconds.load(ordering: .sequentiallyConsistent) }
-    func advance(seconds: UInt64) { self.nanoseconds.add(seconds * 1_000_000_000, ordering: .sequentiallyConsistent) }
-    var read: @Sendable () -> UInt64 { { self.now } }
-}
 
 /// Runs `body` with a fresh group of `loops` loops, shut down afterwards.
 func withGroup<T>(loops: Int, _ body: (MultiThreadedEventLoopGroup) async throws -> T) async throws -> T {
@@ -42,8 +35,8 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
 @Suite struct LocalRateLimiterTests {
     @Test func concurrentDecisionsFromEveryLoopAdmitExactlyBurst() async throws {
         try await withGroup(loops: 4) { group in
-            let clock = TestClock()
-            let limiter = LocalRateLimiter(group: group, clock: clock.read)
+            let clock = ManualClock()
+            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
             let loops = Array(group.makeIterator())
             // 4 × burst decisions for one key, a quarter asked on each loop, all at once.
             let futures = loops.flatMap { loop in
@@ -72,8 +65,8 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
 
     @Test func differentKeysAndPoliciesAreIndependent() async throws {
         try await withGroup(loops: 3) { group in
-            let clock = TestClock()
-            let limiter = LocalRateLimiter(group: group, clock: clock.read)
+            let clock = ManualClock()
+            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
             let loop = group.next()
             let small = TokenBucket.Shape(policy: "small", rate: 1, periodSeconds: 60, burst: 2)
             let other = TokenBucket.Shape(policy: "other", rate: 1, periodSeconds: 60, burst: 2)
@@ -100,9 +93,9 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
 
     @Test func fullBucketsAreEvictedAndTheShardIsCapped() async throws {
         try await withGroup(loops: 1) { group in
-            let clock = TestClock()
+            let clock = ManualClock()
             let loop = group.next()
-            let limiter = LocalRateLimiter(group: group, maximumBucketsPerShard: 50, clock: clock.read)
+            let limiter = LocalRateLimiter(group: group, maximumBucketsPerShard: 50, clock: clock.nanosecondsReader)
             let quick = TokenBucket.Shape(policy: "q", rate: 1, periodSeconds: 1, burst: 1)
             try await loop.submit {
                 for index in 0..<40 { _ = limiter.decide(quick, key: "k\(index)", on: loop) }
@@ -136,9 +129,9 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
 
     @Test func policyChangeOnReloadKeepsTheBucket() async throws {
         try await withGroup(loops: 1) { group in
-            let clock = TestClock()
+            let clock = ManualClock()
             let loop = group.next()
-            let limiter = LocalRateLimiter(group: group, clock: clock.read)
+            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
             let before = TokenBucket.Shape(policy: "r", rate: 1, periodSeconds: 60, burst: 5)
             let after = TokenBucket.Shape(policy: "r", rate: 1, periodSeconds: 60, burst: 2)
             let results = try await loop.submit { () -> [Int] in

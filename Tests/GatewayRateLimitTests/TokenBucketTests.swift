@@ -1,4 +1,5 @@
 import GatewayConfig
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayRateLimit
@@ -10,17 +11,6 @@ private func shape(_ rate: Int, per periodSeconds: Int64 = 1, burst: Int? = nil,
     TokenBucket.Shape(policy: name, rate: rate, periodSeconds: periodSeconds, burst: burst ?? rate)
 }
 
-/// SplitMix64: a small deterministic generator, so a failing seed reproduces.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct TokenBucketTests {
     @Test func fullBucketAdmitsExactlyBurstThenRefuses() {
@@ -169,7 +159,7 @@ private struct SplitMix64: RandomNumberGenerator {
     /// exactly that long, and the headers' numbers stay in range.
     @Test(arguments: [1, 2, 3, 42, 1234, 99_999])
     func randomArrivalsNeverExceedBurstPlusRateTimesElapsed(seed: UInt64) {
-        var random = SplitMix64(state: seed)
+        var random = SplitMix64(seed: seed)
         for _ in 0..<40 {
             let periodSeconds: Int64 = [1, 60, 3600].randomElement(using: &random)!
             let rate = Int.random(in: 1...1000, using: &random)

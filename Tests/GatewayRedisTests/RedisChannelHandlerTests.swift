@@ -2,35 +2,19 @@ import GatewayRedisTestSupport
 import GatewayRedis
 import NIOCore
 import NIOEmbedded
+import GatewayTestSupport
 import Testing
 
 // RedisChannelHandler on an EmbeddedChannel: everything happens synchronously on the test's
 // thread, so a future's state can be read right after the bytes that should complete it.
 
-private final class OutcomeBox<Value> {
-    var value: Result<Value, any Error>?
-}
-
-/// The future's result if it has completed, nil while it is pending. (On the embedded loop a
-/// callback on a completed future runs at once.)
-private func outcome<Value>(_ future: EventLoopFuture<Value>) -> Result<Value, any Error>? {
-    let box = OutcomeBox<Value>()
-    future.assumeIsolated().whenComplete { box.value = $0 }
-    return box.value
-}
-
 private func reply(_ future: EventLoopFuture<RESPValue>) -> RESPValue? {
-    guard case .success(let value) = outcome(future) else { return nil }
+    guard case .success(let value) = completion(of: future) else { return nil }
     return value
 }
 
-private func failure(_ future: EventLoopFuture<RESPValue>) -> RedisClientError? {
-    guard case .failure(let error) = outcome(future) else { return nil }
-    return error as? RedisClientError
-}
-
-private func isProtocolError(_ error: RedisClientError?) -> Bool {
-    if case .protocolError = error { return true }
+private func isProtocolError(_ error: (any Error)?) -> Bool {
+    if case .protocolError = error as? RedisClientError { return true }
     return false
 }
 
@@ -86,7 +70,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         let b = send(channel, ["GET", "b"]).reply
         let c = send(channel, ["INCR", "c"]).reply
         #expect(handler.pendingCount == 3)
-        #expect(outcome(a) == nil && outcome(b) == nil && outcome(c) == nil)
+        #expect(completion(of: a) == nil && completion(of: b) == nil && completion(of: c) == nil)
 
         try feed(channel, "$1\r\nA\r\n$2\r\nBB\r\n:3\r\n")
 
@@ -123,7 +107,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
                 if ends[index] <= split {
                     #expect(reply(future) == expected[index], "reply \(index) after \(split) bytes")
                 } else {
-                    #expect(outcome(future) == nil, "reply \(index) must still be pending after \(split) bytes")
+                    #expect(completion(of: future) == nil, "reply \(index) must still be pending after \(split) bytes")
                 }
             }
             try feed(channel, stream[split...])
@@ -143,8 +127,8 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         let bytes = Array("$3\r\nabc\r\n+PONG\r\n".utf8)
         for (index, byte) in bytes.enumerated() {
             try feed(channel, [byte])
-            #expect((outcome(first) != nil) == (index >= 8), "first reply after \(index + 1) bytes")
-            #expect((outcome(second) != nil) == (index == bytes.count - 1), "second reply after \(index + 1) bytes")
+            #expect((completion(of: first) != nil) == (index >= 8), "first reply after \(index + 1) bytes")
+            #expect((completion(of: second) != nil) == (index == bytes.count - 1), "second reply after \(index + 1) bytes")
         }
         #expect(reply(first) == .bulk("abc"))
         #expect(reply(second) == .simpleString("PONG"))
@@ -170,12 +154,12 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         let futures = (0..<3).map { send(channel, ["GET", "k\($0)"]).reply }
         try feed(channel, "?bad\r\n")
         for future in futures {
-            #expect(isProtocolError(failure(future)), "got \(String(describing: outcome(future)))")
+            #expect(isProtocolError(failureIfAny(of: future)), "got \(String(describing: completion(of: future)))")
         }
         #expect(handler.pendingCount == 0)
         #expect(!channel.isActive)
         channel.embeddedEventLoop.run()
-        #expect(outcome(channel.closeFuture) != nil)
+        #expect(completion(of: channel.closeFuture) != nil)
     }
 
     @Test func repliesCompleteBeforeGarbageAreStillDelivered() throws {
@@ -186,7 +170,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         try feed(channel, "+PONG\r\n")
         try feed(channel, "?garbage\r\n")
         #expect(reply(first) == .simpleString("PONG"))
-        #expect(isProtocolError(failure(second)))
+        #expect(isProtocolError(failureIfAny(of: second)))
         #expect(!channel.isActive)
     }
 
@@ -195,7 +179,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let future = send(channel, ["GET", "k"]).reply
         try feed(channel, "$1x\r\n")
-        #expect(isProtocolError(failure(future)))
+        #expect(isProtocolError(failureIfAny(of: future)))
         #expect(!channel.isActive)
     }
 
@@ -207,7 +191,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         #expect(handler.pendingCount == 0)
         // The connection is dead: a later command fails at once instead of waiting forever.
         let late = send(channel, ["PING"])
-        #expect(failure(late.reply) == .connectionClosed)
+        #expect((failureIfAny(of: late.reply) as? RedisClientError) == .connectionClosed)
         #expect((late.writeError as? RedisClientError) == .connectionClosed)
     }
 
@@ -252,12 +236,12 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         let first = send(channel, ["GET", "big"]).reply
         let second = send(channel, ["GET", "other"]).reply
         try feed(channel, "$100000000\r\n")
-        let error = failure(first)
+        let error = (failureIfAny(of: first) as? RedisClientError)
         #expect(isProtocolError(error))
         if case .protocolError(let message) = error {
             #expect(message.contains("100000000"), "message: \(message)")
         }
-        #expect(isProtocolError(failure(second)))
+        #expect(isProtocolError(failureIfAny(of: second)))
         #expect(handler.pendingCount == 0)
         #expect(!channel.isActive)
     }
@@ -267,7 +251,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let future = send(channel, ["KEYS", "*"]).reply
         try feed(channel, "*\(RESPReader.maximumArrayElements + 1)\r\n")
-        #expect(isProtocolError(failure(future)))
+        #expect(isProtocolError(failureIfAny(of: future)))
         #expect(!channel.isActive)
     }
 
@@ -281,12 +265,12 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         try feed(channel, "*2\r\n$\(bulk)\r\n")
         let chunk = [UInt8](repeating: 0x61, count: 1 << 20)
         var fed = 0
-        while outcome(future) == nil && fed < 2 * bulk {
+        while completion(of: future) == nil && fed < 2 * bulk {
             try feed(channel, chunk)
             fed += chunk.count
             if fed == bulk { try feed(channel, "\r\n$\(bulk)\r\n") }
         }
-        let error = failure(future)
+        let error = (failureIfAny(of: future) as? RedisClientError)
         #expect(isProtocolError(error))
         #expect(fed > RedisChannelHandler.maximumReplyBytes - chunk.count)
         #expect(fed <= RedisChannelHandler.maximumReplyBytes + chunk.count)
@@ -302,8 +286,8 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         try feed(channel, "+PONG\r\n$1\r\n")  // the second reply is partial
         try channel.close().wait()
         #expect(reply(answered) == .simpleString("PONG"))
-        #expect(failure(first) == .connectionClosed)
-        #expect(failure(second) == .connectionClosed)
+        #expect((failureIfAny(of: first) as? RedisClientError) == .connectionClosed)
+        #expect((failureIfAny(of: second) as? RedisClientError) == .connectionClosed)
         #expect(handler.pendingCount == 0)
     }
 
@@ -312,7 +296,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         try channel.close().wait()
         let late = send(channel, ["PING"])
-        #expect(failure(late.reply) == .connectionClosed)
+        #expect((failureIfAny(of: late.reply) as? RedisClientError) == .connectionClosed)
         #expect((late.writeError as? RedisClientError) == .connectionClosed)
         #expect(handler.pendingCount == 0)
     }
@@ -322,9 +306,9 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let first = send(channel, ["PING"]).reply
         try feed(channel, "!oops\r\n")
-        #expect(isProtocolError(failure(first)))
+        #expect(isProtocolError(failureIfAny(of: first)))
         let late = send(channel, ["PING"])
-        #expect(failure(late.reply) == .connectionClosed)
+        #expect((failureIfAny(of: late.reply) as? RedisClientError) == .connectionClosed)
         #expect(handler.pendingCount == 0)
         // Bytes arriving after the failure are ignored, not delivered.
         try feed(channel, "+PONG\r\n")
@@ -337,7 +321,7 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let future = send(channel, ["PING"]).reply
         channel.pipeline.fireErrorCaught(Boom())
-        #expect(failure(future) == .connectionClosed)
+        #expect((failureIfAny(of: future) as? RedisClientError) == .connectionClosed)
         #expect(handler.pendingCount == 0)
         #expect(!channel.isActive)
     }
