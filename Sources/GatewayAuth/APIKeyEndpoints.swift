@@ -4,7 +4,7 @@ package import GatewayStore
 package import NIOCore
 
 /// The HTTP face of `APIKeyService`: `POST /v1/api-keys`, `GET /v1/api-keys`,
-/// `DELETE /v1/api-keys/{id}` (PRODUCT.md §3). The caller is already authenticated (any
+/// `DELETE /v1/api-keys/{id}`. The caller is already authenticated (any
 /// credential, `requiredScopes` is empty). An API key manages keys only if it holds `admin`;
 /// a user session (JWT) manages its own keys, an `admin` one everybody's; nobody grants a
 /// scope they do not hold. Touched only on its event loop.

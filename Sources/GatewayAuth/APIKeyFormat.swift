@@ -1,6 +1,6 @@
 import GatewayCrypto
 
-/// The API key format of PRODUCT.md §1: `dbaudit_live_` or `dbaudit_test_`, 32 random
+/// The API key format of the product: `dbaudit_live_` or `dbaudit_test_`, 32 random
 /// base62 characters, then 6 base62 characters of the CRC32 of everything before them,
 /// so secret scanners (and the gateway, before any store round trip) can tell a real key
 /// from a typo or a guess offline. Pure; any thread.

@@ -5,7 +5,7 @@ package import NIOCore
 ///
 /// Positive entries are trusted for `positive_ttl`; past that they are "stale": the store
 /// is asked again, but if it cannot be reached the stale entry keeps working until
-/// `stale_grace` has also passed (PRODUCT.md §7). Negative entries (unknown, revoked or
+/// `stale_grace` has also passed. Negative entries (unknown, revoked or
 /// expired keys) spare the store from repeated guesses for `negative_ttl`. Bounded: the
 /// oldest entries go first. Touched only on its event loop, so it has no lock.
 package final class CredentialCache {

@@ -1,4 +1,4 @@
-/// One `[[rate_limits]]` entry: a named token bucket shape (PRODUCT.md §6). Routes and
+/// One `[[rate_limits]]` entry: a named token bucket shape. Routes and
 /// credentials refer to it by name; the bucket key (principal or client address) is chosen
 /// by the caller.
 ///

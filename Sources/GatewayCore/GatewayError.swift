@@ -177,7 +177,7 @@ extension GatewayError {
 }
 
 extension GatewayError {
-    /// The JSON body of PRODUCT.md §4:
+    /// The JSON body of every error the gateway makes:
     /// `{"error": ..., "error_description": ..., "request_id": ...}`.
     package func jsonBody(requestID: String) -> String {
         var out = "{\"error\":"

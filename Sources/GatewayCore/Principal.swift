@@ -1,4 +1,4 @@
-/// Who is calling, whatever credential proved it (PRODUCT.md §1): scopes and rate limits
+/// Who is calling, whatever credential proved it: scopes and rate limits
 /// apply to the principal, never to the credential kind. Immutable; any thread.
 package struct Principal: Sendable, Hashable {
     /// The credential kind, as sent upstream in `X-DBAudit-Credential`.
@@ -38,7 +38,7 @@ package struct Principal: Sendable, Hashable {
         self.expiresAt = expiresAt
     }
 
-    /// The token-bucket key of this principal (PRODUCT.md §6): the key id of an API key,
+    /// The token-bucket key of this principal: the key id of an API key,
     /// the client id of an OAuth client, else the kind and subject.
     package var rateLimitKey: String {
         if let keyID { return "key:" + keyID }
@@ -60,7 +60,7 @@ package struct Principal: Sendable, Hashable {
     }
 }
 
-/// The scopes of the DB Audit API (PRODUCT.md §2).
+/// The scopes of the DB Audit API.
 package enum Scopes {
     package static let all: [String] = [
         "read:databases", "write:databases", "read:policies", "write:policies", "read:alerts",

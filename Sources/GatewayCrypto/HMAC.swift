@@ -4,7 +4,7 @@ import CGatewayOpenSSL
 /// `EVP_MAC`.
 ///
 /// The `EVP_MAC` algorithm is fetched once per process (a fetch per call costs a provider
-/// lookup, PERFORMANCE.md). The key is copied into memory this object owns and wiped on
+/// lookup). The key is copied into memory this object owns and wiped on
 /// `deinit`. `EVP_MAC` is immutable and thread-safe; each call makes its own context, so
 /// one instance may be shared by every event loop.
 package final class HMACSHA256: @unchecked Sendable {

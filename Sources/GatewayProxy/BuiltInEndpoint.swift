@@ -1,6 +1,6 @@
 import GatewayAuth
 
-/// The endpoints the gateway answers itself instead of forwarding (PRODUCT.md §3), what a
+/// The endpoints the gateway answers itself instead of forwarding, what a
 /// request to each needs before it runs, and how much body each reads. A value; any thread.
 package enum BuiltInEndpoint: Sendable, Hashable {
     /// `/v1/api-keys[/{id}]`: any valid credential; the endpoint applies its own rules.

@@ -39,7 +39,7 @@ package struct ForwardingContext: Sendable, Hashable {
     }
 }
 
-/// The header rewriting between client and upstream (PRODUCT.md §5), as pure functions
+/// The header rewriting between client and upstream, as pure functions
 /// over heads so every rule is unit-testable. Any thread.
 package enum ForwardingRules {
     /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the

@@ -266,7 +266,7 @@ private func wallClockSeconds() -> Int {
     return now.tv_sec
 }
 
-/// Writes the one-line-per-request access log (PRODUCT.md §10) through swift-log at
+/// Writes the one-line-per-request access log through swift-log at
 /// `info`. A value; copied into each loop's context.
 package struct AccessLog {
     /// What is known about one finished request.

@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// The last handler of a client connection: validates each request, forwards it through
 /// a pooled upstream connection on the same event loop, streams both bodies with
-/// backpressure, and answers every failure with the JSON error of PRODUCT.md §4.
+/// backpressure, and answers every failure with the gateway's JSON error.
 ///
 /// Decisions are made by `ProxyConnectionStateMachine`; this class only runs the actions
 /// it returns. One instance per client connection, touched only on that connection's

@@ -1,7 +1,7 @@
 package import NIOCore
 
 /// In-process token buckets for every event loop of the gateway, sharded by key so that
-/// one principal's limit is exact across loops (PRODUCT.md §6, "without Redis").
+/// one principal's limit is exact across loops.
 ///
 /// Each bucket is owned by exactly one loop: the shard `hash(policy, key) mod loopCount`
 /// (Swift's `Hasher`: stable within the process, seeded per process, so a client cannot

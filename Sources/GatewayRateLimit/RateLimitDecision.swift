@@ -1,5 +1,5 @@
 /// The answer to one request against one policy, with everything the response headers
-/// need (PRODUCT.md §6, `RateLimitHeaders`).
+/// need.
 ///
 /// Immutable value; any thread.
 package struct RateLimitDecision: Sendable, Hashable {

@@ -1,4 +1,4 @@
-/// The response header fields of PRODUCT.md §6, in the structured-field form of
+/// The rate-limit response header fields, in the structured-field form of
 /// draft-ietf-httpapi-ratelimit-headers-11 (May 2026; the syntax is unchanged since -08):
 ///
 ///     RateLimit-Policy: "default";q=100;w=10

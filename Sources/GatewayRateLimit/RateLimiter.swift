@@ -20,7 +20,7 @@ package enum RateLimitVerdict {
     case pending(EventLoopFuture<RateLimitOutcome>)
 }
 
-/// The rate limiter one event loop's request path asks (PRODUCT.md §6).
+/// The rate limiter one event loop's request path asks.
 ///
 /// Mode Redis when `redis` is given (one shared bucket per key across instances), local
 /// otherwise (the process's `LocalRateLimiter`, exact across loops). When Redis fails or

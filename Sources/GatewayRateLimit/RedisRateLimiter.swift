@@ -3,7 +3,7 @@ import GatewayCrypto
 package import GatewayRedis
 package import NIOCore
 
-/// Token buckets shared by every gateway instance through Redis (PRODUCT.md §6): one
+/// Token buckets shared by every gateway instance through Redis: one
 /// atomic Lua script per decision, run by `EVALSHA` on this loop's pipelined connection.
 ///
 /// The script takes Redis `TIME` as the clock, so instances with skewed clocks agree; it

@@ -1,6 +1,6 @@
 package import GatewayConfig
 
-/// One token bucket: pure logic, the clock passed in (ARCHITECTURE.md principle 5).
+/// One token bucket: pure logic, the clock passed in.
 ///
 /// Exact integer arithmetic, no floating point: time is in nanoseconds and credit is
 /// counted in units where one token is `periodSeconds × 10⁹` units and the bucket gains

@@ -1,4 +1,4 @@
-/// What the store keeps about one API key (PRODUCT.md §1). The key itself is never
+/// What the store keeps about one API key. The key itself is never
 /// stored: only its keyed hash, which is the record's address. Immutable value; any
 /// thread.
 package struct APIKeyRecord: Codable, Sendable, Hashable {

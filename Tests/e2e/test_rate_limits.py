@@ -831,7 +831,7 @@ def test_login_retry_after_is_honest(login_gateway):
 
 
 def test_login_429_carries_the_ratelimit_headers(login_gateway):
-    # PRODUCT.md section 4: a 429 carries Retry-After and the RateLimit headers.
+    # A 429 carries Retry-After and the RateLimit headers.
     gateway = login_gateway()
     for _ in range(PER_ACCOUNT):
         assert_refused_401(attempt(gateway, "target@example.test"))

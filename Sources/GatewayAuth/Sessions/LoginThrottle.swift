@@ -2,7 +2,7 @@ package import GatewayCore
 package import NIOCore
 
 /// Whether a login attempt may proceed: limits per client address and per account
-/// (against password guessing, PRODUCT.md §6). Called on the request's event loop.
+/// (against password guessing). Called on the request's event loop.
 package protocol LoginThrottle: AnyObject {
     /// Counts one attempt for the address and, when given, the account; a refusal carries
     /// the seconds until one is allowed. Each purpose counts in buckets of its own.

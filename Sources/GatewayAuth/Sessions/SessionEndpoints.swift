@@ -8,7 +8,7 @@ package import NIOCore
 /// Runs `PasswordHasher.verify` off the event loop; completes with whether it matched.
 package typealias PasswordCheck = @Sendable (_ password: String, _ encoded: String, _ loop: any EventLoop) -> EventLoopFuture<Bool>
 
-/// The endpoints of the gateway's own issuer (PRODUCT.md §3): `POST /v1/auth/login`,
+/// The endpoints of the gateway's own issuer: `POST /v1/auth/login`,
 /// `POST /v1/auth/refresh`, `POST /v1/auth/logout` and `GET /.well-known/jwks.json`.
 ///
 /// Passwords are checked with scrypt through `checkPassword`, which runs it on a thread
