@@ -17,7 +17,7 @@
 #   /etc/dbaudit-gateway/gateway.conf                   from gateway.conf.example, 0640, ONLY
 #                                                       if absent: an operator's file is
 #                                                       never overwritten
-#   $PREFIX/share/doc/dbaudit-gateway/README.md, gateway.conf.example
+#   $PREFIX/share/doc/dbaudit-gateway/README.md, gateway.conf.example, docs/*.md
 #
 # Installing into the live system (no DESTDIR) also applies the sysusers and tmpfiles
 # snippets (creating the user, and giving the configuration to its group) and reloads
@@ -94,6 +94,10 @@ echo "install: $(stage "$SYSUSERSDIR/$NAME.conf"), $(stage "$TMPFILESDIR/$NAME.c
 
 install -m 0644 "$ROOT/README.md" "$(stage "$DOCDIR/README.md")"
 install -m 0644 "$ROOT/gateway.conf.example" "$(stage "$DOCDIR/gateway.conf.example")"
+install -d -m 0755 "$(stage "$DOCDIR/docs")"
+for page in "$ROOT"/docs/*.md; do
+    install -m 0644 "$page" "$(stage "$DOCDIR/docs/$(basename "$page")")"
+done
 
 # The configuration: created once, never replaced (an upgrade keeps the operator's file;
 # compare it with $DOCDIR/gateway.conf.example for new keys).

@@ -234,7 +234,7 @@ FENCE = re.compile(r"^```([A-Za-z0-9_-]*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 CODE_SPAN = re.compile(r"`([^`]+)`")
 SECTION_SPAN = re.compile(r"^\[\[?([a-z0-9_.]+)\]\]?$")
 SECTION_KEY_SPAN = re.compile(r"^\[\[?([a-z0-9_.]+)\]\]?\s+([a-z][a-z0-9_]*)$")
-ASSIGNMENT_SPAN = re.compile(r"^([a-z][a-z0-9_]*)\s*=\s*\S")
+ASSIGNMENT_SPAN = re.compile(r"^([a-z][a-z0-9_]*) = \S")  # TOML style; `error="x"` in a header is not one
 
 
 def fenced_blocks(text: str):
