@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
+import requests
+
 from conftest import ROOT, gateway_binary
+from test_admin import admin_port
 from test_tls import PKI, openssl
 
 DOCS = ROOT / "docs"
@@ -474,8 +477,9 @@ def command_texts():
 
 
 def invocations(text: str, top_level: list):
-    """(subcommand words, rest) for each gateway invocation in `text`: after the binary's
-    name, or a span that starts with a top-level subcommand (`keys create --test`)."""
+    """The words after each gateway invocation in `text` (up to a shell separator): after
+    the binary's name, or all of a span that starts with a top-level subcommand
+    (`keys create --test`)."""
     starts = [m.end() for m in BINARY.finditer(text)]
     first = text.split(" ", 1)[0]
     if not starts and first in top_level:
@@ -516,6 +520,45 @@ def test_every_documented_flag_is_in_the_subcommands_help(cli_help):
                                     f"is not in its --help ({', '.join(sorted(cli_help.options[command]))})")
     assert checked >= 10, f"only {checked} documented flags found: is the command recognition broken?"
     assert not problems, "documented command lines that --help does not know:\n" + "\n".join(problems)
+
+
+# --- error codes and metrics ----------------------------------------------------------------
+
+def documented_table_codes(path: Path, column: int) -> set:
+    """The single code span of column `column` in every table row of `path`."""
+    codes = set()
+    lines = without_fences(path.read_text()).splitlines()
+    for index, line in enumerate(lines):
+        is_header = index + 1 < len(lines) and lines[index + 1].startswith("|--")
+        if line.startswith("|") and not is_header:
+            cells = table_cells(line)
+            spans = CODE_SPAN.findall(cells[column]) if len(cells) > column else []
+            if len(spans) == 1 and cells[column] == f"`{spans[0]}`":
+                codes.add(spans[0])
+    return codes
+
+
+def test_errors_page_lists_every_error_code_the_sources_define():
+    # Every GatewayError is built with `code: ...` (a literal, or a choice of literals);
+    # the page's table has the code in its second column.
+    defined = set()
+    for source in (ROOT / "Sources").rglob("*.swift"):
+        for rest in re.findall(r"\bcode: ([^\n]*)", source.read_text()):
+            defined.update(re.findall(r'"([a-z_]+)"', rest.split("description:")[0]))
+    assert "invalid_request" in defined, "no error codes found in Sources/"
+    documented = documented_table_codes(DOCS / "errors.md", 1)
+    assert not defined - documented, f"docs/errors.md does not list: {sorted(defined - documented)}"
+    assert not documented - defined, f"docs/errors.md lists codes no source defines: {sorted(documented - defined)}"
+
+
+def test_operations_page_lists_every_metric_the_gateway_exports(make_gateway, upstream):
+    gateway = make_gateway(upstream.url, tail='[admin]\nlisten = "127.0.0.1:0"\n')
+    text = requests.get(f"http://127.0.0.1:{admin_port(gateway)}/metrics", timeout=10).text
+    exported = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    assert "dbgw_requests_total" in exported, text[:500]
+    documented = {name for name in documented_table_codes(DOCS / "operations.md", 0) if name.startswith("dbgw_")}
+    assert not exported - documented, f"docs/operations.md does not list: {sorted(exported - documented)}"
+    assert not documented - exported, f"docs/operations.md lists metrics /metrics does not export: {sorted(documented - exported)}"
 
 
 # --- nothing outside the repository is cited -------------------------------------------------
