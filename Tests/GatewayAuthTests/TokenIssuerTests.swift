@@ -115,11 +115,12 @@ import Testing
         #expect(throws: CryptoKeyError.self) { try Self.issuer([("a", .rs256, TestKeys.rsa)], active: "b") }
     }
 
-    @Test func subjectAndScopesAreJSONEscaped() throws {
+    /// Scopes cannot hold `"` or `\` any more (they are refused above); the subject can.
+    @Test func subjectIsJSONEscapedAndScopesAreSpaceJoined() throws {
         let issuer = try Self.issuer([("k", .edDSA, TestKeys.ed25519)], active: "k")
-        let minted = try issuer.accessToken(subject: "a\"b\\c\u{1}", scopes: ["x\"y"], now: testNow)
+        let minted = try issuer.accessToken(subject: "a\"b\\c\u{1}", scopes: ["x/y", "{z}"], now: testNow)
         let claims = try StrictJSON.parseObject(try JWSCompact.parse(minted.token.utf8).payload)
         #expect(claims["sub"]?.string == "a\"b\\c\u{1}")
-        #expect(claims["scope"]?.string == "x\"y")
+        #expect(claims["scope"]?.string == "x/y {z}")
     }
 }
