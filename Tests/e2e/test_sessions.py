@@ -498,3 +498,23 @@ def test_users_add_refuses_scopes_that_are_not_scope_tokens(sessions_gateway):
         result = _users_add(sessions_gateway, "scopes@example.test", scopes)
         assert result.returncode == 1, (scopes, result.stdout)
         assert "--scopes" in result.stderr
+
+
+def test_user_record_with_a_scope_that_is_not_a_scope_token_gets_no_token(sessions_gateway, redis_server, upstream):
+    """A hostile or damaged Redis gives a user the scope value "x admin": neither login nor
+    refresh signs a token with it (our own tokens carry only scope tokens), and it is logged."""
+    gateway = sessions_gateway
+    add_user(gateway, "tampered@example.test", SCOPES)
+    first = login(gateway, "tampered@example.test")
+    assert first.status_code == 200, first.text
+    keys = [k for k in redis_server.command("KEYS", "*user:tampered@example.test").split(b"\r\n") if b"user:" in k]
+    assert len(keys) == 1, keys
+    raw = redis_server.command("GET", keys[0]).split(b"\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+    record = json.loads(raw)
+    record["scopes"] = ["read:databases", "x admin"]
+    assert redis_server.command("SET", keys[0], json.dumps(record)).startswith(b"+OK")
+    for response in (login(gateway, "tampered@example.test"), refresh(gateway, first.json()["refresh_token"])):
+        assert response.status_code == 500, response.text
+        assert "access_token" not in response.text
+    gateway.wait_for_log(lambda line: line.get("msg") == "unreadable user record in the store")
+    assert upstream.requests() == []
