@@ -54,34 +54,15 @@ package struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
     }
 
-    /// Whether only this host can connect: `localhost`, 127.0.0.0/8 or ::1 (also written
-    /// out in full or as an IPv4-mapped loopback address).
+    /// Whether only this host can connect: `localhost`, 127.0.0.0/8 or ::1 (also as an
+    /// IPv4-mapped address).
     package var isLoopback: Bool {
-        let host = self.host.lowercased()
-        if host == "localhost" { return true }
-        if let v4 = IPv4Text.octets(host) { return v4[0] == 127 }
-        if host.hasPrefix("::ffff:"), let v4 = IPv4Text.octets(String(host.dropFirst(7))) { return v4[0] == 127 }
-        var groups = host.split(separator: ":", omittingEmptySubsequences: false)
-        guard host.contains("::") || groups.count == 8 else { return false }
-        groups.removeAll { $0.isEmpty }
-        guard let last = groups.last, UInt16(last, radix: 16) == 1 else { return false }
-        return groups.dropLast().allSatisfy { UInt16($0, radix: 16) == 0 } && groups.allSatisfy { $0.count <= 4 }
-    }
-}
-
-/// Dotted-quad IPv4 text, strictly (four decimal octets, no leading zeros). Pure.
-enum IPv4Text {
-    static func octets(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var octets: [UInt8] = []
-        for part in parts {
-            guard (1...3).contains(part.count), part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber),
-                part.count == 1 || part.first != "0", let value = UInt8(part)
-            else { return nil }
-            octets.append(value)
+        if self.host.lowercased() == "localhost" { return true }
+        switch IPAddress.parse(self.host) {
+        case .v6(high: 0, low: 1)?: return true
+        case let address?: return address.unmappedV4.map { $0 >> 24 == 127 } ?? false
+        case nil: return false
         }
-        return octets
     }
 }
 
