@@ -157,6 +157,13 @@ package final class Authenticator {
                 self.cache.storeNegative(hash, now: .now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
+            // Whatever store answered, scopes that are not scope tokens never authorize and
+            // never travel upstream: the record is treated as unreadable.
+            guard ScopeToken.areValid(record.scopes) else {
+                self.logger.error("unreadable API key record in the store", metadata: ["reason": "scopes are not all scope tokens"])
+                self.cache.storeNegative(hash, now: .now())
+                throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
+            }
             let principal = Principal(
                 subject: record.owner,
                 kind: .apiKey,

@@ -135,19 +135,37 @@ final class ConfigReader {
 
     private func readAdmin(_ table: TOMLTable) -> AdminSettings {
         let path = "admin"
-        self.rejectUnknown(in: table, path: path, allowed: ["listen", "token_file", "token_env"])
+        self.rejectUnknown(in: table, path: path, allowed: ["listen", "allow_remote", "token_file", "token_env"])
         var admin = AdminSettings()
+        var listenIsValid = true
         if let listen = self.string(table, "listen", path: path) {
             switch ValueParsers.listenAddress(listen) {
             case .success(let address): admin.listen = address
-            case .failure(let message): self.problem("\(path).listen", message)
+            case .failure(let message):
+                self.problem("\(path).listen", message)
+                listenIsValid = false
             }
         }
+        admin.allowRemote = self.bool(table, "allow_remote", path: path) ?? false
+        var tokenGiven = false
         if let token = self.secret(table, fileKey: "token_file", envKey: "token_env", path: path) {
+            tokenGiven = true
             if token.value.utf8.count < 16 {
                 self.problem("\(path).token_file", "the admin token must be at least 16 characters")
             } else {
                 admin.token = token
+            }
+        }
+        // Readiness and metrics describe the deployment: beyond this host only on purpose,
+        // and never without a token.
+        if listenIsValid, !admin.listen.isLoopback {
+            if !admin.allowRemote {
+                self.problem(
+                    "\(path).listen",
+                    "\(admin.listen) is not a loopback address; to serve the admin endpoints beyond this host set allow_remote = true and a token (token_file or token_env)"
+                )
+            } else if !tokenGiven {
+                self.problem("\(path).allow_remote", "a remote admin listener needs a token (token_file or token_env)")
             }
         }
         return admin

@@ -105,6 +105,7 @@ extension GatewayConfiguration {
             lines.append("")
             lines.append("[admin]")
             lines.append("listen = \(quote(admin.listen.description))")
+            lines.append("allow_remote = \(admin.allowRemote)")
             if admin.token != nil { lines.append("# token: <redacted> (from token_file or token_env)") }
         }
         lines.append("")

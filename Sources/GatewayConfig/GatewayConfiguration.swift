@@ -53,6 +53,17 @@ package struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     package var description: String {
         self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
     }
+
+    /// Whether only this host can connect: `localhost`, 127.0.0.0/8 or ::1 (also as an
+    /// IPv4-mapped address).
+    package var isLoopback: Bool {
+        if self.host.lowercased() == "localhost" { return true }
+        switch IPAddress.parse(self.host) {
+        case .v6(high: 0, low: 1)?: return true
+        case let address?: return address.unmappedV4.map { $0 >> 24 == 127 } ?? false
+        case nil: return false
+        }
+    }
 }
 
 /// `[server]`: listeners, connection limits and client-side timeouts.

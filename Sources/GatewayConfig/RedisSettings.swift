@@ -48,6 +48,8 @@ package struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugS
 package struct AdminSettings: Sendable, Hashable {
     /// Loopback by default: these endpoints are for the host's monitoring, not the world.
     package var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9901)
+    /// A listen address other than loopback is accepted only with this and a token.
+    package var allowRemote: Bool = false
     /// When set, every admin request needs `Authorization: Bearer <token>`.
     package var token: Secret?
 

@@ -44,20 +44,57 @@ package final class UserManagement: Sendable {
         try? await self.group.shutdownGracefully()
     }
 
-    /// Validates and normalises an e-mail address (lower case, one `@`, no spaces).
+    /// Validates and normalises an e-mail address for a new user: lower case, one `@`, a
+    /// dot-atom local part (RFC 5322 `atext` and single inner dots, at most 64 bytes) and a
+    /// host name of at least two labels (letters, digits, inner hyphens). ASCII only: the
+    /// address is a login name and is echoed in JSON and logs, so quoted local parts,
+    /// commas, brackets and control or Unicode characters are refused rather than carried.
     package static func normalisedEmail(_ text: String) -> String? {
         let email = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.utf8.count <= 254,
-            email.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F })
-        else { return nil }
+        let parts = email.utf8.split(separator: UInt8(ascii: "@"), omittingEmptySubsequences: false)
+        guard email.utf8.count <= 254, parts.count == 2 else { return nil }
+        let local = parts[0]
+        let domain = parts[1]
+        guard (1...64).contains(local.count), local.first != UInt8(ascii: "."), local.last != UInt8(ascii: ".") else {
+            return nil
+        }
+        var previous: UInt8 = 0
+        for byte in local {
+            guard Self.isAtext(byte) || (byte == UInt8(ascii: ".") && previous != byte) else { return nil }
+            previous = byte
+        }
+        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard labels.count >= 2, domain.count <= 253 else { return nil }
+        for label in labels {
+            guard (1...63).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-"),
+                label.allSatisfy({ Self.isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") })
+            else { return nil }
+        }
         return email
+    }
+
+    /// The lookup form of an address given to `users disable|enable`: only trimmed and
+    /// lower-cased, so that a user created before addresses were checked strictly can still
+    /// be disabled.
+    package static func lookupEmail(_ text: String) -> String? {
+        let email = text.trimmingCharacters(in: .whitespaces).lowercased()
+        guard !email.isEmpty, email.utf8.count <= 254 else { return nil }
+        return email
+    }
+
+    private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    /// RFC 5322 `atext` (upper case letters were lowered before).
+    private static func isAtext(_ byte: UInt8) -> Bool {
+        Self.isLowerAlphanumeric(byte) || "!#$%&'*+-/=?^_`{|}~".utf8.contains(byte)
     }
 
     package func add(email: String, scopes: [String], password: String, now: Int64) async throws -> UserRecord {
         guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
-        guard !scopes.isEmpty, let unknown = Optional(scopes.filter { !Scopes.all.contains($0) }), unknown.isEmpty else {
-            throw Failure.invalid("--scopes must list known scopes (\(Scopes.all.joined(separator: " ")))")
+        guard !scopes.isEmpty, ScopeToken.areValid(scopes), scopes.allSatisfy({ Scopes.all.contains($0) }) else {
+            throw Failure.invalid("--scopes must list known scopes, separated by commas (\(Scopes.all.joined(separator: " ")))")
         }
         guard password.utf8.count >= 12 else { throw Failure.invalid("the password must be at least 12 characters") }
         guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else { throw Failure.invalid("the password is too long") }
@@ -73,7 +110,7 @@ package final class UserManagement: Sendable {
     /// Access tokens already issued run out within `access_token_ttl`; refresh is refused.
     /// Returns the user and how many keys were revoked.
     package func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
-        guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
+        guard let email = Self.lookupEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
         guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) }) else {
             throw Failure.unknown
         }

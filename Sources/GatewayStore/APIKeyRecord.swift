@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// What the store keeps about one API key. The key itself is never
 /// stored: only its keyed hash, which is the record's address. Immutable value; any
 /// thread.
@@ -51,6 +53,26 @@ package struct APIKeyRecord: Codable, Sendable, Hashable {
         case expiresAt = "expires_at"
         case lastUsedAt = "last_used_at"
         case rateLimit = "rate_limit"
+    }
+
+    /// Redis is hostile until parsed: scopes that are not scope tokens mean the record is not
+    /// one the gateway wrote, so it does not decode (the store reports it as corrupt).
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.id = try container.decode(String.self, forKey: .id)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.scopes = try container.decode([String].self, forKey: .scopes)
+        guard ScopeToken.areValid(self.scopes) else {
+            throw DecodingError.dataCorruptedError(forKey: .scopes, in: container, debugDescription: "not all scope tokens")
+        }
+        self.owner = try container.decode(String.self, forKey: .owner)
+        self.createdAt = try container.decode(Int64.self, forKey: .createdAt)
+        self.expiresAt = try container.decodeIfPresent(Int64.self, forKey: .expiresAt)
+        self.revoked = try container.decode(Bool.self, forKey: .revoked)
+        self.lastUsedAt = try container.decodeIfPresent(Int64.self, forKey: .lastUsedAt)
+        self.last4 = try container.decode(String.self, forKey: .last4)
+        self.environment = try container.decode(String.self, forKey: .environment)
+        self.rateLimit = try container.decodeIfPresent(String.self, forKey: .rateLimit)
     }
 
     /// Whether the key may authenticate at `now` (unix seconds).

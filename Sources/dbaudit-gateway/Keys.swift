@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewayAuth
 import GatewayConfig
+import GatewayCore
 import GatewayServer
 import GatewayStore
 
@@ -64,7 +65,7 @@ extension GatewayCommand {
                     if self.json {
                         var text = APIKeyEndpoints.recordJSON(created.record)
                         text.removeLast()
-                        print(text + ",\"key\":\"\(created.key)\"}")
+                        print(text + ",\"key\":" + JSONText.quoted(created.key) + "}")
                     } else {
                         let record = created.record
                         print("Created API key \(record.id) (\(record.name); scopes \(record.scopes.joined(separator: " ")); expires \(record.expiresAt.map(Self.date) ?? "never")).")

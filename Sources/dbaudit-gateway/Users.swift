@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GatewayConfig
+import GatewayCore
 import GatewayServer
 import GatewayStore
 
@@ -32,7 +33,8 @@ extension GatewayCommand {
                 abstract: "Create a user; the password is the first line of standard input (never an argument).")
 
             @OptionGroup var options: Options
-            @Option(name: .long, help: "Login e-mail address.") var email: String
+            @Option(name: .long, help: "Login e-mail address: a plain ASCII address such as ops@example.com (stored lower-cased).")
+            var email: String
             @Option(name: .long, help: "Comma-separated scopes, e.g. read:databases,read:logs.") var scopes: String
             @Flag(name: .long, help: "Print JSON.") var json = false
 
@@ -48,7 +50,7 @@ extension GatewayCommand {
                         email: self.email, scopes: scopes, password: line, now: Int64(Date().timeIntervalSince1970))
                     await management.shutdown()
                     if self.json {
-                        print("{\"id\":\"\(user.id)\",\"email\":\"\(user.email)\",\"scopes\":[\(user.scopes.map { "\"\($0)\"" }.joined(separator: ","))]}")
+                        print(Self.json(user))
                     } else {
                         print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
                     }
@@ -57,6 +59,17 @@ extension GatewayCommand {
                     FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
                     throw ExitCode(1)
                 }
+            }
+
+            /// Every value goes through the JSON writer: the output is parsed by scripts, and
+            /// no input may add members to it.
+            static func json(_ user: UserRecord) -> String {
+                var json = "{\"id\":"
+                JSONText.appendQuoted(user.id, to: &json)
+                json += ",\"email\":"
+                JSONText.appendQuoted(user.email, to: &json)
+                json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]}"
+                return json
             }
         }
 

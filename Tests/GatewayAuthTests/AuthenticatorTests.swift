@@ -410,6 +410,24 @@ private func waitPastPositiveTTL() {
         expectInvalidToken(result.error)
     }
 
+    /// A record a hostile or damaged Redis returns with scope values that are not scope
+    /// tokens never authenticates: its scopes would otherwise reach the upstream verbatim.
+    @Test(arguments: [
+        ["read:databases", "x\tadmin"], ["read:databases,admin"], ["read:databases", "x admin"],
+        ["read:databases", ""], ["read:databases", "a\"b"], ["read:databases", "a\\b"],
+    ])
+    func recordWithScopesThatAreNotScopeTokensIsRefused(scopes: [String]) throws {
+        let h = AuthHarness()
+        let key = APIKeyFormat.generate(test: false)
+        let record = APIKeyRecord(
+            id: "key_hostile", name: "hostile", scopes: scopes, owner: "mallory", createdAt: AuthHarness.startTime,
+            expiresAt: nil, last4: String(key.suffix(4)), environment: "live")
+        try value(of: h.store.inner.createAPIKey(record, hash: h.authenticator.hash(apiKey: key)), on: h.loop)
+        let result = try h.resolve(h.authorize(key: key))
+        #expect(result.successValue == nil, "admitted: \(String(describing: result.successValue))")
+        expectInvalidToken(result.error)
+    }
+
     // MARK: invalidation
 
     @Test func invalidateDropsOneCachedKey() throws {

@@ -195,6 +195,28 @@ import Testing
         #expect(isMalformed(check(["scope": "\"\(String(repeating: "x", count: 129))\""]).jwtFailure))
     }
 
+    /// Only RFC 6749 scope tokens pass: a tab, a space inside an `scp` element, a comma,
+    /// a quote or a backslash would reach the upstream inside `X-DBAudit-Scopes`, so the
+    /// whole token is refused (401 invalid_token), never partly admitted.
+    @Test(arguments: [
+        ["scope": "\"read:databases x\\tadmin\""],
+        ["scope": "\"read:databases,admin\""],
+        ["scope": "\"read:databases \\\"admin\""],
+        ["scope": "\"read:databases a\\\\b\""],
+        ["scope": "\"read:databases caf\u{e9}\""],
+        ["scope": "\"read:databases x\\u007fy\""],
+        ["scope": "\"read:databases\\nadmin\""],
+        ["scope": nil, "scp": "[\"read:databases\", \"x admin\"]"],
+        ["scope": nil, "scp": "[\"read:databases\", \"\"]"],
+        ["scope": nil, "scp": "[\"read:databases\", \"a,b\"]"],
+        ["scope": nil, "scp": "\"read:databases x\\tadmin\""],
+    ] as [[String: String?]])
+    func scopeValuesThatAreNotScopeTokensRefuseTheToken(overrides: [String: String?]) {
+        let result = check(overrides)
+        #expect(result.value == nil, "admitted with scopes \(result.value?.principal.scopes ?? [])")
+        #expect(isMalformed(result.jwtFailure))
+    }
+
     @Test func otherClaimsOfTheWrongType() {
         #expect(isMalformed(check(["jti": "42"]).jwtFailure))
         #expect(isMalformed(check(["jti": "\"\""]).jwtFailure))

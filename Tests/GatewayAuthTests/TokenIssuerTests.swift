@@ -50,6 +50,14 @@ import Testing
         #expect(relying.verify(minted.token, now: testNow).verified?.principal.subject == "u-42")
     }
 
+    /// A user or refresh grant read from Redis is hostile until parsed: scopes that are not
+    /// scope tokens are never signed into one of our tokens (they would reach the upstream).
+    @Test(arguments: [["read:databases", "x admin"], ["read:databases x\tadmin"], ["read:databases,admin"], [""]])
+    func scopesThatAreNotScopeTokensAreNotSigned(scopes: [String]) throws {
+        let issuer = try Self.issuer([("k", .es256, TestKeys.p256)], active: "k")
+        #expect(throws: (any Error).self) { try issuer.accessToken(subject: "u", scopes: scopes, now: testNow) }
+    }
+
     @Test func jwksDocumentShape() throws {
         let issuer = try Self.issuer(
             [("r", .rs256, TestKeys.rsa), ("e", .es256, TestKeys.p256), ("o", .edDSA, TestKeys.ed25519)], active: "e")
@@ -107,11 +115,12 @@ import Testing
         #expect(throws: CryptoKeyError.self) { try Self.issuer([("a", .rs256, TestKeys.rsa)], active: "b") }
     }
 
-    @Test func subjectAndScopesAreJSONEscaped() throws {
+    /// Scopes cannot hold `"` or `\` any more (they are refused above); the subject can.
+    @Test func subjectIsJSONEscapedAndScopesAreSpaceJoined() throws {
         let issuer = try Self.issuer([("k", .edDSA, TestKeys.ed25519)], active: "k")
-        let minted = try issuer.accessToken(subject: "a\"b\\c\u{1}", scopes: ["x\"y"], now: testNow)
+        let minted = try issuer.accessToken(subject: "a\"b\\c\u{1}", scopes: ["x/y", "{z}"], now: testNow)
         let claims = try StrictJSON.parseObject(try JWSCompact.parse(minted.token.utf8).payload)
         #expect(claims["sub"]?.string == "a\"b\\c\u{1}")
-        #expect(claims["scope"]?.string == "x\"y")
+        #expect(claims["scope"]?.string == "x/y {z}")
     }
 }

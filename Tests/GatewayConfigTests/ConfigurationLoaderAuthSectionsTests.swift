@@ -131,4 +131,38 @@ import Testing
         let problem = found.first { $0.key == "routes[1].scopes" }
         #expect(problem?.line == 10, "\(found)")  // the second table's `scopes =` line
     }
+
+    /// The admin listener answers readiness and metrics: reachable beyond this host only
+    /// when the operator says so (`allow_remote = true`) and a token guards it.
+    @Test(arguments: [
+        ("listen = \"0.0.0.0:9901\"\n", "admin.listen"),
+        ("listen = \"[::]:9901\"\n", "admin.listen"),
+        ("listen = \"192.0.2.7:9901\"\n", "admin.listen"),
+        ("listen = \"[::ffff:192.0.2.7]:9901\"\n", "admin.listen"),
+        ("listen = \"[::2]:9901\"\n", "admin.listen"),
+        ("listen = \"0.0.0.0:9901\"\ntoken_env = \"DBGW_ADMIN_TOKEN\"\n", "admin.listen"),
+        ("listen = \"0.0.0.0:9901\"\nallow_remote = true\n", "admin.allow_remote"),
+        ("listen = \"[::]:9901\"\nallow_remote = true\n", "admin.allow_remote"),
+    ])
+    func remoteAdminListenerNeedsAllowRemoteAndAToken(text: String, key: String) {
+        setenv("DBGW_ADMIN_TOKEN", "admin-token-0123456789", 1)
+        let found = self.problems(Self.upstream + "[admin]\n" + text)
+        #expect(found.contains { $0.key == key }, "\(found)")
+        #expect(!found.description.contains("admin-token-0123456789"), "a secret leaked into a problem message")
+    }
+
+    @Test(arguments: [
+        "listen = \"127.0.0.1:9901\"\n",
+        "listen = \"127.0.0.2:9901\"\n",
+        "listen = \"[::1]:9901\"\n",
+        "listen = \"[::ffff:127.0.0.1]:9901\"\n",
+        "listen = \"localhost:9901\"\n",
+        "listen = \"0.0.0.0:9901\"\nallow_remote = true\ntoken_env = \"DBGW_ADMIN_TOKEN\"\n",
+        "listen = \"[::]:9901\"\nallow_remote = true\ntoken_env = \"DBGW_ADMIN_TOKEN\"\n",
+    ])
+    func loopbackOrGuardedRemoteAdminListenerIsAccepted(text: String) throws {
+        setenv("DBGW_ADMIN_TOKEN", "admin-token-0123456789", 1)
+        let configuration = try ConfigurationLoader.parse(text: Self.upstream + "[admin]\n" + text, file: "g.conf")
+        #expect(configuration.admin != nil)
+    }
 }

@@ -25,4 +25,14 @@ import Testing
         #expect(String(decoding: encoded, as: UTF8.self).contains(#""rate_limit":"gold""#))
         #expect(try JSONDecoder().decode(APIKeyRecord.self, from: encoded) == record)
     }
+
+    /// Redis is hostile until parsed: a record whose scopes are not RFC 6749 scope tokens
+    /// is not a record the gateway wrote, and does not decode (the store reports it as
+    /// corrupt; the authenticator answers 401 and logs it).
+    @Test(arguments: [#""x\tadmin""#, #""read:databases,admin""#, #""x admin""#, #""""#, #""a\"b""#, #""caf\u00e9""#])
+    func scopesThatAreNotScopeTokensDoNotDecode(scope: String) {
+        let text = oldRecord.replacingOccurrences(of: #""read:logs""#, with: #""read:logs","# + scope)
+        #expect(text != oldRecord)
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(APIKeyRecord.self, from: Data(text.utf8)) }
+    }
 }

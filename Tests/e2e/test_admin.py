@@ -145,3 +145,34 @@ def test_access_log_sampling_keeps_every_refusal(make_gateway, upstream):
     gateway.wait_for_log(lambda l: l.get("request_id") == refused.headers["X-Request-Id"])
     logged = {l.get("request_id") for l in gateway.log_lines()}
     assert not (set(ok) & logged)
+
+
+@pytest.mark.parametrize("admin, key", [
+    ('listen = "0.0.0.0:0"\n', "admin.listen"),
+    ('listen = "[::]:0"\n', "admin.listen"),
+    ('listen = "0.0.0.0:0"\ntoken_file = "{token}"\n', "admin.listen"),
+    ('listen = "0.0.0.0:0"\nallow_remote = true\n', "admin.allow_remote"),
+])
+def test_remote_admin_listener_needs_allow_remote_and_a_token(admin, key, make_gateway, upstream, tmp_path):
+    """/readyz and /metrics describe the deployment: an admin listener beyond loopback is
+    refused by check-config and by run unless `allow_remote = true` and a token guard it."""
+    from test_config_and_signals import check_config
+
+    token = tmp_path / "admin-token"
+    token.write_text("admin-token-0123456789abcdef\n")
+    section = "[admin]\n" + admin.replace("{token}", str(token))
+    gateway = make_gateway(upstream.url, tail=section, wait=False)
+    assert gateway.proc.wait(timeout=10) != 0
+    result = check_config(gateway.config_path)
+    assert result.returncode == 1, result.stdout
+    assert f": {key}:" in result.stderr, result.stderr
+    assert "admin-token-0123456789abcdef" not in result.stderr
+    # Guarded as required, the same listener is accepted (checked without binding it).
+    guarded = section.replace("allow_remote = true\n", "")
+    guarded = guarded.replace(f'token_file = "{token}"\n', "")
+    guarded += f'allow_remote = true\ntoken_file = "{token}"\n'
+    gateway.config_path.write_text(gateway.config_path.read_text().replace(section, guarded))
+    result = check_config(gateway.config_path)
+    assert result.returncode == 0, result.stderr
+    assert "allow_remote = true" in result.stdout
+    assert "admin-token-0123456789abcdef" not in result.stdout

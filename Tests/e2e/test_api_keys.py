@@ -378,3 +378,22 @@ def test_check_config_redacts_secrets(auth_gateway, pepper):
     assert result.returncode == 0, result.stderr
     assert pepper.read_text().strip() not in result.stdout
     assert "<redacted>" in result.stdout
+
+
+@pytest.mark.parametrize("bad_scope", ["x\tadmin", "x admin", "read:logs,admin", 'a"b'])
+def test_record_with_a_scope_that_is_not_a_scope_token_is_refused(bad_scope, auth_gateway, redis_server, upstream):
+    """A hostile or damaged Redis: the record of a key gains a scope value that is not an
+    RFC 6749 scope token. The key stops authenticating (401) and the upstream never sees
+    the value."""
+    created = create_key(auth_gateway, ["read:databases"])
+    keys = [k for k in redis_server.command("KEYS", "*apikey:*").split(b"\r\n") if b"apikey:" in k]
+    assert len(keys) == 1, keys
+    raw = redis_server.command("GET", keys[0]).split(b"\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+    record = json.loads(raw)
+    record["scopes"] = ["read:databases", bad_scope]
+    assert redis_server.command("SET", keys[0], json.dumps(record)).startswith(b"+OK")
+    r = requests.get(f"{auth_gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "invalid_token"
+    assert upstream.requests() == []
+    auth_gateway.wait_for_log(lambda line: line.get("msg") == "unreadable API key record in the store")

@@ -595,3 +595,35 @@ algorithms = ["RS256"]
         assert requests.get(url, headers=bearer(rs.sign_pyjwt(claims(), {"typ": typ})), timeout=5).status_code == 200, typ
     assert_invalid_token(requests.get(url, headers=bearer(rs.sign_pyjwt(claims(), {"typ": "JWT"})), timeout=5), "access token")
     assert_invalid_token(requests.get(url, headers=bearer(ps.sign_pyjwt(claims(), {"typ": "at+jwt"})), timeout=5), "algorithm")
+
+
+@pytest.mark.parametrize("scope_claims", [
+    {"scope": "read:databases x\tadmin"},
+    {"scope": "read:databases,admin"},
+    {"scope": 'read:databases a"b'},
+    {"scope": "read:databases a\\b"},
+    {"scope": None, "scp": ["read:databases", "x admin"]},
+    {"scope": None, "scp": ["read:databases", "read:logs,admin"]},
+    {"scope": None, "scp": ["read:databases", ""]},
+])
+def test_scope_values_that_are_not_scope_tokens_refuse_the_token(scope_claims, tmp_path, upstream, make_gateway):
+    """An issuer's token whose `scope` or `scp` holds something other than RFC 6749 scope
+    tokens is refused as a whole (401 invalid_token): the upstream never sees the values in
+    X-DBAudit-Scopes."""
+    key = SigningKey("RS256")
+    jwks_file = tmp_path / "scopes.jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [key.public_jwk]}))
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=f"""
+[auth.jwt]
+[[auth.jwt.issuers]]
+issuer = "{IDP}"
+jwks_file = "{jwks_file}"
+""")
+    url = f"{gateway.url}/v1/databases"
+    # The same issuer's well-formed token passes, with exactly its scopes forwarded.
+    r = requests.get(url, headers=bearer(key.sign_pyjwt(claims(scope=None, scp=["read:databases", "read:logs"]))), timeout=5)
+    assert r.status_code == 200, r.text
+    assert header(upstream.requests()[-1], "X-DBAudit-Scopes") == ["read:databases read:logs"]
+    upstream.reset()
+    assert_invalid_token(requests.get(url, headers=bearer(key.sign_pyjwt(claims(**scope_claims))), timeout=5), "scope")
+    assert upstream.requests() == []

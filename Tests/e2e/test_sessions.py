@@ -457,3 +457,64 @@ def test_disabling_a_user_revokes_the_api_keys_it_created(sessions_gateway, upst
     assert statuses == {401}
     assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(daves["key"]), timeout=5).status_code == 200
     assert carol["id"] != dave["id"]
+
+
+def _users_add(gateway, email, scopes="read:databases,read:logs", *extra):
+    return subprocess.run(
+        [gateway_binary(), "users", "add", "--config", str(gateway.config_path), "--email", email, "--scopes", scopes,
+         *extra], input=PASSWORD + "\n", capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("email", [
+    'm","scopes":["admin"],"z":"@example.com',
+    'a\\"b@example.com',
+    "x@exa,mple.com",
+    "<x>@example.com",
+    "x@example.com\u2028",
+])
+def test_users_add_refuses_an_email_that_is_not_an_address(email, sessions_gateway, redis_server):
+    result = _users_add(sessions_gateway, email, "read:databases", "--json")
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    assert "--email must be an e-mail address" in result.stderr
+    # Nothing was stored, under any spelling.
+    assert redis_server.command("KEYS", "*user*").startswith(b"*0\r\n")
+
+
+def test_users_add_json_has_exactly_the_expected_members(sessions_gateway):
+    result = _users_add(sessions_gateway, "O'Brien+ops@Example.test", "read:logs,read:databases", "--json")
+    assert result.returncode == 0, result.stderr
+    members = json.loads(result.stdout, object_pairs_hook=lambda pairs: pairs)
+    names = [name for name, _ in members]
+    assert names == ["id", "email", "scopes"], result.stdout
+    document = dict(members)
+    assert document["email"] == "o'brien+ops@example.test"
+    assert document["scopes"] == ["read:logs", "read:databases"]
+    assert document["id"].startswith("usr_")
+
+
+def test_users_add_refuses_scopes_that_are_not_scope_tokens(sessions_gateway):
+    for scopes in ("read:databases,x\tadmin", "read:databases,x admin", 'read:databases,a"b'):
+        result = _users_add(sessions_gateway, "scopes@example.test", scopes)
+        assert result.returncode == 1, (scopes, result.stdout)
+        assert "--scopes" in result.stderr
+
+
+def test_user_record_with_a_scope_that_is_not_a_scope_token_gets_no_token(sessions_gateway, redis_server, upstream):
+    """A hostile or damaged Redis gives a user the scope value "x admin": neither login nor
+    refresh signs a token with it (our own tokens carry only scope tokens), and it is logged."""
+    gateway = sessions_gateway
+    add_user(gateway, "tampered@example.test", SCOPES)
+    first = login(gateway, "tampered@example.test")
+    assert first.status_code == 200, first.text
+    keys = [k for k in redis_server.command("KEYS", "*user:tampered@example.test").split(b"\r\n") if b"user:" in k]
+    assert len(keys) == 1, keys
+    raw = redis_server.command("GET", keys[0]).split(b"\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+    record = json.loads(raw)
+    record["scopes"] = ["read:databases", "x admin"]
+    assert redis_server.command("SET", keys[0], json.dumps(record)).startswith(b"+OK")
+    for response in (login(gateway, "tampered@example.test"), refresh(gateway, first.json()["refresh_token"])):
+        assert response.status_code == 500, response.text
+        assert "access_token" not in response.text
+    gateway.wait_for_log(lambda line: line.get("msg") == "unreadable user record in the store")
+    assert upstream.requests() == []

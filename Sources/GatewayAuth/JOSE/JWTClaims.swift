@@ -111,9 +111,14 @@ package enum JWTClaimsValidator {
         default:
             throw .missingClaim("sub")
         }
+        // Every value must be a scope token: anything else (a tab, a space inside an `scp`
+        // element, a comma, a quote) refuses the whole token rather than being dropped, since
+        // an issuer sending it is misconfigured or hostile, and nothing of it may go upstream.
         var scopes: [String] = []
         switch claims["scope"] {
-        case .string(let text)?: scopes = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        case .string(let text)?:
+            guard let parsed = ScopeToken.parseList(text) else { throw .malformed("scope holds a value that is not a scope token") }
+            scopes = parsed
         case nil: break
         default: throw .malformed("scope is not a string")
         }
@@ -121,12 +126,15 @@ package enum JWTClaimsValidator {
         case .array(let list)?:
             let strings = list.compactMap(\.string)
             guard strings.count == list.count else { throw .malformed("scp is not a list of strings") }
+            guard ScopeToken.areValid(strings) else { throw .malformed("scp holds a value that is not a scope token") }
             scopes += strings
-        case .string(let text)?: scopes += text.split(separator: " ").map(String.init)
+        case .string(let text)?:
+            guard let parsed = ScopeToken.parseList(text) else { throw .malformed("scp holds a value that is not a scope token") }
+            scopes += parsed
         case nil: break
         default: throw .malformed("scp is not a list")
         }
-        guard scopes.count <= 64, scopes.allSatisfy({ $0.utf8.count <= 128 }) else { throw .malformed("too many scopes") }
+        guard scopes.count <= 64 else { throw .malformed("too many scopes") }
         var clientID: String?
         if let value = claims["client_id"] {
             guard let text = value.string, text.utf8.count <= 256 else { throw .malformed("client_id is not a string") }

@@ -73,8 +73,15 @@ package final class TokenIssuer: Sendable {
             maxLifetimeSeconds: maxLifetimeSeconds, isOwn: true)
     }
 
+    /// Scopes that are not all scope tokens: never signed (they come from user records and
+    /// refresh grants in Redis, and a token carrying them would take them upstream).
+    package struct InvalidScopes: Error, CustomStringConvertible {
+        package var description: String { "the scopes to sign are not all scope tokens" }
+    }
+
     /// A signed access token for `subject` with `scopes`, and its id and expiry.
     package func accessToken(subject: String, scopes: [String], clientID: String? = nil, now: Int64) throws -> (token: String, tokenID: String, expiresAt: Int64) {
+        guard ScopeToken.areValid(scopes) else { throw InvalidScopes() }
         let tokenID = Base64URL.encode(SecureRandom.bytes(16))
         let expiresAt = now + accessTokenTTL
         var header = "{\"alg\":"
@@ -106,14 +113,17 @@ package final class TokenIssuer: Sendable {
         let parameters = key.key.publicParameters
         var json = "{\"kid\":"
         JSONText.appendQuoted(key.keyID, to: &json)
-        json += ",\"alg\":\"\(key.algorithm.rawValue)\",\"use\":\"sig\""
+        json += ",\"alg\":" + JSONText.quoted(key.algorithm.rawValue) + ",\"use\":\"sig\""
         switch key.key.kind {
         case .rsa:
-            json += ",\"kty\":\"RSA\",\"n\":\"\(Base64URL.encode(parameters["n"]!))\",\"e\":\"\(Base64URL.encode(parameters["e"]!))\""
+            json += ",\"kty\":\"RSA\",\"n\":" + JSONText.quoted(Base64URL.encode(parameters["n"]!))
+            json += ",\"e\":" + JSONText.quoted(Base64URL.encode(parameters["e"]!))
         case .ec(let curve):
-            json += ",\"kty\":\"EC\",\"crv\":\"\(curve)\",\"x\":\"\(Base64URL.encode(parameters["x"]!))\",\"y\":\"\(Base64URL.encode(parameters["y"]!))\""
+            json += ",\"kty\":\"EC\",\"crv\":" + JSONText.quoted("\(curve)")
+            json += ",\"x\":" + JSONText.quoted(Base64URL.encode(parameters["x"]!))
+            json += ",\"y\":" + JSONText.quoted(Base64URL.encode(parameters["y"]!))
         case .ed25519:
-            json += ",\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"\(Base64URL.encode(parameters["x"]!))\""
+            json += ",\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":" + JSONText.quoted(Base64URL.encode(parameters["x"]!))
         }
         return json + "}"
     }

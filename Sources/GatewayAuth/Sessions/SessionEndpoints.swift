@@ -169,6 +169,11 @@ package final class SessionEndpoints {
     }
 
     private func tokenResponse(user: UserRecord, refreshToken: String, now: Int64) throws -> Response {
+        guard ScopeToken.areValid(user.scopes) else {
+            // Not what `users add` wrote: no token for it, and said loudly.
+            self.logger.error("unreadable user record in the store", metadata: ["reason": "scopes are not all scope tokens"])
+            throw GatewayError.internalError
+        }
         let access = try issuer.accessToken(subject: user.id, scopes: user.scopes, now: now)
         var json = "{\"access_token\":"
         JSONText.appendQuoted(access.token, to: &json)
