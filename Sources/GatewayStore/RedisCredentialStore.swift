@@ -181,35 +181,17 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     }
 
     package func listAPIKeys() -> EventLoopFuture<[APIKeyRecord]> {
-        self.client.send(["SMEMBERS", "\(self.prefix)apikeys"]).flatMap { reply -> EventLoopFuture<[APIKeyRecord]> in
-            guard case .array(let members) = reply else {
-                return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("unexpected reply to SMEMBERS"))
-            }
-            let ids = members.compactMap { value -> String? in
-                if case .bulkString(let bytes) = value { return String(decoding: bytes, as: UTF8.self) }
-                return nil
-            }
-            guard !ids.isEmpty else { return self.eventLoop.makeSucceededFuture([]) }
-            let records = ids.map { id in
-                self.client.send(["GET", "\(self.prefix)apikey-id:\(id)"]).flatMap { hashReply -> EventLoopFuture<APIKeyRecord?> in
-                    guard case .bulkString(let hashBytes) = hashReply else { return self.eventLoop.makeSucceededFuture(nil) }
-                    let hash = String(decoding: hashBytes, as: UTF8.self)
-                    return self.client.send(["MGET", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikey-used:\(id)"]).map { reply in
-                        guard case .array(let values) = reply, values.count == 2,
-                            case .bulkString(let json) = values[0],
-                            var record = try? Self.decode(json)
-                        else { return nil }
-                        if case .bulkString(let used) = values[1], let time = Int64(String(decoding: used, as: UTF8.self)) {
-                            record.lastUsedAt = time
-                        }
-                        return record
-                    }
-                }
-            }
-            return EventLoopFuture.whenAllSucceed(records, on: self.eventLoop).map { found in
-                found.compactMap { $0 }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
-            }
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        self.allPages(from: 0, collected: [])
+    }
+
+    /// The whole index a page at a time: one bounded script per page, never one command
+    /// per key queued at once.
+    private func allPages(from offset: Int, collected: [APIKeyRecord]) -> EventLoopFuture<[APIKeyRecord]> {
+        self.listAPIKeys(owner: nil, offset: offset, limit: APIKeyPage.maximumLimit).flatMap { page in
+            let records = collected + page.records
+            guard let next = page.nextOffset else { return self.eventLoop.makeSucceededFuture(records) }
+            return self.allPages(from: next, collected: records)
+        }
     }
 
     package func revokeAPIKey(id: String) -> EventLoopFuture<APIKeyRecord?> {

@@ -424,7 +424,13 @@ def test_disabled_user_session_cannot_create_list_or_revoke_keys(session_gateway
     r = requests.post(base, headers=bearer(token), json={"name": "before", "scopes": ["read:databases"]}, timeout=5)
     assert r.status_code == 201, r.text
     before = r.json()
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(before["key"]), timeout=5).status_code == 200
     set_user_disabled(gateway, "leaver@example.com", True)
+    # Disabling revoked the keys the user made (read through the owner's index).
+    deadline = time.monotonic() + 5
+    while requests.get(f"{gateway.url}/v1/databases", headers=bearer(before["key"]), timeout=5).status_code != 401:
+        assert time.monotonic() < deadline, "the disabled user's key still works"
+        time.sleep(0.05)
     # The access token is still within its lifetime, but the account behind it is disabled.
     r = requests.post(base, headers=bearer(token), json={"name": "after", "scopes": ["read:databases"]}, timeout=5)
     assert r.status_code in (401, 403), f"disabled user created a key: {r.status_code} {r.text}"
