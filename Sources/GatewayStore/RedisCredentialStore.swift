@@ -66,7 +66,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         // One script, so a refused creation leaves nothing behind, a lost connection
         // cannot leave half a key, and parallel creations cannot both pass the cap.
         return self.client.evaluate(
-            script: Self.indexFunction + Self.createScript,
+            script: Self.createScript,
             keys: [
                 "\(self.prefix)apikey-id:\(record.id)", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikeys",
                 "\(self.prefix)apikeys-by-created", self.ownerIndex(record.owner), "\(self.prefix)apikeys-indexed",
@@ -83,6 +83,9 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
 
     private func ownerIndex(_ owner: String) -> String { "\(self.prefix)apikeys-owner:\(owner)" }
 
+    /// Built once (static lets): the client finds a script's SHA by comparing the very
+    /// same string.
+    ///
     /// `ensureIndexed(idSet, allIndex, marker, prefix)`: adds keys written before the
     /// indexes existed, once (the marker records that it ran). One pass over the old id
     /// set inside Redis: a one-off cost on the first management call after an upgrade.
@@ -111,7 +114,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// KEYS: id key, record key, id set, all-keys index, owner index, indexed marker.
     /// ARGV: hash, record JSON, id, created at, cap (0: none), key prefix. Returns 1; 0 if
     /// the id or the hash is taken; -1 if the owner is at the cap.
-    private static let createScript = """
+    private static let createScript = indexFunction + """
         ensureIndexed(KEYS[3], KEYS[4], KEYS[6], ARGV[6])
         if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
         local cap = tonumber(ARGV[5])
@@ -129,7 +132,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         let offset = max(0, offset)
         let index = owner.map(self.ownerIndex) ?? "\(self.prefix)apikeys-by-created"
         return self.client.evaluate(
-            script: Self.indexFunction + Self.pageScript,
+            script: Self.pageScript,
             keys: [index, "\(self.prefix)apikeys", "\(self.prefix)apikeys-by-created", "\(self.prefix)apikeys-indexed"],
             arguments: [String(offset), String(offset + limit), self.prefix]
         ).flatMapThrowing { reply -> APIKeyPage in
@@ -151,7 +154,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// KEYS: the index to page through, id set, all-keys index, indexed marker. ARGV:
     /// first rank, last rank (one past the page, to learn whether more follow), prefix.
     /// Returns {more, json1, used1, json2, used2, ...}; a missing value is nil.
-    private static let pageScript = """
+    private static let pageScript = indexFunction + """
         ensureIndexed(KEYS[2], KEYS[3], KEYS[4], ARGV[3])
         local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])
         local pageSize = tonumber(ARGV[2]) - tonumber(ARGV[1])
