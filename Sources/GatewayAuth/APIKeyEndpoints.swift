@@ -3,11 +3,14 @@ package import GatewayCore
 package import GatewayStore
 package import NIOCore
 
-/// The HTTP face of `APIKeyService`: `POST /v1/api-keys`, `GET /v1/api-keys`,
-/// `DELETE /v1/api-keys/{id}`. The caller is already authenticated (any
-/// credential, `requiredScopes` is empty). An API key manages keys only if it holds `admin`;
-/// a user session (JWT) manages its own keys, an `admin` one everybody's; nobody grants a
-/// scope they do not hold. Touched only on its event loop.
+/// The HTTP face of `APIKeyService`: `POST /v1/api-keys`, `GET /v1/api-keys?limit=&cursor=`,
+/// `DELETE /v1/api-keys/{id}`. The caller is already authenticated (any credential,
+/// `requiredScopes` is empty). An API key manages keys only if it holds `admin`; a user
+/// session (JWT) manages its own keys, an `admin` one everybody's; nobody grants a scope
+/// they do not hold. Every call first passes the management rate limit, and a session of
+/// our own users is re-checked against the user record (a disabled account's still-valid
+/// access token manages nothing). Lists are pages read through an index; an owner holds
+/// at most `maxKeysPerOwner` unrevoked keys. Touched only on its event loop.
 package struct APIKeyEndpoints {
     /// A complete response of a built-in endpoint.
     package struct Response: Sendable {
@@ -24,6 +27,10 @@ package struct APIKeyEndpoints {
     /// Scopes the authenticator demands before these endpoints run: none beyond a valid
     /// credential; the rules above are applied here.
     package static let requiredScopes: [String] = []
+    /// Page size when the query names none.
+    package static let defaultPageSize = 100
+    /// Longest query string read (two short numbers need far less).
+    static let maximumQueryBytes = 256
 
     /// Whether `normalizedPath` belongs to these endpoints.
     package static func handles(_ normalizedPath: String) -> Bool {
@@ -36,23 +43,40 @@ package struct APIKeyEndpoints {
     private let policies: Set<String>
     /// Our own issuer: its tokens are user sessions, which manage their own keys.
     private let sessionIssuer: String?
+    /// Where our own users' records are re-read (nil: no user sessions).
+    private let sessions: (any SessionStore)?
+    private let maxKeysPerOwner: Int?
+    /// The management rate limit: fails with the `GatewayError` to answer (429, 503).
+    private let admit: ((Principal) -> EventLoopFuture<Void>)?
 
-    package init(service: APIKeyService, now: @escaping () -> Int64, policies: Set<String> = [], sessionIssuer: String? = nil) {
+    package init(
+        service: APIKeyService,
+        now: @escaping () -> Int64,
+        policies: Set<String> = [],
+        sessionIssuer: String? = nil,
+        sessions: (any SessionStore)? = nil,
+        maxKeysPerOwner: Int? = nil,
+        admit: ((Principal) -> EventLoopFuture<Void>)? = nil
+    ) {
         self.service = service
         self.now = now
         self.policies = policies
         self.sessionIssuer = sessionIssuer
+        self.sessions = sessions
+        self.maxKeysPerOwner = maxKeysPerOwner
+        self.admit = admit
     }
 
     /// Answers one request; failures are `GatewayError`s rendered by the caller.
+    /// - Parameter query: the request's query string (without `?`), if any.
     package func handle(
         method: String,
         normalizedPath: String,
+        query: String? = nil,
         body: [UInt8],
         principal: Principal,
         eventLoop: any EventLoop
     ) -> EventLoopFuture<Response> {
-        let tail = normalizedPath.dropFirst(Self.collectionPath.count)
         let isAdmin = principal.grants("admin")
         // Turning a credential into a long-lived key is for admins and for sessions of this
         // gateway's own users; an API key or another issuer's token needs admin.
@@ -60,22 +84,57 @@ package struct APIKeyEndpoints {
         if !isAdmin, !isOwnSession {
             return eventLoop.makeFailedFuture(GatewayError.insufficientScope("admin"))
         }
+        let admitted = self.admit?(principal) ?? eventLoop.makeSucceededVoidFuture()
+        return admitted.assumeIsolated().flatMap { () -> EventLoopFuture<Void> in
+            isOwnSession ? self.checkAccount(principal, eventLoop: eventLoop) : eventLoop.makeSucceededVoidFuture()
+        }.flatMap { () -> EventLoopFuture<Response> in
+            self.perform(method: method, normalizedPath: normalizedPath, query: query, body: body, principal: principal, eventLoop: eventLoop)
+        }.nonisolated().flatMapErrorThrowing { error in throw Self.mapped(error) }
+    }
+
+    private static let accountInactive = GatewayError.unauthorized(
+        "The account behind this session is disabled or unknown; log in again.")
+
+    /// A session's access token outlives changes to its account: the record is read again
+    /// for every management call, and only an existing, enabled user with this id passes.
+    private func checkAccount(_ principal: Principal, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let sessions = self.sessions else { return eventLoop.makeFailedFuture(GatewayError.authUnavailable) }
+        let subject = principal.subject
+        return sessions.user(id: subject).flatMapThrowing { user in
+            guard let user, user.id == subject, !user.disabled else { throw Self.accountInactive }
+        }
+    }
+
+    private func perform(
+        method: String,
+        normalizedPath: String,
+        query: String?,
+        body: [UInt8],
+        principal: Principal,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<Response> {
+        let tail = normalizedPath.dropFirst(Self.collectionPath.count)
+        let isAdmin = principal.grants("admin")
         let subject = principal.subject
         switch (method, tail.isEmpty) {
         case ("POST", true):
             return self.create(body: body, principal: principal, eventLoop: eventLoop)
         case ("GET", true), ("HEAD", true):
-            return self.service.list().map { records in
-                let visible = isAdmin ? records : records.filter { $0.owner == subject }
-                return Response(status: 200, body: Self.listJSON(visible), noStore: true)
-            }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+            guard let page = Self.pageRequest(query) else {
+                return eventLoop.makeFailedFuture(GatewayError.badRequest(
+                    "The only query parameters are limit (1-\(APIKeyPage.maximumLimit)) and cursor (a next_cursor of an earlier page)."))
+            }
+            // Admins page through every key; everyone else through their own index.
+            return self.service.list(owner: isAdmin ? nil : subject, offset: page.offset, limit: page.limit).map { page in
+                Response(status: 200, body: Self.listJSON(page.records, nextCursor: page.nextOffset.map(String.init)), noStore: true)
+            }
         case ("DELETE", false):
             let id = String(tail.dropFirst())
             let service = self.service
             let permitted: EventLoopFuture<Bool> =
                 isAdmin
                 ? eventLoop.makeSucceededFuture(true)
-                : service.list().map { records in records.contains { $0.id == id && $0.owner == subject } }
+                : service.record(id: id).map { record in record?.owner == subject }
             return permitted.assumeIsolated().flatMap { allowed -> EventLoopFuture<APIKeyRecord?> in
                 // Someone else's key is reported as absent: ids are not an oracle.
                 allowed ? service.revoke(id: id) : eventLoop.makeSucceededFuture(nil)
@@ -84,7 +143,7 @@ package struct APIKeyEndpoints {
                     throw GatewayError(status: 404, code: "not_found", description: "No API key has this id.")
                 }
                 return Response(status: 200, body: Self.recordJSON(record), noStore: true)
-            }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+            }
         default:
             return eventLoop.makeFailedFuture(
                 GatewayError(
@@ -94,6 +153,28 @@ package struct APIKeyEndpoints {
                 )
             )
         }
+    }
+
+    /// `limit` and `cursor` of a list request, strictly: each at most once, decimal digits
+    /// only, nothing else in the query. Nil if the query is not acceptable.
+    static func pageRequest(_ query: String?) -> (offset: Int, limit: Int)? {
+        var limit: Int?
+        var offset: Int?
+        guard let query, !query.isEmpty else { return (0, Self.defaultPageSize) }
+        guard query.utf8.count <= Self.maximumQueryBytes else { return nil }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[1].isEmpty, parts[1].utf8.count <= 9,
+                parts[1].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let value = Int(parts[1])
+            else { return nil }
+            switch parts[0] {
+            case "limit" where limit == nil && (1...APIKeyPage.maximumLimit).contains(value): limit = value
+            case "cursor" where offset == nil: offset = value
+            default: return nil
+            }
+        }
+        return (offset ?? 0, limit ?? Self.defaultPageSize)
     }
 
     private func create(body: [UInt8], principal: Principal, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
@@ -132,7 +213,8 @@ package struct APIKeyEndpoints {
             owner: principal.subject,
             grantor: principal,
             now: self.now(),
-            rateLimit: request.rateLimit
+            rateLimit: request.rateLimit,
+            maxKeysPerOwner: self.maxKeysPerOwner
         ).map { created in
             var json = Self.recordJSON(created.record)
             json.removeLast()
@@ -140,7 +222,7 @@ package struct APIKeyEndpoints {
             JSONText.appendQuoted(created.key, to: &json)
             json += "}"
             return Response(status: 201, body: json, noStore: true)
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        }
     }
 
     private struct CreateRequest: Decodable {
@@ -196,8 +278,15 @@ package struct APIKeyEndpoints {
         return json
     }
 
-    static func listJSON(_ records: [APIKeyRecord]) -> String {
-        "{\"api_keys\":[" + records.map(recordJSON).joined(separator: ",") + "]}"
+    /// `{"api_keys": [...], "next_cursor": "..." or null}`.
+    static func listJSON(_ records: [APIKeyRecord], nextCursor: String?) -> String {
+        var json = "{\"api_keys\":[" + records.map(recordJSON).joined(separator: ",") + "],\"next_cursor\":"
+        if let nextCursor {
+            JSONText.appendQuoted(nextCursor, to: &json)
+        } else {
+            json += "null"
+        }
+        return json + "}"
     }
 
     private static func mapped(_ error: any Error) -> any Error {
@@ -214,6 +303,12 @@ package struct APIKeyEndpoints {
             )
         case CredentialStoreError.unavailable:
             return GatewayError.authUnavailable
+        case CredentialStoreError.limitReached:
+            return GatewayError(
+                status: 409,
+                code: "key_limit_reached",
+                description: "This owner already holds the most API keys allowed; revoke one before creating another."
+            )
         default:
             return GatewayError.internalError
         }

@@ -33,6 +33,8 @@ package struct APIKeyService {
     /// Validates the request, then creates and stores a key.
     /// - Parameter grantor: the caller; it can only grant scopes it holds itself (nil: the
     ///   operator on the CLI, who may grant any scope).
+    /// - Parameter maxKeysPerOwner: refuse (`CredentialStoreError.limitReached`) once the
+    ///   owner holds this many unrevoked keys; nil for no cap (the operator's CLI).
     package func create(
         name: String,
         scopes: [String],
@@ -41,7 +43,8 @@ package struct APIKeyService {
         owner: String,
         grantor: Principal?,
         now: Int64,
-        rateLimit: String? = nil
+        rateLimit: String? = nil,
+        maxKeysPerOwner: Int? = nil
     ) -> EventLoopFuture<Created> {
         let eventLoop = self.store.eventLoop
         let trimmed = name.trimmingCharacters(in: .whitespaces)
@@ -76,15 +79,33 @@ package struct APIKeyService {
             environment: test ? "test" : "live",
             rateLimit: rateLimit
         )
-        return self.store.createAPIKey(record, hash: self.hash(key)).map { Created(key: key, record: record) }
+        return self.store.createAPIKey(record, hash: self.hash(key), maxPerOwner: maxKeysPerOwner).map {
+            Created(key: key, record: record)
+        }
     }
 
+    /// Every key (the operator's CLI).
     package func list() -> EventLoopFuture<[APIKeyRecord]> {
         self.store.listAPIKeys()
     }
 
+    /// One page: every key (`owner` nil) or one owner's unrevoked keys.
+    package func list(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage> {
+        self.store.listAPIKeys(owner: owner, offset: offset, limit: limit)
+    }
+
+    /// The key with this id, or nil (also for ids that cannot be key ids).
+    package func record(id: String) -> EventLoopFuture<APIKeyRecord?> {
+        guard Self.isWellFormedID(id) else { return self.store.eventLoop.makeSucceededFuture(nil) }
+        return self.store.apiKey(id: id)
+    }
+
+    private static func isWellFormedID(_ id: String) -> Bool {
+        id.hasPrefix("key_") && id.utf8.count == 20
+    }
+
     package func revoke(id: String) -> EventLoopFuture<APIKeyRecord?> {
-        guard id.hasPrefix("key_"), id.utf8.count == 20 else {
+        guard Self.isWellFormedID(id) else {
             return self.store.eventLoop.makeSucceededFuture(nil)
         }
         return self.store.revokeAPIKey(id: id)

@@ -117,6 +117,10 @@ final class ConfigReader {
         }
         let rateLimits = self.readRateLimits(root)
         let routes = self.readRoutes(root, policies: Set(rateLimits.map(\.name)))
+        if let name = apiKeys.managementRateLimit, !rateLimits.contains(where: { $0.name == name }) {
+            let known = rateLimits.isEmpty ? "none defined" : "defined: \(rateLimits.map(\.name).sorted().joined(separator: ", "))"
+            self.problem("auth.api_keys.management_rate_limit", "no [[rate_limits]] policy is named \"\(name)\" (\(known))")
+        }
         var admin: AdminSettings?
         if let table = self.table(root, "admin", path: "") {
             admin = self.readAdmin(table)
@@ -218,7 +222,9 @@ final class ConfigReader {
 
     private func readAPIKeys(_ table: TOMLTable, into settings: inout APIKeySettings) {
         let path = "auth.api_keys"
-        self.rejectUnknown(in: table, path: path, allowed: ["pepper_file", "pepper_env", "forward_authorization"])
+        self.rejectUnknown(
+            in: table, path: path,
+            allowed: ["pepper_file", "pepper_env", "forward_authorization", "max_keys_per_owner", "management_rate_limit"])
         if let pepper = self.secret(table, fileKey: "pepper_file", envKey: "pepper_env", path: path) {
             if pepper.value.utf8.count < 32 {
                 self.problem("\(path).pepper_file", "the pepper must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
@@ -227,6 +233,8 @@ final class ConfigReader {
             }
         }
         self.bool(table, "forward_authorization", path: path).map { settings.forwardAuthorization = $0 }
+        self.integer(table, "max_keys_per_owner", path: path, range: 1...100_000).map { settings.maxKeysPerOwner = $0 }
+        settings.managementRateLimit = self.string(table, "management_rate_limit", path: path)
     }
 
     private static let knownScopes: Set<String> = [

@@ -122,6 +122,10 @@ extension GatewayConfiguration {
                 : "# pepper: <redacted> (from pepper_file or pepper_env)"
         )
         lines.append("forward_authorization = \(self.apiKeys.forwardAuthorization)")
+        lines.append("max_keys_per_owner = \(self.apiKeys.maxKeysPerOwner)")
+        lines.append(
+            self.apiKeys.managementRateLimit.map { "management_rate_limit = \(quote($0))" }
+                ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller")
         self.renderJWT(into: &lines, quote: quote, duration: duration)
         for policy in self.rateLimits {
             lines.append("")

@@ -76,6 +76,15 @@ package struct APIKeySettings: Sendable, Hashable {
     package var pepper: Secret?
     /// Forward the client's `Authorization` header upstream for API-key requests.
     package var forwardAuthorization: Bool = false
+    /// Most unrevoked keys one owner may create through `/v1/api-keys` (the CLI is not
+    /// capped: it is the operator).
+    package var maxKeysPerOwner: Int = 100
+    /// The `[[rate_limits]]` policy for `/v1/api-keys` calls, per caller; nil for the
+    /// built-in `managementDefaultPolicy`.
+    package var managementRateLimit: String?
+
+    /// Without `management_rate_limit`: 30 calls at once, then one per second per caller.
+    package static let managementDefaultPolicy = RateLimitPolicy(name: "api-keys-management", rate: 60, per: .minute, burst: 30)
 
     package init() {}
 }

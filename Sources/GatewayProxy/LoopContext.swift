@@ -71,6 +71,10 @@ package final class LoopContext {
     /// `/v1/api-keys`.
     package private(set) var apiKeyEndpoints: APIKeyEndpoints
     package private(set) var store: any CredentialStore
+    /// The stores `/v1/api-keys` uses: on a Redis connection of their own, so management
+    /// traffic never queues in front of the request path's key lookups.
+    private let managementStore: (any CredentialStore)?
+    private let managementSessions: (any SessionStore)?
     /// JWT verification on this loop (nil without `[auth.jwt]`); kept across reloads that
     /// leave `[auth.jwt]` alone, so its cache and fetched keys survive.
     package private(set) var jwtAuthenticator: JWTAuthenticator?
@@ -100,8 +104,12 @@ package final class LoopContext {
         sessionStore: (any SessionStore)? = nil,
         rateLimiter: RateLimiter? = nil,
         tls: GatewayTLSContexts = GatewayTLSContexts(),
+        managementStore: (any CredentialStore)? = nil,
+        managementSessions: (any SessionStore)? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
+        self.managementStore = managementStore
+        self.managementSessions = managementSessions
         self.rateLimiter = rateLimiter ?? RateLimiter(
             eventLoop: eventLoop, local: LocalRateLimiter(group: eventLoop), redis: nil, logger: logger)
         self.sessionStore = sessionStore ?? identity?.sessions
@@ -124,7 +132,9 @@ package final class LoopContext {
         self.identity = identity
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
         self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator)
-        self.apiKeyEndpoints = Self.makeEndpoints(store: store, authenticator: self.authenticator, configuration: configuration, now: now)
+        self.apiKeyEndpoints = Self.makeEndpoints(
+            store: managementStore ?? store, sessions: managementSessions ?? self.sessionStore, limiter: self.rateLimiter,
+            authenticator: self.authenticator, configuration: configuration, now: now)
         self.sessionEndpoints = Self.makeSessions(
             identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: eventLoop, logger: logger, now: now)
     }
@@ -198,13 +208,30 @@ package final class LoopContext {
 
     private static func makeEndpoints(
         store: any CredentialStore,
+        sessions: (any SessionStore)?,
+        limiter: RateLimiter,
         authenticator: Authenticator,
         configuration: GatewayConfiguration,
         now: @escaping @Sendable () -> Int64
     ) -> APIKeyEndpoints {
-        APIKeyEndpoints(
+        let settings = configuration.apiKeys
+        let policy = settings.managementRateLimit.flatMap(configuration.rateLimitPolicy(named:)) ?? APIKeySettings.managementDefaultPolicy
+        let eventLoop = store.eventLoop
+        return APIKeyEndpoints(
             service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now,
-            policies: Set(configuration.rateLimits.map(\.name)), sessionIssuer: configuration.jwt.issuer)
+            policies: Set(configuration.rateLimits.map(\.name)), sessionIssuer: configuration.jwt.issuer,
+            sessions: sessions, maxKeysPerOwner: settings.maxKeysPerOwner,
+            admit: { principal in
+                // Buckets of their own: management calls never use up a caller's API quota.
+                let outcome: EventLoopFuture<RateLimitOutcome>
+                switch limiter.decide(policy: policy, key: "api-keys:" + principal.rateLimitKey) {
+                case .decided(let decision): outcome = eventLoop.makeSucceededFuture(.decided(decision))
+                case .pending(let future): outcome = future
+                }
+                return outcome.flatMapThrowing { outcome in
+                    if case .refused(let error) = RateLimitGate.combine([outcome]) { throw error }
+                }
+            })
     }
 
     /// Switches this loop to `configuration`. A changed upstream (or upstream TLS context)
@@ -246,7 +273,9 @@ package final class LoopContext {
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
         self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
-        self.apiKeyEndpoints = Self.makeEndpoints(store: self.store, authenticator: self.authenticator, configuration: configuration, now: self.now)
+        self.apiKeyEndpoints = Self.makeEndpoints(
+            store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
+            limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
     }
 
     /// Closes idle upstream connections (shutdown).

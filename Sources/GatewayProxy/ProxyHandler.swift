@@ -483,6 +483,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             response = self.loop.apiKeyEndpoints.handle(
                 method: exchange.method.rawValue,
                 normalizedPath: exchange.normalizedPath,
+                query: Self.splitTarget(exchange.head.uri).1,
                 body: body,
                 principal: principal,
                 eventLoop: context.eventLoop

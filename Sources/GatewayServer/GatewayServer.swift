@@ -119,11 +119,18 @@ package final class GatewayServer: Sendable {
                 let store: any CredentialStore
                 let sessions: any SessionStore
                 var redisLimiter: RedisRateLimiter?
+                var managementStore: (any CredentialStore)?
+                var managementSessions: (any SessionStore)?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
+                    // `/v1/api-keys` gets its own connection: a burst of management calls
+                    // queues there, not in front of this loop's key lookups.
+                    let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
+                    managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
+                    managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
@@ -140,7 +147,9 @@ package final class GatewayServer: Sendable {
                     },
                     sessionStore: sessions,
                     rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger),
-                    tls: tls
+                    tls: tls,
+                    managementStore: managementStore,
+                    managementSessions: managementSessions
                 )
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)

@@ -123,16 +123,26 @@ package final class UserManagement: Sendable {
             revoked = try await loop.flatSubmit {
                 let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
                 let keys = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
-                return keys.listAPIKeys().flatMap { records -> EventLoopFuture<Int> in
-                    let owned = records.filter { $0.owner == owner && !$0.revoked }
-                    let revocations = owned.map { keys.revokeAPIKey(id: $0.id) }
-                    return EventLoopFuture.whenAllSucceed(revocations, on: loop).map { _ in owned.count }
-                }.assumeIsolated().always { _ in client.close() }.nonisolated()
+                return Self.revokeAll(of: owner, in: keys, on: loop, revoked: 0)
+                    .assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()
         } catch {
             throw Failure.storeUnavailable
         }
         return (user, revoked)
+    }
+
+    /// Revokes the owner's unrevoked keys a page at a time through the owner's index (a
+    /// revoked key leaves it, so every round reads the first page again).
+    private static func revokeAll(of owner: String, in keys: RedisCredentialStore, on loop: any EventLoop, revoked: Int) -> EventLoopFuture<Int> {
+        keys.listAPIKeys(owner: owner, offset: 0, limit: APIKeyPage.maximumLimit).flatMap { page -> EventLoopFuture<Int> in
+            let live = page.records.filter { !$0.revoked }
+            guard !live.isEmpty else { return loop.makeSucceededFuture(revoked) }
+            let revocations = live.map { keys.revokeAPIKey(id: $0.id) }
+            return EventLoopFuture.whenAllSucceed(revocations, on: loop).flatMap { _ in
+                Self.revokeAll(of: owner, in: keys, on: loop, revoked: revoked + live.count)
+            }
+        }
     }
 
     private func withStore<T: Sendable>(_ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {

@@ -14,11 +14,22 @@ package protocol CredentialStore: AnyObject {
     /// The record whose key hashes to `hash` (lowercase hex), or nil.
     func apiKey(hash: String) -> EventLoopFuture<APIKeyRecord?>
 
-    /// Stores a new key. Fails if the id or hash already exists.
-    func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void>
+    /// The record with this id (with `lastUsedAt`), or nil.
+    func apiKey(id: String) -> EventLoopFuture<APIKeyRecord?>
 
-    /// Every key, newest first, with `lastUsedAt` filled in.
+    /// Stores a new key. Fails with `.conflict` if the id or hash already exists and with
+    /// `.limitReached` if `maxPerOwner` is given and the owner already holds that many
+    /// unrevoked keys; the count and the write are one atomic step, so parallel creations
+    /// cannot pass the cap.
+    func createAPIKey(_ record: APIKeyRecord, hash: String, maxPerOwner: Int?) -> EventLoopFuture<Void>
+
+    /// Every key, newest first, with `lastUsedAt` filled in (the operator's CLI; unbounded).
     func listAPIKeys() -> EventLoopFuture<[APIKeyRecord]>
+
+    /// One page of keys, newest first, read through an index so the cost is that of the
+    /// page: `owner` nil lists every key (revoked ones too), else that owner's unrevoked
+    /// keys. `offset` is where the page starts; `limit` at most `APIKeyPage.maximumLimit`.
+    func listAPIKeys(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage>
 
     /// Marks the key revoked and tells every gateway instance to drop it from its cache.
     /// Returns the updated record, or nil if no key has that id.
@@ -33,8 +44,31 @@ package enum CredentialStoreError: Error, Hashable, Sendable {
     case unavailable
     /// The id or hash is already taken.
     case conflict
+    /// The owner holds as many keys as it may.
+    case limitReached
     /// The stored data is not what the gateway wrote.
     case corrupt(String)
+}
+
+extension CredentialStore {
+    package func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void> {
+        self.createAPIKey(record, hash: hash, maxPerOwner: nil)
+    }
+}
+
+/// One page of a key listing. Immutable value; any thread.
+package struct APIKeyPage: Sendable, Hashable {
+    /// The largest page a store serves.
+    package static let maximumLimit = 1000
+
+    package var records: [APIKeyRecord]
+    /// Where the next page starts, or nil if this one is the last.
+    package var nextOffset: Int?
+
+    package init(records: [APIKeyRecord], nextOffset: Int?) {
+        self.records = records
+        self.nextOffset = nextOffset
+    }
 }
 
 /// Messages about revoked credentials, fanned out to every event loop's cache (through

@@ -8,6 +8,8 @@ package final class InMemoryCredentialData: Sendable {
     private struct Storage {
         var recordsByHash: [String: APIKeyRecord] = [:]
         var hashByID: [String: String] = [:]
+        /// Unrevoked keys per owner: the count the per-owner cap is checked against.
+        var liveByOwner: [String: Int] = [:]
     }
 
     private let storage = NIOLockedValueBox(Storage())
@@ -22,12 +24,19 @@ package final class InMemoryCredentialData: Sendable {
         self.storage.withLockedValue { $0.recordsByHash[hash] }
     }
 
-    func create(_ record: APIKeyRecord, hash: String) -> Bool {
+    func get(id: String) -> APIKeyRecord? {
+        self.storage.withLockedValue { storage in storage.hashByID[id].flatMap { storage.recordsByHash[$0] } }
+    }
+
+    func create(_ record: APIKeyRecord, hash: String, maxPerOwner: Int?) -> CredentialStoreError? {
         self.storage.withLockedValue { storage in
-            guard storage.recordsByHash[hash] == nil, storage.hashByID[record.id] == nil else { return false }
+            guard storage.recordsByHash[hash] == nil, storage.hashByID[record.id] == nil else { return .conflict }
+            let live = storage.liveByOwner[record.owner, default: 0]
+            if let maxPerOwner, live >= maxPerOwner { return .limitReached }
             storage.recordsByHash[hash] = record
             storage.hashByID[record.id] = hash
-            return true
+            if !record.revoked { storage.liveByOwner[record.owner] = live + 1 }
+            return nil
         }
     }
 
@@ -36,9 +45,20 @@ package final class InMemoryCredentialData: Sendable {
             .sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
     }
 
+    func list(owner: String?, offset: Int, limit: Int) -> APIKeyPage {
+        let all = self.list().filter { record in owner.map { record.owner == $0 && !record.revoked } ?? true }
+        let start = min(offset, all.count)
+        let end = min(start + limit, all.count)
+        return APIKeyPage(records: Array(all[start..<end]), nextOffset: end < all.count ? end : nil)
+    }
+
     func revoke(id: String) -> APIKeyRecord? {
         let result: (APIKeyRecord, String)? = self.storage.withLockedValue { storage in
             guard let hash = storage.hashByID[id], var record = storage.recordsByHash[hash] else { return nil }
+            if !record.revoked {
+                storage.liveByOwner[record.owner, default: 1] -= 1
+                if storage.liveByOwner[record.owner] == 0 { storage.liveByOwner[record.owner] = nil }
+            }
             record.revoked = true
             storage.recordsByHash[hash] = record
             return (record, hash)
@@ -70,14 +90,23 @@ package final class InMemoryCredentialStore: CredentialStore {
         self.eventLoop.makeSucceededFuture(self.data.get(hash: hash))
     }
 
-    package func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void> {
-        self.data.create(record, hash: hash)
-            ? self.eventLoop.makeSucceededVoidFuture()
-            : self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+    package func apiKey(id: String) -> EventLoopFuture<APIKeyRecord?> {
+        self.eventLoop.makeSucceededFuture(self.data.get(id: id))
+    }
+
+    package func createAPIKey(_ record: APIKeyRecord, hash: String, maxPerOwner: Int?) -> EventLoopFuture<Void> {
+        if let error = self.data.create(record, hash: hash, maxPerOwner: maxPerOwner) {
+            return self.eventLoop.makeFailedFuture(error)
+        }
+        return self.eventLoop.makeSucceededVoidFuture()
     }
 
     package func listAPIKeys() -> EventLoopFuture<[APIKeyRecord]> {
         self.eventLoop.makeSucceededFuture(self.data.list())
+    }
+
+    package func listAPIKeys(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage> {
+        self.eventLoop.makeSucceededFuture(self.data.list(owner: owner, offset: offset, limit: max(1, min(limit, APIKeyPage.maximumLimit))))
     }
 
     package func revokeAPIKey(id: String) -> EventLoopFuture<APIKeyRecord?> {

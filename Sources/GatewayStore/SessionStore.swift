@@ -76,6 +76,9 @@ package protocol SessionStore: AnyObject {
     var eventLoop: any EventLoop { get }
 
     func user(email: String) -> EventLoopFuture<UserRecord?>
+    /// The user whose id is `id`, or nil (unknown, or created before the id index and not
+    /// logged in since: such a session must log in again).
+    func user(id: String) -> EventLoopFuture<UserRecord?>
     /// Fails with `.conflict` if the e-mail is taken.
     func createUser(_ user: UserRecord) -> EventLoopFuture<Void>
     /// Returns the updated user, or nil if unknown.
@@ -113,6 +116,8 @@ extension RevocationMessage {
 
 /// `SessionStore` on Redis. Layout under the prefix `P`:
 /// - `P user:<email>` — the user as JSON
+/// - `P user-id:<id>` — the e-mail of user `id`, to find a session's account (written with
+///   the user; users created before it existed get it on their next login or refresh)
 /// - `P refresh:<hash>` — `{state, grant}`: state `live` or `spent`; TTL = grant expiry
 /// - `P refresh-family:<family>` — `revoked` once reuse or logout revoked the family; TTL
 ///   = the longest expiry of its tokens
@@ -134,18 +139,48 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
         self.client.send(["GET", "\(self.prefix)user:\(email)"]).flatMapThrowing { reply in
             switch reply {
             case .null: return nil
-            case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
+            case .bulkString(let bytes):
+                let user = try Self.decode(UserRecord.self, bytes)
+                if user.email == email {
+                    // Users created before the id index get their entry here (login and
+                    // refresh read them by e-mail); not waited for, and never overwritten.
+                    _ = self.client.send(["SET", "\(self.prefix)user-id:\(user.id)", user.email, "NX"])
+                }
+                return user
             default: throw CredentialStoreError.corrupt("unexpected reply to GET")
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func user(id: String) -> EventLoopFuture<UserRecord?> {
+        self.client.send(["GET", "\(self.prefix)user-id:\(id)"]).flatMap { reply -> EventLoopFuture<UserRecord?> in
+            guard case .bulkString(let bytes) = reply, bytes.count <= 254 else { return self.eventLoop.makeSucceededFuture(nil) }
+            return self.user(email: String(decoding: bytes, as: UTF8.self)).map { user in
+                // The index names an e-mail; the record there must still be this user.
+                user?.id == id ? user : nil
             }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     package func createUser(_ user: UserRecord) -> EventLoopFuture<Void> {
         guard let json = Self.encode(user) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
-        return self.client.send(["SET", "\(self.prefix)user:\(user.email)", json, "NX"]).flatMapThrowing { reply in
-            guard case .simpleString = reply else { throw CredentialStoreError.conflict }
+        return self.client.evaluate(
+            script: Self.createUserScript,
+            keys: ["\(self.prefix)user:\(user.email)", "\(self.prefix)user-id:\(user.id)"],
+            arguments: [json, user.email]
+        ).flatMapThrowing { reply in
+            guard case .integer(1) = reply else { throw CredentialStoreError.conflict }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
+
+    /// KEYS: user key, id index key. ARGV: user JSON, e-mail. 1, or 0 if the e-mail or the
+    /// id is taken. One script: a user never exists without its index entry.
+    private static let createUserScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1])
+        redis.call('SET', KEYS[2], ARGV[2])
+        return 1
+        """
 
     package func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
         self.setUserDisabled(email: email, disabled: disabled, attemptsLeft: 5)
@@ -315,6 +350,8 @@ package final class InMemorySessionData: Sendable {
 
     func user(email: String) -> UserRecord? { storage.withLockedValue { $0.users[email] } }
 
+    func user(id: String) -> UserRecord? { storage.withLockedValue { $0.users.values.first { $0.id == id } } }
+
     func createUser(_ user: UserRecord) -> Bool {
         storage.withLockedValue { storage in
             guard storage.users[user.email] == nil else { return false }
@@ -389,6 +426,10 @@ package final class InMemorySessionStore: SessionStore {
 
     package func user(email: String) -> EventLoopFuture<UserRecord?> {
         eventLoop.makeSucceededFuture(data.user(email: email))
+    }
+
+    package func user(id: String) -> EventLoopFuture<UserRecord?> {
+        eventLoop.makeSucceededFuture(data.user(id: id))
     }
 
     package func createUser(_ user: UserRecord) -> EventLoopFuture<Void> {

@@ -11,15 +11,34 @@ import Testing
 private let admin = Principal(subject: "root", kind: .apiKey, scopes: ["admin"], keyID: "key_00000000000000aa")
 
 /// Endpoints over the authenticator harness's store, so created keys can be used.
+/// Users `usr_ann` and `usr_bob` exist in its session store (sessions of our issuer are
+/// checked against them).
 private final class EndpointsHarness {
     let auth: AuthHarness
     let endpoints: APIKeyEndpoints
+    let users: InMemorySessionStore
+    /// Calls the management rate limit saw, and its answer (nil: admitted).
+    var admitted: [String] = []
+    var refusal: GatewayError?
 
-    init() {
+    init(maxKeysPerOwner: Int? = nil) {
         self.auth = AuthHarness()
         let service = APIKeyService(store: self.auth.store, hash: self.auth.authenticator.hash(apiKey:))
         let clock = self.auth.clock
-        self.endpoints = APIKeyEndpoints(service: service, now: { clock.now }, sessionIssuer: "https://gw.test")
+        let sessions = InMemorySessionStore(eventLoop: self.auth.loop, data: InMemorySessionData())
+        self.users = sessions
+        for (id, email) in [("usr_ann", "ann@example.com"), ("usr_bob", "bob@example.com")] {
+            _ = sessions.createUser(UserRecord(id: id, email: email, scopes: ["read:databases"], passwordHash: "x", createdAt: 0))
+        }
+        var admit: ((Principal) -> EventLoopFuture<Void>)?
+        let loop = self.auth.loop
+        self.endpoints = APIKeyEndpoints(
+            service: service, now: { clock.now }, sessionIssuer: "https://gw.test", sessions: sessions,
+            maxKeysPerOwner: maxKeysPerOwner, admit: { principal in admit!(principal) })
+        admit = { [unowned self] principal in
+            self.admitted.append(principal.subject)
+            return self.refusal.map { loop.makeFailedFuture($0) } ?? loop.makeSucceededVoidFuture()
+        }
     }
 
     var loop: EmbeddedEventLoop { self.auth.loop }
@@ -27,12 +46,14 @@ private final class EndpointsHarness {
     func handle(
         _ method: String,
         _ path: String = APIKeyEndpoints.collectionPath,
+        query: String? = nil,
         body: String = "",
         principal: Principal = admin
     ) -> EventLoopFuture<APIKeyEndpoints.Response> {
         self.endpoints.handle(
             method: method,
             normalizedPath: path,
+            query: query,
             body: Array(body.utf8),
             principal: principal,
             eventLoop: self.loop
@@ -42,21 +63,24 @@ private final class EndpointsHarness {
     func response(
         _ method: String,
         _ path: String = APIKeyEndpoints.collectionPath,
+        query: String? = nil,
         body: String = "",
         principal: Principal = admin,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> APIKeyEndpoints.Response {
-        try value(of: self.handle(method, path, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
+        try value(of: self.handle(method, path, query: query, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
     }
 
     func error(
         _ method: String,
         _ path: String = APIKeyEndpoints.collectionPath,
+        query: String? = nil,
         body: String = "",
         principal: Principal = admin,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> GatewayError {
-        let error = try failure(of: self.handle(method, path, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
+        let error = try failure(
+            of: self.handle(method, path, query: query, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
         return try #require(error as? GatewayError, "not a GatewayError: \(error)", sourceLocation: sourceLocation)
     }
 
@@ -140,6 +164,87 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         // An admin sees everyone's.
         let all = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]] ?? []
         #expect(Set(all.compactMap { $0["id"] as? String }) == [annID, bobID])
+    }
+
+    @Test func aDisabledOrUnknownUsersSessionManagesNothing() throws {
+        let h = EndpointsHarness()
+        let made = try json(try h.response("POST", body: #"{"name":"a","scopes":["read:databases"]}"#, principal: Self.ann).body)
+        let id = try #require(made["id"] as? String)
+        _ = try value(of: h.users.setUserDisabled(email: "ann@example.com", disabled: true), on: h.loop)
+        for (method, path) in [("POST", APIKeyEndpoints.collectionPath), ("GET", APIKeyEndpoints.collectionPath), ("DELETE", APIKeyEndpoints.collectionPath + "/" + id)] {
+            let error = try h.error(method, path, body: #"{"name":"b","scopes":["read:databases"]}"#, principal: Self.ann)
+            #expect(error.status == 401)
+            #expect(error.code == "invalid_token")
+        }
+        // Nothing was created while disabled; an admin API key still sees the one key.
+        let all = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]] ?? []
+        #expect(all.compactMap { $0["id"] as? String } == [id])
+        // A session whose subject names no user at all (deleted, or forged elsewhere).
+        #expect(try h.error("GET", principal: Self.session("usr_gone", ["read:databases"])).status == 401)
+        // An admin session of our issuer is checked as well.
+        #expect(try h.error("GET", principal: Self.session("usr_gone", ["admin"])).status == 401)
+        _ = try value(of: h.users.setUserDisabled(email: "ann@example.com", disabled: false), on: h.loop)
+        #expect(try h.response("GET", principal: Self.ann).status == 200)
+    }
+
+    @Test func anOwnerCannotCreateKeysPastTheCapButRevokingFreesAPlace() throws {
+        let h = EndpointsHarness(maxKeysPerOwner: 2)
+        var ids: [String] = []
+        for name in ["a", "b"] {
+            let made = try json(try h.response("POST", body: #"{"name":"\#(name)","scopes":["read:databases"]}"#, principal: Self.ann).body)
+            ids.append(try #require(made["id"] as? String))
+        }
+        let error = try h.error("POST", body: #"{"name":"c","scopes":["read:databases"]}"#, principal: Self.ann)
+        #expect(error.status == 409)
+        #expect(error.code == "key_limit_reached")
+        // Another owner has a cap of its own.
+        #expect(try h.response("POST", body: #"{"name":"b1","scopes":["read:databases"]}"#, principal: Self.bob).status == 201)
+        #expect(try h.response("DELETE", APIKeyEndpoints.collectionPath + "/" + ids[0], principal: Self.ann).status == 200)
+        #expect(try h.response("POST", body: #"{"name":"c","scopes":["read:databases"]}"#, principal: Self.ann).status == 201)
+    }
+
+    @Test func listsArePagedWithLimitAndCursor() throws {
+        let h = EndpointsHarness()
+        var made: [String] = []
+        for index in 0..<5 {
+            h.auth.clock.now += 1
+            made.append(try #require(try h.createKey(#"{"name":"k\#(index)","scopes":["read:logs"]}"#)["id"] as? String))
+        }
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try json(try h.response("GET", query: "limit=2" + (cursor.map { "&cursor=" + $0 } ?? "")).body)
+            let entries = try #require(page["api_keys"] as? [[String: Any]])
+            #expect(entries.count <= 2)
+            seen += entries.compactMap { $0["id"] as? String }
+            cursor = page["next_cursor"] as? String
+        } while cursor != nil && seen.count < 10
+        #expect(seen == made.reversed())
+    }
+
+    @Test(arguments: ["limit=0", "limit=1001", "limit=", "limit=x", "limit=-1", "cursor=abc", "cursor=1e3", "limit=1&limit=2", "other=1", "limit", "&", "cursor=1234567890"])
+    func aBadListQueryIs400(query: String) throws {
+        let h = EndpointsHarness()
+        let error = try h.error("GET", query: query)
+        #expect(error.status == 400)
+        #expect(error.code == "invalid_request")
+    }
+
+    @Test func everyCallPassesTheManagementLimitFirst() throws {
+        let h = EndpointsHarness()
+        #expect(try h.response("GET").status == 200)
+        #expect(h.admitted == ["root"])
+        h.refusal = GatewayError(status: 429, code: "rate_limited", description: "slow down", headers: [.init("Retry-After", "3")])
+        for method in ["GET", "POST"] {
+            let error = try h.error(method, body: #"{"name":"x","scopes":["read:logs"]}"#)
+            #expect(error.status == 429)
+            #expect(error.headers.contains(.init("Retry-After", "3")))
+        }
+        #expect(h.auth.store.createCalls == 0)
+        // Refusing those who may not manage keys costs no token.
+        let reader = Principal(subject: "ci", kind: .apiKey, scopes: ["read:databases"], keyID: "key_00000000000000bb")
+        #expect(try h.error("GET", principal: reader).status == 403)
+        #expect(h.admitted == ["root", "root", "root"])
     }
 
     @Test func onlyAdminsGiveAKeyARateLimitTierAndOnlyAKnownOne() throws {
@@ -291,7 +396,8 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
                 #expect(!response.body.contains(h.auth.authenticator.hash(apiKey: key)))
             }
             let document = try json(response.body)
-            #expect(Set(document.keys) == ["api_keys"])
+            #expect(Set(document.keys) == ["api_keys", "next_cursor"])
+            #expect(document["next_cursor"] is NSNull)
             let list = try #require(document["api_keys"] as? [[String: Any]])
             #expect(list.count == 2)
             // Newest first.
@@ -307,7 +413,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
     @Test func getOfAnEmptyStore() throws {
         let h = EndpointsHarness()
         let response = try h.response("GET")
-        #expect(response.body == #"{"api_keys":[]}"#)
+        #expect(response.body == #"{"api_keys":[],"next_cursor":null}"#)
     }
 
     // MARK: DELETE
@@ -421,7 +527,9 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         #expect(document["environment"] as? String == "live\n")
         #expect(document["admin"] == nil)
 
-        let list = try json(APIKeyEndpoints.listJSON([record, record]))
+        let list = try json(APIKeyEndpoints.listJSON([record, record], nextCursor: "2\""))
         #expect((list["api_keys"] as? [[String: Any]])?.count == 2)
+        #expect(list["next_cursor"] as? String == "2\"")
+        #expect(try json(APIKeyEndpoints.listJSON([], nextCursor: nil))["next_cursor"] is NSNull)
     }
 }

@@ -52,15 +52,25 @@ final class CountingStore: CredentialStore {
         }
     }
 
-    func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void> {
+    func apiKey(id: String) -> EventLoopFuture<APIKeyRecord?> {
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.apiKey(id: id)
+    }
+
+    func createAPIKey(_ record: APIKeyRecord, hash: String, maxPerOwner: Int?) -> EventLoopFuture<Void> {
         self.createCalls += 1
         if let failure { return self.eventLoop.makeFailedFuture(failure) }
-        return self.inner.createAPIKey(record, hash: hash)
+        return self.inner.createAPIKey(record, hash: hash, maxPerOwner: maxPerOwner)
     }
 
     func listAPIKeys() -> EventLoopFuture<[APIKeyRecord]> {
         if let failure { return self.eventLoop.makeFailedFuture(failure) }
         return self.inner.listAPIKeys()
+    }
+
+    func listAPIKeys(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage> {
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.inner.listAPIKeys(owner: owner, offset: offset, limit: limit)
     }
 
     func revokeAPIKey(id: String) -> EventLoopFuture<APIKeyRecord?> {

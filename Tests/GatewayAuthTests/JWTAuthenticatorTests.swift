@@ -23,6 +23,7 @@ final class ScriptedSessionStore: SessionStore {
     }
 
     func user(email: String) -> EventLoopFuture<UserRecord?> { inner.user(email: email) }
+    func user(id: String) -> EventLoopFuture<UserRecord?> { inner.user(id: id) }
     func createUser(_ user: UserRecord) -> EventLoopFuture<Void> { inner.createUser(user) }
     func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> { inner.setUserDisabled(email: email, disabled: disabled) }
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {

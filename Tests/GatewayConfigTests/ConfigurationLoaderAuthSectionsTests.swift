@@ -15,6 +15,37 @@ import Testing
         return path
     }
 
+    @Test func keyManagementBoundsDefaultAndParse() throws {
+        let defaults = try ConfigurationLoader.parse(text: Self.upstream, file: "g.conf")
+        #expect(defaults.apiKeys.maxKeysPerOwner == 100)
+        #expect(defaults.apiKeys.managementRateLimit == nil)
+        let text = Self.upstream + """
+            [auth.api_keys]
+            max_keys_per_owner = 7
+            management_rate_limit = "keys"
+
+            [[rate_limits]]
+            name = "keys"
+            rate = 5
+            per = "minute"
+            """
+        let configuration = try ConfigurationLoader.parse(text: text, file: "g.conf")
+        #expect(configuration.apiKeys.maxKeysPerOwner == 7)
+        #expect(configuration.apiKeys.managementRateLimit == "keys")
+        let rendered = configuration.renderedTOML()
+        #expect(rendered.contains("max_keys_per_owner = 7"))
+        #expect(rendered.contains("management_rate_limit = \"keys\""))
+    }
+
+    @Test(arguments: ["max_keys_per_owner = 0", "max_keys_per_owner = 100001", "max_keys_per_owner = \"10\"", "management_rate_limit = \"nope\""])
+    func badKeyManagementSettingsNameTheirKeyAndLine(line: String) {
+        let found = configurationProblems(Self.upstream + "\n[auth.api_keys]\n" + line + "\n", file: "g.conf")
+        let key = "auth.api_keys." + line.prefix(while: { $0 != " " })
+        let problem = found.first { $0.key == key }
+        #expect(problem?.line == 5, "\(found)")
+        #expect(problem.map { "\($0)".hasPrefix("g.conf:5: \(key): ") } == true, "\(found)")
+    }
+
     @Test func fullAuthConfigurationParses() throws {
         let pepper = try secretFile(String(repeating: "p", count: 40) + "\n")
         let password = try secretFile("redis-secret\n")
@@ -146,7 +177,7 @@ import Testing
     ])
     func remoteAdminListenerNeedsAllowRemoteAndAToken(text: String, key: String) {
         setenv("DBGW_ADMIN_TOKEN", "admin-token-0123456789", 1)
-        let found = self.problems(Self.upstream + "[admin]\n" + text)
+        let found = configurationProblems(Self.upstream + "[admin]\n" + text, file: "g.conf")
         #expect(found.contains { $0.key == key }, "\(found)")
         #expect(!found.description.contains("admin-token-0123456789"), "a secret leaked into a problem message")
     }

@@ -158,12 +158,12 @@ private func keyHash(_ seed: Int) -> String {
     return "a" + String(repeating: "0", count: 63 - hex.count) + hex
 }
 
-private func record(_ id: String, createdAt: Int64 = 1_700_000_000, name: String? = nil) -> APIKeyRecord {
+private func record(_ id: String, createdAt: Int64 = 1_700_000_000, name: String? = nil, owner: String = "alice@example.com") -> APIKeyRecord {
     APIKeyRecord(
         id: id,
         name: name ?? "key \(id)",
         scopes: ["databases:read", "reports:write"],
-        owner: "alice@example.com",
+        owner: owner,
         createdAt: createdAt,
         expiresAt: createdAt + 86_400,
         last4: "x9Z\(id.suffix(1))",
@@ -318,7 +318,116 @@ struct CredentialStoreContractTests {
         }
     }
 
+    // MARK: per-owner cap and pages
+
+    @Test(arguments: StoreKind.allCases)
+    func theCapHoldsUnderParallelCreationsOnTwoStores(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let outcomes = await withTaskGroup(of: CredentialStoreError?.self) { group in
+                for index in 0..<12 {
+                    group.addTask {
+                        do {
+                            try await harness.run(second: index % 2 == 1) {
+                                $0.createAPIKey(record("k\(index)", createdAt: 1_700_000_000 + Int64(index)), hash: keyHash(index), maxPerOwner: 3)
+                            }
+                            return nil
+                        } catch {
+                            return error as? CredentialStoreError ?? .corrupt("\(error)")
+                        }
+                    }
+                }
+                var all: [CredentialStoreError?] = []
+                for await outcome in group { all.append(outcome) }
+                return all
+            }
+            #expect(outcomes.filter { $0 == nil }.count == 3)
+            #expect(outcomes.filter { $0 == .limitReached }.count == 9)
+            let owned = try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 100) }
+            #expect(owned.records.count == 3)
+            // Another owner is not affected; revoking frees a place.
+            try await harness.run { $0.createAPIKey(record("b1", owner: "bob"), hash: keyHash(100), maxPerOwner: 3) }
+            _ = try await harness.run { $0.revokeAPIKey(id: owned.records[0].id) }
+            try await harness.run { $0.createAPIKey(record("k99"), hash: keyHash(99), maxPerOwner: 3) }
+            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k98"), hash: keyHash(98), maxPerOwner: 3) } } == .limitReached)
+            // Without a cap (the operator) there is no limit.
+            try await harness.run { $0.createAPIKey(record("k97"), hash: keyHash(97)) }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func pagesWalkTheIndexNewestFirst(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            var alice: [APIKeyRecord] = []
+            for index in 0..<5 {
+                let key = record("a\(index)", createdAt: 1_700_000_000 + Int64(index))
+                alice.append(key)
+                try await harness.run { $0.createAPIKey(key, hash: keyHash(index)) }
+            }
+            let bob = record("b0", createdAt: 1_700_000_100, owner: "bob")
+            try await harness.run { $0.createAPIKey(bob, hash: keyHash(50)) }
+            try await harness.run { $0.touchAPIKey(id: "a4", at: 1_800_000_000) }
+
+            var seen: [APIKeyRecord] = []
+            var offset: Int? = 0
+            while let start = offset {
+                let page = try await harness.run(second: true) { $0.listAPIKeys(owner: "alice@example.com", offset: start, limit: 2) }
+                #expect(page.records.count <= 2)
+                seen += page.records
+                offset = page.nextOffset
+            }
+            #expect(seen.map(\.id) == ["a4", "a3", "a2", "a1", "a0"])
+            #expect(seen.first?.lastUsedAt == 1_800_000_000)
+            let everyone = try await harness.run { $0.listAPIKeys(owner: nil, offset: 0, limit: 100) }
+            #expect(everyone.records.map(\.id) == ["b0", "a4", "a3", "a2", "a1", "a0"])
+            #expect(everyone.nextOffset == nil)
+            // A revoked key leaves its owner's list but stays in the full one.
+            _ = try await harness.run { $0.revokeAPIKey(id: "a2") }
+            #expect(try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 100) }.records.map(\.id) == ["a4", "a3", "a1", "a0"])
+            #expect(try await harness.run { $0.listAPIKeys(owner: nil, offset: 2, limit: 2) }.records.map(\.id) == ["a3", "a2"])
+            #expect(try await harness.run { $0.apiKey(id: "a2") }?.revoked == true)
+            #expect(try await harness.run { $0.apiKey(id: "a4") }?.lastUsedAt == 1_800_000_000)
+            #expect(try await harness.run { $0.apiKey(id: "zz") } == nil)
+            #expect(try await harness.run { $0.listAPIKeys(owner: "nobody", offset: 0, limit: 10) } == APIKeyPage(records: [], nextOffset: nil))
+        }
+    }
+
     // MARK: Redis only
+
+    /// Keys written before the indexes existed are listed, counted against the cap and
+    /// revocable: the first script that needs the indexes adds them.
+    @Test(arguments: [StoreKind.redis])
+    func keysFromBeforeTheIndexesAreIndexedOnFirstUse(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let redis = try #require(harness.redis)
+            let legacy = [record("old1", createdAt: 1_600_000_000), record("old2", createdAt: 1_600_000_001)]
+            for (index, key) in legacy.enumerated() {
+                let json = String(decoding: try JSONEncoder().encode(key), as: UTF8.self)
+                #expect(try await redis.send(["SET", "\(keyPrefix)apikey-id:\(key.id)", keyHash(index)]) == .simpleString("OK"))
+                #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(index))", json]) == .simpleString("OK"))
+                #expect(try await redis.send(["SADD", "\(keyPrefix)apikeys", key.id]) == .integer(1))
+            }
+            // A revoked legacy key is listed for admins but does not count for its owner.
+            _ = try await harness.run { $0.revokeAPIKey(id: "old1") }
+            let page = try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 10) }
+            #expect(page.records.map(\.id) == ["old2"])
+            #expect(try await harness.run { $0.listAPIKeys(owner: nil, offset: 0, limit: 10) }.records.map(\.id) == ["old2", "old1"])
+            try await harness.run { $0.createAPIKey(record("new1"), hash: keyHash(10), maxPerOwner: 2) }
+            #expect(await storeError { try await harness.run { $0.createAPIKey(record("new2"), hash: keyHash(11), maxPerOwner: 2) } } == .limitReached)
+        }
+    }
+
+    @Test(arguments: [StoreKind.redis])
+    func aRedisOutOfMemoryIsAnOutageNotCorruption(kind: StoreKind) async throws {
+        try await withStore(kind) { harness async throws in
+            let redis = try #require(harness.redis)
+            try await harness.run { $0.createAPIKey(record("k1"), hash: keyHash(1)) }
+            #expect(try await redis.send(["CONFIG", "SET", "maxmemory-policy", "noeviction"]) == .simpleString("OK"))
+            #expect(try await redis.send(["CONFIG", "SET", "maxmemory", "1"]) == .simpleString("OK"))
+            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) } } == .unavailable)
+            #expect(try await redis.send(["CONFIG", "SET", "maxmemory", "0"]) == .simpleString("OK"))
+            try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) }
+        }
+    }
 
     @Test(arguments: [StoreKind.redis])
     func corruptStoredRecordIsReportedAsCorrupt(kind: StoreKind) async throws {

@@ -15,7 +15,7 @@ private let sessionPrefix = "dbgw:"
 final class SessionStoreHarness: @unchecked Sendable {
     let kind: StoreKind
     let eventLoop: any EventLoop
-    private let redis: LoopClient?
+    let redis: LoopClient?
     private let secondRedis: LoopClient?
     private let store: any SessionStore
     private let secondStore: any SessionStore
@@ -98,6 +98,36 @@ struct SessionStoreContractTests {
             let impostor = user("alice@example.com", scopes: ["admin"])
             #expect(await sessionError { try await h.run(second: true) { $0.createUser(impostor) } } == .conflict)
             #expect(try await h.run { $0.user(email: "alice@example.com") } == alice)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func userByIDFollowsTheRecord(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let alice = user("alice@example.com")
+            try await h.run { $0.createUser(alice) }
+            #expect(try await h.run(second: true) { $0.user(id: alice.id) } == alice)
+            #expect(try await h.run { $0.user(id: "u-nobody") } == nil)
+            _ = try await h.run { $0.setUserDisabled(email: alice.email, disabled: true) }
+            #expect(try await h.run { $0.user(id: alice.id) }?.disabled == true)
+        }
+    }
+
+    /// A user written before the id index is found by id once read by e-mail (as login and
+    /// refresh do), and never before.
+    @Test(arguments: [StoreKind.redis])
+    func usersFromBeforeTheIDIndexAreFoundAfterTheirNextLogin(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let redis = try #require(h.redis)
+            let old = user("old@example.com")
+            let json = String(decoding: try JSONEncoder().encode(old), as: UTF8.self)
+            #expect(try await redis.send(["SET", "\(sessionPrefix)user:\(old.email)", json]) == .simpleString("OK"))
+            #expect(try await h.run { $0.user(id: old.id) } == nil)
+            #expect(try await h.run { $0.user(email: old.email) } == old)
+            #expect(try await h.run(second: true) { $0.user(id: old.id) } == old)
+            // An index entry naming someone else's record does not make them this user.
+            #expect(try await redis.send(["SET", "\(sessionPrefix)user-id:u-forged", old.email]) == .simpleString("OK"))
+            #expect(try await h.run { $0.user(id: "u-forged") } == nil)
         }
     }
 

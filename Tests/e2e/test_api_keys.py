@@ -1,18 +1,25 @@
 """Issue 4 acceptance: API keys end to end against a real redis-server, the gateway binary,
 its CLI, and a recording upstream."""
 
+import hashlib
+import hmac
 import json
+import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 import requests
 
-from conftest import gateway_binary, parse_response, raw_exchange
+from conftest import (USER_ROUTES, add_user, gateway_binary, jwt_session_tail, login, parse_response, raw_exchange,
+                      set_user_disabled)
+from jwks_server import SigningKey
 
 ROUTES = """
 [[routes]]
@@ -397,3 +404,243 @@ def test_record_with_a_scope_that_is_not_a_scope_token_is_refused(bad_scope, aut
     assert r.json()["error"] == "invalid_token"
     assert upstream.requests() == []
     auth_gateway.wait_for_log(lambda line: line.get("msg") == "unreadable API key record in the store")
+
+
+# --- Issue 20: key management bounds, disabled users, Redis OOM -------------------------
+
+TIME_SCALE = float(os.environ.get("GATEWAY_TEST_TIME_SCALE", "1"))
+SESSION_PASSWORD = "password-at-least-12"
+
+
+def with_key_settings(tail, settings):
+    """`tail` with `settings` added to its `[auth.api_keys]` table."""
+    return re.sub(r'(\[auth\.api_keys\]\npepper_file = "[^"]*"\n)', lambda m: m.group(1) + settings + "\n", tail, count=1)
+
+
+@pytest.fixture
+def session_gateway_factory(make_gateway, upstream, redis_server, pepper, tmp_path):
+    signing_key = SigningKey("RS256", kid="gw-rs256")
+    key_file = tmp_path / "signing-key.pem"
+    key_file.write_bytes(signing_key.private_pem())
+
+    def make(key_settings=""):
+        tail = jwt_session_tail(redis_server.port, pepper, key_file, "RS256")
+        return make_gateway(upstream.url, routes=USER_ROUTES, tail=with_key_settings(tail, key_settings))
+    return make
+
+
+def user_token(gateway, email, scopes=("read:databases", "read:logs")):
+    add_user(gateway, email, list(scopes), SESSION_PASSWORD)
+    r = login(gateway, email, SESSION_PASSWORD)
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def test_disabled_user_session_cannot_create_list_or_revoke_keys(session_gateway_factory):
+    gateway = session_gateway_factory()
+    token = user_token(gateway, "leaver@example.com")
+    base = f"{gateway.url}/v1/api-keys"
+    r = requests.post(base, headers=bearer(token), json={"name": "before", "scopes": ["read:databases"]}, timeout=5)
+    assert r.status_code == 201, r.text
+    before = r.json()
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(before["key"]), timeout=5).status_code == 200
+    set_user_disabled(gateway, "leaver@example.com", True)
+    # Disabling revoked the keys the user made (read through the owner's index).
+    deadline = time.monotonic() + 5
+    while requests.get(f"{gateway.url}/v1/databases", headers=bearer(before["key"]), timeout=5).status_code != 401:
+        assert time.monotonic() < deadline, "the disabled user's key still works"
+        time.sleep(0.05)
+    # The access token is still within its lifetime, but the account behind it is disabled.
+    r = requests.post(base, headers=bearer(token), json={"name": "after", "scopes": ["read:databases"]}, timeout=5)
+    assert r.status_code in (401, 403), f"disabled user created a key: {r.status_code} {r.text}"
+    assert "key" not in r.json() and set(r.json()) == {"error", "error_description", "request_id"}
+    assert requests.get(base, headers=bearer(token), timeout=5).status_code in (401, 403)
+    assert requests.delete(f"{base}/{before['id']}", headers=bearer(token), timeout=5).status_code in (401, 403)
+    # Re-enabled, the same session manages keys again.
+    set_user_disabled(gateway, "leaver@example.com", False)
+    r = requests.post(base, headers=bearer(token), json={"name": "again", "scopes": ["read:databases"]}, timeout=5)
+    assert r.status_code == 201, r.text
+
+
+def test_keys_per_owner_are_capped_even_under_parallel_creation(session_gateway_factory):
+    gateway = session_gateway_factory("max_keys_per_owner = 3")
+    token = user_token(gateway, "hoarder@example.com")
+    base = f"{gateway.url}/v1/api-keys"
+    results = []
+
+    def create(index):
+        r = requests.post(base, headers=bearer(token), json={"name": f"k{index}", "scopes": ["read:logs"]}, timeout=10)
+        results.append((r.status_code, r.json()))
+
+    workers = [threading.Thread(target=create, args=(i,)) for i in range(10)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    created = [body for status, body in results if status == 201]
+    refused = [body for status, body in results if status != 201]
+    assert len(created) == 3, results
+    assert all(body["error"] == "key_limit_reached" for body in refused), refused
+    r = requests.get(base, headers=bearer(token), timeout=5)
+    assert r.status_code == 200 and len(r.json()["api_keys"]) == 3
+    # Revoking one frees a place.
+    assert requests.delete(f"{base}/{created[0]['id']}", headers=bearer(token), timeout=5).status_code == 200
+    r = requests.post(base, headers=bearer(token), json={"name": "replacement", "scopes": ["read:logs"]}, timeout=5)
+    assert r.status_code == 201, r.text
+
+
+def test_key_list_is_paginated_with_limit_and_cursor(auth_gateway):
+    admin = create_key(auth_gateway, ["admin"], name="admin")
+    base = f"{auth_gateway.url}/v1/api-keys"
+    made = {admin["id"]}
+    for index in range(6):
+        r = requests.post(base, headers=bearer(admin["key"]), json={"name": f"p{index}", "scopes": ["read:logs"]}, timeout=5)
+        assert r.status_code == 201, r.text
+        made.add(r.json()["id"])
+    seen = []
+    cursor = None
+    for _ in range(10):
+        url = f"{base}?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        r = requests.get(url, headers=bearer(admin["key"]), timeout=5)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["api_keys"]) <= 2
+        seen += [k["id"] for k in page["api_keys"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert cursor is None and sorted(seen) == sorted(made), seen
+    for bad in ("limit=0", "limit=1001", "limit=x", "cursor=-1", "cursor=abc"):
+        r = requests.get(f"{base}?{bad}", headers=bearer(admin["key"]), timeout=5)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", (bad, r.text)
+
+
+def test_key_management_is_rate_limited(make_gateway, upstream, redis_server, pepper):
+    tail = with_key_settings(auth_tail(redis_server.port, pepper), 'management_rate_limit = "keys-admin"') + """
+[[rate_limits]]
+name = "keys-admin"
+rate = 3
+per = "minute"
+"""
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=tail)
+    admin = create_key(gateway, ["admin"], name="admin")
+    base = f"{gateway.url}/v1/api-keys"
+    statuses = [requests.get(base, headers=bearer(admin["key"]), timeout=5).status_code for _ in range(5)]
+    assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429], statuses
+    r = requests.post(base, headers=bearer(admin["key"]), json={"name": "x", "scopes": ["read:logs"]}, timeout=5)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert r.json()["error"] == "rate_limited"
+
+
+def test_key_creation_during_redis_oom_is_503_with_retry_after(auth_gateway, redis_server):
+    admin = create_key(auth_gateway, ["admin"], name="admin")
+    base = f"{auth_gateway.url}/v1/api-keys"
+    assert requests.get(base, headers=bearer(admin["key"]), timeout=5).status_code == 200
+    redis_server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis_server.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        r = requests.post(base, headers=bearer(admin["key"]), json={"name": "oom", "scopes": ["read:logs"]}, timeout=5)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "auth_unavailable" and int(r.headers["Retry-After"]) >= 1
+    finally:
+        redis_server.command("CONFIG", "SET", "maxmemory", "0")
+    r = requests.post(base, headers=bearer(admin["key"]), json={"name": "after", "scopes": ["read:logs"]}, timeout=5)
+    assert r.status_code == 201, r.text
+
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def make_api_key():
+    body = "dbaudit_live_" + "".join(ALPHABET[b % 62] for b in os.urandom(32))
+    value = zlib.crc32(body.encode())
+    digits = []
+    for _ in range(6):
+        digits.append(ALPHABET[value % 62])
+        value //= 62
+    return body + "".join(reversed(digits))
+
+
+def seed_keys(redis_port, pepper_path, records):
+    """Writes `(key or None, record)` pairs straight into Redis in the layout of a gateway
+    that predates the per-owner index (one pipelined connection: seeding thousands of keys
+    through the API would be slow)."""
+    pepper_text = pepper_path.read_text().strip().encode()
+    payload = bytearray()
+    count = 0
+    for key, record in records:
+        digest = hmac.new(pepper_text, key.encode(), hashlib.sha256).hexdigest() if key else os.urandom(32).hex()
+        for args in (("SET", f"dbgw:apikey-id:{record['id']}", digest),
+                     ("SET", f"dbgw:apikey:{digest}", json.dumps(record)),
+                     ("SADD", "dbgw:apikeys", record["id"])):
+            payload += b"*%d\r\n" % len(args)
+            for arg in args:
+                data = arg.encode()
+                payload += b"$%d\r\n%s\r\n" % (len(data), data)
+            count += 1
+    with socket.create_connection(("127.0.0.1", redis_port), timeout=10) as s:
+        s.sendall(bytes(payload))
+        received = b""
+        while received.count(b"\r\n") < count:
+            chunk = s.recv(1 << 20)
+            assert chunk, "redis closed the seeding connection"
+            received += chunk
+    assert b"\r\n-" not in b"\r\n" + received, received[:200]
+
+
+def key_record(key_id, owner, scopes, created_at):
+    return {"id": key_id, "name": "seeded", "scopes": scopes, "owner": owner, "created_at": created_at,
+            "expires_at": None, "revoked": False, "last4": "abcd", "environment": "live"}
+
+
+def test_list_floods_do_not_starve_uncached_key_lookups(make_gateway, upstream, redis_server, pepper):
+    # A management limit far above what the flood reaches: the floods must really list.
+    tail = with_key_settings(auth_tail(redis_server.port, pepper), 'management_rate_limit = "flood"') + """
+[[rate_limits]]
+name = "flood"
+rate = 1000000
+per = "second"
+"""
+    auth_gateway = make_gateway(upstream.url, routes=ROUTES, tail=tail)
+    now = int(time.time())
+    bulk = [(None, key_record(f"key_{index:016x}", "bulk", ["read:logs"], now - 10_000 + index)) for index in range(4000)]
+    probes = [(make_api_key(), None) for _ in range(40)]
+    probes = [(key, key_record("key_" + os.urandom(8).hex(), "prober", ["read:databases"], now)) for key, _ in probes]
+    seed_keys(redis_server.port, pepper, bulk + probes)
+    admin = create_key(auth_gateway, ["admin"], name="admin")
+    # Keys created before the per-owner index are still listed (and revocable) afterwards.
+    r = requests.get(f"{auth_gateway.url}/v1/api-keys?limit=5", headers=bearer(admin["key"]), timeout=30)
+    assert r.status_code == 200, r.text
+
+    stop = threading.Event()
+    flood_statuses = []
+
+    def flood():
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    flood_statuses.append(session.get(f"{auth_gateway.url}/v1/api-keys", headers=bearer(admin["key"]), timeout=30).status_code)
+                except requests.RequestException:
+                    flood_statuses.append(-1)
+
+    workers = [threading.Thread(target=flood) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    latencies = []
+    statuses = []
+    try:
+        deadline = time.monotonic() + 10
+        while len(flood_statuses) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for key, _ in probes:
+            started = time.monotonic()
+            r = requests.get(f"{auth_gateway.url}/v1/databases", headers=bearer(key), timeout=10)
+            latencies.append(time.monotonic() - started)
+            statuses.append(r.status_code)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert statuses == [200] * len(probes), statuses
+    assert flood_statuses.count(200) >= 6 and set(flood_statuses) == {200}, flood_statuses[:20]
+    assert statistics.median(latencies) < 0.1 * TIME_SCALE, sorted(latencies)
