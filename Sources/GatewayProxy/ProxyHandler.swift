@@ -239,6 +239,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     // MARK: request head
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // A head pipelined behind a response that ends the connection: it is never
+        // answered (the client reads the `Connection: close` and retries elsewhere).
+        guard !self.machine.isClosing else { return }
         context.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
         // Only the two limits are read: copying the whole configuration per request costs a
         // retain and release for every array and string in it.
