@@ -165,9 +165,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 self.armBodyTimer()
             }
             self.run(self.machine.requestBody(buffer))
-        case .end(let trailers):
+        case .end:
             self.cancelBodyTimer()
-            self.run(self.machine.requestEnd(trailers))
+            // Request trailers are dropped, not filtered: the gateway decides on the head,
+            // and some upstream frameworks merge trailers into the headers, where a
+            // trailer could forge identity, forwarding or credential fields.
+            self.run(self.machine.requestEnd(nil))
         }
     }
 
@@ -626,7 +629,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             }
             let close = closeClient || exchange.closeAfterResponse
             self.log(exchange, status: exchange.status, outcome: "forwarded", error: nil)
-            self.endResponse(trailers: trailers, close: close, context: context)
+            self.endResponse(trailers: ForwardingRules.sanitizedResponseTrailers(trailers), close: close, context: context)
 
         case .respondWithError(let error, let closeClient, let abortUpstream):
             self.cancelBodyTimer()
