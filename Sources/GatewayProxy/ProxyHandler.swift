@@ -59,6 +59,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var bytesOut: Int64 = 0
         /// The response cannot be delimited without closing (HTTP/1.0 without length).
         var closeAfterResponse = false
+        /// The client sent `Expect: 100-continue`: it gets the interim response once the
+        /// request is authorized and its declared size is within the limit that applies.
+        var expectsContinue = false
 
         init(
             id: UInt64,
@@ -297,9 +300,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             head, requestID: requestID, path: normalizedPath, framing: framing, uri: uri, normalizedPath: normalizedPath,
             bodyTimeout: bodyTimeout
         )
-        if !expectation.isEmpty {
-            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-        }
+        self.exchange?.expectsContinue = !expectation.isEmpty
         if framing != .none {
             self.armBodyTimer()
         }
@@ -463,16 +464,28 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         upstreamHead.headers.remove(name: "expect")
         exchange.upstreamHead = upstreamHead
         self.exchange = exchange
+        let localBodyLimit = exchange.builtIn?.maximumBodyBytes ?? 0
+        if exchange.isLocal, case .contentLength(let declared) = exchange.framing, declared > localBodyLimit {
+            // Refused on the declared size, before the client is invited to send the body.
+            self.run(self.machine.authorizationFailed(.bodyTooLarge(limit: Int(localBodyLimit))))
+            return
+        }
         if exchange.isLocal {
             // The body of a built-in endpoint is read here, not forwarded: resume reading.
             self.setReadsHeld(false)
         }
-        self.run(
-            self.machine.authorized(
-                destination: exchange.isLocal ? .local : .upstream,
-                localBodyLimit: exchange.builtIn?.maximumBodyBytes ?? 0
-            )
+        let action = self.machine.authorized(
+            destination: exchange.isLocal ? .local : .upstream,
+            localBodyLimit: localBodyLimit
         )
+        if exchange.expectsContinue, self.machine.isAwaitingRequestBody, let context {
+            // Only now, authenticated, authorized, admitted by the limiter and within the
+            // size limit: a client that waits for it never sends a body that is refused.
+            exchange.expectsContinue = false
+            let interim = HTTPResponseHead(version: exchange.version, status: .continue)
+            context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+        }
+        self.run(action)
     }
 
     private func runLocalEndpoint(_ parts: [HTTPClientRequestPart]) {
