@@ -195,7 +195,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         case .invalidContentLength, .unexpectedContentLength:
             gatewayError = .badRequest("The request's Content-Length is invalid or conflicts with Transfer-Encoding.")
         case .invalidChunkSize:
-            gatewayError = .badRequest("The request's chunked body framing is invalid.")
+            // Also raised by `RequestFramingGuard` for an over-long chunk-size line or trailer section.
+            gatewayError = .badRequest(
+                "The request's chunked body framing is invalid (bad chunk size, or chunk extensions or trailers over \(self.loop.configuration.server.maxHeaderBytes) bytes)."
+            )
         default:
             gatewayError = .badRequest("The request is not valid HTTP/1.1.")
         }
