@@ -17,6 +17,8 @@ package struct ForwardingContext: Sendable, Hashable {
     package var forwardAuthorization: Bool
     /// The request target to send (the normalized path and the query); nil keeps the client's.
     package var uri: String?
+    /// Whether method and URL override headers go upstream (off by default).
+    package var forwardMethodOverride: Bool
 
     package init(
         requestID: String,
@@ -26,7 +28,8 @@ package struct ForwardingContext: Sendable, Hashable {
         preserveHost: Bool,
         principal: Principal? = nil,
         forwardAuthorization: Bool = true,
-        uri: String? = nil
+        uri: String? = nil,
+        forwardMethodOverride: Bool = false
     ) {
         self.requestID = requestID
         self.clientAddress = clientAddress
@@ -36,6 +39,7 @@ package struct ForwardingContext: Sendable, Hashable {
         self.principal = principal
         self.forwardAuthorization = forwardAuthorization
         self.uri = uri
+        self.forwardMethodOverride = forwardMethodOverride
     }
 }
 
@@ -109,9 +113,10 @@ package enum ForwardingRules {
                 clientHost = value
                 continue
             }
-            if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name)
-                || isMethodOverride(name)
-            {
+            if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name) {
+                continue
+            }
+            if !context.forwardMethodOverride, isMethodOverride(name) {
                 continue
             }
             if !context.forwardAuthorization, HeaderName.equals(name, "authorization") {

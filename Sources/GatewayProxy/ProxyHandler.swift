@@ -460,7 +460,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 preserveHost: self.loop.configuration.upstream.preserveHost,
                 principal: principal,
                 forwardAuthorization: self.loop.configuration.apiKeys.forwardAuthorization,
-                uri: exchange.uri
+                uri: exchange.uri,
+                forwardMethodOverride: self.loop.configuration.upstream.forwardMethodOverride
             )
         )
         // The gateway answers `Expect` itself; the upstream gets the body unconditionally.

@@ -112,6 +112,14 @@ import Testing
         #expect(request.values("X-Kept") == ["1"])
     }
 
+    @Test func methodOverrideHeadersPassWhenTheSwitchAllowsThem() throws {
+        let harness = try ProxyHarness { $0.upstream.forwardMethodOverride = true }
+        defer { harness.finish() }
+        try harness.send("GET /v1/x HTTP/1.1\r\nHost: g\r\nX-HTTP-Method-Override: DELETE\r\n\r\n")
+        let request = try #require(try harness.upstreamRequests().first)
+        #expect(request.values("X-HTTP-Method-Override") == ["DELETE"])
+    }
+
     @Test func continueIsNotSentBeforeAuthorization() throws {
         let harness = try ProxyHarness(Self.guardedRoutes)
         defer { harness.finish() }
