@@ -4,9 +4,12 @@
 ///
 /// Percent-encoded unreserved characters are decoded (`%64` → `d`), other escapes are
 /// kept with upper-case hex, duplicate slashes collapse, dot segments are resolved.
-/// Refused outright, because servers disagree on them: an encoded `/`, `\` or NUL
-/// (`%2F`, `%5C`, `%00`), a literal `\`, `;` path parameters, a malformed escape, and `..`
-/// above the root. Pure; any thread.
+/// Refused outright, because servers disagree on them: an encoded `/`, `\`, NUL or `;`
+/// (`%2F`, `%5C`, `%00`, `%3B`), a literal `\`, `;` path parameters, a malformed escape,
+/// and `..` above the root. An encoded `;` is refused like a literal one: scopes are
+/// decided on the path, and an upstream that decodes before splitting off path
+/// parameters would route `/v1/admin%3Bx/users` to a resource the gateway never matched.
+/// Pure; any thread.
 package enum PathNormalizer {
     package enum Failure: Error, Hashable, Sendable {
         case ambiguous(String)
@@ -30,6 +33,8 @@ package enum PathNormalizer {
                 switch value {
                 case UInt8(ascii: "/"), UInt8(ascii: "\\"), 0:
                     return .failure(.ambiguous("the path contains an encoded /, \\ or NUL"))
+                case UInt8(ascii: ";"):
+                    return .failure(.ambiguous("path parameters (;), encoded or not, are not accepted"))
                 default:
                     break
                 }

@@ -414,7 +414,7 @@ final class ConfigReader {
             allowed: [
                 "url", "connect_timeout", "response_timeout", "max_idle_connections_per_loop",
                 "idle_timeout", "preserve_host", "ca_file", "client_certificate_file", "client_key_file",
-                "tls_server_name",
+                "tls_server_name", "forward_method_override",
             ]
         )
         var parsed: UpstreamSettings?
@@ -436,6 +436,7 @@ final class ConfigReader {
         }
         self.duration(table, "idle_timeout", path: path).map { upstream.idleTimeout = $0 }
         self.bool(table, "preserve_host", path: path).map { upstream.preserveHost = $0 }
+        self.bool(table, "forward_method_override", path: path).map { upstream.forwardMethodOverride = $0 }
         upstream.caFile = self.readableFile(table, "ca_file", path: path)
         upstream.clientCertificateFile = self.readableFile(table, "client_certificate_file", path: path)
         upstream.clientKeyFile = self.readableFile(table, "client_key_file", path: path)

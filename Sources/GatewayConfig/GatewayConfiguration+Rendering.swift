@@ -71,6 +71,7 @@ extension GatewayConfiguration {
         lines.append("max_idle_connections_per_loop = \(self.upstream.maxIdleConnectionsPerLoop)")
         lines.append("idle_timeout = \(duration(self.upstream.idleTimeout))")
         lines.append("preserve_host = \(self.upstream.preserveHost)")
+        lines.append("forward_method_override = \(self.upstream.forwardMethodOverride)")
         if self.upstream.isTLS {
             if let ca = self.upstream.caFile {
                 lines.append("ca_file = \(quote(ca))")

@@ -118,6 +118,10 @@ package struct UpstreamSettings: Sendable, Hashable {
     package var idleTimeout: Duration = .seconds(60)
     /// Send the client's `Host` upstream (true) or the upstream's own authority (false).
     package var preserveHost: Bool = false
+    /// Forward `X-HTTP-Method-Override` and the other method/URL override headers. Off by
+    /// default: scopes are decided on the request line, and an upstream honouring an
+    /// override would run a method or path the gateway never authorized.
+    package var forwardMethodOverride: Bool = false
     /// https only: PEM bundle of the CAs the upstream's certificate must chain to; nil
     /// trusts the system store.
     package var caFile: String?

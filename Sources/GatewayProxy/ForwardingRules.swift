@@ -17,6 +17,8 @@ package struct ForwardingContext: Sendable, Hashable {
     package var forwardAuthorization: Bool
     /// The request target to send (the normalized path and the query); nil keeps the client's.
     package var uri: String?
+    /// Whether method and URL override headers go upstream (off by default).
+    package var forwardMethodOverride: Bool
 
     package init(
         requestID: String,
@@ -26,7 +28,8 @@ package struct ForwardingContext: Sendable, Hashable {
         preserveHost: Bool,
         principal: Principal? = nil,
         forwardAuthorization: Bool = true,
-        uri: String? = nil
+        uri: String? = nil,
+        forwardMethodOverride: Bool = false
     ) {
         self.requestID = requestID
         self.clientAddress = clientAddress
@@ -36,6 +39,7 @@ package struct ForwardingContext: Sendable, Hashable {
         self.principal = principal
         self.forwardAuthorization = forwardAuthorization
         self.uri = uri
+        self.forwardMethodOverride = forwardMethodOverride
     }
 }
 
@@ -57,6 +61,15 @@ package enum ForwardingRules {
         HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.hasPrefix(name, "x-forwarded-")
             || HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-request-id")
             || HeaderName.equals(name, "x-real-ip")
+    }
+
+    /// Headers that ask an upstream framework to treat the request as another method or
+    /// path. Routes and scopes are decided on the request line, so an upstream honouring
+    /// one of these would run what the gateway never authorized.
+    static func isMethodOverride(_ name: String) -> Bool {
+        HeaderName.equals(name, "x-http-method-override") || HeaderName.equals(name, "x-http-method")
+            || HeaderName.equals(name, "x-method-override") || HeaderName.equals(name, "x-original-url")
+            || HeaderName.equals(name, "x-rewrite-url")
     }
 
     /// Lowercased header names listed in `Connection` (they are hop-by-hop too).
@@ -101,6 +114,9 @@ package enum ForwardingRules {
                 continue
             }
             if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name) {
+                continue
+            }
+            if !context.forwardMethodOverride, isMethodOverride(name) {
                 continue
             }
             if !context.forwardAuthorization, HeaderName.equals(name, "authorization") {
@@ -153,6 +169,28 @@ package enum ForwardingRules {
     static func safeValue(_ value: String) -> String {
         guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return value }
         return String(decoding: value.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    }
+
+    /// The trailers of an upstream response as the client gets them: no framing or
+    /// hop-by-hop fields, no `Set-Cookie` (a cookie must be visible in the head, where the
+    /// gateway and any cache see it), no `X-DBAudit-*`, and none of the fields the gateway
+    /// sets on response heads (`X-Request-Id`, `RateLimit*`, `Strict-Transport-Security`),
+    /// so a trailer can never contradict or forge them. Nil when nothing is left.
+    package static func sanitizedResponseTrailers(_ trailers: HTTPHeaders?) -> HTTPHeaders? {
+        guard let trailers, !trailers.isEmpty else { return nil }
+        var kept = HTTPHeaders()
+        for (name, value) in trailers {
+            if isHopByHop(name) || HeaderName.equals(name, "content-length")
+                || HeaderName.equals(name, "set-cookie") || HeaderName.equals(name, "set-cookie2")
+                || HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.equals(name, "x-request-id")
+                || HeaderName.hasPrefix(name, "ratelimit") || HeaderName.equals(name, "retry-after")
+                || HeaderName.equals(name, "strict-transport-security")
+            {
+                continue
+            }
+            kept.add(name: name, value: value)
+        }
+        return kept.isEmpty ? nil : kept
     }
 
     /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the

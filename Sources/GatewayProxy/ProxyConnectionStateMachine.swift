@@ -85,6 +85,13 @@ struct ProxyConnectionStateMachine {
         return false
     }
 
+    /// The connection closes once its last response is flushed: further requests are
+    /// not read.
+    var isClosing: Bool {
+        if case .closing = self.state { return true }
+        return false
+    }
+
     var isAwaitingRequestBody: Bool {
         if case .active(let exchange) = self.state { return !exchange.requestComplete }
         return false
@@ -97,7 +104,12 @@ struct ProxyConnectionStateMachine {
             exchange.bodyExpected = bodyExpected
             self.state = .active(exchange)
             return .authorize
-        case .active, .closing:
+        case .closing:
+            // The close is already on its way, after the last response is flushed. The
+            // pipelining handler hands over the next buffered head while that response is
+            // being written; closing now would drop every response not yet flushed.
+            return .none
+        case .active:
             // The pipelining handler delivers one request at a time; a second head here
             // means the codec misbehaved. Fail closed.
             self.state = .closing
@@ -110,7 +122,10 @@ struct ProxyConnectionStateMachine {
         case .idle:
             self.state = .closing
             return .respondWithError(error, closeClient: true, abortUpstream: false)
-        case .active, .closing:
+        case .closing:
+            // As for an accepted head: the close follows the flush already under way.
+            return .none
+        case .active:
             self.state = .closing
             return .closeClient(abortUpstream: true)
         }

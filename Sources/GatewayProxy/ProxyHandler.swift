@@ -59,6 +59,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         var bytesOut: Int64 = 0
         /// The response cannot be delimited without closing (HTTP/1.0 without length).
         var closeAfterResponse = false
+        /// The client sent `Expect: 100-continue`: it gets the interim response once the
+        /// request is authorized and its declared size is within the limit that applies.
+        var expectsContinue = false
 
         init(
             id: UInt64,
@@ -165,9 +168,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 self.armBodyTimer()
             }
             self.run(self.machine.requestBody(buffer))
-        case .end(let trailers):
+        case .end:
             self.cancelBodyTimer()
-            self.run(self.machine.requestEnd(trailers))
+            // Request trailers are dropped, not filtered: the gateway decides on the head,
+            // and some upstream frameworks merge trailers into the headers, where a
+            // trailer could forge identity, forwarding or credential fields.
+            self.run(self.machine.requestEnd(nil))
         }
     }
 
@@ -189,7 +195,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         case .invalidContentLength, .unexpectedContentLength:
             gatewayError = .badRequest("The request's Content-Length is invalid or conflicts with Transfer-Encoding.")
         case .invalidChunkSize:
-            gatewayError = .badRequest("The request's chunked body framing is invalid.")
+            // Also raised by `RequestFramingGuard` for an over-long chunk-size line or trailer section.
+            gatewayError = .badRequest(
+                "The request's chunked body framing is invalid (bad chunk size, or chunk extensions or trailers over \(self.loop.configuration.server.maxHeaderBytes) bytes)."
+            )
         default:
             gatewayError = .badRequest("The request is not valid HTTP/1.1.")
         }
@@ -239,6 +248,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     // MARK: request head
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // A head pipelined behind a response that ends the connection: it is never
+        // answered (the client reads the `Connection: close` and retries elsewhere).
+        guard !self.machine.isClosing else { return }
         context.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
         // Only the two limits are read: copying the whole configuration per request costs a
         // retain and release for every array and string in it.
@@ -291,9 +303,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             head, requestID: requestID, path: normalizedPath, framing: framing, uri: uri, normalizedPath: normalizedPath,
             bodyTimeout: bodyTimeout
         )
-        if !expectation.isEmpty {
-            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-        }
+        self.exchange?.expectsContinue = !expectation.isEmpty
         if framing != .none {
             self.armBodyTimer()
         }
@@ -450,23 +460,36 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 preserveHost: self.loop.configuration.upstream.preserveHost,
                 principal: principal,
                 forwardAuthorization: self.loop.configuration.apiKeys.forwardAuthorization,
-                uri: exchange.uri
+                uri: exchange.uri,
+                forwardMethodOverride: self.loop.configuration.upstream.forwardMethodOverride
             )
         )
         // The gateway answers `Expect` itself; the upstream gets the body unconditionally.
         upstreamHead.headers.remove(name: "expect")
         exchange.upstreamHead = upstreamHead
         self.exchange = exchange
+        let localBodyLimit = exchange.builtIn?.maximumBodyBytes ?? 0
+        if exchange.isLocal, case .contentLength(let declared) = exchange.framing, declared > localBodyLimit {
+            // Refused on the declared size, before the client is invited to send the body.
+            self.run(self.machine.authorizationFailed(.bodyTooLarge(limit: Int(localBodyLimit))))
+            return
+        }
         if exchange.isLocal {
             // The body of a built-in endpoint is read here, not forwarded: resume reading.
             self.setReadsHeld(false)
         }
-        self.run(
-            self.machine.authorized(
-                destination: exchange.isLocal ? .local : .upstream,
-                localBodyLimit: exchange.builtIn?.maximumBodyBytes ?? 0
-            )
+        let action = self.machine.authorized(
+            destination: exchange.isLocal ? .local : .upstream,
+            localBodyLimit: localBodyLimit
         )
+        if exchange.expectsContinue, self.machine.isAwaitingRequestBody, let context {
+            // Only now, authenticated, authorized, admitted by the limiter and within the
+            // size limit: a client that waits for it never sends a body that is refused.
+            exchange.expectsContinue = false
+            let interim = HTTPResponseHead(version: exchange.version, status: .continue)
+            context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+        }
+        self.run(action)
     }
 
     private func runLocalEndpoint(_ parts: [HTTPClientRequestPart]) {
@@ -624,7 +647,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             }
             let close = closeClient || exchange.closeAfterResponse
             self.log(exchange, status: exchange.status, outcome: "forwarded", error: nil)
-            self.endResponse(trailers: trailers, close: close, context: context)
+            self.endResponse(trailers: ForwardingRules.sanitizedResponseTrailers(trailers), close: close, context: context)
 
         case .respondWithError(let error, let closeClient, let abortUpstream):
             self.cancelBodyTimer()

@@ -3,7 +3,7 @@ package import NIOCore
 import NIOHTTP1
 
 /// Builds the handler chain of one accepted client connection:
-/// `RequestHeadTimeoutHandler` → NIO HTTP/1 server codec (with the header-size limit and
+/// `RequestHeadTimeoutHandler` → `RequestFramingGuard` → NIO HTTP/1 server codec (with the header-size limit and
 /// pipelining assistance, which answers pipelined requests strictly in order) →
 /// `ProxyHandler`. Called on the connection's event loop.
 package enum ProxyPipeline {
@@ -22,6 +22,13 @@ package enum ProxyPipeline {
             RequestHeadTimeoutHandler(
                 idleTimeout: server.idleTimeout.timeAmount,
                 headerTimeout: server.headerTimeout.timeAmount
+            )
+        )
+        // In front of the decoder: chunk extensions and trailers are bounded like headers.
+        try sync.addHandler(
+            RequestFramingGuard(
+                maxChunkLineBytes: server.maxHeaderBytes,
+                maxTrailerBytes: server.maxHeaderBytes + 8 * 1024
             )
         )
         try sync.configureHTTPServerPipeline(

@@ -71,6 +71,8 @@ private func normalized(_ path: String) -> String? {
         "\\v1",
         "/v1/a;b",
         "/v1/databases;jsessionid=1",
+        "/v1/a%3Bb",
+        "/v1/admin%3bx/users",
         "/v1/a%4",
         "/v1/a%4g",
         "/v1/a%zz",

@@ -56,6 +56,7 @@ private let upstreamOnly = """
         max_idle_connections_per_loop = 16
         idle_timeout = "90s"
         preserve_host = true
+        forward_method_override = true
 
         [logging]
         level = "debug"
@@ -87,6 +88,7 @@ private let upstreamOnly = """
         #expect(configuration.upstream.maxIdleConnectionsPerLoop == 16)
         #expect(configuration.upstream.idleTimeout == .seconds(90))
         #expect(configuration.upstream.preserveHost == true)
+        #expect(configuration.upstream.forwardMethodOverride == true)
         #expect(configuration.upstream.authority == "backend.internal:9000")
 
         #expect(configuration.logging.level == .debug)
@@ -115,6 +117,7 @@ private let upstreamOnly = """
         #expect(configuration.upstream.maxIdleConnectionsPerLoop == 256)
         #expect(configuration.upstream.idleTimeout == .seconds(60))
         #expect(configuration.upstream.preserveHost == false)
+        #expect(configuration.upstream.forwardMethodOverride == false)
 
         #expect(configuration.logging.level == .info)
         #expect(configuration.logging.format == .json)

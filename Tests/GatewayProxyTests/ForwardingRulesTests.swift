@@ -347,4 +347,16 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         #expect(head.headers["X-DBAudit-Issuer"].isEmpty)
         #expect(head.headers["X-DBAudit-Key-Id"] == ["key_1"])
     }
+
+    @Test func responseTrailersKeepOnlyFieldsTheGatewayDoesNotOwn() {
+        let trailers = HTTPHeaders([
+            ("Set-Cookie", "s=1"), ("x-dbaudit-subject", "admin"), ("X-Request-Id", "forged"),
+            ("RateLimit", "limit=1"), ("Strict-Transport-Security", "max-age=0"), ("Connection", "close"),
+            ("Transfer-Encoding", "chunked"), ("Server-Timing", "db;dur=5"), ("X-Checksum", "abc"),
+        ])
+        let kept = ForwardingRules.sanitizedResponseTrailers(trailers)
+        #expect(kept.map { Array($0).map(\.name) } == ["Server-Timing", "X-Checksum"])
+        #expect(ForwardingRules.sanitizedResponseTrailers(HTTPHeaders([("Set-Cookie", "s=1")])) == nil)
+        #expect(ForwardingRules.sanitizedResponseTrailers(nil) == nil)
+    }
 }

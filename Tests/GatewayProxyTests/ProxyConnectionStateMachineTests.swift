@@ -76,8 +76,9 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
         #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true))
         #expect(!machine.isIdle)
-        // A closing connection takes no new request.
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .closeClient(abortUpstream: true))
+        // A closing connection takes no new request; its close already follows the flush.
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .none)
+        #expect(machine.isClosing)
     }
 
     @Test func upstreamWithoutKeepAliveIsNotReused() {
@@ -259,7 +260,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.quiesce() == .closeClient(abortUpstream: false))
         #expect(machine.quiescing)
         #expect(!machine.isIdle)
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .closeClient(abortUpstream: true))
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .none)
+        #expect(machine.isClosing)
     }
 
     @Test func quiesceWhenActiveMakesTheResponseNotKeepAlive() {
@@ -444,5 +446,26 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize)
         let error = GatewayError.unauthorized("no")
         #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
+    }
+
+    /// A refusal that closes the connection schedules the close after its response is
+    /// flushed. A pipelined head delivered meanwhile (the pipelining handler hands it over
+    /// while that response is written) must not close earlier: that dropped the responses
+    /// still waiting for the flush.
+    @Test func headArrivingWhileClosingAfterARefusalIsIgnored() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize)
+        let error = GatewayError.unauthorized("no")
+        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .none)
+        #expect(machine.requestHeadRejected(.badRequest("no")) == .none)
+        #expect(!machine.isIdle)
+    }
+
+    @Test func headArrivingWhileClosingAfterAResponseIsIgnored() {
+        var machine = forwarded(keepAlive: false)
+        #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
+        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true))
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .none)
     }
 }

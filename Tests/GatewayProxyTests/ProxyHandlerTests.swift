@@ -237,6 +237,11 @@ final class ProxyHarness {
         try parseMessages(Self.drain(self.upstream(index)), responses: false)
     }
 
+    /// The raw bytes written to upstream connection `index` since the last call.
+    func upstreamBytes(_ index: Int = 0) throws -> [UInt8] {
+        try Self.drain(self.upstream(index))
+    }
+
     func respond(_ text: String, on index: Int = 0) throws {
         try self.upstream(index).writeInbound(ByteBuffer(string: text))
     }

@@ -43,13 +43,17 @@ class Handler(BaseHTTPRequestHandler):
     def _read_body(self):
         length = self.headers.get("Content-Length")
         total = 0
+        self.trailer_lines = []
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             while True:
                 size_line = self.rfile.readline(1024)
                 size = int(size_line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
+                    while True:
+                        line = self.rfile.readline(1024)
+                        if line in (b"\r\n", b"\n", b""):
+                            break
+                        self.trailer_lines.append(line.decode("latin-1").rstrip("\r\n"))
                     break
                 remaining = size
                 while remaining:
@@ -100,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "headers": [[k, v] for k, v in self.headers.items()],
             "body_bytes": body_bytes,
+            "trailers": list(self.trailer_lines),
             "connection": self.connection_id,
         }
         with LOCK:

@@ -1,0 +1,72 @@
+import Testing
+
+@testable import GatewayProxy
+
+private func scanner() -> RequestFramingScanner {
+    RequestFramingScanner(maxChunkLineBytes: 16, maxTrailerBytes: 40)
+}
+
+private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> RequestFramingScanner.Verdict {
+    scanner.scan(Array(text.utf8))
+}
+
+@Suite struct RequestFramingScannerTests {
+    @Test func shortExtensionsAndTrailersPass() {
+        var machine = scanner()
+        #expect(scan(&machine, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n") == .accept)
+        #expect(!machine.isPassingThrough)
+    }
+
+    @Test func longChunkLineIsRefusedAtTheByteThatCrossesTheBound() {
+        var machine = scanner()
+        let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        #expect(scan(&machine, head) == .accept)
+        #expect(scan(&machine, "5;" + String(repeating: "e", count: 14)) == .accept)
+        #expect(scan(&machine, "ee") == .tooLong(offset: 0))
+    }
+
+    @Test func leadingZerosCountAgainstTheLine() {
+        var machine = scanner()
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + String(repeating: "0", count: 40) + "5\r\n"
+        if case .tooLong = scan(&machine, text) {} else { Issue.record("leading zeros were not bounded") }
+    }
+
+    @Test func longTrailerSectionIsRefused() {
+        var machine = scanner()
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + String(repeating: "X-A: 1\r\n", count: 6)
+        if case .tooLong = scan(&machine, text) {} else { Issue.record("trailers were not bounded") }
+    }
+
+    @Test func fixedLengthBodyIsSkippedWhateverItHolds() {
+        var machine = scanner()
+        let body = "0;" + String(repeating: "e", count: 100)
+        let text = "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: \(body.utf8.count)\r\n\r\n" + body
+        #expect(scan(&machine, text) == .accept)
+        // The next pipelined request is chunked and still bounded.
+        #expect(scan(&machine, "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)) != .accept)
+    }
+
+    @Test func chunkedBodiesSplitAnywhereAreFollowed() {
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
+        for split in 1..<text.utf8.count {
+            var machine = scanner()
+            let bytes = Array(text.utf8)
+            #expect(machine.scan(bytes[0..<split]) == .accept)
+            #expect(machine.scan(bytes[split...]) == .accept)
+            #expect(!machine.isPassingThrough)
+        }
+    }
+
+    @Test func unusualHeadsArePassedThrough() {
+        for head in [
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            var machine = scanner()
+            #expect(scan(&machine, head) == .accept)
+            #expect(machine.isPassingThrough, "\(head)")
+        }
+    }
+}
