@@ -1,0 +1,163 @@
+"""README claims that had no end-to-end test (issue 21, item 4): SIGINT drains like SIGTERM,
+/readyz answers 503 while draining, the refused-connection and reload counters move, a
+`keys create --test` key works, and `forward_authorization = true` forwards the header."""
+
+import re
+import signal
+import socket
+import threading
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import bearer, create_key, redis_keys_tail, scaled, wait_until
+
+KEY_ROUTES = """
+[[routes]]
+method = "GET"
+path = "/v1/databases"
+scopes = ["read:databases"]
+"""
+
+ADMIN = '\n[admin]\nlisten = "127.0.0.1:0"\n'
+
+
+def admin_url(gateway) -> str:
+    line = gateway.wait_for_log(lambda l: l.get("msg") == "admin listening")
+    return f"http://{line['address']}"
+
+
+def counter(admin: str, name: str, **labels) -> float:
+    text = requests.get(f"{admin}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    raise AssertionError(f"{name} {labels} not in /metrics")
+
+
+def held_request(url: str, results: list) -> threading.Thread:
+    def run():
+        try:
+            r = requests.get(url, timeout=scaled(15))
+            results.append((r.status_code, r.json().get("upstream")))
+        except Exception as error:  # recorded for the assertion
+            results.append(("error", repr(error)))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
+def test_sigint_drains_in_flight_request_and_exits_zero(make_gateway, upstream):
+    gateway = make_gateway(upstream.url)
+    results = []
+    thread = held_request(f"{gateway.url}/slow?ms=1500", results)
+    upstream.wait_for_path("/slow?ms=1500")
+    gateway.signal(signal.SIGINT)
+    assert wait_until(lambda: refuses_connections(gateway.port), 2), "still accepting after SIGINT"
+    thread.join(timeout=scaled(15))
+    assert results == [(200, "primary")]
+    assert gateway.proc.wait(timeout=scaled(10)) == 0
+    gateway.wait_for_log(lambda l: l.get("msg") == "stopped")
+
+
+def test_readyz_answers_503_while_draining(make_gateway, upstream):
+    gateway = make_gateway(upstream.url, tail=ADMIN)
+    admin = admin_url(gateway)
+    assert requests.get(f"{admin}/readyz", timeout=5).status_code == 200
+    results = []
+    thread = held_request(f"{gateway.url}/slow?ms=3000", results)
+    upstream.wait_for_path("/slow?ms=3000")
+    gateway.signal(signal.SIGTERM)
+    gateway.wait_for_log(lambda l: l.get("msg") == "draining")
+    r = requests.get(f"{admin}/readyz", timeout=5)
+    assert r.status_code == 503, r.text
+    assert r.json()["status"] == "not_ready"
+    assert r.json()["checks"]["lifecycle"] == "draining"
+    thread.join(timeout=scaled(15))
+    assert results == [(200, "primary")]
+    assert gateway.proc.wait(timeout=scaled(10)) == 0
+
+
+def test_refused_connection_and_reload_counters_move(make_gateway, upstream):
+    gateway = make_gateway(upstream.url, server="max_connections = 1", tail=ADMIN)
+    admin = admin_url(gateway)
+    refused_before = counter(admin, "dbgw_connections_refused_total")
+    held = None
+
+    def admitted():
+        s = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+        try:
+            s.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+            if s.recv(65536).startswith(b"HTTP/1.1 200"):
+                return s
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        s.close()
+        return None
+
+    held = wait_until(admitted, 5)
+    assert held is not None
+    refused_while_waiting = counter(admin, "dbgw_connections_refused_total") - refused_before
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=scaled(3)) as extra:
+        try:
+            extra.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert extra.recv(100) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+    held.close()
+    assert counter(admin, "dbgw_connections_refused_total") - refused_before == refused_while_waiting + 1
+
+    applied = counter(admin, "dbgw_config_reloads_total", result="applied")
+    refused = counter(admin, "dbgw_config_reloads_total", result="refused")
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_for_log(lambda l: l.get("msg") == "configuration reloaded")
+    assert counter(admin, "dbgw_config_reloads_total", result="applied") == applied + 1
+    good = gateway.config_path.read_text()
+    gateway.config_path.write_text("[server\nnot toml")
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_for_log(lambda l: l.get("msg") == "reload failed; keeping the previous configuration")
+    assert counter(admin, "dbgw_config_reloads_total", result="refused") == refused + 1
+    assert counter(admin, "dbgw_config_reloads_total", result="applied") == applied + 1
+    gateway.config_path.write_text(good)
+
+
+def test_test_key_works_end_to_end(make_gateway, upstream, redis_server, pepper):
+    gateway = make_gateway(upstream.url, routes=KEY_ROUTES, tail=redis_keys_tail(redis_server.port, pepper))
+    created = create_key(gateway, ["read:databases"], name="sandbox", extra=("--test",))
+    assert re.fullmatch(r"dbaudit_test_[0-9A-Za-z]{38}", created["key"]), created["key"]
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5)
+    assert r.status_code == 200, r.text
+    record = upstream.requests()[-1]
+    assert record["path"] == "/v1/databases"
+    assert [v for k, v in record["headers"] if k.lower() == "x-dbaudit-key-id"] == [created["id"]]
+    # A test key is checked like a live one: one changed character is refused.
+    tampered = created["key"][:-1] + ("A" if created["key"][-1] != "A" else "B")
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(tampered), timeout=5).status_code == 401
+
+
+def test_forward_authorization_true_forwards_the_header(make_gateway, upstream, redis_server, pepper):
+    tail = redis_keys_tail(redis_server.port, pepper) + "forward_authorization = true\n"
+    gateway = make_gateway(upstream.url, routes=KEY_ROUTES, tail=tail)
+    created = create_key(gateway, ["read:databases"])
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5)
+    assert r.status_code == 200, r.text
+    record = upstream.requests()[-1]
+    assert [v for k, v in record["headers"] if k.lower() == "authorization"] == [f"Bearer {created['key']}"]
+
+
+def test_authorization_is_not_forwarded_by_default(make_gateway, upstream, redis_server, pepper):
+    gateway = make_gateway(upstream.url, routes=KEY_ROUTES, tail=redis_keys_tail(redis_server.port, pepper))
+    created = create_key(gateway, ["read:databases"])
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5).status_code == 200
+    record = upstream.requests()[-1]
+    assert not [v for k, v in record["headers"] if k.lower() == "authorization"]
