@@ -1,16 +1,24 @@
 """README claims that had no end-to-end test (issue 21, item 4): SIGINT drains like SIGTERM,
-/readyz answers 503 while draining, the refused-connection and reload counters move, a
-`keys create --test` key works, and `forward_authorization = true` forwards the header."""
+/readyz answers 503 while draining, the refused-connection and reload counters move, the
+watchdog stops while an event loop is stalled, a `keys create --test` key works, and
+`forward_authorization = true` forwards the header."""
 
+import ctypes
+import os
 import re
 import signal
 import socket
 import threading
+import time
+from pathlib import Path
+
+import pytest
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import bearer, create_key, redis_keys_tail, scaled, wait_until
+from test_systemd import NotifySocket, has, notify_dir  # noqa: F401 - notify_dir is a fixture
 
 KEY_ROUTES = """
 [[routes]]
@@ -161,3 +169,58 @@ def test_authorization_is_not_forwarded_by_default(make_gateway, upstream, redis
     assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5).status_code == 200
     record = upstream.requests()[-1]
     assert not [v for k, v in record["headers"] if k.lower() == "authorization"]
+
+
+class StoppedThread:
+    """Stops one thread of another process (not the whole process) with ptrace
+    PTRACE_SEIZE + PTRACE_INTERRUPT, like an event loop wedged in a long computation, until
+    `resume`. Every ptrace call must come from the thread that made the first one."""
+
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 17, 0x4206, 0x4207, 0x40000000
+
+    def __init__(self, tid: int):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        self.libc.ptrace.restype = ctypes.c_long
+        self.tid = tid
+        if self.libc.ptrace(self.PTRACE_SEIZE, tid, None, None) != 0:
+            pytest.skip(f"ptrace is not permitted here (errno {ctypes.get_errno()}): cannot stall one thread")
+        assert self.libc.ptrace(self.PTRACE_INTERRUPT, tid, None, None) == 0, ctypes.get_errno()
+        status = ctypes.c_int()
+        assert self.libc.waitpid(tid, ctypes.byref(status), self.WALL) == tid, ctypes.get_errno()
+
+    def resume(self) -> None:
+        assert self.libc.ptrace(self.PTRACE_DETACH, self.tid, None, None) == 0, ctypes.get_errno()
+
+
+def event_loop_threads(pid: int) -> list:
+    tasks = Path(f"/proc/{pid}/task")
+    return sorted(int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().startswith("NIO-ELT-"))
+
+
+def test_watchdog_stops_while_an_event_loop_is_stalled_and_resumes_after(make_gateway, upstream, notify_dir):
+    notify = NotifySocket(str(notify_dir / "notify"))
+    try:
+        gateway = make_gateway(upstream.url, wait=False,
+                               env={"NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "400000", "WATCHDOG_PID": None})
+        notify.set_probe_port(gateway.port)
+        notify.wait_for(has("READY", "1"), timeout=scaled(20))
+        notify.wait_for(has("WATCHDOG", "1"), after=len(notify.snapshot()), timeout=scaled(3))
+        loops = event_loop_threads(gateway.proc.pid)
+        assert len(loops) == 2, loops  # event_loops = 2
+        stopped = StoppedThread(loops[-1])
+        try:
+            stalled_at = time.monotonic()
+            # A ping whose probe had already passed the stalled loop may still arrive; after
+            # that, nothing for as long as the loop stays stalled (systemd would restart us).
+            time.sleep(scaled(0.5) + 1.5)
+            late = [round(m.at - stalled_at, 3) for m in notify.snapshot()
+                    if m.fields.get("WATCHDOG") == "1" and m.at > stalled_at + scaled(0.5)]
+            assert late == [], f"watchdog pings {late} s after one event loop stalled"
+        finally:
+            stopped.resume()
+        resumed = len(notify.snapshot())
+        notify.wait_for(has("WATCHDOG", "1"), after=resumed, timeout=scaled(3))
+        assert requests.get(gateway.url + "/after", timeout=5).status_code == 200
+    finally:
+        notify.close()
