@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, free_port, gateway_binary, scaled, wait_for_port
+from conftest import ROOT, free_port, gateway_binary, scaled, wait_for_port, wait_until
 
 UNIT = ROOT / "systemd" / "dbaudit-gateway.service"
 INSTALLED_BINARY = "/usr/local/bin/dbaudit-gateway"
@@ -442,7 +442,9 @@ def test_gateway_stays_inside_the_units_syscall_filter_proc_subset_and_address_f
         gateway_pid = int(children[0])
         assert requests.get(f"http://127.0.0.1:{port}/x", timeout=10).status_code == 200
         os.kill(gateway_pid, signal.SIGHUP)
-        time.sleep(0.5)
+        log.flush()
+        assert wait_until(lambda: b"configuration reloaded" in (tmp_path / "gateway.log").read_bytes(), 15), \
+            (tmp_path / "gateway.log").read_text(errors="replace")[-2000:]
         assert requests.get(f"http://127.0.0.1:{port}/x", timeout=10).status_code == 200
         os.kill(gateway_pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
