@@ -351,6 +351,21 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
+def admitted_connection(port: int, path: str = "/held"):
+    """A connection the gateway served (a 200 to one GET, left open), or None when it was
+    refused (closed or reset): for tests that fill `max_connections`. Poll it with
+    `wait_until`, since the harness's readiness probe may still hold a slot for a moment."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        if s.recv(65536).startswith(b"HTTP/1.1 200"):
+            return s
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    return None
+
+
 def parse_response(raw: bytes):
     """(status, headers dict lowercased, body bytes) of the first response in raw."""
     head, _, rest = raw.partition(b"\r\n\r\n")

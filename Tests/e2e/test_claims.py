@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import bearer, create_key, redis_keys_tail, scaled, wait_until
+from conftest import admitted_connection, bearer, create_key, redis_keys_tail, scaled, wait_until
+from test_admin import admin_port, metrics, sample
 from test_systemd import NotifySocket, has, notify_dir  # noqa: F401 - notify_dir is a fixture
 
 KEY_ROUTES = """
@@ -31,17 +31,12 @@ ADMIN = '\n[admin]\nlisten = "127.0.0.1:0"\n'
 
 
 def admin_url(gateway) -> str:
-    line = gateway.wait_for_log(lambda l: l.get("msg") == "admin listening")
-    return f"http://{line['address']}"
+    return f"http://127.0.0.1:{admin_port(gateway)}"
 
 
 def counter(admin: str, name: str, **labels) -> float:
-    text = requests.get(f"{admin}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    raise AssertionError(f"{name} {labels} not in /metrics")
+    port = int(admin.rsplit(":", 1)[1])
+    return sample(metrics(port), name.removesuffix("_total"), name, **labels)
 
 
 def held_request(url: str, results: list) -> threading.Thread:
@@ -100,20 +95,7 @@ def test_refused_connection_and_reload_counters_move(make_gateway, upstream):
     gateway = make_gateway(upstream.url, server="max_connections = 1", tail=ADMIN)
     admin = admin_url(gateway)
     refused_before = counter(admin, "dbgw_connections_refused_total")
-    held = None
-
-    def admitted():
-        s = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
-        try:
-            s.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
-            if s.recv(65536).startswith(b"HTTP/1.1 200"):
-                return s
-        except (ConnectionResetError, BrokenPipeError):
-            pass
-        s.close()
-        return None
-
-    held = wait_until(admitted, 5)
+    held = wait_until(lambda: admitted_connection(gateway.port), 5)
     assert held is not None
     refused_while_waiting = counter(admin, "dbgw_connections_refused_total") - refused_before
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=scaled(3)) as extra:

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import Upstream, free_port, parse_response, raw_exchange, scaled, wait_until
+from conftest import Upstream, admitted_connection, free_port, parse_response, raw_exchange, scaled, wait_until
 
 
 def header_names(record):
@@ -225,22 +225,8 @@ def test_head_request_and_upstream_connection_close(gateway, upstream):
 def test_max_connections_refuses_extra_connections(make_gateway, upstream):
     gateway = make_gateway(upstream.url, server="max_connections = 2")
     held = []
-
-    def admitted_connection():
-        # The harness's readiness probe may still hold a slot for a moment: a refused
-        # attempt is retried until two connections are really served.
-        s = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
-        try:
-            s.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
-            if s.recv(65536).startswith(b"HTTP/1.1 200"):
-                return s
-        except (ConnectionResetError, BrokenPipeError):
-            pass
-        s.close()
-        return None
-
     for _ in range(2):
-        s = wait_until(admitted_connection, 5)
+        s = wait_until(lambda: admitted_connection(gateway.port), 5)
         assert s is not None, "no connection admitted"
         held.append(s)
     a, b = held
