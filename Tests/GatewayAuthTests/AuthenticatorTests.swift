@@ -351,7 +351,7 @@ private func waitPastPositiveTTL() {
         let h = AuthHarness(cache: quicklyStaleCache())
         let created = try h.createKey(scopes: ["read:databases"])
         let principal = try #require(try h.resolve(h.authorize(key: created.key)).successValue)
-        #expect(principal != nil)
+        #expect(principal?.subject == "alice" && principal?.keyID == created.record.id)
 
         waitPastPositiveTTL()
         h.store.failure = CredentialStoreError.unavailable

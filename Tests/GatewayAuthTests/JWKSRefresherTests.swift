@@ -181,7 +181,11 @@ final class RefresherHarness {
         h.http.serve(jwksURL, body: Self.goodSet)
         h.refresher.start()
         h.loop.run()
-        Thread.sleep(forTimeInterval: 0.15)
+        // The cap reads the loop's clock: moved by hand, no wall-clock wait.
+        h.loop.advanceTime(by: .milliseconds(99))
+        let early = try #require(h.refetch())
+        #expect(throws: JWKSRefresher.RefetchRefused.self) { try early.get() }
+        h.loop.advanceTime(by: .milliseconds(1))
         #expect(throws: Never.self) { try h.refetch()?.get() }
         #expect(try h.fetches() == 2)
         let again = try #require(h.refetch())

@@ -72,6 +72,15 @@ private func allowedCount(_ outcomes: [RateLimitOutcome]) -> Int {
     outcomes.filter { if case .decided(let decision) = $0 { decision.allowed } else { false } }.count
 }
 
+/// Redis's `TIME` in microseconds.
+private func redisMicroseconds(_ raw: LoopClient) async throws -> Int64 {
+    guard case .array(let parts) = try await raw.send(["TIME"]), parts.count == 2,
+        case .bulkString(let seconds) = parts[0], case .bulkString(let micros) = parts[1],
+        let s = Int64(String(decoding: seconds, as: UTF8.self)), let us = Int64(String(decoding: micros, as: UTF8.self))
+    else { throw RedisTestFailure("TIME did not answer two integers") }
+    return s * 1_000_000 + us
+}
+
 private func stored(_ raw: LoopClient, _ key: String) async throws -> (credit: Int64, time: Int64)? {
     guard case .bulkString(let bytes) = try await raw.send(["GET", key]) else { return nil }
     let parts = String(decoding: bytes, as: UTF8.self).split(separator: " ")
@@ -151,7 +160,10 @@ struct RedisRateLimiterTests {
             #expect(!refused.allowed)
             #expect(refused.retryAfterSeconds == 1)
             let before = try #require(try await stored(raw, key))
-            try await Task.sleep(for: .milliseconds(600))  // time must pass on Redis's clock
+            // Wait until 600 ms have passed on Redis's own clock (the one the script reads).
+            while try await redisMicroseconds(raw) < before.time + 600_000 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let decision = try await decide(limiter, shape, "k").get()
             let after = try #require(try await stored(raw, key))
             // Exactly what Redis's two timestamps say, in integers.
@@ -198,7 +210,8 @@ struct RedisRateLimiterTests {
                 Issue.record("PTTL did not answer an integer")
                 return
             }
-            #expect(ttl > 800 && ttl <= 1002, "PTTL \(ttl)")
+            // Lower bound: the time since the decision, scaled; upper: never later than full.
+            #expect(.milliseconds(ttl) > .seconds(1) - TestTimeScale.scaled(.milliseconds(200)) && ttl <= 1002, "PTTL \(ttl)")
             // 50/s, burst 1: full again after 20 ms, and then the key is gone.
             let quick = TokenBucket.Shape(policy: "quick", rate: 50, periodSeconds: 1, burst: 1)
             _ = try await decide(limiter, quick, "k").get()
@@ -257,7 +270,7 @@ struct RedisRateLimiterTests {
                 #expect(try await outcome(limiter, strict, "k").get() == .storeUnavailable(policy: "strict"))
                 slowest = max(slowest, ContinuousClock.now - start)
             }
-            #expect(slowest < .milliseconds(300 + 200), "slowest \(slowest)")
+            #expect(slowest < .milliseconds(300) + TestTimeScale.scaled(.milliseconds(200)), "slowest \(slowest)")
             #expect(try await counters(limiter) == Counters(redis: 1, fallback: 30, denied: 5))
 
             try server.restart()

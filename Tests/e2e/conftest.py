@@ -17,6 +17,40 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
+def _time_scale() -> float:
+    raw = os.environ.get("GATEWAY_TEST_TIME_SCALE", "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RuntimeError(f"GATEWAY_TEST_TIME_SCALE={raw!r} is not a number") from None
+    if not value >= 1.0 or value > 100.0:
+        raise RuntimeError(f"GATEWAY_TEST_TIME_SCALE={raw!r} must be between 1 and 100")
+    return value
+
+
+# One factor for every wall-clock bound of the e2e tests, so a slow or loaded machine can be
+# given room without editing tests (README, "Testing"). It only ever widens a bound.
+TIME_SCALE = _time_scale()
+
+
+def scaled(seconds: float) -> float:
+    """A wall-clock bound of the tests, widened by GATEWAY_TEST_TIME_SCALE."""
+    return seconds * TIME_SCALE
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.02):
+    """Polls `predicate` until it returns something truthy (returned) or `scaled(timeout)`
+    passes (None). For waiting on an observable condition instead of sleeping."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
 def gateway_binary() -> str:
     path = os.environ.get("GATEWAY_BIN", str(ROOT / ".build" / "debug" / "dbaudit-gateway"))
     if not Path(path).exists():
@@ -31,7 +65,7 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 15.0, proc=None) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
@@ -68,6 +102,13 @@ class Upstream:
 
     def reset(self) -> None:
         requests.get(f"{self.url}/__reset", timeout=5)
+
+    def wait_for_path(self, path: str, timeout: float = 5.0) -> dict:
+        """The first recorded request for `path` (the upstream records a request before it
+        answers, so this is "the request reached the upstream")."""
+        found = wait_until(lambda: next((r for r in self.requests() if r["path"] == path), None), timeout)
+        assert found is not None, f"{path} did not reach the upstream within {scaled(timeout)}s"
+        return found
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -159,7 +200,7 @@ format = "json"
         return lines
 
     def wait_for_log(self, predicate, timeout: float = 5.0) -> dict:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             for line in self.log_lines():
                 if predicate(line):
@@ -310,6 +351,21 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
+def admitted_connection(port: int, path: str = "/held"):
+    """A connection the gateway served (a 200 to one GET, left open), or None when it was
+    refused (closed or reset): for tests that fill `max_connections`. Poll it with
+    `wait_until`, since the harness's readiness probe may still hold a slot for a moment."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        if s.recv(65536).startswith(b"HTTP/1.1 200"):
+            return s
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    return None
+
+
 def parse_response(raw: bytes):
     """(status, headers dict lowercased, body bytes) of the first response in raw."""
     head, _, rest = raw.partition(b"\r\n\r\n")
@@ -409,3 +465,34 @@ def pepper(tmp_path):
     path = tmp_path / "pepper"
     path.write_text(os.urandom(32).hex() + "\n")
     return path
+
+
+# --- API keys: one copy for new tests (issue 21; the older per-file copies are folded in later) ---
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def create_key(gateway: "Gateway", scopes, name: str = "test key", extra=()) -> dict:
+    """`keys create --json` against the gateway's config; returns the created key record."""
+    result = subprocess.run(
+        [gateway_binary(), "keys", "create", "--config", str(gateway.config_path), "--name", name,
+         "--scopes", ",".join(scopes), "--json", *extra],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def redis_keys_tail(redis_port: int, pepper_path, command_timeout: str = "300ms",
+                    connect_timeout: str = "300ms") -> str:
+    """The `[redis]` and `[auth.api_keys]` blocks for a gateway that checks API keys."""
+    return f"""
+[redis]
+url = "redis://127.0.0.1:{redis_port}"
+connect_timeout = "{connect_timeout}"
+command_timeout = "{command_timeout}"
+
+[auth.api_keys]
+pepper_file = "{pepper_path}"
+"""

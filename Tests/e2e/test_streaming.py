@@ -7,7 +7,8 @@ import time
 import requests
 
 GIB = 1 << 30
-LIMIT_KIB = 64 * 1024
+# The README's claim: under 1 MiB of RSS growth (about 450 KiB measured).
+LIMIT_KIB = 1024
 
 
 def warm_up(gateway):

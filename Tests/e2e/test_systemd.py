@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, free_port, gateway_binary, wait_for_port
+from conftest import ROOT, free_port, gateway_binary, scaled, wait_for_port, wait_until
 
 UNIT = ROOT / "systemd" / "dbaudit-gateway.service"
 INSTALLED_BINARY = "/usr/local/bin/dbaudit-gateway"
@@ -236,13 +236,16 @@ def test_gateway_speaks_sd_notify_as_systemd_expects(make_gateway, upstream, not
         assert requests.get(gateway.url + "/x", timeout=5).status_code == 200
 
         # Watchdog: WATCHDOG_USEC=400000 -> a ping every 200 ms.
-        start = time.monotonic()
-        time.sleep(1.05)
-        pings = [m for m in notify.snapshot() if m.fields.get("WATCHDOG") == "1" and start <= m.at <= start + 1.0]
-        print(f"watchdog pings in 1 s: {len(pings)}")
-        assert 3 <= len(pings) <= 10, len(pings)
+        pings, index = [], len(notify.snapshot())
+        while len(pings) < 5:
+            index, ping = notify.wait_for(has("WATCHDOG", "1"), after=index, timeout=scaled(3))
+            pings.append(ping)
+            index += 1
         gaps = [b.at - a.at for a, b in zip(pings, pings[1:])]
-        assert all(0.1 < gap < 0.6 for gap in gaps), gaps
+        print(f"watchdog ping gaps: {[round(gap, 3) for gap in gaps]}")
+        # Every half of WATCHDOG_USEC (0.2 s): never faster than 0.1 s, never near the 0.4 s
+        # deadline unless the machine is slowed down (then scaled).
+        assert all(0.1 < gap < 0.2 + scaled(0.15) for gap in gaps), gaps
 
         # SIGHUP with a good file: RELOADING=1 + MONOTONIC_USEC, then READY=1 and a STATUS.
         gateway.write_config(upstream.url, extra="access_log = false")
@@ -370,7 +373,8 @@ def test_ready_after_redis_connect_timeout_when_redis_is_down(make_gateway, upst
         _, ready = notify.wait_for(has("READY", "1"), after=waiting_index, timeout=10)
         waited = ready.at - waiting.at
         print(f"READY {waited:.2f}s after the listeners were bound")
-        assert 0.8 <= waited <= 3.0, waited
+        # connect_timeout is 1 s, counted from the bind.
+        assert 0.9 <= waited <= 1.0 + scaled(0.5), waited
         assert ready.port_open is True
         assert f"Redis redis://127.0.0.1:{dead_port} did not answer within 1s" in ready.fields["STATUS"], ready.fields
     finally:
@@ -438,7 +442,9 @@ def test_gateway_stays_inside_the_units_syscall_filter_proc_subset_and_address_f
         gateway_pid = int(children[0])
         assert requests.get(f"http://127.0.0.1:{port}/x", timeout=10).status_code == 200
         os.kill(gateway_pid, signal.SIGHUP)
-        time.sleep(0.5)
+        log.flush()
+        assert wait_until(lambda: b"configuration reloaded" in (tmp_path / "gateway.log").read_bytes(), 15), \
+            (tmp_path / "gateway.log").read_text(errors="replace")[-2000:]
         assert requests.get(f"http://127.0.0.1:{port}/x", timeout=10).status_code == 200
         os.kill(gateway_pid, signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -478,21 +484,24 @@ SANDBOX_WRAPPER = r"""
 #   RestrictAddressFamilies=     one seccomp filter: other architectures are killed, socket()
 #                                of another family fails with EAFNOSUPPORT, a system call
 #                                outside the allowed set fails with EPERM.
-# argv: allowed syscall numbers (comma separated), allowed families (comma separated),
-# then the command.
+# argv: "mdwe" or "no-mdwe" (whether to apply MemoryDenyWriteExecute, which older kernels
+# lack, so the system-call filter is checked everywhere), allowed syscall numbers (comma
+# separated), allowed families (comma separated), then the command.
 import ctypes, os, struct, sys
 
 libc = ctypes.CDLL(None, use_errno=True)
-allowed = [int(n) for n in sys.argv[1].split(",")]
-families = [int(n) for n in sys.argv[2].split(",")]
-command = sys.argv[3:]
+with_mdwe = sys.argv[1] == "mdwe"
+allowed = [int(n) for n in sys.argv[2].split(",")]
+families = [int(n) for n in sys.argv[3].split(",")]
+command = sys.argv[4:]
 
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 PR_SET_MDWE, PR_GET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 66, 1
-if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
-    sys.stderr.write("mdwe-unsupported errno=%d\n" % ctypes.get_errno())
-    sys.exit(97)
-assert libc.prctl(PR_GET_MDWE, 0, 0, 0, 0) == PR_MDWE_REFUSE_EXEC_GAIN
+if with_mdwe:
+    if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+        sys.stderr.write("mdwe-unsupported errno=%d\n" % ctypes.get_errno())
+        sys.exit(97)
+    assert libc.prctl(PR_GET_MDWE, 0, 0, 0, 0) == PR_MDWE_REFUSE_EXEC_GAIN
 
 LD_ABS, JEQ, RET = 0x20, 0x15, 0x06
 ALLOW, KILL_PROCESS, ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
@@ -527,12 +536,14 @@ def syscall_numbers_x86_64() -> dict:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^#define __NR_(\w+) (\d+)$", header.read_text(), re.M)}
 
 
+@pytest.mark.parametrize("write_xor_execute", [False, True], ids=["seccomp", "seccomp+mdwe"])
 def test_gateway_runs_under_the_units_seccomp_filter_and_write_xor_execute(
-        upstream, redis_server, pepper_file, tmp_path, notify_dir):
+        write_xor_execute, upstream, redis_server, pepper_file, tmp_path, notify_dir):
     """systemd is not PID 1 on a build machine, so the sandbox cannot be tested by starting
     the unit. Instead the parts that could break the binary are enforced by the kernel on
     the real binary (see SANDBOX_WRAPPER), and it must go through start-up with Redis and a
-    notify socket, requests, a reload and a drain to exit 0."""
+    notify socket, requests, a reload and a drain to exit 0. The system-call filter runs on
+    any kernel; only the W^X case needs PR_SET_MDWE (Linux 6.3+) and says so when skipped."""
     if os.uname().machine != "x86_64":
         pytest.skip("the seccomp filter here is written for x86_64 only")
     analyze = systemd_analyze()
@@ -547,7 +558,8 @@ def test_gateway_runs_under_the_units_seccomp_filter_and_write_xor_execute(
 
     wrapper = tmp_path / "sandbox.py"
     wrapper.write_text(SANDBOX_WRAPPER)
-    sandbox_args = [sys.executable, str(wrapper), ",".join(map(str, permitted)), ",".join(map(str, families))]
+    sandbox_args = [sys.executable, str(wrapper), "mdwe" if write_xor_execute else "no-mdwe",
+                    ",".join(map(str, permitted)), ",".join(map(str, families))]
 
     # The wrapper is not vacuous: under it, a call outside the filter fails with EPERM and a
     # socket of another family with EAFNOSUPPORT, while TCP sockets still work.
@@ -685,7 +697,7 @@ def test_make_install_snippets_create_the_user_and_give_it_the_config(tmp_path):
     gid = int([line for line in (destdir / "etc/group").read_text().splitlines()
                if line.startswith("dbaudit-gateway:")][0].split(":")[2])
     if os.geteuid() != 0:
-        return  # changing ownership needs root (CI and make test run as root)
+        pytest.skip("systemd-tmpfiles --create changes ownership, which needs root (CI and make test run as root)")
     subprocess.run(["systemd-tmpfiles", f"--root={destdir}", "--create",
                     str(destdir / "usr/lib/tmpfiles.d/dbaudit-gateway.conf")], check=True, capture_output=True, timeout=30)
     config = destdir / "etc/dbaudit-gateway/gateway.conf"

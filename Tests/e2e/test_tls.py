@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import HERE, Upstream, free_port, wait_for_port
+from conftest import HERE, Upstream, free_port, wait_for_port, wait_until
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -38,8 +38,11 @@ class PKI:
         self.dir = directory
         self.ca("ca", "dbaudit e2e CA")
         self.ca("other-ca", "untrusted e2e CA")
+        # A second CA for certificate rotation: a client trusting only the first can tell
+        # which certificate its connection was made with.
+        self.ca("ca2", "dbaudit e2e CA 2")
         self.leaf("server", "localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth", org="first")
-        self.leaf("server2", "localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth", org="second")
+        self.leaf("server2", "localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth", org="second", ca="ca2")
         self.leaf("sni", "api.example.test", "DNS:api.example.test", "serverAuth")
         self.leaf("client", "client-1", "DNS:client-1", "clientAuth")
         self.leaf("upstream", "localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth", org="upstream")
@@ -284,7 +287,9 @@ private_key_file = "{key}"
         session = requests.Session()
         while not done.is_set():
             try:
-                # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE.
+                # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE. Only the
+                # first CA is trusted: any new handshake after the reload (the new certificate
+                # is from ca2) fails, so 200s after it prove the open connection kept the old one.
                 r = session.get(f"{https_url(gateway)}/v1/loop", timeout=5, verify=pki.path("ca.pem"))
                 if r.status_code != 200:
                     failures.append(r.status_code)
@@ -295,21 +300,24 @@ private_key_file = "{key}"
     thread = threading.Thread(target=client)
     thread.start()
     try:
-        time.sleep(0.5)
+        assert wait_until(lambda: count[0] >= 5, 10), "the keep-alive client did not get going"
         shutil.copy(pki.path("server2.pem"), cert)
         shutil.copy(pki.path("server2.key"), key)
         gateway.signal(signal.SIGHUP)
         gateway.wait_for_log(lambda line: line.get("msg") == "configuration reloaded", timeout=10)
-        time.sleep(0.5)
-        # New handshakes present the new certificate ...
+        reloaded_at = count[0]
+        assert wait_until(lambda: count[0] >= reloaded_at + 10, 10), "no requests after the reload"
+        # New handshakes present the new certificate, from the second CA ...
         assert "O = second" in presented_subject(gateway.port, "-servername", "localhost")
+        assert "issuer=CN = dbaudit e2e CA 2" in s_client(gateway.port, "-servername", "localhost").stdout.decode()
         # ... a mismatched pair is refused and the last good certificate stays.
         shutil.copy(pki.path("sni.key"), key)
         gateway.signal(signal.SIGHUP)
         line = gateway.wait_for_log(lambda l: str(l.get("msg", "")).startswith("reload failed"), timeout=10)
         assert "does not match" in line.get("problems", ""), line
         assert "O = second" in presented_subject(gateway.port, "-servername", "localhost")
-        time.sleep(0.5)
+        refused_at = count[0]
+        assert wait_until(lambda: count[0] >= refused_at + 10, 10), "no requests after the refused reload"
     finally:
         done.set()
         thread.join(timeout=10)

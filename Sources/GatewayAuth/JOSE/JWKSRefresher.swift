@@ -107,7 +107,7 @@ package final class JWKSRefresher: @unchecked Sendable {
             }
             if let inFlight = state.inFlight { return inFlight }
             if let last = state.lastFetchStarted,
-                NIODeadline.now() - last < state.settings.unknownKeyRefetchInterval.timeAmount
+                self.eventLoop.now - last < state.settings.unknownKeyRefetchInterval.timeAmount
             {
                 return self.eventLoop.makeFailedFuture(RefetchRefused())
             }
@@ -119,7 +119,8 @@ package final class JWKSRefresher: @unchecked Sendable {
         self.eventLoop.preconditionInEventLoop()
         if let inFlight = state.inFlight { return inFlight }
         state.scheduled?.cancel()
-        state.lastFetchStarted = .now()
+        // The loop's clock (the monotonic clock on a real loop), so tests can move it.
+        state.lastFetchStarted = self.eventLoop.now
         state.fetches += 1
         let settings = state.settings
         let timeout = settings.fetchTimeout.timeAmount
