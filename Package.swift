@@ -163,6 +163,7 @@ let package = Package(
         .testTarget(
             name: "GatewayStoreTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayStore", "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

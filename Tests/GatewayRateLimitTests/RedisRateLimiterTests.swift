@@ -5,6 +5,7 @@ import GatewayRedisTestSupport
 import Logging
 import NIOCore
 import NIOPosix
+import GatewayTestSupport
 import Testing
 
 @testable import GatewayRateLimit

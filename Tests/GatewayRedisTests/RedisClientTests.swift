@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayRedis
 import NIOCore
 import NIOPosix
+import GatewayTestSupport
 import Testing
 
 // RedisClient against a real redis-server started by each test on a free loopback port (or

@@ -5,6 +5,7 @@ import GatewayRedis
 import GatewayStore
 import NIOCore
 import NIOPosix
+import GatewayTestSupport
 import Testing
 
 // One contract, two stores: every test runs against InMemoryCredentialStore and against

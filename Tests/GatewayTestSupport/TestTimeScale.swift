@@ -1,4 +1,4 @@
-// Test support: the one factor that widens every wall-clock bound of the Swift tests.
+// The one factor that widens every wall-clock bound of the Swift tests.
 
 import Foundation
 
