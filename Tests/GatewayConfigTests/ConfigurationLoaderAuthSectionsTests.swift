@@ -10,9 +10,7 @@ import Testing
     private static let upstream = "[upstream]\nurl = \"http://127.0.0.1:9000\"\n"
 
     private func secretFile(_ contents: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dbgw-secret-\(UUID().uuidString)").path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try temporaryFile(contents, prefix: "dbgw-secret")
     }
 
     @Test func keyManagementBoundsDefaultAndParse() throws {

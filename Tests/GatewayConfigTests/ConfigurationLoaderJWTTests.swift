@@ -9,9 +9,7 @@ import Testing
     private static let upstream = "[upstream]\nurl = \"http://127.0.0.1:9000\"\n"
 
     private func file(_ contents: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dbgw-jwt-\(UUID().uuidString)").path
-        try contents.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try temporaryFile(contents, prefix: "dbgw-jwt")
     }
 
     /// The problems of `text` after the 2 upstream lines.

@@ -391,15 +391,7 @@ def jwt_session_tail(redis_port: int, pepper_path, signing_key_path, algorithm: 
     signing key, scrypt cost 10 unless `jwt_settings` says otherwise) and optional
     `[[auth.jwt.issuers]]` text."""
     settings = jwt_settings if "password_hash_cost" in jwt_settings else "password_hash_cost = 10\n" + jwt_settings
-    return f"""
-[redis]
-url = "redis://127.0.0.1:{redis_port}"
-connect_timeout = "300ms"
-command_timeout = "300ms"
-
-[auth.api_keys]
-pepper_file = "{pepper_path}"
-
+    return redis_keys_tail(redis_port, pepper_path) + f"""
 [auth.jwt]
 issuer = "{OWN_ISSUER}"
 audience = "{AUDIENCE}"
@@ -462,37 +454,70 @@ scopes = ["write:policies"]
 @pytest.fixture
 def pepper(tmp_path):
     """A 32-byte API-key pepper file (required with [redis])."""
-    path = tmp_path / "pepper"
+    return write_pepper(tmp_path / "pepper")
+
+
+def write_pepper(path: Path) -> Path:
+    """Writes a random 32-byte API-key pepper (hex) to `path` and returns it."""
     path.write_text(os.urandom(32).hex() + "\n")
     return path
 
 
-# --- API keys: one copy for new tests (issue 21; the older per-file copies are folded in later) ---
+# --- Credentials, identity headers and the [redis] block: one copy for every test file ----------
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def create_key(gateway: "Gateway", scopes, name: str = "test key", extra=()) -> dict:
+def header(record: dict, name: str) -> list:
+    """Every value of header `name` in a request the recording upstream saw."""
+    return [v for k, v in record["headers"] if k.lower() == name.lower()]
+
+
+def create_key(gateway: "Gateway", scopes, name: str = "test key", extra=(), rate_limit: str | None = None) -> dict:
     """`keys create --json` against the gateway's config; returns the created key record."""
+    tier = ["--rate-limit", rate_limit] if rate_limit else []
     result = subprocess.run(
         [gateway_binary(), "keys", "create", "--config", str(gateway.config_path), "--name", name,
-         "--scopes", ",".join(scopes), "--json", *extra],
+         "--scopes", ",".join(scopes), "--json", *tier, *extra],
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def redis_keys_tail(redis_port: int, pepper_path, command_timeout: str = "300ms",
-                    connect_timeout: str = "300ms") -> str:
-    """The `[redis]` and `[auth.api_keys]` blocks for a gateway that checks API keys."""
+def redis_keys_tail(redis_port: int, pepper_path, command_timeout: str | None = "300ms",
+                    connect_timeout: str = "300ms", cache: dict | None = None) -> str:
+    """The `[redis]` and `[auth.api_keys]` blocks for a gateway that checks API keys, with a
+    `[cache]` block when `cache` gives its settings (e.g. {"stale_grace": "60s"}).
+    `command_timeout=None` leaves the gateway's default."""
+    command_line = f'command_timeout = "{command_timeout}"' if command_timeout else ""
+    cache_block = ""
+    if cache:
+        cache_block = "\n[cache]\n" + "".join(f'{name} = "{value}"\n' for name, value in cache.items())
     return f"""
 [redis]
 url = "redis://127.0.0.1:{redis_port}"
 connect_timeout = "{connect_timeout}"
-command_timeout = "{command_timeout}"
-
+{command_line}
+{cache_block}
 [auth.api_keys]
 pepper_file = "{pepper_path}"
 """
+
+
+def seconds_until_refused(url: str, credential: str, timeout: float, since: float | None = None,
+                          probes: int = 1):
+    """Polls `GET url` with `credential` until `probes` requests in a row (each a new
+    connection, so every event loop gets asked) answer 401. Returns the seconds from `since`
+    (a `time.monotonic()` reading; default now) to that moment, or None if the credential
+    is still accepted after `scaled(timeout)`. The "poll until revoked" of every
+    revocation, logout and disable test."""
+    start = time.monotonic() if since is None else since
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        statuses = {requests.get(url, headers=bearer(credential), timeout=5).status_code for _ in range(probes)}
+        if statuses == {401}:
+            return time.monotonic() - start
+        time.sleep(0.01)
+    return None

@@ -1,16 +1,14 @@
 """Admin listener: /healthz, /readyz (Redis and upstream reachability), /metrics in the
 Prometheus text format, optional bearer token."""
 
-import os
-import re
 import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port
-from test_api_keys import ROUTES, auth_tail, bearer, create_key
+from conftest import bearer, create_key, free_port, write_pepper
+from test_api_keys import ROUTES, auth_tail
 
 
 def admin_port(gateway):
@@ -20,8 +18,7 @@ def admin_port(gateway):
 
 @pytest.fixture
 def admin_gateway(make_gateway, upstream, redis_server, tmp_path):
-    pepper = tmp_path / "pepper"
-    pepper.write_text(os.urandom(32).hex())
+    pepper = write_pepper(tmp_path / "pepper")
     tail = auth_tail(redis_server.port, pepper) + '\n[admin]\nlisten = "127.0.0.1:0"\n'
     return make_gateway(upstream.url, routes=ROUTES, tail=tail)
 
@@ -122,8 +119,7 @@ def test_admin_token(make_gateway, upstream, tmp_path):
 
 
 def test_access_log_has_identity_decision_and_timings(make_gateway, upstream, redis_server, tmp_path):
-    pepper = tmp_path / "pepper"
-    pepper.write_text(os.urandom(32).hex())
+    pepper = write_pepper(tmp_path / "pepper")
     gateway = make_gateway(upstream.url, routes=ROUTES, tail=auth_tail(redis_server.port, pepper))
     created = create_key(gateway, ["read:databases"])
     r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5)

@@ -1,7 +1,6 @@
 """Configuration validation, check-config, SIGHUP reload and SIGTERM drain, against the
 real binary."""
 
-import re
 import signal
 import subprocess
 import threading
@@ -10,7 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import Upstream, free_port, gateway_binary, scaled
+from conftest import Upstream, gateway_binary, scaled
 
 
 def check_config(path, env=None):

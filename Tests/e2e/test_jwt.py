@@ -19,21 +19,14 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import AUDIENCE, OWN_ISSUER, USER_ROUTES, Gateway, Upstream, add_user, jwt_session_tail, login
+from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, Gateway, Upstream, add_user, bearer, header, jwt_session_tail, login,
+                      write_pepper)
 from jwks_server import (ASYMMETRIC_ALGORITHMS, SYMMETRIC_ALGORITHMS, JWKSServer, SigningKey, b64url, b64url_json)
 
 ROUTES = USER_ROUTES
 
 IDP = "https://idp.test"
 HS_IDP = "https://hs.test"
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-def header(record, name):
-    return [v for k, v in record["headers"] if k.lower() == name.lower()]
 
 
 def claims(issuer=IDP, subject="someone", lifetime=300, **extra):
@@ -301,8 +294,7 @@ def test_gateway_issued_tokens_verify_in_pyjwt_against_its_jwks(algorithm, tmp_p
     key = SigningKey(algorithm)
     key_file = tmp_path / "signing.pem"
     key_file.write_bytes(key.private_pem())
-    pepper = tmp_path / "pepper"
-    pepper.write_text(os.urandom(32).hex())
+    pepper = write_pepper(tmp_path / "pepper")
     gateway = make_gateway(upstream.url, routes=ROUTES, tail=jwt_session_tail(redis_server.port, pepper, key_file, algorithm))
     user = add_user(gateway, f"{algorithm.lower()}@example.test", ["read:databases", "read:logs"])
     r = login(gateway, f"{algorithm.lower()}@example.test")

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, gateway_binary, parse_response, scaled, wait_until
+from conftest import bearer, create_key, free_port, gateway_binary, parse_response, redis_keys_tail, scaled, wait_until
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -46,35 +46,8 @@ def route(path, method="GET", scopes=None, rate_limit=None):
 
 
 def redis_tail(redis_port, pepper, command_timeout="300ms", connect_timeout="300ms"):
-    return f"""
-[redis]
-url = "redis://127.0.0.1:{redis_port}"
-connect_timeout = "{connect_timeout}"
-command_timeout = "{command_timeout}"
-
-[cache]
-positive_ttl = "60s"
-negative_ttl = "5s"
-stale_grace = "120s"
-
-[auth.api_keys]
-pepper_file = "{pepper}"
-"""
-
-
-def create_key(gateway, scopes, name="rate test", rate_limit=None):
-    extra = ["--rate-limit", rate_limit] if rate_limit else []
-    result = subprocess.run(
-        [gateway_binary(), "keys", "create", "--config", str(gateway.config_path), "--name", name,
-         "--scopes", ",".join(scopes), "--json", *extra],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
+    return redis_keys_tail(redis_port, pepper, command_timeout, connect_timeout,
+                           cache={"positive_ttl": "60s", "negative_ttl": "5s", "stale_grace": "120s"})
 
 
 # --- the RateLimit header fields -------------------------------------------------------------

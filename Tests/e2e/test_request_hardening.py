@@ -5,7 +5,6 @@ recording upstream, raw sockets."""
 
 import json
 import socket
-import time
 
 import pytest
 

@@ -15,8 +15,8 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, Gateway, add_user, gateway_binary, jwt_session_tail, login,
-                      scaled, set_user_disabled)
+from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, Gateway, add_user, bearer, create_key, gateway_binary, header,
+                      jwt_session_tail, login, scaled, seconds_until_refused, set_user_disabled, write_pepper)
 from jwks_server import SigningKey, b64url_json
 
 ROUTES = USER_ROUTES
@@ -25,18 +25,9 @@ PASSWORD = "password-at-least-12"
 SCOPES = ["read:databases", "read:logs"]
 
 
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-def header(record, name):
-    return [v for k, v in record["headers"] if k.lower() == name.lower()]
-
-
 class Secrets:
     def __init__(self, tmp_path):
-        self.pepper = tmp_path / "pepper"
-        self.pepper.write_text(os.urandom(32).hex() + "\n")
+        self.pepper = write_pepper(tmp_path / "pepper")
         self.signing_key = SigningKey("RS256", kid="gw-rs256")
         self.signing_key_file = tmp_path / "signing-key.pem"
         self.signing_key_file.write_bytes(self.signing_key.private_pem())
@@ -172,14 +163,7 @@ def test_logout_revokes_access_and_refresh_tokens_on_every_instance(make_gateway
     r = requests.post(f"{a.url}/v1/auth/logout", headers=bearer(access),
                       json={"refresh_token": tokens["refresh_token"]}, timeout=5)
     assert r.status_code == 200, r.text
-    logged_out = time.monotonic()
-    elapsed = None
-    while time.monotonic() - logged_out < scaled(3):
-        r = requests.get(f"{b.url}/v1/databases", headers=bearer(access), timeout=5)
-        if r.status_code == 401:
-            elapsed = time.monotonic() - logged_out
-            break
-        time.sleep(0.01)
+    elapsed = seconds_until_refused(f"{b.url}/v1/databases", access, 3, since=time.monotonic())
     print(f"\nlogout on A refused on B after {elapsed * 1000 if elapsed else -1:.0f} ms")
     assert elapsed is not None and elapsed < scaled(1.0)
     for gateway in (a, b):
@@ -294,7 +278,7 @@ def test_user_session_manages_only_its_own_api_keys(sessions_gateway, upstream):
     gateway = sessions_gateway
     alice = add_user(gateway, "alice@example.test", SCOPES)
     bob = add_user(gateway, "bob@example.test", ["read:databases"])
-    operator = subprocess_key(gateway, ["admin"])
+    operator = create_key(gateway, ["admin"], name="operator")
     alice_token = assert_token_response(login(gateway, "alice@example.test"))["access_token"]
     bob_token = assert_token_response(login(gateway, "bob@example.test"), ["read:databases"])["access_token"]
     base = f"{gateway.url}/v1/api-keys"
@@ -337,14 +321,6 @@ def test_user_session_manages_only_its_own_api_keys(sessions_gateway, upstream):
         time.sleep(0.02)
     assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(bobs["key"]), timeout=5).status_code == 200
     assert bob["scopes"] == ["read:databases"] and made["owner"] != bob["id"]
-
-
-def subprocess_key(gateway, scopes):
-    result = subprocess.run(
-        [gateway_binary(), "keys", "create", "--config", str(gateway.config_path), "--name", "operator",
-         "--scopes", ",".join(scopes), "--json"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_own_issuer_demands_an_access_token_type(sessions_gateway, secrets):
@@ -449,13 +425,7 @@ def test_disabling_a_user_revokes_the_api_keys_it_created(sessions_gateway, upst
     assert "Revoked 1 API key" in result.stdout, result.stdout
     # Offboarding leaves nothing behind: Carol's key is refused on every loop (pub/sub drops
     # it from the caches), Dave's keeps working.
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        statuses = {requests.get(f"{gateway.url}/v1/databases", headers=bearer(carols["key"]), timeout=5).status_code for _ in range(4)}
-        if statuses == {401}:
-            break
-        time.sleep(0.05)
-    assert statuses == {401}
+    assert seconds_until_refused(f"{gateway.url}/v1/databases", carols["key"], 2, probes=4) is not None
     assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(daves["key"]), timeout=5).status_code == 200
     assert carol["id"] != dave["id"]
 

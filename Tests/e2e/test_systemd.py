@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, free_port, gateway_binary, scaled, wait_for_port, wait_until
+from conftest import ROOT, free_port, gateway_binary, redis_keys_tail, scaled, wait_for_port, wait_until, write_pepper
 
 UNIT = ROOT / "systemd" / "dbaudit-gateway.service"
 INSTALLED_BINARY = "/usr/local/bin/dbaudit-gateway"
@@ -308,14 +308,7 @@ def test_abstract_notify_socket_and_watchdog_meant_for_another_process(make_gate
 
 
 def redis_tail(redis_port: int, pepper_path: Path, connect_timeout: str = "1s") -> str:
-    return f"""
-[redis]
-url = "redis://127.0.0.1:{redis_port}"
-connect_timeout = "{connect_timeout}"
-
-[auth.api_keys]
-pepper_file = "{pepper_path}"
-"""
+    return redis_keys_tail(redis_port, pepper_path, command_timeout=None, connect_timeout=connect_timeout)
 
 
 def sandboxed_run_config(tmp_path: Path, upstream, redis_server, pepper_file: Path):
@@ -339,9 +332,7 @@ public = true
 
 @pytest.fixture
 def pepper_file(tmp_path):
-    path = tmp_path / "pepper"
-    path.write_text("s" * 48 + "\n")
-    return path
+    return write_pepper(tmp_path / "pepper")
 
 
 def test_ready_waits_for_redis_to_answer_ping(make_gateway, upstream, redis_server, pepper_file, notify_dir):

@@ -14,7 +14,6 @@ Usage: upstream.py PORT NAME [CERT KEY]   (with CERT and KEY it speaks HTTPS)
 """
 
 import json
-import socketserver
 import ssl
 import sys
 import threading
