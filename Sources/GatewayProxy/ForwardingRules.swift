@@ -39,7 +39,7 @@ package struct ForwardingContext: Sendable, Hashable {
     }
 }
 
-/// The header rewriting between client and upstream (PRODUCT.md §5), as pure functions
+/// The header rewriting between client and upstream, as pure functions
 /// over heads so every rule is unit-testable. Any thread.
 package enum ForwardingRules {
     /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the
@@ -157,7 +157,8 @@ package enum ForwardingRules {
 
     /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the
     /// encoder re-frames the body), `X-Request-Id` set, `Connection: close` when the
-    /// gateway will close after this response.
+    /// gateway will close after this response or the client could not find its end
+    /// otherwise. Whether to keep the connection is read back from this head.
     package static func clientResponseHead(
         _ head: HTTPResponseHead,
         requestVersion: HTTPVersion,
@@ -177,7 +178,10 @@ package enum ForwardingRules {
             headers.add(name: name, value: value)
         }
         headers.add(name: "X-Request-Id", value: requestID)
-        if !keepAlive {
+        // An HTTP/1.0 client cannot read chunked framing: without a length (the upstream's
+        // may have been named in its `Connection`) the body ends with the connection.
+        let delimited = requestVersion.minor != 0 || headers.contains(name: "content-length")
+        if !keepAlive || !delimited {
             headers.add(name: "Connection", value: "close")
         } else if requestVersion.minor == 0 {
             headers.add(name: "Connection", value: "keep-alive")
