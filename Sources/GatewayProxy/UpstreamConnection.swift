@@ -183,9 +183,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private func deliverEnd(reusable: Bool) {
         guard case .ending(let trailers, let verdict) = self.state, let delegate = self.delegate else { return }
         let keepAlive = verdict && reusable
-        if !keepAlive {
-            self.readGuard.expectingResponse = false
-        }
+        // Delivered once: the delegate detaches or aborts the connection in answer.
+        self.state = .busy(responseHeadReceived: true)
         delegate.upstreamResponseEnd(trailers, keepAlive: keepAlive)
     }
 
