@@ -195,7 +195,8 @@ package enum ForwardingRules {
 
     /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the
     /// encoder re-frames the body), `X-Request-Id` set, `Connection: close` when the
-    /// gateway will close after this response.
+    /// gateway will close after this response or the client could not find its end
+    /// otherwise. Whether to keep the connection is read back from this head.
     package static func clientResponseHead(
         _ head: HTTPResponseHead,
         requestVersion: HTTPVersion,
@@ -215,7 +216,10 @@ package enum ForwardingRules {
             headers.add(name: name, value: value)
         }
         headers.add(name: "X-Request-Id", value: requestID)
-        if !keepAlive {
+        // An HTTP/1.0 client cannot read chunked framing: without a length (the upstream's
+        // may have been named in its `Connection`) the body ends with the connection.
+        let delimited = requestVersion.minor != 0 || headers.contains(name: "content-length")
+        if !keepAlive || !delimited {
             headers.add(name: "Connection", value: "close")
         } else if requestVersion.minor == 0 {
             headers.add(name: "Connection", value: "keep-alive")

@@ -776,23 +776,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         guard let context, let exchange = self.exchange else { return }
-        guard case .writeResponseHead(var keepAlive) = self.machine.responseHead() else { return }
-        if exchange.version.minor == 0, !head.headers.contains(name: "content-length") {
-            // An HTTP/1.0 client cannot read chunked framing: the body ends with the connection.
-            keepAlive = false
-            exchange.closeAfterResponse = true
-        }
-        if !keepAlive {
-            exchange.closeAfterResponse = true
-        }
+        guard case .writeResponseHead(let keepAlive) = self.machine.responseHead() else { return }
         exchange.status = Int(head.status.code)
-        self.exchange = exchange
         var clientHead = ForwardingRules.clientResponseHead(
             head,
             requestVersion: exchange.version,
             requestID: exchange.requestID,
             keepAlive: keepAlive
         )
+        // Decided from the head the client gets, which may have lost the upstream's length.
+        if !keepAlive || !clientHead.isKeepAlive {
+            exchange.closeAfterResponse = true
+        }
         for field in exchange.rateLimitHeaders {
             // Ours replace any the upstream sent: the gateway is the limiter clients see.
             clientHead.headers.replaceOrAdd(name: field.name, value: field.value)

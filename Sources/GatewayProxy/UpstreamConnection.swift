@@ -18,7 +18,10 @@ protocol UpstreamResponseDelegate: AnyObject {
 ///
 /// It relays response parts to the current delegate (the client connection it is lent
 /// to), enforces the upstream response timeout, and holds reads while the client cannot
-/// take more data (backpressure). Lives on one event loop — the same as the client
+/// take more data (backpressure). A response's end is handed on only when the read that
+/// carried it is complete, and as reusable only if no byte followed it (see
+/// `UpstreamReadGuard`): whatever an upstream sends past a response never becomes the next
+/// client's answer. Lives on one event loop — the same as the client
 /// connection that borrows it — and is touched only there.
 final class UpstreamConnection: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
@@ -30,6 +33,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
         case idle
         /// Request being sent or sent; waiting for or reading the response.
         case busy(responseHeadReceived: Bool)
+        /// The response is complete; its end goes to the delegate once the read is.
+        case ending(trailers: HTTPHeaders?, reusable: Bool)
         case closed
     }
 
@@ -45,6 +50,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var onClose: ((UpstreamConnection) -> Void)?
     /// When the connection went idle (for pool idle-timeout sweeps).
     private(set) var idleSince: NIODeadline = .now()
+
+    /// The gate in front of the decoder (earlier in the same pipeline).
+    let readGuard = UpstreamReadGuard()
 
     init(responseTimeout: TimeAmount) {
         self.responseTimeout = responseTimeout
@@ -66,6 +74,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.delegate = delegate
         self.state = .busy(responseHeadReceived: false)
         self.responseKeepAlive = true
+        self.readGuard.expectingResponse = true
     }
 
     func send(_ part: HTTPClientRequestPart) {
@@ -93,6 +102,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Ends the exchange without reuse: the connection is closed.
     func abort() {
         self.delegate = nil
+        self.readGuard.expectingResponse = false
         self.cancelTimer()
         if case .closed = self.state { return }
         self.state = .closed
@@ -104,9 +114,13 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.delegate = nil
         self.cancelTimer()
         self.setReadsAllowed(true)
-        if case .busy = self.state {
+        self.readGuard.expectingResponse = false
+        switch self.state {
+        case .busy, .ending:
             self.state = .idle
             self.idleSince = .now()
+        case .idle, .closed:
+            break
         }
     }
 
@@ -129,18 +143,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
         guard case .busy(let headReceived) = self.state, let delegate = self.delegate else {
-            // Bytes from an upstream that has no request outstanding: it is out of sync.
-            self.abort()
+            // A part from an upstream that has no request outstanding: it is out of sync.
+            self.failExchange(.upstreamProtocolError)
             return
         }
         switch part {
         case .head(let head):
-            if head.status.code < 200 {
-                // Interim responses (100 Continue) are not relayed; the gateway answers
-                // `Expect` itself.
-                return
-            }
-            guard !headReceived else {
+            // NIO's decoder drops interim responses (100 Continue: the gateway answers
+            // `Expect` itself) but passes 101, and then stops parsing: the gateway never
+            // asks for an upgrade, so that is a broken exchange, answered now.
+            guard head.status.code >= 200, !headReceived, Self.hasForwardableFraming(head) else {
                 self.failExchange(.upstreamProtocolError)
                 return
             }
@@ -153,18 +165,44 @@ final class UpstreamConnection: ChannelDuplexHandler {
             delegate.upstreamResponseBody(buffer)
         case .end(let trailers):
             self.cancelTimer()
-            delegate.upstreamResponseEnd(trailers, keepAlive: self.responseKeepAlive)
+            // Decided before anyone may reuse the connection: bytes after the end (in this
+            // slice of the read) spoil it; bytes in a later read close it (the guard).
+            let reusable = self.responseKeepAlive && !self.readGuard.moreBytesFollow
+            self.readGuard.expectingResponse = false
+            self.state = .ending(trailers: trailers, reusable: reusable)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.delegate?.upstreamReadComplete()
+        let delegate = self.delegate
+        self.deliverEnd(reusable: true)
+        delegate?.upstreamReadComplete()
+    }
+
+    /// Hands a pending end to the delegate; `reusable: false` overrides the verdict.
+    private func deliverEnd(reusable: Bool) {
+        guard case .ending(let trailers, let verdict) = self.state, let delegate = self.delegate else { return }
+        let keepAlive = verdict && reusable
+        // Delivered once: the delegate detaches or aborts the connection in answer.
+        self.state = .busy(responseHeadReceived: true)
+        delegate.upstreamResponseEnd(trailers, keepAlive: keepAlive)
+    }
+
+    /// Only `chunked` may frame a response: other transfer codings (gzip...) were never
+    /// offered (the client's `TE` is not forwarded), and re-chunking would hide them.
+    private static func hasForwardableFraming(_ head: HTTPResponseHead) -> Bool {
+        guard head.headers.contains(name: "transfer-encoding") else { return true }
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        return codings.count == 1 && codings[0].lowercased() == "chunked"
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A complete response whose read never completed still ends, without reuse.
+        self.deliverEnd(reusable: false)
         let wasBusy: Bool
         if case .busy = self.state { wasBusy = true } else { wasBusy = false }
         self.state = .closed
+        self.readGuard.expectingResponse = false
         self.timeout.cancel()
         if wasBusy, let delegate = self.delegate {
             self.delegate = nil
@@ -195,6 +233,13 @@ final class UpstreamConnection: ChannelDuplexHandler {
     // MARK: timers
 
     private func failExchange(_ error: GatewayError) {
+        if case .ending = self.state {
+            // The response was complete; what came after it (an unsolicited response the
+            // decoder refused) only spoils the connection.
+            self.deliverEnd(reusable: false)
+            self.abort()
+            return
+        }
         let delegate = self.delegate
         self.abort()
         delegate?.upstreamFailed(error)

@@ -117,6 +117,8 @@ final class UpstreamPool {
                         to: channel, context: tls, serverName: serverName, handshakeTimeout: handshakeTimeout
                     )
                 }
+                // Before the decoder: it sees every byte the upstream sends, as read.
+                try channel.pipeline.syncOperations.addHandler(loopBound.value.readGuard)
                 var encoderConfiguration = HTTPRequestEncoder.Configuration()
                 // Framing headers are set explicitly by ForwardingRules; the encoder must
                 // not second-guess them.

@@ -302,6 +302,20 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         #expect(out.headers["Connection"] == ["close"])
     }
 
+    /// The length the upstream named in `Connection` is gone: an HTTP/1.0 client can only
+    /// find the end of the body at the close.
+    @Test func http10ResponseWithoutALengthSaysClose() {
+        let head = HTTPResponseHead(
+            version: .http1_1, status: .ok, headers: ["Content-Length": "5", "Connection": "Content-Length"]
+        )
+        let out = ForwardingRules.clientResponseHead(head, requestVersion: .http1_0, requestID: "r", keepAlive: true)
+        #expect(out.headers["Content-Length"] == [])
+        #expect(out.headers["Connection"] == ["close"])
+        #expect(!out.isKeepAlive)
+        let http11 = ForwardingRules.clientResponseHead(head, requestVersion: .http1_1, requestID: "r", keepAlive: true)
+        #expect(http11.isKeepAlive)
+    }
+
     @Test func statusIsKeptAsIs() {
         let head = HTTPResponseHead(version: .http1_1, status: .custom(code: 299, reasonPhrase: "Odd"), headers: [:])
         let out = ForwardingRules.clientResponseHead(head, requestVersion: .http1_1, requestID: "r", keepAlive: true)

@@ -945,3 +945,138 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         #expect(text.isEmpty)
     }
 }
+
+/// A hostile or desynchronised upstream: whatever it sends past a complete response must
+/// never be read as the next client's response.
+@Suite struct ProxyHandlerHostileUpstreamTests {
+    static let tornHead = "HTTP/1.1 302 Found\r\nLocation: https://evil.example/phish\r\nSet-Cookie: session=attacker; Path=/\r\nX-Pad: "
+
+    /// The second client's exchange: it must go to a fresh upstream connection and see
+    /// only that connection's answer.
+    private func expectNextClientIsServedFresh(_ harness: ProxyHarness) throws {
+        try harness.send(simpleGet)
+        try #require(harness.upstreamCalls == 2)
+        try harness.respond(okResponse, on: 1)
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(!text.contains("evil.example"))
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
+
+    @Test(arguments: [
+        ("HEAD /v1/x HTTP/1.1\r\nHost: g\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+        (simpleGet, "HTTP/1.1 204 No Content\r\n\r\n"),
+        (simpleGet, "HTTP/1.1 304 Not Modified\r\n\r\n"),
+        (simpleGet, okResponse),
+        (simpleGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    ])
+    func responseFollowedByATornHeadIsNotReused(request: String, response: String) throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(request)
+        try harness.respond(response + Self.tornHead)
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 "))
+        #expect(!text.contains("evil.example"))
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream().isActive)
+        try self.expectNextClientIsServedFresh(harness)
+    }
+
+    @Test func tornHeadInALaterReadOfTheSameBurstIsNotReused() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        // Two reads before one read-complete: the response ends exactly at the first read's end.
+        harness.upstream().pipeline.fireChannelRead(ByteBuffer(string: okResponse))
+        harness.upstream().pipeline.fireChannelRead(ByteBuffer(string: Self.tornHead))
+        harness.upstream().pipeline.fireChannelReadComplete()
+        #expect(try harness.clientResponses().map(\.bodyText) == ["hello"])
+        #expect(harness.context.idleUpstreamConnections == 0)
+        try self.expectNextClientIsServedFresh(harness)
+    }
+
+    @Test func pipelinedRequestNeverGetsTheTornHead() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("HEAD /a HTTP/1.1\r\nHost: g\r\n\r\nGET /b HTTP/1.1\r\nHost: g\r\n\r\n")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + Self.tornHead)
+        #expect(try harness.upstreamRequests(0).count == 1)
+        try #require(harness.upstreamCalls == 2)
+        try harness.respond(okResponse, on: 1)
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(!text.contains("evil.example"))
+        #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+    }
+
+    @Test func bytesWhileIdleInThePoolCloseTheConnection() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(harness.context.idleUpstreamConnections == 1)
+        try harness.respond(Self.tornHead)
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream().isActive)
+        try self.expectNextClientIsServedFresh(harness)
+    }
+
+    @Test func unrequestedSwitchingProtocolsGives502AtOnce() throws {
+        let harness = try ProxyHarness { $0.upstream.responseTimeout = .seconds(5) }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 502)
+        #expect(jsonMember("error", in: response.bodyText) == "upstream_error")
+        #expect(!harness.upstream().isActive)
+        #expect(harness.client.isActive)
+    }
+
+    @Test func http10KeepAliveWithTheLengthNamedInConnectionCloses() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: Content-Length\r\n\r\nhello")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(!response.has("Content-Length"))
+        #expect(response.values("Connection") == ["close"])
+        #expect(response.bodyText == "hello")
+        #expect(!harness.client.isActive)
+    }
+
+    @Test(arguments: ["gzip, chunked", "gzip", "chunked, chunked"])
+    func transferCodingOtherThanChunkedGives502(coding: String) throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: \(coding)\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(text)")
+        #expect(!harness.upstream().isActive)
+    }
+
+    /// Honest responses in every shape still return their connection to the pool.
+    @Test(arguments: [
+        ["HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"],
+        ["HTTP/1.1 200 OK\r\nContent-Le", "ngth: 5\r\n\r", "\nhel", "lo"],
+        ["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"],
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"],
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "lo\r\n0\r\n", "\r\n"],
+        ["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"],
+        ["HTTP/1.1 204 No Content\r\n\r\n"],
+    ])
+    func honestResponsesKeepTheirConnection(reads: [String]) throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        for read in reads {
+            try harness.respond(read)
+        }
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 200 || response.statusCode == 204)
+        #expect(harness.context.idleUpstreamConnections == 1)
+        #expect(harness.upstream().isActive)
+        try harness.send(simpleGet)
+        #expect(harness.upstreamCalls == 1)
+    }
+}

@@ -1,0 +1,49 @@
+import NIOCore
+
+/// The byte-level gate in front of an upstream connection's response decoder.
+///
+/// NIO's decoder parses a whole read in one call: a response's end fires in the middle of
+/// it, and an incomplete head after that end is swallowed without a trace, to become the
+/// start of the *next* exchange's response. So each read is handed on in two slices, all
+/// but its last byte and then that byte: a response that ends while `moreBytesFollow` is
+/// set had bytes after it, and its connection must not be reused. Bytes arriving while no
+/// response is expected (an idle pooled connection, or after a response ended) close the
+/// connection at once.
+///
+/// The extra slice costs one more decoder call per read, never a copy. Owned by one
+/// upstream channel's pipeline and steered by its `UpstreamConnection`; touched only on
+/// that channel's event loop.
+final class UpstreamReadGuard: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    /// Set while an exchange waits for (the rest of) its response.
+    var expectingResponse = false
+    /// True while the decoder parses a slice that more bytes of the same read follow.
+    private(set) var moreBytesFollow = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = self.unwrapInboundIn(data)
+        guard self.expectingResponse else {
+            // Nothing was asked for: the upstream is out of sync, or trying to be.
+            if buffer.readableBytes > 0 {
+                context.close(promise: nil)
+            }
+            return
+        }
+        let count = buffer.readableBytes
+        guard count > 1, let first = buffer.readSlice(length: count - 1) else {
+            context.fireChannelRead(data)
+            return
+        }
+        self.moreBytesFollow = true
+        context.fireChannelRead(self.wrapInboundOut(first))
+        self.moreBytesFollow = false
+        guard self.expectingResponse else {
+            // The response ended with a byte still to come: the connection is spoiled.
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(self.wrapInboundOut(buffer))
+    }
+}
