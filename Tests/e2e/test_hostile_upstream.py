@@ -8,17 +8,15 @@ upstream left behind must never reach them. A new attack is a new row.
 """
 
 import gzip
-import os
 import socket
 import time
 from dataclasses import dataclass, field
 
 import pytest
 
+from conftest import scaled
 from hostile_upstream import GENUINE, HostileUpstream, Step, respond
 
-# Scales every time bound for slow machines (e.g. E2E_TIME_FACTOR=3 under sanitizers).
-TIME_FACTOR = float(os.environ.get("E2E_TIME_FACTOR", "1"))
 RESPONSE_TIMEOUT = 2.0
 
 # An incomplete second head: completed by the upstream's next (genuine) answer, it would
@@ -45,7 +43,7 @@ class Row:
     request: bytes = GET
     status: int = 502
     body: bytes | None = None
-    #: Seconds (times TIME_FACTOR) within which A's complete answer must arrive.
+    #: Seconds (widened by GATEWAY_TEST_TIME_SCALE) within which A's complete answer must arrive.
     within: float = 1.5
     #: Whether A's client connection must be closed after the answer (None: not checked).
     client_closed: bool | None = None
@@ -201,25 +199,25 @@ def test_hostile_upstream(make_gateway, hostile, row):
     gateway = make_gateway(upstream.url, upstream=f'response_timeout = "{RESPONSE_TIMEOUT:g}s"')
 
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=(row.within + 3) * TIME_FACTOR) as a:
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=scaled(row.within + 3)) as a:
         a.sendall(row.request)
         status, headers, body, raw = read_response(a, head_request=row.request.startswith(b"HEAD"))
         elapsed = time.monotonic() - started
         assert status == row.status, raw[:400]
-        assert elapsed < row.within * TIME_FACTOR, f"answer took {elapsed:.2f}s"
+        assert elapsed < scaled(row.within), f"answer took {elapsed:.2f}s"
         if row.body is not None:
             assert body == row.body, raw[:400]
         for name, value in row.headers.items():
             assert headers.get(name) == value, (name, raw[:400])
         if row.client_closed is not None:
-            assert is_closed(a, 1.0 * TIME_FACTOR) == row.client_closed
+            assert is_closed(a, scaled(1.0)) == row.client_closed
         for bad in FORBIDDEN:
             assert bad not in raw
 
     if row.wait_for_script:
-        assert upstream.wait_for(lambda u: u.connections[0].steps_done >= 2, 5 * TIME_FACTOR)
+        assert upstream.wait_for(lambda u: u.connections[0].steps_done >= 2, scaled(5))
     for b_index in range(2):
-        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5 * TIME_FACTOR) as b:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=scaled(5)) as b:
             b.sendall(b"GET /v1/b%d HTTP/1.1\r\nHost: gw\r\n\r\n" % b_index)
             b_status, _, b_body, b_raw = read_response(b, head_request=False)
             for bad in FORBIDDEN:
@@ -228,7 +226,7 @@ def test_hostile_upstream(make_gateway, hostile, row):
 
     if row.poisoned:
         # The gateway drops the connection rather than keeping it for someone else.
-        assert upstream.wait_for(lambda u: u.connections[0].closed_by_peer_at is not None, 3 * TIME_FACTOR), \
+        assert upstream.wait_for(lambda u: u.connections[0].closed_by_peer_at is not None, scaled(3)), \
             "the gateway kept the poisoned upstream connection open"
         first = upstream.connections[0]
         assert len(first.requests) == 1, f"the poisoned connection carried {len(first.requests)} requests"
