@@ -366,17 +366,37 @@ def admitted_connection(port: int, path: str = "/held"):
     return None
 
 
-def parse_response(raw: bytes):
-    """(status, headers dict lowercased, body bytes) of the first response in raw."""
-    head, _, rest = raw.partition(b"\r\n\r\n")
+def parse_head(head: bytes, first_wins: bool = False):
+    """(status, headers dict lowercased) of a response head without its blank line; a
+    repeated header keeps its last value, or its first with `first_wins`."""
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
+        if first_wins:
+            headers.setdefault(name.strip().lower(), value.strip())
+        else:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+def parse_response(raw: bytes):
+    """(status, headers dict lowercased, body bytes) of the first response in raw."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    status, headers = parse_head(head)
     length = int(headers.get("content-length", len(rest)))
     return status, headers, rest[:length]
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes the connection."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 # --- JWT issuer, users and sessions (issue 5) ---------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import scaled
+from conftest import parse_head, scaled
 from hostile_upstream import GENUINE, HostileUpstream, Step, respond
 
 RESPONSE_TIMEOUT = 2.0
@@ -122,12 +122,7 @@ def read_response(sock: socket.socket, head_request: bool):
             raise AssertionError(f"connection closed before a response head: {data!r}")
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), value.strip())
+    status, headers = parse_head(head, first_wins=True)
     if head_request or status in (204, 304) or 100 <= status < 200:
         return status, headers, b"", head + b"\r\n\r\n" + rest
     if "chunked" in headers.get("transfer-encoding", ""):

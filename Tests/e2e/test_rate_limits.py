@@ -18,7 +18,8 @@ import time
 import pytest
 import requests
 
-from conftest import bearer, create_key, free_port, gateway_binary, parse_response, redis_keys_tail, scaled, wait_until
+from conftest import (bearer, create_key, free_port, gateway_binary, parse_response, read_until_closed, redis_keys_tail, scaled,
+                      wait_until)
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -234,13 +235,7 @@ def simultaneous_gets(ports, path, headers):
             s.sendall(payload)
         answers = []
         for s in sockets:
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            answers.append(parse_response(data))
+            answers.append(parse_response(read_until_closed(s)))
         return answers
     finally:
         for s in sockets:

@@ -6,6 +6,8 @@ import time
 
 import requests
 
+from conftest import read_until_closed
+
 GIB = 1 << 30
 # The README's claim: under 1 MiB of RSS growth (about 450 KiB measured).
 LIMIT_KIB = 1024
@@ -45,12 +47,7 @@ def test_one_gib_download_and_upload_with_flat_memory(make_gateway, upstream):
         block = b"\0" * (1 << 20)
         for _ in range(GIB // len(block)):
             s.sendall(block)
-        answer = b""
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            answer += data
+        answer = read_until_closed(s)
     upload_seconds = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert b'"body_bytes": %d' % GIB in answer
