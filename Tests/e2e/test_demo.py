@@ -7,24 +7,28 @@ import signal
 import subprocess
 import time
 
-from conftest import free_port, gateway_binary
+from conftest import free_port, gateway_binary, scaled
+
+
+def printed_command(proc, wanted) -> str:
+    """The first `curl ...` line the demo prints for which `wanted(line)` holds."""
+    deadline = time.monotonic() + scaled(20)
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.strip().startswith("curl ") and wanted(line):
+            return line.strip()
+    raise AssertionError("the demo printed no such curl command:\n" + "".join(seen))
 
 
 def test_demo_prints_a_working_curl_command():
     port = free_port()
     proc = subprocess.Popen([gateway_binary(), "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        command = None
-        deadline = time.monotonic() + 20
-        seen = []
-        while time.monotonic() < deadline and command is None:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if line.strip().startswith("curl "):
-                command = line.strip()
-        assert command, "".join(seen)
+        command = printed_command(proc, lambda line: True)
         assert f"127.0.0.1:{port}" in command
         result = subprocess.run(shlex.split(command) + ["-sS", "-H", "X-DBAudit-Subject: forged"], capture_output=True, text=True, timeout=10)
         assert result.returncode == 0, result.stderr
@@ -46,17 +50,7 @@ def test_demo_user_logs_in_and_its_token_works():
     port = free_port()
     proc = subprocess.Popen([gateway_binary(), "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        login = None
-        deadline = time.monotonic() + 20
-        seen = []
-        while time.monotonic() < deadline and login is None:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if "/v1/auth/login" in line and line.strip().startswith("curl "):
-                login = line.strip()
-        assert login, "".join(seen)
+        login = printed_command(proc, lambda line: "/v1/auth/login" in line)
         result = subprocess.run(shlex.split(login), capture_output=True, text=True, timeout=10)
         tokens = json.loads(result.stdout)
         assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600, result.stdout
