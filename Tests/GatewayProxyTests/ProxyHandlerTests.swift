@@ -243,7 +243,7 @@ final class ProxyHarness {
     }
 
     func respond(_ text: String, on index: Int = 0) throws {
-        try self.upstream(index).writeInbound(ByteBuffer(string: text))
+        try self.upstream(index).writeInbound(socketRead(text))
     }
 
     private static func drain(_ channel: EmbeddedChannel) throws -> [UInt8] {
@@ -269,6 +269,35 @@ final class ProxyHarness {
 }
 
 private let simpleGet = "GET /v1/databases HTTP/1.1\r\nHost: gw.example\r\n\r\n"
+/// Holds every close, like a TLS layer waiting for the peer's close_notify.
+final class CloseDeferringHandler: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+
+    private var held: [(ChannelHandlerContext, CloseMode, EventLoopPromise<Void>?)] = []
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        self.held.append((context, mode, promise))
+    }
+
+    /// Lets the held closes through (the peer's close_notify arrived).
+    func release() {
+        let held = self.held
+        self.held.removeAll()
+        for (context, mode, promise) in held {
+            context.close(mode: mode, promise: promise)
+        }
+    }
+}
+
+/// `text` as NIO hands a socket read on: in a buffer with room to spare (a read that fills
+/// its buffer means the kernel may hold more), or exactly full with `filled`.
+func socketRead(_ text: String, filled: Bool = false) -> ByteBuffer {
+    var buffer = ByteBufferAllocator().buffer(capacity: max(2048, text.utf8.count + 1))
+    buffer.writeString(text)
+    // A slice's capacity is its length: no room left, as after a read that filled its buffer.
+    return filled ? buffer.getSlice(at: buffer.readerIndex, length: buffer.readableBytes)! : buffer
+}
+
 private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 
 // MARK: - tests
@@ -987,8 +1016,22 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         defer { harness.finish() }
         try harness.send(simpleGet)
         // Two reads before one read-complete: the response ends exactly at the first read's end.
-        harness.upstream().pipeline.fireChannelRead(ByteBuffer(string: okResponse))
-        harness.upstream().pipeline.fireChannelRead(ByteBuffer(string: Self.tornHead))
+        harness.upstream().pipeline.fireChannelRead(socketRead(okResponse))
+        harness.upstream().pipeline.fireChannelRead(socketRead(Self.tornHead))
+        harness.upstream().pipeline.fireChannelReadComplete()
+        #expect(try harness.clientResponses().map(\.bodyText) == ["hello"])
+        #expect(harness.context.idleUpstreamConnections == 0)
+        try self.expectNextClientIsServedFresh(harness)
+    }
+
+    @Test func responseEndingWhereAFullReadEndsIsNotReused() throws {
+        // NIO reads at most a few full buffers per wakeup: a response that ends exactly at
+        // the end of a read that filled its buffer may have bytes behind it in the kernel,
+        // which the next wakeup would hand to whoever borrowed the connection meanwhile.
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        harness.upstream().pipeline.fireChannelRead(socketRead(okResponse, filled: true))
         harness.upstream().pipeline.fireChannelReadComplete()
         #expect(try harness.clientResponses().map(\.bodyText) == ["hello"])
         #expect(harness.context.idleUpstreamConnections == 0)
@@ -1017,6 +1060,21 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         try harness.respond(Self.tornHead)
         #expect(harness.context.idleUpstreamConnections == 0)
         #expect(!harness.upstream().isActive)
+        try self.expectNextClientIsServedFresh(harness)
+    }
+
+    @Test func bytesWhileIdleSpoilTheConnectionBeforeItsCloseCompletes() throws {
+        // Over TLS a close waits for close_notify: the connection must be unusable at once,
+        // not only once the channel is inactive.
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        let deferring = CloseDeferringHandler()
+        try harness.upstream().pipeline.syncOperations.addHandler(deferring, position: .first)
+        defer { deferring.release() }
+        try harness.respond(Self.tornHead)
+        #expect(harness.upstream().isActive, "the close is still in progress")
         try self.expectNextClientIsServedFresh(harness)
     }
 
