@@ -56,6 +56,21 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     init(responseTimeout: TimeAmount) {
         self.responseTimeout = responseTimeout
+        self.readGuard.onUnexpectedInput = { [weak self] in self?.spoiled() }
+    }
+
+    /// Bytes came that no exchange asked for: a complete response still reaches its client,
+    /// anything else fails; either way the connection is closed and never lent again.
+    private func spoiled() {
+        switch self.state {
+        case .ending:
+            self.deliverEnd(reusable: false)
+            self.abort()
+        case .busy:
+            self.failExchange(.upstreamProtocolError)
+        case .idle, .closed:
+            self.abort()
+        }
     }
 
     var channel: (any Channel)? { self.context?.channel }
@@ -175,7 +190,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         let delegate = self.delegate
-        self.deliverEnd(reusable: true)
+        // A response that ended where the read ended is reusable only if nothing more can
+        // be waiting in the kernel or the TLS layer.
+        self.deliverEnd(reusable: !self.readGuard.inputMayFollow)
         delegate?.upstreamReadComplete()
     }
 

@@ -116,6 +116,7 @@ final class UpstreamPool {
                     _ = try TLSHandler.addClient(
                         to: channel, context: tls, serverName: serverName, handshakeTimeout: handshakeTimeout
                     )
+                    loopBound.value.readGuard.tls = try channel.pipeline.syncOperations.handler(type: TLSHandler.self)
                 }
                 // Before the decoder: it sees every byte the upstream sends, as read.
                 try channel.pipeline.syncOperations.addHandler(loopBound.value.readGuard)

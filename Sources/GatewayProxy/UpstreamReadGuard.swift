@@ -1,3 +1,4 @@
+import GatewayTLS
 import NIOCore
 
 /// The byte-level gate in front of an upstream connection's response decoder.
@@ -7,8 +8,14 @@ import NIOCore
 /// start of the *next* exchange's response. So each read is handed on in two slices, all
 /// but its last byte and then that byte: a response that ends while `moreBytesFollow` is
 /// set had bytes after it, and its connection must not be reused. Bytes arriving while no
-/// response is expected (an idle pooled connection, or after a response ended) close the
-/// connection at once.
+/// response is expected (an idle pooled connection, or after a response ended) spoil the
+/// connection at once, through `onUnexpectedInput`, so it is unusable before any close
+/// completes (a TLS close waits for close_notify).
+///
+/// A response that ends exactly where a read ended is reusable only if nothing more can be
+/// waiting: not after a read that filled its buffer (NIO stops after a few full reads per
+/// wakeup, leaving the rest in the kernel), and not while the TLS layer holds part of a
+/// record (`inputMayFollow`).
 ///
 /// The extra slice costs one more decoder call per read, never a copy. Owned by one
 /// upstream channel's pipeline and steered by its `UpstreamConnection`; touched only on
@@ -21,13 +28,26 @@ final class UpstreamReadGuard: ChannelInboundHandler {
     var expectingResponse = false
     /// True while the decoder parses a slice that more bytes of the same read follow.
     private(set) var moreBytesFollow = false
+    /// The TLS layer in front of this handler, for an https upstream.
+    var tls: TLSHandler?
+    /// Called when bytes arrive that no exchange asked for; the connection ends itself.
+    var onUnexpectedInput: (() -> Void)?
+    /// The last plaintext-TCP read filled its buffer: the kernel may hold more.
+    private var lastReadFilledBuffer = false
+
+    /// Whether bytes may still come after everything handed on so far (see the type's note).
+    var inputMayFollow: Bool {
+        if let tls { return tls.inputMayFollow }
+        return self.lastReadFilledBuffer
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
+        self.lastReadFilledBuffer = buffer.writableBytes == 0
         guard self.expectingResponse else {
             // Nothing was asked for: the upstream is out of sync, or trying to be.
             if buffer.readableBytes > 0 {
-                context.close(promise: nil)
+                self.unexpectedInput(context: context)
             }
             return
         }
@@ -41,9 +61,17 @@ final class UpstreamReadGuard: ChannelInboundHandler {
         self.moreBytesFollow = false
         guard self.expectingResponse else {
             // The response ended with a byte still to come: the connection is spoiled.
-            context.close(promise: nil)
+            self.unexpectedInput(context: context)
             return
         }
         context.fireChannelRead(self.wrapInboundOut(buffer))
+    }
+
+    private func unexpectedInput(context: ChannelHandlerContext) {
+        if let onUnexpectedInput {
+            onUnexpectedInput()
+        } else {
+            context.close(promise: nil)
+        }
     }
 }

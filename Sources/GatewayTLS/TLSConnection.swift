@@ -34,6 +34,10 @@ package struct TLSConnection {
     }
 
     private let ssl: SSLObject
+
+    /// Received bytes not yet handed on as plaintext: ciphertext of an incomplete record, or
+    /// decrypted bytes OpenSSL still holds.
+    var hasBufferedInput: Bool { self.ssl.bufferedCiphertext > 0 || SSL_pending(self.ssl.ssl) > 0 }
     private(set) var state: State = .idle
     /// Plaintext decrypted before an error or `close_notify` that the same read found:
     /// delivered first, the condition is reported by the next call.

@@ -46,6 +46,8 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Inside `processInbound`: a re-entrant call (a write during channelRead that
     /// triggers a read) must not start a second loop over the same BIO.
     private var processingInbound = false
+    /// The last read from the socket filled its buffer: the kernel may hold more.
+    private var lastReadFilledBuffer = false
     /// Ciphertext was written by `sendCiphertext(flush: false)` and awaits a flush.
     private var wroteSinceFlush = false
 
@@ -137,10 +139,19 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// Whether input may follow what was handed on so far: bytes OpenSSL buffers (part of
+    /// a record), or more in the kernel after a read that filled its buffer. A connection
+    /// whose response ended while this holds must not be reused.
+    package var inputMayFollow: Bool {
+        self.lastReadFilledBuffer || (self.connection?.hasBufferedInput ?? false)
+    }
+
     // MARK: inbound
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = self.unwrapInboundIn(data)
+        // NIO keeps reading only while reads fill their buffer (up to its per-wakeup cap).
+        self.lastReadFilledBuffer = buffer.writableBytes == 0
         guard var connection = self.connection else { return }
         connection.receive(buffer)
         self.connection = connection
