@@ -86,16 +86,19 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
         #expect(scan(&machine, head + "1;" + String(repeating: "e", count: 20)) != .accept)
     }
 
-    @Test func unusualHeadsArePassedThrough() {
+    @Test func unusualHeadsStopTheScannerRightAfterTheirHead() {
         for head in [
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nconnection: keep-alive,  UPGRADE\r\nUpgrade: h2c\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
         ] {
             var machine = scanner()
-            #expect(scan(&machine, head) == .accept)
+            #expect(scan(&machine, head + "5\r\nhello") == .stopFollowing(offset: head.utf8.count), "\(head)")
             #expect(machine.isPassingThrough, "\(head)")
+            #expect(scan(&machine, String(repeating: "e", count: 100)) == .accept)
         }
     }
 }
