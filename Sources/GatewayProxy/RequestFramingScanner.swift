@@ -4,11 +4,13 @@
 /// them, so memory never grew, but a client could stream them for ever (200 MiB was
 /// accepted) with no body byte reaching the body timer or the size limit.
 ///
-/// It reads request heads only for `Content-Length`, `Transfer-Encoding` and `Upgrade`,
-/// skips fixed-length bodies in one step, and walks chunked bodies. Anything it does not
-/// understand (a malformed head, an upgrade, a size it cannot parse) switches it to
-/// pass-through for the rest of the connection: malformed framing is the strict parser's
-/// to refuse, so the scanner never refuses what the parser would accept, it only bounds.
+/// It reads request heads only for `Content-Length`, `Transfer-Encoding`, `Upgrade` and
+/// `Connection`, skips fixed-length bodies in one step, and walks chunked bodies. Anything
+/// it does not understand (a malformed head, a real upgrade, a size it cannot parse) stops
+/// it: the request it is in passes unbounded, since malformed framing is the strict
+/// parser's to refuse and the scanner never refuses what the parser would accept, and
+/// `stopFollowing` tells the guard to end the connection with that request, because the
+/// bytes after it can no longer be bounded.
 ///
 /// A value type owned by one `RequestFramingGuard`, touched only on its channel's event loop.
 struct RequestFramingScanner {
@@ -17,6 +19,10 @@ struct RequestFramingScanner {
         /// A chunk-size line or trailer section crossed its bound; the offending byte is at
         /// this offset of the scanned bytes.
         case tooLong(offset: Int)
+        /// The framing can no longer be followed from this offset on: the bytes before it
+        /// end (or are part of) the request being read, and nothing after that request may
+        /// be served on this connection.
+        case stopFollowing(offset: Int)
     }
 
     private enum State {
@@ -42,6 +48,8 @@ struct RequestFramingScanner {
     private var contentLength: UInt64?
     private var lastTransferCoding: [UInt8]?
     private var headIsUnusual = false
+    private var sawUpgrade = false
+    private var connectionMayUpgrade = false
 
     private static let maxKeptLine = 512
 
@@ -56,11 +64,12 @@ struct RequestFramingScanner {
     }
 
     mutating func scan<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Verdict where Bytes.Element == UInt8, Bytes.Index == Int {
+        guard !self.isPassingThrough else { return .accept }
         var index = bytes.startIndex
         while index < bytes.endIndex {
             switch self.state {
             case .passThrough:
-                return .accept
+                return .stopFollowing(offset: index - bytes.startIndex)
 
             case .fixedBody(let remaining):
                 let available = UInt64(bytes.endIndex - index)
@@ -107,7 +116,7 @@ struct RequestFramingScanner {
                     if inDigits, let digit = Self.hexValue(byte) {
                         guard size <= (UInt64.max >> 4) else {
                             self.state = .passThrough
-                            return .accept
+                            return .stopFollowing(offset: index - bytes.startIndex)
                         }
                         size = size << 4 | UInt64(digit)
                         sawDigit = true
@@ -150,6 +159,11 @@ struct RequestFramingScanner {
                 index += 1
                 if byte == UInt8(ascii: "\n") {
                     self.endOfHeadLine()
+                } else if (byte == 0x20 || byte == 0x09), let last = self.line.last, last == 0x20 || last == 0x09 {
+                    // A run of whitespace means what one byte of it means (OWS around a
+                    // value, a list separator), so padding cannot push a value out of the
+                    // kept line.
+                    continue
                 } else if self.line.count < Self.maxKeptLine {
                     self.line.append(byte)
                 } else {
@@ -157,6 +171,7 @@ struct RequestFramingScanner {
                 }
             }
         }
+        if case .passThrough = self.state { return .stopFollowing(offset: index - bytes.startIndex) }
         return .accept
     }
 
@@ -168,6 +183,8 @@ struct RequestFramingScanner {
         self.contentLength = nil
         self.lastTransferCoding = nil
         self.headIsUnusual = false
+        self.sawUpgrade = false
+        self.connectionMayUpgrade = false
     }
 
     private mutating func endOfHeadLine() {
@@ -207,12 +224,18 @@ struct RequestFramingScanner {
             while let end = coding.last, end == 0x20 || end == 0x09 { coding = coding.dropLast() }
             self.lastTransferCoding = self.lineTruncated ? [] : Array(coding)
         } else if Self.equalsIgnoringCase(name, "upgrade") {
-            self.headIsUnusual = true
+            self.sawUpgrade = true
+        } else if Self.equalsIgnoringCase(name, "connection") {
+            // Looser than the parser's token match on purpose: a false "maybe" only ends
+            // the connection early, a missed upgrade would scan bytes the parser never reads.
+            if self.lineTruncated || Self.containsIgnoringCase(value, "upgrade") { self.connectionMayUpgrade = true }
         }
     }
 
     private mutating func endOfHead() {
-        if self.headIsUnusual {
+        // The parser upgrades only when both are present; an `Upgrade` alone is parsed (and
+        // forwarded without it) as an ordinary request.
+        if self.headIsUnusual || (self.sawUpgrade && self.connectionMayUpgrade) {
             self.state = .passThrough
             return
         }
@@ -244,6 +267,18 @@ struct RequestFramingScanner {
         let count = prefix.utf8CodeUnitCount
         guard bytes.count >= count else { return false }
         return prefix.withUTF8Buffer { Array($0) == Array(bytes[0..<count]) }
+    }
+
+    private static func containsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
+        lowercase.withUTF8Buffer { expected in
+            guard bytes.count >= expected.count else { return false }
+            var start = bytes.startIndex
+            while start + expected.count <= bytes.endIndex {
+                if zip(bytes[start...], expected).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 }) { return true }
+                start += 1
+            }
+            return false
+        }
     }
 
     private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {

@@ -57,16 +57,48 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
         }
     }
 
-    @Test func unusualHeadsArePassedThrough() {
+    @Test func upgradeWithoutConnectionUpgradeIsAnOrdinaryRequest() {
+        // llhttp upgrades only with `Connection: upgrade` (or CONNECT); otherwise it parses on.
+        for upgrade in ["Upgrade: x\r\n", "Upgrade: websocket\r\nConnection: keep-alive\r\n"] {
+            var machine = scanner()
+            #expect(scan(&machine, "GET / HTTP/1.1\r\nHost: a\r\n" + upgrade + "\r\n") == .accept)
+            #expect(!machine.isPassingThrough, "\(upgrade)")
+            let next = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
+            #expect(scan(&machine, next) != .accept, "\(upgrade)")
+        }
+    }
+
+    @Test func framingValuesPaddedWithWhitespaceAreStillFollowed() {
+        let padding = String(repeating: " ", count: 600)
+        for framing in [
+            "Content-Length: 0" + padding,
+            "Content-Length:" + padding + "0",
+            "Content-Length:\t" + padding + "3" + padding + "\r\n\r\nabc",
+        ] {
+            var machine = scanner()
+            #expect(scan(&machine, "POST / HTTP/1.1\r\nHost: a\r\n" + framing + "\r\n\r\n") == .accept)
+            #expect(!machine.isPassingThrough, "\(framing.prefix(20))")
+            let next = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
+            #expect(scan(&machine, next) != .accept, "\(framing.prefix(20))")
+        }
+        var machine = scanner()
+        let head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:" + padding + "chunked" + padding + "\r\n\r\n"
+        #expect(scan(&machine, head + "1;" + String(repeating: "e", count: 20)) != .accept)
+    }
+
+    @Test func unusualHeadsStopTheScannerRightAfterTheirHead() {
         for head in [
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nconnection: keep-alive,  UPGRADE\r\nUpgrade: h2c\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
         ] {
             var machine = scanner()
-            #expect(scan(&machine, head) == .accept)
+            #expect(scan(&machine, head + "5\r\nhello") == .stopFollowing(offset: head.utf8.count), "\(head)")
             #expect(machine.isPassingThrough, "\(head)")
+            #expect(scan(&machine, String(repeating: "e", count: 100)) == .accept)
         }
     }
 }

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from conftest import parse_response, raw_exchange
+from conftest import header, parse_response, raw_exchange
 from test_api_keys import auth_tail, create_key
 
 ROUTES = """
@@ -187,6 +187,62 @@ def test_huge_chunk_extension_is_refused_quickly_with_bounded_memory(gw, upstrea
     assert sent < 16 * 1024 * 1024, sent
     assert gw.rss_kib() - rss_before < 64 * 1024
     assert upstream.requests() == [] or upstream.requests()[-1]["body_bytes"] == 0
+
+
+HUGE_EXTENSION_POST = (b"POST /public/upload HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n5;ext="
+                       + b"e" * (1024 * 1024) + b"\r\nhello\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize("framing", [
+    "Upgrade: x\r\n",
+    "Content-Length: 0" + " " * 600 + "\r\n",
+    "Content-Length:" + " " * 600 + "0\r\n",
+])
+def test_chunk_extension_bound_survives_an_earlier_request(gw, upstream, framing):
+    """An earlier request on the connection (an `Upgrade` without `Connection: upgrade`,
+    a padded length) must not switch the bound off for the requests behind it."""
+    first = f"POST /public/first HTTP/1.1\r\nHost: g\r\n{framing}\r\n".encode()
+    if "Content-Length" not in framing:
+        first = first[:-2] + b"Content-Length: 0\r\n\r\n"
+    raw = b""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        try:
+            s.sendall(first + HUGE_EXTENSION_POST)
+        except OSError:
+            pass  # the gateway answered and closed
+        try:
+            while chunk := s.recv(65536):
+                raw += chunk
+                if raw.count(b"\r\n\r\n") >= 2:
+                    s.settimeout(0.5)
+        except OSError:
+            pass
+    got = responses(raw)
+    assert [status for status, _, _ in got] == [200, 400], raw[:600]
+    assert json.loads(got[1][2])["error"] == "invalid_request"
+    assert [r["path"] for r in upstream.requests()] == ["/public/first"]
+
+
+@pytest.mark.parametrize("first, status", [
+    (b"POST /public/ws HTTP/1.1\r\nHost: g\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Content-Length: 0\r\n\r\n", 200),
+    (b"CONNECT g:443 HTTP/1.1\r\nHost: g:443\r\n\r\n", 405),
+])
+def test_connection_ends_after_a_request_the_guard_cannot_follow(gw, upstream, first, status):
+    """After a real upgrade or CONNECT the parser reads no further, and neither can the
+    chunk-extension guard: that request is answered and the connection closes."""
+    raw = b""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(first + b"POST /public/next HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5;ext=x\r\nhello\r\n0\r\n\r\n")
+        while chunk := s.recv(65536):  # a connection left open fails on the timeout
+            raw += chunk
+    got = responses(raw)
+    assert [code for code, _, _ in got] == [status], raw[:600]
+    assert got[0][1].get("connection") == "close"
+    seen = upstream.requests()
+    assert [r["path"] for r in seen] == (["/public/ws"] if status == 200 else [])
+    assert all(header(r, "upgrade") == [] for r in seen)
 
 
 def test_encoded_semicolon_in_the_path_is_refused(gw, upstream):
