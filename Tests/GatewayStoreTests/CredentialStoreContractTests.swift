@@ -418,6 +418,27 @@ struct CredentialStoreContractTests {
     }
 
     @Test(arguments: [StoreKind.redis])
+    func keysAnOlderGatewayWritesAfterIndexingAreIndexedToo(kind: StoreKind) async throws {
+        // A rolling upgrade: the new version has indexed everything, an old instance still
+        // writes keys the old way. They must still count, list and be found for revocation.
+        try await withStore(kind) { harness async throws in
+            let redis = try #require(harness.redis)
+            try await harness.run { $0.createAPIKey(record("new1"), hash: keyHash(10)) }
+            let old = record("old1", createdAt: 1_600_000_000)
+            let json = String(decoding: try JSONEncoder().encode(old), as: UTF8.self)
+            #expect(try await redis.send(["SET", "\(keyPrefix)apikey-id:\(old.id)", keyHash(1)]) == .simpleString("OK"))
+            #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(1))", json]) == .simpleString("OK"))
+            #expect(try await redis.send(["SADD", "\(keyPrefix)apikeys", old.id]) == .integer(1))
+            let page = try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 10) }
+            #expect(page.records.map(\.id) == ["new1", "old1"])
+            #expect(await storeError { try await harness.run { $0.createAPIKey(record("new2"), hash: keyHash(11), maxPerOwner: 2) } } == .limitReached)
+            // Creations keep the marker in step: no pass over the id set for them.
+            try await harness.run { $0.createAPIKey(record("new3"), hash: keyHash(12)) }
+            #expect(try await redis.send(["GET", "\(keyPrefix)apikeys-indexed"]) == .bulkString(Array("3".utf8)))
+        }
+    }
+
+    @Test(arguments: [StoreKind.redis])
     func aRedisOutOfMemoryIsAnOutageNotCorruption(kind: StoreKind) async throws {
         try await withStore(kind) { harness async throws in
             let redis = try #require(harness.redis)
