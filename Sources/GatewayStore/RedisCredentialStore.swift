@@ -12,8 +12,9 @@ package import NIOCore
 ///   listing's index
 /// - `P apikeys-owner:<owner>` — sorted set of the owner's unrevoked ids, scored by
 ///   creation time: the owner's listing and the per-owner cap
-/// - `P apikeys-indexed` — present once keys written before the two indexes existed have
-///   been added to them (done by the first script that needs the indexes)
+/// - `P apikeys-indexed` — how many ids of `P apikeys` the two indexes account for; when the
+///   set holds more (keys written before the indexes existed, or by an older gateway still
+///   running during a rolling upgrade), the next script that needs the indexes adds them
 /// - `P apikey-used:<id>` — last use, unix seconds (kept apart so a use never rewrites the record)
 /// - channel `P events` — `revoke apikey <hash>` on revocation
 /// Touched only on its event loop. It holds no mutable state of its own, and every future
@@ -86,12 +87,14 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// Built once (static lets): the client finds a script's SHA by comparing the very
     /// same string.
     ///
-    /// `ensureIndexed(idSet, allIndex, marker, prefix)`: adds keys written before the
-    /// indexes existed, once (the marker records that it ran). One pass over the old id
-    /// set inside Redis: a one-off cost on the first management call after an upgrade.
+    /// `ensureIndexed(idSet, allIndex, marker, prefix)`: adds keys the indexes do not
+    /// account for (written before they existed, or by an older gateway during a rolling
+    /// upgrade). The marker holds the id count the indexes account for; creations keep it
+    /// in step, so a pass over the id set (inside Redis) runs only after such writes.
     private static let indexFunction = """
         local function ensureIndexed(idSet, allIndex, marker, prefix)
-          if redis.call('EXISTS', marker) == 1 then return end
+          local size = redis.call('SCARD', idSet)
+          if tonumber(redis.call('GET', marker) or '-1') == size then return end
           for _, id in ipairs(redis.call('SMEMBERS', idSet)) do
             local hash = redis.call('GET', prefix .. 'apikey-id:' .. id)
             local json = hash and redis.call('GET', prefix .. 'apikey:' .. hash)
@@ -106,7 +109,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
               end
             end
           end
-          redis.call('SET', marker, '1')
+          redis.call('SET', marker, size)
         end
 
         """
@@ -121,7 +124,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         if cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then return -1 end
         redis.call('SET', KEYS[1], ARGV[1])
         redis.call('SET', KEYS[2], ARGV[2])
-        redis.call('SADD', KEYS[3], ARGV[3])
+        if redis.call('SADD', KEYS[3], ARGV[3]) == 1 then redis.call('INCR', KEYS[6]) end
         redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
         redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
         return 1
