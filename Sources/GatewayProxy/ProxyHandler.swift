@@ -553,8 +553,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     /// `error` as the endpoint that was asked shows it: a local endpoint may render its own
     /// (an HTML page for browser routes); everything else answers the JSON error.
-    private func errorResponse(_ error: GatewayError, exchange: ExchangeRecord?) -> LocalResponse {
-        let requestID = exchange?.requestID ?? self.ids.next()
+    private func errorResponse(_ error: GatewayError, exchange: ExchangeRecord) -> LocalResponse {
+        self.errorResponse(error, exchange: Optional(exchange), requestID: exchange.requestID)
+    }
+
+    private func errorResponse(_ error: GatewayError, exchange: ExchangeRecord?, requestID: String) -> LocalResponse {
         if let exchange, case .local(let endpoint) = exchange.builtIn {
             return endpoint.errorResponse(error, request: self.localRequest(exchange, body: []))
         }
@@ -739,7 +742,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func writeError(_ error: GatewayError, exchange: ExchangeRecord?, close: Bool, context: ChannelHandlerContext) {
         let requestID = exchange?.requestID ?? self.ids.next()
-        let rendered = self.errorResponse(error, exchange: exchange)
+        let rendered = self.errorResponse(error, exchange: exchange, requestID: requestID)
         let body = rendered.body
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: rendered.contentType)
