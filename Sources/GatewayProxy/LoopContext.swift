@@ -278,7 +278,16 @@ package final class LoopContext {
             self.sessionEndpoints = Self.makeSessions(
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
-        self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
+        if store == nil {
+            self.authenticator.apply(
+                cache: configuration.cache,
+                routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
+                jwt: self.jwtAuthenticator, logger: logger)
+        } else {
+            // Another store: what the old one answered says nothing about the new one.
+            self.authenticator = Self.makeAuthenticator(
+                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
+        }
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
             limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
