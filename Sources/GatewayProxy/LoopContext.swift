@@ -186,7 +186,8 @@ package final class LoopContext {
                 let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
                 if case .verified(let verified) = verifier.verify(token, now: now()) { return verified }
                 return nil
-            }
+            },
+            refreshReuseGraceSeconds: Int64(settings.refreshReuseGrace.components.seconds)
         )
     }
 

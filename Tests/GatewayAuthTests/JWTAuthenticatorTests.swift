@@ -29,8 +29,11 @@ final class ScriptedSessionStore: SessionStore {
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
         inner.storeRefresh(tokenHash: tokenHash, grant: grant, now: now)
     }
-    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
-        inner.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now)
+    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
+        inner.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: clientID)
+    }
+    func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+        inner.recordRotationResult(tokenHash: tokenHash, successorHash: successorHash, sealedResult: sealedResult)
     }
     func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> { inner.revokeRefreshFamily(tokenHash: tokenHash) }
     func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
