@@ -58,6 +58,17 @@ package struct RefreshGrant: Codable, Sendable, Hashable {
     }
 }
 
+/// A refresh grant as found, and whether its token is current (`live`) or already rotated.
+package struct RefreshGrantState: Sendable, Hashable {
+    package var grant: RefreshGrant
+    package var isLive: Bool
+
+    package init(grant: RefreshGrant, isLive: Bool) {
+        self.grant = grant
+        self.isLive = isLive
+    }
+}
+
 /// The result of presenting a refresh token.
 package enum RefreshRotation: Sendable, Equatable {
     /// The token was current: it is now spent and `newTokenHash` holds the grant.
@@ -100,6 +111,9 @@ package protocol SessionStore: AnyObject {
     /// Keeps the (sealed) answer of the rotation of `tokenHash` into `successorHash` for the
     /// rest of its grace, so a retry gets the same answer. Nothing if the grace is over.
     func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void>
+    /// The grant under `tokenHash` without spending it, and whether the token is still
+    /// current (not yet rotated); nil if unknown, expired or of a revoked family.
+    func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?>
     /// Revokes the family of `tokenHash` (logout). True if the token was known.
     func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool>
 
@@ -338,6 +352,28 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
         ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
+    /// KEYS: token key. ARGV: family key prefix, now. {state, json}, or {} when the token is
+    /// unknown, expired or of a revoked family.
+    private static let peekScript = """
+        local raw = redis.call('GET', KEYS[1])
+        if not raw then return {} end
+        local json = string.sub(raw, 6)
+        local grant = cjson.decode(json)
+        if redis.call('EXISTS', ARGV[1] .. grant['family']) == 1 then return {} end
+        if tonumber(grant['expires_at']) <= tonumber(ARGV[2]) then return {} end
+        return {string.sub(raw, 1, 4), json}
+        """
+
+    package func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
+        self.client.evaluate(
+            script: Self.peekScript, keys: ["\(self.prefix)refresh:\(tokenHash)"], arguments: ["\(self.prefix)refresh-family:", String(now)]
+        ).flatMapThrowing { reply -> RefreshGrantState? in
+            guard case .array(let items) = reply else { throw CredentialStoreError.corrupt("unexpected reply to the peek script") }
+            guard items.count == 2, case .bulkString(let state) = items[0], case .bulkString(let json) = items[1] else { return nil }
+            return RefreshGrantState(grant: try Self.decode(RefreshGrant.self, json), isLive: state == Array("live".utf8))
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
     private static let revokeFamilyScript = """
         local raw = redis.call('GET', KEYS[1])
         if not raw then return 0 end
@@ -475,6 +511,15 @@ package final class InMemorySessionData: Sendable {
         }
     }
 
+    func peek(_ hash: String, now: Int64) -> RefreshGrantState? {
+        storage.withLockedValue { storage in
+            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now, !storage.revokedFamilies.contains(entry.grant.family) else {
+                return nil
+            }
+            return RefreshGrantState(grant: entry.grant, isLive: !entry.spent)
+        }
+    }
+
     func revokeFamily(_ hash: String) -> Bool {
         storage.withLockedValue { storage in
             guard let entry = storage.refresh.removeValue(forKey: hash) else { return false }
@@ -534,6 +579,10 @@ package final class InMemorySessionStore: SessionStore {
     package func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
         data.recordRotationResult(tokenHash, successor: successorHash, sealed: sealedResult)
         return eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
+        eventLoop.makeSucceededFuture(data.peek(tokenHash, now: now))
     }
 
     package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {

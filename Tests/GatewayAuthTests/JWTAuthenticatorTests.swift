@@ -36,6 +36,7 @@ final class ScriptedSessionStore: SessionStore {
         inner.recordRotationResult(tokenHash: tokenHash, successorHash: successorHash, sealedResult: sealedResult)
     }
     func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> { inner.revokeRefreshFamily(tokenHash: tokenHash) }
+    func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> { inner.refreshGrant(tokenHash: tokenHash, now: now) }
     func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
         inner.revokeTokenID(jti, expiresAt: expiresAt, now: now)
     }

@@ -227,6 +227,24 @@ struct SessionStoreContractTests {
         }
     }
 
+    /// Peeking reads a grant without spending it: current, then rotated, then gone once
+    /// its family is revoked.
+    @Test(arguments: StoreKind.allCases)
+    func peekingAtAGrantDoesNotSpendIt(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let family = grant("fam-p")
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now) } == RefreshGrantState(grant: family, isLive: true))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == RefreshGrantState(grant: family, isLive: true))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 3600) } == nil)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(family))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == RefreshGrantState(grant: family, isLive: false))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(9), now: now + 1) } == nil)
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == nil)
+        }
+    }
+
     /// Without grace (0), the first re-presentation revokes as before.
     @Test(arguments: StoreKind.allCases)
     func withoutGraceAReuseRevokesAtOnce(kind: StoreKind) async throws {
