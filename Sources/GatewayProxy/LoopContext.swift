@@ -297,6 +297,12 @@ package final class LoopContext {
         }
     }
 
+    /// The JWT runtime in force on this loop (our issuer's keys, the policies), if any.
+    package var identityRuntime: IdentityRuntime? { self.identity?.runtime }
+
+    /// The API-key hasher (keyed with the pepper); client secrets are hashed with it too.
+    package var secretHasher: HMACSHA256 { self.hmac }
+
     /// Installs the server's local endpoints and remembers `factory` to rebuild them with
     /// each configuration `apply` brings.
     package func installLocalEndpoints(_ factory: @escaping LocalEndpointFactory) {

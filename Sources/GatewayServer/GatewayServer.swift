@@ -121,6 +121,7 @@ package final class GatewayServer: Sendable {
                 var redisLimiter: RedisRateLimiter?
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
+                var oauthStores: OAuthLoopStores?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
@@ -131,11 +132,14 @@ package final class GatewayServer: Sendable {
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    oauthStores = OAuthLoopStores(
+                        clients: RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix),
+                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
                 }
-                return LoopContext(
+                let context = LoopContext(
                     eventLoop: loop,
                     configuration: configuration,
                     connector: connector,
@@ -151,6 +155,10 @@ package final class GatewayServer: Sendable {
                     managementStore: managementStore,
                     managementSessions: managementSessions
                 )
+                context.installLocalEndpoints { context in
+                    [Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)].compactMap { $0 }
+                }
+                return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)
         }
