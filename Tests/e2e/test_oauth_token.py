@@ -43,7 +43,7 @@ class OAuth:
     OTHER_SECRET = "cs-" + "z9Y8" * 10
     MACHINE_SECRET = "cs-" + "m7N6" * 10
 
-    def __init__(self, tmp_path, make_gateway, upstream, redis_server, jwt_settings="", oauth_settings=""):
+    def __init__(self, tmp_path, make_gateway, upstream, redis_server, jwt_settings="", oauth_settings="", issuer=OWN_ISSUER):
         self.redis = redis_server
         pepper = write_pepper(tmp_path / "pepper")
         key = SigningKey("RS256", kid="gw-rs256")
@@ -51,7 +51,8 @@ class OAuth:
         key_file.write_bytes(key.private_pem())
         for name, secret in [("app", self.SECRET), ("other", self.OTHER_SECRET), ("machine", self.MACHINE_SECRET)]:
             (tmp_path / f"{name}.secret").write_text(secret + "\n")
-        tail = jwt_session_tail(redis_server.port, pepper, key_file, "RS256", jwt_settings) + f"""
+        tail = jwt_session_tail(redis_server.port, pepper, key_file, "RS256", jwt_settings).replace(
+            f'issuer = "{OWN_ISSUER}"', f'issuer = "{issuer}"') + f"""
 [oauth]
 {oauth_settings}
 
@@ -521,6 +522,26 @@ def test_metadata_names_the_issuer_of_every_token(oauth):
     assert set(meta["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post", "none"}
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert "read:databases" in meta["scopes_supported"] and "admin" in meta["scopes_supported"]
+
+
+def test_an_issuer_with_a_path_serves_its_metadata_under_that_path_too(tmp_path, make_gateway, upstream, redis_server):
+    issuer = OWN_ISSUER + "/gw"
+    oauth = OAuth(tmp_path, make_gateway, upstream, redis_server, issuer=issuer)
+    for path in ["/.well-known/oauth-authorization-server/gw", "/.well-known/oauth-authorization-server"]:
+        r = requests.get(f"{oauth.url}{path}", timeout=5)
+        assert r.status_code == 200, path
+        assert r.json()["issuer"] == issuer and r.json()["token_endpoint"] == issuer + "/oauth/token"
+    assert "[]" not in r.text
+
+
+def test_introspection_of_a_jwt_names_its_audience(oauth):
+    tokens = oauth.tokens()
+    described = introspect(oauth, tokens["access_token"])
+    assert described["aud"] == AUDIENCE and described["token_type"] == "Bearer"
+    # A wrong hint does not hide the token.
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": tokens["access_token"], "token_type_hint": "refresh_token"},
+                      auth=("machine", OAuth.MACHINE_SECRET), timeout=5)
+    assert r.json()["active"] is True
 
 
 def test_unsupported_oauth_paths_answer_json_naming_what_is_supported(oauth):
