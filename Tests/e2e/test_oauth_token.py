@@ -562,6 +562,28 @@ def test_the_token_endpoint_is_rate_limited_per_client(tmp_path, make_gateway, u
     assert oauth.token({"grant_type": "client_credentials"}, auth=("app", OAuth.SECRET)).status_code == 200
 
 
+def test_a_reload_applies_new_declared_clients_on_every_loop(oauth, upstream, tmp_path):
+    import signal
+    (tmp_path / "late.secret").write_text("late-" + "q" * 40 + "\n")
+    oauth.gateway.tail += f"""
+[[oauth.clients]]
+id = "late"
+name = "Added by a reload"
+grant_types = ["client_credentials"]
+scopes = ["read:logs"]
+secret_file = "{tmp_path / 'late.secret'}"
+"""
+    auth = ("late", "late-" + "q" * 40)
+    assert_invalid_client(oauth.token({"grant_type": "client_credentials"}, auth=auth))
+    oauth.gateway.write_config(upstream.url)
+    oauth.gateway.signal(signal.SIGHUP)
+    oauth.gateway.wait_for_log(lambda line: line.get("msg") == "configuration reloaded")
+    # Every event loop (two here) answers for the new client: fresh connections land on both.
+    for _ in range(6):
+        with requests.Session() as session:
+            assert oauth.token({"grant_type": "client_credentials"}, auth=auth, session=session).status_code == 200
+
+
 # --- the same retry grace on /v1/auth/refresh -----------------------------------------------
 
 def session_refresh(oauth, token, session=None):
