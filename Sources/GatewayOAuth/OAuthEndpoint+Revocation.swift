@@ -37,6 +37,8 @@ extension OAuthEndpoint {
                 return self.deps.sessions.refreshGrant(tokenHash: hash, now: now).flatMap { state -> EventLoopFuture<Void> in
                     guard let state, state.grant.clientID == client.id else { return eventLoop.makeSucceededVoidFuture() }
                     return self.deps.sessions.revokeRefreshFamily(tokenHash: hash).flatMap { _ in
+                        self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop)
+                    }.flatMap {
                         self.deps.store.revokeConsent(userID: state.grant.subject, clientID: client.id)
                     }
                 }

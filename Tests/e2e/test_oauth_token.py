@@ -197,11 +197,14 @@ def test_code_reuse_is_refused_and_revokes_the_tokens_it_issued(oauth):
     assert first.status_code == 200
     tokens = first.json()
     assert databases(oauth, tokens["access_token"]) == 200
+    refreshed = oauth.refresh(tokens["refresh_token"]).json()
     body = assert_error(oauth.exchange(code, verifier), 400, "invalid_grant")
     assert "already used" in body["error_description"]
-    # What the first redemption issued is dead: the refresh family and the access token.
-    assert_error(oauth.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+    # What the first redemption issued is dead: the refresh family, the access token, and the
+    # access tokens refreshed from it since.
+    assert_error(oauth.refresh(refreshed["refresh_token"]), 400, "invalid_grant")
     assert wait_until(lambda: databases(oauth, tokens["access_token"]) == 401, timeout=scaled(2))
+    assert wait_until(lambda: databases(oauth, refreshed["access_token"]) == 401, timeout=scaled(2))
 
 
 def test_twenty_parallel_redemptions_exactly_one_succeeds(oauth):
@@ -334,8 +337,12 @@ def test_a_refresh_token_reused_outside_the_grace_revokes_the_family(tmp_path, m
     assert oauth.redis.command("EXISTS", grace_key) == b":1\r\n"
     # The grace window is over when its key is gone.
     assert wait_until(lambda: oauth.redis.command("EXISTS", grace_key) == b":0\r\n", timeout=scaled(5))
+    assert databases(oauth, second["access_token"]) == 200
     assert_error(oauth.refresh(first["refresh_token"]), 400, "invalid_grant")
     assert_error(oauth.refresh(second["refresh_token"]), 400, "invalid_grant")
+    # The reuse revoked the grant's access tokens too.
+    assert wait_until(lambda: databases(oauth, second["access_token"]) == 401, timeout=scaled(2))
+    assert introspect(oauth, first["access_token"]) == {"active": False}
 
 
 def test_the_grace_answer_is_kept_only_sealed(oauth):
@@ -469,16 +476,21 @@ def test_revoke_and_introspect(oauth):
     # Another client cannot revoke app's tokens (same 200, nothing happens).
     revoke(oauth, tokens["refresh_token"], auth=("other", OAuth.OTHER_SECRET))
     assert introspect(oauth, tokens["refresh_token"], auth=("app", OAuth.SECRET))["active"] is True
-    # The refresh token: its family (and consent) go.
-    revoke(oauth, tokens["refresh_token"], hint="refresh_token")
+    # The refresh token (with a misleading hint): its family, its access tokens and consent go.
+    revoke(oauth, tokens["refresh_token"], hint="access_token")
     assert introspect(oauth, tokens["refresh_token"], auth=("app", OAuth.SECRET)) == {"active": False}
     assert_error(oauth.refresh(tokens["refresh_token"]), 400, "invalid_grant")
-    # The access token: its jti is denied, here and at the proxy.
+    assert introspect(oauth, tokens["access_token"]) == {"active": False}
+    assert wait_until(lambda: databases(oauth, tokens["access_token"]) == 401, timeout=scaled(2))
+    # An access token alone: its jti is denied, here and at the proxy; its refresh token lives on.
+    tokens = oauth.tokens()
     assert databases(oauth, tokens["access_token"]) == 200
     revoke(oauth, tokens["access_token"], hint="access_token")
     assert introspect(oauth, tokens["access_token"]) == {"active": False}
     assert wait_until(lambda: databases(oauth, tokens["access_token"]) == 401, timeout=scaled(2))
-    # Unknown tokens: 200 as RFC 7009 says.
+    assert oauth.refresh(tokens["refresh_token"]).status_code == 200
+    # Unknown tokens: 200 as RFC 7009 says, also twice.
+    revoke(oauth, "whatever")
     revoke(oauth, "whatever")
 
 
