@@ -30,30 +30,15 @@ extension OAuthEndpoint {
             return eventLoop.makeFailedFuture(OAuthError.unsupportedGrantType(
                 "Supported grant types: authorization_code, refresh_token, client_credentials."))
         }
-        // Counted before any secret check or store lookup, per address and per claimed client.
-        let claimedClient = (try? PresentedClient.parse(authorization: request.values(of: "Authorization"), form: form))?.clientID
-        let account = claimedClient.flatMap { OAuthClientID.isValid($0) ? "client:" + $0 : nil }
-        return self.deps.throttle.admit(address: request.clientAddress, account: account, purpose: .oauthToken, now: .now())
-            .flatMapThrowing { decision in
-                switch decision {
-                case .allowed: return
-                case .limited(let seconds, let headers):
-                    throw GatewayError(
-                        status: 429, code: "too_many_attempts", description: "Too many token requests; wait \(seconds) seconds.",
-                        headers: [.init("Retry-After", String(seconds))] + headers)
-                case .unavailable: throw GatewayError.authUnavailable
-                }
-            }.flatMap {
-                self.authenticate(request, form: form, eventLoop: eventLoop)
-            }.flatMap { client -> EventLoopFuture<String> in
-                switch grant {
-                case .authorizationCode: return self.authorizationCode(form, client: client, eventLoop: eventLoop)
-                case .clientCredentials: return self.clientCredentials(form, client: client, eventLoop: eventLoop)
-                case .refreshToken: return self.refresh(form, client: client, eventLoop: eventLoop)
-                }
-            }.map { body in
-                LocalResponse(status: 200, body: body, headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")])
-            }.flatMapErrorThrowing { throw Self.mapped($0) }
+        return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap { client -> EventLoopFuture<String> in
+            switch grant {
+            case .authorizationCode: return self.authorizationCode(form, client: client, eventLoop: eventLoop)
+            case .clientCredentials: return self.clientCredentials(form, client: client, eventLoop: eventLoop)
+            case .refreshToken: return self.refresh(form, client: client, eventLoop: eventLoop)
+            }
+        }.map { body in
+            LocalResponse(status: 200, body: body, headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")])
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     // MARK: authorization_code

@@ -169,7 +169,10 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
 
     // MARK: client authentication
 
-    /// The authenticated (or, for a public client, identified) client of a request.
+    /// The authenticated (or, for a public client, identified) client of a request. Every
+    /// attempt is counted first, per address and per claimed client id (`[oauth]
+    /// token_requests_per_*`), before any secret check or store lookup: secrets cannot be
+    /// guessed at speed through any of the endpoints.
     func authenticate(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<OAuthClient> {
         let presented: PresentedClient
         do {
@@ -177,7 +180,20 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return self.deps.registry.client(id: presented.clientID).flatMap { client -> EventLoopFuture<OAuthClient> in
+        let account = OAuthClientID.isValid(presented.clientID) ? "client:" + presented.clientID : nil
+        return self.deps.throttle.admit(address: request.clientAddress, account: account, purpose: .oauthToken, now: .now())
+            .flatMapThrowing { decision in
+                switch decision {
+                case .allowed: return
+                case .limited(let seconds, let headers):
+                    throw GatewayError(
+                        status: 429, code: "too_many_attempts", description: "Too many requests for this client; wait \(seconds) seconds.",
+                        headers: [.init("Retry-After", String(seconds))] + headers)
+                case .unavailable: throw GatewayError.authUnavailable
+                }
+            }.flatMap {
+                self.deps.registry.client(id: presented.clientID)
+            }.flatMap { client -> EventLoopFuture<OAuthClient> in
             guard let client else {
                 return eventLoop.makeFailedFuture(OAuthError.invalidClient("Unknown client or wrong secret."))
             }

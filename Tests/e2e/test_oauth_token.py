@@ -570,6 +570,10 @@ def test_the_token_endpoint_is_rate_limited_per_client(tmp_path, make_gateway, u
     assert statuses == [200, 200, 200, 429], statuses
     r = oauth.token({"grant_type": "client_credentials"}, auth=auth)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    # Wrong secrets count too, and the other client endpoints share the budget: no guessing
+    # a secret through introspection.
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": "x"}, auth=("machine", "wrong" * 8), timeout=5)
+    assert r.status_code == 429
     # Another client is counted apart.
     assert oauth.token({"grant_type": "client_credentials"}, auth=("app", OAuth.SECRET)).status_code == 200
 
