@@ -1,5 +1,5 @@
 package import GatewayAuth
-package import GatewayConfig
+import GatewayConfig
 package import GatewayCore
 import GatewayCrypto
 package import GatewayStore
