@@ -16,4 +16,3 @@ export const {
   APIConnectionError,
   APITimeoutError,
 } = sdk;
-export default DBaudit;
