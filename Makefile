@@ -64,3 +64,9 @@ install:
 
 clean:
 	rm -rf .build $(VENV)
+
+# The Node SDK alone (sdks/node): its unit tests and types. `make test` runs these too,
+# with npm pack and the end-to-end runs, through Tests/e2e/test_sdk_node.py.
+.PHONY: test-sdk-node
+test-sdk-node: deps
+	cd sdks/node && node --test test/*.test.mjs && tsc --noEmit -p test/types/tsconfig.json

@@ -27,6 +27,7 @@ function assertClean(text, where) {
 
 function exposeAll(value, where) {
   assertClean(util.inspect(value, { showHidden: true, depth: Infinity, getters: true }), `${where} inspect`);
+  assertClean(util.inspect(value, { showHidden: true, depth: Infinity, customInspect: false }), `${where} raw inspect`);
   assertClean(String(value), `${where} toString`);
   assertClean(JSON.stringify(value) ?? '', `${where} JSON`);
   if (value instanceof Error) {
