@@ -61,6 +61,20 @@ function tokenFields(data, source) {
   };
 }
 
+/** Aborts when either signal does (AbortSignal.any arrived in Node 20.3). */
+function anySignal(a, b) {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const controller = new AbortController();
+  for (const signal of [a, b]) {
+    if (signal.aborted) {
+      controller.abort(signal.reason);
+      break;
+    }
+    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true, signal: controller.signal });
+  }
+  return controller.signal;
+}
+
 /** A client of the DB Audit API behind dbaudit-gateway. */
 class DBaudit {
   #baseURL;
@@ -223,7 +237,7 @@ class DBaudit {
       const parsed = parseBody(text, responseHeaders);
       const requestId = responseHeaders.get('x-request-id');
       this.#log(`${method} ${spec.path} -> ${status} (request id ${requestId ?? 'none'})`);
-      if (status < 400) return withRequestId(parsed, requestId);
+      if (status < 300) return withRequestId(parsed, requestId);
 
       const refusal = retry.isGatewayRefusal(status, parsed, responseHeaders);
       if (status === 401 && bearer !== null && !renewed && this.#credential.renewable && (repeatable || refusal)) {
@@ -251,7 +265,7 @@ class DBaudit {
   /** One attempt under its own timeout (and the caller's signal, if any). */
   async #exchange(url, init, timeoutMs, signal) {
     const timeoutSignal = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeoutSignal]) : timeoutSignal;
+    const combined = signal ? anySignal(signal, timeoutSignal) : timeoutSignal;
     try {
       // No redirects: following one could carry the credential somewhere else.
       const response = await this.#fetch(url, { ...init, signal: combined, redirect: 'manual' });

@@ -10,7 +10,7 @@ class DBauditError extends Error {
   }
 }
 
-/** A response with a status of 400 or more, or a request that got no response at all. */
+/** A response that is not a success (a status of 300 or more), or a request that got no response. */
 class APIError extends DBauditError {
   constructor({ message, status = null, error = null, errorDescription = null, requestId = null, headers = null, body = null, cause } = {}) {
     super(message ?? APIError.describe(status, error, errorDescription, requestId), cause === undefined ? undefined : { cause });

@@ -44,7 +44,7 @@ function withRequestId(value, requestId) {
   return value;
 }
 
-/** The typed error for a response of status >= 400. */
+/** The typed error for a response that is not a success (3xx included: redirects are not followed). */
 function errorFor(status, headers, body, nowMs) {
   const fields = { status, headers, body };
   if (body !== null && typeof body === 'object' && !Array.isArray(body)) {

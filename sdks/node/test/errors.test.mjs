@@ -72,6 +72,14 @@ test('an upstream error without the gateway body: status, text body, X-Request-I
   assert.equal(error.requestId, 'up-1');
 });
 
+test('a redirect is not followed (the credential stays with the base URL)', async () => {
+  const error = await failure({ status: 302, headers: { location: `${server.url}/elsewhere`, 'x-request-id': 'r-302' }, body: null });
+  assert.ok(error instanceof APIError);
+  assert.equal(error.status, 302);
+  assert.equal(error.requestId, 'r-302');
+  assert.equal(server.requests.filter((r) => r.path === '/elsewhere').length, 0);
+});
+
 test('transport errors have no status', async () => {
   const closed = await startStub(() => ok({}));
   const url = closed.url;

@@ -182,13 +182,22 @@ test('timeouts per client and per request: APITimeoutError (AbortSignal)', async
   assert.equal(time.delays.length, 1);
 });
 
-test("the caller's AbortSignal cancels without retries", async () => {
-  const server = await stub(() => null);
-  const time = fakeTime();
-  const controller = new AbortController();
-  const pending = client(server.url, time).databases.list({}, { signal: controller.signal });
-  setTimeout(() => controller.abort(new Error('cancelled by caller')), 30);
-  await assert.rejects(pending, /cancelled by caller/);
-  assert.equal(server.requests.length, 1);
-  assert.equal(time.delays.length, 0);
+test("the caller's AbortSignal cancels without retries (with and without AbortSignal.any)", async () => {
+  const any = AbortSignal.any;
+  for (const withAny of [true, false]) {
+    if (!withAny) AbortSignal.any = undefined;
+    try {
+      const server = await stub(() => null);
+      const time = fakeTime();
+      const controller = new AbortController();
+      const pending = client(server.url, time).databases.list({}, { signal: controller.signal });
+      setTimeout(() => controller.abort(new Error('cancelled by caller')), 30);
+      await assert.rejects(pending, /cancelled by caller/);
+      assert.equal(server.requests.length, 1);
+      assert.equal(time.delays.length, 0);
+      await assert.rejects(client(server.url, time, { maxRetries: 0 }).databases.list({}, { timeout: 30, signal: new AbortController().signal }), APITimeoutError);
+    } finally {
+      AbortSignal.any = any;
+    }
+  }
 });
