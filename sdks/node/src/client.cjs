@@ -3,10 +3,10 @@
 // Every secret lives in a private field of this class or of a credential; the public
 // surface (util.inspect, toString, toJSON, log lines, errors) never reads them.
 const { VERSION } = require('./version.cjs');
-const { DBauditError, APIError, APIConnectionError, APITimeoutError } = require('./errors.cjs');
+const { DBauditError, MissingCredentialError, APIError, APIConnectionError, APITimeoutError } = require('./errors.cjs');
 const { ApiKeyCredential, ClientCredentials, UserSession } = require('./credentials.cjs');
 const retry = require('./retry.cjs');
-const { parseBody, withRequestId, errorFor } = require('./response.cjs');
+const { parseBody, withRequestId, errorFor, redactor } = require('./response.cjs');
 const { CrudResource, Logs, Reports, ApiKeys, Auth } = require('./resources.cjs');
 
 /** The API's documented host. */
@@ -19,8 +19,17 @@ const given = (value) => value !== undefined && value !== null;
 const nonEmpty = (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined);
 
 function requireString(value, name) {
-  if (typeof value !== 'string' || value === '') throw new DBauditError(`The ${name} option must be a non-empty string.`);
+  if (typeof value !== 'string' || value === '') throw new MissingCredentialError(`The ${name} option must be a non-empty string.`);
   return value;
+}
+
+/** Connection failures that prove the request was never sent (no connection was made). */
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function neverSent(error) {
+  const cause = error?.cause;
+  const codes = [cause?.code, ...(Array.isArray(cause?.errors) ? cause.errors.map((e) => e?.code) : [])];
+  return codes.some((code) => NEVER_SENT_CODES.has(code));
 }
 
 function checkTimeout(value, name) {
@@ -112,7 +121,11 @@ class DBaudit {
     this.logs = new Logs(request, '/v1/logs');
     this.reports = new Reports(request, '/v1/reports');
     this.apiKeys = new ApiKeys(request);
-    this.auth = new Auth(request);
+    this.auth = new Auth(request, {
+      login: (credentials, requestOptions) => this.#startSession(credentials, requestOptions),
+      refresh: (body, requestOptions) => this.#refreshExplicitly(body, requestOptions),
+      logout: (requestOptions) => this.#endSession(requestOptions),
+    });
   }
 
   /** The base URL every request goes to. */
@@ -143,7 +156,7 @@ class DBaudit {
     }
     const fromEnv = nonEmpty(env.DBAUDIT_API_KEY);
     if (fromEnv !== undefined) return new ApiKeyCredential(fromEnv);
-    throw new DBauditError('No API key: pass the apiKey option or set the DBAUDIT_API_KEY environment variable.');
+    throw new MissingCredentialError('No API key: pass the apiKey option or set the DBAUDIT_API_KEY environment variable (or use clientId/clientSecret, or email/password).');
   }
 
   async #fetchClientToken({ clientId, clientSecret, scope }) {
@@ -157,14 +170,60 @@ class DBaudit {
     return tokenFields(data, 'token endpoint');
   }
 
-  async #login(email, password) {
+  async #login(email, password, options) {
     this.#log('logging in');
-    return tokenFields(await this.#request({ method: 'POST', path: '/v1/auth/login', body: { email, password }, auth: false }), 'login endpoint');
+    const answer = await this.#request({ method: 'POST', path: '/v1/auth/login', body: { email, password }, auth: false }, options);
+    return { ...tokenFields(answer, 'login endpoint'), answer };
   }
 
-  async #refreshSession(refreshToken) {
+  async #refreshSession(refreshToken, options) {
     this.#log('refreshing the session');
-    return tokenFields(await this.#request({ method: 'POST', path: '/v1/auth/refresh', body: { refresh_token: refreshToken }, auth: false }), 'refresh endpoint');
+    const answer = await this.#request({ method: 'POST', path: '/v1/auth/refresh', body: { refresh_token: refreshToken }, auth: false }, options);
+    return { ...tokenFields(answer, 'refresh endpoint'), answer };
+  }
+
+  /** The client's session, made from here on (a client built with another credential switches to it). */
+  #session() {
+    if (!(this.#credential instanceof UserSession)) {
+      this.#credential = new UserSession({
+        clock: this.#clock,
+        login: (email, password) => this.#login(email, password),
+        refresh: (refreshToken) => this.#refreshSession(refreshToken),
+      });
+    }
+    return this.#credential;
+  }
+
+  /** `auth.login`: logs in and makes the session this client's credential. */
+  async #startSession({ email, password } = {}, options) {
+    requireString(email, 'email');
+    requireString(password, 'password');
+    const started = this.#clock();
+    const tokens = await this.#login(email, password, options);
+    this.#session().adopt(tokens, started);
+    return tokens.answer;
+  }
+
+  /** `auth.refresh`: renews the client's session now (or with the given refresh token). */
+  async #refreshExplicitly({ refresh_token: given } = {}, options) {
+    const refreshToken = given ?? (this.#credential instanceof UserSession ? this.#credential.refreshToken : null);
+    if (refreshToken === null || refreshToken === undefined) throw new MissingCredentialError('No refresh token: log in first.');
+    const started = this.#clock();
+    const tokens = await this.#refreshSession(requireString(refreshToken, 'refresh_token'), options);
+    this.#session().adopt(tokens, started);
+    return tokens.answer;
+  }
+
+  /** `auth.logout`: ends the client's session at the gateway (refresh token and access token) and forgets it. */
+  async #endSession(options) {
+    const session = this.#credential instanceof UserSession ? this.#credential : null;
+    const body = {};
+    const headers = {};
+    if (session?.refreshToken) body.refresh_token = session.refreshToken;
+    if (session?.accessToken) headers.authorization = `Bearer ${session.accessToken}`;
+    const answer = await this.#request({ method: 'POST', path: '/v1/auth/logout', body, headers, auth: false }, options);
+    session?.end();
+    return answer;
   }
 
   #url(path, query) {
@@ -223,7 +282,7 @@ class DBaudit {
       try {
         outcome = await this.#exchange(url, { method, headers, body }, timeout, opts.signal);
       } catch (error) {
-        if (error instanceof APIConnectionError && repeatable && retries < maxRetries) {
+        if (error instanceof APIConnectionError && (repeatable || neverSent(error.cause)) && retries < maxRetries) {
           const delay = retry.retryDelayMs({ retry: retries, random: this.#random });
           this.#log(`${method} ${spec.path} failed (${error.message}); retry ${retries + 1} of ${maxRetries} in ${Math.round(delay)} ms`);
           await this.#pause(delay, opts.signal);
@@ -258,7 +317,7 @@ class DBaudit {
         retries += 1;
         continue;
       }
-      throw errorFor(status, responseHeaders, parsed, this.#clock());
+      throw errorFor(status, responseHeaders, parsed, this.#clock(), redactor(this.#credential.secrets()));
     }
   }
 
@@ -275,7 +334,7 @@ class DBaudit {
       if (signal?.aborted) throw signal.reason ?? error;
       if (timeoutSignal.aborted) throw new APITimeoutError({ message: `Request timed out after ${timeoutMs} ms.`, cause: error });
       const reason = error?.cause?.code ?? error?.cause?.message ?? error?.message ?? 'unknown';
-      throw new APIConnectionError({ message: `Connection error: ${reason}.`, cause: error });
+      throw new APIConnectionError({ message: `Connection error: ${redactor(this.#credential.secrets())(String(reason))}.`, cause: error });
     }
   }
 

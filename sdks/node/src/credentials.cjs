@@ -3,13 +3,16 @@
 // to util.inspect, JSON and toString) and hands out the bearer credential for one request.
 // Token credentials share one fetch among every concurrent caller: N calls with an expired
 // token cause one token request, and all N wait for it.
+const { MissingCredentialError } = require('./errors.cjs');
 
-/** Refresh this long before a token expires (at most half its lifetime). */
+/** Renew this long before a token expires: 30 s, or a quarter of a short lifetime. */
 const REFRESH_MARGIN_MS = 30_000;
 
-function refreshAt(nowMs, expiresInSeconds) {
-  const lifetime = Number.isFinite(expiresInSeconds) && expiresInSeconds > 0 ? expiresInSeconds * 1000 : 3_600_000;
-  return nowMs + lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 2);
+/** When a token obtained at `startedMs` (clock read before asking) should be renewed. */
+function renewAt(startedMs, expiresInSeconds) {
+  if (!Number.isFinite(expiresInSeconds) || expiresInSeconds <= 0) return Infinity;
+  const lifetime = expiresInSeconds * 1000;
+  return startedMs + lifetime - Math.min(REFRESH_MARGIN_MS, lifetime / 4);
 }
 
 /** A long-lived API key. */
@@ -29,6 +32,10 @@ class ApiKeyCredential {
     return this.#key;
   }
   invalidate() {}
+  /** Every secret this credential holds, for scrubbing what a server echoes back. */
+  secrets() {
+    return [this.#key];
+  }
 }
 
 /**
@@ -38,7 +45,7 @@ class ApiKeyCredential {
 class CachedToken {
   #clock;
   #token = null;
-  #refreshAt = 0;
+  #renewAt = 0;
   #pending = null;
   constructor(clock) {
     this.#clock = clock;
@@ -47,14 +54,14 @@ class CachedToken {
     return true;
   }
   async bearer() {
-    if (this.#token !== null && this.#clock() < this.#refreshAt) return this.#token;
+    if (this.#token !== null && this.#clock() < this.#renewAt) return this.#token;
     if (this.#pending === null) {
       this.#pending = (async () => {
         try {
-          const { accessToken, expiresIn } = await this.renew();
-          this.#token = accessToken;
-          this.#refreshAt = refreshAt(this.#clock(), expiresIn);
-          return accessToken;
+          const started = this.#clock();
+          const tokens = await this.renew();
+          this.store(tokens, started);
+          return tokens.accessToken;
         } finally {
           this.#pending = null;
         }
@@ -62,9 +69,24 @@ class CachedToken {
     }
     return this.#pending;
   }
+  /** Keeps `accessToken` until shortly before `expiresIn` seconds after `startedMs`. */
+  store({ accessToken, expiresIn }, startedMs) {
+    this.#token = accessToken;
+    this.#renewAt = renewAt(startedMs, expiresIn);
+  }
   /** Forget `token` after the gateway refused it, unless it was already replaced. */
   invalidate(token) {
-    if (token !== null && token === this.#token) this.#refreshAt = 0;
+    if (token !== null && token === this.#token) this.#renewAt = 0;
+  }
+  clear() {
+    this.#token = null;
+    this.#renewAt = 0;
+  }
+  get accessToken() {
+    return this.#token;
+  }
+  secrets() {
+    return [this.#token];
   }
 }
 
@@ -87,13 +109,17 @@ class ClientCredentials extends CachedToken {
   renew() {
     return this.#fetchToken({ clientId: this.#clientId, clientSecret: this.#clientSecret, scope: this.#scope });
   }
+  secrets() {
+    return [...super.secrets(), this.#clientSecret];
+  }
 }
 
 /**
- * A user session of the gateway's own issuer: logs in with e-mail and password, then
- * renews through `/v1/auth/refresh` (the refresh token is spent by each use, so only one
- * refresh may be in flight: the shared pending promise guarantees it). When the refresh
- * token is refused, it logs in again.
+ * A user session of the gateway's own issuer. Renews through `/v1/auth/refresh` (each use
+ * spends the refresh token, so only one refresh may be in flight: the shared pending
+ * promise guarantees it); logs in with e-mail and password when it has them and there is no
+ * session yet or the refresh token was refused. A session begun by `client.auth.login`
+ * keeps no password.
  */
 class UserSession extends CachedToken {
   #email;
@@ -101,7 +127,7 @@ class UserSession extends CachedToken {
   #refreshToken = null;
   #login;
   #refresh;
-  constructor({ email, password, clock, login, refresh }) {
+  constructor({ email = null, password = null, clock, login, refresh }) {
     super(clock);
     this.#email = email;
     this.#password = password;
@@ -117,12 +143,31 @@ class UserSession extends CachedToken {
       try {
         tokens = await this.#refresh(this.#refreshToken);
       } catch (error) {
-        if (error?.status !== 401) throw error;
+        if (error?.status !== 401 || this.#password === null) throw error;
       }
     }
-    if (tokens === null) tokens = await this.#login(this.#email, this.#password);
-    this.#refreshToken = tokens.refreshToken ?? null;
+    if (tokens === null) {
+      if (this.#password === null) throw new MissingCredentialError('No session: call client.auth.login({ email, password }) first.');
+      tokens = await this.#login(this.#email, this.#password);
+    }
+    this.#refreshToken = tokens.refreshToken ?? this.#refreshToken;
     return tokens;
+  }
+  /** Takes over tokens from an explicit login or refresh. */
+  adopt(tokens, startedMs) {
+    this.store(tokens, startedMs);
+    this.#refreshToken = tokens.refreshToken ?? this.#refreshToken;
+  }
+  get refreshToken() {
+    return this.#refreshToken;
+  }
+  /** Forgets the session (after logout); with a password, the next call logs in again. */
+  end() {
+    this.clear();
+    this.#refreshToken = null;
+  }
+  secrets() {
+    return [...super.secrets(), this.#refreshToken, this.#password];
   }
 }
 

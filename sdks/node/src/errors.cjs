@@ -10,6 +10,9 @@ class DBauditError extends Error {
   }
 }
 
+/** No credential was given or set (the message names DBAUDIT_API_KEY), or a session is missing. */
+class MissingCredentialError extends DBauditError {}
+
 /** A response that is not a success (a status of 300 or more), or a request that got no response. */
 class APIError extends DBauditError {
   constructor({ message, status = null, error = null, errorDescription = null, requestId = null, headers = null, body = null, cause } = {}) {
@@ -83,6 +86,7 @@ class APITimeoutError extends APIConnectionError {
 
 module.exports = {
   DBauditError,
+  MissingCredentialError,
   APIError,
   AuthenticationError,
   PermissionDeniedError,

@@ -7,6 +7,7 @@ export const {
   VERSION,
   Pager,
   DBauditError,
+  MissingCredentialError,
   APIError,
   AuthenticationError,
   PermissionDeniedError,

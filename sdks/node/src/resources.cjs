@@ -77,22 +77,23 @@ class ApiKeys {
   }
 }
 
-/** The gateway's session endpoints; they need no credential. */
+/**
+ * The gateway's session endpoints. `login` makes the session the client's credential
+ * (renewed by refresh from then on), `refresh` renews it now, `logout` ends it.
+ */
 class Auth {
-  #request;
-  constructor(request) {
-    this.#request = request;
+  #handlers;
+  constructor(_request, handlers) {
+    this.#handlers = handlers;
   }
-  login({ email, password }, options) {
-    return this.#request({ method: 'POST', path: '/v1/auth/login', body: { email, password }, auth: false }, options);
+  login(credentials, options) {
+    return this.#handlers.login(credentials, options);
   }
-  refresh({ refresh_token }, options) {
-    return this.#request({ method: 'POST', path: '/v1/auth/refresh', body: { refresh_token }, auth: false }, options);
+  refresh(body = {}, options) {
+    return this.#handlers.refresh(body, options);
   }
-  /** Ends the session of `refresh_token`; without one, of the client's own credential. */
-  logout({ refresh_token } = {}, options) {
-    const body = refresh_token === undefined ? {} : { refresh_token };
-    return this.#request({ method: 'POST', path: '/v1/auth/logout', body, auth: refresh_token === undefined }, options);
+  logout(options) {
+    return this.#handlers.logout(options);
   }
 }
 

@@ -44,8 +44,30 @@ function withRequestId(value, requestId) {
   return value;
 }
 
-/** The typed error for a response that is not a success (3xx included: redirects are not followed). */
-function errorFor(status, headers, body, nowMs) {
+/**
+ * A function that replaces every occurrence of the given secrets (null entries ignored) in
+ * a string, and in every string inside a JSON value: for what a server echoes back.
+ */
+function redactor(secrets) {
+  const present = secrets.filter((secret) => typeof secret === 'string' && secret.length > 0);
+  const text = (value) => present.reduce((out, secret) => out.split(secret).join('[redacted]'), value);
+  const deep = (value) => {
+    if (typeof value === 'string') return text(value);
+    if (Array.isArray(value)) return value.map(deep);
+    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [text(k), deep(v)]));
+    return value;
+  };
+  return deep;
+}
+
+/**
+ * The typed error for a response that is not a success (3xx included: redirects are not
+ * followed). `redact` scrubs the client's secrets from everything the server sent.
+ */
+function errorFor(status, rawHeaders, rawBody, nowMs, redact = (value) => value) {
+  const headers = new Headers();
+  for (const [name, value] of rawHeaders) headers.append(name, redact(value));
+  const body = redact(rawBody);
   const fields = { status, headers, body };
   if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
     if (typeof body.error === 'string') fields.error = body.error;
@@ -77,4 +99,4 @@ function retryAfterSeconds(headers, nowMs) {
   return ms === null ? null : ms / 1000;
 }
 
-module.exports = { parseBody, parseWWWAuthenticate, withRequestId, errorFor };
+module.exports = { parseBody, parseWWWAuthenticate, withRequestId, errorFor, redactor };

@@ -17,6 +17,11 @@ const server = await startStub((request) => {
   if (mode === 'ok') return ok({ fine: true });
   if (mode === '401') return gatewayError(401, 'invalid_token', 'Unknown key.', { 'www-authenticate': 'Bearer realm="dbaudit", error="invalid_token"' });
   if (mode === '503') return gatewayError(503, 'auth_unavailable', 'Store down.', { 'retry-after': '1' });
+  if (mode === 'echo') {
+    // A server that echoes what it got (credential and body) into its error.
+    const echoed = `${request.headers.authorization} ${request.body}`;
+    return { status: 400, headers: { 'x-echo': echoed.replace(/[^\x20-\x7e]/g, '') }, body: { error: 'bad', error_description: echoed, request_id: echoed, detail: [echoed] } };
+  }
   return null; // hang: timeout
 });
 after(() => server.close());
@@ -51,7 +56,7 @@ test('the canary never appears in inspect, toString, JSON, logs or errors', asyn
   for (const [index, client] of clients.entries()) {
     exposeAll(client, `client ${index}`);
     for (const name of ['databases', 'policies', 'alerts', 'logs', 'reports', 'apiKeys', 'auth']) exposeAll(client[name], `client ${index}.${name}`);
-    for (const m of ['ok', '401', '503', 'hang', 'token-refused']) {
+    for (const m of ['ok', '401', '503', 'hang', 'echo', 'token-refused']) {
       mode = m;
       let result;
       try {
@@ -73,4 +78,5 @@ test('the canary never appears in inspect, toString, JSON, logs or errors', asyn
   // The canary did reach the server, so the test looks at a client that really holds it.
   assert.ok(server.requests.some((r) => r.headers.authorization === `Bearer ${CANARY}`));
   assert.ok(server.requests.some((r) => r.body.includes(CANARY)));
+  assert.ok(server.requests.some((r) => r.path === '/oauth/token' && Buffer.from(r.headers.authorization.slice(6), 'base64').toString().includes(CANARY)));
 });

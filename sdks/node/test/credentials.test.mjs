@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { DBaudit, DBauditError, AuthenticationError, DEFAULT_BASE_URL, VERSION } from '@dbaudit/sdk';
+import { DBaudit, DBauditError, MissingCredentialError, AuthenticationError, DEFAULT_BASE_URL, VERSION } from '@dbaudit/sdk';
 import { startStub, gatewayError, ok, fakeTime, withEnv } from './helpers.mjs';
 
 const stubs = [];
@@ -17,7 +17,7 @@ const expired = (token) => gatewayError(401, 'invalid_token', 'The token expired
 
 test('a missing key is an error naming DBAUDIT_API_KEY', async () => {
   await withEnv({ DBAUDIT_API_KEY: undefined }, () => {
-    assert.throws(() => new DBaudit(), (e) => e instanceof DBauditError && /DBAUDIT_API_KEY/.test(e.message) && /apiKey/.test(e.message));
+    assert.throws(() => new DBaudit(), (e) => e instanceof MissingCredentialError && e instanceof DBauditError && /DBAUDIT_API_KEY/.test(e.message) && /apiKey/.test(e.message));
     assert.throws(() => new DBaudit({ apiKey: '' }), DBauditError);
   });
   await withEnv({ DBAUDIT_API_KEY: '  ' }, () => assert.throws(() => new DBaudit(), /DBAUDIT_API_KEY/));
@@ -111,6 +111,11 @@ function sessionServer() {
   const live = new Set();
   const refreshTokens = new Set();
   const server = stub((request) => {
+    if (request.path === '/v1/auth/logout') {
+      live.delete((request.headers.authorization ?? '').replace(/^Bearer /, ''));
+      refreshTokens.delete(JSON.parse(request.body || '{}').refresh_token);
+      return ok({ logged_out: true });
+    }
     if (request.path === '/v1/auth/login' || request.path === '/v1/auth/refresh') {
       const body = JSON.parse(request.body);
       if (request.path === '/v1/auth/login' && body.password !== 'correct horse') return gatewayError(401, 'invalid_credentials', 'Wrong e-mail or password.');
@@ -174,4 +179,43 @@ test('user session: a wrong password surfaces as AuthenticationError without ret
 test('half-given OAuth or user credentials are errors', () => {
   assert.throws(() => new DBaudit({ clientId: 'id' }), /clientSecret/);
   assert.throws(() => new DBaudit({ email: 'a@example.com' }), /password/);
+});
+
+test('auth.login makes the session the client credential; auth.refresh renews it; auth.logout ends it', async () => {
+  const server = await sessionServer();
+  const time = fakeTime();
+  const c = new DBaudit({ apiKey: 'dbaudit_test_key', baseURL: server.url, clock: time.clock, sleep: time.sleep });
+  await assert.rejects(c.auth.refresh(), MissingCredentialError);
+  const answer = await c.auth.login({ email: 'ana@example.com', password: 'correct horse' });
+  assert.equal(answer.access_token, 'access-1');
+  assert.ok(answer.requestId);
+  const sent = (path) => server.requests.filter((r) => r.path === path);
+  assert.equal(sent('/v1/auth/login')[0].headers.authorization, undefined);
+  assert.deepEqual(await c.databases.list(), { token: 'access-1' });
+
+  const refreshed = await c.auth.refresh();
+  assert.equal(refreshed.access_token, 'access-2');
+  assert.deepEqual(JSON.parse(sent('/v1/auth/refresh')[0].body), { refresh_token: 'refresh-1' });
+  assert.deepEqual(await c.databases.list(), { token: 'access-2' });
+
+  time.advance(3_600_000); // the session renews itself from then on
+  assert.deepEqual(await c.databases.list(), { token: 'access-3' });
+  assert.deepEqual(JSON.parse(sent('/v1/auth/refresh')[1].body), { refresh_token: 'refresh-2' });
+
+  assert.deepEqual(await c.auth.logout(), { logged_out: true });
+  const logout = sent('/v1/auth/logout')[0];
+  assert.deepEqual(JSON.parse(logout.body), { refresh_token: 'refresh-3' });
+  assert.equal(logout.headers.authorization, 'Bearer access-3');
+  // A session begun by auth.login keeps no password: after logout there is nothing to renew.
+  await assert.rejects(c.databases.list(), MissingCredentialError);
+  assert.equal(sent('/v1/auth/login').length, 1);
+});
+
+test('a client built with email and password logs in again after logout', async () => {
+  const server = await sessionServer();
+  const c = new DBaudit({ email: 'ana@example.com', password: 'correct horse', baseURL: server.url });
+  await c.databases.list();
+  await c.auth.logout();
+  assert.deepEqual(await c.databases.list(), { token: 'access-2' });
+  assert.equal(server.count('/v1/auth/login'), 2);
 });

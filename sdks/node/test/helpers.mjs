@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 /**
  * An HTTP server on 127.0.0.1 that records every request and answers with `handler(request)`
  * ({status, headers, body}; a body object is sent as JSON). `handler` may return a promise,
- * or `null` to never answer (for timeouts).
+ * `null` to never answer (for timeouts), or `'reset'` to drop the connection unanswered.
  */
 export async function startStub(handler) {
   const requests = [];
@@ -19,6 +19,10 @@ export async function startStub(handler) {
       const answer = await handler(record, requests.length);
       if (answer === null) {
         held.add(res);
+        return;
+      }
+      if (answer === 'reset') {
+        req.socket.destroy();
         return;
       }
       const { status = 200, headers = {}, body = null } = answer;

@@ -161,16 +161,28 @@ test('maxRetries per client and per request', async () => {
   assert.equal(server.requests.length, 9);
 });
 
-test('connection errors: GET retried, POST not', async () => {
+test('connection errors: GET retried; POST only when no connection was made', async () => {
   const server = await startStub(() => ok({}));
   const url = server.url;
   await server.close();
   let time = fakeTime();
   await assert.rejects(client(url, time).databases.list(), (e) => e instanceof APIConnectionError && !(e instanceof APITimeoutError) && e.status === null);
   assert.equal(time.delays.length, 2);
+  // Refused: the request never left, so even a POST is sent again.
   time = fakeTime();
   await assert.rejects(client(url, time).databases.create({}), APIConnectionError);
+  assert.equal(time.delays.length, 2);
+
+  // Dropped after the request was sent: ambiguous, a POST is not repeated; a GET is.
+  const dropping = await stub(() => 'reset');
+  time = fakeTime();
+  await assert.rejects(client(dropping.url, time).policies.create({ name: 'p' }), APIConnectionError);
+  assert.equal(dropping.requests.length, 1);
   assert.equal(time.delays.length, 0);
+  await assert.rejects(client(dropping.url, time).policies.list(), APIConnectionError);
+  assert.equal(dropping.requests.length, 4);
+  await assert.rejects(client(dropping.url, time).policies.create({}, { idempotencyKey: true }), APIConnectionError);
+  assert.equal(dropping.requests.length, 7);
 });
 
 test('timeouts per client and per request: APITimeoutError (AbortSignal)', async () => {

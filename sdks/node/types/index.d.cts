@@ -137,15 +137,20 @@ export interface TokenPair {
   scope?: string;
 }
 
+/**
+ * The gateway's session endpoints. `login` makes the session the client's credential (it is
+ * refreshed before expiry or after a 401 from then on); `refresh` renews it now (or with the
+ * given refresh token); `logout` ends it at the gateway and forgets it.
+ */
 export interface AuthResource {
   login(credentials: { email: string; password: string }, options?: RequestOptions): Promise<WithRequestId<TokenPair>>;
-  refresh(body: { refresh_token: string }, options?: RequestOptions): Promise<WithRequestId<TokenPair>>;
-  logout(body?: { refresh_token?: string }, options?: RequestOptions): Promise<WithRequestId<{ logged_out: boolean }>>;
+  refresh(body?: { refresh_token?: string }, options?: RequestOptions): Promise<WithRequestId<TokenPair>>;
+  logout(options?: RequestOptions): Promise<WithRequestId<{ logged_out: boolean }>>;
 }
 
 /** A client of the DB Audit API behind dbaudit-gateway. */
 export declare class DBaudit {
-  /** Throws `DBauditError` naming `DBAUDIT_API_KEY` when no credential is given or set. */
+  /** Throws `MissingCredentialError` naming `DBAUDIT_API_KEY` when no credential is given or set. */
   constructor(options?: ClientOptions);
   readonly baseURL: string;
   readonly databases: CrudResource;
@@ -163,6 +168,8 @@ export declare const DEFAULT_BASE_URL: string;
 export declare const VERSION: string;
 
 export declare class DBauditError extends Error {}
+/** No credential given or set (the message names `DBAUDIT_API_KEY`), or no session to renew. */
+export declare class MissingCredentialError extends DBauditError {}
 
 export interface APIErrorFields {
   message?: string;

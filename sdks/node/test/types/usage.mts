@@ -2,7 +2,7 @@
 // The @ts-expect-error lines fail the check if the types ever become too loose.
 import {
   DBaudit, APIError, AuthenticationError, PermissionDeniedError, RateLimitError, ServiceUnavailableError,
-  NotFoundError, APIConnectionError, APITimeoutError, DBauditError, VERSION, DEFAULT_BASE_URL,
+  NotFoundError, APIConnectionError, APITimeoutError, DBauditError, MissingCredentialError, VERSION, DEFAULT_BASE_URL,
 } from '@dbaudit/sdk';
 import type { ApiKeyRecord, ClientOptions, RequestOptions, JSONValue } from '@dbaudit/sdk';
 
@@ -34,8 +34,10 @@ const all: ApiKeyRecord[] = await client.apiKeys.list().toArray();
 await client.apiKeys.revoke(created.id);
 
 const tokens = await user.auth.login({ email: 'a@example.com', password: 'p' });
-const refreshed = await user.auth.refresh({ refresh_token: tokens.refresh_token });
-const out: boolean = (await user.auth.logout({ refresh_token: refreshed.refresh_token })).logged_out;
+const refreshed = await user.auth.refresh();
+await user.auth.refresh({ refresh_token: tokens.refresh_token });
+const out: boolean = (await user.auth.logout({ timeout: 1_000 })).logged_out;
+const expires: number = refreshed.expires_in;
 
 const controller = new AbortController();
 const perRequest: RequestOptions = { signal: controller.signal, headers: { 'x-trace': '1' }, idempotencyKey: 'abc' };
@@ -55,6 +57,8 @@ try {
     const status: number | null = error.status;
     const description: string | null = error.errorDescription;
     const id: string | null = error.requestId;
+  } else if (error instanceof MissingCredentialError) {
+    const missing: string = error.message;
   } else if (error instanceof DBauditError) {
     const message: string = error.message;
   }
@@ -71,3 +75,5 @@ await client.reports.delete('r');
 const wrong: ApiKeyRecord[] = await client.apiKeys.list();
 // @ts-expect-error unknown option
 new DBaudit({ apikey: 'k' });
+// @ts-expect-error logout takes request options, not a body
+await user.auth.logout({ refresh_token: 'r' });
