@@ -300,29 +300,58 @@ console.log(JSON.stringify({ created: created.map((k) => k.id), keysShown: creat
     assert set(result["listed"]) == set(result["created"]) | {admin["id"]} and len(result["listed"]) == 6
 
 
-def test_user_session_through_the_gateway_refreshes_once_for_ten_calls(installed, make_gateway, upstream, redis_server, tmp_path):
+def test_user_session_through_the_gateway(installed, make_gateway, upstream, redis_server, tmp_path):
+    """A client with e-mail and password: one login; ten concurrent calls after the SDK's
+    clock passed the token's expiry make one refresh; a 401 (the access token revoked at the
+    gateway) makes one refresh and the call is repeated once; auth.logout ends the session."""
     signing_key_file = tmp_path / "signing-key.pem"
     signing_key_file.write_bytes(SigningKey("RS256", kid="gw-rs256").private_pem())
     tail = jwt_session_tail(redis_server.port, write_pepper(tmp_path / "session-pepper"), signing_key_file)
     gateway = make_gateway(upstream.url, routes=ROUTES, tail=tail)
     password = "password-at-least-12"
     add_user(gateway, "ana@example.com", ["read:databases"], password=password)
-    # The SDK's clock jumps past the token's lifetime: it must refresh once, not ten times.
     result = node_json(installed, "session.mjs", """
 import { DBaudit } from '@dbaudit/sdk';
 let now = Date.now();
 const attempts = [];
+let lastBearer = null;
 const client = new DBaudit({
   email: 'ana@example.com', password: process.env.SDK_PASSWORD, clock: () => now,
-  fetch: (url, init) => { attempts.push(new URL(url).pathname); return fetch(url, init); },
+  fetch: async (url, init) => {
+    if (init.headers.authorization?.startsWith('Bearer ')) lastBearer = init.headers.authorization;
+    const response = await fetch(url, init);
+    attempts.push(`${response.status} ${new URL(url).pathname}`);
+    return response;
+  },
 });
 const first = await client.databases.list();
 now += 2 * 3600 * 1000;
 const ten = await Promise.all(Array.from({ length: 10 }, () => client.databases.list()));
-const count = (path) => attempts.filter((p) => p === path).length;
-console.log(JSON.stringify({ logins: count('/v1/auth/login'), refreshes: count('/v1/auth/refresh'),
-                             calls: count('/v1/databases'), ok: ten.every((r) => r.method === 'GET') && first.method === 'GET' }));
-""", env={"DBAUDIT_BASE_URL": gateway.url, "SDK_PASSWORD": password, "DBAUDIT_API_KEY": None})
-    assert result == {"logins": 1, "refreshes": 1, "calls": 11, "ok": True}
-    subjects = {tuple(header(r, "X-DBAudit-Credential")) for r in upstream.requests() if r["path"] == "/v1/databases"}
-    assert subjects == {("jwt",)}
+const count = (path) => attempts.filter((a) => a.endsWith(' ' + path)).length;
+const counts = { logins: count('/v1/auth/login'), refreshes: count('/v1/auth/refresh'), calls: count('/v1/databases') };
+
+// Revoke the access token the SDK holds (a logout with it alone keeps the refresh token),
+// then call until the gateway refuses it: that call must refresh once and be repeated once.
+const logout = await fetch(`${client.baseURL}/v1/auth/logout`, { method: 'POST', headers: { authorization: lastBearer } });
+if (logout.status !== 200) throw new Error(`logout: ${logout.status}`);
+let afterRevoke = null;
+const deadline = Date.now() + 5000 * Number(process.env.SCALE);
+while (afterRevoke === null && Date.now() < deadline) {
+  const before = attempts.length;
+  await client.databases.list();
+  const seen = attempts.slice(before);
+  if (seen.some((a) => a.startsWith('401'))) afterRevoke = seen;
+  else await new Promise((resolve) => setTimeout(resolve, 20));
+}
+// The SDK's own logout ends the session; built with a password, the client logs in again.
+const loggedOut = await client.auth.logout();
+const afterLogout = attempts.length;
+await client.databases.list();
+console.log(JSON.stringify({ ...counts, ok: ten.every((r) => r.method === 'GET') && first.method === 'GET', afterRevoke,
+                             loggedOut: loggedOut.logged_out, afterLogout: attempts.slice(afterLogout) }));
+""", env={"DBAUDIT_BASE_URL": gateway.url, "SDK_PASSWORD": password, "DBAUDIT_API_KEY": None, "SCALE": str(scaled(1))})
+    assert result == {"logins": 1, "refreshes": 1, "calls": 11, "ok": True,
+                      "afterRevoke": ["401 /v1/databases", "200 /v1/auth/refresh", "200 /v1/databases"],
+                      "loggedOut": True, "afterLogout": ["200 /v1/auth/login", "200 /v1/databases"]}, result
+    kinds = {tuple(header(r, "X-DBAudit-Credential")) for r in upstream.requests() if r["path"] == "/v1/databases"}
+    assert kinds == {("jwt",)}

@@ -221,7 +221,8 @@ class DBaudit {
     const headers = {};
     if (session?.refreshToken) body.refresh_token = session.refreshToken;
     if (session?.accessToken) headers.authorization = `Bearer ${session.accessToken}`;
-    const answer = await this.#request({ method: 'POST', path: '/v1/auth/logout', body, headers, auth: false }, options);
+    // The gateway takes {"refresh_token"} or no body at all (not an empty object).
+    const answer = await this.#request({ method: 'POST', path: '/v1/auth/logout', body: body.refresh_token ? body : undefined, headers, auth: false }, options);
     session?.end();
     return answer;
   }

@@ -45,6 +45,13 @@ test("the gateway's API-key endpoints", async () => {
   assert.deepEqual(await client.apiKeys.revoke('key_1'), { method: 'DELETE', url: '/v1/api-keys/key_1', body: '' });
 });
 
+test('auth.logout without a session sends no body (the gateway refuses an empty object)', async () => {
+  assert.deepEqual(await client.auth.logout(), { method: 'POST', url: '/v1/auth/logout', body: '' });
+  const sent = server.requests.at(-1);
+  assert.equal(sent.headers['content-type'], undefined);
+  assert.equal(sent.headers.authorization, undefined);
+});
+
 test('apiKeys.list iterates every page with for await, passing next_cursor back', async () => {
   const before = server.count('/v1/api-keys');
   const seen = [];
