@@ -1,6 +1,7 @@
 import ArgumentParser
 import GatewayAuth
 import GatewayConfig
+import GatewayCore
 import GatewayServer
 import Logging
 import ServiceLifecycle
@@ -16,6 +17,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dbaudit-gateway",
         abstract: "Authentication gateway in front of the DB Audit API.",
+        version: GatewayVersion.current,
         subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Demo.self],
         defaultSubcommand: nil
     )

@@ -9,8 +9,8 @@ extension GatewayCommand {
     /// `users add|disable`: people who log in at `/v1/auth/login`, in the Redis store.
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add and disable users (password read from standard input).",
-            subcommands: [Add.self, Disable.self, Enable.self]
+            abstract: "Add, list, disable and enable users (a new user's password is read from standard input).",
+            subcommands: [Add.self, List.self, Disable.self, Enable.self]
         )
 
         struct Options: ParsableArguments {
@@ -69,6 +69,51 @@ extension GatewayCommand {
                 json += ",\"email\":"
                 JSONText.appendQuoted(user.email, to: &json)
                 json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]}"
+                return json
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "List every user: id, e-mail, scopes, enabled or disabled, created (never a password hash).")
+
+            @OptionGroup var options: Options
+            @Flag(name: .long, help: "Print a JSON array.") var json = false
+
+            func run() async throws {
+                let management = try self.options.management()
+                let users: [UserRecord]
+                let unreadable: Int
+                do {
+                    (users, unreadable) = try await management.list()
+                    await management.shutdown()
+                } catch {
+                    await management.shutdown()
+                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+                    throw ExitCode(1)
+                }
+                if self.json {
+                    print("[" + users.map(Self.json).joined(separator: ",") + "]")
+                } else if users.isEmpty {
+                    print("No users. Add one with: dbaudit-gateway users add --config PATH --email ADDRESS --scopes a,b")
+                } else {
+                    for user in users {
+                        let created = Date(timeIntervalSince1970: TimeInterval(user.createdAt)).ISO8601Format()
+                        print("\(user.id)  \(user.email)  \(user.disabled ? "disabled" : "enabled")  created \(created)  scopes \(user.scopes.joined(separator: " "))")
+                    }
+                }
+                if unreadable > 0 {
+                    FileHandleOutput.standardError("dbaudit-gateway: \(unreadable) user record(s) could not be read and were skipped\n")
+                }
+            }
+
+            static func json(_ user: UserRecord) -> String {
+                var json = "{\"id\":"
+                JSONText.appendQuoted(user.id, to: &json)
+                json += ",\"email\":"
+                JSONText.appendQuoted(user.email, to: &json)
+                json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
+                json += ",\"disabled\":\(user.disabled),\"created_at\":\(user.createdAt)}"
                 return json
             }
         }
