@@ -48,6 +48,10 @@ extension GatewayCommand {
             )
             do {
                 try await group.run()
+            } catch let error as ListenError {
+                logger.critical("cannot start", metadata: ["error": "\(error.description)"])
+                FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
+                throw ExitCode(1)
             } catch {
                 logger.critical("gateway stopped on an error", metadata: ["error": "\(String(describing: error))"])
                 throw ExitCode(1)
