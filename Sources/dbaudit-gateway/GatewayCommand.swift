@@ -112,6 +112,18 @@ func loadConfigurationOrExit(_ path: String) throws -> GatewayConfiguration {
     }
 }
 
+/// What `make` builds from the configuration at `path` (the `keys`, `users` and `clients`
+/// commands' store access), or the problem on stderr and exit code 1.
+func managementOrExit<Management>(_ path: String, _ make: (GatewayConfiguration) throws -> Management) throws -> Management {
+    let configuration = try loadConfigurationOrExit(path)
+    do {
+        return try make(configuration)
+    } catch {
+        FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+        throw ExitCode(1)
+    }
+}
+
 /// Small stderr writer (print goes to stdout).
 enum FileHandleOutput {
     static func standardError(_ text: String) {

@@ -19,13 +19,7 @@ extension GatewayCommand {
             var config: String
 
             func management() throws -> KeyManagement {
-                let configuration = try loadConfigurationOrExit(self.config)
-                do {
-                    return try KeyManagement(configuration: configuration)
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
-                    throw ExitCode(1)
-                }
+                try managementOrExit(self.config, KeyManagement.init(configuration:))
             }
         }
 

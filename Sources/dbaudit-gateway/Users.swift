@@ -18,13 +18,7 @@ extension GatewayCommand {
             var config: String
 
             func management() throws -> UserManagement {
-                let configuration = try loadConfigurationOrExit(self.config)
-                do {
-                    return try UserManagement(configuration: configuration)
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
-                    throw ExitCode(1)
-                }
+                try managementOrExit(self.config, UserManagement.init(configuration:))
             }
         }
 
@@ -50,7 +44,7 @@ extension GatewayCommand {
                         email: self.email, scopes: scopes, password: line, now: Int64(Date().timeIntervalSince1970))
                     await management.shutdown()
                     if self.json {
-                        print(Self.json(user))
+                        print(Users.json(user, full: false))
                     } else {
                         print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
                     }
@@ -59,17 +53,6 @@ extension GatewayCommand {
                     FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
                     throw ExitCode(1)
                 }
-            }
-
-            /// Every value goes through the JSON writer: the output is parsed by scripts, and
-            /// no input may add members to it.
-            static func json(_ user: UserRecord) -> String {
-                var json = "{\"id\":"
-                JSONText.appendQuoted(user.id, to: &json)
-                json += ",\"email\":"
-                JSONText.appendQuoted(user.email, to: &json)
-                json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]}"
-                return json
             }
         }
 
@@ -93,7 +76,7 @@ extension GatewayCommand {
                     throw ExitCode(1)
                 }
                 if self.json {
-                    print("[" + users.map(Self.json).joined(separator: ",") + "]")
+                    print("[" + users.map { Users.json($0, full: true) }.joined(separator: ",") + "]")
                 } else if users.isEmpty {
                     print("No users. Add one with: dbaudit-gateway users add --config PATH --email ADDRESS --scopes a,b")
                 } else {
@@ -107,15 +90,6 @@ extension GatewayCommand {
                 }
             }
 
-            static func json(_ user: UserRecord) -> String {
-                var json = "{\"id\":"
-                JSONText.appendQuoted(user.id, to: &json)
-                json += ",\"email\":"
-                JSONText.appendQuoted(user.email, to: &json)
-                json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
-                json += ",\"disabled\":\(user.disabled),\"created_at\":\(user.createdAt)}"
-                return json
-            }
         }
 
         struct Disable: AsyncParsableCommand {
@@ -135,6 +109,21 @@ extension GatewayCommand {
             @Option(name: .long, help: "Login e-mail address.") var email: String
 
             func run() async throws { try await Users.set(self.options, email: self.email, disabled: false) }
+        }
+
+        /// A user as JSON for scripts: id, e-mail, scopes, and with `full` its state and
+        /// creation time. Every value goes through the JSON writer, so no input adds members;
+        /// the password hash is never written.
+        static func json(_ user: UserRecord, full: Bool) -> String {
+            var json = "{\"id\":"
+            JSONText.appendQuoted(user.id, to: &json)
+            json += ",\"email\":"
+            JSONText.appendQuoted(user.email, to: &json)
+            json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
+            if full {
+                json += ",\"disabled\":\(user.disabled),\"created_at\":\(user.createdAt)"
+            }
+            return json + "}"
         }
 
         static func set(_ options: Options, email: String, disabled: Bool) async throws {
