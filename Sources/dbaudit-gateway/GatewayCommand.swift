@@ -124,6 +124,30 @@ func managementOrExit<Management>(_ path: String, _ make: (GatewayConfiguration)
     }
 }
 
+/// A management command's connection to the store, closed once its work is done.
+protocol ManagementSession: Sendable {
+    func shutdown() async
+}
+
+extension KeyManagement: ManagementSession {}
+extension UserManagement: ManagementSession {}
+
+/// `operation` on `management`, whose connection is closed whatever happens; a failure is
+/// written to stderr and becomes exit code 1.
+func performOrExit<Management: ManagementSession, Result>(
+    _ management: Management, _ operation: (Management) async throws -> Result
+) async throws -> Result {
+    do {
+        let result = try await operation(management)
+        await management.shutdown()
+        return result
+    } catch {
+        await management.shutdown()
+        FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+        throw ExitCode(1)
+    }
+}
+
 /// Small stderr writer (print goes to stdout).
 enum FileHandleOutput {
     static func standardError(_ text: String) {

@@ -39,19 +39,14 @@ extension GatewayCommand {
                 }
                 let management = try self.options.management()
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                do {
-                    let user = try await management.add(
+                let user = try await performOrExit(management) { management in
+                    try await management.add(
                         email: self.email, scopes: scopes, password: line, now: Int64(Date().timeIntervalSince1970))
-                    await management.shutdown()
-                    if self.json {
-                        print(Users.json(user, full: false))
-                    } else {
-                        print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
-                    }
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
+                }
+                if self.json {
+                    print(Users.json(user, full: false))
+                } else {
+                    print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
                 }
             }
         }
@@ -64,17 +59,7 @@ extension GatewayCommand {
             @Flag(name: .long, help: "Print a JSON array.") var json = false
 
             func run() async throws {
-                let management = try self.options.management()
-                let users: [UserRecord]
-                let unreadable: Int
-                do {
-                    (users, unreadable) = try await management.list()
-                    await management.shutdown()
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
-                }
+                let (users, unreadable) = try await performOrExit(self.options.management()) { try await $0.list() }
                 if self.json {
                     print("[" + users.map { Users.json($0, full: true) }.joined(separator: ",") + "]")
                 } else if users.isEmpty {
@@ -127,18 +112,12 @@ extension GatewayCommand {
         }
 
         static func set(_ options: Options, email: String, disabled: Bool) async throws {
-            let management = try options.management()
-            do {
-                let (user, revoked) = try await management.setDisabled(email: email, disabled: disabled)
-                await management.shutdown()
-                print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
-                if disabled {
-                    print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
-                }
-            } catch {
-                await management.shutdown()
-                FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                throw ExitCode(1)
+            let (user, revoked) = try await performOrExit(options.management()) {
+                try await $0.setDisabled(email: email, disabled: disabled)
+            }
+            print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
+            if disabled {
+                print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
             }
         }
     }
