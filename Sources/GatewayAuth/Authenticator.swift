@@ -59,12 +59,7 @@ package final class Authenticator {
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
-        self.cache = CredentialCache(
-            positiveTTL: cache.positiveTTL.timeAmount,
-            negativeTTL: cache.negativeTTL.timeAmount,
-            staleGrace: cache.staleGrace.timeAmount,
-            maxEntries: cache.maxEntries
-        )
+        self.cache = CredentialCache(cache)
         self.routes = routes
         self.logger = logger
         self.now = now
@@ -76,12 +71,7 @@ package final class Authenticator {
     /// pepper and the store cannot change without a restart, so every cached hash still
     /// names the same key.
     package func apply(cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, logger: Logger) {
-        self.cache.reconfigure(
-            positiveTTL: settings.positiveTTL.timeAmount,
-            negativeTTL: settings.negativeTTL.timeAmount,
-            staleGrace: settings.staleGrace.timeAmount,
-            maxEntries: settings.maxEntries
-        )
+        self.cache.reconfigure(settings)
         self.routes = routes
         self.jwt = jwt
         self.logger = logger
