@@ -4,6 +4,8 @@
 /** Any JSON value the DB Audit API sends or accepts. */
 export type JSONValue = string | number | boolean | null | JSONValue[] | { [key: string]: JSONValue };
 export type JSONObject = { [key: string]: JSONValue };
+/** A request body: any object or array that JSON.stringify can write (interfaces included). */
+export type RequestBody = object;
 
 /** A result with the `X-Request-Id` of its response (a non-enumerable property). */
 export type WithRequestId<T> = T & { readonly requestId: string | null };
@@ -68,8 +70,8 @@ export interface RequestOptions {
 export interface CrudResource {
   list(query?: Query, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
   get(id: string | number, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
-  create(body: JSONValue, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
-  update(id: string | number, body: JSONValue, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
+  create(body: RequestBody, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
+  update(id: string | number, body: RequestBody, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
   delete(id: string | number, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
 }
 
@@ -79,7 +81,7 @@ export interface LogsResource {
 }
 
 export interface ReportsResource extends LogsResource {
-  create(body: JSONValue, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
+  create(body: RequestBody, options?: RequestOptions): Promise<WithRequestId<JSONValue>>;
 }
 
 /** An API-key record (`docs/endpoints.md`); it never contains the key. */

@@ -16,6 +16,9 @@ const databases = await client.databases.list();
 const requestId: string | null = databases.requestId;
 const one: JSONValue = await client.databases.get('db_1', { timeout: 1_000, maxRetries: 0 });
 await client.policies.create({ name: 'p' }, { idempotencyKey: true });
+interface PolicyInput { name: string; rules: string[] }
+const policy: PolicyInput = { name: 'p', rules: ['r'] };
+await client.policies.create(policy);
 await client.alerts.update('a', { acknowledged: true });
 await client.alerts.delete(7);
 await client.logs.list({ limit: 10, since: null });
@@ -77,3 +80,5 @@ const wrong: ApiKeyRecord[] = await client.apiKeys.list();
 new DBaudit({ apikey: 'k' });
 // @ts-expect-error logout takes request options, not a body
 await user.auth.logout({ refresh_token: 'r' });
+// @ts-expect-error a body is an object or an array
+await client.databases.create('text');
