@@ -143,12 +143,21 @@ console.log(JSON.stringify({{ names: {names}, client: typeof client.databases.li
     assert cjs["client"] == "function"
 
 
+def test_every_js_block_of_the_readme_is_a_snippet_run_here():
+    text = README.read_text()
+    blocks = re.findall(r"(<!-- snippet: ([a-z-]+) -->\n)?```js\n", text)
+    assert blocks and all(marker for marker, _ in blocks), "a js block without a snippet marker"
+    source = Path(__file__).read_text()
+    for _, name in blocks:
+        assert re.search(rf'snippets(\(\))?\["{name}"\]', source), f"snippet {name} is not run by this file"
+
+
 def test_readme_snippets_are_the_documentations():
     snippets = readme_snippets()
-    assert set(snippets) == {"explicit-key", "environment"}
     documented = [line.strip() for line in DOCUMENTED_NODE_BLOCK.splitlines()]
     used = set()
-    for name, code in snippets.items():
+    for name in ("explicit-key", "environment"):
+        code = snippets[name]
         lines = [line.strip() for line in code.splitlines() if line.strip()]
         positions = [documented.index(line) for line in lines]
         assert positions == sorted(positions), f"{name}: lines out of the documentation's order"
@@ -250,6 +259,12 @@ def test_401_and_403_through_the_gateway(installed, sdk_gateway, upstream):
     assert denied["requestId"] and denied["attempts"] == ["POST /v1/policies"]
     assert not [r for r in upstream.requests() if r["path"].startswith("/v1/policies")]
 
+    # The README's error-handling snippet, verbatim.
+    result = run_node(installed, "errors.mjs", readme_snippets()["errors"],
+                      env={"DBAUDIT_BASE_URL": sdk_gateway.url, "DBAUDIT_API_KEY": reader["key"]})
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"missing scope write:policies \(request [0-9A-Za-z._:@+=-]+\)\n", result.stdout), result.stdout
+
 
 def test_429_retry_after_is_honoured_through_the_gateway(installed, sdk_gateway, upstream):
     key = create_key(sdk_gateway, ["read:logs"], name="logs")
@@ -298,6 +313,12 @@ console.log(JSON.stringify({ created: created.map((k) => k.id), keysShown: creat
     assert result["keysShown"] and result["revoked"] is True and result["requestId"]
     assert result["pages"] == [2, 2, 2]
     assert set(result["listed"]) == set(result["created"]) | {admin["id"]} and len(result["listed"]) == 6
+
+    # The README's paging snippet, verbatim: every key (an admin also sees revoked ones).
+    printed = run_node(installed, "api-keys.mjs", readme_snippets()["api-keys"],
+                       env={"DBAUDIT_BASE_URL": sdk_gateway.url, "DBAUDIT_API_KEY": admin["key"]})
+    assert printed.returncode == 0, printed.stderr
+    assert {line.split(" ")[0] for line in printed.stdout.splitlines()} == set(result["listed"])
 
 
 def test_user_session_through_the_gateway(installed, make_gateway, upstream, redis_server, tmp_path):
@@ -356,8 +377,18 @@ console.log(JSON.stringify({ ...counts, ok: ten.every((r) => r.method === 'GET')
     kinds = {tuple(header(r, "X-DBAudit-Credential")) for r in upstream.requests() if r["path"] == "/v1/databases"}
     assert kinds == {("jwt",)}
 
+    # The README's session snippet, verbatim, for the user it names.
+    add_user(gateway, "user@example.com", ["read:databases"], password="password-at-least-12")
+    before = len(upstream.requests())
+    result = run_node(installed, "session-snippet.mjs", readme_snippets()["session"],
+                      env={"DBAUDIT_BASE_URL": gateway.url, "DBAUDIT_API_KEY": None})
+    assert result.returncode == 0, result.stderr
+    [call] = [r for r in upstream.requests()[before:] if r["path"] == "/v1/databases"]
+    assert header(call, "X-DBAudit-Credential") == ["jwt"]
+
 
 OAUTH_CLIENT_SECRET = "sdk-node-client-secret-0123456789abcdefXYZ"
+NIGHTLY_EXPORT_SECRET = "nightly-export-secret-0123456789abcdefXYZ"
 
 
 def test_oauth_client_credentials_through_the_gateway(installed, make_gateway, upstream, redis_server, tmp_path):
@@ -368,6 +399,8 @@ def test_oauth_client_credentials_through_the_gateway(installed, make_gateway, u
     signing_key_file.write_bytes(SigningKey("RS256", kid="gw-rs256").private_pem())
     secret_file = tmp_path / "client-secret"
     secret_file.write_text(OAUTH_CLIENT_SECRET + "\n")
+    nightly_secret_file = tmp_path / "nightly-export-secret"
+    nightly_secret_file.write_text(NIGHTLY_EXPORT_SECRET + "\n")
     tail = jwt_session_tail(redis_server.port, write_pepper(tmp_path / "oauth-pepper"), signing_key_file) + f"""
 [oauth]
 
@@ -376,6 +409,12 @@ id = "sdk-node"
 grant_types = ["client_credentials"]
 scopes = ["read:databases", "read:logs"]
 secret_file = "{secret_file}"
+
+[[oauth.clients]]
+id = "nightly-export"
+grant_types = ["client_credentials"]
+scopes = ["read:logs"]
+secret_file = "{nightly_secret_file}"
 """
     probe_config = tmp_path / "oauth-probe.conf"
     probe_config.write_text(f"[upstream]\nurl = \"{upstream.url}\"\n{tail}")
@@ -404,3 +443,13 @@ console.log(JSON.stringify({ tokens: count('200 /oauth/token'), calls: count('20
                              subjects: [...new Set([...first, ...second].map((r) => r.headers.find(([k]) => k.toLowerCase() === 'x-dbaudit-subject')?.[1]))] }));
 """, env={"DBAUDIT_BASE_URL": gateway.url, "SDK_CLIENT_SECRET": OAUTH_CLIENT_SECRET, "DBAUDIT_API_KEY": None})
     assert result == {"tokens": 2, "calls": 20, "other": [], "subjects": ["client:sdk-node"]}, result
+
+    # The README's OAuth snippet, with the real secret in place of its placeholder.
+    code = readme_snippets()["oauth"]
+    assert code.count("YOUR_CLIENT_SECRET") == 1
+    before = len(upstream.requests())
+    ran = run_node(installed, "oauth-snippet.mjs", code.replace("YOUR_CLIENT_SECRET", NIGHTLY_EXPORT_SECRET),
+                   env={"DBAUDIT_BASE_URL": gateway.url, "DBAUDIT_API_KEY": None})
+    assert ran.returncode == 0, ran.stderr
+    [call] = [r for r in upstream.requests()[before:] if r["path"] == "/v1/logs"]
+    assert header(call, "X-DBAudit-Subject") == ["client:nightly-export"]
