@@ -277,7 +277,10 @@ def test_429_retry_after_is_honoured_through_the_gateway(installed, sdk_gateway,
     assert all(delay == 1000 for delay in second["delays"])
     assert third["name"] == "RateLimitError" and third["status"] == 429 and third["retryAfter"] == 1
     assert third["error"] == "rate_limited" and third["requestId"] and len(third["attempts"]) == 1
-    assert len([r for r in upstream.requests() if r["path"] == "/v1/logs"]) == 2
+    logs = [r for r in upstream.requests() if r["path"] == "/v1/logs"]
+    assert len(logs) == 2
+    # A result's requestId is the gateway's X-Request-Id, the one the upstream saw.
+    assert [first["requestId"], second["requestId"]] == [header(r, "X-Request-Id")[0] for r in logs]
 
 
 def test_503_with_redis_stopped_is_retried_then_surfaced(installed, sdk_gateway, upstream, redis_server):
