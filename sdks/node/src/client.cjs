@@ -121,7 +121,7 @@ class DBaudit {
     this.logs = new Logs(request, '/v1/logs');
     this.reports = new Reports(request, '/v1/reports');
     this.apiKeys = new ApiKeys(request);
-    this.auth = new Auth(request, {
+    this.auth = new Auth({
       login: (credentials, requestOptions) => this.#startSession(credentials, requestOptions),
       refresh: (body, requestOptions) => this.#refreshExplicitly(body, requestOptions),
       logout: (requestOptions) => this.#endSession(requestOptions),

@@ -83,7 +83,7 @@ class ApiKeys {
  */
 class Auth {
   #handlers;
-  constructor(_request, handlers) {
+  constructor(handlers) {
     this.#handlers = handlers;
   }
   login(credentials, options) {
