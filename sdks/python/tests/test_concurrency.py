@@ -4,7 +4,7 @@ exactly one token fetch or refresh (the token lock makes the others wait and reu
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -32,7 +32,7 @@ class SlowStub:
         return response
 
 
-def tokens(prefix: str, expires_in: int = 600) -> Any:
+def tokens(prefix: str, expires_in: int = 600) -> Callable[[int], httpx.Response]:
     return lambda n: ok({"access_token": f"{prefix}-{n}", "refresh_token": f"ref-{n}",
                          "token_type": "Bearer", "expires_in": expires_in})
 
