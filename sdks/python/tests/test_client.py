@@ -230,7 +230,8 @@ def test_post_not_retried_after_ambiguous_502(make_client: MakeClient, stub: Stu
 def test_unsafe_methods_not_retried_on_upstream_errors(make_client: MakeClient, stub: Stub, method: str) -> None:
     path = "/v1/alerts" if method == "POST" else "/v1/alerts/a1"
     # An upstream's own 503/429 (no gateway request id in the body): the API saw the request.
-    stub.on(method, path, httpx.Response(503, json={"error": "auth_unavailable"}, headers={"X-Request-Id": "r"}))
+    stub.on(method, path, httpx.Response(503, json={"error": "auth_unavailable"}, headers={"X-Request-Id": "r"}),
+            gateway_error(502, "upstream_error"), gateway_error(429, "busy"), gateway_error(503, "rate_limited"))
     client = make_client(api_key=KEY)
     calls: dict[str, Callable[[], Any]] = {
         "POST": lambda: client.alerts.create({}), "PATCH": lambda: client.alerts.update("a1", {}),
@@ -238,7 +239,11 @@ def test_unsafe_methods_not_retried_on_upstream_errors(make_client: MakeClient, 
     call = calls[method]
     with pytest.raises(dbaudit.ServiceUnavailableError):
         call()
-    assert stub.count(method, path) == 1
+    # Nor on an ambiguous 502, nor on a gateway code under the wrong status.
+    for _ in range(3):
+        with pytest.raises(dbaudit.APIError):
+            call()
+    assert stub.count(method, path) == 4
 
 
 @pytest.mark.parametrize("status,code", [(429, "rate_limited"), (503, "auth_unavailable"),
@@ -275,17 +280,30 @@ def test_client_wide_idempotency_keys(make_client: MakeClient, stub: Stub) -> No
 
 
 def test_connection_failures(make_client: MakeClient, stub: Stub) -> None:
-    # Never connected: safe to repeat even a POST. Failed after sending: only a GET.
+    # A transport failure proves nothing about what the API got: only a call that may be
+    # repeated (a GET, or one with an idempotency key) is retried.
     stub.on("POST", "/v1/alerts", httpx.ConnectError("refused"), ok({"id": "a"}))
-    stub.on("PATCH", "/v1/alerts/a", httpx.ReadError("reset"), ok({}))
-    stub.on("GET", "/v1/alerts", httpx.ReadError("reset"), httpx.ReadTimeout("slow"), ok({"alerts": []}))
+    stub.on("PATCH", "/v1/alerts/a", httpx.ReadError("reset"), httpx.ReadTimeout("slow"), ok({"id": "a"}))
+    stub.on("GET", "/v1/alerts", httpx.ReadError("reset"), httpx.ConnectError("refused"), ok({"alerts": []}))
     client = make_client(api_key=KEY)
-    assert client.alerts.create({})["id"] == "a"
     with pytest.raises(dbaudit.APIConnectionError):
-        client.alerts.update("a", {})
-    assert stub.count("PATCH", "/v1/alerts/a") == 1
+        client.alerts.create({})
+    assert stub.count("POST", "/v1/alerts") == 1
+    assert client.alerts.update("a", {}, idempotency_key=True) == {"id": "a"}
+    assert stub.count("PATCH", "/v1/alerts/a") == 3
     assert client.alerts.list() == {"alerts": []}
     assert stub.count("GET", "/v1/alerts") == 3
+
+
+def test_token_request_is_repeatable_but_login_is_not(make_client: MakeClient, stub: Stub) -> None:
+    stub.on("POST", "/oauth/token", gateway_error(502, "upstream_error"), token("tok-1"))
+    stub.on("POST", "/v1/auth/login", gateway_error(502, "upstream_error"), token("acc-1", 3600, "ref-1"))
+    stub.on("GET", "/v1/logs", ok())
+    make_client(client_id="c", client_secret="s").logs.list()
+    assert stub.count("POST", "/oauth/token") == 2
+    with pytest.raises(dbaudit.APIError):
+        make_client(email="u@example.com", password="password-at-least-12").logs.list()
+    assert stub.count("POST", "/v1/auth/login") == 1
 
 
 def test_max_retries_per_client_and_per_request(make_client: MakeClient, stub: Stub) -> None:
@@ -379,6 +397,19 @@ def test_login_session_refreshed_before_expiry(make_client: MakeClient, stub: St
     assert stub.count("POST", "/v1/auth/login") == 1 and stub.count("POST", "/v1/auth/refresh") == 1
     assert json.loads(stub.of("POST", "/v1/auth/refresh")[0].content) == {"refresh_token": "ref-1"}
     assert stub.of("GET", "/v1/databases")[-1].headers["authorization"] == "Bearer acc-2"
+
+
+def test_short_lifetime_renewed_at_half_of_it(make_client: MakeClient, stub: Stub, clock: FakeClock) -> None:
+    stub.on("POST", "/oauth/token", token("tok-1", 40), token("tok-2", 40))
+    stub.on("GET", "/v1/logs", ok())
+    client = make_client(client_id="c", client_secret="s")
+    client.logs.list()
+    clock.now += 19
+    client.logs.list()
+    assert stub.count("POST", "/oauth/token") == 1
+    clock.now += 1
+    client.logs.list()
+    assert stub.count("POST", "/oauth/token") == 2
 
 
 def test_login_session_refreshed_once_after_401_and_call_repeated(make_client: MakeClient, stub: Stub) -> None:

@@ -20,10 +20,10 @@ import httpx
 
 from ._errors import APIConnectionError, APIError, APITimeoutError, MissingCredentialError
 from ._results import APIList, APIObject
-from ._retry import RetryPolicy, TransportFailure, may_repeat, should_retry_status, should_retry_transport
+from ._retry import RetryPolicy, may_repeat, should_retry_status, should_retry_transport
 from ._secret import Secret, redact
 from ._version import __version__
-from ._wire import error_for, json_body, never_forwarded, request_id, result, retry_after_seconds
+from ._wire import error_for, never_forwarded, request_id, result, retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.dbaudit.ai"
 DEFAULT_TIMEOUT = 60.0
@@ -64,7 +64,6 @@ class Send:
 class Failed:
     """Outcome of a Send that got no HTTP answer."""
 
-    failure: TransportFailure
     error: APIConnectionError
 
 
@@ -89,14 +88,11 @@ Flow = Generator[Action, Any, T]
 
 
 def transport_failure(exc: httpx.TransportError, method: str, path: str, secrets: list[Secret | None]) -> Failed:
-    """Maps an httpx transport exception to the SDK's error and whether the request could
-    have been sent."""
-    never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-    failure = TransportFailure.CONNECT if never_sent else TransportFailure.SENT
+    """Maps an httpx transport exception to the SDK's error."""
     detail = redact(str(exc) or type(exc).__name__, secrets)
     if isinstance(exc, httpx.TimeoutException):
-        return Failed(failure, APITimeoutError(f"{method} {path}: timed out ({type(exc).__name__}: {detail})"))
-    return Failed(failure, APIConnectionError(f"{method} {path}: connection failed ({type(exc).__name__}: {detail})"))
+        return Failed(APITimeoutError(f"{method} {path}: timed out ({type(exc).__name__}: {detail})"))
+    return Failed(APIConnectionError(f"{method} {path}: connection failed ({type(exc).__name__}: {detail})"))
 
 
 @dataclass
@@ -115,8 +111,8 @@ class _Tokens:
         if self.expires_at is None or self.lifetime is None:
             return True
         # Renew shortly before expiry so a request never leaves with a token that dies
-        # on the way: 30 s, or a quarter of a short lifetime.
-        margin = min(30.0, self.lifetime / 4.0)
+        # on the way: 30 s, or half of a short lifetime.
+        margin = min(30.0, self.lifetime / 2.0)
         return now < self.expires_at - margin
 
 
@@ -216,6 +212,7 @@ class ClientCore:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
+        repeatable: bool = False,
         options: RequestOptions | None = None,
     ) -> Flow[httpx.Response]:
         """One API call with its retries and at most one credential renewal after a 401.
@@ -232,7 +229,8 @@ class ClientCore:
             # Generated once per call and sent with every attempt, so the API can tell a
             # retry from a new request.
             base_headers["Idempotency-Key"] = idempotency_key
-        has_key = idempotency_key is not None
+        # `repeatable`: a POST that has no effect to repeat (an OAuth token request).
+        has_key = idempotency_key is not None or repeatable
         retries = 0
         renewed = False
         stale: str | None = None
@@ -245,7 +243,7 @@ class ClientCore:
                 send_headers["Authorization"] = authorization
             outcome = yield Send(method, path, params, json, data, send_headers, timeout)
             if isinstance(outcome, Failed):
-                if retries < max_retries and should_retry_transport(outcome.failure, method, has_key):
+                if retries < max_retries and should_retry_transport(method, has_key):
                     yield self._pause(method, path, retries, None, type(outcome.error).__name__)
                     retries += 1
                     continue
@@ -259,7 +257,7 @@ class ClientCore:
                 and authenticated
                 and self.kind != "api_key"
                 and not renewed
-                and (may_repeat(method, has_key) or _gateway_401(response))
+                and (may_repeat(method, has_key) or never_forwarded(response))
             ):
                 # The token may have been revoked or expired early: renew it once and
                 # repeat the call once.
@@ -329,7 +327,8 @@ class ClientCore:
             raise APIError("the token answer has no access_token")
         refresh = answer.get("refresh_token")
         expires_in = answer.get("expires_in")
-        lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else None
+        # Without expires_in, assume the documented one hour (a 401 renews it earlier).
+        lifetime = float(expires_in) if isinstance(expires_in, (int, float)) and expires_in > 0 else 3600.0
         self.tokens = _Tokens(
             access=Secret(access),
             refresh=Secret(refresh) if isinstance(refresh, str) and refresh else self.tokens.refresh,
@@ -348,7 +347,8 @@ class ClientCore:
             form["scope"] = self.scope
         started = self.clock()
         response = yield from self.request_flow(
-            "POST", "/oauth/token", data=form, headers={"Authorization": f"Basic {basic}"}, authenticated=False
+            "POST", "/oauth/token", data=form, headers={"Authorization": f"Basic {basic}"}, authenticated=False,
+            repeatable=True,
         )
         self._store_tokens(result_object(response), started)
         logger.info("dbaudit: fetched an OAuth access token (request id %s)", request_id(response))
@@ -401,18 +401,6 @@ def result_object(response: httpx.Response) -> APIObject:
     if not isinstance(answer, APIObject):
         raise APIError(f"expected a JSON object from {response.request.url.path}", status=response.status_code)
     return answer
-
-
-def _gateway_401(response: httpx.Response) -> bool:
-    """A 401 the gateway made itself (authentication happens before forwarding)."""
-    body = json_body(response)
-    rid = request_id(response)
-    return (
-        isinstance(body, dict)
-        and rid is not None
-        and body.get("request_id") == rid
-        and body.get("error") in ("invalid_token", "missing_credential")
-    )
 
 
 def path_of(*segments: str) -> str:

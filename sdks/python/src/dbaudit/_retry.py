@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 
@@ -12,22 +11,17 @@ RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 # re-created in between is not a no-op.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT"})
 
-# The gateway's own refusals that are made before anything is forwarded: a request
+# The gateway's own refusals, by status, made before anything is forwarded: a request
 # answered with one of these never reached the API, so even a POST may be sent again.
-GATEWAY_NEVER_FORWARDED = frozenset(
-    {"rate_limited", "too_many_attempts", "auth_unavailable", "rate_limit_unavailable", "busy"}
-)
+GATEWAY_NEVER_FORWARDED: dict[int, frozenset[str]] = {
+    401: frozenset({"invalid_token", "missing_credential"}),
+    429: frozenset({"rate_limited", "too_many_attempts"}),
+    503: frozenset({"auth_unavailable", "rate_limit_unavailable", "busy"}),
+}
 
 # Backoff: the n-th retry (n = 0, 1, ...) waits a random time in
 # [(1 - JITTER) * b, b] with b = min(initial_delay * 2**n, max_delay).
 JITTER = 0.25
-
-
-class TransportFailure(Enum):
-    """How a request failed below HTTP."""
-
-    CONNECT = "connect"  # no connection was made: the request was never sent
-    SENT = "sent"  # the request may have been sent (read error, read/write timeout)
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,7 @@ def should_retry_status(status: int, method: str, has_idempotency_key: bool, nev
     return status in (429, 503) and never_forwarded
 
 
-def should_retry_transport(failure: TransportFailure, method: str, has_idempotency_key: bool) -> bool:
-    """A connection that was never made is always retried; one that may have carried the
-    request only when repeating is harmless."""
-    return failure is TransportFailure.CONNECT or may_repeat(method, has_idempotency_key)
+def should_retry_transport(method: str, has_idempotency_key: bool) -> bool:
+    """A transport failure gives no proof that the API did not get the request, so it is
+    retried only when repeating is harmless."""
+    return may_repeat(method, has_idempotency_key)

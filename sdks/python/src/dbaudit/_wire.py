@@ -78,7 +78,8 @@ def never_forwarded(response: httpx.Response) -> bool:
     if not isinstance(body, dict):
         return False
     rid = request_id(response)
-    return rid is not None and body.get("error") in GATEWAY_NEVER_FORWARDED and body.get("request_id") == rid
+    codes = GATEWAY_NEVER_FORWARDED.get(response.status_code, frozenset())
+    return rid is not None and body.get("error") in codes and body.get("request_id") == rid
 
 
 def result(response: httpx.Response) -> APIObject | APIList:
