@@ -6,6 +6,7 @@ The SDK is imported from sdks/python/src; its own tests are in sdks/python/tests
 import asyncio
 import contextlib
 import io
+import logging
 import re
 import sys
 import time
@@ -212,7 +213,8 @@ def test_503_when_redis_is_down_is_retried_then_surfaced(sdk_gateway, upstream, 
     assert upstream.requests() == []
 
 
-def test_user_session_through_the_gateway(sdk_gateway, upstream):
+def test_user_session_through_the_gateway(sdk_gateway, upstream, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     user = add_user(sdk_gateway, "sdk@example.com", ["read:databases", "read:logs"], PASSWORD)
     clock = [1000.0]
     client = dbaudit.Client(email="sdk@example.com", password=PASSWORD, base_url=sdk_gateway.url,
@@ -235,5 +237,10 @@ def test_user_session_through_the_gateway(sdk_gateway, upstream):
     assert seconds_until_refused(f"{sdk_gateway.url}/v1/databases", second.reveal(), 5) is not None
     assert client.databases.get("db_7")["path"] == "/v1/databases/db_7"
     assert client._core.tokens.access not in (first, second)
+    third = client._core.tokens.access
     assert client.auth.logout()["logged_out"] is True
     client.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "dbaudit" in logged
+    for secret in (PASSWORD, first.reveal(), second.reveal(), third.reveal()):
+        assert secret not in logged and secret not in repr(client)

@@ -104,3 +104,45 @@ def test_ten_calls_refused_with_401_refresh_once() -> None:
     assert stub.counts["/v1/auth/refresh"] == 1
     assert stub.authorizations.count("Bearer acc-1") == 10
     assert stub.authorizations.count("Bearer acc-r-1") == 10
+
+
+def test_ten_threads_with_an_expired_token_fetch_once() -> None:
+    """The sync Client under threads: the same single fetch, through its threading lock."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = FakeClock()
+    counts: dict[str, int] = {}
+    guard = threading.Lock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with guard:
+            counts[request.url.path] = counts.get(request.url.path, 0) + 1
+            n = counts[request.url.path]
+        if request.url.path == "/oauth/token":
+            time.sleep(0.05)  # a slow token endpoint: the other threads pile up behind it
+            return tokens("tok")(n)
+        return ok()
+
+    with dbaudit.Client(base_url="http://api.test", transport=httpx.MockTransport(answer), clock=clock,
+                        sleep=clock.sleep, client_id="c", client_secret="s") as client:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            results = list(pool.map(lambda i: client.databases.get(f"db{i}"), range(10)))
+    assert results == [{}] * 10
+    assert counts["/oauth/token"] == 1
+
+
+def test_context_managers_close_the_connection_pool() -> None:
+    transport = httpx.MockTransport(lambda r: ok())
+    with dbaudit.Client(api_key="k", base_url="http://api.test", transport=transport) as client:
+        client.logs.list()
+        assert not client._http.is_closed
+    assert client._http.is_closed
+
+    async def scenario() -> dbaudit.AsyncClient:
+        async with dbaudit.AsyncClient(api_key="k", base_url="http://api.test", transport=transport) as aclient:
+            await aclient.logs.list()
+            assert not aclient._http.is_closed
+        return aclient
+    assert asyncio.run(scenario())._http.is_closed
