@@ -48,6 +48,12 @@ def test_documented_default_base_url(make_client: MakeClient) -> None:
     assert make_client(api_key=KEY, base_url=None).base_url == "https://api.dbaudit.ai"
 
 
+@pytest.mark.parametrize("url", ["ftp://api.test", "https://user:pw@api.test", "https://api.test/?k=v", "/relative"])
+def test_base_url_that_could_leak_or_mislead_is_refused(make_client: MakeClient, url: str) -> None:
+    with pytest.raises(dbaudit.DBAuditError, match="base URL"):
+        make_client(api_key=KEY, base_url=url)
+
+
 def test_missing_key_names_the_variable(make_client: MakeClient) -> None:
     with pytest.raises(dbaudit.MissingCredentialError, match="DBAUDIT_API_KEY"):
         make_client()

@@ -21,7 +21,6 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._results import APIList, APIObject
-from ._retry import RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestOptions",
-    "RetryPolicy",
     "ServiceUnavailableError",
     "__version__",
 ]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ._errors import APIConnectionError, APIError, APITimeoutError, MissingCredentialError
+from ._errors import APIConnectionError, APIError, APITimeoutError, DBAuditError, MissingCredentialError
 from ._results import APIList, APIObject
 from ._retry import RetryPolicy, may_repeat, should_retry_status, should_retry_transport
 from ._secret import Secret, redact
@@ -116,6 +116,22 @@ class _Tokens:
         return now < self.expires_at - margin
 
 
+def _checked_base_url(value: str) -> str:
+    """The base URL without a trailing slash; refused when it could carry a secret into a
+    repr or log line (user info, a query) or is not plain http(s)."""
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError):
+        raise DBAuditError("the base URL is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise DBAuditError("the base URL must be an http or https URL with a host")
+    if url.userinfo:
+        raise DBAuditError("the base URL must not contain credentials")
+    if url.query or url.fragment:
+        raise DBAuditError("the base URL must not have a query or fragment")
+    return value.rstrip("/")
+
+
 def _secret_arg(value: str | None, name: str) -> Secret | None:
     if value is None:
         return None
@@ -148,7 +164,7 @@ class ClientCore:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
-        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = _checked_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         self.policy = RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after)
         self.timeout = timeout
         self.idempotency_keys = idempotency_keys
