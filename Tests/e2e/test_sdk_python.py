@@ -134,6 +134,29 @@ def test_explicit_key_snippet(sdk_gateway, upstream, monkeypatch):
     assert header(record, "X-DBAudit-Key-Id") == [explicit["id"]]
 
 
+def test_every_python_block_of_the_readme_is_a_snippet_run_here():
+    text = README.read_text()
+    blocks = re.findall(r"(<!-- snippet: ([a-z-]+) -->\n)?```python\n", text)
+    assert [name for _, name in blocks] == ["docs", "explicit-key", "oauth", "session", "async"]
+    source = Path(__file__).read_text()
+    for _, name in blocks:
+        assert f'snippet("{name}")' in source
+
+
+def test_session_snippet(sdk_gateway, upstream, monkeypatch):
+    user = add_user(sdk_gateway, "user@example.com", ["read:databases"], PASSWORD)
+    monkeypatch.setenv("DBAUDIT_BASE_URL", sdk_gateway.url)
+    code = snippet("session")
+    assert f'password="{PASSWORD}"' in code
+    namespace = run_snippet(code)
+    assert namespace["databases"]["path"] == "/v1/databases"
+    (record,) = seen_by_upstream(upstream, "/v1/databases")
+    assert header(record, "X-DBAudit-Subject") == [user["id"]]
+    assert header(record, "X-DBAudit-Credential") == ["jwt"]
+    # logout() ended the session: the client has no token left.
+    assert namespace["client"]._core.tokens.access is None
+
+
 def test_async_snippet_pages_through_api_keys(sdk_gateway, upstream, monkeypatch):
     admin = create_key(sdk_gateway, ["admin"], name="admin")
     names = [f"key {i}" for i in range(3)]
@@ -278,7 +301,7 @@ def test_oauth_client_credentials_through_the_gateway(make_gateway, upstream, re
 [oauth]
 
 [[oauth.clients]]
-id = "machine"
+id = "nightly-export"
 name = "Nightly export"
 grant_types = ["client_credentials"]
 scopes = ["read:logs", "read:databases"]
@@ -292,11 +315,15 @@ secret_file = "{tmp_path / 'machine.secret'}"
         if re.search(r": oauth: unknown key", log):
             pytest.skip("this gateway binary has no [oauth] token endpoint yet (issue 12)")
         raise
+    # The README's snippet, with the real secret in place of its placeholder.
+    from_readme = run_snippet(snippet("oauth").replace("YOUR_CLIENT_SECRET", secret))
+    assert from_readme["logs"]["path"] == "/v1/logs"
+    upstream.reset()
     clock = [1000.0]
     counting = CountingAsync()
 
     async def scenario():
-        async with dbaudit.AsyncClient(client_id="machine", client_secret=secret, scope="read:logs read:databases",
+        async with dbaudit.AsyncClient(client_id="nightly-export", client_secret=secret, scope="read:logs read:databases",
                                        base_url=gateway.url, transport=counting, clock=lambda: clock[0]) as client:
             assert (await client.logs.list())["path"] == "/v1/logs"
             clock[0] += 3600  # the token has expired on the client's clock
@@ -305,4 +332,4 @@ secret_file = "{tmp_path / 'machine.secret'}"
     asyncio.run(scenario())
     assert counting.sent.count(("POST", "/oauth/token")) == 2  # the first, then one for all ten
     subjects = {tuple(header(r, "X-DBAudit-Subject")) for r in upstream.requests()}
-    assert subjects == {("client:machine",)}
+    assert subjects == {("client:nightly-export",)}
