@@ -458,6 +458,19 @@ def test_auth_refresh_and_logout(make_client: MakeClient, stub: Stub) -> None:
         client.logs.list()
 
 
+def test_logout_without_a_refresh_token_sends_no_body(make_client: MakeClient, stub: Stub) -> None:
+    # The gateway reads an empty body as "revoke the access token in Authorization"; `{}`
+    # would be a JSON body without the refresh token it expects (400).
+    stub.on("POST", "/v1/auth/login", token("acc-1", 3600))
+    stub.on("POST", "/v1/auth/logout", ok({"logged_out": True}))
+    client = make_client(api_key=KEY)
+    client.auth.login("u@example.com", "password-at-least-12")
+    assert client.auth.logout() == {"logged_out": True}
+    sent = stub.of("POST", "/v1/auth/logout")[0]
+    assert sent.content == b""
+    assert sent.headers["authorization"] == "Bearer acc-1"
+
+
 def test_repr_of_client_shows_no_credential(make_client: MakeClient) -> None:
     assert KEY not in repr(make_client(api_key=KEY))
     assert "s3cret-value" not in repr(make_client(client_id="c", client_secret="s3cret-value"))
