@@ -406,7 +406,7 @@ class ClientCore:
         if bearer is not None:
             headers["Authorization"] = bearer
         response = yield from self.request_flow(
-            "POST", "/v1/auth/logout", json=body, headers=headers, authenticated=False, options=options
+            "POST", "/v1/auth/logout", json=body or None, headers=headers, authenticated=False, options=options
         )
         self.tokens = _Tokens()
         return result(response)
