@@ -41,6 +41,9 @@ package final class Authenticator {
     package let jwt: JWTAuthenticator?
     /// Opaque OAuth access tokens of ours (`dbaudit_at_…`); nil without a token store.
     package let opaqueTokens: OpaqueTokenAuthenticator?
+    /// Opaque tokens of other authorization servers; nil without
+    /// `[[auth.oauth.introspection]]`.
+    package let introspection: IntrospectionAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -52,8 +55,10 @@ package final class Authenticator {
         now: @escaping () -> Int64,
         maximumTrackedKeys: Int = 100_000,
         jwt: JWTAuthenticator? = nil,
-        opaqueTokens: OpaqueTokenAuthenticator? = nil
+        opaqueTokens: OpaqueTokenAuthenticator? = nil,
+        introspection: IntrospectionAuthenticator? = nil
     ) {
+        self.introspection = introspection
         self.maximumTrackedKeys = maximumTrackedKeys
         self.jwt = jwt
         self.opaqueTokens = opaqueTokens
@@ -135,6 +140,10 @@ package final class Authenticator {
             }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
                 return self.authorizeJWT(token, jwt: jwt, required: required)
+            }
+            if let introspection {
+                // Neither an API key, nor a JWT, nor ours: another server's opaque token.
+                return self.decide(introspection.check(token), required: required)
             }
             return .deny(.unauthorized("The credential is not recognised."))
         }

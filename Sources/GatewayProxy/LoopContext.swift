@@ -29,6 +29,19 @@ package struct LoopIdentity {
     }
 }
 
+/// How one event loop reaches `[[auth.oauth.introspection]]` endpoints: the server's
+/// non-blocking POST and the answers every instance shares (nil without `[redis]`). Built
+/// by the server; any thread.
+package struct LoopIntrospection {
+    package var post: HTTPPoster
+    package var shared: (any IntrospectionCacheStore)?
+
+    package init(post: @escaping HTTPPoster, shared: (any IntrospectionCacheStore)?) {
+        self.post = post
+        self.shared = shared
+    }
+}
+
 /// The TLS contexts built from one configuration: the listeners' (`[server.tls]`) and the
 /// upstream's (`https://` upstream). Built off the event loops (they read files), shared
 /// read-only by every loop, replaced as a whole on reload. Any thread.
@@ -90,6 +103,8 @@ package final class LoopContext {
     /// Opaque OAuth access tokens (nil without `[redis]`): kept for the process's life,
     /// each authenticator built from it gets a fresh cache.
     private let opaqueTokenStore: (any OpaqueAccessTokenStore)?
+    /// Introspection of other servers' tokens (nil: not available, e.g. in unit tests).
+    private let introspection: LoopIntrospection?
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 
@@ -110,9 +125,11 @@ package final class LoopContext {
         managementStore: (any CredentialStore)? = nil,
         managementSessions: (any SessionStore)? = nil,
         opaqueTokenStore: (any OpaqueAccessTokenStore)? = nil,
+        introspection: LoopIntrospection? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
         self.opaqueTokenStore = opaqueTokenStore
+        self.introspection = introspection
         self.managementStore = managementStore
         self.managementSessions = managementSessions
         self.rateLimiter = rateLimiter ?? RateLimiter(
@@ -138,7 +155,7 @@ package final class LoopContext {
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
         self.authenticator = Self.makeAuthenticator(
             configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator,
-            opaqueTokens: opaqueTokenStore)
+            opaqueTokens: opaqueTokenStore, introspection: introspection)
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: managementStore ?? store, sessions: managementSessions ?? self.sessionStore, limiter: self.rateLimiter,
             authenticator: self.authenticator, configuration: configuration, now: now)
@@ -200,7 +217,8 @@ package final class LoopContext {
         logger: Logger,
         now: @escaping @Sendable () -> Int64,
         jwt: JWTAuthenticator?,
-        opaqueTokens: (any OpaqueAccessTokenStore)?
+        opaqueTokens: (any OpaqueAccessTokenStore)?,
+        introspection: LoopIntrospection?
     ) -> Authenticator {
         Authenticator(
             eventLoop: store.eventLoop,
@@ -213,6 +231,13 @@ package final class LoopContext {
             jwt: jwt,
             opaqueTokens: opaqueTokens.map {
                 OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
+            },
+            introspection: introspection.flatMap { introspection in
+                configuration.introspection.isEmpty
+                    ? nil
+                    : IntrospectionAuthenticator(
+                        endpoints: configuration.introspection, post: introspection.post, shared: introspection.shared,
+                        eventLoop: store.eventLoop, maximumEntries: configuration.cache.maxEntries, logger: logger, now: now)
             }
         )
     }
@@ -285,7 +310,7 @@ package final class LoopContext {
         }
         self.authenticator = Self.makeAuthenticator(
             configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
-            opaqueTokens: self.opaqueTokenStore)
+            opaqueTokens: self.opaqueTokenStore, introspection: self.introspection)
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
             limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
