@@ -115,7 +115,7 @@ package final class IntrospectionAuthenticator {
                 return self.eventLoop.makeSucceededFuture(cached)
             }
             return self.introspect(token: token, at: 0, inactiveUntil: nil).assumeIsolated().map { result in
-                if let shared = self.shared {
+                if let shared = self.shared, self.now() < result.cachedUntil {
                     shared.cacheIntrospection(hash: hash, result: result, now: self.now()).whenFailure { _ in }
                 }
                 return result
