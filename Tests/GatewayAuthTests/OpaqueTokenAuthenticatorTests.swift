@@ -145,3 +145,48 @@ import Testing
         #expect(h.opaqueStore.lookups == 0)
     }
 }
+
+/// Which checker a bearer token goes to: API keys and our opaque tokens by prefix (never
+/// introspected elsewhere), JWTs by shape when JWTs are configured, anything else to
+/// introspection when configured, else 401.
+@Suite struct CredentialDetectionTests {
+    /// A poster that records the tokens it was asked about and says every one is active.
+    private final class Recorder: @unchecked Sendable {
+        var bodies: [String] = []
+        var poster: HTTPPoster {
+            { request, loop in
+                self.bodies.append(String(decoding: request.body, as: UTF8.self))
+                let body = #"{"active":true,"sub":"ext","scope":"read:databases","exp":4000000000}"#
+                return loop.makeSucceededFuture(HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(body.utf8)))
+            }
+        }
+    }
+
+    @Test func eachCredentialGoesToItsChecker() throws {
+        let recorder = Recorder()
+        let h = AuthHarness(withOpaqueTokens: true, introspectionPoster: recorder.poster)
+        let key = try h.createKey(scopes: ["read:databases"]).key
+        #expect(try h.resolve(h.authorize(key: key)).successValue??.kind == .apiKey)
+        // Ours by prefix: looked up in our store, never sent elsewhere (unknown: 401).
+        let ours = "dbaudit_at_" + String(repeating: "Z", count: 43)
+        #expect(try h.resolve(h.authorize(key: ours)).error?.status == 401)
+        #expect(try h.resolve(h.authorize(key: "dbaudit_at_malformed")).error?.status == 401)
+        #expect(h.opaqueStore.lookups == 1)
+        // A malformed API key is refused as such, not introspected.
+        #expect(try h.resolve(h.authorize(key: "dbaudit_live_short")).error?.status == 401)
+        // Without [auth.jwt], a JWT-shaped token is just another opaque token: introspected.
+        let principal = try #require(try h.resolve(h.authorize(key: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")).successValue ?? nil)
+        #expect(principal.kind == .oauth && principal.subject == "ext")
+        #expect(try h.resolve(h.authorize(key: "someone-elses-token")).successValue??.kind == .oauth)
+        #expect(recorder.bodies == [
+            "token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln&token_type_hint=access_token",
+            "token=someone-elses-token&token_type_hint=access_token",
+        ])
+    }
+
+    @Test func withoutIntrospectionAnUnknownTokenIsNotRecognised() throws {
+        let h = AuthHarness(withOpaqueTokens: true)
+        let error = try #require(try h.resolve(h.authorize(key: "someone-elses-token")).error)
+        #expect(error.status == 401 && error.description.contains("not recognised"))
+    }
+}

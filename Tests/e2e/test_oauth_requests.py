@@ -329,6 +329,10 @@ def test_inactive_token_is_401_and_remembered(introspecting_gateway, stub, redis
     assert stub.calls == {token: 1}
     ttl = int(redis_server.command("TTL", f"{PREFIX}introspect:{sha256_hex(token)}").split(b"\r\n")[0][1:])
     assert 0 < ttl <= 10, ttl
+    # A token of our own prefix is never sent to another server.
+    ours = opaque_token()
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(ours), timeout=5)
+    assert r.status_code == 401 and ours not in stub.calls
 
 
 def test_expired_token_is_401(introspecting_gateway, stub):
