@@ -27,23 +27,26 @@ package final class Authenticator {
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
     /// The route table this loop matches requests against.
-    package let routes: RouteTable
+    package private(set) var routes: RouteTable
     private let now: () -> Int64
-    private let logger: Logger
+    private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
     private var lookupsInFlight: [String: EventLoopFuture<APIKeyRecord?>] = [:]
+    /// The store failed its last lookup: the outage was logged and is not logged again
+    /// until the store answers (a flood of 503s must not become a flood of log lines).
+    private var storeDown = false
     /// Cache misses that joined a lookup already in flight (no store call of their own).
     package private(set) var coalescedLookups = 0
     private var lastTouchSweep: Int64 = 0
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
     /// JWT access tokens (own and external issuers); nil when none are configured.
-    package let jwt: JWTAuthenticator?
+    package private(set) var jwt: JWTAuthenticator?
     /// Opaque OAuth access tokens of ours (`dbaudit_at_…`); nil without a token store.
     package let opaqueTokens: OpaqueTokenAuthenticator?
     /// Opaque tokens of other authorization servers; nil without
     /// `[[auth.oauth.introspection]]`.
-    package let introspection: IntrospectionAuthenticator?
+    package private(set) var introspection: IntrospectionAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -65,15 +68,37 @@ package final class Authenticator {
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
-        self.cache = CredentialCache(
-            positiveTTL: cache.positiveTTL.timeAmount,
-            negativeTTL: cache.negativeTTL.timeAmount,
-            staleGrace: cache.staleGrace.timeAmount,
-            maxEntries: cache.maxEntries
-        )
+        self.cache = CredentialCache(cache)
         self.routes = routes
         self.logger = logger
         self.now = now
+    }
+
+    /// A reload's new settings. What this loop has learned (cached credentials, lookups in
+    /// flight, the last-use throttle) is kept: a reload during a Redis outage must not turn
+    /// keys that work within `stale_grace` into 503s, nor send every key back to Redis. The
+    /// pepper and the store cannot change without a restart, so every cached hash still
+    /// names the same key.
+    /// - Parameters:
+    ///   - opaqueTokenIssuer: `[auth.jwt] issuer`, named as the issuer of our opaque tokens.
+    ///   - introspection: a new introspection setup (`.some(nil)`: none any more); nil keeps
+    ///     this loop's, with its cache.
+    package func apply(
+        cache settings: CacheSettings,
+        routes: RouteTable,
+        jwt: JWTAuthenticator?,
+        logger: Logger,
+        opaqueTokenIssuer: String? = nil,
+        introspection: IntrospectionAuthenticator?? = nil
+    ) {
+        self.cache.reconfigure(settings)
+        self.routes = routes
+        self.jwt = jwt
+        self.logger = logger
+        self.opaqueTokens?.apply(cache: settings, issuer: opaqueTokenIssuer, logger: logger)
+        if let introspection {
+            self.introspection = introspection
+        }
     }
 
     package var cacheHits: Int { self.cache.hits }
@@ -173,7 +198,6 @@ package final class Authenticator {
             if let stale {
                 throw StaleFallback(principal: stale)
             }
-            self.logger.warning("credential store unavailable", metadata: ["error": "\(error)"])
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
             let now = self.now()
@@ -273,8 +297,27 @@ package final class Authenticator {
         }
         let future = self.store.apiKey(hash: hash)
         self.lookupsInFlight[hash] = future
-        future.assumeIsolated().whenComplete { _ in self.lookupsInFlight[hash] = nil }
+        future.assumeIsolated().whenComplete { result in
+            self.lookupsInFlight[hash] = nil
+            self.noteStoreAnswer(result)
+        }
         return future
+    }
+
+    /// Logs the start and the end of a store outage, once each.
+    private func noteStoreAnswer(_ result: Result<APIKeyRecord?, any Error>) {
+        switch result {
+        case .success, .failure(CredentialStoreError.corrupt):
+            guard self.storeDown else { return }
+            self.storeDown = false
+            self.logger.notice("credential store answers again")
+        case .failure(let error):
+            guard !self.storeDown else { return }
+            self.storeDown = true
+            self.logger.warning(
+                "credential store unavailable; keys not cached (or past stale_grace) get 503 until it answers again",
+                metadata: ["error": "\(error)"])
+        }
     }
 
     private struct StaleFallback: Error {

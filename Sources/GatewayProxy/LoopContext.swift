@@ -4,56 +4,13 @@ package import GatewayConfig
 package import GatewayCrypto
 package import GatewayStore
 package import GatewayTLS
-import GatewayCore
+package import GatewayCore
 package import Logging
 package import NIOCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// The JWT side of one event loop: the process-wide runtime plus this loop's session store
-/// and the hooks into process-wide services (JWKS refetch, the password-hashing pool).
-/// Built on the loop; touched only there.
-package struct LoopIdentity {
-    package var runtime: IdentityRuntime
-    package var sessions: any SessionStore
-    package var refetch: UnknownKeyRefetch?
-    package var checkPassword: PasswordCheck
-
-    package init(runtime: IdentityRuntime, sessions: any SessionStore, refetch: UnknownKeyRefetch?, checkPassword: @escaping PasswordCheck) {
-        self.runtime = runtime
-        self.sessions = sessions
-        self.refetch = refetch
-        self.checkPassword = checkPassword
-    }
-}
-
-/// How one event loop reaches `[[auth.oauth.introspection]]` endpoints: the server's
-/// non-blocking POST and the answers every instance shares (nil without `[redis]`). Built
-/// by the server; any thread.
-package struct LoopIntrospection {
-    package var post: HTTPPoster
-    package var shared: (any IntrospectionCacheStore)?
-
-    package init(post: @escaping HTTPPoster, shared: (any IntrospectionCacheStore)?) {
-        self.post = post
-        self.shared = shared
-    }
-}
-
-/// The TLS contexts built from one configuration: the listeners' (`[server.tls]`) and the
-/// upstream's (`https://` upstream). Built off the event loops (they read files), shared
-/// read-only by every loop, replaced as a whole on reload. Any thread.
-package struct GatewayTLSContexts: Sendable {
-    package var server: TLSContext?
-    package var upstream: TLSContext?
-
-    package init(server: TLSContext? = nil, upstream: TLSContext? = nil) {
-        self.server = server
-        self.upstream = upstream
-    }
-}
 
 /// Everything one event loop needs to serve requests: the configuration snapshot in
 /// force, the TLS contexts, the upstream pool, the loggers.
@@ -93,6 +50,12 @@ package final class LoopContext {
     package private(set) var jwtAuthenticator: JWTAuthenticator?
     /// Login, refresh, logout, JWKS (nil unless we are an issuer).
     package private(set) var sessionEndpoints: SessionEndpoints?
+    /// Builds the endpoints the server installs on this loop (OAuth, browser pages) from the
+    /// loop's current state; called again on every reload.
+    package typealias LocalEndpointFactory = (LoopContext) -> [any LocalEndpoint]
+    /// Endpoints answered on this loop besides the ones above, in match order.
+    package private(set) var localEndpoints: [any LocalEndpoint] = []
+    private var localEndpointFactory: LocalEndpointFactory?
     private var identity: LoopIdentity?
     /// Token buckets of this loop: Redis-backed when `[redis]` is configured.
     package let rateLimiter: RateLimiter
@@ -232,14 +195,21 @@ package final class LoopContext {
             opaqueTokens: opaqueTokens.map {
                 OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
             },
-            introspection: introspection.flatMap { introspection in
-                configuration.introspection.isEmpty
-                    ? nil
-                    : IntrospectionAuthenticator(
-                        endpoints: configuration.introspection, post: introspection.post, shared: introspection.shared,
-                        eventLoop: store.eventLoop, maximumEntries: configuration.cache.maxEntries, logger: logger, now: now)
-            }
+            introspection: Self.makeIntrospection(configuration, introspection: introspection, eventLoop: store.eventLoop, logger: logger, now: now)
         )
+    }
+
+    private static func makeIntrospection(
+        _ configuration: GatewayConfiguration,
+        introspection: LoopIntrospection?,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        now: @escaping @Sendable () -> Int64
+    ) -> IntrospectionAuthenticator? {
+        guard let introspection, !configuration.introspection.isEmpty else { return nil }
+        return IntrospectionAuthenticator(
+            endpoints: configuration.introspection, post: introspection.post, shared: introspection.shared,
+            eventLoop: eventLoop, maximumEntries: configuration.cache.maxEntries, logger: logger, now: now)
     }
 
     private static func makeEndpoints(
@@ -285,6 +255,7 @@ package final class LoopContext {
         identity: LoopIdentity?? = nil
     ) {
         self.eventLoop.preconditionInEventLoop()
+        let previousIntrospection = self.configuration.introspection
         let tls = tls ?? self.tls
         if configuration.upstream != self.configuration.upstream || tls.upstream !== self.tls.upstream {
             self.pool.retire()
@@ -308,12 +279,37 @@ package final class LoopContext {
             self.sessionEndpoints = Self.makeSessions(
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
-        self.authenticator = Self.makeAuthenticator(
-            configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
-            opaqueTokens: self.opaqueTokenStore, introspection: self.introspection)
+        if store == nil {
+            // The introspection setup survives a reload that leaves it alone, with what its
+            // loop cache learned; changed endpoints start afresh.
+            let introspection: IntrospectionAuthenticator?? = configuration.introspection == previousIntrospection
+                ? nil
+                : .some(Self.makeIntrospection(configuration, introspection: self.introspection, eventLoop: self.eventLoop, logger: logger, now: self.now))
+            self.authenticator.apply(
+                cache: configuration.cache,
+                routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
+                jwt: self.jwtAuthenticator, logger: logger, opaqueTokenIssuer: configuration.jwt.issuer,
+                introspection: introspection)
+        } else {
+            // Another store: what the old one answered says nothing about the new one.
+            self.authenticator = Self.makeAuthenticator(
+                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
+                opaqueTokens: self.opaqueTokenStore, introspection: self.introspection)
+        }
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
             limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
+        if let factory = self.localEndpointFactory {
+            self.localEndpoints = factory(self)
+        }
+    }
+
+    /// Installs the server's local endpoints and remembers `factory` to rebuild them with
+    /// each configuration `apply` brings.
+    package func installLocalEndpoints(_ factory: @escaping LocalEndpointFactory) {
+        self.eventLoop.preconditionInEventLoop()
+        self.localEndpointFactory = factory
+        self.localEndpoints = factory(self)
     }
 
     /// Closes idle upstream connections (shutdown).
@@ -331,90 +327,4 @@ private func wallClockSeconds() -> Int {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return now.tv_sec
-}
-
-/// Writes the one-line-per-request access log through swift-log at
-/// `info`. A value; copied into each loop's context.
-package struct AccessLog {
-    /// What is known about one finished request.
-    package struct Entry {
-        package var requestID: String
-        package var method: String
-        /// The path without its query (queries may carry secrets).
-        package var path: String
-        package var status: Int
-        package var bytesIn: Int64
-        package var bytesOut: Int64
-        package var clientAddress: String
-        /// Time from the first byte sent upstream to the response end, if it was forwarded.
-        package var upstreamMicroseconds: Int64?
-        package var totalMicroseconds: Int64
-        /// `forwarded`, `rejected` (gateway answered), or `aborted`.
-        package var outcome: String
-        package var error: String?
-        /// `api_key`, `jwt` or `oauth` when a credential was accepted.
-        package var credential: String?
-        package var subject: String?
-        package var keyID: String?
-        /// Time from the head to the authorization decision.
-        package var authMicroseconds: Int64?
-        /// The part of it spent waiting for the credential store (a cache miss).
-        package var storeMicroseconds: Int64?
-    }
-
-    let logger: Logger
-    let enabled: Bool
-    /// Fraction of successful requests written; refusals and errors are always written.
-    let sampleRate: Double
-
-    package init(logger: Logger, enabled: Bool, sampleRate: Double = 1) {
-        self.logger = logger
-        self.enabled = enabled
-        self.sampleRate = sampleRate
-    }
-
-    /// Whether an entry with `status` is written, given a uniform draw in [0, 1).
-    package func shouldRecord(status: Int, draw: @autoclosure () -> Double) -> Bool {
-        guard self.enabled else { return false }
-        if status >= 400 || self.sampleRate >= 1 { return true }
-        return draw() < self.sampleRate
-    }
-
-    package func record(_ entry: Entry) {
-        guard self.enabled else { return }
-        var metadata: Logger.Metadata = [
-            "log": "access",
-            "request_id": .string(entry.requestID),
-            "method": .string(entry.method),
-            "path": .string(entry.path),
-            "status": .stringConvertible(entry.status),
-            "bytes_in": .stringConvertible(entry.bytesIn),
-            "bytes_out": .stringConvertible(entry.bytesOut),
-            "client": .string(entry.clientAddress),
-            "total_us": .stringConvertible(entry.totalMicroseconds),
-            "decision": .string(entry.outcome),
-        ]
-        if let upstream = entry.upstreamMicroseconds {
-            metadata["upstream_us"] = .stringConvertible(upstream)
-        }
-        if let error = entry.error {
-            metadata["reason"] = .string(error)
-        }
-        if let credential = entry.credential {
-            metadata["credential"] = .string(credential)
-        }
-        if let subject = entry.subject {
-            metadata["subject"] = .string(subject)
-        }
-        if let keyID = entry.keyID {
-            metadata["key_id"] = .string(keyID)
-        }
-        if let auth = entry.authMicroseconds {
-            metadata["auth_us"] = .stringConvertible(auth)
-        }
-        if let store = entry.storeMicroseconds {
-            metadata["redis_us"] = .stringConvertible(store)
-        }
-        self.logger.info("request", metadata: metadata)
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayAuth
+import GatewayCore
 import GatewayTLS
 import NIOConcurrencyHelpers
 import NIOCore
@@ -119,7 +120,7 @@ enum HTTPFetchers {
                     var headers = HTTPHeaders()
                     headers.add(name: "Host", value: hostHeader)
                     headers.add(name: "Accept", value: "application/json")
-                    headers.add(name: "User-Agent", value: "dbaudit-gateway")
+                    headers.add(name: "User-Agent", value: "dbaudit-gateway/" + GatewayVersion.current)
                     headers.add(name: "Connection", value: "close")
                     for (name, value) in extraHeaders {
                         headers.add(name: name, value: value)

@@ -31,6 +31,8 @@ package final class IntrospectionAuthenticator {
     /// Insertion order, for eviction when full (may hold keys already gone).
     private var order: CircularBuffer<String> = CircularBuffer(initialCapacity: 64)
     private var inFlight: [String: EventLoopFuture<IntrospectionResult>] = [:]
+    /// Endpoints whose last exchange failed: logged once, not again until one succeeds.
+    private var failing: Set<String> = []
 
     /// Exchanges with an endpoint started on this loop (tests, metrics).
     package private(set) var introspections = 0
@@ -147,7 +149,7 @@ package final class IntrospectionAuthenticator {
         )
         self.introspections += 1
         return self.post(request, self.eventLoop).hop(to: self.eventLoop).assumeIsolated().flatMapErrorThrowing { error -> HTTPFetchResponse in
-            self.logger.warning("introspection endpoint unavailable", metadata: ["endpoint": "\(settings.endpoint)", "error": "\(error)"])
+            self.noteFailure(of: settings.endpoint, "introspection endpoint unavailable", "\(error)")
             throw GatewayError.authUnavailable
         }.flatMap { response -> EventLoopFuture<IntrospectionResult> in
             let now = self.now()
@@ -155,8 +157,11 @@ package final class IntrospectionAuthenticator {
             do {
                 answer = try IntrospectionAnswer.parse(status: response.status, body: response.body, now: now)
             } catch {
-                self.logger.warning("introspection answer unusable", metadata: ["endpoint": "\(settings.endpoint)", "reason": "\(error)"])
+                self.noteFailure(of: settings.endpoint, "introspection answer unusable", "\(error)")
                 return self.eventLoop.makeFailedFuture(GatewayError.authUnavailable)
+            }
+            if self.failing.remove(settings.endpoint) != nil {
+                self.logger.notice("introspection endpoint answers again", metadata: ["endpoint": "\(settings.endpoint)"])
             }
             switch answer {
             case .active(let subject, let clientID, let scopes, let issuer, let expiresAt):
@@ -170,6 +175,13 @@ package final class IntrospectionAuthenticator {
                 return self.introspect(token: token, at: index + 1, inactiveUntil: min(until, inactiveUntil ?? until))
             }
         }.nonisolated()
+    }
+
+    /// Logs an endpoint's failure when it starts failing, not on every request after.
+    private func noteFailure(of endpoint: String, _ message: Logger.Message, _ reason: String) {
+        guard self.failing.insert(endpoint).inserted else { return }
+        self.logger.warning(
+            "\(message); its tokens get 503 until it answers again", metadata: ["endpoint": "\(endpoint)", "reason": "\(reason)"])
     }
 
     private static func wholeSeconds(_ duration: Duration) -> Int64 {
