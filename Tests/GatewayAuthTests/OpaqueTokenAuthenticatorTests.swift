@@ -3,6 +3,7 @@ import GatewayConfig
 import GatewayCore
 import GatewayStore
 import GatewayTestSupport
+import Logging
 import Testing
 
 @testable import GatewayAuth
@@ -188,5 +189,41 @@ import Testing
         let h = AuthHarness(withOpaqueTokens: true)
         let error = try #require(try h.resolve(h.authorize(key: "someone-elses-token")).error)
         #expect(error.status == 401 && error.description.contains("not recognised"))
+    }
+}
+
+/// A reload (`Authenticator.apply`) keeps what the loop learned about OAuth tokens.
+@Suite struct OAuthTokensAcrossReloadTests {
+    @Test func reloadKeepsCachedOpaqueTokensAndSwapsIntrospectionOnlyWhenAsked() throws {
+        let h = AuthHarness(withOpaqueTokens: true)
+        let token = "dbaudit_at_" + String(repeating: "R", count: 43)
+        _ = h.opaqueStore.storeOpaqueAccessToken(
+            hash: OpaqueAccessTokenFormat.hash(token),
+            record: OpaqueAccessTokenRecord(
+                clientID: "cid", subject: "usr", scopes: ["read:databases"], tokenID: "t", issuedAt: h.clock.now,
+                expiresAt: h.clock.now + 600),
+            now: h.clock.now)
+        #expect(try h.resolve(h.authorize(key: token)).successValue != nil)
+        let routes = RouteTable(routes: defaultTestRoutes, unmatched: .deny)
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), opaqueTokenIssuer: "https://gateway.test")
+        // Still cached: answered synchronously, no second lookup.
+        #expect(h.authorize(key: token).allowance != nil)
+        #expect(h.opaqueStore.lookups == 1)
+        // Another issuer name: the cached principals named the old one, so they go.
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), opaqueTokenIssuer: "https://other.test")
+        let principal = try #require(try h.resolve(h.authorize(key: token)).successValue ?? nil)
+        #expect(principal.issuer == "https://other.test" && h.opaqueStore.lookups == 2)
+        // Introspection is replaced only when the reload brings a new setup.
+        #expect(h.authenticator.introspection == nil)
+        let poster: HTTPPoster = { _, loop in loop.makeSucceededFuture(HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(#"{"active":false}"#.utf8))) }
+        let introspection = IntrospectionAuthenticator(
+            endpoints: [IntrospectionSettings(endpoint: "https://as.test/i", clientID: "gw", clientSecret: Secret("s"))], post: poster,
+            shared: nil, eventLoop: h.loop, maximumEntries: 10, logger: Logger(label: "test"), now: { 0 })
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), introspection: .some(introspection))
+        #expect(h.authenticator.introspection === introspection)
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"))
+        #expect(h.authenticator.introspection === introspection)
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), introspection: .some(nil))
+        #expect(h.authenticator.introspection == nil)
     }
 }
