@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ import requests
 
 from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, bearer, free_port, header, jwt_session_tail, scaled,
                       seconds_until_refused, wait_until)
+from test_admin import admin_port
 from test_sessions import Secrets
 
 ROUTES = USER_ROUTES
@@ -268,9 +270,17 @@ client_secret_file = "{secret}"
 timeout = "{timeout}"
 cache_max = "{cache_max}"
 negative_ttl = "{negative_ttl}"
+
+[admin]
+listen = "127.0.0.1:0"
 """
         return make_gateway(upstream.url, routes=ROUTES, tail=oauth_tail(block))
     return make
+
+
+def metric(gateway, name: str) -> int:
+    text = requests.get(f"http://127.0.0.1:{admin_port(gateway)}/metrics", timeout=5).text
+    return int(re.search(rf"^{name} (\d+)$", text, re.M)[1])
 
 
 def external_token() -> str:
@@ -286,6 +296,8 @@ def test_active_token_is_admitted_and_introspected_once(introspecting_gateway, s
         assert r.status_code == 200, r.text
     assert stub.calls == {token: 1}, stub.calls
     assert stub.bad_auth == 0
+    assert metric(gateway, "dbgw_introspection_requests_total") == 1
+    assert metric(gateway, "dbgw_introspection_cache_hits_total") >= 1
     seen = last_request(upstream)
     assert header(seen, "X-DBAudit-Credential") == ["oauth"]
     assert header(seen, "X-DBAudit-Subject") == ["ext-user-7"]
