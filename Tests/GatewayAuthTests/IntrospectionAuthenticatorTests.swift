@@ -216,10 +216,17 @@ private let second = "https://as-two.test/introspect"
         h.shared.results[Digest.sha256.hexHash("t2".utf8)] = IntrospectionResult.inactive(until: h.clock.now - 1)
         h.activeAnswer()
         #expect((try? h.check("t2").get()) != nil)
+        // An answer kept longer than this configuration allows (cache_max 300 s here) is
+        // not trusted: the endpoint is asked.
+        h.shared.results[Digest.sha256.hexHash("t4".utf8)] = IntrospectionResult(
+            active: true, subject: "long-lived", clientID: nil, scopes: [], issuer: nil, expiresAt: h.clock.now + 9000,
+            cachedUntil: h.clock.now + 9000)
+        #expect(try h.check("t4").get().subject == "ext-1")
+        #expect(h.endpoints.requests.count == 2)
         // Redis down: the endpoint is asked.
         h.shared.down = true
         #expect((try? h.check("t3").get()) != nil)
-        #expect(h.endpoints.requests.count == 2)
+        #expect(h.endpoints.requests.count == 3)
     }
 
     @Test func endpointsAreAskedInOrderUntilOneSaysActive() throws {

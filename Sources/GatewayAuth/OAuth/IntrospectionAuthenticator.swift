@@ -21,6 +21,8 @@ package final class IntrospectionAuthenticator {
     }
 
     private let endpoints: [Endpoint]
+    /// The longest any answer may be kept under this configuration.
+    private let longestCacheSeconds: Int64
     private let post: HTTPPoster
     private let shared: (any IntrospectionCacheStore)?
     private let eventLoop: any EventLoop
@@ -53,6 +55,7 @@ package final class IntrospectionAuthenticator {
             let credentials = FormEncoding.encode(settings.clientID) + ":" + FormEncoding.encode(settings.clientSecret.value)
             return Endpoint(settings: settings, authorization: "Basic " + Data(credentials.utf8).base64EncodedString())
         }
+        self.longestCacheSeconds = endpoints.map { max(Self.wholeSeconds($0.cacheMax), Self.wholeSeconds($0.negativeTTL)) }.max() ?? 0
         self.post = post
         self.shared = shared
         self.eventLoop = eventLoop
@@ -113,7 +116,10 @@ package final class IntrospectionAuthenticator {
             sharedAnswer = self.eventLoop.makeSucceededFuture(nil)
         }
         let future = sharedAnswer.assumeIsolated().flatMap { cached -> EventLoopFuture<IntrospectionResult> in
-            if let cached, self.now() < cached.cachedUntil {
+            // Used while it lasts, but never longer than this configuration would have kept
+            // it (another instance may run with a longer cache_max or negative_ttl).
+            let now = self.now()
+            if let cached, now < cached.cachedUntil, cached.cachedUntil <= now + self.longestCacheSeconds {
                 return self.eventLoop.makeSucceededFuture(cached)
             }
             return self.introspect(token: token, at: 0, inactiveUntil: nil).assumeIsolated().map { result in
