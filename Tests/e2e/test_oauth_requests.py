@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, bearer, free_port, head
                       seconds_until_refused, wait_until)
 from test_admin import admin_port
 from test_sessions import Secrets
+from test_tls import PKI
 
 ROUTES = USER_ROUTES
 PREFIX = "dbgw:"
@@ -194,8 +196,9 @@ class IntrospectionStub:
     id and secret, RFC 6749 §2.3.1). `mode` "slow" answers after 3 s, "garbage" with a
     non-JSON body; `stop()` takes the port down."""
 
-    def __init__(self):
+    def __init__(self, tls: tuple | None = None):
         self.answers = {}
+        self.scheme = "https" if tls else "http"
         self.calls = {}
         self.mode = "normal"
         self.bad_auth = 0
@@ -232,13 +235,17 @@ class IntrospectionStub:
                 self.wfile.write(payload)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/oauth2/introspect"
+        return f"{self.scheme}://127.0.0.1:{self.port}/oauth2/introspect"
 
     def active(self, token: str, scope="read:databases", lifetime=300, **extra) -> None:
         now = int(time.time())
@@ -259,7 +266,7 @@ def stub():
 
 @pytest.fixture
 def introspecting_gateway(make_gateway, upstream, oauth_tail, stub, tmp_path):
-    def make(cache_max="60s", negative_ttl="10s", timeout="300ms", url=None):
+    def make(cache_max="60s", negative_ttl="10s", timeout="300ms", url=None, ca_file=None):
         secret = tmp_path / "introspection-secret"
         secret.write_text(STUB_SECRET + "\n")
         block = f"""
@@ -270,6 +277,7 @@ client_secret_file = "{secret}"
 timeout = "{timeout}"
 cache_max = "{cache_max}"
 negative_ttl = "{negative_ttl}"
+{f'ca_file = "{ca_file}"' if ca_file else ""}
 
 [admin]
 listen = "127.0.0.1:0"
@@ -406,3 +414,27 @@ client_secret_file = "{secret}"
     r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
     assert r.status_code == 503 and r.json()["error"] == "auth_unavailable", r.text
     assert stub.bad_auth == 1
+
+
+def test_https_endpoint_is_verified_against_its_ca_file(introspecting_gateway, tmp_path):
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    pki = PKI(directory)
+    tls_stub = IntrospectionStub(tls=(pki.path("server.pem"), pki.path("server.key")))
+    try:
+        token = external_token()
+        tls_stub.active(token)
+        trusted = introspecting_gateway(url=tls_stub.url, ca_file=pki.path("ca.pem"), timeout="2s")
+        r = requests.get(f"{trusted.url}/v1/databases", headers=bearer(token), timeout=10)
+        assert r.status_code == 200, r.text
+        # A certificate from a CA the gateway was not told to trust: the endpoint is not
+        # asked at all, and the request is a 503, never a 401.
+        other = external_token()
+        tls_stub.active(other)
+        untrusted = introspecting_gateway(url=tls_stub.url, ca_file=pki.path("other-ca.pem"), timeout="2s")
+        r = requests.get(f"{untrusted.url}/v1/databases", headers=bearer(other), timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "auth_unavailable", r.text
+        assert other not in tls_stub.calls
+    finally:
+        tls_stub.stop()
+
