@@ -204,6 +204,31 @@ private let second = "https://as-two.test/introspect"
         }
     }
 
+    @Test func introspectionsInFlightAreBounded() throws {
+        let h = Harness(withShared: false)
+        h.activeAnswer()
+        h.endpoints.hold = true
+        let pending = (0..<IntrospectionAuthenticator.maximumInFlight).map { h.authenticator.check("t\($0)") }
+        #expect(h.endpoints.requests.count == IntrospectionAuthenticator.maximumInFlight)
+        // One more new token: refused at once, the endpoint is not asked.
+        #expect(h.check("one-too-many").error == GatewayError.authUnavailable)
+        #expect(h.endpoints.requests.count == IntrospectionAuthenticator.maximumInFlight)
+        // A token already on its way still joins its introspection.
+        guard case .pending = h.authenticator.check("t0") else {
+            Issue.record("a token in flight must join its introspection")
+            return
+        }
+        h.endpoints.hold = false
+        h.endpoints.release()
+        for outcome in pending {
+            guard case .pending(let future) = outcome, case .success? = completion(of: future, on: h.loop) else {
+                Issue.record("a held introspection did not complete")
+                continue
+            }
+        }
+        #expect((try? h.check("one-too-many").get()) != nil)
+    }
+
     @Test func sharedAnswerIsUsedAndASharedOutageIsNotFatal() throws {
         let h = Harness()
         let hash = Digest.sha256.hexHash("t1".utf8)

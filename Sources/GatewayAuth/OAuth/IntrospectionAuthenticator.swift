@@ -41,6 +41,10 @@ package final class IntrospectionAuthenticator {
     package private(set) var cacheHits = 0
 
     package static let refusal = "The access token is not active."
+    /// Introspections one loop runs at once. Every token nobody has seen costs the other
+    /// server a request: a flood of made-up tokens is turned away here (503) instead of
+    /// being passed on, and sockets stay bounded.
+    package static let maximumInFlight = 128
 
     package init(
         endpoints: [IntrospectionSettings],
@@ -104,6 +108,9 @@ package final class IntrospectionAuthenticator {
     /// endpoints'. Either way remembered on this loop.
     private func lookUp(token: String, hash: String) -> EventLoopFuture<IntrospectionResult> {
         if let pending = self.inFlight[hash] { return pending }
+        guard self.inFlight.count < Self.maximumInFlight else {
+            return self.eventLoop.makeFailedFuture(GatewayError.authUnavailable)
+        }
         let sharedAnswer: EventLoopFuture<IntrospectionResult?>
         if let shared {
             let logger = self.logger
