@@ -62,7 +62,7 @@ extension ConfigReader {
         return settings
     }
 
-    private func boundedDuration(_ table: TOMLTable, _ key: String, path: String, _ range: ClosedRange<Duration>) -> Duration? {
+    func boundedDuration(_ table: TOMLTable, _ key: String, path: String, _ range: ClosedRange<Duration>) -> Duration? {
         // Parsed with a generous ceiling, then checked against this key's own range so the
         // message names that range.
         guard let value = self.duration(
@@ -79,7 +79,7 @@ extension ConfigReader {
         return value
     }
 
-    private func tableArray(_ table: TOMLTable, _ key: String, path: String) -> [(TOMLTable, String)] {
+    func tableArray(_ table: TOMLTable, _ key: String, path: String) -> [(TOMLTable, String)] {
         guard let value = table[key] else { return [] }
         guard let array = value.array else {
             self.problem("\(path).\(key)", "must be an array of tables ([[\(path).\(key)]])")

@@ -87,6 +87,11 @@ package final class GatewayServer: Sendable {
                 context.eventLoop.execute { context.value.authenticator.invalidate(apiKeyHash: hash) }
             }
         }
+        let invalidateOpaqueToken: @Sendable (String) -> Void = { hash in
+            for context in fanOut.withLockedValue({ $0 }) {
+                context.eventLoop.execute { context.value.authenticator.invalidate(opaqueAccessTokenHash: hash) }
+            }
+        }
         let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
         let revokeTokenID: @Sendable (String, Int64) -> Void = { id, expiresAt in
             for context in fanOut.withLockedValue({ $0 }) {
@@ -112,6 +117,11 @@ package final class GatewayServer: Sendable {
             tls = GatewayTLSContexts()
             self.tlsSetupError = error
         }
+        // Client TLS contexts of identity providers, shared by JWKS fetches and introspection.
+        let httpTLS = HTTPFetchers.TLSContexts()
+        self.httpTLS = httpTLS
+        Self.prepareIntrospectionTLS(configuration, contexts: httpTLS, logger: logger)
+        let poster = HTTPFetchers.poster(tlsContexts: httpTLS)
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
@@ -122,11 +132,15 @@ package final class GatewayServer: Sendable {
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
                 var oauthStores: OAuthLoopStores?
+                var opaqueTokens: (any OpaqueAccessTokenStore)?
+                var introspectionCache: (any IntrospectionCacheStore)?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
+                    opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
+                    introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.keyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
@@ -153,7 +167,9 @@ package final class GatewayServer: Sendable {
                     rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger),
                     tls: tls,
                     managementStore: managementStore,
-                    managementSessions: managementSessions
+                    managementSessions: managementSessions,
+                    opaqueTokenStore: opaqueTokens,
+                    introspection: LoopIntrospection(post: poster, shared: introspectionCache)
                 )
                 context.installLocalEndpoints { context in
                     [Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)].compactMap { $0 }
@@ -173,6 +189,7 @@ package final class GatewayServer: Sendable {
                 logger: logger,
                 onRevoke: invalidate,
                 onRevokeTokenID: revokeTokenID,
+                onRevokeOpaqueToken: invalidateOpaqueToken,
                 onResubscribed: {
                     for context in all {
                         context.eventLoop.execute {
@@ -197,11 +214,26 @@ package final class GatewayServer: Sendable {
         var state = State(configuration: configuration, logger: logger)
         state.tls = tls
         self.state = NIOLockedValueBox(state)
-        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group)
+        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group, tlsContexts: httpTLS)
         refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
     }
 
     private let fetcher: HTTPFetcher
+    private let httpTLS: HTTPFetchers.TLSContexts
+
+    /// Builds the client TLS context of every https introspection endpoint now, off the
+    /// event loops, so the first introspection never reads a CA file on one.
+    private static func prepareIntrospectionTLS(_ configuration: GatewayConfiguration, contexts: HTTPFetchers.TLSContexts, logger: Logger) {
+        for entry in configuration.introspection where entry.endpoint.lowercased().hasPrefix("https:") {
+            do {
+                _ = try contexts.context(caFile: entry.caFile)
+            } catch {
+                logger.error(
+                    "introspection endpoint TLS setup failed; its tokens get 503 until fixed",
+                    metadata: ["endpoint": "\(entry.endpoint)", "error": "\(error)"])
+            }
+        }
+    }
 
     /// scrypt checks for logins on `pool`, off the event loops.
     private static func passwordCheck(on pool: NIOThreadPool) -> PasswordCheck {
@@ -426,6 +458,7 @@ package final class GatewayServer: Sendable {
             self.refresher.withLockedValue { $0 = next }
             next?.start()
         }
+        Self.prepareIntrospectionTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
         let checkPassword = Self.passwordCheck(on: self.passwordPool)
         let refetch = Self.refetch(through: self.refresher)
         let memorySessions = self.memorySessions
