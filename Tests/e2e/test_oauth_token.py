@@ -414,6 +414,8 @@ def test_client_credentials_with_both_authentication_methods(oauth, upstream):
     assert narrowed.status_code == 200 and narrowed.json()["scope"] == "read:logs"
     assert requests.get(f"{oauth.url}/v1/logs", headers=bearer(narrowed.json()["access_token"]), timeout=5).status_code == 200
     assert header(upstream.requests()[-1], "X-DBAudit-Subject") == ["client:machine"]
+    assert header(upstream.requests()[-1], "X-DBAudit-Credential") == ["oauth"]
+    assert header(upstream.requests()[-1], "X-DBAudit-Client-Id") == ["machine"]
     assert_error(oauth.token({"grant_type": "client_credentials", "scope": "read:logs admin"}, auth=("machine", OAuth.MACHINE_SECRET)),
                  400, "invalid_scope")
     # A public client, and a client without the grant, may not use it.
@@ -502,7 +504,7 @@ def test_revoking_a_grant_forgets_the_consent(oauth):
     assert oauth.redis.command("EXISTS", key) == b":0\r\n"
 
 
-def test_opaque_access_tokens_are_introspected_and_revoked(oauth):
+def test_opaque_access_tokens_are_introspected_and_revoked(oauth, upstream):
     r = oauth.token({"grant_type": "client_credentials"}, auth=("opaque-app", OAuth.MACHINE_SECRET))
     assert r.status_code == 200, r.text
     token = r.json()["access_token"]
@@ -511,8 +513,12 @@ def test_opaque_access_tokens_are_introspected_and_revoked(oauth):
     assert oauth.redis.command("EXISTS", f"{PREFIX}oauth-at:{digest}") == b":1\r\n"
     described = introspect(oauth, token)
     assert described["active"] is True and described["client_id"] == "opaque-app" and described["sub"] == "client:opaque-app"
+    assert requests.get(f"{oauth.url}/v1/logs", headers=bearer(token), timeout=5).status_code == 200
+    assert header(upstream.requests()[-1], "X-DBAudit-Client-Id") == ["opaque-app"]
     revoke(oauth, token, auth=("opaque-app", OAuth.MACHINE_SECRET))
     assert introspect(oauth, token) == {"active": False}
+    assert wait_until(lambda: requests.get(f"{oauth.url}/v1/logs", headers=bearer(token), timeout=5).status_code == 401,
+                      timeout=scaled(2))
     assert oauth.redis.command("EXISTS", f"{PREFIX}oauth-at:{digest}") == b":0\r\n"
 
 
