@@ -313,6 +313,29 @@ def test_refresh_cannot_broaden_the_scope(oauth):
     assert r.status_code == 200 and r.json()["scope"] == "read:databases"
 
 
+def test_a_narrowed_refresh_keeps_the_grant_and_a_scope_at_the_code_exchange_is_ignored(oauth):
+    verifier, challenge = pkce_pair()
+    r = oauth.token({"grant_type": "authorization_code", "code": oauth.code(challenge=challenge), "redirect_uri": CALLBACK,
+                     "code_verifier": verifier, "scope": "read:databases read:logs write:policies admin"}, auth=("app", OAuth.SECRET))
+    assert r.status_code == 200 and r.json()["scope"] == "read:databases read:logs"
+    narrowed = oauth.refresh(r.json()["refresh_token"], scope="read:logs").json()
+    assert narrowed["scope"] == "read:logs"
+    # RFC 6749 §6: the new refresh token carries the original grant, not the narrowed one.
+    full = oauth.refresh(narrowed["refresh_token"]).json()
+    assert full["scope"] == "read:databases read:logs"
+
+
+def test_altered_refresh_tokens_and_credentials_in_the_query_get_nothing(oauth):
+    tokens = oauth.tokens()
+    altered = tokens["refresh_token"][:-1] + ("A" if tokens["refresh_token"][-1] != "A" else "B")
+    assert_error(oauth.refresh(altered), 400, "invalid_grant")
+    assert oauth.refresh(tokens["refresh_token"]).status_code == 200
+    # Client credentials in the URL are not credentials.
+    r = requests.post(f"{oauth.url}/oauth/token?client_id=machine&client_secret={OAuth.MACHINE_SECRET}",
+                      data={"grant_type": "client_credentials"}, timeout=5)
+    assert_invalid_client(r)
+
+
 # --- refresh rotation and the retry grace ---------------------------------------------------
 
 def test_a_refresh_token_presented_again_inside_the_grace_gets_the_same_pair(oauth):
