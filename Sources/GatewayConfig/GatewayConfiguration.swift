@@ -19,6 +19,8 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var admin: AdminSettings?
     /// `[[rate_limits]]`, in file order; names are unique.
     package var rateLimits: [RateLimitPolicy] = []
+    /// `[ui]`: the browser pages.
+    package var ui: UISettings = UISettings()
 
     /// The policy called `name`, if defined.
     package func rateLimitPolicy(named name: String) -> RateLimitPolicy? {
