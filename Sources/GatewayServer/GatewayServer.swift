@@ -392,6 +392,11 @@ package final class GatewayServer: Sendable {
             newLogger.warning("reload: [redis] changed; restart the gateway to apply it")
             effective.redis = old.redis
         }
+        if newConfiguration.admin != old.admin {
+            // The admin listener is bound once, at start, with its token.
+            newLogger.warning("reload: [admin] changed; restart the gateway to apply it")
+            effective.admin = old.admin
+        }
         if newConfiguration.apiKeys.pepper != old.apiKeys.pepper {
             newLogger.warning("reload: the API-key pepper changed; restart the gateway to apply it")
             effective.apiKeys.pepper = old.apiKeys.pepper
