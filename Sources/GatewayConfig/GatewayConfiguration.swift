@@ -21,6 +21,8 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var rateLimits: [RateLimitPolicy] = []
     /// `[ui]`: the browser pages.
     package var ui: UISettings = UISettings()
+    /// `[oauth]`; nil: the gateway is no OAuth authorization server.
+    package var oauth: OAuthSettings?
 
     /// The policy called `name`, if defined.
     package func rateLimitPolicy(named name: String) -> RateLimitPolicy? {
