@@ -1,3 +1,4 @@
+import GatewayConfig
 import GatewayCore
 
 /// What `GET /oauth/authorize` needs to know about a client: its registration as the
@@ -69,7 +70,9 @@ package struct AuthorizeErrorRedirect: Sendable, Hashable {
 /// the query and the client id (`parse`), then, with the client looked up, everything else
 /// (`validate`). Until the redirect URI is proven to be registered for the client every
 /// refusal is a page, never a redirect (an open redirector otherwise); after that, errors go
-/// back to the client with `error`, `state` and `iss`. Pure; any thread.
+/// back to the client with `error`, `state` and `iss`. Redirect URIs compare as
+/// `OAuthRedirectURI.matches` says: exactly, but any port for a loopback URI (RFC 8252).
+/// Pure; any thread.
 package enum AuthorizeValidation {
     /// A refusal shown as a page (status and a sentence for the person at the browser).
     package struct PageError: Error, Sendable, Hashable {
@@ -116,7 +119,7 @@ package enum AuthorizeValidation {
                 status: 400, code: "invalid_request",
                 message: "The authorization request must name exactly one redirect URI (redirect_uri)."))
         }
-        guard client.redirectURIs.contains(where: { RedirectURIMatch.matches(requested: redirectURI, registered: $0) }) else {
+        guard client.redirectURIs.contains(where: { OAuthRedirectURI.matches(registered: $0, presented: redirectURI) }) else {
             return .page(PageError(
                 status: 400, code: "invalid_request",
                 message: "The redirect URI is not registered for this application, so you are not sent back to it."))
@@ -212,36 +215,5 @@ package enum AuthorizeValidation {
             separator = "&"
         }
         return location
-    }
-}
-
-/// Redirect-URI comparison: the requested URI must equal a registered one character for
-/// character, except that for a registered loopback URI (`http://127.0.0.1` or
-/// `http://[::1]`) any port matches (RFC 8252 §7.3: native apps get an ephemeral port).
-/// Nothing is normalised: case, percent-encoding, dot segments, a trailing slash, an added
-/// query or fragment all make a different URI. Pure; any thread.
-package enum RedirectURIMatch {
-    static let loopbackHosts = ["http://127.0.0.1", "http://[::1]"]
-
-    package static func matches(requested: String, registered: String) -> Bool {
-        if requested == registered { return true }
-        guard let requestedRest = withoutLoopbackPort(requested), let registeredRest = withoutLoopbackPort(registered) else {
-            return false
-        }
-        return requestedRest == registeredRest
-    }
-
-    /// A loopback URI with its port removed (host and the rest kept), or nil when `uri` is not
-    /// `http://127.0.0.1` / `http://[::1]`, an optional port of 1-65535, then a path.
-    static func withoutLoopbackPort(_ uri: String) -> String? {
-        guard let host = loopbackHosts.first(where: { uri.hasPrefix($0) }) else { return nil }
-        var rest = Substring(uri.dropFirst(host.count))
-        if rest.first == ":" {
-            let digits = rest.dropFirst().prefix(while: { $0.isASCII && $0.isNumber })
-            guard (1...5).contains(digits.count), let port = Int(digits), (1...65535).contains(port) else { return nil }
-            rest = rest.dropFirst(1 + digits.count)
-        }
-        guard rest.first == "/" else { return nil }
-        return host + rest
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayConfig
 import GatewayPages
 import Testing
 
@@ -61,17 +62,17 @@ import Testing
         "http://user@127.0.0.1:5000/callback", "http://127.0.0.1:5000/callback#x", "http://127.0.0.2:5000/callback",
     ])
     func redirectURITricksNeverMatch(_ uri: String) {
-        #expect(!publicClient.redirectURIs.contains { RedirectURIMatch.matches(requested: uri, registered: $0) })
+        #expect(!publicClient.redirectURIs.contains { OAuthRedirectURI.matches(registered: $0, presented: uri) })
         #expect(isPage(outcome(base(FormFields.encode(uri)), client: publicClient)))
     }
 
     @Test func loopbackMatchesAnyPort() {
-        #expect(RedirectURIMatch.matches(requested: "http://127.0.0.1:51004/callback", registered: "http://127.0.0.1/callback"))
-        #expect(RedirectURIMatch.matches(requested: "http://127.0.0.1/callback", registered: "http://127.0.0.1:8080/callback"))
-        #expect(RedirectURIMatch.matches(requested: "http://[::1]:7000/cb", registered: "http://[::1]/cb"))
-        #expect(!RedirectURIMatch.matches(requested: "http://[::1]:7000/cb", registered: "http://127.0.0.1/cb"))
+        #expect(OAuthRedirectURI.matches(registered: "http://127.0.0.1/callback", presented: "http://127.0.0.1:51004/callback"))
+        #expect(OAuthRedirectURI.matches(registered: "http://127.0.0.1:8080/callback", presented: "http://127.0.0.1/callback"))
+        #expect(OAuthRedirectURI.matches(registered: "http://[::1]/cb", presented: "http://[::1]:7000/cb"))
+        #expect(!OAuthRedirectURI.matches(registered: "http://127.0.0.1/cb", presented: "http://[::1]:7000/cb"))
         // Non-loopback URIs keep their port.
-        #expect(!RedirectURIMatch.matches(requested: "https://a.example:444/cb", registered: "https://a.example/cb"))
+        #expect(!OAuthRedirectURI.matches(registered: "https://a.example/cb", presented: "https://a.example:444/cb"))
     }
 
     @Test func afterTheRedirectURIErrorsRedirect() {
