@@ -75,7 +75,8 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "ui"])
+        self.rejectUnknown(
+            in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -115,6 +116,10 @@ final class ConfigReader {
                 "a pepper (pepper_file or pepper_env) is required when [redis] stores API keys"
             )
         }
+        var oauth: OAuthSettings?
+        if let table = self.table(root, "oauth", path: "") {
+            oauth = self.readOAuth(table, jwt: jwt, hasRedis: redis != nil)
+        }
         let rateLimits = self.readRateLimits(root)
         let routes = self.readRoutes(root, policies: Set(rateLimits.map(\.name)))
         if let name = apiKeys.managementRateLimit, !rateLimits.contains(where: { $0.name == name }) {
@@ -139,6 +144,7 @@ final class ConfigReader {
         configuration.admin = admin
         configuration.rateLimits = rateLimits
         configuration.ui = ui
+        configuration.oauth = oauth
         return configuration
     }
 
