@@ -457,7 +457,14 @@ package final class AuthorizePages: LocalEndpoint {
         let authority = afterScheme[..<end]
         guard !authority.isEmpty, !authority.contains("@"), !authority.contains(" "), !authority.contains(";"), !authority.contains(",")
         else { return nil }
-        return String(uri[..<schemeEnd.upperBound]) + authority
+        let scheme = String(uri[..<schemeEnd.upperBound])
+        // A CSP source cannot name an IPv6 literal (Chromium ignores `http://[::1]:port`):
+        // the loopback `[::1]` is allowed as any host on that scheme and port instead.
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            return scheme + "*" + authority[authority.index(after: close)...]
+        }
+        return scheme + authority
     }
 
     /// A failure as a page: refusals keep their status; a store that cannot be asked is 503.

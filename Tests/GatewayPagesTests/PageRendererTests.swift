@@ -67,3 +67,17 @@ import Testing
         #expect(consent.first?.value == "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' http://127.0.0.1:5000; frame-ancestors 'none'")
     }
 }
+
+@Suite struct FormActionOriginTests {
+    @Test func originOfRedirectURIs() {
+        #expect(AuthorizePages.origin(of: "https://app.example.com/cb?x=1") == "https://app.example.com")
+        #expect(AuthorizePages.origin(of: "http://127.0.0.1:51234/callback") == "http://127.0.0.1:51234")
+        #expect(AuthorizePages.origin(of: "http://127.0.0.1/callback") == "http://127.0.0.1")
+        // A CSP source cannot name an IPv6 literal: any host on that scheme and port.
+        #expect(AuthorizePages.origin(of: "http://[::1]:7000/cb") == "http://*:7000")
+        #expect(AuthorizePages.origin(of: "http://[::1]/cb") == "http://*")
+        // Nothing that could break out of the policy.
+        #expect(AuthorizePages.origin(of: "https://a.example;script-src *") == nil)
+        #expect(AuthorizePages.origin(of: "no-scheme") == nil)
+    }
+}

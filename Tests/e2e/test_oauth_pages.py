@@ -36,7 +36,7 @@ def oauth_tail(web_secret_file) -> str:
 [[oauth.clients]]
 id = "cli-app"
 name = "Reporting <CLI> & Co"
-redirect_uris = ["http://127.0.0.1/callback", "https://app.example.com/cb"]
+redirect_uris = ["http://127.0.0.1/callback", "http://[::1]/callback", "https://app.example.com/cb"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["read:databases", "read:logs", "read:reports"]
 public = true
@@ -344,6 +344,9 @@ def test_consent_page_headers_are_exactly_as_listed(pages_gateway):
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert "<script" not in page.text and "style=" not in page.text
+    # An IPv6 literal cannot be a CSP source: the [::1] loopback is any host on its port.
+    _, _, page = signed_in_consent(pages_gateway, requests.Session(), redirect_uri="http://[::1]:40404/callback")
+    assert "form-action 'self' http://*:40404;" in page.headers["Content-Security-Policy"]
 
 
 def test_stylesheet_is_served_with_long_cache(pages_gateway):
