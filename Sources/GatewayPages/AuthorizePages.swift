@@ -151,7 +151,10 @@ package final class AuthorizePages: LocalEndpoint {
         let flow = AuthorizeFlow(
             request: authorizeRequest, csrfToken: CSRFCheck.newToken(), browserHash: PageRandom.hash(browser), createdAt: self.deps.now())
         guard let json = flow.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
-        return self.deps.browserState.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds).assumeIsolated().flatMap {
+        let store = self.deps.browserState
+        return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .authorize, eventLoop: eventLoop).flatMap {
+            store.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds)
+        }.assumeIsolated().flatMap {
             self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: nil, eventLoop: eventLoop)
         }.map { response in
             var response = response

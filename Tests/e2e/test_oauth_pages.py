@@ -526,3 +526,18 @@ def test_sign_in_form_is_throttled_like_the_login_endpoint(tmp_path, upstream, p
         assert login(gateway, "user@example.test").status_code == 429
     finally:
         gateway.stop()
+
+
+def test_new_flows_are_bounded_per_address_in_buckets_of_their_own(make_gateway, upstream, pages_tail):
+    gateway = make_gateway(upstream.url, routes=USER_ROUTES, tail=pages_tail(THROTTLE))
+    add_user(gateway, "user@example.test", USER_SCOPES)
+    # Each flow is a record in Redis for ten minutes: login_attempts_per_address per window.
+    for attempt in range(20):
+        assert authorize(gateway).status_code == 200, attempt
+    r = authorize(gateway)
+    assert r.status_code == 429, r.text
+    assert r.headers["Content-Type"].startswith("text/html") and "Location" not in r.headers
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    # Refusals that create no flow are not counted, and sign-in keeps its own buckets.
+    assert_error_page(authorize(gateway, params=authorize_params(client_id="nobody")))
+    assert login(gateway, "user@example.test").status_code == 200
