@@ -92,8 +92,7 @@ package final class LoopContext {
     /// This loop's session store (users, refresh families, revoked JWT ids), kept for the
     /// process's life so a reload that turns JWTs on finds it.
     package let sessionStore: (any SessionStore)?
-    /// The API-key hasher (keyed with the pepper); OAuth client secrets use it too.
-    package let hmac: HMACSHA256
+    private let hmac: HMACSHA256
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 
@@ -187,7 +186,8 @@ package final class LoopContext {
                 let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
                 if case .verified(let verified) = verifier.verify(token, now: now()) { return verified }
                 return nil
-            }
+            },
+            refreshReuseGraceSeconds: Int64(settings.refreshReuseGrace.components.seconds)
         )
     }
 
@@ -296,6 +296,12 @@ package final class LoopContext {
             self.localEndpoints = factory(self)
         }
     }
+
+    /// The JWT runtime in force on this loop (our issuer's keys, the policies), if any.
+    package var identityRuntime: IdentityRuntime? { self.identity?.runtime }
+
+    /// The API-key hasher (keyed with the pepper); client secrets are hashed with it too.
+    package var secretHasher: HMACSHA256 { self.hmac }
 
     /// Installs the server's local endpoints and remembers `factory` to rebuild them with
     /// each configuration `apply` brings.

@@ -122,6 +122,7 @@ package final class GatewayServer: Sendable {
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
                 var managementClient: RedisClient?
+                var oauthStores: OAuthLoopStores?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
@@ -133,6 +134,9 @@ package final class GatewayServer: Sendable {
                     managementClient = management
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    oauthStores = OAuthLoopStores(
+                        clients: RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix),
+                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
@@ -153,8 +157,13 @@ package final class GatewayServer: Sendable {
                     managementStore: managementStore,
                     managementSessions: managementSessions
                 )
-                context.installLocalEndpoints { loop in
-                    [Self.authorizePages(loop, redis: managementClient)].compactMap { $0 }
+                context.installLocalEndpoints { context in
+                    // The pages first: the OAuth endpoint answers every other /oauth/ path.
+                    let endpoints: [(any LocalEndpoint)?] = [
+                        Self.authorizePages(context, redis: managementClient, oauthStore: oauthStores?.clients),
+                        Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool),
+                    ]
+                    return endpoints.compactMap { $0 }
                 }
                 return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()

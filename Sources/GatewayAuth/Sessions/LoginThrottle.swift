@@ -23,6 +23,8 @@ package enum LoginThrottlePurpose: String, Sendable {
     /// A new OAuth authorization flow (`GET /oauth/authorize` stores one in Redis for ten
     /// minutes): bounded per address so page loads cannot fill the store.
     case authorize
+    /// `/oauth/token`: per address and per client (`account` = `client:<id>`).
+    case oauthToken = "oauth-token"
 }
 
 package enum LoginThrottleDecision: Sendable, Equatable {
