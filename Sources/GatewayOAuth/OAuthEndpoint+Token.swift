@@ -121,10 +121,13 @@ extension OAuthEndpoint {
         }.flatMap { issued -> EventLoopFuture<String> in
             self.deps.store.recordIssued(fromCode: codeHash, issuance: issued.issuance).flatMap { recorded -> EventLoopFuture<String> in
                 if recorded { return eventLoop.makeSucceededFuture(issued.body) }
-                // The code was presented again while these tokens were made: they die too.
-                return self.revokeIssued(issued.issuance, now: now, eventLoop: eventLoop).flatMapThrowing {
-                    throw OAuthError.invalidGrant("The authorization code was used twice; the tokens issued from it are revoked.")
-                }
+                // The code was presented again while these tokens were made: this redemption
+                // was the one that won (its answer stands, so of any number of parallel
+                // redemptions exactly one succeeds), but the reuse revokes what it issued.
+                self.deps.logger.warning(
+                    "authorization code presented again during its redemption; the tokens issued from it are revoked",
+                    metadata: ["event": "oauth_code_reuse", "client_id": .string(client.id)])
+                return self.revokeIssued(issued.issuance, now: now, eventLoop: eventLoop).map { issued.body }
             }
         }
     }
