@@ -15,7 +15,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import USER_ROUTES, add_user, jwt_session_tail, login, set_user_disabled
+from conftest import USER_ROUTES, add_user, bearer, jwt_session_tail, login, set_user_disabled
 from jwks_server import SigningKey
 from test_sessions import OneLoopGateway, Secrets
 
@@ -293,6 +293,21 @@ def test_full_flow_issues_a_code_bound_to_the_request(pages_gateway, redis_serve
     # The flow is over: its form cannot be posted again.
     again = decide(pages_gateway, session, flow, csrf)
     assert again.status_code == 400 and "Location" not in again.headers
+
+
+def test_a_code_from_the_pages_is_exchanged_at_the_token_endpoint(pages_gateway, upstream):
+    session = requests.Session()
+    verifier, challenge = pkce_pair()
+    flow, csrf, _ = signed_in_consent(pages_gateway, session, code_challenge=challenge, scope="read:logs")
+    code = redirect_query(decide(pages_gateway, session, flow, csrf))["code"]
+    r = requests.post(f"{pages_gateway.url}/oauth/token", timeout=15, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": "http://127.0.0.1:51234/callback",
+        "client_id": "cli-app", "code_verifier": verifier})
+    assert r.status_code == 200, r.text
+    tokens = r.json()
+    assert tokens["scope"] == "read:logs"
+    assert requests.get(f"{pages_gateway.url}/v1/logs", headers=bearer(tokens["access_token"]), timeout=5).status_code == 200
+    assert requests.get(f"{pages_gateway.url}/v1/databases", headers=bearer(tokens["access_token"]), timeout=5).status_code == 403
 
 
 def test_deny_redirects_access_denied_with_state_and_iss(pages_gateway):
