@@ -18,6 +18,7 @@ import requests
 from conftest import USER_ROUTES, add_user, bearer, jwt_session_tail, login, set_user_disabled
 from jwks_server import SigningKey
 from test_sessions import OneLoopGateway, Secrets
+from test_tls import https_url, pki, tls_section  # noqa: F401 (pki is a fixture)
 
 OWN_ISSUER = "https://gateway.test"
 PASSWORD = "password-at-least-12"
@@ -383,6 +384,27 @@ def test_session_cookie_attributes_on_a_plain_listener(pages_gateway):
     match = re.fullmatch(r"dbgw_session=([A-Za-z0-9_-]{43}); Path=/; Max-Age=43200; HttpOnly; SameSite=Lax", cookie)
     assert match, cookie
     assert "Secure" not in cookie and "__Host-" not in cookie
+
+
+def test_cookies_on_a_tls_listener_are_host_prefixed_and_secure(make_gateway, upstream, pages_tail, pki):
+    gateway = make_gateway(upstream.url, server=tls_section(pki), routes=USER_ROUTES, tail=pages_tail())
+    add_user(gateway, "user@example.test", USER_SCOPES)
+    session = requests.Session()
+    ca = pki.path("ca.pem")
+    base = https_url(gateway)
+    r = session.get(f"{base}/oauth/authorize", params=authorize_params(), allow_redirects=False, timeout=10, verify=ca)
+    assert r.status_code == 200, r.text
+    assert re.fullmatch(r"__Host-dbgw_browser=[A-Za-z0-9_-]{43}; Path=/; Max-Age=\d+; HttpOnly; SameSite=Lax; Secure",
+                        r.headers["Set-Cookie"]), r.headers["Set-Cookie"]
+    r = session.post(f"{base}/oauth/authorize/login", allow_redirects=False, timeout=15, verify=ca, data={
+        "flow": hidden(r.text, "flow"), "csrf_token": hidden(r.text, "csrf_token"), "email": "user@example.test",
+        "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    assert re.fullmatch(r"__Host-dbgw_session=[A-Za-z0-9_-]{43}; Path=/; Max-Age=43200; HttpOnly; SameSite=Lax; Secure",
+                        r.headers["Set-Cookie"]), r.headers["Set-Cookie"]
+    page = session.get(base + r.headers["Location"], allow_redirects=False, timeout=10, verify=ca)
+    assert page.status_code == 200 and 'id="allow"' in page.text
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
 def test_post_answers_303_and_wrong_methods_get_an_html_405(pages_gateway):
