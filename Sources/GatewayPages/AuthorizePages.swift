@@ -62,10 +62,13 @@ package final class AuthorizePages: LocalEndpoint {
     }
 
     private let deps: Dependencies
+    private let sessions: BrowserSessions
     private let renderer = PageRenderer.standard
 
     package init(_ dependencies: Dependencies) {
         self.deps = dependencies
+        self.sessions = BrowserSessions(
+            store: dependencies.browserState, users: dependencies.users, policy: dependencies.sessionPolicy, now: dependencies.now)
     }
 
     package func handles(_ normalizedPath: String) -> Bool {
@@ -152,15 +155,16 @@ package final class AuthorizePages: LocalEndpoint {
             request: authorizeRequest, csrfToken: CSRFCheck.newToken(), browserHash: PageRandom.hash(browser), createdAt: self.deps.now())
         guard let json = flow.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
         let store = self.deps.browserState
-        return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .authorize, eventLoop: eventLoop).flatMap {
-            store.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds)
-        }.assumeIsolated().flatMap {
-            self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: nil, eventLoop: eventLoop)
-        }.map { response in
-            var response = response
-            response.headers += headers
-            return response
-        }.nonisolated()
+        return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .authorize, eventLoop: eventLoop)
+            .assumeIsolated().flatMap {
+                store.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds)
+            }.flatMap {
+                self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: nil, eventLoop: eventLoop)
+            }.map { response in
+                var response = response
+                response.headers += headers
+                return response
+            }.nonisolated()
     }
 
     // MARK: GET /oauth/authorize/consent?flow=...
@@ -185,7 +189,7 @@ package final class AuthorizePages: LocalEndpoint {
     private func continueFlow(
         flowID: String, flow: AuthorizeFlow, client: OAuthClient, request: LocalRequest, loginError: String?, eventLoop: any EventLoop
     ) -> EventLoopFuture<LocalResponse> {
-        self.currentSession(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+        self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
             guard let session else {
                 return eventLoop.makeSucceededFuture(self.loginPage(flowID: flowID, flow: flow, client: client, error: loginError))
             }
@@ -210,7 +214,7 @@ package final class AuthorizePages: LocalEndpoint {
             return self.deps.credentials.verify(
                 email: fields["email"] ?? "", password: fields["password"] ?? "", clientAddress: request.clientAddress, eventLoop: eventLoop
             ).assumeIsolated().flatMap { user -> EventLoopFuture<LocalResponse> in
-                self.createSession(for: user, replacing: request, eventLoop: eventLoop).map { cookie in
+                self.sessions.create(for: user, request: request, eventLoop: eventLoop).map { cookie in
                     PageResponses.seeOther(flowPage, headers: [cookie])
                 }
             }.flatMapError { error -> EventLoopFuture<LocalResponse> in
@@ -223,24 +227,6 @@ package final class AuthorizePages: LocalEndpoint {
         }.flatMapErrorThrowing { error in self.storeFailure(error, request) }.nonisolated()
     }
 
-    /// A new session for `user` (a new cookie value: never one the browser had before
-    /// sign-in); the browser's previous session, if any, is deleted.
-    private func createSession(for user: UserRecord, replacing request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<GatewayError.HeaderField> {
-        let name = BrowserCookies.sessionName(isTLS: request.isTLS)
-        let now = self.deps.now()
-        let value = PageRandom.token()
-        let record = BrowserSessionRecord(userID: user.id, email: user.email, createdAt: now, lastSeen: now, csrfToken: CSRFCheck.newToken())
-        let ttl = self.deps.sessionPolicy.ttl(createdAt: now, now: now)
-        let old = BrowserCookies.value(named: name, in: request.values(of: "Cookie")).map(PageRandom.hash)
-        let store = self.deps.browserState
-        let maxAge = self.deps.sessionPolicy.lifetime
-        return store.createSession(hash: PageRandom.hash(value), record: record, ttl: ttl).assumeIsolated().flatMap {
-            old.map { store.deleteSession(hash: $0) } ?? eventLoop.makeSucceededVoidFuture()
-        }.map {
-            BrowserCookies.set(name: name, value: value, maxAge: maxAge, isTLS: request.isTLS)
-        }.nonisolated()
-    }
-
     // MARK: POST /oauth/authorize/consent
 
     private func decide(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
@@ -251,7 +237,7 @@ package final class AuthorizePages: LocalEndpoint {
                     GatewayError.badRequest("Choose Allow or Deny."), requestID: request.requestID))
             }
             return self.withClient(flow, request: request, eventLoop: eventLoop) { client in
-                self.currentSession(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+                self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
                     // Signed out (or expired) meanwhile: back to the flow, which asks to sign in.
                     guard let session else {
                         return eventLoop.makeSucceededFuture(PageResponses.seeOther(Self.consentPath + "?flow=" + flowID))
@@ -282,18 +268,15 @@ package final class AuthorizePages: LocalEndpoint {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
             return eventLoop.makeSucceededFuture(PageResponses.error(GatewayError.badRequest("The form is malformed."), requestID: request.requestID))
         }
-        let name = BrowserCookies.sessionName(isTLS: request.isTLS)
         let next = fields["flow"].flatMap { AuthorizeFlow.isValidID($0) ? Self.consentPath + "?flow=" + $0 : nil } ?? Self.logoutPath
-        return self.currentSession(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+        return self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
             guard let session else {
-                return eventLoop.makeSucceededFuture(PageResponses.seeOther(next, headers: [BrowserCookies.clear(name: name, isTLS: request.isTLS)]))
+                return eventLoop.makeSucceededFuture(PageResponses.seeOther(next, headers: [BrowserSessions.clearCookie(request)]))
             }
             guard CSRFCheck.matches(posted: fields["csrf_token"], expected: session.record.csrfToken) else {
                 return eventLoop.makeSucceededFuture(PageResponses.error(Self.csrfRefusal, requestID: request.requestID))
             }
-            return self.deps.browserState.deleteSession(hash: session.hash).map {
-                PageResponses.seeOther(next, headers: [BrowserCookies.clear(name: name, isTLS: request.isTLS)])
-            }
+            return self.sessions.end(session, request: request).map { cookie in PageResponses.seeOther(next, headers: [cookie]) }
         }.flatMapErrorThrowing { error in self.storeFailure(error, request) }.nonisolated()
     }
 
@@ -355,37 +338,6 @@ package final class AuthorizePages: LocalEndpoint {
         }.nonisolated()
     }
 
-    /// A signed-in browser: its session (idle and absolute limits checked, `lastSeen`
-    /// moved on) and its user, who must still exist, be enabled and be the one signed in.
-    struct ActiveSession {
-        var hash: String
-        var record: BrowserSessionRecord
-        var user: UserRecord
-    }
-
-    private func currentSession(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<ActiveSession?> {
-        guard let value = BrowserCookies.value(named: BrowserCookies.sessionName(isTLS: request.isTLS), in: request.values(of: "Cookie")) else {
-            return eventLoop.makeSucceededFuture(nil)
-        }
-        let hash = PageRandom.hash(value)
-        let store = self.deps.browserState
-        let now = self.deps.now()
-        return store.session(hash: hash).assumeIsolated().flatMap { record -> EventLoopFuture<ActiveSession?> in
-            guard let record else { return eventLoop.makeSucceededFuture(nil) }
-            guard case .active(let touched, let ttl) = self.deps.sessionPolicy.evaluate(record, now: now) else {
-                return store.deleteSession(hash: hash).map { nil }
-            }
-            return self.deps.users.user(email: record.email).assumeIsolated().flatMap { user -> EventLoopFuture<ActiveSession?> in
-                guard let user, !user.disabled, user.id == record.userID else {
-                    return store.deleteSession(hash: hash).map { nil }
-                }
-                let active = ActiveSession(hash: hash, record: touched ?? record, user: user)
-                guard let touched else { return eventLoop.makeSucceededFuture(active) }
-                return store.touchSession(hash: hash, record: touched, ttl: ttl).map { active }
-            }.nonisolated()
-        }.nonisolated()
-    }
-
     private func grantedScopes(_ flow: AuthorizeFlow, client: OAuthClient, user: UserRecord) -> [String]? {
         AuthorizeValidation.grantedScopes(requested: flow.request.requestedScopes, clientScopes: client.scopes, userScopes: user.scopes)
     }
@@ -440,7 +392,7 @@ package final class AuthorizePages: LocalEndpoint {
         return PageResponses.page(.login, context, formActionOrigin: Self.origin(of: flow.request.redirectURI), renderer: self.renderer)
     }
 
-    private func consentPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, session: ActiveSession, scopes: [String]) -> LocalResponse {
+    private func consentPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, session: BrowserSessions.Active, scopes: [String]) -> LocalResponse {
         let origin = Self.origin(of: flow.request.redirectURI)
         let context: [String: Any] = [
             "title": "Allow access?", "client_name": client.name, "user_email": session.user.email,
