@@ -266,7 +266,12 @@ package final class GatewayServer: Sendable {
         var bound: [any Channel] = []
         do {
             for address in configuration.server.listen {
-                let channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
+                let channel: any Channel
+                do {
+                    channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
+                } catch {
+                    throw ListenError.classify(error, address: address.description, listener: "listener") ?? error
+                }
                 bound.append(channel)
                 let local = channel.localAddress.flatMap { bound in
                     bound.ipAddress.map { ListenAddress(host: $0, port: bound.port ?? address.port).description }
@@ -295,7 +300,7 @@ package final class GatewayServer: Sendable {
                 logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
             } catch {
                 for channel in bound { try? await channel.close() }
-                throw error
+                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener") ?? error
             }
         }
     }
