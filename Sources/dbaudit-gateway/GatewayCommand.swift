@@ -18,7 +18,7 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "dbaudit-gateway",
         abstract: "Authentication gateway in front of the DB Audit API.",
         version: GatewayVersion.current,
-        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Demo.self],
+        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Clients.self, Demo.self],
         defaultSubcommand: nil
     )
 }
