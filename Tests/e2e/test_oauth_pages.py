@@ -524,7 +524,7 @@ def test_idle_session_expires(make_gateway, upstream, pages_tail, redis_server):
     signed_in_consent(gateway, session)
     (key,) = redis_keys(redis_server, "dbgw:browser-session:*")
     ttl = int(redis_server.command("TTL", key)[1:].strip())
-    assert 50 <= ttl <= 60, ttl
+    assert 0 < ttl <= 60, ttl  # the idle limit, not the 5m lifetime
     # Make it idle for longer than the limit (last_seen far in the past).
     record = redis_get(redis_server, key).decode()
     record = re.sub(r'"last_seen":\d+', '"last_seen":1', record)
