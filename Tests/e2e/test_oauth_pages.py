@@ -413,6 +413,10 @@ def test_post_answers_303_and_wrong_methods_get_an_html_405(pages_gateway):
     assert r.headers["Content-Type"].startswith("text/html")
     r = requests.post(f"{pages_gateway.url}/oauth/authorize", timeout=5)
     assert r.status_code == 405 and r.headers["Content-Type"].startswith("text/html")
+    # Refused before the page runs (a body over 16 KiB): still an HTML page, never JSON.
+    r = requests.post(f"{pages_gateway.url}/oauth/authorize/login", data={"email": "x" * 20000}, timeout=5)
+    assert r.status_code == 413 and r.headers["Content-Type"].startswith("text/html"), (r.status_code, r.headers)
+    assert "request_too_large" in r.text and r.headers["Content-Security-Policy"] == CSP
 
 
 # --- CSRF ------------------------------------------------------------------------------------
