@@ -88,8 +88,10 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
             #expect(try await loop.flatSubmit { store.flow(id: "f1") }.get() == "{\"a\":1}")
             let flowTTL = try await ttl(raw, "dbgw:oauth-flow:f1")
             #expect(flowTTL > 300 && flowTTL <= 600)
-            try await loop.flatSubmit { store.deleteFlow(id: "f1") }.get()
+            #expect(try await loop.flatSubmit { store.deleteFlow(id: "f1") }.get() == true)
             #expect(try await loop.flatSubmit { store.flow(id: "f1") }.get() == nil)
+            // Only one caller ends a flow.
+            #expect(try await loop.flatSubmit { store.deleteFlow(id: "f1") }.get() == false)
         }
     }
 }

@@ -10,7 +10,9 @@ import hashlib
 import html
 import re
 import secrets as pysecrets
+import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -309,6 +311,22 @@ def test_a_code_from_the_pages_is_exchanged_at_the_token_endpoint(pages_gateway,
     assert tokens["scope"] == "read:logs"
     assert requests.get(f"{pages_gateway.url}/v1/logs", headers=bearer(tokens["access_token"]), timeout=5).status_code == 200
     assert requests.get(f"{pages_gateway.url}/v1/databases", headers=bearer(tokens["access_token"]), timeout=5).status_code == 403
+
+
+def test_a_flow_answers_once_even_when_its_form_is_posted_twice_at_once(pages_gateway):
+    session = requests.Session()
+    flow, csrf, _ = signed_in_consent(pages_gateway, session)
+    cookies = session.cookies.get_dict()
+    barrier = threading.Barrier(6)
+
+    def post(_):
+        barrier.wait()
+        return requests.post(f"{pages_gateway.url}/oauth/authorize/consent", cookies=cookies, allow_redirects=False,
+                             data={"flow": flow, "csrf_token": csrf, "decision": "allow"}, timeout=15)
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(r.status_code for r in pool.map(post, range(6)))
+    assert statuses == [303] + [400] * 5, statuses
 
 
 def test_deny_redirects_access_denied_with_state_and_iss(pages_gateway):
