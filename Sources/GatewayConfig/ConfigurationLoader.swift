@@ -75,7 +75,8 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth"])
+        self.rejectUnknown(
+            in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -133,6 +134,10 @@ final class ConfigReader {
         if let table = self.table(root, "admin", path: "") {
             admin = self.readAdmin(table)
         }
+        var ui = UISettings()
+        if let table = self.table(root, "ui", path: "") {
+            ui = self.readUI(table)
+        }
         guard let upstream else { return nil }
         var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
         configuration.redis = redis
@@ -143,6 +148,7 @@ final class ConfigReader {
         configuration.routes = routes
         configuration.admin = admin
         configuration.rateLimits = rateLimits
+        configuration.ui = ui
         configuration.oauth = oauth
         return configuration
     }

@@ -131,6 +131,7 @@ package final class GatewayServer: Sendable {
                 var redisLimiter: RedisRateLimiter?
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
+                var managementClient: RedisClient?
                 var oauthStores: OAuthLoopStores?
                 var opaqueTokens: (any OpaqueAccessTokenStore)?
                 var introspectionCache: (any IntrospectionCacheStore)?
@@ -144,6 +145,7 @@ package final class GatewayServer: Sendable {
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
+                    managementClient = management
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
                     oauthStores = OAuthLoopStores(
@@ -172,7 +174,12 @@ package final class GatewayServer: Sendable {
                     introspection: LoopIntrospection(post: poster, shared: introspectionCache)
                 )
                 context.installLocalEndpoints { context in
-                    [Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)].compactMap { $0 }
+                    // The pages first: the OAuth endpoint answers every other /oauth/ path.
+                    let endpoints: [(any LocalEndpoint)?] = [
+                        Self.authorizePages(context, redis: managementClient, oauthStore: oauthStores?.clients),
+                        Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool),
+                    ]
+                    return endpoints.compactMap { $0 }
                 }
                 return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
