@@ -197,7 +197,10 @@ package final class AuthorizePages: LocalEndpoint {
                 return self.finish(flowID: flowID, self.refuse(Self.scopeRefusal(flow)), eventLoop: eventLoop)
             }
             return self.deps.oauthStore.consent(userID: session.user.id, clientID: client.id).assumeIsolated().flatMap { remembered in
-                if let remembered, Set(scopes).isSubset(of: Set(remembered)) {
+                // A public client cannot prove who it is: any program on the user's machine
+                // can claim its loopback redirect URI, so the user is asked every time
+                // (RFC 8252 §8.6). A confidential client's code is useless without its secret.
+                if let remembered, !client.isPublic, Set(scopes).isSubset(of: Set(remembered)) {
                     return self.issueCode(flowID: flowID, flow: flow, user: session.user, scopes: scopes, eventLoop: eventLoop)
                 }
                 return eventLoop.makeSucceededFuture(self.consentPage(flowID: flowID, flow: flow, client: client, session: session, scopes: scopes))

@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewayCore
+import GatewayOAuth
 
 /// What `GET /oauth/authorize` needs to know about a client: its registration as the
 /// validation reads it (built from the OAuth client registry's record). A value.
@@ -161,7 +162,7 @@ package enum AuthorizeValidation {
                 return refuse("invalid_request", "Only code_challenge_method=S256 is supported.")
             }
             guard isValidChallenge(challenge) else {
-                return refuse("invalid_request", "code_challenge must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~.")
+                return refuse("invalid_request", "code_challenge must be an S256 value: 43 characters of A-Z a-z 0-9 - _.")
             }
         }
         var requested: [String]?
@@ -171,8 +172,9 @@ package enum AuthorizeValidation {
                 guard scopes.count <= 32, ScopeToken.areValid(scopes) else {
                     return refuse("invalid_scope", "scope must be a space-separated list of scopes.")
                 }
-                if let unknown = scopes.first(where: { !Scopes.all.contains($0) }) {
-                    return refuse("invalid_scope", "The scope \(unknown) does not exist.")
+                if scopes.contains(where: { !Scopes.all.contains($0) }) {
+                    // Not echoed: the redirect carries this text back to the client's page.
+                    return refuse("invalid_scope", "A requested scope does not exist.")
                 }
                 if let other = scopes.first(where: { !client.scopes.contains($0) }) {
                     return refuse("invalid_scope", "This client is not registered for the scope \(other).")
@@ -186,9 +188,11 @@ package enum AuthorizeValidation {
             codeChallenge: challenge))
     }
 
-    /// RFC 7636 §4.2: 43-128 characters of the unreserved set.
+    /// RFC 7636 §4.2: an S256 challenge is the base64url form of a SHA-256, 43 characters;
+    /// anything else could never match a verifier, so the code it asks for is refused now
+    /// rather than issued unredeemable.
     package static func isValidChallenge(_ challenge: String) -> Bool {
-        (43...128).contains(challenge.utf8.count) && challenge.utf8.allSatisfy(FormFields.isUnreserved)
+        PKCE.isValidChallenge(challenge)
     }
 
     /// The scopes to grant once the user is known: the requested ones (or, when none were

@@ -479,17 +479,24 @@ def test_a_flow_cannot_be_continued_from_another_browser(pages_gateway):
 
 # --- remembered consent, sessions -------------------------------------------------------------
 
-def test_remembered_consent_skips_the_page_for_the_same_scopes_only(pages_gateway):
+def test_remembered_consent_skips_the_page_for_a_confidential_client_and_the_same_scopes_only(pages_gateway):
+    session = requests.Session()
+    web = {"client_id": "web-app", "redirect_uri": WEB_REDIRECT, "scope": "read:logs"}
+    flow, csrf, _ = signed_in_consent(pages_gateway, session, **web)
+    assert "code" in redirect_query(decide(pages_gateway, session, flow, csrf))
+    # Same client, same scopes, signed in: straight back with a code and the new state.
+    r = authorize(pages_gateway, session, authorize_params(**web, state="second"))
+    query = redirect_query(r)
+    assert set(query) == {"code", "state", "iss"} and query["state"] == "second"
+
+
+def test_remembered_consent_never_skips_the_page_for_a_public_client(pages_gateway):
     session = requests.Session()
     flow, csrf, _ = signed_in_consent(pages_gateway, session, scope="read:logs")
     assert "code" in redirect_query(decide(pages_gateway, session, flow, csrf))
-    # Same client, same scopes, signed in: straight back with a code and the new state.
+    # Any program on this machine could claim the loopback redirect: the user is asked again.
     r = authorize(pages_gateway, session, authorize_params(scope="read:logs", state="second"))
-    query = redirect_query(r)
-    assert set(query) == {"code", "state", "iss"} and query["state"] == "second"
-    # A scope not consented yet: the consent page again.
-    r = authorize(pages_gateway, session, authorize_params(scope="read:logs read:databases"))
-    assert r.status_code == 200 and 'id="allow"' in r.text
+    assert r.status_code == 200 and 'id="allow"' in r.text and "Location" not in r.headers
 
 
 def test_signed_in_browser_skips_the_sign_in_form(pages_gateway):
