@@ -55,7 +55,10 @@ extension ConfigReader {
     private func readOAuthClient(_ entry: TOMLTable, path: String) -> OAuthClientSettings? {
         self.rejectUnknown(
             in: entry, path: path,
-            allowed: ["id", "name", "redirect_uris", "grant_types", "scopes", "public", "token_format", "secret_file", "secret_env"])
+            allowed: [
+                "id", "name", "redirect_uris", "grant_types", "scopes", "public", "token_format", "resource_server", "secret_file",
+                "secret_env",
+            ])
         var valid = true
         guard let id = self.string(entry, "id", path: path) else {
             if entry["id"] == nil { self.problem("\(path).id", "is required (e.g. \"reports-app\")") }
@@ -77,6 +80,11 @@ extension ConfigReader {
         client.scopes = self.stringArray(entry, "scopes", path: path)?.uniquedKeepingOrder() ?? []
         client.redirectURIs = self.stringArray(entry, "redirect_uris", path: path)?.uniquedKeepingOrder() ?? []
         client.isPublic = self.bool(entry, "public", path: path) ?? false
+        client.isResourceServer = self.bool(entry, "resource_server", path: path) ?? false
+        if client.isPublic, client.isResourceServer {
+            self.problem("\(path).resource_server", "a public client cannot authenticate, so it cannot introspect tokens")
+            valid = false
+        }
         if let format = self.string(entry, "token_format", path: path) {
             if let parsed = OAuthTokenFormat(rawValue: format) {
                 client.tokenFormat = parsed

@@ -152,6 +152,7 @@ extension GatewayConfiguration {
                 lines.append("scopes = [\(client.scopes.map(quote).joined(separator: ", "))]")
                 lines.append("public = \(client.isPublic)")
                 lines.append("token_format = \(quote(client.tokenFormat.rawValue))")
+                lines.append("resource_server = \(client.isResourceServer)")
                 if client.secret != nil { lines.append("# secret: <redacted> (from secret_file or secret_env)") }
             }
         }

@@ -10,12 +10,17 @@ package struct OAuthClientSettings: Sendable, Hashable {
     package var scopes: [String] = []
     package var isPublic: Bool = false
     package var tokenFormat: OAuthTokenFormat = .jwt
+    /// May introspect access tokens issued to any client (a resource server); without it a
+    /// client learns only about its own tokens.
+    package var isResourceServer: Bool = false
     package var secret: Secret?
 
     package init(
         id: String, name: String, redirectURIs: [String] = [], grantTypes: Set<OAuthGrantType> = [.authorizationCode, .refreshToken],
-        scopes: [String] = [], isPublic: Bool = false, tokenFormat: OAuthTokenFormat = .jwt, secret: Secret? = nil
+        scopes: [String] = [], isPublic: Bool = false, tokenFormat: OAuthTokenFormat = .jwt, isResourceServer: Bool = false,
+        secret: Secret? = nil
     ) {
+        self.isResourceServer = isResourceServer
         self.id = id
         self.name = name
         self.redirectURIs = redirectURIs

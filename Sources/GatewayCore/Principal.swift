@@ -19,6 +19,9 @@ package struct Principal: Sendable, Hashable {
     package var rateLimit: String?
     /// The `iss` of a JWT principal (our own issuer or a trusted external one).
     package var issuer: String?
+    /// A token of another authorization server (introspected): its client ids are that
+    /// server's, so its buckets are kept apart from those of our own clients.
+    package var issuedElsewhere = false
 
     package init(
         subject: String,
@@ -42,7 +45,10 @@ package struct Principal: Sendable, Hashable {
     /// the client id of an OAuth client, else the kind and subject.
     package var rateLimitKey: String {
         if let keyID { return "key:" + keyID }
-        if let clientID, kind == .oauth { return "client:" + clientID }
+        if let clientID, kind == .oauth {
+            if self.issuedElsewhere { return "client:" + (self.issuer ?? "external") + " " + clientID }
+            return "client:" + clientID
+        }
         // Subjects are only unique within their issuer: one issuer's "usr_x" must not drain
         // another's bucket.
         if let issuer { return kind.rawValue + ":" + issuer + " " + subject }

@@ -28,9 +28,7 @@ package final class OAuthClientRegistry: @unchecked Sendable {
         var clients: [String: OAuthClient] = [:]
         for entry in settings?.clients ?? [] {
             clients[entry.id] = OAuthClient(
-                id: entry.id, name: entry.name, redirectURIs: entry.redirectURIs, grantTypes: entry.grantTypes, scopes: entry.scopes,
-                isPublic: entry.isPublic, tokenFormat: entry.tokenFormat,
-                secretHash: entry.secret.map { secretHash($0.value, hmac: hmac) }, source: .config, createdAt: 0)
+                entry, secretHash: entry.secret.map { secretHash($0.value, hmac: hmac) }, source: .config, createdAt: 0)
         }
         return clients
     }

@@ -65,9 +65,12 @@ extension OAuthEndpoint {
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
-    /// Tells an authenticated confidential client (typically a resource server) whether a
-    /// token is active and what it grants. Refresh tokens are described only to their own
-    /// client; anything unknown, expired or revoked is `{"active":false}`.
+    /// Tells an authenticated confidential client whether a token is active and what it
+    /// grants. A client learns about its own tokens; a client registered with
+    /// `resource_server` also about access tokens issued to any client (RFC 7662 §4: the
+    /// answer would otherwise hand any client's holder another client's subject and
+    /// scopes). Refresh tokens are described only to their own client; anything unknown,
+    /// expired, revoked or not the caller's to see is `{"active":false}`.
     func introspect(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         guard let token = form["token"] else { return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required.")) }
         let now = self.deps.now()
@@ -88,13 +91,17 @@ extension OAuthEndpoint {
             case .opaque(let hash):
                 guard let store = self.deps.opaqueTokens else { return eventLoop.makeSucceededFuture(inactive) }
                 return store.opaqueAccessToken(hash: hash).hop(to: eventLoop).map { record in
-                    guard let record, record.isUsable(at: now) else { return inactive }
+                    guard let record, record.isUsable(at: now), client.isResourceServer || record.clientID == client.id else {
+                        return inactive
+                    }
                     return Self.active(
                         scopes: record.scopes, clientID: record.clientID, subject: record.subject, expiresAt: record.expiresAt,
                         issuedAt: record.issuedAt, tokenID: record.tokenID, issuer: issuer, tokenType: "Bearer")
                 }
             case .jwt:
-                guard let verified = self.deps.verifyOwnToken(token) else { return eventLoop.makeSucceededFuture(inactive) }
+                guard let verified = self.deps.verifyOwnToken(token),
+                    client.isResourceServer || verified.principal.clientID == client.id
+                else { return eventLoop.makeSucceededFuture(inactive) }
                 guard let id = verified.tokenID else { return eventLoop.makeSucceededFuture(inactive) }
                 return self.deps.sessions.isTokenIDRevoked(id).map { revoked in
                     guard !revoked else { return inactive }

@@ -65,7 +65,9 @@ extension OAuthEndpoint {
                 self.deps.logger.warning(
                     "authorization code presented again; tokens issued from it are revoked",
                     metadata: ["event": "oauth_code_reuse", "client_id": .string(record.clientID)])
-                return self.revokeIssued(issued, now: now, eventLoop: eventLoop).flatMapThrowing {
+                return self.revokeIssued(issued, now: now, eventLoop: eventLoop).flatMap {
+                    self.deps.store.revokeConsent(userID: record.userID, clientID: record.clientID)
+                }.flatMapThrowing {
                     throw OAuthError.invalidGrant("The authorization code was already used; the tokens issued from it are revoked.")
                 }
             case .redeemed(let record):
@@ -76,6 +78,12 @@ extension OAuthEndpoint {
                 return self.issueForCode(record, codeHash: codeHash, client: client, now: now, eventLoop: eventLoop)
             }
         }
+    }
+
+    /// Of `scopes`, those the user and the client both hold today (a user with `admin` holds
+    /// every scope, as on the consent page and the request path).
+    static func stillGranted(_ scopes: [String], user: UserRecord, client: OAuthClient) -> [String] {
+        scopes.filter { (user.scopes.contains("admin") || user.scopes.contains($0)) && client.scopes.contains($0) }
     }
 
     /// Why the redeemed `record` cannot be exchanged by this request, or nil.
@@ -101,7 +109,7 @@ extension OAuthEndpoint {
                 return eventLoop.makeFailedFuture(OAuthError.invalidGrant("The user of this authorization code can no longer sign in."))
             }
             // Never more than the user and the client hold today.
-            let scopes = record.scopes.filter { user.scopes.contains($0) && client.scopes.contains($0) }
+            let scopes = Self.stillGranted(record.scopes, user: user, client: client)
             return self.issue(client: client, subject: user.id, email: user.email, scopes: scopes, now: now, eventLoop: eventLoop)
         }.flatMap { issued -> EventLoopFuture<String> in
             self.deps.store.recordIssued(fromCode: codeHash, issuance: issued.issuance).flatMap { recorded -> EventLoopFuture<String> in
@@ -283,8 +291,11 @@ extension OAuthEndpoint {
                 case .reused:
                     self.deps.logger.warning(
                         "refresh token reused; its family is revoked", metadata: ["event": "refresh_reuse", "client_id": .string(client.id)])
-                    // The family is revoked: the access tokens of the grant go with it.
-                    return self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop).flatMapThrowing {
+                    // The family is revoked: the access tokens of the grant go with it, and the
+                    // remembered consent (a stolen grant must not be silently renewed).
+                    return self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop).flatMap {
+                        self.deps.store.revokeConsent(userID: state.grant.subject, clientID: client.id)
+                    }.flatMapThrowing {
                         throw OAuthError.invalidGrant("The refresh token was already used; its grant is revoked.")
                     }
                 }
@@ -301,7 +312,7 @@ extension OAuthEndpoint {
                     throw OAuthError.invalidGrant("The refresh token is invalid, expired or revoked.")
                 }
             }
-            let scopes = (requested ?? grant.scopes).filter { user.scopes.contains($0) && client.scopes.contains($0) }
+            let scopes = Self.stillGranted(requested ?? grant.scopes, user: user, client: client)
             return self.accessToken(client: client, subject: user.id, scopes: scopes, now: now, eventLoop: eventLoop).flatMap { access in
                 self.remember(access, family: grant.family, now: now).map { Self.body(access, scopes: scopes, refreshToken: newToken, now: now) }
             }

@@ -187,9 +187,11 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
     // MARK: client authentication
 
     /// The authenticated (or, for a public client, identified) client of a request. Every
-    /// attempt is counted first, per address and per claimed client id (`[oauth]
-    /// token_requests_per_*`), before any secret check or store lookup: secrets cannot be
-    /// guessed at speed through any of the endpoints.
+    /// attempt is counted per address first (`[oauth] token_requests_per_address`), before
+    /// any secret check or store lookup, so secrets cannot be guessed at speed through any
+    /// of the endpoints; a confidential client's own budget (`token_requests_per_client`) is
+    /// charged only once its secret was proven, so nobody who merely knows a client id can
+    /// use it up and lock the client out.
     func authenticate(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<OAuthClient> {
         let presented: PresentedClient
         do {
@@ -197,20 +199,9 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        let account = OAuthClientID.isValid(presented.clientID) ? "client:" + presented.clientID : nil
-        return self.deps.throttle.admit(address: request.clientAddress, account: account, purpose: .oauthToken, now: .now())
-            .flatMapThrowing { decision in
-                switch decision {
-                case .allowed: return
-                case .limited(let seconds, let headers):
-                    throw GatewayError(
-                        status: 429, code: "too_many_attempts", description: "Too many requests for this client; wait \(seconds) seconds.",
-                        headers: [.init("Retry-After", String(seconds))] + headers)
-                case .unavailable: throw GatewayError.authUnavailable
-                }
-            }.flatMap {
-                self.deps.registry.client(id: presented.clientID)
-            }.flatMap { client -> EventLoopFuture<OAuthClient> in
+        return self.admitted(address: request.clientAddress, clientID: nil, eventLoop: eventLoop).flatMap {
+            self.deps.registry.client(id: presented.clientID)
+        }.flatMap { client -> EventLoopFuture<OAuthClient> in
             guard let client else {
                 return eventLoop.makeFailedFuture(OAuthError.invalidClient("Unknown client or wrong secret."))
             }
@@ -218,16 +209,34 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
                 guard presented.method == .none else {
                     return eventLoop.makeFailedFuture(OAuthError.invalidClient("A public client has no secret; send only client_id."))
                 }
+                // Anyone can name a public client: its requests count per address only.
                 return eventLoop.makeSucceededFuture(client)
             }
             guard presented.method != .none else {
                 return eventLoop.makeFailedFuture(OAuthError.invalidClient("This client must authenticate (client_secret_basic or client_secret_post)."))
             }
-            return self.offLoop(eventLoop) { self.deps.checkSecret(presented.secretCandidates, client, eventLoop) }.flatMapThrowing { matches in
-                guard matches else { throw OAuthError.invalidClient("Unknown client or wrong secret.") }
-                return client
+            return self.offLoop(eventLoop) { self.deps.checkSecret(presented.secretCandidates, client, eventLoop) }.flatMap { matches in
+                guard matches else { return eventLoop.makeFailedFuture(OAuthError.invalidClient("Unknown client or wrong secret.")) }
+                return self.admitted(address: nil, clientID: client.id, eventLoop: eventLoop).map { client }
             }
         }
+    }
+
+    /// Counts one request in the address's bucket or the client's, each when given; 429
+    /// `too_many_attempts` beyond.
+    private func admitted(address: String?, clientID: String?, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        self.deps.throttle.admit(address: address, account: clientID.map { "client:" + $0 }, purpose: .oauthToken, now: .now())
+            .flatMapThrowing { decision in
+                switch decision {
+                case .allowed: return
+                case .limited(let seconds, let headers):
+                    let whose = clientID == nil ? "from this address" : "for this client"
+                    throw GatewayError(
+                        status: 429, code: "too_many_attempts", description: "Too many requests \(whose); wait \(seconds) seconds.",
+                        headers: [.init("Retry-After", String(seconds))] + headers)
+                case .unavailable: throw GatewayError.authUnavailable
+                }
+            }
     }
 
     /// Answers `error` for failures of the store (503) and anything unexpected (500).

@@ -121,10 +121,13 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
         }
     }
 
-    package func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    package func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
         // Login keeps its original key names; other purposes count in their own buckets.
         let namespace = purpose == .login ? "" : purpose.rawValue + ":"
-        var checks = [(self.perAddress, namespace + ClientAddress.bucketKey(address))]
+        var checks: [(RateLimitPolicy, String)] = []
+        if let address {
+            checks.append((self.perAddress, namespace + ClientAddress.bucketKey(address)))
+        }
         if let account {
             checks.append((self.perAccount, namespace + "account:" + account))
         }

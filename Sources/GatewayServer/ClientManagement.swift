@@ -56,7 +56,8 @@ package final class ClientManagement: Sendable {
 
     /// Registers a client; returns it and, for a confidential client, its secret (shown once).
     package func add(
-        name: String, redirectURIs: [String], grantTypes: [String], scopes: [String], isPublic: Bool, tokenFormat: String, now: Int64
+        name: String, redirectURIs: [String], grantTypes: [String], scopes: [String], isPublic: Bool, tokenFormat: String,
+        isResourceServer: Bool = false, now: Int64
     ) async throws -> (client: OAuthClient, secret: String?) {
         let grants: Set<OAuthGrantType>
         switch OAuthClientSettings.grantTypes(grantTypes) {
@@ -66,8 +67,10 @@ package final class ClientManagement: Sendable {
         guard let format = OAuthTokenFormat(rawValue: tokenFormat) else { throw Failure.invalid("--token-format must be jwt or opaque") }
         var candidate = OAuthClientSettings(
             id: OAuthClientCredentials.generateID(), name: name, redirectURIs: redirectURIs, grantTypes: grants, scopes: scopes,
-            isPublic: isPublic, tokenFormat: format)
-        candidate.scopes = scopes
+            isPublic: isPublic, tokenFormat: format, isResourceServer: isResourceServer)
+        if isPublic, isResourceServer {
+            throw Failure.invalid("--resource-server: a public client cannot authenticate, so it cannot introspect tokens")
+        }
         if let problem = candidate.ruleProblems().first {
             throw Failure.invalid("--\(problem.key.replacingOccurrences(of: "_", with: "-")): \(problem.message)")
         }
@@ -78,9 +81,7 @@ package final class ClientManagement: Sendable {
         // because a declared client must always win its id.
         guard !self.declared.contains(where: { $0.id == candidate.id }) else { throw Failure.invalid("generated id clashes; run again") }
         let secret = isPublic ? nil : OAuthClientCredentials.generateSecret()
-        let client = OAuthClient(
-            id: candidate.id, name: name, redirectURIs: redirectURIs, grantTypes: grants, scopes: scopes, isPublic: isPublic,
-            tokenFormat: format, secretHash: secret.map(self.hash), source: .store, createdAt: now)
+        let client = OAuthClient(candidate, secretHash: secret.map(self.hash), source: .store, createdAt: now)
         try await self.withStore { store in store.createClient(client) }
         return (client, secret)
     }
@@ -89,11 +90,7 @@ package final class ClientManagement: Sendable {
     package func list() async throws -> [OAuthClient] {
         let registered = try await self.withStore { store in store.listClients() }
         let declaredIDs = Set(self.declared.map(\.id))
-        let declared = self.declared.sorted { $0.id < $1.id }.map {
-            OAuthClient(
-                id: $0.id, name: $0.name, redirectURIs: $0.redirectURIs, grantTypes: $0.grantTypes, scopes: $0.scopes, isPublic: $0.isPublic,
-                tokenFormat: $0.tokenFormat, secretHash: nil, source: .config, createdAt: 0)
-        }
+        let declared = self.declared.sorted { $0.id < $1.id }.map { OAuthClient($0, secretHash: nil, source: .config, createdAt: 0) }
         return declared + registered.filter { !declaredIDs.contains($0.id) }
     }
 

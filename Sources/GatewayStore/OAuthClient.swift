@@ -18,6 +18,8 @@ package struct OAuthClient: Codable, Sendable, Hashable {
     /// A public client (a browser or native app) has no secret and must use PKCE.
     package var isPublic: Bool
     package var tokenFormat: OAuthTokenFormat
+    /// May introspect access tokens issued to any client (a resource server).
+    package var isResourceServer: Bool
     /// Hex HMAC-SHA256 of the secret under the pepper; nil for public clients.
     package var secretHash: String?
     package var source: Source
@@ -25,8 +27,9 @@ package struct OAuthClient: Codable, Sendable, Hashable {
 
     package init(
         id: String, name: String, redirectURIs: [String], grantTypes: Set<OAuthGrantType>, scopes: [String], isPublic: Bool,
-        tokenFormat: OAuthTokenFormat = .jwt, secretHash: String?, source: Source, createdAt: Int64
+        tokenFormat: OAuthTokenFormat = .jwt, isResourceServer: Bool = false, secretHash: String?, source: Source, createdAt: Int64
     ) {
+        self.isResourceServer = isResourceServer
         self.id = id
         self.name = name
         self.redirectURIs = redirectURIs
@@ -39,6 +42,14 @@ package struct OAuthClient: Codable, Sendable, Hashable {
         self.createdAt = createdAt
     }
 
+    /// A declared (or about to be registered) client, with its secret already hashed.
+    package init(_ settings: OAuthClientSettings, secretHash: String?, source: Source, createdAt: Int64) {
+        self.init(
+            id: settings.id, name: settings.name, redirectURIs: settings.redirectURIs, grantTypes: settings.grantTypes,
+            scopes: settings.scopes, isPublic: settings.isPublic, tokenFormat: settings.tokenFormat,
+            isResourceServer: settings.isResourceServer, secretHash: secretHash, source: source, createdAt: createdAt)
+    }
+
     package func allows(_ grant: OAuthGrantType) -> Bool { self.grantTypes.contains(grant) }
 
     enum CodingKeys: String, CodingKey {
@@ -47,6 +58,7 @@ package struct OAuthClient: Codable, Sendable, Hashable {
         case grantTypes = "grant_types"
         case isPublic = "public"
         case tokenFormat = "token_format"
+        case isResourceServer = "resource_server"
         case secretHash = "secret_hash"
         case createdAt = "created_at"
     }
@@ -60,6 +72,7 @@ package struct OAuthClient: Codable, Sendable, Hashable {
         self.scopes = try container.decode([String].self, forKey: .scopes)
         self.isPublic = try container.decode(Bool.self, forKey: .isPublic)
         self.tokenFormat = try container.decodeIfPresent(OAuthTokenFormat.self, forKey: .tokenFormat) ?? .jwt
+        self.isResourceServer = try container.decodeIfPresent(Bool.self, forKey: .isResourceServer) ?? false
         self.secretHash = try container.decodeIfPresent(String.self, forKey: .secretHash)
         self.source = try container.decodeIfPresent(Source.self, forKey: .source) ?? .store
         self.createdAt = try container.decode(Int64.self, forKey: .createdAt)
@@ -75,6 +88,7 @@ package struct OAuthClient: Codable, Sendable, Hashable {
         try container.encode(self.scopes, forKey: .scopes)
         try container.encode(self.isPublic, forKey: .isPublic)
         try container.encode(self.tokenFormat, forKey: .tokenFormat)
+        try container.encode(self.isResourceServer, forKey: .isResourceServer)
         try container.encodeIfPresent(self.secretHash, forKey: .secretHash)
         try container.encode(self.source, forKey: .source)
         try container.encode(self.createdAt, forKey: .createdAt)

@@ -47,6 +47,8 @@ extension GatewayCommand {
             @Option(name: .long, help: "Comma-separated scopes the client may ask for, e.g. read:databases,read:logs.") var scopes: String
             @Flag(name: .long, help: "A public client (no secret; PKCE required; no client_credentials).") var `public` = false
             @Option(name: .customLong("token-format"), help: "Access tokens as jwt (default) or opaque.") var tokenFormat: String = "jwt"
+            @Flag(name: .customLong("resource-server"), help: "May introspect access tokens issued to any client (confidential clients only).")
+            var resourceServer = false
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
@@ -55,6 +57,7 @@ extension GatewayCommand {
                     let (client, secret) = try await management.add(
                         name: self.name, redirectURIs: self.redirectURIs, grantTypes: Clients.list(self.grantTypes),
                         scopes: Clients.list(self.scopes), isPublic: self.public, tokenFormat: self.tokenFormat,
+                        isResourceServer: self.resourceServer,
                         now: Int64(Date().timeIntervalSince1970))
                     await management.shutdown()
                     if self.json {
@@ -161,6 +164,7 @@ extension GatewayCommand {
             json += ",\"grant_types\":[" + client.grantTypes.sorted().map { JSONText.quoted($0.rawValue) }.joined(separator: ",") + "]"
             json += ",\"scopes\":[" + client.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
             json += ",\"token_format\":" + JSONText.quoted(client.tokenFormat.rawValue)
+            json += ",\"resource_server\":\(client.isResourceServer)"
             if let secret { json += ",\"client_secret\":" + JSONText.quoted(secret) }
             return json + "}"
         }

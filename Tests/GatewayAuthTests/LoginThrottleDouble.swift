@@ -28,18 +28,18 @@ final class LocalLoginThrottle: LoginThrottle {
         self.maximumEntries = maximumEntries
     }
 
-    func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
         // Each purpose counts apart, as in the production throttle.
-        let address = purpose == .login ? address : purpose.rawValue + " " + address
+        let address = address.map { purpose == .login ? $0 : purpose.rawValue + " " + $0 }
         return eventLoop.makeSucceededFuture(decide(address: address, account: account, now: now))
     }
 
-    func decide(address: String, account: String?, now: NIODeadline) -> LoginThrottleDecision {
+    func decide(address: String?, account: String?, now: NIODeadline) -> LoginThrottleDecision {
         if windows.count >= maximumEntries {
             windows = windows.filter { now - $0.value.start < window }
         }
-        let addressKey = "a:" + address
-        var buckets = [(addressKey, perAddress)]
+        var buckets: [(String, Int)] = []
+        if let address { buckets.append(("a:" + address, perAddress)) }
         if let account { buckets.append(("u:" + account, perAccount)) }
         var wait: TimeAmount = .zero
         for (key, limit) in buckets {

@@ -101,6 +101,7 @@ package final class IntrospectionAuthenticator {
         }
         var principal = Principal(subject: subject, kind: .oauth, scopes: result.scopes, clientID: result.clientID, expiresAt: expiresAt)
         principal.issuer = result.issuer
+        principal.issuedElsewhere = true
         return .valid(principal)
     }
 

@@ -4,9 +4,9 @@ package import NIOCore
 /// Whether a login attempt may proceed: limits per client address and per account
 /// (against password guessing). Called on the request's event loop.
 package protocol LoginThrottle: AnyObject {
-    /// Counts one attempt for the address and, when given, the account; a refusal carries
-    /// the seconds until one is allowed. Each purpose counts in buckets of its own.
-    func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
+    /// Counts one attempt for the address and the account, each when given; a refusal
+    /// carries the seconds until one is allowed. Each purpose counts in buckets of its own.
+    func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
 }
 
 extension LoginThrottle {
@@ -23,7 +23,8 @@ package enum LoginThrottlePurpose: String, Sendable {
     /// A new OAuth authorization flow (`GET /oauth/authorize` stores one in Redis for ten
     /// minutes): bounded per address so page loads cannot fill the store.
     case authorize
-    /// `/oauth/token`: per address and per client (`account` = `client:<id>`).
+    /// `/oauth/token`, `/oauth/revoke`, `/oauth/introspect`: per address before the client
+    /// is authenticated, per client (`account` = `client:<id>`) once it is.
     case oauthToken = "oauth-token"
 }
 
