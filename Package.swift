@@ -70,6 +70,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GatewayOAuth",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GatewayRateLimit",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayRedis", "GatewayCrypto",
@@ -92,7 +101,7 @@ let package = Package(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayProxy", "GatewayAuth", "GatewayStore", "GatewayRedis",
-                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS",
+                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -105,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "dbaudit-gateway",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAuth", "GatewayStore",
+                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAuth", "GatewayStore", "GatewayOAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -200,6 +209,17 @@ let package = Package(
                 "GatewayAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayOAuthTests",
+            dependencies: [
+                "GatewayTestSupport", "GatewayRedisTestSupport",
+                "GatewayOAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth", "GatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -27,9 +27,9 @@ package final class Authenticator {
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
     /// The route table this loop matches requests against.
-    package let routes: RouteTable
+    package private(set) var routes: RouteTable
     private let now: () -> Int64
-    private let logger: Logger
+    private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
     private var lookupsInFlight: [String: EventLoopFuture<APIKeyRecord?>] = [:]
     /// Cache misses that joined a lookup already in flight (no store call of their own).
@@ -38,7 +38,7 @@ package final class Authenticator {
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
     /// JWT access tokens (own and external issuers); nil when none are configured.
-    package let jwt: JWTAuthenticator?
+    package private(set) var jwt: JWTAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -65,6 +65,23 @@ package final class Authenticator {
         self.routes = routes
         self.logger = logger
         self.now = now
+    }
+
+    /// A reload's new settings. What this loop has learned (cached credentials, lookups in
+    /// flight, the last-use throttle) is kept: a reload during a Redis outage must not turn
+    /// keys that work within `stale_grace` into 503s, nor send every key back to Redis. The
+    /// pepper and the store cannot change without a restart, so every cached hash still
+    /// names the same key.
+    package func apply(cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, logger: Logger) {
+        self.cache.reconfigure(
+            positiveTTL: settings.positiveTTL.timeAmount,
+            negativeTTL: settings.negativeTTL.timeAmount,
+            staleGrace: settings.staleGrace.timeAmount,
+            maxEntries: settings.maxEntries
+        )
+        self.routes = routes
+        self.jwt = jwt
+        self.logger = logger
     }
 
     package var cacheHits: Int { self.cache.hits }

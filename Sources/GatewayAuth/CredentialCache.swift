@@ -28,10 +28,10 @@ package final class CredentialCache {
     /// Keys oldest first, with the sequence they were stored under.
     private var order: CircularBuffer<(key: String, sequence: UInt64)> = CircularBuffer(initialCapacity: 64)
     private var nextSequence: UInt64 = 0
-    private let positiveTTL: TimeAmount
-    private let negativeTTL: TimeAmount
-    private let staleGrace: TimeAmount
-    private let maxEntries: Int
+    private var positiveTTL: TimeAmount
+    private var negativeTTL: TimeAmount
+    private var staleGrace: TimeAmount
+    private var maxEntries: Int
     package private(set) var hits = 0
     package private(set) var misses = 0
 
@@ -77,12 +77,27 @@ package final class CredentialCache {
         self.order.removeAll()
     }
 
+    /// New limits from a reload. Entries are kept with the deadlines they were stored
+    /// under (a credential's answer does not depend on these settings); new entries get the
+    /// new ones, and a smaller bound evicts the oldest at once.
+    package func reconfigure(positiveTTL: TimeAmount, negativeTTL: TimeAmount, staleGrace: TimeAmount, maxEntries: Int) {
+        self.positiveTTL = positiveTTL
+        self.negativeTTL = negativeTTL
+        self.staleGrace = staleGrace
+        self.maxEntries = max(1, maxEntries)
+        self.evictBeyondBound()
+    }
+
     private func insert(_ key: String, _ entry: Entry) {
         var entry = entry
         self.nextSequence &+= 1
         entry.sequence = self.nextSequence
         self.entries[key] = entry
         self.order.append((key, entry.sequence))
+        self.evictBeyondBound()
+    }
+
+    private func evictBeyondBound() {
         // Positions whose key was stored again or removed since are obsolete: skipped here.
         while self.entries.count > self.maxEntries, let oldest = self.order.popFirst() {
             if self.entries[oldest.key]?.sequence == oldest.sequence {

@@ -8,6 +8,10 @@ package struct JWTSettings: Sendable, Hashable {
     package var audience: String = "dbaudit-api"
     package var accessTokenTTL: Duration = .seconds(3600)
     package var refreshTokenTTL: Duration = .seconds(30 * 86400)
+    /// How long a just-rotated refresh token may be presented again (a lost answer, two
+    /// tabs refreshing at once) and get the same successor pair instead of revoking its
+    /// family; zero turns the grace off.
+    package var refreshReuseGrace: Duration = .seconds(10)
     /// Clock-skew allowance on `exp`, `nbf`, `iat`.
     package var leeway: Duration = .seconds(60)
     /// Longest `exp - iat` accepted from any issuer.

@@ -4,7 +4,7 @@ package import GatewayConfig
 package import GatewayCrypto
 package import GatewayStore
 package import GatewayTLS
-import GatewayCore
+package import GatewayCore
 package import Logging
 package import NIOCore
 
@@ -80,6 +80,12 @@ package final class LoopContext {
     package private(set) var jwtAuthenticator: JWTAuthenticator?
     /// Login, refresh, logout, JWKS (nil unless we are an issuer).
     package private(set) var sessionEndpoints: SessionEndpoints?
+    /// Builds the endpoints the server installs on this loop (OAuth, browser pages) from the
+    /// loop's current state; called again on every reload.
+    package typealias LocalEndpointFactory = (LoopContext) -> [any LocalEndpoint]
+    /// Endpoints answered on this loop besides the ones above, in match order.
+    package private(set) var localEndpoints: [any LocalEndpoint] = []
+    private var localEndpointFactory: LocalEndpointFactory?
     private var identity: LoopIdentity?
     /// Token buckets of this loop: Redis-backed when `[redis]` is configured.
     package let rateLimiter: RateLimiter
@@ -272,10 +278,30 @@ package final class LoopContext {
             self.sessionEndpoints = Self.makeSessions(
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
-        self.authenticator = Self.makeAuthenticator(configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
+        if store == nil {
+            self.authenticator.apply(
+                cache: configuration.cache,
+                routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
+                jwt: self.jwtAuthenticator, logger: logger)
+        } else {
+            // Another store: what the old one answered says nothing about the new one.
+            self.authenticator = Self.makeAuthenticator(
+                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
+        }
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
             limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
+        if let factory = self.localEndpointFactory {
+            self.localEndpoints = factory(self)
+        }
+    }
+
+    /// Installs the server's local endpoints and remembers `factory` to rebuild them with
+    /// each configuration `apply` brings.
+    package func installLocalEndpoints(_ factory: @escaping LocalEndpointFactory) {
+        self.eventLoop.preconditionInEventLoop()
+        self.localEndpointFactory = factory
+        self.localEndpoints = factory(self)
     }
 
     /// Closes idle upstream connections (shutdown).

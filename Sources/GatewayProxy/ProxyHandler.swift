@@ -354,7 +354,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             framing: framing,
             uri: uri,
             normalizedPath: normalizedPath,
-            builtIn: BuiltInEndpoint.match(normalizedPath, sessionsEnabled: self.loop.sessionEndpoints != nil),
+            builtIn: BuiltInEndpoint.match(
+                normalizedPath, sessionsEnabled: self.loop.sessionEndpoints != nil, local: self.loop.localEndpoints),
             clientAddress: ClientAddress.resolve(
                 peer: self.clientAddress,
                 forwardedFor: head.headers["x-forwarded-for"],
@@ -499,7 +500,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             body += buffer.readableBytesView
         }
         let exchangeID = exchange.id
-        let response: EventLoopFuture<(status: Int, body: String, headers: [GatewayError.HeaderField])>
+        let response: EventLoopFuture<LocalResponse>
         switch builtIn {
         case .apiKeys:
             guard let principal = exchange.principal else { return }
@@ -510,7 +511,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 body: body,
                 principal: principal,
                 eventLoop: context.eventLoop
-            ).map { (status: $0.status, body: $0.body, headers: []) }
+            ).map { LocalResponse(status: $0.status, body: $0.body) }
         case .session:
             guard let endpoints = self.loop.sessionEndpoints else { return }
             response = endpoints.handle(
@@ -520,40 +521,63 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 authorization: exchange.head.headers["authorization"],
                 clientAddress: exchange.clientAddress,
                 eventLoop: context.eventLoop
-            ).map { (status: $0.status, body: $0.body, headers: $0.headers) }
+            ).map { LocalResponse(status: $0.status, body: $0.body, headers: $0.headers) }
+        case .local(let endpoint):
+            response = endpoint.handle(self.localRequest(exchange, body: body), eventLoop: context.eventLoop)
         }
         response.assumeIsolated().whenComplete { result in
             guard self.exchange?.id == exchangeID else { return }
             switch result {
             case .success(let response):
-                self.writeLocal(status: response.status, body: response.body, headers: response.headers, outcome: "local", error: nil)
+                self.writeLocal(response, outcome: "local", error: nil)
             case .failure(let error):
                 let gatewayError = error as? GatewayError ?? .internalError
-                self.writeLocal(
-                    status: gatewayError.status,
-                    body: gatewayError.jsonBody(requestID: exchange.requestID),
-                    headers: gatewayError.headers,
-                    outcome: "rejected",
-                    error: gatewayError.code
-                )
+                self.writeLocal(self.errorResponse(gatewayError, exchange: exchange), outcome: "rejected", error: gatewayError.code)
             }
         }
     }
 
-    private func writeLocal(status: Int, body: String, headers extra: [GatewayError.HeaderField], outcome: String, error: String?) {
+    /// What a local endpoint is handed: the request as the proxy parsed it.
+    private func localRequest(_ exchange: ExchangeRecord, body: [UInt8]) -> LocalRequest {
+        LocalRequest(
+            method: exchange.method.rawValue,
+            normalizedPath: exchange.normalizedPath,
+            query: String(Self.splitTarget(exchange.head.uri).1 ?? ""),
+            headers: exchange.head.headers.map { GatewayError.HeaderField($0.name, $0.value) },
+            body: body,
+            clientAddress: exchange.clientAddress,
+            isTLS: self.isTLS,
+            requestID: exchange.requestID
+        )
+    }
+
+    /// `error` as the endpoint that was asked shows it: a local endpoint may render its own
+    /// (an HTML page for browser routes); everything else answers the JSON error.
+    private func errorResponse(_ error: GatewayError, exchange: ExchangeRecord) -> LocalResponse {
+        self.errorResponse(error, exchange: Optional(exchange), requestID: exchange.requestID)
+    }
+
+    private func errorResponse(_ error: GatewayError, exchange: ExchangeRecord?, requestID: String) -> LocalResponse {
+        if let exchange, case .local(let endpoint) = exchange.builtIn {
+            return endpoint.errorResponse(error, request: self.localRequest(exchange, body: []))
+        }
+        return LocalResponse.json(error, requestID: requestID)
+    }
+
+    private func writeLocal(_ response: LocalResponse, outcome: String, error: String?) {
         guard let context, let exchange = self.exchange else { return }
         guard case .finishLocal(let close) = self.machine.localResponseReady() else { return }
         self.exchange = nil
         self.cancelBodyTimer()
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        if !extra.contains(where: { $0.name.lowercased() == "cache-control" }) {
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        if !response.headers.contains(where: { $0.name.caseInsensitiveEquals("cache-control") }) {
             // Token-bearing and credential-management answers are never cached.
             headers.add(name: "Cache-Control", value: "no-store")
         }
         headers.add(name: "X-Request-Id", value: exchange.requestID)
-        for field in extra {
+        for field in response.headers {
             headers.add(name: field.name, value: field.value)
         }
         if close {
@@ -562,14 +586,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.addStrictTransportSecurity(&headers)
         let head = HTTPResponseHead(
             version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
-            status: HTTPResponseStatus(statusCode: status),
+            status: HTTPResponseStatus(statusCode: response.status),
             headers: headers
         )
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        exchange.bytesOut = Int64(body.utf8.count)
-        exchange.status = status
-        self.log(exchange, status: status, outcome: outcome, error: error)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        exchange.bytesOut = Int64(response.body.count)
+        exchange.status = response.status
+        self.log(exchange, status: response.status, outcome: outcome, error: error)
         self.endResponse(trailers: nil, close: close, context: context)
     }
 
@@ -718,13 +742,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func writeError(_ error: GatewayError, exchange: ExchangeRecord?, close: Bool, context: ChannelHandlerContext) {
         let requestID = exchange?.requestID ?? self.ids.next()
-        let body = error.jsonBody(requestID: requestID)
+        let rendered = self.errorResponse(error, exchange: exchange, requestID: requestID)
+        let body = rendered.body
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Content-Type", value: rendered.contentType)
+        headers.add(name: "Content-Length", value: String(body.count))
+        if !rendered.headers.contains(where: { $0.name.caseInsensitiveEquals("cache-control") }) {
+            headers.add(name: "Cache-Control", value: "no-store")
+        }
         headers.add(name: "X-Request-Id", value: requestID)
-        for field in error.headers {
+        for field in rendered.headers {
             headers.add(name: field.name, value: field.value)
         }
         if let exchange, error.status != 429 {
@@ -746,11 +773,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         )
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         // A HEAD request gets the head only; the encoder drops the body for it.
-        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-        buffer.writeString(body)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         if let exchange {
-            exchange.bytesOut = Int64(body.utf8.count)
+            exchange.bytesOut = Int64(body.count)
             self.log(exchange, status: error.status, outcome: "rejected", error: error.code)
         } else {
             self.loop.accessLog.record(
@@ -760,7 +785,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                     path: "-",
                     status: error.status,
                     bytesIn: 0,
-                    bytesOut: Int64(body.utf8.count),
+                    bytesOut: Int64(body.count),
                     clientAddress: self.clientAddress,
                     upstreamMicroseconds: nil,
                     totalMicroseconds: 0,

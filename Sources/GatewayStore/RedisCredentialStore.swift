@@ -240,7 +240,9 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         }
     }
 
-    private static func mapped(_ error: any Error) -> any Error {
+    /// A store error for any failure of a command: Redis's own transient errors and lost
+    /// connections are `.unavailable`, other server errors `.corrupt`.
+    package static func mapped(_ error: any Error) -> any Error {
         switch error {
         case let error as CredentialStoreError:
             return error

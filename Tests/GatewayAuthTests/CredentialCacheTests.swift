@@ -136,6 +136,25 @@ private func makeCache(
         #expect(cache.lookup("f", now: t0 + .seconds(4)) == .fresh(principal("f")))
     }
 
+    @Test func reconfigureKeepsEntriesAndTheirDeadlinesAndAppliesNewLimitsToNewEntries() {
+        let cache = makeCache(positive: .seconds(30), grace: .seconds(300), maxEntries: 10)
+        cache.storePositive("a", principal("a"), now: t0)
+        cache.storePositive("b", principal("b"), now: t0 + .seconds(1))
+        cache.storePositive("c", principal("c"), now: t0 + .seconds(2))
+
+        cache.reconfigure(positiveTTL: .seconds(5), negativeTTL: .seconds(1), staleGrace: .seconds(10), maxEntries: 2)
+
+        // The smaller bound evicts the oldest at once; the others keep their deadlines.
+        #expect(cache.count == 2)
+        #expect(cache.lookup("a", now: t0 + .seconds(3)) == .miss)
+        #expect(cache.lookup("b", now: t0 + .seconds(30)) == .fresh(principal("b")))
+        #expect(cache.lookup("c", now: t0 + .seconds(31)) == .fresh(principal("c")))
+        // New entries get the new TTLs.
+        cache.storePositive("d", principal("d"), now: t0 + .seconds(40))
+        #expect(cache.lookup("d", now: t0 + .seconds(45)) == .stale(principal("d")))
+        #expect(cache.lookup("d", now: t0 + .seconds(55)) == .miss)
+    }
+
     @Test func evictionSkipsRemovedEntries() {
         let cache = makeCache(maxEntries: 2)
         cache.storePositive("a", principal("a"), now: t0)

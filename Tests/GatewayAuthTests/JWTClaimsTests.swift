@@ -227,4 +227,17 @@ import Testing
         // Unknown claims of any type are ignored.
         #expect(check(["x": "{\"y\":[1,2,{\"z\":null}]}"]).value != nil)
     }
+
+    @Test func ownTokenWithClientIDIsAnOAuthPrincipal() throws {
+        var own = Self.policy()
+        own.isOwn = true
+        let oauth = try #require(check(["client_id": "\"cid_app\""], policy: own).value).principal
+        #expect(oauth.kind == .oauth && oauth.clientID == "cid_app")
+        #expect(oauth.rateLimitKey == "client:cid_app")
+        // A login token of ours (no client_id) stays a JWT; so does an external issuer's
+        // token that names a client.
+        #expect(try #require(check([:], policy: own).value).principal.kind == .jwt)
+        #expect(try #require(check(["client_id": "\"\""], policy: own).value).principal.kind == .jwt)
+        #expect(try #require(check(["client_id": "\"cid_app\""]).value).principal.kind == .jwt)
+    }
 }

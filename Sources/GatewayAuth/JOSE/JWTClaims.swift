@@ -145,8 +145,12 @@ package enum JWTClaimsValidator {
             guard let text = value.string, !text.isEmpty, text.utf8.count <= 128 else { throw .malformed("jti is not a short string") }
             tokenID = text
         }
+        // Our own token minted for an OAuth client (the token endpoint writes `client_id`)
+        // is an OAuth credential: the upstream learns the client, and its rate limit is the
+        // client's. Login tokens carry no `client_id`; an external issuer's stay JWTs.
+        let kind: Principal.CredentialKind = policy.isOwn && clientID?.isEmpty == false ? .oauth : .jwt
         var principal = Principal(
-            subject: subject, kind: .jwt, scopes: scopes, clientID: clientID, keyID: nil, expiresAt: exp)
+            subject: subject, kind: kind, scopes: scopes, clientID: clientID, keyID: nil, expiresAt: exp)
         principal.issuer = policy.issuer
         return VerifiedToken(principal: principal, expiresAt: exp, tokenID: tokenID, issuer: policy.issuer)
     }

@@ -1,0 +1,117 @@
+package import GatewayRedis
+package import NIOCore
+
+/// What an authorization code stands for, stored (as this JSON) under the SHA-256 of the
+/// code, never the code. Written by the authorize pages, redeemed once at the token endpoint.
+package struct AuthorizationCodeRecord: Codable, Sendable, Hashable {
+    package var clientID: String
+    /// Exactly as given in the authorization request; the token request must repeat it.
+    package var redirectURI: String
+    /// The S256 `code_challenge`; nil when the (confidential) client sent none.
+    package var codeChallenge: String?
+    /// The user's id: the subject of the tokens.
+    package var userID: String
+    package var email: String
+    package var scopes: [String]
+    package var issuedAt: Int64
+    package var expiresAt: Int64
+
+    package init(
+        clientID: String, redirectURI: String, codeChallenge: String?, userID: String, email: String, scopes: [String],
+        issuedAt: Int64, expiresAt: Int64
+    ) {
+        self.clientID = clientID
+        self.redirectURI = redirectURI
+        self.codeChallenge = codeChallenge
+        self.userID = userID
+        self.email = email
+        self.scopes = scopes
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case email, scopes
+        case clientID = "client_id"
+        case redirectURI = "redirect_uri"
+        case codeChallenge = "code_challenge"
+        case userID = "user_id"
+        case issuedAt = "issued_at"
+        case expiresAt = "expires_at"
+    }
+}
+
+/// What the token endpoint issued from one code, so a second redemption can revoke it.
+package struct CodeIssuance: Codable, Sendable, Hashable {
+    /// SHA-256 hex of the refresh token (its family is revoked on reuse).
+    package var refreshTokenHash: String?
+    /// The JWT access token's `jti` and `exp` (denied on reuse).
+    package var accessTokenID: String?
+    package var accessTokenExpiresAt: Int64?
+    /// SHA-256 hex of an opaque access token (deleted on reuse).
+    package var opaqueAccessTokenHash: String?
+
+    package init(refreshTokenHash: String? = nil, accessTokenID: String? = nil, accessTokenExpiresAt: Int64? = nil, opaqueAccessTokenHash: String? = nil) {
+        self.refreshTokenHash = refreshTokenHash
+        self.accessTokenID = accessTokenID
+        self.accessTokenExpiresAt = accessTokenExpiresAt
+        self.opaqueAccessTokenHash = opaqueAccessTokenHash
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case refreshTokenHash = "refresh_token_hash"
+        case accessTokenID = "access_jti"
+        case accessTokenExpiresAt = "access_exp"
+        case opaqueAccessTokenHash = "access_token_hash"
+    }
+}
+
+/// The result of presenting an authorization code.
+package enum CodeRedemption: Sendable, Hashable {
+    /// First use: the code is now spent and this is what it grants.
+    case redeemed(AuthorizationCodeRecord)
+    /// Already redeemed: `issued` is what the first redemption recorded (nil if it has not
+    /// recorded anything yet; it then learns of the reuse from `recordIssued`).
+    case reused(AuthorizationCodeRecord, issued: CodeIssuance?)
+    /// Unknown or expired.
+    case invalid
+}
+
+/// OAuth clients registered at run time, authorization codes and remembered consents.
+/// One instance per event loop; every future completes on that loop. Fails with
+/// `CredentialStoreError.unavailable` when the store cannot be asked, `.conflict` when a
+/// creation finds its key taken.
+package protocol OAuthStore: AnyObject {
+    var eventLoop: any EventLoop { get }
+
+    // MARK: clients (`dbaudit-gateway clients ...`)
+
+    func client(id: String) -> EventLoopFuture<OAuthClient?>
+    /// Every stored client, sorted by id.
+    func listClients() -> EventLoopFuture<[OAuthClient]>
+    /// Fails with `.conflict` if the id is taken.
+    func createClient(_ client: OAuthClient) -> EventLoopFuture<Void>
+    /// Overwrites an existing client (secret rotation); false if it does not exist.
+    func replaceClient(_ client: OAuthClient) -> EventLoopFuture<Bool>
+    /// False if it did not exist.
+    func removeClient(id: String) -> EventLoopFuture<Bool>
+
+    // MARK: authorization codes
+
+    /// Stores a new code under `codeHash` (SHA-256 hex of the code) until `record.expiresAt`.
+    func storeCode(codeHash: String, record: AuthorizationCodeRecord, now: Int64) -> EventLoopFuture<Void>
+    /// Atomically spends the code (one Lua script: of any number of parallel redemptions
+    /// exactly one gets `.redeemed`).
+    func redeemCode(codeHash: String, now: Int64) -> EventLoopFuture<CodeRedemption>
+    /// Records what was issued from a redeemed code. False when the code was presented
+    /// again meanwhile: the caller must revoke what it issued.
+    func recordIssued(fromCode codeHash: String, issuance: CodeIssuance) -> EventLoopFuture<Bool>
+
+    // MARK: consents
+
+    /// Remembers that `userID` granted `clientID` these scopes (sorted, deduplicated).
+    func storeConsent(userID: String, clientID: String, scopes: [String]) -> EventLoopFuture<Void>
+    /// The scopes `userID` granted `clientID`, or nil.
+    func consent(userID: String, clientID: String) -> EventLoopFuture<[String]?>
+    func revokeConsent(userID: String, clientID: String) -> EventLoopFuture<Void>
+}

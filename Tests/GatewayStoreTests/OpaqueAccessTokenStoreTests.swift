@@ -1,0 +1,111 @@
+import Foundation
+import GatewayRedis
+import GatewayRedisTestSupport
+import GatewayStore
+import NIOCore
+import Testing
+
+// The Redis store of opaque access tokens against a real redis-server (a missing
+// redis-server fails, never skips).
+
+private let now: Int64 = 1_700_000_000
+
+private func tokenHash(_ seed: Int) -> String {
+    let hex = String(seed, radix: 16)
+    return String(repeating: "0", count: 64 - hex.count) + hex
+}
+
+private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAccessTokenRecord {
+    OpaqueAccessTokenRecord(
+        clientID: "cid_client", subject: "client:cid_client", scopes: ["read:databases", "read:logs"], tokenID: id,
+        issuedAt: now, expiresAt: expiresAt)
+}
+
+@Suite struct OpaqueAccessTokenStoreTests {
+    /// Runs `body` with a store over a fresh redis-server, a raw client for inspecting keys,
+    /// and the harness that watches the events channel.
+    private func withTokenStore(
+        _ body: @escaping (StoreHarness, RedisOpaqueAccessTokenStore, LoopClient) async throws -> Void
+    ) async throws {
+        try await withStore(.redis) { harness async throws in
+            let raw = harness.redis!
+            let store = RedisOpaqueAccessTokenStore(client: raw.client, keyPrefix: "dbgw:")
+            try await body(harness, store, raw)
+        }
+    }
+
+    @Test func storedRecordIsReadBackUnderItsHashWithTheTokensLifetime() async throws {
+        try await withTokenStore { _, store, raw in
+            let record = tokenRecord("at-1")
+            try await raw.eventLoop.flatSubmit { store.storeOpaqueAccessToken(hash: tokenHash(1), record: record, now: now) }.get()
+            #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(1)) }.get() == record)
+            #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(2)) }.get() == nil)
+
+            // The layout other components (and the e2e tests) write by hand.
+            guard case .bulkString(let json) = try await raw.send(["GET", "dbgw:oauth-at:\(tokenHash(1))"]),
+                let object = try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
+            else {
+                Issue.record("no JSON record under dbgw:oauth-at:<hash>")
+                return
+            }
+            #expect(Set(object.keys) == ["client_id", "subject", "scopes", "token_id", "issued_at", "expires_at"])
+            guard case .integer(let ttl) = try await raw.send(["TTL", "dbgw:oauth-at:\(tokenHash(1))"]) else {
+                Issue.record("TTL did not answer an integer")
+                return
+            }
+            #expect(ttl > 590 && ttl <= 600)
+
+            // A second token under the same hash is refused, never overwrites.
+            await #expect(throws: CredentialStoreError.conflict) {
+                try await raw.eventLoop.flatSubmit {
+                    store.storeOpaqueAccessToken(hash: tokenHash(1), record: tokenRecord("at-2"), now: now)
+                }.get()
+            }
+            #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(1)) }.get() == record)
+        }
+    }
+
+    @Test func revocationDeletesAndAnnouncesOnTheEventsChannel() async throws {
+        try await withTokenStore { harness, store, raw in
+            try await harness.watchRevocations()
+            try await raw.eventLoop.flatSubmit { store.storeOpaqueAccessToken(hash: tokenHash(1), record: tokenRecord("at-1"), now: now) }.get()
+            #expect(try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == true)
+            #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(1)) }.get() == nil)
+            let announced = await eventually { harness.revocationEvents.count >= 1 }
+            #expect(announced, "no revocation announced")
+            #expect(harness.revocationEvents == ["message dbgw:events revoke oauth-at \(tokenHash(1))"])
+            // Already gone: false, announced again (a cache that missed the first drops it now).
+            #expect(try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == false)
+            #expect(await eventually { harness.revocationEvents.count == 2 })
+        }
+    }
+
+    @Test func recordsTheGatewayDidNotWriteAreCorrupt() async throws {
+        try await withTokenStore { _, store, raw in
+            let hostile = [
+                #"{"client_id":"c","subject":"s","scopes":["bad scope"],"token_id":"t","issued_at":1,"expires_at":2}"#,
+                #"{"client_id":"","subject":"s","scopes":[],"token_id":"t","issued_at":1,"expires_at":2}"#,
+                #"{"subject":"s","scopes":[],"token_id":"t","issued_at":1,"expires_at":2}"#,
+                "not json",
+                String(repeating: "x", count: 20_000),
+            ]
+            for (index, value) in hostile.enumerated() {
+                _ = try await raw.send(["SET", "dbgw:oauth-at:\(tokenHash(index + 10))", value])
+                await #expect(throws: CredentialStoreError.self) {
+                    try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(index + 10)) }.get()
+                }
+            }
+        }
+    }
+
+    @Test func revocationMessagesParseStrictly() {
+        let hash = tokenHash(0xabcdef)
+        #expect(RevocationMessage.encode(opaqueAccessTokenHash: hash) == "revoke oauth-at \(hash)")
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke oauth-at \(hash)") == hash)
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke apikey \(hash)") == nil)
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke oauth-at \(hash.uppercased())") == nil)
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke oauth-at \(hash.dropLast())") == nil)
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke oauth-at \(hash) extra") == nil)
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke  oauth-at \(hash)") == nil)
+    }
+}
