@@ -10,7 +10,7 @@ extension ConfigReader {
             allowed: [
                 "issuer", "audience", "access_token_ttl", "refresh_token_ttl", "leeway", "max_token_lifetime",
                 "verified_cache_entries", "signing_keys", "issuers", "password_hash_cost",
-                "login_attempts_per_address", "login_attempts_per_account", "login_window",
+                "login_attempts_per_address", "login_attempts_per_account", "login_window", "refresh_reuse_grace",
             ])
         var settings = JWTSettings()
         if let issuer = self.string(table, "issuer", path: path) {
@@ -25,6 +25,7 @@ extension ConfigReader {
         }
         self.boundedDuration(table, "access_token_ttl", path: path, .seconds(30)...(.seconds(86400))).map { settings.accessTokenTTL = $0 }
         self.boundedDuration(table, "refresh_token_ttl", path: path, .seconds(60)...(.seconds(400 * 86400))).map { settings.refreshTokenTTL = $0 }
+        self.boundedDuration(table, "refresh_reuse_grace", path: path, .zero...(.seconds(60))).map { settings.refreshReuseGrace = $0 }
         self.boundedDuration(table, "leeway", path: path, .zero...(.seconds(600))).map { settings.leeway = $0 }
         self.boundedDuration(table, "max_token_lifetime", path: path, .seconds(60)...(.seconds(30 * 86400))).map { settings.maxTokenLifetime = $0 }
         self.integer(table, "verified_cache_entries", path: path, range: 0...10_000_000).map { settings.verifiedCacheEntries = $0 }

@@ -75,7 +75,7 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits"])
+        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -115,6 +115,10 @@ final class ConfigReader {
                 "a pepper (pepper_file or pepper_env) is required when [redis] stores API keys"
             )
         }
+        var oauth: OAuthSettings?
+        if let table = self.table(root, "oauth", path: "") {
+            oauth = self.readOAuth(table, jwt: jwt, hasRedis: redis != nil)
+        }
         let rateLimits = self.readRateLimits(root)
         let routes = self.readRoutes(root, policies: Set(rateLimits.map(\.name)))
         if let name = apiKeys.managementRateLimit, !rateLimits.contains(where: { $0.name == name }) {
@@ -134,6 +138,7 @@ final class ConfigReader {
         configuration.routes = routes
         configuration.admin = admin
         configuration.rateLimits = rateLimits
+        configuration.oauth = oauth
         return configuration
     }
 

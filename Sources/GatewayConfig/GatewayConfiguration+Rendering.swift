@@ -137,6 +137,25 @@ extension GatewayConfiguration {
             lines.append("burst = \(policy.burst)")
             lines.append("on_store_unavailable = \(quote(policy.onStoreUnavailable.rawValue))")
         }
+        if let oauth = self.oauth {
+            lines.append("")
+            lines.append("[oauth]")
+            lines.append("code_ttl = \(duration(oauth.codeTTL))")
+            lines.append("token_requests_per_client = \(oauth.tokenRequestsPerClient)")
+            lines.append("token_requests_per_address = \(oauth.tokenRequestsPerAddress)")
+            for client in oauth.clients {
+                lines.append("")
+                lines.append("[[oauth.clients]]")
+                lines.append("id = \(quote(client.id))")
+                lines.append("name = \(quote(client.name))")
+                lines.append("redirect_uris = [\(client.redirectURIs.map(quote).joined(separator: ", "))]")
+                lines.append("grant_types = [\(client.grantTypes.sorted().map { quote($0.rawValue) }.joined(separator: ", "))]")
+                lines.append("scopes = [\(client.scopes.map(quote).joined(separator: ", "))]")
+                lines.append("public = \(client.isPublic)")
+                lines.append("token_format = \(quote(client.tokenFormat.rawValue))")
+                if client.secret != nil { lines.append("# secret: <redacted> (from secret_file or secret_env)") }
+            }
+        }
         for route in self.routes {
             lines.append("")
             lines.append("[[routes]]")
@@ -158,6 +177,7 @@ extension GatewayConfiguration {
         lines.append("audience = \(quote(jwt.audience))")
         lines.append("access_token_ttl = \(duration(jwt.accessTokenTTL))")
         lines.append("refresh_token_ttl = \(duration(jwt.refreshTokenTTL))")
+        lines.append("refresh_reuse_grace = \(jwt.refreshReuseGrace == .zero ? quote("0s") : duration(jwt.refreshReuseGrace))")
         lines.append("leeway = \(duration(jwt.leeway))")
         lines.append("max_token_lifetime = \(duration(jwt.maxTokenLifetime))")
         lines.append("verified_cache_entries = \(jwt.verifiedCacheEntries)")

@@ -1,0 +1,157 @@
+import GatewayCore
+import TOMLKit
+
+extension ConfigReader {
+    /// `[oauth]` with its `[[oauth.clients]]`. `jwt` and `hasRedis` are the already-read
+    /// sections it depends on.
+    func readOAuth(_ table: TOMLTable, jwt: JWTSettings, hasRedis: Bool) -> OAuthSettings {
+        let path = "oauth"
+        self.rejectUnknown(in: table, path: path, allowed: ["code_ttl", "token_requests_per_client", "token_requests_per_address", "clients"])
+        var settings = OAuthSettings()
+        if jwt.issuer == nil {
+            self.problem(path, "the authorization server signs with the gateway's issuer: set [auth.jwt] issuer and a signing key")
+        }
+        if !hasRedis {
+            self.problem(path, "clients, codes and consents are kept in Redis: configure [redis]")
+        }
+        if let ttl = self.duration(table, "code_ttl", path: path) {
+            if ttl < .seconds(1) || ttl > .seconds(60) {
+                self.problem("\(path).code_ttl", "must be between 1s and 60s")
+            } else {
+                settings.codeTTL = ttl
+            }
+        }
+        self.integer(table, "token_requests_per_client", path: path, range: 1...1_000_000).map { settings.tokenRequestsPerClient = $0 }
+        self.integer(table, "token_requests_per_address", path: path, range: 1...1_000_000).map { settings.tokenRequestsPerAddress = $0 }
+        guard let value = table["clients"] else { return settings }
+        guard let array = value.array else {
+            self.problem("\(path).clients", "must be an array of tables ([[oauth.clients]])")
+            return settings
+        }
+        var seen = Set<String>()
+        for (index, element) in array.enumerated() {
+            let entryPath = "\(path).clients[\(index)]"
+            guard let entry = element.table else {
+                self.problem(entryPath, "must be a table")
+                continue
+            }
+            guard let client = self.readOAuthClient(entry, path: entryPath) else { continue }
+            guard seen.insert(client.id).inserted else {
+                self.problem("\(entryPath).id", "client id \"\(client.id)\" is declared twice")
+                continue
+            }
+            settings.clients.append(client)
+        }
+        return settings
+    }
+
+    private func readOAuthClient(_ entry: TOMLTable, path: String) -> OAuthClientSettings? {
+        self.rejectUnknown(
+            in: entry, path: path,
+            allowed: ["id", "name", "redirect_uris", "grant_types", "scopes", "public", "token_format", "secret_file", "secret_env"])
+        var valid = true
+        guard let id = self.string(entry, "id", path: path) else {
+            if entry["id"] == nil { self.problem("\(path).id", "is required (e.g. \"reports-app\")") }
+            return nil
+        }
+        if !OAuthClientID.isValid(id) {
+            self.problem("\(path).id", "must be 1-\(OAuthClientID.maximumLength) characters of A-Z a-z 0-9 - . _ ~")
+            valid = false
+        }
+        let name = self.string(entry, "name", path: path) ?? id
+        if name.isEmpty || name.utf8.count > 128 || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            self.problem("\(path).name", "must be 1-128 characters without control characters")
+            valid = false
+        }
+        var client = OAuthClientSettings(id: id, name: name)
+        if let grants = self.stringArray(entry, "grant_types", path: path) {
+            var parsed = Set<OAuthGrantType>()
+            for grant in grants {
+                if let type = OAuthGrantType(rawValue: grant) {
+                    parsed.insert(type)
+                } else {
+                    let why = ["password", "implicit", "token"].contains(grant) ? " (not supported: it exposes credentials or tokens)" : ""
+                    self.problem(
+                        "\(path).grant_types",
+                        "unknown grant type \"\(grant)\"\(why); known: \(OAuthGrantType.allCases.map(\.rawValue).joined(separator: ", "))")
+                    valid = false
+                }
+            }
+            if grants.isEmpty {
+                self.problem("\(path).grant_types", "must name at least one grant type")
+                valid = false
+            }
+            client.grantTypes = parsed
+        }
+        if client.grantTypes.contains(.refreshToken), !client.grantTypes.contains(.authorizationCode) {
+            self.problem("\(path).grant_types", "refresh_token needs authorization_code (refresh tokens are issued only for codes)")
+            valid = false
+        }
+        if let scopes = self.stringArray(entry, "scopes", path: path) {
+            for scope in scopes where !ScopeToken.isValid(scope) {
+                self.problem("\(path).scopes", "\"\(scope)\" is not a scope token (printable ASCII without space, quote, backslash or comma)")
+                valid = false
+            }
+            client.scopes = scopes.uniquedKeepingOrder()
+        }
+        if client.scopes.isEmpty {
+            self.problem("\(path).scopes", "must list at least one scope the client may ask for")
+            valid = false
+        }
+        if let uris = self.stringArray(entry, "redirect_uris", path: path) {
+            for uri in uris {
+                if let problem = OAuthRedirectURI.problem(with: uri) {
+                    self.problem("\(path).redirect_uris", "\"\(uri.prefix(80))\" \(problem)")
+                    valid = false
+                }
+            }
+            client.redirectURIs = uris.uniquedKeepingOrder()
+        }
+        if client.grantTypes.contains(.authorizationCode), client.redirectURIs.isEmpty {
+            self.problem("\(path).redirect_uris", "authorization_code needs at least one redirect URI")
+            valid = false
+        }
+        client.isPublic = self.bool(entry, "public", path: path) ?? false
+        if let format = self.string(entry, "token_format", path: path) {
+            if let parsed = OAuthTokenFormat(rawValue: format) {
+                client.tokenFormat = parsed
+            } else {
+                self.problem("\(path).token_format", "must be \"jwt\" or \"opaque\"")
+                valid = false
+            }
+        }
+        let secret = self.secret(entry, fileKey: "secret_file", envKey: "secret_env", path: path)
+        if client.isPublic {
+            if entry["secret_file"] != nil || entry["secret_env"] != nil {
+                self.problem("\(path).secret_file", "a public client has no secret (remove secret_file/secret_env or set public = false)")
+                valid = false
+            }
+            if client.grantTypes.contains(.clientCredentials) {
+                self.problem("\(path).grant_types", "client_credentials is for confidential clients only (public = true)")
+                valid = false
+            }
+        } else if let secret {
+            let bytes = secret.value.utf8
+            if bytes.count < 32 || bytes.count > 256 || !bytes.allSatisfy(OAuthClientID.isUnreserved) {
+                // The value itself never appears in a message.
+                self.problem("\(path).secret_file", "the secret must be 32-256 characters of A-Z a-z 0-9 - . _ ~ (e.g. `openssl rand -hex 32`)")
+                valid = false
+            }
+            client.secret = secret
+        } else if entry["secret_file"] == nil && entry["secret_env"] == nil {
+            self.problem("\(path).secret_file", "a confidential client needs secret_file or secret_env (or public = true)")
+            valid = false
+        } else {
+            valid = false
+        }
+        return valid ? client : nil
+    }
+}
+
+extension [String] {
+    /// The elements without repeats, first occurrence kept.
+    fileprivate func uniquedKeepingOrder() -> [String] {
+        var seen = Set<String>()
+        return self.filter { seen.insert($0).inserted }
+    }
+}
