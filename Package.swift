@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", exact: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // C libraries: one system-library module each, imported by exactly one Swift module.
@@ -69,6 +70,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The browser pages (OAuth login and consent; later the settings pages): templates,
+        // the stylesheet, browser sessions, CSRF, security headers.
+        .target(
+            name: "GatewayPages",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth", "GatewayOAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "GatewayOAuth",
             dependencies: [
@@ -101,7 +114,7 @@ let package = Package(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayProxy", "GatewayAuth", "GatewayStore", "GatewayRedis",
-                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth",
+                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -199,6 +212,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayPagesTests",
+            dependencies: [
+                "GatewayPages", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

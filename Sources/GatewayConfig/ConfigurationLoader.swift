@@ -75,7 +75,7 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth"])
+        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -129,6 +129,10 @@ final class ConfigReader {
         if let table = self.table(root, "admin", path: "") {
             admin = self.readAdmin(table)
         }
+        var ui = UISettings()
+        if let table = self.table(root, "ui", path: "") {
+            ui = self.readUI(table)
+        }
         guard let upstream else { return nil }
         var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
         configuration.redis = redis
@@ -139,6 +143,7 @@ final class ConfigReader {
         configuration.admin = admin
         configuration.rateLimits = rateLimits
         configuration.oauth = oauth
+        configuration.ui = ui
         return configuration
     }
 

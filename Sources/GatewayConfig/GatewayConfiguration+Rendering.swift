@@ -128,6 +128,10 @@ extension GatewayConfiguration {
             self.apiKeys.managementRateLimit.map { "management_rate_limit = \(quote($0))" }
                 ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller")
         self.renderJWT(into: &lines, quote: quote, duration: duration)
+        lines.append("")
+        lines.append("[ui]")
+        lines.append("session_idle_timeout = \(duration(self.ui.sessionIdleTimeout))")
+        lines.append("session_lifetime = \(duration(self.ui.sessionLifetime))")
         for policy in self.rateLimits {
             lines.append("")
             lines.append("[[rate_limits]]")

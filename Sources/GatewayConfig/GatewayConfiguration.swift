@@ -19,6 +19,8 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var admin: AdminSettings?
     /// `[[rate_limits]]`, in file order; names are unique.
     package var rateLimits: [RateLimitPolicy] = []
+    /// `[ui]`: the browser pages.
+    package var ui: UISettings = UISettings()
     /// `[oauth]`; nil: the gateway is no OAuth authorization server.
     package var oauth: OAuthSettings?
 

@@ -92,7 +92,8 @@ package final class LoopContext {
     /// This loop's session store (users, refresh families, revoked JWT ids), kept for the
     /// process's life so a reload that turns JWTs on finds it.
     package let sessionStore: (any SessionStore)?
-    private let hmac: HMACSHA256
+    /// The API-key hasher (keyed with the pepper); OAuth client secrets use it too.
+    package let hmac: HMACSHA256
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 

@@ -121,6 +121,7 @@ package final class GatewayServer: Sendable {
                 var redisLimiter: RedisRateLimiter?
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
+                var managementClient: RedisClient?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
@@ -129,13 +130,14 @@ package final class GatewayServer: Sendable {
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
+                    managementClient = management
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
                 }
-                return LoopContext(
+                let context = LoopContext(
                     eventLoop: loop,
                     configuration: configuration,
                     connector: connector,
@@ -151,6 +153,10 @@ package final class GatewayServer: Sendable {
                     managementStore: managementStore,
                     managementSessions: managementSessions
                 )
+                context.installLocalEndpoints { loop in
+                    [Self.authorizePages(loop, redis: managementClient)].compactMap { $0 }
+                }
+                return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
             contexts.append(context)
         }
@@ -391,6 +397,11 @@ package final class GatewayServer: Sendable {
         if newConfiguration.redis != old.redis {
             newLogger.warning("reload: [redis] changed; restart the gateway to apply it")
             effective.redis = old.redis
+        }
+        if newConfiguration.admin != old.admin {
+            // The admin listener is bound once, at start, with its token.
+            newLogger.warning("reload: [admin] changed; restart the gateway to apply it")
+            effective.admin = old.admin
         }
         if newConfiguration.apiKeys.pepper != old.apiKeys.pepper {
             newLogger.warning("reload: the API-key pepper changed; restart the gateway to apply it")

@@ -106,7 +106,8 @@ package final class UserManagement: Sendable {
     }
 
     /// Disabling also revokes every API key the user created in a session (on every
-    /// instance, through the revocation channel): offboarding must not leave keys behind.
+    /// instance, through the revocation channel) and deletes the user's browser sessions:
+    /// offboarding must not leave keys or signed-in browsers behind.
     /// Access tokens already issued run out within `access_token_ttl`; refresh is refused.
     /// Returns the user and how many keys were revoked.
     package func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
@@ -123,8 +124,11 @@ package final class UserManagement: Sendable {
             revoked = try await loop.flatSubmit {
                 let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
                 let keys = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
-                return Self.revokeAll(of: owner, in: keys, on: loop, revoked: 0)
-                    .assumeIsolated().always { _ in client.close() }.nonisolated()
+                let browsers = RedisBrowserStateStore(client: client, keyPrefix: settings.keyPrefix)
+                // Signed-in browsers end at once (each use also re-checks the user).
+                return browsers.deleteSessions(userID: owner).flatMap { _ in
+                    Self.revokeAll(of: owner, in: keys, on: loop, revoked: 0)
+                }.assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()
         } catch {
             throw Failure.storeUnavailable

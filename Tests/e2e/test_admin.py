@@ -1,6 +1,7 @@
 """Admin listener: /healthz, /readyz (Redis and upstream reachability), /metrics in the
 Prometheus text format, optional bearer token."""
 
+import signal
 import time
 
 import pytest
@@ -167,3 +168,21 @@ def test_remote_admin_listener_needs_allow_remote_and_a_token(admin, key, make_g
     assert result.returncode == 0, result.stderr
     assert "allow_remote = true" in result.stdout
     assert "admin-token-0123456789abcdef" not in result.stdout
+
+
+def test_reload_that_changes_admin_says_a_restart_is_needed_and_keeps_the_old_listener(make_gateway, upstream, tmp_path):
+    token = tmp_path / "admin-token"
+    token.write_text("first-admin-token-0123456789\n")
+    gateway = make_gateway(upstream.url, tail=f'[admin]\nlisten = "127.0.0.1:0"\ntoken_file = "{token}"\n')
+    port = admin_port(gateway)
+    gateway.tail = '[admin]\nlisten = "127.0.0.1:0"\n'
+    gateway.write_config(upstream.url)
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_for_log(lambda l: l.get("msg") == "configuration reloaded")
+
+    assert any(l.get("msg") == "reload: [admin] changed; restart the gateway to apply it" for l in gateway.log_lines())
+    # The listener and its token are the ones the gateway started with.
+    r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    assert r.status_code == 401
+    r = requests.get(f"http://127.0.0.1:{port}/healthz", headers=bearer("first-admin-token-0123456789"), timeout=5)
+    assert r.status_code == 200

@@ -24,7 +24,7 @@ package final class SessionEndpoints {
     package static let jwksPath = "/.well-known/jwks.json"
     package static let maximumBodyBytes: Int64 = 16 * 1024
     /// Password checks queued or running per event loop before logins get 503.
-    package static let maximumPendingHashes = 32
+    package static let maximumPendingHashes = CredentialCheck.maximumPendingHashes
     static let refreshTokenPrefix = "dbaudit_rt_"
 
     package struct Response: Sendable {
@@ -35,15 +35,13 @@ package final class SessionEndpoints {
 
     private let issuer: TokenIssuer
     private let sessions: any SessionStore
-    private let throttle: any LoginThrottle
-    private let checkPassword: PasswordCheck
+    /// The e-mail + password check, shared with the browser sign-in page of this loop.
+    package let credentials: CredentialCheck
     private let passwordCost: Int
-    private let decoyHash: String
     private let logger: Logger
     private let now: () -> Int64
     private let revokeLocally: (String, Int64) -> Void
     private let verifyOwnToken: (String) -> VerifiedToken?
-    private var pendingHashes = 0
 
     /// - Parameters:
     ///   - revokeLocally: marks an access-token id revoked on this loop at once.
@@ -62,10 +60,8 @@ package final class SessionEndpoints {
     ) {
         self.issuer = issuer
         self.sessions = sessions
-        self.throttle = throttle
-        self.checkPassword = checkPassword
+        self.credentials = CredentialCheck(sessions: sessions, throttle: throttle, checkPassword: checkPassword, decoyHash: decoyHash)
         self.passwordCost = passwordCost
-        self.decoyHash = decoyHash
         self.logger = logger
         self.now = now
         self.revokeLocally = revokeLocally
@@ -107,55 +103,21 @@ package final class SessionEndpoints {
 
     // MARK: login
 
-    private static let invalidCredentials = GatewayError(
-        status: 401, code: "invalid_credentials", description: "The e-mail address or password is incorrect.")
-
     private func login(body: [UInt8], clientAddress: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
         guard let object = try? StrictJSON.parseObject(body, maxDepth: 2),
-            let emailValue = object["email"]?.string, let password = object["password"]?.string
+            let email = object["email"]?.string, let password = object["password"]?.string
         else {
             return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"email\": ..., \"password\": ...}."))
         }
-        let email = emailValue.trimmingCharacters(in: .whitespaces).lowercased()
-        guard !email.isEmpty, email.utf8.count <= 254, !password.isEmpty, password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
-            return eventLoop.makeFailedFuture(Self.invalidCredentials)
-        }
-        return self.throttled(address: clientAddress, account: email, purpose: .login, eventLoop: eventLoop).assumeIsolated().flatMap {
-            self.sessions.user(email: email)
-        }.flatMap { user -> EventLoopFuture<UserRecord?> in
-            guard self.pendingHashes < Self.maximumPendingHashes else {
-                return eventLoop.makeFailedFuture(GatewayError(
-                    status: 503, code: "busy", description: "Too many logins in progress; retry in a second.",
-                    headers: [.init("Retry-After", "1")]))
-            }
-            self.pendingHashes += 1
-            let encoded = (user?.disabled == false) ? user!.passwordHash : self.decoyHash
-            return self.checkPassword(password, encoded, eventLoop).hop(to: eventLoop).assumeIsolated().always { _ in
-                self.pendingHashes -= 1
-            }.flatMapThrowing { matches -> UserRecord? in
-                guard matches, let user, !user.disabled else { throw Self.invalidCredentials }
-                return user
-            }.nonisolated()
-        }.flatMap { user -> EventLoopFuture<Response> in
-            self.issueTokens(for: user!, family: Base64URL.encode(SecureRandom.bytes(16)), eventLoop: eventLoop)
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+        return self.credentials.verify(email: email, password: password, clientAddress: clientAddress, eventLoop: eventLoop)
+            .assumeIsolated().flatMap { user -> EventLoopFuture<Response> in
+                self.issueTokens(for: user, family: Base64URL.encode(SecureRandom.bytes(16)), eventLoop: eventLoop)
+            }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
     }
 
     /// Succeeds when the attempt is within the per-address (and per-account) limits.
     private func throttled(address: String, account: String?, purpose: LoginThrottlePurpose, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        throttle.admit(address: address, account: account, purpose: purpose, now: .now()).flatMapThrowing { decision in
-            switch decision {
-            case .allowed:
-                return
-            case .limited(let seconds, let rateLimitHeaders):
-                throw GatewayError(
-                    status: 429, code: "too_many_attempts",
-                    description: "Too many attempts; wait \(seconds) seconds before trying again.",
-                    headers: [.init("Retry-After", String(seconds))] + rateLimitHeaders)
-            case .unavailable:
-                throw GatewayError.authUnavailable
-            }
-        }
+        self.credentials.admit(address: address, account: account, purpose: purpose, eventLoop: eventLoop)
     }
 
     private func issueTokens(for user: UserRecord, family: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {

@@ -1,0 +1,20 @@
+/// The sign-in form of an authorization flow. Context: `title`, `client_name`, `flow`,
+/// `csrf_token`, `action`, optional `error`, optional `email`. Field names and ids are
+/// part of the contract with browser tests and must not change. Immutable.
+enum LoginTemplate {
+    static let text = """
+        {{> header}}
+        <p class="lead">Sign in to continue to <strong>{{client_name}}</strong>.</p>
+        {{#error}}<p class="error" role="alert" id="login-error">{{error}}</p>{{/error}}
+        <form method="post" action="{{action}}" class="stack">
+        <input type="hidden" name="flow" value="{{flow}}">
+        <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+        <label for="email">E-mail address</label>
+        <input type="email" id="email" name="email" value="{{email}}" autocomplete="username" required maxlength="254" autofocus>
+        <label for="password">Password</label>
+        <input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024">
+        <button type="submit" id="login" class="primary">Sign in</button>
+        </form>
+        {{> footer}}
+        """
+}

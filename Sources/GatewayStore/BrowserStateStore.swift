@@ -1,0 +1,165 @@
+import Foundation
+package import GatewayRedis
+package import NIOCore
+
+/// A signed-in browser: stored under the SHA-256 of its cookie value, never the value.
+/// `csrfToken` guards the forms that belong to the session rather than to one flow
+/// (sign-out, the settings pages).
+package struct BrowserSessionRecord: Codable, Sendable, Hashable {
+    package var userID: String
+    package var email: String
+    package var createdAt: Int64
+    package var lastSeen: Int64
+    package var csrfToken: String
+
+    package init(userID: String, email: String, createdAt: Int64, lastSeen: Int64, csrfToken: String) {
+        self.userID = userID
+        self.email = email
+        self.createdAt = createdAt
+        self.lastSeen = lastSeen
+        self.csrfToken = csrfToken
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case email
+        case userID = "user_id"
+        case createdAt = "created_at"
+        case lastSeen = "last_seen"
+        case csrfToken = "csrf_token"
+    }
+}
+
+/// Browser sessions and the short-lived records of authorization flows. One instance per
+/// event loop; every future completes on that loop. Redis only: the pages exist where the
+/// gateway is an OAuth server, which needs Redis. Errors: `CredentialStoreError`.
+package protocol BrowserStateStore: AnyObject {
+    var eventLoop: any EventLoop { get }
+
+    /// Creates session `hash` (living `ttl` seconds) and indexes it under its user, so
+    /// `deleteSessions(userID:)` finds it.
+    func createSession(hash: String, record: BrowserSessionRecord, ttl: Int64) -> EventLoopFuture<Void>
+    func session(hash: String) -> EventLoopFuture<BrowserSessionRecord?>
+    /// Rewrites an existing session (its `lastSeen`) with a new TTL; never recreates one
+    /// deleted meanwhile (sign-out, `users disable`).
+    func touchSession(hash: String, record: BrowserSessionRecord, ttl: Int64) -> EventLoopFuture<Void>
+    func deleteSession(hash: String) -> EventLoopFuture<Void>
+    /// Deletes every session of the user; returns how many existed.
+    func deleteSessions(userID: String) -> EventLoopFuture<Int>
+
+    func storeFlow(id: String, json: String, ttl: Int64) -> EventLoopFuture<Void>
+    func flow(id: String) -> EventLoopFuture<String?>
+    func deleteFlow(id: String) -> EventLoopFuture<Void>
+}
+
+/// `BrowserStateStore` on Redis. Layout under the prefix `P`:
+/// - `P browser-session:<sha256 hex of the cookie value>` — the session as JSON; TTL = what
+///   is left of the idle limit, never past the absolute limit
+/// - `P browser-sessions:<user id>` — set of that user's session hashes (for `users
+///   disable`); TTL = the longest session lifetime seen
+/// - `P oauth-flow:<flow id>` — an authorization flow in progress as JSON; TTL 10 minutes
+/// Touched only on its event loop.
+package final class RedisBrowserStateStore: BrowserStateStore {
+    private let client: RedisClient
+    private let prefix: String
+
+    package init(client: RedisClient, keyPrefix: String) {
+        self.client = client
+        self.prefix = keyPrefix
+    }
+
+    package var eventLoop: any EventLoop { self.client.eventLoop }
+
+    private func sessionKey(_ hash: String) -> String { "\(self.prefix)browser-session:\(hash)" }
+    private func indexKey(_ userID: String) -> String { "\(self.prefix)browser-sessions:\(userID)" }
+    private func flowKey(_ id: String) -> String { "\(self.prefix)oauth-flow:\(id)" }
+
+    /// KEYS: session key, index key. ARGV: JSON, ttl, hash. The index lives as long as its
+    /// longest session.
+    private static let createScript = """
+        redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+        redis.call('SADD', KEYS[2], ARGV[3])
+        if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+        return 1
+        """
+
+    package func createSession(hash: String, record: BrowserSessionRecord, ttl: Int64) -> EventLoopFuture<Void> {
+        guard let json = Self.encode(record) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        return self.client.evaluate(
+            script: Self.createScript, keys: [self.sessionKey(hash), self.indexKey(record.userID)],
+            arguments: [json, String(max(1, ttl)), hash]
+        ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func session(hash: String) -> EventLoopFuture<BrowserSessionRecord?> {
+        self.client.send(["GET", self.sessionKey(hash)]).flatMapThrowing { reply in
+            switch reply {
+            case .null: return nil
+            case .bulkString(let bytes):
+                do {
+                    return try JSONDecoder().decode(BrowserSessionRecord.self, from: Data(bytes))
+                } catch {
+                    throw CredentialStoreError.corrupt("stored browser session is not valid")
+                }
+            default: throw CredentialStoreError.corrupt("unexpected reply to GET")
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func touchSession(hash: String, record: BrowserSessionRecord, ttl: Int64) -> EventLoopFuture<Void> {
+        guard let json = Self.encode(record) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        return self.client.send(["SET", self.sessionKey(hash), json, "EX", String(max(1, ttl)), "XX"])
+            .map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func deleteSession(hash: String) -> EventLoopFuture<Void> {
+        self.client.send(["DEL", self.sessionKey(hash)]).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// KEYS: index key. ARGV: session key prefix. Deletes every indexed session and the
+    /// index; returns how many sessions still existed.
+    private static let deleteAllScript = """
+        local count = 0
+        for _, hash in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            count = count + redis.call('DEL', ARGV[1] .. hash)
+        end
+        redis.call('DEL', KEYS[1])
+        return count
+        """
+
+    package func deleteSessions(userID: String) -> EventLoopFuture<Int> {
+        self.client.evaluate(
+            script: Self.deleteAllScript, keys: [self.indexKey(userID)], arguments: ["\(self.prefix)browser-session:"]
+        ).flatMapThrowing { reply in
+            guard case .integer(let count) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
+            return Int(count)
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func storeFlow(id: String, json: String, ttl: Int64) -> EventLoopFuture<Void> {
+        self.client.send(["SET", self.flowKey(id), json, "EX", String(max(1, ttl))])
+            .map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func flow(id: String) -> EventLoopFuture<String?> {
+        self.client.send(["GET", self.flowKey(id)]).flatMapThrowing { reply in
+            switch reply {
+            case .null: return nil
+            case .bulkString(let bytes): return String(decoding: bytes, as: UTF8.self)
+            default: throw CredentialStoreError.corrupt("unexpected reply to GET")
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func deleteFlow(id: String) -> EventLoopFuture<Void> {
+        self.client.send(["DEL", self.flowKey(id)]).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    private static func encode(_ value: some Encodable) -> String? {
+        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private static func mapped(_ error: any Error) -> any Error {
+        if error is CredentialStoreError { return error }
+        return CredentialStoreError.unavailable
+    }
+}

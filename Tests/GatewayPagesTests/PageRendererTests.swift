@@ -1,0 +1,69 @@
+import GatewayPages
+import Testing
+
+@Suite struct PageRendererTests {
+    private func html(_ page: PageRenderer.Page, _ context: [String: Any]) -> String {
+        String(decoding: PageRenderer.standard.render(page, context), as: UTF8.self)
+    }
+
+    @Test func valuesAreHTMLEscaped() {
+        let page = html(.consent, [
+            "title": "Allow access", "client_name": "<script>alert(1)</script>", "user_email": "a\"b'@x.example",
+            "scopes": [["name": "read:logs", "description": "<b>x</b> & y"]], "redirect_origin": "https://c.example",
+            "flow": "f\"><x", "csrf_token": "t", "action": "/oauth/authorize/consent", "logout_action": "/oauth/logout",
+            "session_csrf_token": "s",
+        ])
+        #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(!page.contains("<script>"))
+        #expect(page.contains("a&quot;b&#39;@x.example"))
+        #expect(page.contains("&lt;b&gt;x&lt;/b&gt; &amp; y"))
+        #expect(page.contains("value=\"f&quot;&gt;&lt;x\""))
+    }
+
+    @Test func loginPageHasTheContractedFields() {
+        let page = html(.login, ["title": "Sign in", "client_name": "App", "flow": "F1", "csrf_token": "C1", "action": "/oauth/authorize/login"])
+        #expect(page.contains("<input type=\"email\" id=\"email\" name=\"email\""))
+        #expect(page.contains("<input type=\"password\" id=\"password\" name=\"password\""))
+        #expect(page.contains("<input type=\"hidden\" name=\"flow\" value=\"F1\">"))
+        #expect(page.contains("<input type=\"hidden\" name=\"csrf_token\" value=\"C1\">"))
+        #expect(page.contains("id=\"login\""))
+        #expect(page.contains("<link rel=\"stylesheet\" href=\"/oauth/static/gateway.css\">"))
+        #expect(!page.contains("<script"))
+        #expect(!page.contains("style="))
+        #expect(!page.contains("login-error"))
+    }
+
+    @Test func consentPageListsEachScopeAndBothButtons() {
+        let page = html(.consent, [
+            "title": "Allow access", "client_name": "Reporting App", "user_email": "u@x.example",
+            "scopes": [["name": "read:logs", "description": "Access audit logs and activity history"],
+                       ["name": "read:reports", "description": "Generate and view compliance reports"]],
+            "redirect_origin": "https://c.example", "flow": "F", "csrf_token": "C", "action": "/a", "logout_action": "/l",
+            "session_csrf_token": "S",
+        ])
+        #expect(page.contains("Reporting App"))
+        #expect(page.contains("<code>read:logs</code> <span>Access audit logs and activity history</span>"))
+        #expect(page.contains("<code>read:reports</code> <span>Generate and view compliance reports</span>"))
+        #expect(page.contains("name=\"decision\" value=\"allow\" id=\"allow\""))
+        #expect(page.contains("name=\"decision\" value=\"deny\" id=\"deny\""))
+    }
+
+    @Test func errorPageShowsTheMessageAndRequestID() {
+        let page = html(.error, ["title": "Cannot continue", "message": "Bad <thing>", "request_id": "rid-1", "code": "invalid_request"])
+        #expect(page.contains("Bad &lt;thing&gt;"))
+        #expect(page.contains("rid-1"))
+        #expect(page.contains("invalid_request"))
+    }
+
+    @Test func securityHeadersAreTheListedOnes() {
+        let headers = PageHeaders.security()
+        let map = Dictionary(uniqueKeysWithValues: headers.map { ($0.name, $0.value) })
+        #expect(map["Content-Security-Policy"] == "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
+        #expect(map["X-Frame-Options"] == "DENY")
+        #expect(map["Referrer-Policy"] == "no-referrer")
+        #expect(map["Cache-Control"] == "no-store")
+        #expect(map["X-Content-Type-Options"] == "nosniff")
+        let consent = PageHeaders.security(formActionOrigin: "http://127.0.0.1:5000")
+        #expect(consent.first?.value == "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' http://127.0.0.1:5000; frame-ancestors 'none'")
+    }
+}
