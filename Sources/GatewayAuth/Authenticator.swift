@@ -38,7 +38,13 @@ package final class Authenticator {
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
     /// JWT access tokens (own and external issuers); nil when none are configured.
+<<<<<<< HEAD
     package private(set) var jwt: JWTAuthenticator?
+=======
+    package let jwt: JWTAuthenticator?
+    /// Opaque OAuth access tokens of ours (`dbaudit_at_…`); nil without a token store.
+    package let opaqueTokens: OpaqueTokenAuthenticator?
+>>>>>>> oauth-requests
 
     package init(
         eventLoop: any EventLoop,
@@ -49,10 +55,12 @@ package final class Authenticator {
         logger: Logger,
         now: @escaping () -> Int64,
         maximumTrackedKeys: Int = 100_000,
-        jwt: JWTAuthenticator? = nil
+        jwt: JWTAuthenticator? = nil,
+        opaqueTokens: OpaqueTokenAuthenticator? = nil
     ) {
         self.maximumTrackedKeys = maximumTrackedKeys
         self.jwt = jwt
+        self.opaqueTokens = opaqueTokens
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
@@ -97,9 +105,15 @@ package final class Authenticator {
         self.cache.remove(apiKeyHash)
     }
 
+    /// Drops a revoked opaque access token from this loop's cache.
+    package func invalidate(opaqueAccessTokenHash hash: String) {
+        self.opaqueTokens?.invalidate(hash: hash)
+    }
+
     /// Drops every cached credential (after missing revocation messages).
     package func invalidateAll() {
         self.cache.removeAll()
+        self.opaqueTokens?.removeAll()
     }
 
     /// - Parameters:
@@ -135,6 +149,11 @@ package final class Authenticator {
             return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
         }
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
+            if OpaqueAccessTokenFormat.hasPrefix(token) {
+                // Ours by its prefix: never sent to another server's introspection.
+                guard let opaqueTokens else { return .deny(.unauthorized("The credential is not recognised.")) }
+                return self.decide(opaqueTokens.check(token), required: required)
+            }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
                 return self.authorizeJWT(token, jwt: jwt, required: required)
             }
@@ -225,6 +244,28 @@ package final class Authenticator {
                 case let error as GatewayError: throw error
                 default: throw GatewayError.authUnavailable
                 }
+            }.flatMapThrowing { principal -> Principal in
+                if let missing = principal.missingScope(of: required) {
+                    throw GatewayError.insufficientScope(missing)
+                }
+                return principal
+            })
+        }
+    }
+
+    /// The scope decision on a token check (expiry was the checker's to judge).
+    private func decide(_ check: TokenCheck, required: [String]) -> Outcome {
+        switch check {
+        case .valid(let principal):
+            if let missing = principal.missingScope(of: required) {
+                return .deny(.insufficientScope(missing))
+            }
+            return .allow(principal)
+        case .invalid(let error):
+            return .deny(error)
+        case .pending(let future):
+            return .pending(future.flatMapErrorThrowing { error -> Principal in
+                throw error as? GatewayError ?? GatewayError.authUnavailable
             }.flatMapThrowing { principal -> Principal in
                 if let missing = principal.missingScope(of: required) {
                     throw GatewayError.insufficientScope(missing)

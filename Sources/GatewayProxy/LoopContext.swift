@@ -92,8 +92,15 @@ package final class LoopContext {
     /// This loop's session store (users, refresh families, revoked JWT ids), kept for the
     /// process's life so a reload that turns JWTs on finds it.
     package let sessionStore: (any SessionStore)?
+<<<<<<< HEAD
     /// The API-key hasher (keyed with the pepper); OAuth client secrets use it too.
     package let hmac: HMACSHA256
+=======
+    private let hmac: HMACSHA256
+    /// Opaque OAuth access tokens (nil without `[redis]`): kept for the process's life,
+    /// each authenticator built from it gets a fresh cache.
+    private let opaqueTokenStore: (any OpaqueAccessTokenStore)?
+>>>>>>> oauth-requests
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 
@@ -113,8 +120,10 @@ package final class LoopContext {
         tls: GatewayTLSContexts = GatewayTLSContexts(),
         managementStore: (any CredentialStore)? = nil,
         managementSessions: (any SessionStore)? = nil,
+        opaqueTokenStore: (any OpaqueAccessTokenStore)? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
+        self.opaqueTokenStore = opaqueTokenStore
         self.managementStore = managementStore
         self.managementSessions = managementSessions
         self.rateLimiter = rateLimiter ?? RateLimiter(
@@ -138,7 +147,9 @@ package final class LoopContext {
         self.now = now
         self.identity = identity
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
-        self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator)
+        self.authenticator = Self.makeAuthenticator(
+            configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator,
+            opaqueTokens: opaqueTokenStore)
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: managementStore ?? store, sessions: managementSessions ?? self.sessionStore, limiter: self.rateLimiter,
             authenticator: self.authenticator, configuration: configuration, now: now)
@@ -199,7 +210,8 @@ package final class LoopContext {
         hmac: HMACSHA256,
         logger: Logger,
         now: @escaping @Sendable () -> Int64,
-        jwt: JWTAuthenticator?
+        jwt: JWTAuthenticator?,
+        opaqueTokens: (any OpaqueAccessTokenStore)?
     ) -> Authenticator {
         Authenticator(
             eventLoop: store.eventLoop,
@@ -209,7 +221,10 @@ package final class LoopContext {
             routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
             logger: logger,
             now: now,
-            jwt: jwt
+            jwt: jwt,
+            opaqueTokens: opaqueTokens.map {
+                OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
+            }
         )
     }
 
@@ -279,6 +294,7 @@ package final class LoopContext {
             self.sessionEndpoints = Self.makeSessions(
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
+<<<<<<< HEAD
         if store == nil {
             self.authenticator.apply(
                 cache: configuration.cache,
@@ -289,6 +305,11 @@ package final class LoopContext {
             self.authenticator = Self.makeAuthenticator(
                 configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
         }
+=======
+        self.authenticator = Self.makeAuthenticator(
+            configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
+            opaqueTokens: self.opaqueTokenStore)
+>>>>>>> oauth-requests
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
             limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)

@@ -87,6 +87,11 @@ package final class GatewayServer: Sendable {
                 context.eventLoop.execute { context.value.authenticator.invalidate(apiKeyHash: hash) }
             }
         }
+        let invalidateOpaqueToken: @Sendable (String) -> Void = { hash in
+            for context in fanOut.withLockedValue({ $0 }) {
+                context.eventLoop.execute { context.value.authenticator.invalidate(opaqueAccessTokenHash: hash) }
+            }
+        }
         let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
         let revokeTokenID: @Sendable (String, Int64) -> Void = { id, expiresAt in
             for context in fanOut.withLockedValue({ $0 }) {
@@ -122,11 +127,13 @@ package final class GatewayServer: Sendable {
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
                 var managementClient: RedisClient?
+                var opaqueTokens: (any OpaqueAccessTokenStore)?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
+                    opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
@@ -151,7 +158,8 @@ package final class GatewayServer: Sendable {
                     rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger),
                     tls: tls,
                     managementStore: managementStore,
-                    managementSessions: managementSessions
+                    managementSessions: managementSessions,
+                    opaqueTokenStore: opaqueTokens
                 )
                 context.installLocalEndpoints { loop in
                     [Self.authorizePages(loop, redis: managementClient)].compactMap { $0 }
@@ -171,6 +179,7 @@ package final class GatewayServer: Sendable {
                 logger: logger,
                 onRevoke: invalidate,
                 onRevokeTokenID: revokeTokenID,
+                onRevokeOpaqueToken: invalidateOpaqueToken,
                 onResubscribed: {
                     for context in all {
                         context.eventLoop.execute {
