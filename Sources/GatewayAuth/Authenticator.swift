@@ -38,13 +38,9 @@ package final class Authenticator {
     /// Keys whose last use this loop remembers (and so writes at most once a minute).
     private let maximumTrackedKeys: Int
     /// JWT access tokens (own and external issuers); nil when none are configured.
-<<<<<<< HEAD
     package private(set) var jwt: JWTAuthenticator?
-=======
-    package let jwt: JWTAuthenticator?
     /// Opaque OAuth access tokens of ours (`dbaudit_at_…`); nil without a token store.
-    package let opaqueTokens: OpaqueTokenAuthenticator?
->>>>>>> oauth-requests
+    package private(set) var opaqueTokens: OpaqueTokenAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -80,7 +76,10 @@ package final class Authenticator {
     /// keys that work within `stale_grace` into 503s, nor send every key back to Redis. The
     /// pepper and the store cannot change without a restart, so every cached hash still
     /// names the same key.
-    package func apply(cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, logger: Logger) {
+    package func apply(
+        cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, opaqueTokens: OpaqueTokenAuthenticator? = nil,
+        logger: Logger
+    ) {
         self.cache.reconfigure(
             positiveTTL: settings.positiveTTL.timeAmount,
             negativeTTL: settings.negativeTTL.timeAmount,
@@ -89,6 +88,7 @@ package final class Authenticator {
         )
         self.routes = routes
         self.jwt = jwt
+        self.opaqueTokens = opaqueTokens
         self.logger = logger
     }
 

@@ -92,15 +92,11 @@ package final class LoopContext {
     /// This loop's session store (users, refresh families, revoked JWT ids), kept for the
     /// process's life so a reload that turns JWTs on finds it.
     package let sessionStore: (any SessionStore)?
-<<<<<<< HEAD
     /// The API-key hasher (keyed with the pepper); OAuth client secrets use it too.
     package let hmac: HMACSHA256
-=======
-    private let hmac: HMACSHA256
     /// Opaque OAuth access tokens (nil without `[redis]`): kept for the process's life,
     /// each authenticator built from it gets a fresh cache.
     private let opaqueTokenStore: (any OpaqueAccessTokenStore)?
->>>>>>> oauth-requests
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 
@@ -222,10 +218,17 @@ package final class LoopContext {
             logger: logger,
             now: now,
             jwt: jwt,
-            opaqueTokens: opaqueTokens.map {
-                OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
-            }
+            opaqueTokens: Self.makeOpaqueTokens(configuration, store: opaqueTokens, logger: logger, now: now)
         )
+    }
+
+    private static func makeOpaqueTokens(
+        _ configuration: GatewayConfiguration, store: (any OpaqueAccessTokenStore)?, logger: Logger,
+        now: @escaping @Sendable () -> Int64
+    ) -> OpaqueTokenAuthenticator? {
+        store.map {
+            OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
+        }
     }
 
     private static func makeEndpoints(
@@ -294,22 +297,19 @@ package final class LoopContext {
             self.sessionEndpoints = Self.makeSessions(
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
-<<<<<<< HEAD
         if store == nil {
             self.authenticator.apply(
                 cache: configuration.cache,
                 routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
-                jwt: self.jwtAuthenticator, logger: logger)
+                jwt: self.jwtAuthenticator,
+                opaqueTokens: Self.makeOpaqueTokens(configuration, store: self.opaqueTokenStore, logger: logger, now: self.now),
+                logger: logger)
         } else {
             // Another store: what the old one answered says nothing about the new one.
             self.authenticator = Self.makeAuthenticator(
-                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
+                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
+                opaqueTokens: self.opaqueTokenStore)
         }
-=======
-        self.authenticator = Self.makeAuthenticator(
-            configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
-            opaqueTokens: self.opaqueTokenStore)
->>>>>>> oauth-requests
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
             limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
