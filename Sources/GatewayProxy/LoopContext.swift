@@ -194,7 +194,8 @@ package final class LoopContext {
                 let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
                 if case .verified(let verified) = verifier.verify(token, now: now()) { return verified }
                 return nil
-            }
+            },
+            refreshReuseGraceSeconds: Int64(settings.refreshReuseGrace.components.seconds)
         )
     }
 
@@ -317,6 +318,12 @@ package final class LoopContext {
             self.localEndpoints = factory(self)
         }
     }
+
+    /// The JWT runtime in force on this loop (our issuer's keys, the policies), if any.
+    package var identityRuntime: IdentityRuntime? { self.identity?.runtime }
+
+    /// The API-key hasher (keyed with the pepper); client secrets are hashed with it too.
+    package var secretHasher: HMACSHA256 { self.hmac }
 
     /// Installs the server's local endpoints and remembers `factory` to rebuild them with
     /// each configuration `apply` brings.

@@ -99,6 +99,15 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
         self.perAccount = Self.policy("login-account", attempts: settings.loginAttemptsPerAccount, window: window)
     }
 
+    /// `/oauth/token`: `[oauth] token_requests_per_address` and `token_requests_per_client`
+    /// per minute (the client id is the "account").
+    package init(limiter: RateLimiter, eventLoop: any EventLoop, oauth settings: OAuthSettings) {
+        self.limiter = limiter
+        self.eventLoop = eventLoop
+        self.perAddress = Self.policy("oauth-token-address", attempts: settings.tokenRequestsPerAddress, window: 60)
+        self.perAccount = Self.policy("oauth-token-client", attempts: settings.tokenRequestsPerClient, window: 60)
+    }
+
     /// `attempts` per `window` seconds: a bucket of `attempts` refilling that many per
     /// window. Policies count per second, minute or hour, so any other window is expressed
     /// per hour (the configuration refuses windows whose rate that would overflow).

@@ -128,6 +128,7 @@ package final class GatewayServer: Sendable {
                 var managementSessions: (any SessionStore)?
                 var managementClient: RedisClient?
                 var opaqueTokens: (any OpaqueAccessTokenStore)?
+                var oauthStores: OAuthLoopStores?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
@@ -140,6 +141,9 @@ package final class GatewayServer: Sendable {
                     managementClient = management
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    oauthStores = OAuthLoopStores(
+                        clients: RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix),
+                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
@@ -161,8 +165,11 @@ package final class GatewayServer: Sendable {
                     managementSessions: managementSessions,
                     opaqueTokenStore: opaqueTokens
                 )
-                context.installLocalEndpoints { loop in
-                    [Self.authorizePages(loop, redis: managementClient)].compactMap { $0 }
+                // The pages first: the OAuth endpoint answers every other /oauth/ path.
+                context.installLocalEndpoints { context in
+                    let pages: (any LocalEndpoint)? = Self.authorizePages(context, redis: managementClient)
+                    let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
+                    return [pages, oauth].compactMap { $0 }
                 }
                 return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()

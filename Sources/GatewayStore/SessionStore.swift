@@ -58,12 +58,27 @@ package struct RefreshGrant: Codable, Sendable, Hashable {
     }
 }
 
+/// A refresh grant as found, and whether its token is current (`live`) or already rotated.
+package struct RefreshGrantState: Sendable, Hashable {
+    package var grant: RefreshGrant
+    package var isLive: Bool
+
+    package init(grant: RefreshGrant, isLive: Bool) {
+        self.grant = grant
+        self.isLive = isLive
+    }
+}
+
 /// The result of presenting a refresh token.
 package enum RefreshRotation: Sendable, Equatable {
     /// The token was current: it is now spent and `newTokenHash` holds the grant.
     case rotated(RefreshGrant)
     /// The token had already been rotated: the family is now revoked.
     case reused
+    /// The token was rotated less than the retry grace ago and its successor is unused:
+    /// `sealedResult` is the answer the rotation gave (sealed by the endpoint), or nil
+    /// while that rotation is still being answered.
+    case retried(successorHash: String, sealedResult: [UInt8]?)
     /// Unknown, expired or of a revoked family.
     case invalid
 }
@@ -88,13 +103,34 @@ package protocol SessionStore: AnyObject {
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void>
     /// Atomically spends `tokenHash` and stores `newGrant` under `newTokenHash` in the same
     /// family; detects reuse and revokes the family.
-    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation>
+    /// With `graceSeconds` > 0, the rotation is remembered that long: presenting the old
+    /// token again before the successor is used answers `.retried` instead of revoking.
+    /// `clientID`: the OAuth client presenting the token; a grant of another client (or,
+    /// for nil, of any client) is `.invalid` and left untouched.
+    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation>
+    /// Keeps the (sealed) answer of the rotation of `tokenHash` into `successorHash` for the
+    /// rest of its grace, so a retry gets the same answer. Nothing if the grace is over.
+    func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void>
+    /// The grant under `tokenHash` without spending it, and whether the token is still
+    /// current (not yet rotated); nil if unknown, expired or of a revoked family.
+    func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?>
     /// Revokes the family of `tokenHash` (logout). True if the token was known.
     func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool>
 
     /// Denies the JWT id until `expiresAt` and tells every instance.
     func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void>
     func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool>
+}
+
+extension SessionStore {
+    /// A rotation without retry grace.
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
+        self.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: 0, clientID: nil)
+    }
+
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64) -> EventLoopFuture<RefreshRotation> {
+        self.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: nil)
+    }
 }
 
 extension RevocationMessage {
@@ -121,6 +157,8 @@ extension RevocationMessage {
 /// - `P refresh:<hash>` — `{state, grant}`: state `live` or `spent`; TTL = grant expiry
 /// - `P refresh-family:<family>` — `revoked` once reuse or logout revoked the family; TTL
 ///   = the longest expiry of its tokens
+/// - `P refresh-grace:<hash>` — for `refresh_reuse_grace` after `<hash>` was rotated: the
+///   successor's hash, then a space and the base64 of the sealed answer once it is known
 /// - `P jti:<id>` — present while the JWT id is revoked; TTL = the token's remaining life
 /// - channel `P events` — `revoke jti <exp> <id>`
 /// Touched only on its event loop (futures complete there).
@@ -234,8 +272,10 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
             }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
-    /// KEYS: old token key, new token key. ARGV: now, family key prefix.
-    /// Returns {1, grant} rotated, {2} reused (family revoked), {0} invalid.
+    /// KEYS: old token key, new token key, old token's grace key. ARGV: now, family key
+    /// prefix, grace seconds, refresh key prefix, new token hash, client id ("" for none).
+    /// Returns {1, grant} rotated, {2} reused (family revoked), {0} invalid, {3, successor
+    /// hash, sealed answer or ""} a retry inside the grace whose successor is unused.
     private static let rotateScript = """
         local raw = redis.call('GET', KEYS[1])
         if not raw then return {0} end
@@ -245,22 +285,37 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
         local familyKey = ARGV[2] .. grant['family']
         local now = tonumber(ARGV[1])
         local ttl = tonumber(grant['expires_at']) - now
+        local client = grant['client_id']
+        if type(client) ~= 'string' then client = '' end
+        if client ~= ARGV[6] then return {0} end
         if redis.call('EXISTS', familyKey) == 1 then return {0} end
         if state == 'spen' then
+            local grace = redis.call('GET', KEYS[3])
+            if grace then
+                local successor = string.sub(grace, 1, 64)
+                local next = redis.call('GET', ARGV[4] .. successor)
+                if next and string.sub(next, 1, 4) == 'live' then
+                    return {3, successor, string.sub(grace, 66)}
+                end
+            end
             redis.call('SET', familyKey, 'revoked', 'EX', math.max(ttl, 1) + 86400)
             return {2}
         end
         if ttl <= 0 then return {0} end
         redis.call('SET', KEYS[1], 'spen ' .. json, 'KEEPTTL')
         redis.call('SET', KEYS[2], 'live ' .. json, 'EX', ttl)
+        local grace = tonumber(ARGV[3])
+        if grace > 0 then redis.call('SET', KEYS[3], ARGV[5], 'EX', grace) end
         return {1, json}
         """
 
-    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
         self.client.evaluate(
             script: Self.rotateScript,
-            keys: ["\(self.prefix)refresh:\(tokenHash)", "\(self.prefix)refresh:\(newTokenHash)"],
-            arguments: [String(now), "\(self.prefix)refresh-family:"]
+            keys: [
+                "\(self.prefix)refresh:\(tokenHash)", "\(self.prefix)refresh:\(newTokenHash)", "\(self.prefix)refresh-grace:\(tokenHash)",
+            ],
+            arguments: [String(now), "\(self.prefix)refresh-family:", String(max(0, graceSeconds)), "\(self.prefix)refresh:", newTokenHash, clientID ?? ""]
         ).flatMapThrowing { reply in
             guard case .array(let items) = reply, case .integer(let code)? = items.first else {
                 throw CredentialStoreError.corrupt("unexpected reply to the rotation script")
@@ -270,8 +325,52 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
                 guard items.count == 2, case .bulkString(let bytes) = items[1] else { throw CredentialStoreError.corrupt("rotation") }
                 return .rotated(try Self.decode(RefreshGrant.self, bytes))
             case 2: return .reused
+            case 3:
+                guard items.count == 3, case .bulkString(let successor) = items[1], case .bulkString(let sealed) = items[2] else {
+                    throw CredentialStoreError.corrupt("rotation")
+                }
+                let result = sealed.isEmpty ? nil : Base64Bytes.decode(sealed)
+                return .retried(successorHash: String(decoding: successor, as: UTF8.self), sealedResult: result)
             default: return .invalid
             }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// KEYS: grace key. ARGV: successor hash, base64 answer. Appends the answer when the
+    /// key still names that successor and has none yet.
+    private static let recordResultScript = """
+        local grace = redis.call('GET', KEYS[1])
+        if grace ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], grace .. ' ' .. ARGV[2], 'KEEPTTL')
+        return 1
+        """
+
+    package func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+        self.client.evaluate(
+            script: Self.recordResultScript, keys: ["\(self.prefix)refresh-grace:\(tokenHash)"],
+            arguments: [successorHash, Base64Bytes.encode(sealedResult)]
+        ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// KEYS: token key. ARGV: family key prefix, now. {state, json}, or {} when the token is
+    /// unknown, expired or of a revoked family.
+    private static let peekScript = """
+        local raw = redis.call('GET', KEYS[1])
+        if not raw then return {} end
+        local json = string.sub(raw, 6)
+        local grant = cjson.decode(json)
+        if redis.call('EXISTS', ARGV[1] .. grant['family']) == 1 then return {} end
+        if tonumber(grant['expires_at']) <= tonumber(ARGV[2]) then return {} end
+        return {string.sub(raw, 1, 4), json}
+        """
+
+    package func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
+        self.client.evaluate(
+            script: Self.peekScript, keys: ["\(self.prefix)refresh:\(tokenHash)"], arguments: ["\(self.prefix)refresh-family:", String(now)]
+        ).flatMapThrowing { reply -> RefreshGrantState? in
+            guard case .array(let items) = reply else { throw CredentialStoreError.corrupt("unexpected reply to the peek script") }
+            guard items.count == 2, case .bulkString(let state) = items[0], case .bulkString(let json) = items[1] else { return nil }
+            return RefreshGrantState(grant: try Self.decode(RefreshGrant.self, json), isLive: state == Array("live".utf8))
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
@@ -339,6 +438,8 @@ package final class InMemorySessionData: Sendable {
         var refresh: [String: (spent: Bool, grant: RefreshGrant)] = [:]
         var revokedFamilies: Set<String> = []
         var revokedTokenIDs: [String: Int64] = [:]
+        /// Old token hash -> successor hash, end of grace, sealed answer.
+        var grace: [String: (successor: String, until: Int64, sealed: [UInt8]?)] = [:]
     }
 
     private let storage = NIOLockedValueBox(Storage())
@@ -375,21 +476,47 @@ package final class InMemorySessionData: Sendable {
         }
     }
 
-    func rotate(_ hash: String, newHash: String, now: Int64) -> RefreshRotation {
+    func rotate(_ hash: String, newHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> RefreshRotation {
         storage.withLockedValue { storage in
             guard let entry = storage.refresh[hash], entry.grant.expiresAt > now || entry.spent else { return .invalid }
+            if entry.grant.clientID != clientID { return .invalid }
             if storage.revokedFamilies.contains(entry.grant.family) { return .invalid }
             if entry.spent {
+                if let grace = storage.grace[hash], grace.until > now, storage.refresh[grace.successor]?.spent == false {
+                    return .retried(successorHash: grace.successor, sealedResult: grace.sealed)
+                }
                 storage.revokedFamilies.insert(entry.grant.family)
                 return .reused
             }
             storage.refresh[hash] = (true, entry.grant)
             storage.refresh[newHash] = (false, entry.grant)
-            // Expired spent entries are dropped lazily so the map stays bounded.
+            if graceSeconds > 0 {
+                storage.grace[hash] = (newHash, now + graceSeconds, nil)
+            }
+            // Expired spent entries are dropped lazily so the maps stay bounded.
             if storage.refresh.count > 100_000 {
                 storage.refresh = storage.refresh.filter { $0.value.grant.expiresAt > now }
             }
+            if storage.grace.count > 10_000 {
+                storage.grace = storage.grace.filter { $0.value.until > now }
+            }
             return .rotated(entry.grant)
+        }
+    }
+
+    func recordRotationResult(_ hash: String, successor: String, sealed: [UInt8]) {
+        storage.withLockedValue { storage in
+            guard let grace = storage.grace[hash], grace.successor == successor, grace.sealed == nil else { return }
+            storage.grace[hash] = (successor, grace.until, sealed)
+        }
+    }
+
+    func peek(_ hash: String, now: Int64) -> RefreshGrantState? {
+        storage.withLockedValue { storage in
+            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now, !storage.revokedFamilies.contains(entry.grant.family) else {
+                return nil
+            }
+            return RefreshGrantState(grant: entry.grant, isLive: !entry.spent)
         }
     }
 
@@ -445,8 +572,17 @@ package final class InMemorySessionStore: SessionStore {
             ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(CredentialStoreError.conflict)
     }
 
-    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
-        eventLoop.makeSucceededFuture(data.rotate(tokenHash, newHash: newTokenHash, now: now))
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
+        eventLoop.makeSucceededFuture(data.rotate(tokenHash, newHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: clientID))
+    }
+
+    package func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+        data.recordRotationResult(tokenHash, successor: successorHash, sealed: sealedResult)
+        return eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
+        eventLoop.makeSucceededFuture(data.peek(tokenHash, now: now))
     }
 
     package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
@@ -460,5 +596,15 @@ package final class InMemorySessionStore: SessionStore {
 
     package func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool> {
         eventLoop.makeSucceededFuture(data.isRevoked(jti))
+    }
+}
+
+/// Standard base64 of stored binary values (the sealed refresh answer). Any thread.
+enum Base64Bytes {
+    static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+
+    static func decode(_ text: [UInt8]) -> [UInt8]? {
+        guard text.count <= 64 * 1024 else { return nil }
+        return Data(base64Encoded: Data(text)).map { Array($0) }
     }
 }

@@ -29,10 +29,14 @@ final class ScriptedSessionStore: SessionStore {
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
         inner.storeRefresh(tokenHash: tokenHash, grant: grant, now: now)
     }
-    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
-        inner.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now)
+    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
+        inner.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: clientID)
+    }
+    func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+        inner.recordRotationResult(tokenHash: tokenHash, successorHash: successorHash, sealedResult: sealedResult)
     }
     func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> { inner.revokeRefreshFamily(tokenHash: tokenHash) }
+    func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> { inner.refreshGrant(tokenHash: tokenHash, now: now) }
     func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
         inner.revokeTokenID(jti, expiresAt: expiresAt, now: now)
     }

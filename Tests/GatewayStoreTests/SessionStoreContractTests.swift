@@ -185,6 +185,78 @@ struct SessionStoreContractTests {
         }
     }
 
+    /// The retry grace: the just-rotated token, presented again before its successor was
+    /// used, answers `.retried` with the recorded answer instead of revoking the family.
+    @Test(arguments: StoreKind.allCases)
+    func aRetryInsideTheGraceGetsTheRecordedAnswerUntilTheSuccessorIsUsed(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let family = grant("fam-g")
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 10) } == .rotated(family))
+            // Before the answer is recorded: pending (no revocation, no second pair).
+            #expect(try await h.run(second: true) { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 2, graceSeconds: 10) }
+                == .retried(successorHash: hash(2), sealedResult: nil))
+            try await h.run { $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(2), sealedResult: [9, 8, 7]) }
+            // A second record (another successor) does not replace it.
+            try await h.run { $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(3), sealedResult: [1]) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 3, graceSeconds: 10) }
+                == .retried(successorHash: hash(2), sealedResult: [9, 8, 7]))
+            // The refused rotations stored nothing under their new hashes.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 3) } == .invalid)
+            // The successor is used: from now on the old token is plain reuse.
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(6), now: now + 4, graceSeconds: 10) } == .rotated(family))
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(7), now: now + 5, graceSeconds: 10) } == .reused)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(6), newTokenHash: hash(8), now: now + 6) } == .invalid)
+        }
+    }
+
+    /// A grant is bound to its OAuth client: another client (or the first-party refresh,
+    /// which presents none) gets `.invalid` and the token stays usable by its own client.
+    @Test(arguments: StoreKind.allCases)
+    func aGrantOfAClientRotatesOnlyForThatClient(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let bound = RefreshGrant(family: "fam-c", userID: "alice@example.com", subject: "u-1", scopes: ["read:databases"], expiresAt: now + 3600, clientID: "app-1")
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: bound, now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 0, clientID: "app-2") } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 2, graceSeconds: 0, clientID: "app-1") } == .rotated(bound))
+            // And a first-party grant is not usable by a client.
+            try await h.run { $0.storeRefresh(tokenHash: hash(5), grant: grant("fam-d"), now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(6), now: now + 1, graceSeconds: 0, clientID: "app-1") } == .invalid)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(6), now: now + 1) } == .rotated(grant("fam-d")))
+        }
+    }
+
+    /// Peeking reads a grant without spending it: current, then rotated, then gone once
+    /// its family is revoked.
+    @Test(arguments: StoreKind.allCases)
+    func peekingAtAGrantDoesNotSpendIt(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let family = grant("fam-p")
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now) } == RefreshGrantState(grant: family, isLive: true))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == RefreshGrantState(grant: family, isLive: true))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 3600) } == nil)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(family))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == RefreshGrantState(grant: family, isLive: false))
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(9), now: now + 1) } == nil)
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
+            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == nil)
+        }
+    }
+
+    /// Without grace (0), the first re-presentation revokes as before.
+    @Test(arguments: StoreKind.allCases)
+    func withoutGraceAReuseRevokesAtOnce(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam-0"), now: now) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 0) } == .rotated(grant("fam-0")))
+            try await h.run { $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(2), sealedResult: [1]) }
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 2, graceSeconds: 0) } == .reused)
+            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 3) } == .invalid)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func concurrentRotationsOfOneTokenLetAtMostOneThrough(kind: StoreKind) async throws {
         try await withSessionStore(kind) { h async throws in

@@ -20,6 +20,8 @@ extension LoginThrottle {
 package enum LoginThrottlePurpose: String, Sendable {
     case login
     case refresh
+    /// `/oauth/token`: per address and per client (`account` = `client:<id>`).
+    case oauthToken = "oauth-token"
 }
 
 package enum LoginThrottleDecision: Sendable, Equatable {

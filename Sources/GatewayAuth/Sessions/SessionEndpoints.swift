@@ -25,7 +25,7 @@ package final class SessionEndpoints {
     package static let maximumBodyBytes: Int64 = 16 * 1024
     /// Password checks queued or running per event loop before logins get 503.
     package static let maximumPendingHashes = CredentialCheck.maximumPendingHashes
-    static let refreshTokenPrefix = "dbaudit_rt_"
+    static let refreshTokenPrefix = RefreshRotator.tokenPrefix
 
     package struct Response: Sendable {
         package var status: Int
@@ -42,6 +42,7 @@ package final class SessionEndpoints {
     private let now: () -> Int64
     private let revokeLocally: (String, Int64) -> Void
     private let verifyOwnToken: (String) -> VerifiedToken?
+    private let rotator: RefreshRotator
 
     /// - Parameters:
     ///   - revokeLocally: marks an access-token id revoked on this loop at once.
@@ -56,8 +57,10 @@ package final class SessionEndpoints {
         logger: Logger,
         now: @escaping () -> Int64,
         revokeLocally: @escaping (String, Int64) -> Void,
-        verifyOwnToken: @escaping (String) -> VerifiedToken?
+        verifyOwnToken: @escaping (String) -> VerifiedToken?,
+        refreshReuseGraceSeconds: Int64 = 0
     ) {
+        self.rotator = RefreshRotator(sessions: sessions, graceSeconds: refreshReuseGraceSeconds)
         self.issuer = issuer
         self.sessions = sessions
         self.credentials = CredentialCheck(sessions: sessions, throttle: throttle, checkPassword: checkPassword, decoyHash: decoyHash)
@@ -122,7 +125,7 @@ package final class SessionEndpoints {
 
     private func issueTokens(for user: UserRecord, family: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
         let now = self.now()
-        let refreshToken = Self.refreshTokenPrefix + Base64URL.encode(SecureRandom.bytes(32))
+        let refreshToken = RefreshRotator.makeToken()
         let grant = RefreshGrant(
             family: family, userID: user.email, subject: user.id, scopes: user.scopes, expiresAt: now + issuer.refreshTokenTTL)
         return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).assumeIsolated().flatMapThrowing {
@@ -160,7 +163,7 @@ package final class SessionEndpoints {
     }
 
     static func hash(_ refreshToken: String) -> String {
-        Hex.encode(Digest.sha256.hash(refreshToken.utf8))
+        RefreshRotator.hash(refreshToken)
     }
 
     private func refresh(body: [UInt8], eventLoop: any EventLoop) -> EventLoopFuture<Response> {
@@ -171,30 +174,30 @@ package final class SessionEndpoints {
             return eventLoop.makeFailedFuture(Self.invalidRefresh)
         }
         let now = self.now()
-        let newToken = Self.refreshTokenPrefix + Base64URL.encode(SecureRandom.bytes(32))
-        return sessions.rotateRefresh(tokenHash: Self.hash(token), newTokenHash: Self.hash(newToken), now: now)
-            .assumeIsolated().flatMap { rotation -> EventLoopFuture<Response> in
-                switch rotation {
-                case .invalid:
-                    return eventLoop.makeFailedFuture(Self.invalidRefresh)
-                case .reused:
-                    self.logger.warning("refresh token reused; its family is revoked", metadata: ["event": "refresh_reuse"])
-                    return eventLoop.makeFailedFuture(Self.invalidRefresh)
-                case .rotated(let grant):
-                    return self.sessions.user(email: grant.userID).assumeIsolated().flatMap { user -> EventLoopFuture<Response> in
-                        guard let user, !user.disabled, user.id == grant.subject else {
-                            return self.sessions.revokeRefreshFamily(tokenHash: Self.hash(newToken)).flatMapThrowing { _ in
-                                throw Self.invalidRefresh
-                            }
-                        }
-                        do {
-                            return eventLoop.makeSucceededFuture(try self.tokenResponse(user: user, refreshToken: newToken, now: now))
-                        } catch {
-                            return eventLoop.makeFailedFuture(error)
-                        }
-                    }.nonisolated()
+        return rotator.rotate(token: token, clientID: nil, now: now, eventLoop: eventLoop) { grant, newToken in
+            self.sessions.user(email: grant.userID).assumeIsolated().flatMap { user -> EventLoopFuture<String> in
+                guard let user, !user.disabled, user.id == grant.subject else {
+                    return self.sessions.revokeRefreshFamily(tokenHash: Self.hash(newToken)).flatMapThrowing { _ in
+                        throw Self.invalidRefresh
+                    }
                 }
-            }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+                do {
+                    return eventLoop.makeSucceededFuture(try self.tokenResponse(user: user, refreshToken: newToken, now: now).body)
+                } catch {
+                    return eventLoop.makeFailedFuture(error)
+                }
+            }.nonisolated()
+        }.flatMapThrowing { outcome -> Response in
+            switch outcome {
+            case .answered(let body), .replayed(let body):
+                return Response(status: 200, body: body, headers: [.init("Pragma", "no-cache")])
+            case .invalid:
+                throw Self.invalidRefresh
+            case .reused:
+                self.logger.warning("refresh token reused; its family is revoked", metadata: ["event": "refresh_reuse"])
+                throw Self.invalidRefresh
+            }
+        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
     }
 
     private func logout(body: [UInt8], authorization: [String], eventLoop: any EventLoop) -> EventLoopFuture<Response> {
