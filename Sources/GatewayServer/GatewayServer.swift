@@ -99,6 +99,10 @@ package final class GatewayServer: Sendable {
             }
         }
         let memorySessions = configuration.redis == nil ? InMemorySessionData(onRevokeTokenID: revokeTokenID) : nil
+        // OAuth without Redis: only the demo builds such a configuration (a file with
+        // [oauth] needs [redis]); its codes, consents and browser state live here.
+        let memoryOAuth = configuration.redis == nil && configuration.oauth != nil
+            ? (oauth: InMemoryOAuthData(), browser: InMemoryBrowserStateData(), opaque: InMemoryOpaqueAccessTokenData()) : nil
         self.memorySessions = memorySessions
         let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
         passwordPool.start()
@@ -126,7 +130,7 @@ package final class GatewayServer: Sendable {
                 var redisLimiter: RedisRateLimiter?
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
-                var managementClient: RedisClient?
+                var pageStores: PageStores?
                 var opaqueTokens: (any OpaqueAccessTokenStore)?
                 var oauthStores: OAuthLoopStores?
                 if let redis = configuration.redis {
@@ -138,7 +142,7 @@ package final class GatewayServer: Sendable {
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
-                    managementClient = management
+                    pageStores = .redis(management, keyPrefix: redis.keyPrefix)
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
                     oauthStores = OAuthLoopStores(
@@ -147,6 +151,13 @@ package final class GatewayServer: Sendable {
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
+                    if let memoryOAuth {
+                        let oauthStore = InMemoryOAuthStore(eventLoop: loop, data: memoryOAuth.oauth)
+                        pageStores = PageStores(
+                            oauth: oauthStore, browserState: InMemoryBrowserStateStore(eventLoop: loop, data: memoryOAuth.browser))
+                        oauthStores = OAuthLoopStores(
+                            clients: oauthStore, opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: loop, data: memoryOAuth.opaque))
+                    }
                 }
                 let context = LoopContext(
                     eventLoop: loop,
@@ -167,7 +178,7 @@ package final class GatewayServer: Sendable {
                 )
                 // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
-                    let pages: (any LocalEndpoint)? = Self.authorizePages(context, redis: managementClient)
+                    let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
                     let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
                     return [pages, oauth].compactMap { $0 }
                 }
