@@ -101,6 +101,7 @@ def test_authlib_public_client_code_flow_with_pkce_then_refresh_and_revoke(oauth
     assert_bearer_response(token)
     seen = call_proxy(setup, upstream, token["access_token"])
     assert header(seen, "X-DBAudit-Subject") == [user["id"]]
+    assert header(seen, "X-DBAudit-Credential") == ["oauth"] and header(seen, "X-DBAudit-Client-Id") == [setup.public_client]
 
     # Refresh rotates: a new pair, the same scopes, and the new access token works.
     upstream.reset()
