@@ -8,7 +8,14 @@ extension ConfigReader {
         let path = "oauth"
         self.rejectUnknown(in: table, path: path, allowed: ["code_ttl", "token_requests_per_client", "token_requests_per_address", "clients"])
         var settings = OAuthSettings()
-        if jwt.issuer == nil {
+        if let issuer = jwt.issuer {
+            // RFC 8414 §2: the issuer is an https URL without query or fragment; plain http
+            // only on a loopback address (tests, a local demo).
+            if !KeyURLPolicy.allows(issuer) || issuer.contains("?") || issuer.contains("#") {
+                self.problem(
+                    path, "[auth.jwt] issuer must be an https:// URL without query or fragment to serve OAuth (http:// only on a loopback address)")
+            }
+        } else {
             self.problem(path, "the authorization server signs with the gateway's issuer: set [auth.jwt] issuer and a signing key")
         }
         if !hasRedis {
@@ -58,59 +65,17 @@ extension ConfigReader {
             self.problem("\(path).id", "must be 1-\(OAuthClientID.maximumLength) characters of A-Z a-z 0-9 - . _ ~")
             valid = false
         }
-        let name = self.string(entry, "name", path: path) ?? id
-        if name.isEmpty || name.utf8.count > 128 || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            self.problem("\(path).name", "must be 1-128 characters without control characters")
-            valid = false
-        }
-        var client = OAuthClientSettings(id: id, name: name)
+        var client = OAuthClientSettings(id: id, name: self.string(entry, "name", path: path) ?? id)
         if let grants = self.stringArray(entry, "grant_types", path: path) {
-            var parsed = Set<OAuthGrantType>()
-            for grant in grants {
-                if let type = OAuthGrantType(rawValue: grant) {
-                    parsed.insert(type)
-                } else {
-                    let why = ["password", "implicit", "token"].contains(grant) ? " (not supported: it exposes credentials or tokens)" : ""
-                    self.problem(
-                        "\(path).grant_types",
-                        "unknown grant type \"\(grant)\"\(why); known: \(OAuthGrantType.allCases.map(\.rawValue).joined(separator: ", "))")
-                    valid = false
-                }
-            }
-            if grants.isEmpty {
-                self.problem("\(path).grant_types", "must name at least one grant type")
+            switch OAuthClientSettings.grantTypes(grants) {
+            case .success(let parsed): client.grantTypes = parsed
+            case .failure(let problem):
+                self.problem("\(path).grant_types", problem.message)
                 valid = false
             }
-            client.grantTypes = parsed
         }
-        if client.grantTypes.contains(.refreshToken), !client.grantTypes.contains(.authorizationCode) {
-            self.problem("\(path).grant_types", "refresh_token needs authorization_code (refresh tokens are issued only for codes)")
-            valid = false
-        }
-        if let scopes = self.stringArray(entry, "scopes", path: path) {
-            for scope in scopes where !ScopeToken.isValid(scope) {
-                self.problem("\(path).scopes", "\"\(scope)\" is not a scope token (printable ASCII without space, quote, backslash or comma)")
-                valid = false
-            }
-            client.scopes = scopes.uniquedKeepingOrder()
-        }
-        if client.scopes.isEmpty {
-            self.problem("\(path).scopes", "must list at least one scope the client may ask for")
-            valid = false
-        }
-        if let uris = self.stringArray(entry, "redirect_uris", path: path) {
-            for uri in uris {
-                if let problem = OAuthRedirectURI.problem(with: uri) {
-                    self.problem("\(path).redirect_uris", "\"\(uri.prefix(80))\" \(problem)")
-                    valid = false
-                }
-            }
-            client.redirectURIs = uris.uniquedKeepingOrder()
-        }
-        if client.grantTypes.contains(.authorizationCode), client.redirectURIs.isEmpty {
-            self.problem("\(path).redirect_uris", "authorization_code needs at least one redirect URI")
-            valid = false
-        }
+        client.scopes = self.stringArray(entry, "scopes", path: path)?.uniquedKeepingOrder() ?? []
+        client.redirectURIs = self.stringArray(entry, "redirect_uris", path: path)?.uniquedKeepingOrder() ?? []
         client.isPublic = self.bool(entry, "public", path: path) ?? false
         if let format = self.string(entry, "token_format", path: path) {
             if let parsed = OAuthTokenFormat(rawValue: format) {
@@ -120,21 +85,20 @@ extension ConfigReader {
                 valid = false
             }
         }
+        for problem in client.ruleProblems() {
+            self.problem("\(path).\(problem.key)", problem.message)
+            valid = false
+        }
         let secret = self.secret(entry, fileKey: "secret_file", envKey: "secret_env", path: path)
         if client.isPublic {
             if entry["secret_file"] != nil || entry["secret_env"] != nil {
                 self.problem("\(path).secret_file", "a public client has no secret (remove secret_file/secret_env or set public = false)")
                 valid = false
             }
-            if client.grantTypes.contains(.clientCredentials) {
-                self.problem("\(path).grant_types", "client_credentials is for confidential clients only (public = true)")
-                valid = false
-            }
         } else if let secret {
-            let bytes = secret.value.utf8
-            if bytes.count < 32 || bytes.count > 256 || !bytes.allSatisfy(OAuthClientID.isUnreserved) {
+            if let problem = OAuthClientSettings.secretProblem(secret.value) {
                 // The value itself never appears in a message.
-                self.problem("\(path).secret_file", "the secret must be 32-256 characters of A-Z a-z 0-9 - . _ ~ (e.g. `openssl rand -hex 32`)")
+                self.problem("\(path).secret_file", problem)
                 valid = false
             }
             client.secret = secret

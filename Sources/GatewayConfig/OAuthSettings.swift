@@ -1,3 +1,5 @@
+import GatewayCore
+
 /// `[oauth]`: the gateway as an OAuth 2.0 authorization server (authorize pages, token,
 /// revocation, introspection, metadata) and its `[[oauth.clients]]`. Present only when the
 /// file has an `[oauth]` table; it needs `[auth.jwt]` with an issuer and `[redis]`.
@@ -60,6 +62,75 @@ package struct OAuthClientSettings: Sendable, Hashable {
         self.isPublic = isPublic
         self.tokenFormat = tokenFormat
         self.secret = secret
+    }
+}
+
+/// A rule a client breaks: the key (of `[[oauth.clients]]`, or the CLI flag's subject) and why.
+package struct OAuthClientProblem: Error, Sendable, Hashable {
+    package var key: String
+    package var message: String
+
+    package init(_ key: String, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+}
+
+extension OAuthClientSettings {
+    /// Grant type names as given (config or `--grant-types`), or why not.
+    package static func grantTypes(_ names: [String]) -> Result<Set<OAuthGrantType>, OAuthClientProblem> {
+        var parsed = Set<OAuthGrantType>()
+        for name in names {
+            guard let type = OAuthGrantType(rawValue: name) else {
+                let why = ["password", "implicit", "token"].contains(name) ? " (not supported: it exposes credentials or tokens)" : ""
+                return .failure(OAuthClientProblem(
+                    "grant_types",
+                    "unknown grant type \"\(name.prefix(40))\"\(why); known: \(OAuthGrantType.allCases.map(\.rawValue).joined(separator: ", "))"))
+            }
+            parsed.insert(type)
+        }
+        return .success(parsed)
+    }
+
+    /// Why `secret` cannot be a client secret, or nil. The value never appears in the text.
+    package static func secretProblem(_ secret: String) -> String? {
+        let bytes = secret.utf8
+        guard bytes.count >= 32, bytes.count <= 256, bytes.allSatisfy(OAuthClientID.isUnreserved) else {
+            return "the secret must be 32-256 characters of A-Z a-z 0-9 - . _ ~ (e.g. `openssl rand -hex 32`)"
+        }
+        return nil
+    }
+
+    /// The rules every client obeys, declared in the file or registered with the CLI.
+    package func ruleProblems() -> [OAuthClientProblem] {
+        var problems: [OAuthClientProblem] = []
+        if self.name.isEmpty || self.name.utf8.count > 128 || self.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            problems.append(.init("name", "must be 1-128 characters without control characters"))
+        }
+        if self.grantTypes.isEmpty {
+            problems.append(.init("grant_types", "must name at least one grant type"))
+        }
+        if self.grantTypes.contains(.refreshToken), !self.grantTypes.contains(.authorizationCode) {
+            problems.append(.init("grant_types", "refresh_token needs authorization_code (refresh tokens are issued only for codes)"))
+        }
+        if self.isPublic, self.grantTypes.contains(.clientCredentials) {
+            problems.append(.init("grant_types", "client_credentials is for confidential clients only (this client is public)"))
+        }
+        if self.scopes.isEmpty {
+            problems.append(.init("scopes", "must list at least one scope the client may ask for"))
+        }
+        for scope in self.scopes where !ScopeToken.isValid(scope) {
+            problems.append(.init("scopes", "\"\(scope.prefix(40))\" is not a scope token (printable ASCII without space, quote, backslash or comma)"))
+        }
+        for uri in self.redirectURIs {
+            if let problem = OAuthRedirectURI.problem(with: uri) {
+                problems.append(.init("redirect_uris", "\"\(uri.prefix(80))\" \(problem)"))
+            }
+        }
+        if self.grantTypes.contains(.authorizationCode), self.redirectURIs.isEmpty {
+            problems.append(.init("redirect_uris", "authorization_code needs at least one redirect URI"))
+        }
+        return problems
     }
 }
 

@@ -1,5 +1,4 @@
 import GatewayAuth
-package import GatewayConfig
 import GatewayCrypto
 
 /// The formats of generated client ids (`cid_` + 22 base64url characters: 16 random bytes)
@@ -18,17 +17,5 @@ package enum OAuthClientCredentials {
 
     package static func generateSecret() -> String {
         secretPrefix + Base64URL.encode(SecureRandom.bytes(32))
-    }
-
-    /// Why `secret` (from a `[[oauth.clients]]` file or variable) is unusable, or nil.
-    package static func problem(withSecret secret: String) -> String? {
-        let bytes = secret.utf8
-        guard bytes.count >= minimumSecretLength, bytes.count <= maximumSecretLength else {
-            return "the secret must be \(minimumSecretLength)-\(maximumSecretLength) characters"
-        }
-        guard bytes.allSatisfy(OAuthClientID.isUnreserved) else {
-            return "the secret may contain only A-Z a-z 0-9 - . _ ~"
-        }
-        return nil
     }
 }

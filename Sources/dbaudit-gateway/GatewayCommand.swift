@@ -16,7 +16,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dbaudit-gateway",
         abstract: "Authentication gateway in front of the DB Audit API.",
-        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Demo.self],
+        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Clients.self, Demo.self],
         defaultSubcommand: nil
     )
 }
