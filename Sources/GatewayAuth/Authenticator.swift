@@ -32,6 +32,9 @@ package final class Authenticator {
     private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
     private var lookupsInFlight: [String: EventLoopFuture<APIKeyRecord?>] = [:]
+    /// The store failed its last lookup: the outage was logged and is not logged again
+    /// until the store answers (a flood of 503s must not become a flood of log lines).
+    private var storeDown = false
     /// Cache misses that joined a lookup already in flight (no store call of their own).
     package private(set) var coalescedLookups = 0
     private var lastTouchSweep: Int64 = 0
@@ -60,12 +63,7 @@ package final class Authenticator {
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
-        self.cache = CredentialCache(
-            positiveTTL: cache.positiveTTL.timeAmount,
-            negativeTTL: cache.negativeTTL.timeAmount,
-            staleGrace: cache.staleGrace.timeAmount,
-            maxEntries: cache.maxEntries
-        )
+        self.cache = CredentialCache(cache)
         self.routes = routes
         self.logger = logger
         self.now = now
@@ -80,12 +78,7 @@ package final class Authenticator {
         cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, opaqueTokens: OpaqueTokenAuthenticator? = nil,
         logger: Logger
     ) {
-        self.cache.reconfigure(
-            positiveTTL: settings.positiveTTL.timeAmount,
-            negativeTTL: settings.negativeTTL.timeAmount,
-            staleGrace: settings.staleGrace.timeAmount,
-            maxEntries: settings.maxEntries
-        )
+        self.cache.reconfigure(settings)
         self.routes = routes
         self.jwt = jwt
         self.opaqueTokens = opaqueTokens
@@ -185,7 +178,6 @@ package final class Authenticator {
             if let stale {
                 throw StaleFallback(principal: stale)
             }
-            self.logger.warning("credential store unavailable", metadata: ["error": "\(error)"])
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
             let now = self.now()
@@ -285,8 +277,27 @@ package final class Authenticator {
         }
         let future = self.store.apiKey(hash: hash)
         self.lookupsInFlight[hash] = future
-        future.assumeIsolated().whenComplete { _ in self.lookupsInFlight[hash] = nil }
+        future.assumeIsolated().whenComplete { result in
+            self.lookupsInFlight[hash] = nil
+            self.noteStoreAnswer(result)
+        }
         return future
+    }
+
+    /// Logs the start and the end of a store outage, once each.
+    private func noteStoreAnswer(_ result: Result<APIKeyRecord?, any Error>) {
+        switch result {
+        case .success, .failure(CredentialStoreError.corrupt):
+            guard self.storeDown else { return }
+            self.storeDown = false
+            self.logger.notice("credential store answers again")
+        case .failure(let error):
+            guard !self.storeDown else { return }
+            self.storeDown = true
+            self.logger.warning(
+                "credential store unavailable; keys not cached (or past stale_grace) get 503 until it answers again",
+                metadata: ["error": "\(error)"])
+        }
     }
 
     private struct StaleFallback: Error {

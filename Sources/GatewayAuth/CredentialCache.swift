@@ -1,3 +1,4 @@
+package import GatewayConfig
 package import GatewayCore
 package import NIOCore
 
@@ -75,6 +76,20 @@ package final class CredentialCache {
     package func removeAll() {
         self.entries.removeAll()
         self.order.removeAll()
+    }
+
+    /// A cache with the limits of `[cache]`.
+    package convenience init(_ settings: CacheSettings) {
+        self.init(
+            positiveTTL: settings.positiveTTL.timeAmount, negativeTTL: settings.negativeTTL.timeAmount,
+            staleGrace: settings.staleGrace.timeAmount, maxEntries: settings.maxEntries)
+    }
+
+    /// New `[cache]` limits from a reload; see `reconfigure(positiveTTL:...)`.
+    package func reconfigure(_ settings: CacheSettings) {
+        self.reconfigure(
+            positiveTTL: settings.positiveTTL.timeAmount, negativeTTL: settings.negativeTTL.timeAmount,
+            staleGrace: settings.staleGrace.timeAmount, maxEntries: settings.maxEntries)
     }
 
     /// New limits from a reload. Entries are kept with the deadlines they were stored

@@ -75,7 +75,8 @@ final class ConfigReader {
     }
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
-        self.rejectUnknown(in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui"])
+        self.rejectUnknown(
+            in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -142,8 +143,8 @@ final class ConfigReader {
         configuration.routes = routes
         configuration.admin = admin
         configuration.rateLimits = rateLimits
-        configuration.oauth = oauth
         configuration.ui = ui
+        configuration.oauth = oauth
         return configuration
     }
 

@@ -21,13 +21,7 @@ extension GatewayConfiguration {
             out.unicodeScalars.append("\"")
             return out
         }
-        func duration(_ d: Duration) -> String {
-            let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-            if ms % 3_600_000 == 0 { return quote("\(ms / 3_600_000)h") }
-            if ms % 60_000 == 0 { return quote("\(ms / 60_000)m") }
-            if ms % 1000 == 0 { return quote("\(ms / 1000)s") }
-            return quote("\(ms)ms")
-        }
+        func duration(_ d: Duration) -> String { quote(ValueParsers.text(of: d)) }
         var lines: [String] = []
         lines.append("[server]")
         lines.append("listen = [\(self.server.listen.map { quote($0.description) }.joined(separator: ", "))]")

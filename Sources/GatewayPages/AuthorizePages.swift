@@ -62,10 +62,13 @@ package final class AuthorizePages: LocalEndpoint {
     }
 
     private let deps: Dependencies
+    private let sessions: BrowserSessions
     private let renderer = PageRenderer.standard
 
     package init(_ dependencies: Dependencies) {
         self.deps = dependencies
+        self.sessions = BrowserSessions(
+            store: dependencies.browserState, users: dependencies.users, policy: dependencies.sessionPolicy, now: dependencies.now)
     }
 
     package func handles(_ normalizedPath: String) -> Bool {
@@ -151,13 +154,17 @@ package final class AuthorizePages: LocalEndpoint {
         let flow = AuthorizeFlow(
             request: authorizeRequest, csrfToken: CSRFCheck.newToken(), browserHash: PageRandom.hash(browser), createdAt: self.deps.now())
         guard let json = flow.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
-        return self.deps.browserState.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds).assumeIsolated().flatMap {
-            self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: nil, eventLoop: eventLoop)
-        }.map { response in
-            var response = response
-            response.headers += headers
-            return response
-        }.nonisolated()
+        let store = self.deps.browserState
+        return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .authorize, eventLoop: eventLoop)
+            .assumeIsolated().flatMap {
+                store.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds)
+            }.flatMap {
+                self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: nil, eventLoop: eventLoop)
+            }.map { response in
+                var response = response
+                response.headers += headers
+                return response
+            }.nonisolated()
     }
 
     // MARK: GET /oauth/authorize/consent?flow=...
@@ -182,7 +189,7 @@ package final class AuthorizePages: LocalEndpoint {
     private func continueFlow(
         flowID: String, flow: AuthorizeFlow, client: OAuthClient, request: LocalRequest, loginError: String?, eventLoop: any EventLoop
     ) -> EventLoopFuture<LocalResponse> {
-        self.currentSession(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+        self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
             guard let session else {
                 return eventLoop.makeSucceededFuture(self.loginPage(flowID: flowID, flow: flow, client: client, error: loginError))
             }
@@ -207,7 +214,7 @@ package final class AuthorizePages: LocalEndpoint {
             return self.deps.credentials.verify(
                 email: fields["email"] ?? "", password: fields["password"] ?? "", clientAddress: request.clientAddress, eventLoop: eventLoop
             ).assumeIsolated().flatMap { user -> EventLoopFuture<LocalResponse> in
-                self.createSession(for: user, replacing: request, eventLoop: eventLoop).map { cookie in
+                self.sessions.create(for: user, request: request, eventLoop: eventLoop).map { cookie in
                     PageResponses.seeOther(flowPage, headers: [cookie])
                 }
             }.flatMapError { error -> EventLoopFuture<LocalResponse> in
@@ -220,24 +227,6 @@ package final class AuthorizePages: LocalEndpoint {
         }.flatMapErrorThrowing { error in self.storeFailure(error, request) }.nonisolated()
     }
 
-    /// A new session for `user` (a new cookie value: never one the browser had before
-    /// sign-in); the browser's previous session, if any, is deleted.
-    private func createSession(for user: UserRecord, replacing request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<GatewayError.HeaderField> {
-        let name = BrowserCookies.sessionName(isTLS: request.isTLS)
-        let now = self.deps.now()
-        let value = PageRandom.token()
-        let record = BrowserSessionRecord(userID: user.id, email: user.email, createdAt: now, lastSeen: now, csrfToken: CSRFCheck.newToken())
-        let ttl = self.deps.sessionPolicy.ttl(createdAt: now, now: now)
-        let old = BrowserCookies.value(named: name, in: request.values(of: "Cookie")).map(PageRandom.hash)
-        let store = self.deps.browserState
-        let maxAge = self.deps.sessionPolicy.lifetime
-        return store.createSession(hash: PageRandom.hash(value), record: record, ttl: ttl).assumeIsolated().flatMap {
-            old.map { store.deleteSession(hash: $0) } ?? eventLoop.makeSucceededVoidFuture()
-        }.map {
-            BrowserCookies.set(name: name, value: value, maxAge: maxAge, isTLS: request.isTLS)
-        }.nonisolated()
-    }
-
     // MARK: POST /oauth/authorize/consent
 
     private func decide(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
@@ -248,7 +237,7 @@ package final class AuthorizePages: LocalEndpoint {
                     GatewayError.badRequest("Choose Allow or Deny."), requestID: request.requestID))
             }
             return self.withClient(flow, request: request, eventLoop: eventLoop) { client in
-                self.currentSession(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+                self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
                     // Signed out (or expired) meanwhile: back to the flow, which asks to sign in.
                     guard let session else {
                         return eventLoop.makeSucceededFuture(PageResponses.seeOther(Self.consentPath + "?flow=" + flowID))
@@ -279,18 +268,15 @@ package final class AuthorizePages: LocalEndpoint {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
             return eventLoop.makeSucceededFuture(PageResponses.error(GatewayError.badRequest("The form is malformed."), requestID: request.requestID))
         }
-        let name = BrowserCookies.sessionName(isTLS: request.isTLS)
         let next = fields["flow"].flatMap { AuthorizeFlow.isValidID($0) ? Self.consentPath + "?flow=" + $0 : nil } ?? Self.logoutPath
-        return self.currentSession(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+        return self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
             guard let session else {
-                return eventLoop.makeSucceededFuture(PageResponses.seeOther(next, headers: [BrowserCookies.clear(name: name, isTLS: request.isTLS)]))
+                return eventLoop.makeSucceededFuture(PageResponses.seeOther(next, headers: [BrowserSessions.clearCookie(request)]))
             }
             guard CSRFCheck.matches(posted: fields["csrf_token"], expected: session.record.csrfToken) else {
                 return eventLoop.makeSucceededFuture(PageResponses.error(Self.csrfRefusal, requestID: request.requestID))
             }
-            return self.deps.browserState.deleteSession(hash: session.hash).map {
-                PageResponses.seeOther(next, headers: [BrowserCookies.clear(name: name, isTLS: request.isTLS)])
-            }
+            return self.sessions.end(session, request: request).map { cookie in PageResponses.seeOther(next, headers: [cookie]) }
         }.flatMapErrorThrowing { error in self.storeFailure(error, request) }.nonisolated()
     }
 
@@ -352,37 +338,6 @@ package final class AuthorizePages: LocalEndpoint {
         }.nonisolated()
     }
 
-    /// A signed-in browser: its session (idle and absolute limits checked, `lastSeen`
-    /// moved on) and its user, who must still exist, be enabled and be the one signed in.
-    struct ActiveSession {
-        var hash: String
-        var record: BrowserSessionRecord
-        var user: UserRecord
-    }
-
-    private func currentSession(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<ActiveSession?> {
-        guard let value = BrowserCookies.value(named: BrowserCookies.sessionName(isTLS: request.isTLS), in: request.values(of: "Cookie")) else {
-            return eventLoop.makeSucceededFuture(nil)
-        }
-        let hash = PageRandom.hash(value)
-        let store = self.deps.browserState
-        let now = self.deps.now()
-        return store.session(hash: hash).assumeIsolated().flatMap { record -> EventLoopFuture<ActiveSession?> in
-            guard let record else { return eventLoop.makeSucceededFuture(nil) }
-            guard case .active(let touched, let ttl) = self.deps.sessionPolicy.evaluate(record, now: now) else {
-                return store.deleteSession(hash: hash).map { nil }
-            }
-            return self.deps.users.user(email: record.email).assumeIsolated().flatMap { user -> EventLoopFuture<ActiveSession?> in
-                guard let user, !user.disabled, user.id == record.userID else {
-                    return store.deleteSession(hash: hash).map { nil }
-                }
-                let active = ActiveSession(hash: hash, record: touched ?? record, user: user)
-                guard let touched else { return eventLoop.makeSucceededFuture(active) }
-                return store.touchSession(hash: hash, record: touched, ttl: ttl).map { active }
-            }.nonisolated()
-        }.nonisolated()
-    }
-
     private func grantedScopes(_ flow: AuthorizeFlow, client: OAuthClient, user: UserRecord) -> [String]? {
         AuthorizeValidation.grantedScopes(requested: flow.request.requestedScopes, clientScopes: client.scopes, userScopes: user.scopes)
     }
@@ -396,25 +351,44 @@ package final class AuthorizePages: LocalEndpoint {
             state: flow.request.state)
     }
 
-    /// Stores a code for `user` and sends the browser back with it. The code is 32 random
-    /// bytes; only its SHA-256 is stored; the flow ends here.
+    /// Ends the flow, then stores a code for `user` and sends the browser back with it. The
+    /// code is 32 random bytes; only its SHA-256 is stored.
     private func issueCode(flowID: String, flow: AuthorizeFlow, user: UserRecord, scopes: [String], eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+        let store = self.deps.oauthStore
+        let logger = self.deps.logger
+        let issuer = self.deps.issuer
         let now = self.deps.now()
-        let code = PageRandom.token()
-        let record = AuthorizationCodeRecord(
-            clientID: flow.request.clientID, redirectURI: flow.request.redirectURI, codeChallenge: flow.request.codeChallenge,
-            userID: user.id, email: user.email, scopes: scopes, issuedAt: now, expiresAt: now + self.deps.codeTTL)
-        let location = AuthorizeValidation.location(
-            redirectURI: flow.request.redirectURI, parameters: [("code", code), ("state", flow.request.state)], issuer: self.deps.issuer)
-        return self.deps.oauthStore.storeCode(codeHash: PageRandom.hash(code), record: record, now: now).assumeIsolated().flatMap {
-            self.deps.logger.info("authorization code issued", metadata: ["event": "oauth_code_issued", "client_id": .string(flow.request.clientID), "subject": .string(user.id)])
-            return self.finish(flowID: flowID, PageResponses.seeOther(location), eventLoop: eventLoop)
+        let codeTTL = self.deps.codeTTL
+        return self.finish(flowID: flowID, eventLoop: eventLoop) {
+            let code = PageRandom.token()
+            let record = AuthorizationCodeRecord(
+                clientID: flow.request.clientID, redirectURI: flow.request.redirectURI, codeChallenge: flow.request.codeChallenge,
+                userID: user.id, email: user.email, scopes: scopes, issuedAt: now, expiresAt: now + codeTTL)
+            let location = AuthorizeValidation.location(
+                redirectURI: flow.request.redirectURI, parameters: [("code", code), ("state", flow.request.state)], issuer: issuer)
+            return store.storeCode(codeHash: PageRandom.hash(code), record: record, now: now).map {
+                logger.info("authorization code issued", metadata: [
+                    "event": "oauth_code_issued", "client_id": .string(flow.request.clientID), "subject": .string(user.id),
+                ])
+                return PageResponses.seeOther(location)
+            }
+        }
+    }
+
+    /// Ends the flow with `answer`: the flow record is deleted first, and only the request
+    /// that deleted it answers, so a flow yields at most one code or refusal even when its
+    /// form is posted twice at once; the others see an expired flow.
+    private func finish(
+        flowID: String, eventLoop: any EventLoop, _ answer: @escaping () -> EventLoopFuture<LocalResponse>
+    ) -> EventLoopFuture<LocalResponse> {
+        self.deps.browserState.deleteFlow(id: flowID).assumeIsolated().flatMap { existed -> EventLoopFuture<LocalResponse> in
+            guard existed else { return eventLoop.makeFailedFuture(Self.expiredFlow) }
+            return answer()
         }.nonisolated()
     }
 
-    /// Ends the flow (its record is deleted: a flow yields at most one answer) with `response`.
     private func finish(flowID: String, _ response: LocalResponse, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        self.deps.browserState.deleteFlow(id: flowID).map { response }
+        self.finish(flowID: flowID, eventLoop: eventLoop) { eventLoop.makeSucceededFuture(response) }
     }
 
     /// An error sent back to the client (303 with `error`, `error_description`, `state`, `iss`).
@@ -437,7 +411,7 @@ package final class AuthorizePages: LocalEndpoint {
         return PageResponses.page(.login, context, formActionOrigin: Self.origin(of: flow.request.redirectURI), renderer: self.renderer)
     }
 
-    private func consentPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, session: ActiveSession, scopes: [String]) -> LocalResponse {
+    private func consentPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, session: BrowserSessions.Active, scopes: [String]) -> LocalResponse {
         let origin = Self.origin(of: flow.request.redirectURI)
         let context: [String: Any] = [
             "title": "Allow access?", "client_name": client.name, "user_email": session.user.email,
@@ -457,7 +431,14 @@ package final class AuthorizePages: LocalEndpoint {
         let authority = afterScheme[..<end]
         guard !authority.isEmpty, !authority.contains("@"), !authority.contains(" "), !authority.contains(";"), !authority.contains(",")
         else { return nil }
-        return String(uri[..<schemeEnd.upperBound]) + authority
+        let scheme = String(uri[..<schemeEnd.upperBound])
+        // A CSP source cannot name an IPv6 literal (Chromium ignores `http://[::1]:port`):
+        // the loopback `[::1]` is allowed as any host on that scheme and port instead.
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            return scheme + "*" + authority[authority.index(after: close)...]
+        }
+        return scheme + authority
     }
 
     /// A failure as a page: refusals keep their status; a store that cannot be asked is 503.

@@ -10,8 +10,16 @@ package enum PageResponses {
         _ page: PageRenderer.Page, _ context: [String: Any], status: Int = 200, formActionOrigin: String? = nil,
         headers: [GatewayError.HeaderField] = [], renderer: PageRenderer = .standard
     ) -> LocalResponse {
+        self.page(named: page.rawValue, context, status: status, formActionOrigin: formActionOrigin, headers: headers, renderer: renderer)
+    }
+
+    /// A page of another page set (`PageRenderer(pages:)`), with the same headers.
+    package static func page(
+        named name: String, _ context: [String: Any], status: Int = 200, formActionOrigin: String? = nil,
+        headers: [GatewayError.HeaderField] = [], renderer: PageRenderer
+    ) -> LocalResponse {
         LocalResponse(
-            status: status, contentType: htmlType, body: renderer.render(page, context),
+            status: status, contentType: htmlType, body: renderer.render(named: name, context),
             headers: PageHeaders.security(formActionOrigin: formActionOrigin) + headers)
     }
 

@@ -122,8 +122,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// Adds `Strict-Transport-Security` (RFC 6797) to a response on a TLS listener; the
     /// value comes from the configuration in force, so a reload changes it.
     private func addStrictTransportSecurity(_ headers: inout HTTPHeaders) {
-        guard self.isTLS, let value = self.loop.strictTransportSecurity else { return }
+        guard let value = self.strictTransportSecurity else { return }
         headers.replaceOrAdd(name: "Strict-Transport-Security", value: value)
+    }
+
+    /// HSTS for responses on TLS listeners; nil on plain ones or with HSTS off.
+    private var strictTransportSecurity: String? {
+        self.isTLS ? self.loop.strictTransportSecurity : nil
     }
 
     // MARK: ChannelHandler lifecycle
@@ -569,21 +574,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard case .finishLocal(let close) = self.machine.localResponseReady() else { return }
         self.exchange = nil
         self.cancelBodyTimer()
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        headers.add(name: "Content-Length", value: String(response.body.count))
-        if !response.headers.contains(where: { $0.name.caseInsensitiveEquals("cache-control") }) {
-            // Token-bearing and credential-management answers are never cached.
-            headers.add(name: "Cache-Control", value: "no-store")
-        }
-        headers.add(name: "X-Request-Id", value: exchange.requestID)
-        for field in response.headers {
-            headers.add(name: field.name, value: field.value)
-        }
-        if close {
-            headers.add(name: "Connection", value: "close")
-        }
-        self.addStrictTransportSecurity(&headers)
+        let headers = OwnResponseHead.fields(
+            for: response, requestID: exchange.requestID, close: close, strictTransportSecurity: self.strictTransportSecurity)
         let head = HTTPResponseHead(
             version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
             status: HTTPResponseStatus(statusCode: response.status),
@@ -744,27 +736,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let requestID = exchange?.requestID ?? self.ids.next()
         let rendered = self.errorResponse(error, exchange: exchange, requestID: requestID)
         let body = rendered.body
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: rendered.contentType)
-        headers.add(name: "Content-Length", value: String(body.count))
-        if !rendered.headers.contains(where: { $0.name.caseInsensitiveEquals("cache-control") }) {
-            headers.add(name: "Cache-Control", value: "no-store")
-        }
-        headers.add(name: "X-Request-Id", value: requestID)
-        for field in rendered.headers {
-            headers.add(name: field.name, value: field.value)
-        }
-        if let exchange, error.status != 429 {
-            // Admitted by the limiter, then failed (502/504...): the token was spent, and
-            // the client should still see where its budget stands.
-            for field in exchange.rateLimitHeaders {
-                headers.replaceOrAdd(name: field.name, value: field.value)
-            }
-        }
-        if close {
-            headers.add(name: "Connection", value: "close")
-        }
-        self.addStrictTransportSecurity(&headers)
+        // Admitted by the limiter, then failed (502/504...): the token was spent, and the
+        // client should still see where its budget stands.
+        let rateLimitHeaders = error.status != 429 ? exchange?.rateLimitHeaders ?? [] : []
+        let headers = OwnResponseHead.fields(
+            for: rendered, requestID: requestID, close: close, strictTransportSecurity: self.strictTransportSecurity,
+            rateLimitHeaders: rateLimitHeaders)
         let version = exchange?.version ?? .http1_1
         let head = HTTPResponseHead(
             version: version.minor == 0 ? .http1_0 : .http1_1,

@@ -75,7 +75,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
                 self.phase = .busy
                 self.cancel()
                 let error = GatewayError.unauthorized("The Authorization header contains a NUL byte.")
-                self.writeRaw(error, status: "401 Unauthorized", context: context)
+                self.writeRaw(error, context: context)
                 return
             }
         }
@@ -106,19 +106,17 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         }
     }
 
-    private func writeRaw(_ error: GatewayError, status: String, context: ChannelHandlerContext) {
+    private func writeRaw(_ error: GatewayError, context: ChannelHandlerContext) {
         var ids = RequestIDGenerator()
         let requestID = ids.next()
-        let body = error.jsonBody(requestID: requestID)
-        var head = "HTTP/1.1 \(status)\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n"
-        head += "cache-control: no-store\r\nx-request-id: \(requestID)\r\n"
-        for field in error.headers {
-            head += "\(field.name): \(field.value)\r\n"
-        }
-        head += "connection: close\r\n\r\n"
-        var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.utf8.count)
+        let response = LocalResponse.json(error, requestID: requestID)
+        let body = response.body
+        let head = OwnResponseHead.text(
+            status: error.status,
+            fields: OwnResponseHead.fields(for: response, requestID: requestID, close: true, strictTransportSecurity: nil))
+        var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
         buffer.writeString(head)
-        buffer.writeString(body)
+        buffer.writeBytes(body)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(self.wrapOutboundOut(buffer)).whenComplete { _ in
             loopBound.value.close(promise: nil)
@@ -178,7 +176,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         case .idleTimedOut:
             context.close(promise: nil)
         case .headTimedOut:
-            self.writeRaw(.headerReadTimeout, status: "408 Request Timeout", context: context)
+            self.writeRaw(.headerReadTimeout, context: context)
         }
     }
 }

@@ -142,12 +142,14 @@ package final class GatewayServer: Sendable {
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
-                    pageStores = .redis(management, keyPrefix: redis.keyPrefix)
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    // The pages and the OAuth endpoint share one OAuth store on that connection.
+                    let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix)
+                    pageStores = PageStores(
+                        oauth: oauthStore, browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix))
                     oauthStores = OAuthLoopStores(
-                        clients: RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix),
-                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
+                        clients: oauthStore, opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
@@ -284,7 +286,12 @@ package final class GatewayServer: Sendable {
         var bound: [any Channel] = []
         do {
             for address in configuration.server.listen {
-                let channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
+                let channel: any Channel
+                do {
+                    channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
+                } catch {
+                    throw ListenError.classify(error, address: address.description, listener: "listener") ?? error
+                }
                 bound.append(channel)
                 let local = channel.localAddress.flatMap { bound in
                     bound.ipAddress.map { ListenAddress(host: $0, port: bound.port ?? address.port).description }
@@ -313,7 +320,7 @@ package final class GatewayServer: Sendable {
                 logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
             } catch {
                 for channel in bound { try? await channel.close() }
-                throw error
+                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener") ?? error
             }
         }
     }

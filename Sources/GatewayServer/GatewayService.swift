@@ -138,9 +138,7 @@ package struct GatewayService: Service {
     }
 
     static func describe(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+        ValueParsers.text(of: duration)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayAuth
+import GatewayCore
 import GatewayTLS
 import NIOConcurrencyHelpers
 import NIOCore
@@ -85,7 +86,7 @@ enum HTTPFetchers {
                         var headers = HTTPHeaders()
                         headers.add(name: "Host", value: hostHeader)
                         headers.add(name: "Accept", value: "application/json")
-                        headers.add(name: "User-Agent", value: "dbaudit-gateway")
+                        headers.add(name: "User-Agent", value: "dbaudit-gateway/" + GatewayVersion.current)
                         headers.add(name: "Connection", value: "close")
                         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
                         channel.write(HTTPClientRequestPart.head(head), promise: nil)

@@ -6,6 +6,7 @@ import GatewayRedis
 package import GatewayStore
 import NIOCore
 import NIOPosix
+import Foundation
 
 /// User administration for the CLI (`dbaudit-gateway users add|disable`) against the
 /// Redis store a configuration names. One-thread event loop per command; scrypt runs on
@@ -147,6 +148,67 @@ package final class UserManagement: Sendable {
                 Self.revokeAll(of: owner, in: keys, on: loop, revoked: revoked + live.count)
             }
         }
+    }
+
+    /// Every user, sorted by e-mail, read with `SCAN` (never `KEYS`, which would stall a busy
+    /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted.
+    package func list() async throws -> (users: [UserRecord], unreadable: Int) {
+        let settings = self.settings
+        let loop = self.group.next()
+        let pattern = Self.globEscaped(settings.keyPrefix + "user:") + "*"
+        do {
+            let (users, unreadable) = try await loop.flatSubmit {
+                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                return Self.scanUsers(client: client, pattern: pattern, cursor: "0", found: [], unreadable: 0, on: loop)
+                    .assumeIsolated().always { _ in client.close() }.nonisolated()
+            }.get()
+            return (users.sorted { $0.email < $1.email }, unreadable)
+        } catch {
+            throw Failure.storeUnavailable
+        }
+    }
+
+    private static func scanUsers(
+        client: RedisClient, pattern: String, cursor: String, found: [UserRecord], unreadable: Int, on loop: any EventLoop
+    ) -> EventLoopFuture<([UserRecord], Int)> {
+        client.send(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"]).flatMap { reply -> EventLoopFuture<([UserRecord], Int)> in
+            guard case .array(let parts) = reply, parts.count == 2, case .bulkString(let next) = parts[0],
+                case .array(let names) = parts[1]
+            else { return loop.makeFailedFuture(CredentialStoreError.corrupt("unexpected reply to SCAN")) }
+            let keys: [[UInt8]] = names.compactMap { if case .bulkString(let key) = $0 { key } else { nil } }
+            let values: EventLoopFuture<[RESPValue]> = keys.isEmpty
+                ? loop.makeSucceededFuture([])
+                : client.send([Array("MGET".utf8)] + keys).flatMapThrowing { reply in
+                    guard case .array(let values) = reply, values.count == keys.count else {
+                        throw CredentialStoreError.corrupt("unexpected reply to MGET")
+                    }
+                    return values
+                }
+            return values.flatMap { values in
+                var found = found
+                var unreadable = unreadable
+                for case .bulkString(let bytes) in values {
+                    if let user = try? JSONDecoder().decode(UserRecord.self, from: Data(bytes)) {
+                        found.append(user)
+                    } else {
+                        unreadable += 1
+                    }
+                }
+                let nextCursor = String(decoding: next, as: UTF8.self)
+                guard nextCursor != "0" else { return loop.makeSucceededFuture((found, unreadable)) }
+                return Self.scanUsers(client: client, pattern: pattern, cursor: nextCursor, found: found, unreadable: unreadable, on: loop)
+            }
+        }
+    }
+
+    /// `text` as a literal in a `SCAN MATCH` pattern (the key prefix may hold glob characters).
+    static func globEscaped(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if "*?[]\\^".contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 
     private func withStore<T: Sendable>(_ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {

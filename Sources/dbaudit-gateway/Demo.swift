@@ -118,7 +118,16 @@ extension GatewayCommand {
                 fflush(nil)
             }
             let serviceGroup = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            try await serviceGroup.run()
+            do {
+                try await serviceGroup.run()
+            } catch let error as ListenError where error.reason == .inUse {
+                FileHandleOutput.standardError(
+                    "dbaudit-gateway: \(error.description).\n"
+                        + "Pick another port: dbaudit-gateway demo --port \(self.port == 65535 ? 8081 : self.port + 1) (or --port 0 for any free one).\n")
+                await echo.stop()
+                try? await group.shutdownGracefully()
+                throw ExitCode(1)
+            }
             await echo.stop()
             try await group.shutdownGracefully()
         }

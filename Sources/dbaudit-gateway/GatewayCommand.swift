@@ -1,6 +1,7 @@
 import ArgumentParser
 import GatewayAuth
 import GatewayConfig
+import GatewayCore
 import GatewayServer
 import Logging
 import ServiceLifecycle
@@ -16,6 +17,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dbaudit-gateway",
         abstract: "Authentication gateway in front of the DB Audit API.",
+        version: GatewayVersion.current,
         subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Clients.self, Demo.self],
         defaultSubcommand: nil
     )
@@ -46,6 +48,10 @@ extension GatewayCommand {
             )
             do {
                 try await group.run()
+            } catch let error as ListenError {
+                logger.critical("cannot start", metadata: ["error": "\(error.description)"])
+                FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
+                throw ExitCode(1)
             } catch {
                 logger.critical("gateway stopped on an error", metadata: ["error": "\(String(describing: error))"])
                 throw ExitCode(1)
@@ -102,6 +108,42 @@ func loadConfigurationOrExit(_ path: String) throws -> GatewayConfiguration {
         return try ConfigurationLoader.load(path: path)
     } catch {
         FileHandleOutput.standardError("dbaudit-gateway: configuration is invalid:\n\(error.description)\n")
+        throw ExitCode(1)
+    }
+}
+
+/// What `make` builds from the configuration at `path` (the `keys`, `users` and `clients`
+/// commands' store access), or the problem on stderr and exit code 1.
+func managementOrExit<Management>(_ path: String, _ make: (GatewayConfiguration) throws -> Management) throws -> Management {
+    let configuration = try loadConfigurationOrExit(path)
+    do {
+        return try make(configuration)
+    } catch {
+        FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+        throw ExitCode(1)
+    }
+}
+
+/// A management command's connection to the store, closed once its work is done.
+protocol ManagementSession: Sendable {
+    func shutdown() async
+}
+
+extension KeyManagement: ManagementSession {}
+extension UserManagement: ManagementSession {}
+
+/// `operation` on `management`, whose connection is closed whatever happens; a failure is
+/// written to stderr and becomes exit code 1.
+func performOrExit<Management: ManagementSession, Result>(
+    _ management: Management, _ operation: (Management) async throws -> Result
+) async throws -> Result {
+    do {
+        let result = try await operation(management)
+        await management.shutdown()
+        return result
+    } catch {
+        await management.shutdown()
+        FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
         throw ExitCode(1)
     }
 }

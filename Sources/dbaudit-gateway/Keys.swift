@@ -19,13 +19,7 @@ extension GatewayCommand {
             var config: String
 
             func management() throws -> KeyManagement {
-                let configuration = try loadConfigurationOrExit(self.config)
-                do {
-                    return try KeyManagement(configuration: configuration)
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
-                    throw ExitCode(1)
-                }
+                try managementOrExit(self.config, KeyManagement.init(configuration:))
             }
         }
 
@@ -52,8 +46,8 @@ extension GatewayCommand {
                 }
                 let management = try self.options.management()
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                do {
-                    let created = try await management.create(
+                let created = try await performOrExit(management) { management in
+                    try await management.create(
                         name: self.name,
                         scopes: scopes,
                         expiresIn: lifetime,
@@ -62,21 +56,16 @@ extension GatewayCommand {
                         now: Int64(Date().timeIntervalSince1970),
                         rateLimit: self.rateLimit
                     )
-                    if self.json {
-                        var text = APIKeyEndpoints.recordJSON(created.record)
-                        text.removeLast()
-                        print(text + ",\"key\":" + JSONText.quoted(created.key) + "}")
-                    } else {
-                        let record = created.record
-                        print("Created API key \(record.id) (\(record.name); scopes \(record.scopes.joined(separator: " ")); expires \(record.expiresAt.map(Self.date) ?? "never")).")
-                        print("Store it now, it is not shown again:")
-                        print(created.key)
-                    }
-                    await management.shutdown()
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
+                }
+                if self.json {
+                    var text = APIKeyEndpoints.recordJSON(created.record)
+                    text.removeLast()
+                    print(text + ",\"key\":" + JSONText.quoted(created.key) + "}")
+                } else {
+                    let record = created.record
+                    print("Created API key \(record.id) (\(record.name); scopes \(record.scopes.joined(separator: " ")); expires \(record.expiresAt.map(Self.date) ?? "never")).")
+                    print("Store it now, it is not shown again:")
+                    print(created.key)
                 }
             }
 
@@ -92,16 +81,7 @@ extension GatewayCommand {
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
-                let management = try self.options.management()
-                let records: [APIKeyRecord]
-                do {
-                    records = try await management.list()
-                    await management.shutdown()
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
-                }
+                let records = try await performOrExit(self.options.management()) { try await $0.list() }
                 if self.json {
                     print("[" + records.map(APIKeyEndpoints.recordJSON).joined(separator: ",") + "]")
                     return
@@ -130,28 +110,11 @@ extension GatewayCommand {
             @Argument(help: "The key id (key_...).") var id: String
 
             func run() async throws {
-                let management = try self.options.management()
-                let revoked: APIKeyRecord?
-                do {
-                    revoked = try await management.revoke(id: self.id)
-                    await management.shutdown()
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
+                guard let record = try await performOrExit(self.options.management(), { try await $0.revoke(id: self.id) }) else {
+                    FileHandleOutput.standardError("dbaudit-gateway: no API key has id \(self.id)\n")
                     throw ExitCode(1)
                 }
-                do {
-                    guard let record = revoked else {
-                        FileHandleOutput.standardError("dbaudit-gateway: no API key has id \(self.id)\n")
-                        throw ExitCode(1)
-                    }
-                    print("Revoked \(record.id) (\(record.name)).")
-                } catch let exit as ExitCode {
-                    throw exit
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
-                }
+                print("Revoked \(record.id) (\(record.name)).")
             }
         }
     }

@@ -9,8 +9,8 @@ extension GatewayCommand {
     /// `users add|disable`: people who log in at `/v1/auth/login`, in the Redis store.
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add and disable users (password read from standard input).",
-            subcommands: [Add.self, Disable.self, Enable.self]
+            abstract: "Add, list, disable and enable users (a new user's password is read from standard input).",
+            subcommands: [Add.self, List.self, Disable.self, Enable.self]
         )
 
         struct Options: ParsableArguments {
@@ -18,13 +18,7 @@ extension GatewayCommand {
             var config: String
 
             func management() throws -> UserManagement {
-                let configuration = try loadConfigurationOrExit(self.config)
-                do {
-                    return try UserManagement(configuration: configuration)
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
-                    throw ExitCode(1)
-                }
+                try managementOrExit(self.config, UserManagement.init(configuration:))
             }
         }
 
@@ -45,32 +39,42 @@ extension GatewayCommand {
                 }
                 let management = try self.options.management()
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                do {
-                    let user = try await management.add(
+                let user = try await performOrExit(management) { management in
+                    try await management.add(
                         email: self.email, scopes: scopes, password: line, now: Int64(Date().timeIntervalSince1970))
-                    await management.shutdown()
-                    if self.json {
-                        print(Self.json(user))
-                    } else {
-                        print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
+                }
+                if self.json {
+                    print(Users.json(user, full: false))
+                } else {
+                    print("Created user \(user.id) <\(user.email)> with scopes \(user.scopes.joined(separator: " ")).")
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "List every user: id, e-mail, scopes, enabled or disabled, created (never a password hash).")
+
+            @OptionGroup var options: Options
+            @Flag(name: .long, help: "Print a JSON array.") var json = false
+
+            func run() async throws {
+                let (users, unreadable) = try await performOrExit(self.options.management()) { try await $0.list() }
+                if self.json {
+                    print("[" + users.map { Users.json($0, full: true) }.joined(separator: ",") + "]")
+                } else if users.isEmpty {
+                    print("No users. Add one with: dbaudit-gateway users add --config PATH --email ADDRESS --scopes a,b")
+                } else {
+                    for user in users {
+                        let created = Date(timeIntervalSince1970: TimeInterval(user.createdAt)).ISO8601Format()
+                        print("\(user.id)  \(user.email)  \(user.disabled ? "disabled" : "enabled")  created \(created)  scopes \(user.scopes.joined(separator: " "))")
                     }
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
+                }
+                if unreadable > 0 {
+                    FileHandleOutput.standardError("dbaudit-gateway: \(unreadable) user record(s) could not be read and were skipped\n")
                 }
             }
 
-            /// Every value goes through the JSON writer: the output is parsed by scripts, and
-            /// no input may add members to it.
-            static func json(_ user: UserRecord) -> String {
-                var json = "{\"id\":"
-                JSONText.appendQuoted(user.id, to: &json)
-                json += ",\"email\":"
-                JSONText.appendQuoted(user.email, to: &json)
-                json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]}"
-                return json
-            }
         }
 
         struct Disable: AsyncParsableCommand {
@@ -92,19 +96,28 @@ extension GatewayCommand {
             func run() async throws { try await Users.set(self.options, email: self.email, disabled: false) }
         }
 
+        /// A user as JSON for scripts: id, e-mail, scopes, and with `full` its state and
+        /// creation time. Every value goes through the JSON writer, so no input adds members;
+        /// the password hash is never written.
+        static func json(_ user: UserRecord, full: Bool) -> String {
+            var json = "{\"id\":"
+            JSONText.appendQuoted(user.id, to: &json)
+            json += ",\"email\":"
+            JSONText.appendQuoted(user.email, to: &json)
+            json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
+            if full {
+                json += ",\"disabled\":\(user.disabled),\"created_at\":\(user.createdAt)"
+            }
+            return json + "}"
+        }
+
         static func set(_ options: Options, email: String, disabled: Bool) async throws {
-            let management = try options.management()
-            do {
-                let (user, revoked) = try await management.setDisabled(email: email, disabled: disabled)
-                await management.shutdown()
-                print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
-                if disabled {
-                    print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
-                }
-            } catch {
-                await management.shutdown()
-                FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                throw ExitCode(1)
+            let (user, revoked) = try await performOrExit(options.management()) {
+                try await $0.setDisabled(email: email, disabled: disabled)
+            }
+            print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
+            if disabled {
+                print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
             }
         }
     }

@@ -1,3 +1,4 @@
+import GatewayCore
 import GatewayPages
 import Testing
 
@@ -65,5 +66,47 @@ import Testing
         #expect(map["X-Content-Type-Options"] == "nosniff")
         let consent = PageHeaders.security(formActionOrigin: "http://127.0.0.1:5000")
         #expect(consent.first?.value == "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' http://127.0.0.1:5000; frame-ancestors 'none'")
+    }
+}
+
+@Suite struct FormActionOriginTests {
+    @Test func originOfRedirectURIs() {
+        #expect(AuthorizePages.origin(of: "https://app.example.com/cb?x=1") == "https://app.example.com")
+        #expect(AuthorizePages.origin(of: "http://127.0.0.1:51234/callback") == "http://127.0.0.1:51234")
+        #expect(AuthorizePages.origin(of: "http://127.0.0.1/callback") == "http://127.0.0.1")
+        // A CSP source cannot name an IPv6 literal: any host on that scheme and port.
+        #expect(AuthorizePages.origin(of: "http://[::1]:7000/cb") == "http://*:7000")
+        #expect(AuthorizePages.origin(of: "http://[::1]/cb") == "http://*")
+        // Nothing that could break out of the policy.
+        #expect(AuthorizePages.origin(of: "https://a.example;script-src *") == nil)
+        #expect(AuthorizePages.origin(of: "no-scheme") == nil)
+    }
+}
+
+@Suite struct PageSetTests {
+    @Test func anotherPageSetSharesThePartialsAndHeaders() {
+        let renderer = PageRenderer(pages: ["keys": "{{> header}}<p>{{name}}</p>{{> footer}}"])
+        let response = PageResponses.page(named: "keys", ["title": "API keys", "name": "<b>"], renderer: renderer)
+        let html = String(decoding: response.body, as: UTF8.self)
+        #expect(html.contains("<title>API keys · DBAudit Gateway</title>"))
+        #expect(html.contains("<p>&lt;b&gt;</p>"))
+        #expect(html.hasSuffix("</html>\n"))
+        #expect(response.contentType == "text/html; charset=utf-8")
+        #expect(response.headers.contains { $0.name == "Content-Security-Policy" && $0.value == PageHeaders.contentSecurityPolicy })
+    }
+
+    @Test func errorPagesKeepTheStatusAndHeadersOfTheError() {
+        let error = GatewayError(status: 429, code: "too_many_attempts", description: "Wait.", headers: [.init("Retry-After", "7")])
+        let response = PageResponses.error(error, requestID: "rid")
+        #expect(response.status == 429)
+        #expect(response.contentType.hasPrefix("text/html"))
+        #expect(response.headers.contains { $0.name == "Retry-After" && $0.value == "7" })
+        #expect(String(decoding: response.body, as: UTF8.self).contains("too_many_attempts"))
+    }
+
+    @Test func seeOtherIs303WithLocation() {
+        let response = PageResponses.seeOther("/next")
+        #expect(response.status == 303)
+        #expect(response.headers.first == .init("Location", "/next"))
     }
 }

@@ -1,6 +1,7 @@
 """Configuration validation, check-config, SIGHUP reload and SIGTERM drain, against the
 real binary."""
 
+import socket
 import signal
 import subprocess
 import threading
@@ -175,3 +176,23 @@ def test_drain_timeout_bounds_shutdown(make_gateway, upstream):
     assert 1.0 <= time.monotonic() - started < 1.0 + scaled(1.5)
     thread.join(timeout=15)
     assert results and results[0][0] == "error"
+
+
+def test_a_port_in_use_is_named_with_a_hint(tmp_path, upstream):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        demo = subprocess.run([gateway_binary(), "demo", "--port", str(port)], capture_output=True, text=True, timeout=30)
+        assert demo.returncode == 1
+        assert f"127.0.0.1:{port}: the address is already in use" in demo.stderr
+        assert "--port" in demo.stderr and "bind(descriptor" not in demo.stderr
+
+        config = tmp_path / "taken.conf"
+        config.write_text(f'[server]\nlisten = ["127.0.0.1:{port}"]\n\n[upstream]\nurl = "{upstream.url}"\n')
+        run = subprocess.run([gateway_binary(), "run", "--config", str(config)], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 1
+        assert f"cannot open the listener on 127.0.0.1:{port}: the address is already in use" in run.stderr
+    finally:
+        holder.close()

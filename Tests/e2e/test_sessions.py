@@ -5,6 +5,7 @@ and a recording upstream."""
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -493,3 +494,36 @@ def test_user_record_with_a_scope_that_is_not_a_scope_token_gets_no_token(sessio
         assert "access_token" not in response.text
     gateway.wait_for_log(lambda line: line.get("msg") == "unreadable user record in the store")
     assert upstream.requests() == []
+
+
+def test_users_list_shows_every_user_without_password_hashes(sessions_gateway, redis_server):
+    bob = add_user(sessions_gateway, "bob@example.com", ["read:logs"], password="bob-password-1234")
+    alice = add_user(sessions_gateway, "Alice@Example.com", ["read:databases", "read:logs"])
+    set_user_disabled(sessions_gateway, "bob@example.com", True)
+    # Another gateway's users under another prefix are not ours to list.
+    redis_server.command("SET", "other:user:eve@example.com", '{"id":"usr_eve"}')
+    command = [gateway_binary(), "users", "list", "--config", str(sessions_gateway.config_path)]
+
+    listed = subprocess.run(command + ["--json"], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    users = json.loads(listed.stdout)
+    assert [u["email"] for u in users] == ["alice@example.com", "bob@example.com"]
+    assert users[0]["id"] == alice["id"] and users[0]["disabled"] is False
+    assert users[0]["scopes"] == ["read:databases", "read:logs"]
+    assert users[1]["id"] == bob["id"] and users[1]["disabled"] is True
+    assert isinstance(users[0]["created_at"], int)
+
+    text = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert text.returncode == 0, text.stderr
+    assert "alice@example.com" in text.stdout and "bob@example.com  disabled" in text.stdout
+    for output in (listed.stdout, text.stdout):
+        assert "scrypt" not in output and "password" not in output
+
+
+def test_cli_prints_its_version_and_names_every_users_subcommand():
+    version = subprocess.run([gateway_binary(), "--version"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0
+    assert re.fullmatch(r"\d+\.\d+\.\d+\n", version.stdout)
+    help_text = subprocess.run([gateway_binary(), "users", "--help"], capture_output=True, text=True, timeout=30).stdout
+    for subcommand in ("add", "list", "disable", "enable"):
+        assert re.search(rf"^\s+{subcommand}\s", help_text, re.MULTILINE), help_text

@@ -15,11 +15,14 @@ extension LoginThrottle {
     }
 }
 
-/// Which endpoint an attempt is for: a refresh (no account yet) must not use up the
-/// address's login attempts, nor the other way round.
+/// Which endpoint an attempt is for: a refresh (no account yet) or a new authorization flow
+/// must not use up the address's login attempts, nor the other way round.
 package enum LoginThrottlePurpose: String, Sendable {
     case login
     case refresh
+    /// A new OAuth authorization flow (`GET /oauth/authorize` stores one in Redis for ten
+    /// minutes): bounded per address so page loads cannot fill the store.
+    case authorize
     /// `/oauth/token`: per address and per client (`account` = `client:<id>`).
     case oauthToken = "oauth-token"
 }
