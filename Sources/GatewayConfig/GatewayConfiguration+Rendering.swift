@@ -122,10 +122,7 @@ extension GatewayConfiguration {
             self.apiKeys.managementRateLimit.map { "management_rate_limit = \(quote($0))" }
                 ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller")
         self.renderJWT(into: &lines, quote: quote, duration: duration)
-        lines.append("")
-        lines.append("[ui]")
-        lines.append("session_idle_timeout = \(duration(self.ui.sessionIdleTimeout))")
-        lines.append("session_lifetime = \(duration(self.ui.sessionLifetime))")
+        self.renderIntrospection(into: &lines, quote: quote, duration: duration)
         for policy in self.rateLimits {
             lines.append("")
             lines.append("[[rate_limits]]")
@@ -164,6 +161,20 @@ extension GatewayConfiguration {
             if let rateLimit = route.rateLimit { lines.append("rate_limit = \(quote(rateLimit))") }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func renderIntrospection(into lines: inout [String], quote: (String) -> String, duration: (Duration) -> String) {
+        for entry in self.introspection {
+            lines.append("")
+            lines.append("[[auth.oauth.introspection]]")
+            lines.append("endpoint = \(quote(entry.endpoint))")
+            lines.append("client_id = \(quote(entry.clientID))")
+            lines.append("# client secret: <redacted> (from client_secret_file or client_secret_env)")
+            if let caFile = entry.caFile { lines.append("ca_file = \(quote(caFile))") }
+            lines.append("timeout = \(duration(entry.timeout))")
+            lines.append("cache_max = \(duration(entry.cacheMax))")
+            lines.append("negative_ttl = \(duration(entry.negativeTTL))")
+        }
     }
 
     private func renderJWT(into lines: inout [String], quote: (String) -> String, duration: (Duration) -> String) {

@@ -121,6 +121,11 @@ package final class GatewayServer: Sendable {
             tls = GatewayTLSContexts()
             self.tlsSetupError = error
         }
+        // Client TLS contexts of identity providers, shared by JWKS fetches and introspection.
+        let httpTLS = HTTPFetchers.TLSContexts()
+        self.httpTLS = httpTLS
+        Self.prepareIntrospectionTLS(configuration, contexts: httpTLS, logger: logger)
+        let poster = HTTPFetchers.poster(tlsContexts: httpTLS)
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
@@ -133,12 +138,14 @@ package final class GatewayServer: Sendable {
                 var pageStores: PageStores?
                 var opaqueTokens: (any OpaqueAccessTokenStore)?
                 var oauthStores: OAuthLoopStores?
+                var introspectionCache: (any IntrospectionCacheStore)?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
                     opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
+                    introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.keyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
@@ -176,7 +183,8 @@ package final class GatewayServer: Sendable {
                     tls: tls,
                     managementStore: managementStore,
                     managementSessions: managementSessions,
-                    opaqueTokenStore: opaqueTokens
+                    opaqueTokenStore: opaqueTokens,
+                    introspection: LoopIntrospection(post: poster, shared: introspectionCache)
                 )
                 // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
@@ -224,11 +232,26 @@ package final class GatewayServer: Sendable {
         var state = State(configuration: configuration, logger: logger)
         state.tls = tls
         self.state = NIOLockedValueBox(state)
-        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group)
+        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group, tlsContexts: httpTLS)
         refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
     }
 
     private let fetcher: HTTPFetcher
+    private let httpTLS: HTTPFetchers.TLSContexts
+
+    /// Builds the client TLS context of every https introspection endpoint now, off the
+    /// event loops, so the first introspection never reads a CA file on one.
+    private static func prepareIntrospectionTLS(_ configuration: GatewayConfiguration, contexts: HTTPFetchers.TLSContexts, logger: Logger) {
+        for entry in configuration.introspection where entry.endpoint.lowercased().hasPrefix("https:") {
+            do {
+                _ = try contexts.context(caFile: entry.caFile)
+            } catch {
+                logger.error(
+                    "introspection endpoint TLS setup failed; its tokens get 503 until fixed",
+                    metadata: ["endpoint": "\(entry.endpoint)", "error": "\(error)"])
+            }
+        }
+    }
 
     /// scrypt checks for logins on `pool`, off the event loops.
     private static func passwordCheck(on pool: NIOThreadPool) -> PasswordCheck {
@@ -453,6 +476,7 @@ package final class GatewayServer: Sendable {
             self.refresher.withLockedValue { $0 = next }
             next?.start()
         }
+        Self.prepareIntrospectionTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
         let checkPassword = Self.passwordCheck(on: self.passwordPool)
         let refetch = Self.refetch(through: self.refresher)
         let memorySessions = self.memorySessions
