@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean bench bench-quick install
+.PHONY: all deps build build-release test unit-test e2e-test sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
 
 all: build
 
@@ -25,10 +25,21 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r Tests/e2e/requirements.txt
 	touch $@
 
-# Unit and handler tests (swift test), then the end-to-end tests against the real binary.
+# Unit and handler tests (swift test), then the end-to-end tests against the real binary
+# (the SDKs' own included: Tests/e2e/test_sdk_*.py), then the Python SDK's own tests.
 test: build $(VENV)/.installed
 	$(SWIFT) test
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
+	$(PYTHON) -m pytest -q sdks/python/tests
+
+# The Python SDK alone: unit tests on a stub, mypy --strict, installs into fresh venvs.
+sdk-python-test: $(VENV)/.installed
+	$(PYTHON) -m pytest -q sdks/python/tests
+
+# The Node SDK alone: unit tests (node --test) and its types (tsc). `make test` runs these
+# too, with npm pack and the end-to-end runs, through Tests/e2e/test_sdk_node.py.
+sdk-node-test: deps
+	cd sdks/node && node --test test/*.test.mjs && tsc --noEmit -p test/types/tsconfig.json
 
 unit-test: build
 	$(SWIFT) test
