@@ -187,12 +187,12 @@ active = true
 issuer = "https://idp.example.test"
 jwks_url = "https://idp.example.test/jwks.json"
 
+[oauth]
+
 [[auth.oauth.introspection]]
 endpoint = "https://idp.example.test/oauth2/introspect"
 client_id = "gateway"
 client_secret_file = "{tmp / 'pepper'}"
-
-[oauth]
 
 [[rate_limits]]
 name = "p"
