@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import ssl
 import threading
 import time
@@ -438,3 +439,25 @@ def test_https_endpoint_is_verified_against_its_ca_file(introspecting_gateway, t
     finally:
         tls_stub.stop()
 
+
+
+def test_a_reload_turns_introspection_on(make_gateway, upstream, oauth_tail, stub, tmp_path):
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=oauth_tail())
+    token = external_token()
+    stub.active(token)
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+    assert r.status_code == 401 and "not recognised" in r.json()["error_description"], r.text
+    secret = tmp_path / "reload-secret"
+    secret.write_text(STUB_SECRET + "\n")
+    gateway.tail = oauth_tail(f"""
+[[auth.oauth.introspection]]
+endpoint = "{stub.url}"
+client_id = "{STUB_CLIENT_ID}"
+client_secret_file = "{secret}"
+""")
+    gateway.write_config(upstream.url)
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_for_log(lambda line: line.get("msg") == "configuration reloaded")
+    for _ in range(4):  # every event loop took the new setup
+        assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5).status_code == 200
+    assert stub.calls[token] >= 1
