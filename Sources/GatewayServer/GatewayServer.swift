@@ -99,6 +99,10 @@ package final class GatewayServer: Sendable {
             }
         }
         let memorySessions = configuration.redis == nil ? InMemorySessionData(onRevokeTokenID: revokeTokenID) : nil
+        // OAuth without Redis: only the demo builds such a configuration (a file with
+        // [oauth] needs [redis]); its codes, consents and browser state live here.
+        let memoryOAuth = configuration.redis == nil && configuration.oauth != nil
+            ? (oauth: InMemoryOAuthData(), browser: InMemoryBrowserStateData(), opaque: InMemoryOpaqueAccessTokenData()) : nil
         self.memorySessions = memorySessions
         let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
         passwordPool.start()
@@ -131,9 +135,9 @@ package final class GatewayServer: Sendable {
                 var redisLimiter: RedisRateLimiter?
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
-                var managementClient: RedisClient?
-                var oauthStores: OAuthLoopStores?
+                var pageStores: PageStores?
                 var opaqueTokens: (any OpaqueAccessTokenStore)?
+                var oauthStores: OAuthLoopStores?
                 var introspectionCache: (any IntrospectionCacheStore)?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
@@ -145,15 +149,24 @@ package final class GatewayServer: Sendable {
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
-                    managementClient = management
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    // The pages and the OAuth endpoint share one OAuth store on that connection.
+                    let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix)
+                    pageStores = PageStores(
+                        oauth: oauthStore, browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix))
                     oauthStores = OAuthLoopStores(
-                        clients: RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix),
-                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
+                        clients: oauthStore, opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
+                    if let memoryOAuth {
+                        let oauthStore = InMemoryOAuthStore(eventLoop: loop, data: memoryOAuth.oauth)
+                        pageStores = PageStores(
+                            oauth: oauthStore, browserState: InMemoryBrowserStateStore(eventLoop: loop, data: memoryOAuth.browser))
+                        oauthStores = OAuthLoopStores(
+                            clients: oauthStore, opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: loop, data: memoryOAuth.opaque))
+                    }
                 }
                 let context = LoopContext(
                     eventLoop: loop,
@@ -173,13 +186,11 @@ package final class GatewayServer: Sendable {
                     opaqueTokenStore: opaqueTokens,
                     introspection: LoopIntrospection(post: poster, shared: introspectionCache)
                 )
+                // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
-                    // The pages first: the OAuth endpoint answers every other /oauth/ path.
-                    let endpoints: [(any LocalEndpoint)?] = [
-                        Self.authorizePages(context, redis: managementClient, oauthStore: oauthStores?.clients),
-                        Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool),
-                    ]
-                    return endpoints.compactMap { $0 }
+                    let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
+                    let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
+                    return [pages, oauth].compactMap { $0 }
                 }
                 return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
