@@ -8,19 +8,24 @@ package struct AuthorizeFlow: Codable, Sendable, Hashable {
     package static let lifetimeSeconds: Int64 = 600
 
     package var request: AuthorizeRequest
+    /// The request was refused after its redirect URI was proven: the refusal goes back to
+    /// the client only once the user has signed in (RFC 9700 §4.11.2: never redirect an
+    /// unauthenticated browser, so an erroneous request cannot make us a redirector).
+    package var refusal: AuthorizeErrorRedirect?
     package var csrfToken: String
     package var browserHash: String
     package var createdAt: Int64
 
-    package init(request: AuthorizeRequest, csrfToken: String, browserHash: String, createdAt: Int64) {
+    package init(request: AuthorizeRequest, refusal: AuthorizeErrorRedirect? = nil, csrfToken: String, browserHash: String, createdAt: Int64) {
         self.request = request
+        self.refusal = refusal
         self.csrfToken = csrfToken
         self.browserHash = browserHash
         self.createdAt = createdAt
     }
 
     enum CodingKeys: String, CodingKey {
-        case request
+        case request, refusal
         case csrfToken = "csrf_token"
         case browserHash = "browser_hash"
         case createdAt = "created_at"

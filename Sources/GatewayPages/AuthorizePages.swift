@@ -127,7 +127,14 @@ package final class AuthorizePages: LocalEndpoint {
             case .page(let error):
                 return eventLoop.makeSucceededFuture(self.page(error, request))
             case .redirect(let refusal):
-                return eventLoop.makeSucceededFuture(self.refuse(refusal))
+                return self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session in
+                    if session != nil { return eventLoop.makeSucceededFuture(self.refuse(refusal)) }
+                    // Signed out: sign in first, then the refusal (RFC 9700 §4.11.2).
+                    let pending = AuthorizeRequest(
+                        clientID: parsed.clientID, redirectURI: refusal.redirectURI, state: refusal.state, requestedScopes: nil,
+                        codeChallenge: nil)
+                    return self.startFlow(pending, refusal: refusal, client: client!, request: request, eventLoop: eventLoop)
+                }.nonisolated()
             case .valid(let authorizeRequest):
                 return self.startFlow(authorizeRequest, client: client!, request: request, eventLoop: eventLoop)
             }
@@ -140,7 +147,10 @@ package final class AuthorizePages: LocalEndpoint {
             allowsAuthorizationCode: client.allows(.authorizationCode))
     }
 
-    private func startFlow(_ authorizeRequest: AuthorizeRequest, client: OAuthClient, request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func startFlow(
+        _ authorizeRequest: AuthorizeRequest, refusal: AuthorizeErrorRedirect? = nil, client: OAuthClient, request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         var headers: [GatewayError.HeaderField] = []
         let browserCookie = BrowserCookies.browserName(isTLS: request.isTLS)
         let browser: String
@@ -152,7 +162,8 @@ package final class AuthorizePages: LocalEndpoint {
         }
         let flowID = PageRandom.token()
         let flow = AuthorizeFlow(
-            request: authorizeRequest, csrfToken: CSRFCheck.newToken(), browserHash: PageRandom.hash(browser), createdAt: self.deps.now())
+            request: authorizeRequest, refusal: refusal, csrfToken: CSRFCheck.newToken(), browserHash: PageRandom.hash(browser),
+            createdAt: self.deps.now())
         guard let json = flow.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
         let store = self.deps.browserState
         return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .authorize, eventLoop: eventLoop)
@@ -192,6 +203,9 @@ package final class AuthorizePages: LocalEndpoint {
         self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
             guard let session else {
                 return eventLoop.makeSucceededFuture(self.loginPage(flowID: flowID, flow: flow, client: client, error: loginError))
+            }
+            if let refusal = flow.refusal {
+                return self.finish(flowID: flowID, self.refuse(refusal), eventLoop: eventLoop)
             }
             guard let scopes = self.grantedScopes(flow, client: client, user: session.user) else {
                 return self.finish(flowID: flowID, self.refuse(Self.scopeRefusal(flow)), eventLoop: eventLoop)

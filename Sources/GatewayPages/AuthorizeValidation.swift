@@ -53,7 +53,7 @@ package struct AuthorizeRequest: Sendable, Hashable, Codable {
 
 /// An error answered by redirecting to the client (RFC 6749 §4.1.2.1): only once the
 /// redirect URI is known to be the client's.
-package struct AuthorizeErrorRedirect: Sendable, Hashable {
+package struct AuthorizeErrorRedirect: Sendable, Hashable, Codable {
     package var redirectURI: String
     package var error: String
     package var description: String

@@ -149,6 +149,23 @@ def signed_in_consent(gateway, session, **overrides):
     return flow, csrf, page
 
 
+def signed_in_session(gateway) -> requests.Session:
+    """A browser that has signed in (through one flow it leaves at the consent page)."""
+    session = requests.Session()
+    signed_in_consent(gateway, session)
+    return session
+
+
+def follow_to_client(gateway, session, response):
+    """Follows the gateway's own 303s; returns the response that leaves for the client."""
+    for _ in range(5):
+        location = response.headers.get("Location", "")
+        if response.status_code != 303 or not location.startswith("/"):
+            return response
+        response = session.get(gateway.url + location, allow_redirects=False, timeout=10)
+    return response
+
+
 def decide(gateway, session, flow, csrf, decision="allow"):
     return session.post(f"{gateway.url}/oauth/authorize/consent",
                         data={"flow": flow, "csrf_token": csrf, "decision": decision}, allow_redirects=False, timeout=10)
@@ -233,7 +250,7 @@ def test_loopback_redirect_uri_matches_any_port(pages_gateway):
 ], ids=lambda value: value if isinstance(value, str) else None)
 def test_pkce_refusals_redirect_with_invalid_request(pages_gateway, overrides, description):
     params = authorize_params(redirect_uri="https://app.example.com/cb", state="keep me", **overrides)
-    r = authorize(pages_gateway, params=params)
+    r = authorize(pages_gateway, signed_in_session(pages_gateway), params=params)
     query = redirect_query(r)
     assert r.headers["Location"].startswith("https://app.example.com/cb?"), r.headers["Location"]
     assert query["error"] == "invalid_request", (description, query)
@@ -248,22 +265,37 @@ def test_other_errors_after_the_redirect_uri_redirect_with_state_and_iss(pages_g
         (authorize_params(response_type="token"), "unsupported_response_type"),
         (authorize_params(response_type=None), "invalid_request"),
     ]
+    session = signed_in_session(pages_gateway)
     for params, error in cases:
-        query = redirect_query(authorize(pages_gateway, params=params))
+        query = redirect_query(authorize(pages_gateway, session, params=params))
         assert query["error"] == error, (params, query)
         assert query["state"] == params["state"]
         assert query["iss"] == OWN_ISSUER
     duplicate = urllib.parse.urlencode(authorize_params(state="s1")) + "&scope=read%3Alogs"
-    query = redirect_query(authorize(pages_gateway, raw_query=duplicate))
+    query = redirect_query(authorize(pages_gateway, session, raw_query=duplicate))
     assert query["error"] == "invalid_request" and query["state"] == "s1" and query["iss"] == OWN_ISSUER
+
+
+def test_a_signed_out_browser_signs_in_before_any_error_goes_back_to_the_client(pages_gateway):
+    # RFC 9700 §4.11.2: an erroneous request must not make the gateway redirect a browser
+    # that nobody has authenticated (a phishing redirector through a registered client).
+    session = requests.Session()
+    r = authorize(pages_gateway, session, authorize_params(scope="write:policies", state="st-9"))
+    assert r.status_code == 200 and "Location" not in r.headers and 'id="login"' in r.text
+    forms = re.findall(r'name="(flow|csrf_token)" value="([^"]+)"', r.text)
+    fields = dict(forms)
+    signed_in = post_login(pages_gateway, session, fields["flow"], fields["csrf_token"])
+    query = redirect_query(follow_to_client(pages_gateway, session, signed_in))
+    assert query["error"] == "invalid_scope" and query["state"] == "st-9" and query["iss"] == OWN_ISSUER
 
 
 def test_confidential_client_may_send_s256_or_nothing_but_never_plain(pages_gateway):
     _, challenge = pkce_pair()
+    session = signed_in_session(pages_gateway)
     base = {"response_type": "code", "client_id": "web-app", "redirect_uri": WEB_REDIRECT, "state": "s"}
-    assert authorize(pages_gateway, params=base).status_code == 200
-    assert authorize(pages_gateway, params={**base, "code_challenge": challenge, "code_challenge_method": "S256"}).status_code == 200
-    query = redirect_query(authorize(pages_gateway, params={**base, "code_challenge": challenge, "code_challenge_method": "plain"}))
+    assert authorize(pages_gateway, session, params=base).status_code == 200
+    assert authorize(pages_gateway, session, params={**base, "code_challenge": challenge, "code_challenge_method": "S256"}).status_code == 200
+    query = redirect_query(authorize(pages_gateway, session, params={**base, "code_challenge": challenge, "code_challenge_method": "plain"}))
     assert query["error"] == "invalid_request"
 
 
