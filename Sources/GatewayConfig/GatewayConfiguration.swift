@@ -69,6 +69,9 @@ package struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 /// `[server]`: listeners, connection limits and client-side timeouts.
 package struct ServerSettings: Sendable, Hashable {
     package var listen: [ListenAddress] = [ListenAddress(host: "0.0.0.0", port: 8080)]
+    /// Whether the file set `listen`: with sockets passed by the service manager
+    /// (`LISTEN_FDS`) an explicit list must match them, a default one is replaced by them.
+    package var listenIsExplicit = false
     /// Event loops (threads); 0 means one per core.
     package var eventLoops: Int = 0
     package var maxConnections: Int = 10_000
