@@ -554,6 +554,22 @@ package final class GatewayServer: Sendable {
             $0.listeners = []
             $0.draining = true
         }
+        // Stop accepting before closing. A connection NIO has accepted is set up by a task on
+        // its own loop and then handed back to the listener's loop, where it is closed if the
+        // listener is closed by then: a reset its client cannot tell from a failure. Two round
+        // trips through every loop let each accepted connection finish that way while the
+        // listener is still open; it is then counted and quiesced below. What waits in the
+        // kernel's queue stays there: for a passed socket the service manager (or the next
+        // gateway) still holds it; for an own SO_REUSEPORT socket, new connections go to the
+        // newest gateway (steering) and net.ipv4.tcp_migrate_req moves any queued ones.
+        for listener in listeners {
+            try? await listener.setOption(ChannelOptions.autoRead, value: false).get()
+        }
+        for _ in 0..<2 {
+            for context in self.contexts {
+                try? await context.eventLoop.submit {}.get()
+            }
+        }
         for listener in listeners {
             try? await listener.close()
         }
