@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import free_port, gateway_binary, scaled, wait_until
 from test_systemd import NotifySocket
@@ -498,3 +499,45 @@ def socket_answers(port: int) -> bool:
         return True
     except Exception:  # noqa: BLE001 - not up yet
         return False
+
+
+def test_drain_serves_the_first_request_of_a_fresh_connection_and_closes_idle_reused_ones(tmp_path, upstream, notify):
+    """SIGTERM closes an idle keep-alive connection that already served a request (its client
+    may retry, RFC 9112 §9.3.1), but a connection accepted before the listener closed whose
+    first request has not arrived yet is kept: that request is answered, with
+    `Connection: close`, and only then is the connection closed."""
+    port = free_port()
+    notify.set_probe_port(port)
+    admin = free_port()
+    config = tmp_path / "gateway.conf"
+    config.write_text(config_text(upstream.url, f"127.0.0.1:{port}") + f'\n[admin]\nlisten = "127.0.0.1:{admin}"\n')
+    process = Process(tmp_path, "drain", [gateway_binary(), "run", "--config", str(config)], gateway_env(notify))
+    try:
+        wait_ready(notify, process)
+        reused = Client(port)
+        reused.get("/first", keep_alive=True)
+        assert reused.reusable
+        fresh = Client(port)
+        # The fresh connection is accepted (and counted) before the drain begins.
+        assert wait_until(lambda: open_connections(admin) == 2, 10), open_connections(admin)
+        process.proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: '"draining"' in process.log_text(), 10), process.log_text()
+        # The reused idle connection is closed by the drain, before any response byte.
+        with pytest.raises(NoResponseByte):
+            reused.sock.settimeout(scaled(5))
+            if reused.sock.recv(1) == b"":
+                raise NoResponseByte("closed")
+        # The fresh one is still served, after the drain began, and told to close.
+        time.sleep(0.2)
+        assert process.proc.poll() is None, "the drain did not wait for the fresh connection's first request"
+        fresh.get("/late-first-request", keep_alive=True)
+        assert not fresh.reusable
+        assert fresh.sock.recv(1) == b""
+        assert process.proc.wait(timeout=scaled(15)) == 0
+    finally:
+        process.stop()
+
+
+def open_connections(admin_port: int) -> int:
+    metrics = requests.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).text
+    return int(next(line.split()[1] for line in metrics.splitlines() if line.startswith("dbgw_open_connections ")))
