@@ -11,7 +11,7 @@ package enum SocketActivation {
     package static let maxDescriptors = 64
 
     /// What the caller found out about one inherited descriptor (fstat, getsockopt
-    /// SO_TYPE/SO_ACCEPTCONN, getsockname).
+    /// SO_TYPE/SO_ACCEPTCONN, getsockname). A value; any thread.
     package struct DescriptorFacts: Sendable, Equatable {
         package var isOpen: Bool
         package var isSocket: Bool
@@ -37,7 +37,8 @@ package enum SocketActivation {
         }
     }
 
-    /// One passed listening TCP socket.
+    /// One passed listening TCP socket: its descriptor is owned by the listener that adopts
+    /// it. A value; any thread.
     package struct Socket: Sendable, Equatable {
         package var descriptor: Int32
         /// Its `LISTEN_FDNAMES` entry (the socket unit's FileDescriptorName=, by default the
@@ -56,7 +57,7 @@ package enum SocketActivation {
         }
     }
 
-    /// What the environment says.
+    /// What the environment says. A value; any thread.
     package enum Received: Sendable, Equatable {
         /// No `LISTEN_PID`/`LISTEN_FDS`: the gateway binds `listen` itself.
         case none
@@ -66,7 +67,8 @@ package enum SocketActivation {
         case sockets([Socket])
     }
 
-    /// A passed socket that cannot be used, or `listen` that does not match the sockets.
+    /// A passed socket that cannot be used, or `listen` that does not match the sockets;
+    /// the message names the descriptor and both sides. A value; any thread.
     package struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         package var description: String
 

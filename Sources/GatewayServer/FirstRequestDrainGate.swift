@@ -48,7 +48,7 @@ final class FirstRequestDrainGate: ChannelDuplexHandler, RemovableChannelHandler
 }
 
 /// The decision of `FirstRequestDrainGate`: whether a quiesce goes through now, or when the
-/// first request head arrives. A value owned by one gate.
+/// first request head arrives. A value owned by one gate, on its channel's event loop.
 struct DrainGateState {
     private var servedAHead = false
     private var holding = false

@@ -300,7 +300,7 @@ package final class GatewayServer: Sendable {
         }
     }
 
-    /// Where one listener comes from.
+    /// Where one listener comes from. A value built and used by `start()`.
     enum ListenSocket {
         /// Passed by the service manager (socket activation).
         case inherited(Int32)

@@ -118,7 +118,8 @@ enum ListenSockets {
         guard result == 0 else { throw IOError(errnoCode: errno, reason: "setsockopt(SO_ATTACH_REUSEPORT_CBPF)") }
     }
 
-    /// `struct sock_fprog`, laid out as in <linux/filter.h>.
+    /// `struct sock_fprog`, laid out as in <linux/filter.h>; lives only for the
+    /// setsockopt call that copies it.
     private struct SocketFilterProgram {
         var length: UInt16
         var filter: UnsafeMutableRawPointer?

@@ -45,6 +45,7 @@ import requests
 
 from conftest import free_port, gateway_binary, scaled, wait_until
 from test_systemd import NotifySocket
+from test_tls import pki, tls_section  # noqa: F401 - pki is a fixture
 
 LOAD_SECONDS = 20.0
 MIN_RATE = 500.0
@@ -541,3 +542,28 @@ def test_drain_serves_the_first_request_of_a_fresh_connection_and_closes_idle_re
 def open_connections(admin_port: int) -> int:
     metrics = requests.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=5).text
     return int(next(line.split()[1] for line in metrics.splitlines() if line.startswith("dbgw_open_connections ")))
+
+
+def test_tls_on_a_passed_socket_and_the_admin_listener_beside_it(tmp_path, upstream, notify, pki):
+    """[server.tls] applies to a passed socket as to a bound one; the admin listener (not
+    socket-activated) binds its own address meanwhile."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    admin = free_port()
+    notify.set_probe_port(port)
+    config = tmp_path / "tls.conf"
+    config.write_text(config_text(upstream.url, None) + tls_section(pki) + f'\n[admin]\nlisten = "127.0.0.1:{admin}"\n')
+    process = Process(tmp_path, "tls", activated_argv(config, listener.fileno()), gateway_env(notify, LISTEN_FDS="1"),
+                      pass_fds=(listener.fileno(),))
+    try:
+        wait_ready(notify, process)
+        response = requests.get(f"https://localhost:{port}/tls-on-passed-socket", verify=pki.path("ca.pem"), timeout=10)
+        assert response.status_code == 200
+        assert requests.get(f"http://127.0.0.1:{admin}/healthz", timeout=5).status_code == 200
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.proc.wait(timeout=scaled(15)) == 0
+    finally:
+        process.stop()
+        listener.close()
