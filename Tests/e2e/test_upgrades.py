@@ -408,6 +408,9 @@ def test_listen_is_optional_with_socket_activation_and_must_match_when_given(tmp
             client.get("/implicit", keep_alive=False)
             client.close()
             assert f"127.0.0.1:{port}" in process.log_text() and "socket_activation_fd" in process.log_text()
+            statuses = [m.fields.get("STATUS", "") for m in notify.snapshot() if m.pid == process.proc.pid]
+            assert "starting: taking the sockets passed in LISTEN_FDS" in statuses, statuses
+            assert f"serving on 127.0.0.1:{port}" in statuses, statuses
         finally:
             process.proc.send_signal(signal.SIGTERM)
             assert process.proc.wait(timeout=scaled(15)) == 0
