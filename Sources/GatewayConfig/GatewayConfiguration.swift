@@ -75,7 +75,7 @@ package struct ServerSettings: Sendable, Hashable {
         get { self.listenProvenance.explicit }
         set { self.listenProvenance.explicit = newValue }
     }
-    private var listenProvenance = Provenance()
+    var listenProvenance = Provenance()
     /// Event loops (threads); 0 means one per core.
     package var eventLoops: Int = 0
     package var maxConnections: Int = 10_000
