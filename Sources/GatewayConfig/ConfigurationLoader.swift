@@ -398,6 +398,7 @@ final class ConfigReader {
                 self.problem("\(path).listen", "an address is listed twice")
             }
             server.listen = addresses
+            server.listenIsExplicit = true
         }
         self.integer(table, "event_loops", path: path, range: 0...1024).map { server.eventLoops = $0 }
         self.integer(table, "max_connections", path: path, range: 1...1_000_000).map { server.maxConnections = $0 }

@@ -76,6 +76,13 @@ package struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 /// `[server]`: listeners, connection limits and client-side timeouts.
 package struct ServerSettings: Sendable, Hashable {
     package var listen: [ListenAddress] = [ListenAddress(host: "0.0.0.0", port: 8080)]
+    /// Whether the file set `listen`: with sockets passed by the service manager
+    /// (`LISTEN_FDS`) an explicit list must match them, a default one is replaced by them.
+    package var listenIsExplicit: Bool {
+        get { self.listenProvenance.explicit }
+        set { self.listenProvenance.explicit = newValue }
+    }
+    var listenProvenance = Provenance()
     /// Event loops (threads); 0 means one per core.
     package var eventLoops: Int = 0
     package var maxConnections: Int = 10_000
@@ -234,4 +241,14 @@ package struct ServerTLSSettings: Sendable, Hashable {
     package var strictTransportSecurity: String? {
         self.hsts ? "max-age=\(self.hstsMaxAgeSeconds)" : nil
     }
+}
+
+/// Where a setting came from (the file or the default). Not part of a configuration's
+/// value: two configurations that listen on the same addresses are equal, so a rendered
+/// configuration (which always names `listen`) parses back equal. A value; any thread.
+struct Provenance: Sendable, Hashable {
+    var explicit = false
+
+    static func == (_: Provenance, _: Provenance) -> Bool { true }
+    func hash(into _: inout Hasher) {}
 }

@@ -30,6 +30,9 @@ final class AdminServer: Sendable {
         let token = settings.token.map { Array($0.value.utf8) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // An upgraded gateway starts beside the old one (docs/operations.md, Upgrading):
+            // both hold the admin port until the old one has drained.
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT)), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     var limits = NIOHTTPDecoderLimitConfiguration()

@@ -297,32 +297,42 @@ package final class GatewayServer: Sendable {
         self.state.withLockedValue { $0.listeners.compactMap(\.localAddress) }
     }
 
-    /// Binds every `[server] listen` address. Throws (binding nothing) if any fails.
+    /// Opens the listeners: the sockets a service manager passed (`LISTEN_FDS`, checked
+    /// against an explicit `[server] listen`), else every `listen` address bound with
+    /// `SO_REUSEPORT`. Throws (keeping nothing open) if any fails.
     package func start() async throws {
         let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
         if let error = self.tlsSetupError {
             logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
             throw error
         }
+        let plan: [(label: String, socket: ListenSocket)]
+        do {
+            plan = try Self.listenPlan(configuration.server, logger: logger)
+        } catch {
+            logger.critical("cannot use the sockets passed by the service manager", metadata: ["problem": "\(error)"])
+            throw error
+        }
         self.subscriber?.start()
         self.refresher.withLockedValue { $0 }?.start()
         var bound: [any Channel] = []
         do {
-            for address in configuration.server.listen {
+            for (label, socket) in plan {
                 let channel: any Channel
                 do {
-                    channel = try await self.bind(address, logger: logger, tls: configuration.server.tls != nil)
+                    channel = try await self.open(socket, logger: logger, tls: configuration.server.tls != nil)
                 } catch {
-                    throw ListenError.classify(error, address: address.description, listener: "listener") ?? error
+                    throw ListenError.classify(error, address: label, listener: "listener") ?? error
                 }
                 bound.append(channel)
-                let local = channel.localAddress.flatMap { bound in
-                    bound.ipAddress.map { ListenAddress(host: $0, port: bound.port ?? address.port).description }
+                let local = channel.localAddress.flatMap { address in
+                    address.ipAddress.map { ListenAddress(host: $0, port: address.port ?? 0).description }
                 }
-                logger.notice(
-                    "listening",
-                    metadata: ["address": "\(local ?? address.description)", "tls": "\(configuration.server.tls != nil)"]
-                )
+                var metadata: Logger.Metadata = [
+                    "address": "\(local ?? label)", "tls": "\(configuration.server.tls != nil)",
+                ]
+                if case .inherited(let descriptor) = socket { metadata["socket_activation_fd"] = "\(descriptor)" }
+                logger.notice("listening", metadata: metadata)
             }
         } catch {
             for channel in bound { try? await channel.close() }
@@ -348,15 +358,63 @@ package final class GatewayServer: Sendable {
         }
     }
 
+    /// Where one listener comes from. A value built and used by `start()`.
+    enum ListenSocket {
+        /// Passed by the service manager (socket activation).
+        case inherited(Int32)
+        /// Opened by the gateway.
+        case own(ListenAddress)
+    }
+
+    /// The listeners to open, each with its label for messages.
+    private static func listenPlan(_ server: ServerSettings, logger: Logger) throws -> [(label: String, socket: ListenSocket)] {
+        let own = server.listen.map { (label: $0.description, socket: ListenSocket.own($0)) }
+        switch try ListenSockets.takeInherited() {
+        case .none:
+            return own
+        case .ignored(let reason):
+            logger.warning("socket activation variables ignored; binding listen addresses", metadata: ["reason": "\(reason)"])
+            return own
+        case .sockets(let sockets):
+            // Host names in `listen` compare by the address they resolve to.
+            let configured = server.listen.map { address in
+                let resolved = try? SocketAddress.makeAddressResolvingHost(address.host, port: address.port).ipAddress
+                return ListenAddress(host: resolved ?? address.host, port: address.port)
+            }
+            let assigned = try SocketActivation.assign(sockets, configured: configured, explicit: server.listenIsExplicit)
+            return assigned.map { (label: $0.address.description, socket: ListenSocket.inherited($0.descriptor)) }
+        }
+    }
+
     /// - Parameter tls: the listener terminates TLS (fixed for its lifetime; the context
     ///   and handshake timeout come from the loop's configuration at each accept, so a
     ///   reload's new certificate serves new connections).
-    private func bind(_ address: ListenAddress, logger: Logger, tls: Bool) async throws -> any Channel {
+    private func open(_ socket: ListenSocket, logger: Logger, tls: Bool) async throws -> any Channel {
+        let bootstrap = self.bootstrap(logger: logger, tls: tls)
+        switch socket {
+        case .inherited(let descriptor):
+            let channel = try await bootstrap.withBoundSocket(descriptor).get()
+            ListenSockets.relisten(descriptor, backlog: ListenSockets.inheritedBacklog)
+            return channel
+        case .own(let address):
+            let resolved = try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
+            let descriptor = try ListenSockets.open(resolved)
+            let channel: any Channel
+            do {
+                channel = try await bootstrap.withBoundSocket(descriptor).get()
+            } catch {
+                close(descriptor)
+                throw error
+            }
+            ListenSockets.relisten(descriptor, backlog: ListenSockets.ownBacklog)
+            return channel
+        }
+    }
+
+    private func bootstrap(logger: Logger, tls: Bool) -> ServerBootstrap {
         let tracker = self.tracker
         let contexts = Dictionary(uniqueKeysWithValues: self.contexts.map { (ObjectIdentifier($0.eventLoop), $0) })
-        return try await ServerBootstrap(group: self.group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        return ServerBootstrap(group: self.group)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
@@ -378,21 +436,23 @@ package final class GatewayServer: Sendable {
                         throw ChannelError.ioOnClosedChannel
                     }
                     let loop = context.value
+                    let sync = channel.pipeline.syncOperations
                     if tls {
                         guard let server = loop.tls.server, let settings = loop.configuration.server.tls else {
                             throw ChannelError.ioOnClosedChannel
                         }
-                        try channel.pipeline.syncOperations.addHandler(
+                        try sync.addHandler(
                             TLSHandler(context: server, mode: .server, handshakeTimeout: settings.handshakeTimeout.timeAmount)
                         )
                         try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
                     } else {
                         try ProxyPipeline.configure(channel: channel, loop: loop)
                     }
+                    // Right after the head timeout handler: it sees each request head's phase event.
+                    let headTimeout = try sync.handler(type: RequestHeadTimeoutHandler.self)
+                    try sync.addHandler(FirstRequestDrainGate(), position: .after(headTimeout))
                 }
             }
-            .bind(host: address.host, port: address.port)
-            .get()
     }
 
     private struct ConnectionRefused: Error {}
@@ -552,6 +612,22 @@ package final class GatewayServer: Sendable {
         self.state.withLockedValue {
             $0.listeners = []
             $0.draining = true
+        }
+        // Stop accepting before closing. A connection NIO has accepted is set up by a task on
+        // its own loop and then handed back to the listener's loop, where it is closed if the
+        // listener is closed by then: a reset its client cannot tell from a failure. Two round
+        // trips through every loop let each accepted connection finish that way while the
+        // listener is still open; it is then counted and quiesced below. What waits in the
+        // kernel's queue stays there: for a passed socket the service manager (or the next
+        // gateway) still holds it; for an own SO_REUSEPORT socket, new connections go to the
+        // newest gateway (steering) and net.ipv4.tcp_migrate_req moves any queued ones.
+        for listener in listeners {
+            try? await listener.setOption(ChannelOptions.autoRead, value: false).get()
+        }
+        for _ in 0..<2 {
+            for context in self.contexts {
+                try? await context.eventLoop.submit {}.get()
+            }
         }
         for listener in listeners {
             try? await listener.close()

@@ -1,4 +1,7 @@
 import GatewayConfig
+#if canImport(Glibc)
+import Glibc
+#endif
 import GatewayRedis
 import Logging
 import NIOCore
@@ -47,7 +50,11 @@ package struct GatewayService: Service {
         var serving = ""
         try await notifier.withWatchdog {
             let listen = server.configuration.server.listen.map(\.description).joined(separator: ", ")
-            notifier.status("starting: binding \(listen)")
+            if getenv("LISTEN_FDS") != nil {
+                notifier.status("starting: taking the sockets passed in LISTEN_FDS")
+            } else {
+                notifier.status("starting: binding \(listen)")
+            }
             do {
                 try await server.start()
             } catch {
