@@ -85,6 +85,7 @@ id = "machine"
 name = "Nightly export"
 grant_types = ["client_credentials"]
 scopes = ["read:logs", "read:reports"]
+resource_server = true
 secret_file = "{tmp_path / 'machine.secret'}"
 
 [[oauth.clients]]
@@ -592,6 +593,15 @@ def test_unsupported_oauth_paths_answer_json_naming_what_is_supported(oauth):
         assert "/oauth/token" in body["error_description"] and "/oauth/authorize" in body["error_description"]
 
 
+def test_secret_guessing_is_rate_limited_per_address(tmp_path, make_gateway, upstream, redis_server):
+    oauth = OAuth(tmp_path, make_gateway, upstream, redis_server, oauth_settings="token_requests_per_address = 3")
+    statuses = [oauth.token({"grant_type": "client_credentials"}, auth=("machine", "wrong" * 8)).status_code for _ in range(4)]
+    assert statuses == [401, 401, 401, 429], statuses
+    # Through introspection too: the endpoints share the address's budget.
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": "x"}, auth=("machine", "wrong" * 8), timeout=5)
+    assert r.status_code == 429
+
+
 def test_the_token_endpoint_is_rate_limited_per_client(tmp_path, make_gateway, upstream, redis_server):
     oauth = OAuth(tmp_path, make_gateway, upstream, redis_server, oauth_settings="token_requests_per_client = 3")
     auth = ("machine", OAuth.MACHINE_SECRET)
@@ -599,10 +609,13 @@ def test_the_token_endpoint_is_rate_limited_per_client(tmp_path, make_gateway, u
     assert statuses == [200, 200, 200, 429], statuses
     r = oauth.token({"grant_type": "client_credentials"}, auth=auth)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
-    # Wrong secrets count too, and the other client endpoints share the budget: no guessing
-    # a secret through introspection.
-    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": "x"}, auth=("machine", "wrong" * 8), timeout=5)
+    # The other client endpoints share the budget...
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": "x"}, auth=auth, timeout=5)
     assert r.status_code == 429
+    # ...but only a request with the right secret is charged to it: knowing the client id is
+    # not enough to lock the client out (guessing is bounded per address instead).
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": "x"}, auth=("machine", "wrong" * 8), timeout=5)
+    assert r.status_code == 401
     # Another client is counted apart.
     assert oauth.token({"grant_type": "client_credentials"}, auth=("app", OAuth.SECRET)).status_code == 200
 
