@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, add_user, create_key, gateway_binary, header, jwt_session_tail, redis_keys_tail, scaled, write_pepper
+from conftest import ROOT, add_user, create_key, header, jwt_session_tail, redis_keys_tail, scaled, write_pepper
 from jwks_server import SigningKey
 
 SDK = ROOT / "sdks" / "node"

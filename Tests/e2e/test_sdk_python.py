@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, wait_for_port, add_user, bearer, create_key, header, jwt_session_tail, scaled, seconds_until_refused, write_pepper
+from conftest import ROOT, add_user, bearer, create_key, header, jwt_session_tail, seconds_until_refused, write_pepper
 from jwks_server import SigningKey
 
 sys.path.insert(0, str(ROOT / "sdks" / "python" / "src"))
