@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-release test unit-test e2e-test demo check-config clean bench bench-quick install
+.PHONY: all deps build build-release test unit-test e2e-test sdk-python-test demo check-config clean bench bench-quick install
 
 all: build
 
@@ -25,10 +25,16 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r Tests/e2e/requirements.txt
 	touch $@
 
-# Unit and handler tests (swift test), then the end-to-end tests against the real binary.
+# Unit and handler tests (swift test), then the end-to-end tests against the real binary
+# (the SDKs' own included: Tests/e2e/test_sdk_*.py), then the Python SDK's own tests.
 test: build $(VENV)/.installed
 	$(SWIFT) test
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
+	$(PYTHON) -m pytest -q sdks/python/tests
+
+# The Python SDK alone: unit tests on a stub, mypy --strict, installs into fresh venvs.
+sdk-python-test: $(VENV)/.installed
+	$(PYTHON) -m pytest -q sdks/python/tests
 
 unit-test: build
 	$(SWIFT) test
