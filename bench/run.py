@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ PEERS_DIR = BENCH / "peers"
 GATEWAY_DIR = BENCH / "gateway"
 WRK_SCRIPT = BENCH / "wrk" / "report.lua"
 WRK_ROTATE_SCRIPT = BENCH / "wrk" / "rotate-keys.lua"  # a different API key on every request
+WRK_TOKEN_SCRIPT = BENCH / "wrk" / "token-post.lua"  # POST /oauth/token (the token endpoint's throughput)
 AUTH_SERVICE = PEERS_DIR / "auth-service.py"  # the Redis-backed auth service nginx auth_request asks
 DEFAULT_BINARY = ROOT / ".build" / "release" / "dbaudit-gateway"
 DEFAULT_OUT = BENCH / "results" / "latest.json"
@@ -532,7 +534,8 @@ def check_identity_headers(t: Target) -> None:
     for name, want in sorted(t.identity.items()):
         got = seen.get(f"x_dbaudit_{name}")
         _expect(got == want, f"the upstream got X-DBAudit-{name.replace('_', '-').title()} {got!r}, expected {want!r}")
-    _expect(seen["x_dbaudit_client_id"] == "", "a client X-DBAudit-Client-Id header reached the upstream")
+    if "client_id" not in t.identity:  # an OAuth identity names its client (checked above)
+        _expect(seen["x_dbaudit_client_id"] == "", "a client X-DBAudit-Client-Id header reached the upstream")
     _expect(seen["authorization"] == "", "the credential (Authorization) reached the upstream")
 
 
@@ -651,6 +654,13 @@ class Scenario:
     # low limit): a peer that does not limit is never compared as if it did.
     rate_limit_checks: tuple[Check, ...] = ()
     notes: str = ""  # printed under the scenario's table
+    # Runs once the gateway under test listens, before the peers start: what only the
+    # running gateway can make (an access token from its own token endpoint). Its Prepared
+    # is merged into prepare()'s (headers, identity, credentials, values).
+    after_gateway_start: Optional[Callable[["Context", int, "Prepared"], "Prepared"]] = None
+    # After the proxy runs: load the gateway's own POST /oauth/token (client_credentials)
+    # with wrk and report its throughput (token_endpoint_runs).
+    token_endpoint: bool = False
 
 
 NGINX_PROXY = Peer("nginx", "nginx", "nginx-proxy.conf")
@@ -916,6 +926,118 @@ JWT_AUTH_CHECKS = (
 
 
 # --------------------------------------------------------------------------------------
+# OAuth client credentials (scenario oauth-client-credentials): the gateway is the issuer.
+# prepare_oauth makes its RS256 signing key (openssl) and the client secret; once the
+# gateway runs, obtain_oauth_token asks its token endpoint for the access token wrk sends
+# (client_credentials, client_secret_basic) and mints, with the same key, the tokens every
+# proxy doing auth must refuse. After the proxy runs the token endpoint itself is loaded
+# (token_endpoint_runs).
+
+OAUTH_ISSUER = "https://gateway.bench"
+OAUTH_KID = "bench-gw"
+OAUTH_CLIENT_ID = "bench-cc"
+TOKEN_PATH = "/oauth/token"
+TOKEN_BODY = "grant_type=client_credentials&scope=read%3Adatabases"
+# [oauth] settings of the benchmark: the token endpoint's per-client and per-address limits
+# far above what one core can sign, so the throughput run measures signing, not the limiter.
+OAUTH_SETTINGS = "token_requests_per_client = 1000000\ntoken_requests_per_address = 1000000"
+
+
+def prepare_oauth(ctx: "Context") -> Prepared:
+    key = ctx.tmp / "oauth-signing.pem"
+    make_rsa_key(key)
+    secret = "bench_cs_" + secrets.token_urlsafe(32)  # unreserved characters only
+    secret_file = ctx.tmp / "oauth-client-secret"
+    secret_file.write_text(secret + "\n")
+    os.chmod(secret_file, 0o600)
+    ensure_pepper(ctx)
+    return Prepared(values={
+        "jwt_issuer": OAUTH_ISSUER, "jwt_audience": JWT_AUDIENCE, "jwt_kid": OAUTH_KID, "jwt_private_key": key,
+        "jwt_public_key": Path(str(key) + ".pub"), "pepper_file": ctx.tmp / "api-key-pepper",
+        "oauth_client_id": OAUTH_CLIENT_ID, "oauth_secret_file": secret_file, "oauth_settings": OAUTH_SETTINGS,
+        "oauth_client_secret": secret,
+    })
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def obtain_oauth_token(ctx: "Context", port: int, prepared: Prepared) -> Prepared:
+    """The access token from the running gateway's token endpoint, and the tokens to refuse.
+    A wrong client secret must get 401 invalid_client first: a token endpoint that hands
+    out tokens to anyone is not what is measured."""
+    values = prepared.values
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def post(secret: str) -> Response:
+        c = connect(port)
+        try:
+            c.request("POST", TOKEN_PATH, body=TOKEN_BODY,
+                      headers={**headers, "Authorization": basic_auth(OAUTH_CLIENT_ID, secret)})
+            r = c.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read(), r.will_close)
+        finally:
+            c.close()
+
+    wrong = post(values["oauth_client_secret"] + "x")
+    if wrong.status != 401 or b"invalid_client" not in wrong.body:
+        raise RuntimeError(f"POST {TOKEN_PATH} with a wrong client secret answered {wrong.status} {wrong.body[:200]!r}, "
+                           "expected 401 invalid_client")
+    r = post(values["oauth_client_secret"])
+    if r.status != 200:
+        raise RuntimeError(f"POST {TOKEN_PATH} (client_credentials) answered {r.status}: {r.body[:300]!r}")
+    body = json.loads(r.body)
+    token = body.get("access_token", "")
+    if body.get("token_type") != "Bearer" or token.count(".") != 2 or r.headers.get("cache-control") != "no-store":
+        raise RuntimeError(f"POST {TOKEN_PATH}: not a JWT bearer token response with Cache-Control: no-store: "
+                           f"{r.headers} {r.body[:300]!r}")
+    h, payload, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    header = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
+    if header.get("typ") != "at+jwt" or claims.get("client_id") != OAUTH_CLIENT_ID or claims.get("aud") != JWT_AUDIENCE:
+        raise RuntimeError(f"the token endpoint's token is not an RFC 9068 token of {OAUTH_CLIENT_ID} for "
+                           f"{JWT_AUDIENCE}: header {header}, claims {claims}")
+    key = Path(values["jwt_private_key"])
+    other_key = ctx.tmp / "oauth-other.pem"
+    make_rsa_key(other_key)
+    now = int(time.time())
+
+    def fresh(**changes) -> dict:
+        return {**claims, "jti": secrets.token_hex(16), **changes}
+
+    mid = len(sig) // 2
+    bad_sig = sig[:mid] + ("A" if sig[mid] != "A" else "B") + sig[mid + 1:]
+    altered = b64url(json.dumps({**claims, "scope": "admin read:databases"}, separators=(",", ":")).encode())
+    bad = {
+        "bad_signature": h + "." + payload + "." + bad_sig,
+        "other_key": mint_jwt(header, fresh(), other_key),
+        "altered_payload": h + "." + altered + "." + sig,
+        "expired": mint_jwt(header, fresh(iat=now - 7200, nbf=now - 7200, exp=now - 3600), key),
+        "not_yet_valid": mint_jwt(header, fresh(nbf=now + 3600, exp=now + 7200), key),
+        "alg_none": mint_jwt({"alg": "none", "typ": "at+jwt"}, fresh()),
+        "hs256_public_key": mint_jwt({"alg": "HS256", "kid": header.get("kid", OAUTH_KID), "typ": "at+jwt"}, fresh(),
+                                     hmac_secret=Path(values["jwt_public_key"]).read_bytes()),
+        "wrong_audience": mint_jwt(header, fresh(aud="another-api"), key),
+        "wrong_issuer": mint_jwt(header, fresh(iss="https://evil.bench"), key),
+        "wrong_type": mint_jwt({**header, "typ": "JWT"}, fresh(), key),
+    }
+    return Prepared(
+        headers={"Authorization": f"Bearer {token}"},
+        identity={"subject": str(claims["sub"]), "scopes": JWT_SCOPES, "credential": "oauth", "key_id": "",
+                  "client_id": OAUTH_CLIENT_ID},
+        credentials={name: [{"Authorization": f"Bearer {t}"}] for name, t in bad.items()},
+        values={"token_endpoint_authorization": basic_auth(OAUTH_CLIENT_ID, values["oauth_client_secret"])},
+    )
+
+
+OAUTH_AUTH_CHECKS = JWT_AUTH_CHECKS[:-1] + (
+    Check("the upstream gets X-DBAudit-Subject/-Scopes/-Credential (oauth) and -Client-Id, client values and "
+          "Authorization dropped", check_identity_headers),
+)
+
+
+# --------------------------------------------------------------------------------------
 # Rate limits (scenarios jwt-redis-bucket and api-key-redis-bucket): every config has a
 # policy "bench" on the timed route, high enough that nothing is refused during a run, and
 # a pre-flight-only route /__bench/limited with 3 requests per hour per principal.
@@ -1039,6 +1161,30 @@ SCENARIOS: tuple[Scenario, ...] = (
               "verifies it once and then answers from its event loop's verified-token cache. haproxy-jwt checks "
               "alg, typ, iss, aud, exp, nbf, sub and scope with jwt_header_query/jwt_payload_query and the "
               "signature with jwt_verify on every request (HAProxy has no such cache).",
+    ),
+    Scenario(
+        id="oauth-client-credentials",
+        title="(3b) OAuth client credentials: the gateway's own JWT access token (verified-token cache hit) "
+              "vs HAProxy jwt_verify; token endpoint throughput",
+        requires=("auth.jwt", "redis", "oauth"),
+        gateway_config="oauth-client-credentials.conf",
+        peers=(NGINX_PROXY, Peer("haproxy-oauth", "haproxy", "haproxy-oauth.cfg", does_auth=True)),
+        auth_checks=OAUTH_AUTH_CHECKS,
+        services=("redis",),
+        prepare=prepare_oauth,
+        after_gateway_start=obtain_oauth_token,
+        token_endpoint=True,
+        gateway_cache="hit",
+        gateway_cache_metric="jwt",
+        targets="as jwt-rs256: >= 2x HAProxy with jwt_verify; p99 no worse than nginx's at c=50",
+        notes="The token wrk sends comes from the gateway itself: POST /oauth/token with client_credentials "
+              "(client bench-cc, client_secret_basic) at set-up, an RS256 JWT (typ at+jwt, client_id) signed with the "
+              "gateway's [auth.jwt] key; after the first request the gateway answers from its verified-token cache, "
+              "as in jwt-rs256, and passes X-DBAudit-Credential oauth and X-DBAudit-Client-Id upstream. "
+              "haproxy-oauth: haproxy-jwt's checks on every request with the gateway's public key, plus client_id "
+              "required and forwarded. The token endpoint table: wrk POSTs the same client_credentials request "
+              "(bench/wrk/token-post.lua) to the gateway alone; every answer must be 200 (a new RS256 signature "
+              "each, made on the gateway's thread pool, not its event loop).",
     ),
     Scenario(
         id="jwt-redis-bucket",
@@ -1278,11 +1424,12 @@ WRK_TEXT_LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
 def run_wrk(ctx: Context, port: int, concurrency: int, duration_s: int, headers: dict[str, str],
-            tls: bool = False, script: Path = WRK_SCRIPT, script_args: Optional[list[str]] = None) -> dict:
+            tls: bool = False, script: Path = WRK_SCRIPT, script_args: Optional[list[str]] = None,
+            path: str = REQUEST_PATH) -> dict:
     argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", "--latency", "-s", str(script)]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
-    argv.append(f"{'https' if tls else 'http'}://127.0.0.1:{port}{REQUEST_PATH}")
+    argv.append(f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}")
     if script_args:
         argv += ["--"] + script_args
     if ctx.load_cpu is not None:
@@ -1524,6 +1671,7 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
                 headers.update(prepared.headers)
                 log(f"  prepared the credentials in {time.monotonic() - t0:.1f} s")
             extra_values = prepared.values
+            gateway_target: Optional[Target] = None
 
             def target(name: str, kind: str, port: int, m: Managed, does_auth: bool, **kw) -> Target:
                 return Target(name, kind, port, ctx.upstream_port, m, headers, s.tls, does_auth,
@@ -1534,9 +1682,17 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
             port, admin_port = free_port(), (free_port() if admin else 0)
             gw = start_gateway(ctx, s, port, admin_port, {**extra_values, **dict(s.gateway_values)})
             started.append(gw)
+            if s.after_gateway_start is not None:
+                more = s.after_gateway_start(ctx, port, prepared)
+                headers.update(more.headers)
+                prepared.identity.update(more.identity)
+                prepared.credentials.update(more.credentials)
+                prepared.values.update(more.values)
+                log("  obtained the credential from the running gateway")
             targets.append(target("gateway", "gateway", port, gw, True, admin_port=admin_port,
                                   cache_expect=s.gateway_cache, cache_metric=s.gateway_cache_metric,
                                   rate_limit_expect=s.rate_limit, rate_limited=s.rate_limit is not None))
+            gateway_target = targets[-1]
             for peer in s.peers:
                 port, auth_port = free_port(), free_port()
                 if peer.kind == "gateway":  # a second gateway as the reference, checked like the first
@@ -1562,7 +1718,7 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
                 started.append(m)
                 targets.append(target(peer.name, peer.kind, port, m, peer.does_auth, helpers=helpers,
                                       rate_limited=peer.rate_limited))
-        except (RuntimeError, KeyError, OSError, subprocess.SubprocessError) as e:
+        except (RuntimeError, KeyError, ValueError, OSError, subprocess.SubprocessError) as e:
             result["status"] = "start_failed"
             result["detail"] = str(e)
             log(f"  could not start the scenario: {e}")
@@ -1616,12 +1772,118 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
                     if not t.process.alive():
                         dead.add(t.name)
                         log(f"  {t.name} is gone; its log ends with:\n{t.process.log_tail()}")
-        valid = all(r["valid"] for r in result["runs"]) and not dead
+        if s.token_endpoint and gateway_target is not None and "gateway" not in dead:
+            result["token_endpoint"] = token_endpoint_runs(ctx, gateway_target, prepared.values)
+        valid = (all(r["valid"] for r in result["runs"]) and not dead
+                 and all(r["valid"] for r in result.get("token_endpoint", [])))
         result["status"] = "ok" if valid else "invalid"
         return result
     finally:
         for m in reversed(started):
             REGISTRY.stop(m)
+
+
+class ProxyProbe:
+    """While the token endpoint is loaded: one client asking the proxy path (GET
+    REQUEST_PATH with the scenario's cached token) again and again on one keep-alive
+    connection, recording each latency. If the endpoint signed on the event loop, every probe
+    would wait behind the signatures queued there; signed on the thread pool, the loop
+    answers the probe between them. Runs in a thread of the harness."""
+
+    def __init__(self, port: int, headers: dict[str, str]):
+        self.port, self.headers = port, headers
+        self.latencies_us: list[float] = []
+        self.failures = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        conn = connect(self.port)
+        try:
+            while not self.stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    r = http_request(self.port, REQUEST_PATH, self.headers, conn=conn)
+                except (OSError, http.client.HTTPException):
+                    self.failures += 1
+                    conn.close()
+                    conn = connect(self.port)
+                    continue
+                if r.status != 200:
+                    self.failures += 1
+                self.latencies_us.append((time.monotonic() - t0) * 1e6)
+                time.sleep(0.005)  # a light, steady probe: ~200 requests/s at most
+        finally:
+            conn.close()
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_us:
+            return 0.0
+        ordered = sorted(self.latencies_us)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def token_endpoint_runs(ctx: Context, t: Target, values: dict) -> list[dict]:
+    """The gateway's POST /oauth/token under load (client_credentials, client_secret_basic,
+    the same request every time), for each concurrency and round: tokens per second, the
+    gateway's CPU per token, latency, and the latency of a probe on the proxy path meanwhile
+    (ProxyProbe). A run with any error or status >= 400 (load or probe) is invalid."""
+    s = ctx.settings
+    headers = {"Authorization": values["token_endpoint_authorization"]}
+    runs = []
+    for c in s.concurrency:
+        for rep in range(1, s.repetitions + 1):
+            waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s))
+            ctx.quiet_budget_s = max(0.0, ctx.quiet_budget_s - waited)
+            if s.warmup_s > 0:
+                run_wrk(ctx, t.port, c, s.warmup_s, headers, script=WRK_TOKEN_SCRIPT, script_args=[TOKEN_BODY],
+                        path=TOKEN_PATH)
+            pids = proc_tree(t.process.pid)
+            others = [os.getpid()] + (proc_tree(ctx.redis.pid) if ctx.redis is not None else [])
+            probe = ProxyProbe(t.port, t.request_headers)
+            cpu0, stat0, others0 = cpu_ticks(pids), cpu_stat(ctx.cpus), cpu_ticks(others)
+            probe.thread.start()
+            try:
+                w = run_wrk(ctx, t.port, c, s.duration_s, headers, script=WRK_TOKEN_SCRIPT, script_args=[TOKEN_BODY],
+                            path=TOKEN_PATH)
+            finally:
+                probe.stop.set()
+                probe.thread.join(timeout=10)
+            stat1, others1 = cpu_stat(ctx.cpus), cpu_ticks(others)
+            cpu1 = cpu_ticks(sorted(set(pids) | set(proc_tree(t.process.pid))))
+            user_s, sys_s = cpu_delta_s(cpu0, cpu1)
+            n, dur = int(w["requests"]), w["duration_us"] / 1e6
+            errors = sum(int(w[k]) for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
+            problems = []
+            if n == 0:
+                problems.append("no request completed")
+            if errors:
+                problems.append(f"{errors} socket errors")
+            if int(w["non_2xx"]):
+                problems.append(f"{int(w['non_2xx'])} responses with status >= 400")
+            if not t.process.alive():
+                problems.append("the gateway exited during the run")
+            if probe.failures or not probe.latencies_us:
+                problems.append(f"the proxy-path probe failed {probe.failures} time(s) of {len(probe.latencies_us)}")
+            other = 0.0
+            if dur:
+                ours = user_s + sys_s + w["load_cpu_s"] + sum(cpu_delta_s(others0, others1))
+                other = max(0.0, 100 * ((stat1[0] - stat0[0]) / CLK_TCK - ours) / dur)
+            r = {"concurrency": c, "repetition": rep, "requests": n, "duration_s": dur,
+                 "req_per_s": n / dur if dur else 0.0,
+                 "cpu_us_per_req": (user_s + sys_s) * 1e6 / n if n else 0.0,
+                 "proxy_cpu_percent": 100 * (user_s + sys_s) / dur if dur else 0.0,
+                 "latency_p50_us": w["latency_p50_us"], "latency_p99_us": w["latency_p99_us"],
+                 "errors": errors, "non_2xx": int(w["non_2xx"]), "other_cpu_percent": other,
+                 "probe_requests": len(probe.latencies_us), "probe_p50_us": probe.percentile(50),
+                 "probe_p99_us": probe.percentile(99),
+                 "quiet_before": other_before < OTHER_LOAD_WARN, "valid": not problems, "problems": problems}
+            runs.append(r)
+            flag = "" if r["valid"] else "  INVALID: " + "; ".join(problems)
+            log(f"  c={c} rep {rep} POST {TOKEN_PATH}: {r['req_per_s']:>7,.0f} tokens/s  {r['cpu_us_per_req']:7.1f} CPU us/token"
+                f"  p99 {r['latency_p99_us']:>9,.0f} us  proxy-path probe p50 {r['probe_p50_us']:,.0f} us"
+                f"  proxy CPU {r['proxy_cpu_percent']:3.0f}%  other {other:3.0f}%{flag}")
+    return runs
 
 
 # --------------------------------------------------------------------------------------
@@ -1787,6 +2049,30 @@ def markdown(report: dict) -> str:
                                  (", ".join(f"{k} {v:,}" for k, v in e["rate_limit_decisions"].items())
                                   if any(e["rate_limit_decisions"].values()) else "none")
                                  for e in limits) + ".")
+        token_runs = sc.get("token_endpoint")
+        if token_runs:
+            out.append("")
+            out.append(f"Token endpoint: POST {TOKEN_PATH} (client_credentials, client_secret_basic), the gateway alone, "
+                       "median (min–max) over rounds:")
+            out.append("")
+            out.append("| c | tokens/s | CPU µs/token | p50 µs | p99 µs | proxy-path probe p50 / p99 µs | errors / non-2xx | "
+                       "proxy core % | other % | valid |")
+            out.append("|---|---|---|---|---|---|---|---|---|---|")
+            for c in sorted({r["concurrency"] for r in token_runs}):
+                rs = [r for r in token_runs if r["concurrency"] == c]
+
+                def med(key, fmt):
+                    v = [r[key] for r in rs]
+                    m = format(statistics.median(v), fmt)
+                    return m if len(v) == 1 else f"{m} ({format(min(v), fmt)}–{format(max(v), fmt)})"
+                out.append(f"| {c} | {med('req_per_s', ',.0f')} | {med('cpu_us_per_req', ',.0f')} | "
+                           f"{med('latency_p50_us', ',.0f')} | {med('latency_p99_us', ',.0f')} | "
+                           f"{statistics.median(r['probe_p50_us'] for r in rs):,.0f} / "
+                           f"{statistics.median(r['probe_p99_us'] for r in rs):,.0f} | "
+                           f"{sum(r['errors'] for r in rs)} / {sum(r['non_2xx'] for r in rs)} | "
+                           f"{statistics.median(r['proxy_cpu_percent'] for r in rs):.0f} | "
+                           f"{max(r['other_cpu_percent'] for r in rs):.0f} | "
+                           f"{'yes' if all(r['valid'] for r in rs) else '**INVALID**'} |")
         if sc.get("notes"):
             out.append("")
             out.append(sc["notes"])
@@ -1916,7 +2202,7 @@ def main(argv: list[str]) -> int:
                 continue
             log(f"scenario {s.title}")
             per_run = (settings.warmup_s + settings.duration_s + 5) * (1 + settings.retries) + 2
-            runs = (1 + len(s.peers)) * len(settings.concurrency) * settings.repetitions
+            runs = (1 + len(s.peers) + int(s.token_endpoint)) * len(settings.concurrency) * settings.repetitions
             signal.alarm(int(180 + runs * per_run + ctx.quiet_budget_s))
             sc = run_scenario(ctx, s)
             signal.alarm(300)

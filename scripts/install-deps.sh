@@ -6,8 +6,12 @@ set -euo pipefail
 
 # systemd: systemd-analyze, systemd-sysusers and systemd-tmpfiles for the unit's tests
 # (Tests/e2e/test_systemd.py); strace: the test that checks the binary against the unit's
-# system-call filter; testssl.sh: the TLS listener's scan in Tests/e2e/test_tls.py.
-packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv systemd strace testssl.sh "$@")
+# system-call filter; testssl.sh: the TLS listener's scan in Tests/e2e/test_tls.py;
+# chromium and chromium-driver: the real browser of the OAuth login and consent test
+# (Tests/e2e/test_oauth_browser.py), driven through /usr/bin/chromedriver, so nothing is
+# downloaded at test time.
+packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv systemd strace testssl.sh
+          chromium chromium-driver "$@")
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

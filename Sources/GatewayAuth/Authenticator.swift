@@ -42,6 +42,8 @@ package final class Authenticator {
     private let maximumTrackedKeys: Int
     /// JWT access tokens (own and external issuers); nil when none are configured.
     package private(set) var jwt: JWTAuthenticator?
+    /// Opaque OAuth access tokens of ours (`dbaudit_at_…`); nil without a token store.
+    package private(set) var opaqueTokens: OpaqueTokenAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -52,10 +54,12 @@ package final class Authenticator {
         logger: Logger,
         now: @escaping () -> Int64,
         maximumTrackedKeys: Int = 100_000,
-        jwt: JWTAuthenticator? = nil
+        jwt: JWTAuthenticator? = nil,
+        opaqueTokens: OpaqueTokenAuthenticator? = nil
     ) {
         self.maximumTrackedKeys = maximumTrackedKeys
         self.jwt = jwt
+        self.opaqueTokens = opaqueTokens
         self.eventLoop = eventLoop
         self.store = store
         self.hmac = hmac.makeContext()
@@ -70,10 +74,14 @@ package final class Authenticator {
     /// keys that work within `stale_grace` into 503s, nor send every key back to Redis. The
     /// pepper and the store cannot change without a restart, so every cached hash still
     /// names the same key.
-    package func apply(cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, logger: Logger) {
+    package func apply(
+        cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, opaqueTokens: OpaqueTokenAuthenticator? = nil,
+        logger: Logger
+    ) {
         self.cache.reconfigure(settings)
         self.routes = routes
         self.jwt = jwt
+        self.opaqueTokens = opaqueTokens
         self.logger = logger
     }
 
@@ -90,9 +98,15 @@ package final class Authenticator {
         self.cache.remove(apiKeyHash)
     }
 
+    /// Drops a revoked opaque access token from this loop's cache.
+    package func invalidate(opaqueAccessTokenHash hash: String) {
+        self.opaqueTokens?.invalidate(hash: hash)
+    }
+
     /// Drops every cached credential (after missing revocation messages).
     package func invalidateAll() {
         self.cache.removeAll()
+        self.opaqueTokens?.removeAll()
     }
 
     /// - Parameters:
@@ -128,6 +142,11 @@ package final class Authenticator {
             return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
         }
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
+            if OpaqueAccessTokenFormat.hasPrefix(token) {
+                // Ours by its prefix: never sent to another server's introspection.
+                guard let opaqueTokens else { return .deny(.unauthorized("The credential is not recognised.")) }
+                return self.decide(opaqueTokens.check(token), required: required)
+            }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
                 return self.authorizeJWT(token, jwt: jwt, required: required)
             }
@@ -217,6 +236,28 @@ package final class Authenticator {
                 case let error as GatewayError: throw error
                 default: throw GatewayError.authUnavailable
                 }
+            }.flatMapThrowing { principal -> Principal in
+                if let missing = principal.missingScope(of: required) {
+                    throw GatewayError.insufficientScope(missing)
+                }
+                return principal
+            })
+        }
+    }
+
+    /// The scope decision on a token check (expiry was the checker's to judge).
+    private func decide(_ check: TokenCheck, required: [String]) -> Outcome {
+        switch check {
+        case .valid(let principal):
+            if let missing = principal.missingScope(of: required) {
+                return .deny(.insufficientScope(missing))
+            }
+            return .allow(principal)
+        case .invalid(let error):
+            return .deny(error)
+        case .pending(let future):
+            return .pending(future.flatMapErrorThrowing { error -> Principal in
+                throw error as? GatewayError ?? GatewayError.authUnavailable
             }.flatMapThrowing { principal -> Principal in
                 if let missing = principal.missingScope(of: required) {
                     throw GatewayError.insufficientScope(missing)

@@ -63,6 +63,9 @@ package final class LoopContext {
     /// process's life so a reload that turns JWTs on finds it.
     package let sessionStore: (any SessionStore)?
     private let hmac: HMACSHA256
+    /// Opaque OAuth access tokens (nil without `[redis]`): kept for the process's life,
+    /// each authenticator built from it gets a fresh cache.
+    private let opaqueTokenStore: (any OpaqueAccessTokenStore)?
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 
@@ -82,8 +85,10 @@ package final class LoopContext {
         tls: GatewayTLSContexts = GatewayTLSContexts(),
         managementStore: (any CredentialStore)? = nil,
         managementSessions: (any SessionStore)? = nil,
+        opaqueTokenStore: (any OpaqueAccessTokenStore)? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
+        self.opaqueTokenStore = opaqueTokenStore
         self.managementStore = managementStore
         self.managementSessions = managementSessions
         self.rateLimiter = rateLimiter ?? RateLimiter(
@@ -107,7 +112,9 @@ package final class LoopContext {
         self.now = now
         self.identity = identity
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
-        self.authenticator = Self.makeAuthenticator(configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator)
+        self.authenticator = Self.makeAuthenticator(
+            configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator,
+            opaqueTokens: opaqueTokenStore)
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: managementStore ?? store, sessions: managementSessions ?? self.sessionStore, limiter: self.rateLimiter,
             authenticator: self.authenticator, configuration: configuration, now: now)
@@ -169,7 +176,8 @@ package final class LoopContext {
         hmac: HMACSHA256,
         logger: Logger,
         now: @escaping @Sendable () -> Int64,
-        jwt: JWTAuthenticator?
+        jwt: JWTAuthenticator?,
+        opaqueTokens: (any OpaqueAccessTokenStore)?
     ) -> Authenticator {
         Authenticator(
             eventLoop: store.eventLoop,
@@ -179,8 +187,18 @@ package final class LoopContext {
             routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
             logger: logger,
             now: now,
-            jwt: jwt
+            jwt: jwt,
+            opaqueTokens: Self.makeOpaqueTokens(configuration, store: opaqueTokens, logger: logger, now: now)
         )
+    }
+
+    private static func makeOpaqueTokens(
+        _ configuration: GatewayConfiguration, store: (any OpaqueAccessTokenStore)?, logger: Logger,
+        now: @escaping @Sendable () -> Int64
+    ) -> OpaqueTokenAuthenticator? {
+        store.map {
+            OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
+        }
     }
 
     private static func makeEndpoints(
@@ -253,11 +271,14 @@ package final class LoopContext {
             self.authenticator.apply(
                 cache: configuration.cache,
                 routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
-                jwt: self.jwtAuthenticator, logger: logger)
+                jwt: self.jwtAuthenticator,
+                opaqueTokens: Self.makeOpaqueTokens(configuration, store: self.opaqueTokenStore, logger: logger, now: self.now),
+                logger: logger)
         } else {
             // Another store: what the old one answered says nothing about the new one.
             self.authenticator = Self.makeAuthenticator(
-                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator)
+                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
+                opaqueTokens: self.opaqueTokenStore)
         }
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,

@@ -9,18 +9,31 @@ import GatewayStore
 import Logging
 import NIOCore
 
+/// Where one loop's pages keep codes, consents, browser sessions and flows: Redis (the
+/// loop's management connection) or, for the demo without Redis, process memory.
+struct PageStores {
+    var oauth: any OAuthStore
+    var browserState: any BrowserStateStore
+
+    static func redis(_ client: RedisClient, keyPrefix: String) -> PageStores {
+        PageStores(
+            oauth: RedisOAuthStore(client: client, keyPrefix: keyPrefix),
+            browserState: RedisBrowserStateStore(client: client, keyPrefix: keyPrefix))
+    }
+}
+
 extension GatewayServer {
     /// The browser pages of the OAuth authorization server for one loop, or nil when the
     /// configuration in force makes the gateway no OAuth server (`[oauth]` needs an issuer
-    /// and Redis). Called on the loop by its local-endpoint factory, at start and on every
-    /// reload; `redis` is the loop's management connection and `oauthStore` the OAuth store
-    /// on it (the pages are management traffic, kept off the request path's connection).
-    static func authorizePages(_ loop: LoopContext, redis: RedisClient?, oauthStore: (any OAuthStore)?) -> AuthorizePages? {
+    /// and a store). Called on the loop by its local-endpoint factory, at start and on every
+    /// reload; with Redis the stores use the loop's management connection (the pages are
+    /// management traffic, kept off the request path's connection).
+    static func authorizePages(_ loop: LoopContext, stores: PageStores?) -> AuthorizePages? {
         let configuration = loop.configuration
-        guard let oauth = configuration.oauth, let issuer = configuration.jwt.issuer, let redis, let oauthStore,
-            let prefix = configuration.redis?.keyPrefix, let users = loop.sessionStore,
-            let credentials = loop.sessionEndpoints?.credentials
+        guard let oauth = configuration.oauth, let issuer = configuration.jwt.issuer, let stores,
+            let users = loop.sessionStore, let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
+        let oauthStore = stores.oauth
         let registry = OAuthClientRegistry(
             configured: OAuthClientRegistry.configuredClients(oauth, hmac: loop.secretHasher), store: oauthStore,
             hmac: loop.secretHasher)
@@ -31,7 +44,7 @@ extension GatewayServer {
             sessionPolicy: BrowserSessionPolicy(configuration.ui),
             client: { registry.client(id: $0) },
             oauthStore: oauthStore,
-            browserState: RedisBrowserStateStore(client: redis, keyPrefix: prefix),
+            browserState: stores.browserState,
             users: users,
             credentials: credentials,
             logger: loop.logger,

@@ -87,6 +87,11 @@ package final class GatewayServer: Sendable {
                 context.eventLoop.execute { context.value.authenticator.invalidate(apiKeyHash: hash) }
             }
         }
+        let invalidateOpaqueToken: @Sendable (String) -> Void = { hash in
+            for context in fanOut.withLockedValue({ $0 }) {
+                context.eventLoop.execute { context.value.authenticator.invalidate(opaqueAccessTokenHash: hash) }
+            }
+        }
         let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
         let revokeTokenID: @Sendable (String, Int64) -> Void = { id, expiresAt in
             for context in fanOut.withLockedValue({ $0 }) {
@@ -94,6 +99,10 @@ package final class GatewayServer: Sendable {
             }
         }
         let memorySessions = configuration.redis == nil ? InMemorySessionData(onRevokeTokenID: revokeTokenID) : nil
+        // OAuth without Redis: only the demo builds such a configuration (a file with
+        // [oauth] needs [redis]); its codes, consents and browser state live here.
+        let memoryOAuth = configuration.redis == nil && configuration.oauth != nil
+            ? (oauth: InMemoryOAuthData(), browser: InMemoryBrowserStateData(), opaque: InMemoryOpaqueAccessTokenData()) : nil
         self.memorySessions = memorySessions
         let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
         passwordPool.start()
@@ -121,17 +130,19 @@ package final class GatewayServer: Sendable {
                 var redisLimiter: RedisRateLimiter?
                 var managementStore: (any CredentialStore)?
                 var managementSessions: (any SessionStore)?
-                var managementClient: RedisClient?
+                var pageStores: PageStores?
+                var opaqueTokens: (any OpaqueAccessTokenStore)?
                 var oauthStores: OAuthLoopStores?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
+                    opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
-                    managementClient = management
+                    pageStores = .redis(management, keyPrefix: redis.keyPrefix)
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
                     oauthStores = OAuthLoopStores(
@@ -140,6 +151,13 @@ package final class GatewayServer: Sendable {
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
+                    if let memoryOAuth {
+                        let oauthStore = InMemoryOAuthStore(eventLoop: loop, data: memoryOAuth.oauth)
+                        pageStores = PageStores(
+                            oauth: oauthStore, browserState: InMemoryBrowserStateStore(eventLoop: loop, data: memoryOAuth.browser))
+                        oauthStores = OAuthLoopStores(
+                            clients: oauthStore, opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: loop, data: memoryOAuth.opaque))
+                    }
                 }
                 let context = LoopContext(
                     eventLoop: loop,
@@ -155,15 +173,14 @@ package final class GatewayServer: Sendable {
                     rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger),
                     tls: tls,
                     managementStore: managementStore,
-                    managementSessions: managementSessions
+                    managementSessions: managementSessions,
+                    opaqueTokenStore: opaqueTokens
                 )
+                // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
-                    // The pages first: the OAuth endpoint answers every other /oauth/ path.
-                    let endpoints: [(any LocalEndpoint)?] = [
-                        Self.authorizePages(context, redis: managementClient, oauthStore: oauthStores?.clients),
-                        Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool),
-                    ]
-                    return endpoints.compactMap { $0 }
+                    let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
+                    let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
+                    return [pages, oauth].compactMap { $0 }
                 }
                 return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
@@ -180,6 +197,7 @@ package final class GatewayServer: Sendable {
                 logger: logger,
                 onRevoke: invalidate,
                 onRevokeTokenID: revokeTokenID,
+                onRevokeOpaqueToken: invalidateOpaqueToken,
                 onResubscribed: {
                     for context in all {
                         context.eventLoop.execute {

@@ -18,6 +18,7 @@ final class RevocationSubscriber: Sendable {
     private let logger: Logger
     private let onRevoke: @Sendable (String) -> Void
     private let onRevokeTokenID: @Sendable (String, Int64) -> Void
+    private let onRevokeOpaqueToken: @Sendable (String) -> Void
     private let onResubscribed: @Sendable () -> Void
     private let state: NIOLoopBoundBox<State>
 
@@ -35,8 +36,10 @@ final class RevocationSubscriber: Sendable {
         logger: Logger,
         onRevoke: @escaping @Sendable (String) -> Void,
         onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in },
+        onRevokeOpaqueToken: @escaping @Sendable (String) -> Void = { _ in },
         onResubscribed: @escaping @Sendable () -> Void
     ) {
+        self.onRevokeOpaqueToken = onRevokeOpaqueToken
         self.onRevokeTokenID = onRevokeTokenID
         self.eventLoop = eventLoop
         self.settings = settings
@@ -64,6 +67,7 @@ final class RevocationSubscriber: Sendable {
         guard !self.state.value.stopped else { return }
         let onRevoke = self.onRevoke
         let onRevokeTokenID = self.onRevokeTokenID
+        let onRevokeOpaqueToken = self.onRevokeOpaqueToken
         let logger = self.logger
         let handler: @Sendable (RESPValue) -> Void = { message in
             guard case .array(let parts) = message, parts.count == 3,
@@ -75,6 +79,8 @@ final class RevocationSubscriber: Sendable {
                 onRevoke(hash)
             } else if let token = RevocationMessage.tokenID(from: text) {
                 onRevokeTokenID(token.id, token.expiresAt)
+            } else if let hash = RevocationMessage.opaqueAccessTokenHash(from: text) {
+                onRevokeOpaqueToken(hash)
             } else {
                 logger.warning("ignored malformed revocation message")
             }

@@ -1,6 +1,8 @@
 import ArgumentParser
+import GatewayAuth
 import GatewayConfig
 import GatewayCrypto
+import GatewayOAuth
 import GatewayServer
 import Logging
 import NIOPosix
@@ -11,7 +13,8 @@ import Glibc
 
 extension GatewayCommand {
     /// `demo`: the gateway on embedded defaults with a built-in echo upstream, no config
-    /// file and no Redis, for a first look.
+    /// file and no Redis, for a first look: API keys, a user who logs in, and the gateway as
+    /// an OAuth authorization server with a public and a confidential client.
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run on embedded defaults with a built-in echo upstream (no config file, no Redis)."
@@ -42,6 +45,20 @@ extension GatewayCommand {
                     keyID: "demo", algorithm: .edDSA, privateKeyFile: "(generated at start)",
                     privateKeyPEM: Secret(try signingKey.privateKeyPEM()), active: true)
             ]
+            // OAuth: a native app (public, code + PKCE) whose loopback redirect URI is the echo
+            // upstream itself, so the browser shows the code it was sent back with; and a
+            // service (confidential, client credentials) whose secret exists for this run only.
+            let clientSecret = "dbaudit_cs_" + Base64URL.encode(SecureRandom.bytes(32))
+            var oauth = OAuthSettings()
+            oauth.clients = [
+                OAuthClientSettings(
+                    id: "demo-app", name: "Demo native app", redirectURIs: ["http://127.0.0.1/callback"],
+                    grantTypes: [.authorizationCode, .refreshToken], scopes: ["read:databases", "read:logs"], isPublic: true),
+                OAuthClientSettings(
+                    id: "demo-service", name: "Demo service", grantTypes: [.clientCredentials],
+                    scopes: ["read:databases", "read:logs"], secret: Secret(clientSecret)),
+            ]
+            configuration.oauth = oauth
             let gateway = try GatewayServer(configuration: configuration, logger: logger, group: group)
             let demoPassword = "demo-password-" + Hex.encode(SecureRandom.bytes(4))
             try await gateway.createUser(
@@ -55,6 +72,13 @@ extension GatewayCommand {
             )
             let admin = try await gateway.createAPIKey(name: "demo admin", scopes: ["admin"], test: true, owner: "demo-admin")
             let echoPort = echo.port
+            // One PKCE pair and state for the printed walk-through (a real client makes new ones
+            // for every authorization).
+            let verifier = Base64URL.encode(SecureRandom.bytes(32))
+            let challenge = PKCE.challenge(for: verifier)
+            let state = "demo-" + Hex.encode(SecureRandom.bytes(4))
+            let redirectURI = "http://127.0.0.1:\(echoPort)/callback"
+            let encodedRedirectURI = "http%3A%2F%2F127.0.0.1%3A\(echoPort)%2Fcallback"
             let service = GatewayService(server: gateway, configurationPath: nil) { server in
                 let port = server.boundAddresses.first?.port ?? 0
                 let base = "http://127.0.0.1:\(port)"
@@ -75,6 +99,17 @@ extension GatewayCommand {
                       curl -s -X POST \(base)/v1/auth/login -d '{"email":"demo@example.com","password":"\(demoPassword)"}'
                       curl -i \(base)/v1/databases -H "Authorization: Bearer <access_token>"
                       curl -s \(base)/.well-known/jwks.json
+                    OAuth 2.0 (the gateway is the authorization server; clients in memory):
+                      authorization code + PKCE with the public client demo-app: open this URL in a browser,
+                      sign in as demo@example.com with the password above and allow:
+                        \(base)/oauth/authorize?response_type=code&client_id=demo-app&redirect_uri=\(encodedRedirectURI)&scope=read%3Adatabases%20read%3Alogs&state=\(state)&code_challenge=\(challenge)&code_challenge_method=S256
+                      the browser lands on the echo upstream (\(redirectURI)?code=...&state=\(state)&iss=...);
+                      put its code into:
+                        curl -s -X POST \(base)/oauth/token -d grant_type=authorization_code -d client_id=demo-app -d redirect_uri=\(encodedRedirectURI) -d code_verifier=\(verifier) -d "code=<code>"
+                      client credentials with the confidential client demo-service (its secret lives as long as the demo):
+                        curl -s -X POST \(base)/oauth/token -u demo-service:\(clientSecret) -d grant_type=client_credentials -d scope=read:databases
+                      then: curl -i \(base)/v1/databases -H "Authorization: Bearer <access_token>"
+                      curl -s \(base)/.well-known/oauth-authorization-server
                     The echo upstream answers with the request it received: look for X-DBAudit-Subject,
                     X-DBAudit-Scopes, X-Request-Id and X-Forwarded-For. Stop with Ctrl-C.
 

@@ -87,6 +87,49 @@ final class CountingStore: CredentialStore {
 }
 
 
+/// Opaque access token records in a dictionary, counting lookups; `failure` makes every
+/// call fail (a Redis outage); `holdLookups` keeps lookups pending until released.
+final class FakeOpaqueTokenStore: OpaqueAccessTokenStore, @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private(set) var records: [String: OpaqueAccessTokenRecord] = [:]
+    private(set) var lookups = 0
+    var failure: (any Error)?
+    var holdLookups = false
+    private var held: [(hash: String, promise: EventLoopPromise<OpaqueAccessTokenRecord?>)] = []
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func storeOpaqueAccessToken(hash: String, record: OpaqueAccessTokenRecord, now: Int64) -> EventLoopFuture<Void> {
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        self.records[hash] = record
+        return self.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func opaqueAccessToken(hash: String) -> EventLoopFuture<OpaqueAccessTokenRecord?> {
+        self.lookups += 1
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        if self.holdLookups {
+            let promise = self.eventLoop.makePromise(of: OpaqueAccessTokenRecord?.self)
+            self.held.append((hash, promise))
+            return promise.futureResult
+        }
+        return self.eventLoop.makeSucceededFuture(self.records[hash])
+    }
+
+    func releaseHeldLookups(answering records: [String: OpaqueAccessTokenRecord]) {
+        let held = self.held
+        self.held = []
+        for (hash, promise) in held { promise.succeed(records[hash]) }
+    }
+
+    func revokeOpaqueAccessToken(hash: String) -> EventLoopFuture<Bool> {
+        if let failure { return self.eventLoop.makeFailedFuture(failure) }
+        return self.eventLoop.makeSucceededFuture(self.records.removeValue(forKey: hash) != nil)
+    }
+}
+
 /// A 32-byte pepper.
 let testPepper: [UInt8] = Array(0..<32)
 
@@ -109,15 +152,20 @@ final class AuthHarness {
     let clock: ManualClock
     let authenticator: Authenticator
     let service: APIKeyService
+    /// Opaque OAuth access tokens (consulted only when built `withOpaqueTokens`).
+    let opaqueStore: FakeOpaqueTokenStore
 
     init(
         routes: [RouteSettings] = defaultTestRoutes,
         unmatched: ServerSettings.UnmatchedRoutePolicy = .deny,
         cache: CacheSettings = CacheSettings(),
         pepper: [UInt8] = testPepper,
-        maximumTrackedKeys: Int = 100_000
+        maximumTrackedKeys: Int = 100_000,
+        withOpaqueTokens: Bool = false
     ) {
         self.loop = EmbeddedEventLoop()
+        let opaqueStore = FakeOpaqueTokenStore(eventLoop: self.loop)
+        self.opaqueStore = opaqueStore
         self.data = InMemoryCredentialData()
         self.store = CountingStore(InMemoryCredentialStore(eventLoop: self.loop, data: self.data))
         let clock = ManualClock(Self.startTime)
@@ -130,7 +178,10 @@ final class AuthHarness {
             routes: RouteTable(routes: routes, unmatched: unmatched),
             logger: Logger(label: "test"),
             now: { clock.now },
-            maximumTrackedKeys: maximumTrackedKeys
+            maximumTrackedKeys: maximumTrackedKeys,
+            opaqueTokens: withOpaqueTokens
+                ? OpaqueTokenAuthenticator(store: opaqueStore, cache: cache, issuer: "https://gateway.test", logger: Logger(label: "test"), now: { clock.now })
+                : nil
         )
         // Keys are created straight on the in-memory store so the counters only see the
         // authenticator's calls.

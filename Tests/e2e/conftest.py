@@ -541,3 +541,260 @@ def seconds_until_refused(url: str, credential: str, timeout: float, since: floa
             return time.monotonic() - start
         time.sleep(0.01)
     return None
+
+
+# --- OAuth 2.0 (issue 12): an OAuth-enabled gateway, its login and consent forms, a client's
+# loopback callback and a headless Chromium ---------------------------------------------------
+
+OAUTH_PUBLIC_CLIENT = "e2e-public"
+OAUTH_CONFIDENTIAL_CLIENT = "e2e-confidential"
+OAUTH_SCOPES = ["read:databases", "read:logs"]
+OAUTH_PASSWORD = "password-at-least-12"
+# Registered without a port: RFC 8252 §7.3, any port of the loopback address matches.
+OAUTH_LOOPBACK_REDIRECT = "http://127.0.0.1/callback"
+
+
+def oauth_clients_text(secret_file, redirect_uri: str = OAUTH_LOOPBACK_REDIRECT, scopes=OAUTH_SCOPES,
+                       confidential_extra: str = "", public_extra: str = "") -> str:
+    """`[[oauth.clients]]` of the two clients every OAuth test starts with: a public native
+    app (code + PKCE, refresh) with a loopback redirect URI, and a confidential client that
+    may also use client_credentials (its secret read from `secret_file`)."""
+    listed = ", ".join(f'"{scope}"' for scope in scopes)
+    return f"""
+[[oauth.clients]]
+id = "{OAUTH_PUBLIC_CLIENT}"
+name = "E2E native app"
+redirect_uris = ["{redirect_uri}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = [{listed}]
+public = true
+{public_extra}
+
+[[oauth.clients]]
+id = "{OAUTH_CONFIDENTIAL_CLIENT}"
+name = "E2E service"
+redirect_uris = ["{redirect_uri}"]
+grant_types = ["authorization_code", "refresh_token", "client_credentials"]
+scopes = [{listed}]
+secret_file = "{secret_file}"
+{confidential_extra}
+"""
+
+
+def oauth_tail(redis_port: int, pepper_path, signing_key_path, clients: str, oauth_settings: str = "",
+               jwt_settings: str = "") -> str:
+    """`[redis]`, `[auth.api_keys]`, `[auth.jwt]` with our own issuer (RS256) and `[oauth]`
+    with `oauth_settings` and the `clients` text (`oauth_clients_text`)."""
+    return jwt_session_tail(redis_port, pepper_path, signing_key_path, "RS256", jwt_settings) + f"""
+[oauth]
+{oauth_settings}
+{clients}
+"""
+
+
+class OAuthSetup:
+    """An OAuth-enabled gateway (USER_ROUTES, the two clients of `oauth_clients_text`) on a
+    real Redis, with the confidential client's secret, the signing key and `add_user`."""
+
+    def __init__(self, tmp_path: Path, make_gateway, upstream_url: str, redis_port: int,
+                 oauth_settings: str = "", jwt_settings: str = "", routes: str = USER_ROUTES):
+        from jwks_server import SigningKey
+        self.tmp_path = tmp_path
+        self.pepper = write_pepper(tmp_path / "oauth-pepper")
+        self.signing_key = SigningKey("RS256", kid="gw-rs256")
+        self.signing_key_file = tmp_path / "oauth-signing-key.pem"
+        self.signing_key_file.write_bytes(self.signing_key.private_pem())
+        # Only unreserved characters, as the gateway's own secrets (43 base64url characters).
+        self.client_secret = "e2e-secret-" + os.urandom(24).hex()
+        self.secret_file = tmp_path / "oauth-client-secret"
+        self.secret_file.write_text(self.client_secret + "\n")
+        self.secret_file.chmod(0o600)
+        self.redis_port = redis_port
+        self.tail = oauth_tail(redis_port, self.pepper, self.signing_key_file, oauth_clients_text(self.secret_file),
+                               oauth_settings, jwt_settings)
+        self.gateway = make_gateway(upstream_url, routes=routes, tail=self.tail)
+        self.issuer = OWN_ISSUER
+        self.public_client = OAUTH_PUBLIC_CLIENT
+        self.confidential_client = OAUTH_CONFIDENTIAL_CLIENT
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    def endpoint(self, name: str) -> str:
+        """`/oauth/<name>` of this gateway (authorize, token, revoke, introspect)."""
+        return f"{self.gateway.url}/oauth/{name}"
+
+    def metadata(self) -> dict:
+        r = requests.get(f"{self.gateway.url}/.well-known/oauth-authorization-server", timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def add_user(self, email: str, scopes=OAUTH_SCOPES, password: str = OAUTH_PASSWORD) -> dict:
+        return add_user(self.gateway, email, scopes, password)
+
+
+@pytest.fixture
+def oauth_setup(tmp_path, make_gateway, upstream, redis_server) -> OAuthSetup:
+    """The OAuth-enabled gateway most OAuth tests use (see OAuthSetup)."""
+    return OAuthSetup(tmp_path, make_gateway, upstream.url, redis_server.port)
+
+
+class HTMLForms:
+    """The forms of an HTML page (html.parser, no JavaScript): for each, its action, method,
+    every <input> (name, type, value, id) and every <button> (name, value, id)."""
+
+    def __init__(self, text: str):
+        from html.parser import HTMLParser
+        forms = []
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                attributes = dict(attrs)
+                if tag == "form":
+                    forms.append({"action": attributes.get("action") or "", "method": (attributes.get("method") or "get").lower(),
+                                  "inputs": [], "buttons": []})
+                elif tag == "input" and forms:
+                    forms[-1]["inputs"].append(attributes)
+                elif tag == "button" and forms:
+                    forms[-1]["buttons"].append(attributes)
+
+        Parser().feed(text)
+        self.forms = forms
+
+    def with_field(self, name: str) -> dict | None:
+        """The first form with an input or button named `name`."""
+        for form in self.forms:
+            if any(field.get("name") == name for field in form["inputs"] + form["buttons"]):
+                return form
+        return None
+
+    @staticmethod
+    def hidden(form: dict) -> dict:
+        return {field["name"]: field.get("value") or "" for field in form["inputs"]
+                if (field.get("type") or "").lower() == "hidden" and field.get("name")}
+
+
+def oauth_authorize(gateway_url: str, authorize_url: str, email: str, password: str = OAUTH_PASSWORD,
+                    session: requests.Session | None = None, decision: str = "allow", pages: list | None = None) -> str:
+    """Walks the gateway's login and consent pages as a browser without JavaScript would:
+    GET the authorize URL, post the login form (email, password, its hidden flow and
+    csrf_token), then the consent form (`decision`), following the gateway's own 303s.
+    Returns the Location of the redirect that leaves the gateway (the client's redirect
+    URI with code or error, state and iss). `pages` collects every HTML response seen."""
+    from urllib.parse import urljoin
+    session = session or requests.Session()
+    response = session.get(authorize_url, allow_redirects=False, timeout=10)
+    for _ in range(8):
+        if response.status_code in (301, 302, 303, 307, 308):
+            location = urljoin(response.url, response.headers["Location"])
+            if not location.startswith(gateway_url + "/"):
+                return location
+            response = session.get(location, allow_redirects=False, timeout=10)
+            continue
+        assert response.status_code == 200, f"{response.request.method} {response.url}: {response.status_code} {response.text[:2000]}"
+        if pages is not None:
+            pages.append(response)
+        forms = HTMLForms(response.text)
+        login_form = forms.with_field("password")
+        consent_form = forms.with_field("decision")
+        if login_form is not None:
+            data = HTMLForms.hidden(login_form) | {"email": email, "password": password}
+            form = login_form
+        elif consent_form is not None:
+            data = HTMLForms.hidden(consent_form) | {"decision": decision}
+            form = consent_form
+        else:
+            raise AssertionError(f"neither a login nor a consent form at {response.url}:\n{response.text[:2000]}")
+        assert form["method"] == "post", form
+        assert {"flow", "csrf_token"} <= data.keys(), f"hidden flow/csrf_token missing: {form}"
+        response = session.post(urljoin(response.url, form["action"]), data=data, allow_redirects=False, timeout=10)
+        assert response.status_code == 303, f"POST {response.url}: {response.status_code} {response.text[:2000]}"
+    raise AssertionError("the authorization did not leave the gateway after 8 steps")
+
+
+class CallbackServer:
+    """A client's loopback redirect target (RFC 8252 §7.3) on 127.0.0.1: records the path and
+    query of every request it gets and answers a small HTML page. Runs in a thread."""
+
+    def __init__(self, path: str = "/callback"):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+        self.path = path
+        self.hits = []
+        hits = self.hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                hits.append({"path": parts.path, "raw_query": parts.query,
+                             "query": {k: v for k, v in parse_qs(parts.query, keep_blank_values=True).items()}})
+                body = b"<!doctype html><title>callback</title><h1 id=\"callback\">callback received</h1>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def wait_for_hit(self, timeout: float = 10.0) -> dict:
+        hit = wait_until(lambda: self.hits[0] if self.hits else None, timeout)
+        assert hit is not None, f"nothing reached the callback {self.url} within {scaled(timeout)}s"
+        return hit
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def callback_server():
+    server = CallbackServer()
+    yield server
+    server.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def chromium(tmp_path, request):
+    """Headless Debian Chromium driven by selenium through Debian's chromedriver. The
+    driver's path is given explicitly, so selenium-manager never runs and nothing is
+    downloaded (scripts/install-deps.sh installs both packages). Parametrized indirectly
+    with False, JavaScript is off. The browser console is kept (driver.get_log("browser"))."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            pytest.fail(f"{path} is not installed (make test installs chromium and chromium-driver with scripts/install-deps.sh)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    for argument in ("--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                     "--disable-extensions", "--window-size=1280,900", f"--user-data-dir={profile}"):
+        options.add_argument(argument)
+    if not getattr(request, "param", True):
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if os.geteuid() == 0:
+        options.add_argument("--no-sandbox")  # Chromium refuses to start its sandbox as root
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(scaled(30))
+    yield driver
+    driver.quit()

@@ -1,0 +1,138 @@
+package import GatewayConfig
+package import GatewayCore
+package import GatewayStore
+package import Logging
+package import NIOCore
+
+/// The outcome of checking one bearer token that is neither an API key nor a JWT.
+package enum TokenCheck {
+    case valid(Principal)
+    case invalid(GatewayError)
+    /// Waiting for a store or an introspection endpoint; fails with a `GatewayError`.
+    case pending(EventLoopFuture<Principal>)
+}
+
+/// Opaque OAuth access tokens (`dbaudit_at_…`) on one event loop: the store lookup by the
+/// token's SHA-256, this loop's cache in front of it (the `[cache]` rules of API keys:
+/// positive entries for `positive_ttl`, a stale one keeps working through an outage for
+/// `stale_grace`, unknown tokens cached for `negative_ttl`, never past the token's own
+/// expiry), one lookup per token in flight, and revocations heard over pub/sub. Touched
+/// only on its event loop.
+package final class OpaqueTokenAuthenticator {
+    private let store: any OpaqueAccessTokenStore
+    private let cache: CredentialCache
+    private let issuer: String?
+    private let now: () -> Int64
+    private let logger: Logger
+    private var lookupsInFlight: [String: EventLoopFuture<OpaqueAccessTokenRecord?>] = [:]
+    /// Bumped by every revocation: a lookup that a revocation overtook does not cache what
+    /// it read (the record may be the one just deleted).
+    private var generation: UInt64 = 0
+
+    package static let refusal = "The access token is unknown, revoked or expired."
+
+    package init(store: any OpaqueAccessTokenStore, cache: CacheSettings, issuer: String?, logger: Logger, now: @escaping () -> Int64) {
+        self.store = store
+        self.cache = CredentialCache(
+            positiveTTL: cache.positiveTTL.timeAmount,
+            negativeTTL: cache.negativeTTL.timeAmount,
+            staleGrace: cache.staleGrace.timeAmount,
+            maxEntries: cache.maxEntries
+        )
+        self.issuer = issuer
+        self.logger = logger
+        self.now = now
+    }
+
+    package var cacheHits: Int { self.cache.hits }
+    package var cacheMisses: Int { self.cache.misses }
+    package var cachedTokens: Int { self.cache.count }
+
+    /// Drops a revoked token from this loop's cache.
+    package func invalidate(hash: String) {
+        self.generation &+= 1
+        self.cache.remove(hash)
+    }
+
+    package func removeAll() {
+        self.generation &+= 1
+        self.cache.removeAll()
+    }
+
+    package func check(_ token: String) -> TokenCheck {
+        guard OpaqueAccessTokenFormat.isWellFormed(token) else {
+            return .invalid(.unauthorized("The access token is malformed."))
+        }
+        let hash = OpaqueAccessTokenFormat.hash(token)
+        let stale: Principal?
+        switch self.cache.lookup(hash, now: .now()) {
+        case .fresh(let principal):
+            // The cache entry may outlive the token: its expiry always wins.
+            guard let expiresAt = principal.expiresAt, self.now() < expiresAt else {
+                self.cache.remove(hash)
+                return .invalid(.unauthorized(Self.refusal))
+            }
+            return .valid(principal)
+        case .freshNegative:
+            return .invalid(.unauthorized(Self.refusal))
+        case .stale(let principal):
+            guard let expiresAt = principal.expiresAt, self.now() < expiresAt else {
+                self.cache.remove(hash)
+                return .invalid(.unauthorized(Self.refusal))
+            }
+            stale = principal
+        case .miss:
+            stale = nil
+        }
+        let generation = self.generation
+        let future = self.lookUp(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> OpaqueAccessTokenRecord? in
+            if case CredentialStoreError.corrupt(let reason) = error {
+                // Not what the gateway wrote: treated as absent (401), and said loudly.
+                self.logger.error("unreadable opaque access token record in the store", metadata: ["reason": "\(reason)"])
+                return nil
+            }
+            if let stale {
+                // The store cannot answer: a cached token keeps working within the grace,
+                // never past its own expiry.
+                throw StaleFallback(principal: stale)
+            }
+            self.logger.warning("credential store unavailable", metadata: ["error": "\(error)"])
+            throw GatewayError.authUnavailable
+        }.flatMapThrowing { record -> Principal in
+            guard let record, record.isUsable(at: self.now()) else {
+                self.cache.storeNegative(hash, now: .now())
+                throw GatewayError.unauthorized(Self.refusal)
+            }
+            var principal = Principal(
+                subject: record.subject, kind: .oauth, scopes: record.scopes, clientID: record.clientID,
+                expiresAt: record.expiresAt)
+            principal.issuer = self.issuer
+            if generation == self.generation {
+                self.cache.storePositive(hash, principal, now: .now())
+            }
+            return principal
+        }.flatMapErrorThrowing { error -> Principal in
+            guard let fallback = error as? StaleFallback else { throw error }
+            // The token may have expired while the store was being asked.
+            guard let expiresAt = fallback.principal.expiresAt, self.now() < expiresAt else {
+                throw GatewayError.unauthorized(Self.refusal)
+            }
+            return fallback.principal
+        }.nonisolated()
+        return .pending(future)
+    }
+
+    private struct StaleFallback: Error {
+        let principal: Principal
+    }
+
+    /// One store lookup per token at a time on this loop (a burst of requests with a token
+    /// this loop has not seen waits for one answer).
+    private func lookUp(hash: String) -> EventLoopFuture<OpaqueAccessTokenRecord?> {
+        if let pending = self.lookupsInFlight[hash] { return pending }
+        let future = self.store.opaqueAccessToken(hash: hash)
+        self.lookupsInFlight[hash] = future
+        future.assumeIsolated().whenComplete { _ in self.lookupsInFlight[hash] = nil }
+        return future
+    }
+}

@@ -1,0 +1,186 @@
+package import NIOConcurrencyHelpers
+package import NIOCore
+
+/// The process-local OAuth state (run-time clients, authorization codes, consents) shared
+/// by every loop's `InMemoryOAuthStore`, behind a lock. Only the demo runs OAuth without
+/// Redis (a configuration file with `[oauth]` needs `[redis]`); the lock is taken on the
+/// authorize and token endpoints, never on the proxy path. Any thread.
+package final class InMemoryOAuthData: Sendable {
+    private enum CodeState: Sendable {
+        case live
+        /// Redeemed once; what the token endpoint issued from it, once recorded.
+        case redeemed(CodeIssuance?)
+        /// Presented again after its redemption.
+        case reused(CodeIssuance?)
+    }
+
+    private struct Code: Sendable {
+        var record: AuthorizationCodeRecord
+        var state: CodeState
+    }
+
+    private struct Storage: Sendable {
+        var clients: [String: OAuthClient] = [:]
+        var codes: [String: Code] = [:]
+        var consents: [String: [String]] = [:]
+    }
+
+    /// Codes are kept this long past their expiry once redeemed, so a late second
+    /// redemption is still recognised as reuse (as on Redis).
+    private static let usedCodeGrace: Int64 = 600
+    /// Bounds the map: expired codes are dropped when it grows past this.
+    private static let pruneThreshold = 10_000
+
+    private let storage = NIOLockedValueBox(Storage())
+
+    package init() {}
+
+    func client(id: String) -> OAuthClient? { self.storage.withLockedValue { $0.clients[id] } }
+
+    func listClients() -> [OAuthClient] {
+        self.storage.withLockedValue { Array($0.clients.values) }.sorted { $0.id < $1.id }
+    }
+
+    func createClient(_ client: OAuthClient) -> Bool {
+        self.storage.withLockedValue { storage in
+            guard storage.clients[client.id] == nil else { return false }
+            storage.clients[client.id] = client
+            return true
+        }
+    }
+
+    func replaceClient(_ client: OAuthClient) -> Bool {
+        self.storage.withLockedValue { storage in
+            guard storage.clients[client.id] != nil else { return false }
+            storage.clients[client.id] = client
+            return true
+        }
+    }
+
+    func removeClient(id: String) -> Bool {
+        self.storage.withLockedValue { $0.clients.removeValue(forKey: id) != nil }
+    }
+
+    func storeCode(codeHash: String, record: AuthorizationCodeRecord, now: Int64) -> Bool {
+        self.storage.withLockedValue { storage in
+            if storage.codes.count > Self.pruneThreshold {
+                storage.codes = storage.codes.filter { $0.value.record.expiresAt + Self.usedCodeGrace > now }
+            }
+            guard storage.codes[codeHash] == nil else { return false }
+            storage.codes[codeHash] = Code(record: record, state: .live)
+            return true
+        }
+    }
+
+    func redeemCode(codeHash: String, now: Int64) -> CodeRedemption {
+        self.storage.withLockedValue { storage in
+            guard var code = storage.codes[codeHash] else { return .invalid }
+            switch code.state {
+            case .live:
+                guard code.record.expiresAt > now else {
+                    storage.codes[codeHash] = nil
+                    return .invalid
+                }
+                code.state = .redeemed(nil)
+                storage.codes[codeHash] = code
+                return .redeemed(code.record)
+            case .redeemed(let issued), .reused(let issued):
+                guard code.record.expiresAt + Self.usedCodeGrace > now else {
+                    storage.codes[codeHash] = nil
+                    return .invalid
+                }
+                code.state = .reused(issued)
+                storage.codes[codeHash] = code
+                return .reused(code.record, issued: issued)
+            }
+        }
+    }
+
+    func recordIssued(fromCode codeHash: String, issuance: CodeIssuance) -> Bool {
+        self.storage.withLockedValue { storage in
+            guard var code = storage.codes[codeHash] else { return false }
+            switch code.state {
+            case .redeemed:
+                code.state = .redeemed(issuance)
+                storage.codes[codeHash] = code
+                return true
+            case .live, .reused:
+                return false
+            }
+        }
+    }
+
+    func storeConsent(userID: String, clientID: String, scopes: [String]) {
+        self.storage.withLockedValue { $0.consents[Self.consentKey(userID, clientID)] = Array(Set(scopes)).sorted() }
+    }
+
+    func consent(userID: String, clientID: String) -> [String]? {
+        self.storage.withLockedValue { $0.consents[Self.consentKey(userID, clientID)] }
+    }
+
+    func revokeConsent(userID: String, clientID: String) {
+        self.storage.withLockedValue { _ = $0.consents.removeValue(forKey: Self.consentKey(userID, clientID)) }
+    }
+
+    private static func consentKey(_ userID: String, _ clientID: String) -> String { userID + "\u{0}" + clientID }
+}
+
+/// `OAuthStore` over `InMemoryOAuthData`, for the demo (no Redis); one per event loop,
+/// every future completes on that loop.
+package final class InMemoryOAuthStore: OAuthStore {
+    package let eventLoop: any EventLoop
+    private let data: InMemoryOAuthData
+
+    package init(eventLoop: any EventLoop, data: InMemoryOAuthData) {
+        self.eventLoop = eventLoop
+        self.data = data
+    }
+
+    package func client(id: String) -> EventLoopFuture<OAuthClient?> {
+        self.eventLoop.makeSucceededFuture(self.data.client(id: id))
+    }
+
+    package func listClients() -> EventLoopFuture<[OAuthClient]> {
+        self.eventLoop.makeSucceededFuture(self.data.listClients())
+    }
+
+    package func createClient(_ client: OAuthClient) -> EventLoopFuture<Void> {
+        self.data.createClient(client)
+            ? self.eventLoop.makeSucceededVoidFuture() : self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+    }
+
+    package func replaceClient(_ client: OAuthClient) -> EventLoopFuture<Bool> {
+        self.eventLoop.makeSucceededFuture(self.data.replaceClient(client))
+    }
+
+    package func removeClient(id: String) -> EventLoopFuture<Bool> {
+        self.eventLoop.makeSucceededFuture(self.data.removeClient(id: id))
+    }
+
+    package func storeCode(codeHash: String, record: AuthorizationCodeRecord, now: Int64) -> EventLoopFuture<Void> {
+        self.data.storeCode(codeHash: codeHash, record: record, now: now)
+            ? self.eventLoop.makeSucceededVoidFuture() : self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+    }
+
+    package func redeemCode(codeHash: String, now: Int64) -> EventLoopFuture<CodeRedemption> {
+        self.eventLoop.makeSucceededFuture(self.data.redeemCode(codeHash: codeHash, now: now))
+    }
+
+    package func recordIssued(fromCode codeHash: String, issuance: CodeIssuance) -> EventLoopFuture<Bool> {
+        self.eventLoop.makeSucceededFuture(self.data.recordIssued(fromCode: codeHash, issuance: issuance))
+    }
+
+    package func storeConsent(userID: String, clientID: String, scopes: [String]) -> EventLoopFuture<Void> {
+        self.data.storeConsent(userID: userID, clientID: clientID, scopes: scopes)
+        return self.eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func consent(userID: String, clientID: String) -> EventLoopFuture<[String]?> {
+        self.eventLoop.makeSucceededFuture(self.data.consent(userID: userID, clientID: clientID))
+    }
+
+    package func revokeConsent(userID: String, clientID: String) -> EventLoopFuture<Void> {
+        self.data.revokeConsent(userID: userID, clientID: clientID)
+        return self.eventLoop.makeSucceededVoidFuture()
+    }
+}
