@@ -126,6 +126,8 @@ extension GatewayConfiguration {
         lines.append("[ui]")
         lines.append("session_idle_timeout = \(duration(self.ui.sessionIdleTimeout))")
         lines.append("session_lifetime = \(duration(self.ui.sessionLifetime))")
+        if let enabled = self.ui.enabled { lines.append("enabled = \(enabled)") }
+        lines.append("path_prefix = \"\(self.ui.pathPrefix)\"")
         for policy in self.rateLimits {
             lines.append("")
             lines.append("[[rate_limits]]")

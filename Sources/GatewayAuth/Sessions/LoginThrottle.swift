@@ -25,6 +25,9 @@ package enum LoginThrottlePurpose: String, Sendable {
     case authorize
     /// `/oauth/token`: per address and per client (`account` = `client:<id>`).
     case oauthToken = "oauth-token"
+    /// A form posted to the settings pages (create or revoke an API key, sign out): per
+    /// address, in buckets of their own.
+    case settings
 }
 
 package enum LoginThrottleDecision: Sendable, Equatable {
