@@ -52,7 +52,8 @@ package struct KeyCreateForm: Sendable, Equatable {
             form.errors["name"] = "Give the key a name."
         } else if form.name.count > maximumNameCharacters || form.name.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
             form.errors["name"] = "Use at most \(maximumNameCharacters) printable characters."
-            form.name = String(form.name.prefix(maximumNameCharacters))
+            // Bounded, yet still too long: the form shown again re-checks it and shows the error.
+            form.name = String(form.name.prefix(maximumNameCharacters + 1))
         }
         let unknown = scopes.filter { !Scopes.all.contains($0) }
         let notHeld = scopes.filter { Scopes.all.contains($0) && !offered.contains($0) }
