@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-release test unit-test e2e-test sdk-python-test demo check-config clean bench bench-quick install
+.PHONY: all deps build build-release test unit-test e2e-test sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
 
 all: build
 
@@ -35,6 +35,11 @@ test: build $(VENV)/.installed
 # The Python SDK alone: unit tests on a stub, mypy --strict, installs into fresh venvs.
 sdk-python-test: $(VENV)/.installed
 	$(PYTHON) -m pytest -q sdks/python/tests
+
+# The Node SDK alone: unit tests (node --test) and its types (tsc). `make test` runs these
+# too, with npm pack and the end-to-end runs, through Tests/e2e/test_sdk_node.py.
+sdk-node-test: deps
+	cd sdks/node && node --test test/*.test.mjs && tsc --noEmit -p test/types/tsconfig.json
 
 unit-test: build
 	$(SWIFT) test

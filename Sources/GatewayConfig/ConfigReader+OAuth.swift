@@ -8,7 +8,14 @@ extension ConfigReader {
         let path = "oauth"
         self.rejectUnknown(in: table, path: path, allowed: ["code_ttl", "token_requests_per_client", "token_requests_per_address", "clients"])
         var settings = OAuthSettings()
-        if jwt.issuer == nil {
+        if let issuer = jwt.issuer {
+            // RFC 8414 §2: the issuer is an https URL without query or fragment; plain http
+            // only on a loopback address (tests, a local demo).
+            if !KeyURLPolicy.allows(issuer) || issuer.contains("?") || issuer.contains("#") {
+                self.problem(
+                    path, "[auth.jwt] issuer must be an https:// URL without query or fragment to serve OAuth (http:// only on a loopback address)")
+            }
+        } else {
             self.problem(path, "the authorization server signs with the gateway's issuer: set [auth.jwt] issuer and a signing key")
         }
         if !hasRedis {

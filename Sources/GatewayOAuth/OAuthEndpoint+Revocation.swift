@@ -37,6 +37,8 @@ extension OAuthEndpoint {
                 return self.deps.sessions.refreshGrant(tokenHash: hash, now: now).flatMap { state -> EventLoopFuture<Void> in
                     guard let state, state.grant.clientID == client.id else { return eventLoop.makeSucceededVoidFuture() }
                     return self.deps.sessions.revokeRefreshFamily(tokenHash: hash).flatMap { _ in
+                        self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop)
+                    }.flatMap {
                         self.deps.store.revokeConsent(userID: state.grant.subject, clientID: client.id)
                     }
                 }
@@ -98,7 +100,8 @@ extension OAuthEndpoint {
                     guard !revoked else { return inactive }
                     return Self.active(
                         scopes: verified.principal.scopes, clientID: verified.principal.clientID, subject: verified.principal.subject,
-                        expiresAt: verified.expiresAt, issuedAt: nil, tokenID: id, issuer: issuer, tokenType: "Bearer")
+                        expiresAt: verified.expiresAt, issuedAt: nil, tokenID: id, issuer: issuer, tokenType: "Bearer",
+                        audience: self.deps.issuer.audience)
                 }
             case .unknown:
                 return eventLoop.makeSucceededFuture(inactive)
@@ -110,13 +113,14 @@ extension OAuthEndpoint {
 
     static func active(
         scopes: [String], clientID: String?, subject: String, expiresAt: Int64, issuedAt: Int64?, tokenID: String?, issuer: String,
-        tokenType: String
+        tokenType: String, audience: String? = nil
     ) -> String {
         var json = "{\"active\":true,\"scope\":" + JSONText.quoted(scopes.joined(separator: " "))
         if let clientID { json += ",\"client_id\":" + JSONText.quoted(clientID) }
         json += ",\"sub\":" + JSONText.quoted(subject) + ",\"exp\":\(expiresAt)"
         if let issuedAt { json += ",\"iat\":\(issuedAt)" }
         if let tokenID { json += ",\"jti\":" + JSONText.quoted(tokenID) }
+        if let audience { json += ",\"aud\":" + JSONText.quoted(audience) }
         json += ",\"iss\":" + JSONText.quoted(issuer) + ",\"token_type\":" + JSONText.quoted(tokenType) + "}"
         return json
     }

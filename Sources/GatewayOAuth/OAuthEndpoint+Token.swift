@@ -30,30 +30,15 @@ extension OAuthEndpoint {
             return eventLoop.makeFailedFuture(OAuthError.unsupportedGrantType(
                 "Supported grant types: authorization_code, refresh_token, client_credentials."))
         }
-        // Counted before any secret check or store lookup, per address and per claimed client.
-        let claimedClient = (try? PresentedClient.parse(authorization: request.values(of: "Authorization"), form: form))?.clientID
-        let account = claimedClient.flatMap { OAuthClientID.isValid($0) ? "client:" + $0 : nil }
-        return self.deps.throttle.admit(address: request.clientAddress, account: account, purpose: .oauthToken, now: .now())
-            .flatMapThrowing { decision in
-                switch decision {
-                case .allowed: return
-                case .limited(let seconds, let headers):
-                    throw GatewayError(
-                        status: 429, code: "too_many_attempts", description: "Too many token requests; wait \(seconds) seconds.",
-                        headers: [.init("Retry-After", String(seconds))] + headers)
-                case .unavailable: throw GatewayError.authUnavailable
-                }
-            }.flatMap {
-                self.authenticate(request, form: form, eventLoop: eventLoop)
-            }.flatMap { client -> EventLoopFuture<String> in
-                switch grant {
-                case .authorizationCode: return self.authorizationCode(form, client: client, eventLoop: eventLoop)
-                case .clientCredentials: return self.clientCredentials(form, client: client, eventLoop: eventLoop)
-                case .refreshToken: return self.refresh(form, client: client, eventLoop: eventLoop)
-                }
-            }.map { body in
-                LocalResponse(status: 200, body: body, headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")])
-            }.flatMapErrorThrowing { throw Self.mapped($0) }
+        return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap { client -> EventLoopFuture<String> in
+            switch grant {
+            case .authorizationCode: return self.authorizationCode(form, client: client, eventLoop: eventLoop)
+            case .clientCredentials: return self.clientCredentials(form, client: client, eventLoop: eventLoop)
+            case .refreshToken: return self.refresh(form, client: client, eventLoop: eventLoop)
+            }
+        }.map { body in
+            LocalResponse(status: 200, body: body, headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")])
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     // MARK: authorization_code
@@ -143,12 +128,16 @@ extension OAuthEndpoint {
             }
             let refreshToken = RefreshRotator.makeToken()
             let refreshHash = RefreshRotator.hash(refreshToken)
+            let family = Base64URL.encode(SecureRandom.bytes(16))
             issuance.refreshTokenHash = refreshHash
+            issuance.family = family
             let grant = RefreshGrant(
-                family: Base64URL.encode(SecureRandom.bytes(16)), userID: email, subject: subject, scopes: scopes,
-                expiresAt: now + self.deps.issuer.refreshTokenTTL, clientID: client.id)
+                family: family, userID: email, subject: subject, scopes: scopes, expiresAt: now + self.deps.issuer.refreshTokenTTL,
+                clientID: client.id)
             let finished = issuance
-            return self.deps.sessions.storeRefresh(tokenHash: refreshHash, grant: grant, now: now).map {
+            return self.deps.sessions.storeRefresh(tokenHash: refreshHash, grant: grant, now: now).flatMap {
+                self.remember(access, family: family, now: now)
+            }.map {
                 Issued(body: Self.body(access, scopes: scopes, refreshToken: refreshToken, now: now), issuance: finished)
             }
         }
@@ -175,6 +164,35 @@ extension OAuthEndpoint {
         }
     }
 
+    /// Records `access` under its grant's refresh family, so revoking the grant revokes it.
+    func remember(_ access: AccessToken, family: String, now: Int64) -> EventLoopFuture<Void> {
+        let token: GrantAccessToken
+        if let hash = access.opaqueHash {
+            token = .opaque(hash: hash)
+        } else if let id = access.tokenID {
+            token = .jwt(tokenID: id, expiresAt: access.expiresAt)
+        } else {
+            return self.deps.store.eventLoop.makeSucceededVoidFuture()
+        }
+        return self.deps.store.recordGrantAccessToken(family: family, token: token, keepUntil: access.expiresAt + 900, now: now)
+    }
+
+    /// Revokes every access token recorded under `family` (the grant is being revoked).
+    func revokeGrantAccessTokens(family: String, now: Int64, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        self.deps.store.takeGrantAccessTokens(family: family).flatMap { tokens -> EventLoopFuture<Void> in
+            let work = tokens.map { token -> EventLoopFuture<Void> in
+                switch token {
+                case .jwt(let id, let expiresAt):
+                    return self.deps.sessions.revokeTokenID(id, expiresAt: expiresAt, now: now).map { self.deps.revokeLocally(id, expiresAt) }
+                case .opaque(let hash):
+                    guard let store = self.deps.opaqueTokens else { return eventLoop.makeSucceededVoidFuture() }
+                    return store.revokeOpaqueAccessToken(hash: hash).hop(to: eventLoop).map { _ in () }
+                }
+            }
+            return EventLoopFuture.andAllSucceed(work, on: eventLoop)
+        }
+    }
+
     static func body(_ access: AccessToken, scopes: [String], refreshToken: String?, now: Int64) -> String {
         var json = "{\"access_token\":" + JSONText.quoted(access.token) + ",\"token_type\":\"Bearer\""
         json += ",\"expires_in\":\(max(0, access.expiresAt - now)),\"scope\":" + JSONText.quoted(scopes.joined(separator: " "))
@@ -188,6 +206,9 @@ extension OAuthEndpoint {
         var work: [EventLoopFuture<Void>] = []
         if let hash = issuance.refreshTokenHash {
             work.append(self.deps.sessions.revokeRefreshFamily(tokenHash: hash).map { _ in () })
+        }
+        if let family = issuance.family {
+            work.append(self.revokeGrantAccessTokens(family: family, now: now, eventLoop: eventLoop))
         }
         if let id = issuance.accessTokenID, let expiresAt = issuance.accessTokenExpiresAt {
             work.append(self.deps.sessions.revokeTokenID(id, expiresAt: expiresAt, now: now).map { self.deps.revokeLocally(id, expiresAt) })
@@ -255,14 +276,17 @@ extension OAuthEndpoint {
             }
             return self.rotator.rotate(token: token, clientID: client.id, now: now, eventLoop: eventLoop) { grant, newToken in
                 self.refreshed(grant, newToken: newToken, requested: requested, client: client, now: now, eventLoop: eventLoop)
-            }.flatMapThrowing { outcome -> String in
+            }.flatMap { outcome -> EventLoopFuture<String> in
                 switch outcome {
-                case .answered(let body), .replayed(let body): return body
-                case .invalid: throw invalid
+                case .answered(let body), .replayed(let body): return eventLoop.makeSucceededFuture(body)
+                case .invalid: return eventLoop.makeFailedFuture(invalid)
                 case .reused:
                     self.deps.logger.warning(
                         "refresh token reused; its family is revoked", metadata: ["event": "refresh_reuse", "client_id": .string(client.id)])
-                    throw OAuthError.invalidGrant("The refresh token was already used; its grant is revoked.")
+                    // The family is revoked: the access tokens of the grant go with it.
+                    return self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop).flatMapThrowing {
+                        throw OAuthError.invalidGrant("The refresh token was already used; its grant is revoked.")
+                    }
                 }
             }
         }
@@ -278,8 +302,8 @@ extension OAuthEndpoint {
                 }
             }
             let scopes = (requested ?? grant.scopes).filter { user.scopes.contains($0) && client.scopes.contains($0) }
-            return self.accessToken(client: client, subject: user.id, scopes: scopes, now: now, eventLoop: eventLoop).map {
-                Self.body($0, scopes: scopes, refreshToken: newToken, now: now)
+            return self.accessToken(client: client, subject: user.id, scopes: scopes, now: now, eventLoop: eventLoop).flatMap { access in
+                self.remember(access, family: grant.family, now: now).map { Self.body(access, scopes: scopes, refreshToken: newToken, now: now) }
             }
         }
     }

@@ -92,18 +92,22 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
     let deps: Dependencies
     let rotator: RefreshRotator
     let metadataDocument: String
+    /// Where the metadata is served: the well-known path, plus the well-known path followed
+    /// by the issuer's path when it has one (RFC 8414 §3).
+    let metadataPaths: Set<String>
 
     package init(_ dependencies: Dependencies) {
         self.deps = dependencies
         self.rotator = RefreshRotator(sessions: dependencies.sessions, graceSeconds: dependencies.refreshReuseGraceSeconds)
         self.metadataDocument = Self.metadata(issuer: dependencies.issuer.issuer)
+        self.metadataPaths = Self.metadataPaths(issuer: dependencies.issuer.issuer)
     }
 
     package var routeLabel: String { "builtin oauth" }
     package var maximumBodyBytes: Int64 { 16 * 1024 }
 
     package func handles(_ normalizedPath: String) -> Bool {
-        if normalizedPath == Self.metadataPath { return true }
+        if self.metadataPaths.contains(normalizedPath) { return true }
         guard normalizedPath == "/oauth" || normalizedPath.hasPrefix("/oauth/") else { return false }
         return !Self.pagePaths.contains(normalizedPath) && !normalizedPath.hasPrefix("/oauth/static/")
     }
@@ -116,11 +120,12 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
 
     package func handle(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         let path = request.normalizedPath
-        switch path {
-        case Self.metadataPath:
+        if self.metadataPaths.contains(path) {
             guard request.method == "GET" || request.method == "HEAD" else { return eventLoop.makeFailedFuture(Self.methodNotAllowed(path, "GET, HEAD")) }
             return eventLoop.makeSucceededFuture(LocalResponse(
                 status: 200, body: self.metadataDocument, headers: [.init("Cache-Control", "public, max-age=300")]))
+        }
+        switch path {
         case Self.tokenPath, Self.revokePath, Self.introspectPath:
             guard request.method == "POST" else { return eventLoop.makeFailedFuture(Self.methodNotAllowed(path, "POST")) }
             let form: FormParameters
@@ -164,7 +169,10 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
 
     // MARK: client authentication
 
-    /// The authenticated (or, for a public client, identified) client of a request.
+    /// The authenticated (or, for a public client, identified) client of a request. Every
+    /// attempt is counted first, per address and per claimed client id (`[oauth]
+    /// token_requests_per_*`), before any secret check or store lookup: secrets cannot be
+    /// guessed at speed through any of the endpoints.
     func authenticate(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<OAuthClient> {
         let presented: PresentedClient
         do {
@@ -172,7 +180,20 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        return self.deps.registry.client(id: presented.clientID).flatMap { client -> EventLoopFuture<OAuthClient> in
+        let account = OAuthClientID.isValid(presented.clientID) ? "client:" + presented.clientID : nil
+        return self.deps.throttle.admit(address: request.clientAddress, account: account, purpose: .oauthToken, now: .now())
+            .flatMapThrowing { decision in
+                switch decision {
+                case .allowed: return
+                case .limited(let seconds, let headers):
+                    throw GatewayError(
+                        status: 429, code: "too_many_attempts", description: "Too many requests for this client; wait \(seconds) seconds.",
+                        headers: [.init("Retry-After", String(seconds))] + headers)
+                case .unavailable: throw GatewayError.authUnavailable
+                }
+            }.flatMap {
+                self.deps.registry.client(id: presented.clientID)
+            }.flatMap { client -> EventLoopFuture<OAuthClient> in
             guard let client else {
                 return eventLoop.makeFailedFuture(OAuthError.invalidClient("Unknown client or wrong secret."))
             }
@@ -202,6 +223,19 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
     }
 
     // MARK: metadata
+
+    static func metadataPaths(issuer: String) -> Set<String> {
+        var paths: Set<String> = [metadataPath]
+        if let schemeEnd = issuer.range(of: "://") {
+            let afterScheme = issuer[schemeEnd.upperBound...]
+            if let slash = afterScheme.firstIndex(of: "/") {
+                var path = String(afterScheme[slash...])
+                while path.hasSuffix("/") { path.removeLast() }
+                if !path.isEmpty { paths.insert(metadataPath + path) }
+            }
+        }
+        return paths
+    }
 
     static func endpoint(_ issuer: String, _ path: String) -> String {
         (issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer) + path

@@ -351,25 +351,44 @@ package final class AuthorizePages: LocalEndpoint {
             state: flow.request.state)
     }
 
-    /// Stores a code for `user` and sends the browser back with it. The code is 32 random
-    /// bytes; only its SHA-256 is stored; the flow ends here.
+    /// Ends the flow, then stores a code for `user` and sends the browser back with it. The
+    /// code is 32 random bytes; only its SHA-256 is stored.
     private func issueCode(flowID: String, flow: AuthorizeFlow, user: UserRecord, scopes: [String], eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+        let store = self.deps.oauthStore
+        let logger = self.deps.logger
+        let issuer = self.deps.issuer
         let now = self.deps.now()
-        let code = PageRandom.token()
-        let record = AuthorizationCodeRecord(
-            clientID: flow.request.clientID, redirectURI: flow.request.redirectURI, codeChallenge: flow.request.codeChallenge,
-            userID: user.id, email: user.email, scopes: scopes, issuedAt: now, expiresAt: now + self.deps.codeTTL)
-        let location = AuthorizeValidation.location(
-            redirectURI: flow.request.redirectURI, parameters: [("code", code), ("state", flow.request.state)], issuer: self.deps.issuer)
-        return self.deps.oauthStore.storeCode(codeHash: PageRandom.hash(code), record: record, now: now).assumeIsolated().flatMap {
-            self.deps.logger.info("authorization code issued", metadata: ["event": "oauth_code_issued", "client_id": .string(flow.request.clientID), "subject": .string(user.id)])
-            return self.finish(flowID: flowID, PageResponses.seeOther(location), eventLoop: eventLoop)
+        let codeTTL = self.deps.codeTTL
+        return self.finish(flowID: flowID, eventLoop: eventLoop) {
+            let code = PageRandom.token()
+            let record = AuthorizationCodeRecord(
+                clientID: flow.request.clientID, redirectURI: flow.request.redirectURI, codeChallenge: flow.request.codeChallenge,
+                userID: user.id, email: user.email, scopes: scopes, issuedAt: now, expiresAt: now + codeTTL)
+            let location = AuthorizeValidation.location(
+                redirectURI: flow.request.redirectURI, parameters: [("code", code), ("state", flow.request.state)], issuer: issuer)
+            return store.storeCode(codeHash: PageRandom.hash(code), record: record, now: now).map {
+                logger.info("authorization code issued", metadata: [
+                    "event": "oauth_code_issued", "client_id": .string(flow.request.clientID), "subject": .string(user.id),
+                ])
+                return PageResponses.seeOther(location)
+            }
+        }
+    }
+
+    /// Ends the flow with `answer`: the flow record is deleted first, and only the request
+    /// that deleted it answers, so a flow yields at most one code or refusal even when its
+    /// form is posted twice at once; the others see an expired flow.
+    private func finish(
+        flowID: String, eventLoop: any EventLoop, _ answer: @escaping () -> EventLoopFuture<LocalResponse>
+    ) -> EventLoopFuture<LocalResponse> {
+        self.deps.browserState.deleteFlow(id: flowID).assumeIsolated().flatMap { existed -> EventLoopFuture<LocalResponse> in
+            guard existed else { return eventLoop.makeFailedFuture(Self.expiredFlow) }
+            return answer()
         }.nonisolated()
     }
 
-    /// Ends the flow (its record is deleted: a flow yields at most one answer) with `response`.
     private func finish(flowID: String, _ response: LocalResponse, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        self.deps.browserState.deleteFlow(id: flowID).map { response }
+        self.finish(flowID: flowID, eventLoop: eventLoop) { eventLoop.makeSucceededFuture(response) }
     }
 
     /// An error sent back to the client (303 with `error`, `error_description`, `state`, `iss`).

@@ -48,7 +48,8 @@ package protocol BrowserStateStore: AnyObject {
 
     func storeFlow(id: String, json: String, ttl: Int64) -> EventLoopFuture<Void>
     func flow(id: String) -> EventLoopFuture<String?>
-    func deleteFlow(id: String) -> EventLoopFuture<Void>
+    /// Deletes the flow; true if it existed (exactly one of concurrent callers gets true).
+    func deleteFlow(id: String) -> EventLoopFuture<Bool>
 }
 
 /// `BrowserStateStore` on Redis. Layout under the prefix `P`:
@@ -150,8 +151,11 @@ package final class RedisBrowserStateStore: BrowserStateStore {
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
-    package func deleteFlow(id: String) -> EventLoopFuture<Void> {
-        self.client.send(["DEL", self.flowKey(id)]).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    package func deleteFlow(id: String) -> EventLoopFuture<Bool> {
+        self.client.send(["DEL", self.flowKey(id)]).flatMapThrowing { reply in
+            guard case .integer(let count) = reply else { throw CredentialStoreError.corrupt("unexpected reply to DEL") }
+            return count == 1
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     private static func encode(_ value: some Encodable) -> String? {

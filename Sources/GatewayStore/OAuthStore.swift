@@ -45,14 +45,20 @@ package struct AuthorizationCodeRecord: Codable, Sendable, Hashable {
 package struct CodeIssuance: Codable, Sendable, Hashable {
     /// SHA-256 hex of the refresh token (its family is revoked on reuse).
     package var refreshTokenHash: String?
+    /// The refresh family (the access tokens refreshed from it are revoked on reuse).
+    package var family: String?
     /// The JWT access token's `jti` and `exp` (denied on reuse).
     package var accessTokenID: String?
     package var accessTokenExpiresAt: Int64?
     /// SHA-256 hex of an opaque access token (deleted on reuse).
     package var opaqueAccessTokenHash: String?
 
-    package init(refreshTokenHash: String? = nil, accessTokenID: String? = nil, accessTokenExpiresAt: Int64? = nil, opaqueAccessTokenHash: String? = nil) {
+    package init(
+        refreshTokenHash: String? = nil, family: String? = nil, accessTokenID: String? = nil, accessTokenExpiresAt: Int64? = nil,
+        opaqueAccessTokenHash: String? = nil
+    ) {
         self.refreshTokenHash = refreshTokenHash
+        self.family = family
         self.accessTokenID = accessTokenID
         self.accessTokenExpiresAt = accessTokenExpiresAt
         self.opaqueAccessTokenHash = opaqueAccessTokenHash
@@ -60,9 +66,35 @@ package struct CodeIssuance: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case refreshTokenHash = "refresh_token_hash"
+        case family
         case accessTokenID = "access_jti"
         case accessTokenExpiresAt = "access_exp"
         case opaqueAccessTokenHash = "access_token_hash"
+    }
+}
+
+/// An access token issued under a refresh family: a JWT by its `jti` and `exp`, or an
+/// opaque token by its hash. Stored as `j <exp> <jti>` or `o <hash>`.
+package enum GrantAccessToken: Sendable, Hashable {
+    case jwt(tokenID: String, expiresAt: Int64)
+    case opaque(hash: String)
+
+    var stored: String {
+        switch self {
+        case .jwt(let id, let expiresAt): "j \(expiresAt) \(id)"
+        case .opaque(let hash): "o \(hash)"
+        }
+    }
+
+    init?(stored: String) {
+        let parts = stored.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        if parts.count == 3, parts[0] == "j", let expiresAt = Int64(parts[1]), !parts[2].isEmpty, parts[2].utf8.count <= 128 {
+            self = .jwt(tokenID: String(parts[2]), expiresAt: expiresAt)
+        } else if parts.count == 2, parts[0] == "o", parts[1].utf8.count == 64 {
+            self = .opaque(hash: String(parts[1]))
+        } else {
+            return nil
+        }
     }
 }
 
@@ -106,6 +138,14 @@ package protocol OAuthStore: AnyObject {
     /// Records what was issued from a redeemed code. False when the code was presented
     /// again meanwhile: the caller must revoke what it issued.
     func recordIssued(fromCode codeHash: String, issuance: CodeIssuance) -> EventLoopFuture<Bool>
+
+    // MARK: access tokens of a grant
+
+    /// Remembers an access token issued under the refresh family `family` (a code's first
+    /// pair, every refresh), so revoking the grant revokes them too; kept until `keepUntil`.
+    func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) -> EventLoopFuture<Void>
+    /// The access tokens recorded for `family`, forgotten at once (they are being revoked).
+    func takeGrantAccessTokens(family: String) -> EventLoopFuture<[GrantAccessToken]>
 
     // MARK: consents
 

@@ -10,6 +10,8 @@ package import NIOCore
 /// - `P oauth-code-used:<sha256 hex>` — present once redeemed: `R` (nothing recorded yet),
 ///   `I <issuance JSON>` (what was issued), or `X` / `X <issuance JSON>` once reused
 /// - `P oauth-consent:<user id>:<client id>` — JSON array of the granted scopes, sorted
+/// - `P oauth-grant-tokens:<family>` — set of the access tokens issued under a refresh
+///   family (`j <exp> <jti>`, `o <hash>`), to revoke with the grant
 /// Touched only on its event loop (futures complete there).
 package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
     /// How long a redeemed code is remembered past its expiry to detect reuse.
@@ -189,6 +191,40 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
     private func codeKeys(_ codeHash: String) -> [String] {
         ["\(self.prefix)oauth-code:\(codeHash)", "\(self.prefix)oauth-code-used:\(codeHash)"]
     }
+
+    // MARK: access tokens of a grant
+
+    package func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) -> EventLoopFuture<Void> {
+        self.client.evaluate(
+            script: Self.addTokenScript, keys: ["\(self.prefix)oauth-grant-tokens:\(family)"],
+            arguments: [token.stored, String(max(1, keepUntil - now))]
+        ).map { _ in () }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+    }
+
+    /// KEYS: the set. ARGV: member, seconds to keep. The set lives as long as its longest entry.
+    private static let addTokenScript = """
+        redis.call('SADD', KEYS[1], ARGV[1])
+        if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+        return 1
+        """
+
+    package func takeGrantAccessTokens(family: String) -> EventLoopFuture<[GrantAccessToken]> {
+        self.client.evaluate(script: Self.takeTokensScript, keys: ["\(self.prefix)oauth-grant-tokens:\(family)"], arguments: [])
+            .flatMapThrowing { reply -> [GrantAccessToken] in
+                guard case .array(let values) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
+                return values.compactMap { value in
+                    guard case .bulkString(let bytes) = value, bytes.count <= 256 else { return nil }
+                    return GrantAccessToken(stored: String(decoding: bytes, as: UTF8.self))
+                }
+            }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+    }
+
+    /// KEYS: the set. Its members (at most 10000), and the set deleted.
+    private static let takeTokensScript = """
+        local members = redis.call('SRANDMEMBER', KEYS[1], 10000)
+        redis.call('DEL', KEYS[1])
+        return members
+        """
 
     // MARK: consents
 

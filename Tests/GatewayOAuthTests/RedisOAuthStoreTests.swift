@@ -101,6 +101,26 @@ import Testing
         }
     }
 
+    @Test func theAccessTokensOfAGrantAreRecordedAndTakenOnce() async throws {
+        try await withStores { store, _, redis, loop in
+            let jwt = GrantAccessToken.jwt(tokenID: "jti-1", expiresAt: Self.now + 3600)
+            let opaque = GrantAccessToken.opaque(hash: String(repeating: "a", count: 64))
+            try await run(loop) { store.recordGrantAccessToken(family: "fam", token: jwt, keepUntil: Self.now + 4500, now: Self.now) }
+            try await run(loop) { store.recordGrantAccessToken(family: "fam", token: opaque, keepUntil: Self.now + 100, now: Self.now) }
+            // Kept as long as the longest entry needs.
+            guard case .integer(let ttl) = try await redis.send(["TTL", "dbgw:oauth-grant-tokens:fam"]) else {
+                Issue.record("no TTL")
+                return
+            }
+            #expect(ttl > 4000 && ttl <= 4500)
+            #expect(Set(try await run(loop) { store.takeGrantAccessTokens(family: "fam") }) == [jwt, opaque])
+            #expect(try await run(loop) { store.takeGrantAccessTokens(family: "fam") } == [])
+            // Garbage members are skipped, not trusted.
+            _ = try await redis.send(["SADD", "dbgw:oauth-grant-tokens:bad", "j notanumber x", "o short", "x y"])
+            #expect(try await run(loop) { store.takeGrantAccessTokens(family: "bad") } == [])
+        }
+    }
+
     @Test func consentsAreRememberedSortedAndRevoked() async throws {
         try await withStores { store, _, _, loop in
             #expect(try await run(loop) { store.consent(userID: "usr_1", clientID: "app") } == nil)

@@ -55,7 +55,8 @@ def gateway_binary() -> str:
     path = os.environ.get("GATEWAY_BIN", str(ROOT / ".build" / "debug" / "dbaudit-gateway"))
     if not Path(path).exists():
         pytest.fail(f"gateway binary {path} not found: run `swift build` first (make test does)")
-    return path
+    # Absolute: tests run it from other working directories too (make passes a relative path).
+    return str(Path(path).resolve())
 
 
 def free_port() -> int:

@@ -187,6 +187,8 @@ active = true
 issuer = "https://idp.example.test"
 jwks_url = "https://idp.example.test/jwks.json"
 
+[oauth]
+
 [[rate_limits]]
 name = "p"
 rate = 5

@@ -141,3 +141,31 @@ secret_env = "NOPE"
     assert "oauth.conf:17: oauth.clients[1].grant_types: unknown grant type \"implicit\"" in out
     assert "oauth.clients[1].scopes: must list at least one scope" in out
     assert "oauth.clients[1].secret_file: a public client has no secret" in out
+
+
+def test_check_config_wants_an_https_issuer_for_oauth(tmp_path, redis_server):
+    (tmp_path / "pepper").write_text("p" * 40 + "\n")
+    key = tmp_path / "k.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", str(key)], check=True, capture_output=True)
+    text = BASE + f"""
+[redis]
+url = "redis://127.0.0.1:{redis_server.port}"
+
+[auth.api_keys]
+pepper_file = "{tmp_path / 'pepper'}"
+
+[auth.jwt]
+issuer = "http://gateway.example.test"
+
+[[auth.jwt.signing_keys]]
+kid = "k"
+algorithm = "EdDSA"
+private_key_file = "{key}"
+active = true
+
+[oauth]
+"""
+    r = check(tmp_path, text)
+    assert r.returncode == 1 and "oauth: [auth.jwt] issuer must be an https:// URL" in r.stdout + r.stderr
+    r = check(tmp_path, text.replace("http://gateway.example.test", "http://127.0.0.1:8080"))
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -43,7 +43,7 @@ class OAuth:
     OTHER_SECRET = "cs-" + "z9Y8" * 10
     MACHINE_SECRET = "cs-" + "m7N6" * 10
 
-    def __init__(self, tmp_path, make_gateway, upstream, redis_server, jwt_settings="", oauth_settings=""):
+    def __init__(self, tmp_path, make_gateway, upstream, redis_server, jwt_settings="", oauth_settings="", issuer=OWN_ISSUER):
         self.redis = redis_server
         pepper = write_pepper(tmp_path / "pepper")
         key = SigningKey("RS256", kid="gw-rs256")
@@ -51,7 +51,8 @@ class OAuth:
         key_file.write_bytes(key.private_pem())
         for name, secret in [("app", self.SECRET), ("other", self.OTHER_SECRET), ("machine", self.MACHINE_SECRET)]:
             (tmp_path / f"{name}.secret").write_text(secret + "\n")
-        tail = jwt_session_tail(redis_server.port, pepper, key_file, "RS256", jwt_settings) + f"""
+        tail = jwt_session_tail(redis_server.port, pepper, key_file, "RS256", jwt_settings).replace(
+            f'issuer = "{OWN_ISSUER}"', f'issuer = "{issuer}"') + f"""
 [oauth]
 {oauth_settings}
 
@@ -196,11 +197,14 @@ def test_code_reuse_is_refused_and_revokes_the_tokens_it_issued(oauth):
     assert first.status_code == 200
     tokens = first.json()
     assert databases(oauth, tokens["access_token"]) == 200
+    refreshed = oauth.refresh(tokens["refresh_token"]).json()
     body = assert_error(oauth.exchange(code, verifier), 400, "invalid_grant")
     assert "already used" in body["error_description"]
-    # What the first redemption issued is dead: the refresh family and the access token.
-    assert_error(oauth.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+    # What the first redemption issued is dead: the refresh family, the access token, and the
+    # access tokens refreshed from it since.
+    assert_error(oauth.refresh(refreshed["refresh_token"]), 400, "invalid_grant")
     assert wait_until(lambda: databases(oauth, tokens["access_token"]) == 401, timeout=scaled(2))
+    assert wait_until(lambda: databases(oauth, refreshed["access_token"]) == 401, timeout=scaled(2))
 
 
 def test_twenty_parallel_redemptions_exactly_one_succeeds(oauth):
@@ -333,8 +337,12 @@ def test_a_refresh_token_reused_outside_the_grace_revokes_the_family(tmp_path, m
     assert oauth.redis.command("EXISTS", grace_key) == b":1\r\n"
     # The grace window is over when its key is gone.
     assert wait_until(lambda: oauth.redis.command("EXISTS", grace_key) == b":0\r\n", timeout=scaled(5))
+    assert databases(oauth, second["access_token"]) == 200
     assert_error(oauth.refresh(first["refresh_token"]), 400, "invalid_grant")
     assert_error(oauth.refresh(second["refresh_token"]), 400, "invalid_grant")
+    # The reuse revoked the grant's access tokens too.
+    assert wait_until(lambda: databases(oauth, second["access_token"]) == 401, timeout=scaled(2))
+    assert introspect(oauth, first["access_token"]) == {"active": False}
 
 
 def test_the_grace_answer_is_kept_only_sealed(oauth):
@@ -468,16 +476,21 @@ def test_revoke_and_introspect(oauth):
     # Another client cannot revoke app's tokens (same 200, nothing happens).
     revoke(oauth, tokens["refresh_token"], auth=("other", OAuth.OTHER_SECRET))
     assert introspect(oauth, tokens["refresh_token"], auth=("app", OAuth.SECRET))["active"] is True
-    # The refresh token: its family (and consent) go.
-    revoke(oauth, tokens["refresh_token"], hint="refresh_token")
+    # The refresh token (with a misleading hint): its family, its access tokens and consent go.
+    revoke(oauth, tokens["refresh_token"], hint="access_token")
     assert introspect(oauth, tokens["refresh_token"], auth=("app", OAuth.SECRET)) == {"active": False}
     assert_error(oauth.refresh(tokens["refresh_token"]), 400, "invalid_grant")
-    # The access token: its jti is denied, here and at the proxy.
+    assert introspect(oauth, tokens["access_token"]) == {"active": False}
+    assert wait_until(lambda: databases(oauth, tokens["access_token"]) == 401, timeout=scaled(2))
+    # An access token alone: its jti is denied, here and at the proxy; its refresh token lives on.
+    tokens = oauth.tokens()
     assert databases(oauth, tokens["access_token"]) == 200
     revoke(oauth, tokens["access_token"], hint="access_token")
     assert introspect(oauth, tokens["access_token"]) == {"active": False}
     assert wait_until(lambda: databases(oauth, tokens["access_token"]) == 401, timeout=scaled(2))
-    # Unknown tokens: 200 as RFC 7009 says.
+    assert oauth.refresh(tokens["refresh_token"]).status_code == 200
+    # Unknown tokens: 200 as RFC 7009 says, also twice.
+    revoke(oauth, "whatever")
     revoke(oauth, "whatever")
 
 
@@ -523,6 +536,26 @@ def test_metadata_names_the_issuer_of_every_token(oauth):
     assert "read:databases" in meta["scopes_supported"] and "admin" in meta["scopes_supported"]
 
 
+def test_an_issuer_with_a_path_serves_its_metadata_under_that_path_too(tmp_path, make_gateway, upstream, redis_server):
+    issuer = OWN_ISSUER + "/gw"
+    oauth = OAuth(tmp_path, make_gateway, upstream, redis_server, issuer=issuer)
+    for path in ["/.well-known/oauth-authorization-server/gw", "/.well-known/oauth-authorization-server"]:
+        r = requests.get(f"{oauth.url}{path}", timeout=5)
+        assert r.status_code == 200, path
+        assert r.json()["issuer"] == issuer and r.json()["token_endpoint"] == issuer + "/oauth/token"
+    assert "[]" not in r.text
+
+
+def test_introspection_of_a_jwt_names_its_audience(oauth):
+    tokens = oauth.tokens()
+    described = introspect(oauth, tokens["access_token"])
+    assert described["aud"] == AUDIENCE and described["token_type"] == "Bearer"
+    # A wrong hint does not hide the token.
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": tokens["access_token"], "token_type_hint": "refresh_token"},
+                      auth=("machine", OAuth.MACHINE_SECRET), timeout=5)
+    assert r.json()["active"] is True
+
+
 def test_unsupported_oauth_paths_answer_json_naming_what_is_supported(oauth):
     for path in ["/oauth/device", "/oauth/token/extra", "/oauth/userinfo", "/oauth"]:
         r = requests.get(f"{oauth.url}{path}", timeout=5)
@@ -537,8 +570,34 @@ def test_the_token_endpoint_is_rate_limited_per_client(tmp_path, make_gateway, u
     assert statuses == [200, 200, 200, 429], statuses
     r = oauth.token({"grant_type": "client_credentials"}, auth=auth)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    # Wrong secrets count too, and the other client endpoints share the budget: no guessing
+    # a secret through introspection.
+    r = requests.post(f"{oauth.url}/oauth/introspect", data={"token": "x"}, auth=("machine", "wrong" * 8), timeout=5)
+    assert r.status_code == 429
     # Another client is counted apart.
     assert oauth.token({"grant_type": "client_credentials"}, auth=("app", OAuth.SECRET)).status_code == 200
+
+
+def test_a_reload_applies_new_declared_clients_on_every_loop(oauth, upstream, tmp_path):
+    import signal
+    (tmp_path / "late.secret").write_text("late-" + "q" * 40 + "\n")
+    oauth.gateway.tail += f"""
+[[oauth.clients]]
+id = "late"
+name = "Added by a reload"
+grant_types = ["client_credentials"]
+scopes = ["read:logs"]
+secret_file = "{tmp_path / 'late.secret'}"
+"""
+    auth = ("late", "late-" + "q" * 40)
+    assert_invalid_client(oauth.token({"grant_type": "client_credentials"}, auth=auth))
+    oauth.gateway.write_config(upstream.url)
+    oauth.gateway.signal(signal.SIGHUP)
+    oauth.gateway.wait_for_log(lambda line: line.get("msg") == "configuration reloaded")
+    # Every event loop (two here) answers for the new client: fresh connections land on both.
+    for _ in range(6):
+        with requests.Session() as session:
+            assert oauth.token({"grant_type": "client_credentials"}, auth=auth, session=session).status_code == 200
 
 
 # --- the same retry grace on /v1/auth/refresh -----------------------------------------------

@@ -443,6 +443,21 @@ def test_failed_refresh_logs_in_again_when_the_password_is_known(make_client: Ma
     assert stub.of("GET", "/v1/logs")[-1].headers["authorization"] == "Bearer acc-3"
 
 
+def test_a_refresh_that_fails_for_an_outage_surfaces_it_instead_of_logging_in_again(
+        make_client: MakeClient, stub: Stub, clock: FakeClock) -> None:
+    # Only a refused refresh (401) means the session is gone; a 503 is the gateway's outage,
+    # and a login would fail the same way (the Node SDK behaves the same).
+    stub.on("POST", "/v1/auth/login", token("acc-1", 100, "ref-1"))
+    stub.on("POST", "/v1/auth/refresh", gateway_error(503, "auth_unavailable", headers={"Retry-After": "1"}))
+    stub.on("GET", "/v1/logs", ok())
+    client = make_client(email="u@example.com", password="password-at-least-12", max_retries=0)
+    client.logs.list()
+    clock.now += 100
+    with pytest.raises(dbaudit.ServiceUnavailableError):
+        client.logs.list()
+    assert stub.count("POST", "/v1/auth/login") == 1
+
+
 def test_auth_refresh_and_logout(make_client: MakeClient, stub: Stub) -> None:
     stub.on("POST", "/v1/auth/login", token("acc-1", 3600, "ref-1"))
     stub.on("POST", "/v1/auth/refresh", token("acc-2", 3600, "ref-2"))
@@ -456,6 +471,19 @@ def test_auth_refresh_and_logout(make_client: MakeClient, stub: Stub) -> None:
     assert sent.headers["authorization"] == "Bearer acc-2"
     with pytest.raises(dbaudit.MissingCredentialError):
         client.logs.list()
+
+
+def test_logout_without_a_refresh_token_sends_no_body(make_client: MakeClient, stub: Stub) -> None:
+    # The gateway reads an empty body as "revoke the access token in Authorization"; `{}`
+    # would be a JSON body without the refresh token it expects (400).
+    stub.on("POST", "/v1/auth/login", token("acc-1", 3600))
+    stub.on("POST", "/v1/auth/logout", ok({"logged_out": True}))
+    client = make_client(api_key=KEY)
+    client.auth.login("u@example.com", "password-at-least-12")
+    assert client.auth.logout() == {"logged_out": True}
+    sent = stub.of("POST", "/v1/auth/logout")[0]
+    assert sent.content == b""
+    assert sent.headers["authorization"] == "Bearer acc-1"
 
 
 def test_repr_of_client_shows_no_credential(make_client: MakeClient) -> None:

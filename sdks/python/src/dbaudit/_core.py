@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ._errors import APIConnectionError, APIError, APITimeoutError, DBAuditError, MissingCredentialError
+from ._errors import (APIConnectionError, APIError, APITimeoutError, AuthenticationError, DBAuditError,
+                      MissingCredentialError)
 from ._results import APIList, APIObject
 from ._retry import RetryPolicy, may_repeat, should_retry_status, should_retry_transport
 from ._secret import Secret, redact
@@ -321,7 +322,9 @@ class ClientCore:
         elif self.tokens.refresh is not None:
             try:
                 yield from self.refresh_flow(None)
-            except APIError:
+            except AuthenticationError:
+                # Refused: the session is gone. Any other failure (an outage) is raised: a
+                # login would fail the same way.
                 if self.password is None or self.email is None:
                     raise
                 logger.info("dbaudit: session refresh failed; logging in again")
@@ -406,7 +409,7 @@ class ClientCore:
         if bearer is not None:
             headers["Authorization"] = bearer
         response = yield from self.request_flow(
-            "POST", "/v1/auth/logout", json=body, headers=headers, authenticated=False, options=options
+            "POST", "/v1/auth/logout", json=body or None, headers=headers, authenticated=False, options=options
         )
         self.tokens = _Tokens()
         return result(response)
