@@ -43,7 +43,10 @@ package final class Authenticator {
     /// JWT access tokens (own and external issuers); nil when none are configured.
     package private(set) var jwt: JWTAuthenticator?
     /// Opaque OAuth access tokens of ours (`dbaudit_at_…`); nil without a token store.
-    package private(set) var opaqueTokens: OpaqueTokenAuthenticator?
+    package let opaqueTokens: OpaqueTokenAuthenticator?
+    /// Opaque tokens of other authorization servers; nil without
+    /// `[[auth.oauth.introspection]]`.
+    package private(set) var introspection: IntrospectionAuthenticator?
 
     package init(
         eventLoop: any EventLoop,
@@ -55,8 +58,10 @@ package final class Authenticator {
         now: @escaping () -> Int64,
         maximumTrackedKeys: Int = 100_000,
         jwt: JWTAuthenticator? = nil,
-        opaqueTokens: OpaqueTokenAuthenticator? = nil
+        opaqueTokens: OpaqueTokenAuthenticator? = nil,
+        introspection: IntrospectionAuthenticator? = nil
     ) {
+        self.introspection = introspection
         self.maximumTrackedKeys = maximumTrackedKeys
         self.jwt = jwt
         self.opaqueTokens = opaqueTokens
@@ -74,15 +79,26 @@ package final class Authenticator {
     /// keys that work within `stale_grace` into 503s, nor send every key back to Redis. The
     /// pepper and the store cannot change without a restart, so every cached hash still
     /// names the same key.
+    /// - Parameters:
+    ///   - opaqueTokenIssuer: `[auth.jwt] issuer`, named as the issuer of our opaque tokens.
+    ///   - introspection: a new introspection setup (`.some(nil)`: none any more); nil keeps
+    ///     this loop's, with its cache.
     package func apply(
-        cache settings: CacheSettings, routes: RouteTable, jwt: JWTAuthenticator?, opaqueTokens: OpaqueTokenAuthenticator? = nil,
-        logger: Logger
+        cache settings: CacheSettings,
+        routes: RouteTable,
+        jwt: JWTAuthenticator?,
+        logger: Logger,
+        opaqueTokenIssuer: String? = nil,
+        introspection: IntrospectionAuthenticator?? = nil
     ) {
         self.cache.reconfigure(settings)
         self.routes = routes
         self.jwt = jwt
-        self.opaqueTokens = opaqueTokens
         self.logger = logger
+        self.opaqueTokens?.apply(cache: settings, issuer: opaqueTokenIssuer, logger: logger)
+        if let introspection {
+            self.introspection = introspection
+        }
     }
 
     package var cacheHits: Int { self.cache.hits }
@@ -149,6 +165,10 @@ package final class Authenticator {
             }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
                 return self.authorizeJWT(token, jwt: jwt, required: required)
+            }
+            if let introspection {
+                // Neither an API key, nor a JWT, nor ours: another server's opaque token.
+                return self.decide(introspection.check(token), required: required)
             }
             return .deny(.unauthorized("The credential is not recognised."))
         }

@@ -79,7 +79,7 @@ extension ConfigReader {
         return value
     }
 
-    private func tableArray(_ table: TOMLTable, _ key: String, path: String) -> [(TOMLTable, String)] {
+    func tableArray(_ table: TOMLTable, _ key: String, path: String) -> [(TOMLTable, String)] {
         guard let value = table[key] else { return [] }
         guard let array = value.array else {
             self.problem("\(path).\(key)", "must be an array of tables ([[\(path).\(key)]])")

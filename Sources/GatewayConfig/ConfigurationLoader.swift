@@ -101,13 +101,17 @@ final class ConfigReader {
         }
         var apiKeys = APIKeySettings()
         var jwt = JWTSettings()
+        var introspection: [IntrospectionSettings] = []
         if let auth = self.table(root, "auth", path: "") {
-            self.rejectUnknown(in: auth, path: "auth", allowed: ["api_keys", "jwt"])
+            self.rejectUnknown(in: auth, path: "auth", allowed: ["api_keys", "jwt", "oauth"])
             if let table = self.table(auth, "api_keys", path: "auth") {
                 self.readAPIKeys(table, into: &apiKeys)
             }
             if let table = self.table(auth, "jwt", path: "auth") {
                 jwt = self.readJWT(table)
+            }
+            if let table = self.table(auth, "oauth", path: "auth") {
+                introspection = self.readOAuthRequestPath(table)
             }
         }
         if redis != nil, apiKeys.pepper == nil {
@@ -143,6 +147,7 @@ final class ConfigReader {
         configuration.cache = cache
         configuration.apiKeys = apiKeys
         configuration.jwt = jwt
+        configuration.introspection = introspection
         configuration.routes = routes
         configuration.admin = admin
         configuration.rateLimits = rateLimits

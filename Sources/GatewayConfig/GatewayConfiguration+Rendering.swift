@@ -128,6 +128,7 @@ extension GatewayConfiguration {
         lines.append("session_lifetime = \(duration(self.ui.sessionLifetime))")
         if let enabled = self.ui.enabled { lines.append("enabled = \(enabled)") }
         lines.append("path_prefix = \"\(self.ui.pathPrefix)\"")
+        self.renderIntrospection(into: &lines, quote: quote, duration: duration)
         for policy in self.rateLimits {
             lines.append("")
             lines.append("[[rate_limits]]")
@@ -166,6 +167,20 @@ extension GatewayConfiguration {
             if let rateLimit = route.rateLimit { lines.append("rate_limit = \(quote(rateLimit))") }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func renderIntrospection(into lines: inout [String], quote: (String) -> String, duration: (Duration) -> String) {
+        for entry in self.introspection {
+            lines.append("")
+            lines.append("[[auth.oauth.introspection]]")
+            lines.append("endpoint = \(quote(entry.endpoint))")
+            lines.append("client_id = \(quote(entry.clientID))")
+            lines.append("# client secret: <redacted> (from client_secret_file or client_secret_env)")
+            if let caFile = entry.caFile { lines.append("ca_file = \(quote(caFile))") }
+            lines.append("timeout = \(duration(entry.timeout))")
+            lines.append("cache_max = \(duration(entry.cacheMax))")
+            lines.append("negative_ttl = \(duration(entry.negativeTTL))")
+        }
     }
 
     private func renderJWT(into lines: inout [String], quote: (String) -> String, duration: (Duration) -> String) {

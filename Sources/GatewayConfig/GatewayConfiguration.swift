@@ -13,6 +13,9 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var cache: CacheSettings = CacheSettings()
     package var apiKeys: APIKeySettings = APIKeySettings()
     package var jwt: JWTSettings = JWTSettings()
+    /// `[[auth.oauth.introspection]]`: other authorization servers whose opaque tokens are
+    /// checked by introspection, asked in file order.
+    package var introspection: [IntrospectionSettings] = []
     /// In file order; the first match wins.
     package var routes: [RouteSettings] = []
     /// nil: no admin listener.

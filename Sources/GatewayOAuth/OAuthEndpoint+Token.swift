@@ -147,7 +147,7 @@ extension OAuthEndpoint {
     func accessToken(client: OAuthClient, subject: String, scopes: [String], now: Int64, eventLoop: any EventLoop) -> EventLoopFuture<AccessToken> {
         switch client.tokenFormat {
         case .jwt:
-            return self.deps.signAccessToken(subject, scopes, client.id, now, eventLoop).hop(to: eventLoop).map {
+            return self.offLoop(eventLoop) { self.deps.signAccessToken(subject, scopes, client.id, now, eventLoop) }.map {
                 AccessToken(token: $0.token, expiresAt: $0.expiresAt, tokenID: $0.tokenID, opaqueHash: nil)
             }
         case .opaque:

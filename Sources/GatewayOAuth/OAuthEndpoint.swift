@@ -1,5 +1,5 @@
 package import GatewayAuth
-package import GatewayConfig
+import GatewayConfig
 package import GatewayCore
 import GatewayCrypto
 package import GatewayStore
@@ -89,8 +89,13 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         }
     }
 
+    /// Jobs (secret checks, signatures) queued or running on the thread pool for this loop
+    /// before requests get 503 `busy`: a flood cannot queue unbounded work there.
+    static let maximumPendingJobs = 64
+
     let deps: Dependencies
     let rotator: RefreshRotator
+    private var pendingJobs = 0
     let metadataDocument: String
     /// Where the metadata is served: the well-known path, plus the well-known path followed
     /// by the issuer's path when it has one (RFC 8414 §3).
@@ -167,6 +172,18 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         }
     }
 
+    /// Runs `job` (which hands work to the thread pool) unless too many are pending; its
+    /// result completes back on `eventLoop`.
+    func offLoop<T: Sendable>(_ eventLoop: any EventLoop, _ job: () -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        guard self.pendingJobs < Self.maximumPendingJobs else {
+            return eventLoop.makeFailedFuture(GatewayError(
+                status: 503, code: "busy", description: "Too many token requests in progress; retry in a second.",
+                headers: [.init("Retry-After", "1")]))
+        }
+        self.pendingJobs += 1
+        return job().hop(to: eventLoop).always { _ in self.pendingJobs -= 1 }
+    }
+
     // MARK: client authentication
 
     /// The authenticated (or, for a public client, identified) client of a request. Every
@@ -206,7 +223,7 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
             guard presented.method != .none else {
                 return eventLoop.makeFailedFuture(OAuthError.invalidClient("This client must authenticate (client_secret_basic or client_secret_post)."))
             }
-            return self.deps.checkSecret(presented.secretCandidates, client, eventLoop).hop(to: eventLoop).flatMapThrowing { matches in
+            return self.offLoop(eventLoop) { self.deps.checkSecret(presented.secretCandidates, client, eventLoop) }.flatMapThrowing { matches in
                 guard matches else { throw OAuthError.invalidClient("Unknown client or wrong secret.") }
                 return client
             }

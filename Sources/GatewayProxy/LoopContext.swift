@@ -66,6 +66,8 @@ package final class LoopContext {
     /// Opaque OAuth access tokens (nil without `[redis]`): kept for the process's life,
     /// each authenticator built from it gets a fresh cache.
     private let opaqueTokenStore: (any OpaqueAccessTokenStore)?
+    /// Introspection of other servers' tokens (nil: not available, e.g. in unit tests).
+    private let introspection: LoopIntrospection?
     /// Wall clock in unix seconds (injected in tests).
     package let now: @Sendable () -> Int64
 
@@ -86,9 +88,11 @@ package final class LoopContext {
         managementStore: (any CredentialStore)? = nil,
         managementSessions: (any SessionStore)? = nil,
         opaqueTokenStore: (any OpaqueAccessTokenStore)? = nil,
+        introspection: LoopIntrospection? = nil,
         now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
     ) {
         self.opaqueTokenStore = opaqueTokenStore
+        self.introspection = introspection
         self.managementStore = managementStore
         self.managementSessions = managementSessions
         self.rateLimiter = rateLimiter ?? RateLimiter(
@@ -114,7 +118,7 @@ package final class LoopContext {
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
         self.authenticator = Self.makeAuthenticator(
             configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator,
-            opaqueTokens: opaqueTokenStore)
+            opaqueTokens: opaqueTokenStore, introspection: introspection)
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: managementStore ?? store, sessions: managementSessions ?? self.sessionStore, limiter: self.rateLimiter,
             authenticator: self.authenticator, configuration: configuration, now: now)
@@ -177,7 +181,8 @@ package final class LoopContext {
         logger: Logger,
         now: @escaping @Sendable () -> Int64,
         jwt: JWTAuthenticator?,
-        opaqueTokens: (any OpaqueAccessTokenStore)?
+        opaqueTokens: (any OpaqueAccessTokenStore)?,
+        introspection: LoopIntrospection?
     ) -> Authenticator {
         Authenticator(
             eventLoop: store.eventLoop,
@@ -188,17 +193,24 @@ package final class LoopContext {
             logger: logger,
             now: now,
             jwt: jwt,
-            opaqueTokens: Self.makeOpaqueTokens(configuration, store: opaqueTokens, logger: logger, now: now)
+            opaqueTokens: opaqueTokens.map {
+                OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
+            },
+            introspection: Self.makeIntrospection(configuration, introspection: introspection, eventLoop: store.eventLoop, logger: logger, now: now)
         )
     }
 
-    private static func makeOpaqueTokens(
-        _ configuration: GatewayConfiguration, store: (any OpaqueAccessTokenStore)?, logger: Logger,
+    private static func makeIntrospection(
+        _ configuration: GatewayConfiguration,
+        introspection: LoopIntrospection?,
+        eventLoop: any EventLoop,
+        logger: Logger,
         now: @escaping @Sendable () -> Int64
-    ) -> OpaqueTokenAuthenticator? {
-        store.map {
-            OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
-        }
+    ) -> IntrospectionAuthenticator? {
+        guard let introspection, !configuration.introspection.isEmpty else { return nil }
+        return IntrospectionAuthenticator(
+            endpoints: configuration.introspection, post: introspection.post, shared: introspection.shared,
+            eventLoop: eventLoop, maximumEntries: configuration.cache.maxEntries, logger: logger, now: now)
     }
 
     private static func makeEndpoints(
@@ -244,6 +256,7 @@ package final class LoopContext {
         identity: LoopIdentity?? = nil
     ) {
         self.eventLoop.preconditionInEventLoop()
+        let previousIntrospection = self.configuration.introspection
         let tls = tls ?? self.tls
         if configuration.upstream != self.configuration.upstream || tls.upstream !== self.tls.upstream {
             self.pool.retire()
@@ -268,17 +281,21 @@ package final class LoopContext {
                 identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
         }
         if store == nil {
+            // The introspection setup survives a reload that leaves it alone, with what its
+            // loop cache learned; changed endpoints start afresh.
+            let introspection: IntrospectionAuthenticator?? = configuration.introspection == previousIntrospection
+                ? nil
+                : .some(Self.makeIntrospection(configuration, introspection: self.introspection, eventLoop: self.eventLoop, logger: logger, now: self.now))
             self.authenticator.apply(
                 cache: configuration.cache,
                 routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
-                jwt: self.jwtAuthenticator,
-                opaqueTokens: Self.makeOpaqueTokens(configuration, store: self.opaqueTokenStore, logger: logger, now: self.now),
-                logger: logger)
+                jwt: self.jwtAuthenticator, logger: logger, opaqueTokenIssuer: configuration.jwt.issuer,
+                introspection: introspection)
         } else {
             // Another store: what the old one answered says nothing about the new one.
             self.authenticator = Self.makeAuthenticator(
                 configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
-                opaqueTokens: self.opaqueTokenStore)
+                opaqueTokens: self.opaqueTokenStore, introspection: self.introspection)
         }
         self.apiKeyEndpoints = Self.makeEndpoints(
             store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,

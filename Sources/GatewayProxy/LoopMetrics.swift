@@ -54,6 +54,10 @@ package final class LoopMetrics {
         package var upstreamConnectFailures = 0
         package var jwtCacheHits = 0
         package var jwtCacheMisses = 0
+        package var opaqueTokenCacheHits = 0
+        package var opaqueTokenCacheMisses = 0
+        package var introspectionRequests = 0
+        package var introspectionCacheHits = 0
         package var rateLimitRedisDecisions = 0
         package var rateLimitLocalDecisions = 0
         package var rateLimitFallbackDecisions = 0
@@ -73,6 +77,10 @@ package final class LoopMetrics {
             self.upstreamConnectFailures += other.upstreamConnectFailures
             self.jwtCacheHits += other.jwtCacheHits
             self.jwtCacheMisses += other.jwtCacheMisses
+            self.opaqueTokenCacheHits += other.opaqueTokenCacheHits
+            self.opaqueTokenCacheMisses += other.opaqueTokenCacheMisses
+            self.introspectionRequests += other.introspectionRequests
+            self.introspectionCacheHits += other.introspectionCacheHits
             self.rateLimitRedisDecisions += other.rateLimitRedisDecisions
             self.rateLimitLocalDecisions += other.rateLimitLocalDecisions
             self.rateLimitFallbackDecisions += other.rateLimitFallbackDecisions
@@ -110,6 +118,10 @@ package final class LoopMetrics {
         snapshot.upstreamConnectionsIdle = loop.pool.idleCount
         snapshot.jwtCacheHits = loop.jwtAuthenticator?.cacheHits ?? 0
         snapshot.jwtCacheMisses = loop.jwtAuthenticator?.cacheMisses ?? 0
+        snapshot.opaqueTokenCacheHits = loop.authenticator.opaqueTokens?.cacheHits ?? 0
+        snapshot.opaqueTokenCacheMisses = loop.authenticator.opaqueTokens?.cacheMisses ?? 0
+        snapshot.introspectionRequests = loop.authenticator.introspection?.introspections ?? 0
+        snapshot.introspectionCacheHits = loop.authenticator.introspection?.cacheHits ?? 0
         snapshot.rateLimitRedisDecisions = loop.rateLimiter.redisDecisions
         snapshot.rateLimitLocalDecisions = loop.rateLimiter.localDecisions
         snapshot.rateLimitFallbackDecisions = loop.rateLimiter.fallbackDecisions

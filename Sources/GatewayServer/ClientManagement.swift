@@ -1,7 +1,7 @@
 package import GatewayConfig
 import GatewayCore
 import GatewayCrypto
-package import GatewayOAuth
+import GatewayOAuth
 import GatewayRedis
 package import GatewayStore
 import NIOCore

@@ -100,6 +100,14 @@ extension GatewayServer {
         out += "dbgw_jwt_cache_hits_total \(merged.jwtCacheHits)\n"
         family("dbgw_jwt_cache_misses_total", "counter", "JWTs whose signature and claims were checked.")
         out += "dbgw_jwt_cache_misses_total \(merged.jwtCacheMisses)\n"
+        family("dbgw_opaque_token_cache_hits_total", "counter", "Opaque OAuth access tokens answered by an event loop's cache.")
+        out += "dbgw_opaque_token_cache_hits_total \(merged.opaqueTokenCacheHits)\n"
+        family("dbgw_opaque_token_cache_misses_total", "counter", "Opaque OAuth access tokens that asked the store.")
+        out += "dbgw_opaque_token_cache_misses_total \(merged.opaqueTokenCacheMisses)\n"
+        family("dbgw_introspection_requests_total", "counter", "Exchanges with introspection endpoints (each may fail).")
+        out += "dbgw_introspection_requests_total \(merged.introspectionRequests)\n"
+        family("dbgw_introspection_cache_hits_total", "counter", "Introspected tokens answered by an event loop's cache.")
+        out += "dbgw_introspection_cache_hits_total \(merged.introspectionCacheHits)\n"
         family("dbgw_rate_limit_decisions_total", "counter", "Token-bucket decisions by where they were made.")
         out += "dbgw_rate_limit_decisions_total{store=\"redis\"} \(merged.rateLimitRedisDecisions)\n"
         out += "dbgw_rate_limit_decisions_total{store=\"local\"} \(merged.rateLimitLocalDecisions)\n"

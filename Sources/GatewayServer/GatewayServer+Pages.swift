@@ -10,16 +10,12 @@ import Logging
 import NIOCore
 
 /// Where one loop's pages keep codes, consents, browser sessions and flows: Redis (the
-/// loop's management connection) or, for the demo without Redis, process memory.
+/// loop's management connection; the OAuth store is the OAuth endpoint's) or, for the demo
+/// without Redis, process memory. Built on the loop, used only there.
 struct PageStores {
     var oauth: any OAuthStore
     var browserState: any BrowserStateStore
 
-    static func redis(_ client: RedisClient, keyPrefix: String) -> PageStores {
-        PageStores(
-            oauth: RedisOAuthStore(client: client, keyPrefix: keyPrefix),
-            browserState: RedisBrowserStateStore(client: client, keyPrefix: keyPrefix))
-    }
 }
 
 extension GatewayServer {

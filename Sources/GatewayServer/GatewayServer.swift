@@ -121,6 +121,11 @@ package final class GatewayServer: Sendable {
             tls = GatewayTLSContexts()
             self.tlsSetupError = error
         }
+        // Client TLS contexts of identity providers, shared by JWKS fetches and introspection.
+        let httpTLS = HTTPFetchers.TLSContexts()
+        self.httpTLS = httpTLS
+        Self.prepareIntrospectionTLS(configuration, contexts: httpTLS, logger: logger)
+        let poster = HTTPFetchers.poster(tlsContexts: httpTLS)
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
@@ -133,21 +138,25 @@ package final class GatewayServer: Sendable {
                 var pageStores: PageStores?
                 var opaqueTokens: (any OpaqueAccessTokenStore)?
                 var oauthStores: OAuthLoopStores?
+                var introspectionCache: (any IntrospectionCacheStore)?
                 if let redis = configuration.redis {
                     let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
                     opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
+                    introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.keyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
-                    pageStores = .redis(management, keyPrefix: redis.keyPrefix)
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    // The pages and the OAuth endpoint share one OAuth store on that connection.
+                    let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix)
+                    pageStores = PageStores(
+                        oauth: oauthStore, browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix))
                     oauthStores = OAuthLoopStores(
-                        clients: RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix),
-                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
+                        clients: oauthStore, opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
@@ -174,7 +183,8 @@ package final class GatewayServer: Sendable {
                     tls: tls,
                     managementStore: managementStore,
                     managementSessions: managementSessions,
-                    opaqueTokenStore: opaqueTokens
+                    opaqueTokenStore: opaqueTokens,
+                    introspection: LoopIntrospection(post: poster, shared: introspectionCache)
                 )
                 // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
@@ -223,11 +233,26 @@ package final class GatewayServer: Sendable {
         var state = State(configuration: configuration, logger: logger)
         state.tls = tls
         self.state = NIOLockedValueBox(state)
-        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group)
+        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group, tlsContexts: httpTLS)
         refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
     }
 
     private let fetcher: HTTPFetcher
+    private let httpTLS: HTTPFetchers.TLSContexts
+
+    /// Builds the client TLS context of every https introspection endpoint now, off the
+    /// event loops, so the first introspection never reads a CA file on one.
+    private static func prepareIntrospectionTLS(_ configuration: GatewayConfiguration, contexts: HTTPFetchers.TLSContexts, logger: Logger) {
+        for entry in configuration.introspection where entry.endpoint.lowercased().hasPrefix("https:") {
+            do {
+                _ = try contexts.context(caFile: entry.caFile)
+            } catch {
+                logger.error(
+                    "introspection endpoint TLS setup failed; its tokens get 503 until fixed",
+                    metadata: ["endpoint": "\(entry.endpoint)", "error": "\(error)"])
+            }
+        }
+    }
 
     /// scrypt checks for logins on `pool`, off the event loops.
     private static func passwordCheck(on pool: NIOThreadPool) -> PasswordCheck {
@@ -452,6 +477,7 @@ package final class GatewayServer: Sendable {
             self.refresher.withLockedValue { $0 = next }
             next?.start()
         }
+        Self.prepareIntrospectionTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
         let checkPassword = Self.passwordCheck(on: self.passwordPool)
         let refetch = Self.refetch(through: self.refresher)
         let memorySessions = self.memorySessions

@@ -81,8 +81,13 @@ package final class InMemoryBrowserStateData: Sendable {
         }
     }
 
-    func deleteFlow(id: String) {
-        self.storage.withLockedValue { _ = $0.flows.removeValue(forKey: id) }
+    /// True for exactly one of concurrent callers, and only while the flow lives.
+    func deleteFlow(id: String) -> Bool {
+        let now = self.now()
+        return self.storage.withLockedValue { storage in
+            guard let entry = storage.flows.removeValue(forKey: id) else { return false }
+            return entry.expiresAt > now
+        }
     }
 }
 
@@ -129,8 +134,7 @@ package final class InMemoryBrowserStateStore: BrowserStateStore {
         self.eventLoop.makeSucceededFuture(self.data.flow(id: id))
     }
 
-    package func deleteFlow(id: String) -> EventLoopFuture<Void> {
-        self.data.deleteFlow(id: id)
-        return self.eventLoop.makeSucceededVoidFuture()
+    package func deleteFlow(id: String) -> EventLoopFuture<Bool> {
+        self.eventLoop.makeSucceededFuture(self.data.deleteFlow(id: id))
     }
 }

@@ -23,6 +23,8 @@ package final class InMemoryOAuthData: Sendable {
         var clients: [String: OAuthClient] = [:]
         var codes: [String: Code] = [:]
         var consents: [String: [String]] = [:]
+        /// Access tokens issued under each refresh family, with how long to keep them.
+        var grantTokens: [String: (tokens: Set<GrantAccessToken>, keepUntil: Int64)] = [:]
     }
 
     /// Codes are kept this long past their expiry once redeemed, so a late second
@@ -110,6 +112,20 @@ package final class InMemoryOAuthData: Sendable {
         }
     }
 
+    func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) {
+        self.storage.withLockedValue { storage in
+            if storage.grantTokens.count > Self.pruneThreshold { storage.grantTokens = storage.grantTokens.filter { $0.value.keepUntil > now } }
+            var entry = storage.grantTokens[family] ?? (tokens: [], keepUntil: keepUntil)
+            entry.tokens.insert(token)
+            entry.keepUntil = max(entry.keepUntil, keepUntil)
+            storage.grantTokens[family] = entry
+        }
+    }
+
+    func takeGrantAccessTokens(family: String) -> [GrantAccessToken] {
+        self.storage.withLockedValue { Array($0.grantTokens.removeValue(forKey: family)?.tokens ?? []) }
+    }
+
     func storeConsent(userID: String, clientID: String, scopes: [String]) {
         self.storage.withLockedValue { $0.consents[Self.consentKey(userID, clientID)] = Array(Set(scopes)).sorted() }
     }
@@ -168,6 +184,15 @@ package final class InMemoryOAuthStore: OAuthStore {
 
     package func recordIssued(fromCode codeHash: String, issuance: CodeIssuance) -> EventLoopFuture<Bool> {
         self.eventLoop.makeSucceededFuture(self.data.recordIssued(fromCode: codeHash, issuance: issuance))
+    }
+
+    package func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) -> EventLoopFuture<Void> {
+        self.data.recordGrantAccessToken(family: family, token: token, keepUntil: keepUntil, now: now)
+        return self.eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func takeGrantAccessTokens(family: String) -> EventLoopFuture<[GrantAccessToken]> {
+        self.eventLoop.makeSucceededFuture(self.data.takeGrantAccessTokens(family: family))
     }
 
     package func storeConsent(userID: String, clientID: String, scopes: [String]) -> EventLoopFuture<Void> {

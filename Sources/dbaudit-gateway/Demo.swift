@@ -31,14 +31,17 @@ extension GatewayCommand {
             let echo = try await EchoUpstream.start(group: group)
             var upstream = UpstreamSettings(host: "127.0.0.1", port: echo.port)
             upstream.connectTimeout = .seconds(1)
+            // The issuer names the listener (RFC 8414: the metadata's endpoints are under it), so
+            // "any free port" is chosen here, before the issuer is set.
+            let port = self.port == 0 ? try Self.freeLoopbackPort() : self.port
             var server = ServerSettings()
-            server.listen = [ListenAddress(host: "127.0.0.1", port: self.port)]
+            server.listen = [ListenAddress(host: "127.0.0.1", port: port)]
             server.drainTimeout = .seconds(5)
             var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
             configuration.routes = RouteSettings.dbAuditDefaults
             // The demo is its own token issuer, with a signing key made for this run only.
             let signingKey = try AsymmetricKey.generate(.ed25519)
-            configuration.jwt.issuer = "urn:dbaudit-gateway:demo"
+            configuration.jwt.issuer = "http://127.0.0.1:\(port)"
             configuration.jwt.passwordHashCost = 12
             configuration.jwt.signingKeys = [
                 SigningKeySettings(
@@ -127,13 +130,33 @@ extension GatewayCommand {
             } catch let error as ListenError where error.reason == .inUse {
                 FileHandleOutput.standardError(
                     "dbaudit-gateway: \(error.description).\n"
-                        + "Pick another port: dbaudit-gateway demo --port \(self.port == 65535 ? 8081 : self.port + 1) (or --port 0 for any free one).\n")
+                        + "Pick another port: dbaudit-gateway demo --port \(port == 65535 ? 8081 : port + 1) (or --port 0 for any free one).\n")
                 await echo.stop()
                 try? await group.shutdownGracefully()
                 throw ExitCode(1)
             }
             await echo.stop()
             try await group.shutdownGracefully()
+        }
+
+        /// A port of 127.0.0.1 nothing listens on right now (bound to port 0, read back,
+        /// released): the demo's listener takes it a moment later.
+        private static func freeLoopbackPort() throws -> Int {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw ExitCode(1) }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                    bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+                }
+            }
+            guard bound else { throw ExitCode(1) }
+            return Int(UInt16(bigEndian: address.sin_port))
         }
     }
 }

@@ -161,7 +161,8 @@ final class AuthHarness {
         cache: CacheSettings = CacheSettings(),
         pepper: [UInt8] = testPepper,
         maximumTrackedKeys: Int = 100_000,
-        withOpaqueTokens: Bool = false
+        withOpaqueTokens: Bool = false,
+        introspectionPoster: HTTPPoster? = nil
     ) {
         self.loop = EmbeddedEventLoop()
         let opaqueStore = FakeOpaqueTokenStore(eventLoop: self.loop)
@@ -181,7 +182,13 @@ final class AuthHarness {
             maximumTrackedKeys: maximumTrackedKeys,
             opaqueTokens: withOpaqueTokens
                 ? OpaqueTokenAuthenticator(store: opaqueStore, cache: cache, issuer: "https://gateway.test", logger: Logger(label: "test"), now: { clock.now })
-                : nil
+                : nil,
+            introspection: introspectionPoster.map { poster in
+                IntrospectionAuthenticator(
+                    endpoints: [IntrospectionSettings(endpoint: "https://as.test/introspect", clientID: "gw", clientSecret: Secret("s"))],
+                    post: poster, shared: nil, eventLoop: opaqueStore.eventLoop, maximumEntries: 100, logger: Logger(label: "test"),
+                    now: { clock.now })
+            }
         )
         // Keys are created straight on the in-memory store so the counters only see the
         // authenticator's calls.

@@ -3,6 +3,7 @@ import GatewayConfig
 import GatewayCore
 import GatewayStore
 import GatewayTestSupport
+import Logging
 import Testing
 
 @testable import GatewayAuth
@@ -143,5 +144,86 @@ import Testing
         let h = AuthHarness()
         expectRefused(try h.resolve(h.authorize(key: Self.token)))
         #expect(h.opaqueStore.lookups == 0)
+    }
+}
+
+/// Which checker a bearer token goes to: API keys and our opaque tokens by prefix (never
+/// introspected elsewhere), JWTs by shape when JWTs are configured, anything else to
+/// introspection when configured, else 401.
+@Suite struct CredentialDetectionTests {
+    /// A poster that records the tokens it was asked about and says every one is active.
+    private final class Recorder: @unchecked Sendable {
+        var bodies: [String] = []
+        var poster: HTTPPoster {
+            { request, loop in
+                self.bodies.append(String(decoding: request.body, as: UTF8.self))
+                let body = #"{"active":true,"sub":"ext","scope":"read:databases","exp":4000000000}"#
+                return loop.makeSucceededFuture(HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(body.utf8)))
+            }
+        }
+    }
+
+    @Test func eachCredentialGoesToItsChecker() throws {
+        let recorder = Recorder()
+        let h = AuthHarness(withOpaqueTokens: true, introspectionPoster: recorder.poster)
+        let key = try h.createKey(scopes: ["read:databases"]).key
+        #expect(try h.resolve(h.authorize(key: key)).successValue??.kind == .apiKey)
+        // Ours by prefix: looked up in our store, never sent elsewhere (unknown: 401).
+        let ours = "dbaudit_at_" + String(repeating: "Z", count: 43)
+        #expect(try h.resolve(h.authorize(key: ours)).error?.status == 401)
+        #expect(try h.resolve(h.authorize(key: "dbaudit_at_malformed")).error?.status == 401)
+        #expect(h.opaqueStore.lookups == 1)
+        // A malformed API key is refused as such, not introspected.
+        #expect(try h.resolve(h.authorize(key: "dbaudit_live_short")).error?.status == 401)
+        // Without [auth.jwt], a JWT-shaped token is just another opaque token: introspected.
+        let principal = try #require(try h.resolve(h.authorize(key: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")).successValue ?? nil)
+        #expect(principal.kind == .oauth && principal.subject == "ext")
+        #expect(try h.resolve(h.authorize(key: "someone-elses-token")).successValue??.kind == .oauth)
+        #expect(recorder.bodies == [
+            "token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln&token_type_hint=access_token",
+            "token=someone-elses-token&token_type_hint=access_token",
+        ])
+    }
+
+    @Test func withoutIntrospectionAnUnknownTokenIsNotRecognised() throws {
+        let h = AuthHarness(withOpaqueTokens: true)
+        let error = try #require(try h.resolve(h.authorize(key: "someone-elses-token")).error)
+        #expect(error.status == 401 && error.description.contains("not recognised"))
+    }
+}
+
+/// A reload (`Authenticator.apply`) keeps what the loop learned about OAuth tokens.
+@Suite struct OAuthTokensAcrossReloadTests {
+    @Test func reloadKeepsCachedOpaqueTokensAndSwapsIntrospectionOnlyWhenAsked() throws {
+        let h = AuthHarness(withOpaqueTokens: true)
+        let token = "dbaudit_at_" + String(repeating: "R", count: 43)
+        _ = h.opaqueStore.storeOpaqueAccessToken(
+            hash: OpaqueAccessTokenFormat.hash(token),
+            record: OpaqueAccessTokenRecord(
+                clientID: "cid", subject: "usr", scopes: ["read:databases"], tokenID: "t", issuedAt: h.clock.now,
+                expiresAt: h.clock.now + 600),
+            now: h.clock.now)
+        #expect(try h.resolve(h.authorize(key: token)).successValue != nil)
+        let routes = RouteTable(routes: defaultTestRoutes, unmatched: .deny)
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), opaqueTokenIssuer: "https://gateway.test")
+        // Still cached: answered synchronously, no second lookup.
+        #expect(h.authorize(key: token).allowance != nil)
+        #expect(h.opaqueStore.lookups == 1)
+        // Another issuer name: the cached principals named the old one, so they go.
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), opaqueTokenIssuer: "https://other.test")
+        let principal = try #require(try h.resolve(h.authorize(key: token)).successValue ?? nil)
+        #expect(principal.issuer == "https://other.test" && h.opaqueStore.lookups == 2)
+        // Introspection is replaced only when the reload brings a new setup.
+        #expect(h.authenticator.introspection == nil)
+        let poster: HTTPPoster = { _, loop in loop.makeSucceededFuture(HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(#"{"active":false}"#.utf8))) }
+        let introspection = IntrospectionAuthenticator(
+            endpoints: [IntrospectionSettings(endpoint: "https://as.test/i", clientID: "gw", clientSecret: Secret("s"))], post: poster,
+            shared: nil, eventLoop: h.loop, maximumEntries: 10, logger: Logger(label: "test"), now: { 0 })
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), introspection: .some(introspection))
+        #expect(h.authenticator.introspection === introspection)
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"))
+        #expect(h.authenticator.introspection === introspection)
+        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), introspection: .some(nil))
+        #expect(h.authenticator.introspection == nil)
     }
 }

@@ -47,6 +47,15 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
         #expect(try store.redeemCode(codeHash: "h", now: now + 1).wait() == .invalid)
     }
 
+    @Test func theAccessTokensOfAGrantAreTakenOnce() throws {
+        let store = InMemoryOAuthStore(eventLoop: loop, data: InMemoryOAuthData())
+        try store.recordGrantAccessToken(family: "f", token: .jwt(tokenID: "j1", expiresAt: now + 60), keepUntil: now + 60, now: now).wait()
+        try store.recordGrantAccessToken(family: "f", token: .opaque(hash: String(repeating: "a", count: 64)), keepUntil: now + 90, now: now).wait()
+        let taken = try store.takeGrantAccessTokens(family: "f").wait()
+        #expect(Set(taken) == [.jwt(tokenID: "j1", expiresAt: now + 60), .opaque(hash: String(repeating: "a", count: 64))])
+        #expect(try store.takeGrantAccessTokens(family: "f").wait().isEmpty)
+    }
+
     @Test func consentsAreSortedDeduplicatedAndRevocable() throws {
         let store = InMemoryOAuthStore(eventLoop: loop, data: InMemoryOAuthData())
         try store.storeConsent(userID: "usr_1", clientID: "c", scopes: ["read:logs", "read:databases", "read:logs"]).wait()
@@ -71,6 +80,10 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
         #expect(try store.flow(id: "f").wait() == "{}")
         clock += 5
         #expect(try store.flow(id: "f").wait() == nil)
+        #expect(try store.deleteFlow(id: "f").wait() == false)
+        try store.storeFlow(id: "g", json: "{}", ttl: 5).wait()
+        #expect(try store.deleteFlow(id: "g").wait() == true)
+        #expect(try store.deleteFlow(id: "g").wait() == false)
         try store.touchSession(hash: "s", record: record, ttl: 10).wait()
         clock += 9
         #expect(try store.session(hash: "s").wait() == record)

@@ -53,7 +53,7 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
                 Issue.record("TTL did not answer an integer")
                 return
             }
-            #expect(ttl > 590 && ttl <= 600)
+            #expect(ttl > 0 && ttl <= 600, "the key expires with the token, never later")
 
             // A second token under the same hash is refused, never overwrites.
             await #expect(throws: CredentialStoreError.conflict) {
@@ -107,5 +107,42 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
         #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke oauth-at \(hash.dropLast())") == nil)
         #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke oauth-at \(hash) extra") == nil)
         #expect(RevocationMessage.opaqueAccessTokenHash(from: "revoke  oauth-at \(hash)") == nil)
+    }
+}
+
+/// The shared introspection cache on a real redis-server.
+@Suite struct RedisIntrospectionCacheTests {
+    @Test func resultsExpireAtCachedUntilAndHostileValuesAreCorrupt() async throws {
+        try await withStore(.redis) { harness async throws in
+            let raw = harness.redis!
+            let cache = RedisIntrospectionCache(client: raw.client, keyPrefix: "dbgw:")
+            let result = IntrospectionResult(
+                active: true, subject: "ext-1", clientID: "partner", scopes: ["read:logs"], issuer: "https://as.test",
+                expiresAt: now + 100, cachedUntil: now + 60)
+            try await raw.eventLoop.flatSubmit { cache.cacheIntrospection(hash: tokenHash(1), result: result, now: now) }.get()
+            #expect(try await raw.eventLoop.flatSubmit { cache.cachedIntrospection(hash: tokenHash(1)) }.get() == result)
+            #expect(try await raw.eventLoop.flatSubmit { cache.cachedIntrospection(hash: tokenHash(2)) }.get() == nil)
+            guard case .integer(let ttl) = try await raw.send(["TTL", "dbgw:introspect:\(tokenHash(1))"]) else {
+                Issue.record("TTL did not answer an integer")
+                return
+            }
+            #expect(ttl > 0 && ttl <= 60, "the key expires at cachedUntil, never later")
+            // Nothing is written for a result already past its cachedUntil.
+            try await raw.eventLoop.flatSubmit {
+                cache.cacheIntrospection(hash: tokenHash(3), result: .inactive(until: now), now: now)
+            }.get()
+            #expect(try await raw.send(["EXISTS", "dbgw:introspect:\(tokenHash(3))"]) == .integer(0))
+            // An active result that names nobody, or bad scopes: not what the gateway wrote.
+            for (index, value) in [
+                #"{"active":true,"scopes":[],"cached_until":1}"#,
+                #"{"active":false,"scopes":["a b"],"cached_until":1}"#,
+                "[]",
+            ].enumerated() {
+                _ = try await raw.send(["SET", "dbgw:introspect:\(tokenHash(index + 10))", value])
+                await #expect(throws: CredentialStoreError.self) {
+                    try await raw.eventLoop.flatSubmit { cache.cachedIntrospection(hash: tokenHash(index + 10)) }.get()
+                }
+            }
+        }
     }
 }

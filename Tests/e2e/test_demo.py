@@ -49,6 +49,19 @@ def test_demo_prints_a_working_curl_command():
         assert proc.wait(timeout=10) == 0
 
 
+def test_demo_on_any_free_port_names_that_port_as_its_issuer():
+    proc = subprocess.Popen([gateway_binary(), "demo", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        text = printed_text(proc)
+        port = int(re.search(r"gateway:  http://127\.0\.0\.1:(\d+)", text).group(1))
+        assert port != 0
+        metadata = requests.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server", timeout=10).json()
+        assert metadata["issuer"] == f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
 def test_demo_user_logs_in_and_its_token_works():
     port = free_port()
     proc = subprocess.Popen([gateway_binary(), "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -112,8 +125,11 @@ def test_demo_client_credentials_curl_works_verbatim():
         seen = call.json()["headers"]
         assert seen["x-dbaudit-subject"] == "client:demo-service"
         assert seen["x-dbaudit-credential"] == "oauth" and seen["x-dbaudit-client-id"] == "demo-service"
+        # The metadata names the demo's own listener: a client can discover the endpoints.
         metadata = curl_json(next(line.strip() for line in text.splitlines() if "oauth-authorization-server" in line))
-        assert metadata["issuer"] and "client_credentials" in metadata["grant_types_supported"]
+        assert metadata["issuer"] == f"http://127.0.0.1:{port}"
+        assert metadata["token_endpoint"] == f"http://127.0.0.1:{port}/oauth/token"
+        assert "client_credentials" in metadata["grant_types_supported"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
@@ -135,7 +151,8 @@ def test_demo_authorization_code_walk_through_works():
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         request_query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
         assert f"{parts.scheme}://{parts.netloc}{parts.path}" == request_query["redirect_uri"]
-        assert query["state"] == request_query["state"] and query["iss"] and query["code"], location
+        assert query["state"] == request_query["state"] and query["code"], location
+        assert query["iss"] == f"http://127.0.0.1:{port}", location
 
         # It lands on the echo upstream, which shows the code it was sent back with.
         landed = requests.get(location, timeout=10)

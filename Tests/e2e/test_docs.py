@@ -189,6 +189,11 @@ jwks_url = "https://idp.example.test/jwks.json"
 
 [oauth]
 
+[[auth.oauth.introspection]]
+endpoint = "https://idp.example.test/oauth2/introspect"
+client_id = "gateway"
+client_secret_file = "{tmp / 'pepper'}"
+
 [[rate_limits]]
 name = "p"
 rate = 5

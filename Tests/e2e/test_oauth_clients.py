@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import gateway_binary, wait_until, scaled
-from test_oauth_token import PREFIX, OAuth
+from test_oauth_token import PREFIX, OAuth, pkce_pair
 
 
 def clients(oauth, *args, stdin=None):
@@ -87,6 +87,18 @@ def test_a_public_client_gets_no_secret(oauth):
     created = json.loads(r.stdout)
     assert created["public"] is True and "client_secret" not in created
     assert clients(oauth, "rotate-secret", created["client_id"]).returncode == 1
+
+
+def test_a_client_without_the_refresh_grant_gets_no_refresh_token(oauth):
+    r = clients(oauth, "add", "--name", "One-shot", "--public", "--redirect-uri", "http://127.0.0.1/cb",
+                "--grant-types", "authorization_code", "--scopes", "read:logs", "--json")
+    assert r.returncode == 0, r.stderr
+    client_id = json.loads(r.stdout)["client_id"]
+    verifier, challenge = pkce_pair()
+    code = oauth.code(client_id, "http://127.0.0.1/cb", challenge, scopes=["read:logs"])
+    answer = oauth.exchange(code, verifier, client=(client_id, None), redirect_uri="http://127.0.0.1/cb")
+    assert answer.status_code == 200, answer.text
+    assert "refresh_token" not in answer.json() and answer.json()["scope"] == "read:logs"
 
 
 # --- check-config -----------------------------------------------------------------------------

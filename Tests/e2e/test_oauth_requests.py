@@ -7,6 +7,9 @@ import base64
 import hashlib
 import json
 import os
+import re
+import signal
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +21,9 @@ import requests
 
 from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, bearer, free_port, header, jwt_session_tail, scaled,
                       seconds_until_refused, wait_until)
+from test_admin import admin_port
 from test_sessions import Secrets
+from test_tls import PKI
 
 ROUTES = USER_ROUTES
 PREFIX = "dbgw:"
@@ -178,3 +183,281 @@ def test_opaque_token_with_redis_down_is_503_never_401(make_gateway, upstream, o
     r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "auth_unavailable" and r.headers["Retry-After"] == "1"
+
+
+# --- Tokens of another authorization server: RFC 7662 introspection ---------------------------
+
+STUB_CLIENT_ID = "gateway client"
+STUB_SECRET = "s3cret:with/odd&chars"
+
+
+class IntrospectionStub:
+    """A small authorization server's introspection endpoint on 127.0.0.1: answers per token
+    from `answers`, counts the calls per token, checks client_secret_basic (form-encoded
+    id and secret, RFC 6749 §2.3.1). `mode` "slow" answers after 3 s, "garbage" with a
+    non-JSON body; `stop()` takes the port down."""
+
+    def __init__(self, tls: tuple | None = None):
+        self.answers = {}
+        self.scheme = "https" if tls else "http"
+        self.calls = {}
+        self.mode = "normal"
+        self.bad_auth = 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+                form = parse_qs(body, strict_parsing=True)
+                token = form["token"][0]
+                expected = "Basic " + base64.b64encode(
+                    b"gateway+client:s3cret%3Awith%2Fodd%26chars").decode()
+                if self.headers.get("Authorization") != expected \
+                        or self.headers.get("Content-Type") != "application/x-www-form-urlencoded":
+                    stub.bad_auth += 1
+                    return self.answer(401, b'{"error":"invalid_client"}')
+                stub.calls[token] = stub.calls.get(token, 0) + 1
+                if stub.mode == "slow":
+                    time.sleep(3)
+                if stub.mode == "garbage":
+                    return self.answer(200, b"<html>not json</html>")
+                self.answer(200, json.dumps(stub.answers.get(token, {"active": False})).encode())
+
+            def answer(self, status, payload):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/oauth2/introspect"
+
+    def active(self, token: str, scope="read:databases", lifetime=300, **extra) -> None:
+        now = int(time.time())
+        self.answers[token] = {"active": True, "sub": "ext-user-7", "client_id": "partner-app", "scope": scope,
+                               "iss": "https://login.partner.test", "exp": now + lifetime, "iat": now, **extra}
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub():
+    server = IntrospectionStub()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def introspecting_gateway(make_gateway, upstream, oauth_tail, stub, tmp_path):
+    def make(cache_max="60s", negative_ttl="10s", timeout="300ms", url=None, ca_file=None):
+        secret = tmp_path / "introspection-secret"
+        secret.write_text(STUB_SECRET + "\n")
+        block = f"""
+[[auth.oauth.introspection]]
+endpoint = "{url or stub.url}"
+client_id = "{STUB_CLIENT_ID}"
+client_secret_file = "{secret}"
+timeout = "{timeout}"
+cache_max = "{cache_max}"
+negative_ttl = "{negative_ttl}"
+{f'ca_file = "{ca_file}"' if ca_file else ""}
+
+[admin]
+listen = "127.0.0.1:0"
+"""
+        return make_gateway(upstream.url, routes=ROUTES, tail=oauth_tail(block))
+    return make
+
+
+def metric(gateway, name: str) -> int:
+    text = requests.get(f"http://127.0.0.1:{admin_port(gateway)}/metrics", timeout=5).text
+    return int(re.search(rf"^{name} (\d+)$", text, re.M)[1])
+
+
+def external_token() -> str:
+    return "ext." + base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+
+
+def test_active_token_is_admitted_and_introspected_once(introspecting_gateway, stub, upstream, redis_server):
+    gateway = introspecting_gateway()
+    token = external_token()
+    stub.active(token)
+    for _ in range(4):  # new connections: both event loops, the second one from Redis
+        r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+        assert r.status_code == 200, r.text
+    assert stub.calls == {token: 1}, stub.calls
+    assert stub.bad_auth == 0
+    assert metric(gateway, "dbgw_introspection_requests_total") == 1
+    assert metric(gateway, "dbgw_introspection_cache_hits_total") >= 1
+    seen = last_request(upstream)
+    assert header(seen, "X-DBAudit-Credential") == ["oauth"]
+    assert header(seen, "X-DBAudit-Subject") == ["ext-user-7"]
+    assert header(seen, "X-DBAudit-Client-Id") == ["partner-app"]
+    assert header(seen, "X-DBAudit-Scopes") == ["read:databases"]
+    assert header(seen, "X-DBAudit-Issuer") == ["https://login.partner.test"]
+    # Shared by every instance under P introspect:<sha256>, never longer than cache_max.
+    key = f"{PREFIX}introspect:{sha256_hex(token)}"
+    ttl = int(redis_server.command("TTL", key).split(b"\r\n")[0][1:])
+    assert 0 < ttl <= 60, ttl
+    assert token.encode() not in redis_server.command("GET", key)
+
+
+def test_a_second_instance_uses_the_shared_answer(introspecting_gateway, stub):
+    a = introspecting_gateway()
+    b = introspecting_gateway()
+    token = external_token()
+    stub.active(token)
+    assert requests.get(f"{a.url}/v1/databases", headers=bearer(token), timeout=5).status_code == 200
+    for _ in range(4):
+        assert requests.get(f"{b.url}/v1/databases", headers=bearer(token), timeout=5).status_code == 200
+    assert stub.calls == {token: 1}, stub.calls
+
+
+def test_scopes_come_from_the_introspection_answer(introspecting_gateway, stub):
+    gateway = introspecting_gateway()
+    token = external_token()
+    stub.active(token, scope="read:logs")
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+    assert r.status_code == 403 and r.json()["error"] == "insufficient_scope", r.text
+    assert requests.get(f"{gateway.url}/v1/logs", headers=bearer(token), timeout=5).status_code == 200
+    assert stub.calls == {token: 1}
+
+
+def test_inactive_token_is_401_and_remembered(introspecting_gateway, stub, redis_server):
+    gateway = introspecting_gateway(negative_ttl="10s")
+    token = external_token()  # the stub knows nothing of it: active false
+    for _ in range(3):
+        r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_token", r.text
+    assert stub.calls == {token: 1}
+    ttl = int(redis_server.command("TTL", f"{PREFIX}introspect:{sha256_hex(token)}").split(b"\r\n")[0][1:])
+    assert 0 < ttl <= 10, ttl
+    # A token of our own prefix is never sent to another server.
+    ours = opaque_token()
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(ours), timeout=5)
+    assert r.status_code == 401 and ours not in stub.calls
+
+
+def test_expired_token_is_401(introspecting_gateway, stub):
+    gateway = introspecting_gateway()
+    expired = external_token()
+    stub.active(expired, lifetime=-5)  # the server says active, but exp has passed
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(expired), timeout=5)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token", r.text
+    no_exp = external_token()
+    stub.active(no_exp)
+    del stub.answers[no_exp]["exp"]
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(no_exp), timeout=5).status_code == 401
+
+
+def test_a_cached_answer_never_outlives_the_tokens_exp(introspecting_gateway, stub):
+    gateway = introspecting_gateway(cache_max="300s")
+    token = external_token()
+    stub.active(token, lifetime=2)
+    assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5).status_code == 200
+    assert seconds_until_refused(f"{gateway.url}/v1/databases", token, 5, probes=4) is not None
+    assert stub.calls[token] <= 2  # refused from the cache's exp, not by asking again and again
+
+
+def test_introspection_endpoint_down_slow_or_garbage_is_503_never_401(introspecting_gateway, stub):
+    gateway = introspecting_gateway(timeout="300ms")
+    for mode in ("garbage", "slow"):
+        stub.mode = mode
+        token = external_token()
+        stub.active(token)
+        start = time.monotonic()
+        r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=10)
+        assert r.status_code == 503, (mode, r.text)
+        assert r.json()["error"] == "auth_unavailable" and r.headers["Retry-After"] == "1"
+        if mode == "slow":
+            assert time.monotonic() - start < scaled(2.5), "the gateway waited past its timeout"
+        # A failure is never remembered: with the endpoint healthy again, the token works.
+        stub.mode = "normal"
+        r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=10)
+        assert r.status_code == 200, (mode, r.text)
+    token = external_token()
+    stub.active(token)
+    stub.stop()
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+    assert r.status_code == 503 and r.json()["error"] == "auth_unavailable", r.text
+
+
+def test_wrong_client_credentials_at_the_endpoint_are_503(make_gateway, upstream, oauth_tail, stub, tmp_path):
+    secret = tmp_path / "wrong-secret"
+    secret.write_text("not-the-secret\n")
+    block = f"""
+[[auth.oauth.introspection]]
+endpoint = "{stub.url}"
+client_id = "{STUB_CLIENT_ID}"
+client_secret_file = "{secret}"
+"""
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=oauth_tail(block))
+    token = external_token()
+    stub.active(token)
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+    assert r.status_code == 503 and r.json()["error"] == "auth_unavailable", r.text
+    assert stub.bad_auth == 1
+
+
+def test_https_endpoint_is_verified_against_its_ca_file(introspecting_gateway, tmp_path):
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    pki = PKI(directory)
+    tls_stub = IntrospectionStub(tls=(pki.path("server.pem"), pki.path("server.key")))
+    try:
+        token = external_token()
+        tls_stub.active(token)
+        trusted = introspecting_gateway(url=tls_stub.url, ca_file=pki.path("ca.pem"), timeout="2s")
+        r = requests.get(f"{trusted.url}/v1/databases", headers=bearer(token), timeout=10)
+        assert r.status_code == 200, r.text
+        # A certificate from a CA the gateway was not told to trust: the endpoint is not
+        # asked at all, and the request is a 503, never a 401.
+        other = external_token()
+        tls_stub.active(other)
+        untrusted = introspecting_gateway(url=tls_stub.url, ca_file=pki.path("other-ca.pem"), timeout="2s")
+        r = requests.get(f"{untrusted.url}/v1/databases", headers=bearer(other), timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "auth_unavailable", r.text
+        assert other not in tls_stub.calls
+    finally:
+        tls_stub.stop()
+
+
+
+def test_a_reload_turns_introspection_on(make_gateway, upstream, oauth_tail, stub, tmp_path):
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=oauth_tail())
+    token = external_token()
+    stub.active(token)
+    r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5)
+    assert r.status_code == 401 and "not recognised" in r.json()["error_description"], r.text
+    secret = tmp_path / "reload-secret"
+    secret.write_text(STUB_SECRET + "\n")
+    gateway.tail = oauth_tail(f"""
+[[auth.oauth.introspection]]
+endpoint = "{stub.url}"
+client_id = "{STUB_CLIENT_ID}"
+client_secret_file = "{secret}"
+""")
+    gateway.write_config(upstream.url)
+    gateway.signal(signal.SIGHUP)
+    gateway.wait_for_log(lambda line: line.get("msg") == "configuration reloaded")
+    for _ in range(4):  # every event loop took the new setup
+        assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(token), timeout=5).status_code == 200
+    assert stub.calls[token] >= 1

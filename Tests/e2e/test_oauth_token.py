@@ -313,6 +313,29 @@ def test_refresh_cannot_broaden_the_scope(oauth):
     assert r.status_code == 200 and r.json()["scope"] == "read:databases"
 
 
+def test_a_narrowed_refresh_keeps_the_grant_and_a_scope_at_the_code_exchange_is_ignored(oauth):
+    verifier, challenge = pkce_pair()
+    r = oauth.token({"grant_type": "authorization_code", "code": oauth.code(challenge=challenge), "redirect_uri": CALLBACK,
+                     "code_verifier": verifier, "scope": "read:databases read:logs write:policies admin"}, auth=("app", OAuth.SECRET))
+    assert r.status_code == 200 and r.json()["scope"] == "read:databases read:logs"
+    narrowed = oauth.refresh(r.json()["refresh_token"], scope="read:logs").json()
+    assert narrowed["scope"] == "read:logs"
+    # RFC 6749 §6: the new refresh token carries the original grant, not the narrowed one.
+    full = oauth.refresh(narrowed["refresh_token"]).json()
+    assert full["scope"] == "read:databases read:logs"
+
+
+def test_altered_refresh_tokens_and_credentials_in_the_query_get_nothing(oauth):
+    tokens = oauth.tokens()
+    altered = tokens["refresh_token"][:-1] + ("A" if tokens["refresh_token"][-1] != "A" else "B")
+    assert_error(oauth.refresh(altered), 400, "invalid_grant")
+    assert oauth.refresh(tokens["refresh_token"]).status_code == 200
+    # Client credentials in the URL are not credentials.
+    r = requests.post(f"{oauth.url}/oauth/token?client_id=machine&client_secret={OAuth.MACHINE_SECRET}",
+                      data={"grant_type": "client_credentials"}, timeout=5)
+    assert_invalid_client(r)
+
+
 # --- refresh rotation and the retry grace ---------------------------------------------------
 
 def test_a_refresh_token_presented_again_inside_the_grace_gets_the_same_pair(oauth):
@@ -414,6 +437,8 @@ def test_client_credentials_with_both_authentication_methods(oauth, upstream):
     assert narrowed.status_code == 200 and narrowed.json()["scope"] == "read:logs"
     assert requests.get(f"{oauth.url}/v1/logs", headers=bearer(narrowed.json()["access_token"]), timeout=5).status_code == 200
     assert header(upstream.requests()[-1], "X-DBAudit-Subject") == ["client:machine"]
+    assert header(upstream.requests()[-1], "X-DBAudit-Credential") == ["oauth"]
+    assert header(upstream.requests()[-1], "X-DBAudit-Client-Id") == ["machine"]
     assert_error(oauth.token({"grant_type": "client_credentials", "scope": "read:logs admin"}, auth=("machine", OAuth.MACHINE_SECRET)),
                  400, "invalid_scope")
     # A public client, and a client without the grant, may not use it.
@@ -502,7 +527,7 @@ def test_revoking_a_grant_forgets_the_consent(oauth):
     assert oauth.redis.command("EXISTS", key) == b":0\r\n"
 
 
-def test_opaque_access_tokens_are_introspected_and_revoked(oauth):
+def test_opaque_access_tokens_are_introspected_and_revoked(oauth, upstream):
     r = oauth.token({"grant_type": "client_credentials"}, auth=("opaque-app", OAuth.MACHINE_SECRET))
     assert r.status_code == 200, r.text
     token = r.json()["access_token"]
@@ -511,8 +536,12 @@ def test_opaque_access_tokens_are_introspected_and_revoked(oauth):
     assert oauth.redis.command("EXISTS", f"{PREFIX}oauth-at:{digest}") == b":1\r\n"
     described = introspect(oauth, token)
     assert described["active"] is True and described["client_id"] == "opaque-app" and described["sub"] == "client:opaque-app"
+    assert requests.get(f"{oauth.url}/v1/logs", headers=bearer(token), timeout=5).status_code == 200
+    assert header(upstream.requests()[-1], "X-DBAudit-Client-Id") == ["opaque-app"]
     revoke(oauth, token, auth=("opaque-app", OAuth.MACHINE_SECRET))
     assert introspect(oauth, token) == {"active": False}
+    assert wait_until(lambda: requests.get(f"{oauth.url}/v1/logs", headers=bearer(token), timeout=5).status_code == 401,
+                      timeout=scaled(2))
     assert oauth.redis.command("EXISTS", f"{PREFIX}oauth-at:{digest}") == b":0\r\n"
 
 

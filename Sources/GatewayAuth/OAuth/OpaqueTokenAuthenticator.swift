@@ -21,9 +21,11 @@ package enum TokenCheck {
 package final class OpaqueTokenAuthenticator {
     private let store: any OpaqueAccessTokenStore
     private let cache: CredentialCache
-    private let issuer: String?
+    private var issuer: String?
     private let now: () -> Int64
-    private let logger: Logger
+    private var logger: Logger
+    /// The store failed its last lookup: logged once, not again until it answers.
+    private var storeDown = false
     private var lookupsInFlight: [String: EventLoopFuture<OpaqueAccessTokenRecord?>] = [:]
     /// Bumped by every revocation: a lookup that a revocation overtook does not cache what
     /// it read (the record may be the one just deleted).
@@ -33,12 +35,7 @@ package final class OpaqueTokenAuthenticator {
 
     package init(store: any OpaqueAccessTokenStore, cache: CacheSettings, issuer: String?, logger: Logger, now: @escaping () -> Int64) {
         self.store = store
-        self.cache = CredentialCache(
-            positiveTTL: cache.positiveTTL.timeAmount,
-            negativeTTL: cache.negativeTTL.timeAmount,
-            staleGrace: cache.staleGrace.timeAmount,
-            maxEntries: cache.maxEntries
-        )
+        self.cache = CredentialCache(cache)
         self.issuer = issuer
         self.logger = logger
         self.now = now
@@ -47,6 +44,18 @@ package final class OpaqueTokenAuthenticator {
     package var cacheHits: Int { self.cache.hits }
     package var cacheMisses: Int { self.cache.misses }
     package var cachedTokens: Int { self.cache.count }
+
+    /// A reload's settings. Cached tokens are kept (a reload during a Redis outage must not
+    /// turn tokens that work within `stale_grace` into 503s) unless the issuer they name
+    /// changed.
+    package func apply(cache settings: CacheSettings, issuer: String?, logger: Logger) {
+        self.cache.reconfigure(settings)
+        self.logger = logger
+        if issuer != self.issuer {
+            self.issuer = issuer
+            self.removeAll()
+        }
+    }
 
     /// Drops a revoked token from this loop's cache.
     package func invalidate(hash: String) {
@@ -96,7 +105,6 @@ package final class OpaqueTokenAuthenticator {
                 // never past its own expiry.
                 throw StaleFallback(principal: stale)
             }
-            self.logger.warning("credential store unavailable", metadata: ["error": "\(error)"])
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
             guard let record, record.isUsable(at: self.now()) else {
@@ -132,7 +140,27 @@ package final class OpaqueTokenAuthenticator {
         if let pending = self.lookupsInFlight[hash] { return pending }
         let future = self.store.opaqueAccessToken(hash: hash)
         self.lookupsInFlight[hash] = future
-        future.assumeIsolated().whenComplete { _ in self.lookupsInFlight[hash] = nil }
+        future.assumeIsolated().whenComplete { result in
+            self.lookupsInFlight[hash] = nil
+            self.noteStoreAnswer(result)
+        }
         return future
+    }
+
+    /// Logs the start and the end of a store outage, once each (a flood of 503s must not
+    /// become a flood of log lines).
+    private func noteStoreAnswer(_ result: Result<OpaqueAccessTokenRecord?, any Error>) {
+        switch result {
+        case .success, .failure(CredentialStoreError.corrupt):
+            guard self.storeDown else { return }
+            self.storeDown = false
+            self.logger.notice("credential store answers again (opaque access tokens)")
+        case .failure(let error):
+            guard !self.storeDown else { return }
+            self.storeDown = true
+            self.logger.warning(
+                "credential store unavailable; opaque access tokens not cached (or past stale_grace) get 503 until it answers again",
+                metadata: ["error": "\(error)"])
+        }
     }
 }

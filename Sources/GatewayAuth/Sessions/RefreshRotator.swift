@@ -1,4 +1,4 @@
-package import GatewayCore
+import GatewayCore
 import GatewayCrypto
 package import GatewayStore
 package import NIOCore
@@ -72,21 +72,21 @@ package final class RefreshRotator {
         let grace = self.graceSeconds
         let sessions = self.sessions
         return sessions.rotateRefresh(tokenHash: tokenHash, newTokenHash: newHash, now: now, graceSeconds: grace, clientID: clientID)
-            .flatMap { rotation -> EventLoopFuture<Outcome> in
+            .assumeIsolated().flatMap { rotation -> EventLoopFuture<Outcome> in
                 switch rotation {
                 case .invalid:
                     return eventLoop.makeSucceededFuture(.invalid)
                 case .reused:
                     return eventLoop.makeSucceededFuture(.reused)
                 case .rotated(let grant):
-                    return answer(grant, newToken).flatMap { body -> EventLoopFuture<Outcome> in
+                    return answer(grant, newToken).assumeIsolated().flatMap { body -> EventLoopFuture<Outcome> in
                         guard grace > 0 else { return eventLoop.makeSucceededFuture(.answered(body)) }
                         let sealed = AESGCM.seal(Array(body.utf8), key: Self.sealingKey(token), associatedData: Array(newHash.utf8))
                         // Waited for, so a retry right after this answer finds it; a failure
                         // only costs the retry its grace.
                         return sessions.recordRotationResult(tokenHash: tokenHash, successorHash: newHash, sealedResult: sealed)
                             .map { .answered(body) }.recover { _ in .answered(body) }
-                    }
+                    }.nonisolated()
                 case .retried(let successor, let sealed?):
                     guard let body = AESGCM.open(sealed, key: Self.sealingKey(token), associatedData: Array(successor.utf8)) else {
                         return eventLoop.makeSucceededFuture(.invalid)
@@ -98,11 +98,14 @@ package final class RefreshRotator {
                             status: 503, code: "busy", description: "A refresh with this token is still being answered; retry in a second.",
                             headers: [.init("Retry-After", "1")]))
                     }
-                    return eventLoop.flatScheduleTask(in: Self.pollInterval) {
+                    let promise = eventLoop.makePromise(of: Outcome.self)
+                    eventLoop.assumeIsolated().scheduleTask(in: Self.pollInterval) {
                         self.attempt(token: token, clientID: clientID, now: now, eventLoop: eventLoop, pollsLeft: pollsLeft - 1, answer: answer)
-                    }.futureResult
+                            .cascade(to: promise)
+                    }
+                    return promise.futureResult
                 }
-            }
+            }.nonisolated()
     }
 
     /// The key the answer of a rotation is sealed under: derived from the old token, which

@@ -187,7 +187,7 @@ package final class SessionEndpoints {
                     return eventLoop.makeFailedFuture(error)
                 }
             }.nonisolated()
-        }.flatMapThrowing { outcome -> Response in
+        }.assumeIsolated().flatMapThrowing { outcome -> Response in
             switch outcome {
             case .answered(let body), .replayed(let body):
                 return Response(status: 200, body: body, headers: [.init("Pragma", "no-cache")])
@@ -197,7 +197,7 @@ package final class SessionEndpoints {
                 self.logger.warning("refresh token reused; its family is revoked", metadata: ["event": "refresh_reuse"])
                 throw Self.invalidRefresh
             }
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        }.nonisolated().flatMapErrorThrowing { error in throw Self.mapped(error) }
     }
 
     private func logout(body: [UInt8], authorization: [String], eventLoop: any EventLoop) -> EventLoopFuture<Response> {

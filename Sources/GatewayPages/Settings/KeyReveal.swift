@@ -6,7 +6,8 @@ import GatewayCrypto
 /// the create POST stores the key XOR a pad in the browser-state store (one minute) and
 /// gives the browser a random cookie; the pad and the record's id are derived from that
 /// cookie, so the store alone holds no key and the cookie alone finds nothing. The first
-/// GET deletes the record before showing the key, so a reload or Back shows it no more.
+/// GET deletes the record before showing the key (only the request whose delete removed it
+/// shows it), so a reload, Back or a parallel request shows it no more.
 /// A value; any thread.
 package struct KeyReveal: Codable, Sendable, Hashable {
     package static let lifetimeSeconds: Int64 = 60

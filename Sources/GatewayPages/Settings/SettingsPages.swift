@@ -322,8 +322,9 @@ package final class SettingsPages: LocalEndpoint {
         let store = self.deps.browserState
         return store.flow(id: id).assumeIsolated().flatMap { json in
             guard let json else { return eventLoop.makeSucceededFuture(gone) }
-            return store.deleteFlow(id: id).assumeIsolated().map {
-                guard let reveal = KeyReveal.decode(json), reveal.userID == session.user.id, let key = reveal.open(cookie: cookie) else {
+            // Only the request that deleted the record shows the key: two at once get it once.
+            return store.deleteFlow(id: id).assumeIsolated().map { deleted in
+                guard deleted, let reveal = KeyReveal.decode(json), reveal.userID == session.user.id, let key = reveal.open(cookie: cookie) else {
                     return gone
                 }
                 var context = self.context(title: "Your new API key", nav: session)
