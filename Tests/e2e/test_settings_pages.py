@@ -41,8 +41,8 @@ class Settings:
         pepper = write_pepper(tmp_path / "settings-pepper")
         key_file = tmp_path / "settings-signing-key.pem"
         key_file.write_bytes(SigningKey("RS256", kid="gw-rs256").private_pem())
-        tail = jwt_session_tail(redis_port, pepper, key_file, "RS256", jwt_settings) + ui
-        self.gateway = make_gateway(upstream_url, routes=USER_ROUTES, tail=tail)
+        self.tail = jwt_session_tail(redis_port, pepper, key_file, "RS256", jwt_settings) + ui
+        self.gateway = make_gateway(upstream_url, routes=USER_ROUTES, tail=self.tail)
         self.url = self.gateway.url
         if not users:
             return
@@ -308,6 +308,20 @@ def test_a_user_cannot_see_create_for_or_revoke_another_users_keys(settings):
     assert r.status_code == 303 and r.headers["Location"] == PREFIX + "/api-keys?notice=revoked"
     assert wait_until(lambda: api(settings, "GET", "/v1/logs", key) == 401, 2)
     assert ada.key_ids() == []
+
+
+def test_a_key_revoked_in_the_browser_is_refused_by_every_instance(settings, make_gateway, upstream):
+    """Revocation goes through the key service: a second gateway on the same Redis, which has
+    the key in its cache, refuses it within the revocation bound (one second here)."""
+    other = make_gateway(upstream.url, routes=USER_ROUTES, tail=settings.tail)
+    ada = Visitor(settings, "ada@example.test")
+    key = ada.create_key("two instances", ["read:logs"])
+    for url in (settings.url, other.url):
+        assert requests.get(url + "/v1/logs", headers=bearer(key), timeout=10).status_code == 200
+    r = ada.post("/api-keys/revoke", {"csrf_token": ada.csrf(), "id": ada.key_ids()[0]})
+    assert r.status_code == 303
+    refused = wait_until(lambda: requests.get(other.url + "/v1/logs", headers=bearer(key), timeout=10).status_code == 401, 1.0)
+    assert refused, "the second instance still accepts the revoked key after 1 s"
 
 
 def test_scopes_the_user_lacks_are_refused_server_side(settings):
