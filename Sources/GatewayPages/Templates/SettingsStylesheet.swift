@@ -37,6 +37,8 @@ package enum SettingsStylesheet {
         button.danger { background: var(--error); color: var(--card); border-color: var(--error); font-weight: 600; }
         .empty { border: 1px dashed var(--border); border-radius: 0.4rem; padding: 1rem; margin-top: 1rem; }
         .empty h2 { font-size: 1.1rem; margin-top: 0; }
+        .stack .actions { align-items: center; margin-top: 1rem; }
+        .stack .actions button { margin-top: 0; }
 
         """
 }
