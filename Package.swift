@@ -218,8 +218,10 @@ let package = Package(
         .testTarget(
             name: "GatewayPagesTests",
             dependencies: [
-                "GatewayPages", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
+                "GatewayPages", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -8,8 +8,8 @@ set -euo pipefail
 # (Tests/e2e/test_systemd.py); strace: the test that checks the binary against the unit's
 # system-call filter; testssl.sh: the TLS listener's scan in Tests/e2e/test_tls.py;
 # chromium and chromium-driver: the real browser of the OAuth login and consent test
-# (Tests/e2e/test_oauth_browser.py), driven through /usr/bin/chromedriver, so nothing is
-# downloaded at test time.
+# (Tests/e2e/test_oauth_browser.py) and of the settings pages (test_settings_pages.py),
+# driven through /usr/bin/chromedriver, so nothing is downloaded at test time.
 packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv systemd strace testssl.sh
           chromium chromium-driver "$@")
 # The Node SDK's tests (Tests/e2e/test_sdk_node.py): tsc checks its types; node and npm come

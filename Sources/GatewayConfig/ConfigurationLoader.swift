@@ -138,6 +138,9 @@ final class ConfigReader {
         if let table = self.table(root, "ui", path: "") {
             ui = self.readUI(table)
         }
+        if ui.enabled == true, jwt.issuer == nil {
+            self.problem("ui.enabled", "the settings pages sign users in as the gateway's issuer: set [auth.jwt] issuer")
+        }
         guard let upstream else { return nil }
         var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
         configuration.redis = redis

@@ -122,6 +122,12 @@ extension GatewayConfiguration {
             self.apiKeys.managementRateLimit.map { "management_rate_limit = \(quote($0))" }
                 ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller")
         self.renderJWT(into: &lines, quote: quote, duration: duration)
+        lines.append("")
+        lines.append("[ui]")
+        lines.append("session_idle_timeout = \(duration(self.ui.sessionIdleTimeout))")
+        lines.append("session_lifetime = \(duration(self.ui.sessionLifetime))")
+        if let enabled = self.ui.enabled { lines.append("enabled = \(enabled)") }
+        lines.append("path_prefix = \"\(self.ui.pathPrefix)\"")
         self.renderIntrospection(into: &lines, quote: quote, duration: duration)
         lines.append("")
         lines.append("[ui]")

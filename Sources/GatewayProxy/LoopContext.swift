@@ -311,6 +311,12 @@ package final class LoopContext {
     /// The API-key hasher (keyed with the pepper); client secrets are hashed with it too.
     package var secretHasher: HMACSHA256 { self.hmac }
 
+    /// The key service `/v1/api-keys` uses (the management store, the same hash): the
+    /// settings pages create, list and revoke keys through it.
+    package var managementKeyService: APIKeyService {
+        APIKeyService(store: self.managementStore ?? self.store, hash: self.authenticator.hash(apiKey:))
+    }
+
     /// Installs the server's local endpoints and remembers `factory` to rebuild them with
     /// each configuration `apply` brings.
     package func installLocalEndpoints(_ factory: @escaping LocalEndpointFactory) {

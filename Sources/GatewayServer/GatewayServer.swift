@@ -190,7 +190,8 @@ package final class GatewayServer: Sendable {
                 context.installLocalEndpoints { context in
                     let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
                     let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
-                    return [pages, oauth].compactMap { $0 }
+                    let settings: (any LocalEndpoint)? = Self.settingsPages(context, stores: pageStores)
+                    return [pages, oauth, settings].compactMap { $0 }
                 }
                 return context
             }.map { NIOLoopBound($0, eventLoop: loop) }.wait()

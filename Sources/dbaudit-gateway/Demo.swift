@@ -63,6 +63,7 @@ extension GatewayCommand {
             ]
             configuration.oauth = oauth
             let gateway = try GatewayServer(configuration: configuration, logger: logger, group: group)
+            let settingsPrefix = configuration.ui.pathPrefix
             let demoPassword = "demo-password-" + Hex.encode(SecureRandom.bytes(4))
             try await gateway.createUser(
                 email: "demo@example.com", scopes: ["read:databases", "read:logs", "write:alerts"], password: demoPassword)
@@ -102,6 +103,9 @@ extension GatewayCommand {
                       curl -s -X POST \(base)/v1/auth/login -d '{"email":"demo@example.com","password":"\(demoPassword)"}'
                       curl -i \(base)/v1/databases -H "Authorization: Bearer <access_token>"
                       curl -s \(base)/.well-known/jwks.json
+                    Settings > API Keys in the browser (create, copy once, revoke your own keys):
+                      open \(base)\(settingsPrefix)/api-keys
+                      sign in with  e-mail: demo@example.com  password: \(demoPassword)
                     OAuth 2.0 (the gateway is the authorization server; clients in memory):
                       authorization code + PKCE with the public client demo-app: open this URL in a browser,
                       sign in as demo@example.com with the password above and allow:

@@ -26,6 +26,9 @@ package enum LoginThrottlePurpose: String, Sendable {
     /// `/oauth/token`, `/oauth/revoke`, `/oauth/introspect`: per address before the client
     /// is authenticated, per client (`account` = `client:<id>`) once it is.
     case oauthToken = "oauth-token"
+    /// A form posted to the settings pages (create or revoke an API key, sign out): per
+    /// address, in buckets of their own.
+    case settings
 }
 
 package enum LoginThrottleDecision: Sendable, Equatable {
