@@ -129,10 +129,6 @@ extension GatewayConfiguration {
         if let enabled = self.ui.enabled { lines.append("enabled = \(enabled)") }
         lines.append("path_prefix = \"\(self.ui.pathPrefix)\"")
         self.renderIntrospection(into: &lines, quote: quote, duration: duration)
-        lines.append("")
-        lines.append("[ui]")
-        lines.append("session_idle_timeout = \(duration(self.ui.sessionIdleTimeout))")
-        lines.append("session_lifetime = \(duration(self.ui.sessionLifetime))")
         for policy in self.rateLimits {
             lines.append("")
             lines.append("[[rate_limits]]")

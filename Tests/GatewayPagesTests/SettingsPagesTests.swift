@@ -11,7 +11,7 @@ import Testing
 private final class OpenThrottle: LoginThrottle {
     let loop: EmbeddedEventLoop
     init(loop: EmbeddedEventLoop) { self.loop = loop }
-    func admit(address: String, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
         loop.makeSucceededFuture(.allowed)
     }
 }
