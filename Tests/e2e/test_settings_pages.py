@@ -103,6 +103,8 @@ class Visitor:
         assert r.status_code == 303 and r.headers["Location"] == PREFIX + "/api-keys/created", (r.status_code, r.text)
         shown = self.get("/api-keys/created")
         assert shown.status_code == 200, shown.text
+        # It tells how the key is sent, and only ways the gateway accepts.
+        assert "Authorization: Bearer" in shown.text and "X-API-Key" not in shown.text
         import re
         return re.search(r'id="api-key" value="([A-Za-z0-9_]+)"', shown.text).group(1)
 
