@@ -13,7 +13,7 @@ enum KeyCreatedTemplate {
         <button type="button" id="copy-key" hidden>Copy</button>
         </div>
         <p class="note" id="copy-status" role="status" aria-live="polite"></p>
-        <p class="note">Send it as <code>Authorization: Bearer &lt;key&gt;</code> or <code>X-API-Key: &lt;key&gt;</code>.</p>
+        <p class="note">Send it as <code>Authorization: Bearer &lt;key&gt;</code>.</p>
         <p><a href="{{keys}}" id="done">Done: back to API keys</a></p>
         {{> footer}}
         """
