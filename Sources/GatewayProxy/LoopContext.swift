@@ -3,7 +3,7 @@ package import GatewayRateLimit
 package import GatewayConfig
 package import GatewayCrypto
 package import GatewayStore
-package import GatewayTLS
+import GatewayTLS
 package import GatewayCore
 package import Logging
 package import NIOCore

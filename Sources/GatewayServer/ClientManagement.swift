@@ -65,7 +65,7 @@ package final class ClientManagement: Sendable {
         case .failure(let problem): throw Failure.invalid("--grant-types: \(problem.message)")
         }
         guard let format = OAuthTokenFormat(rawValue: tokenFormat) else { throw Failure.invalid("--token-format must be jwt or opaque") }
-        var candidate = OAuthClientSettings(
+        let candidate = OAuthClientSettings(
             id: OAuthClientCredentials.generateID(), name: name, redirectURIs: redirectURIs, grantTypes: grants, scopes: scopes,
             isPublic: isPublic, tokenFormat: format, isResourceServer: isResourceServer)
         if isPublic, isResourceServer {

@@ -141,6 +141,12 @@ enum ListenSockets {
         }
     }
 
+    /// The text `inet_ntop` wrote into `buffer`, up to its terminating NUL.
+    private static func string(_ buffer: [CChar]) -> String {
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     private static func listenAddress(_ storage: sockaddr_storage) -> ListenAddress? {
         var storage = storage
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
@@ -150,7 +156,7 @@ enum ListenSockets {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address -> ListenAddress? in
                     var ip = address.pointee.sin_addr
                     guard inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil else { return nil }
-                    return ListenAddress(host: String(cString: text), port: Int(UInt16(bigEndian: address.pointee.sin_port)))
+                    return ListenAddress(host: Self.string(text), port: Int(UInt16(bigEndian: address.pointee.sin_port)))
                 }
             }
         case AF_INET6:
@@ -158,7 +164,7 @@ enum ListenSockets {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address -> ListenAddress? in
                     var ip = address.pointee.sin6_addr
                     guard inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil else { return nil }
-                    return ListenAddress(host: String(cString: text), port: Int(UInt16(bigEndian: address.pointee.sin6_port)))
+                    return ListenAddress(host: Self.string(text), port: Int(UInt16(bigEndian: address.pointee.sin6_port)))
                 }
             }
         default:

@@ -171,7 +171,7 @@ package final class UserManagement: Sendable {
     private static func scanUsers(
         client: RedisClient, pattern: String, cursor: String, found: [UserRecord], unreadable: Int, on loop: any EventLoop
     ) -> EventLoopFuture<([UserRecord], Int)> {
-        client.send(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"]).flatMap { reply -> EventLoopFuture<([UserRecord], Int)> in
+        client.send(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"]).assumeIsolated().flatMap { reply -> EventLoopFuture<([UserRecord], Int)> in
             guard case .array(let parts) = reply, parts.count == 2, case .bulkString(let next) = parts[0],
                 case .array(let names) = parts[1]
             else { return loop.makeFailedFuture(CredentialStoreError.corrupt("unexpected reply to SCAN")) }
@@ -184,7 +184,7 @@ package final class UserManagement: Sendable {
                     }
                     return values
                 }
-            return values.flatMap { values in
+            return values.assumeIsolated().flatMap { values in
                 var found = found
                 var unreadable = unreadable
                 for case .bulkString(let bytes) in values {
@@ -197,8 +197,8 @@ package final class UserManagement: Sendable {
                 let nextCursor = String(decoding: next, as: UTF8.self)
                 guard nextCursor != "0" else { return loop.makeSucceededFuture((found, unreadable)) }
                 return Self.scanUsers(client: client, pattern: pattern, cursor: nextCursor, found: found, unreadable: unreadable, on: loop)
-            }
-        }
+            }.nonisolated()
+        }.nonisolated()
     }
 
     /// `text` as a literal in a `SCAN MATCH` pattern (the key prefix may hold glob characters).

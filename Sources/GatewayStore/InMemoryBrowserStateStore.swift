@@ -1,5 +1,5 @@
 import Foundation
-package import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 package import NIOCore
 
 /// The process-local browser sessions and authorization flows shared by every loop's

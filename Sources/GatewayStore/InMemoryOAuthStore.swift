@@ -1,4 +1,4 @@
-package import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 package import NIOCore
 
 /// The process-local OAuth state (run-time clients, authorization codes, consents) shared

@@ -1,5 +1,5 @@
 import Foundation
-package import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 package import NIOCore
 
 /// Opaque access token records of this process, behind a lock, for the demo (no Redis):
