@@ -141,6 +141,16 @@ final class ConfigReader {
         if ui.enabled == true, jwt.issuer == nil {
             self.problem("ui.enabled", "the settings pages sign users in as the gateway's issuer: set [auth.jwt] issuer")
         }
+        if ui.enabled ?? (jwt.issuer != nil) {
+            // The pages answer every path under the prefix before any route is matched: a
+            // route there would never reach the upstream.
+            for (index, route) in routes.enumerated() where route.path == ui.pathPrefix || route.path.hasPrefix(ui.pathPrefix + "/") {
+                self.problem(
+                    "routes[\(index)].path",
+                    "\(route.path) is under [ui] path_prefix \"\(ui.pathPrefix)\", where the settings pages answer; "
+                        + "move the pages (path_prefix) or turn them off ([ui] enabled = false)")
+            }
+        }
         guard let upstream else { return nil }
         var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
         configuration.redis = redis

@@ -259,6 +259,10 @@ package final class AuthorizePages: LocalEndpoint {
                     guard let session else {
                         return eventLoop.makeSucceededFuture(PageResponses.seeOther(Self.consentPath + "?flow=" + flowID))
                     }
+                    if let refusal = flow.refusal {
+                        // A refused request only ever ends in its refusal, whatever is posted.
+                        return self.finish(flowID: flowID, self.refuse(refusal), eventLoop: eventLoop)
+                    }
                     guard decision == "allow" else {
                         self.deps.logger.info("consent denied", metadata: ["event": "consent_denied", "client_id": .string(client.id)])
                         return self.finish(flowID: flowID, self.refuse(AuthorizeErrorRedirect(

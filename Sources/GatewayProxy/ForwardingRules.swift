@@ -125,6 +125,12 @@ package enum ForwardingRules {
             if !nominated.isEmpty, nominated.contains(name.lowercased()) {
                 continue
             }
+            if HeaderName.equals(name, "cookie") {
+                // The gateway's own browser cookies (session, browser binding, show-once
+                // reveal) are credentials for the gateway: never the upstream's to see.
+                if let kept = withoutGatewayCookies(value) { headers.add(name: name, value: kept) }
+                continue
+            }
             headers.add(name: name, value: value)
         }
         let host = context.preserveHost ? (clientHost ?? context.upstreamAuthority) : context.upstreamAuthority
@@ -193,6 +199,30 @@ package enum ForwardingRules {
         return kept.isEmpty ? nil : kept
     }
 
+    /// Whether a cookie name is one of the gateway's own (`dbgw_...`, `__Host-dbgw_...`).
+    static func isGatewayCookie(_ name: Substring) -> Bool {
+        let bare = name.hasPrefix("__Host-") ? name.dropFirst(7) : name.hasPrefix("__Secure-") ? name.dropFirst(9) : name
+        return bare.hasPrefix("dbgw_")
+    }
+
+    /// A `Cookie` header value without the gateway's own cookies; nil when nothing is left.
+    static func withoutGatewayCookies(_ value: String) -> String? {
+        guard value.contains("dbgw_") else { return value }
+        let kept = value.split(separator: ";").filter { pair in
+            let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            return !isGatewayCookie(name.drop { $0 == " " || $0 == "\t" })
+        }
+        guard !kept.isEmpty else { return nil }
+        return kept.map { $0.drop { $0 == " " || $0 == "\t" } }.joined(separator: "; ")
+    }
+
+    /// The cookie name a `Set-Cookie` value sets.
+    static func setCookieName(_ value: String) -> Substring {
+        let pair = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return name.drop { $0 == " " || $0 == "\t" }
+    }
+
     /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the
     /// encoder re-frames the body), `X-Request-Id` set, `Connection: close` when the
     /// gateway will close after this response or the client could not find its end
@@ -211,6 +241,10 @@ package enum ForwardingRules {
                 continue
             }
             if !nominated.isEmpty, nominated.contains(name.lowercased()) {
+                continue
+            }
+            if HeaderName.equals(name, "set-cookie"), isGatewayCookie(setCookieName(value)) {
+                // The upstream may not plant (or clear) a session of the gateway's pages.
                 continue
             }
             headers.add(name: name, value: value)

@@ -74,12 +74,22 @@ package final class RedisBrowserStateStore: BrowserStateStore {
     private func indexKey(_ userID: String) -> String { "\(self.prefix)browser-sessions:\(userID)" }
     private func flowKey(_ id: String) -> String { "\(self.prefix)oauth-flow:\(id)" }
 
-    /// KEYS: session key, index key. ARGV: JSON, ttl, hash. The index lives as long as its
-    /// longest session.
+    /// The longest a browser session can live (`[ui] session_lifetime` is at most 30 days):
+    /// the index of a user's sessions is kept that long past each sign-in, so it never
+    /// expires before a session it names, however the session was kept alive.
+    static let indexLifetime: Int64 = 30 * 86_400
+
+    /// KEYS: session key, index key. ARGV: JSON, ttl, hash, session key prefix, index ttl.
+    /// Also forgets the index's sessions that are gone (at most 256 looked at per sign-in),
+    /// so the index of a user who signs in often stays small.
     private static let createScript = """
         redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+        local members = redis.call('SRANDMEMBER', KEYS[2], 256)
+        for _, member in ipairs(members) do
+          if redis.call('EXISTS', ARGV[4] .. member) == 0 then redis.call('SREM', KEYS[2], member) end
+        end
         redis.call('SADD', KEYS[2], ARGV[3])
-        if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+        redis.call('EXPIRE', KEYS[2], ARGV[5])
         return 1
         """
 
@@ -87,7 +97,7 @@ package final class RedisBrowserStateStore: BrowserStateStore {
         guard let json = Self.encode(record) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
         return self.client.evaluate(
             script: Self.createScript, keys: [self.sessionKey(hash), self.indexKey(record.userID)],
-            arguments: [json, String(max(1, ttl)), hash]
+            arguments: [json, String(max(1, ttl)), hash, self.sessionKey(""), String(Self.indexLifetime)]
         ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 

@@ -374,3 +374,26 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         #expect(ForwardingRules.sanitizedResponseTrailers(nil) == nil)
     }
 }
+
+@Suite struct GatewayCookieTests {
+    @Test func theGatewaysOwnCookiesNeverReachTheUpstream() {
+        let head = ForwardingRules.upstreamRequestHead(
+            request(.GET, "/v1/x", [
+                ("Cookie", "theme=dark; dbgw_session=s3cret; __Host-dbgw_browser=b; app=1"),
+                ("Cookie", "__Host-dbgw_reveal=r"),
+            ]),
+            framing: .none, context: context)
+        #expect(head.headers["cookie"] == ["theme=dark; app=1"])
+    }
+
+    @Test func anUpstreamCannotSetOrClearAGatewayCookie() {
+        var headers = HTTPHeaders()
+        headers.add(name: "Set-Cookie", value: "__Host-dbgw_session=planted; Path=/; Secure")
+        headers.add(name: "Set-Cookie", value: "dbgw_browser=x")
+        headers.add(name: "Set-Cookie", value: "app=1; Path=/")
+        let head = ForwardingRules.clientResponseHead(
+            HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), requestVersion: .http1_1, requestID: "r",
+            keepAlive: true)
+        #expect(head.headers["set-cookie"] == ["app=1; Path=/"])
+    }
+}

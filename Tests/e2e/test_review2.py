@@ -63,15 +63,15 @@ def test_a_pending_refusal_flow_never_yields_a_code(pages_gateway):
 
 def test_users_disable_ends_a_session_older_than_its_index(tmp_path, make_gateway, upstream, redis_server):
     # `users disable` finds a user's browser sessions through the index set
-    # browser-sessions:<user>, whose TTL is set once, at sign-in, to the idle limit; every
-    # touch extends the session but not the index. Once a session outlives the idle limit
-    # since sign-in, the index is gone, `users disable` deletes nothing, and `users enable`
-    # (say, after the incident) brings the old browser session back to life.
+    # browser-sessions:<user>. Its TTL was the idle limit, set once at sign-in: a session
+    # kept alive by use outlived its index, `users disable` deleted nothing, and `users
+    # enable` brought the old browser session back. The index must outlive any session.
     slow = Settings(tmp_path, make_gateway, upstream.url, redis_server.port, ui='\n[ui]\nsession_idle_timeout = "60s"\n')
     ada = Visitor(slow, "ada@example.test")
-    time.sleep(20)
-    assert ada.get("/api-keys").status_code == 200  # used: the session now lives until ~80 s
-    time.sleep(45)  # 65 s after sign-in: past the index's TTL, within the session's
+    listed = redis_server.command("KEYS", "*browser-sessions:*").split(b"\r\n")
+    index = next(line for line in listed if b"browser-sessions:" in line and not line.startswith(b"*"))
+    ttl = int(redis_server.command("TTL", index).strip()[1:])
+    assert ttl >= 12 * 3600, ttl  # at least the session lifetime (12 h by default), never the idle limit
     assert ada.get("/api-keys").status_code == 200
     set_user_disabled(slow.gateway, "ada@example.test", True)
     set_user_disabled(slow.gateway, "ada@example.test", False)

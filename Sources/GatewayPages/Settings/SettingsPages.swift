@@ -79,7 +79,9 @@ package final class SettingsPages: LocalEndpoint {
     }
 
     package func handle(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        let method = request.method == "HEAD" ? "GET" : request.method
+        // HEAD reads like GET, except on the show-once page: reading it uses the key up, and
+        // a link checker or `curl -I` must not take it from the user.
+        let method = request.method == "HEAD" && request.normalizedPath != self.paths.created ? "GET" : request.method
         let paths = self.paths
         let path = request.normalizedPath
         let response: EventLoopFuture<LocalResponse>
