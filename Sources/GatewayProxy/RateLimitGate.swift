@@ -24,16 +24,18 @@ package enum RateLimitGate {
     }
 
     /// Decides every policy for `key`; completes inline when no decision waits on Redis.
+    /// - Parameter peek: decide without taking tokens (explain).
     static func evaluate(
         _ policies: [RateLimitPolicy],
         key: String,
         limiter: RateLimiter,
-        eventLoop: any EventLoop
+        eventLoop: any EventLoop,
+        peek: Bool = false
     ) -> Either {
         var decided: [RateLimitDecision] = []
         var pending: [EventLoopFuture<RateLimitOutcome>] = []
         for policy in policies {
-            switch limiter.decide(policy: policy, key: key) {
+            switch peek ? limiter.peek(policy: policy, key: key) : limiter.decide(policy: policy, key: key) {
             case .decided(let decision): decided.append(decision)
             case .pending(let future): pending.append(future)
             }
