@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import (OWN_ISSUER, Gateway, RedisServer, Upstream, create_key, gateway_binary, parse_response, raw_exchange,
                       wait_until, write_pepper)
+from test_admin import admin_port
 from jwks_server import ASYMMETRIC_ALGORITHMS, SYMMETRIC_ALGORITHMS, SigningKey
 from test_api_keys import PATH_CASES, ROUTES as KEY_ROUTES, auth_tail, make_api_key
 from test_jwt import NEGATIVE_CASES, Interop, claims
@@ -401,3 +403,73 @@ def test_help_names_every_option():
     for flag in ("--config", "--method", "--path", "--token", "--token-file", "--token-stdin", "--header",
                  "--client-address", "--json"):
         assert flag in result.stdout
+
+
+# --- the admin listener: POST /explain -----------------------------------------------------
+
+ADMIN_TOKEN = "explain-admin-token-0123456789"
+
+
+@pytest.fixture
+def admin_keys(make_gateway, upstream, redis_server, tmp_path):
+    """A gateway with test_api_keys' routes, the rate-limited route and an admin listener
+    with a token; returns (gateway, admin port)."""
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    pepper = write_pepper(tmp_path / "pepper")
+    gateway = make_gateway(upstream.url, routes=KEY_ROUTES + LIMITED_ROUTE,
+                           tail=auth_tail(redis_server.port, pepper)
+                           + f'\n[admin]\nlisten = "127.0.0.1:0"\ntoken_file = "{token_file}"\n')
+    return gateway, admin_port(gateway)
+
+
+def admin_explain(port, body, token=ADMIN_TOKEN, method="POST"):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, f"http://127.0.0.1:{port}/explain", headers=headers,
+                            data=body if isinstance(body, (bytes, str)) else json.dumps(body), timeout=30)
+
+
+def test_admin_explain_gives_the_clis_decision_and_takes_no_token(admin_keys):
+    gateway, port = admin_keys
+    reader = create_key(gateway, ["read:databases"], name="reader")["key"]
+    cases = [("GET", "/v1/databases", reader), ("POST", "/v1/policies", reader), ("GET", "/v1/unlisted", reader),
+             ("GET", "/v1/databases%2fx", reader), ("GET", "/v1/databases", None), ("GET", "/v1/databases", make_api_key()),
+             ("GET", "/v1/limited", reader)]
+    for method, path, token in cases:
+        body = {"method": method, "path": path, **({"token": token} if token else {})}
+        r = admin_explain(port, body)
+        assert r.status_code == 200, r.text
+        assert r.headers["Cache-Control"] == "no-store"
+        doc = r.json()
+        check_schema(doc)
+        code, cli, _, _ = explain(gateway.config_path, method, path, token)
+        assert code == (0 if doc["decision"]["outcome"] == "allow" else 1)
+        assert doc["decision"] == cli["decision"], (doc, cli)
+        assert [s["name"] for s in doc["steps"] if s["result"] == "fail"] == \
+            [s["name"] for s in cli["steps"] if s["result"] == "fail"]
+        assert reader not in r.text and reader[13:] not in r.text
+    # The limited route's burst of 2 is untouched by the explanations above and below.
+    for _ in range(3):
+        assert admin_explain(port, {"method": "GET", "path": "/v1/limited", "token": reader}).json()["decision"]["outcome"] == "allow"
+    assert [through_proxy(gateway.port, "GET", "/v1/limited", reader)[0] for _ in range(3)] == [200, 200, 429]
+    doc = admin_explain(port, {"method": "GET", "path": "/v1/limited", "token": reader}).json()
+    assert (doc["decision"]["status"], doc["decision"]["failing_step"]) == (429, "rate_limit.tight")
+
+
+def test_admin_explain_needs_the_admin_token_and_a_well_formed_body(admin_keys, make_gateway, upstream):
+    gateway, port = admin_keys
+    assert admin_explain(port, {"method": "GET", "path": "/"}, token=None).status_code == 401
+    assert admin_explain(port, {"method": "GET", "path": "/"}, token="wrong-token-wrong-token").status_code == 401
+    r = admin_explain(port, b"", method="GET")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    for body in (b"not json", b"[]", {"method": "GET"}, {"method": "get", "path": "/"}, {"method": "GET", "path": "x"},
+                 {"method": "GET", "path": "/", "extra": 1}, {"method": "GET", "path": "/", "headers": ["no colon"]},
+                 {"method": "GET", "path": "/", "token": "a", "headers": ["Authorization: Bearer b"]}):
+        r = admin_explain(port, body)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", (body, r.text)
+    r = admin_explain(port, b"{" + b" " * (40 * 1024) + b"}")
+    assert r.status_code == 413
+    # Without a token on the admin listener, the endpoint is not offered at all.
+    open_admin = make_gateway(upstream.url, routes=KEY_ROUTES, tail='[admin]\nlisten = "127.0.0.1:0"\n')
+    r = admin_explain(admin_port(open_admin), {"method": "GET", "path": "/v1/databases"}, token=None)
+    assert r.status_code == 403 and r.json()["error"] == "explain_disabled"
