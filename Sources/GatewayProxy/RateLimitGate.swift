@@ -24,18 +24,16 @@ package enum RateLimitGate {
     }
 
     /// Decides every policy for `key`; completes inline when no decision waits on Redis.
-    /// - Parameter peek: decide without taking tokens (explain).
     static func evaluate(
         _ policies: [RateLimitPolicy],
         key: String,
         limiter: RateLimiter,
-        eventLoop: any EventLoop,
-        peek: Bool = false
+        eventLoop: any EventLoop
     ) -> Either {
         var decided: [RateLimitDecision] = []
         var pending: [EventLoopFuture<RateLimitOutcome>] = []
         for policy in policies {
-            switch peek ? limiter.peek(policy: policy, key: key) : limiter.decide(policy: policy, key: key) {
+            switch limiter.decide(policy: policy, key: key) {
             case .decided(let decision): decided.append(decision)
             case .pending(let future): pending.append(future)
             }
