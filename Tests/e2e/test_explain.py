@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (OWN_ISSUER, Gateway, RedisServer, Upstream, create_key, gateway_binary, parse_response, raw_exchange,
+from conftest import (OWN_ISSUER, Gateway, add_user, bearer, login, RedisServer, Upstream, create_key, gateway_binary, parse_response, raw_exchange,
                       wait_until, write_pepper)
 from test_admin import admin_port
+from test_sessions import session_tail, sessions_gateway  # noqa: F401
 from jwks_server import ASYMMETRIC_ALGORITHMS, SYMMETRIC_ALGORITHMS, SigningKey
 from test_api_keys import PATH_CASES, ROUTES as KEY_ROUTES, auth_tail, make_api_key
 from test_jwt import NEGATIVE_CASES, Interop, claims
@@ -307,6 +308,28 @@ def test_explain_agrees_with_the_proxy_on_oauth_tokens(introspecting_gateway, se
         assert doc["principal"]["issuer"] == OWN_ISSUER
     if credential == "introspected active":
         assert doc["principal"]["issuer"] == "https://login.partner.test"
+
+
+# --- user sessions (test_sessions.py): our own login tokens, and the deny list -------------
+
+SESSION_CASES = [("GET", "/v1/databases"), ("GET", "/v1/logs"), ("POST", "/v1/policies"), ("GET", "/v1/unlisted")]
+
+
+@pytest.mark.parametrize("logged_out", [False, True])
+@pytest.mark.parametrize("method, path", SESSION_CASES)
+def test_explain_agrees_with_the_proxy_on_user_sessions(sessions_gateway, method, path, logged_out):
+    gateway = sessions_gateway
+    add_user(gateway, "ana@example.com", ["read:databases", "read:logs"])
+    access = login(gateway, "ana@example.com").json()["access_token"]
+    if logged_out:
+        r = requests.post(f"{gateway.url}/v1/auth/logout", headers=bearer(access), timeout=5)
+        assert r.status_code == 200
+    doc = assert_agrees(gateway.config_path, gateway.port, method, path, access)
+    names = [step["name"] for step in doc["steps"]]
+    if path != "/v1/unlisted":
+        assert "jwt.revocation" in names, names
+    if logged_out and path != "/v1/unlisted":
+        assert doc["decision"]["failing_step"] == "jwt.revocation"
 
 
 # --- each refusal names its failing step ---------------------------------------------------
