@@ -129,63 +129,88 @@ package final class Authenticator {
     ///   - authorization: every `Authorization` header value of the request.
     ///   - queryCarriesToken: the query string has an `access_token` (or similar) parameter.
     ///   - requirement: overrides the route table (built-in endpoints).
+    ///   - trace: records each check (explain); nil on the request path, which then builds
+    ///     no trace data at all. A traced decision writes no last-use time.
     package func authorize(
         method: String,
         normalizedPath: String,
         authorization: [String],
         queryCarriesToken: Bool,
-        requirement: RouteTable.Requirement? = nil
+        requirement: RouteTable.Requirement? = nil,
+        trace: DecisionTrace? = nil
     ) -> Outcome {
         let required: [String]
         switch requirement ?? self.routes.requirement(method: method, normalizedPath: normalizedPath) {
         case .denied:
+            trace?.fail("route", "no route matches \(method) \(normalizedPath): default-deny")
             return .deny(.routeNotFound)
         case .open:
+            trace?.pass("route", "open route: no credential needed")
             return .allow(nil)
         case .scopes(let scopes):
+            trace?.pass("route", scopes.isEmpty ? "a credential is required (no scope)" : "requires scopes: \(scopes.joined(separator: " "))")
             required = scopes
         }
         if queryCarriesToken {
+            trace?.fail("credential.query", "the query string carries a token parameter (access_token, api_key, apikey or token)")
             return .deny(.unauthorized("Send the credential in the Authorization header, never in the URL."))
         }
         guard let header = authorization.first else {
+            trace?.fail("credential", "no Authorization header")
             return .deny(.unauthorized("This request needs a credential: send Authorization: Bearer <API key>.", credentialPresent: false))
         }
         guard authorization.count == 1 else {
+            trace?.fail("credential", "\(authorization.count) Authorization headers; exactly one is accepted")
             return .deny(.unauthorized("Send exactly one Authorization header."))
         }
         guard let token = Self.bearerToken(header) else {
+            trace?.fail("credential", "the Authorization header is not \"Bearer <token68>\"")
             return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
         }
+        trace?.info("credential.token", "sha256 prefix \(Self.tokenFingerprint(token)) (the token itself is never shown)")
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
             if OpaqueAccessTokenFormat.hasPrefix(token) {
                 // Ours by its prefix: never sent to another server's introspection.
-                guard let opaqueTokens else { return .deny(.unauthorized("The credential is not recognised.")) }
-                return self.decide(opaqueTokens.check(token), required: required)
+                guard let opaqueTokens else {
+                    trace?.fail("credential.kind", "opaque access token (dbaudit_at_), but this gateway has no token store")
+                    return .deny(.unauthorized("The credential is not recognised."))
+                }
+                trace?.pass("credential.kind", "opaque access token of this gateway (dbaudit_at_)")
+                return self.decide(opaqueTokens.check(token, trace: trace), required: required, trace: trace)
             }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
-                return self.authorizeJWT(token, jwt: jwt, required: required)
+                trace?.pass("credential.kind", "JWT (three base64url parts)")
+                return self.authorizeJWT(token, jwt: jwt, required: required, trace: trace)
             }
             if let introspection {
                 // Neither an API key, nor a JWT, nor ours: another server's opaque token.
-                return self.decide(introspection.check(token), required: required)
+                trace?.pass("credential.kind", "opaque token of another authorization server: introspection")
+                return self.decide(introspection.check(token, trace: trace), required: required, trace: trace)
             }
+            trace?.fail("credential.kind", "not an API key, not a JWT this gateway accepts, not an opaque token it can check")
             return .deny(.unauthorized("The credential is not recognised."))
         }
+        trace?.pass("credential.kind", "API key (\(token.hasPrefix(APIKeyFormat.testPrefix) ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix))")
         if let problem = APIKeyFormat.problem(with: token) {
+            trace?.fail("api_key.format", "format and checksum: \(problem)")
             return .deny(.unauthorized("The API key is malformed: \(problem)."))
         }
+        trace?.pass("api_key.format", "length, alphabet and checksum are valid")
         let hash = self.hash(apiKey: token)
         let deadline = NIODeadline.now()
         let stale: Principal?
         switch self.cache.lookup(hash, now: deadline) {
         case .fresh(let principal):
-            return self.decide(principal, required: required)
+            trace?.info("api_key.cache", "fresh entry in this loop's cache: key \(principal.keyID ?? "?")")
+            return self.decide(principal, required: required, trace: trace)
         case .freshNegative:
+            trace?.fail("api_key.cache", "this loop cached the key as unknown, revoked or expired (negative_ttl)")
             return .deny(.unauthorized("The API key is unknown, revoked or expired."))
         case .stale(let principal):
+            trace?.info("api_key.cache", "stale entry (used only if the store cannot answer)")
             stale = principal
         case .miss:
+            trace?.info("api_key.cache", "not cached: the store is asked")
             stale = nil
         }
         let future = self.lookUp(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
@@ -196,11 +221,16 @@ package final class Authenticator {
             }
             // The store cannot answer: a cached key keeps working within its grace.
             if let stale {
+                trace?.info("api_key.lookup", "the store cannot answer: the stale cached entry is used (stale_grace)")
                 throw StaleFallback(principal: stale)
             }
+            trace?.fail("api_key.lookup", "the credential store cannot answer and the key is not cached")
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
             let now = self.now()
+            if let trace {
+                Self.describe(record, hash: hash, now: now, into: trace)
+            }
             guard let record, record.isUsable(at: now) else {
                 self.cache.storeNegative(hash, now: .now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
@@ -209,6 +239,7 @@ package final class Authenticator {
             // never travel upstream: the record is treated as unreadable.
             guard ScopeToken.areValid(record.scopes) else {
                 self.logger.error("unreadable API key record in the store", metadata: ["reason": "scopes are not all scope tokens"])
+                trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
                 self.cache.storeNegative(hash, now: .now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
@@ -221,32 +252,49 @@ package final class Authenticator {
                 rateLimit: record.rateLimit
             )
             self.cache.storePositive(hash, principal, now: .now())
-            self.touch(keyID: record.id, now: now)
+            if trace == nil {
+                self.touch(keyID: record.id, now: now)
+            }
             return principal
         }.flatMapErrorThrowing { error -> Principal in
             guard let fallback = error as? StaleFallback else { throw error }
             // The grace covers the outage, never the key's own expiry.
             if let expiresAt = fallback.principal.expiresAt, self.now() >= expiresAt {
+                trace?.fail("api_key.expiry", "the stale entry's key expired at \(expiresAt)")
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             return fallback.principal
         }.flatMapThrowing { principal -> Principal in
-            if let missing = principal.missingScope(of: required) {
-                throw GatewayError.insufficientScope(missing)
-            }
-            return principal
+            try Self.checkScopes(principal, required: required, trace: trace)
         }.nonisolated()
         return .pending(future)
     }
 
-    private func authorizeJWT(_ token: String, jwt: JWTAuthenticator, required: [String]) -> Outcome {
-        switch jwt.check(token) {
+    /// The scope rule, shared by every credential kind: each required scope must be granted
+    /// (`admin` grants all).
+    private static func checkScopes(_ principal: Principal, required: [String], trace: DecisionTrace?) throws(GatewayError) -> Principal {
+        if let trace {
+            trace.info(
+                "principal",
+                "\(principal.kind.rawValue) \(principal.subject)\(principal.clientID.map { " client_id=\($0)" } ?? "")\(principal.keyID.map { " key=\($0)" } ?? ""); scopes: \(principal.scopes.isEmpty ? "(none)" : principal.scopes.joined(separator: " "))")
+        }
+        if let missing = principal.missingScope(of: required) {
+            trace?.fail("scopes", "the principal lacks the \(missing) scope (required: \(required.joined(separator: " ")))")
+            throw GatewayError.insufficientScope(missing)
+        }
+        trace?.pass("scopes", required.isEmpty ? "no scope required" : "every required scope is granted: \(required.joined(separator: " "))")
+        return principal
+    }
+
+    private func authorizeJWT(_ token: String, jwt: JWTAuthenticator, required: [String], trace: DecisionTrace?) -> Outcome {
+        switch jwt.check(token, trace: trace) {
         case .valid(let principal):
             // Expiry (with leeway) was the JWT layer's to judge; only scopes remain.
-            if let missing = principal.missingScope(of: required) {
-                return .deny(.insufficientScope(missing))
+            do {
+                return .allow(try Self.checkScopes(principal, required: required, trace: trace))
+            } catch {
+                return .deny(error)
             }
-            return .allow(principal)
         case .invalid(let failure):
             return .deny(.unauthorized(failure.description))
         case .pending(let future):
@@ -257,34 +305,60 @@ package final class Authenticator {
                 default: throw GatewayError.authUnavailable
                 }
             }.flatMapThrowing { principal -> Principal in
-                if let missing = principal.missingScope(of: required) {
-                    throw GatewayError.insufficientScope(missing)
-                }
-                return principal
+                try Self.checkScopes(principal, required: required, trace: trace)
             })
         }
     }
 
     /// The scope decision on a token check (expiry was the checker's to judge).
-    private func decide(_ check: TokenCheck, required: [String]) -> Outcome {
+    private func decide(_ check: TokenCheck, required: [String], trace: DecisionTrace?) -> Outcome {
         switch check {
         case .valid(let principal):
-            if let missing = principal.missingScope(of: required) {
-                return .deny(.insufficientScope(missing))
+            do {
+                return .allow(try Self.checkScopes(principal, required: required, trace: trace))
+            } catch {
+                return .deny(error)
             }
-            return .allow(principal)
         case .invalid(let error):
             return .deny(error)
         case .pending(let future):
             return .pending(future.flatMapErrorThrowing { error -> Principal in
                 throw error as? GatewayError ?? GatewayError.authUnavailable
             }.flatMapThrowing { principal -> Principal in
-                if let missing = principal.missingScope(of: required) {
-                    throw GatewayError.insufficientScope(missing)
-                }
-                return principal
+                try Self.checkScopes(principal, required: required, trace: trace)
             })
         }
+    }
+
+    /// An explained API key lookup: the record's id, owner, scopes, expiry and revocation,
+    /// never its hash in full.
+    private static func describe(_ record: APIKeyRecord?, hash: String, now: Int64, into trace: DecisionTrace) {
+        guard let record else {
+            trace.fail("api_key.lookup", "no record for hash \(hash.prefix(12))…: the key is unknown (or was deleted)")
+            return
+        }
+        trace.pass(
+            "api_key.lookup",
+            "record \(record.id) (\(record.environment)) owner=\(record.owner) scopes=\(record.scopes.isEmpty ? "(none)" : record.scopes.joined(separator: " "))\(record.rateLimit.map { " rate_limit=\($0)" } ?? "")")
+        if record.revoked {
+            trace.fail("api_key.revocation", "the key is revoked")
+        } else {
+            trace.pass("api_key.revocation", "not revoked")
+        }
+        if let expiresAt = record.expiresAt {
+            if now >= expiresAt {
+                trace.fail("api_key.expiry", "expires_at=\(expiresAt) <= now=\(now): expired")
+            } else {
+                trace.pass("api_key.expiry", "expires_at=\(expiresAt) > now=\(now)")
+            }
+        } else {
+            trace.pass("api_key.expiry", "no expiry")
+        }
+    }
+
+    /// What explain shows instead of a token: the first 12 hex digits of its SHA-256.
+    package static func tokenFingerprint(_ token: String) -> String {
+        String(Digest.sha256.hexHash(token.utf8).prefix(12))
     }
 
     /// One store lookup per key hash at a time on this loop: requests that miss the cache
@@ -324,17 +398,21 @@ package final class Authenticator {
         let principal: Principal
     }
 
-    private func decide(_ principal: Principal, required: [String]) -> Outcome {
+    private func decide(_ principal: Principal, required: [String], trace: DecisionTrace?) -> Outcome {
         if let expiresAt = principal.expiresAt, self.now() >= expiresAt {
+            trace?.fail("api_key.expiry", "the cached key expired at \(expiresAt)")
             return .deny(.unauthorized(principal.kind == .apiKey ? "The API key is unknown, revoked or expired." : "The token has expired."))
         }
-        if let missing = principal.missingScope(of: required) {
-            return .deny(.insufficientScope(missing))
+        let allowed: Principal
+        do {
+            allowed = try Self.checkScopes(principal, required: required, trace: trace)
+        } catch {
+            return .deny(error)
         }
-        if let keyID = principal.keyID {
+        if trace == nil, let keyID = allowed.keyID {
             self.touch(keyID: keyID, now: self.now())
         }
-        return .allow(principal)
+        return .allow(allowed)
     }
 
     /// Records a use at most once a minute per key and loop: never a write per request.

@@ -296,11 +296,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
 
         let normalizedPath: String
-        switch PathNormalizer.normalize(rawPath) {
+        switch RequestDecision.normalize(rawPath) {
         case .success(let path):
             normalizedPath = path
-        case .failure(.ambiguous(let reason)):
-            reject(.badRequest("The request path is ambiguous: \(reason)."))
+        case .failure(let error):
+            reject(error)
             return
         }
         let uri = query.map { "\(normalizedPath)?\($0)" } ?? normalizedPath
@@ -377,22 +377,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let exchange = self.exchange else { return }
         self.setReadsHeld(true)
         let authenticator = self.loop.authenticator
-        let requirement: RouteTable.Requirement
-        if let builtIn = exchange.builtIn {
-            requirement = builtIn.requirement
-            exchange.routeLabel = builtIn.routeLabel
-        } else {
-            let match = authenticator.routes.match(method: exchange.method.rawValue, normalizedPath: exchange.normalizedPath)
-            requirement = match.requirement
-            exchange.routeLabel = match.label
-            exchange.routeRateLimit = match.rateLimit
-        }
+        let route = RequestDecision.route(
+            method: exchange.method.rawValue, normalizedPath: exchange.normalizedPath, builtIn: exchange.builtIn,
+            routes: authenticator.routes)
+        exchange.routeLabel = route.label
+        exchange.routeRateLimit = route.rateLimit
         let outcome = authenticator.authorize(
             method: exchange.method.rawValue,
             normalizedPath: exchange.normalizedPath,
             authorization: exchange.head.headers["authorization"],
             queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
-            requirement: requirement
+            requirement: route.requirement
         )
         switch outcome {
         case .allow(let principal):

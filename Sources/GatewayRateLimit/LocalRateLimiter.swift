@@ -75,6 +75,17 @@ package final class LocalRateLimiter: Sendable {
         return .pending(future.hop(to: eventLoop))
     }
 
+    /// What `decide` would answer, without taking the token (explain). Call on `eventLoop`.
+    package func peek(_ shape: TokenBucket.Shape, key: String, on eventLoop: any EventLoop) -> Verdict {
+        let shard = self.shards[self.shardIndex(policy: shape.policy, key: key)]
+        let clock = self.clock
+        if shard.eventLoop.inEventLoop {
+            return .decided(shard.value.peek(shape, key: key, now: clock()))
+        }
+        let future = shard.eventLoop.submit { shard.value.peek(shape, key: key, now: clock()) }
+        return .pending(future.hop(to: eventLoop))
+    }
+
     /// Buckets held by the shard of the current loop (tests, metrics). Call on that loop.
     package func bucketCount(on eventLoop: any EventLoop) -> Int {
         guard let shard = self.shards.first(where: { $0.eventLoop === eventLoop }) else { return 0 }
@@ -131,6 +142,12 @@ private final class Shard {
         }
         self.entries[key] = Entry(bucket: bucket, sequence: self.enqueue(key))
         return decision
+    }
+
+    /// The decision `take` would make, on a copy of the bucket: nothing is stored.
+    func peek(_ shape: TokenBucket.Shape, key: String, now: UInt64) -> RateLimitDecision {
+        var bucket = self.entries[Key(policy: shape.policy, key: key)]?.bucket ?? TokenBucket(shape: shape, now: now)
+        return bucket.reshapedTake(shape, now: now)
     }
 
     private func enqueue(_ key: Key) -> UInt64 {

@@ -61,9 +61,25 @@ package final class RateLimiter {
     /// Takes one token of `policy` for `key` (the principal, or the client address on
     /// unauthenticated endpoints). Call on this limiter's loop.
     package func decide(policy: RateLimitPolicy, key: String) -> RateLimitVerdict {
+        self.decide(policy: policy, key: key, take: true)
+    }
+
+    /// What `decide` would answer now, without taking a token and without counting a
+    /// decision (explain). A Redis failure is answered as `on_store_unavailable` says.
+    package func peek(policy: RateLimitPolicy, key: String) -> RateLimitVerdict {
+        self.decide(policy: policy, key: key, take: false)
+    }
+
+    private func decide(policy: RateLimitPolicy, key: String, take: Bool) -> RateLimitVerdict {
         self.eventLoop.preconditionInEventLoop()
         let shape = TokenBucket.Shape(policy)
         guard let redis = self.redis else {
+            if !take {
+                switch self.local.peek(shape, key: key, on: self.eventLoop) {
+                case .decided(let decision): return .decided(decision)
+                case .pending(let future): return .pending(future.map { .decided($0) })
+                }
+            }
             self.localDecisions += 1
             switch self.local.decide(shape, key: key, on: self.eventLoop) {
             case .decided(let decision): return .decided(decision)
@@ -71,7 +87,9 @@ package final class RateLimiter {
             }
         }
         let onUnavailable = policy.onStoreUnavailable
-        let future = redis.decide(shape, key: key).assumeIsolated().map { decision -> RateLimitOutcome in
+        let asked = take ? redis.decide(shape, key: key) : redis.peek(shape, key: key)
+        let future = asked.assumeIsolated().map { decision -> RateLimitOutcome in
+            guard take else { return .decided(decision) }
             self.redisDecisions += 1
             if self.storeDown {
                 self.storeDown = false
@@ -79,14 +97,17 @@ package final class RateLimiter {
             }
             return .decided(decision)
         }.flatMapError { error -> EventLoopFuture<RateLimitOutcome> in
-            self.storeFailed(error, policy: shape.policy, onUnavailable: onUnavailable)
+            if take {
+                self.storeFailed(error, policy: shape.policy, onUnavailable: onUnavailable)
+            }
             switch onUnavailable {
             case .deny:
-                self.deniedUnavailable += 1
+                if take { self.deniedUnavailable += 1 }
                 return self.eventLoop.makeSucceededFuture(.storeUnavailable(policy: shape.policy))
             case .local:
-                self.fallbackDecisions += 1
-                switch self.local.decide(shape, key: key, on: self.eventLoop) {
+                if take { self.fallbackDecisions += 1 }
+                let verdict = take ? self.local.decide(shape, key: key, on: self.eventLoop) : self.local.peek(shape, key: key, on: self.eventLoop)
+                switch verdict {
                 case .decided(let decision): return self.eventLoop.makeSucceededFuture(.decided(decision))
                 case .pending(let future): return future.map { .decided($0) }
                 }

@@ -48,6 +48,15 @@ package final class RedisRateLimiter {
     /// completes there, failing with a `RedisClientError` or `RateLimitStoreError.timeout`
     /// when Redis cannot decide in time.
     package func decide(_ shape: TokenBucket.Shape, key: String) -> EventLoopFuture<RateLimitDecision> {
+        self.run(Self.script, shape, key: key)
+    }
+
+    /// What `decide` would answer, computed by a script that writes nothing (explain).
+    package func peek(_ shape: TokenBucket.Shape, key: String) -> EventLoopFuture<RateLimitDecision> {
+        self.run(Self.peekScript, shape, key: key)
+    }
+
+    private func run(_ script: String, _ shape: TokenBucket.Shape, key: String) -> EventLoopFuture<RateLimitDecision> {
         self.eventLoop.preconditionInEventLoop()
         let promise = self.eventLoop.makePromise(of: RateLimitDecision.self)
         self.nextID &+= 1
@@ -55,7 +64,7 @@ package final class RedisRateLimiter {
         self.waiting[id] = promise
         let redisKey = Self.redisKey(prefix: self.keyPrefix, policy: shape.policy, key: key)
         self.client.evaluate(
-            script: Self.script,
+            script: script,
             keys: [redisKey],
             arguments: [String(shape.rate), String(shape.periodSeconds * 1_000_000), String(shape.burst)]
         ).assumeIsolated().whenComplete { result in
@@ -123,7 +132,31 @@ package final class RedisRateLimiter {
 
     /// KEYS[1]: the bucket. ARGV: rate (units per µs), units per token (the period in µs),
     /// burst. Returns {allowed (0/1), credit after the decision}.
-    package static let script = """
+    package static let script = refill + """
+        local allowed = 0
+        if credit >= per_token then
+          credit = credit - per_token
+          allowed = 1
+        end
+        local missing = capacity - credit
+        if missing > 0 then
+          local ms = math.floor(missing / rate / 1000) + 2
+          redis.call('SET', KEYS[1], string.format('%d %d', credit, now), 'PX', string.format('%d', ms))
+        else
+          redis.call('DEL', KEYS[1])
+        end
+        return {allowed, credit}
+        """
+
+    /// The same arguments and reply as `script`, for a take that is not made: the bucket is
+    /// only read, so explaining a request never spends a caller's token.
+    package static let peekScript = refill + """
+        if credit >= per_token then return {1, credit - per_token} end
+        return {0, credit}
+        """
+
+    /// The bucket's credit at Redis `TIME`, shared by both scripts.
+    private static let refill = """
         if redis.replicate_commands then redis.replicate_commands() end
         local rate = tonumber(ARGV[1])
         local per_token = tonumber(ARGV[2])
@@ -146,19 +179,7 @@ package final class RedisRateLimiter {
             if credit > capacity then credit = capacity end
           end
         end
-        local allowed = 0
-        if credit >= per_token then
-          credit = credit - per_token
-          allowed = 1
-        end
-        local missing = capacity - credit
-        if missing > 0 then
-          local ms = math.floor(missing / rate / 1000) + 2
-          redis.call('SET', KEYS[1], string.format('%d %d', credit, now), 'PX', string.format('%d', ms))
-        else
-          redis.call('DEL', KEYS[1])
-        end
-        return {allowed, credit}
+
         """
     // Notes on the script:
     // - replicate_commands: TIME before a write needs effects replication, the default

@@ -1,19 +1,24 @@
+import Foundation
 import GatewayConfig
 import GatewayCore
 import GatewayCrypto
+import GatewayProxy
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
 /// The operators' listener (`[admin] listen`, loopback by default): `/healthz` (the
 /// process answers), `/readyz` (configuration loaded, Redis and upstream reachable; 503
-/// naming what is not) and `/metrics` (Prometheus text format). Optional bearer token.
+/// naming what is not), `/metrics` (Prometheus text format) and `POST /explain` (only
+/// with a token). Optional bearer token.
 /// Its connections live on the server's event loops; the probes it runs are futures there.
 final class AdminServer: Sendable {
     /// What the admin endpoints ask the gateway.
     struct Sources: Sendable {
         var readiness: @Sendable () async -> (ready: Bool, checks: [(String, String)])
         var metrics: @Sendable () async -> String
+        /// `POST /explain`: the report, or nil when the gateway cannot explain (stopping).
+        var explain: @Sendable (ExplainRequest) async -> ExplainReport?
     }
 
     private let channel: any Channel
@@ -67,6 +72,10 @@ private final class AdminHandler: ChannelInboundHandler {
     private let token: [UInt8]?
     private let sources: AdminServer.Sources
     private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var bodyTooLarge = false
+    /// `POST /explain` bodies: a request description with one token, never more.
+    static let maximumBodyBytes = 32 * 1024
 
     init(token: [UInt8]?, sources: AdminServer.Sources) {
         self.token = token
@@ -77,16 +86,25 @@ private final class AdminHandler: ChannelInboundHandler {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-        case .body:
-            break
+            self.body = []
+            self.bodyTooLarge = false
+        case .body(let buffer):
+            if self.body.count + buffer.readableBytes > Self.maximumBodyBytes {
+                self.bodyTooLarge = true
+                self.body = []
+            } else if !self.bodyTooLarge {
+                self.body += buffer.readableBytesView
+            }
         case .end:
             guard let head = self.head else { return }
             self.head = nil
-            self.respond(to: head, context: context)
+            let body = self.body
+            self.body = []
+            self.respond(to: head, body: body, context: context)
         }
     }
 
-    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func respond(to head: HTTPRequestHead, body: [UInt8], context: ChannelHandlerContext) {
         if let token = self.token {
             let presented = head.headers["authorization"].first.flatMap { value -> [UInt8]? in
                 guard value.lowercased().hasPrefix("bearer ") else { return nil }
@@ -103,13 +121,17 @@ private final class AdminHandler: ChannelInboundHandler {
                 return
             }
         }
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let sources = self.sources
+        if path == "/explain" {
+            self.explain(head, body: body, context: context)
+            return
+        }
         guard head.method == .GET || head.method == .HEAD else {
             self.write(status: .methodNotAllowed, contentType: "application/json", body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"), context: context)
             return
         }
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let sources = self.sources
         switch path {
         case "/healthz":
             self.write(status: .ok, contentType: "application/json", body: "{\"status\":\"ok\"}\n", context: context)
@@ -132,6 +154,52 @@ private final class AdminHandler: ChannelInboundHandler {
             }
         default:
             self.write(status: .notFound, contentType: "application/json", body: GatewayError.notFound.jsonBody(requestID: "admin"), context: context)
+        }
+    }
+
+    /// `POST /explain`: the body names the request; the answer is the `explain --json`
+    /// document, whatever the decision. A token on the admin listener is required: the
+    /// endpoint looks credentials up, so an open listener must not offer it.
+    private func explain(_ head: HTTPRequestHead, body: [UInt8], context: ChannelHandlerContext) {
+        guard self.token != nil else {
+            let error = GatewayError(
+                status: 403, code: "explain_disabled", description: "POST /explain needs an [admin] token (token_file).")
+            self.write(status: .forbidden, contentType: "application/json", body: error.jsonBody(requestID: "admin"), context: context)
+            return
+        }
+        guard head.method == .POST else {
+            self.write(
+                status: .methodNotAllowed, contentType: "application/json", body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"),
+                extra: [("Allow", "POST")], context: context)
+            return
+        }
+        if self.bodyTooLarge {
+            self.write(
+                status: .payloadTooLarge, contentType: "application/json",
+                body: GatewayError.bodyTooLarge(limit: Self.maximumBodyBytes).jsonBody(requestID: "admin"), context: context)
+            return
+        }
+        let request: ExplainRequest
+        switch AdminExplainBody.parse(body) {
+        case .success(let parsed):
+            request = parsed
+        case .failure(let error):
+            self.write(status: .badRequest, contentType: "application/json", body: error.jsonBody(requestID: "admin"), context: context)
+            return
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let sources = self.sources
+        let promise = context.eventLoop.makePromise(of: ExplainReport?.self)
+        promise.completeWithTask { await sources.explain(request) }
+        promise.futureResult.whenSuccess { report in
+            let (handler, context) = loopBound.value
+            guard let report else {
+                handler.write(
+                    status: .serviceUnavailable, contentType: "application/json",
+                    body: GatewayError.authUnavailable.jsonBody(requestID: "admin"), context: context)
+                return
+            }
+            handler.write(status: .ok, contentType: "application/json", body: report.json, context: context)
         }
     }
 

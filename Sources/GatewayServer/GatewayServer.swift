@@ -347,7 +347,11 @@ package final class GatewayServer: Sendable {
                     settings: settings,
                     sources: AdminServer.Sources(
                         readiness: { await self.readiness() },
-                        metrics: { await self.metricsText() }
+                        metrics: { await self.metricsText() },
+                        explain: { request in
+                            guard !self.isDraining else { return nil }
+                            return try? await self.explain(request)
+                        }
                     )
                 )
                 self.state.withLockedValue { $0.admin = admin }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
@@ -18,9 +19,31 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "dbaudit-gateway",
         abstract: "Authentication gateway in front of the DB Audit API.",
         version: GatewayVersion.current,
-        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Clients.self, Demo.self],
+        subcommands: [Run.self, CheckConfig.self, Keys.self, Users.self, Clients.self, Demo.self, Explain.self],
         defaultSubcommand: nil
     )
+
+    /// As the library's, except that `explain` reports a usage error with exit status 2
+    /// (its 0 and 1 mean allow and deny).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as UsageFailure {
+            FileHandleOutput.standardError("dbaudit-gateway explain: \(failure.description)\n")
+            Foundation.exit(2)
+        } catch {
+            if CommandLine.arguments.dropFirst().first == "explain", exitCode(for: error) == .validationFailure {
+                FileHandleOutput.standardError(fullMessage(for: error) + "\n")
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 extension GatewayCommand {

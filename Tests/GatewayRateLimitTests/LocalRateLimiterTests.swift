@@ -91,6 +91,36 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
         }
     }
 
+    /// Explain's view of a local bucket: `decide`'s answer, no token taken, no bucket made.
+    @Test func peekAnswersAsDecideWouldWithoutTakingATokenOrMakingABucket() async throws {
+        try await withGroup(loops: 2) { group in
+            let clock = ManualClock()
+            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
+            let small = TokenBucket.Shape(policy: "small", rate: 1, periodSeconds: 60, burst: 2)
+            let asking = group.next()
+            func run(_ peek: Bool) async throws -> RateLimitDecision {
+                try await asking.flatSubmit { () -> EventLoopFuture<RateLimitDecision> in
+                    let verdict = peek ? limiter.peek(small, key: "a", on: asking) : limiter.decide(small, key: "a", on: asking)
+                    switch verdict {
+                    case .decided(let decision): return asking.makeSucceededFuture(decision)
+                    case .pending(let future): return future
+                    }
+                }.get()
+            }
+            let fresh = try await run(true)
+            #expect(fresh.allowed && fresh.remaining == 1)
+            #expect(try await run(true) == fresh)
+            let owner = limiter.owner(policy: "small", key: "a")
+            #expect(try await owner.submit { limiter.bucketCount(on: owner) }.get() == 0)
+            #expect(try await run(false) == fresh)
+            #expect(try await run(true).remaining == 0)
+            #expect(try await run(false).allowed)
+            let empty = try await run(true)
+            #expect(!empty.allowed)
+            #expect(try await run(false) == empty)
+        }
+    }
+
     @Test func fullBucketsAreEvictedAndTheShardIsCapped() async throws {
         try await withGroup(loops: 1) { group in
             let clock = ManualClock()

@@ -145,6 +145,33 @@ struct RedisRateLimiterTests {
         }
     }
 
+    /// Explain's view of a bucket: what `decide` would answer, with nothing written.
+    @Test func peekAnswersAsDecideWouldWithoutTakingATokenOrWriting() async throws {
+        let server = try RedisServer.start()
+        defer { server.stop() }
+        try await withGroup(loops: 1) { group in
+            let loop = group.next()
+            let limiter = try await instance(server, on: loop)
+            let shape = TokenBucket.Shape(policy: "peek", rate: 1, periodSeconds: 3600, burst: 2)
+            func peek() async throws -> RateLimitDecision {
+                try await loop.flatSubmit { limiter.value.peek(shape, key: "alice") }.get()
+            }
+            let untouched = try await peek()
+            #expect(untouched.allowed && untouched.remaining == 1)
+            #expect(try await peek() == untouched)
+            let raw = LoopClient(redisSettings(server), on: loop)
+            let key = RedisRateLimiter.redisKey(prefix: prefix, policy: "peek", key: "alice")
+            #expect(try await stored(raw, key) == nil)
+            // The burst is whole for decide after any number of peeks.
+            #expect(try await decide(limiter, shape, "alice").get().remaining == 1)
+            #expect(try await peek().remaining == 0)
+            #expect(try await decide(limiter, shape, "alice").get().allowed)
+            let empty = try await peek()
+            #expect(!empty.allowed && empty.remaining == 0 && empty.retryAfterSeconds == 3600)
+            #expect(try await decide(limiter, shape, "alice").get() == empty)
+        }
+    }
+
     @Test func refillFollowsRedisTimeExactly() async throws {
         let server = try RedisServer.start()
         defer { server.stop() }

@@ -105,32 +105,39 @@ package final class JWTAuthenticator {
         orderStart = 0
     }
 
-    package func check(_ token: String) -> Check {
+    /// - Parameter trace: records each check (explain); nil on the request path.
+    package func check(_ token: String, trace: DecisionTrace? = nil) -> Check {
         let now = self.now()
         let digest = TokenDigest(Digest.sha256.hash(token.utf8))
         if let cached = cache[digest] {
             if now < cached.expiresAt {
-                if let id = cached.tokenID, revoked[id] != nil { return .invalid(.revoked) }
+                if let id = cached.tokenID, revoked[id] != nil {
+                    trace?.fail("jwt.revocation", "jti \(id) was revoked (heard on this loop)")
+                    return .invalid(.revoked)
+                }
                 cacheHits += 1
+                trace?.pass("jwt.cache", "verified earlier on this loop (iss \(cached.issuer), kid \(cached.keyID ?? "-")), valid until exp=\(cached.expiresAt)")
                 return .valid(cached.principal)
             }
             // Never answered from the cache past exp: the full check decides (with leeway).
             cache[digest] = nil
         }
         cacheMisses += 1
-        return self.verify(token, digest: digest, now: now, mayRefetch: true)
+        return self.verify(token, digest: digest, now: now, mayRefetch: true, trace: trace)
     }
 
-    private func verify(_ token: String, digest: TokenDigest, now: Int64, mayRefetch: Bool) -> Check {
-        switch verifier.verify(token, now: now) {
+    private func verify(_ token: String, digest: TokenDigest, now: Int64, mayRefetch: Bool, trace: DecisionTrace?) -> Check {
+        switch verifier.verify(token, now: now, trace: trace) {
         case .failed(let failure):
             return .invalid(failure)
         case .unknownKey(let issuer, let keyID):
             guard mayRefetch, let refetch, refetchBackoff[issuer].map({ eventLoop.now >= $0 }) ?? true,
                 let refreshed = refetch(issuer, keyID, eventLoop)
             else {
+                trace?.fail("jwt.key", "no key of \(issuer) has kid \(keyID ?? "(none)") and no JWKS refetch may start now")
                 return .invalid(.unknownKey)
             }
+            trace?.info("jwt.key", "no key of \(issuer) has kid \(keyID ?? "(none)"): the JWKS is fetched again, then the check repeats")
             let future = refreshed.assumeIsolated().flatMapThrowing { () -> Principal in
                 throw RetryAfterRefetch()
             }.flatMapError { error -> EventLoopFuture<Principal> in
@@ -139,7 +146,7 @@ package final class JWTAuthenticator {
                     // A second on the loop's monotonic clock, not the wall clock's whole-second ticks.
                     self.refetchBackoff[issuer] = self.eventLoop.now + .seconds(1)
                 }
-                switch self.verify(token, digest: digest, now: self.now(), mayRefetch: false) {
+                switch self.verify(token, digest: digest, now: self.now(), mayRefetch: false, trace: trace) {
                 case .valid(let principal): return self.eventLoop.makeSucceededFuture(principal)
                 case .invalid(let failure): return self.eventLoop.makeFailedFuture(failure)
                 case .pending(let future): return future
@@ -148,19 +155,25 @@ package final class JWTAuthenticator {
             return .pending(future)
         case .verified(let verified):
             if let id = verified.tokenID {
-                if revoked[id] != nil { return .invalid(.revoked) }
+                if revoked[id] != nil {
+                    trace?.fail("jwt.revocation", "jti \(id) was revoked (heard on this loop)")
+                    return .invalid(.revoked)
+                }
                 if let sessions {
                     let future = sessions.isTokenIDRevoked(id).assumeIsolated().flatMapThrowing { isRevoked -> Principal in
                         if isRevoked {
+                            trace?.fail("jwt.revocation", "jti \(id) is on the deny list in the session store")
                             self.revoke(tokenID: id, expiresAt: verified.expiresAt)
                             throw JWTFailure.revoked
                         }
+                        trace?.pass("jwt.revocation", "jti \(id) is not on the deny list")
                         self.remember(digest, verified)
                         return verified.principal
                     }.nonisolated()
                     return .pending(future)
                 }
             }
+            trace?.pass("jwt.revocation", verified.tokenID == nil ? "no jti: nothing to look up" : "no session store: the deny list is not consulted")
             remember(digest, verified)
             return .valid(verified.principal)
         }

@@ -57,32 +57,66 @@ package enum JWTClaimsValidator {
         claims: JSONObject,
         type: String?,
         policy: IssuerPolicy,
-        now: Int64
+        now: Int64,
+        trace: DecisionTrace? = nil
     ) throws(JWTFailure) -> VerifiedToken {
         guard let iss = claims["iss"]?.string, iss.utf8.elementsEqual(policy.issuer.utf8) else { throw .unknownIssuer }
+        trace?.pass("jwt.claim.iss", "iss=\(iss): a trusted issuer")
         if let requiredType = policy.requiredType {
-            guard let type, Self.typeMatches(type, requiredType) else { throw .wrongType }
+            guard let type, Self.typeMatches(type, requiredType) else {
+                trace?.fail("jwt.header.typ", "typ=\(type ?? "(none)"); rule: must be \(requiredType)")
+                throw .wrongType
+            }
+            trace?.pass("jwt.header.typ", "typ=\(type); rule: must be \(requiredType)")
         }
-        guard let expValue = claims["exp"] else { throw .missingClaim("exp") }
-        guard let exp = expValue.numericDate else { throw .malformed("exp is not a number") }
+        guard let expValue = claims["exp"] else {
+            trace?.fail("jwt.claim.exp", "absent; rule: required")
+            throw .missingClaim("exp")
+        }
+        guard let exp = expValue.numericDate else {
+            trace?.fail("jwt.claim.exp", "not a number")
+            throw .malformed("exp is not a number")
+        }
         let leeway = policy.leewaySeconds
         // Saturating: a token with exp near Int64.max must not wrap into "expired".
         let (expiresWithLeeway, overflow) = exp.addingReportingOverflow(leeway)
-        guard overflow || now < expiresWithLeeway else { throw .expired }
+        guard overflow || now < expiresWithLeeway else {
+            trace?.fail("jwt.claim.exp", "exp=\(exp); rule: now (\(now)) < exp + leeway (\(leeway)s)")
+            throw .expired
+        }
+        trace?.pass("jwt.claim.exp", "exp=\(exp); rule: now (\(now)) < exp + leeway (\(leeway)s)")
         if let nbfValue = claims["nbf"] {
-            guard let nbf = nbfValue.numericDate else { throw .malformed("nbf is not a number") }
-            guard nbf <= now.addingReportingOverflow(leeway).partialValue else { throw .notYetValid }
+            guard let nbf = nbfValue.numericDate else {
+                trace?.fail("jwt.claim.nbf", "not a number")
+                throw .malformed("nbf is not a number")
+            }
+            guard nbf <= now.addingReportingOverflow(leeway).partialValue else {
+                trace?.fail("jwt.claim.nbf", "nbf=\(nbf); rule: nbf <= now (\(now)) + leeway (\(leeway)s)")
+                throw .notYetValid
+            }
+            trace?.pass("jwt.claim.nbf", "nbf=\(nbf); rule: nbf <= now (\(now)) + leeway (\(leeway)s)")
         }
         var iat: Int64?
         if let iatValue = claims["iat"] {
-            guard let value = iatValue.numericDate else { throw .malformed("iat is not a number") }
-            guard value <= now.addingReportingOverflow(leeway).partialValue else { throw .issuedInFuture }
+            guard let value = iatValue.numericDate else {
+                trace?.fail("jwt.claim.iat", "not a number")
+                throw .malformed("iat is not a number")
+            }
+            guard value <= now.addingReportingOverflow(leeway).partialValue else {
+                trace?.fail("jwt.claim.iat", "iat=\(value); rule: iat <= now (\(now)) + leeway (\(leeway)s)")
+                throw .issuedInFuture
+            }
+            trace?.pass("jwt.claim.iat", "iat=\(value); rule: iat <= now (\(now)) + leeway (\(leeway)s)")
             iat = value
         }
         if let maxLifetime = policy.maxLifetimeSeconds {
             // A wrapped subtraction (iat = Int64.min) is an absurd lifetime, not a short one.
             let (lifetime, overflow) = exp.subtractingReportingOverflow(iat ?? now)
-            guard !overflow, lifetime <= maxLifetime else { throw .lifetimeTooLong }
+            guard !overflow, lifetime <= maxLifetime else {
+                trace?.fail("jwt.lifetime", "exp - \(iat == nil ? "now" : "iat") = \(lifetime)s; rule: at most \(maxLifetime)s")
+                throw .lifetimeTooLong
+            }
+            trace?.pass("jwt.lifetime", "exp - \(iat == nil ? "now" : "iat") = \(lifetime)s; rule: at most \(maxLifetime)s")
         }
         if !policy.audiences.isEmpty {
             let audiences: [String]
@@ -90,25 +124,39 @@ package enum JWTClaimsValidator {
             case .string(let single)?: audiences = [single]
             case .array(let list)?:
                 let strings = list.compactMap(\.string)
-                guard strings.count == list.count else { throw .malformed("aud is not a list of strings") }
+                guard strings.count == list.count else {
+                    trace?.fail("jwt.claim.aud", "not a list of strings")
+                    throw .malformed("aud is not a list of strings")
+                }
                 audiences = strings
-            case nil: throw .missingClaim("aud")
-            default: throw .malformed("aud is not a string or a list")
+            case nil:
+                trace?.fail("jwt.claim.aud", "absent; rule: must contain one of \(policy.audiences.joined(separator: ", "))")
+                throw .missingClaim("aud")
+            default:
+                trace?.fail("jwt.claim.aud", "not a string or a list")
+                throw .malformed("aud is not a string or a list")
             }
             // StringOrURI values compare code point by code point, never after normalisation.
             guard audiences.contains(where: { audience in policy.audiences.contains { $0.utf8.elementsEqual(audience.utf8) } }) else {
+                trace?.fail("jwt.claim.aud", "aud=\(audiences.joined(separator: ", ")); rule: must contain one of \(policy.audiences.joined(separator: ", "))")
                 throw .wrongAudience
             }
+            trace?.pass("jwt.claim.aud", "aud=\(audiences.joined(separator: ", ")); rule: must contain one of \(policy.audiences.joined(separator: ", "))")
+        } else {
+            trace?.info("jwt.claim.aud", "not checked: this issuer has no audience configured")
         }
         let subject: String
         switch claims["sub"] {
         case .string(let value)? where !value.isEmpty && value.utf8.count <= 256:
             subject = value
+            trace?.pass("jwt.claim.sub", "sub=\(value)")
         case nil where !policy.requiresSubject:
             // The issuer stands for itself; a client_id is named as such so that it cannot
             // pass for a user id of the same issuer.
             subject = claims["client_id"]?.string.map { "client:" + $0 } ?? policy.issuer
+            trace?.info("jwt.claim.sub", "absent and not required for this issuer: the principal is \(subject)")
         default:
+            trace?.fail("jwt.claim.sub", "absent, empty or longer than 256 bytes; rule: required")
             throw .missingClaim("sub")
         }
         // Every value must be a scope token: anything else (a tab, a space inside an `scp`
@@ -149,6 +197,13 @@ package enum JWTClaimsValidator {
         // is an OAuth credential: the upstream learns the client, and its rate limit is the
         // client's. Login tokens carry no `client_id`; an external issuer's stay JWTs.
         let kind: Principal.CredentialKind = policy.isOwn && clientID?.isEmpty == false ? .oauth : .jwt
+        if let trace {
+            trace.pass("jwt.claim.scope", "scopes: \(scopes.isEmpty ? "(none)" : scopes.joined(separator: " "))")
+            if let clientID {
+                trace.info("jwt.claim.client_id", "client_id=\(clientID)\(kind == .oauth ? ": an OAuth access token of this gateway" : "")")
+            }
+            if let tokenID { trace.info("jwt.claim.jti", "jti=\(tokenID)") }
+        }
         var principal = Principal(
             subject: subject, kind: kind, scopes: scopes, clientID: clientID, keyID: nil, expiresAt: exp)
         principal.issuer = policy.issuer

@@ -1,4 +1,4 @@
-import GatewayCore
+package import GatewayCore
 
 /// Verifies JWT access tokens against the configured issuers and each issuer's current key
 /// set. One per event loop, touched only on that loop: key sets are replaced by
@@ -36,23 +36,29 @@ package final class JWTVerifier {
     }
 
     /// Parses, finds the issuer and key, verifies the signature, then the claims at `now`.
-    package func verify(_ token: String, now: Int64) -> Result {
+    /// - Parameter trace: records each check (explain); nil on the request path.
+    package func verify(_ token: String, now: Int64, trace: DecisionTrace? = nil) -> Result {
         let jws: JWSCompact
         let claims: JSONObject
         do {
             jws = try JWSCompact.parse(token.utf8)
             claims = try StrictJSON.parseObject(jws.payload, maxDepth: 8)
         } catch let failure as JWTFailure {
+            trace?.fail("jwt.header", failure.description)
             return .failed(failure)
         } catch {
+            trace?.fail("jwt.header", "the claims are not a JSON object")
             return .failed(.malformed("claims are not a JSON object"))
         }
+        trace?.pass("jwt.header", "alg=\(jws.algorithm.rawValue) kid=\(jws.keyID ?? "(none)") typ=\(jws.type ?? "(none)")")
         // Swift's String equality (and so the dictionary) treats canonically equivalent
         // strings as equal; issuers must match byte for byte.
         guard let issuer = claims["iss"]?.string, let policy = self.policies[issuer], policy.issuer.utf8.elementsEqual(issuer.utf8) else {
+            trace?.fail("jwt.claim.iss", "iss=\(claims["iss"]?.string ?? "(none)"); rule: one of \(self.policies.keys.sorted().joined(separator: ", "))")
             return .failed(.unknownIssuer)
         }
         if let allowed = policy.allowedAlgorithms, !allowed.contains(jws.algorithm) {
+            trace?.fail("jwt.algorithm", "\(jws.algorithm.rawValue) is not among the issuer's algorithms")
             return .failed(.unsupportedAlgorithm)
         }
         let keySet = self.keySets[issuer] ?? .empty
@@ -60,19 +66,26 @@ package final class JWTVerifier {
         if candidates.isEmpty {
             if let kid = jws.keyID, keySet.contains(keyID: kid) {
                 // The key exists but is pinned to another algorithm: alg confusion attempt.
+                trace?.fail("jwt.key", "kid \(kid) is pinned to another algorithm than \(jws.algorithm.rawValue)")
                 return .failed(.unsupportedAlgorithm)
             }
             if jws.algorithm.isSymmetric, !keySet.keys.contains(where: { $0.algorithm.isSymmetric }) {
+                trace?.fail("jwt.key", "\(jws.algorithm.rawValue) but the issuer has no symmetric key")
                 return .failed(.unsupportedAlgorithm)
             }
             return .unknownKey(issuer: issuer, keyID: jws.keyID)
         }
-        guard let key = jws.verifyingKey(among: candidates) else { return .failed(.badSignature) }
+        guard let key = jws.verifyingKey(among: candidates) else {
+            trace?.fail("jwt.signature", "no key of \(issuer) matching kid \(jws.keyID ?? "(none)") verifies the signature (\(candidates.count) tried)")
+            return .failed(.badSignature)
+        }
+        trace?.pass("jwt.signature", "verified with \(issuer) key kid=\(key.keyID ?? "(none)") (\(jws.algorithm.rawValue))")
         do {
-            var verified = try JWTClaimsValidator.validate(claims: claims, type: jws.type, policy: policy, now: now)
+            var verified = try JWTClaimsValidator.validate(claims: claims, type: jws.type, policy: policy, now: now, trace: trace)
             verified.keyID = key.keyID
             return .verified(verified)
         } catch {
+            if let trace, trace.failingStep == nil { trace.fail("jwt.claims", error.description) }
             return .failed(error)
         }
     }

@@ -1,6 +1,6 @@
 import Foundation
 package import GatewayConfig
-import GatewayCore
+package import GatewayCore
 import GatewayCrypto
 package import GatewayStore
 package import Logging
@@ -75,18 +75,21 @@ package final class IntrospectionAuthenticator {
         self.order.removeAll()
     }
 
-    package func check(_ token: String) -> TokenCheck {
+    /// - Parameter trace: records each check (explain); nil on the request path.
+    package func check(_ token: String, trace: DecisionTrace? = nil) -> TokenCheck {
         let hash = Digest.sha256.hexHash(token.utf8)
         let now = self.now()
         if let cached = self.cache[hash] {
             if now < cached.cachedUntil {
                 self.cacheHits += 1
-                return self.verdict(cached, now: now)
+                trace?.info("introspection.cache", "answer remembered on this loop until \(cached.cachedUntil)")
+                return self.verdict(cached, now: now, trace: trace)
             }
             self.cache[hash] = nil
         }
+        trace?.info("introspection.cache", "not cached on this loop: the shared cache, then the endpoints (\(self.endpoints.map(\.settings.endpoint).joined(separator: ", "))) are asked")
         let future = self.lookUp(token: token, hash: hash).assumeIsolated().flatMapThrowing { result -> Principal in
-            switch self.verdict(result, now: self.now()) {
+            switch self.verdict(result, now: self.now(), trace: trace) {
             case .valid(let principal): return principal
             case .invalid(let error): throw error
             case .pending: preconditionFailure("a verdict is never pending")
@@ -95,10 +98,12 @@ package final class IntrospectionAuthenticator {
         return .pending(future)
     }
 
-    private func verdict(_ result: IntrospectionResult, now: Int64) -> TokenCheck {
+    private func verdict(_ result: IntrospectionResult, now: Int64, trace: DecisionTrace? = nil) -> TokenCheck {
         guard result.active, let subject = result.subject, let expiresAt = result.expiresAt, now < expiresAt else {
+            trace?.fail("introspection.active", result.active ? "active, but without sub or exp, or expired (exp=\(result.expiresAt.map(String.init) ?? "none"), now=\(now))" : "active: false")
             return .invalid(.unauthorized(Self.refusal))
         }
+        trace?.pass("introspection.active", "active: true, sub=\(subject) client_id=\(result.clientID ?? "(none)") iss=\(result.issuer ?? "(none)") exp=\(expiresAt)")
         var principal = Principal(subject: subject, kind: .oauth, scopes: result.scopes, clientID: result.clientID, expiresAt: expiresAt)
         principal.issuer = result.issuer
         principal.issuedElsewhere = true

@@ -68,29 +68,38 @@ package final class OpaqueTokenAuthenticator {
         self.cache.removeAll()
     }
 
-    package func check(_ token: String) -> TokenCheck {
+    /// - Parameter trace: records each check (explain); nil on the request path.
+    package func check(_ token: String, trace: DecisionTrace? = nil) -> TokenCheck {
         guard OpaqueAccessTokenFormat.isWellFormed(token) else {
+            trace?.fail("opaque.format", "not a well-formed dbaudit_at_ token")
             return .invalid(.unauthorized("The access token is malformed."))
         }
+        trace?.pass("opaque.format", "well-formed dbaudit_at_ token")
         let hash = OpaqueAccessTokenFormat.hash(token)
         let stale: Principal?
         switch self.cache.lookup(hash, now: .now()) {
         case .fresh(let principal):
             // The cache entry may outlive the token: its expiry always wins.
             guard let expiresAt = principal.expiresAt, self.now() < expiresAt else {
+                trace?.fail("opaque.expiry", "cached token expired at \(principal.expiresAt.map(String.init) ?? "?")")
                 self.cache.remove(hash)
                 return .invalid(.unauthorized(Self.refusal))
             }
+            trace?.pass("opaque.cache", "fresh entry in this loop's cache; expires_at=\(expiresAt)")
             return .valid(principal)
         case .freshNegative:
+            trace?.fail("opaque.cache", "this loop cached the token as unknown, revoked or expired (negative_ttl)")
             return .invalid(.unauthorized(Self.refusal))
         case .stale(let principal):
             guard let expiresAt = principal.expiresAt, self.now() < expiresAt else {
+                trace?.fail("opaque.expiry", "cached token expired at \(principal.expiresAt.map(String.init) ?? "?")")
                 self.cache.remove(hash)
                 return .invalid(.unauthorized(Self.refusal))
             }
+            trace?.info("opaque.cache", "stale entry (used only if the store cannot answer)")
             stale = principal
         case .miss:
+            trace?.info("opaque.cache", "not cached: the store is asked")
             stale = nil
         }
         let generation = self.generation
@@ -103,10 +112,25 @@ package final class OpaqueTokenAuthenticator {
             if let stale {
                 // The store cannot answer: a cached token keeps working within the grace,
                 // never past its own expiry.
+                trace?.info("opaque.lookup", "the store cannot answer: the stale cached entry is used (stale_grace)")
                 throw StaleFallback(principal: stale)
             }
+            trace?.fail("opaque.lookup", "the credential store cannot answer and the token is not cached")
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
+            if let trace {
+                if let record {
+                    trace.pass("opaque.lookup", "record: client_id=\(record.clientID) subject=\(record.subject) scopes=\(record.scopes.joined(separator: " "))")
+                    let now = self.now()
+                    if record.isUsable(at: now) {
+                        trace.pass("opaque.expiry", "expires_at=\(record.expiresAt) > now=\(now)")
+                    } else {
+                        trace.fail("opaque.expiry", "expires_at=\(record.expiresAt) <= now=\(now): expired")
+                    }
+                } else {
+                    trace.fail("opaque.lookup", "no record: the token is unknown, revoked or expired")
+                }
+            }
             guard let record, record.isUsable(at: self.now()) else {
                 self.cache.storeNegative(hash, now: .now())
                 throw GatewayError.unauthorized(Self.refusal)

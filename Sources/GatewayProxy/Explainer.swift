@@ -1,0 +1,134 @@
+import GatewayAuth
+import GatewayConfig
+import GatewayCore
+import GatewayRateLimit
+package import NIOCore
+import NIOHTTP1
+
+/// Runs one request through the request path's own decision code on a loop, without
+/// forwarding it and without taking rate-limit tokens: request validation, path
+/// normalisation, the route, the `Authenticator` (with a `DecisionTrace`), then the
+/// rate-limit gate in peek mode. Stateless; call `explain` on the loop's event loop.
+package enum Explainer {
+    package static func explain(_ request: ExplainRequest, on loop: LoopContext) -> EventLoopFuture<ExplainReport> {
+        loop.eventLoop.preconditionInEventLoop()
+        let trace = DecisionTrace()
+        var headers = HTTPHeaders()
+        for field in request.headers { headers.add(name: field.name, value: field.value) }
+        if !headers.contains(name: "host") { headers.add(name: "Host", value: "explain.invalid") }
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: request.target, headers: headers)
+        let clientAddress = ClientAddress.resolve(
+            peer: request.clientAddress, forwardedFor: head.headers["x-forwarded-for"], trusted: loop.configuration.server.trustedProxies)
+        let (rawPath, _) = ProxyHandler.splitTarget(request.target)
+        var report = ExplainReport(
+            method: request.method, path: rawPath, normalizedPath: nil, clientAddress: clientAddress,
+            tokenFingerprint: Self.fingerprint(head.headers["authorization"]), steps: [], principal: nil, rateLimits: [],
+            error: nil, destination: nil)
+        func finish(_ error: GatewayError?) -> EventLoopFuture<ExplainReport> {
+            report.steps = trace.steps
+            report.error = error
+            return loop.eventLoop.makeSucceededFuture(report)
+        }
+
+        if case .failure(let error) = RequestValidation.validate(head, maxBodyBytes: loop.configuration.server.maxBodyBytes) {
+            trace.fail("request", error.description)
+            return finish(error)
+        }
+        trace.pass("request", "method, target and headers are acceptable")
+        let normalizedPath: String
+        switch RequestDecision.normalize(rawPath) {
+        case .success(let path):
+            normalizedPath = path
+            trace.pass("path", path == rawPath ? "\(path) (already normal)" : "\(rawPath) normalises to \(path)")
+        case .failure(let error):
+            trace.fail("path", "refused by normalisation: \(error.description)")
+            return finish(error)
+        }
+        report.normalizedPath = normalizedPath
+        let builtIn = BuiltInEndpoint.match(
+            normalizedPath, sessionsEnabled: loop.sessionEndpoints != nil, local: loop.localEndpoints)
+        let route = RequestDecision.route(
+            method: head.method.rawValue, normalizedPath: normalizedPath, builtIn: builtIn, routes: loop.authenticator.routes)
+        trace.info("route.match", "\(route.label)\(route.rateLimit.map { " (rate limit \($0))" } ?? "")")
+        let outcome = loop.authenticator.authorize(
+            method: head.method.rawValue,
+            normalizedPath: normalizedPath,
+            authorization: head.headers["authorization"],
+            queryCarriesToken: ProxyHandler.queryCarriesToken(head.uri),
+            requirement: route.requirement,
+            trace: trace
+        )
+        let decided: EventLoopFuture<Principal?>
+        switch outcome {
+        case .allow(let principal):
+            decided = loop.eventLoop.makeSucceededFuture(principal)
+        case .deny(let error):
+            return finish(error)
+        case .pending(let future):
+            decided = future.map { Optional($0) }
+        }
+        let eventLoop = loop.eventLoop
+        return decided.assumeIsolated().flatMap { principal -> EventLoopFuture<ExplainReport> in
+            report.principal = principal
+            let policies = RateLimitGate.policies(route: route.rateLimit, principal: principal, configuration: loop.configuration)
+            guard !policies.isEmpty else {
+                trace.info("rate_limit", "no policy applies")
+                report.destination = builtIn == nil ? "upstream" : "gateway"
+                return finish(nil)
+            }
+            let key = principal?.rateLimitKey ?? ClientAddress.bucketKey(clientAddress)
+            var asked: [EventLoopFuture<RateLimitOutcome>] = []
+            for policy in policies {
+                switch loop.rateLimiter.peek(policy: policy, key: key) {
+                case .decided(let decision): asked.append(eventLoop.makeSucceededFuture(.decided(decision)))
+                case .pending(let future): asked.append(future)
+                }
+            }
+            return EventLoopFuture.whenAllSucceed(asked, on: eventLoop).assumeIsolated().flatMap { outcomes in
+                for outcome in outcomes {
+                    switch outcome {
+                    case .decided(let decision):
+                        report.rateLimits.append((key, decision))
+                        let before = decision.allowed ? decision.remaining + 1 : decision.remaining
+                        if decision.allowed {
+                            trace.pass("rate_limit.\(decision.policy)", "bucket \(key): \(before) of \(decision.limit) tokens; this request would take one")
+                        } else {
+                            trace.fail(
+                                "rate_limit.\(decision.policy)",
+                                "bucket \(key): \(before) of \(decision.limit) tokens; next token in \(decision.retryAfterSeconds)s")
+                        }
+                    case .storeUnavailable(let policy):
+                        trace.fail("rate_limit.\(policy)", "the rate-limit store cannot answer and the policy says on_store_unavailable = deny")
+                    }
+                }
+                // The request path's own verdict on these outcomes.
+                switch RateLimitGate.combine(outcomes) {
+                case .admitted:
+                    report.destination = builtIn == nil ? "upstream" : "gateway"
+                    return finish(nil)
+                case .refused(let error):
+                    return finish(error)
+                }
+            }.nonisolated()
+        }.flatMapErrorThrowing { error in
+            let refusal = error as? GatewayError ?? .authUnavailable
+            report.steps = trace.steps
+            report.error = refusal
+            return report
+        }.nonisolated()
+    }
+
+    private static func fingerprint(_ authorization: [String]) -> String? {
+        guard let header = authorization.first else { return nil }
+        let token = header.split(separator: " ", maxSplits: 1).last.map { String($0).trimmingCharacters() } ?? header
+        return Authenticator.tokenFingerprint(token)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters() -> String {
+        var slice = Substring(self)
+        while slice.first == " " { slice.removeFirst() }
+        return String(slice)
+    }
+}
