@@ -304,9 +304,9 @@ package final class Authenticator {
                 case let error as GatewayError: throw error
                 default: throw GatewayError.authUnavailable
                 }
-            }.flatMapThrowing { principal -> Principal in
+            }.assumeIsolated().flatMapThrowing { principal -> Principal in
                 try Self.checkScopes(principal, required: required, trace: trace)
-            })
+            }.nonisolated())
         }
     }
 
@@ -324,9 +324,9 @@ package final class Authenticator {
         case .pending(let future):
             return .pending(future.flatMapErrorThrowing { error -> Principal in
                 throw error as? GatewayError ?? GatewayError.authUnavailable
-            }.flatMapThrowing { principal -> Principal in
+            }.assumeIsolated().flatMapThrowing { principal -> Principal in
                 try Self.checkScopes(principal, required: required, trace: trace)
-            })
+            }.nonisolated())
         }
     }
 
