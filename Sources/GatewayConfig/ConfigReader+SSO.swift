@@ -49,6 +49,24 @@ extension ConfigReader {
                 "allowed_domains", "email_claim", "require_email_verified", "scope_rules", "default_scopes", "algorithms", "timeout",
             ])
         var valid = true
+        // Read first, so every problem of the entry is reported at once.
+        var scopeRules: [SSOScopeRule] = []
+        if let value = entry["scope_rules"] {
+            if let array = value.array {
+                for (index, element) in array.enumerated() {
+                    let rulePath = "\(path).scope_rules[\(index)]"
+                    guard let rule = element.table else {
+                        self.problem(rulePath, "must be a table")
+                        valid = false
+                        continue
+                    }
+                    if let parsed = self.readSSOScopeRule(rule, path: rulePath) { scopeRules.append(parsed) } else { valid = false }
+                }
+            } else {
+                self.problem("\(path).scope_rules", "must be an array of tables ([[sso.providers.scope_rules]])")
+                valid = false
+            }
+        }
         func required(_ key: String, example: String) -> String? {
             guard let value = self.string(entry, key, path: path) else {
                 if entry[key] == nil { self.problem("\(path).\(key)", "is required (e.g. \(example))") }
@@ -90,6 +108,7 @@ extension ConfigReader {
             self.problem("\(path).display_name", "must be 1-64 characters")
             valid = false
         }
+        provider.scopeRules = scopeRules
         provider.caFile = self.string(entry, "ca_file", path: path)
         if let scopes = self.stringArray(entry, "scopes", path: path) {
             if !scopes.contains("openid") {
@@ -141,22 +160,6 @@ extension ConfigReader {
                 valid = false
             } else {
                 provider.timeout = timeout
-            }
-        }
-        if let value = entry["scope_rules"] {
-            if let array = value.array {
-                for (index, element) in array.enumerated() {
-                    let rulePath = "\(path).scope_rules[\(index)]"
-                    guard let rule = element.table else {
-                        self.problem(rulePath, "must be a table")
-                        valid = false
-                        continue
-                    }
-                    if let parsed = self.readSSOScopeRule(rule, path: rulePath) { provider.scopeRules.append(parsed) } else { valid = false }
-                }
-            } else {
-                self.problem("\(path).scope_rules", "must be an array of tables ([[sso.providers.scope_rules]])")
-                valid = false
             }
         }
         return valid ? provider : nil

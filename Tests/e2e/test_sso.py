@@ -382,3 +382,50 @@ def test_users_disable_stops_sso_sign_in(sso):
     refused(sso, session, start_sso(sso, session), 403, "account_disabled")
     [after] = sso.users()
     assert after["disabled"] is True and after["scopes"] == user["scopes"]
+
+
+# --- check-config ------------------------------------------------------------------------------
+
+def test_check_config_online_fetches_each_discovery_document(sso, provider):
+    command = [gateway_binary(), "check-config", "--config", str(sso.gateway.config_path)]
+    offline = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert offline.returncode == 0, offline.stderr
+    assert "discovery" not in offline.stderr
+    assert provider.client_secret not in offline.stdout + offline.stderr
+    online = subprocess.run(command + ["--online"], capture_output=True, text=True, timeout=30)
+    assert online.returncode == 0, online.stderr
+    assert "sso.providers corp: discovery OK" in online.stderr and f"{provider.issuer}/token" in online.stderr
+    provider.stop()
+    down = subprocess.run(command + ["--online"], capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "cannot be fetched" in down.stderr, down.stderr
+
+
+def test_check_config_refuses_bad_provider_settings(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    config = tmp_path / "bad.conf"
+    config.write_text(f"""
+[upstream]
+url = "http://127.0.0.1:9"
+
+[sso]
+password_login = false
+
+[[sso.providers]]
+name = "Bad Name"
+issuer = "http://idp.example.com"
+client_id = "gw"
+client_secret_file = "{secret}"
+scopes = ["email"]
+
+[[sso.providers.scope_rules]]
+claim = "groups"
+value = "dba"
+scopes = ["root"]
+""")
+    result = subprocess.run([gateway_binary(), "check-config", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    for expected in ("sso: users signed in through a provider get the gateway's sessions", "sso: users and sign-in state are kept in Redis",
+                     "sso.providers[0].name: must be 1-32 characters", "sso.providers[0].issuer: must be an https:// URL"):
+        assert expected in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr

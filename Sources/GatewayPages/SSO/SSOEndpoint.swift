@@ -99,32 +99,19 @@ package final class SSOEndpoint: LocalEndpoint {
 
     // MARK: errors a user can act on
 
-    package enum Code {
-        package static let unknownProvider = "sso_unknown_provider"
-        package static let providerUnavailable = "sso_provider_unavailable"
-        package static let stateInvalid = "sso_state_invalid"
-        package static let denied = "sso_denied"
-        package static let tokenInvalid = "sso_token_invalid"
-        package static let emailMissing = "sso_email_missing"
-        package static let emailUnverified = "sso_email_unverified"
-        package static let domainNotAllowed = "sso_domain_not_allowed"
-        package static let noScopes = "sso_no_scopes"
-        package static let accountDisabled = "account_disabled"
-    }
-
     private static let stateInvalid = GatewayError(
-        status: 400, code: Code.stateInvalid,
+        status: 400, code: "sso_state_invalid",
         description: "This sign-in has expired or was already used. Go back to the sign-in page and choose your provider again.")
 
     private static func unavailable(_ provider: SSOProviderSettings) -> GatewayError {
         GatewayError(
-            status: 502, code: Code.providerUnavailable,
+            status: 502, code: "sso_provider_unavailable",
             description: "\(provider.displayName) cannot be reached right now, so you cannot sign in with it. Try again in a minute, or sign in another way.")
     }
 
     private static func tokenInvalid(_ provider: SSOProviderSettings) -> GatewayError {
         GatewayError(
-            status: 502, code: Code.tokenInvalid,
+            status: 502, code: "sso_token_invalid",
             description: "The answer of \(provider.displayName) could not be verified, so you are not signed in. Try again; if it keeps happening, give your administrator the request id below.")
     }
 
@@ -132,19 +119,19 @@ package final class SSOEndpoint: LocalEndpoint {
         switch refusal {
         case .missingEmail:
             GatewayError(
-                status: 403, code: Code.emailMissing,
+                status: 403, code: "sso_email_missing",
                 description: "\(provider.displayName) did not share your e-mail address. Allow it to, then sign in again.")
         case .emailNotVerified:
             GatewayError(
-                status: 403, code: Code.emailUnverified,
+                status: 403, code: "sso_email_unverified",
                 description: "\(provider.displayName) has not verified your e-mail address. Verify it there, then sign in again.")
         case .domainNotAllowed(let domain):
             GatewayError(
-                status: 403, code: Code.domainNotAllowed,
+                status: 403, code: "sso_domain_not_allowed",
                 description: "Addresses at \(domain.prefix(100)) may not sign in to this gateway. Sign in with your organisation's account.")
         case .noScopes:
             GatewayError(
-                status: 403, code: Code.noScopes,
+                status: 403, code: "sso_no_scopes",
                 description: "Your account at \(provider.displayName) grants no access to this gateway. Ask your administrator to add you to a group that does.")
         }
     }
@@ -156,7 +143,7 @@ package final class SSOEndpoint: LocalEndpoint {
             let name = fields["provider"], let provider = self.deps.settings.provider(named: name)
         else {
             return eventLoop.makeFailedFuture(GatewayError(
-                status: 404, code: Code.unknownProvider, description: "This gateway has no such sign-in provider. Go back and choose one from the list."))
+                status: 404, code: "sso_unknown_provider", description: "This gateway has no such sign-in provider. Go back and choose one from the list."))
         }
         let flow = fields["flow"].flatMap { AuthorizeFlow.isValidID($0) ? $0 : nil }
         let next = flow == nil ? self.deps.settingsPaths.map { $0.afterLogin(fields["next"]) } : nil
@@ -253,7 +240,7 @@ package final class SSOEndpoint: LocalEndpoint {
             if let error = fields["error"] {
                 let code = String(error.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || $0 == "_") }.prefix(64).map(Character.init))
                 return eventLoop.makeFailedFuture(GatewayError(
-                    status: 403, code: Code.denied,
+                    status: 403, code: "sso_denied",
                     description: "\(provider.displayName) did not sign you in (\(code)). Go back to the sign-in page to try again."))
             }
             // RFC 9207: when the provider names itself, it must be the one we sent the browser to.
@@ -341,7 +328,7 @@ package final class SSOEndpoint: LocalEndpoint {
         let key = SSOUserKey.key(provider: provider.name, subject: mapped.subject)
         let now = self.deps.now()
         let disabled = GatewayError(
-            status: 403, code: Code.accountDisabled,
+            status: 403, code: "account_disabled",
             description: "Your account on this gateway is disabled. Ask your administrator to enable it.")
         return users.user(email: key).assumeIsolated().flatMap { existing -> EventLoopFuture<UserRecord> in
             if let existing {
