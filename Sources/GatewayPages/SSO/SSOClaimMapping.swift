@@ -10,6 +10,12 @@ package enum SSOClaimMapping {
         package var subject: String
         package var email: String
         package var scopes: [String]
+
+        package init(subject: String, email: String, scopes: [String]) {
+            self.subject = subject
+            self.email = email
+            self.scopes = scopes
+        }
     }
 
     package enum Refusal: Error, Equatable {
