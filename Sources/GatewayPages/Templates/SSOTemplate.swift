@@ -8,11 +8,11 @@ enum SSOTemplate {
         {{/sso_providers}}</div>{{/has_sso}}
         """
 
-    /// The context keys of the partial and `password_login` for a sign-in page; `href`
+    /// The context keys of the partial and `password_login_off` for a sign-in page; `href`
     /// builds each provider's start link.
     static func context(_ settings: SSOButtons, href: (String) -> String) -> [String: Any] {
         [
-            "password_login": settings.passwordLogin,
+            "password_login_off": !settings.passwordLogin,
             "has_sso": !settings.providers.isEmpty,
             "sso_providers": settings.providers.map { ["name": $0.name, "display_name": $0.displayName, "href": href($0.name)] },
         ]
