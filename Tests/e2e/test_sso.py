@@ -375,6 +375,10 @@ def test_users_disable_stops_sso_sign_in(sso):
     verifier = secrets.token_urlsafe(48)
     sso_code(sso, requests.Session(), verifier=verifier)
     [user] = sso.users()
+    listing = subprocess.run([gateway_binary(), "users", "list", "--config", str(sso.gateway.config_path)],
+                             capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    assert f"{user['id']}  {user['email']}  enabled" in listing.stdout and "provider corp <alice@example.com>" in listing.stdout
     result = subprocess.run([gateway_binary(), "users", "disable", "--config", str(sso.gateway.config_path), "--email", user["email"]],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

@@ -324,12 +324,30 @@ package final class SSOEndpoint: LocalEndpoint {
             return eventLoop.makeFailedFuture(Self.refusal(refusal, provider: provider))
         case .success(let value): mapped = value
         }
-        let users = self.deps.users
         let key = SSOUserKey.key(provider: provider.name, subject: mapped.subject)
         let now = self.deps.now()
         let disabled = GatewayError(
             status: 403, code: "account_disabled",
             description: "Your account on this gateway is disabled. Ask your administrator to enable it.")
+        return self.upsert(key: key, mapped: mapped, provider: provider, now: now, disabled: disabled, retry: true, eventLoop: eventLoop)
+            .assumeIsolated().flatMap { user -> EventLoopFuture<LocalResponse> in
+                let logger = self.deps.logger
+                return self.sessions.create(for: user, request: request, eventLoop: eventLoop).map { cookie in
+                    logger.info(
+                        "sso sign-in", metadata: ["event": "sso_login", "provider": .string(provider.name), "subject": .string(user.id)])
+                    let location = record.flow.map { "/oauth/authorize/consent?flow=" + $0 } ?? record.next ?? "/"
+                    return PageResponses.seeOther(location, headers: [cookie])
+                }
+            }.nonisolated()
+    }
+
+    /// Creates the user, or refreshes its scopes and address; a first sign-in racing another
+    /// of the same user (both creating) becomes an update once.
+    private func upsert(
+        key: String, mapped: SSOClaimMapping.Mapped, provider: SSOProviderSettings, now: Int64, disabled: GatewayError, retry: Bool,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<UserRecord> {
+        let users = self.deps.users
         return users.user(email: key).assumeIsolated().flatMap { existing -> EventLoopFuture<UserRecord> in
             if let existing {
                 var updated = existing
@@ -344,15 +362,11 @@ package final class SSOEndpoint: LocalEndpoint {
             var user = UserRecord(id: "usr_" + PageRandom.token().prefix(16), email: key, scopes: mapped.scopes, passwordHash: "", createdAt: now)
             user.provider = provider.name
             user.contactEmail = mapped.email
-            return users.createUser(user).map { user }
-        }.flatMap { user -> EventLoopFuture<LocalResponse> in
-            let logger = self.deps.logger
-            return self.sessions.create(for: user, request: request, eventLoop: eventLoop).map { cookie in
-                logger.info(
-                    "sso sign-in", metadata: ["event": "sso_login", "provider": .string(provider.name), "subject": .string(user.id)])
-                let location = record.flow.map { "/oauth/authorize/consent?flow=" + $0 } ?? record.next ?? "/"
-                return PageResponses.seeOther(location, headers: [cookie])
-            }
+            let created = user
+            return users.createUser(created).assumeIsolated().map { created }.flatMapError { error in
+                guard retry, case CredentialStoreError.conflict = error else { return eventLoop.makeFailedFuture(error) }
+                return self.upsert(key: key, mapped: mapped, provider: provider, now: now, disabled: disabled, retry: false, eventLoop: eventLoop)
+            }.nonisolated()
         }.nonisolated()
     }
 
