@@ -30,9 +30,11 @@ package final class GatewayServer: Sendable {
     /// Keeps external issuers' JWKS fresh (nil without remote issuers); replaced on reload
     /// when `[auth.jwt]` changes.
     private let refresher: NIOLockedValueBox<JWKSRefresher?>
-    /// Keeps the `[[sso.providers]]`' ID-token keys fresh (nil without providers); built
-    /// from the configuration at start (a provider added by a reload needs a restart).
+    /// Keeps the `[[sso.providers]]`' ID-token keys fresh (nil without providers); replaced
+    /// on reload when the providers' key sources change.
     private let ssoRefresher: NIOLockedValueBox<JWKSRefresher?>
+    /// Each loop's provider keys and discovery documents (they outlive reloads).
+    private let ssoRings: [NIOLoopBound<SSOKeyRing>]
     /// Runs scrypt for logins off the event loops.
     private let passwordPool: NIOThreadPool
     private let memorySessions: InMemorySessionData?
@@ -213,6 +215,7 @@ package final class GatewayServer: Sendable {
             contexts.append(context.0)
         }
         self.contexts = contexts
+        self.ssoRings = ssoRings
         fanOut.withLockedValue { $0 = contexts }
         if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
             let all = contexts
@@ -556,6 +559,17 @@ package final class GatewayServer: Sendable {
             next?.start()
         }
         Self.prepareIntrospectionTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
+        if Self.ssoIssuers(snapshot) != Self.ssoIssuers(old) {
+            // Providers added, removed or pointed elsewhere: a refresher for the new set.
+            Self.prepareSSOTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
+            let next = Self.makeSSORefresher(snapshot, rings: self.ssoRings, group: self.group, fetcher: self.fetcher, logger: newLogger)
+            let previous = self.ssoRefresher.withLockedValue { current in
+                defer { current = next }
+                return current
+            }
+            previous?.stop()
+            next?.start()
+        }
         let checkPassword = Self.passwordCheck(on: self.passwordPool)
         let refetch = Self.refetch(through: self.refresher)
         let memorySessions = self.memorySessions

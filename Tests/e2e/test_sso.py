@@ -5,6 +5,7 @@ users just in time keyed by provider + sub, and maps groups to scopes at every s
 
 import json
 import secrets
+import signal
 import subprocess
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -16,7 +17,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import (AUDIENCE, OAUTH_PUBLIC_CLIENT, HTMLForms, USER_ROUTES, bearer, free_port, gateway_binary, header,
-                      oauth_clients_text, redis_keys_tail, scaled, write_pepper)
+                      oauth_clients_text, redis_keys_tail, scaled, wait_until, write_pepper)
 from jwks_server import SigningKey
 from oidc_provider import OIDCProvider
 
@@ -86,7 +87,22 @@ active = true
 {sso_settings}
 {"".join(blocks)}
 """
+        self.upstream_url = upstream_url
         self.gateway = make_gateway(upstream_url, routes=USER_ROUTES, tail=tail, port=port)
+
+    def add_provider_and_reload(self, tmp_path, name: str, provider: OIDCProvider) -> None:
+        """Appends a `[[sso.providers]]` to the file and reloads (SIGHUP)."""
+        secret_file = tmp_path / f"sso-{name}-secret"
+        secret_file.write_text(provider.client_secret + "\n")
+        self.providers[name] = provider
+        self.gateway.tail += provider_block(provider, name, secret_file)
+        self.gateway.write_config(self.upstream_url)
+        before = self.reloads()
+        self.gateway.signal(signal.SIGHUP)
+        assert wait_until(lambda: self.reloads() > before, 10), "the reload was not applied"
+
+    def reloads(self) -> int:
+        return sum(1 for line in self.gateway.log_lines() if line.get("msg") == "configuration reloaded")
 
     def authorize_url(self, verifier: str, state: str = "client-state", scopes=SCOPES) -> str:
         """`scopes=None`: no `scope` parameter (the client's scopes the user holds)."""
@@ -386,6 +402,22 @@ def test_users_disable_stops_sso_sign_in(sso):
     refused(sso, session, start_sso(sso, session), 403, "account_disabled")
     [after] = sso.users()
     assert after["disabled"] is True and after["scopes"] == user["scopes"]
+
+
+def test_a_provider_added_by_a_reload_signs_users_in(sso, tmp_path):
+    second = OIDCProvider()
+    try:
+        second.users["bob"] = {"email": "bob@example.com", "email_verified": True, "groups": ["auditors"]}
+        second.auto_login = "bob"
+        page = requests.get(sso.authorize_url("v" * 50), timeout=10)
+        assert 'id="sso-corp"' in page.text and 'id="sso-later"' not in page.text
+        sso.add_provider_and_reload(tmp_path, "later", second)
+        verifier = secrets.token_urlsafe(48)
+        code = sso_code(sso, requests.Session(), "later", verifier, scopes=None)
+        assert sso.redeem(code, verifier)["scope"] == "read:logs"
+        assert [u["provider"] for u in sso.users()] == ["later"]
+    finally:
+        second.stop()
 
 
 # --- check-config ------------------------------------------------------------------------------
