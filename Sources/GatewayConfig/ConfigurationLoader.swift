@@ -76,7 +76,7 @@ final class ConfigReader {
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
         self.rejectUnknown(
-            in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui"])
+            in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui", "sso"])
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -151,6 +151,10 @@ final class ConfigReader {
                         + "move the pages (path_prefix) or turn them off ([ui] enabled = false)")
             }
         }
+        var sso: SSOSettings?
+        if let table = self.table(root, "sso", path: "") {
+            sso = self.readSSO(table, jwt: jwt, hasRedis: redis != nil)
+        }
         guard let upstream else { return nil }
         var configuration = GatewayConfiguration(server: server, upstream: upstream, logging: logging)
         configuration.redis = redis
@@ -163,6 +167,7 @@ final class ConfigReader {
         configuration.rateLimits = rateLimits
         configuration.ui = ui
         configuration.oauth = oauth
+        configuration.sso = sso
         return configuration
     }
 

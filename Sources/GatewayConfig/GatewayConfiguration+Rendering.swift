@@ -158,6 +158,35 @@ extension GatewayConfiguration {
                 if client.secret != nil { lines.append("# secret: <redacted> (from secret_file or secret_env)") }
             }
         }
+        if let sso = self.sso {
+            lines.append("")
+            lines.append("[sso]")
+            lines.append("password_login = \(sso.passwordLogin)")
+            for provider in sso.providers {
+                lines.append("")
+                lines.append("[[sso.providers]]")
+                lines.append("name = \(quote(provider.name))")
+                lines.append("display_name = \(quote(provider.displayName))")
+                lines.append("issuer = \(quote(provider.issuer))")
+                if let caFile = provider.caFile { lines.append("ca_file = \(quote(caFile))") }
+                lines.append("client_id = \(quote(provider.clientID))")
+                lines.append("# client_secret: <redacted> (from client_secret_file or client_secret_env)")
+                lines.append("scopes = [\(provider.scopes.map(quote).joined(separator: ", "))]")
+                lines.append("allowed_domains = [\(provider.allowedDomains.map(quote).joined(separator: ", "))]")
+                lines.append("email_claim = \(quote(provider.emailClaim))")
+                lines.append("require_email_verified = \(provider.requireEmailVerified)")
+                lines.append("default_scopes = [\(provider.defaultScopes.map(quote).joined(separator: ", "))]")
+                lines.append("algorithms = [\(provider.algorithms.map(quote).joined(separator: ", "))]")
+                lines.append("timeout = \(duration(provider.timeout))")
+                for rule in provider.scopeRules {
+                    lines.append("")
+                    lines.append("[[sso.providers.scope_rules]]")
+                    lines.append("claim = \(quote(rule.claim))")
+                    lines.append("value = \(quote(rule.value))")
+                    lines.append("scopes = [\(rule.scopes.map(quote).joined(separator: ", "))]")
+                }
+            }
+        }
         for route in self.routes {
             lines.append("")
             lines.append("[[routes]]")

@@ -26,6 +26,8 @@ package struct GatewayConfiguration: Sendable, Hashable {
     package var ui: UISettings = UISettings()
     /// `[oauth]`; nil: the gateway is no OAuth authorization server.
     package var oauth: OAuthSettings?
+    /// `[sso]`; nil: users sign in only with a password.
+    package var sso: SSOSettings?
 
     /// The policy called `name`, if defined.
     package func rateLimitPolicy(named name: String) -> RateLimitPolicy? {

@@ -42,6 +42,8 @@ package final class AuthorizePages: LocalEndpoint {
         package var credentials: CredentialCheck
         package var logger: Logger
         package var now: () -> Int64
+        /// `[sso]`: provider buttons beside (or instead of) the password form.
+        package var sso: SSOButtons = .passwordOnly
 
         package init(
             issuer: String, codeTTL: Int64, sessionPolicy: BrowserSessionPolicy, client: @escaping (String) -> EventLoopFuture<OAuthClient?>,
@@ -228,6 +230,9 @@ package final class AuthorizePages: LocalEndpoint {
         self.checkedForm(request, eventLoop: eventLoop).assumeIsolated().flatMap { checked -> EventLoopFuture<LocalResponse> in
             let (fields, flowID, flow) = checked
             let flowPage = Self.consentPath + "?flow=" + flowID
+            guard self.deps.sso.passwordLogin else {
+                return eventLoop.makeSucceededFuture(PageResponses.error(Self.passwordLoginOff, requestID: request.requestID))
+            }
             return self.deps.credentials.verify(
                 email: fields["email"] ?? "", password: fields["password"] ?? "", clientAddress: request.clientAddress, eventLoop: eventLoop
             ).assumeIsolated().flatMap { user -> EventLoopFuture<LocalResponse> in
@@ -306,6 +311,10 @@ package final class AuthorizePages: LocalEndpoint {
     private static let expiredFlow = GatewayError(
         status: 400, code: "invalid_request",
         description: "This sign-in request has expired or is unknown. Go back to the application and start again.")
+
+    static let passwordLoginOff = GatewayError(
+        status: 403, code: "password_login_disabled",
+        description: "This gateway does not take passwords: sign in with one of the providers on the sign-in page.")
 
     private static let csrfRefusal = GatewayError(
         status: 403, code: "csrf_failed",
@@ -429,13 +438,14 @@ package final class AuthorizePages: LocalEndpoint {
             "title": "Sign in", "client_name": client.name, "flow": flowID, "csrf_token": flow.csrfToken, "action": Self.loginPath,
         ]
         if let error { context["error"] = error }
+        context.merge(SSOTemplate.context(self.deps.sso) { "/sso/start?provider=\($0)&flow=\(flowID)" }) { _, new in new }
         return PageResponses.page(.login, context, formActionOrigin: Self.origin(of: flow.request.redirectURI), renderer: self.renderer)
     }
 
     private func consentPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, session: BrowserSessions.Active, scopes: [String]) -> LocalResponse {
         let origin = Self.origin(of: flow.request.redirectURI)
         let context: [String: Any] = [
-            "title": "Allow access?", "client_name": client.name, "user_email": session.user.email,
+            "title": "Allow access?", "client_name": client.name, "user_email": session.user.displayEmail,
             "scopes": scopes.map { ["name": $0, "description": OAuthScopeCatalog.description(of: $0) ?? $0] },
             "redirect_origin": origin ?? flow.request.redirectURI, "flow": flowID, "csrf_token": flow.csrfToken,
             "action": Self.consentPath, "logout_action": Self.logoutPath, "session_csrf_token": session.record.csrfToken,

@@ -20,7 +20,7 @@ package struct PageRenderer: Sendable {
     /// start-up rather than failing a request later.
     package init(pages: [String: String]) {
         var library = MustacheLibrary()
-        let all = pages.merging(["header": HeaderTemplate.text, "footer": FooterTemplate.text]) { page, _ in page }
+        let all = pages.merging(["header": HeaderTemplate.text, "footer": FooterTemplate.text, "sso": SSOTemplate.text]) { page, _ in page }
         for (name, text) in all {
             do {
                 try library.register(text, named: name)

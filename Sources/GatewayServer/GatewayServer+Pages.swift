@@ -34,7 +34,7 @@ extension GatewayServer {
             configured: OAuthClientRegistry.configuredClients(oauth, hmac: loop.secretHasher), store: oauthStore,
             hmac: loop.secretHasher)
         let now = loop.now
-        return AuthorizePages(AuthorizePages.Dependencies(
+        var dependencies = AuthorizePages.Dependencies(
             issuer: issuer,
             codeTTL: max(1, oauth.codeTTL.components.seconds),
             sessionPolicy: BrowserSessionPolicy(configuration.ui),
@@ -44,6 +44,8 @@ extension GatewayServer {
             users: users,
             credentials: credentials,
             logger: loop.logger,
-            now: { now() }))
+            now: { now() })
+        dependencies.sso = Self.ssoButtons(configuration)
+        return AuthorizePages(dependencies)
     }
 }

@@ -14,7 +14,7 @@ extension GatewayServer {
             let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
         let now = loop.now
-        return SettingsPages(SettingsPages.Dependencies(
+        var dependencies = SettingsPages.Dependencies(
             prefix: configuration.ui.pathPrefix,
             sessionPolicy: BrowserSessionPolicy(configuration.ui),
             browserState: stores.browserState,
@@ -23,6 +23,8 @@ extension GatewayServer {
             keys: loop.managementKeyService,
             maxKeysPerOwner: configuration.apiKeys.maxKeysPerOwner,
             logger: loop.logger,
-            now: { now() }))
+            now: { now() })
+        dependencies.sso = Self.ssoButtons(configuration)
+        return SettingsPages(dependencies)
     }
 }

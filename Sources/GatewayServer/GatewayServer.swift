@@ -2,6 +2,7 @@ package import GatewayAuth
 import Foundation
 package import GatewayConfig
 import GatewayCrypto
+import GatewayPages
 import GatewayRedis
 package import GatewayStore
 import GatewayCore
@@ -29,6 +30,11 @@ package final class GatewayServer: Sendable {
     /// Keeps external issuers' JWKS fresh (nil without remote issuers); replaced on reload
     /// when `[auth.jwt]` changes.
     private let refresher: NIOLockedValueBox<JWKSRefresher?>
+    /// Keeps the `[[sso.providers]]`' ID-token keys fresh (nil without providers); replaced
+    /// on reload when the providers' key sources change.
+    private let ssoRefresher: NIOLockedValueBox<JWKSRefresher?>
+    /// Each loop's provider keys and discovery documents (they outlive reloads).
+    private let ssoRings: [NIOLoopBound<SSOKeyRing>]
     /// Runs scrypt for logins off the event loops.
     private let passwordPool: NIOThreadPool
     private let memorySessions: InMemorySessionData?
@@ -126,6 +132,11 @@ package final class GatewayServer: Sendable {
         self.httpTLS = httpTLS
         Self.prepareIntrospectionTLS(configuration, contexts: httpTLS, logger: logger)
         let poster = HTTPFetchers.poster(tlsContexts: httpTLS)
+        Self.prepareSSOTLS(configuration, contexts: httpTLS, logger: logger)
+        let fetcher = fetcher ?? HTTPFetchers.posix(group: self.group, tlsContexts: httpTLS)
+        let ssoRefresherBox = NIOLockedValueBox<JWKSRefresher?>(nil)
+        self.ssoRefresher = ssoRefresherBox
+        var ssoRings: [NIOLoopBound<SSOKeyRing>] = []
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
@@ -186,18 +197,25 @@ package final class GatewayServer: Sendable {
                     opaqueTokenStore: opaqueTokens,
                     introspection: LoopIntrospection(post: poster, shared: introspectionCache)
                 )
+                let ssoRing = SSOKeyRing()
                 // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
                     let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
                     let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
                     let settings: (any LocalEndpoint)? = Self.settingsPages(context, stores: pageStores)
-                    return [pages, oauth, settings].compactMap { $0 }
+                    let sso: (any LocalEndpoint)? = Self.ssoEndpoint(
+                        context, stores: pageStores, keyRing: ssoRing, fetcher: fetcher, poster: poster, refresher: ssoRefresherBox)
+                    return [pages, oauth, settings, sso].compactMap { $0 }
                 }
-                return context
-            }.map { NIOLoopBound($0, eventLoop: loop) }.wait()
-            contexts.append(context)
+                return (context, ssoRing)
+            }.map { (built: (LoopContext, SSOKeyRing)) in
+                (NIOLoopBound(built.0, eventLoop: loop), NIOLoopBound(built.1, eventLoop: loop))
+            }.wait()
+            ssoRings.append(context.1)
+            contexts.append(context.0)
         }
         self.contexts = contexts
+        self.ssoRings = ssoRings
         fanOut.withLockedValue { $0 = contexts }
         if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
             let all = contexts
@@ -233,8 +251,10 @@ package final class GatewayServer: Sendable {
         var state = State(configuration: configuration, logger: logger)
         state.tls = tls
         self.state = NIOLockedValueBox(state)
-        self.fetcher = fetcher ?? HTTPFetchers.posix(group: self.group, tlsContexts: httpTLS)
+        self.fetcher = fetcher
         refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
+        let ssoRefresher = Self.makeSSORefresher(configuration, rings: ssoRings, group: self.group, fetcher: fetcher, logger: logger)
+        ssoRefresherBox.withLockedValue { $0 = ssoRefresher }
     }
 
     private let fetcher: HTTPFetcher
@@ -316,6 +336,7 @@ package final class GatewayServer: Sendable {
         }
         self.subscriber?.start()
         self.refresher.withLockedValue { $0 }?.start()
+        self.ssoRefresher.withLockedValue { $0 }?.start()
         var bound: [any Channel] = []
         do {
             for (label, socket) in plan {
@@ -542,6 +563,17 @@ package final class GatewayServer: Sendable {
             next?.start()
         }
         Self.prepareIntrospectionTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
+        if Self.ssoIssuers(snapshot) != Self.ssoIssuers(old) {
+            // Providers added, removed or pointed elsewhere: a refresher for the new set.
+            Self.prepareSSOTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
+            let next = Self.makeSSORefresher(snapshot, rings: self.ssoRings, group: self.group, fetcher: self.fetcher, logger: newLogger)
+            let previous = self.ssoRefresher.withLockedValue { current in
+                defer { current = next }
+                return current
+            }
+            previous?.stop()
+            next?.start()
+        }
         let checkPassword = Self.passwordCheck(on: self.passwordPool)
         let refetch = Self.refetch(through: self.refresher)
         let memorySessions = self.memorySessions
@@ -639,6 +671,7 @@ package final class GatewayServer: Sendable {
         }
         self.subscriber?.stop()
         self.refresher.withLockedValue { $0 }?.stop()
+        self.ssoRefresher.withLockedValue { $0 }?.stop()
         logger.notice("draining", metadata: ["open_connections": "\(self.tracker.openConnections)"])
         self.tracker.quiesceAll()
         let tracker = self.tracker

@@ -13,6 +13,12 @@ package struct UserRecord: Codable, Sendable, Hashable {
     package var passwordHash: String
     package var disabled: Bool
     package var createdAt: Int64
+    /// The `[[sso.providers]]` name for a user created at sign-in through a provider; nil
+    /// for a password user. Such a user's `email` is its key (see `SSOUserKey`), never a
+    /// password login, and `passwordHash` holds no hash.
+    package var provider: String?
+    /// The address the provider vouched for at the last sign-in (provider users only).
+    package var contactEmail: String?
 
     package init(id: String, email: String, scopes: [String], passwordHash: String, disabled: Bool = false, createdAt: Int64) {
         self.id = id
@@ -23,8 +29,12 @@ package struct UserRecord: Codable, Sendable, Hashable {
         self.createdAt = createdAt
     }
 
+    /// What pages show as the user's address: the provider's e-mail, else the login name.
+    package var displayEmail: String { self.contactEmail ?? self.email }
+
     enum CodingKeys: String, CodingKey {
-        case id, email, scopes, disabled
+        case id, email, scopes, disabled, provider
+        case contactEmail = "contact_email"
         case passwordHash = "password_hash"
         case createdAt = "created_at"
     }
@@ -98,6 +108,10 @@ package protocol SessionStore: AnyObject {
     func createUser(_ user: UserRecord) -> EventLoopFuture<Void>
     /// Returns the updated user, or nil if unknown.
     func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?>
+    /// Replaces the record of a provider user (same key and id) with `user` in one step,
+    /// unless it is disabled meanwhile: returns what is stored afterwards (the old record
+    /// if disabled or of another id), nil if there is none.
+    func updateProviderUser(_ user: UserRecord) -> EventLoopFuture<UserRecord?>
 
     /// Stores a new refresh grant under `tokenHash` (a new family or a rotation result).
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void>
@@ -255,6 +269,29 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
             }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
+
+    package func updateProviderUser(_ user: UserRecord) -> EventLoopFuture<UserRecord?> {
+        guard let json = Self.encode(user) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        return self.client.evaluate(script: Self.updateProviderUserScript, keys: ["\(self.prefix)user:\(user.email)"], arguments: [json, user.id])
+            .flatMapThrowing { reply -> UserRecord? in
+                switch reply {
+                case .null: return nil
+                case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
+                default: throw CredentialStoreError.corrupt("unexpected reply to the user update")
+                }
+            }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// KEYS: user key. ARGV: new JSON, user id. The stored record afterwards (nil if none):
+    /// a disabled user stays disabled even when its sign-in raced `users disable`.
+    private static let updateProviderUserScript = """
+        local current = redis.call('GET', KEYS[1])
+        if not current then return false end
+        local decoded = cjson.decode(current)
+        if decoded.id ~= ARGV[2] or decoded.disabled == true then return current end
+        redis.call('SET', KEYS[1], ARGV[1])
+        return ARGV[1]
+        """
 
     /// KEYS: the key. ARGV: expected value, new value. 1 if written, 0 if it had changed.
     private static let compareAndSetScript = """
@@ -461,6 +498,15 @@ package final class InMemorySessionData: Sendable {
         }
     }
 
+    func updateProviderUser(_ user: UserRecord) -> UserRecord? {
+        storage.withLockedValue { storage in
+            guard let current = storage.users[user.email] else { return nil }
+            guard current.id == user.id, !current.disabled else { return current }
+            storage.users[user.email] = user
+            return user
+        }
+    }
+
     func setDisabled(email: String, disabled: Bool) -> UserRecord? {
         storage.withLockedValue { storage in
             storage.users[email]?.disabled = disabled
@@ -565,6 +611,10 @@ package final class InMemorySessionStore: SessionStore {
 
     package func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
         eventLoop.makeSucceededFuture(data.setDisabled(email: email, disabled: disabled))
+    }
+
+    package func updateProviderUser(_ user: UserRecord) -> EventLoopFuture<UserRecord?> {
+        eventLoop.makeSucceededFuture(data.updateProviderUser(user))
     }
 
     package func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {

@@ -91,6 +91,9 @@ extension GatewayCommand {
         @Option(name: .long, help: "Path of gateway.conf.")
         var config: String
 
+        @Flag(name: .long, help: "Also fetch each [[sso.providers]] OIDC discovery document and check it (network access).")
+        var online = false
+
         func run() throws {
             let configuration: GatewayConfiguration
             do {
@@ -119,6 +122,17 @@ extension GatewayCommand {
                 throw ExitCode(1)
             }
             for warning in warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
+            if self.online {
+                let outcomes = SSOOnlineCheck.run(configuration)
+                for outcome in outcomes {
+                    let line = "\(self.config): sso.providers \(outcome.provider): \(outcome.message)\n"
+                    if outcome.ok { FileHandleOutput.standardError(line) } else { FileHandleOutput.standardError("error: " + line) }
+                }
+                if outcomes.contains(where: { !$0.ok }) {
+                    FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
+                    throw ExitCode(1)
+                }
+            }
             print("# effective configuration of \(self.config): OK")
             print(configuration.renderedTOML(), terminator: "")
         }

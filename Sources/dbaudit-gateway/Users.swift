@@ -53,7 +53,7 @@ extension GatewayCommand {
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "List every user: id, e-mail, scopes, enabled or disabled, created (never a password hash).")
+                abstract: "List every user: id, e-mail (login name), enabled or disabled, created, the provider and address of a user signed in through [[sso.providers]], scopes (never a password hash).")
 
             @OptionGroup var options: Options
             @Flag(name: .long, help: "Print a JSON array.") var json = false
@@ -67,7 +67,9 @@ extension GatewayCommand {
                 } else {
                     for user in users {
                         let created = Date(timeIntervalSince1970: TimeInterval(user.createdAt)).ISO8601Format()
-                        print("\(user.id)  \(user.email)  \(user.disabled ? "disabled" : "enabled")  created \(created)  scopes \(user.scopes.joined(separator: " "))")
+                        // A provider user: its login name (for `users disable`), then provider and address.
+                        let provider = user.provider.map { "  provider \($0) <\(user.contactEmail ?? "")>" } ?? ""
+                        print("\(user.id)  \(user.email)  \(user.disabled ? "disabled" : "enabled")  created \(created)\(provider)  scopes \(user.scopes.joined(separator: " "))")
                     }
                 }
                 if unreadable > 0 {
@@ -107,6 +109,12 @@ extension GatewayCommand {
             json += ",\"scopes\":[" + user.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
             if full {
                 json += ",\"disabled\":\(user.disabled),\"created_at\":\(user.createdAt)"
+                if let provider = user.provider {
+                    json += ",\"provider\":"
+                    JSONText.appendQuoted(provider, to: &json)
+                    json += ",\"contact_email\":"
+                    JSONText.appendQuoted(user.contactEmail ?? "", to: &json)
+                }
             }
             return json + "}"
         }

@@ -26,6 +26,7 @@ final class ScriptedSessionStore: SessionStore {
     func user(id: String) -> EventLoopFuture<UserRecord?> { inner.user(id: id) }
     func createUser(_ user: UserRecord) -> EventLoopFuture<Void> { inner.createUser(user) }
     func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> { inner.setUserDisabled(email: email, disabled: disabled) }
+    func updateProviderUser(_ user: UserRecord) -> EventLoopFuture<UserRecord?> { inner.updateProviderUser(user) }
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
         inner.storeRefresh(tokenHash: tokenHash, grant: grant, now: now)
     }

@@ -34,6 +34,24 @@ import Testing
         #expect(!page.contains("login-error"))
     }
 
+    @Test func loginPageShowsProviderLinksBesideOrInsteadOfThePasswordForm() {
+        let providers: [[String: Any]] = [["name": "corp", "display_name": "Corp <SSO>", "href": "/sso/start?provider=corp&flow=F1"]]
+        let beside = html(.login, [
+            "title": "Sign in", "client_name": "App", "flow": "F1", "csrf_token": "C1", "action": "/oauth/authorize/login",
+            "has_sso": true, "sso_providers": providers,
+        ])
+        #expect(beside.contains("id=\"sso-corp\" href=\"/sso/start?provider=corp&amp;flow=F1\">Sign in with Corp &lt;SSO&gt;</a>"))
+        #expect(beside.contains("id=\"password\""))
+        let instead = html(.login, [
+            "title": "Sign in", "client_name": "App", "flow": "F1", "csrf_token": "C1", "action": "/oauth/authorize/login",
+            "has_sso": true, "sso_providers": providers, "password_login_off": true,
+        ])
+        #expect(instead.contains("id=\"sso-corp\""))
+        #expect(!instead.contains("id=\"password\"") && !instead.contains("id=\"login\""))
+        let none = html(.login, ["title": "Sign in", "client_name": "App", "flow": "F1", "csrf_token": "C1", "action": "/oauth/authorize/login"])
+        #expect(!none.contains("sso-"))
+    }
+
     @Test func consentPageListsEachScopeAndBothButtons() {
         let page = html(.consent, [
             "title": "Allow access", "client_name": "Reporting App", "user_email": "u@x.example",

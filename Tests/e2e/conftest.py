@@ -133,8 +133,10 @@ class Gateway:
     `wait=False` returns without waiting for the port (the caller decides when it is up)."""
 
     def __init__(self, tmp_path: Path, upstream_url: str, extra: str = "", server: str = "", upstream: str = "",
-                 routes: str = OPEN_ROUTES, tail: str = "", env: dict | None = None, wait: bool = True):
-        self.port = free_port()
+                 routes: str = OPEN_ROUTES, tail: str = "", env: dict | None = None, wait: bool = True,
+                 port: int | None = None):
+        # `port`: chosen by the caller when the configuration must name the gateway's own URL.
+        self.port = port or free_port()
         self.tmp_path = tmp_path
         self.config_path = tmp_path / f"gateway-{self.port}.conf"
         self.log_path = tmp_path / f"gateway-{self.port}.log"

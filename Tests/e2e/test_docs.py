@@ -189,6 +189,14 @@ jwks_url = "https://idp.example.test/jwks.json"
 
 [oauth]
 
+[sso]
+
+[[sso.providers]]
+name = "corp"
+issuer = "https://sso.example.test"
+client_id = "gateway"
+client_secret_file = "{tmp / 'pepper'}"
+
 [[auth.oauth.introspection]]
 endpoint = "https://idp.example.test/oauth2/introspect"
 client_id = "gateway"

@@ -51,11 +51,12 @@ package final class CredentialCheck {
                     headers: [.init("Retry-After", "1")]))
             }
             self.pendingHashes += 1
-            let encoded = (user?.disabled == false) ? user!.passwordHash : self.decoyHash
+            // A provider user has no password: the decoy keeps the timing of a wrong one.
+            let encoded = (user?.disabled == false && user?.provider == nil) ? user!.passwordHash : self.decoyHash
             return self.checkPassword(password, encoded, eventLoop).hop(to: eventLoop).assumeIsolated().always { _ in
                 self.pendingHashes -= 1
             }.flatMapThrowing { matches -> UserRecord in
-                guard matches, let user, !user.disabled else { throw Self.invalidCredentials }
+                guard matches, let user, !user.disabled, user.provider == nil else { throw Self.invalidCredentials }
                 return user
             }.nonisolated()
         }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()

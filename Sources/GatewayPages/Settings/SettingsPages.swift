@@ -29,6 +29,8 @@ package final class SettingsPages: LocalEndpoint {
         package var maxKeysPerOwner: Int?
         package var logger: Logger
         package var now: () -> Int64
+        /// `[sso]`: provider buttons beside (or instead of) the password form.
+        package var sso: SSOButtons = .passwordOnly
 
         package init(
             prefix: String, sessionPolicy: BrowserSessionPolicy, browserState: any BrowserStateStore, users: any SessionStore,
@@ -152,6 +154,7 @@ package final class SettingsPages: LocalEndpoint {
             context["action"] = self.paths.login
             context["csrf_token"] = Self.loginToken(browser: browser)
             context["next"] = next
+            context.merge(SSOTemplate.context(self.deps.sso) { "/sso/start?provider=\($0)&next=\(FormFields.encode(next))" }) { _, new in new }
             switch query?["error"] {
             case "credentials": context["error"] = "The e-mail address or password is incorrect."
             case "expired": context["error"] = "The sign-in form had expired; sign in again."
@@ -170,6 +173,9 @@ package final class SettingsPages: LocalEndpoint {
         let browser = BrowserCookies.value(named: BrowserCookies.browserName(isTLS: request.isTLS), in: request.values(of: "Cookie"))
         guard let browser, CSRFCheck.matches(posted: fields["csrf_token"], expected: Self.loginToken(browser: browser)) else {
             return eventLoop.makeSucceededFuture(self.errorPage(Self.csrfRefusal, request))
+        }
+        guard self.deps.sso.passwordLogin else {
+            return eventLoop.makeSucceededFuture(self.errorPage(AuthorizePages.passwordLoginOff, request))
         }
         return self.deps.credentials.verify(
             email: fields["email"] ?? "", password: fields["password"] ?? "", clientAddress: request.clientAddress, eventLoop: eventLoop
@@ -441,7 +447,7 @@ package final class SettingsPages: LocalEndpoint {
         var context: [String: Any] = ["title": title, "stylesheet": self.paths.stylesheet]
         if let session {
             context["nav"] = [
-                "email": session.user.email, "is_admin": Self.isAdmin(session.user), "keys": self.paths.keys,
+                "email": session.user.displayEmail, "is_admin": Self.isAdmin(session.user), "keys": self.paths.keys,
                 "logout": self.paths.logout, "csrf_token": session.record.csrfToken,
             ] as [String: Any]
         }
