@@ -56,10 +56,11 @@ package protocol BrowserStateStore: AnyObject {
 /// - `P browser-session:<sha256 hex of the cookie value>` — the session as JSON; TTL = what
 ///   is left of the idle limit, never past the absolute limit
 /// - `P browser-sessions:<user id>` — set of that user's session hashes (for `users
-///   disable`); TTL = the longest session lifetime seen
+///   disable`); TTL = 30 days past the last sign-in (the longest session lifetime)
 /// - `P oauth-flow:<flow id>` — an authorization flow in progress as JSON; TTL 10 minutes
-/// Touched only on its event loop.
-package final class RedisBrowserStateStore: BrowserStateStore {
+/// Touched only on its event loop (its client preconditions it; it holds no mutable state),
+/// which makes the `@unchecked Sendable` sound.
+package final class RedisBrowserStateStore: BrowserStateStore, @unchecked Sendable {
     private let client: RedisClient
     private let prefix: String
 

@@ -1,5 +1,5 @@
 import Foundation
-package import GatewayAuth
+import GatewayAuth
 package import GatewayConfig
 
 /// The parts of a provider's OpenID Connect discovery document the relying party uses:
