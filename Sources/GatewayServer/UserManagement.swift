@@ -94,6 +94,9 @@ package final class UserManagement: Sendable {
 
     package func add(email: String, scopes: [String], password: String, now: Int64) async throws -> UserRecord {
         guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
+        guard !email.hasSuffix(".sso.invalid") else {
+            throw Failure.invalid("--email: addresses in .sso.invalid name users who sign in through a provider ([[sso.providers]])")
+        }
         guard !scopes.isEmpty, ScopeToken.areValid(scopes), scopes.allSatisfy({ Scopes.all.contains($0) }) else {
             throw Failure.invalid("--scopes must list known scopes, separated by commas (\(Scopes.all.joined(separator: " ")))")
         }

@@ -50,17 +50,28 @@ def test_a_state_presented_from_another_browser_is_not_spent(sso):
     assert r.status_code == 303, r.text[:300]
 
 
-def test_sso_sign_in_does_not_adopt_a_password_user_holding_its_login_name(sso, provider):
-    # `users add` accepts an address in the reserved `<provider>.sso.invalid` domain; the
-    # just-in-time upsert then turns that password user (its id, keys, consents) into the
-    # provider's user without checking that the record is a provider user of this provider.
+def test_sso_sign_in_does_not_adopt_a_password_user_holding_its_login_name(sso, provider, redis_server):
+    # The just-in-time upsert turned a password user holding the login name of a provider's
+    # user (its id, keys, consents) into that provider's user. `users add` now refuses the
+    # reserved domain, so the record is written as an older gateway could have written it.
     import hashlib
+    import json as jsonlib
+    import subprocess
 
-    from conftest import add_user
+    from conftest import gateway_binary
     key = hashlib.sha256(b"alice").hexdigest()[:32] + "@corp.sso.invalid"
-    created = add_user(sso.gateway, key, ["read:databases"])
+    refused = subprocess.run(
+        [gateway_binary(), "users", "add", "--config", str(sso.gateway.config_path), "--email", key, "--scopes", "read:databases"],
+        input="password-at-least-12\n", capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "sso.invalid" in refused.stderr
+    record = {"id": "usr_planted", "email": key, "scopes": ["read:databases"],
+              "password_hash": "scrypt$ln=12,r=8,p=1$c2FsdA$aGFzaA", "disabled": False, "created_at": 1}
+    redis_server.command("SET", f"dbgw:user:{key}", jsonlib.dumps(record))
+    redis_server.command("SET", "dbgw:user-id:usr_planted", key)
     session = requests.Session()
     r = session.get(start_sso(sso, session), allow_redirects=False, timeout=10)
     users = {u["email"]: u for u in sso.users()}
-    adopted = r.status_code == 303 and users[key]["id"] == created["id"] and users[key].get("provider") == "corp"
+    assert users[key]["id"] == "usr_planted", users  # the planted record is the one read
+    adopted = r.status_code == 303 and users[key].get("provider") == "corp"
     assert not adopted, (r.status_code, users)
+    assert r.status_code == 403 and "account_conflict" in r.text, (r.status_code, r.text[:300])

@@ -63,6 +63,9 @@ package enum SSOClaimMapping {
 
     /// Lower-cased `local@domain` with one `@`, printable ASCII, at most 254 bytes.
     static func normalisedEmail(_ text: String) -> String? {
+        // ASCII before lower-casing: Unicode case mapping turns look-alikes into ASCII (the
+        // Kelvin sign U+212A becomes "k"), which would pass another domain for an allowed one.
+        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
         let email = text.lowercased()
         guard (3...254).contains(email.utf8.count), email.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }) else {
             return nil

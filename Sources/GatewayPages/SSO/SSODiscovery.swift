@@ -16,6 +16,9 @@ package struct SSODiscovery: Sendable, Hashable {
 
     package var authorizationEndpoint: String
     package var tokenEndpoint: String
+    /// The provider puts `iss` in its authorization responses (RFC 9207): a callback
+    /// without it is then refused, since every provider answers at one `/sso/callback`.
+    package var sendsIssuerInResponses: Bool = false
 
     package static func parse(_ body: [UInt8], provider: SSOProviderSettings) -> Result<SSODiscovery, Problem> {
         guard let document = try? StrictJSON.parseObject(body) else {
@@ -38,6 +41,10 @@ package struct SSODiscovery: Sendable, Hashable {
         guard let token = endpoint("token_endpoint") else {
             return .failure(.init(description: "the discovery document has no usable token_endpoint"))
         }
-        return .success(SSODiscovery(authorizationEndpoint: authorization, tokenEndpoint: token))
+        var discovery = SSODiscovery(authorizationEndpoint: authorization, tokenEndpoint: token)
+        if case .bool(true)? = document["authorization_response_iss_parameter_supported"] {
+            discovery.sendsIssuerInResponses = true
+        }
+        return .success(discovery)
     }
 }

@@ -223,14 +223,15 @@ package final class SSOEndpoint: LocalEndpoint {
         let now = self.deps.now()
         return store.flow(id: id).assumeIsolated().flatMap { json -> EventLoopFuture<SSOLoginState> in
             guard let json, let record = SSOLoginState.decode(json) else { return eventLoop.makeFailedFuture(Self.stateInvalid) }
-            // Spent by whoever deletes it first: a state (and its code) works once.
-            let logger = self.deps.logger
+            // Checked before it is spent: another browser presenting a state it saw must not
+            // cancel the owner's sign-in. Then spent by whoever deletes it first: a state (and
+            // its code) works once.
+            if let problem = record.check(browser: browser, now: now) {
+                self.deps.logger.info("sso state refused", metadata: ["event": "sso_state_refused", "reason": "\(problem)"])
+                return eventLoop.makeFailedFuture(Self.stateInvalid)
+            }
             return store.deleteFlow(id: id).flatMapThrowing { existed in
                 guard existed else { throw Self.stateInvalid }
-                if let problem = record.check(browser: browser, now: now) {
-                    logger.info("sso state refused", metadata: ["event": "sso_state_refused", "reason": "\(problem)"])
-                    throw Self.stateInvalid
-                }
                 return record
             }
         }.flatMap { record -> EventLoopFuture<LocalResponse> in
@@ -250,7 +251,13 @@ package final class SSOEndpoint: LocalEndpoint {
             guard let code = fields["code"], !code.isEmpty, code.utf8.count <= 2048 else {
                 return eventLoop.makeFailedFuture(Self.stateInvalid)
             }
-            return self.redeem(code: code, record: record, provider: provider, eventLoop: eventLoop).assumeIsolated()
+            let issuerNamed = fields["iss"] != nil
+            return self.discovery(provider, eventLoop: eventLoop).assumeIsolated().flatMapThrowing { discovery in
+                // RFC 9207 §2.4: a provider that names itself in its responses must have done so.
+                if discovery.sendsIssuerInResponses, !issuerNamed { throw Self.tokenInvalid(provider) }
+            }.flatMap {
+                self.redeem(code: code, record: record, provider: provider, eventLoop: eventLoop)
+            }
                 .flatMap { claims in self.signIn(claims: claims, provider: provider, record: record, request: request, eventLoop: eventLoop) }
                 .nonisolated()
         }.nonisolated()
@@ -350,6 +357,13 @@ package final class SSOEndpoint: LocalEndpoint {
         let users = self.deps.users
         return users.user(email: key).assumeIsolated().flatMap { existing -> EventLoopFuture<UserRecord> in
             if let existing {
+                // Only a user this provider created: never a password user (or another
+                // provider's) that happens to hold the login name.
+                guard existing.provider == provider.name, existing.passwordHash.isEmpty else {
+                    return eventLoop.makeFailedFuture(GatewayError(
+                        status: 403, code: "account_conflict",
+                        description: "This sign-in matches an account that was not created through \(provider.displayName). Ask an administrator."))
+                }
                 var updated = existing
                 updated.scopes = mapped.scopes
                 updated.contactEmail = mapped.email
