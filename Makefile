@@ -7,12 +7,17 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-release test unit-test e2e-test sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
+.PHONY: all deps test-deps build build-release test unit-test e2e-test sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# What the tests need besides: systemd tools, strace, testssl.sh, Chromium and its driver,
+# Debian's TypeScript for the Node SDK.
+test-deps:
+	@INSTALL_TEST_DEPS=1 scripts/install-deps.sh
 
 build: deps
 	$(SWIFT) build
@@ -27,7 +32,7 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 
 # Unit and handler tests (swift test), then the end-to-end tests against the real binary
 # (the SDKs' own included: Tests/e2e/test_sdk_*.py), then the Python SDK's own tests.
-test: build $(VENV)/.installed
+test: test-deps build $(VENV)/.installed
 	$(SWIFT) test
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
 	$(PYTHON) -m pytest -q sdks/python/tests
@@ -38,13 +43,13 @@ sdk-python-test: $(VENV)/.installed
 
 # The Node SDK alone: unit tests (node --test) and its types (tsc). `make test` runs these
 # too, with npm pack and the end-to-end runs, through Tests/e2e/test_sdk_node.py.
-sdk-node-test: deps
+sdk-node-test: test-deps
 	cd sdks/node && node --test test/*.test.mjs && tsc --noEmit -p test/types/tsconfig.json
 
 unit-test: build
 	$(SWIFT) test
 
-e2e-test: build $(VENV)/.installed
+e2e-test: test-deps build $(VENV)/.installed
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
 
 # The gateway on embedded defaults with a built-in echo upstream; prints what to try.

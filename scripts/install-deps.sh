@@ -10,12 +10,15 @@ set -euo pipefail
 # chromium and chromium-driver: the real browser of the OAuth login and consent test
 # (Tests/e2e/test_oauth_browser.py) and of the settings pages (test_settings_pages.py),
 # driven through /usr/bin/chromedriver, so nothing is downloaded at test time.
-packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv systemd strace testssl.sh
-          chromium chromium-driver "$@")
-# The Node SDK's tests (Tests/e2e/test_sdk_node.py): tsc checks its types; node and npm come
-# with the machine (Node 20), else Debian's.
-packages+=(node-typescript)
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+# Only `make test` (INSTALL_TEST_DEPS=1) needs them: `make demo` and `make build` do not.
+packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv "$@")
+if [ "${INSTALL_TEST_DEPS:-0}" = 1 ]; then
+    packages+=(systemd strace testssl.sh chromium chromium-driver)
+    # The Node SDK's tests (Tests/e2e/test_sdk_node.py): tsc checks its types; node and npm
+    # come with the machine (Node 20), else Debian's.
+    packages+=(node-typescript)
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+fi
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
