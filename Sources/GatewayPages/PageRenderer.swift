@@ -1,6 +1,7 @@
 import Mustache
 
-/// The compiled page templates: the shared `header` and `footer` partials plus each page.
+/// The compiled page templates: the shared partials (`header`, `footer`, `sso`,
+/// `credential_fields`) plus each page.
 /// Values are HTML-escaped (`{{name}}`); no template uses the unescaped forms, so text from
 /// users, clients or configuration can never become markup. Compiled once per process
 /// (`standard`), immutable afterwards, any thread. Other page sets (the settings pages)
@@ -20,7 +21,11 @@ package struct PageRenderer: Sendable {
     /// start-up rather than failing a request later.
     package init(pages: [String: String]) {
         var library = MustacheLibrary()
-        let all = pages.merging(["header": HeaderTemplate.text, "footer": FooterTemplate.text, "sso": SSOTemplate.text]) { page, _ in page }
+        let partials = [
+            "header": HeaderTemplate.text, "footer": FooterTemplate.text, "sso": SSOTemplate.text,
+            "credential_fields": CredentialFieldsTemplate.text,
+        ]
+        let all = pages.merging(partials) { page, _ in page }
         for (name, text) in all {
             do {
                 try library.register(text, named: name)

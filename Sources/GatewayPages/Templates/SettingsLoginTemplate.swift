@@ -13,11 +13,7 @@ enum SettingsLoginTemplate {
         <form method="post" action="{{action}}" class="stack narrow">
         <input type="hidden" name="csrf_token" value="{{csrf_token}}">
         <input type="hidden" name="next" value="{{next}}">
-        <label for="email">E-mail address</label>
-        <input type="email" id="email" name="email" value="{{email}}" autocomplete="username" required maxlength="254" autofocus>
-        <label for="password">Password</label>
-        <input type="password" id="password" name="password" autocomplete="current-password" required maxlength="1024">
-        <button type="submit" id="login" class="primary">Sign in</button>
+        {{> credential_fields}}
         </form>
         {{/password_login_off}}
         {{> footer}}
