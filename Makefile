@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
 PREFIX ?= /usr/local
 
-.PHONY: all deps test-deps build build-release test unit-test e2e-test sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
+.PHONY: all deps test-deps build build-release lint test unit-test e2e-test sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
 
 all: build
 
@@ -22,6 +22,10 @@ test-deps:
 build: deps
 	$(SWIFT) build
 
+# The formatter ships with the toolchain; its rules are in .swift-format (swift-nio's style).
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
 build-release: deps
 	$(SWIFT) build -c release
 
@@ -32,7 +36,7 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 
 # Unit and handler tests (swift test), then the end-to-end tests against the real binary
 # (the SDKs' own included: Tests/e2e/test_sdk_*.py), then the Python SDK's own tests.
-test: test-deps build $(VENV)/.installed
+test: test-deps lint build $(VENV)/.installed
 	$(SWIFT) test
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
 	$(PYTHON) -m pytest -q sdks/python/tests

@@ -48,7 +48,9 @@ let package = Package(
         ),
         .target(
             name: "GatewayRedis",
-            dependencies: ["CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -103,7 +105,8 @@ let package = Package(
         .target(
             name: "GatewayProxy",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore", "GatewayCrypto", "GatewayRateLimit", "GatewayRedis", "GatewayTLS",
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore", "GatewayCrypto", "GatewayRateLimit",
+                "GatewayRedis", "GatewayTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,7 +140,11 @@ let package = Package(
         ),
 
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strictSettings),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "GatewayCore", "GatewayTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "GatewayConfigTests",
+            dependencies: ["GatewayConfig", "GatewayCore", "GatewayTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "GatewayCryptoTests", dependencies: ["GatewayCrypto"], swiftSettings: strictSettings),
         .testTarget(
             name: "GatewayTLSTests",
@@ -240,7 +247,8 @@ let package = Package(
             name: "GatewayOAuthTests",
             dependencies: [
                 "GatewayTestSupport", "GatewayRedisTestSupport",
-                "GatewayOAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth", "GatewayRedis",
+                "GatewayOAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
+                "GatewayRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -88,12 +88,20 @@ package struct APIKeyEndpoints {
         return admitted.assumeIsolated().flatMap { () -> EventLoopFuture<Void> in
             isOwnSession ? self.checkAccount(principal, eventLoop: eventLoop) : eventLoop.makeSucceededVoidFuture()
         }.flatMap { () -> EventLoopFuture<Response> in
-            self.perform(method: method, normalizedPath: normalizedPath, query: query, body: body, principal: principal, eventLoop: eventLoop)
+            self.perform(
+                method: method,
+                normalizedPath: normalizedPath,
+                query: query,
+                body: body,
+                principal: principal,
+                eventLoop: eventLoop
+            )
         }.nonisolated().flatMapErrorThrowing { error in throw Self.mapped(error) }
     }
 
     private static let accountInactive = GatewayError.unauthorized(
-        "The account behind this session is disabled or unknown; log in again.")
+        "The account behind this session is disabled or unknown; log in again."
+    )
 
     /// A session's access token outlives changes to its account: the record is read again
     /// for every management call, and only an existing, enabled user with this id passes.
@@ -121,12 +129,20 @@ package struct APIKeyEndpoints {
             return self.create(body: body, principal: principal, eventLoop: eventLoop)
         case ("GET", true), ("HEAD", true):
             guard let page = Self.pageRequest(query) else {
-                return eventLoop.makeFailedFuture(GatewayError.badRequest(
-                    "The only query parameters are limit (1-\(APIKeyPage.maximumLimit)) and cursor (a next_cursor of an earlier page)."))
+                return eventLoop.makeFailedFuture(
+                    GatewayError.badRequest(
+                        "The only query parameters are limit (1-\(APIKeyPage.maximumLimit)) and cursor (a next_cursor of an earlier page)."
+                    )
+                )
             }
             // Admins page through every key; everyone else through their own index.
-            return self.service.list(owner: isAdmin ? nil : subject, offset: page.offset, limit: page.limit).map { page in
-                Response(status: 200, body: Self.listJSON(page.records, nextCursor: page.nextOffset.map(String.init)), noStore: true)
+            return self.service.list(owner: isAdmin ? nil : subject, offset: page.offset, limit: page.limit).map {
+                page in
+                Response(
+                    status: 200,
+                    body: Self.listJSON(page.records, nextCursor: page.nextOffset.map(String.init)),
+                    noStore: true
+                )
             }
         case ("DELETE", false):
             let id = String(tail.dropFirst())
@@ -183,7 +199,9 @@ package struct APIKeyEndpoints {
             request = try JSONDecoder().decode(CreateRequest.self, from: Data(body))
         } catch {
             return eventLoop.makeFailedFuture(
-                GatewayError.badRequest("The body must be JSON: {\"name\": ..., \"scopes\": [...], \"expires_in\": seconds or \"90d\"}.")
+                GatewayError.badRequest(
+                    "The body must be JSON: {\"name\": ..., \"scopes\": [...], \"expires_in\": seconds or \"90d\"}."
+                )
             )
         }
         var lifetime: Int64?
@@ -192,7 +210,9 @@ package struct APIKeyEndpoints {
         case .seconds(let seconds): lifetime = seconds
         case .text(let text):
             guard let parsed = APIKeyService.parseLifetime(text) else {
-                return eventLoop.makeFailedFuture(GatewayError.badRequest("expires_in must be seconds or a duration such as \"90d\"."))
+                return eventLoop.makeFailedFuture(
+                    GatewayError.badRequest("expires_in must be seconds or a duration such as \"90d\".")
+                )
             }
             lifetime = parsed
         }
@@ -202,7 +222,9 @@ package struct APIKeyEndpoints {
                 return eventLoop.makeFailedFuture(GatewayError.insufficientScope("admin"))
             }
             guard self.policies.contains(rateLimit) else {
-                return eventLoop.makeFailedFuture(GatewayError.badRequest("rate_limit names no [[rate_limits]] policy."))
+                return eventLoop.makeFailedFuture(
+                    GatewayError.badRequest("rate_limit names no [[rate_limits]] policy.")
+                )
             }
         }
         return self.service.create(

@@ -1,5 +1,5 @@
-package import GatewayCore
 import Foundation
+package import GatewayCore
 import GatewayCrypto
 package import GatewayStore
 package import NIOCore
@@ -50,7 +50,8 @@ package struct APIKeyService {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         let printable = trimmed.unicodeScalars.allSatisfy { scalar in
             // C0, DEL, C1 and the Unicode line/paragraph separators.
-            !(scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029)
+            !(scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028
+                || scalar.value == 0x2029)
         }
         guard !trimmed.isEmpty, trimmed.count <= 100, trimmed.utf8.count <= 400, printable else {
             return eventLoop.makeFailedFuture(RequestError.invalid("name must be 1-100 printable characters"))

@@ -148,16 +148,28 @@ package final class Authenticator {
             trace?.pass("route", "open route: no credential needed")
             return .allow(nil)
         case .scopes(let scopes):
-            trace?.pass("route", scopes.isEmpty ? "a credential is required (no scope)" : "requires scopes: \(scopes.joined(separator: " "))")
+            trace?.pass(
+                "route",
+                scopes.isEmpty
+                    ? "a credential is required (no scope)" : "requires scopes: \(scopes.joined(separator: " "))"
+            )
             required = scopes
         }
         if queryCarriesToken {
-            trace?.fail("credential.query", "the query string carries a token parameter (access_token, api_key, apikey or token)")
+            trace?.fail(
+                "credential.query",
+                "the query string carries a token parameter (access_token, api_key, apikey or token)"
+            )
             return .deny(.unauthorized("Send the credential in the Authorization header, never in the URL."))
         }
         guard let header = authorization.first else {
             trace?.fail("credential", "no Authorization header")
-            return .deny(.unauthorized("This request needs a credential: send Authorization: Bearer <API key>.", credentialPresent: false))
+            return .deny(
+                .unauthorized(
+                    "This request needs a credential: send Authorization: Bearer <API key>.",
+                    credentialPresent: false
+                )
+            )
         }
         guard authorization.count == 1 else {
             trace?.fail("credential", "\(authorization.count) Authorization headers; exactly one is accepted")
@@ -167,12 +179,18 @@ package final class Authenticator {
             trace?.fail("credential", "the Authorization header is not \"Bearer <token68>\"")
             return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
         }
-        trace?.info("credential.token", "sha256 prefix \(Self.tokenFingerprint(token)) (the token itself is never shown)")
+        trace?.info(
+            "credential.token",
+            "sha256 prefix \(Self.tokenFingerprint(token)) (the token itself is never shown)"
+        )
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
             if OpaqueAccessTokenFormat.hasPrefix(token) {
                 // Ours by its prefix: never sent to another server's introspection.
                 guard let opaqueTokens else {
-                    trace?.fail("credential.kind", "opaque access token (dbaudit_at_), but this gateway has no token store")
+                    trace?.fail(
+                        "credential.kind",
+                        "opaque access token (dbaudit_at_), but this gateway has no token store"
+                    )
                     return .deny(.unauthorized("The credential is not recognised."))
                 }
                 trace?.pass("credential.kind", "opaque access token of this gateway (dbaudit_at_)")
@@ -187,10 +205,16 @@ package final class Authenticator {
                 trace?.pass("credential.kind", "opaque token of another authorization server: introspection")
                 return self.decide(introspection.check(token, trace: trace), required: required, trace: trace)
             }
-            trace?.fail("credential.kind", "not an API key, not a JWT this gateway accepts, not an opaque token it can check")
+            trace?.fail(
+                "credential.kind",
+                "not an API key, not a JWT this gateway accepts, not an opaque token it can check"
+            )
             return .deny(.unauthorized("The credential is not recognised."))
         }
-        trace?.pass("credential.kind", "API key (\(token.hasPrefix(APIKeyFormat.testPrefix) ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix))")
+        trace?.pass(
+            "credential.kind",
+            "API key (\(token.hasPrefix(APIKeyFormat.testPrefix) ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix))"
+        )
         if let problem = APIKeyFormat.problem(with: token) {
             trace?.fail("api_key.format", "format and checksum: \(problem)")
             return .deny(.unauthorized("The API key is malformed: \(problem)."))
@@ -238,7 +262,10 @@ package final class Authenticator {
             // Whatever store answered, scopes that are not scope tokens never authorize and
             // never travel upstream: the record is treated as unreadable.
             guard ScopeToken.areValid(record.scopes) else {
-                self.logger.error("unreadable API key record in the store", metadata: ["reason": "scopes are not all scope tokens"])
+                self.logger.error(
+                    "unreadable API key record in the store",
+                    metadata: ["reason": "scopes are not all scope tokens"]
+                )
                 trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
                 self.cache.storeNegative(hash, now: .now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
@@ -272,21 +299,38 @@ package final class Authenticator {
 
     /// The scope rule, shared by every credential kind: each required scope must be granted
     /// (`admin` grants all).
-    private static func checkScopes(_ principal: Principal, required: [String], trace: DecisionTrace?) throws(GatewayError) -> Principal {
+    private static func checkScopes(
+        _ principal: Principal,
+        required: [String],
+        trace: DecisionTrace?
+    ) throws(GatewayError) -> Principal {
         if let trace {
             trace.info(
                 "principal",
-                "\(principal.kind.rawValue) \(principal.subject)\(principal.clientID.map { " client_id=\($0)" } ?? "")\(principal.keyID.map { " key=\($0)" } ?? ""); scopes: \(principal.scopes.isEmpty ? "(none)" : principal.scopes.joined(separator: " "))")
+                "\(principal.kind.rawValue) \(principal.subject)\(principal.clientID.map { " client_id=\($0)" } ?? "")\(principal.keyID.map { " key=\($0)" } ?? ""); scopes: \(principal.scopes.isEmpty ? "(none)" : principal.scopes.joined(separator: " "))"
+            )
         }
         if let missing = principal.missingScope(of: required) {
-            trace?.fail("scopes", "the principal lacks the \(missing) scope (required: \(required.joined(separator: " ")))")
+            trace?.fail(
+                "scopes",
+                "the principal lacks the \(missing) scope (required: \(required.joined(separator: " ")))"
+            )
             throw GatewayError.insufficientScope(missing)
         }
-        trace?.pass("scopes", required.isEmpty ? "no scope required" : "every required scope is granted: \(required.joined(separator: " "))")
+        trace?.pass(
+            "scopes",
+            required.isEmpty
+                ? "no scope required" : "every required scope is granted: \(required.joined(separator: " "))"
+        )
         return principal
     }
 
-    private func authorizeJWT(_ token: String, jwt: JWTAuthenticator, required: [String], trace: DecisionTrace?) -> Outcome {
+    private func authorizeJWT(
+        _ token: String,
+        jwt: JWTAuthenticator,
+        required: [String],
+        trace: DecisionTrace?
+    ) -> Outcome {
         switch jwt.check(token, trace: trace) {
         case .valid(let principal):
             // Expiry (with leeway) was the JWT layer's to judge; only scopes remain.
@@ -298,15 +342,17 @@ package final class Authenticator {
         case .invalid(let failure):
             return .deny(.unauthorized(failure.description))
         case .pending(let future):
-            return .pending(future.flatMapErrorThrowing { error -> Principal in
-                switch error {
-                case let failure as JWTFailure: throw GatewayError.unauthorized(failure.description)
-                case let error as GatewayError: throw error
-                default: throw GatewayError.authUnavailable
-                }
-            }.assumeIsolated().flatMapThrowing { principal -> Principal in
-                try Self.checkScopes(principal, required: required, trace: trace)
-            }.nonisolated())
+            return .pending(
+                future.flatMapErrorThrowing { error -> Principal in
+                    switch error {
+                    case let failure as JWTFailure: throw GatewayError.unauthorized(failure.description)
+                    case let error as GatewayError: throw error
+                    default: throw GatewayError.authUnavailable
+                    }
+                }.assumeIsolated().flatMapThrowing { principal -> Principal in
+                    try Self.checkScopes(principal, required: required, trace: trace)
+                }.nonisolated()
+            )
         }
     }
 
@@ -322,11 +368,13 @@ package final class Authenticator {
         case .invalid(let error):
             return .deny(error)
         case .pending(let future):
-            return .pending(future.flatMapErrorThrowing { error -> Principal in
-                throw error as? GatewayError ?? GatewayError.authUnavailable
-            }.assumeIsolated().flatMapThrowing { principal -> Principal in
-                try Self.checkScopes(principal, required: required, trace: trace)
-            }.nonisolated())
+            return .pending(
+                future.flatMapErrorThrowing { error -> Principal in
+                    throw error as? GatewayError ?? GatewayError.authUnavailable
+                }.assumeIsolated().flatMapThrowing { principal -> Principal in
+                    try Self.checkScopes(principal, required: required, trace: trace)
+                }.nonisolated()
+            )
         }
     }
 
@@ -339,7 +387,8 @@ package final class Authenticator {
         }
         trace.pass(
             "api_key.lookup",
-            "record \(record.id) (\(record.environment)) owner=\(record.owner) scopes=\(record.scopes.isEmpty ? "(none)" : record.scopes.joined(separator: " "))\(record.rateLimit.map { " rate_limit=\($0)" } ?? "")")
+            "record \(record.id) (\(record.environment)) owner=\(record.owner) scopes=\(record.scopes.isEmpty ? "(none)" : record.scopes.joined(separator: " "))\(record.rateLimit.map { " rate_limit=\($0)" } ?? "")"
+        )
         if record.revoked {
             trace.fail("api_key.revocation", "the key is revoked")
         } else {
@@ -390,7 +439,8 @@ package final class Authenticator {
             self.storeDown = true
             self.logger.warning(
                 "credential store unavailable; keys not cached (or past stale_grace) get 503 until it answers again",
-                metadata: ["error": "\(error)"])
+                metadata: ["error": "\(error)"]
+            )
         }
     }
 
@@ -401,7 +451,11 @@ package final class Authenticator {
     private func decide(_ principal: Principal, required: [String], trace: DecisionTrace?) -> Outcome {
         if let expiresAt = principal.expiresAt, self.now() >= expiresAt {
             trace?.fail("api_key.expiry", "the cached key expired at \(expiresAt)")
-            return .deny(.unauthorized(principal.kind == .apiKey ? "The API key is unknown, revoked or expired." : "The token has expired."))
+            return .deny(
+                .unauthorized(
+                    principal.kind == .apiKey ? "The API key is unknown, revoked or expired." : "The token has expired."
+                )
+            )
         }
         let allowed: Principal
         do {

@@ -62,7 +62,14 @@ package final class CredentialCache {
     }
 
     package func storePositive(_ key: String, _ principal: Principal, now: NIODeadline) {
-        self.insert(key, Entry(principal: principal, freshUntil: now + self.positiveTTL, staleUntil: now + self.positiveTTL + self.staleGrace))
+        self.insert(
+            key,
+            Entry(
+                principal: principal,
+                freshUntil: now + self.positiveTTL,
+                staleUntil: now + self.positiveTTL + self.staleGrace
+            )
+        )
     }
 
     package func storeNegative(_ key: String, now: NIODeadline) {
@@ -81,21 +88,28 @@ package final class CredentialCache {
     /// A cache with the limits of `[cache]`.
     package convenience init(_ settings: CacheSettings) {
         self.init(
-            positiveTTL: settings.positiveTTL.timeAmount, negativeTTL: settings.negativeTTL.timeAmount,
-            staleGrace: settings.staleGrace.timeAmount, maxEntries: settings.maxEntries)
+            positiveTTL: settings.positiveTTL.timeAmount,
+            negativeTTL: settings.negativeTTL.timeAmount,
+            staleGrace: settings.staleGrace.timeAmount,
+            maxEntries: settings.maxEntries
+        )
     }
 
     /// New `[cache]` limits from a reload; see `reconfigure(positiveTTL:...)`.
     package func reconfigure(_ settings: CacheSettings) {
         self.reconfigure(
-            positiveTTL: settings.positiveTTL.timeAmount, negativeTTL: settings.negativeTTL.timeAmount,
-            staleGrace: settings.staleGrace.timeAmount, maxEntries: settings.maxEntries)
+            positiveTTL: settings.positiveTTL.timeAmount,
+            negativeTTL: settings.negativeTTL.timeAmount,
+            staleGrace: settings.staleGrace.timeAmount,
+            maxEntries: settings.maxEntries
+        )
     }
 
     /// New limits from a reload. Entries are kept with the deadlines they were stored
     /// under (a credential's answer does not depend on these settings); new entries get the
     /// new ones, and a smaller bound evicts the oldest at once.
-    package func reconfigure(positiveTTL: TimeAmount, negativeTTL: TimeAmount, staleGrace: TimeAmount, maxEntries: Int) {
+    package func reconfigure(positiveTTL: TimeAmount, negativeTTL: TimeAmount, staleGrace: TimeAmount, maxEntries: Int)
+    {
         self.positiveTTL = positiveTTL
         self.negativeTTL = negativeTTL
         self.staleGrace = staleGrace

@@ -26,7 +26,9 @@ package enum PathNormalizer {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "%"):
-                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+                    let low = hexValue(bytes[index + 2])
+                else {
                     return .failure(.ambiguous("the path has a malformed percent-escape"))
                 }
                 let value = high << 4 | low

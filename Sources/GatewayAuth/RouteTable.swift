@@ -50,7 +50,10 @@ package struct RouteTable: Sendable {
 
     /// The requirement and the name of the route that decided it (`METHOD pattern`, or
     /// `unmatched`): a bounded label for metrics.
-    package func match(method: String, normalizedPath: String) -> (requirement: Requirement, label: String, rateLimit: String?) {
+    package func match(
+        method: String,
+        normalizedPath: String
+    ) -> (requirement: Requirement, label: String, rateLimit: String?) {
         let segments = normalizedPath.split(separator: "/", omittingEmptySubsequences: true)
         for route in self.routes {
             if let routeMethod = route.method, routeMethod != method,

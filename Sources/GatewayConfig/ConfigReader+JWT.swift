@@ -6,12 +6,14 @@ extension ConfigReader {
     func readJWT(_ table: TOMLTable) -> JWTSettings {
         let path = "auth.jwt"
         self.rejectUnknown(
-            in: table, path: path,
+            in: table,
+            path: path,
             allowed: [
                 "issuer", "audience", "access_token_ttl", "refresh_token_ttl", "leeway", "max_token_lifetime",
                 "verified_cache_entries", "signing_keys", "issuers", "password_hash_cost",
                 "login_attempts_per_address", "login_attempts_per_account", "login_window", "refresh_reuse_grace",
-            ])
+            ]
+        )
         var settings = JWTSettings()
         if let issuer = self.string(table, "issuer", path: path) {
             if issuer.isEmpty || issuer.utf8.count > 256 {
@@ -21,25 +23,51 @@ extension ConfigReader {
             }
         }
         if let audience = self.string(table, "audience", path: path) {
-            if audience.isEmpty { self.problem("\(path).audience", "must not be empty") } else { settings.audience = audience }
+            if audience.isEmpty {
+                self.problem("\(path).audience", "must not be empty")
+            } else {
+                settings.audience = audience
+            }
         }
-        self.boundedDuration(table, "access_token_ttl", path: path, .seconds(30)...(.seconds(86400))).map { settings.accessTokenTTL = $0 }
-        self.boundedDuration(table, "refresh_token_ttl", path: path, .seconds(60)...(.seconds(400 * 86400))).map { settings.refreshTokenTTL = $0 }
-        self.boundedDuration(table, "refresh_reuse_grace", path: path, .zero...(.seconds(60))).map { settings.refreshReuseGrace = $0 }
+        self.boundedDuration(table, "access_token_ttl", path: path, .seconds(30)...(.seconds(86400))).map {
+            settings.accessTokenTTL = $0
+        }
+        self.boundedDuration(table, "refresh_token_ttl", path: path, .seconds(60)...(.seconds(400 * 86400))).map {
+            settings.refreshTokenTTL = $0
+        }
+        self.boundedDuration(table, "refresh_reuse_grace", path: path, .zero...(.seconds(60))).map {
+            settings.refreshReuseGrace = $0
+        }
         self.boundedDuration(table, "leeway", path: path, .zero...(.seconds(600))).map { settings.leeway = $0 }
-        self.boundedDuration(table, "max_token_lifetime", path: path, .seconds(60)...(.seconds(30 * 86400))).map { settings.maxTokenLifetime = $0 }
-        self.integer(table, "verified_cache_entries", path: path, range: 0...10_000_000).map { settings.verifiedCacheEntries = $0 }
+        self.boundedDuration(table, "max_token_lifetime", path: path, .seconds(60)...(.seconds(30 * 86400))).map {
+            settings.maxTokenLifetime = $0
+        }
+        self.integer(table, "verified_cache_entries", path: path, range: 0...10_000_000).map {
+            settings.verifiedCacheEntries = $0
+        }
         self.integer(table, "password_hash_cost", path: path, range: 10...20).map { settings.passwordHashCost = $0 }
-        self.integer(table, "login_attempts_per_address", path: path, range: 1...100_000).map { settings.loginAttemptsPerAddress = $0 }
-        self.integer(table, "login_attempts_per_account", path: path, range: 1...100_000).map { settings.loginAttemptsPerAccount = $0 }
-        self.boundedDuration(table, "login_window", path: path, .seconds(1)...(.seconds(3600))).map { settings.loginWindow = $0 }
+        self.integer(table, "login_attempts_per_address", path: path, range: 1...100_000).map {
+            settings.loginAttemptsPerAddress = $0
+        }
+        self.integer(table, "login_attempts_per_account", path: path, range: 1...100_000).map {
+            settings.loginAttemptsPerAccount = $0
+        }
+        self.boundedDuration(table, "login_window", path: path, .seconds(1)...(.seconds(3600))).map {
+            settings.loginWindow = $0
+        }
         // The limiter counts in tokens per second, minute or hour: any other window is
         // expressed per hour, which must stay within a bucket's bounds.
         let window = Int(settings.loginWindow.components.seconds)
         if ![1, 60, 3600].contains(window) {
-            for (key, attempts) in [("login_attempts_per_address", settings.loginAttemptsPerAddress), ("login_attempts_per_account", settings.loginAttemptsPerAccount)]
+            for (key, attempts) in [
+                ("login_attempts_per_address", settings.loginAttemptsPerAddress),
+                ("login_attempts_per_account", settings.loginAttemptsPerAccount),
+            ]
             where (attempts * 3600 + window - 1) / window > 1_000_000 {
-                self.problem("\(path).\(key)", "\(attempts) per \(window)s is too many to count (at most 1000000 per hour)")
+                self.problem(
+                    "\(path).\(key)",
+                    "\(attempts) per \(window)s is too many to count (at most 1000000 per hour)"
+                )
             }
         }
         if settings.accessTokenTTL > settings.maxTokenLifetime {
@@ -52,28 +80,43 @@ extension ConfigReader {
         if !settings.signingKeys.isEmpty {
             let active = settings.signingKeys.filter(\.active).count
             if active != 1 {
-                self.problem("\(path).signing_keys", "exactly one signing key must have active = true (found \(active))")
+                self.problem(
+                    "\(path).signing_keys",
+                    "exactly one signing key must have active = true (found \(active))"
+                )
             }
             if settings.issuer == nil {
                 self.problem("\(path).issuer", "signing keys are configured but issuer is not")
             }
         }
-        settings.issuers = self.readIssuers(table, path: path, defaultAudience: settings.audience, ownIssuer: settings.issuer)
+        settings.issuers = self.readIssuers(
+            table,
+            path: path,
+            defaultAudience: settings.audience,
+            ownIssuer: settings.issuer
+        )
         return settings
     }
 
     func boundedDuration(_ table: TOMLTable, _ key: String, path: String, _ range: ClosedRange<Duration>) -> Duration? {
         // Parsed with a generous ceiling, then checked against this key's own range so the
         // message names that range.
-        guard let value = self.duration(
-            table, key, path: path, allowZero: range.lowerBound == .zero, maximum: max(range.upperBound, .seconds(400 * 86_400)))
+        guard
+            let value = self.duration(
+                table,
+                key,
+                path: path,
+                allowZero: range.lowerBound == .zero,
+                maximum: max(range.upperBound, .seconds(400 * 86_400))
+            )
         else {
             return nil
         }
         guard range.contains(value) else {
             self.problem(
                 "\(path).\(key)",
-                "must be between \(ValueParsers.text(of: range.lowerBound)) and \(ValueParsers.text(of: range.upperBound))")
+                "must be between \(ValueParsers.text(of: range.lowerBound)) and \(ValueParsers.text(of: range.upperBound))"
+            )
             return nil
         }
         return value
@@ -113,13 +156,20 @@ extension ConfigReader {
         var seen = Set<String>()
         for (entry, entryPath) in self.tableArray(table, "signing_keys", path: path) {
             self.rejectUnknown(
-                in: entry, path: entryPath,
-                allowed: ["kid", "algorithm", "private_key_file", "private_key_passphrase_file", "private_key_passphrase_env", "active"])
+                in: entry,
+                path: entryPath,
+                allowed: [
+                    "kid", "algorithm", "private_key_file", "private_key_passphrase_file", "private_key_passphrase_env",
+                    "active",
+                ]
+            )
             guard let kid = self.string(entry, "kid", path: entryPath) else {
                 if entry["kid"] == nil { self.problem("\(entryPath).kid", "is required (e.g. \"2026-11\")") }
                 continue
             }
-            if kid.isEmpty || kid.utf8.count > 64 || !kid.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0 != "\"" }) {
+            if kid.isEmpty || kid.utf8.count > 64
+                || !kid.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0 != "\"" })
+            {
                 self.problem("\(entryPath).kid", "must be 1-64 printable ASCII characters without spaces or quotes")
                 continue
             }
@@ -136,15 +186,31 @@ extension ConfigReader {
                 algorithm = parsed
             }
             guard let file = self.string(entry, "private_key_file", path: entryPath) else {
-                if entry["private_key_file"] == nil { self.problem("\(entryPath).private_key_file", "is required (a PEM private key)") }
+                if entry["private_key_file"] == nil {
+                    self.problem("\(entryPath).private_key_file", "is required (a PEM private key)")
+                }
                 continue
             }
-            guard let pem = self.readFile(file, key: "\(entryPath).private_key_file", limit: 64 * 1024) else { continue }
+            guard let pem = self.readFile(file, key: "\(entryPath).private_key_file", limit: 64 * 1024) else {
+                continue
+            }
             let passphrase = self.secret(
-                entry, fileKey: "private_key_passphrase_file", envKey: "private_key_passphrase_env", path: entryPath)
+                entry,
+                fileKey: "private_key_passphrase_file",
+                envKey: "private_key_passphrase_env",
+                path: entryPath
+            )
             let active = self.bool(entry, "active", path: entryPath) ?? false
-            keys.append(SigningKeySettings(
-                keyID: kid, algorithm: algorithm, privateKeyFile: file, privateKeyPEM: Secret(pem), passphrase: passphrase, active: active))
+            keys.append(
+                SigningKeySettings(
+                    keyID: kid,
+                    algorithm: algorithm,
+                    privateKeyFile: file,
+                    privateKeyPEM: Secret(pem),
+                    passphrase: passphrase,
+                    active: active
+                )
+            )
         }
         return keys
     }
@@ -153,18 +219,25 @@ extension ConfigReader {
         "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512",
     ]
 
-    private func readIssuers(_ table: TOMLTable, path: String, defaultAudience: String, ownIssuer: String?) -> [IssuerSettings] {
+    private func readIssuers(
+        _ table: TOMLTable,
+        path: String,
+        defaultAudience: String,
+        ownIssuer: String?
+    ) -> [IssuerSettings] {
         var issuers: [IssuerSettings] = []
         var seen = Set<String>()
         if let ownIssuer { seen.insert(ownIssuer) }
         for (entry, entryPath) in self.tableArray(table, "issuers", path: path) {
             self.rejectUnknown(
-                in: entry, path: entryPath,
+                in: entry,
+                path: entryPath,
                 allowed: [
                     "issuer", "jwks_url", "jwks_file", "discovery_url", "audiences", "required_type", "algorithms",
                     "min_refresh_interval", "max_refresh_interval", "unknown_kid_refetch_interval", "fetch_timeout",
                     "ca_file", "require_subject",
-                ])
+                ]
+            )
             guard let issuer = self.string(entry, "issuer", path: entryPath), !issuer.isEmpty else {
                 self.problem("\(entryPath).issuer", "is required (the exact iss value of its tokens)")
                 continue
@@ -184,18 +257,26 @@ extension ConfigReader {
             var source: IssuerSettings.KeySource
             if let url {
                 guard Self.isKeyURL(url) else {
-                    self.problem("\(entryPath).jwks_url", "must be an https:// URL (http:// only to a loopback address)")
+                    self.problem(
+                        "\(entryPath).jwks_url",
+                        "must be an https:// URL (http:// only to a loopback address)"
+                    )
                     continue
                 }
                 source = .jwksURL(url)
             } else if let discovery {
                 guard Self.isKeyURL(discovery) else {
-                    self.problem("\(entryPath).discovery_url", "must be an https:// URL (http:// only to a loopback address)")
+                    self.problem(
+                        "\(entryPath).discovery_url",
+                        "must be an https:// URL (http:// only to a loopback address)"
+                    )
                     continue
                 }
                 source = .discovery(discovery)
             } else {
-                guard let text = self.readFile(file!, key: "\(entryPath).jwks_file", limit: 256 * 1024) else { continue }
+                guard let text = self.readFile(file!, key: "\(entryPath).jwks_file", limit: 256 * 1024) else {
+                    continue
+                }
                 source = .file(path: file!, contents: Secret(text))
             }
             let audiences = self.stringArray(entry, "audiences", path: entryPath) ?? [defaultAudience]
@@ -203,14 +284,27 @@ extension ConfigReader {
             settings.requiredType = self.string(entry, "required_type", path: entryPath)
             if let algorithms = self.stringArray(entry, "algorithms", path: entryPath) {
                 for name in algorithms where !Self.supportedAlgorithms.contains(name) {
-                    self.problem("\(entryPath).algorithms", "unsupported algorithm \"\(name)\" (supported: \(Self.supportedAlgorithms.sorted().joined(separator: ", ")))")
+                    self.problem(
+                        "\(entryPath).algorithms",
+                        "unsupported algorithm \"\(name)\" (supported: \(Self.supportedAlgorithms.sorted().joined(separator: ", ")))"
+                    )
                 }
                 settings.algorithms = algorithms
             }
-            self.boundedDuration(entry, "min_refresh_interval", path: entryPath, .seconds(1)...(.seconds(86400))).map { settings.minRefreshInterval = $0 }
-            self.boundedDuration(entry, "max_refresh_interval", path: entryPath, .seconds(1)...(.seconds(7 * 86400))).map { settings.maxRefreshInterval = $0 }
-            self.boundedDuration(entry, "unknown_kid_refetch_interval", path: entryPath, .milliseconds(100)...(.seconds(3600))).map { settings.unknownKeyRefetchInterval = $0 }
-            self.boundedDuration(entry, "fetch_timeout", path: entryPath, .milliseconds(100)...(.seconds(60))).map { settings.fetchTimeout = $0 }
+            self.boundedDuration(entry, "min_refresh_interval", path: entryPath, .seconds(1)...(.seconds(86400))).map {
+                settings.minRefreshInterval = $0
+            }
+            self.boundedDuration(entry, "max_refresh_interval", path: entryPath, .seconds(1)...(.seconds(7 * 86400)))
+                .map { settings.maxRefreshInterval = $0 }
+            self.boundedDuration(
+                entry,
+                "unknown_kid_refetch_interval",
+                path: entryPath,
+                .milliseconds(100)...(.seconds(3600))
+            ).map { settings.unknownKeyRefetchInterval = $0 }
+            self.boundedDuration(entry, "fetch_timeout", path: entryPath, .milliseconds(100)...(.seconds(60))).map {
+                settings.fetchTimeout = $0
+            }
             self.bool(entry, "require_subject", path: entryPath).map { settings.requireSubject = $0 }
             if let caFile = self.string(entry, "ca_file", path: entryPath) {
                 if FileManager.default.isReadableFile(atPath: caFile) {
@@ -235,7 +329,8 @@ extension ConfigReader {
 /// tests), never in the clear across a network. Pure; any thread.
 package enum KeyURLPolicy {
     package static func allows(_ text: String) -> Bool {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty
+        else {
             return false
         }
         if scheme == "https" { return true }

@@ -6,17 +6,26 @@ extension ConfigReader {
     /// sections it depends on.
     func readOAuth(_ table: TOMLTable, jwt: JWTSettings, hasRedis: Bool) -> OAuthSettings {
         let path = "oauth"
-        self.rejectUnknown(in: table, path: path, allowed: ["code_ttl", "token_requests_per_client", "token_requests_per_address", "clients"])
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: ["code_ttl", "token_requests_per_client", "token_requests_per_address", "clients"]
+        )
         var settings = OAuthSettings()
         if let issuer = jwt.issuer {
             // RFC 8414 §2: the issuer is an https URL without query or fragment; plain http
             // only on a loopback address (tests, a local demo).
             if !KeyURLPolicy.allows(issuer) || issuer.contains("?") || issuer.contains("#") {
                 self.problem(
-                    path, "[auth.jwt] issuer must be an https:// URL without query or fragment to serve OAuth (http:// only on a loopback address)")
+                    path,
+                    "[auth.jwt] issuer must be an https:// URL without query or fragment to serve OAuth (http:// only on a loopback address)"
+                )
             }
         } else {
-            self.problem(path, "the authorization server signs with the gateway's issuer: set [auth.jwt] issuer and a signing key")
+            self.problem(
+                path,
+                "the authorization server signs with the gateway's issuer: set [auth.jwt] issuer and a signing key"
+            )
         }
         if !hasRedis {
             self.problem(path, "clients, codes and consents are kept in Redis: configure [redis]")
@@ -28,8 +37,12 @@ extension ConfigReader {
                 settings.codeTTL = ttl
             }
         }
-        self.integer(table, "token_requests_per_client", path: path, range: 1...1_000_000).map { settings.tokenRequestsPerClient = $0 }
-        self.integer(table, "token_requests_per_address", path: path, range: 1...1_000_000).map { settings.tokenRequestsPerAddress = $0 }
+        self.integer(table, "token_requests_per_client", path: path, range: 1...1_000_000).map {
+            settings.tokenRequestsPerClient = $0
+        }
+        self.integer(table, "token_requests_per_address", path: path, range: 1...1_000_000).map {
+            settings.tokenRequestsPerAddress = $0
+        }
         guard let value = table["clients"] else { return settings }
         guard let array = value.array else {
             self.problem("\(path).clients", "must be an array of tables ([[oauth.clients]])")
@@ -54,11 +67,14 @@ extension ConfigReader {
 
     private func readOAuthClient(_ entry: TOMLTable, path: String) -> OAuthClientSettings? {
         self.rejectUnknown(
-            in: entry, path: path,
+            in: entry,
+            path: path,
             allowed: [
-                "id", "name", "redirect_uris", "grant_types", "scopes", "public", "token_format", "resource_server", "secret_file",
+                "id", "name", "redirect_uris", "grant_types", "scopes", "public", "token_format", "resource_server",
+                "secret_file",
                 "secret_env",
-            ])
+            ]
+        )
         var valid = true
         guard let id = self.string(entry, "id", path: path) else {
             if entry["id"] == nil { self.problem("\(path).id", "is required (e.g. \"reports-app\")") }
@@ -82,7 +98,10 @@ extension ConfigReader {
         client.isPublic = self.bool(entry, "public", path: path) ?? false
         client.isResourceServer = self.bool(entry, "resource_server", path: path) ?? false
         if client.isPublic, client.isResourceServer {
-            self.problem("\(path).resource_server", "a public client cannot authenticate, so it cannot introspect tokens")
+            self.problem(
+                "\(path).resource_server",
+                "a public client cannot authenticate, so it cannot introspect tokens"
+            )
             valid = false
         }
         if let format = self.string(entry, "token_format", path: path) {
@@ -100,7 +119,10 @@ extension ConfigReader {
         let secret = self.secret(entry, fileKey: "secret_file", envKey: "secret_env", path: path)
         if client.isPublic {
             if entry["secret_file"] != nil || entry["secret_env"] != nil {
-                self.problem("\(path).secret_file", "a public client has no secret (remove secret_file/secret_env or set public = false)")
+                self.problem(
+                    "\(path).secret_file",
+                    "a public client has no secret (remove secret_file/secret_env or set public = false)"
+                )
                 valid = false
             }
         } else if let secret {
@@ -111,7 +133,10 @@ extension ConfigReader {
             }
             client.secret = secret
         } else if entry["secret_file"] == nil && entry["secret_env"] == nil {
-            self.problem("\(path).secret_file", "a confidential client needs secret_file or secret_env (or public = true)")
+            self.problem(
+                "\(path).secret_file",
+                "a confidential client needs secret_file or secret_env (or public = true)"
+            )
             valid = false
         } else {
             valid = false

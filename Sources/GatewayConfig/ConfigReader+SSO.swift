@@ -10,7 +10,10 @@ extension ConfigReader {
         var settings = SSOSettings()
         self.bool(table, "password_login", path: path).map { settings.passwordLogin = $0 }
         if jwt.issuer == nil {
-            self.problem(path, "users signed in through a provider get the gateway's sessions: set [auth.jwt] issuer and a signing key")
+            self.problem(
+                path,
+                "users signed in through a provider get the gateway's sessions: set [auth.jwt] issuer and a signing key"
+            )
         }
         if !hasRedis {
             self.problem(path, "users and sign-in state are kept in Redis: configure [redis]")
@@ -36,18 +39,25 @@ extension ConfigReader {
             }
         }
         if !settings.passwordLogin, settings.providers.isEmpty, table["providers"] == nil {
-            self.problem("\(path).password_login", "with password_login = false nobody could sign in: declare at least one [[sso.providers]]")
+            self.problem(
+                "\(path).password_login",
+                "with password_login = false nobody could sign in: declare at least one [[sso.providers]]"
+            )
         }
         return settings
     }
 
     private func readSSOProvider(_ entry: TOMLTable, path: String) -> SSOProviderSettings? {
         self.rejectUnknown(
-            in: entry, path: path,
+            in: entry,
+            path: path,
             allowed: [
-                "name", "display_name", "issuer", "ca_file", "client_id", "client_secret_file", "client_secret_env", "scopes",
-                "allowed_domains", "email_claim", "require_email_verified", "scope_rules", "default_scopes", "algorithms", "timeout",
-            ])
+                "name", "display_name", "issuer", "ca_file", "client_id", "client_secret_file", "client_secret_env",
+                "scopes",
+                "allowed_domains", "email_claim", "require_email_verified", "scope_rules", "default_scopes",
+                "algorithms", "timeout",
+            ]
+        )
         var valid = true
         // Read first, so every problem of the entry is reported at once.
         var scopeRules: [SSOScopeRule] = []
@@ -60,7 +70,11 @@ extension ConfigReader {
                         valid = false
                         continue
                     }
-                    if let parsed = self.readSSOScopeRule(rule, path: rulePath) { scopeRules.append(parsed) } else { valid = false }
+                    if let parsed = self.readSSOScopeRule(rule, path: rulePath) {
+                        scopeRules.append(parsed)
+                    } else {
+                        valid = false
+                    }
                 }
             } else {
                 self.problem("\(path).scope_rules", "must be an array of tables ([[sso.providers.scope_rules]])")
@@ -84,26 +98,38 @@ extension ConfigReader {
         if let issuer {
             // Discovery and keys over https; plain http only to this host (tests, a sidecar).
             if !KeyURLPolicy.allows(issuer) || issuer.contains("?") || issuer.contains("#") || issuer.utf8.count > 512 {
-                self.problem("\(path).issuer", "must be an https:// URL without query or fragment (http:// only on a loopback address)")
+                self.problem(
+                    "\(path).issuer",
+                    "must be an https:// URL without query or fragment (http:// only on a loopback address)"
+                )
                 valid = false
             }
         }
         let clientID = required("client_id", example: "\"dbaudit-gateway\"")
-        if let clientID, clientID.isEmpty || clientID.utf8.count > 256 || !clientID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+        if let clientID,
+            clientID.isEmpty || clientID.utf8.count > 256 || !clientID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        {
             self.problem("\(path).client_id", "must be 1-256 printable ASCII characters")
             valid = false
         }
         let secret = self.secret(entry, fileKey: "client_secret_file", envKey: "client_secret_env", path: path)
         if secret == nil {
             if entry["client_secret_file"] == nil && entry["client_secret_env"] == nil {
-                self.problem("\(path).client_secret_file", "the gateway authenticates to the token endpoint: set client_secret_file or client_secret_env")
+                self.problem(
+                    "\(path).client_secret_file",
+                    "the gateway authenticates to the token endpoint: set client_secret_file or client_secret_env"
+                )
             }
             valid = false
         }
         guard valid, let name, let issuer, let clientID, let secret else { return nil }
         var provider = SSOProviderSettings(
-            name: name, displayName: self.string(entry, "display_name", path: path) ?? name, issuer: issuer, clientID: clientID,
-            clientSecret: secret)
+            name: name,
+            displayName: self.string(entry, "display_name", path: path) ?? name,
+            issuer: issuer,
+            clientID: clientID,
+            clientSecret: secret
+        )
         if provider.displayName.isEmpty || provider.displayName.utf8.count > 64 {
             self.problem("\(path).display_name", "must be 1-64 characters")
             valid = false
@@ -123,14 +149,21 @@ extension ConfigReader {
         }
         if let domains = self.stringArray(entry, "allowed_domains", path: path) {
             let lowered = domains.map { $0.lowercased() }
-            if let bad = lowered.first(where: { $0.isEmpty || $0.hasPrefix("@") || $0.contains("@") || $0.contains(" ") || !$0.contains(".") }) {
-                self.problem("\(path).allowed_domains", "\"\(bad.prefix(64))\" is not a domain name (write example.com, without @)")
+            if let bad = lowered.first(where: {
+                $0.isEmpty || $0.hasPrefix("@") || $0.contains("@") || $0.contains(" ") || !$0.contains(".")
+            }) {
+                self.problem(
+                    "\(path).allowed_domains",
+                    "\"\(bad.prefix(64))\" is not a domain name (write example.com, without @)"
+                )
                 valid = false
             }
             provider.allowedDomains = lowered
         }
         if let claim = self.string(entry, "email_claim", path: path) {
-            if SSOProviderSettings.isValidClaimName(claim) { provider.emailClaim = claim } else {
+            if SSOProviderSettings.isValidClaimName(claim) {
+                provider.emailClaim = claim
+            } else {
                 self.problem("\(path).email_claim", "must be a claim name of 1-64 printable characters")
                 valid = false
             }
@@ -138,7 +171,10 @@ extension ConfigReader {
         self.bool(entry, "require_email_verified", path: path).map { provider.requireEmailVerified = $0 }
         if let scopes = self.stringArray(entry, "default_scopes", path: path) {
             if let unknown = scopes.first(where: { !Scopes.all.contains($0) }) {
-                self.problem("\(path).default_scopes", "unknown scope \"\(unknown.prefix(64))\" (known: \(Scopes.all.joined(separator: " ")))")
+                self.problem(
+                    "\(path).default_scopes",
+                    "unknown scope \"\(unknown.prefix(64))\" (known: \(Scopes.all.joined(separator: " ")))"
+                )
                 valid = false
             }
             provider.defaultScopes = scopes
@@ -149,7 +185,10 @@ extension ConfigReader {
                 self.problem("\(path).algorithms", "must name at least one algorithm")
                 valid = false
             } else if let bad = algorithms.first(where: { !supported.contains($0) }) {
-                self.problem("\(path).algorithms", "unsupported algorithm \"\(bad.prefix(16))\" (supported: \(supported.joined(separator: ", ")))")
+                self.problem(
+                    "\(path).algorithms",
+                    "unsupported algorithm \"\(bad.prefix(16))\" (supported: \(supported.joined(separator: ", ")))"
+                )
                 valid = false
             }
             provider.algorithms = algorithms
@@ -170,7 +209,9 @@ extension ConfigReader {
         guard let claim = self.string(rule, "claim", path: path), let value = self.string(rule, "value", path: path),
             let scopes = self.stringArray(rule, "scopes", path: path)
         else {
-            for key in ["claim", "value", "scopes"] where rule[key] == nil { self.problem("\(path).\(key)", "is required") }
+            for key in ["claim", "value", "scopes"] where rule[key] == nil {
+                self.problem("\(path).\(key)", "is required")
+            }
             return nil
         }
         guard SSOProviderSettings.isValidClaimName(claim) else {
@@ -186,7 +227,10 @@ extension ConfigReader {
             return nil
         }
         if let unknown = scopes.first(where: { !Scopes.all.contains($0) }) {
-            self.problem("\(path).scopes", "unknown scope \"\(unknown.prefix(64))\" (known: \(Scopes.all.joined(separator: " ")))")
+            self.problem(
+                "\(path).scopes",
+                "unknown scope \"\(unknown.prefix(64))\" (known: \(Scopes.all.joined(separator: " ")))"
+            )
             return nil
         }
         return SSOScopeRule(claim: claim, value: value, scopes: scopes)

@@ -44,7 +44,12 @@ package enum ConfigurationLoader {
             root = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw ConfigurationError(problems: [
-                .init(file: file, line: error.source.begin.line, key: "", message: "TOML syntax error: \(error.description)")
+                .init(
+                    file: file,
+                    line: error.source.begin.line,
+                    key: "",
+                    message: "TOML syntax error: \(error.description)"
+                )
             ])
         } catch {
             throw ConfigurationError(problems: [.init(file: file, line: nil, key: "", message: "TOML syntax error")])
@@ -76,7 +81,13 @@ final class ConfigReader {
 
     func read(root: TOMLTable) -> GatewayConfiguration? {
         self.rejectUnknown(
-            in: root, path: "", allowed: ["server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth", "ui", "sso"])
+            in: root,
+            path: "",
+            allowed: [
+                "server", "upstream", "logging", "redis", "cache", "auth", "routes", "admin", "rate_limits", "oauth",
+                "ui", "sso",
+            ]
+        )
         var server = ServerSettings()
         if let table = self.table(root, "server", path: "") {
             self.readServer(table, into: &server)
@@ -127,8 +138,13 @@ final class ConfigReader {
         let rateLimits = self.readRateLimits(root)
         let routes = self.readRoutes(root, policies: Set(rateLimits.map(\.name)))
         if let name = apiKeys.managementRateLimit, !rateLimits.contains(where: { $0.name == name }) {
-            let known = rateLimits.isEmpty ? "none defined" : "defined: \(rateLimits.map(\.name).sorted().joined(separator: ", "))"
-            self.problem("auth.api_keys.management_rate_limit", "no [[rate_limits]] policy is named \"\(name)\" (\(known))")
+            let known =
+                rateLimits.isEmpty
+                ? "none defined" : "defined: \(rateLimits.map(\.name).sorted().joined(separator: ", "))"
+            self.problem(
+                "auth.api_keys.management_rate_limit",
+                "no [[rate_limits]] policy is named \"\(name)\" (\(known))"
+            )
         }
         var admin: AdminSettings?
         if let table = self.table(root, "admin", path: "") {
@@ -139,16 +155,21 @@ final class ConfigReader {
             ui = self.readUI(table)
         }
         if ui.enabled == true, jwt.issuer == nil {
-            self.problem("ui.enabled", "the settings pages sign users in as the gateway's issuer: set [auth.jwt] issuer")
+            self.problem(
+                "ui.enabled",
+                "the settings pages sign users in as the gateway's issuer: set [auth.jwt] issuer"
+            )
         }
         if ui.enabled ?? (jwt.issuer != nil) {
             // The pages answer every path under the prefix before any route is matched: a
             // route there would never reach the upstream.
-            for (index, route) in routes.enumerated() where route.path == ui.pathPrefix || route.path.hasPrefix(ui.pathPrefix + "/") {
+            for (index, route) in routes.enumerated()
+            where route.path == ui.pathPrefix || route.path.hasPrefix(ui.pathPrefix + "/") {
                 self.problem(
                     "routes[\(index)].path",
                     "\(route.path) is under [ui] path_prefix \"\(ui.pathPrefix)\", where the settings pages answer; "
-                        + "move the pages (path_prefix) or turn them off ([ui] enabled = false)")
+                        + "move the pages (path_prefix) or turn them off ([ui] enabled = false)"
+                )
             }
         }
         var sso: SSOSettings?
@@ -247,7 +268,11 @@ final class ConfigReader {
 
     private func readCache(_ table: TOMLTable, into cache: inout CacheSettings) {
         let path = "cache"
-        self.rejectUnknown(in: table, path: path, allowed: ["positive_ttl", "negative_ttl", "stale_grace", "max_entries"])
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: ["positive_ttl", "negative_ttl", "stale_grace", "max_entries"]
+        )
         self.duration(table, "positive_ttl", path: path).map { cache.positiveTTL = $0 }
         self.duration(table, "negative_ttl", path: path).map { cache.negativeTTL = $0 }
         self.duration(table, "stale_grace", path: path).map { cache.staleGrace = $0 }
@@ -257,11 +282,18 @@ final class ConfigReader {
     private func readAPIKeys(_ table: TOMLTable, into settings: inout APIKeySettings) {
         let path = "auth.api_keys"
         self.rejectUnknown(
-            in: table, path: path,
-            allowed: ["pepper_file", "pepper_env", "forward_authorization", "max_keys_per_owner", "management_rate_limit"])
+            in: table,
+            path: path,
+            allowed: [
+                "pepper_file", "pepper_env", "forward_authorization", "max_keys_per_owner", "management_rate_limit",
+            ]
+        )
         if let pepper = self.secret(table, fileKey: "pepper_file", envKey: "pepper_env", path: path) {
             if pepper.value.utf8.count < 32 {
-                self.problem("\(path).pepper_file", "the pepper must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
+                self.problem(
+                    "\(path).pepper_file",
+                    "the pepper must be at least 32 bytes (e.g. `openssl rand -hex 32`)"
+                )
             } else {
                 settings.pepper = pepper
             }
@@ -294,7 +326,11 @@ final class ConfigReader {
                 self.problem(path, "must be a table ([[rate_limits]])")
                 continue
             }
-            self.rejectUnknown(in: table, path: path, allowed: ["name", "rate", "per", "burst", "on_store_unavailable"])
+            self.rejectUnknown(
+                in: table,
+                path: path,
+                allowed: ["name", "rate", "per", "burst", "on_store_unavailable"]
+            )
             let name = self.string(table, "name", path: path)
             if let name {
                 if !RateLimitPolicy.isValidName(name) {
@@ -329,8 +365,12 @@ final class ConfigReader {
                     onUnavailableBad = true
                 }
             }
-            guard let name, RateLimitPolicy.isValidName(name), let rate, let per, !burstBad, !onUnavailableBad else { continue }
-            policies.append(RateLimitPolicy(name: name, rate: rate, per: per, burst: burst, onStoreUnavailable: onUnavailable))
+            guard let name, RateLimitPolicy.isValidName(name), let rate, let per, !burstBad, !onUnavailableBad else {
+                continue
+            }
+            policies.append(
+                RateLimitPolicy(name: name, rate: rate, per: per, burst: burst, onStoreUnavailable: onUnavailable)
+            )
         }
         // A duplicate name is a problem already; keep the first so routes still resolve.
         var unique: Set<String> = []
@@ -356,7 +396,10 @@ final class ConfigReader {
                 if Self.knownMethods.contains(text) {
                     method = text == "*" ? nil : text
                 } else {
-                    self.problem("\(path).method", "must be one of \(Self.knownMethods.sorted().joined(separator: ", "))")
+                    self.problem(
+                        "\(path).method",
+                        "must be one of \(Self.knownMethods.sorted().joined(separator: ", "))"
+                    )
                 }
             }
             guard let pattern = self.string(table, "path", path: path) else {
@@ -369,7 +412,10 @@ final class ConfigReader {
             }
             let scopes = self.stringArray(table, "scopes", path: path) ?? []
             for scope in scopes where !Self.knownScopes.contains(scope) {
-                self.problem("\(path).scopes", "unknown scope \"\(scope)\" (known: \(Self.knownScopes.sorted().joined(separator: " ")))")
+                self.problem(
+                    "\(path).scopes",
+                    "unknown scope \"\(scope)\" (known: \(Self.knownScopes.sorted().joined(separator: " ")))"
+                )
             }
             let isPublic = self.bool(table, "public", path: path) ?? false
             if isPublic, !scopes.isEmpty {
@@ -383,7 +429,9 @@ final class ConfigReader {
                 let known = policies.isEmpty ? "none defined" : "defined: \(policies.sorted().joined(separator: ", "))"
                 self.problem("\(path).rate_limit", "no [[rate_limits]] policy is named \"\(rateLimit)\" (\(known))")
             }
-            routes.append(RouteSettings(method: method, path: pattern, scopes: scopes, isPublic: isPublic, rateLimit: rateLimit))
+            routes.append(
+                RouteSettings(method: method, path: pattern, scopes: scopes, isPublic: isPublic, rateLimit: rateLimit)
+            )
         }
         return routes
     }
@@ -420,7 +468,9 @@ final class ConfigReader {
         }
         self.integer(table, "event_loops", path: path, range: 0...1024).map { server.eventLoops = $0 }
         self.integer(table, "max_connections", path: path, range: 1...1_000_000).map { server.maxConnections = $0 }
-        self.size(table, "max_header_bytes", path: path, range: 1024...(1 << 20)).map { server.maxHeaderBytes = Int($0) }
+        self.size(table, "max_header_bytes", path: path, range: 1024...(1 << 20)).map {
+            server.maxHeaderBytes = Int($0)
+        }
         self.size(table, "max_body_bytes", path: path, range: 0...(1 << 40)).map { server.maxBodyBytes = $0 }
         self.duration(table, "header_timeout", path: path).map { server.headerTimeout = $0 }
         self.duration(table, "body_timeout", path: path).map { server.bodyTimeout = $0 }
@@ -477,7 +527,9 @@ final class ConfigReader {
         upstream.clientKeyFile = self.readableFile(table, "client_key_file", path: path)
         if let name = self.string(table, "tls_server_name", path: path) {
             if name.isEmpty || name.utf8.count > 253
-                || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == ":") })
+                || !name.allSatisfy({
+                    $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == ":")
+                })
             {
                 self.problem("\(path).tls_server_name", "must be a host name or an IP address")
             } else {
@@ -490,7 +542,8 @@ final class ConfigReader {
             self.problem("\(path).client_certificate_file", "client_certificate_file and client_key_file go together")
         }
         if urlIsValid, !upstream.isTLS {
-            for key in ["ca_file", "client_certificate_file", "client_key_file", "tls_server_name"] where table[key] != nil {
+            for key in ["ca_file", "client_certificate_file", "client_key_file", "tls_server_name"]
+            where table[key] != nil {
                 self.problem("\(path).\(key)", "only applies to an https:// upstream url")
             }
         }
@@ -513,7 +566,12 @@ final class ConfigReader {
             self.problem("\(path).\(required)", "is required in [server.tls] (a PEM file path)")
         }
         var settings = ServerTLSSettings(certificateFile: certificate ?? "", privateKeyFile: key ?? "")
-        settings.privateKeyPassphrase = self.secret(table, fileKey: "private_key_passphrase_file", envKey: "", path: path)
+        settings.privateKeyPassphrase = self.secret(
+            table,
+            fileKey: "private_key_passphrase_file",
+            envKey: "",
+            path: path
+        )
         if let version = self.string(table, "min_version", path: path) {
             if let parsed = ServerTLSSettings.MinimumVersion(rawValue: version) {
                 settings.minimumVersion = parsed
@@ -522,7 +580,9 @@ final class ConfigReader {
             }
         }
         self.bool(table, "hsts", path: path).map { settings.hsts = $0 }
-        self.integer(table, "hsts_max_age", path: path, range: 0...(2 * 31_536_000)).map { settings.hstsMaxAgeSeconds = $0 }
+        self.integer(table, "hsts_max_age", path: path, range: 0...(2 * 31_536_000)).map {
+            settings.hstsMaxAgeSeconds = $0
+        }
         settings.clientCAFile = self.readableFile(table, "client_ca_file", path: path)
         if let mode = self.string(table, "client_auth", path: path) {
             if let parsed = ServerTLSSettings.ClientAuthentication(rawValue: mode) {
@@ -532,7 +592,10 @@ final class ConfigReader {
             }
         }
         if settings.clientAuthentication != .none, table["client_ca_file"] == nil {
-            self.problem("\(path).client_auth", "client_auth = \"\(settings.clientAuthentication.rawValue)\" needs client_ca_file")
+            self.problem(
+                "\(path).client_auth",
+                "client_auth = \"\(settings.clientAuthentication.rawValue)\" needs client_ca_file"
+            )
         }
         self.duration(table, "session_timeout", path: path).map { settings.sessionTimeout = $0 }
         self.duration(table, "handshake_timeout", path: path).map { settings.handshakeTimeout = $0 }
@@ -590,7 +653,11 @@ final class ConfigReader {
             self.problem("\(path).\(required)", "is required (a PEM file path)")
         }
         guard let certificate, let key, valid.count == names.count, !valid.isEmpty else { return nil }
-        var entry = ServerTLSSettings.SNICertificate(serverNames: valid, certificateFile: certificate, privateKeyFile: key)
+        var entry = ServerTLSSettings.SNICertificate(
+            serverNames: valid,
+            certificateFile: certificate,
+            privateKeyFile: key
+        )
         entry.privateKeyPassphrase = self.secret(table, fileKey: "private_key_passphrase_file", envKey: "", path: path)
         return entry
     }

@@ -11,7 +11,8 @@ extension GatewayConfiguration {
                 case "\\": out += "\\\\"
                 default:
                     if scalar.value < 0x20 || scalar.value == 0x7F {
-                        out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                        out +=
+                            "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
                             + String(scalar.value, radix: 16)
                     } else {
                         out.unicodeScalars.append(scalar)
@@ -34,13 +35,17 @@ extension GatewayConfiguration {
         lines.append("idle_timeout = \(duration(self.server.idleTimeout))")
         lines.append("drain_timeout = \(duration(self.server.drainTimeout))")
         lines.append("unmatched_routes = \(quote(self.server.unmatchedRoutes.rawValue))")
-        lines.append("trusted_proxies = [\(self.server.trustedProxies.networks.map { quote($0.description) }.joined(separator: ", "))]")
+        lines.append(
+            "trusted_proxies = [\(self.server.trustedProxies.networks.map { quote($0.description) }.joined(separator: ", "))]"
+        )
         if let tls = self.server.tls {
             lines.append("")
             lines.append("[server.tls]")
             lines.append("certificate_file = \(quote(tls.certificateFile))")
             lines.append("private_key_file = \(quote(tls.privateKeyFile))")
-            if tls.privateKeyPassphrase != nil { lines.append("# private key passphrase: <redacted> (from private_key_passphrase_file)") }
+            if tls.privateKeyPassphrase != nil {
+                lines.append("# private key passphrase: <redacted> (from private_key_passphrase_file)")
+            }
             lines.append("min_version = \(quote(tls.minimumVersion.rawValue))")
             lines.append("hsts = \(tls.hsts)")
             lines.append("hsts_max_age = \(tls.hstsMaxAgeSeconds)")
@@ -72,7 +77,9 @@ extension GatewayConfiguration {
             } else {
                 lines.append("# ca_file not set: the system CA store is trusted")
             }
-            if let certificate = self.upstream.clientCertificateFile { lines.append("client_certificate_file = \(quote(certificate))") }
+            if let certificate = self.upstream.clientCertificateFile {
+                lines.append("client_certificate_file = \(quote(certificate))")
+            }
             if let key = self.upstream.clientKeyFile { lines.append("client_key_file = \(quote(key))") }
             lines.append("tls_server_name = \(quote(self.upstream.effectiveTLSServerName))")
         }
@@ -120,7 +127,8 @@ extension GatewayConfiguration {
         lines.append("max_keys_per_owner = \(self.apiKeys.maxKeysPerOwner)")
         lines.append(
             self.apiKeys.managementRateLimit.map { "management_rate_limit = \(quote($0))" }
-                ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller")
+                ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller"
+        )
         self.renderJWT(into: &lines, quote: quote, duration: duration)
         lines.append("")
         lines.append("[ui]")
@@ -150,7 +158,9 @@ extension GatewayConfiguration {
                 lines.append("id = \(quote(client.id))")
                 lines.append("name = \(quote(client.name))")
                 lines.append("redirect_uris = [\(client.redirectURIs.map(quote).joined(separator: ", "))]")
-                lines.append("grant_types = [\(client.grantTypes.sorted().map { quote($0.rawValue) }.joined(separator: ", "))]")
+                lines.append(
+                    "grant_types = [\(client.grantTypes.sorted().map { quote($0.rawValue) }.joined(separator: ", "))]"
+                )
                 lines.append("scopes = [\(client.scopes.map(quote).joined(separator: ", "))]")
                 lines.append("public = \(client.isPublic)")
                 lines.append("token_format = \(quote(client.tokenFormat.rawValue))")
@@ -199,7 +209,11 @@ extension GatewayConfiguration {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func renderIntrospection(into lines: inout [String], quote: (String) -> String, duration: (Duration) -> String) {
+    private func renderIntrospection(
+        into lines: inout [String],
+        quote: (String) -> String,
+        duration: (Duration) -> String
+    ) {
         for entry in self.introspection {
             lines.append("")
             lines.append("[[auth.oauth.introspection]]")
@@ -222,7 +236,9 @@ extension GatewayConfiguration {
         lines.append("audience = \(quote(jwt.audience))")
         lines.append("access_token_ttl = \(duration(jwt.accessTokenTTL))")
         lines.append("refresh_token_ttl = \(duration(jwt.refreshTokenTTL))")
-        lines.append("refresh_reuse_grace = \(jwt.refreshReuseGrace == .zero ? quote("0s") : duration(jwt.refreshReuseGrace))")
+        lines.append(
+            "refresh_reuse_grace = \(jwt.refreshReuseGrace == .zero ? quote("0s") : duration(jwt.refreshReuseGrace))"
+        )
         lines.append("leeway = \(duration(jwt.leeway))")
         lines.append("max_token_lifetime = \(duration(jwt.maxTokenLifetime))")
         lines.append("verified_cache_entries = \(jwt.verifiedCacheEntries)")
@@ -250,7 +266,9 @@ extension GatewayConfiguration {
             }
             lines.append("audiences = [\(issuer.audiences.map(quote).joined(separator: ", "))]")
             if let type = issuer.requiredType { lines.append("required_type = \(quote(type))") }
-            if !issuer.algorithms.isEmpty { lines.append("algorithms = [\(issuer.algorithms.map(quote).joined(separator: ", "))]") }
+            if !issuer.algorithms.isEmpty {
+                lines.append("algorithms = [\(issuer.algorithms.map(quote).joined(separator: ", "))]")
+            }
             lines.append("min_refresh_interval = \(duration(issuer.minRefreshInterval))")
             lines.append("max_refresh_interval = \(duration(issuer.maxRefreshInterval))")
             lines.append("unknown_kid_refetch_interval = \(duration(issuer.unknownKeyRefetchInterval))")

@@ -37,7 +37,9 @@ package struct JWTSettings: Sendable, Hashable {
 /// others only verify (and stay in the JWKS) until the tokens they signed have expired.
 package struct SigningKeySettings: Sendable, Hashable {
     package enum Algorithm: String, Sendable, Hashable, CaseIterable {
-        case rs256 = "RS256", es256 = "ES256", edDSA = "EdDSA"
+        case rs256 = "RS256"
+        case es256 = "ES256"
+        case edDSA = "EdDSA"
     }
 
     package var keyID: String
@@ -48,7 +50,14 @@ package struct SigningKeySettings: Sendable, Hashable {
     package var passphrase: Secret?
     package var active: Bool = false
 
-    package init(keyID: String, algorithm: Algorithm = .rs256, privateKeyFile: String, privateKeyPEM: Secret, passphrase: Secret? = nil, active: Bool = false) {
+    package init(
+        keyID: String,
+        algorithm: Algorithm = .rs256,
+        privateKeyFile: String,
+        privateKeyPEM: Secret,
+        passphrase: Secret? = nil,
+        active: Bool = false
+    ) {
         self.keyID = keyID
         self.algorithm = algorithm
         self.privateKeyFile = privateKeyFile

@@ -16,8 +16,14 @@ package struct OAuthClientSettings: Sendable, Hashable {
     package var secret: Secret?
 
     package init(
-        id: String, name: String, redirectURIs: [String] = [], grantTypes: Set<OAuthGrantType> = [.authorizationCode, .refreshToken],
-        scopes: [String] = [], isPublic: Bool = false, tokenFormat: OAuthTokenFormat = .jwt, isResourceServer: Bool = false,
+        id: String,
+        name: String,
+        redirectURIs: [String] = [],
+        grantTypes: Set<OAuthGrantType> = [.authorizationCode, .refreshToken],
+        scopes: [String] = [],
+        isPublic: Bool = false,
+        tokenFormat: OAuthTokenFormat = .jwt,
+        isResourceServer: Bool = false,
         secret: Secret? = nil
     ) {
         self.isResourceServer = isResourceServer
@@ -49,10 +55,15 @@ extension OAuthClientSettings {
         var parsed = Set<OAuthGrantType>()
         for name in names {
             guard let type = OAuthGrantType(rawValue: name) else {
-                let why = ["password", "implicit", "token"].contains(name) ? " (not supported: it exposes credentials or tokens)" : ""
-                return .failure(OAuthClientProblem(
-                    "grant_types",
-                    "unknown grant type \"\(name.prefix(40))\"\(why); known: \(OAuthGrantType.allCases.map(\.rawValue).joined(separator: ", "))"))
+                let why =
+                    ["password", "implicit", "token"].contains(name)
+                    ? " (not supported: it exposes credentials or tokens)" : ""
+                return .failure(
+                    OAuthClientProblem(
+                        "grant_types",
+                        "unknown grant type \"\(name.prefix(40))\"\(why); known: \(OAuthGrantType.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
+                )
             }
             parsed.insert(type)
         }
@@ -71,23 +82,37 @@ extension OAuthClientSettings {
     /// The rules every client obeys, declared in the file or registered with the CLI.
     package func ruleProblems() -> [OAuthClientProblem] {
         var problems: [OAuthClientProblem] = []
-        if self.name.isEmpty || self.name.utf8.count > 128 || self.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if self.name.isEmpty || self.name.utf8.count > 128
+            || self.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        {
             problems.append(.init("name", "must be 1-128 characters without control characters"))
         }
         if self.grantTypes.isEmpty {
             problems.append(.init("grant_types", "must name at least one grant type"))
         }
         if self.grantTypes.contains(.refreshToken), !self.grantTypes.contains(.authorizationCode) {
-            problems.append(.init("grant_types", "refresh_token needs authorization_code (refresh tokens are issued only for codes)"))
+            problems.append(
+                .init(
+                    "grant_types",
+                    "refresh_token needs authorization_code (refresh tokens are issued only for codes)"
+                )
+            )
         }
         if self.isPublic, self.grantTypes.contains(.clientCredentials) {
-            problems.append(.init("grant_types", "client_credentials is for confidential clients only (this client is public)"))
+            problems.append(
+                .init("grant_types", "client_credentials is for confidential clients only (this client is public)")
+            )
         }
         if self.scopes.isEmpty {
             problems.append(.init("scopes", "must list at least one scope the client may ask for"))
         }
         for scope in self.scopes where !ScopeToken.isValid(scope) {
-            problems.append(.init("scopes", "\"\(scope.prefix(40))\" is not a scope token (printable ASCII without space, quote, backslash or comma)"))
+            problems.append(
+                .init(
+                    "scopes",
+                    "\"\(scope.prefix(40))\" is not a scope token (printable ASCII without space, quote, backslash or comma)"
+                )
+            )
         }
         for uri in self.redirectURIs {
             if let problem = OAuthRedirectURI.problem(with: uri) {
@@ -115,6 +140,7 @@ package enum OAuthClientID {
     /// `A-Z a-z 0-9 - . _ ~` (RFC 3986 §2.3).
     package static func isUnreserved(_ byte: UInt8) -> Bool {
         (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+            || byte == UInt8(ascii: "~")
     }
 }

@@ -39,7 +39,9 @@ package enum OAuthRedirectURI {
     /// Whether `presented` (from an authorization request) matches the registered `uri`.
     package static func matches(registered: String, presented: String) -> Bool {
         if registered == presented { return true }
-        guard let registeredParts = loopbackParts(registered), let presentedParts = loopbackParts(presented) else { return false }
+        guard let registeredParts = loopbackParts(registered), let presentedParts = loopbackParts(presented) else {
+            return false
+        }
         return registeredParts.host == presentedParts.host && registeredParts.rest == presentedParts.rest
     }
 
@@ -83,7 +85,8 @@ package enum OAuthRedirectURI {
         var host = authority
         if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
             let port = authority[authority.index(after: colon)...]
-            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }), Int(port)! <= 65535 else { return false }
+            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }), Int(port)! <= 65535
+            else { return false }
             host = authority[..<colon]
         }
         guard !host.isEmpty else { return false }

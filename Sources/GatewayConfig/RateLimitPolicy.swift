@@ -38,7 +38,13 @@ package struct RateLimitPolicy: Sendable, Hashable {
     package var burst: Int
     package var onStoreUnavailable: StoreUnavailablePolicy
 
-    package init(name: String, rate: Int, per: Period, burst: Int? = nil, onStoreUnavailable: StoreUnavailablePolicy = .local) {
+    package init(
+        name: String,
+        rate: Int,
+        per: Period,
+        burst: Int? = nil,
+        onStoreUnavailable: StoreUnavailablePolicy = .local
+    ) {
         self.name = name
         self.rate = rate
         self.per = per

@@ -84,7 +84,12 @@ package struct APIKeySettings: Sendable, Hashable {
     package var managementRateLimit: String?
 
     /// Without `management_rate_limit`: 30 calls at once, then one per second per caller.
-    package static let managementDefaultPolicy = RateLimitPolicy(name: "api-keys-management", rate: 60, per: .minute, burst: 30)
+    package static let managementDefaultPolicy = RateLimitPolicy(
+        name: "api-keys-management",
+        rate: 60,
+        per: .minute,
+        burst: 30
+    )
 
     package init() {}
 }

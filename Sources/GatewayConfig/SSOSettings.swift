@@ -65,7 +65,8 @@ package struct SSOProviderSettings: Sendable, Hashable {
 
     /// OIDC Discovery §4: the issuer with `/.well-known/openid-configuration` appended.
     package var discoveryURL: String {
-        (self.issuer.hasSuffix("/") ? String(self.issuer.dropLast()) : self.issuer) + "/.well-known/openid-configuration"
+        (self.issuer.hasSuffix("/") ? String(self.issuer.dropLast()) : self.issuer)
+            + "/.well-known/openid-configuration"
     }
 
     /// Whether `name` can be a provider name: it appears in URLs and user keys.

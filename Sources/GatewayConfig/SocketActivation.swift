@@ -119,15 +119,20 @@ package enum SocketActivation {
             guard fact.isOpen else { throw Problem("\(label) passed in LISTEN_FDS is not open") }
             guard fact.isSocket else { throw Problem("\(label) passed in LISTEN_FDS is not a socket") }
             guard fact.isStream else {
-                throw Problem("\(label) passed in LISTEN_FDS is not a stream socket (ListenStream= is needed, not ListenDatagram=)")
+                throw Problem(
+                    "\(label) passed in LISTEN_FDS is not a stream socket (ListenStream= is needed, not ListenDatagram=)"
+                )
             }
             guard let address = fact.address else {
-                throw Problem("\(label) passed in LISTEN_FDS is not an IPv4 or IPv6 socket (ListenStream= takes host:port here)")
+                throw Problem(
+                    "\(label) passed in LISTEN_FDS is not an IPv4 or IPv6 socket (ListenStream= takes host:port here)"
+                )
             }
             guard fact.isListening else { throw Problem("\(label) passed in LISTEN_FDS is not listening") }
             sockets.append(Socket(descriptor: descriptor, name: name.map(Self.shown), address: address))
         }
-        for (index, socket) in sockets.enumerated() where sockets[..<index].contains(where: { Self.same($0.address, socket.address) }) {
+        for (index, socket) in sockets.enumerated()
+        where sockets[..<index].contains(where: { Self.same($0.address, socket.address) }) {
             throw Problem("\(socket.label) is passed twice in LISTEN_FDS")
         }
         return .sockets(sockets)
@@ -168,13 +173,17 @@ package enum SocketActivation {
 
     /// A strictly decimal, bounded number (no sign, no spaces).
     private static func decimal(_ text: String) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 9, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
         return Int(text)
     }
 
     /// Environment text as it may appear in a message: bounded, printable ASCII only.
     private static func shown(_ text: String) -> String {
-        let printable = text.unicodeScalars.prefix(64).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" }
+        let printable = text.unicodeScalars.prefix(64).map {
+            $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?"
+        }
         return String(printable) + (text.unicodeScalars.count > 64 ? "..." : "")
     }
 }

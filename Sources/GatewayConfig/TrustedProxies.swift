@@ -36,8 +36,12 @@ package enum IPAddress: Sendable, Hashable, CustomStringConvertible {
         case .v6(let high, let low):
             // Full form, lower-case hex, zeros compressed in the first longest run (RFC 5952).
             var groups: [UInt16] = []
-            for shift in stride(from: 48, through: 0, by: -16) { groups.append(UInt16(truncatingIfNeeded: high >> UInt64(shift))) }
-            for shift in stride(from: 48, through: 0, by: -16) { groups.append(UInt16(truncatingIfNeeded: low >> UInt64(shift))) }
+            for shift in stride(from: 48, through: 0, by: -16) {
+                groups.append(UInt16(truncatingIfNeeded: high >> UInt64(shift)))
+            }
+            for shift in stride(from: 48, through: 0, by: -16) {
+                groups.append(UInt16(truncatingIfNeeded: low >> UInt64(shift)))
+            }
             var bestStart = -1
             var bestLength = 1
             var index = 0

@@ -29,12 +29,16 @@ package struct UISettings: Sendable, Hashable {
             return "must be a path of 2 to 64 characters starting with / and not ending with /"
         }
         let segments = prefix.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
-        guard segments.count <= 8, segments.allSatisfy({ segment in
-            !segment.isEmpty && segment.utf8.allSatisfy { byte in
-                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
-            }
-        }) else {
+        guard segments.count <= 8,
+            segments.allSatisfy({ segment in
+                !segment.isEmpty
+                    && segment.utf8.allSatisfy { byte in
+                        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                            || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                    }
+            })
+        else {
             return "segments may hold only a-z, 0-9, - and _ (no empty segment)"
         }
         for reserved in reservedPrefixes where prefix == reserved || prefix.hasPrefix(reserved + "/") {

@@ -21,7 +21,8 @@ package enum ValueParsers {
             "must be a duration such as \"500ms\", \"10s\", \"5m\", \"1h\" or \"7d\" (at most \(longest), \(allowZero ? "0 or more" : "more than 0"))"
         let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
         let unit = text.dropFirst(digits.count)
-        guard !digits.isEmpty, digits.count <= 9, let amount = Int64(digits), amount > 0 || (allowZero && amount == 0) else {
+        guard !digits.isEmpty, digits.count <= 9, let amount = Int64(digits), amount > 0 || (allowZero && amount == 0)
+        else {
             return .failure(expected)
         }
         let milliseconds: Int64
@@ -40,7 +41,8 @@ package enum ValueParsers {
     /// A duration in the config syntax, in the largest unit that divides it (`"600s"` → `"10m"`).
     package static func text(of duration: Duration) -> String {
         let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where milliseconds % size == 0 && milliseconds != 0 {
+        for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        where milliseconds % size == 0 && milliseconds != 0 {
             return "\(milliseconds / size)\(unit)"
         }
         return "\(milliseconds)ms"
@@ -145,9 +147,12 @@ package enum ValueParsers {
             if segment == "." || segment == ".." { return "must not contain . or .. segments" }
             let allowed = segment.unicodeScalars.allSatisfy { scalar in
                 scalar.isASCII
-                    && (CharacterSet.alphanumerics.contains(scalar) || "-._~:@!$&'()+,=".unicodeScalars.contains(scalar))
+                    && (CharacterSet.alphanumerics.contains(scalar)
+                        || "-._~:@!$&'()+,=".unicodeScalars.contains(scalar))
             }
-            if !allowed { return "segment \"\(segment)\" has characters that need percent-encoding or * in a wrong place" }
+            if !allowed {
+                return "segment \"\(segment)\" has characters that need percent-encoding or * in a wrong place"
+            }
         }
         return nil
     }

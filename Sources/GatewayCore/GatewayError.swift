@@ -147,7 +147,8 @@ extension GatewayError {
     package static let upstreamCertificateInvalid = GatewayError(
         status: 502,
         code: "upstream_tls_error",
-        description: "The upstream service's TLS certificate could not be verified; the gateway's operators must fix its certificate or the gateway's [upstream] ca_file or tls_server_name."
+        description:
+            "The upstream service's TLS certificate could not be verified; the gateway's operators must fix its certificate or the gateway's [upstream] ca_file or tls_server_name."
     )
 
     /// The TLS handshake with the upstream failed for another reason (protocol, timeout).

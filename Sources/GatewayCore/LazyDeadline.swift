@@ -49,7 +49,11 @@ package struct LazyDeadline {
 
     /// Called from the wake-up: true if the deadline has passed (and it is cleared);
     /// otherwise the wake-up is rescheduled for the current deadline, if any.
-    package mutating func expired(now: NIODeadline, on eventLoop: any EventLoop, makeWake: () -> @Sendable () -> Void) -> Bool {
+    package mutating func expired(
+        now: NIODeadline,
+        on eventLoop: any EventLoop,
+        makeWake: () -> @Sendable () -> Void
+    ) -> Bool {
         self.task = nil
         self.taskFiresAt = nil
         guard let deadline = self.deadline else { return false }

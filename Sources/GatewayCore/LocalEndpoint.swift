@@ -18,8 +18,14 @@ package struct LocalRequest: Sendable {
     package var requestID: String
 
     package init(
-        method: String, normalizedPath: String, query: String, headers: [GatewayError.HeaderField], body: [UInt8],
-        clientAddress: String, isTLS: Bool, requestID: String
+        method: String,
+        normalizedPath: String,
+        query: String,
+        headers: [GatewayError.HeaderField],
+        body: [UInt8],
+        clientAddress: String,
+        isTLS: Bool,
+        requestID: String
     ) {
         self.method = method
         self.normalizedPath = normalizedPath
@@ -47,14 +53,24 @@ package struct LocalResponse: Sendable {
     /// `Location`, `Set-Cookie`, `WWW-Authenticate`, security headers, ...
     package var headers: [GatewayError.HeaderField]
 
-    package init(status: Int, contentType: String = "application/json", body: [UInt8], headers: [GatewayError.HeaderField] = []) {
+    package init(
+        status: Int,
+        contentType: String = "application/json",
+        body: [UInt8],
+        headers: [GatewayError.HeaderField] = []
+    ) {
         self.status = status
         self.contentType = contentType
         self.body = body
         self.headers = headers
     }
 
-    package init(status: Int, contentType: String = "application/json", body: String, headers: [GatewayError.HeaderField] = []) {
+    package init(
+        status: Int,
+        contentType: String = "application/json",
+        body: String,
+        headers: [GatewayError.HeaderField] = []
+    ) {
         self.init(status: status, contentType: contentType, body: Array(body.utf8), headers: headers)
     }
 
@@ -96,7 +112,8 @@ extension LocalEndpoint {
 extension String {
     /// ASCII case-insensitive equality, for header names.
     package func caseInsensitiveEquals(_ other: String) -> Bool {
-        let a = self.utf8, b = other.utf8
+        let a = self.utf8
+        let b = other.utf8
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) where x != y {
             let lx = (x >= 65 && x <= 90) ? x + 32 : x

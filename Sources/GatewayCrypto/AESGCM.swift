@@ -14,7 +14,9 @@ package enum AESGCM {
     package static func seal(_ plaintext: [UInt8], key: [UInt8], associatedData: [UInt8] = []) -> [UInt8] {
         precondition(key.count == keyBytes, "AES-256-GCM needs a 32-byte key")
         let nonce = SecureRandom.bytes(nonceBytes)
-        guard let context = EVP_CIPHER_CTX_new() else { preconditionFailure("EVP_CIPHER_CTX_new failed: out of memory") }
+        guard let context = EVP_CIPHER_CTX_new() else {
+            preconditionFailure("EVP_CIPHER_CTX_new failed: out of memory")
+        }
         defer { EVP_CIPHER_CTX_free(context) }
         var output = [UInt8](repeating: 0, count: plaintext.count + 16)
         var written: Int32 = 0
@@ -22,7 +24,15 @@ package enum AESGCM {
         var tag = [UInt8](repeating: 0, count: tagBytes)
         let ok: Bool = key.withUnsafeBufferPointer { keyPointer in
             nonce.withUnsafeBufferPointer { noncePointer in
-                guard EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, keyPointer.baseAddress, noncePointer.baseAddress) == 1 else {
+                guard
+                    EVP_EncryptInit_ex(
+                        context,
+                        EVP_aes_256_gcm(),
+                        nil,
+                        keyPointer.baseAddress,
+                        noncePointer.baseAddress
+                    ) == 1
+                else {
                     return false
                 }
                 if !associatedData.isEmpty {
@@ -59,14 +69,24 @@ package enum AESGCM {
         let nonce = Array(sealed[0..<nonceBytes])
         let ciphertext = Array(sealed[nonceBytes..<(sealed.count - tagBytes)])
         var tag = Array(sealed[(sealed.count - tagBytes)...])
-        guard let context = EVP_CIPHER_CTX_new() else { preconditionFailure("EVP_CIPHER_CTX_new failed: out of memory") }
+        guard let context = EVP_CIPHER_CTX_new() else {
+            preconditionFailure("EVP_CIPHER_CTX_new failed: out of memory")
+        }
         defer { EVP_CIPHER_CTX_free(context) }
         var output = [UInt8](repeating: 0, count: ciphertext.count + 16)
         var written: Int32 = 0
         var total = 0
         let ok: Bool = key.withUnsafeBufferPointer { keyPointer in
             nonce.withUnsafeBufferPointer { noncePointer in
-                guard EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, keyPointer.baseAddress, noncePointer.baseAddress) == 1 else {
+                guard
+                    EVP_DecryptInit_ex(
+                        context,
+                        EVP_aes_256_gcm(),
+                        nil,
+                        keyPointer.baseAddress,
+                        noncePointer.baseAddress
+                    ) == 1
+                else {
                     return false
                 }
                 if !associatedData.isEmpty {

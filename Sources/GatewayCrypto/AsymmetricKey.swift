@@ -9,11 +9,18 @@ package struct CryptoKeyError: Error, Equatable, CustomStringConvertible {
 /// The signature algorithms of JWS (RFC 7518 §3, RFC 8037) the gateway implements, each
 /// bound to exactly one key type, digest and padding.
 package enum SignatureAlgorithm: String, Sendable, Hashable, CaseIterable {
-    case rs256 = "RS256", rs384 = "RS384", rs512 = "RS512"
-    case ps256 = "PS256", ps384 = "PS384", ps512 = "PS512"
-    case es256 = "ES256", es384 = "ES384"
+    case rs256 = "RS256"
+    case rs384 = "RS384"
+    case rs512 = "RS512"
+    case ps256 = "PS256"
+    case ps384 = "PS384"
+    case ps512 = "PS512"
+    case es256 = "ES256"
+    case es384 = "ES384"
     case edDSA = "EdDSA"
-    case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512"
+    case hs256 = "HS256"
+    case hs384 = "HS384"
+    case hs512 = "HS512"
 
     /// The OpenSSL digest name, or nil for EdDSA (Ed25519 hashes internally).
     package var digestName: String? {
@@ -75,7 +82,8 @@ package final class AsymmetricKey: @unchecked Sendable {
         } else if EVP_PKEY_is_a(pkey, "EC") == 1 {
             var name = [CChar](repeating: 0, count: 64)
             var length = 0
-            guard EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, &name, name.count, &length) == 1 else {
+            guard EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, &name, name.count, &length) == 1
+            else {
                 EVP_PKEY_free(pkey)
                 throw CryptoKeyError("EC key without a named curve")
             }
@@ -150,7 +158,11 @@ package final class AsymmetricKey: @unchecked Sendable {
                 try fromData(type: "EC") { builder in
                     OSSL_PARAM_BLD_push_utf8_string(builder, Self.parameterName("group"), group, 0) == 1
                         && OSSL_PARAM_BLD_push_octet_string(
-                            builder, Self.parameterName("pub"), pointBytes.baseAddress, pointBytes.count) == 1
+                            builder,
+                            Self.parameterName("pub"),
+                            pointBytes.baseAddress,
+                            pointBytes.count
+                        ) == 1
                 }
             }
         }
@@ -161,9 +173,11 @@ package final class AsymmetricKey: @unchecked Sendable {
     /// An Ed25519 public key from its 32 raw bytes (JWK `x`, RFC 8037).
     package static func ed25519PublicKey(_ raw: [UInt8]) throws -> AsymmetricKey {
         guard raw.count == 32 else { throw CryptoKeyError("Ed25519 public keys are 32 bytes") }
-        guard let pkey = raw.withUnsafeBufferPointer({
-            EVP_PKEY_new_raw_public_key(cgw_EVP_PKEY_ED25519(), nil, $0.baseAddress, $0.count)
-        }) else {
+        guard
+            let pkey = raw.withUnsafeBufferPointer({
+                EVP_PKEY_new_raw_public_key(cgw_EVP_PKEY_ED25519(), nil, $0.baseAddress, $0.count)
+            })
+        else {
             throw CryptoKeyError("Ed25519 public key rejected by OpenSSL")
         }
         return try AsymmetricKey(pkey: pkey, hasPrivateKey: false)
@@ -337,7 +351,12 @@ package final class AsymmetricKey: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 1 + 2 * size)
             var length = 0
             let ok = EVP_PKEY_get_octet_string_param(
-                self.pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, &buffer, buffer.count, &length)
+                self.pkey,
+                OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                &buffer,
+                buffer.count,
+                &length
+            )
             precondition(ok == 1 && length == buffer.count && buffer[0] == 4, "EC public point export failed")
             return ["x": Array(buffer[1...size]), "y": Array(buffer[(1 + size)...])]
         case .ed25519:
@@ -442,13 +461,19 @@ package final class AsymmetricKey: @unchecked Sendable {
             else { throw CryptoKeyError("PSS setup failed") }
         }
         var length = 0
-        guard messageBytes.withUnsafeBufferPointer({
-            EVP_DigestSign(context, nil, &length, $0.baseAddress, $0.count)
-        }) == 1 else { throw CryptoKeyError("sign failed") }
+        guard
+            messageBytes.withUnsafeBufferPointer({
+                EVP_DigestSign(context, nil, &length, $0.baseAddress, $0.count)
+            }) == 1
+        else { throw CryptoKeyError("sign failed") }
         var output = [UInt8](repeating: 0, count: length)
-        guard messageBytes.withUnsafeBufferPointer({ msg in
-            output.withUnsafeMutableBufferPointer { EVP_DigestSign(context, $0.baseAddress, &length, msg.baseAddress, msg.count) }
-        }) == 1 else { throw CryptoKeyError("sign failed") }
+        guard
+            messageBytes.withUnsafeBufferPointer({ msg in
+                output.withUnsafeMutableBufferPointer {
+                    EVP_DigestSign(context, $0.baseAddress, &length, msg.baseAddress, msg.count)
+                }
+            }) == 1
+        else { throw CryptoKeyError("sign failed") }
         output.removeSubrange(length...)
         if let (_, scalarBytes) = algorithm.ecCurve {
             return try Self.rawSignature(der: output, scalarBytes: scalarBytes)
@@ -521,8 +546,19 @@ package enum HMACFunction {
             messageBytes.withUnsafeBufferPointer { msg in
                 output.withUnsafeMutableBufferPointer { out in
                     EVP_Q_mac(
-                        nil, "HMAC", nil, digest, nil, keyBuffer.baseAddress, keyBuffer.count,
-                        msg.baseAddress, msg.count, out.baseAddress, out.count, nil)
+                        nil,
+                        "HMAC",
+                        nil,
+                        digest,
+                        nil,
+                        keyBuffer.baseAddress,
+                        keyBuffer.count,
+                        msg.baseAddress,
+                        msg.count,
+                        out.baseAddress,
+                        out.count,
+                        nil
+                    )
                 }
             }
         }
@@ -552,8 +588,17 @@ package enum Scrypt {
             salt.withUnsafeBufferPointer { saltBuffer in
                 output.withUnsafeMutableBufferPointer { out in
                     EVP_PBE_scrypt(
-                        pw.baseAddress, password.count, saltBuffer.baseAddress, saltBuffer.count,
-                        n, r, p, maxMemory, out.baseAddress, out.count)
+                        pw.baseAddress,
+                        password.count,
+                        saltBuffer.baseAddress,
+                        saltBuffer.count,
+                        n,
+                        r,
+                        p,
+                        maxMemory,
+                        out.baseAddress,
+                        out.count
+                    )
                 }
             }
         }

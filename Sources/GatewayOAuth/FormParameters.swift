@@ -75,7 +75,9 @@ package struct FormParameters: Sendable, Equatable {
             case UInt8(ascii: "+"):
                 bytes.append(0x20)
             case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
                 bytes.append(high << 4 | low)
             default:
                 bytes.append(byte)
@@ -97,6 +99,9 @@ package struct FormParameters: Sendable, Equatable {
 
     /// A parameter name for an error message: short and harmless.
     private static func printable(_ name: String) -> String {
-        String(name.unicodeScalars.filter { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" }.prefix(40).map(Character.init))
+        String(
+            name.unicodeScalars.filter { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" }.prefix(40)
+                .map(Character.init)
+        )
     }
 }

@@ -28,7 +28,11 @@ package final class OAuthClientRegistry: @unchecked Sendable {
         var clients: [String: OAuthClient] = [:]
         for entry in settings?.clients ?? [] {
             clients[entry.id] = OAuthClient(
-                entry, secretHash: entry.secret.map { secretHash($0.value, hmac: hmac) }, source: .config, createdAt: 0)
+                entry,
+                secretHash: entry.secret.map { secretHash($0.value, hmac: hmac) },
+                source: .config,
+                createdAt: 0
+            )
         }
         return clients
     }
@@ -64,7 +68,9 @@ package final class OAuthClientRegistry: @unchecked Sendable {
 
     /// `verifySecret` without a registry, for the thread pool.
     package static func verify(_ secret: String, of client: OAuthClient, hmac: HMACSHA256) -> Bool {
-        guard !client.isPublic, let stored = client.secretHash, !secret.isEmpty, secret.utf8.count <= OAuthClientCredentials.maximumSecretLength else {
+        guard !client.isPublic, let stored = client.secretHash, !secret.isEmpty,
+            secret.utf8.count <= OAuthClientCredentials.maximumSecretLength
+        else {
             return false
         }
         let presented = Array(secretHash(secret, hmac: hmac).utf8)

@@ -28,14 +28,23 @@ extension OAuthEndpoint {
     /// remembered consent), an access token by its `jti` (every instance learns it through
     /// the events channel) or its opaque record. Unknown tokens and tokens of other clients
     /// get the same 200 (RFC 7009 §2.2): the answer says nothing about other clients' tokens.
-    func revoke(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        guard let token = form["token"] else { return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required.")) }
+    func revoke(
+        _ request: LocalRequest,
+        form: FormParameters,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
+        guard let token = form["token"] else {
+            return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required."))
+        }
         let now = self.deps.now()
         return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap { client -> EventLoopFuture<Void> in
             switch Self.kind(of: token) {
             case .refresh(let hash):
-                return self.deps.sessions.refreshGrant(tokenHash: hash, now: now).flatMap { state -> EventLoopFuture<Void> in
-                    guard let state, state.grant.clientID == client.id else { return eventLoop.makeSucceededVoidFuture() }
+                return self.deps.sessions.refreshGrant(tokenHash: hash, now: now).flatMap {
+                    state -> EventLoopFuture<Void> in
+                    guard let state, state.grant.clientID == client.id else {
+                        return eventLoop.makeSucceededVoidFuture()
+                    }
                     return self.deps.sessions.revokeRefreshFamily(tokenHash: hash).flatMap { _ in
                         self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop)
                     }.flatMap {
@@ -44,12 +53,15 @@ extension OAuthEndpoint {
                 }
             case .opaque(let hash):
                 guard let store = self.deps.opaqueTokens else { return eventLoop.makeSucceededVoidFuture() }
-                return store.opaqueAccessToken(hash: hash).hop(to: eventLoop).flatMap { record -> EventLoopFuture<Void> in
+                return store.opaqueAccessToken(hash: hash).hop(to: eventLoop).flatMap {
+                    record -> EventLoopFuture<Void> in
                     guard let record, record.clientID == client.id else { return eventLoop.makeSucceededVoidFuture() }
                     return store.revokeOpaqueAccessToken(hash: hash).hop(to: eventLoop).map { _ in () }
                 }
             case .jwt:
-                guard let verified = self.deps.verifyOwnToken(token), verified.principal.clientID == client.id, let id = verified.tokenID else {
+                guard let verified = self.deps.verifyOwnToken(token), verified.principal.clientID == client.id,
+                    let id = verified.tokenID
+                else {
                     return eventLoop.makeSucceededVoidFuture()
                 }
                 // Stored (and published) first: a store failure answers 503 and nothing
@@ -61,7 +73,11 @@ extension OAuthEndpoint {
                 return eventLoop.makeSucceededVoidFuture()
             }
         }.map {
-            LocalResponse(status: 200, body: "{}", headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")])
+            LocalResponse(
+                status: 200,
+                body: "{}",
+                headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")]
+            )
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
@@ -71,32 +87,58 @@ extension OAuthEndpoint {
     /// answer would otherwise hand any client's holder another client's subject and
     /// scopes). Refresh tokens are described only to their own client; anything unknown,
     /// expired, revoked or not the caller's to see is `{"active":false}`.
-    func introspect(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        guard let token = form["token"] else { return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required.")) }
+    func introspect(
+        _ request: LocalRequest,
+        form: FormParameters,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
+        guard let token = form["token"] else {
+            return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required."))
+        }
         let now = self.deps.now()
         let inactive = "{\"active\":false}"
         let issuer = self.deps.issuer.issuer
-        return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap { client -> EventLoopFuture<String> in
+        return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap {
+            client -> EventLoopFuture<String> in
             guard !client.isPublic else {
-                return eventLoop.makeFailedFuture(OAuthError.invalidClient("Introspection needs an authenticated (confidential) client."))
+                return eventLoop.makeFailedFuture(
+                    OAuthError.invalidClient("Introspection needs an authenticated (confidential) client.")
+                )
             }
             switch Self.kind(of: token) {
             case .refresh(let hash):
                 return self.deps.sessions.refreshGrant(tokenHash: hash, now: now).map { state in
-                    guard let state, state.isLive, let owner = state.grant.clientID, owner == client.id else { return inactive }
+                    guard let state, state.isLive, let owner = state.grant.clientID, owner == client.id else {
+                        return inactive
+                    }
                     return Self.active(
-                        scopes: state.grant.scopes, clientID: owner, subject: state.grant.subject, expiresAt: state.grant.expiresAt,
-                        issuedAt: nil, tokenID: nil, issuer: issuer, tokenType: "refresh_token")
+                        scopes: state.grant.scopes,
+                        clientID: owner,
+                        subject: state.grant.subject,
+                        expiresAt: state.grant.expiresAt,
+                        issuedAt: nil,
+                        tokenID: nil,
+                        issuer: issuer,
+                        tokenType: "refresh_token"
+                    )
                 }
             case .opaque(let hash):
                 guard let store = self.deps.opaqueTokens else { return eventLoop.makeSucceededFuture(inactive) }
                 return store.opaqueAccessToken(hash: hash).hop(to: eventLoop).map { record in
-                    guard let record, record.isUsable(at: now), client.isResourceServer || record.clientID == client.id else {
+                    guard let record, record.isUsable(at: now), client.isResourceServer || record.clientID == client.id
+                    else {
                         return inactive
                     }
                     return Self.active(
-                        scopes: record.scopes, clientID: record.clientID, subject: record.subject, expiresAt: record.expiresAt,
-                        issuedAt: record.issuedAt, tokenID: record.tokenID, issuer: issuer, tokenType: "Bearer")
+                        scopes: record.scopes,
+                        clientID: record.clientID,
+                        subject: record.subject,
+                        expiresAt: record.expiresAt,
+                        issuedAt: record.issuedAt,
+                        tokenID: record.tokenID,
+                        issuer: issuer,
+                        tokenType: "Bearer"
+                    )
                 }
             case .jwt:
                 guard let verified = self.deps.verifyOwnToken(token),
@@ -106,21 +148,39 @@ extension OAuthEndpoint {
                 return self.deps.sessions.isTokenIDRevoked(id).map { revoked in
                     guard !revoked else { return inactive }
                     return Self.active(
-                        scopes: verified.principal.scopes, clientID: verified.principal.clientID, subject: verified.principal.subject,
-                        expiresAt: verified.expiresAt, issuedAt: nil, tokenID: id, issuer: issuer, tokenType: "Bearer",
-                        audience: self.deps.issuer.audience)
+                        scopes: verified.principal.scopes,
+                        clientID: verified.principal.clientID,
+                        subject: verified.principal.subject,
+                        expiresAt: verified.expiresAt,
+                        issuedAt: nil,
+                        tokenID: id,
+                        issuer: issuer,
+                        tokenType: "Bearer",
+                        audience: self.deps.issuer.audience
+                    )
                 }
             case .unknown:
                 return eventLoop.makeSucceededFuture(inactive)
             }
         }.map { body in
-            LocalResponse(status: 200, body: body, headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")])
+            LocalResponse(
+                status: 200,
+                body: body,
+                headers: [.init("Cache-Control", "no-store"), .init("Pragma", "no-cache")]
+            )
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     static func active(
-        scopes: [String], clientID: String?, subject: String, expiresAt: Int64, issuedAt: Int64?, tokenID: String?, issuer: String,
-        tokenType: String, audience: String? = nil
+        scopes: [String],
+        clientID: String?,
+        subject: String,
+        expiresAt: Int64,
+        issuedAt: Int64?,
+        tokenID: String?,
+        issuer: String,
+        tokenType: String,
+        audience: String? = nil
     ) -> String {
         var json = "{\"active\":true,\"scope\":" + JSONText.quoted(scopes.joined(separator: " "))
         if let clientID { json += ",\"client_id\":" + JSONText.quoted(clientID) }

@@ -8,11 +8,13 @@ package import NIOCore
 
 /// Signs a JWT access token off the event loop (the thread pool); completes with the token,
 /// its `jti` and `exp`.
-package typealias AccessTokenSigner = @Sendable (_ subject: String, _ scopes: [String], _ clientID: String, _ now: Int64, _ loop: any EventLoop)
+package typealias AccessTokenSigner =
+    @Sendable (_ subject: String, _ scopes: [String], _ clientID: String, _ now: Int64, _ loop: any EventLoop)
     -> EventLoopFuture<SignedAccessToken>
 
 /// Checks a client secret against the client's stored hash off the event loop.
-package typealias ClientSecretCheck = @Sendable (_ candidates: [String], _ client: OAuthClient, _ loop: any EventLoop) -> EventLoopFuture<Bool>
+package typealias ClientSecretCheck =
+    @Sendable (_ candidates: [String], _ client: OAuthClient, _ loop: any EventLoop) -> EventLoopFuture<Bool>
 
 /// A signed JWT access token.
 package struct SignedAccessToken: Sendable {
@@ -67,10 +69,18 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         package var now: @Sendable () -> Int64
 
         package init(
-            issuer: TokenIssuer, registry: OAuthClientRegistry, store: any OAuthStore, sessions: any SessionStore,
-            opaqueTokens: (any OpaqueAccessTokenStore)?, throttle: any LoginThrottle, signAccessToken: @escaping AccessTokenSigner,
-            checkSecret: @escaping ClientSecretCheck, verifyOwnToken: @escaping (String) -> VerifiedToken?,
-            revokeLocally: @escaping (String, Int64) -> Void, refreshReuseGraceSeconds: Int64, logger: Logger,
+            issuer: TokenIssuer,
+            registry: OAuthClientRegistry,
+            store: any OAuthStore,
+            sessions: any SessionStore,
+            opaqueTokens: (any OpaqueAccessTokenStore)?,
+            throttle: any LoginThrottle,
+            signAccessToken: @escaping AccessTokenSigner,
+            checkSecret: @escaping ClientSecretCheck,
+            verifyOwnToken: @escaping (String) -> VerifiedToken?,
+            revokeLocally: @escaping (String, Int64) -> Void,
+            refreshReuseGraceSeconds: Int64,
+            logger: Logger,
             now: @escaping @Sendable () -> Int64
         ) {
             self.issuer = issuer
@@ -103,7 +113,10 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
 
     package init(_ dependencies: Dependencies) {
         self.deps = dependencies
-        self.rotator = RefreshRotator(sessions: dependencies.sessions, graceSeconds: dependencies.refreshReuseGraceSeconds)
+        self.rotator = RefreshRotator(
+            sessions: dependencies.sessions,
+            graceSeconds: dependencies.refreshReuseGraceSeconds
+        )
         self.metadataDocument = Self.metadata(issuer: dependencies.issuer.issuer)
         self.metadataPaths = Self.metadataPaths(issuer: dependencies.issuer.issuer)
     }
@@ -126,13 +139,22 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
     package func handle(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         let path = request.normalizedPath
         if self.metadataPaths.contains(path) {
-            guard request.method == "GET" || request.method == "HEAD" else { return eventLoop.makeFailedFuture(Self.methodNotAllowed(path, "GET, HEAD")) }
-            return eventLoop.makeSucceededFuture(LocalResponse(
-                status: 200, body: self.metadataDocument, headers: [.init("Cache-Control", "public, max-age=300")]))
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return eventLoop.makeFailedFuture(Self.methodNotAllowed(path, "GET, HEAD"))
+            }
+            return eventLoop.makeSucceededFuture(
+                LocalResponse(
+                    status: 200,
+                    body: self.metadataDocument,
+                    headers: [.init("Cache-Control", "public, max-age=300")]
+                )
+            )
         }
         switch path {
         case Self.tokenPath, Self.revokePath, Self.introspectPath:
-            guard request.method == "POST" else { return eventLoop.makeFailedFuture(Self.methodNotAllowed(path, "POST")) }
+            guard request.method == "POST" else {
+                return eventLoop.makeFailedFuture(Self.methodNotAllowed(path, "POST"))
+            }
             let form: FormParameters
             do {
                 form = try Self.form(of: request)
@@ -145,22 +167,34 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
             default: return self.introspect(request, form: form, eventLoop: eventLoop)
             }
         default:
-            return eventLoop.makeFailedFuture(GatewayError(
-                status: 404, code: "unsupported_endpoint",
-                description: "No OAuth endpoint at \(path.prefix(100)). Supported: GET \(Self.authorizePath), POST \(Self.tokenPath), "
-                    + "POST \(Self.revokePath), POST \(Self.introspectPath), GET \(Self.metadataPath)."))
+            return eventLoop.makeFailedFuture(
+                GatewayError(
+                    status: 404,
+                    code: "unsupported_endpoint",
+                    description:
+                        "No OAuth endpoint at \(path.prefix(100)). Supported: GET \(Self.authorizePath), POST \(Self.tokenPath), "
+                        + "POST \(Self.revokePath), POST \(Self.introspectPath), GET \(Self.metadataPath)."
+                )
+            )
         }
     }
 
     private static func methodNotAllowed(_ path: String, _ allowed: String) -> GatewayError {
-        GatewayError(status: 405, code: "method_not_allowed", description: "Use \(allowed) on \(path).", headers: [.init("Allow", allowed)])
+        GatewayError(
+            status: 405,
+            code: "method_not_allowed",
+            description: "Use \(allowed) on \(path).",
+            headers: [.init("Allow", allowed)]
+        )
     }
 
     /// The body as form parameters; the content type must say so.
     static func form(of request: LocalRequest) throws(GatewayError) -> FormParameters {
         let types = request.values(of: "Content-Type")
         guard types.count == 1,
-            types[0].split(separator: ";", maxSplits: 1).first.map({ $0.trimmingCharacters(in: .whitespaces).lowercased() })
+            types[0].split(separator: ";", maxSplits: 1).first.map({
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            })
                 == "application/x-www-form-urlencoded"
         else {
             throw OAuthError.invalidRequest("The body must be application/x-www-form-urlencoded.")
@@ -176,9 +210,14 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
     /// result completes back on `eventLoop`.
     func offLoop<T: Sendable>(_ eventLoop: any EventLoop, _ job: () -> EventLoopFuture<T>) -> EventLoopFuture<T> {
         guard self.pendingJobs < Self.maximumPendingJobs else {
-            return eventLoop.makeFailedFuture(GatewayError(
-                status: 503, code: "busy", description: "Too many token requests in progress; retry in a second.",
-                headers: [.init("Retry-After", "1")]))
+            return eventLoop.makeFailedFuture(
+                GatewayError(
+                    status: 503,
+                    code: "busy",
+                    description: "Too many token requests in progress; retry in a second.",
+                    headers: [.init("Retry-After", "1")]
+                )
+            )
         }
         self.pendingJobs += 1
         return job().hop(to: eventLoop).always { _ in self.pendingJobs -= 1 }
@@ -192,7 +231,11 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
     /// of the endpoints; a confidential client's own budget (`token_requests_per_client`) is
     /// charged only once its secret was proven, so nobody who merely knows a client id can
     /// use it up and lock the client out.
-    func authenticate(_ request: LocalRequest, form: FormParameters, eventLoop: any EventLoop) -> EventLoopFuture<OAuthClient> {
+    func authenticate(
+        _ request: LocalRequest,
+        form: FormParameters,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<OAuthClient> {
         let presented: PresentedClient
         do {
             presented = try PresentedClient.parse(authorization: request.values(of: "Authorization"), form: form)
@@ -207,36 +250,53 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
             }
             if client.isPublic {
                 guard presented.method == .none else {
-                    return eventLoop.makeFailedFuture(OAuthError.invalidClient("A public client has no secret; send only client_id."))
+                    return eventLoop.makeFailedFuture(
+                        OAuthError.invalidClient("A public client has no secret; send only client_id.")
+                    )
                 }
                 // Anyone can name a public client: its requests count per address only.
                 return eventLoop.makeSucceededFuture(client)
             }
             guard presented.method != .none else {
-                return eventLoop.makeFailedFuture(OAuthError.invalidClient("This client must authenticate (client_secret_basic or client_secret_post)."))
+                return eventLoop.makeFailedFuture(
+                    OAuthError.invalidClient(
+                        "This client must authenticate (client_secret_basic or client_secret_post)."
+                    )
+                )
             }
-            return self.offLoop(eventLoop) { self.deps.checkSecret(presented.secretCandidates, client, eventLoop) }.flatMap { matches in
-                guard matches else { return eventLoop.makeFailedFuture(OAuthError.invalidClient("Unknown client or wrong secret.")) }
-                return self.admitted(address: nil, clientID: client.id, eventLoop: eventLoop).map { client }
-            }
+            return self.offLoop(eventLoop) { self.deps.checkSecret(presented.secretCandidates, client, eventLoop) }
+                .flatMap { matches in
+                    guard matches else {
+                        return eventLoop.makeFailedFuture(OAuthError.invalidClient("Unknown client or wrong secret."))
+                    }
+                    return self.admitted(address: nil, clientID: client.id, eventLoop: eventLoop).map { client }
+                }
         }
     }
 
     /// Counts one request in the address's bucket or the client's, each when given; 429
     /// `too_many_attempts` beyond.
     private func admitted(address: String?, clientID: String?, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        self.deps.throttle.admit(address: address, account: clientID.map { "client:" + $0 }, purpose: .oauthToken, now: .now())
-            .flatMapThrowing { decision in
-                switch decision {
-                case .allowed: return
-                case .limited(let seconds, let headers):
-                    let whose = clientID == nil ? "from this address" : "for this client"
-                    throw GatewayError(
-                        status: 429, code: "too_many_attempts", description: "Too many requests \(whose); wait \(seconds) seconds.",
-                        headers: [.init("Retry-After", String(seconds))] + headers)
-                case .unavailable: throw GatewayError.authUnavailable
-                }
+        self.deps.throttle.admit(
+            address: address,
+            account: clientID.map { "client:" + $0 },
+            purpose: .oauthToken,
+            now: .now()
+        )
+        .flatMapThrowing { decision in
+            switch decision {
+            case .allowed: return
+            case .limited(let seconds, let headers):
+                let whose = clientID == nil ? "from this address" : "for this client"
+                throw GatewayError(
+                    status: 429,
+                    code: "too_many_attempts",
+                    description: "Too many requests \(whose); wait \(seconds) seconds.",
+                    headers: [.init("Retry-After", String(seconds))] + headers
+                )
+            case .unavailable: throw GatewayError.authUnavailable
             }
+        }
     }
 
     /// Answers `error` for failures of the store (503) and anything unexpected (500).

@@ -14,7 +14,9 @@ package enum OAuthScopeCatalog {
         ("admin", "Full administrative access to all resources"),
     ]
 
-    private static let byScope: [String: String] = Dictionary(uniqueKeysWithValues: entries.map { ($0.scope, $0.description) })
+    private static let byScope: [String: String] = Dictionary(
+        uniqueKeysWithValues: entries.map { ($0.scope, $0.description) }
+    )
 
     /// The description of `scope`, or nil for a scope outside the catalog (the consent page
     /// then shows the scope itself).

@@ -24,9 +24,12 @@ package struct PresentedClient: Sendable, Equatable {
         if let header = authorization.first {
             let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2, parts[0].lowercased() == "basic" else {
-                throw OAuthError.invalidClient("Client authentication must use HTTP Basic (client_secret_basic) or client_secret_post.")
+                throw OAuthError.invalidClient(
+                    "Client authentication must use HTTP Basic (client_secret_basic) or client_secret_post."
+                )
             }
-            guard parts[1].utf8.count <= 2048, let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
+            guard parts[1].utf8.count <= 2048,
+                let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
                 let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
             else {
                 throw OAuthError.invalidClient("The Basic credentials are not base64 of client_id:client_secret.")
@@ -35,19 +38,29 @@ package struct PresentedClient: Sendable, Equatable {
             let rawSecret = String(text[text.index(after: colon)...])
             let id = FormParameters.decode(Array(rawID.utf8)) ?? rawID
             var candidates: [String] = []
-            if let decoded = FormParameters.decode(Array(rawSecret.utf8)), !decoded.isEmpty { candidates.append(decoded) }
+            if let decoded = FormParameters.decode(Array(rawSecret.utf8)), !decoded.isEmpty {
+                candidates.append(decoded)
+            }
             if !rawSecret.isEmpty, !candidates.contains(rawSecret) { candidates.append(rawSecret) }
-            guard !id.isEmpty, !candidates.isEmpty else { throw OAuthError.invalidClient("The Basic credentials have an empty client id or secret.") }
+            guard !id.isEmpty, !candidates.isEmpty else {
+                throw OAuthError.invalidClient("The Basic credentials have an empty client id or secret.")
+            }
             if form.contains("client_secret") {
-                throw OAuthError.invalidRequest("Use one client authentication method: HTTP Basic or client_secret in the body, not both.")
+                throw OAuthError.invalidRequest(
+                    "Use one client authentication method: HTTP Basic or client_secret in the body, not both."
+                )
             }
             if let bodyID = form["client_id"], bodyID != id {
-                throw OAuthError.invalidRequest("client_id in the body differs from the one in the Authorization header.")
+                throw OAuthError.invalidRequest(
+                    "client_id in the body differs from the one in the Authorization header."
+                )
             }
             return PresentedClient(clientID: id, secretCandidates: candidates, method: .basic)
         }
         guard let id = form["client_id"] else {
-            throw OAuthError.invalidClient("Client authentication is required: HTTP Basic, client_secret_post, or client_id for a public client.")
+            throw OAuthError.invalidClient(
+                "Client authentication is required: HTTP Basic, client_secret_post, or client_id for a public client."
+            )
         }
         if let secret = form["client_secret"] {
             return PresentedClient(clientID: id, secretCandidates: [secret], method: .post)

@@ -16,7 +16,13 @@ package struct AuthorizeFlow: Codable, Sendable, Hashable {
     package var browserHash: String
     package var createdAt: Int64
 
-    package init(request: AuthorizeRequest, refusal: AuthorizeErrorRedirect? = nil, csrfToken: String, browserHash: String, createdAt: Int64) {
+    package init(
+        request: AuthorizeRequest,
+        refusal: AuthorizeErrorRedirect? = nil,
+        csrfToken: String,
+        browserHash: String,
+        createdAt: Int64
+    ) {
         self.request = request
         self.refusal = refusal
         self.csrfToken = csrfToken

@@ -46,9 +46,16 @@ package final class AuthorizePages: LocalEndpoint {
         package var sso: SSOButtons = .passwordOnly
 
         package init(
-            issuer: String, codeTTL: Int64, sessionPolicy: BrowserSessionPolicy, client: @escaping (String) -> EventLoopFuture<OAuthClient?>,
-            oauthStore: any OAuthStore, browserState: any BrowserStateStore, users: any SessionStore, credentials: CredentialCheck,
-            logger: Logger, now: @escaping () -> Int64
+            issuer: String,
+            codeTTL: Int64,
+            sessionPolicy: BrowserSessionPolicy,
+            client: @escaping (String) -> EventLoopFuture<OAuthClient?>,
+            oauthStore: any OAuthStore,
+            browserState: any BrowserStateStore,
+            users: any SessionStore,
+            credentials: CredentialCheck,
+            logger: Logger,
+            now: @escaping () -> Int64
         ) {
             self.issuer = issuer
             self.codeTTL = codeTTL
@@ -70,7 +77,11 @@ package final class AuthorizePages: LocalEndpoint {
     package init(_ dependencies: Dependencies) {
         self.deps = dependencies
         self.sessions = BrowserSessions(
-            store: dependencies.browserState, users: dependencies.users, policy: dependencies.sessionPolicy, now: dependencies.now)
+            store: dependencies.browserState,
+            users: dependencies.users,
+            policy: dependencies.sessionPolicy,
+            now: dependencies.now
+        )
     }
 
     package func handles(_ normalizedPath: String) -> Bool {
@@ -100,19 +111,33 @@ package final class AuthorizePages: LocalEndpoint {
         case (Self.logoutPath, "POST"):
             return self.logout(request, eventLoop: eventLoop)
         case (Self.logoutPath, "GET"):
-            return eventLoop.makeSucceededFuture(PageResponses.page(
-                .error, ["title": "Signed out", "message": "You are signed out of DBAudit Gateway.", "request_id": request.requestID]))
+            return eventLoop.makeSucceededFuture(
+                PageResponses.page(
+                    .error,
+                    [
+                        "title": "Signed out", "message": "You are signed out of DBAudit Gateway.",
+                        "request_id": request.requestID,
+                    ]
+                )
+            )
         default:
-            let allowed = switch request.normalizedPath {
-            case Self.loginPath: "POST"
-            case Self.consentPath, Self.logoutPath: "GET, POST"
-            default: "GET"
-            }
-            return eventLoop.makeSucceededFuture(PageResponses.error(
-                GatewayError(
-                    status: 405, code: "method_not_allowed", description: "Use \(allowed) on \(request.normalizedPath).",
-                    headers: [.init("Allow", allowed)]),
-                requestID: request.requestID))
+            let allowed =
+                switch request.normalizedPath {
+                case Self.loginPath: "POST"
+                case Self.consentPath, Self.logoutPath: "GET, POST"
+                default: "GET"
+                }
+            return eventLoop.makeSucceededFuture(
+                PageResponses.error(
+                    GatewayError(
+                        status: 405,
+                        code: "method_not_allowed",
+                        description: "Use \(allowed) on \(request.normalizedPath).",
+                        headers: [.init("Allow", allowed)]
+                    ),
+                    requestID: request.requestID
+                )
+            )
         }
     }
 
@@ -133,9 +158,19 @@ package final class AuthorizePages: LocalEndpoint {
                     if session != nil { return eventLoop.makeSucceededFuture(self.refuse(refusal)) }
                     // Signed out: sign in first, then the refusal (RFC 9700 §4.11.2).
                     let pending = AuthorizeRequest(
-                        clientID: parsed.clientID, redirectURI: refusal.redirectURI, state: refusal.state, requestedScopes: nil,
-                        codeChallenge: nil)
-                    return self.startFlow(pending, refusal: refusal, client: client!, request: request, eventLoop: eventLoop)
+                        clientID: parsed.clientID,
+                        redirectURI: refusal.redirectURI,
+                        state: refusal.state,
+                        requestedScopes: nil,
+                        codeChallenge: nil
+                    )
+                    return self.startFlow(
+                        pending,
+                        refusal: refusal,
+                        client: client!,
+                        request: request,
+                        eventLoop: eventLoop
+                    )
                 }.nonisolated()
             case .valid(let authorizeRequest):
                 return self.startFlow(authorizeRequest, client: client!, request: request, eventLoop: eventLoop)
@@ -145,12 +180,20 @@ package final class AuthorizePages: LocalEndpoint {
 
     static func authorizeClient(_ client: OAuthClient) -> AuthorizeClient {
         AuthorizeClient(
-            id: client.id, name: client.name, redirectURIs: client.redirectURIs, scopes: client.scopes, isPublic: client.isPublic,
-            allowsAuthorizationCode: client.allows(.authorizationCode))
+            id: client.id,
+            name: client.name,
+            redirectURIs: client.redirectURIs,
+            scopes: client.scopes,
+            isPublic: client.isPublic,
+            allowsAuthorizationCode: client.allows(.authorizationCode)
+        )
     }
 
     private func startFlow(
-        _ authorizeRequest: AuthorizeRequest, refusal: AuthorizeErrorRedirect? = nil, client: OAuthClient, request: LocalRequest,
+        _ authorizeRequest: AuthorizeRequest,
+        refusal: AuthorizeErrorRedirect? = nil,
+        client: OAuthClient,
+        request: LocalRequest,
         eventLoop: any EventLoop
     ) -> EventLoopFuture<LocalResponse> {
         var headers: [GatewayError.HeaderField] = []
@@ -160,24 +203,47 @@ package final class AuthorizePages: LocalEndpoint {
             browser = existing
         } else {
             browser = PageRandom.token()
-            headers.append(BrowserCookies.set(name: browserCookie, value: browser, maxAge: Self.browserCookieLifetime, isTLS: request.isTLS))
+            headers.append(
+                BrowserCookies.set(
+                    name: browserCookie,
+                    value: browser,
+                    maxAge: Self.browserCookieLifetime,
+                    isTLS: request.isTLS
+                )
+            )
         }
         let flowID = PageRandom.token()
         let flow = AuthorizeFlow(
-            request: authorizeRequest, refusal: refusal, csrfToken: CSRFCheck.newToken(), browserHash: PageRandom.hash(browser),
-            createdAt: self.deps.now())
+            request: authorizeRequest,
+            refusal: refusal,
+            csrfToken: CSRFCheck.newToken(),
+            browserHash: PageRandom.hash(browser),
+            createdAt: self.deps.now()
+        )
         guard let json = flow.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
         let store = self.deps.browserState
-        return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .authorize, eventLoop: eventLoop)
-            .assumeIsolated().flatMap {
-                store.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds)
-            }.flatMap {
-                self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: nil, eventLoop: eventLoop)
-            }.map { response in
-                var response = response
-                response.headers += headers
-                return response
-            }.nonisolated()
+        return self.deps.credentials.admit(
+            address: request.clientAddress,
+            account: nil,
+            purpose: .authorize,
+            eventLoop: eventLoop
+        )
+        .assumeIsolated().flatMap {
+            store.storeFlow(id: flowID, json: json, ttl: AuthorizeFlow.lifetimeSeconds)
+        }.flatMap {
+            self.continueFlow(
+                flowID: flowID,
+                flow: flow,
+                client: client,
+                request: request,
+                loginError: nil,
+                eventLoop: eventLoop
+            )
+        }.map { response in
+            var response = response
+            response.headers += headers
+            return response
+        }.nonisolated()
     }
 
     // MARK: GET /oauth/authorize/consent?flow=...
@@ -185,26 +251,47 @@ package final class AuthorizePages: LocalEndpoint {
     /// Where the flow stands for this browser: the sign-in form, the consent question, or
     /// (consent remembered) straight back to the client with a code.
     private func showFlow(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        guard case .success(let fields) = FormFields.parse(request.query.utf8, maximumBytes: 1024), fields.duplicates.isEmpty,
+        guard case .success(let fields) = FormFields.parse(request.query.utf8, maximumBytes: 1024),
+            fields.duplicates.isEmpty,
             let flowID = fields["flow"]
         else {
             return eventLoop.makeSucceededFuture(PageResponses.error(Self.expiredFlow, requestID: request.requestID))
         }
         let loginError = fields["error"] == "credentials" ? "The e-mail address or password is incorrect." : nil
-        return self.loadFlow(flowID, request: request, eventLoop: eventLoop).assumeIsolated().flatMap { loaded -> EventLoopFuture<LocalResponse> in
-            guard let flow = loaded else { return eventLoop.makeSucceededFuture(PageResponses.error(Self.expiredFlow, requestID: request.requestID)) }
+        return self.loadFlow(flowID, request: request, eventLoop: eventLoop).assumeIsolated().flatMap {
+            loaded -> EventLoopFuture<LocalResponse> in
+            guard let flow = loaded else {
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.error(Self.expiredFlow, requestID: request.requestID)
+                )
+            }
             return self.withClient(flow, request: request, eventLoop: eventLoop) { client in
-                self.continueFlow(flowID: flowID, flow: flow, client: client, request: request, loginError: loginError, eventLoop: eventLoop)
+                self.continueFlow(
+                    flowID: flowID,
+                    flow: flow,
+                    client: client,
+                    request: request,
+                    loginError: loginError,
+                    eventLoop: eventLoop
+                )
             }
         }.flatMapErrorThrowing { error in self.storeFailure(error, request) }.nonisolated()
     }
 
     private func continueFlow(
-        flowID: String, flow: AuthorizeFlow, client: OAuthClient, request: LocalRequest, loginError: String?, eventLoop: any EventLoop
+        flowID: String,
+        flow: AuthorizeFlow,
+        client: OAuthClient,
+        request: LocalRequest,
+        loginError: String?,
+        eventLoop: any EventLoop
     ) -> EventLoopFuture<LocalResponse> {
-        self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+        self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap {
+            session -> EventLoopFuture<LocalResponse> in
             guard let session else {
-                return eventLoop.makeSucceededFuture(self.loginPage(flowID: flowID, flow: flow, client: client, error: loginError))
+                return eventLoop.makeSucceededFuture(
+                    self.loginPage(flowID: flowID, flow: flow, client: client, error: loginError)
+                )
             }
             if let refusal = flow.refusal {
                 return self.finish(flowID: flowID, self.refuse(refusal), eventLoop: eventLoop)
@@ -212,14 +299,23 @@ package final class AuthorizePages: LocalEndpoint {
             guard let scopes = self.grantedScopes(flow, client: client, user: session.user) else {
                 return self.finish(flowID: flowID, self.refuse(Self.scopeRefusal(flow)), eventLoop: eventLoop)
             }
-            return self.deps.oauthStore.consent(userID: session.user.id, clientID: client.id).assumeIsolated().flatMap { remembered in
+            return self.deps.oauthStore.consent(userID: session.user.id, clientID: client.id).assumeIsolated().flatMap {
+                remembered in
                 // A public client cannot prove who it is: any program on the user's machine
                 // can claim its loopback redirect URI, so the user is asked every time
                 // (RFC 8252 §8.6). A confidential client's code is useless without its secret.
                 if let remembered, !client.isPublic, Set(scopes).isSubset(of: Set(remembered)) {
-                    return self.issueCode(flowID: flowID, flow: flow, user: session.user, scopes: scopes, eventLoop: eventLoop)
+                    return self.issueCode(
+                        flowID: flowID,
+                        flow: flow,
+                        user: session.user,
+                        scopes: scopes,
+                        eventLoop: eventLoop
+                    )
                 }
-                return eventLoop.makeSucceededFuture(self.consentPage(flowID: flowID, flow: flow, client: client, session: session, scopes: scopes))
+                return eventLoop.makeSucceededFuture(
+                    self.consentPage(flowID: flowID, flow: flow, client: client, session: session, scopes: scopes)
+                )
             }.nonisolated()
         }.nonisolated()
     }
@@ -227,21 +323,30 @@ package final class AuthorizePages: LocalEndpoint {
     // MARK: POST /oauth/authorize/login
 
     private func login(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        self.checkedForm(request, eventLoop: eventLoop).assumeIsolated().flatMap { checked -> EventLoopFuture<LocalResponse> in
+        self.checkedForm(request, eventLoop: eventLoop).assumeIsolated().flatMap {
+            checked -> EventLoopFuture<LocalResponse> in
             let (fields, flowID, flow) = checked
             let flowPage = Self.consentPath + "?flow=" + flowID
             guard self.deps.sso.passwordLogin else {
-                return eventLoop.makeSucceededFuture(PageResponses.error(Self.passwordLoginOff, requestID: request.requestID))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.error(Self.passwordLoginOff, requestID: request.requestID)
+                )
             }
             return self.deps.credentials.verify(
-                email: fields["email"] ?? "", password: fields["password"] ?? "", clientAddress: request.clientAddress, eventLoop: eventLoop
+                email: fields["email"] ?? "",
+                password: fields["password"] ?? "",
+                clientAddress: request.clientAddress,
+                eventLoop: eventLoop
             ).assumeIsolated().flatMap { user -> EventLoopFuture<LocalResponse> in
                 self.sessions.create(for: user, request: request, eventLoop: eventLoop).map { cookie in
                     PageResponses.seeOther(flowPage, headers: [cookie])
                 }
             }.flatMapError { error -> EventLoopFuture<LocalResponse> in
                 if let error = error as? GatewayError, error.code == CredentialCheck.invalidCredentials.code {
-                    self.deps.logger.info("browser sign-in refused", metadata: ["event": "page_login_failed", "client_id": .string(flow.request.clientID)])
+                    self.deps.logger.info(
+                        "browser sign-in refused",
+                        metadata: ["event": "page_login_failed", "client_id": .string(flow.request.clientID)]
+                    )
                     return eventLoop.makeSucceededFuture(PageResponses.seeOther(flowPage + "&error=credentials"))
                 }
                 return eventLoop.makeFailedFuture(error)
@@ -252,36 +357,67 @@ package final class AuthorizePages: LocalEndpoint {
     // MARK: POST /oauth/authorize/consent
 
     private func decide(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        self.checkedForm(request, eventLoop: eventLoop).assumeIsolated().flatMap { checked -> EventLoopFuture<LocalResponse> in
+        self.checkedForm(request, eventLoop: eventLoop).assumeIsolated().flatMap {
+            checked -> EventLoopFuture<LocalResponse> in
             let (fields, flowID, flow) = checked
             guard let decision = fields["decision"], decision == "allow" || decision == "deny" else {
-                return eventLoop.makeSucceededFuture(PageResponses.error(
-                    GatewayError.badRequest("Choose Allow or Deny."), requestID: request.requestID))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.error(
+                        GatewayError.badRequest("Choose Allow or Deny."),
+                        requestID: request.requestID
+                    )
+                )
             }
             return self.withClient(flow, request: request, eventLoop: eventLoop) { client in
-                self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+                self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap {
+                    session -> EventLoopFuture<LocalResponse> in
                     // Signed out (or expired) meanwhile: back to the flow, which asks to sign in.
                     guard let session else {
-                        return eventLoop.makeSucceededFuture(PageResponses.seeOther(Self.consentPath + "?flow=" + flowID))
+                        return eventLoop.makeSucceededFuture(
+                            PageResponses.seeOther(Self.consentPath + "?flow=" + flowID)
+                        )
                     }
                     if let refusal = flow.refusal {
                         // A refused request only ever ends in its refusal, whatever is posted.
                         return self.finish(flowID: flowID, self.refuse(refusal), eventLoop: eventLoop)
                     }
                     guard decision == "allow" else {
-                        self.deps.logger.info("consent denied", metadata: ["event": "consent_denied", "client_id": .string(client.id)])
-                        return self.finish(flowID: flowID, self.refuse(AuthorizeErrorRedirect(
-                            redirectURI: flow.request.redirectURI, error: "access_denied", description: "The user denied access.",
-                            state: flow.request.state)), eventLoop: eventLoop)
+                        self.deps.logger.info(
+                            "consent denied",
+                            metadata: ["event": "consent_denied", "client_id": .string(client.id)]
+                        )
+                        return self.finish(
+                            flowID: flowID,
+                            self.refuse(
+                                AuthorizeErrorRedirect(
+                                    redirectURI: flow.request.redirectURI,
+                                    error: "access_denied",
+                                    description: "The user denied access.",
+                                    state: flow.request.state
+                                )
+                            ),
+                            eventLoop: eventLoop
+                        )
                     }
                     guard let scopes = self.grantedScopes(flow, client: client, user: session.user) else {
                         return self.finish(flowID: flowID, self.refuse(Self.scopeRefusal(flow)), eventLoop: eventLoop)
                     }
                     let store = self.deps.oauthStore
-                    return store.consent(userID: session.user.id, clientID: client.id).assumeIsolated().flatMap { remembered in
-                        store.storeConsent(userID: session.user.id, clientID: client.id, scopes: Array(Set(scopes + (remembered ?? []))).sorted())
+                    return store.consent(userID: session.user.id, clientID: client.id).assumeIsolated().flatMap {
+                        remembered in
+                        store.storeConsent(
+                            userID: session.user.id,
+                            clientID: client.id,
+                            scopes: Array(Set(scopes + (remembered ?? []))).sorted()
+                        )
                     }.flatMap {
-                        self.issueCode(flowID: flowID, flow: flow, user: session.user, scopes: scopes, eventLoop: eventLoop)
+                        self.issueCode(
+                            flowID: flowID,
+                            flow: flow,
+                            user: session.user,
+                            scopes: scopes,
+                            eventLoop: eventLoop
+                        )
                     }.nonisolated()
                 }.nonisolated()
             }
@@ -292,57 +428,89 @@ package final class AuthorizePages: LocalEndpoint {
 
     private func logout(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
-            return eventLoop.makeSucceededFuture(PageResponses.error(GatewayError.badRequest("The form is malformed."), requestID: request.requestID))
+            return eventLoop.makeSucceededFuture(
+                PageResponses.error(GatewayError.badRequest("The form is malformed."), requestID: request.requestID)
+            )
         }
-        let next = fields["flow"].flatMap { AuthorizeFlow.isValidID($0) ? Self.consentPath + "?flow=" + $0 : nil } ?? Self.logoutPath
-        return self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session -> EventLoopFuture<LocalResponse> in
+        let next =
+            fields["flow"].flatMap { AuthorizeFlow.isValidID($0) ? Self.consentPath + "?flow=" + $0 : nil }
+            ?? Self.logoutPath
+        return self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap {
+            session -> EventLoopFuture<LocalResponse> in
             guard let session else {
-                return eventLoop.makeSucceededFuture(PageResponses.seeOther(next, headers: [BrowserSessions.clearCookie(request)]))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.seeOther(next, headers: [BrowserSessions.clearCookie(request)])
+                )
             }
             guard CSRFCheck.matches(posted: fields["csrf_token"], expected: session.record.csrfToken) else {
-                return eventLoop.makeSucceededFuture(PageResponses.error(Self.csrfRefusal, requestID: request.requestID))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.error(Self.csrfRefusal, requestID: request.requestID)
+                )
             }
-            return self.sessions.end(session, request: request).map { cookie in PageResponses.seeOther(next, headers: [cookie]) }
+            return self.sessions.end(session, request: request).map { cookie in
+                PageResponses.seeOther(next, headers: [cookie])
+            }
         }.flatMapErrorThrowing { error in self.storeFailure(error, request) }.nonisolated()
     }
 
     // MARK: pieces
 
     private static let expiredFlow = GatewayError(
-        status: 400, code: "invalid_request",
-        description: "This sign-in request has expired or is unknown. Go back to the application and start again.")
+        status: 400,
+        code: "invalid_request",
+        description: "This sign-in request has expired or is unknown. Go back to the application and start again."
+    )
 
     static let passwordLoginOff = GatewayError(
-        status: 403, code: "password_login_disabled",
-        description: "This gateway does not take passwords: sign in with one of the providers on the sign-in page.")
+        status: 403,
+        code: "password_login_disabled",
+        description: "This gateway does not take passwords: sign in with one of the providers on the sign-in page."
+    )
 
     private static let csrfRefusal = GatewayError(
-        status: 403, code: "csrf_failed",
-        description: "This form has expired or did not come from this page. Go back to the application and start again.")
+        status: 403,
+        code: "csrf_failed",
+        description: "This form has expired or did not come from this page. Go back to the application and start again."
+    )
 
     private static let otherBrowser = GatewayError(
-        status: 403, code: "csrf_failed",
-        description: "This sign-in request was started in another browser. Go back to the application and start again here.")
+        status: 403,
+        code: "csrf_failed",
+        description:
+            "This sign-in request was started in another browser. Go back to the application and start again here."
+    )
 
     /// The posted form, its flow, and the checks every flow form passes: the flow exists,
     /// belongs to this browser, and the CSRF token is the flow's. Refusals are pages (403).
-    private func checkedForm(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<(FormFields, String, AuthorizeFlow)> {
+    private func checkedForm(
+        _ request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<(FormFields, String, AuthorizeFlow)> {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
             return eventLoop.makeFailedFuture(GatewayError.badRequest("The form is malformed."))
         }
         guard let flowID = fields["flow"] else { return eventLoop.makeFailedFuture(Self.csrfRefusal) }
         return self.loadFlow(flowID, request: request, eventLoop: eventLoop).flatMapThrowing { loaded in
             guard let flow = loaded else { throw Self.expiredFlow }
-            guard CSRFCheck.matches(posted: fields["csrf_token"], expected: flow.csrfToken) else { throw Self.csrfRefusal }
+            guard CSRFCheck.matches(posted: fields["csrf_token"], expected: flow.csrfToken) else {
+                throw Self.csrfRefusal
+            }
             return (fields, flowID, flow)
         }
     }
 
     /// The flow `flowID` if it exists and this browser started it (fails with a 403 page
     /// otherwise); nil if unknown or expired.
-    private func loadFlow(_ flowID: String, request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<AuthorizeFlow?> {
+    private func loadFlow(
+        _ flowID: String,
+        request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<AuthorizeFlow?> {
         guard AuthorizeFlow.isValidID(flowID) else { return eventLoop.makeSucceededFuture(nil) }
-        let browser = BrowserCookies.value(named: BrowserCookies.browserName(isTLS: request.isTLS), in: request.values(of: "Cookie"))
+        let browser = BrowserCookies.value(
+            named: BrowserCookies.browserName(isTLS: request.isTLS),
+            in: request.values(of: "Cookie")
+        )
         return self.deps.browserState.flow(id: flowID).flatMapThrowing { json in
             guard let json else { return nil }
             guard let flow = AuthorizeFlow.decode(json) else { throw CredentialStoreError.corrupt("flow") }
@@ -354,36 +522,61 @@ package final class AuthorizePages: LocalEndpoint {
     }
 
     private func withClient(
-        _ flow: AuthorizeFlow, request: LocalRequest, eventLoop: any EventLoop, _ body: @escaping (OAuthClient) -> EventLoopFuture<LocalResponse>
+        _ flow: AuthorizeFlow,
+        request: LocalRequest,
+        eventLoop: any EventLoop,
+        _ body: @escaping (OAuthClient) -> EventLoopFuture<LocalResponse>
     ) -> EventLoopFuture<LocalResponse> {
         self.deps.client(flow.request.clientID).assumeIsolated().flatMap { client -> EventLoopFuture<LocalResponse> in
             // Removed (or its redirect URI dropped) since the flow started: no redirect.
-            guard let client, client.redirectURIs.contains(where: { OAuthRedirectURI.matches(registered: $0, presented: flow.request.redirectURI) })
+            guard let client,
+                client.redirectURIs.contains(where: {
+                    OAuthRedirectURI.matches(registered: $0, presented: flow.request.redirectURI)
+                })
             else {
-                return eventLoop.makeSucceededFuture(PageResponses.error(
-                    GatewayError(status: 400, code: "invalid_client", description: "The application is no longer registered with this gateway."),
-                    requestID: request.requestID))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.error(
+                        GatewayError(
+                            status: 400,
+                            code: "invalid_client",
+                            description: "The application is no longer registered with this gateway."
+                        ),
+                        requestID: request.requestID
+                    )
+                )
             }
             return body(client)
         }.nonisolated()
     }
 
     private func grantedScopes(_ flow: AuthorizeFlow, client: OAuthClient, user: UserRecord) -> [String]? {
-        AuthorizeValidation.grantedScopes(requested: flow.request.requestedScopes, clientScopes: client.scopes, userScopes: user.scopes)
+        AuthorizeValidation.grantedScopes(
+            requested: flow.request.requestedScopes,
+            clientScopes: client.scopes,
+            userScopes: user.scopes
+        )
     }
 
     private static func scopeRefusal(_ flow: AuthorizeFlow) -> AuthorizeErrorRedirect {
         AuthorizeErrorRedirect(
-            redirectURI: flow.request.redirectURI, error: "invalid_scope",
+            redirectURI: flow.request.redirectURI,
+            error: "invalid_scope",
             description: flow.request.requestedScopes == nil
                 ? "The user holds none of the scopes this client is registered for."
                 : "The user does not hold every requested scope.",
-            state: flow.request.state)
+            state: flow.request.state
+        )
     }
 
     /// Ends the flow, then stores a code for `user` and sends the browser back with it. The
     /// code is 32 random bytes; only its SHA-256 is stored.
-    private func issueCode(flowID: String, flow: AuthorizeFlow, user: UserRecord, scopes: [String], eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func issueCode(
+        flowID: String,
+        flow: AuthorizeFlow,
+        user: UserRecord,
+        scopes: [String],
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         let store = self.deps.oauthStore
         let logger = self.deps.logger
         let issuer = self.deps.issuer
@@ -392,14 +585,28 @@ package final class AuthorizePages: LocalEndpoint {
         return self.finish(flowID: flowID, eventLoop: eventLoop) {
             let code = PageRandom.token()
             let record = AuthorizationCodeRecord(
-                clientID: flow.request.clientID, redirectURI: flow.request.redirectURI, codeChallenge: flow.request.codeChallenge,
-                userID: user.id, email: user.email, scopes: scopes, issuedAt: now, expiresAt: now + codeTTL)
+                clientID: flow.request.clientID,
+                redirectURI: flow.request.redirectURI,
+                codeChallenge: flow.request.codeChallenge,
+                userID: user.id,
+                email: user.email,
+                scopes: scopes,
+                issuedAt: now,
+                expiresAt: now + codeTTL
+            )
             let location = AuthorizeValidation.location(
-                redirectURI: flow.request.redirectURI, parameters: [("code", code), ("state", flow.request.state)], issuer: issuer)
+                redirectURI: flow.request.redirectURI,
+                parameters: [("code", code), ("state", flow.request.state)],
+                issuer: issuer
+            )
             return store.storeCode(codeHash: PageRandom.hash(code), record: record, now: now).map {
-                logger.info("authorization code issued", metadata: [
-                    "event": "oauth_code_issued", "client_id": .string(flow.request.clientID), "subject": .string(user.id),
-                ])
+                logger.info(
+                    "authorization code issued",
+                    metadata: [
+                        "event": "oauth_code_issued", "client_id": .string(flow.request.clientID),
+                        "subject": .string(user.id),
+                    ]
+                )
                 return PageResponses.seeOther(location)
             }
         }
@@ -409,46 +616,75 @@ package final class AuthorizePages: LocalEndpoint {
     /// that deleted it answers, so a flow yields at most one code or refusal even when its
     /// form is posted twice at once; the others see an expired flow.
     private func finish(
-        flowID: String, eventLoop: any EventLoop, _ answer: @escaping () -> EventLoopFuture<LocalResponse>
+        flowID: String,
+        eventLoop: any EventLoop,
+        _ answer: @escaping () -> EventLoopFuture<LocalResponse>
     ) -> EventLoopFuture<LocalResponse> {
-        self.deps.browserState.deleteFlow(id: flowID).assumeIsolated().flatMap { existed -> EventLoopFuture<LocalResponse> in
+        self.deps.browserState.deleteFlow(id: flowID).assumeIsolated().flatMap {
+            existed -> EventLoopFuture<LocalResponse> in
             guard existed else { return eventLoop.makeFailedFuture(Self.expiredFlow) }
             return answer()
         }.nonisolated()
     }
 
-    private func finish(flowID: String, _ response: LocalResponse, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func finish(
+        flowID: String,
+        _ response: LocalResponse,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         self.finish(flowID: flowID, eventLoop: eventLoop) { eventLoop.makeSucceededFuture(response) }
     }
 
     /// An error sent back to the client (303 with `error`, `error_description`, `state`, `iss`).
     private func refuse(_ refusal: AuthorizeErrorRedirect) -> LocalResponse {
-        PageResponses.seeOther(AuthorizeValidation.location(
-            redirectURI: refusal.redirectURI,
-            parameters: [("error", refusal.error), ("error_description", refusal.description), ("state", refusal.state)],
-            issuer: self.deps.issuer))
+        PageResponses.seeOther(
+            AuthorizeValidation.location(
+                redirectURI: refusal.redirectURI,
+                parameters: [
+                    ("error", refusal.error), ("error_description", refusal.description), ("state", refusal.state),
+                ],
+                issuer: self.deps.issuer
+            )
+        )
     }
 
     private func page(_ error: AuthorizeValidation.PageError, _ request: LocalRequest) -> LocalResponse {
-        PageResponses.error(GatewayError(status: error.status, code: error.code, description: error.message), requestID: request.requestID)
+        PageResponses.error(
+            GatewayError(status: error.status, code: error.code, description: error.message),
+            requestID: request.requestID
+        )
     }
 
     private func loginPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, error: String?) -> LocalResponse {
         var context: [String: Any] = [
-            "title": "Sign in", "client_name": client.name, "flow": flowID, "csrf_token": flow.csrfToken, "action": Self.loginPath,
+            "title": "Sign in", "client_name": client.name, "flow": flowID, "csrf_token": flow.csrfToken,
+            "action": Self.loginPath,
         ]
         if let error { context["error"] = error }
-        context.merge(SSOTemplate.context(self.deps.sso) { "/sso/start?provider=\($0)&flow=\(flowID)" }) { _, new in new }
-        return PageResponses.page(.login, context, formActionOrigin: Self.origin(of: flow.request.redirectURI), renderer: self.renderer)
+        context.merge(SSOTemplate.context(self.deps.sso) { "/sso/start?provider=\($0)&flow=\(flowID)" }) { _, new in new
+        }
+        return PageResponses.page(
+            .login,
+            context,
+            formActionOrigin: Self.origin(of: flow.request.redirectURI),
+            renderer: self.renderer
+        )
     }
 
-    private func consentPage(flowID: String, flow: AuthorizeFlow, client: OAuthClient, session: BrowserSessions.Active, scopes: [String]) -> LocalResponse {
+    private func consentPage(
+        flowID: String,
+        flow: AuthorizeFlow,
+        client: OAuthClient,
+        session: BrowserSessions.Active,
+        scopes: [String]
+    ) -> LocalResponse {
         let origin = Self.origin(of: flow.request.redirectURI)
         let context: [String: Any] = [
             "title": "Allow access?", "client_name": client.name, "user_email": session.user.displayEmail,
             "scopes": scopes.map { ["name": $0, "description": OAuthScopeCatalog.description(of: $0) ?? $0] },
             "redirect_origin": origin ?? flow.request.redirectURI, "flow": flowID, "csrf_token": flow.csrfToken,
-            "action": Self.consentPath, "logout_action": Self.logoutPath, "session_csrf_token": session.record.csrfToken,
+            "action": Self.consentPath, "logout_action": Self.logoutPath,
+            "session_csrf_token": session.record.csrfToken,
         ]
         return PageResponses.page(.consent, context, formActionOrigin: origin, renderer: self.renderer)
     }
@@ -460,7 +696,8 @@ package final class AuthorizePages: LocalEndpoint {
         let afterScheme = uri[schemeEnd.upperBound...]
         let end = afterScheme.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? afterScheme.endIndex
         let authority = afterScheme[..<end]
-        guard !authority.isEmpty, !authority.contains("@"), !authority.contains(" "), !authority.contains(";"), !authority.contains(",")
+        guard !authority.isEmpty, !authority.contains("@"), !authority.contains(" "), !authority.contains(";"),
+            !authority.contains(",")
         else { return nil }
         let scheme = String(uri[..<schemeEnd.upperBound])
         // A CSP source cannot name an IPv6 literal (Chromium ignores `http://[::1]:port`):
@@ -480,7 +717,10 @@ package final class AuthorizePages: LocalEndpoint {
         case CredentialStoreError.unavailable:
             return PageResponses.error(GatewayError.authUnavailable, requestID: request.requestID)
         default:
-            self.deps.logger.error("authorization page failed", metadata: ["reason": "\(error)", "request_id": .string(request.requestID)])
+            self.deps.logger.error(
+                "authorization page failed",
+                metadata: ["reason": "\(error)", "request_id": .string(request.requestID)]
+            )
             return PageResponses.error(GatewayError.internalError, requestID: request.requestID)
         }
     }

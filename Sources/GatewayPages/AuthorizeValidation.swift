@@ -12,7 +12,14 @@ package struct AuthorizeClient: Sendable, Hashable {
     package var isPublic: Bool
     package var allowsAuthorizationCode: Bool
 
-    package init(id: String, name: String, redirectURIs: [String], scopes: [String], isPublic: Bool, allowsAuthorizationCode: Bool) {
+    package init(
+        id: String,
+        name: String,
+        redirectURIs: [String],
+        scopes: [String],
+        isPublic: Bool,
+        allowsAuthorizationCode: Bool
+    ) {
         self.id = id
         self.name = name
         self.redirectURIs = redirectURIs
@@ -34,7 +41,13 @@ package struct AuthorizeRequest: Sendable, Hashable, Codable {
     /// The S256 challenge, or nil (confidential clients only).
     package var codeChallenge: String?
 
-    package init(clientID: String, redirectURI: String, state: String?, requestedScopes: [String]?, codeChallenge: String?) {
+    package init(
+        clientID: String,
+        redirectURI: String,
+        state: String?,
+        requestedScopes: [String]?,
+        codeChallenge: String?
+    ) {
         self.clientID = clientID
         self.redirectURI = redirectURI
         self.state = state
@@ -97,12 +110,18 @@ package enum AuthorizeValidation {
         switch FormFields.parse(query.utf8, maximumBytes: maximumQueryBytes) {
         case .success(let parsed): fields = parsed
         case .failure:
-            return .failure(PageError(status: 400, code: "invalid_request", message: "The authorization request is malformed."))
+            return .failure(
+                PageError(status: 400, code: "invalid_request", message: "The authorization request is malformed.")
+            )
         }
         guard !fields.duplicates.contains("client_id"), let clientID = fields["client_id"], !clientID.isEmpty else {
-            return .failure(PageError(
-                status: 400, code: "invalid_request",
-                message: "The authorization request must name exactly one client (client_id)."))
+            return .failure(
+                PageError(
+                    status: 400,
+                    code: "invalid_request",
+                    message: "The authorization request must name exactly one client (client_id)."
+                )
+            )
         }
         guard clientID.utf8.count <= 64, clientID.utf8.allSatisfy(FormFields.isUnreserved) else {
             return .failure(unknownClient)
@@ -111,24 +130,40 @@ package enum AuthorizeValidation {
     }
 
     static let unknownClient = PageError(
-        status: 400, code: "invalid_client", message: "The application that sent you here is not registered with this gateway.")
+        status: 400,
+        code: "invalid_client",
+        message: "The application that sent you here is not registered with this gateway."
+    )
 
     package static func validate(fields: FormFields, client: AuthorizeClient?) -> Outcome {
         guard let client else { return .page(unknownClient) }
-        guard !fields.duplicates.contains("redirect_uri"), let redirectURI = fields["redirect_uri"], !redirectURI.isEmpty else {
-            return .page(PageError(
-                status: 400, code: "invalid_request",
-                message: "The authorization request must name exactly one redirect URI (redirect_uri)."))
+        guard !fields.duplicates.contains("redirect_uri"), let redirectURI = fields["redirect_uri"],
+            !redirectURI.isEmpty
+        else {
+            return .page(
+                PageError(
+                    status: 400,
+                    code: "invalid_request",
+                    message: "The authorization request must name exactly one redirect URI (redirect_uri)."
+                )
+            )
         }
-        guard client.redirectURIs.contains(where: { OAuthRedirectURI.matches(registered: $0, presented: redirectURI) }) else {
-            return .page(PageError(
-                status: 400, code: "invalid_request",
-                message: "The redirect URI is not registered for this application, so you are not sent back to it."))
+        guard client.redirectURIs.contains(where: { OAuthRedirectURI.matches(registered: $0, presented: redirectURI) })
+        else {
+            return .page(
+                PageError(
+                    status: 400,
+                    code: "invalid_request",
+                    message: "The redirect URI is not registered for this application, so you are not sent back to it."
+                )
+            )
         }
         // From here on the redirect URI is the client's: errors go back to it.
         var state = fields["state"]
         func refuse(_ error: String, _ description: String) -> Outcome {
-            .redirect(AuthorizeErrorRedirect(redirectURI: redirectURI, error: error, description: description, state: state))
+            .redirect(
+                AuthorizeErrorRedirect(redirectURI: redirectURI, error: error, description: description, state: state)
+            )
         }
         if let value = state, value.utf8.count > maximumStateBytes {
             state = nil
@@ -151,7 +186,10 @@ package enum AuthorizeValidation {
         switch (challenge, method) {
         case (nil, nil):
             if client.isPublic {
-                return refuse("invalid_request", "A public client must send a PKCE code_challenge with code_challenge_method=S256.")
+                return refuse(
+                    "invalid_request",
+                    "A public client must send a PKCE code_challenge with code_challenge_method=S256."
+                )
             }
         case (nil, _?):
             return refuse("invalid_request", "code_challenge_method was sent without code_challenge.")
@@ -162,7 +200,10 @@ package enum AuthorizeValidation {
                 return refuse("invalid_request", "Only code_challenge_method=S256 is supported.")
             }
             guard isValidChallenge(challenge) else {
-                return refuse("invalid_request", "code_challenge must be an S256 value: 43 characters of A-Z a-z 0-9 - _.")
+                return refuse(
+                    "invalid_request",
+                    "code_challenge must be an S256 value: 43 characters of A-Z a-z 0-9 - _."
+                )
             }
         }
         var requested: [String]?
@@ -183,9 +224,15 @@ package enum AuthorizeValidation {
                 requested = scopes.filter { seen.insert($0).inserted }
             }
         }
-        return .valid(AuthorizeRequest(
-            clientID: client.id, redirectURI: redirectURI, state: state, requestedScopes: requested,
-            codeChallenge: challenge))
+        return .valid(
+            AuthorizeRequest(
+                clientID: client.id,
+                redirectURI: redirectURI,
+                state: state,
+                requestedScopes: requested,
+                codeChallenge: challenge
+            )
+        )
     }
 
     /// RFC 7636 §4.2: an S256 challenge is the base64url form of a SHA-256, 43 characters;

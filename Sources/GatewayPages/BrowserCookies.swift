@@ -35,18 +35,24 @@ package enum BrowserCookies {
 
     /// Whether `value` is a 32-byte random value as we write it: 43 base64url characters.
     package static func isTokenValue(_ value: String) -> Bool {
-        value.utf8.count == 43 && value.utf8.allSatisfy { byte in
-            FormFields.isUnreserved(byte) && byte != UInt8(ascii: ".") && byte != UInt8(ascii: "~")
-        }
+        value.utf8.count == 43
+            && value.utf8.allSatisfy { byte in
+                FormFields.isUnreserved(byte) && byte != UInt8(ascii: ".") && byte != UInt8(ascii: "~")
+            }
     }
 
     private static func trimmed(_ text: Substring) -> String {
-        String(text.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+        String(
+            text.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()
+        )
     }
 
     /// A `Set-Cookie` header setting `name` to `value` for `maxAge` seconds.
     package static func set(name: String, value: String, maxAge: Int64, isTLS: Bool) -> GatewayError.HeaderField {
-        .init("Set-Cookie", "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (isTLS ? "; Secure" : ""))
+        .init(
+            "Set-Cookie",
+            "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (isTLS ? "; Secure" : "")
+        )
     }
 
     /// A `Set-Cookie` header removing `name`.

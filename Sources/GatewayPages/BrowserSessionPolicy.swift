@@ -17,7 +17,9 @@ package struct BrowserSessionPolicy: Sendable, Hashable {
 
     package init(_ settings: UISettings) {
         self.init(
-            idleTimeout: settings.sessionIdleTimeout.components.seconds, lifetime: settings.sessionLifetime.components.seconds)
+            idleTimeout: settings.sessionIdleTimeout.components.seconds,
+            lifetime: settings.sessionLifetime.components.seconds
+        )
     }
 
     package enum Verdict: Sendable, Equatable {
@@ -32,7 +34,9 @@ package struct BrowserSessionPolicy: Sendable, Hashable {
     }
 
     package func evaluate(_ record: BrowserSessionRecord, now: Int64) -> Verdict {
-        guard now - record.lastSeen < self.idleTimeout, now - record.createdAt < self.lifetime, record.createdAt <= now + 60 else {
+        guard now - record.lastSeen < self.idleTimeout, now - record.createdAt < self.lifetime,
+            record.createdAt <= now + 60
+        else {
             return .expired
         }
         let ttl = self.ttl(createdAt: record.createdAt, now: now)

@@ -21,7 +21,12 @@ package final class BrowserSessions {
     package let policy: BrowserSessionPolicy
     private let now: () -> Int64
 
-    package init(store: any BrowserStateStore, users: any SessionStore, policy: BrowserSessionPolicy, now: @escaping () -> Int64) {
+    package init(
+        store: any BrowserStateStore,
+        users: any SessionStore,
+        policy: BrowserSessionPolicy,
+        now: @escaping () -> Int64
+    ) {
         self.store = store
         self.users = users
         self.policy = policy
@@ -31,7 +36,12 @@ package final class BrowserSessions {
     /// The request's session, or nil: no (or an ambiguous) cookie, unknown, expired, or its
     /// user gone, disabled or replaced. An expired or orphaned session is deleted.
     package func current(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<Active?> {
-        guard let value = BrowserCookies.value(named: BrowserCookies.sessionName(isTLS: request.isTLS), in: request.values(of: "Cookie")) else {
+        guard
+            let value = BrowserCookies.value(
+                named: BrowserCookies.sessionName(isTLS: request.isTLS),
+                in: request.values(of: "Cookie")
+            )
+        else {
             return eventLoop.makeSucceededFuture(nil)
         }
         let hash = PageRandom.hash(value)
@@ -56,17 +66,31 @@ package final class BrowserSessions {
     /// A new session for `user` and the `Set-Cookie` that hands it to the browser. The value
     /// is always new (never one the browser had before signing in); the browser's previous
     /// session, if any, is deleted.
-    package func create(for user: UserRecord, request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<GatewayError.HeaderField> {
+    package func create(
+        for user: UserRecord,
+        request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<GatewayError.HeaderField> {
         let name = BrowserCookies.sessionName(isTLS: request.isTLS)
         let now = self.now()
         let value = PageRandom.token()
-        let record = BrowserSessionRecord(userID: user.id, email: user.email, createdAt: now, lastSeen: now, csrfToken: CSRFCheck.newToken())
+        let record = BrowserSessionRecord(
+            userID: user.id,
+            email: user.email,
+            createdAt: now,
+            lastSeen: now,
+            csrfToken: CSRFCheck.newToken()
+        )
         let old = BrowserCookies.value(named: name, in: request.values(of: "Cookie")).map(PageRandom.hash)
         let store = self.store
         let maxAge = self.policy.lifetime
-        return store.createSession(hash: PageRandom.hash(value), record: record, ttl: self.policy.ttl(createdAt: now, now: now))
-            .assumeIsolated().flatMap { old.map { store.deleteSession(hash: $0) } ?? eventLoop.makeSucceededVoidFuture() }
-            .map { BrowserCookies.set(name: name, value: value, maxAge: maxAge, isTLS: request.isTLS) }.nonisolated()
+        return store.createSession(
+            hash: PageRandom.hash(value),
+            record: record,
+            ttl: self.policy.ttl(createdAt: now, now: now)
+        )
+        .assumeIsolated().flatMap { old.map { store.deleteSession(hash: $0) } ?? eventLoop.makeSucceededVoidFuture() }
+        .map { BrowserCookies.set(name: name, value: value, maxAge: maxAge, isTLS: request.isTLS) }.nonisolated()
     }
 
     /// Ends `session` (sign-out); returns the `Set-Cookie` that clears the cookie.

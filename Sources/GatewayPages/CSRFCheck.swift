@@ -8,7 +8,9 @@ package enum CSRFCheck {
     package static func newToken() -> String { PageRandom.token() }
 
     package static func matches(posted: String?, expected: String?) -> Bool {
-        guard let posted, let expected, !expected.isEmpty, posted.utf8.count == expected.utf8.count else { return false }
+        guard let posted, let expected, !expected.isEmpty, posted.utf8.count == expected.utf8.count else {
+            return false
+        }
         return HMACSHA256.constantTimeEquals(Array(posted.utf8), Array(expected.utf8))
     }
 }

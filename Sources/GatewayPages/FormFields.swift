@@ -22,7 +22,10 @@ package struct FormFields: Sendable, Equatable {
 
     /// Parses `text`; empty pairs (`a=1&&b=2`) are skipped, a pair without `=` has an empty
     /// value.
-    package static func parse(_ text: some Collection<UInt8>, maximumBytes: Int = 16 * 1024) -> Result<FormFields, Failure> {
+    package static func parse(
+        _ text: some Collection<UInt8>,
+        maximumBytes: Int = 16 * 1024
+    ) -> Result<FormFields, Failure> {
         guard text.count <= maximumBytes else { return .failure(.tooLarge) }
         var fields = FormFields()
         var count = 0
@@ -30,7 +33,8 @@ package struct FormFields: Sendable, Equatable {
             count += 1
             guard count <= maximumFields else { return .failure(.tooLarge) }
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(parts[0]), !name.isEmpty, let value = parts.count == 2 ? decode(parts[1]) : "" else {
+            guard let name = decode(parts[0]), !name.isEmpty, let value = parts.count == 2 ? decode(parts[1]) : ""
+            else {
                 return .failure(.malformed)
             }
             if fields.values[name] != nil {
@@ -53,7 +57,9 @@ package struct FormFields: Sendable, Equatable {
             case UInt8(ascii: "+"):
                 bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
                 bytes.append(high << 4 | low)
             default:
                 bytes.append(byte)
@@ -90,7 +96,8 @@ package struct FormFields: Sendable, Equatable {
 
     package static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             true
         default: false

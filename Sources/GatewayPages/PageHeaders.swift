@@ -8,7 +8,8 @@ package enum PageHeaders {
 
     package static func policy(formActionOrigin: String?) -> String {
         let extra = formActionOrigin.map { " " + $0 } ?? ""
-        return "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'\(extra); frame-ancestors 'none'"
+        return
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'\(extra); frame-ancestors 'none'"
     }
 
     /// - Parameter formActionOrigin: one more origin forms may lead to. Chromium applies

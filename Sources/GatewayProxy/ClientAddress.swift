@@ -37,8 +37,8 @@ extension ClientAddress {
     }
 }
 
-private extension Substring {
-    func trimmingCharacters(in set: Set<Character>) -> Substring {
+extension Substring {
+    fileprivate func trimmingCharacters(in set: Set<Character>) -> Substring {
         var slice = self[...]
         while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
         while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
@@ -46,6 +46,6 @@ private extension Substring {
     }
 }
 
-private extension Set where Element == Character {
-    static var whitespaces: Set<Character> { [" ", "\t"] }
+extension Set where Element == Character {
+    fileprivate static var whitespaces: Set<Character> { [" ", "\t"] }
 }

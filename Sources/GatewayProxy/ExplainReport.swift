@@ -78,7 +78,8 @@ package struct ExplainReport: Sendable {
             JSONText.appendQuoted(decision.policy, to: &out)
             out += ",\"key\":"
             JSONText.appendQuoted(entry.key, to: &out)
-            out += ",\"limit\":\(decision.limit),\"remaining\":\(decision.remaining),\"would_admit\":\(decision.allowed)"
+            out +=
+                ",\"limit\":\(decision.limit),\"remaining\":\(decision.remaining),\"would_admit\":\(decision.allowed)"
             out += ",\"retry_after\":\(decision.retryAfterSeconds)}"
         }
         out += "],\"decision\":{\"outcome\":"
@@ -109,7 +110,8 @@ package struct ExplainReport: Sendable {
             case .fail: mark = "FAIL"
             case .info: mark = "  - "
             }
-            out += "  \(mark) \(step.name + String(repeating: " ", count: max(0, width - step.name.count)))  \(step.detail)\n"
+            out +=
+                "  \(mark) \(step.name + String(repeating: " ", count: max(0, width - step.name.count)))  \(step.detail)\n"
         }
         if let error {
             out += "decision: DENY \(error.status) \(error.code)"
@@ -117,7 +119,8 @@ package struct ExplainReport: Sendable {
             out += "\n  \(error.description)\n"
             if let wwwAuthenticate { out += "  WWW-Authenticate: \(wwwAuthenticate)\n" }
         } else {
-            out += "decision: ALLOW (\(self.destination == "gateway" ? "answered by the gateway" : "forwarded upstream"))\n"
+            out +=
+                "decision: ALLOW (\(self.destination == "gateway" ? "answered by the gateway" : "forwarded upstream"))\n"
         }
         return out
     }

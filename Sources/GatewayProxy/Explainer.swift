@@ -16,21 +16,40 @@ package enum Explainer {
         var headers = HTTPHeaders()
         for field in request.headers { headers.add(name: field.name, value: field.value) }
         if !headers.contains(name: "host") { headers.add(name: "Host", value: "explain.invalid") }
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: request.target, headers: headers)
+        let head = HTTPRequestHead(
+            version: .http1_1,
+            method: HTTPMethod(rawValue: request.method),
+            uri: request.target,
+            headers: headers
+        )
         let clientAddress = ClientAddress.resolve(
-            peer: request.clientAddress, forwardedFor: head.headers["x-forwarded-for"], trusted: loop.configuration.server.trustedProxies)
+            peer: request.clientAddress,
+            forwardedFor: head.headers["x-forwarded-for"],
+            trusted: loop.configuration.server.trustedProxies
+        )
         let (rawPath, _) = ProxyHandler.splitTarget(request.target)
         var report = ExplainReport(
-            method: request.method, path: rawPath, normalizedPath: nil, clientAddress: clientAddress,
-            tokenFingerprint: Self.fingerprint(head.headers["authorization"]), steps: [], principal: nil, rateLimits: [],
-            error: nil, destination: nil)
+            method: request.method,
+            path: rawPath,
+            normalizedPath: nil,
+            clientAddress: clientAddress,
+            tokenFingerprint: Self.fingerprint(head.headers["authorization"]),
+            steps: [],
+            principal: nil,
+            rateLimits: [],
+            error: nil,
+            destination: nil
+        )
         func finish(_ error: GatewayError?) -> EventLoopFuture<ExplainReport> {
             report.steps = trace.steps
             report.error = error
             return loop.eventLoop.makeSucceededFuture(report)
         }
 
-        if case .failure(let error) = RequestValidation.validate(head, maxBodyBytes: loop.configuration.server.maxBodyBytes) {
+        if case .failure(let error) = RequestValidation.validate(
+            head,
+            maxBodyBytes: loop.configuration.server.maxBodyBytes
+        ) {
             trace.fail("request", error.description)
             return finish(error)
         }
@@ -46,9 +65,16 @@ package enum Explainer {
         }
         report.normalizedPath = normalizedPath
         let builtIn = BuiltInEndpoint.match(
-            normalizedPath, sessionsEnabled: loop.sessionEndpoints != nil, local: loop.localEndpoints)
+            normalizedPath,
+            sessionsEnabled: loop.sessionEndpoints != nil,
+            local: loop.localEndpoints
+        )
         let route = RequestDecision.route(
-            method: head.method.rawValue, normalizedPath: normalizedPath, builtIn: builtIn, routes: loop.authenticator.routes)
+            method: head.method.rawValue,
+            normalizedPath: normalizedPath,
+            builtIn: builtIn,
+            routes: loop.authenticator.routes
+        )
         trace.info("route.match", "\(route.label)\(route.rateLimit.map { " (rate limit \($0))" } ?? "")")
         let outcome = loop.authenticator.authorize(
             method: head.method.rawValue,
@@ -70,7 +96,11 @@ package enum Explainer {
         let eventLoop = loop.eventLoop
         return decided.assumeIsolated().flatMap { principal -> EventLoopFuture<ExplainReport> in
             report.principal = principal
-            let policies = RateLimitGate.policies(route: route.rateLimit, principal: principal, configuration: loop.configuration)
+            let policies = RateLimitGate.policies(
+                route: route.rateLimit,
+                principal: principal,
+                configuration: loop.configuration
+            )
             guard !policies.isEmpty else {
                 trace.info("rate_limit", "no policy applies")
                 report.destination = builtIn == nil ? "upstream" : "gateway"
@@ -91,14 +121,21 @@ package enum Explainer {
                         report.rateLimits.append((key, decision))
                         let before = decision.allowed ? decision.remaining + 1 : decision.remaining
                         if decision.allowed {
-                            trace.pass("rate_limit.\(decision.policy)", "bucket \(key): \(before) of \(decision.limit) tokens; this request would take one")
+                            trace.pass(
+                                "rate_limit.\(decision.policy)",
+                                "bucket \(key): \(before) of \(decision.limit) tokens; this request would take one"
+                            )
                         } else {
                             trace.fail(
                                 "rate_limit.\(decision.policy)",
-                                "bucket \(key): \(before) of \(decision.limit) tokens; next token in \(decision.retryAfterSeconds)s")
+                                "bucket \(key): \(before) of \(decision.limit) tokens; next token in \(decision.retryAfterSeconds)s"
+                            )
                         }
                     case .storeUnavailable(let policy):
-                        trace.fail("rate_limit.\(policy)", "the rate-limit store cannot answer and the policy says on_store_unavailable = deny")
+                        trace.fail(
+                            "rate_limit.\(policy)",
+                            "the rate-limit store cannot answer and the policy says on_store_unavailable = deny"
+                        )
                     }
                 }
                 // The request path's own verdict on these outcomes.

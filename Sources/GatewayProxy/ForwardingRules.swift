@@ -201,7 +201,8 @@ package enum ForwardingRules {
 
     /// Whether a cookie name is one of the gateway's own (`dbgw_...`, `__Host-dbgw_...`).
     static func isGatewayCookie(_ name: Substring) -> Bool {
-        let bare = name.hasPrefix("__Host-") ? name.dropFirst(7) : name.hasPrefix("__Secure-") ? name.dropFirst(9) : name
+        let bare =
+            name.hasPrefix("__Host-") ? name.dropFirst(7) : name.hasPrefix("__Secure-") ? name.dropFirst(9) : name
         return bare.hasPrefix("dbgw_")
     }
 

@@ -1,10 +1,10 @@
 package import GatewayAuth
-package import GatewayRateLimit
 package import GatewayConfig
+package import GatewayCore
 package import GatewayCrypto
+package import GatewayRateLimit
 package import GatewayStore
 import GatewayTLS
-package import GatewayCore
 package import Logging
 package import NIOCore
 
@@ -95,18 +95,32 @@ package final class LoopContext {
         self.introspection = introspection
         self.managementStore = managementStore
         self.managementSessions = managementSessions
-        self.rateLimiter = rateLimiter ?? RateLimiter(
-            eventLoop: eventLoop, local: LocalRateLimiter(group: eventLoop), redis: nil, logger: logger)
+        self.rateLimiter =
+            rateLimiter
+            ?? RateLimiter(
+                eventLoop: eventLoop,
+                local: LocalRateLimiter(group: eventLoop),
+                redis: nil,
+                logger: logger
+            )
         self.sessionStore = sessionStore ?? identity?.sessions
         self.eventLoop = eventLoop
         self.configuration = configuration
         self.connector = connector
         self.logger = logger
-        self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
+        self.accessLog = AccessLog(
+            logger: logger,
+            enabled: configuration.logging.accessLog,
+            sampleRate: configuration.logging.accessLogSampleRate
+        )
         self.tls = tls
         self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
         self.pool = UpstreamPool(
-            eventLoop: eventLoop, settings: configuration.upstream, connector: connector, tls: tls.upstream, logger: logger
+            eventLoop: eventLoop,
+            settings: configuration.upstream,
+            connector: connector,
+            tls: tls.upstream,
+            logger: logger
         )
         self.upstreamAuthority = configuration.upstream.authority
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
@@ -117,16 +131,39 @@ package final class LoopContext {
         self.identity = identity
         self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
         self.authenticator = Self.makeAuthenticator(
-            configuration, store: store, hmac: hmac, logger: logger, now: now, jwt: self.jwtAuthenticator,
-            opaqueTokens: opaqueTokenStore, introspection: introspection)
+            configuration,
+            store: store,
+            hmac: hmac,
+            logger: logger,
+            now: now,
+            jwt: self.jwtAuthenticator,
+            opaqueTokens: opaqueTokenStore,
+            introspection: introspection
+        )
         self.apiKeyEndpoints = Self.makeEndpoints(
-            store: managementStore ?? store, sessions: managementSessions ?? self.sessionStore, limiter: self.rateLimiter,
-            authenticator: self.authenticator, configuration: configuration, now: now)
+            store: managementStore ?? store,
+            sessions: managementSessions ?? self.sessionStore,
+            limiter: self.rateLimiter,
+            authenticator: self.authenticator,
+            configuration: configuration,
+            now: now
+        )
         self.sessionEndpoints = Self.makeSessions(
-            identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: eventLoop, logger: logger, now: now)
+            identity,
+            jwt: self.jwtAuthenticator,
+            limiter: self.rateLimiter,
+            eventLoop: eventLoop,
+            logger: logger,
+            now: now
+        )
     }
 
-    private static func makeJWT(_ identity: LoopIdentity?, eventLoop: any EventLoop, logger: Logger, now: @escaping @Sendable () -> Int64) -> JWTAuthenticator? {
+    private static func makeJWT(
+        _ identity: LoopIdentity?,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        now: @escaping @Sendable () -> Int64
+    ) -> JWTAuthenticator? {
         guard let identity else { return nil }
         return JWTAuthenticator(
             eventLoop: eventLoop,
@@ -151,7 +188,8 @@ package final class LoopContext {
         let settings = identity.runtime.settings
         let ownPolicy = issuer.policy(
             leewaySeconds: Int64(settings.leeway.components.seconds),
-            maxLifetimeSeconds: Int64(settings.maxTokenLifetime.components.seconds))
+            maxLifetimeSeconds: Int64(settings.maxTokenLifetime.components.seconds)
+        )
         let ownKeys = issuer.verificationKeys
         return SessionEndpoints(
             issuer: issuer,
@@ -194,9 +232,21 @@ package final class LoopContext {
             now: now,
             jwt: jwt,
             opaqueTokens: opaqueTokens.map {
-                OpaqueTokenAuthenticator(store: $0, cache: configuration.cache, issuer: configuration.jwt.issuer, logger: logger, now: now)
+                OpaqueTokenAuthenticator(
+                    store: $0,
+                    cache: configuration.cache,
+                    issuer: configuration.jwt.issuer,
+                    logger: logger,
+                    now: now
+                )
             },
-            introspection: Self.makeIntrospection(configuration, introspection: introspection, eventLoop: store.eventLoop, logger: logger, now: now)
+            introspection: Self.makeIntrospection(
+                configuration,
+                introspection: introspection,
+                eventLoop: store.eventLoop,
+                logger: logger,
+                now: now
+            )
         )
     }
 
@@ -209,8 +259,14 @@ package final class LoopContext {
     ) -> IntrospectionAuthenticator? {
         guard let introspection, !configuration.introspection.isEmpty else { return nil }
         return IntrospectionAuthenticator(
-            endpoints: configuration.introspection, post: introspection.post, shared: introspection.shared,
-            eventLoop: eventLoop, maximumEntries: configuration.cache.maxEntries, logger: logger, now: now)
+            endpoints: configuration.introspection,
+            post: introspection.post,
+            shared: introspection.shared,
+            eventLoop: eventLoop,
+            maximumEntries: configuration.cache.maxEntries,
+            logger: logger,
+            now: now
+        )
     }
 
     private static func makeEndpoints(
@@ -222,12 +278,17 @@ package final class LoopContext {
         now: @escaping @Sendable () -> Int64
     ) -> APIKeyEndpoints {
         let settings = configuration.apiKeys
-        let policy = settings.managementRateLimit.flatMap(configuration.rateLimitPolicy(named:)) ?? APIKeySettings.managementDefaultPolicy
+        let policy =
+            settings.managementRateLimit.flatMap(configuration.rateLimitPolicy(named:))
+            ?? APIKeySettings.managementDefaultPolicy
         let eventLoop = store.eventLoop
         return APIKeyEndpoints(
-            service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)), now: now,
-            policies: Set(configuration.rateLimits.map(\.name)), sessionIssuer: configuration.jwt.issuer,
-            sessions: sessions, maxKeysPerOwner: settings.maxKeysPerOwner,
+            service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)),
+            now: now,
+            policies: Set(configuration.rateLimits.map(\.name)),
+            sessionIssuer: configuration.jwt.issuer,
+            sessions: sessions,
+            maxKeysPerOwner: settings.maxKeysPerOwner,
             admit: { principal in
                 // Buckets of their own: management calls never use up a caller's API quota.
                 let outcome: EventLoopFuture<RateLimitOutcome>
@@ -238,7 +299,8 @@ package final class LoopContext {
                 return outcome.flatMapThrowing { outcome in
                     if case .refused(let error) = RateLimitGate.combine([outcome]) { throw error }
                 }
-            })
+            }
+        )
     }
 
     /// Switches this loop to `configuration`. A changed upstream (or upstream TLS context)
@@ -261,7 +323,10 @@ package final class LoopContext {
         if configuration.upstream != self.configuration.upstream || tls.upstream !== self.tls.upstream {
             self.pool.retire()
             self.pool = UpstreamPool(
-                eventLoop: self.eventLoop, settings: configuration.upstream, connector: self.connector, tls: tls.upstream,
+                eventLoop: self.eventLoop,
+                settings: configuration.upstream,
+                connector: self.connector,
+                tls: tls.upstream,
                 logger: logger
             )
         }
@@ -273,33 +338,67 @@ package final class LoopContext {
         self.upstreamAuthority = configuration.upstream.authority
         self.configuration = configuration
         self.logger = logger
-        self.accessLog = AccessLog(logger: logger, enabled: configuration.logging.accessLog, sampleRate: configuration.logging.accessLogSampleRate)
+        self.accessLog = AccessLog(
+            logger: logger,
+            enabled: configuration.logging.accessLog,
+            sampleRate: configuration.logging.accessLogSampleRate
+        )
         if let identity {
             self.identity = identity
             self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: self.eventLoop, logger: logger, now: self.now)
             self.sessionEndpoints = Self.makeSessions(
-                identity, jwt: self.jwtAuthenticator, limiter: self.rateLimiter, eventLoop: self.eventLoop, logger: logger, now: self.now)
+                identity,
+                jwt: self.jwtAuthenticator,
+                limiter: self.rateLimiter,
+                eventLoop: self.eventLoop,
+                logger: logger,
+                now: self.now
+            )
         }
         if store == nil {
             // The introspection setup survives a reload that leaves it alone, with what its
             // loop cache learned; changed endpoints start afresh.
-            let introspection: IntrospectionAuthenticator?? = configuration.introspection == previousIntrospection
+            let introspection: IntrospectionAuthenticator?? =
+                configuration.introspection == previousIntrospection
                 ? nil
-                : .some(Self.makeIntrospection(configuration, introspection: self.introspection, eventLoop: self.eventLoop, logger: logger, now: self.now))
+                : .some(
+                    Self.makeIntrospection(
+                        configuration,
+                        introspection: self.introspection,
+                        eventLoop: self.eventLoop,
+                        logger: logger,
+                        now: self.now
+                    )
+                )
             self.authenticator.apply(
                 cache: configuration.cache,
                 routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
-                jwt: self.jwtAuthenticator, logger: logger, opaqueTokenIssuer: configuration.jwt.issuer,
-                introspection: introspection)
+                jwt: self.jwtAuthenticator,
+                logger: logger,
+                opaqueTokenIssuer: configuration.jwt.issuer,
+                introspection: introspection
+            )
         } else {
             // Another store: what the old one answered says nothing about the new one.
             self.authenticator = Self.makeAuthenticator(
-                configuration, store: self.store, hmac: self.hmac, logger: logger, now: self.now, jwt: self.jwtAuthenticator,
-                opaqueTokens: self.opaqueTokenStore, introspection: self.introspection)
+                configuration,
+                store: self.store,
+                hmac: self.hmac,
+                logger: logger,
+                now: self.now,
+                jwt: self.jwtAuthenticator,
+                opaqueTokens: self.opaqueTokenStore,
+                introspection: self.introspection
+            )
         }
         self.apiKeyEndpoints = Self.makeEndpoints(
-            store: self.managementStore ?? self.store, sessions: self.managementSessions ?? self.sessionStore,
-            limiter: self.rateLimiter, authenticator: self.authenticator, configuration: configuration, now: self.now)
+            store: self.managementStore ?? self.store,
+            sessions: self.managementSessions ?? self.sessionStore,
+            limiter: self.rateLimiter,
+            authenticator: self.authenticator,
+            configuration: configuration,
+            now: self.now
+        )
         if let factory = self.localEndpointFactory {
             self.localEndpoints = factory(self)
         }

@@ -10,7 +10,12 @@ package struct LoopIdentity {
     package var refetch: UnknownKeyRefetch?
     package var checkPassword: PasswordCheck
 
-    package init(runtime: IdentityRuntime, sessions: any SessionStore, refetch: UnknownKeyRefetch?, checkPassword: @escaping PasswordCheck) {
+    package init(
+        runtime: IdentityRuntime,
+        sessions: any SessionStore,
+        refetch: UnknownKeyRefetch?,
+        checkPassword: @escaping PasswordCheck
+    ) {
         self.runtime = runtime
         self.sessions = sessions
         self.refetch = refetch

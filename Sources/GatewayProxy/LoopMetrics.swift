@@ -92,8 +92,15 @@ package final class LoopMetrics {
 
     package init() {}
 
-    func record(route: String, outcome: String, status: Int, credential: String?, totalMicroseconds: Int64,
-                upstreamMicroseconds: Int64?, authMicroseconds: Int64?) {
+    func record(
+        route: String,
+        outcome: String,
+        status: Int,
+        credential: String?,
+        totalMicroseconds: Int64,
+        upstreamMicroseconds: Int64?,
+        authMicroseconds: Int64?
+    ) {
         let key = RequestKey(route: route, outcome: outcome, status: status, credential: credential ?? "none")
         self.snapshotStorage.requests[key, default: 0] += 1
         self.snapshotStorage.total.observe(microseconds: totalMicroseconds)

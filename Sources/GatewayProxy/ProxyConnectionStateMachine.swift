@@ -205,7 +205,8 @@ struct ProxyConnectionStateMachine {
     }
 
     mutating func upstreamAcquired() -> Action {
-        guard case .active(var exchange) = self.state, exchange.destination == .upstream, !exchange.upstreamAttached else {
+        guard case .active(var exchange) = self.state, exchange.destination == .upstream, !exchange.upstreamAttached
+        else {
             return .releaseUnusedUpstream
         }
         exchange.upstreamAttached = true

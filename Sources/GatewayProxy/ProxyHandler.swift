@@ -155,7 +155,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.exchange?.upstream?.abort()
         }
         if let exchange = self.exchange {
-            self.log(exchange, status: exchange.status == 0 ? 499 : exchange.status, outcome: "aborted", error: "client_closed")
+            self.log(
+                exchange,
+                status: exchange.status == 0 ? 499 : exchange.status,
+                outcome: "aborted",
+                error: "client_closed"
+            )
             self.exchange = nil
         }
         context.fireChannelInactive()
@@ -267,7 +272,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
         func reject(_ error: GatewayError) {
             self.exchange = self.makeRecord(
-                head, requestID: requestID, path: rawPath, framing: .none, uri: head.uri, normalizedPath: rawPath, bodyTimeout: bodyTimeout
+                head,
+                requestID: requestID,
+                path: rawPath,
+                framing: .none,
+                uri: head.uri,
+                normalizedPath: rawPath,
+                bodyTimeout: bodyTimeout
             )
             self.run(self.machine.requestHeadRejected(error))
         }
@@ -305,7 +316,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
         let uri = query.map { "\(normalizedPath)?\($0)" } ?? normalizedPath
         self.exchange = self.makeRecord(
-            head, requestID: requestID, path: normalizedPath, framing: framing, uri: uri, normalizedPath: normalizedPath,
+            head,
+            requestID: requestID,
+            path: normalizedPath,
+            framing: framing,
+            uri: uri,
+            normalizedPath: normalizedPath,
             bodyTimeout: bodyTimeout
         )
         self.exchange?.expectsContinue = !expectation.isEmpty
@@ -360,11 +376,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             uri: uri,
             normalizedPath: normalizedPath,
             builtIn: BuiltInEndpoint.match(
-                normalizedPath, sessionsEnabled: self.loop.sessionEndpoints != nil, local: self.loop.localEndpoints),
+                normalizedPath,
+                sessionsEnabled: self.loop.sessionEndpoints != nil,
+                local: self.loop.localEndpoints
+            ),
             clientAddress: ClientAddress.resolve(
                 peer: self.clientAddress,
                 forwardedFor: head.headers["x-forwarded-for"],
-                trusted: self.loop.configuration.server.trustedProxies),
+                trusted: self.loop.configuration.server.trustedProxies
+            ),
             pool: self.loop.pool,
             started: .now(),
             bodyTimeout: bodyTimeout
@@ -378,8 +398,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.setReadsHeld(true)
         let authenticator = self.loop.authenticator
         let route = RequestDecision.route(
-            method: exchange.method.rawValue, normalizedPath: exchange.normalizedPath, builtIn: exchange.builtIn,
-            routes: authenticator.routes)
+            method: exchange.method.rawValue,
+            normalizedPath: exchange.normalizedPath,
+            builtIn: exchange.builtIn,
+            routes: authenticator.routes
+        )
         exchange.routeLabel = route.label
         exchange.routeRateLimit = route.rateLimit
         let outcome = authenticator.authorize(
@@ -419,13 +442,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         exchange.authorizedAt = .now()
         exchange.principal = principal
         let policies = RateLimitGate.policies(
-            route: exchange.routeRateLimit, principal: principal, configuration: self.loop.configuration)
+            route: exchange.routeRateLimit,
+            principal: principal,
+            configuration: self.loop.configuration
+        )
         guard !policies.isEmpty else {
             self.admitted(principal)
             return
         }
         let key = principal?.rateLimitKey ?? ClientAddress.bucketKey(exchange.clientAddress)
-        switch RateLimitGate.evaluate(policies, key: key, limiter: self.loop.rateLimiter, eventLoop: self.loop.eventLoop) {
+        switch RateLimitGate.evaluate(
+            policies,
+            key: key,
+            limiter: self.loop.rateLimiter,
+            eventLoop: self.loop.eventLoop
+        ) {
         case .now(let result):
             self.rateLimited(result, principal: principal)
         case .later(let future):
@@ -532,7 +563,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 self.writeLocal(response, outcome: "local", error: nil)
             case .failure(let error):
                 let gatewayError = error as? GatewayError ?? .internalError
-                self.writeLocal(self.errorResponse(gatewayError, exchange: exchange), outcome: "rejected", error: gatewayError.code)
+                self.writeLocal(
+                    self.errorResponse(gatewayError, exchange: exchange),
+                    outcome: "rejected",
+                    error: gatewayError.code
+                )
             }
         }
     }
@@ -570,14 +605,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.exchange = nil
         self.cancelBodyTimer()
         let headers = OwnResponseHead.fields(
-            for: response, requestID: exchange.requestID, close: close, strictTransportSecurity: self.strictTransportSecurity)
+            for: response,
+            requestID: exchange.requestID,
+            close: close,
+            strictTransportSecurity: self.strictTransportSecurity
+        )
         let head = HTTPResponseHead(
             version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
             status: HTTPResponseStatus(statusCode: response.status),
             headers: headers
         )
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
+            promise: nil
+        )
         exchange.bytesOut = Int64(response.body.count)
         exchange.status = response.status
         self.log(exchange, status: response.status, outcome: outcome, error: error)
@@ -658,7 +700,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             }
             let close = closeClient || exchange.closeAfterResponse
             self.log(exchange, status: exchange.status, outcome: "forwarded", error: nil)
-            self.endResponse(trailers: ForwardingRules.sanitizedResponseTrailers(trailers), close: close, context: context)
+            self.endResponse(
+                trailers: ForwardingRules.sanitizedResponseTrailers(trailers),
+                close: close,
+                context: context
+            )
 
         case .respondWithError(let error, let closeClient, let abortUpstream):
             self.cancelBodyTimer()
@@ -727,7 +773,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
     }
 
-    private func writeError(_ error: GatewayError, exchange: ExchangeRecord?, close: Bool, context: ChannelHandlerContext) {
+    private func writeError(
+        _ error: GatewayError,
+        exchange: ExchangeRecord?,
+        close: Bool,
+        context: ChannelHandlerContext
+    ) {
         let requestID = exchange?.requestID ?? self.ids.next()
         let rendered = self.errorResponse(error, exchange: exchange, requestID: requestID)
         let body = rendered.body
@@ -735,8 +786,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         // client should still see where its budget stands.
         let rateLimitHeaders = error.status != 429 ? exchange?.rateLimitHeaders ?? [] : []
         let headers = OwnResponseHead.fields(
-            for: rendered, requestID: requestID, close: close, strictTransportSecurity: self.strictTransportSecurity,
-            rateLimitHeaders: rateLimitHeaders)
+            for: rendered,
+            requestID: requestID,
+            close: close,
+            strictTransportSecurity: self.strictTransportSecurity,
+            rateLimitHeaders: rateLimitHeaders
+        )
         let version = exchange?.version ?? .http1_1
         let head = HTTPResponseHead(
             version: version.minor == 0 ? .http1_0 : .http1_1,
@@ -745,7 +800,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         )
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         // A HEAD request gets the head only; the encoder drops the body for it.
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))),
+            promise: nil
+        )
         if let exchange {
             exchange.bytesOut = Int64(body.count)
             self.log(exchange, status: error.status, outcome: "rejected", error: error.code)

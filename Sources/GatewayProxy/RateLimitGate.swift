@@ -16,7 +16,11 @@ package enum RateLimitGate {
     }
 
     /// The policies that apply, by name, in a stable order (route first).
-    static func policies(route: String?, principal: Principal?, configuration: GatewayConfiguration) -> [RateLimitPolicy] {
+    static func policies(
+        route: String?,
+        principal: Principal?,
+        configuration: GatewayConfiguration
+    ) -> [RateLimitPolicy] {
         var names: [String] = []
         if let route { names.append(route) }
         if let own = principal?.rateLimit, !names.contains(own) { names.append(own) }
@@ -44,15 +48,17 @@ package enum RateLimitGate {
             return .later(pending[0].map { Self.combine([$0]) })
         }
         let already = decided
-        return .later(EventLoopFuture.whenAllComplete(pending, on: eventLoop).map { results in
-            let outcomes = results.map { result -> RateLimitOutcome in
-                switch result {
-                case .success(let outcome): return outcome
-                case .failure: return .storeUnavailable(policy: "unknown")
+        return .later(
+            EventLoopFuture.whenAllComplete(pending, on: eventLoop).map { results in
+                let outcomes = results.map { result -> RateLimitOutcome in
+                    switch result {
+                    case .success(let outcome): return outcome
+                    case .failure: return .storeUnavailable(policy: "unknown")
+                    }
                 }
+                return Self.combine(already.map { .decided($0) } + outcomes)
             }
-            return Self.combine(already.map { .decided($0) } + outcomes)
-        })
+        )
     }
 
     package enum Either {
@@ -66,19 +72,28 @@ package enum RateLimitGate {
             switch outcome {
             case .decided(let decision): decisions.append(decision)
             case .storeUnavailable:
-                return .refused(GatewayError(
-                    status: 503, code: "rate_limit_unavailable",
-                    description: "The rate-limit store cannot be reached and this route's policy is to refuse; retry shortly.",
-                    headers: [.init("Retry-After", "1")]))
+                return .refused(
+                    GatewayError(
+                        status: 503,
+                        code: "rate_limit_unavailable",
+                        description:
+                            "The rate-limit store cannot be reached and this route's policy is to refuse; retry shortly.",
+                        headers: [.init("Retry-After", "1")]
+                    )
+                )
             }
         }
         guard decisions.contains(where: { !$0.allowed }) else { return .admitted(decisions) }
         let headers = RateLimitHeaders.fields(decisions).map { GatewayError.HeaderField($0.name, $0.value) }
         let wait = decisions.filter { !$0.allowed }.map(\.retryAfterSeconds).max() ?? 1
-        return .refused(GatewayError(
-            status: 429, code: "rate_limited",
-            description: "Too many requests: retry in \(wait) second\(wait == 1 ? "" : "s").",
-            headers: headers))
+        return .refused(
+            GatewayError(
+                status: 429,
+                code: "rate_limited",
+                description: "Too many requests: retry in \(wait) second\(wait == 1 ? "" : "s").",
+                headers: headers
+            )
+        )
     }
 }
 
@@ -117,11 +132,21 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
         case 60: RateLimitPolicy(name: name, rate: attempts, per: .minute, burst: attempts)
         case 3600: RateLimitPolicy(name: name, rate: attempts, per: .hour, burst: attempts)
         default:
-            RateLimitPolicy(name: name, rate: max(1, (attempts * 3600 + window - 1) / window), per: .hour, burst: attempts)
+            RateLimitPolicy(
+                name: name,
+                rate: max(1, (attempts * 3600 + window - 1) / window),
+                per: .hour,
+                burst: attempts
+            )
         }
     }
 
-    package func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    package func admit(
+        address: String?,
+        account: String?,
+        purpose: LoginThrottlePurpose,
+        now: NIODeadline
+    ) -> EventLoopFuture<LoginThrottleDecision> {
         // Login keeps its original key names; other purposes count in their own buckets.
         let namespace = purpose == .login ? "" : purpose.rawValue + ":"
         var checks: [(RateLimitPolicy, String)] = []
@@ -142,10 +167,13 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
             switch RateLimitGate.combine(outcomes) {
             case .admitted: return .allowed
             case .refused(let error) where error.status == 429:
-                let wait = outcomes.compactMap { outcome -> Int? in
-                    if case .decided(let decision) = outcome, !decision.allowed { return decision.retryAfterSeconds }
-                    return nil
-                }.max() ?? 1
+                let wait =
+                    outcomes.compactMap { outcome -> Int? in
+                        if case .decided(let decision) = outcome, !decision.allowed {
+                            return decision.retryAfterSeconds
+                        }
+                        return nil
+                    }.max() ?? 1
                 return .limited(retryAfterSeconds: wait, headers: error.headers.filter { $0.name != "Retry-After" })
             case .refused:
                 return .unavailable

@@ -63,7 +63,8 @@ struct RequestFramingScanner {
         return false
     }
 
-    mutating func scan<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Verdict where Bytes.Element == UInt8, Bytes.Index == Int {
+    mutating func scan<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Verdict
+    where Bytes.Element == UInt8, Bytes.Index == Int {
         guard !self.isPassingThrough else { return .accept }
         var index = bytes.startIndex
         while index < bytes.endIndex {
@@ -159,7 +160,7 @@ struct RequestFramingScanner {
                 index += 1
                 if byte == UInt8(ascii: "\n") {
                     self.endOfHeadLine()
-                } else if (byte == 0x20 || byte == 0x09), let last = self.line.last, last == 0x20 || last == 0x09 {
+                } else if byte == 0x20 || byte == 0x09, let last = self.line.last, last == 0x20 || last == 0x09 {
                     // A run of whitespace means what one byte of it means (OWS around a
                     // value, a list separator), so padding cannot push a value out of the
                     // kept line.
@@ -211,7 +212,8 @@ struct RequestFramingScanner {
         while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
         if Self.equalsIgnoringCase(name, "content-length") {
             guard !self.lineTruncated, !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-                let length = UInt64(String(decoding: value, as: UTF8.self)), self.contentLength == nil || self.contentLength == length
+                let length = UInt64(String(decoding: value, as: UTF8.self)),
+                self.contentLength == nil || self.contentLength == length
             else {
                 self.headIsUnusual = true
                 return

@@ -97,7 +97,10 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
                     for offset in 0..<name.count {
                         let byte = bytes[lineStart + offset]
                         let folded = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
-                        if folded != name[offset] { matches = false; break }
+                        if folded != name[offset] {
+                            matches = false
+                            break
+                        }
                     }
                     if matches { return true }
                 }
@@ -113,7 +116,13 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         let body = response.body
         let head = OwnResponseHead.text(
             status: error.status,
-            fields: OwnResponseHead.fields(for: response, requestID: requestID, close: true, strictTransportSecurity: nil))
+            fields: OwnResponseHead.fields(
+                for: response,
+                requestID: requestID,
+                close: true,
+                strictTransportSecurity: nil
+            )
+        )
         var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
         buffer.writeString(head)
         buffer.writeBytes(body)
@@ -123,7 +132,8 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         }
     }
 
-    package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+    package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?)
+    {
         guard let phaseEvent = event as? ConnectionPhaseEvent else {
             context.triggerUserOutboundEvent(event, promise: promise)
             return

@@ -114,7 +114,10 @@ final class UpstreamPool {
                 if let tls {
                     // First in the pipeline: the HTTP codec below it speaks plaintext.
                     _ = try TLSHandler.addClient(
-                        to: channel, context: tls, serverName: serverName, handshakeTimeout: handshakeTimeout
+                        to: channel,
+                        context: tls,
+                        serverName: serverName,
+                        handshakeTimeout: handshakeTimeout
                     )
                     loopBound.value.readGuard.tls = try channel.pipeline.syncOperations.handler(type: TLSHandler.self)
                 }
@@ -148,7 +151,8 @@ final class UpstreamPool {
                 self.connected(connection, completion)
                 return
             }
-            guard let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self).handshakeFuture else {
+            guard let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self).handshakeFuture
+            else {
                 channel.close(promise: nil)
                 completion(.failure(GatewayError.upstreamTLSFailed))
                 return
@@ -179,7 +183,10 @@ final class UpstreamPool {
         }
     }
 
-    private func connected(_ connection: UpstreamConnection, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+    private func connected(
+        _ connection: UpstreamConnection,
+        _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void
+    ) {
         self.openConnections += 1
         connection.onClose = { [weak self] closed in
             guard let self else { return }

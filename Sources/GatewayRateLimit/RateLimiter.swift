@@ -93,7 +93,10 @@ package final class RateLimiter {
             self.redisDecisions += 1
             if self.storeDown {
                 self.storeDown = false
-                self.logger.notice("rate-limit store reachable again", metadata: ["rate_limit.policy": "\(shape.policy)"])
+                self.logger.notice(
+                    "rate-limit store reachable again",
+                    metadata: ["rate_limit.policy": "\(shape.policy)"]
+                )
             }
             return .decided(decision)
         }.flatMapError { error -> EventLoopFuture<RateLimitOutcome> in
@@ -106,7 +109,10 @@ package final class RateLimiter {
                 return self.eventLoop.makeSucceededFuture(.storeUnavailable(policy: shape.policy))
             case .local:
                 if take { self.fallbackDecisions += 1 }
-                let verdict = take ? self.local.decide(shape, key: key, on: self.eventLoop) : self.local.peek(shape, key: key, on: self.eventLoop)
+                let verdict =
+                    take
+                    ? self.local.decide(shape, key: key, on: self.eventLoop)
+                    : self.local.peek(shape, key: key, on: self.eventLoop)
                 switch verdict {
                 case .decided(let decision): return self.eventLoop.makeSucceededFuture(.decided(decision))
                 case .pending(let future): return future.map { .decided($0) }
@@ -116,7 +122,8 @@ package final class RateLimiter {
         return .pending(future)
     }
 
-    private func storeFailed(_ error: any Error, policy: String, onUnavailable: RateLimitPolicy.StoreUnavailablePolicy) {
+    private func storeFailed(_ error: any Error, policy: String, onUnavailable: RateLimitPolicy.StoreUnavailablePolicy)
+    {
         guard !self.storeDown else { return }
         self.storeDown = true
         let reason: String

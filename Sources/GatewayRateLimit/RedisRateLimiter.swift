@@ -41,7 +41,11 @@ package final class RedisRateLimiter {
 
     /// With the client's own `key_prefix` and `command_timeout` (what the gateway uses).
     package convenience init(client: RedisClient) {
-        self.init(client: client, keyPrefix: client.settings.keyPrefix, timeout: client.settings.commandTimeout.timeAmount)
+        self.init(
+            client: client,
+            keyPrefix: client.settings.keyPrefix,
+            timeout: client.settings.commandTimeout.timeAmount
+        )
     }
 
     /// Takes a token from `key`'s shared bucket. Call on the client's loop; the future
@@ -112,7 +116,9 @@ package final class RedisRateLimiter {
     }
 
     private func deadlineWoke() {
-        guard self.deadline.expired(now: self.eventLoop.now, on: self.eventLoop, makeWake: self.makeWake) else { return }
+        guard self.deadline.expired(now: self.eventLoop.now, on: self.eventLoop, makeWake: self.makeWake) else {
+            return
+        }
         let now = self.eventLoop.now
         while let first = self.deadlines.first {
             if self.waiting[first.id] == nil {
@@ -132,28 +138,30 @@ package final class RedisRateLimiter {
 
     /// KEYS[1]: the bucket. ARGV: rate (units per µs), units per token (the period in µs),
     /// burst. Returns {allowed (0/1), credit after the decision}.
-    package static let script = refill + """
-        local allowed = 0
-        if credit >= per_token then
-          credit = credit - per_token
-          allowed = 1
-        end
-        local missing = capacity - credit
-        if missing > 0 then
-          local ms = math.floor(missing / rate / 1000) + 2
-          redis.call('SET', KEYS[1], string.format('%d %d', credit, now), 'PX', string.format('%d', ms))
-        else
-          redis.call('DEL', KEYS[1])
-        end
-        return {allowed, credit}
-        """
+    package static let script =
+        refill + """
+            local allowed = 0
+            if credit >= per_token then
+              credit = credit - per_token
+              allowed = 1
+            end
+            local missing = capacity - credit
+            if missing > 0 then
+              local ms = math.floor(missing / rate / 1000) + 2
+              redis.call('SET', KEYS[1], string.format('%d %d', credit, now), 'PX', string.format('%d', ms))
+            else
+              redis.call('DEL', KEYS[1])
+            end
+            return {allowed, credit}
+            """
 
     /// The same arguments and reply as `script`, for a take that is not made: the bucket is
     /// only read, so explaining a request never spends a caller's token.
-    package static let peekScript = refill + """
-        if credit >= per_token then return {1, credit - per_token} end
-        return {0, credit}
-        """
+    package static let peekScript =
+        refill + """
+            if credit >= per_token then return {1, credit - per_token} end
+            return {0, credit}
+            """
 
     /// The bucket's credit at Redis `TIME`, shared by both scripts.
     private static let refill = """
@@ -192,7 +200,8 @@ package final class RedisRateLimiter {
 
     private static func isKeptAsIs(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
             UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "@"), UInt8(ascii: ":"):
             return true
         default:

@@ -24,9 +24,13 @@ package struct TokenBucket: Sendable, Hashable {
         package let burst: Int64
 
         package init(policy: String, rate: Int, periodSeconds: Int64, burst: Int) {
-            precondition(rate >= 1 && burst >= 1 && periodSeconds >= 1, "a bucket needs rate, burst and period of at least 1")
             precondition(
-                rate <= RateLimitPolicy.maximumTokens && burst <= RateLimitPolicy.maximumTokens && periodSeconds <= 3600,
+                rate >= 1 && burst >= 1 && periodSeconds >= 1,
+                "a bucket needs rate, burst and period of at least 1"
+            )
+            precondition(
+                rate <= RateLimitPolicy.maximumTokens && burst <= RateLimitPolicy.maximumTokens
+                    && periodSeconds <= 3600,
                 "rate and burst at most \(RateLimitPolicy.maximumTokens), period at most an hour"
             )
             self.policy = policy
@@ -71,7 +75,12 @@ package struct TokenBucket: Sendable, Hashable {
         if allowed {
             self.credit -= perToken
         }
-        return RateLimitDecision(shape: self.shape, allowed: allowed, credit: self.credit, ticksPerSecond: Self.ticksPerSecond)
+        return RateLimitDecision(
+            shape: self.shape,
+            allowed: allowed,
+            credit: self.credit,
+            ticksPerSecond: Self.ticksPerSecond
+        )
     }
 
     /// Whether the bucket has refilled to `burst` by `now`; a full bucket is equivalent to

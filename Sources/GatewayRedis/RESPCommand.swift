@@ -15,7 +15,7 @@ package enum RESPCommand {
         var pointers: [UnsafePointer<CChar>?] = []
         var lengths: [Int] = arguments.map(\.count)
         var allocations: [UnsafeMutableBufferPointer<UInt8>] = []
-        defer { allocations.forEach { $0.deallocate() } }
+        defer { for allocation in allocations { allocation.deallocate() } }
         for argument in storage {
             let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: argument.count)
             _ = copy.initialize(from: argument)

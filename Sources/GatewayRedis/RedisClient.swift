@@ -104,7 +104,9 @@ package final class RedisClient {
     private func loadAndEvaluate(script: String, tail: [String]) -> EventLoopFuture<RESPValue> {
         self.send(["SCRIPT", "LOAD", script]).assumeIsolated().flatMap { reply in
             guard case .bulkString(let bytes) = reply else {
-                return self.eventLoop.makeFailedFuture(RedisClientError.protocolError("SCRIPT LOAD did not return a hash"))
+                return self.eventLoop.makeFailedFuture(
+                    RedisClientError.protocolError("SCRIPT LOAD did not return a hash")
+                )
             }
             let sha = String(decoding: bytes, as: UTF8.self)
             self.scriptHashes.removeAll { $0.script == script }
@@ -131,7 +133,11 @@ package final class RedisClient {
         buffer.writeBytes(encoded)
         let replyPromise = self.eventLoop.makePromise(of: RESPValue.self)
         let result = self.eventLoop.makePromise(of: RESPValue.self)
-        let command = InFlight(deadline: self.eventLoop.now + self.settings.commandTimeout.timeAmount, result: result, channel: channel)
+        let command = InFlight(
+            deadline: self.eventLoop.now + self.settings.commandTimeout.timeAmount,
+            result: result,
+            channel: channel
+        )
         self.inFlight.append(command)
         if self.commandDeadline.deadline == nil {
             self.commandDeadline.set(command.deadline, on: self.eventLoop, makeWake: self.makeWake)
@@ -252,7 +258,8 @@ package final class RedisClient {
                 }
                 promise.succeed(())
             case .failure:
-                let delay = previousDelay == .zero
+                let delay =
+                    previousDelay == .zero
                     ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
                 self.state = .backingOff(until: .now() + delay, delay: delay)
                 promise.fail(RedisClientError.unavailable)

@@ -28,13 +28,19 @@ enum AdminExplainBody {
             }
             let known: Set<String> = ["method", "path", "token", "headers", "client_address"]
             if let unknown = object.keys.first(where: { !known.contains($0) }) {
-                return .failure(.badRequest("Unknown member \"\(unknown)\"; expected method, path, token, headers, client_address."))
+                return .failure(
+                    .badRequest("Unknown member \"\(unknown)\"; expected method, path, token, headers, client_address.")
+                )
             }
             body = try JSONDecoder().decode(Body.self, from: Data(bytes))
         } catch {
-            return .failure(.badRequest("The body must be {\"method\", \"path\"[, \"token\", \"headers\", \"client_address\"]}."))
+            return .failure(
+                .badRequest("The body must be {\"method\", \"path\"[, \"token\", \"headers\", \"client_address\"]}.")
+            )
         }
-        guard !body.method.isEmpty, body.method.utf8.count <= 32, body.method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else {
+        guard !body.method.isEmpty, body.method.utf8.count <= 32,
+            body.method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A })
+        else {
             return .failure(.badRequest("method must be an upper-case method such as GET."))
         }
         guard body.path.hasPrefix("/"), body.path.utf8.count <= 8192 else {
@@ -49,11 +55,19 @@ enum AdminExplainBody {
         }
         if let token = body.token {
             guard !headers.contains(where: { $0.name.lowercased() == "authorization" }) else {
-                return .failure(.badRequest("Give the credential either as token or as an Authorization header, not both."))
+                return .failure(
+                    .badRequest("Give the credential either as token or as an Authorization header, not both.")
+                )
             }
             headers.append(("Authorization", "Bearer " + token))
         }
         return .success(
-            ExplainRequest(method: body.method, target: body.path, headers: headers, clientAddress: body.clientAddress ?? "127.0.0.1"))
+            ExplainRequest(
+                method: body.method,
+                target: body.path,
+                headers: headers,
+                clientAddress: body.clientAddress ?? "127.0.0.1"
+            )
+        )
     }
 }

@@ -37,7 +37,13 @@ final class AdminServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // An upgraded gateway starts beside the old one (docs/operations.md, Upgrading):
             // both hold the admin port until the old one has drained.
-            .serverChannelOption(ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT)), value: 1)
+            .serverChannelOption(
+                ChannelOptions.Types.SocketOption(
+                    level: SocketOptionLevel(SOL_SOCKET),
+                    name: SocketOptionName(SO_REUSEPORT)
+                ),
+                value: 1
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     var limits = NIOHTTPDecoderLimitConfiguration()
@@ -114,7 +120,9 @@ private final class AdminHandler: ChannelInboundHandler {
                 self.write(
                     status: .unauthorized,
                     contentType: "application/json",
-                    body: GatewayError.unauthorized("The admin endpoints need the admin token.").jsonBody(requestID: "admin"),
+                    body: GatewayError.unauthorized("The admin endpoints need the admin token.").jsonBody(
+                        requestID: "admin"
+                    ),
                     extra: [("WWW-Authenticate", "Bearer realm=\"dbaudit-admin\"")],
                     context: context
                 )
@@ -129,7 +137,12 @@ private final class AdminHandler: ChannelInboundHandler {
             return
         }
         guard head.method == .GET || head.method == .HEAD else {
-            self.write(status: .methodNotAllowed, contentType: "application/json", body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"), context: context)
+            self.write(
+                status: .methodNotAllowed,
+                contentType: "application/json",
+                body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"),
+                context: context
+            )
             return
         }
         switch path {
@@ -143,17 +156,32 @@ private final class AdminHandler: ChannelInboundHandler {
                 var body = "{\"status\":\(JSONText.quoted(ready ? "ready" : "not_ready")),\"checks\":{"
                 body += checks.map { "\(JSONText.quoted($0.0)):\(JSONText.quoted($0.1))" }.joined(separator: ",")
                 body += "}}\n"
-                handler.write(status: ready ? .ok : .serviceUnavailable, contentType: "application/json", body: body, context: context)
+                handler.write(
+                    status: ready ? .ok : .serviceUnavailable,
+                    contentType: "application/json",
+                    body: body,
+                    context: context
+                )
             }
         case "/metrics":
             let promise = context.eventLoop.makePromise(of: String.self)
             promise.completeWithTask { await sources.metrics() }
             promise.futureResult.whenSuccess { text in
                 let (handler, context) = loopBound.value
-                handler.write(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: text, context: context)
+                handler.write(
+                    status: .ok,
+                    contentType: "text/plain; version=0.0.4; charset=utf-8",
+                    body: text,
+                    context: context
+                )
             }
         default:
-            self.write(status: .notFound, contentType: "application/json", body: GatewayError.notFound.jsonBody(requestID: "admin"), context: context)
+            self.write(
+                status: .notFound,
+                contentType: "application/json",
+                body: GatewayError.notFound.jsonBody(requestID: "admin"),
+                context: context
+            )
         }
     }
 
@@ -163,20 +191,35 @@ private final class AdminHandler: ChannelInboundHandler {
     private func explain(_ head: HTTPRequestHead, body: [UInt8], context: ChannelHandlerContext) {
         guard self.token != nil else {
             let error = GatewayError(
-                status: 403, code: "explain_disabled", description: "POST /explain needs an [admin] token (token_file).")
-            self.write(status: .forbidden, contentType: "application/json", body: error.jsonBody(requestID: "admin"), context: context)
+                status: 403,
+                code: "explain_disabled",
+                description: "POST /explain needs an [admin] token (token_file)."
+            )
+            self.write(
+                status: .forbidden,
+                contentType: "application/json",
+                body: error.jsonBody(requestID: "admin"),
+                context: context
+            )
             return
         }
         guard head.method == .POST else {
             self.write(
-                status: .methodNotAllowed, contentType: "application/json", body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"),
-                extra: [("Allow", "POST")], context: context)
+                status: .methodNotAllowed,
+                contentType: "application/json",
+                body: GatewayError.methodNotAllowed.jsonBody(requestID: "admin"),
+                extra: [("Allow", "POST")],
+                context: context
+            )
             return
         }
         if self.bodyTooLarge {
             self.write(
-                status: .payloadTooLarge, contentType: "application/json",
-                body: GatewayError.bodyTooLarge(limit: Self.maximumBodyBytes).jsonBody(requestID: "admin"), context: context)
+                status: .payloadTooLarge,
+                contentType: "application/json",
+                body: GatewayError.bodyTooLarge(limit: Self.maximumBodyBytes).jsonBody(requestID: "admin"),
+                context: context
+            )
             return
         }
         let request: ExplainRequest
@@ -184,7 +227,12 @@ private final class AdminHandler: ChannelInboundHandler {
         case .success(let parsed):
             request = parsed
         case .failure(let error):
-            self.write(status: .badRequest, contentType: "application/json", body: error.jsonBody(requestID: "admin"), context: context)
+            self.write(
+                status: .badRequest,
+                contentType: "application/json",
+                body: error.jsonBody(requestID: "admin"),
+                context: context
+            )
             return
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -195,8 +243,11 @@ private final class AdminHandler: ChannelInboundHandler {
             let (handler, context) = loopBound.value
             guard let report else {
                 handler.write(
-                    status: .serviceUnavailable, contentType: "application/json",
-                    body: GatewayError.authUnavailable.jsonBody(requestID: "admin"), context: context)
+                    status: .serviceUnavailable,
+                    contentType: "application/json",
+                    body: GatewayError.authUnavailable.jsonBody(requestID: "admin"),
+                    context: context
+                )
                 return
             }
             handler.write(status: .ok, contentType: "application/json", body: report.json, context: context)
@@ -215,8 +266,14 @@ private final class AdminHandler: ChannelInboundHandler {
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "Cache-Control", value: "no-store")
         for (name, value) in extra { headers.add(name: name, value: value) }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+            promise: nil
+        )
+        context.write(
+            self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))),
+            promise: nil
+        )
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 }

@@ -28,7 +28,8 @@ package final class ClientManagement: Sendable {
             case .noPepper: "[auth.api_keys] pepper_file or pepper_env is required (client secrets are hashed with it)"
             case .noOAuth: "the configuration has no [oauth] section: the gateway is not an authorization server"
             case .invalid(let message): message
-            case .declaredInFile(let id): "client \(id) is declared in the configuration file ([[oauth.clients]]): change it there"
+            case .declaredInFile(let id):
+                "client \(id) is declared in the configuration file ([[oauth.clients]]): change it there"
             case .unknown(let id): "no registered client has the id \(id)"
             case .storeUnavailable: "Redis cannot be reached; check [redis] url and credentials"
             }
@@ -56,30 +57,51 @@ package final class ClientManagement: Sendable {
 
     /// Registers a client; returns it and, for a confidential client, its secret (shown once).
     package func add(
-        name: String, redirectURIs: [String], grantTypes: [String], scopes: [String], isPublic: Bool, tokenFormat: String,
-        isResourceServer: Bool = false, now: Int64
+        name: String,
+        redirectURIs: [String],
+        grantTypes: [String],
+        scopes: [String],
+        isPublic: Bool,
+        tokenFormat: String,
+        isResourceServer: Bool = false,
+        now: Int64
     ) async throws -> (client: OAuthClient, secret: String?) {
         let grants: Set<OAuthGrantType>
         switch OAuthClientSettings.grantTypes(grantTypes) {
         case .success(let parsed): grants = parsed
         case .failure(let problem): throw Failure.invalid("--grant-types: \(problem.message)")
         }
-        guard let format = OAuthTokenFormat(rawValue: tokenFormat) else { throw Failure.invalid("--token-format must be jwt or opaque") }
+        guard let format = OAuthTokenFormat(rawValue: tokenFormat) else {
+            throw Failure.invalid("--token-format must be jwt or opaque")
+        }
         let candidate = OAuthClientSettings(
-            id: OAuthClientCredentials.generateID(), name: name, redirectURIs: redirectURIs, grantTypes: grants, scopes: scopes,
-            isPublic: isPublic, tokenFormat: format, isResourceServer: isResourceServer)
+            id: OAuthClientCredentials.generateID(),
+            name: name,
+            redirectURIs: redirectURIs,
+            grantTypes: grants,
+            scopes: scopes,
+            isPublic: isPublic,
+            tokenFormat: format,
+            isResourceServer: isResourceServer
+        )
         if isPublic, isResourceServer {
-            throw Failure.invalid("--resource-server: a public client cannot authenticate, so it cannot introspect tokens")
+            throw Failure.invalid(
+                "--resource-server: a public client cannot authenticate, so it cannot introspect tokens"
+            )
         }
         if let problem = candidate.ruleProblems().first {
             throw Failure.invalid("--\(problem.key.replacingOccurrences(of: "_", with: "-")): \(problem.message)")
         }
         if let unknown = scopes.first(where: { !Scopes.all.contains($0) }) {
-            throw Failure.invalid("--scopes: unknown scope \(unknown.prefix(40)) (known: \(Scopes.all.joined(separator: " ")))")
+            throw Failure.invalid(
+                "--scopes: unknown scope \(unknown.prefix(40)) (known: \(Scopes.all.joined(separator: " ")))"
+            )
         }
         // Random ids do not collide with declared ones in practice; checked all the same,
         // because a declared client must always win its id.
-        guard !self.declared.contains(where: { $0.id == candidate.id }) else { throw Failure.invalid("generated id clashes; run again") }
+        guard !self.declared.contains(where: { $0.id == candidate.id }) else {
+            throw Failure.invalid("generated id clashes; run again")
+        }
         let secret = isPublic ? nil : OAuthClientCredentials.generateSecret()
         let client = OAuthClient(candidate, secretHash: secret.map(self.hash), source: .store, createdAt: now)
         try await self.withStore { store in store.createClient(client) }
@@ -90,13 +112,17 @@ package final class ClientManagement: Sendable {
     package func list() async throws -> [OAuthClient] {
         let registered = try await self.withStore { store in store.listClients() }
         let declaredIDs = Set(self.declared.map(\.id))
-        let declared = self.declared.sorted { $0.id < $1.id }.map { OAuthClient($0, secretHash: nil, source: .config, createdAt: 0) }
+        let declared = self.declared.sorted { $0.id < $1.id }.map {
+            OAuthClient($0, secretHash: nil, source: .config, createdAt: 0)
+        }
         return declared + registered.filter { !declaredIDs.contains($0.id) }
     }
 
     package func remove(id: String) async throws {
         guard !self.declared.contains(where: { $0.id == id }) else { throw Failure.declaredInFile(id) }
-        guard OAuthClientID.isValid(id), try await self.withStore({ store in store.removeClient(id: id) }) else { throw Failure.unknown(id) }
+        guard OAuthClientID.isValid(id), try await self.withStore({ store in store.removeClient(id: id) }) else {
+            throw Failure.unknown(id)
+        }
     }
 
     /// A new secret for a registered confidential client; the old one stops working at once.
@@ -117,7 +143,9 @@ package final class ClientManagement: Sendable {
         OAuthClientRegistry.secretHash(secret, hmac: HMACSHA256(key: Array(self.pepper.value.utf8)))
     }
 
-    private func withStore<T: Sendable>(_ body: @escaping @Sendable (any OAuthStore) -> EventLoopFuture<T>) async throws -> T {
+    private func withStore<T: Sendable>(
+        _ body: @escaping @Sendable (any OAuthStore) -> EventLoopFuture<T>
+    ) async throws -> T {
         let loop = self.group.next()
         let settings = self.settings
         do {

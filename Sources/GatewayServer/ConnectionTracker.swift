@@ -46,7 +46,7 @@ final class ConnectionTracker: Sendable {
                     defer { waiters.removeAll() }
                     return waiters
                 }
-                waiters.forEach { $0.resume() }
+                for waiter in waiters { waiter.resume() }
             }
         }
         return true
@@ -95,4 +95,3 @@ final class ConnectionTracker: Sendable {
         }
     }
 }
-

@@ -31,8 +31,10 @@ extension GatewayServer {
         else { return nil }
         let oauthStore = stores.oauth
         let registry = OAuthClientRegistry(
-            configured: OAuthClientRegistry.configuredClients(oauth, hmac: loop.secretHasher), store: oauthStore,
-            hmac: loop.secretHasher)
+            configured: OAuthClientRegistry.configuredClients(oauth, hmac: loop.secretHasher),
+            store: oauthStore,
+            hmac: loop.secretHasher
+        )
         let now = loop.now
         var dependencies = AuthorizePages.Dependencies(
             issuer: issuer,
@@ -44,7 +46,8 @@ extension GatewayServer {
             users: users,
             credentials: credentials,
             logger: loop.logger,
-            now: { now() })
+            now: { now() }
+        )
         dependencies.sso = Self.ssoButtons(configuration)
         return AuthorizePages(dependencies)
     }

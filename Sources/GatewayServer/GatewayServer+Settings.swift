@@ -10,7 +10,8 @@ extension GatewayServer {
     /// and on every reload; with Redis the stores use the loop's management connection.
     static func settingsPages(_ loop: LoopContext, stores: PageStores?) -> SettingsPages? {
         let configuration = loop.configuration
-        guard configuration.ui.settingsPagesOn(issuer: configuration.jwt.issuer), let stores, let users = loop.sessionStore,
+        guard configuration.ui.settingsPagesOn(issuer: configuration.jwt.issuer), let stores,
+            let users = loop.sessionStore,
             let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
         let now = loop.now
@@ -23,7 +24,8 @@ extension GatewayServer {
             keys: loop.managementKeyService,
             maxKeysPerOwner: configuration.apiKeys.maxKeysPerOwner,
             logger: loop.logger,
-            now: { now() })
+            now: { now() }
+        )
         dependencies.sso = Self.ssoButtons(configuration)
         return SettingsPages(dependencies)
     }

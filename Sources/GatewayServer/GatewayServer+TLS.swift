@@ -14,7 +14,9 @@ extension GatewayServer {
     /// Loads `[server.tls]` (every certificate, each key checked against its certificate)
     /// and, for an `https://` upstream, the client context. Reads files: call it at start,
     /// on reload or from `check-config`, never on an event loop.
-    package static func makeTLSContexts(_ configuration: GatewayConfiguration) throws(TLSSetupError) -> GatewayTLSContexts {
+    package static func makeTLSContexts(
+        _ configuration: GatewayConfiguration
+    ) throws(TLSSetupError) -> GatewayTLSContexts {
         var contexts = GatewayTLSContexts()
         var problems: [String] = []
         if let settings = configuration.server.tls {

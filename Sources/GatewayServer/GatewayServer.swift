@@ -1,13 +1,13 @@
-package import GatewayAuth
 import Foundation
+package import GatewayAuth
 package import GatewayConfig
+import GatewayCore
 import GatewayCrypto
 import GatewayPages
-import GatewayRedis
-package import GatewayStore
-import GatewayCore
 package import GatewayProxy
 import GatewayRateLimit
+import GatewayRedis
+package import GatewayStore
 import GatewayTLS
 package import Logging
 import NIOConcurrencyHelpers
@@ -98,7 +98,8 @@ package final class GatewayServer: Sendable {
                 context.eventLoop.execute { context.value.authenticator.invalidate(opaqueAccessTokenHash: hash) }
             }
         }
-        let memoryData = configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
+        let memoryData =
+            configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
         let revokeTokenID: @Sendable (String, Int64) -> Void = { id, expiresAt in
             for context in fanOut.withLockedValue({ $0 }) {
                 context.eventLoop.execute { context.value.jwtAuthenticator?.revoke(tokenID: id, expiresAt: expiresAt) }
@@ -107,8 +108,10 @@ package final class GatewayServer: Sendable {
         let memorySessions = configuration.redis == nil ? InMemorySessionData(onRevokeTokenID: revokeTokenID) : nil
         // OAuth without Redis: only the demo builds such a configuration (a file with
         // [oauth] needs [redis]); its codes, consents and browser state live here.
-        let memoryOAuth = configuration.redis == nil && configuration.oauth != nil
-            ? (oauth: InMemoryOAuthData(), browser: InMemoryBrowserStateData(), opaque: InMemoryOpaqueAccessTokenData()) : nil
+        let memoryOAuth =
+            configuration.redis == nil && configuration.oauth != nil
+            ? (oauth: InMemoryOAuthData(), browser: InMemoryBrowserStateData(), opaque: InMemoryOpaqueAccessTokenData())
+            : nil
         self.memorySessions = memorySessions
         let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
         passwordPool.start()
@@ -165,18 +168,26 @@ package final class GatewayServer: Sendable {
                     // The pages and the OAuth endpoint share one OAuth store on that connection.
                     let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix)
                     pageStores = PageStores(
-                        oauth: oauthStore, browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix))
+                        oauth: oauthStore,
+                        browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix)
+                    )
                     oauthStores = OAuthLoopStores(
-                        clients: oauthStore, opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix))
+                        clients: oauthStore,
+                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix)
+                    )
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
                     sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
                     if let memoryOAuth {
                         let oauthStore = InMemoryOAuthStore(eventLoop: loop, data: memoryOAuth.oauth)
                         pageStores = PageStores(
-                            oauth: oauthStore, browserState: InMemoryBrowserStateStore(eventLoop: loop, data: memoryOAuth.browser))
+                            oauth: oauthStore,
+                            browserState: InMemoryBrowserStateStore(eventLoop: loop, data: memoryOAuth.browser)
+                        )
                         oauthStores = OAuthLoopStores(
-                            clients: oauthStore, opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: loop, data: memoryOAuth.opaque))
+                            clients: oauthStore,
+                            opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: loop, data: memoryOAuth.opaque)
+                        )
                     }
                 }
                 let context = LoopContext(
@@ -201,10 +212,20 @@ package final class GatewayServer: Sendable {
                 // The pages first: the OAuth endpoint answers every other /oauth/ path.
                 context.installLocalEndpoints { context in
                     let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
-                    let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(context, stores: oauthStores, pool: passwordPool)
+                    let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(
+                        context,
+                        stores: oauthStores,
+                        pool: passwordPool
+                    )
                     let settings: (any LocalEndpoint)? = Self.settingsPages(context, stores: pageStores)
                     let sso: (any LocalEndpoint)? = Self.ssoEndpoint(
-                        context, stores: pageStores, keyRing: ssoRing, fetcher: fetcher, poster: poster, refresher: ssoRefresherBox)
+                        context,
+                        stores: pageStores,
+                        keyRing: ssoRing,
+                        fetcher: fetcher,
+                        poster: poster,
+                        refresher: ssoRefresherBox
+                    )
                     return [pages, oauth, settings, sso].compactMap { $0 }
                 }
                 return (context, ssoRing)
@@ -242,7 +263,10 @@ package final class GatewayServer: Sendable {
         }
         if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
             self.redisProbe = try! loop.submit {
-                NIOLoopBound(RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix), eventLoop: loop)
+                NIOLoopBound(
+                    RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix),
+                    eventLoop: loop
+                )
             }.wait()
         } else {
             self.redisProbe = nil
@@ -253,7 +277,13 @@ package final class GatewayServer: Sendable {
         self.state = NIOLockedValueBox(state)
         self.fetcher = fetcher
         refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
-        let ssoRefresher = Self.makeSSORefresher(configuration, rings: ssoRings, group: self.group, fetcher: fetcher, logger: logger)
+        let ssoRefresher = Self.makeSSORefresher(
+            configuration,
+            rings: ssoRings,
+            group: self.group,
+            fetcher: fetcher,
+            logger: logger
+        )
         ssoRefresherBox.withLockedValue { $0 = ssoRefresher }
     }
 
@@ -262,14 +292,19 @@ package final class GatewayServer: Sendable {
 
     /// Builds the client TLS context of every https introspection endpoint now, off the
     /// event loops, so the first introspection never reads a CA file on one.
-    private static func prepareIntrospectionTLS(_ configuration: GatewayConfiguration, contexts: HTTPFetchers.TLSContexts, logger: Logger) {
+    private static func prepareIntrospectionTLS(
+        _ configuration: GatewayConfiguration,
+        contexts: HTTPFetchers.TLSContexts,
+        logger: Logger
+    ) {
         for entry in configuration.introspection where entry.endpoint.lowercased().hasPrefix("https:") {
             do {
                 _ = try contexts.context(caFile: entry.caFile)
             } catch {
                 logger.error(
                     "introspection endpoint TLS setup failed; its tokens get 503 until fixed",
-                    metadata: ["endpoint": "\(entry.endpoint)", "error": "\(error)"])
+                    metadata: ["endpoint": "\(entry.endpoint)", "error": "\(error)"]
+                )
             }
         }
     }
@@ -295,13 +330,17 @@ package final class GatewayServer: Sendable {
         let contexts = self.contexts
         let group = self.group
         return JWKSRefresher(
-            eventLoop: loop, issuers: runtime.remoteIssuers, fetcher: self.fetcher, logger: logger,
+            eventLoop: loop,
+            issuers: runtime.remoteIssuers,
+            fetcher: self.fetcher,
+            logger: logger,
             install: { issuer, keys in
                 let installs = contexts.map { context in
                     context.eventLoop.submit { context.value.jwtAuthenticator?.installKeys(issuer: issuer, keys: keys) }
                 }
                 return EventLoopFuture.andAllSucceed(installs, on: group.next())
-            })
+            }
+        )
     }
 
     /// How many JWKS fetches of `issuer` started (tests).
@@ -379,7 +418,8 @@ package final class GatewayServer: Sendable {
                 logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
             } catch {
                 for channel in bound { try? await channel.close() }
-                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener") ?? error
+                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener")
+                    ?? error
             }
         }
     }
@@ -393,13 +433,19 @@ package final class GatewayServer: Sendable {
     }
 
     /// The listeners to open, each with its label for messages.
-    private static func listenPlan(_ server: ServerSettings, logger: Logger) throws -> [(label: String, socket: ListenSocket)] {
+    private static func listenPlan(
+        _ server: ServerSettings,
+        logger: Logger
+    ) throws -> [(label: String, socket: ListenSocket)] {
         let own = server.listen.map { (label: $0.description, socket: ListenSocket.own($0)) }
         switch try ListenSockets.takeInherited() {
         case .none:
             return own
         case .ignored(let reason):
-            logger.warning("socket activation variables ignored; binding listen addresses", metadata: ["reason": "\(reason)"])
+            logger.warning(
+                "socket activation variables ignored; binding listen addresses",
+                metadata: ["reason": "\(reason)"]
+            )
             return own
         case .sockets(let sockets):
             // Host names in `listen` compare by the address they resolve to.
@@ -407,7 +453,11 @@ package final class GatewayServer: Sendable {
                 let resolved = try? SocketAddress.makeAddressResolvingHost(address.host, port: address.port).ipAddress
                 return ListenAddress(host: resolved ?? address.host, port: address.port)
             }
-            let assigned = try SocketActivation.assign(sockets, configured: configured, explicit: server.listenIsExplicit)
+            let assigned = try SocketActivation.assign(
+                sockets,
+                configured: configured,
+                explicit: server.listenIsExplicit
+            )
             return assigned.map { (label: $0.address.description, socket: ListenSocket.inherited($0.descriptor)) }
         }
     }
@@ -468,7 +518,11 @@ package final class GatewayServer: Sendable {
                             throw ChannelError.ioOnClosedChannel
                         }
                         try sync.addHandler(
-                            TLSHandler(context: server, mode: .server, handshakeTimeout: settings.handshakeTimeout.timeAmount)
+                            TLSHandler(
+                                context: server,
+                                mode: .server,
+                                handshakeTimeout: settings.handshakeTimeout.timeAmount
+                            )
                         )
                         try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
                     } else {
@@ -484,14 +538,25 @@ package final class GatewayServer: Sendable {
     private struct ConnectionRefused: Error {}
 
     /// Creates an API key in this gateway's store (the demo seeds one this way).
-    package func createAPIKey(name: String, scopes: [String], test: Bool, owner: String) async throws -> APIKeyService.Created {
+    package func createAPIKey(
+        name: String,
+        scopes: [String],
+        test: Bool,
+        owner: String
+    ) async throws -> APIKeyService.Created {
         guard let context = self.contexts.first else { throw ConnectionRefused() }
         let now = Int64(Date().timeIntervalSince1970)
         return try await context.eventLoop.flatSubmit {
             let loop = context.value
             let service = APIKeyService(store: loop.store, hash: loop.authenticator.hash(apiKey:))
             return service.create(
-                name: name, scopes: scopes, expiresInSeconds: nil, test: test, owner: owner, grantor: nil, now: now
+                name: name,
+                scopes: scopes,
+                expiresInSeconds: nil,
+                test: test,
+                owner: owner,
+                grantor: nil,
+                now: now
             )
         }.get()
     }
@@ -503,8 +568,12 @@ package final class GatewayServer: Sendable {
         let cost = self.configuration.jwt.passwordHashCost
         let hash = try PasswordHasher.hash(password: password, cost: cost)
         let user = UserRecord(
-            id: "usr_" + Base64URL.encode(SecureRandom.bytes(12)), email: email.lowercased(), scopes: scopes,
-            passwordHash: hash, createdAt: Int64(Date().timeIntervalSince1970))
+            id: "usr_" + Base64URL.encode(SecureRandom.bytes(12)),
+            email: email.lowercased(),
+            scopes: scopes,
+            passwordHash: hash,
+            createdAt: Int64(Date().timeIntervalSince1970)
+        )
         guard let context = self.contexts.first else { throw ConnectionRefused() }
         try await context.eventLoop.flatSubmit {
             InMemorySessionStore(eventLoop: context.eventLoop, data: data).createUser(user)
@@ -566,7 +635,13 @@ package final class GatewayServer: Sendable {
         if Self.ssoIssuers(snapshot) != Self.ssoIssuers(old) {
             // Providers added, removed or pointed elsewhere: a refresher for the new set.
             Self.prepareSSOTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
-            let next = Self.makeSSORefresher(snapshot, rings: self.ssoRings, group: self.group, fetcher: self.fetcher, logger: newLogger)
+            let next = Self.makeSSORefresher(
+                snapshot,
+                rings: self.ssoRings,
+                group: self.group,
+                fetcher: self.fetcher,
+                logger: newLogger
+            )
             let previous = self.ssoRefresher.withLockedValue { current in
                 defer { current = next }
                 return current
@@ -580,16 +655,27 @@ package final class GatewayServer: Sendable {
         let contexts = tls
         var futures: [EventLoopFuture<Void>] = []
         for context in self.contexts {
-            futures.append(context.eventLoop.submit {
-                let loopIdentity: LoopIdentity?? = identityChange.map { runtime in
-                    runtime.map { runtime in
-                        let sessions: any SessionStore = context.value.sessionStore ?? InMemorySessionStore(
-                            eventLoop: context.eventLoop, data: memorySessions ?? InMemorySessionData())  // only in tests without a server-built store
-                        return LoopIdentity(runtime: runtime, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
+            futures.append(
+                context.eventLoop.submit {
+                    let loopIdentity: LoopIdentity?? = identityChange.map { runtime in
+                        runtime.map { runtime in
+                            let sessions: any SessionStore =
+                                context.value.sessionStore
+                                ?? InMemorySessionStore(
+                                    eventLoop: context.eventLoop,
+                                    data: memorySessions ?? InMemorySessionData()
+                                )  // only in tests without a server-built store
+                            return LoopIdentity(
+                                runtime: runtime,
+                                sessions: sessions,
+                                refetch: refetch,
+                                checkPassword: checkPassword
+                            )
+                        }
                     }
+                    context.value.apply(snapshot, logger: newLogger, tls: contexts, identity: loopIdentity)
                 }
-                context.value.apply(snapshot, logger: newLogger, tls: contexts, identity: loopIdentity)
-            })
+            )
         }
         for future in futures { try? await future.get() }
         self.state.withLockedValue {

@@ -1,13 +1,14 @@
 import GatewayConfig
-#if canImport(Glibc)
-import Glibc
-#endif
 import GatewayRedis
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The gateway as a swift-service-lifecycle `Service`: binds, serves, reloads on SIGHUP,
 /// and drains on graceful shutdown (SIGTERM/SIGINT, delivered by the `ServiceGroup`).
@@ -65,11 +66,14 @@ package struct GatewayService: Service {
             serving = "serving on \(Self.describe(server.boundAddresses))"
             var readiness = serving
             if let redis = server.configuration.redis {
-                notifier.status("listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))")
+                notifier.status(
+                    "listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))"
+                )
                 if await Self.redisAnswersPing(redis, on: server.group.next()) {
                     readiness += "; Redis \(redis.endpoint) answered PING"
                 } else {
-                    readiness += "; Redis \(redis.endpoint) did not answer within \(Self.describe(redis.connectTimeout)): "
+                    readiness +=
+                        "; Redis \(redis.endpoint) did not answer within \(Self.describe(redis.connectTimeout)): "
                         + "only keys seen before work until it does (503 otherwise)"
                 }
             }
@@ -80,32 +84,37 @@ package struct GatewayService: Service {
         // every event loop still runs tasks.
         let group = server.group
         let servingStatus = serving
-        try await notifier.withWatchdog(probe: { await Self.probeEventLoops(group) }) {
-            await withTaskGroup(of: Void.self) { tasks in
-                tasks.addTask {
-                    var reloads = 0
-                    for await _ in reloadSignals {
-                        guard let path else { continue }
-                        notifier.reloading(status: "reloading configuration from \(path)")
-                        if await server.reload(from: path) {
-                            reloads += 1
-                            notifier.ready(status: "\(servingStatus); configuration reloaded from \(path) (reload \(reloads))")
-                        } else {
-                            notifier.ready(
-                                status: "\(servingStatus); reload refused: \(path) is invalid, "
-                                    + "still running the previous configuration (problems in the log)"
-                            )
+        try await notifier.withWatchdog(
+            probe: { await Self.probeEventLoops(group) },
+            body: {
+                await withTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask {
+                        var reloads = 0
+                        for await _ in reloadSignals {
+                            guard let path else { continue }
+                            notifier.reloading(status: "reloading configuration from \(path)")
+                            if await server.reload(from: path) {
+                                reloads += 1
+                                notifier.ready(
+                                    status: "\(servingStatus); configuration reloaded from \(path) (reload \(reloads))"
+                                )
+                            } else {
+                                notifier.ready(
+                                    status: "\(servingStatus); reload refused: \(path) is invalid, "
+                                        + "still running the previous configuration (problems in the log)"
+                                )
+                            }
                         }
                     }
+                    tasks.addTask {
+                        // Returns when the group starts a graceful shutdown (or is cancelled).
+                        try? await gracefulShutdown()
+                    }
+                    _ = await tasks.next()
+                    tasks.cancelAll()
                 }
-                tasks.addTask {
-                    // Returns when the group starts a graceful shutdown (or is cancelled).
-                    try? await gracefulShutdown()
-                }
-                _ = await tasks.next()
-                tasks.cancelAll()
             }
-        }
+        )
 
         // Shutdown: STOPPING=1 before the listeners close, then drain (watchdog still on,
         // without probing loops that the drain shuts down).

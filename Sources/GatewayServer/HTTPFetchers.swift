@@ -36,8 +36,16 @@ enum HTTPFetchers {
     static func posix(group: any EventLoopGroup, tlsContexts: TLSContexts = TLSContexts()) -> HTTPFetcher {
         { url, timeout, maximumBytes, caFile in
             exchange(
-                on: group.next(), method: .GET, url: url, headers: [], body: nil, timeout: timeout, maximumBytes: maximumBytes,
-                caFile: caFile, tlsContexts: tlsContexts)
+                on: group.next(),
+                method: .GET,
+                url: url,
+                headers: [],
+                body: nil,
+                timeout: timeout,
+                maximumBytes: maximumBytes,
+                caFile: caFile,
+                tlsContexts: tlsContexts
+            )
         }
     }
 
@@ -50,8 +58,16 @@ enum HTTPFetchers {
             var headers = request.headers
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
             return exchange(
-                on: loop, method: .POST, url: request.url, headers: headers, body: request.body, timeout: request.timeout,
-                maximumBytes: request.maximumBytes, caFile: request.caFile, tlsContexts: tlsContexts)
+                on: loop,
+                method: .POST,
+                url: request.url,
+                headers: headers,
+                body: request.body,
+                timeout: request.timeout,
+                maximumBytes: request.maximumBytes,
+                caFile: request.caFile,
+                tlsContexts: tlsContexts
+            )
         }
     }
 
@@ -104,10 +120,17 @@ enum HTTPFetchers {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         // Verifies the chain and the host name; SNI = the URL's host.
-                        _ = try TLSHandler.addClient(to: channel, context: tls, serverName: connectHost, handshakeTimeout: timeout)
+                        _ = try TLSHandler.addClient(
+                            to: channel,
+                            context: tls,
+                            serverName: connectHost,
+                            handshakeTimeout: timeout
+                        )
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(FetchHandler(promise: promise, maximumBytes: maximumBytes))
+                    try channel.pipeline.syncOperations.addHandler(
+                        FetchHandler(promise: promise, maximumBytes: maximumBytes)
+                    )
                 }
             }
             .connect(host: connectHost, port: port)
@@ -131,7 +154,10 @@ enum HTTPFetchers {
                     let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
                     channel.write(HTTPClientRequestPart.head(head), promise: nil)
                     if let body, !body.isEmpty {
-                        channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
+                        channel.write(
+                            HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))),
+                            promise: nil
+                        )
                     }
                     channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
                 }
@@ -167,7 +193,9 @@ enum HTTPFetchers {
                 }
                 self.body += buffer.readableBytesView
             case .end:
-                self.promise.succeed(HTTPFetchResponse(status: self.status, cacheControl: self.cacheControl, body: self.body))
+                self.promise.succeed(
+                    HTTPFetchResponse(status: self.status, cacheControl: self.cacheControl, body: self.body)
+                )
                 context.close(promise: nil)
             }
         }

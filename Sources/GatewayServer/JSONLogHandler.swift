@@ -108,7 +108,8 @@ package struct JSONLogHandler: LogHandler {
     private static func textValue(_ value: Logger.Metadata.Value) -> String {
         switch value {
         case .string(let string):
-            return string.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline }) ? JSONText.quoted(string) : string
+            return string.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline })
+                ? JSONText.quoted(string) : string
         case .stringConvertible(let convertible):
             return textValue(.string(convertible.description))
         case .array, .dictionary:

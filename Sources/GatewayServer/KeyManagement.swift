@@ -19,7 +19,8 @@ package final class KeyManagement: Sendable {
         package var description: String {
             switch self {
             case .noRedis:
-                return "keys are kept in Redis: configure [redis] (the in-memory store lives only inside a running gateway)"
+                return
+                    "keys are kept in Redis: configure [redis] (the in-memory store lives only inside a running gateway)"
             case .noPepper:
                 return "[auth.api_keys] pepper_file or pepper_env is required"
             case .request(let message):
@@ -73,7 +74,9 @@ package final class KeyManagement: Sendable {
         rateLimit: String? = nil
     ) async throws -> APIKeyService.Created {
         if let rateLimit, !self.policies.contains(rateLimit) {
-            throw Failure.request("--rate-limit names no [[rate_limits]] policy of this configuration (\(self.policies.sorted().joined(separator: ", ")))")
+            throw Failure.request(
+                "--rate-limit names no [[rate_limits]] policy of this configuration (\(self.policies.sorted().joined(separator: ", ")))"
+            )
         }
         do {
             return try await self.withService { service, _ in

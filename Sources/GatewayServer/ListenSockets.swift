@@ -1,6 +1,7 @@
 import GatewayConfig
 import NIOConcurrencyHelpers
 import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,7 +49,13 @@ enum ListenSockets {
 
     /// What `descriptor` is: fstat, SO_TYPE, SO_ACCEPTCONN, getsockname.
     static func facts(of descriptor: Int32) -> SocketActivation.DescriptorFacts {
-        var facts = SocketActivation.DescriptorFacts(isOpen: false, isSocket: false, isStream: false, isListening: false, address: nil)
+        var facts = SocketActivation.DescriptorFacts(
+            isOpen: false,
+            isSocket: false,
+            isStream: false,
+            isListening: false,
+            address: nil
+        )
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { return facts }
         facts.isOpen = true
@@ -111,7 +118,10 @@ enum ListenSockets {
             // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
             var fprog = SocketFilterProgram(length: 1, filter: instructions.baseAddress)
             return setsockopt(
-                descriptor, SOL_SOCKET, Self.soAttachReuseportCBPF, &fprog,
+                descriptor,
+                SOL_SOCKET,
+                Self.soAttachReuseportCBPF,
+                &fprog,
                 socklen_t(MemoryLayout<SocketFilterProgram>.size)
             )
         }
@@ -156,7 +166,10 @@ enum ListenSockets {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address -> ListenAddress? in
                     var ip = address.pointee.sin_addr
                     guard inet_ntop(AF_INET, &ip, &text, socklen_t(text.count)) != nil else { return nil }
-                    return ListenAddress(host: Self.string(text), port: Int(UInt16(bigEndian: address.pointee.sin_port)))
+                    return ListenAddress(
+                        host: Self.string(text),
+                        port: Int(UInt16(bigEndian: address.pointee.sin_port))
+                    )
                 }
             }
         case AF_INET6:
@@ -164,7 +177,10 @@ enum ListenSockets {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address -> ListenAddress? in
                     var ip = address.pointee.sin6_addr
                     guard inet_ntop(AF_INET6, &ip, &text, socklen_t(text.count)) != nil else { return nil }
-                    return ListenAddress(host: Self.string(text), port: Int(UInt16(bigEndian: address.pointee.sin6_port)))
+                    return ListenAddress(
+                        host: Self.string(text),
+                        port: Int(UInt16(bigEndian: address.pointee.sin6_port))
+                    )
                 }
             }
         default:

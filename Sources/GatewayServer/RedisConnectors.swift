@@ -12,7 +12,8 @@ package enum RedisConnectors {
             .channelInitializer(initializer)
         switch endpoint {
         case .tcp(let host, let port):
-            return bootstrap
+            return
+                bootstrap
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .channelOption(.socketOption(.so_keepalive), value: 1)
                 .connect(host: host, port: port)

@@ -131,7 +131,10 @@ final class RevocationSubscriber: Sendable {
             chain = chain.flatMap {
                 let promise = channel.eventLoop.makePromise(of: RESPValue.self)
                 let bytes = RESPCommand.encode(step)
-                channel.writeAndFlush(RedisRequest(bytes: channel.allocator.buffer(bytes: bytes), promise: promise), promise: nil)
+                channel.writeAndFlush(
+                    RedisRequest(bytes: channel.allocator.buffer(bytes: bytes), promise: promise),
+                    promise: nil
+                )
                 return promise.futureResult.flatMapThrowing { reply in
                     if case .error(let message) = reply {
                         throw RedisClientError.server(message)

@@ -23,21 +23,40 @@ package enum SSOOnlineCheck {
         let fetch = HTTPFetchers.posix(group: group)
         return providers.map { provider in
             do {
-                let response = try fetch(provider.discoveryURL, provider.timeout.timeAmount, SSODiscovery.maximumDocumentBytes, provider.caFile).wait()
+                let response = try fetch(
+                    provider.discoveryURL,
+                    provider.timeout.timeAmount,
+                    SSODiscovery.maximumDocumentBytes,
+                    provider.caFile
+                ).wait()
                 guard response.status == 200 else {
-                    return Outcome(provider: provider.name, message: "\(provider.discoveryURL) answered HTTP \(response.status)", ok: false)
+                    return Outcome(
+                        provider: provider.name,
+                        message: "\(provider.discoveryURL) answered HTTP \(response.status)",
+                        ok: false
+                    )
                 }
                 switch SSODiscovery.parse(response.body, provider: provider) {
                 case .success(let document):
                     return Outcome(
                         provider: provider.name,
-                        message: "discovery OK (authorization_endpoint \(document.authorizationEndpoint), token_endpoint \(document.tokenEndpoint))",
-                        ok: true)
+                        message:
+                            "discovery OK (authorization_endpoint \(document.authorizationEndpoint), token_endpoint \(document.tokenEndpoint))",
+                        ok: true
+                    )
                 case .failure(let problem):
-                    return Outcome(provider: provider.name, message: "\(provider.discoveryURL): \(problem.description)", ok: false)
+                    return Outcome(
+                        provider: provider.name,
+                        message: "\(provider.discoveryURL): \(problem.description)",
+                        ok: false
+                    )
                 }
             } catch {
-                return Outcome(provider: provider.name, message: "\(provider.discoveryURL) cannot be fetched: \(error)", ok: false)
+                return Outcome(
+                    provider: provider.name,
+                    message: "\(provider.discoveryURL) cannot be fetched: \(error)",
+                    ok: false
+                )
             }
         }
     }

@@ -112,7 +112,7 @@ package final class SystemdNotifier: Sendable {
     /// so none outlives `body`. Without a watchdog this just runs `body`.
     package func withWatchdog(
         probe: (@Sendable () async -> Void)? = nil,
-        _ body: () async throws -> Void
+        body: () async throws -> Void
     ) async throws {
         guard let interval = self.watchdogInterval else {
             try await body()

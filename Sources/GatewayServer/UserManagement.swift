@@ -1,12 +1,12 @@
-package import GatewayConfig
+import Foundation
 import GatewayAuth
+package import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayRedis
 package import GatewayStore
 import NIOCore
 import NIOPosix
-import Foundation
 
 /// User administration for the CLI (`dbaudit-gateway users add|disable`) against the
 /// Redis store a configuration names. One-thread event loop per command; scrypt runs on
@@ -93,18 +93,31 @@ package final class UserManagement: Sendable {
     }
 
     package func add(email: String, scopes: [String], password: String, now: Int64) async throws -> UserRecord {
-        guard let email = Self.normalisedEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
+        guard let email = Self.normalisedEmail(email) else {
+            throw Failure.invalid("--email must be an e-mail address")
+        }
         guard !email.hasSuffix(".sso.invalid") else {
-            throw Failure.invalid("--email: addresses in .sso.invalid name users who sign in through a provider ([[sso.providers]])")
+            throw Failure.invalid(
+                "--email: addresses in .sso.invalid name users who sign in through a provider ([[sso.providers]])"
+            )
         }
         guard !scopes.isEmpty, ScopeToken.areValid(scopes), scopes.allSatisfy({ Scopes.all.contains($0) }) else {
-            throw Failure.invalid("--scopes must list known scopes, separated by commas (\(Scopes.all.joined(separator: " ")))")
+            throw Failure.invalid(
+                "--scopes must list known scopes, separated by commas (\(Scopes.all.joined(separator: " ")))"
+            )
         }
         guard password.utf8.count >= 12 else { throw Failure.invalid("the password must be at least 12 characters") }
-        guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else { throw Failure.invalid("the password is too long") }
+        guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
+            throw Failure.invalid("the password is too long")
+        }
         let hash = try PasswordHasher.hash(password: password, cost: self.cost)
         let user = UserRecord(
-            id: "usr_" + Base64URL.encode(SecureRandom.bytes(12)), email: email, scopes: scopes, passwordHash: hash, createdAt: now)
+            id: "usr_" + Base64URL.encode(SecureRandom.bytes(12)),
+            email: email,
+            scopes: scopes,
+            passwordHash: hash,
+            createdAt: now
+        )
         try await self.withStore { store in store.createUser(user) }
         return user
     }
@@ -116,7 +129,8 @@ package final class UserManagement: Sendable {
     /// Returns the user and how many keys were revoked.
     package func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
         guard let email = Self.lookupEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
-        guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) }) else {
+        guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) })
+        else {
             throw Failure.unknown
         }
         guard disabled else { return (user, 0) }
@@ -142,8 +156,14 @@ package final class UserManagement: Sendable {
 
     /// Revokes the owner's unrevoked keys a page at a time through the owner's index (a
     /// revoked key leaves it, so every round reads the first page again).
-    private static func revokeAll(of owner: String, in keys: RedisCredentialStore, on loop: any EventLoop, revoked: Int) -> EventLoopFuture<Int> {
-        keys.listAPIKeys(owner: owner, offset: 0, limit: APIKeyPage.maximumLimit).flatMap { page -> EventLoopFuture<Int> in
+    private static func revokeAll(
+        of owner: String,
+        in keys: RedisCredentialStore,
+        on loop: any EventLoop,
+        revoked: Int
+    ) -> EventLoopFuture<Int> {
+        keys.listAPIKeys(owner: owner, offset: 0, limit: APIKeyPage.maximumLimit).flatMap {
+            page -> EventLoopFuture<Int> in
             let live = page.records.filter { !$0.revoked }
             guard !live.isEmpty else { return loop.makeSucceededFuture(revoked) }
             let revocations = live.map { keys.revokeAPIKey(id: $0.id) }
@@ -172,14 +192,21 @@ package final class UserManagement: Sendable {
     }
 
     private static func scanUsers(
-        client: RedisClient, pattern: String, cursor: String, found: [UserRecord], unreadable: Int, on loop: any EventLoop
+        client: RedisClient,
+        pattern: String,
+        cursor: String,
+        found: [UserRecord],
+        unreadable: Int,
+        on loop: any EventLoop
     ) -> EventLoopFuture<([UserRecord], Int)> {
-        client.send(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"]).assumeIsolated().flatMap { reply -> EventLoopFuture<([UserRecord], Int)> in
+        client.send(["SCAN", cursor, "MATCH", pattern, "COUNT", "500"]).assumeIsolated().flatMap {
+            reply -> EventLoopFuture<([UserRecord], Int)> in
             guard case .array(let parts) = reply, parts.count == 2, case .bulkString(let next) = parts[0],
                 case .array(let names) = parts[1]
             else { return loop.makeFailedFuture(CredentialStoreError.corrupt("unexpected reply to SCAN")) }
             let keys: [[UInt8]] = names.compactMap { if case .bulkString(let key) = $0 { key } else { nil } }
-            let values: EventLoopFuture<[RESPValue]> = keys.isEmpty
+            let values: EventLoopFuture<[RESPValue]> =
+                keys.isEmpty
                 ? loop.makeSucceededFuture([])
                 : client.send([Array("MGET".utf8)] + keys).flatMapThrowing { reply in
                     guard case .array(let values) = reply, values.count == keys.count else {
@@ -199,7 +226,14 @@ package final class UserManagement: Sendable {
                 }
                 let nextCursor = String(decoding: next, as: UTF8.self)
                 guard nextCursor != "0" else { return loop.makeSucceededFuture((found, unreadable)) }
-                return Self.scanUsers(client: client, pattern: pattern, cursor: nextCursor, found: found, unreadable: unreadable, on: loop)
+                return Self.scanUsers(
+                    client: client,
+                    pattern: pattern,
+                    cursor: nextCursor,
+                    found: found,
+                    unreadable: unreadable,
+                    on: loop
+                )
             }.nonisolated()
         }.nonisolated()
     }
@@ -214,7 +248,9 @@ package final class UserManagement: Sendable {
         return out
     }
 
-    private func withStore<T: Sendable>(_ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {
+    private func withStore<T: Sendable>(
+        _ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>
+    ) async throws -> T {
         let loop = self.group.next()
         let settings = self.settings
         do {

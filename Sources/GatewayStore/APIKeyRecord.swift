@@ -63,7 +63,11 @@ package struct APIKeyRecord: Codable, Sendable, Hashable {
         self.name = try container.decode(String.self, forKey: .name)
         self.scopes = try container.decode([String].self, forKey: .scopes)
         guard ScopeToken.areValid(self.scopes) else {
-            throw DecodingError.dataCorruptedError(forKey: .scopes, in: container, debugDescription: "not all scope tokens")
+            throw DecodingError.dataCorruptedError(
+                forKey: .scopes,
+                in: container,
+                debugDescription: "not all scope tokens"
+            )
         }
         self.owner = try container.decode(String.self, forKey: .owner)
         self.createdAt = try container.decode(Int64.self, forKey: .createdAt)

@@ -1,4 +1,3 @@
-
 /// What an authorization code stands for, stored (as this JSON) under the SHA-256 of the
 /// code, never the code. Written by the authorize pages, redeemed once at the token endpoint.
 package struct AuthorizationCodeRecord: Codable, Sendable, Hashable {
@@ -15,8 +14,14 @@ package struct AuthorizationCodeRecord: Codable, Sendable, Hashable {
     package var expiresAt: Int64
 
     package init(
-        clientID: String, redirectURI: String, codeChallenge: String?, userID: String, email: String, scopes: [String],
-        issuedAt: Int64, expiresAt: Int64
+        clientID: String,
+        redirectURI: String,
+        codeChallenge: String?,
+        userID: String,
+        email: String,
+        scopes: [String],
+        issuedAt: Int64,
+        expiresAt: Int64
     ) {
         self.clientID = clientID
         self.redirectURI = redirectURI
@@ -52,7 +57,10 @@ package struct CodeIssuance: Codable, Sendable, Hashable {
     package var opaqueAccessTokenHash: String?
 
     package init(
-        refreshTokenHash: String? = nil, family: String? = nil, accessTokenID: String? = nil, accessTokenExpiresAt: Int64? = nil,
+        refreshTokenHash: String? = nil,
+        family: String? = nil,
+        accessTokenID: String? = nil,
+        accessTokenExpiresAt: Int64? = nil,
         opaqueAccessTokenHash: String? = nil
     ) {
         self.refreshTokenHash = refreshTokenHash
@@ -86,7 +94,9 @@ package enum GrantAccessToken: Sendable, Hashable {
 
     init?(stored: String) {
         let parts = stored.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        if parts.count == 3, parts[0] == "j", let expiresAt = Int64(parts[1]), !parts[2].isEmpty, parts[2].utf8.count <= 128 {
+        if parts.count == 3, parts[0] == "j", let expiresAt = Int64(parts[1]), !parts[2].isEmpty,
+            parts[2].utf8.count <= 128
+        {
             self = .jwt(tokenID: String(parts[2]), expiresAt: expiresAt)
         } else if parts.count == 2, parts[0] == "o", parts[1].utf8.count == 64 {
             self = .opaque(hash: String(parts[1]))

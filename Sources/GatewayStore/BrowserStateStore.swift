@@ -95,9 +95,12 @@ package final class RedisBrowserStateStore: BrowserStateStore, @unchecked Sendab
         """
 
     package func createSession(hash: String, record: BrowserSessionRecord, ttl: Int64) -> EventLoopFuture<Void> {
-        guard let json = Self.encode(record) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(record) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         return self.client.evaluate(
-            script: Self.createScript, keys: [self.sessionKey(hash), self.indexKey(record.userID)],
+            script: Self.createScript,
+            keys: [self.sessionKey(hash), self.indexKey(record.userID)],
             arguments: [json, String(max(1, ttl)), hash, self.sessionKey(""), String(Self.indexLifetime)]
         ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
@@ -118,7 +121,9 @@ package final class RedisBrowserStateStore: BrowserStateStore, @unchecked Sendab
     }
 
     package func touchSession(hash: String, record: BrowserSessionRecord, ttl: Int64) -> EventLoopFuture<Void> {
-        guard let json = Self.encode(record) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(record) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         return self.client.send(["SET", self.sessionKey(hash), json, "EX", String(max(1, ttl)), "XX"])
             .map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
@@ -140,7 +145,9 @@ package final class RedisBrowserStateStore: BrowserStateStore, @unchecked Sendab
 
     package func deleteSessions(userID: String) -> EventLoopFuture<Int> {
         self.client.evaluate(
-            script: Self.deleteAllScript, keys: [self.indexKey(userID)], arguments: ["\(self.prefix)browser-session:"]
+            script: Self.deleteAllScript,
+            keys: [self.indexKey(userID)],
+            arguments: ["\(self.prefix)browser-session:"]
         ).flatMapThrowing { reply in
             guard case .integer(let count) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
             return Int(count)
@@ -164,7 +171,9 @@ package final class RedisBrowserStateStore: BrowserStateStore, @unchecked Sendab
 
     package func deleteFlow(id: String) -> EventLoopFuture<Bool> {
         self.client.send(["DEL", self.flowKey(id)]).flatMapThrowing { reply in
-            guard case .integer(let count) = reply else { throw CredentialStoreError.corrupt("unexpected reply to DEL") }
+            guard case .integer(let count) = reply else {
+                throw CredentialStoreError.corrupt("unexpected reply to DEL")
+            }
             return count == 1
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }

@@ -30,7 +30,9 @@ package final class InMemoryBrowserStateData: Sendable {
     func createSession(hash: String, record: BrowserSessionRecord, ttl: Int64) {
         let now = self.now()
         self.storage.withLockedValue { storage in
-            if storage.sessions.count > Self.pruneThreshold { storage.sessions = storage.sessions.filter { $0.value.expiresAt > now } }
+            if storage.sessions.count > Self.pruneThreshold {
+                storage.sessions = storage.sessions.filter { $0.value.expiresAt > now }
+            }
             storage.sessions[hash] = Entry(value: record, expiresAt: now + max(1, ttl))
         }
     }
@@ -68,7 +70,9 @@ package final class InMemoryBrowserStateData: Sendable {
     func storeFlow(id: String, json: String, ttl: Int64) {
         let now = self.now()
         self.storage.withLockedValue { storage in
-            if storage.flows.count > Self.pruneThreshold { storage.flows = storage.flows.filter { $0.value.expiresAt > now } }
+            if storage.flows.count > Self.pruneThreshold {
+                storage.flows = storage.flows.filter { $0.value.expiresAt > now }
+            }
             storage.flows[id] = Entry(value: json, expiresAt: now + max(1, ttl))
         }
     }

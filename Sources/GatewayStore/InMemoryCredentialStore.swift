@@ -106,7 +106,9 @@ package final class InMemoryCredentialStore: CredentialStore {
     }
 
     package func listAPIKeys(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage> {
-        self.eventLoop.makeSucceededFuture(self.data.list(owner: owner, offset: offset, limit: max(1, min(limit, APIKeyPage.maximumLimit))))
+        self.eventLoop.makeSucceededFuture(
+            self.data.list(owner: owner, offset: offset, limit: max(1, min(limit, APIKeyPage.maximumLimit)))
+        )
     }
 
     package func revokeAPIKey(id: String) -> EventLoopFuture<APIKeyRecord?> {

@@ -114,7 +114,9 @@ package final class InMemoryOAuthData: Sendable {
 
     func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) {
         self.storage.withLockedValue { storage in
-            if storage.grantTokens.count > Self.pruneThreshold { storage.grantTokens = storage.grantTokens.filter { $0.value.keepUntil > now } }
+            if storage.grantTokens.count > Self.pruneThreshold {
+                storage.grantTokens = storage.grantTokens.filter { $0.value.keepUntil > now }
+            }
             var entry = storage.grantTokens[family] ?? (tokens: [], keepUntil: keepUntil)
             entry.tokens.insert(token)
             entry.keepUntil = max(entry.keepUntil, keepUntil)
@@ -186,7 +188,12 @@ package final class InMemoryOAuthStore: OAuthStore {
         self.eventLoop.makeSucceededFuture(self.data.recordIssued(fromCode: codeHash, issuance: issuance))
     }
 
-    package func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) -> EventLoopFuture<Void> {
+    package func recordGrantAccessToken(
+        family: String,
+        token: GrantAccessToken,
+        keepUntil: Int64,
+        now: Int64
+    ) -> EventLoopFuture<Void> {
         self.data.recordGrantAccessToken(family: family, token: token, keepUntil: keepUntil, now: now)
         return self.eventLoop.makeSucceededVoidFuture()
     }

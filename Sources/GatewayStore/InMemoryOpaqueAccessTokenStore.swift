@@ -48,7 +48,11 @@ package final class InMemoryOpaqueAccessTokenStore: OpaqueAccessTokenStore {
         self.data = data
     }
 
-    package func storeOpaqueAccessToken(hash: String, record: OpaqueAccessTokenRecord, now: Int64) -> EventLoopFuture<Void> {
+    package func storeOpaqueAccessToken(
+        hash: String,
+        record: OpaqueAccessTokenRecord,
+        now: Int64
+    ) -> EventLoopFuture<Void> {
         self.data.store(hash: hash, record: record, now: now)
             ? self.eventLoop.makeSucceededVoidFuture() : self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
     }

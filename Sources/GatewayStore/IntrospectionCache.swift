@@ -18,7 +18,15 @@ package struct IntrospectionResult: Codable, Sendable, Hashable {
     /// the configured `cache_max` / `negative_ttl` from when it was asked).
     package var cachedUntil: Int64
 
-    package init(active: Bool, subject: String?, clientID: String?, scopes: [String], issuer: String?, expiresAt: Int64?, cachedUntil: Int64) {
+    package init(
+        active: Bool,
+        subject: String?,
+        clientID: String?,
+        scopes: [String],
+        issuer: String?,
+        expiresAt: Int64?,
+        cachedUntil: Int64
+    ) {
         self.active = active
         self.subject = subject
         self.clientID = clientID
@@ -30,7 +38,15 @@ package struct IntrospectionResult: Codable, Sendable, Hashable {
 
     /// An inactive answer remembered until `cachedUntil`.
     package static func inactive(until cachedUntil: Int64) -> IntrospectionResult {
-        IntrospectionResult(active: false, subject: nil, clientID: nil, scopes: [], issuer: nil, expiresAt: nil, cachedUntil: cachedUntil)
+        IntrospectionResult(
+            active: false,
+            subject: nil,
+            clientID: nil,
+            scopes: [],
+            issuer: nil,
+            expiresAt: nil,
+            cachedUntil: cachedUntil
+        )
     }
 
     enum CodingKeys: String, CodingKey {
@@ -47,7 +63,11 @@ package struct IntrospectionResult: Codable, Sendable, Hashable {
         func text(_ key: CodingKeys) throws -> String? {
             guard let value = try container.decodeIfPresent(String.self, forKey: key) else { return nil }
             guard !value.isEmpty, value.utf8.count <= 1024 else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "empty or oversized")
+                throw DecodingError.dataCorruptedError(
+                    forKey: key,
+                    in: container,
+                    debugDescription: "empty or oversized"
+                )
             }
             return value
         }
@@ -57,12 +77,20 @@ package struct IntrospectionResult: Codable, Sendable, Hashable {
         self.issuer = try text(.issuer)
         self.scopes = try container.decode([String].self, forKey: .scopes)
         guard self.scopes.count <= 64, ScopeToken.areValid(self.scopes) else {
-            throw DecodingError.dataCorruptedError(forKey: .scopes, in: container, debugDescription: "not all scope tokens")
+            throw DecodingError.dataCorruptedError(
+                forKey: .scopes,
+                in: container,
+                debugDescription: "not all scope tokens"
+            )
         }
         self.expiresAt = try container.decodeIfPresent(Int64.self, forKey: .expiresAt)
         self.cachedUntil = try container.decode(Int64.self, forKey: .cachedUntil)
         if self.active, self.subject == nil || self.expiresAt == nil {
-            throw DecodingError.dataCorruptedError(forKey: .subject, in: container, debugDescription: "an active result needs a subject and exp")
+            throw DecodingError.dataCorruptedError(
+                forKey: .subject,
+                in: container,
+                debugDescription: "an active result needs a subject and exp"
+            )
         }
     }
 }
@@ -97,7 +125,9 @@ package final class RedisIntrospectionCache: IntrospectionCacheStore, @unchecked
             case .null:
                 return nil
             case .bulkString(let bytes):
-                guard bytes.count <= 16 * 1024, let result = try? JSONDecoder().decode(IntrospectionResult.self, from: Data(bytes)) else {
+                guard bytes.count <= 16 * 1024,
+                    let result = try? JSONDecoder().decode(IntrospectionResult.self, from: Data(bytes))
+                else {
                     throw CredentialStoreError.corrupt("stored introspection result is not valid")
                 }
                 return result

@@ -26,8 +26,17 @@ package struct OAuthClient: Codable, Sendable, Hashable {
     package var createdAt: Int64
 
     package init(
-        id: String, name: String, redirectURIs: [String], grantTypes: Set<OAuthGrantType>, scopes: [String], isPublic: Bool,
-        tokenFormat: OAuthTokenFormat = .jwt, isResourceServer: Bool = false, secretHash: String?, source: Source, createdAt: Int64
+        id: String,
+        name: String,
+        redirectURIs: [String],
+        grantTypes: Set<OAuthGrantType>,
+        scopes: [String],
+        isPublic: Bool,
+        tokenFormat: OAuthTokenFormat = .jwt,
+        isResourceServer: Bool = false,
+        secretHash: String?,
+        source: Source,
+        createdAt: Int64
     ) {
         self.isResourceServer = isResourceServer
         self.id = id
@@ -45,9 +54,18 @@ package struct OAuthClient: Codable, Sendable, Hashable {
     /// A declared (or about to be registered) client, with its secret already hashed.
     package init(_ settings: OAuthClientSettings, secretHash: String?, source: Source, createdAt: Int64) {
         self.init(
-            id: settings.id, name: settings.name, redirectURIs: settings.redirectURIs, grantTypes: settings.grantTypes,
-            scopes: settings.scopes, isPublic: settings.isPublic, tokenFormat: settings.tokenFormat,
-            isResourceServer: settings.isResourceServer, secretHash: secretHash, source: source, createdAt: createdAt)
+            id: settings.id,
+            name: settings.name,
+            redirectURIs: settings.redirectURIs,
+            grantTypes: settings.grantTypes,
+            scopes: settings.scopes,
+            isPublic: settings.isPublic,
+            tokenFormat: settings.tokenFormat,
+            isResourceServer: settings.isResourceServer,
+            secretHash: secretHash,
+            source: source,
+            createdAt: createdAt
+        )
     }
 
     package func allows(_ grant: OAuthGrantType) -> Bool { self.grantTypes.contains(grant) }

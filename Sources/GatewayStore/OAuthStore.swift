@@ -34,7 +34,12 @@ package protocol OAuthStore: AnyObject {
 
     /// Remembers an access token issued under the refresh family `family` (a code's first
     /// pair, every refresh), so revoking the grant revokes them too; kept until `keepUntil`.
-    func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) -> EventLoopFuture<Void>
+    func recordGrantAccessToken(
+        family: String,
+        token: GrantAccessToken,
+        keepUntil: Int64,
+        now: Int64
+    ) -> EventLoopFuture<Void>
     /// The access tokens recorded for `family`, forgotten at once (they are being revoked).
     func takeGrantAccessTokens(family: String) -> EventLoopFuture<[GrantAccessToken]>
 

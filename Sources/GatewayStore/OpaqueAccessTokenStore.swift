@@ -18,7 +18,14 @@ package struct OpaqueAccessTokenRecord: Codable, Sendable, Hashable {
     /// Unix seconds; the Redis key expires then too.
     package var expiresAt: Int64
 
-    package init(clientID: String, subject: String, scopes: [String], tokenID: String, issuedAt: Int64, expiresAt: Int64) {
+    package init(
+        clientID: String,
+        subject: String,
+        scopes: [String],
+        tokenID: String,
+        issuedAt: Int64,
+        expiresAt: Int64
+    ) {
         self.clientID = clientID
         self.subject = subject
         self.scopes = scopes
@@ -42,7 +49,11 @@ package struct OpaqueAccessTokenRecord: Codable, Sendable, Hashable {
         func text(_ key: CodingKeys) throws -> String {
             let value = try container.decode(String.self, forKey: key)
             guard !value.isEmpty, value.utf8.count <= 256 else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "empty or longer than 256 bytes")
+                throw DecodingError.dataCorruptedError(
+                    forKey: key,
+                    in: container,
+                    debugDescription: "empty or longer than 256 bytes"
+                )
             }
             return value
         }
@@ -51,7 +62,11 @@ package struct OpaqueAccessTokenRecord: Codable, Sendable, Hashable {
         self.tokenID = try text(.tokenID)
         self.scopes = try container.decode([String].self, forKey: .scopes)
         guard self.scopes.count <= 256, ScopeToken.areValid(self.scopes) else {
-            throw DecodingError.dataCorruptedError(forKey: .scopes, in: container, debugDescription: "not all scope tokens")
+            throw DecodingError.dataCorruptedError(
+                forKey: .scopes,
+                in: container,
+                debugDescription: "not all scope tokens"
+            )
         }
         self.issuedAt = try container.decode(Int64.self, forKey: .issuedAt)
         self.expiresAt = try container.decode(Int64.self, forKey: .expiresAt)
@@ -86,7 +101,9 @@ extension RevocationMessage {
     /// revocation of one.
     package static func opaqueAccessTokenHash(from message: String) -> String? {
         let parts = message.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "revoke", parts[1] == "oauth-at", Self.isHashHex(parts[2]) else { return nil }
+        guard parts.count == 3, parts[0] == "revoke", parts[1] == "oauth-at", Self.isHashHex(parts[2]) else {
+            return nil
+        }
         return String(parts[2])
     }
 
@@ -120,7 +137,11 @@ package final class RedisOpaqueAccessTokenStore: OpaqueAccessTokenStore, @unchec
     /// The Redis key of the record under `hash`.
     package static func key(hash: String, keyPrefix: String) -> String { "\(keyPrefix)oauth-at:\(hash)" }
 
-    package func storeOpaqueAccessToken(hash: String, record: OpaqueAccessTokenRecord, now: Int64) -> EventLoopFuture<Void> {
+    package func storeOpaqueAccessToken(
+        hash: String,
+        record: OpaqueAccessTokenRecord,
+        now: Int64
+    ) -> EventLoopFuture<Void> {
         guard let json = try? JSONEncoder().encode(record) else {
             return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("record cannot be encoded"))
         }
@@ -168,7 +189,9 @@ package final class RedisOpaqueAccessTokenStore: OpaqueAccessTokenStore, @unchec
                 RevocationMessage.encode(opaqueAccessTokenHash: hash),
             ]
         ).flatMapThrowing { reply in
-            guard case .integer(let deleted) = reply else { throw CredentialStoreError.corrupt("unexpected reply to the revocation script") }
+            guard case .integer(let deleted) = reply else {
+                throw CredentialStoreError.corrupt("unexpected reply to the revocation script")
+            }
             return deleted == 1
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }

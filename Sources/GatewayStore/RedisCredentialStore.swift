@@ -51,7 +51,8 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         self.client.send(["GET", "\(self.prefix)apikey-id:\(id)"]).flatMap { reply -> EventLoopFuture<APIKeyRecord?> in
             guard case .bulkString(let hashBytes) = reply else { return self.eventLoop.makeSucceededFuture(nil) }
             let hash = String(decoding: hashBytes, as: UTF8.self)
-            return self.client.send(["MGET", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikey-used:\(id)"]).map { reply in
+            return self.client.send(["MGET", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikey-used:\(id)"]).map {
+                reply in
                 Self.record(fromPair: reply)
             }
         }.flatMapErrorThrowing { error in throw Self.mapped(error) }
@@ -72,7 +73,10 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
                 "\(self.prefix)apikey-id:\(record.id)", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikeys",
                 "\(self.prefix)apikeys-by-created", self.ownerIndex(record.owner), "\(self.prefix)apikeys-indexed",
             ],
-            arguments: [hash, String(decoding: json, as: UTF8.self), record.id, String(record.createdAt), String(maxPerOwner ?? 0), self.prefix]
+            arguments: [
+                hash, String(decoding: json, as: UTF8.self), record.id, String(record.createdAt),
+                String(maxPerOwner ?? 0), self.prefix,
+            ]
         ).flatMapThrowing { reply in
             switch reply {
             case .integer(1): return
@@ -117,18 +121,19 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// KEYS: id key, record key, id set, all-keys index, owner index, indexed marker.
     /// ARGV: hash, record JSON, id, created at, cap (0: none), key prefix. Returns 1; 0 if
     /// the id or the hash is taken; -1 if the owner is at the cap.
-    private static let createScript = indexFunction + """
-        ensureIndexed(KEYS[3], KEYS[4], KEYS[6], ARGV[6])
-        if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-        local cap = tonumber(ARGV[5])
-        if cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then return -1 end
-        redis.call('SET', KEYS[1], ARGV[1])
-        redis.call('SET', KEYS[2], ARGV[2])
-        if redis.call('SADD', KEYS[3], ARGV[3]) == 1 then redis.call('INCR', KEYS[6]) end
-        redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
-        redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
-        return 1
-        """
+    private static let createScript =
+        indexFunction + """
+            ensureIndexed(KEYS[3], KEYS[4], KEYS[6], ARGV[6])
+            if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+            local cap = tonumber(ARGV[5])
+            if cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then return -1 end
+            redis.call('SET', KEYS[1], ARGV[1])
+            redis.call('SET', KEYS[2], ARGV[2])
+            if redis.call('SADD', KEYS[3], ARGV[3]) == 1 then redis.call('INCR', KEYS[6]) end
+            redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+            redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
+            return 1
+            """
 
     package func listAPIKeys(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage> {
         let limit = max(1, min(limit, APIKeyPage.maximumLimit))
@@ -136,7 +141,9 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         let index = owner.map(self.ownerIndex) ?? "\(self.prefix)apikeys-by-created"
         return self.client.evaluate(
             script: Self.pageScript,
-            keys: [index, "\(self.prefix)apikeys", "\(self.prefix)apikeys-by-created", "\(self.prefix)apikeys-indexed"],
+            keys: [
+                index, "\(self.prefix)apikeys", "\(self.prefix)apikeys-by-created", "\(self.prefix)apikeys-indexed",
+            ],
             arguments: [String(offset), String(offset + limit), self.prefix]
         ).flatMapThrowing { reply -> APIKeyPage in
             guard case .array(let values) = reply, values.count % 2 == 1, case .integer(let more) = values[0] else {
@@ -157,22 +164,23 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// KEYS: the index to page through, id set, all-keys index, indexed marker. ARGV:
     /// first rank, last rank (one past the page, to learn whether more follow), prefix.
     /// Returns {more, json1, used1, json2, used2, ...}; a missing value is nil.
-    private static let pageScript = indexFunction + """
-        ensureIndexed(KEYS[2], KEYS[3], KEYS[4], ARGV[3])
-        local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])
-        local pageSize = tonumber(ARGV[2]) - tonumber(ARGV[1])
-        local out = {0}
-        if #ids > pageSize then out[1] = 1 end
-        for i = 1, math.min(#ids, pageSize) do
-          local id = ids[i]
-          local hash = redis.call('GET', ARGV[3] .. 'apikey-id:' .. id)
-          local json = false
-          if hash then json = redis.call('GET', ARGV[3] .. 'apikey:' .. hash) end
-          out[#out + 1] = json
-          out[#out + 1] = redis.call('GET', ARGV[3] .. 'apikey-used:' .. id)
-        end
-        return out
-        """
+    private static let pageScript =
+        indexFunction + """
+            ensureIndexed(KEYS[2], KEYS[3], KEYS[4], ARGV[3])
+            local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])
+            local pageSize = tonumber(ARGV[2]) - tonumber(ARGV[1])
+            local out = {0}
+            if #ids > pageSize then out[1] = 1 end
+            for i = 1, math.min(#ids, pageSize) do
+              local id = ids[i]
+              local hash = redis.call('GET', ARGV[3] .. 'apikey-id:' .. id)
+              local json = false
+              if hash then json = redis.call('GET', ARGV[3] .. 'apikey:' .. hash) end
+              out[#out + 1] = json
+              out[#out + 1] = redis.call('GET', ARGV[3] .. 'apikey-used:' .. id)
+            end
+            return out
+            """
 
     /// A record from an `[json, last used]` pair of replies; nil if the record is missing
     /// or does not decode.
@@ -180,7 +188,9 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
         guard case .array(let values) = reply, values.count == 2, case .bulkString(let json) = values[0],
             var record = try? Self.decode(json)
         else { return nil }
-        if case .bulkString(let used) = values[1], used.count <= 20, let time = Int64(String(decoding: used, as: UTF8.self)) {
+        if case .bulkString(let used) = values[1], used.count <= 20,
+            let time = Int64(String(decoding: used, as: UTF8.self))
+        {
             record.lastUsedAt = time
         }
         return record
@@ -219,7 +229,8 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
                     self.client.send(["ZREM", self.ownerIndex(revoked.owner), revoked.id])
                 }.flatMap { _ in
                     self.client.send([
-                        "PUBLISH", Self.eventsChannel(keyPrefix: self.prefix), RevocationMessage.encode(apiKeyHash: hash),
+                        "PUBLISH", Self.eventsChannel(keyPrefix: self.prefix),
+                        RevocationMessage.encode(apiKeyHash: hash),
                     ])
                 }.map { _ in revoked }
             }
@@ -260,6 +271,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// they are an outage (503 with `Retry-After`), not a gateway fault.
     private static func isTransient(_ message: String) -> Bool {
         let code = message.prefix(while: { $0 != " " })
-        return ["OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"].contains(code)
+        return ["OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"]
+            .contains(code)
     }
 }

@@ -46,7 +46,9 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
     package func listClients() -> EventLoopFuture<[OAuthClient]> {
         self.client.evaluate(script: Self.listScript, keys: ["\(self.prefix)oauth-clients"], arguments: [self.prefix])
             .flatMapThrowing { reply -> [OAuthClient] in
-                guard case .array(let values) = reply else { throw CredentialStoreError.corrupt("unexpected reply to the list script") }
+                guard case .array(let values) = reply else {
+                    throw CredentialStoreError.corrupt("unexpected reply to the list script")
+                }
                 return values.compactMap { value -> OAuthClient? in
                     guard case .bulkString(let bytes) = value else { return nil }
                     return try? Self.decode(OAuthClient.self, bytes)
@@ -65,9 +67,12 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         """
 
     package func createClient(_ client: OAuthClient) -> EventLoopFuture<Void> {
-        guard let json = Self.encode(client) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(client) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         return self.client.evaluate(
-            script: Self.createClientScript, keys: ["\(self.prefix)oauth-client:\(client.id)", "\(self.prefix)oauth-clients"],
+            script: Self.createClientScript,
+            keys: ["\(self.prefix)oauth-client:\(client.id)", "\(self.prefix)oauth-clients"],
             arguments: [json, client.id]
         ).flatMapThrowing { reply in
             guard case .integer(1) = reply else { throw CredentialStoreError.conflict }
@@ -83,7 +88,9 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         """
 
     package func replaceClient(_ client: OAuthClient) -> EventLoopFuture<Bool> {
-        guard let json = Self.encode(client) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(client) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         return self.client.send(["SET", "\(self.prefix)oauth-client:\(client.id)", json, "XX"]).map { reply in
             if case .simpleString = reply { return true }
             return false
@@ -92,7 +99,9 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
 
     package func removeClient(id: String) -> EventLoopFuture<Bool> {
         self.client.evaluate(
-            script: Self.removeClientScript, keys: ["\(self.prefix)oauth-client:\(id)", "\(self.prefix)oauth-clients"], arguments: [id]
+            script: Self.removeClientScript,
+            keys: ["\(self.prefix)oauth-client:\(id)", "\(self.prefix)oauth-clients"],
+            arguments: [id]
         ).flatMapThrowing { reply in
             guard case .integer(let removed) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
             return removed == 1
@@ -109,11 +118,14 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
     // MARK: codes
 
     package func storeCode(codeHash: String, record: AuthorizationCodeRecord, now: Int64) -> EventLoopFuture<Void> {
-        guard let json = Self.encode(record) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(record) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         let ttl = max(1, record.expiresAt - now)
-        return self.client.send(["SET", "\(self.prefix)oauth-code:\(codeHash)", json, "EX", String(ttl), "NX"]).flatMapThrowing { reply in
-            guard case .simpleString = reply else { throw CredentialStoreError.conflict }
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        return self.client.send(["SET", "\(self.prefix)oauth-code:\(codeHash)", json, "EX", String(ttl), "NX"])
+            .flatMapThrowing { reply in
+                guard case .simpleString = reply else { throw CredentialStoreError.conflict }
+            }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
     }
 
     /// KEYS: code key, used marker. ARGV: now, grace seconds.
@@ -144,17 +156,22 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
 
     package func redeemCode(codeHash: String, now: Int64) -> EventLoopFuture<CodeRedemption> {
         self.client.evaluate(
-            script: Self.redeemScript, keys: self.codeKeys(codeHash), arguments: [String(now), String(Self.usedCodeGrace)]
+            script: Self.redeemScript,
+            keys: self.codeKeys(codeHash),
+            arguments: [String(now), String(Self.usedCodeGrace)]
         ).flatMapThrowing { reply -> CodeRedemption in
             guard case .array(let items) = reply, case .integer(let code)? = items.first else {
                 throw CredentialStoreError.corrupt("unexpected reply to the redemption script")
             }
             switch code {
             case 1:
-                guard items.count == 2, case .bulkString(let json) = items[1] else { throw CredentialStoreError.corrupt("redemption") }
+                guard items.count == 2, case .bulkString(let json) = items[1] else {
+                    throw CredentialStoreError.corrupt("redemption")
+                }
                 return .redeemed(try Self.decode(AuthorizationCodeRecord.self, json))
             case 2:
-                guard items.count == 3, case .bulkString(let json) = items[1], case .bulkString(let marker) = items[2] else {
+                guard items.count == 3, case .bulkString(let json) = items[1], case .bulkString(let marker) = items[2]
+                else {
                     throw CredentialStoreError.corrupt("redemption")
                 }
                 let record = try Self.decode(AuthorizationCodeRecord.self, json)
@@ -180,10 +197,14 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         """
 
     package func recordIssued(fromCode codeHash: String, issuance: CodeIssuance) -> EventLoopFuture<Bool> {
-        guard let json = Self.encode(issuance) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(issuance) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         return self.client.evaluate(script: Self.recordScript, keys: [self.codeKeys(codeHash)[1]], arguments: [json])
             .flatMapThrowing { reply in
-                guard case .integer(let recorded) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
+                guard case .integer(let recorded) = reply else {
+                    throw CredentialStoreError.corrupt("unexpected reply")
+                }
                 return recorded == 1
             }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
     }
@@ -194,9 +215,15 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
 
     // MARK: access tokens of a grant
 
-    package func recordGrantAccessToken(family: String, token: GrantAccessToken, keepUntil: Int64, now: Int64) -> EventLoopFuture<Void> {
+    package func recordGrantAccessToken(
+        family: String,
+        token: GrantAccessToken,
+        keepUntil: Int64,
+        now: Int64
+    ) -> EventLoopFuture<Void> {
         self.client.evaluate(
-            script: Self.addTokenScript, keys: ["\(self.prefix)oauth-grant-tokens:\(family)"],
+            script: Self.addTokenScript,
+            keys: ["\(self.prefix)oauth-grant-tokens:\(family)"],
             arguments: [token.stored, String(max(1, keepUntil - now))]
         ).map { _ in () }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
     }
@@ -209,14 +236,18 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         """
 
     package func takeGrantAccessTokens(family: String) -> EventLoopFuture<[GrantAccessToken]> {
-        self.client.evaluate(script: Self.takeTokensScript, keys: ["\(self.prefix)oauth-grant-tokens:\(family)"], arguments: [])
-            .flatMapThrowing { reply -> [GrantAccessToken] in
-                guard case .array(let values) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
-                return values.compactMap { value in
-                    guard case .bulkString(let bytes) = value, bytes.count <= 256 else { return nil }
-                    return GrantAccessToken(stored: String(decoding: bytes, as: UTF8.self))
-                }
-            }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        self.client.evaluate(
+            script: Self.takeTokensScript,
+            keys: ["\(self.prefix)oauth-grant-tokens:\(family)"],
+            arguments: []
+        )
+        .flatMapThrowing { reply -> [GrantAccessToken] in
+            guard case .array(let values) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
+            return values.compactMap { value in
+                guard case .bulkString(let bytes) = value, bytes.count <= 256 else { return nil }
+                return GrantAccessToken(stored: String(decoding: bytes, as: UTF8.self))
+            }
+        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
     }
 
     /// KEYS: the set. Its members (at most 10000), and the set deleted.
@@ -241,7 +272,8 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
     }
 
     package func consent(userID: String, clientID: String) -> EventLoopFuture<[String]?> {
-        self.client.send(["GET", self.consentKey(userID: userID, clientID: clientID)]).flatMapThrowing { reply -> [String]? in
+        self.client.send(["GET", self.consentKey(userID: userID, clientID: clientID)]).flatMapThrowing {
+            reply -> [String]? in
             switch reply {
             case .null: return nil
             case .bulkString(let bytes): return try Self.decode([String].self, bytes)
@@ -264,7 +296,9 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
     }
 
     private static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
-        guard bytes.count <= maximumRecordBytes else { throw CredentialStoreError.corrupt("stored \(type) is too large") }
+        guard bytes.count <= maximumRecordBytes else {
+            throw CredentialStoreError.corrupt("stored \(type) is too large")
+        }
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {

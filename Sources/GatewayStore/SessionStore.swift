@@ -1,6 +1,6 @@
 import Foundation
-import NIOConcurrencyHelpers
 package import GatewayRedis
+import NIOConcurrencyHelpers
 package import NIOCore
 
 /// A person who may log in (`users add`). The password is kept only as a scrypt hash in
@@ -20,7 +20,14 @@ package struct UserRecord: Codable, Sendable, Hashable {
     /// The address the provider vouched for at the last sign-in (provider users only).
     package var contactEmail: String?
 
-    package init(id: String, email: String, scopes: [String], passwordHash: String, disabled: Bool = false, createdAt: Int64) {
+    package init(
+        id: String,
+        email: String,
+        scopes: [String],
+        passwordHash: String,
+        disabled: Bool = false,
+        createdAt: Int64
+    ) {
         self.id = id
         self.email = email
         self.scopes = scopes
@@ -51,7 +58,14 @@ package struct RefreshGrant: Codable, Sendable, Hashable {
     package var expiresAt: Int64
     package var clientID: String?
 
-    package init(family: String, userID: String, subject: String, scopes: [String], expiresAt: Int64, clientID: String? = nil) {
+    package init(
+        family: String,
+        userID: String,
+        subject: String,
+        scopes: [String],
+        expiresAt: Int64,
+        clientID: String? = nil
+    ) {
         self.family = family
         self.userID = userID
         self.subject = subject
@@ -121,7 +135,13 @@ package protocol SessionStore: AnyObject {
     /// token again before the successor is used answers `.retried` instead of revoking.
     /// `clientID`: the OAuth client presenting the token; a grant of another client (or,
     /// for nil, of any client) is `.invalid` and left untouched.
-    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation>
+    func rotateRefresh(
+        tokenHash: String,
+        newTokenHash: String,
+        now: Int64,
+        graceSeconds: Int64,
+        clientID: String?
+    ) -> EventLoopFuture<RefreshRotation>
     /// Keeps the (sealed) answer of the rotation of `tokenHash` into `successorHash` for the
     /// rest of its grace, so a retry gets the same answer. Nothing if the grace is over.
     func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void>
@@ -138,12 +158,24 @@ package protocol SessionStore: AnyObject {
 
 extension SessionStore {
     /// A rotation without retry grace.
-    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation> {
+    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64) -> EventLoopFuture<RefreshRotation>
+    {
         self.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: 0, clientID: nil)
     }
 
-    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64) -> EventLoopFuture<RefreshRotation> {
-        self.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: nil)
+    package func rotateRefresh(
+        tokenHash: String,
+        newTokenHash: String,
+        now: Int64,
+        graceSeconds: Int64
+    ) -> EventLoopFuture<RefreshRotation> {
+        self.rotateRefresh(
+            tokenHash: tokenHash,
+            newTokenHash: newTokenHash,
+            now: now,
+            graceSeconds: graceSeconds,
+            clientID: nil
+        )
     }
 }
 
@@ -206,7 +238,9 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
 
     package func user(id: String) -> EventLoopFuture<UserRecord?> {
         self.client.send(["GET", "\(self.prefix)user-id:\(id)"]).flatMap { reply -> EventLoopFuture<UserRecord?> in
-            guard case .bulkString(let bytes) = reply, bytes.count <= 254 else { return self.eventLoop.makeSucceededFuture(nil) }
+            guard case .bulkString(let bytes) = reply, bytes.count <= 254 else {
+                return self.eventLoop.makeSucceededFuture(nil)
+            }
             return self.user(email: String(decoding: bytes, as: UTF8.self)).map { user in
                 // The index names an e-mail; the record there must still be this user.
                 user?.id == id ? user : nil
@@ -215,7 +249,9 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
     }
 
     package func createUser(_ user: UserRecord) -> EventLoopFuture<Void> {
-        guard let json = Self.encode(user) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(user) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         return self.client.evaluate(
             script: Self.createUserScript,
             keys: ["\(self.prefix)user:\(user.email)", "\(self.prefix)user-id:\(user.id)"],
@@ -260,7 +296,8 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
             }
             let old = String(decoding: bytes, as: UTF8.self)
             let updated = user
-            return self.client.evaluate(script: Self.compareAndSetScript, keys: [key], arguments: [old, json]).flatMap { reply in
+            return self.client.evaluate(script: Self.compareAndSetScript, keys: [key], arguments: [old, json]).flatMap {
+                reply in
                 if case .integer(1) = reply { return self.eventLoop.makeSucceededFuture(updated) }
                 guard attemptsLeft > 1 else {
                     return self.eventLoop.makeFailedFuture(CredentialStoreError.conflict)
@@ -271,15 +308,21 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
     }
 
     package func updateProviderUser(_ user: UserRecord) -> EventLoopFuture<UserRecord?> {
-        guard let json = Self.encode(user) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
-        return self.client.evaluate(script: Self.updateProviderUserScript, keys: ["\(self.prefix)user:\(user.email)"], arguments: [json, user.id])
-            .flatMapThrowing { reply -> UserRecord? in
-                switch reply {
-                case .null: return nil
-                case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
-                default: throw CredentialStoreError.corrupt("unexpected reply to the user update")
-                }
-            }.flatMapErrorThrowing { throw Self.mapped($0) }
+        guard let json = Self.encode(user) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
+        return self.client.evaluate(
+            script: Self.updateProviderUserScript,
+            keys: ["\(self.prefix)user:\(user.email)"],
+            arguments: [json, user.id]
+        )
+        .flatMapThrowing { reply -> UserRecord? in
+            switch reply {
+            case .null: return nil
+            case .bulkString(let bytes): return try Self.decode(UserRecord.self, bytes)
+            default: throw CredentialStoreError.corrupt("unexpected reply to the user update")
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: user key. ARGV: new JSON, user id. The stored record afterwards (nil if none):
@@ -301,7 +344,9 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
         """
 
     package func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
-        guard let json = Self.encode(grant) else { return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode")) }
+        guard let json = Self.encode(grant) else {
+            return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+        }
         let ttl = max(1, grant.expiresAt - now)
         return self.client.send(["SET", "\(self.prefix)refresh:\(tokenHash)", "live " + json, "EX", String(ttl), "NX"])
             .flatMapThrowing { reply in
@@ -346,24 +391,38 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
         return {1, json}
         """
 
-    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
+    package func rotateRefresh(
+        tokenHash: String,
+        newTokenHash: String,
+        now: Int64,
+        graceSeconds: Int64,
+        clientID: String?
+    ) -> EventLoopFuture<RefreshRotation> {
         self.client.evaluate(
             script: Self.rotateScript,
             keys: [
-                "\(self.prefix)refresh:\(tokenHash)", "\(self.prefix)refresh:\(newTokenHash)", "\(self.prefix)refresh-grace:\(tokenHash)",
+                "\(self.prefix)refresh:\(tokenHash)", "\(self.prefix)refresh:\(newTokenHash)",
+                "\(self.prefix)refresh-grace:\(tokenHash)",
             ],
-            arguments: [String(now), "\(self.prefix)refresh-family:", String(max(0, graceSeconds)), "\(self.prefix)refresh:", newTokenHash, clientID ?? ""]
+            arguments: [
+                String(now), "\(self.prefix)refresh-family:", String(max(0, graceSeconds)), "\(self.prefix)refresh:",
+                newTokenHash, clientID ?? "",
+            ]
         ).flatMapThrowing { reply in
             guard case .array(let items) = reply, case .integer(let code)? = items.first else {
                 throw CredentialStoreError.corrupt("unexpected reply to the rotation script")
             }
             switch code {
             case 1:
-                guard items.count == 2, case .bulkString(let bytes) = items[1] else { throw CredentialStoreError.corrupt("rotation") }
+                guard items.count == 2, case .bulkString(let bytes) = items[1] else {
+                    throw CredentialStoreError.corrupt("rotation")
+                }
                 return .rotated(try Self.decode(RefreshGrant.self, bytes))
             case 2: return .reused
             case 3:
-                guard items.count == 3, case .bulkString(let successor) = items[1], case .bulkString(let sealed) = items[2] else {
+                guard items.count == 3, case .bulkString(let successor) = items[1],
+                    case .bulkString(let sealed) = items[2]
+                else {
                     throw CredentialStoreError.corrupt("rotation")
                 }
                 let result = sealed.isEmpty ? nil : Base64Bytes.decode(sealed)
@@ -382,9 +441,14 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
         return 1
         """
 
-    package func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+    package func recordRotationResult(
+        tokenHash: String,
+        successorHash: String,
+        sealedResult: [UInt8]
+    ) -> EventLoopFuture<Void> {
         self.client.evaluate(
-            script: Self.recordResultScript, keys: ["\(self.prefix)refresh-grace:\(tokenHash)"],
+            script: Self.recordResultScript,
+            keys: ["\(self.prefix)refresh-grace:\(tokenHash)"],
             arguments: [successorHash, Base64Bytes.encode(sealedResult)]
         ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
@@ -403,11 +467,20 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
 
     package func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
         self.client.evaluate(
-            script: Self.peekScript, keys: ["\(self.prefix)refresh:\(tokenHash)"], arguments: ["\(self.prefix)refresh-family:", String(now)]
+            script: Self.peekScript,
+            keys: ["\(self.prefix)refresh:\(tokenHash)"],
+            arguments: ["\(self.prefix)refresh-family:", String(now)]
         ).flatMapThrowing { reply -> RefreshGrantState? in
-            guard case .array(let items) = reply else { throw CredentialStoreError.corrupt("unexpected reply to the peek script") }
-            guard items.count == 2, case .bulkString(let state) = items[0], case .bulkString(let json) = items[1] else { return nil }
-            return RefreshGrantState(grant: try Self.decode(RefreshGrant.self, json), isLive: state == Array("live".utf8))
+            guard case .array(let items) = reply else {
+                throw CredentialStoreError.corrupt("unexpected reply to the peek script")
+            }
+            guard items.count == 2, case .bulkString(let state) = items[0], case .bulkString(let json) = items[1] else {
+                return nil
+            }
+            return RefreshGrantState(
+                grant: try Self.decode(RefreshGrant.self, json),
+                isLive: state == Array("live".utf8)
+            )
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
@@ -422,7 +495,8 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
 
     package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
         self.client.evaluate(
-            script: Self.revokeFamilyScript, keys: ["\(self.prefix)refresh:\(tokenHash)"],
+            script: Self.revokeFamilyScript,
+            keys: ["\(self.prefix)refresh:\(tokenHash)"],
             arguments: ["\(self.prefix)refresh-family:"]
         ).flatMapThrowing { reply in
             guard case .integer(let value) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
@@ -442,7 +516,9 @@ package final class RedisSessionStore: SessionStore, @unchecked Sendable {
 
     package func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool> {
         self.client.send(["EXISTS", "\(self.prefix)jti:\(jti)"]).flatMapThrowing { reply in
-            guard case .integer(let value) = reply else { throw CredentialStoreError.corrupt("unexpected reply to EXISTS") }
+            guard case .integer(let value) = reply else {
+                throw CredentialStoreError.corrupt("unexpected reply to EXISTS")
+            }
             return value == 1
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
@@ -522,13 +598,15 @@ package final class InMemorySessionData: Sendable {
         }
     }
 
-    func rotate(_ hash: String, newHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> RefreshRotation {
+    func rotate(_ hash: String, newHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> RefreshRotation
+    {
         storage.withLockedValue { storage in
             guard let entry = storage.refresh[hash], entry.grant.expiresAt > now || entry.spent else { return .invalid }
             if entry.grant.clientID != clientID { return .invalid }
             if storage.revokedFamilies.contains(entry.grant.family) { return .invalid }
             if entry.spent {
-                if let grace = storage.grace[hash], grace.until > now, storage.refresh[grace.successor]?.spent == false {
+                if let grace = storage.grace[hash], grace.until > now, storage.refresh[grace.successor]?.spent == false
+                {
                     return .retried(successorHash: grace.successor, sealedResult: grace.sealed)
                 }
                 storage.revokedFamilies.insert(entry.grant.family)
@@ -559,7 +637,9 @@ package final class InMemorySessionData: Sendable {
 
     func peek(_ hash: String, now: Int64) -> RefreshGrantState? {
         storage.withLockedValue { storage in
-            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now, !storage.revokedFamilies.contains(entry.grant.family) else {
+            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now,
+                !storage.revokedFamilies.contains(entry.grant.family)
+            else {
                 return nil
             }
             return RefreshGrantState(grant: entry.grant, isLive: !entry.spent)
@@ -606,7 +686,8 @@ package final class InMemorySessionStore: SessionStore {
     }
 
     package func createUser(_ user: UserRecord) -> EventLoopFuture<Void> {
-        data.createUser(user) ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(CredentialStoreError.conflict)
+        data.createUser(user)
+            ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(CredentialStoreError.conflict)
     }
 
     package func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
@@ -622,11 +703,23 @@ package final class InMemorySessionStore: SessionStore {
             ? eventLoop.makeSucceededVoidFuture() : eventLoop.makeFailedFuture(CredentialStoreError.conflict)
     }
 
-    package func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
-        eventLoop.makeSucceededFuture(data.rotate(tokenHash, newHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: clientID))
+    package func rotateRefresh(
+        tokenHash: String,
+        newTokenHash: String,
+        now: Int64,
+        graceSeconds: Int64,
+        clientID: String?
+    ) -> EventLoopFuture<RefreshRotation> {
+        eventLoop.makeSucceededFuture(
+            data.rotate(tokenHash, newHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: clientID)
+        )
     }
 
-    package func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+    package func recordRotationResult(
+        tokenHash: String,
+        successorHash: String,
+        sealedResult: [UInt8]
+    ) -> EventLoopFuture<Void> {
         data.recordRotationResult(tokenHash, successor: successorHash, sealed: sealedResult)
         return eventLoop.makeSucceededVoidFuture()
     }

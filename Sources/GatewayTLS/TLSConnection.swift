@@ -122,7 +122,10 @@ package struct TLSConnection {
 
     /// The next step with the buffered ciphertext. Plaintext is read in pieces of at most
     /// `maximumPlaintext` bytes.
-    package mutating func nextInbound(allocator: ByteBufferAllocator, maximumPlaintext: Int = 64 * 1024) -> InboundAction {
+    package mutating func nextInbound(
+        allocator: ByteBufferAllocator,
+        maximumPlaintext: Int = 64 * 1024
+    ) -> InboundAction {
         if let pending = self.pendingInbound {
             self.pendingInbound = nil
             return pending
@@ -168,9 +171,12 @@ package struct TLSConnection {
         var protocolPointer: UnsafePointer<UInt8>?
         var protocolLength: UInt32 = 0
         SSL_get0_alpn_selected(self.ssl.ssl, &protocolPointer, &protocolLength)
-        let alpn = protocolPointer.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(protocolLength)), as: UTF8.self) }
+        let alpn = protocolPointer.map {
+            String(decoding: UnsafeBufferPointer(start: $0, count: Int(protocolLength)), as: UTF8.self)
+        }
         let version = String(cString: SSL_get_version(self.ssl.ssl))
-        let cipher = SSL_get_current_cipher(self.ssl.ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? ""
+        let cipher =
+            SSL_get_current_cipher(self.ssl.ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? ""
         var serverName: String?
         if let raw = SSL_get_servername(self.ssl.ssl, TLSEXT_NAMETYPE_host_name) {
             serverName = String(cString: raw)
@@ -186,7 +192,11 @@ package struct TLSConnection {
         )
     }
 
-    private mutating func readPlaintext(allocator: ByteBufferAllocator, maximumPlaintext: Int, deliver: Bool) -> InboundAction {
+    private mutating func readPlaintext(
+        allocator: ByteBufferAllocator,
+        maximumPlaintext: Int,
+        deliver: Bool
+    ) -> InboundAction {
         // Plaintext is never longer than the ciphertext it came from.
         let available = self.ssl.bufferedCiphertext + Int(SSL_pending(self.ssl.ssl))
         var buffer = allocator.buffer(capacity: max(1024, min(available, maximumPlaintext)))

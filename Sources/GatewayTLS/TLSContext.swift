@@ -89,7 +89,10 @@ package final class TLSContext: @unchecked Sendable {
             guard SSL_CTX_load_verify_locations(pointer, caFile, nil) == 1,
                 let names = SSL_load_client_CA_file(caFile)
             else {
-                throw TLSError(.configuration, reasons: ["cannot load client CA file \(caFile)"] + OpenSSLErrorQueue.drain())
+                throw TLSError(
+                    .configuration,
+                    reasons: ["cannot load client CA file \(caFile)"] + OpenSSLErrorQueue.drain()
+                )
             }
             SSL_CTX_set_client_CA_list(pointer, names)
             let mode =
@@ -146,7 +149,9 @@ package final class TLSContext: @unchecked Sendable {
                 wire += bytes
             }
             // Returns 0 on success (unlike most of the API).
-            let failed = wire.withUnsafeBufferPointer { SSL_CTX_set_alpn_protos(pointer, $0.baseAddress, UInt32($0.count)) }
+            let failed = wire.withUnsafeBufferPointer {
+                SSL_CTX_set_alpn_protos(pointer, $0.baseAddress, UInt32($0.count))
+            }
             guard failed == 0 else {
                 throw TLSError(.configuration, reasons: ["cannot set ALPN protocols"] + OpenSSLErrorQueue.drain())
             }
@@ -193,7 +198,10 @@ package final class TLSContext: @unchecked Sendable {
             )
         }
         guard let bio = BIO_new_file(source.privateKeyFile, "r") else {
-            throw TLSError(.configuration, reasons: ["cannot open private key \(source.privateKeyFile)"] + OpenSSLErrorQueue.drain())
+            throw TLSError(
+                .configuration,
+                reasons: ["cannot open private key \(source.privateKeyFile)"] + OpenSSLErrorQueue.drain()
+            )
         }
         defer { BIO_free(bio) }
         // A non-NULL passphrase argument (empty when none is configured) keeps OpenSSL from
@@ -203,7 +211,9 @@ package final class TLSContext: @unchecked Sendable {
             PEM_read_bio_PrivateKey(bio, nil, nil, UnsafeMutableRawPointer(mutating: pass))
         }
         guard let key else {
-            let hint = source.privateKeyPassphrase == nil ? " (encrypted? set private_key_passphrase_file)" : " (wrong passphrase?)"
+            let hint =
+                source.privateKeyPassphrase == nil
+                ? " (encrypted? set private_key_passphrase_file)" : " (wrong passphrase?)"
             throw TLSError(
                 .configuration,
                 reasons: ["cannot read private key \(source.privateKeyFile)\(hint)"] + OpenSSLErrorQueue.drain()
@@ -213,7 +223,9 @@ package final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_use_PrivateKey(pointer, key) == 1, SSL_CTX_check_private_key(pointer) == 1 else {
             throw TLSError(
                 .configuration,
-                reasons: ["private key \(source.privateKeyFile) does not match certificate \(source.certificateChainFile)"]
+                reasons: [
+                    "private key \(source.privateKeyFile) does not match certificate \(source.certificateChainFile)"
+                ]
                     + OpenSSLErrorQueue.drain()
             )
         }
@@ -272,7 +284,11 @@ private func selectHTTP11(
 
 /// SNI (server): switches the connection to the certificate for the requested name;
 /// an unknown or absent name keeps the default certificate.
-private func selectSNIContext(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+private func selectSNIContext(
+    _ ssl: OpaquePointer?,
+    _ alert: UnsafeMutablePointer<Int32>?,
+    _ arg: UnsafeMutableRawPointer?
+) -> Int32 {
     guard let ssl, let arg, let raw = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
         return SSL_TLSEXT_ERR_OK
     }

@@ -36,7 +36,9 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let handshakeTimeout: TimeAmount
     private let shutdownTimeout: TimeAmount
     /// Plaintext written and not yet encrypted (before the handshake, or until the flush).
-    private var pendingWrites = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 4)
+    private var pendingWrites = CircularBuffer<(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)>(
+        initialCapacity: 4
+    )
     private var handshakePromise: EventLoopPromise<TLSHandshakeInfo>?
     private var closePromise: EventLoopPromise<Void>?
     private var handshakeTimer: Scheduled<Void>?
@@ -304,7 +306,11 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// False if the connection failed (everything pending was failed with it).
-    private func encrypt(_ plaintext: ByteBuffer, promises: [EventLoopPromise<Void>], context: ChannelHandlerContext) -> Bool {
+    private func encrypt(
+        _ plaintext: ByteBuffer,
+        promises: [EventLoopPromise<Void>],
+        context: ChannelHandlerContext
+    ) -> Bool {
         var remaining = plaintext
         repeat {
             let slice = remaining.readSlice(length: min(remaining.readableBytes, Self.encryptionSlice))!
@@ -339,7 +345,10 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return true
     }
 
-    private static func combine(_ promises: [EventLoopPromise<Void>], on eventLoop: any EventLoop) -> EventLoopPromise<Void>? {
+    private static func combine(
+        _ promises: [EventLoopPromise<Void>],
+        on eventLoop: any EventLoop
+    ) -> EventLoopPromise<Void>? {
         switch promises.count {
         case 0: return nil
         case 1: return promises[0]
@@ -444,7 +453,11 @@ extension TLSHandler {
         serverName: String?,
         handshakeTimeout: TimeAmount = .seconds(10)
     ) throws -> EventLoopFuture<TLSHandshakeInfo> {
-        let handler = try TLSHandler(context: context, mode: .client(serverName: serverName), handshakeTimeout: handshakeTimeout)
+        let handler = try TLSHandler(
+            context: context,
+            mode: .client(serverName: serverName),
+            handshakeTimeout: handshakeTimeout
+        )
         try channel.pipeline.syncOperations.addHandler(handler, position: .first)
         return handler.handshakeFuture!
     }

@@ -36,18 +36,33 @@ extension GatewayCommand {
         }
 
         struct Add: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Register a client; prints its id and, for a confidential client, its secret (once).")
+            static let configuration = CommandConfiguration(
+                abstract: "Register a client; prints its id and, for a confidential client, its secret (once)."
+            )
 
             @OptionGroup var options: Options
             @Option(name: .long, help: "Name shown on the consent page.") var name: String
-            @Option(name: .customLong("redirect-uri"), help: "A redirect URI (repeatable): https://..., or http://127.0.0.1/... or http://[::1]/... (any port) for native apps.")
+            @Option(
+                name: .customLong("redirect-uri"),
+                help:
+                    "A redirect URI (repeatable): https://..., or http://127.0.0.1/... or http://[::1]/... (any port) for native apps."
+            )
             var redirectURIs: [String] = []
-            @Option(name: .customLong("grant-types"), help: "Comma-separated: authorization_code, refresh_token, client_credentials.")
+            @Option(
+                name: .customLong("grant-types"),
+                help: "Comma-separated: authorization_code, refresh_token, client_credentials."
+            )
             var grantTypes: String = "authorization_code,refresh_token"
-            @Option(name: .long, help: "Comma-separated scopes the client may ask for, e.g. read:databases,read:logs.") var scopes: String
-            @Flag(name: .long, help: "A public client (no secret; PKCE required; no client_credentials).") var `public` = false
-            @Option(name: .customLong("token-format"), help: "Access tokens as jwt (default) or opaque.") var tokenFormat: String = "jwt"
-            @Flag(name: .customLong("resource-server"), help: "May introspect access tokens issued to any client (confidential clients only).")
+            @Option(name: .long, help: "Comma-separated scopes the client may ask for, e.g. read:databases,read:logs.")
+            var scopes: String
+            @Flag(name: .long, help: "A public client (no secret; PKCE required; no client_credentials).")
+            var `public` = false
+            @Option(name: .customLong("token-format"), help: "Access tokens as jwt (default) or opaque.")
+            var tokenFormat: String = "jwt"
+            @Flag(
+                name: .customLong("resource-server"),
+                help: "May introspect access tokens issued to any client (confidential clients only)."
+            )
             var resourceServer = false
             @Flag(name: .long, help: "Print JSON.") var json = false
 
@@ -55,15 +70,22 @@ extension GatewayCommand {
                 let management = try self.options.management()
                 do {
                     let (client, secret) = try await management.add(
-                        name: self.name, redirectURIs: self.redirectURIs, grantTypes: Clients.list(self.grantTypes),
-                        scopes: Clients.list(self.scopes), isPublic: self.public, tokenFormat: self.tokenFormat,
+                        name: self.name,
+                        redirectURIs: self.redirectURIs,
+                        grantTypes: Clients.list(self.grantTypes),
+                        scopes: Clients.list(self.scopes),
+                        isPublic: self.public,
+                        tokenFormat: self.tokenFormat,
                         isResourceServer: self.resourceServer,
-                        now: Int64(Date().timeIntervalSince1970))
+                        now: Int64(Date().timeIntervalSince1970)
+                    )
                     await management.shutdown()
                     if self.json {
                         print(Clients.json(client, secret: secret))
                     } else {
-                        print("Registered \(client.isPublic ? "public" : "confidential") client \(client.id) (\(client.name)).")
+                        print(
+                            "Registered \(client.isPublic ? "public" : "confidential") client \(client.id) (\(client.name))."
+                        )
                         if let secret {
                             print("client_secret: \(secret)")
                             print("Store the secret now: it is not shown again (rotate-secret makes a new one).")
@@ -78,7 +100,9 @@ extension GatewayCommand {
         }
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List every client (declared in the file and registered).")
+            static let configuration = CommandConfiguration(
+                abstract: "List every client (declared in the file and registered)."
+            )
 
             @OptionGroup var options: Options
             @Flag(name: .long, help: "Print JSON (an array).") var json = false
@@ -93,7 +117,9 @@ extension GatewayCommand {
                     } else {
                         for client in clients {
                             let grants = client.grantTypes.sorted().map(\.rawValue).joined(separator: ",")
-                            print("\(client.id)\t\(client.source.rawValue)\t\(client.isPublic ? "public" : "confidential")\t\(grants)\t\(client.scopes.joined(separator: " "))\t\(client.name)")
+                            print(
+                                "\(client.id)\t\(client.source.rawValue)\t\(client.isPublic ? "public" : "confidential")\t\(grants)\t\(client.scopes.joined(separator: " "))\t\(client.name)"
+                            )
                         }
                     }
                 } catch {
@@ -106,7 +132,9 @@ extension GatewayCommand {
 
         struct Remove: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Remove a registered client: its secret and refresh tokens stop working at once (access tokens run out).")
+                abstract:
+                    "Remove a registered client: its secret and refresh tokens stop working at once (access tokens run out)."
+            )
 
             @OptionGroup var options: Options
             @Argument(help: "The client id.") var id: String
@@ -127,7 +155,10 @@ extension GatewayCommand {
 
         struct RotateSecret: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "rotate-secret", abstract: "Give a registered confidential client a new secret (printed once); the old one stops working.")
+                commandName: "rotate-secret",
+                abstract:
+                    "Give a registered confidential client a new secret (printed once); the old one stops working."
+            )
 
             @OptionGroup var options: Options
             @Argument(help: "The client id.") var id: String
@@ -161,7 +192,9 @@ extension GatewayCommand {
             var json = "{\"client_id\":" + JSONText.quoted(client.id) + ",\"name\":" + JSONText.quoted(client.name)
             json += ",\"public\":\(client.isPublic),\"source\":" + JSONText.quoted(client.source.rawValue)
             json += ",\"redirect_uris\":[" + client.redirectURIs.map(JSONText.quoted).joined(separator: ",") + "]"
-            json += ",\"grant_types\":[" + client.grantTypes.sorted().map { JSONText.quoted($0.rawValue) }.joined(separator: ",") + "]"
+            json +=
+                ",\"grant_types\":["
+                + client.grantTypes.sorted().map { JSONText.quoted($0.rawValue) }.joined(separator: ",") + "]"
             json += ",\"scopes\":[" + client.scopes.map(JSONText.quoted).joined(separator: ",") + "]"
             json += ",\"token_format\":" + JSONText.quoted(client.tokenFormat.rawValue)
             json += ",\"resource_server\":\(client.isResourceServer)"

@@ -7,6 +7,7 @@ import GatewayServer
 import Logging
 import NIOPosix
 import ServiceLifecycle
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,8 +46,12 @@ extension GatewayCommand {
             configuration.jwt.passwordHashCost = 12
             configuration.jwt.signingKeys = [
                 SigningKeySettings(
-                    keyID: "demo", algorithm: .edDSA, privateKeyFile: "(generated at start)",
-                    privateKeyPEM: Secret(try signingKey.privateKeyPEM()), active: true)
+                    keyID: "demo",
+                    algorithm: .edDSA,
+                    privateKeyFile: "(generated at start)",
+                    privateKeyPEM: Secret(try signingKey.privateKeyPEM()),
+                    active: true
+                )
             ]
             // OAuth: a native app (public, code + PKCE) whose loopback redirect URI is the echo
             // upstream itself, so the browser shows the code it was sent back with; and a
@@ -55,18 +60,30 @@ extension GatewayCommand {
             var oauth = OAuthSettings()
             oauth.clients = [
                 OAuthClientSettings(
-                    id: "demo-app", name: "Demo native app", redirectURIs: ["http://127.0.0.1/callback"],
-                    grantTypes: [.authorizationCode, .refreshToken], scopes: ["read:databases", "read:logs"], isPublic: true),
+                    id: "demo-app",
+                    name: "Demo native app",
+                    redirectURIs: ["http://127.0.0.1/callback"],
+                    grantTypes: [.authorizationCode, .refreshToken],
+                    scopes: ["read:databases", "read:logs"],
+                    isPublic: true
+                ),
                 OAuthClientSettings(
-                    id: "demo-service", name: "Demo service", grantTypes: [.clientCredentials],
-                    scopes: ["read:databases", "read:logs"], secret: Secret(clientSecret)),
+                    id: "demo-service",
+                    name: "Demo service",
+                    grantTypes: [.clientCredentials],
+                    scopes: ["read:databases", "read:logs"],
+                    secret: Secret(clientSecret)
+                ),
             ]
             configuration.oauth = oauth
             let gateway = try GatewayServer(configuration: configuration, logger: logger, group: group)
             let settingsPrefix = configuration.ui.pathPrefix
             let demoPassword = "demo-password-" + Hex.encode(SecureRandom.bytes(4))
             try await gateway.createUser(
-                email: "demo@example.com", scopes: ["read:databases", "read:logs", "write:alerts"], password: demoPassword)
+                email: "demo@example.com",
+                scopes: ["read:databases", "read:logs", "write:alerts"],
+                password: demoPassword
+            )
             // Keys live in this process only (no Redis): seed two to try.
             let reader = try await gateway.createAPIKey(
                 name: "demo reader",
@@ -74,7 +91,12 @@ extension GatewayCommand {
                 test: true,
                 owner: "demo-user"
             )
-            let admin = try await gateway.createAPIKey(name: "demo admin", scopes: ["admin"], test: true, owner: "demo-admin")
+            let admin = try await gateway.createAPIKey(
+                name: "demo admin",
+                scopes: ["admin"],
+                test: true,
+                owner: "demo-admin"
+            )
             let echoPort = echo.port
             // One PKCE pair and state for the printed walk-through (a real client makes new ones
             // for every authorization).
@@ -124,13 +146,18 @@ extension GatewayCommand {
                 )
                 fflush(nil)
             }
-            let serviceGroup = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            let serviceGroup = ServiceGroup(
+                services: [service],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
             do {
                 try await serviceGroup.run()
             } catch let error as ListenError where error.reason == .inUse {
                 FileHandleOutput.standardError(
                     "dbaudit-gateway: \(error.description).\n"
-                        + "Pick another port: dbaudit-gateway demo --port \(port == 65535 ? 8081 : port + 1) (or --port 0 for any free one).\n")
+                        + "Pick another port: dbaudit-gateway demo --port \(port == 65535 ? 8081 : port + 1) (or --port 0 for any free one).\n"
+                )
                 await echo.stop()
                 try? await group.shutdownGracefully()
                 throw ExitCode(1)

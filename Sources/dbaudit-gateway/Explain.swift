@@ -11,7 +11,8 @@ extension GatewayCommand {
     /// code against the live stores, without sending the request anywhere.
     struct Explain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Explain why a request would be allowed or refused (nothing is forwarded, no rate-limit token is taken).",
+            abstract:
+                "Explain why a request would be allowed or refused (nothing is forwarded, no rate-limit token is taken).",
             discussion: """
                 Runs the gateway's own decision code (path normalisation, route, credential checks, \
                 scopes, rate-limit buckets) against the stores of the configuration. Secrets are never \
@@ -25,7 +26,10 @@ extension GatewayCommand {
         var method: String
         @Option(name: .long, help: "The request target (path and optional query), e.g. /v1/databases.")
         var path: String
-        @Option(name: .long, help: "The bearer credential (visible in the process list: prefer --token-file or --token-stdin).")
+        @Option(
+            name: .long,
+            help: "The bearer credential (visible in the process list: prefer --token-file or --token-stdin)."
+        )
         var token: String?
         @Option(name: .long, help: "A file holding the bearer credential.")
         var tokenFile: String?
@@ -40,7 +44,9 @@ extension GatewayCommand {
 
         func validate() throws {
             let sources = [self.token != nil, self.tokenFile != nil, self.tokenStdin].filter { $0 }.count
-            guard sources <= 1 else { throw ValidationError("Use at most one of --token, --token-file, --token-stdin.") }
+            guard sources <= 1 else {
+                throw ValidationError("Use at most one of --token, --token-file, --token-stdin.")
+            }
             guard !self.method.isEmpty, self.method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else {
                 throw ValidationError("--method must be an upper-case method such as GET.")
             }
@@ -54,7 +60,9 @@ extension GatewayCommand {
             var headers = self.header.compactMap(ExplainRequest.parseHeader)
             if let token = try self.credential() {
                 guard !headers.contains(where: { $0.name.lowercased() == "authorization" }) else {
-                    throw UsageFailure("Give the credential either as --token* or as an Authorization header, not both.")
+                    throw UsageFailure(
+                        "Give the credential either as --token* or as an Authorization header, not both."
+                    )
                 }
                 headers.append(("Authorization", "Bearer " + token))
             }
@@ -74,7 +82,13 @@ extension GatewayCommand {
             let report: ExplainReport
             do {
                 report = try await server.explain(
-                    ExplainRequest(method: self.method, target: self.path, headers: headers, clientAddress: self.clientAddress))
+                    ExplainRequest(
+                        method: self.method,
+                        target: self.path,
+                        headers: headers,
+                        clientAddress: self.clientAddress
+                    )
+                )
             } catch {
                 await server.drain()
                 FileHandleOutput.standardError("dbaudit-gateway: cannot explain: \(error)\n")

@@ -91,7 +91,10 @@ extension GatewayCommand {
         @Option(name: .long, help: "Path of gateway.conf.")
         var config: String
 
-        @Flag(name: .long, help: "Also fetch each [[sso.providers]] OIDC discovery document and check it (network access).")
+        @Flag(
+            name: .long,
+            help: "Also fetch each [[sso.providers]] OIDC discovery document and check it (network access)."
+        )
         var online = false
 
         func run() throws {
@@ -126,7 +129,11 @@ extension GatewayCommand {
                 let outcomes = SSOOnlineCheck.run(configuration)
                 for outcome in outcomes {
                     let line = "\(self.config): sso.providers \(outcome.provider): \(outcome.message)\n"
-                    if outcome.ok { FileHandleOutput.standardError(line) } else { FileHandleOutput.standardError("error: " + line) }
+                    if outcome.ok {
+                        FileHandleOutput.standardError(line)
+                    } else {
+                        FileHandleOutput.standardError("error: " + line)
+                    }
                 }
                 if outcomes.contains(where: { !$0.ok }) {
                     FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
@@ -151,7 +158,10 @@ func loadConfigurationOrExit(_ path: String) throws -> GatewayConfiguration {
 
 /// What `make` builds from the configuration at `path` (the `keys`, `users` and `clients`
 /// commands' store access), or the problem on stderr and exit code 1.
-func managementOrExit<Management>(_ path: String, _ make: (GatewayConfiguration) throws -> Management) throws -> Management {
+func managementOrExit<Management>(
+    _ path: String,
+    _ make: (GatewayConfiguration) throws -> Management
+) throws -> Management {
     let configuration = try loadConfigurationOrExit(path)
     do {
         return try make(configuration)
@@ -172,7 +182,8 @@ extension UserManagement: ManagementSession {}
 /// `operation` on `management`, whose connection is closed whatever happens; a failure is
 /// written to stderr and becomes exit code 1.
 func performOrExit<Management: ManagementSession, Result>(
-    _ management: Management, _ operation: (Management) async throws -> Result
+    _ management: Management,
+    _ operation: (Management) async throws -> Result
 ) async throws -> Result {
     do {
         let result = try await operation(management)

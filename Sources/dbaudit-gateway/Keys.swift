@@ -29,17 +29,22 @@ extension GatewayCommand {
             @OptionGroup var options: Options
             @Option(name: .long, help: "A descriptive name.") var name: String
             @Option(name: .long, help: "Comma-separated scopes, e.g. read:databases,read:logs.") var scopes: String
-            @Option(name: .long, help: "Lifetime such as 90d, 12h, 3600 (seconds); none by default.") var expiresIn: String?
+            @Option(name: .long, help: "Lifetime such as 90d, 12h, 3600 (seconds); none by default.") var expiresIn:
+                String?
             @Flag(name: .long, help: "Make a dbaudit_test_ key.") var test = false
-            @Option(name: .long, help: "Owner recorded with the key and sent upstream as the subject.") var owner = "operator"
-            @Option(name: .long, help: "A [[rate_limits]] policy for this key (its tier), applied on every route.") var rateLimit: String?
+            @Option(name: .long, help: "Owner recorded with the key and sent upstream as the subject.") var owner =
+                "operator"
+            @Option(name: .long, help: "A [[rate_limits]] policy for this key (its tier), applied on every route.")
+            var rateLimit: String?
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
                 var lifetime: Int64?
                 if let expiresIn = self.expiresIn {
                     guard let parsed = APIKeyService.parseLifetime(expiresIn) else {
-                        FileHandleOutput.standardError("dbaudit-gateway: --expires-in must look like 90d, 12h, 30m or seconds\n")
+                        FileHandleOutput.standardError(
+                            "dbaudit-gateway: --expires-in must look like 90d, 12h, 30m or seconds\n"
+                        )
                         throw ExitCode(1)
                     }
                     lifetime = parsed
@@ -63,7 +68,9 @@ extension GatewayCommand {
                     print(text + ",\"key\":" + JSONText.quoted(created.key) + "}")
                 } else {
                     let record = created.record
-                    print("Created API key \(record.id) (\(record.name); scopes \(record.scopes.joined(separator: " ")); expires \(record.expiresAt.map(Self.date) ?? "never")).")
+                    print(
+                        "Created API key \(record.id) (\(record.name); scopes \(record.scopes.joined(separator: " ")); expires \(record.expiresAt.map(Self.date) ?? "never"))."
+                    )
                     print("Store it now, it is not shown again:")
                     print(created.key)
                 }
@@ -86,16 +93,30 @@ extension GatewayCommand {
                     print("[" + records.map(APIKeyEndpoints.recordJSON).joined(separator: ",") + "]")
                     return
                 }
-                print("ID                    NAME                 SCOPES                              LAST4  CREATED               EXPIRES               LAST USED             STATE")
+                print(
+                    "ID                    NAME                 SCOPES                              LAST4  CREATED               EXPIRES               LAST USED             STATE"
+                )
                 for record in records {
                     let fields = [
                         record.id.padding(toLength: 21, withPad: " ", startingAt: 0),
                         String(record.name.prefix(20)).padding(toLength: 20, withPad: " ", startingAt: 0),
-                        String(record.scopes.joined(separator: ",").prefix(35)).padding(toLength: 35, withPad: " ", startingAt: 0),
+                        String(record.scopes.joined(separator: ",").prefix(35)).padding(
+                            toLength: 35,
+                            withPad: " ",
+                            startingAt: 0
+                        ),
                         record.last4.padding(toLength: 6, withPad: " ", startingAt: 0),
                         Create.date(record.createdAt).padding(toLength: 21, withPad: " ", startingAt: 0),
-                        (record.expiresAt.map(Create.date) ?? "never").padding(toLength: 21, withPad: " ", startingAt: 0),
-                        (record.lastUsedAt.map(Create.date) ?? "never").padding(toLength: 21, withPad: " ", startingAt: 0),
+                        (record.expiresAt.map(Create.date) ?? "never").padding(
+                            toLength: 21,
+                            withPad: " ",
+                            startingAt: 0
+                        ),
+                        (record.lastUsedAt.map(Create.date) ?? "never").padding(
+                            toLength: 21,
+                            withPad: " ",
+                            startingAt: 0
+                        ),
                         record.revoked ? "revoked" : "active",
                     ]
                     print(fields.joined(separator: " "))
@@ -110,7 +131,12 @@ extension GatewayCommand {
             @Argument(help: "The key id (key_...).") var id: String
 
             func run() async throws {
-                guard let record = try await performOrExit(self.options.management(), { try await $0.revoke(id: self.id) }) else {
+                guard
+                    let record = try await performOrExit(
+                        self.options.management(),
+                        { try await $0.revoke(id: self.id) }
+                    )
+                else {
                     FileHandleOutput.standardError("dbaudit-gateway: no API key has id \(self.id)\n")
                     throw ExitCode(1)
                 }

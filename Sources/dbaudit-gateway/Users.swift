@@ -24,24 +24,34 @@ extension GatewayCommand {
 
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Create a user; the password is the first line of standard input (never an argument).")
+                abstract: "Create a user; the password is the first line of standard input (never an argument)."
+            )
 
             @OptionGroup var options: Options
-            @Option(name: .long, help: "Login e-mail address: a plain ASCII address such as ops@example.com (stored lower-cased).")
+            @Option(
+                name: .long,
+                help: "Login e-mail address: a plain ASCII address such as ops@example.com (stored lower-cased)."
+            )
             var email: String
             @Option(name: .long, help: "Comma-separated scopes, e.g. read:databases,read:logs.") var scopes: String
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
                 guard let line = readLine(strippingNewline: true), !line.isEmpty else {
-                    FileHandleOutput.standardError("dbaudit-gateway: write the password on standard input (e.g. from a file or a prompt)\n")
+                    FileHandleOutput.standardError(
+                        "dbaudit-gateway: write the password on standard input (e.g. from a file or a prompt)\n"
+                    )
                     throw ExitCode(1)
                 }
                 let management = try self.options.management()
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let user = try await performOrExit(management) { management in
                     try await management.add(
-                        email: self.email, scopes: scopes, password: line, now: Int64(Date().timeIntervalSince1970))
+                        email: self.email,
+                        scopes: scopes,
+                        password: line,
+                        now: Int64(Date().timeIntervalSince1970)
+                    )
                 }
                 if self.json {
                     print(Users.json(user, full: false))
@@ -53,7 +63,9 @@ extension GatewayCommand {
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "List every user: id, e-mail (login name), enabled or disabled, created, the provider and address of a user signed in through [[sso.providers]], scopes (never a password hash).")
+                abstract:
+                    "List every user: id, e-mail (login name), enabled or disabled, created, the provider and address of a user signed in through [[sso.providers]], scopes (never a password hash)."
+            )
 
             @OptionGroup var options: Options
             @Flag(name: .long, help: "Print a JSON array.") var json = false
@@ -63,17 +75,23 @@ extension GatewayCommand {
                 if self.json {
                     print("[" + users.map { Users.json($0, full: true) }.joined(separator: ",") + "]")
                 } else if users.isEmpty {
-                    print("No users. Add one with: dbaudit-gateway users add --config PATH --email ADDRESS --scopes a,b")
+                    print(
+                        "No users. Add one with: dbaudit-gateway users add --config PATH --email ADDRESS --scopes a,b"
+                    )
                 } else {
                     for user in users {
                         let created = Date(timeIntervalSince1970: TimeInterval(user.createdAt)).ISO8601Format()
                         // A provider user: its login name (for `users disable`), then provider and address.
                         let provider = user.provider.map { "  provider \($0) <\(user.contactEmail ?? "")>" } ?? ""
-                        print("\(user.id)  \(user.email)  \(user.disabled ? "disabled" : "enabled")  created \(created)\(provider)  scopes \(user.scopes.joined(separator: " "))")
+                        print(
+                            "\(user.id)  \(user.email)  \(user.disabled ? "disabled" : "enabled")  created \(created)\(provider)  scopes \(user.scopes.joined(separator: " "))"
+                        )
                     }
                 }
                 if unreadable > 0 {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(unreadable) user record(s) could not be read and were skipped\n")
+                    FileHandleOutput.standardError(
+                        "dbaudit-gateway: \(unreadable) user record(s) could not be read and were skipped\n"
+                    )
                 }
             }
 
@@ -81,7 +99,9 @@ extension GatewayCommand {
 
         struct Disable: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Disable a user: logins and refreshes are refused (access tokens already issued expire on their own).")
+                abstract:
+                    "Disable a user: logins and refreshes are refused (access tokens already issued expire on their own)."
+            )
 
             @OptionGroup var options: Options
             @Option(name: .long, help: "Login e-mail address.") var email: String

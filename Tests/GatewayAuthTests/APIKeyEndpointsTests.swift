@@ -1,9 +1,9 @@
 import Foundation
 import GatewayCore
 import GatewayStore
+import GatewayTestSupport
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -28,13 +28,20 @@ private final class EndpointsHarness {
         let sessions = InMemorySessionStore(eventLoop: self.auth.loop, data: InMemorySessionData())
         self.users = sessions
         for (id, email) in [("usr_ann", "ann@example.com"), ("usr_bob", "bob@example.com")] {
-            _ = sessions.createUser(UserRecord(id: id, email: email, scopes: ["read:databases"], passwordHash: "x", createdAt: 0))
+            _ = sessions.createUser(
+                UserRecord(id: id, email: email, scopes: ["read:databases"], passwordHash: "x", createdAt: 0)
+            )
         }
         var admit: ((Principal) -> EventLoopFuture<Void>)?
         let loop = self.auth.loop
         self.endpoints = APIKeyEndpoints(
-            service: service, now: { clock.now }, sessionIssuer: "https://gw.test", sessions: sessions,
-            maxKeysPerOwner: maxKeysPerOwner, admit: { principal in admit!(principal) })
+            service: service,
+            now: { clock.now },
+            sessionIssuer: "https://gw.test",
+            sessions: sessions,
+            maxKeysPerOwner: maxKeysPerOwner,
+            admit: { principal in admit!(principal) }
+        )
         admit = { [unowned self] principal in
             self.admitted.append(principal.subject)
             return self.refusal.map { loop.makeFailedFuture($0) } ?? loop.makeSucceededVoidFuture()
@@ -68,7 +75,11 @@ private final class EndpointsHarness {
         principal: Principal = admin,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> APIKeyEndpoints.Response {
-        try value(of: self.handle(method, path, query: query, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
+        try value(
+            of: self.handle(method, path, query: query, body: body, principal: principal),
+            on: self.loop,
+            sourceLocation: sourceLocation
+        )
     }
 
     func error(
@@ -80,7 +91,10 @@ private final class EndpointsHarness {
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> GatewayError {
         let error = try failure(
-            of: self.handle(method, path, query: query, body: body, principal: principal), on: self.loop, sourceLocation: sourceLocation)
+            of: self.handle(method, path, query: query, body: body, principal: principal),
+            on: self.loop,
+            sourceLocation: sourceLocation
+        )
         return try #require(error as? GatewayError, "not a GatewayError: \(error)", sourceLocation: sourceLocation)
     }
 
@@ -115,7 +129,8 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
     private static let ann = session("usr_ann", ["read:databases", "read:logs"])
     private static let bob = session("usr_bob", ["read:databases"])
 
-    private static func session(_ subject: String, _ scopes: [String], issuer: String = "https://gw.test") -> Principal {
+    private static func session(_ subject: String, _ scopes: [String], issuer: String = "https://gw.test") -> Principal
+    {
         var principal = Principal(subject: subject, kind: .jwt, scopes: scopes)
         principal.issuer = issuer
         return principal
@@ -127,13 +142,19 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         let error = try h.error("POST", body: #"{"name":"x","scopes":["read:databases"]}"#, principal: external)
         #expect(error.status == 403)
         let externalAdmin = Self.session("ext-admin", ["admin"], issuer: "https://idp.example")
-        #expect(try h.response("POST", body: #"{"name":"x","scopes":["read:databases"]}"#, principal: externalAdmin).status == 201)
+        #expect(
+            try h.response("POST", body: #"{"name":"x","scopes":["read:databases"]}"#, principal: externalAdmin).status
+                == 201
+        )
     }
 
     @Test func anAPIKeyWithoutAdminCannotManageKeys() throws {
         let h = EndpointsHarness()
         let reader = Principal(subject: "ci", kind: .apiKey, scopes: ["read:databases"], keyID: "key_00000000000000bb")
-        for (method, path) in [("POST", APIKeyEndpoints.collectionPath), ("GET", APIKeyEndpoints.collectionPath), ("DELETE", APIKeyEndpoints.collectionPath + "/key_0123456789abcdef")] {
+        for (method, path) in [
+            ("POST", APIKeyEndpoints.collectionPath), ("GET", APIKeyEndpoints.collectionPath),
+            ("DELETE", APIKeyEndpoints.collectionPath + "/key_0123456789abcdef"),
+        ] {
             let error = try h.error(method, path, body: #"{"name":"x","scopes":["read:databases"]}"#, principal: reader)
             #expect(error.status == 403)
             #expect(error.code == "insufficient_scope")
@@ -151,8 +172,12 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
     @Test func aUserSeesAndRevokesOnlyItsOwnKeys() throws {
         let h = EndpointsHarness()
-        let annKey = try json(try h.response("POST", body: #"{"name":"a","scopes":["read:databases"]}"#, principal: Self.ann).body)
-        let bobKey = try json(try h.response("POST", body: #"{"name":"b","scopes":["read:databases"]}"#, principal: Self.bob).body)
+        let annKey = try json(
+            try h.response("POST", body: #"{"name":"a","scopes":["read:databases"]}"#, principal: Self.ann).body
+        )
+        let bobKey = try json(
+            try h.response("POST", body: #"{"name":"b","scopes":["read:databases"]}"#, principal: Self.bob).body
+        )
         let annID = try #require(annKey["id"] as? String)
         let bobID = try #require(bobKey["id"] as? String)
         let annList = try json(try h.response("GET", principal: Self.ann).body)["api_keys"] as? [[String: Any]] ?? []
@@ -160,7 +185,9 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         // Bob's key is not Ann's to revoke, and the answer does not reveal that it exists.
         let error = try h.error("DELETE", APIKeyEndpoints.collectionPath + "/" + bobID, principal: Self.ann)
         #expect(error.status == 404)
-        #expect(try h.response("DELETE", APIKeyEndpoints.collectionPath + "/" + annID, principal: Self.ann).status == 200)
+        #expect(
+            try h.response("DELETE", APIKeyEndpoints.collectionPath + "/" + annID, principal: Self.ann).status == 200
+        )
         // An admin sees everyone's.
         let all = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]] ?? []
         #expect(Set(all.compactMap { $0["id"] as? String }) == [annID, bobID])
@@ -168,11 +195,21 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
     @Test func aDisabledOrUnknownUsersSessionManagesNothing() throws {
         let h = EndpointsHarness()
-        let made = try json(try h.response("POST", body: #"{"name":"a","scopes":["read:databases"]}"#, principal: Self.ann).body)
+        let made = try json(
+            try h.response("POST", body: #"{"name":"a","scopes":["read:databases"]}"#, principal: Self.ann).body
+        )
         let id = try #require(made["id"] as? String)
         _ = try value(of: h.users.setUserDisabled(email: "ann@example.com", disabled: true), on: h.loop)
-        for (method, path) in [("POST", APIKeyEndpoints.collectionPath), ("GET", APIKeyEndpoints.collectionPath), ("DELETE", APIKeyEndpoints.collectionPath + "/" + id)] {
-            let error = try h.error(method, path, body: #"{"name":"b","scopes":["read:databases"]}"#, principal: Self.ann)
+        for (method, path) in [
+            ("POST", APIKeyEndpoints.collectionPath), ("GET", APIKeyEndpoints.collectionPath),
+            ("DELETE", APIKeyEndpoints.collectionPath + "/" + id),
+        ] {
+            let error = try h.error(
+                method,
+                path,
+                body: #"{"name":"b","scopes":["read:databases"]}"#,
+                principal: Self.ann
+            )
             #expect(error.status == 401)
             #expect(error.code == "invalid_token")
         }
@@ -191,16 +228,27 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         let h = EndpointsHarness(maxKeysPerOwner: 2)
         var ids: [String] = []
         for name in ["a", "b"] {
-            let made = try json(try h.response("POST", body: #"{"name":"\#(name)","scopes":["read:databases"]}"#, principal: Self.ann).body)
+            let made = try json(
+                try h.response("POST", body: #"{"name":"\#(name)","scopes":["read:databases"]}"#, principal: Self.ann)
+                    .body
+            )
             ids.append(try #require(made["id"] as? String))
         }
         let error = try h.error("POST", body: #"{"name":"c","scopes":["read:databases"]}"#, principal: Self.ann)
         #expect(error.status == 409)
         #expect(error.code == "key_limit_reached")
         // Another owner has a cap of its own.
-        #expect(try h.response("POST", body: #"{"name":"b1","scopes":["read:databases"]}"#, principal: Self.bob).status == 201)
-        #expect(try h.response("DELETE", APIKeyEndpoints.collectionPath + "/" + ids[0], principal: Self.ann).status == 200)
-        #expect(try h.response("POST", body: #"{"name":"c","scopes":["read:databases"]}"#, principal: Self.ann).status == 201)
+        #expect(
+            try h.response("POST", body: #"{"name":"b1","scopes":["read:databases"]}"#, principal: Self.bob).status
+                == 201
+        )
+        #expect(
+            try h.response("DELETE", APIKeyEndpoints.collectionPath + "/" + ids[0], principal: Self.ann).status == 200
+        )
+        #expect(
+            try h.response("POST", body: #"{"name":"c","scopes":["read:databases"]}"#, principal: Self.ann).status
+                == 201
+        )
     }
 
     @Test func listsArePagedWithLimitAndCursor() throws {
@@ -208,7 +256,9 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         var made: [String] = []
         for index in 0..<5 {
             h.auth.clock.now += 1
-            made.append(try #require(try h.createKey(#"{"name":"k\#(index)","scopes":["read:logs"]}"#)["id"] as? String))
+            made.append(
+                try #require(try h.createKey(#"{"name":"k\#(index)","scopes":["read:logs"]}"#)["id"] as? String)
+            )
         }
         var seen: [String] = []
         var cursor: String?
@@ -222,7 +272,10 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         #expect(seen == made.reversed())
     }
 
-    @Test(arguments: ["limit=0", "limit=1001", "limit=", "limit=x", "limit=-1", "cursor=abc", "cursor=1e3", "limit=1&limit=2", "other=1", "limit", "&", "cursor=1234567890"])
+    @Test(arguments: [
+        "limit=0", "limit=1001", "limit=", "limit=x", "limit=-1", "cursor=abc", "cursor=1e3", "limit=1&limit=2",
+        "other=1", "limit", "&", "cursor=1234567890",
+    ])
     func aBadListQueryIs400(query: String) throws {
         let h = EndpointsHarness()
         let error = try h.error("GET", query: query)
@@ -234,7 +287,12 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         let h = EndpointsHarness()
         #expect(try h.response("GET").status == 200)
         #expect(h.admitted == ["root"])
-        h.refusal = GatewayError(status: 429, code: "rate_limited", description: "slow down", headers: [.init("Retry-After", "3")])
+        h.refusal = GatewayError(
+            status: 429,
+            code: "rate_limited",
+            description: "slow down",
+            headers: [.init("Retry-After", "3")]
+        )
         for method in ["GET", "POST"] {
             let error = try h.error(method, body: #"{"name":"x","scopes":["read:logs"]}"#)
             #expect(error.status == 429)
@@ -252,7 +310,13 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         let service = APIKeyService(store: auth.store, hash: auth.authenticator.hash(apiKey:))
         let endpoints = APIKeyEndpoints(service: service, now: { 0 }, policies: ["gold"])
         func call(_ body: String, _ principal: Principal) -> Result<APIKeyEndpoints.Response, any Error> {
-            let future = endpoints.handle(method: "POST", normalizedPath: APIKeyEndpoints.collectionPath, body: Array(body.utf8), principal: principal, eventLoop: auth.loop)
+            let future = endpoints.handle(
+                method: "POST",
+                normalizedPath: APIKeyEndpoints.collectionPath,
+                body: Array(body.utf8),
+                principal: principal,
+                eventLoop: auth.loop
+            )
             auth.loop.run()
             var result: Result<APIKeyEndpoints.Response, any Error>?
             future.whenComplete { result = $0 }
@@ -270,7 +334,10 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
     @Test func postCreatesAKeyAndReturnsItOnce() throws {
         let h = EndpointsHarness()
-        let response = try h.response("POST", body: #"{"name":"ci deploy","scopes":["read:databases","read:logs"],"expires_in":"90d"}"#)
+        let response = try h.response(
+            "POST",
+            body: #"{"name":"ci deploy","scopes":["read:databases","read:logs"],"expires_in":"90d"}"#
+        )
         #expect(response.status == 201)
         #expect(response.noStore)
         let document = try json(response.body)
@@ -288,10 +355,17 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         #expect(document["environment"] as? String == "live")
         let id = try #require(document["id"] as? String)
         #expect(id.hasPrefix("key_") && id.utf8.count == 20)
-        #expect(Set(document.keys) == ["id", "name", "scopes", "owner", "created_at", "expires_at", "last_used_at", "revoked", "last4", "environment", "key"])
+        #expect(
+            Set(document.keys) == [
+                "id", "name", "scopes", "owner", "created_at", "expires_at", "last_used_at", "revoked", "last4",
+                "environment", "key",
+            ]
+        )
 
         // The key works, with the scopes it was given.
-        let principal = try #require(try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).successValue)
+        let principal = try #require(
+            try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).successValue
+        )
         #expect(principal?.keyID == id)
         #expect(principal?.subject == "root")
         #expect(try h.auth.resolve(h.auth.authorize("POST", "/v1/databases", key: key)).error?.status == 403)
@@ -405,7 +479,12 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
             #expect(list.map { $0["id"] as? String } == [second["id"] as? String, first["id"] as? String])
             for entry in list {
                 #expect(entry["key"] == nil)
-                #expect(Set(entry.keys) == ["id", "name", "scopes", "owner", "created_at", "expires_at", "last_used_at", "revoked", "last4", "environment"])
+                #expect(
+                    Set(entry.keys) == [
+                        "id", "name", "scopes", "owner", "created_at", "expires_at", "last_used_at", "revoked", "last4",
+                        "environment",
+                    ]
+                )
             }
         }
     }
@@ -452,7 +531,10 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
         #expect(h.auth.store.revokeCalls == 1)
     }
 
-    @Test(arguments: ["/v1/api-keys/", "/v1/api-keys/abc", "/v1/api-keys/key_1", "/v1/api-keys/key_0123456789abcdef/x", "/v1/api-keys/KEY_0123456789ABCDEF"])
+    @Test(arguments: [
+        "/v1/api-keys/", "/v1/api-keys/abc", "/v1/api-keys/key_1", "/v1/api-keys/key_0123456789abcdef/x",
+        "/v1/api-keys/KEY_0123456789ABCDEF",
+    ])
     func deleteOfAMalformedIDIs404WithoutAStoreCall(path: String) throws {
         let h = EndpointsHarness()
         let error = try h.error("DELETE", path)

@@ -69,7 +69,10 @@ private func randomPart(_ count: Int = APIKeyFormat.randomLength) -> [UInt8] {
                     var typo = key
                     typo[position] = replacement
                     let token = String(decoding: typo, as: UTF8.self)
-                    #expect(APIKeyFormat.problem(with: token) != nil, "substitution at \(position) not detected: \(token)")
+                    #expect(
+                        APIKeyFormat.problem(with: token) != nil,
+                        "substitution at \(position) not detected: \(token)"
+                    )
                     checked += 1
                 }
             }
@@ -83,7 +86,10 @@ private func randomPart(_ count: Int = APIKeyFormat.randomLength) -> [UInt8] {
             for replacement in base62 + [UInt8(ascii: "_")] where replacement != key[position] {
                 var typo = key
                 typo[position] = replacement
-                #expect(APIKeyFormat.problem(with: String(decoding: typo, as: UTF8.self)) != nil, "position \(position)")
+                #expect(
+                    APIKeyFormat.problem(with: String(decoding: typo, as: UTF8.self)) != nil,
+                    "position \(position)"
+                )
             }
         }
     }

@@ -1,8 +1,8 @@
 import GatewayCore
 import GatewayStore
+import GatewayTestSupport
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -66,7 +66,11 @@ private func isInvalid(_ error: APIKeyService.RequestError) -> Bool {
     @Test func createStoresARecordUnderTheKeysHash() throws {
         let h = ServiceHarness()
         let created = try value(
-            of: h.create(name: "  nightly export  ", scopes: ["read:reports", "admin", "read:reports"], expiresIn: 3600),
+            of: h.create(
+                name: "  nightly export  ",
+                scopes: ["read:reports", "admin", "read:reports"],
+                expiresIn: 3600
+            ),
             on: h.loop
         )
         #expect(APIKeyFormat.problem(with: created.key) == nil)
@@ -154,7 +158,9 @@ private func isInvalid(_ error: APIKeyService.RequestError) -> Bool {
         #expect(isInvalid(try h.refusal(scopes: [])))
     }
 
-    @Test(arguments: [["read:everything"], ["read:databases", "READ:DATABASES"], [""], ["admin", "root"], ["read:databases "]])
+    @Test(arguments: [
+        ["read:everything"], ["read:databases", "READ:DATABASES"], [""], ["admin", "root"], ["read:databases "],
+    ])
     func unknownScopesAreRefused(scopes: [String]) throws {
         let h = ServiceHarness()
         let error = try h.refusal(scopes: scopes)
@@ -201,7 +207,9 @@ private func isInvalid(_ error: APIKeyService.RequestError) -> Bool {
         let h = ServiceHarness()
         let grantor = Principal(subject: "bob", kind: .apiKey, scopes: ["read:databases", "read:logs"])
         #expect(try h.refusal(scopes: ["write:databases"], grantor: grantor) == .scopeNotHeld("write:databases"))
-        #expect(try h.refusal(scopes: ["read:logs", "admin", "read:alerts"], grantor: grantor) == .scopeNotHeld("admin"))
+        #expect(
+            try h.refusal(scopes: ["read:logs", "admin", "read:alerts"], grantor: grantor) == .scopeNotHeld("admin")
+        )
         #expect(h.store.createCalls == 0)
         // A subset of its own scopes is fine.
         let created = try value(of: h.create(scopes: ["read:logs"], grantor: grantor), on: h.loop)
@@ -251,7 +259,9 @@ private func isInvalid(_ error: APIKeyService.RequestError) -> Bool {
         #expect(h.store.revokeCalls == 1)
     }
 
-    @Test(arguments: ["", "key_", "key_123", "abc", "KEY_0123456789abcdef", "key_0123456789abcdef0", "xey_0123456789abcdef"])
+    @Test(arguments: [
+        "", "key_", "key_123", "abc", "KEY_0123456789abcdef", "key_0123456789abcdef0", "xey_0123456789abcdef",
+    ])
     func revokeOfAMalformedIDDoesNotAskTheStore(id: String) throws {
         let h = ServiceHarness()
         #expect(try value(of: h.service.revoke(id: id), on: h.loop) == nil)
@@ -260,18 +270,20 @@ private func isInvalid(_ error: APIKeyService.RequestError) -> Bool {
 
     // MARK: parseLifetime
 
-    @Test(arguments: [
-        ("90d", 90 * 86_400),
-        ("1d", 86_400),
-        ("12h", 43_200),
-        ("30m", 1_800),
-        ("3600", 3_600),
-        ("3600s", 3_600),
-        ("1", 1),
-        ("1s", 1),
-        ("0090d", 90 * 86_400),
-        ("9999999999", 9_999_999_999),
-    ] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("90d", 90 * 86_400),
+            ("1d", 86_400),
+            ("12h", 43_200),
+            ("30m", 1_800),
+            ("3600", 3_600),
+            ("3600s", 3_600),
+            ("1", 1),
+            ("1s", 1),
+            ("0090d", 90 * 86_400),
+            ("9999999999", 9_999_999_999),
+        ] as [(String, Int64)]
+    )
     func parsesLifetimes(text: String, seconds: Int64) {
         #expect(APIKeyService.parseLifetime(text) == seconds)
     }

@@ -3,10 +3,10 @@ import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayStore
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -85,7 +85,6 @@ final class CountingStore: CredentialStore {
         return self.inner.touchAPIKey(id: id, at: time)
     }
 }
-
 
 /// Opaque access token records in a dictionary, counting lookups; `failure` makes every
 /// call fail (a Redis outage); `holdLookups` keeps lookups pending until released.
@@ -181,13 +180,30 @@ final class AuthHarness {
             now: { clock.now },
             maximumTrackedKeys: maximumTrackedKeys,
             opaqueTokens: withOpaqueTokens
-                ? OpaqueTokenAuthenticator(store: opaqueStore, cache: cache, issuer: "https://gateway.test", logger: Logger(label: "test"), now: { clock.now })
+                ? OpaqueTokenAuthenticator(
+                    store: opaqueStore,
+                    cache: cache,
+                    issuer: "https://gateway.test",
+                    logger: Logger(label: "test"),
+                    now: { clock.now }
+                )
                 : nil,
             introspection: introspectionPoster.map { poster in
                 IntrospectionAuthenticator(
-                    endpoints: [IntrospectionSettings(endpoint: "https://as.test/introspect", clientID: "gw", clientSecret: Secret("s"))],
-                    post: poster, shared: nil, eventLoop: opaqueStore.eventLoop, maximumEntries: 100, logger: Logger(label: "test"),
-                    now: { clock.now })
+                    endpoints: [
+                        IntrospectionSettings(
+                            endpoint: "https://as.test/introspect",
+                            clientID: "gw",
+                            clientSecret: Secret("s")
+                        )
+                    ],
+                    post: poster,
+                    shared: nil,
+                    eventLoop: opaqueStore.eventLoop,
+                    maximumEntries: 100,
+                    logger: Logger(label: "test"),
+                    now: { clock.now }
+                )
             }
         )
         // Keys are created straight on the in-memory store so the counters only see the
@@ -246,7 +262,10 @@ final class AuthHarness {
 
     /// The final decision of an outcome: the principal it allows, or the error it denies
     /// with; pending outcomes are resolved on the loop.
-    func resolve(_ outcome: Authenticator.Outcome, sourceLocation: SourceLocation = #_sourceLocation) throws
+    func resolve(
+        _ outcome: Authenticator.Outcome,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws
         -> Result<Principal?, GatewayError>
     {
         switch outcome {
@@ -309,4 +328,3 @@ extension GatewayError {
         self.headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }
 }
-

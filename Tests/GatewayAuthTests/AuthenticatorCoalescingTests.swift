@@ -1,6 +1,6 @@
 import GatewayCore
-import NIOCore
 import GatewayTestSupport
+import NIOCore
 import Testing
 
 @testable import GatewayAuth
@@ -9,14 +9,28 @@ import Testing
     @Test func concurrentMissesForOneKeyAskTheStoreOnce() throws {
         let h = AuthHarness()
         let created = try value(
-            of: h.service.create(name: "k", scopes: ["read:databases"], expiresInSeconds: nil, test: false, owner: "o", grantor: nil, now: AuthHarness.startTime),
-            on: h.loop)
+            of: h.service.create(
+                name: "k",
+                scopes: ["read:databases"],
+                expiresInSeconds: nil,
+                test: false,
+                owner: "o",
+                grantor: nil,
+                now: AuthHarness.startTime
+            ),
+            on: h.loop
+        )
         h.store.holdLookups = true
         let before = h.store.apiKeyCalls
         var futures: [EventLoopFuture<Principal>] = []
         for _ in 0..<5 {
-            guard case .pending(let future) = h.authenticator.authorize(
-                method: "GET", normalizedPath: "/v1/databases", authorization: ["Bearer \(created.key)"], queryCarriesToken: false)
+            guard
+                case .pending(let future) = h.authenticator.authorize(
+                    method: "GET",
+                    normalizedPath: "/v1/databases",
+                    authorization: ["Bearer \(created.key)"],
+                    queryCarriesToken: false
+                )
             else {
                 Issue.record("a cold key must wait for the store")
                 return
@@ -30,8 +44,13 @@ import Testing
             #expect(try value(of: future, on: h.loop).keyID == created.record.id)
         }
         // Answered: the next lookup of another key is a fresh one, and this key is cached.
-        guard case .allow = h.authenticator.authorize(
-            method: "GET", normalizedPath: "/v1/databases", authorization: ["Bearer \(created.key)"], queryCarriesToken: false)
+        guard
+            case .allow = h.authenticator.authorize(
+                method: "GET",
+                normalizedPath: "/v1/databases",
+                authorization: ["Bearer \(created.key)"],
+                queryCarriesToken: false
+            )
         else {
             Issue.record("the answer was not cached")
             return
@@ -44,8 +63,13 @@ import Testing
         h.store.failure = CredentialStoreErrorStub.unavailable
         let key = APIKeyFormat.generate(test: false)
         for _ in 0..<2 {
-            guard case .pending(let future) = h.authenticator.authorize(
-                method: "GET", normalizedPath: "/v1/databases", authorization: ["Bearer \(key)"], queryCarriesToken: false)
+            guard
+                case .pending(let future) = h.authenticator.authorize(
+                    method: "GET",
+                    normalizedPath: "/v1/databases",
+                    authorization: ["Bearer \(key)"],
+                    queryCarriesToken: false
+                )
             else {
                 Issue.record("expected a store lookup")
                 return

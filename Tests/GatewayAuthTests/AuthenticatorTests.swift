@@ -2,9 +2,9 @@ import Foundation
 import GatewayConfig
 import GatewayCore
 import GatewayStore
+import GatewayTestSupport
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -15,7 +15,11 @@ private let invalidTokenPrefix = "Bearer realm=\"dbaudit\", error=\"invalid_toke
 private func expectInvalidToken(_ error: GatewayError?, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(error?.status == 401, sourceLocation: sourceLocation)
     #expect(error?.code == "invalid_token", sourceLocation: sourceLocation)
-    #expect(error?.header("WWW-Authenticate")?.hasPrefix(invalidTokenPrefix) == true, "\(String(describing: error))", sourceLocation: sourceLocation)
+    #expect(
+        error?.header("WWW-Authenticate")?.hasPrefix(invalidTokenPrefix) == true,
+        "\(String(describing: error))",
+        sourceLocation: sourceLocation
+    )
 }
 
 /// A cache whose positive entries go stale after 1 ms of real time (the cache runs on
@@ -40,7 +44,10 @@ private func waitPastPositiveTTL() {
         let allowed = try #require(outcome.allowance)
         #expect(allowed == nil)
         // Even a garbage header or a query token is not looked at on an open route.
-        #expect(try #require(h.authorize("GET", "/health", authorization: ["garbage"], queryCarriesToken: true).allowance) == nil)
+        #expect(
+            try #require(h.authorize("GET", "/health", authorization: ["garbage"], queryCarriesToken: true).allowance)
+                == nil
+        )
         #expect(h.store.apiKeyCalls == 0)
     }
 
@@ -65,7 +72,9 @@ private func waitPastPositiveTTL() {
         // The table would allow this key on GET /v1/databases; the override needs admin.
         let result = try h.resolve(h.authorize("GET", "/v1/databases", key: reader, requirement: .scopes(["admin"])))
         #expect(result.error == GatewayError.insufficientScope("admin"))
-        #expect(h.authorize("GET", "/v1/databases", key: reader, requirement: .denied).denial == GatewayError.routeNotFound)
+        #expect(
+            h.authorize("GET", "/v1/databases", key: reader, requirement: .denied).denial == GatewayError.routeNotFound
+        )
     }
 
     @Test func unmatchedRoutesWithAuthenticatePolicyNeedAnyValidKey() throws {
@@ -146,7 +155,9 @@ private func waitPastPositiveTTL() {
         let h = AuthHarness()
         let key = try h.createKey(scopes: ["admin"]).key
         for headers in [[], ["Bearer \(key)"]] {
-            let error = try #require(h.authorize("GET", "/v1/databases", authorization: headers, queryCarriesToken: true).denial)
+            let error = try #require(
+                h.authorize("GET", "/v1/databases", authorization: headers, queryCarriesToken: true).denial
+            )
             expectInvalidToken(error)
         }
         #expect(h.store.apiKeyCalls == 0)
@@ -229,7 +240,10 @@ private func waitPastPositiveTTL() {
             #expect(error.status == 403)
             #expect(error.code == "insufficient_scope")
             #expect(error.description.contains(missing))
-            #expect(error.header("WWW-Authenticate") == "Bearer realm=\"dbaudit\", error=\"insufficient_scope\", scope=\"\(missing)\"")
+            #expect(
+                error.header("WWW-Authenticate")
+                    == "Bearer realm=\"dbaudit\", error=\"insufficient_scope\", scope=\"\(missing)\""
+            )
             // The cached principal is refused the same way, synchronously.
             #expect(h.authorize("POST", "/v1/databases", key: key).denial == error)
         }
@@ -242,7 +256,10 @@ private func waitPastPositiveTTL() {
         let key = try h.createKey(scopes: ["admin"]).key
         #expect(try h.resolve(h.authorize("POST", "/v1/databases", key: key)).successValue??.scopes == ["admin"])
         #expect(try #require(h.authorize("GET", "/v1/reports/x", key: key).allowance) != nil)
-        #expect(try #require(h.authorize("GET", "/v1/databases", key: key, requirement: .scopes(Scopes.all)).allowance) != nil)
+        #expect(
+            try #require(h.authorize("GET", "/v1/databases", key: key, requirement: .scopes(Scopes.all)).allowance)
+                != nil
+        )
     }
 
     @Test func testEnvironmentKeysAuthenticate() throws {
@@ -420,8 +437,15 @@ private func waitPastPositiveTTL() {
         let h = AuthHarness()
         let key = APIKeyFormat.generate(test: false)
         let record = APIKeyRecord(
-            id: "key_hostile", name: "hostile", scopes: scopes, owner: "mallory", createdAt: AuthHarness.startTime,
-            expiresAt: nil, last4: String(key.suffix(4)), environment: "live")
+            id: "key_hostile",
+            name: "hostile",
+            scopes: scopes,
+            owner: "mallory",
+            createdAt: AuthHarness.startTime,
+            expiresAt: nil,
+            last4: String(key.suffix(4)),
+            environment: "live"
+        )
         try value(of: h.store.inner.createAPIKey(record, hash: h.authenticator.hash(apiKey: key)), on: h.loop)
         let result = try h.resolve(h.authorize(key: key))
         #expect(result.successValue == nil, "admitted: \(String(describing: result.successValue))")

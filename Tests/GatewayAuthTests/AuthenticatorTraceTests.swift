@@ -8,13 +8,22 @@ import Testing
 /// The same decision with a trace as without, every step named, no secret in it, and no
 /// last-use write for an explained request.
 @Suite struct AuthenticatorTraceTests {
-    private func traced(_ h: AuthHarness, _ method: String = "GET", _ path: String = "/v1/databases", key: String?)
+    private func traced(
+        _ h: AuthHarness,
+        _ method: String = "GET",
+        _ path: String = "/v1/databases",
+        key: String?
+    )
         throws -> (Result<Principal?, GatewayError>, DecisionTrace)
     {
         let trace = DecisionTrace()
         let outcome = h.authenticator.authorize(
-            method: method, normalizedPath: path, authorization: key.map { ["Bearer \($0)"] } ?? [], queryCarriesToken: false,
-            trace: trace)
+            method: method,
+            normalizedPath: path,
+            authorization: key.map { ["Bearer \($0)"] } ?? [],
+            queryCarriesToken: false,
+            trace: trace
+        )
         return (try h.resolve(outcome), trace)
     }
 
@@ -37,7 +46,12 @@ import Testing
             let (tracedResult, trace) = try traced(h, method, path, key: key)
             let plain = try h.resolve(
                 h.authenticator.authorize(
-                    method: method, normalizedPath: path, authorization: key.map { ["Bearer \($0)"] } ?? [], queryCarriesToken: false))
+                    method: method,
+                    normalizedPath: path,
+                    authorization: key.map { ["Bearer \($0)"] } ?? [],
+                    queryCarriesToken: false
+                )
+            )
             #expect(tracedResult.successValue == plain.successValue)
             #expect(tracedResult.error == plain.error)
             #expect(trace.failingStep?.name == failing, "\(trace.steps)")

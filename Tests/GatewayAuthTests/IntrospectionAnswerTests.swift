@@ -20,11 +20,25 @@ import Testing
     }
 
     @Test func activeAnswer() throws {
-        let answer = try parse(#"{"active":true,"sub":"u-1","client_id":"app","scope":"read:logs  admin","iss":"https://as.test","exp":1700000600,"iat":1699999000,"extra":{"x":[1]}}"#).get()
-        #expect(answer == .active(subject: "u-1", clientID: "app", scopes: ["read:logs", "admin"], issuer: "https://as.test", expiresAt: 1_700_000_600))
+        let answer = try parse(
+            #"{"active":true,"sub":"u-1","client_id":"app","scope":"read:logs  admin","iss":"https://as.test","exp":1700000600,"iat":1699999000,"extra":{"x":[1]}}"#
+        ).get()
+        #expect(
+            answer
+                == .active(
+                    subject: "u-1",
+                    clientID: "app",
+                    scopes: ["read:logs", "admin"],
+                    issuer: "https://as.test",
+                    expiresAt: 1_700_000_600
+                )
+        )
         // A client's own token (no sub) is named as a client, never as a user id.
         let machine = try parse(#"{"active":true,"client_id":"svc","exp":1700000600}"#).get()
-        #expect(machine == .active(subject: "client:svc", clientID: "svc", scopes: [], issuer: nil, expiresAt: 1_700_000_600))
+        #expect(
+            machine
+                == .active(subject: "client:svc", clientID: "svc", scopes: [], issuer: nil, expiresAt: 1_700_000_600)
+        )
         // Fractional NumericDate.
         #expect(try parse(#"{"active":true,"sub":"u","exp":1700000600.5}"#).get() != .inactive(reason: ""))
     }
@@ -70,7 +84,8 @@ import Testing
         for (json, status) in cases {
             #expect(isFailure(parse(json, status: status)), "\(status) \(json)")
         }
-        let tooLarge = "{\"active\":false,\"pad\":\"" + String(repeating: "x", count: IntrospectionAnswer.maximumBytes) + "\"}"
+        let tooLarge =
+            "{\"active\":false,\"pad\":\"" + String(repeating: "x", count: IntrospectionAnswer.maximumBytes) + "\"}"
         #expect(isFailure(parse(tooLarge)))
         let manyScopes = (0..<65).map { "s\($0)" }.joined(separator: " ")
         #expect(isFailure(parse(#"{"active":true,"sub":"u","exp":1700000600,"scope":"\#(manyScopes)"}"#)))

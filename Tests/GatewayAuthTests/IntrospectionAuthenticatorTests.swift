@@ -80,22 +80,41 @@ private let second = "https://as-two.test/introspect"
         let shared: FakeSharedCache
         let authenticator: IntrospectionAuthenticator
 
-        init(urls: [String] = [first], cacheMax: Duration = .seconds(300), negativeTTL: Duration = .seconds(10), maximumEntries: Int = 1000, withShared: Bool = true) {
+        init(
+            urls: [String] = [first],
+            cacheMax: Duration = .seconds(300),
+            negativeTTL: Duration = .seconds(10),
+            maximumEntries: Int = 1000,
+            withShared: Bool = true
+        ) {
             self.shared = FakeSharedCache(loop: self.loop)
             let settings = urls.map { url in
-                var entry = IntrospectionSettings(endpoint: url, clientID: "gateway client", clientSecret: Secret("s3cret:x"))
+                var entry = IntrospectionSettings(
+                    endpoint: url,
+                    clientID: "gateway client",
+                    clientSecret: Secret("s3cret:x")
+                )
                 entry.cacheMax = cacheMax
                 entry.negativeTTL = negativeTTL
                 return entry
             }
             let clock = self.clock
             self.authenticator = IntrospectionAuthenticator(
-                endpoints: settings, post: self.endpoints.poster, shared: withShared ? self.shared : nil, eventLoop: self.loop,
-                maximumEntries: maximumEntries, logger: Logger(label: "test"), now: { clock.now })
+                endpoints: settings,
+                post: self.endpoints.poster,
+                shared: withShared ? self.shared : nil,
+                eventLoop: self.loop,
+                maximumEntries: maximumEntries,
+                logger: Logger(label: "test"),
+                now: { clock.now }
+            )
         }
 
         func activeAnswer(_ url: String = first, lifetime: Int64 = 3600, scope: String = "read:databases") {
-            self.endpoints.answers[url] = (200, #"{"active":true,"sub":"ext-1","client_id":"partner","scope":"\#(scope)","exp":\#(clock.now + lifetime)}"#)
+            self.endpoints.answers[url] = (
+                200,
+                #"{"active":true,"sub":"ext-1","client_id":"partner","scope":"\#(scope)","exp":\#(clock.now + lifetime)}"#
+            )
         }
 
         /// The resolved verdict: the principal, or the error.
@@ -196,7 +215,9 @@ private let second = "https://as-two.test/introspect"
         #expect(h.endpoints.requests.count == 1)
         h.endpoints.release()
         for outcome in [a, b] {
-            guard case .pending(let future) = outcome, case .success(let principal)? = completion(of: future, on: h.loop) else {
+            guard case .pending(let future) = outcome,
+                case .success(let principal)? = completion(of: future, on: h.loop)
+            else {
                 Issue.record("expected a pending, then admitted, outcome")
                 continue
             }
@@ -233,8 +254,14 @@ private let second = "https://as-two.test/introspect"
         let h = Harness()
         let hash = Digest.sha256.hexHash("t1".utf8)
         h.shared.results[hash] = IntrospectionResult(
-            active: true, subject: "from-another-instance", clientID: nil, scopes: ["read:logs"], issuer: "https://as.test",
-            expiresAt: h.clock.now + 100, cachedUntil: h.clock.now + 50)
+            active: true,
+            subject: "from-another-instance",
+            clientID: nil,
+            scopes: ["read:logs"],
+            issuer: "https://as.test",
+            expiresAt: h.clock.now + 100,
+            cachedUntil: h.clock.now + 50
+        )
         #expect(try h.check("t1").get().subject == "from-another-instance")
         #expect(h.endpoints.requests.isEmpty)
         // An answer past its cachedUntil is not used, even if Redis still returns it.
@@ -244,8 +271,14 @@ private let second = "https://as-two.test/introspect"
         // An answer kept longer than this configuration allows (cache_max 300 s here) is
         // not trusted: the endpoint is asked.
         h.shared.results[Digest.sha256.hexHash("t4".utf8)] = IntrospectionResult(
-            active: true, subject: "long-lived", clientID: nil, scopes: [], issuer: nil, expiresAt: h.clock.now + 9000,
-            cachedUntil: h.clock.now + 9000)
+            active: true,
+            subject: "long-lived",
+            clientID: nil,
+            scopes: [],
+            issuer: nil,
+            expiresAt: h.clock.now + 9000,
+            cachedUntil: h.clock.now + 9000
+        )
         #expect(try h.check("t4").get().subject == "ext-1")
         #expect(h.endpoints.requests.count == 2)
         // Redis down: the endpoint is asked.

@@ -9,7 +9,8 @@ import Testing
 /// (the same public keys as JWKs) and RFC 8037 Appendix A (Ed25519).
 enum RFCVectors {
     /// A.1–A.3 claims: `{"iss":"joe",\r\n "exp":1300819380,\r\n "http://example.com/is_root":true}`.
-    static let payload = "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+    static let payload =
+        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
     static let exp: Int64 = 1_300_819_380
     /// 2011-03-22, 80 s before `exp`.
     static let validAt: Int64 = 1_300_819_300
@@ -73,7 +74,8 @@ enum TestSigner {
     func sign(_ input: String) throws -> [UInt8] {
         switch self {
         case .asymmetric(let key, let algorithm): try key.sign(algorithm, message: Array(input.utf8))
-        case .hmac(let secret, let algorithm): HMACFunction.authenticationCode(algorithm, key: secret, message: Array(input.utf8))
+        case .hmac(let secret, let algorithm):
+            HMACFunction.authenticationCode(algorithm, key: secret, message: Array(input.utf8))
         }
     }
 

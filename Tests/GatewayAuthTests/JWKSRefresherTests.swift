@@ -1,10 +1,10 @@
 import Foundation
 import GatewayConfig
 import GatewayCrypto
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -21,7 +21,9 @@ final class FakeHTTP: @unchecked Sendable {
     init(loop: EmbeddedEventLoop) { self.loop = loop }
 
     func serve(_ url: String, status: Int = 200, cacheControl: String? = nil, body: String) {
-        lock.withLock { responses[url] = HTTPFetchResponse(status: status, cacheControl: cacheControl, body: Array(body.utf8)) }
+        lock.withLock {
+            responses[url] = HTTPFetchResponse(status: status, cacheControl: cacheControl, body: Array(body.utf8))
+        }
     }
 
     func hold() { lock.withLock { holding = true } }
@@ -89,11 +91,15 @@ final class RefresherHarness {
         let installed = self.installed
         let loop = self.loop
         self.refresher = JWKSRefresher(
-            eventLoop: loop, issuers: [settings], fetcher: http.fetcher, logger: Logger(label: "test"),
+            eventLoop: loop,
+            issuers: [settings],
+            fetcher: http.fetcher,
+            logger: Logger(label: "test"),
             install: { issuer, set in
                 installed.append(issuer, set)
                 return loop.makeSucceededVoidFuture()
-            })
+            }
+        )
     }
 
     func fetches() throws -> Int { try value(of: refresher.fetchCount(issuer: testIssuer), on: loop) }
@@ -136,7 +142,10 @@ final class RefresherHarness {
 
     @Test func symmetricKeysFromAURLAreRefused() throws {
         let h = RefresherHarness()
-        h.http.serve(jwksURL, body: #"{"keys":[{"kty":"oct","alg":"HS256","kid":"s","k":"\#(b64(TestKeys.hmacSecret))"}]}"#)
+        h.http.serve(
+            jwksURL,
+            body: #"{"keys":[{"kty":"oct","alg":"HS256","kid":"s","k":"\#(b64(TestKeys.hmacSecret))"}]}"#
+        )
         h.refresher.start()
         h.loop.run()
         #expect(h.installed.all.isEmpty)
@@ -199,7 +208,10 @@ final class RefresherHarness {
         h.refresher.start()
         h.loop.run()
         #expect(h.installed.all.count == 1)
-        for (status, body) in [(503, "down"), (200, "not json"), (200, #"{"keys":[]}"#), (200, #"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#)] {
+        for (status, body) in [
+            (503, "down"), (200, "not json"), (200, #"{"keys":[]}"#),
+            (200, #"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#),
+        ] {
             h.http.serve(jwksURL, status: status, body: body)
             let outcome = try #require(h.refetch())
             #expect(throws: (any Error).self, "\(status) \(body)") { try outcome.get() }
@@ -276,13 +288,15 @@ final class RefresherHarness {
         return settings
     }()
 
-    @Test(arguments: [
-        (nil, 3600), ("", 3600), ("max-age=600", 600), ("public, max-age=600", 600), ("MAX-AGE=600", 600),
-        ("max-age=10", 60), ("max-age=0", 60), ("max-age=-5", 60), ("max-age=999999999999", 3600),
-        ("max-age=86400", 3600), ("no-cache", 60), ("no-store, max-age=600", 60), ("private, no-cache", 60),
-        ("max-age=\"600\"", 600), ("s-maxage=300", 300), ("max-age=abc", 3600), ("must-revalidate", 3600),
-        ("max-age=60", 60), ("max-age=3600", 3600), ("max-age=61", 61),
-    ] as [(String?, Int64)])
+    @Test(
+        arguments: [
+            (nil, 3600), ("", 3600), ("max-age=600", 600), ("public, max-age=600", 600), ("MAX-AGE=600", 600),
+            ("max-age=10", 60), ("max-age=0", 60), ("max-age=-5", 60), ("max-age=999999999999", 3600),
+            ("max-age=86400", 3600), ("no-cache", 60), ("no-store, max-age=600", 60), ("private, no-cache", 60),
+            ("max-age=\"600\"", 600), ("s-maxage=300", 300), ("max-age=abc", 3600), ("must-revalidate", 3600),
+            ("max-age=60", 60), ("max-age=3600", 3600), ("max-age=61", 61),
+        ] as [(String?, Int64)]
+    )
     func refreshIntervalIsClamped(header: String?, seconds: Int64) {
         #expect(JWKSRefresher.refreshInterval(cacheControl: header, settings: Self.settings) == .seconds(seconds))
     }

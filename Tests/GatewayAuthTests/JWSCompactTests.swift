@@ -14,10 +14,22 @@ import Testing
     }
 
     @Test func wellFormedTokenParses() throws {
-        let jws = try JWSCompact.parse(token(header: #"{"alg":"ES256","kid":"k1","typ":"at+jwt","jku":"https://evil/jwks","x5u":"https://evil","jwk":{"kty":"oct"},"x5c":["AA"]}"#).utf8)
+        let jws = try JWSCompact.parse(
+            token(
+                header:
+                    #"{"alg":"ES256","kid":"k1","typ":"at+jwt","jku":"https://evil/jwks","x5u":"https://evil","jwk":{"kty":"oct"},"x5c":["AA"]}"#
+            ).utf8
+        )
         #expect(jws.algorithm == .es256 && jws.keyID == "k1" && jws.type == "at+jwt")
         #expect(jws.signature == Array(repeating: 7, count: 64))
-        #expect(jws.signingInput == Array((b64(#"{"alg":"ES256","kid":"k1","typ":"at+jwt","jku":"https://evil/jwks","x5u":"https://evil","jwk":{"kty":"oct"},"x5c":["AA"]}"#) + "." + Self.payload).utf8))
+        #expect(
+            jws.signingInput
+                == Array(
+                    (b64(
+                        #"{"alg":"ES256","kid":"k1","typ":"at+jwt","jku":"https://evil/jwks","x5u":"https://evil","jwk":{"kty":"oct"},"x5c":["AA"]}"#
+                    ) + "." + Self.payload).utf8
+                )
+        )
     }
 
     @Test(arguments: ["none", "None", "NONE", "nOnE", "none ", ""])
@@ -124,7 +136,9 @@ import Testing
         #expect(parseFailure(token(header: ok)) == nil)
         let deep = #"{"alg":"RS256","x":{"y":{"z":[[]]}}}"#
         #expect(isMalformed(parseFailure(token(header: deep))))
-        let veryDeep = "{\"alg\":\"RS256\",\"x\":" + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "}"
+        let veryDeep =
+            "{\"alg\":\"RS256\",\"x\":" + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
+            + "}"
         #expect(isMalformed(parseFailure(token(header: veryDeep))))
     }
 
@@ -144,20 +158,35 @@ import Testing
     @Test func kidAndTypMustBeShortStrings() {
         #expect(isMalformed(parseFailure(token(header: #"{"alg":"RS256","kid":1}"#))))
         #expect(isMalformed(parseFailure(token(header: #"{"alg":"RS256","kid":null}"#))))
-        #expect(isMalformed(parseFailure(token(header: "{\"alg\":\"RS256\",\"kid\":\"\(String(repeating: "k", count: 257))\"}"))))
-        #expect(parseFailure(token(header: "{\"alg\":\"RS256\",\"kid\":\"\(String(repeating: "k", count: 256))\"}")) == nil)
+        #expect(
+            isMalformed(
+                parseFailure(token(header: "{\"alg\":\"RS256\",\"kid\":\"\(String(repeating: "k", count: 257))\"}"))
+            )
+        )
+        #expect(
+            parseFailure(token(header: "{\"alg\":\"RS256\",\"kid\":\"\(String(repeating: "k", count: 256))\"}")) == nil
+        )
         #expect(isMalformed(parseFailure(token(header: #"{"alg":"RS256","typ":["JWT"]}"#))))
     }
 
     @Test func headerMustBeAnObjectOfValidJSON() {
-        for header in [#"["alg","RS256"]"#, #""RS256""#, #"{"alg":"RS256",}"#, #"{"alg":"RS256"} x"#, "{'alg':'RS256'}"] {
+        for header in [
+            #"["alg","RS256"]"#, #""RS256""#, #"{"alg":"RS256",}"#, #"{"alg":"RS256"} x"#, "{'alg':'RS256'}",
+        ] {
             #expect(isMalformed(parseFailure(token(header: header))), "\(header)")
         }
         // Invalid UTF-8 inside the header.
         let bad = b64([UInt8](#"{"alg":"RS256","x":""#.utf8) + [0xC0, 0xAF] + [UInt8](#""}"#.utf8))
         #expect(isMalformed(parseFailure(bad + "." + Self.payload + "." + Self.signature)))
         // Raw non-ASCII bytes in the token text itself.
-        #expect(isMalformed(parseFailure(Array(b64(#"{"alg":"RS256"}"#).utf8) + [0xFF] + Array(("." + Self.payload + "." + Self.signature).utf8))))
+        #expect(
+            isMalformed(
+                parseFailure(
+                    Array(b64(#"{"alg":"RS256"}"#).utf8) + [0xFF]
+                        + Array(("." + Self.payload + "." + Self.signature).utf8)
+                )
+            )
+        )
     }
 }
 
@@ -184,7 +213,9 @@ import Testing
     }
 
     @Test func refusesWhatIsNotCanonical() {
-        for text in ["Zg==", "Zg=", "Zm8=", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v", "Zm/v", "Zm 9v", "Zm9v\n", "Zm9v=", "Zg\u{0}"] {
+        for text in [
+            "Zg==", "Zg=", "Zm8=", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v", "Zm/v", "Zm 9v", "Zm9v\n", "Zm9v=", "Zg\u{0}",
+        ] {
             // Zh and Zm9 have non-zero unused bits (Zg and Zm8 are canonical).
             #expect(Base64URL.decode(text) == nil, "\(text)")
         }

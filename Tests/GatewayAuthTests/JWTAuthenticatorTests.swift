@@ -2,10 +2,10 @@ import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayStore
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -25,19 +25,38 @@ final class ScriptedSessionStore: SessionStore {
     func user(email: String) -> EventLoopFuture<UserRecord?> { inner.user(email: email) }
     func user(id: String) -> EventLoopFuture<UserRecord?> { inner.user(id: id) }
     func createUser(_ user: UserRecord) -> EventLoopFuture<Void> { inner.createUser(user) }
-    func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> { inner.setUserDisabled(email: email, disabled: disabled) }
+    func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?> {
+        inner.setUserDisabled(email: email, disabled: disabled)
+    }
     func updateProviderUser(_ user: UserRecord) -> EventLoopFuture<UserRecord?> { inner.updateProviderUser(user) }
     func storeRefresh(tokenHash: String, grant: RefreshGrant, now: Int64) -> EventLoopFuture<Void> {
         inner.storeRefresh(tokenHash: tokenHash, grant: grant, now: now)
     }
-    func rotateRefresh(tokenHash: String, newTokenHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> EventLoopFuture<RefreshRotation> {
-        inner.rotateRefresh(tokenHash: tokenHash, newTokenHash: newTokenHash, now: now, graceSeconds: graceSeconds, clientID: clientID)
+    func rotateRefresh(
+        tokenHash: String,
+        newTokenHash: String,
+        now: Int64,
+        graceSeconds: Int64,
+        clientID: String?
+    ) -> EventLoopFuture<RefreshRotation> {
+        inner.rotateRefresh(
+            tokenHash: tokenHash,
+            newTokenHash: newTokenHash,
+            now: now,
+            graceSeconds: graceSeconds,
+            clientID: clientID
+        )
     }
-    func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void> {
+    func recordRotationResult(tokenHash: String, successorHash: String, sealedResult: [UInt8]) -> EventLoopFuture<Void>
+    {
         inner.recordRotationResult(tokenHash: tokenHash, successorHash: successorHash, sealedResult: sealedResult)
     }
-    func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> { inner.revokeRefreshFamily(tokenHash: tokenHash) }
-    func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> { inner.refreshGrant(tokenHash: tokenHash, now: now) }
+    func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
+        inner.revokeRefreshFamily(tokenHash: tokenHash)
+    }
+    func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
+        inner.refreshGrant(tokenHash: tokenHash, now: now)
+    }
     func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
         inner.revokeTokenID(jti, expiresAt: expiresAt, now: now)
     }
@@ -80,7 +99,9 @@ final class JWTHarness {
     init(withStore: Bool = false, leeway: Int64 = 60, maximumEntries: Int = 100, keys: JSONWebKeySet? = nil) {
         let policy = IssuerPolicy(issuer: testIssuer, audiences: [testAudience], leewaySeconds: leeway)
         self.verifier = JWTVerifier(
-            policies: [policy], keySets: [testIssuer: keys ?? JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])])
+            policies: [policy],
+            keySets: [testIssuer: keys ?? JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])]
+        )
         self.sessions = withStore ? ScriptedSessionStore(eventLoop: loop) : nil
         let clock = self.clock
         var refetch: UnknownKeyRefetch?
@@ -93,13 +114,23 @@ final class JWTHarness {
             return harness.onRefetch?(harness)
         }
         self.authenticator = JWTAuthenticator(
-            eventLoop: loop, verifier: verifier, sessions: sessions, refetch: refetch, maximumEntries: maximumEntries,
-            logger: Logger(label: "test"), now: { clock.now })
+            eventLoop: loop,
+            verifier: verifier,
+            sessions: sessions,
+            refetch: refetch,
+            maximumEntries: maximumEntries,
+            logger: Logger(label: "test"),
+            now: { clock.now }
+        )
         holder.value = self
     }
 
     func token(_ overrides: [String: String?] = [:], kid: String = "k1") throws -> String {
-        try makeToken(header: "{\"alg\":\"ES256\",\"kid\":\"\(kid)\"}", claims: standardClaims(overrides), signer: signer)
+        try makeToken(
+            header: "{\"alg\":\"ES256\",\"kid\":\"\(kid)\"}",
+            claims: standardClaims(overrides),
+            signer: signer
+        )
     }
 
     func removeAllKeys() {
@@ -201,11 +232,21 @@ final class JWTHarness {
         let authenticator = Authenticator(
             eventLoop: h.loop,
             store: InMemoryCredentialStore(eventLoop: h.loop, data: InMemoryCredentialData()),
-            hmac: HMACSHA256(key: testPepper), cache: CacheSettings(),
-            routes: RouteTable(routes: defaultTestRoutes, unmatched: .deny), logger: Logger(label: "test"),
-            now: { h.clock.now }, jwt: h.authenticator)
-        guard case .pending(let pending) = authenticator.authorize(
-            method: "GET", normalizedPath: "/v1/databases", authorization: ["Bearer \(token)"], queryCarriesToken: false, requirement: nil)
+            hmac: HMACSHA256(key: testPepper),
+            cache: CacheSettings(),
+            routes: RouteTable(routes: defaultTestRoutes, unmatched: .deny),
+            logger: Logger(label: "test"),
+            now: { h.clock.now },
+            jwt: h.authenticator
+        )
+        guard
+            case .pending(let pending) = authenticator.authorize(
+                method: "GET",
+                normalizedPath: "/v1/databases",
+                authorization: ["Bearer \(token)"],
+                queryCarriesToken: false,
+                requirement: nil
+            )
         else {
             Issue.record("expected a pending outcome")
             return
@@ -222,7 +263,10 @@ final class JWTHarness {
         let h = JWTHarness(keys: .empty)
         let token = try h.token(["jti": nil], kid: "k1")
         h.onRefetch = { harness in
-            harness.verifier.replaceKeys(issuer: testIssuer, keys: JSONWebKeySet(keys: [harness.signer.verificationKey(keyID: "k1")]))
+            harness.verifier.replaceKeys(
+                issuer: testIssuer,
+                keys: JSONWebKeySet(keys: [harness.signer.verificationKey(keyID: "k1")])
+            )
             return harness.loop.makeSucceededVoidFuture()
         }
         let future = try #require(h.authenticator.check(token).future)
@@ -300,7 +344,10 @@ final class JWTHarness {
         let token = try h.token(["jti": nil])
         #expect(h.authenticator.check(token).principal != nil)
         // Still cached with the key in place.
-        h.authenticator.installKeys(issuer: testIssuer, keys: JSONWebKeySet(keys: [h.signer.verificationKey(keyID: "k1")]))
+        h.authenticator.installKeys(
+            issuer: testIssuer,
+            keys: JSONWebKeySet(keys: [h.signer.verificationKey(keyID: "k1")])
+        )
         #expect(h.authenticator.cachedTokens == 1)
         // The issuer withdraws k1.
         h.authenticator.installKeys(issuer: testIssuer, keys: .empty)

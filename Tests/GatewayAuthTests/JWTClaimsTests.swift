@@ -12,10 +12,21 @@ import Testing
         leeway: Int64 = 60,
         maxLifetime: Int64? = nil
     ) -> IssuerPolicy {
-        IssuerPolicy(issuer: testIssuer, audiences: audiences, requiredType: type, leewaySeconds: leeway, maxLifetimeSeconds: maxLifetime)
+        IssuerPolicy(
+            issuer: testIssuer,
+            audiences: audiences,
+            requiredType: type,
+            leewaySeconds: leeway,
+            maxLifetimeSeconds: maxLifetime
+        )
     }
 
-    private func check(_ overrides: [String: String?], policy: IssuerPolicy = policy(), type: String? = nil, now: Int64 = testNow)
+    private func check(
+        _ overrides: [String: String?],
+        policy: IssuerPolicy = policy(),
+        type: String? = nil,
+        now: Int64 = testNow
+    )
         -> Result<VerifiedToken, JWTFailure>
     {
         validateClaims(standardClaims(overrides), type: type, policy: policy, now: now)
@@ -68,7 +79,10 @@ import Testing
     }
 
     @Test func nonNumericDatesAreMalformed() {
-        for (claim, value) in [("exp", "\"1800000600\""), ("exp", "true"), ("exp", "null"), ("nbf", "\"0\""), ("iat", "[1]"), ("exp", "{}")] {
+        for (claim, value) in [
+            ("exp", "\"1800000600\""), ("exp", "true"), ("exp", "null"), ("nbf", "\"0\""), ("iat", "[1]"),
+            ("exp", "{}"),
+        ] {
             let failure = check([claim: value]).jwtFailure
             #expect(isMalformed(failure), "\(claim)=\(value): \(String(describing: failure))")
         }
@@ -76,7 +90,10 @@ import Testing
 
     @Test func floatNumericDates() {
         // Fractions are allowed (RFC 7519 NumericDate); compared by their integral part.
-        #expect(check(["exp": "\(testNow + 600).75", "iat": "\(testNow - 10).5", "nbf": "1.8e9"]).value?.expiresAt == testNow + 600)
+        #expect(
+            check(["exp": "\(testNow + 600).75", "iat": "\(testNow - 10).5", "nbf": "1.8e9"]).value?.expiresAt
+                == testNow + 600
+        )
         #expect(check(["exp": "\(testNow).999"], policy: Self.policy(leeway: 0)).jwtFailure == .expired)
         #expect(check(["exp": "\(testNow + 1).0"], policy: Self.policy(leeway: 0)).value != nil)
         // An exponent form of a date far in the past.
@@ -116,7 +133,9 @@ import Testing
     @Test func maxLifetimeEdge() {
         let policy = Self.policy(maxLifetime: 3600)
         #expect(check(["iat": "\(testNow)", "exp": "\(testNow + 3600)"], policy: policy).value != nil)
-        #expect(check(["iat": "\(testNow)", "exp": "\(testNow + 3601)"], policy: policy).jwtFailure == .lifetimeTooLong)
+        #expect(
+            check(["iat": "\(testNow)", "exp": "\(testNow + 3601)"], policy: policy).jwtFailure == .lifetimeTooLong
+        )
         // Without iat the remaining lifetime counts.
         #expect(check(["iat": nil, "exp": "\(testNow + 3600)"], policy: policy).value != nil)
         #expect(check(["iat": nil, "exp": "\(testNow + 3601)"], policy: policy).jwtFailure == .lifetimeTooLong)
@@ -198,19 +217,21 @@ import Testing
     /// Only RFC 6749 scope tokens pass: a tab, a space inside an `scp` element, a comma,
     /// a quote or a backslash would reach the upstream inside `X-DBAudit-Scopes`, so the
     /// whole token is refused (401 invalid_token), never partly admitted.
-    @Test(arguments: [
-        ["scope": "\"read:databases x\\tadmin\""],
-        ["scope": "\"read:databases,admin\""],
-        ["scope": "\"read:databases \\\"admin\""],
-        ["scope": "\"read:databases a\\\\b\""],
-        ["scope": "\"read:databases caf\u{e9}\""],
-        ["scope": "\"read:databases x\\u007fy\""],
-        ["scope": "\"read:databases\\nadmin\""],
-        ["scope": nil, "scp": "[\"read:databases\", \"x admin\"]"],
-        ["scope": nil, "scp": "[\"read:databases\", \"\"]"],
-        ["scope": nil, "scp": "[\"read:databases\", \"a,b\"]"],
-        ["scope": nil, "scp": "\"read:databases x\\tadmin\""],
-    ] as [[String: String?]])
+    @Test(
+        arguments: [
+            ["scope": "\"read:databases x\\tadmin\""],
+            ["scope": "\"read:databases,admin\""],
+            ["scope": "\"read:databases \\\"admin\""],
+            ["scope": "\"read:databases a\\\\b\""],
+            ["scope": "\"read:databases caf\u{e9}\""],
+            ["scope": "\"read:databases x\\u007fy\""],
+            ["scope": "\"read:databases\\nadmin\""],
+            ["scope": nil, "scp": "[\"read:databases\", \"x admin\"]"],
+            ["scope": nil, "scp": "[\"read:databases\", \"\"]"],
+            ["scope": nil, "scp": "[\"read:databases\", \"a,b\"]"],
+            ["scope": nil, "scp": "\"read:databases x\\tadmin\""],
+        ] as [[String: String?]]
+    )
     func scopeValuesThatAreNotScopeTokensRefuseTheToken(overrides: [String: String?]) {
         let result = check(overrides)
         #expect(result.value == nil, "admitted with scopes \(result.value?.principal.scopes ?? [])")

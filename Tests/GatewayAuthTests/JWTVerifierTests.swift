@@ -1,9 +1,9 @@
 import Foundation
 import GatewayCore
-@testable import GatewayCrypto
 import Testing
 
 @testable import GatewayAuth
+@testable import GatewayCrypto
 
 /// RFC 7515 A.1–A.3 and RFC 8037 A.4 through the gateway's parsers and verifier, and the
 /// algorithm-confusion attacks: the key pins the algorithm, never the token.
@@ -35,7 +35,9 @@ import Testing
         #expect(jws.verify(with: [key]))
         // Straight through AsymmetricKey as well.
         let raw = try AsymmetricKey.rsaPublicKey(
-            modulus: try #require(Base64URL.decode(RFCVectors.a2Modulus)), exponent: [1, 0, 1])
+            modulus: try #require(Base64URL.decode(RFCVectors.a2Modulus)),
+            exponent: [1, 0, 1]
+        )
         #expect(raw.kind == .rsa(bits: 2048))
         #expect(raw.verify(.rs256, signature: jws.signature, message: jws.signingInput))
         #expect(!raw.verify(.rs384, signature: jws.signature, message: jws.signingInput))
@@ -70,7 +72,10 @@ import Testing
     private static func rfcCases() throws -> [(name: String, token: String, key: VerificationKey)] {
         [
             ("A.1", RFCVectors.a1Token, try parseJWK(RFCVectors.a1JWK, allowSymmetric: true)),
-            ("A.2", RFCVectors.a2Token, try parseJWK(RFCVectors.a2JWK.replacingOccurrences(of: "\"kid\":\"2011-04-29\",", with: ""))),
+            (
+                "A.2", RFCVectors.a2Token,
+                try parseJWK(RFCVectors.a2JWK.replacingOccurrences(of: "\"kid\":\"2011-04-29\",", with: ""))
+            ),
             ("A.3", RFCVectors.a3Token, try parseJWK(RFCVectors.a3JWK)),
         ]
     }
@@ -82,7 +87,12 @@ import Testing
             #expect(claims.names == ["iss", "exp", "http://example.com/is_root"], "\(name)")
             // The validator alone: only `sub` is missing.
             #expect(throws: JWTFailure.missingClaim("sub"), "\(name)") {
-                try JWTClaimsValidator.validate(claims: claims, type: jws.type, policy: Self.joePolicy, now: RFCVectors.validAt)
+                try JWTClaimsValidator.validate(
+                    claims: claims,
+                    type: jws.type,
+                    policy: Self.joePolicy,
+                    now: RFCVectors.validAt
+                )
             }
             // The verifier: signature first, then the claims.
             let verifier = JWTVerifier(policies: [Self.joePolicy], keySets: ["joe": JSONWebKeySet(keys: [key])])
@@ -122,7 +132,9 @@ import Testing
     @Test func rfcTokenWithAnotherIssuerConfiguredIsUnknownIssuer() throws {
         let (_, token, key) = try Self.rfcCases()[1]
         let verifier = JWTVerifier(
-            policies: [IssuerPolicy(issuer: "bob", audiences: [])], keySets: ["bob": JSONWebKeySet(keys: [key])])
+            policies: [IssuerPolicy(issuer: "bob", audiences: [])],
+            keySets: ["bob": JSONWebKeySet(keys: [key])]
+        )
         #expect(verifier.verify(token, now: RFCVectors.validAt).failure == .unknownIssuer)
     }
 
@@ -132,7 +144,9 @@ import Testing
     private static func rsaIssuer(extraKeys: [VerificationKey] = []) -> (JWTVerifier, AsymmetricKey) {
         let key = TestKeys.rsa
         let policy = IssuerPolicy(issuer: testIssuer, audiences: [testAudience])
-        let set = JSONWebKeySet(keys: [VerificationKey(keyID: "k1", algorithm: .rs256, material: .asymmetric(key))] + extraKeys)
+        let set = JSONWebKeySet(
+            keys: [VerificationKey(keyID: "k1", algorithm: .rs256, material: .asymmetric(key))] + extraKeys
+        )
         return (JWTVerifier(policies: [policy], keySets: [testIssuer: set]), key)
     }
 
@@ -140,7 +154,10 @@ import Testing
         // The bytes an attacker would use: the JWK members as published (n, e) and a PEM-ish
         // encoding of them. Whatever the exact bytes, the HMAC must never be checked.
         let parameters = key.publicParameters
-        let text = "-----BEGIN PUBLIC KEY-----\n" + Data(parameters["n"]! + parameters["e"]!).base64EncodedString(options: .lineLength64Characters) + "\n-----END PUBLIC KEY-----\n"
+        let text =
+            "-----BEGIN PUBLIC KEY-----\n"
+            + Data(parameters["n"]! + parameters["e"]!).base64EncodedString(options: .lineLength64Characters)
+            + "\n-----END PUBLIC KEY-----\n"
         return Array(text.utf8)
     }
 
@@ -148,34 +165,61 @@ import Testing
         let (verifier, key) = Self.rsaIssuer()
         let secret = Self.publicKeyPEM(key)
         for kid: String? in ["k1", nil, "other"] {
-            let token = try makeToken(header: rs256Header(kid: kid, alg: "HS256"), claims: standardClaims(), signer: .hmac(secret, .hs256))
+            let token = try makeToken(
+                header: rs256Header(kid: kid, alg: "HS256"),
+                claims: standardClaims(),
+                signer: .hmac(secret, .hs256)
+            )
             let result = verifier.verify(token, now: testNow)
             #expect(result.failure == .unsupportedAlgorithm, "kid \(String(describing: kid)): \(result)")
         }
     }
 
     @Test func rsaPublicKeyAsHMACSecretIsRefusedEvenWithAnHMACKeyUnderAnotherKid() throws {
-        let hmac = VerificationKey(keyID: "sym", algorithm: .hs256, material: .symmetric(SymmetricSecret(TestKeys.hmacSecret)))
+        let hmac = VerificationKey(
+            keyID: "sym",
+            algorithm: .hs256,
+            material: .symmetric(SymmetricSecret(TestKeys.hmacSecret))
+        )
         let (verifier, key) = Self.rsaIssuer(extraKeys: [hmac])
         let secret = Self.publicKeyPEM(key)
-        let pointed = try makeToken(header: rs256Header(kid: "k1", alg: "HS256"), claims: standardClaims(), signer: .hmac(secret, .hs256))
+        let pointed = try makeToken(
+            header: rs256Header(kid: "k1", alg: "HS256"),
+            claims: standardClaims(),
+            signer: .hmac(secret, .hs256)
+        )
         #expect(verifier.verify(pointed, now: testNow).failure == .unsupportedAlgorithm)
         // Without a kid the only HS256 candidate is the configured secret: bad signature.
-        let bare = try makeToken(header: rs256Header(kid: nil, alg: "HS256"), claims: standardClaims(), signer: .hmac(secret, .hs256))
+        let bare = try makeToken(
+            header: rs256Header(kid: nil, alg: "HS256"),
+            claims: standardClaims(),
+            signer: .hmac(secret, .hs256)
+        )
         #expect(verifier.verify(bare, now: testNow).failure == .badSignature)
         // Under the symmetric key's kid: bad signature as well.
-        let sym = try makeToken(header: rs256Header(kid: "sym", alg: "HS256"), claims: standardClaims(), signer: .hmac(secret, .hs256))
+        let sym = try makeToken(
+            header: rs256Header(kid: "sym", alg: "HS256"),
+            claims: standardClaims(),
+            signer: .hmac(secret, .hs256)
+        )
         #expect(verifier.verify(sym, now: testNow).failure == .badSignature)
         // The real secret does verify (so the failures above are about the key, not the setup).
         let genuine = try makeToken(
-            header: rs256Header(kid: "sym", alg: "HS256"), claims: standardClaims(), signer: .hmac(TestKeys.hmacSecret, .hs256))
+            header: rs256Header(kid: "sym", alg: "HS256"),
+            claims: standardClaims(),
+            signer: .hmac(TestKeys.hmacSecret, .hs256)
+        )
         #expect(verifier.verify(genuine, now: testNow).verified?.principal.subject == "user-1")
     }
 
     @Test func es256TokenAgainstRS256PinnedKeyIsRefused() throws {
         let (verifier, _) = Self.rsaIssuer()
         let signer = TestSigner.asymmetric(TestKeys.p256, .es256)
-        let named = try makeToken(header: rs256Header(kid: "k1", alg: "ES256"), claims: standardClaims(), signer: signer)
+        let named = try makeToken(
+            header: rs256Header(kid: "k1", alg: "ES256"),
+            claims: standardClaims(),
+            signer: signer
+        )
         #expect(verifier.verify(named, now: testNow).failure == .unsupportedAlgorithm)
         // Without kid nothing is pinned to ES256: never verified (the refresher may look for a new key).
         let bare = try makeToken(header: rs256Header(kid: nil, alg: "ES256"), claims: standardClaims(), signer: signer)
@@ -189,10 +233,17 @@ import Testing
         // A genuine RSA signature, but PS256/RS512 while the key is pinned to RS256.
         for algorithm in [SignatureAlgorithm.ps256, .rs512, .rs384] {
             let token = try makeToken(
-                header: rs256Header(kid: "k1", alg: algorithm.rawValue), claims: standardClaims(), signer: .asymmetric(key, algorithm))
+                header: rs256Header(kid: "k1", alg: algorithm.rawValue),
+                claims: standardClaims(),
+                signer: .asymmetric(key, algorithm)
+            )
             #expect(verifier.verify(token, now: testNow).failure == .unsupportedAlgorithm, "\(algorithm)")
         }
-        let good = try makeToken(header: rs256Header(kid: "k1"), claims: standardClaims(), signer: .asymmetric(key, .rs256))
+        let good = try makeToken(
+            header: rs256Header(kid: "k1"),
+            claims: standardClaims(),
+            signer: .asymmetric(key, .rs256)
+        )
         #expect(verifier.verify(good, now: testNow).verified != nil)
     }
 
@@ -201,7 +252,10 @@ import Testing
         let second = TestSigner.asymmetric(TestKeys.rsa2, .rs256)
         let stranger = TestSigner.asymmetric(try AsymmetricKey.generate(.rsa(bits: 2048)), .rs256)
         let set = JSONWebKeySet(keys: [first.verificationKey(keyID: "a"), second.verificationKey(keyID: "b")])
-        let verifier = JWTVerifier(policies: [IssuerPolicy(issuer: testIssuer, audiences: [testAudience])], keySets: [testIssuer: set])
+        let verifier = JWTVerifier(
+            policies: [IssuerPolicy(issuer: testIssuer, audiences: [testAudience])],
+            keySets: [testIssuer: set]
+        )
         // Every key pinned to the algorithm is tried.
         for signer in [first, second] {
             let token = try makeToken(header: rs256Header(kid: nil), claims: standardClaims(), signer: signer)
@@ -221,7 +275,10 @@ import Testing
         var policy = IssuerPolicy(issuer: testIssuer, audiences: [testAudience])
         policy.allowedAlgorithms = [.es256]
         let signer = TestSigner.asymmetric(TestKeys.rsa, .rs256)
-        let verifier = JWTVerifier(policies: [policy], keySets: [testIssuer: JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])])
+        let verifier = JWTVerifier(
+            policies: [policy],
+            keySets: [testIssuer: JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])]
+        )
         let token = try makeToken(header: rs256Header(), claims: standardClaims(), signer: signer)
         #expect(verifier.verify(token, now: testNow).failure == .unsupportedAlgorithm)
     }
@@ -248,7 +305,10 @@ import Testing
         let decomposed = "https://cafe\u{301}.example"
         let signer = TestSigner.asymmetric(TestKeys.p256, .es256)
         let policy = IssuerPolicy(issuer: composed, audiences: [])
-        let verifier = JWTVerifier(policies: [policy], keySets: [composed: JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])])
+        let verifier = JWTVerifier(
+            policies: [policy],
+            keySets: [composed: JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])]
+        )
         let claims = standardClaims(["iss": "\"\(decomposed)\""])
         let token = try makeToken(header: rs256Header(alg: "ES256"), claims: claims, signer: signer)
         #expect(verifier.verify(token, now: testNow).failure == .unknownIssuer)

@@ -20,7 +20,8 @@ final class LocalLoginThrottle: LoginThrottle {
     private var windows: [String: Window] = [:]
     private let maximumEntries: Int
 
-    init(eventLoop: any EventLoop, perAddress: Int, perAccount: Int, window: TimeAmount, maximumEntries: Int = 100_000) {
+    init(eventLoop: any EventLoop, perAddress: Int, perAccount: Int, window: TimeAmount, maximumEntries: Int = 100_000)
+    {
         self.eventLoop = eventLoop
         self.perAddress = perAddress
         self.perAccount = perAccount
@@ -28,7 +29,12 @@ final class LocalLoginThrottle: LoginThrottle {
         self.maximumEntries = maximumEntries
     }
 
-    func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    func admit(
+        address: String?,
+        account: String?,
+        purpose: LoginThrottlePurpose,
+        now: NIODeadline
+    ) -> EventLoopFuture<LoginThrottleDecision> {
         // Each purpose counts apart, as in the production throttle.
         let address = address.map { purpose == .login ? $0 : purpose.rawValue + " " + $0 }
         return eventLoop.makeSucceededFuture(decide(address: address, account: account, now: now))

@@ -15,15 +15,30 @@ import Testing
     private static let token = "dbaudit_at_" + String(repeating: "A", count: 42) + "w"
 
     private func issue(
-        _ h: AuthHarness, token: String = Self.token, scopes: [String] = ["read:databases"], lifetime: Int64 = 600
+        _ h: AuthHarness,
+        token: String = Self.token,
+        scopes: [String] = ["read:databases"],
+        lifetime: Int64 = 600
     ) {
         let record = OpaqueAccessTokenRecord(
-            clientID: "cid_app", subject: "usr_1", scopes: scopes, tokenID: "at-1", issuedAt: h.clock.now,
-            expiresAt: h.clock.now + lifetime)
-        _ = h.opaqueStore.storeOpaqueAccessToken(hash: OpaqueAccessTokenFormat.hash(token), record: record, now: h.clock.now)
+            clientID: "cid_app",
+            subject: "usr_1",
+            scopes: scopes,
+            tokenID: "at-1",
+            issuedAt: h.clock.now,
+            expiresAt: h.clock.now + lifetime
+        )
+        _ = h.opaqueStore.storeOpaqueAccessToken(
+            hash: OpaqueAccessTokenFormat.hash(token),
+            record: record,
+            now: h.clock.now
+        )
     }
 
-    private func expectRefused(_ result: Result<Principal?, GatewayError>, sourceLocation: SourceLocation = #_sourceLocation) {
+    private func expectRefused(
+        _ result: Result<Principal?, GatewayError>,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(result.error?.status == 401, sourceLocation: sourceLocation)
         #expect(result.error?.code == "invalid_token", sourceLocation: sourceLocation)
     }
@@ -34,8 +49,13 @@ import Testing
         #expect(OpaqueAccessTokenFormat.isWellFormed(generated.token))
         #expect(generated.hash == OpaqueAccessTokenFormat.hash(generated.token))
         // SHA-256("abc"), the FIPS 180-2 example.
-        #expect(OpaqueAccessTokenFormat.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        for bad in ["dbaudit_at_", Self.token + "A", String(Self.token.dropLast()), Self.token.replacingOccurrences(of: "w", with: "+"), "dbaudit_AT_" + String(repeating: "A", count: 43)] {
+        #expect(
+            OpaqueAccessTokenFormat.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        )
+        for bad in [
+            "dbaudit_at_", Self.token + "A", String(Self.token.dropLast()),
+            Self.token.replacingOccurrences(of: "w", with: "+"), "dbaudit_AT_" + String(repeating: "A", count: 43),
+        ] {
             #expect(!OpaqueAccessTokenFormat.isWellFormed(bad), "\(bad)")
         }
     }
@@ -158,7 +178,9 @@ import Testing
             { request, loop in
                 self.bodies.append(String(decoding: request.body, as: UTF8.self))
                 let body = #"{"active":true,"sub":"ext","scope":"read:databases","exp":4000000000}"#
-                return loop.makeSucceededFuture(HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(body.utf8)))
+                return loop.makeSucceededFuture(
+                    HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(body.utf8))
+                )
             }
         }
     }
@@ -176,13 +198,17 @@ import Testing
         // A malformed API key is refused as such, not introspected.
         #expect(try h.resolve(h.authorize(key: "dbaudit_live_short")).error?.status == 401)
         // Without [auth.jwt], a JWT-shaped token is just another opaque token: introspected.
-        let principal = try #require(try h.resolve(h.authorize(key: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")).successValue ?? nil)
+        let principal = try #require(
+            try h.resolve(h.authorize(key: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")).successValue ?? nil
+        )
         #expect(principal.kind == .oauth && principal.subject == "ext")
         #expect(try h.resolve(h.authorize(key: "someone-elses-token")).successValue??.kind == .oauth)
-        #expect(recorder.bodies == [
-            "token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln&token_type_hint=access_token",
-            "token=someone-elses-token&token_type_hint=access_token",
-        ])
+        #expect(
+            recorder.bodies == [
+                "token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln&token_type_hint=access_token",
+                "token=someone-elses-token&token_type_hint=access_token",
+            ]
+        )
     }
 
     @Test func withoutIntrospectionAnUnknownTokenIsNotRecognised() throws {
@@ -200,30 +226,72 @@ import Testing
         _ = h.opaqueStore.storeOpaqueAccessToken(
             hash: OpaqueAccessTokenFormat.hash(token),
             record: OpaqueAccessTokenRecord(
-                clientID: "cid", subject: "usr", scopes: ["read:databases"], tokenID: "t", issuedAt: h.clock.now,
-                expiresAt: h.clock.now + 600),
-            now: h.clock.now)
+                clientID: "cid",
+                subject: "usr",
+                scopes: ["read:databases"],
+                tokenID: "t",
+                issuedAt: h.clock.now,
+                expiresAt: h.clock.now + 600
+            ),
+            now: h.clock.now
+        )
         #expect(try h.resolve(h.authorize(key: token)).successValue != nil)
         let routes = RouteTable(routes: defaultTestRoutes, unmatched: .deny)
-        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), opaqueTokenIssuer: "https://gateway.test")
+        h.authenticator.apply(
+            cache: CacheSettings(),
+            routes: routes,
+            jwt: nil,
+            logger: Logger(label: "test"),
+            opaqueTokenIssuer: "https://gateway.test"
+        )
         // Still cached: answered synchronously, no second lookup.
         #expect(h.authorize(key: token).allowance != nil)
         #expect(h.opaqueStore.lookups == 1)
         // Another issuer name: the cached principals named the old one, so they go.
-        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), opaqueTokenIssuer: "https://other.test")
+        h.authenticator.apply(
+            cache: CacheSettings(),
+            routes: routes,
+            jwt: nil,
+            logger: Logger(label: "test"),
+            opaqueTokenIssuer: "https://other.test"
+        )
         let principal = try #require(try h.resolve(h.authorize(key: token)).successValue ?? nil)
         #expect(principal.issuer == "https://other.test" && h.opaqueStore.lookups == 2)
         // Introspection is replaced only when the reload brings a new setup.
         #expect(h.authenticator.introspection == nil)
-        let poster: HTTPPoster = { _, loop in loop.makeSucceededFuture(HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(#"{"active":false}"#.utf8))) }
+        let poster: HTTPPoster = { _, loop in
+            loop.makeSucceededFuture(
+                HTTPFetchResponse(status: 200, cacheControl: nil, body: Array(#"{"active":false}"#.utf8))
+            )
+        }
         let introspection = IntrospectionAuthenticator(
-            endpoints: [IntrospectionSettings(endpoint: "https://as.test/i", clientID: "gw", clientSecret: Secret("s"))], post: poster,
-            shared: nil, eventLoop: h.loop, maximumEntries: 10, logger: Logger(label: "test"), now: { 0 })
-        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), introspection: .some(introspection))
+            endpoints: [
+                IntrospectionSettings(endpoint: "https://as.test/i", clientID: "gw", clientSecret: Secret("s"))
+            ],
+            post: poster,
+            shared: nil,
+            eventLoop: h.loop,
+            maximumEntries: 10,
+            logger: Logger(label: "test"),
+            now: { 0 }
+        )
+        h.authenticator.apply(
+            cache: CacheSettings(),
+            routes: routes,
+            jwt: nil,
+            logger: Logger(label: "test"),
+            introspection: .some(introspection)
+        )
         #expect(h.authenticator.introspection === introspection)
         h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"))
         #expect(h.authenticator.introspection === introspection)
-        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"), introspection: .some(nil))
+        h.authenticator.apply(
+            cache: CacheSettings(),
+            routes: routes,
+            jwt: nil,
+            logger: Logger(label: "test"),
+            introspection: .some(nil)
+        )
         #expect(h.authenticator.introspection == nil)
     }
 }

@@ -7,8 +7,21 @@ import Testing
     static let hash = try! PasswordHasher.hash(password: "correct horse", cost: 10)
 
     /// An encoding made by hand with the given parameters and the right derived key.
-    private static func encoded(password: String, ln: Int, r: UInt64 = 8, p: UInt64 = 1, salt: [UInt8] = Array(repeating: 9, count: 16)) throws -> String {
-        let derived = try Scrypt.derive(password: Array(password.utf8), salt: salt, n: 1 << UInt64(ln), r: r, p: p, length: 32)
+    private static func encoded(
+        password: String,
+        ln: Int,
+        r: UInt64 = 8,
+        p: UInt64 = 1,
+        salt: [UInt8] = Array(repeating: 9, count: 16)
+    ) throws -> String {
+        let derived = try Scrypt.derive(
+            password: Array(password.utf8),
+            salt: salt,
+            n: 1 << UInt64(ln),
+            r: r,
+            p: p,
+            length: 32
+        )
         return "scrypt$ln=\(ln),r=\(r),p=\(p)$\(Base64URL.encode(salt))$\(Base64URL.encode(derived))"
     }
 
@@ -21,9 +34,18 @@ import Testing
         // Salted: the same password hashes differently each time.
         #expect(try PasswordHasher.hash(password: "correct horse", cost: 10) != Self.hash)
         // RFC 7914 §12 vector through the same derivation: scrypt("password", "NaCl", N=1024, r=8, p=16).
-        let vector = try Scrypt.derive(password: Array("password".utf8), salt: Array("NaCl".utf8), n: 1024, r: 8, p: 16, length: 64)
-        #expect(Hex.encode(vector) == "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
-            + "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640")
+        let vector = try Scrypt.derive(
+            password: Array("password".utf8),
+            salt: Array("NaCl".utf8),
+            n: 1024,
+            r: 8,
+            p: 16,
+            length: 64
+        )
+        #expect(
+            Hex.encode(vector) == "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+                + "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"
+        )
     }
 
     @Test func wrongPasswordsDoNotMatch() {
@@ -70,8 +92,18 @@ import Testing
         #expect(!PasswordHasher.verify(password: "pw", encoded: try Self.encoded(password: "pw", ln: 10, r: 17)))
         #expect(!PasswordHasher.verify(password: "pw", encoded: try Self.encoded(password: "pw", ln: 10, p: 5)))
         // Huge costs are refused before any work is done.
-        #expect(!PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=62,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)))
-        #expect(!PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=10,r=99999999,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)))
+        #expect(
+            !PasswordHasher.verify(
+                password: "pw",
+                encoded: "scrypt$ln=62,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)
+            )
+        )
+        #expect(
+            !PasswordHasher.verify(
+                password: "pw",
+                encoded: "scrypt$ln=10,r=99999999,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)
+            )
+        )
         // A stored hash (Redis is hostile input) asking for 2 GiB is refused before scrypt
         // runs; the most the gateway itself writes (1 GiB) is accepted.
         let tail = "$AAAAAAAAAAAAAAAAAAAAAA$" + String(repeating: "A", count: 43)
@@ -84,8 +116,14 @@ import Testing
     /// A malformed stored hash (negative `r` or `p`) must simply not match, never trap.
     @Test func negativeParametersDoNotCrash() async {
         await #expect(processExitsWith: .success) {
-            _ = PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=10,r=-8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            _ = PasswordHasher.verify(password: "pw", encoded: "scrypt$ln=10,r=8,p=-1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            _ = PasswordHasher.verify(
+                password: "pw",
+                encoded: "scrypt$ln=10,r=-8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            )
+            _ = PasswordHasher.verify(
+                password: "pw",
+                encoded: "scrypt$ln=10,r=8,p=-1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            )
         }
     }
 
@@ -94,7 +132,9 @@ import Testing
         let encoded = try PasswordHasher.hash(password: long, cost: 10)
         #expect(PasswordHasher.verify(password: long, encoded: encoded))
         let tooLong = long + "p"
-        #expect(!PasswordHasher.verify(password: tooLong, encoded: try PasswordHasher.hash(password: tooLong, cost: 10)))
+        #expect(
+            !PasswordHasher.verify(password: tooLong, encoded: try PasswordHasher.hash(password: tooLong, cost: 10))
+        )
     }
 
     @Test func decoyIsAWellFormedHashOfTheSameCost() {

@@ -13,7 +13,10 @@ private let apiRoutes: [RouteSettings] = [
     RouteSettings(method: "HEAD", path: "/v1/head-only", scopes: ["read:logs"]),
 ]
 
-private func table(_ routes: [RouteSettings] = apiRoutes, unmatched: ServerSettings.UnmatchedRoutePolicy = .deny) -> RouteTable {
+private func table(
+    _ routes: [RouteSettings] = apiRoutes,
+    unmatched: ServerSettings.UnmatchedRoutePolicy = .deny
+) -> RouteTable {
     RouteTable(routes: routes, unmatched: unmatched)
 }
 
@@ -51,7 +54,9 @@ private func table(_ routes: [RouteSettings] = apiRoutes, unmatched: ServerSetti
     @Test func singleStarMatchesExactlyOneSegment() {
         let routes = [RouteSettings(method: "GET", path: "/a/*/c", scopes: ["read:logs"])]
         #expect(table(routes).requirement(method: "GET", normalizedPath: "/a/b/c") == .scopes(["read:logs"]))
-        #expect(table(routes).requirement(method: "GET", normalizedPath: "/a/anything-at-all/c") == .scopes(["read:logs"]))
+        #expect(
+            table(routes).requirement(method: "GET", normalizedPath: "/a/anything-at-all/c") == .scopes(["read:logs"])
+        )
         #expect(table(routes).requirement(method: "GET", normalizedPath: "/a/c") == .denied)
         #expect(table(routes).requirement(method: "GET", normalizedPath: "/a/b/b2/c") == .denied)
         #expect(table(routes).requirement(method: "GET", normalizedPath: "/a/b/c/d") == .denied)
@@ -70,13 +75,19 @@ private func table(_ routes: [RouteSettings] = apiRoutes, unmatched: ServerSetti
 
     @Test func nilMethodMatchesEveryMethod() {
         for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"] {
-            #expect(table().requirement(method: method, normalizedPath: "/v1/reports/x") == .scopes(["read:reports"]), "\(method)")
+            #expect(
+                table().requirement(method: method, normalizedPath: "/v1/reports/x") == .scopes(["read:reports"]),
+                "\(method)"
+            )
         }
     }
 
     @Test func getRouteCoversHeadButNotTheOtherWayRound() {
         #expect(table().requirement(method: "HEAD", normalizedPath: "/v1/databases") == .scopes(["read:databases"]))
-        #expect(table().requirement(method: "HEAD", normalizedPath: "/v1/databases/db1") == .scopes(["read:databases", "read:policies"]))
+        #expect(
+            table().requirement(method: "HEAD", normalizedPath: "/v1/databases/db1")
+                == .scopes(["read:databases", "read:policies"])
+        )
         #expect(table().requirement(method: "HEAD", normalizedPath: "/v1/head-only") == .scopes(["read:logs"]))
         #expect(table().requirement(method: "GET", normalizedPath: "/v1/head-only") == .denied)
         // POST does not cover HEAD.
@@ -101,9 +112,17 @@ private func table(_ routes: [RouteSettings] = apiRoutes, unmatched: ServerSetti
             RouteSettings(method: "GET", path: "/v1/x/*", scopes: ["read:logs"]),
             RouteSettings(method: "GET", path: "/v1/x/special", scopes: ["admin"]),
         ]
-        #expect(table(wildcardFirst).requirement(method: "GET", normalizedPath: "/v1/x/special") == .scopes(["read:logs"]))
-        #expect(table(Array(wildcardFirst.reversed())).requirement(method: "GET", normalizedPath: "/v1/x/special") == .scopes(["admin"]))
-        #expect(table(Array(wildcardFirst.reversed())).requirement(method: "GET", normalizedPath: "/v1/x/other") == .scopes(["read:logs"]))
+        #expect(
+            table(wildcardFirst).requirement(method: "GET", normalizedPath: "/v1/x/special") == .scopes(["read:logs"])
+        )
+        #expect(
+            table(Array(wildcardFirst.reversed())).requirement(method: "GET", normalizedPath: "/v1/x/special")
+                == .scopes(["admin"])
+        )
+        #expect(
+            table(Array(wildcardFirst.reversed())).requirement(method: "GET", normalizedPath: "/v1/x/other")
+                == .scopes(["read:logs"])
+        )
 
         // A public route listed first opens the path; listed second it does not.
         let publicFirst = [
@@ -111,7 +130,10 @@ private func table(_ routes: [RouteSettings] = apiRoutes, unmatched: ServerSetti
             RouteSettings(method: nil, path: "/status", scopes: ["admin"]),
         ]
         #expect(table(publicFirst).requirement(method: "GET", normalizedPath: "/status") == .open)
-        #expect(table(Array(publicFirst.reversed())).requirement(method: "GET", normalizedPath: "/status") == .scopes(["admin"]))
+        #expect(
+            table(Array(publicFirst.reversed())).requirement(method: "GET", normalizedPath: "/status")
+                == .scopes(["admin"])
+        )
 
         // A route for another method does not stop the search.
         let methodThenAny = [
@@ -134,9 +156,14 @@ private func table(_ routes: [RouteSettings] = apiRoutes, unmatched: ServerSetti
     @Test func unmatchedPolicy() {
         #expect(table(unmatched: .deny).requirement(method: "GET", normalizedPath: "/nowhere") == .denied)
         #expect(table(unmatched: .authenticate).requirement(method: "GET", normalizedPath: "/nowhere") == .scopes([]))
-        #expect(table(unmatched: .authenticate).requirement(method: "PUT", normalizedPath: "/v1/databases") == .scopes([]))
+        #expect(
+            table(unmatched: .authenticate).requirement(method: "PUT", normalizedPath: "/v1/databases") == .scopes([])
+        )
         // Matched routes are unaffected by the policy.
-        #expect(table(unmatched: .authenticate).requirement(method: "GET", normalizedPath: "/v1/databases") == .scopes(["read:databases"]))
+        #expect(
+            table(unmatched: .authenticate).requirement(method: "GET", normalizedPath: "/v1/databases")
+                == .scopes(["read:databases"])
+        )
         #expect(table([], unmatched: .deny).requirement(method: "GET", normalizedPath: "/") == .denied)
         #expect(table([], unmatched: .authenticate).requirement(method: "GET", normalizedPath: "/") == .scopes([]))
     }

@@ -2,10 +2,10 @@ import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayStore
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayAuth
@@ -27,40 +27,75 @@ final class SessionHarness {
         self.issuer = try TokenIssuerTests.issuer([("k1", .es256, TestKeys.p256)], active: "k1")
         self.verifier = JWTVerifier(
             policies: [issuer.policy(leewaySeconds: 0, maxLifetimeSeconds: 86400)],
-            keySets: [TokenIssuerTests.ownIssuer: issuer.verificationKeys])
+            keySets: [TokenIssuerTests.ownIssuer: issuer.verificationKeys]
+        )
         let clock = self.clock
         let verifier = self.verifier
         self.endpoints = SessionEndpoints(
-            issuer: issuer, sessions: store,
-            throttle: LocalLoginThrottle(eventLoop: loop, perAddress: perAddress, perAccount: perAccount, window: .seconds(60)),
+            issuer: issuer,
+            sessions: store,
+            throttle: LocalLoginThrottle(
+                eventLoop: loop,
+                perAddress: perAddress,
+                perAccount: perAccount,
+                window: .seconds(60)
+            ),
             checkPassword: { password, encoded, loop in
                 loop.makeSucceededFuture(PasswordHasher.verify(password: password, encoded: encoded))
             },
-            passwordCost: Self.cost, decoyHash: PasswordHasher.decoy(cost: Self.cost), logger: Logger(label: "test"),
+            passwordCost: Self.cost,
+            decoyHash: PasswordHasher.decoy(cost: Self.cost),
+            logger: Logger(label: "test"),
             now: { clock.now },
             revokeLocally: { [weak self] id, exp in self?.locallyRevoked.append((id, exp)) },
-            verifyOwnToken: { token in verifier.verify(token, now: clock.now).verified })
+            verifyOwnToken: { token in verifier.verify(token, now: clock.now).verified }
+        )
     }
 
-    func addUser(_ email: String, password: String, scopes: [String] = ["read:databases"], disabled: Bool = false) throws {
+    func addUser(
+        _ email: String,
+        password: String,
+        scopes: [String] = ["read:databases"],
+        disabled: Bool = false
+    ) throws {
         let user = UserRecord(
-            id: "id-\(email)", email: email, scopes: scopes, passwordHash: try PasswordHasher.hash(password: password, cost: Self.cost),
-            disabled: disabled, createdAt: testNow)
+            id: "id-\(email)",
+            email: email,
+            scopes: scopes,
+            passwordHash: try PasswordHasher.hash(password: password, cost: Self.cost),
+            disabled: disabled,
+            createdAt: testNow
+        )
         try value(of: store.createUser(user), on: loop)
     }
 
-    func call(_ path: String, method: String = "POST", body: String, authorization: [String] = [], address: String = "192.0.2.1")
+    func call(
+        _ path: String,
+        method: String = "POST",
+        body: String,
+        authorization: [String] = [],
+        address: String = "192.0.2.1"
+    )
         -> Result<SessionEndpoints.Response, any Error>
     {
         let future = endpoints.handle(
-            method: method, normalizedPath: path, body: Array(body.utf8), authorization: authorization, clientAddress: address,
-            eventLoop: loop)
+            method: method,
+            normalizedPath: path,
+            body: Array(body.utf8),
+            authorization: authorization,
+            clientAddress: address,
+            eventLoop: loop
+        )
         return completion(of: future, on: loop) ?? .failure(StillPending())
     }
 
     struct StillPending: Error {}
 
-    func login(_ email: String, _ password: String, address: String = "192.0.2.1") -> Result<SessionEndpoints.Response, any Error> {
+    func login(
+        _ email: String,
+        _ password: String,
+        address: String = "192.0.2.1"
+    ) -> Result<SessionEndpoints.Response, any Error> {
         call(SessionEndpoints.loginPath, body: #"{"email":"\#(email)","password":"\#(password)"}"#, address: address)
     }
 
@@ -105,7 +140,10 @@ extension Result where Success == SessionEndpoints.Response {
         #expect(verified.principal.scopes == ["read:databases", "write:reports"])
         #expect(verified.expiresAt == testNow + 3600)
         // Only the hash of the refresh token is stored.
-        #expect(try value(of: h.store.rotateRefresh(tokenHash: refresh, newTokenHash: "x", now: testNow), on: h.loop) == .invalid)
+        #expect(
+            try value(of: h.store.rotateRefresh(tokenHash: refresh, newTokenHash: "x", now: testNow), on: h.loop)
+                == .invalid
+        )
     }
 
     @Test func unknownEmailWrongPasswordAndDisabledUserLookAlike() throws {
@@ -130,7 +168,10 @@ extension Result where Success == SessionEndpoints.Response {
 
     @Test func malformedLoginBodiesAre400() throws {
         let h = try SessionHarness()
-        for body in ["", "{", #"{"email":"a@b.c"}"#, #"{"email":1,"password":"x"}"#, #"{"email":"a","email":"b","password":"x"}"#, "[]"] {
+        for body in [
+            "", "{", #"{"email":"a@b.c"}"#, #"{"email":1,"password":"x"}"#,
+            #"{"email":"a","email":"b","password":"x"}"#, "[]",
+        ] {
             let error = h.call(SessionEndpoints.loginPath, body: body).gatewayError
             #expect(error?.status == 400, "\(body): \(String(describing: error))")
         }

@@ -31,13 +31,18 @@ import Testing
     }
 
     @Test func trailingCommasAndGarbage() {
-        for text in [#"{"a":1,}"#, "[1,]", "[1,,2]", "{,}", "[,1]", #"{"a":1} {}"#, "1 2", "[1]]", "{\"a\" 1}", "", " "] {
+        for text in [
+            #"{"a":1,}"#, "[1,]", "[1,,2]", "{,}", "[,1]", #"{"a":1} {}"#, "1 2", "[1]]", "{\"a\" 1}", "", " ",
+        ] {
             #expect(parses(text) == nil, "\(text)")
         }
     }
 
     @Test func numbers() {
-        for text in ["01", "-01", "00", "1.", ".5", "-", "+1", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "1e400", "--1", "1.e3"] {
+        for text in [
+            "01", "-01", "00", "1.", ".5", "-", "+1", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity", "1e400",
+            "--1", "1.e3",
+        ] {
             #expect(parses(text) == nil, "\(text)")
         }
         #expect(parses("0") == .integer(0))
@@ -53,11 +58,16 @@ import Testing
         #expect(parses(nested(17)) == nil)
         #expect(parses(nested(4), maxDepth: 4) != nil)
         #expect(parses(nested(5), maxDepth: 4) == nil)
-        #expect(parses(String(repeating: "{\"a\":", count: 100_000) + "1" + String(repeating: "}", count: 100_000)) == nil)
+        #expect(
+            parses(String(repeating: "{\"a\":", count: 100_000) + "1" + String(repeating: "}", count: 100_000)) == nil
+        )
     }
 
     @Test func loneSurrogatesAreRefused() {
-        for text in [#""\ud800""#, #""\udc00""#, #""\ud800x""#, #""\ud800\u0041""#, #""\ud800\ud800""#, #""\udfff\ud800""#, #""\ud83d\""#] {
+        for text in [
+            #""\ud800""#, #""\udc00""#, #""\ud800x""#, #""\ud800\u0041""#, #""\ud800\ud800""#, #""\udfff\ud800""#,
+            #""\ud83d\""#,
+        ] {
             #expect(parses(text) == nil, "\(text)")
         }
         #expect(parses(#""\uD83D\uDE00""#) == .string("😀"))

@@ -10,10 +10,19 @@ import Testing
 @Suite struct TokenIssuerTests {
     static let ownIssuer = "https://gateway.example.com"
 
-    static func issuer(_ keys: [(String, SignatureAlgorithm, AsymmetricKey)], active: String, ttl: Int64 = 3600) throws -> TokenIssuer {
+    static func issuer(
+        _ keys: [(String, SignatureAlgorithm, AsymmetricKey)],
+        active: String,
+        ttl: Int64 = 3600
+    ) throws -> TokenIssuer {
         try TokenIssuer(
-            issuer: ownIssuer, audience: testAudience, accessTokenTTL: ttl, refreshTokenTTL: 86400,
-            keys: keys.map { TokenIssuer.SigningKey(keyID: $0.0, algorithm: $0.1, key: $0.2) }, activeKeyID: active)
+            issuer: ownIssuer,
+            audience: testAudience,
+            accessTokenTTL: ttl,
+            refreshTokenTTL: 86400,
+            keys: keys.map { TokenIssuer.SigningKey(keyID: $0.0, algorithm: $0.1, key: $0.2) },
+            activeKeyID: active
+        )
     }
 
     static let algorithms: [(SignatureAlgorithm, AsymmetricKey)] = [
@@ -24,7 +33,12 @@ import Testing
     func accessTokenRoundTrip(algorithm: SignatureAlgorithm) throws {
         let key = Self.algorithms.first { $0.0 == algorithm }!.1
         let issuer = try Self.issuer([("k-\(algorithm.rawValue)", algorithm, key)], active: "k-\(algorithm.rawValue)")
-        let minted = try issuer.accessToken(subject: "u-42", scopes: ["read:databases", "admin"], clientID: "cli", now: testNow)
+        let minted = try issuer.accessToken(
+            subject: "u-42",
+            scopes: ["read:databases", "admin"],
+            clientID: "cli",
+            now: testNow
+        )
         #expect(minted.expiresAt == testNow + 3600)
 
         let jws = try JWSCompact.parse(minted.token.utf8)
@@ -60,7 +74,9 @@ import Testing
 
     @Test func jwksDocumentShape() throws {
         let issuer = try Self.issuer(
-            [("r", .rs256, TestKeys.rsa), ("e", .es256, TestKeys.p256), ("o", .edDSA, TestKeys.ed25519)], active: "e")
+            [("r", .rs256, TestKeys.rsa), ("e", .es256, TestKeys.p256), ("o", .edDSA, TestKeys.ed25519)],
+            active: "e"
+        )
         let document = try StrictJSON.parseObject(Array(issuer.jwksDocument.utf8))
         let list = document["keys"]?.array ?? []
         let keys = list.compactMap { $0.object }
@@ -73,8 +89,12 @@ import Testing
         #expect(keys[0]["kty"]?.string == "RSA" && keys[0]["alg"]?.string == "RS256" && keys[0]["e"]?.string == "AQAB")
         #expect(Base64URL.decode(keys[0]["n"]!.string!)?.count == 256)
         #expect(keys[1]["kty"]?.string == "EC" && keys[1]["crv"]?.string == "P-256")
-        #expect(Base64URL.decode(keys[1]["x"]!.string!)?.count == 32 && Base64URL.decode(keys[1]["y"]!.string!)?.count == 32)
-        #expect(keys[2]["kty"]?.string == "OKP" && keys[2]["crv"]?.string == "Ed25519" && keys[2]["alg"]?.string == "EdDSA")
+        #expect(
+            Base64URL.decode(keys[1]["x"]!.string!)?.count == 32 && Base64URL.decode(keys[1]["y"]!.string!)?.count == 32
+        )
+        #expect(
+            keys[2]["kty"]?.string == "OKP" && keys[2]["crv"]?.string == "Ed25519" && keys[2]["alg"]?.string == "EdDSA"
+        )
         // publicParameters re-imported key by key.
         let ec = TestKeys.p256.publicParameters
         let reimported = try AsymmetricKey.ecPublicKey(curve: "P-256", x: ec["x"]!, y: ec["y"]!)
@@ -94,7 +114,9 @@ import Testing
         let newToken = try rotated.accessToken(subject: "u", scopes: [], now: testNow).token
         #expect(try JWSCompact.parse(newToken.utf8).keyID == "new")
         let verifier = JWTVerifier(
-            policies: [rotated.policy(leewaySeconds: 0, maxLifetimeSeconds: 86400)], keySets: [Self.ownIssuer: rotated.verificationKeys])
+            policies: [rotated.policy(leewaySeconds: 0, maxLifetimeSeconds: 86400)],
+            keySets: [Self.ownIssuer: rotated.verificationKeys]
+        )
         #expect(verifier.verify(oldToken, now: testNow + 1).verified != nil)
         #expect(verifier.verify(newToken, now: testNow + 1).verified != nil)
     }
@@ -103,11 +125,21 @@ import Testing
         let issuer = try Self.issuer([("k", .es256, TestKeys.p256)], active: "k")
         // A token signed by our key but typed as a plain JWT (an ID token, say) is refused.
         let claims = standardClaims(["iss": "\"\(Self.ownIssuer)\""])
-        let token = try makeToken(header: #"{"alg":"ES256","kid":"k","typ":"JWT"}"#, claims: claims, signer: .asymmetric(TestKeys.p256, .es256))
+        let token = try makeToken(
+            header: #"{"alg":"ES256","kid":"k","typ":"JWT"}"#,
+            claims: claims,
+            signer: .asymmetric(TestKeys.p256, .es256)
+        )
         let verifier = JWTVerifier(
-            policies: [issuer.policy(leewaySeconds: 0, maxLifetimeSeconds: 86400)], keySets: [Self.ownIssuer: issuer.verificationKeys])
+            policies: [issuer.policy(leewaySeconds: 0, maxLifetimeSeconds: 86400)],
+            keySets: [Self.ownIssuer: issuer.verificationKeys]
+        )
         #expect(verifier.verify(token, now: testNow).failure == .wrongType)
-        let typed = try makeToken(header: #"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#, claims: claims, signer: .asymmetric(TestKeys.p256, .es256))
+        let typed = try makeToken(
+            header: #"{"alg":"ES256","kid":"k","typ":"at+jwt"}"#,
+            claims: claims,
+            signer: .asymmetric(TestKeys.p256, .es256)
+        )
         #expect(verifier.verify(typed, now: testNow).verified != nil)
     }
 

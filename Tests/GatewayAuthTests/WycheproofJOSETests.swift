@@ -56,9 +56,17 @@ struct JWSVector: CustomTestStringConvertible, Sendable {
             guard let key = symmetric ? privateKey : (publicKey ?? privateKey) else { continue }
             let jwk = try Wycheproof.jsonBytes(key)
             for test in group["tests"] as? [[String: Any]] ?? [] {
-                vectors.append(JWSVector(
-                    id: "\(test["tcId"]!)", comment: test["comment"] as? String ?? "", group: comment, jwk: jwk,
-                    symmetric: symmetric, jws: test["jws"] as! String, valid: (test["result"] as? String) == "valid"))
+                vectors.append(
+                    JWSVector(
+                        id: "\(test["tcId"]!)",
+                        comment: test["comment"] as? String ?? "",
+                        group: comment,
+                        jwk: jwk,
+                        symmetric: symmetric,
+                        jws: test["jws"] as! String,
+                        valid: (test["result"] as? String) == "valid"
+                    )
+                )
             }
         }
         return vectors
@@ -117,7 +125,10 @@ struct WycheproofJWSTests {
             var padded = parts
             padded[index] += "="
             let token = padded.joined(separator: ".")
-            #expect(JWSVector(id: "x", comment: "", group: "", jwk: valid.jwk, symmetric: true, jws: token, valid: false).verifies() == false)
+            #expect(
+                JWSVector(id: "x", comment: "", group: "", jwk: valid.jwk, symmetric: true, jws: token, valid: false)
+                    .verifies() == false
+            )
         }
     }
 
@@ -126,24 +137,36 @@ struct WycheproofJWSTests {
         #expect(Self.vectors.filter { !$0.valid }.count > 300)
     }
 
-    @Test("every invalid case is rejected", arguments: vectors.filter { !$0.valid && !identicalToAValidCase.contains($0.id) })
+    @Test(
+        "every invalid case is rejected",
+        arguments: vectors.filter { !$0.valid && !identicalToAValidCase.contains($0.id) }
+    )
     func invalid(_ vector: JWSVector) {
         #expect(!vector.verifies())
     }
 
-    @Test("signature-level valid cases verify", arguments: vectors.filter { $0.valid && !lenientBase64.contains($0.comment) && !refusedByPolicy.contains($0.id) })
+    @Test(
+        "signature-level valid cases verify",
+        arguments: vectors.filter {
+            $0.valid && !lenientBase64.contains($0.comment) && !refusedByPolicy.contains($0.id)
+        }
+    )
     func valid(_ vector: JWSVector) {
         #expect(vector.verifies())
     }
 
-    @Test("valid cases outside the supported algorithms or the key's pinned algorithm are refused",
-          arguments: vectors.filter { refusedByPolicy.contains($0.id) })
+    @Test(
+        "valid cases outside the supported algorithms or the key's pinned algorithm are refused",
+        arguments: vectors.filter { refusedByPolicy.contains($0.id) }
+    )
     func refused(_ vector: JWSVector) {
         #expect(!vector.verifies())
     }
 
-    @Test("stray characters in base64url are refused even where Wycheproof tolerates them",
-          arguments: vectors.filter { lenientBase64.contains($0.comment) })
+    @Test(
+        "stray characters in base64url are refused even where Wycheproof tolerates them",
+        arguments: vectors.filter { lenientBase64.contains($0.comment) }
+    )
     func lenient(_ vector: JWSVector) {
         #expect(!vector.verifies())
     }
@@ -165,9 +188,16 @@ struct WycheproofJWKTests {
             let symmetric = keys.contains { $0["kty"] as? String == "oct" }
             let bytes = (try? Wycheproof.jsonBytes(set)) ?? []
             for test in group["tests"] as? [[String: Any]] ?? [] {
-                out.append(Vector(
-                    id: "\(test["tcId"]!)", comment: test["comment"] as? String ?? "", keys: bytes,
-                    jws: test["jws"] as! String, valid: (test["result"] as? String) == "valid", symmetric: symmetric))
+                out.append(
+                    Vector(
+                        id: "\(test["tcId"]!)",
+                        comment: test["comment"] as? String ?? "",
+                        keys: bytes,
+                        jws: test["jws"] as! String,
+                        valid: (test["result"] as? String) == "valid",
+                        symmetric: symmetric
+                    )
+                )
             }
         }
         return out
@@ -186,7 +216,8 @@ struct WycheproofJWKTests {
         #expect(verified == vector.valid)
     }
 
-    static let privateECKey = #"{"kty":"EC","crv":"P-256","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw","d":"yy49oPcINGK2ps0LmtxpB6UTEOiITghHBif6wDqmJ3c"}"#
+    static let privateECKey =
+        #"{"kty":"EC","crv":"P-256","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw","d":"yy49oPcINGK2ps0LmtxpB6UTEOiITghHBif6wDqmJ3c"}"#
 
     @Test func anOperatorFileWithPrivateKeysIsRefusedWhole() throws {
         let document = "{\"keys\":[\(Self.privateECKey)]}"
@@ -194,7 +225,8 @@ struct WycheproofJWKTests {
     }
 
     @Test func aProvidersPrivateKeyIsLeftOutAndTheRestKept() throws {
-        let publicKey = #"{"kty":"EC","crv":"P-256","kid":"pub","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw"}"#
+        let publicKey =
+            #"{"kty":"EC","crv":"P-256","kid":"pub","x":"04N0xi21hshyvBp7I167sbE_bXqyqkAPfefdklMO7wY","y":"UI8exy-C06a7DUnjIdENkxeFtHM4-l_41LqEw9nVgmw"}"#
         let document = "{\"keys\":[\(Self.privateECKey),\(publicKey)]}"
         let set = try JSONWebKeySet.parse(Array(document.utf8), allowSymmetric: false)
         #expect(set.keys.map(\.keyID) == ["pub"])
@@ -203,7 +235,8 @@ struct WycheproofJWKTests {
     }
 
     @Test func symmetricKeysFromAFetchedSetAreIgnored() throws {
-        let document = #"{"keys":[{"kty":"oct","alg":"HS256","kid":"a","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#
+        let document =
+            #"{"keys":[{"kty":"oct","alg":"HS256","kid":"a","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#
         let set = try JSONWebKeySet.parse(Array(document.utf8), allowSymmetric: false)
         #expect(set.keys.isEmpty)
         #expect(set.problems.count == 1)
@@ -224,14 +257,23 @@ struct WycheproofPrimitiveTests {
             // Some ECDSA groups (the r/x reduction edge cases) give only the uncompressed point:
             // its JWK is built here, so those cases run too (a group still skipped fails
             // `everyCaseOfEveryFileIsLoaded`).
-            guard var jwk = (group["publicKeyJwk"] ?? group["keyJwk"]) as? [String: Any] ?? ecJWK(group) else { continue }
+            guard var jwk = (group["publicKeyJwk"] ?? group["keyJwk"]) as? [String: Any] ?? ecJWK(group) else {
+                continue
+            }
             jwk["alg"] = algorithm
             jwk.removeValue(forKey: "kid")
             let bytes = (try? Wycheproof.jsonBytes(jwk)) ?? []
             for test in group["tests"] as? [[String: Any]] ?? [] {
-                out.append(Vector(
-                    file: file, id: "\(test["tcId"]!)", jwk: bytes, message: Wycheproof.hex(test["msg"] as! String),
-                    signature: Wycheproof.hex(test["sig"] as! String), result: test["result"] as! String))
+                out.append(
+                    Vector(
+                        file: file,
+                        id: "\(test["tcId"]!)",
+                        jwk: bytes,
+                        message: Wycheproof.hex(test["msg"] as! String),
+                        signature: Wycheproof.hex(test["sig"] as! String),
+                        result: test["result"] as! String
+                    )
+                )
             }
         }
         return out
@@ -310,9 +352,12 @@ struct WycheproofPrimitiveTests {
         return groups.flatMap { group in
             (group["tests"] as? [[String: Any]] ?? []).map { test in
                 MACVector(
-                    id: "\(test["tcId"]!)", key: Wycheproof.hex(test["key"] as! String),
-                    message: Wycheproof.hex(test["msg"] as! String), tag: Wycheproof.hex(test["tag"] as! String),
-                    valid: test["result"] as? String == "valid")
+                    id: "\(test["tcId"]!)",
+                    key: Wycheproof.hex(test["key"] as! String),
+                    message: Wycheproof.hex(test["msg"] as! String),
+                    tag: Wycheproof.hex(test["tag"] as! String),
+                    valid: test["result"] as? String == "valid"
+                )
             }
         }
     }()

@@ -17,16 +17,17 @@ import Testing
         let defaults = try ConfigurationLoader.parse(text: Self.upstream, file: "g.conf")
         #expect(defaults.apiKeys.maxKeysPerOwner == 100)
         #expect(defaults.apiKeys.managementRateLimit == nil)
-        let text = Self.upstream + """
-            [auth.api_keys]
-            max_keys_per_owner = 7
-            management_rate_limit = "keys"
+        let text =
+            Self.upstream + """
+                [auth.api_keys]
+                max_keys_per_owner = 7
+                management_rate_limit = "keys"
 
-            [[rate_limits]]
-            name = "keys"
-            rate = 5
-            per = "minute"
-            """
+                [[rate_limits]]
+                name = "keys"
+                rate = 5
+                per = "minute"
+                """
         let configuration = try ConfigurationLoader.parse(text: text, file: "g.conf")
         #expect(configuration.apiKeys.maxKeysPerOwner == 7)
         #expect(configuration.apiKeys.managementRateLimit == "keys")
@@ -35,7 +36,10 @@ import Testing
         #expect(rendered.contains("management_rate_limit = \"keys\""))
     }
 
-    @Test(arguments: ["max_keys_per_owner = 0", "max_keys_per_owner = 100001", "max_keys_per_owner = \"10\"", "management_rate_limit = \"nope\""])
+    @Test(arguments: [
+        "max_keys_per_owner = 0", "max_keys_per_owner = 100001", "max_keys_per_owner = \"10\"",
+        "management_rate_limit = \"nope\"",
+    ])
     func badKeyManagementSettingsNameTheirKeyAndLine(line: String) {
         let found = configurationProblems(Self.upstream + "\n[auth.api_keys]\n" + line + "\n", file: "g.conf")
         let key = "auth.api_keys." + line.prefix(while: { $0 != " " })
@@ -48,42 +52,43 @@ import Testing
         let pepper = try secretFile(String(repeating: "p", count: 40) + "\n")
         let password = try secretFile("redis-secret\n")
         let token = try secretFile("admin-token-0123456789\n")
-        let text = Self.upstream + """
-            [redis]
-            url = "redis://10.0.0.5:6380"
-            username = "gw"
-            password_file = "\(password)"
-            database = 2
-            connect_timeout = "250ms"
-            command_timeout = "100ms"
-            key_prefix = "gw1:"
+        let text =
+            Self.upstream + """
+                [redis]
+                url = "redis://10.0.0.5:6380"
+                username = "gw"
+                password_file = "\(password)"
+                database = 2
+                connect_timeout = "250ms"
+                command_timeout = "100ms"
+                key_prefix = "gw1:"
 
-            [cache]
-            positive_ttl = "10s"
-            negative_ttl = "2s"
-            stale_grace = "1m"
-            max_entries = 5000
+                [cache]
+                positive_ttl = "10s"
+                negative_ttl = "2s"
+                stale_grace = "1m"
+                max_entries = 5000
 
-            [auth.api_keys]
-            pepper_file = "\(pepper)"
-            forward_authorization = true
+                [auth.api_keys]
+                pepper_file = "\(pepper)"
+                forward_authorization = true
 
-            [admin]
-            listen = "127.0.0.1:9911"
-            token_file = "\(token)"
+                [admin]
+                listen = "127.0.0.1:9911"
+                token_file = "\(token)"
 
-            [logging]
-            access_log_sample_rate = 0.25
+                [logging]
+                access_log_sample_rate = 0.25
 
-            [[routes]]
-            method = "GET"
-            path = "/v1/databases/*"
-            scopes = ["read:databases"]
+                [[routes]]
+                method = "GET"
+                path = "/v1/databases/*"
+                scopes = ["read:databases"]
 
-            [[routes]]
-            path = "/status"
-            public = true
-            """
+                [[routes]]
+                path = "/status"
+                public = true
+                """
         let configuration = try ConfigurationLoader.parse(text: text, file: "g.conf")
         let redis = try #require(configuration.redis)
         #expect(redis.endpoint == .tcp(host: "10.0.0.5", port: 6380))
@@ -111,12 +116,13 @@ import Testing
 
     @Test func unixSocketURLAndEnvironmentSecret() throws {
         setenv("DBGW_TEST_PEPPER", String(repeating: "e", count: 33), 1)
-        let text = Self.upstream + """
-            [redis]
-            url = "unix:///run/redis/redis.sock"
-            [auth.api_keys]
-            pepper_env = "DBGW_TEST_PEPPER"
-            """
+        let text =
+            Self.upstream + """
+                [redis]
+                url = "unix:///run/redis/redis.sock"
+                [auth.api_keys]
+                pepper_env = "DBGW_TEST_PEPPER"
+                """
         let configuration = try ConfigurationLoader.parse(text: text, file: "g.conf")
         #expect(configuration.redis?.endpoint == .unix(path: "/run/redis/redis.sock"))
         #expect(configuration.apiKeys.pepper?.value.count == 33)
@@ -156,7 +162,11 @@ import Testing
     }
 
     @Test func routeProblemCarriesTheLineOfItsKey() {
-        let found = configurationProblems(Self.upstream + "\n[[routes]]\npath = \"/ok\"\nscopes = [\"admin\"]\n\n[[routes]]\npath = \"/a\"\nscopes = [\"root\"]\n", file: "g.conf")
+        let found = configurationProblems(
+            Self.upstream
+                + "\n[[routes]]\npath = \"/ok\"\nscopes = [\"admin\"]\n\n[[routes]]\npath = \"/a\"\nscopes = [\"root\"]\n",
+            file: "g.conf"
+        )
         let problem = found.first { $0.key == "routes[1].scopes" }
         #expect(problem?.line == 10, "\(found)")  // the second table's `scopes =` line
     }

@@ -20,7 +20,10 @@ import Testing
     /// The problem for `key`, which must exist, be unique for that key, and sit on `line`
     /// of the text after the 2 upstream lines.
     private func expectProblem(
-        _ text: String, key: String, line: Int, containing: String,
+        _ text: String,
+        key: String,
+        line: Int,
+        containing: String,
         sourceLocation: SourceLocation = #_sourceLocation
     ) {
         let found = problems(text)
@@ -30,7 +33,11 @@ import Testing
         #expect(problem.file == "g.conf", sourceLocation: sourceLocation)
         #expect(problem.line == line + 2, "\(problem)", sourceLocation: sourceLocation)
         #expect(problem.message.contains(containing), "\(problem.message)", sourceLocation: sourceLocation)
-        #expect(problem.description.hasPrefix("g.conf:\(line + 2): \(key): "), "\(problem.description)", sourceLocation: sourceLocation)
+        #expect(
+            problem.description.hasPrefix("g.conf:\(line + 2): \(key): "),
+            "\(problem.description)",
+            sourceLocation: sourceLocation
+        )
     }
 
     @Test func validJWTSectionParses() throws {
@@ -86,7 +93,9 @@ import Testing
         #expect(jwt.accessTokenTTL == .seconds(900) && jwt.refreshTokenTTL == .seconds(12 * 3600))
         #expect(jwt.leeway == .seconds(30) && jwt.maxTokenLifetime == .seconds(7200))
         #expect(jwt.verifiedCacheEntries == 500 && jwt.passwordHashCost == 12)
-        #expect(jwt.loginAttemptsPerAddress == 10 && jwt.loginAttemptsPerAccount == 3 && jwt.loginWindow == .seconds(300))
+        #expect(
+            jwt.loginAttemptsPerAddress == 10 && jwt.loginAttemptsPerAccount == 3 && jwt.loginWindow == .seconds(300)
+        )
         #expect(jwt.signingKeys.map(\.keyID) == ["2026-01", "2025-12"])
         #expect(jwt.signingKeys.map(\.algorithm) == [.es256, .rs256])
         #expect(jwt.activeSigningKey?.keyID == "2026-01")
@@ -94,13 +103,18 @@ import Testing
         #expect(jwt.issuers.count == 3)
         let first = jwt.issuers[0]
         #expect(first.keySource == .jwksURL("https://login.example.org/keys"))
-        #expect(first.audiences == ["api://dbaudit"] && first.requiredType == "at+jwt" && first.algorithms == ["RS256", "ES256"])
+        #expect(
+            first.audiences == ["api://dbaudit"] && first.requiredType == "at+jwt"
+                && first.algorithms == ["RS256", "ES256"]
+        )
         #expect(first.minRefreshInterval == .seconds(120) && first.maxRefreshInterval == .seconds(7200))
         #expect(first.unknownKeyRefetchInterval == .seconds(10) && first.fetchTimeout == .seconds(3))
         #expect(jwt.issuers[1].keySource == .discovery("https://accounts.example.net/.well-known/openid-configuration"))
         // Audiences default to [auth.jwt] audience.
         #expect(jwt.issuers[1].audiences == ["dbaudit"])
-        #expect(jwt.issuers[1].minRefreshInterval == .seconds(60) && jwt.issuers[1].maxRefreshInterval == .seconds(3600))
+        #expect(
+            jwt.issuers[1].minRefreshInterval == .seconds(60) && jwt.issuers[1].maxRefreshInterval == .seconds(3600)
+        )
         guard case .file(let path, let contents) = jwt.issuers[2].keySource else {
             Issue.record("expected a file source")
             return
@@ -122,7 +136,10 @@ import Testing
         // line 1 [auth.jwt]: problems about the signing_keys array as a whole point at the section.
         expectProblem(
             "[auth.jwt]\nissuer = \"i\"\n[[auth.jwt.signing_keys]]\nkid = \"a\"\nprivate_key_file = \"\(key)\"\n",
-            key: "auth.jwt.signing_keys", line: 1, containing: "found 0")
+            key: "auth.jwt.signing_keys",
+            line: 1,
+            containing: "found 0"
+        )
     }
 
     @Test func twoActiveKeys() throws {
@@ -140,7 +157,10 @@ import Testing
             private_key_file = "\(key)"
             active = true
             """,
-            key: "auth.jwt.signing_keys", line: 1, containing: "found 2")
+            key: "auth.jwt.signing_keys",
+            line: 1,
+            containing: "found 2"
+        )
     }
 
     @Test func issuerWithoutKeys() {
@@ -149,7 +169,9 @@ import Testing
 
     @Test func keysWithoutIssuer() throws {
         let key = try file("pem")
-        let found = problems("[auth.jwt]\n[[auth.jwt.signing_keys]]\nkid = \"a\"\nprivate_key_file = \"\(key)\"\nactive = true\n")
+        let found = problems(
+            "[auth.jwt]\n[[auth.jwt.signing_keys]]\nkid = \"a\"\nprivate_key_file = \"\(key)\"\nactive = true\n"
+        )
         #expect(found.contains { $0.key == "auth.jwt.issuer" && $0.message.contains("issuer is not") }, "\(found)")
     }
 
@@ -167,7 +189,10 @@ import Testing
             kid = "a"
             private_key_file = "\(key)"
             """,
-            key: "auth.jwt.signing_keys[1].kid", line: 8, containing: "used twice")
+            key: "auth.jwt.signing_keys[1].kid",
+            line: 8,
+            containing: "used twice"
+        )
     }
 
     @Test(arguments: ["HS256", "none", "rs256", "PS256", "ES384", ""])
@@ -183,7 +208,10 @@ import Testing
             private_key_file = "\(key)"
             active = true
             """,
-            key: "auth.jwt.signing_keys[0].algorithm", line: 5, containing: "RS256, ES256 or EdDSA")
+            key: "auth.jwt.signing_keys[0].algorithm",
+            line: 5,
+            containing: "RS256, ES256 or EdDSA"
+        )
     }
 
     @Test func unknownIssuerAlgorithm() {
@@ -195,7 +223,10 @@ import Testing
             jwks_url = "https://x.example/keys"
             algorithms = ["RS256", "none"]
             """,
-            key: "auth.jwt.issuers[0].algorithms", line: 5, containing: "\"none\"")
+            key: "auth.jwt.issuers[0].algorithms",
+            line: 5,
+            containing: "\"none\""
+        )
     }
 
     @Test func missingKeyFile() {
@@ -208,7 +239,10 @@ import Testing
             private_key_file = "/nonexistent/dbgw-key.pem"
             active = true
             """,
-            key: "auth.jwt.signing_keys[0].private_key_file", line: 5, containing: "cannot be read")
+            key: "auth.jwt.signing_keys[0].private_key_file",
+            line: 5,
+            containing: "cannot be read"
+        )
         expectProblem(
             """
             [auth.jwt]
@@ -216,14 +250,20 @@ import Testing
             issuer = "x"
             jwks_file = "/nonexistent/jwks.json"
             """,
-            key: "auth.jwt.issuers[0].jwks_file", line: 4, containing: "cannot be read")
+            key: "auth.jwt.issuers[0].jwks_file",
+            line: 4,
+            containing: "cannot be read"
+        )
     }
 
     @Test func emptyKeyFile() throws {
         let empty = try file("")
         expectProblem(
             "[auth.jwt]\nissuer = \"i\"\n[[auth.jwt.signing_keys]]\nkid = \"a\"\nprivate_key_file = \"\(empty)\"\nactive = true\n",
-            key: "auth.jwt.signing_keys[0].private_key_file", line: 5, containing: "empty")
+            key: "auth.jwt.signing_keys[0].private_key_file",
+            line: 5,
+            containing: "empty"
+        )
     }
 
     @Test func twoKeySources() throws {
@@ -236,23 +276,36 @@ import Testing
             jwks_url = "https://x.example/keys"
             jwks_file = "\(jwks)"
             """,
-            key: "auth.jwt.issuers[0].jwks_url", line: 4, containing: "exactly one")
+            key: "auth.jwt.issuers[0].jwks_url",
+            line: 4,
+            containing: "exactly one"
+        )
         // None at all is the same problem.
         let none = problems("[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\n")
-        #expect(none.contains { $0.key == "auth.jwt.issuers[0].jwks_url" && $0.message.contains("exactly one") }, "\(none)")
+        #expect(
+            none.contains { $0.key == "auth.jwt.issuers[0].jwks_url" && $0.message.contains("exactly one") },
+            "\(none)"
+        )
     }
 
     @Test(arguments: [
-        "ftp://x.example/keys", "file:///etc/jwks.json", "x.example/keys", "https://", "not a url", "javascript:alert(1)",
+        "ftp://x.example/keys", "file:///etc/jwks.json", "x.example/keys", "https://", "not a url",
+        "javascript:alert(1)",
         "http://x.example/keys",  // plain http across a network
     ])
     func badURL(url: String) {
         expectProblem(
             "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"\(url)\"\n",
-            key: "auth.jwt.issuers[0].jwks_url", line: 4, containing: "https://")
+            key: "auth.jwt.issuers[0].jwks_url",
+            line: 4,
+            containing: "https://"
+        )
         expectProblem(
             "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\ndiscovery_url = \"\(url)\"\n",
-            key: "auth.jwt.issuers[0].discovery_url", line: 4, containing: "https://")
+            key: "auth.jwt.issuers[0].discovery_url",
+            line: 4,
+            containing: "https://"
+        )
     }
 
     @Test func issuerDuplicatedWithOwn() throws {
@@ -269,7 +322,10 @@ import Testing
             issuer = "https://gw.example.com"
             jwks_url = "https://gw.example.com/keys"
             """,
-            key: "auth.jwt.issuers[0].issuer", line: 8, containing: "configured twice")
+            key: "auth.jwt.issuers[0].issuer",
+            line: 8,
+            containing: "configured twice"
+        )
     }
 
     @Test func issuerDuplicated() {
@@ -283,26 +339,53 @@ import Testing
             issuer = "x"
             jwks_url = "https://x.example/b"
             """,
-            key: "auth.jwt.issuers[1].issuer", line: 6, containing: "configured twice")
+            key: "auth.jwt.issuers[1].issuer",
+            line: 6,
+            containing: "configured twice"
+        )
     }
 
     @Test func ttlLongerThanMaxLifetime() {
         expectProblem(
             "[auth.jwt]\naccess_token_ttl = \"2h\"\nmax_token_lifetime = \"1h\"\n",
-            key: "auth.jwt.access_token_ttl", line: 2, containing: "max_token_lifetime")
+            key: "auth.jwt.access_token_ttl",
+            line: 2,
+            containing: "max_token_lifetime"
+        )
     }
 
     @Test func boundsOfDurationsAndNumbers() {
         expectProblem("[auth.jwt]\nleeway = \"11m\"\n", key: "auth.jwt.leeway", line: 2, containing: "between")
-        expectProblem("[auth.jwt]\naccess_token_ttl = \"10s\"\n", key: "auth.jwt.access_token_ttl", line: 2, containing: "between")
-        expectProblem("[auth.jwt]\npassword_hash_cost = 9\n", key: "auth.jwt.password_hash_cost", line: 2, containing: "between")
-        expectProblem("[auth.jwt]\npassword_hash_cost = 21\n", key: "auth.jwt.password_hash_cost", line: 2, containing: "between")
+        expectProblem(
+            "[auth.jwt]\naccess_token_ttl = \"10s\"\n",
+            key: "auth.jwt.access_token_ttl",
+            line: 2,
+            containing: "between"
+        )
+        expectProblem(
+            "[auth.jwt]\npassword_hash_cost = 9\n",
+            key: "auth.jwt.password_hash_cost",
+            line: 2,
+            containing: "between"
+        )
+        expectProblem(
+            "[auth.jwt]\npassword_hash_cost = 21\n",
+            key: "auth.jwt.password_hash_cost",
+            line: 2,
+            containing: "between"
+        )
         expectProblem(
             "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\nmin_refresh_interval = \"2h\"\nmax_refresh_interval = \"1h\"\n",
-            key: "auth.jwt.issuers[0].min_refresh_interval", line: 5, containing: "must not exceed")
+            key: "auth.jwt.issuers[0].min_refresh_interval",
+            line: 5,
+            containing: "must not exceed"
+        )
         expectProblem(
             "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\nunknown_kid_refetch_interval = \"10ms\"\n",
-            key: "auth.jwt.issuers[0].unknown_kid_refetch_interval", line: 5, containing: "between")
+            key: "auth.jwt.issuers[0].unknown_kid_refetch_interval",
+            line: 5,
+            containing: "between"
+        )
     }
 
     /// refresh_token_ttl accepts 60s...400d, max_token_lifetime up to 30d, max_refresh_interval
@@ -318,7 +401,9 @@ import Testing
     }
 
     @Test func longRefreshIntervalCanBeWritten() {
-        let found = problems("[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\nmax_refresh_interval = \"48h\"\n")
+        let found = problems(
+            "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\nmax_refresh_interval = \"48h\"\n"
+        )
         #expect(found.isEmpty, "\(found)")
     }
 
@@ -326,13 +411,21 @@ import Testing
         let key = try file("pem")
         expectProblem(
             "[auth.jwt]\nissuer = \"i\"\n[[auth.jwt.signing_keys]]\nkid = \"has space\"\nprivate_key_file = \"\(key)\"\nactive = true\n",
-            key: "auth.jwt.signing_keys[0].kid", line: 4, containing: "printable ASCII")
+            key: "auth.jwt.signing_keys[0].kid",
+            line: 4,
+            containing: "printable ASCII"
+        )
         expectProblem(
             "[auth.jwt]\nissuer = \"i\"\n[[auth.jwt.signing_keys]]\nprivate_key_file = \"\(key)\"\nactive = true\n",
-            key: "auth.jwt.signing_keys[0].kid", line: 3, containing: "required")
+            key: "auth.jwt.signing_keys[0].kid",
+            line: 3,
+            containing: "required"
+        )
         let unknown = problems("[auth.jwt]\nissuer_url = \"x\"\n")
         #expect(unknown.contains { $0.key.contains("issuer_url") && $0.line == 4 }, "\(unknown)")
-        let unknownInIssuer = problems("[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\njku = \"y\"\n")
+        let unknownInIssuer = problems(
+            "[auth.jwt]\n[[auth.jwt.issuers]]\nissuer = \"x\"\njwks_url = \"https://x.example/k\"\njku = \"y\"\n"
+        )
         #expect(unknownInIssuer.contains { $0.key.contains("jku") && $0.line == 7 }, "\(unknownInIssuer)")
     }
 }

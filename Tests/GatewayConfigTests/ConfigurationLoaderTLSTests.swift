@@ -11,7 +11,9 @@ import Testing
     private static let files: (cert: String, key: String, passphrase: String) = {
         let directory = NSTemporaryDirectory() + "gateway-config-tls-\(getpid())"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let cert = directory + "/cert.pem", key = directory + "/key.pem", passphrase = directory + "/pass"
+        let cert = directory + "/cert.pem"
+        let key = directory + "/key.pem"
+        let passphrase = directory + "/pass"
         FileManager.default.createFile(atPath: cert, contents: Data("cert".utf8))
         FileManager.default.createFile(atPath: key, contents: Data("key".utf8))
         FileManager.default.createFile(atPath: passphrase, contents: Data("s3cret passphrase\n".utf8))
@@ -44,22 +46,23 @@ import Testing
     }
 
     @Test func everyKey() throws {
-        let text = self.minimal + """
-            private_key_passphrase_file = "\(Self.files.passphrase)"
-            min_version = "1.3"
-            hsts = false
-            hsts_max_age = 600
-            client_ca_file = "\(Self.files.cert)"
-            client_auth = "required"
-            session_timeout = "1h"
-            handshake_timeout = "3s"
+        let text =
+            self.minimal + """
+                private_key_passphrase_file = "\(Self.files.passphrase)"
+                min_version = "1.3"
+                hsts = false
+                hsts_max_age = 600
+                client_ca_file = "\(Self.files.cert)"
+                client_auth = "required"
+                session_timeout = "1h"
+                handshake_timeout = "3s"
 
-            [[server.tls.certificates]]
-            server_names = ["API.example.com", "*.internal.example.com"]
-            certificate_file = "\(Self.files.cert)"
-            private_key_file = "\(Self.files.key)"
+                [[server.tls.certificates]]
+                server_names = ["API.example.com", "*.internal.example.com"]
+                certificate_file = "\(Self.files.cert)"
+                private_key_file = "\(Self.files.key)"
 
-            """ + self.upstream
+                """ + self.upstream
         let configuration = try self.parse(text)
         let tls = try #require(configuration.server.tls)
         #expect(tls.minimumVersion == .v1_3 && tls.clientAuthentication == .required)
@@ -74,14 +77,22 @@ import Testing
 
     @Test func unknownKeysAndBadValuesNameTheLine() {
         let found = configurationProblems(self.minimal + "min_version = \"1.1\"\nciphers = \"ALL\"\n" + self.upstream)
-        #expect(found.contains { $0.key == "server.tls.min_version" && $0.line == 4 && $0.message.contains("\"1.2\" or \"1.3\"") })
+        #expect(
+            found.contains {
+                $0.key == "server.tls.min_version" && $0.line == 4 && $0.message.contains("\"1.2\" or \"1.3\"")
+            }
+        )
         #expect(found.contains { $0.key == "server.tls.ciphers" && $0.line == 5 && $0.message.contains("unknown key") })
     }
 
     @Test func missingOrUnreadableFiles() {
         let found = configurationProblems("[server.tls]\nprivate_key_file = \"/nonexistent/key.pem\"\n" + self.upstream)
         #expect(found.contains { $0.key == "server.tls.certificate_file" && $0.message.contains("is required") })
-        #expect(found.contains { $0.key == "server.tls.private_key_file" && $0.line == 2 && $0.message.contains("cannot be read") })
+        #expect(
+            found.contains {
+                $0.key == "server.tls.private_key_file" && $0.line == 2 && $0.message.contains("cannot be read")
+            }
+        )
     }
 
     @Test func clientAuthNeedsACAFile() {
@@ -90,14 +101,19 @@ import Testing
     }
 
     @Test func sniEntriesNeedNamesAndFiles() {
-        let text = self.minimal + """
-            [[server.tls.certificates]]
-            server_names = ["bad name"]
-            certificate_file = "\(Self.files.cert)"
+        let text =
+            self.minimal + """
+                [[server.tls.certificates]]
+                server_names = ["bad name"]
+                certificate_file = "\(Self.files.cert)"
 
-            """ + self.upstream
+                """ + self.upstream
         let found = configurationProblems(text)
-        #expect(found.contains { $0.key == "server.tls.certificates[0].server_names" && $0.message.contains("not a host name") })
+        #expect(
+            found.contains {
+                $0.key == "server.tls.certificates[0].server_names" && $0.message.contains("not a host name")
+            }
+        )
         #expect(found.contains { $0.key == "server.tls.certificates[0].private_key_file" })
     }
 
@@ -125,7 +141,9 @@ import Testing
     }
 
     @Test func clientCertificateNeedsItsKey() {
-        let found = configurationProblems("[upstream]\nurl = \"https://x\"\nclient_certificate_file = \"\(Self.files.cert)\"\n")
+        let found = configurationProblems(
+            "[upstream]\nurl = \"https://x\"\nclient_certificate_file = \"\(Self.files.cert)\"\n"
+        )
         #expect(found.map(\.key) == ["upstream.client_certificate_file"])
     }
 }

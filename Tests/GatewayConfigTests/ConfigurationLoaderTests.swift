@@ -1,8 +1,8 @@
 import Foundation
-@testable import GatewayConfig
 import GatewayTestSupport
 import Testing
 
+@testable import GatewayConfig
 
 /// The single problem of `text`, checked to name `file` and `key`.
 private func onlyProblem(
@@ -67,9 +67,11 @@ private let upstreamOnly = """
     @Test func fullFileParsesToExpectedValues() throws {
         let configuration = try ConfigurationLoader.parse(text: Self.fullFile, file: "gateway.conf")
 
-        #expect(configuration.server.listen == [
-            ListenAddress(host: "127.0.0.1", port: 8081), ListenAddress(host: "::1", port: 8443),
-        ])
+        #expect(
+            configuration.server.listen == [
+                ListenAddress(host: "127.0.0.1", port: 8081), ListenAddress(host: "::1", port: 8443),
+            ]
+        )
         #expect(configuration.server.eventLoops == 4)
         #expect(configuration.server.maxConnections == 500)
         #expect(configuration.server.maxHeaderBytes == 16_384)
@@ -351,7 +353,12 @@ private let upstreamOnly = """
         ("http://backend:70000", "invalid port"),
     ])
     func badUpstreamURL(_ url: String, _ message: String) {
-        onlyProblem("# upstream\n[upstream]\nurl = \"\(url)\"\n", key: "upstream.url", line: 3, messageContains: message)
+        onlyProblem(
+            "# upstream\n[upstream]\nurl = \"\(url)\"\n",
+            key: "upstream.url",
+            line: 3,
+            messageContains: message
+        )
     }
 
     @Test func missingUpstreamURL() {
@@ -370,7 +377,12 @@ private let upstreamOnly = """
     }
 
     @Test func loggingLevelIsCaseSensitive() {
-        onlyProblem(upstreamOnly + "[logging]\nlevel = \"INFO\"\n", key: "logging.level", line: 4, messageContains: "must be one of")
+        onlyProblem(
+            upstreamOnly + "[logging]\nlevel = \"INFO\"\n",
+            key: "logging.level",
+            line: 4,
+            messageContains: "must be one of"
+        )
     }
 
     @Test func badLoggingFormat() {
@@ -383,7 +395,12 @@ private let upstreamOnly = """
     }
 
     @Test func badAccessLogType() {
-        onlyProblem(upstreamOnly + "[logging]\naccess_log = 1\n", key: "logging.access_log", line: 4, messageContains: "true or false")
+        onlyProblem(
+            upstreamOnly + "[logging]\naccess_log = 1\n",
+            key: "logging.access_log",
+            line: 4,
+            messageContains: "true or false"
+        )
     }
 
     @Test func badUnmatchedRoutesPolicy() {
@@ -416,7 +433,12 @@ private let upstreamOnly = """
     }
 
     @Test func unknownSection() {
-        onlyProblem(upstreamOnly + "\n[database]\nhost = \"x\"\n", key: "database", line: 4, messageContains: "unknown key")
+        onlyProblem(
+            upstreamOnly + "\n[database]\nhost = \"x\"\n",
+            key: "database",
+            line: 4,
+            messageContains: "unknown key"
+        )
     }
 
     @Test func unknownTopLevelKey() {
@@ -528,7 +550,9 @@ private let upstreamOnly = """
 
 @Suite struct ConfigurationLoaderFileTests {
     private func temporaryPath(_ name: String) -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-config-tests-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gateway-config-tests-\(UUID().uuidString)"
+        )
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return directory.appendingPathComponent(name).path
     }
@@ -615,7 +639,8 @@ private let upstreamOnly = """
         let text = GatewayConfiguration(upstream: UpstreamSettings(host: "h", port: 1)).renderedTOML()
         for key in [
             "listen", "event_loops", "max_connections", "max_header_bytes", "max_body_bytes", "header_timeout",
-            "body_timeout", "idle_timeout", "drain_timeout", "unmatched_routes", "url", "connect_timeout", "response_timeout",
+            "body_timeout", "idle_timeout", "drain_timeout", "unmatched_routes", "url", "connect_timeout",
+            "response_timeout",
             "max_idle_connections_per_loop", "preserve_host", "level", "format", "access_log",
         ] {
             #expect(text.contains("\n\(key) = "), "\(key) missing")
@@ -630,7 +655,9 @@ private let upstreamOnly = """
         upstream.idleTimeout = .seconds(7200)
         upstream.preserveHost = true
         var configuration = GatewayConfiguration(upstream: upstream)
-        configuration.server.listen = [ListenAddress(host: "::", port: 8443), ListenAddress(host: "10.0.0.1", port: 80)]
+        configuration.server.listen = [
+            ListenAddress(host: "::", port: 8443), ListenAddress(host: "10.0.0.1", port: 80),
+        ]
         configuration.server.eventLoops = 3
         configuration.server.maxConnections = 1
         configuration.server.maxHeaderBytes = 1024

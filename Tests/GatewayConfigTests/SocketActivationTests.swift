@@ -17,14 +17,23 @@ import Testing
         let received = try SocketActivation.parse(environment: environment, pid: Self.pid) { descriptor in
             asked.append(descriptor)
             return facts[descriptor]
-                ?? SocketActivation.DescriptorFacts(isOpen: false, isSocket: false, isStream: false, isListening: false, address: nil)
+                ?? SocketActivation.DescriptorFacts(
+                    isOpen: false,
+                    isSocket: false,
+                    isStream: false,
+                    isListening: false,
+                    address: nil
+                )
         }
         // Only the passed descriptors are ever looked at.
         #expect(asked.allSatisfy { $0 >= 3 })
         return received
     }
 
-    private func problem(_ environment: [String: String], facts: [Int32: SocketActivation.DescriptorFacts] = [:]) -> String {
+    private func problem(
+        _ environment: [String: String],
+        facts: [Int32: SocketActivation.DescriptorFacts] = [:]
+    ) -> String {
         do {
             let received = try self.parse(environment, facts: facts)
             Issue.record("expected a problem, got \(received)")
@@ -86,7 +95,13 @@ import Testing
 
     @Test func eachDescriptorMustBeAListeningTCPSocket() {
         let env = ["LISTEN_PID": "4242", "LISTEN_FDS": "1"]
-        let closed = SocketActivation.DescriptorFacts(isOpen: false, isSocket: false, isStream: false, isListening: false, address: nil)
+        let closed = SocketActivation.DescriptorFacts(
+            isOpen: false,
+            isSocket: false,
+            isStream: false,
+            isListening: false,
+            address: nil
+        )
         #expect(self.problem(env, facts: [3: closed]).contains("fd 3 passed in LISTEN_FDS is not open"))
         var file = closed
         file.isOpen = true
@@ -117,7 +132,10 @@ import Testing
         ]
         // The default listen (0.0.0.0:8080) does not count.
         let served = try SocketActivation.assign(
-            sockets, configured: [ListenAddress(host: "0.0.0.0", port: 8080)], explicit: false)
+            sockets,
+            configured: [ListenAddress(host: "0.0.0.0", port: 8080)],
+            explicit: false
+        )
         #expect(served == sockets)
     }
 
@@ -128,7 +146,10 @@ import Testing
         ]
         // Same addresses, other order and another spelling of ::: served in listen's order.
         let served = try SocketActivation.assign(
-            sockets, configured: [ListenAddress(host: "0:0::0", port: 8443), Self.a], explicit: true)
+            sockets,
+            configured: [ListenAddress(host: "0:0::0", port: 8443), Self.a],
+            explicit: true
+        )
         #expect(served.map(\.descriptor) == [4, 3])
 
         func mismatch(_ configured: [ListenAddress]) -> String {
@@ -153,7 +174,10 @@ import Testing
         let defaults = try ConfigurationLoader.parse(text: upstream, file: "g.conf")
         #expect(!defaults.server.listenIsExplicit)
         #expect(defaults.server.listen == [ListenAddress(host: "0.0.0.0", port: 8080)])
-        let explicit = try ConfigurationLoader.parse(text: "[server]\nlisten = [\"0.0.0.0:8080\"]\n" + upstream, file: "g.conf")
+        let explicit = try ConfigurationLoader.parse(
+            text: "[server]\nlisten = [\"0.0.0.0:8080\"]\n" + upstream,
+            file: "g.conf"
+        )
         #expect(explicit.server.listenIsExplicit)
     }
 

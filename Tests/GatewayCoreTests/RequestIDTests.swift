@@ -46,7 +46,10 @@ import Testing
 @Suite struct RequestIDGeneratorTests {
     private static func isLowercaseHex32(_ id: String) -> Bool {
         id.utf8.count == 32
-            && id.utf8.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) }
+            && id.utf8.allSatisfy {
+                ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                    || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f"))
+            }
     }
 
     @Test func idsAre32LowercaseHexAndValid() {

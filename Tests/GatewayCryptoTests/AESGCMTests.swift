@@ -40,7 +40,9 @@ import Testing
             }
             return out
         }
-        let sealed = [UInt8](repeating: 0, count: 12) + bytes("cea7403d4d606b6e074ec5d3baf39d18") + bytes("d0d1c8a799996bf0265b98b5d48ab919")
+        let sealed =
+            [UInt8](repeating: 0, count: 12) + bytes("cea7403d4d606b6e074ec5d3baf39d18")
+            + bytes("d0d1c8a799996bf0265b98b5d48ab919")
         #expect(AESGCM.open(sealed, key: [UInt8](repeating: 0, count: 32)) == [UInt8](repeating: 0, count: 16))
     }
 }

@@ -67,8 +67,20 @@ import Testing
         #expect(!Self.p256.verify(.es256, signature: Array(signature.dropLast()), message: Self.message))
         #expect(!Self.p256.verify(.es256, signature: signature + [0], message: Self.message))
         // r = 0 or s = 0 refused.
-        #expect(!Self.p256.verify(.es256, signature: Array(repeating: 0, count: 32) + signature[32...], message: Self.message))
-        #expect(!Self.p256.verify(.es256, signature: Array(signature[..<32]) + Array(repeating: 0, count: 32), message: Self.message))
+        #expect(
+            !Self.p256.verify(
+                .es256,
+                signature: Array(repeating: 0, count: 32) + signature[32...],
+                message: Self.message
+            )
+        )
+        #expect(
+            !Self.p256.verify(
+                .es256,
+                signature: Array(signature[..<32]) + Array(repeating: 0, count: 32),
+                message: Self.message
+            )
+        )
         // s + n (out of [1, n-1]) refused: P-256 order n.
         let n = HexBytes.decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
         let sPlusN = add(Array(signature[32...]), n)
@@ -91,10 +103,16 @@ import Testing
 
     @Test func rsaImportBounds() throws {
         let weak = try AsymmetricKey.generate(.rsa(bits: 1024)).publicParameters
-        #expect(throws: CryptoKeyError.self) { try AsymmetricKey.rsaPublicKey(modulus: weak["n"]!, exponent: weak["e"]!) }
+        #expect(throws: CryptoKeyError.self) {
+            try AsymmetricKey.rsaPublicKey(modulus: weak["n"]!, exponent: weak["e"]!)
+        }
         let n = Self.rsa.publicParameters["n"]!
-        for exponent: [UInt8] in [[1], [0, 1], [2], [0x01, 0x00, 0x00], [], [0], Array(repeating: 0xFF, count: 9) + [1]] {
-            #expect(throws: CryptoKeyError.self, "\(exponent)") { try AsymmetricKey.rsaPublicKey(modulus: n, exponent: exponent) }
+        for exponent: [UInt8] in [
+            [1], [0, 1], [2], [0x01, 0x00, 0x00], [], [0], Array(repeating: 0xFF, count: 9) + [1],
+        ] {
+            #expect(throws: CryptoKeyError.self, "\(exponent)") {
+                try AsymmetricKey.rsaPublicKey(modulus: n, exponent: exponent)
+            }
         }
         #expect(try AsymmetricKey.rsaPublicKey(modulus: n, exponent: [3]).kind == .rsa(bits: 2048))
         // Leading zero bytes on n do not change the key.
@@ -109,12 +127,24 @@ import Testing
         let parameters = Self.p256.publicParameters
         var y = parameters["y"]!
         y[31] ^= 1
-        #expect(throws: CryptoKeyError.self) { try AsymmetricKey.ecPublicKey(curve: "P-256", x: parameters["x"]!, y: y) }
-        #expect(throws: CryptoKeyError.self) { try AsymmetricKey.ecPublicKey(curve: "P-256", x: [0] + parameters["x"]!, y: parameters["y"]!) }
-        #expect(throws: CryptoKeyError.self) { try AsymmetricKey.ecPublicKey(curve: "P-384", x: parameters["x"]!, y: parameters["y"]!) }
-        #expect(throws: CryptoKeyError.self) { try AsymmetricKey.ecPublicKey(curve: "P-521", x: parameters["x"]!, y: parameters["y"]!) }
         #expect(throws: CryptoKeyError.self) {
-            try AsymmetricKey.ecPublicKey(curve: "P-256", x: Array(repeating: 0, count: 32), y: Array(repeating: 0, count: 32))
+            try AsymmetricKey.ecPublicKey(curve: "P-256", x: parameters["x"]!, y: y)
+        }
+        #expect(throws: CryptoKeyError.self) {
+            try AsymmetricKey.ecPublicKey(curve: "P-256", x: [0] + parameters["x"]!, y: parameters["y"]!)
+        }
+        #expect(throws: CryptoKeyError.self) {
+            try AsymmetricKey.ecPublicKey(curve: "P-384", x: parameters["x"]!, y: parameters["y"]!)
+        }
+        #expect(throws: CryptoKeyError.self) {
+            try AsymmetricKey.ecPublicKey(curve: "P-521", x: parameters["x"]!, y: parameters["y"]!)
+        }
+        #expect(throws: CryptoKeyError.self) {
+            try AsymmetricKey.ecPublicKey(
+                curve: "P-256",
+                x: Array(repeating: 0, count: 32),
+                y: Array(repeating: 0, count: 32)
+            )
         }
     }
 
@@ -125,7 +155,11 @@ import Testing
 
     @Test func hmacSizesAndKnownAnswer() {
         // RFC 4231 test case 2.
-        let mac = HMACFunction.authenticationCode(.hs256, key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        let mac = HMACFunction.authenticationCode(
+            .hs256,
+            key: Array("Jefe".utf8),
+            message: Array("what do ya want for nothing?".utf8)
+        )
         #expect(Hex.encode(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
         #expect(HMACFunction.authenticationCode(.hs384, key: [1], message: []).count == 48)
         #expect(HMACFunction.authenticationCode(.hs512, key: [1], message: []).count == 64)

@@ -9,7 +9,11 @@ import Testing
 
 @Suite struct FormParametersTests {
     @Test func decodesPercentEscapesAndPlus() throws {
-        let form = try FormParameters.parse(Array("grant_type=client_credentials&scope=read%3Alogs+admin&x=&redirect_uri=https%3A%2F%2Fa.test%2Fcb".utf8))
+        let form = try FormParameters.parse(
+            Array(
+                "grant_type=client_credentials&scope=read%3Alogs+admin&x=&redirect_uri=https%3A%2F%2Fa.test%2Fcb".utf8
+            )
+        )
         #expect(form["grant_type"] == "client_credentials")
         #expect(form["scope"] == "read:logs admin")
         #expect(form["redirect_uri"] == "https://a.test/cb")
@@ -44,19 +48,27 @@ import Testing
 
     @Test func basicCredentialsAreFormDecodedAndRawKept() throws {
         let encoded = try PresentedClient.parse(authorization: [basic("my%20app:s%2Bcret")], form: form("grant_type=x"))
-        #expect(encoded == PresentedClient(clientID: "my app", secretCandidates: ["s+cret", "s%2Bcret"], method: .basic))
+        #expect(
+            encoded == PresentedClient(clientID: "my app", secretCandidates: ["s+cret", "s%2Bcret"], method: .basic)
+        )
         // A raw secret with `+`: tried decoded (space) and as sent.
         let raw = try PresentedClient.parse(authorization: [basic("app:a+b")], form: form(""))
         #expect(raw.secretCandidates == ["a b", "a+b"])
         // A colon in the secret stays in it.
-        #expect(try PresentedClient.parse(authorization: [basic("app:x:y")], form: form("")).secretCandidates == ["x:y"])
+        #expect(
+            try PresentedClient.parse(authorization: [basic("app:x:y")], form: form("")).secretCandidates == ["x:y"]
+        )
     }
 
     @Test func postAndPublicClients() throws {
-        #expect(try PresentedClient.parse(authorization: [], form: form("client_id=app&client_secret=s"))
-            == PresentedClient(clientID: "app", secretCandidates: ["s"], method: .post))
-        #expect(try PresentedClient.parse(authorization: [], form: form("client_id=spa"))
-            == PresentedClient(clientID: "spa", secretCandidates: [], method: .none))
+        #expect(
+            try PresentedClient.parse(authorization: [], form: form("client_id=app&client_secret=s"))
+                == PresentedClient(clientID: "app", secretCandidates: ["s"], method: .post)
+        )
+        #expect(
+            try PresentedClient.parse(authorization: [], form: form("client_id=spa"))
+                == PresentedClient(clientID: "spa", secretCandidates: [], method: .none)
+        )
     }
 
     @Test func ambiguousOrMissingAuthenticationIsRefused() throws {
@@ -85,15 +97,29 @@ import Testing
         let hmac = HMACSHA256(key: Array("p".utf8) + Array(repeating: 7, count: 31))
         var settings = OAuthSettings()
         settings.clients = [
-            OAuthClientSettings(id: "app", name: "App", scopes: ["read:logs"], secret: Secret("s" + String(repeating: "x", count: 40))),
+            OAuthClientSettings(
+                id: "app",
+                name: "App",
+                scopes: ["read:logs"],
+                secret: Secret("s" + String(repeating: "x", count: 40))
+            ),
             OAuthClientSettings(id: "spa", name: "SPA", scopes: ["read:logs"], isPublic: true),
         ]
         let clients = OAuthClientRegistry.configuredClients(settings, hmac: hmac)
         let app = clients["app"]!
-        #expect(app.source == .config && app.secretHash?.count == 64 && app.secretHash != "s" + String(repeating: "x", count: 40))
+        #expect(
+            app.source == .config && app.secretHash?.count == 64
+                && app.secretHash != "s" + String(repeating: "x", count: 40)
+        )
         #expect(OAuthClientRegistry.verify("s" + String(repeating: "x", count: 40), of: app, hmac: hmac))
         #expect(!OAuthClientRegistry.verify("s" + String(repeating: "x", count: 39), of: app, hmac: hmac))
-        #expect(!OAuthClientRegistry.verify("s" + String(repeating: "x", count: 40), of: app, hmac: HMACSHA256(key: [1, 2, 3])))
+        #expect(
+            !OAuthClientRegistry.verify(
+                "s" + String(repeating: "x", count: 40),
+                of: app,
+                hmac: HMACSHA256(key: [1, 2, 3])
+            )
+        )
         #expect(!OAuthClientRegistry.verify("", of: clients["spa"]!, hmac: hmac))
         #expect(!OAuthClientRegistry.verify("anything", of: clients["spa"]!, hmac: hmac))
     }
@@ -102,16 +128,22 @@ import Testing
         let id = OAuthClientCredentials.generateID()
         let secret = OAuthClientCredentials.generateSecret()
         #expect(id.hasPrefix("cid_") && id.count == 26 && OAuthClientID.isValid(id))
-        #expect(secret.hasPrefix("dbaudit_cs_") && secret.count == 54 && secret.utf8.allSatisfy(OAuthClientID.isUnreserved))
+        #expect(
+            secret.hasPrefix("dbaudit_cs_") && secret.count == 54 && secret.utf8.allSatisfy(OAuthClientID.isUnreserved)
+        )
         #expect(OAuthClientSettings.secretProblem(secret) == nil)
-        #expect(OAuthClientID.isValid("a.b_c-d~e") && !OAuthClientID.isValid("a b") && !OAuthClientID.isValid("a/b") && !OAuthClientID.isValid(""))
+        #expect(
+            OAuthClientID.isValid("a.b_c-d~e") && !OAuthClientID.isValid("a b") && !OAuthClientID.isValid("a/b")
+                && !OAuthClientID.isValid("")
+        )
         #expect(!OAuthClientID.isValid(String(repeating: "a", count: 65)))
     }
 }
 
 @Suite struct RedirectURITests {
     @Test(arguments: [
-        "https://app.example.test/callback", "https://app.example.test:8443/cb?x=1", "http://127.0.0.1/cb", "http://127.0.0.1:8080/cb",
+        "https://app.example.test/callback", "https://app.example.test:8443/cb?x=1", "http://127.0.0.1/cb",
+        "http://127.0.0.1:8080/cb",
         "http://[::1]:9/cb", "https://[2001:db8::1]/cb", "https://app.example.test", "https://a.test/p%20q",
     ])
     func registrable(uri: String) {
@@ -119,9 +151,12 @@ import Testing
     }
 
     @Test(arguments: [
-        "http://app.example.test/cb", "http://localhost/cb", "https://app.example.test/cb#x", "https://*.example.test/cb",
-        "https://user@app.example.test/cb", "https://app.example.test/a/../cb", "https://app.example.test/./cb", "ftp://a.test/cb",
-        "/relative", "https://", "https://a.test:99999/cb", "https://a test/cb", "https://a.test/%zz", "http://127.0.0.1.evil.test/cb",
+        "http://app.example.test/cb", "http://localhost/cb", "https://app.example.test/cb#x",
+        "https://*.example.test/cb",
+        "https://user@app.example.test/cb", "https://app.example.test/a/../cb", "https://app.example.test/./cb",
+        "ftp://a.test/cb",
+        "/relative", "https://", "https://a.test:99999/cb", "https://a test/cb", "https://a.test/%zz",
+        "http://127.0.0.1.evil.test/cb",
         "http://127.0.0.1@evil.test/cb", "https://a.test\\@b.test/cb", "javascript:alert(1)",
     ])
     func notRegistrable(uri: String) {
@@ -133,10 +168,14 @@ import Testing
         let registered = "https://app.example.test/callback"
         #expect(OAuthRedirectURI.matches(registered: registered, presented: registered))
         for trick in [
-            "https://app.example.test/callback/", "https://app.example.test/callbackx", "https://app.example.test/callback?x=1",
-            "https://app.example.test/callback#f", "https://APP.example.test/callback", "https://app.example.test/Callback",
-            "https://app.example.test:443/callback", "https://app.example.test/%63allback", "http://app.example.test/callback",
-            "https://app.example.test/callback/../callback", "https://evil@app.example.test/callback", "https://app.example.test.evil/callback",
+            "https://app.example.test/callback/", "https://app.example.test/callbackx",
+            "https://app.example.test/callback?x=1",
+            "https://app.example.test/callback#f", "https://APP.example.test/callback",
+            "https://app.example.test/Callback",
+            "https://app.example.test:443/callback", "https://app.example.test/%63allback",
+            "http://app.example.test/callback",
+            "https://app.example.test/callback/../callback", "https://evil@app.example.test/callback",
+            "https://app.example.test.evil/callback",
         ] {
             #expect(!OAuthRedirectURI.matches(registered: registered, presented: trick), "\(trick)")
         }
@@ -144,8 +183,12 @@ import Testing
         #expect(OAuthRedirectURI.matches(registered: loopback, presented: "http://127.0.0.1:51234/cb"))
         #expect(OAuthRedirectURI.matches(registered: "http://127.0.0.1:8080/cb", presented: "http://127.0.0.1:9/cb"))
         #expect(OAuthRedirectURI.matches(registered: "http://[::1]/cb", presented: "http://[::1]:5000/cb"))
-        for trick in ["http://127.0.0.1:51234/other", "http://127.0.0.1:51234/cb/x", "http://[::1]:5000/cb", "http://127.0.0.1:x/cb",
-                      "http://127.0.0.1:123456/cb", "https://127.0.0.1/cb", "http://127.0.0.1.evil/cb", "http://127.0.0.1:80@evil/cb"] {
+        for trick in [
+            "http://127.0.0.1:51234/other", "http://127.0.0.1:51234/cb/x", "http://[::1]:5000/cb",
+            "http://127.0.0.1:x/cb",
+            "http://127.0.0.1:123456/cb", "https://127.0.0.1/cb", "http://127.0.0.1.evil/cb",
+            "http://127.0.0.1:80@evil/cb",
+        ] {
             #expect(!OAuthRedirectURI.matches(registered: loopback, presented: trick), "\(trick)")
         }
     }

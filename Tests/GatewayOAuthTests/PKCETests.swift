@@ -21,7 +21,8 @@ import Testing
 
     @Test(arguments: [
         String(repeating: "a", count: 42), String(repeating: "a", count: 129), String(repeating: "a", count: 42) + "+",
-        String(repeating: "a", count: 42) + "/", String(repeating: "a", count: 42) + "=", String(repeating: "a", count: 42) + " ",
+        String(repeating: "a", count: 42) + "/", String(repeating: "a", count: 42) + "=",
+        String(repeating: "a", count: 42) + " ",
         String(repeating: "a", count: 42) + "é",
     ])
     func verifiersOfBadLengthOrAlphabetAreRefused(verifier: String) {
@@ -29,7 +30,10 @@ import Testing
         #expect(!PKCE.verify(verifier: verifier, challenge: PKCE.challenge(for: verifier)))
     }
 
-    @Test(arguments: [String(repeating: "a", count: 43), String(repeating: "~", count: 128), "A-._~" + String(repeating: "0", count: 40)])
+    @Test(arguments: [
+        String(repeating: "a", count: 43), String(repeating: "~", count: 128),
+        "A-._~" + String(repeating: "0", count: 40),
+    ])
     func verifiersAtTheLimitsAreAccepted(verifier: String) {
         #expect(PKCE.isValidVerifier(verifier))
         #expect(PKCE.verify(verifier: verifier, challenge: PKCE.challenge(for: verifier)))

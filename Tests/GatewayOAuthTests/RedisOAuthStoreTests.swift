@@ -13,14 +13,26 @@ import Testing
     static let prefix = "dbgw:"
     static let now: Int64 = 1_700_000_000
 
-    static func record(expiresAt: Int64 = now + 60, challenge: String? = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM") -> AuthorizationCodeRecord {
+    static func record(
+        expiresAt: Int64 = now + 60,
+        challenge: String? = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    ) -> AuthorizationCodeRecord {
         AuthorizationCodeRecord(
-            clientID: "app", redirectURI: "https://app.example.test/cb", codeChallenge: challenge, userID: "usr_1",
-            email: "ada@example.test", scopes: ["read:logs"], issuedAt: now, expiresAt: expiresAt)
+            clientID: "app",
+            redirectURI: "https://app.example.test/cb",
+            codeChallenge: challenge,
+            userID: "usr_1",
+            email: "ada@example.test",
+            scopes: ["read:logs"],
+            issuedAt: now,
+            expiresAt: expiresAt
+        )
     }
 
     /// Runs `body` with a store (and a second one on its own connection) over a fresh server.
-    func withStores(_ body: (RedisOAuthStore, RedisOAuthStore, LoopClient, any EventLoop) async throws -> Void) async throws {
+    func withStores(
+        _ body: (RedisOAuthStore, RedisOAuthStore, LoopClient, any EventLoop) async throws -> Void
+    ) async throws {
         let server = try RedisServer.start()
         defer { server.stop() }
         try await withEventLoop { loop in
@@ -40,7 +52,8 @@ import Testing
         }
     }
 
-    func run<T: Sendable>(_ loop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<T>) async throws -> T {
+    func run<T: Sendable>(_ loop: any EventLoop, _ body: @escaping @Sendable () -> EventLoopFuture<T>) async throws -> T
+    {
         try await loop.flatSubmit(body).get()
     }
 
@@ -56,11 +69,21 @@ import Testing
             }
             #expect(try JSONDecoder().decode(AuthorizationCodeRecord.self, from: Data(stored)) == record)
             #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now + 1) } == .redeemed(record))
-            let issuance = CodeIssuance(refreshTokenHash: String(repeating: "r", count: 64), accessTokenID: "jti-1", accessTokenExpiresAt: Self.now + 3600)
+            let issuance = CodeIssuance(
+                refreshTokenHash: String(repeating: "r", count: 64),
+                accessTokenID: "jti-1",
+                accessTokenExpiresAt: Self.now + 3600
+            )
             #expect(try await run(loop) { store.recordIssued(fromCode: hash, issuance: issuance) })
-            #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now + 2) } == .reused(record, issued: issuance))
+            #expect(
+                try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now + 2) }
+                    == .reused(record, issued: issuance)
+            )
             // Still reuse (never redeemed again), and still naming what to revoke.
-            #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now + 3) } == .reused(record, issued: issuance))
+            #expect(
+                try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now + 3) }
+                    == .reused(record, issued: issuance)
+            )
         }
     }
 
@@ -69,9 +92,14 @@ import Testing
             let hash = String(repeating: "d", count: 64)
             try await run(loop) { store.storeCode(codeHash: hash, record: Self.record(), now: Self.now) }
             #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now) } == .redeemed(Self.record()))
-            #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now) } == .reused(Self.record(), issued: nil))
+            #expect(
+                try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now) }
+                    == .reused(Self.record(), issued: nil)
+            )
             // The first redemption learns of the reuse when it records: it must revoke.
-            #expect(try await !run(loop) { store.recordIssued(fromCode: hash, issuance: CodeIssuance(accessTokenID: "j")) })
+            #expect(
+                try await !run(loop) { store.recordIssued(fromCode: hash, issuance: CodeIssuance(accessTokenID: "j")) }
+            )
         }
     }
 
@@ -80,7 +108,9 @@ import Testing
             let hash = String(repeating: "e", count: 64)
             try await run(loop) { store.storeCode(codeHash: hash, record: Self.record(), now: Self.now) }
             let results = try await run(loop) { () -> EventLoopFuture<[CodeRedemption]> in
-                let all = (0..<20).map { index in (index % 2 == 0 ? store : other).redeemCode(codeHash: hash, now: Self.now + 1) }
+                let all = (0..<20).map { index in
+                    (index % 2 == 0 ? store : other).redeemCode(codeHash: hash, now: Self.now + 1)
+                }
                 return EventLoopFuture.whenAllSucceed(all, on: loop)
             }
             #expect(results.filter { if case .redeemed = $0 { true } else { false } }.count == 1)
@@ -91,9 +121,14 @@ import Testing
     @Test func expiredAndUnknownCodesAreInvalid() async throws {
         try await withStores { store, _, _, loop in
             let hash = String(repeating: "f", count: 64)
-            try await run(loop) { store.storeCode(codeHash: hash, record: Self.record(expiresAt: Self.now + 60), now: Self.now) }
+            try await run(loop) {
+                store.storeCode(codeHash: hash, record: Self.record(expiresAt: Self.now + 60), now: Self.now)
+            }
             #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now + 60) } == .invalid)
-            #expect(try await run(loop) { store.redeemCode(codeHash: String(repeating: "0", count: 64), now: Self.now) } == .invalid)
+            #expect(
+                try await run(loop) { store.redeemCode(codeHash: String(repeating: "0", count: 64), now: Self.now) }
+                    == .invalid
+            )
             // A code is never stored twice under one hash.
             await #expect(throws: CredentialStoreError.conflict) {
                 try await run(loop) { store.storeCode(codeHash: hash, record: Self.record(), now: Self.now) }
@@ -105,8 +140,12 @@ import Testing
         try await withStores { store, _, redis, loop in
             let jwt = GrantAccessToken.jwt(tokenID: "jti-1", expiresAt: Self.now + 3600)
             let opaque = GrantAccessToken.opaque(hash: String(repeating: "a", count: 64))
-            try await run(loop) { store.recordGrantAccessToken(family: "fam", token: jwt, keepUntil: Self.now + 4500, now: Self.now) }
-            try await run(loop) { store.recordGrantAccessToken(family: "fam", token: opaque, keepUntil: Self.now + 100, now: Self.now) }
+            try await run(loop) {
+                store.recordGrantAccessToken(family: "fam", token: jwt, keepUntil: Self.now + 4500, now: Self.now)
+            }
+            try await run(loop) {
+                store.recordGrantAccessToken(family: "fam", token: opaque, keepUntil: Self.now + 100, now: Self.now)
+            }
             // Kept as long as the longest entry needs.
             guard case .integer(let ttl) = try await redis.send(["TTL", "dbgw:oauth-grant-tokens:fam"]) else {
                 Issue.record("no TTL")
@@ -124,7 +163,9 @@ import Testing
     @Test func consentsAreRememberedSortedAndRevoked() async throws {
         try await withStores { store, _, _, loop in
             #expect(try await run(loop) { store.consent(userID: "usr_1", clientID: "app") } == nil)
-            try await run(loop) { store.storeConsent(userID: "usr_1", clientID: "app", scopes: ["read:logs", "admin", "read:logs"]) }
+            try await run(loop) {
+                store.storeConsent(userID: "usr_1", clientID: "app", scopes: ["read:logs", "admin", "read:logs"])
+            }
             #expect(try await run(loop) { store.consent(userID: "usr_1", clientID: "app") } == ["admin", "read:logs"])
             #expect(try await run(loop) { store.consent(userID: "usr_1", clientID: "other") } == nil)
             try await run(loop) { store.revokeConsent(userID: "usr_1", clientID: "app") }
@@ -135,8 +176,16 @@ import Testing
     @Test func clientsAreCreatedListedReplacedAndRemoved() async throws {
         try await withStores { store, _, _, loop in
             let client = OAuthClient(
-                id: "cid_1", name: "One", redirectURIs: ["https://a.test/cb"], grantTypes: [.authorizationCode, .refreshToken],
-                scopes: ["read:logs"], isPublic: false, secretHash: String(repeating: "1", count: 64), source: .store, createdAt: Self.now)
+                id: "cid_1",
+                name: "One",
+                redirectURIs: ["https://a.test/cb"],
+                grantTypes: [.authorizationCode, .refreshToken],
+                scopes: ["read:logs"],
+                isPublic: false,
+                secretHash: String(repeating: "1", count: 64),
+                source: .store,
+                createdAt: Self.now
+            )
             try await run(loop) { store.createClient(client) }
             await #expect(throws: CredentialStoreError.conflict) { try await run(loop) { store.createClient(client) } }
             #expect(try await run(loop) { store.client(id: "cid_1") } == client)

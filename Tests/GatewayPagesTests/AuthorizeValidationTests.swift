@@ -6,11 +6,21 @@ import Testing
 @Suite struct AuthorizeValidationTests {
     static let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     let publicClient = AuthorizeClient(
-        id: "cli", name: "CLI", redirectURIs: ["http://127.0.0.1/callback", "https://app.example.com/cb"],
-        scopes: ["read:logs", "read:reports"], isPublic: true, allowsAuthorizationCode: true)
+        id: "cli",
+        name: "CLI",
+        redirectURIs: ["http://127.0.0.1/callback", "https://app.example.com/cb"],
+        scopes: ["read:logs", "read:reports"],
+        isPublic: true,
+        allowsAuthorizationCode: true
+    )
     let confidential = AuthorizeClient(
-        id: "web", name: "Web", redirectURIs: ["https://web.example.com/oauth/cb"], scopes: ["read:logs"], isPublic: false,
-        allowsAuthorizationCode: true)
+        id: "web",
+        name: "Web",
+        redirectURIs: ["https://web.example.com/oauth/cb"],
+        scopes: ["read:logs"],
+        isPublic: false,
+        allowsAuthorizationCode: true
+    )
 
     func outcome(_ query: String, client: AuthorizeClient?) -> AuthorizeValidation.Outcome {
         switch AuthorizeValidation.parse(query: query) {
@@ -34,14 +44,25 @@ import Testing
     }
 
     @Test func validRequest() {
-        #expect(outcome(base() + "&scope=read%3Alogs", client: publicClient) == .valid(AuthorizeRequest(
-            clientID: "cli", redirectURI: "https://app.example.com/cb", state: "xyz", requestedScopes: ["read:logs"],
-            codeChallenge: Self.challenge)))
+        #expect(
+            outcome(base() + "&scope=read%3Alogs", client: publicClient)
+                == .valid(
+                    AuthorizeRequest(
+                        clientID: "cli",
+                        redirectURI: "https://app.example.com/cb",
+                        state: "xyz",
+                        requestedScopes: ["read:logs"],
+                        codeChallenge: Self.challenge
+                    )
+                )
+        )
     }
 
     @Test func unknownClientOrMissingClientIDIsAPage() {
         #expect(isPage(outcome(base(), client: nil)))
-        #expect(isPage(outcome("response_type=code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb", client: publicClient)))
+        #expect(
+            isPage(outcome("response_type=code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb", client: publicClient))
+        )
         #expect(isPage(outcome(base() + "&client_id=cli", client: publicClient)))
         #expect(isPage(outcome("client_id=%ZZ", client: publicClient)))
     }
@@ -53,9 +74,11 @@ import Testing
     }
 
     @Test(arguments: [
-        "https://app.example.com/cb/", "https://app.example.com/c", "https://app.example.com/cbx", "https://app.example.com/cb/../cb",
+        "https://app.example.com/cb/", "https://app.example.com/c", "https://app.example.com/cbx",
+        "https://app.example.com/cb/../cb",
         "https://app.example.com/cb?x=1", "https://app.example.com/cb#frag", "https://app.example.com:8443/cb",
-        "https://user@app.example.com/cb", "https://APP.example.com/cb", "https://app.example.com/CB", "https://app.example.com/%63b",
+        "https://user@app.example.com/cb", "https://APP.example.com/cb", "https://app.example.com/CB",
+        "https://app.example.com/%63b",
         "http://app.example.com/cb", "https://app.example.com.evil.example/cb", "http://127.0.0.1:5000/other",
         "http://127.0.0.1.evil.example/callback", "http://127.0.0.1:/callback", "http://127.0.0.1:99999/callback",
         "http://localhost:5000/callback", "https://127.0.0.1:5000/callback", "http://127.0.0.1:5000/callback?x=1",
@@ -67,8 +90,18 @@ import Testing
     }
 
     @Test func loopbackMatchesAnyPort() {
-        #expect(OAuthRedirectURI.matches(registered: "http://127.0.0.1/callback", presented: "http://127.0.0.1:51004/callback"))
-        #expect(OAuthRedirectURI.matches(registered: "http://127.0.0.1:8080/callback", presented: "http://127.0.0.1/callback"))
+        #expect(
+            OAuthRedirectURI.matches(
+                registered: "http://127.0.0.1/callback",
+                presented: "http://127.0.0.1:51004/callback"
+            )
+        )
+        #expect(
+            OAuthRedirectURI.matches(
+                registered: "http://127.0.0.1:8080/callback",
+                presented: "http://127.0.0.1/callback"
+            )
+        )
         #expect(OAuthRedirectURI.matches(registered: "http://[::1]/cb", presented: "http://[::1]:7000/cb"))
         #expect(!OAuthRedirectURI.matches(registered: "http://127.0.0.1/cb", presented: "http://[::1]:7000/cb"))
         // Non-loopback URIs keep their port.
@@ -77,8 +110,15 @@ import Testing
 
     @Test func afterTheRedirectURIErrorsRedirect() {
         #expect(redirectError(outcome(base() + "&state=again", client: publicClient)) == "invalid_request")
-        #expect(redirectError(outcome(base().replacingFirst("response_type=code", "response_type=token"), client: publicClient)) == "unsupported_response_type")
-        #expect(redirectError(outcome(base().replacingFirst("response_type=code&", ""), client: publicClient)) == "invalid_request")
+        #expect(
+            redirectError(
+                outcome(base().replacingFirst("response_type=code", "response_type=token"), client: publicClient)
+            ) == "unsupported_response_type"
+        )
+        #expect(
+            redirectError(outcome(base().replacingFirst("response_type=code&", ""), client: publicClient))
+                == "invalid_request"
+        )
         #expect(redirectError(outcome(base() + "&scope=read%3Apolicies", client: publicClient)) == "invalid_scope")
         #expect(redirectError(outcome(base() + "&scope=bogus", client: publicClient)) == "invalid_scope")
         var noCode = publicClient
@@ -94,39 +134,114 @@ import Testing
         let uri = "response_type=code&client_id=cli&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb"
         // A public client must send S256.
         #expect(redirectError(outcome(uri, client: publicClient)) == "invalid_request")
-        #expect(redirectError(outcome(uri + "&code_challenge=\(Self.challenge)&code_challenge_method=plain", client: publicClient)) == "invalid_request")
-        #expect(redirectError(outcome(uri + "&code_challenge=\(Self.challenge)", client: publicClient)) == "invalid_request")
+        #expect(
+            redirectError(
+                outcome(uri + "&code_challenge=\(Self.challenge)&code_challenge_method=plain", client: publicClient)
+            ) == "invalid_request"
+        )
+        #expect(
+            redirectError(outcome(uri + "&code_challenge=\(Self.challenge)", client: publicClient)) == "invalid_request"
+        )
         #expect(redirectError(outcome(uri + "&code_challenge_method=S256", client: publicClient)) == "invalid_request")
-        #expect(redirectError(outcome(uri + "&code_challenge=short&code_challenge_method=S256", client: publicClient)) == "invalid_request")
+        #expect(
+            redirectError(outcome(uri + "&code_challenge=short&code_challenge_method=S256", client: publicClient))
+                == "invalid_request"
+        )
         let bad = String(repeating: "a", count: 42) + "+"
-        #expect(redirectError(outcome(uri + "&code_challenge=\(FormFields.encode(bad))&code_challenge_method=S256", client: publicClient)) == "invalid_request")
+        #expect(
+            redirectError(
+                outcome(
+                    uri + "&code_challenge=\(FormFields.encode(bad))&code_challenge_method=S256",
+                    client: publicClient
+                )
+            ) == "invalid_request"
+        )
         let long = String(repeating: "a", count: 129)
-        #expect(redirectError(outcome(uri + "&code_challenge=\(long)&code_challenge_method=S256", client: publicClient)) == "invalid_request")
+        #expect(
+            redirectError(outcome(uri + "&code_challenge=\(long)&code_challenge_method=S256", client: publicClient))
+                == "invalid_request"
+        )
         // A confidential client may omit PKCE, and may send S256.
         let web = "response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fweb.example.com%2Foauth%2Fcb"
-        #expect(outcome(web, client: confidential) == .valid(AuthorizeRequest(
-            clientID: "web", redirectURI: "https://web.example.com/oauth/cb", state: nil, requestedScopes: nil, codeChallenge: nil)))
-        if case .valid(let request) = outcome(web + "&code_challenge=\(Self.challenge)&code_challenge_method=S256", client: confidential) {
+        #expect(
+            outcome(web, client: confidential)
+                == .valid(
+                    AuthorizeRequest(
+                        clientID: "web",
+                        redirectURI: "https://web.example.com/oauth/cb",
+                        state: nil,
+                        requestedScopes: nil,
+                        codeChallenge: nil
+                    )
+                )
+        )
+        if case .valid(let request) = outcome(
+            web + "&code_challenge=\(Self.challenge)&code_challenge_method=S256",
+            client: confidential
+        ) {
             #expect(request.codeChallenge == Self.challenge)
         } else {
             Issue.record("S256 from a confidential client must be accepted")
         }
-        #expect(redirectError(outcome(web + "&code_challenge=\(Self.challenge)&code_challenge_method=plain", client: confidential)) == "invalid_request")
+        #expect(
+            redirectError(
+                outcome(web + "&code_challenge=\(Self.challenge)&code_challenge_method=plain", client: confidential)
+            ) == "invalid_request"
+        )
     }
 
     @Test func grantedScopes() {
-        #expect(AuthorizeValidation.grantedScopes(requested: ["read:logs"], clientScopes: ["read:logs", "read:reports"], userScopes: ["read:logs"]) == ["read:logs"])
-        #expect(AuthorizeValidation.grantedScopes(requested: ["read:reports"], clientScopes: ["read:logs", "read:reports"], userScopes: ["read:logs"]) == nil)
-        #expect(AuthorizeValidation.grantedScopes(requested: nil, clientScopes: ["read:logs", "read:reports"], userScopes: ["read:reports", "write:alerts"]) == ["read:reports"])
-        #expect(AuthorizeValidation.grantedScopes(requested: nil, clientScopes: ["read:logs"], userScopes: ["write:alerts"]) == nil)
-        #expect(AuthorizeValidation.grantedScopes(requested: ["read:logs", "read:reports"], clientScopes: [], userScopes: ["admin"]) == ["read:logs", "read:reports"])
+        #expect(
+            AuthorizeValidation.grantedScopes(
+                requested: ["read:logs"],
+                clientScopes: ["read:logs", "read:reports"],
+                userScopes: ["read:logs"]
+            ) == ["read:logs"]
+        )
+        #expect(
+            AuthorizeValidation.grantedScopes(
+                requested: ["read:reports"],
+                clientScopes: ["read:logs", "read:reports"],
+                userScopes: ["read:logs"]
+            ) == nil
+        )
+        #expect(
+            AuthorizeValidation.grantedScopes(
+                requested: nil,
+                clientScopes: ["read:logs", "read:reports"],
+                userScopes: ["read:reports", "write:alerts"]
+            ) == ["read:reports"]
+        )
+        #expect(
+            AuthorizeValidation.grantedScopes(requested: nil, clientScopes: ["read:logs"], userScopes: ["write:alerts"])
+                == nil
+        )
+        #expect(
+            AuthorizeValidation.grantedScopes(
+                requested: ["read:logs", "read:reports"],
+                clientScopes: [],
+                userScopes: ["admin"]
+            ) == ["read:logs", "read:reports"]
+        )
     }
 
     @Test func locationCarriesStateAndIssuer() {
-        #expect(AuthorizeValidation.location(redirectURI: "https://a.example/cb", parameters: [("code", "c1"), ("state", "a b&c")], issuer: "https://gw.example")
-            == "https://a.example/cb?code=c1&state=a%20b%26c&iss=https%3A%2F%2Fgw.example")
-        #expect(AuthorizeValidation.location(redirectURI: "https://a.example/cb?x=1", parameters: [("error", "access_denied"), ("state", nil)], issuer: "i")
-            == "https://a.example/cb?x=1&error=access_denied&iss=i")
+        #expect(
+            AuthorizeValidation.location(
+                redirectURI: "https://a.example/cb",
+                parameters: [("code", "c1"), ("state", "a b&c")],
+                issuer: "https://gw.example"
+            )
+                == "https://a.example/cb?code=c1&state=a%20b%26c&iss=https%3A%2F%2Fgw.example"
+        )
+        #expect(
+            AuthorizeValidation.location(
+                redirectURI: "https://a.example/cb?x=1",
+                parameters: [("error", "access_denied"), ("state", nil)],
+                issuer: "i"
+            )
+                == "https://a.example/cb?x=1&error=access_denied&iss=i"
+        )
     }
 
     @Test func formFields() {

@@ -26,7 +26,9 @@ import Testing
     }
 
     @Test func refusesDuplicatesAndForeignShapes() {
-        #expect(BrowserCookies.value(named: "dbgw_session", in: ["dbgw_session=\(value); dbgw_session=\(value)"]) == nil)
+        #expect(
+            BrowserCookies.value(named: "dbgw_session", in: ["dbgw_session=\(value); dbgw_session=\(value)"]) == nil
+        )
         #expect(BrowserCookies.value(named: "dbgw_session", in: ["dbgw_session=short"]) == nil)
         #expect(BrowserCookies.value(named: "dbgw_session", in: ["dbgw_session=\(value)x"]) == nil)
         let padded = String(repeating: "A", count: 42) + "="

@@ -29,7 +29,10 @@ import Testing
     @Test func absoluteLimitHoldsHoweverActive() {
         #expect(policy.evaluate(record(created: 0, seen: 43199), now: 43200) == .expired)
         // Near the end the store keeps it only until the absolute limit.
-        #expect(policy.evaluate(record(created: 0, seen: 43000), now: 43100) == .active(touched: record(created: 0, seen: 43100), ttl: 100))
+        #expect(
+            policy.evaluate(record(created: 0, seen: 43000), now: 43100)
+                == .active(touched: record(created: 0, seen: 43100), ttl: 100)
+        )
     }
 
     @Test func aRecordFromTheFutureIsRefused() {

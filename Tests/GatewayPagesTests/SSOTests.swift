@@ -14,7 +14,12 @@ import Testing
 
     static var provider: SSOProviderSettings {
         var provider = SSOProviderSettings(
-            name: "corp", displayName: "Corp", issuer: "https://idp.example.com", clientID: "gw", clientSecret: Secret("s"))
+            name: "corp",
+            displayName: "Corp",
+            issuer: "https://idp.example.com",
+            clientID: "gw",
+            clientSecret: Secret("s")
+        )
         provider.allowedDomains = ["example.com"]
         provider.scopeRules = [
             SSOScopeRule(claim: "groups", value: "dba", scopes: ["read:databases"]),
@@ -27,7 +32,12 @@ import Testing
         JSONWebKeySet(keys: [VerificationKey(keyID: "k1", algorithm: .rs256, material: .asymmetric(rsa))])
     }
 
-    static func token(_ claims: [String: Any], key: AsymmetricKey = rsa, alg: String = "RS256", kid: String = "k1") throws -> String {
+    static func token(
+        _ claims: [String: Any],
+        key: AsymmetricKey = rsa,
+        alg: String = "RS256",
+        kid: String = "k1"
+    ) throws -> String {
         let header = try JSONSerialization.data(withJSONObject: ["alg": alg, "kid": kid, "typ": "JWT"])
         let payload = try JSONSerialization.data(withJSONObject: claims)
         let input = Base64URL.encode(Array(header)) + "." + Base64URL.encode(Array(payload))
@@ -37,7 +47,8 @@ import Testing
 
     static func claims(_ overrides: [String: Any?] = [:]) -> [String: Any] {
         var claims: [String: Any] = [
-            "iss": "https://idp.example.com", "aud": "gw", "sub": "u-1", "iat": now - 10, "exp": now + 300, "nonce": "n-1",
+            "iss": "https://idp.example.com", "aud": "gw", "sub": "u-1", "iat": now - 10, "exp": now + 300,
+            "nonce": "n-1",
         ]
         for (name, value) in overrides { claims[name] = value }
         return claims
@@ -47,7 +58,11 @@ import Testing
         SSOIDTokenCheck.verify(token, keys: Self.keys, provider: Self.provider, nonce: nonce, now: Self.now)
     }
 
-    func isInvalid(_ result: Result<JSONObject, SSOIDTokenCheck.Failure>, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func isInvalid(
+        _ result: Result<JSONObject, SSOIDTokenCheck.Failure>,
+        _ text: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         guard case .failure(.invalid(let why)) = result else {
             Issue.record("expected a refusal, got \(result)", sourceLocation: sourceLocation)
             return
@@ -97,7 +112,13 @@ import Testing
     @Test func algorithmsOutsideTheAllowListAreRefused() throws {
         var provider = Self.provider
         provider.algorithms = ["ES256"]
-        let result = SSOIDTokenCheck.verify(try Self.token(Self.claims()), keys: Self.keys, provider: provider, nonce: "n-1", now: Self.now)
+        let result = SSOIDTokenCheck.verify(
+            try Self.token(Self.claims()),
+            keys: Self.keys,
+            provider: provider,
+            nonce: "n-1",
+            now: Self.now
+        )
         isInvalid(result, "algorithm")
     }
 
@@ -106,9 +127,16 @@ import Testing
     static func object(_ json: String) throws -> JSONObject { try StrictJSON.parseObject(Array(json.utf8)) }
 
     @Test func groupsAndRolesMapToScopes() throws {
-        let both = try Self.object(#"{"sub":"u","email":"A@Example.com","email_verified":true,"groups":["dba","x"],"role":"auditor"}"#)
-        #expect(SSOClaimMapping.map(claims: both, provider: Self.provider) == .success(.init(subject: "u", email: "a@example.com", scopes: ["read:databases", "read:logs"])))
-        let one = try Self.object(#"{"sub":"u","email":"a@example.com","email_verified":true,"groups":["x"],"role":"auditor"}"#)
+        let both = try Self.object(
+            #"{"sub":"u","email":"A@Example.com","email_verified":true,"groups":["dba","x"],"role":"auditor"}"#
+        )
+        #expect(
+            SSOClaimMapping.map(claims: both, provider: Self.provider)
+                == .success(.init(subject: "u", email: "a@example.com", scopes: ["read:databases", "read:logs"]))
+        )
+        let one = try Self.object(
+            #"{"sub":"u","email":"a@example.com","email_verified":true,"groups":["x"],"role":"auditor"}"#
+        )
         #expect(SSOClaimMapping.map(claims: one, provider: Self.provider).successValue?.scopes == ["read:logs"])
     }
 
@@ -121,7 +149,9 @@ import Testing
     }
 
     @Test func unverifiedEmailIsRefusedUnlessConfigured() throws {
-        let unverified = try Self.object(#"{"sub":"u","email":"a@example.com","email_verified":false,"groups":["dba"]}"#)
+        let unverified = try Self.object(
+            #"{"sub":"u","email":"a@example.com","email_verified":false,"groups":["dba"]}"#
+        )
         let missing = try Self.object(#"{"sub":"u","email":"a@example.com","groups":["dba"]}"#)
         #expect(SSOClaimMapping.map(claims: unverified, provider: Self.provider) == .failure(.emailNotVerified))
         #expect(SSOClaimMapping.map(claims: missing, provider: Self.provider) == .failure(.emailNotVerified))
@@ -131,16 +161,25 @@ import Testing
     }
 
     @Test func domainsOutsideTheListAreRefused() throws {
-        let outside = try Self.object(#"{"sub":"u","email":"a@example.com.evil.org","email_verified":true,"groups":["dba"]}"#)
-        #expect(SSOClaimMapping.map(claims: outside, provider: Self.provider) == .failure(.domainNotAllowed("example.com.evil.org")))
+        let outside = try Self.object(
+            #"{"sub":"u","email":"a@example.com.evil.org","email_verified":true,"groups":["dba"]}"#
+        )
+        #expect(
+            SSOClaimMapping.map(claims: outside, provider: Self.provider)
+                == .failure(.domainNotAllowed("example.com.evil.org"))
+        )
         let sub = try Self.object(#"{"sub":"u","email":"a@sub.example.com","email_verified":true,"groups":["dba"]}"#)
-        #expect(SSOClaimMapping.map(claims: sub, provider: Self.provider) == .failure(.domainNotAllowed("sub.example.com")))
+        #expect(
+            SSOClaimMapping.map(claims: sub, provider: Self.provider) == .failure(.domainNotAllowed("sub.example.com"))
+        )
     }
 
     @Test func theEmailClaimIsConfigurable() throws {
         var provider = Self.provider
         provider.emailClaim = "upn"
-        let claims = try Self.object(#"{"sub":"u","upn":"b@example.com","email":"x@evil.org","email_verified":true,"groups":["dba"]}"#)
+        let claims = try Self.object(
+            #"{"sub":"u","upn":"b@example.com","email":"x@evil.org","email_verified":true,"groups":["dba"]}"#
+        )
         #expect(SSOClaimMapping.map(claims: claims, provider: provider).successValue?.email == "b@example.com")
     }
 
@@ -158,8 +197,14 @@ import Testing
     @Test func theStateIsBoundToItsBrowserAndExpires() {
         let browser = PageRandom.token()
         let state = SSOLoginState(
-            provider: "corp", nonce: "n", codeVerifier: "v", browserHash: PageRandom.hash(browser), flow: nil, next: "/settings/api-keys",
-            createdAt: 1000)
+            provider: "corp",
+            nonce: "n",
+            codeVerifier: "v",
+            browserHash: PageRandom.hash(browser),
+            flow: nil,
+            next: "/settings/api-keys",
+            createdAt: 1000
+        )
         #expect(state.check(browser: browser, now: 1000 + 599) == nil)
         #expect(state.check(browser: PageRandom.token(), now: 1001) == .otherBrowser)
         #expect(state.check(browser: nil, now: 1001) == .otherBrowser)
@@ -171,13 +216,23 @@ import Testing
 
     @Test func thePKCEChallengeIsS256() {
         // RFC 7636 Appendix B.
-        #expect(SSOLoginState.challenge(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        #expect(
+            SSOLoginState.challenge(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+                == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        )
     }
 
     @Test func discoveryMustNameTheIssuerAndSafeEndpoints() {
-        let good = #"{"issuer":"https://idp.example.com","authorization_endpoint":"https://idp.example.com/auth","token_endpoint":"https://idp.example.com/token"}"#
-        #expect(SSODiscovery.parse(Array(good.utf8), provider: Self.provider).successValue?.tokenEndpoint == "https://idp.example.com/token")
-        let otherIssuer = good.replacingOccurrences(of: #""issuer":"https://idp.example.com""#, with: #""issuer":"https://evil.example.com""#)
+        let good =
+            #"{"issuer":"https://idp.example.com","authorization_endpoint":"https://idp.example.com/auth","token_endpoint":"https://idp.example.com/token"}"#
+        #expect(
+            SSODiscovery.parse(Array(good.utf8), provider: Self.provider).successValue?.tokenEndpoint
+                == "https://idp.example.com/token"
+        )
+        let otherIssuer = good.replacingOccurrences(
+            of: #""issuer":"https://idp.example.com""#,
+            with: #""issuer":"https://evil.example.com""#
+        )
         #expect(SSODiscovery.parse(Array(otherIssuer.utf8), provider: Self.provider).successValue == nil)
         let plainToken = good.replacingOccurrences(of: "https://idp.example.com/token", with: "http://127.0.0.1/token")
         #expect(SSODiscovery.parse(Array(plainToken.utf8), provider: Self.provider).successValue == nil)

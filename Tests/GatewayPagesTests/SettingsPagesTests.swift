@@ -11,7 +11,12 @@ import Testing
 private final class OpenThrottle: LoginThrottle {
     let loop: EmbeddedEventLoop
     init(loop: EmbeddedEventLoop) { self.loop = loop }
-    func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
+    func admit(
+        address: String?,
+        account: String?,
+        purpose: LoginThrottlePurpose,
+        now: NIODeadline
+    ) -> EventLoopFuture<LoginThrottleDecision> {
         loop.makeSucceededFuture(.allowed)
     }
 }
@@ -34,36 +39,70 @@ private final class Harness {
 
     init() throws {
         users = InMemorySessionStore(eventLoop: loop, data: usersData)
-        for (id, email, scopes) in [("usr_ada", "ada@example.test", ["read:logs", "read:databases"]), ("usr_bob", "bob@example.test", ["read:logs"]),
-                                    ("usr_root", "root@example.test", ["admin"])] {
-            try users.createUser(UserRecord(id: id, email: email, scopes: scopes, passwordHash: "pw-" + id, createdAt: 0)).wait()
+        for (id, email, scopes) in [
+            ("usr_ada", "ada@example.test", ["read:logs", "read:databases"]),
+            ("usr_bob", "bob@example.test", ["read:logs"]),
+            ("usr_root", "root@example.test", ["admin"]),
+        ] {
+            try users.createUser(
+                UserRecord(id: id, email: email, scopes: scopes, passwordHash: "pw-" + id, createdAt: 0)
+            ).wait()
         }
         let credentials = CredentialCheck(
-            sessions: users, throttle: OpenThrottle(loop: loop),
-            checkPassword: { password, encoded, loop in loop.makeSucceededFuture("pw-" + password == encoded) }, decoyHash: "decoy")
+            sessions: users,
+            throttle: OpenThrottle(loop: loop),
+            checkPassword: { password, encoded, loop in loop.makeSucceededFuture("pw-" + password == encoded) },
+            decoyHash: "decoy"
+        )
         keys = APIKeyService(store: InMemoryCredentialStore(eventLoop: loop, data: keysData)) { "hash-" + $0 }
         let clock = self.clock
-        pages = SettingsPages(SettingsPages.Dependencies(
-            prefix: "/settings", sessionPolicy: BrowserSessionPolicy(idleTimeout: 1800, lifetime: 43200),
-            browserState: InMemoryBrowserStateStore(eventLoop: loop, data: browserData), users: users, credentials: credentials,
-            keys: keys, maxKeysPerOwner: 2, logger: Logger(label: "test"), now: { clock.now }))
+        pages = SettingsPages(
+            SettingsPages.Dependencies(
+                prefix: "/settings",
+                sessionPolicy: BrowserSessionPolicy(idleTimeout: 1800, lifetime: 43200),
+                browserState: InMemoryBrowserStateStore(eventLoop: loop, data: browserData),
+                users: users,
+                credentials: credentials,
+                keys: keys,
+                maxKeysPerOwner: 2,
+                logger: Logger(label: "test"),
+                now: { clock.now }
+            )
+        )
     }
 
     final class Browser {
         var cookies: [String: String] = [:]
     }
 
-    func send(_ browser: Browser, _ method: String, _ target: String, form: [String: String]? = nil) throws -> LocalResponse {
+    func send(
+        _ browser: Browser,
+        _ method: String,
+        _ target: String,
+        form: [String: String]? = nil
+    ) throws -> LocalResponse {
         let parts = target.split(separator: "?", maxSplits: 1).map(String.init)
-        let body = form.map { $0.map { FormFields.encode($0.key) + "=" + FormFields.encode($0.value) }.joined(separator: "&") } ?? ""
+        let body =
+            form.map { $0.map { FormFields.encode($0.key) + "=" + FormFields.encode($0.value) }.joined(separator: "&") }
+            ?? ""
         let cookie = browser.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
         let request = LocalRequest(
-            method: method, normalizedPath: parts[0], query: parts.count > 1 ? parts[1] : "",
-            headers: cookie.isEmpty ? [] : [.init("Cookie", cookie)], body: Array(body.utf8), clientAddress: "127.0.0.1", isTLS: false,
-            requestID: "req-1")
+            method: method,
+            normalizedPath: parts[0],
+            query: parts.count > 1 ? parts[1] : "",
+            headers: cookie.isEmpty ? [] : [.init("Cookie", cookie)],
+            body: Array(body.utf8),
+            clientAddress: "127.0.0.1",
+            isTLS: false,
+            requestID: "req-1"
+        )
         let response = try pages.handle(request, eventLoop: loop).wait()
         for field in response.headers where field.name == "Set-Cookie" {
-            let pair = field.value.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let pair = field.value.split(separator: ";")[0].split(
+                separator: "=",
+                maxSplits: 1,
+                omittingEmptySubsequences: false
+            )
             browser.cookies[String(pair[0])] = pair[1].isEmpty ? nil : String(pair[1])
         }
         return response
@@ -81,8 +120,15 @@ private final class Harness {
         let browser = Browser()
         let form = try send(browser, "GET", "/settings/login")
         let csrf = try #require(Self.hidden("csrf_token", in: form))
-        let response = try send(browser, "POST", "/settings/login", form: [
-            "csrf_token": csrf, "next": "/settings/api-keys", "email": email, "password": "usr_" + email.prefix { $0 != "@" }])
+        let response = try send(
+            browser,
+            "POST",
+            "/settings/login",
+            form: [
+                "csrf_token": csrf, "next": "/settings/api-keys", "email": email,
+                "password": "usr_" + email.prefix { $0 != "@" },
+            ]
+        )
         #expect(response.status == 303)
         return browser
     }
@@ -91,7 +137,12 @@ private final class Harness {
         try #require(Self.hidden("csrf_token", in: try send(browser, "GET", "/settings/api-keys/new")))
     }
 
-    func create(_ browser: Browser, name: String = "k", scopes: [String] = ["read:logs"], csrf: String? = nil) throws -> LocalResponse {
+    func create(
+        _ browser: Browser,
+        name: String = "k",
+        scopes: [String] = ["read:logs"],
+        csrf: String? = nil
+    ) throws -> LocalResponse {
         var form = ["csrf_token": try csrf ?? self.csrf(browser), "name": name, "environment": "live", "expires": "90"]
         for scope in scopes { form["scope_" + scope] = "on" }
         return try send(browser, "POST", "/settings/api-keys", form: form)
@@ -118,9 +169,19 @@ private func header(_ name: String, _ response: LocalResponse) -> String? {
         let h = try Harness()
         let browser = Harness.Browser()
         let csrf = try #require(Harness.hidden("csrf_token", in: try h.send(browser, "GET", "/settings/login")))
-        let wrong = try h.send(browser, "POST", "/settings/login", form: ["csrf_token": csrf, "email": "ada@example.test", "password": "nope"])
+        let wrong = try h.send(
+            browser,
+            "POST",
+            "/settings/login",
+            form: ["csrf_token": csrf, "email": "ada@example.test", "password": "nope"]
+        )
         #expect(wrong.status == 303 && header("Location", wrong)?.contains("error=credentials") == true)
-        let stranger = try h.send(.init(), "POST", "/settings/login", form: ["csrf_token": csrf, "email": "ada@example.test", "password": "usr_ada"])
+        let stranger = try h.send(
+            .init(),
+            "POST",
+            "/settings/login",
+            form: ["csrf_token": csrf, "email": "ada@example.test", "password": "usr_ada"]
+        )
         #expect(stranger.status == 403)
     }
 
@@ -131,7 +192,9 @@ private func header(_ name: String, _ response: LocalResponse) -> String? {
         #expect(created.status == 303 && header("Location", created) == "/settings/api-keys/created")
         let shown = try h.send(ada, "GET", "/settings/api-keys/created")
         let page = Harness.text(shown)
-        let key = try #require(page.range(of: "id=\"api-key\" value=\"").map { String(page[$0.upperBound...].prefix { $0 != "\"" }) })
+        let key = try #require(
+            page.range(of: "id=\"api-key\" value=\"").map { String(page[$0.upperBound...].prefix { $0 != "\"" }) }
+        )
         #expect(APIKeyFormat.problem(with: key) == nil)
         #expect(header("Content-Security-Policy", shown)?.contains("script-src 'self'") == true)
         #expect(header("Cache-Control", shown) == "no-store")
@@ -158,7 +221,9 @@ private func header(_ name: String, _ response: LocalResponse) -> String? {
         let h = try Harness()
         let bob = try h.signIn("bob@example.test")
         let response = try h.create(bob, scopes: ["read:logs", "admin"])
-        #expect(response.status == 303 && header("Location", response)?.hasPrefix("/settings/api-keys/new?retry=1") == true)
+        #expect(
+            response.status == 303 && header("Location", response)?.hasPrefix("/settings/api-keys/new?retry=1") == true
+        )
         let form = try h.send(bob, "GET", String(header("Location", response)!))
         #expect(Harness.text(form).contains("id=\"scopes-error\""))
         #expect(!Harness.text(form).contains("scope_admin"))
@@ -173,11 +238,19 @@ private func header(_ name: String, _ response: LocalResponse) -> String? {
         let id = try #require(try h.liveKeys(owner: "usr_ada").first?.id)
         #expect(!Harness.text(try h.send(bob, "GET", "/settings/api-keys")).contains(id))
         #expect(try h.send(bob, "GET", "/settings/api-keys/revoke?id=\(id)").status == 404)
-        #expect(try h.send(bob, "POST", "/settings/api-keys/revoke", form: ["csrf_token": try h.csrf(bob), "id": id]).status == 404)
+        #expect(
+            try h.send(bob, "POST", "/settings/api-keys/revoke", form: ["csrf_token": try h.csrf(bob), "id": id]).status
+                == 404
+        )
         #expect(try h.liveKeys(owner: "usr_ada").count == 1)
         let root = try h.signIn("root@example.test")
         #expect(Harness.text(try h.send(root, "GET", "/settings/api-keys")).contains(id))
-        let revoked = try h.send(root, "POST", "/settings/api-keys/revoke", form: ["csrf_token": try h.csrf(root), "id": id])
+        let revoked = try h.send(
+            root,
+            "POST",
+            "/settings/api-keys/revoke",
+            form: ["csrf_token": try h.csrf(root), "id": id]
+        )
         #expect(revoked.status == 303)
         #expect(try h.liveKeys(owner: "usr_ada").isEmpty)
     }

@@ -18,8 +18,10 @@ import Testing
         #expect(paths.afterLogin("/settings/api-keys/new") == "/settings/api-keys/new")
         #expect(paths.afterLogin("/settings") == "/settings")
         for hostile in [
-            nil, "", "https://evil.test/", "//evil.test/settings", "/settings/../oauth", "/settings/./x", "/v1/databases",
-            "/settings/a?x=1", "/settings//x", "/settingsx", "/settings/login", "/settings/logout", "\\\\evil.test", "/settings/a%2Fb",
+            nil, "", "https://evil.test/", "//evil.test/settings", "/settings/../oauth", "/settings/./x",
+            "/v1/databases",
+            "/settings/a?x=1", "/settings//x", "/settingsx", "/settings/login", "/settings/logout", "\\\\evil.test",
+            "/settings/a%2Fb",
             "/settings/" + String(repeating: "a", count: 130),
         ] {
             #expect(paths.afterLogin(hostile) == "/settings/api-keys", "\(hostile ?? "nil")")
@@ -27,7 +29,9 @@ import Testing
     }
 
     @Test func loginLocationCarriesAnEncodedNext() {
-        #expect(paths.loginLocation(next: "/settings/api-keys/new") == "/settings/login?next=%2Fsettings%2Fapi-keys%2Fnew")
+        #expect(
+            paths.loginLocation(next: "/settings/api-keys/new") == "/settings/login?next=%2Fsettings%2Fapi-keys%2Fnew"
+        )
         #expect(paths.loginLocation(next: "https://evil.test") == "/settings/login?next=%2Fsettings%2Fapi-keys")
     }
 }
@@ -40,7 +44,10 @@ import Testing
     }
 
     @Test func refusesOthers() {
-        for prefix in ["", "/", "settings", "/settings/", "/Settings", "/a//b", "/a b", "/oauth", "/oauth/x", "/v1", "/.well-known/x", "/a/.."] {
+        for prefix in [
+            "", "/", "settings", "/settings/", "/Settings", "/a//b", "/a b", "/oauth", "/oauth/x", "/v1",
+            "/.well-known/x", "/a/..",
+        ] {
             #expect(UISettings.problem(withPrefix: prefix) != nil, "\(prefix)")
         }
     }
@@ -62,9 +69,15 @@ import Testing
     func fields(_ pairs: [String: String]) -> FormFields { FormFields(values: pairs) }
 
     @Test func aCompleteFormIsValid() throws {
-        let form = try #require(KeyCreateForm.parse(
-            fields(["csrf_token": "t", "name": "  CI export ", "scope_read:logs": "on", "scope_read:databases": "on",
-                    "environment": "test", "expires": "30"]), offered: offered))
+        let form = try #require(
+            KeyCreateForm.parse(
+                fields([
+                    "csrf_token": "t", "name": "  CI export ", "scope_read:logs": "on", "scope_read:databases": "on",
+                    "environment": "test", "expires": "30",
+                ]),
+                offered: offered
+            )
+        )
         #expect(form.isValid)
         #expect(form.name == "CI export")
         #expect(form.scopes == ["read:databases", "read:logs"])
@@ -73,43 +86,85 @@ import Testing
     }
 
     @Test func expiryChoices() throws {
-        for (value, seconds) in [("never", nil), ("90", Int64(90 * 86_400)), ("365", Int64(365 * 86_400))] as [(String, Int64?)] {
-            let form = try #require(KeyCreateForm.parse(
-                fields(["name": "k", "scope_read:logs": "on", "environment": "live", "expires": value]), offered: offered))
+        for (value, seconds) in [("never", nil), ("90", Int64(90 * 86_400)), ("365", Int64(365 * 86_400))]
+            as [(String, Int64?)]
+        {
+            let form = try #require(
+                KeyCreateForm.parse(
+                    fields(["name": "k", "scope_read:logs": "on", "environment": "live", "expires": value]),
+                    offered: offered
+                )
+            )
             #expect(form.isValid && form.expiresInSeconds == seconds && !form.test)
         }
     }
 
     @Test func eachWrongFieldHasItsOwnError() throws {
-        let form = try #require(KeyCreateForm.parse(fields(["name": " ", "environment": "prod", "expires": "7"]), offered: offered))
+        let form = try #require(
+            KeyCreateForm.parse(fields(["name": " ", "environment": "prod", "expires": "7"]), offered: offered)
+        )
         #expect(Set(form.errors.keys) == ["name", "scopes", "environment", "expires"])
     }
 
     @Test func nameIsLengthLimitedAndPrintable() throws {
-        let long = try #require(KeyCreateForm.parse(
-            fields(["name": String(repeating: "é", count: 101), "scope_read:logs": "on", "environment": "live", "expires": "90"]), offered: offered))
+        let long = try #require(
+            KeyCreateForm.parse(
+                fields([
+                    "name": String(repeating: "é", count: 101), "scope_read:logs": "on", "environment": "live",
+                    "expires": "90",
+                ]),
+                offered: offered
+            )
+        )
         #expect(long.errors["name"] != nil)
         #expect(long.name.count == 101)  // still too long when the form is shown again
-        let exact = try #require(KeyCreateForm.parse(
-            fields(["name": String(repeating: "é", count: 100), "scope_read:logs": "on", "environment": "live", "expires": "90"]), offered: offered))
+        let exact = try #require(
+            KeyCreateForm.parse(
+                fields([
+                    "name": String(repeating: "é", count: 100), "scope_read:logs": "on", "environment": "live",
+                    "expires": "90",
+                ]),
+                offered: offered
+            )
+        )
         #expect(exact.isValid)
-        let control = try #require(KeyCreateForm.parse(
-            fields(["name": "a\u{7F}b", "scope_read:logs": "on", "environment": "live", "expires": "90"]), offered: offered))
+        let control = try #require(
+            KeyCreateForm.parse(
+                fields(["name": "a\u{7F}b", "scope_read:logs": "on", "environment": "live", "expires": "90"]),
+                offered: offered
+            )
+        )
         #expect(control.errors["name"] != nil)
     }
 
     @Test func scopesNotHeldOrUnknownAreRefused() throws {
-        let notHeld = try #require(KeyCreateForm.parse(
-            fields(["name": "k", "scope_admin": "on", "scope_read:logs": "on", "environment": "live", "expires": "90"]), offered: offered))
+        let notHeld = try #require(
+            KeyCreateForm.parse(
+                fields([
+                    "name": "k", "scope_admin": "on", "scope_read:logs": "on", "environment": "live", "expires": "90",
+                ]),
+                offered: offered
+            )
+        )
         #expect(notHeld.errors["scopes"]?.contains("admin") == true)
-        let unknown = try #require(KeyCreateForm.parse(
-            fields(["name": "k", "scope_no:such": "on", "environment": "live", "expires": "90"]), offered: offered))
+        let unknown = try #require(
+            KeyCreateForm.parse(
+                fields(["name": "k", "scope_no:such": "on", "environment": "live", "expires": "90"]),
+                offered: offered
+            )
+        )
         #expect(unknown.errors["scopes"] != nil && !unknown.scopes.contains("no:such"))
     }
 
     @Test func aFieldTheFormNeverHasRefusesTheWholeForm() {
-        #expect(KeyCreateForm.parse(
-            fields(["name": "k", "scope_read:logs": "on", "environment": "live", "expires": "90", "owner": "usr_other"]), offered: offered) == nil)
+        #expect(
+            KeyCreateForm.parse(
+                fields([
+                    "name": "k", "scope_read:logs": "on", "environment": "live", "expires": "90", "owner": "usr_other",
+                ]),
+                offered: offered
+            ) == nil
+        )
         #expect(KeyCreateForm.parse(fields(["name": "k", "scope_read:logs": "yes"]), offered: offered) == nil)
         #expect(KeyCreateForm.parse(FormFields(values: ["name": "k"], duplicates: ["name"]), offered: offered) == nil)
     }
@@ -135,7 +190,13 @@ import Testing
     }
 
     @Test func aTamperedRecordOpensToNothing() {
-        var reveal = KeyReveal.seal(key: APIKeyFormat.generate(test: false), cookie: "c", userID: "u", keyID: "k", name: "n")
+        var reveal = KeyReveal.seal(
+            key: APIKeyFormat.generate(test: false),
+            cookie: "c",
+            userID: "u",
+            keyID: "k",
+            name: "n"
+        )
         reveal.sealed = String(reveal.sealed.reversed())
         #expect(reveal.open(cookie: "c") == nil)
         reveal.sealed = "%%%"

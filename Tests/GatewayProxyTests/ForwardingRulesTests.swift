@@ -31,7 +31,14 @@ private func names(_ headers: HTTPHeaders) -> [String] {
 @Suite struct UpstreamRequestHeadTests {
     @Test func keepsEndToEndHeadersInOrderAndMethodURI() {
         let out = ForwardingRules.upstreamRequestHead(
-            request(.GET, "/v1/x?y=1", [("Host", "gw.example"), ("Accept", "application/json"), ("Authorization", "Bearer t"), ("Accept", "text/plain"), ("X-Custom", "1")]),
+            request(
+                .GET,
+                "/v1/x?y=1",
+                [
+                    ("Host", "gw.example"), ("Accept", "application/json"), ("Authorization", "Bearer t"),
+                    ("Accept", "text/plain"), ("X-Custom", "1"),
+                ]
+            ),
             framing: .none,
             context: context
         )
@@ -61,7 +68,10 @@ private func names(_ headers: HTTPHeaders) -> [String] {
             framing: .none,
             context: context
         )
-        for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate", "transfer-encoding", "content-length"] {
+        for name in [
+            "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization",
+            "proxy-authenticate", "transfer-encoding", "content-length",
+        ] {
             #expect(!out.headers.contains(name: name), "\(name) was forwarded")
         }
         #expect(out.headers["Accept"] == ["*/*"])
@@ -127,7 +137,11 @@ private func names(_ headers: HTTPHeaders) -> [String] {
     }
 
     @Test func hostIsReplacedByUpstreamAuthority() {
-        let out = ForwardingRules.upstreamRequestHead(request([("Host", "gw.example")]), framing: .none, context: context)
+        let out = ForwardingRules.upstreamRequestHead(
+            request([("Host", "gw.example")]),
+            framing: .none,
+            context: context
+        )
         #expect(out.headers["Host"] == ["backend.internal:9000"])
         #expect(out.headers["X-Forwarded-Host"] == ["gw.example"])
     }
@@ -135,7 +149,11 @@ private func names(_ headers: HTTPHeaders) -> [String] {
     @Test func preserveHostKeepsClientHost() {
         var preserving = context
         preserving.preserveHost = true
-        let out = ForwardingRules.upstreamRequestHead(request([("host", "gw.example:8080")]), framing: .none, context: preserving)
+        let out = ForwardingRules.upstreamRequestHead(
+            request([("host", "gw.example:8080")]),
+            framing: .none,
+            context: preserving
+        )
         #expect(out.headers["Host"] == ["gw.example:8080"])
         #expect(out.headers["X-Forwarded-Host"] == ["gw.example:8080"])
     }
@@ -177,14 +195,22 @@ private func names(_ headers: HTTPHeaders) -> [String] {
 
     @Test(arguments: [HTTPMethod.POST, .PUT, .PATCH])
     func bodylessWriteMethodsGetContentLengthZero(_ method: HTTPMethod) {
-        let out = ForwardingRules.upstreamRequestHead(request(method, "/x", [("Host", "g"), ("Content-Length", "0")]), framing: .none, context: context)
+        let out = ForwardingRules.upstreamRequestHead(
+            request(method, "/x", [("Host", "g"), ("Content-Length", "0")]),
+            framing: .none,
+            context: context
+        )
         #expect(out.headers["Content-Length"] == ["0"])
         #expect(!out.headers.contains(name: "Transfer-Encoding"))
     }
 
     @Test(arguments: [HTTPMethod.GET, .HEAD, .DELETE, .OPTIONS])
     func bodylessReadMethodsGetNoFramingHeaders(_ method: HTTPMethod) {
-        let out = ForwardingRules.upstreamRequestHead(request(method, "/x", [("Host", "g"), ("Content-Length", "0")]), framing: .none, context: context)
+        let out = ForwardingRules.upstreamRequestHead(
+            request(method, "/x", [("Host", "g"), ("Content-Length", "0")]),
+            framing: .none,
+            context: context
+        )
         #expect(!out.headers.contains(name: "Content-Length"))
         #expect(!out.headers.contains(name: "Transfer-Encoding"))
     }
@@ -193,8 +219,13 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         let client: [(String, String)] = [("Host", "g"), ("Content-Length", "3"), ("Transfer-Encoding", "chunked")]
         for framing in [RequestBodyFraming.none, .contentLength(3), .chunked] {
             for method in [HTTPMethod.GET, .POST] {
-                let out = ForwardingRules.upstreamRequestHead(request(method, "/", client), framing: framing, context: context)
-                let both = out.headers.contains(name: "Content-Length") && out.headers.contains(name: "Transfer-Encoding")
+                let out = ForwardingRules.upstreamRequestHead(
+                    request(method, "/", client),
+                    framing: framing,
+                    context: context
+                )
+                let both =
+                    out.headers.contains(name: "Content-Length") && out.headers.contains(name: "Transfer-Encoding")
                 #expect(!both, "\(method) \(framing)")
                 #expect(out.headers["Content-Length"].count <= 1)
             }
@@ -263,8 +294,16 @@ private func names(_ headers: HTTPHeaders) -> [String] {
     )
 
     @Test func removesHopByHopAndNominatedHeaders() {
-        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "rid", keepAlive: true)
-        for name in ["connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "proxy-authenticate", "proxy-connection", "te", "x-internal"] {
+        let out = ForwardingRules.clientResponseHead(
+            self.upstream,
+            requestVersion: .http1_1,
+            requestID: "rid",
+            keepAlive: true
+        )
+        for name in [
+            "connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "proxy-authenticate",
+            "proxy-connection", "te", "x-internal",
+        ] {
             #expect(!out.headers.contains(name: name), "\(name) reached the client")
         }
         #expect(out.headers["Content-Type"] == ["application/json"])
@@ -275,30 +314,55 @@ private func names(_ headers: HTTPHeaders) -> [String] {
     }
 
     @Test func setsTheGatewayRequestID() {
-        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "rid-7", keepAlive: true)
+        let out = ForwardingRules.clientResponseHead(
+            self.upstream,
+            requestVersion: .http1_1,
+            requestID: "rid-7",
+            keepAlive: true
+        )
         #expect(out.headers["X-Request-Id"] == ["rid-7"])
     }
 
     @Test func http11KeepAliveHasNoConnectionHeader() {
-        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "r", keepAlive: true)
+        let out = ForwardingRules.clientResponseHead(
+            self.upstream,
+            requestVersion: .http1_1,
+            requestID: "r",
+            keepAlive: true
+        )
         #expect(out.headers["Connection"] == [])
     }
 
     @Test func closingResponseSaysConnectionClose() {
-        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_1, requestID: "r", keepAlive: false)
+        let out = ForwardingRules.clientResponseHead(
+            self.upstream,
+            requestVersion: .http1_1,
+            requestID: "r",
+            keepAlive: false
+        )
         #expect(out.headers["Connection"] == ["close"])
         #expect(!out.isKeepAlive)
     }
 
     @Test func http10KeepAliveSaysKeepAlive() {
-        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_0, requestID: "r", keepAlive: true)
+        let out = ForwardingRules.clientResponseHead(
+            self.upstream,
+            requestVersion: .http1_0,
+            requestID: "r",
+            keepAlive: true
+        )
         #expect(out.version == .http1_0)
         #expect(out.headers["Connection"] == ["keep-alive"])
         #expect(out.isKeepAlive)
     }
 
     @Test func http10ClosingSaysClose() {
-        let out = ForwardingRules.clientResponseHead(self.upstream, requestVersion: .http1_0, requestID: "r", keepAlive: false)
+        let out = ForwardingRules.clientResponseHead(
+            self.upstream,
+            requestVersion: .http1_0,
+            requestID: "r",
+            keepAlive: false
+        )
         #expect(out.headers["Connection"] == ["close"])
     }
 
@@ -306,7 +370,9 @@ private func names(_ headers: HTTPHeaders) -> [String] {
     /// find the end of the body at the close.
     @Test func http10ResponseWithoutALengthSaysClose() {
         let head = HTTPResponseHead(
-            version: .http1_1, status: .ok, headers: ["Content-Length": "5", "Connection": "Content-Length"]
+            version: .http1_1,
+            status: .ok,
+            headers: ["Content-Length": "5", "Connection": "Content-Length"]
         )
         let out = ForwardingRules.clientResponseHead(head, requestVersion: .http1_0, requestID: "r", keepAlive: true)
         #expect(out.headers["Content-Length"] == [])
@@ -329,7 +395,10 @@ private func names(_ headers: HTTPHeaders) -> [String] {
 @Suite struct ForwardingRulesGatewayOwnedHeaderTests {
     @Test func otherXForwardedHeadersFromTheClientAreRemoved() {
         let out = ForwardingRules.upstreamRequestHead(
-            request([("Host", "g"), ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"), ("X-Forwarded-Server", "evil")]),
+            request([
+                ("Host", "g"), ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"),
+                ("X-Forwarded-Server", "evil"),
+            ]),
             framing: .none,
             context: context
         )
@@ -344,10 +413,18 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         var principal = Principal(subject: "usr_1", kind: .jwt, scopes: ["read:databases"])
         principal.issuer = "https://idp.example\r\nX-Evil: 1"
         let forwarding = ForwardingContext(
-            requestID: "r", clientAddress: "192.0.2.10", clientScheme: "https", upstreamAuthority: "b:9000",
-            preserveHost: false, principal: principal)
+            requestID: "r",
+            clientAddress: "192.0.2.10",
+            clientScheme: "https",
+            upstreamAuthority: "b:9000",
+            preserveHost: false,
+            principal: principal
+        )
         let head = ForwardingRules.upstreamRequestHead(
-            request([("Host", "g"), ("X-DBAudit-Issuer", "forged")]), framing: .none, context: forwarding)
+            request([("Host", "g"), ("X-DBAudit-Issuer", "forged")]),
+            framing: .none,
+            context: forwarding
+        )
         #expect(head.headers["X-DBAudit-Issuer"] == ["https://idp.example  X-Evil: 1"])
         #expect(head.headers["X-DBAudit-Subject"] == ["usr_1"])
         #expect(head.headers["X-DBAudit-Credential"] == ["jwt"])
@@ -355,8 +432,13 @@ private func names(_ headers: HTTPHeaders) -> [String] {
 
     @Test func anAPIKeyPrincipalHasNoIssuerHeader() {
         let forwarding = ForwardingContext(
-            requestID: "r", clientAddress: "192.0.2.10", clientScheme: "https", upstreamAuthority: "b:9000",
-            preserveHost: false, principal: Principal(subject: "ci", kind: .apiKey, scopes: [], keyID: "key_1"))
+            requestID: "r",
+            clientAddress: "192.0.2.10",
+            clientScheme: "https",
+            upstreamAuthority: "b:9000",
+            preserveHost: false,
+            principal: Principal(subject: "ci", kind: .apiKey, scopes: [], keyID: "key_1")
+        )
         let head = ForwardingRules.upstreamRequestHead(request([("Host", "g")]), framing: .none, context: forwarding)
         #expect(head.headers["X-DBAudit-Issuer"].isEmpty)
         #expect(head.headers["X-DBAudit-Key-Id"] == ["key_1"])
@@ -378,11 +460,17 @@ private func names(_ headers: HTTPHeaders) -> [String] {
 @Suite struct GatewayCookieTests {
     @Test func theGatewaysOwnCookiesNeverReachTheUpstream() {
         let head = ForwardingRules.upstreamRequestHead(
-            request(.GET, "/v1/x", [
-                ("Cookie", "theme=dark; dbgw_session=s3cret; __Host-dbgw_browser=b; app=1"),
-                ("Cookie", "__Host-dbgw_reveal=r"),
-            ]),
-            framing: .none, context: context)
+            request(
+                .GET,
+                "/v1/x",
+                [
+                    ("Cookie", "theme=dark; dbgw_session=s3cret; __Host-dbgw_browser=b; app=1"),
+                    ("Cookie", "__Host-dbgw_reveal=r"),
+                ]
+            ),
+            framing: .none,
+            context: context
+        )
         #expect(head.headers["cookie"] == ["theme=dark; app=1"])
     }
 
@@ -392,8 +480,11 @@ private func names(_ headers: HTTPHeaders) -> [String] {
         headers.add(name: "Set-Cookie", value: "dbgw_browser=x")
         headers.add(name: "Set-Cookie", value: "app=1; Path=/")
         let head = ForwardingRules.clientResponseHead(
-            HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), requestVersion: .http1_1, requestID: "r",
-            keepAlive: true)
+            HTTPResponseHead(version: .http1_1, status: .ok, headers: headers),
+            requestVersion: .http1_1,
+            requestID: "r",
+            keepAlive: true
+        )
         #expect(head.headers["set-cookie"] == ["app=1; Path=/"])
     }
 }

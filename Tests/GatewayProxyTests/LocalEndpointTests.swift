@@ -47,7 +47,8 @@ private final class RecordingEndpoint: LocalEndpoint {
 
         try harness.send(
             "POST /oauth/token?x=1%202 HTTP/1.1\r\nHost: gw\r\nAuthorization: Basic YTpi\r\n"
-                + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\ngrant=abc")
+                + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\ngrant=abc"
+        )
 
         let responses = try harness.clientResponses()
         #expect(harness.upstreamCalls == 0)
@@ -70,9 +71,17 @@ private final class RecordingEndpoint: LocalEndpoint {
     @Test func endpointHeadersAndCacheControlAreKept() throws {
         let endpoint = RecordingEndpoint()
         endpoint.answer = { _ in
-            .success(LocalResponse(
-                status: 303, contentType: "text/html; charset=utf-8", body: "",
-                headers: [.init("Location", "https://app.example/cb?code=x"), .init("Cache-Control", "public, max-age=60")]))
+            .success(
+                LocalResponse(
+                    status: 303,
+                    contentType: "text/html; charset=utf-8",
+                    body: "",
+                    headers: [
+                        .init("Location", "https://app.example/cb?code=x"),
+                        .init("Cache-Control", "public, max-age=60"),
+                    ]
+                )
+            )
         }
         let harness = try self.harness(endpoint)
         defer { harness.finish() }

@@ -8,7 +8,11 @@ import Testing
     @Test func errorHeadHasTypeLengthNoStoreIDCloseAndHSTS() {
         let response = LocalResponse.json(GatewayError.unauthorized("no"), requestID: "rid-1")
         let fields = OwnResponseHead.fields(
-            for: response, requestID: "rid-1", close: true, strictTransportSecurity: "max-age=60")
+            for: response,
+            requestID: "rid-1",
+            close: true,
+            strictTransportSecurity: "max-age=60"
+        )
         #expect(fields["Content-Type"] == ["application/json"])
         #expect(fields["Content-Length"] == [String(response.body.count)])
         #expect(fields["Cache-Control"] == ["no-store"])
@@ -20,11 +24,18 @@ import Testing
 
     @Test func endpointCacheControlWinsAndRateLimitFieldsReplace() {
         let response = LocalResponse(
-            status: 200, contentType: "text/css", body: "a{}",
-            headers: [.init("Cache-Control", "public, max-age=3600"), .init("RateLimit", "stale")])
+            status: 200,
+            contentType: "text/css",
+            body: "a{}",
+            headers: [.init("Cache-Control", "public, max-age=3600"), .init("RateLimit", "stale")]
+        )
         let fields = OwnResponseHead.fields(
-            for: response, requestID: "r", close: false, strictTransportSecurity: nil,
-            rateLimitHeaders: [(name: "RateLimit", value: "\"p\";r=4;t=1")])
+            for: response,
+            requestID: "r",
+            close: false,
+            strictTransportSecurity: nil,
+            rateLimitHeaders: [(name: "RateLimit", value: "\"p\";r=4;t=1")]
+        )
         #expect(fields["Cache-Control"] == ["public, max-age=3600"])
         #expect(fields["RateLimit"] == ["\"p\";r=4;t=1"])
         #expect(fields["Connection"].isEmpty)
@@ -34,6 +45,9 @@ import Testing
     @Test func rawTextIsAnHTTP11HeadWithReasonPhrase() {
         var fields = HTTPHeaders()
         fields.add(name: "Content-Length", value: "0")
-        #expect(OwnResponseHead.text(status: 408, fields: fields) == "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        #expect(
+            OwnResponseHead.text(status: 408, fields: fields)
+                == "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+        )
     }
 }

@@ -40,7 +40,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func acceptedHeadIsAuthorizedThenAcquiresUpstream() {
         var machine = Machine()
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize)
-    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
         #expect(!machine.isIdle)
         #expect(machine.isAwaitingRequestBody)
     }
@@ -51,16 +51,22 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: true))
         #expect(machine.responseBody(buffer("hello")) == .writeResponseBody(buffer("hello")))
         #expect(machine.responseBody(buffer("!")) == .writeResponseBody(buffer("!")))
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: false))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: true)
+                == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: false)
+        )
         #expect(machine.isIdle)
 
         // The connection carries a second exchange.
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize)
-    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
         #expect(machine.requestEnd(nil) == .none)
         #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([.end(nil)]))
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: true))
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: false))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: true)
+                == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: false)
+        )
         #expect(machine.isIdle)
     }
 
@@ -68,13 +74,19 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = forwarded()
         _ = machine.responseHead()
         let trailers: HTTPHeaders = ["X-Checksum": "abc"]
-        #expect(machine.responseEnd(trailers, upstreamKeepAlive: true) == .finishExchange(trailers: trailers, upstreamReusable: true, closeClient: false))
+        #expect(
+            machine.responseEnd(trailers, upstreamKeepAlive: true)
+                == .finishExchange(trailers: trailers, upstreamReusable: true, closeClient: false)
+        )
     }
 
     @Test func clientWithoutKeepAliveIsClosedAfterResponse() {
         var machine = forwarded(keepAlive: false)
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: true)
+                == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true)
+        )
         #expect(!machine.isIdle)
         // A closing connection takes no new request; its close already follows the flush.
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .none)
@@ -84,7 +96,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func upstreamWithoutKeepAliveIsNotReused() {
         var machine = forwarded()
         _ = machine.responseHead()
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: false) == .finishExchange(trailers: nil, upstreamReusable: false, closeClient: false))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: false)
+                == .finishExchange(trailers: nil, upstreamReusable: false, closeClient: false)
+        )
         #expect(machine.isIdle)
     }
 
@@ -128,7 +143,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func bodyOverLimitBeforeAttachIs413AndCloses() {
         var machine = started(maxBodyBytes: 10)
         #expect(machine.requestBody(buffer("123456")) == .none)
-        #expect(machine.requestBody(buffer("78901")) == .respondWithError(.bodyTooLarge(limit: 10), closeClient: true, abortUpstream: false))
+        #expect(
+            machine.requestBody(buffer("78901"))
+                == .respondWithError(.bodyTooLarge(limit: 10), closeClient: true, abortUpstream: false)
+        )
         #expect(!machine.isIdle)
         #expect(machine.requestBody(buffer("x")) == .none)
         #expect(machine.requestEnd(nil) == .none)
@@ -163,7 +181,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         // The client may still be sending: body keeps flowing upstream.
         #expect(machine.requestBody(buffer("more")) == .forwardToUpstream(body("more")))
         #expect(machine.responseBody(buffer("r")) == .writeResponseBody(buffer("r")))
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: false, closeClient: true))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: true)
+                == .finishExchange(trailers: nil, upstreamReusable: false, closeClient: true)
+        )
         #expect(!machine.isIdle)
         #expect(machine.requestEnd(nil) == .none)
     }
@@ -198,13 +219,19 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func acquireFailureAfterCompleteRequestKeepsConnection() {
         var machine = started()
         _ = machine.requestEnd(nil)
-        #expect(machine.upstreamAcquireFailed(.upstreamUnavailable) == .respondWithError(.upstreamUnavailable, closeClient: false, abortUpstream: false))
+        #expect(
+            machine.upstreamAcquireFailed(.upstreamUnavailable)
+                == .respondWithError(.upstreamUnavailable, closeClient: false, abortUpstream: false)
+        )
         #expect(machine.isIdle)
     }
 
     @Test func acquireFailureBeforeRequestCompleteCloses() {
         var machine = started()
-        #expect(machine.upstreamAcquireFailed(.upstreamUnavailable) == .respondWithError(.upstreamUnavailable, closeClient: true, abortUpstream: false))
+        #expect(
+            machine.upstreamAcquireFailed(.upstreamUnavailable)
+                == .respondWithError(.upstreamUnavailable, closeClient: true, abortUpstream: false)
+        )
         #expect(!machine.isIdle)
         #expect(machine.requestEnd(nil) == .none)
     }
@@ -219,22 +246,31 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func upstreamFailedBeforeResponseWithCompleteRequestKeepsAlive() {
         var machine = forwarded()
-        #expect(machine.upstreamFailed(.upstreamTimeout) == .respondWithError(.upstreamTimeout, closeClient: false, abortUpstream: true))
+        #expect(
+            machine.upstreamFailed(.upstreamTimeout)
+                == .respondWithError(.upstreamTimeout, closeClient: false, abortUpstream: true)
+        )
         #expect(machine.isIdle)
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .authorize)
-    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
     }
 
     @Test func upstreamFailedBeforeResponseWithIncompleteRequestCloses() {
         var machine = started()
         _ = machine.upstreamAcquired()
-        #expect(machine.upstreamFailed(.upstreamProtocolError) == .respondWithError(.upstreamProtocolError, closeClient: true, abortUpstream: true))
+        #expect(
+            machine.upstreamFailed(.upstreamProtocolError)
+                == .respondWithError(.upstreamProtocolError, closeClient: true, abortUpstream: true)
+        )
         #expect(!machine.isIdle)
     }
 
     @Test func upstreamFailedWithoutClientKeepAliveCloses() {
         var machine = forwarded(keepAlive: false)
-        #expect(machine.upstreamFailed(.upstreamTimeout) == .respondWithError(.upstreamTimeout, closeClient: true, abortUpstream: true))
+        #expect(
+            machine.upstreamFailed(.upstreamTimeout)
+                == .respondWithError(.upstreamTimeout, closeClient: true, abortUpstream: true)
+        )
     }
 
     @Test func upstreamFailedAfterResponseStartedClosesClient() {
@@ -269,14 +305,20 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.quiesce() == .none)
         #expect(machine.quiescing)
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: true)
+                == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true)
+        )
         #expect(!machine.isIdle)
     }
 
     @Test func quiesceWhenActiveMakesAnErrorResponseClose() {
         var machine = forwarded()
         _ = machine.quiesce()
-        #expect(machine.upstreamFailed(.upstreamTimeout) == .respondWithError(.upstreamTimeout, closeClient: true, abortUpstream: true))
+        #expect(
+            machine.upstreamFailed(.upstreamTimeout)
+                == .respondWithError(.upstreamTimeout, closeClient: true, abortUpstream: true)
+        )
     }
 
     // MARK: client side
@@ -313,7 +355,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func requestBodyTimeoutBeforeAttachDoesNotAbort() {
         var machine = started()
-        #expect(machine.requestBodyTimedOut() == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: false))
+        #expect(
+            machine.requestBodyTimedOut()
+                == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: false)
+        )
     }
 
     @Test func requestBodyTimeoutAfterRequestCompleteIsIgnored() {
@@ -370,14 +415,15 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     }
 }
 
-
 @Suite struct ProxyConnectionStateMachineAuthorizationTests {
     @Test func refusedAuthorizationWithCompleteRequestKeepsTheConnection() {
         var machine = Machine()
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
         #expect(machine.requestEnd(nil) == .none)
         let error = GatewayError.unauthorized("no")
-        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false))
+        #expect(
+            machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false)
+        )
         #expect(machine.isIdle)
     }
 
@@ -424,7 +470,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func lateAuthorizationAfterFailureIsIgnored() {
         var machine = Machine()
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
-        #expect(machine.requestBodyTimedOut() == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: false))
+        #expect(
+            machine.requestBodyTimedOut()
+                == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: false)
+        )
         #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .none)
     }
 }
@@ -434,7 +483,9 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = Machine()
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: false) == .authorize)
         let error = GatewayError.unauthorized("no")
-        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false))
+        #expect(
+            machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false)
+        )
         #expect(machine.isIdle)
         // The parser's end marker of the refused request arrives afterwards and is ignored.
         #expect(machine.requestEnd(nil) == .none)
@@ -465,7 +516,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func headArrivingWhileClosingAfterAResponseIsIgnored() {
         var machine = forwarded(keepAlive: false)
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
-        #expect(machine.responseEnd(nil, upstreamKeepAlive: true) == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true))
+        #expect(
+            machine.responseEnd(nil, upstreamKeepAlive: true)
+                == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true)
+        )
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .none)
     }
 }

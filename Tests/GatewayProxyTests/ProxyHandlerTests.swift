@@ -31,7 +31,8 @@ struct WireMessage: CustomStringConvertible {
     }
 
     var description: String {
-        ([self.startLine] + self.headers.map { "\($0.name): \($0.value)" }).joined(separator: "\n") + "\n\n" + self.bodyText
+        ([self.startLine] + self.headers.map { "\($0.name): \($0.value)" }).joined(separator: "\n") + "\n\n"
+            + self.bodyText
     }
 }
 
@@ -140,7 +141,8 @@ final class FakeConnector: @unchecked Sendable {
     var mode: Mode = .connect
     private(set) var calls: [Call] = []
     private(set) var channels: [EmbeddedChannel] = []
-    private(set) var pending: [(promise: EventLoopPromise<any Channel>, initializer: @Sendable (any Channel) -> EventLoopFuture<Void>)] = []
+    private(set) var pending:
+        [(promise: EventLoopPromise<any Channel>, initializer: @Sendable (any Channel) -> EventLoopFuture<Void>)] = []
 
     init(loop: EmbeddedEventLoop) {
         self.loop = loop
@@ -166,7 +168,10 @@ final class FakeConnector: @unchecked Sendable {
         }
     }
 
-    private func makeChannel(port: Int, initializer: @Sendable (any Channel) -> EventLoopFuture<Void>) throws -> any Channel {
+    private func makeChannel(
+        port: Int,
+        initializer: @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) throws -> any Channel {
         let channel = EmbeddedChannel(loop: self.loop)
         self.channels.append(channel)
         try initializer(channel).wait()
@@ -340,7 +345,10 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         #expect(request.values("Accept") == ["application/json"])
         // The client's credential stays at the gateway unless forward_authorization is set.
         #expect(request.values("Authorization") == [])
-        for name in ["Connection", "X-Hop", "Keep-Alive", "Proxy-Authorization", "TE", "X-DBAudit-Subject", "Content-Length", "Transfer-Encoding"] {
+        for name in [
+            "Connection", "X-Hop", "Keep-Alive", "Proxy-Authorization", "TE", "X-DBAudit-Subject", "Content-Length",
+            "Transfer-Encoding",
+        ] {
             #expect(!request.has(name), "\(name) was forwarded:\n\(request)")
         }
         // Nothing is sent to the client before the upstream answers.
@@ -396,7 +404,9 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
     @Test func chunkedBodyIsForwardedChunked() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }
-        try harness.send("PUT /v1/items/1 HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        try harness.send(
+            "PUT /v1/items/1 HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
         let request = try #require(try harness.upstreamRequests().first)
         #expect(request.values("Transfer-Encoding") == ["chunked"])
         #expect(!request.has("Content-Length"))
@@ -555,7 +565,11 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         #expect(response.values("Content-Type") == ["application/json"], sourceLocation: sourceLocation)
         #expect(response.values("Cache-Control") == ["no-store"], sourceLocation: sourceLocation)
         let body = response.bodyText
-        #expect(body.hasPrefix("{\"error\":\"\(code)\",\"error_description\":\""), "\(body)", sourceLocation: sourceLocation)
+        #expect(
+            body.hasPrefix("{\"error\":\"\(code)\",\"error_description\":\""),
+            "\(body)",
+            sourceLocation: sourceLocation
+        )
         let requestID = jsonMember("request_id", in: body)
         #expect(requestID != nil && !requestID!.isEmpty, sourceLocation: sourceLocation)
         #expect(response.values("X-Request-Id") == [requestID ?? "?"], sourceLocation: sourceLocation)
@@ -978,7 +992,8 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
 /// A hostile or desynchronised upstream: whatever it sends past a complete response must
 /// never be read as the next client's response.
 @Suite struct ProxyHandlerHostileUpstreamTests {
-    static let tornHead = "HTTP/1.1 302 Found\r\nLocation: https://evil.example/phish\r\nSet-Cookie: session=attacker; Path=/\r\nX-Pad: "
+    static let tornHead =
+        "HTTP/1.1 302 Found\r\nLocation: https://evil.example/phish\r\nSet-Cookie: session=attacker; Path=/\r\nX-Pad: "
 
     /// The second client's exchange: it must go to a fresh upstream connection and see
     /// only that connection's answer.

@@ -2,10 +2,10 @@ import GatewayAuth
 import GatewayConfig
 import GatewayCore
 import GatewayRateLimit
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayProxy
@@ -62,7 +62,9 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
         let harness = try ProxyHarness { configuration in
             limited(1)(&configuration)
             configuration.server.trustedProxies = try! {
-                guard case .success(let proxies) = TrustedProxies.parse(["192.0.2.0/24"]) else { throw CancellationError() }
+                guard case .success(let proxies) = TrustedProxies.parse(["192.0.2.0/24"]) else {
+                    throw CancellationError()
+                }
                 return proxies
             }()
         }
@@ -123,12 +125,22 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
 @Suite struct RateLimitGateCombineTests {
     static func decision(_ policy: String, allowed: Bool, retry: Int = 0) -> RateLimitDecision {
         RateLimitDecision(
-            policy: policy, allowed: allowed, limit: 5, remaining: allowed ? 3 : 0, resetSeconds: 7,
-            retryAfterSeconds: retry, windowSeconds: 60)
+            policy: policy,
+            allowed: allowed,
+            limit: 5,
+            remaining: allowed ? 3 : 0,
+            resetSeconds: 7,
+            retryAfterSeconds: retry,
+            windowSeconds: 60
+        )
     }
 
     @Test func allAdmittedIsAdmittedWithEveryDecision() {
-        guard case .admitted(let decisions) = RateLimitGate.combine([.decided(Self.decision("a", allowed: true)), .decided(Self.decision("b", allowed: true))]) else {
+        guard
+            case .admitted(let decisions) = RateLimitGate.combine([
+                .decided(Self.decision("a", allowed: true)), .decided(Self.decision("b", allowed: true)),
+            ])
+        else {
             Issue.record("not admitted")
             return
         }
@@ -136,9 +148,12 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
     }
 
     @Test func oneRefusalRefusesWithTheLongestWait() {
-        guard case .refused(let error) = RateLimitGate.combine([
-            .decided(Self.decision("a", allowed: false, retry: 3)), .decided(Self.decision("b", allowed: false, retry: 9)),
-        ]) else {
+        guard
+            case .refused(let error) = RateLimitGate.combine([
+                .decided(Self.decision("a", allowed: false, retry: 3)),
+                .decided(Self.decision("b", allowed: false, retry: 9)),
+            ])
+        else {
             Issue.record("not refused")
             return
         }
@@ -148,7 +163,11 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
     }
 
     @Test func anUnavailableStoreUnderDenyIs503NotA429() {
-        guard case .refused(let error) = RateLimitGate.combine([.decided(Self.decision("a", allowed: true)), .storeUnavailable(policy: "a")]) else {
+        guard
+            case .refused(let error) = RateLimitGate.combine([
+                .decided(Self.decision("a", allowed: true)), .storeUnavailable(policy: "a"),
+            ])
+        else {
             Issue.record("not refused")
             return
         }
@@ -158,18 +177,29 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
 }
 
 @Suite struct RateLimitedLoginThrottleTests {
-    static func throttle(perAddress: Int, perAccount: Int) -> (RateLimitedLoginThrottle, ManualClock, EmbeddedEventLoop) {
+    static func throttle(perAddress: Int, perAccount: Int) -> (RateLimitedLoginThrottle, ManualClock, EmbeddedEventLoop)
+    {
         let loop = EmbeddedEventLoop()
         let clock = ManualClock()
         let local = LocalRateLimiter(group: loop, clock: clock.nanosecondsReader)
-        let limiter = RateLimiter(eventLoop: loop, local: local, redis: nil, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let limiter = RateLimiter(
+            eventLoop: loop,
+            local: local,
+            redis: nil,
+            logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
         var settings = JWTSettings()
         settings.loginAttemptsPerAddress = perAddress
         settings.loginAttemptsPerAccount = perAccount
         return (RateLimitedLoginThrottle(limiter: limiter, eventLoop: loop, settings: settings), clock, loop)
     }
 
-    static func decide(_ throttle: RateLimitedLoginThrottle, _ loop: EmbeddedEventLoop, address: String, account: String?) throws -> LoginThrottleDecision {
+    static func decide(
+        _ throttle: RateLimitedLoginThrottle,
+        _ loop: EmbeddedEventLoop,
+        address: String,
+        account: String?
+    ) throws -> LoginThrottleDecision {
         let future = throttle.admit(address: address, account: account, now: .now())
         loop.run()
         return try future.wait()
@@ -180,7 +210,8 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
         for index in 0..<3 {
             #expect(try Self.decide(throttle, loop, address: "a\(index)", account: "ann") == .allowed)
         }
-        guard case .limited(let wait, let headers) = try Self.decide(throttle, loop, address: "b", account: "ann") else {
+        guard case .limited(let wait, let headers) = try Self.decide(throttle, loop, address: "b", account: "ann")
+        else {
             Issue.record("fourth attempt on one account was not limited")
             return
         }

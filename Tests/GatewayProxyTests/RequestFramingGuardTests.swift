@@ -49,7 +49,8 @@ private final class Recorder: ChannelInboundHandler {
     /// comes right after that request's bytes, before anything pipelined behind it.
     @Test func givingUpEndsTheConnectionAfterTheCurrentRequest() throws {
         let upgrade = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-        let next = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 40)
+        let next =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 40)
         #expect(try self.run([upgrade + next]) == [.bytes(upgrade), .quiesce, .bytes(next)])
         #expect(try self.run([upgrade, next]) == [.bytes(upgrade), .quiesce, .bytes(next)])
     }
@@ -67,7 +68,8 @@ private final class Recorder: ChannelInboundHandler {
     }
 
     @Test func ordinaryRequestsNeverQuiesce() throws {
-        let text = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
+        let text =
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
         #expect(try self.run([text]) == [.bytes(text)])
     }
 }

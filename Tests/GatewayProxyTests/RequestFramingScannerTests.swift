@@ -13,7 +13,12 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
 @Suite struct RequestFramingScannerTests {
     @Test func shortExtensionsAndTrailersPass() {
         var machine = scanner()
-        #expect(scan(&machine, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n") == .accept)
+        #expect(
+            scan(
+                &machine,
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
+            ) == .accept
+        )
         #expect(!machine.isPassingThrough)
     }
 
@@ -27,13 +32,17 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
 
     @Test func leadingZerosCountAgainstTheLine() {
         var machine = scanner()
-        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + String(repeating: "0", count: 40) + "5\r\n"
+        let text =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + String(repeating: "0", count: 40)
+            + "5\r\n"
         if case .tooLong = scan(&machine, text) {} else { Issue.record("leading zeros were not bounded") }
     }
 
     @Test func longTrailerSectionIsRefused() {
         var machine = scanner()
-        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + String(repeating: "X-A: 1\r\n", count: 6)
+        let text =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+            + String(repeating: "X-A: 1\r\n", count: 6)
         if case .tooLong = scan(&machine, text) {} else { Issue.record("trailers were not bounded") }
     }
 
@@ -43,11 +52,17 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
         let text = "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: \(body.utf8.count)\r\n\r\n" + body
         #expect(scan(&machine, text) == .accept)
         // The next pipelined request is chunked and still bounded.
-        #expect(scan(&machine, "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)) != .accept)
+        #expect(
+            scan(
+                &machine,
+                "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
+            ) != .accept
+        )
     }
 
     @Test func chunkedBodiesSplitAnywhereAreFollowed() {
-        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
+        let text =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;x\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
         for split in 1..<text.utf8.count {
             var machine = scanner()
             let bytes = Array(text.utf8)
@@ -63,7 +78,8 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
             var machine = scanner()
             #expect(scan(&machine, "GET / HTTP/1.1\r\nHost: a\r\n" + upgrade + "\r\n") == .accept)
             #expect(!machine.isPassingThrough, "\(upgrade)")
-            let next = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
+            let next =
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
             #expect(scan(&machine, next) != .accept, "\(upgrade)")
         }
     }
@@ -78,7 +94,8 @@ private func scan(_ scanner: inout RequestFramingScanner, _ text: String) -> Req
             var machine = scanner()
             #expect(scan(&machine, "POST / HTTP/1.1\r\nHost: a\r\n" + framing + "\r\n\r\n") == .accept)
             #expect(!machine.isPassingThrough, "\(framing.prefix(20))")
-            let next = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
+            let next =
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 20)
             #expect(scan(&machine, next) != .accept, "\(framing.prefix(20))")
         }
         var machine = scanner()

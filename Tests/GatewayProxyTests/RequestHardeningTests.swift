@@ -24,9 +24,12 @@ import Testing
     @Test func responseOfAPipelinedRequestSurvivesALaterRefusal() throws {
         let harness = try ProxyHarness(Self.guardedRoutes)
         defer { harness.finish() }
-        let refused = "POST /secret HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer nope\r\nContent-Length: 50\r\n\r\n"
+        let refused =
+            "POST /secret HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer nope\r\nContent-Length: 50\r\n\r\n"
             + String(repeating: "x", count: 50)
-        try harness.send("GET /open/a HTTP/1.1\r\nHost: g\r\n\r\n" + refused + "GET /open/b HTTP/1.1\r\nHost: g\r\n\r\n")
+        try harness.send(
+            "GET /open/a HTTP/1.1\r\nHost: g\r\n\r\n" + refused + "GET /open/b HTTP/1.1\r\nHost: g\r\n\r\n"
+        )
         #expect(try harness.upstreamRequests().map(\.startLine) == ["GET /open/a HTTP/1.1"])
         try harness.respond(Self.ok)
         let responses = try harness.clientResponses()
@@ -106,7 +109,8 @@ import Testing
                 + "X-Method-Override: DELETE\r\nX-Original-URL: /v1/admin\r\nX-Rewrite-URL: /v1/admin\r\nX-Kept: 1\r\n\r\n"
         )
         let request = try #require(try harness.upstreamRequests().first)
-        for name in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL", "X-Rewrite-URL"] {
+        for name in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL", "X-Rewrite-URL"]
+        {
             #expect(!request.has(name), "\(name) was forwarded")
         }
         #expect(request.values("X-Kept") == ["1"])

@@ -1,7 +1,7 @@
 import GatewayCore
 import GatewayProxy
-import NIOHTTP1
 import GatewayTestSupport
+import NIOHTTP1
 import Testing
 
 private func head(
@@ -22,7 +22,6 @@ private func framing(_ result: Result<RequestBodyFraming, GatewayError>) -> Requ
     return nil
 }
 
-
 /// Checks that `result` is a 400 `invalid_request`.
 private func expectBadRequest(
     _ result: Result<RequestBodyFraming, GatewayError>,
@@ -33,7 +32,11 @@ private func expectBadRequest(
     #expect(error?.status == 400, "\(result)", sourceLocation: sourceLocation)
     #expect(error?.code == "invalid_request", sourceLocation: sourceLocation)
     if let fragment {
-        #expect(error?.description.contains(fragment) == true, "\(error?.description ?? "")", sourceLocation: sourceLocation)
+        #expect(
+            error?.description.contains(fragment) == true,
+            "\(error?.description ?? "")",
+            sourceLocation: sourceLocation
+        )
     }
 }
 
@@ -46,7 +49,10 @@ private func expectBadRequest(
 
     // MARK: version and method
 
-    @Test(arguments: [HTTPVersion(major: 2, minor: 0), HTTPVersion(major: 1, minor: 2), HTTPVersion(major: 0, minor: 9), HTTPVersion(major: 3, minor: 0)])
+    @Test(arguments: [
+        HTTPVersion(major: 2, minor: 0), HTTPVersion(major: 1, minor: 2), HTTPVersion(major: 0, minor: 9),
+        HTTPVersion(major: 3, minor: 0),
+    ])
     func unsupportedVersionIs505(_ version: HTTPVersion) {
         let error = failureIfAny(of: validate(head(version: version)))
         #expect(error?.status == 505)
@@ -103,12 +109,17 @@ private func expectBadRequest(
     }
 
     @Test func tabAndObsTextInValuesAreAllowed() {
-        #expect(validate(head(headers: [("Host", "gateway.example"), ("X-Note", "a\tb caf\u{E9}")])) == .success(.none))
+        #expect(
+            validate(head(headers: [("Host", "gateway.example"), ("X-Note", "a\tb caf\u{E9}")])) == .success(.none)
+        )
     }
 
     @Test(arguments: ["Bad Name", "X:Y", "", "X-\u{E9}", "X(1)", "X\"Y"])
     func invalidHeaderNamesAre400(_ name: String) {
-        expectBadRequest(validate(head(headers: [("Host", "gateway.example"), (name, "v")])), mentioning: "header name")
+        expectBadRequest(
+            validate(head(headers: [("Host", "gateway.example"), (name, "v")])),
+            mentioning: "header name"
+        )
     }
 
     // MARK: Host
@@ -122,7 +133,10 @@ private func expectBadRequest(
     }
 
     @Test func twoHostHeadersAre400() {
-        expectBadRequest(validate(head(headers: [("Host", "a.example"), ("Host", "b.example")])), mentioning: "exactly one Host")
+        expectBadRequest(
+            validate(head(headers: [("Host", "a.example"), ("Host", "b.example")])),
+            mentioning: "exactly one Host"
+        )
         expectBadRequest(validate(head(headers: [("Host", "a.example"), ("host", "a.example")])))
         expectBadRequest(validate(head(version: .http1_0, headers: [("Host", "a.example"), ("HOST", "b.example")])))
     }
@@ -162,7 +176,10 @@ private func expectBadRequest(
     }
 
     @Test func chunkedIsNotSubjectToTheLengthLimitUpFront() {
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Transfer-Encoding", "chunked")]), maxBodyBytes: 0) == .success(.chunked))
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Transfer-Encoding", "chunked")]), maxBodyBytes: 0)
+                == .success(.chunked)
+        )
     }
 
     @Test(arguments: [
@@ -175,8 +192,12 @@ private func expectBadRequest(
     }
 
     @Test func emptyListElementsAroundChunkedAreIgnored() {
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Transfer-Encoding", "chunked,")])) == .success(.chunked))
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Transfer-Encoding", ", chunked")])) == .success(.chunked))
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Transfer-Encoding", "chunked,")])) == .success(.chunked)
+        )
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Transfer-Encoding", ", chunked")])) == .success(.chunked)
+        )
     }
 
     @Test func chunkedOnHTTP10Is400() {
@@ -189,27 +210,50 @@ private func expectBadRequest(
     // MARK: Content-Length
 
     @Test func contentLengthGivesLengthFraming() {
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5")])) == .success(.contentLength(5)))
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5")])) == .success(.contentLength(5))
+        )
     }
 
     @Test func repeatedEqualContentLengthIsAccepted() {
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5, 5")])) == .success(.contentLength(5)))
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5"), ("Content-Length", "5")])) == .success(.contentLength(5)))
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", " 7 ,7")])) == .success(.contentLength(7)))
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5, 5")])) == .success(.contentLength(5))
+        )
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5"), ("Content-Length", "5")]))
+                == .success(.contentLength(5))
+        )
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", " 7 ,7")])) == .success(.contentLength(7))
+        )
     }
 
     @Test func conflictingContentLengthsAre400() {
-        expectBadRequest(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5, 6")])), mentioning: "conflicting")
-        expectBadRequest(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5"), ("Content-Length", "6")])), mentioning: "conflicting")
+        expectBadRequest(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5, 6")])),
+            mentioning: "conflicting"
+        )
+        expectBadRequest(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "5"), ("Content-Length", "6")])),
+            mentioning: "conflicting"
+        )
     }
 
-    @Test(arguments: ["+5", "-5", "5.0", "0x5", "5a", "", " ", "5,", ",5", "5,,5", "1e3", "1000000000000000000", "99999999999999999999"])
+    @Test(arguments: [
+        "+5", "-5", "5.0", "0x5", "5a", "", " ", "5,", ",5", "5,,5", "1e3", "1000000000000000000",
+        "99999999999999999999",
+    ])
     func malformedContentLengthIs400(_ value: String) {
-        expectBadRequest(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", value)])), mentioning: "decimal")
+        expectBadRequest(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", value)])),
+            mentioning: "decimal"
+        )
     }
 
     @Test func bodyOverLimitIs413() {
-        let error = failureIfAny(of: validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "1025")]), maxBodyBytes: 1024))
+        let error = failureIfAny(
+            of: validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "1025")]), maxBodyBytes: 1024)
+        )
         #expect(error?.status == 413)
         #expect(error?.code == "request_too_large")
         #expect(error == .bodyTooLarge(limit: 1024))
@@ -217,23 +261,34 @@ private func expectBadRequest(
     }
 
     @Test func hugeLengthWithinDigitLimitIs413() {
-        let error = failureIfAny(of: validate(head(.PUT, headers: [("Host", "g"), ("Content-Length", "999999999999999999")])))
+        let error = failureIfAny(
+            of: validate(head(.PUT, headers: [("Host", "g"), ("Content-Length", "999999999999999999")]))
+        )
         #expect(error?.status == 413)
     }
 
     @Test func bodyAtLimitIsAccepted() {
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "1024")]), maxBodyBytes: 1024) == .success(.contentLength(1024)))
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "1024")]), maxBodyBytes: 1024)
+                == .success(.contentLength(1024))
+        )
     }
 
     @Test func zeroLengthIsNoBody() {
         #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "0")])) == .success(.none))
-        #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "0, 0")]), maxBodyBytes: 0) == .success(.none))
+        #expect(
+            validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "0, 0")]), maxBodyBytes: 0)
+                == .success(.none)
+        )
         #expect(validate(head(.POST, headers: [("Host", "g"), ("Content-Length", "000")])) == .success(.none))
     }
 
     @Test func checksRunInAFixedOrder() {
         // Version before method before target before headers.
-        #expect(failureIfAny(of: validate(head(.TRACE, "*", version: HTTPVersion(major: 2, minor: 0), headers: [])))?.status == 505)
+        #expect(
+            failureIfAny(of: validate(head(.TRACE, "*", version: HTTPVersion(major: 2, minor: 0), headers: [])))?.status
+                == 505
+        )
         #expect(failureIfAny(of: validate(head(.TRACE, "*", headers: [])))?.status == 405)
         expectBadRequest(validate(head(.GET, "*", headers: [("Content-Length", "5, 6")])), mentioning: "request target")
     }

@@ -1,8 +1,8 @@
 import GatewayConfig
+import GatewayTestSupport
 import NIOCore
 import NIOPosix
 import Synchronization
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayRateLimit
@@ -100,7 +100,8 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
             let asking = group.next()
             func run(_ peek: Bool) async throws -> RateLimitDecision {
                 try await asking.flatSubmit { () -> EventLoopFuture<RateLimitDecision> in
-                    let verdict = peek ? limiter.peek(small, key: "a", on: asking) : limiter.decide(small, key: "a", on: asking)
+                    let verdict =
+                        peek ? limiter.peek(small, key: "a", on: asking) : limiter.decide(small, key: "a", on: asking)
                     switch verdict {
                     case .decided(let decision): return asking.makeSucceededFuture(decision)
                     case .pending(let future): return future
@@ -167,7 +168,9 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
             let results = try await loop.submit { () -> [Int] in
                 var remaining: [Int] = []
                 for _ in 0..<2 {
-                    if case .decided(let decision) = limiter.decide(before, key: "k", on: loop) { remaining.append(decision.remaining) }
+                    if case .decided(let decision) = limiter.decide(before, key: "k", on: loop) {
+                        remaining.append(decision.remaining)
+                    }
                 }
                 for _ in 0..<2 {
                     if case .decided(let decision) = limiter.decide(after, key: "k", on: loop) {

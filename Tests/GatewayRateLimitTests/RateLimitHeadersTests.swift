@@ -42,8 +42,12 @@ private func decision(
             decision("per-account", allowed: true, limit: 5, remaining: 4, reset: 12, window: 60),
             decision("burst", allowed: false, limit: 1, remaining: 0, reset: 7, retryAfter: 7, window: 7),
         ]
-        #expect(RateLimitHeaders.policy(decisions) == #""per-address";q=10;w=10, "per-account";q=5;w=60, "burst";q=1;w=7"#)
-        #expect(RateLimitHeaders.rateLimit(decisions) == #""per-address";r=0;t=9, "per-account";r=4;t=12, "burst";r=0;t=7"#)
+        #expect(
+            RateLimitHeaders.policy(decisions) == #""per-address";q=10;w=10, "per-account";q=5;w=60, "burst";q=1;w=7"#
+        )
+        #expect(
+            RateLimitHeaders.rateLimit(decisions) == #""per-address";r=0;t=9, "per-account";r=4;t=12, "burst";r=0;t=7"#
+        )
         // Every refusing policy must have a token again: the longest wait.
         #expect(RateLimitHeaders.retryAfter(decisions) == "7")
     }
@@ -60,7 +64,10 @@ private func decision(
     }
 
     @Test func headersFromARealBucket() {
-        var bucket = TokenBucket(shape: TokenBucket.Shape(policy: "tier-gold", rate: 5, periodSeconds: 60, burst: 3), now: 0)
+        var bucket = TokenBucket(
+            shape: TokenBucket.Shape(policy: "tier-gold", rate: 5, periodSeconds: 60, burst: 3),
+            now: 0
+        )
         _ = bucket.take(now: 0)
         let second = bucket.take(now: 0)
         #expect(RateLimitHeaders.policy([second]) == #""tier-gold";q=3;w=36"#)

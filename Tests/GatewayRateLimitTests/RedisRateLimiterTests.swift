@@ -2,10 +2,10 @@ import Foundation
 import GatewayConfig
 import GatewayRedis
 import GatewayRedisTestSupport
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOPosix
-import GatewayTestSupport
 import Testing
 
 @testable import GatewayRateLimit
@@ -22,11 +22,18 @@ private func instance(_ server: RedisServer, on loop: any EventLoop) async throw
     let settings = redisSettings(server, commandTimeout: .milliseconds(300))
     return try await loop.submit {
         let client = RedisClient(eventLoop: loop, settings: settings, connector: posixRedisConnector)
-        return NIOLoopBound(RedisRateLimiter(client: client, keyPrefix: prefix, timeout: commandTimeout), eventLoop: loop)
+        return NIOLoopBound(
+            RedisRateLimiter(client: client, keyPrefix: prefix, timeout: commandTimeout),
+            eventLoop: loop
+        )
     }.get()
 }
 
-private func decide(_ limiter: NIOLoopBound<RedisRateLimiter>, _ shape: TokenBucket.Shape, _ key: String) -> EventLoopFuture<RateLimitDecision> {
+private func decide(
+    _ limiter: NIOLoopBound<RedisRateLimiter>,
+    _ shape: TokenBucket.Shape,
+    _ key: String
+) -> EventLoopFuture<RateLimitDecision> {
     limiter.eventLoop.flatSubmit { limiter.value.decide(shape, key: key) }
 }
 
@@ -45,11 +52,18 @@ private func facade(
                 timeout: commandTimeout
             )
         }
-        return NIOLoopBound(RateLimiter(eventLoop: loop, local: local, redis: redis, logger: quietLogger), eventLoop: loop)
+        return NIOLoopBound(
+            RateLimiter(eventLoop: loop, local: local, redis: redis, logger: quietLogger),
+            eventLoop: loop
+        )
     }.get()
 }
 
-private func outcome(_ limiter: NIOLoopBound<RateLimiter>, _ policy: RateLimitPolicy, _ key: String) -> EventLoopFuture<RateLimitOutcome> {
+private func outcome(
+    _ limiter: NIOLoopBound<RateLimiter>,
+    _ policy: RateLimitPolicy,
+    _ key: String
+) -> EventLoopFuture<RateLimitOutcome> {
     limiter.eventLoop.flatSubmit {
         switch limiter.value.decide(policy: policy, key: key) {
         case .decided(let decision): return limiter.eventLoop.makeSucceededFuture(.decided(decision))
@@ -65,7 +79,12 @@ private struct Counters: Equatable, Sendable {
 private func counters(_ limiter: NIOLoopBound<RateLimiter>) async throws -> Counters {
     try await limiter.eventLoop.submit {
         let value = limiter.value
-        return Counters(redis: value.redisDecisions, local: value.localDecisions, fallback: value.fallbackDecisions, denied: value.deniedUnavailable)
+        return Counters(
+            redis: value.redisDecisions,
+            local: value.localDecisions,
+            fallback: value.fallbackDecisions,
+            denied: value.deniedUnavailable
+        )
     }.get()
 }
 
@@ -91,20 +110,39 @@ private func stored(_ raw: LoopClient, _ key: String) async throws -> (credit: I
 
 @Suite struct RedisKeyTests {
     @Test func keysAreEscapedInjectivelyAndBounded() {
-        #expect(RedisRateLimiter.redisKey(prefix: "dbgw:", policy: "default", key: "key_01HX") == "dbgw:rl:default:k:key_01HX")
-        #expect(RedisRateLimiter.redisKey(prefix: "dbgw:", policy: "p", key: "2001:db8::1") == "dbgw:rl:p:k:2001:db8::1")
-        #expect(RedisRateLimiter.redisKey(prefix: "dbgw:", policy: "p", key: "a b{c}%\u{0}é") == "dbgw:rl:p:k:a%20b%7Bc%7D%25%00%C3%A9")
+        #expect(
+            RedisRateLimiter.redisKey(prefix: "dbgw:", policy: "default", key: "key_01HX")
+                == "dbgw:rl:default:k:key_01HX"
+        )
+        #expect(
+            RedisRateLimiter.redisKey(prefix: "dbgw:", policy: "p", key: "2001:db8::1") == "dbgw:rl:p:k:2001:db8::1"
+        )
+        #expect(
+            RedisRateLimiter.redisKey(prefix: "dbgw:", policy: "p", key: "a b{c}%\u{0}é")
+                == "dbgw:rl:p:k:a%20b%7Bc%7D%25%00%C3%A9"
+        )
         // The escape character is itself escaped, so "a b" and "a%20b" stay apart.
-        #expect(RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: "a b") != RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: "a%20b"))
+        #expect(
+            RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: "a b")
+                != RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: "a%20b")
+        )
         // Long keys are hashed (SHA-256), tagged apart from escaped ones.
         let long = String(repeating: "z", count: 129)
         let hashed = RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: long)
         #expect(hashed.hasPrefix("x:rl:p:h:"))
         #expect(hashed.utf8.count == "x:rl:p:h:".utf8.count + 64)
         #expect(hashed != RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: long + "z"))
-        #expect(RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: String(repeating: "z", count: 128)).hasPrefix("x:rl:p:k:"))
+        #expect(
+            RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: String(repeating: "z", count: 128)).hasPrefix(
+                "x:rl:p:k:"
+            )
+        )
         // 43 bytes escaping to 129 characters: hashed too.
-        #expect(RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: String(repeating: " ", count: 43)).hasPrefix("x:rl:p:h:"))
+        #expect(
+            RedisRateLimiter.redisKey(prefix: "x:", policy: "p", key: String(repeating: " ", count: 43)).hasPrefix(
+                "x:rl:p:h:"
+            )
+        )
     }
 
     @Test func scriptRepliesAreCheckedBeforeUse() {
@@ -129,7 +167,9 @@ struct RedisRateLimiterTests {
             let second = try await instance(server, on: loops[1])
             let shape = TokenBucket.Shape(policy: "shared", rate: 1, periodSeconds: 3600, burst: 20)
             // 4 × burst at once, half through each instance's connection.
-            let futures = (0..<40).map { _ in decide(first, shape, "alice") } + (0..<40).map { _ in decide(second, shape, "alice") }
+            let futures =
+                (0..<40).map { _ in decide(first, shape, "alice") }
+                + (0..<40).map { _ in decide(second, shape, "alice") }
             let decisions = try await EventLoopFuture.whenAllSucceed(futures, on: loops[0]).get()
             #expect(decisions.filter(\.allowed).count == 20)
             #expect(decisions.filter(\.allowed).map(\.remaining).sorted() == Array(0..<20))
@@ -239,7 +279,10 @@ struct RedisRateLimiterTests {
                 return
             }
             // Lower bound: the time since the decision, scaled; upper: never later than full.
-            #expect(.milliseconds(ttl) > .seconds(1) - TestTimeScale.scaled(.milliseconds(200)) && ttl <= 1002, "PTTL \(ttl)")
+            #expect(
+                .milliseconds(ttl) > .seconds(1) - TestTimeScale.scaled(.milliseconds(200)) && ttl <= 1002,
+                "PTTL \(ttl)"
+            )
             // 50/s, burst 1: full again after 20 ms, and then the key is gone.
             let quick = TokenBucket.Shape(policy: "quick", rate: 50, periodSeconds: 1, burst: 1)
             _ = try await decide(limiter, quick, "k").get()
@@ -257,7 +300,10 @@ struct RedisRateLimiterTests {
         try await withGroup(loops: 1) { group in
             let limiter = try await instance(server, on: group.next())
             let shape = TokenBucket.Shape(policy: "keys", rate: 1, periodSeconds: 3600, burst: 1)
-            let keys = ["a b", "a%20b", "{a}", "\u{0}\r\n", String(repeating: "x", count: 5000), String(repeating: "x", count: 5001)]
+            let keys = [
+                "a b", "a%20b", "{a}", "\u{0}\r\n", String(repeating: "x", count: 5000),
+                String(repeating: "x", count: 5001),
+            ]
             for key in keys {
                 #expect(try await decide(limiter, shape, key).get().allowed, "\(key.prefix(10))")
             }
@@ -325,9 +371,20 @@ struct RedisRateLimiterTests {
             let paused = try await outcome(limiter, policy, "k").get()
             let waited = ContinuousClock.now - start
             // Decided locally (a fresh local bucket) after the 300 ms timeout, long before the pause ends.
-            #expect(paused == .decided(RateLimitDecision(
-                policy: "paused", allowed: true, limit: 2, remaining: 1, resetSeconds: 3600, retryAfterSeconds: 0, windowSeconds: 7200
-            )))
+            #expect(
+                paused
+                    == .decided(
+                        RateLimitDecision(
+                            policy: "paused",
+                            allowed: true,
+                            limit: 2,
+                            remaining: 1,
+                            resetSeconds: 3600,
+                            retryAfterSeconds: 0,
+                            windowSeconds: 7200
+                        )
+                    )
+            )
             #expect(waited < .milliseconds(1500), "waited \(waited)")
             #expect(try await counters(limiter) == Counters(redis: 1, fallback: 1))
             await raw.close()
@@ -343,7 +400,10 @@ struct RedisRateLimiterTests {
             let settings = redisSettings(server, commandTimeout: .seconds(5))
             let limiter = try await loop.submit {
                 let client = RedisClient(eventLoop: loop, settings: settings, connector: posixRedisConnector)
-                return NIOLoopBound(RedisRateLimiter(client: client, keyPrefix: prefix, timeout: .milliseconds(100)), eventLoop: loop)
+                return NIOLoopBound(
+                    RedisRateLimiter(client: client, keyPrefix: prefix, timeout: .milliseconds(100)),
+                    eventLoop: loop
+                )
             }.get()
             let shape = TokenBucket.Shape(policy: "deadline", rate: 1, periodSeconds: 3600, burst: 5)
             #expect(try await decide(limiter, shape, "k").get().remaining == 4)

@@ -7,10 +7,14 @@ import Testing
 private let second: UInt64 = 1_000_000_000
 private let t0: UInt64 = 1_000 * second
 
-private func shape(_ rate: Int, per periodSeconds: Int64 = 1, burst: Int? = nil, name: String = "p") -> TokenBucket.Shape {
+private func shape(
+    _ rate: Int,
+    per periodSeconds: Int64 = 1,
+    burst: Int? = nil,
+    name: String = "p"
+) -> TokenBucket.Shape {
     TokenBucket.Shape(policy: name, rate: rate, periodSeconds: periodSeconds, burst: burst ?? rate)
 }
-
 
 @Suite struct TokenBucketTests {
     @Test func fullBucketAdmitsExactlyBurstThenRefuses() {
@@ -188,7 +192,10 @@ private func shape(_ rate: Int, per periodSeconds: Int64 = 1, burst: Int? = nil,
                     #expect(decision.retryAfterSeconds >= 1)
                     var waiter = bucket
                     let retryAt = max(now, latest) + UInt64(decision.retryAfterSeconds) * second
-                    #expect(waiter.take(now: retryAt).allowed, "seed \(seed): Retry-After \(decision.retryAfterSeconds) s was not enough")
+                    #expect(
+                        waiter.take(now: retryAt).allowed,
+                        "seed \(seed): Retry-After \(decision.retryAfterSeconds) s was not enough"
+                    )
                 }
                 // Exact bound in integers: admitted ≤ burst + ⌊rate × elapsed / period⌋.
                 let elapsed = latest - start

@@ -7,8 +7,8 @@
 import Foundation
 package import GatewayConfig
 package import GatewayRedis
-package import NIOCore
 import GatewayServer
+package import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
@@ -138,7 +138,8 @@ package final class RedisServer: @unchecked Sendable {
             if log.lowercased().contains("ready to accept connections") { return }
             if !process.isRunning {
                 throw ExitedAtStart(
-                    description: "redis-server exited at start (status \(process.terminationStatus)): \(log.suffix(600))"
+                    description:
+                        "redis-server exited at start (status \(process.terminationStatus)): \(log.suffix(600))"
                 )
             }
             usleep(5_000)
@@ -223,7 +224,11 @@ package final class LoopClient: @unchecked Sendable {
     package let client: RedisClient
     package let eventLoop: any EventLoop
 
-    package init(_ settings: RedisSettings, on eventLoop: any EventLoop, connector: @escaping RedisConnector = posixRedisConnector) {
+    package init(
+        _ settings: RedisSettings,
+        on eventLoop: any EventLoop,
+        connector: @escaping RedisConnector = posixRedisConnector
+    ) {
         self.client = RedisClient(eventLoop: eventLoop, settings: settings, connector: connector)
         self.eventLoop = eventLoop
     }
@@ -286,6 +291,6 @@ package func eventually(timeout: Duration = .seconds(2), _ condition: () async t
     return try await condition()
 }
 
-package extension RESPValue {
-    static func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
+extension RESPValue {
+    package static func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
 }

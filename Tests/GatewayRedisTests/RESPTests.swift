@@ -1,5 +1,5 @@
-import GatewayRedisTestSupport
 import GatewayRedis
+import GatewayRedisTestSupport
 import Testing
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -25,7 +25,9 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     }
 
     @Test func encodesEmptyArgumentsAsZeroLengthBulkStrings() {
-        #expect(RESPCommand.encode([bytes("SET"), bytes("k"), []]) == bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"))
+        #expect(
+            RESPCommand.encode([bytes("SET"), bytes("k"), []]) == bytes("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n")
+        )
         #expect(RESPCommand.encode(["SET", "", ""]) == bytes("*3\r\n$3\r\nSET\r\n$0\r\n\r\n$0\r\n\r\n"))
     }
 
@@ -57,9 +59,11 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
     }
 
     @Test func parsesIntegers() throws {
-        #expect(try parseAll(":0\r\n:42\r\n:-7\r\n:9223372036854775807\r\n") == [
-            .integer(0), .integer(42), .integer(-7), .integer(Int64.max),
-        ])
+        #expect(
+            try parseAll(":0\r\n:42\r\n:-7\r\n:9223372036854775807\r\n") == [
+                .integer(0), .integer(42), .integer(-7), .integer(Int64.max),
+            ]
+        )
     }
 
     @Test func parsesBulkStrings() throws {
@@ -79,13 +83,17 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test func parsesNestedArray() throws {
         let text = "*3\r\n:1\r\n*2\r\n$3\r\nfoo\r\n-ERR x\r\n*0\r\n"
-        #expect(try parseAll(text) == [
-            .array([.integer(1), .array([.bulkString(bytes("foo")), .error("ERR x")]), .array([])])
-        ])
+        #expect(
+            try parseAll(text) == [
+                .array([.integer(1), .array([.bulkString(bytes("foo")), .error("ERR x")]), .array([])])
+            ]
+        )
     }
 
     @Test func parsesArrayWithNullAndStatus() throws {
-        #expect(try parseAll("*3\r\n$-1\r\n+QUEUED\r\n:5\r\n") == [.array([.null, .simpleString("QUEUED"), .integer(5)])])
+        #expect(
+            try parseAll("*3\r\n$-1\r\n+QUEUED\r\n:5\r\n") == [.array([.null, .simpleString("QUEUED"), .integer(5)])]
+        )
     }
 
     @Test func returnsRepliesInOrderThenNil() throws {

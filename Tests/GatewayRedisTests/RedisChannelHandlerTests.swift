@@ -1,8 +1,8 @@
-import GatewayRedisTestSupport
 import GatewayRedis
+import GatewayRedisTestSupport
+import GatewayTestSupport
 import NIOCore
 import NIOEmbedded
-import GatewayTestSupport
 import Testing
 
 // RedisChannelHandler on an EmbeddedChannel: everything happens synchronously on the test's
@@ -27,7 +27,10 @@ private func makeChannel(onPush: ((RESPValue) -> Void)? = nil) throws -> (Embedd
 
 /// Writes one command through the handler; returns its reply future and the write's outcome.
 @discardableResult
-private func send(_ channel: EmbeddedChannel, _ arguments: [String]) -> (reply: EventLoopFuture<RESPValue>, writeError: (any Error)?) {
+private func send(
+    _ channel: EmbeddedChannel,
+    _ arguments: [String]
+) -> (reply: EventLoopFuture<RESPValue>, writeError: (any Error)?) {
     let promise = channel.embeddedEventLoop.makePromise(of: RESPValue.self)
     let request = RedisRequest(bytes: ByteBuffer(bytes: RESPCommand.encode(arguments)), promise: promise)
     do {
@@ -54,7 +57,9 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         let second = send(channel, ["GET", "k"])
         #expect(first.writeError == nil)
         #expect(second.writeError == nil)
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: RESPCommand.encode(["SET", "k", "v"])))
+        #expect(
+            try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: RESPCommand.encode(["SET", "k", "v"]))
+        )
         #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: RESPCommand.encode(["GET", "k"])))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         #expect(handler.pendingCount == 2)
@@ -86,7 +91,8 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
     @Test func partialRepliesCompleteOnlyWhenWhole() throws {
         let replies = ["+OK\r\n", "$5\r\nhe\r\no\r\n", "*2\r\n:1\r\n*2\r\n$-1\r\n-ERR x\r\n"]
         let expected: [RESPValue] = [
-            .simpleString("OK"), .bulkString(Array("he\r\no".utf8)), .array([.integer(1), .array([.null, .error("ERR x")])]),
+            .simpleString("OK"), .bulkString(Array("he\r\no".utf8)),
+            .array([.integer(1), .array([.null, .error("ERR x")])]),
         ]
         let stream = Array(replies.joined().utf8)
         // Offset just past each reply.
@@ -128,7 +134,10 @@ private func feed(_ channel: EmbeddedChannel, _ bytes: some Collection<UInt8>) t
         for (index, byte) in bytes.enumerated() {
             try feed(channel, [byte])
             #expect((completion(of: first) != nil) == (index >= 8), "first reply after \(index + 1) bytes")
-            #expect((completion(of: second) != nil) == (index == bytes.count - 1), "second reply after \(index + 1) bytes")
+            #expect(
+                (completion(of: second) != nil) == (index == bytes.count - 1),
+                "second reply after \(index + 1) bytes"
+            )
         }
         #expect(reply(first) == .bulk("abc"))
         #expect(reply(second) == .simpleString("PONG"))

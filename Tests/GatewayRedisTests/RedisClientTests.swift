@@ -1,10 +1,10 @@
-import GatewayRedisTestSupport
 import Foundation
 import GatewayConfig
 import GatewayRedis
+import GatewayRedisTestSupport
+import GatewayTestSupport
 import NIOCore
 import NIOPosix
-import GatewayTestSupport
 import Testing
 
 // RedisClient against a real redis-server started by each test on a free loopback port (or
@@ -41,7 +41,11 @@ private func redisError(
 /// fast with `.unavailable` (or `.connectionClosed`, for one caught on the dying connection),
 /// never hang. Then restarts the server and returns how long the same client took to answer
 /// again, or nil if it did not within 4 s.
-private func outageAndRestart(server: RedisServer, client: LoopClient, commandTimeout: Duration) async throws -> Duration? {
+private func outageAndRestart(
+    server: RedisServer,
+    client: LoopClient,
+    commandTimeout: Duration
+) async throws -> Duration? {
     #expect(try await client.send(["SET", "before", "outage"]) == .simpleString("OK"))
     server.kill()
     var errors: [RedisClientError] = []
@@ -56,7 +60,9 @@ private func outageAndRestart(server: RedisServer, client: LoopClient, commandTi
         slowest = max(slowest, elapsed(since: start))
         try await Task.sleep(for: .milliseconds(5))
     }
-    print("RedisClient outage (\(server.endpoint)): \(errors.count) commands failed, \(errors.filter { $0 == .unavailable }.count) unavailable, slowest \(slowest)")
+    print(
+        "RedisClient outage (\(server.endpoint)): \(errors.count) commands failed, \(errors.filter { $0 == .unavailable }.count) unavailable, slowest \(slowest)"
+    )
     #expect(slowest < commandTimeout + TestTimeScale.scaled(.milliseconds(100)))
     #expect(errors.count > 20)
     #expect(errors.contains(.unavailable))
@@ -109,7 +115,8 @@ private func runThisTestBinary(filter: String, environment: [String: String]) th
     }
     process.waitUntilExit()
     let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-    let how = process.terminationReason == .exit
+    let how =
+        process.terminationReason == .exit
         ? "exit status \(process.terminationStatus)" : "signal \(process.terminationStatus)"
     // That the named test ran and passed (Swift Testing's line for it), not only that the
     // log names it: a skipped or unmatched child exits 0 too.
@@ -222,7 +229,9 @@ struct RedisClientTests {
                 return EventLoopFuture.whenAllSucceed(futures, on: client.eventLoop)
             }
             let took = elapsed(since: start)
-            print("RedisClient soak: \(count) pipelined INCR in \(took) (\(Int(Double(count) / seconds(took))) commands/s)")
+            print(
+                "RedisClient soak: \(count) pipelined INCR in \(took) (\(Int(Double(count) / seconds(took))) commands/s)"
+            )
             #expect(replies.count == count)
             let firstWrong = replies.indices.first { replies[$0] != .integer(Int64($0 + 1)) }
             #expect(firstWrong == nil, "reply \(firstWrong ?? -1) is \(firstWrong.map { replies[$0] } ?? .null)")
@@ -269,7 +278,9 @@ struct RedisClientTests {
             let client = LoopClient(redisSettings(server), on: loop)
             let script = "return redis.call('INCRBY', KEYS[1], ARGV[1]) * tonumber(ARGV[2])"
             func evaluate(_ increment: Int) async throws -> RESPValue {
-                try await client.run { $0.evaluate(script: script, keys: ["script:counter"], arguments: [String(increment), "10"]) }
+                try await client.run {
+                    $0.evaluate(script: script, keys: ["script:counter"], arguments: [String(increment), "10"])
+                }
             }
 
             var sent = try await client.commandsSent
@@ -295,7 +306,9 @@ struct RedisClientTests {
 
             // A script that raises is a server error, not NOSCRIPT in disguise.
             let failed = await redisError {
-                _ = try await client.run { $0.evaluate(script: "return redis.error_reply('BOOM no')", keys: [], arguments: []) }
+                _ = try await client.run {
+                    $0.evaluate(script: "return redis.error_reply('BOOM no')", keys: [], arguments: [])
+                }
             }
             if case .server(let message) = failed {
                 #expect(message.contains("BOOM"), "message: \(message)")
@@ -419,7 +432,12 @@ struct RedisClientTests {
         #expect(child.succeeded, "child test process: \(child.summary)")
     }
 
-    @Test(.enabled(if: ProcessInfo.processInfo.environment[childSocketVariable] != nil, "child process of unixSocketEndpointWithoutHandshake"))
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment[childSocketVariable] != nil,
+            "child process of unixSocketEndpointWithoutHandshake"
+        )
+    )
     func unixSocketChildBody() async throws {
         let path = try #require(ProcessInfo.processInfo.environment[childSocketVariable])
         try await withEventLoop { loop async throws in
@@ -438,7 +456,11 @@ struct RedisClientTests {
         defer { server.stop() }
         try await withEventLoop { loop async throws in
             let client = LoopClient(redisSettings(server, commandTimeout: .milliseconds(500)), on: loop)
-            let recovered = try await outageAndRestart(server: server, client: client, commandTimeout: .milliseconds(500))
+            let recovered = try await outageAndRestart(
+                server: server,
+                client: client,
+                commandTimeout: .milliseconds(500)
+            )
             #expect(recovered != nil, "the client never reconnected after the restart")
             #expect(recovered.map { $0 < .seconds(2) } ?? false, "recovered after \(String(describing: recovered))")
             // A fresh server: the data is gone, the connection works.
@@ -455,7 +477,11 @@ struct RedisClientTests {
         defer { server.stop() }
         try await withEventLoop { loop async throws in
             let client = LoopClient(redisSettings(server, password: "secret"), on: loop)
-            let recovered = try await outageAndRestart(server: server, client: client, commandTimeout: .milliseconds(500))
+            let recovered = try await outageAndRestart(
+                server: server,
+                client: client,
+                commandTimeout: .milliseconds(500)
+            )
             // Regression: a connect that fails synchronously must leave the client backing
             // off (and so reconnecting), not stuck on the failed attempt.
             #expect(recovered.map { $0 < .seconds(2) } ?? false, "recovered after \(String(describing: recovered))")
@@ -488,7 +514,9 @@ struct RedisClientTests {
             let first: Result<RESPValue, RedisClientError> = try await client.run { client in
                 let reply = client.send(["PING"])
                 client.close()
-                return reply.map { .success($0) }.recover { .failure(($0 as? RedisClientError) ?? .protocolError("\($0)")) }
+                return reply.map { .success($0) }.recover {
+                    .failure(($0 as? RedisClientError) ?? .protocolError("\($0)"))
+                }
             }
             try await Task.sleep(for: .milliseconds(200))
             let isConnected = try await client.run { $0.eventLoop.makeSucceededFuture($0.isConnected) }

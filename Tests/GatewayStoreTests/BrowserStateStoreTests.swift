@@ -14,11 +14,19 @@ private func sessionHash(_ seed: Int) -> String {
 }
 
 private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord {
-    BrowserSessionRecord(userID: user, email: "\(user)@example.test", createdAt: 1000, lastSeen: seen, csrfToken: "csrf-\(user)")
+    BrowserSessionRecord(
+        userID: user,
+        email: "\(user)@example.test",
+        createdAt: 1000,
+        lastSeen: seen,
+        csrfToken: "csrf-\(user)"
+    )
 }
 
 @Suite struct BrowserStateStoreTests {
-    private func withBrowserStore(_ body: @escaping (RedisBrowserStateStore, LoopClient) async throws -> Void) async throws {
+    private func withBrowserStore(
+        _ body: @escaping (RedisBrowserStateStore, LoopClient) async throws -> Void
+    ) async throws {
         try await withStore(.redis) { harness async throws in
             let raw = harness.redis!
             try await body(RedisBrowserStateStore(client: raw.client, keyPrefix: "dbgw:"), raw)
@@ -33,7 +41,8 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
     @Test func sessionsAreStoredUnderTheirHashWithTheGivenLifetime() async throws {
         try await withBrowserStore { store, raw in
             let loop = raw.eventLoop
-            try await loop.flatSubmit { store.createSession(hash: sessionHash(1), record: session("usr_a"), ttl: 1800) }.get()
+            try await loop.flatSubmit { store.createSession(hash: sessionHash(1), record: session("usr_a"), ttl: 1800) }
+                .get()
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(1)) }.get() == session("usr_a"))
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(2)) }.get() == nil)
             let keyTTL = try await ttl(raw, "dbgw:browser-session:\(sessionHash(1))")
@@ -52,13 +61,18 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
     @Test func touchRewritesButNeverResurrects() async throws {
         try await withBrowserStore { store, raw in
             let loop = raw.eventLoop
-            try await loop.flatSubmit { store.createSession(hash: sessionHash(1), record: session("usr_a"), ttl: 1800) }.get()
-            try await loop.flatSubmit { store.touchSession(hash: sessionHash(1), record: session("usr_a", seen: 1500), ttl: 600) }.get()
+            try await loop.flatSubmit { store.createSession(hash: sessionHash(1), record: session("usr_a"), ttl: 1800) }
+                .get()
+            try await loop.flatSubmit {
+                store.touchSession(hash: sessionHash(1), record: session("usr_a", seen: 1500), ttl: 600)
+            }.get()
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(1)) }.get()?.lastSeen == 1500)
             #expect(try await ttl(raw, "dbgw:browser-session:\(sessionHash(1))") <= 600)
             try await loop.flatSubmit { store.deleteSession(hash: sessionHash(1)) }.get()
             // Signed out meanwhile: a late touch must not bring the session back.
-            try await loop.flatSubmit { store.touchSession(hash: sessionHash(1), record: session("usr_a", seen: 1600), ttl: 600) }.get()
+            try await loop.flatSubmit {
+                store.touchSession(hash: sessionHash(1), record: session("usr_a", seen: 1600), ttl: 600)
+            }.get()
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(1)) }.get() == nil)
         }
     }
@@ -67,9 +81,12 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
         try await withBrowserStore { store, raw in
             let loop = raw.eventLoop
             for seed in 1...3 {
-                try await loop.flatSubmit { store.createSession(hash: sessionHash(seed), record: session("usr_a"), ttl: 1800) }.get()
+                try await loop.flatSubmit {
+                    store.createSession(hash: sessionHash(seed), record: session("usr_a"), ttl: 1800)
+                }.get()
             }
-            try await loop.flatSubmit { store.createSession(hash: sessionHash(9), record: session("usr_b"), ttl: 1800) }.get()
+            try await loop.flatSubmit { store.createSession(hash: sessionHash(9), record: session("usr_b"), ttl: 1800) }
+                .get()
             try await loop.flatSubmit { store.deleteSession(hash: sessionHash(3)) }.get()
             #expect(try await loop.flatSubmit { store.deleteSessions(userID: "usr_a") }.get() == 2)
             for seed in 1...3 {

@@ -1,11 +1,11 @@
-import GatewayRedisTestSupport
 import Foundation
 import GatewayConfig
 import GatewayRedis
+import GatewayRedisTestSupport
 import GatewayStore
+import GatewayTestSupport
 import NIOCore
 import NIOPosix
-import GatewayTestSupport
 import Testing
 
 // One contract, two stores: every test runs against InMemoryCredentialStore and against
@@ -138,7 +138,10 @@ extension StoreHarness: ContractHarness {}
 
 /// Runs `body` against a fresh harness of `kind`; the redis-server and the event loop are
 /// stopped afterwards, also on failure.
-func withContractHarness<Harness: ContractHarness>(_ kind: StoreKind, _ body: (Harness) async throws -> Void) async throws {
+func withContractHarness<Harness: ContractHarness>(
+    _ kind: StoreKind,
+    _ body: (Harness) async throws -> Void
+) async throws {
     let server = kind == .redis ? try RedisServer.start() : nil
     defer { server?.stop() }
     try await withEventLoop { loop async throws in
@@ -159,7 +162,12 @@ private func keyHash(_ seed: Int) -> String {
     return "a" + String(repeating: "0", count: 63 - hex.count) + hex
 }
 
-private func record(_ id: String, createdAt: Int64 = 1_700_000_000, name: String? = nil, owner: String = "alice@example.com") -> APIKeyRecord {
+private func record(
+    _ id: String,
+    createdAt: Int64 = 1_700_000_000,
+    name: String? = nil,
+    owner: String = "alice@example.com"
+) -> APIKeyRecord {
     APIKeyRecord(
         id: id,
         name: name ?? "key \(id)",
@@ -222,7 +230,9 @@ struct CredentialStoreContractTests {
             let original = record("k1")
             try await harness.run { $0.createAPIKey(original, hash: keyHash(1)) }
             let error = await storeError {
-                try await harness.run(second: true) { $0.createAPIKey(record("k1", name: "impostor"), hash: keyHash(2)) }
+                try await harness.run(second: true) {
+                    $0.createAPIKey(record("k1", name: "impostor"), hash: keyHash(2))
+                }
             }
             #expect(error == .conflict)
             #expect(try await harness.run { $0.apiKey(hash: keyHash(2)) } == nil)
@@ -252,7 +262,10 @@ struct CredentialStoreContractTests {
         try await withStore(kind) { harness async throws in
             let original = record("k1")
             try await harness.run { $0.createAPIKey(original, hash: keyHash(1)) }
-            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(1)) } } == .conflict)
+            #expect(
+                await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(1)) } }
+                    == .conflict
+            )
 
             // A refused creation leaves nothing behind: revoking its id reaches nothing and
             // the id can be used again.
@@ -306,7 +319,9 @@ struct CredentialStoreContractTests {
             #expect(try await harness.run(second: true) { $0.apiKey(hash: keyHash(1)) } == expected)
             #expect(try await harness.run { $0.apiKey(hash: keyHash(1)) }?.isUsable(at: target.createdAt) == false)
             #expect(try await harness.run { $0.apiKey(hash: keyHash(2)) } == bystander)
-            #expect(try await harness.run { $0.listAPIKeys() }.map { "\($0.id) \($0.revoked)" } == ["k2 false", "k1 true"])
+            #expect(
+                try await harness.run { $0.listAPIKeys() }.map { "\($0.id) \($0.revoked)" } == ["k2 false", "k1 true"]
+            )
 
             let announced = await eventually { harness.revocationEvents.count >= 1 }
             #expect(announced, "no revocation announced")
@@ -329,7 +344,11 @@ struct CredentialStoreContractTests {
                     group.addTask {
                         do {
                             try await harness.run(second: index % 2 == 1) {
-                                $0.createAPIKey(record("k\(index)", createdAt: 1_700_000_000 + Int64(index)), hash: keyHash(index), maxPerOwner: 3)
+                                $0.createAPIKey(
+                                    record("k\(index)", createdAt: 1_700_000_000 + Int64(index)),
+                                    hash: keyHash(index),
+                                    maxPerOwner: 3
+                                )
                             }
                             return nil
                         } catch {
@@ -349,7 +368,11 @@ struct CredentialStoreContractTests {
             try await harness.run { $0.createAPIKey(record("b1", owner: "bob"), hash: keyHash(100), maxPerOwner: 3) }
             _ = try await harness.run { $0.revokeAPIKey(id: owned.records[0].id) }
             try await harness.run { $0.createAPIKey(record("k99"), hash: keyHash(99), maxPerOwner: 3) }
-            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k98"), hash: keyHash(98), maxPerOwner: 3) } } == .limitReached)
+            #expect(
+                await storeError {
+                    try await harness.run { $0.createAPIKey(record("k98"), hash: keyHash(98), maxPerOwner: 3) }
+                } == .limitReached
+            )
             // Without a cap (the operator) there is no limit.
             try await harness.run { $0.createAPIKey(record("k97"), hash: keyHash(97)) }
         }
@@ -371,7 +394,9 @@ struct CredentialStoreContractTests {
             var seen: [APIKeyRecord] = []
             var offset: Int? = 0
             while let start = offset {
-                let page = try await harness.run(second: true) { $0.listAPIKeys(owner: "alice@example.com", offset: start, limit: 2) }
+                let page = try await harness.run(second: true) {
+                    $0.listAPIKeys(owner: "alice@example.com", offset: start, limit: 2)
+                }
                 #expect(page.records.count <= 2)
                 seen += page.records
                 offset = page.nextOffset
@@ -383,12 +408,23 @@ struct CredentialStoreContractTests {
             #expect(everyone.nextOffset == nil)
             // A revoked key leaves its owner's list but stays in the full one.
             _ = try await harness.run { $0.revokeAPIKey(id: "a2") }
-            #expect(try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 100) }.records.map(\.id) == ["a4", "a3", "a1", "a0"])
-            #expect(try await harness.run { $0.listAPIKeys(owner: nil, offset: 2, limit: 2) }.records.map(\.id) == ["a3", "a2"])
+            #expect(
+                try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 100) }.records.map(
+                    \.id
+                ) == ["a4", "a3", "a1", "a0"]
+            )
+            #expect(
+                try await harness.run { $0.listAPIKeys(owner: nil, offset: 2, limit: 2) }.records.map(\.id) == [
+                    "a3", "a2",
+                ]
+            )
             #expect(try await harness.run { $0.apiKey(id: "a2") }?.revoked == true)
             #expect(try await harness.run { $0.apiKey(id: "a4") }?.lastUsedAt == 1_800_000_000)
             #expect(try await harness.run { $0.apiKey(id: "zz") } == nil)
-            #expect(try await harness.run { $0.listAPIKeys(owner: "nobody", offset: 0, limit: 10) } == APIKeyPage(records: [], nextOffset: nil))
+            #expect(
+                try await harness.run { $0.listAPIKeys(owner: "nobody", offset: 0, limit: 10) }
+                    == APIKeyPage(records: [], nextOffset: nil)
+            )
         }
     }
 
@@ -403,17 +439,30 @@ struct CredentialStoreContractTests {
             let legacy = [record("old1", createdAt: 1_600_000_000), record("old2", createdAt: 1_600_000_001)]
             for (index, key) in legacy.enumerated() {
                 let json = String(decoding: try JSONEncoder().encode(key), as: UTF8.self)
-                #expect(try await redis.send(["SET", "\(keyPrefix)apikey-id:\(key.id)", keyHash(index)]) == .simpleString("OK"))
-                #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(index))", json]) == .simpleString("OK"))
+                #expect(
+                    try await redis.send(["SET", "\(keyPrefix)apikey-id:\(key.id)", keyHash(index)])
+                        == .simpleString("OK")
+                )
+                #expect(
+                    try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(index))", json]) == .simpleString("OK")
+                )
                 #expect(try await redis.send(["SADD", "\(keyPrefix)apikeys", key.id]) == .integer(1))
             }
             // A revoked legacy key is listed for admins but does not count for its owner.
             _ = try await harness.run { $0.revokeAPIKey(id: "old1") }
             let page = try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 10) }
             #expect(page.records.map(\.id) == ["old2"])
-            #expect(try await harness.run { $0.listAPIKeys(owner: nil, offset: 0, limit: 10) }.records.map(\.id) == ["old2", "old1"])
+            #expect(
+                try await harness.run { $0.listAPIKeys(owner: nil, offset: 0, limit: 10) }.records.map(\.id) == [
+                    "old2", "old1",
+                ]
+            )
             try await harness.run { $0.createAPIKey(record("new1"), hash: keyHash(10), maxPerOwner: 2) }
-            #expect(await storeError { try await harness.run { $0.createAPIKey(record("new2"), hash: keyHash(11), maxPerOwner: 2) } } == .limitReached)
+            #expect(
+                await storeError {
+                    try await harness.run { $0.createAPIKey(record("new2"), hash: keyHash(11), maxPerOwner: 2) }
+                } == .limitReached
+            )
         }
     }
 
@@ -426,12 +475,18 @@ struct CredentialStoreContractTests {
             try await harness.run { $0.createAPIKey(record("new1"), hash: keyHash(10)) }
             let old = record("old1", createdAt: 1_600_000_000)
             let json = String(decoding: try JSONEncoder().encode(old), as: UTF8.self)
-            #expect(try await redis.send(["SET", "\(keyPrefix)apikey-id:\(old.id)", keyHash(1)]) == .simpleString("OK"))
+            #expect(
+                try await redis.send(["SET", "\(keyPrefix)apikey-id:\(old.id)", keyHash(1)]) == .simpleString("OK")
+            )
             #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(1))", json]) == .simpleString("OK"))
             #expect(try await redis.send(["SADD", "\(keyPrefix)apikeys", old.id]) == .integer(1))
             let page = try await harness.run { $0.listAPIKeys(owner: "alice@example.com", offset: 0, limit: 10) }
             #expect(page.records.map(\.id) == ["new1", "old1"])
-            #expect(await storeError { try await harness.run { $0.createAPIKey(record("new2"), hash: keyHash(11), maxPerOwner: 2) } } == .limitReached)
+            #expect(
+                await storeError {
+                    try await harness.run { $0.createAPIKey(record("new2"), hash: keyHash(11), maxPerOwner: 2) }
+                } == .limitReached
+            )
             // Creations keep the marker in step: no pass over the id set for them.
             try await harness.run { $0.createAPIKey(record("new3"), hash: keyHash(12)) }
             #expect(try await redis.send(["GET", "\(keyPrefix)apikeys-indexed"]) == .bulkString(Array("3".utf8)))
@@ -445,7 +500,10 @@ struct CredentialStoreContractTests {
             try await harness.run { $0.createAPIKey(record("k1"), hash: keyHash(1)) }
             #expect(try await redis.send(["CONFIG", "SET", "maxmemory-policy", "noeviction"]) == .simpleString("OK"))
             #expect(try await redis.send(["CONFIG", "SET", "maxmemory", "1"]) == .simpleString("OK"))
-            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) } } == .unavailable)
+            #expect(
+                await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) } }
+                    == .unavailable
+            )
             #expect(try await redis.send(["CONFIG", "SET", "maxmemory", "0"]) == .simpleString("OK"))
             try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) }
         }
@@ -455,11 +513,16 @@ struct CredentialStoreContractTests {
     func corruptStoredRecordIsReportedAsCorrupt(kind: StoreKind) async throws {
         try await withStore(kind) { harness async throws in
             let redis = try #require(harness.redis)
-            #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(1))", "{\"id\": \"k1\", oops"]) == .simpleString("OK"))
+            #expect(
+                try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(1))", "{\"id\": \"k1\", oops"])
+                    == .simpleString("OK")
+            )
             #expect(isCorrupt(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(1)) } }))
 
             // Valid JSON of the wrong shape.
-            #expect(try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(2))", "{\"id\": 7}"]) == .simpleString("OK"))
+            #expect(
+                try await redis.send(["SET", "\(keyPrefix)apikey:\(keyHash(2))", "{\"id\": 7}"]) == .simpleString("OK")
+            )
             #expect(isCorrupt(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(2)) } }))
 
             // Not a string at all (Redis answers WRONGTYPE).
@@ -487,7 +550,10 @@ struct CredentialStoreContractTests {
 
             let start = ContinuousClock.now
             #expect(await storeError { _ = try await harness.run { $0.apiKey(hash: keyHash(1)) } } == .unavailable)
-            #expect(await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) } } == .unavailable)
+            #expect(
+                await storeError { try await harness.run { $0.createAPIKey(record("k2"), hash: keyHash(2)) } }
+                    == .unavailable
+            )
             #expect(await storeError { _ = try await harness.run { $0.listAPIKeys() } } == .unavailable)
             #expect(await storeError { _ = try await harness.run { $0.revokeAPIKey(id: "k1") } } == .unavailable)
             #expect(await storeError { try await harness.run { $0.touchAPIKey(id: "k1", at: 1) } } == .unavailable)

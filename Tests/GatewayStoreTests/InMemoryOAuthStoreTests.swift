@@ -10,8 +10,15 @@ private let now: Int64 = 1_700_000_000
 
 private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord {
     AuthorizationCodeRecord(
-        clientID: "demo-app", redirectURI: "http://127.0.0.1:9/callback", codeChallenge: nil, userID: "usr_1",
-        email: "a@example.test", scopes: ["read:databases"], issuedAt: now, expiresAt: expiresAt)
+        clientID: "demo-app",
+        redirectURI: "http://127.0.0.1:9/callback",
+        codeChallenge: nil,
+        userID: "usr_1",
+        email: "a@example.test",
+        scopes: ["read:databases"],
+        issuedAt: now,
+        expiresAt: expiresAt
+    )
 }
 
 @Suite struct InMemoryOAuthStoreTests {
@@ -22,7 +29,9 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
         let first = InMemoryOAuthStore(eventLoop: loop, data: data)
         let second = InMemoryOAuthStore(eventLoop: loop, data: data)
         try first.storeCode(codeHash: "h", record: codeRecord(), now: now).wait()
-        #expect(throws: CredentialStoreError.self) { try first.storeCode(codeHash: "h", record: codeRecord(), now: now).wait() }
+        #expect(throws: CredentialStoreError.self) {
+            try first.storeCode(codeHash: "h", record: codeRecord(), now: now).wait()
+        }
         #expect(try second.redeemCode(codeHash: "h", now: now + 1).wait() == .redeemed(codeRecord()))
         let issued = CodeIssuance(refreshTokenHash: "r", accessTokenID: "j", accessTokenExpiresAt: now + 3600)
         #expect(try first.recordIssued(fromCode: "h", issuance: issued).wait())
@@ -49,16 +58,29 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
 
     @Test func theAccessTokensOfAGrantAreTakenOnce() throws {
         let store = InMemoryOAuthStore(eventLoop: loop, data: InMemoryOAuthData())
-        try store.recordGrantAccessToken(family: "f", token: .jwt(tokenID: "j1", expiresAt: now + 60), keepUntil: now + 60, now: now).wait()
-        try store.recordGrantAccessToken(family: "f", token: .opaque(hash: String(repeating: "a", count: 64)), keepUntil: now + 90, now: now).wait()
+        try store.recordGrantAccessToken(
+            family: "f",
+            token: .jwt(tokenID: "j1", expiresAt: now + 60),
+            keepUntil: now + 60,
+            now: now
+        ).wait()
+        try store.recordGrantAccessToken(
+            family: "f",
+            token: .opaque(hash: String(repeating: "a", count: 64)),
+            keepUntil: now + 90,
+            now: now
+        ).wait()
         let taken = try store.takeGrantAccessTokens(family: "f").wait()
-        #expect(Set(taken) == [.jwt(tokenID: "j1", expiresAt: now + 60), .opaque(hash: String(repeating: "a", count: 64))])
+        #expect(
+            Set(taken) == [.jwt(tokenID: "j1", expiresAt: now + 60), .opaque(hash: String(repeating: "a", count: 64))]
+        )
         #expect(try store.takeGrantAccessTokens(family: "f").wait().isEmpty)
     }
 
     @Test func consentsAreSortedDeduplicatedAndRevocable() throws {
         let store = InMemoryOAuthStore(eventLoop: loop, data: InMemoryOAuthData())
-        try store.storeConsent(userID: "usr_1", clientID: "c", scopes: ["read:logs", "read:databases", "read:logs"]).wait()
+        try store.storeConsent(userID: "usr_1", clientID: "c", scopes: ["read:logs", "read:databases", "read:logs"])
+            .wait()
         #expect(try store.consent(userID: "usr_1", clientID: "c").wait() == ["read:databases", "read:logs"])
         #expect(try store.consent(userID: "usr_1", clientID: "other").wait() == nil)
         try store.revokeConsent(userID: "usr_1", clientID: "c").wait()
@@ -73,7 +95,13 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
         nonisolated(unsafe) var clock = now
         let data = InMemoryBrowserStateData(now: { clock })
         let store = InMemoryBrowserStateStore(eventLoop: loop, data: data)
-        let record = BrowserSessionRecord(userID: "usr_1", email: "a@example.test", createdAt: now, lastSeen: now, csrfToken: "t")
+        let record = BrowserSessionRecord(
+            userID: "usr_1",
+            email: "a@example.test",
+            createdAt: now,
+            lastSeen: now,
+            csrfToken: "t"
+        )
         try store.createSession(hash: "s", record: record, ttl: 10).wait()
         try store.storeFlow(id: "f", json: "{}", ttl: 5).wait()
         #expect(try store.session(hash: "s").wait() == record)

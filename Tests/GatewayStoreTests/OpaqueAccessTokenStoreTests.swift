@@ -17,8 +17,13 @@ private func tokenHash(_ seed: Int) -> String {
 
 private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAccessTokenRecord {
     OpaqueAccessTokenRecord(
-        clientID: "cid_client", subject: "client:cid_client", scopes: ["read:databases", "read:logs"], tokenID: id,
-        issuedAt: now, expiresAt: expiresAt)
+        clientID: "cid_client",
+        subject: "client:cid_client",
+        scopes: ["read:databases", "read:logs"],
+        tokenID: id,
+        issuedAt: now,
+        expiresAt: expiresAt
+    )
 }
 
 @Suite struct OpaqueAccessTokenStoreTests {
@@ -37,7 +42,9 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
     @Test func storedRecordIsReadBackUnderItsHashWithTheTokensLifetime() async throws {
         try await withTokenStore { _, store, raw in
             let record = tokenRecord("at-1")
-            try await raw.eventLoop.flatSubmit { store.storeOpaqueAccessToken(hash: tokenHash(1), record: record, now: now) }.get()
+            try await raw.eventLoop.flatSubmit {
+                store.storeOpaqueAccessToken(hash: tokenHash(1), record: record, now: now)
+            }.get()
             #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(1)) }.get() == record)
             #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(2)) }.get() == nil)
 
@@ -68,14 +75,20 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
     @Test func revocationDeletesAndAnnouncesOnTheEventsChannel() async throws {
         try await withTokenStore { harness, store, raw in
             try await harness.watchRevocations()
-            try await raw.eventLoop.flatSubmit { store.storeOpaqueAccessToken(hash: tokenHash(1), record: tokenRecord("at-1"), now: now) }.get()
-            #expect(try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == true)
+            try await raw.eventLoop.flatSubmit {
+                store.storeOpaqueAccessToken(hash: tokenHash(1), record: tokenRecord("at-1"), now: now)
+            }.get()
+            #expect(
+                try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == true
+            )
             #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(1)) }.get() == nil)
             let announced = await eventually { harness.revocationEvents.count >= 1 }
             #expect(announced, "no revocation announced")
             #expect(harness.revocationEvents == ["message dbgw:events revoke oauth-at \(tokenHash(1))"])
             // Already gone: false, announced again (a cache that missed the first drops it now).
-            #expect(try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == false)
+            #expect(
+                try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == false
+            )
             #expect(await eventually { harness.revocationEvents.count == 2 })
         }
     }
@@ -117,10 +130,20 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
             let raw = harness.redis!
             let cache = RedisIntrospectionCache(client: raw.client, keyPrefix: "dbgw:")
             let result = IntrospectionResult(
-                active: true, subject: "ext-1", clientID: "partner", scopes: ["read:logs"], issuer: "https://as.test",
-                expiresAt: now + 100, cachedUntil: now + 60)
-            try await raw.eventLoop.flatSubmit { cache.cacheIntrospection(hash: tokenHash(1), result: result, now: now) }.get()
-            #expect(try await raw.eventLoop.flatSubmit { cache.cachedIntrospection(hash: tokenHash(1)) }.get() == result)
+                active: true,
+                subject: "ext-1",
+                clientID: "partner",
+                scopes: ["read:logs"],
+                issuer: "https://as.test",
+                expiresAt: now + 100,
+                cachedUntil: now + 60
+            )
+            try await raw.eventLoop.flatSubmit {
+                cache.cacheIntrospection(hash: tokenHash(1), result: result, now: now)
+            }.get()
+            #expect(
+                try await raw.eventLoop.flatSubmit { cache.cachedIntrospection(hash: tokenHash(1)) }.get() == result
+            )
             #expect(try await raw.eventLoop.flatSubmit { cache.cachedIntrospection(hash: tokenHash(2)) }.get() == nil)
             guard case .integer(let ttl) = try await raw.send(["TTL", "dbgw:introspect:\(tokenHash(1))"]) else {
                 Issue.record("TTL did not answer an integer")

@@ -40,7 +40,10 @@ final class SessionStoreHarness: @unchecked Sendable {
         }
     }
 
-    func run<T: Sendable>(second: Bool = false, _ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>) async throws -> T {
+    func run<T: Sendable>(
+        second: Bool = false,
+        _ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>
+    ) async throws -> T {
         try await self.eventLoop.flatSubmit { body(second ? self.secondStore : self.store) }.get()
     }
 
@@ -58,14 +61,25 @@ extension SessionStoreHarness: ContractHarness {}
 
 private func user(_ email: String, scopes: [String] = ["read:databases"], disabled: Bool = false) -> UserRecord {
     UserRecord(
-        id: "u-\(email)", email: email, scopes: scopes, passwordHash: "scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA", disabled: disabled,
-        createdAt: 1_700_000_000)
+        id: "u-\(email)",
+        email: email,
+        scopes: scopes,
+        passwordHash: "scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA",
+        disabled: disabled,
+        createdAt: 1_700_000_000
+    )
 }
 
 private let now: Int64 = 1_700_000_000
 
 private func grant(_ family: String, expiresAt: Int64 = now + 3600) -> RefreshGrant {
-    RefreshGrant(family: family, userID: "alice@example.com", subject: "u-1", scopes: ["read:databases"], expiresAt: expiresAt)
+    RefreshGrant(
+        family: family,
+        userID: "alice@example.com",
+        subject: "u-1",
+        scopes: ["read:databases"],
+        expiresAt: expiresAt
+    )
 }
 
 private func hash(_ seed: Int) -> String {
@@ -126,7 +140,9 @@ struct SessionStoreContractTests {
             #expect(try await h.run { $0.user(email: old.email) } == old)
             #expect(try await h.run(second: true) { $0.user(id: old.id) } == old)
             // An index entry naming someone else's record does not make them this user.
-            #expect(try await redis.send(["SET", "\(sessionPrefix)user-id:u-forged", old.email]) == .simpleString("OK"))
+            #expect(
+                try await redis.send(["SET", "\(sessionPrefix)user-id:u-forged", old.email]) == .simpleString("OK")
+            )
             #expect(try await h.run { $0.user(id: "u-forged") } == nil)
         }
     }
@@ -167,21 +183,49 @@ struct SessionStoreContractTests {
             let family = grant("fam-1")
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
             // A second store under the same hash is a conflict (never overwrites a live grant).
-            #expect(await sessionError { try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam-x"), now: now) } } == .conflict)
+            #expect(
+                await sessionError {
+                    try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam-x"), now: now) }
+                } == .conflict
+            )
 
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(family))
-            #expect(try await h.run(second: true) { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2) } == .rotated(family))
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
+                    == .rotated(family)
+            )
+            #expect(
+                try await h.run(second: true) {
+                    $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2)
+                } == .rotated(family)
+            )
             // hash(1) again: reuse. The family is revoked: the current token hash(3) is dead too.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 3) } == .reused)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 4) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 3) } == .reused
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 4) }
+                    == .invalid
+            )
             // Reuse once more stays refused (no second "reused" needed, never rotated).
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(6), now: now + 5) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(6), now: now + 5) }
+                    == .invalid
+            )
             // The new hashes of the refused rotations hold nothing.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(4), newTokenHash: hash(7), now: now + 6) } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(8), now: now + 6) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(4), newTokenHash: hash(7), now: now + 6) }
+                    == .invalid
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(8), now: now + 6) }
+                    == .invalid
+            )
             // Another family is unaffected.
             try await h.run { $0.storeRefresh(tokenHash: hash(10), grant: grant("fam-2"), now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(10), newTokenHash: hash(11), now: now + 7) } == .rotated(grant("fam-2")))
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(10), newTokenHash: hash(11), now: now + 7) }
+                    == .rotated(grant("fam-2"))
+            )
         }
     }
 
@@ -192,21 +236,49 @@ struct SessionStoreContractTests {
         try await withSessionStore(kind) { h async throws in
             let family = grant("fam-g")
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 10) } == .rotated(family))
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 10)
+                } == .rotated(family)
+            )
             // Before the answer is recorded: pending (no revocation, no second pair).
-            #expect(try await h.run(second: true) { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 2, graceSeconds: 10) }
-                == .retried(successorHash: hash(2), sealedResult: nil))
-            try await h.run { $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(2), sealedResult: [9, 8, 7]) }
+            #expect(
+                try await h.run(second: true) {
+                    $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 2, graceSeconds: 10)
+                }
+                    == .retried(successorHash: hash(2), sealedResult: nil)
+            )
+            try await h.run {
+                $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(2), sealedResult: [9, 8, 7])
+            }
             // A second record (another successor) does not replace it.
             try await h.run { $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(3), sealedResult: [1]) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 3, graceSeconds: 10) }
-                == .retried(successorHash: hash(2), sealedResult: [9, 8, 7]))
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 3, graceSeconds: 10)
+                }
+                    == .retried(successorHash: hash(2), sealedResult: [9, 8, 7])
+            )
             // The refused rotations stored nothing under their new hashes.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 3) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 3) }
+                    == .invalid
+            )
             // The successor is used: from now on the old token is plain reuse.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(6), now: now + 4, graceSeconds: 10) } == .rotated(family))
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(7), now: now + 5, graceSeconds: 10) } == .reused)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(6), newTokenHash: hash(8), now: now + 6) } == .invalid)
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(6), now: now + 4, graceSeconds: 10)
+                } == .rotated(family)
+            )
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(7), now: now + 5, graceSeconds: 10)
+                } == .reused
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(6), newTokenHash: hash(8), now: now + 6) }
+                    == .invalid
+            )
         }
     }
 
@@ -215,15 +287,58 @@ struct SessionStoreContractTests {
     @Test(arguments: StoreKind.allCases)
     func aGrantOfAClientRotatesOnlyForThatClient(kind: StoreKind) async throws {
         try await withSessionStore(kind) { h async throws in
-            let bound = RefreshGrant(family: "fam-c", userID: "alice@example.com", subject: "u-1", scopes: ["read:databases"], expiresAt: now + 3600, clientID: "app-1")
+            let bound = RefreshGrant(
+                family: "fam-c",
+                userID: "alice@example.com",
+                subject: "u-1",
+                scopes: ["read:databases"],
+                expiresAt: now + 3600,
+                clientID: "app-1"
+            )
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: bound, now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 0, clientID: "app-2") } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 2, graceSeconds: 0, clientID: "app-1") } == .rotated(bound))
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(
+                        tokenHash: hash(1),
+                        newTokenHash: hash(2),
+                        now: now + 1,
+                        graceSeconds: 0,
+                        clientID: "app-2"
+                    )
+                } == .invalid
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
+                    == .invalid
+            )
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(
+                        tokenHash: hash(1),
+                        newTokenHash: hash(2),
+                        now: now + 2,
+                        graceSeconds: 0,
+                        clientID: "app-1"
+                    )
+                } == .rotated(bound)
+            )
             // And a first-party grant is not usable by a client.
             try await h.run { $0.storeRefresh(tokenHash: hash(5), grant: grant("fam-d"), now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(6), now: now + 1, graceSeconds: 0, clientID: "app-1") } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(6), now: now + 1) } == .rotated(grant("fam-d")))
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(
+                        tokenHash: hash(5),
+                        newTokenHash: hash(6),
+                        now: now + 1,
+                        graceSeconds: 0,
+                        clientID: "app-1"
+                    )
+                } == .invalid
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(5), newTokenHash: hash(6), now: now + 1) }
+                    == .rotated(grant("fam-d"))
+            )
         }
     }
 
@@ -234,11 +349,23 @@ struct SessionStoreContractTests {
         try await withSessionStore(kind) { h async throws in
             let family = grant("fam-p")
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: family, now: now) }
-            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now) } == RefreshGrantState(grant: family, isLive: true))
-            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == RefreshGrantState(grant: family, isLive: true))
+            #expect(
+                try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now) }
+                    == RefreshGrantState(grant: family, isLive: true)
+            )
+            #expect(
+                try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) }
+                    == RefreshGrantState(grant: family, isLive: true)
+            )
             #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 3600) } == nil)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(family))
-            #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == RefreshGrantState(grant: family, isLive: false))
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
+                    == .rotated(family)
+            )
+            #expect(
+                try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) }
+                    == RefreshGrantState(grant: family, isLive: false)
+            )
             #expect(try await h.run { $0.refreshGrant(tokenHash: hash(9), now: now + 1) } == nil)
             #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
             #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == nil)
@@ -250,10 +377,21 @@ struct SessionStoreContractTests {
     func withoutGraceAReuseRevokesAtOnce(kind: StoreKind) async throws {
         try await withSessionStore(kind) { h async throws in
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam-0"), now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 0) } == .rotated(grant("fam-0")))
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1, graceSeconds: 0)
+                } == .rotated(grant("fam-0"))
+            )
             try await h.run { $0.recordRotationResult(tokenHash: hash(1), successorHash: hash(2), sealedResult: [1]) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 2, graceSeconds: 0) } == .reused)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 3) } == .invalid)
+            #expect(
+                try await h.run {
+                    $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 2, graceSeconds: 0)
+                } == .reused
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 3) }
+                    == .invalid
+            )
         }
     }
 
@@ -262,13 +400,24 @@ struct SessionStoreContractTests {
         try await withSessionStore(kind) { h async throws in
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam"), now: now) }
             async let a = h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
-            async let b = h.run(second: true) { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 1) }
+            async let b = h.run(second: true) {
+                $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(3), now: now + 1)
+            }
             let results = try await [a, b]
-            #expect(results.filter { if case .rotated = $0 { return true } else { return false } }.count == 1, "\(results)")
+            #expect(
+                results.filter { if case .rotated = $0 { return true } else { return false } }.count == 1,
+                "\(results)"
+            )
             #expect(results.contains(.reused))
             // Reuse revoked the family: the winner's new token is dead too.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 2) } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 2) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 2) }
+                    == .invalid
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(3), newTokenHash: hash(5), now: now + 2) }
+                    == .invalid
+            )
         }
     }
 
@@ -276,11 +425,22 @@ struct SessionStoreContractTests {
     func expiredRefreshIsInvalid(kind: StoreKind) async throws {
         try await withSessionStore(kind) { h async throws in
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam", expiresAt: now + 100), now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 100) } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 99) } == .rotated(grant("fam", expiresAt: now + 100)))
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 100) }
+                    == .invalid
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 99) }
+                    == .rotated(grant("fam", expiresAt: now + 100))
+            )
             // The rotated token keeps the family's expiry.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 100) } == .invalid)
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(99), newTokenHash: hash(98), now: now) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 100) }
+                    == .invalid
+            )
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(99), newTokenHash: hash(98), now: now) } == .invalid
+            )
         }
     }
 
@@ -288,11 +448,20 @@ struct SessionStoreContractTests {
     func revokeRefreshFamily(kind: StoreKind) async throws {
         try await withSessionStore(kind) { h async throws in
             try await h.run { $0.storeRefresh(tokenHash: hash(1), grant: grant("fam"), now: now) }
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) } == .rotated(grant("fam")))
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
+                    == .rotated(grant("fam"))
+            )
             #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2) }
+                    == .invalid
+            )
             // The spent older token is not a way back in either (family revoked): invalid, not reused.
-            #expect(try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 2) } == .invalid)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 2) }
+                    == .invalid
+            )
             #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) } == false)
             #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(77)) } == false)
         }

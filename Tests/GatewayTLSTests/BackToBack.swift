@@ -1,6 +1,7 @@
-@testable import GatewayTLS
 import NIOCore
 import NIOEmbedded
+
+@testable import GatewayTLS
 
 /// Records what reaches the end of a test pipeline: plaintext, TLS events, errors, and
 /// whether the channel went inactive. One per EmbeddedChannel; the test's thread only.
@@ -63,11 +64,16 @@ final class BackToBack {
         self.client = EmbeddedChannel(loop: self.loop)
         self.server = EmbeddedChannel(loop: self.loop)
         self.clientHandler = try TLSHandler(
-            context: clientContext, mode: .client(serverName: serverName), handshakeTimeout: handshakeTimeout,
+            context: clientContext,
+            mode: .client(serverName: serverName),
+            handshakeTimeout: handshakeTimeout,
             shutdownTimeout: shutdownTimeout
         )
         self.serverHandler = try TLSHandler(
-            context: serverContext, mode: .server, handshakeTimeout: handshakeTimeout, shutdownTimeout: shutdownTimeout
+            context: serverContext,
+            mode: .server,
+            handshakeTimeout: handshakeTimeout,
+            shutdownTimeout: shutdownTimeout
         )
         try self.client.pipeline.syncOperations.addHandler(self.clientHandler)
         try self.client.pipeline.syncOperations.addHandler(self.clientRecorder)

@@ -1,7 +1,8 @@
-@testable import GatewayTLS
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import GatewayTLS
 
 @Suite struct TLSContextTests {
     let pki = TestPKI.shared
@@ -25,7 +26,10 @@ import Testing
         let pair = try BackToBack(server: Contexts.server(), client: Contexts.client(caFile: pki.unknownCACertificate))
         try pair.handshake()
         #expect(pair.clientRecorder.errorKinds == [.certificateVerificationFailed])
-        #expect(pair.clientRecorder.errors.first?.reasons.contains { $0.contains("unable to get local issuer certificate") } == true)
+        #expect(
+            pair.clientRecorder.errors.first?.reasons.contains { $0.contains("unable to get local issuer certificate") }
+                == true
+        )
         #expect(pair.clientRecorder.handshakes.isEmpty && pair.serverRecorder.handshakes.isEmpty)
         #expect(pair.serverRecorder.errors.count == 1, "the server sees the client's alert")
     }
@@ -49,7 +53,9 @@ import Testing
 
     @Test func clientRefusesAnExpiredCertificate() throws {
         let server = try TLSContext.server(
-            TLSServerConfiguration(certificate: .init(certificateChainFile: pki.expiredCertificate, privateKeyFile: pki.expiredKey))
+            TLSServerConfiguration(
+                certificate: .init(certificateChainFile: pki.expiredCertificate, privateKeyFile: pki.expiredKey)
+            )
         )
         let pair = try BackToBack(server: server, client: Contexts.client())
         try pair.handshake()
@@ -112,7 +118,10 @@ import Testing
     }
 
     @Test func encryptedKeyNeedsTheRightPassphraseWhichIsNeverPrinted() throws {
-        var source = TLSCertificateSource(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.encryptedServerKey)
+        var source = TLSCertificateSource(
+            certificateChainFile: pki.serverCertificate,
+            privateKeyFile: pki.encryptedServerKey
+        )
         #expect(throws: TLSError.self) { try TLSContext.server(TLSServerConfiguration(certificate: source)) }
         source.privateKeyPassphrase = "wrong"
         #expect(throws: TLSError.self) { try TLSContext.server(TLSServerConfiguration(certificate: source)) }

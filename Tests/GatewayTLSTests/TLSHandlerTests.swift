@@ -1,7 +1,8 @@
-@testable import GatewayTLS
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import GatewayTLS
 
 /// Contexts shared by the tests (building one reads files and generates ticket keys).
 enum Contexts {
@@ -13,7 +14,10 @@ enum Contexts {
         sni: Bool = false
     ) throws -> TLSContext {
         var configuration = TLSServerConfiguration(
-            certificate: TLSCertificateSource(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
+            certificate: TLSCertificateSource(
+                certificateChainFile: pki.serverCertificate,
+                privateKeyFile: pki.serverKey
+            )
         )
         configuration.minimumVersion = minimumVersion
         if clientAuthentication != .none {
@@ -24,7 +28,10 @@ enum Contexts {
             configuration.sniCertificates = [
                 .init(
                     serverNames: ["api.example.test", "*.sni.example.test"],
-                    certificate: TLSCertificateSource(certificateChainFile: pki.sniCertificate, privateKeyFile: pki.sniKey)
+                    certificate: TLSCertificateSource(
+                        certificateChainFile: pki.sniCertificate,
+                        privateKeyFile: pki.sniKey
+                    )
                 )
             ]
         }
@@ -34,7 +41,10 @@ enum Contexts {
     static func client(caFile: String? = pki.caCertificate, withCertificate: Bool = false) throws -> TLSContext {
         var configuration = TLSClientConfiguration(caFile: caFile)
         if withCertificate {
-            configuration.certificate = TLSCertificateSource(certificateChainFile: pki.clientCertificate, privateKeyFile: pki.clientKey)
+            configuration.certificate = TLSCertificateSource(
+                certificateChainFile: pki.clientCertificate,
+                privateKeyFile: pki.clientKey
+            )
         }
         return try TLSContext.client(configuration)
     }
@@ -151,7 +161,10 @@ private func bytes(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
         let closed = pair.client.close()
         // The server never answers: its close_notify is never delivered.
         let closeNotify = try #require(try pair.client.readOutbound(as: ByteBuffer.self))
-        #expect(closeNotify.getInteger(at: closeNotify.readerIndex, as: UInt8.self) == 0x17 || closeNotify.getInteger(at: closeNotify.readerIndex, as: UInt8.self) == 0x15)
+        #expect(
+            closeNotify.getInteger(at: closeNotify.readerIndex, as: UInt8.self) == 0x17
+                || closeNotify.getInteger(at: closeNotify.readerIndex, as: UInt8.self) == 0x15
+        )
         pair.loop.advanceTime(by: .seconds(1))
         #expect(!pair.clientRecorder.inactive)
         pair.loop.advanceTime(by: .seconds(1))
@@ -166,7 +179,9 @@ private func bytes(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
         // Half of the client's records reach the server, then the TCP stream ends.
         var ciphertext = ByteBuffer()
         while var part = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&part) }
-        try pair.server.writeInbound(ciphertext.getSlice(at: ciphertext.readerIndex, length: ciphertext.readableBytes / 2)!)
+        try pair.server.writeInbound(
+            ciphertext.getSlice(at: ciphertext.readerIndex, length: ciphertext.readableBytes / 2)!
+        )
         pair.server.pipeline.fireChannelInactive()
         #expect(pair.serverRecorder.received.readableBytes < 40_000)
         #expect(pair.serverRecorder.errorKinds == [.uncleanShutdown])
@@ -191,7 +206,10 @@ private func bytes(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
         try pair.server.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"))
         pair.loop.run()
         #expect(pair.serverRecorder.errorKinds == [.handshakeFailed])
-        #expect(pair.serverRecorder.errors.first?.reasons.contains("http request") == true, "\(pair.serverRecorder.errors)")
+        #expect(
+            pair.serverRecorder.errors.first?.reasons.contains("http request") == true,
+            "\(pair.serverRecorder.errors)"
+        )
         #expect(pair.serverRecorder.received.readableBytes == 0)
         #expect(!pair.server.isActive)
         #expect(throws: TLSError.self) { try future.wait() }
@@ -217,4 +235,3 @@ private func bytes(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
         #expect(pair.serverRecorder.errors.isEmpty && pair.clientRecorder.errors.isEmpty)
     }
 }
-

@@ -1,7 +1,8 @@
 import Foundation
-@testable import GatewayTLS
 import NIOCore
 import Testing
+
+@testable import GatewayTLS
 
 /// Resident set size of this process in KiB (`/proc/self/status`).
 func residentKiB() -> Int {
@@ -36,7 +37,9 @@ func residentKiB() -> Int {
                     try pair.pump()
                     pair.client.close(promise: nil)
                     try pair.pump()
-                    guard pair.serverRecorder.received.readableBytes == 4, pair.clientRecorder.received.readableBytes == 4 else {
+                    guard pair.serverRecorder.received.readableBytes == 4,
+                        pair.clientRecorder.received.readableBytes == 4
+                    else {
                         print("handshake \(index): data lost")
                         exit(3)
                     }
@@ -45,7 +48,9 @@ func residentKiB() -> Int {
                 let final = residentKiB()
                 let live = SSLObject.live.load(ordering: .relaxed)
                 let seconds = Date().timeIntervalSince(started)
-                print("TLS memory: \(total) handshakes in \(String(format: "%.1f", seconds)) s; RSS after \(warmUp): \(baseline) KiB, after \(total): \(final) KiB, growth \(final - baseline) KiB; live SSL objects \(live)")
+                print(
+                    "TLS memory: \(total) handshakes in \(String(format: "%.1f", seconds)) s; RSS after \(warmUp): \(baseline) KiB, after \(total): \(final) KiB, growth \(final - baseline) KiB; live SSL objects \(live)"
+                )
                 // Every SSL* freed; a leaked one costs several KiB, 18,000 would be tens of MiB.
                 // The README's bound: under 256 KiB (+12 to +84 KiB measured).
                 guard live == 0, baseline > 0, final > 0, final - baseline < 256 else { exit(1) }

@@ -43,12 +43,34 @@ final class TestPKI: Sendable {
         self.directory = directory
         try Self.makeCA(directory, name: "ca", subject: "/CN=dbaudit test CA")
         try Self.makeCA(directory, name: "unknown-ca", subject: "/CN=unknown test CA")
-        try Self.makeLeaf(directory, name: "server", cn: "localhost", san: "DNS:localhost,IP:127.0.0.1", ext: "serverAuth")
-        try Self.makeLeaf(directory, name: "sni", cn: "api.example.test", san: "DNS:api.example.test,DNS:*.sni.example.test", ext: "serverAuth")
-        try Self.makeLeaf(directory, name: "client", cn: "client-1", san: "DNS:client-1", ext: "clientAuth")
-        try Self.makeLeaf(directory, name: "otherhost", cn: "other.example.test", san: "DNS:other.example.test", ext: "serverAuth")
         try Self.makeLeaf(
-            directory, name: "expired", cn: "localhost", san: "DNS:localhost,IP:127.0.0.1", ext: "serverAuth",
+            directory,
+            name: "server",
+            cn: "localhost",
+            san: "DNS:localhost,IP:127.0.0.1",
+            ext: "serverAuth"
+        )
+        try Self.makeLeaf(
+            directory,
+            name: "sni",
+            cn: "api.example.test",
+            san: "DNS:api.example.test,DNS:*.sni.example.test",
+            ext: "serverAuth"
+        )
+        try Self.makeLeaf(directory, name: "client", cn: "client-1", san: "DNS:client-1", ext: "clientAuth")
+        try Self.makeLeaf(
+            directory,
+            name: "otherhost",
+            cn: "other.example.test",
+            san: "DNS:other.example.test",
+            ext: "serverAuth"
+        )
+        try Self.makeLeaf(
+            directory,
+            name: "expired",
+            cn: "localhost",
+            san: "DNS:localhost,IP:127.0.0.1",
+            ext: "serverAuth",
             validity: ["-not_before", "20200101000000Z", "-not_after", "20210101000000Z"]
         )
         try Self.run([
@@ -71,10 +93,17 @@ final class TestPKI: Sendable {
     }
 
     private static func makeLeaf(
-        _ directory: String, name: String, cn: String, san: String, ext: String, validity: [String] = ["-days", "30"]
+        _ directory: String,
+        name: String,
+        cn: String,
+        san: String,
+        ext: String,
+        validity: [String] = ["-days", "30"]
     ) throws {
         try run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "\(directory)/\(name).key"])
-        try run(["req", "-new", "-key", "\(directory)/\(name).key", "-subj", "/CN=\(cn)", "-out", "\(directory)/\(name).csr"])
+        try run([
+            "req", "-new", "-key", "\(directory)/\(name).key", "-subj", "/CN=\(cn)", "-out", "\(directory)/\(name).csr",
+        ])
         let extensions = "\(directory)/\(name).ext"
         try "subjectAltName=\(san)\nextendedKeyUsage=\(ext)\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
             .write(toFile: extensions, atomically: true, encoding: .utf8)
@@ -101,7 +130,8 @@ final class TestPKI: Sendable {
             try config.write(toFile: "\(db)/ca.cnf", atomically: true, encoding: .utf8)
             try run(
                 [
-                    "ca", "-batch", "-config", "\(db)/ca.cnf", "-cert", "\(directory)/ca.pem", "-keyfile", "\(directory)/ca.key",
+                    "ca", "-batch", "-config", "\(db)/ca.cnf", "-cert", "\(directory)/ca.pem", "-keyfile",
+                    "\(directory)/ca.key",
                     "-in", "\(directory)/\(name).csr", "-out", "\(directory)/\(name).pem", "-extfile", extensions,
                     "-startdate", String(validity[1]), "-enddate", String(validity[3]), "-notext",
                 ]
@@ -110,7 +140,8 @@ final class TestPKI: Sendable {
         }
         try run(
             [
-                "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", "\(directory)/ca.pem", "-CAkey", "\(directory)/ca.key",
+                "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", "\(directory)/ca.pem", "-CAkey",
+                "\(directory)/ca.key",
                 "-CAcreateserial", "-sha256", "-extfile", extensions, "-out", "\(directory)/\(name).pem",
             ] + validity
         )

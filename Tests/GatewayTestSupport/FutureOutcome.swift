@@ -10,7 +10,10 @@ package struct ExpectedFailure: Error {
 /// The outcome of a future on an `EmbeddedEventLoop` after the loop ran everything it had,
 /// or nil while it is still pending. (On the embedded loop a callback on a completed future
 /// runs at once, so no waiting is involved.)
-package func completion<Value>(of future: EventLoopFuture<Value>, on loop: EmbeddedEventLoop) -> Result<Value, any Error>? {
+package func completion<Value>(
+    of future: EventLoopFuture<Value>,
+    on loop: EmbeddedEventLoop
+) -> Result<Value, any Error>? {
     loop.run()
     return completion(of: future)
 }
@@ -35,7 +38,11 @@ package func value<Value>(
     on loop: EmbeddedEventLoop,
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws -> Value {
-    let result = try #require(completion(of: future, on: loop), "the future is still pending", sourceLocation: sourceLocation)
+    let result = try #require(
+        completion(of: future, on: loop),
+        "the future is still pending",
+        sourceLocation: sourceLocation
+    )
     return try result.get()
 }
 
@@ -45,7 +52,11 @@ package func failure<Value>(
     on loop: EmbeddedEventLoop,
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws -> any Error {
-    let result = try #require(completion(of: future, on: loop), "the future is still pending", sourceLocation: sourceLocation)
+    let result = try #require(
+        completion(of: future, on: loop),
+        "the future is still pending",
+        sourceLocation: sourceLocation
+    )
     return try failure(of: result, sourceLocation: sourceLocation)
 }
 

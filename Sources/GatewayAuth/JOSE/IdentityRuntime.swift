@@ -15,7 +15,14 @@ package final class IdentityRuntime: Sendable {
     package let remoteIssuers: [IssuerSettings]
     package let decoyHash: String
 
-    private init(settings: JWTSettings, issuer: TokenIssuer?, policies: [IssuerPolicy], initialKeySets: [String: JSONWebKeySet], remoteIssuers: [IssuerSettings], decoyHash: String) {
+    private init(
+        settings: JWTSettings,
+        issuer: TokenIssuer?,
+        policies: [IssuerPolicy],
+        initialKeySets: [String: JSONWebKeySet],
+        remoteIssuers: [IssuerSettings],
+        decoyHash: String
+    ) {
         self.settings = settings
         self.issuer = issuer
         self.policies = policies
@@ -27,7 +34,8 @@ package final class IdentityRuntime: Sendable {
     /// Loads keys and files; nil when `[auth.jwt]` configures neither an issuer of ours nor
     /// a trusted one. Throws `CryptoKeyError` naming the bad key or file (never its
     /// contents). `problems` receives the keys of JWKS files that were skipped.
-    package static func build(_ settings: JWTSettings, problems: (String) -> Void = { _ in }) throws -> IdentityRuntime? {
+    package static func build(_ settings: JWTSettings, problems: (String) -> Void = { _ in }) throws -> IdentityRuntime?
+    {
         guard settings.issuer != nil || !settings.issuers.isEmpty else { return nil }
         let leeway = Int64(settings.leeway.components.seconds)
         let maxLifetime = Int64(settings.maxTokenLifetime.components.seconds)
@@ -41,8 +49,12 @@ package final class IdentityRuntime: Sendable {
         var remote: [IssuerSettings] = []
         for entry in settings.issuers {
             var policy = IssuerPolicy(
-                issuer: entry.issuer, audiences: entry.audiences, requiredType: entry.requiredType, leewaySeconds: leeway,
-                maxLifetimeSeconds: maxLifetime)
+                issuer: entry.issuer,
+                audiences: entry.audiences,
+                requiredType: entry.requiredType,
+                leewaySeconds: leeway,
+                maxLifetimeSeconds: maxLifetime
+            )
             policy.requiresSubject = entry.requireSubject
             if !entry.algorithms.isEmpty {
                 policy.allowedAlgorithms = Set(entry.algorithms.compactMap(SignatureAlgorithm.init(rawValue:)))
@@ -66,8 +78,13 @@ package final class IdentityRuntime: Sendable {
             }
         }
         return IdentityRuntime(
-            settings: settings, issuer: issuer, policies: policies, initialKeySets: keySets, remoteIssuers: remote,
-            decoyHash: PasswordHasher.decoy(cost: settings.passwordHashCost))
+            settings: settings,
+            issuer: issuer,
+            policies: policies,
+            initialKeySets: keySets,
+            remoteIssuers: remote,
+            decoyHash: PasswordHasher.decoy(cost: settings.passwordHashCost)
+        )
     }
 
     /// A verifier for one event loop, starting from the keys known without fetching.

@@ -90,7 +90,9 @@ package enum JSONWebKey {
             case "RSA":
                 let algorithm = pinned ?? .rs256
                 let key = try AsymmetricKey.rsaPublicKey(modulus: try member("n"), exponent: try member("e"))
-                guard key.supports(algorithm) else { throw JSONWebKeyError("alg \(algorithm.rawValue) does not fit an RSA key") }
+                guard key.supports(algorithm) else {
+                    throw JSONWebKeyError("alg \(algorithm.rawValue) does not fit an RSA key")
+                }
                 return VerificationKey(keyID: keyID, algorithm: algorithm, material: .asymmetric(key))
             case "EC":
                 guard let curve = jwk["crv"]?.string else { throw JSONWebKeyError("EC key without crv") }
@@ -101,7 +103,9 @@ package enum JSONWebKey {
                 default: throw JSONWebKeyError("unsupported curve \(curve)")
                 }
                 let algorithm = pinned ?? natural
-                guard algorithm == natural else { throw JSONWebKeyError("alg \(algorithm.rawValue) does not fit curve \(curve)") }
+                guard algorithm == natural else {
+                    throw JSONWebKeyError("alg \(algorithm.rawValue) does not fit curve \(curve)")
+                }
                 let key = try AsymmetricKey.ecPublicKey(curve: curve, x: try member("x"), y: try member("y"))
                 return VerificationKey(keyID: keyID, algorithm: algorithm, material: .asymmetric(key))
             case "OKP":
@@ -111,15 +115,23 @@ package enum JSONWebKey {
                 let key = try AsymmetricKey.ed25519PublicKey(try member("x"))
                 return VerificationKey(keyID: keyID, algorithm: algorithm, material: .asymmetric(key))
             case "oct":
-                guard allowSymmetric else { throw JSONWebKeyError("symmetric keys are accepted from configuration only") }
+                guard allowSymmetric else {
+                    throw JSONWebKeyError("symmetric keys are accepted from configuration only")
+                }
                 guard let algorithm = pinned, algorithm.isSymmetric else {
                     throw JSONWebKeyError("symmetric key needs alg HS256, HS384 or HS512")
                 }
                 let secret = try member("k")
                 guard secret.count >= algorithm.minimumSymmetricKeyBytes else {
-                    throw JSONWebKeyError("\(algorithm.rawValue) secret shorter than \(algorithm.minimumSymmetricKeyBytes) bytes")
+                    throw JSONWebKeyError(
+                        "\(algorithm.rawValue) secret shorter than \(algorithm.minimumSymmetricKeyBytes) bytes"
+                    )
                 }
-                return VerificationKey(keyID: keyID, algorithm: algorithm, material: .symmetric(SymmetricSecret(secret)))
+                return VerificationKey(
+                    keyID: keyID,
+                    algorithm: algorithm,
+                    material: .symmetric(SymmetricSecret(secret))
+                )
             default:
                 throw JSONWebKeyError("unsupported kty \(kty)")
             }
@@ -152,8 +164,13 @@ package struct JSONWebKeySet: Sendable {
     /// `problems`; keys sharing a `kid` are all left out (which one is meant is ambiguous).
     /// With `allowSymmetric` (a file of the operator's), a set holding private asymmetric
     /// keys or mixing symmetric and asymmetric keys is refused whole.
-    package static func parse(_ document: some Collection<UInt8>, allowSymmetric: Bool) throws(JSONWebKeyError) -> JSONWebKeySet {
-        guard document.count <= maxDocumentBytes else { throw JSONWebKeyError("JWKS larger than \(maxDocumentBytes) bytes") }
+    package static func parse(
+        _ document: some Collection<UInt8>,
+        allowSymmetric: Bool
+    ) throws(JSONWebKeyError) -> JSONWebKeySet {
+        guard document.count <= maxDocumentBytes else {
+            throw JSONWebKeyError("JWKS larger than \(maxDocumentBytes) bytes")
+        }
         let root: JSONObject
         do {
             root = try StrictJSON.parseObject(document)
@@ -168,7 +185,9 @@ package struct JSONWebKeySet: Sendable {
             // The operator's own file: an ambiguous set is a configuration error, refused
             // whole so it is fixed rather than half-used.
             let privateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth"]
-            if objects.contains(where: { $0["kty"]?.string != "oct" && privateMembers.contains(where: $0.names.contains) }) {
+            if objects.contains(where: {
+                $0["kty"]?.string != "oct" && privateMembers.contains(where: $0.names.contains)
+            }) {
                 throw JSONWebKeyError("key set contains private asymmetric keys; publish only public keys")
             }
             let symmetricCount = objects.filter { $0["kty"]?.string == "oct" }.count
@@ -215,6 +234,9 @@ package struct JSONWebKeySet: Sendable {
     /// A set holding both sets' keys; on a `kid` clash the receiver's key wins.
     package func merging(_ other: JSONWebKeySet) -> JSONWebKeySet {
         let own = Set(keys.compactMap(\.keyID))
-        return JSONWebKeySet(keys: keys + other.keys.filter { $0.keyID.map { !own.contains($0) } ?? true }, problems: problems + other.problems)
+        return JSONWebKeySet(
+            keys: keys + other.keys.filter { $0.keyID.map { !own.contains($0) } ?? true },
+            problems: problems + other.problems
+        )
     }
 }

@@ -19,7 +19,10 @@ package struct HTTPFetchResponse: Sendable {
 /// Performs one outbound GET with a timeout and a body limit; https URLs are verified
 /// against `caFile` (nil: the system trust store) with host-name checking. The future
 /// completes on any loop. Implemented by the server over NIOPosix and GatewayTLS.
-package typealias HTTPFetcher = @Sendable (_ url: String, _ timeout: TimeAmount, _ maximumBytes: Int, _ caFile: String?) -> EventLoopFuture<HTTPFetchResponse>
+package typealias HTTPFetcher =
+    @Sendable (_ url: String, _ timeout: TimeAmount, _ maximumBytes: Int, _ caFile: String?) -> EventLoopFuture<
+        HTTPFetchResponse
+    >
 
 /// Keeps every external issuer's JWKS current for the whole process: background refresh
 /// at the provider's `Cache-Control: max-age` clamped into the configured bounds, a refetch
@@ -128,32 +131,45 @@ package final class JWKSRefresher: @unchecked Sendable {
         if let url = state.jwksURL {
             urlFuture = self.eventLoop.makeSucceededFuture(url)
         } else if case .discovery(let discoveryURL) = settings.keySource {
-            urlFuture = self.fetcher(discoveryURL, timeout, 256 * 1024, settings.caFile).hop(to: self.eventLoop).flatMapThrowing { response -> String in
-                guard response.status == 200 else { throw FetchFailed(description: "discovery answered \(response.status)") }
-                guard let document = try? StrictJSON.parseObject(response.body), let uri = document["jwks_uri"]?.string,
-                    let parsed = URL(string: uri), let scheme = parsed.scheme?.lowercased()
-                else { throw FetchFailed(description: "discovery document has no usable jwks_uri") }
-                // Never a step down: https discovery means https keys; http only where the
-                // discovery URL itself was allowed to be (loopback).
-                let discoveryIsHTTPS = discoveryURL.lowercased().hasPrefix("https://")
-                guard scheme == "https" || (scheme == "http" && !discoveryIsHTTPS && KeyURLPolicy.isLoopback(parsed.host ?? "")) else {
-                    throw FetchFailed(description: "discovery document's jwks_uri is not https")
+            urlFuture = self.fetcher(discoveryURL, timeout, 256 * 1024, settings.caFile).hop(to: self.eventLoop)
+                .flatMapThrowing { response -> String in
+                    guard response.status == 200 else {
+                        throw FetchFailed(description: "discovery answered \(response.status)")
+                    }
+                    guard let document = try? StrictJSON.parseObject(response.body),
+                        let uri = document["jwks_uri"]?.string,
+                        let parsed = URL(string: uri), let scheme = parsed.scheme?.lowercased()
+                    else { throw FetchFailed(description: "discovery document has no usable jwks_uri") }
+                    // Never a step down: https discovery means https keys; http only where the
+                    // discovery URL itself was allowed to be (loopback).
+                    let discoveryIsHTTPS = discoveryURL.lowercased().hasPrefix("https://")
+                    guard
+                        scheme == "https"
+                            || (scheme == "http" && !discoveryIsHTTPS && KeyURLPolicy.isLoopback(parsed.host ?? ""))
+                    else {
+                        throw FetchFailed(description: "discovery document's jwks_uri is not https")
+                    }
+                    // OIDC Discovery §4.3: the document's issuer must be exactly ours.
+                    guard let issuer = document["issuer"]?.string, issuer.utf8.elementsEqual(settings.issuer.utf8)
+                    else {
+                        throw FetchFailed(
+                            description: "discovery document does not name issuer \(settings.issuer.prefix(100))"
+                        )
+                    }
+                    return uri
                 }
-                // OIDC Discovery §4.3: the document's issuer must be exactly ours.
-                guard let issuer = document["issuer"]?.string, issuer.utf8.elementsEqual(settings.issuer.utf8) else {
-                    throw FetchFailed(description: "discovery document does not name issuer \(settings.issuer.prefix(100))")
-                }
-                return uri
-            }
         } else {
             return self.eventLoop.makeSucceededVoidFuture()
         }
-        let fetched: EventLoopFuture<HTTPFetchResponse>.Isolated = urlFuture.assumeIsolated().flatMap { (url: String) -> EventLoopFuture<HTTPFetchResponse> in
+        let fetched: EventLoopFuture<HTTPFetchResponse>.Isolated = urlFuture.assumeIsolated().flatMap {
+            (url: String) -> EventLoopFuture<HTTPFetchResponse> in
             state.jwksURL = url
             return self.fetcher(url, timeout, JSONWebKeySet.maxDocumentBytes, settings.caFile).hop(to: self.eventLoop)
         }
         let future = fetched.flatMapThrowing { (response: HTTPFetchResponse) -> (JSONWebKeySet, TimeAmount) in
-            guard response.status == 200 else { throw FetchFailed(description: "JWKS answered HTTP \(response.status)") }
+            guard response.status == 200 else {
+                throw FetchFailed(description: "JWKS answered HTTP \(response.status)")
+            }
             let set: JSONWebKeySet
             do {
                 set = try JSONWebKeySet.parse(response.body, allowSymmetric: false)
@@ -167,7 +183,10 @@ package final class JWKSRefresher: @unchecked Sendable {
             state.keys = set
             if set.problems != state.lastProblems {
                 for problem in set.problems {
-                    self.logger.warning("JWKS key ignored", metadata: ["issuer": "\(settings.issuer)", "reason": "\(problem)"])
+                    self.logger.warning(
+                        "JWKS key ignored",
+                        metadata: ["issuer": "\(settings.issuer)", "reason": "\(problem)"]
+                    )
                 }
                 state.lastProblems = set.problems
             }
@@ -181,7 +200,10 @@ package final class JWKSRefresher: @unchecked Sendable {
             if case .discovery = settings.keySource { state.jwksURL = nil }
             self.logger.error(
                 "JWKS refresh failed; keeping the previous keys",
-                metadata: ["issuer": "\(settings.issuer)", "error": "\(error)", "keys_kept": "\(state.keys.keys.count)"])
+                metadata: [
+                    "issuer": "\(settings.issuer)", "error": "\(error)", "keys_kept": "\(state.keys.keys.count)",
+                ]
+            )
             self.schedule(state, after: settings.minRefreshInterval.timeAmount)
             throw error
         }
@@ -208,7 +230,9 @@ package final class JWKSRefresher: @unchecked Sendable {
             let trimmed = directive.trimmingCharacters(in: .whitespaces)
             if trimmed == "no-cache" || trimmed == "no-store" { return lower }
             for name in ["max-age=", "s-maxage="] where trimmed.hasPrefix(name) {
-                if let value = Int64(trimmed.dropFirst(name.count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))) {
+                if let value = Int64(
+                    trimmed.dropFirst(name.count).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+                ) {
                     maxAge = max(maxAge ?? 0, value)
                 }
             }
@@ -218,4 +242,3 @@ package final class JWKSRefresher: @unchecked Sendable {
         return min(max(requested, lower), upper)
     }
 }
-

@@ -86,8 +86,14 @@ package struct JWSCompact: Sendable {
             type = text
         }
         return JWSCompact(
-            header: header, algorithm: algorithm, keyID: keyID, type: type, payload: payload,
-            signingInput: Array(bytes[..<secondDot]), signature: signature)
+            header: header,
+            algorithm: algorithm,
+            keyID: keyID,
+            type: type,
+            payload: payload,
+            signingInput: Array(bytes[..<secondDot]),
+            signature: signature
+        )
     }
 
     /// Whether one of `keys` (already narrowed by `kid` and pinned algorithm) verifies it.

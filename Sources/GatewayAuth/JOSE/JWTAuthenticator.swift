@@ -8,7 +8,8 @@ package import NIOCore
 /// we lack. Returns a future that completes (on the caller's loop) once the refetch is done
 /// and the new keys were installed on the caller's loop, or nil when no refetch may start
 /// now (rate cap, file-based issuer).
-package typealias UnknownKeyRefetch = @Sendable (_ issuer: String, _ keyID: String?, _ loop: any EventLoop) -> EventLoopFuture<Void>?
+package typealias UnknownKeyRefetch =
+    @Sendable (_ issuer: String, _ keyID: String?, _ loop: any EventLoop) -> EventLoopFuture<Void>?
 
 /// JWT access tokens on one event loop: the verifier with this loop's copy of every
 /// issuer's keys, a cache of verified tokens keyed by SHA-256 of the token (never used past
@@ -116,7 +117,10 @@ package final class JWTAuthenticator {
                     return .invalid(.revoked)
                 }
                 cacheHits += 1
-                trace?.pass("jwt.cache", "verified earlier on this loop (iss \(cached.issuer), kid \(cached.keyID ?? "-")), valid until exp=\(cached.expiresAt)")
+                trace?.pass(
+                    "jwt.cache",
+                    "verified earlier on this loop (iss \(cached.issuer), kid \(cached.keyID ?? "-")), valid until exp=\(cached.expiresAt)"
+                )
                 return .valid(cached.principal)
             }
             // Never answered from the cache past exp: the full check decides (with leeway).
@@ -126,7 +130,13 @@ package final class JWTAuthenticator {
         return self.verify(token, digest: digest, now: now, mayRefetch: true, trace: trace)
     }
 
-    private func verify(_ token: String, digest: TokenDigest, now: Int64, mayRefetch: Bool, trace: DecisionTrace?) -> Check {
+    private func verify(
+        _ token: String,
+        digest: TokenDigest,
+        now: Int64,
+        mayRefetch: Bool,
+        trace: DecisionTrace?
+    ) -> Check {
         switch verifier.verify(token, now: now, trace: trace) {
         case .failed(let failure):
             return .invalid(failure)
@@ -134,10 +144,16 @@ package final class JWTAuthenticator {
             guard mayRefetch, let refetch, refetchBackoff[issuer].map({ eventLoop.now >= $0 }) ?? true,
                 let refreshed = refetch(issuer, keyID, eventLoop)
             else {
-                trace?.fail("jwt.key", "no key of \(issuer) has kid \(keyID ?? "(none)") and no JWKS refetch may start now")
+                trace?.fail(
+                    "jwt.key",
+                    "no key of \(issuer) has kid \(keyID ?? "(none)") and no JWKS refetch may start now"
+                )
                 return .invalid(.unknownKey)
             }
-            trace?.info("jwt.key", "no key of \(issuer) has kid \(keyID ?? "(none)"): the JWKS is fetched again, then the check repeats")
+            trace?.info(
+                "jwt.key",
+                "no key of \(issuer) has kid \(keyID ?? "(none)"): the JWKS is fetched again, then the check repeats"
+            )
             let future = refreshed.assumeIsolated().flatMapThrowing { () -> Principal in
                 throw RetryAfterRefetch()
             }.flatMapError { error -> EventLoopFuture<Principal> in
@@ -160,7 +176,8 @@ package final class JWTAuthenticator {
                     return .invalid(.revoked)
                 }
                 if let sessions {
-                    let future = sessions.isTokenIDRevoked(id).assumeIsolated().flatMapThrowing { isRevoked -> Principal in
+                    let future = sessions.isTokenIDRevoked(id).assumeIsolated().flatMapThrowing {
+                        isRevoked -> Principal in
                         if isRevoked {
                             trace?.fail("jwt.revocation", "jti \(id) is on the deny list in the session store")
                             self.revoke(tokenID: id, expiresAt: verified.expiresAt)
@@ -173,7 +190,11 @@ package final class JWTAuthenticator {
                     return .pending(future)
                 }
             }
-            trace?.pass("jwt.revocation", verified.tokenID == nil ? "no jti: nothing to look up" : "no session store: the deny list is not consulted")
+            trace?.pass(
+                "jwt.revocation",
+                verified.tokenID == nil
+                    ? "no jti: nothing to look up" : "no session store: the deny list is not consulted"
+            )
             remember(digest, verified)
             return .valid(verified.principal)
         }
@@ -196,8 +217,12 @@ package final class JWTAuthenticator {
             }
         }
         cache[digest] = CachedToken(
-            principal: verified.principal, expiresAt: verified.expiresAt, tokenID: verified.tokenID, issuer: verified.issuer,
-            keyID: verified.keyID)
+            principal: verified.principal,
+            expiresAt: verified.expiresAt,
+            tokenID: verified.tokenID,
+            issuer: verified.issuer,
+            keyID: verified.keyID
+        )
         order.append(digest)
         // Entries that expired were dropped from the cache but not from `order`: compact
         // so the order list stays within a constant factor of the cache.

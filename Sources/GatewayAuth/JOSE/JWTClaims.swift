@@ -113,10 +113,16 @@ package enum JWTClaimsValidator {
             // A wrapped subtraction (iat = Int64.min) is an absurd lifetime, not a short one.
             let (lifetime, overflow) = exp.subtractingReportingOverflow(iat ?? now)
             guard !overflow, lifetime <= maxLifetime else {
-                trace?.fail("jwt.lifetime", "exp - \(iat == nil ? "now" : "iat") = \(lifetime)s; rule: at most \(maxLifetime)s")
+                trace?.fail(
+                    "jwt.lifetime",
+                    "exp - \(iat == nil ? "now" : "iat") = \(lifetime)s; rule: at most \(maxLifetime)s"
+                )
                 throw .lifetimeTooLong
             }
-            trace?.pass("jwt.lifetime", "exp - \(iat == nil ? "now" : "iat") = \(lifetime)s; rule: at most \(maxLifetime)s")
+            trace?.pass(
+                "jwt.lifetime",
+                "exp - \(iat == nil ? "now" : "iat") = \(lifetime)s; rule: at most \(maxLifetime)s"
+            )
         }
         if !policy.audiences.isEmpty {
             let audiences: [String]
@@ -130,18 +136,31 @@ package enum JWTClaimsValidator {
                 }
                 audiences = strings
             case nil:
-                trace?.fail("jwt.claim.aud", "absent; rule: must contain one of \(policy.audiences.joined(separator: ", "))")
+                trace?.fail(
+                    "jwt.claim.aud",
+                    "absent; rule: must contain one of \(policy.audiences.joined(separator: ", "))"
+                )
                 throw .missingClaim("aud")
             default:
                 trace?.fail("jwt.claim.aud", "not a string or a list")
                 throw .malformed("aud is not a string or a list")
             }
             // StringOrURI values compare code point by code point, never after normalisation.
-            guard audiences.contains(where: { audience in policy.audiences.contains { $0.utf8.elementsEqual(audience.utf8) } }) else {
-                trace?.fail("jwt.claim.aud", "aud=\(audiences.joined(separator: ", ")); rule: must contain one of \(policy.audiences.joined(separator: ", "))")
+            guard
+                audiences.contains(where: { audience in
+                    policy.audiences.contains { $0.utf8.elementsEqual(audience.utf8) }
+                })
+            else {
+                trace?.fail(
+                    "jwt.claim.aud",
+                    "aud=\(audiences.joined(separator: ", ")); rule: must contain one of \(policy.audiences.joined(separator: ", "))"
+                )
                 throw .wrongAudience
             }
-            trace?.pass("jwt.claim.aud", "aud=\(audiences.joined(separator: ", ")); rule: must contain one of \(policy.audiences.joined(separator: ", "))")
+            trace?.pass(
+                "jwt.claim.aud",
+                "aud=\(audiences.joined(separator: ", ")); rule: must contain one of \(policy.audiences.joined(separator: ", "))"
+            )
         } else {
             trace?.info("jwt.claim.aud", "not checked: this issuer has no audience configured")
         }
@@ -165,7 +184,9 @@ package enum JWTClaimsValidator {
         var scopes: [String] = []
         switch claims["scope"] {
         case .string(let text)?:
-            guard let parsed = ScopeToken.parseList(text) else { throw .malformed("scope holds a value that is not a scope token") }
+            guard let parsed = ScopeToken.parseList(text) else {
+                throw .malformed("scope holds a value that is not a scope token")
+            }
             scopes = parsed
         case nil: break
         default: throw .malformed("scope is not a string")
@@ -177,7 +198,9 @@ package enum JWTClaimsValidator {
             guard ScopeToken.areValid(strings) else { throw .malformed("scp holds a value that is not a scope token") }
             scopes += strings
         case .string(let text)?:
-            guard let parsed = ScopeToken.parseList(text) else { throw .malformed("scp holds a value that is not a scope token") }
+            guard let parsed = ScopeToken.parseList(text) else {
+                throw .malformed("scp holds a value that is not a scope token")
+            }
             scopes += parsed
         case nil: break
         default: throw .malformed("scp is not a list")
@@ -190,7 +213,9 @@ package enum JWTClaimsValidator {
         }
         var tokenID: String?
         if let value = claims["jti"] {
-            guard let text = value.string, !text.isEmpty, text.utf8.count <= 128 else { throw .malformed("jti is not a short string") }
+            guard let text = value.string, !text.isEmpty, text.utf8.count <= 128 else {
+                throw .malformed("jti is not a short string")
+            }
             tokenID = text
         }
         // Our own token minted for an OAuth client (the token endpoint writes `client_id`)
@@ -200,12 +225,21 @@ package enum JWTClaimsValidator {
         if let trace {
             trace.pass("jwt.claim.scope", "scopes: \(scopes.isEmpty ? "(none)" : scopes.joined(separator: " "))")
             if let clientID {
-                trace.info("jwt.claim.client_id", "client_id=\(clientID)\(kind == .oauth ? ": an OAuth access token of this gateway" : "")")
+                trace.info(
+                    "jwt.claim.client_id",
+                    "client_id=\(clientID)\(kind == .oauth ? ": an OAuth access token of this gateway" : "")"
+                )
             }
             if let tokenID { trace.info("jwt.claim.jti", "jti=\(tokenID)") }
         }
         var principal = Principal(
-            subject: subject, kind: kind, scopes: scopes, clientID: clientID, keyID: nil, expiresAt: exp)
+            subject: subject,
+            kind: kind,
+            scopes: scopes,
+            clientID: clientID,
+            keyID: nil,
+            expiresAt: exp
+        )
         principal.issuer = policy.issuer
         return VerifiedToken(principal: principal, expiresAt: exp, tokenID: tokenID, issuer: policy.issuer)
     }

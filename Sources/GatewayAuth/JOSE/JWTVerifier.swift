@@ -50,11 +50,19 @@ package final class JWTVerifier {
             trace?.fail("jwt.header", "the claims are not a JSON object")
             return .failed(.malformed("claims are not a JSON object"))
         }
-        trace?.pass("jwt.header", "alg=\(jws.algorithm.rawValue) kid=\(jws.keyID ?? "(none)") typ=\(jws.type ?? "(none)")")
+        trace?.pass(
+            "jwt.header",
+            "alg=\(jws.algorithm.rawValue) kid=\(jws.keyID ?? "(none)") typ=\(jws.type ?? "(none)")"
+        )
         // Swift's String equality (and so the dictionary) treats canonically equivalent
         // strings as equal; issuers must match byte for byte.
-        guard let issuer = claims["iss"]?.string, let policy = self.policies[issuer], policy.issuer.utf8.elementsEqual(issuer.utf8) else {
-            trace?.fail("jwt.claim.iss", "iss=\(claims["iss"]?.string ?? "(none)"); rule: one of \(self.policies.keys.sorted().joined(separator: ", "))")
+        guard let issuer = claims["iss"]?.string, let policy = self.policies[issuer],
+            policy.issuer.utf8.elementsEqual(issuer.utf8)
+        else {
+            trace?.fail(
+                "jwt.claim.iss",
+                "iss=\(claims["iss"]?.string ?? "(none)"); rule: one of \(self.policies.keys.sorted().joined(separator: ", "))"
+            )
             return .failed(.unknownIssuer)
         }
         if let allowed = policy.allowedAlgorithms, !allowed.contains(jws.algorithm) {
@@ -76,12 +84,24 @@ package final class JWTVerifier {
             return .unknownKey(issuer: issuer, keyID: jws.keyID)
         }
         guard let key = jws.verifyingKey(among: candidates) else {
-            trace?.fail("jwt.signature", "no key of \(issuer) matching kid \(jws.keyID ?? "(none)") verifies the signature (\(candidates.count) tried)")
+            trace?.fail(
+                "jwt.signature",
+                "no key of \(issuer) matching kid \(jws.keyID ?? "(none)") verifies the signature (\(candidates.count) tried)"
+            )
             return .failed(.badSignature)
         }
-        trace?.pass("jwt.signature", "verified with \(issuer) key kid=\(key.keyID ?? "(none)") (\(jws.algorithm.rawValue))")
+        trace?.pass(
+            "jwt.signature",
+            "verified with \(issuer) key kid=\(key.keyID ?? "(none)") (\(jws.algorithm.rawValue))"
+        )
         do {
-            var verified = try JWTClaimsValidator.validate(claims: claims, type: jws.type, policy: policy, now: now, trace: trace)
+            var verified = try JWTClaimsValidator.validate(
+                claims: claims,
+                type: jws.type,
+                policy: policy,
+                now: now,
+                trace: trace
+            )
             verified.keyID = key.keyID
             return .verified(verified)
         } catch {

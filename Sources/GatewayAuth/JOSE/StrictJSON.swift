@@ -77,7 +77,10 @@ package struct StrictJSON {
         self.maxDepth = maxDepth
     }
 
-    package static func parse(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(ParseError) -> JSONValue {
+    package static func parse(
+        _ bytes: some Collection<UInt8>,
+        maxDepth: Int = defaultMaxDepth
+    ) throws(ParseError) -> JSONValue {
         var parser = StrictJSON(bytes: Array(bytes), maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -87,7 +90,10 @@ package struct StrictJSON {
     }
 
     /// Parses a document that must be an object.
-    package static func parseObject(_ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth) throws(ParseError) -> JSONObject {
+    package static func parseObject(
+        _ bytes: some Collection<UInt8>,
+        maxDepth: Int = defaultMaxDepth
+    ) throws(ParseError) -> JSONObject {
         guard case .object(let object) = try parse(bytes, maxDepth: maxDepth) else {
             throw ParseError(description: "expected a JSON object")
         }
@@ -249,7 +255,9 @@ package struct StrictJSON {
                 case UInt8(ascii: "u"):
                     let high = try parseHex4()
                     if (0xD800...0xDBFF).contains(high) {
-                        guard index + 2 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                        guard index + 2 <= bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                            bytes[index + 1] == UInt8(ascii: "u")
+                        else {
                             throw error("lone surrogate")
                         }
                         index += 2
@@ -299,7 +307,9 @@ package struct StrictJSON {
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             isInteger = false
             index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
             let digitsStart = index
             while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
             guard index > digitsStart else { throw error("invalid exponent") }

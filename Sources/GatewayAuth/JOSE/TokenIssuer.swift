@@ -23,7 +23,14 @@ package final class TokenIssuer: Sendable {
     /// The same keys as a verification set, for our own tokens.
     package let verificationKeys: JSONWebKeySet
 
-    package init(issuer: String, audience: String, accessTokenTTL: Int64, refreshTokenTTL: Int64, keys: [SigningKey], activeKeyID: String) throws {
+    package init(
+        issuer: String,
+        audience: String,
+        accessTokenTTL: Int64,
+        refreshTokenTTL: Int64,
+        keys: [SigningKey],
+        activeKeyID: String
+    ) throws {
         guard let active = keys.first(where: { $0.keyID == activeKeyID }) else {
             throw CryptoKeyError("no active signing key")
         }
@@ -34,9 +41,11 @@ package final class TokenIssuer: Sendable {
         self.keys = keys
         self.active = active
         self.jwksDocument = "{\"keys\":[" + keys.map(Self.publicJWK).joined(separator: ",") + "]}"
-        self.verificationKeys = JSONWebKeySet(keys: keys.map {
-            VerificationKey(keyID: $0.keyID, algorithm: $0.algorithm, material: .asymmetric($0.key))
-        })
+        self.verificationKeys = JSONWebKeySet(
+            keys: keys.map {
+                VerificationKey(keyID: $0.keyID, algorithm: $0.algorithm, material: .asymmetric($0.key))
+            }
+        )
     }
 
     /// Loads every `[[auth.jwt.signing_keys]]` entry; nil when no issuer is configured.
@@ -48,29 +57,41 @@ package final class TokenIssuer: Sendable {
             let key: AsymmetricKey
             do {
                 key = try AsymmetricKey.privateKey(
-                    pem: Array(entry.privateKeyPEM.value.utf8), passphrase: entry.passphrase.map { Array($0.value.utf8) })
+                    pem: Array(entry.privateKeyPEM.value.utf8),
+                    passphrase: entry.passphrase.map { Array($0.value.utf8) }
+                )
             } catch {
                 throw CryptoKeyError("signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)): \(error)")
             }
             let algorithm = SignatureAlgorithm(rawValue: entry.algorithm.rawValue)!
             guard key.supports(algorithm) else {
-                throw CryptoKeyError("signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)) is not a \(entry.algorithm.rawValue) key")
+                throw CryptoKeyError(
+                    "signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)) is not a \(entry.algorithm.rawValue) key"
+                )
             }
             keys.append(SigningKey(keyID: entry.keyID, algorithm: algorithm, key: key))
         }
         guard let active = settings.activeSigningKey else { throw CryptoKeyError("no active signing key") }
         return try TokenIssuer(
-            issuer: issuer, audience: settings.audience,
+            issuer: issuer,
+            audience: settings.audience,
             accessTokenTTL: Int64(settings.accessTokenTTL.components.seconds),
             refreshTokenTTL: Int64(settings.refreshTokenTTL.components.seconds),
-            keys: keys, activeKeyID: active.keyID)
+            keys: keys,
+            activeKeyID: active.keyID
+        )
     }
 
     /// The policy our own access tokens are checked against (RFC 9068 `at+jwt`).
     package func policy(leewaySeconds: Int64, maxLifetimeSeconds: Int64) -> IssuerPolicy {
         IssuerPolicy(
-            issuer: issuer, audiences: [audience], requiredType: "at+jwt", leewaySeconds: leewaySeconds,
-            maxLifetimeSeconds: maxLifetimeSeconds, isOwn: true)
+            issuer: issuer,
+            audiences: [audience],
+            requiredType: "at+jwt",
+            leewaySeconds: leewaySeconds,
+            maxLifetimeSeconds: maxLifetimeSeconds,
+            isOwn: true
+        )
     }
 
     /// Scopes that are not all scope tokens: never signed (they come from user records and
@@ -80,7 +101,12 @@ package final class TokenIssuer: Sendable {
     }
 
     /// A signed access token for `subject` with `scopes`, and its id and expiry.
-    package func accessToken(subject: String, scopes: [String], clientID: String? = nil, now: Int64) throws -> (token: String, tokenID: String, expiresAt: Int64) {
+    package func accessToken(
+        subject: String,
+        scopes: [String],
+        clientID: String? = nil,
+        now: Int64
+    ) throws -> (token: String, tokenID: String, expiresAt: Int64) {
         guard ScopeToken.areValid(scopes) else { throw InvalidScopes() }
         let tokenID = Base64URL.encode(SecureRandom.bytes(16))
         let expiresAt = now + accessTokenTTL

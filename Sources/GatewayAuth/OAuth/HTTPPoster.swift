@@ -14,7 +14,14 @@ package struct HTTPPostRequest: Sendable {
     /// Trust anchors for an https URL; nil: the system trust store.
     package var caFile: String?
 
-    package init(url: String, headers: [(name: String, value: String)], body: [UInt8], timeout: TimeAmount, maximumBytes: Int, caFile: String?) {
+    package init(
+        url: String,
+        headers: [(name: String, value: String)],
+        body: [UInt8],
+        timeout: TimeAmount,
+        maximumBytes: Int,
+        caFile: String?
+    ) {
         self.url = url
         self.headers = headers
         self.body = body
@@ -27,4 +34,5 @@ package struct HTTPPostRequest: Sendable {
 /// Performs one outbound POST without blocking: the connection runs on `eventLoop` and the
 /// future completes there. Implemented by the server over NIOPosix and GatewayTLS (this
 /// module stays free of sockets), faked in tests.
-package typealias HTTPPoster = @Sendable (_ request: HTTPPostRequest, _ eventLoop: any EventLoop) -> EventLoopFuture<HTTPFetchResponse>
+package typealias HTTPPoster =
+    @Sendable (_ request: HTTPPostRequest, _ eventLoop: any EventLoop) -> EventLoopFuture<HTTPFetchResponse>

@@ -56,10 +56,12 @@ package final class IntrospectionAuthenticator {
         now: @escaping () -> Int64
     ) {
         self.endpoints = endpoints.map { settings in
-            let credentials = FormEncoding.encode(settings.clientID) + ":" + FormEncoding.encode(settings.clientSecret.value)
+            let credentials =
+                FormEncoding.encode(settings.clientID) + ":" + FormEncoding.encode(settings.clientSecret.value)
             return Endpoint(settings: settings, authorization: "Basic " + Data(credentials.utf8).base64EncodedString())
         }
-        self.longestCacheSeconds = endpoints.map { max(Self.wholeSeconds($0.cacheMax), Self.wholeSeconds($0.negativeTTL)) }.max() ?? 0
+        self.longestCacheSeconds =
+            endpoints.map { max(Self.wholeSeconds($0.cacheMax), Self.wholeSeconds($0.negativeTTL)) }.max() ?? 0
         self.post = post
         self.shared = shared
         self.eventLoop = eventLoop
@@ -87,7 +89,10 @@ package final class IntrospectionAuthenticator {
             }
             self.cache[hash] = nil
         }
-        trace?.info("introspection.cache", "not cached on this loop: the shared cache, then the endpoints (\(self.endpoints.map(\.settings.endpoint).joined(separator: ", "))) are asked")
+        trace?.info(
+            "introspection.cache",
+            "not cached on this loop: the shared cache, then the endpoints (\(self.endpoints.map(\.settings.endpoint).joined(separator: ", "))) are asked"
+        )
         let future = self.lookUp(token: token, hash: hash).assumeIsolated().flatMapThrowing { result -> Principal in
             switch self.verdict(result, now: self.now(), trace: trace) {
             case .valid(let principal): return principal
@@ -100,11 +105,25 @@ package final class IntrospectionAuthenticator {
 
     private func verdict(_ result: IntrospectionResult, now: Int64, trace: DecisionTrace? = nil) -> TokenCheck {
         guard result.active, let subject = result.subject, let expiresAt = result.expiresAt, now < expiresAt else {
-            trace?.fail("introspection.active", result.active ? "active, but without sub or exp, or expired (exp=\(result.expiresAt.map(String.init) ?? "none"), now=\(now))" : "active: false")
+            trace?.fail(
+                "introspection.active",
+                result.active
+                    ? "active, but without sub or exp, or expired (exp=\(result.expiresAt.map(String.init) ?? "none"), now=\(now))"
+                    : "active: false"
+            )
             return .invalid(.unauthorized(Self.refusal))
         }
-        trace?.pass("introspection.active", "active: true, sub=\(subject) client_id=\(result.clientID ?? "(none)") iss=\(result.issuer ?? "(none)") exp=\(expiresAt)")
-        var principal = Principal(subject: subject, kind: .oauth, scopes: result.scopes, clientID: result.clientID, expiresAt: expiresAt)
+        trace?.pass(
+            "introspection.active",
+            "active: true, sub=\(subject) client_id=\(result.clientID ?? "(none)") iss=\(result.issuer ?? "(none)") exp=\(expiresAt)"
+        )
+        var principal = Principal(
+            subject: subject,
+            kind: .oauth,
+            scopes: result.scopes,
+            clientID: result.clientID,
+            expiresAt: expiresAt
+        )
         principal.issuer = result.issuer
         principal.issuedElsewhere = true
         return .valid(principal)
@@ -152,7 +171,8 @@ package final class IntrospectionAuthenticator {
 
     /// Asks endpoint `index` and, while they say inactive, the ones after it. An inactive
     /// verdict is remembered for the shortest `negative_ttl` among those asked.
-    private func introspect(token: String, at index: Int, inactiveUntil: Int64?) -> EventLoopFuture<IntrospectionResult> {
+    private func introspect(token: String, at index: Int, inactiveUntil: Int64?) -> EventLoopFuture<IntrospectionResult>
+    {
         guard index < self.endpoints.count else {
             return self.eventLoop.makeSucceededFuture(.inactive(until: inactiveUntil ?? self.now()))
         }
@@ -167,7 +187,8 @@ package final class IntrospectionAuthenticator {
             caFile: settings.caFile
         )
         self.introspections += 1
-        return self.post(request, self.eventLoop).hop(to: self.eventLoop).assumeIsolated().flatMapErrorThrowing { error -> HTTPFetchResponse in
+        return self.post(request, self.eventLoop).hop(to: self.eventLoop).assumeIsolated().flatMapErrorThrowing {
+            error -> HTTPFetchResponse in
             self.noteFailure(of: settings.endpoint, "introspection endpoint unavailable", "\(error)")
             throw GatewayError.authUnavailable
         }.flatMap { response -> EventLoopFuture<IntrospectionResult> in
@@ -180,16 +201,30 @@ package final class IntrospectionAuthenticator {
                 return self.eventLoop.makeFailedFuture(GatewayError.authUnavailable)
             }
             if self.failing.remove(settings.endpoint) != nil {
-                self.logger.notice("introspection endpoint answers again", metadata: ["endpoint": "\(settings.endpoint)"])
+                self.logger.notice(
+                    "introspection endpoint answers again",
+                    metadata: ["endpoint": "\(settings.endpoint)"]
+                )
             }
             switch answer {
             case .active(let subject, let clientID, let scopes, let issuer, let expiresAt):
                 let until = min(expiresAt, now + Self.wholeSeconds(settings.cacheMax))
-                return self.eventLoop.makeSucceededFuture(IntrospectionResult(
-                    active: true, subject: subject, clientID: clientID, scopes: scopes, issuer: issuer ?? settings.endpoint,
-                    expiresAt: expiresAt, cachedUntil: until))
+                return self.eventLoop.makeSucceededFuture(
+                    IntrospectionResult(
+                        active: true,
+                        subject: subject,
+                        clientID: clientID,
+                        scopes: scopes,
+                        issuer: issuer ?? settings.endpoint,
+                        expiresAt: expiresAt,
+                        cachedUntil: until
+                    )
+                )
             case .inactive(let reason):
-                self.logger.debug("introspection: token not active", metadata: ["endpoint": "\(settings.endpoint)", "reason": "\(reason)"])
+                self.logger.debug(
+                    "introspection: token not active",
+                    metadata: ["endpoint": "\(settings.endpoint)", "reason": "\(reason)"]
+                )
                 let until = now + Self.wholeSeconds(settings.negativeTTL)
                 return self.introspect(token: token, at: index + 1, inactiveUntil: min(until, inactiveUntil ?? until))
             }
@@ -200,7 +235,9 @@ package final class IntrospectionAuthenticator {
     private func noteFailure(of endpoint: String, _ message: Logger.Message, _ reason: String) {
         guard self.failing.insert(endpoint).inserted else { return }
         self.logger.warning(
-            "\(message); its tokens get 503 until it answers again", metadata: ["endpoint": "\(endpoint)", "reason": "\(reason)"])
+            "\(message); its tokens get 503 until it answers again",
+            metadata: ["endpoint": "\(endpoint)", "reason": "\(reason)"]
+        )
     }
 
     private static func wholeSeconds(_ duration: Duration) -> Int64 {

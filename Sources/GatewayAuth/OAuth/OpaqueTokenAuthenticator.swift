@@ -33,7 +33,13 @@ package final class OpaqueTokenAuthenticator {
 
     package static let refusal = "The access token is unknown, revoked or expired."
 
-    package init(store: any OpaqueAccessTokenStore, cache: CacheSettings, issuer: String?, logger: Logger, now: @escaping () -> Int64) {
+    package init(
+        store: any OpaqueAccessTokenStore,
+        cache: CacheSettings,
+        issuer: String?,
+        logger: Logger,
+        now: @escaping () -> Int64
+    ) {
         self.store = store
         self.cache = CredentialCache(cache)
         self.issuer = issuer
@@ -103,10 +109,14 @@ package final class OpaqueTokenAuthenticator {
             stale = nil
         }
         let generation = self.generation
-        let future = self.lookUp(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> OpaqueAccessTokenRecord? in
+        let future = self.lookUp(hash: hash).assumeIsolated().flatMapErrorThrowing {
+            error -> OpaqueAccessTokenRecord? in
             if case CredentialStoreError.corrupt(let reason) = error {
                 // Not what the gateway wrote: treated as absent (401), and said loudly.
-                self.logger.error("unreadable opaque access token record in the store", metadata: ["reason": "\(reason)"])
+                self.logger.error(
+                    "unreadable opaque access token record in the store",
+                    metadata: ["reason": "\(reason)"]
+                )
                 return nil
             }
             if let stale {
@@ -120,7 +130,10 @@ package final class OpaqueTokenAuthenticator {
         }.flatMapThrowing { record -> Principal in
             if let trace {
                 if let record {
-                    trace.pass("opaque.lookup", "record: client_id=\(record.clientID) subject=\(record.subject) scopes=\(record.scopes.joined(separator: " "))")
+                    trace.pass(
+                        "opaque.lookup",
+                        "record: client_id=\(record.clientID) subject=\(record.subject) scopes=\(record.scopes.joined(separator: " "))"
+                    )
                     let now = self.now()
                     if record.isUsable(at: now) {
                         trace.pass("opaque.expiry", "expires_at=\(record.expiresAt) > now=\(now)")
@@ -136,8 +149,12 @@ package final class OpaqueTokenAuthenticator {
                 throw GatewayError.unauthorized(Self.refusal)
             }
             var principal = Principal(
-                subject: record.subject, kind: .oauth, scopes: record.scopes, clientID: record.clientID,
-                expiresAt: record.expiresAt)
+                subject: record.subject,
+                kind: .oauth,
+                scopes: record.scopes,
+                clientID: record.clientID,
+                expiresAt: record.expiresAt
+            )
             principal.issuer = self.issuer
             if generation == self.generation {
                 self.cache.storePositive(hash, principal, now: .now())
@@ -184,7 +201,8 @@ package final class OpaqueTokenAuthenticator {
             self.storeDown = true
             self.logger.warning(
                 "credential store unavailable; opaque access tokens not cached (or past stale_grace) get 503 until it answers again",
-                metadata: ["error": "\(error)"])
+                metadata: ["error": "\(error)"]
+            )
         }
     }
 }

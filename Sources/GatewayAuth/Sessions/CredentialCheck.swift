@@ -14,7 +14,10 @@ package final class CredentialCheck {
     package static let maximumPendingHashes = 32
 
     package static let invalidCredentials = GatewayError(
-        status: 401, code: "invalid_credentials", description: "The e-mail address or password is incorrect.")
+        status: 401,
+        code: "invalid_credentials",
+        description: "The e-mail address or password is incorrect."
+    )
 
     private let sessions: any SessionStore
     private let throttle: any LoginThrottle
@@ -22,7 +25,12 @@ package final class CredentialCheck {
     private let decoyHash: String
     private var pendingHashes = 0
 
-    package init(sessions: any SessionStore, throttle: any LoginThrottle, checkPassword: @escaping PasswordCheck, decoyHash: String) {
+    package init(
+        sessions: any SessionStore,
+        throttle: any LoginThrottle,
+        checkPassword: @escaping PasswordCheck,
+        decoyHash: String
+    ) {
         self.sessions = sessions
         self.throttle = throttle
         self.checkPassword = checkPassword
@@ -37,42 +45,63 @@ package final class CredentialCheck {
     /// The enabled user whose password this is. Fails with a `GatewayError`:
     /// `invalid_credentials` (401), `too_many_attempts` (429 with Retry-After), `busy` or
     /// `auth_unavailable` (503).
-    package func verify(email emailText: String, password: String, clientAddress: String, eventLoop: any EventLoop) -> EventLoopFuture<UserRecord> {
+    package func verify(
+        email emailText: String,
+        password: String,
+        clientAddress: String,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<UserRecord> {
         let email = Self.normalisedEmail(emailText)
-        guard !email.isEmpty, email.utf8.count <= 254, !password.isEmpty, password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
+        guard !email.isEmpty, email.utf8.count <= 254, !password.isEmpty,
+            password.utf8.count <= PasswordHasher.maximumPasswordBytes
+        else {
             return eventLoop.makeFailedFuture(Self.invalidCredentials)
         }
-        return self.admit(address: clientAddress, account: email, purpose: .login, eventLoop: eventLoop).assumeIsolated().flatMap {
-            self.sessions.user(email: email)
-        }.flatMap { user -> EventLoopFuture<UserRecord> in
-            guard self.pendingHashes < Self.maximumPendingHashes else {
-                return eventLoop.makeFailedFuture(GatewayError(
-                    status: 503, code: "busy", description: "Too many logins in progress; retry in a second.",
-                    headers: [.init("Retry-After", "1")]))
-            }
-            self.pendingHashes += 1
-            // A provider user has no password: the decoy keeps the timing of a wrong one.
-            let encoded = (user?.disabled == false && user?.provider == nil) ? user!.passwordHash : self.decoyHash
-            return self.checkPassword(password, encoded, eventLoop).hop(to: eventLoop).assumeIsolated().always { _ in
-                self.pendingHashes -= 1
-            }.flatMapThrowing { matches -> UserRecord in
-                guard matches, let user, !user.disabled, user.provider == nil else { throw Self.invalidCredentials }
-                return user
-            }.nonisolated()
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+        return self.admit(address: clientAddress, account: email, purpose: .login, eventLoop: eventLoop)
+            .assumeIsolated().flatMap {
+                self.sessions.user(email: email)
+            }.flatMap { user -> EventLoopFuture<UserRecord> in
+                guard self.pendingHashes < Self.maximumPendingHashes else {
+                    return eventLoop.makeFailedFuture(
+                        GatewayError(
+                            status: 503,
+                            code: "busy",
+                            description: "Too many logins in progress; retry in a second.",
+                            headers: [.init("Retry-After", "1")]
+                        )
+                    )
+                }
+                self.pendingHashes += 1
+                // A provider user has no password: the decoy keeps the timing of a wrong one.
+                let encoded = (user?.disabled == false && user?.provider == nil) ? user!.passwordHash : self.decoyHash
+                return self.checkPassword(password, encoded, eventLoop).hop(to: eventLoop).assumeIsolated().always {
+                    _ in
+                    self.pendingHashes -= 1
+                }.flatMapThrowing { matches -> UserRecord in
+                    guard matches, let user, !user.disabled, user.provider == nil else { throw Self.invalidCredentials }
+                    return user
+                }.nonisolated()
+            }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
     }
 
     /// Succeeds when the attempt is within the per-address (and per-account) limits.
-    package func admit(address: String, account: String?, purpose: LoginThrottlePurpose, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    package func admit(
+        address: String,
+        account: String?,
+        purpose: LoginThrottlePurpose,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         throttle.admit(address: address, account: account, purpose: purpose, now: .now()).flatMapThrowing { decision in
             switch decision {
             case .allowed:
                 return
             case .limited(let seconds, let rateLimitHeaders):
                 throw GatewayError(
-                    status: 429, code: "too_many_attempts",
+                    status: 429,
+                    code: "too_many_attempts",
                     description: "Too many attempts; wait \(seconds) seconds before trying again.",
-                    headers: [.init("Retry-After", String(seconds))] + rateLimitHeaders)
+                    headers: [.init("Retry-After", String(seconds))] + rateLimitHeaders
+                )
             case .unavailable:
                 throw GatewayError.authUnavailable
             }

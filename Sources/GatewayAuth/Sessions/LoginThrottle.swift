@@ -6,7 +6,12 @@ package import NIOCore
 package protocol LoginThrottle: AnyObject {
     /// Counts one attempt for the address and the account, each when given; a refusal
     /// carries the seconds until one is allowed. Each purpose counts in buckets of its own.
-    func admit(address: String?, account: String?, purpose: LoginThrottlePurpose, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision>
+    func admit(
+        address: String?,
+        account: String?,
+        purpose: LoginThrottlePurpose,
+        now: NIODeadline
+    ) -> EventLoopFuture<LoginThrottleDecision>
 }
 
 extension LoginThrottle {

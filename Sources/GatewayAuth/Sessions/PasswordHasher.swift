@@ -15,7 +15,13 @@ package enum PasswordHasher {
     package static func hash(password: String, cost: Int) throws -> String {
         let salt = SecureRandom.bytes(saltBytes)
         let derived = try Scrypt.derive(
-            password: Array(password.utf8), salt: salt, n: 1 << UInt64(cost), r: 8, p: 1, length: hashBytes)
+            password: Array(password.utf8),
+            salt: salt,
+            n: 1 << UInt64(cost),
+            r: 8,
+            p: 1,
+            length: hashBytes
+        )
         return "scrypt$ln=\(cost),r=8,p=1$\(Base64URL.encode(salt))$\(Base64URL.encode(derived))"
     }
 
@@ -50,7 +56,9 @@ package enum PasswordHasher {
             default: return nil
             }
         }
-        guard (10...20).contains(cost), (1...16).contains(r), (1...4).contains(p), 128 * r << UInt64(cost) <= maximumScryptMemory else {
+        guard (10...20).contains(cost), (1...16).contains(r), (1...4).contains(p),
+            128 * r << UInt64(cost) <= maximumScryptMemory
+        else {
             return nil
         }
         return Stored(cost: cost, r: r, p: p, salt: salt, hash: expected)
@@ -61,8 +69,13 @@ package enum PasswordHasher {
     package static func verify(password: String, encoded: String) -> Bool {
         guard let stored = parse(encoded), password.utf8.count <= maximumPasswordBytes,
             let derived = try? Scrypt.derive(
-                password: Array(password.utf8), salt: stored.salt, n: 1 << UInt64(stored.cost), r: stored.r, p: stored.p,
-                length: hashBytes)
+                password: Array(password.utf8),
+                salt: stored.salt,
+                n: 1 << UInt64(stored.cost),
+                r: stored.r,
+                p: stored.p,
+                length: hashBytes
+            )
         else { return false }
         return HMACSHA256.constantTimeEquals(derived, stored.hash)
     }
@@ -70,6 +83,7 @@ package enum PasswordHasher {
     /// A hash of a random password with `cost`, checked when the account does not exist so
     /// that an unknown e-mail costs the same time as a wrong password.
     package static func decoy(cost: Int) -> String {
-        (try? hash(password: Base64URL.encode(SecureRandom.bytes(24)), cost: cost)) ?? "scrypt$ln=\(cost),r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        (try? hash(password: Base64URL.encode(SecureRandom.bytes(24)), cost: cost))
+            ?? "scrypt$ln=\(cost),r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
     }
 }

@@ -56,14 +56,28 @@ package final class RefreshRotator {
     /// Rotates `token` for `clientID` (nil: the first-party refresh); `answer` builds the
     /// response for the rotated grant and the new refresh token.
     package func rotate(
-        token: String, clientID: String?, now: Int64, eventLoop: any EventLoop,
+        token: String,
+        clientID: String?,
+        now: Int64,
+        eventLoop: any EventLoop,
         answer: @escaping (RefreshGrant, String) -> EventLoopFuture<String>
     ) -> EventLoopFuture<Outcome> {
-        self.attempt(token: token, clientID: clientID, now: now, eventLoop: eventLoop, pollsLeft: Self.pendingPolls, answer: answer)
+        self.attempt(
+            token: token,
+            clientID: clientID,
+            now: now,
+            eventLoop: eventLoop,
+            pollsLeft: Self.pendingPolls,
+            answer: answer
+        )
     }
 
     private func attempt(
-        token: String, clientID: String?, now: Int64, eventLoop: any EventLoop, pollsLeft: Int,
+        token: String,
+        clientID: String?,
+        now: Int64,
+        eventLoop: any EventLoop,
+        pollsLeft: Int,
         answer: @escaping (RefreshGrant, String) -> EventLoopFuture<String>
     ) -> EventLoopFuture<Outcome> {
         let tokenHash = Self.hash(token)
@@ -71,41 +85,68 @@ package final class RefreshRotator {
         let newHash = Self.hash(newToken)
         let grace = self.graceSeconds
         let sessions = self.sessions
-        return sessions.rotateRefresh(tokenHash: tokenHash, newTokenHash: newHash, now: now, graceSeconds: grace, clientID: clientID)
-            .assumeIsolated().flatMap { rotation -> EventLoopFuture<Outcome> in
-                switch rotation {
-                case .invalid:
+        return sessions.rotateRefresh(
+            tokenHash: tokenHash,
+            newTokenHash: newHash,
+            now: now,
+            graceSeconds: grace,
+            clientID: clientID
+        )
+        .assumeIsolated().flatMap { rotation -> EventLoopFuture<Outcome> in
+            switch rotation {
+            case .invalid:
+                return eventLoop.makeSucceededFuture(.invalid)
+            case .reused:
+                return eventLoop.makeSucceededFuture(.reused)
+            case .rotated(let grant):
+                return answer(grant, newToken).assumeIsolated().flatMap { body -> EventLoopFuture<Outcome> in
+                    guard grace > 0 else { return eventLoop.makeSucceededFuture(.answered(body)) }
+                    let sealed = AESGCM.seal(
+                        Array(body.utf8),
+                        key: Self.sealingKey(token),
+                        associatedData: Array(newHash.utf8)
+                    )
+                    // Waited for, so a retry right after this answer finds it; a failure
+                    // only costs the retry its grace.
+                    return sessions.recordRotationResult(
+                        tokenHash: tokenHash,
+                        successorHash: newHash,
+                        sealedResult: sealed
+                    )
+                    .map { .answered(body) }.recover { _ in .answered(body) }
+                }.nonisolated()
+            case .retried(let successor, let sealed?):
+                guard let body = AESGCM.open(sealed, key: Self.sealingKey(token), associatedData: Array(successor.utf8))
+                else {
                     return eventLoop.makeSucceededFuture(.invalid)
-                case .reused:
-                    return eventLoop.makeSucceededFuture(.reused)
-                case .rotated(let grant):
-                    return answer(grant, newToken).assumeIsolated().flatMap { body -> EventLoopFuture<Outcome> in
-                        guard grace > 0 else { return eventLoop.makeSucceededFuture(.answered(body)) }
-                        let sealed = AESGCM.seal(Array(body.utf8), key: Self.sealingKey(token), associatedData: Array(newHash.utf8))
-                        // Waited for, so a retry right after this answer finds it; a failure
-                        // only costs the retry its grace.
-                        return sessions.recordRotationResult(tokenHash: tokenHash, successorHash: newHash, sealedResult: sealed)
-                            .map { .answered(body) }.recover { _ in .answered(body) }
-                    }.nonisolated()
-                case .retried(let successor, let sealed?):
-                    guard let body = AESGCM.open(sealed, key: Self.sealingKey(token), associatedData: Array(successor.utf8)) else {
-                        return eventLoop.makeSucceededFuture(.invalid)
-                    }
-                    return eventLoop.makeSucceededFuture(.replayed(String(decoding: body, as: UTF8.self)))
-                case .retried(_, nil):
-                    guard pollsLeft > 0 else {
-                        return eventLoop.makeFailedFuture(GatewayError(
-                            status: 503, code: "busy", description: "A refresh with this token is still being answered; retry in a second.",
-                            headers: [.init("Retry-After", "1")]))
-                    }
-                    let promise = eventLoop.makePromise(of: Outcome.self)
-                    eventLoop.assumeIsolated().scheduleTask(in: Self.pollInterval) {
-                        self.attempt(token: token, clientID: clientID, now: now, eventLoop: eventLoop, pollsLeft: pollsLeft - 1, answer: answer)
-                            .cascade(to: promise)
-                    }
-                    return promise.futureResult
                 }
-            }.nonisolated()
+                return eventLoop.makeSucceededFuture(.replayed(String(decoding: body, as: UTF8.self)))
+            case .retried(_, nil):
+                guard pollsLeft > 0 else {
+                    return eventLoop.makeFailedFuture(
+                        GatewayError(
+                            status: 503,
+                            code: "busy",
+                            description: "A refresh with this token is still being answered; retry in a second.",
+                            headers: [.init("Retry-After", "1")]
+                        )
+                    )
+                }
+                let promise = eventLoop.makePromise(of: Outcome.self)
+                eventLoop.assumeIsolated().scheduleTask(in: Self.pollInterval) {
+                    self.attempt(
+                        token: token,
+                        clientID: clientID,
+                        now: now,
+                        eventLoop: eventLoop,
+                        pollsLeft: pollsLeft - 1,
+                        answer: answer
+                    )
+                    .cascade(to: promise)
+                }
+                return promise.futureResult
+            }
+        }.nonisolated()
     }
 
     /// The key the answer of a rotation is sealed under: derived from the old token, which

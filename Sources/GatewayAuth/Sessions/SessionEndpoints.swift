@@ -6,7 +6,8 @@ package import Logging
 package import NIOCore
 
 /// Runs `PasswordHasher.verify` off the event loop; completes with whether it matched.
-package typealias PasswordCheck = @Sendable (_ password: String, _ encoded: String, _ loop: any EventLoop) -> EventLoopFuture<Bool>
+package typealias PasswordCheck =
+    @Sendable (_ password: String, _ encoded: String, _ loop: any EventLoop) -> EventLoopFuture<Bool>
 
 /// The endpoints of the gateway's own issuer: `POST /v1/auth/login`,
 /// `POST /v1/auth/refresh`, `POST /v1/auth/logout` and `GET /.well-known/jwks.json`.
@@ -63,7 +64,12 @@ package final class SessionEndpoints {
         self.rotator = RefreshRotator(sessions: sessions, graceSeconds: refreshReuseGraceSeconds)
         self.issuer = issuer
         self.sessions = sessions
-        self.credentials = CredentialCheck(sessions: sessions, throttle: throttle, checkPassword: checkPassword, decoyHash: decoyHash)
+        self.credentials = CredentialCheck(
+            sessions: sessions,
+            throttle: throttle,
+            checkPassword: checkPassword,
+            decoyHash: decoyHash
+        )
         self.passwordCost = passwordCost
         self.logger = logger
         self.now = now
@@ -72,7 +78,8 @@ package final class SessionEndpoints {
     }
 
     package static func handles(_ normalizedPath: String) -> Bool {
-        normalizedPath == loginPath || normalizedPath == refreshPath || normalizedPath == logoutPath || normalizedPath == jwksPath
+        normalizedPath == loginPath || normalizedPath == refreshPath || normalizedPath == logoutPath
+            || normalizedPath == jwksPath
     }
 
     package func handle(
@@ -85,22 +92,33 @@ package final class SessionEndpoints {
     ) -> EventLoopFuture<Response> {
         switch (normalizedPath, method) {
         case (Self.jwksPath, "GET"), (Self.jwksPath, "HEAD"):
-            return eventLoop.makeSucceededFuture(Response(
-                status: 200, body: issuer.jwksDocument, headers: [.init("Cache-Control", "public, max-age=300")]))
+            return eventLoop.makeSucceededFuture(
+                Response(
+                    status: 200,
+                    body: issuer.jwksDocument,
+                    headers: [.init("Cache-Control", "public, max-age=300")]
+                )
+            )
         case (Self.loginPath, "POST"):
             return login(body: body, clientAddress: clientAddress, eventLoop: eventLoop)
         case (Self.refreshPath, "POST"):
             // A token endpoint: limited per address like login (there is no account yet).
-            return throttled(address: clientAddress, account: nil, purpose: .refresh, eventLoop: eventLoop).assumeIsolated().flatMap {
-                self.refresh(body: body, eventLoop: eventLoop)
-            }.nonisolated()
+            return throttled(address: clientAddress, account: nil, purpose: .refresh, eventLoop: eventLoop)
+                .assumeIsolated().flatMap {
+                    self.refresh(body: body, eventLoop: eventLoop)
+                }.nonisolated()
         case (Self.logoutPath, "POST"):
             return logout(body: body, authorization: authorization, eventLoop: eventLoop)
         default:
             let allowed = normalizedPath == Self.jwksPath ? "GET" : "POST"
-            return eventLoop.makeFailedFuture(GatewayError(
-                status: 405, code: "method_not_allowed", description: "Use \(allowed) on \(normalizedPath).",
-                headers: [.init("Allow", allowed)]))
+            return eventLoop.makeFailedFuture(
+                GatewayError(
+                    status: 405,
+                    code: "method_not_allowed",
+                    description: "Use \(allowed) on \(normalizedPath).",
+                    headers: [.init("Allow", allowed)]
+                )
+            )
         }
     }
 
@@ -110,33 +128,58 @@ package final class SessionEndpoints {
         guard let object = try? StrictJSON.parseObject(body, maxDepth: 2),
             let email = object["email"]?.string, let password = object["password"]?.string
         else {
-            return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"email\": ..., \"password\": ...}."))
+            return eventLoop.makeFailedFuture(
+                GatewayError.badRequest("The body must be JSON: {\"email\": ..., \"password\": ...}.")
+            )
         }
-        return self.credentials.verify(email: email, password: password, clientAddress: clientAddress, eventLoop: eventLoop)
-            .assumeIsolated().flatMap { user -> EventLoopFuture<Response> in
-                self.issueTokens(for: user, family: Base64URL.encode(SecureRandom.bytes(16)), eventLoop: eventLoop)
-            }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+        return self.credentials.verify(
+            email: email,
+            password: password,
+            clientAddress: clientAddress,
+            eventLoop: eventLoop
+        )
+        .assumeIsolated().flatMap { user -> EventLoopFuture<Response> in
+            self.issueTokens(for: user, family: Base64URL.encode(SecureRandom.bytes(16)), eventLoop: eventLoop)
+        }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
     }
 
     /// Succeeds when the attempt is within the per-address (and per-account) limits.
-    private func throttled(address: String, account: String?, purpose: LoginThrottlePurpose, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    private func throttled(
+        address: String,
+        account: String?,
+        purpose: LoginThrottlePurpose,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         self.credentials.admit(address: address, account: account, purpose: purpose, eventLoop: eventLoop)
     }
 
-    private func issueTokens(for user: UserRecord, family: String, eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+    private func issueTokens(
+        for user: UserRecord,
+        family: String,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<Response> {
         let now = self.now()
         let refreshToken = RefreshRotator.makeToken()
         let grant = RefreshGrant(
-            family: family, userID: user.email, subject: user.id, scopes: user.scopes, expiresAt: now + issuer.refreshTokenTTL)
-        return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).assumeIsolated().flatMapThrowing {
-            try self.tokenResponse(user: user, refreshToken: refreshToken, now: now)
-        }.nonisolated()
+            family: family,
+            userID: user.email,
+            subject: user.id,
+            scopes: user.scopes,
+            expiresAt: now + issuer.refreshTokenTTL
+        )
+        return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).assumeIsolated()
+            .flatMapThrowing {
+                try self.tokenResponse(user: user, refreshToken: refreshToken, now: now)
+            }.nonisolated()
     }
 
     private func tokenResponse(user: UserRecord, refreshToken: String, now: Int64) throws -> Response {
         guard ScopeToken.areValid(user.scopes) else {
             // Not what `users add` wrote: no token for it, and said loudly.
-            self.logger.error("unreadable user record in the store", metadata: ["reason": "scopes are not all scope tokens"])
+            self.logger.error(
+                "unreadable user record in the store",
+                metadata: ["reason": "scopes are not all scope tokens"]
+            )
             throw GatewayError.internalError
         }
         let access = try issuer.accessToken(subject: user.id, scopes: user.scopes, now: now)
@@ -153,7 +196,10 @@ package final class SessionEndpoints {
     // MARK: refresh and logout
 
     private static let invalidRefresh = GatewayError(
-        status: 401, code: "invalid_grant", description: "The refresh token is invalid, expired or revoked; log in again.")
+        status: 401,
+        code: "invalid_grant",
+        description: "The refresh token is invalid, expired or revoked; log in again."
+    )
 
     private static func refreshToken(from body: [UInt8]) -> String? {
         guard let object = try? StrictJSON.parseObject(body, maxDepth: 2), let token = object["refresh_token"]?.string,
@@ -168,7 +214,9 @@ package final class SessionEndpoints {
 
     private func refresh(body: [UInt8], eventLoop: any EventLoop) -> EventLoopFuture<Response> {
         guard let object = try? StrictJSON.parseObject(body, maxDepth: 2), object["refresh_token"] != nil else {
-            return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...}."))
+            return eventLoop.makeFailedFuture(
+                GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...}.")
+            )
         }
         guard let token = Self.refreshToken(from: body) else {
             return eventLoop.makeFailedFuture(Self.invalidRefresh)
@@ -182,7 +230,9 @@ package final class SessionEndpoints {
                     }
                 }
                 do {
-                    return eventLoop.makeSucceededFuture(try self.tokenResponse(user: user, refreshToken: newToken, now: now).body)
+                    return eventLoop.makeSucceededFuture(
+                        try self.tokenResponse(user: user, refreshToken: newToken, now: now).body
+                    )
                 } catch {
                     return eventLoop.makeFailedFuture(error)
                 }
@@ -205,19 +255,25 @@ package final class SessionEndpoints {
         if let token = Self.refreshToken(from: body) {
             work.append(sessions.revokeRefreshFamily(tokenHash: Self.hash(token)).map { _ in () })
         } else if !body.isEmpty, (try? StrictJSON.parseObject(body, maxDepth: 2))?["refresh_token"] == nil {
-            return eventLoop.makeFailedFuture(GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...} (or empty)."))
+            return eventLoop.makeFailedFuture(
+                GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...} (or empty).")
+            )
         }
         if authorization.count == 1, let bearer = Authenticator.bearerToken(authorization[0]),
             let verified = verifyOwnToken(bearer), let id = verified.tokenID
         {
             // Stored (and published) first: if the store fails the answer is 503 and the
             // token stays valid everywhere, rather than dead on this loop only.
-            work.append(sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now()).assumeIsolated().map {
-                self.revokeLocally(id, verified.expiresAt)
-            }.nonisolated())
+            work.append(
+                sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now()).assumeIsolated().map {
+                    self.revokeLocally(id, verified.expiresAt)
+                }.nonisolated()
+            )
         }
         guard !work.isEmpty else {
-            return eventLoop.makeFailedFuture(GatewayError.badRequest("Send the refresh token in the body or the access token in Authorization."))
+            return eventLoop.makeFailedFuture(
+                GatewayError.badRequest("Send the refresh token in the body or the access token in Authorization.")
+            )
         }
         return EventLoopFuture.andAllSucceed(work, on: eventLoop).map {
             Response(status: 200, body: "{\"logged_out\":true}")

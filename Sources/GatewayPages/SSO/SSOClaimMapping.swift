@@ -27,7 +27,8 @@ package enum SSOClaimMapping {
 
     package static func map(claims: JSONObject, provider: SSOProviderSettings) -> Result<Mapped, Refusal> {
         guard case .string(let subject)? = claims["sub"] else { return .failure(.missingEmail) }
-        guard case .string(let rawEmail)? = claims[provider.emailClaim], let email = Self.normalisedEmail(rawEmail) else {
+        guard case .string(let rawEmail)? = claims[provider.emailClaim], let email = Self.normalisedEmail(rawEmail)
+        else {
             return .failure(.missingEmail)
         }
         if provider.requireEmailVerified {
@@ -67,11 +68,15 @@ package enum SSOClaimMapping {
         // Kelvin sign U+212A becomes "k"), which would pass another domain for an allowed one.
         guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
         let email = text.lowercased()
-        guard (3...254).contains(email.utf8.count), email.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }) else {
+        guard (3...254).contains(email.utf8.count),
+            email.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") })
+        else {
             return nil
         }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix(".") else { return nil }
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
+            !parts[1].hasSuffix(".")
+        else { return nil }
         return email
     }
 }

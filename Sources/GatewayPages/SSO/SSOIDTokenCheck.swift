@@ -25,7 +25,11 @@ package enum SSOIDTokenCheck {
     package static let maximumLifetimeSeconds: Int64 = 86400
 
     package static func verify(
-        _ token: String, keys: JSONWebKeySet, provider: SSOProviderSettings, nonce: String, now: Int64
+        _ token: String,
+        keys: JSONWebKeySet,
+        provider: SSOProviderSettings,
+        nonce: String,
+        now: Int64
     ) -> Result<JSONObject, Failure> {
         let jws: JWSCompact
         let claims: JSONObject
@@ -42,9 +46,15 @@ package enum SSOIDTokenCheck {
         }
         let candidates = keys.candidates(keyID: jws.keyID, algorithm: jws.algorithm)
         if candidates.isEmpty { return .failure(.unknownKey) }
-        guard jws.verifyingKey(among: candidates) != nil else { return .failure(.invalid("the ID token's signature is invalid")) }
+        guard jws.verifyingKey(among: candidates) != nil else {
+            return .failure(.invalid("the ID token's signature is invalid"))
+        }
         let policy = IssuerPolicy(
-            issuer: provider.issuer, audiences: [provider.clientID], leewaySeconds: leewaySeconds, maxLifetimeSeconds: maximumLifetimeSeconds)
+            issuer: provider.issuer,
+            audiences: [provider.clientID],
+            leewaySeconds: leewaySeconds,
+            maxLifetimeSeconds: maximumLifetimeSeconds
+        )
         do {
             _ = try JWTClaimsValidator.validate(claims: claims, type: nil, policy: policy, now: now)
         } catch {
@@ -62,7 +72,9 @@ package enum SSOIDTokenCheck {
                 return .failure(.invalid("the ID token was issued to another party (azp)"))
             }
         case nil:
-            guard audienceCount == 1 else { return .failure(.invalid("the ID token names several audiences and no azp")) }
+            guard audienceCount == 1 else {
+                return .failure(.invalid("the ID token names several audiences and no azp"))
+            }
         default:
             return .failure(.invalid("the ID token's azp is not a string"))
         }

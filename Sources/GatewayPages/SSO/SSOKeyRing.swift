@@ -18,7 +18,9 @@ package final class SSOKeyRing {
     package func keys(issuer: String) -> JSONWebKeySet { self.keySets[issuer] ?? .empty }
 
     package func discovery(issuer: String, now: Int64) -> SSODiscovery? {
-        guard let cached = self.discoveries[issuer], now - cached.fetchedAt < Self.discoveryLifetime, now >= cached.fetchedAt else { return nil }
+        guard let cached = self.discoveries[issuer], now - cached.fetchedAt < Self.discoveryLifetime,
+            now >= cached.fetchedAt
+        else { return nil }
         return cached.document
     }
 

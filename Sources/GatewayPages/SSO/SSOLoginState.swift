@@ -19,7 +19,15 @@ package struct SSOLoginState: Codable, Sendable, Hashable {
     package var next: String?
     package var createdAt: Int64
 
-    package init(provider: String, nonce: String, codeVerifier: String, browserHash: String, flow: String?, next: String?, createdAt: Int64) {
+    package init(
+        provider: String,
+        nonce: String,
+        codeVerifier: String,
+        browserHash: String,
+        flow: String?,
+        next: String?,
+        createdAt: Int64
+    ) {
         self.provider = provider
         self.nonce = nonce
         self.codeVerifier = codeVerifier
@@ -50,7 +58,9 @@ package struct SSOLoginState: Codable, Sendable, Hashable {
     /// Whether the callback may continue this sign-in: the same browser (cookie hash
     /// compared in constant time) and within the lifetime.
     package func check(browser: String?, now: Int64) -> Problem? {
-        guard let browser, CSRFCheck.matches(posted: PageRandom.hash(browser), expected: self.browserHash) else { return .otherBrowser }
+        guard let browser, CSRFCheck.matches(posted: PageRandom.hash(browser), expected: self.browserHash) else {
+            return .otherBrowser
+        }
         guard now - self.createdAt <= Self.lifetimeSeconds, now >= self.createdAt - 60 else { return .expired }
         return nil
     }

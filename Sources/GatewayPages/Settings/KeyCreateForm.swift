@@ -8,7 +8,8 @@ import GatewayCore
 package struct KeyCreateForm: Sendable, Equatable {
     package static let maximumNameCharacters = 100
     package static let expiryChoices: [(value: String, label: String, seconds: Int64?)] = [
-        ("never", "Never", nil), ("30", "30 days", 30 * 86_400), ("90", "90 days", 90 * 86_400), ("365", "365 days", 365 * 86_400),
+        ("never", "Never", nil), ("30", "30 days", 30 * 86_400), ("90", "90 days", 90 * 86_400),
+        ("365", "365 days", 365 * 86_400),
     ]
     /// Every field the form has; scopes arrive as `scope_<name>` checkboxes.
     static let knownFields: Set<String> = ["csrf_token", "name", "environment", "expires"]
@@ -26,7 +27,13 @@ package struct KeyCreateForm: Sendable, Equatable {
         Self.expiryChoices.first { $0.value == expires }?.seconds
     }
 
-    package init(name: String = "", scopes: [String] = [], test: Bool = false, expires: String = "90", errors: [String: String] = [:]) {
+    package init(
+        name: String = "",
+        scopes: [String] = [],
+        test: Bool = false,
+        expires: String = "90",
+        errors: [String: String] = [:]
+    ) {
         self.name = name
         self.scopes = scopes
         self.test = test
@@ -46,11 +53,16 @@ package struct KeyCreateForm: Sendable, Equatable {
             scopes.append(String(name.dropFirst(6)))
         }
         var form = KeyCreateForm(
-            name: (fields["name"] ?? "").trimmingSpaces, scopes: scopes.sorted(), test: fields["environment"] == "test",
-            expires: fields["expires"] ?? "")
+            name: (fields["name"] ?? "").trimmingSpaces,
+            scopes: scopes.sorted(),
+            test: fields["environment"] == "test",
+            expires: fields["expires"] ?? ""
+        )
         if form.name.isEmpty {
             form.errors["name"] = "Give the key a name."
-        } else if form.name.count > maximumNameCharacters || form.name.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
+        } else if form.name.count > maximumNameCharacters
+            || form.name.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        {
             form.errors["name"] = "Use at most \(maximumNameCharacters) printable characters."
             // Bounded, yet still too long: the form shown again re-checks it and shows the error.
             form.name = String(form.name.prefix(maximumNameCharacters + 1))

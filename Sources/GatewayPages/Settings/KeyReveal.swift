@@ -46,7 +46,12 @@ package struct KeyReveal: Codable, Sendable, Hashable {
     package static func seal(key: String, cookie: String, userID: String, keyID: String, name: String) -> KeyReveal {
         let bytes = Array(key.utf8)
         let pad = pad(cookie: cookie, count: bytes.count)
-        return KeyReveal(sealed: Base64URL.encode(zip(bytes, pad).map { $0 ^ $1 }), userID: userID, keyID: keyID, name: name)
+        return KeyReveal(
+            sealed: Base64URL.encode(zip(bytes, pad).map { $0 ^ $1 }),
+            userID: userID,
+            keyID: keyID,
+            name: name
+        )
     }
 
     /// The key, or nil if `cookie` is not the one it was sealed for (not a key then).

@@ -33,8 +33,15 @@ package final class SettingsPages: LocalEndpoint {
         package var sso: SSOButtons = .passwordOnly
 
         package init(
-            prefix: String, sessionPolicy: BrowserSessionPolicy, browserState: any BrowserStateStore, users: any SessionStore,
-            credentials: CredentialCheck, keys: APIKeyService, maxKeysPerOwner: Int?, logger: Logger, now: @escaping () -> Int64
+            prefix: String,
+            sessionPolicy: BrowserSessionPolicy,
+            browserState: any BrowserStateStore,
+            users: any SessionStore,
+            credentials: CredentialCheck,
+            keys: APIKeyService,
+            maxKeysPerOwner: Int?,
+            logger: Logger,
+            now: @escaping () -> Int64
         ) {
             self.prefix = prefix
             self.sessionPolicy = sessionPolicy
@@ -69,7 +76,11 @@ package final class SettingsPages: LocalEndpoint {
         self.deps = dependencies
         self.paths = SettingsPaths(prefix: dependencies.prefix)
         self.sessions = BrowserSessions(
-            store: dependencies.browserState, users: dependencies.users, policy: dependencies.sessionPolicy, now: dependencies.now)
+            store: dependencies.browserState,
+            users: dependencies.users,
+            policy: dependencies.sessionPolicy,
+            now: dependencies.now
+        )
     }
 
     package func handles(_ normalizedPath: String) -> Bool { self.paths.handles(normalizedPath) }
@@ -91,9 +102,13 @@ package final class SettingsPages: LocalEndpoint {
         case (paths.prefix, "GET"), (paths.prefix + "/", "GET"):
             response = eventLoop.makeSucceededFuture(PageResponses.seeOther(paths.keys))
         case (paths.stylesheet, "GET"):
-            response = eventLoop.makeSucceededFuture(Self.asset(Stylesheet.text + SettingsStylesheet.extra, type: "text/css; charset=utf-8"))
+            response = eventLoop.makeSucceededFuture(
+                Self.asset(Stylesheet.text + SettingsStylesheet.extra, type: "text/css; charset=utf-8")
+            )
         case (paths.script, "GET"):
-            response = eventLoop.makeSucceededFuture(Self.asset(CopyScript.text, type: "text/javascript; charset=utf-8"))
+            response = eventLoop.makeSucceededFuture(
+                Self.asset(CopyScript.text, type: "text/javascript; charset=utf-8")
+            )
         case (paths.login, "GET"):
             response = self.loginForm(request, eventLoop: eventLoop)
         case (paths.login, "POST"):
@@ -105,24 +120,35 @@ package final class SettingsPages: LocalEndpoint {
         case (paths.keys, "POST"):
             response = self.posted(request, eventLoop: eventLoop) { self.create($0, $1, request, eventLoop: eventLoop) }
         case (paths.newKey, "GET"):
-            response = self.signedIn(request, eventLoop: eventLoop) { eventLoop.makeSucceededFuture(self.createForm($0, request)) }
+            response = self.signedIn(request, eventLoop: eventLoop) {
+                eventLoop.makeSucceededFuture(self.createForm($0, request))
+            }
         case (paths.created, "GET"):
             response = self.signedIn(request, eventLoop: eventLoop) { self.reveal($0, request, eventLoop: eventLoop) }
         case (paths.revoke, "GET"):
-            response = self.signedIn(request, eventLoop: eventLoop) { self.confirmRevoke($0, request, eventLoop: eventLoop) }
+            response = self.signedIn(request, eventLoop: eventLoop) {
+                self.confirmRevoke($0, request, eventLoop: eventLoop)
+            }
         case (paths.revoke, "POST"):
             response = self.posted(request, eventLoop: eventLoop) { self.revoke($0, $1, request, eventLoop: eventLoop) }
         default:
-            let allowed: String? = switch path {
-            case paths.login, paths.revoke: "GET, POST"
-            case paths.keys: "GET, POST"
-            case paths.logout: "POST"
-            case paths.prefix, paths.stylesheet, paths.script, paths.newKey, paths.created: "GET"
-            default: nil
-            }
-            let error = allowed.map {
-                GatewayError(status: 405, code: "method_not_allowed", description: "Use \($0) on \(path).", headers: [.init("Allow", $0)])
-            } ?? GatewayError(status: 404, code: "not_found", description: "There is no settings page here.")
+            let allowed: String? =
+                switch path {
+                case paths.login, paths.revoke: "GET, POST"
+                case paths.keys: "GET, POST"
+                case paths.logout: "POST"
+                case paths.prefix, paths.stylesheet, paths.script, paths.newKey, paths.created: "GET"
+                default: nil
+                }
+            let error =
+                allowed.map {
+                    GatewayError(
+                        status: 405,
+                        code: "method_not_allowed",
+                        description: "Use \($0) on \(path).",
+                        headers: [.init("Allow", $0)]
+                    )
+                } ?? GatewayError(status: 404, code: "not_found", description: "There is no settings page here.")
             response = eventLoop.makeSucceededFuture(self.errorPage(error, request))
         }
         return response.assumeIsolated().flatMapErrorThrowing { error in self.failure(error, request) }.nonisolated()
@@ -154,7 +180,9 @@ package final class SettingsPages: LocalEndpoint {
             context["action"] = self.paths.login
             context["csrf_token"] = Self.loginToken(browser: browser)
             context["next"] = next
-            context.merge(SSOTemplate.context(self.deps.sso) { "/sso/start?provider=\($0)&next=\(FormFields.encode(next))" }) { _, new in new }
+            context.merge(
+                SSOTemplate.context(self.deps.sso) { "/sso/start?provider=\($0)&next=\(FormFields.encode(next))" }
+            ) { _, new in new }
             switch query?["error"] {
             case "credentials": context["error"] = "The e-mail address or password is incorrect."
             case "expired": context["error"] = "The sign-in form had expired; sign in again."
@@ -167,28 +195,43 @@ package final class SettingsPages: LocalEndpoint {
 
     private func login(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
-            return eventLoop.makeSucceededFuture(self.errorPage(GatewayError.badRequest("The form is malformed."), request))
+            return eventLoop.makeSucceededFuture(
+                self.errorPage(GatewayError.badRequest("The form is malformed."), request)
+            )
         }
         let next = self.paths.afterLogin(fields["next"])
-        let browser = BrowserCookies.value(named: BrowserCookies.browserName(isTLS: request.isTLS), in: request.values(of: "Cookie"))
-        guard let browser, CSRFCheck.matches(posted: fields["csrf_token"], expected: Self.loginToken(browser: browser)) else {
+        let browser = BrowserCookies.value(
+            named: BrowserCookies.browserName(isTLS: request.isTLS),
+            in: request.values(of: "Cookie")
+        )
+        guard let browser, CSRFCheck.matches(posted: fields["csrf_token"], expected: Self.loginToken(browser: browser))
+        else {
             return eventLoop.makeSucceededFuture(self.errorPage(Self.csrfRefusal, request))
         }
         guard self.deps.sso.passwordLogin else {
             return eventLoop.makeSucceededFuture(self.errorPage(AuthorizePages.passwordLoginOff, request))
         }
         return self.deps.credentials.verify(
-            email: fields["email"] ?? "", password: fields["password"] ?? "", clientAddress: request.clientAddress, eventLoop: eventLoop
+            email: fields["email"] ?? "",
+            password: fields["password"] ?? "",
+            clientAddress: request.clientAddress,
+            eventLoop: eventLoop
         ).assumeIsolated().flatMap { user in
             self.sessions.create(for: user, request: request, eventLoop: eventLoop).assumeIsolated().map { cookie in
-                self.deps.logger.info("settings sign-in", metadata: ["event": "settings_login", "subject": .string(user.id)])
+                self.deps.logger.info(
+                    "settings sign-in",
+                    metadata: ["event": "settings_login", "subject": .string(user.id)]
+                )
                 return PageResponses.seeOther(next, headers: [cookie])
             }.nonisolated()
         }.flatMapError { error in
             if let error = error as? GatewayError, error.code == CredentialCheck.invalidCredentials.code {
                 self.deps.logger.info("settings sign-in refused", metadata: ["event": "settings_login_failed"])
-                return eventLoop.makeSucceededFuture(PageResponses.seeOther(
-                    self.paths.login + "?next=" + FormFields.encode(next) + "&error=credentials"))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.seeOther(
+                        self.paths.login + "?next=" + FormFields.encode(next) + "&error=credentials"
+                    )
+                )
             }
             return eventLoop.makeFailedFuture(error)
         }.nonisolated()
@@ -196,12 +239,16 @@ package final class SettingsPages: LocalEndpoint {
 
     private func logout(_ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
-            return eventLoop.makeSucceededFuture(self.errorPage(GatewayError.badRequest("The form is malformed."), request))
+            return eventLoop.makeSucceededFuture(
+                self.errorPage(GatewayError.badRequest("The form is malformed."), request)
+            )
         }
         let signedOut = self.paths.login + "?signed_out=1"
         return self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session in
             guard let session else {
-                return eventLoop.makeSucceededFuture(PageResponses.seeOther(signedOut, headers: [BrowserSessions.clearCookie(request)]))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.seeOther(signedOut, headers: [BrowserSessions.clearCookie(request)])
+                )
             }
             guard CSRFCheck.matches(posted: fields["csrf_token"], expected: session.record.csrfToken) else {
                 return eventLoop.makeSucceededFuture(self.errorPage(Self.csrfRefusal, request))
@@ -212,32 +259,38 @@ package final class SettingsPages: LocalEndpoint {
 
     // MARK: the key list
 
-    private func list(_ session: BrowserSessions.Active, _ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func list(
+        _ session: BrowserSessions.Active,
+        _ request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         let query = Self.query(request)
         let offset = query?["cursor"].flatMap { $0.utf8.count <= 9 ? Int($0) : nil }.map { max(0, $0) } ?? 0
         let isAdmin = Self.isAdmin(session.user)
-        return self.deps.keys.list(owner: isAdmin ? nil : session.user.id, offset: offset, limit: Self.pageSize).assumeIsolated().map { page in
-            let now = self.deps.now()
-            // Admins page through the whole index, where revoked keys stay; they are not shown.
-            let records = page.records.filter { !$0.revoked && (isAdmin || $0.owner == session.user.id) }
-            var context = self.context(title: "API keys", nav: session)
-            context["new_key"] = self.paths.newKey
-            context["is_admin"] = isAdmin
-            context["empty"] = records.isEmpty && offset == 0
-            context["keys"] = records.map { self.keyContext($0, viewer: session.user, now: now) }
-            if let next = page.nextOffset { context["next_page"] = self.paths.keys + "?cursor=\(next)" }
-            switch query?["notice"] {
-            case "revoked": context["notice"] = "The key is revoked: every request with it is refused from now on."
-            default: break
-            }
-            return self.page("keys", context)
-        }.nonisolated()
+        return self.deps.keys.list(owner: isAdmin ? nil : session.user.id, offset: offset, limit: Self.pageSize)
+            .assumeIsolated().map { page in
+                let now = self.deps.now()
+                // Admins page through the whole index, where revoked keys stay; they are not shown.
+                let records = page.records.filter { !$0.revoked && (isAdmin || $0.owner == session.user.id) }
+                var context = self.context(title: "API keys", nav: session)
+                context["new_key"] = self.paths.newKey
+                context["is_admin"] = isAdmin
+                context["empty"] = records.isEmpty && offset == 0
+                context["keys"] = records.map { self.keyContext($0, viewer: session.user, now: now) }
+                if let next = page.nextOffset { context["next_page"] = self.paths.keys + "?cursor=\(next)" }
+                switch query?["notice"] {
+                case "revoked": context["notice"] = "The key is revoked: every request with it is refused from now on."
+                default: break
+                }
+                return self.page("keys", context)
+            }.nonisolated()
     }
 
     private func keyContext(_ record: APIKeyRecord, viewer: UserRecord, now: Int64) -> [String: Any] {
         var context: [String: Any] = [
             "id": record.id, "name": record.name, "environment": record.environment,
-            "display": (record.environment == "test" ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix) + "…" + record.last4,
+            "display": (record.environment == "test" ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix) + "…"
+                + record.last4,
             "scopes": record.scopes.map { ["name": $0] },
             "created": SettingsClock.text(record.createdAt),
             "last_used": record.lastUsedAt.map(SettingsClock.text) ?? "Never",
@@ -272,25 +325,41 @@ package final class SettingsPages: LocalEndpoint {
         context["name"] = form.name
         context["max_name"] = String(KeyCreateForm.maximumNameCharacters)
         context["scopes"] = offered.map { scope -> [String: Any] in
-            ["field": KeyCreateForm.field(of: scope), "name": scope, "description": OAuthScopeCatalog.description(of: scope) ?? scope,
-             "checked": form.scopes.contains(scope)]
+            [
+                "field": KeyCreateForm.field(of: scope), "name": scope,
+                "description": OAuthScopeCatalog.description(of: scope) ?? scope,
+                "checked": form.scopes.contains(scope),
+            ]
         }
         context["live"] = !form.test
         context["test"] = form.test
-        context["expiries"] = KeyCreateForm.expiryChoices.map { ["value": $0.value, "label": $0.label, "checked": $0.value == form.expires] }
+        context["expiries"] = KeyCreateForm.expiryChoices.map {
+            ["value": $0.value, "label": $0.label, "checked": $0.value == form.expires]
+        }
         context["has_errors"] = !form.errors.isEmpty
         for (field, message) in form.errors { context["error_" + field] = message }
         return self.page("new", context)
     }
 
-    private func create(_ session: BrowserSessions.Active, _ fields: FormFields, _ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func create(
+        _ session: BrowserSessions.Active,
+        _ fields: FormFields,
+        _ request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         guard let form = KeyCreateForm.parse(fields, offered: self.offeredScopes(session.user)) else {
-            return eventLoop.makeSucceededFuture(self.errorPage(
-                GatewayError.badRequest("The form holds fields it never has; nothing was created."), request))
+            return eventLoop.makeSucceededFuture(
+                self.errorPage(
+                    GatewayError.badRequest("The form holds fields it never has; nothing was created."),
+                    request
+                )
+            )
         }
         guard form.isValid else {
             // Back to the form (303), the fields in the query: the name is not a secret.
-            var query = "retry=1&name=" + FormFields.encode(form.name) + "&environment=" + (fields["environment"].map(FormFields.encode) ?? "")
+            var query =
+                "retry=1&name=" + FormFields.encode(form.name) + "&environment="
+                + (fields["environment"].map(FormFields.encode) ?? "")
                 + "&expires=" + (fields["expires"].map(FormFields.encode) ?? "")
             for scope in form.scopes { query += "&" + FormFields.encode(KeyCreateForm.field(of: scope)) + "=on" }
             return eventLoop.makeSucceededFuture(PageResponses.seeOther(self.paths.newKey + "?" + query))
@@ -298,31 +367,71 @@ package final class SettingsPages: LocalEndpoint {
         let user = session.user
         let grantor = Principal(subject: user.id, kind: .jwt, scopes: user.scopes)
         return self.deps.keys.create(
-            name: form.name, scopes: form.scopes, expiresInSeconds: form.expiresInSeconds, test: form.test, owner: user.id,
-            grantor: grantor, now: self.deps.now(), maxKeysPerOwner: self.deps.maxKeysPerOwner
+            name: form.name,
+            scopes: form.scopes,
+            expiresInSeconds: form.expiresInSeconds,
+            test: form.test,
+            owner: user.id,
+            grantor: grantor,
+            now: self.deps.now(),
+            maxKeysPerOwner: self.deps.maxKeysPerOwner
         ).assumeIsolated().flatMap { created in
             let cookie = PageRandom.token()
-            let reveal = KeyReveal.seal(key: created.key, cookie: cookie, userID: user.id, keyID: created.record.id, name: created.record.name)
+            let reveal = KeyReveal.seal(
+                key: created.key,
+                cookie: cookie,
+                userID: user.id,
+                keyID: created.record.id,
+                name: created.record.name
+            )
             guard let json = reveal.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
             self.deps.logger.info(
                 "API key created in the settings pages",
-                metadata: ["event": "settings_key_created", "key_id": .string(created.record.id), "subject": .string(user.id)])
-            return self.deps.browserState.storeFlow(id: KeyReveal.recordID(cookie: cookie), json: json, ttl: KeyReveal.lifetimeSeconds).assumeIsolated().map {
-                PageResponses.seeOther(self.paths.created, headers: [
-                    BrowserCookies.set(name: KeyReveal.cookieName(isTLS: request.isTLS), value: cookie, maxAge: KeyReveal.lifetimeSeconds, isTLS: request.isTLS)
-                ])
+                metadata: [
+                    "event": "settings_key_created", "key_id": .string(created.record.id), "subject": .string(user.id),
+                ]
+            )
+            return self.deps.browserState.storeFlow(
+                id: KeyReveal.recordID(cookie: cookie),
+                json: json,
+                ttl: KeyReveal.lifetimeSeconds
+            ).assumeIsolated().map {
+                PageResponses.seeOther(
+                    self.paths.created,
+                    headers: [
+                        BrowserCookies.set(
+                            name: KeyReveal.cookieName(isTLS: request.isTLS),
+                            value: cookie,
+                            maxAge: KeyReveal.lifetimeSeconds,
+                            isTLS: request.isTLS
+                        )
+                    ]
+                )
             }.nonisolated()
         }.nonisolated()
     }
 
     /// The show-once page: the record is deleted before the key is shown, and the cookie
     /// cleared, so a reload or Back finds nothing.
-    private func reveal(_ session: BrowserSessions.Active, _ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func reveal(
+        _ session: BrowserSessions.Active,
+        _ request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         let cookieName = KeyReveal.cookieName(isTLS: request.isTLS)
         let clear = BrowserCookies.clear(name: cookieName, isTLS: request.isTLS)
         let gone = self.errorPage(
-            GatewayError(status: 404, code: "not_found", description: "A new API key is shown only once, right after it is created. If you did not copy it, revoke it and create another."),
-            request, title: "Key no longer shown", headers: [clear], nav: session)
+            GatewayError(
+                status: 404,
+                code: "not_found",
+                description:
+                    "A new API key is shown only once, right after it is created. If you did not copy it, revoke it and create another."
+            ),
+            request,
+            title: "Key no longer shown",
+            headers: [clear],
+            nav: session
+        )
         guard let cookie = BrowserCookies.value(named: cookieName, in: request.values(of: "Cookie")) else {
             return eventLoop.makeSucceededFuture(gone)
         }
@@ -332,7 +441,9 @@ package final class SettingsPages: LocalEndpoint {
             guard let json else { return eventLoop.makeSucceededFuture(gone) }
             // Only the request that deleted the record shows the key: two at once get it once.
             return store.deleteFlow(id: id).assumeIsolated().map { deleted in
-                guard deleted, let reveal = KeyReveal.decode(json), reveal.userID == session.user.id, let key = reveal.open(cookie: cookie) else {
+                guard deleted, let reveal = KeyReveal.decode(json), reveal.userID == session.user.id,
+                    let key = reveal.open(cookie: cookie)
+                else {
                     return gone
                 }
                 var context = self.context(title: "Your new API key", nav: session)
@@ -352,13 +463,19 @@ package final class SettingsPages: LocalEndpoint {
 
     /// The show-once page's policy: the page-layer one plus our own script.
     package static let revealPolicy = PageHeaders.contentSecurityPolicy.replacingOccurrences(
-        of: "default-src 'none';", with: "default-src 'none'; script-src 'self';")
+        of: "default-src 'none';",
+        with: "default-src 'none'; script-src 'self';"
+    )
 
     // MARK: revoking a key
 
     /// The key `id` if this user may revoke it (their own, or any for an admin) and it is
     /// not revoked; nil otherwise (someone else's key is reported as absent).
-    private func revocable(_ id: String?, session: BrowserSessions.Active, eventLoop: any EventLoop) -> EventLoopFuture<APIKeyRecord?> {
+    private func revocable(
+        _ id: String?,
+        session: BrowserSessions.Active,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<APIKeyRecord?> {
         guard let id else { return eventLoop.makeSucceededFuture(nil) }
         let user = session.user
         return self.deps.keys.record(id: id).assumeIsolated().map { record in
@@ -367,10 +484,19 @@ package final class SettingsPages: LocalEndpoint {
         }.nonisolated()
     }
 
-    private static let noSuchKey = GatewayError(status: 404, code: "not_found", description: "No API key of yours has this id.")
+    private static let noSuchKey = GatewayError(
+        status: 404,
+        code: "not_found",
+        description: "No API key of yours has this id."
+    )
 
-    private func confirmRevoke(_ session: BrowserSessions.Active, _ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
-        self.revocable(Self.query(request)?["id"], session: session, eventLoop: eventLoop).assumeIsolated().map { record in
+    private func confirmRevoke(
+        _ session: BrowserSessions.Active,
+        _ request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
+        self.revocable(Self.query(request)?["id"], session: session, eventLoop: eventLoop).assumeIsolated().map {
+            record in
             guard let record else { return self.errorPage(Self.noSuchKey, request, nav: session) }
             var context = self.context(title: "Revoke API key?", nav: session)
             context["action"] = self.paths.revoke
@@ -378,20 +504,32 @@ package final class SettingsPages: LocalEndpoint {
             context["csrf_token"] = session.record.csrfToken
             context["id"] = record.id
             context["name"] = record.name
-            context["display"] = (record.environment == "test" ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix) + "…" + record.last4
+            context["display"] =
+                (record.environment == "test" ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix) + "…" + record.last4
             if record.owner != session.user.id { context["owner"] = record.owner }
             return self.page("revoke", context)
         }.nonisolated()
     }
 
-    private func revoke(_ session: BrowserSessions.Active, _ fields: FormFields, _ request: LocalRequest, eventLoop: any EventLoop) -> EventLoopFuture<LocalResponse> {
+    private func revoke(
+        _ session: BrowserSessions.Active,
+        _ fields: FormFields,
+        _ request: LocalRequest,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<LocalResponse> {
         self.revocable(fields["id"], session: session, eventLoop: eventLoop).assumeIsolated().flatMap { record in
-            guard let record else { return eventLoop.makeSucceededFuture(self.errorPage(Self.noSuchKey, request, nav: session)) }
+            guard let record else {
+                return eventLoop.makeSucceededFuture(self.errorPage(Self.noSuchKey, request, nav: session))
+            }
             // The service's revocation: the store publishes it and every instance drops the key.
             return self.deps.keys.revoke(id: record.id).assumeIsolated().map { _ in
                 self.deps.logger.info(
                     "API key revoked in the settings pages",
-                    metadata: ["event": "settings_key_revoked", "key_id": .string(record.id), "subject": .string(session.user.id)])
+                    metadata: [
+                        "event": "settings_key_revoked", "key_id": .string(record.id),
+                        "subject": .string(session.user.id),
+                    ]
+                )
                 return PageResponses.seeOther(self.paths.keys + "?notice=revoked")
             }.nonisolated()
         }.nonisolated()
@@ -400,21 +538,32 @@ package final class SettingsPages: LocalEndpoint {
     // MARK: pieces
 
     static let csrfRefusal = GatewayError(
-        status: 403, code: "csrf_failed", description: "This form has expired or did not come from this page. Reload the page and try again.")
+        status: 403,
+        code: "csrf_failed",
+        description: "This form has expired or did not come from this page. Reload the page and try again."
+    )
 
     static func isAdmin(_ user: UserRecord) -> Bool { user.scopes.contains("admin") }
 
     private static func query(_ request: LocalRequest) -> FormFields? {
-        guard case .success(let fields) = FormFields.parse(request.query.utf8, maximumBytes: 2048), fields.duplicates.isEmpty else { return nil }
+        guard case .success(let fields) = FormFields.parse(request.query.utf8, maximumBytes: 2048),
+            fields.duplicates.isEmpty
+        else { return nil }
         return fields
     }
 
     /// A page for signed-in browsers; others go to the sign-in page, which comes back here.
     private func signedIn(
-        _ request: LocalRequest, eventLoop: any EventLoop, _ body: @escaping (BrowserSessions.Active) -> EventLoopFuture<LocalResponse>
+        _ request: LocalRequest,
+        eventLoop: any EventLoop,
+        _ body: @escaping (BrowserSessions.Active) -> EventLoopFuture<LocalResponse>
     ) -> EventLoopFuture<LocalResponse> {
         self.sessions.current(request, eventLoop: eventLoop).assumeIsolated().flatMap { session in
-            guard let session else { return eventLoop.makeSucceededFuture(PageResponses.seeOther(self.paths.loginLocation(next: request.normalizedPath))) }
+            guard let session else {
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.seeOther(self.paths.loginLocation(next: request.normalizedPath))
+                )
+            }
             return body(session)
         }.nonisolated()
     }
@@ -423,20 +572,33 @@ package final class SettingsPages: LocalEndpoint {
     /// CSRF token checked against the session's (403 page, nothing done, when it is missing
     /// or another session's). A browser signed out meanwhile goes to the sign-in page.
     private func posted(
-        _ request: LocalRequest, eventLoop: any EventLoop,
+        _ request: LocalRequest,
+        eventLoop: any EventLoop,
         _ body: @escaping (BrowserSessions.Active, FormFields) -> EventLoopFuture<LocalResponse>
     ) -> EventLoopFuture<LocalResponse> {
         guard case .success(let fields) = FormFields.parse(request.body), fields.duplicates.isEmpty else {
-            return eventLoop.makeSucceededFuture(self.errorPage(GatewayError.badRequest("The form is malformed."), request))
+            return eventLoop.makeSucceededFuture(
+                self.errorPage(GatewayError.badRequest("The form is malformed."), request)
+            )
         }
-        return self.deps.credentials.admit(address: request.clientAddress, account: nil, purpose: .settings, eventLoop: eventLoop).assumeIsolated().flatMap {
+        return self.deps.credentials.admit(
+            address: request.clientAddress,
+            account: nil,
+            purpose: .settings,
+            eventLoop: eventLoop
+        ).assumeIsolated().flatMap {
             self.sessions.current(request, eventLoop: eventLoop)
         }.flatMap { session in
             guard let session else {
-                return eventLoop.makeSucceededFuture(PageResponses.seeOther(self.paths.loginLocation(next: self.paths.keys)))
+                return eventLoop.makeSucceededFuture(
+                    PageResponses.seeOther(self.paths.loginLocation(next: self.paths.keys))
+                )
             }
             guard CSRFCheck.matches(posted: fields["csrf_token"], expected: session.record.csrfToken) else {
-                self.deps.logger.info("settings form refused", metadata: ["event": "settings_csrf_failed", "subject": .string(session.user.id)])
+                self.deps.logger.info(
+                    "settings form refused",
+                    metadata: ["event": "settings_csrf_failed", "subject": .string(session.user.id)]
+                )
                 return eventLoop.makeSucceededFuture(self.errorPage(Self.csrfRefusal, request, nav: session))
             }
             return body(session, fields)
@@ -446,20 +608,29 @@ package final class SettingsPages: LocalEndpoint {
     private func context(title: String, nav session: BrowserSessions.Active?) -> [String: Any] {
         var context: [String: Any] = ["title": title, "stylesheet": self.paths.stylesheet]
         if let session {
-            context["nav"] = [
-                "email": session.user.displayEmail, "is_admin": Self.isAdmin(session.user), "keys": self.paths.keys,
-                "logout": self.paths.logout, "csrf_token": session.record.csrfToken,
-            ] as [String: Any]
+            context["nav"] =
+                [
+                    "email": session.user.displayEmail, "is_admin": Self.isAdmin(session.user), "keys": self.paths.keys,
+                    "logout": self.paths.logout, "csrf_token": session.record.csrfToken,
+                ] as [String: Any]
         }
         return context
     }
 
-    private func page(_ name: String, _ context: [String: Any], status: Int = 200, headers: [GatewayError.HeaderField] = []) -> LocalResponse {
+    private func page(
+        _ name: String,
+        _ context: [String: Any],
+        status: Int = 200,
+        headers: [GatewayError.HeaderField] = []
+    ) -> LocalResponse {
         PageResponses.page(named: name, context, status: status, headers: headers, renderer: Self.renderer)
     }
 
     private func errorPage(
-        _ error: GatewayError, _ request: LocalRequest, title: String? = nil, headers: [GatewayError.HeaderField] = [],
+        _ error: GatewayError,
+        _ request: LocalRequest,
+        title: String? = nil,
+        headers: [GatewayError.HeaderField] = [],
         nav: BrowserSessions.Active? = nil
     ) -> LocalResponse {
         var context = self.context(title: title ?? PageResponses.title(for: error.status), nav: nav)
@@ -471,8 +642,11 @@ package final class SettingsPages: LocalEndpoint {
 
     private static func asset(_ text: String, type: String) -> LocalResponse {
         LocalResponse(
-            status: 200, contentType: type, body: Array(text.utf8),
-            headers: [.init("Cache-Control", "public, max-age=86400"), .init("X-Content-Type-Options", "nosniff")])
+            status: 200,
+            contentType: type,
+            body: Array(text.utf8),
+            headers: [.init("Cache-Control", "public, max-age=86400"), .init("X-Content-Type-Options", "nosniff")]
+        )
     }
 
     /// A failure as a page: refusals keep their status; a store that cannot be asked is 503.
@@ -483,15 +657,30 @@ package final class SettingsPages: LocalEndpoint {
         case APIKeyService.RequestError.invalid(let message):
             return self.errorPage(GatewayError.badRequest("The key was not created: \(message)."), request)
         case APIKeyService.RequestError.scopeNotHeld(let scope):
-            return self.errorPage(GatewayError(status: 403, code: "insufficient_scope", description: "You cannot grant the \(scope) scope because you do not hold it."), request)
+            return self.errorPage(
+                GatewayError(
+                    status: 403,
+                    code: "insufficient_scope",
+                    description: "You cannot grant the \(scope) scope because you do not hold it."
+                ),
+                request
+            )
         case CredentialStoreError.limitReached:
-            return self.errorPage(GatewayError(
-                status: 409, code: "key_limit_reached",
-                description: "You already hold the most API keys allowed; revoke one before creating another."), request)
+            return self.errorPage(
+                GatewayError(
+                    status: 409,
+                    code: "key_limit_reached",
+                    description: "You already hold the most API keys allowed; revoke one before creating another."
+                ),
+                request
+            )
         case CredentialStoreError.unavailable:
             return self.errorPage(GatewayError.authUnavailable, request)
         default:
-            self.deps.logger.error("settings page failed", metadata: ["reason": "\(error)", "request_id": .string(request.requestID)])
+            self.deps.logger.error(
+                "settings page failed",
+                metadata: ["reason": "\(error)", "request_id": .string(request.requestID)]
+            )
             return self.errorPage(GatewayError.internalError, request)
         }
     }

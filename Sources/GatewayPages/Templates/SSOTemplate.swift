@@ -14,7 +14,9 @@ enum SSOTemplate {
         [
             "password_login_off": !settings.passwordLogin,
             "has_sso": !settings.providers.isEmpty,
-            "sso_providers": settings.providers.map { ["name": $0.name, "display_name": $0.displayName, "href": href($0.name)] },
+            "sso_providers": settings.providers.map {
+                ["name": $0.name, "display_name": $0.displayName, "href": href($0.name)]
+            },
         ]
     }
 }
