@@ -318,7 +318,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
                 eventLoop: auth.loop
             )
             auth.loop.run()
-            var result: Result<APIKeyEndpoints.Response, any Error>?
+            nonisolated(unsafe) var result: Result<APIKeyEndpoints.Response, any Error>?
             future.whenComplete { result = $0 }
             auth.loop.run()
             return result!
