@@ -65,6 +65,8 @@ e2e-test: test-deps build $(VENV)/.installed
 demo: build
 	$(BIN_DEBUG) demo
 
+# Checks the shipped example; it reads the API-key pepper from /etc/dbaudit-gateway/api-key-pepper
+# (README, "First real run", step 3, says how to make it).
 check-config: build
 	$(BIN_DEBUG) check-config --config gateway.conf.example
 

@@ -141,7 +141,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: [
+                "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "GatewayConfigTests",
             dependencies: ["GatewayConfig", "GatewayTestSupport"],

@@ -109,7 +109,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// Reads from the client are held while no upstream is attached or it cannot take more.
     private var readsHeld = false
     private var readPending = false
-    private var bodyTimeout = LazyDeadline()
+    private lazy var bodyTimeout = LoopTimer { [weak self] in self?.bodyTimedOut() }
     /// The body timer was stopped while reads were held and must restart when they resume.
     private var bodyTimerPaused = false
 
@@ -879,34 +879,27 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let context, let timeout = self.exchange?.bodyTimeout else { return }
         if self.readsHeld {
             self.bodyTimerPaused = true
-            self.bodyTimeout.clear()
+            self.bodyTimeout.disarm()
             return
         }
         self.bodyTimerPaused = false
-        self.bodyTimeout.set(context.eventLoop.now + timeout, on: context.eventLoop, makeWake: self.makeBodyWake)
+        self.bodyTimeout.arm(in: timeout, on: context.eventLoop)
     }
 
-    private func makeBodyWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
-        return { loopBound.value.bodyTimerWoke() }
-    }
-
-    private func bodyTimerWoke() {
-        guard let context else { return }
-        if self.bodyTimeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeBodyWake) {
-            self.run(self.machine.requestBodyTimedOut())
-        }
+    private func bodyTimedOut() {
+        guard self.context != nil else { return }
+        self.run(self.machine.requestBodyTimedOut())
     }
 
     private func pauseBodyTimer() {
         guard self.bodyTimeout.deadline != nil else { return }
-        self.bodyTimeout.clear()
+        self.bodyTimeout.disarm()
         self.bodyTimerPaused = true
     }
 
     private func cancelBodyTimer() {
         self.bodyTimerPaused = false
-        self.bodyTimeout.clear()
+        self.bodyTimeout.disarm()
     }
 
     // MARK: logging

@@ -42,7 +42,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private(set) var delegate: (any UpstreamResponseDelegate)?
     private let responseTimeout: TimeAmount
-    private var timeout = LazyDeadline()
+    private lazy var timeout = LoopTimer { [weak self] in self?.timedOut() }
     private var readsHeld = false
     private var readPending = false
     private var responseKeepAlive = true
@@ -264,22 +264,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private func armTimer() {
         guard let context else { return }
-        self.timeout.set(context.eventLoop.now + self.responseTimeout, on: context.eventLoop, makeWake: self.makeWake)
+        self.timeout.arm(in: self.responseTimeout, on: context.eventLoop)
     }
 
-    private func makeWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
-        return { loopBound.value.timerWoke() }
-    }
-
-    private func timerWoke() {
-        guard let context else { return }
-        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeWake) {
-            self.failExchange(.upstreamTimeout)
-        }
+    private func timedOut() {
+        guard self.context != nil else { return }
+        self.failExchange(.upstreamTimeout)
     }
 
     private func cancelTimer() {
-        self.timeout.clear()
+        self.timeout.disarm()
     }
 }

@@ -40,7 +40,8 @@ package final class RedisClient {
     /// check, whereas a dictionary would hash a kilobyte of Lua on every EVALSHA.
     private var scriptHashes: [(script: String, sha: String)] = []
     private var inFlight: CircularBuffer<InFlight> = CircularBuffer(initialCapacity: 16)
-    private var commandDeadline = LazyDeadline()
+    /// Due when the oldest command in flight is.
+    private lazy var commandDeadline = LoopTimer { [weak self] in self?.oldestCommandDue() }
     private var flushScheduled = false
     private var channelsToFlush: [any Channel] = []
     /// Commands sent since start (for tests and metrics).
@@ -140,7 +141,7 @@ package final class RedisClient {
         )
         self.inFlight.append(command)
         if self.commandDeadline.deadline == nil {
-            self.commandDeadline.set(command.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.commandDeadline.arm(at: command.deadline, on: self.eventLoop)
         }
         replyPromise.futureResult.assumeIsolated().whenComplete { outcome in
             self.finished(result)
@@ -173,23 +174,16 @@ package final class RedisClient {
             self.inFlight.remove(at: index)
         }
         if let next = self.inFlight.first {
-            self.commandDeadline.set(next.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.commandDeadline.arm(at: next.deadline, on: self.eventLoop)
         } else {
-            self.commandDeadline.clear()
+            self.commandDeadline.disarm()
         }
     }
 
-    private func makeWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
-        return { loopBound.value.deadlineWoke() }
-    }
-
-    private func deadlineWoke() {
-        guard self.commandDeadline.expired(now: self.eventLoop.now, on: self.eventLoop, makeWake: self.makeWake),
-            let oldest = self.inFlight.first
-        else { return }
+    private func oldestCommandDue() {
+        guard let oldest = self.inFlight.first else { return }
         guard self.eventLoop.now >= oldest.deadline else {
-            self.commandDeadline.set(oldest.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.commandDeadline.arm(at: oldest.deadline, on: self.eventLoop)
             return
         }
         oldest.result.fail(RedisClientError.timeout)
