@@ -5,8 +5,9 @@ package import GatewayStore
 package import Logging
 package import NIOCore
 
-/// Decides, for one event loop, whether a request may pass: the route's requirement, the
-/// credential in `Authorization`, the principal behind it, and its scopes.
+/// Decides, for one event loop, whether a request may pass: the route's requirement (which
+/// the proxy's route table chose), the credential in `Authorization`, the principal behind
+/// it, and its scopes.
 ///
 /// Cache hits and every refusal that needs no store (malformed header, bad checksum,
 /// default-deny) are answered synchronously; only a cache miss waits on the store. An
@@ -26,8 +27,6 @@ package final class Authenticator {
     package let store: any CredentialStore
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
-    /// The route table this loop matches requests against.
-    package private(set) var routes: RouteTable
     private let now: () -> Int64
     private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
@@ -53,7 +52,6 @@ package final class Authenticator {
         store: any CredentialStore,
         hmac: HMACSHA256,
         cache: CacheSettings,
-        routes: RouteTable,
         logger: Logger,
         now: @escaping () -> Int64,
         maximumTrackedKeys: Int = 100_000,
@@ -69,7 +67,6 @@ package final class Authenticator {
         self.store = store
         self.hmac = hmac.makeContext()
         self.cache = CredentialCache(cache)
-        self.routes = routes
         self.logger = logger
         self.now = now
     }
@@ -85,14 +82,12 @@ package final class Authenticator {
     ///     this loop's, with its cache.
     package func apply(
         cache settings: CacheSettings,
-        routes: RouteTable,
         jwt: JWTAuthenticator?,
         logger: Logger,
         opaqueTokenIssuer: String? = nil,
         introspection: IntrospectionAuthenticator?? = nil
     ) {
         self.cache.reconfigure(settings)
-        self.routes = routes
         self.jwt = jwt
         self.logger = logger
         self.opaqueTokens?.apply(cache: settings, issuer: opaqueTokenIssuer, logger: logger)
@@ -126,33 +121,24 @@ package final class Authenticator {
     }
 
     /// - Parameters:
+    ///   - requirement: what the request's route asks for (the caller traces the route).
     ///   - authorization: every `Authorization` header value of the request.
     ///   - queryCarriesToken: the query string has an `access_token` (or similar) parameter.
-    ///   - requirement: overrides the route table (built-in endpoints).
     ///   - trace: records each check (explain); nil on the request path, which then builds
     ///     no trace data at all. A traced decision writes no last-use time.
     package func authorize(
-        method: String,
-        normalizedPath: String,
+        _ requirement: RouteRequirement,
         authorization: [String],
         queryCarriesToken: Bool,
-        requirement: RouteTable.Requirement? = nil,
         trace: DecisionTrace? = nil
     ) -> Outcome {
         let required: [String]
-        switch requirement ?? self.routes.requirement(method: method, normalizedPath: normalizedPath) {
+        switch requirement {
         case .denied:
-            trace?.fail("route", "no route matches \(method) \(normalizedPath): default-deny")
             return .deny(.routeNotFound)
         case .open:
-            trace?.pass("route", "open route: no credential needed")
             return .allow(nil)
         case .scopes(let scopes):
-            trace?.pass(
-                "route",
-                scopes.isEmpty
-                    ? "a credential is required (no scope)" : "requires scopes: \(scopes.joined(separator: " "))"
-            )
             required = scopes
         }
         if queryCarriesToken {

@@ -36,7 +36,9 @@ package final class LoopContext {
     package private(set) var strictTransportSecurity: String?
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
-    /// Route, credential and scope decisions for this loop.
+    /// `[[routes]]` of the configuration in force: what each request needs.
+    package private(set) var routes: RouteTable
+    /// Credential and scope decisions for this loop.
     package private(set) var authenticator: Authenticator
     /// `/v1/api-keys`.
     package private(set) var apiKeyEndpoints: APIKeyEndpoints
@@ -123,6 +125,7 @@ package final class LoopContext {
             logger: logger
         )
         self.upstreamAuthority = configuration.upstream.authority
+        self.routes = RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes)
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
         let hmac = hmac ?? HMACSHA256(key: SecureRandom.bytes(32))
         self.store = store
@@ -227,7 +230,6 @@ package final class LoopContext {
             store: store,
             hmac: hmac,
             cache: configuration.cache,
-            routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
             logger: logger,
             now: now,
             jwt: jwt,
@@ -336,6 +338,7 @@ package final class LoopContext {
             self.store = store
         }
         self.upstreamAuthority = configuration.upstream.authority
+        self.routes = RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes)
         self.configuration = configuration
         self.logger = logger
         self.accessLog = AccessLog(
@@ -372,7 +375,6 @@ package final class LoopContext {
                 )
             self.authenticator.apply(
                 cache: configuration.cache,
-                routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
                 jwt: self.jwtAuthenticator,
                 logger: logger,
                 opaqueTokenIssuer: configuration.jwt.issuer,

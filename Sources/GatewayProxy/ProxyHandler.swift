@@ -401,16 +401,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             method: exchange.method.rawValue,
             normalizedPath: exchange.normalizedPath,
             builtIn: exchange.builtIn,
-            routes: authenticator.routes
+            routes: self.loop.routes
         )
         exchange.routeLabel = route.label
         exchange.routeRateLimit = route.rateLimit
         let outcome = authenticator.authorize(
-            method: exchange.method.rawValue,
-            normalizedPath: exchange.normalizedPath,
+            route.requirement,
             authorization: exchange.head.headers["authorization"],
-            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
-            requirement: route.requirement
+            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri)
         )
         switch outcome {
         case .allow(let principal):

@@ -364,11 +364,11 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
         // The key works, with the scopes it was given.
         let principal = try #require(
-            try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).successValue
+            try h.auth.resolve(h.auth.authorize(.readDatabases, key: key)).successValue
         )
         #expect(principal?.keyID == id)
         #expect(principal?.subject == "root")
-        #expect(try h.auth.resolve(h.auth.authorize("POST", "/v1/databases", key: key)).error?.status == 403)
+        #expect(try h.auth.resolve(h.auth.authorize(.writeDatabases, key: key)).error?.status == 403)
     }
 
     @Test func postAcceptsNumericLifetimeNoLifetimeAndTestKeys() throws {
@@ -514,7 +514,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
         let listed = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]]
         #expect(listed?.first?["revoked"] as? Bool == true)
-        expectRevoked(try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).error)
+        expectRevoked(try h.auth.resolve(h.auth.authorize(.readDatabases, key: key)).error)
     }
 
     private func expectRevoked(_ error: GatewayError?, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -132,13 +132,13 @@ final class FakeOpaqueTokenStore: OpaqueAccessTokenStore, @unchecked Sendable {
 /// A 32-byte pepper.
 let testPepper: [UInt8] = Array(0..<32)
 
-let defaultTestRoutes: [RouteSettings] = [
-    RouteSettings(method: "GET", path: "/health", scopes: ["admin"], isPublic: true),
-    RouteSettings(method: "GET", path: "/v1/databases", scopes: ["read:databases"]),
-    RouteSettings(method: "POST", path: "/v1/databases", scopes: ["write:databases", "read:databases"]),
-    RouteSettings(method: nil, path: "/v1/reports/**", scopes: ["read:reports"]),
-    RouteSettings(method: "GET", path: "/v1/anyone", scopes: []),
-]
+/// The requirements the tests' routes would carry (the proxy's route table chooses them).
+extension RouteRequirement {
+    /// `GET /v1/databases`.
+    static let readDatabases = RouteRequirement.scopes(["read:databases"])
+    /// `POST /v1/databases`.
+    static let writeDatabases = RouteRequirement.scopes(["write:databases", "read:databases"])
+}
 
 /// An authenticator on an `EmbeddedEventLoop` over an in-memory store, with a clock and a
 /// counting store the test controls.
@@ -155,8 +155,6 @@ final class AuthHarness {
     let opaqueStore: FakeOpaqueTokenStore
 
     init(
-        routes: [RouteSettings] = defaultTestRoutes,
-        unmatched: ServerSettings.UnmatchedRoutePolicy = .deny,
         cache: CacheSettings = CacheSettings(),
         pepper: [UInt8] = testPepper,
         maximumTrackedKeys: Int = 100_000,
@@ -175,7 +173,6 @@ final class AuthHarness {
             store: self.store,
             hmac: HMACSHA256(key: pepper),
             cache: cache,
-            routes: RouteTable(routes: routes, unmatched: unmatched),
             logger: Logger(label: "test"),
             now: { clock.now },
             maximumTrackedKeys: maximumTrackedKeys,
@@ -236,28 +233,19 @@ final class AuthHarness {
     }
 
     func authorize(
-        _ method: String = "GET",
-        _ path: String = "/v1/databases",
+        _ requirement: RouteRequirement = .readDatabases,
         authorization: [String],
-        queryCarriesToken: Bool = false,
-        requirement: RouteTable.Requirement? = nil
+        queryCarriesToken: Bool = false
     ) -> Authenticator.Outcome {
         self.authenticator.authorize(
-            method: method,
-            normalizedPath: path,
+            requirement,
             authorization: authorization,
-            queryCarriesToken: queryCarriesToken,
-            requirement: requirement
+            queryCarriesToken: queryCarriesToken
         )
     }
 
-    func authorize(
-        _ method: String = "GET",
-        _ path: String = "/v1/databases",
-        key: String,
-        requirement: RouteTable.Requirement? = nil
-    ) -> Authenticator.Outcome {
-        self.authorize(method, path, authorization: ["Bearer \(key)"], requirement: requirement)
+    func authorize(_ requirement: RouteRequirement = .readDatabases, key: String) -> Authenticator.Outcome {
+        self.authorize(requirement, authorization: ["Bearer \(key)"])
     }
 
     /// The final decision of an outcome: the principal it allows, or the error it denies

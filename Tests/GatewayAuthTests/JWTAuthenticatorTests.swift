@@ -234,18 +234,15 @@ final class JWTHarness {
             store: InMemoryCredentialStore(eventLoop: h.loop, data: InMemoryCredentialData()),
             hmac: HMACSHA256(key: testPepper),
             cache: CacheSettings(),
-            routes: RouteTable(routes: defaultTestRoutes, unmatched: .deny),
             logger: Logger(label: "test"),
             now: { h.clock.now },
             jwt: h.authenticator
         )
         guard
             case .pending(let pending) = authenticator.authorize(
-                method: "GET",
-                normalizedPath: "/v1/databases",
+                .readDatabases,
                 authorization: ["Bearer \(token)"],
-                queryCarriesToken: false,
-                requirement: nil
+                queryCarriesToken: false
             )
         else {
             Issue.record("expected a pending outcome")

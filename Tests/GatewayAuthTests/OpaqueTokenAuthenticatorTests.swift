@@ -236,10 +236,8 @@ import Testing
             now: h.clock.now
         )
         #expect(try h.resolve(h.authorize(key: token)).successValue != nil)
-        let routes = RouteTable(routes: defaultTestRoutes, unmatched: .deny)
         h.authenticator.apply(
             cache: CacheSettings(),
-            routes: routes,
             jwt: nil,
             logger: Logger(label: "test"),
             opaqueTokenIssuer: "https://gateway.test"
@@ -250,7 +248,6 @@ import Testing
         // Another issuer name: the cached principals named the old one, so they go.
         h.authenticator.apply(
             cache: CacheSettings(),
-            routes: routes,
             jwt: nil,
             logger: Logger(label: "test"),
             opaqueTokenIssuer: "https://other.test"
@@ -277,17 +274,15 @@ import Testing
         )
         h.authenticator.apply(
             cache: CacheSettings(),
-            routes: routes,
             jwt: nil,
             logger: Logger(label: "test"),
             introspection: .some(introspection)
         )
         #expect(h.authenticator.introspection === introspection)
-        h.authenticator.apply(cache: CacheSettings(), routes: routes, jwt: nil, logger: Logger(label: "test"))
+        h.authenticator.apply(cache: CacheSettings(), jwt: nil, logger: Logger(label: "test"))
         #expect(h.authenticator.introspection === introspection)
         h.authenticator.apply(
             cache: CacheSettings(),
-            routes: routes,
             jwt: nil,
             logger: Logger(label: "test"),
             introspection: .some(nil)
