@@ -171,7 +171,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig", "GatewayServer",
+                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -203,7 +203,7 @@ let package = Package(
             name: "GatewayRateLimitTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayRateLimit", "GatewayConfig", "GatewayRedis", "GatewayRedisTestSupport",
+                "GatewayRateLimit", "GatewayConfig", "GatewayCore", "GatewayRedis", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -225,6 +225,7 @@ let package = Package(
         .testTarget(
             name: "GatewayPagesTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayPages", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -27,7 +27,7 @@ package final class Authenticator {
     package let store: any CredentialStore
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
-    private let now: () -> Int64
+    private let clock: GatewayClock
     private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
     private var lookupsInFlight: [String: EventLoopFuture<APIKeyRecord?>] = [:]
@@ -53,7 +53,7 @@ package final class Authenticator {
         hmac: HMACSHA256,
         cache: CacheSettings,
         logger: Logger,
-        now: @escaping () -> Int64,
+        clock: GatewayClock,
         maximumTrackedKeys: Int = 100_000,
         jwt: JWTAuthenticator? = nil,
         opaqueTokens: OpaqueTokenAuthenticator? = nil,
@@ -68,7 +68,7 @@ package final class Authenticator {
         self.hmac = hmac.makeContext()
         self.cache = CredentialCache(cache)
         self.logger = logger
-        self.now = now
+        self.clock = clock
     }
 
     /// A reload's new settings. What this loop has learned (cached credentials, lookups in
@@ -207,7 +207,7 @@ package final class Authenticator {
         }
         trace?.pass("api_key.format", "length, alphabet and checksum are valid")
         let hash = self.hash(apiKey: token)
-        let deadline = NIODeadline.now()
+        let deadline = self.clock.now()
         let stale: Principal?
         switch self.cache.lookup(hash, now: deadline) {
         case .fresh(let principal):
@@ -237,12 +237,12 @@ package final class Authenticator {
             trace?.fail("api_key.lookup", "the credential store cannot answer and the key is not cached")
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
-            let now = self.now()
+            let now = self.clock.unixSeconds()
             if let trace {
                 Self.describe(record, hash: hash, now: now, into: trace)
             }
             guard let record, record.isUsable(at: now) else {
-                self.cache.storeNegative(hash, now: .now())
+                self.cache.storeNegative(hash, now: self.clock.now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             // Whatever store answered, scopes that are not scope tokens never authorize and
@@ -253,7 +253,7 @@ package final class Authenticator {
                     metadata: ["reason": "scopes are not all scope tokens"]
                 )
                 trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
-                self.cache.storeNegative(hash, now: .now())
+                self.cache.storeNegative(hash, now: self.clock.now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             let principal = Principal(
@@ -264,7 +264,7 @@ package final class Authenticator {
                 expiresAt: record.expiresAt,
                 rateLimit: record.rateLimit
             )
-            self.cache.storePositive(hash, principal, now: .now())
+            self.cache.storePositive(hash, principal, now: self.clock.now())
             if trace == nil {
                 self.touch(keyID: record.id, now: now)
             }
@@ -272,7 +272,7 @@ package final class Authenticator {
         }.flatMapErrorThrowing { error -> Principal in
             guard let fallback = error as? StaleFallback else { throw error }
             // The grace covers the outage, never the key's own expiry.
-            if let expiresAt = fallback.principal.expiresAt, self.now() >= expiresAt {
+            if let expiresAt = fallback.principal.expiresAt, self.clock.unixSeconds() >= expiresAt {
                 trace?.fail("api_key.expiry", "the stale entry's key expired at \(expiresAt)")
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
@@ -435,7 +435,7 @@ package final class Authenticator {
     }
 
     private func decide(_ principal: Principal, required: [String], trace: DecisionTrace?) -> Outcome {
-        if let expiresAt = principal.expiresAt, self.now() >= expiresAt {
+        if let expiresAt = principal.expiresAt, self.clock.unixSeconds() >= expiresAt {
             trace?.fail("api_key.expiry", "the cached key expired at \(expiresAt)")
             return .deny(
                 .unauthorized(
@@ -450,7 +450,7 @@ package final class Authenticator {
             return .deny(error)
         }
         if trace == nil, let keyID = allowed.keyID {
-            self.touch(keyID: keyID, now: self.now())
+            self.touch(keyID: keyID, now: self.clock.unixSeconds())
         }
         return .allow(allowed)
     }

@@ -28,7 +28,6 @@ extension GatewayServer {
         guard let sso = configuration.sso, !sso.providers.isEmpty, let issuer = configuration.jwt.issuer, let stores,
             let users = loop.sessionStore, let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
-        let now = loop.now
         let base = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
         return SSOEndpoint(
             SSOEndpoint.Dependencies(
@@ -48,7 +47,7 @@ extension GatewayServer {
                     refresher.withLockedValue { $0 }?.refetch(issuer: issuer, from: eventLoop)
                 },
                 logger: loop.logger,
-                now: { now() }
+                clock: loop.clock
             )
         )
     }

@@ -77,7 +77,7 @@ extension GatewayCommand {
                         isPublic: self.public,
                         tokenFormat: self.tokenFormat,
                         isResourceServer: self.resourceServer,
-                        now: Int64(Date().timeIntervalSince1970)
+                        now: GatewayClock.system.unixSeconds()
                     )
                     await management.shutdown()
                     if self.json {

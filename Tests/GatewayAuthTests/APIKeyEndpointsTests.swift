@@ -36,7 +36,7 @@ private final class EndpointsHarness {
         let loop = self.auth.loop
         self.endpoints = APIKeyEndpoints(
             service: service,
-            now: { clock.now },
+            clock: clock.clock,
             sessionIssuer: "https://gw.test",
             sessions: sessions,
             maxKeysPerOwner: maxKeysPerOwner,
@@ -308,7 +308,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
     @Test func onlyAdminsGiveAKeyARateLimitTierAndOnlyAKnownOne() throws {
         let auth = AuthHarness()
         let service = APIKeyService(store: auth.store, hash: auth.authenticator.hash(apiKey:))
-        let endpoints = APIKeyEndpoints(service: service, now: { 0 }, policies: ["gold"])
+        let endpoints = APIKeyEndpoints(service: service, clock: ManualClock(0).clock, policies: ["gold"])
         func call(_ body: String, _ principal: Principal) -> Result<APIKeyEndpoints.Response, any Error> {
             let future = endpoints.handle(
                 method: "POST",

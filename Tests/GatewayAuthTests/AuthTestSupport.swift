@@ -144,6 +144,13 @@ extension RouteRequirement {
 /// counting store the test controls.
 final class AuthHarness {
     static let startTime: Int64 = 1_700_000_000
+    /// Entries stay fresh for as long as any test moves the clock (an hour), so only tests
+    /// that choose a shorter `positive_ttl` see stale entries.
+    static let longFreshCache: CacheSettings = {
+        var cache = CacheSettings()
+        cache.positiveTTL = .seconds(3600)
+        return cache
+    }()
 
     let loop: EmbeddedEventLoop
     let data: InMemoryCredentialData
@@ -155,7 +162,7 @@ final class AuthHarness {
     let opaqueStore: FakeOpaqueTokenStore
 
     init(
-        cache: CacheSettings = CacheSettings(),
+        cache: CacheSettings = AuthHarness.longFreshCache,
         pepper: [UInt8] = testPepper,
         maximumTrackedKeys: Int = 100_000,
         withOpaqueTokens: Bool = false,
@@ -174,7 +181,7 @@ final class AuthHarness {
             hmac: HMACSHA256(key: pepper),
             cache: cache,
             logger: Logger(label: "test"),
-            now: { clock.now },
+            clock: clock.clock,
             maximumTrackedKeys: maximumTrackedKeys,
             opaqueTokens: withOpaqueTokens
                 ? OpaqueTokenAuthenticator(
@@ -182,7 +189,7 @@ final class AuthHarness {
                     cache: cache,
                     issuer: "https://gateway.test",
                     logger: Logger(label: "test"),
-                    now: { clock.now }
+                    clock: clock.clock
                 )
                 : nil,
             introspection: introspectionPoster.map { poster in
@@ -199,7 +206,7 @@ final class AuthHarness {
                     eventLoop: opaqueStore.eventLoop,
                     maximumEntries: 100,
                     logger: Logger(label: "test"),
-                    now: { clock.now }
+                    clock: clock.clock
                 )
             }
         )

@@ -22,17 +22,17 @@ private func expectInvalidToken(_ error: GatewayError?, sourceLocation: SourceLo
     )
 }
 
-/// A cache whose positive entries go stale after 1 ms of real time (the cache runs on
-/// `NIODeadline.now()`, not on the injected clock).
+/// A cache whose positive entries go stale 30 s after the store answered.
 private func quicklyStaleCache(grace: Duration = .seconds(300)) -> CacheSettings {
     var cache = CacheSettings()
-    cache.positiveTTL = .milliseconds(1)
+    cache.positiveTTL = .seconds(30)
     cache.staleGrace = grace
     return cache
 }
 
-private func waitPastPositiveTTL() {
-    Thread.sleep(forTimeInterval: 0.02)
+/// Moves the harness's clock past `quicklyStaleCache`'s positive TTL.
+private func passPositiveTTL(_ h: AuthHarness, by extra: UInt64 = 1) {
+    h.clock.advance(seconds: 30 + extra)
 }
 
 @Suite struct AuthenticatorTests {
@@ -364,7 +364,7 @@ private func waitPastPositiveTTL() {
         let principal = try #require(try h.resolve(h.authorize(key: created.key)).successValue)
         #expect(principal?.subject == "alice" && principal?.keyID == created.record.id)
 
-        waitPastPositiveTTL()
+        passPositiveTTL(h)
         h.store.failure = CredentialStoreError.unavailable
         let outcome = h.authorize(key: created.key)
         #expect(outcome.isPending, "a stale entry is re-checked with the store")
@@ -382,17 +382,22 @@ private func waitPastPositiveTTL() {
         #expect(try h.resolve(h.authorize(key: created.key)).successValue != nil)
         _ = try value(of: h.service.revoke(id: created.record.id), on: h.loop)
 
-        waitPastPositiveTTL()
+        passPositiveTTL(h)
         // The store can be asked: its answer (revoked) wins over the stale entry.
         expectInvalidToken(try h.resolve(h.authorize(key: created.key)).error)
         #expect(h.store.apiKeyCalls == 2)
     }
 
     @Test func staleEntryPastItsGraceIs503WhileTheStoreIsUnavailable() throws {
-        let h = AuthHarness(cache: quicklyStaleCache(grace: .milliseconds(1)))
+        let h = AuthHarness(cache: quicklyStaleCache(grace: .seconds(5)))
         let key = try h.createKey(scopes: ["read:databases"]).key
         #expect(try h.resolve(h.authorize(key: key)).successValue != nil)
-        waitPastPositiveTTL()
+        passPositiveTTL(h, by: 4)
+        h.store.failure = CredentialStoreError.unavailable
+        #expect(try h.resolve(h.authorize(key: key)).successValue != nil, "still within the grace")
+        h.store.failure = nil
+        #expect(try h.resolve(h.authorize(key: key)).successValue != nil)
+        passPositiveTTL(h, by: 10)
         h.store.failure = CredentialStoreError.unavailable
         #expect(try h.resolve(h.authorize(key: key)).error == GatewayError.authUnavailable)
     }
@@ -403,7 +408,6 @@ private func waitPastPositiveTTL() {
         #expect(try h.resolve(h.authorize(key: created.key)).successValue != nil)
 
         h.clock.now += 200
-        waitPastPositiveTTL()
         h.store.failure = CredentialStoreError.unavailable
         let result = try h.resolve(h.authorize(key: created.key))
         #expect(result.error?.status == 401)

@@ -120,7 +120,7 @@ final class JWTHarness {
             refetch: refetch,
             maximumEntries: maximumEntries,
             logger: Logger(label: "test"),
-            now: { clock.now }
+            clock: clock.clock
         )
         holder.value = self
     }
@@ -235,7 +235,7 @@ final class JWTHarness {
             hmac: HMACSHA256(key: testPepper),
             cache: CacheSettings(),
             logger: Logger(label: "test"),
-            now: { h.clock.now },
+            clock: h.clock.clock,
             jwt: h.authenticator
         )
         guard
@@ -297,11 +297,11 @@ final class JWTHarness {
         #expect(h.refetchCalls.count == 2)
         #expect(h.authenticator.check(try h.token(kid: "c")).failure == .unknownKey)
         #expect(h.refetchCalls.count == 2)
-        // The back-off runs on the loop's monotonic clock.
-        h.loop.advanceTime(by: .milliseconds(999))
+        // The back-off runs on the monotonic view of the clock, not on whole wall seconds.
+        h.clock.advance(by: .milliseconds(999))
         #expect(h.authenticator.check(try h.token(kid: "c2")).failure == .unknownKey)
         #expect(h.refetchCalls.count == 2)
-        h.loop.advanceTime(by: .milliseconds(1))
+        h.clock.advance(by: .milliseconds(1))
         #expect(h.authenticator.check(try h.token(kid: "d")).future != nil)
         #expect(h.refetchCalls.count == 3)
     }

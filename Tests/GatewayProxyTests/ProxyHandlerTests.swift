@@ -1,6 +1,7 @@
 import GatewayConfig
 import GatewayCore
 import GatewayProxy
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -196,6 +197,8 @@ final class ProxyHarness {
     let client: EmbeddedChannel
     let connector: FakeConnector
     let context: LoopContext
+    /// What the loop's caches, pool and timings read (its timers run on `loop`).
+    let clock = ManualClock()
 
     init(_ adjust: (inout GatewayConfiguration) -> Void = { _ in }) throws {
         var configuration = GatewayConfiguration(upstream: UpstreamSettings(host: "backend.internal", port: 9000))
@@ -208,7 +211,8 @@ final class ProxyHarness {
             eventLoop: self.loop,
             configuration: configuration,
             connector: self.connector.connector,
-            logger: Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger: Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() }),
+            clock: self.clock.clock
         )
         self.client = EmbeddedChannel(loop: self.loop)
         self.client.remoteAddress = try SocketAddress(ipAddress: "192.0.2.10", port: 40000)
