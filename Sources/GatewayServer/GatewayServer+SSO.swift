@@ -74,7 +74,8 @@ extension GatewayServer {
         rings: [NIOLoopBound<SSOKeyRing>],
         group: any EventLoopGroup,
         fetcher: @escaping HTTPFetcher,
-        logger: Logger
+        logger: Logger,
+        clock: GatewayClock
     ) -> JWKSRefresher? {
         let issuers = Self.ssoIssuers(configuration)
         guard !issuers.isEmpty, let loop = rings.first?.eventLoop else { return nil }
@@ -83,6 +84,7 @@ extension GatewayServer {
             issuers: issuers,
             fetcher: fetcher,
             logger: logger,
+            clock: clock,
             install: { issuer, keys in
                 let installs = rings.map { ring in
                     ring.eventLoop.submit { ring.value.install(issuer: issuer, keys: keys) }

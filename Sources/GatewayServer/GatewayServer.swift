@@ -301,7 +301,8 @@ package final class GatewayServer: Sendable {
             rings: ssoRings,
             group: self.group,
             fetcher: fetcher,
-            logger: logger
+            logger: logger,
+            clock: clock
         )
         ssoRefresherBox.withLockedValue { $0 = ssoRefresher }
     }
@@ -353,6 +354,7 @@ package final class GatewayServer: Sendable {
             issuers: runtime.remoteIssuers,
             fetcher: self.fetcher,
             logger: logger,
+            clock: self.clock,
             install: { issuer, keys in
                 let installs = contexts.map { context in
                     context.eventLoop.submit { context.value.jwtAuthenticator?.installKeys(issuer: issuer, keys: keys) }
@@ -659,7 +661,8 @@ package final class GatewayServer: Sendable {
                 rings: self.ssoRings,
                 group: self.group,
                 fetcher: self.fetcher,
-                logger: newLogger
+                logger: newLogger,
+                clock: self.clock
             )
             let previous = self.ssoRefresher.withLockedValue { current in
                 defer { current = next }

@@ -492,6 +492,27 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
 }
 
 @Suite struct ProxyHandlerPoolTests {
+    /// The sweep runs on the loop's timer; how long a connection has been idle is read
+    /// from the injected clock.
+    @Test func anIdleUpstreamConnectionIsClosedOnceTheClockPassesItsIdleTimeout() throws {
+        let harness = try ProxyHarness { $0.upstream.idleTimeout = .seconds(8) }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().count == 1)
+        #expect(harness.context.idleUpstreamConnections == 1)
+        // Sweeps (every 2 s) while the clock stands still keep it.
+        harness.loop.advanceTime(by: .seconds(4))
+        #expect(harness.context.idleUpstreamConnections == 1)
+        harness.clock.advance(seconds: 7)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.context.idleUpstreamConnections == 1)
+        harness.clock.advance(seconds: 2)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream().isActive)
+    }
+
     @Test func upstreamConnectionIsReusedForTheNextRequest() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }
