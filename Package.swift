@@ -180,7 +180,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig", "GatewayServer",
+                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -212,7 +212,7 @@ let package = Package(
             name: "GatewayRateLimitTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayRateLimit", "GatewayConfig", "GatewayRedis", "GatewayRedisTestSupport",
+                "GatewayRateLimit", "GatewayConfig", "GatewayCore", "GatewayRedis", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -234,6 +234,7 @@ let package = Package(
         .testTarget(
             name: "GatewayPagesTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayPages", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -49,13 +49,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
     /// When the connection went idle (for pool idle-timeout sweeps).
-    private(set) var idleSince: NIODeadline = .now()
+    private(set) var idleSince: NIODeadline
+    private let clock: GatewayClock
 
     /// The gate in front of the decoder (earlier in the same pipeline).
     let readGuard = UpstreamReadGuard()
 
-    init(responseTimeout: TimeAmount) {
+    init(responseTimeout: TimeAmount, clock: GatewayClock) {
         self.responseTimeout = responseTimeout
+        self.clock = clock
+        self.idleSince = clock.now()
         self.readGuard.onUnexpectedInput = { [weak self] in self?.spoiled() }
     }
 
@@ -133,7 +136,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         switch self.state {
         case .busy, .ending:
             self.state = .idle
-            self.idleSince = .now()
+            self.idleSince = self.clock.now()
         case .idle, .closed:
             break
         }

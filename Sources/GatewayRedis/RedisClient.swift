@@ -1,5 +1,5 @@
 package import GatewayConfig
-import GatewayCore
+package import GatewayCore
 package import NIOCore
 
 /// Opens a connection to a Redis endpoint on an event loop and runs `initializer` on the
@@ -34,6 +34,8 @@ package final class RedisClient {
     package let eventLoop: any EventLoop
     package let settings: RedisSettings
     private let connector: RedisConnector
+    /// Reconnect backoffs are measured on its monotonic view.
+    private let clock: GatewayClock
     private var state: State = .idle
     /// Loaded scripts and their SHA1s. A short list searched with `==`, not a dictionary:
     /// the scripts are static strings, and comparing a string with itself is a pointer
@@ -50,7 +52,13 @@ package final class RedisClient {
     private static let initialBackoff = TimeAmount.milliseconds(50)
     private static let maximumBackoff = TimeAmount.seconds(1)
 
-    package init(eventLoop: any EventLoop, settings: RedisSettings, connector: @escaping RedisConnector) {
+    package init(
+        eventLoop: any EventLoop,
+        settings: RedisSettings,
+        connector: @escaping RedisConnector,
+        clock: GatewayClock
+    ) {
+        self.clock = clock
         self.eventLoop = eventLoop
         self.settings = settings
         self.connector = connector
@@ -73,7 +81,7 @@ package final class RedisClient {
         case .connecting(let future):
             return future.assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
         case .backingOff(let until, _):
-            if NIODeadline.now() >= until {
+            if self.clock.now() >= until {
                 return self.connect().assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
             }
             return self.eventLoop.makeFailedFuture(RedisClientError.unavailable)
@@ -248,14 +256,14 @@ package final class RedisClient {
                 channel.closeFuture.assumeIsolated().whenComplete { _ in
                     guard case .connected(let current) = self.state, current === channel else { return }
                     // Reconnect on the next command, without waiting.
-                    self.state = .backingOff(until: .now(), delay: .zero)
+                    self.state = .backingOff(until: self.clock.now(), delay: .zero)
                 }
                 promise.succeed(())
             case .failure:
                 let delay =
                     previousDelay == .zero
                     ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
-                self.state = .backingOff(until: .now() + delay, delay: delay)
+                self.state = .backingOff(until: self.clock.now() + delay, delay: delay)
                 promise.fail(RedisClientError.unavailable)
             }
         }

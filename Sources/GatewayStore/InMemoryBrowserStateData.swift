@@ -1,5 +1,6 @@
-import Foundation
+package import GatewayCore
 import NIOConcurrencyHelpers
+package import NIOCore
 
 /// The process-local browser sessions and authorization flows shared by every loop's
 /// `InMemoryBrowserStateStore`, behind a lock, with the same lifetimes as on Redis (each
@@ -20,14 +21,14 @@ package final class InMemoryBrowserStateData: Sendable {
     private static let pruneThreshold = 10_000
 
     private let storage = NIOLockedValueBox(Storage())
-    private let now: @Sendable () -> Int64
+    private let clock: GatewayClock
 
-    package init(now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
-        self.now = now
+    package init(clock: GatewayClock) {
+        self.clock = clock
     }
 
     func createSession(hash: String, record: BrowserSessionRecord, ttl: Int64) {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         self.storage.withLockedValue { storage in
             if storage.sessions.count > Self.pruneThreshold {
                 storage.sessions = storage.sessions.filter { $0.value.expiresAt > now }
@@ -37,7 +38,7 @@ package final class InMemoryBrowserStateData: Sendable {
     }
 
     func session(hash: String) -> BrowserSessionRecord? {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return self.storage.withLockedValue { storage in
             guard let entry = storage.sessions[hash], entry.expiresAt > now else { return nil }
             return entry.value
@@ -46,7 +47,7 @@ package final class InMemoryBrowserStateData: Sendable {
 
     /// Like SET XX: never brings back a session that was deleted or has expired.
     func touchSession(hash: String, record: BrowserSessionRecord, ttl: Int64) {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         self.storage.withLockedValue { storage in
             guard let entry = storage.sessions[hash], entry.expiresAt > now else { return }
             storage.sessions[hash] = Entry(value: record, expiresAt: now + max(1, ttl))
@@ -58,7 +59,7 @@ package final class InMemoryBrowserStateData: Sendable {
     }
 
     func deleteSessions(userID: String) -> Int {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return self.storage.withLockedValue { storage in
             let doomed = storage.sessions.filter { $0.value.value.userID == userID }
             for hash in doomed.keys { storage.sessions[hash] = nil }
@@ -67,7 +68,7 @@ package final class InMemoryBrowserStateData: Sendable {
     }
 
     func storeFlow(id: String, json: String, ttl: Int64) {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         self.storage.withLockedValue { storage in
             if storage.flows.count > Self.pruneThreshold {
                 storage.flows = storage.flows.filter { $0.value.expiresAt > now }
@@ -77,7 +78,7 @@ package final class InMemoryBrowserStateData: Sendable {
     }
 
     func flow(id: String) -> String? {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return self.storage.withLockedValue { storage in
             guard let entry = storage.flows[id], entry.expiresAt > now else { return nil }
             return entry.value
@@ -86,7 +87,7 @@ package final class InMemoryBrowserStateData: Sendable {
 
     /// True for exactly one of concurrent callers, and only while the flow lives.
     func deleteFlow(id: String) -> Bool {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return self.storage.withLockedValue { storage in
             guard let entry = storage.flows.removeValue(forKey: id) else { return false }
             return entry.expiresAt > now

@@ -1,17 +1,18 @@
-import Foundation
+package import GatewayCore
 import NIOConcurrencyHelpers
+package import NIOCore
 
 /// Opaque access token records of this process, behind a lock, for the demo (no Redis):
 /// the token endpoint, revocation and introspection use them, never the proxy path (which
 /// reads opaque tokens only with `[redis]`). Any thread.
 package final class InMemoryOpaqueAccessTokenData: Sendable {
     private let records = NIOLockedValueBox([String: OpaqueAccessTokenRecord]())
-    private let now: @Sendable () -> Int64
+    private let clock: GatewayClock
     /// Bounds the map: expired records are dropped when it grows past this.
     private static let pruneThreshold = 10_000
 
-    package init(now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) {
-        self.now = now
+    package init(clock: GatewayClock) {
+        self.clock = clock
     }
 
     func store(hash: String, record: OpaqueAccessTokenRecord, now: Int64) -> Bool {
@@ -24,7 +25,7 @@ package final class InMemoryOpaqueAccessTokenData: Sendable {
     }
 
     func record(hash: String) -> OpaqueAccessTokenRecord? {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return self.records.withLockedValue { records in
             guard let record = records[hash], record.expiresAt > now else { return nil }
             return record

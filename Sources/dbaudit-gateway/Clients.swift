@@ -61,7 +61,7 @@ extension GatewayCommand {
                         isPublic: self.public,
                         tokenFormat: self.tokenFormat,
                         isResourceServer: self.resourceServer,
-                        now: Int64(Date().timeIntervalSince1970)
+                        now: GatewayClock.system.unixSeconds()
                     )
                 }
                 if self.json {

@@ -49,7 +49,7 @@ extension GatewayCommand {
                         expiresIn: lifetime,
                         test: self.test,
                         owner: self.owner,
-                        now: Int64(Date().timeIntervalSince1970),
+                        now: GatewayClock.system.unixSeconds(),
                         rateLimit: self.rateLimit
                     )
                 }

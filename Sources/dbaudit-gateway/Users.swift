@@ -41,7 +41,7 @@ extension GatewayCommand {
                         email: self.email,
                         scopes: scopes,
                         password: line,
-                        now: Int64(Date().timeIntervalSince1970)
+                        now: GatewayClock.system.unixSeconds()
                     )
                 }
                 if self.json {
