@@ -1,5 +1,4 @@
 import Foundation
-import GatewayAdmin
 package import GatewayAuth
 package import GatewayConfig
 import GatewayCore
@@ -51,7 +50,6 @@ package final class GatewayServer: Sendable {
         var listeners: [any Channel] = []
         var reloads = 0
         var reloadFailures = 0
-        var admin: AdminServer?
         var draining = false
         /// The TLS contexts in force (each loop holds the same ones).
         var tls = GatewayTLSContexts()
@@ -64,8 +62,10 @@ package final class GatewayServer: Sendable {
         return (reloads, failures, self.tracker.refusedConnections)
     }
 
-    /// The admin listener's port, once started (tests bind port 0).
-    package var adminPort: Int? { self.state.withLockedValue { $0.admin?.port } }
+    /// How many event loops `server` asks for (`event_loops = 0`: one per core).
+    package static func eventLoopCount(_ server: ServerSettings) -> Int {
+        server.eventLoops == 0 ? System.coreCount : server.eventLoops
+    }
 
     /// Creates the event loops and per-loop contexts; nothing is bound until `start()`.
     /// - Parameter memoryStore: the process-local credential data when `[redis]` is not
@@ -81,8 +81,7 @@ package final class GatewayServer: Sendable {
         let identityRuntime = try IdentityRuntime.build(configuration.jwt) { problem in
             logger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
         }
-        let threads = configuration.server.eventLoops == 0 ? System.coreCount : configuration.server.eventLoops
-        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.eventLoopCount(configuration.server))
         self.ownsGroup = group == nil
         let connector = connector ?? UpstreamConnectors.tcp
         self.connector = connector
@@ -401,21 +400,6 @@ package final class GatewayServer: Sendable {
             throw error
         }
         self.state.withLockedValue { $0.listeners = bound }
-        if let settings = configuration.admin {
-            do {
-                let admin = try await AdminServer.start(
-                    group: self.group,
-                    settings: settings,
-                    sources: self.adminSources
-                )
-                self.state.withLockedValue { $0.admin = admin }
-                logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
-            } catch {
-                for channel in bound { try? await channel.close() }
-                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener")
-                    ?? error
-            }
-        }
     }
 
     /// Where one listener comes from. A value built and used by `start()`.
@@ -776,9 +760,6 @@ package final class GatewayServer: Sendable {
         }
         for context in self.contexts {
             try? await context.eventLoop.submit { context.value.shutdown() }.get()
-        }
-        if let admin = self.state.withLockedValue({ $0.admin }) {
-            await admin.stop()
         }
         if let probe = self.redisProbe {
             try? await probe.eventLoop.submit { probe.value.close() }.get()
