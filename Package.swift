@@ -50,7 +50,9 @@ let package = Package(
         .target(
             name: "GatewayRedis",
             dependencies: [
-                "CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+                "CGatewayHiredis", "GatewayConfig", "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -113,14 +115,28 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The admin listener: /healthz, /readyz, /metrics (Prometheus text), POST /explain.
+        .target(
+            name: "GatewayAdmin",
+            dependencies: [
+                "GatewayConfig", "GatewayCore", "GatewayCrypto", "GatewayProxy", "GatewayRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayProxy", "GatewayAuth", "GatewayStore", "GatewayRedis",
-                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages",
+                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages", "GatewayAdmin",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,10 +147,13 @@ let package = Package(
         .executableTarget(
             name: "dbaudit-gateway",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayProxy", "GatewayCrypto", "GatewayAuth",
-                "GatewayStore", "GatewayOAuth",
+                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAdmin", "GatewayAuth", "GatewayStore",
+                "GatewayOAuth",
+                "GatewayCrypto", "GatewayProxy", "GatewayRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -180,7 +199,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayServer",
+                "GatewayRedis", "GatewayConfig", "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -191,7 +210,7 @@ let package = Package(
             name: "GatewayRedisTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
+                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -228,6 +247,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayServerTests",
+            dependencies: [
+                "GatewayTestSupport",
+                "GatewayServer", "GatewayConfig", "GatewayCore", "GatewayProxy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
