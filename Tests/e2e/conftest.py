@@ -952,7 +952,7 @@ exec env -i container=other PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
         cgroup2 = next((line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
                         if line.split(" - ")[1].startswith("cgroup2 ")), None)
         if not systemd.exists() or cgroup2 is None:
-            pytest.skip(f"booting a service manager needs {systemd} and a cgroup2 hierarchy (cgroup2 mount: {cgroup2})")
+            pytest.skip(f"booting a service manager needs {systemd} and a cgroup2 hierarchy (mounted: {cgroup2})")
         # The scratch shell runs in this process's cgroup; the manager gets a fresh child of the
         # hierarchy's root, and the launcher moves back out so only the manager's tree is in it.
         own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))

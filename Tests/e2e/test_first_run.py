@@ -85,11 +85,12 @@ def test_first_run_under_systemd(scratch):
     namespaces), every step runs in its namespaces (so `make install` reloads it), and the
     README's systemd block then runs as written against the units `make install` put in place."""
     scratch.boot_systemd()
-    key = run_by_hand(scratch)["key_value"]
+    run_by_hand(scratch)
     try:
         output = scratch.run(dict(readme_steps())["systemd"], timeout=120, name="README step 'systemd'")
     except AssertionError as failure:
-        raise AssertionError(f"{failure}\nthe service manager's journal:\n{scratch.systemd_journal()[-8000:]}") from None
+        journal = scratch.systemd_journal()[-8000:]
+        raise AssertionError(f"{failure}\nthe service manager's journal:\n{journal}") from None
 
     # `enable --now` returned once the gateway said READY=1 (Type=notify): active at once.
     assert "active" in output.splitlines(), output
@@ -109,12 +110,13 @@ def test_first_run_under_systemd(scratch):
     # A file that fails check-config makes `systemctl reload` itself fail; the gateway keeps serving.
     scratch.run("cp /etc/dbaudit-gateway/gateway.conf /root/gateway.conf.good && "
                 "echo 'no_such_key = 1' >> /etc/dbaudit-gateway/gateway.conf")
-    assert scratch.run("sudo systemctl reload dbaudit-gateway 2>&1 && echo reloaded || echo refused").endswith("refused")
+    reload = scratch.run("sudo systemctl reload dbaudit-gateway 2>&1 && echo reloaded || echo refused")
+    assert reload.endswith("refused"), reload
     # Refused before the signal: still the first reload, the same process, serving.
     assert "(reload 1)" in scratch.run(f"{show} StatusText")
     assert scratch.run(f"{show} MainPID") == main_pid
     scratch.run("install -m 0640 -o root -g dbaudit-gateway /root/gateway.conf.good /etc/dbaudit-gateway/gateway.conf")
-    request = f'curl -s -o /dev/null -w "%{{http_code}}" http://127.0.0.1:8080/v1/databases -H "Authorization: Bearer {key}"'
+    request = 'curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8080/v1/databases -H "Authorization: Bearer $KEY"'
     assert scratch.run(request) == "200"
     # Stop: STOPPING=1, drain, exit 0, which systemd records as a clean stop.
     scratch.run("sudo systemctl stop dbaudit-gateway")
