@@ -96,11 +96,16 @@ def test_first_run_under_systemd(scratch):
     assert "active" in output.splitlines(), output
     assert status_lines(output) == ["200"], output
     assert '{"databases": []}' in output, output
-    main_pid = scratch.run("systemctl show dbaudit-gateway --value -p MainPID")
+    show = "systemctl show dbaudit-gateway --value -p"
+    main_pid = scratch.run(f"{show} MainPID")
     # Enabled for boot, run by the unit as the service user, check-config ran before it.
     assert scratch.run("systemctl is-enabled dbaudit-gateway") == "enabled"
     assert scratch.run("ps -o user:32= -C dbaudit-gateway") == "dbaudit-gateway"
-    show = "systemctl show dbaudit-gateway --value -p"
+    # The shipped sandbox is in force, not skipped by the nested manager: no new privileges, a
+    # seccomp filter, and of all capabilities only CAP_NET_BIND_SERVICE (bit 10).
+    sandbox = scratch.run(f"grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/{main_pid}/status")
+    assert sandbox.split() == ["CapEff:", "0000000000000400", "CapBnd:", "0000000000000400",
+                               "NoNewPrivs:", "1", "Seccomp:", "2"], sandbox
     started = scratch.run(f"{show} ExecStartPre")
     assert "check-config" in started and "code=exited ; status=0" in started, started
     # The reload was applied: the gateway's READY=1 after RELOADING=1 carries this status.
