@@ -980,8 +980,12 @@ until [ "$(cat /proc/$__systemd/comm)" = systemd ] && {manager} test -S /run/sys
         self.proc.stdin.write(f'exec {manager} --wd="$PWD" -- bash --noprofile --norc -e -o pipefail -s\n')
         self.proc.stdin.flush()
         assert self.run("ps -o comm= -p 1") == "systemd", "the shell did not enter the service manager's namespaces"
-        # Not a job of the shell (the README's steps count their jobs).
-        self.run(f"(journalctl -b -f --no-pager -o short-monotonic > {steps}/systemd-journal.log 2>&1 &)")
+        # The journal is copied out while it grows (not as a job of the shell: the README's
+        # steps count their jobs), and in full when a failing step ends the shell, once
+        # journald has written what the failure logged.
+        journal = f"journalctl -b --no-pager -o short-monotonic > {steps}/systemd-journal.log 2>&1"
+        self.run(f"""({journal.replace("-b", "-b -f")} &)
+trap 'journalctl --sync; {journal}' EXIT""")
 
     def systemd_journal(self) -> str:
         """The nested manager's journal (its own messages and every unit's output) as copied
