@@ -82,7 +82,7 @@ def test_first_run_by_hand(scratch):
 def test_first_run_under_systemd(scratch):
     """The whole walk-through on a machine that runs systemd: a service manager boots inside
     the scratch system first (ScratchSystem.boot_systemd: systemd as PID 1 of nested
-    namespaces), every step runs in its namespaces (so `make install` reloads it), and the
+    namespaces), every step runs in its namespaces (`make install` finds systemd running), and the
     README's systemd block then runs as written against the units `make install` put in place."""
     scratch.boot_systemd()
     run_by_hand(scratch)
@@ -123,7 +123,7 @@ def test_first_run_under_systemd(scratch):
     scratch.run("install -m 0640 -o root -g dbaudit-gateway /root/gateway.conf.good /etc/dbaudit-gateway/gateway.conf")
     request = 'curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8080/v1/databases -H "Authorization: Bearer $KEY"'
     assert scratch.run(request) == "200"
-    # Stop: STOPPING=1, drain, exit 0, which systemd records as a clean stop.
+    # Stop: SIGTERM, the drain, exit 0, which systemd records as a clean stop.
     scratch.run("sudo systemctl stop dbaudit-gateway")
     assert scratch.run(f"{show} Result") == "success"
     assert scratch.run(f"{show} ExecMainStatus") == "0"
