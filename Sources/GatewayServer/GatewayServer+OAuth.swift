@@ -20,11 +20,11 @@ extension GatewayServer {
     /// The OAuth endpoint for `context`'s current configuration, or nil when `[oauth]` is
     /// off (or the pieces it needs, our issuer and Redis, are not there). Called by the
     /// loop's local-endpoint factory: at start and after every reload, on the loop.
-    static func oauthEndpoint(_ context: LoopContext, stores: OAuthLoopStores?, pool: NIOThreadPool) -> OAuthEndpoint? {
+    static func oauthEndpoint(_ context: LoopAssembly, stores: OAuthLoopStores?, pool: NIOThreadPool) -> OAuthEndpoint?
+    {
         let configuration = context.configuration
         guard let settings = configuration.oauth, let stores, let runtime = context.identityRuntime,
-            let issuer = runtime.issuer,
-            let sessions = context.sessionStore
+            let issuer = runtime.issuer
         else { return nil }
         let hmac = context.secretHasher
         let loop = context.eventLoop
@@ -45,7 +45,7 @@ extension GatewayServer {
                     hmac: hmac
                 ),
                 store: stores.clients,
-                sessions: sessions,
+                sessions: context.sessionStore,
                 opaqueTokens: stores.opaqueTokens,
                 throttle: RateLimitedLoginThrottle(limiter: context.rateLimiter, eventLoop: loop, oauth: settings),
                 signAccessToken: { subject, scopes, clientID, now, loop in

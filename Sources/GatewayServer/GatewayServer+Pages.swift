@@ -24,10 +24,10 @@ extension GatewayServer {
     /// and a store). Called on the loop by its local-endpoint factory, at start and on every
     /// reload; with Redis the stores use the loop's management connection (the pages are
     /// management traffic, kept off the request path's connection).
-    static func authorizePages(_ loop: LoopContext, stores: PageStores?) -> AuthorizePages? {
+    static func authorizePages(_ loop: LoopAssembly, stores: PageStores?) -> AuthorizePages? {
         let configuration = loop.configuration
         guard let oauth = configuration.oauth, let issuer = configuration.jwt.issuer, let stores,
-            let users = loop.sessionStore, let credentials = loop.sessionEndpoints?.credentials
+            let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
         let oauthStore = stores.oauth
         let registry = OAuthClientRegistry(
@@ -43,7 +43,7 @@ extension GatewayServer {
             client: { registry.client(id: $0) },
             oauthStore: oauthStore,
             browserState: stores.browserState,
-            users: users,
+            users: loop.sessionStore,
             credentials: credentials,
             logger: loop.logger,
             now: { now() }

@@ -58,14 +58,22 @@ extension GatewayCommand {
             let logger = Logger.gateway(configuration.logging)
             let server: GatewayServer
             do {
-                server = try GatewayServer(configuration: configuration, logger: logger)
-            } catch {
+                let application = try GatewayApplication.build(from: configuration)
+                server = try await GatewayServer(application: application, logger: logger)
+            } catch let error as TLSSetupError {
+                logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
+                throw ExitCode(1)
+            } catch let error as IdentitySetupError {
                 FileHandleOutput.standardError("dbaudit-gateway: cannot start: auth.jwt: \(error)\n")
+                throw ExitCode(1)
+            } catch {
+                FileHandleOutput.standardError("dbaudit-gateway: cannot start: \(error)\n")
                 throw ExitCode(1)
             }
             let service = GatewayService(server: server, configurationPath: self.config)
             let group = ServiceGroup(
-                services: [service],
+                // The gateway first: the group stops the others before its drain.
+                services: [service] + server.backgroundServices,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -106,25 +114,21 @@ extension GatewayCommand {
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }
-            // Certificates and keys are loaded as `run` would, so a mismatched pair or a
-            // wrong passphrase fails here rather than at start or reload.
+            // Certificates, keys and JWKS files are loaded as `run` would, so a mismatched pair
+            // or a wrong passphrase fails here rather than at start or reload.
+            let application: GatewayApplication
             do {
-                _ = try GatewayServer.makeTLSContexts(configuration)
-            } catch {
+                application = try GatewayApplication.build(from: configuration)
+            } catch let error as TLSSetupError {
                 FileHandleOutput.standardError("\(self.config): \(error.description)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
-            }
-            // JWT signing keys and JWKS files too.
-            var warnings: [String] = []
-            do {
-                _ = try IdentityRuntime.build(configuration.jwt) { warnings.append($0) }
             } catch {
                 FileHandleOutput.standardError("\(self.config): auth.jwt: \(error)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }
-            for warning in warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
+            for warning in application.warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
             if self.online {
                 let outcomes = SSOOnlineCheck.run(configuration)
                 for outcome in outcomes {
