@@ -8,19 +8,11 @@ import GatewayStore
 import NIOCore
 import NIOPosix
 
-/// The per-loop stores the OAuth endpoint needs besides the loop's own: made once per loop
-/// at start (on the loop's management Redis connection, off the request path's) and kept
-/// across reloads. Touched only on that loop.
-struct OAuthLoopStores {
-    var clients: any OAuthStore
-    var opaqueTokens: any OpaqueAccessTokenStore
-}
-
 extension GatewayServer {
     /// The OAuth endpoint for `context`'s current configuration, or nil when `[oauth]` is
     /// off (or the pieces it needs, our issuer and Redis, are not there). Called by the
     /// loop's local-endpoint factory: at start and after every reload, on the loop.
-    static func oauthEndpoint(_ context: LoopAssembly, stores: OAuthLoopStores?, pool: NIOThreadPool) -> OAuthEndpoint?
+    static func oauthEndpoint(_ context: LoopAssembly, stores: LoopStores.OAuth?, pool: NIOThreadPool) -> OAuthEndpoint?
     {
         let configuration = context.configuration
         guard let settings = configuration.oauth, let stores, let runtime = context.identityRuntime,

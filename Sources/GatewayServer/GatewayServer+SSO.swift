@@ -15,7 +15,7 @@ extension GatewayServer {
 
     /// The relying-party endpoint of one loop, or nil without `[[sso.providers]]` (or without
     /// an issuer or a store for sessions). Called on the loop by its local-endpoint factory.
-    static func ssoEndpoint(_ loop: LoopAssembly, stores: PageStores?) -> SSOEndpoint? {
+    static func ssoEndpoint(_ loop: LoopAssembly, stores: LoopStores.Pages?) -> SSOEndpoint? {
         let configuration = loop.configuration
         guard let sso = configuration.sso, !sso.providers.isEmpty, let issuer = configuration.jwt.issuer, let stores,
             let credentials = loop.sessionEndpoints?.credentials

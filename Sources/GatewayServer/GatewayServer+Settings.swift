@@ -8,7 +8,7 @@ extension GatewayServer {
     /// in force turns them off: `[ui] enabled = false`, no issuer (nobody to sign in), or no
     /// store for browser sessions. Called on the loop by its local-endpoint factory, at start
     /// and on every reload; with Redis the stores use the loop's management connection.
-    static func settingsPages(_ loop: LoopAssembly, stores: PageStores?) -> SettingsPages? {
+    static func settingsPages(_ loop: LoopAssembly, stores: LoopStores.Pages?) -> SettingsPages? {
         let configuration = loop.configuration
         guard configuration.ui.settingsPagesOn(issuer: configuration.jwt.issuer), let stores,
             let credentials = loop.sessionEndpoints?.credentials

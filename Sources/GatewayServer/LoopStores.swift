@@ -8,6 +8,22 @@ import NIOCore
 /// change without a restart) and kept for the process's life, so a reload never drops a
 /// connection or what a store holds. Built and used on that loop only.
 struct LoopStores {
+    /// Where one loop's pages keep codes, consents, browser sessions and flows: Redis (the
+    /// loop's management connection; the OAuth store is the OAuth endpoint's) or, for the demo
+    /// without Redis, process memory. Built on the loop, used only there.
+    struct Pages {
+        var oauth: any OAuthStore
+        var browserState: any BrowserStateStore
+    }
+
+    /// The per-loop stores the OAuth endpoint needs besides the loop's own: made once per loop
+    /// at start (on the loop's management Redis connection, off the request path's) and kept
+    /// across reloads. Touched only on that loop.
+    struct OAuth {
+        var clients: any OAuthStore
+        var opaqueTokens: any OpaqueAccessTokenStore
+    }
+
     /// Where every loop's data lives, decided once per process.
     enum Backend: Sendable {
         case redis(RedisSettings)
@@ -29,9 +45,9 @@ struct LoopStores {
     /// Token buckets every instance shares (Redis only), on the request path's connection.
     var rateLimits: RedisRateLimiter?
     /// The browser pages' stores (nil when there is nowhere to keep them).
-    var pages: PageStores?
+    var pages: Pages?
     /// The OAuth endpoint's stores (nil when there is nowhere to keep them).
-    var oauth: OAuthLoopStores?
+    var oauth: OAuth?
 
     /// The stores of `backend` for `eventLoop`. Call on `eventLoop`.
     static func make(_ backend: Backend, on eventLoop: any EventLoop) -> LoopStores {
@@ -57,11 +73,11 @@ struct LoopStores {
             opaqueTokens: RedisOpaqueAccessTokenStore(client: client, keyPrefix: prefix),
             introspectionCache: RedisIntrospectionCache(client: client, keyPrefix: prefix),
             rateLimits: RedisRateLimiter(client: client),
-            pages: PageStores(
+            pages: Pages(
                 oauth: oauthStore,
                 browserState: RedisBrowserStateStore(client: management, keyPrefix: prefix)
             ),
-            oauth: OAuthLoopStores(
+            oauth: OAuth(
                 clients: oauthStore,
                 opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: prefix)
             )
@@ -80,11 +96,11 @@ struct LoopStores {
         )
         if let oauth = data.oauth {
             let oauthStore = InMemoryOAuthStore(eventLoop: eventLoop, data: oauth.clients)
-            stores.pages = PageStores(
+            stores.pages = Pages(
                 oauth: oauthStore,
                 browserState: InMemoryBrowserStateStore(eventLoop: eventLoop, data: oauth.browser)
             )
-            stores.oauth = OAuthLoopStores(
+            stores.oauth = OAuth(
                 clients: oauthStore,
                 opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: eventLoop, data: oauth.opaqueTokens)
             )
