@@ -49,7 +49,9 @@ let package = Package(
         .target(
             name: "GatewayRedis",
             dependencies: [
-                "CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+                "CGatewayHiredis", "GatewayConfig", "GatewayCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -112,12 +114,24 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The admin listener: /healthz, /readyz, /metrics (Prometheus text), POST /explain.
+        .target(
+            name: "GatewayAdmin",
+            dependencies: [
+                "GatewayConfig", "GatewayCore", "GatewayCrypto", "GatewayProxy", "GatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayProxy", "GatewayAuth", "GatewayStore", "GatewayRedis",
-                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages",
+                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages", "GatewayAdmin",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -130,8 +144,11 @@ let package = Package(
             name: "dbaudit-gateway",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAuth", "GatewayStore", "GatewayOAuth",
+                "GatewayCrypto", "GatewayProxy", "GatewayRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -170,7 +187,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig", "GatewayServer",
+                "GatewayRedis", "GatewayConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

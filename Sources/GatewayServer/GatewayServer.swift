@@ -1,4 +1,5 @@
 import Foundation
+import GatewayAdmin
 package import GatewayAuth
 package import GatewayConfig
 import GatewayCore
@@ -279,14 +280,7 @@ package final class GatewayServer: Sendable {
                 let admin = try await AdminServer.start(
                     group: self.group,
                     settings: settings,
-                    sources: AdminServer.Sources(
-                        readiness: { await self.readiness() },
-                        metrics: { await self.metricsText() },
-                        explain: { request in
-                            guard !self.isDraining else { return nil }
-                            return try? await self.explain(request)
-                        }
-                    )
+                    sources: self.adminSources
                 )
                 self.state.withLockedValue { $0.admin = admin }
                 logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])

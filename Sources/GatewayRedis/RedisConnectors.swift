@@ -1,5 +1,4 @@
 import GatewayConfig
-package import GatewayRedis
 import NIOCore
 import NIOPosix
 

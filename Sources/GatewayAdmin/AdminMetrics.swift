@@ -1,0 +1,27 @@
+package import GatewayProxy
+
+/// What `/metrics` reports: every loop's counters merged, and the process-wide ones the
+/// server keeps. A value gathered by the server when scraped; any thread.
+package struct AdminMetrics: Sendable {
+    /// The event loops' snapshots, merged.
+    package var loops: LoopMetrics.Snapshot
+    package var openConnections: Int
+    /// Connections closed at once because `max_connections` was reached.
+    package var refusedConnections: Int
+    package var reloads: Int
+    package var reloadFailures: Int
+
+    package init(
+        loops: LoopMetrics.Snapshot,
+        openConnections: Int,
+        refusedConnections: Int,
+        reloads: Int,
+        reloadFailures: Int
+    ) {
+        self.loops = loops
+        self.openConnections = openConnections
+        self.refusedConnections = refusedConnections
+        self.reloads = reloads
+        self.reloadFailures = reloadFailures
+    }
+}

@@ -1,0 +1,64 @@
+package import GatewayConfig
+package import GatewayRedis
+package import NIOCore
+import NIOPosix
+
+/// `/readyz`: configuration loaded, Redis answering PING (when configured), upstream
+/// accepting TCP connections, the gateway not draining. Each check is bounded by its own
+/// timeout. A value built by the server per probe; `run` awaits futures on the probe's
+/// loop and the group, from any task.
+package struct ReadinessCheck: Sendable {
+    /// The Redis connection kept for these probes (nil without `[redis]`).
+    package var redis: NIOLoopBound<RedisClient>?
+    package var upstream: UpstreamSettings
+    package var group: any EventLoopGroup
+    package var draining: Bool
+
+    package init(
+        redis: NIOLoopBound<RedisClient>?,
+        upstream: UpstreamSettings,
+        group: any EventLoopGroup,
+        draining: Bool
+    ) {
+        self.redis = redis
+        self.upstream = upstream
+        self.group = group
+        self.draining = draining
+    }
+
+    package func run() async -> (ready: Bool, checks: [(String, String)]) {
+        var checks: [(String, String)] = [("config", "ok")]
+        var ready = true
+        if let probe = self.redis {
+            do {
+                let reply = try await probe.eventLoop.flatSubmit { probe.value.send(["PING"]) }.get()
+                if case .simpleString("PONG") = reply {
+                    checks.append(("redis", "ok"))
+                } else {
+                    ready = false
+                    checks.append(("redis", "unexpected reply to PING"))
+                }
+            } catch {
+                ready = false
+                checks.append(("redis", "unreachable"))
+            }
+        }
+        let upstream = self.upstream
+        do {
+            let channel = try await ClientBootstrap(group: self.group)
+                .connectTimeout(.milliseconds(min(1000, upstream.connectTimeout.timeAmount.nanoseconds / 1_000_000)))
+                .connect(host: upstream.host, port: upstream.port)
+                .get()
+            try? await channel.close()
+            checks.append(("upstream", "ok"))
+        } catch {
+            ready = false
+            checks.append(("upstream", "unreachable"))
+        }
+        if self.draining {
+            ready = false
+            checks.append(("lifecycle", "draining"))
+        }
+        return (ready, checks)
+    }
+}
