@@ -108,9 +108,10 @@ package final class GatewayServer: Sendable {
         if case .memory(let data) = backend { self.memory = data } else { self.memory = nil }
         let memory = self.memory
         var assemblies: [NIOLoopBound<LoopAssembly>] = []
+        var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
             // Built on the loop, before it serves anything, and only touched there after.
-            let assembly = try await loop.submit {
+            let (assembly, context) = try await loop.submit {
                 let stores = LoopStores.make(backend, on: loop)
                 let assembly = LoopAssembly(
                     eventLoop: loop,
@@ -125,12 +126,13 @@ package final class GatewayServer: Sendable {
                     ),
                     shared: shared
                 )
-                return NIOLoopBound(assembly, eventLoop: loop)
+                return (NIOLoopBound(assembly, eventLoop: loop), NIOLoopBound(assembly.context, eventLoop: loop))
             }.get()
             assemblies.append(assembly)
+            contexts.append(context)
         }
         self.assemblies = assemblies
-        self.contexts = try await Self.contexts(of: assemblies)
+        self.contexts = contexts
         let fanOut = LoopFanOut(loops: assemblies, eventLoop: self.group.next())
         self.fanOut = fanOut
         // Revocations reach every loop's cache: from the process's own data without Redis,
@@ -163,21 +165,6 @@ package final class GatewayServer: Sendable {
         self.state = NIOLockedValueBox(State(application: application, logger: logger))
         await shared.jwtRefresher.update(Self.jwtRefresherSettings(application, fanOut: fanOut, logger: logger))
         await shared.ssoRefresher.update(Self.ssoRefresherSettings(configuration, fanOut: fanOut, logger: logger))
-    }
-
-    /// Each assembly's proxy context, for the listeners and the admin listener.
-    private static func contexts(
-        of assemblies: [NIOLoopBound<LoopAssembly>]
-    ) async throws -> [NIOLoopBound<LoopContext>] {
-        var contexts: [NIOLoopBound<LoopContext>] = []
-        for assembly in assemblies {
-            contexts.append(
-                try await assembly.eventLoop.submit {
-                    NIOLoopBound(assembly.value.context, eventLoop: assembly.eventLoop)
-                }.get()
-            )
-        }
-        return contexts
     }
 
     /// Builds the client TLS context of every https introspection endpoint now, off the
