@@ -51,6 +51,7 @@ package final class GatewayServer: Sendable {
     }
 
     var loopContexts: [NIOLoopBound<LoopContext>] { self.contexts }
+    var loopAssemblies: [NIOLoopBound<LoopAssembly>] { self.assemblies }
     var isDraining: Bool { self.state.withLockedValue { $0.draining } }
     var lifecycleCounters: (reloads: Int, reloadFailures: Int, refused: Int) {
         let (reloads, failures) = self.state.withLockedValue { ($0.reloads, $0.reloadFailures) }

@@ -18,7 +18,7 @@ import Glibc
 /// while `[auth.jwt]` is unchanged, the SSO key ring) and the `LoopContext` the proxy runs.
 /// On every reload it rebuilds the handlers from that state and hands them to the context.
 ///
-/// Built on its loop by `GatewayServer` (through `build`), touched only on that loop after.
+/// Built on its loop by `GatewayServer`, touched only on that loop after.
 final class LoopAssembly {
     let eventLoop: any EventLoop
     /// What the proxy runs on this loop.

@@ -80,3 +80,49 @@ private func views(_ server: GatewayServer) async throws -> [LoopView] {
         try await group.shutdownGracefully()
     }
 }
+
+/// Whether `key` passes a route that needs a credential on the loop of `assembly`.
+private func passes(_ key: String, on assembly: NIOLoopBound<LoopAssembly>) async throws -> Bool {
+    try await assembly.eventLoop.flatSubmit { () -> EventLoopFuture<Bool> in
+        let outcome = assembly.value.authenticator.authorize(
+            method: "GET",
+            normalizedPath: "/v1/databases",
+            authorization: ["Bearer " + key],
+            queryCarriesToken: false
+        )
+        switch outcome {
+        case .allow: return assembly.eventLoop.makeSucceededFuture(true)
+        case .deny: return assembly.eventLoop.makeSucceededFuture(false)
+        case .pending(let future): return future.map { _ in true }.recover { _ in false }
+        }
+    }.get()
+}
+
+@Suite struct GatewayServerRevocationTests {
+    @Test func aKeyRevokedInProcessLeavesEveryLoopsCache() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let server = try await GatewayServer(
+            application: GatewayApplication.build(
+                from: configuration {
+                    $0.routes = [RouteSettings(method: nil, path: "/**", scopes: [], isPublic: false)]
+                }
+            ),
+            logger: quiet,
+            group: group
+        )
+        let created = try await server.createAPIKey(name: "t", scopes: ["read:databases"], test: true, owner: "o")
+        // Every loop has seen (and cached) the key.
+        for assembly in server.loopAssemblies {
+            #expect(try await passes(created.key, on: assembly))
+        }
+        let first = server.loopAssemblies[0]
+        _ = try await first.eventLoop.flatSubmit { first.value.managementKeyService.revoke(id: created.record.id) }
+            .get()
+        // Within the cache's positive TTL: only the revocation fan-out makes these refusals.
+        for assembly in server.loopAssemblies {
+            #expect(try await !passes(created.key, on: assembly))
+        }
+        await server.drain()
+        try await group.shutdownGracefully()
+    }
+}
