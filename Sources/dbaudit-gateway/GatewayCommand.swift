@@ -90,7 +90,7 @@ extension GatewayCommand {
         }
     }
 
-    struct CheckConfig: ParsableCommand {
+    struct CheckConfig: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "check-config",
             abstract: "Validate a configuration file and print the effective configuration (secrets redacted)."
@@ -105,7 +105,7 @@ extension GatewayCommand {
         )
         var online = false
 
-        func run() throws {
+        func run() async throws {
             let configuration: GatewayConfiguration
             do {
                 configuration = try ConfigurationLoader.load(path: self.config)
@@ -130,7 +130,7 @@ extension GatewayCommand {
             }
             for warning in application.warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
             if self.online {
-                let outcomes = SSOOnlineCheck.run(configuration)
+                let outcomes = await SSOOnlineCheck.run(configuration)
                 for outcome in outcomes {
                     let line = "\(self.config): sso.providers \(outcome.provider): \(outcome.message)\n"
                     if outcome.ok {
