@@ -119,9 +119,12 @@ let package = Package(
             name: "GatewayAdmin",
             dependencies: [
                 "GatewayConfig", "GatewayCore", "GatewayCrypto", "GatewayProxy", "GatewayRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -143,7 +146,8 @@ let package = Package(
         .executableTarget(
             name: "dbaudit-gateway",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAuth", "GatewayStore", "GatewayOAuth",
+                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAdmin", "GatewayAuth", "GatewayStore",
+                "GatewayOAuth",
                 "GatewayCrypto", "GatewayProxy", "GatewayRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,9 +1,9 @@
-import GatewayAdmin
+package import GatewayAdmin
 import GatewayProxy
 
 extension GatewayServer {
     /// What the admin listener asks this server: readiness, metrics, explain.
-    var adminSources: AdminServer.Sources {
+    package var adminSources: AdminServer.Sources {
         AdminServer.Sources(
             readiness: { await self.readiness() },
             metrics: { await self.adminMetrics() },

@@ -1,5 +1,4 @@
 import Foundation
-import GatewayAdmin
 package import GatewayAuth
 package import GatewayConfig
 import GatewayCore
@@ -46,7 +45,6 @@ package final class GatewayServer: Sendable {
         var listeners: [any Channel] = []
         var reloads = 0
         var reloadFailures = 0
-        var admin: AdminServer?
         var draining = false
     }
 
@@ -58,8 +56,10 @@ package final class GatewayServer: Sendable {
         return (reloads, failures, self.tracker.refusedConnections)
     }
 
-    /// The admin listener's port, once started (tests bind port 0).
-    package var adminPort: Int? { self.state.withLockedValue { $0.admin?.port } }
+    /// How many event loops `server` asks for (`event_loops = 0`: one per core).
+    package static func eventLoopCount(_ server: ServerSettings) -> Int {
+        server.eventLoops == 0 ? System.coreCount : server.eventLoops
+    }
 
     /// What runs beside the gateway in its `ServiceGroup`: the revocation subscriber (with
     /// `[redis]`) and the JWKS refreshers of `[auth.jwt]` and `[[sso.providers]]`. Put them
@@ -83,8 +83,7 @@ package final class GatewayServer: Sendable {
         for warning in application.warnings {
             logger.warning("JWKS key ignored", metadata: ["reason": "\(warning)"])
         }
-        let threads = configuration.server.eventLoops == 0 ? System.coreCount : configuration.server.eventLoops
-        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.eventLoopCount(configuration.server))
         self.ownsGroup = group == nil
         let httpTLS = HTTPFetchers.TLSContexts()
         self.httpTLS = httpTLS
@@ -263,21 +262,6 @@ package final class GatewayServer: Sendable {
             throw error
         }
         self.state.withLockedValue { $0.listeners = bound }
-        if let settings = configuration.admin {
-            do {
-                let admin = try await AdminServer.start(
-                    group: self.group,
-                    settings: settings,
-                    sources: self.adminSources
-                )
-                self.state.withLockedValue { $0.admin = admin }
-                logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
-            } catch {
-                for channel in bound { try? await channel.close() }
-                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener")
-                    ?? error
-            }
-        }
     }
 
     /// Where one listener comes from. A value built and used by `start()`.
@@ -568,9 +552,6 @@ package final class GatewayServer: Sendable {
         }
         for context in self.contexts {
             try? await context.eventLoop.submit { context.value.shutdown() }.get()
-        }
-        if let admin = self.state.withLockedValue({ $0.admin }) {
-            await admin.stop()
         }
         if let probe = self.redisProbe {
             try? await probe.eventLoop.submit { probe.value.close() }.get()

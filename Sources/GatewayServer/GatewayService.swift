@@ -21,20 +21,25 @@ package struct GatewayService: Service {
     private let server: GatewayServer
     private let configurationPath: String?
     private let onReady: @Sendable (GatewayServer) -> Void
+    private let beforeStart: @Sendable () async throws -> Void
     private let notifier: SystemdNotifier
 
     /// - Parameters:
     ///   - configurationPath: the file SIGHUP re-reads; nil disables reload (demo).
     ///   - notifier: where readiness goes; by default `$NOTIFY_SOCKET` (a no-op without it).
     ///   - onReady: called once the listeners are bound.
+    ///   - beforeStart: awaited before the listeners are bound (the admin listener's bind,
+    ///     run by its own service); what it throws stops the start.
     package init(
         server: GatewayServer,
         configurationPath: String?,
         notifier: SystemdNotifier? = nil,
-        onReady: @escaping @Sendable (GatewayServer) -> Void = { _ in }
+        onReady: @escaping @Sendable (GatewayServer) -> Void = { _ in },
+        beforeStart: @escaping @Sendable () async throws -> Void = {}
     ) {
         self.server = server
         self.configurationPath = configurationPath
+        self.beforeStart = beforeStart
         self.onReady = onReady
         self.notifier = notifier ?? SystemdNotifier(logger: Logger.gateway(server.configuration.logging))
     }
@@ -57,6 +62,7 @@ package struct GatewayService: Service {
                 notifier.status("starting: binding \(listen)")
             }
             do {
+                try await self.beforeStart()
                 try await server.start()
             } catch {
                 notifier.status("failed to start: \(error)")

@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import GatewayAdmin
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
 import GatewayServer
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -56,24 +58,43 @@ extension GatewayCommand {
         func run() async throws {
             let configuration = try loadConfigurationOrExit(self.config)
             let logger = Logger.gateway(configuration.logging)
+            // The event loops outlive every service: the admin listener closes after the
+            // gateway's drain, on the same loops.
+            let eventLoops = MultiThreadedEventLoopGroup(
+                numberOfThreads: GatewayServer.eventLoopCount(configuration.server)
+            )
             let server: GatewayServer
             do {
                 let application = try GatewayApplication.build(from: configuration)
-                server = try await GatewayServer(application: application, logger: logger)
+                server = try await GatewayServer(application: application, logger: logger, group: eventLoops)
             } catch let error as TLSSetupError {
+                try? await eventLoops.shutdownGracefully()
                 logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
                 throw ExitCode(1)
             } catch let error as IdentitySetupError {
+                try? await eventLoops.shutdownGracefully()
                 FileHandleOutput.standardError("dbaudit-gateway: cannot start: auth.jwt: \(error)\n")
                 throw ExitCode(1)
             } catch {
+                try? await eventLoops.shutdownGracefully()
                 FileHandleOutput.standardError("dbaudit-gateway: cannot start: \(error)\n")
                 throw ExitCode(1)
             }
-            let service = GatewayService(server: server, configurationPath: self.config)
+            // Listed first so the group stops it last, once the gateway has drained.
+            let admin = configuration.admin.map { settings in
+                AdminService(group: eventLoops, settings: settings, sources: server.adminSources, logger: logger)
+            }
+            let gateway = GatewayService(
+                server: server,
+                configurationPath: self.config,
+                beforeStart: { _ = try await admin?.bound() }
+            )
+            var services: [any Service] = admin.map { [$0] } ?? []
+            services.append(gateway)
+            // After the gateway: the group stops them first, before its drain.
+            services += server.backgroundServices
             let group = ServiceGroup(
-                // The gateway first: the group stops the others before its drain.
-                services: [service] + server.backgroundServices,
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -82,11 +103,14 @@ extension GatewayCommand {
             } catch let error as ListenError {
                 logger.critical("cannot start", metadata: ["error": "\(error.description)"])
                 FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
+                try? await eventLoops.shutdownGracefully()
                 throw ExitCode(1)
             } catch {
                 logger.critical("gateway stopped on an error", metadata: ["error": "\(String(describing: error))"])
+                try? await eventLoops.shutdownGracefully()
                 throw ExitCode(1)
             }
+            try? await eventLoops.shutdownGracefully()
         }
     }
 
