@@ -1,7 +1,6 @@
 import GatewayAuth
 import GatewayConfig
 import GatewayServer
-import GatewayTestSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -42,16 +41,6 @@ private func settings(_ issuers: [IssuerSettings]) -> JWKSRefresherService.Setti
     }
 }
 
-/// Waits (bounded, scaled) until `condition` holds.
-private func eventually(_ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + TestTimeScale.scaled(.seconds(10))
-    while !condition() {
-        guard ContinuousClock.now < deadline else { return false }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return true
-}
-
 @Suite struct JWKSRefresherServiceTests {
     @Test func refreshesOnlyWhileTheGroupRunsAndReplacesTheRefresherOnUpdate() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -63,11 +52,15 @@ private func eventually(_ condition: () -> Bool) async throws -> Bool {
 
         let group = ServiceGroup(services: [service], gracefulShutdownSignals: [], logger: quiet)
         let running = Task { try await group.run() }
-        #expect(try await eventually { recorder.fetched.contains("https://first.example/jwks") })
+        try await waitUntil("the first issuer's keys are fetched") {
+            recorder.fetched.contains("https://first.example/jwks")
+        }
 
         // A reload with other issuers: a refresher for the new set starts at once.
         await service.update(settings([issuer("second")]))
-        #expect(try await eventually { recorder.fetched.contains("https://second.example/jwks") })
+        try await waitUntil("the second issuer's keys are fetched") {
+            recorder.fetched.contains("https://second.example/jwks")
+        }
         #expect(try await service.fetchCount(issuer: "https://first.example") == 0)
 
         await group.triggerGracefulShutdown()
