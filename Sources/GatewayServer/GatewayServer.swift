@@ -431,14 +431,6 @@ package final class GatewayServer: Sendable {
         }
         let effective = change.application
         self.tracker.updateLimit(effective.configuration.server.maxConnections)
-        if case .unchanged = change.identity {
-        } else {
-            // New verifiers (and a new refresher) from the new runtime, built and
-            // validated by `reload` before anything was applied.
-            await self.shared.jwtRefresher.update(
-                Self.jwtRefresherSettings(effective, fanOut: self.fanOut, logger: newLogger)
-            )
-        }
         Self.prepareIntrospectionTLS(effective.configuration, contexts: self.httpTLS, logger: newLogger)
         if change.ssoKeySourcesChanged {
             // Providers added, removed or pointed elsewhere: a refresher for the new set.
@@ -452,6 +444,16 @@ package final class GatewayServer: Sendable {
             futures.append(assembly.eventLoop.submit { assembly.value.apply(change, logger: newLogger) })
         }
         for future in futures { try? await future.get() }
+        switch change.identity {
+        case .unchanged:
+            break
+        case .replaced, .removed:
+            // The loops verify with the new runtime now: a refresher for its issuers, whose
+            // keys land on the new verifiers (never on the ones just replaced).
+            await self.shared.jwtRefresher.update(
+                Self.jwtRefresherSettings(effective, fanOut: self.fanOut, logger: newLogger)
+            )
+        }
         self.state.withLockedValue {
             $0.application = effective
             $0.logger = newLogger
