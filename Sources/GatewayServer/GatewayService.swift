@@ -75,7 +75,7 @@ package struct GatewayService: Service {
                 notifier.status(
                     "listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))"
                 )
-                if await Self.redisAnswersPing(redis, on: server.group.next()) {
+                if await RedisReadinessProbe.answersPing(redis, on: server.group.next()) {
                     readiness += "; Redis \(redis.endpoint) answered PING"
                 } else {
                     readiness +=
@@ -134,17 +134,6 @@ package struct GatewayService: Service {
         }
     }
 
-    /// Whether Redis answers `PING` within its connect timeout (retrying a refused or
-    /// failed connection every 100 ms until then). Uses its own short-lived connection.
-    static func redisAnswersPing(_ settings: RedisSettings, on loop: any EventLoop) async -> Bool {
-        let future = loop.flatSubmit {
-            let probe = RedisReadinessProbe(loop: loop, settings: settings)
-            probe.start()
-            return probe.answered
-        }
-        return (try? await future.get()) ?? false
-    }
-
     /// Returns once every event loop has run a task; never returns while one is wedged.
     static func probeEventLoops(_ group: MultiThreadedEventLoopGroup) async {
         for loop in group.makeIterator() {
@@ -161,51 +150,5 @@ package struct GatewayService: Service {
 
     static func describe(_ duration: Duration) -> String {
         ValueParsers.text(of: duration)
-    }
-}
-
-/// One readiness check of Redis: PING on a connection of its own until it answers or the
-/// connect timeout passes. Touched only on its event loop.
-private final class RedisReadinessProbe {
-    private let loop: any EventLoop
-    private let client: RedisClient
-    private let deadline: NIODeadline
-    private let promise: EventLoopPromise<Bool>
-    private var timer: Scheduled<Void>?
-    private var finished = false
-
-    var answered: EventLoopFuture<Bool> { self.promise.futureResult }
-
-    init(loop: any EventLoop, settings: RedisSettings) {
-        self.loop = loop
-        self.client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
-        self.deadline = .now() + settings.connectTimeout.timeAmount
-        self.promise = loop.makePromise(of: Bool.self)
-    }
-
-    func start() {
-        self.timer = self.loop.assumeIsolated().scheduleTask(deadline: self.deadline) { self.finish(false) }
-        self.attempt()
-    }
-
-    private func attempt() {
-        guard !self.finished else { return }
-        self.client.send(["PING"]).assumeIsolated().whenComplete { result in
-            switch result {
-            case .success:
-                self.finish(true)
-            case .failure:
-                guard !self.finished else { return }
-                self.loop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { self.attempt() }
-            }
-        }
-    }
-
-    private func finish(_ answered: Bool) {
-        guard !self.finished else { return }
-        self.finished = true
-        self.timer?.cancel()
-        self.client.close()
-        self.promise.succeed(answered)
     }
 }
