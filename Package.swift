@@ -107,8 +107,7 @@ let package = Package(
         .target(
             name: "GatewayProxy",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore", "GatewayCrypto", "GatewayRateLimit",
-                "GatewayTLS",
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayRateLimit", "GatewayTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -243,6 +242,8 @@ let package = Package(
             dependencies: [
                 "GatewayTestSupport",
                 "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth",
+                // The harness builds the handlers the server would: an in-process store, a hasher.
+                "GatewayStore", "GatewayCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -254,13 +255,14 @@ let package = Package(
             name: "GatewayServerTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayServer", "GatewayConfig", "GatewayCore", "GatewayProxy",
+                "GatewayServer", "GatewayProxy", "GatewayConfig", "GatewayCore", "GatewayAuth",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

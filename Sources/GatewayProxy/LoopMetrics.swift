@@ -123,8 +123,8 @@ package final class LoopMetrics {
         snapshot.cacheMisses = loop.authenticator.cacheMisses
         snapshot.upstreamConnectionsOpen = loop.pool.openConnections
         snapshot.upstreamConnectionsIdle = loop.pool.idleCount
-        snapshot.jwtCacheHits = loop.jwtAuthenticator?.cacheHits ?? 0
-        snapshot.jwtCacheMisses = loop.jwtAuthenticator?.cacheMisses ?? 0
+        snapshot.jwtCacheHits = loop.authenticator.jwt?.cacheHits ?? 0
+        snapshot.jwtCacheMisses = loop.authenticator.jwt?.cacheMisses ?? 0
         snapshot.opaqueTokenCacheHits = loop.authenticator.opaqueTokens?.cacheHits ?? 0
         snapshot.opaqueTokenCacheMisses = loop.authenticator.opaqueTokens?.cacheMisses ?? 0
         snapshot.introspectionRequests = loop.authenticator.introspection?.introspections ?? 0

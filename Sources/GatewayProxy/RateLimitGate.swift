@@ -66,7 +66,7 @@ package enum RateLimitGate {
         case later(EventLoopFuture<Result>)
     }
 
-    static func combine(_ outcomes: [RateLimitOutcome]) -> Result {
+    package static func combine(_ outcomes: [RateLimitOutcome]) -> Result {
         var decisions: [RateLimitDecision] = []
         for outcome in outcomes {
             switch outcome {

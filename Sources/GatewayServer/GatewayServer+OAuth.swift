@@ -8,23 +8,15 @@ import GatewayStore
 import NIOCore
 import NIOPosix
 
-/// The per-loop stores the OAuth endpoint needs besides the loop's own: made once per loop
-/// at start (on the loop's management Redis connection, off the request path's) and kept
-/// across reloads. Touched only on that loop.
-struct OAuthLoopStores {
-    var clients: any OAuthStore
-    var opaqueTokens: any OpaqueAccessTokenStore
-}
-
 extension GatewayServer {
     /// The OAuth endpoint for `context`'s current configuration, or nil when `[oauth]` is
     /// off (or the pieces it needs, our issuer and Redis, are not there). Called by the
     /// loop's local-endpoint factory: at start and after every reload, on the loop.
-    static func oauthEndpoint(_ context: LoopContext, stores: OAuthLoopStores?, pool: NIOThreadPool) -> OAuthEndpoint? {
+    static func oauthEndpoint(_ context: LoopAssembly, stores: LoopStores.OAuth?, pool: NIOThreadPool) -> OAuthEndpoint?
+    {
         let configuration = context.configuration
         guard let settings = configuration.oauth, let stores, let runtime = context.identityRuntime,
-            let issuer = runtime.issuer,
-            let sessions = context.sessionStore
+            let issuer = runtime.issuer
         else { return nil }
         let hmac = context.secretHasher
         let loop = context.eventLoop
@@ -45,7 +37,7 @@ extension GatewayServer {
                     hmac: hmac
                 ),
                 store: stores.clients,
-                sessions: sessions,
+                sessions: context.sessionStore,
                 opaqueTokens: stores.opaqueTokens,
                 throttle: RateLimitedLoginThrottle(limiter: context.rateLimiter, eventLoop: loop, oauth: settings),
                 signAccessToken: { subject, scopes, clientID, now, loop in

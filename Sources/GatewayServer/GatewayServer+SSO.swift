@@ -4,7 +4,6 @@ import GatewayCore
 import GatewayPages
 import GatewayProxy
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 
 extension GatewayServer {
@@ -16,18 +15,12 @@ extension GatewayServer {
 
     /// The relying-party endpoint of one loop, or nil without `[[sso.providers]]` (or without
     /// an issuer or a store for sessions). Called on the loop by its local-endpoint factory.
-    static func ssoEndpoint(
-        _ loop: LoopContext,
-        stores: PageStores?,
-        keyRing: SSOKeyRing,
-        fetcher: @escaping HTTPFetcher,
-        poster: @escaping HTTPPoster,
-        refresher: NIOLockedValueBox<JWKSRefresher?>
-    ) -> SSOEndpoint? {
+    static func ssoEndpoint(_ loop: LoopAssembly, stores: LoopStores.Pages?) -> SSOEndpoint? {
         let configuration = loop.configuration
         guard let sso = configuration.sso, !sso.providers.isEmpty, let issuer = configuration.jwt.issuer, let stores,
-            let users = loop.sessionStore, let credentials = loop.sessionEndpoints?.credentials
+            let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
+        let refresher = loop.shared.ssoRefresher
         let base = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
         return SSOEndpoint(
             SSOEndpoint.Dependencies(
@@ -37,60 +30,15 @@ extension GatewayServer {
                     ? SettingsPaths(prefix: configuration.ui.pathPrefix) : nil,
                 sessionPolicy: BrowserSessionPolicy(configuration.ui),
                 browserState: stores.browserState,
-                users: users,
+                users: loop.sessionStore,
                 credentials: credentials,
-                keyRing: keyRing,
-                fetcher: fetcher,
-                poster: poster,
-                refetchKeys: { issuer, eventLoop in
-                    // Only on an unknown kid at a sign-in: rare, so the lock is never hot.
-                    refresher.withLockedValue { $0 }?.refetch(issuer: issuer, from: eventLoop)
-                },
+                keyRing: loop.ssoRing,
+                fetcher: loop.shared.fetcher,
+                poster: loop.shared.poster,
+                refetchKeys: { issuer, eventLoop in refresher.refetch(issuer: issuer, from: eventLoop) },
                 logger: loop.logger,
                 clock: loop.clock
             )
-        )
-    }
-
-    /// The key sources of the providers' ID tokens: each provider's discovery document names
-    /// its `jwks_uri`; the refresher keeps the set current and installs it in every loop's ring.
-    static func ssoIssuers(_ configuration: GatewayConfiguration) -> [IssuerSettings] {
-        (configuration.sso?.providers ?? []).map { provider in
-            var settings = IssuerSettings(
-                issuer: provider.issuer,
-                keySource: .discovery(provider.discoveryURL),
-                audiences: [provider.clientID]
-            )
-            settings.caFile = provider.caFile
-            settings.fetchTimeout = provider.timeout
-            settings.unknownKeyRefetchInterval = .seconds(10)
-            return settings
-        }
-    }
-
-    /// A refresher for the providers' keys that installs key sets in `rings` (one per loop).
-    static func makeSSORefresher(
-        _ configuration: GatewayConfiguration,
-        rings: [NIOLoopBound<SSOKeyRing>],
-        group: any EventLoopGroup,
-        fetcher: @escaping HTTPFetcher,
-        logger: Logger,
-        clock: GatewayClock
-    ) -> JWKSRefresher? {
-        let issuers = Self.ssoIssuers(configuration)
-        guard !issuers.isEmpty, let loop = rings.first?.eventLoop else { return nil }
-        return JWKSRefresher(
-            eventLoop: loop,
-            issuers: issuers,
-            fetcher: fetcher,
-            logger: logger,
-            clock: clock,
-            install: { issuer, keys in
-                let installs = rings.map { ring in
-                    ring.eventLoop.submit { ring.value.install(issuer: issuer, keys: keys) }
-                }
-                return EventLoopFuture.andAllSucceed(installs, on: group.next())
-            }
         )
     }
 

@@ -8,17 +8,16 @@ extension GatewayServer {
     /// in force turns them off: `[ui] enabled = false`, no issuer (nobody to sign in), or no
     /// store for browser sessions. Called on the loop by its local-endpoint factory, at start
     /// and on every reload; with Redis the stores use the loop's management connection.
-    static func settingsPages(_ loop: LoopContext, stores: PageStores?) -> SettingsPages? {
+    static func settingsPages(_ loop: LoopAssembly, stores: LoopStores.Pages?) -> SettingsPages? {
         let configuration = loop.configuration
         guard configuration.ui.settingsPagesOn(issuer: configuration.jwt.issuer), let stores,
-            let users = loop.sessionStore,
             let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
         var dependencies = SettingsPages.Dependencies(
             prefix: configuration.ui.pathPrefix,
             sessionPolicy: BrowserSessionPolicy(configuration.ui),
             browserState: stores.browserState,
-            users: users,
+            users: loop.sessionStore,
             credentials: credentials,
             keys: loop.managementKeyService,
             maxKeysPerOwner: configuration.apiKeys.maxKeysPerOwner,

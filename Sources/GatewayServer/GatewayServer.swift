@@ -7,57 +7,51 @@ import GatewayPages
 package import GatewayProxy
 import GatewayRateLimit
 import GatewayRedis
-package import GatewayStore
+import GatewayStore
 import GatewayTLS
 package import Logging
 import NIOConcurrencyHelpers
 package import NIOCore
 package import NIOPosix
+package import ServiceLifecycle
 
-/// The running gateway: event loops, one `LoopContext` per loop, the listeners, and the
-/// operations that change them as a whole (start, reload, drain).
+/// The running gateway: event loops, one `LoopAssembly` (and so one proxy `LoopContext`)
+/// per loop, the listeners, and the operations that change them as a whole (start, reload,
+/// drain). Its background work (the revocation subscriber, the JWKS refreshers) runs as
+/// `backgroundServices` in the same `ServiceGroup` as the gateway.
 ///
 /// Methods are called from the lifecycle task (start-up, the SIGHUP loop, shutdown),
 /// never from an event loop; each change reaches a loop as a task run on that loop.
 package final class GatewayServer: Sendable {
     package let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
+    private let assemblies: [NIOLoopBound<LoopAssembly>]
     private let contexts: [NIOLoopBound<LoopContext>]
     private let tracker: ConnectionTracker
     private let state: NIOLockedValueBox<State>
-    private let connector: UpstreamConnector
+    private let shared: SharedLoopServices
+    private let fanOut: LoopFanOut
     private let subscriber: RevocationSubscriber?
-    /// Keeps external issuers' JWKS fresh (nil without remote issuers); replaced on reload
-    /// when `[auth.jwt]` changes.
-    private let refresher: NIOLockedValueBox<JWKSRefresher?>
-    /// Keeps the `[[sso.providers]]`' ID-token keys fresh (nil without providers); replaced
-    /// on reload when the providers' key sources change.
-    private let ssoRefresher: NIOLockedValueBox<JWKSRefresher?>
-    /// Each loop's provider keys and discovery documents (they outlive reloads).
-    private let ssoRings: [NIOLoopBound<SSOKeyRing>]
-    /// Runs scrypt for logins off the event loops.
-    private let passwordPool: NIOThreadPool
-    private let memorySessions: InMemorySessionData?
+    private let memory: InMemoryData?
     /// The one clock of the process: every loop, store and limiter reads this one.
     package let clock: GatewayClock
     /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
     let redisProbe: NIOLoopBound<RedisClient>?
-    /// Why the TLS contexts of the initial configuration could not be built; `start()`
-    /// throws it (the initializer cannot).
-    private let tlsSetupError: TLSSetupError?
+    /// Client TLS contexts of identity providers, shared by JWKS fetches and introspection.
+    private let httpTLS: HTTPFetchers.TLSContexts
 
     private struct State {
-        var configuration: GatewayConfiguration
+        /// The application in force (each loop holds the same configuration and TLS contexts).
+        var application: GatewayApplication
         var logger: Logger
         var listeners: [any Channel] = []
         var reloads = 0
         var reloadFailures = 0
         var draining = false
-        /// The TLS contexts in force (each loop holds the same ones).
-        var tls = GatewayTLSContexts()
     }
 
     var loopContexts: [NIOLoopBound<LoopContext>] { self.contexts }
+    var loopAssemblies: [NIOLoopBound<LoopAssembly>] { self.assemblies }
     var isDraining: Bool { self.state.withLockedValue { $0.draining } }
     var lifecycleCounters: (reloads: Int, reloadFailures: Int, refused: Int) {
         let (reloads, failures) = self.state.withLockedValue { ($0.reloads, $0.reloadFailures) }
@@ -69,246 +63,115 @@ package final class GatewayServer: Sendable {
         server.eventLoops == 0 ? System.coreCount : server.eventLoops
     }
 
-    /// Creates the event loops and per-loop contexts; nothing is bound until `start()`.
-    /// - Parameter memoryStore: the process-local credential data when `[redis]` is not
-    ///   configured (the demo seeds it); nil makes an empty one.
+    /// What runs beside the gateway in its `ServiceGroup`: the revocation subscriber (with
+    /// `[redis]`) and the JWKS refreshers of `[auth.jwt]` and `[[sso.providers]]`. Put them
+    /// after the gateway's own service: the group stops them first, before the drain.
+    package var backgroundServices: [any Service] {
+        var services: [any Service] = [self.shared.jwtRefresher, self.shared.ssoRefresher]
+        if let subscriber = self.subscriber { services.insert(subscriber, at: 0) }
+        return services
+    }
+
+    /// Creates the event loops and per-loop assemblies of `application`; nothing is bound
+    /// until `start()`, and nothing runs in the background until `backgroundServices` do.
     package init(
-        configuration: GatewayConfiguration,
+        application: GatewayApplication,
         logger: Logger,
         group: MultiThreadedEventLoopGroup? = nil,
         connector: UpstreamConnector? = nil,
-        memoryStore: InMemoryCredentialData? = nil,
         fetcher: HTTPFetcher? = nil,
         clock: GatewayClock = .system
-    ) throws {
+    ) async throws {
         self.clock = clock
-        let identityRuntime = try IdentityRuntime.build(configuration.jwt) { problem in
-            logger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
+        let configuration = application.configuration
+        for warning in application.warnings {
+            logger.warning("JWKS key ignored", metadata: ["reason": "\(warning)"])
         }
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.eventLoopCount(configuration.server))
         self.ownsGroup = group == nil
-        let connector = connector ?? UpstreamConnectors.tcp
-        self.connector = connector
-        let hmac = HMACSHA256(key: configuration.apiKeys.pepper.map { Array($0.value.utf8) } ?? SecureRandom.bytes(32))
-        // Revocations reach every loop's cache: through this box once the contexts exist.
-        let fanOut = NIOLockedValueBox<[NIOLoopBound<LoopContext>]>([])
-        let invalidate: @Sendable (String) -> Void = { hash in
-            for context in fanOut.withLockedValue({ $0 }) {
-                context.eventLoop.execute { context.value.authenticator.invalidate(apiKeyHash: hash) }
-            }
-        }
-        let invalidateOpaqueToken: @Sendable (String) -> Void = { hash in
-            for context in fanOut.withLockedValue({ $0 }) {
-                context.eventLoop.execute { context.value.authenticator.invalidate(opaqueAccessTokenHash: hash) }
-            }
-        }
-        let memoryData =
-            configuration.redis == nil ? (memoryStore ?? InMemoryCredentialData(onRevoke: invalidate)) : nil
-        let revokeTokenID: @Sendable (String, Int64) -> Void = { id, expiresAt in
-            for context in fanOut.withLockedValue({ $0 }) {
-                context.eventLoop.execute { context.value.jwtAuthenticator?.revoke(tokenID: id, expiresAt: expiresAt) }
-            }
-        }
-        let memorySessions = configuration.redis == nil ? InMemorySessionData(onRevokeTokenID: revokeTokenID) : nil
-        // OAuth without Redis: only the demo builds such a configuration (a file with
-        // [oauth] needs [redis]); its codes, consents and browser state live here.
-        let memoryOAuth =
-            configuration.redis == nil && configuration.oauth != nil
-            ? (
-                oauth: InMemoryOAuthData(),
-                browser: InMemoryBrowserStateData(clock: clock),
-                opaque: InMemoryOpaqueAccessTokenData(clock: clock)
-            )
-            : nil
-        self.memorySessions = memorySessions
-        let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
-        passwordPool.start()
-        self.passwordPool = passwordPool
-        let checkPassword = Self.passwordCheck(on: passwordPool)
-        let refresherBox = NIOLockedValueBox<JWKSRefresher?>(nil)
-        self.refresher = refresherBox
-        let refetch = Self.refetch(through: refresherBox)
-        // One shard per loop, shared by all: a principal's local bucket is exact process-wide.
-        let localLimiter = LocalRateLimiter(group: self.group, clock: clock)
-        let tls: GatewayTLSContexts
-        do {
-            tls = try Self.makeTLSContexts(configuration)
-            self.tlsSetupError = nil
-        } catch {
-            tls = GatewayTLSContexts()
-            self.tlsSetupError = error
-        }
-        // Client TLS contexts of identity providers, shared by JWKS fetches and introspection.
         let httpTLS = HTTPFetchers.TLSContexts()
         self.httpTLS = httpTLS
         Self.prepareIntrospectionTLS(configuration, contexts: httpTLS, logger: logger)
-        let poster = HTTPFetchers.poster(tlsContexts: httpTLS)
         Self.prepareSSOTLS(configuration, contexts: httpTLS, logger: logger)
         let fetcher = fetcher ?? HTTPFetchers.posix(group: self.group, tlsContexts: httpTLS)
-        let ssoRefresherBox = NIOLockedValueBox<JWKSRefresher?>(nil)
-        self.ssoRefresher = ssoRefresherBox
-        var ssoRings: [NIOLoopBound<SSOKeyRing>] = []
+        let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
+        passwordPool.start()
+        let shared = SharedLoopServices(
+            connector: connector ?? UpstreamConnectors.tcp,
+            hmac: HMACSHA256(key: configuration.apiKeys.pepper.map { Array($0.value.utf8) } ?? SecureRandom.bytes(32)),
+            localLimiter: LocalRateLimiter(group: self.group, clock: clock),
+            passwordPool: passwordPool,
+            fetcher: fetcher,
+            poster: HTTPFetchers.poster(tlsContexts: httpTLS),
+            jwtRefresher: JWKSRefresherService(eventLoop: self.group.next(), fetcher: fetcher, clock: clock),
+            ssoRefresher: JWKSRefresherService(eventLoop: self.group.next(), fetcher: fetcher, clock: clock),
+            clock: clock
+        )
+        self.shared = shared
+        let backend: LoopStores.Backend =
+            configuration.redis.map { .redis($0) }
+            ?? .memory(InMemoryData(oauth: configuration.oauth != nil, clock: clock))
+        if case .memory(let data) = backend { self.memory = data } else { self.memory = nil }
+        let memory = self.memory
+        var assemblies: [NIOLoopBound<LoopAssembly>] = []
         var contexts: [NIOLoopBound<LoopContext>] = []
         for loop in self.group.makeIterator() {
-            // Built here, before the loop serves anything, and only touched on the loop after.
-            let context = try! loop.submit {
-                let store: any CredentialStore
-                let sessions: any SessionStore
-                var redisLimiter: RedisRateLimiter?
-                var managementStore: (any CredentialStore)?
-                var managementSessions: (any SessionStore)?
-                var pageStores: PageStores?
-                var opaqueTokens: (any OpaqueAccessTokenStore)?
-                var oauthStores: OAuthLoopStores?
-                var introspectionCache: (any IntrospectionCacheStore)?
-                if let redis = configuration.redis {
-                    let client = RedisClient(
-                        eventLoop: loop,
-                        settings: redis,
-                        connector: RedisConnectors.posix,
-                        clock: clock
-                    )
-                    store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
-                    sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
-                    redisLimiter = RedisRateLimiter(client: client)
-                    opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
-                    introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.keyPrefix)
-                    // `/v1/api-keys` gets its own connection: a burst of management calls
-                    // queues there, not in front of this loop's key lookups.
-                    let management = RedisClient(
-                        eventLoop: loop,
-                        settings: redis,
-                        connector: RedisConnectors.posix,
-                        clock: clock
-                    )
-                    managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
-                    managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
-                    // The pages and the OAuth endpoint share one OAuth store on that connection.
-                    let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix)
-                    pageStores = PageStores(
-                        oauth: oauthStore,
-                        browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix)
-                    )
-                    oauthStores = OAuthLoopStores(
-                        clients: oauthStore,
-                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix)
-                    )
-                } else {
-                    store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
-                    sessions = InMemorySessionStore(eventLoop: loop, data: memorySessions!)
-                    if let memoryOAuth {
-                        let oauthStore = InMemoryOAuthStore(eventLoop: loop, data: memoryOAuth.oauth)
-                        pageStores = PageStores(
-                            oauth: oauthStore,
-                            browserState: InMemoryBrowserStateStore(eventLoop: loop, data: memoryOAuth.browser)
-                        )
-                        oauthStores = OAuthLoopStores(
-                            clients: oauthStore,
-                            opaqueTokens: InMemoryOpaqueAccessTokenStore(eventLoop: loop, data: memoryOAuth.opaque)
-                        )
-                    }
-                }
-                let context = LoopContext(
+            // Built on the loop, before it serves anything, and only touched there after.
+            let (assembly, context) = try await loop.submit {
+                let stores = LoopStores.make(backend, on: loop, clock: clock)
+                let assembly = LoopAssembly(
                     eventLoop: loop,
-                    configuration: configuration,
-                    connector: connector,
+                    application: application,
                     logger: logger,
-                    store: store,
-                    hmac: hmac,
-                    identity: identityRuntime.map {
-                        LoopIdentity(runtime: $0, sessions: sessions, refetch: refetch, checkPassword: checkPassword)
-                    },
-                    sessionStore: sessions,
-                    rateLimiter: RateLimiter(eventLoop: loop, local: localLimiter, redis: redisLimiter, logger: logger),
-                    tls: tls,
-                    managementStore: managementStore,
-                    managementSessions: managementSessions,
-                    opaqueTokenStore: opaqueTokens,
-                    introspection: LoopIntrospection(post: poster, shared: introspectionCache),
-                    clock: clock
+                    stores: stores,
+                    rateLimiter: RateLimiter(
+                        eventLoop: loop,
+                        local: shared.localLimiter,
+                        redis: stores.rateLimits,
+                        logger: logger
+                    ),
+                    shared: shared
                 )
-                let ssoRing = SSOKeyRing()
-                // The pages first: the OAuth endpoint answers every other /oauth/ path.
-                context.installLocalEndpoints { context in
-                    let pages: (any LocalEndpoint)? = Self.authorizePages(context, stores: pageStores)
-                    let oauth: (any LocalEndpoint)? = Self.oauthEndpoint(
-                        context,
-                        stores: oauthStores,
-                        pool: passwordPool
-                    )
-                    let settings: (any LocalEndpoint)? = Self.settingsPages(context, stores: pageStores)
-                    let sso: (any LocalEndpoint)? = Self.ssoEndpoint(
-                        context,
-                        stores: pageStores,
-                        keyRing: ssoRing,
-                        fetcher: fetcher,
-                        poster: poster,
-                        refresher: ssoRefresherBox
-                    )
-                    return [pages, oauth, settings, sso].compactMap { $0 }
-                }
-                return (context, ssoRing)
-            }.map { (built: (LoopContext, SSOKeyRing)) in
-                (NIOLoopBound(built.0, eventLoop: loop), NIOLoopBound(built.1, eventLoop: loop))
-            }.wait()
-            ssoRings.append(context.1)
-            contexts.append(context.0)
+                return (NIOLoopBound(assembly, eventLoop: loop), NIOLoopBound(assembly.context, eventLoop: loop))
+            }.get()
+            assemblies.append(assembly)
+            contexts.append(context)
         }
+        self.assemblies = assemblies
         self.contexts = contexts
-        self.ssoRings = ssoRings
-        fanOut.withLockedValue { $0 = contexts }
-        if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
-            let all = contexts
+        let fanOut = LoopFanOut(loops: assemblies, eventLoop: self.group.next())
+        self.fanOut = fanOut
+        // Revocations reach every loop's cache: from the process's own data without Redis,
+        // from the revocation channel with it.
+        memory?.credentials.subscribe { fanOut.invalidate(apiKeyHash: $0) }
+        memory?.sessions.subscribe { fanOut.revoke(tokenID: $0, expiresAt: $1) }
+        if let redis = configuration.redis {
+            let loop = self.group.next()
             self.subscriber = RevocationSubscriber(
                 eventLoop: loop,
                 settings: redis,
                 connector: RedisConnectors.posix,
                 logger: logger,
-                onRevoke: invalidate,
-                onRevokeTokenID: revokeTokenID,
-                onRevokeOpaqueToken: invalidateOpaqueToken,
-                onResubscribed: {
-                    for context in all {
-                        context.eventLoop.execute {
-                            context.value.authenticator.invalidateAll()
-                            // Revocations missed while away: forget verified tokens too.
-                            context.value.jwtAuthenticator?.removeAll()
-                        }
-                    }
-                }
+                onRevoke: { fanOut.invalidate(apiKeyHash: $0) },
+                onRevokeTokenID: { fanOut.revoke(tokenID: $0, expiresAt: $1) },
+                onRevokeOpaqueToken: { fanOut.invalidate(opaqueAccessTokenHash: $0) },
+                onResubscribed: { fanOut.forgetAll() }
             )
-        } else {
-            self.subscriber = nil
-        }
-        if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
-            self.redisProbe = try! loop.submit {
+            self.redisProbe = try await loop.submit {
                 NIOLoopBound(
                     RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix, clock: clock),
                     eventLoop: loop
                 )
-            }.wait()
+            }.get()
         } else {
+            self.subscriber = nil
             self.redisProbe = nil
         }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections, clock: clock)
-        var state = State(configuration: configuration, logger: logger)
-        state.tls = tls
-        self.state = NIOLockedValueBox(state)
-        self.fetcher = fetcher
-        refresherBox.withLockedValue { $0 = self.makeRefresher(identityRuntime, logger: logger) }
-        let ssoRefresher = Self.makeSSORefresher(
-            configuration,
-            rings: ssoRings,
-            group: self.group,
-            fetcher: fetcher,
-            logger: logger,
-            clock: clock
-        )
-        ssoRefresherBox.withLockedValue { $0 = ssoRefresher }
+        self.state = NIOLockedValueBox(State(application: application, logger: logger))
+        await shared.jwtRefresher.update(Self.jwtRefresherSettings(application, fanOut: fanOut, logger: logger))
+        await shared.ssoRefresher.update(Self.ssoRefresherSettings(configuration, fanOut: fanOut, logger: logger))
     }
-
-    private let fetcher: HTTPFetcher
-    private let httpTLS: HTTPFetchers.TLSContexts
 
     /// Builds the client TLS context of every https introspection endpoint now, off the
     /// event loops, so the first introspection never reads a CA file on one.
@@ -329,48 +192,39 @@ package final class GatewayServer: Sendable {
         }
     }
 
-    /// scrypt checks for logins on `pool`, off the event loops.
-    private static func passwordCheck(on pool: NIOThreadPool) -> PasswordCheck {
-        { password, encoded, loop in
-            pool.runIfActive(eventLoop: loop) { PasswordHasher.verify(password: password, encoded: encoded) }
+    /// The JWT refresher's work for `application`: its remote issuers, keys installed in
+    /// every loop's verifier (nil: none).
+    private static func jwtRefresherSettings(
+        _ application: GatewayApplication,
+        fanOut: LoopFanOut,
+        logger: Logger
+    ) -> JWKSRefresherService.Settings? {
+        guard let runtime = application.identity, !runtime.remoteIssuers.isEmpty else { return nil }
+        return JWKSRefresherService.Settings(issuers: runtime.remoteIssuers, logger: logger) { issuer, keys in
+            fanOut.installJWTKeys(issuer: issuer, keys: keys)
         }
     }
 
-    /// Unknown-kid refetches through whichever refresher is current (a reload swaps it).
-    private static func refetch(through box: NIOLockedValueBox<JWKSRefresher?>) -> UnknownKeyRefetch {
-        { issuer, _, loop in
-            guard let refresher = box.withLockedValue({ $0 }) else { return nil }
-            return refresher.refetch(issuer: issuer, from: loop)
+    /// The SSO refresher's work for `configuration`: the providers' key sources, keys
+    /// installed in every loop's key ring (nil: no providers).
+    private static func ssoRefresherSettings(
+        _ configuration: GatewayConfiguration,
+        fanOut: LoopFanOut,
+        logger: Logger
+    ) -> JWKSRefresherService.Settings? {
+        let issuers = GatewayApplication.ssoKeySources(configuration)
+        guard !issuers.isEmpty else { return nil }
+        return JWKSRefresherService.Settings(issuers: issuers, logger: logger) { issuer, keys in
+            fanOut.installSSOKeys(issuer: issuer, keys: keys)
         }
-    }
-
-    /// A refresher for `runtime`'s remote issuers that installs key sets on every loop.
-    private func makeRefresher(_ runtime: IdentityRuntime?, logger: Logger) -> JWKSRefresher? {
-        guard let runtime, !runtime.remoteIssuers.isEmpty, let loop = self.contexts.first?.eventLoop else { return nil }
-        let contexts = self.contexts
-        let group = self.group
-        return JWKSRefresher(
-            eventLoop: loop,
-            issuers: runtime.remoteIssuers,
-            fetcher: self.fetcher,
-            logger: logger,
-            clock: self.clock,
-            install: { issuer, keys in
-                let installs = contexts.map { context in
-                    context.eventLoop.submit { context.value.jwtAuthenticator?.installKeys(issuer: issuer, keys: keys) }
-                }
-                return EventLoopFuture.andAllSucceed(installs, on: group.next())
-            }
-        )
     }
 
     /// How many JWKS fetches of `issuer` started (tests).
     package func jwksFetchCount(issuer: String) async throws -> Int {
-        guard let refresher = self.refresher.withLockedValue({ $0 }) else { return 0 }
-        return try await refresher.fetchCount(issuer: issuer).get()
+        try await self.shared.jwtRefresher.fetchCount(issuer: issuer)
     }
 
-    package var configuration: GatewayConfiguration { self.state.withLockedValue { $0.configuration } }
+    package var configuration: GatewayConfiguration { self.state.withLockedValue { $0.application.configuration } }
     package var openConnections: Int { self.tracker.openConnections }
 
     /// The addresses actually bound (ports resolved when the config said 0).
@@ -382,11 +236,7 @@ package final class GatewayServer: Sendable {
     /// against an explicit `[server] listen`), else every `listen` address bound with
     /// `SO_REUSEPORT`. Throws (keeping nothing open) if any fails.
     package func start() async throws {
-        let (configuration, logger) = self.state.withLockedValue { ($0.configuration, $0.logger) }
-        if let error = self.tlsSetupError {
-            logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
-            throw error
-        }
+        let (configuration, logger) = self.state.withLockedValue { ($0.application.configuration, $0.logger) }
         let plan: [(label: String, socket: ListenSocket)]
         do {
             plan = try Self.listenPlan(configuration.server, logger: logger)
@@ -394,9 +244,6 @@ package final class GatewayServer: Sendable {
             logger.critical("cannot use the sockets passed by the service manager", metadata: ["problem": "\(error)"])
             throw error
         }
-        self.subscriber?.start()
-        self.refresher.withLockedValue { $0 }?.start()
-        self.ssoRefresher.withLockedValue { $0 }?.start()
         var bound: [any Channel] = []
         do {
             for (label, socket) in plan {
@@ -543,11 +390,11 @@ package final class GatewayServer: Sendable {
         test: Bool,
         owner: String
     ) async throws -> APIKeyService.Created {
-        guard let context = self.contexts.first else { throw ConnectionRefused() }
-        let now = self.clock.unixSeconds()
-        return try await context.eventLoop.flatSubmit {
-            let loop = context.value
-            let service = APIKeyService(store: loop.store, hash: loop.authenticator.hash(apiKey:))
+        guard let assembly = self.assemblies.first else { throw ConnectionRefused() }
+        let now = Int64(Date().timeIntervalSince1970)
+        return try await assembly.eventLoop.flatSubmit {
+            let loop = assembly.value
+            let service = APIKeyService(store: loop.stores.credentials, hash: loop.authenticator.hash(apiKey:))
             return service.create(
                 name: name,
                 scopes: scopes,
@@ -563,7 +410,7 @@ package final class GatewayServer: Sendable {
     /// Adds a user to this process's in-memory session store (the demo seeds one this way;
     /// with `[redis]` use `users add`).
     package func createUser(email: String, scopes: [String], password: String) async throws {
-        guard let data = self.memorySessions else { throw ConnectionRefused() }
+        guard let data = self.memory?.sessions else { throw ConnectionRefused() }
         let cost = self.configuration.jwt.passwordHashCost
         let hash = try PasswordHasher.hash(password: password, cost: cost)
         let user = UserRecord(
@@ -579,108 +426,42 @@ package final class GatewayServer: Sendable {
         }.get()
     }
 
-    /// Applies a new configuration to every loop. Listener addresses and event-loop count
-    /// cannot change without a restart; such changes are logged and ignored.
-    /// - Parameter tls: the TLS contexts built from `newConfiguration`; nil keeps the
-    ///   current ones.
-    package func apply(
-        _ newConfiguration: GatewayConfiguration,
-        logger newLogger: Logger,
-        tls newTLS: GatewayTLSContexts? = nil,
-        identity: IdentityRuntime? = nil
-    ) async {
-        var effective = newConfiguration
-        let (old, oldTLS) = self.state.withLockedValue { ($0.configuration, $0.tls) }
-        var tls = newTLS ?? oldTLS
-        if (newConfiguration.server.tls == nil) != (old.server.tls == nil) {
-            newLogger.warning("reload: [server.tls] was added or removed; restart the gateway to apply it")
-            effective.server.tls = old.server.tls
-            tls.server = oldTLS.server
+    /// Puts `next` in force on every loop. Listener addresses, event-loop count, `[redis]`,
+    /// `[admin]` and the pepper cannot change without a restart; such changes are logged
+    /// and ignored (see `GatewayApplication.changes(to:)`).
+    package func apply(_ next: GatewayApplication, logger newLogger: Logger) async {
+        let current = self.state.withLockedValue { $0.application }
+        let change = current.changes(to: next)
+        for setting in change.needsRestart {
+            newLogger.warning("reload: \(setting); restart the gateway to apply it")
         }
-        if newConfiguration.server.listen != old.server.listen {
-            newLogger.warning("reload: server.listen changed; restart the gateway to apply it")
-            effective.server.listen = old.server.listen
-        }
-        if newConfiguration.server.eventLoops != old.server.eventLoops {
-            newLogger.warning("reload: server.event_loops changed; restart the gateway to apply it")
-            effective.server.eventLoops = old.server.eventLoops
-        }
-        if newConfiguration.redis != old.redis {
-            newLogger.warning("reload: [redis] changed; restart the gateway to apply it")
-            effective.redis = old.redis
-        }
-        if newConfiguration.admin != old.admin {
-            // The admin listener is bound once, at start, with its token.
-            newLogger.warning("reload: [admin] changed; restart the gateway to apply it")
-            effective.admin = old.admin
-        }
-        if newConfiguration.apiKeys.pepper != old.apiKeys.pepper {
-            newLogger.warning("reload: the API-key pepper changed; restart the gateway to apply it")
-            effective.apiKeys.pepper = old.apiKeys.pepper
-        }
-        self.tracker.updateLimit(effective.server.maxConnections)
-        let snapshot = effective
-        // `[auth.jwt]` changed: new verifiers (and a new refresher) from the new runtime,
-        // built and validated by `reload` before anything was applied.
-        let identityChange: IdentityRuntime?? = newConfiguration.jwt != old.jwt ? .some(identity) : nil
-        if identityChange != nil {
-            let previous = self.refresher.withLockedValue { $0 }
-            previous?.stop()
-            let next = self.makeRefresher(identity, logger: newLogger)
-            self.refresher.withLockedValue { $0 = next }
-            next?.start()
-        }
-        Self.prepareIntrospectionTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
-        if Self.ssoIssuers(snapshot) != Self.ssoIssuers(old) {
+        let effective = change.application
+        self.tracker.updateLimit(effective.configuration.server.maxConnections)
+        Self.prepareIntrospectionTLS(effective.configuration, contexts: self.httpTLS, logger: newLogger)
+        if change.ssoKeySourcesChanged {
             // Providers added, removed or pointed elsewhere: a refresher for the new set.
-            Self.prepareSSOTLS(snapshot, contexts: self.httpTLS, logger: newLogger)
-            let next = Self.makeSSORefresher(
-                snapshot,
-                rings: self.ssoRings,
-                group: self.group,
-                fetcher: self.fetcher,
-                logger: newLogger,
-                clock: self.clock
+            Self.prepareSSOTLS(effective.configuration, contexts: self.httpTLS, logger: newLogger)
+            await self.shared.ssoRefresher.update(
+                Self.ssoRefresherSettings(effective.configuration, fanOut: self.fanOut, logger: newLogger)
             )
-            let previous = self.ssoRefresher.withLockedValue { current in
-                defer { current = next }
-                return current
-            }
-            previous?.stop()
-            next?.start()
         }
-        let checkPassword = Self.passwordCheck(on: self.passwordPool)
-        let refetch = Self.refetch(through: self.refresher)
-        let memorySessions = self.memorySessions
-        let contexts = tls
         var futures: [EventLoopFuture<Void>] = []
-        for context in self.contexts {
-            futures.append(
-                context.eventLoop.submit {
-                    let loopIdentity: LoopIdentity?? = identityChange.map { runtime in
-                        runtime.map { runtime in
-                            let sessions: any SessionStore =
-                                context.value.sessionStore
-                                ?? InMemorySessionStore(
-                                    eventLoop: context.eventLoop,
-                                    data: memorySessions ?? InMemorySessionData()
-                                )  // only in tests without a server-built store
-                            return LoopIdentity(
-                                runtime: runtime,
-                                sessions: sessions,
-                                refetch: refetch,
-                                checkPassword: checkPassword
-                            )
-                        }
-                    }
-                    context.value.apply(snapshot, logger: newLogger, tls: contexts, identity: loopIdentity)
-                }
-            )
+        for assembly in self.assemblies {
+            futures.append(assembly.eventLoop.submit { assembly.value.apply(change, logger: newLogger) })
         }
         for future in futures { try? await future.get() }
+        switch change.identity {
+        case .unchanged:
+            break
+        case .replaced, .removed:
+            // The loops verify with the new runtime now: a refresher for its issuers, whose
+            // keys land on the new verifiers (never on the ones just replaced).
+            await self.shared.jwtRefresher.update(
+                Self.jwtRefresherSettings(effective, fanOut: self.fanOut, logger: newLogger)
+            )
+        }
         self.state.withLockedValue {
-            $0.tls = contexts
-            $0.configuration = snapshot
+            $0.application = effective
             $0.logger = newLogger
             $0.reloads += 1
         }
@@ -695,12 +476,12 @@ package final class GatewayServer: Sendable {
             let configuration = try ConfigurationLoader.load(path: path)
             // Certificates are loaded and each key checked against its certificate before
             // anything changes: a bad pair keeps the old configuration and certificates.
-            let tls = try Self.makeTLSContexts(configuration)
+            let application = try GatewayApplication.build(from: configuration)
             let newLogger = Logger.gateway(configuration.logging)
-            let identity = try IdentityRuntime.build(configuration.jwt) { problem in
-                newLogger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
+            for warning in application.warnings {
+                newLogger.warning("JWKS key ignored", metadata: ["reason": "\(warning)"])
             }
-            await self.apply(configuration, logger: newLogger, tls: tls, identity: identity)
+            await self.apply(application, logger: newLogger)
             newLogger.notice(
                 "configuration reloaded",
                 metadata: [
@@ -730,7 +511,7 @@ package final class GatewayServer: Sendable {
     /// closes what is left, and stops the event loops.
     package func drain() async {
         let (listeners, configuration, logger) = self.state.withLockedValue {
-            ($0.listeners, $0.configuration, $0.logger)
+            ($0.listeners, $0.application.configuration, $0.logger)
         }
         self.state.withLockedValue {
             $0.listeners = []
@@ -755,9 +536,6 @@ package final class GatewayServer: Sendable {
         for listener in listeners {
             try? await listener.close()
         }
-        self.subscriber?.stop()
-        self.refresher.withLockedValue { $0 }?.stop()
-        self.ssoRefresher.withLockedValue { $0 }?.stop()
         logger.notice("draining", metadata: ["open_connections": "\(self.tracker.openConnections)"])
         self.tracker.quiesceAll()
         let tracker = self.tracker
@@ -786,7 +564,7 @@ package final class GatewayServer: Sendable {
         if let probe = self.redisProbe {
             try? await probe.eventLoop.submit { probe.value.close() }.get()
         }
-        try? await self.passwordPool.shutdownGracefully()
+        try? await self.shared.passwordPool.shutdownGracefully()
         if self.ownsGroup {
             try? await self.group.shutdownGracefully()
         }

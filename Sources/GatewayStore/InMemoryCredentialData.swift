@@ -12,11 +12,19 @@ package final class InMemoryCredentialData: Sendable {
     }
 
     private let storage = NIOLockedValueBox(Storage())
-    /// Told about every revocation, so each loop's cache drops the key.
-    private let onRevoke: @Sendable (String) -> Void
+    /// Told about every revocation, so each loop's cache drops the key: what the Redis
+    /// revocation channel is to a Redis-backed gateway. Read once per revocation (never on
+    /// a lookup).
+    private let listeners: NIOLockedValueBox<[@Sendable (String) -> Void]>
 
-    package init(onRevoke: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.onRevoke = onRevoke
+    package init(onRevoke: (@Sendable (String) -> Void)? = nil) {
+        self.listeners = NIOLockedValueBox(onRevoke.map { [$0] } ?? [])
+    }
+
+    /// Adds `listener` to those told about every later revocation (the server subscribes
+    /// its loops once they exist).
+    package func subscribe(_ listener: @escaping @Sendable (String) -> Void) {
+        self.listeners.withLockedValue { $0.append(listener) }
     }
 
     func get(hash: String) -> APIKeyRecord? {
@@ -63,7 +71,7 @@ package final class InMemoryCredentialData: Sendable {
             return (record, hash)
         }
         guard let (record, hash) = result else { return nil }
-        self.onRevoke(hash)
+        for listener in self.listeners.withLockedValue({ $0 }) { listener(hash) }
         return record
     }
 

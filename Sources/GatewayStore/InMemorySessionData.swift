@@ -13,10 +13,17 @@ package final class InMemorySessionData: Sendable {
     }
 
     private let storage = NIOLockedValueBox(Storage())
-    private let onRevokeTokenID: @Sendable (String, Int64) -> Void
+    /// Told about every revoked JWT id, so each loop's verifier refuses it at once.
+    private let listeners: NIOLockedValueBox<[@Sendable (String, Int64) -> Void]>
 
-    package init(onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in }) {
-        self.onRevokeTokenID = onRevokeTokenID
+    package init(onRevokeTokenID: (@Sendable (String, Int64) -> Void)? = nil) {
+        self.listeners = NIOLockedValueBox(onRevokeTokenID.map { [$0] } ?? [])
+    }
+
+    /// Adds `listener` to those told about every later token-id revocation (the server
+    /// subscribes its loops once they exist).
+    package func subscribe(_ listener: @escaping @Sendable (String, Int64) -> Void) {
+        self.listeners.withLockedValue { $0.append(listener) }
     }
 
     func user(email: String) -> UserRecord? { storage.withLockedValue { $0.users[email] } }
@@ -118,7 +125,7 @@ package final class InMemorySessionData: Sendable {
                 storage.revokedTokenIDs = storage.revokedTokenIDs.filter { $0.value > now }
             }
         }
-        self.onRevokeTokenID(jti, expiresAt)
+        for listener in self.listeners.withLockedValue({ $0 }) { listener(jti, expiresAt) }
     }
 
     func isRevoked(_ jti: String) -> Bool { storage.withLockedValue { $0.revokedTokenIDs[jti] != nil } }

@@ -77,7 +77,11 @@ extension GatewayCommand {
                 ),
             ]
             configuration.oauth = oauth
-            let gateway = try GatewayServer(configuration: configuration, logger: logger, group: group)
+            let gateway = try await GatewayServer(
+                application: GatewayApplication.build(from: configuration),
+                logger: logger,
+                group: group
+            )
             let settingsPrefix = configuration.ui.pathPrefix
             let demoPassword = "demo-password-" + Hex.encode(SecureRandom.bytes(4))
             try await gateway.createUser(
@@ -148,7 +152,7 @@ extension GatewayCommand {
                 fflush(nil)
             }
             let serviceGroup = ServiceGroup(
-                services: [service],
+                services: [service] + gateway.backgroundServices,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

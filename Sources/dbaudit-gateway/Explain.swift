@@ -74,7 +74,9 @@ extension GatewayCommand {
             let logger = Logger.gateway(logging)
             let server: GatewayServer
             do {
-                server = try GatewayServer(configuration: configuration, logger: logger)
+                // No connection is opened: the TLS files do not matter here.
+                let application = try GatewayApplication.build(from: configuration, loadingTLS: false)
+                server = try await GatewayServer(application: application, logger: logger)
             } catch {
                 FileHandleOutput.standardError("dbaudit-gateway: cannot explain: auth.jwt: \(error)\n")
                 throw ExitCode(1)

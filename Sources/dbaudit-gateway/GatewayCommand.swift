@@ -65,10 +65,19 @@ extension GatewayCommand {
             )
             let server: GatewayServer
             do {
-                server = try GatewayServer(configuration: configuration, logger: logger, group: eventLoops)
-            } catch {
+                let application = try GatewayApplication.build(from: configuration)
+                server = try await GatewayServer(application: application, logger: logger, group: eventLoops)
+            } catch let error as TLSSetupError {
+                try? await eventLoops.shutdownGracefully()
+                logger.critical("cannot load TLS certificates", metadata: ["problems": "\(error.description)"])
+                throw ExitCode(1)
+            } catch let error as IdentitySetupError {
                 try? await eventLoops.shutdownGracefully()
                 FileHandleOutput.standardError("dbaudit-gateway: cannot start: auth.jwt: \(error)\n")
+                throw ExitCode(1)
+            } catch {
+                try? await eventLoops.shutdownGracefully()
+                FileHandleOutput.standardError("dbaudit-gateway: cannot start: \(error)\n")
                 throw ExitCode(1)
             }
             // Listed first so the group stops it last, once the gateway has drained.
@@ -82,6 +91,8 @@ extension GatewayCommand {
             )
             var services: [any Service] = admin.map { [$0] } ?? []
             services.append(gateway)
+            // After the gateway: the group stops them first, before its drain.
+            services += server.backgroundServices
             let group = ServiceGroup(
                 services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -103,7 +114,7 @@ extension GatewayCommand {
         }
     }
 
-    struct CheckConfig: ParsableCommand {
+    struct CheckConfig: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "check-config",
             abstract: "Validate a configuration file and print the effective configuration (secrets redacted)."
@@ -118,7 +129,7 @@ extension GatewayCommand {
         )
         var online = false
 
-        func run() throws {
+        func run() async throws {
             let configuration: GatewayConfiguration
             do {
                 configuration = try ConfigurationLoader.load(path: self.config)
@@ -127,27 +138,23 @@ extension GatewayCommand {
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }
-            // Certificates and keys are loaded as `run` would, so a mismatched pair or a
-            // wrong passphrase fails here rather than at start or reload.
+            // Certificates, keys and JWKS files are loaded as `run` would, so a mismatched pair
+            // or a wrong passphrase fails here rather than at start or reload.
+            let application: GatewayApplication
             do {
-                _ = try GatewayServer.makeTLSContexts(configuration)
-            } catch {
+                application = try GatewayApplication.build(from: configuration)
+            } catch let error as TLSSetupError {
                 FileHandleOutput.standardError("\(self.config): \(error.description)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
-            }
-            // JWT signing keys and JWKS files too.
-            var warnings: [String] = []
-            do {
-                _ = try IdentityRuntime.build(configuration.jwt) { warnings.append($0) }
             } catch {
                 FileHandleOutput.standardError("\(self.config): auth.jwt: \(error)\n")
                 FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                 throw ExitCode(1)
             }
-            for warning in warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
+            for warning in application.warnings { FileHandleOutput.standardError("warning: \(warning)\n") }
             if self.online {
-                let outcomes = SSOOnlineCheck.run(configuration)
+                let outcomes = await SSOOnlineCheck.run(configuration)
                 for outcome in outcomes {
                     let line = "\(self.config): sso.providers \(outcome.provider): \(outcome.message)\n"
                     if outcome.ok {

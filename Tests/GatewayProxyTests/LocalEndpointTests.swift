@@ -36,7 +36,7 @@ private final class RecordingEndpoint: LocalEndpoint {
             // Everything else is refused: a request that reached the upstream would say so.
             configuration.routes = []
         }
-        harness.context.installLocalEndpoints { _ in [endpoint] }
+        harness.apply(harness.context.configuration, localEndpoints: [endpoint])
         return harness
     }
 
@@ -125,17 +125,17 @@ private final class RecordingEndpoint: LocalEndpoint {
         #expect(endpoint.requests.isEmpty)
     }
 
-    @Test func reloadRebuildsTheEndpointsThroughTheFactory() throws {
+    @Test func reloadPutsTheNewEndpointsInForce() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }
-        var built = 0
-        harness.context.installLocalEndpoints { _ in
-            built += 1
-            return [RecordingEndpoint()]
-        }
-        #expect(built == 1)
-        harness.context.apply(harness.context.configuration, logger: harness.context.logger)
-        #expect(built == 2)
+        #expect(harness.context.localEndpoints.isEmpty)
+        let endpoint = RecordingEndpoint()
+        harness.apply(harness.context.configuration, localEndpoints: [endpoint])
         #expect(harness.context.localEndpoints.count == 1)
+        try harness.send("GET /oauth/thing HTTP/1.1\r\nHost: gw\r\n\r\n")
+        #expect(endpoint.requests.count == 1)
+        #expect(harness.upstreamCalls == 0)
+        harness.apply(harness.context.configuration)
+        #expect(harness.context.localEndpoints.isEmpty)
     }
 }

@@ -1,6 +1,10 @@
+import GatewayAuth
 import GatewayConfig
 import GatewayCore
+import GatewayCrypto
 import GatewayProxy
+import GatewayRateLimit
+import GatewayStore
 import GatewayTestSupport
 import Logging
 import NIOCore
@@ -207,17 +211,69 @@ final class ProxyHarness {
         adjust(&configuration)
         self.loop = EmbeddedEventLoop()
         self.connector = FakeConnector(loop: self.loop)
+        let logger = Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() })
         self.context = LoopContext(
             eventLoop: self.loop,
             configuration: configuration,
             connector: self.connector.connector,
-            logger: Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() }),
+            logger: logger,
+            rateLimiter: RateLimiter(
+                eventLoop: self.loop,
+                local: LocalRateLimiter(group: self.loop, clock: self.clock.clock),
+                redis: nil,
+                logger: logger
+            ),
+            handlers: Self.handlers(configuration, on: self.loop, logger: logger, clock: self.clock.clock),
             clock: self.clock.clock
         )
         self.client = EmbeddedChannel(loop: self.loop)
         self.client.remoteAddress = try SocketAddress(ipAddress: "192.0.2.10", port: 40000)
         try ProxyPipeline.configure(channel: self.client, loop: self.context)
         try self.client.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
+    }
+
+    /// The handlers the server would build for `configuration`, over an in-process store.
+    static func handlers(
+        _ configuration: GatewayConfiguration,
+        on loop: any EventLoop,
+        logger: Logger,
+        clock: GatewayClock,
+        localEndpoints: [any LocalEndpoint] = []
+    ) -> LoopHandlers {
+        let store = InMemoryCredentialStore(eventLoop: loop, data: InMemoryCredentialData())
+        let authenticator = Authenticator(
+            eventLoop: loop,
+            store: store,
+            hmac: HMACSHA256(key: Array("proxy-tests-pepper".utf8)),
+            cache: configuration.cache,
+            logger: logger,
+            clock: clock
+        )
+        return LoopHandlers(
+            authenticator: authenticator,
+            apiKeyEndpoints: APIKeyEndpoints(
+                service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)),
+                clock: clock
+            ),
+            localEndpoints: localEndpoints
+        )
+    }
+
+    /// Puts `configuration` in force as a reload would, with `localEndpoints`.
+    func apply(_ configuration: GatewayConfiguration, localEndpoints: [any LocalEndpoint] = []) {
+        let logger = Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() })
+        self.context.apply(
+            configuration,
+            logger: logger,
+            tls: self.context.tls,
+            handlers: Self.handlers(
+                configuration,
+                on: self.loop,
+                logger: logger,
+                clock: self.clock.clock,
+                localEndpoints: localEndpoints
+            )
+        )
     }
 
     var upstreamCalls: Int { self.connector.calls.count }
@@ -969,7 +1025,7 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
 
         var configuration = harness.context.configuration
         configuration.upstream = UpstreamSettings(host: "backend-2.internal", port: 9100)
-        harness.context.apply(configuration, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        harness.apply(configuration)
         #expect(!harness.upstream(0).isActive)
 
         try harness.send(simpleGet)

@@ -47,8 +47,8 @@ final class RunningGateway: Sendable {
         let path = try temporaryFile(Self.configuration(upstreamPort: upstream.port, server: settings))
         let configuration = try ConfigurationLoader.load(path: path)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let server = try GatewayServer(
-            configuration: configuration,
+        let server = try await GatewayServer(
+            application: GatewayApplication.build(from: configuration),
             logger: Logger(label: "gateway-server-tests") { _ in SwiftLogNoOpLogHandler() },
             group: group
         )

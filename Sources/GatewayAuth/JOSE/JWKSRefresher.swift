@@ -35,7 +35,9 @@ package typealias HTTPFetcher =
 /// All mutable state is touched only on `eventLoop` (the methods hop there), which is
 /// what makes the `@unchecked Sendable` sound.
 package final class JWKSRefresher: @unchecked Sendable {
-    package struct RefetchRefused: Error {}
+    package struct RefetchRefused: Error {
+        package init() {}
+    }
     package struct FetchFailed: Error, CustomStringConvertible {
         package var description: String
     }

@@ -1,20 +1,12 @@
-package import GatewayConfig
-package import GatewayProxy
+import GatewayConfig
+import GatewayProxy
 import GatewayTLS
 
-/// The TLS contexts of a configuration could not be built: each problem names the
-/// section and gives OpenSSL's reason (never a passphrase). Any thread.
-package struct TLSSetupError: Error, Sendable, CustomStringConvertible {
-    package var problems: [String]
-
-    package var description: String { self.problems.joined(separator: "\n") }
-}
-
-extension GatewayServer {
+extension GatewayApplication {
     /// Loads `[server.tls]` (every certificate, each key checked against its certificate)
     /// and, for an `https://` upstream, the client context. Reads files: call it at start,
-    /// on reload or from `check-config`, never on an event loop.
-    package static func makeTLSContexts(
+    /// on reload or from `check-config` (through `build(from:)`), never on an event loop.
+    static func makeTLSContexts(
         _ configuration: GatewayConfiguration
     ) throws(TLSSetupError) -> GatewayTLSContexts {
         var contexts = GatewayTLSContexts()

@@ -1,0 +1,57 @@
+import GatewayAuth
+import NIOCore
+
+/// Every loop's assembly, for news that concerns them all: a revoked credential, a
+/// resubscription after missed revocations, a fetched key set. Each message becomes a task
+/// on each loop, so the loops' state is still touched only there. Immutable once the loops
+/// exist; any thread.
+struct LoopFanOut: Sendable {
+    let loops: [NIOLoopBound<LoopAssembly>]
+    /// Where the combined futures complete.
+    let eventLoop: any EventLoop
+
+    /// Drops a revoked API key from every loop's cache.
+    func invalidate(apiKeyHash hash: String) {
+        self.tellEveryLoop { $0.authenticator.invalidate(apiKeyHash: hash) }
+    }
+
+    /// Drops a revoked opaque access token from every loop's cache.
+    func invalidate(opaqueAccessTokenHash hash: String) {
+        self.tellEveryLoop { $0.authenticator.invalidate(opaqueAccessTokenHash: hash) }
+    }
+
+    /// Refuses a revoked JWT id on every loop at once.
+    func revoke(tokenID id: String, expiresAt: Int64) {
+        self.tellEveryLoop { $0.jwtAuthenticator?.revoke(tokenID: id, expiresAt: expiresAt) }
+    }
+
+    /// Forgets every cached credential and verified token (revocations were missed).
+    func forgetAll() {
+        self.tellEveryLoop { loop in
+            loop.authenticator.invalidateAll()
+            loop.jwtAuthenticator?.removeAll()
+        }
+    }
+
+    /// Installs an external issuer's key set in every loop's JWT verifier; completes when
+    /// all have it.
+    func installJWTKeys(issuer: String, keys: JSONWebKeySet) -> EventLoopFuture<Void> {
+        self.onEveryLoop { $0.jwtAuthenticator?.installKeys(issuer: issuer, keys: keys) }
+    }
+
+    /// Installs an SSO provider's key set in every loop's key ring; completes when all have it.
+    func installSSOKeys(issuer: String, keys: JSONWebKeySet) -> EventLoopFuture<Void> {
+        self.onEveryLoop { $0.ssoRing.install(issuer: issuer, keys: keys) }
+    }
+
+    private func tellEveryLoop(_ body: @escaping @Sendable (LoopAssembly) -> Void) {
+        for loop in self.loops {
+            loop.eventLoop.execute { body(loop.value) }
+        }
+    }
+
+    private func onEveryLoop(_ body: @escaping @Sendable (LoopAssembly) -> Void) -> EventLoopFuture<Void> {
+        let futures = self.loops.map { loop in loop.eventLoop.submit { body(loop.value) } }
+        return EventLoopFuture.andAllSucceed(futures, on: self.eventLoop)
+    }
+}
