@@ -391,7 +391,7 @@ package final class GatewayServer: Sendable {
         owner: String
     ) async throws -> APIKeyService.Created {
         guard let assembly = self.assemblies.first else { throw ConnectionRefused() }
-        let now = Int64(Date().timeIntervalSince1970)
+        let now = self.clock.unixSeconds()
         return try await assembly.eventLoop.flatSubmit {
             let loop = assembly.value
             let service = APIKeyService(store: loop.stores.credentials, hash: loop.authenticator.hash(apiKey:))
