@@ -50,6 +50,8 @@ let package = Package(
             name: "GatewayRedis",
             dependencies: [
                 "CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -12,6 +12,9 @@ package enum RedisClientError: Error, Hashable, Sendable {
     case protocolError(String)
     /// Redis answered with an error reply (`-ERR ...`).
     case server(String)
+    /// The TLS handshake with Redis failed (OpenSSL's reason: an unknown CA, a name that
+    /// does not match the certificate, ...).
+    case tls(String)
 }
 
 /// One command on its way: the RESP bytes and the promise its reply completes.

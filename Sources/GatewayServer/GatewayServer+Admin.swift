@@ -16,6 +16,7 @@ extension GatewayServer {
                 let reply = try await probe.eventLoop.flatSubmit { probe.value.send(["PING"]) }.get()
                 if case .simpleString("PONG") = reply {
                     checks.append(("redis", "ok"))
+                    checks += await Self.redisNodeChecks(probe)
                 } else {
                     ready = false
                     checks.append(("redis", "unexpected reply to PING"))
@@ -42,6 +43,21 @@ extension GatewayServer {
             checks.append(("lifecycle", "draining"))
         }
         return (ready, checks)
+    }
+
+    /// `redis_node` (the address the probe's connection reached: in Sentinel mode the primary
+    /// the sentinels named) and `redis_role` (its `ROLE`; "unknown" when the ACL user may not
+    /// ask).
+    private static func redisNodeChecks(_ probe: NIOLoopBound<RedisClient>) async -> [(String, String)] {
+        let answer = try? await probe.eventLoop.flatSubmit {
+            () -> EventLoopFuture<(RedisNodeEvents.Node?, RESPValue?)> in
+            let client = probe.value
+            let node = client.node
+            return client.send(["ROLE"]).map { (node, $0) }.recover { _ in (node, nil) }
+        }.get()
+        let node = answer?.0?.endpoint.description ?? "unknown"
+        let role = answer?.1.flatMap(SentinelReply.role).map { $0 == .replica ? "replica" : $0.rawValue } ?? "unknown"
+        return [("redis_node", node), ("redis_role", role == "master" ? "primary" : role)]
     }
 
     /// A quoted Prometheus label value (backslash, quote and newline escaped).
@@ -141,6 +157,18 @@ extension GatewayServer {
             "Decisions refused (503) because Redis could not answer and the policy says deny."
         )
         out += "dbgw_rate_limit_store_unavailable_total \(merged.rateLimitDeniedUnavailable)\n"
+        family(
+            "dbgw_redis_failovers_total",
+            "counter",
+            "Switches of the Redis primary announced by Sentinel (+switch-master) and followed."
+        )
+        out += "dbgw_redis_failovers_total \(self.redisEvents?.failovers ?? 0)\n"
+        family(
+            "dbgw_redis_reconnects_total",
+            "counter",
+            "Redis connections re-established after a lost or refused one."
+        )
+        out += "dbgw_redis_reconnects_total \(self.redisEvents?.reconnects ?? 0)\n"
         family("dbgw_open_connections", "gauge", "Client connections open now.")
         out += "dbgw_open_connections \(self.openConnections)\n"
         family(

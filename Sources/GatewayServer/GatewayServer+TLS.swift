@@ -38,6 +38,13 @@ extension GatewayServer {
                 problems.append("upstream: \(error.description)")
             }
         }
+        if let redis = configuration.redis {
+            do {
+                try RedisConnectors.prepare(redis)
+            } catch {
+                problems.append("redis: \(error)")
+            }
+        }
         guard problems.isEmpty else { throw TLSSetupError(problems: problems) }
         return contexts
     }

@@ -27,6 +27,10 @@ package final class GatewayServer: Sendable {
     private let state: NIOLockedValueBox<State>
     private let connector: UpstreamConnector
     private let subscriber: RevocationSubscriber?
+    /// Follows the sentinels' `+switch-master` (nil unless `[redis] sentinels`).
+    private let sentinelWatcher: SentinelWatcher?
+    /// What every Redis connection of the process hears and reports (nil without `[redis]`).
+    let redisEvents: RedisNodeEvents?
     /// Keeps external issuers' JWKS fresh (nil without remote issuers); replaced on reload
     /// when `[auth.jwt]` changes.
     private let refresher: NIOLockedValueBox<JWKSRefresher?>
@@ -141,6 +145,8 @@ package final class GatewayServer: Sendable {
         self.ssoRefresher = ssoRefresherBox
         var ssoRings: [NIOLoopBound<SSOKeyRing>] = []
         var contexts: [NIOLoopBound<LoopContext>] = []
+        let redisEvents = configuration.redis.map { _ in RedisNodeEvents(logger: logger) }
+        self.redisEvents = redisEvents
         for loop in self.group.makeIterator() {
             // Built here, before the loop serves anything, and only touched on the loop after.
             let context = try! loop.submit {
@@ -154,7 +160,12 @@ package final class GatewayServer: Sendable {
                 var oauthStores: OAuthLoopStores?
                 var introspectionCache: (any IntrospectionCacheStore)?
                 if let redis = configuration.redis {
-                    let client = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
+                    let client = RedisClient(
+                        eventLoop: loop,
+                        settings: redis,
+                        connector: RedisConnectors.posix,
+                        events: redisEvents
+                    )
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
                     sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
@@ -162,7 +173,12 @@ package final class GatewayServer: Sendable {
                     introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.keyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
-                    let management = RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix)
+                    let management = RedisClient(
+                        eventLoop: loop,
+                        settings: redis,
+                        connector: RedisConnectors.posix,
+                        events: redisEvents
+                    )
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
                     managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
                     // The pages and the OAuth endpoint share one OAuth store on that connection.
@@ -244,27 +260,48 @@ package final class GatewayServer: Sendable {
                 eventLoop: loop,
                 settings: redis,
                 connector: RedisConnectors.posix,
+                events: redisEvents,
                 logger: logger,
                 onRevoke: invalidate,
                 onRevokeTokenID: revokeTokenID,
                 onRevokeOpaqueToken: invalidateOpaqueToken,
                 onResubscribed: {
+                    let failover = redis.sentinel != nil
                     for context in all {
                         context.eventLoop.execute {
-                            context.value.authenticator.invalidateAll()
+                            if failover {
+                                // A switch of primaries: known keys stay usable within
+                                // stale_grace, but each is checked again before it is trusted.
+                                context.value.authenticator.revalidateAll()
+                            } else {
+                                context.value.authenticator.invalidateAll()
+                            }
                             // Revocations missed while away: forget verified tokens too.
                             context.value.jwtAuthenticator?.removeAll()
                         }
                     }
                 }
             )
+            self.sentinelWatcher = SentinelWatcher(
+                eventLoop: loop,
+                settings: redis,
+                connector: RedisConnectors.posix,
+                events: redisEvents!,
+                logger: logger
+            )
         } else {
             self.subscriber = nil
+            self.sentinelWatcher = nil
         }
         if let redis = configuration.redis, let loop = contexts.first?.eventLoop {
             self.redisProbe = try! loop.submit {
                 NIOLoopBound(
-                    RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix),
+                    RedisClient(
+                        eventLoop: loop,
+                        settings: redis,
+                        connector: RedisConnectors.posix,
+                        events: redisEvents
+                    ),
                     eventLoop: loop
                 )
             }.wait()
@@ -374,6 +411,7 @@ package final class GatewayServer: Sendable {
             throw error
         }
         self.subscriber?.start()
+        self.sentinelWatcher?.start()
         self.refresher.withLockedValue { $0 }?.start()
         self.ssoRefresher.withLockedValue { $0 }?.start()
         var bound: [any Channel] = []
@@ -756,6 +794,7 @@ package final class GatewayServer: Sendable {
             try? await listener.close()
         }
         self.subscriber?.stop()
+        self.sentinelWatcher?.stop()
         self.refresher.withLockedValue { $0 }?.stop()
         self.ssoRefresher.withLockedValue { $0 }?.stop()
         logger.notice("draining", metadata: ["open_connections": "\(self.tracker.openConnections)"])
