@@ -106,16 +106,18 @@ package final class RedisNodeOpener {
                     }
                 case .failure(let error):
                     let refused = (error as? Failure)?.refused ?? false
-                    if case .fail(let text) = self.machine!.nodeFailed(endpoint, reason: "\(error)") {
+                    let next = self.machine!.nodeFailed(endpoint, reason: "\(error)")
+                    if case .fail(let text, _) = next {
                         promise.fail(Failure(description: text, refused: refused))
+                    } else {
+                        self.drive(next, initializer: initializer, promise: promise)
                     }
                 }
             }
         case .ready:
             promise.fail(Failure(description: "internal: ready without a connection", refused: false))
-        case .fail(let text):
-            // Sentinels that answer but know no primary refuse; unreachable ones do not.
-            promise.fail(Failure(description: text, refused: !text.hasSuffix("unreachable)")))
+        case .fail(let text, let refused):
+            promise.fail(Failure(description: text, refused: refused))
         }
     }
 

@@ -25,8 +25,9 @@ package struct SentinelStateMachine: Sendable {
         case connect(RedisSettings.Endpoint)
         /// The connection is on the primary.
         case ready(RedisSettings.Endpoint)
-        /// This attempt failed (the caller backs off); the text is for the log.
-        case fail(String)
+        /// This attempt failed (the caller backs off); the text is for the log, `refused` says
+        /// a sentinel answered but named no usable primary (worth logging, unlike an outage).
+        case fail(String, refused: Bool)
     }
 
     package let sentinelCount: Int
@@ -62,8 +63,14 @@ package struct SentinelStateMachine: Sendable {
         _ answer: SentinelReply.PrimaryAnswer?,
         reason: String = "unreachable"
     ) -> Action {
+        if case .switching(_, let target) = self.state {
+            // Announced while this attempt asked: go where the announcement says.
+            self.state = .connecting(target)
+            return .connect(target)
+        }
         guard case .discovering(let current, let asked) = self.state, current == index else {
-            return .fail("stale sentinel answer")
+            self.state = .idle
+            return .fail("stale sentinel answer", refused: false)
         }
         if case .primary(let endpoint) = answer {
             self.preferred = index
@@ -78,7 +85,8 @@ package struct SentinelStateMachine: Sendable {
         }
         if asked + 1 >= self.sentinelCount {
             self.state = .idle
-            return .fail("no sentinel named the primary of \(self.masterName) (the last one \(why))")
+            let refused = answer != nil
+            return .fail("no sentinel named the primary of \(self.masterName) (the last one \(why))", refused: refused)
         }
         let next = (index + 1) % self.sentinelCount
         self.state = .discovering(sentinel: next, asked: asked + 1)
@@ -87,13 +95,21 @@ package struct SentinelStateMachine: Sendable {
 
     /// The node answered `ROLE` (after connecting and authenticating).
     package mutating func nodeAnswered(_ endpoint: RedisSettings.Endpoint, role: SentinelReply.Role?) -> Action {
+        if case .switching(_, let target) = self.state {
+            self.state = .connecting(target)
+            return .connect(target)
+        }
         guard case .connecting(let target) = self.state, target == endpoint else {
-            return .fail("stale node answer")
+            self.state = .idle
+            return .fail("stale node answer", refused: false)
         }
         guard role == .primary else {
             self.state = .idle
             let said = role.map { "a \($0 == .replica ? "replica" : $0.rawValue)" } ?? "of an unknown role"
-            return .fail("\(endpoint) is \(said), not the primary of \(self.masterName); asking the sentinels again")
+            return .fail(
+                "\(endpoint) is \(said), not the primary of \(self.masterName); asking the sentinels again",
+                refused: false
+            )
         }
         self.state = .connected(endpoint)
         return .ready(endpoint)
@@ -101,8 +117,12 @@ package struct SentinelStateMachine: Sendable {
 
     /// The node could not be reached or refused the handshake.
     package mutating func nodeFailed(_ endpoint: RedisSettings.Endpoint, reason: String) -> Action {
+        if case .switching(_, let target) = self.state, target != endpoint {
+            self.state = .connecting(target)
+            return .connect(target)
+        }
         self.state = .idle
-        return .fail("\(endpoint): \(reason)")
+        return .fail("\(endpoint): \(reason)", refused: false)
     }
 
     /// Sentinel announced a new primary. Returns whether the connection in use (if any)
