@@ -107,6 +107,7 @@ package enum ValueParsers {
     /// A sentinel's `host:port` (port 26379 by default).
     package static func sentinelAddress(_ text: String) -> Outcome<RedisSettings.Endpoint> {
         switch hostAndPort(text, defaultPort: 26379) {
+        case .success((_, 0)): return .failure("\"\(text)\": invalid port (expected 1-65535)")
         case .success(let (host, port)): return .success(.tcp(host: host, port: port))
         case .failure(let message): return .failure("\"\(text)\": \(message)")
         }
