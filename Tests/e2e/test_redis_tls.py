@@ -186,3 +186,8 @@ def test_the_documented_acl_rule_is_enough(make_gateway, upstream, acl_redis, tm
     # Redis refused nothing.
     assert server.command("ACL", "LOG") == b"*0\r\n", server.command("ACL", "LOG")
     assert not [l for l in gateway.log_lines() if "NOPERM" in l.get("msg", "") + str(l.get("error", ""))]
+
+
+def test_readme_lists_the_same_acl_rule():
+    readme = re.findall(r"^\s*ACL SETUSER dbgw .*$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert [line.strip() for line in readme] == [documented_acl_rule()]
