@@ -19,11 +19,12 @@ package typealias RedisConnector =
 ///
 /// It connects lazily through a `RedisNodeOpener` (which finds the node: the configured
 /// server, or in Sentinel mode the primary the sentinels name), authenticates (`AUTH`, with
-/// an ACL user when configured) and selects the database; after a failure it backs off exponentially (50 ms doubling, at
-/// most 1 s) and during back-off fails commands at once with `.unavailable` instead of
-/// queueing them, so an outage turns into fast 503s, not hanging requests. Every command
-/// has a deadline; a command that misses it fails with `.timeout` and the connection is
-/// dropped, as a Redis that stopped answering cannot be trusted to answer in order.
+/// an ACL user when configured) and selects the database; after a failure it backs off
+/// exponentially (50 ms doubling, at most 1 s) and during back-off fails commands at once
+/// with `.unavailable` instead of queueing them, so an outage turns into fast 503s, not
+/// hanging requests. Every command has a deadline; a command that misses it fails with
+/// `.timeout` and the connection is dropped, as a Redis that stopped answering cannot be
+/// trusted to answer in order.
 ///
 /// In Sentinel mode a `READONLY`/`MASTERDOWN` reply drops the connection so the next command
 /// asks the sentinels again; a `+switch-master` heard through `events` moves it to the new
