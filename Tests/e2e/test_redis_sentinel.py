@@ -11,9 +11,13 @@ exact within one burst; a key revoked right after the switch is refused on both 
 within 1 s.
 
 GATEWAY_SENTINEL_LONG=1 (make test-sentinel-long) runs three failovers in a row, the old
-primary coming back as a replica each time."""
+primary coming back as a replica each time.
+
+A second test demotes the primary behind the gateway's back (a scripted sentinel that never
+publishes +switch-master): the READONLY reply sends the gateway back to the sentinels."""
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -368,3 +372,126 @@ def test_sentinel_failover_under_mixed_load(make_gateway, upstream, sentinel_set
         assert ready["checks"]["redis_node"] == f"redis://127.0.0.1:{sentinel_set.primary_port()}", ready
         assert metric(port, "dbgw_redis_failovers_total") == rounds
         assert metric(port, "dbgw_redis_reconnects_total") >= 1
+
+
+class FakeSentinel:
+    """A scripted sentinel on loopback: answers `SENTINEL get-master-addr-by-name` with
+    whatever `primary` says and never publishes `+switch-master`, so a test can demote the
+    primary behind the gateway's back and see the gateway find out by itself."""
+
+    def __init__(self, primary_port: int):
+        self.primary = primary_port
+        self.asked = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.closing = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.closing:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def read_command(stream) -> list:
+        header = stream.readline()
+        if not header.startswith(b"*"):
+            return []
+        args = []
+        for _ in range(int(header[1:])):
+            length = int(stream.readline()[1:])
+            args.append(stream.read(length + 2)[:-2].decode())
+        return args
+
+    def serve(self, conn):
+        stream = conn.makefile("rb")
+        try:
+            while True:
+                args = self.read_command(stream)
+                if not args:
+                    return
+                name = args[0].upper()
+                if name == "SENTINEL":
+                    self.asked += 1
+                    port = str(self.primary).encode()
+                    conn.sendall(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(port), port))
+                elif name == "SUBSCRIBE":
+                    conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n")
+                else:
+                    conn.sendall(b"+OK\r\n")
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.closing = True
+        self.server.close()
+
+
+def test_a_demoted_primary_is_left_for_the_one_the_sentinels_name(make_gateway, upstream, tmp_path):
+    """No +switch-master: the node the gateway uses becomes a replica (READONLY on the next
+    write) and the sentinels now name another; the gateway asks them again by itself."""
+    first = RedisServer(tmp_path)
+    second = RedisServer(tmp_path, extra_args=["--replicaof", "127.0.0.1", str(first.port)])
+    sentinel = FakeSentinel(first.port)
+    try:
+        assert wait_until(lambda: b"master_link_status:up" in second.command("INFO", "replication"), 10)
+        pepper = write_pepper(tmp_path / "pepper")
+        tail = f"""
+[redis]
+sentinels = ["127.0.0.1:{sentinel.port}"]
+master_name = "{MASTER}"
+connect_timeout = "300ms"
+command_timeout = "300ms"
+
+[auth.api_keys]
+pepper_file = "{pepper}"
+"""
+        routes = ROUTES.replace('on_store_unavailable = "local"', 'on_store_unavailable = "deny"')
+        gateway = make_gateway(upstream.url, routes=routes, tail=tail)
+        key = create_key(gateway, ["read:databases"], name="limited")["key"]
+        limited = gateway.url + "/v1/limited"
+        assert requests.get(limited, headers=bearer(key), timeout=5).status_code == 200
+        assert first.command_calls("evalsha") >= 1
+
+        # The replica is promoted and the primary demoted to its replica; the sentinels name
+        # the new primary.
+        assert first.command("WAIT", "1", "2000").startswith(b":1")
+        sentinel.primary = second.port
+        assert second.command("REPLICAOF", "NO", "ONE") == b"+OK\r\n"
+        assert first.command("REPLICAOF", "127.0.0.1", str(second.port)).startswith(b"+OK")
+        assert wait_until(lambda: b"master_link_status:up" in first.command("INFO", "replication"), 10)
+        asked_before = sentinel.asked
+        demoted_at = time.monotonic()
+        # Each loop's first write meets READONLY (a 503 with the deny policy), then the
+        # gateway asks the sentinels and writes to the new primary.
+        statuses = []
+
+        def on_second():
+            status = requests.get(limited, headers=bearer(key), timeout=5).status_code
+            statuses.append(status)
+            return second.command_calls("evalsha") >= 1 and status in (200, 429)
+
+        assert wait_until(on_second, 2.0), statuses
+        print(f"\ndemoted primary left after {(time.monotonic() - demoted_at) * 1000:.0f} ms; statuses {statuses}")
+        # Never a 401: the outage of a demoted node is a 503 at worst.
+        assert set(statuses) <= {200, 429, 503}, statuses
+        assert sentinel.asked > asked_before
+        # Every loop moves (a loop still on the demoted node meets READONLY once, a 503 with
+        # the deny policy): then a burst of writes all land on the second node.
+        assert wait_until(lambda: all(requests.get(limited, headers=bearer(key), timeout=5).status_code in (200, 429)
+                                      for _ in range(8)), 2.0)
+        before = first.command_calls("evalsha")
+        for _ in range(8):
+            assert requests.get(limited, headers=bearer(key), timeout=5).status_code in (200, 429)
+        assert first.command_calls("evalsha") == before
+    finally:
+        sentinel.stop()
+        first.stop()
+        second.stop()
