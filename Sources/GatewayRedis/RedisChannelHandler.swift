@@ -100,7 +100,12 @@ package final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.fail(context: context, error: .connectionClosed)
+        // A TLS failure keeps its reason (for the log); anything else is a lost connection.
+        if let failure = error as? RedisClientError, case .tls = failure {
+            self.fail(context: context, error: failure)
+        } else {
+            self.fail(context: context, error: .connectionClosed)
+        }
     }
 
     private func fail(context: ChannelHandlerContext, error: RedisClientError) {

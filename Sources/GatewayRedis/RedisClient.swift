@@ -49,6 +49,8 @@ package final class RedisClient {
     private var failedSinceConnected = false
     /// The node of the current connection.
     package private(set) var node: RedisNodeEvents.Node?
+    /// The current connection has answered a command (reported to `events` once).
+    private var answeredOnConnection = false
     /// Loaded scripts and their SHA1s. A short list searched with `==`, not a dictionary:
     /// the scripts are static strings, and comparing a string with itself is a pointer
     /// check, whereas a dictionary would hash a kilobyte of Lua on every EVALSHA.
@@ -210,8 +212,17 @@ package final class RedisClient {
                 }
                 result.fail(RedisClientError.server(message))
             case .success(let value):
+                if !self.answeredOnConnection, let node = self.node {
+                    self.answeredOnConnection = true
+                    self.events?.answered(by: node.endpoint)
+                }
                 result.succeed(value)
             case .failure(let error):
+                if case RedisClientError.tls(let reason) = error {
+                    // After the handshake (a TLS 1.3 server refusing our certificate).
+                    let node = self.node.map { "\($0.endpoint)" } ?? "Redis"
+                    self.events?.refused("\(node): TLS handshake failed: \(reason)")
+                }
                 result.fail(error)
             }
         }
@@ -306,6 +317,7 @@ package final class RedisClient {
                 self.state = .connected(channel)
                 let node = RedisNodeEvents.Node(endpoint: opened.endpoint, role: opened.role)
                 self.node = node
+                self.answeredOnConnection = false
                 self.events?.connected(to: node, recovered: self.failedSinceConnected)
                 self.failedSinceConnected = false
                 channel.closeFuture.assumeIsolated().whenComplete { _ in

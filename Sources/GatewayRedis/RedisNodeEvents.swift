@@ -74,22 +74,29 @@ package final class RedisNodeEvents: Sendable {
     /// A connection reached `node`. After a failure (`recovered`), the other connections
     /// are told to stop backing off.
     package func connected(to node: Node, recovered: Bool) {
-        let (listeners, refusal): ([@Sendable (Notice) -> Void], String?) = self.state.withLockedValue { state in
+        let listeners: [@Sendable (Notice) -> Void] = self.state.withLockedValue { state in
             state.node = node
             if node.role == .primary, state.announcedPrimary == nil { state.announcedPrimary = node.endpoint }
-            let refusal = state.lastRefusal
-            state.lastRefusal = nil
-            guard recovered else { return ([], refusal) }
+            guard recovered else { return [] }
             state.reconnects += 1
-            return (Array(state.listeners.values), refusal)
-        }
-        if refusal != nil {
-            self.logger?.notice(
-                "Redis accepts the gateway's connections again",
-                metadata: ["redis_node": "\(node.endpoint)"]
-            )
+            return Array(state.listeners.values)
         }
         for listener in listeners { listener(.recovered) }
+    }
+
+    /// A connection got its first good reply: a refusal logged earlier is over. (Not on
+    /// connect: a TLS 1.3 server refuses a client certificate only after the handshake.)
+    package func answered(by endpoint: RedisSettings.Endpoint) {
+        let hadRefusal = self.state.withLockedValue { state in
+            defer { state.lastRefusal = nil }
+            return state.lastRefusal != nil
+        }
+        if hadRefusal {
+            self.logger?.notice(
+                "Redis accepts the gateway's connections again",
+                metadata: ["redis_node": "\(endpoint)"]
+            )
+        }
     }
 
     /// Redis (or a sentinel, or the TLS handshake) refused a connection: logged with the

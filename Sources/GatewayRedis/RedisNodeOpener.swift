@@ -150,6 +150,11 @@ package final class RedisNodeOpener {
                 return Opened(channel: channel, endpoint: endpoint, role: role)
             }.flatMapError { error in
                 channel.close(promise: nil)
+                if case RedisClientError.tls(let reason) = error {
+                    return channel.eventLoop.makeFailedFuture(
+                        Failure(description: "\(endpoint): TLS handshake failed: \(reason)", refused: true)
+                    )
+                }
                 guard case RedisClientError.server(let message) = error else {
                     return channel.eventLoop.makeFailedFuture(
                         Failure(description: "\(endpoint): \(error)", refused: false)

@@ -41,6 +41,7 @@ package enum RedisConnectors {
                             handshakeTimeout: connectTimeout
                         )
                         handshake.withLockedValue { $0 = done }
+                        try channel.pipeline.syncOperations.addHandler(TLSFailureTranslator())
                     } catch {
                         return channel.eventLoop.makeFailedFuture(RedisClientError.tls("\(error)"))
                     }
@@ -60,6 +61,22 @@ package enum RedisConnectors {
                 }
         case .unix(let path):
             return bootstrap.channelInitializer(initializer).connect(unixDomainSocketPath: path)
+        }
+    }
+
+    /// Turns a TLS failure after the handshake (a TLS 1.3 server refusing the client
+    /// certificate sends its alert then) into `RedisClientError.tls`, so the RESP handler
+    /// fails the waiting commands with OpenSSL's reason instead of a bare "connection
+    /// closed". Sits between the TLS handler and the RESP handler; on the channel's loop.
+    final class TLSFailureTranslator: ChannelInboundHandler, Sendable {
+        typealias InboundIn = NIOAny
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if let failure = error as? TLSError {
+                context.fireErrorCaught(RedisClientError.tls(failure.description))
+            } else {
+                context.fireErrorCaught(error)
+            }
         }
     }
 

@@ -130,7 +130,10 @@ final class RevocationSubscriber: Sendable {
                 try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(onPush: handler))
             }
         }.assumeIsolated().flatMap { opened in
-            self.subscribe(on: opened.channel).map { opened.channel }
+            self.subscribe(on: opened.channel).map {
+                self.events?.answered(by: opened.endpoint)
+                return opened.channel
+            }
         }.whenComplete { result in
             self.state.value.connecting = false
             switch result {

@@ -82,16 +82,21 @@ def test_tls_to_redis_with_a_test_ca(make_gateway, upstream, tls_redis, pki, tmp
     assert not [l for l in gateway.log_lines() if l.get("msg", "").startswith("Redis connection refused")]
 
 
-@pytest.mark.parametrize("case", ["wrong CA", "wrong host name"])
+@pytest.mark.parametrize("case", ["wrong CA", "wrong host name", "no client certificate"])
 def test_tls_to_redis_refused_with_a_clear_log_line(make_gateway, upstream, tls_redis, pki, tmp_path, case):
     pepper = write_pepper(tmp_path / "pepper")
     good = make_gateway(upstream.url, routes=ROUTES, tail=tls_tail(tls_redis.port, pepper, pki))
     key = create_key(good, ["read:databases"])["key"]
+    expected = "certificate verify failed"
     if case == "wrong CA":
         tail = tls_tail(tls_redis.port, pepper, pki, ca="other-ca.pem")
-    else:
+    elif case == "wrong host name":
         tail = tls_tail(tls_redis.port, pepper, pki, server_name="redis.example.test")
-    expected = "certificate verify failed"
+    else:
+        # Redis requires a client certificate (tls-auth-clients yes); TLS 1.3 sends its alert
+        # after the handshake, on the first read.
+        tail = tls_tail(tls_redis.port, pepper, pki, client=False)
+        expected = "certificate required"
     gateway = make_gateway(upstream.url, routes=ROUTES, tail=tail)
     r = requests.get(gateway.url + "/v1/databases", headers=bearer(key), timeout=5)
     assert r.status_code == 503, r.text
