@@ -50,9 +50,11 @@ let package = Package(
         .target(
             name: "GatewayRedis",
             dependencies: [
-                "CGatewayHiredis", "GatewayConfig", "GatewayCore",
+                "CGatewayHiredis", "GatewayConfig", "GatewayCore", "GatewayTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

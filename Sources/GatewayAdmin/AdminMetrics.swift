@@ -10,18 +10,26 @@ package struct AdminMetrics: Sendable {
     package var refusedConnections: Int
     package var reloads: Int
     package var reloadFailures: Int
+    /// Switches of the Redis primary announced by Sentinel and followed.
+    package var redisFailovers: Int
+    /// Redis connections re-established after a lost or refused one.
+    package var redisReconnects: Int
 
     package init(
         loops: LoopMetrics.Snapshot,
         openConnections: Int,
         refusedConnections: Int,
         reloads: Int,
-        reloadFailures: Int
+        reloadFailures: Int,
+        redisFailovers: Int = 0,
+        redisReconnects: Int = 0
     ) {
         self.loops = loops
         self.openConnections = openConnections
         self.refusedConnections = refusedConnections
         self.reloads = reloads
         self.reloadFailures = reloadFailures
+        self.redisFailovers = redisFailovers
+        self.redisReconnects = redisReconnects
     }
 }

@@ -91,6 +91,18 @@ enum PrometheusText {
             "Decisions refused (503) because Redis could not answer and the policy says deny."
         )
         out += "dbgw_rate_limit_store_unavailable_total \(merged.rateLimitDeniedUnavailable)\n"
+        family(
+            "dbgw_redis_failovers_total",
+            "counter",
+            "Switches of the Redis primary announced by Sentinel (+switch-master) and followed."
+        )
+        out += "dbgw_redis_failovers_total \(metrics.redisFailovers)\n"
+        family(
+            "dbgw_redis_reconnects_total",
+            "counter",
+            "Redis connections re-established after a lost or refused one."
+        )
+        out += "dbgw_redis_reconnects_total \(metrics.redisReconnects)\n"
         family("dbgw_open_connections", "gauge", "Client connections open now.")
         out += "dbgw_open_connections \(metrics.openConnections)\n"
         family(

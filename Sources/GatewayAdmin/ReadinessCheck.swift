@@ -34,6 +34,7 @@ package struct ReadinessCheck: Sendable {
                 let reply = try await probe.eventLoop.flatSubmit { probe.value.send(["PING"]) }.get()
                 if case .simpleString("PONG") = reply {
                     checks.append(("redis", "ok"))
+                    checks += await Self.redisNodeChecks(probe)
                 } else {
                     ready = false
                     checks.append(("redis", "unexpected reply to PING"))
@@ -60,5 +61,20 @@ package struct ReadinessCheck: Sendable {
             checks.append(("lifecycle", "draining"))
         }
         return (ready, checks)
+    }
+
+    /// `redis_node` (the address the probe's connection reached: in Sentinel mode the primary
+    /// the sentinels named) and `redis_role` (its `ROLE`; "unknown" when the ACL user may not
+    /// ask).
+    private static func redisNodeChecks(_ probe: NIOLoopBound<RedisClient>) async -> [(String, String)] {
+        let answer = try? await probe.eventLoop.flatSubmit {
+            () -> EventLoopFuture<(RedisNodeEvents.Node?, RESPValue?)> in
+            let client = probe.value
+            let node = client.node
+            return client.send(["ROLE"]).map { (node, $0) }.recover { _ in (node, nil) }
+        }.get()
+        let node = answer?.0?.endpoint.description ?? "unknown"
+        let role = answer?.1.flatMap(SentinelReply.role).map { $0 == .replica ? "replica" : $0.rawValue } ?? "unknown"
+        return [("redis_node", node), ("redis_role", role == "master" ? "primary" : role)]
     }
 }

@@ -114,6 +114,14 @@ package final class Authenticator {
         self.opaqueTokens?.invalidate(hash: hash)
     }
 
+    /// After a switch of Redis primaries: cached keys are checked with the store again
+    /// before they are trusted (usable within `stale_grace` meanwhile); opaque tokens are
+    /// dropped, as after `invalidateAll`.
+    package func revalidateAll() {
+        self.cache.expireAll(now: .now())
+        self.opaqueTokens?.removeAll()
+    }
+
     /// Drops every cached credential (after missing revocation messages).
     package func invalidateAll() {
         self.cache.removeAll()

@@ -85,6 +85,18 @@ package final class CredentialCache {
         self.order.removeAll()
     }
 
+    /// Revocations may have been missed (a switch of Redis primaries): every positive entry
+    /// must be checked with the store again before it is trusted, yet still works within
+    /// `stale_grace` while the store cannot answer; negative entries go.
+    package func expireAll(now: NIODeadline) {
+        self.entries = self.entries.compactMapValues { entry in
+            guard entry.principal != nil else { return nil }
+            var entry = entry
+            entry.freshUntil = min(entry.freshUntil, now)
+            return entry
+        }
+    }
+
     /// A cache with the limits of `[cache]`.
     package convenience init(_ settings: CacheSettings) {
         self.init(

@@ -230,42 +230,6 @@ final class ConfigReader {
         return admin
     }
 
-    private func readRedis(_ table: TOMLTable) -> RedisSettings? {
-        let path = "redis"
-        self.rejectUnknown(
-            in: table,
-            path: path,
-            allowed: [
-                "url", "username", "password_file", "password_env", "database", "connect_timeout",
-                "command_timeout", "key_prefix",
-            ]
-        )
-        guard let url = self.string(table, "url", path: path) else {
-            if table["url"] == nil { self.problem("\(path).url", "is required (e.g. \"redis://127.0.0.1:6379\")") }
-            return nil
-        }
-        var settings: RedisSettings
-        switch ValueParsers.redisURL(url) {
-        case .success(let endpoint): settings = RedisSettings(endpoint: endpoint)
-        case .failure(let message):
-            self.problem("\(path).url", message)
-            return nil
-        }
-        settings.username = self.string(table, "username", path: path)
-        settings.password = self.secret(table, fileKey: "password_file", envKey: "password_env", path: path)
-        self.integer(table, "database", path: path, range: 0...1023).map { settings.database = $0 }
-        self.duration(table, "connect_timeout", path: path).map { settings.connectTimeout = $0 }
-        self.duration(table, "command_timeout", path: path).map { settings.commandTimeout = $0 }
-        if let prefix = self.string(table, "key_prefix", path: path) {
-            if prefix.isEmpty || prefix.utf8.count > 64 || prefix.contains(where: { $0.isWhitespace }) {
-                self.problem("\(path).key_prefix", "must be 1-64 characters without spaces")
-            } else {
-                settings.keyPrefix = prefix
-            }
-        }
-        return settings
-    }
-
     private func readCache(_ table: TOMLTable, into cache: inout CacheSettings) {
         let path = "cache"
         self.rejectUnknown(
@@ -664,7 +628,7 @@ final class ConfigReader {
 
     /// A path that must name a readable file (certificates, keys, CA bundles). Their
     /// contents are checked when the TLS contexts are built (start, reload, check-config).
-    private func readableFile(_ table: TOMLTable, _ key: String, path: String) -> String? {
+    func readableFile(_ table: TOMLTable, _ key: String, path: String) -> String? {
         guard let file = self.string(table, key, path: path) else { return nil }
         guard !file.isEmpty, FileManager.default.isReadableFile(atPath: file) else {
             self.problem("\(path).\(key)", "\(file) does not exist or cannot be read")

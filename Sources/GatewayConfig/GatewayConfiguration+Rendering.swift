@@ -92,7 +92,29 @@ extension GatewayConfiguration {
         if let redis = self.redis {
             lines.append("")
             lines.append("[redis]")
-            lines.append("url = \(quote(redis.endpoint.description))")
+            if let sentinel = redis.sentinel {
+                let nodes = sentinel.nodes.map { node -> String in
+                    guard case .tcp(let host, let port) = node else { return quote(node.description) }
+                    return quote(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+                }
+                lines.append("sentinels = [\(nodes.joined(separator: ", "))]")
+                lines.append("master_name = \(quote(sentinel.masterName))")
+                if let username = sentinel.username { lines.append("sentinel_username = \(quote(username))") }
+                if sentinel.password != nil {
+                    lines.append(
+                        "# sentinel password: <redacted> (from sentinel_password_file or sentinel_password_env)"
+                    )
+                }
+            } else {
+                lines.append("url = \(quote(redis.endpoint.description))")
+            }
+            if let tls = redis.tls {
+                lines.append("tls = true")
+                if let file = tls.caFile { lines.append("ca_file = \(quote(file))") }
+                if let file = tls.clientCertificateFile { lines.append("client_certificate_file = \(quote(file))") }
+                if let file = tls.clientKeyFile { lines.append("client_key_file = \(quote(file))") }
+                if let name = tls.serverName { lines.append("tls_server_name = \(quote(name))") }
+            }
             if let username = redis.username { lines.append("username = \(quote(username))") }
             if redis.password != nil { lines.append("# password: <redacted> (from password_file or password_env)") }
             lines.append("database = \(redis.database)")

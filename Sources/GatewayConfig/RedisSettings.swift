@@ -15,7 +15,38 @@ package struct RedisSettings: Sendable, Hashable {
         }
     }
 
+    /// TLS to Redis (and to the sentinels): `tls = true` or a `rediss://` URL.
+    package struct TLS: Sendable, Hashable {
+        /// PEM bundle of the CAs the server certificate must chain to; nil: the system store.
+        package var caFile: String?
+        package var clientCertificateFile: String?
+        package var clientKeyFile: String?
+        /// Checked against the certificate (and sent as SNI); nil: the host being connected to.
+        package var serverName: String?
+
+        package init() {}
+    }
+
+    /// Sentinel mode: the primary is found by asking these sentinels for `masterName`.
+    package struct Sentinel: Sendable, Hashable {
+        /// `host:port` of each sentinel, asked in this order.
+        package var nodes: [Endpoint]
+        package var masterName: String
+        /// The sentinels' own ACL user and password (`sentinel_username`, `sentinel_password_file`/`_env`).
+        package var username: String?
+        package var password: Secret?
+
+        package init(nodes: [Endpoint], masterName: String) {
+            self.nodes = nodes
+            self.masterName = masterName
+        }
+    }
+
+    /// The one Redis server (without `sentinel`); in sentinel mode the first sentinel,
+    /// never connected to as a data node.
     package var endpoint: Endpoint
+    package var tls: TLS?
+    package var sentinel: Sentinel?
     /// ACL user name (Redis 6+), or nil for the default user.
     package var username: String?
     /// From `password_file` or `password_env`; never rendered.

@@ -101,8 +101,21 @@ package enum ValueParsers {
         }
     }
 
-    /// `redis://host[:port][/db]` (port 6379 by default) or `unix:///path/to/socket`.
-    /// Credentials belong in `password_file`/`password_env`, never in the URL.
+    /// The URL asks for TLS (`rediss://`).
+    package static func isTLSRedisURL(_ text: String) -> Bool { text.hasPrefix("rediss://") }
+
+    /// A sentinel's `host:port` (port 26379 by default).
+    package static func sentinelAddress(_ text: String) -> Outcome<RedisSettings.Endpoint> {
+        switch hostAndPort(text, defaultPort: 26379) {
+        case .success((_, 0)): return .failure("\"\(text)\": invalid port (expected 1-65535)")
+        case .success(let (host, port)): return .success(.tcp(host: host, port: port))
+        case .failure(let message): return .failure("\"\(text)\": \(message)")
+        }
+    }
+
+    /// `redis://host[:port]`, `rediss://host[:port]` (TLS: see `isTLSRedisURL`; port 6379 by
+    /// default) or `unix:///path/to/socket`. Credentials belong in `password_file`/`password_env`,
+    /// never in the URL.
     package static func redisURL(_ text: String) -> Outcome<RedisSettings.Endpoint> {
         if text.hasPrefix("unix://") {
             let path = String(text.dropFirst("unix://".count))
@@ -111,10 +124,11 @@ package enum ValueParsers {
             }
             return .success(.unix(path: path))
         }
-        guard text.hasPrefix("redis://") else {
-            return .failure("must start with redis:// or unix:// (rediss:// is not supported yet)")
+        let scheme = text.hasPrefix("rediss://") ? "rediss://" : "redis://"
+        guard text.hasPrefix(scheme) else {
+            return .failure("must start with redis://, rediss:// (TLS) or unix://")
         }
-        var rest = Substring(text.dropFirst("redis://".count))
+        var rest = Substring(text.dropFirst(scheme.count))
         if rest.contains("@") {
             return .failure("must not contain credentials; use password_file or password_env")
         }

@@ -12,6 +12,9 @@ package enum RedisClientError: Error, Hashable, Sendable {
     case protocolError(String)
     /// Redis answered with an error reply (`-ERR ...`).
     case server(String)
+    /// The TLS handshake with Redis failed (OpenSSL's reason: an unknown CA, a name that
+    /// does not match the certificate, ...).
+    case tls(String)
 }
 
 /// One command on its way: the RESP bytes and the promise its reply completes.
@@ -97,7 +100,12 @@ package final class RedisChannelHandler: ChannelDuplexHandler {
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.fail(context: context, error: .connectionClosed)
+        // A TLS failure keeps its reason (for the log); anything else is a lost connection.
+        if let failure = error as? RedisClientError, case .tls = failure {
+            self.fail(context: context, error: failure)
+        } else {
+            self.fail(context: context, error: .connectionClosed)
+        }
     }
 
     private func fail(context: ChannelHandlerContext, error: RedisClientError) {

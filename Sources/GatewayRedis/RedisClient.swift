@@ -2,12 +2,14 @@ package import GatewayConfig
 package import GatewayCore
 package import NIOCore
 
-/// Opens a connection to a Redis endpoint on an event loop and runs `initializer` on the
-/// channel. Supplied by the server module (which owns NIOPosix) or by tests.
+/// Opens a connection to a Redis endpoint on an event loop (with TLS when `tls` is set, the
+/// future completing after the handshake) and runs `initializer` on the channel. Supplied by
+/// the server module (which owns NIOPosix and the TLS client) or by tests.
 package typealias RedisConnector =
     @Sendable (
         _ eventLoop: any EventLoop,
         _ endpoint: RedisSettings.Endpoint,
+        _ tls: RedisSettings.TLS?,
         _ connectTimeout: TimeAmount,
         _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel>
@@ -15,12 +17,18 @@ package typealias RedisConnector =
 /// The Redis connection of one event loop: every command from that loop is pipelined on
 /// it, replies matched in order.
 ///
-/// It connects lazily, authenticates (`AUTH`, with an ACL user when configured) and
-/// selects the database; after a failure it backs off exponentially (50 ms doubling, at
-/// most 1 s) and during back-off fails commands at once with `.unavailable` instead of
-/// queueing them, so an outage turns into fast 503s, not hanging requests. Every command
-/// has a deadline; a command that misses it fails with `.timeout` and the connection is
-/// dropped, as a Redis that stopped answering cannot be trusted to answer in order.
+/// It connects lazily through a `RedisNodeOpener` (which finds the node: the configured
+/// server, or in Sentinel mode the primary the sentinels name), authenticates (`AUTH`, with
+/// an ACL user when configured) and selects the database; after a failure it backs off
+/// exponentially (50 ms doubling, at most 1 s) and during back-off fails commands at once
+/// with `.unavailable` instead of queueing them, so an outage turns into fast 503s, not
+/// hanging requests. Every command has a deadline; a command that misses it fails with
+/// `.timeout` and the connection is dropped, as a Redis that stopped answering cannot be
+/// trusted to answer in order.
+///
+/// In Sentinel mode a `READONLY`/`MASTERDOWN` reply drops the connection so the next command
+/// asks the sentinels again; a `+switch-master` heard through `events` moves it to the new
+/// primary at once, and any connection of the process recovering ends this one's back-off.
 /// Touched only on its event loop.
 package final class RedisClient {
     private enum State {
@@ -33,10 +41,18 @@ package final class RedisClient {
 
     package let eventLoop: any EventLoop
     package let settings: RedisSettings
-    private let connector: RedisConnector
+    private let opener: RedisNodeOpener
+    private let events: RedisNodeEvents?
+    private var listener: UInt64?
     /// Reconnect backoffs are measured on its monotonic view.
     private let clock: GatewayClock
     private var state: State = .idle
+    /// A connection was lost or refused since the last success (for `recovered`).
+    private var failedSinceConnected = false
+    /// The node of the current connection.
+    package private(set) var node: RedisNodeEvents.Node?
+    /// The current connection has answered a command (reported to `events` once).
+    private var answeredOnConnection = false
     /// Loaded scripts and their SHA1s. A short list searched with `==`, not a dictionary:
     /// the scripts are static strings, and comparing a string with itself is a pointer
     /// check, whereas a dictionary would hash a kilobyte of Lua on every EVALSHA.
@@ -52,16 +68,51 @@ package final class RedisClient {
     private static let initialBackoff = TimeAmount.milliseconds(50)
     private static let maximumBackoff = TimeAmount.seconds(1)
 
+    /// - Parameter events: the process's node news (failovers, recoveries) and refusal log;
+    ///   nil for a short-lived client (the CLI).
     package init(
         eventLoop: any EventLoop,
         settings: RedisSettings,
         connector: @escaping RedisConnector,
-        clock: GatewayClock
+        clock: GatewayClock,
+        events: RedisNodeEvents? = nil
     ) {
         self.clock = clock
         self.eventLoop = eventLoop
         self.settings = settings
-        self.connector = connector
+        self.opener = RedisNodeOpener(eventLoop: eventLoop, settings: settings, connector: connector, events: events)
+        self.events = events
+        if let events {
+            let weak = NIOLoopBound(WeakClient(self), eventLoop: eventLoop)
+            self.listener = events.register { notice in
+                eventLoop.execute { weak.value.client?.heard(notice) }
+            }
+        }
+    }
+
+    /// What `events` registers: a client that was closed and released hears nothing.
+    private final class WeakClient {
+        weak var client: RedisClient?
+        init(_ client: RedisClient) { self.client = client }
+    }
+
+    /// News from another connection: a new primary (drop a connection elsewhere), or a
+    /// recovery (end the back-off: Redis answers again).
+    private func heard(_ notice: RedisNodeEvents.Notice) {
+        switch notice {
+        case .primarySwitched(let primary):
+            let mustDrop = self.opener.primarySwitched(to: primary)
+            if mustDrop, case .connected(let channel) = self.state {
+                channel.close(promise: nil)
+            }
+            if case .backingOff = self.state {
+                self.state = .backingOff(until: self.clock.now(), delay: .zero)
+            }
+        case .recovered:
+            if case .backingOff = self.state {
+                self.state = .backingOff(until: self.clock.now(), delay: .zero)
+            }
+        }
     }
 
     package var isConnected: Bool {
@@ -127,6 +178,10 @@ package final class RedisClient {
     /// Closes the connection for good.
     package func close() {
         self.eventLoop.preconditionInEventLoop()
+        if let listener = self.listener {
+            self.events?.unregister(listener)
+            self.listener = nil
+        }
         if case .connected(let channel) = self.state {
             channel.close(promise: nil)
         }
@@ -155,10 +210,24 @@ package final class RedisClient {
             self.finished(result)
             switch outcome {
             case .success(.error(let message)):
+                if self.settings.sentinel != nil, SentinelReply.isFailoverError(message) {
+                    // This node is no longer the primary: ask the sentinels again.
+                    self.opener.connectionLost()
+                    channel.close(promise: nil)
+                }
                 result.fail(RedisClientError.server(message))
             case .success(let value):
+                if !self.answeredOnConnection, let node = self.node {
+                    self.answeredOnConnection = true
+                    self.events?.answered(by: node.endpoint)
+                }
                 result.succeed(value)
             case .failure(let error):
+                if case RedisClientError.tls(let reason) = error {
+                    // After the handshake (a TLS 1.3 server refusing our certificate).
+                    let node = self.node.map { "\($0.endpoint)" } ?? "Redis"
+                    self.events?.refused("\(node): TLS handshake failed: \(reason)")
+                }
                 result.fail(error)
             }
         }
@@ -225,41 +294,40 @@ package final class RedisClient {
         } else {
             previousDelay = .zero
         }
-        let settings = self.settings
         // The state must say "connecting" before the connector runs: a Unix-socket
         // connect can complete synchronously, and its callbacks then set the real state.
         let promise = self.eventLoop.makePromise(of: Void.self)
         self.state = .connecting(promise.futureResult)
-        self.connector(
-            self.eventLoop,
-            settings.endpoint,
-            settings.connectTimeout.timeAmount
-        ) { channel in
+        self.opener.open { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(RedisChannelHandler())
             }
-        }.assumeIsolated().flatMap { channel -> EventLoopFuture<any Channel> in
-            self.handshake(on: channel).map { channel }.flatMapError { error in
-                channel.close(promise: nil)
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-        }.whenComplete { result in
+        }.assumeIsolated().whenComplete { result in
             if case .closed = self.state {
                 // Closed while connecting: stay closed.
-                if case .success(let channel) = result { channel.close(promise: nil) }
+                if case .success(let opened) = result { opened.channel.close(promise: nil) }
                 promise.fail(RedisClientError.unavailable)
                 return
             }
             switch result {
-            case .success(let channel):
+            case .success(let opened):
+                let channel = opened.channel
                 self.state = .connected(channel)
+                let node = RedisNodeEvents.Node(endpoint: opened.endpoint, role: opened.role)
+                self.node = node
+                self.answeredOnConnection = false
+                self.events?.connected(to: node, recovered: self.failedSinceConnected)
+                self.failedSinceConnected = false
                 channel.closeFuture.assumeIsolated().whenComplete { _ in
                     guard case .connected(let current) = self.state, current === channel else { return }
+                    self.failedSinceConnected = true
+                    self.opener.connectionLost()
                     // Reconnect on the next command, without waiting.
                     self.state = .backingOff(until: self.clock.now(), delay: .zero)
                 }
                 promise.succeed(())
             case .failure:
+                self.failedSinceConnected = true
                 let delay =
                     previousDelay == .zero
                     ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
@@ -274,22 +342,5 @@ package final class RedisClient {
     package static func authenticationCommand(_ settings: RedisSettings) -> [String]? {
         guard let password = settings.password else { return nil }
         return settings.username.map { ["AUTH", $0, password.value] } ?? ["AUTH", password.value]
-    }
-
-    private func handshake(on channel: any Channel) -> EventLoopFuture<Void> {
-        var steps: [[String]] = []
-        if let auth = Self.authenticationCommand(self.settings) {
-            steps.append(auth)
-        }
-        if self.settings.database != 0 {
-            steps.append(["SELECT", String(self.settings.database)])
-        }
-        var chain = self.eventLoop.makeSucceededVoidFuture()
-        for step in steps {
-            chain = chain.assumeIsolated().flatMap {
-                self.write(step.map { Array($0.utf8) }, on: channel).map { _ in }
-            }.nonisolated()
-        }
-        return chain
     }
 }

@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewayProxy
+import GatewayRedis
 import GatewayTLS
 
 extension GatewayApplication {
@@ -28,6 +29,13 @@ extension GatewayApplication {
                 contexts.upstream = try TLSContext.client(client)
             } catch {
                 problems.append("upstream: \(error.description)")
+            }
+        }
+        if let redis = configuration.redis {
+            do {
+                try RedisConnectors.prepare(redis)
+            } catch {
+                problems.append("redis: \(error)")
             }
         }
         guard problems.isEmpty else { throw TLSSetupError(problems: problems) }

@@ -40,7 +40,9 @@ extension GatewayServer {
             openConnections: self.openConnections,
             refusedConnections: counters.refused,
             reloads: counters.reloads,
-            reloadFailures: counters.reloadFailures
+            reloadFailures: counters.reloadFailures,
+            redisFailovers: self.redisEvents?.failovers ?? 0,
+            redisReconnects: self.redisEvents?.reconnects ?? 0
         )
     }
 }

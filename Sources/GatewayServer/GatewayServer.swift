@@ -35,6 +35,10 @@ package final class GatewayServer: Sendable {
     private let memory: InMemoryData?
     /// The one clock of the process: every loop, store and limiter reads this one.
     package let clock: GatewayClock
+    /// Follows the sentinels' `+switch-master` (nil unless `[redis] sentinels`).
+    private let sentinelWatcher: SentinelWatcher?
+    /// What every Redis connection of the process hears and reports (nil without `[redis]`).
+    let redisEvents: RedisNodeEvents?
     /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
     let redisProbe: NIOLoopBound<RedisClient>?
     /// Client TLS contexts of identity providers, shared by JWKS fetches and introspection.
@@ -69,6 +73,7 @@ package final class GatewayServer: Sendable {
     package var backgroundServices: [any Service] {
         var services: [any Service] = [self.shared.jwtRefresher, self.shared.ssoRefresher]
         if let subscriber = self.subscriber { services.insert(subscriber, at: 0) }
+        if let watcher = self.sentinelWatcher { services.insert(watcher, at: 0) }
         return services
     }
 
@@ -115,10 +120,12 @@ package final class GatewayServer: Sendable {
         let memory = self.memory
         var assemblies: [NIOLoopBound<LoopAssembly>] = []
         var contexts: [NIOLoopBound<LoopContext>] = []
+        let redisEvents = configuration.redis.map { _ in RedisNodeEvents(logger: logger) }
+        self.redisEvents = redisEvents
         for loop in self.group.makeIterator() {
             // Built on the loop, before it serves anything, and only touched there after.
             let (assembly, context) = try await loop.submit {
-                let stores = LoopStores.make(backend, on: loop, clock: clock)
+                let stores = LoopStores.make(backend, on: loop, clock: clock, events: redisEvents)
                 let assembly = LoopAssembly(
                     eventLoop: loop,
                     application: application,
@@ -151,20 +158,35 @@ package final class GatewayServer: Sendable {
                 eventLoop: loop,
                 settings: redis,
                 connector: RedisConnectors.posix,
+                events: redisEvents,
                 logger: logger,
                 onRevoke: { fanOut.invalidate(apiKeyHash: $0) },
                 onRevokeTokenID: { fanOut.revoke(tokenID: $0, expiresAt: $1) },
                 onRevokeOpaqueToken: { fanOut.invalidate(opaqueAccessTokenHash: $0) },
-                onResubscribed: { fanOut.forgetAll() }
+                onResubscribed: { fanOut.forgetAll(primarySwitched: redis.sentinel != nil) }
+            )
+            self.sentinelWatcher = SentinelWatcher(
+                eventLoop: loop,
+                settings: redis,
+                connector: RedisConnectors.posix,
+                events: redisEvents!,
+                logger: logger
             )
             self.redisProbe = try await loop.submit {
                 NIOLoopBound(
-                    RedisClient(eventLoop: loop, settings: redis, connector: RedisConnectors.posix, clock: clock),
+                    RedisClient(
+                        eventLoop: loop,
+                        settings: redis,
+                        connector: RedisConnectors.posix,
+                        clock: clock,
+                        events: redisEvents
+                    ),
                     eventLoop: loop
                 )
             }.get()
         } else {
             self.subscriber = nil
+            self.sentinelWatcher = nil
             self.redisProbe = nil
         }
         self.tracker = ConnectionTracker(limit: configuration.server.maxConnections, clock: clock)

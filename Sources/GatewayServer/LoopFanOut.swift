@@ -25,10 +25,17 @@ struct LoopFanOut: Sendable {
         self.tellEveryLoop { $0.jwtAuthenticator?.revoke(tokenID: id, expiresAt: expiresAt) }
     }
 
-    /// Forgets every cached credential and verified token (revocations were missed).
-    func forgetAll() {
+    /// Revocations may have been missed (the revocation channel was resubscribed): verified
+    /// tokens are forgotten; cached credentials too, unless Sentinel switched primaries, where
+    /// known keys stay usable within `stale_grace` but are each checked again before they are
+    /// trusted (the old primary is gone, a new lookup may not answer at once).
+    func forgetAll(primarySwitched: Bool) {
         self.tellEveryLoop { loop in
-            loop.authenticator.invalidateAll()
+            if primarySwitched {
+                loop.authenticator.revalidateAll()
+            } else {
+                loop.authenticator.invalidateAll()
+            }
             loop.jwtAuthenticator?.removeAll()
         }
     }

@@ -51,17 +51,33 @@ struct LoopStores {
     var oauth: OAuth?
 
     /// The stores of `backend` for `eventLoop`. Call on `eventLoop`.
-    static func make(_ backend: Backend, on eventLoop: any EventLoop, clock: GatewayClock) -> LoopStores {
+    static func make(
+        _ backend: Backend,
+        on eventLoop: any EventLoop,
+        clock: GatewayClock,
+        events: RedisNodeEvents?
+    ) -> LoopStores {
         switch backend {
-        case .redis(let settings): return .redis(settings, on: eventLoop, clock: clock)
+        case .redis(let settings): return .redis(settings, on: eventLoop, clock: clock, events: events)
         case .memory(let data): return .memory(data, on: eventLoop)
         }
     }
 
     /// Redis-backed stores on two connections of `eventLoop`: the request path's and the
     /// management one. Call on `eventLoop`.
-    static func redis(_ redis: RedisSettings, on eventLoop: any EventLoop, clock: GatewayClock) -> LoopStores {
-        let client = RedisClient(eventLoop: eventLoop, settings: redis, connector: RedisConnectors.posix, clock: clock)
+    static func redis(
+        _ redis: RedisSettings,
+        on eventLoop: any EventLoop,
+        clock: GatewayClock,
+        events: RedisNodeEvents?
+    ) -> LoopStores {
+        let client = RedisClient(
+            eventLoop: eventLoop,
+            settings: redis,
+            connector: RedisConnectors.posix,
+            clock: clock,
+            events: events
+        )
         let management = RedisClient(
             eventLoop: eventLoop,
             settings: redis,

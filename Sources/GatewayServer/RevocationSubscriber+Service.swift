@@ -10,3 +10,13 @@ extension RevocationSubscriber: Service {
         self.stop()
     }
 }
+
+/// The watcher runs as a service of the `ServiceGroup`: it follows the sentinels while the
+/// group runs and stops on graceful shutdown.
+extension SentinelWatcher: Service {
+    func run() async throws {
+        self.start()
+        try? await gracefulShutdown()
+        self.stop()
+    }
+}

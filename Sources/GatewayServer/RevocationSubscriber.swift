@@ -9,12 +9,16 @@ import NIOCore
 /// revoked on any gateway instance stops working everywhere within a round trip.
 ///
 /// It reconnects by itself (50 ms back-off doubling to 1 s) and, after every
-/// (re)connection, flushes all caches: revocations published while it was away were
-/// missed. Lives on one event loop; `start` and `stop` hop onto it.
+/// (re)connection, tells the caches that revocations published while it was away were
+/// missed. It finds its node like every other connection (`RedisNodeOpener`: in Sentinel
+/// mode the primary, checked with `ROLE`), and a `+switch-master` or another connection's
+/// recovery heard through `events` moves it at once. Lives on one event loop; `start` and
+/// `stop` hop onto it.
 final class RevocationSubscriber: Sendable {
     private let eventLoop: any EventLoop
     private let settings: RedisSettings
     private let connector: RedisConnector
+    private let events: RedisNodeEvents?
     private let logger: Logger
     private let onRevoke: @Sendable (String) -> Void
     private let onRevokeTokenID: @Sendable (String, Int64) -> Void
@@ -27,12 +31,17 @@ final class RevocationSubscriber: Sendable {
         var stopped = false
         var delay: TimeAmount = .zero
         var connectedOnce = false
+        var connecting = false
+        var retry: Scheduled<Void>?
+        var opener: RedisNodeOpener?
+        var listener: UInt64?
     }
 
     init(
         eventLoop: any EventLoop,
         settings: RedisSettings,
         connector: @escaping RedisConnector,
+        events: RedisNodeEvents? = nil,
         logger: Logger,
         onRevoke: @escaping @Sendable (String) -> Void,
         onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in },
@@ -44,6 +53,7 @@ final class RevocationSubscriber: Sendable {
         self.eventLoop = eventLoop
         self.settings = settings
         self.connector = connector
+        self.events = events
         self.logger = logger
         self.onRevoke = onRevoke
         self.onResubscribed = onResubscribed
@@ -53,18 +63,48 @@ final class RevocationSubscriber: Sendable {
     var channelName: String { RedisCredentialStore.eventsChannel(keyPrefix: self.settings.keyPrefix) }
 
     func start() {
-        self.eventLoop.execute { self.connect() }
+        self.eventLoop.execute {
+            self.state.value.opener = RedisNodeOpener(
+                eventLoop: self.eventLoop,
+                settings: self.settings,
+                connector: self.connector,
+                events: self.events
+            )
+            self.state.value.listener = self.events?.register { notice in
+                self.eventLoop.execute { self.heard(notice) }
+            }
+            self.connect()
+        }
     }
 
     func stop() {
         self.eventLoop.execute {
             self.state.value.stopped = true
+            self.state.value.retry?.cancel()
             self.state.value.channel?.close(promise: nil)
+            if let listener = self.state.value.listener { self.events?.unregister(listener) }
+        }
+    }
+
+    /// A new primary: leave the old one now; another connection recovered: stop waiting.
+    private func heard(_ notice: RedisNodeEvents.Notice) {
+        guard !self.state.value.stopped else { return }
+        if case .primarySwitched(let primary) = notice, self.state.value.opener?.primarySwitched(to: primary) == true {
+            self.state.value.channel?.close(promise: nil)
+            return
+        }
+        if self.state.value.channel == nil, !self.state.value.connecting {
+            self.state.value.retry?.cancel()
+            self.state.value.delay = .zero
+            self.connect()
         }
     }
 
     private func connect() {
-        guard !self.state.value.stopped else { return }
+        guard !self.state.value.stopped, !self.state.value.connecting, let opener = self.state.value.opener else {
+            return
+        }
+        self.state.value.connecting = true
         let onRevoke = self.onRevoke
         let onRevokeTokenID = self.onRevokeTokenID
         let onRevokeOpaqueToken = self.onRevokeOpaqueToken
@@ -85,13 +125,17 @@ final class RevocationSubscriber: Sendable {
                 logger.warning("ignored malformed revocation message")
             }
         }
-        self.connector(self.eventLoop, self.settings.endpoint, self.settings.connectTimeout.timeAmount) { channel in
+        opener.open { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(onPush: handler))
             }
-        }.flatMap { channel in
-            self.subscribe(on: channel).map { channel }
+        }.assumeIsolated().flatMap { opened in
+            self.subscribe(on: opened.channel).map {
+                self.events?.answered(by: opened.endpoint)
+                return opened.channel
+            }
         }.whenComplete { result in
+            self.state.value.connecting = false
             switch result {
             case .success(let channel):
                 let wasConnected = self.state.value.connectedOnce
@@ -105,6 +149,7 @@ final class RevocationSubscriber: Sendable {
                 self.onResubscribed()
                 channel.closeFuture.whenComplete { _ in
                     self.state.value.channel = nil
+                    self.state.value.opener?.connectionLost()
                     self.retry()
                 }
             case .failure:
@@ -117,15 +162,12 @@ final class RevocationSubscriber: Sendable {
         guard !self.state.value.stopped else { return }
         let delay = self.state.value.delay == .zero ? .milliseconds(50) : min(self.state.value.delay * 2, .seconds(1))
         self.state.value.delay = delay
-        self.eventLoop.scheduleTask(in: delay) { self.connect() }
+        self.state.value.retry = self.eventLoop.scheduleTask(in: delay) { self.connect() }
     }
 
+    /// On a connection the opener authenticated (and checked the role of).
     private func subscribe(on channel: any Channel) -> EventLoopFuture<Void> {
-        var steps: [[String]] = []
-        if let auth = RedisClient.authenticationCommand(self.settings) {
-            steps.append(auth)
-        }
-        steps.append(["SUBSCRIBE", self.channelName])
+        let steps = [["SUBSCRIBE", self.channelName]]
         var chain = channel.eventLoop.makeSucceededVoidFuture()
         for step in steps {
             chain = chain.flatMap {

@@ -112,6 +112,22 @@ private func makeCache(
         #expect(cache.lookup("a", now: t0) == .fresh(principal("a")))
     }
 
+    @Test func expireAllMakesPositiveEntriesStaleAndDropsNegativeOnes() {
+        let cache = makeCache(positive: .seconds(30), grace: .seconds(300))
+        cache.storePositive("a", principal("a"), now: t0)
+        cache.storeNegative("n", now: t0)
+        let switched = t0 + .seconds(10)
+        cache.expireAll(now: switched)
+        // Checked with the store again before it is trusted, usable meanwhile within the grace.
+        #expect(cache.lookup("a", now: switched) == .stale(principal("a")))
+        #expect(cache.lookup("a", now: t0 + .seconds(329)) == .stale(principal("a")))
+        #expect(cache.lookup("a", now: t0 + .seconds(330)) == .miss)
+        #expect(cache.lookup("n", now: switched) == .miss)
+        // A lookup answered by the store afterwards is fresh again.
+        cache.storePositive("a", principal("a"), now: switched)
+        #expect(cache.lookup("a", now: switched) == .fresh(principal("a")))
+    }
+
     @Test func maxEntriesEvictsTheOldestFirst() {
         let cache = makeCache(maxEntries: 3)
         cache.storePositive("a", principal("a"), now: t0)

@@ -130,7 +130,7 @@ import Testing
 
     @Test(arguments: [
         ("[redis]\nurl = \"redis://:pw@h:6379\"\n", "redis.url"),
-        ("[redis]\nurl = \"rediss://h\"\n", "redis.url"),
+        ("[redis]\nurl = \"rediss://h\"\ntls = false\n", "redis.tls"),
         ("[redis]\nurl = \"redis://h/3\"\n", "redis.url"),
         ("[redis]\nurl = \"redis://h\"\ndatabase = 5000\n[auth.api_keys]\npepper_env = \"HOME\"\n", "redis.database"),
         ("[redis]\nurl = \"redis://h\"\n", "auth.api_keys.pepper_file"),

@@ -240,14 +240,24 @@ format = "json"
         return self.proc.returncode
 
 
+def admin_port(gateway: Gateway) -> int:
+    """The port the gateway's `[admin]` listener (configured on port 0) bound."""
+    line = gateway.wait_for_log(lambda l: l.get("msg") == "admin listening")
+    return int(line["address"].rsplit(":", 1)[1])
+
+
 class RedisServer:
     """A real redis-server on a free loopback port, with its data on disk (appendfsync
-    always) so a kill -9 and restart keeps the keys."""
+    always) so a kill -9 and restart keeps the keys. `extra_args` are appended to its
+    command line (e.g. `--replicaof`; "{port}" in one stands for its port); `sentinel` (a config text without `port`) runs it as
+    a Redis Sentinel instead."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, extra_args=(), sentinel: str | None = None):
         self.port = free_port()
         self.dir = tmp_path / f"redis-{self.port}"
         self.dir.mkdir()
+        self.extra_args = list(extra_args)
+        self.sentinel = sentinel
         self.proc = None
         self.start()
 
@@ -255,11 +265,18 @@ class RedisServer:
         binary = "/usr/bin/redis-server"
         if not Path(binary).exists():
             pytest.fail("redis-server is not installed (make test installs it with scripts/install-deps.sh)")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        if self.sentinel is not None:
+            # Sentinel rewrites its config file: one of its own, in its directory.
+            config = self.dir / "sentinel.conf"
+            if not config.exists():
+                config.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{self.sentinel}\n")
+            argv = [binary, str(config), "--sentinel"]
+        else:
+            argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                    "--appendfsync", "always", "--dir", str(self.dir),
+                    *(arg.replace("{port}", str(self.port)) for arg in self.extra_args)]
+        self.log = open(self.dir / "server.log", "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, proc=self.proc)
 
     def kill9(self) -> None:

@@ -8,13 +8,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import bearer, create_key, free_port, scaled, wait_until, write_pepper
+from conftest import admin_port, bearer, create_key, free_port, scaled, wait_until, write_pepper
 from test_api_keys import ROUTES, auth_tail
-
-
-def admin_port(gateway):
-    line = gateway.wait_for_log(lambda l: l.get("msg") == "admin listening")
-    return int(line["address"].rsplit(":", 1)[1])
 
 
 @pytest.fixture
@@ -44,7 +39,8 @@ def test_healthz_and_readyz(admin_gateway, redis_server):
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
     r = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
     assert r.status_code == 200, r.text
-    assert r.json()["checks"] == {"config": "ok", "redis": "ok", "upstream": "ok"}
+    assert r.json()["checks"] == {"config": "ok", "redis": "ok", "redis_node": f"redis://127.0.0.1:{redis_server.port}",
+                                  "redis_role": "primary", "upstream": "ok"}
     redis_server.kill9()
     killed = time.monotonic()
     flipped = None

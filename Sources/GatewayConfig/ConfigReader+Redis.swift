@@ -1,0 +1,148 @@
+import TOMLKit
+
+extension ConfigReader {
+    /// `[redis]`: one server (`url`) or a Sentinel-managed primary (`sentinels` +
+    /// `master_name`), optionally over TLS, with an optional ACL user.
+    func readRedis(_ table: TOMLTable) -> RedisSettings? {
+        let path = "redis"
+        self.rejectUnknown(
+            in: table,
+            path: path,
+            allowed: [
+                "url", "username", "password_file", "password_env", "database", "connect_timeout",
+                "command_timeout", "key_prefix", "sentinels", "master_name", "sentinel_username",
+                "sentinel_password_file", "sentinel_password_env", "tls", "ca_file", "client_certificate_file",
+                "client_key_file", "tls_server_name",
+            ]
+        )
+        let sentinel = self.readSentinel(table, path: path)
+        let urlText = self.string(table, "url", path: path)
+        var endpoint: RedisSettings.Endpoint?
+        var urlAsksForTLS = false
+        if let urlText {
+            if table["sentinels"] != nil {
+                self.problem("\(path).url", "set url (one server) or sentinels (Sentinel mode), not both")
+            }
+            switch ValueParsers.redisURL(urlText) {
+            case .success(let parsed):
+                endpoint = parsed
+                urlAsksForTLS = ValueParsers.isTLSRedisURL(urlText)
+            case .failure(let message):
+                self.problem("\(path).url", message)
+            }
+        } else if table["url"] == nil, table["sentinels"] == nil {
+            self.problem(
+                "\(path).url",
+                "is required (e.g. \"redis://127.0.0.1:6379\"), unless sentinels and master_name name a Sentinel-managed primary"
+            )
+        }
+        let tls = self.readRedisTLS(table, path: path, urlAsksForTLS: urlAsksForTLS, endpoint: endpoint)
+        guard let first = endpoint ?? sentinel?.nodes.first else { return nil }
+        var settings = RedisSettings(endpoint: first)
+        settings.sentinel = endpoint == nil ? sentinel : nil
+        settings.tls = tls
+        settings.username = self.string(table, "username", path: path)
+        settings.password = self.secret(table, fileKey: "password_file", envKey: "password_env", path: path)
+        self.integer(table, "database", path: path, range: 0...1023).map { settings.database = $0 }
+        self.duration(table, "connect_timeout", path: path).map { settings.connectTimeout = $0 }
+        self.duration(table, "command_timeout", path: path).map { settings.commandTimeout = $0 }
+        if let prefix = self.string(table, "key_prefix", path: path) {
+            if prefix.isEmpty || prefix.utf8.count > 64 || prefix.contains(where: { $0.isWhitespace }) {
+                self.problem("\(path).key_prefix", "must be 1-64 characters without spaces")
+            } else {
+                settings.keyPrefix = prefix
+            }
+        }
+        return settings
+    }
+
+    /// `sentinels`, `master_name` and the sentinels' own credentials; nil without `sentinels`
+    /// (the other keys are then refused).
+    private func readSentinel(_ table: TOMLTable, path: String) -> RedisSettings.Sentinel? {
+        guard let addresses = self.stringArray(table, "sentinels", path: path) else {
+            for key in ["master_name", "sentinel_username", "sentinel_password_file", "sentinel_password_env"]
+            where table[key] != nil {
+                self.problem("\(path).\(key)", "only applies with sentinels = [\"host:port\", ...]")
+            }
+            return nil
+        }
+        var nodes: [RedisSettings.Endpoint] = []
+        if addresses.isEmpty || addresses.count > 16 {
+            self.problem("\(path).sentinels", "must list 1 to 16 sentinels as \"host:port\"")
+        }
+        for address in addresses.prefix(16) {
+            switch ValueParsers.sentinelAddress(address) {
+            case .success(let node):
+                if nodes.contains(node) {
+                    self.problem("\(path).sentinels", "\"\(address)\" is listed twice")
+                } else {
+                    nodes.append(node)
+                }
+            case .failure(let message):
+                self.problem("\(path).sentinels", message)
+            }
+        }
+        let name = self.string(table, "master_name", path: path)
+        if name == nil, table["master_name"] == nil {
+            self.problem("\(path).master_name", "is required with sentinels (the name the sentinels monitor)")
+        }
+        if let name, name.isEmpty || name.utf8.count > 128 || !name.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+            self.problem("\(path).master_name", "must be 1-128 ASCII characters without spaces")
+            return nil
+        }
+        guard let name, !nodes.isEmpty else { return nil }
+        var sentinel = RedisSettings.Sentinel(nodes: nodes, masterName: name)
+        sentinel.username = self.string(table, "sentinel_username", path: path)
+        sentinel.password = self.secret(
+            table,
+            fileKey: "sentinel_password_file",
+            envKey: "sentinel_password_env",
+            path: path
+        )
+        return sentinel
+    }
+
+    /// `tls`, `ca_file`, the client certificate and `tls_server_name`; nil when TLS is off
+    /// (the other keys are then refused).
+    private func readRedisTLS(
+        _ table: TOMLTable,
+        path: String,
+        urlAsksForTLS: Bool,
+        endpoint: RedisSettings.Endpoint?
+    ) -> RedisSettings.TLS? {
+        let flag = self.bool(table, "tls", path: path)
+        if urlAsksForTLS, flag == false {
+            self.problem("\(path).tls", "a rediss:// URL always uses TLS; remove tls = false or use redis://")
+        }
+        let enabled = flag ?? urlAsksForTLS
+        let fileKeys = ["ca_file", "client_certificate_file", "client_key_file", "tls_server_name"]
+        guard enabled else {
+            for key in fileKeys where table[key] != nil {
+                self.problem("\(path).\(key)", "only applies with tls = true (or a rediss:// URL)")
+            }
+            return nil
+        }
+        if case .unix = endpoint {
+            self.problem("\(path).tls", "TLS is for TCP connections; a unix:// socket does not use it")
+        }
+        var tls = RedisSettings.TLS()
+        tls.caFile = self.readableFile(table, "ca_file", path: path)
+        tls.clientCertificateFile = self.readableFile(table, "client_certificate_file", path: path)
+        tls.clientKeyFile = self.readableFile(table, "client_key_file", path: path)
+        if (table["client_certificate_file"] == nil) != (table["client_key_file"] == nil) {
+            self.problem("\(path).client_certificate_file", "client_certificate_file and client_key_file go together")
+        }
+        if let name = self.string(table, "tls_server_name", path: path) {
+            if name.isEmpty || name.utf8.count > 253
+                || !name.allSatisfy({
+                    $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == ":")
+                })
+            {
+                self.problem("\(path).tls_server_name", "must be a host name or an IP address")
+            } else {
+                tls.serverName = name
+            }
+        }
+        return tls
+    }
+}
