@@ -7,6 +7,8 @@ dependency must be imported by at least one of its files. SwiftPM's own
 `--explicit-target-dependency-import-check` accepts modules reachable transitively, which
 is how an undeclared import slipped in before; this check is the strict one.
 
+It also keeps the module table of docs/architecture.md equal to the real imports.
+
 Usage: scripts/check-imports.py   (from the package root; prints problems, exits 1 if any)
 """
 
@@ -56,6 +58,39 @@ def imported_modules(directory):
     return modules
 
 
+def documented_graph_problems(package):
+    """docs/architecture.md's module table must name exactly what each module imports."""
+    path = os.path.join("docs", "architecture.md")
+    if not os.path.exists(path):
+        return []
+    row = re.compile(r"^\| `([\w-]+)` \| (.*?) \| (.*?) \|$")
+    documented = {}
+    with open(path, encoding="utf-8") as page:
+        for line in page:
+            match = row.match(line.strip())
+            if match:
+                names = set()
+                for column in (match.group(2), match.group(3)):
+                    names.update(n.strip() for n in column.split(",") if n.strip() not in ("", "-"))
+                documented[match.group(1)] = names
+    problems = []
+    for target in package["targets"]:
+        if target["type"] not in ("regular", "executable"):
+            continue
+        directory = target.get("path") or os.path.join("Sources", target["name"])
+        if not directory.startswith("Sources"):
+            continue
+        imported = {m for m in imported_modules(directory) if m not in TOOLCHAIN_MODULES and m != target["name"]}
+        if target["name"] not in documented:
+            problems.append(f"{path}: the module table has no row for {target['name']}")
+        elif documented[target["name"]] != imported:
+            problems.append(
+                f"{path}: {target['name']} imports {', '.join(sorted(imported))}, "
+                f"the table says {', '.join(sorted(documented[target['name']]))}"
+            )
+    return problems
+
+
 def main():
     package = json.loads(subprocess.check_output(["swift", "package", "dump-package"], text=True))
     # A product usually names one module of the same name; the exceptions we use are listed.
@@ -78,6 +113,7 @@ def main():
                 problems.append(f"{path}: imports {module}, which {target['name']} does not declare")
         for module in sorted(declared - set(imported)):
             problems.append(f"Package.swift: {target['name']} declares {module} but no file of it imports it")
+    problems += documented_graph_problems(package)
     for problem in problems:
         print(problem)
     if problems:
