@@ -78,22 +78,29 @@ package final class Authenticator {
     /// names the same key.
     /// - Parameters:
     ///   - opaqueTokenIssuer: `[auth.jwt] issuer`, named as the issuer of our opaque tokens.
-    ///   - introspection: a new introspection setup (`.some(nil)`: none any more); nil keeps
-    ///     this loop's, with its cache.
+    ///   - introspection: keep this loop's introspection setup (with its cache), or replace it.
     package func apply(
         cache settings: CacheSettings,
         jwt: JWTAuthenticator?,
         logger: Logger,
         opaqueTokenIssuer: String? = nil,
-        introspection: IntrospectionAuthenticator?? = nil
+        introspection: IntrospectionChange = .keep
     ) {
         self.cache.reconfigure(settings)
         self.jwt = jwt
         self.logger = logger
         self.opaqueTokens?.apply(cache: settings, issuer: opaqueTokenIssuer, logger: logger)
-        if let introspection {
-            self.introspection = introspection
+        if case .replace(let replacement) = introspection {
+            self.introspection = replacement
         }
+    }
+
+    /// What a reload does to the introspection of other servers' tokens.
+    package enum IntrospectionChange {
+        /// The endpoints did not change: the setup and what its cache learned stay.
+        case keep
+        /// The endpoints changed: this setup (nil: introspection is no longer configured).
+        case replace(IntrospectionAuthenticator?)
     }
 
     package var cacheHits: Int { self.cache.hits }

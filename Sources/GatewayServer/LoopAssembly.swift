@@ -138,9 +138,9 @@ final class LoopAssembly {
         }
         // The introspection setup survives a reload that leaves it alone, with what its loop
         // cache learned; changed endpoints start afresh.
-        let introspection: IntrospectionAuthenticator?? =
+        let introspection: Authenticator.IntrospectionChange =
             change.introspectionChanged
-            ? .some(
+            ? .replace(
                 Self.makeIntrospection(
                     configuration,
                     introspection: self.introspection,
@@ -149,7 +149,7 @@ final class LoopAssembly {
                     clock: self.clock
                 )
             )
-            : nil
+            : .keep
         self.authenticator.apply(
             cache: configuration.cache,
             jwt: self.jwtAuthenticator,

@@ -276,7 +276,7 @@ import Testing
             cache: CacheSettings(),
             jwt: nil,
             logger: Logger(label: "test"),
-            introspection: .some(introspection)
+            introspection: .replace(introspection)
         )
         #expect(h.authenticator.introspection === introspection)
         h.authenticator.apply(cache: CacheSettings(), jwt: nil, logger: Logger(label: "test"))
@@ -285,7 +285,7 @@ import Testing
             cache: CacheSettings(),
             jwt: nil,
             logger: Logger(label: "test"),
-            introspection: .some(nil)
+            introspection: .replace(nil)
         )
         #expect(h.authenticator.introspection == nil)
     }
