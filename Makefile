@@ -5,6 +5,10 @@ SWIFT ?= swift
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 BIN_DEBUG := .build/debug/dbaudit-gateway
+# SwiftPM refuses an import of a module the target does not depend on (scripts/check-imports.py,
+# run by `make lint`, is stricter: direct dependencies only, and none declared but unused).
+# Warnings are errors for our targets (Package.swift: treatAllWarnings).
+SWIFT_BUILD_FLAGS := --explicit-target-dependency-import-check error
 PREFIX ?= /usr/local
 
 .PHONY: all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
@@ -20,14 +24,15 @@ test-deps:
 	@INSTALL_TEST_DEPS=1 scripts/install-deps.sh
 
 build: deps
-	$(SWIFT) build
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
 
 # The formatter ships with the toolchain; its rules are in .swift-format (swift-nio's style).
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+	scripts/check-imports.py
 
 build-release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
 
 $(VENV)/.installed: Tests/e2e/requirements.txt
 	python3 -m venv $(VENV)
@@ -37,7 +42,7 @@ $(VENV)/.installed: Tests/e2e/requirements.txt
 # Unit and handler tests (swift test), then the end-to-end tests against the real binary
 # (the SDKs' own included: Tests/e2e/test_sdk_*.py), then the Python SDK's own tests.
 test: test-deps lint build $(VENV)/.installed
-	$(SWIFT) test
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS)
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
 	$(PYTHON) -m pytest -q sdks/python/tests
 
@@ -51,7 +56,7 @@ sdk-node-test: test-deps
 	cd sdks/node && node --test test/*.test.mjs && tsc --noEmit -p test/types/tsconfig.json
 
 unit-test: build
-	$(SWIFT) test
+	$(SWIFT) test $(SWIFT_BUILD_FLAGS)
 
 e2e-test: test-deps build $(VENV)/.installed
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
@@ -65,6 +70,8 @@ test-sentinel-long: test-deps build $(VENV)/.installed
 demo: build
 	$(BIN_DEBUG) demo
 
+# Checks the shipped example; it reads the API-key pepper from /etc/dbaudit-gateway/api-key-pepper
+# (README, "First real run", step 3, says how to make it).
 check-config: build
 	$(BIN_DEBUG) check-config --config gateway.conf.example
 
@@ -73,7 +80,7 @@ check-config: build
 # `make bench BENCH_ARGS=--quick` (or `make bench-quick`) finishes in under 3 minutes.
 bench:
 	@scripts/install-deps.sh nginx haproxy redis-server wrk
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
 	python3 bench/run.py $(BENCH_ARGS)
 
 bench-quick:

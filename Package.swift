@@ -1,7 +1,8 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let strictSettings: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
@@ -43,7 +44,7 @@ let package = Package(
         ),
         .target(
             name: "GatewayTLS",
-            dependencies: ["CGatewayOpenSSL", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["CGatewayOpenSSL", "GatewayCrypto", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -69,7 +70,6 @@ let package = Package(
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -108,7 +108,7 @@ let package = Package(
             name: "GatewayProxy",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayStore", "GatewayCrypto", "GatewayRateLimit",
-                "GatewayRedis", "GatewayTLS",
+                "GatewayTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +122,7 @@ let package = Package(
                 "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,7 +133,8 @@ let package = Package(
         .executableTarget(
             name: "dbaudit-gateway",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAuth", "GatewayStore", "GatewayOAuth",
+                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayProxy", "GatewayCrypto", "GatewayAuth",
+                "GatewayStore", "GatewayOAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -141,10 +143,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: [
+                "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "GatewayConfigTests",
-            dependencies: ["GatewayConfig", "GatewayCore", "GatewayTestSupport"],
+            dependencies: ["GatewayConfig", "GatewayTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "GatewayCryptoTests", dependencies: ["GatewayCrypto"], swiftSettings: strictSettings),
@@ -162,7 +171,7 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
-                "GatewayConfig", "GatewayCore",
+                "GatewayConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -173,7 +182,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig", "GatewayServer",
+                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayServer",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -205,7 +214,7 @@ let package = Package(
             name: "GatewayRateLimitTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayRateLimit", "GatewayConfig", "GatewayRedis", "GatewayRedisTestSupport",
+                "GatewayRateLimit", "GatewayConfig", "GatewayCore", "GatewayRedis", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -227,6 +236,7 @@ let package = Package(
         .testTarget(
             name: "GatewayPagesTests",
             dependencies: [
+                "GatewayTestSupport",
                 "GatewayPages", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -248,12 +258,11 @@ let package = Package(
         .testTarget(
             name: "GatewayOAuthTests",
             dependencies: [
-                "GatewayTestSupport", "GatewayRedisTestSupport",
-                "GatewayOAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto", "GatewayAuth",
+                "GatewayRedisTestSupport",
+                "GatewayOAuth", "GatewayCore", "GatewayConfig", "GatewayStore", "GatewayCrypto",
                 "GatewayRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

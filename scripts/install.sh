@@ -139,7 +139,9 @@ if [ -z "$DESTDIR" ]; then
     fi
     cat <<EOF
 install: done. Next:
-  edit $CONFDIR/gateway.conf ([upstream] url, the pepper, [redis]), then
+  make the API-key pepper (once; docs/operations.md, "The API-key pepper"):
+    openssl rand -hex 32 | install -m 0640 -o root -g $NAME /dev/stdin $CONFDIR/api-key-pepper
+  edit $CONFDIR/gateway.conf ([upstream] url, [redis]), then
   $BINDIR/$NAME check-config --config $CONFDIR/gateway.conf
   systemctl enable --now $NAME
   (or, for restarts that never refuse a connection, socket activation:

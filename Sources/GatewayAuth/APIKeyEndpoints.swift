@@ -38,7 +38,7 @@ package struct APIKeyEndpoints {
     }
 
     private let service: APIKeyService
-    private let now: () -> Int64
+    private let clock: GatewayClock
     /// The `[[rate_limits]]` policy names a key may be given.
     private let policies: Set<String>
     /// Our own issuer: its tokens are user sessions, which manage their own keys.
@@ -51,7 +51,7 @@ package struct APIKeyEndpoints {
 
     package init(
         service: APIKeyService,
-        now: @escaping () -> Int64,
+        clock: GatewayClock,
         policies: Set<String> = [],
         sessionIssuer: String? = nil,
         sessions: (any SessionStore)? = nil,
@@ -59,7 +59,7 @@ package struct APIKeyEndpoints {
         admit: ((Principal) -> EventLoopFuture<Void>)? = nil
     ) {
         self.service = service
-        self.now = now
+        self.clock = clock
         self.policies = policies
         self.sessionIssuer = sessionIssuer
         self.sessions = sessions
@@ -234,7 +234,7 @@ package struct APIKeyEndpoints {
             test: request.test ?? false,
             owner: principal.subject,
             grantor: principal,
-            now: self.now(),
+            now: self.clock.unixSeconds(),
             rateLimit: request.rateLimit,
             maxKeysPerOwner: self.maxKeysPerOwner
         ).map { created in

@@ -5,8 +5,9 @@ package import GatewayStore
 package import Logging
 package import NIOCore
 
-/// Decides, for one event loop, whether a request may pass: the route's requirement, the
-/// credential in `Authorization`, the principal behind it, and its scopes.
+/// Decides, for one event loop, whether a request may pass: the route's requirement (which
+/// the proxy's route table chose), the credential in `Authorization`, the principal behind
+/// it, and its scopes.
 ///
 /// Cache hits and every refusal that needs no store (malformed header, bad checksum,
 /// default-deny) are answered synchronously; only a cache miss waits on the store. An
@@ -26,9 +27,7 @@ package final class Authenticator {
     package let store: any CredentialStore
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
-    /// The route table this loop matches requests against.
-    package private(set) var routes: RouteTable
-    private let now: () -> Int64
+    private let clock: GatewayClock
     private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
     private var lookupsInFlight: [String: EventLoopFuture<APIKeyRecord?>] = [:]
@@ -53,9 +52,8 @@ package final class Authenticator {
         store: any CredentialStore,
         hmac: HMACSHA256,
         cache: CacheSettings,
-        routes: RouteTable,
         logger: Logger,
-        now: @escaping () -> Int64,
+        clock: GatewayClock,
         maximumTrackedKeys: Int = 100_000,
         jwt: JWTAuthenticator? = nil,
         opaqueTokens: OpaqueTokenAuthenticator? = nil,
@@ -69,9 +67,8 @@ package final class Authenticator {
         self.store = store
         self.hmac = hmac.makeContext()
         self.cache = CredentialCache(cache)
-        self.routes = routes
         self.logger = logger
-        self.now = now
+        self.clock = clock
     }
 
     /// A reload's new settings. What this loop has learned (cached credentials, lookups in
@@ -85,14 +82,12 @@ package final class Authenticator {
     ///     this loop's, with its cache.
     package func apply(
         cache settings: CacheSettings,
-        routes: RouteTable,
         jwt: JWTAuthenticator?,
         logger: Logger,
         opaqueTokenIssuer: String? = nil,
         introspection: IntrospectionAuthenticator?? = nil
     ) {
         self.cache.reconfigure(settings)
-        self.routes = routes
         self.jwt = jwt
         self.logger = logger
         self.opaqueTokens?.apply(cache: settings, issuer: opaqueTokenIssuer, logger: logger)
@@ -134,33 +129,24 @@ package final class Authenticator {
     }
 
     /// - Parameters:
+    ///   - requirement: what the request's route asks for (the caller traces the route).
     ///   - authorization: every `Authorization` header value of the request.
     ///   - queryCarriesToken: the query string has an `access_token` (or similar) parameter.
-    ///   - requirement: overrides the route table (built-in endpoints).
     ///   - trace: records each check (explain); nil on the request path, which then builds
     ///     no trace data at all. A traced decision writes no last-use time.
     package func authorize(
-        method: String,
-        normalizedPath: String,
+        _ requirement: RouteRequirement,
         authorization: [String],
         queryCarriesToken: Bool,
-        requirement: RouteTable.Requirement? = nil,
         trace: DecisionTrace? = nil
     ) -> Outcome {
         let required: [String]
-        switch requirement ?? self.routes.requirement(method: method, normalizedPath: normalizedPath) {
+        switch requirement {
         case .denied:
-            trace?.fail("route", "no route matches \(method) \(normalizedPath): default-deny")
             return .deny(.routeNotFound)
         case .open:
-            trace?.pass("route", "open route: no credential needed")
             return .allow(nil)
         case .scopes(let scopes):
-            trace?.pass(
-                "route",
-                scopes.isEmpty
-                    ? "a credential is required (no scope)" : "requires scopes: \(scopes.joined(separator: " "))"
-            )
             required = scopes
         }
         if queryCarriesToken {
@@ -229,7 +215,7 @@ package final class Authenticator {
         }
         trace?.pass("api_key.format", "length, alphabet and checksum are valid")
         let hash = self.hash(apiKey: token)
-        let deadline = NIODeadline.now()
+        let deadline = self.clock.now()
         let stale: Principal?
         switch self.cache.lookup(hash, now: deadline) {
         case .fresh(let principal):
@@ -259,12 +245,12 @@ package final class Authenticator {
             trace?.fail("api_key.lookup", "the credential store cannot answer and the key is not cached")
             throw GatewayError.authUnavailable
         }.flatMapThrowing { record -> Principal in
-            let now = self.now()
+            let now = self.clock.unixSeconds()
             if let trace {
                 Self.describe(record, hash: hash, now: now, into: trace)
             }
             guard let record, record.isUsable(at: now) else {
-                self.cache.storeNegative(hash, now: .now())
+                self.cache.storeNegative(hash, now: self.clock.now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             // Whatever store answered, scopes that are not scope tokens never authorize and
@@ -275,7 +261,7 @@ package final class Authenticator {
                     metadata: ["reason": "scopes are not all scope tokens"]
                 )
                 trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
-                self.cache.storeNegative(hash, now: .now())
+                self.cache.storeNegative(hash, now: self.clock.now())
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             let principal = Principal(
@@ -286,7 +272,7 @@ package final class Authenticator {
                 expiresAt: record.expiresAt,
                 rateLimit: record.rateLimit
             )
-            self.cache.storePositive(hash, principal, now: .now())
+            self.cache.storePositive(hash, principal, now: self.clock.now())
             if trace == nil {
                 self.touch(keyID: record.id, now: now)
             }
@@ -294,7 +280,7 @@ package final class Authenticator {
         }.flatMapErrorThrowing { error -> Principal in
             guard let fallback = error as? StaleFallback else { throw error }
             // The grace covers the outage, never the key's own expiry.
-            if let expiresAt = fallback.principal.expiresAt, self.now() >= expiresAt {
+            if let expiresAt = fallback.principal.expiresAt, self.clock.unixSeconds() >= expiresAt {
                 trace?.fail("api_key.expiry", "the stale entry's key expired at \(expiresAt)")
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
@@ -457,7 +443,7 @@ package final class Authenticator {
     }
 
     private func decide(_ principal: Principal, required: [String], trace: DecisionTrace?) -> Outcome {
-        if let expiresAt = principal.expiresAt, self.now() >= expiresAt {
+        if let expiresAt = principal.expiresAt, self.clock.unixSeconds() >= expiresAt {
             trace?.fail("api_key.expiry", "the cached key expired at \(expiresAt)")
             return .deny(
                 .unauthorized(
@@ -472,7 +458,7 @@ package final class Authenticator {
             return .deny(error)
         }
         if trace == nil, let keyID = allowed.keyID {
-            self.touch(keyID: keyID, now: self.now())
+            self.touch(keyID: keyID, now: self.clock.unixSeconds())
         }
         return .allow(allowed)
     }

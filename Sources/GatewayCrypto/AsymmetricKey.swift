@@ -185,7 +185,7 @@ package final class AsymmetricKey: @unchecked Sendable {
 
     /// A private key (PKCS#8 or traditional PEM), optionally encrypted with `passphrase`.
     package static func privateKey(pem: [UInt8], passphrase: [UInt8]? = nil) throws -> AsymmetricKey {
-        ERR_clear_error()
+        OpenSSLErrorQueue.clear()
         guard let bio = pem.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else {
             throw CryptoKeyError("out of memory")
         }
@@ -196,7 +196,7 @@ package final class AsymmetricKey: @unchecked Sendable {
             PEM_read_bio_PrivateKey(bio, nil, nil, raw.baseAddress)
         }
         guard let pkey else {
-            ERR_clear_error()
+            OpenSSLErrorQueue.clear()
             throw CryptoKeyError("not a PEM private key (or wrong passphrase)")
         }
         let key = try AsymmetricKey(pkey: pkey, hasPrivateKey: true)
@@ -232,7 +232,7 @@ package final class AsymmetricKey: @unchecked Sendable {
         }
         var pkey: OpaquePointer?
         guard EVP_PKEY_generate(context, &pkey) == 1, let pkey else {
-            ERR_clear_error()
+            OpenSSLErrorQueue.clear()
             throw CryptoKeyError("key generation failed")
         }
         return try AsymmetricKey(pkey: pkey, hasPrivateKey: true)
@@ -248,10 +248,7 @@ package final class AsymmetricKey: @unchecked Sendable {
     /// The reason text of the oldest queued OpenSSL error (no key material), then clears
     /// the queue.
     static func lastErrorReason() -> String {
-        let code = ERR_get_error()
-        ERR_clear_error()
-        guard code != 0, let reason = ERR_reason_error_string(code) else { return "unknown error" }
-        return String(cString: reason)
+        OpenSSLErrorQueue.drain().first ?? "unknown error"
     }
 
     /// Moduli from Infineon's flawed generator (ROCA, CVE-2017-15361) are, modulo each of
@@ -291,7 +288,7 @@ package final class AsymmetricKey: @unchecked Sendable {
         type: String,
         _ push: (OpaquePointer) -> Bool
     ) throws -> AsymmetricKey {
-        ERR_clear_error()
+        OpenSSLErrorQueue.clear()
         guard let builder = OSSL_PARAM_BLD_new() else { throw CryptoKeyError("out of memory") }
         defer { OSSL_PARAM_BLD_free(builder) }
         guard push(builder), let params = OSSL_PARAM_BLD_to_param(builder) else {
@@ -320,7 +317,7 @@ package final class AsymmetricKey: @unchecked Sendable {
         }
         defer { EVP_PKEY_CTX_free(context) }
         guard EVP_PKEY_public_check(context) == 1 else {
-            ERR_clear_error()
+            OpenSSLErrorQueue.clear()
             throw CryptoKeyError("public key fails validation (point not on the curve?)")
         }
     }
@@ -407,7 +404,7 @@ package final class AsymmetricKey: @unchecked Sendable {
             return false
         }
         let messageBytes = Array(message)
-        ERR_clear_error()
+        OpenSSLErrorQueue.clear()
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
         var keyContext: OpaquePointer?
@@ -418,14 +415,14 @@ package final class AsymmetricKey: @unchecked Sendable {
                 EVP_DigestVerifyInit_ex(context, &keyContext, nil, nil, nil, self.pkey, nil)
             }
         guard initialised == 1 else {
-            ERR_clear_error()
+            OpenSSLErrorQueue.clear()
             return false
         }
         if Self.isPSS(algorithm) {
             guard EVP_PKEY_CTX_set_rsa_padding(keyContext, RSA_PKCS1_PSS_PADDING) == 1,
                 EVP_PKEY_CTX_set_rsa_pss_saltlen(keyContext, RSA_PSS_SALTLEN_DIGEST) == 1
             else {
-                ERR_clear_error()
+                OpenSSLErrorQueue.clear()
                 return false
             }
         }
@@ -434,7 +431,7 @@ package final class AsymmetricKey: @unchecked Sendable {
                 EVP_DigestVerify(context, sig.baseAddress, sig.count, msg.baseAddress, msg.count)
             }
         }
-        ERR_clear_error()
+        OpenSSLErrorQueue.clear()
         return result == 1
     }
 
@@ -444,7 +441,7 @@ package final class AsymmetricKey: @unchecked Sendable {
             throw CryptoKeyError("this key cannot sign \(algorithm.rawValue)")
         }
         let messageBytes = Array(message)
-        ERR_clear_error()
+        OpenSSLErrorQueue.clear()
         guard let context = EVP_MD_CTX_new() else { throw CryptoKeyError("out of memory") }
         defer { EVP_MD_CTX_free(context) }
         var keyContext: OpaquePointer?
@@ -603,7 +600,7 @@ package enum Scrypt {
             }
         }
         guard ok == 1 else {
-            ERR_clear_error()
+            OpenSSLErrorQueue.clear()
             throw CryptoKeyError("scrypt parameters rejected")
         }
         return output

@@ -36,7 +36,7 @@ extension OAuthEndpoint {
         guard let token = form["token"] else {
             return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required."))
         }
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap { client -> EventLoopFuture<Void> in
             switch Self.kind(of: token) {
             case .refresh(let hash):
@@ -95,7 +95,7 @@ extension OAuthEndpoint {
         guard let token = form["token"] else {
             return eventLoop.makeFailedFuture(OAuthError.invalidRequest("token is required."))
         }
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         let inactive = "{\"active\":false}"
         let issuer = self.deps.issuer.issuer
         return self.authenticate(request, form: form, eventLoop: eventLoop).flatMap {

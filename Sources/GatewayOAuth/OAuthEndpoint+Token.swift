@@ -80,7 +80,7 @@ extension OAuthEndpoint {
         }
         let verifier = form["code_verifier"]
         let codeHash = Hex.encode(Digest.sha256.hash(Array(code.utf8)))
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         return self.deps.store.redeemCode(codeHash: codeHash, now: now).flatMap {
             redemption -> EventLoopFuture<String> in
             switch redemption {
@@ -357,7 +357,7 @@ extension OAuthEndpoint {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         // Namespaced: `client:` can never be a user id (those are generated without a colon).
         return self.accessToken(
             client: client,
@@ -407,7 +407,7 @@ extension OAuthEndpoint {
         }
         let invalid = OAuthError.invalidGrant("The refresh token is invalid, expired or revoked.")
         guard RefreshRotator.isPlausible(token) else { return eventLoop.makeFailedFuture(invalid) }
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         // Read first (nothing spent): the client and the scope are checked before a rotation,
         // so a refused request never costs the rightful holder its token.
         return self.deps.sessions.refreshGrant(tokenHash: RefreshRotator.hash(token), now: now).flatMap {

@@ -66,7 +66,7 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         package var revokeLocally: (String, Int64) -> Void
         package var refreshReuseGraceSeconds: Int64
         package var logger: Logger
-        package var now: @Sendable () -> Int64
+        package var clock: GatewayClock
 
         package init(
             issuer: TokenIssuer,
@@ -81,7 +81,7 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
             revokeLocally: @escaping (String, Int64) -> Void,
             refreshReuseGraceSeconds: Int64,
             logger: Logger,
-            now: @escaping @Sendable () -> Int64
+            clock: GatewayClock
         ) {
             self.issuer = issuer
             self.registry = registry
@@ -95,7 +95,7 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
             self.revokeLocally = revokeLocally
             self.refreshReuseGraceSeconds = refreshReuseGraceSeconds
             self.logger = logger
-            self.now = now
+            self.clock = clock
         }
     }
 
@@ -280,8 +280,7 @@ package final class OAuthEndpoint: LocalEndpoint, @unchecked Sendable {
         self.deps.throttle.admit(
             address: address,
             account: clientID.map { "client:" + $0 },
-            purpose: .oauthToken,
-            now: .now()
+            purpose: .oauthToken
         )
         .flatMapThrowing { decision in
             switch decision {

@@ -41,7 +41,7 @@ package final class AuthorizePages: LocalEndpoint {
         package var users: any SessionStore
         package var credentials: CredentialCheck
         package var logger: Logger
-        package var now: () -> Int64
+        package var clock: GatewayClock
         /// `[sso]`: provider buttons beside (or instead of) the password form.
         package var sso: SSOButtons = .passwordOnly
 
@@ -55,7 +55,7 @@ package final class AuthorizePages: LocalEndpoint {
             users: any SessionStore,
             credentials: CredentialCheck,
             logger: Logger,
-            now: @escaping () -> Int64
+            clock: GatewayClock
         ) {
             self.issuer = issuer
             self.codeTTL = codeTTL
@@ -66,7 +66,7 @@ package final class AuthorizePages: LocalEndpoint {
             self.users = users
             self.credentials = credentials
             self.logger = logger
-            self.now = now
+            self.clock = clock
         }
     }
 
@@ -80,7 +80,7 @@ package final class AuthorizePages: LocalEndpoint {
             store: dependencies.browserState,
             users: dependencies.users,
             policy: dependencies.sessionPolicy,
-            now: dependencies.now
+            clock: dependencies.clock
         )
     }
 
@@ -218,7 +218,7 @@ package final class AuthorizePages: LocalEndpoint {
             refusal: refusal,
             csrfToken: CSRFCheck.newToken(),
             browserHash: PageRandom.hash(browser),
-            createdAt: self.deps.now()
+            createdAt: self.deps.clock.unixSeconds()
         )
         guard let json = flow.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
         let store = self.deps.browserState
@@ -580,7 +580,7 @@ package final class AuthorizePages: LocalEndpoint {
         let store = self.deps.oauthStore
         let logger = self.deps.logger
         let issuer = self.deps.issuer
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         let codeTTL = self.deps.codeTTL
         return self.finish(flowID: flowID, eventLoop: eventLoop) {
             let code = PageRandom.token()

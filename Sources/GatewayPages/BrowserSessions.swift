@@ -19,18 +19,18 @@ package final class BrowserSessions {
     private let store: any BrowserStateStore
     private let users: any SessionStore
     package let policy: BrowserSessionPolicy
-    private let now: () -> Int64
+    private let clock: GatewayClock
 
     package init(
         store: any BrowserStateStore,
         users: any SessionStore,
         policy: BrowserSessionPolicy,
-        now: @escaping () -> Int64
+        clock: GatewayClock
     ) {
         self.store = store
         self.users = users
         self.policy = policy
-        self.now = now
+        self.clock = clock
     }
 
     /// The request's session, or nil: no (or an ambiguous) cookie, unknown, expired, or its
@@ -46,7 +46,7 @@ package final class BrowserSessions {
         }
         let hash = PageRandom.hash(value)
         let store = self.store
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return store.session(hash: hash).assumeIsolated().flatMap { record -> EventLoopFuture<Active?> in
             guard let record else { return eventLoop.makeSucceededFuture(nil) }
             guard case .active(let touched, let ttl) = self.policy.evaluate(record, now: now) else {
@@ -72,7 +72,7 @@ package final class BrowserSessions {
         eventLoop: any EventLoop
     ) -> EventLoopFuture<GatewayError.HeaderField> {
         let name = BrowserCookies.sessionName(isTLS: request.isTLS)
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         let value = PageRandom.token()
         let record = BrowserSessionRecord(
             userID: user.id,

@@ -22,7 +22,7 @@ enum BuiltInEndpoint {
         return nil
     }
 
-    var requirement: RouteTable.Requirement {
+    var requirement: RouteRequirement {
         switch self {
         case .apiKeys: .scopes(APIKeyEndpoints.requiredScopes)
         case .session, .local: .open

@@ -73,15 +73,14 @@ package enum Explainer {
             method: head.method.rawValue,
             normalizedPath: normalizedPath,
             builtIn: builtIn,
-            routes: loop.authenticator.routes
+            routes: loop.routes
         )
         trace.info("route.match", "\(route.label)\(route.rateLimit.map { " (rate limit \($0))" } ?? "")")
+        route.describe(method: head.method.rawValue, normalizedPath: normalizedPath, into: trace)
         let outcome = loop.authenticator.authorize(
-            method: head.method.rawValue,
-            normalizedPath: normalizedPath,
+            route.requirement,
             authorization: head.headers["authorization"],
             queryCarriesToken: ProxyHandler.queryCarriesToken(head.uri),
-            requirement: route.requirement,
             trace: trace
         )
         let decided: EventLoopFuture<Principal?>

@@ -8,10 +8,6 @@ import GatewayTLS
 package import Logging
 package import NIOCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Everything one event loop needs to serve requests: the configuration snapshot in
 /// force, the TLS contexts, the upstream pool, the loggers.
 ///
@@ -36,7 +32,9 @@ package final class LoopContext {
     package private(set) var strictTransportSecurity: String?
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
-    /// Route, credential and scope decisions for this loop.
+    /// `[[routes]]` of the configuration in force: what each request needs.
+    package private(set) var routes: RouteTable
+    /// Credential and scope decisions for this loop.
     package private(set) var authenticator: Authenticator
     /// `/v1/api-keys`.
     package private(set) var apiKeyEndpoints: APIKeyEndpoints
@@ -68,8 +66,8 @@ package final class LoopContext {
     private let opaqueTokenStore: (any OpaqueAccessTokenStore)?
     /// Introspection of other servers' tokens (nil: not available, e.g. in unit tests).
     private let introspection: LoopIntrospection?
-    /// Wall clock in unix seconds (injected in tests).
-    package let now: @Sendable () -> Int64
+    /// The gateway's clock (the server's `.system`; a manual one in tests).
+    package let clock: GatewayClock
 
     /// - Parameters:
     ///   - store: this loop's credential store; nil makes a process-local one (tests).
@@ -89,7 +87,7 @@ package final class LoopContext {
         managementSessions: (any SessionStore)? = nil,
         opaqueTokenStore: (any OpaqueAccessTokenStore)? = nil,
         introspection: LoopIntrospection? = nil,
-        now: @escaping @Sendable () -> Int64 = LoopContext.systemNow
+        clock: GatewayClock
     ) {
         self.opaqueTokenStore = opaqueTokenStore
         self.introspection = introspection
@@ -99,7 +97,7 @@ package final class LoopContext {
             rateLimiter
             ?? RateLimiter(
                 eventLoop: eventLoop,
-                local: LocalRateLimiter(group: eventLoop),
+                local: LocalRateLimiter(group: eventLoop, clock: clock),
                 redis: nil,
                 logger: logger
             )
@@ -120,22 +118,24 @@ package final class LoopContext {
             settings: configuration.upstream,
             connector: connector,
             tls: tls.upstream,
-            logger: logger
+            logger: logger,
+            clock: clock
         )
         self.upstreamAuthority = configuration.upstream.authority
+        self.routes = RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes)
         let store = store ?? InMemoryCredentialStore(eventLoop: eventLoop, data: InMemoryCredentialData())
         let hmac = hmac ?? HMACSHA256(key: SecureRandom.bytes(32))
         self.store = store
         self.hmac = hmac
-        self.now = now
+        self.clock = clock
         self.identity = identity
-        self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, now: now)
+        self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: eventLoop, logger: logger, clock: clock)
         self.authenticator = Self.makeAuthenticator(
             configuration,
             store: store,
             hmac: hmac,
             logger: logger,
-            now: now,
+            clock: clock,
             jwt: self.jwtAuthenticator,
             opaqueTokens: opaqueTokenStore,
             introspection: introspection
@@ -146,7 +146,7 @@ package final class LoopContext {
             limiter: self.rateLimiter,
             authenticator: self.authenticator,
             configuration: configuration,
-            now: now
+            clock: clock
         )
         self.sessionEndpoints = Self.makeSessions(
             identity,
@@ -154,7 +154,7 @@ package final class LoopContext {
             limiter: self.rateLimiter,
             eventLoop: eventLoop,
             logger: logger,
-            now: now
+            clock: clock
         )
     }
 
@@ -162,7 +162,7 @@ package final class LoopContext {
         _ identity: LoopIdentity?,
         eventLoop: any EventLoop,
         logger: Logger,
-        now: @escaping @Sendable () -> Int64
+        clock: GatewayClock
     ) -> JWTAuthenticator? {
         guard let identity else { return nil }
         return JWTAuthenticator(
@@ -172,7 +172,7 @@ package final class LoopContext {
             refetch: identity.refetch,
             maximumEntries: identity.runtime.settings.verifiedCacheEntries,
             logger: logger,
-            now: now
+            clock: clock
         )
     }
 
@@ -182,7 +182,7 @@ package final class LoopContext {
         limiter: RateLimiter,
         eventLoop: any EventLoop,
         logger: Logger,
-        now: @escaping @Sendable () -> Int64
+        clock: GatewayClock
     ) -> SessionEndpoints? {
         guard let identity, let issuer = identity.runtime.issuer, let jwt else { return nil }
         let settings = identity.runtime.settings
@@ -199,25 +199,23 @@ package final class LoopContext {
             passwordCost: settings.passwordHashCost,
             decoyHash: identity.runtime.decoyHash,
             logger: logger,
-            now: now,
+            clock: clock,
             revokeLocally: { [weak jwt] id, expiresAt in jwt?.revoke(tokenID: id, expiresAt: expiresAt) },
             verifyOwnToken: { token in
                 let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
-                if case .verified(let verified) = verifier.verify(token, now: now()) { return verified }
+                if case .verified(let verified) = verifier.verify(token, now: clock.unixSeconds()) { return verified }
                 return nil
             },
             refreshReuseGraceSeconds: Int64(settings.refreshReuseGrace.components.seconds)
         )
     }
 
-    package static let systemNow: @Sendable () -> Int64 = { Int64(wallClockSeconds()) }
-
     private static func makeAuthenticator(
         _ configuration: GatewayConfiguration,
         store: any CredentialStore,
         hmac: HMACSHA256,
         logger: Logger,
-        now: @escaping @Sendable () -> Int64,
+        clock: GatewayClock,
         jwt: JWTAuthenticator?,
         opaqueTokens: (any OpaqueAccessTokenStore)?,
         introspection: LoopIntrospection?
@@ -227,9 +225,8 @@ package final class LoopContext {
             store: store,
             hmac: hmac,
             cache: configuration.cache,
-            routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
             logger: logger,
-            now: now,
+            clock: clock,
             jwt: jwt,
             opaqueTokens: opaqueTokens.map {
                 OpaqueTokenAuthenticator(
@@ -237,7 +234,7 @@ package final class LoopContext {
                     cache: configuration.cache,
                     issuer: configuration.jwt.issuer,
                     logger: logger,
-                    now: now
+                    clock: clock
                 )
             },
             introspection: Self.makeIntrospection(
@@ -245,7 +242,7 @@ package final class LoopContext {
                 introspection: introspection,
                 eventLoop: store.eventLoop,
                 logger: logger,
-                now: now
+                clock: clock
             )
         )
     }
@@ -255,7 +252,7 @@ package final class LoopContext {
         introspection: LoopIntrospection?,
         eventLoop: any EventLoop,
         logger: Logger,
-        now: @escaping @Sendable () -> Int64
+        clock: GatewayClock
     ) -> IntrospectionAuthenticator? {
         guard let introspection, !configuration.introspection.isEmpty else { return nil }
         return IntrospectionAuthenticator(
@@ -265,7 +262,7 @@ package final class LoopContext {
             eventLoop: eventLoop,
             maximumEntries: configuration.cache.maxEntries,
             logger: logger,
-            now: now
+            clock: clock
         )
     }
 
@@ -275,7 +272,7 @@ package final class LoopContext {
         limiter: RateLimiter,
         authenticator: Authenticator,
         configuration: GatewayConfiguration,
-        now: @escaping @Sendable () -> Int64
+        clock: GatewayClock
     ) -> APIKeyEndpoints {
         let settings = configuration.apiKeys
         let policy =
@@ -284,7 +281,7 @@ package final class LoopContext {
         let eventLoop = store.eventLoop
         return APIKeyEndpoints(
             service: APIKeyService(store: store, hash: authenticator.hash(apiKey:)),
-            now: now,
+            clock: clock,
             policies: Set(configuration.rateLimits.map(\.name)),
             sessionIssuer: configuration.jwt.issuer,
             sessions: sessions,
@@ -327,7 +324,8 @@ package final class LoopContext {
                 settings: configuration.upstream,
                 connector: self.connector,
                 tls: tls.upstream,
-                logger: logger
+                logger: logger,
+                clock: self.clock
             )
         }
         self.tls = tls
@@ -336,6 +334,7 @@ package final class LoopContext {
             self.store = store
         }
         self.upstreamAuthority = configuration.upstream.authority
+        self.routes = RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes)
         self.configuration = configuration
         self.logger = logger
         self.accessLog = AccessLog(
@@ -345,14 +344,14 @@ package final class LoopContext {
         )
         if let identity {
             self.identity = identity
-            self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: self.eventLoop, logger: logger, now: self.now)
+            self.jwtAuthenticator = Self.makeJWT(identity, eventLoop: self.eventLoop, logger: logger, clock: self.clock)
             self.sessionEndpoints = Self.makeSessions(
                 identity,
                 jwt: self.jwtAuthenticator,
                 limiter: self.rateLimiter,
                 eventLoop: self.eventLoop,
                 logger: logger,
-                now: self.now
+                clock: self.clock
             )
         }
         if store == nil {
@@ -367,12 +366,11 @@ package final class LoopContext {
                         introspection: self.introspection,
                         eventLoop: self.eventLoop,
                         logger: logger,
-                        now: self.now
+                        clock: self.clock
                     )
                 )
             self.authenticator.apply(
                 cache: configuration.cache,
-                routes: RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes),
                 jwt: self.jwtAuthenticator,
                 logger: logger,
                 opaqueTokenIssuer: configuration.jwt.issuer,
@@ -385,7 +383,7 @@ package final class LoopContext {
                 store: self.store,
                 hmac: self.hmac,
                 logger: logger,
-                now: self.now,
+                clock: self.clock,
                 jwt: self.jwtAuthenticator,
                 opaqueTokens: self.opaqueTokenStore,
                 introspection: self.introspection
@@ -397,7 +395,7 @@ package final class LoopContext {
             limiter: self.rateLimiter,
             authenticator: self.authenticator,
             configuration: configuration,
-            now: self.now
+            clock: self.clock
         )
         if let factory = self.localEndpointFactory {
             self.localEndpoints = factory(self)
@@ -432,11 +430,4 @@ package final class LoopContext {
 
     /// Idle upstream connections kept by this loop (for tests and metrics).
     package var idleUpstreamConnections: Int { self.pool.idleCount }
-}
-
-/// Seconds since the Unix epoch.
-private func wallClockSeconds() -> Int {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return now.tv_sec
 }

@@ -109,7 +109,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// Reads from the client are held while no upstream is attached or it cannot take more.
     private var readsHeld = false
     private var readPending = false
-    private var bodyTimeout = LazyDeadline()
+    private lazy var bodyTimeout = LoopTimer { [weak self] in self?.bodyTimedOut() }
     /// The body timer was stopped while reads were held and must restart when they resume.
     private var bodyTimerPaused = false
 
@@ -386,7 +386,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 trusted: self.loop.configuration.server.trustedProxies
             ),
             pool: self.loop.pool,
-            started: .now(),
+            started: self.loop.clock.now(),
             bodyTimeout: bodyTimeout
         )
     }
@@ -401,25 +401,23 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             method: exchange.method.rawValue,
             normalizedPath: exchange.normalizedPath,
             builtIn: exchange.builtIn,
-            routes: authenticator.routes
+            routes: self.loop.routes
         )
         exchange.routeLabel = route.label
         exchange.routeRateLimit = route.rateLimit
         let outcome = authenticator.authorize(
-            method: exchange.method.rawValue,
-            normalizedPath: exchange.normalizedPath,
+            route.requirement,
             authorization: exchange.head.headers["authorization"],
-            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
-            requirement: route.requirement
+            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri)
         )
         switch outcome {
         case .allow(let principal):
             self.authorized(principal)
         case .deny(let error):
-            exchange.authorizedAt = .now()
+            exchange.authorizedAt = self.loop.clock.now()
             self.run(self.machine.authorizationFailed(error))
         case .pending(let future):
-            exchange.storeAskedAt = .now()
+            exchange.storeAskedAt = self.loop.clock.now()
             let exchangeID = exchange.id
             future.assumeIsolated().whenComplete { result in
                 guard self.exchange?.id == exchangeID else { return }
@@ -427,7 +425,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 case .success(let principal):
                     self.authorized(principal)
                 case .failure(let error as GatewayError):
-                    exchange.authorizedAt = .now()
+                    exchange.authorizedAt = self.loop.clock.now()
                     self.run(self.machine.authorizationFailed(error))
                 case .failure:
                     self.run(self.machine.authorizationFailed(.authUnavailable))
@@ -439,7 +437,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// Authorized: now the token buckets (a refusal never reaches the upstream).
     private func authorized(_ principal: Principal?) {
         guard let exchange = self.exchange else { return }
-        exchange.authorizedAt = .now()
+        exchange.authorizedAt = self.loop.clock.now()
         exchange.principal = principal
         let policies = RateLimitGate.policies(
             route: exchange.routeRateLimit,
@@ -745,7 +743,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             }
             connection.attach(self)
             exchange.upstream = connection
-            exchange.upstreamStarted = .now()
+            exchange.upstreamStarted = self.loop.clock.now()
             self.exchange = exchange
             connection.send(.head(upstreamHead))
             for part in parts {
@@ -879,40 +877,33 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let context, let timeout = self.exchange?.bodyTimeout else { return }
         if self.readsHeld {
             self.bodyTimerPaused = true
-            self.bodyTimeout.clear()
+            self.bodyTimeout.disarm()
             return
         }
         self.bodyTimerPaused = false
-        self.bodyTimeout.set(context.eventLoop.now + timeout, on: context.eventLoop, makeWake: self.makeBodyWake)
+        self.bodyTimeout.arm(in: timeout, on: context.eventLoop)
     }
 
-    private func makeBodyWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
-        return { loopBound.value.bodyTimerWoke() }
-    }
-
-    private func bodyTimerWoke() {
-        guard let context else { return }
-        if self.bodyTimeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeBodyWake) {
-            self.run(self.machine.requestBodyTimedOut())
-        }
+    private func bodyTimedOut() {
+        guard self.context != nil else { return }
+        self.run(self.machine.requestBodyTimedOut())
     }
 
     private func pauseBodyTimer() {
         guard self.bodyTimeout.deadline != nil else { return }
-        self.bodyTimeout.clear()
+        self.bodyTimeout.disarm()
         self.bodyTimerPaused = true
     }
 
     private func cancelBodyTimer() {
         self.bodyTimerPaused = false
-        self.bodyTimeout.clear()
+        self.bodyTimeout.disarm()
     }
 
     // MARK: logging
 
     private func log(_ exchange: ExchangeRecord, status: Int, outcome: String, error: String?) {
-        let now = NIODeadline.now()
+        let now = self.loop.clock.now()
         let total = (now - exchange.started).nanoseconds / 1000
         let upstream = exchange.upstreamStarted.map { (now - $0).nanoseconds / 1000 }
         self.loop.metrics.record(

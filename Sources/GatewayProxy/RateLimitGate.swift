@@ -144,8 +144,7 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
     package func admit(
         address: String?,
         account: String?,
-        purpose: LoginThrottlePurpose,
-        now: NIODeadline
+        purpose: LoginThrottlePurpose
     ) -> EventLoopFuture<LoginThrottleDecision> {
         // Login keeps its original key names; other purposes count in their own buckets.
         let namespace = purpose == .login ? "" : purpose.rawValue + ":"

@@ -8,10 +8,26 @@ import GatewayCore
 enum RequestDecision {
     /// What a request's route says.
     struct Route {
-        var requirement: RouteTable.Requirement
+        var requirement: RouteRequirement
         var label: String
         /// The route's `[[rate_limits]]` policy (built-in endpoints have none here).
         var rateLimit: String?
+
+        /// Explain's `route` step: what the requirement asks of the credential.
+        func describe(method: String, normalizedPath: String, into trace: DecisionTrace) {
+            switch self.requirement {
+            case .denied:
+                trace.fail("route", "no route matches \(method) \(normalizedPath): default-deny")
+            case .open:
+                trace.pass("route", "open route: no credential needed")
+            case .scopes(let scopes):
+                trace.pass(
+                    "route",
+                    scopes.isEmpty
+                        ? "a credential is required (no scope)" : "requires scopes: \(scopes.joined(separator: " "))"
+                )
+            }
+        }
     }
 
     /// The normalised path, or the 400 the gateway answers for an ambiguous one.

@@ -33,7 +33,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private let headerTimeout: TimeAmount
     private var phase: Phase = .idle
-    private var timeout = LazyDeadline()
+    private lazy var timeout = LoopTimer { [weak self] in self?.timedOut() }
     private var expiry: Expiry = .idleTimedOut
     private var context: ChannelHandlerContext?
 
@@ -161,23 +161,15 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     private func arm(_ delay: TimeAmount, onFire expiry: Expiry) {
         guard let context else { return }
         self.expiry = expiry
-        self.timeout.set(context.eventLoop.now + delay, on: context.eventLoop, makeWake: self.makeWake)
-    }
-
-    private func makeWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
-        return { loopBound.value.woke() }
+        self.timeout.arm(in: delay, on: context.eventLoop)
     }
 
     private func cancel() {
-        self.timeout.clear()
+        self.timeout.disarm()
     }
 
-    private func woke() {
-        guard let context else { return }
-        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeWake) {
-            self.fire(self.expiry)
-        }
+    private func timedOut() {
+        self.fire(self.expiry)
     }
 
     private func fire(_ expiry: Expiry) {

@@ -42,20 +42,23 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private(set) var delegate: (any UpstreamResponseDelegate)?
     private let responseTimeout: TimeAmount
-    private var timeout = LazyDeadline()
+    private lazy var timeout = LoopTimer { [weak self] in self?.timedOut() }
     private var readsHeld = false
     private var readPending = false
     private var responseKeepAlive = true
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
     /// When the connection went idle (for pool idle-timeout sweeps).
-    private(set) var idleSince: NIODeadline = .now()
+    private(set) var idleSince: NIODeadline
+    private let clock: GatewayClock
 
     /// The gate in front of the decoder (earlier in the same pipeline).
     let readGuard = UpstreamReadGuard()
 
-    init(responseTimeout: TimeAmount) {
+    init(responseTimeout: TimeAmount, clock: GatewayClock) {
         self.responseTimeout = responseTimeout
+        self.clock = clock
+        self.idleSince = clock.now()
         self.readGuard.onUnexpectedInput = { [weak self] in self?.spoiled() }
     }
 
@@ -133,7 +136,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         switch self.state {
         case .busy, .ending:
             self.state = .idle
-            self.idleSince = .now()
+            self.idleSince = self.clock.now()
         case .idle, .closed:
             break
         }
@@ -264,22 +267,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private func armTimer() {
         guard let context else { return }
-        self.timeout.set(context.eventLoop.now + self.responseTimeout, on: context.eventLoop, makeWake: self.makeWake)
+        self.timeout.arm(in: self.responseTimeout, on: context.eventLoop)
     }
 
-    private func makeWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.context!.eventLoop)
-        return { loopBound.value.timerWoke() }
-    }
-
-    private func timerWoke() {
-        guard let context else { return }
-        if self.timeout.expired(now: context.eventLoop.now, on: context.eventLoop, makeWake: self.makeWake) {
-            self.failExchange(.upstreamTimeout)
-        }
+    private func timedOut() {
+        guard self.context != nil else { return }
+        self.failExchange(.upstreamTimeout)
     }
 
     private func cancelTimer() {
-        self.timeout.clear()
+        self.timeout.disarm()
     }
 }

@@ -36,6 +36,8 @@ final class UpstreamPool {
     /// The client context for an https upstream; nil for http.
     private let tls: TLSContext?
     private let logger: Logger
+    /// Idle ages are measured on its monotonic view.
+    private let clock: GatewayClock
     private var idle: [UpstreamConnection] = []
     private(set) var isRetired = false
     private var sweepTask: RepeatedTask?
@@ -46,8 +48,10 @@ final class UpstreamPool {
         settings: UpstreamSettings,
         connector: @escaping UpstreamConnector,
         tls: TLSContext? = nil,
-        logger: Logger = Logger(label: "dbaudit-gateway.upstream", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "dbaudit-gateway.upstream", factory: { _ in SwiftLogNoOpLogHandler() }),
+        clock: GatewayClock
     ) {
+        self.clock = clock
         self.eventLoop = eventLoop
         self.settings = settings
         self.connector = connector
@@ -99,7 +103,10 @@ final class UpstreamPool {
     }
 
     private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        let connection = UpstreamConnection(responseTimeout: self.settings.responseTimeout.timeAmount)
+        let connection = UpstreamConnection(
+            responseTimeout: self.settings.responseTimeout.timeAmount,
+            clock: self.clock
+        )
         let loopBound = NIOLoopBound(connection, eventLoop: self.eventLoop)
         let tls = self.tls
         let serverName = self.settings.effectiveTLSServerName
@@ -208,7 +215,7 @@ final class UpstreamPool {
     }
 
     private func sweep(task: RepeatedTask) {
-        let cutoff = NIODeadline.now() - self.settings.idleTimeout.timeAmount
+        let cutoff = self.clock.now() - self.settings.idleTimeout.timeAmount
         var keep: [UpstreamConnection] = []
         for connection in self.idle {
             if connection.idleSince < cutoff || !connection.isUsable {

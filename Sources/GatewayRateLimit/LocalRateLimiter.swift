@@ -1,3 +1,4 @@
+package import GatewayCore
 package import NIOCore
 
 /// In-process token buckets for every event loop of the gateway, sharded by key so that
@@ -30,16 +31,16 @@ package final class LocalRateLimiter: Sendable {
     }
 
     private let shards: [NIOLoopBoundBox<Shard>]
-    /// Monotonic nanoseconds; injected by tests.
-    private let clock: @Sendable () -> UInt64
+    /// Read on the owning loop for each decision (its monotonic view).
+    private let clock: GatewayClock
 
     /// - Parameters:
     ///   - eventLoops: every loop that will ask (all loops of the server's group); each owns one shard.
-    ///   - clock: monotonic nanoseconds (default: `NIODeadline.now()`).
+    ///   - clock: the gateway's clock; buckets refill on its monotonic view.
     package init(
         eventLoops: [any EventLoop],
         maximumBucketsPerShard: Int = LocalRateLimiter.defaultMaximumBucketsPerShard,
-        clock: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }
+        clock: GatewayClock
     ) {
         precondition(!eventLoops.isEmpty, "a LocalRateLimiter needs at least one event loop")
         self.shards = eventLoops.map { loop in
@@ -52,7 +53,7 @@ package final class LocalRateLimiter: Sendable {
     package convenience init(
         group: any EventLoopGroup,
         maximumBucketsPerShard: Int = LocalRateLimiter.defaultMaximumBucketsPerShard,
-        clock: @escaping @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds }
+        clock: GatewayClock
     ) {
         self.init(eventLoops: Array(group.makeIterator()), maximumBucketsPerShard: maximumBucketsPerShard, clock: clock)
     }
@@ -68,10 +69,10 @@ package final class LocalRateLimiter: Sendable {
         let shard = self.shards[self.shardIndex(policy: shape.policy, key: key)]
         let clock = self.clock
         if shard.eventLoop.inEventLoop {
-            return .decided(shard.value.take(shape, key: key, now: clock()))
+            return .decided(shard.value.take(shape, key: key, now: clock.now().uptimeNanoseconds))
         }
         // The clock is read on the owning loop, in the order the owner applies decisions.
-        let future = shard.eventLoop.submit { shard.value.take(shape, key: key, now: clock()) }
+        let future = shard.eventLoop.submit { shard.value.take(shape, key: key, now: clock.now().uptimeNanoseconds) }
         return .pending(future.hop(to: eventLoop))
     }
 
@@ -80,9 +81,9 @@ package final class LocalRateLimiter: Sendable {
         let shard = self.shards[self.shardIndex(policy: shape.policy, key: key)]
         let clock = self.clock
         if shard.eventLoop.inEventLoop {
-            return .decided(shard.value.peek(shape, key: key, now: clock()))
+            return .decided(shard.value.peek(shape, key: key, now: clock.now().uptimeNanoseconds))
         }
-        let future = shard.eventLoop.submit { shard.value.peek(shape, key: key, now: clock()) }
+        let future = shard.eventLoop.submit { shard.value.peek(shape, key: key, now: clock.now().uptimeNanoseconds) }
         return .pending(future.hop(to: eventLoop))
     }
 

@@ -31,7 +31,7 @@ package final class RedisRateLimiter {
     private var waiting: [UInt64: EventLoopPromise<RateLimitDecision>] = [:]
     private var deadlines: CircularBuffer<(id: UInt64, deadline: NIODeadline)> = CircularBuffer(initialCapacity: 16)
     private var nextID: UInt64 = 0
-    private var deadline = LazyDeadline()
+    private lazy var deadline = LoopTimer { [weak self] in self?.oldestDecisionDue() }
 
     package init(client: RedisClient, keyPrefix: String, timeout: TimeAmount) {
         self.client = client
@@ -90,7 +90,7 @@ package final class RedisRateLimiter {
             let deadline = self.eventLoop.now + self.timeout
             self.deadlines.append((id, deadline))
             if self.deadline.deadline == nil {
-                self.deadline.set(deadline, on: self.eventLoop, makeWake: self.makeWake)
+                self.deadline.arm(at: deadline, on: self.eventLoop)
             }
         }
         return promise.futureResult
@@ -106,19 +106,11 @@ package final class RedisRateLimiter {
             self.deadlines.removeFirst()
         }
         if self.deadlines.isEmpty {
-            self.deadline.clear()
+            self.deadline.disarm()
         }
     }
 
-    private func makeWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
-        return { loopBound.value.deadlineWoke() }
-    }
-
-    private func deadlineWoke() {
-        guard self.deadline.expired(now: self.eventLoop.now, on: self.eventLoop, makeWake: self.makeWake) else {
-            return
-        }
+    private func oldestDecisionDue() {
         let now = self.eventLoop.now
         while let first = self.deadlines.first {
             if self.waiting[first.id] == nil {
@@ -130,7 +122,7 @@ package final class RedisRateLimiter {
             self.waiting.removeValue(forKey: first.id)?.fail(RateLimitStoreError.timeout)
         }
         if let next = self.deadlines.first {
-            self.deadline.set(next.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.deadline.arm(at: next.deadline, on: self.eventLoop)
         }
     }
 

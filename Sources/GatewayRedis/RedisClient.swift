@@ -1,5 +1,5 @@
 package import GatewayConfig
-import GatewayCore
+package import GatewayCore
 package import NIOCore
 
 /// Opens a connection to a Redis endpoint on an event loop (with TLS when `tls` is set, the
@@ -44,6 +44,8 @@ package final class RedisClient {
     private let opener: RedisNodeOpener
     private let events: RedisNodeEvents?
     private var listener: UInt64?
+    /// Reconnect backoffs are measured on its monotonic view.
+    private let clock: GatewayClock
     private var state: State = .idle
     /// A connection was lost or refused since the last success (for `recovered`).
     private var failedSinceConnected = false
@@ -56,7 +58,8 @@ package final class RedisClient {
     /// check, whereas a dictionary would hash a kilobyte of Lua on every EVALSHA.
     private var scriptHashes: [(script: String, sha: String)] = []
     private var inFlight: CircularBuffer<InFlight> = CircularBuffer(initialCapacity: 16)
-    private var commandDeadline = LazyDeadline()
+    /// Due when the oldest command in flight is.
+    private lazy var commandDeadline = LoopTimer { [weak self] in self?.oldestCommandDue() }
     private var flushScheduled = false
     private var channelsToFlush: [any Channel] = []
     /// Commands sent since start (for tests and metrics).
@@ -71,8 +74,10 @@ package final class RedisClient {
         eventLoop: any EventLoop,
         settings: RedisSettings,
         connector: @escaping RedisConnector,
+        clock: GatewayClock,
         events: RedisNodeEvents? = nil
     ) {
+        self.clock = clock
         self.eventLoop = eventLoop
         self.settings = settings
         self.opener = RedisNodeOpener(eventLoop: eventLoop, settings: settings, connector: connector, events: events)
@@ -101,11 +106,11 @@ package final class RedisClient {
                 channel.close(promise: nil)
             }
             if case .backingOff = self.state {
-                self.state = .backingOff(until: .now(), delay: .zero)
+                self.state = .backingOff(until: self.clock.now(), delay: .zero)
             }
         case .recovered:
             if case .backingOff = self.state {
-                self.state = .backingOff(until: .now(), delay: .zero)
+                self.state = .backingOff(until: self.clock.now(), delay: .zero)
             }
         }
     }
@@ -127,7 +132,7 @@ package final class RedisClient {
         case .connecting(let future):
             return future.assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
         case .backingOff(let until, _):
-            if NIODeadline.now() >= until {
+            if self.clock.now() >= until {
                 return self.connect().assumeIsolated().flatMap { self.send(arguments) }.nonisolated()
             }
             return self.eventLoop.makeFailedFuture(RedisClientError.unavailable)
@@ -199,7 +204,7 @@ package final class RedisClient {
         )
         self.inFlight.append(command)
         if self.commandDeadline.deadline == nil {
-            self.commandDeadline.set(command.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.commandDeadline.arm(at: command.deadline, on: self.eventLoop)
         }
         replyPromise.futureResult.assumeIsolated().whenComplete { outcome in
             self.finished(result)
@@ -246,23 +251,16 @@ package final class RedisClient {
             self.inFlight.remove(at: index)
         }
         if let next = self.inFlight.first {
-            self.commandDeadline.set(next.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.commandDeadline.arm(at: next.deadline, on: self.eventLoop)
         } else {
-            self.commandDeadline.clear()
+            self.commandDeadline.disarm()
         }
     }
 
-    private func makeWake() -> @Sendable () -> Void {
-        let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
-        return { loopBound.value.deadlineWoke() }
-    }
-
-    private func deadlineWoke() {
-        guard self.commandDeadline.expired(now: self.eventLoop.now, on: self.eventLoop, makeWake: self.makeWake),
-            let oldest = self.inFlight.first
-        else { return }
+    private func oldestCommandDue() {
+        guard let oldest = self.inFlight.first else { return }
         guard self.eventLoop.now >= oldest.deadline else {
-            self.commandDeadline.set(oldest.deadline, on: self.eventLoop, makeWake: self.makeWake)
+            self.commandDeadline.arm(at: oldest.deadline, on: self.eventLoop)
             return
         }
         oldest.result.fail(RedisClientError.timeout)
@@ -325,7 +323,7 @@ package final class RedisClient {
                     self.failedSinceConnected = true
                     self.opener.connectionLost()
                     // Reconnect on the next command, without waiting.
-                    self.state = .backingOff(until: .now(), delay: .zero)
+                    self.state = .backingOff(until: self.clock.now(), delay: .zero)
                 }
                 promise.succeed(())
             case .failure:
@@ -333,7 +331,7 @@ package final class RedisClient {
                 let delay =
                     previousDelay == .zero
                     ? Self.initialBackoff : min(previousDelay * 2, Self.maximumBackoff)
-                self.state = .backingOff(until: .now() + delay, delay: delay)
+                self.state = .backingOff(until: self.clock.now() + delay, delay: delay)
                 promise.fail(RedisClientError.unavailable)
             }
         }

@@ -150,7 +150,12 @@ package final class ClientManagement: Sendable {
         let settings = self.settings
         do {
             return try await loop.flatSubmit {
-                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                let client = RedisClient(
+                    eventLoop: loop,
+                    settings: settings,
+                    connector: RedisConnectors.posix,
+                    clock: .system
+                )
                 let store = RedisOAuthStore(client: client, keyPrefix: settings.keyPrefix)
                 return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()

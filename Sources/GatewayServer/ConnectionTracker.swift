@@ -1,3 +1,4 @@
+import GatewayCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -16,9 +17,11 @@ final class ConnectionTracker: Sendable {
     private let drainWaiters = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
     private let refusedCount = Synchronization.Atomic<Int>(0)
     private let lastRefusalLogSecond = Synchronization.Atomic<Int64>(0)
+    private let clock: GatewayClock
 
-    init(limit: Int) {
+    init(limit: Int, clock: GatewayClock) {
         self.limit = Synchronization.Atomic(limit)
+        self.clock = clock
     }
 
     var openConnections: Int { self.open.load(ordering: .relaxed) }
@@ -55,7 +58,7 @@ final class ConnectionTracker: Sendable {
     /// Whether a refusal should be logged now: at most one line per second, so a flood
     /// of connections cannot flood the log.
     func shouldLogRefusal() -> Bool {
-        let second = NIODeadline.now().uptimeNanoseconds / 1_000_000_000
+        let second = self.clock.now().uptimeNanoseconds / 1_000_000_000
         let last = self.lastRefusalLogSecond.load(ordering: .relaxed)
         guard Int64(second) > last else { return false }
         return self.lastRefusalLogSecond.compareExchange(

@@ -34,7 +34,7 @@ extension GatewayServer {
             maxLifetimeSeconds: Int64(jwtSettings.maxTokenLifetime.components.seconds)
         )
         let ownKeys = issuer.verificationKeys
-        let now = context.now
+        let clock = context.clock
         weak let jwt = context.jwtAuthenticator
         return OAuthEndpoint(
             OAuthEndpoint.Dependencies(
@@ -71,13 +71,15 @@ extension GatewayServer {
                 },
                 verifyOwnToken: { token in
                     let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
-                    if case .verified(let verified) = verifier.verify(token, now: now()) { return verified }
+                    if case .verified(let verified) = verifier.verify(token, now: clock.unixSeconds()) {
+                        return verified
+                    }
                     return nil
                 },
                 revokeLocally: { id, expiresAt in jwt?.revoke(tokenID: id, expiresAt: expiresAt) },
                 refreshReuseGraceSeconds: Int64(jwtSettings.refreshReuseGrace.components.seconds),
                 logger: context.logger,
-                now: now
+                clock: clock
             )
         )
     }

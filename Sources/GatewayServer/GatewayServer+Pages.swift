@@ -35,7 +35,6 @@ extension GatewayServer {
             store: oauthStore,
             hmac: loop.secretHasher
         )
-        let now = loop.now
         var dependencies = AuthorizePages.Dependencies(
             issuer: issuer,
             codeTTL: max(1, oauth.codeTTL.components.seconds),
@@ -46,7 +45,7 @@ extension GatewayServer {
             users: users,
             credentials: credentials,
             logger: loop.logger,
-            now: { now() }
+            clock: loop.clock
         )
         dependencies.sso = Self.ssoButtons(configuration)
         return AuthorizePages(dependencies)

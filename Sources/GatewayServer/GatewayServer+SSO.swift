@@ -28,7 +28,6 @@ extension GatewayServer {
         guard let sso = configuration.sso, !sso.providers.isEmpty, let issuer = configuration.jwt.issuer, let stores,
             let users = loop.sessionStore, let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
-        let now = loop.now
         let base = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
         return SSOEndpoint(
             SSOEndpoint.Dependencies(
@@ -48,7 +47,7 @@ extension GatewayServer {
                     refresher.withLockedValue { $0 }?.refetch(issuer: issuer, from: eventLoop)
                 },
                 logger: loop.logger,
-                now: { now() }
+                clock: loop.clock
             )
         )
     }
@@ -75,7 +74,8 @@ extension GatewayServer {
         rings: [NIOLoopBound<SSOKeyRing>],
         group: any EventLoopGroup,
         fetcher: @escaping HTTPFetcher,
-        logger: Logger
+        logger: Logger,
+        clock: GatewayClock
     ) -> JWKSRefresher? {
         let issuers = Self.ssoIssuers(configuration)
         guard !issuers.isEmpty, let loop = rings.first?.eventLoop else { return nil }
@@ -84,6 +84,7 @@ extension GatewayServer {
             issuers: issuers,
             fetcher: fetcher,
             logger: logger,
+            clock: clock,
             install: { issuer, keys in
                 let installs = rings.map { ring in
                     ring.eventLoop.submit { ring.value.install(issuer: issuer, keys: keys) }

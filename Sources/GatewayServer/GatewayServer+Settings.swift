@@ -14,7 +14,6 @@ extension GatewayServer {
             let users = loop.sessionStore,
             let credentials = loop.sessionEndpoints?.credentials
         else { return nil }
-        let now = loop.now
         var dependencies = SettingsPages.Dependencies(
             prefix: configuration.ui.pathPrefix,
             sessionPolicy: BrowserSessionPolicy(configuration.ui),
@@ -24,7 +23,7 @@ extension GatewayServer {
             keys: loop.managementKeyService,
             maxKeysPerOwner: configuration.apiKeys.maxKeysPerOwner,
             logger: loop.logger,
-            now: { now() }
+            clock: loop.clock
         )
         dependencies.sso = Self.ssoButtons(configuration)
         return SettingsPages(dependencies)

@@ -1,7 +1,7 @@
 import Foundation
 package import GatewayAuth
 package import GatewayConfig
-import GatewayCore
+package import GatewayCore
 import GatewayCrypto
 import GatewayPages
 package import GatewayProxy
@@ -42,6 +42,8 @@ package final class GatewayServer: Sendable {
     /// Runs scrypt for logins off the event loops.
     private let passwordPool: NIOThreadPool
     private let memorySessions: InMemorySessionData?
+    /// The one clock of the process: every loop, store and limiter reads this one.
+    package let clock: GatewayClock
     /// A Redis connection of its own for `/readyz` probes (nil without `[redis]`).
     let redisProbe: NIOLoopBound<RedisClient>?
     /// Why the TLS contexts of the initial configuration could not be built; `start()`
@@ -79,8 +81,10 @@ package final class GatewayServer: Sendable {
         group: MultiThreadedEventLoopGroup? = nil,
         connector: UpstreamConnector? = nil,
         memoryStore: InMemoryCredentialData? = nil,
-        fetcher: HTTPFetcher? = nil
+        fetcher: HTTPFetcher? = nil,
+        clock: GatewayClock = .system
     ) throws {
+        self.clock = clock
         let identityRuntime = try IdentityRuntime.build(configuration.jwt) { problem in
             logger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
         }
@@ -114,7 +118,11 @@ package final class GatewayServer: Sendable {
         // [oauth] needs [redis]); its codes, consents and browser state live here.
         let memoryOAuth =
             configuration.redis == nil && configuration.oauth != nil
-            ? (oauth: InMemoryOAuthData(), browser: InMemoryBrowserStateData(), opaque: InMemoryOpaqueAccessTokenData())
+            ? (
+                oauth: InMemoryOAuthData(),
+                browser: InMemoryBrowserStateData(clock: clock),
+                opaque: InMemoryOpaqueAccessTokenData(clock: clock)
+            )
             : nil
         self.memorySessions = memorySessions
         let passwordPool = NIOThreadPool(numberOfThreads: max(1, min(System.coreCount, 4)))
@@ -125,7 +133,7 @@ package final class GatewayServer: Sendable {
         self.refresher = refresherBox
         let refetch = Self.refetch(through: refresherBox)
         // One shard per loop, shared by all: a principal's local bucket is exact process-wide.
-        let localLimiter = LocalRateLimiter(group: self.group)
+        let localLimiter = LocalRateLimiter(group: self.group, clock: clock)
         let tls: GatewayTLSContexts
         do {
             tls = try Self.makeTLSContexts(configuration)
@@ -164,6 +172,7 @@ package final class GatewayServer: Sendable {
                         eventLoop: loop,
                         settings: redis,
                         connector: RedisConnectors.posix,
+                        clock: clock,
                         events: redisEvents
                     )
                     store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
@@ -177,6 +186,7 @@ package final class GatewayServer: Sendable {
                         eventLoop: loop,
                         settings: redis,
                         connector: RedisConnectors.posix,
+                        clock: clock,
                         events: redisEvents
                     )
                     managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
@@ -222,7 +232,8 @@ package final class GatewayServer: Sendable {
                     managementStore: managementStore,
                     managementSessions: managementSessions,
                     opaqueTokenStore: opaqueTokens,
-                    introspection: LoopIntrospection(post: poster, shared: introspectionCache)
+                    introspection: LoopIntrospection(post: poster, shared: introspectionCache),
+                    clock: clock
                 )
                 let ssoRing = SSOKeyRing()
                 // The pages first: the OAuth endpoint answers every other /oauth/ path.
@@ -300,6 +311,7 @@ package final class GatewayServer: Sendable {
                         eventLoop: loop,
                         settings: redis,
                         connector: RedisConnectors.posix,
+                        clock: clock,
                         events: redisEvents
                     ),
                     eventLoop: loop
@@ -308,7 +320,7 @@ package final class GatewayServer: Sendable {
         } else {
             self.redisProbe = nil
         }
-        self.tracker = ConnectionTracker(limit: configuration.server.maxConnections)
+        self.tracker = ConnectionTracker(limit: configuration.server.maxConnections, clock: clock)
         var state = State(configuration: configuration, logger: logger)
         state.tls = tls
         self.state = NIOLockedValueBox(state)
@@ -319,7 +331,8 @@ package final class GatewayServer: Sendable {
             rings: ssoRings,
             group: self.group,
             fetcher: fetcher,
-            logger: logger
+            logger: logger,
+            clock: clock
         )
         ssoRefresherBox.withLockedValue { $0 = ssoRefresher }
     }
@@ -371,6 +384,7 @@ package final class GatewayServer: Sendable {
             issuers: runtime.remoteIssuers,
             fetcher: self.fetcher,
             logger: logger,
+            clock: self.clock,
             install: { issuer, keys in
                 let installs = contexts.map { context in
                     context.eventLoop.submit { context.value.jwtAuthenticator?.installKeys(issuer: issuer, keys: keys) }
@@ -583,7 +597,7 @@ package final class GatewayServer: Sendable {
         owner: String
     ) async throws -> APIKeyService.Created {
         guard let context = self.contexts.first else { throw ConnectionRefused() }
-        let now = Int64(Date().timeIntervalSince1970)
+        let now = self.clock.unixSeconds()
         return try await context.eventLoop.flatSubmit {
             let loop = context.value
             let service = APIKeyService(store: loop.store, hash: loop.authenticator.hash(apiKey:))
@@ -610,7 +624,7 @@ package final class GatewayServer: Sendable {
             email: email.lowercased(),
             scopes: scopes,
             passwordHash: hash,
-            createdAt: Int64(Date().timeIntervalSince1970)
+            createdAt: self.clock.unixSeconds()
         )
         guard let context = self.contexts.first else { throw ConnectionRefused() }
         try await context.eventLoop.flatSubmit {
@@ -678,7 +692,8 @@ package final class GatewayServer: Sendable {
                 rings: self.ssoRings,
                 group: self.group,
                 fetcher: self.fetcher,
-                logger: newLogger
+                logger: newLogger,
+                clock: self.clock
             )
             let previous = self.ssoRefresher.withLockedValue { current in
                 defer { current = next }

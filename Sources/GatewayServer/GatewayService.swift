@@ -1,4 +1,5 @@
 import GatewayConfig
+import GatewayCore
 import GatewayRedis
 import Logging
 import NIOCore
@@ -69,7 +70,7 @@ package struct GatewayService: Service {
                 notifier.status(
                     "listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))"
                 )
-                if await Self.redisAnswersPing(redis, on: server.group.next()) {
+                if await Self.redisAnswersPing(redis, on: server.group.next(), clock: server.clock) {
                     readiness += "; Redis \(redis.endpoint) answered PING"
                 } else {
                     readiness +=
@@ -130,9 +131,9 @@ package struct GatewayService: Service {
 
     /// Whether Redis answers `PING` within its connect timeout (retrying a refused or
     /// failed connection every 100 ms until then). Uses its own short-lived connection.
-    static func redisAnswersPing(_ settings: RedisSettings, on loop: any EventLoop) async -> Bool {
+    static func redisAnswersPing(_ settings: RedisSettings, on loop: any EventLoop, clock: GatewayClock) async -> Bool {
         let future = loop.flatSubmit {
-            let probe = RedisReadinessProbe(loop: loop, settings: settings)
+            let probe = RedisReadinessProbe(loop: loop, settings: settings, clock: clock)
             probe.start()
             return probe.answered
         }
@@ -170,10 +171,11 @@ private final class RedisReadinessProbe {
 
     var answered: EventLoopFuture<Bool> { self.promise.futureResult }
 
-    init(loop: any EventLoop, settings: RedisSettings) {
+    init(loop: any EventLoop, settings: RedisSettings, clock: GatewayClock) {
         self.loop = loop
-        self.client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
-        self.deadline = .now() + settings.connectTimeout.timeAmount
+        self.client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix, clock: clock)
+        // A timer on this loop: its deadline is on the loop's own clock.
+        self.deadline = loop.now + settings.connectTimeout.timeAmount
         self.promise = loop.makePromise(of: Bool.self)
     }
 

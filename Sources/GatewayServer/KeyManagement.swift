@@ -56,7 +56,12 @@ package final class KeyManagement: Sendable {
         let settings = self.settings
         let pepper = self.pepper
         return try await loop.flatSubmit {
-            let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+            let client = RedisClient(
+                eventLoop: loop,
+                settings: settings,
+                connector: RedisConnectors.posix,
+                clock: .system
+            )
             let store = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
             let hmac = HMACSHA256(key: Array(pepper.value.utf8))
             let service = APIKeyService(store: store) { key in Hex.encode(hmac.authenticationCode(for: key.utf8)) }

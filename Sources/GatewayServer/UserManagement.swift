@@ -140,7 +140,12 @@ package final class UserManagement: Sendable {
         let revoked: Int
         do {
             revoked = try await loop.flatSubmit {
-                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                let client = RedisClient(
+                    eventLoop: loop,
+                    settings: settings,
+                    connector: RedisConnectors.posix,
+                    clock: .system
+                )
                 let keys = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
                 let browsers = RedisBrowserStateStore(client: client, keyPrefix: settings.keyPrefix)
                 // Signed-in browsers end at once (each use also re-checks the user).
@@ -181,7 +186,12 @@ package final class UserManagement: Sendable {
         let pattern = Self.globEscaped(settings.keyPrefix + "user:") + "*"
         do {
             let (users, unreadable) = try await loop.flatSubmit {
-                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                let client = RedisClient(
+                    eventLoop: loop,
+                    settings: settings,
+                    connector: RedisConnectors.posix,
+                    clock: .system
+                )
                 return Self.scanUsers(client: client, pattern: pattern, cursor: "0", found: [], unreadable: 0, on: loop)
                     .assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()
@@ -255,7 +265,12 @@ package final class UserManagement: Sendable {
         let settings = self.settings
         do {
             return try await loop.flatSubmit {
-                let client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix)
+                let client = RedisClient(
+                    eventLoop: loop,
+                    settings: settings,
+                    connector: RedisConnectors.posix,
+                    clock: .system
+                )
                 let store = RedisSessionStore(client: client, keyPrefix: settings.keyPrefix)
                 return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()

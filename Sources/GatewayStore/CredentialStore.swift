@@ -39,52 +39,8 @@ package protocol CredentialStore: AnyObject {
     func touchAPIKey(id: String, at time: Int64) -> EventLoopFuture<Void>
 }
 
-package enum CredentialStoreError: Error, Hashable, Sendable {
-    /// The store could not be asked (connection refused, timeout, back-off).
-    case unavailable
-    /// The id or hash is already taken.
-    case conflict
-    /// The owner holds as many keys as it may.
-    case limitReached
-    /// The stored data is not what the gateway wrote.
-    case corrupt(String)
-}
-
 extension CredentialStore {
     package func createAPIKey(_ record: APIKeyRecord, hash: String) -> EventLoopFuture<Void> {
         self.createAPIKey(record, hash: hash, maxPerOwner: nil)
-    }
-}
-
-/// One page of a key listing. Immutable value; any thread.
-package struct APIKeyPage: Sendable, Hashable {
-    /// The largest page a store serves.
-    package static let maximumLimit = 1000
-
-    package var records: [APIKeyRecord]
-    /// Where the next page starts, or nil if this one is the last.
-    package var nextOffset: Int?
-
-    package init(records: [APIKeyRecord], nextOffset: Int?) {
-        self.records = records
-        self.nextOffset = nextOffset
-    }
-}
-
-/// Messages about revoked credentials, fanned out to every event loop's cache (through
-/// Redis pub/sub across instances, directly within one process).
-package enum RevocationMessage {
-    /// `revoke apikey <hash>` on the wire.
-    package static func encode(apiKeyHash: String) -> String {
-        "revoke apikey \(apiKeyHash)"
-    }
-
-    /// The API-key hash named by `message`, or nil if it is not a well-formed revocation.
-    package static func apiKeyHash(from message: String) -> String? {
-        let parts = message.split(separator: " ")
-        guard parts.count == 3, parts[0] == "revoke", parts[1] == "apikey", parts[2].utf8.count == 64,
-            parts[2].utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
-        else { return nil }
-        return String(parts[2])
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-package import GatewayRedis
+import GatewayRedis
 package import NIOCore
 
 /// `CredentialStore` on Redis, over one event loop's `RedisClient`.
@@ -20,31 +20,14 @@ package import NIOCore
 /// Touched only on its event loop. It holds no mutable state of its own, and every future
 /// callback below runs on the client's loop (the client preconditions it), which is why
 /// the `@unchecked Sendable` is sound.
-package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
-    private let client: RedisClient
-    private let prefix: String
-
-    package init(client: RedisClient, keyPrefix: String) {
-        self.client = client
-        self.prefix = keyPrefix
-    }
-
-    package var eventLoop: any EventLoop { self.client.eventLoop }
+package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecked Sendable {
+    override class var serverErrors: ServerErrors { .corruptUnlessTransient }
 
     /// The pub/sub channel of revocations for `keyPrefix`.
     package static func eventsChannel(keyPrefix: String) -> String { "\(keyPrefix)events" }
 
     package func apiKey(hash: String) -> EventLoopFuture<APIKeyRecord?> {
-        self.client.send(["GET", "\(self.prefix)apikey:\(hash)"]).flatMapThrowing { reply in
-            switch reply {
-            case .null:
-                return nil
-            case .bulkString(let bytes):
-                return try Self.decode(bytes)
-            default:
-                throw CredentialStoreError.corrupt("unexpected reply to GET")
-            }
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        self.record(at: "\(self.prefix)apikey:\(hash)", as: APIKeyRecord.self)
     }
 
     package func apiKey(id: String) -> EventLoopFuture<APIKeyRecord?> {
@@ -55,7 +38,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
                 reply in
                 Self.record(fromPair: reply)
             }
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     package func createAPIKey(_ record: APIKeyRecord, hash: String, maxPerOwner: Int?) -> EventLoopFuture<Void> {
@@ -83,7 +66,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
             case .integer(-1): throw CredentialStoreError.limitReached
             default: throw CredentialStoreError.conflict
             }
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     private func ownerIndex(_ owner: String) -> String { "\(self.prefix)apikeys-owner:\(owner)" }
@@ -158,7 +141,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
                 index += 2
             }
             return APIKeyPage(records: records, nextOffset: more == 1 ? offset + limit : nil)
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: the index to page through, id set, all-keys index, indexed marker. ARGV:
@@ -186,7 +169,7 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
     /// or does not decode.
     private static func record(fromPair reply: RESPValue) -> APIKeyRecord? {
         guard case .array(let values) = reply, values.count == 2, case .bulkString(let json) = values[0],
-            var record = try? Self.decode(json)
+            var record = try? Self.decode(APIKeyRecord.self, json)
         else { return nil }
         if case .bulkString(let used) = values[1], used.count <= 20,
             let time = Int64(String(decoding: used, as: UTF8.self))
@@ -216,7 +199,8 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
             let hash = String(decoding: hashBytes, as: UTF8.self)
             let recordKey = "\(self.prefix)apikey:\(hash)"
             return self.client.send(["GET", recordKey]).flatMap { recordReply -> EventLoopFuture<APIKeyRecord?> in
-                guard case .bulkString(let json) = recordReply, var record = try? Self.decode(json) else {
+                guard case .bulkString(let json) = recordReply, var record = try? Self.decode(APIKeyRecord.self, json)
+                else {
                     return self.eventLoop.makeSucceededFuture(nil)
                 }
                 record.revoked = true
@@ -234,44 +218,11 @@ package final class RedisCredentialStore: CredentialStore, @unchecked Sendable {
                     ])
                 }.map { _ in revoked }
             }
-        }.flatMapErrorThrowing { error in throw Self.mapped(error) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     package func touchAPIKey(id: String, at time: Int64) -> EventLoopFuture<Void> {
         self.client.send(["SET", "\(self.prefix)apikey-used:\(id)", String(time)]).map { _ in }
-            .flatMapErrorThrowing { error in throw Self.mapped(error) }
-    }
-
-    private static func decode(_ bytes: [UInt8]) throws -> APIKeyRecord {
-        guard bytes.count <= 64 * 1024 else { throw CredentialStoreError.corrupt("record larger than 64 KiB") }
-        do {
-            return try JSONDecoder().decode(APIKeyRecord.self, from: Data(bytes))
-        } catch {
-            throw CredentialStoreError.corrupt("record is not valid JSON")
-        }
-    }
-
-    /// A store error for any failure of a command: Redis's own transient errors and lost
-    /// connections are `.unavailable`, other server errors `.corrupt`.
-    package static func mapped(_ error: any Error) -> any Error {
-        switch error {
-        case let error as CredentialStoreError:
-            return error
-        case RedisClientError.server(let message) where Self.isTransient(message):
-            return CredentialStoreError.unavailable
-        case RedisClientError.server(let message):
-            return CredentialStoreError.corrupt("redis error: \(message.prefix(80))")
-        default:
-            return CredentialStoreError.unavailable
-        }
-    }
-
-    /// Server errors that say "not now" rather than "wrong data": out of memory under
-    /// `noeviction`, a busy script, a loading or read-only replica. Like a lost connection
-    /// they are an outage (503 with `Retry-After`), not a gateway fault.
-    private static func isTransient(_ message: String) -> Bool {
-        let code = message.prefix(while: { $0 != " " })
-        return ["OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"]
-            .contains(code)
+            .flatMapErrorThrowing { throw Self.mapped($0) }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-package import GatewayRedis
+import GatewayRedis
 package import NIOCore
 
 /// `OAuthStore` on Redis. Layout under the prefix `P`:
@@ -13,34 +13,20 @@ package import NIOCore
 /// - `P oauth-grant-tokens:<family>` — set of the access tokens issued under a refresh
 ///   family (`j <exp> <jti>`, `o <hash>`), to revoke with the grant
 /// Touched only on its event loop (futures complete there).
-package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
+package final class RedisOAuthStore: RedisStore, OAuthStore, @unchecked Sendable {
     /// How long a redeemed code is remembered past its expiry to detect reuse.
     package static let usedCodeGrace: Int64 = 600
-    /// Stored records larger than this are refused as corrupt.
-    static let maximumRecordBytes = 64 * 1024
-
-    private let client: RedisClient
-    private let prefix: String
-
-    package init(client: RedisClient, keyPrefix: String) {
-        self.client = client
-        self.prefix = keyPrefix
-    }
-
-    package var eventLoop: any EventLoop { self.client.eventLoop }
+    override class var serverErrors: ServerErrors { .corruptUnlessTransient }
+    /// Written as this store always wrote them (sorted keys, `/` not escaped), so a record
+    /// written by this version and one by an older one are the same bytes.
+    override class var recordFormatting: JSONEncoder.OutputFormatting { [.sortedKeys, .withoutEscapingSlashes] }
 
     // MARK: clients
 
     package func client(id: String) -> EventLoopFuture<OAuthClient?> {
-        self.client.send(["GET", "\(self.prefix)oauth-client:\(id)"]).flatMapThrowing { reply -> OAuthClient? in
-            switch reply {
-            case .null: return nil
-            case .bulkString(let bytes):
-                let client = try Self.decode(OAuthClient.self, bytes)
-                return client.id == id ? client : nil
-            default: throw CredentialStoreError.corrupt("unexpected reply to GET")
-            }
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        self.record(at: "\(self.prefix)oauth-client:\(id)", as: OAuthClient.self).map { client in
+            client?.id == id ? client : nil
+        }
     }
 
     package func listClients() -> EventLoopFuture<[OAuthClient]> {
@@ -53,7 +39,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
                     guard case .bulkString(let bytes) = value else { return nil }
                     return try? Self.decode(OAuthClient.self, bytes)
                 }.sorted { $0.id < $1.id }
-            }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+            }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: the id set. ARGV: prefix. The JSON of every member that still exists.
@@ -76,7 +62,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
             arguments: [json, client.id]
         ).flatMapThrowing { reply in
             guard case .integer(1) = reply else { throw CredentialStoreError.conflict }
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: client key, id set. ARGV: JSON, id. 1, or 0 if the id is taken.
@@ -94,7 +80,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         return self.client.send(["SET", "\(self.prefix)oauth-client:\(client.id)", json, "XX"]).map { reply in
             if case .simpleString = reply { return true }
             return false
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     package func removeClient(id: String) -> EventLoopFuture<Bool> {
@@ -105,7 +91,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         ).flatMapThrowing { reply in
             guard case .integer(let removed) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
             return removed == 1
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: client key, id set. ARGV: id. 1 if the client existed.
@@ -125,7 +111,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
         return self.client.send(["SET", "\(self.prefix)oauth-code:\(codeHash)", json, "EX", String(ttl), "NX"])
             .flatMapThrowing { reply in
                 guard case .simpleString = reply else { throw CredentialStoreError.conflict }
-            }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+            }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: code key, used marker. ARGV: now, grace seconds.
@@ -179,7 +165,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
             default:
                 return .invalid
             }
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// The issuance recorded in a marker (`I <json>` or `X <json>`), if any.
@@ -206,7 +192,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
                     throw CredentialStoreError.corrupt("unexpected reply")
                 }
                 return recorded == 1
-            }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+            }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     private func codeKeys(_ codeHash: String) -> [String] {
@@ -225,7 +211,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
             script: Self.addTokenScript,
             keys: ["\(self.prefix)oauth-grant-tokens:\(family)"],
             arguments: [token.stored, String(max(1, keepUntil - now))]
-        ).map { _ in () }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        ).map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: the set. ARGV: member, seconds to keep. The set lives as long as its longest entry.
@@ -247,7 +233,7 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
                 guard case .bulkString(let bytes) = value, bytes.count <= 256 else { return nil }
                 return GrantAccessToken(stored: String(decoding: bytes, as: UTF8.self))
             }
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: the set. Its members (at most 10000), and the set deleted.
@@ -268,41 +254,15 @@ package final class RedisOAuthStore: OAuthStore, @unchecked Sendable {
             return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
         }
         return self.client.send(["SET", self.consentKey(userID: userID, clientID: clientID), json]).map { _ in () }
-            .flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+            .flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     package func consent(userID: String, clientID: String) -> EventLoopFuture<[String]?> {
-        self.client.send(["GET", self.consentKey(userID: userID, clientID: clientID)]).flatMapThrowing {
-            reply -> [String]? in
-            switch reply {
-            case .null: return nil
-            case .bulkString(let bytes): return try Self.decode([String].self, bytes)
-            default: throw CredentialStoreError.corrupt("unexpected reply to GET")
-            }
-        }.flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
+        self.record(at: self.consentKey(userID: userID, clientID: clientID), as: [String].self)
     }
 
     package func revokeConsent(userID: String, clientID: String) -> EventLoopFuture<Void> {
         self.client.send(["DEL", self.consentKey(userID: userID, clientID: clientID)]).map { _ in () }
-            .flatMapErrorThrowing { throw RedisCredentialStore.mapped($0) }
-    }
-
-    // MARK: coding
-
-    private static func encode(_ value: some Encodable) -> String? {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    private static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
-        guard bytes.count <= maximumRecordBytes else {
-            throw CredentialStoreError.corrupt("stored \(type) is too large")
-        }
-        do {
-            return try JSONDecoder().decode(type, from: Data(bytes))
-        } catch {
-            throw CredentialStoreError.corrupt("stored \(type) is not valid")
-        }
+            .flatMapErrorThrowing { throw Self.mapped($0) }
     }
 }

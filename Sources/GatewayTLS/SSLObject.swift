@@ -1,4 +1,5 @@
 import CGatewayOpenSSL
+import GatewayCrypto
 import NIOCore
 import Synchronization
 

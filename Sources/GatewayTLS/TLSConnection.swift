@@ -1,4 +1,5 @@
 import CGatewayOpenSSL
+import GatewayCrypto
 package import NIOCore
 
 /// The TLS session of one connection as a state machine over an `SSLObject`: every event

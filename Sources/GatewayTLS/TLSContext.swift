@@ -1,4 +1,5 @@
 import CGatewayOpenSSL
+import GatewayCrypto
 
 /// One OpenSSL `SSL_CTX`: certificates, trust, versions, ciphers and the session cache of
 /// a TLS listener (server) or of outbound connections (client).

@@ -20,27 +20,12 @@ extension GatewayCommand {
             subcommands: [Add.self, List.self, Remove.self, RotateSecret.self]
         )
 
-        struct Options: ParsableArguments {
-            @Option(name: .long, help: "Path of gateway.conf (its [redis], [auth.api_keys] and [oauth] are used).")
-            var config: String
-
-            func management() throws -> ClientManagement {
-                let configuration = try loadConfigurationOrExit(self.config)
-                do {
-                    return try ClientManagement(configuration: configuration)
-                } catch {
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
-                    throw ExitCode(1)
-                }
-            }
-        }
-
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Register a client; prints its id and, for a confidential client, its secret (once)."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Option(name: .long, help: "Name shown on the consent page.") var name: String
             @Option(
                 name: .customLong("redirect-uri"),
@@ -67,9 +52,8 @@ extension GatewayCommand {
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
-                let management = try self.options.management()
-                do {
-                    let (client, secret) = try await management.add(
+                let (client, secret) = try await performOrExit(self.options.open(ClientManagement.self)) {
+                    try await $0.add(
                         name: self.name,
                         redirectURIs: self.redirectURIs,
                         grantTypes: Clients.list(self.grantTypes),
@@ -77,24 +61,19 @@ extension GatewayCommand {
                         isPublic: self.public,
                         tokenFormat: self.tokenFormat,
                         isResourceServer: self.resourceServer,
-                        now: Int64(Date().timeIntervalSince1970)
+                        now: GatewayClock.system.unixSeconds()
                     )
-                    await management.shutdown()
-                    if self.json {
-                        print(Clients.json(client, secret: secret))
-                    } else {
-                        print(
-                            "Registered \(client.isPublic ? "public" : "confidential") client \(client.id) (\(client.name))."
-                        )
-                        if let secret {
-                            print("client_secret: \(secret)")
-                            print("Store the secret now: it is not shown again (rotate-secret makes a new one).")
-                        }
+                }
+                if self.json {
+                    print(Clients.json(client, secret: secret))
+                } else {
+                    print(
+                        "Registered \(client.isPublic ? "public" : "confidential") client \(client.id) (\(client.name))."
+                    )
+                    if let secret {
+                        print("client_secret: \(secret)")
+                        print("Store the secret now: it is not shown again (rotate-secret makes a new one).")
                     }
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
                 }
             }
         }
@@ -104,28 +83,20 @@ extension GatewayCommand {
                 abstract: "List every client (declared in the file and registered)."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Flag(name: .long, help: "Print JSON (an array).") var json = false
 
             func run() async throws {
-                let management = try self.options.management()
-                do {
-                    let clients = try await management.list()
-                    await management.shutdown()
-                    if self.json {
-                        print("[" + clients.map { Clients.json($0, secret: nil) }.joined(separator: ",") + "]")
-                    } else {
-                        for client in clients {
-                            let grants = client.grantTypes.sorted().map(\.rawValue).joined(separator: ",")
-                            print(
-                                "\(client.id)\t\(client.source.rawValue)\t\(client.isPublic ? "public" : "confidential")\t\(grants)\t\(client.scopes.joined(separator: " "))\t\(client.name)"
-                            )
-                        }
+                let clients = try await performOrExit(self.options.open(ClientManagement.self)) { try await $0.list() }
+                if self.json {
+                    print("[" + clients.map { Clients.json($0, secret: nil) }.joined(separator: ",") + "]")
+                } else {
+                    for client in clients {
+                        let grants = client.grantTypes.sorted().map(\.rawValue).joined(separator: ",")
+                        print(
+                            "\(client.id)\t\(client.source.rawValue)\t\(client.isPublic ? "public" : "confidential")\t\(grants)\t\(client.scopes.joined(separator: " "))\t\(client.name)"
+                        )
                     }
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
                 }
             }
         }
@@ -136,20 +107,12 @@ extension GatewayCommand {
                     "Remove a registered client: its secret and refresh tokens stop working at once (access tokens run out)."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Argument(help: "The client id.") var id: String
 
             func run() async throws {
-                let management = try self.options.management()
-                do {
-                    try await management.remove(id: self.id)
-                    await management.shutdown()
-                    print("Removed client \(self.id).")
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
-                }
+                try await performOrExit(self.options.open(ClientManagement.self)) { try await $0.remove(id: self.id) }
+                print("Removed client \(self.id).")
             }
         }
 
@@ -160,25 +123,19 @@ extension GatewayCommand {
                     "Give a registered confidential client a new secret (printed once); the old one stops working."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Argument(help: "The client id.") var id: String
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
-                let management = try self.options.management()
-                do {
-                    let (client, secret) = try await management.rotateSecret(id: self.id)
-                    await management.shutdown()
-                    if self.json {
-                        print(Clients.json(client, secret: secret))
-                    } else {
-                        print("New secret for client \(client.id):")
-                        print("client_secret: \(secret)")
-                    }
-                } catch {
-                    await management.shutdown()
-                    FileHandleOutput.standardError("dbaudit-gateway: \(error)\n")
-                    throw ExitCode(1)
+                let (client, secret) = try await performOrExit(self.options.open(ClientManagement.self)) {
+                    try await $0.rotateSecret(id: self.id)
+                }
+                if self.json {
+                    print(Clients.json(client, secret: secret))
+                } else {
+                    print("New secret for client \(client.id):")
+                    print("client_secret: \(secret)")
                 }
             }
         }

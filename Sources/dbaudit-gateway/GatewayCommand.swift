@@ -171,13 +171,16 @@ func managementOrExit<Management>(
     }
 }
 
-/// A management command's connection to the store, closed once its work is done.
+/// A management command's connection to the stores of a configuration, closed once its work
+/// is done.
 protocol ManagementSession: Sendable {
+    init(configuration: GatewayConfiguration) throws
     func shutdown() async
 }
 
 extension KeyManagement: ManagementSession {}
 extension UserManagement: ManagementSession {}
+extension ClientManagement: ManagementSession {}
 
 /// `operation` on `management`, whose connection is closed whatever happens; a failure is
 /// written to stderr and becomes exit code 1.

@@ -14,19 +14,10 @@ extension GatewayCommand {
             subcommands: [Create.self, List.self, Revoke.self]
         )
 
-        struct Options: ParsableArguments {
-            @Option(name: .long, help: "Path of gateway.conf (its [redis] and [auth.api_keys] are used).")
-            var config: String
-
-            func management() throws -> KeyManagement {
-                try managementOrExit(self.config, KeyManagement.init(configuration:))
-            }
-        }
-
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Create a key and print it once.")
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Option(name: .long, help: "A descriptive name.") var name: String
             @Option(name: .long, help: "Comma-separated scopes, e.g. read:databases,read:logs.") var scopes: String
             @Option(name: .long, help: "Lifetime such as 90d, 12h, 3600 (seconds); none by default.") var expiresIn:
@@ -49,7 +40,7 @@ extension GatewayCommand {
                     }
                     lifetime = parsed
                 }
-                let management = try self.options.management()
+                let management = try self.options.open(KeyManagement.self)
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let created = try await performOrExit(management) { management in
                     try await management.create(
@@ -58,7 +49,7 @@ extension GatewayCommand {
                         expiresIn: lifetime,
                         test: self.test,
                         owner: self.owner,
-                        now: Int64(Date().timeIntervalSince1970),
+                        now: GatewayClock.system.unixSeconds(),
                         rateLimit: self.rateLimit
                     )
                 }
@@ -84,11 +75,11 @@ extension GatewayCommand {
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List keys (never the secrets).")
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Flag(name: .long, help: "Print JSON.") var json = false
 
             func run() async throws {
-                let records = try await performOrExit(self.options.management()) { try await $0.list() }
+                let records = try await performOrExit(self.options.open(KeyManagement.self)) { try await $0.list() }
                 if self.json {
                     print("[" + records.map(APIKeyEndpoints.recordJSON).joined(separator: ",") + "]")
                     return
@@ -127,13 +118,13 @@ extension GatewayCommand {
         struct Revoke: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Revoke a key on every gateway instance.")
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Argument(help: "The key id (key_...).") var id: String
 
             func run() async throws {
                 guard
                     let record = try await performOrExit(
-                        self.options.management(),
+                        self.options.open(KeyManagement.self),
                         { try await $0.revoke(id: self.id) }
                     )
                 else {

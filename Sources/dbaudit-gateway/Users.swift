@@ -13,21 +13,12 @@ extension GatewayCommand {
             subcommands: [Add.self, List.self, Disable.self, Enable.self]
         )
 
-        struct Options: ParsableArguments {
-            @Option(name: .long, help: "Path of gateway.conf (its [redis] and [auth.jwt] are used).")
-            var config: String
-
-            func management() throws -> UserManagement {
-                try managementOrExit(self.config, UserManagement.init(configuration:))
-            }
-        }
-
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Create a user; the password is the first line of standard input (never an argument)."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Option(
                 name: .long,
                 help: "Login e-mail address: a plain ASCII address such as ops@example.com (stored lower-cased)."
@@ -43,14 +34,14 @@ extension GatewayCommand {
                     )
                     throw ExitCode(1)
                 }
-                let management = try self.options.management()
+                let management = try self.options.open(UserManagement.self)
                 let scopes = self.scopes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 let user = try await performOrExit(management) { management in
                     try await management.add(
                         email: self.email,
                         scopes: scopes,
                         password: line,
-                        now: Int64(Date().timeIntervalSince1970)
+                        now: GatewayClock.system.unixSeconds()
                     )
                 }
                 if self.json {
@@ -67,11 +58,13 @@ extension GatewayCommand {
                     "List every user: id, e-mail (login name), enabled or disabled, created, the provider and address of a user signed in through [[sso.providers]], scopes (never a password hash)."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Flag(name: .long, help: "Print a JSON array.") var json = false
 
             func run() async throws {
-                let (users, unreadable) = try await performOrExit(self.options.management()) { try await $0.list() }
+                let (users, unreadable) = try await performOrExit(self.options.open(UserManagement.self)) {
+                    try await $0.list()
+                }
                 if self.json {
                     print("[" + users.map { Users.json($0, full: true) }.joined(separator: ",") + "]")
                 } else if users.isEmpty {
@@ -103,7 +96,7 @@ extension GatewayCommand {
                     "Disable a user: logins and refreshes are refused (access tokens already issued expire on their own)."
             )
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Option(name: .long, help: "Login e-mail address.") var email: String
 
             func run() async throws { try await Users.set(self.options, email: self.email, disabled: true) }
@@ -112,7 +105,7 @@ extension GatewayCommand {
         struct Enable: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Enable a disabled user again.")
 
-            @OptionGroup var options: Options
+            @OptionGroup var options: StoreOptions
             @Option(name: .long, help: "Login e-mail address.") var email: String
 
             func run() async throws { try await Users.set(self.options, email: self.email, disabled: false) }
@@ -139,8 +132,8 @@ extension GatewayCommand {
             return json + "}"
         }
 
-        static func set(_ options: Options, email: String, disabled: Bool) async throws {
-            let (user, revoked) = try await performOrExit(options.management()) {
+        static func set(_ options: StoreOptions, email: String, disabled: Bool) async throws {
+            let (user, revoked) = try await performOrExit(options.open(UserManagement.self)) {
                 try await $0.setDisabled(email: email, disabled: disabled)
             }
             print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")

@@ -36,7 +36,7 @@ private final class EndpointsHarness {
         let loop = self.auth.loop
         self.endpoints = APIKeyEndpoints(
             service: service,
-            now: { clock.now },
+            clock: clock.clock,
             sessionIssuer: "https://gw.test",
             sessions: sessions,
             maxKeysPerOwner: maxKeysPerOwner,
@@ -308,7 +308,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
     @Test func onlyAdminsGiveAKeyARateLimitTierAndOnlyAKnownOne() throws {
         let auth = AuthHarness()
         let service = APIKeyService(store: auth.store, hash: auth.authenticator.hash(apiKey:))
-        let endpoints = APIKeyEndpoints(service: service, now: { 0 }, policies: ["gold"])
+        let endpoints = APIKeyEndpoints(service: service, clock: ManualClock(0).clock, policies: ["gold"])
         func call(_ body: String, _ principal: Principal) -> Result<APIKeyEndpoints.Response, any Error> {
             let future = endpoints.handle(
                 method: "POST",
@@ -318,7 +318,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
                 eventLoop: auth.loop
             )
             auth.loop.run()
-            var result: Result<APIKeyEndpoints.Response, any Error>?
+            nonisolated(unsafe) var result: Result<APIKeyEndpoints.Response, any Error>?
             future.whenComplete { result = $0 }
             auth.loop.run()
             return result!
@@ -364,11 +364,11 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
         // The key works, with the scopes it was given.
         let principal = try #require(
-            try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).successValue
+            try h.auth.resolve(h.auth.authorize(.readDatabases, key: key)).successValue
         )
         #expect(principal?.keyID == id)
         #expect(principal?.subject == "root")
-        #expect(try h.auth.resolve(h.auth.authorize("POST", "/v1/databases", key: key)).error?.status == 403)
+        #expect(try h.auth.resolve(h.auth.authorize(.writeDatabases, key: key)).error?.status == 403)
     }
 
     @Test func postAcceptsNumericLifetimeNoLifetimeAndTestKeys() throws {
@@ -514,7 +514,7 @@ private func json(_ text: String, sourceLocation: SourceLocation = #_sourceLocat
 
         let listed = try json(try h.response("GET").body)["api_keys"] as? [[String: Any]]
         #expect(listed?.first?["revoked"] as? Bool == true)
-        expectRevoked(try h.auth.resolve(h.auth.authorize("GET", "/v1/databases", key: key)).error)
+        expectRevoked(try h.auth.resolve(h.auth.authorize(.readDatabases, key: key)).error)
     }
 
     private func expectRevoked(_ error: GatewayError?, sourceLocation: SourceLocation = #_sourceLocation) {

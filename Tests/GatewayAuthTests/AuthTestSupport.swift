@@ -132,18 +132,25 @@ final class FakeOpaqueTokenStore: OpaqueAccessTokenStore, @unchecked Sendable {
 /// A 32-byte pepper.
 let testPepper: [UInt8] = Array(0..<32)
 
-let defaultTestRoutes: [RouteSettings] = [
-    RouteSettings(method: "GET", path: "/health", scopes: ["admin"], isPublic: true),
-    RouteSettings(method: "GET", path: "/v1/databases", scopes: ["read:databases"]),
-    RouteSettings(method: "POST", path: "/v1/databases", scopes: ["write:databases", "read:databases"]),
-    RouteSettings(method: nil, path: "/v1/reports/**", scopes: ["read:reports"]),
-    RouteSettings(method: "GET", path: "/v1/anyone", scopes: []),
-]
+/// The requirements the tests' routes would carry (the proxy's route table chooses them).
+extension RouteRequirement {
+    /// `GET /v1/databases`.
+    static let readDatabases = RouteRequirement.scopes(["read:databases"])
+    /// `POST /v1/databases`.
+    static let writeDatabases = RouteRequirement.scopes(["write:databases", "read:databases"])
+}
 
 /// An authenticator on an `EmbeddedEventLoop` over an in-memory store, with a clock and a
 /// counting store the test controls.
 final class AuthHarness {
     static let startTime: Int64 = 1_700_000_000
+    /// Entries stay fresh for as long as any test moves the clock (an hour), so only tests
+    /// that choose a shorter `positive_ttl` see stale entries.
+    static let longFreshCache: CacheSettings = {
+        var cache = CacheSettings()
+        cache.positiveTTL = .seconds(3600)
+        return cache
+    }()
 
     let loop: EmbeddedEventLoop
     let data: InMemoryCredentialData
@@ -155,9 +162,7 @@ final class AuthHarness {
     let opaqueStore: FakeOpaqueTokenStore
 
     init(
-        routes: [RouteSettings] = defaultTestRoutes,
-        unmatched: ServerSettings.UnmatchedRoutePolicy = .deny,
-        cache: CacheSettings = CacheSettings(),
+        cache: CacheSettings = AuthHarness.longFreshCache,
         pepper: [UInt8] = testPepper,
         maximumTrackedKeys: Int = 100_000,
         withOpaqueTokens: Bool = false,
@@ -175,9 +180,8 @@ final class AuthHarness {
             store: self.store,
             hmac: HMACSHA256(key: pepper),
             cache: cache,
-            routes: RouteTable(routes: routes, unmatched: unmatched),
             logger: Logger(label: "test"),
-            now: { clock.now },
+            clock: clock.clock,
             maximumTrackedKeys: maximumTrackedKeys,
             opaqueTokens: withOpaqueTokens
                 ? OpaqueTokenAuthenticator(
@@ -185,7 +189,7 @@ final class AuthHarness {
                     cache: cache,
                     issuer: "https://gateway.test",
                     logger: Logger(label: "test"),
-                    now: { clock.now }
+                    clock: clock.clock
                 )
                 : nil,
             introspection: introspectionPoster.map { poster in
@@ -202,7 +206,7 @@ final class AuthHarness {
                     eventLoop: opaqueStore.eventLoop,
                     maximumEntries: 100,
                     logger: Logger(label: "test"),
-                    now: { clock.now }
+                    clock: clock.clock
                 )
             }
         )
@@ -236,28 +240,19 @@ final class AuthHarness {
     }
 
     func authorize(
-        _ method: String = "GET",
-        _ path: String = "/v1/databases",
+        _ requirement: RouteRequirement = .readDatabases,
         authorization: [String],
-        queryCarriesToken: Bool = false,
-        requirement: RouteTable.Requirement? = nil
+        queryCarriesToken: Bool = false
     ) -> Authenticator.Outcome {
         self.authenticator.authorize(
-            method: method,
-            normalizedPath: path,
+            requirement,
             authorization: authorization,
-            queryCarriesToken: queryCarriesToken,
-            requirement: requirement
+            queryCarriesToken: queryCarriesToken
         )
     }
 
-    func authorize(
-        _ method: String = "GET",
-        _ path: String = "/v1/databases",
-        key: String,
-        requirement: RouteTable.Requirement? = nil
-    ) -> Authenticator.Outcome {
-        self.authorize(method, path, authorization: ["Bearer \(key)"], requirement: requirement)
+    func authorize(_ requirement: RouteRequirement = .readDatabases, key: String) -> Authenticator.Outcome {
+        self.authorize(requirement, authorization: ["Bearer \(key)"])
     }
 
     /// The final decision of an outcome: the principal it allows, or the error it denies

@@ -26,8 +26,7 @@ import Testing
         for _ in 0..<5 {
             guard
                 case .pending(let future) = h.authenticator.authorize(
-                    method: "GET",
-                    normalizedPath: "/v1/databases",
+                    .readDatabases,
                     authorization: ["Bearer \(created.key)"],
                     queryCarriesToken: false
                 )
@@ -46,8 +45,7 @@ import Testing
         // Answered: the next lookup of another key is a fresh one, and this key is cached.
         guard
             case .allow = h.authenticator.authorize(
-                method: "GET",
-                normalizedPath: "/v1/databases",
+                .readDatabases,
                 authorization: ["Bearer \(created.key)"],
                 queryCarriesToken: false
             )
@@ -65,8 +63,7 @@ import Testing
         for _ in 0..<2 {
             guard
                 case .pending(let future) = h.authenticator.authorize(
-                    method: "GET",
-                    normalizedPath: "/v1/databases",
+                    .readDatabases,
                     authorization: ["Bearer \(key)"],
                     queryCarriesToken: false
                 )

@@ -22,30 +22,30 @@ private func expectInvalidToken(_ error: GatewayError?, sourceLocation: SourceLo
     )
 }
 
-/// A cache whose positive entries go stale after 1 ms of real time (the cache runs on
-/// `NIODeadline.now()`, not on the injected clock).
+/// A cache whose positive entries go stale 30 s after the store answered.
 private func quicklyStaleCache(grace: Duration = .seconds(300)) -> CacheSettings {
     var cache = CacheSettings()
-    cache.positiveTTL = .milliseconds(1)
+    cache.positiveTTL = .seconds(30)
     cache.staleGrace = grace
     return cache
 }
 
-private func waitPastPositiveTTL() {
-    Thread.sleep(forTimeInterval: 0.02)
+/// Moves the harness's clock past `quicklyStaleCache`'s positive TTL.
+private func passPositiveTTL(_ h: AuthHarness, by extra: UInt64 = 1) {
+    h.clock.advance(seconds: 30 + extra)
 }
 
 @Suite struct AuthenticatorTests {
-    // MARK: routes
+    // MARK: the route's requirement
 
     @Test func openRouteAllowsWithoutAnyHeader() throws {
         let h = AuthHarness()
-        let outcome = h.authorize("GET", "/health", authorization: [])
+        let outcome = h.authorize(.open, authorization: [])
         let allowed = try #require(outcome.allowance)
         #expect(allowed == nil)
         // Even a garbage header or a query token is not looked at on an open route.
         #expect(
-            try #require(h.authorize("GET", "/health", authorization: ["garbage"], queryCarriesToken: true).allowance)
+            try #require(h.authorize(.open, authorization: ["garbage"], queryCarriesToken: true).allowance)
                 == nil
         )
         #expect(h.store.apiKeyCalls == 0)
@@ -55,33 +55,30 @@ private func waitPastPositiveTTL() {
         let h = AuthHarness()
         let key = try h.createKey(scopes: ["admin"]).key
         for headers in [[], ["Bearer \(key)"], ["garbage"]] {
-            let error = try #require(h.authorize("GET", "/nowhere", authorization: headers).denial)
+            let error = try #require(h.authorize(.denied, authorization: headers).denial)
             #expect(error == GatewayError.routeNotFound)
             #expect(error.status == 404)
             #expect(error.code == "not_found")
         }
-        // A method with no route on a known path is also a 404.
-        #expect(h.authorize("DELETE", "/v1/databases", key: key).denial == GatewayError.routeNotFound)
+        #expect(h.authorize(.denied, key: key).denial == GatewayError.routeNotFound)
         #expect(h.store.apiKeyCalls == 0)
     }
 
-    @Test func requirementOverridesTheRouteTable() throws {
+    @Test func theRequirementDecidesWhichScopesAKeyNeeds() throws {
         let h = AuthHarness()
-        #expect(try #require(h.authorize("GET", "/nowhere", authorization: [], requirement: .open).allowance) == nil)
         let reader = try h.createKey(scopes: ["read:databases"]).key
-        // The table would allow this key on GET /v1/databases; the override needs admin.
-        let result = try h.resolve(h.authorize("GET", "/v1/databases", key: reader, requirement: .scopes(["admin"])))
+        #expect(try h.resolve(h.authorize(.readDatabases, key: reader)).successValue != nil)
+        let result = try h.resolve(h.authorize(.scopes(["admin"]), key: reader))
         #expect(result.error == GatewayError.insufficientScope("admin"))
-        #expect(
-            h.authorize("GET", "/v1/databases", key: reader, requirement: .denied).denial == GatewayError.routeNotFound
-        )
+        #expect(h.authorize(.denied, key: reader).denial == GatewayError.routeNotFound)
     }
 
-    @Test func unmatchedRoutesWithAuthenticatePolicyNeedAnyValidKey() throws {
-        let h = AuthHarness(unmatched: .authenticate)
+    @Test func anEmptyScopeListNeedsAnyValidKey() throws {
+        // What `unmatched_routes = "authenticate"` asks of an unmatched request.
+        let h = AuthHarness()
         let key = try h.createKey(scopes: ["read:logs"]).key
-        #expect(h.authorize("GET", "/nowhere", authorization: []).denial?.code == "missing_credential")
-        let principal = try #require(try h.resolve(h.authorize("PUT", "/nowhere", key: key)).successValue)
+        #expect(h.authorize(.scopes([]), authorization: []).denial?.code == "missing_credential")
+        let principal = try #require(try h.resolve(h.authorize(.scopes([]), key: key)).successValue)
         #expect(principal?.scopes == ["read:logs"])
     }
 
@@ -89,7 +86,7 @@ private func waitPastPositiveTTL() {
 
     @Test func missingHeaderIs401WithBareChallenge() throws {
         let h = AuthHarness()
-        let error = try #require(h.authorize("GET", "/v1/databases", authorization: []).denial)
+        let error = try #require(h.authorize(.readDatabases, authorization: []).denial)
         #expect(error.status == 401)
         #expect(error.code == "missing_credential")
         #expect(error.headers == [GatewayError.HeaderField("WWW-Authenticate", "Bearer realm=\"dbaudit\"")])
@@ -156,7 +153,7 @@ private func waitPastPositiveTTL() {
         let key = try h.createKey(scopes: ["admin"]).key
         for headers in [[], ["Bearer \(key)"]] {
             let error = try #require(
-                h.authorize("GET", "/v1/databases", authorization: headers, queryCarriesToken: true).denial
+                h.authorize(.readDatabases, authorization: headers, queryCarriesToken: true).denial
             )
             expectInvalidToken(error)
         }
@@ -219,8 +216,8 @@ private func waitPastPositiveTTL() {
     @Test func cachedPrincipalStillHasItsScopesChecked() throws {
         let h = AuthHarness()
         let key = try h.createKey(scopes: ["read:databases"]).key
-        #expect(try h.resolve(h.authorize("GET", "/v1/databases", key: key)).successValue != nil)
-        let error = try #require(h.authorize("POST", "/v1/databases", key: key).denial)
+        #expect(try h.resolve(h.authorize(.readDatabases, key: key)).successValue != nil)
+        let error = try #require(h.authorize(.writeDatabases, key: key).denial)
         #expect(error == GatewayError.insufficientScope("write:databases"))
         #expect(h.store.apiKeyCalls == 1)
     }
@@ -234,7 +231,7 @@ private func waitPastPositiveTTL() {
             (["write:databases"], "read:databases"),
         ] {
             let key = try h.createKey(scopes: scopes).key
-            let first = h.authorize("POST", "/v1/databases", key: key)
+            let first = h.authorize(.writeDatabases, key: key)
             #expect(first.isPending)
             let error = try #require(try h.resolve(first).error)
             #expect(error.status == 403)
@@ -245,21 +242,18 @@ private func waitPastPositiveTTL() {
                     == "Bearer realm=\"dbaudit\", error=\"insufficient_scope\", scope=\"\(missing)\""
             )
             // The cached principal is refused the same way, synchronously.
-            #expect(h.authorize("POST", "/v1/databases", key: key).denial == error)
+            #expect(h.authorize(.writeDatabases, key: key).denial == error)
         }
         let both = try h.createKey(scopes: ["read:databases", "write:databases"]).key
-        #expect(try h.resolve(h.authorize("POST", "/v1/databases", key: both)).successValue != nil)
+        #expect(try h.resolve(h.authorize(.writeDatabases, key: both)).successValue != nil)
     }
 
     @Test func adminGrantsEveryScope() throws {
         let h = AuthHarness()
         let key = try h.createKey(scopes: ["admin"]).key
-        #expect(try h.resolve(h.authorize("POST", "/v1/databases", key: key)).successValue??.scopes == ["admin"])
-        #expect(try #require(h.authorize("GET", "/v1/reports/x", key: key).allowance) != nil)
-        #expect(
-            try #require(h.authorize("GET", "/v1/databases", key: key, requirement: .scopes(Scopes.all)).allowance)
-                != nil
-        )
+        #expect(try h.resolve(h.authorize(.writeDatabases, key: key)).successValue??.scopes == ["admin"])
+        #expect(try #require(h.authorize(.scopes(["read:reports"]), key: key).allowance) != nil)
+        #expect(try #require(h.authorize(.scopes(Scopes.all), key: key).allowance) != nil)
     }
 
     @Test func testEnvironmentKeysAuthenticate() throws {
@@ -370,7 +364,7 @@ private func waitPastPositiveTTL() {
         let principal = try #require(try h.resolve(h.authorize(key: created.key)).successValue)
         #expect(principal?.subject == "alice" && principal?.keyID == created.record.id)
 
-        waitPastPositiveTTL()
+        passPositiveTTL(h)
         h.store.failure = CredentialStoreError.unavailable
         let outcome = h.authorize(key: created.key)
         #expect(outcome.isPending, "a stale entry is re-checked with the store")
@@ -378,7 +372,7 @@ private func waitPastPositiveTTL() {
         #expect(h.store.apiKeyCalls == 2)
 
         // Scopes still apply to the stale principal.
-        let error = try #require(try h.resolve(h.authorize("POST", "/v1/databases", key: created.key)).error)
+        let error = try #require(try h.resolve(h.authorize(.writeDatabases, key: created.key)).error)
         #expect(error == GatewayError.insufficientScope("write:databases"))
     }
 
@@ -388,17 +382,22 @@ private func waitPastPositiveTTL() {
         #expect(try h.resolve(h.authorize(key: created.key)).successValue != nil)
         _ = try value(of: h.service.revoke(id: created.record.id), on: h.loop)
 
-        waitPastPositiveTTL()
+        passPositiveTTL(h)
         // The store can be asked: its answer (revoked) wins over the stale entry.
         expectInvalidToken(try h.resolve(h.authorize(key: created.key)).error)
         #expect(h.store.apiKeyCalls == 2)
     }
 
     @Test func staleEntryPastItsGraceIs503WhileTheStoreIsUnavailable() throws {
-        let h = AuthHarness(cache: quicklyStaleCache(grace: .milliseconds(1)))
+        let h = AuthHarness(cache: quicklyStaleCache(grace: .seconds(5)))
         let key = try h.createKey(scopes: ["read:databases"]).key
         #expect(try h.resolve(h.authorize(key: key)).successValue != nil)
-        waitPastPositiveTTL()
+        passPositiveTTL(h, by: 4)
+        h.store.failure = CredentialStoreError.unavailable
+        #expect(try h.resolve(h.authorize(key: key)).successValue != nil, "still within the grace")
+        h.store.failure = nil
+        #expect(try h.resolve(h.authorize(key: key)).successValue != nil)
+        passPositiveTTL(h, by: 10)
         h.store.failure = CredentialStoreError.unavailable
         #expect(try h.resolve(h.authorize(key: key)).error == GatewayError.authUnavailable)
     }
@@ -409,7 +408,6 @@ private func waitPastPositiveTTL() {
         #expect(try h.resolve(h.authorize(key: created.key)).successValue != nil)
 
         h.clock.now += 200
-        waitPastPositiveTTL()
         h.store.failure = CredentialStoreError.unavailable
         let result = try h.resolve(h.authorize(key: created.key))
         #expect(result.error?.status == 401)

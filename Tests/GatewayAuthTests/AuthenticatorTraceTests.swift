@@ -10,16 +10,14 @@ import Testing
 @Suite struct AuthenticatorTraceTests {
     private func traced(
         _ h: AuthHarness,
-        _ method: String = "GET",
-        _ path: String = "/v1/databases",
+        _ requirement: RouteRequirement = .readDatabases,
         key: String?
     )
         throws -> (Result<Principal?, GatewayError>, DecisionTrace)
     {
         let trace = DecisionTrace()
         let outcome = h.authenticator.authorize(
-            method: method,
-            normalizedPath: path,
+            requirement,
             authorization: key.map { ["Bearer \($0)"] } ?? [],
             queryCarriesToken: false,
             trace: trace
@@ -33,21 +31,21 @@ import Testing
         let revoked = try h.createKey(scopes: ["read:databases"])
         _ = try value(of: h.service.revoke(id: revoked.record.id), on: h.loop)
         let broken = String(reader.key.dropLast()) + (reader.key.hasSuffix("A") ? "B" : "A")
-        let cases: [(String, String, String?, String?)] = [
-            ("GET", "/v1/databases", reader.key, nil),
-            ("POST", "/v1/databases", reader.key, "scopes"),
-            ("GET", "/v1/databases", revoked.key, "api_key.revocation"),
-            ("GET", "/v1/databases", broken, "api_key.format"),
-            ("GET", "/v1/databases", nil, "credential"),
-            ("GET", "/nowhere", reader.key, "route"),
+        // The route step is the proxy's to trace (it knows the method and path).
+        let cases: [(RouteRequirement, String?, String?)] = [
+            (.readDatabases, reader.key, nil),
+            (.writeDatabases, reader.key, "scopes"),
+            (.readDatabases, revoked.key, "api_key.revocation"),
+            (.readDatabases, broken, "api_key.format"),
+            (.readDatabases, nil, "credential"),
+            (.denied, reader.key, nil),
         ]
-        for (method, path, key, failing) in cases {
+        for (requirement, key, failing) in cases {
             // Traced first, then the request path's own answer.
-            let (tracedResult, trace) = try traced(h, method, path, key: key)
+            let (tracedResult, trace) = try traced(h, requirement, key: key)
             let plain = try h.resolve(
                 h.authenticator.authorize(
-                    method: method,
-                    normalizedPath: path,
+                    requirement,
                     authorization: key.map { ["Bearer \($0)"] } ?? [],
                     queryCarriesToken: false
                 )

@@ -106,7 +106,7 @@ private let second = "https://as-two.test/introspect"
                 eventLoop: self.loop,
                 maximumEntries: maximumEntries,
                 logger: Logger(label: "test"),
-                now: { clock.now }
+                clock: clock.clock
             )
         }
 

@@ -80,6 +80,8 @@ final class RefresherHarness {
     let loop = EmbeddedEventLoop()
     let http: FakeHTTP
     let installed = InstalledSets()
+    /// The unknown-kid cap's clock (the scheduled refreshes run on `loop`).
+    let clock = ManualClock()
     let refresher: JWKSRefresher
 
     init(source: IssuerSettings.KeySource = .jwksURL(jwksURL), refetchInterval: Duration = .seconds(30)) {
@@ -90,11 +92,13 @@ final class RefresherHarness {
         settings.maxRefreshInterval = .seconds(3600)
         let installed = self.installed
         let loop = self.loop
+        let clock = self.clock
         self.refresher = JWKSRefresher(
             eventLoop: loop,
             issuers: [settings],
             fetcher: http.fetcher,
             logger: Logger(label: "test"),
+            clock: clock.clock,
             install: { issuer, set in
                 installed.append(issuer, set)
                 return loop.makeSucceededVoidFuture()
@@ -190,11 +194,11 @@ final class RefresherHarness {
         h.http.serve(jwksURL, body: Self.goodSet)
         h.refresher.start()
         h.loop.run()
-        // The cap reads the loop's clock: moved by hand, no wall-clock wait.
-        h.loop.advanceTime(by: .milliseconds(99))
+        // The cap reads the injected clock: moved by hand, no wall-clock wait.
+        h.clock.advance(by: .milliseconds(99))
         let early = try #require(h.refetch())
         #expect(throws: JWKSRefresher.RefetchRefused.self) { try early.get() }
-        h.loop.advanceTime(by: .milliseconds(1))
+        h.clock.advance(by: .milliseconds(1))
         #expect(throws: Never.self) { try h.refetch()?.get() }
         #expect(try h.fetches() == 2)
         let again = try #require(h.refetch())

@@ -120,7 +120,7 @@ final class JWTHarness {
             refetch: refetch,
             maximumEntries: maximumEntries,
             logger: Logger(label: "test"),
-            now: { clock.now }
+            clock: clock.clock
         )
         holder.value = self
     }
@@ -234,18 +234,15 @@ final class JWTHarness {
             store: InMemoryCredentialStore(eventLoop: h.loop, data: InMemoryCredentialData()),
             hmac: HMACSHA256(key: testPepper),
             cache: CacheSettings(),
-            routes: RouteTable(routes: defaultTestRoutes, unmatched: .deny),
             logger: Logger(label: "test"),
-            now: { h.clock.now },
+            clock: h.clock.clock,
             jwt: h.authenticator
         )
         guard
             case .pending(let pending) = authenticator.authorize(
-                method: "GET",
-                normalizedPath: "/v1/databases",
+                .readDatabases,
                 authorization: ["Bearer \(token)"],
-                queryCarriesToken: false,
-                requirement: nil
+                queryCarriesToken: false
             )
         else {
             Issue.record("expected a pending outcome")
@@ -300,11 +297,11 @@ final class JWTHarness {
         #expect(h.refetchCalls.count == 2)
         #expect(h.authenticator.check(try h.token(kid: "c")).failure == .unknownKey)
         #expect(h.refetchCalls.count == 2)
-        // The back-off runs on the loop's monotonic clock.
-        h.loop.advanceTime(by: .milliseconds(999))
+        // The back-off runs on the monotonic view of the clock, not on whole wall seconds.
+        h.clock.advance(by: .milliseconds(999))
         #expect(h.authenticator.check(try h.token(kid: "c2")).failure == .unknownKey)
         #expect(h.refetchCalls.count == 2)
-        h.loop.advanceTime(by: .milliseconds(1))
+        h.clock.advance(by: .milliseconds(1))
         #expect(h.authenticator.check(try h.token(kid: "d")).future != nil)
         #expect(h.refetchCalls.count == 3)
     }

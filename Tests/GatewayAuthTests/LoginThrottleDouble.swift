@@ -1,4 +1,5 @@
 import GatewayAuth
+import GatewayCore
 import NIOCore
 
 // A fixed-window LoginThrottle for SessionEndpoints tests (production uses
@@ -19,10 +20,18 @@ final class LocalLoginThrottle: LoginThrottle {
     private let window: TimeAmount
     private var windows: [String: Window] = [:]
     private let maximumEntries: Int
+    private let clock: GatewayClock
 
-    init(eventLoop: any EventLoop, perAddress: Int, perAccount: Int, window: TimeAmount, maximumEntries: Int = 100_000)
-    {
+    init(
+        eventLoop: any EventLoop,
+        perAddress: Int,
+        perAccount: Int,
+        window: TimeAmount,
+        maximumEntries: Int = 100_000,
+        clock: GatewayClock
+    ) {
         self.eventLoop = eventLoop
+        self.clock = clock
         self.perAddress = perAddress
         self.perAccount = perAccount
         self.window = window
@@ -32,12 +41,11 @@ final class LocalLoginThrottle: LoginThrottle {
     func admit(
         address: String?,
         account: String?,
-        purpose: LoginThrottlePurpose,
-        now: NIODeadline
+        purpose: LoginThrottlePurpose
     ) -> EventLoopFuture<LoginThrottleDecision> {
         // Each purpose counts apart, as in the production throttle.
         let address = address.map { purpose == .login ? $0 : purpose.rawValue + " " + $0 }
-        return eventLoop.makeSucceededFuture(decide(address: address, account: account, now: now))
+        return eventLoop.makeSucceededFuture(decide(address: address, account: account, now: self.clock.now()))
     }
 
     func decide(address: String?, account: String?, now: NIODeadline) -> LoginThrottleDecision {

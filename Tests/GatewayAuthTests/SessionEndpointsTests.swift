@@ -38,7 +38,8 @@ final class SessionHarness {
                 eventLoop: loop,
                 perAddress: perAddress,
                 perAccount: perAccount,
-                window: .seconds(60)
+                window: .seconds(60),
+                clock: clock.clock
             ),
             checkPassword: { password, encoded, loop in
                 loop.makeSucceededFuture(PasswordHasher.verify(password: password, encoded: encoded))
@@ -46,7 +47,7 @@ final class SessionHarness {
             passwordCost: Self.cost,
             decoyHash: PasswordHasher.decoy(cost: Self.cost),
             logger: Logger(label: "test"),
-            now: { clock.now },
+            clock: clock.clock,
             revokeLocally: { [weak self] id, exp in self?.locallyRevoked.append((id, exp)) },
             verifyOwnToken: { token in verifier.verify(token, now: clock.now).verified }
         )

@@ -103,8 +103,8 @@ private func onlyProblem(
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         var text = try String(contentsOf: root.appendingPathComponent("gateway.conf.example"), encoding: .utf8)
-        // The example reads its pepper from the environment; a test must not depend on it.
-        text = text.replacingOccurrences(of: "pepper_env = \"DBAUDIT_GATEWAY_PEPPER\"", with: "")
+        // The example reads its pepper from /etc/dbaudit-gateway; a unit test must not depend on it.
+        text = text.replacingOccurrences(of: "\npepper_file = \"/etc/dbaudit-gateway/api-key-pepper\"", with: "")
         text = text.replacingOccurrences(of: "[redis]\n", with: "[unused_redis]\n")
         text =
             text.components(separatedBy: "[unused_redis]")[0] + "[cache]" + text.components(separatedBy: "[cache]")[1]

@@ -14,9 +14,9 @@ import Testing
         let cert = directory + "/cert.pem"
         let key = directory + "/key.pem"
         let passphrase = directory + "/pass"
-        FileManager.default.createFile(atPath: cert, contents: Data("cert".utf8))
-        FileManager.default.createFile(atPath: key, contents: Data("key".utf8))
-        FileManager.default.createFile(atPath: passphrase, contents: Data("s3cret passphrase\n".utf8))
+        _ = FileManager.default.createFile(atPath: cert, contents: Data("cert".utf8))
+        _ = FileManager.default.createFile(atPath: key, contents: Data("key".utf8))
+        _ = FileManager.default.createFile(atPath: passphrase, contents: Data("s3cret passphrase\n".utf8))
         return (cert, key, passphrase)
     }()
 

@@ -2,6 +2,7 @@ import GatewayAuth
 import GatewayCore
 import GatewayPages
 import GatewayStore
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -14,8 +15,7 @@ private final class OpenThrottle: LoginThrottle {
     func admit(
         address: String?,
         account: String?,
-        purpose: LoginThrottlePurpose,
-        now: NIODeadline
+        purpose: LoginThrottlePurpose
     ) -> EventLoopFuture<LoginThrottleDecision> {
         loop.makeSucceededFuture(.allowed)
     }
@@ -26,9 +26,8 @@ private final class Harness {
     let loop = EmbeddedEventLoop()
     let keysData = InMemoryCredentialData()
     let usersData = InMemorySessionData()
-    let browserData = InMemoryBrowserStateData()
-    final class Clock: @unchecked Sendable { var now: Int64 = 1_800_000_000 }
-    let clock = Clock()
+    let clock = ManualClock(1_800_000_000)
+    let browserData: InMemoryBrowserStateData
     var now: Int64 {
         get { clock.now }
         set { clock.now = newValue }
@@ -38,6 +37,7 @@ private final class Harness {
     let users: InMemorySessionStore
 
     init() throws {
+        browserData = InMemoryBrowserStateData(clock: clock.clock)
         users = InMemorySessionStore(eventLoop: loop, data: usersData)
         for (id, email, scopes) in [
             ("usr_ada", "ada@example.test", ["read:logs", "read:databases"]),
@@ -66,7 +66,7 @@ private final class Harness {
                 keys: keys,
                 maxKeysPerOwner: 2,
                 logger: Logger(label: "test"),
-                now: { clock.now }
+                clock: clock.clock
             )
         )
     }

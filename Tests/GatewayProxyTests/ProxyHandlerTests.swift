@@ -1,6 +1,7 @@
 import GatewayConfig
 import GatewayCore
 import GatewayProxy
+import GatewayTestSupport
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -196,6 +197,8 @@ final class ProxyHarness {
     let client: EmbeddedChannel
     let connector: FakeConnector
     let context: LoopContext
+    /// What the loop's caches, pool and timings read (its timers run on `loop`).
+    let clock = ManualClock()
 
     init(_ adjust: (inout GatewayConfiguration) -> Void = { _ in }) throws {
         var configuration = GatewayConfiguration(upstream: UpstreamSettings(host: "backend.internal", port: 9000))
@@ -208,7 +211,8 @@ final class ProxyHarness {
             eventLoop: self.loop,
             configuration: configuration,
             connector: self.connector.connector,
-            logger: Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger: Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() }),
+            clock: self.clock.clock
         )
         self.client = EmbeddedChannel(loop: self.loop)
         self.client.remoteAddress = try SocketAddress(ipAddress: "192.0.2.10", port: 40000)
@@ -488,6 +492,27 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
 }
 
 @Suite struct ProxyHandlerPoolTests {
+    /// The sweep runs on the loop's timer; how long a connection has been idle is read
+    /// from the injected clock.
+    @Test func anIdleUpstreamConnectionIsClosedOnceTheClockPassesItsIdleTimeout() throws {
+        let harness = try ProxyHarness { $0.upstream.idleTimeout = .seconds(8) }
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().count == 1)
+        #expect(harness.context.idleUpstreamConnections == 1)
+        // Sweeps (every 2 s) while the clock stands still keep it.
+        harness.loop.advanceTime(by: .seconds(4))
+        #expect(harness.context.idleUpstreamConnections == 1)
+        harness.clock.advance(seconds: 7)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.context.idleUpstreamConnections == 1)
+        harness.clock.advance(seconds: 2)
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.context.idleUpstreamConnections == 0)
+        #expect(!harness.upstream().isActive)
+    }
+
     @Test func upstreamConnectionIsReusedForTheNextRequest() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }

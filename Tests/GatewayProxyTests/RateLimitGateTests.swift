@@ -181,7 +181,7 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
     {
         let loop = EmbeddedEventLoop()
         let clock = ManualClock()
-        let local = LocalRateLimiter(group: loop, clock: clock.nanosecondsReader)
+        let local = LocalRateLimiter(group: loop, clock: clock.clock)
         let limiter = RateLimiter(
             eventLoop: loop,
             local: local,
@@ -200,7 +200,7 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
         address: String,
         account: String?
     ) throws -> LoginThrottleDecision {
-        let future = throttle.admit(address: address, account: account, now: .now())
+        let future = throttle.admit(address: address, account: account)
         loop.run()
         return try future.wait()
     }

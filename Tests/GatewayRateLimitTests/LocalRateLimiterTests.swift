@@ -36,7 +36,7 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
     @Test func concurrentDecisionsFromEveryLoopAdmitExactlyBurst() async throws {
         try await withGroup(loops: 4) { group in
             let clock = ManualClock()
-            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
+            let limiter = LocalRateLimiter(group: group, clock: clock.clock)
             let loops = Array(group.makeIterator())
             // 4 × burst decisions for one key, a quarter asked on each loop, all at once.
             let futures = loops.flatMap { loop in
@@ -66,7 +66,7 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
     @Test func differentKeysAndPoliciesAreIndependent() async throws {
         try await withGroup(loops: 3) { group in
             let clock = ManualClock()
-            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
+            let limiter = LocalRateLimiter(group: group, clock: clock.clock)
             let loop = group.next()
             let small = TokenBucket.Shape(policy: "small", rate: 1, periodSeconds: 60, burst: 2)
             let other = TokenBucket.Shape(policy: "other", rate: 1, periodSeconds: 60, burst: 2)
@@ -95,7 +95,7 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
     @Test func peekAnswersAsDecideWouldWithoutTakingATokenOrMakingABucket() async throws {
         try await withGroup(loops: 2) { group in
             let clock = ManualClock()
-            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
+            let limiter = LocalRateLimiter(group: group, clock: clock.clock)
             let small = TokenBucket.Shape(policy: "small", rate: 1, periodSeconds: 60, burst: 2)
             let asking = group.next()
             func run(_ peek: Bool) async throws -> RateLimitDecision {
@@ -126,7 +126,7 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
         try await withGroup(loops: 1) { group in
             let clock = ManualClock()
             let loop = group.next()
-            let limiter = LocalRateLimiter(group: group, maximumBucketsPerShard: 50, clock: clock.nanosecondsReader)
+            let limiter = LocalRateLimiter(group: group, maximumBucketsPerShard: 50, clock: clock.clock)
             let quick = TokenBucket.Shape(policy: "q", rate: 1, periodSeconds: 1, burst: 1)
             try await loop.submit {
                 for index in 0..<40 { _ = limiter.decide(quick, key: "k\(index)", on: loop) }
@@ -162,7 +162,7 @@ private let shape = TokenBucket.Shape(policy: "p", rate: 1, periodSeconds: 3600,
         try await withGroup(loops: 1) { group in
             let clock = ManualClock()
             let loop = group.next()
-            let limiter = LocalRateLimiter(group: group, clock: clock.nanosecondsReader)
+            let limiter = LocalRateLimiter(group: group, clock: clock.clock)
             let before = TokenBucket.Shape(policy: "r", rate: 1, periodSeconds: 60, burst: 5)
             let after = TokenBucket.Shape(policy: "r", rate: 1, periodSeconds: 60, burst: 2)
             let results = try await loop.submit { () -> [Int] in

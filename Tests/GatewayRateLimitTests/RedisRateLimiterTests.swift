@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import GatewayCore
 import GatewayRedis
 import GatewayRedisTestSupport
 import GatewayTestSupport
@@ -21,7 +22,7 @@ private let commandTimeout = TimeAmount.milliseconds(300)
 private func instance(_ server: RedisServer, on loop: any EventLoop) async throws -> NIOLoopBound<RedisRateLimiter> {
     let settings = redisSettings(server, commandTimeout: .milliseconds(300))
     return try await loop.submit {
-        let client = RedisClient(eventLoop: loop, settings: settings, connector: posixRedisConnector)
+        let client = RedisClient(eventLoop: loop, settings: settings, connector: posixRedisConnector, clock: .system)
         return NIOLoopBound(
             RedisRateLimiter(client: client, keyPrefix: prefix, timeout: commandTimeout),
             eventLoop: loop
@@ -47,7 +48,7 @@ private func facade(
     return try await loop.submit {
         let redis = settings.map {
             RedisRateLimiter(
-                client: RedisClient(eventLoop: loop, settings: $0, connector: posixRedisConnector),
+                client: RedisClient(eventLoop: loop, settings: $0, connector: posixRedisConnector, clock: .system),
                 keyPrefix: prefix,
                 timeout: commandTimeout
             )
@@ -318,7 +319,7 @@ struct RedisRateLimiterTests {
         defer { server.stop() }
         try await withGroup(loops: 2) { group in
             let loops = Array(group.makeIterator())
-            let local = LocalRateLimiter(group: group)
+            let local = LocalRateLimiter(group: group, clock: .system)
             let limiter = try await facade(server, local: local, on: loops[0])
             let fallback = RateLimitPolicy(name: "fallback", rate: 1, per: .hour, burst: 10, onStoreUnavailable: .local)
             let strict = RateLimitPolicy(name: "strict", rate: 1, per: .hour, burst: 10, onStoreUnavailable: .deny)
@@ -361,7 +362,7 @@ struct RedisRateLimiterTests {
         defer { server.stop() }
         try await withGroup(loops: 1) { group in
             let loop = group.next()
-            let local = LocalRateLimiter(group: group)
+            let local = LocalRateLimiter(group: group, clock: .system)
             let limiter = try await facade(server, local: local, on: loop)
             let policy = RateLimitPolicy(name: "paused", rate: 1, per: .hour, burst: 2)
             _ = try await outcome(limiter, policy, "k").get()  // connected, script loaded
@@ -399,7 +400,12 @@ struct RedisRateLimiterTests {
             // The client would wait 5 s; the limiter gives Redis 100 ms.
             let settings = redisSettings(server, commandTimeout: .seconds(5))
             let limiter = try await loop.submit {
-                let client = RedisClient(eventLoop: loop, settings: settings, connector: posixRedisConnector)
+                let client = RedisClient(
+                    eventLoop: loop,
+                    settings: settings,
+                    connector: posixRedisConnector,
+                    clock: .system
+                )
                 return NIOLoopBound(
                     RedisRateLimiter(client: client, keyPrefix: prefix, timeout: .milliseconds(100)),
                     eventLoop: loop
@@ -431,7 +437,7 @@ struct RedisRateLimiterTests {
     @Test func localModeDecidesInlineOnTheOwningLoop() async throws {
         try await withGroup(loops: 1) { group in
             let loop = group.next()
-            let local = LocalRateLimiter(group: group)
+            let local = LocalRateLimiter(group: group, clock: .system)
             let limiter = try await facade(nil, local: local, on: loop)
             let policy = RateLimitPolicy(name: "inline", rate: 2, per: .second, burst: 3)
             let kinds = try await loop.submit { () -> [String] in

@@ -6,6 +6,7 @@
 
 import Foundation
 package import GatewayConfig
+import GatewayCore
 package import GatewayRedis
 import GatewayServer
 package import NIOCore
@@ -229,7 +230,7 @@ package final class LoopClient: @unchecked Sendable {
         on eventLoop: any EventLoop,
         connector: @escaping RedisConnector = posixRedisConnector
     ) {
-        self.client = RedisClient(eventLoop: eventLoop, settings: settings, connector: connector)
+        self.client = RedisClient(eventLoop: eventLoop, settings: settings, connector: connector, clock: .system)
         self.eventLoop = eventLoop
     }
 

@@ -1,4 +1,5 @@
 import GatewayStore
+import GatewayTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -92,8 +93,8 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
     private let loop = MultiThreadedEventLoopGroup.singleton.next()
 
     @Test func sessionsAndFlowsExpireAndTouchNeverRevivesADeletedSession() throws {
-        nonisolated(unsafe) var clock = now
-        let data = InMemoryBrowserStateData(now: { clock })
+        let clock = ManualClock(now)
+        let data = InMemoryBrowserStateData(clock: clock.clock)
         let store = InMemoryBrowserStateStore(eventLoop: loop, data: data)
         let record = BrowserSessionRecord(
             userID: "usr_1",
@@ -106,14 +107,14 @@ private func codeRecord(expiresAt: Int64 = now + 60) -> AuthorizationCodeRecord 
         try store.storeFlow(id: "f", json: "{}", ttl: 5).wait()
         #expect(try store.session(hash: "s").wait() == record)
         #expect(try store.flow(id: "f").wait() == "{}")
-        clock += 5
+        clock.advance(seconds: 5)
         #expect(try store.flow(id: "f").wait() == nil)
         #expect(try store.deleteFlow(id: "f").wait() == false)
         try store.storeFlow(id: "g", json: "{}", ttl: 5).wait()
         #expect(try store.deleteFlow(id: "g").wait() == true)
         #expect(try store.deleteFlow(id: "g").wait() == false)
         try store.touchSession(hash: "s", record: record, ttl: 10).wait()
-        clock += 9
+        clock.advance(seconds: 9)
         #expect(try store.session(hash: "s").wait() == record)
         #expect(try store.deleteSessions(userID: "usr_1").wait() == 1)
         try store.touchSession(hash: "s", record: record, ttl: 10).wait()

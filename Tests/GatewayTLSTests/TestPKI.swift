@@ -112,7 +112,7 @@ final class TestPKI: Sendable {
         if validity.first == "-not_before" {
             let db = "\(directory)/\(name)-db"
             try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: "\(db)/index.txt", contents: Data())
+            _ = FileManager.default.createFile(atPath: "\(db)/index.txt", contents: Data())
             try "1000\n".write(toFile: "\(db)/serial", atomically: true, encoding: .utf8)
             let config = """
                 [ca]

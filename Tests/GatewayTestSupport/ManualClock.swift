@@ -1,11 +1,13 @@
+package import GatewayCore
+package import NIOCore
 import Synchronization
 
-/// The one clock tests move by hand. It reads as unix seconds (credential expiry, sessions,
-/// `last_used_at`) and as nanoseconds (token buckets); both views advance together.
+/// The one clock tests move by hand. Its `clock` is the `GatewayClock` the code under test
+/// is given: both views (unix seconds for expiry, sessions and `last_used_at`; the monotonic
+/// deadline for cache ages, backoffs and token buckets) advance together.
 ///
-/// Product code takes its time from an injected closure; tests hand it `unixSeconds` or
-/// `nanosecondsReader`. The value is atomic, so limiter shards on other event loops may read
-/// it while the test thread moves it.
+/// The value is atomic, so limiter shards on other event loops may read it while the test
+/// thread moves it.
 package final class ManualClock: Sendable {
     private let storedNanoseconds: Atomic<UInt64>
 
@@ -29,9 +31,15 @@ package final class ManualClock: Sendable {
         self.storedNanoseconds.add(seconds * 1_000_000_000, ordering: .sequentiallyConsistent)
     }
 
-    /// For code that takes `() -> Int64` unix seconds.
-    package var unixSeconds: @Sendable () -> Int64 { { self.now } }
+    package func advance(by amount: TimeAmount) {
+        self.storedNanoseconds.add(UInt64(amount.nanoseconds), ordering: .sequentiallyConsistent)
+    }
 
-    /// For code that takes `() -> UInt64` nanoseconds (the rate limiter's monotonic clock).
-    package var nanosecondsReader: @Sendable () -> UInt64 { { self.nanoseconds } }
+    /// What the code under test reads.
+    package var clock: GatewayClock {
+        GatewayClock(
+            monotonic: { NIODeadline.uptimeNanoseconds(self.nanoseconds) },
+            unixSeconds: { self.now }
+        )
+    }
 }

@@ -3,10 +3,12 @@ loopback, real clients. Every process started here is stopped by its fixture."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -818,3 +820,117 @@ def chromium(tmp_path, request):
     driver.set_page_load_timeout(scaled(30))
     yield driver
     driver.quit()
+
+
+# --- An operator's machine in namespaces: commands as written in the README, host untouched ----
+
+class ScratchSystem:
+    """A root shell in its own mount, network and PID namespaces, for running an operator's
+    commands exactly as the README writes them (`sudo make install`, files under
+    /etc/dbaudit-gateway, Redis on 6379, the gateway on 8080) without touching this machine
+    or colliding with tests running beside it.
+
+    /etc, /usr, /var, /opt, /root, /home and /run are copy-on-write overlays of the host's
+    (the changes live on a tmpfs and vanish with the namespace), /tmp is an empty tmpfs, and
+    the network has only its own loopback. Every process started inside dies with it (its
+    shell is PID 1 of the namespace). The shell is root; `sudo` is a stand-in in the
+    namespace's /usr/local/bin: `sudo -u USER cmd` execs cmd as USER (setpriv, so a
+    background job's pid is cmd's own), plain `sudo cmd` execs cmd.
+
+    Steps run one after another in the same shell (variables carry over) with `set -e`:
+    the first failing command ends the shell, and `run` reports the step and its output.
+    Needs root (unshare and mount); CI and `make test` run as root.
+
+    `isolated=False` is the same shell on this machine itself, for what only the host's
+    systemd can do (a disposable machine only: what the steps install stays installed)."""
+
+    OVERLAID = ("/etc", "/usr", "/var", "/opt", "/root", "/home", "/run")
+
+    SUDO_STAND_IN = """#!/bin/sh
+if [ "$1" = "-u" ]; then user="$2"; shift 2; exec setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; fi
+exec "$@"
+"""
+
+    def __init__(self, tmp_path: Path, env: dict | None = None, cwd: Path = ROOT, isolated: bool = True):
+        if os.geteuid() != 0:
+            pytest.skip("namespaces and mounts need root (CI and make test run as root)")
+        self.directory = tmp_path / "scratch-system"
+        self.steps = self.directory / "steps"
+        self.steps.mkdir(parents=True)
+        (self.directory / "sudo").write_text(self.SUDO_STAND_IN)
+        (self.directory / "sudo").chmod(0o755)
+        layers = self.directory / "layers"
+        layers.mkdir()
+        overlays = "\n".join(
+            f"mkdir -p {layers}{d}/up {layers}{d}/work && "
+            f"mount -t overlay overlay -o lowerdir={d},upperdir={layers}{d}/up,workdir={layers}{d}/work {d}"
+            for d in self.OVERLAID if Path(d).is_dir())
+        setup = f"""set -e
+mount --make-rprivate /
+mount -t tmpfs scratch-layers {layers}
+{overlays}
+mkdir -p /run/scratch-steps && mount --bind {self.steps} /run/scratch-steps
+mkdir -p /usr/local/bin && install -m 0755 {self.directory}/sudo /usr/local/bin/sudo
+mount -t tmpfs scratch-tmp /tmp
+ip link set lo up
+"""
+        self.step_directory = "/run/scratch-steps"
+        command = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc"]
+        if not isolated:
+            setup = "" if shutil.which("sudo") else f"export PATH={self.directory}:$PATH\n"
+            self.step_directory = str(self.steps)
+            command = []
+        setup += f"cd {cwd}\necho @@scratch-ready\nexec 2>&1\n"
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(
+            command + ["bash", "--noprofile", "--norc", "-c", setup + "exec bash --noprofile --norc -e -o pipefail -s"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env={**os.environ, "HOME": "/root", **(env or {})}, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not wait_until(lambda: "@@scratch-ready" in self.output or self.proc.poll() is not None, timeout=30) \
+                or "@@scratch-ready" not in self.output:
+            self.close()
+            raise AssertionError("the scratch system did not start:\n" + "\n".join(self.output))
+        self.count = 0
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip("\n"))
+
+    def run(self, script: str, timeout: float = 120.0, name: str = "") -> str:
+        """Runs `script` in the shell (stdin /dev/null) and returns what it printed; fails the
+        test, with the output so far, when a command of it fails or it takes longer than
+        `scaled(timeout)`."""
+        self.count += 1
+        path = self.steps / f"{self.count:02d}.sh"
+        path.write_text(script + "\n")
+        marker = f"@@step {self.count} done"
+        start = len(self.output)
+        self.proc.stdin.write(f"source {self.step_directory}/{path.name} </dev/null\necho '{marker}'\n")
+        self.proc.stdin.flush()
+        # The marker ends a line of its own, or the step's last line when that had no newline.
+        def end() -> int | None:
+            return next((i for i, line in enumerate(self.output[start:]) if line.endswith(marker)), None)
+
+        finished = wait_until(lambda: end() is not None or self.proc.poll() is not None, timeout=timeout)
+        printed = self.output[start:]
+        label = name or f"step {self.count}"
+        script_text = "\n".join("    " + line for line in script.splitlines())
+        index = end()
+        if index is None:
+            why = f"failed (the shell exited with {self.proc.returncode})" if finished else "did not finish in time"
+            raise AssertionError(f"{label} {why}:\n{script_text}\noutput:\n" + "\n".join(printed))
+        last = printed[index][:-len(marker)]
+        return "\n".join(printed[:index] + ([last] if last else []))
+
+    def close(self) -> None:
+        # The shell is PID 1 of the namespace: every process inside goes with it (not isolated:
+        # its session's process group).
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+        self._reader.join(timeout=5)

@@ -469,7 +469,8 @@ def cli_help() -> Help:
     return Help()
 
 
-BINARY = re.compile(r"(?:^|(?<=[\s/($]))dbaudit-gateway(?=\s|$)")
+# Not the user or group of that name (`sudo -u dbaudit-gateway dbaudit-gateway run`, `install -g dbaudit-gateway`).
+BINARY = re.compile(r"(?:^|(?<=[\s/($]))(?<!-[ug] )dbaudit-gateway(?=\s|$)")
 SEPARATORS = re.compile(r"\|\||&&|[|;)]|\s#")
 
 

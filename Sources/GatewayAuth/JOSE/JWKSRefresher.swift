@@ -1,5 +1,6 @@
 import Foundation
 package import GatewayConfig
+package import GatewayCore
 package import Logging
 package import NIOCore
 
@@ -59,6 +60,9 @@ package final class JWKSRefresher: @unchecked Sendable {
     private let fetcher: HTTPFetcher
     private let install: @Sendable (String, JSONWebKeySet) -> EventLoopFuture<Void>
     private let logger: Logger
+    /// The unknown-kid rate cap is measured on its monotonic view; the periodic refreshes
+    /// are timers on `eventLoop`.
+    private let clock: GatewayClock
     private var issuers: [String: IssuerState] = [:]
     private var stopped = false
 
@@ -68,8 +72,10 @@ package final class JWKSRefresher: @unchecked Sendable {
         issuers: [IssuerSettings],
         fetcher: @escaping HTTPFetcher,
         logger: Logger,
+        clock: GatewayClock,
         install: @escaping @Sendable (String, JSONWebKeySet) -> EventLoopFuture<Void>
     ) {
+        self.clock = clock
         self.eventLoop = eventLoop
         self.fetcher = fetcher
         self.logger = logger
@@ -110,7 +116,7 @@ package final class JWKSRefresher: @unchecked Sendable {
             }
             if let inFlight = state.inFlight { return inFlight }
             if let last = state.lastFetchStarted,
-                self.eventLoop.now - last < state.settings.unknownKeyRefetchInterval.timeAmount
+                self.clock.now() - last < state.settings.unknownKeyRefetchInterval.timeAmount
             {
                 return self.eventLoop.makeFailedFuture(RefetchRefused())
             }
@@ -122,8 +128,7 @@ package final class JWKSRefresher: @unchecked Sendable {
         self.eventLoop.preconditionInEventLoop()
         if let inFlight = state.inFlight { return inFlight }
         state.scheduled?.cancel()
-        // The loop's clock (the monotonic clock on a real loop), so tests can move it.
-        state.lastFetchStarted = self.eventLoop.now
+        state.lastFetchStarted = self.clock.now()
         state.fetches += 1
         let settings = state.settings
         let timeout = settings.fetchTimeout.timeAmount

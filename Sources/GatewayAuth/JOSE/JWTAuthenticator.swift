@@ -48,7 +48,7 @@ package final class JWTAuthenticator {
     private let eventLoop: any EventLoop
     private let sessions: (any SessionStore)?
     private let refetch: UnknownKeyRefetch?
-    private let now: () -> Int64
+    private let clock: GatewayClock
     private let logger: Logger
     private let maximumEntries: Int
     private var cache: [TokenDigest: CachedToken] = [:]
@@ -71,7 +71,7 @@ package final class JWTAuthenticator {
         refetch: UnknownKeyRefetch?,
         maximumEntries: Int,
         logger: Logger,
-        now: @escaping () -> Int64
+        clock: GatewayClock
     ) {
         self.eventLoop = eventLoop
         self.verifier = verifier
@@ -79,12 +79,12 @@ package final class JWTAuthenticator {
         self.refetch = refetch
         self.maximumEntries = maximumEntries
         self.logger = logger
-        self.now = now
+        self.clock = clock
     }
 
     /// Marks a token id revoked on this loop (from pub/sub or a local logout).
     package func revoke(tokenID: String, expiresAt: Int64) {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         if revoked.count >= 100_000, now != lastRevokedSweep {
             lastRevokedSweep = now
             revoked = revoked.filter { $0.value > now }
@@ -108,7 +108,7 @@ package final class JWTAuthenticator {
 
     /// - Parameter trace: records each check (explain); nil on the request path.
     package func check(_ token: String, trace: DecisionTrace? = nil) -> Check {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         let digest = TokenDigest(Digest.sha256.hash(token.utf8))
         if let cached = cache[digest] {
             if now < cached.expiresAt {
@@ -141,7 +141,7 @@ package final class JWTAuthenticator {
         case .failed(let failure):
             return .invalid(failure)
         case .unknownKey(let issuer, let keyID):
-            guard mayRefetch, let refetch, refetchBackoff[issuer].map({ eventLoop.now >= $0 }) ?? true,
+            guard mayRefetch, let refetch, refetchBackoff[issuer].map({ self.clock.now() >= $0 }) ?? true,
                 let refreshed = refetch(issuer, keyID, eventLoop)
             else {
                 trace?.fail(
@@ -159,10 +159,16 @@ package final class JWTAuthenticator {
             }.flatMapError { error -> EventLoopFuture<Principal> in
                 if !(error is RetryAfterRefetch) {
                     // The provider could not be reached: do not queue behind it again at once.
-                    // A second on the loop's monotonic clock, not the wall clock's whole-second ticks.
-                    self.refetchBackoff[issuer] = self.eventLoop.now + .seconds(1)
+                    // A second on the monotonic clock, not the wall clock's whole-second ticks.
+                    self.refetchBackoff[issuer] = self.clock.now() + .seconds(1)
                 }
-                switch self.verify(token, digest: digest, now: self.now(), mayRefetch: false, trace: trace) {
+                switch self.verify(
+                    token,
+                    digest: digest,
+                    now: self.clock.unixSeconds(),
+                    mayRefetch: false,
+                    trace: trace
+                ) {
                 case .valid(let principal): return self.eventLoop.makeSucceededFuture(principal)
                 case .invalid(let failure): return self.eventLoop.makeFailedFuture(failure)
                 case .pending(let future): return future
@@ -204,7 +210,7 @@ package final class JWTAuthenticator {
 
     private func remember(_ digest: TokenDigest, _ verified: VerifiedToken) {
         // Admitted only within the leeway after exp: not worth caching (and never past exp).
-        guard maximumEntries > 0, self.now() < verified.expiresAt else { return }
+        guard maximumEntries > 0, self.clock.unixSeconds() < verified.expiresAt else { return }
         if cache.count >= maximumEntries {
             // Evict the oldest entries still present (order may hold removed ones).
             while cache.count >= maximumEntries, orderStart < order.count {

@@ -40,7 +40,7 @@ package final class TokenIssuer: Sendable {
         self.refreshTokenTTL = refreshTokenTTL
         self.keys = keys
         self.active = active
-        self.jwksDocument = "{\"keys\":[" + keys.map(Self.publicJWK).joined(separator: ",") + "]}"
+        self.jwksDocument = JSONObject(members: [("keys", .array(try keys.map(Self.publicJWK)))]).jsonText
         self.verificationKeys = JSONWebKeySet(
             keys: keys.map {
                 VerificationKey(keyID: $0.keyID, algorithm: $0.algorithm, material: .asymmetric($0.key))
@@ -63,7 +63,11 @@ package final class TokenIssuer: Sendable {
             } catch {
                 throw CryptoKeyError("signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)): \(error)")
             }
-            let algorithm = SignatureAlgorithm(rawValue: entry.algorithm.rawValue)!
+            guard let algorithm = SignatureAlgorithm(rawValue: entry.algorithm.rawValue) else {
+                throw CryptoKeyError(
+                    "signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)): \(entry.algorithm.rawValue) cannot sign tokens"
+                )
+            }
             guard key.supports(algorithm) else {
                 throw CryptoKeyError(
                     "signing key \"\(entry.keyID)\" (\(entry.privateKeyFile)) is not a \(entry.algorithm.rawValue) key"
@@ -110,47 +114,56 @@ package final class TokenIssuer: Sendable {
         guard ScopeToken.areValid(scopes) else { throw InvalidScopes() }
         let tokenID = Base64URL.encode(SecureRandom.bytes(16))
         let expiresAt = now + accessTokenTTL
-        var header = "{\"alg\":"
-        JSONText.appendQuoted(active.algorithm.rawValue, to: &header)
-        header += ",\"kid\":"
-        JSONText.appendQuoted(active.keyID, to: &header)
-        header += ",\"typ\":\"at+jwt\"}"
-        var claims = "{\"iss\":"
-        JSONText.appendQuoted(issuer, to: &claims)
-        claims += ",\"sub\":"
-        JSONText.appendQuoted(subject, to: &claims)
-        claims += ",\"aud\":"
-        JSONText.appendQuoted(audience, to: &claims)
-        claims += ",\"iat\":\(now),\"nbf\":\(now),\"exp\":\(expiresAt),\"jti\":"
-        JSONText.appendQuoted(tokenID, to: &claims)
-        claims += ",\"scope\":"
-        JSONText.appendQuoted(scopes.joined(separator: " "), to: &claims)
+        let header = JSONObject(members: [
+            ("alg", .string(active.algorithm.rawValue)),
+            ("kid", .string(active.keyID)),
+            ("typ", .string("at+jwt")),
+        ])
+        var claims: [(name: String, value: JSONValue)] = [
+            ("iss", .string(issuer)),
+            ("sub", .string(subject)),
+            ("aud", .string(audience)),
+            ("iat", .integer(now)),
+            ("nbf", .integer(now)),
+            ("exp", .integer(expiresAt)),
+            ("jti", .string(tokenID)),
+            ("scope", .string(scopes.joined(separator: " "))),
+        ]
         if let clientID {
-            claims += ",\"client_id\":"
-            JSONText.appendQuoted(clientID, to: &claims)
+            claims.append(("client_id", .string(clientID)))
         }
-        claims += "}"
-        let signingInput = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(claims.utf8))
+        let signingInput =
+            Base64URL.encode(Array(header.jsonText.utf8)) + "."
+            + Base64URL.encode(Array(JSONObject(members: claims).jsonText.utf8))
         let signature = try active.key.sign(active.algorithm, message: Array(signingInput.utf8))
         return (signingInput + "." + Base64URL.encode(signature), tokenID, expiresAt)
     }
 
-    private static func publicJWK(_ key: SigningKey) -> String {
+    /// The public half of `key` as a JWK (RFC 7517), for the JWKS document.
+    private static func publicJWK(_ key: SigningKey) throws -> JSONValue {
         let parameters = key.key.publicParameters
-        var json = "{\"kid\":"
-        JSONText.appendQuoted(key.keyID, to: &json)
-        json += ",\"alg\":" + JSONText.quoted(key.algorithm.rawValue) + ",\"use\":\"sig\""
+        func parameter(_ name: String) throws -> JSONValue {
+            guard let bytes = parameters[name] else {
+                throw CryptoKeyError("signing key \"\(key.keyID)\" has no public parameter \(name)")
+            }
+            return .string(Base64URL.encode(bytes))
+        }
+        var members: [(name: String, value: JSONValue)] = [
+            ("kid", .string(key.keyID)),
+            ("alg", .string(key.algorithm.rawValue)),
+            ("use", .string("sig")),
+        ]
         switch key.key.kind {
         case .rsa:
-            json += ",\"kty\":\"RSA\",\"n\":" + JSONText.quoted(Base64URL.encode(parameters["n"]!))
-            json += ",\"e\":" + JSONText.quoted(Base64URL.encode(parameters["e"]!))
+            members += [("kty", .string("RSA")), ("n", try parameter("n")), ("e", try parameter("e"))]
         case .ec(let curve):
-            json += ",\"kty\":\"EC\",\"crv\":" + JSONText.quoted("\(curve)")
-            json += ",\"x\":" + JSONText.quoted(Base64URL.encode(parameters["x"]!))
-            json += ",\"y\":" + JSONText.quoted(Base64URL.encode(parameters["y"]!))
+            members += [
+                ("kty", .string("EC")), ("crv", .string("\(curve)")), ("x", try parameter("x")),
+                ("y", try parameter("y")),
+            ]
         case .ed25519:
-            json += ",\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":" + JSONText.quoted(Base64URL.encode(parameters["x"]!))
+            members += [("kty", .string("OKP")), ("crv", .string("Ed25519")), ("x", try parameter("x"))]
         }
-        return json + "}"
+        return .object(JSONObject(members: members))
     }
 }

@@ -27,7 +27,7 @@ package final class IntrospectionAuthenticator {
     private let shared: (any IntrospectionCacheStore)?
     private let eventLoop: any EventLoop
     private let maximumEntries: Int
-    private let now: () -> Int64
+    private let clock: GatewayClock
     private let logger: Logger
     private var cache: [String: IntrospectionResult] = [:]
     /// Insertion order, for eviction when full (may hold keys already gone).
@@ -53,7 +53,7 @@ package final class IntrospectionAuthenticator {
         eventLoop: any EventLoop,
         maximumEntries: Int,
         logger: Logger,
-        now: @escaping () -> Int64
+        clock: GatewayClock
     ) {
         self.endpoints = endpoints.map { settings in
             let credentials =
@@ -67,7 +67,7 @@ package final class IntrospectionAuthenticator {
         self.eventLoop = eventLoop
         self.maximumEntries = max(1, maximumEntries)
         self.logger = logger
-        self.now = now
+        self.clock = clock
     }
 
     package var cachedTokens: Int { self.cache.count }
@@ -80,7 +80,7 @@ package final class IntrospectionAuthenticator {
     /// - Parameter trace: records each check (explain); nil on the request path.
     package func check(_ token: String, trace: DecisionTrace? = nil) -> TokenCheck {
         let hash = Digest.sha256.hexHash(token.utf8)
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         if let cached = self.cache[hash] {
             if now < cached.cachedUntil {
                 self.cacheHits += 1
@@ -94,7 +94,7 @@ package final class IntrospectionAuthenticator {
             "not cached on this loop: the shared cache, then the endpoints (\(self.endpoints.map(\.settings.endpoint).joined(separator: ", "))) are asked"
         )
         let future = self.lookUp(token: token, hash: hash).assumeIsolated().flatMapThrowing { result -> Principal in
-            switch self.verdict(result, now: self.now(), trace: trace) {
+            switch self.verdict(result, now: self.clock.unixSeconds(), trace: trace) {
             case .valid(let principal): return principal
             case .invalid(let error): throw error
             case .pending: preconditionFailure("a verdict is never pending")
@@ -150,13 +150,15 @@ package final class IntrospectionAuthenticator {
         let future = sharedAnswer.assumeIsolated().flatMap { cached -> EventLoopFuture<IntrospectionResult> in
             // Used while it lasts, but never longer than this configuration would have kept
             // it (another instance may run with a longer cache_max or negative_ttl).
-            let now = self.now()
+            let now = self.clock.unixSeconds()
             if let cached, now < cached.cachedUntil, cached.cachedUntil <= now + self.longestCacheSeconds {
                 return self.eventLoop.makeSucceededFuture(cached)
             }
             return self.introspect(token: token, at: 0, inactiveUntil: nil).assumeIsolated().map { result in
-                if let shared = self.shared, self.now() < result.cachedUntil {
-                    shared.cacheIntrospection(hash: hash, result: result, now: self.now()).whenFailure { _ in }
+                if let shared = self.shared, self.clock.unixSeconds() < result.cachedUntil {
+                    shared.cacheIntrospection(hash: hash, result: result, now: self.clock.unixSeconds()).whenFailure {
+                        _ in
+                    }
                 }
                 return result
             }.nonisolated()
@@ -174,7 +176,7 @@ package final class IntrospectionAuthenticator {
     private func introspect(token: String, at index: Int, inactiveUntil: Int64?) -> EventLoopFuture<IntrospectionResult>
     {
         guard index < self.endpoints.count else {
-            return self.eventLoop.makeSucceededFuture(.inactive(until: inactiveUntil ?? self.now()))
+            return self.eventLoop.makeSucceededFuture(.inactive(until: inactiveUntil ?? self.clock.unixSeconds()))
         }
         let endpoint = self.endpoints[index]
         let settings = endpoint.settings
@@ -192,7 +194,7 @@ package final class IntrospectionAuthenticator {
             self.noteFailure(of: settings.endpoint, "introspection endpoint unavailable", "\(error)")
             throw GatewayError.authUnavailable
         }.flatMap { response -> EventLoopFuture<IntrospectionResult> in
-            let now = self.now()
+            let now = self.clock.unixSeconds()
             let answer: IntrospectionAnswer
             do {
                 answer = try IntrospectionAnswer.parse(status: response.status, body: response.body, now: now)
@@ -246,7 +248,7 @@ package final class IntrospectionAuthenticator {
     }
 
     private func remember(_ hash: String, _ result: IntrospectionResult) {
-        guard self.now() < result.cachedUntil else { return }
+        guard self.clock.unixSeconds() < result.cachedUntil else { return }
         if self.cache[hash] == nil {
             self.order.append(hash)
         }

@@ -22,7 +22,7 @@ package final class OpaqueTokenAuthenticator {
     private let store: any OpaqueAccessTokenStore
     private let cache: CredentialCache
     private var issuer: String?
-    private let now: () -> Int64
+    private let clock: GatewayClock
     private var logger: Logger
     /// The store failed its last lookup: logged once, not again until it answers.
     private var storeDown = false
@@ -38,13 +38,13 @@ package final class OpaqueTokenAuthenticator {
         cache: CacheSettings,
         issuer: String?,
         logger: Logger,
-        now: @escaping () -> Int64
+        clock: GatewayClock
     ) {
         self.store = store
         self.cache = CredentialCache(cache)
         self.issuer = issuer
         self.logger = logger
-        self.now = now
+        self.clock = clock
     }
 
     package var cacheHits: Int { self.cache.hits }
@@ -83,10 +83,10 @@ package final class OpaqueTokenAuthenticator {
         trace?.pass("opaque.format", "well-formed dbaudit_at_ token")
         let hash = OpaqueAccessTokenFormat.hash(token)
         let stale: Principal?
-        switch self.cache.lookup(hash, now: .now()) {
+        switch self.cache.lookup(hash, now: self.clock.now()) {
         case .fresh(let principal):
             // The cache entry may outlive the token: its expiry always wins.
-            guard let expiresAt = principal.expiresAt, self.now() < expiresAt else {
+            guard let expiresAt = principal.expiresAt, self.clock.unixSeconds() < expiresAt else {
                 trace?.fail("opaque.expiry", "cached token expired at \(principal.expiresAt.map(String.init) ?? "?")")
                 self.cache.remove(hash)
                 return .invalid(.unauthorized(Self.refusal))
@@ -97,7 +97,7 @@ package final class OpaqueTokenAuthenticator {
             trace?.fail("opaque.cache", "this loop cached the token as unknown, revoked or expired (negative_ttl)")
             return .invalid(.unauthorized(Self.refusal))
         case .stale(let principal):
-            guard let expiresAt = principal.expiresAt, self.now() < expiresAt else {
+            guard let expiresAt = principal.expiresAt, self.clock.unixSeconds() < expiresAt else {
                 trace?.fail("opaque.expiry", "cached token expired at \(principal.expiresAt.map(String.init) ?? "?")")
                 self.cache.remove(hash)
                 return .invalid(.unauthorized(Self.refusal))
@@ -134,7 +134,7 @@ package final class OpaqueTokenAuthenticator {
                         "opaque.lookup",
                         "record: client_id=\(record.clientID) subject=\(record.subject) scopes=\(record.scopes.joined(separator: " "))"
                     )
-                    let now = self.now()
+                    let now = self.clock.unixSeconds()
                     if record.isUsable(at: now) {
                         trace.pass("opaque.expiry", "expires_at=\(record.expiresAt) > now=\(now)")
                     } else {
@@ -144,8 +144,8 @@ package final class OpaqueTokenAuthenticator {
                     trace.fail("opaque.lookup", "no record: the token is unknown, revoked or expired")
                 }
             }
-            guard let record, record.isUsable(at: self.now()) else {
-                self.cache.storeNegative(hash, now: .now())
+            guard let record, record.isUsable(at: self.clock.unixSeconds()) else {
+                self.cache.storeNegative(hash, now: self.clock.now())
                 throw GatewayError.unauthorized(Self.refusal)
             }
             var principal = Principal(
@@ -157,13 +157,13 @@ package final class OpaqueTokenAuthenticator {
             )
             principal.issuer = self.issuer
             if generation == self.generation {
-                self.cache.storePositive(hash, principal, now: .now())
+                self.cache.storePositive(hash, principal, now: self.clock.now())
             }
             return principal
         }.flatMapErrorThrowing { error -> Principal in
             guard let fallback = error as? StaleFallback else { throw error }
             // The token may have expired while the store was being asked.
-            guard let expiresAt = fallback.principal.expiresAt, self.now() < expiresAt else {
+            guard let expiresAt = fallback.principal.expiresAt, self.clock.unixSeconds() < expiresAt else {
                 throw GatewayError.unauthorized(Self.refusal)
             }
             return fallback.principal

@@ -91,7 +91,7 @@ package final class CredentialCheck {
         purpose: LoginThrottlePurpose,
         eventLoop: any EventLoop
     ) -> EventLoopFuture<Void> {
-        throttle.admit(address: address, account: account, purpose: purpose, now: .now()).flatMapThrowing { decision in
+        throttle.admit(address: address, account: account, purpose: purpose).flatMapThrowing { decision in
             switch decision {
             case .allowed:
                 return

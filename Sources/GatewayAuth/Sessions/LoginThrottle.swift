@@ -9,14 +9,13 @@ package protocol LoginThrottle: AnyObject {
     func admit(
         address: String?,
         account: String?,
-        purpose: LoginThrottlePurpose,
-        now: NIODeadline
+        purpose: LoginThrottlePurpose
     ) -> EventLoopFuture<LoginThrottleDecision>
 }
 
 extension LoginThrottle {
-    package func admit(address: String, account: String?, now: NIODeadline) -> EventLoopFuture<LoginThrottleDecision> {
-        self.admit(address: address, account: account, purpose: .login, now: now)
+    package func admit(address: String, account: String?) -> EventLoopFuture<LoginThrottleDecision> {
+        self.admit(address: address, account: account, purpose: .login)
     }
 }
 

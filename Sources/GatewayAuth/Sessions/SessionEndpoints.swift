@@ -40,7 +40,7 @@ package final class SessionEndpoints {
     package let credentials: CredentialCheck
     private let passwordCost: Int
     private let logger: Logger
-    private let now: () -> Int64
+    private let clock: GatewayClock
     private let revokeLocally: (String, Int64) -> Void
     private let verifyOwnToken: (String) -> VerifiedToken?
     private let rotator: RefreshRotator
@@ -56,7 +56,7 @@ package final class SessionEndpoints {
         passwordCost: Int,
         decoyHash: String,
         logger: Logger,
-        now: @escaping () -> Int64,
+        clock: GatewayClock,
         revokeLocally: @escaping (String, Int64) -> Void,
         verifyOwnToken: @escaping (String) -> VerifiedToken?,
         refreshReuseGraceSeconds: Int64 = 0
@@ -72,7 +72,7 @@ package final class SessionEndpoints {
         )
         self.passwordCost = passwordCost
         self.logger = logger
-        self.now = now
+        self.clock = clock
         self.revokeLocally = revokeLocally
         self.verifyOwnToken = verifyOwnToken
     }
@@ -158,7 +158,7 @@ package final class SessionEndpoints {
         family: String,
         eventLoop: any EventLoop
     ) -> EventLoopFuture<Response> {
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         let refreshToken = RefreshRotator.makeToken()
         let grant = RefreshGrant(
             family: family,
@@ -221,7 +221,7 @@ package final class SessionEndpoints {
         guard let token = Self.refreshToken(from: body) else {
             return eventLoop.makeFailedFuture(Self.invalidRefresh)
         }
-        let now = self.now()
+        let now = self.clock.unixSeconds()
         return rotator.rotate(token: token, clientID: nil, now: now, eventLoop: eventLoop) { grant, newToken in
             self.sessions.user(email: grant.userID).assumeIsolated().flatMap { user -> EventLoopFuture<String> in
                 guard let user, !user.disabled, user.id == grant.subject else {
@@ -265,9 +265,10 @@ package final class SessionEndpoints {
             // Stored (and published) first: if the store fails the answer is 503 and the
             // token stays valid everywhere, rather than dead on this loop only.
             work.append(
-                sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now()).assumeIsolated().map {
-                    self.revokeLocally(id, verified.expiresAt)
-                }.nonisolated()
+                sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: self.clock.unixSeconds())
+                    .assumeIsolated().map {
+                        self.revokeLocally(id, verified.expiresAt)
+                    }.nonisolated()
             )
         }
         guard !work.isEmpty else {

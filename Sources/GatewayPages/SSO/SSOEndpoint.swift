@@ -38,7 +38,7 @@ package final class SSOEndpoint: LocalEndpoint {
         /// unknown `kid`); nil when it may not (rate cap) or there is none.
         package var refetchKeys: (String, any EventLoop) -> EventLoopFuture<Void>?
         package var logger: Logger
-        package var now: () -> Int64
+        package var clock: GatewayClock
 
         package init(
             settings: SSOSettings,
@@ -53,7 +53,7 @@ package final class SSOEndpoint: LocalEndpoint {
             poster: @escaping HTTPPoster,
             refetchKeys: @escaping (String, any EventLoop) -> EventLoopFuture<Void>?,
             logger: Logger,
-            now: @escaping () -> Int64
+            clock: GatewayClock
         ) {
             self.settings = settings
             self.redirectURI = redirectURI
@@ -67,7 +67,7 @@ package final class SSOEndpoint: LocalEndpoint {
             self.poster = poster
             self.refetchKeys = refetchKeys
             self.logger = logger
-            self.now = now
+            self.clock = clock
         }
     }
 
@@ -83,7 +83,7 @@ package final class SSOEndpoint: LocalEndpoint {
             store: dependencies.browserState,
             users: dependencies.users,
             policy: dependencies.sessionPolicy,
-            now: dependencies.now
+            clock: dependencies.clock
         )
     }
 
@@ -224,7 +224,7 @@ package final class SSOEndpoint: LocalEndpoint {
             browserHash: PageRandom.hash(browser),
             flow: flow,
             next: next,
-            createdAt: self.deps.now()
+            createdAt: self.deps.clock.unixSeconds()
         )
         guard let json = record.json() else { return eventLoop.makeFailedFuture(GatewayError.internalError) }
         let redirectURI = self.deps.redirectURI
@@ -262,7 +262,7 @@ package final class SSOEndpoint: LocalEndpoint {
 
     /// The provider's discovery document, from this loop's cache or fetched (bounded).
     private func discovery(_ provider: SSOProviderSettings, eventLoop: any EventLoop) -> EventLoopFuture<SSODiscovery> {
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         if let cached = self.deps.keyRing.discovery(issuer: provider.issuer, now: now) {
             return eventLoop.makeSucceededFuture(cached)
         }
@@ -307,7 +307,7 @@ package final class SSOEndpoint: LocalEndpoint {
             named: BrowserCookies.browserName(isTLS: request.isTLS),
             in: request.values(of: "Cookie")
         )
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         return store.flow(id: id).assumeIsolated().flatMap { json -> EventLoopFuture<SSOLoginState> in
             guard let json, let record = SSOLoginState.decode(json) else {
                 return eventLoop.makeFailedFuture(Self.stateInvalid)
@@ -435,7 +435,7 @@ package final class SSOEndpoint: LocalEndpoint {
             keys: keys,
             provider: provider,
             nonce: record.nonce,
-            now: self.deps.now()
+            now: self.deps.clock.unixSeconds()
         ) {
         case .success(let claims):
             return eventLoop.makeSucceededFuture(claims)
@@ -477,7 +477,7 @@ package final class SSOEndpoint: LocalEndpoint {
         case .success(let value): mapped = value
         }
         let key = SSOUserKey.key(provider: provider.name, subject: mapped.subject)
-        let now = self.deps.now()
+        let now = self.deps.clock.unixSeconds()
         let disabled = GatewayError(
             status: 403,
             code: "account_disabled",

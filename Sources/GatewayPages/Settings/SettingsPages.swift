@@ -28,7 +28,7 @@ package final class SettingsPages: LocalEndpoint {
         package var keys: APIKeyService
         package var maxKeysPerOwner: Int?
         package var logger: Logger
-        package var now: () -> Int64
+        package var clock: GatewayClock
         /// `[sso]`: provider buttons beside (or instead of) the password form.
         package var sso: SSOButtons = .passwordOnly
 
@@ -41,7 +41,7 @@ package final class SettingsPages: LocalEndpoint {
             keys: APIKeyService,
             maxKeysPerOwner: Int?,
             logger: Logger,
-            now: @escaping () -> Int64
+            clock: GatewayClock
         ) {
             self.prefix = prefix
             self.sessionPolicy = sessionPolicy
@@ -51,7 +51,7 @@ package final class SettingsPages: LocalEndpoint {
             self.keys = keys
             self.maxKeysPerOwner = maxKeysPerOwner
             self.logger = logger
-            self.now = now
+            self.clock = clock
         }
     }
 
@@ -79,7 +79,7 @@ package final class SettingsPages: LocalEndpoint {
             store: dependencies.browserState,
             users: dependencies.users,
             policy: dependencies.sessionPolicy,
-            now: dependencies.now
+            clock: dependencies.clock
         )
     }
 
@@ -269,7 +269,7 @@ package final class SettingsPages: LocalEndpoint {
         let isAdmin = Self.isAdmin(session.user)
         return self.deps.keys.list(owner: isAdmin ? nil : session.user.id, offset: offset, limit: Self.pageSize)
             .assumeIsolated().map { page in
-                let now = self.deps.now()
+                let now = self.deps.clock.unixSeconds()
                 // Admins page through the whole index, where revoked keys stay; they are not shown.
                 let records = page.records.filter { !$0.revoked && (isAdmin || $0.owner == session.user.id) }
                 var context = self.context(title: "API keys", nav: session)
@@ -373,7 +373,7 @@ package final class SettingsPages: LocalEndpoint {
             test: form.test,
             owner: user.id,
             grantor: grantor,
-            now: self.deps.now(),
+            now: self.deps.clock.unixSeconds(),
             maxKeysPerOwner: self.deps.maxKeysPerOwner
         ).assumeIsolated().flatMap { created in
             let cookie = PageRandom.token()

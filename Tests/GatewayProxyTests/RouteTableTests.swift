@@ -1,7 +1,8 @@
+import GatewayAuth
 import GatewayConfig
 import Testing
 
-@testable import GatewayAuth
+@testable import GatewayProxy
 
 private let apiRoutes: [RouteSettings] = [
     RouteSettings(method: "GET", path: "/health", scopes: ["admin"], isPublic: true),
@@ -22,7 +23,7 @@ private func table(
 
 @Suite struct RouteTableTests {
     @Test(arguments: [
-        ("GET", "/v1/databases", RouteTable.Requirement.scopes(["read:databases"])),
+        ("GET", "/v1/databases", RouteRequirement.scopes(["read:databases"])),
         ("POST", "/v1/databases", .scopes(["write:databases"])),
         ("GET", "/v1/databases/db1", .scopes(["read:databases", "read:policies"])),
         ("GET", "/v1/databases/*", .scopes(["read:databases", "read:policies"])),
@@ -30,7 +31,7 @@ private func table(
         ("GET", "/health", .open),
         ("HEAD", "/health", .open),
     ])
-    func matches(method: String, path: String, expected: RouteTable.Requirement) {
+    func matches(method: String, path: String, expected: RouteRequirement) {
         #expect(table().requirement(method: method, normalizedPath: path) == expected)
     }
 

@@ -1,25 +1,16 @@
+package import GatewayAuth
 package import GatewayConfig
 
 /// `[[routes]]` compiled for matching: method plus normalized path → what the request
 /// needs. The first matching route wins (file order). Immutable; any thread.
 package struct RouteTable: Sendable {
-    /// What a matched request needs.
-    package enum Requirement: Sendable, Hashable {
-        /// No credential needed.
-        case open
-        /// A valid credential holding every one of these scopes (empty: any credential).
-        case scopes([String])
-        /// No route matched and the policy is deny.
-        case denied
-    }
-
     private struct CompiledRoute: Sendable {
         /// `METHOD pattern`, the route's name in metrics.
         let label: String
         let method: String?
         let segments: [Substring]
         let trailingWildcard: Bool
-        let requirement: Requirement
+        let requirement: RouteRequirement
         let rateLimit: String?
     }
 
@@ -44,7 +35,7 @@ package struct RouteTable: Sendable {
     }
 
     /// What `method` on `normalizedPath` (from `PathNormalizer`) needs.
-    package func requirement(method: String, normalizedPath: String) -> Requirement {
+    package func requirement(method: String, normalizedPath: String) -> RouteRequirement {
         self.match(method: method, normalizedPath: normalizedPath).requirement
     }
 
@@ -53,7 +44,7 @@ package struct RouteTable: Sendable {
     package func match(
         method: String,
         normalizedPath: String
-    ) -> (requirement: Requirement, label: String, rateLimit: String?) {
+    ) -> (requirement: RouteRequirement, label: String, rateLimit: String?) {
         let segments = normalizedPath.split(separator: "/", omittingEmptySubsequences: true)
         for route in self.routes {
             if let routeMethod = route.method, routeMethod != method,

@@ -1,7 +1,5 @@
 import Foundation
 import GatewayCore
-package import GatewayRedis
-package import NIOCore
 
 /// What an introspection endpoint said about one token, as every gateway instance shares
 /// it: an inactive answer, or the identity of an active token. Immutable value; any thread.
@@ -91,65 +89,6 @@ package struct IntrospectionResult: Codable, Sendable, Hashable {
                 in: container,
                 debugDescription: "an active result needs a subject and exp"
             )
-        }
-    }
-}
-
-/// The introspection answers every gateway instance shares, keyed by the SHA-256 (hex) of
-/// the token. Bound to one event loop; futures complete there. Errors:
-/// `CredentialStoreError.unavailable` when the store cannot be asked, `.corrupt` for a value
-/// the gateway did not write (callers treat both as a miss: the endpoint is asked).
-package protocol IntrospectionCacheStore: Sendable {
-    func cachedIntrospection(hash: String) -> EventLoopFuture<IntrospectionResult?>
-    /// Stores `result` until its `cachedUntil`.
-    func cacheIntrospection(hash: String, result: IntrospectionResult, now: Int64) -> EventLoopFuture<Void>
-}
-
-/// `IntrospectionCacheStore` on Redis: `P introspect:<sha256 hex>` holds the result as JSON
-/// and expires at its `cached_until`. Touched only on its event loop (futures complete on
-/// the client's loop, which the client preconditions), so `@unchecked Sendable` is sound.
-package final class RedisIntrospectionCache: IntrospectionCacheStore, @unchecked Sendable {
-    private let client: RedisClient
-    private let prefix: String
-
-    package init(client: RedisClient, keyPrefix: String) {
-        self.client = client
-        self.prefix = keyPrefix
-    }
-
-    package static func key(hash: String, keyPrefix: String) -> String { "\(keyPrefix)introspect:\(hash)" }
-
-    package func cachedIntrospection(hash: String) -> EventLoopFuture<IntrospectionResult?> {
-        self.client.send(["GET", Self.key(hash: hash, keyPrefix: self.prefix)]).flatMapThrowing { reply in
-            switch reply {
-            case .null:
-                return nil
-            case .bulkString(let bytes):
-                guard bytes.count <= 16 * 1024,
-                    let result = try? JSONDecoder().decode(IntrospectionResult.self, from: Data(bytes))
-                else {
-                    throw CredentialStoreError.corrupt("stored introspection result is not valid")
-                }
-                return result
-            default:
-                throw CredentialStoreError.corrupt("unexpected reply to GET")
-            }
-        }.flatMapErrorThrowing { error in
-            throw error is CredentialStoreError ? error : CredentialStoreError.unavailable
-        }
-    }
-
-    package func cacheIntrospection(hash: String, result: IntrospectionResult, now: Int64) -> EventLoopFuture<Void> {
-        let ttl = result.cachedUntil - now
-        guard ttl > 0 else { return self.client.eventLoop.makeSucceededVoidFuture() }
-        guard let json = try? JSONEncoder().encode(result) else {
-            return self.client.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("result cannot be encoded"))
-        }
-        return self.client.send([
-            Array("SET".utf8), Array(Self.key(hash: hash, keyPrefix: self.prefix).utf8), Array(json), Array("EX".utf8),
-            Array(String(ttl).utf8),
-        ]).map { _ in }.flatMapErrorThrowing { error in
-            throw error is CredentialStoreError ? error : CredentialStoreError.unavailable
         }
     }
 }

@@ -1,7 +1,7 @@
 import GatewayTestSupport
 import Testing
 
-@testable import GatewayAuth
+@testable import GatewayProxy
 
 private func normalized(_ path: String) -> String? {
     if case .success(let value) = PathNormalizer.normalize(path) { return value }
