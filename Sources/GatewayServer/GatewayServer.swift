@@ -175,11 +175,11 @@ package final class GatewayServer: Sendable {
                         clock: clock,
                         events: redisEvents
                     )
-                    store = RedisCredentialStore(client: client, keyPrefix: redis.keyPrefix)
-                    sessions = RedisSessionStore(client: client, keyPrefix: redis.keyPrefix)
+                    store = RedisCredentialStore(client: client, keyPrefix: redis.storeKeyPrefix)
+                    sessions = RedisSessionStore(client: client, keyPrefix: redis.storeKeyPrefix)
                     redisLimiter = RedisRateLimiter(client: client)
-                    opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.keyPrefix)
-                    introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.keyPrefix)
+                    opaqueTokens = RedisOpaqueAccessTokenStore(client: client, keyPrefix: redis.storeKeyPrefix)
+                    introspectionCache = RedisIntrospectionCache(client: client, keyPrefix: redis.storeKeyPrefix)
                     // `/v1/api-keys` gets its own connection: a burst of management calls
                     // queues there, not in front of this loop's key lookups.
                     let management = RedisClient(
@@ -189,17 +189,17 @@ package final class GatewayServer: Sendable {
                         clock: clock,
                         events: redisEvents
                     )
-                    managementStore = RedisCredentialStore(client: management, keyPrefix: redis.keyPrefix)
-                    managementSessions = RedisSessionStore(client: management, keyPrefix: redis.keyPrefix)
+                    managementStore = RedisCredentialStore(client: management, keyPrefix: redis.storeKeyPrefix)
+                    managementSessions = RedisSessionStore(client: management, keyPrefix: redis.storeKeyPrefix)
                     // The pages and the OAuth endpoint share one OAuth store on that connection.
-                    let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.keyPrefix)
+                    let oauthStore = RedisOAuthStore(client: management, keyPrefix: redis.storeKeyPrefix)
                     pageStores = PageStores(
                         oauth: oauthStore,
-                        browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.keyPrefix)
+                        browserState: RedisBrowserStateStore(client: management, keyPrefix: redis.storeKeyPrefix)
                     )
                     oauthStores = OAuthLoopStores(
                         clients: oauthStore,
-                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.keyPrefix)
+                        opaqueTokens: RedisOpaqueAccessTokenStore(client: management, keyPrefix: redis.storeKeyPrefix)
                     )
                 } else {
                     store = InMemoryCredentialStore(eventLoop: loop, data: memoryData!)
