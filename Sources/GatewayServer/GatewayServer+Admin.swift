@@ -16,7 +16,13 @@ extension GatewayServer {
                 let reply = try await probe.eventLoop.flatSubmit { probe.value.send(["PING"]) }.get()
                 if case .simpleString("PONG") = reply {
                     checks.append(("redis", "ok"))
-                    checks += await Self.redisNodeChecks(probe)
+                    if configuration.redis?.cluster != nil {
+                        // The primaries serving the slot map the gateway routes by.
+                        let nodes = self.redisEvents?.clusterNodes.map(\.description) ?? []
+                        checks.append(("redis_cluster_nodes", nodes.isEmpty ? "unknown" : nodes.joined(separator: ",")))
+                    } else {
+                        checks += await Self.redisNodeChecks(probe)
+                    }
                 } else {
                     ready = false
                     checks.append(("redis", "unexpected reply to PING"))
@@ -169,6 +175,13 @@ extension GatewayServer {
             "Redis connections re-established after a lost or refused one."
         )
         out += "dbgw_redis_reconnects_total \(self.redisEvents?.reconnects ?? 0)\n"
+        family(
+            "dbgw_redis_cluster_redirects_total",
+            "counter",
+            "Redis Cluster redirections followed: MOVED (the slot map corrected) and ASK (a slot in migration)."
+        )
+        out += "dbgw_redis_cluster_redirects_total{kind=\"moved\"} \(self.redisEvents?.movedRedirects ?? 0)\n"
+        out += "dbgw_redis_cluster_redirects_total{kind=\"ask\"} \(self.redisEvents?.askRedirects ?? 0)\n"
         family("dbgw_open_connections", "gauge", "Client connections open now.")
         out += "dbgw_open_connections \(self.openConnections)\n"
         family(
