@@ -52,7 +52,10 @@ package enum ClusterCommandKeys {
         else { return .anyNode }
         let pattern = arguments[match + 1]
         let tag = ClusterSlot.hashedPart(of: pattern)
-        guard tag.count < pattern.count, !tag.contains(where: { [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\")].contains($0) })
+        guard tag.count < pattern.count,
+            !tag.contains(where: {
+                [UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\")].contains($0)
+            })
         else { return .anyNode }
         return .slot(ClusterSlot.of(pattern))
     }

@@ -75,7 +75,8 @@ package struct ClusterSlotMap: Sendable, Hashable {
                 let nodeFields = try Self.fields(node)
                 guard nodeFields["role"].flatMap(Self.text) == "master" else { continue }
                 if let health = nodeFields["health"].flatMap(Self.text), health != "online" { continue }
-                let host = nodeFields["endpoint"].flatMap(Self.text).flatMap { $0 == "?" || $0.isEmpty ? nil : $0 }
+                let host =
+                    nodeFields["endpoint"].flatMap(Self.text).flatMap { $0 == "?" || $0.isEmpty ? nil : $0 }
                     ?? nodeFields["ip"].flatMap(Self.text)
                 let port = nodeFields[useTLSPort ? "tls-port" : "port"].flatMap(Self.integer)
                 guard let host, let port, let endpoint = ClusterRedirect.endpoint("\(host):\(port)"[...]) else {

@@ -45,7 +45,12 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(settings.storeKeyPrefix == "app{}:{gw}:")
     }
 
-    private func node(_ port: Int, role: String, health: String = "online", endpoint: String = "127.0.0.1")
+    private func node(
+        _ port: Int,
+        role: String,
+        health: String = "online",
+        endpoint: String = "127.0.0.1"
+    )
         -> RESPValue
     {
         .array([
