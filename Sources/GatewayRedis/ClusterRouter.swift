@@ -171,11 +171,11 @@ final class ClusterRouter {
         }
         let useTLSPort = self.settings.tls != nil
         return client.send(["CLUSTER", "SHARDS"]).assumeIsolated().flatMapThrowing { reply in
-            try ClusterSlotMap.fromShards(reply, useTLSPort: useTLSPort)
+            try ClusterSlotMap.fromShards(reply, useTLSPort: useTLSPort, answeredBy: node)
         }.flatMapError { error -> EventLoopFuture<ClusterSlotMap> in
             guard case RedisClientError.server = error else { return self.eventLoop.makeFailedFuture(error) }
             // Before Redis 7 there is no CLUSTER SHARDS.
-            return client.send(["CLUSTER", "SLOTS"]).flatMapThrowing { try ClusterSlotMap.fromSlots($0) }
+            return client.send(["CLUSTER", "SLOTS"]).flatMapThrowing { try ClusterSlotMap.fromSlots($0, answeredBy: node) }
         }.flatMapThrowing { map -> ClusterSlotMap in
             guard map.coveredSlots > 0 else { throw RedisClientError.unavailable }
             return map

@@ -59,8 +59,14 @@ package struct ClusterSlotMap: Sendable, Hashable {
     private static let maximumEntries = 16384
 
     /// The map in a `CLUSTER SHARDS` reply: per shard, its slot ranges and the node whose
-    /// role is `master`. `useTLSPort`: read `tls-port` rather than `port`.
-    package static func fromShards(_ reply: RESPValue, useTLSPort: Bool = false) throws -> ClusterSlotMap {
+    /// role is `master`. `useTLSPort`: read `tls-port` rather than `port`. A node that does
+    /// not know its own address (one that never met another says `""`) is reached on the
+    /// host of `answeredBy`, the node that sent the reply.
+    package static func fromShards(
+        _ reply: RESPValue,
+        useTLSPort: Bool = false,
+        answeredBy: RedisSettings.Endpoint? = nil
+    ) throws -> ClusterSlotMap {
         guard case .array(let shards) = reply, shards.count <= Self.maximumEntries else {
             throw ParseError.malformed("CLUSTER SHARDS is not a list")
         }
@@ -77,7 +83,8 @@ package struct ClusterSlotMap: Sendable, Hashable {
                 if let health = nodeFields["health"].flatMap(Self.text), health != "online" { continue }
                 let host =
                     nodeFields["endpoint"].flatMap(Self.text).flatMap { $0 == "?" || $0.isEmpty ? nil : $0 }
-                    ?? nodeFields["ip"].flatMap(Self.text)
+                    ?? nodeFields["ip"].flatMap(Self.text).flatMap { $0.isEmpty ? nil : $0 }
+                    ?? Self.host(of: answeredBy)
                 let port = nodeFields[useTLSPort ? "tls-port" : "port"].flatMap(Self.integer)
                 guard let host, let port, let endpoint = ClusterRedirect.endpoint("\(host):\(port)"[...]) else {
                     throw ParseError.malformed("a primary without a usable address")
@@ -95,20 +102,29 @@ package struct ClusterSlotMap: Sendable, Hashable {
         return map
     }
 
-    /// The map in a `CLUSTER SLOTS` reply: `[start, end, [host, port, id, ...], replicas...]`.
-    package static func fromSlots(_ reply: RESPValue) throws -> ClusterSlotMap {
+    /// The map in a `CLUSTER SLOTS` reply: `[start, end, [host, port, id, ...], replicas...]`
+    /// (an empty host: `answeredBy`'s, as for `fromShards`).
+    package static func fromSlots(_ reply: RESPValue, answeredBy: RedisSettings.Endpoint? = nil) throws
+        -> ClusterSlotMap
+    {
         guard case .array(let entries) = reply, entries.count <= Self.maximumEntries else {
             throw ParseError.malformed("CLUSTER SLOTS is not a list")
         }
         var map = ClusterSlotMap()
         for entry in entries {
             guard case .array(let parts) = entry, parts.count >= 3, case .array(let primary) = parts[2],
-                primary.count >= 2, let host = Self.text(primary[0]), let port = Self.integer(primary[1]),
+                primary.count >= 2, let announced = Self.text(primary[0]), let port = Self.integer(primary[1]),
+                let host = announced.isEmpty ? Self.host(of: answeredBy) : announced,
                 let endpoint = ClusterRedirect.endpoint("\(host):\(port)"[...])
             else { throw ParseError.malformed("a slot range without a usable primary") }
             map.assign(try Self.range(parts[0], parts[1]), to: endpoint)
         }
         return map
+    }
+
+    private static func host(of node: RedisSettings.Endpoint?) -> String? {
+        guard case .tcp(let host, _) = node else { return nil }
+        return host.contains(":") ? "[\(host)]" : host
     }
 
     private static func range(_ start: RESPValue, _ end: RESPValue) throws -> ClosedRange<Int> {

@@ -5,6 +5,25 @@ import Testing
 private func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+extension RESPValue {
+    /// The same reply with every `ip` field emptied.
+    fileprivate func replacingIP() -> RESPValue {
+        guard case .array(let items) = self else { return self }
+        var out: [RESPValue] = []
+        var index = 0
+        while index < items.count {
+            if items[index] == .bulkString(Array("ip".utf8)), index + 1 < items.count {
+                out += [items[index], .bulkString([])]
+                index += 2
+            } else {
+                out.append(items[index].replacingIP())
+                index += 1
+            }
+        }
+        return .array(out)
+    }
+}
+
 /// Redis Cluster on the client side: CRC16 and hash tags as the cluster specification
 /// defines them, the slot map read from `CLUSTER SHARDS`/`CLUSTER SLOTS`, `MOVED`/`ASK`
 /// replies, which keys a command routes by, and the bounded redirect state machine.
@@ -87,6 +106,18 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
             ])
         ])
         #expect(try ClusterSlotMap.fromShards(failing).coveredSlots == 0)
+        // A node that never met another does not know its address: the one asked is meant.
+        let alone = RESPValue.array([
+            .array([
+                bulk("slots"), .array([.integer(0), .integer(16383)]), bulk("nodes"),
+                .array([self.node(30002, role: "master", endpoint: "")]),
+            ])
+        ])
+        let unnamed = alone.replacingIP()
+        #expect(throws: ClusterSlotMap.ParseError.self) { try ClusterSlotMap.fromShards(unnamed) }
+        #expect(try ClusterSlotMap.fromShards(unnamed, answeredBy: self.nodeA).node(forSlot: 5) == self.nodeB)
+        let slots = RESPValue.array([.array([.integer(0), .integer(16383), .array([bulk(""), .integer(30002)])])])
+        #expect(try ClusterSlotMap.fromSlots(slots, answeredBy: self.nodeA).node(forSlot: 5) == self.nodeB)
     }
 
     @Test func slotMapFromSlots() throws {
