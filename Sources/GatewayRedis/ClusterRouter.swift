@@ -175,7 +175,9 @@ final class ClusterRouter {
         }.flatMapError { error -> EventLoopFuture<ClusterSlotMap> in
             guard case RedisClientError.server = error else { return self.eventLoop.makeFailedFuture(error) }
             // Before Redis 7 there is no CLUSTER SHARDS.
-            return client.send(["CLUSTER", "SLOTS"]).flatMapThrowing { try ClusterSlotMap.fromSlots($0, answeredBy: node) }
+            return client.send(["CLUSTER", "SLOTS"]).flatMapThrowing {
+                try ClusterSlotMap.fromSlots($0, answeredBy: node)
+            }
         }.flatMapThrowing { map -> ClusterSlotMap in
             guard map.coveredSlots > 0 else { throw RedisClientError.unavailable }
             return map

@@ -104,7 +104,10 @@ package struct ClusterSlotMap: Sendable, Hashable {
 
     /// The map in a `CLUSTER SLOTS` reply: `[start, end, [host, port, id, ...], replicas...]`
     /// (an empty host: `answeredBy`'s, as for `fromShards`).
-    package static func fromSlots(_ reply: RESPValue, answeredBy: RedisSettings.Endpoint? = nil) throws
+    package static func fromSlots(
+        _ reply: RESPValue,
+        answeredBy: RedisSettings.Endpoint? = nil
+    ) throws
         -> ClusterSlotMap
     {
         guard case .array(let entries) = reply, entries.count <= Self.maximumEntries else {

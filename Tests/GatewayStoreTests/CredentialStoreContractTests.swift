@@ -131,6 +131,7 @@ final class StoreHarness: @unchecked Sendable {
         if let subscriber = self.subscriber {
             try? await subscriber.close()
         }
+        await expectEveryKeyInTheTagSlot(self.kind, self.redis)
         await self.redis?.close()
         await self.secondRedis?.close()
     }
@@ -139,6 +140,19 @@ final class StoreHarness: @unchecked Sendable {
 /// Runs `body` against a fresh credential store of `kind`.
 func withStore(_ kind: StoreKind, _ body: (StoreHarness) async throws -> Void) async throws {
     try await withContractHarness(kind, body)
+}
+
+/// On a cluster, every key the test made the store write (scripts build some of their key
+/// names from the prefix, which no client-side check sees) is in the slot of the stores' tag.
+func expectEveryKeyInTheTagSlot(_ kind: StoreKind, _ redis: LoopClient?) async {
+    guard kind == .redisCluster, let redis else { return }
+    let slot = String(ClusterSlot.of(kind.keyPrefix))
+    let all = try? await redis.send(["DBSIZE"])
+    let inSlot = try? await redis.send(["CLUSTER", "COUNTKEYSINSLOT", slot])
+    #expect(
+        all != nil && all == inSlot,
+        "keys: \(String(describing: all)), in slot \(slot): \(String(describing: inSlot))"
+    )
 }
 
 /// A store under contract test: built over memory or a real redis-server, shut down after.

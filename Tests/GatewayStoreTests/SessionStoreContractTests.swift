@@ -48,6 +48,7 @@ final class SessionStoreHarness: @unchecked Sendable {
     }
 
     func shutdown() async {
+        await expectEveryKeyInTheTagSlot(self.kind, self.redis)
         await self.redis?.close()
         await self.secondRedis?.close()
     }
