@@ -27,6 +27,15 @@ package struct ClusterRedirectStateMachine: Sendable, Hashable {
 
     package init() {}
 
+    /// The node could not be reached and the command was never sent (`.unavailable`): true
+    /// when it may go, once the map has been read again, to the slot's new owner (a replica
+    /// promoted meanwhile). A command that may have reached the node is never sent twice.
+    package mutating func nodeUnreachable() -> Bool {
+        guard self.redirects < Self.maximumRedirects else { return false }
+        self.redirects += 1
+        return true
+    }
+
     /// The node answered an error; what to do with the command.
     package mutating func failed(withMessage message: String) -> Action {
         let isTryAgain = message.hasPrefix("TRYAGAIN")

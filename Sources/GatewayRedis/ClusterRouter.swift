@@ -96,12 +96,23 @@ final class ClusterRouter {
             client.send([Array("ASKING".utf8)]).whenFailure { _ in }
         }
         return client.send(arguments).assumeIsolated().flatMapError { error -> EventLoopFuture<RESPValue> in
-            guard case RedisClientError.server(let message) = error else {
-                // The node is gone or silent: its replica may have been promoted.
-                self.refreshSoon()
-                return self.eventLoop.makeFailedFuture(error)
-            }
             var machine = machine
+            guard case RedisClientError.server(let message) = error else {
+                // The node is gone or silent: its replica may have been promoted. A command
+                // that was never sent goes to the new owner once the map says so.
+                guard case RedisClientError.unavailable = error, askNode == nil, case .slot(let slot) = route,
+                    machine.nodeUnreachable()
+                else {
+                    self.refreshSoon()
+                    return self.eventLoop.makeFailedFuture(error)
+                }
+                return self.refreshUnlessRecent().assumeIsolated().flatMap { () -> EventLoopFuture<RESPValue> in
+                    guard let owner = self.map?.node(forSlot: slot), owner != node else {
+                        return self.eventLoop.makeFailedFuture(error)
+                    }
+                    return self.dispatch(arguments, route: route, machine: machine, askNode: nil)
+                }.nonisolated()
+            }
             switch machine.failed(withMessage: message) {
             case .deliver, .giveUp:
                 return self.eventLoop.makeFailedFuture(error)
@@ -142,8 +153,16 @@ final class ClusterRouter {
 
     /// Reads the map again unless that was done within `refreshInterval`.
     private func refreshSoon() {
-        if let last = self.lastRefresh, self.clock.now() < last + Self.refreshInterval { return }
-        self.refresh().whenFailure { _ in }
+        self.refreshUnlessRecent().whenFailure { _ in }
+    }
+
+    /// The reading in progress, a new one, or (read within `refreshInterval`) the map as is.
+    private func refreshUnlessRecent() -> EventLoopFuture<Void> {
+        if let refreshing = self.refreshing { return refreshing }
+        if let last = self.lastRefresh, self.clock.now() < last + Self.refreshInterval {
+            return self.eventLoop.makeSucceededFuture(())
+        }
+        return self.refresh()
     }
 
     /// Reads the map from the known primaries, then the seeds, the first that answers; one

@@ -9,7 +9,10 @@ buckets spread over every primary; the slot of the stores' hash tag is
 migrated during load (SETSLOT IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE) with 0
 failed requests and the ASK and MOVED redirections counted in /metrics; a rate limit stays
 exact for one key across the two instances; a revoked key is refused on both within 1 s;
-/readyz names the three primaries."""
+/readyz names the three primaries. The long version then kills (SIGKILL) the primary
+serving the stores' tag: only 503s while the cluster promotes its replica (never a 401 for
+a valid key), lookups work again once it has, and a revocation after the switch is refused
+on both instances within 1 s."""
 
 import os
 import socket
@@ -142,7 +145,8 @@ class Cluster:
 
     def topology(self):
         """(node id, port, is primary, slot ranges) per node, from CLUSTER NODES."""
-        client = Resp(self.nodes[0].port)
+        live = next(n for n in self.nodes if n.proc.poll() is None)
+        client = Resp(live.port)
         try:
             text = client.call("CLUSTER", "NODES").decode()
         finally:
@@ -339,4 +343,53 @@ listen = "127.0.0.1:0"
     delays = [seconds_until_refused(g.url + "/v1/databases", victim["key"], 2, since=revoked_at, probes=4)
               for g in gateways]
     print(f"revocation refused on both instances after {[round(d, 3) if d else d for d in delays]} s")
+    assert all(d is not None and d < 1.0 for d in delays), delays
+
+    if not LONG:
+        return
+    # Failover of the primary serving the tag (the first seed node's subscription may be
+    # on it too): its replica takes over.
+    _, old_port = cluster.owner(slot)
+    by_port[old_port].kill9()
+    killed_at = time.monotonic()
+    # Keys gateway 0 has not cached (gateway 1 looked them up), newest last.
+    fresh = iter(tokens[KEYS // 2:][::-1])
+    outage = []
+
+    def lookups_work():
+        status = run_requests(gateways[0], [next(fresh)], threads=1, path="/v1/admin")[0]
+        outage.append(status)
+        return status == 403
+
+    def promoted():
+        try:
+            return cluster.owner(slot)[1] != old_port
+        except (AssertionError, OSError, RuntimeError):
+            return False
+
+    promoted_after = None
+    deadline = time.monotonic() + scaled(30)
+    while time.monotonic() < deadline:
+        if promoted_after is None and promoted():
+            promoted_after = time.monotonic() - killed_at
+        if lookups_work() and promoted_after is not None:
+            break
+        time.sleep(0.05)
+    assert promoted_after is not None, "no replica was promoted"
+    recovered_after = time.monotonic() - killed_at
+    print(f"failover: replica promoted {promoted_after:.2f} s after the kill; never-seen keys answered again "
+          f"{recovered_after:.2f} s after the kill; {len(outage)} lookups meanwhile: "
+          f"{ {s: outage.count(s) for s in set(outage)} }")
+    assert set(outage) <= {403, 503}, outage
+    assert recovered_after - promoted_after < 2.0
+    second = create_key(gateways[0], ["read:databases"], name="after failover")
+    for g in gateways:
+        assert run_requests(g, [second["key"]] * 12, threads=4) == [200] * 12
+    revoked_at = time.monotonic()
+    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(gateways[0].config_path),
+                             second["id"]], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    delays = [seconds_until_refused(g.url + "/v1/databases", second["key"], 2, since=revoked_at, probes=4)
+              for g in gateways]
+    print(f"revocation after the failover refused after {[round(d, 3) if d else d for d in delays]} s")
     assert all(d is not None and d < 1.0 for d in delays), delays
