@@ -50,7 +50,9 @@ let package = Package(
         .target(
             name: "GatewayRedis",
             dependencies: [
-                "CGatewayHiredis", "GatewayConfig", "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
+                "CGatewayHiredis", "GatewayConfig", "GatewayCore", "GatewayTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -115,14 +117,28 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The admin listener: /healthz, /readyz, /metrics (Prometheus text), POST /explain.
+        .target(
+            name: "GatewayAdmin",
+            dependencies: [
+                "GatewayConfig", "GatewayCore", "GatewayCrypto", "GatewayProxy", "GatewayRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayProxy", "GatewayAuth", "GatewayStore", "GatewayRedis",
-                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages",
+                "GatewayCrypto", "GatewayRateLimit", "GatewayTLS", "GatewayOAuth", "GatewayPages", "GatewayAdmin",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -133,10 +149,13 @@ let package = Package(
         .executableTarget(
             name: "dbaudit-gateway",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayProxy", "GatewayCrypto", "GatewayAuth",
-                "GatewayStore", "GatewayOAuth",
+                "GatewayCore", "GatewayConfig", "GatewayServer", "GatewayAdmin", "GatewayAuth", "GatewayStore",
+                "GatewayOAuth",
+                "GatewayCrypto", "GatewayProxy", "GatewayRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -171,7 +190,7 @@ let package = Package(
         .target(
             name: "GatewayTestSupport",
             dependencies: [
-                "GatewayConfig",
+                "GatewayConfig", "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
@@ -182,7 +201,7 @@ let package = Package(
         .target(
             name: "GatewayRedisTestSupport",
             dependencies: [
-                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayServer",
+                "GatewayRedis", "GatewayConfig", "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -193,7 +212,7 @@ let package = Package(
             name: "GatewayRedisTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayRedis", "GatewayConfig", "GatewayRedisTestSupport",
+                "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayRedisTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -230,6 +249,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayServerTests",
+            dependencies: [
+                "GatewayTestSupport",
+                "GatewayServer", "GatewayConfig", "GatewayCore", "GatewayProxy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,5 +1,6 @@
 package import GatewayConfig
 package import GatewayProxy
+import GatewayRedis
 import GatewayTLS
 
 /// The TLS contexts of a configuration could not be built: each problem names the

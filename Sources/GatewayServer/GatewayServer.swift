@@ -56,7 +56,6 @@ package final class GatewayServer: Sendable {
         var listeners: [any Channel] = []
         var reloads = 0
         var reloadFailures = 0
-        var admin: AdminServer?
         var draining = false
         /// The TLS contexts in force (each loop holds the same ones).
         var tls = GatewayTLSContexts()
@@ -69,8 +68,10 @@ package final class GatewayServer: Sendable {
         return (reloads, failures, self.tracker.refusedConnections)
     }
 
-    /// The admin listener's port, once started (tests bind port 0).
-    package var adminPort: Int? { self.state.withLockedValue { $0.admin?.port } }
+    /// How many event loops `server` asks for (`event_loops = 0`: one per core).
+    package static func eventLoopCount(_ server: ServerSettings) -> Int {
+        server.eventLoops == 0 ? System.coreCount : server.eventLoops
+    }
 
     /// Creates the event loops and per-loop contexts; nothing is bound until `start()`.
     /// - Parameter memoryStore: the process-local credential data when `[redis]` is not
@@ -88,8 +89,7 @@ package final class GatewayServer: Sendable {
         let identityRuntime = try IdentityRuntime.build(configuration.jwt) { problem in
             logger.warning("JWKS key ignored", metadata: ["reason": "\(problem)"])
         }
-        let threads = configuration.server.eventLoops == 0 ? System.coreCount : configuration.server.eventLoops
-        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.eventLoopCount(configuration.server))
         self.ownsGroup = group == nil
         let connector = connector ?? UpstreamConnectors.tcp
         self.connector = connector
@@ -452,28 +452,6 @@ package final class GatewayServer: Sendable {
             throw error
         }
         self.state.withLockedValue { $0.listeners = bound }
-        if let settings = configuration.admin {
-            do {
-                let admin = try await AdminServer.start(
-                    group: self.group,
-                    settings: settings,
-                    sources: AdminServer.Sources(
-                        readiness: { await self.readiness() },
-                        metrics: { await self.metricsText() },
-                        explain: { request in
-                            guard !self.isDraining else { return nil }
-                            return try? await self.explain(request)
-                        }
-                    )
-                )
-                self.state.withLockedValue { $0.admin = admin }
-                logger.notice("admin listening", metadata: ["address": "\(settings.listen.host):\(admin.port)"])
-            } catch {
-                for channel in bound { try? await channel.close() }
-                throw ListenError.classify(error, address: settings.listen.description, listener: "admin listener")
-                    ?? error
-            }
-        }
     }
 
     /// Where one listener comes from. A value built and used by `start()`.
@@ -836,9 +814,6 @@ package final class GatewayServer: Sendable {
         }
         for context in self.contexts {
             try? await context.eventLoop.submit { context.value.shutdown() }.get()
-        }
-        if let admin = self.state.withLockedValue({ $0.admin }) {
-            await admin.stop()
         }
         if let probe = self.redisProbe {
             try? await probe.eventLoop.submit { probe.value.close() }.get()

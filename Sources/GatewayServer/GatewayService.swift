@@ -22,20 +22,25 @@ package struct GatewayService: Service {
     private let server: GatewayServer
     private let configurationPath: String?
     private let onReady: @Sendable (GatewayServer) -> Void
+    private let beforeStart: @Sendable () async throws -> Void
     private let notifier: SystemdNotifier
 
     /// - Parameters:
     ///   - configurationPath: the file SIGHUP re-reads; nil disables reload (demo).
     ///   - notifier: where readiness goes; by default `$NOTIFY_SOCKET` (a no-op without it).
     ///   - onReady: called once the listeners are bound.
+    ///   - beforeStart: awaited before the listeners are bound (the admin listener's bind,
+    ///     run by its own service); what it throws stops the start.
     package init(
         server: GatewayServer,
         configurationPath: String?,
         notifier: SystemdNotifier? = nil,
-        onReady: @escaping @Sendable (GatewayServer) -> Void = { _ in }
+        onReady: @escaping @Sendable (GatewayServer) -> Void = { _ in },
+        beforeStart: @escaping @Sendable () async throws -> Void = {}
     ) {
         self.server = server
         self.configurationPath = configurationPath
+        self.beforeStart = beforeStart
         self.onReady = onReady
         self.notifier = notifier ?? SystemdNotifier(logger: Logger.gateway(server.configuration.logging))
     }
@@ -58,6 +63,7 @@ package struct GatewayService: Service {
                 notifier.status("starting: binding \(listen)")
             }
             do {
+                try await self.beforeStart()
                 try await server.start()
             } catch {
                 notifier.status("failed to start: \(error)")
@@ -70,7 +76,7 @@ package struct GatewayService: Service {
                 notifier.status(
                     "listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))"
                 )
-                if await Self.redisAnswersPing(redis, on: server.group.next(), clock: server.clock) {
+                if await RedisReadinessProbe.answersPing(redis, on: server.group.next(), clock: server.clock) {
                     readiness += "; Redis \(redis.endpoint) answered PING"
                 } else {
                     readiness +=
@@ -129,17 +135,6 @@ package struct GatewayService: Service {
         }
     }
 
-    /// Whether Redis answers `PING` within its connect timeout (retrying a refused or
-    /// failed connection every 100 ms until then). Uses its own short-lived connection.
-    static func redisAnswersPing(_ settings: RedisSettings, on loop: any EventLoop, clock: GatewayClock) async -> Bool {
-        let future = loop.flatSubmit {
-            let probe = RedisReadinessProbe(loop: loop, settings: settings, clock: clock)
-            probe.start()
-            return probe.answered
-        }
-        return (try? await future.get()) ?? false
-    }
-
     /// Returns once every event loop has run a task; never returns while one is wedged.
     static func probeEventLoops(_ group: MultiThreadedEventLoopGroup) async {
         for loop in group.makeIterator() {
@@ -156,52 +151,5 @@ package struct GatewayService: Service {
 
     static func describe(_ duration: Duration) -> String {
         ValueParsers.text(of: duration)
-    }
-}
-
-/// One readiness check of Redis: PING on a connection of its own until it answers or the
-/// connect timeout passes. Touched only on its event loop.
-private final class RedisReadinessProbe {
-    private let loop: any EventLoop
-    private let client: RedisClient
-    private let deadline: NIODeadline
-    private let promise: EventLoopPromise<Bool>
-    private var timer: Scheduled<Void>?
-    private var finished = false
-
-    var answered: EventLoopFuture<Bool> { self.promise.futureResult }
-
-    init(loop: any EventLoop, settings: RedisSettings, clock: GatewayClock) {
-        self.loop = loop
-        self.client = RedisClient(eventLoop: loop, settings: settings, connector: RedisConnectors.posix, clock: clock)
-        // A timer on this loop: its deadline is on the loop's own clock.
-        self.deadline = loop.now + settings.connectTimeout.timeAmount
-        self.promise = loop.makePromise(of: Bool.self)
-    }
-
-    func start() {
-        self.timer = self.loop.assumeIsolated().scheduleTask(deadline: self.deadline) { self.finish(false) }
-        self.attempt()
-    }
-
-    private func attempt() {
-        guard !self.finished else { return }
-        self.client.send(["PING"]).assumeIsolated().whenComplete { result in
-            switch result {
-            case .success:
-                self.finish(true)
-            case .failure:
-                guard !self.finished else { return }
-                self.loop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { self.attempt() }
-            }
-        }
-    }
-
-    private func finish(_ answered: Bool) {
-        guard !self.finished else { return }
-        self.finished = true
-        self.timer?.cancel()
-        self.client.close()
-        self.promise.succeed(answered)
     }
 }

@@ -1,6 +1,5 @@
 package import GatewayCore
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// The process-local browser sessions and authorization flows shared by every loop's
 /// `InMemoryBrowserStateStore`, behind a lock, with the same lifetimes as on Redis (each

@@ -1,6 +1,5 @@
 package import GatewayCore
 import NIOConcurrencyHelpers
-import NIOCore
 
 /// Opaque access token records of this process, behind a lock, for the demo (no Redis):
 /// the token endpoint, revocation and introspection use them, never the proxy path (which

@@ -1,6 +1,7 @@
 import ArgumentParser
 import GatewayAuth
 import GatewayConfig
+import GatewayCore
 import GatewayCrypto
 import GatewayOAuth
 import GatewayServer

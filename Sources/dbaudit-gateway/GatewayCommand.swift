@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import GatewayAdmin
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
 import GatewayServer
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -56,16 +58,32 @@ extension GatewayCommand {
         func run() async throws {
             let configuration = try loadConfigurationOrExit(self.config)
             let logger = Logger.gateway(configuration.logging)
+            // The event loops outlive every service: the admin listener closes after the
+            // gateway's drain, on the same loops.
+            let eventLoops = MultiThreadedEventLoopGroup(
+                numberOfThreads: GatewayServer.eventLoopCount(configuration.server)
+            )
             let server: GatewayServer
             do {
-                server = try GatewayServer(configuration: configuration, logger: logger)
+                server = try GatewayServer(configuration: configuration, logger: logger, group: eventLoops)
             } catch {
+                try? await eventLoops.shutdownGracefully()
                 FileHandleOutput.standardError("dbaudit-gateway: cannot start: auth.jwt: \(error)\n")
                 throw ExitCode(1)
             }
-            let service = GatewayService(server: server, configurationPath: self.config)
+            // Listed first so the group stops it last, once the gateway has drained.
+            let admin = configuration.admin.map { settings in
+                AdminService(group: eventLoops, settings: settings, sources: server.adminSources, logger: logger)
+            }
+            let gateway = GatewayService(
+                server: server,
+                configurationPath: self.config,
+                beforeStart: { _ = try await admin?.bound() }
+            )
+            var services: [any Service] = admin.map { [$0] } ?? []
+            services.append(gateway)
             let group = ServiceGroup(
-                services: [service],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -74,11 +92,14 @@ extension GatewayCommand {
             } catch let error as ListenError {
                 logger.critical("cannot start", metadata: ["error": "\(error.description)"])
                 FileHandleOutput.standardError("dbaudit-gateway: \(error.description)\n")
+                try? await eventLoops.shutdownGracefully()
                 throw ExitCode(1)
             } catch {
                 logger.critical("gateway stopped on an error", metadata: ["error": "\(String(describing: error))"])
+                try? await eventLoops.shutdownGracefully()
                 throw ExitCode(1)
             }
+            try? await eventLoops.shutdownGracefully()
         }
     }
 

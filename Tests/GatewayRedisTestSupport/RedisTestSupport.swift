@@ -1,5 +1,5 @@
 // Test support: a real redis-server child process on a free loopback port (or a Unix
-// socket), a NIOPosix connector shaped like GatewayServer's `RedisConnectors.posix`, and a
+// socket), the production connector (`RedisConnectors.posix`), and a
 // wrapper that runs every `RedisClient` call on the client's event loop.
 //
 // A support target (not a test target) so GatewayRedisTests and GatewayStoreTests share it.
@@ -8,7 +8,6 @@ import Foundation
 package import GatewayConfig
 import GatewayCore
 package import GatewayRedis
-import GatewayServer
 package import NIOCore
 import NIOPosix
 

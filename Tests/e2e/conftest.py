@@ -3,7 +3,6 @@ loopback, real clients. Every process started here is stopped by its fixture."""
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -841,8 +840,8 @@ class ScratchSystem:
     the first failing command ends the shell, and `run` reports the step and its output.
     Needs root (unshare and mount); CI and `make test` run as root.
 
-    `isolated=False` is the same shell on this machine itself, for what only the host's
-    systemd can do (a disposable machine only: what the steps install stays installed)."""
+    `boot_systemd()` then starts a service manager inside it (for the README's systemd
+    steps) and moves the shell into that manager's namespaces."""
 
     OVERLAID = ("/etc", "/usr", "/var", "/opt", "/root", "/home", "/run")
 
@@ -851,7 +850,7 @@ if [ "$1" = "-u" ]; then user="$2"; shift 2; exec setpriv --reuid="$user" --regi
 exec "$@"
 """
 
-    def __init__(self, tmp_path: Path, env: dict | None = None, cwd: Path = ROOT, isolated: bool = True):
+    def __init__(self, tmp_path: Path, env: dict | None = None, cwd: Path = ROOT):
         if os.geteuid() != 0:
             pytest.skip("namespaces and mounts need root (CI and make test run as root)")
         self.directory = tmp_path / "scratch-system"
@@ -875,11 +874,8 @@ mount -t tmpfs scratch-tmp /tmp
 ip link set lo up
 """
         self.step_directory = "/run/scratch-steps"
+        self.systemd_cgroup: Path | None = None
         command = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc"]
-        if not isolated:
-            setup = "" if shutil.which("sudo") else f"export PATH={self.directory}:$PATH\n"
-            self.step_directory = str(self.steps)
-            command = []
         setup += f"cd {cwd}\necho @@scratch-ready\nexec 2>&1\n"
         self.output: list[str] = []
         self.proc = subprocess.Popen(
@@ -924,9 +920,98 @@ ip link set lo up
         last = printed[index][:-len(marker)]
         return "\n".join(printed[:index] + ([last] if last else []))
 
+    # What PID 1 of the nested namespaces does before it becomes systemd: the machine's own
+    # devices, kernel settings and cgroups stay out of the service manager's reach (what
+    # systemd-nspawn sets up for a container). A private /dev with only the harmless nodes
+    # (no host console, ttys or disks) and /dev/console a log file; /sys and /proc/sys
+    # read-only, so units that write kernel-wide settings (systemd-sysctl, binfmt, udev) see
+    # a container and skip; /sys/fs/cgroup the cgroup2 subtree made for this boot only.
+    SYSTEMD_PREPARE = """set -e
+read -r _ < {steps}/systemd-go
+mkdir -p /run/scratch-dev && mount -t tmpfs -o mode=0755,nosuid scratch-dev /run/scratch-dev
+for node in null zero full random urandom tty; do
+    touch /run/scratch-dev/$node && mount --bind /dev/$node /run/scratch-dev/$node
+done
+touch /run/scratch-dev/console && mount --bind {steps}/systemd-console.log /run/scratch-dev/console
+mkdir /run/scratch-dev/pts /run/scratch-dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /run/scratch-dev/pts
+ln -s pts/ptmx /run/scratch-dev/ptmx && ln -s /proc/self/fd /run/scratch-dev/fd
+mount -t tmpfs -o mode=1777,nosuid,nodev shm /run/scratch-dev/shm
+mount --move /run/scratch-dev /dev
+umount -R /sys/fs/cgroup
+for mount in $(awk '$5 == "/sys" || $5 ~ "^/sys/" {{print $5}}' /proc/self/mountinfo); do
+    mount -o remount,bind,ro "$mount"
+done
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
+exec env -i container=other PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    /lib/systemd/systemd --system --unit={unit}
+"""
+
+    # Capabilities the nested manager (and so every unit) never gets: loading kernel
+    # modules, setting the clock, raw I/O, the kernel log and wake alarms are machine-wide.
+    SYSTEMD_DROPPED_CAPABILITIES = "-sys_module,-sys_time,-sys_rawio,-syslog,-wake_alarm,-sys_boot"
+
+    def boot_systemd(self, unit: str = "sysinit.target", timeout: float = 60.0) -> None:
+        """Boots systemd (this machine's /lib/systemd/systemd, the version a Debian 12 operator
+        runs) as PID 1 of PID, mount and cgroup namespaces nested in this scratch system, with
+        `unit` as its boot target, waits until it is running, and then moves the shell into
+        its PID and mount namespaces: later steps see the manager as PID 1 and `systemctl`
+        talks to it. Call it before the steps, as an operator's machine is booted before they
+        start: booting empties /tmp and applies tmpfiles.d (systemd-tmpfiles-setup).
+
+        The boot target is sysinit.target (journald, tmpfiles, sysusers): a unit that a step
+        starts pulls in what it needs, while the services this machine's /etc enables for
+        multi-user.target (databases, web servers) are not started. The manager's cgroups are
+        a subtree of its own on this machine's cgroup2 hierarchy, removed by `close()`.
+        Everything it starts dies with the scratch system's PID namespace."""
+        systemd = Path("/lib/systemd/systemd")
+        cgroup2 = next((line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                        if line.split(" - ")[1].startswith("cgroup2 ")), None)
+        if not systemd.exists() or cgroup2 is None:
+            pytest.skip(f"booting a service manager needs {systemd} and a cgroup2 hierarchy (mounted: {cgroup2})")
+        # The scratch shell runs in this process's cgroup; the manager gets a fresh child of the
+        # hierarchy's root, and the launcher moves back out so only the manager's tree is in it.
+        own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+        self.systemd_cgroup = Path(cgroup2) / f"dbaudit-scratch-{os.getpid()}-{id(self):x}"
+        self.systemd_cgroup.mkdir()
+        (self.steps / "systemd-prepare.sh").write_text(self.SYSTEMD_PREPARE.format(steps=self.step_directory, unit=unit))
+        origin = Path(cgroup2) / own.lstrip("/")
+        steps = self.step_directory
+        manager = "nsenter --target $__systemd --mount --pid"
+        self.run(f"""
+: > {steps}/systemd-console.log && rm -f {steps}/systemd-go && mkfifo {steps}/systemd-go
+( echo $BASHPID > {self.systemd_cgroup}/cgroup.procs
+  exec setpriv --bounding-set {self.SYSTEMD_DROPPED_CAPABILITIES} \
+      unshare --cgroup --mount --pid --fork --mount-proc bash {steps}/systemd-prepare.sh
+) > {steps}/systemd-launcher.log 2>&1 &
+__launcher=$!
+until __systemd=$(pgrep -P $__launcher); do sleep 0.05; done
+echo $__launcher > {origin}/cgroup.procs
+echo go > {steps}/systemd-go
+until [ "$(cat /proc/$__systemd/comm)" = systemd ] && {manager} test -S /run/systemd/private; do sleep 0.05; done
+{manager} systemctl is-system-running --wait || {{ {manager} systemctl --failed --no-pager; false; }}
+""", timeout=timeout, name="booting systemd in the scratch system")
+        # The shell becomes a child of `nsenter` in the manager's namespaces (the scratch
+        # shell's PID 1 process, now nsenter, stays and ends when the shell ends).
+        self.proc.stdin.write(f'exec {manager} --wd="$PWD" -- bash --noprofile --norc -e -o pipefail -s\n')
+        self.proc.stdin.flush()
+        assert self.run("ps -o comm= -p 1") == "systemd", "the shell did not enter the service manager's namespaces"
+        # The journal is copied out while it grows (not as a job of the shell: the README's
+        # steps count their jobs), and in full when a failing step ends the shell, once
+        # journald has written what the failure logged.
+        journal = f"journalctl -b --no-pager -o short-monotonic > {steps}/systemd-journal.log 2>&1"
+        self.run(f"""({journal.replace("-b", "-b -f")} &)
+trap 'journalctl --sync; {journal}' EXIT""")
+
+    def systemd_journal(self) -> str:
+        """The nested manager's journal (its own messages and every unit's output) as copied
+        to the steps directory while it ran: there even after a failed step ended the shell."""
+        path = self.steps / "systemd-journal.log"
+        return path.read_text(errors="replace") if path.exists() else "(no journal)"
+
     def close(self) -> None:
-        # The shell is PID 1 of the namespace: every process inside goes with it (not isolated:
-        # its session's process group).
+        # The shell is PID 1 of the namespace: every process inside goes with it.
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -934,3 +1019,23 @@ ip link set lo up
                 pass
         self.proc.wait(timeout=30)
         self._reader.join(timeout=5)
+        if self.systemd_cgroup is not None:
+            # The PID namespace is gone, but its processes leave their cgroups asynchronously.
+            tree = self.systemd_cgroup
+
+            def removed() -> bool:
+                for directory in sorted((d for d in tree.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+                    try:
+                        directory.rmdir()
+                    except OSError:
+                        return False
+                try:
+                    tree.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    return False
+                return True
+
+            if not wait_until(removed, timeout=30, interval=0.1):
+                raise AssertionError(f"the nested service manager's cgroup {tree} could not be removed")

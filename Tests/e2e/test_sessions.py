@@ -348,6 +348,29 @@ def test_own_issuer_demands_an_access_token_type(sessions_gateway, secrets):
         assert r.json()["error"] == "invalid_token"
 
 
+def test_issued_token_and_jwks_keep_their_exact_bytes(sessions_gateway, secrets):
+    """What clients may compare or cache byte for byte stays as it was when the JSON was
+    spliced by hand: compact JSON, members in a fixed order, integers for times, "/" not
+    escaped (the issuer URL), for the JWT header, its claims and the JWKS document."""
+    import base64
+
+    def raw(segment):
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode()
+
+    gateway = sessions_gateway
+    add_user(gateway, "bytes@example.com", SCOPES)
+    token = assert_token_response(login(gateway, "bytes@example.com"))["access_token"]
+    head, claims, _ = token.split(".")
+    assert raw(head) == '{"alg":"RS256","kid":"gw-rs256","typ":"at+jwt"}'
+    assert re.fullmatch(
+        r'\{"iss":"https://gateway\.test","sub":"usr_[A-Za-z0-9_-]+","aud":"dbaudit-api","iat":(\d+),"nbf":\1,'
+        r'"exp":\d+,"jti":"[A-Za-z0-9_-]{22}","scope":"read:databases read:logs"\}', raw(claims)), raw(claims)
+    document = requests.get(f"{gateway.url}/.well-known/jwks.json", timeout=5).text
+    public = secrets.signing_key.public_jwk
+    assert document == ('{"keys":[{"kid":"gw-rs256","alg":"RS256","use":"sig","kty":"RSA",'
+                        f'"n":"{public["n"]}","e":"{public["e"]}"}}]}}'), document
+
+
 def test_signing_key_rotation_keeps_tokens_of_the_previous_key_valid(make_gateway, upstream, redis_server, secrets, tmp_path):
     gateway = make_gateway(upstream.url, routes=ROUTES, tail=jwt_session_tail(
         redis_server.port, secrets.pepper, secrets.signing_key_file, "RS256", GENEROUS))

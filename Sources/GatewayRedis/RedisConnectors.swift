@@ -1,5 +1,4 @@
 package import GatewayConfig
-package import GatewayRedis
 import GatewayTLS
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,22 +1,22 @@
-package import GatewayAuth
-package import GatewayConfig
+import GatewayAuth
+import GatewayConfig
 import GatewayCrypto
 import GatewayRedis
-package import GatewayStore
+import GatewayStore
 import NIOCore
 import NIOPosix
 
 /// API-key administration for the CLI (`dbaudit-gateway keys ...`): the same
 /// `APIKeyService` as the HTTP API, against the Redis store a configuration names.
 /// Runs its own one-thread event loop for the duration of one command.
-package final class KeyManagement: Sendable {
-    package enum Failure: Error, CustomStringConvertible {
+final class KeyManagement: Sendable {
+    enum Failure: Error, CustomStringConvertible {
         case noRedis
         case noPepper
         case request(String)
         case storeUnavailable
 
-        package var description: String {
+        var description: String {
             switch self {
             case .noRedis:
                 return
@@ -36,7 +36,7 @@ package final class KeyManagement: Sendable {
     private let pepper: Secret
     private let policies: Set<String>
 
-    package init(configuration: GatewayConfiguration) throws(Failure) {
+    init(configuration: GatewayConfiguration) throws(Failure) {
         guard let redis = configuration.redis else { throw .noRedis }
         guard let pepper = configuration.apiKeys.pepper else { throw .noPepper }
         self.settings = redis
@@ -45,7 +45,7 @@ package final class KeyManagement: Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
-    package func shutdown() async {
+    func shutdown() async {
         try? await self.group.shutdownGracefully()
     }
 
@@ -69,7 +69,7 @@ package final class KeyManagement: Sendable {
         }.get()
     }
 
-    package func create(
+    func create(
         name: String,
         scopes: [String],
         expiresIn: Int64?,
@@ -105,7 +105,7 @@ package final class KeyManagement: Sendable {
         }
     }
 
-    package func list() async throws -> [APIKeyRecord] {
+    func list() async throws -> [APIKeyRecord] {
         do {
             return try await self.withService { service, _ in service.list() }
         } catch {
@@ -113,7 +113,7 @@ package final class KeyManagement: Sendable {
         }
     }
 
-    package func revoke(id: String) async throws -> APIKeyRecord? {
+    func revoke(id: String) async throws -> APIKeyRecord? {
         do {
             return try await self.withService { service, _ in service.revoke(id: id) }
         } catch {

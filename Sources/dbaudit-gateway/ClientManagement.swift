@@ -1,9 +1,9 @@
-package import GatewayConfig
+import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayOAuth
 import GatewayRedis
-package import GatewayStore
+import GatewayStore
 import NIOCore
 import NIOPosix
 
@@ -12,8 +12,8 @@ import NIOPosix
 /// its peppered hash), listing (file-declared clients included), removal and secret
 /// rotation. Clients declared in `[[oauth.clients]]` are managed in the file, never here.
 /// One-thread event loop per command.
-package final class ClientManagement: Sendable {
-    package enum Failure: Error, CustomStringConvertible {
+final class ClientManagement: Sendable {
+    enum Failure: Error, CustomStringConvertible {
         case noRedis
         case noPepper
         case noOAuth
@@ -22,7 +22,7 @@ package final class ClientManagement: Sendable {
         case unknown(String)
         case storeUnavailable
 
-        package var description: String {
+        var description: String {
             switch self {
             case .noRedis: "clients are kept in Redis: configure [redis]"
             case .noPepper: "[auth.api_keys] pepper_file or pepper_env is required (client secrets are hashed with it)"
@@ -41,7 +41,7 @@ package final class ClientManagement: Sendable {
     private let pepper: Secret
     private let declared: [OAuthClientSettings]
 
-    package init(configuration: GatewayConfiguration) throws(Failure) {
+    init(configuration: GatewayConfiguration) throws(Failure) {
         guard let redis = configuration.redis else { throw .noRedis }
         guard let pepper = configuration.apiKeys.pepper else { throw .noPepper }
         guard let oauth = configuration.oauth else { throw .noOAuth }
@@ -51,12 +51,12 @@ package final class ClientManagement: Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
-    package func shutdown() async {
+    func shutdown() async {
         try? await self.group.shutdownGracefully()
     }
 
     /// Registers a client; returns it and, for a confidential client, its secret (shown once).
-    package func add(
+    func add(
         name: String,
         redirectURIs: [String],
         grantTypes: [String],
@@ -109,7 +109,7 @@ package final class ClientManagement: Sendable {
     }
 
     /// Every client: those declared in the file first (by id), then the registered ones.
-    package func list() async throws -> [OAuthClient] {
+    func list() async throws -> [OAuthClient] {
         let registered = try await self.withStore { store in store.listClients() }
         let declaredIDs = Set(self.declared.map(\.id))
         let declared = self.declared.sorted { $0.id < $1.id }.map {
@@ -118,7 +118,7 @@ package final class ClientManagement: Sendable {
         return declared + registered.filter { !declaredIDs.contains($0.id) }
     }
 
-    package func remove(id: String) async throws {
+    func remove(id: String) async throws {
         guard !self.declared.contains(where: { $0.id == id }) else { throw Failure.declaredInFile(id) }
         guard OAuthClientID.isValid(id), try await self.withStore({ store in store.removeClient(id: id) }) else {
             throw Failure.unknown(id)
@@ -126,7 +126,7 @@ package final class ClientManagement: Sendable {
     }
 
     /// A new secret for a registered confidential client; the old one stops working at once.
-    package func rotateSecret(id: String) async throws -> (client: OAuthClient, secret: String) {
+    func rotateSecret(id: String) async throws -> (client: OAuthClient, secret: String) {
         guard !self.declared.contains(where: { $0.id == id }) else { throw Failure.declaredInFile(id) }
         guard OAuthClientID.isValid(id), var client = try await self.withStore({ store in store.client(id: id) }) else {
             throw Failure.unknown(id)

@@ -1,77 +1,11 @@
-import Foundation
-import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayProxy
 import NIOCore
 import NIOHTTP1
-import NIOPosix
-
-/// The operators' listener (`[admin] listen`, loopback by default): `/healthz` (the
-/// process answers), `/readyz` (configuration loaded, Redis and upstream reachable; 503
-/// naming what is not), `/metrics` (Prometheus text format) and `POST /explain` (only
-/// with a token). Optional bearer token.
-/// Its connections live on the server's event loops; the probes it runs are futures there.
-final class AdminServer: Sendable {
-    /// What the admin endpoints ask the gateway.
-    struct Sources: Sendable {
-        var readiness: @Sendable () async -> (ready: Bool, checks: [(String, String)])
-        var metrics: @Sendable () async -> String
-        /// `POST /explain`: the report, or nil when the gateway cannot explain (stopping).
-        var explain: @Sendable (ExplainRequest) async -> ExplainReport?
-    }
-
-    private let channel: any Channel
-
-    private init(channel: any Channel) {
-        self.channel = channel
-    }
-
-    static func start(
-        group: any EventLoopGroup,
-        settings: AdminSettings,
-        sources: Sources
-    ) async throws -> AdminServer {
-        let token = settings.token.map { Array($0.value.utf8) }
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // An upgraded gateway starts beside the old one (docs/operations.md, Upgrading):
-            // both hold the admin port until the old one has drained.
-            .serverChannelOption(
-                ChannelOptions.Types.SocketOption(
-                    level: SocketOptionLevel(SOL_SOCKET),
-                    name: SocketOptionName(SO_REUSEPORT)
-                ),
-                value: 1
-            )
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    var limits = NIOHTTPDecoderLimitConfiguration()
-                    limits.maxHeaderListSize = 16 * 1024
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true,
-                        withErrorHandling: true,
-                        withOutboundHeaderValidation: true,
-                        withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-                        withDecoderLimitConfiguration: limits
-                    )
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(token: token, sources: sources))
-                }
-            }
-            .bind(host: settings.listen.host, port: settings.listen.port)
-            .get()
-        return AdminServer(channel: channel)
-    }
-
-    var port: Int { self.channel.localAddress?.port ?? 0 }
-
-    func stop() async {
-        try? await self.channel.close()
-    }
-}
 
 /// Serves one admin connection, one request at a time. Its channel's loop only.
-private final class AdminHandler: ChannelInboundHandler {
+final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -165,7 +99,7 @@ private final class AdminHandler: ChannelInboundHandler {
             }
         case "/metrics":
             let promise = context.eventLoop.makePromise(of: String.self)
-            promise.completeWithTask { await sources.metrics() }
+            promise.completeWithTask { PrometheusText.render(await sources.metrics()) }
             promise.futureResult.whenSuccess { text in
                 let (handler, context) = loopBound.value
                 handler.write(

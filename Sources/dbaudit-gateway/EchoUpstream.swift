@@ -1,12 +1,12 @@
 import GatewayCore
-package import NIOCore
+import NIOCore
 import NIOHTTP1
 import NIOPosix
 
 /// The demo's built-in upstream: an HTTP/1.1 server on loopback that answers every
 /// request with JSON describing what it received (method, path, headers, body size), so
 /// a user sees exactly what the gateway forwards.
-package final class EchoUpstream: Sendable {
+final class EchoUpstream: Sendable {
     private let channel: any Channel
 
     private init(channel: any Channel) {
@@ -14,7 +14,7 @@ package final class EchoUpstream: Sendable {
     }
 
     /// Starts on `127.0.0.1:port` (0 picks a free port).
-    package static func start(group: any EventLoopGroup, port: Int = 0) async throws -> EchoUpstream {
+    static func start(group: any EventLoopGroup, port: Int = 0) async throws -> EchoUpstream {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -28,9 +28,9 @@ package final class EchoUpstream: Sendable {
         return EchoUpstream(channel: channel)
     }
 
-    package var port: Int { self.channel.localAddress?.port ?? 0 }
+    var port: Int { self.channel.localAddress?.port ?? 0 }
 
-    package func stop() async {
+    func stop() async {
         try? await self.channel.close()
     }
 }

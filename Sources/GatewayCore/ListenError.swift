@@ -35,7 +35,7 @@ package struct ListenError: Error, CustomStringConvertible {
     }
 
     /// `error` from binding `address`, classified; nil when it is not a socket error.
-    static func classify(_ error: any Error, address: String, listener: String) -> ListenError? {
+    package static func classify(_ error: any Error, address: String, listener: String) -> ListenError? {
         guard let error = error as? IOError else { return nil }
         let reason: Reason
         switch error.errnoCode {

@@ -1,25 +1,25 @@
 import Foundation
 import GatewayAuth
-package import GatewayConfig
+import GatewayConfig
 import GatewayCore
 import GatewayCrypto
 import GatewayRedis
-package import GatewayStore
+import GatewayStore
 import NIOCore
 import NIOPosix
 
 /// User administration for the CLI (`dbaudit-gateway users add|disable`) against the
 /// Redis store a configuration names. One-thread event loop per command; scrypt runs on
 /// the caller's thread (the CLI), never on that loop.
-package final class UserManagement: Sendable {
-    package enum Failure: Error, CustomStringConvertible {
+final class UserManagement: Sendable {
+    enum Failure: Error, CustomStringConvertible {
         case noRedis
         case invalid(String)
         case exists
         case unknown
         case storeUnavailable
 
-        package var description: String {
+        var description: String {
             switch self {
             case .noRedis: "users are kept in Redis: configure [redis]"
             case .invalid(let message): message
@@ -34,14 +34,14 @@ package final class UserManagement: Sendable {
     private let settings: RedisSettings
     private let cost: Int
 
-    package init(configuration: GatewayConfiguration) throws(Failure) {
+    init(configuration: GatewayConfiguration) throws(Failure) {
         guard let redis = configuration.redis else { throw .noRedis }
         self.settings = redis
         self.cost = configuration.jwt.passwordHashCost
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
-    package func shutdown() async {
+    func shutdown() async {
         try? await self.group.shutdownGracefully()
     }
 
@@ -50,7 +50,7 @@ package final class UserManagement: Sendable {
     /// host name of at least two labels (letters, digits, inner hyphens). ASCII only: the
     /// address is a login name and is echoed in JSON and logs, so quoted local parts,
     /// commas, brackets and control or Unicode characters are refused rather than carried.
-    package static func normalisedEmail(_ text: String) -> String? {
+    static func normalisedEmail(_ text: String) -> String? {
         let email = text.trimmingCharacters(in: .whitespaces).lowercased()
         let parts = email.utf8.split(separator: UInt8(ascii: "@"), omittingEmptySubsequences: false)
         guard email.utf8.count <= 254, parts.count == 2 else { return nil }
@@ -77,7 +77,7 @@ package final class UserManagement: Sendable {
     /// The lookup form of an address given to `users disable|enable`: only trimmed and
     /// lower-cased, so that a user created before addresses were checked strictly can still
     /// be disabled.
-    package static func lookupEmail(_ text: String) -> String? {
+    static func lookupEmail(_ text: String) -> String? {
         let email = text.trimmingCharacters(in: .whitespaces).lowercased()
         guard !email.isEmpty, email.utf8.count <= 254 else { return nil }
         return email
@@ -92,7 +92,7 @@ package final class UserManagement: Sendable {
         Self.isLowerAlphanumeric(byte) || "!#$%&'*+-/=?^_`{|}~".utf8.contains(byte)
     }
 
-    package func add(email: String, scopes: [String], password: String, now: Int64) async throws -> UserRecord {
+    func add(email: String, scopes: [String], password: String, now: Int64) async throws -> UserRecord {
         guard let email = Self.normalisedEmail(email) else {
             throw Failure.invalid("--email must be an e-mail address")
         }
@@ -127,7 +127,7 @@ package final class UserManagement: Sendable {
     /// offboarding must not leave keys or signed-in browsers behind.
     /// Access tokens already issued run out within `access_token_ttl`; refresh is refused.
     /// Returns the user and how many keys were revoked.
-    package func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
+    func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
         guard let email = Self.lookupEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
         guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) })
         else {
@@ -180,7 +180,7 @@ package final class UserManagement: Sendable {
 
     /// Every user, sorted by e-mail, read with `SCAN` (never `KEYS`, which would stall a busy
     /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted.
-    package func list() async throws -> (users: [UserRecord], unreadable: Int) {
+    func list() async throws -> (users: [UserRecord], unreadable: Int) {
         let settings = self.settings
         let loop = self.group.next()
         let pattern = Self.globEscaped(settings.storeKeyPrefix + "user:") + "*"
