@@ -225,13 +225,18 @@ package func startSingleNodeCluster() async throws -> RedisServer {
     do {
         try await withEventLoop { loop in
             let admin = LoopClient(redisSettings(server), on: loop)
-            defer { Task { await admin.close() } }
-            _ = try await admin.send(["CLUSTER", "ADDSLOTSRANGE", "0", "16383"])
-            let ready = try await eventually(timeout: .seconds(10)) {
-                guard case .bulkString(let info) = try await admin.send(["CLUSTER", "INFO"]) else { return false }
-                return String(decoding: info, as: UTF8.self).contains("cluster_state:ok")
+            do {
+                _ = try await admin.send(["CLUSTER", "ADDSLOTSRANGE", "0", "16383"])
+                let ready = try await eventually(timeout: .seconds(10)) {
+                    guard case .bulkString(let info) = try await admin.send(["CLUSTER", "INFO"]) else { return false }
+                    return String(decoding: info, as: UTF8.self).contains("cluster_state:ok")
+                }
+                guard ready else { throw RedisTestFailure("the one-node cluster did not reach cluster_state:ok") }
+            } catch {
+                await admin.close()
+                throw error
             }
-            guard ready else { throw RedisTestFailure("the one-node cluster did not reach cluster_state:ok") }
+            await admin.close()
         }
     } catch {
         server.stop()
