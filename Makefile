@@ -11,7 +11,7 @@ BIN_DEBUG := .build/debug/dbaudit-gateway
 SWIFT_BUILD_FLAGS := --explicit-target-dependency-import-check error
 PREFIX ?= /usr/local
 
-.PHONY: all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
+.PHONY: all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long test-cluster-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
 
 all: build
 
@@ -65,6 +65,11 @@ e2e-test: test-deps build $(VENV)/.installed
 # one failover, is part of `make test`). Prints the figures.
 test-sentinel-long: test-deps build $(VENV)/.installed
 	GATEWAY_SENTINEL_LONG=1 GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q -s Tests/e2e/test_redis_sentinel.py
+
+# Redis Cluster, the long version: three primaries with one replica each (the short one,
+# three primaries, is part of `make test`). Prints the figures.
+test-cluster-long: test-deps build $(VENV)/.installed
+	GATEWAY_CLUSTER_LONG=1 GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q -s Tests/e2e/test_redis_cluster.py
 
 # The gateway on embedded defaults with a built-in echo upstream; prints what to try.
 demo: build

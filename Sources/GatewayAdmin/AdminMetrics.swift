@@ -10,10 +10,13 @@ package struct AdminMetrics: Sendable {
     package var refusedConnections: Int
     package var reloads: Int
     package var reloadFailures: Int
-    /// Switches of the Redis primary announced by Sentinel and followed.
-    package var redisFailovers: Int
+    /// Switches of the Redis primary followed (Sentinel).
+    package var redisFailovers = 0
     /// Redis connections re-established after a lost or refused one.
-    package var redisReconnects: Int
+    package var redisReconnects = 0
+    /// Redis Cluster redirections followed.
+    package var redisMovedRedirects = 0
+    package var redisAskRedirects = 0
 
     package init(
         loops: LoopMetrics.Snapshot,

@@ -103,6 +103,13 @@ enum PrometheusText {
             "Redis connections re-established after a lost or refused one."
         )
         out += "dbgw_redis_reconnects_total \(metrics.redisReconnects)\n"
+        family(
+            "dbgw_redis_cluster_redirects_total",
+            "counter",
+            "Redis Cluster redirections followed: MOVED (the slot map corrected) and ASK (a slot in migration)."
+        )
+        out += "dbgw_redis_cluster_redirects_total{kind=\"moved\"} \(metrics.redisMovedRedirects)\n"
+        out += "dbgw_redis_cluster_redirects_total{kind=\"ask\"} \(metrics.redisAskRedirects)\n"
         family("dbgw_open_connections", "gauge", "Client connections open now.")
         out += "dbgw_open_connections \(metrics.openConnections)\n"
         family(

@@ -13,17 +13,25 @@ package struct ReadinessCheck: Sendable {
     package var upstream: UpstreamSettings
     package var group: any EventLoopGroup
     package var draining: Bool
+    /// The process's Redis node news: on a cluster, the primaries of the slot map.
+    package var redisEvents: RedisNodeEvents?
+    /// `[redis] cluster_nodes` is set.
+    package var cluster: Bool
 
     package init(
         redis: NIOLoopBound<RedisClient>?,
         upstream: UpstreamSettings,
         group: any EventLoopGroup,
-        draining: Bool
+        draining: Bool,
+        redisEvents: RedisNodeEvents? = nil,
+        cluster: Bool = false
     ) {
         self.redis = redis
         self.upstream = upstream
         self.group = group
         self.draining = draining
+        self.redisEvents = redisEvents
+        self.cluster = cluster
     }
 
     package func run() async -> (ready: Bool, checks: [(String, String)]) {
@@ -34,7 +42,13 @@ package struct ReadinessCheck: Sendable {
                 let reply = try await probe.eventLoop.flatSubmit { probe.value.send(["PING"]) }.get()
                 if case .simpleString("PONG") = reply {
                     checks.append(("redis", "ok"))
-                    checks += await Self.redisNodeChecks(probe)
+                    if self.cluster {
+                        // The primaries serving the slot map the gateway routes by.
+                        let nodes = self.redisEvents?.clusterNodes.map(\.description) ?? []
+                        checks.append(("redis_cluster_nodes", nodes.isEmpty ? "unknown" : nodes.joined(separator: ",")))
+                    } else {
+                        checks += await Self.redisNodeChecks(probe)
+                    }
                 } else {
                     ready = false
                     checks.append(("redis", "unexpected reply to PING"))

@@ -12,10 +12,11 @@ extension ConfigReader {
                 "url", "username", "password_file", "password_env", "database", "connect_timeout",
                 "command_timeout", "key_prefix", "sentinels", "master_name", "sentinel_username",
                 "sentinel_password_file", "sentinel_password_env", "tls", "ca_file", "client_certificate_file",
-                "client_key_file", "tls_server_name",
+                "client_key_file", "tls_server_name", "cluster_nodes",
             ]
         )
         let sentinel = self.readSentinel(table, path: path)
+        let cluster = self.readCluster(table, path: path)
         let urlText = self.string(table, "url", path: path)
         var endpoint: RedisSettings.Endpoint?
         var urlAsksForTLS = false
@@ -30,16 +31,28 @@ extension ConfigReader {
             case .failure(let message):
                 self.problem("\(path).url", message)
             }
-        } else if table["url"] == nil, table["sentinels"] == nil {
+        } else if table["url"] == nil, table["sentinels"] == nil, table["cluster_nodes"] == nil {
             self.problem(
                 "\(path).url",
-                "is required (e.g. \"redis://127.0.0.1:6379\"), unless sentinels and master_name name a Sentinel-managed primary"
+                "is required (e.g. \"redis://127.0.0.1:6379\"), unless sentinels and master_name name a Sentinel-managed primary or cluster_nodes a Redis Cluster"
             )
         }
+        if table["cluster_nodes"] != nil {
+            if table["url"] != nil {
+                self.problem("\(path).cluster_nodes", "set url (one server) or cluster_nodes (Redis Cluster), not both")
+            }
+            if table["sentinels"] != nil {
+                self.problem("\(path).cluster_nodes", "set sentinels or cluster_nodes, not both")
+            }
+            if let database = table["database"]?.int, database != 0 {
+                self.problem("\(path).database", "a Redis Cluster has only database 0")
+            }
+        }
         let tls = self.readRedisTLS(table, path: path, urlAsksForTLS: urlAsksForTLS, endpoint: endpoint)
-        guard let first = endpoint ?? sentinel?.nodes.first else { return nil }
+        guard let first = endpoint ?? sentinel?.nodes.first ?? cluster?.nodes.first else { return nil }
         var settings = RedisSettings(endpoint: first)
         settings.sentinel = endpoint == nil ? sentinel : nil
+        settings.cluster = endpoint == nil && sentinel == nil ? cluster : nil
         settings.tls = tls
         settings.username = self.string(table, "username", path: path)
         settings.password = self.secret(table, fileKey: "password_file", envKey: "password_env", path: path)
@@ -100,6 +113,28 @@ extension ConfigReader {
             path: path
         )
         return sentinel
+    }
+
+    /// `cluster_nodes`: the seed nodes of a Redis Cluster; nil without the key.
+    private func readCluster(_ table: TOMLTable, path: String) -> RedisSettings.Cluster? {
+        guard let addresses = self.stringArray(table, "cluster_nodes", path: path) else { return nil }
+        if addresses.isEmpty || addresses.count > 64 {
+            self.problem("\(path).cluster_nodes", "must list 1 to 64 nodes as \"host:port\"")
+        }
+        var nodes: [RedisSettings.Endpoint] = []
+        for address in addresses.prefix(64) {
+            switch ValueParsers.clusterNodeAddress(address) {
+            case .success(let node):
+                if nodes.contains(node) {
+                    self.problem("\(path).cluster_nodes", "\"\(address)\" is listed twice")
+                } else {
+                    nodes.append(node)
+                }
+            case .failure(let message):
+                self.problem("\(path).cluster_nodes", message)
+            }
+        }
+        return nodes.isEmpty ? nil : RedisSettings.Cluster(nodes: nodes)
     }
 
     /// `tls`, `ca_file`, the client certificate and `tls_server_name`; nil when TLS is off

@@ -105,6 +105,12 @@ extension GatewayConfiguration {
                         "# sentinel password: <redacted> (from sentinel_password_file or sentinel_password_env)"
                     )
                 }
+            } else if let cluster = redis.cluster {
+                let nodes = cluster.nodes.map { node -> String in
+                    guard case .tcp(let host, let port) = node else { return quote(node.description) }
+                    return quote(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+                }
+                lines.append("cluster_nodes = [\(nodes.joined(separator: ", "))]")
             } else {
                 lines.append("url = \(quote(redis.endpoint.description))")
             }

@@ -42,11 +42,22 @@ package struct RedisSettings: Sendable, Hashable {
         }
     }
 
-    /// The one Redis server (without `sentinel`); in sentinel mode the first sentinel,
-    /// never connected to as a data node.
+    /// Cluster mode: the slot map is learnt from these seed nodes (`cluster_nodes`).
+    package struct Cluster: Sendable, Hashable {
+        /// `host:port` of each seed node, asked in this order for the slot map.
+        package var nodes: [Endpoint]
+
+        package init(nodes: [Endpoint]) {
+            self.nodes = nodes
+        }
+    }
+
+    /// The one Redis server (without `sentinel` or `cluster`); in sentinel mode the first
+    /// sentinel, never connected to as a data node; in cluster mode the first seed node.
     package var endpoint: Endpoint
     package var tls: TLS?
     package var sentinel: Sentinel?
+    package var cluster: Cluster?
     /// ACL user name (Redis 6+), or nil for the default user.
     package var username: String?
     /// From `password_file` or `password_env`; never rendered.
@@ -59,6 +70,24 @@ package struct RedisSettings: Sendable, Hashable {
 
     package init(endpoint: Endpoint) {
         self.endpoint = endpoint
+    }
+
+    /// The prefix of the stores' keys and channels. On a cluster every key a store's command
+    /// or script touches must share one slot, so the stores' keys get the hash tag `{gw}`
+    /// after `key_prefix` (`dbgw:{gw}:apikey:<hash>`), unless `key_prefix` already carries a
+    /// tag of its own; rate-limit buckets (one key per script) keep `key_prefix` alone and
+    /// spread over the slots. Without a cluster it is `key_prefix` itself.
+    package var storeKeyPrefix: String {
+        guard self.cluster != nil, !Self.hasHashTag(self.keyPrefix) else { return self.keyPrefix }
+        return self.keyPrefix + "{gw}:"
+    }
+
+    /// `text` holds `{...}` with at least one character between the braces: the part of a
+    /// key Redis Cluster hashes instead of the whole key.
+    package static func hasHashTag(_ text: String) -> Bool {
+        guard let open = text.firstIndex(of: "{") else { return false }
+        guard let close = text[text.index(after: open)...].firstIndex(of: "}") else { return false }
+        return close > text.index(after: open)
     }
 }
 

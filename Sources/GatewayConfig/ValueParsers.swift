@@ -113,6 +113,15 @@ package enum ValueParsers {
         }
     }
 
+    /// A cluster node's `host:port` (port 6379 by default).
+    package static func clusterNodeAddress(_ text: String) -> Outcome<RedisSettings.Endpoint> {
+        switch hostAndPort(text, defaultPort: 6379) {
+        case .success((_, 0)): return .failure("\"\(text)\": invalid port (expected 1-65535)")
+        case .success(let (host, port)): return .success(.tcp(host: host, port: port))
+        case .failure(let message): return .failure("\"\(text)\": \(message)")
+        }
+    }
+
     /// `redis://host[:port]`, `rediss://host[:port]` (TLS: see `isTLSRedisURL`; port 6379 by
     /// default) or `unix:///path/to/socket`. Credentials belong in `password_file`/`password_env`,
     /// never in the URL.

@@ -44,6 +44,8 @@ package final class RedisClient {
     private let opener: RedisNodeOpener
     private let events: RedisNodeEvents?
     private var listener: UInt64?
+    /// In cluster mode every command goes through it (and this client holds no connection).
+    private var router: ClusterRouter?
     /// Reconnect backoffs are measured on its monotonic view.
     private let clock: GatewayClock
     private var state: State = .idle
@@ -82,6 +84,17 @@ package final class RedisClient {
         self.settings = settings
         self.opener = RedisNodeOpener(eventLoop: eventLoop, settings: settings, connector: connector, events: events)
         self.events = events
+        if let cluster = settings.cluster {
+            self.router = ClusterRouter(
+                eventLoop: eventLoop,
+                settings: settings,
+                cluster: cluster,
+                connector: connector,
+                clock: clock,
+                events: events
+            )
+            return
+        }
         if let events {
             let weak = NIOLoopBound(WeakClient(self), eventLoop: eventLoop)
             self.listener = events.register { notice in
@@ -116,6 +129,7 @@ package final class RedisClient {
     }
 
     package var isConnected: Bool {
+        if let router = self.router { return router.isConnected }
         if case .connected(let channel) = self.state { return channel.isActive }
         return false
     }
@@ -124,6 +138,9 @@ package final class RedisClient {
     /// reply (`-ERR`) fails the future with `.server`.
     package func send(_ arguments: [[UInt8]]) -> EventLoopFuture<RESPValue> {
         self.eventLoop.preconditionInEventLoop()
+        if let router = self.router {
+            return router.send(arguments, route: ClusterCommandKeys.route(of: arguments))
+        }
         switch self.state {
         case .connected(let channel) where channel.isActive:
             return self.write(arguments, on: channel)
@@ -150,19 +167,25 @@ package final class RedisClient {
     package func evaluate(script: String, keys: [String], arguments: [String]) -> EventLoopFuture<RESPValue> {
         let tail = [String(keys.count)] + keys + arguments
         guard let sha = self.scriptHashes.first(where: { $0.script == script })?.sha else {
-            return self.loadAndEvaluate(script: script, tail: tail)
+            return self.loadAndEvaluate(script: script, keys: keys, tail: tail)
         }
         return self.send(["EVALSHA", sha] + tail).assumeIsolated().flatMapError { error in
             if case RedisClientError.server(let message) = error, message.hasPrefix("NOSCRIPT") {
                 self.scriptHashes.removeAll { $0.script == script }
-                return self.loadAndEvaluate(script: script, tail: tail)
+                return self.loadAndEvaluate(script: script, keys: keys, tail: tail)
             }
             return self.eventLoop.makeFailedFuture(error)
         }.nonisolated()
     }
 
-    private func loadAndEvaluate(script: String, tail: [String]) -> EventLoopFuture<RESPValue> {
-        self.send(["SCRIPT", "LOAD", script]).assumeIsolated().flatMap { reply in
+    /// On a cluster `SCRIPT LOAD` goes to the node the script's keys live on, where the
+    /// `EVALSHA` will run.
+    private func loadAndEvaluate(script: String, keys: [String], tail: [String]) -> EventLoopFuture<RESPValue> {
+        let load = [Array("SCRIPT".utf8), Array("LOAD".utf8), Array(script.utf8)]
+        let loaded =
+            self.router.map { $0.send(load, route: ClusterCommandKeys.route(ofKeys: keys.map { Array($0.utf8) })) }
+            ?? self.send(load)
+        return loaded.assumeIsolated().flatMap { reply in
             guard case .bulkString(let bytes) = reply else {
                 return self.eventLoop.makeFailedFuture(
                     RedisClientError.protocolError("SCRIPT LOAD did not return a hash")
@@ -175,9 +198,13 @@ package final class RedisClient {
         }.nonisolated()
     }
 
+    /// The cluster primaries this client is connected to (empty when not on a cluster).
+    package var clusterNodesConnected: [RedisSettings.Endpoint] { self.router?.connectedNodes ?? [] }
+
     /// Closes the connection for good.
     package func close() {
         self.eventLoop.preconditionInEventLoop()
+        self.router?.close()
         if let listener = self.listener {
             self.events?.unregister(listener)
             self.listener = nil

@@ -34,6 +34,9 @@ package final class RedisNodeEvents: Sendable {
         var failovers = 0
         var reconnects = 0
         var lastRefusal: String?
+        var clusterNodes: [RedisSettings.Endpoint] = []
+        var movedRedirects = 0
+        var askRedirects = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -112,7 +115,26 @@ package final class RedisNodeEvents: Sendable {
         }
     }
 
+    /// A cluster client learnt the slot map: these primaries serve it (for `/readyz`).
+    package func clusterMapped(_ nodes: [RedisSettings.Endpoint]) {
+        self.state.withLockedValue { $0.clusterNodes = nodes }
+    }
+
+    /// A cluster node redirected a command (`MOVED` or `ASK`). Taken on redirects only,
+    /// which happen while slots move, not per command.
+    package func clusterRedirected(_ kind: ClusterRedirect.Kind) {
+        self.state.withLockedValue { state in
+            switch kind {
+            case .moved: state.movedRedirects += 1
+            case .ask: state.askRedirects += 1
+            }
+        }
+    }
+
     package var node: Node? { self.state.withLockedValue { $0.node } }
+    package var clusterNodes: [RedisSettings.Endpoint] { self.state.withLockedValue { $0.clusterNodes } }
+    package var movedRedirects: Int { self.state.withLockedValue { $0.movedRedirects } }
+    package var askRedirects: Int { self.state.withLockedValue { $0.askRedirects } }
     package var failovers: Int { self.state.withLockedValue { $0.failovers } }
     package var reconnects: Int { self.state.withLockedValue { $0.reconnects } }
 }

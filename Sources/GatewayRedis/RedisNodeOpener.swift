@@ -30,6 +30,10 @@ package final class RedisNodeOpener {
     private let connector: RedisConnector
     private let events: RedisNodeEvents?
     package private(set) var machine: SentinelStateMachine?
+    /// On a cluster (the revocation subscriber's connection: data connections are opened
+    /// per node), the seed node tried next; it moves on after a failure, so a dead seed does
+    /// not silence revocations while the others run.
+    private var seedIndex = 0
 
     package init(
         eventLoop: any EventLoop,
@@ -54,6 +58,7 @@ package final class RedisNodeOpener {
     /// The connection was lost or the node stopped being the primary.
     package func connectionLost() {
         self.machine?.connectionLost()
+        self.seedIndex += 1
     }
 
     /// One attempt; `initializer` sets the channel's pipeline (the RESP handler).
@@ -64,6 +69,12 @@ package final class RedisNodeOpener {
         let promise = self.eventLoop.makePromise(of: Opened.self)
         if self.machine != nil {
             self.drive(self.machine!.beginAttempt(), initializer: initializer, promise: promise)
+        } else if let seeds = self.settings.cluster?.nodes, !seeds.isEmpty {
+            let seed = seeds[self.seedIndex % seeds.count]
+            self.openNode(seed, checkRole: false, initializer: initializer).assumeIsolated().whenComplete { result in
+                if case .failure = result { self.seedIndex += 1 }
+                promise.completeWith(result)
+            }
         } else {
             self.openNode(self.settings.endpoint, checkRole: false, initializer: initializer).cascade(to: promise)
         }

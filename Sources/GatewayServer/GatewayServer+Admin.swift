@@ -20,7 +20,9 @@ extension GatewayServer {
             redis: self.redisProbe,
             upstream: self.configuration.upstream,
             group: self.group,
-            draining: self.isDraining
+            draining: self.isDraining,
+            redisEvents: self.redisEvents,
+            cluster: self.configuration.redis?.cluster != nil
         ).run()
     }
 
@@ -35,7 +37,7 @@ extension GatewayServer {
             }
         }
         let counters = self.lifecycleCounters
-        return AdminMetrics(
+        var metrics = AdminMetrics(
             loops: merged,
             openConnections: self.openConnections,
             refusedConnections: counters.refused,
@@ -44,5 +46,8 @@ extension GatewayServer {
             redisFailovers: self.redisEvents?.failovers ?? 0,
             redisReconnects: self.redisEvents?.reconnects ?? 0
         )
+        metrics.redisMovedRedirects = self.redisEvents?.movedRedirects ?? 0
+        metrics.redisAskRedirects = self.redisEvents?.askRedirects ?? 0
+        return metrics
     }
 }

@@ -84,7 +84,7 @@ struct LoopStores {
             connector: RedisConnectors.posix,
             clock: clock
         )
-        let prefix = redis.keyPrefix
+        let prefix = redis.storeKeyPrefix
         // The pages and the OAuth endpoint share one OAuth store on the management connection.
         let oauthStore = RedisOAuthStore(client: management, keyPrefix: prefix)
         return LoopStores(

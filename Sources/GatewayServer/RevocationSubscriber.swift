@@ -60,7 +60,7 @@ final class RevocationSubscriber: Sendable {
         self.state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: eventLoop)
     }
 
-    var channelName: String { RedisCredentialStore.eventsChannel(keyPrefix: self.settings.keyPrefix) }
+    var channelName: String { RedisCredentialStore.eventsChannel(keyPrefix: self.settings.storeKeyPrefix) }
 
     func start() {
         self.eventLoop.execute {

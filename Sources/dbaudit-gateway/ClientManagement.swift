@@ -156,7 +156,7 @@ final class ClientManagement: Sendable {
                     connector: RedisConnectors.posix,
                     clock: .system
                 )
-                let store = RedisOAuthStore(client: client, keyPrefix: settings.keyPrefix)
+                let store = RedisOAuthStore(client: client, keyPrefix: settings.storeKeyPrefix)
                 return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()
         } catch CredentialStoreError.conflict {

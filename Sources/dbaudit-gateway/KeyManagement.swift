@@ -62,7 +62,7 @@ final class KeyManagement: Sendable {
                 connector: RedisConnectors.posix,
                 clock: .system
             )
-            let store = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
+            let store = RedisCredentialStore(client: client, keyPrefix: settings.storeKeyPrefix)
             let hmac = HMACSHA256(key: Array(pepper.value.utf8))
             let service = APIKeyService(store: store) { key in Hex.encode(hmac.authenticationCode(for: key.utf8)) }
             return body(service, loop).assumeIsolated().always { _ in client.close() }.nonisolated()

@@ -146,8 +146,8 @@ final class UserManagement: Sendable {
                     connector: RedisConnectors.posix,
                     clock: .system
                 )
-                let keys = RedisCredentialStore(client: client, keyPrefix: settings.keyPrefix)
-                let browsers = RedisBrowserStateStore(client: client, keyPrefix: settings.keyPrefix)
+                let keys = RedisCredentialStore(client: client, keyPrefix: settings.storeKeyPrefix)
+                let browsers = RedisBrowserStateStore(client: client, keyPrefix: settings.storeKeyPrefix)
                 // Signed-in browsers end at once (each use also re-checks the user).
                 return browsers.deleteSessions(userID: owner).flatMap { _ in
                     Self.revokeAll(of: owner, in: keys, on: loop, revoked: 0)
@@ -183,7 +183,7 @@ final class UserManagement: Sendable {
     func list() async throws -> (users: [UserRecord], unreadable: Int) {
         let settings = self.settings
         let loop = self.group.next()
-        let pattern = Self.globEscaped(settings.keyPrefix + "user:") + "*"
+        let pattern = Self.globEscaped(settings.storeKeyPrefix + "user:") + "*"
         do {
             let (users, unreadable) = try await loop.flatSubmit {
                 let client = RedisClient(
@@ -271,7 +271,7 @@ final class UserManagement: Sendable {
                     connector: RedisConnectors.posix,
                     clock: .system
                 )
-                let store = RedisSessionStore(client: client, keyPrefix: settings.keyPrefix)
+                let store = RedisSessionStore(client: client, keyPrefix: settings.storeKeyPrefix)
                 return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
             }.get()
         } catch CredentialStoreError.conflict {

@@ -218,6 +218,40 @@ package func redisSettings(
     return settings
 }
 
+/// A one-node Redis Cluster (cluster mode on, every slot on this node): Redis then refuses
+/// a command or script whose keys fall in different slots, as a real cluster does.
+package func startSingleNodeCluster() async throws -> RedisServer {
+    let server = try RedisServer.start(arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+    do {
+        try await withEventLoop { loop in
+            let admin = LoopClient(redisSettings(server), on: loop)
+            do {
+                _ = try await admin.send(["CLUSTER", "ADDSLOTSRANGE", "0", "16383"])
+                let ready = try await eventually(timeout: .seconds(10)) {
+                    guard case .bulkString(let info) = try await admin.send(["CLUSTER", "INFO"]) else { return false }
+                    return String(decoding: info, as: UTF8.self).contains("cluster_state:ok")
+                }
+                guard ready else { throw RedisTestFailure("the one-node cluster did not reach cluster_state:ok") }
+            } catch {
+                await admin.close()
+                throw error
+            }
+            await admin.close()
+        }
+    } catch {
+        server.stop()
+        throw error
+    }
+    return server
+}
+
+/// Settings for the cluster `server` is the seed of.
+package func redisClusterSettings(_ server: RedisServer) -> RedisSettings {
+    var settings = redisSettings(server)
+    settings.cluster = RedisSettings.Cluster(nodes: [server.endpoint])
+    return settings
+}
+
 /// A `RedisClient` whose every call is made on its event loop (it is loop-bound and
 /// preconditions it), awaited from the test.
 package final class LoopClient: @unchecked Sendable {

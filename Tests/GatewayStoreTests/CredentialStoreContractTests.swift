@@ -15,10 +15,22 @@ import Testing
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case inMemory
     case redis
+    /// The Redis store on a one-node Redis Cluster, with the cluster key layout: Redis
+    /// refuses any command or script of the store whose keys cross slots.
+    case redisCluster
 
     var testDescription: String { self.rawValue }
+
+    /// The client settings for `server` (nil in memory).
+    func settings(_ server: RedisServer) -> RedisSettings {
+        self == .redisCluster ? redisClusterSettings(server) : redisSettings(server)
+    }
+
+    /// The stores' key prefix: `dbgw:`, with the hash tag on a cluster.
+    var keyPrefix: String { self == .redisCluster ? "dbgw:{gw}:" : "dbgw:" }
 }
 
+/// The prefix of the Redis-only tests (on a plain redis-server).
 private let keyPrefix = "dbgw:"
 
 /// A store under test, a second store over the same data (another loop's store in
@@ -48,12 +60,13 @@ final class StoreHarness: @unchecked Sendable {
             self.secondStore = InMemoryCredentialStore(eventLoop: eventLoop, data: data)
             self.redis = nil
             self.secondRedis = nil
-        case .redis:
+        case .redis, .redisCluster:
             let server = server!
-            let first = LoopClient(redisSettings(server), on: eventLoop)
-            let second = LoopClient(redisSettings(server), on: eventLoop)
-            self.store = RedisCredentialStore(client: first.client, keyPrefix: keyPrefix)
-            self.secondStore = RedisCredentialStore(client: second.client, keyPrefix: keyPrefix)
+            let first = LoopClient(kind.settings(server), on: eventLoop)
+            let second = LoopClient(kind.settings(server), on: eventLoop)
+            #expect(first.client.settings.storeKeyPrefix == kind.keyPrefix)
+            self.store = RedisCredentialStore(client: first.client, keyPrefix: kind.keyPrefix)
+            self.secondStore = RedisCredentialStore(client: second.client, keyPrefix: kind.keyPrefix)
             self.redis = first
             self.secondRedis = second
         }
@@ -69,7 +82,7 @@ final class StoreHarness: @unchecked Sendable {
     /// Starts listening for revocations: for Redis a raw subscriber connection (a
     /// `RedisChannelHandler` in subscriber mode) on the events channel.
     func watchRevocations() async throws {
-        guard self.kind == .redis, let server = self.server else { return }
+        guard self.kind != .inMemory, let server = self.server else { return }
         let pushes = self.pushes
         let channel = try await ClientBootstrap(group: self.eventLoop)
             .channelInitializer { channel in
@@ -79,14 +92,14 @@ final class StoreHarness: @unchecked Sendable {
             }
             .connect(host: "127.0.0.1", port: server.port).get()
         self.subscriber = channel
-        let events = RedisCredentialStore.eventsChannel(keyPrefix: keyPrefix)
+        let events = RedisCredentialStore.eventsChannel(keyPrefix: self.kind.keyPrefix)
         let confirmation = try await channel.eventLoop.flatSubmit {
             let promise = channel.eventLoop.makePromise(of: RESPValue.self)
             let bytes = channel.allocator.buffer(bytes: RESPCommand.encode(["SUBSCRIBE", events]))
             channel.writeAndFlush(RedisRequest(bytes: bytes, promise: promise), promise: nil)
             return promise.futureResult
         }.get()
-        #expect(confirmation == .array([.bulk("subscribe"), .bulk("dbgw:events"), .integer(1)]))
+        #expect(confirmation == .array([.bulk("subscribe"), .bulk(events), .integer(1)]))
     }
 
     /// What was announced so far: hashes given to `onRevoke` in memory; `<channel> <message>`
@@ -95,7 +108,7 @@ final class StoreHarness: @unchecked Sendable {
         switch self.kind {
         case .inMemory:
             return self.memoryRevocations.values
-        case .redis:
+        case .redis, .redisCluster:
             return self.pushes.values.map { push in
                 guard case .array(let parts) = push, parts.count == 3,
                     case .bulkString(let kind) = parts[0], case .bulkString(let channel) = parts[1],
@@ -110,7 +123,7 @@ final class StoreHarness: @unchecked Sendable {
     func expectedRevocationEvent(hash: String) -> String {
         switch self.kind {
         case .inMemory: return hash
-        case .redis: return "message dbgw:events revoke apikey \(hash)"
+        case .redis, .redisCluster: return "message \(self.kind.keyPrefix)events revoke apikey \(hash)"
         }
     }
 
@@ -118,6 +131,7 @@ final class StoreHarness: @unchecked Sendable {
         if let subscriber = self.subscriber {
             try? await subscriber.close()
         }
+        await expectEveryKeyInTheTagSlot(self.kind, self.redis)
         await self.redis?.close()
         await self.secondRedis?.close()
     }
@@ -126,6 +140,19 @@ final class StoreHarness: @unchecked Sendable {
 /// Runs `body` against a fresh credential store of `kind`.
 func withStore(_ kind: StoreKind, _ body: (StoreHarness) async throws -> Void) async throws {
     try await withContractHarness(kind, body)
+}
+
+/// On a cluster, every key the test made the store write (scripts build some of their key
+/// names from the prefix, which no client-side check sees) is in the slot of the stores' tag.
+func expectEveryKeyInTheTagSlot(_ kind: StoreKind, _ redis: LoopClient?) async {
+    guard kind == .redisCluster, let redis else { return }
+    let slot = String(ClusterSlot.of(kind.keyPrefix))
+    let all = try? await redis.send(["DBSIZE"])
+    let inSlot = try? await redis.send(["CLUSTER", "COUNTKEYSINSLOT", slot])
+    #expect(
+        all != nil && all == inSlot,
+        "keys: \(String(describing: all)), in slot \(slot): \(String(describing: inSlot))"
+    )
 }
 
 /// A store under contract test: built over memory or a real redis-server, shut down after.
@@ -142,7 +169,12 @@ func withContractHarness<Harness: ContractHarness>(
     _ kind: StoreKind,
     _ body: (Harness) async throws -> Void
 ) async throws {
-    let server = kind == .redis ? try RedisServer.start() : nil
+    let server: RedisServer?
+    switch kind {
+    case .inMemory: server = nil
+    case .redis: server = try RedisServer.start()
+    case .redisCluster: server = try await startSingleNodeCluster()
+    }
     defer { server?.stop() }
     try await withEventLoop { loop async throws in
         let harness = Harness(kind: kind, eventLoop: loop, server: server)

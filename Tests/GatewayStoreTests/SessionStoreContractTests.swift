@@ -30,11 +30,11 @@ final class SessionStoreHarness: @unchecked Sendable {
             self.secondStore = InMemorySessionStore(eventLoop: eventLoop, data: data)
             self.redis = nil
             self.secondRedis = nil
-        case .redis:
-            let first = LoopClient(redisSettings(server!), on: eventLoop)
-            let second = LoopClient(redisSettings(server!), on: eventLoop)
-            self.store = RedisSessionStore(client: first.client, keyPrefix: sessionPrefix)
-            self.secondStore = RedisSessionStore(client: second.client, keyPrefix: sessionPrefix)
+        case .redis, .redisCluster:
+            let first = LoopClient(kind.settings(server!), on: eventLoop)
+            let second = LoopClient(kind.settings(server!), on: eventLoop)
+            self.store = RedisSessionStore(client: first.client, keyPrefix: kind.keyPrefix)
+            self.secondStore = RedisSessionStore(client: second.client, keyPrefix: kind.keyPrefix)
             self.redis = first
             self.secondRedis = second
         }
@@ -48,6 +48,7 @@ final class SessionStoreHarness: @unchecked Sendable {
     }
 
     func shutdown() async {
+        await expectEveryKeyInTheTagSlot(self.kind, self.redis)
         await self.redis?.close()
         await self.secondRedis?.close()
     }

@@ -530,18 +530,19 @@ def make_api_key():
     return body + "".join(reversed(digits))
 
 
-def seed_keys(redis_port, pepper_path, records):
+def seed_keys(redis_port, pepper_path, records, prefix="dbgw:"):
     """Writes `(key or None, record)` pairs straight into Redis in the layout of a gateway
     that predates the per-owner index (one pipelined connection: seeding thousands of keys
-    through the API would be slow)."""
+    through the API would be slow). `prefix`: the stores' key prefix (`dbgw:{gw}:` on a
+    cluster, whose node serving that tag's slot is `redis_port`)."""
     pepper_text = pepper_path.read_text().strip().encode()
     payload = bytearray()
     count = 0
     for key, record in records:
         digest = hmac.new(pepper_text, key.encode(), hashlib.sha256).hexdigest() if key else os.urandom(32).hex()
-        for args in (("SET", f"dbgw:apikey-id:{record['id']}", digest),
-                     ("SET", f"dbgw:apikey:{digest}", json.dumps(record)),
-                     ("SADD", "dbgw:apikeys", record["id"])):
+        for args in (("SET", f"{prefix}apikey-id:{record['id']}", digest),
+                     ("SET", f"{prefix}apikey:{digest}", json.dumps(record)),
+                     ("SADD", f"{prefix}apikeys", record["id"])):
             payload += b"*%d\r\n" % len(args)
             for arg in args:
                 data = arg.encode()

@@ -1,0 +1,395 @@
+"""Redis Cluster (issue 17): three primaries on loopback (one replica each with
+GATEWAY_CLUSTER_LONG=1, `make test-cluster-long`), two gateway instances with
+`cluster_nodes`. Figures are printed (pytest -s).
+
+Asserted: 10,000 API keys answer correctly (403 on an admin route the gateway answers
+itself: found, with their scopes, where an unknown key gets 401; a sample also gets 200
+through the upstream, whose Python server would otherwise set the pace), and their token
+buckets spread over every primary; the slot of the stores' hash tag is
+migrated during load (SETSLOT IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE) with 0
+failed requests and the ASK and MOVED redirections counted in /metrics; a rate limit stays
+exact for one key across the two instances; a revoked key is refused on both within 1 s;
+/readyz names the three primaries. The long version then kills (SIGKILL) the primary
+serving the stores' tag: only 503s while the cluster promotes its replica (never a 401 for
+a valid key), lookups work again once it has, and a revocation after the switch is refused
+on both instances within 1 s."""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import (RedisServer, admin_port, bearer, create_key, free_port, gateway_binary, scaled,
+                      seconds_until_refused, wait_until, write_pepper)
+from test_api_keys import key_record, make_api_key, seed_keys
+
+LONG = os.environ.get("GATEWAY_CLUSTER_LONG") == "1"
+KEYS = 10_000
+MIGRATION_KEYS = 8_000
+AFTER_KEYS = 400
+SAMPLE = 300
+STORE_PREFIX = "dbgw:{gw}:"
+EXACT_BURST = 10
+
+ROUTES = f"""
+[[routes]]
+method = "GET"
+path = "/v1/admin"
+scopes = ["admin"]
+rate_limit = "per-key"
+
+[[routes]]
+method = "GET"
+path = "/v1/databases"
+scopes = ["read:databases"]
+rate_limit = "per-key"
+
+[[routes]]
+method = "GET"
+path = "/v1/exact"
+scopes = ["read:databases"]
+rate_limit = "exact"
+
+[[rate_limits]]
+name = "per-key"
+rate = 100000
+per = "second"
+burst = 100000
+
+[[rate_limits]]
+name = "exact"
+rate = 1
+per = "hour"
+burst = {EXACT_BURST}
+"""
+
+
+class Resp:
+    """A small RESP2 client on one connection (arrays included), for the cluster's own
+    administration: the gateway is what is under test, not this."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+
+    def call(self, *args):
+        payload = b"*%d\r\n" % len(args)
+        for arg in args:
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(data), data)
+        self.sock.sendall(payload)
+        return self._reply()
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(1 << 16)
+            assert chunk, "redis closed the connection"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            if size < 0:
+                return None
+            while len(self.buffer) < size + 2:
+                chunk = self.sock.recv(1 << 16)
+                assert chunk, "redis closed the connection"
+                self.buffer += chunk
+            data, self.buffer = self.buffer[:size], self.buffer[size + 2:]
+            return data
+        if kind == b"*":
+            size = int(rest)
+            return None if size < 0 else [self._reply() for _ in range(size)]
+        raise AssertionError(f"not RESP: {line[:80]!r}")
+
+    def close(self):
+        self.sock.close()
+
+
+class Cluster:
+    """Three primaries (and with `replicas` one replica each) made a cluster by
+    `redis-cli --cluster create`; each node's cluster bus on a port of its own."""
+
+    def __init__(self, tmp_path, replicas: int):
+        self.nodes = [RedisServer(tmp_path, extra_args=[
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+            "--cluster-port", str(free_port())]) for _ in range(3 * (1 + replicas))]
+        result = subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert wait_until(self.settled, 30, interval=0.1), "the cluster did not settle"
+
+    def settled(self) -> bool:
+        for node in self.nodes:
+            info = node.command("CLUSTER", "INFO").decode()
+            if "cluster_state:ok" not in info or "cluster_known_nodes:%d" % len(self.nodes) not in info:
+                return False
+        return len(self.primaries()) == 3
+
+    def topology(self):
+        """(node id, port, is primary, slot ranges) per node, from CLUSTER NODES."""
+        live = next(n for n in self.nodes if n.proc.poll() is None)
+        client = Resp(live.port)
+        try:
+            text = client.call("CLUSTER", "NODES").decode()
+        finally:
+            client.close()
+        rows = []
+        for line in text.strip().splitlines():
+            fields = line.split()
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            rows.append((fields[0], port, "master" in fields[2], fields[8:]))
+        return rows
+
+    def primaries(self):
+        return [(node_id, port) for node_id, port, primary, _ in self.topology() if primary]
+
+    def owner(self, slot: int):
+        for node_id, port, primary, ranges in self.topology():
+            for piece in ranges:
+                if piece.startswith("["):
+                    continue
+                low, _, high = piece.partition("-")
+                if int(low) <= slot <= int(high or low):
+                    return node_id, port
+        raise AssertionError(f"slot {slot} has no owner")
+
+    def seeds(self) -> str:
+        return ", ".join(f'"127.0.0.1:{n.port}"' for n in self.nodes[:3])
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nodes = Cluster(tmp_path, replicas=1 if LONG else 0)
+    yield nodes
+    nodes.stop()
+
+
+def metric(port: int, line_start: str) -> float:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{line_start} not in /metrics")
+
+
+def run_requests(gateway, tokens, threads=8, path="/v1/databases"):
+    """One GET per token, spread over `threads` keep-alive sessions; the statuses in order."""
+    local = threading.local()
+
+    def one(token):
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return local.session.get(gateway.url + path, headers=bearer(token), timeout=10).status_code
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, tokens))
+
+
+def migrate_slot(cluster, slot, stop_when_done):
+    """Moves `slot` to another primary in batches of 200 keys, slowly enough that the load
+    meets the slot half migrated; returns (keys moved, seconds)."""
+    source_id, source_port = cluster.owner(slot)
+    target_id, target_port = next((i, p) for i, p in cluster.primaries() if i != source_id)
+    source, target = Resp(source_port), Resp(target_port)
+    started = time.monotonic()
+    moved = 0
+    try:
+        assert target.call("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id) == "OK"
+        assert source.call("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id) == "OK"
+        while True:
+            keys = source.call("CLUSTER", "GETKEYSINSLOT", slot, 200)
+            if not keys:
+                break
+            assert source.call("MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys) == "OK"
+            moved += len(keys)
+            time.sleep(0.02)
+        for _, port in cluster.primaries():
+            node = Resp(port)
+            try:
+                assert node.call("CLUSTER", "SETSLOT", slot, "NODE", target_id) == "OK"
+            finally:
+                node.close()
+    finally:
+        source.close()
+        target.close()
+        stop_when_done.set()
+    return moved, time.monotonic() - started
+
+
+def test_cluster_routing_migration_exact_buckets_and_revocation(make_gateway, upstream, cluster, tmp_path):
+    pepper = write_pepper(tmp_path / "pepper")
+    tail = f"""
+[redis]
+cluster_nodes = [{cluster.seeds()}]
+connect_timeout = "300ms"
+command_timeout = "1s"
+
+[auth.api_keys]
+pepper_file = "{pepper}"
+
+[cache]
+positive_ttl = "60s"
+
+[admin]
+listen = "127.0.0.1:0"
+"""
+    gateways = [make_gateway(upstream.url, routes=ROUTES, tail=tail) for _ in range(2)]
+    admins = [admin_port(g) for g in gateways]
+
+    # 10,000 keys (and more kept for the migration) written straight into the node that
+    # serves the stores' tag, pipelined.
+    tag_slot = Resp(cluster.nodes[0].port)
+    slot = tag_slot.call("CLUSTER", "KEYSLOT", STORE_PREFIX)
+    tag_slot.close()
+    _, tag_port = cluster.owner(slot)
+    now = int(time.time())
+    started = time.monotonic()
+    records = [(make_api_key(), key_record(f"key_{n:016x}", "seeded", ["read:databases"], now))
+               for n in range(KEYS + MIGRATION_KEYS + AFTER_KEYS)]
+    seed_keys(tag_port, pepper, records, prefix=STORE_PREFIX)
+    seeded = time.monotonic() - started
+    tokens = [key for key, _ in records[:KEYS]]
+    spare = [key for key, _ in records[KEYS:KEYS + MIGRATION_KEYS]]
+    after = [key for key, _ in records[KEYS + MIGRATION_KEYS:]]
+
+    started = time.monotonic()
+    statuses = (run_requests(gateways[0], tokens[: KEYS // 2], path="/v1/admin")
+                + run_requests(gateways[1], tokens[KEYS // 2:], path="/v1/admin"))
+    answered = time.monotonic() - started
+    assert statuses == [403] * KEYS, {s: statuses.count(s) for s in set(statuses)}
+    sample = run_requests(gateways[0], tokens[::KEYS // SAMPLE])
+    assert sample == [200] * len(sample)
+    unknown = run_requests(gateways[0], [make_api_key() for _ in range(50)], path="/v1/admin")
+    assert unknown == [401] * 50
+    # Every key has its own token bucket (a bucket this generous empties again at once):
+    # the scripts ran on every primary.
+    by_port = {n.port: n for n in cluster.nodes}
+    buckets = {port: by_port[port].command_calls("evalsha") for _, port in cluster.primaries()}
+    print(f"\nseeded {len(records)} keys in {seeded:.2f} s; {KEYS} keys answered in {answered:.2f} s "
+          f"({KEYS / answered:.0f}/s); bucket scripts per primary {buckets}")
+    assert all(count >= len(sample) // 10 for count in buckets.values()), buckets
+
+    ready = requests.get(f"http://127.0.0.1:{admins[0]}/readyz", timeout=5).json()
+    named = set(ready["checks"]["redis_cluster_nodes"].split(","))
+    assert named == {f"redis://127.0.0.1:{port}" for _, port in cluster.primaries()}, ready
+
+    # The tag's slot moves to another primary while never-seen keys are looked up.
+    done = threading.Event()
+    outcome = {}
+    migration = threading.Thread(target=lambda: outcome.update(result=migrate_slot(cluster, slot, done)))
+    load_statuses = []
+    migration.start()
+    position = 0
+    while not done.is_set() and position < len(spare):
+        batch = spare[position:position + 100]
+        position += len(batch)
+        load_statuses += run_requests(gateways[position // 100 % 2], batch, threads=4, path="/v1/admin")
+    migration.join(timeout=60)
+    assert "result" in outcome, "the migration did not finish"
+    moved_keys, migration_seconds = outcome["result"]
+    during = len(load_statuses)
+    # After the switch: the first commands for the slot meet MOVED on the old owner.
+    load_statuses += run_requests(gateways[0], after[: AFTER_KEYS // 2], threads=4, path="/v1/admin")
+    load_statuses += run_requests(gateways[1], after[AFTER_KEYS // 2:], threads=4, path="/v1/admin")
+    failed = [s for s in load_statuses if s != 403]
+    ask = sum(metric(p, 'dbgw_redis_cluster_redirects_total{kind="ask"}') for p in admins)
+    moved = sum(metric(p, 'dbgw_redis_cluster_redirects_total{kind="moved"}') for p in admins)
+    print(f"cluster: {len(cluster.nodes)} nodes; migration of slot {slot}: {moved_keys} keys in "
+          f"{migration_seconds:.2f} s; {during} never-seen keys looked up during it, {len(load_statuses) - during} "
+          f"after; {len(failed)} failed; ASK {ask:.0f}, MOVED {moved:.0f}")
+    assert moved_keys >= KEYS
+    assert failed == [], {s: failed.count(s) for s in set(failed)}
+    assert ask >= 1 and moved >= 1
+
+    # One key's bucket, shared by both instances: exactly the burst gets through.
+    limited = create_key(gateways[0], ["read:databases"], name="limited")
+    exact = []
+    for n in range(3 * EXACT_BURST):
+        exact.append(requests.get(gateways[n % 2].url + "/v1/exact", headers=bearer(limited["key"]),
+                                  timeout=5).status_code)
+    print(f"shared bucket across two instances: {exact.count(200)} allowed, {exact.count(429)} limited")
+    assert exact.count(200) == EXACT_BURST and exact.count(429) == 2 * EXACT_BURST, exact
+
+    # Revocation on a cluster: refused on both instances within 1 s.
+    victim = create_key(gateways[0], ["read:databases"], name="victim")
+    for g in gateways:
+        assert run_requests(g, [victim["key"]] * 12, threads=4) == [200] * 12
+    revoked_at = time.monotonic()
+    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(gateways[0].config_path),
+                             victim["id"]], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    delays = [seconds_until_refused(g.url + "/v1/databases", victim["key"], 2, since=revoked_at, probes=4)
+              for g in gateways]
+    print(f"revocation refused on both instances after {[round(d, 3) if d else d for d in delays]} s")
+    assert all(d is not None and d < 1.0 for d in delays), delays
+
+    if not LONG:
+        return
+    # Failover of the primary serving the tag (the first seed node's subscription may be
+    # on it too): its replica takes over.
+    _, old_port = cluster.owner(slot)
+    by_port[old_port].kill9()
+    killed_at = time.monotonic()
+    # Keys gateway 0 has not cached (gateway 1 looked them up), newest last.
+    fresh = iter(tokens[KEYS // 2:][::-1])
+    outage = []
+
+    def lookups_work():
+        status = run_requests(gateways[0], [next(fresh)], threads=1, path="/v1/admin")[0]
+        outage.append(status)
+        return status == 403
+
+    def promoted():
+        try:
+            return cluster.owner(slot)[1] != old_port
+        except (AssertionError, OSError, RuntimeError):
+            return False
+
+    promoted_after = None
+    deadline = time.monotonic() + scaled(30)
+    while time.monotonic() < deadline:
+        if promoted_after is None and promoted():
+            promoted_after = time.monotonic() - killed_at
+        if lookups_work() and promoted_after is not None:
+            break
+        time.sleep(0.05)
+    assert promoted_after is not None, "no replica was promoted"
+    recovered_after = time.monotonic() - killed_at
+    print(f"failover: replica promoted {promoted_after:.2f} s after the kill; never-seen keys answered again "
+          f"{recovered_after:.2f} s after the kill; {len(outage)} lookups meanwhile: "
+          f"{ {s: outage.count(s) for s in set(outage)} }")
+    assert set(outage) <= {403, 503}, outage
+    assert recovered_after - promoted_after < 2.0
+    second = create_key(gateways[0], ["read:databases"], name="after failover")
+    for g in gateways:
+        assert run_requests(g, [second["key"]] * 12, threads=4) == [200] * 12
+    revoked_at = time.monotonic()
+    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(gateways[0].config_path),
+                             second["id"]], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    delays = [seconds_until_refused(g.url + "/v1/databases", second["key"], 2, since=revoked_at, probes=4)
+              for g in gateways]
+    print(f"revocation after the failover refused after {[round(d, 3) if d else d for d in delays]} s")
+    assert all(d is not None and d < 1.0 for d in delays), delays
