@@ -146,19 +146,11 @@ final class ClientManagement: Sendable {
     private func withStore<T: Sendable>(
         _ body: @escaping @Sendable (any OAuthStore) -> EventLoopFuture<T>
     ) async throws -> T {
-        let loop = self.group.next()
-        let settings = self.settings
+        let prefix = self.settings.storeKeyPrefix
         do {
-            return try await loop.flatSubmit {
-                let client = RedisClient(
-                    eventLoop: loop,
-                    settings: settings,
-                    connector: RedisConnectors.posix,
-                    clock: .system
-                )
-                let store = RedisOAuthStore(client: client, keyPrefix: settings.storeKeyPrefix)
-                return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
-            }.get()
+            return try await ManagementConnection.run(self.settings, on: self.group) { client, _ in
+                body(RedisOAuthStore(client: client, keyPrefix: prefix))
+            }
         } catch CredentialStoreError.conflict {
             throw Failure.invalid("a client with this id already exists")
         } catch CredentialStoreError.unavailable {

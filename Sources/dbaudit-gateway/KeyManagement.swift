@@ -52,21 +52,14 @@ final class KeyManagement: Sendable {
     private func withService<T: Sendable>(
         _ body: @escaping @Sendable (APIKeyService, any EventLoop) -> EventLoopFuture<T>
     ) async throws -> T {
-        let loop = self.group.next()
-        let settings = self.settings
+        let prefix = self.settings.storeKeyPrefix
         let pepper = self.pepper
-        return try await loop.flatSubmit {
-            let client = RedisClient(
-                eventLoop: loop,
-                settings: settings,
-                connector: RedisConnectors.posix,
-                clock: .system
-            )
-            let store = RedisCredentialStore(client: client, keyPrefix: settings.storeKeyPrefix)
+        return try await ManagementConnection.run(self.settings, on: self.group) { client, loop in
+            let store = RedisCredentialStore(client: client, keyPrefix: prefix)
             let hmac = HMACSHA256(key: Array(pepper.value.utf8))
             let service = APIKeyService(store: store) { key in Hex.encode(hmac.authenticationCode(for: key.utf8)) }
-            return body(service, loop).assumeIsolated().always { _ in client.close() }.nonisolated()
-        }.get()
+            return body(service, loop)
+        }
     }
 
     func create(

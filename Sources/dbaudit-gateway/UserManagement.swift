@@ -134,25 +134,18 @@ final class UserManagement: Sendable {
             throw Failure.unknown
         }
         guard disabled else { return (user, 0) }
-        let settings = self.settings
-        let loop = self.group.next()
+        let prefix = self.settings.storeKeyPrefix
         let owner = user.id
         let revoked: Int
         do {
-            revoked = try await loop.flatSubmit {
-                let client = RedisClient(
-                    eventLoop: loop,
-                    settings: settings,
-                    connector: RedisConnectors.posix,
-                    clock: .system
-                )
-                let keys = RedisCredentialStore(client: client, keyPrefix: settings.storeKeyPrefix)
-                let browsers = RedisBrowserStateStore(client: client, keyPrefix: settings.storeKeyPrefix)
+            revoked = try await ManagementConnection.run(self.settings, on: self.group) { client, loop in
+                let keys = RedisCredentialStore(client: client, keyPrefix: prefix)
+                let browsers = RedisBrowserStateStore(client: client, keyPrefix: prefix)
                 // Signed-in browsers end at once (each use also re-checks the user).
                 return browsers.deleteSessions(userID: owner).flatMap { _ in
                     Self.revokeAll(of: owner, in: keys, on: loop, revoked: 0)
-                }.assumeIsolated().always { _ in client.close() }.nonisolated()
-            }.get()
+                }
+            }
         } catch {
             throw Failure.storeUnavailable
         }
@@ -181,20 +174,13 @@ final class UserManagement: Sendable {
     /// Every user, sorted by e-mail, read with `SCAN` (never `KEYS`, which would stall a busy
     /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted.
     func list() async throws -> (users: [UserRecord], unreadable: Int) {
-        let settings = self.settings
-        let loop = self.group.next()
-        let pattern = Self.globEscaped(settings.storeKeyPrefix + "user:") + "*"
+        let pattern = Self.globEscaped(self.settings.storeKeyPrefix + "user:") + "*"
         do {
-            let (users, unreadable) = try await loop.flatSubmit {
-                let client = RedisClient(
-                    eventLoop: loop,
-                    settings: settings,
-                    connector: RedisConnectors.posix,
-                    clock: .system
-                )
-                return Self.scanUsers(client: client, pattern: pattern, cursor: "0", found: [], unreadable: 0, on: loop)
-                    .assumeIsolated().always { _ in client.close() }.nonisolated()
-            }.get()
+            let (users, unreadable) = try await ManagementConnection.run(self.settings, on: self.group) {
+                client,
+                loop in
+                Self.scanUsers(client: client, pattern: pattern, cursor: "0", found: [], unreadable: 0, on: loop)
+            }
             return (users.sorted { $0.email < $1.email }, unreadable)
         } catch {
             throw Failure.storeUnavailable
@@ -261,19 +247,11 @@ final class UserManagement: Sendable {
     private func withStore<T: Sendable>(
         _ body: @escaping @Sendable (any SessionStore) -> EventLoopFuture<T>
     ) async throws -> T {
-        let loop = self.group.next()
-        let settings = self.settings
+        let prefix = self.settings.storeKeyPrefix
         do {
-            return try await loop.flatSubmit {
-                let client = RedisClient(
-                    eventLoop: loop,
-                    settings: settings,
-                    connector: RedisConnectors.posix,
-                    clock: .system
-                )
-                let store = RedisSessionStore(client: client, keyPrefix: settings.storeKeyPrefix)
-                return body(store).assumeIsolated().always { _ in client.close() }.nonisolated()
-            }.get()
+            return try await ManagementConnection.run(self.settings, on: self.group) { client, _ in
+                body(RedisSessionStore(client: client, keyPrefix: prefix))
+            }
         } catch CredentialStoreError.conflict {
             throw Failure.exists
         } catch CredentialStoreError.unavailable {
