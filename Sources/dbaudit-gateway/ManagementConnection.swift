@@ -8,11 +8,21 @@ import NIOCore
 /// future `body` returns completes, whatever its outcome. The connection lives on that loop
 /// only.
 enum ManagementConnection {
+    /// The least time a command-line operation waits to connect and for each reply.
+    /// `[redis]`'s timeouts are tuned for the request path, where a slow Redis must turn into
+    /// a quick 503; an operator's one-off command would rather wait a moment than fail
+    /// because Redis was busy for half a second.
+    static let minimumTimeout: Duration = .seconds(5)
+
     static func run<T: Sendable>(
-        _ settings: RedisSettings,
+        _ configured: RedisSettings,
         on group: any EventLoopGroup,
         _ body: @escaping @Sendable (RedisClient, any EventLoop) -> EventLoopFuture<T>
     ) async throws -> T {
+        var patient = configured
+        patient.connectTimeout = max(patient.connectTimeout, Self.minimumTimeout)
+        patient.commandTimeout = max(patient.commandTimeout, Self.minimumTimeout)
+        let settings = patient
         let loop = group.next()
         return try await loop.flatSubmit {
             let client = RedisClient(

@@ -115,6 +115,19 @@ def test_revocation_on_one_instance_reaches_another_within_one_second(make_gatew
         assert requests.get(f"{b.url}/v1/databases", headers=bearer(victim["key"]), timeout=5).status_code == 401
 
 
+def test_cli_waits_out_a_busy_redis_beyond_the_request_path_timeout(auth_gateway, redis_server):
+    """The test config gives Redis 300 ms (connect and command): right for the request path,
+    too short for an operator's command while Redis is busy. `keys create` waits at least
+    5 s, so a 1.5 s pause of every client costs it time, not the key."""
+    assert redis_server.command("CLIENT", "PAUSE", "1500", "ALL") == b"+OK\r\n"
+    started = time.monotonic()
+    created = create_key(auth_gateway, ["read:databases"], name="during a pause")
+    waited = time.monotonic() - started
+    assert created["key"].startswith("dbaudit_live_")
+    # It really waited for the pause (the old 300 ms timeout would have given up).
+    assert waited >= 1.0, waited
+
+
 def test_cli_revoke_and_list(auth_gateway):
     created = create_key(auth_gateway, ["read:databases"], name="to revoke")
     assert requests.get(f"{auth_gateway.url}/v1/databases", headers=bearer(created["key"]), timeout=5).status_code == 200
