@@ -125,7 +125,7 @@ package final class Authenticator {
     /// before they are trusted (usable within `stale_grace` meanwhile); opaque tokens are
     /// dropped, as after `invalidateAll`.
     package func revalidateAll() {
-        self.cache.expireAll(now: .now())
+        self.cache.expireAll(now: self.clock.now())
         self.opaqueTokens?.removeAll()
     }
 

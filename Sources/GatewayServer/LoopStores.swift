@@ -78,11 +78,14 @@ struct LoopStores {
             clock: clock,
             events: events
         )
+        // Told about failovers like the request path's: it writes revocations, which must go
+        // to the primary the sentinels name.
         let management = RedisClient(
             eventLoop: eventLoop,
             settings: redis,
             connector: RedisConnectors.posix,
-            clock: clock
+            clock: clock,
+            events: events
         )
         let prefix = redis.storeKeyPrefix
         // The pages and the OAuth endpoint share one OAuth store on the management connection.
