@@ -31,7 +31,7 @@ final class ClientManagement: Sendable {
             case .declaredInFile(let id):
                 "client \(id) is declared in the configuration file ([[oauth.clients]]): change it there"
             case .unknown(let id): "no registered client has the id \(id)"
-            case .storeUnavailable: "Redis cannot be reached; check [redis] url and credentials"
+            case .storeUnavailable: ManagementConnection.unreachable
             }
         }
     }

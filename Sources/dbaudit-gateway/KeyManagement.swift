@@ -26,7 +26,7 @@ final class KeyManagement: Sendable {
             case .request(let message):
                 return message
             case .storeUnavailable:
-                return "Redis cannot be reached; check [redis] url and credentials"
+                return ManagementConnection.unreachable
             }
         }
     }

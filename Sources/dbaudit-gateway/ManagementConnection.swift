@@ -14,6 +14,12 @@ enum ManagementConnection {
     /// because Redis was busy for half a second.
     static let minimumTimeout: Duration = .seconds(5)
 
+    /// What a command prints when Redis did not answer: one text for `keys`, `users` and
+    /// `clients`, naming every `[redis]` setting that decides where and how it connects.
+    static let unreachable =
+        "Redis cannot be reached; check [redis] (url, sentinels and master_name, or cluster_nodes; tls and ca_file; "
+        + "username and password)"
+
     static func run<T: Sendable>(
         _ configured: RedisSettings,
         on group: any EventLoopGroup,

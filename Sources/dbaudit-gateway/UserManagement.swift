@@ -25,7 +25,7 @@ final class UserManagement: Sendable {
             case .invalid(let message): message
             case .exists: "a user with this e-mail address already exists"
             case .unknown: "no user has this e-mail address"
-            case .storeUnavailable: "Redis cannot be reached; check [redis] url and credentials"
+            case .storeUnavailable: ManagementConnection.unreachable
             }
         }
     }

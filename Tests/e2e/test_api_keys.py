@@ -16,7 +16,7 @@ import zlib
 import pytest
 import requests
 
-from conftest import (USER_ROUTES, add_user, bearer, create_key, gateway_binary, header, jwt_session_tail, login, parse_response,
+from conftest import (USER_ROUTES, add_user, bearer, create_key, free_port, gateway_binary, header, jwt_session_tail, login, parse_response,
                       raw_exchange, redis_keys_tail, scaled, seconds_until_refused, set_user_disabled, wait_until)
 from jwks_server import SigningKey
 
@@ -126,6 +126,20 @@ def test_cli_waits_out_a_busy_redis_beyond_the_request_path_timeout(auth_gateway
     assert created["key"].startswith("dbaudit_live_")
     # It really waited for the pause (the old 300 ms timeout would have given up).
     assert waited >= 1.0, waited
+
+
+def test_cli_says_which_settings_to_check_when_redis_does_not_answer(auth_gateway, redis_server, tmp_path):
+    config = tmp_path / "redis-down.conf"
+    text = auth_gateway.config_path.read_text()
+    assert f"127.0.0.1:{redis_server.port}" in text
+    config.write_text(text.replace(f"127.0.0.1:{redis_server.port}", f"127.0.0.1:{free_port()}"))
+    result = subprocess.run([gateway_binary(), "keys", "list", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result
+    assert "Redis cannot be reached" in result.stderr, result.stderr
+    for setting in ("url", "sentinels", "cluster_nodes", "tls", "password"):
+        assert setting in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 def test_cli_revoke_and_list(auth_gateway):
