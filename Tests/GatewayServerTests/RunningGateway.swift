@@ -84,10 +84,12 @@ final class RunningGateway: Sendable {
 }
 
 /// Waits until `condition` holds, polling; fails the test after `bound` (scaled by
-/// GATEWAY_TEST_TIME_SCALE) instead of hanging. Never asserts how long anything took.
+/// GATEWAY_TEST_TIME_SCALE) instead of hanging. Never asserts how long anything took: the
+/// bound only tells a hang from slowness, and is wide because CPU-heavy suites running in
+/// parallel on two cores have starved the task pool for 20 s.
 func waitUntil(
     _ what: String,
-    within bound: Duration = .seconds(10),
+    within bound: Duration = .seconds(60),
     _ condition: @Sendable () async -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + TestTimeScale.scaled(bound)
@@ -102,7 +104,7 @@ func waitUntil(
 /// left behind on a timeout (it may not respond to cancellation).
 func within<Value: Sendable>(
     _ what: String,
-    _ bound: Duration = .seconds(20),
+    _ bound: Duration = .seconds(60),
     _ operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
     let outcome = NIOLockedValueBox<CheckedContinuation<Value, any Error>?>(nil)
