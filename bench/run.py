@@ -302,12 +302,13 @@ def cpu_stat(cpus: list[int]) -> tuple[int, int]:
     return busy, steal
 
 
-def wait_for_quiet(cpus: list[int], max_wait_s: float) -> tuple[float, float]:
+def wait_for_quiet(cpus: list[int], max_wait_s: float, background: tuple[int, ...] = ()) -> tuple[float, float]:
     """Waits (at most max_wait_s) until processes other than ours use less than
     OTHER_LOAD_WARN % of a core on `cpus` over half a second, while nothing of ours is
-    loaded. Returns (seconds waited, last measured %)."""
+    loaded (`background`: our idle processes that still tick, e.g. sentinels). Returns
+    (seconds waited, last measured %)."""
     start = time.monotonic()
-    me = [os.getpid()]
+    me = [os.getpid(), *background]
     while True:
         b0, m0 = cpu_stat(cpus)[0], cpu_ticks(me)
         time.sleep(0.5)
@@ -441,6 +442,9 @@ class Target:
     rate_limit_expect: Optional[str] = None
     rate_limited: bool = False  # the scenario's rate-limit checks apply (the gateway, Peer.rate_limited)
     uses_redis: bool = False  # the scenario has Redis: its CPU per request is reported
+    # The Redis this proxy works with (its CPU is the "Redis CPU µs/req" of its runs): for a
+    # gateway its deployment (Peer.redis), for nginx/HAProxy peers the harness's redis-server.
+    redis: Optional["RedisDeployment"] = None
 
 
 def _expect(cond: bool, message: str) -> None:
@@ -601,6 +605,12 @@ class Peer:
     # and pass its port as {{auth_port}}; templates without it may still use {{auth_port}}
     # for a server block of their own.
     auth_service: bool = False
+    # For kind "gateway": the Redis deployment it is configured for ({{redis_target}} in its
+    # template): "single" (the harness's redis-server, as the gateway under test),
+    # "sentinel" or "cluster". A peer with another mode than "single" is a variant of the
+    # gateway under test: the report puts it beside the single-Redis figure (ratios
+    # variant ÷ gateway) instead of in the gateway ÷ peer table.
+    redis: str = "single"
 
 
 @dataclass
@@ -661,6 +671,11 @@ class Scenario:
     # After the proxy runs: load the gateway's own POST /oauth/token (client_credentials)
     # with wrk and report its throughput (token_endpoint_runs).
     token_endpoint: bool = False
+    # For a peer on the Redis Cluster (Peer.redis "cluster"), whose stores use another key
+    # layout than prepare() writes: makes its credentials through the running gateway's own
+    # CLI (given its config file) and returns them as a Prepared (headers, identity,
+    # credentials) replacing the scenario's for that peer.
+    cluster_credentials: Optional[Callable[["Context", Path], "Prepared"]] = None
 
 
 NGINX_PROXY = Peer("nginx", "nginx", "nginx-proxy.conf")
@@ -735,11 +750,16 @@ def store_api_keys(ctx: "Context", pepper: str, keys: list[tuple[str, str, bool]
             f.write(resp_command("SET", f"{API_KEY_PREFIX}apikey:{h}", record))
             f.write(resp_command("SET", f"{API_KEY_PREFIX}apikey-id:{key_id}", h))
             f.write(resp_command("SADD", f"{API_KEY_PREFIX}apikeys", key_id))
-    with open(path, "rb") as f:
-        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(ctx.redis_port), "--pipe"], stdin=f,
-                           capture_output=True, text=True, timeout=120)
-    if r.returncode != 0 or "errors: 0" not in r.stdout:
-        raise RuntimeError(f"redis-cli --pipe failed (exit {r.returncode}): {(r.stdout + r.stderr)[-500:]}")
+    # Into every Redis of the scenario with the single-Redis layout: the harness's own, and
+    # the Sentinel set's primary (its replica copies them). A cluster has the tagged layout:
+    # its gateway's keys come from the gateway itself (Scenario.cluster_credentials).
+    for port in [ctx.redis_port] + ctx.plain_layout_ports:
+        with open(path, "rb") as f:
+            r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "--pipe"], stdin=f,
+                               capture_output=True, text=True, timeout=120)
+        if r.returncode != 0 or "errors: 0" not in r.stdout:
+            raise RuntimeError(f"redis-cli --pipe to port {port} failed (exit {r.returncode}): "
+                               f"{(r.stdout + r.stderr)[-500:]}")
     path.unlink()
 
 
@@ -800,6 +820,31 @@ API_KEY_AUTH_CHECKS = AUTH_CHECKS + (
 def prepare_api_key_bucket(ctx: "Context") -> Prepared:
     """api-key-redis-bucket: one key of its own (its own rate-limit buckets), as the hit path."""
     return prepare_api_key_hit(ctx, "bucket")
+
+
+def gateway_cli(ctx: "Context", args: list[str]) -> str:
+    r = subprocess.run([str(ctx.settings.binary), *args], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"dbaudit-gateway {' '.join(args[:2])} failed (exit {r.returncode}): {r.stderr[-500:]}")
+    return r.stdout
+
+
+def cluster_api_key_credentials(ctx: "Context", conf: Path) -> Prepared:
+    """The gateway on the Redis Cluster keeps its stores under another key layout (a hash
+    tag, see docs/redis.md): its key and its revoked key are made by the gateway's own CLI
+    (`keys create`, `keys revoke`) with that gateway's config, so they are where it looks
+    whatever the layout. Same owner and scopes as the scenario's key."""
+    def create(name: str) -> dict:
+        return json.loads(gateway_cli(ctx, ["keys", "create", "--config", str(conf), "--name", name, "--scopes",
+                                            ",".join(API_KEY_SCOPES), "--owner", API_KEY_OWNER, "--json"]))
+    key, revoked = create("bench cluster"), create("bench cluster revoked")
+    gateway_cli(ctx, ["keys", "revoke", "--config", str(conf), revoked["id"]])
+    return Prepared(
+        headers={"Authorization": f"Bearer {key['key']}"},
+        identity={"subject": API_KEY_OWNER, "scopes": " ".join(API_KEY_SCOPES), "credential": "api_key",
+                  "key_id": key["id"]},
+        credentials={"revoked": [{"Authorization": f"Bearer {revoked['key']}"}]},
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1254,12 +1299,19 @@ SCENARIOS: tuple[Scenario, ...] = (
                Peer("gateway-no-limit", "gateway", "api-key-redis-bucket.conf", does_auth=True,
                     values=WITHOUT_RATE_LIMIT),
                Peer("haproxy-api-key-stick", "haproxy", "haproxy-api-key-stick.cfg", does_auth=True,
-                    rate_limited=True)),
+                    rate_limited=True),
+               # The same gateway config on the two other Redis deployments (variants, beside the
+               # single-Redis figure): every request is one EVALSHA, the path that touches Redis.
+               Peer("gateway-sentinel", "gateway", "api-key-redis-bucket.conf", does_auth=True,
+                    values=WITH_RATE_LIMIT, rate_limited=True, redis="sentinel"),
+               Peer("gateway-cluster", "gateway", "api-key-redis-bucket.conf", does_auth=True,
+                    values=WITH_RATE_LIMIT, rate_limited=True, redis="cluster")),
         auth_checks=API_KEY_AUTH_CHECKS,
         rate_limit="redis",
         rate_limit_checks=RATE_LIMIT_CHECKS,
-        services=("redis",),
+        services=("redis", "redis-sentinel", "redis-cluster"),
         prepare=prepare_api_key_bucket,
+        cluster_credentials=cluster_api_key_credentials,
         gateway_cache="hit",
         targets="full auth + Redis token bucket >= 1.0x nginx plain proxy req/s; p99 no worse than nginx's at c=50",
         notes="The gateway under test: api-key-redis (one key, credential cache hit) + a token bucket in Redis, "
@@ -1267,7 +1319,12 @@ SCENARIOS: tuple[Scenario, ...] = (
               "gateway-no-limit: the same config and key without rate_limit on the route, i.e. api-key-redis (the "
               "ratio is the cost of the limit). haproxy-api-key-stick: haproxy-api-key's HMAC + map lookup + a "
               "stick table keyed by the key id (http_req_rate over 1 s, in process memory, not shared between "
-              "instances) and the same RateLimit headers. Redis runs on the load core; its CPU is in load core %.",
+              "instances) and the same RateLimit headers. gateway-sentinel and gateway-cluster: the gateway under "
+              "test's config with [redis] sentinels + master_name (it finds the primary through the sentinels and "
+              "checks its ROLE) or cluster_nodes (slot map, one connection per primary, each EVALSHA sent to the "
+              "primary serving its bucket's slot: with one key, always the same one); the cluster gateway's key is "
+              "made with its own `keys create` (the cluster's key layout). Redis runs on the load core; its CPU is "
+              "in load core %.",
     ),
 )
 
@@ -1325,7 +1382,18 @@ class Context:
     upstream: Optional[Managed] = None
     redis_port: int = 0
     redis: Optional[Managed] = None  # on the load core: its CPU counts as the load side's
+    # The Redis deployments started so far by mode ("single", "sentinel", "cluster"), all on
+    # the load core, kept until the end of the run (stopped with everything else).
+    redis_deployments: dict[str, "RedisDeployment"] = field(default_factory=dict)
+    # Other Redis servers the scenario being prepared stores API keys in with the
+    # single-Redis layout (the Sentinel set's primary), besides redis_port.
+    plain_layout_ports: list[int] = field(default_factory=list)
     quiet_budget_s: float = 0.0  # what is left of the time the whole run may spend waiting for quiet
+
+    @property
+    def redis_processes(self) -> list[Managed]:
+        """Every Redis process of the run (their CPU is ours, on the load core)."""
+        return [m for d in self.redis_deployments.values() for m in d.processes]
 
     @property
     def cpus(self) -> list[int]:
@@ -1364,15 +1432,24 @@ def start_haproxy(ctx: Context, name: str, template: Path, values: dict, cpu: Op
     return m
 
 
+def gateway_config_path(ctx: Context, s: Scenario, name: str) -> Path:
+    return ctx.tmp / f"{name}-{s.id}.conf"
+
+
 def start_gateway(ctx: Context, s: Scenario, port: int, admin_port: int, extra_values: dict[str, object],
-                  name: str = "gateway", template: Optional[Path] = None) -> Managed:
+                  name: str = "gateway", template: Optional[Path] = None, redis_mode: str = "single") -> Managed:
     """The gateway under test (`name` "gateway", the scenario's config), or a peer of kind
-    "gateway" (its own name and template)."""
-    conf = ctx.tmp / f"{name}-{s.id}.conf"
+    "gateway" (its own name and template). `redis_mode` picks the Redis deployment its
+    {{redis_target}} lines reach (started before)."""
+    conf = gateway_config_path(ctx, s, name)
+    deployment = ctx.redis_deployments.get(redis_mode)
+    if redis_mode != "single" and deployment is None:
+        raise RuntimeError(f"{name}: no Redis {redis_mode} deployment was started (Scenario.services)")
+    redis_target = deployment.gateway_redis() if deployment else f'url = "redis://127.0.0.1:{ctx.redis_port}"'
     conf.write_text(render(template or GATEWAY_DIR / s.gateway_config, {
         "dir": ctx.tmp, "port": port, "upstream_port": ctx.upstream_port, "event_loops": 1,
         "upstream_keepalive": ctx.upstream_keepalive, "redis_port": ctx.redis_port, "admin_port": admin_port,
-        **extra_values,
+        "redis_target": redis_target, **extra_values,
     }))
     binary = str(ctx.settings.binary)
     check = subprocess.run([binary, "check-config", "--config", str(conf)], capture_output=True, text=True, timeout=30)
@@ -1393,17 +1470,331 @@ def start_upstream(ctx: Context) -> None:
         raise RuntimeError(f"the upstream answered {r.status} {r.body!r}")
 
 
+def redis_server_argv(port: int, workdir: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    """A private redis-server on loopback without persistence (every Redis of the run)."""
+    return ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--protected-mode", "yes", *extra]
+
+
 def start_redis(ctx: Context) -> Managed:
     """For the Redis scenarios: a private redis-server on loopback, no persistence."""
     if ctx.redis_port:
         return next(m for m in REGISTRY.items if m.name == "redis")
     ctx.redis_port = free_port()
-    m = REGISTRY.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ctx.redis_port),
-                                 "--save", "", "--appendonly", "no", "--dir", str(ctx.tmp), "--protected-mode", "yes"],
-                       ctx.tmp / "redis.log", ctx.load_cpu)
+    m = REGISTRY.start("redis", redis_server_argv(ctx.redis_port, ctx.tmp), ctx.tmp / "redis.log", ctx.load_cpu)
     wait_for_port(ctx.redis_port, m)
     ctx.redis = m
+    ctx.redis_deployments["single"] = RedisDeployment("single", [m], [ctx.redis_port], ctx.load_cpu,
+                                                      roles=["redis-server"])
     return m
+
+
+# --------------------------------------------------------------------------------------
+# Redis in Sentinel and Cluster mode: the same request path (a scenario's gateway "variants",
+# Peer.redis) against a primary the gateway finds through Sentinel and against a 3-primary
+# Redis Cluster, beside the single redis-server. Every process on the load core, on loopback,
+# without persistence, registered like the rest (stopped at the end, on errors, on Ctrl-C).
+
+SENTINEL_MASTER = "bench-primary"
+CLUSTER_PRIMARIES = 3
+CLUSTER_SLOTS = 16384
+PLURAL = {"primary": "primaries"}
+REDIS_MODE_LABELS = {"single": "one redis-server", "sentinel": "Sentinel-discovered primary",
+                     "cluster": f"{CLUSTER_PRIMARIES}-primary Redis Cluster"}
+
+
+class RedisReplyError(Exception):
+    """An error reply (-ERR ...) from Redis."""
+
+
+def _read_reply(f) -> object:
+    line = f.readline(1 << 20)
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("Redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisReplyError(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        if size < 0:
+            return None
+        data = f.read(size + 2)
+        if len(data) != size + 2:
+            raise ConnectionError("Redis closed the connection")
+        return data[:-2]
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read_reply(f) for _ in range(size)]
+    raise ValueError(f"not a RESP2 reply: {line[:80]!r}")
+
+
+def redis_call(port: int, *args: str | bytes, timeout: float = 5.0) -> object:
+    """One command on a fresh loopback connection: the parsed RESP2 reply (bulk strings as
+    bytes); RedisReplyError for an error reply. For setting up and checking the Redis
+    deployments, never on the measured path."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(resp_command(*args))
+        with sock.makefile("rb") as f:
+            return _read_reply(f)
+
+
+def redis_info(port: int, section: str) -> dict[str, str]:
+    text = redis_call(port, "INFO", section)
+    return dict(line.split(":", 1) for line in text.decode().splitlines() if ":" in line and not line.startswith("#"))
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float, procs: list[Managed]) -> None:
+    """Polls `condition` (Redis errors and refused connections count as not yet) until it
+    holds; RuntimeError naming `what` after `timeout` or when one of `procs` exited."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        for m in procs:
+            if not m.alive():
+                raise RuntimeError(f"{m.name} exited with {m.popen.returncode} while waiting for {what}:\n{m.log_tail()}")
+        try:
+            if condition():
+                return
+        except (OSError, RedisReplyError, ValueError) as e:
+            last = f" (last error: {e})"
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}{last}")
+
+
+@dataclass
+class RedisDeployment:
+    """The Redis processes one gateway mode talks to. `data_ports`: the redis-server
+    processes holding data (single: one; sentinel: primary then replica; cluster: the
+    primaries); `sentinel_ports`: the sentinels (Sentinel mode). Touched by the harness's
+    main thread only."""
+    mode: str
+    processes: list[Managed]
+    data_ports: list[int]
+    cpu: Optional[int]
+    roles: list[str]  # what each process is, for the report ("primary", "sentinel" ...)
+    sentinel_ports: list[int] = field(default_factory=list)
+
+    def gateway_redis(self) -> str:
+        """The gateway's [redis] lines reaching this deployment ({{redis_target}})."""
+        if self.mode == "sentinel":
+            nodes = ", ".join(f'"127.0.0.1:{p}"' for p in self.sentinel_ports)
+            return f'sentinels = [{nodes}]\nmaster_name = "{SENTINEL_MASTER}"'
+        if self.mode == "cluster":
+            return "cluster_nodes = [" + ", ".join(f'"127.0.0.1:{p}"' for p in self.data_ports) + "]"
+        return f'url = "redis://127.0.0.1:{self.data_ports[0]}"'
+
+    def describe(self) -> dict:
+        counts: dict[str, int] = {}
+        for role in self.roles:
+            counts[role] = counts.get(role, 0) + 1
+        return {"mode": self.mode, "label": REDIS_MODE_LABELS[self.mode], "processes": len(self.processes),
+                "roles": counts, "cpu": self.cpu, "ports": self.data_ports + self.sentinel_ports}
+
+
+def start_redis_node(ctx: Context, name: str, extra: tuple[str, ...] = ()) -> tuple[Managed, int]:
+    """One redis-server of a Sentinel set or cluster, in a directory of its own (a cluster
+    node writes nodes.conf there), on the load core."""
+    port = free_port()
+    workdir = ctx.tmp / name
+    workdir.mkdir()
+    m = REGISTRY.start(name, redis_server_argv(port, workdir, extra), workdir / "redis.log", ctx.load_cpu)
+    wait_for_port(port, m)
+    return m, port
+
+
+def sentinel_master(port: int) -> dict[str, str]:
+    """SENTINEL MASTER <name> as a dict (what this sentinel knows of the primary)."""
+    reply = redis_call(port, "SENTINEL", "MASTER", SENTINEL_MASTER)
+    values = [v.decode() if isinstance(v, bytes) else str(v) for v in reply]
+    return dict(zip(values[::2], values[1::2]))
+
+
+def sentinel_primary(port: int) -> str:
+    """The primary's host:port as this sentinel names it to clients."""
+    host, primary_port = redis_call(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER)
+    return f"{host.decode()}:{primary_port.decode()}"
+
+
+def start_redis_sentinel(ctx: Context) -> RedisDeployment:
+    """A primary, its replica and three sentinels (quorum 2) monitoring it; returns once the
+    replica is in sync and every sentinel knows the replica and the two other sentinels.
+    Failure detection keeps Sentinel's default (30 s down-after): a loaded load core must
+    never look like a dead primary during a timed run."""
+    if "sentinel" in ctx.redis_deployments:
+        return ctx.redis_deployments["sentinel"]
+    primary, primary_port = start_redis_node(ctx, "redis-sentinel-primary")
+    procs = [primary]
+    try:
+        replica, replica_port = start_redis_node(ctx, "redis-sentinel-replica",
+                                                 ("--replicaof", "127.0.0.1", str(primary_port)))
+        procs.append(replica)
+        sentinel_ports = []
+        for i in range(1, 4):
+            port = free_port()
+            workdir = ctx.tmp / f"redis-sentinel-{i}"
+            workdir.mkdir()
+            conf = workdir / "sentinel.conf"  # Sentinel rewrites its config: one of its own
+            conf.write_text(f"port {port}\nbind 127.0.0.1\nprotected-mode yes\ndir {workdir}\n"
+                            f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} 2\n")
+            m = REGISTRY.start(f"redis-sentinel-{i}", ["redis-server", str(conf), "--sentinel"],
+                               workdir / "sentinel.log", ctx.load_cpu)
+            procs.append(m)
+            wait_for_port(port, m)
+            sentinel_ports.append(port)
+        wait_for("the Sentinel replica to be in sync with its primary",
+                 lambda: redis_info(replica_port, "replication").get("master_link_status") == "up", 30, procs)
+
+        def settled() -> bool:
+            for port in sentinel_ports:
+                info = sentinel_master(port)
+                if info.get("num-slaves") != "1" or info.get("num-other-sentinels") != "2":
+                    return False
+                if sentinel_primary(port) != f"127.0.0.1:{primary_port}":
+                    return False
+            return True
+        # Sentinels find the replica and each other through the primary (hello messages every 2 s).
+        wait_for("the three sentinels to know the replica and each other", settled, 40, procs)
+    except BaseException:
+        for m in reversed(procs):
+            REGISTRY.stop(m)
+        raise
+    d = RedisDeployment("sentinel", procs, [primary_port, replica_port], ctx.load_cpu,
+                        roles=["primary", "replica", "sentinel", "sentinel", "sentinel"],
+                        sentinel_ports=sentinel_ports)
+    ctx.redis_deployments["sentinel"] = d
+    return d
+
+
+def cluster_slot_owners(port: int) -> list[tuple[int, int, int]]:
+    """(first slot, last slot, primary port) for every slot range, from CLUSTER SLOTS."""
+    out = []
+    for entry in redis_call(port, "CLUSTER", "SLOTS"):
+        first, last, primary = entry[0], entry[1], entry[2]
+        out.append((int(first), int(last), int(primary[1])))
+    return sorted(out)
+
+
+def start_redis_cluster(ctx: Context) -> RedisDeployment:
+    """Three primaries (no replicas) made a cluster by `redis-cli --cluster create` (slots
+    split in three); returns once every node says cluster_state:ok, knows the three and
+    every slot is served."""
+    if "cluster" in ctx.redis_deployments:
+        return ctx.redis_deployments["cluster"]
+    procs, ports = [], []
+    try:
+        for i in range(1, CLUSTER_PRIMARIES + 1):
+            # The cluster bus on a free port of its own (not port + 10000, which may be taken).
+            m, port = start_redis_node(ctx, f"redis-cluster-{i}", (
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+                "--cluster-port", str(free_port())))
+            procs.append(m)
+            ports.append(port)
+        r = subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                            "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed (exit {r.returncode}): {(r.stdout + r.stderr)[-800:]}")
+
+        def settled() -> bool:
+            for port in ports:
+                info = redis_call(port, "CLUSTER", "INFO").decode()
+                if ("cluster_state:ok" not in info or f"cluster_known_nodes:{CLUSTER_PRIMARIES}" not in info
+                        or f"cluster_slots_assigned:{CLUSTER_SLOTS}" not in info):
+                    return False
+            owners = {p for _, _, p in cluster_slot_owners(ports[0])}
+            return owners == set(ports)
+        wait_for("the cluster to be ok on every node (3 primaries, every slot served)", settled, 40, procs)
+    except BaseException:
+        for m in reversed(procs):
+            REGISTRY.stop(m)
+        raise
+    d = RedisDeployment("cluster", procs, ports, ctx.load_cpu, roles=["primary"] * CLUSTER_PRIMARIES)
+    ctx.redis_deployments["cluster"] = d
+    return d
+
+
+def redis_scan(port: int, pattern: str) -> list[bytes]:
+    """Every key of this node matching `pattern` (SCAN, bounded: the benchmark's keyspaces
+    are small where this is used)."""
+    found, cursor = [], b"0"
+    for _ in range(10_000):
+        cursor, keys = redis_call(port, "SCAN", cursor, "MATCH", pattern, "COUNT", "1000")
+        found.extend(keys)
+        if cursor == b"0":
+            return found
+    raise RuntimeError(f"SCAN {pattern} on port {port} did not finish")
+
+
+def readyz_checks(t: Target) -> dict[str, str]:
+    r = http_request(t.admin_port, "/readyz")
+    _expect(r.status == 200, f"{t.name}'s /readyz answered {r.status}: {r.body[:300]!r}")
+    body = json.loads(r.body)
+    _expect(body.get("status") == "ready" and body.get("checks", {}).get("redis") == "ok",
+            f"{t.name}'s /readyz is not ready with Redis ok: {body}")
+    return body["checks"]
+
+
+def bucket_key_nodes(d: RedisDeployment, policy: str) -> list[int]:
+    """The data nodes of `d` holding a token bucket of `policy` (the gateway's key layout:
+    <prefix>rl:<policy>:...)."""
+    return [port for port in d.data_ports if redis_scan(port, f"{API_KEY_PREFIX}rl:{policy}:*")]
+
+
+def check_redis_mode(t: Target) -> None:
+    """For a gateway of a scenario with Redis mode variants: the mode is real. /readyz names
+    the node the gateway uses (single: the harness's redis-server; Sentinel: the primary the
+    three sentinels name, a primary, not the replica) or the cluster's three primaries; and
+    for Sentinel and Cluster the token buckets the pre-flight requests wrote are in that
+    deployment (on its primary; on the cluster's nodes, which are listed)."""
+    d = t.redis
+    _expect(d is not None, f"{t.name} has no Redis deployment")
+    checks = readyz_checks(t)
+    if d.mode == "cluster":
+        named = set(checks.get("redis_cluster_nodes", "").split(","))
+        want = {f"127.0.0.1:{p}" for p in d.data_ports}
+        _expect(named == want, f"/readyz redis_cluster_nodes {checks.get('redis_cluster_nodes')!r}, expected the "
+                               f"{len(want)} primaries {sorted(want)}")
+        _expect("redis_node" not in checks, f"/readyz names a single node on a cluster: {checks}")
+        owners = {p for _, _, p in cluster_slot_owners(d.data_ports[0])}
+        _expect(owners == set(d.data_ports), f"the cluster's slots are served by {sorted(owners)}, "
+                                             f"not by the {len(d.data_ports)} primaries")
+        where = {}
+        for policy in (RATE_LIMIT_POLICY, "bench-low"):
+            nodes = bucket_key_nodes(d, policy)
+            _expect(bool(nodes), f"no token bucket of policy {policy!r} on any cluster node after the pre-flight "
+                                 "requests (the decisions were not made on the cluster)")
+            where[policy] = nodes
+        records = [p for p in d.data_ports if redis_scan(p, f"{API_KEY_PREFIX}*apikey:*")]
+        _expect(bool(records), "no API key record on any cluster node")
+        log(f"  {t.name}: cluster primaries {sorted(d.data_ports)}; buckets of "
+            + ", ".join(f"{k} on {v}" for k, v in where.items()) + f"; API key records on {records}")
+        return
+    node, role = checks.get("redis_node"), checks.get("redis_role")
+    if d.mode == "sentinel":
+        primary = f"127.0.0.1:{d.data_ports[0]}"
+        named = {sentinel_primary(port) for port in d.sentinel_ports}
+        _expect(named == {primary}, f"the sentinels name {sorted(named)} as the primary, expected {primary}")
+        _expect(node == primary and role == "primary",
+                f"/readyz redis_node {node!r} redis_role {role!r}, expected the Sentinel-named primary {primary} "
+                "(role primary)")
+        for policy in (RATE_LIMIT_POLICY, "bench-low"):
+            _expect(bucket_key_nodes(d, policy)[:1] == [d.data_ports[0]],
+                    f"no token bucket of policy {policy!r} on the Sentinel primary after the pre-flight requests")
+        return
+    want = f"127.0.0.1:{d.data_ports[0]}"
+    _expect(node == want and role == "primary",
+            f"/readyz redis_node {node!r} redis_role {role!r}, expected the single redis-server {want} (primary)")
+
+
+def redis_mode_check(mode: str) -> Check:
+    what = {"single": "/readyz: redis_node is the single redis-server, role primary",
+            "sentinel": "/readyz: redis_node is the primary the 3 sentinels name, role primary; the buckets are on it",
+            "cluster": f"/readyz: redis_cluster_nodes lists the {CLUSTER_PRIMARIES} primaries; the buckets are on "
+                       "cluster nodes"}[mode]
+    return Check(f"Redis {mode}: {what}", check_redis_mode)
 
 
 def start_auth_service(ctx: Context, name: str, port: int, values: dict[str, object]) -> Managed:
@@ -1553,7 +1944,8 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
     headers = t.request_headers
     # Wait for the machine to be quiet, within what is left of the run's waiting budget, so
     # a machine that stays busy (a test suite next door) costs the run a bounded time.
-    waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s))
+    waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s),
+                                             tuple(m.pid for m in ctx.redis_processes))
     ctx.quiet_budget_s = max(0.0, ctx.quiet_budget_s - waited)
     if s.warmup_s > 0:
         wrk_load(ctx, t, concurrency, s.warmup_s)  # untimed: pools filled, caches warm
@@ -1563,7 +1955,10 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
     pids = tree()
     helper_pids = [p for h in t.helpers for p in proc_tree(h.pid)]
     up_pids = proc_tree(ctx.upstream.pid)
-    redis_pids = proc_tree(ctx.redis.pid) if ctx.redis is not None else []
+    # Every Redis process of the run is on the load core (load core %, and ours in "other
+    # %"); the proxy's own Redis deployment is its "Redis CPU µs/req".
+    redis_pids = [p for m in ctx.redis_processes for p in proc_tree(m.pid)]
+    own_redis_pids = [p for m in (t.redis.processes if t.redis else []) for p in proc_tree(m.pid)]
     reset_peak_rss(pids)
     me = [os.getpid()]
     cpu0, up0, me0, stat0 = cpu_ticks(pids), cpu_ticks(up_pids), cpu_ticks(me), cpu_stat(ctx.cpus)
@@ -1578,6 +1973,8 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
     up_user, up_sys = cpu_delta_s(up0, up1)
     # Redis (the Redis scenarios) runs on the load core with wrk and the upstream.
     redis_s = sum(cpu_delta_s(redis0, redis1))
+    own_redis_s = sum(cpu_delta_s({p: v for p, v in redis0.items() if p in own_redis_pids},
+                                  {p: v for p, v in redis1.items() if p in own_redis_pids}))
     helper_s = sum(cpu_delta_s({p: v for p, v in cpu0.items() if p in helper_pids},
                                {p: v for p, v in cpu1.items() if p in helper_pids}))
     n = int(w["requests"])
@@ -1595,7 +1992,7 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
         if t.helpers:
             r.helper_cpu_us_per_req = helper_s * 1e6 / n
         if t.uses_redis:
-            r.redis_cpu_us_per_req = redis_s * 1e6 / n
+            r.redis_cpu_us_per_req = own_redis_s * 1e6 / n
     r.proxy_cpu_percent = 100 * (user_s + sys_s) / dur if dur else 0.0
     r.load_core_cpu_percent = 100 * (w["load_cpu_s"] + up_user + up_sys + redis_s) / dur if dur else 0.0
     # Anything else that ran on the cores we use (a compiler, another benchmark ...):
@@ -1657,6 +2054,12 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
 def run_scenario(ctx: Context, s: Scenario) -> dict:
     result: dict = {"id": s.id, "title": s.title, "status": "", "preflight": [], "runs": [], "targets": s.targets,
                     "notes": s.notes, "cache_metric": s.gateway_cache_metric}
+    variants = redis_variants(s)
+    if variants:
+        # Which Redis each gateway of the scenario used, and what ran for each (the report
+        # puts the variants beside the single-Redis figure).
+        result["redis_modes"] = {"gateway": "single",
+                                 **{p.name: p.redis for p in s.peers if p.kind == "gateway" and p.redis != "single"}}
     started: list[Managed] = []
     targets: list[Target] = []
     headers = dict(s.request_headers)
@@ -1665,6 +2068,20 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
         try:
             if "redis" in s.services:
                 start_redis(ctx)
+            ctx.plain_layout_ports = []
+            if "redis-sentinel" in s.services:
+                t0 = time.monotonic()
+                d = start_redis_sentinel(ctx)
+                ctx.plain_layout_ports.append(d.data_ports[0])
+                log(f"  Redis Sentinel set ready in {time.monotonic() - t0:.1f} s: primary {d.data_ports[0]}, "
+                    f"replica {d.data_ports[1]}, sentinels {d.sentinel_ports}")
+            if "redis-cluster" in s.services:
+                t0 = time.monotonic()
+                d = start_redis_cluster(ctx)
+                log(f"  Redis Cluster ready in {time.monotonic() - t0:.1f} s: primaries {d.data_ports}")
+            if variants:
+                result["redis_deployments"] = {m: ctx.redis_deployments[m].describe()
+                                               for m in ["single"] + variants if m in ctx.redis_deployments}
             if s.prepare is not None:
                 t0 = time.monotonic()
                 prepared = s.prepare(ctx)
@@ -1673,10 +2090,14 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
             extra_values = prepared.values
             gateway_target: Optional[Target] = None
 
-            def target(name: str, kind: str, port: int, m: Managed, does_auth: bool, **kw) -> Target:
-                return Target(name, kind, port, ctx.upstream_port, m, headers, s.tls, does_auth,
-                              identity=prepared.identity, credentials=prepared.credentials,
-                              rotation=prepared.rotation, uses_redis="redis" in s.services, **kw)
+            def target(name: str, kind: str, port: int, m: Managed, does_auth: bool, redis_mode: str = "single",
+                       own: Optional[Prepared] = None, **kw) -> Target:
+                # `own`: credentials of this target's own (a gateway on another key layout).
+                return Target(name, kind, port, ctx.upstream_port, m, {**headers, **(own.headers if own else {})},
+                              s.tls, does_auth, identity=own.identity if own else prepared.identity,
+                              credentials={**prepared.credentials, **(own.credentials if own else {})},
+                              rotation=prepared.rotation, uses_redis="redis" in s.services,
+                              redis=ctx.redis_deployments.get(redis_mode), **kw)
 
             admin = bool(s.gateway_cache or s.rate_limit)  # the gateway configs then have [admin]
             port, admin_port = free_port(), (free_port() if admin else 0)
@@ -1698,9 +2119,14 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
                 if peer.kind == "gateway":  # a second gateway as the reference, checked like the first
                     admin_port = free_port() if admin else 0
                     m = start_gateway(ctx, s, port, admin_port, {**extra_values, **dict(peer.values)},
-                                      name=peer.name, template=peer_template(peer))
+                                      name=peer.name, template=peer_template(peer), redis_mode=peer.redis)
                     started.append(m)
-                    targets.append(target(peer.name, "gateway", port, m, peer.does_auth, admin_port=admin_port,
+                    own = None
+                    if peer.redis == "cluster" and s.cluster_credentials is not None:
+                        own = s.cluster_credentials(ctx, gateway_config_path(ctx, s, peer.name))
+                        log(f"  {peer.name}: its own credentials made through the gateway's CLI on the cluster")
+                    targets.append(target(peer.name, "gateway", port, m, peer.does_auth, redis_mode=peer.redis,
+                                          own=own, admin_port=admin_port,
                                           cache_expect=s.gateway_cache, cache_metric=s.gateway_cache_metric,
                                           rate_limit_expect=("redis" if peer.rate_limited else "none") if s.rate_limit else None,
                                           rate_limited=peer.rate_limited))
@@ -1718,7 +2144,7 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
                 started.append(m)
                 targets.append(target(peer.name, peer.kind, port, m, peer.does_auth, helpers=helpers,
                                       rate_limited=peer.rate_limited))
-        except (RuntimeError, KeyError, ValueError, OSError, subprocess.SubprocessError) as e:
+        except (RuntimeError, KeyError, ValueError, OSError, subprocess.SubprocessError, RedisReplyError) as e:
             result["status"] = "start_failed"
             result["detail"] = str(e)
             log(f"  could not start the scenario: {e}")
@@ -1729,12 +2155,15 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
         for t in targets:
             checks = (list(s.checks) + (list(s.auth_checks) if t.does_auth else [])
                       + (list(s.rate_limit_checks) if t.rate_limited else []))
+            if variants and t.kind == "gateway" and t.admin_port and t.redis is not None:
+                checks.append(redis_mode_check(t.redis.mode))  # after the requests that wrote the buckets
             checks.append(Check("still running", check_alive_after_checks))
             for c in checks:
                 try:
                     c.fn(t)
                     result["preflight"].append({"proxy": t.name, "check": c.name, "ok": True})
-                except (CheckFailed, OSError, http.client.HTTPException, ValueError, KeyError) as e:
+                except (CheckFailed, OSError, http.client.HTTPException, ValueError, KeyError, RedisReplyError,
+                        RuntimeError) as e:
                     failed = True
                     result["preflight"].append({"proxy": t.name, "check": c.name, "ok": False, "detail": str(e)})
                     log(f"  pre-flight FAILED: {t.name}: {c.name}: {e}")
@@ -1779,8 +2208,14 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
         result["status"] = "ok" if valid else "invalid"
         return result
     finally:
+        ctx.plain_layout_ports = []
         for m in reversed(started):
             REGISTRY.stop(m)
+
+
+def redis_variants(s: Scenario) -> list[str]:
+    """The Redis modes other than "single" the scenario's gateway peers run on."""
+    return list(dict.fromkeys(p.redis for p in s.peers if p.kind == "gateway" and p.redis != "single"))
 
 
 class ProxyProbe:
@@ -1833,13 +2268,14 @@ def token_endpoint_runs(ctx: Context, t: Target, values: dict) -> list[dict]:
     runs = []
     for c in s.concurrency:
         for rep in range(1, s.repetitions + 1):
-            waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s))
+            waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s),
+                                             tuple(m.pid for m in ctx.redis_processes))
             ctx.quiet_budget_s = max(0.0, ctx.quiet_budget_s - waited)
             if s.warmup_s > 0:
                 run_wrk(ctx, t.port, c, s.warmup_s, headers, script=WRK_TOKEN_SCRIPT, script_args=[TOKEN_BODY],
                         path=TOKEN_PATH)
             pids = proc_tree(t.process.pid)
-            others = [os.getpid()] + (proc_tree(ctx.redis.pid) if ctx.redis is not None else [])
+            others = [os.getpid()] + [p for m in ctx.redis_processes for p in proc_tree(m.pid)]
             probe = ProxyProbe(t.port, t.request_headers)
             cpu0, stat0, others0 = cpu_ticks(pids), cpu_stat(ctx.cpus), cpu_ticks(others)
             probe.thread.start()
@@ -1951,7 +2387,44 @@ def summarize(scenario: dict, concurrency: list[int]) -> dict:
                 vals = ratios(key)
                 entry[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "values": vals} if vals else None
             summary["ratios"].append(entry)
+    summary["redis_modes"] = summarize_redis_modes(scenario, concurrency)
     return summary
+
+
+def summarize_redis_modes(scenario: dict, concurrency: list[int]) -> list[dict]:
+    """For a scenario with Redis mode variants (scenario["redis_modes"]: proxy -> mode): per
+    concurrency, the single-Redis gateway and each variant with its medians and the
+    variant ÷ gateway ratios computed round by round (req/s, the gateway's CPU µs/req, p99,
+    and the CPU its Redis deployment spent per request)."""
+    modes = scenario.get("redis_modes") or {}
+    runs = scenario["runs"]
+    out = []
+    for c in concurrency:
+        gw = {r["repetition"]: r for r in runs if r["proxy"] == "gateway" and r["concurrency"] == c}
+        if not modes or not gw:
+            continue
+        for proxy, mode in modes.items():
+            mine = {r["repetition"]: r for r in runs if r["proxy"] == proxy and r["concurrency"] == c}
+            if not mine:
+                continue
+            entry: dict = {"concurrency": c, "proxy": proxy, "mode": mode, "rounds": len(mine),
+                           "valid": all(r["valid"] for r in mine.values())}
+            for key in ("req_per_s", "cpu_us_per_req", "latency_p99_us", "redis_cpu_us_per_req"):
+                vals = [r[key] for r in mine.values() if r.get(key) is not None]
+                entry[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)} if vals else None
+            entry["versus_single"] = None
+            if proxy != "gateway":
+                reps = sorted(set(gw) & set(mine))
+                entry["valid"] = entry["valid"] and all(gw[i]["valid"] for i in reps)
+                ratios = {}
+                for key in ("req_per_s", "cpu_us_per_req", "latency_p99_us", "redis_cpu_us_per_req"):
+                    vals = [mine[i][key] / gw[i][key] for i in reps
+                            if mine[i].get(key) is not None and gw[i].get(key)]
+                    ratios[key] = ({"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+                                    "values": vals} if vals else None)
+                entry["versus_single"] = ratios
+            out.append(entry)
+    return out
 
 
 def markdown(report: dict) -> str:
@@ -2008,7 +2481,10 @@ def markdown(report: dict) -> str:
         out.append("")
         out.append("| c | gateway vs | req/s | CPU µs/req | p99 latency | valid |")
         out.append("|---|---|---|---|---|---|")
+        variants = {p for p, m in (sc.get("redis_modes") or {}).items() if m != "single"}
         for e in summ["ratios"]:
+            if e["versus"] in variants:  # in the Redis modes table, the other way round
+                continue
             def rc(key):
                 d = e[key]
                 if not d:
@@ -2016,6 +2492,7 @@ def markdown(report: dict) -> str:
                 return ratio_cell(d["values"])
             out.append(f"| {e['concurrency']} | {e['versus']} | {rc('req_per_s')} | {rc('cpu_us_per_req')} | "
                        f"{rc('latency_p99')} | {'yes' if e['valid'] else '**INVALID**'} |")
+        out.extend(markdown_redis_modes(sc))
         invalid = [r for r in sc["runs"] if not r["valid"]]
         if invalid:
             out.append("")
@@ -2100,6 +2577,54 @@ def markdown(report: dict) -> str:
             out.append(f"- {sc['title']}: {sc['reason']}")
         out.append("")
     return "\n".join(out)
+
+
+def markdown_redis_modes(sc: dict) -> list[str]:
+    """The Redis modes table of a scenario with variants: the same request path on one
+    redis-server, a Sentinel-discovered primary and a cluster, side by side, each ÷ the
+    single-Redis gateway; then what Redis ran and where."""
+    entries = (sc.get("summary") or {}).get("redis_modes") or []
+    if not entries:
+        return []
+    out = ["", "Redis modes: the gateway under test's config on each Redis deployment, same scenario, same run "
+               "(interleaved). Each ÷ the single-Redis gateway, computed round by round, median (min–max). "
+               "CPU µs/req is the gateway's own; Redis CPU µs/req is that of every process of its deployment.", "",
+           "| c | Redis | proxy | req/s | CPU µs/req | p99 µs | Redis CPU µs/req | req/s ÷ single | CPU µs/req ÷ single "
+           "| p99 ÷ single | Redis CPU ÷ single | valid |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def med(d, fmt):
+        if not d:
+            return "–"
+        m = format(d["median"], fmt)
+        return m if d["min"] == d["max"] else f"{m} ({format(d['min'], fmt)}–{format(d['max'], fmt)})"
+
+    for e in entries:
+        vs = e.get("versus_single")
+
+        def ratio(key):
+            if vs is None:
+                return "1 (reference)"
+            d = vs.get(key)
+            return ratio_cell(d["values"]) if d else "–"
+        out.append(f"| {e['concurrency']} | {REDIS_MODE_LABELS.get(e['mode'], e['mode'])} | {e['proxy']} | "
+                   f"{med(e['req_per_s'], ',.0f')} | {med(e['cpu_us_per_req'], '.1f')} | "
+                   f"{med(e['latency_p99_us'], ',.0f')} | {med(e['redis_cpu_us_per_req'], '.1f')} | "
+                   f"{ratio('req_per_s')} | {ratio('cpu_us_per_req')} | {ratio('latency_p99_us')} | "
+                   f"{ratio('redis_cpu_us_per_req')} | {'yes' if e['valid'] else '**INVALID**'} |")
+    deployments = sc.get("redis_deployments") or {}
+    if deployments:
+        parts = []
+        for mode, d in deployments.items():
+            roles = ", ".join(f"{n} {role if n == 1 else PLURAL.get(role, role + 's')}" for role, n in d["roles"].items())
+            parts.append(f"{REDIS_MODE_LABELS.get(mode, mode)}: {d['processes']} ({roles})")
+        total = sum(d["processes"] for d in deployments.values())
+        cpus = sorted({d["cpu"] for d in deployments.values()}, key=str)
+        where = (f"all {total} pinned to CPU {', '.join(map(str, cpus))} (`taskset`) with wrk and the upstream"
+                 if cpus != [None] else f"all {total} not pinned")
+        out.append("")
+        out.append(f"Redis processes: {'; '.join(parts)}; {where}; on 127.0.0.1 only, `--save \"\" --appendonly no`.")
+    return out
 
 
 def describe_environment(ctx: Context) -> dict:
