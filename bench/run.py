@@ -403,9 +403,10 @@ def http_request(port: int, path: str, headers: Optional[dict[str, str]] = None,
 
 @dataclass(frozen=True)
 class Check:
-    """A named pre-flight check: fn(target) raises CheckFailed when the proxy differs."""
+    """A named pre-flight check: fn(target) raises CheckFailed when the proxy differs; it may
+    return a sentence saying what it saw (kept with the result, e.g. which Redis node)."""
     name: str
-    fn: Callable[["Target"], None]
+    fn: Callable[["Target"], Optional[str]]
 
 
 @dataclass
@@ -1728,6 +1729,11 @@ def redis_scan(port: int, pattern: str) -> list[bytes]:
     raise RuntimeError(f"SCAN {pattern} on port {port} did not finish")
 
 
+def node_address(text: str) -> str:
+    """host:port of a node as /readyz names it (`redis://127.0.0.1:6379` or `127.0.0.1:6379`)."""
+    return re.sub(r"^rediss?://", "", text.strip()).rstrip("/")
+
+
 def readyz_checks(t: Target) -> dict[str, str]:
     r = http_request(t.admin_port, "/readyz")
     _expect(r.status == 200, f"{t.name}'s /readyz answered {r.status}: {r.body[:300]!r}")
@@ -1743,17 +1749,31 @@ def bucket_key_nodes(d: RedisDeployment, policy: str) -> list[int]:
     return [port for port in d.data_ports if redis_scan(port, f"{API_KEY_PREFIX}rl:{policy}:*")]
 
 
-def check_redis_mode(t: Target) -> None:
+def fresh_bucket_nodes(t: Target, d: RedisDeployment) -> list[int]:
+    """The nodes holding the timed route's bucket right after a request of t's: a bucket
+    that refills within a second (policy "bench") lives about that long in Redis, so it is
+    looked for at once, a few times."""
+    for _ in range(5):
+        r = http_request(t.port, REQUEST_PATH, t.request_headers, tls=t.tls)
+        _expect(r.status == 200, f"GET {REQUEST_PATH} answered {r.status}")
+        nodes = bucket_key_nodes(d, RATE_LIMIT_POLICY)
+        if nodes:
+            return nodes
+    return []
+
+
+def check_redis_mode(t: Target) -> str:
     """For a gateway of a scenario with Redis mode variants: the mode is real. /readyz names
     the node the gateway uses (single: the harness's redis-server; Sentinel: the primary the
     three sentinels name, a primary, not the replica) or the cluster's three primaries; and
     for Sentinel and Cluster the token buckets the pre-flight requests wrote are in that
-    deployment (on its primary; on the cluster's nodes, which are listed)."""
+    deployment (on its primary; on the cluster's nodes, which are listed). Returns what it
+    saw, for the report."""
     d = t.redis
     _expect(d is not None, f"{t.name} has no Redis deployment")
     checks = readyz_checks(t)
     if d.mode == "cluster":
-        named = set(checks.get("redis_cluster_nodes", "").split(","))
+        named = {node_address(n) for n in checks.get("redis_cluster_nodes", "").split(",")}
         want = {f"127.0.0.1:{p}" for p in d.data_ports}
         _expect(named == want, f"/readyz redis_cluster_nodes {checks.get('redis_cluster_nodes')!r}, expected the "
                                f"{len(want)} primaries {sorted(want)}")
@@ -1763,16 +1783,17 @@ def check_redis_mode(t: Target) -> None:
                                              f"not by the {len(d.data_ports)} primaries")
         where = {}
         for policy in (RATE_LIMIT_POLICY, "bench-low"):
-            nodes = bucket_key_nodes(d, policy)
+            nodes = fresh_bucket_nodes(t, d) if policy == RATE_LIMIT_POLICY else bucket_key_nodes(d, policy)
             _expect(bool(nodes), f"no token bucket of policy {policy!r} on any cluster node after the pre-flight "
                                  "requests (the decisions were not made on the cluster)")
             where[policy] = nodes
         records = [p for p in d.data_ports if redis_scan(p, f"{API_KEY_PREFIX}*apikey:*")]
         _expect(bool(records), "no API key record on any cluster node")
-        log(f"  {t.name}: cluster primaries {sorted(d.data_ports)}; buckets of "
-            + ", ".join(f"{k} on {v}" for k, v in where.items()) + f"; API key records on {records}")
-        return
-    node, role = checks.get("redis_node"), checks.get("redis_role")
+        return (f"/readyz redis_cluster_nodes lists the {len(want)} primaries (ports "
+                f"{', '.join(map(str, sorted(d.data_ports)))}); buckets: "
+                + ", ".join(f"{k} on port {', '.join(map(str, v))}" for k, v in where.items())
+                + f"; API key records on port {', '.join(map(str, records))}")
+    node, role = node_address(checks.get("redis_node", "")), checks.get("redis_role")
     if d.mode == "sentinel":
         primary = f"127.0.0.1:{d.data_ports[0]}"
         named = {sentinel_primary(port) for port in d.sentinel_ports}
@@ -1781,12 +1802,15 @@ def check_redis_mode(t: Target) -> None:
                 f"/readyz redis_node {node!r} redis_role {role!r}, expected the Sentinel-named primary {primary} "
                 "(role primary)")
         for policy in (RATE_LIMIT_POLICY, "bench-low"):
-            _expect(bucket_key_nodes(d, policy)[:1] == [d.data_ports[0]],
+            nodes = fresh_bucket_nodes(t, d) if policy == RATE_LIMIT_POLICY else bucket_key_nodes(d, policy)
+            _expect(nodes[:1] == [d.data_ports[0]],
                     f"no token bucket of policy {policy!r} on the Sentinel primary after the pre-flight requests")
-        return
+        return (f"the {len(d.sentinel_ports)} sentinels and /readyz name {primary} (role primary; replica port "
+                f"{d.data_ports[1]}); the buckets are on the primary")
     want = f"127.0.0.1:{d.data_ports[0]}"
     _expect(node == want and role == "primary",
             f"/readyz redis_node {node!r} redis_role {role!r}, expected the single redis-server {want} (primary)")
+    return f"/readyz redis_node {node} (role primary)"
 
 
 def redis_mode_check(mode: str) -> Check:
@@ -2160,8 +2184,9 @@ def run_scenario(ctx: Context, s: Scenario) -> dict:
             checks.append(Check("still running", check_alive_after_checks))
             for c in checks:
                 try:
-                    c.fn(t)
-                    result["preflight"].append({"proxy": t.name, "check": c.name, "ok": True})
+                    seen = c.fn(t)
+                    result["preflight"].append({"proxy": t.name, "check": c.name, "ok": True,
+                                                **({"detail": seen} if seen else {})})
                 except (CheckFailed, OSError, http.client.HTTPException, ValueError, KeyError, RedisReplyError,
                         RuntimeError) as e:
                     failed = True
@@ -2624,6 +2649,11 @@ def markdown_redis_modes(sc: dict) -> list[str]:
                  if cpus != [None] else f"all {total} not pinned")
         out.append("")
         out.append(f"Redis processes: {'; '.join(parts)}; {where}; on 127.0.0.1 only, `--save \"\" --appendonly no`.")
+    seen = [c for c in sc.get("preflight", []) if c["ok"] and c.get("detail") and c["check"].startswith("Redis ")]
+    if seen:
+        out.append("")
+        out.append("Redis mode pre-flight (passed, before timing): " +
+                   "; ".join(f"{c['proxy']}: {c['detail']}" for c in seen) + ".")
     return out
 
 

@@ -40,7 +40,8 @@ def bench():
 
 
 class FakeAdmin:
-    """An admin listener answering /readyz with whatever `checks` holds (the gateway's JSON shape)."""
+    """An admin listener answering /readyz with whatever `checks` holds (the gateway's JSON
+    shape), and any other GET with 200 (the timed route, for the same fake gateway)."""
 
     def __init__(self):
         self.checks: dict = {}
@@ -110,7 +111,8 @@ def test_redis_deployments_run_check_and_stop(bench, tmp_path):
             assert result.returncode == 0, f"{mode}: {result.stdout}{result.stderr}"
 
         def target(mode):
-            return bench.Target("gateway-x", "gateway", 1, 2, processes[0], {}, admin_port=admin.port,
+            # The fake answers the timed request too (the check sends one before looking for its bucket).
+            return bench.Target("gateway-x", "gateway", admin.port, 2, processes[0], {}, admin_port=admin.port,
                                 redis=ctx.redis_deployments[mode])
 
         # Sentinel: /readyz must name the primary the sentinels name, and the buckets must be on it.
@@ -122,12 +124,15 @@ def test_redis_deployments_run_check_and_stop(bench, tmp_path):
             bench.check_redis_mode(target("sentinel"))
         for policy in ("bench", "bench-low"):
             bench.redis_call(primary, "SET", f"dbgw:rl:{policy}:k:key_1", "1")
-        bench.check_redis_mode(target("sentinel"))
+        assert bench.check_redis_mode(target("sentinel")) == (
+            f"the 3 sentinels and /readyz name 127.0.0.1:{primary} (role primary; replica port {replica}); "
+            "the buckets are on the primary")
         # Single: the harness's redis-server, not the Sentinel primary.
         with pytest.raises(bench.CheckFailed, match="single redis-server"):
             bench.check_redis_mode(target("single"))
-        admin.checks = {"redis": "ok", "redis_node": f"127.0.0.1:{ctx.redis_port}", "redis_role": "primary"}
-        bench.check_redis_mode(target("single"))
+        # The gateway names the node as a URL.
+        admin.checks = {"redis": "ok", "redis_node": f"redis://127.0.0.1:{ctx.redis_port}", "redis_role": "primary"}
+        assert bench.check_redis_mode(target("single")) == f"/readyz redis_node 127.0.0.1:{ctx.redis_port} (role primary)"
 
         # Cluster: /readyz must list the three primaries, and the buckets be on cluster nodes.
         nodes = [f"127.0.0.1:{p}" for p in cluster.data_ports]
@@ -141,7 +146,9 @@ def test_redis_deployments_run_check_and_stop(bench, tmp_path):
             set_in_cluster = subprocess.run(["redis-cli", "-c", "-p", str(cluster.data_ports[0]), "SET", key, "1"],
                                             capture_output=True, text=True, timeout=10)
             assert set_in_cluster.stdout.strip() == "OK", set_in_cluster.stdout + set_in_cluster.stderr
-        bench.check_redis_mode(target("cluster"))
+        seen = bench.check_redis_mode(target("cluster"))
+        assert seen.startswith("/readyz redis_cluster_nodes lists the 3 primaries (ports "), seen
+        assert "buckets: bench on port " in seen and "; API key records on port " in seen, seen
     finally:
         admin.close()
         started = list(bench.REGISTRY.items)
@@ -181,6 +188,10 @@ def test_report_puts_redis_modes_beside_the_single_redis_figure(bench):
             "cluster": {"mode": "cluster", "label": "", "processes": 3, "roles": {"primary": 3}, "cpu": 0,
                         "ports": [7, 8, 9]}},
     }
+    scenario["preflight"] = [
+        {"proxy": "gateway", "check": "Redis single: /readyz ...", "ok": True, "detail": "/readyz redis_node a:1"},
+        {"proxy": "gateway", "check": "200 with the upstream's body", "ok": True},
+        {"proxy": "gateway-cluster", "check": "Redis cluster: /readyz ...", "ok": True, "detail": "lists 3"}]
     scenario["summary"] = bench.summarize(scenario, [50])
     modes = {e["proxy"]: e for e in scenario["summary"]["redis_modes"]}
     assert set(modes) == {"gateway", "gateway-sentinel", "gateway-cluster"}
@@ -208,3 +219,5 @@ def test_report_puts_redis_modes_beside_the_single_redis_figure(bench):
     assert ("Redis processes: one redis-server: 1 (1 redis-server); Sentinel-discovered primary: 5 (1 primary, "
             "1 replica, 3 sentinels); 3-primary Redis Cluster: 3 (3 primaries); all 9 pinned to CPU 0 (`taskset`) "
             'with wrk and the upstream; on 127.0.0.1 only, `--save "" --appendonly no`.') in lines
+    assert ("Redis mode pre-flight (passed, before timing): gateway: /readyz redis_node a:1; "
+            "gateway-cluster: lists 3.") in lines
