@@ -82,7 +82,7 @@ check-config: build
 
 # Benchmark: the release build side by side with nginx and HAProxy on loopback, pinned to
 # cores, interleaved runs, ratios inside one run (bench/README.md). Not part of `make test`.
-# `make bench BENCH_ARGS=--quick` (or `make bench-quick`) finishes in under 3 minutes.
+# `make bench BENCH_ARGS=--quick` (or `make bench-quick`) takes about 4 minutes.
 bench:
 	@scripts/install-deps.sh nginx haproxy redis-server wrk
 	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
