@@ -830,21 +830,30 @@ def gateway_cli(ctx: "Context", args: list[str]) -> str:
     return r.stdout
 
 
+# Keys besides the timed one for the cluster's pre-flight: one request each on the low-limit
+# route gives each its own long-lived bucket, and buckets of this many keys all in the slots
+# of one primary (odds 3^-10 with the timed key's) would mean the client does not spread them.
+CLUSTER_SPREAD_KEYS = 10
+
+
 def cluster_api_key_credentials(ctx: "Context", conf: Path) -> Prepared:
     """The gateway on the Redis Cluster keeps its stores under another key layout (a hash
-    tag, see docs/redis.md): its key and its revoked key are made by the gateway's own CLI
-    (`keys create`, `keys revoke`) with that gateway's config, so they are where it looks
-    whatever the layout. Same owner and scopes as the scenario's key."""
+    tag, see docs/redis.md): its key, its revoked key and the keys whose buckets must spread
+    over the primaries ("spread") are made by the gateway's own CLI (`keys create`, `keys
+    revoke`) with that gateway's config, so they are where it looks whatever the layout.
+    Same owner and scopes as the scenario's key."""
     def create(name: str) -> dict:
         return json.loads(gateway_cli(ctx, ["keys", "create", "--config", str(conf), "--name", name, "--scopes",
                                             ",".join(API_KEY_SCOPES), "--owner", API_KEY_OWNER, "--json"]))
     key, revoked = create("bench cluster"), create("bench cluster revoked")
     gateway_cli(ctx, ["keys", "revoke", "--config", str(conf), revoked["id"]])
+    spread = [create(f"bench cluster spread {i}") for i in range(CLUSTER_SPREAD_KEYS)]
     return Prepared(
         headers={"Authorization": f"Bearer {key['key']}"},
         identity={"subject": API_KEY_OWNER, "scopes": " ".join(API_KEY_SCOPES), "credential": "api_key",
                   "key_id": key["id"]},
-        credentials={"revoked": [{"Authorization": f"Bearer {revoked['key']}"}]},
+        credentials={"revoked": [{"Authorization": f"Bearer {revoked['key']}"}],
+                     "spread": [{"Authorization": f"Bearer {k['key']}"} for k in spread]},
     )
 
 
@@ -1560,7 +1569,7 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float, procs: li
         try:
             if condition():
                 return
-        except (OSError, RedisReplyError, ValueError) as e:
+        except (OSError, RedisReplyError, ValueError, TypeError) as e:  # TypeError: no answer yet (nil)
             last = f" (last error: {e})"
         time.sleep(0.2)
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}{last}")
@@ -1787,11 +1796,24 @@ def check_redis_mode(t: Target) -> str:
             _expect(bool(nodes), f"no token bucket of policy {policy!r} on any cluster node after the pre-flight "
                                  "requests (the decisions were not made on the cluster)")
             where[policy] = nodes
+        # One request per other key on the low-limit route: each its own bucket (an hour long),
+        # in the slot of its name; together they must land on more than one primary.
+        spread = t.credentials.get("spread", [])
+        _expect(bool(spread), "the scenario made no keys to spread buckets over the cluster")
+        for headers in spread:
+            r = http_request(t.port, LIMITED_PATH, {**t.request_headers, **headers}, tls=t.tls)
+            _expect(r.status == 200, f"GET {LIMITED_PATH} with another key answered {r.status}")
+        low = {p: len(redis_scan(p, f"{API_KEY_PREFIX}rl:bench-low:*")) for p in d.data_ports}
+        _expect(sum(1 for n in low.values() if n) >= 2,
+                f"the bench-low buckets of {1 + len(spread)} keys are all on one primary ({low}): the gateway did "
+                "not route them by slot")
+        where["bench-low"] = [p for p in sorted(low) if low[p]]
         records = [p for p in d.data_ports if redis_scan(p, f"{API_KEY_PREFIX}*apikey:*")]
         _expect(bool(records), "no API key record on any cluster node")
         return (f"/readyz redis_cluster_nodes lists the {len(want)} primaries (ports "
-                f"{', '.join(map(str, sorted(d.data_ports)))}); buckets: "
-                + ", ".join(f"{k} on port {', '.join(map(str, v))}" for k, v in where.items())
+                f"{', '.join(map(str, sorted(d.data_ports)))}); buckets: {RATE_LIMIT_POLICY} (the timed key) on port "
+                f"{', '.join(map(str, where[RATE_LIMIT_POLICY]))}, bench-low of {1 + len(spread)} keys on ports "
+                + ", ".join(f"{p} ({low[p]})" for p in where["bench-low"])
                 + f"; API key records on port {', '.join(map(str, records))}")
     node, role = node_address(checks.get("redis_node", "")), checks.get("redis_role")
     if d.mode == "sentinel":
@@ -1817,7 +1839,7 @@ def redis_mode_check(mode: str) -> Check:
     what = {"single": "/readyz: redis_node is the single redis-server, role primary",
             "sentinel": "/readyz: redis_node is the primary the 3 sentinels name, role primary; the buckets are on it",
             "cluster": f"/readyz: redis_cluster_nodes lists the {CLUSTER_PRIMARIES} primaries; the buckets are on "
-                       "cluster nodes"}[mode]
+                       f"cluster nodes, those of {1 + CLUSTER_SPREAD_KEYS} keys on more than one"}[mode]
     return Check(f"Redis {mode}: {what}", check_redis_mode)
 
 
@@ -1969,7 +1991,7 @@ def timed_run(ctx: Context, t: Target, concurrency: int, rep: int) -> RunResult:
     # Wait for the machine to be quiet, within what is left of the run's waiting budget, so
     # a machine that stays busy (a test suite next door) costs the run a bounded time.
     waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s),
-                                             tuple(m.pid for m in ctx.redis_processes))
+                                          tuple(m.pid for m in ctx.redis_processes))
     ctx.quiet_budget_s = max(0.0, ctx.quiet_budget_s - waited)
     if s.warmup_s > 0:
         wrk_load(ctx, t, concurrency, s.warmup_s)  # untimed: pools filled, caches warm
@@ -2294,7 +2316,7 @@ def token_endpoint_runs(ctx: Context, t: Target, values: dict) -> list[dict]:
     for c in s.concurrency:
         for rep in range(1, s.repetitions + 1):
             waited, other_before = wait_for_quiet(ctx.cpus, min(s.quiet_wait_s, ctx.quiet_budget_s),
-                                             tuple(m.pid for m in ctx.redis_processes))
+                                                  tuple(m.pid for m in ctx.redis_processes))
             ctx.quiet_budget_s = max(0.0, ctx.quiet_budget_s - waited)
             if s.warmup_s > 0:
                 run_wrk(ctx, t.port, c, s.warmup_s, headers, script=WRK_TOKEN_SCRIPT, script_args=[TOKEN_BODY],

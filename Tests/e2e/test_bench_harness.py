@@ -111,9 +111,9 @@ def test_redis_deployments_run_check_and_stop(bench, tmp_path):
             assert result.returncode == 0, f"{mode}: {result.stdout}{result.stderr}"
 
         def target(mode):
-            # The fake answers the timed request too (the check sends one before looking for its bucket).
+            # The fake answers the gateway's requests too (the check sends some before looking for buckets).
             return bench.Target("gateway-x", "gateway", admin.port, 2, processes[0], {}, admin_port=admin.port,
-                                redis=ctx.redis_deployments[mode])
+                                redis=ctx.redis_deployments[mode], credentials={"spread": [{}, {}]})
 
         # Sentinel: /readyz must name the primary the sentinels name, and the buckets must be on it.
         admin.checks = {"redis": "ok", "redis_node": f"127.0.0.1:{replica}", "redis_role": "replica"}
@@ -142,13 +142,24 @@ def test_redis_deployments_run_check_and_stop(bench, tmp_path):
         admin.checks = {"redis": "ok", "redis_cluster_nodes": ",".join(nodes)}
         with pytest.raises(bench.CheckFailed, match="no token bucket"):
             bench.check_redis_mode(target("cluster"))
-        for key in ("dbgw:rl:bench:k:key_1", "dbgw:rl:bench-low:k:key_1", "dbgw:{gw}:apikey:00"):
-            set_in_cluster = subprocess.run(["redis-cli", "-c", "-p", str(cluster.data_ports[0]), "SET", key, "1"],
-                                            capture_output=True, text=True, timeout=10)
-            assert set_in_cluster.stdout.strip() == "OK", set_in_cluster.stdout + set_in_cluster.stderr
+
+        def set_in_cluster(*keys):
+            for key in keys:
+                done = subprocess.run(["redis-cli", "-c", "-p", str(cluster.data_ports[0]), "SET", key, "1"],
+                                      capture_output=True, text=True, timeout=10)
+                assert done.stdout.strip() == "OK", done.stdout + done.stderr
+
+        # Buckets of one key only: on one primary, not spread.
+        set_in_cluster("dbgw:rl:bench:k:key_1", "dbgw:rl:bench-low:k:key_1", "dbgw:{gw}:apikey:00")
+        with pytest.raises(bench.CheckFailed, match="all on one primary"):
+            bench.check_redis_mode(target("cluster"))
+        set_in_cluster(*(f"dbgw:rl:bench-low:k:key_{n}" for n in range(2, 12)))
+        holders = [p for p in cluster.data_ports if bench.redis_scan(p, "dbgw:rl:bench-low:*")]
+        assert len(holders) >= 2, holders
         seen = bench.check_redis_mode(target("cluster"))
         assert seen.startswith("/readyz redis_cluster_nodes lists the 3 primaries (ports "), seen
-        assert "buckets: bench on port " in seen and "; API key records on port " in seen, seen
+        assert "buckets: bench (the timed key) on port " in seen and "bench-low of 3 keys on ports " in seen, seen
+        assert "; API key records on port " in seen, seen
     finally:
         admin.close()
         started = list(bench.REGISTRY.items)
