@@ -8,8 +8,10 @@ numbers. Python 3 standard library only.
 What one run does:
   1. makes a private temp dir, picks free loopback ports, starts the upstream (its own
      nginx answering 200 {"databases":[]}) pinned to the load core;
-  2. for each scenario in SCENARIOS whose gateway feature exists: starts the gateway and
-     the peers (each pinned to the proxy core), runs the pre-flight checks on every one of
+  2. for each scenario in SCENARIOS whose gateway feature exists: starts the Redis it
+     needs on the load core (one redis-server; for the Redis mode variants also a Sentinel
+     set and a 3-primary cluster), the gateway and the peers (each pinned to the proxy
+     core), runs the pre-flight checks on every one of
      them (the same work: status, body, forwarded headers, keep-alive ...), then times
      them interleaved (A B C A B C ...) with wrk, sampling CPU time and peak RSS of each
      proxy's process tree from /proc;
