@@ -134,12 +134,13 @@ final class UserManagement: Sendable {
             throw Failure.unknown
         }
         guard disabled else { return (user, 0) }
-        let prefix = self.settings.storeKeyPrefix
+        let settings = self.settings
+        let prefix = settings.storeKeyPrefix
         let owner = user.id
         let revoked: Int
         do {
             revoked = try await ManagementConnection.run(self.settings, on: self.group) { client, loop in
-                let keys = RedisCredentialStore(client: client, keyPrefix: prefix)
+                let keys = RedisCredentialStore(client: client, settings: settings)
                 let browsers = RedisBrowserStateStore(client: client, keyPrefix: prefix)
                 // Signed-in browsers end at once (each use also re-checks the user).
                 return browsers.deleteSessions(userID: owner).flatMap { _ in
