@@ -137,17 +137,6 @@ final class StoreHarness: @unchecked Sendable {
     }
 }
 
-/// Every key name in the (one-node cluster's) database.
-func allKeyNames(_ redis: LoopClient) async throws -> [String] {
-    guard case .array(let names) = try await redis.send(["KEYS", "*"]) else {
-        throw RedisTestFailure("unexpected reply to KEYS")
-    }
-    return names.compactMap { name in
-        guard case .bulkString(let bytes) = name else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
 /// On a cluster, the credential store's layout: the records and last uses spread
 /// (`dbgw:apikey:{<hash>}`, `dbgw:apikey-used:{<id>}`, each in its own tag's slot); every
 /// other key the test made the store write is in the slot of the stores' tag (scripts build
