@@ -173,7 +173,10 @@ final class UserManagement: Sendable {
     }
 
     /// Every user, sorted by e-mail, read with `SCAN` (never `KEYS`, which would stall a busy
-    /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted.
+    /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted. On a
+    /// cluster every user is in the slot of the stores' hash tag (`dbgw:{gw}:user:...`): the
+    /// pattern carries that tag, so the client sends each `SCAN` to the node serving that
+    /// slot, and each `MGET` stays in it.
     func list() async throws -> (users: [UserRecord], unreadable: Int) {
         let pattern = Self.globEscaped(self.settings.storeKeyPrefix + "user:") + "*"
         do {

@@ -571,6 +571,9 @@ def test_users_settings_pages_keys_and_oauth_on_a_cluster(make_gateway, upstream
     users = cli(settings.gateway, "users", "list")
     assert [u["email"] for u in users] == ["ada@example.test", "bob@example.test", "root@example.test"], users
     assert [u["id"] for u in users] == [settings.ada["id"], settings.bob["id"], settings.root["id"]]
+    by_port = {n.port: n for n in cluster.nodes}
+    scans = {port: by_port[port].command_calls("scan") for _, port in cluster.primaries()}
+    assert scans[tag_port] >= 1 and all(n == 0 for port, n in scans.items() if port != tag_port), scans
     assert {port: count_keys(port, STORE_PREFIX + "user:*") for _, port in cluster.primaries()}[tag_port] == 3
 
     # Settings > API Keys: created, listed, used, revoked; each record is under its own hash
