@@ -74,12 +74,22 @@ package struct RedisSettings: Sendable, Hashable {
 
     /// The prefix of the stores' keys and channels. On a cluster every key a store's command
     /// or script touches must share one slot, so the stores' keys get the hash tag `{gw}`
-    /// after `key_prefix` (`dbgw:{gw}:apikey:<hash>`), unless `key_prefix` already carries a
-    /// tag of its own; rate-limit buckets (one key per script) keep `key_prefix` alone and
-    /// spread over the slots. Without a cluster it is `key_prefix` itself.
+    /// after `key_prefix` (`dbgw:{gw}:apikeys`), unless `key_prefix` already carries a tag of
+    /// its own; rate-limit buckets (one key per script) and the API key records
+    /// (`spreadKeyPrefix`) keep `key_prefix` alone and spread over the slots. Without a
+    /// cluster it is `key_prefix` itself.
     package var storeKeyPrefix: String {
         guard self.cluster != nil, !Self.hasHashTag(self.keyPrefix) else { return self.keyPrefix }
         return self.keyPrefix + "{gw}:"
+    }
+
+    /// On a cluster whose `key_prefix` has no hash tag of its own, `key_prefix` itself: the
+    /// prefix of the API key records and last-use values, which take their own hash tag
+    /// (`dbgw:apikey:{<hash>}`) and so spread over every slot, as the request path reads
+    /// them. Nil otherwise (every store key under `storeKeyPrefix`, as on a single Redis).
+    package var spreadKeyPrefix: String? {
+        guard self.cluster != nil, !Self.hasHashTag(self.keyPrefix) else { return nil }
+        return self.keyPrefix
     }
 
     /// `text` holds `{...}` with at least one character between the braces: the part of a

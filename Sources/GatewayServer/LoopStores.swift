@@ -91,9 +91,9 @@ struct LoopStores {
         // The pages and the OAuth endpoint share one OAuth store on the management connection.
         let oauthStore = RedisOAuthStore(client: management, keyPrefix: prefix)
         return LoopStores(
-            credentials: RedisCredentialStore(client: client, keyPrefix: prefix),
+            credentials: RedisCredentialStore(client: client, settings: redis),
             sessions: RedisSessionStore(client: client, keyPrefix: prefix),
-            managementCredentials: RedisCredentialStore(client: management, keyPrefix: prefix),
+            managementCredentials: RedisCredentialStore(client: management, settings: redis),
             managementSessions: RedisSessionStore(client: management, keyPrefix: prefix),
             opaqueTokens: RedisOpaqueAccessTokenStore(client: client, keyPrefix: prefix),
             introspectionCache: RedisIntrospectionCache(client: client, keyPrefix: prefix),

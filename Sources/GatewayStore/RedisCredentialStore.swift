@@ -1,11 +1,14 @@
 import Foundation
-import GatewayRedis
+package import GatewayConfig
+package import GatewayRedis
 package import NIOCore
 
 /// `CredentialStore` on Redis, over one event loop's `RedisClient`.
 ///
-/// Layout under the key prefix `P` (default `dbgw:`):
-/// - `P apikey:<hash>` — the record as JSON (the hash is HMAC-SHA256 of the key)
+/// Layout under the store prefix `P` (default `dbgw:`; `dbgw:{gw}:` on a cluster), with the
+/// names `APIKeyKeys` gives:
+/// - `P apikey:<hash>` — the record as JSON (the hash is HMAC-SHA256 of the key); on a
+///   cluster `K apikey:{<hash>}` under the plain `key_prefix` `K`, in the hash's own slot
 /// - `P apikey-id:<id>` — the hash, to find a record by id
 /// - `P apikeys` — set of every id
 /// - `P apikeys-by-created` — sorted set of every id, scored by creation time: the admin
@@ -15,7 +18,9 @@ package import NIOCore
 /// - `P apikeys-indexed` — how many ids of `P apikeys` the two indexes account for; when the
 ///   set holds more (keys written before the indexes existed, or by an older gateway still
 ///   running during a rolling upgrade), the next script that needs the indexes adds them
-/// - `P apikey-used:<id>` — last use, unix seconds (kept apart so a use never rewrites the record)
+///   (one-slot layout only: see `ensureIndexed`)
+/// - `P apikey-used:<id>` — last use, unix seconds (kept apart so a use never rewrites the
+///   record); on a cluster `K apikey-used:{<id>}`, in the id's own slot
 /// - channel `P events` — `revoke apikey <hash>` on revocation
 /// Touched only on its event loop. It holds no mutable state of its own, and every future
 /// callback below runs on the client's loop (the client preconditions it), which is why
@@ -23,22 +28,69 @@ package import NIOCore
 package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecked Sendable {
     override class var serverErrors: ServerErrors { .corruptUnlessTransient }
 
+    private let keys: APIKeyKeys
+
+    /// - Parameters:
+    ///   - keyPrefix: the stores' prefix (`RedisSettings.storeKeyPrefix`).
+    ///   - spreadKeyPrefix: on a cluster, the prefix under which records and last uses
+    ///     spread over the slots (`RedisSettings.spreadKeyPrefix`); nil keeps every key
+    ///     under `keyPrefix`.
+    package init(client: RedisClient, keyPrefix: String, spreadKeyPrefix: String?) {
+        self.keys = APIKeyKeys(indexPrefix: keyPrefix, spreadPrefix: spreadKeyPrefix)
+        super.init(client: client, keyPrefix: keyPrefix)
+    }
+
+    /// The store in the layout `settings` call for.
+    package convenience init(client: RedisClient, settings: RedisSettings) {
+        self.init(client: client, keyPrefix: settings.storeKeyPrefix, spreadKeyPrefix: settings.spreadKeyPrefix)
+    }
+
     /// The pub/sub channel of revocations for `keyPrefix`.
     package static func eventsChannel(keyPrefix: String) -> String { "\(keyPrefix)events" }
 
     package func apiKey(hash: String) -> EventLoopFuture<APIKeyRecord?> {
-        self.record(at: "\(self.prefix)apikey:\(hash)", as: APIKeyRecord.self)
+        self.record(at: self.keys.record(hash: hash), as: APIKeyRecord.self)
     }
 
     package func apiKey(id: String) -> EventLoopFuture<APIKeyRecord?> {
-        self.client.send(["GET", "\(self.prefix)apikey-id:\(id)"]).flatMap { reply -> EventLoopFuture<APIKeyRecord?> in
-            guard case .bulkString(let hashBytes) = reply else { return self.eventLoop.makeSucceededFuture(nil) }
-            let hash = String(decoding: hashBytes, as: UTF8.self)
-            return self.client.send(["MGET", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikey-used:\(id)"]).map {
-                reply in
-                Self.record(fromPair: reply)
-            }
+        self.client.send(["GET", self.keys.hashOf(id: id)]).flatMap { reply -> EventLoopFuture<APIKeyRecord?> in
+            guard let hash = Self.storedHash(reply) else { return self.eventLoop.makeSucceededFuture(nil) }
+            return self.records([(id, hash)]).map { $0.first ?? nil }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// A hash read back from an id pointer: lowercase hex of a sane length, else nil (the
+    /// value builds a key name, so nothing else is used).
+    private static func storedHash(_ reply: RESPValue) -> String? {
+        guard case .bulkString(let bytes) = reply, (1...128).contains(bytes.count),
+            bytes.allSatisfy({
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                    || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
+            })
+        else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The records of `entries` with their last use, in order (nil where a record is missing
+    /// or does not decode). One `MGET` when they share a slot; on a cluster one `GET` per key,
+    /// all pipelined at once (the callers bound `entries` by `APIKeyPage.maximumLimit`).
+    private func records(_ entries: [(id: String, hash: String)]) -> EventLoopFuture<[APIKeyRecord?]> {
+        guard !entries.isEmpty else { return self.eventLoop.makeSucceededFuture([]) }
+        let names = entries.flatMap { [self.keys.record(hash: $0.hash), self.keys.lastUsed(id: $0.id)] }
+        let values: EventLoopFuture<[RESPValue]>
+        if self.keys.isSpread {
+            values = EventLoopFuture.whenAllSucceed(names.map { self.client.send(["GET", $0]) }, on: self.eventLoop)
+        } else {
+            values = self.client.send(["MGET"] + names).flatMapThrowing { reply in
+                guard case .array(let values) = reply, values.count == names.count else {
+                    throw CredentialStoreError.corrupt("unexpected reply to MGET")
+                }
+                return values
+            }
+        }
+        return values.map { values in
+            stride(from: 0, to: values.count, by: 2).map { Self.record(json: values[$0], used: values[$0 + 1]) }
+        }
     }
 
     package func createAPIKey(_ record: APIKeyRecord, hash: String, maxPerOwner: Int?) -> EventLoopFuture<Void> {
@@ -48,19 +100,25 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
         } catch {
             return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("record cannot be encoded"))
         }
-        // One script, so a refused creation leaves nothing behind, a lost connection
-        // cannot leave half a key, and parallel creations cannot both pass the cap.
-        return self.client.evaluate(
-            script: Self.createScript,
-            keys: [
-                "\(self.prefix)apikey-id:\(record.id)", "\(self.prefix)apikey:\(hash)", "\(self.prefix)apikeys",
-                "\(self.prefix)apikeys-by-created", self.ownerIndex(record.owner), "\(self.prefix)apikeys-indexed",
-            ],
-            arguments: [
-                hash, String(decoding: json, as: UTF8.self), record.id, String(record.createdAt),
-                String(maxPerOwner ?? 0), self.prefix,
-            ]
-        ).flatMapThrowing { reply in
+        let created: EventLoopFuture<RESPValue>
+        if self.keys.isSpread {
+            created = self.createSpread(record, json: json, hash: hash, maxPerOwner: maxPerOwner)
+        } else {
+            // One script, so a refused creation leaves nothing behind, a lost connection
+            // cannot leave half a key, and parallel creations cannot both pass the cap.
+            created = self.client.evaluate(
+                script: Self.createScript,
+                keys: [
+                    self.keys.hashOf(id: record.id), self.keys.record(hash: hash), self.keys.ids, self.keys.byCreated,
+                    self.keys.owned(by: record.owner), self.keys.indexedMarker,
+                ],
+                arguments: [
+                    hash, String(decoding: json, as: UTF8.self), record.id, String(record.createdAt),
+                    String(maxPerOwner ?? 0), self.prefix,
+                ]
+            )
+        }
+        return created.flatMapThrowing { reply in
             switch reply {
             case .integer(1): return
             case .integer(-1): throw CredentialStoreError.limitReached
@@ -69,7 +127,40 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
-    private func ownerIndex(_ owner: String) -> String { "\(self.prefix)apikeys-owner:\(owner)" }
+    /// On a cluster the record (in its hash's slot) and the indexes (in the `{gw}` slot)
+    /// cannot be written by one script. The record is claimed first (`SET NX`: a taken hash
+    /// is a conflict and leaves nothing), then one script in the `{gw}` slot checks the id
+    /// and the cap and writes the pointer and the indexes (parallel creations still cannot
+    /// pass the cap); a refusal there deletes the record again. A connection lost between
+    /// the two steps can leave a record no index names: it is unreachable, since the caller
+    /// never received the key it belongs to, and harmless. A connection lost after the
+    /// script ran leaves a complete key the caller did not receive, as on a single Redis.
+    /// Returns the reply codes of `createScript`.
+    private func createSpread(
+        _ record: APIKeyRecord,
+        json: [UInt8],
+        hash: String,
+        maxPerOwner: Int?
+    ) -> EventLoopFuture<RESPValue> {
+        let recordKey = self.keys.record(hash: hash)
+        return self.client.send([Array("SET".utf8), Array(recordKey.utf8), json, Array("NX".utf8)]).flatMap {
+            claimed -> EventLoopFuture<RESPValue> in
+            guard case .simpleString = claimed else { return self.eventLoop.makeSucceededFuture(.integer(0)) }
+            return self.client.evaluate(
+                script: Self.indexScript,
+                keys: [
+                    self.keys.hashOf(id: record.id), self.keys.ids, self.keys.byCreated,
+                    self.keys.owned(by: record.owner), self.keys.indexedMarker,
+                ],
+                arguments: [hash, record.id, String(record.createdAt), String(maxPerOwner ?? 0)]
+            ).flatMap { indexed -> EventLoopFuture<RESPValue> in
+                guard indexed != .integer(1) else { return self.eventLoop.makeSucceededFuture(indexed) }
+                // Refused: the record claimed above is ours alone (`NX`) and goes again. The
+                // refusal is the answer even if the delete fails (the record is unreachable).
+                return self.client.send(["DEL", recordKey]).map { _ in indexed }.recover { _ in indexed }
+            }
+        }
+    }
 
     /// Built once (static lets): the client finds a script's SHA by comparing the very
     /// same string.
@@ -77,7 +168,10 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
     /// `ensureIndexed(idSet, allIndex, marker, prefix)`: adds keys the indexes do not
     /// account for (written before they existed, or by an older gateway during a rolling
     /// upgrade). The marker holds the id count the indexes account for; creations keep it
-    /// in step, so a pass over the id set (inside Redis) runs only after such writes.
+    /// in step, so a pass over the id set (inside Redis) runs only after such writes. The
+    /// pass reads the records, so it exists only in the one-slot layout: on a cluster the
+    /// records live in other slots, where no script of the `{gw}` slot may read, and no key
+    /// predates the indexes (every creation writes them, in step with the marker).
     private static let indexFunction = """
         local function ensureIndexed(idSet, allIndex, marker, prefix)
           local size = redis.call('SCARD', idSet)
@@ -101,9 +195,9 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
 
         """
 
-    /// KEYS: id key, record key, id set, all-keys index, owner index, indexed marker.
-    /// ARGV: hash, record JSON, id, created at, cap (0: none), key prefix. Returns 1; 0 if
-    /// the id or the hash is taken; -1 if the owner is at the cap.
+    /// One-slot layout. KEYS: id key, record key, id set, all-keys index, owner index,
+    /// indexed marker. ARGV: hash, record JSON, id, created at, cap (0: none), key prefix.
+    /// Returns 1; 0 if the id or the hash is taken; -1 if the owner is at the cap.
     private static let createScript =
         indexFunction + """
             ensureIndexed(KEYS[3], KEYS[4], KEYS[6], ARGV[6])
@@ -118,61 +212,75 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
             return 1
             """
 
+    /// Spread layout, after the record was claimed. KEYS: id key, id set, all-keys index,
+    /// owner index, indexed marker (all in the `{gw}` slot). ARGV: hash, id, created at, cap
+    /// (0: none). Returns 1; 0 if the id is taken; -1 if the owner is at the cap.
+    private static let indexScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        local cap = tonumber(ARGV[4])
+        if cap > 0 and redis.call('ZCARD', KEYS[4]) >= cap then return -1 end
+        redis.call('SET', KEYS[1], ARGV[1])
+        if redis.call('SADD', KEYS[2], ARGV[2]) == 1 then redis.call('INCR', KEYS[5]) end
+        redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+        redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+        return 1
+        """
+
     package func listAPIKeys(owner: String?, offset: Int, limit: Int) -> EventLoopFuture<APIKeyPage> {
         let limit = max(1, min(limit, APIKeyPage.maximumLimit))
         let offset = max(0, offset)
-        let index = owner.map(self.ownerIndex) ?? "\(self.prefix)apikeys-by-created"
+        let index = owner.map(self.keys.owned(by:)) ?? self.keys.byCreated
         return self.client.evaluate(
             script: Self.pageScript,
-            keys: [
-                index, "\(self.prefix)apikeys", "\(self.prefix)apikeys-by-created", "\(self.prefix)apikeys-indexed",
-            ],
-            arguments: [String(offset), String(offset + limit), self.prefix]
-        ).flatMapThrowing { reply -> APIKeyPage in
-            guard case .array(let values) = reply, values.count % 2 == 1, case .integer(let more) = values[0] else {
-                throw CredentialStoreError.corrupt("unexpected reply to the page script")
+            keys: [index, self.keys.ids, self.keys.byCreated, self.keys.indexedMarker],
+            arguments: [String(offset), String(offset + limit), self.prefix, self.keys.isSpread ? "0" : "1"]
+        ).flatMap { reply -> EventLoopFuture<APIKeyPage> in
+            guard case .array(let values) = reply, values.count % 2 == 1, case .integer(let more) = values[0],
+                values.count / 2 <= limit
+            else {
+                return self.eventLoop.makeFailedFuture(
+                    CredentialStoreError.corrupt("unexpected reply to the page script")
+                )
             }
-            var records: [APIKeyRecord] = []
-            var index = 1
-            while index + 1 < values.count {
-                if let record = Self.record(fromPair: .array([values[index], values[index + 1]])) {
-                    records.append(record)
+            var entries: [(id: String, hash: String)] = []
+            for index in stride(from: 1, to: values.count, by: 2) {
+                guard case .bulkString(let id) = values[index], let hash = Self.storedHash(values[index + 1]) else {
+                    continue
                 }
-                index += 2
+                entries.append((String(decoding: id, as: UTF8.self), hash))
             }
-            return APIKeyPage(records: records, nextOffset: more == 1 ? offset + limit : nil)
+            return self.records(entries).map { records in
+                APIKeyPage(records: records.compactMap { $0 }, nextOffset: more == 1 ? offset + limit : nil)
+            }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     /// KEYS: the index to page through, id set, all-keys index, indexed marker. ARGV:
-    /// first rank, last rank (one past the page, to learn whether more follow), prefix.
-    /// Returns {more, json1, used1, json2, used2, ...}; a missing value is nil.
+    /// first rank, last rank (one past the page, to learn whether more follow), prefix,
+    /// `1` to index keys the indexes miss first (one-slot layout only). Returns {more, id1,
+    /// hash1, id2, hash2, ...}; a missing hash is nil. The records are read afterwards, as
+    /// on a cluster they live in other slots.
     private static let pageScript =
         indexFunction + """
-            ensureIndexed(KEYS[2], KEYS[3], KEYS[4], ARGV[3])
+            if ARGV[4] == '1' then ensureIndexed(KEYS[2], KEYS[3], KEYS[4], ARGV[3]) end
             local ids = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2])
             local pageSize = tonumber(ARGV[2]) - tonumber(ARGV[1])
             local out = {0}
             if #ids > pageSize then out[1] = 1 end
             for i = 1, math.min(#ids, pageSize) do
-              local id = ids[i]
-              local hash = redis.call('GET', ARGV[3] .. 'apikey-id:' .. id)
-              local json = false
-              if hash then json = redis.call('GET', ARGV[3] .. 'apikey:' .. hash) end
-              out[#out + 1] = json
-              out[#out + 1] = redis.call('GET', ARGV[3] .. 'apikey-used:' .. id)
+              out[#out + 1] = ids[i]
+              out[#out + 1] = redis.call('GET', ARGV[3] .. 'apikey-id:' .. ids[i])
             end
             return out
             """
 
-    /// A record from an `[json, last used]` pair of replies; nil if the record is missing
-    /// or does not decode.
-    private static func record(fromPair reply: RESPValue) -> APIKeyRecord? {
-        guard case .array(let values) = reply, values.count == 2, case .bulkString(let json) = values[0],
-            var record = try? Self.decode(APIKeyRecord.self, json)
-        else { return nil }
-        if case .bulkString(let used) = values[1], used.count <= 20,
-            let time = Int64(String(decoding: used, as: UTF8.self))
+    /// A record from its JSON and last use; nil if the record is missing or does not
+    /// decode.
+    private static func record(json: RESPValue, used: RESPValue) -> APIKeyRecord? {
+        guard case .bulkString(let json) = json, var record = try? Self.decode(APIKeyRecord.self, json) else {
+            return nil
+        }
+        if case .bulkString(let used) = used, used.count <= 20, let time = Int64(String(decoding: used, as: UTF8.self))
         {
             record.lastUsedAt = time
         }
@@ -183,8 +291,8 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
         self.allPages(from: 0, collected: [])
     }
 
-    /// The whole index a page at a time: one bounded script per page, never one command
-    /// per key queued at once.
+    /// The whole index a page at a time: one bounded script and one bounded read per page,
+    /// never one command per key queued at once.
     private func allPages(from offset: Int, collected: [APIKeyRecord]) -> EventLoopFuture<[APIKeyRecord]> {
         self.listAPIKeys(owner: nil, offset: offset, limit: APIKeyPage.maximumLimit).flatMap { page in
             let records = collected + page.records
@@ -194,10 +302,9 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
     }
 
     package func revokeAPIKey(id: String) -> EventLoopFuture<APIKeyRecord?> {
-        self.client.send(["GET", "\(self.prefix)apikey-id:\(id)"]).flatMap { reply -> EventLoopFuture<APIKeyRecord?> in
-            guard case .bulkString(let hashBytes) = reply else { return self.eventLoop.makeSucceededFuture(nil) }
-            let hash = String(decoding: hashBytes, as: UTF8.self)
-            let recordKey = "\(self.prefix)apikey:\(hash)"
+        self.client.send(["GET", self.keys.hashOf(id: id)]).flatMap { reply -> EventLoopFuture<APIKeyRecord?> in
+            guard let hash = Self.storedHash(reply) else { return self.eventLoop.makeSucceededFuture(nil) }
+            let recordKey = self.keys.record(hash: hash)
             return self.client.send(["GET", recordKey]).flatMap { recordReply -> EventLoopFuture<APIKeyRecord?> in
                 guard case .bulkString(let json) = recordReply, var record = try? Self.decode(APIKeyRecord.self, json)
                 else {
@@ -210,7 +317,7 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
                 }
                 return self.client.send([Array("SET".utf8), Array(recordKey.utf8), Array(encoded)]).flatMap { _ in
                     // A revoked key no longer counts against its owner's cap.
-                    self.client.send(["ZREM", self.ownerIndex(revoked.owner), revoked.id])
+                    self.client.send(["ZREM", self.keys.owned(by: revoked.owner), revoked.id])
                 }.flatMap { _ in
                     self.client.send([
                         "PUBLISH", Self.eventsChannel(keyPrefix: self.prefix),
@@ -222,7 +329,7 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
     }
 
     package func touchAPIKey(id: String, at time: Int64) -> EventLoopFuture<Void> {
-        self.client.send(["SET", "\(self.prefix)apikey-used:\(id)", String(time)]).map { _ in }
+        self.client.send(["SET", self.keys.lastUsed(id: id), String(time)]).map { _ in }
             .flatMapErrorThrowing { throw Self.mapped($0) }
     }
 }

@@ -52,10 +52,10 @@ final class KeyManagement: Sendable {
     private func withService<T: Sendable>(
         _ body: @escaping @Sendable (APIKeyService, any EventLoop) -> EventLoopFuture<T>
     ) async throws -> T {
-        let prefix = self.settings.storeKeyPrefix
+        let settings = self.settings
         let pepper = self.pepper
         return try await ManagementConnection.run(self.settings, on: self.group) { client, loop in
-            let store = RedisCredentialStore(client: client, keyPrefix: prefix)
+            let store = RedisCredentialStore(client: client, settings: settings)
             let hmac = HMACSHA256(key: Array(pepper.value.utf8))
             let service = APIKeyService(store: store) { key in Hex.encode(hmac.authenticationCode(for: key.utf8)) }
             return body(service, loop)

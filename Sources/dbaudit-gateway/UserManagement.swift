@@ -134,12 +134,13 @@ final class UserManagement: Sendable {
             throw Failure.unknown
         }
         guard disabled else { return (user, 0) }
-        let prefix = self.settings.storeKeyPrefix
+        let settings = self.settings
+        let prefix = settings.storeKeyPrefix
         let owner = user.id
         let revoked: Int
         do {
             revoked = try await ManagementConnection.run(self.settings, on: self.group) { client, loop in
-                let keys = RedisCredentialStore(client: client, keyPrefix: prefix)
+                let keys = RedisCredentialStore(client: client, settings: settings)
                 let browsers = RedisBrowserStateStore(client: client, keyPrefix: prefix)
                 // Signed-in browsers end at once (each use also re-checks the user).
                 return browsers.deleteSessions(userID: owner).flatMap { _ in
@@ -172,7 +173,10 @@ final class UserManagement: Sendable {
     }
 
     /// Every user, sorted by e-mail, read with `SCAN` (never `KEYS`, which would stall a busy
-    /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted.
+    /// Redis) and `MGET` in batches. Records that do not parse are skipped and counted. On a
+    /// cluster every user is in the slot of the stores' hash tag (`dbgw:{gw}:user:...`): the
+    /// pattern carries that tag, so the client sends each `SCAN` to the node serving that
+    /// slot, and each `MGET` stays in it.
     func list() async throws -> (users: [UserRecord], unreadable: Int) {
         let pattern = Self.globEscaped(self.settings.storeKeyPrefix + "user:") + "*"
         do {

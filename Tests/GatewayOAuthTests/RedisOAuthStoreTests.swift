@@ -7,11 +7,24 @@ import NIOCore
 import NIOPosix
 import Testing
 
-/// `RedisOAuthStore` against a real redis-server: the one-script code redemption (single
-/// use under concurrency, reuse reported with what was issued, expiry), consents, clients.
+/// `RedisOAuthStore` against a real redis-server, and on a one-node Redis Cluster with the
+/// cluster key layout (Redis there refuses any script whose keys cross slots, and every key
+/// the store wrote must be in the slot of the `{gw}` tag): the one-script code redemption
+/// (single use under concurrency, reuse reported with what was issued, expiry), consents,
+/// clients.
 @Suite struct RedisOAuthStoreTests {
-    static let prefix = "dbgw:"
     static let now: Int64 = 1_700_000_000
+
+    /// Where the store runs.
+    enum Deployment: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case redis
+        case redisCluster
+
+        var testDescription: String { self.rawValue }
+
+        /// The stores' key prefix, with the hash tag on a cluster.
+        var prefix: String { self == .redisCluster ? "dbgw:{gw}:" : "dbgw:" }
+    }
 
     static func record(
         expiresAt: Int64 = now + 60,
@@ -29,19 +42,26 @@ import Testing
         )
     }
 
-    /// Runs `body` with a store (and a second one on its own connection) over a fresh server.
+    /// Runs `body` with a store (and a second one on its own connection) over a fresh server
+    /// of `deployment`; on a cluster, afterwards, every key is in the tag's slot.
     func withStores(
+        _ deployment: Deployment,
         _ body: (RedisOAuthStore, RedisOAuthStore, LoopClient, any EventLoop) async throws -> Void
     ) async throws {
-        let server = try RedisServer.start()
+        let server = deployment == .redisCluster ? try await startSingleNodeCluster() : try RedisServer.start()
         defer { server.stop() }
+        let settings = deployment == .redisCluster ? redisClusterSettings(server) : redisSettings(server)
+        #expect(settings.storeKeyPrefix == deployment.prefix)
         try await withEventLoop { loop in
-            let first = LoopClient(redisSettings(server), on: loop)
-            let second = LoopClient(redisSettings(server), on: loop)
-            let a = RedisOAuthStore(client: first.client, keyPrefix: Self.prefix)
-            let b = RedisOAuthStore(client: second.client, keyPrefix: Self.prefix)
+            let first = LoopClient(settings, on: loop)
+            let second = LoopClient(settings, on: loop)
+            let a = RedisOAuthStore(client: first.client, keyPrefix: deployment.prefix)
+            let b = RedisOAuthStore(client: second.client, keyPrefix: deployment.prefix)
             do {
                 try await body(a, b, first, loop)
+                if deployment == .redisCluster {
+                    #expect(try await keysOutsideTheSlot(of: deployment.prefix, first) == [])
+                }
             } catch {
                 await first.close()
                 await second.close()
@@ -57,13 +77,16 @@ import Testing
         try await loop.flatSubmit(body).get()
     }
 
-    @Test func aCodeIsRedeemedOnceAndItsReuseReportsWhatWasIssued() async throws {
-        try await withStores { store, _, redis, loop in
+    @Test(arguments: Deployment.allCases)
+    func aCodeIsRedeemedOnceAndItsReuseReportsWhatWasIssued(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, _, redis, loop in
             let hash = String(repeating: "c", count: 64)
             let record = Self.record()
             try await run(loop) { store.storeCode(codeHash: hash, record: record, now: Self.now) }
             // The record is the JSON the e2e tests write, under the documented key.
-            guard case .bulkString(let stored) = try await redis.send(["GET", "dbgw:oauth-code:\(hash)"]) else {
+            guard
+                case .bulkString(let stored) = try await redis.send(["GET", "\(deployment.prefix)oauth-code:\(hash)"])
+            else {
                 Issue.record("no code record")
                 return
             }
@@ -87,8 +110,9 @@ import Testing
         }
     }
 
-    @Test func aReuseDuringTheFirstRedemptionMakesItsRecordFail() async throws {
-        try await withStores { store, _, _, loop in
+    @Test(arguments: Deployment.allCases)
+    func aReuseDuringTheFirstRedemptionMakesItsRecordFail(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, _, _, loop in
             let hash = String(repeating: "d", count: 64)
             try await run(loop) { store.storeCode(codeHash: hash, record: Self.record(), now: Self.now) }
             #expect(try await run(loop) { store.redeemCode(codeHash: hash, now: Self.now) } == .redeemed(Self.record()))
@@ -103,8 +127,9 @@ import Testing
         }
     }
 
-    @Test func ofManyParallelRedemptionsExactlyOneWins() async throws {
-        try await withStores { store, other, _, loop in
+    @Test(arguments: Deployment.allCases)
+    func ofManyParallelRedemptionsExactlyOneWins(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, other, _, loop in
             let hash = String(repeating: "e", count: 64)
             try await run(loop) { store.storeCode(codeHash: hash, record: Self.record(), now: Self.now) }
             let results = try await run(loop) { () -> EventLoopFuture<[CodeRedemption]> in
@@ -118,8 +143,9 @@ import Testing
         }
     }
 
-    @Test func expiredAndUnknownCodesAreInvalid() async throws {
-        try await withStores { store, _, _, loop in
+    @Test(arguments: Deployment.allCases)
+    func expiredAndUnknownCodesAreInvalid(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, _, _, loop in
             let hash = String(repeating: "f", count: 64)
             try await run(loop) {
                 store.storeCode(codeHash: hash, record: Self.record(expiresAt: Self.now + 60), now: Self.now)
@@ -136,8 +162,9 @@ import Testing
         }
     }
 
-    @Test func theAccessTokensOfAGrantAreRecordedAndTakenOnce() async throws {
-        try await withStores { store, _, redis, loop in
+    @Test(arguments: Deployment.allCases)
+    func theAccessTokensOfAGrantAreRecordedAndTakenOnce(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, _, redis, loop in
             let jwt = GrantAccessToken.jwt(tokenID: "jti-1", expiresAt: Self.now + 3600)
             let opaque = GrantAccessToken.opaque(hash: String(repeating: "a", count: 64))
             try await run(loop) {
@@ -147,7 +174,8 @@ import Testing
                 store.recordGrantAccessToken(family: "fam", token: opaque, keepUntil: Self.now + 100, now: Self.now)
             }
             // Kept as long as the longest entry needs.
-            guard case .integer(let ttl) = try await redis.send(["TTL", "dbgw:oauth-grant-tokens:fam"]) else {
+            guard case .integer(let ttl) = try await redis.send(["TTL", "\(deployment.prefix)oauth-grant-tokens:fam"])
+            else {
                 Issue.record("no TTL")
                 return
             }
@@ -155,13 +183,16 @@ import Testing
             #expect(Set(try await run(loop) { store.takeGrantAccessTokens(family: "fam") }) == [jwt, opaque])
             #expect(try await run(loop) { store.takeGrantAccessTokens(family: "fam") } == [])
             // Garbage members are skipped, not trusted.
-            _ = try await redis.send(["SADD", "dbgw:oauth-grant-tokens:bad", "j notanumber x", "o short", "x y"])
+            _ = try await redis.send([
+                "SADD", "\(deployment.prefix)oauth-grant-tokens:bad", "j notanumber x", "o short", "x y",
+            ])
             #expect(try await run(loop) { store.takeGrantAccessTokens(family: "bad") } == [])
         }
     }
 
-    @Test func consentsAreRememberedSortedAndRevoked() async throws {
-        try await withStores { store, _, _, loop in
+    @Test(arguments: Deployment.allCases)
+    func consentsAreRememberedSortedAndRevoked(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, _, _, loop in
             #expect(try await run(loop) { store.consent(userID: "usr_1", clientID: "app") } == nil)
             try await run(loop) {
                 store.storeConsent(userID: "usr_1", clientID: "app", scopes: ["read:logs", "admin", "read:logs"])
@@ -173,8 +204,9 @@ import Testing
         }
     }
 
-    @Test func clientsAreCreatedListedReplacedAndRemoved() async throws {
-        try await withStores { store, _, _, loop in
+    @Test(arguments: Deployment.allCases)
+    func clientsAreCreatedListedReplacedAndRemoved(deployment: Deployment) async throws {
+        try await withStores(deployment) { store, _, _, loop in
             let client = OAuthClient(
                 id: "cid_1",
                 name: "One",

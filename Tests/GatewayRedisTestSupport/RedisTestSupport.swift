@@ -245,6 +245,25 @@ package func startSingleNodeCluster() async throws -> RedisServer {
     return server
 }
 
+/// Every key name in the database `redis` reaches (`KEYS`: test databases are small).
+package func allKeyNames(_ redis: LoopClient) async throws -> [String] {
+    guard case .array(let names) = try await redis.send(["KEYS", "*"]) else {
+        throw RedisTestFailure("unexpected reply to KEYS")
+    }
+    return names.compactMap { name in
+        guard case .bulkString(let bytes) = name else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The keys of the (one-node cluster's) database that are not in the slot of `prefix`'s
+/// hash tag or do not start with `prefix`: on a cluster a store whose scripts build key
+/// names from the prefix (which no client-side check sees) must leave none.
+package func keysOutsideTheSlot(of prefix: String, _ redis: LoopClient) async throws -> [String] {
+    let slot = ClusterSlot.of(prefix)
+    return try await allKeyNames(redis).filter { !$0.hasPrefix(prefix) || ClusterSlot.of($0) != slot }
+}
+
 /// Settings for the cluster `server` is the seed of.
 package func redisClusterSettings(_ server: RedisServer) -> RedisSettings {
     var settings = redisSettings(server)

@@ -53,15 +53,21 @@ extension RESPValue {
         #expect(ClusterSlot.of("dbgw:apikey:abc") != ClusterSlot.of("dbgw:apikey-id:x"))
     }
 
+    /// The stores' prefix, and the prefix under which API key records spread: only on a
+    /// cluster, and not when `key_prefix` pins every key to a slot of the operator's choice.
     @Test func storeKeyPrefix() {
         var settings = RedisSettings(endpoint: self.nodeA)
         #expect(settings.storeKeyPrefix == "dbgw:")
+        #expect(settings.spreadKeyPrefix == nil)
         settings.cluster = RedisSettings.Cluster(nodes: [self.nodeA])
         #expect(settings.storeKeyPrefix == "dbgw:{gw}:")
+        #expect(settings.spreadKeyPrefix == "dbgw:")
         settings.keyPrefix = "app{tenant1}:"
         #expect(settings.storeKeyPrefix == "app{tenant1}:")
+        #expect(settings.spreadKeyPrefix == nil)
         settings.keyPrefix = "app{}:"
         #expect(settings.storeKeyPrefix == "app{}:{gw}:")
+        #expect(settings.spreadKeyPrefix == "app{}:")
     }
 
     private func node(

@@ -6,7 +6,9 @@ import NIOCore
 import Testing
 
 // The Redis store of browser sessions and authorization flows against a real redis-server
-// (a missing redis-server fails, never skips).
+// and on a one-node Redis Cluster with the cluster key layout, where Redis refuses any script
+// whose keys cross slots and the harness checks every key is in the `{gw}` slot (a missing
+// redis-server fails, never skips).
 
 private func sessionHash(_ seed: Int) -> String {
     let hex = String(seed, radix: 16)
@@ -25,11 +27,12 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
 
 @Suite struct BrowserStateStoreTests {
     private func withBrowserStore(
+        _ kind: StoreKind,
         _ body: @escaping (RedisBrowserStateStore, LoopClient) async throws -> Void
     ) async throws {
-        try await withStore(.redis) { harness async throws in
+        try await withStore(kind) { harness async throws in
             let raw = harness.redis!
-            try await body(RedisBrowserStateStore(client: raw.client, keyPrefix: "dbgw:"), raw)
+            try await body(RedisBrowserStateStore(client: raw.client, keyPrefix: kind.keyPrefix), raw)
         }
     }
 
@@ -38,17 +41,21 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
         return ttl
     }
 
-    @Test func sessionsAreStoredUnderTheirHashWithTheGivenLifetime() async throws {
-        try await withBrowserStore { store, raw in
+    @Test(arguments: [StoreKind.redis, .redisCluster])
+    func sessionsAreStoredUnderTheirHashWithTheGivenLifetime(kind: StoreKind) async throws {
+        try await withBrowserStore(kind) { store, raw in
             let loop = raw.eventLoop
             try await loop.flatSubmit { store.createSession(hash: sessionHash(1), record: session("usr_a"), ttl: 1800) }
                 .get()
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(1)) }.get() == session("usr_a"))
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(2)) }.get() == nil)
-            let keyTTL = try await ttl(raw, "dbgw:browser-session:\(sessionHash(1))")
+            let keyTTL = try await ttl(raw, "\(kind.keyPrefix)browser-session:\(sessionHash(1))")
             // The given lifetime (not another one), whatever time the test itself took.
             #expect(keyTTL > 900 && keyTTL <= 1800)
-            guard case .bulkString(let json) = try await raw.send(["GET", "dbgw:browser-session:\(sessionHash(1))"]),
+            guard
+                case .bulkString(let json) = try await raw.send([
+                    "GET", "\(kind.keyPrefix)browser-session:\(sessionHash(1))",
+                ]),
                 let object = try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
             else {
                 Issue.record("no JSON under dbgw:browser-session:<hash>")
@@ -58,8 +65,9 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
         }
     }
 
-    @Test func touchRewritesButNeverResurrects() async throws {
-        try await withBrowserStore { store, raw in
+    @Test(arguments: [StoreKind.redis, .redisCluster])
+    func touchRewritesButNeverResurrects(kind: StoreKind) async throws {
+        try await withBrowserStore(kind) { store, raw in
             let loop = raw.eventLoop
             try await loop.flatSubmit { store.createSession(hash: sessionHash(1), record: session("usr_a"), ttl: 1800) }
                 .get()
@@ -67,7 +75,7 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
                 store.touchSession(hash: sessionHash(1), record: session("usr_a", seen: 1500), ttl: 600)
             }.get()
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(1)) }.get()?.lastSeen == 1500)
-            #expect(try await ttl(raw, "dbgw:browser-session:\(sessionHash(1))") <= 600)
+            #expect(try await ttl(raw, "\(kind.keyPrefix)browser-session:\(sessionHash(1))") <= 600)
             try await loop.flatSubmit { store.deleteSession(hash: sessionHash(1)) }.get()
             // Signed out meanwhile: a late touch must not bring the session back.
             try await loop.flatSubmit {
@@ -77,8 +85,9 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
         }
     }
 
-    @Test func deletingAUsersSessionsLeavesOthers() async throws {
-        try await withBrowserStore { store, raw in
+    @Test(arguments: [StoreKind.redis, .redisCluster])
+    func deletingAUsersSessionsLeavesOthers(kind: StoreKind) async throws {
+        try await withBrowserStore(kind) { store, raw in
             let loop = raw.eventLoop
             for seed in 1...3 {
                 try await loop.flatSubmit {
@@ -93,17 +102,18 @@ private func session(_ user: String, seen: Int64 = 1000) -> BrowserSessionRecord
                 #expect(try await loop.flatSubmit { store.session(hash: sessionHash(seed)) }.get() == nil)
             }
             #expect(try await loop.flatSubmit { store.session(hash: sessionHash(9)) }.get() == session("usr_b"))
-            #expect(try await raw.send(["EXISTS", "dbgw:browser-sessions:usr_a"]) == .integer(0))
+            #expect(try await raw.send(["EXISTS", "\(kind.keyPrefix)browser-sessions:usr_a"]) == .integer(0))
             #expect(try await loop.flatSubmit { store.deleteSessions(userID: "usr_a") }.get() == 0)
         }
     }
 
-    @Test func flowsLiveTheirTTLAndAreDeleted() async throws {
-        try await withBrowserStore { store, raw in
+    @Test(arguments: [StoreKind.redis, .redisCluster])
+    func flowsLiveTheirTTLAndAreDeleted(kind: StoreKind) async throws {
+        try await withBrowserStore(kind) { store, raw in
             let loop = raw.eventLoop
             try await loop.flatSubmit { store.storeFlow(id: "f1", json: "{\"a\":1}", ttl: 600) }.get()
             #expect(try await loop.flatSubmit { store.flow(id: "f1") }.get() == "{\"a\":1}")
-            let flowTTL = try await ttl(raw, "dbgw:oauth-flow:f1")
+            let flowTTL = try await ttl(raw, "\(kind.keyPrefix)oauth-flow:f1")
             #expect(flowTTL > 300 && flowTTL <= 600)
             #expect(try await loop.flatSubmit { store.deleteFlow(id: "f1") }.get() == true)
             #expect(try await loop.flatSubmit { store.flow(id: "f1") }.get() == nil)

@@ -27,20 +27,23 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
 }
 
 @Suite struct OpaqueAccessTokenStoreTests {
-    /// Runs `body` with a store over a fresh redis-server, a raw client for inspecting keys,
-    /// and the harness that watches the events channel.
+    /// Runs `body` with a store over a fresh redis-server (or one-node cluster, whose harness
+    /// checks every key is in the `{gw}` slot), a raw client for inspecting keys, and the
+    /// harness that watches the events channel.
     private func withTokenStore(
+        _ kind: StoreKind = .redis,
         _ body: @escaping (StoreHarness, RedisOpaqueAccessTokenStore, LoopClient) async throws -> Void
     ) async throws {
-        try await withStore(.redis) { harness async throws in
+        try await withStore(kind) { harness async throws in
             let raw = harness.redis!
-            let store = RedisOpaqueAccessTokenStore(client: raw.client, keyPrefix: "dbgw:")
+            let store = RedisOpaqueAccessTokenStore(client: raw.client, keyPrefix: kind.keyPrefix)
             try await body(harness, store, raw)
         }
     }
 
-    @Test func storedRecordIsReadBackUnderItsHashWithTheTokensLifetime() async throws {
-        try await withTokenStore { _, store, raw in
+    @Test(arguments: [StoreKind.redis, .redisCluster])
+    func storedRecordIsReadBackUnderItsHashWithTheTokensLifetime(kind: StoreKind) async throws {
+        try await withTokenStore(kind) { _, store, raw in
             let record = tokenRecord("at-1")
             try await raw.eventLoop.flatSubmit {
                 store.storeOpaqueAccessToken(hash: tokenHash(1), record: record, now: now)
@@ -49,14 +52,16 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
             #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(2)) }.get() == nil)
 
             // The layout other components (and the e2e tests) write by hand.
-            guard case .bulkString(let json) = try await raw.send(["GET", "dbgw:oauth-at:\(tokenHash(1))"]),
+            guard
+                case .bulkString(let json) = try await raw.send(["GET", "\(kind.keyPrefix)oauth-at:\(tokenHash(1))"]),
                 let object = try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any]
             else {
                 Issue.record("no JSON record under dbgw:oauth-at:<hash>")
                 return
             }
             #expect(Set(object.keys) == ["client_id", "subject", "scopes", "token_id", "issued_at", "expires_at"])
-            guard case .integer(let ttl) = try await raw.send(["TTL", "dbgw:oauth-at:\(tokenHash(1))"]) else {
+            guard case .integer(let ttl) = try await raw.send(["TTL", "\(kind.keyPrefix)oauth-at:\(tokenHash(1))"])
+            else {
                 Issue.record("TTL did not answer an integer")
                 return
             }
@@ -93,8 +98,9 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
         }
     }
 
-    @Test func recordsTheGatewayDidNotWriteAreCorrupt() async throws {
-        try await withTokenStore { _, store, raw in
+    @Test(arguments: [StoreKind.redis, .redisCluster])
+    func recordsTheGatewayDidNotWriteAreCorrupt(kind: StoreKind) async throws {
+        try await withTokenStore(kind) { _, store, raw in
             let hostile = [
                 #"{"client_id":"c","subject":"s","scopes":["bad scope"],"token_id":"t","issued_at":1,"expires_at":2}"#,
                 #"{"client_id":"","subject":"s","scopes":[],"token_id":"t","issued_at":1,"expires_at":2}"#,
@@ -103,7 +109,7 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
                 String(repeating: "x", count: 20_000),
             ]
             for (index, value) in hostile.enumerated() {
-                _ = try await raw.send(["SET", "dbgw:oauth-at:\(tokenHash(index + 10))", value])
+                _ = try await raw.send(["SET", "\(kind.keyPrefix)oauth-at:\(tokenHash(index + 10))", value])
                 await #expect(throws: CredentialStoreError.self) {
                     try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(index + 10)) }.get()
                 }

@@ -558,10 +558,10 @@ def make_api_key():
 
 
 def seed_keys(redis_port, pepper_path, records, prefix="dbgw:"):
-    """Writes `(key or None, record)` pairs straight into Redis in the layout of a gateway
-    that predates the per-owner index (one pipelined connection: seeding thousands of keys
-    through the API would be slow). `prefix`: the stores' key prefix (`dbgw:{gw}:` on a
-    cluster, whose node serving that tag's slot is `redis_port`)."""
+    """Writes `(key or None, record)` pairs straight into one Redis in the layout of a
+    gateway that predates the per-owner index (one pipelined connection: seeding thousands
+    of keys through the API would be slow). A cluster has a layout of its own
+    (`seed_cluster_keys` in test_redis_cluster.py)."""
     pepper_text = pepper_path.read_text().strip().encode()
     payload = bytearray()
     count = 0

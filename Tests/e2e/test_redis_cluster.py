@@ -4,36 +4,50 @@ GATEWAY_CLUSTER_LONG=1, `make test-cluster-long`), two gateway instances with
 
 Asserted: 10,000 API keys answer correctly (403 on an admin route the gateway answers
 itself: found, with their scopes, where an unknown key gets 401; a sample also gets 200
-through the upstream, whose Python server would otherwise set the pace), and their token
-buckets spread over every primary; the slot of the stores' hash tag is
-migrated during load (SETSLOT IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE) with 0
-failed requests and the ASK and MOVED redirections counted in /metrics; a rate limit stays
-exact for one key across the two instances; a revoked key is refused on both within 1 s;
-/readyz names the three primaries. The long version then kills (SIGKILL) the primary
+through the upstream, whose Python server would otherwise set the pace); their records
+(`dbgw:apikey:{<hash>}`) are spread over the three primaries, each holding about a third,
+while the id pointers and indexes sit in the slot of the stores' hash tag, and their token
+buckets spread over every primary too; slots holding records are migrated during load
+(SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), never-seen keys of each slot looked up
+before, during (ASK) and after (MOVED) its move, with 0 failed requests and the
+redirections counted in /metrics; a rate limit stays exact for one key across the two
+instances; a revoked key is refused on both within 1 s; /readyz names the three primaries.
+A second test runs the rest of the stores on the cluster: an OAuth authorization-code flow
+with refresh and revocation, API keys created, listed and revoked on the settings pages,
+`users add`/`users list` and `keys list`. The long version then kills (SIGKILL) the primary
 serving the stores' tag: only 503s while the cluster promotes its replica (never a 401 for
 a valid key), lookups work again once it has, and a revocation after the switch is refused
 on both instances within 1 s."""
 
+import hashlib
+import hmac
+import json
 import os
+import re
 import socket
 import subprocess
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from conftest import (RedisServer, admin_port, bearer, create_key, free_port, gateway_binary, scaled,
+from conftest import (OAuthSetup, RedisServer, admin_port, bearer, create_key, free_port, gateway_binary, scaled,
                       seconds_until_refused, wait_until, write_pepper)
-from test_api_keys import key_record, make_api_key, seed_keys
+from test_api_keys import key_record, make_api_key
+from test_oauth_bcp import EMAIL as OAUTH_EMAIL
+from test_oauth_bcp import code_for, redeem, refresh
+from test_settings_pages import Settings, Visitor
 
 LONG = os.environ.get("GATEWAY_CLUSTER_LONG") == "1"
 KEYS = 10_000
 MIGRATION_KEYS = 8_000
-AFTER_KEYS = 400
+MIGRATED_SLOTS = 40
 SAMPLE = 300
 STORE_PREFIX = "dbgw:{gw}:"
+RECORD_PREFIX = "dbgw:apikey:"
 EXACT_BURST = 10
 
 ROUTES = f"""
@@ -186,6 +200,107 @@ def cluster(tmp_path):
     nodes.stop()
 
 
+def _crc16_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return table
+
+
+CRC16 = _crc16_table()
+
+
+def key_slot(key: str) -> int:
+    """Redis Cluster's slot of `key`: CRC16 (XMODEM) of its hash tag, or of the whole key
+    without one, modulo 16384."""
+    data = key.encode()
+    start = data.find(b"{")
+    if start >= 0:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1:end]
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ CRC16[(crc >> 8) ^ byte]
+    return crc % 16384
+
+
+def slot_owners(cluster) -> list:
+    """The port of the primary serving each slot."""
+    owners = [None] * 16384
+    for _, port, primary, ranges in cluster.topology():
+        for piece in ranges if primary else []:
+            if piece.startswith("["):
+                continue
+            low, _, high = piece.partition("-")
+            owners[int(low):int(high or low) + 1] = [port] * (int(high or low) + 1 - int(low))
+    assert None not in owners
+    return owners
+
+
+def pipelined(port: int, commands) -> None:
+    """Sends `commands` on one connection and waits for every reply (each a one-line reply:
+    status or integer); fails on an error reply."""
+    payload = bytearray()
+    for args in commands:
+        payload += b"*%d\r\n" % len(args)
+        for arg in args:
+            data = str(arg).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(bytes(payload))
+        received = b""
+        while received.count(b"\r\n") < len(commands):
+            chunk = s.recv(1 << 20)
+            assert chunk, "redis closed the seeding connection"
+            received += chunk
+    assert b"\r\n-" not in b"\r\n" + received, received[:200]
+
+
+def seed_cluster_keys(cluster, pepper_path, records) -> list:
+    """Writes `(key, record)` pairs straight into the cluster in the gateway's cluster
+    layout (seeding thousands through the API would be slow): each record under its own
+    hash tag (`dbgw:apikey:{<hash>}`) on the primary serving that slot; the id pointer, the
+    two indexes and the indexed marker in the slot of the stores' tag, all pipelined per
+    node. Returns each key's hash."""
+    pepper_text = pepper_path.read_text().strip().encode()
+    owners = slot_owners(cluster)
+    tag_port = owners[key_slot(STORE_PREFIX)]
+    by_node = defaultdict(list)
+    digests = []
+    for key, record in records:
+        digest = hmac.new(pepper_text, key.encode(), hashlib.sha256).hexdigest()
+        digests.append(digest)
+        name = f"{RECORD_PREFIX}{{{digest}}}"
+        by_node[owners[key_slot(name)]].append(("SET", name, json.dumps(record)))
+        by_node[tag_port] += [("SET", f"{STORE_PREFIX}apikey-id:{record['id']}", digest),
+                              ("SADD", f"{STORE_PREFIX}apikeys", record["id"]),
+                              ("INCR", f"{STORE_PREFIX}apikeys-indexed"),
+                              ("ZADD", f"{STORE_PREFIX}apikeys-by-created", record["created_at"], record["id"]),
+                              ("ZADD", f"{STORE_PREFIX}apikeys-owner:{record['owner']}", record["created_at"],
+                               record["id"])]
+    for port, commands in by_node.items():
+        pipelined(port, commands)
+    return digests
+
+
+def count_keys(port: int, pattern: str) -> int:
+    """How many keys matching `pattern` the node at `port` holds (SCAN)."""
+    client = Resp(port)
+    try:
+        cursor, count = b"0", 0
+        while True:
+            cursor, names = client.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            count += len(names)
+            if cursor == b"0":
+                return count
+    finally:
+        client.close()
+
+
 def metric(port: int, line_start: str) -> float:
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     for line in text.splitlines():
@@ -207,35 +322,37 @@ def run_requests(gateway, tokens, threads=8, path="/v1/databases"):
         return list(pool.map(one, tokens))
 
 
-def migrate_slot(cluster, slot, stop_when_done):
-    """Moves `slot` to another primary in batches of 200 keys, slowly enough that the load
-    meets the slot half migrated; returns (keys moved, seconds)."""
+def migrate_slot(cluster, slot, before, during, after):
+    """Moves `slot` to another primary: SETSLOT IMPORTING and MIGRATING, then `before()`
+    (the keys still on the source), MIGRATE of the slot's keys, `during()` (the slot half
+    migrated: the source answers ASK for them), SETSLOT NODE on every primary, `after()`
+    (the gateways' maps still name the source: MOVED). Returns the keys moved."""
     source_id, source_port = cluster.owner(slot)
     target_id, target_port = next((i, p) for i, p in cluster.primaries() if i != source_id)
     source, target = Resp(source_port), Resp(target_port)
-    started = time.monotonic()
     moved = 0
     try:
         assert target.call("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id) == "OK"
         assert source.call("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id) == "OK"
+        before()
         while True:
             keys = source.call("CLUSTER", "GETKEYSINSLOT", slot, 200)
             if not keys:
                 break
             assert source.call("MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys) == "OK"
             moved += len(keys)
-            time.sleep(0.02)
+        during()
         for _, port in cluster.primaries():
             node = Resp(port)
             try:
                 assert node.call("CLUSTER", "SETSLOT", slot, "NODE", target_id) == "OK"
             finally:
                 node.close()
+        after()
     finally:
         source.close()
         target.close()
-        stop_when_done.set()
-    return moved, time.monotonic() - started
+    return moved
 
 
 def test_cluster_routing_migration_exact_buckets_and_revocation(make_gateway, upstream, cluster, tmp_path):
@@ -258,21 +375,32 @@ listen = "127.0.0.1:0"
     gateways = [make_gateway(upstream.url, routes=ROUTES, tail=tail) for _ in range(2)]
     admins = [admin_port(g) for g in gateways]
 
-    # 10,000 keys (and more kept for the migration) written straight into the node that
-    # serves the stores' tag, pipelined.
-    tag_slot = Resp(cluster.nodes[0].port)
-    slot = tag_slot.call("CLUSTER", "KEYSLOT", STORE_PREFIX)
-    tag_slot.close()
-    _, tag_port = cluster.owner(slot)
+    # 10,000 keys (and more kept for the migration) written straight into the cluster, in
+    # its layout.
     now = int(time.time())
     started = time.monotonic()
     records = [(make_api_key(), key_record(f"key_{n:016x}", "seeded", ["read:databases"], now))
-               for n in range(KEYS + MIGRATION_KEYS + AFTER_KEYS)]
-    seed_keys(tag_port, pepper, records, prefix=STORE_PREFIX)
+               for n in range(KEYS + MIGRATION_KEYS)]
+    digests = seed_cluster_keys(cluster, pepper, records)
     seeded = time.monotonic() - started
     tokens = [key for key, _ in records[:KEYS]]
-    spare = [key for key, _ in records[KEYS:KEYS + MIGRATION_KEYS]]
-    after = [key for key, _ in records[KEYS + MIGRATION_KEYS:]]
+    slot = key_slot(STORE_PREFIX)
+
+    # The records are spread: each primary holds about a third of them; the pointers and
+    # indexes are all in the tag's slot.
+    shares = {port: count_keys(port, RECORD_PREFIX + "{*") for _, port in cluster.primaries()}
+    print(f"\nrecords per primary: {shares}")
+    assert sum(shares.values()) == len(records), shares
+    assert all(share >= len(records) // 4 for share in shares.values()), shares
+    tag_node = Resp(cluster.owner(slot)[1])
+    try:
+        # A pointer per key, the two indexes, the id set and the marker (and the records
+        # whose hash happens to fall in that slot).
+        records_in_slot = sum(1 for digest in digests if key_slot(digest) == slot)
+        assert tag_node.call("CLUSTER", "COUNTKEYSINSLOT", slot) == len(records) + 4 + records_in_slot
+        assert tag_node.call("CLUSTER", "KEYSLOT", f"{RECORD_PREFIX}{{{digests[0]}}}") == key_slot(digests[0])
+    finally:
+        tag_node.close()
 
     started = time.monotonic()
     statuses = (run_requests(gateways[0], tokens[: KEYS // 2], path="/v1/admin")
@@ -287,7 +415,7 @@ listen = "127.0.0.1:0"
     # the scripts ran on every primary.
     by_port = {n.port: n for n in cluster.nodes}
     buckets = {port: by_port[port].command_calls("evalsha") for _, port in cluster.primaries()}
-    print(f"\nseeded {len(records)} keys in {seeded:.2f} s; {KEYS} keys answered in {answered:.2f} s "
+    print(f"seeded {len(records)} keys in {seeded:.2f} s; {KEYS} keys answered in {answered:.2f} s "
           f"({KEYS / answered:.0f}/s); bucket scripts per primary {buckets}")
     assert all(count >= len(sample) // 10 for count in buckets.values()), buckets
 
@@ -295,33 +423,54 @@ listen = "127.0.0.1:0"
     named = set(ready["checks"]["redis_cluster_nodes"].split(","))
     assert named == {f"redis://127.0.0.1:{port}" for _, port in cluster.primaries()}, ready
 
-    # The tag's slot moves to another primary while never-seen keys are looked up.
+    # Slots holding records of never-seen keys move to other primaries while the other
+    # never-seen keys are looked up; in each moved slot one key is looked up before the
+    # move, one while the slot is half migrated (ASK), one after it (MOVED).
+    spare = list(zip(records[KEYS:], digests[KEYS:]))
+    by_slot = defaultdict(list)
+    for (key, _), digest in spare:
+        by_slot[key_slot(digest)].append(key)
+    moving = sorted(s for s, keys in by_slot.items() if len(keys) >= 3 and s != slot)[:MIGRATED_SLOTS]
+    assert len(moving) >= MIGRATED_SLOTS // 2, len(moving)
+    in_moving = {key for s in moving for key in by_slot[s]}
+    background = [key for (key, _), _ in spare if key not in in_moving]
     done = threading.Event()
-    outcome = {}
-    migration = threading.Thread(target=lambda: outcome.update(result=migrate_slot(cluster, slot, done)))
     load_statuses = []
-    migration.start()
-    position = 0
-    while not done.is_set() and position < len(spare):
-        batch = spare[position:position + 100]
-        position += len(batch)
-        load_statuses += run_requests(gateways[position // 100 % 2], batch, threads=4, path="/v1/admin")
-    migration.join(timeout=60)
-    assert "result" in outcome, "the migration did not finish"
-    moved_keys, migration_seconds = outcome["result"]
-    during = len(load_statuses)
-    # After the switch: the first commands for the slot meet MOVED on the old owner.
-    load_statuses += run_requests(gateways[0], after[: AFTER_KEYS // 2], threads=4, path="/v1/admin")
-    load_statuses += run_requests(gateways[1], after[AFTER_KEYS // 2:], threads=4, path="/v1/admin")
-    failed = [s for s in load_statuses if s != 403]
+    probes = []
+
+    def load():
+        position = 0
+        while not done.is_set() and position < len(background):
+            batch = background[position:position + 50]
+            position += len(batch)
+            load_statuses.extend(run_requests(gateways[position // 50 % 2], batch, threads=4, path="/v1/admin"))
+
+    def probe(gateway, key):
+        return lambda: probes.extend(run_requests(gateway, [key], threads=1, path="/v1/admin"))
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    started = time.monotonic()
+    moved_keys = 0
+    try:
+        for n, moving_slot in enumerate(moving):
+            first, second, third = by_slot[moving_slot][:3]
+            moved_keys += migrate_slot(cluster, moving_slot, probe(gateways[n % 2], first),
+                                       probe(gateways[(n + 1) % 2], second), probe(gateways[n % 2], third))
+    finally:
+        done.set()
+        loader.join(timeout=60)
+    migration_seconds = time.monotonic() - started
+    failed = [s for s in load_statuses + probes if s != 403]
     ask = sum(metric(p, 'dbgw_redis_cluster_redirects_total{kind="ask"}') for p in admins)
     moved = sum(metric(p, 'dbgw_redis_cluster_redirects_total{kind="moved"}') for p in admins)
-    print(f"cluster: {len(cluster.nodes)} nodes; migration of slot {slot}: {moved_keys} keys in "
-          f"{migration_seconds:.2f} s; {during} never-seen keys looked up during it, {len(load_statuses) - during} "
-          f"after; {len(failed)} failed; ASK {ask:.0f}, MOVED {moved:.0f}")
-    assert moved_keys >= KEYS
+    print(f"cluster: {len(cluster.nodes)} nodes; {len(moving)} slots holding records migrated ({moved_keys} "
+          f"keys) in {migration_seconds:.2f} s; {len(probes)} lookups in those slots and {len(load_statuses)} "
+          f"other never-seen keys during it; {len(failed)} failed; ASK {ask:.0f}, MOVED {moved:.0f}")
+    assert moved_keys >= 3 * len(moving)
+    assert len(probes) == 3 * len(moving)
     assert failed == [], {s: failed.count(s) for s in set(failed)}
-    assert ask >= 1 and moved >= 1
+    assert ask >= len(moving) and moved >= len(moving) // 2, (ask, moved)
 
     # One key's bucket, shared by both instances: exactly the burst gets through.
     limited = create_key(gateways[0], ["read:databases"], name="limited")
@@ -393,3 +542,102 @@ listen = "127.0.0.1:0"
               for g in gateways]
     print(f"revocation after the failover refused after {[round(d, 3) if d else d for d in delays]} s")
     assert all(d is not None and d < 1.0 for d in delays), delays
+
+
+def on_cluster(make_gateway, cluster):
+    """A `make_gateway` whose configurations name the cluster's seed nodes instead of the
+    one Redis URL the shared setups write, so those setups (and the CLI commands run with
+    their configuration) work on the cluster."""
+    def factory(upstream_url, **kwargs):
+        tail, count = re.subn(r'^url = "redis://127\.0\.0\.1:\d+"$', f"cluster_nodes = [{cluster.seeds()}]",
+                              kwargs.get("tail", ""), flags=re.M)
+        assert count == 1, kwargs.get("tail")
+        return make_gateway(upstream_url, **(kwargs | {"tail": tail}))
+    return factory
+
+
+def cli(gateway, *arguments):
+    result = subprocess.run([gateway_binary(), *arguments, "--config", str(gateway.config_path), "--json"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_users_settings_pages_keys_and_oauth_on_a_cluster(make_gateway, upstream, cluster, tmp_path):
+    factory = on_cluster(make_gateway, cluster)
+    owners = slot_owners(cluster)
+    tag_port = owners[key_slot(STORE_PREFIX)]
+
+    # users add (three users, through the shared setup) and users list: the users sit in the
+    # tag's slot, which `users list` scans on the node serving it.
+    settings = Settings(tmp_path, factory, upstream.url, 0)
+    users = cli(settings.gateway, "users", "list")
+    assert [u["email"] for u in users] == ["ada@example.test", "bob@example.test", "root@example.test"], users
+    assert [u["id"] for u in users] == [settings.ada["id"], settings.bob["id"], settings.root["id"]]
+    by_port = {n.port: n for n in cluster.nodes}
+    scans = {port: by_port[port].command_calls("scan") for _, port in cluster.primaries()}
+    assert scans[tag_port] >= 1 and all(n == 0 for port, n in scans.items() if port != tag_port), scans
+    assert {port: count_keys(port, STORE_PREFIX + "user:*") for _, port in cluster.primaries()}[tag_port] == 3
+
+    # Settings > API Keys: created, listed, used, revoked; each record is under its own hash
+    # tag on the primary serving that slot.
+    ada = Visitor(settings, "ada@example.test")
+    pepper = (tmp_path / "settings-pepper").read_text().strip().encode()
+    keys = [ada.create_key(f"cluster key {n}", ["read:logs"]) for n in range(4)]
+    listed_ids = ada.key_ids()
+    assert len(listed_ids) == 4
+    for key in keys:
+        digest = hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+        name = f"{RECORD_PREFIX}{{{digest}}}"
+        node = Resp(owners[key_slot(name)])
+        try:
+            assert node.call("EXISTS", name) == 1, name
+        finally:
+            node.close()
+        assert requests.get(settings.url + "/v1/logs", headers=bearer(key), timeout=10).status_code == 200
+    ids = {r["last4"]: r["id"] for r in cli(settings.gateway, "keys", "list")}
+    victim = ids[keys[0][-4:]]
+    r = ada.post("/api-keys/revoke", {"csrf_token": ada.csrf(), "id": victim})
+    assert r.status_code == 303, r.text
+    assert wait_until(lambda: requests.get(settings.url + "/v1/logs", headers=bearer(keys[0]),
+                                           timeout=10).status_code == 401, 2)
+    assert ada.key_ids() == [i for i in listed_ids if i != victim]
+
+    # keys list: every key, the revoked one marked, the last use read back from its own slot.
+    records = {r["id"]: r for r in cli(settings.gateway, "keys", "list")}
+    assert set(records) == set(listed_ids) and len(ids) == 4
+    assert records[victim]["revoked"] is True
+    assert all(records[i]["revoked"] is False and records[i]["last_used_at"] is not None
+               for i in listed_ids if i != victim)
+
+    # OAuth: a code through the login and consent pages, its exchange, a refresh, and the
+    # revocation of the grant (its access tokens refused within 1 s).
+    oauth = OAuthSetup(tmp_path, factory, upstream.url, 0)
+    oauth.add_user(OAUTH_EMAIL)
+    code, redirect_uri, verifier = code_for(oauth, oauth.public_client)
+    r = redeem(oauth, oauth.public_client, code, redirect_uri, verifier)
+    assert r.status_code == 200, r.text
+    issued = r.json()
+    assert requests.get(oauth.url + "/v1/databases", headers=bearer(issued["access_token"]),
+                        timeout=10).status_code == 200
+    r = refresh(oauth, oauth.public_client, issued["refresh_token"])
+    assert r.status_code == 200, r.text
+    refreshed = r.json()
+    assert refreshed["refresh_token"] != issued["refresh_token"]
+    assert requests.get(oauth.url + "/v1/databases", headers=bearer(refreshed["access_token"]),
+                        timeout=10).status_code == 200
+    revoked_at = time.monotonic()
+    r = requests.post(oauth.endpoint("revoke"), data={"token": refreshed["refresh_token"],
+                                                      "client_id": oauth.public_client}, timeout=10)
+    assert r.status_code == 200, r.text
+    delay = seconds_until_refused(oauth.url + "/v1/databases", refreshed["access_token"], 2, since=revoked_at)
+    assert delay is not None and delay < 1.0, delay
+    r = refresh(oauth, oauth.public_client, refreshed["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    # A code is redeemed once: presented again, it is refused and what it issued revoked.
+    code, redirect_uri, verifier = code_for(oauth, oauth.public_client)
+    first = redeem(oauth, oauth.public_client, code, redirect_uri, verifier)
+    assert first.status_code == 200, first.text
+    r = redeem(oauth, oauth.public_client, code, redirect_uri, verifier)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert seconds_until_refused(oauth.url + "/v1/databases", first.json()["access_token"], 2) is not None
