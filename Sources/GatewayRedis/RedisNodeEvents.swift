@@ -37,6 +37,7 @@ package final class RedisNodeEvents: Sendable {
         var clusterNodes: [RedisSettings.Endpoint] = []
         var movedRedirects = 0
         var askRedirects = 0
+        var shardedPubSubMissingLogged = false
     }
 
     private let state = NIOLockedValueBox(State())
@@ -129,6 +130,24 @@ package final class RedisNodeEvents: Sendable {
             case .ask: state.askRedirects += 1
             }
         }
+    }
+
+    /// A cluster node answered `ERR unknown command` to `SSUBSCRIBE` or `SPUBLISH` (Redis
+    /// before 7): revocations go over plain pub/sub there. Logged once per process, not once
+    /// per publication or resubscription.
+    package func shardedPubSubUnavailable(on node: RedisSettings.Endpoint?) {
+        let first = self.state.withLockedValue { state in
+            defer { state.shardedPubSubMissingLogged = true }
+            return !state.shardedPubSubMissingLogged
+        }
+        guard first else { return }
+        self.logger?.notice(
+            """
+            Redis Cluster node does not know sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7): \
+            revocations use plain PUBLISH/SUBSCRIBE there
+            """,
+            metadata: node.map { ["redis_node": "\($0)"] } ?? [:]
+        )
     }
 
     package var node: Node? { self.state.withLockedValue { $0.node } }

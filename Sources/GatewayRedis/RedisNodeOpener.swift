@@ -78,7 +78,21 @@ package final class RedisNodeOpener {
         } else {
             self.openNode(self.settings.endpoint, checkRole: false, initializer: initializer).cascade(to: promise)
         }
-        return promise.futureResult.assumeIsolated().flatMapErrorThrowing { error in
+        return self.reportingRefusals(promise.futureResult)
+    }
+
+    /// Cluster mode: a connection to `node`, a primary the slot map or a `MOVED` named
+    /// (the revocation subscription's: data connections are `ClusterRouter`'s).
+    package func open(
+        node: RedisSettings.Endpoint,
+        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Opened> {
+        self.eventLoop.preconditionInEventLoop()
+        return self.reportingRefusals(self.openNode(node, checkRole: false, initializer: initializer))
+    }
+
+    private func reportingRefusals(_ future: EventLoopFuture<Opened>) -> EventLoopFuture<Opened> {
+        future.assumeIsolated().flatMapErrorThrowing { error in
             if let failure = error as? Failure, failure.refused {
                 self.events?.refused(failure.description)
             }
