@@ -224,6 +224,10 @@ package final class RedisClient {
         return keys.allSatisfy { ClusterSlot.of($0) == slot } ? "SPUBLISH" : ""
     }
 
+    /// The primaries of the cluster's slot map, in the order the map names them (the first
+    /// answers keyless commands); empty before the map is read or when not on a cluster.
+    package var clusterPrimaries: [RedisSettings.Endpoint] { self.router?.map?.nodes ?? [] }
+
     /// The cluster primaries this client is connected to (empty when not on a cluster).
     package var clusterNodesConnected: [RedisSettings.Endpoint] { self.router?.connectedNodes ?? [] }
 

@@ -32,6 +32,7 @@ from conftest import (RedisServer, admin_port, bearer, create_key, free_port, ga
                       seconds_until_refused, wait_until, write_pepper)
 from test_api_keys import key_record, make_api_key, seed_keys
 from test_redis_tls import documented_acl_rule
+from test_systemd import NotifySocket, has, notify_dir  # noqa: F401 (notify_dir: a fixture)
 
 LONG = os.environ.get("GATEWAY_CLUSTER_LONG") == "1"
 KEYS = 10_000
@@ -435,9 +436,25 @@ def test_cluster_routing_migration_exact_buckets_and_revocation(make_gateway, up
     assert all(entries == [] for entries in cluster.acl_log().values()), cluster.acl_log()
 
 
-def test_revocations_use_sharded_pubsub_and_follow_the_slot(make_gateway, upstream, cluster, tmp_path):
+def test_revocations_use_sharded_pubsub_and_follow_the_slot(make_gateway, upstream, cluster, tmp_path, notify_dir):
     pepper = write_pepper(tmp_path / "pepper")
-    gateways = [make_gateway(upstream.url, routes=ROUTES, tail=cluster_tail(cluster, pepper)) for _ in range(2)]
+    notify = NotifySocket(str(notify_dir / "notify"))
+    try:
+        first = make_gateway(upstream.url, routes=ROUTES, tail=cluster_tail(cluster, pepper),
+                             env={"NOTIFY_SOCKET": notify.address}, wait=False)
+        notify.set_probe_port(first.port)
+        _, ready = notify.wait_for(has("READY", "1"), timeout=20)
+    finally:
+        notify.close()
+    # The start-up status names the cluster's primaries (the first answered PING), not the seed.
+    primaries = [f"redis://127.0.0.1:{port}" for _, port in cluster.primaries()]
+    status = ready.fields["STATUS"]
+    prefix = f"serving on 127.0.0.1:{first.port}; Redis "
+    assert status.startswith(prefix) and status.endswith(" answered PING"), status
+    answered, _, listed = status[len(prefix):-len(" answered PING")].partition(" (cluster primaries: ")
+    assert listed.endswith(")") and sorted(listed[:-1].split(", ")) == sorted(primaries), status
+    assert answered == listed[:-1].split(", ")[0], status
+    gateways = [first, make_gateway(upstream.url, routes=ROUTES, tail=cluster_tail(cluster, pepper))]
     slot = cluster.call(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", CHANNEL)
     _, owner = cluster.owner(slot)
 
