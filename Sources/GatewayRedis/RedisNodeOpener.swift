@@ -3,9 +3,8 @@ package import NIOCore
 
 /// Opens one connection to the node the gateway should use and gets it ready for commands:
 /// finds the node (the configured server, or in Sentinel mode the primary the sentinels
-/// name, checked with `ROLE`), connects (through the connector, TLS included), then
-/// `AUTH` and `SELECT`. The seam for other topologies: a cluster would choose the node per
-/// key here.
+/// name, checked with `ROLE`; on a cluster a seed node, or the node asked for), connects
+/// (through the connector, TLS included), then `AUTH` and `SELECT`.
 ///
 /// Error replies during the handshake (`WRONGPASS ...`, `NOPERM ...`) and TLS failures are
 /// reported to `events` with the server's own words. One per connection owner
