@@ -234,7 +234,10 @@ package final class RedisSubscription: Sendable {
 
     /// `CLUSTER SHARDS`, or `CLUSTER SLOTS` where that is unknown (before Redis 7), on the
     /// connection to `node`.
-    private func readMap(on channel: any Channel, from node: RedisSettings.Endpoint) -> EventLoopFuture<ClusterSlotMap> {
+    private func readMap(
+        on channel: any Channel,
+        from node: RedisSettings.Endpoint
+    ) -> EventLoopFuture<ClusterSlotMap> {
         let budget = self.settings.commandTimeout.timeAmount
         let useTLSPort = self.settings.tls != nil
         return RedisNodeOpener.exchange([["CLUSTER", "SHARDS"]], on: channel, budget: budget).flatMapThrowing {

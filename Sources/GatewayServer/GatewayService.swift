@@ -76,8 +76,11 @@ package struct GatewayService: Service {
                 notifier.status(
                     "listening; waiting for \(Self.describe(redis)) (at most \(Self.describe(redis.connectTimeout)))"
                 )
-                if let answer = await RedisReadinessProbe.answersPing(redis, on: server.group.next(), clock: server.clock)
-                {
+                if let answer = await RedisReadinessProbe.answersPing(
+                    redis,
+                    on: server.group.next(),
+                    clock: server.clock
+                ) {
                     readiness += "; \(answer) answered PING"
                 } else {
                     readiness +=

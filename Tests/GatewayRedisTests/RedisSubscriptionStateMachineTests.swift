@@ -18,12 +18,30 @@ private func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
     @Test func pubSubReplies() {
         let channel = Array(self.channel.utf8)
         let cases: [(RESPValue, PubSubReply)] = [
-            (.array([bulk("message"), bulk(self.channel), bulk("revoke")]), .message(channel: channel, payload: Array("revoke".utf8), sharded: false)),
-            (.array([bulk("smessage"), bulk(self.channel), bulk("")]), .message(channel: channel, payload: [], sharded: true)),
-            (.array([bulk("subscribe"), bulk(self.channel), .integer(1)]), .subscribed(channel: channel, count: 1, sharded: false)),
-            (.array([bulk("ssubscribe"), bulk(self.channel), .integer(1)]), .subscribed(channel: channel, count: 1, sharded: true)),
-            (.array([bulk("unsubscribe"), bulk(self.channel), .integer(0)]), .unsubscribed(channel: channel, count: 0, sharded: false)),
-            (.array([bulk("sunsubscribe"), bulk(self.channel), .integer(0)]), .unsubscribed(channel: channel, count: 0, sharded: true)),
+            (
+                .array([bulk("message"), bulk(self.channel), bulk("revoke")]),
+                .message(channel: channel, payload: Array("revoke".utf8), sharded: false)
+            ),
+            (
+                .array([bulk("smessage"), bulk(self.channel), bulk("")]),
+                .message(channel: channel, payload: [], sharded: true)
+            ),
+            (
+                .array([bulk("subscribe"), bulk(self.channel), .integer(1)]),
+                .subscribed(channel: channel, count: 1, sharded: false)
+            ),
+            (
+                .array([bulk("ssubscribe"), bulk(self.channel), .integer(1)]),
+                .subscribed(channel: channel, count: 1, sharded: true)
+            ),
+            (
+                .array([bulk("unsubscribe"), bulk(self.channel), .integer(0)]),
+                .unsubscribed(channel: channel, count: 0, sharded: false)
+            ),
+            (
+                .array([bulk("sunsubscribe"), bulk(self.channel), .integer(0)]),
+                .unsubscribed(channel: channel, count: 0, sharded: true)
+            ),
         ]
         for (value, expected) in cases {
             #expect(PubSubReply.parse(value) == expected, "\(value)")
@@ -156,7 +174,9 @@ private func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
             map.assign(slot: machine.slot, to: self.seed)
             #expect(machine.mapRead(map) == .send(["SSUBSCRIBE", self.channel]))
             #expect(
-                machine.replied(.error("ERR unknown command 'SSUBSCRIBE', with args beginning with: 'dbgw:{gw}:events' "))
+                machine.replied(
+                    .error("ERR unknown command 'SSUBSCRIBE', with args beginning with: 'dbgw:{gw}:events' ")
+                )
                     == .fallBack(node: self.seed, send: ["SUBSCRIBE", self.channel])
             )
             #expect(
@@ -177,20 +197,37 @@ private func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
         _ = machine.mapRead(map)
         #expect(
             machine.replied(.error("NOPERM this user has no permissions to access the 'dbgw:{gw}:events' channel"))
-                == .fail(reason: "\(self.seed): NOPERM this user has no permissions to access the 'dbgw:{gw}:events' channel")
+                == .fail(
+                    reason: "\(self.seed): NOPERM this user has no permissions to access the 'dbgw:{gw}:events' channel"
+                )
         )
         // Plain pub/sub never falls back or follows MOVED.
         var plain = RedisSubscriptionStateMachine(channel: "dbgw:events", cluster: false)
         _ = plain.begin()
         _ = plain.opened(self.seed)
-        #expect(plain.replied(.error("ERR unknown command 'SUBSCRIBE'")) == .fail(reason: "\(self.seed): ERR unknown command 'SUBSCRIBE'"))
+        #expect(
+            plain.replied(.error("ERR unknown command 'SUBSCRIBE'"))
+                == .fail(reason: "\(self.seed): ERR unknown command 'SUBSCRIBE'")
+        )
     }
 
     @Test func unknownCommandAnswers() {
-        #expect(RedisSubscriptionStateMachine.isUnknownCommand("ERR unknown command 'spublish', with args beginning with: 'x'"))
-        #expect(RedisSubscriptionStateMachine.isUnknownCommand("ERR unknown command `SSUBSCRIBE`, with args beginning with: "))
+        #expect(
+            RedisSubscriptionStateMachine.isUnknownCommand(
+                "ERR unknown command 'spublish', with args beginning with: 'x'"
+            )
+        )
+        #expect(
+            RedisSubscriptionStateMachine.isUnknownCommand(
+                "ERR unknown command `SSUBSCRIBE`, with args beginning with: "
+            )
+        )
         #expect(RedisSubscriptionStateMachine.isUnknownCommand("ERR Unknown Redis command called from script"))
-        #expect(!RedisSubscriptionStateMachine.isUnknownCommand("NOPERM this user has no permissions to run the 'spublish' command"))
+        #expect(
+            !RedisSubscriptionStateMachine.isUnknownCommand(
+                "NOPERM this user has no permissions to run the 'spublish' command"
+            )
+        )
         #expect(!RedisSubscriptionStateMachine.isUnknownCommand("ERR unknown subcommand 'SHARDS'"))
     }
 
