@@ -125,6 +125,10 @@ package final class RedisClient {
             if case .backingOff = self.state {
                 self.state = .backingOff(until: self.clock.now(), delay: .zero)
             }
+        case .clusterPrimariesChanged:
+            // A connection to one cluster node: its node is the same whatever the map says
+            // (the router stops sending to a node the map no longer names).
+            break
         }
     }
 

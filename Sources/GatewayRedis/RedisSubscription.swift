@@ -89,7 +89,8 @@ package final class RedisSubscription: Sendable {
         }
     }
 
-    /// A new primary: leave the old one now; another connection recovered: stop waiting.
+    /// A new primary: leave the old one now; another connection recovered, or the cluster's
+    /// primaries changed (its node's replica may have been promoted): stop waiting.
     private func heard(_ notice: RedisNodeEvents.Notice) {
         guard !self.state.value.stopped else { return }
         if case .primarySwitched(let primary) = notice, self.state.value.opener?.primarySwitched(to: primary) == true {

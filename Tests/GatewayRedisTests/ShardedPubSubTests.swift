@@ -133,6 +133,24 @@ struct ShardedPubSubTests {
         }
     }
 
+    /// After a failover the subscription may be waiting out a back-off of up to 1 s: a slot
+    /// map naming other primaries (read by any loop's client) tells it to try now.
+    @Test func aChangeOfClusterPrimariesIsAnnouncedOnce() {
+        let events = RedisNodeEvents(logger: nil)
+        let heard = LockedList<RedisNodeEvents.Notice>()
+        let id = events.register { heard.append($0) }
+        defer { events.unregister(id) }
+        let a = RedisSettings.Endpoint.tcp(host: "127.0.0.1", port: 7000)
+        let b = RedisSettings.Endpoint.tcp(host: "127.0.0.1", port: 7001)
+        let promoted = RedisSettings.Endpoint.tcp(host: "127.0.0.1", port: 7004)
+        events.clusterMapped([a, b])
+        events.clusterMapped([b, a])  // the same primaries in another order: no news
+        #expect(heard.values == [.clusterPrimariesChanged])
+        events.clusterMapped([a, promoted])
+        #expect(heard.values == [.clusterPrimariesChanged, .clusterPrimariesChanged])
+        #expect(events.clusterNodes == [a, promoted])
+    }
+
     @Test func scriptPublishingFollowsTheTopologyAndTheSlot() async throws {
         let server = try await startSingleNodeCluster()
         defer { server.stop() }
