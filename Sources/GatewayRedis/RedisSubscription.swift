@@ -151,8 +151,10 @@ package final class RedisSubscription: Sendable {
             self.connect()
         case .fail(let reason):
             self.logger.debug("Redis pub/sub subscription attempt failed: \(reason)")
+            // A connection that opened and then failed: the next attempt starts elsewhere (the
+            // next seed, the sentinels again). A failed open already moved the opener on.
+            if self.state.value.channel != nil { self.state.value.opener?.connectionLost() }
             self.detach()
-            self.state.value.opener?.connectionLost()
             self.retry()
         case .ignore(let reason):
             if let reason { self.logger.warning("ignored \(reason)") }
