@@ -212,6 +212,7 @@ let package = Package(
             dependencies: [
                 "GatewayTestSupport",
                 "GatewayRedis", "GatewayConfig", "GatewayCore", "GatewayRedisTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

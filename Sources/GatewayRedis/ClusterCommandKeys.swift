@@ -1,7 +1,8 @@
 /// Which keys a command touches, so a cluster client can send it to the node serving their
 /// slot: the first argument for single-key commands, every argument for `MGET`/`DEL`/...,
 /// the declared keys of `EVAL`/`EVALSHA`, none for commands any node answers (`PING`,
-/// `PUBLISH`, `SCRIPT`, ...).
+/// `PUBLISH`, `SCRIPT`, ...). `SPUBLISH` goes by its channel, which sharded pub/sub hashes
+/// like a key.
 ///
 /// A command whose keys hash to different slots is refused here, before it is sent: Redis
 /// would refuse it too (`CROSSSLOT`), and catching it on the client names the command. Pure;

@@ -125,6 +125,10 @@ package final class RedisClient {
             if case .backingOff = self.state {
                 self.state = .backingOff(until: self.clock.now(), delay: .zero)
             }
+        case .clusterPrimariesChanged:
+            // A connection to one cluster node: its node is the same whatever the map says
+            // (the router stops sending to a node the map no longer names).
+            break
         }
     }
 
@@ -197,6 +201,36 @@ package final class RedisClient {
             return self.send(["EVALSHA", sha] + tail)
         }.nonisolated()
     }
+
+    /// Publishes `message` on `channel`: `PUBLISH`, or on a cluster `SPUBLISH` to the primary
+    /// serving the channel's slot, where the revocation subscription listens (sharded
+    /// pub/sub, Redis 7). A node that does not know `SPUBLISH` gets `PUBLISH`, as the
+    /// subscription falls back to `SUBSCRIBE` there; tried again each time (revocations are
+    /// rare), so an upgraded cluster is used as such.
+    package func publish(channel: String, message: String) -> EventLoopFuture<RESPValue> {
+        guard self.router != nil else { return self.send(["PUBLISH", channel, message]) }
+        return self.send(["SPUBLISH", channel, message]).assumeIsolated().flatMapError { error in
+            guard case RedisClientError.server(let text) = error, RedisSubscriptionStateMachine.isUnknownCommand(text)
+            else { return self.eventLoop.makeFailedFuture(error) }
+            self.events?.shardedPubSubUnavailable(on: nil)
+            return self.send(["PUBLISH", channel, message])
+        }.nonisolated()
+    }
+
+    /// How a script whose keys are `keys` announces on `channel` (an argument the script
+    /// tests, see `RedisOpaqueAccessTokenStore`): `PUBLISH`; on a cluster `SPUBLISH` (the
+    /// script falls back to `PUBLISH` where it is unknown), or "" when the channel's slot is
+    /// not the keys' (a script may only touch its own slot): the caller then publishes after
+    /// the script with `publish`.
+    package func scriptPublishCommand(channel: String, keys: [String]) -> String {
+        guard self.router != nil else { return "PUBLISH" }
+        let slot = ClusterSlot.of(channel)
+        return keys.allSatisfy { ClusterSlot.of($0) == slot } ? "SPUBLISH" : ""
+    }
+
+    /// The primaries of the cluster's slot map, in the order the map names them (the first
+    /// answers keyless commands); empty before the map is read or when not on a cluster.
+    package var clusterPrimaries: [RedisSettings.Endpoint] { self.router?.map?.nodes ?? [] }
 
     /// The cluster primaries this client is connected to (empty when not on a cluster).
     package var clusterNodesConnected: [RedisSettings.Endpoint] { self.router?.connectedNodes ?? [] }

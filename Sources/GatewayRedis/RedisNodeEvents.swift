@@ -17,6 +17,10 @@ package final class RedisNodeEvents: Sendable {
         case primarySwitched(RedisSettings.Endpoint)
         /// Some connection reached Redis again: whoever is backing off may retry now.
         case recovered
+        /// A cluster client read a slot map naming other primaries than before (a replica
+        /// promoted, a node added): the revocation subscription, if it is waiting out its
+        /// back-off after losing its node, subscribes again now.
+        case clusterPrimariesChanged
     }
 
     /// The node a connection last reached, for `/readyz`.
@@ -37,6 +41,7 @@ package final class RedisNodeEvents: Sendable {
         var clusterNodes: [RedisSettings.Endpoint] = []
         var movedRedirects = 0
         var askRedirects = 0
+        var shardedPubSubMissingLogged = false
     }
 
     private let state = NIOLockedValueBox(State())
@@ -115,9 +120,15 @@ package final class RedisNodeEvents: Sendable {
         }
     }
 
-    /// A cluster client learnt the slot map: these primaries serve it (for `/readyz`).
+    /// A cluster client learnt the slot map: these primaries serve it (for `/readyz`). When
+    /// they are not the ones known before, every listener hears it.
     package func clusterMapped(_ nodes: [RedisSettings.Endpoint]) {
-        self.state.withLockedValue { $0.clusterNodes = nodes }
+        let listeners: [@Sendable (Notice) -> Void] = self.state.withLockedValue { state in
+            let changed = Set(state.clusterNodes) != Set(nodes)
+            state.clusterNodes = nodes
+            return changed ? Array(state.listeners.values) : []
+        }
+        for listener in listeners { listener(.clusterPrimariesChanged) }
     }
 
     /// A cluster node redirected a command (`MOVED` or `ASK`). Taken on redirects only,
@@ -129,6 +140,24 @@ package final class RedisNodeEvents: Sendable {
             case .ask: state.askRedirects += 1
             }
         }
+    }
+
+    /// A cluster node answered `ERR unknown command` to `SSUBSCRIBE` or `SPUBLISH` (Redis
+    /// before 7): revocations go over plain pub/sub there. Logged once per process, not once
+    /// per publication or resubscription.
+    package func shardedPubSubUnavailable(on node: RedisSettings.Endpoint?) {
+        let first = self.state.withLockedValue { state in
+            defer { state.shardedPubSubMissingLogged = true }
+            return !state.shardedPubSubMissingLogged
+        }
+        guard first else { return }
+        self.logger?.notice(
+            """
+            Redis Cluster node does not know sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7): \
+            revocations use plain PUBLISH/SUBSCRIBE there
+            """,
+            metadata: node.map { ["redis_node": "\($0)"] } ?? [:]
+        )
     }
 
     package var node: Node? { self.state.withLockedValue { $0.node } }

@@ -3,9 +3,8 @@ package import NIOCore
 
 /// Opens one connection to the node the gateway should use and gets it ready for commands:
 /// finds the node (the configured server, or in Sentinel mode the primary the sentinels
-/// name, checked with `ROLE`), connects (through the connector, TLS included), then
-/// `AUTH` and `SELECT`. The seam for other topologies: a cluster would choose the node per
-/// key here.
+/// name, checked with `ROLE`; on a cluster a seed node, or the node asked for), connects
+/// (through the connector, TLS included), then `AUTH` and `SELECT`.
 ///
 /// Error replies during the handshake (`WRONGPASS ...`, `NOPERM ...`) and TLS failures are
 /// reported to `events` with the server's own words. One per connection owner
@@ -78,7 +77,21 @@ package final class RedisNodeOpener {
         } else {
             self.openNode(self.settings.endpoint, checkRole: false, initializer: initializer).cascade(to: promise)
         }
-        return promise.futureResult.assumeIsolated().flatMapErrorThrowing { error in
+        return self.reportingRefusals(promise.futureResult)
+    }
+
+    /// Cluster mode: a connection to `node`, a primary the slot map or a `MOVED` named
+    /// (the revocation subscription's: data connections are `ClusterRouter`'s).
+    package func open(
+        node: RedisSettings.Endpoint,
+        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Opened> {
+        self.eventLoop.preconditionInEventLoop()
+        return self.reportingRefusals(self.openNode(node, checkRole: false, initializer: initializer))
+    }
+
+    private func reportingRefusals(_ future: EventLoopFuture<Opened>) -> EventLoopFuture<Opened> {
+        future.assumeIsolated().flatMapErrorThrowing { error in
             if let failure = error as? Failure, failure.refused {
                 self.events?.refused(failure.description)
             }

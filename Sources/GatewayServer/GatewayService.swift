@@ -74,13 +74,17 @@ package struct GatewayService: Service {
             var readiness = serving
             if let redis = server.configuration.redis {
                 notifier.status(
-                    "listening; waiting for Redis at \(redis.endpoint) (at most \(Self.describe(redis.connectTimeout)))"
+                    "listening; waiting for \(Self.describe(redis)) (at most \(Self.describe(redis.connectTimeout)))"
                 )
-                if await RedisReadinessProbe.answersPing(redis, on: server.group.next(), clock: server.clock) {
-                    readiness += "; Redis \(redis.endpoint) answered PING"
+                if let answer = await RedisReadinessProbe.answersPing(
+                    redis,
+                    on: server.group.next(),
+                    clock: server.clock
+                ) {
+                    readiness += "; \(answer) answered PING"
                 } else {
                     readiness +=
-                        "; Redis \(redis.endpoint) did not answer within \(Self.describe(redis.connectTimeout)): "
+                        "; \(Self.describe(redis)) did not answer within \(Self.describe(redis.connectTimeout)): "
                         + "only keys seen before work until it does (503 otherwise)"
                 }
             }
@@ -151,5 +155,18 @@ package struct GatewayService: Service {
 
     static func describe(_ duration: Duration) -> String {
         ValueParsers.text(of: duration)
+    }
+
+    /// Where the configuration says Redis is: the server, or the sentinels or seed nodes
+    /// that lead to it (none of which is the node that answers).
+    static func describe(_ redis: RedisSettings) -> String {
+        if let sentinel = redis.sentinel {
+            let nodes = sentinel.nodes.map(\.description).joined(separator: ", ")
+            return "the Redis primary \(sentinel.masterName) through the sentinels \(nodes)"
+        }
+        if let cluster = redis.cluster {
+            return "Redis Cluster through the seed nodes \(cluster.nodes.map(\.description).joined(separator: ", "))"
+        }
+        return "Redis \(redis.endpoint)"
     }
 }

@@ -319,10 +319,10 @@ package final class RedisCredentialStore: RedisStore, CredentialStore, @unchecke
                     // A revoked key no longer counts against its owner's cap.
                     self.client.send(["ZREM", self.keys.owned(by: revoked.owner), revoked.id])
                 }.flatMap { _ in
-                    self.client.send([
-                        "PUBLISH", Self.eventsChannel(keyPrefix: self.prefix),
-                        RevocationMessage.encode(apiKeyHash: hash),
-                    ])
+                    self.client.publish(
+                        channel: Self.eventsChannel(keyPrefix: self.prefix),
+                        message: RevocationMessage.encode(apiKeyHash: hash)
+                    )
                 }.map { _ in revoked }
             }
         }.flatMapErrorThrowing { throw Self.mapped($0) }

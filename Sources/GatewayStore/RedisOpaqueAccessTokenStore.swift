@@ -37,29 +37,44 @@ package final class RedisOpaqueAccessTokenStore: RedisStore, OpaqueAccessTokenSt
         self.record(at: Self.key(hash: hash, keyPrefix: self.prefix), as: OpaqueAccessTokenRecord.self)
     }
 
-    /// KEYS: the record key. ARGV: channel, message. Returns how many keys were deleted. One
-    /// script: the deletion and its announcement are never separated by a lost connection.
-    /// Published even when the key was already gone, so a cache that missed an earlier
-    /// message drops the token now.
+    /// KEYS: the record key. ARGV: channel, message, how to publish (`RedisClient`'s
+    /// `scriptPublishCommand`: `PUBLISH`, `SPUBLISH`, or "" when the caller publishes after
+    /// the script). Returns how many keys were deleted. One script: the deletion and its
+    /// announcement are never separated by a lost connection. Published even when the key
+    /// was already gone, so a cache that missed an earlier message drops the token now. A
+    /// cluster node before Redis 7 does not know `SPUBLISH`: the message goes out with
+    /// `PUBLISH`, where the subscription listens on such a node.
     private static let revokeScript = """
         local deleted = redis.call('DEL', KEYS[1])
-        redis.call('PUBLISH', ARGV[1], ARGV[2])
+        if ARGV[3] == 'SPUBLISH' then
+            local sent = redis.pcall('SPUBLISH', ARGV[1], ARGV[2])
+            if type(sent) == 'table' and sent.err then
+                if not string.find(sent.err, 'nknown', 1, true) then return sent end
+                redis.call('PUBLISH', ARGV[1], ARGV[2])
+            end
+        elseif ARGV[3] == 'PUBLISH' then
+            redis.call('PUBLISH', ARGV[1], ARGV[2])
+        end
         return deleted
         """
 
     package func revokeOpaqueAccessToken(hash: String) -> EventLoopFuture<Bool> {
-        self.client.evaluate(
+        let key = Self.key(hash: hash, keyPrefix: self.prefix)
+        let channel = RedisCredentialStore.eventsChannel(keyPrefix: self.prefix)
+        let message = RevocationMessage.encode(opaqueAccessTokenHash: hash)
+        let publishing = self.client.scriptPublishCommand(channel: channel, keys: [key])
+        return self.client.evaluate(
             script: Self.revokeScript,
-            keys: [Self.key(hash: hash, keyPrefix: self.prefix)],
-            arguments: [
-                RedisCredentialStore.eventsChannel(keyPrefix: self.prefix),
-                RevocationMessage.encode(opaqueAccessTokenHash: hash),
-            ]
-        ).flatMapThrowing { reply in
+            keys: [key],
+            arguments: [channel, message, publishing]
+        ).flatMapThrowing { reply -> Bool in
             guard case .integer(let deleted) = reply else {
                 throw CredentialStoreError.corrupt("unexpected reply to the revocation script")
             }
             return deleted == 1
+        }.flatMap { deleted in
+            guard publishing.isEmpty else { return self.eventLoop.makeSucceededFuture(deleted) }
+            return self.client.publish(channel: channel, message: message).map { _ in deleted }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 }

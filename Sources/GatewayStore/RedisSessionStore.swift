@@ -306,7 +306,7 @@ package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Send
         let channel = RedisCredentialStore.eventsChannel(keyPrefix: self.prefix)
         let message = RevocationMessage.encode(tokenID: jti, expiresAt: expiresAt)
         return self.client.send(["SET", "\(self.prefix)jti:\(jti)", "1", "EX", String(ttl)]).flatMap { _ in
-            self.client.send(["PUBLISH", channel, message])
+            self.client.publish(channel: channel, message: message)
         }.map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 

@@ -220,8 +220,11 @@ package func redisSettings(
 
 /// A one-node Redis Cluster (cluster mode on, every slot on this node): Redis then refuses
 /// a command or script whose keys fall in different slots, as a real cluster does.
-package func startSingleNodeCluster() async throws -> RedisServer {
-    let server = try RedisServer.start(arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+/// `arguments` go to `redis-server` too (e.g. `--rename-command SPUBLISH ""`).
+package func startSingleNodeCluster(arguments: [String] = []) async throws -> RedisServer {
+    let server = try RedisServer.start(
+        arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"] + arguments
+    )
     do {
         try await withEventLoop { loop in
             let admin = LoopClient(redisSettings(server), on: loop)
@@ -280,9 +283,16 @@ package final class LoopClient: @unchecked Sendable {
     package init(
         _ settings: RedisSettings,
         on eventLoop: any EventLoop,
-        connector: @escaping RedisConnector = posixRedisConnector
+        connector: @escaping RedisConnector = posixRedisConnector,
+        events: RedisNodeEvents? = nil
     ) {
-        self.client = RedisClient(eventLoop: eventLoop, settings: settings, connector: connector, clock: .system)
+        self.client = RedisClient(
+            eventLoop: eventLoop,
+            settings: settings,
+            connector: connector,
+            clock: .system,
+            events: events
+        )
         self.eventLoop = eventLoop
     }
 

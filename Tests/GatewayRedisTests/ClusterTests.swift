@@ -201,6 +201,8 @@ extension RESPValue {
         #expect(route("SET", "bar", "1") == .slot(5061))
         #expect(route("PING") == .anyNode)
         #expect(route("PUBLISH", "dbgw:events", "x") == .anyNode)
+        // Sharded pub/sub: the channel decides the node, like a key.
+        #expect(route("SPUBLISH", "dbgw:{gw}:events", "x") == .slot(ClusterSlot.of("gw")))
         #expect(route("SCRIPT", "LOAD", "return 1") == .anyNode)
         #expect(route("MGET", "{a}1", "{a}2") == .slot(ClusterSlot.of("a")))
         #expect(route("MGET", "foo", "bar") == .crossSlot)

@@ -80,8 +80,9 @@ final class StoreHarness: @unchecked Sendable {
     }
 
     /// Starts listening for revocations: for Redis a raw subscriber connection (a
-    /// `RedisChannelHandler` in subscriber mode) on the events channel.
-    func watchRevocations() async throws {
+    /// `RedisChannelHandler` in subscriber mode) on the events channel, with `SSUBSCRIBE` on
+    /// a cluster (where the stores publish with `SPUBLISH`) unless `sharded` says otherwise.
+    func watchRevocations(sharded: Bool? = nil) async throws {
         guard self.kind != .inMemory, let server = self.server else { return }
         let pushes = self.pushes
         let channel = try await ClientBootstrap(group: self.eventLoop)
@@ -93,13 +94,14 @@ final class StoreHarness: @unchecked Sendable {
             .connect(host: "127.0.0.1", port: server.port).get()
         self.subscriber = channel
         let events = RedisCredentialStore.eventsChannel(keyPrefix: self.kind.keyPrefix)
+        let subscribe = sharded ?? (self.kind == .redisCluster) ? "SSUBSCRIBE" : "SUBSCRIBE"
         let confirmation = try await channel.eventLoop.flatSubmit {
             let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-            let bytes = channel.allocator.buffer(bytes: RESPCommand.encode(["SUBSCRIBE", events]))
+            let bytes = channel.allocator.buffer(bytes: RESPCommand.encode([subscribe, events]))
             channel.writeAndFlush(RedisRequest(bytes: bytes, promise: promise), promise: nil)
             return promise.futureResult
         }.get()
-        #expect(confirmation == .array([.bulk("subscribe"), .bulk(events), .integer(1)]))
+        #expect(confirmation == .array([.bulk(subscribe.lowercased()), .bulk(events), .integer(1)]))
     }
 
     /// What was announced so far: hashes given to `onRevoke` in memory; `<channel> <message>`
@@ -123,7 +125,8 @@ final class StoreHarness: @unchecked Sendable {
     func expectedRevocationEvent(hash: String) -> String {
         switch self.kind {
         case .inMemory: return hash
-        case .redis, .redisCluster: return "message \(self.kind.keyPrefix)events revoke apikey \(hash)"
+        case .redis: return "message \(self.kind.keyPrefix)events revoke apikey \(hash)"
+        case .redisCluster: return "smessage \(self.kind.keyPrefix)events revoke apikey \(hash)"
         }
     }
 

@@ -98,6 +98,33 @@ private func tokenRecord(_ id: String, expiresAt: Int64 = now + 600) -> OpaqueAc
         }
     }
 
+    /// On a cluster the script announces with `SPUBLISH` (its key and the channel share the
+    /// tag's slot); where `SPUBLISH` is unknown (renamed away here; Redis before 7 answers the
+    /// same) it falls back to `PUBLISH` inside the script, and the token is still deleted.
+    @Test(arguments: [false, true])
+    func revocationOnAClusterAnnouncesOverShardedPubSubOrFallsBack(withoutShardedPubSub: Bool) async throws {
+        let renamed = ["--rename-command", "SPUBLISH", "", "--rename-command", "SSUBSCRIBE", ""]
+        let server = try await startSingleNodeCluster(arguments: withoutShardedPubSub ? renamed : [])
+        defer { server.stop() }
+        try await withEventLoop { loop async throws in
+            let harness = StoreHarness(kind: .redisCluster, eventLoop: loop, server: server)
+            let raw = harness.redis!
+            let store = RedisOpaqueAccessTokenStore(client: raw.client, keyPrefix: "dbgw:{gw}:")
+            try await harness.watchRevocations(sharded: !withoutShardedPubSub)
+            try await raw.eventLoop.flatSubmit {
+                store.storeOpaqueAccessToken(hash: tokenHash(1), record: tokenRecord("at-1"), now: now)
+            }.get()
+            #expect(
+                try await raw.eventLoop.flatSubmit { store.revokeOpaqueAccessToken(hash: tokenHash(1)) }.get() == true
+            )
+            #expect(try await raw.eventLoop.flatSubmit { store.opaqueAccessToken(hash: tokenHash(1)) }.get() == nil)
+            #expect(await eventually { harness.revocationEvents.count >= 1 }, "no revocation announced")
+            let kind = withoutShardedPubSub ? "message" : "smessage"
+            #expect(harness.revocationEvents == ["\(kind) dbgw:{gw}:events revoke oauth-at \(tokenHash(1))"])
+            await harness.shutdown()
+        }
+    }
+
     @Test(arguments: [StoreKind.redis, .redisCluster])
     func recordsTheGatewayDidNotWriteAreCorrupt(kind: StoreKind) async throws {
         try await withTokenStore(kind) { _, store, raw in

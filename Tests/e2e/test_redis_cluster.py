@@ -14,7 +14,12 @@ redirections counted in /metrics; a rate limit stays exact for one key across th
 instances; a revoked key is refused on both within 1 s; /readyz names the three primaries.
 A second test runs the rest of the stores on the cluster: an OAuth authorization-code flow
 with refresh and revocation, API keys created, listed and revoked on the settings pages,
-`users add`/`users list` and `keys list`. The long version then kills (SIGKILL) the primary
+`users add`/`users list` and `keys list`. The gateways run as the ACL user docs/redis.md
+documents, created on every node, and no node's ACL LOG records a refusal. Revocations go over
+sharded pub/sub (SSUBSCRIBE on the primary serving the channel's slot, SPUBLISH, no plain
+pub/sub) and follow the slot when it is migrated; on nodes without sharded pub/sub (SPUBLISH
+and SSUBSCRIBE renamed away, as before Redis 7) they fall back to plain pub/sub. The long
+version then kills (SIGKILL) the primary
 serving the stores' tag: only 503s while the cluster promotes its replica (never a 401 for
 a valid key), lookups work again once it has, and a revocation after the switch is refused
 on both instances within 1 s."""
@@ -39,7 +44,9 @@ from conftest import (OAuthSetup, RedisServer, admin_port, bearer, create_key, f
 from test_api_keys import key_record, make_api_key
 from test_oauth_bcp import EMAIL as OAUTH_EMAIL
 from test_oauth_bcp import code_for, redeem, refresh
+from test_redis_tls import documented_acl_rule
 from test_settings_pages import Settings, Visitor
+from test_systemd import NotifySocket, has, notify_dir  # noqa: F401 (notify_dir: a fixture)
 
 LONG = os.environ.get("GATEWAY_CLUSTER_LONG") == "1"
 KEYS = 10_000
@@ -48,6 +55,8 @@ MIGRATED_SLOTS = 40
 SAMPLE = 300
 STORE_PREFIX = "dbgw:{gw}:"
 RECORD_PREFIX = "dbgw:apikey:"
+CHANNEL = STORE_PREFIX + "events"
+ACL_PASSWORD = "cluster-acl-password-1234"
 EXACT_BURST = 10
 
 ROUTES = f"""
@@ -139,10 +148,10 @@ class Cluster:
     """Three primaries (and with `replicas` one replica each) made a cluster by
     `redis-cli --cluster create`; each node's cluster bus on a port of its own."""
 
-    def __init__(self, tmp_path, replicas: int):
+    def __init__(self, tmp_path, replicas: int, extra_args=()):
         self.nodes = [RedisServer(tmp_path, extra_args=[
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-            "--cluster-port", str(free_port())]) for _ in range(3 * (1 + replicas))]
+            "--cluster-port", str(free_port()), *extra_args]) for _ in range(3 * (1 + replicas))]
         result = subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
              "--cluster-replicas", str(replicas), "--cluster-yes"],
@@ -187,6 +196,32 @@ class Cluster:
 
     def seeds(self) -> str:
         return ", ".join(f'"127.0.0.1:{n.port}"' for n in self.nodes[:3])
+
+    def call(self, port: int, *args):
+        client = Resp(port)
+        try:
+            return client.call(*args)
+        finally:
+            client.close()
+
+    def pubsub(self):
+        """Per primary's port: (sharded subscribers of CHANNEL, plain channels with subscribers)."""
+        return {port: (self.call(port, "PUBSUB", "SHARDNUMSUB", CHANNEL)[1], self.call(port, "PUBSUB", "CHANNELS"))
+                for _, port in self.primaries()}
+
+    def plain_subscribers(self) -> int:
+        return sum(self.call(port, "PUBSUB", "NUMSUB", CHANNEL)[1] for _, port in self.primaries())
+
+    def create_acl_user(self) -> str:
+        """The documented rule, on every node (ACL users are per node); returns the password."""
+        rule = documented_acl_rule().replace(">PASSWORD", ">" + ACL_PASSWORD)
+        for node in self.nodes:
+            assert node.command(*rule.split()) == b"+OK\r\n"
+        return ACL_PASSWORD
+
+    def acl_log(self):
+        """Per node's port: the ACL LOG entries (empty when nothing was refused)."""
+        return {n.port: self.call(n.port, "ACL", "LOG") for n in self.nodes if n.proc.poll() is None}
 
     def stop(self):
         for node in self.nodes:
@@ -355,14 +390,13 @@ def migrate_slot(cluster, slot, before, during, after):
     return moved
 
 
-def test_cluster_routing_migration_exact_buckets_and_revocation(make_gateway, upstream, cluster, tmp_path):
-    pepper = write_pepper(tmp_path / "pepper")
-    tail = f"""
+def cluster_tail(cluster, pepper, credentials=""):
+    return f"""
 [redis]
 cluster_nodes = [{cluster.seeds()}]
 connect_timeout = "300ms"
 command_timeout = "1s"
-
+{credentials}
 [auth.api_keys]
 pepper_file = "{pepper}"
 
@@ -372,6 +406,27 @@ positive_ttl = "60s"
 [admin]
 listen = "127.0.0.1:0"
 """
+
+
+def revoke_and_time(gateways, key):
+    """Revokes `key` with `keys revoke` after it is cached on every gateway; the seconds until
+    each refuses it (None: not within 2 s)."""
+    for g in gateways:
+        assert run_requests(g, [key["key"]] * 12, threads=4) == [200] * 12
+    revoked_at = time.monotonic()
+    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(gateways[0].config_path),
+                             key["id"]], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return [seconds_until_refused(g.url + "/v1/databases", key["key"], 2, since=revoked_at, probes=4)
+            for g in gateways]
+
+
+def test_cluster_routing_migration_exact_buckets_and_revocation(make_gateway, upstream, cluster, tmp_path):
+    pepper = write_pepper(tmp_path / "pepper")
+    # The gateways run as the documented ACL user, on every node.
+    secret = tmp_path / "redis-password"
+    secret.write_text(cluster.create_acl_user() + "\n")
+    tail = cluster_tail(cluster, pepper, credentials=f'username = "dbgw"\npassword_file = "{secret}"\n')
     gateways = [make_gateway(upstream.url, routes=ROUTES, tail=tail) for _ in range(2)]
     admins = [admin_port(g) for g in gateways]
 
@@ -482,17 +537,11 @@ listen = "127.0.0.1:0"
     assert exact.count(200) == EXACT_BURST and exact.count(429) == 2 * EXACT_BURST, exact
 
     # Revocation on a cluster: refused on both instances within 1 s.
-    victim = create_key(gateways[0], ["read:databases"], name="victim")
-    for g in gateways:
-        assert run_requests(g, [victim["key"]] * 12, threads=4) == [200] * 12
-    revoked_at = time.monotonic()
-    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(gateways[0].config_path),
-                             victim["id"]], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    delays = [seconds_until_refused(g.url + "/v1/databases", victim["key"], 2, since=revoked_at, probes=4)
-              for g in gateways]
+    delays = revoke_and_time(gateways, create_key(gateways[0], ["read:databases"], name="victim"))
     print(f"revocation refused on both instances after {[round(d, 3) if d else d for d in delays]} s")
     assert all(d is not None and d < 1.0 for d in delays), delays
+    # Nothing the gateways (or `keys`) sent was refused by the documented rule.
+    assert all(entries == [] for entries in cluster.acl_log().values()), cluster.acl_log()
 
     if not LONG:
         return
@@ -531,17 +580,10 @@ listen = "127.0.0.1:0"
           f"{ {s: outage.count(s) for s in set(outage)} }")
     assert set(outage) <= {403, 503}, outage
     assert recovered_after - promoted_after < 2.0
-    second = create_key(gateways[0], ["read:databases"], name="after failover")
-    for g in gateways:
-        assert run_requests(g, [second["key"]] * 12, threads=4) == [200] * 12
-    revoked_at = time.monotonic()
-    result = subprocess.run([gateway_binary(), "keys", "revoke", "--config", str(gateways[0].config_path),
-                             second["id"]], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    delays = [seconds_until_refused(g.url + "/v1/databases", second["key"], 2, since=revoked_at, probes=4)
-              for g in gateways]
+    delays = revoke_and_time(gateways, create_key(gateways[0], ["read:databases"], name="after failover"))
     print(f"revocation after the failover refused after {[round(d, 3) if d else d for d in delays]} s")
     assert all(d is not None and d < 1.0 for d in delays), delays
+    assert all(entries == [] for entries in cluster.acl_log().values()), cluster.acl_log()
 
 
 def on_cluster(make_gateway, cluster):
@@ -641,3 +683,85 @@ def test_users_settings_pages_keys_and_oauth_on_a_cluster(make_gateway, upstream
     r = redeem(oauth, oauth.public_client, code, redirect_uri, verifier)
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
     assert seconds_until_refused(oauth.url + "/v1/databases", first.json()["access_token"], 2) is not None
+
+
+def test_revocations_use_sharded_pubsub_and_follow_the_slot(make_gateway, upstream, cluster, tmp_path, notify_dir):
+    pepper = write_pepper(tmp_path / "pepper")
+    notify = NotifySocket(str(notify_dir / "notify"))
+    try:
+        first = make_gateway(upstream.url, routes=ROUTES, tail=cluster_tail(cluster, pepper),
+                             env={"NOTIFY_SOCKET": notify.address}, wait=False)
+        notify.set_probe_port(first.port)
+        _, ready = notify.wait_for(has("READY", "1"), timeout=20)
+    finally:
+        notify.close()
+    # The start-up status names the cluster's primaries (the first answered PING), not the seed.
+    primaries = [f"redis://127.0.0.1:{port}" for _, port in cluster.primaries()]
+    status = ready.fields["STATUS"]
+    prefix = f"serving on 127.0.0.1:{first.port}; Redis "
+    assert status.startswith(prefix) and status.endswith(" answered PING"), status
+    answered, _, listed = status[len(prefix):-len(" answered PING")].partition(" (cluster primaries: ")
+    assert listed.endswith(")") and sorted(listed[:-1].split(", ")) == sorted(primaries), status
+    assert answered == listed[:-1].split(", ")[0], status
+    gateways = [first, make_gateway(upstream.url, routes=ROUTES, tail=cluster_tail(cluster, pepper))]
+    slot = cluster.call(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", CHANNEL)
+    _, owner = cluster.owner(slot)
+
+    def subscribed_on(port):
+        """Both gateways listen with SSUBSCRIBE on `port` only; nobody uses plain pub/sub."""
+        state = cluster.pubsub()
+        return (all(count == (2 if p == port else 0) for p, (count, _) in state.items())
+                and all(channels == [] for _, channels in state.values()) and cluster.plain_subscribers() == 0)
+
+    assert wait_until(lambda: subscribed_on(owner), 5), cluster.pubsub()
+    assert cluster.call(owner, "PUBSUB", "SHARDCHANNELS") == [CHANNEL.encode()]
+    publish_before = sum(n.command_calls("publish") for n in cluster.nodes)
+    spublish_before = cluster.nodes[[n.port for n in cluster.nodes].index(owner)].command_calls("spublish")
+    delays = revoke_and_time(gateways, create_key(gateways[0], ["read:databases"], name="first"))
+    print(f"\nsharded: revocation refused on both instances after {delays} s")
+    assert all(d is not None and d < 1.0 for d in delays), delays
+    # Published with SPUBLISH on the owner, never with PUBLISH.
+    by_port = {n.port: n for n in cluster.nodes}
+    assert by_port[owner].command_calls("spublish") > spublish_before
+    assert sum(n.command_calls("publish") for n in cluster.nodes) == publish_before
+
+    # The channel's slot (the stores' tag) moves to another primary: the subscriptions follow it.
+    moved_keys = migrate_slot(cluster, slot, lambda: None, lambda: None, lambda: None)
+    _, new_owner = cluster.owner(slot)
+    assert new_owner != owner
+    followed_at = time.monotonic()
+    assert wait_until(lambda: subscribed_on(new_owner), 5), cluster.pubsub()
+    print(f"slot {slot} ({moved_keys} keys) moved from {owner} to {new_owner}; both subscriptions there after "
+          f"{time.monotonic() - followed_at:.3f} s")
+    for g in gateways:
+        assert wait_until(lambda: any("Redis pub/sub subscription moves" in l.get("msg", "")
+                                      for l in g.log_lines()), 5)
+    delays = revoke_and_time(gateways, create_key(gateways[1], ["read:databases"], name="after the move"))
+    print(f"revocation after the move refused on both instances after {delays} s")
+    assert all(d is not None and d < 1.0 for d in delays), delays
+    assert by_port[new_owner].command_calls("spublish") >= 1
+
+
+@pytest.fixture
+def cluster_without_sharded_pubsub(tmp_path):
+    """As before Redis 7: the nodes answer `ERR unknown command` to SPUBLISH and SSUBSCRIBE."""
+    nodes = Cluster(tmp_path, replicas=0,
+                    extra_args=["--rename-command", "SPUBLISH", "", "--rename-command", "SSUBSCRIBE", ""])
+    yield nodes
+    nodes.stop()
+
+
+def test_revocations_fall_back_to_plain_pubsub_without_sharded_pubsub(make_gateway, upstream,
+                                                                     cluster_without_sharded_pubsub, tmp_path):
+    cluster = cluster_without_sharded_pubsub
+    pepper = write_pepper(tmp_path / "pepper")
+    gateways = [make_gateway(upstream.url, routes=ROUTES, tail=cluster_tail(cluster, pepper)) for _ in range(2)]
+    assert wait_until(lambda: cluster.plain_subscribers() == 2, 5), cluster.plain_subscribers()
+    assert all(count == 0 for count, _ in cluster.pubsub().values()), cluster.pubsub()
+    delays = revoke_and_time(gateways, create_key(gateways[0], ["read:databases"], name="plain"))
+    print(f"\nplain pub/sub fallback: revocation refused on both instances after {delays} s")
+    assert all(d is not None and d < 1.0 for d in delays), delays
+    assert sum(n.command_calls("publish") for n in cluster.nodes) >= 1
+    for g in gateways:
+        notes = [l for l in g.log_lines() if "does not know sharded pub/sub" in l.get("msg", "")]
+        assert len(notes) == 1, notes

@@ -27,6 +27,7 @@ import requests
 
 from conftest import (RedisServer, admin_port, add_user, bearer, create_key, gateway_binary, jwt_session_tail, login, scaled,
                       wait_until, write_pepper)
+from test_systemd import NotifySocket, has, notify_dir  # noqa: F401 (notify_dir: a fixture)
 
 MASTER = "gw-primary"
 LONG = os.environ.get("GATEWAY_SENTINEL_LONG") == "1"
@@ -495,3 +496,34 @@ pepper_file = "{pepper}"
         sentinel.stop()
         first.stop()
         second.stop()
+
+
+def test_ready_status_names_the_primary_the_sentinels_named(make_gateway, upstream, tmp_path, notify_dir):
+    """The start-up status (systemd's STATUS=) names the node that answered PING, the primary
+    the sentinels named, not the first sentinel of the configuration."""
+    primary = RedisServer(tmp_path)
+    sentinel = FakeSentinel(primary.port)
+    notify = NotifySocket(str(notify_dir / "notify"))
+    try:
+        pepper = write_pepper(tmp_path / "pepper")
+        tail = f"""
+[redis]
+sentinels = ["127.0.0.1:{sentinel.port}"]
+master_name = "{MASTER}"
+
+[auth.api_keys]
+pepper_file = "{pepper}"
+"""
+        gateway = make_gateway(upstream.url, tail=tail, env={"NOTIFY_SOCKET": notify.address}, wait=False)
+        notify.set_probe_port(gateway.port)
+        _, ready = notify.wait_for(has("READY", "1"), timeout=20)
+        assert ready.fields["STATUS"] == (
+            f"serving on 127.0.0.1:{gateway.port}; Redis redis://127.0.0.1:{primary.port} answered PING"
+        ), ready.fields
+        waiting = [m.fields["STATUS"] for m in notify.snapshot() if "waiting for" in m.fields.get("STATUS", "")]
+        assert waiting == [f"listening; waiting for the Redis primary {MASTER} through the sentinels "
+                           f"redis://127.0.0.1:{sentinel.port} (at most 1s)"], waiting
+    finally:
+        notify.close()
+        sentinel.stop()
+        primary.stop()
