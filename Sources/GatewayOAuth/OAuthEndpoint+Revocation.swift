@@ -45,7 +45,7 @@ extension OAuthEndpoint {
                     guard let state, state.grant.clientID == client.id else {
                         return eventLoop.makeSucceededVoidFuture()
                     }
-                    return self.deps.sessions.revokeRefreshFamily(tokenHash: hash).flatMap { _ in
+                    return self.deps.sessions.revokeRefreshFamily(tokenHash: hash, now: now).flatMap { _ in
                         self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop)
                     }.flatMap {
                         self.deps.store.revokeConsent(userID: state.grant.subject, clientID: client.id)

@@ -23,6 +23,8 @@ final class RevocationSubscriber: Sendable {
     private let onRevoke: @Sendable (String) -> Void
     private let onRevokeTokenID: @Sendable (String, Int64) -> Void
     private let onRevokeOpaqueToken: @Sendable (String) -> Void
+    /// Ended sessions and revoked users (`revoke session`, `revoke user`).
+    private let onRevokeSessions: @Sendable (SessionRevocation) -> Void
     private let onResubscribed: @Sendable () -> Void
     private let state: NIOLoopBoundBox<State>
 
@@ -46,8 +48,10 @@ final class RevocationSubscriber: Sendable {
         onRevoke: @escaping @Sendable (String) -> Void,
         onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in },
         onRevokeOpaqueToken: @escaping @Sendable (String) -> Void = { _ in },
+        onRevokeSessions: @escaping @Sendable (SessionRevocation) -> Void = { _ in },
         onResubscribed: @escaping @Sendable () -> Void
     ) {
+        self.onRevokeSessions = onRevokeSessions
         self.onRevokeOpaqueToken = onRevokeOpaqueToken
         self.onRevokeTokenID = onRevokeTokenID
         self.eventLoop = eventLoop
@@ -108,6 +112,7 @@ final class RevocationSubscriber: Sendable {
         let onRevoke = self.onRevoke
         let onRevokeTokenID = self.onRevokeTokenID
         let onRevokeOpaqueToken = self.onRevokeOpaqueToken
+        let onRevokeSessions = self.onRevokeSessions
         let logger = self.logger
         let handler: @Sendable (RESPValue) -> Void = { message in
             guard case .array(let parts) = message, parts.count == 3,
@@ -121,6 +126,10 @@ final class RevocationSubscriber: Sendable {
                 onRevokeTokenID(token.id, token.expiresAt)
             } else if let hash = RevocationMessage.opaqueAccessTokenHash(from: text) {
                 onRevokeOpaqueToken(hash)
+            } else if let session = RevocationMessage.sessionID(from: text) {
+                onRevokeSessions(.session(session.id, until: session.until))
+            } else if let user = RevocationMessage.userID(from: text) {
+                onRevokeSessions(.user(user.id, issuedUpTo: user.issuedUpTo, until: user.until))
             } else {
                 logger.warning("ignored malformed revocation message")
             }

@@ -134,7 +134,7 @@ extension GatewayCommand {
 
         static func set(_ options: StoreOptions, email: String, disabled: Bool) async throws {
             let (user, revoked) = try await performOrExit(options.open(UserManagement.self)) {
-                try await $0.setDisabled(email: email, disabled: disabled)
+                try await $0.setDisabled(email: email, disabled: disabled, now: GatewayClock.system.unixSeconds())
             }
             print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
             if disabled {
