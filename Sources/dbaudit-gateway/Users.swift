@@ -93,7 +93,7 @@ extension GatewayCommand {
         struct Disable: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract:
-                    "Disable a user: logins and refreshes are refused (access tokens already issued expire on their own)."
+                    "Disable a user: logins and refreshes are refused, and access tokens already issued are revoked everywhere."
             )
 
             @OptionGroup var options: StoreOptions
