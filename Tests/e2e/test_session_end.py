@@ -14,8 +14,12 @@ import hashlib
 import json
 import math
 import os
+import shlex
+import signal
 import statistics
+import subprocess
 import time
+from types import SimpleNamespace
 
 import jwt as pyjwt
 import requests
@@ -23,6 +27,7 @@ import requests
 from conftest import (USER_ROUTES, add_user, bearer, jwt_session_tail, login, scaled, seconds_until_refused,
                       set_user_disabled, wait_until, write_pepper)
 from jwks_server import SigningKey
+from test_demo import printed_command, start_demo
 
 SCOPES = ["read:databases", "read:logs"]
 PASSWORD = "password-at-least-12"
@@ -257,3 +262,38 @@ def test_item6_login_rehashes_an_old_cost_and_then_timings_are_indistinguishable
         u, z, p = mann_whitney(after[x], after[y])
         print(f"  {x} vs {y}: U = {u:.0f}, z = {z:.2f}, p = {p:.3f}")
         assert p >= LEVEL, (x, y, p, medians)
+
+
+def test_item5_without_redis_logout_and_reuse_end_the_session_on_every_loop():
+    """The demo keeps users and sessions in process memory: the same rules within one
+    process."""
+    port, proc = start_demo()
+    try:
+        command = shlex.split(printed_command(proc, lambda line: "/v1/auth/login" in line))
+        url = f"http://127.0.0.1:{port}"
+        demo = SimpleNamespace(url=url)  # what refresh(), status() and warm() read of a gateway
+
+        def session_tokens():
+            pairs = [json.loads(subprocess.run(command, capture_output=True, text=True, timeout=10).stdout)]
+            for _ in range(2):
+                r = refresh(demo, pairs[-1]["refresh_token"])
+                assert r.status_code == 200, r.text
+                pairs.append(r.json())
+            return pairs
+
+        logged_out, reused, other = session_tokens(), session_tokens(), session_tokens()
+        warm([demo], [p["access_token"] for p in logged_out + reused + other])
+        started = time.monotonic()
+        assert requests.post(f"{url}/v1/auth/logout", headers=bearer(logged_out[2]["access_token"]),
+                             timeout=5).status_code == 200
+        assert_all_refused_within_a_second([demo], [p["access_token"] for p in logged_out], started, SESSION_ENDED,
+                                           presented=logged_out[2]["access_token"])
+        started = time.monotonic()
+        assert refresh(demo, reused[0]["refresh_token"]).status_code == 401
+        assert_all_refused_within_a_second([demo], [p["access_token"] for p in reused], started, SESSION_ENDED)
+        for pair in other:
+            for _ in range(4):
+                assert status(demo, pair["access_token"]) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
