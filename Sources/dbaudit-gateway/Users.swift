@@ -138,6 +138,7 @@ extension GatewayCommand {
             }
             print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
             if disabled {
+                print("Every access token issued to the user so far is refused on every instance.")
                 print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
             }
         }

@@ -24,8 +24,8 @@ from types import SimpleNamespace
 import jwt as pyjwt
 import requests
 
-from conftest import (USER_ROUTES, add_user, bearer, jwt_session_tail, login, scaled, seconds_until_refused,
-                      set_user_disabled, wait_until, write_pepper)
+from conftest import (USER_ROUTES, add_user, bearer, gateway_binary, jwt_session_tail, login, scaled,
+                      seconds_until_refused, wait_until, write_pepper)
 from jwks_server import SigningKey
 from test_demo import printed_command, start_demo
 
@@ -146,7 +146,10 @@ def test_item5_users_disable_refuses_every_access_token_of_the_user_on_both_inst
     colleague = login(a, "stays@example.test").json()["access_token"]
     warm((a, b), access + [colleague])
     started = time.monotonic()
-    set_user_disabled(a, "fired@example.test", True)
+    result = subprocess.run([gateway_binary(), "users", "disable", "--config", str(a.config_path), "--email",
+                             "fired@example.test"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "Every access token issued to the user so far is refused on every instance." in result.stdout
     assert_all_refused_within_a_second((a, b), access, started, USER_REVOKED)
     for gateway in (a, b):
         for _ in range(4):
