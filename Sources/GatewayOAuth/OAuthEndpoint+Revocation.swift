@@ -45,7 +45,7 @@ extension OAuthEndpoint {
                     guard let state, state.grant.clientID == client.id else {
                         return eventLoop.makeSucceededVoidFuture()
                     }
-                    return self.deps.sessions.revokeRefreshFamily(tokenHash: hash).flatMap { _ in
+                    return self.deps.sessions.revokeRefreshFamily(tokenHash: hash, now: now).flatMap { _ in
                         self.revokeGrantAccessTokens(family: state.grant.family, now: now, eventLoop: eventLoop)
                     }.flatMap {
                         self.deps.store.revokeConsent(userID: state.grant.subject, clientID: client.id)
@@ -145,8 +145,14 @@ extension OAuthEndpoint {
                     client.isResourceServer || verified.principal.clientID == client.id
                 else { return eventLoop.makeSucceededFuture(inactive) }
                 guard let id = verified.tokenID else { return eventLoop.makeSucceededFuture(inactive) }
-                return self.deps.sessions.isTokenIDRevoked(id).map { revoked in
-                    guard !revoked else { return inactive }
+                // Revoked by id, by its session (`sid`) or with its user (`users disable`).
+                return self.deps.sessions.accessTokenDenial(
+                    tokenID: id,
+                    sessionID: verified.sessionID,
+                    userID: verified.principal.subject
+                ).map { denial in
+                    let userRevoked = denial.userRevokedUpTo.map { verified.issuedAt ?? .min <= $0 } ?? false
+                    guard !denial.tokenIDRevoked, !denial.sessionRevoked, !userRevoked else { return inactive }
                     return Self.active(
                         scopes: verified.principal.scopes,
                         clientID: verified.principal.clientID,

@@ -319,7 +319,7 @@ extension OAuthEndpoint {
         guard let issuance else { return eventLoop.makeSucceededVoidFuture() }
         var work: [EventLoopFuture<Void>] = []
         if let hash = issuance.refreshTokenHash {
-            work.append(self.deps.sessions.revokeRefreshFamily(tokenHash: hash).map { _ in () })
+            work.append(self.deps.sessions.revokeRefreshFamily(tokenHash: hash, now: now).map { _ in () })
         }
         if let family = issuance.family {
             work.append(self.revokeGrantAccessTokens(family: family, now: now, eventLoop: eventLoop))
@@ -466,10 +466,10 @@ extension OAuthEndpoint {
     ) -> EventLoopFuture<String> {
         self.deps.sessions.user(email: grant.userID).flatMap { user -> EventLoopFuture<String> in
             guard let user, !user.disabled, user.id == grant.subject else {
-                return self.deps.sessions.revokeRefreshFamily(tokenHash: RefreshRotator.hash(newToken)).flatMapThrowing
-                { _ in
-                    throw OAuthError.invalidGrant("The refresh token is invalid, expired or revoked.")
-                }
+                return self.deps.sessions.revokeRefreshFamily(tokenHash: RefreshRotator.hash(newToken), now: now)
+                    .flatMapThrowing { _ in
+                        throw OAuthError.invalidGrant("The refresh token is invalid, expired or revoked.")
+                    }
             }
             let scopes = Self.stillGranted(requested ?? grant.scopes, user: user, client: client)
             return self.accessToken(client: client, subject: user.id, scopes: scopes, now: now, eventLoop: eventLoop)

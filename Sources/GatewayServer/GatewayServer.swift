@@ -151,7 +151,7 @@ package final class GatewayServer: Sendable {
         // Revocations reach every loop's cache: from the process's own data without Redis,
         // from the revocation channel with it.
         memory?.credentials.subscribe { fanOut.invalidate(apiKeyHash: $0) }
-        memory?.sessions.subscribe { fanOut.revoke(tokenID: $0, expiresAt: $1) }
+        memory?.sessions.subscribe { fanOut.revoke($0) }
         if let redis = configuration.redis {
             let loop = self.group.next()
             self.subscriber = RevocationSubscriber(
@@ -163,6 +163,7 @@ package final class GatewayServer: Sendable {
                 onRevoke: { fanOut.invalidate(apiKeyHash: $0) },
                 onRevokeTokenID: { fanOut.revoke(tokenID: $0, expiresAt: $1) },
                 onRevokeOpaqueToken: { fanOut.invalidate(opaqueAccessTokenHash: $0) },
+                onRevokeSessions: { fanOut.revoke($0) },
                 onResubscribed: { fanOut.forgetAll(primarySwitched: redis.sentinel != nil) }
             )
             self.sentinelWatcher = SentinelWatcher(

@@ -48,11 +48,13 @@ extension LoopAssembly {
             sessions: identity.sessions,
             throttle: RateLimitedLoginThrottle(limiter: limiter, eventLoop: eventLoop, settings: settings),
             checkPassword: identity.checkPassword,
+            rehashPassword: identity.rehashPassword,
             passwordCost: settings.passwordHashCost,
             decoyHash: identity.runtime.decoyHash,
             logger: logger,
             clock: clock,
             revokeLocally: { [weak jwt] id, expiresAt in jwt?.revoke(tokenID: id, expiresAt: expiresAt) },
+            revokeSessionLocally: { [weak jwt] id, until in jwt?.revoke(sessionID: id, until: until) },
             verifyOwnToken: { token in
                 let verifier = JWTVerifier(policies: [ownPolicy], keySets: [ownPolicy.issuer: ownKeys])
                 if case .verified(let verified) = verifier.verify(token, now: clock.unixSeconds()) { return verified }

@@ -1,4 +1,5 @@
 import GatewayAuth
+import GatewayStore
 import NIOCore
 
 /// Every loop's assembly, for news that concerns them all: a revoked credential, a
@@ -23,6 +24,18 @@ struct LoopFanOut: Sendable {
     /// Refuses a revoked JWT id on every loop at once.
     func revoke(tokenID id: String, expiresAt: Int64) {
         self.tellEveryLoop { $0.jwtAuthenticator?.revoke(tokenID: id, expiresAt: expiresAt) }
+    }
+
+    /// Refuses the tokens of an ended session or a revoked user on every loop at once.
+    func revoke(_ revocation: SessionRevocation) {
+        switch revocation {
+        case .tokenID(let id, let expiresAt):
+            self.revoke(tokenID: id, expiresAt: expiresAt)
+        case .session(let id, let until):
+            self.tellEveryLoop { $0.jwtAuthenticator?.revoke(sessionID: id, until: until) }
+        case .user(let id, let issuedUpTo, let until):
+            self.tellEveryLoop { $0.jwtAuthenticator?.revoke(userID: id, issuedUpTo: issuedUpTo, until: until) }
+        }
     }
 
     /// Revocations may have been missed (the revocation channel was resubscribed): verified

@@ -10,6 +10,7 @@ struct LoopIdentity {
     var sessions: any SessionStore
     var refetch: UnknownKeyRefetch?
     var checkPassword: PasswordCheck
+    var rehashPassword: PasswordRehash
 
     /// `runtime` on a loop with `sessions`. Unknown-kid refetches go through the JWT
     /// refresher service, which only has issuers to fetch when `runtime` has remote ones.
@@ -20,6 +21,12 @@ struct LoopIdentity {
         if !runtime.remoteIssuers.isEmpty {
             refetch = { issuer, _, loop in refresher.refetch(issuer: issuer, from: loop) }
         }
-        return LoopIdentity(runtime: runtime, sessions: sessions, refetch: refetch, checkPassword: shared.checkPassword)
+        return LoopIdentity(
+            runtime: runtime,
+            sessions: sessions,
+            refetch: refetch,
+            checkPassword: shared.checkPassword,
+            rehashPassword: shared.rehashPassword
+        )
     }
 }

@@ -25,6 +25,7 @@ final class RevocationSubscriber: Sendable {
         onRevoke: @escaping @Sendable (String) -> Void,
         onRevokeTokenID: @escaping @Sendable (String, Int64) -> Void = { _, _ in },
         onRevokeOpaqueToken: @escaping @Sendable (String) -> Void = { _ in },
+        onRevokeSessions: @escaping @Sendable (SessionRevocation) -> Void = { _ in },
         onResubscribed: @escaping @Sendable () -> Void
     ) {
         self.subscription = RedisSubscription(
@@ -42,6 +43,10 @@ final class RevocationSubscriber: Sendable {
                     onRevokeTokenID(token.id, token.expiresAt)
                 } else if let hash = RevocationMessage.opaqueAccessTokenHash(from: text) {
                     onRevokeOpaqueToken(hash)
+                } else if let session = RevocationMessage.sessionID(from: text) {
+                    onRevokeSessions(.session(session.id, until: session.until))
+                } else if let user = RevocationMessage.userID(from: text) {
+                    onRevokeSessions(.user(user.id, issuedUpTo: user.issuedUpTo, until: user.until))
                 } else {
                     logger.warning("ignored malformed revocation message")
                 }

@@ -32,4 +32,12 @@ struct SharedLoopServices: Sendable {
             pool.runIfActive(eventLoop: loop) { PasswordHasher.verify(password: password, encoded: encoded) }
         }
     }
+
+    /// scrypt hashing with the current cost on the pool (a stale hash upgraded at login).
+    var rehashPassword: PasswordRehash {
+        let pool = self.passwordPool
+        return { password, cost, loop in
+            pool.runIfActive(eventLoop: loop) { try PasswordHasher.hash(password: password, cost: cost) }
+        }
+    }
 }

@@ -8,22 +8,29 @@ package final class InMemorySessionData: Sendable {
         var refresh: [String: (spent: Bool, grant: RefreshGrant)] = [:]
         var revokedFamilies: Set<String> = []
         var revokedTokenIDs: [String: Int64] = [:]
+        /// User id -> tokens issued at or before this time are dead (`users disable`).
+        var userRevokedUpTo: [String: Int64] = [:]
         /// Old token hash -> successor hash, end of grace, sealed answer.
         var grace: [String: (successor: String, until: Int64, sealed: [UInt8]?)] = [:]
     }
 
     private let storage = NIOLockedValueBox(Storage())
-    /// Told about every revoked JWT id, so each loop's verifier refuses it at once.
-    private let listeners: NIOLockedValueBox<[@Sendable (String, Int64) -> Void]>
+    /// Told about every revoked JWT id, session and user, so each loop's verifier refuses
+    /// their tokens at once.
+    private let listeners: NIOLockedValueBox<[@Sendable (SessionRevocation) -> Void]>
 
-    package init(onRevokeTokenID: (@Sendable (String, Int64) -> Void)? = nil) {
-        self.listeners = NIOLockedValueBox(onRevokeTokenID.map { [$0] } ?? [])
+    package init(onRevoke: (@Sendable (SessionRevocation) -> Void)? = nil) {
+        self.listeners = NIOLockedValueBox(onRevoke.map { [$0] } ?? [])
     }
 
-    /// Adds `listener` to those told about every later token-id revocation (the server
-    /// subscribes its loops once they exist).
-    package func subscribe(_ listener: @escaping @Sendable (String, Int64) -> Void) {
+    /// Adds `listener` to those told about every later revocation (the server subscribes
+    /// its loops once they exist).
+    package func subscribe(_ listener: @escaping @Sendable (SessionRevocation) -> Void) {
         self.listeners.withLockedValue { $0.append(listener) }
+    }
+
+    private func tell(_ revocation: SessionRevocation) {
+        for listener in self.listeners.withLockedValue({ $0 }) { listener(revocation) }
     }
 
     func user(email: String) -> UserRecord? { storage.withLockedValue { $0.users[email] } }
@@ -64,17 +71,40 @@ package final class InMemorySessionData: Sendable {
 
     func rotate(_ hash: String, newHash: String, now: Int64, graceSeconds: Int64, clientID: String?) -> RefreshRotation
     {
-        storage.withLockedValue { storage in
-            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now || entry.spent else { return .invalid }
-            if entry.grant.clientID != clientID { return .invalid }
-            if storage.revokedFamilies.contains(entry.grant.family) { return .invalid }
+        let (rotation, revokedFamily) = self.rotateLocked(
+            hash,
+            newHash: newHash,
+            now: now,
+            graceSeconds: graceSeconds,
+            clientID: clientID
+        )
+        if let revokedFamily {
+            self.tell(.session(revokedFamily, until: now + AccessTokenDenial.retentionSeconds))
+        }
+        return rotation
+    }
+
+    /// The rotation, and the family it revoked (reuse).
+    private func rotateLocked(
+        _ hash: String,
+        newHash: String,
+        now: Int64,
+        graceSeconds: Int64,
+        clientID: String?
+    ) -> (RefreshRotation, String?) {
+        storage.withLockedValue { storage -> (RefreshRotation, String?) in
+            guard let entry = storage.refresh[hash], entry.grant.expiresAt > now || entry.spent else {
+                return (.invalid, nil)
+            }
+            if entry.grant.clientID != clientID { return (.invalid, nil) }
+            if storage.revokedFamilies.contains(entry.grant.family) { return (.invalid, nil) }
             if entry.spent {
                 if let grace = storage.grace[hash], grace.until > now, storage.refresh[grace.successor]?.spent == false
                 {
-                    return .retried(successorHash: grace.successor, sealedResult: grace.sealed)
+                    return (.retried(successorHash: grace.successor, sealedResult: grace.sealed), nil)
                 }
                 storage.revokedFamilies.insert(entry.grant.family)
-                return .reused
+                return (.reused, entry.grant.family)
             }
             storage.refresh[hash] = (true, entry.grant)
             storage.refresh[newHash] = (false, entry.grant)
@@ -88,7 +118,7 @@ package final class InMemorySessionData: Sendable {
             if storage.grace.count > 10_000 {
                 storage.grace = storage.grace.filter { $0.value.until > now }
             }
-            return .rotated(entry.grant)
+            return (.rotated(entry.grant), nil)
         }
     }
 
@@ -110,10 +140,43 @@ package final class InMemorySessionData: Sendable {
         }
     }
 
-    func revokeFamily(_ hash: String) -> Bool {
-        storage.withLockedValue { storage in
-            guard let entry = storage.refresh.removeValue(forKey: hash) else { return false }
+    func revokeFamily(_ hash: String, now: Int64) -> Bool {
+        let family = storage.withLockedValue { storage -> String? in
+            guard let entry = storage.refresh.removeValue(forKey: hash) else { return nil }
             storage.revokedFamilies.insert(entry.grant.family)
+            return entry.grant.family
+        }
+        guard let family else { return false }
+        self.tell(.session(family, until: now + AccessTokenDenial.retentionSeconds))
+        return true
+    }
+
+    func revokeSession(_ sessionID: String, now: Int64) {
+        _ = storage.withLockedValue { $0.revokedFamilies.insert(sessionID) }
+        self.tell(.session(sessionID, until: now + AccessTokenDenial.retentionSeconds))
+    }
+
+    func revokeUserTokens(userID: String, issuedUpTo: Int64, now: Int64) {
+        storage.withLockedValue { storage in
+            storage.userRevokedUpTo[userID] = max(storage.userRevokedUpTo[userID] ?? issuedUpTo, issuedUpTo)
+        }
+        self.tell(.user(userID, issuedUpTo: issuedUpTo, until: now + AccessTokenDenial.retentionSeconds))
+    }
+
+    func denial(tokenID: String?, sessionID: String?, userID: String?) -> AccessTokenDenial {
+        storage.withLockedValue { storage in
+            AccessTokenDenial(
+                tokenIDRevoked: tokenID.map { storage.revokedTokenIDs[$0] != nil } ?? false,
+                sessionRevoked: sessionID.map { storage.revokedFamilies.contains($0) } ?? false,
+                userRevokedUpTo: userID.flatMap { storage.userRevokedUpTo[$0] }
+            )
+        }
+    }
+
+    func replacePasswordHash(email: String, expectedHash: String, newHash: String) -> Bool {
+        storage.withLockedValue { storage in
+            guard storage.users[email]?.passwordHash == expectedHash else { return false }
+            storage.users[email]?.passwordHash = newHash
             return true
         }
     }
@@ -125,7 +188,7 @@ package final class InMemorySessionData: Sendable {
                 storage.revokedTokenIDs = storage.revokedTokenIDs.filter { $0.value > now }
             }
         }
-        for listener in self.listeners.withLockedValue({ $0 }) { listener(jti, expiresAt) }
+        self.tell(.tokenID(jti, expiresAt: expiresAt))
     }
 
     func isRevoked(_ jti: String) -> Bool { storage.withLockedValue { $0.revokedTokenIDs[jti] != nil } }

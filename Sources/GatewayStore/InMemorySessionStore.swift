@@ -61,8 +61,32 @@ package final class InMemorySessionStore: SessionStore {
         eventLoop.makeSucceededFuture(data.peek(tokenHash, now: now))
     }
 
-    package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
-        eventLoop.makeSucceededFuture(data.revokeFamily(tokenHash))
+    package func revokeRefreshFamily(tokenHash: String, now: Int64) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(data.revokeFamily(tokenHash, now: now))
+    }
+
+    package func revokeSession(_ sessionID: String, now: Int64) -> EventLoopFuture<Void> {
+        data.revokeSession(sessionID, now: now)
+        return eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func revokeUserTokens(userID: String, issuedUpTo: Int64, now: Int64) -> EventLoopFuture<Void> {
+        data.revokeUserTokens(userID: userID, issuedUpTo: issuedUpTo, now: now)
+        return eventLoop.makeSucceededVoidFuture()
+    }
+
+    package func accessTokenDenial(
+        tokenID: String?,
+        sessionID: String?,
+        userID: String?
+    ) -> EventLoopFuture<AccessTokenDenial> {
+        eventLoop.makeSucceededFuture(data.denial(tokenID: tokenID, sessionID: sessionID, userID: userID))
+    }
+
+    package func replacePasswordHash(email: String, expectedHash: String, newHash: String) -> EventLoopFuture<Bool> {
+        eventLoop.makeSucceededFuture(
+            data.replacePasswordHash(email: email, expectedHash: expectedHash, newHash: newHash)
+        )
     }
 
     package func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {

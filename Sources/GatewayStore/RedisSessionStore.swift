@@ -8,11 +8,15 @@ package import NIOCore
 ///   the user; users created before it existed get it on their next login or refresh)
 /// - `P refresh:<hash>` — `{state, grant}`: state `live` or `spent`; TTL = grant expiry
 /// - `P refresh-family:<family>` — `revoked` once reuse or logout revoked the family; TTL
-///   = the longest expiry of its tokens
+///   = the longest expiry of its tokens plus 25 h. The family is also the session id
+///   (`sid`) of the access tokens issued under it, so this key is their session deny list
+/// - `P user-revoked-upto:<user id>` — a Unix time: the user's access tokens issued at or
+///   before it are refused (`users disable`); TTL 25 h (the longest access token's life)
 /// - `P refresh-grace:<hash>` — for `refresh_reuse_grace` after `<hash>` was rotated: the
 ///   successor's hash, then a space and the base64 of the sealed answer once it is known
 /// - `P jti:<id>` — present while the JWT id is revoked; TTL = the token's remaining life
-/// - channel `P events` — `revoke jti <exp> <id>`
+/// - channel `P events` — `revoke jti <exp> <id>`, `revoke session <exp> <family>`,
+///   `revoke user <exp> <iat> <user id>`
 /// Touched only on its event loop (futures complete there).
 package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Sendable {
     package func user(email: String) -> EventLoopFuture<UserRecord?> {
@@ -152,7 +156,7 @@ package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Send
 
     /// KEYS: old token key, new token key, old token's grace key. ARGV: now, family key
     /// prefix, grace seconds, refresh key prefix, new token hash, client id ("" for none).
-    /// Returns {1, grant} rotated, {2} reused (family revoked), {0} invalid, {3, successor
+    /// Returns {1, grant} rotated, {2, family} reused (family revoked), {0} invalid, {3, successor
     /// hash, sealed answer or ""} a retry inside the grace whose successor is unused.
     private static let rotateScript = """
         local raw = redis.call('GET', KEYS[1])
@@ -176,8 +180,8 @@ package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Send
                     return {3, successor, string.sub(grace, 66)}
                 end
             end
-            redis.call('SET', familyKey, 'revoked', 'EX', math.max(ttl, 1) + 86400)
-            return {2}
+            redis.call('SET', familyKey, 'revoked', 'EX', math.max(ttl, 1) + 90000)
+            return {2, grant['family']}
         end
         if ttl <= 0 then return {0} end
         redis.call('SET', KEYS[1], 'spen ' .. json, 'KEEPTTL')
@@ -214,7 +218,12 @@ package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Send
                     throw CredentialStoreError.corrupt("rotation")
                 }
                 return .rotated(try Self.decode(RefreshGrant.self, bytes))
-            case 2: return .reused
+            case 2:
+                // Every access token of the family dies too, on every instance.
+                if items.count == 2, case .bulkString(let family) = items[1] {
+                    self.publishSessionRevocation(String(decoding: family, as: UTF8.self), now: now)
+                }
+                return .reused
             case 3:
                 guard items.count == 3, case .bulkString(let successor) = items[1],
                     case .bulkString(let sealed) = items[2]
@@ -280,24 +289,80 @@ package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Send
         }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
+    /// KEYS: token key. ARGV: family key prefix. The family revoked, or 0 if the token is
+    /// unknown.
     private static let revokeFamilyScript = """
         local raw = redis.call('GET', KEYS[1])
         if not raw then return 0 end
         local grant = cjson.decode(string.sub(raw, 6))
         redis.call('SET', ARGV[1] .. grant['family'], 'revoked', 'EX', 86400 * 400)
         redis.call('DEL', KEYS[1])
-        return 1
+        return grant['family']
         """
 
-    package func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
+    package func revokeRefreshFamily(tokenHash: String, now: Int64) -> EventLoopFuture<Bool> {
         self.client.evaluate(
             script: Self.revokeFamilyScript,
             keys: ["\(self.prefix)refresh:\(tokenHash)"],
             arguments: ["\(self.prefix)refresh-family:"]
-        ).flatMapThrowing { reply in
-            guard case .integer(let value) = reply else { throw CredentialStoreError.corrupt("unexpected reply") }
-            return value == 1
+        ).flatMap { reply -> EventLoopFuture<Bool> in
+            switch reply {
+            case .integer(0):
+                return self.eventLoop.makeSucceededFuture(false)
+            case .bulkString(let family):
+                // Waited for: logout answers only once every instance was told.
+                return self.publish(
+                    RevocationMessage.encode(
+                        sessionID: String(decoding: family, as: UTF8.self),
+                        until: now + AccessTokenDenial.retentionSeconds
+                    )
+                ).map { true }
+            default:
+                return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("unexpected reply"))
+            }
         }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func revokeSession(_ sessionID: String, now: Int64) -> EventLoopFuture<Void> {
+        // As long as a logout by refresh token keeps it: the family may still hold tokens.
+        self.client.send(["SET", "\(self.prefix)refresh-family:\(sessionID)", "revoked", "EX", String(86400 * 400)])
+            .flatMap { _ in
+                self.publish(
+                    RevocationMessage.encode(sessionID: sessionID, until: now + AccessTokenDenial.retentionSeconds)
+                )
+            }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// KEYS: the user's marker. ARGV: time, TTL. Keeps the later of the stored and the new
+    /// time, so a slower `users disable` never shortens a later one.
+    private static let revokeUserScript = """
+        local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+        local upto = math.max(current, tonumber(ARGV[1]))
+        redis.call('SET', KEYS[1], tostring(upto), 'EX', ARGV[2])
+        return 1
+        """
+
+    package func revokeUserTokens(userID: String, issuedUpTo: Int64, now: Int64) -> EventLoopFuture<Void> {
+        let retention = AccessTokenDenial.retentionSeconds
+        return self.client.evaluate(
+            script: Self.revokeUserScript,
+            keys: ["\(self.prefix)user-revoked-upto:\(userID)"],
+            arguments: [String(issuedUpTo), String(retention)]
+        ).flatMap { _ in
+            self.publish(RevocationMessage.encode(userID: userID, issuedUpTo: issuedUpTo, until: now + retention))
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    /// Tells every instance (the revocation channel).
+    private func publish(_ message: String) -> EventLoopFuture<Void> {
+        self.client.publish(channel: RedisCredentialStore.eventsChannel(keyPrefix: self.prefix), message: message)
+            .map { _ in }
+    }
+
+    /// A session revoked inside a script (reuse): told to every instance, not waited for
+    /// (the store already refuses the session; this only reaches the loops' caches sooner).
+    private func publishSessionRevocation(_ family: String, now: Int64) {
+        _ = self.publish(RevocationMessage.encode(sessionID: family, until: now + AccessTokenDenial.retentionSeconds))
     }
 
     package func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void> {
@@ -308,6 +373,70 @@ package final class RedisSessionStore: RedisStore, SessionStore, @unchecked Send
         return self.client.send(["SET", "\(self.prefix)jti:\(jti)", "1", "EX", String(ttl)]).flatMap { _ in
             self.client.publish(channel: channel, message: message)
         }.map { _ in () }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    package func accessTokenDenial(
+        tokenID: String?,
+        sessionID: String?,
+        userID: String?
+    ) -> EventLoopFuture<AccessTokenDenial> {
+        // Sent together: pipelined on this loop's connection, one round trip (three keys
+        // that may live on three cluster slots, so not one multi-key command).
+        let tokenIDRevoked = tokenID.map { self.exists("\(self.prefix)jti:\($0)") }
+        let sessionRevoked = sessionID.map { self.exists("\(self.prefix)refresh-family:\($0)") }
+        let userRevoked = userID.map { id in
+            self.client.send(["GET", "\(self.prefix)user-revoked-upto:\(id)"]).flatMapThrowing { reply -> Int64? in
+                switch reply {
+                case .null: return nil
+                case .bulkString(let bytes) where bytes.count <= 20:
+                    guard let time = Int64(String(decoding: bytes, as: UTF8.self)) else {
+                        throw CredentialStoreError.corrupt("user-revoked-upto is not a time")
+                    }
+                    return time
+                default: throw CredentialStoreError.corrupt("unexpected reply to GET")
+                }
+            }
+        }
+        let no = self.eventLoop.makeSucceededFuture(false)
+        return (tokenIDRevoked ?? no).and(sessionRevoked ?? no).and(
+            userRevoked ?? self.eventLoop.makeSucceededFuture(nil)
+        ).map { pair, upTo in
+            AccessTokenDenial(tokenIDRevoked: pair.0, sessionRevoked: pair.1, userRevokedUpTo: upTo)
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
+    }
+
+    private func exists(_ key: String) -> EventLoopFuture<Bool> {
+        self.client.send(["EXISTS", key]).flatMapThrowing { reply in
+            guard case .integer(let value) = reply else {
+                throw CredentialStoreError.corrupt("unexpected reply to EXISTS")
+            }
+            return value == 1
+        }
+    }
+
+    package func replacePasswordHash(email: String, expectedHash: String, newHash: String) -> EventLoopFuture<Bool> {
+        let key = "\(self.prefix)user:\(email)"
+        return self.client.send(["GET", key]).flatMap { reply -> EventLoopFuture<Bool> in
+            guard case .bulkString(let bytes) = reply, var user = try? Self.decode(UserRecord.self, bytes),
+                user.passwordHash == expectedHash
+            else {
+                return self.eventLoop.makeSucceededFuture(false)
+            }
+            user.passwordHash = newHash
+            guard let json = Self.encode(user) else {
+                return self.eventLoop.makeFailedFuture(CredentialStoreError.corrupt("encode"))
+            }
+            // Written only over the very record read: a password change, a disable or any
+            // other update made meanwhile wins, and this rehash is simply dropped.
+            return self.client.evaluate(
+                script: Self.compareAndSetScript,
+                keys: [key],
+                arguments: [String(decoding: bytes, as: UTF8.self), json]
+            ).map { reply in
+                if case .integer(1) = reply { return true }
+                return false
+            }
+        }.flatMapErrorThrowing { throw Self.mapped($0) }
     }
 
     package func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool> {

@@ -15,6 +15,10 @@ package protocol SessionStore: AnyObject {
     func createUser(_ user: UserRecord) -> EventLoopFuture<Void>
     /// Returns the updated user, or nil if unknown.
     func setUserDisabled(email: String, disabled: Bool) -> EventLoopFuture<UserRecord?>
+    /// Stores `newHash` as the password hash of `email` only if the stored hash is still
+    /// `expectedHash` (a rehash at login must not undo a password change made meanwhile).
+    /// True if written.
+    func replacePasswordHash(email: String, expectedHash: String, newHash: String) -> EventLoopFuture<Bool>
     /// Replaces the record of a provider user (same key and id) with `user` in one step,
     /// unless it is disabled meanwhile: returns what is stored afterwards (the old record
     /// if disabled or of another id), nil if there is none.
@@ -41,12 +45,23 @@ package protocol SessionStore: AnyObject {
     /// The grant under `tokenHash` without spending it, and whether the token is still
     /// current (not yet rotated); nil if unknown, expired or of a revoked family.
     func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?>
-    /// Revokes the family of `tokenHash` (logout). True if the token was known.
-    func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool>
+    /// Revokes the family of `tokenHash` (logout) and with it every access token whose
+    /// `sid` names that family, on every instance. True if the token was known.
+    func revokeRefreshFamily(tokenHash: String, now: Int64) -> EventLoopFuture<Bool>
+    /// Ends session `sessionID` (a refresh family): its refresh tokens stop working and every
+    /// access token whose `sid` names it is refused on every instance (logout with only the
+    /// access token).
+    func revokeSession(_ sessionID: String, now: Int64) -> EventLoopFuture<Void>
+    /// Refuses every access token of ours for user `userID` issued at or before
+    /// `issuedUpTo` (its `iat`), on every instance (`users disable`).
+    func revokeUserTokens(userID: String, issuedUpTo: Int64, now: Int64) -> EventLoopFuture<Void>
 
     /// Denies the JWT id until `expiresAt` and tells every instance.
     func revokeTokenID(_ jti: String, expiresAt: Int64, now: Int64) -> EventLoopFuture<Void>
     func isTokenIDRevoked(_ jti: String) -> EventLoopFuture<Bool>
+    /// The deny-list state of one access token of ours, in one round trip: its `jti`, its
+    /// session and its user (each nil: not asked).
+    func accessTokenDenial(tokenID: String?, sessionID: String?, userID: String?) -> EventLoopFuture<AccessTokenDenial>
 }
 
 extension SessionStore {

@@ -122,12 +122,12 @@ final class UserManagement: Sendable {
         return user
     }
 
-    /// Disabling also revokes every API key the user created in a session (on every
-    /// instance, through the revocation channel) and deletes the user's browser sessions:
-    /// offboarding must not leave keys or signed-in browsers behind.
-    /// Access tokens already issued run out within `access_token_ttl`; refresh is refused.
+    /// Disabling also revokes every access token issued to the user until `now` and every
+    /// API key the user created in a session (on every instance, through the revocation
+    /// channel) and deletes the user's browser sessions: offboarding must not leave tokens,
+    /// keys or signed-in browsers behind. Refresh is refused from then on.
     /// Returns the user and how many keys were revoked.
-    func setDisabled(email: String, disabled: Bool) async throws -> (user: UserRecord, revokedKeys: Int) {
+    func setDisabled(email: String, disabled: Bool, now: Int64) async throws -> (user: UserRecord, revokedKeys: Int) {
         guard let email = Self.lookupEmail(email) else { throw Failure.invalid("--email must be an e-mail address") }
         guard let user = try await self.withStore({ store in store.setUserDisabled(email: email, disabled: disabled) })
         else {
@@ -142,8 +142,12 @@ final class UserManagement: Sendable {
             revoked = try await ManagementConnection.run(self.settings, on: self.group) { client, loop in
                 let keys = RedisCredentialStore(client: client, settings: settings)
                 let browsers = RedisBrowserStateStore(client: client, keyPrefix: prefix)
-                // Signed-in browsers end at once (each use also re-checks the user).
-                return browsers.deleteSessions(userID: owner).flatMap { _ in
+                let sessions = RedisSessionStore(client: client, keyPrefix: prefix)
+                // Access tokens first (login and OAuth JWTs alike: their `sub` is the user),
+                // then signed-in browsers (each use also re-checks the user), then keys.
+                return sessions.revokeUserTokens(userID: owner, issuedUpTo: now, now: now).flatMap {
+                    browsers.deleteSessions(userID: owner)
+                }.flatMap { _ in
                     Self.revokeAll(of: owner, in: keys, on: loop, revoked: 0)
                 }
             }

@@ -93,7 +93,7 @@ extension GatewayCommand {
         struct Disable: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract:
-                    "Disable a user: logins and refreshes are refused (access tokens already issued expire on their own)."
+                    "Disable a user: logins and refreshes are refused, and access tokens already issued are revoked everywhere."
             )
 
             @OptionGroup var options: StoreOptions
@@ -134,10 +134,11 @@ extension GatewayCommand {
 
         static func set(_ options: StoreOptions, email: String, disabled: Bool) async throws {
             let (user, revoked) = try await performOrExit(options.open(UserManagement.self)) {
-                try await $0.setDisabled(email: email, disabled: disabled)
+                try await $0.setDisabled(email: email, disabled: disabled, now: GatewayClock.system.unixSeconds())
             }
             print("User \(user.id) <\(user.email)> is now \(disabled ? "disabled" : "enabled").")
             if disabled {
+                print("Every access token issued to the user so far is refused on every instance.")
                 print("Revoked \(revoked) API key\(revoked == 1 ? "" : "s") the user had created.")
             }
         }

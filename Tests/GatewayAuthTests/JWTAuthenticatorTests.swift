@@ -51,8 +51,23 @@ final class ScriptedSessionStore: SessionStore {
     {
         inner.recordRotationResult(tokenHash: tokenHash, successorHash: successorHash, sealedResult: sealedResult)
     }
-    func revokeRefreshFamily(tokenHash: String) -> EventLoopFuture<Bool> {
-        inner.revokeRefreshFamily(tokenHash: tokenHash)
+    func revokeRefreshFamily(tokenHash: String, now: Int64) -> EventLoopFuture<Bool> {
+        inner.revokeRefreshFamily(tokenHash: tokenHash, now: now)
+    }
+    func revokeSession(_ sessionID: String, now: Int64) -> EventLoopFuture<Void> {
+        inner.revokeSession(sessionID, now: now)
+    }
+    func revokeUserTokens(userID: String, issuedUpTo: Int64, now: Int64) -> EventLoopFuture<Void> {
+        inner.revokeUserTokens(userID: userID, issuedUpTo: issuedUpTo, now: now)
+    }
+    func replacePasswordHash(email: String, expectedHash: String, newHash: String) -> EventLoopFuture<Bool> {
+        inner.replacePasswordHash(email: email, expectedHash: expectedHash, newHash: newHash)
+    }
+    func accessTokenDenial(tokenID: String?, sessionID: String?, userID: String?) -> EventLoopFuture<AccessTokenDenial>
+    {
+        revocationLookups += 1
+        if let lookupFailure { return eventLoop.makeFailedFuture(lookupFailure) }
+        return inner.accessTokenDenial(tokenID: tokenID, sessionID: sessionID, userID: userID)
     }
     func refreshGrant(tokenHash: String, now: Int64) -> EventLoopFuture<RefreshGrantState?> {
         inner.refreshGrant(tokenHash: tokenHash, now: now)
@@ -96,13 +111,22 @@ final class JWTHarness {
     /// What the refetch hook does; nil result = refused.
     var onRefetch: ((JWTHarness) -> EventLoopFuture<Void>?)?
 
-    init(withStore: Bool = false, leeway: Int64 = 60, maximumEntries: Int = 100, keys: JSONWebKeySet? = nil) {
-        let policy = IssuerPolicy(issuer: testIssuer, audiences: [testAudience], leewaySeconds: leeway)
+    /// - Parameter own: `testIssuer` is the gateway's own issuer (its `sid` and user
+    ///   revocations apply).
+    init(
+        withStore: Bool = false,
+        leeway: Int64 = 60,
+        maximumEntries: Int = 100,
+        keys: JSONWebKeySet? = nil,
+        own: Bool = false,
+        data: InMemorySessionData = InMemorySessionData()
+    ) {
+        let policy = IssuerPolicy(issuer: testIssuer, audiences: [testAudience], leewaySeconds: leeway, isOwn: own)
         self.verifier = JWTVerifier(
             policies: [policy],
             keySets: [testIssuer: keys ?? JSONWebKeySet(keys: [signer.verificationKey(keyID: "k1")])]
         )
-        self.sessions = withStore ? ScriptedSessionStore(eventLoop: loop) : nil
+        self.sessions = withStore ? ScriptedSessionStore(eventLoop: loop, data: data) : nil
         let clock = self.clock
         var refetch: UnknownKeyRefetch?
         // The hook is @Sendable; the harness lives on the embedded loop only.

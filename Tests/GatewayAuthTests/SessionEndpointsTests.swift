@@ -20,6 +20,7 @@ final class SessionHarness {
     let issuer: TokenIssuer
     let verifier: JWTVerifier
     var locallyRevoked: [(String, Int64)] = []
+    var locallyEndedSessions: [String] = []
     var endpoints: SessionEndpoints!
 
     init(perAddress: Int = 100, perAccount: Int = 100) throws {
@@ -44,11 +45,15 @@ final class SessionHarness {
             checkPassword: { password, encoded, loop in
                 loop.makeSucceededFuture(PasswordHasher.verify(password: password, encoded: encoded))
             },
+            rehashPassword: { password, cost, loop in
+                loop.makeCompletedFuture { try PasswordHasher.hash(password: password, cost: cost) }
+            },
             passwordCost: Self.cost,
             decoyHash: PasswordHasher.decoy(cost: Self.cost),
             logger: Logger(label: "test"),
             clock: clock.clock,
             revokeLocally: { [weak self] id, exp in self?.locallyRevoked.append((id, exp)) },
+            revokeSessionLocally: { [weak self] id, _ in self?.locallyEndedSessions.append(id) },
             verifyOwnToken: { token in verifier.verify(token, now: clock.now).verified }
         )
     }
@@ -57,13 +62,14 @@ final class SessionHarness {
         _ email: String,
         password: String,
         scopes: [String] = ["read:databases"],
-        disabled: Bool = false
+        disabled: Bool = false,
+        cost: Int = SessionHarness.cost
     ) throws {
         let user = UserRecord(
             id: "id-\(email)",
             email: email,
             scopes: scopes,
-            passwordHash: try PasswordHasher.hash(password: password, cost: Self.cost),
+            passwordHash: try PasswordHasher.hash(password: password, cost: cost),
             disabled: disabled,
             createdAt: testNow
         )

@@ -368,7 +368,7 @@ struct SessionStoreContractTests {
                     == RefreshGrantState(grant: family, isLive: false)
             )
             #expect(try await h.run { $0.refreshGrant(tokenHash: hash(9), now: now + 1) } == nil)
-            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2), now: now) })
             #expect(try await h.run { $0.refreshGrant(tokenHash: hash(1), now: now + 1) } == nil)
         }
     }
@@ -453,7 +453,7 @@ struct SessionStoreContractTests {
                 try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(2), now: now + 1) }
                     == .rotated(grant("fam"))
             )
-            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) })
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2), now: now) })
             #expect(
                 try await h.run { $0.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now + 2) }
                     == .invalid
@@ -463,8 +463,8 @@ struct SessionStoreContractTests {
                 try await h.run { $0.rotateRefresh(tokenHash: hash(1), newTokenHash: hash(4), now: now + 2) }
                     == .invalid
             )
-            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2)) } == false)
-            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(77)) } == false)
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(2), now: now) } == false)
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(77), now: now) } == false)
         }
     }
 
@@ -506,5 +506,149 @@ struct SessionStoreContractTests {
             #expect(error == .unavailable)
             await client.close()
         }
+    }
+}
+
+/// Issue 18 items 5 and 6 on both stores: a session (refresh family) ended by logout, reuse
+/// or by id denies its access tokens; a user's tokens are denied up to a time; the password
+/// hash of a user is replaced only over the very hash the login checked.
+@Suite(.timeLimit(.minutes(1)))
+struct SessionRevocationContractTests {
+    @Test(arguments: StoreKind.allCases)
+    func item5LogoutReuseAndSessionIDEachDenyTheSession(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            func denial(_ sid: String) async throws -> AccessTokenDenial {
+                try await h.run(second: true) { $0.accessTokenDenial(tokenID: nil, sessionID: sid, userID: nil) }
+            }
+            for (seed, family) in [(11, "logout"), (12, "reuse"), (13, "by-id"), (14, "alive")] {
+                try await h.run { $0.storeRefresh(tokenHash: hash(seed), grant: grant(family), now: now) }
+            }
+            #expect(try await denial("logout") == AccessTokenDenial())
+            // Logout by refresh token.
+            #expect(try await h.run { $0.revokeRefreshFamily(tokenHash: hash(11), now: now) })
+            #expect(try await denial("logout").sessionRevoked)
+            // Reuse of a rotated token.
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(12), newTokenHash: hash(50), now: now + 1) }
+                    == .rotated(grant("reuse"))
+            )
+            #expect(try await denial("reuse").sessionRevoked == false)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(12), newTokenHash: hash(51), now: now + 2) }
+                    == .reused
+            )
+            #expect(try await denial("reuse").sessionRevoked)
+            // Logout by access token (its sid): the family's refresh token dies with it.
+            try await h.run { $0.revokeSession("by-id", now: now) }
+            #expect(try await denial("by-id").sessionRevoked)
+            #expect(
+                try await h.run { $0.rotateRefresh(tokenHash: hash(13), newTokenHash: hash(60), now: now + 1) }
+                    == .invalid
+            )
+            // Another session is untouched.
+            #expect(try await denial("alive") == AccessTokenDenial())
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func item5UserTokensAreDeniedUpToTheLatestTime(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            func upTo(_ id: String) async throws -> Int64? {
+                try await h.run(second: true) { $0.accessTokenDenial(tokenID: nil, sessionID: nil, userID: id) }
+                    .userRevokedUpTo
+            }
+            #expect(try await upTo("usr_a") == nil)
+            try await h.run { $0.revokeUserTokens(userID: "usr_a", issuedUpTo: now + 10, now: now + 10) }
+            #expect(try await upTo("usr_a") == now + 10)
+            // A slower, older disable never shortens a later one.
+            try await h.run { $0.revokeUserTokens(userID: "usr_a", issuedUpTo: now + 5, now: now + 5) }
+            #expect(try await upTo("usr_a") == now + 10)
+            #expect(try await upTo("usr_b") == nil)
+            // All three answers in one call.
+            try await h.run { $0.revokeTokenID("jti-9", expiresAt: now + 600, now: now) }
+            let all = try await h.run {
+                $0.accessTokenDenial(tokenID: "jti-9", sessionID: "none", userID: "usr_a")
+            }
+            #expect(all == AccessTokenDenial(tokenIDRevoked: true, sessionRevoked: false, userRevokedUpTo: now + 10))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func item6PasswordHashIsReplacedOnlyOverTheCheckedHash(kind: StoreKind) async throws {
+        try await withSessionStore(kind) { h async throws in
+            let alice = user("alice@example.com")
+            try await h.run { $0.createUser(alice) }
+            let old = alice.passwordHash
+            #expect(try await h.run { $0.replacePasswordHash(email: alice.email, expectedHash: old, newHash: "new-1") })
+            #expect(try await h.run(second: true) { $0.user(email: alice.email) }?.passwordHash == "new-1")
+            // A second rehash from the same (now stale) read loses: the newer hash stays.
+            #expect(
+                try await h.run { $0.replacePasswordHash(email: alice.email, expectedHash: old, newHash: "new-2") }
+                    == false
+            )
+            #expect(try await h.run { $0.user(email: alice.email) }?.passwordHash == "new-1")
+            // Nothing else of the record changes; an unknown user is no write.
+            var expected = alice
+            expected.passwordHash = "new-1"
+            #expect(try await h.run { $0.user(email: alice.email) } == expected)
+            #expect(
+                try await h.run { $0.replacePasswordHash(email: "nobody@example.com", expectedHash: old, newHash: "x") }
+                    == false
+            )
+        }
+    }
+
+    @Test func item5InMemoryDataTellsEveryListenerOfSessionsAndUsers() async throws {
+        final class Heard: @unchecked Sendable {
+            let lock = NSLock()
+            var list: [SessionRevocation] = []
+            func append(_ revocation: SessionRevocation) { lock.withLock { list.append(revocation) } }
+        }
+        let heard = Heard()
+        let data = InMemorySessionData(onRevoke: { heard.append($0) })
+        try await withEventLoop { loop async throws in
+            let store = InMemorySessionStore(eventLoop: loop, data: data)
+            try await store.storeRefresh(tokenHash: hash(1), grant: grant("fam-a"), now: now).get()
+            try await store.storeRefresh(tokenHash: hash(2), grant: grant("fam-b"), now: now).get()
+            _ = try await store.revokeRefreshFamily(tokenHash: hash(1), now: now).get()
+            _ = try await store.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(3), now: now).get()
+            _ = try await store.rotateRefresh(tokenHash: hash(2), newTokenHash: hash(4), now: now + 1).get()
+            try await store.revokeSession("fam-c", now: now).get()
+            try await store.revokeUserTokens(userID: "usr_x", issuedUpTo: now, now: now).get()
+        }
+        let until = now + AccessTokenDenial.retentionSeconds
+        #expect(
+            heard.lock.withLock { heard.list } == [
+                .session("fam-a", until: until), .session("fam-b", until: until + 1), .session("fam-c", until: until),
+                .user("usr_x", issuedUpTo: now, until: until),
+            ]
+        )
+    }
+
+    @Test func item5SessionAndUserMessagesAreParsedStrictly() {
+        let session = RevocationMessage.encode(sessionID: "Fam_-1", until: 123)
+        #expect(session == "revoke session 123 Fam_-1")
+        #expect(RevocationMessage.sessionID(from: session)! == ("Fam_-1", 123))
+        let user = RevocationMessage.encode(userID: "usr_AB-c", issuedUpTo: 100, until: 200)
+        #expect(user == "revoke user 200 100 usr_AB-c")
+        #expect(RevocationMessage.userID(from: user)! == ("usr_AB-c", 100, 200))
+        for bad in [
+            "revoke session 123", "revoke session 123 a b", "revoke session -1 a", "revoke session +1 a",
+            "revoke session 1 a*b", "revoke session 1 ", "revoke session x a", "revoke  session 1 a",
+            "revoke session 1234567890123 a", "revoke session 1 " + String(repeating: "a", count: 129),
+            "revoke jti 1 a", "Revoke session 1 a",
+        ] {
+            #expect(RevocationMessage.sessionID(from: bad) == nil, "\(bad)")
+        }
+        for bad in [
+            "revoke user 1 2", "revoke user 1 2 a b", "revoke user 1 x a", "revoke user x 1 a", "revoke user 1 2 a:b",
+            "revoke session 1 a", "revoke user 1 2 ",
+        ] {
+            #expect(RevocationMessage.userID(from: bad) == nil, "\(bad)")
+        }
+        // The older messages do not read as the new ones, nor the reverse.
+        #expect(RevocationMessage.tokenID(from: session) == nil && RevocationMessage.tokenID(from: user) == nil)
+        #expect(RevocationMessage.apiKeyHash(from: session) == nil)
+        #expect(RevocationMessage.opaqueAccessTokenHash(from: user) == nil)
     }
 }

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from conftest import (AUDIENCE, OWN_ISSUER, USER_ROUTES, add_user, bearer, header, jwt_session_tail, login, scaled,
-                      wait_until, write_pepper)
+                      set_user_disabled, wait_until, write_pepper)
 from jwks_server import SigningKey
 
 PREFIX = "dbgw:"
@@ -692,3 +692,23 @@ def test_concurrent_first_party_refreshes_mint_one_pair(oauth):
     pairs = {json.loads(text)["refresh_token"] for _, text in answers}
     assert len(pairs) == 1
     assert session_refresh(oauth, pairs.pop()).status_code == 200
+
+
+def test_item5_users_disable_revokes_the_users_oauth_access_tokens_too(tmp_path, make_gateway, upstream,
+                                                                        redis_server):
+    """Issue 18 item 5: `users disable` refuses the user's OAuth JWT access tokens (their
+    `sub` is the user) on the proxy path and at introspection; a client-credentials token of
+    the same client is not the user's and keeps working."""
+    oauth = OAuth(tmp_path, make_gateway, upstream, redis_server)
+    tokens = oauth.tokens()
+    machine = oauth.token({"grant_type": "client_credentials", "scope": "read:databases"},
+                          auth=("app", OAuth.SECRET)).json()["access_token"]
+    for _ in range(4):
+        assert databases(oauth, tokens["access_token"]) == 200
+    assert introspect(oauth, tokens["access_token"])["active"] is True
+    set_user_disabled(oauth.gateway, "ada@example.test", True)
+    assert wait_until(lambda: all(databases(oauth, tokens["access_token"]) == 401 for _ in range(4)),
+                      timeout=scaled(1))
+    assert introspect(oauth, tokens["access_token"]) == {"active": False}
+    assert databases(oauth, machine) == 200
+    assert_error(oauth.refresh(tokens["refresh_token"]), 400, "invalid_grant")

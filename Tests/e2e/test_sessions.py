@@ -364,7 +364,8 @@ def test_issued_token_and_jwks_keep_their_exact_bytes(sessions_gateway, secrets)
     assert raw(head) == '{"alg":"RS256","kid":"gw-rs256","typ":"at+jwt"}'
     assert re.fullmatch(
         r'\{"iss":"https://gateway\.test","sub":"usr_[A-Za-z0-9_-]+","aud":"dbaudit-api","iat":(\d+),"nbf":\1,'
-        r'"exp":\d+,"jti":"[A-Za-z0-9_-]{22}","scope":"read:databases read:logs"\}', raw(claims)), raw(claims)
+        r'"exp":\d+,"jti":"[A-Za-z0-9_-]{22}","scope":"read:databases read:logs","sid":"[A-Za-z0-9_-]{22}"\}',
+        raw(claims)), raw(claims)
     document = requests.get(f"{gateway.url}/.well-known/jwks.json", timeout=5).text
     public = secrets.signing_key.public_jwk
     assert document == ('{"keys":[{"kid":"gw-rs256","alg":"RS256","use":"sig","kty":"RSA",'

@@ -16,6 +16,10 @@ package enum JWTFailure: Error, Equatable, CustomStringConvertible {
     case lifetimeTooLong
     case missingClaim(String)
     case revoked
+    /// Its session (`sid`) was ended: logout or a reused refresh token.
+    case sessionRevoked
+    /// Its user's tokens were revoked (`users disable`).
+    case userRevoked
 
     package var description: String {
         switch self {
@@ -32,6 +36,8 @@ package enum JWTFailure: Error, Equatable, CustomStringConvertible {
         case .lifetimeTooLong: "The token's lifetime exceeds what this gateway accepts."
         case .missingClaim(let claim): "The token lacks the \(claim) claim."
         case .revoked: "The token has been revoked."
+        case .sessionRevoked: "The token has been revoked: its session was ended (logout or a reused refresh token)."
+        case .userRevoked: "The token has been revoked with every token of its user."
         }
     }
 }

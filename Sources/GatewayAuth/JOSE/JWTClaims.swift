@@ -1,5 +1,6 @@
 package import GatewayCore
 package import GatewayCrypto
+import GatewayStore
 
 /// What the gateway demands of one issuer's tokens. Immutable; any thread.
 package struct IssuerPolicy: Sendable {
@@ -48,6 +49,13 @@ package struct VerifiedToken: Sendable {
     package var issuer: String
     /// The `kid` of the key that verified it (nil for a key without one).
     package var keyID: String? = nil
+    /// `sid` of a token of our own issuer: the session (refresh family) it was issued
+    /// under. Never read from another issuer's tokens (their `sid` means something else).
+    package var sessionID: String? = nil
+    /// `iat`, when present.
+    package var issuedAt: Int64? = nil
+    /// Issued by this gateway (its session and user revocations apply).
+    package var isOwn: Bool = false
 }
 
 /// The registered claims of a JWT access token, checked against an `IssuerPolicy` at a
@@ -218,6 +226,13 @@ package enum JWTClaimsValidator {
             }
             tokenID = text
         }
+        var sessionID: String?
+        if policy.isOwn, let value = claims["sid"] {
+            guard let text = value.string, RevocationMessage.isOpaqueID(Substring(text)) else {
+                throw .malformed("sid is not a session id")
+            }
+            sessionID = text
+        }
         // Our own token minted for an OAuth client (the token endpoint writes `client_id`)
         // is an OAuth credential: the upstream learns the client, and its rate limit is the
         // client's. Login tokens carry no `client_id`; an external issuer's stay JWTs.
@@ -231,6 +246,7 @@ package enum JWTClaimsValidator {
                 )
             }
             if let tokenID { trace.info("jwt.claim.jti", "jti=\(tokenID)") }
+            if let sessionID { trace.info("jwt.claim.sid", "sid=\(sessionID)") }
         }
         var principal = Principal(
             subject: subject,
@@ -241,7 +257,15 @@ package enum JWTClaimsValidator {
             expiresAt: exp
         )
         principal.issuer = policy.issuer
-        return VerifiedToken(principal: principal, expiresAt: exp, tokenID: tokenID, issuer: policy.issuer)
+        return VerifiedToken(
+            principal: principal,
+            expiresAt: exp,
+            tokenID: tokenID,
+            issuer: policy.issuer,
+            sessionID: sessionID,
+            issuedAt: iat,
+            isOwn: policy.isOwn
+        )
     }
 
     static func typeMatches(_ type: String, _ required: String) -> Bool {

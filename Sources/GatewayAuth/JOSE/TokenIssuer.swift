@@ -105,10 +105,15 @@ package final class TokenIssuer: Sendable {
     }
 
     /// A signed access token for `subject` with `scopes`, and its id and expiry.
+    /// `sessionID`: the refresh family of a login session, written as `sid` so that ending
+    /// the session (logout, refresh-token reuse) refuses every access token it issued. The
+    /// family id grants nothing by itself: refreshing needs the refresh token, which the
+    /// store keeps only hashed.
     package func accessToken(
         subject: String,
         scopes: [String],
         clientID: String? = nil,
+        sessionID: String? = nil,
         now: Int64
     ) throws -> (token: String, tokenID: String, expiresAt: Int64) {
         guard ScopeToken.areValid(scopes) else { throw InvalidScopes() }
@@ -131,6 +136,9 @@ package final class TokenIssuer: Sendable {
         ]
         if let clientID {
             claims.append(("client_id", .string(clientID)))
+        }
+        if let sessionID {
+            claims.append(("sid", .string(sessionID)))
         }
         let signingInput =
             Base64URL.encode(Array(header.jsonText.utf8)) + "."

@@ -7,8 +7,11 @@ package import NIOCore
 /// browser sign-in page so both count attempts in the same per-address and per-account
 /// buckets and cost the same: the throttle first, then the user, then scrypt on the thread
 /// pool (`checkPassword`), with the decoy hash for an unknown or disabled account so the
-/// answer and its timing do not tell which e-mails exist. Caps the checks queued per loop.
-/// One per event loop; touched only there.
+/// answer and its timing do not tell which e-mails exist. After a successful check of a
+/// hash made with other scrypt parameters than the current cost (`rehash`), the password
+/// is hashed again on the pool and stored if the record did not change meanwhile, so the
+/// account's wrong-password timing joins the decoy's again. Caps the checks (and rehashes)
+/// queued per loop. One per event loop; touched only there.
 package final class CredentialCheck {
     /// Password checks queued or running per event loop before logins get 503.
     package static let maximumPendingHashes = 32
@@ -23,18 +26,23 @@ package final class CredentialCheck {
     private let throttle: any LoginThrottle
     private let checkPassword: PasswordCheck
     private let decoyHash: String
+    private let rehash: (cost: Int, run: PasswordRehash)?
     private var pendingHashes = 0
 
+    /// - Parameter rehash: the current `password_hash_cost` and how to hash with it off the
+    ///   loop; nil: stored hashes are never upgraded.
     package init(
         sessions: any SessionStore,
         throttle: any LoginThrottle,
         checkPassword: @escaping PasswordCheck,
-        decoyHash: String
+        decoyHash: String,
+        rehash: (cost: Int, run: PasswordRehash)? = nil
     ) {
         self.sessions = sessions
         self.throttle = throttle
         self.checkPassword = checkPassword
         self.decoyHash = decoyHash
+        self.rehash = rehash
     }
 
     /// The e-mail as accounts are keyed: trimmed and lower-cased.
@@ -79,9 +87,27 @@ package final class CredentialCheck {
                     self.pendingHashes -= 1
                 }.flatMapThrowing { matches -> UserRecord in
                     guard matches, let user, !user.disabled, user.provider == nil else { throw Self.invalidCredentials }
+                    self.upgradeIfStale(user, password: password, eventLoop: eventLoop)
                     return user
                 }.nonisolated()
             }.flatMapErrorThrowing { error in throw Self.mapped(error) }.nonisolated()
+    }
+
+    /// Rehashes `user`'s password with the current cost when its stored hash has other
+    /// parameters. Not waited for by the login (its answer does not depend on it); counted
+    /// among the pending hashes so the pool's queue stays bounded, and skipped when full (the
+    /// next login tries again). A failed or lost write changes nothing.
+    private func upgradeIfStale(_ user: UserRecord, password: String, eventLoop: any EventLoop) {
+        guard let rehash, PasswordHasher.needsRehash(user.passwordHash, cost: rehash.cost),
+            self.pendingHashes < Self.maximumPendingHashes
+        else { return }
+        self.pendingHashes += 1
+        let sessions = self.sessions
+        rehash.run(password, rehash.cost, eventLoop).hop(to: eventLoop).assumeIsolated().always { _ in
+            self.pendingHashes -= 1
+        }.whenSuccess { newHash in
+            _ = sessions.replacePasswordHash(email: user.email, expectedHash: user.passwordHash, newHash: newHash)
+        }
     }
 
     /// Succeeds when the attempt is within the per-address (and per-account) limits.

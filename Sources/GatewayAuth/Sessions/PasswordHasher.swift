@@ -80,6 +80,15 @@ package enum PasswordHasher {
         return HMACSHA256.constantTimeEquals(derived, stored.hash)
     }
 
+    /// Whether `encoded` should be replaced by a hash with `cost`: it parses but was made
+    /// with other parameters (an older `password_hash_cost`, or another r or p). A check
+    /// then costs what its own parameters say, not what the decoy of an unknown e-mail
+    /// costs, so its timing would tell that the account exists.
+    package static func needsRehash(_ encoded: String, cost: Int) -> Bool {
+        guard let stored = parse(encoded) else { return false }
+        return stored.cost != cost || stored.r != 8 || stored.p != 1
+    }
+
     /// A hash of a random password with `cost`, checked when the account does not exist so
     /// that an unknown e-mail costs the same time as a wrong password.
     package static func decoy(cost: Int) -> String {

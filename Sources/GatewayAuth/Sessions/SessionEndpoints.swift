@@ -9,6 +9,11 @@ package import NIOCore
 package typealias PasswordCheck =
     @Sendable (_ password: String, _ encoded: String, _ loop: any EventLoop) -> EventLoopFuture<Bool>
 
+/// Hashes a password with the current cost off the event loop (the rehash of a user whose
+/// stored hash was made with other scrypt parameters, after a successful login).
+package typealias PasswordRehash =
+    @Sendable (_ password: String, _ cost: Int, _ loop: any EventLoop) -> EventLoopFuture<String>
+
 /// The endpoints of the gateway's own issuer: `POST /v1/auth/login`,
 /// `POST /v1/auth/refresh`, `POST /v1/auth/logout` and `GET /.well-known/jwks.json`.
 ///
@@ -42,22 +47,26 @@ package final class SessionEndpoints {
     private let logger: Logger
     private let clock: GatewayClock
     private let revokeLocally: (String, Int64) -> Void
+    private let revokeSessionLocally: (String, Int64) -> Void
     private let verifyOwnToken: (String) -> VerifiedToken?
     private let rotator: RefreshRotator
 
     /// - Parameters:
     ///   - revokeLocally: marks an access-token id revoked on this loop at once.
+    ///   - revokeSessionLocally: marks a session (`sid`) ended on this loop at once.
     ///   - verifyOwnToken: checks an access token of ours (logout revokes it).
     package init(
         issuer: TokenIssuer,
         sessions: any SessionStore,
         throttle: any LoginThrottle,
         checkPassword: @escaping PasswordCheck,
+        rehashPassword: PasswordRehash? = nil,
         passwordCost: Int,
         decoyHash: String,
         logger: Logger,
         clock: GatewayClock,
         revokeLocally: @escaping (String, Int64) -> Void,
+        revokeSessionLocally: @escaping (String, Int64) -> Void = { _, _ in },
         verifyOwnToken: @escaping (String) -> VerifiedToken?,
         refreshReuseGraceSeconds: Int64 = 0
     ) {
@@ -68,12 +77,14 @@ package final class SessionEndpoints {
             sessions: sessions,
             throttle: throttle,
             checkPassword: checkPassword,
-            decoyHash: decoyHash
+            decoyHash: decoyHash,
+            rehash: rehashPassword.map { (cost: passwordCost, run: $0) }
         )
         self.passwordCost = passwordCost
         self.logger = logger
         self.clock = clock
         self.revokeLocally = revokeLocally
+        self.revokeSessionLocally = revokeSessionLocally
         self.verifyOwnToken = verifyOwnToken
     }
 
@@ -169,11 +180,12 @@ package final class SessionEndpoints {
         )
         return sessions.storeRefresh(tokenHash: Self.hash(refreshToken), grant: grant, now: now).assumeIsolated()
             .flatMapThrowing {
-                try self.tokenResponse(user: user, refreshToken: refreshToken, now: now)
+                try self.tokenResponse(user: user, refreshToken: refreshToken, session: family, now: now)
             }.nonisolated()
     }
 
-    private func tokenResponse(user: UserRecord, refreshToken: String, now: Int64) throws -> Response {
+    /// `session`: the refresh family, carried as the access token's `sid`.
+    private func tokenResponse(user: UserRecord, refreshToken: String, session: String, now: Int64) throws -> Response {
         guard ScopeToken.areValid(user.scopes) else {
             // Not what `users add` wrote: no token for it, and said loudly.
             self.logger.error(
@@ -182,7 +194,7 @@ package final class SessionEndpoints {
             )
             throw GatewayError.internalError
         }
-        let access = try issuer.accessToken(subject: user.id, scopes: user.scopes, now: now)
+        let access = try issuer.accessToken(subject: user.id, scopes: user.scopes, sessionID: session, now: now)
         var json = "{\"access_token\":"
         JSONText.appendQuoted(access.token, to: &json)
         json += ",\"refresh_token\":"
@@ -225,13 +237,14 @@ package final class SessionEndpoints {
         return rotator.rotate(token: token, clientID: nil, now: now, eventLoop: eventLoop) { grant, newToken in
             self.sessions.user(email: grant.userID).assumeIsolated().flatMap { user -> EventLoopFuture<String> in
                 guard let user, !user.disabled, user.id == grant.subject else {
-                    return self.sessions.revokeRefreshFamily(tokenHash: Self.hash(newToken)).flatMapThrowing { _ in
+                    return self.sessions.revokeRefreshFamily(tokenHash: Self.hash(newToken), now: now).flatMapThrowing {
+                        _ in
                         throw Self.invalidRefresh
                     }
                 }
                 do {
                     return eventLoop.makeSucceededFuture(
-                        try self.tokenResponse(user: user, refreshToken: newToken, now: now).body
+                        try self.tokenResponse(user: user, refreshToken: newToken, session: grant.family, now: now).body
                     )
                 } catch {
                     return eventLoop.makeFailedFuture(error)
@@ -250,10 +263,13 @@ package final class SessionEndpoints {
         }.nonisolated().flatMapErrorThrowing { error in throw Self.mapped(error) }
     }
 
+    /// Ends the session: the refresh token's family, and the access token's own session
+    /// (`sid`) and `jti`, so every access token of that login is refused on every instance.
     private func logout(body: [UInt8], authorization: [String], eventLoop: any EventLoop) -> EventLoopFuture<Response> {
+        let now = self.clock.unixSeconds()
         var work: [EventLoopFuture<Void>] = []
         if let token = Self.refreshToken(from: body) {
-            work.append(sessions.revokeRefreshFamily(tokenHash: Self.hash(token)).map { _ in () })
+            work.append(sessions.revokeRefreshFamily(tokenHash: Self.hash(token), now: now).map { _ in () })
         } else if !body.isEmpty, (try? StrictJSON.parseObject(body, maxDepth: 2))?["refresh_token"] == nil {
             return eventLoop.makeFailedFuture(
                 GatewayError.badRequest("The body must be JSON: {\"refresh_token\": ...} (or empty).")
@@ -265,11 +281,18 @@ package final class SessionEndpoints {
             // Stored (and published) first: if the store fails the answer is 503 and the
             // token stays valid everywhere, rather than dead on this loop only.
             work.append(
-                sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: self.clock.unixSeconds())
+                sessions.revokeTokenID(id, expiresAt: verified.expiresAt, now: now)
                     .assumeIsolated().map {
                         self.revokeLocally(id, verified.expiresAt)
                     }.nonisolated()
             )
+            if let session = verified.sessionID {
+                work.append(
+                    sessions.revokeSession(session, now: now).assumeIsolated().map {
+                        self.revokeSessionLocally(session, now + AccessTokenDenial.retentionSeconds)
+                    }.nonisolated()
+                )
+            }
         }
         guard !work.isEmpty else {
             return eventLoop.makeFailedFuture(
