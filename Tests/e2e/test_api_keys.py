@@ -441,6 +441,7 @@ def test_disabled_user_session_cannot_create_list_or_revoke_keys(session_gateway
     before = r.json()
     assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(before["key"]), timeout=5).status_code == 200
     set_user_disabled(gateway, "leaver@example.com", True)
+    disabled_at = time.time()
     # Disabling revoked the keys the user made (read through the owner's index).
     deadline = time.monotonic() + 5
     while requests.get(f"{gateway.url}/v1/databases", headers=bearer(before["key"]), timeout=5).status_code != 401:
@@ -452,9 +453,17 @@ def test_disabled_user_session_cannot_create_list_or_revoke_keys(session_gateway
     assert "key" not in r.json() and set(r.json()) == {"error", "error_description", "request_id"}
     assert requests.get(base, headers=bearer(token), timeout=5).status_code in (401, 403)
     assert requests.delete(f"{base}/{before['id']}", headers=bearer(token), timeout=5).status_code in (401, 403)
-    # Re-enabled, the same session manages keys again.
+    # Re-enabled: the tokens issued before the disable stay revoked (disabling revoked every
+    # token of the user); a new login manages keys again. Token times have one-second
+    # resolution, so the new login comes after the second of the disable (as documented).
     set_user_disabled(gateway, "leaver@example.com", False)
     r = requests.post(base, headers=bearer(token), json={"name": "again", "scopes": ["read:databases"]}, timeout=5)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token", r.text
+    time.sleep(max(0.0, int(disabled_at) + 1.05 - time.time()))
+    r = login(gateway, "leaver@example.com", SESSION_PASSWORD)
+    assert r.status_code == 200, r.text
+    fresh = r.json()["access_token"]
+    r = requests.post(base, headers=bearer(fresh), json={"name": "again", "scopes": ["read:databases"]}, timeout=5)
     assert r.status_code == 201, r.text
 
 

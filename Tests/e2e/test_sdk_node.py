@@ -326,8 +326,10 @@ console.log(JSON.stringify({ created: created.map((k) => k.id), keysShown: creat
 
 def test_user_session_through_the_gateway(installed, make_gateway, upstream, redis_server, tmp_path):
     """A client with e-mail and password: one login; ten concurrent calls after the SDK's
-    clock passed the token's expiry make one refresh; a 401 (the access token revoked at the
-    gateway) makes one refresh and the call is repeated once; auth.logout ends the session."""
+    clock passed the token's expiry make one refresh; a 401 (the gateway refusing the access
+    token) makes one refresh and the call is repeated once; a session ended elsewhere (a logout
+    with its access token ends the whole session, refresh token included) makes the refresh
+    fail and the client log in again with its password, once; auth.logout ends the session."""
     signing_key_file = tmp_path / "signing-key.pem"
     signing_key_file.write_bytes(SigningKey("RS256", kid="gw-rs256").private_pem())
     tail = jwt_session_tail(redis_server.port, write_pepper(tmp_path / "session-pepper"), signing_key_file)
@@ -339,10 +341,20 @@ import { DBaudit } from '@dbaudit/sdk';
 let now = Date.now();
 const attempts = [];
 let lastBearer = null;
+let tamperNext = false;
 const client = new DBaudit({
   email: 'ana@example.com', password: process.env.SDK_PASSWORD, clock: () => now,
   fetch: async (url, init) => {
-    if (init.headers.authorization?.startsWith('Bearer ')) lastBearer = init.headers.authorization;
+    if (init.headers.authorization?.startsWith('Bearer ')) {
+      lastBearer = init.headers.authorization;
+      if (tamperNext && new URL(url).pathname === '/v1/databases') {
+        // The gateway must refuse this one request's token (its signature no longer matches).
+        tamperNext = false;
+        const swapped = lastBearer.at(-10) === 'A' ? 'B' : 'A';
+        const tampered = lastBearer.slice(0, -10) + swapped + lastBearer.slice(-9);
+        init = { ...init, headers: { ...init.headers, authorization: tampered } };
+      }
+    }
     const response = await fetch(url, init);
     attempts.push(`${response.status} ${new URL(url).pathname}`);
     return response;
@@ -354,14 +366,21 @@ const ten = await Promise.all(Array.from({ length: 10 }, () => client.databases.
 const count = (path) => attempts.filter((a) => a.endsWith(' ' + path)).length;
 const counts = { logins: count('/v1/auth/login'), refreshes: count('/v1/auth/refresh'), calls: count('/v1/databases') };
 
-// Revoke the access token the SDK holds (a logout with it alone keeps the refresh token),
-// then call until the gateway refuses it: that call must refresh once and be repeated once.
+// The gateway refuses the access token of one call: that call refreshes once and is repeated once.
+tamperNext = true;
+let before = attempts.length;
+await client.databases.list();
+const afterRefused = attempts.slice(before);
+
+// The session ended elsewhere (a logout with its access token ends the session, its refresh
+// token included); call until the gateway refuses the token: the refresh is refused too, so
+// the client logs in again with its password, once, and repeats the call once.
 const logout = await fetch(`${client.baseURL}/v1/auth/logout`, { method: 'POST', headers: { authorization: lastBearer } });
 if (logout.status !== 200) throw new Error(`logout: ${logout.status}`);
 let afterRevoke = null;
 const deadline = Date.now() + 5000 * Number(process.env.SCALE);
 while (afterRevoke === null && Date.now() < deadline) {
-  const before = attempts.length;
+  before = attempts.length;
   await client.databases.list();
   const seen = attempts.slice(before);
   if (seen.some((a) => a.startsWith('401'))) afterRevoke = seen;
@@ -371,11 +390,13 @@ while (afterRevoke === null && Date.now() < deadline) {
 const loggedOut = await client.auth.logout();
 const afterLogout = attempts.length;
 await client.databases.list();
-console.log(JSON.stringify({ ...counts, ok: ten.every((r) => r.method === 'GET') && first.method === 'GET', afterRevoke,
+console.log(JSON.stringify({ ...counts, ok: ten.every((r) => r.method === 'GET') && first.method === 'GET', afterRefused, afterRevoke,
                              loggedOut: loggedOut.logged_out, afterLogout: attempts.slice(afterLogout) }));
 """, env={"DBAUDIT_BASE_URL": gateway.url, "SDK_PASSWORD": password, "DBAUDIT_API_KEY": None, "SCALE": str(scaled(1))})
     assert result == {"logins": 1, "refreshes": 1, "calls": 11, "ok": True,
-                      "afterRevoke": ["401 /v1/databases", "200 /v1/auth/refresh", "200 /v1/databases"],
+                      "afterRefused": ["401 /v1/databases", "200 /v1/auth/refresh", "200 /v1/databases"],
+                      "afterRevoke": ["401 /v1/databases", "401 /v1/auth/refresh", "200 /v1/auth/login",
+                                      "200 /v1/databases"],
                       "loggedOut": True, "afterLogout": ["200 /v1/auth/login", "200 /v1/databases"]}, result
     kinds = {tuple(header(r, "X-DBAudit-Credential")) for r in upstream.requests() if r["path"] == "/v1/databases"}
     assert kinds == {("jwt",)}
