@@ -112,6 +112,11 @@ package struct FailureBudget {
         var entry = self.entries[key] ?? Entry(fullAt: now)
         entry.charges += 1
         entry.remaining = max(0, (entry.remaining ?? self.burst) - 1)
+        // Until the limiter answers: one more token to refill before the bucket is full.
+        let tokenInterval = TimeAmount.nanoseconds(
+            ceilingDivide(self.shape.periodSeconds * TokenBucket.ticksPerSecond, by: self.shape.rate)
+        )
+        entry.fullAt = max(entry.fullAt, now) + tokenInterval
         if self.entries[key] == nil {
             self.store(key, entry)
         } else {
