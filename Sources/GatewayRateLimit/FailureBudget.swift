@@ -113,10 +113,7 @@ package struct FailureBudget {
         entry.charges += 1
         entry.remaining = max(0, (entry.remaining ?? self.burst) - 1)
         // Until the limiter answers: one more token to refill before the bucket is full.
-        let tokenInterval = TimeAmount.nanoseconds(
-            ceilingDivide(self.shape.periodSeconds * TokenBucket.ticksPerSecond, by: self.shape.rate)
-        )
-        entry.fullAt = max(entry.fullAt, now) + tokenInterval
+        entry.fullAt = max(entry.fullAt, now) + self.tokenInterval
         if self.entries[key] == nil {
             self.store(key, entry)
         } else {
@@ -135,15 +132,24 @@ package struct FailureBudget {
             return false
         }
         entry.fullAt = now + .seconds(Int64(decision.resetSeconds))
+        var until: NIODeadline?
+        if !decision.allowed {
+            until = now + .seconds(Int64(max(1, decision.retryAfterSeconds)))
+        } else if decision.remaining == 0 {
+            // That failure took the last token: the budget is spent now, not at the next
+            // failure. Refused until the next token, as far as the rounded-up reset tells.
+            let untilNextToken =
+                TimeAmount.seconds(Int64(decision.resetSeconds)) - self.tokenInterval * Int64(self.burst - 1)
+            if untilNextToken > .zero { until = now + untilNextToken }
+        }
         var newlyRefused = false
-        if decision.allowed {
-            // Charges still under way will each take one more.
-            entry.remaining = max(0, decision.remaining - entry.charges)
-        } else {
-            let until = now + .seconds(Int64(max(1, decision.retryAfterSeconds)))
+        if let until {
             newlyRefused = entry.refusedUntil.map { $0 <= now } ?? true
             entry.refusedUntil = max(entry.refusedUntil ?? until, until)
             entry.remaining = 0
+        } else {
+            // Charges still under way will each take one more.
+            entry.remaining = max(0, decision.remaining - entry.charges)
         }
         self.entries[key] = entry
         return newlyRefused
@@ -161,6 +167,11 @@ package struct FailureBudget {
             retryAfterSeconds: wait,
             windowSeconds: Int(self.shape.windowSeconds)
         )
+    }
+
+    /// The time the bucket takes to gain one token.
+    private var tokenInterval: TimeAmount {
+        .nanoseconds(ceilingDivide(self.shape.periodSeconds * TokenBucket.ticksPerSecond, by: self.shape.rate))
     }
 
     /// Seconds from `now` to `deadline`, rounded up; 0 when it has passed.

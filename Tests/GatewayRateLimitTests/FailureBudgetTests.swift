@@ -38,34 +38,20 @@ private func now(_ clock: ManualClock) -> NIODeadline { clock.clock.now() }
         #expect(budget.count == 0)
     }
 
-    @Test func theBudgetSpentRefusesUntilATokenIsBackThenAllowsOneMoreFailure() throws {
+    @Test func theLastFailureOfTheBudgetRefusesUntilATokenIsBack() throws {
         let clock = ManualClock()
         var budget = FailureBudget(shape(3))
         var bucket = Bucket(shape(3), clock: clock)
         let key = "addr:10.0.0.1"
-        // Three failures fit the budget; the fourth is the one the limiter refuses.
         for expectedRemaining in [2, 1, 0] {
             #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
             budget.lookupFinished(key, now: now(clock))
             budget.failed(key, now: now(clock))
             let decision = bucket.take()
             #expect(decision.allowed && decision.remaining == expectedRemaining)
-            #expect(budget.charged(key, decision, now: now(clock)) == false)
+            // The third took the last token: newly refused (logged), no fourth failure needed.
+            #expect(budget.charged(key, decision, now: now(clock)) == (expectedRemaining == 0))
         }
-        // Nothing left: one lookup at a time may still try (and its failure is refused).
-        #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
-        if case .refuse(let inFlight) = budget.admit(key, lookup: true, now: now(clock)) {
-            #expect(inFlight.retryAfterSeconds == 1)
-        } else {
-            Issue.record("a second lookup while the last failure is under way must be refused")
-        }
-        budget.lookupFinished(key, now: now(clock))
-        budget.failed(key, now: now(clock))
-        let refusedCharge = bucket.take()
-        #expect(!refusedCharge.allowed)
-        #expect(refusedCharge.retryAfterSeconds == 20, "3 per minute: a token every 20 s")
-        #expect(budget.charged(key, refusedCharge, now: now(clock)) == true, "newly refused: logged")
-
         // Spent: every kind of request with a credential not known good is refused at once.
         for lookup in [true, false] {
             guard case .refuse(let decision) = budget.admit(key, lookup: lookup, now: now(clock)) else {
@@ -75,7 +61,8 @@ private func now(_ clock: ManualClock) -> NIODeadline { clock.clock.now() }
             #expect(!decision.allowed)
             #expect(decision.policy == "auth-failures-address")
             #expect(decision.limit == 3 && decision.remaining == 0)
-            #expect(decision.retryAfterSeconds == 20)
+            #expect(decision.retryAfterSeconds == 20, "3 per minute: a token every 20 s")
+            #expect(decision.resetSeconds == 60)
             #expect(decision.windowSeconds == 60)
         }
         clock.advance(seconds: 19)
@@ -88,6 +75,7 @@ private func now(_ clock: ManualClock) -> NIODeadline { clock.clock.now() }
         #expect(budget.admit("addr:10.0.0.2", lookup: true, now: now(clock)) == .proceed)
         budget.lookupFinished("addr:10.0.0.2", now: now(clock))
 
+        // The token is back: one lookup at a time may try it.
         clock.advance(seconds: 1)
         #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
         #expect(budget.admit(key, lookup: true, now: now(clock)) != .proceed, "one token: one lookup at a time")
@@ -95,10 +83,18 @@ private func now(_ clock: ManualClock) -> NIODeadline { clock.clock.now() }
         budget.failed(key, now: now(clock))
         let afterRefill = bucket.take()
         #expect(afterRefill.allowed && afterRefill.remaining == 0)
-        budget.charged(key, afterRefill, now: now(clock))
-        budget.failed(key, now: now(clock))
-        budget.charged(key, bucket.take(), now: now(clock))
+        #expect(budget.charged(key, afterRefill, now: now(clock)) == true)
         #expect(budget.admit(key, lookup: false, now: now(clock)) != .proceed)
+
+        // A refusal from the limiter itself (another instance spent the budget) refuses too.
+        clock.advance(seconds: 20)
+        #expect(budget.admit(key, lookup: false, now: now(clock)) == .proceed)
+        _ = bucket.take()
+        budget.failed(key, now: now(clock))
+        let refusedCharge = bucket.take()
+        #expect(!refusedCharge.allowed)
+        budget.charged(key, refusedCharge, now: now(clock))
+        #expect(budget.admit(key, lookup: true, now: now(clock)) != .proceed)
     }
 
     @Test func lookupsUnderWayCountAgainstWhatIsLeftSoABurstCannotOverspend() {
@@ -146,16 +142,16 @@ private func now(_ clock: ManualClock) -> NIODeadline { clock.clock.now() }
             policy: "auth-failures-address",
             allowed: true,
             limit: 2,
-            remaining: 0,
-            resetSeconds: 60,
+            remaining: 1,
+            resetSeconds: 30,
             retryAfterSeconds: 0,
             windowSeconds: 60
         )
         budget.charged(key, decision, now: now(clock))
         #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
-        #expect(budget.admit(key, lookup: true, now: now(clock)) != .proceed, "nothing left: one at a time")
+        #expect(budget.admit(key, lookup: true, now: now(clock)) != .proceed, "one failure left: one at a time")
         budget.lookupFinished(key, now: now(clock))
-        clock.advance(seconds: 60)
+        clock.advance(seconds: 30)
         // Full again: the whole budget may be looked up at once, and the entry goes.
         #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
         #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
