@@ -64,10 +64,11 @@ package struct FailureBudget {
     }
 
     /// Before a request's credential, not known good in the cache, is judged: refused when
-    /// the address spent its budget. With `lookup` the request is about to ask the store,
-    /// and is also refused when the address's remaining failures are all already being
-    /// looked up (at least one lookup at a time is always let through once the refusal's
-    /// time is over); otherwise call `lookupFinished` when the store answered.
+    /// the address spent its budget, or when this loop's failures used up what was left and
+    /// the limiter has not answered their charges yet. With `lookup` the request is about
+    /// to ask the store, and is also refused when the address's remaining failures are all
+    /// already being looked up (at least one lookup at a time is let through once the
+    /// refusal's time is over); otherwise call `lookupFinished` when the store answered.
     package mutating func admit(_ key: String, lookup: Bool, now: NIODeadline) -> Admission {
         guard var entry = self.entries[key] else {
             if lookup {
@@ -84,6 +85,12 @@ package struct FailureBudget {
             entry.remaining = max(entry.remaining ?? 0, 1)
         } else if entry.isIdle, now >= entry.fullAt {
             entry.remaining = nil
+        }
+        if entry.remaining == 0, entry.charges > 0 {
+            // Spent as far as this loop counted, and the limiter has not answered yet: its
+            // answer (a refusal, or tokens regained meanwhile) decides the next request.
+            self.entries[key] = entry
+            return .refuse(self.refusal(fullAt: entry.fullAt, now: now, until: now + .seconds(1)))
         }
         if lookup {
             let allowance = max(1, entry.remaining ?? self.burst)

@@ -160,6 +160,31 @@ private func now(_ clock: ManualClock) -> NIODeadline { clock.clock.now() }
         #expect(budget.count == 0)
     }
 
+    @Test func aLastFailureWhoseChargeIsUnansweredRefusesUntilTheLimiterAnswers() {
+        let clock = ManualClock()
+        var budget = FailureBudget(shape(1))
+        let key = "addr:10.0.0.5"
+        // One failure spends a budget of one; its charge is on its way to Redis.
+        #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
+        budget.lookupFinished(key, now: now(clock))
+        budget.failed(key, now: now(clock))
+        for lookup in [true, false] {
+            #expect(budget.admit(key, lookup: lookup, now: now(clock)) != .proceed, "lookup: \(lookup)")
+        }
+        // Redis answers: the bucket had regained tokens meanwhile (another window began).
+        let decision = RateLimitDecision(
+            policy: "auth-failures-address",
+            allowed: true,
+            limit: 1,
+            remaining: 1,
+            resetSeconds: 60,
+            retryAfterSeconds: 0,
+            windowSeconds: 60
+        )
+        #expect(budget.charged(key, decision, now: now(clock)) == false)
+        #expect(budget.admit(key, lookup: true, now: now(clock)) == .proceed)
+    }
+
     @Test func anUnansweredChargeKeepsTheLocalEstimate() {
         let clock = ManualClock()
         var budget = FailureBudget(shape(2))
