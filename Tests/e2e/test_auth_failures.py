@@ -205,3 +205,25 @@ def test_a_spray_of_100000_guessed_keys_costs_redis_the_budget_and_good_keys_sta
     assert warnings[0]["client"] == SPRAYER
     log_text = gateway.log_path.read_text()
     assert not any(key in log_text for key in guesses[:1000] + good + [spare])
+
+
+def test_unknown_keys_never_evict_a_valid_one_from_the_cache(make_gateway, upstream, redis_server, pepper):
+    """With the failure budget off, 3,000 guesses each reach Redis and are remembered as
+    unknown: in their own space (50 entries), never in the 10 places of the valid keys."""
+    tail = (redis_keys_tail(redis_server.port, pepper, command_timeout="5s")
+            + "failures_per_address = 0\n"
+            + '\n[cache]\npositive_ttl = "10m"\nmax_entries = 10\nnegative_max_entries = 50\n')
+    gateway = make_gateway(upstream.url, server='trusted_proxies = ["127.0.0.1"]', routes=ROUTES, tail=tail)
+    good = [create_key(gateway, ["read:databases"], name=f"good {n}")["key"] for n in range(3)]
+    cached_everywhere(gateway, redis_server, good, SPRAYER)
+    guesses = [request_bytes(make_api_key(), SPRAYER) for _ in range(3000)]
+    before = redis_server.command_calls("get")
+    statuses = pipelined_statuses(gateway.port, guesses, time.monotonic() + scaled(40))
+    assert statuses == [401] * len(guesses)
+    # No budget: every guess cost a lookup (what the budget exists to prevent).
+    assert redis_server.command_calls("get") - before == len(guesses)
+    before = redis_server.command_calls("get")
+    for _ in range(4):  # fresh connections: every event loop
+        assert pipelined_statuses(gateway.port, [request_bytes(key, SPRAYER) for key in good],
+                                  time.monotonic() + scaled(10)) == [200] * 3
+    assert redis_server.command_calls("get") == before, "a valid key was evicted by unknown ones"
