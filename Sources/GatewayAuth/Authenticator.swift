@@ -194,6 +194,8 @@ package final class Authenticator {
             "credential.token",
             "sha256 prefix \(Self.tokenFingerprint(token)) (the token itself is never shown)"
         )
+        let limited: Limited? =
+            if trace == nil, let client, let failureLimit { Limited(limit: failureLimit, client: client) } else { nil }
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
             if OpaqueAccessTokenFormat.hasPrefix(token) {
                 // Ours by its prefix: never sent to another server's introspection.
@@ -205,7 +207,11 @@ package final class Authenticator {
                     return .deny(.unauthorized("The credential is not recognised."))
                 }
                 trace?.pass("credential.kind", "opaque access token of this gateway (dbaudit_at_)")
-                return self.decide(opaqueTokens.check(token, trace: trace), required: required, trace: trace)
+                return self.decide(
+                    self.checkOpaque(token, opaqueTokens, limited: limited, trace: trace),
+                    required: required,
+                    trace: trace
+                )
             }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
                 trace?.pass("credential.kind", "JWT (three base64url parts)")
@@ -226,8 +232,6 @@ package final class Authenticator {
             "credential.kind",
             "API key (\(token.hasPrefix(APIKeyFormat.testPrefix) ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix))"
         )
-        let limited: Limited? =
-            if trace == nil, let client, let failureLimit { Limited(limit: failureLimit, client: client) } else { nil }
         if let problem = APIKeyFormat.problem(with: token) {
             trace?.fail("api_key.format", "format and checksum: \(problem)")
             // A mistyped or guessed key: counted like an unknown one, so a spray of keys
@@ -341,6 +345,37 @@ package final class Authenticator {
         }
         self.charge(limited)
         return .deny(error)
+    }
+
+    /// Our opaque access tokens (`dbaudit_at_…`) also cost a store lookup when not cached:
+    /// the same budget applies to those not cached as valid, and every 401 is charged.
+    private func checkOpaque(
+        _ token: String,
+        _ tokens: OpaqueTokenAuthenticator,
+        limited: Limited?,
+        trace: DecisionTrace?
+    ) -> TokenCheck {
+        guard let limited, !tokens.isCachedValid(token) else { return tokens.check(token, trace: trace) }
+        if let refusal = limited.limit.admit(client: limited.client, lookup: true) {
+            self.failureRefusals += 1
+            return .invalid(refusal)
+        }
+        let check = tokens.check(token, trace: trace)
+        switch check {
+        case .valid:
+            limited.limit.lookupFinished(client: limited.client)
+        case .invalid(let error):
+            limited.limit.lookupFinished(client: limited.client)
+            if error.status == 401 { self.charge(limited) }
+        case .pending(let future):
+            future.assumeIsolated().whenComplete { result in
+                limited.limit.lookupFinished(client: limited.client)
+                if case .failure(let error as GatewayError) = result, error.status == 401 {
+                    self.charge(limited)
+                }
+            }
+        }
+        return check
     }
 
     private func charge(_ limited: Limited?) {

@@ -76,6 +76,13 @@ package final class CredentialCache {
         return .miss
     }
 
+    /// Whether `key` has a positive entry that may still be used (fresh, or stale within
+    /// `stale_grace`); not counted as a lookup.
+    package func holdsValid(_ key: String, now: NIODeadline) -> Bool {
+        guard let entry = self.positive[key] else { return false }
+        return now < entry.staleUntil
+    }
+
     package func storePositive(_ key: String, _ principal: Principal, now: NIODeadline) {
         self.negative.remove(key)
         self.positive.insert(

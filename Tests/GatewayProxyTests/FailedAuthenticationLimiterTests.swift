@@ -36,6 +36,25 @@ private final class LookupCountingStore: CredentialStore {
     func touchAPIKey(id: String, at time: Int64) -> EventLoopFuture<Void> { self.inner.touchAPIKey(id: id, at: time) }
 }
 
+/// Opaque access tokens in process memory, counting lookups.
+private final class CountingOpaqueStore: OpaqueAccessTokenStore, @unchecked Sendable {
+    let inner: InMemoryOpaqueAccessTokenStore
+    private(set) var lookups = 0
+
+    init(_ inner: InMemoryOpaqueAccessTokenStore) { self.inner = inner }
+
+    func storeOpaqueAccessToken(hash: String, record: OpaqueAccessTokenRecord, now: Int64) -> EventLoopFuture<Void> {
+        self.inner.storeOpaqueAccessToken(hash: hash, record: record, now: now)
+    }
+    func opaqueAccessToken(hash: String) -> EventLoopFuture<OpaqueAccessTokenRecord?> {
+        self.lookups += 1
+        return self.inner.opaqueAccessToken(hash: hash)
+    }
+    func revokeOpaqueAccessToken(hash: String) -> EventLoopFuture<Bool> {
+        self.inner.revokeOpaqueAccessToken(hash: hash)
+    }
+}
+
 /// One event loop's authenticator with a failure budget over the local limiter, on a
 /// manual clock.
 private final class SprayHarness {
@@ -45,6 +64,7 @@ private final class SprayHarness {
     let authenticator: Authenticator
     let limiter: FailedAuthenticationLimiter
     let service: APIKeyService
+    let opaque: CountingOpaqueStore
 
     init(failures: Int = 100, window: Int = 60) {
         let logger = Logger(label: "spray", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -52,13 +72,27 @@ private final class SprayHarness {
         self.store = LookupCountingStore(inner)
         var cache = CacheSettings()
         cache.positiveTTL = .seconds(3600)
+        let opaque = CountingOpaqueStore(
+            InMemoryOpaqueAccessTokenStore(
+                eventLoop: self.loop,
+                data: InMemoryOpaqueAccessTokenData(clock: self.clock.clock)
+            )
+        )
+        self.opaque = opaque
         self.authenticator = Authenticator(
             eventLoop: self.loop,
             store: self.store,
             hmac: HMACSHA256(key: Array("spray-tests-pepper".utf8)),
             cache: cache,
             logger: logger,
-            clock: self.clock.clock
+            clock: self.clock.clock,
+            opaqueTokens: OpaqueTokenAuthenticator(
+                store: opaque,
+                cache: cache,
+                issuer: "https://gateway.test",
+                logger: logger,
+                clock: self.clock.clock
+            )
         )
         self.limiter = FailedAuthenticationLimiter(
             policy: RateLimitPolicy.attempts("auth-failures-address", failures, windowSeconds: window),
@@ -208,6 +242,32 @@ private func guessedKey() -> String {
             return
         }
         #expect(error.code == "missing_credential")
+    }
+
+    @Test func guessedOpaqueAccessTokensShareTheBudgetAndCachedOnesKeepWorking() throws {
+        let h = SprayHarness(failures: 10)
+        let (good, hash) = OpaqueAccessTokenFormat.generate()
+        let record = OpaqueAccessTokenRecord(
+            clientID: "app",
+            subject: "alice",
+            scopes: ["read:databases"],
+            tokenID: "t1",
+            issuedAt: h.clock.now,
+            expiresAt: h.clock.now + 3600
+        )
+        _ = try value(of: h.opaque.storeOpaqueAccessToken(hash: hash, record: record, now: h.clock.now), on: h.loop)
+        #expect(try h.outcome(good, from: "192.0.2.44") == nil)
+        var statuses: [Int: Int] = [:]
+        for _ in 0..<1_000 {
+            let status = try h.outcome(OpaqueAccessTokenFormat.generate().token, from: "192.0.2.44")?.status ?? 200
+            statuses[status, default: 0] += 1
+        }
+        #expect(statuses == [401: 10, 429: 990])
+        #expect(h.opaque.lookups == 1 + 10)
+        // Spent by opaque tokens: API key guesses are refused too, the cached token works.
+        #expect(try h.outcome(guessedKey(), from: "192.0.2.44")?.status == 429)
+        #expect(try h.outcome(good, from: "192.0.2.44") == nil)
+        #expect(h.opaque.lookups == 11 && h.store.lookups == 0)
     }
 
     @Test func withoutAClientOrALimitNothingIsCounted() throws {
