@@ -46,9 +46,10 @@ package final class Authenticator {
     /// Opaque tokens of other authorization servers; nil without
     /// `[[auth.oauth.introspection]]`.
     package private(set) var introspection: IntrospectionAuthenticator?
-    /// The budget of failed API key authentications per client address (nil: unlimited).
+    /// The budget of failed authentications per client address, for the credentials the
+    /// store is asked about (API keys, our opaque access tokens); nil: unlimited.
     package var failureLimit: (any FailedAuthenticationLimit)?
-    /// API key authentications that failed and were charged to an address's budget.
+    /// Authentications that failed and were charged to an address's budget.
     package private(set) var failuresCharged = 0
     /// Requests refused with 429 because their address spent its budget (no store lookup).
     package private(set) var failureRefusals = 0
@@ -148,7 +149,7 @@ package final class Authenticator {
     ///   - trace: records each check (explain); nil on the request path, which then builds
     ///     no trace data at all. A traced decision writes no last-use time and is never
     ///     counted against a failure budget.
-    ///   - client: the client address, whose failed API key authentications are limited
+    ///   - client: the client address, whose failed authentications are limited
     ///     (`failureLimit`); nil: not limited.
     package func authorize(
         _ requirement: RouteRequirement,
