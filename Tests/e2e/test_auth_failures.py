@@ -13,6 +13,7 @@ import requests
 from conftest import admin_port, bearer, create_key, redis_keys_tail, scaled
 from test_admin import metrics, sample
 from test_api_keys import ROUTES, make_api_key
+from test_reload_state import reload_and_wait
 
 BUDGET = 100
 SPRAY = 100_000
@@ -227,3 +228,23 @@ def test_unknown_keys_never_evict_a_valid_one_from_the_cache(make_gateway, upstr
         assert pipelined_statuses(gateway.port, [request_bytes(key, SPRAYER) for key in good],
                                   time.monotonic() + scaled(10)) == [200] * 3
     assert redis_server.command_calls("get") == before, "a valid key was evicted by unknown ones"
+
+
+def test_a_reload_turns_the_budget_on_and_off(make_gateway, upstream, redis_server, pepper):
+    base = redis_keys_tail(redis_server.port, pepper, command_timeout="5s")
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=base + "failures_per_address = 0\n")
+
+    def guesses(count):
+        return pipelined_statuses(gateway.port, [request_bytes(make_api_key(), "127.0.0.1") for _ in range(count)],
+                                  time.monotonic() + scaled(20))
+
+    assert guesses(30) == [401] * 30
+    gateway.tail = base + "failures_per_address = 5\n"
+    gateway.write_config(upstream.url)
+    reload_and_wait(gateway)
+    # On one connection (one event loop): five failures, then refused without a lookup.
+    assert guesses(20) == [401] * 5 + [429] * 15
+    gateway.tail = base + "failures_per_address = 0\n"
+    gateway.write_config(upstream.url)
+    reload_and_wait(gateway)
+    assert guesses(20) == [401] * 20
