@@ -26,7 +26,8 @@ package struct FailureBudget {
         /// Failures the budget can still take, as last learned (nil: never charged, a full
         /// bucket), less the charges under way.
         var remaining: Int?
-        /// The limiter refused a charge: refused until then.
+        /// The budget is spent (a charge took the last token, or the limiter refused one):
+        /// refused until then.
         var refusedUntil: NIODeadline?
         /// When the bucket is full again if nothing else fails: the entry then says nothing.
         var fullAt: NIODeadline
