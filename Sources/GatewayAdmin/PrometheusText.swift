@@ -57,6 +57,18 @@ enum PrometheusText {
         out += "dbgw_credential_cache_hits_total \(merged.cacheHits)\n"
         family("dbgw_credential_cache_misses_total", "counter", "Credential lookups that asked the store.")
         out += "dbgw_credential_cache_misses_total \(merged.cacheMisses)\n"
+        family(
+            "dbgw_auth_failures_total",
+            "counter",
+            "Failed API key authentications charged to their client address's budget."
+        )
+        out += "dbgw_auth_failures_total \(merged.authFailuresCharged)\n"
+        family(
+            "dbgw_auth_failures_limited_total",
+            "counter",
+            "Requests refused (429) without a store lookup: their address spent its failure budget."
+        )
+        out += "dbgw_auth_failures_limited_total \(merged.authFailureRefusals)\n"
         family("dbgw_jwt_cache_hits_total", "counter", "JWTs answered by an event loop's verified-token cache.")
         out += "dbgw_jwt_cache_hits_total \(merged.jwtCacheHits)\n"
         family("dbgw_jwt_cache_misses_total", "counter", "JWTs whose signature and claims were checked.")

@@ -46,6 +46,13 @@ package final class Authenticator {
     /// Opaque tokens of other authorization servers; nil without
     /// `[[auth.oauth.introspection]]`.
     package private(set) var introspection: IntrospectionAuthenticator?
+    /// The budget of failed authentications per client address, for the credentials the
+    /// store is asked about (API keys, our opaque access tokens); nil: unlimited.
+    package var failureLimit: (any FailedAuthenticationLimit)?
+    /// Authentications that failed and were charged to an address's budget.
+    package private(set) var failuresCharged = 0
+    /// Requests refused with 429 because their address spent its budget (no store lookup).
+    package private(set) var failureRefusals = 0
 
     package init(
         eventLoop: any EventLoop,
@@ -140,12 +147,16 @@ package final class Authenticator {
     ///   - authorization: every `Authorization` header value of the request.
     ///   - queryCarriesToken: the query string has an `access_token` (or similar) parameter.
     ///   - trace: records each check (explain); nil on the request path, which then builds
-    ///     no trace data at all. A traced decision writes no last-use time.
+    ///     no trace data at all. A traced decision writes no last-use time and is never
+    ///     counted against a failure budget.
+    ///   - client: the client address, whose failed authentications are limited
+    ///     (`failureLimit`); nil: not limited.
     package func authorize(
         _ requirement: RouteRequirement,
         authorization: [String],
         queryCarriesToken: Bool,
-        trace: DecisionTrace? = nil
+        trace: DecisionTrace? = nil,
+        client: String? = nil
     ) -> Outcome {
         let required: [String]
         switch requirement {
@@ -184,6 +195,8 @@ package final class Authenticator {
             "credential.token",
             "sha256 prefix \(Self.tokenFingerprint(token)) (the token itself is never shown)"
         )
+        let limited: Limited? =
+            if trace == nil, let client, let failureLimit { Limited(limit: failureLimit, client: client) } else { nil }
         guard APIKeyFormat.hasAPIKeyPrefix(token) else {
             if OpaqueAccessTokenFormat.hasPrefix(token) {
                 // Ours by its prefix: never sent to another server's introspection.
@@ -195,7 +208,11 @@ package final class Authenticator {
                     return .deny(.unauthorized("The credential is not recognised."))
                 }
                 trace?.pass("credential.kind", "opaque access token of this gateway (dbaudit_at_)")
-                return self.decide(opaqueTokens.check(token, trace: trace), required: required, trace: trace)
+                return self.decide(
+                    self.checkOpaque(token, opaqueTokens, limited: limited, trace: trace),
+                    required: required,
+                    trace: trace
+                )
             }
             if let jwt, JWTVerifier.looksLikeJWT(token) {
                 trace?.pass("credential.kind", "JWT (three base64url parts)")
@@ -218,7 +235,9 @@ package final class Authenticator {
         )
         if let problem = APIKeyFormat.problem(with: token) {
             trace?.fail("api_key.format", "format and checksum: \(problem)")
-            return .deny(.unauthorized("The API key is malformed: \(problem)."))
+            // A mistyped or guessed key: counted like an unknown one, so a spray of keys
+            // with wrong checksums is throttled too.
+            return self.failedAtOnce(.unauthorized("The API key is malformed: \(problem)."), limited)
         }
         trace?.pass("api_key.format", "length, alphabet and checksum are valid")
         let hash = self.hash(apiKey: token)
@@ -230,7 +249,7 @@ package final class Authenticator {
             return self.decide(principal, required: required, trace: trace)
         case .freshNegative:
             trace?.fail("api_key.cache", "this loop cached the key as unknown, revoked or expired (negative_ttl)")
-            return .deny(.unauthorized("The API key is unknown, revoked or expired."))
+            return self.failedAtOnce(.unauthorized("The API key is unknown, revoked or expired."), limited)
         case .stale(let principal):
             trace?.info("api_key.cache", "stale entry (used only if the store cannot answer)")
             stale = principal
@@ -238,7 +257,18 @@ package final class Authenticator {
             trace?.info("api_key.cache", "not cached: the store is asked")
             stale = nil
         }
-        let future = self.lookUp(hash: hash).assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
+        // A key this loop knew good (stale) is looked up whatever its address did; any
+        // other is refused before the lookup once its address spent its budget.
+        let admitted = stale == nil ? limited : nil
+        if let admitted, let refusal = admitted.limit.admit(client: admitted.client, lookup: true) {
+            self.failureRefusals += 1
+            return .deny(refusal)
+        }
+        let lookup = self.lookUp(hash: hash)
+        if let admitted {
+            lookup.assumeIsolated().whenComplete { _ in admitted.limit.lookupFinished(client: admitted.client) }
+        }
+        let future = lookup.assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
             if case CredentialStoreError.corrupt(let reason) = error {
                 // Not what the gateway wrote: treated as absent (401), and said loudly.
                 self.logger.error("unreadable API key record in the store", metadata: ["reason": "\(reason)"])
@@ -258,6 +288,7 @@ package final class Authenticator {
             }
             guard let record, record.isUsable(at: now) else {
                 self.cache.storeNegative(hash, now: self.clock.now())
+                self.charge(limited)
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             // Whatever store answered, scopes that are not scope tokens never authorize and
@@ -269,6 +300,7 @@ package final class Authenticator {
                 )
                 trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
                 self.cache.storeNegative(hash, now: self.clock.now())
+                self.charge(limited)
                 throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
             }
             let principal = Principal(
@@ -296,6 +328,61 @@ package final class Authenticator {
             try Self.checkScopes(principal, required: required, trace: trace)
         }.nonisolated()
         return .pending(future)
+    }
+
+    /// The failure budget of one request's client address.
+    private struct Limited {
+        let limit: any FailedAuthenticationLimit
+        let client: String
+    }
+
+    /// A refusal known without the store (malformed, cached as unknown): a 429 instead once
+    /// the address spent its budget, else the 401, charged to the budget.
+    private func failedAtOnce(_ error: GatewayError, _ limited: Limited?) -> Outcome {
+        guard let limited else { return .deny(error) }
+        if let refusal = limited.limit.admit(client: limited.client, lookup: false) {
+            self.failureRefusals += 1
+            return .deny(refusal)
+        }
+        self.charge(limited)
+        return .deny(error)
+    }
+
+    /// Our opaque access tokens (`dbaudit_at_…`) also cost a store lookup when not cached:
+    /// the same budget applies to those not cached as valid, and every 401 is charged.
+    private func checkOpaque(
+        _ token: String,
+        _ tokens: OpaqueTokenAuthenticator,
+        limited: Limited?,
+        trace: DecisionTrace?
+    ) -> TokenCheck {
+        guard let limited, !tokens.isCachedValid(token) else { return tokens.check(token, trace: trace) }
+        if let refusal = limited.limit.admit(client: limited.client, lookup: true) {
+            self.failureRefusals += 1
+            return .invalid(refusal)
+        }
+        let check = tokens.check(token, trace: trace)
+        switch check {
+        case .valid:
+            limited.limit.lookupFinished(client: limited.client)
+        case .invalid(let error):
+            limited.limit.lookupFinished(client: limited.client)
+            if error.status == 401 { self.charge(limited) }
+        case .pending(let future):
+            future.assumeIsolated().whenComplete { result in
+                limited.limit.lookupFinished(client: limited.client)
+                if case .failure(let error as GatewayError) = result, error.status == 401 {
+                    self.charge(limited)
+                }
+            }
+        }
+        return check
+    }
+
+    private func charge(_ limited: Limited?) {
+        guard let limited else { return }
+        self.failuresCharged += 1
+        limited.limit.failed(client: limited.client)
     }
 
     /// The scope rule, shared by every credential kind: each required scope must be granted

@@ -6,9 +6,11 @@ package import NIOCore
 ///
 /// Positive entries are trusted for `positive_ttl`; past that they are "stale": the store
 /// is asked again, but if it cannot be reached the stale entry keeps working until
-/// `stale_grace` has also passed. Negative entries (unknown, revoked or
-/// expired keys) spare the store from repeated guesses for `negative_ttl`. Bounded: the
-/// oldest entries go first. Touched only on its event loop, so it has no lock.
+/// `stale_grace` has also passed. Negative entries (unknown, revoked or expired keys) spare
+/// the store from repeated guesses for `negative_ttl`. The two kinds live in spaces of their
+/// own, each bounded (`max_entries`, `negative_max_entries`) and evicting its oldest first:
+/// however many unknown keys are presented, they only ever evict each other, never a valid
+/// key. Touched only on its event loop, so it has no lock.
 package final class CredentialCache {
     package enum Lookup: Equatable {
         case fresh(Principal)
@@ -17,54 +19,75 @@ package final class CredentialCache {
         case miss
     }
 
-    private struct Entry {
-        var principal: Principal?
+    private struct Positive {
+        var principal: Principal
         var freshUntil: NIODeadline
         var staleUntil: NIODeadline
-        /// Position in `order`; an older position of the same key there is obsolete.
-        var sequence: UInt64 = 0
     }
 
-    private var entries: [String: Entry] = [:]
-    /// Keys oldest first, with the sequence they were stored under.
-    private var order: CircularBuffer<(key: String, sequence: UInt64)> = CircularBuffer(initialCapacity: 64)
-    private var nextSequence: UInt64 = 0
+    private var positive: CacheSpace<Positive>
+    /// Unknown keys: until when they are known to be unknown.
+    private var negative: CacheSpace<NIODeadline>
     private var positiveTTL: TimeAmount
     private var negativeTTL: TimeAmount
     private var staleGrace: TimeAmount
-    private var maxEntries: Int
     package private(set) var hits = 0
     package private(set) var misses = 0
 
-    package init(positiveTTL: TimeAmount, negativeTTL: TimeAmount, staleGrace: TimeAmount, maxEntries: Int) {
+    /// - Parameters:
+    ///   - maxEntries: valid credentials kept.
+    ///   - negativeMaxEntries: unknown credentials kept, apart from the valid ones.
+    package init(
+        positiveTTL: TimeAmount,
+        negativeTTL: TimeAmount,
+        staleGrace: TimeAmount,
+        maxEntries: Int,
+        negativeMaxEntries: Int = CacheSettings().negativeMaxEntries
+    ) {
         self.positiveTTL = positiveTTL
         self.negativeTTL = negativeTTL
         self.staleGrace = staleGrace
-        self.maxEntries = max(1, maxEntries)
+        self.positive = CacheSpace(capacity: maxEntries)
+        self.negative = CacheSpace(capacity: negativeMaxEntries)
     }
 
-    package var count: Int { self.entries.count }
+    /// Entries of both kinds.
+    package var count: Int { self.positive.count + self.negative.count }
+    package var positiveCount: Int { self.positive.count }
+    package var negativeCount: Int { self.negative.count }
 
     package func lookup(_ key: String, now: NIODeadline) -> Lookup {
-        guard let entry = self.entries[key] else {
+        if let entry = self.positive[key] {
+            if now < entry.freshUntil {
+                self.hits += 1
+                return .fresh(entry.principal)
+            }
             self.misses += 1
-            return .miss
+            return now < entry.staleUntil ? .stale(entry.principal) : .miss
         }
-        if now < entry.freshUntil {
-            self.hits += 1
-            return entry.principal.map { .fresh($0) } ?? .freshNegative
+        if let freshUntil = self.negative[key] {
+            if now < freshUntil {
+                self.hits += 1
+                return .freshNegative
+            }
+            self.negative.remove(key)
         }
         self.misses += 1
-        if let principal = entry.principal, now < entry.staleUntil {
-            return .stale(principal)
-        }
         return .miss
     }
 
+    /// Whether `key` has a positive entry that may still be used (fresh, or stale within
+    /// `stale_grace`); not counted as a lookup.
+    package func holdsValid(_ key: String, now: NIODeadline) -> Bool {
+        guard let entry = self.positive[key] else { return false }
+        return now < entry.staleUntil
+    }
+
     package func storePositive(_ key: String, _ principal: Principal, now: NIODeadline) {
-        self.insert(
+        self.negative.remove(key)
+        self.positive.insert(
             key,
-            Entry(
+            Positive(
                 principal: principal,
                 freshUntil: now + self.positiveTTL,
                 staleUntil: now + self.positiveTTL + self.staleGrace
@@ -73,28 +96,31 @@ package final class CredentialCache {
     }
 
     package func storeNegative(_ key: String, now: NIODeadline) {
-        self.insert(key, Entry(principal: nil, freshUntil: now + self.negativeTTL, staleUntil: now + self.negativeTTL))
+        // A key the store no longer vouches for (revoked, expired) loses its positive entry.
+        self.positive.remove(key)
+        self.negative.insert(key, now + self.negativeTTL)
     }
 
     package func remove(_ key: String) {
-        self.entries[key] = nil
+        self.positive.remove(key)
+        self.negative.remove(key)
     }
 
     package func removeAll() {
-        self.entries.removeAll()
-        self.order.removeAll()
+        self.positive.removeAll()
+        self.negative.removeAll()
     }
 
     /// Revocations may have been missed (a switch of Redis primaries): every positive entry
     /// must be checked with the store again before it is trusted, yet still works within
     /// `stale_grace` while the store cannot answer; negative entries go.
     package func expireAll(now: NIODeadline) {
-        self.entries = self.entries.compactMapValues { entry in
-            guard entry.principal != nil else { return nil }
+        self.positive.update { entry in
             var entry = entry
             entry.freshUntil = min(entry.freshUntil, now)
             return entry
         }
+        self.negative.removeAll()
     }
 
     /// A cache with the limits of `[cache]`.
@@ -103,7 +129,8 @@ package final class CredentialCache {
             positiveTTL: settings.positiveTTL.timeAmount,
             negativeTTL: settings.negativeTTL.timeAmount,
             staleGrace: settings.staleGrace.timeAmount,
-            maxEntries: settings.maxEntries
+            maxEntries: settings.maxEntries,
+            negativeMaxEntries: settings.negativeMaxEntries
         )
     }
 
@@ -113,40 +140,25 @@ package final class CredentialCache {
             positiveTTL: settings.positiveTTL.timeAmount,
             negativeTTL: settings.negativeTTL.timeAmount,
             staleGrace: settings.staleGrace.timeAmount,
-            maxEntries: settings.maxEntries
+            maxEntries: settings.maxEntries,
+            negativeMaxEntries: settings.negativeMaxEntries
         )
     }
 
     /// New limits from a reload. Entries are kept with the deadlines they were stored
     /// under (a credential's answer does not depend on these settings); new entries get the
-    /// new ones, and a smaller bound evicts the oldest at once.
-    package func reconfigure(positiveTTL: TimeAmount, negativeTTL: TimeAmount, staleGrace: TimeAmount, maxEntries: Int)
-    {
+    /// new ones, and a smaller bound evicts the oldest of its space at once.
+    package func reconfigure(
+        positiveTTL: TimeAmount,
+        negativeTTL: TimeAmount,
+        staleGrace: TimeAmount,
+        maxEntries: Int,
+        negativeMaxEntries: Int = CacheSettings().negativeMaxEntries
+    ) {
         self.positiveTTL = positiveTTL
         self.negativeTTL = negativeTTL
         self.staleGrace = staleGrace
-        self.maxEntries = max(1, maxEntries)
-        self.evictBeyondBound()
-    }
-
-    private func insert(_ key: String, _ entry: Entry) {
-        var entry = entry
-        self.nextSequence &+= 1
-        entry.sequence = self.nextSequence
-        self.entries[key] = entry
-        self.order.append((key, entry.sequence))
-        self.evictBeyondBound()
-    }
-
-    private func evictBeyondBound() {
-        // Positions whose key was stored again or removed since are obsolete: skipped here.
-        while self.entries.count > self.maxEntries, let oldest = self.order.popFirst() {
-            if self.entries[oldest.key]?.sequence == oldest.sequence {
-                self.entries[oldest.key] = nil
-            }
-        }
-        if self.order.count > 2 * self.maxEntries + 64 {
-            self.order = CircularBuffer(self.order.filter { self.entries[$0.key]?.sequence == $0.sequence })
-        }
+        self.positive.setCapacity(maxEntries)
+        self.negative.setCapacity(negativeMaxEntries)
     }
 }

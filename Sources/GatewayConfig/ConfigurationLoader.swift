@@ -235,12 +235,15 @@ final class ConfigReader {
         self.rejectUnknown(
             in: table,
             path: path,
-            allowed: ["positive_ttl", "negative_ttl", "stale_grace", "max_entries"]
+            allowed: ["positive_ttl", "negative_ttl", "stale_grace", "max_entries", "negative_max_entries"]
         )
         self.duration(table, "positive_ttl", path: path).map { cache.positiveTTL = $0 }
         self.duration(table, "negative_ttl", path: path).map { cache.negativeTTL = $0 }
         self.duration(table, "stale_grace", path: path).map { cache.staleGrace = $0 }
         self.integer(table, "max_entries", path: path, range: 1...10_000_000).map { cache.maxEntries = $0 }
+        self.integer(table, "negative_max_entries", path: path, range: 1...10_000_000).map {
+            cache.negativeMaxEntries = $0
+        }
     }
 
     private func readAPIKeys(_ table: TOMLTable, into settings: inout APIKeySettings) {
@@ -250,6 +253,7 @@ final class ConfigReader {
             path: path,
             allowed: [
                 "pepper_file", "pepper_env", "forward_authorization", "max_keys_per_owner", "management_rate_limit",
+                "failures_per_address", "failure_window",
             ]
         )
         if let pepper = self.secret(table, fileKey: "pepper_file", envKey: "pepper_env", path: path) {
@@ -265,6 +269,23 @@ final class ConfigReader {
         self.bool(table, "forward_authorization", path: path).map { settings.forwardAuthorization = $0 }
         self.integer(table, "max_keys_per_owner", path: path, range: 1...100_000).map { settings.maxKeysPerOwner = $0 }
         settings.managementRateLimit = self.string(table, "management_rate_limit", path: path)
+        self.integer(table, "failures_per_address", path: path, range: 0...100_000).map {
+            settings.failuresPerAddress = $0
+        }
+        self.boundedDuration(table, "failure_window", path: path, .seconds(1)...(.seconds(3600))).map {
+            settings.failureWindow = $0
+        }
+        // Counted per second, minute or hour: any other window is expressed per hour, which
+        // must stay within a bucket's bounds.
+        let window = Int(settings.failureWindow.components.seconds)
+        if ![1, 60, 3600].contains(window),
+            (settings.failuresPerAddress * 3600 + window - 1) / window > RateLimitPolicy.maximumTokens
+        {
+            self.problem(
+                "\(path).failures_per_address",
+                "\(settings.failuresPerAddress) per \(window)s is too many to count (at most 1000000 per hour)"
+            )
+        }
     }
 
     private static let knownScopes: Set<String> = [

@@ -144,6 +144,7 @@ extension GatewayConfiguration {
         lines.append("negative_ttl = \(duration(self.cache.negativeTTL))")
         lines.append("stale_grace = \(duration(self.cache.staleGrace))")
         lines.append("max_entries = \(self.cache.maxEntries)")
+        lines.append("negative_max_entries = \(self.cache.negativeMaxEntries)")
         lines.append("")
         lines.append("[auth.api_keys]")
         lines.append(
@@ -157,6 +158,8 @@ extension GatewayConfiguration {
             self.apiKeys.managementRateLimit.map { "management_rate_limit = \(quote($0))" }
                 ?? "# management_rate_limit: built-in, 30 at once then 60 per minute per caller"
         )
+        lines.append("failures_per_address = \(self.apiKeys.failuresPerAddress)")
+        lines.append("failure_window = \(duration(self.apiKeys.failureWindow))")
         self.renderJWT(into: &lines, quote: quote, duration: duration)
         lines.append("")
         lines.append("[ui]")

@@ -52,6 +52,24 @@ package struct RateLimitPolicy: Sendable, Hashable {
         self.onStoreUnavailable = onStoreUnavailable
     }
 
+    /// `attempts` per `windowSeconds`: a bucket of `attempts` refilling that many per
+    /// window. Policies count per second, minute or hour, so any other window is expressed
+    /// per hour (the configuration refuses windows whose rate that would overflow).
+    package static func attempts(_ name: String, _ attempts: Int, windowSeconds: Int) -> RateLimitPolicy {
+        switch max(1, windowSeconds) {
+        case 1: RateLimitPolicy(name: name, rate: attempts, per: .second, burst: attempts)
+        case 60: RateLimitPolicy(name: name, rate: attempts, per: .minute, burst: attempts)
+        case 3600: RateLimitPolicy(name: name, rate: attempts, per: .hour, burst: attempts)
+        case let window:
+            RateLimitPolicy(
+                name: name,
+                rate: max(1, (attempts * 3600 + window - 1) / window),
+                per: .hour,
+                burst: attempts
+            )
+        }
+    }
+
     /// Whether `name` is a valid policy name.
     package static func isValidName(_ name: String) -> Bool {
         (1...64).contains(name.utf8.count)

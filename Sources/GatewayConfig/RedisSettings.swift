@@ -134,8 +134,11 @@ package struct CacheSettings: Sendable, Hashable {
     package var negativeTTL: Duration = .seconds(5)
     /// During a store outage, how long past its TTL a cached credential keeps working.
     package var staleGrace: Duration = .seconds(300)
-    /// Entries per event loop; the oldest are dropped beyond it.
+    /// Valid credentials per event loop; the oldest are dropped beyond it.
     package var maxEntries: Int = 100_000
+    /// Unknown (or revoked, expired) credentials per event loop, in a space of their own so
+    /// they never evict a valid one; the oldest are dropped beyond it.
+    package var negativeMaxEntries: Int = 10_000
 
     package init() {}
 }
@@ -152,6 +155,22 @@ package struct APIKeySettings: Sendable, Hashable {
     /// The `[[rate_limits]]` policy for `/v1/api-keys` calls, per caller; nil for the
     /// built-in `managementDefaultPolicy`.
     package var managementRateLimit: String?
+    /// Failed API key authentications one client address (an IPv6 /64) may cause per
+    /// `failureWindow` before its requests with keys not cached as valid get 429 without a
+    /// store lookup; 0 turns the limit off.
+    package var failuresPerAddress: Int = 100
+    package var failureWindow: Duration = .seconds(60)
+
+    /// The policy counting failed authentications per address (`auth-failures-address`);
+    /// nil when turned off.
+    package var failurePolicy: RateLimitPolicy? {
+        guard self.failuresPerAddress > 0 else { return nil }
+        return RateLimitPolicy.attempts(
+            "auth-failures-address",
+            self.failuresPerAddress,
+            windowSeconds: Int(self.failureWindow.components.seconds)
+        )
+    }
 
     /// Without `management_rate_limit`: 30 calls at once, then one per second per caller.
     package static let managementDefaultPolicy = RateLimitPolicy(

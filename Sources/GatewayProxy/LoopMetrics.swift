@@ -49,6 +49,8 @@ package final class LoopMetrics {
         package var auth = Histogram()
         package var cacheHits = 0
         package var cacheMisses = 0
+        package var authFailuresCharged = 0
+        package var authFailureRefusals = 0
         package var upstreamConnectionsOpen = 0
         package var upstreamConnectionsIdle = 0
         package var upstreamConnectFailures = 0
@@ -72,6 +74,8 @@ package final class LoopMetrics {
             self.auth.merge(other.auth)
             self.cacheHits += other.cacheHits
             self.cacheMisses += other.cacheMisses
+            self.authFailuresCharged += other.authFailuresCharged
+            self.authFailureRefusals += other.authFailureRefusals
             self.upstreamConnectionsOpen += other.upstreamConnectionsOpen
             self.upstreamConnectionsIdle += other.upstreamConnectionsIdle
             self.upstreamConnectFailures += other.upstreamConnectFailures
@@ -121,6 +125,8 @@ package final class LoopMetrics {
         var snapshot = self.snapshotStorage
         snapshot.cacheHits = loop.authenticator.cacheHits
         snapshot.cacheMisses = loop.authenticator.cacheMisses
+        snapshot.authFailuresCharged = loop.authenticator.failuresCharged
+        snapshot.authFailureRefusals = loop.authenticator.failureRefusals
         snapshot.upstreamConnectionsOpen = loop.pool.openConnections
         snapshot.upstreamConnectionsIdle = loop.pool.idleCount
         snapshot.jwtCacheHits = loop.authenticator.jwt?.cacheHits ?? 0

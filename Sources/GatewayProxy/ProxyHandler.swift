@@ -408,7 +408,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let outcome = authenticator.authorize(
             route.requirement,
             authorization: exchange.head.headers["authorization"],
-            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri)
+            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
+            client: exchange.clientAddress
         )
         switch outcome {
         case .allow(let principal):

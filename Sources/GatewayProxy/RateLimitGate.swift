@@ -123,22 +123,8 @@ package final class RateLimitedLoginThrottle: LoginThrottle {
         self.perAccount = Self.policy("oauth-token-client", attempts: settings.tokenRequestsPerClient, window: 60)
     }
 
-    /// `attempts` per `window` seconds: a bucket of `attempts` refilling that many per
-    /// window. Policies count per second, minute or hour, so any other window is expressed
-    /// per hour (the configuration refuses windows whose rate that would overflow).
     private static func policy(_ name: String, attempts: Int, window: Int) -> RateLimitPolicy {
-        switch window {
-        case 1: RateLimitPolicy(name: name, rate: attempts, per: .second, burst: attempts)
-        case 60: RateLimitPolicy(name: name, rate: attempts, per: .minute, burst: attempts)
-        case 3600: RateLimitPolicy(name: name, rate: attempts, per: .hour, burst: attempts)
-        default:
-            RateLimitPolicy(
-                name: name,
-                rate: max(1, (attempts * 3600 + window - 1) / window),
-                per: .hour,
-                burst: attempts
-            )
-        }
+        RateLimitPolicy.attempts(name, attempts, windowSeconds: window)
     }
 
     package func admit(

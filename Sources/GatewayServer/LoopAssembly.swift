@@ -35,6 +35,9 @@ final class LoopAssembly {
     /// Route, credential and scope decisions; one for the process's life (its cache survives
     /// reloads).
     let authenticator: Authenticator
+    /// The budget of failed API key authentications per client address (nil when
+    /// `failures_per_address = 0`); what it learned survives reloads that keep it on.
+    private var failureLimiter: FailedAuthenticationLimiter?
     /// Login, refresh, logout, JWKS (nil unless we are an issuer).
     private(set) var sessionEndpoints: SessionEndpoints?
     private let introspection: LoopIntrospection
@@ -89,6 +92,10 @@ final class LoopAssembly {
                 clock: clock
             )
         )
+        self.failureLimiter = configuration.apiKeys.failurePolicy.map {
+            FailedAuthenticationLimiter(policy: $0, limiter: rateLimiter, clock: clock, logger: logger)
+        }
+        self.authenticator.failureLimit = self.failureLimiter
         self.sessionEndpoints = Self.makeSessions(
             identity,
             jwt: jwt,
@@ -150,6 +157,7 @@ final class LoopAssembly {
                 )
             )
             : .keep
+        self.applyFailurePolicy(configuration.apiKeys.failurePolicy, logger: logger)
         self.authenticator.apply(
             cache: configuration.cache,
             jwt: self.jwtAuthenticator,
@@ -158,6 +166,23 @@ final class LoopAssembly {
             introspection: introspection
         )
         self.context.apply(configuration, logger: logger, tls: change.application.tls, handlers: self.handlers())
+    }
+
+    private func applyFailurePolicy(_ policy: RateLimitPolicy?, logger: Logger) {
+        switch (policy, self.failureLimiter) {
+        case (nil, _):
+            self.failureLimiter = nil
+        case (let policy?, let limiter?):
+            limiter.apply(policy: policy, logger: logger)
+        case (let policy?, nil):
+            self.failureLimiter = FailedAuthenticationLimiter(
+                policy: policy,
+                limiter: self.rateLimiter,
+                clock: self.clock,
+                logger: logger
+            )
+        }
+        self.authenticator.failureLimit = self.failureLimiter
     }
 
     private func replaceIdentity(_ identity: LoopIdentity?) {

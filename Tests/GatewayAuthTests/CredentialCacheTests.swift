@@ -1,3 +1,4 @@
+import GatewayConfig
 import GatewayCore
 import NIOCore
 import Testing
@@ -128,28 +129,82 @@ private func makeCache(
         #expect(cache.lookup("a", now: switched) == .fresh(principal("a")))
     }
 
-    @Test func maxEntriesEvictsTheOldestFirst() {
+    @Test func maxEntriesEvictsTheOldestValidKeyFirst() {
         let cache = makeCache(maxEntries: 3)
         cache.storePositive("a", principal("a"), now: t0)
         cache.storeNegative("b", now: t0 + .seconds(1))
         cache.storePositive("c", principal("c"), now: t0 + .seconds(2))
-        #expect(cache.count == 3)
-
         cache.storePositive("d", principal("d"), now: t0 + .seconds(3))
-        #expect(cache.count == 3)
-        #expect(cache.lookup("a", now: t0 + .seconds(3)) == .miss)
-        #expect(cache.lookup("b", now: t0 + .seconds(3)) == .freshNegative)
-        #expect(cache.lookup("c", now: t0 + .seconds(3)) == .fresh(principal("c")))
-        #expect(cache.lookup("d", now: t0 + .seconds(3)) == .fresh(principal("d")))
+        // Negative entries are not counted against max_entries.
+        #expect(cache.positiveCount == 3 && cache.negativeCount == 1)
 
-        cache.storeNegative("e", now: t0 + .seconds(4))
-        cache.storePositive("f", principal("f"), now: t0 + .seconds(4))
-        #expect(cache.count == 3)
-        #expect(cache.lookup("b", now: t0 + .seconds(4)) == .miss)
-        #expect(cache.lookup("c", now: t0 + .seconds(4)) == .miss)
-        #expect(cache.lookup("d", now: t0 + .seconds(4)) == .fresh(principal("d")))
-        #expect(cache.lookup("e", now: t0 + .seconds(4)) == .freshNegative)
-        #expect(cache.lookup("f", now: t0 + .seconds(4)) == .fresh(principal("f")))
+        cache.storePositive("e", principal("e"), now: t0 + .seconds(4))
+        #expect(cache.positiveCount == 3)
+        #expect(cache.lookup("a", now: t0 + .seconds(4)) == .miss)
+        #expect(cache.lookup("b", now: t0 + .seconds(4)) == .freshNegative)
+        #expect(cache.lookup("c", now: t0 + .seconds(4)) == .fresh(principal("c")))
+        #expect(cache.lookup("e", now: t0 + .seconds(4)) == .fresh(principal("e")))
+    }
+
+    @Test func noNumberOfUnknownKeysEvictsAValidOne() {
+        let cache = CredentialCache(
+            positiveTTL: .seconds(30),
+            negativeTTL: .seconds(5),
+            staleGrace: .seconds(300),
+            maxEntries: 3,
+            negativeMaxEntries: 50
+        )
+        for name in ["a", "b", "c"] {
+            cache.storePositive(name, principal(name), now: t0)
+        }
+        // A spray of 100,000 unknown keys, each remembered as unknown.
+        for index in 0..<100_000 {
+            cache.storeNegative("spray-\(index)", now: t0 + .milliseconds(Int64(index / 100)))
+        }
+        let later = t0 + .seconds(1)
+        for name in ["a", "b", "c"] {
+            #expect(cache.lookup(name, now: later) == .fresh(principal(name)), "\(name) was evicted")
+        }
+        // The negative space holds its own bound, newest kept.
+        #expect(cache.negativeCount == 50)
+        #expect(cache.lookup("spray-99999", now: later) == .freshNegative)
+        #expect(cache.lookup("spray-99949", now: later) == .miss)
+        #expect(cache.count == 53)
+    }
+
+    @Test func negativeMaxEntriesEvictsTheOldestUnknownKeyFirstAndReloadsShrinkIt() {
+        let cache = CredentialCache(
+            positiveTTL: .seconds(30),
+            negativeTTL: .seconds(60),
+            staleGrace: .seconds(300),
+            maxEntries: 10,
+            negativeMaxEntries: 2
+        )
+        cache.storeNegative("x", now: t0)
+        cache.storeNegative("y", now: t0)
+        cache.storeNegative("x", now: t0 + .seconds(1))  // stored again: now the newest
+        cache.storeNegative("z", now: t0 + .seconds(2))
+        #expect(cache.lookup("y", now: t0 + .seconds(2)) == .miss)
+        #expect(cache.lookup("x", now: t0 + .seconds(2)) == .freshNegative)
+        #expect(cache.lookup("z", now: t0 + .seconds(2)) == .freshNegative)
+        var settings = CacheSettings()
+        settings.negativeTTL = .seconds(60)
+        settings.negativeMaxEntries = 1
+        cache.reconfigure(settings)
+        #expect(cache.negativeCount == 1)
+        #expect(cache.lookup("z", now: t0 + .seconds(3)) == .freshNegative)
+    }
+
+    @Test func aKeyMovesBetweenTheSpaces() {
+        let cache = makeCache()
+        cache.storeNegative("k", now: t0)
+        cache.storePositive("k", principal("k"), now: t0)
+        #expect(cache.positiveCount == 1 && cache.negativeCount == 0)
+        #expect(cache.lookup("k", now: t0) == .fresh(principal("k")))
+        // Revoked: the store no longer vouches for it.
+        cache.storeNegative("k", now: t0 + .seconds(1))
+        #expect(cache.positiveCount == 0 && cache.negativeCount == 1)
+        #expect(cache.lookup("k", now: t0 + .seconds(1)) == .freshNegative)
     }
 
     @Test func reconfigureKeepsEntriesAndTheirDeadlinesAndAppliesNewLimitsToNewEntries() {

@@ -48,6 +48,62 @@ import Testing
         #expect(problem.map { "\($0)".hasPrefix("g.conf:5: \(key): ") } == true, "\(found)")
     }
 
+    @Test func failedAuthenticationBudgetAndNegativeCacheDefaultAndParse() throws {
+        let defaults = try ConfigurationLoader.parse(text: Self.upstream, file: "g.conf")
+        #expect(defaults.apiKeys.failuresPerAddress == 100)
+        #expect(defaults.apiKeys.failureWindow == .seconds(60))
+        #expect(
+            defaults.apiKeys.failurePolicy
+                == RateLimitPolicy(name: "auth-failures-address", rate: 100, per: .minute, burst: 100)
+        )
+        #expect(defaults.cache.negativeMaxEntries == 10_000)
+        let text =
+            Self.upstream + """
+                [cache]
+                negative_max_entries = 500
+
+                [auth.api_keys]
+                failures_per_address = 30
+                failure_window = "5m"
+                """
+        let configuration = try ConfigurationLoader.parse(text: text, file: "g.conf")
+        #expect(configuration.cache.negativeMaxEntries == 500)
+        // 30 per 5 minutes: a bucket of 30 refilling 360 per hour.
+        #expect(
+            configuration.apiKeys.failurePolicy
+                == RateLimitPolicy(name: "auth-failures-address", rate: 360, per: .hour, burst: 30)
+        )
+        let rendered = configuration.renderedTOML()
+        #expect(rendered.contains("negative_max_entries = 500"))
+        #expect(rendered.contains("failures_per_address = 30"))
+        #expect(rendered.contains("failure_window = \"5m\""))
+        let off = try ConfigurationLoader.parse(
+            text: Self.upstream + "[auth.api_keys]\nfailures_per_address = 0\n",
+            file: "g.conf"
+        )
+        #expect(off.apiKeys.failurePolicy == nil)
+    }
+
+    @Test(arguments: [
+        "failures_per_address = -1", "failures_per_address = 100001", "failure_window = \"0s\"",
+        "failure_window = \"2h\"",
+    ])
+    func badFailureBudgetSettingsNameTheirKeyAndLine(line: String) {
+        let found = configurationProblems(Self.upstream + "\n[auth.api_keys]\n" + line + "\n", file: "g.conf")
+        let key = "auth.api_keys." + line.prefix(while: { $0 != " " })
+        let problem = found.first { $0.key == key }
+        #expect(problem?.line == 5, "\(found)")
+    }
+
+    @Test func aFailureBudgetTooLargeToCountIsRefused() {
+        let found = configurationProblems(
+            Self.upstream + "\n[auth.api_keys]\nfailures_per_address = 100000\nfailure_window = \"2s\"\n",
+            file: "g.conf"
+        )
+        #expect(found.contains { $0.key == "auth.api_keys.failures_per_address" }, "\(found)")
+        #expect(!configurationProblems(Self.upstream + "\n[cache]\nnegative_max_entries = 0\n", file: "g.conf").isEmpty)
+    }
+
     @Test func fullAuthConfigurationParses() throws {
         let pepper = try secretFile(String(repeating: "p", count: 40) + "\n")
         let password = try secretFile("redis-secret\n")

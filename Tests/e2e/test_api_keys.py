@@ -172,6 +172,7 @@ def test_malformed_credentials_are_refused_without_asking_the_store(auth_gateway
     non_base62 = key[:20] + "-" + key[21:]
     url = f"{auth_gateway.url}/v1/databases"
     gets_before = redis_server.command_calls("get")
+    charges_before = redis_server.command_calls("evalsha")
     cases = {
         "bad checksum": requests.get(url, headers=bearer(flipped), timeout=5),
         "truncated": requests.get(url, headers=bearer(key[:-3]), timeout=5),
@@ -194,8 +195,12 @@ def test_malformed_credentials_are_refused_without_asking_the_store(auth_gateway
     status, headers, body = parse_response(nul)
     assert status == 401 and json.loads(body)["error"] == "invalid_token"
     assert "www-authenticate" in headers
-    # None of these reached the store.
-    assert redis_server.command_calls("get") == gets_before
+    # None of these reached the store. The three malformed API keys were each charged to the
+    # address's budget of failed authentications (an EVALSHA whose script reads the bucket
+    # with a GET, counted by commandstats); nothing else touched Redis.
+    charges = redis_server.command_calls("evalsha") - charges_before
+    assert charges == 3
+    assert redis_server.command_calls("get") - charges == gets_before
     assert all(rec["path"] != "/v1/databases" for rec in upstream.requests())
     # Lowercase scheme is fine (RFC 7235: case-insensitive).
     assert requests.get(url, headers={"Authorization": f"bearer {key}"}, timeout=5).status_code == 200
@@ -206,11 +211,12 @@ def test_unknown_key_is_cached_negatively(auth_gateway, redis_server):
     redis_server.command("FLUSHALL")
     url = f"{auth_gateway.url}/v1/databases"
     assert requests.get(url, headers=bearer(from_other_pepper), timeout=5).status_code == 401
-    before = redis_server.command_calls("get")
+    before = redis_server.command_calls("get") - redis_server.command_calls("evalsha")
     for _ in range(5):
         assert requests.get(url, headers=bearer(from_other_pepper), timeout=5).status_code == 401
-    # Each event loop asks at most once within negative_ttl.
-    assert redis_server.command_calls("get") - before <= 1
+    # Each event loop asks at most once within negative_ttl (each failure is also charged to
+    # the address's failure budget: an EVALSHA, whose GET of the bucket is not a lookup).
+    assert redis_server.command_calls("get") - redis_server.command_calls("evalsha") - before <= 1
 
 
 def test_last_used_is_not_written_per_request(auth_gateway, redis_server):

@@ -63,6 +63,13 @@ package final class OpaqueTokenAuthenticator {
         }
     }
 
+    /// Whether this loop's cache knows `token` as valid (fresh or stale), so the failure
+    /// budget of its sender does not apply.
+    package func isCachedValid(_ token: String) -> Bool {
+        guard OpaqueAccessTokenFormat.isWellFormed(token) else { return false }
+        return self.cache.holdsValid(OpaqueAccessTokenFormat.hash(token), now: self.clock.now())
+    }
+
     /// Drops a revoked token from this loop's cache.
     package func invalidate(hash: String) {
         self.generation &+= 1
