@@ -4,7 +4,7 @@ interpreter (and GIL) with the client whose latency is measured.
 
   slowloris  open, send a request head one byte every `--trickle` seconds, never finish
              it; when the gateway closes one (408 or EOF), note when and open another, as
-             an attack tool would.
+             an attack tool would (at most `--reconnect-rate` per second, 0: at once).
   readers    send `GET <path>` once with a 4 KiB receive buffer, then read at most
              `--read-rate` bytes per second: the gateway must stop reading from the
              upstream instead of buffering the response.
@@ -104,6 +104,7 @@ def main() -> int:
     parser.add_argument("--trickle", type=float, default=2.0)
     parser.add_argument("--read-rate", type=int, default=1024)
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--reconnect-rate", type=float, default=0.0)
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -115,6 +116,8 @@ def main() -> int:
     refused = 0
     closes = []  # seconds from a loris's first byte to its close
     answered_408 = 0
+    reopen_due = []  # when each pending reopen may happen (--reconnect-rate)
+    last_reopen = [0.0]
 
     def open_loris(now: float) -> None:
         nonlocal opened, refused
@@ -186,8 +189,15 @@ def main() -> int:
             selector.unregister(loris.sock)
             del lorises[key.fd]
             loris.sock.close()
-            open_loris(now)
+            if args.reconnect_rate > 0:
+                last_reopen[0] = max(now, last_reopen[0] + 1.0 / args.reconnect_rate)
+                reopen_due.append(last_reopen[0])
+            else:
+                open_loris(now)
         now = time.monotonic()
+        while reopen_due and reopen_due[0] <= now:
+            reopen_due.pop(0)
+            open_loris(now)
         for loris in list(lorises.values()):
             if now - loris.last_send >= args.trickle:
                 loris.send_byte(now)

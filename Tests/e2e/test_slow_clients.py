@@ -52,15 +52,20 @@ def percentile(samples, fraction):
 
 
 class NormalClient:
-    """One keep-alive connection sending authenticated GETs one after another."""
+    """Authenticated GETs one after another, on one keep-alive connection by default."""
 
-    def __init__(self, port: int, key: str):
+    def __init__(self, port: int, key: str, fresh_connections: bool = False):
+        # fresh_connections: a new connection per request (each needs a free slot).
+        self.fresh_connections = fresh_connections
         self.port = port
         self.headers = bearer(key)
         self.connection = None
         self.count = 0
 
     def request(self) -> float:
+        if self.fresh_connections and self.connection is not None:
+            self.connection.close()
+            self.connection = None
         if self.connection is None:
             self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         started = time.perf_counter()
@@ -196,3 +201,54 @@ def test_slow_clients_leave_a_normal_client_served_and_memory_bounded(make_gatew
     assert p99_with <= 2 * max(p99_without, scaled(P99_FLOOR_MS)), figures["normal_client"]
     # Memory: the slow readers did not make the gateway buffer their 10 MiB responses.
     assert rss_peak <= bound_kib, figures["rss_kib"]
+
+
+def test_slowloris_beyond_max_connections_does_not_lock_a_client_out(make_gateway, upstream, redis_server, pepper):
+    """Twice as many slowloris connections as `max_connections`, each reopened when the
+    gateway closes it (up to 500 a second): every request of a client that opens a new
+    connection each time is still served, because at the limit the connection waiting
+    longest for a request head is closed to admit the new one. (A new connection has
+    about (max_connections / event loops) / (new connections a second) to send its head
+    before it is the oldest: here half a second.)"""
+    limit = 500
+    gateway = make_gateway(upstream.url, routes=ROUTES, server=f"max_connections = {limit}",
+                           tail=redis_keys_tail(redis_server.port, pepper))
+    key = create_key(gateway, ["read:databases"], name="normal client")["key"]
+    client = NormalClient(gateway.port, key, fresh_connections=True)
+    client.run(100)
+    without = client.run(300, at_least_seconds=2)
+
+    attackers = subprocess.Popen(
+        [sys.executable, str(HERE / "slow_clients.py"), str(gateway.port), "--slowloris", str(2 * limit),
+         "--readers", "0", "--trickle", "2", "--reconnect-rate", "500", "--seconds", str(scaled(60))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        ready = json.loads(attackers.stdout.readline())
+        assert ready["event"] == "ready", ready
+        gateway.wait_for_log(
+            lambda l: l.get("msg") == "connection waiting for a request closed: max_connections reached", 10)
+        with_attack = client.run(len(without), at_least_seconds=scaled(5))
+        attackers.stdin.write("stop\n")
+        attackers.stdin.flush()
+        summary = json.loads(attackers.stdout.readline())
+    finally:
+        if attackers.poll() is None:
+            attackers.kill()
+        attackers.wait(timeout=10)
+        client.close()
+
+    figures = {
+        "requests_without": len(without), "p50_ms_without": round(percentile(without, 0.5), 2),
+        "p99_ms_without": round(percentile(without, 0.99), 2),
+        "requests_with": len(with_attack), "p50_ms_with": round(percentile(with_attack, 0.5), 2),
+        "p99_ms_with": round(percentile(with_attack, 0.99), 2), "max_ms_with": round(max(with_attack), 2),
+        "slowloris_opened": summary["slowloris_opened"],
+        "slowloris_closed_by_gateway": summary["slowloris_closed_by_gateway"],
+        "slowloris_answered_408": summary["slowloris_answered_408"],
+    }
+    print(f"\nslowloris beyond max_connections = {limit}:", json.dumps(figures))
+    # Every request was answered 200 (NormalClient asserts it; a refused connection raises),
+    # and the attackers' connections were the ones closed, without a 408.
+    assert summary["slowloris_closed_by_gateway"] >= limit, summary
+    assert not any(l.get("msg") == "connection refused: max_connections reached" for l in gateway.log_lines())
