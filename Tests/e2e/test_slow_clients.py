@@ -43,7 +43,7 @@ LORIS_KIB = 16
 SLACK_KIB = 16 * 1024
 # p99 floor: below this, a doubling is scheduler noise on a shared 2-core machine, not the
 # gateway (a 1 ms baseline would make the ratio meaningless).
-P99_FLOOR_MS = 20.0
+P99_FLOOR_MS = 10.0
 
 
 def percentile(samples, fraction):
