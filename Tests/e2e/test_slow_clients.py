@@ -5,6 +5,7 @@ hold the gateway; its p99 may at most double and the gateway's memory stays boun
 Run with `pytest -s` to see the figures."""
 
 import http.client
+import socket
 import json
 import statistics
 import subprocess
@@ -252,3 +253,25 @@ def test_slowloris_beyond_max_connections_does_not_lock_a_client_out(make_gatewa
     # and the attackers' connections were the ones closed, without a 408.
     assert summary["slowloris_closed_by_gateway"] >= limit, summary
     assert not any(l.get("msg") == "connection refused: max_connections reached" for l in gateway.log_lines())
+
+
+
+def test_a_reader_that_takes_nothing_is_let_go_after_the_response_timeout(make_gateway, upstream):
+    """The bound on a reader that stops reading: with the gateway's reads from the upstream
+    held, no response byte arrives for `[upstream] response_timeout`, and the exchange is
+    given up (logged `aborted`), having read from the upstream only what its buffers and
+    the kernel's took, not the 10 MiB."""
+    gateway = make_gateway(upstream.url, upstream='response_timeout = "2s"')
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", gateway.port))
+    try:
+        stalled.sendall(f"GET /download?bytes={RESPONSE_BYTES} HTTP/1.1\r\nHost: gw\r\n\r\n".encode())
+        line = gateway.wait_for_log(lambda l: l.get("msg") == "request" and l.get("path") == "/download", 10)
+        print(f"\nstalled reader let go after {line['total_us'] / 1e6:.2f} s, {line['bytes_out']} bytes taken "
+              "from the upstream")
+        assert line["decision"] == "aborted" and line["reason"] == "stream_failed", line
+        assert 2.0 <= line["total_us"] / 1e6 < 2.0 + scaled(1.5), line
+        assert line["bytes_out"] < RESPONSE_BYTES // 2, line
+    finally:
+        stalled.close()
