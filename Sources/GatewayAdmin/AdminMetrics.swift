@@ -8,6 +8,8 @@ package struct AdminMetrics: Sendable {
     package var openConnections: Int
     /// Connections closed at once because `max_connections` was reached.
     package var refusedConnections: Int
+    /// Connections waiting for a request head, closed to admit a new one at `max_connections`.
+    package var closedWaitingConnections = 0
     package var reloads: Int
     package var reloadFailures: Int
     /// Switches of the Redis primary followed (Sentinel).

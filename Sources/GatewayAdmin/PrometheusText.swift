@@ -130,6 +130,12 @@ enum PrometheusText {
             "Connections closed at once because max_connections was reached."
         )
         out += "dbgw_connections_refused_total \(metrics.refusedConnections)\n"
+        family(
+            "dbgw_connections_closed_waiting_total",
+            "counter",
+            "Connections waiting for a request head, closed to admit a new one because max_connections was reached."
+        )
+        out += "dbgw_connections_closed_waiting_total \(metrics.closedWaitingConnections)\n"
         family("dbgw_upstream_connections", "gauge", "Upstream keep-alive connections, by state.")
         out += "dbgw_upstream_connections{state=\"open\"} \(merged.upstreamConnectionsOpen)\n"
         out += "dbgw_upstream_connections{state=\"idle\"} \(merged.upstreamConnectionsIdle)\n"

@@ -30,6 +30,9 @@ package final class LoopContext {
     package private(set) var strictTransportSecurity: String?
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
+    /// Client connections of this loop waiting for a request head: the ones closed first
+    /// when `max_connections` is reached.
+    package let waitingConnections = WaitingConnections()
     /// `[[routes]]` of the configuration in force: what each request needs.
     package private(set) var routes: RouteTable
     /// Token buckets of this loop: Redis-backed when `[redis]` is configured.

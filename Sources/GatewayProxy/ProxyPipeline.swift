@@ -21,7 +21,8 @@ package enum ProxyPipeline {
         try sync.addHandler(
             RequestHeadTimeoutHandler(
                 idleTimeout: server.idleTimeout.timeAmount,
-                headerTimeout: server.headerTimeout.timeAmount
+                headerTimeout: server.headerTimeout.timeAmount,
+                waiting: loop.waitingConnections
             )
         )
         // In front of the decoder: chunk extensions and trailers are bounded like headers.

@@ -17,7 +17,11 @@ import Glibc
 /// While a head is being read it also looks for NUL bytes: a NUL inside an
 /// `Authorization` line (a truncation attack on C-string credential checks) is answered
 /// with a 401 naming the credential problem; any other NUL is left to the HTTP parser's
-/// 400. Lives on its channel's event loop.
+/// 400.
+///
+/// While its connection waits for a request head (idle or reading one) it is listed in its
+/// loop's `WaitingConnections`, which may close it to admit a new connection when
+/// `[server] max_connections` is reached. Lives on its channel's event loop.
 package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
@@ -36,14 +40,20 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     private lazy var timeout = LoopTimer { [weak self] in self?.timedOut() }
     private var expiry: Expiry = .idleTimedOut
     private var context: ChannelHandlerContext?
+    private let waiting: WaitingConnections?
+    private var waitingToken: UInt64?
 
-    package init(idleTimeout: TimeAmount, headerTimeout: TimeAmount) {
+    /// - Parameter waiting: the loop's list of connections waiting for a head; nil: this
+    ///   connection is never closed to make room for another.
+    package init(idleTimeout: TimeAmount, headerTimeout: TimeAmount, waiting: WaitingConnections? = nil) {
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
+        self.waiting = waiting
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.waitingToken = self.waiting?.register(self)
         if context.channel.isActive {
             self.enterIdle()
         }
@@ -51,6 +61,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.timeout.cancel()
+        self.forgetWaiting()
         self.context = nil
     }
 
@@ -61,7 +72,26 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
 
     package func channelInactive(context: ChannelHandlerContext) {
         self.timeout.cancel()
+        self.forgetWaiting()
         context.fireChannelInactive()
+    }
+
+    /// Closes this connection for a new one (`max_connections` reached), if it still waits
+    /// for a request head; silently, like an idle timeout: under that pressure a 408 would
+    /// only keep the slot longer. Returns whether it closed.
+    func closeWhileWaiting() -> Bool {
+        guard let context, self.phase != .busy else { return false }
+        self.enterBusy()
+        self.forgetWaiting()
+        context.close(promise: nil)
+        return true
+    }
+
+    private func forgetWaiting() {
+        if let token = self.waitingToken {
+            self.waitingToken = nil
+            self.waiting?.unregister(token)
+        }
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -72,8 +102,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         if case .readingHead = self.phase {
             let buffer = self.unwrapInboundIn(data)
             if Self.hasNULInAuthorizationLine(buffer) {
-                self.phase = .busy
-                self.cancel()
+                self.enterBusy()
                 let error = GatewayError.unauthorized("The Authorization header contains a NUL byte.")
                 self.writeRaw(error, context: context)
                 return
@@ -142,8 +171,7 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
         case .awaitingRequest:
             self.enterIdle()
         case .requestHeadReceived:
-            self.phase = .busy
-            self.cancel()
+            self.enterBusy()
         }
         promise?.succeed(())
     }
@@ -156,6 +184,13 @@ package final class RequestHeadTimeoutHandler: ChannelDuplexHandler {
     private func enterIdle() {
         self.phase = .idle
         self.arm(self.idleTimeout, onFire: .idleTimedOut)
+        if let token = self.waitingToken { self.waiting?.startedWaiting(token) }
+    }
+
+    private func enterBusy() {
+        self.phase = .busy
+        self.cancel()
+        if let token = self.waitingToken { self.waiting?.stoppedWaiting(token) }
     }
 
     private func arm(_ delay: TimeAmount, onFire expiry: Expiry) {

@@ -5,7 +5,8 @@ import NIOCore
 import Synchronization
 
 /// Counts and remembers the open client connections of the whole process: it enforces
-/// `[server] max_connections` at accept time and, on shutdown, asks every connection to
+/// `[server] max_connections` at accept time (closing a connection that waits for a request
+/// head to make room, else refusing) and, on shutdown, asks every connection to
 /// finish its current request and close (`ChannelShouldQuiesceEvent`).
 ///
 /// Shared by every listener, so its state sits behind a lock and atomics; it is touched
@@ -16,6 +17,7 @@ final class ConnectionTracker: Sendable {
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let drainWaiters = NIOLockedValueBox<[CheckedContinuation<Void, Never>]>([])
     private let refusedCount = Synchronization.Atomic<Int>(0)
+    private let evictedCount = Synchronization.Atomic<Int>(0)
     private let lastRefusalLogSecond = Synchronization.Atomic<Int64>(0)
     private let clock: GatewayClock
 
@@ -26,18 +28,29 @@ final class ConnectionTracker: Sendable {
 
     var openConnections: Int { self.open.load(ordering: .relaxed) }
     var refusedConnections: Int { self.refusedCount.load(ordering: .relaxed) }
+    /// Connections closed while waiting for a request head, to admit a new one at the limit.
+    var evictedConnections: Int { self.evictedCount.load(ordering: .relaxed) }
 
     func updateLimit(_ limit: Int) {
         self.limit.store(limit, ordering: .relaxed)
     }
 
     /// Whether a new connection may be admitted; if so it is counted until it closes.
-    func admit(_ channel: any Channel) -> Bool {
+    ///
+    /// At the limit, `closeWaiting` is asked to close a connection that waits for a request
+    /// head (on the new connection's loop, oldest wait first): if it did, the new one is
+    /// admitted, so idle or slowloris connections cannot lock clients out. The count then
+    /// exceeds the limit until that close completes, a moment later on the same loop.
+    func admit(_ channel: any Channel, closeWaiting: () -> Bool = { false }) -> Bool {
         let now = self.open.wrappingAdd(1, ordering: .relaxed).newValue
         if now > self.limit.load(ordering: .relaxed) {
-            self.open.wrappingSubtract(1, ordering: .relaxed)
-            self.refusedCount.wrappingAdd(1, ordering: .relaxed)
-            return false
+            if closeWaiting() {
+                self.evictedCount.wrappingAdd(1, ordering: .relaxed)
+            } else {
+                self.open.wrappingSubtract(1, ordering: .relaxed)
+                self.refusedCount.wrappingAdd(1, ordering: .relaxed)
+                return false
+            }
         }
         let id = ObjectIdentifier(channel)
         self.channels.withLockedValue { $0[id] = channel }

@@ -46,6 +46,7 @@ extension GatewayServer {
             redisFailovers: self.redisEvents?.failovers ?? 0,
             redisReconnects: self.redisEvents?.reconnects ?? 0
         )
+        metrics.closedWaitingConnections = self.closedWaitingConnections
         metrics.redisMovedRedirects = self.redisEvents?.movedRedirects ?? 0
         metrics.redisAskRedirects = self.redisEvents?.askRedirects ?? 0
         return metrics

@@ -61,6 +61,7 @@ package final class GatewayServer: Sendable {
         let (reloads, failures) = self.state.withLockedValue { ($0.reloads, $0.reloadFailures) }
         return (reloads, failures, self.tracker.refusedConnections)
     }
+    var closedWaitingConnections: Int { self.tracker.evictedConnections }
 
     /// How many event loops `server` asks for (`event_loops = 0`: one per core).
     package static func eventLoopCount(_ server: ServerSettings) -> Int {
@@ -364,8 +365,17 @@ package final class GatewayServer: Sendable {
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    let loop = context.value
+                    var closedWaiting = false
                     // A failed initializer makes NIO close the accepted socket.
-                    guard tracker.admit(channel) else {
+                    let admitted = tracker.admit(channel) {
+                        closedWaiting = loop.waitingConnections.closeOldest()
+                        return closedWaiting
+                    }
+                    guard admitted else {
                         if tracker.shouldLogRefusal() {
                             logger.warning(
                                 "connection refused: max_connections reached",
@@ -377,10 +387,15 @@ package final class GatewayServer: Sendable {
                         }
                         throw ConnectionRefused()
                     }
-                    guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
-                        throw ChannelError.ioOnClosedChannel
+                    if closedWaiting, tracker.shouldLogRefusal() {
+                        logger.notice(
+                            "connection waiting for a request closed: max_connections reached",
+                            metadata: [
+                                "open": "\(tracker.openConnections)",
+                                "closed_total": "\(tracker.evictedConnections)",
+                            ]
+                        )
                     }
-                    let loop = context.value
                     let sync = channel.pipeline.syncOperations
                     if tls {
                         guard let server = loop.tls.server, let settings = loop.configuration.server.tls else {

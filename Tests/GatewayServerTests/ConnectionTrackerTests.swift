@@ -28,6 +28,43 @@ struct ConnectionTrackerTests {
         #expect(tracker.openConnections == 0)
     }
 
+    @Test("at the limit, a connection waiting for a request head is closed to admit the new one")
+    func closesWaitingAtTheLimit() throws {
+        let tracker = ConnectionTracker(limit: 1, clock: .system)
+        let held = EmbeddedChannel()
+        let newcomer = EmbeddedChannel()
+        let refused = EmbeddedChannel()
+        try held.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
+        var asked = 0
+        #expect(
+            tracker.admit(held) {
+                Issue.record("asked below the limit")
+                return false
+            }
+        )
+
+        #expect(
+            tracker.admit(newcomer) {
+                asked += 1
+                held.close(promise: nil)
+                return true
+            }
+        )
+        held.embeddedEventLoop.run()
+        #expect(asked == 1)
+        #expect(!held.isActive)
+        #expect(tracker.openConnections == 1)
+        #expect(tracker.evictedConnections == 1)
+        #expect(tracker.refusedConnections == 0)
+
+        // Nobody waits for a head: refused as before.
+        #expect(!tracker.admit(refused) { false })
+        #expect(tracker.openConnections == 1)
+        #expect(tracker.refusedConnections == 1)
+        _ = try newcomer.finish()
+        #expect(tracker.openConnections == 0)
+    }
+
     @Test("a new limit applies to the next connection")
     func updateLimit() throws {
         let tracker = ConnectionTracker(limit: 1, clock: .system)

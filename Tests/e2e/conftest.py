@@ -372,14 +372,19 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         return b"".join(chunks)
 
 
-def admitted_connection(port: int, path: str = "/held"):
+def admitted_connection(port: int, path: str = "/held", then: str | None = None):
     """A connection the gateway served (a 200 to one GET, left open), or None when it was
     refused (closed or reset): for tests that fill `max_connections`. Poll it with
-    `wait_until`, since the harness's readiness probe may still hold a slot for a moment."""
+    `wait_until`, since the harness's readiness probe may still hold a slot for a moment.
+    `then`: a second GET sent and left unanswered (e.g. "/slow?ms=10000"), so the connection
+    is inside an exchange, which `max_connections` never closes to admit another (wait for
+    the upstream to see it before relying on that)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         if s.recv(65536).startswith(b"HTTP/1.1 200"):
+            if then is not None:
+                s.sendall(f"GET {then} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             return s
     except (ConnectionResetError, BrokenPipeError):
         pass

@@ -95,8 +95,9 @@ def test_refused_connection_and_reload_counters_move(make_gateway, upstream):
     gateway = make_gateway(upstream.url, server="max_connections = 1", tail=ADMIN)
     admin = admin_url(gateway)
     refused_before = counter(admin, "dbgw_connections_refused_total")
-    held = wait_until(lambda: admitted_connection(gateway.port), 5)
+    held = wait_until(lambda: admitted_connection(gateway.port, then="/slow?ms=10000"), 5)
     assert held is not None
+    upstream.wait_for_path("/slow?ms=10000")
     refused_while_waiting = counter(admin, "dbgw_connections_refused_total") - refused_before
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=scaled(3)) as extra:
         try:

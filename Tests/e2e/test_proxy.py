@@ -225,9 +225,11 @@ def test_head_request_and_upstream_connection_close(gateway, upstream):
 def test_max_connections_refuses_extra_connections(make_gateway, upstream):
     gateway = make_gateway(upstream.url, server="max_connections = 2")
     held = []
-    for _ in range(2):
-        s = wait_until(lambda: admitted_connection(gateway.port), 5)
+    for index in range(2):
+        # Inside an exchange: a connection waiting for a request would be closed instead.
+        s = wait_until(lambda: admitted_connection(gateway.port, then=f"/slow?ms=10000&held={index}"), 5)
         assert s is not None, "no connection admitted"
+        upstream.wait_for_path(f"/slow?ms=10000&held={index}")
         held.append(s)
     a, b = held
     c = socket.create_connection(("127.0.0.1", gateway.port))
@@ -250,6 +252,34 @@ def test_max_connections_refuses_extra_connections(make_gateway, upstream):
 
     assert wait_until(served_after, 5), "a slot was not freed after the held connections closed"
     gateway.wait_for_log(lambda l: l.get("msg") == "connection refused: max_connections reached")
+
+
+def test_max_connections_closes_a_connection_waiting_for_a_request_to_admit_a_new_one(make_gateway, upstream):
+    gateway = make_gateway(upstream.url, server="max_connections = 2")
+    held = []
+    for _ in range(2):
+        s = wait_until(lambda: admitted_connection(gateway.port), 5)
+        assert s is not None, "no connection admitted"
+        held.append(s)
+    # Both slots hold idle keep-alive connections: the newcomer is served, and one of them
+    # (the one waiting longest on the newcomer's event loop) is closed.
+    r = requests.get(f"{gateway.url}/newcomer", headers={"Connection": "close"}, timeout=5)
+    assert r.status_code == 200
+
+    def closed(s):
+        s.settimeout(0.05)
+        try:
+            return s.recv(100) == b""
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    assert wait_until(lambda: sum(1 for s in held if closed(s)) == 1, 5)
+    for s in held:
+        s.close()
+    gateway.wait_for_log(lambda l: l.get("msg") == "connection waiting for a request closed: max_connections reached")
+    assert not any(l.get("msg") == "connection refused: max_connections reached" for l in gateway.log_lines())
 
 
 def test_access_log_has_one_json_line_per_request(gateway, upstream):
