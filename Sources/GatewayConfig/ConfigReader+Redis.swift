@@ -66,6 +66,14 @@ extension ConfigReader {
                 settings.keyPrefix = prefix
             }
         }
+        if settings.cluster != nil, RedisSettings.redisHashTag(of: settings.storeKeyPrefix) == nil {
+            // Redis hashes a key whole when its first `{` is followed at once by `}`: the
+            // stores' keys would scatter and every multi-key script cross slots.
+            self.problem(
+                "\(path).key_prefix",
+                "on a Redis Cluster the stores' keys must share one slot, but \"\(settings.keyPrefix)\" holds an empty hash tag ({}) that makes Redis hash each key whole: remove the braces or put a tag inside them (e.g. \"app{tenant1}:\")"
+            )
+        }
         return settings
     }
 

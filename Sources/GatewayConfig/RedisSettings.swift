@@ -92,6 +92,17 @@ package struct RedisSettings: Sendable, Hashable {
         return self.keyPrefix
     }
 
+    /// The part of `key` Redis Cluster hashes, read as Redis reads it: from the first `{` to
+    /// the first `}` after it, when at least one character lies between; nil when Redis hashes
+    /// the whole key. Every key that starts with a prefix whose tag is not nil shares the
+    /// prefix's slot, whatever follows.
+    package static func redisHashTag(of key: String) -> Substring? {
+        guard let open = key.firstIndex(of: "{") else { return nil }
+        let start = key.index(after: open)
+        guard let close = key[start...].firstIndex(of: "}"), close > start else { return nil }
+        return key[start..<close]
+    }
+
     /// `text` holds `{...}` with at least one character between the braces: the part of a
     /// key Redis Cluster hashes instead of the whole key.
     package static func hasHashTag(_ text: String) -> Bool {

@@ -31,6 +31,24 @@ import Testing
         #expect(!rendered.contains("url = \"redis"))
     }
 
+    /// Whatever `key_prefix` holds, the stores' keys on a cluster share one slot (Redis reads
+    /// the first `{` and the first `}` after it); the API key records keep a tag of their own.
+    @Test(arguments: [
+        ("dbgw:", "dbgw:{gw}:", "gw", "dbgw:" as String?),
+        ("app{tenant1}:", "app{tenant1}:", "tenant1", nil),
+        ("a{b:", "a{b:{gw}:", "b:{gw", "a{b:"),
+        ("a}b:", "a}b:{gw}:", "gw", "a}b:"),
+    ])
+    func storeKeysShareOneSlotOnACluster(prefix: String, store: String, tag: String, spread: String?) throws {
+        setenv("DBGW_REDIS_TEST_PEPPER", String(repeating: "p", count: 40), 1)
+        let text = Self.head + "[redis]\ncluster_nodes = [\"h:1\"]\nkey_prefix = \"\(prefix)\"\n"
+        let redis = try #require(try ConfigurationLoader.parse(text: text, file: "g.conf").redis)
+        #expect(redis.storeKeyPrefix == store)
+        #expect(RedisSettings.redisHashTag(of: redis.storeKeyPrefix + "apikeys") == Substring(tag))
+        #expect(RedisSettings.redisHashTag(of: redis.storeKeyPrefix + "refresh:{x}") == Substring(tag))
+        #expect(redis.spreadKeyPrefix == spread)
+    }
+
     @Test(arguments: [
         ("cluster_nodes = []", "redis.cluster_nodes"),
         ("cluster_nodes = [\"h:0\"]", "redis.cluster_nodes"),
@@ -40,6 +58,8 @@ import Testing
         ("url = \"redis://h\"\ncluster_nodes = [\"h:1\"]", "redis.cluster_nodes"),
         ("cluster_nodes = [\"h:1\"]\nsentinels = [\"h:2\"]\nmaster_name = \"m\"", "redis.cluster_nodes"),
         ("cluster_nodes = [\"h:1\"]\ndatabase = 2", "redis.database"),
+        ("cluster_nodes = [\"h:1\"]\nkey_prefix = \"app{}:\"", "redis.key_prefix"),
+        ("cluster_nodes = [\"h:1\"]\nkey_prefix = \"a{}b{c}:\"", "redis.key_prefix"),
     ])
     func badValueIsAProblemNamingItsKeyAndLine(lines: String, key: String) {
         setenv("DBGW_REDIS_TEST_PEPPER", String(repeating: "p", count: 40), 1)
