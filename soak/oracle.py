@@ -13,8 +13,6 @@ from pathlib import Path
 
 import plot
 
-# How long after a store fault ends a 503 still counts as caused by it: the recovery bound.
-RECOVERY_BOUND = 2.0
 UPSTREAM_MARGIN = 0.5
 STORE_UNAVAILABLE = {"auth_unavailable", "rate_limit_unavailable"}
 STORE_FAULTS = {"redis_kill", "redis_pause"}
@@ -32,8 +30,9 @@ def overlaps(sent, answered, windows) -> bool:
 
 
 class Timeline:
-    def __init__(self, events, config_timeline, reload_windows):
-        self.store = [(s, e + RECOVERY_BOUND) for kind, s, e, _ in events if kind in STORE_FAULTS]
+    def __init__(self, events, config_timeline, reload_windows, recovery_bound):
+        # A store 503 counts as caused by a store fault until the recovery bound after its end.
+        self.store = [(s, e + recovery_bound) for kind, s, e, _ in events if kind in STORE_FAULTS]
         self.upstream = [(s, e + UPSTREAM_MARGIN) for kind, s, e, _ in events if kind in UPSTREAM_FAULTS]
         self.reloads = list(reload_windows) + [(s, e) for kind, s, e, _ in events if kind == "reload_invalid"]
         self.config_times = [t for t, _ in config_timeline]
@@ -115,6 +114,17 @@ def rate_limit_check(records, timeline, events, rate, burst):
             "admitted": sum(s["admitted"] for s in segments), "exact_budget": sum(s["exact_budget"] for s in segments)}
 
 
+def revocation_lags(classified, creds, revocation_bound):
+    """For each credential whose state changed during the run: how long after the change
+    (the end of the command that made it) its last 2xx was answered."""
+    last = {}
+    for rec, outcome in classified:
+        cred = creds.get(rec[2])
+        if cred and cred["invalid_from"] != math.inf and 200 <= rec[6] < 300:
+            last[rec[2]] = max(last.get(rec[2], -math.inf), rec[5] - (cred["invalid_from"] - revocation_bound))
+    return {name: round(lag, 3) for name, lag in sorted(last.items()) if lag > -math.inf}
+
+
 def recovery_check(records, events):
     """After each store fault: per instance, the first answer that is not a store 503
     (the store is back for that loop), and any store 503 to a request sent after it (another
@@ -132,7 +142,8 @@ def recovery_check(records, events):
             if first is None:
                 results.append({"fault": kind, "gateway": index, "recovery_s": None, "late_503": 0, "late_by_s": 0})
                 continue
-            late = [r for r in mine if r[4] > first[5] and r[6] == 503 and r[7] in STORE_UNAVAILABLE]
+            # Store 503s later than this are another incident (an unexplained failure).
+            late = [r for r in mine if first[5] < r[4] < end + 5.0 and r[6] == 503 and r[7] in STORE_UNAVAILABLE]
             results.append({"fault": kind, "gateway": index, "recovery_s": round(first[5] - end, 3),
                             "late_503": len(late),
                             "late_by_s": round(max((r[5] - first[5] for r in late), default=0.0), 3)})
@@ -163,8 +174,8 @@ def resource_check(samples, load_started, warm_up, seconds):
 
 
 def evaluate(records, events, samples, creds, config_timeline, reload_windows, forwarded, load_started, warm_up,
-             seconds, rate, burst, results: Path) -> dict:
-    timeline = Timeline(events, config_timeline, reload_windows)
+             seconds, rate, burst, results: Path, recovery_bound: float = 2.0, revocation_bound: float = 1.0) -> dict:
+    timeline = Timeline(events, config_timeline, reload_windows, recovery_bound)
     outcomes = Counter()
     per_window = defaultdict(Counter)
     per_kind = defaultdict(Counter)
@@ -191,6 +202,7 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
                                  "sent_s": round(rec[4] - load_started, 3), "answered_s": round(rec[5] - load_started, 3),
                                  "status": rec[6], "code": rec[7]})
     rate_limit = rate_limit_check(records, timeline, events, rate, burst)
+    lags = revocation_lags(classified, creds, revocation_bound)
     recovery = recovery_check(records, events)
     resources = resource_check(samples, load_started, warm_up, seconds)
 
@@ -199,9 +211,9 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
         if outcomes[outcome]:
             failures.append(f"{outcome}: {outcomes[outcome]} (first: {bad[outcome][:3]})")
     for entry in recovery:
-        if entry["recovery_s"] is None or entry["recovery_s"] > RECOVERY_BOUND:
+        if entry["recovery_s"] is None or entry["recovery_s"] > recovery_bound:
             failures.append(f"recovery after {entry['fault']} on gateway {entry['gateway']}: {entry['recovery_s']} s "
-                            f"(bound {RECOVERY_BOUND} s)")
+                            f"(bound {recovery_bound} s)")
         if entry["late_503"]:
             failures.append(f"after {entry['fault']}, gateway {entry['gateway']} still answered {entry['late_503']} "
                             f"store 503s after its first loop was back (up to {entry['late_by_s']} s later)")
@@ -228,7 +240,8 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
         "events": [{"kind": k, "start_s": round(s - load_started, 3), "end_s": round(e - load_started, 3), "detail": d}
                    for k, s, e, d in events],
         "per_fault_window": {k: dict(v) for k, v in per_window.items()},
-        "rate_limit": rate_limit, "recovery": recovery, "resources": resources,
+        "rate_limit": rate_limit, "recovery": recovery, "recovery_bound": recovery_bound, "resources": resources,
+        "last_2xx_after_state_change_s": lags, "revocation_bound": revocation_bound,
         "violations": {k: v for k, v in bad.items()}, "failures": failures,
     }
     report["summary_text"] = summary_text(report)
@@ -264,7 +277,11 @@ def summary_text(report) -> str:
               f"{rl['worst_difference']} (at most one burst, {rl['burst']})"]
     for entry in report["recovery"]:
         lines.append(f"- recovery after {entry['fault']} on gateway {entry['gateway']}: {entry['recovery_s']} s "
-                     f"(<= {RECOVERY_BOUND} s), store 503s after the first loop was back: {entry['late_503']}")
+                     f"(<= {report['recovery_bound']} s), store 503s after the first loop was back: {entry['late_503']}")
+    lags = report["last_2xx_after_state_change_s"]
+    if lags:
+        lines.append(f"- last 2xx after a revocation, logout, disable or expiry (bound {report['revocation_bound']} s): "
+                     + ", ".join(f"{name} {lag:+.3f} s" for name, lag in lags.items()))
     for entry in report["resources"]:
         if "error" not in entry:
             lines.append(f"- gateway {entry['gateway']}: RSS {entry['rss_kib']['after_warm_up']} -> "

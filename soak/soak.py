@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 sys.path.insert(0, str(HERE))
 
 from conftest import (AUDIENCE, OWN_ISSUER, Gateway, RedisServer, add_user, create_key, free_port,  # noqa: E402
-                      gateway_binary, redis_keys_tail, set_user_disabled, wait_for_port, write_pepper)
+                      gateway_binary, redis_keys_tail, scaled, set_user_disabled, wait_for_port, write_pepper)
 from jwks_server import JWKSServer, SigningKey  # noqa: E402
 
 import oracle  # noqa: E402
@@ -55,6 +55,10 @@ CYCLE = [
 CYCLE_LENGTH = 40.0
 PAUSE_MS = 1500
 RELOAD_EVERY = 10.0
+# The bound within which a revoked, logged-out, disabled or expired credential must be
+# refused everywhere, and within which every loop must be back after the store returns.
+REVOCATION_BOUND = scaled(1.0)
+RECOVERY_BOUND = scaled(2.0)
 RATE = 10  # tokens per second of the limited route's policy
 BURST = 5
 
@@ -173,7 +177,7 @@ class Credential:
         self.valid_until = float("inf") if valid else float("-inf")
         self.invalid_from = float("inf") if valid else float("-inf")
 
-    def state_change(self, started: float, finished: float, bound: float = 1.0) -> None:
+    def state_change(self, started: float, finished: float, bound: float = REVOCATION_BOUND) -> None:
         self.valid_until = min(self.valid_until, started)
         self.invalid_from = min(self.invalid_from, finished + bound)
 
@@ -218,7 +222,11 @@ class Soak:
         pepper = write_pepper(self.workdir / "pepper")
         # All the load comes from 127.0.0.1 and includes failing credentials: the per-address
         # limit of failed authentications is off (it has its own tests).
-        self.tail = redis_keys_tail(self.redis.port, pepper, cache={"stale_grace": "10m"}) + f"""
+        # A command timeout of 1 s: on a machine shared with builds, a starved redis-server
+        # (appendfsync always) can miss 300 ms without any fault injected.
+        timeout = f"{int(scaled(1.0) * 1000)}ms"
+        self.tail = redis_keys_tail(self.redis.port, pepper, command_timeout=timeout,
+                                    cache={"stale_grace": "10m"}) + f"""
 failures_per_address = 0
 
 [auth.jwt]
@@ -262,8 +270,11 @@ audiences = ["{AUDIENCE}"]
         revoked = create_key(g, ["read:databases"], name="revoked at setup")
         self.cli("keys", "revoke", revoked["id"])
         self.add(Credential("key-revoked", "api_key", revoked["key"], api_flip, valid=False))
+        # Expires within a second of its creation (the store keeps whole Unix seconds).
+        started = time.monotonic()
         expired = create_key(g, ["read:databases"], name="expired", extra=["--expires-in", "1"])
-        self.add(Credential("key-expired", "api_key", expired["key"], api_flip, valid=False))
+        self.add(Credential("key-expired", "api_key", expired["key"], api_flip)).state_change(
+            started, time.monotonic() + 1.0)
         # Expires in the middle of the run. The stored expiry may be truncated to whole
         # seconds, so it must be allowed only until one second before it.
         lifetime = int(WARM_UP + (self.seconds - WARM_UP) / 2)
@@ -548,7 +559,8 @@ audiences = ["{AUDIENCE}"]
             records=list(self.records), events=list(self.events), samples=list(self.samples),
             creds={name: c.summary() for name, c in self.creds.items()}, config_timeline=self.config_timeline,
             reload_windows=self.reload_windows, forwarded=forwarded, load_started=self.load_started,
-            warm_up=WARM_UP, seconds=self.seconds, rate=RATE, burst=BURST, results=self.results)
+            warm_up=WARM_UP, seconds=self.seconds, rate=RATE, burst=BURST, results=self.results,
+            recovery_bound=RECOVERY_BOUND, revocation_bound=REVOCATION_BOUND)
 
     def close(self) -> None:
         for gateway in self.gateways:
