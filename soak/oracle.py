@@ -54,8 +54,8 @@ def classify(rec, creds, timeline, forwarded) -> str:
         must_allow, must_refuse, scope_ok = True, False, True
     else:
         cred = creds[name]
-        must_refuse = sent >= cred["invalid_from"]
-        must_allow = answered < cred["valid_until"]
+        must_refuse = sent >= cred["invalid_from"] or answered < cred.get("refused_until", -math.inf)
+        must_allow = answered < cred["valid_until"] and sent >= cred.get("allowed_from", -math.inf)
         scope_ok = True
         if path == "/v1/flip":
             config = timeline.config_at(sent, answered)
@@ -123,6 +123,17 @@ def revocation_lags(classified, creds, revocation_bound):
         if cred and cred["invalid_from"] != math.inf and 200 <= rec[6] < 300:
             last[rec[2]] = max(last.get(rec[2], -math.inf), rec[5] - (cred["invalid_from"] - revocation_bound))
     return {name: round(lag, 3) for name, lag in sorted(last.items()) if lag > -math.inf}
+
+
+def adoption_lags(classified, creds):
+    """For each credential that became valid during the run (a key the provider published):
+    how long after the publication its first 2xx was answered."""
+    first = {}
+    for rec, outcome in classified:
+        cred = creds.get(rec[2])
+        if cred and -math.inf < cred.get("refused_until", -math.inf) < math.inf and 200 <= rec[6] < 300:
+            first[rec[2]] = min(first.get(rec[2], math.inf), rec[5] - cred["refused_until"])
+    return {name: round(lag, 3) for name, lag in sorted(first.items())}
 
 
 def recovery_check(records, events):
@@ -203,6 +214,7 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
                                  "status": rec[6], "code": rec[7]})
     rate_limit = rate_limit_check(records, timeline, events, rate, burst)
     lags = revocation_lags(classified, creds, revocation_bound)
+    adoptions = adoption_lags(classified, creds)
     recovery = recovery_check(records, events)
     resources = resource_check(samples, load_started, warm_up, seconds)
 
@@ -241,7 +253,7 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
                    for k, s, e, d in events],
         "per_fault_window": {k: dict(v) for k, v in per_window.items()},
         "rate_limit": rate_limit, "recovery": recovery, "recovery_bound": recovery_bound, "resources": resources,
-        "last_2xx_after_state_change_s": lags, "revocation_bound": revocation_bound,
+        "last_2xx_after_state_change_s": lags, "first_2xx_after_key_published_s": adoptions, "revocation_bound": revocation_bound,
         "violations": {k: v for k, v in bad.items()}, "failures": failures,
     }
     report["summary_text"] = summary_text(report)
@@ -282,6 +294,10 @@ def summary_text(report) -> str:
     if lags:
         lines.append(f"- last 2xx after a revocation, logout, disable or expiry (bound {report['revocation_bound']} s): "
                      + ", ".join(f"{name} {lag:+.3f} s" for name, lag in lags.items()))
+    adoptions = report["first_2xx_after_key_published_s"]
+    if adoptions:
+        lines.append("- first 2xx of a token of a key the provider published during the run: "
+                     + ", ".join(f"{name} {lag:+.3f} s" for name, lag in adoptions.items()))
     for entry in report["resources"]:
         if "error" not in entry:
             lines.append(f"- gateway {entry['gateway']}: RSS {entry['rss_kib']['after_warm_up']} -> "

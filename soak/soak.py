@@ -51,10 +51,14 @@ CYCLE = [
     (28.0, "upstream_restart"),
     (31.0, "disable_user"),
     (33.0, "revoke_key"),
+    (35.0, "jwks_rotate"),
 ]
 CYCLE_LENGTH = 40.0
 PAUSE_MS = 1500
 RELOAD_EVERY = 10.0
+# The external issuer's `unknown_kid_refetch_interval`: a key the provider adds is used
+# within this much (tokens of the rotated-away key keep asking for unknown kids).
+KID_REFETCH = 1.0
 # The bound within which a revoked, logged-out, disabled or expired credential must be
 # refused everywhere, and within which every loop must be back after the store returns.
 REVOCATION_BOUND = scaled(1.0)
@@ -176,13 +180,18 @@ class Credential:
         self.flip = flip
         self.valid_until = float("inf") if valid else float("-inf")
         self.invalid_from = float("inf") if valid else float("-inf")
+        # A credential that becomes valid (a token of a key the provider adds later): refused
+        # for a request answered before `refused_until`, allowed for one sent after `allowed_from`.
+        self.refused_until = float("-inf")
+        self.allowed_from = float("-inf")
 
     def state_change(self, started: float, finished: float, bound: float = REVOCATION_BOUND) -> None:
         self.valid_until = min(self.valid_until, started)
         self.invalid_from = min(self.invalid_from, finished + bound)
 
     def summary(self) -> dict:
-        return {"kind": self.kind, "valid_until": self.valid_until, "invalid_from": self.invalid_from, "flip": self.flip}
+        return {"kind": self.kind, "valid_until": self.valid_until, "invalid_from": self.invalid_from, "flip": self.flip,
+                "refused_until": self.refused_until, "allowed_from": self.allowed_from}
 
 
 class Soak:
@@ -246,6 +255,7 @@ active = true
 issuer = "{IDP}"
 jwks_url = "{self.jwks.url}"
 audiences = ["{AUDIENCE}"]
+unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
 """
         for _ in range(2):
             self.gateways.append(Gateway(self.workdir, self.upstream.url, routes=CONFIGS["A"], tail=self.tail))
@@ -314,6 +324,15 @@ audiences = ["{AUDIENCE}"]
                             self.ext_key.sign_pyjwt({**claims, "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}),
                             user_flip, valid=False))
         self.add(Credential("ext-rotated-away", "ext_jwt", self.ext_old.sign_pyjwt(claims), user_flip, valid=False))
+        # Keys the provider publishes during the run (one per cycle): their tokens are refused
+        # until then, and allowed once the gateway has had time to refetch the key set.
+        self.ext_added = []
+        for i in range(self.cycles):
+            key = SigningKey("RS256", kid=f"ext-added-{i}")
+            cred = self.add(Credential(f"ext-added-{i}", "ext_jwt", key.sign_pyjwt(claims), user_flip))
+            cred.refused_until = cred.allowed_from = float("inf")
+            self.ext_added.append((key, cred))
+        self.published = [self.ext_key]
 
     def login_tokens(self, email: str) -> list:
         """A login and one refresh: two access tokens of one session (same `sid`)."""
@@ -463,6 +482,13 @@ audiences = ["{AUDIENCE}"]
             set_user_disabled(self.gateways[0], cred.email, True)
             cred.state_change(now, time.monotonic())
             self.event("disable_user", now, time.monotonic(), cred.name)
+        elif action == "jwks_rotate":
+            key, cred = self.ext_added.pop(0)
+            self.published.append(key)
+            self.jwks.set_keys(self.published)
+            cred.refused_until = now
+            cred.allowed_from = time.monotonic() + KID_REFETCH + REVOCATION_BOUND
+            self.event("jwks_rotate", now, time.monotonic(), cred.name)
         elif action == "redis_kill":
             self.redis.kill9()
             state["redis_down"] = now
