@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -260,6 +261,10 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
         for _ in range(2):
             self.gateways.append(Gateway(self.workdir, self.upstream.url, routes=CONFIGS["A"], tail=self.tail))
         self.logs = [LogTail(g.log_path) for g in self.gateways]
+        # The CLI (keys, users) reads a file of its own: the gateways' files are rewritten by
+        # the reloads, an invalid one among them.
+        self.cli_config = SimpleNamespace(config_path=self.workdir / "cli.conf")
+        self.cli_config.config_path.write_bytes(self.gateways[0].config_path.read_bytes())
         self.make_credentials()
 
     def add(self, cred: Credential) -> Credential:
@@ -267,7 +272,7 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
         return cred
 
     def make_credentials(self) -> None:
-        g = self.gateways[0]
+        g = self.cli_config
         api_flip = {"A": True, "B": False}
         user_flip = {"A": True, "B": True}
         for i in range(3):
@@ -359,7 +364,7 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
             conn.close()
 
     def cli(self, *args) -> None:
-        result = subprocess.run([gateway_binary(), args[0], args[1], "--config", str(self.gateways[0].config_path),
+        result = subprocess.run([gateway_binary(), args[0], args[1], "--config", str(self.cli_config.config_path),
                                  *args[2:]], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise RuntimeError(f"{args}: {result.stderr}")
@@ -479,7 +484,7 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
             self.event("logout", now, time.monotonic(), session[0].name)
         elif action == "disable_user":
             cred = self.pools["disable"].pop(0)
-            set_user_disabled(self.gateways[0], cred.email, True)
+            set_user_disabled(self.cli_config, cred.email, True)
             cred.state_change(now, time.monotonic())
             self.event("disable_user", now, time.monotonic(), cred.name)
         elif action == "jwks_rotate":
