@@ -241,7 +241,7 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
                 failures.append(f"{field} of gateway {entry['gateway']}: {entry[field]} (more than 10% from its "
                                 "level after the warm-up)")
     for kind, start, end, detail in events:
-        if kind == "harness_error" or (kind.startswith("reload") and "as expected" not in detail):
+        if kind == "harness_error" or (kind.startswith(("reload", "cert_rotation")) and "as expected" not in detail):
             failures.append(f"{kind} at {start - load_started:.1f}s: {detail}")
 
     faults = Counter(kind for kind, _, _, _ in events)

@@ -13,8 +13,10 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,7 @@ sys.path.insert(0, str(HERE))
 from conftest import (AUDIENCE, OWN_ISSUER, Gateway, RedisServer, add_user, create_key, free_port,  # noqa: E402
                       gateway_binary, redis_keys_tail, scaled, set_user_disabled, wait_for_port, write_pepper)
 from jwks_server import JWKSServer, SigningKey  # noqa: E402
+from test_tls import PKI  # noqa: E402
 
 import oracle  # noqa: E402
 
@@ -258,14 +261,44 @@ jwks_url = "{self.jwks.url}"
 audiences = ["{AUDIENCE}"]
 unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
 """
+        # TLS on both instances; every valid reload also rotates the certificate between two
+        # CAs' leaves (the clients trust both; a fresh handshake must present the new one).
+        (self.workdir / "pki").mkdir()
+        self.pki = PKI(self.workdir / "pki")
+        self.tls_client = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+        self.tls_client.load_verify_locations(self.pki.path("ca2.pem"))
+        self.live_cert, self.live_key = self.workdir / "live.pem", self.workdir / "live.key"
+        self.certificate = "server"
+        self.install_certificate("server")
+        self.server_tls = f"""
+[server.tls]
+certificate_file = "{self.live_cert}"
+private_key_file = "{self.live_key}"
+"""
         for _ in range(2):
-            self.gateways.append(Gateway(self.workdir, self.upstream.url, routes=CONFIGS["A"], tail=self.tail))
+            self.gateways.append(Gateway(self.workdir, self.upstream.url, routes=CONFIGS["A"], tail=self.tail,
+                                         server=self.server_tls))
         self.logs = [LogTail(g.log_path) for g in self.gateways]
         # The CLI (keys, users) reads a file of its own: the gateways' files are rewritten by
         # the reloads, an invalid one among them.
         self.cli_config = SimpleNamespace(config_path=self.workdir / "cli.conf")
         self.cli_config.config_path.write_bytes(self.gateways[0].config_path.read_bytes())
         self.make_credentials()
+
+    def install_certificate(self, leaf: str) -> None:
+        for source, target in ((f"{leaf}.pem", self.live_cert), (f"{leaf}.key", self.live_key)):
+            shutil.copy(self.pki.path(source), f"{target}.tmp")
+            os.replace(f"{target}.tmp", target)
+
+    def presented_organisation(self, index: int) -> str:
+        """The O= of the certificate a fresh handshake with gateway `index` presents."""
+        with socket.create_connection(("127.0.0.1", self.gateways[index].port), timeout=10) as raw:
+            with self.tls_client.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                subject = dict(item[0] for item in tls.getpeercert()["subject"])
+                return subject.get("organizationName", "")
+
+    def connection(self, index: int) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.gateways[index].port, timeout=10, context=self.tls_client)
 
     def add(self, cred: Credential) -> Credential:
         self.creds[cred.name] = cred
@@ -352,7 +385,7 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
         return json.loads(data)
 
     def post(self, index: int, path: str, body: dict | None, token: str | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.gateways[index].port, timeout=10)
+        conn = self.connection(index)
         try:
             headers = {"Content-Type": "application/json"} if body is not None else {}
             if token:
@@ -389,7 +422,7 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
         try:
             conn = conns.get(index)
             if conn is None:
-                conn = conns[index] = http.client.HTTPConnection("127.0.0.1", self.gateways[index].port, timeout=10)
+                conn = conns[index] = self.connection(index)
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
@@ -545,7 +578,7 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
                 self.reload(INVALID, "invalid", expect="reload failed")
                 for gateway in self.gateways:  # back to the valid file, without a signal
                     gateway.routes = CONFIGS[active]
-                    gateway.write_config(self.upstream.url)
+                    gateway.write_config(self.upstream.url, server=self.server_tls)
             active = "B" if active == "A" else "A"
             self.reload(CONFIGS[active], active, expect="configuration reloaded")
             next_at += RELOAD_EVERY
@@ -553,7 +586,11 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
     def reload(self, routes_text: str, name: str, expect: str) -> None:
         for gateway in self.gateways:
             gateway.routes = routes_text
-            gateway.write_config(self.upstream.url)
+            gateway.write_config(self.upstream.url, server=self.server_tls)
+        rotate = name != "invalid"
+        if rotate:
+            self.certificate = "server2" if self.certificate == "server" else "server"
+            self.install_certificate(self.certificate)
         for log in self.logs:
             log.new_lines()
         sent = time.monotonic()
@@ -569,6 +606,14 @@ unknown_kid_refetch_interval = "{KID_REFETCH:g}s"
             self.config_timeline.append((logged, name))
         if not ok:
             self.event("harness_error", logged, logged, f"reload to {name}: no {expect!r} in a log within 10 s")
+        if rotate:
+            expected = "first" if self.certificate == "server" else "second"
+            try:
+                presented = [self.presented_organisation(index) for index in range(len(self.gateways))]
+            except (OSError, ssl.SSLError) as error:
+                presented = [repr(error)]
+            verdict = "as expected" if presented == [expected] * len(self.gateways) else f"presented {presented}"
+            self.event("cert_rotation", sent, time.monotonic(), f"O={expected}: {verdict}")
 
     # --- run ----------------------------------------------------------------------------------
 

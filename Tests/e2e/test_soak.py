@@ -2,7 +2,7 @@
 600 s), here in its 60-second version: two gateways sharing a redis-server, a recording
 upstream, a JWKS provider, labelled load and one cycle of faults (Redis kill -9 and restart, a key published by the JWKS provider,
 CLIENT PAUSE, upstream slow, resetting and killed, reloads alternating two configurations
-and an invalid one, key revocations, a logout, a disabled user). Every invariant of the
+and two TLS certificates, and an invalid one, key revocations, a logout, a disabled user). Every invariant of the
 oracle must hold; the report is written to soak/results/test-60s/.
 
 The oracle itself is tested on synthetic records: each invariant must fail when its
@@ -27,7 +27,7 @@ def test_soak_60_seconds_every_invariant_holds():
     # The run did what it says: every kind of fault was injected and each kind of
     # credential was both allowed and refused.
     assert {"redis_kill", "redis_pause", "upstream_slow", "upstream_reset", "upstream_kill", "reload",
-            "reload_invalid", "revoke_key", "logout", "disable_user", "jwks_rotate"} <= set(report["faults_injected"])
+            "reload_invalid", "cert_rotation", "revoke_key", "logout", "disable_user", "jwks_rotate"} <= set(report["faults_injected"])
     for kind in ("api_key", "own_jwt", "ext_jwt"):
         outcomes = report["per_credential_kind"][kind]
         assert outcomes.get("allowed", 0) > 0 and outcomes.get("refused", 0) > 0, (kind, outcomes)
