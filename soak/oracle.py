@@ -89,11 +89,14 @@ def rate_limit_check(records, timeline, events, rate, burst):
     stretch between two store faults (where the store's bucket and the simulated one may
     differ by at most what a fault can leave behind), admissions differ by at most one burst."""
     limited = sorted((r for r in records if r[3] == "/v1/limited"), key=lambda r: r[4])
-    cuts = sorted(s for kind, s, _, _ in events if kind in STORE_FAULTS)
+    cuts = sorted((s, kind) for kind, s, _, _ in events if kind in STORE_FAULTS)
     segments = []
-    bounds = [float("-inf")] + cuts + [float("inf")]
-    for lo, hi in zip(bounds, bounds[1:]):
-        tokens, last = float(burst), None
+    bounds = [(float("-inf"), "start")] + cuts + [(float("inf"), "end")]
+    for (lo, kind), (hi, _) in zip(bounds, bounds[1:]):
+        # After a CLIENT PAUSE the store's bucket starts empty: the commands the gateway gave up
+        # on during the pause run when it ends and take the tokens that accrued. After a
+        # restart it starts full (the bucket's state survived, and it refilled meanwhile).
+        tokens, last = (0.0 if kind == "redis_pause" else float(burst)), None
         admitted = simulated = 0
         for _, _, _, _, sent, _, status, code in limited:
             if not lo <= sent < hi:
@@ -108,7 +111,8 @@ def rate_limit_check(records, timeline, events, rate, burst):
                 simulated += 1
             if status != 429:
                 admitted += 1
-        segments.append({"admitted": admitted, "exact_budget": simulated, "difference": admitted - simulated})
+        segments.append({"after": kind, "admitted": admitted, "exact_budget": simulated,
+                         "difference": admitted - simulated})
     worst = max((abs(s["difference"]) for s in segments), default=0)
     return {"segments": segments, "worst_difference": worst, "burst": burst,
             "admitted": sum(s["admitted"] for s in segments), "exact_budget": sum(s["exact_budget"] for s in segments)}
