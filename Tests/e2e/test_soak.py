@@ -1,9 +1,10 @@
 """Issue 18 item 1: the soak (soak/soak.py, `make soak` runs it for SOAK_SECONDS, default
-600 s), here in its 60-second version: two gateways sharing a redis-server, a recording
-upstream, a JWKS provider, labelled load and one cycle of faults (Redis kill -9 and restart, a key published by the JWKS provider,
-CLIENT PAUSE, upstream slow, resetting and killed, reloads alternating two configurations
-and two TLS certificates, and an invalid one, key revocations, a logout, a disabled user). Every invariant of the
-oracle must hold; the report is written to soak/results/test-60s/.
+600 s), here in its 60-second version: two gateways (TLS) sharing a redis-server, a recording
+upstream, a JWKS provider, labelled load and one cycle of faults (Redis kill -9 and restart,
+CLIENT PAUSE, upstream slow, resetting and killed, a key published by the JWKS provider,
+reloads alternating two configurations and two certificates, an invalid one, key
+revocations, a logout, a disabled user). Every invariant of the oracle must hold; the report
+is written to soak/results/test-60s/.
 
 The oracle itself is tested on synthetic records: each invariant must fail when its
 condition is violated (a soak whose oracle cannot fail proves nothing)."""
