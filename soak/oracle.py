@@ -256,6 +256,10 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
         "events": [{"kind": k, "start_s": round(s - load_started, 3), "end_s": round(e - load_started, 3), "detail": d}
                    for k, s, e, d in events],
         "per_fault_window": {k: dict(v) for k, v in per_window.items()},
+        # One sample in ten (every 5 s) per instance: (seconds, RSS KiB, open fds).
+        "resource_samples": {index: [(round(t - load_started, 1), rss, fds)
+                                     for t, g, rss, fds in [s for s in samples if s[1] == index][::10]]
+                             for index in (0, 1)},
         "rate_limit": rate_limit, "recovery": recovery, "recovery_bound": recovery_bound, "resources": resources,
         "last_2xx_after_state_change_s": lags, "first_2xx_after_key_published_s": adoptions, "revocation_bound": revocation_bound,
         "violations": {k: v for k, v in bad.items()}, "failures": failures,
