@@ -11,7 +11,7 @@ BIN_DEBUG := .build/debug/dbaudit-gateway
 SWIFT_BUILD_FLAGS := --explicit-target-dependency-import-check error
 PREFIX ?= /usr/local
 
-.PHONY: all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long test-cluster-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install
+.PHONY: all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long test-cluster-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install soak
 
 all: build
 
@@ -70,6 +70,14 @@ test-sentinel-long: test-deps build $(VENV)/.installed
 # three primaries, is part of `make test`). Prints the figures.
 test-cluster-long: test-deps build $(VENV)/.installed
 	GATEWAY_CLUSTER_LONG=1 GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q -s Tests/e2e/test_redis_cluster.py
+
+# The soak (soak/README.md): two gateways sharing Redis, a recording upstream, a JWKS
+# provider, labelled load and faults on a schedule for SOAK_SECONDS (at least 60); fails when
+# an invariant does not hold. The report goes to soak/results/<date>-<seconds>s/. `make test`
+# runs its 60-second version (Tests/e2e/test_soak.py).
+SOAK_SECONDS ?= 600
+soak: test-deps build $(VENV)/.installed
+	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) soak/soak.py --seconds $(SOAK_SECONDS)
 
 # The gateway on embedded defaults with a built-in echo upstream; prints what to try.
 demo: build
