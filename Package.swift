@@ -312,7 +312,7 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// The libFuzzer targets (Fuzz/README: `make fuzz`): one executable, the parser picked by
+// The libFuzzer targets (docs/fuzzing.md, `make fuzz`): one executable, the parser picked by
 // DBGW_FUZZ_TARGET at run time. Declared only when DBGW_FUZZ=1, because it must be built with
 // `-sanitize=fuzzer` (libFuzzer provides `main`): a plain `swift build`/`swift test` never sees it.
 if getenv("DBGW_FUZZ") != nil {
@@ -320,9 +320,7 @@ if getenv("DBGW_FUZZ") != nil {
         .executableTarget(
             name: "GatewayFuzz",
             dependencies: [
-                "GatewayAuth", "GatewayConfig", "GatewayCore", "GatewayOAuth", "GatewayPages", "GatewayProxy",
-                "GatewayRedis",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "GatewayAuth", "GatewayConfig", "GatewayOAuth", "GatewayPages", "GatewayProxy", "GatewayRedis",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Fuzz/Sources/GatewayFuzz",
