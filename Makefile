@@ -11,7 +11,7 @@ BIN_DEBUG := .build/debug/dbaudit-gateway
 SWIFT_BUILD_FLAGS := --explicit-target-dependency-import-check error
 PREFIX ?= /usr/local
 
-.PHONY: all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long test-cluster-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install soak
+.PHONY: fuzz all deps test-deps build build-release lint test unit-test e2e-test test-sentinel-long test-cluster-long sdk-python-test sdk-node-test demo check-config clean bench bench-quick install soak
 
 all: build
 
@@ -28,7 +28,7 @@ build: deps
 
 # The formatter ships with the toolchain; its rules are in .swift-format (swift-nio's style).
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests Fuzz/Sources Package.swift
 	scripts/check-imports.py
 
 build-release: deps
@@ -60,6 +60,13 @@ unit-test: build
 
 e2e-test: test-deps build $(VENV)/.installed
 	GATEWAY_BIN=$(BIN_DEBUG) $(PYTHON) -m pytest -q Tests/e2e
+
+# libFuzzer targets, one per parser (docs/fuzzing.md): builds with -sanitize=fuzzer,address in
+# .build/fuzz, then runs each target FUZZ_SECONDS (default 60); FUZZ_TARGET=name runs one.
+# CI runs it with FUZZ_SECONDS=20 after `make test`.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGET=$(FUZZ_TARGET) FUZZ_SKIP="$(FUZZ_SKIP)" SWIFT=$(SWIFT) scripts/fuzz.sh
 
 # Sentinel failover under load, the long version: three failovers in a row (the short one,
 # one failover, is part of `make test`). Prints the figures.

@@ -1,6 +1,12 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 let strictSettings: [SwiftSetting] = [
     .treatAllWarnings(as: .error),
     .enableUpcomingFeature("ExistentialAny"),
@@ -305,3 +311,21 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer targets (docs/fuzzing.md, `make fuzz`): one executable, the parser picked by
+// DBGW_FUZZ_TARGET at run time. Declared only when DBGW_FUZZ=1, because it must be built with
+// `-sanitize=fuzzer` (libFuzzer provides `main`): a plain `swift build`/`swift test` never sees it.
+if getenv("DBGW_FUZZ") != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "GatewayFuzz",
+            dependencies: [
+                "GatewayAuth", "GatewayConfig", "GatewayOAuth", "GatewayPages", "GatewayProxy", "GatewayRedis",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/Sources/GatewayFuzz",
+            swiftSettings: strictSettings
+        )
+    )
+    package.products.append(.executable(name: "GatewayFuzz", targets: ["GatewayFuzz"]))
+}

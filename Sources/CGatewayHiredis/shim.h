@@ -14,4 +14,17 @@ static inline void cgw_redisReaderSetMaxBuf(redisReader *reader, size_t maxbuf) 
     reader->maxbuf = maxbuf;
 }
 
+// Whether the reader holds no part of a reply: every byte fed was consumed and no reply
+// is half read. hiredis 0.14 keeps its task stack in `rstack` and leaves task 0 started
+// (type still -1) after a `redisReaderGetReply` that found no bytes; 1.x has `task`.
+static inline int cgw_redisReaderIsBetweenReplies(const redisReader *reader) {
+    if (reader->pos != reader->len) return 0;
+    if (reader->ridx == -1) return 1;
+#if HIREDIS_MAJOR >= 1
+    return reader->ridx == 0 && reader->task[0]->type < 0;
+#else
+    return reader->ridx == 0 && reader->rstack[0].type < 0;
+#endif
+}
+
 #endif

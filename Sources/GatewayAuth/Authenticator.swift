@@ -577,7 +577,7 @@ package final class Authenticator {
     }
 
     /// `Bearer <token68>` (scheme case-insensitive, RFC 6750 §2.1).
-    static func bearerToken(_ header: String) -> String? {
+    package static func bearerToken(_ header: String) -> String? {
         let bytes = Array(header.utf8)
         guard bytes.count > 7, bytes.count <= 8192 else { return nil }
         let scheme = bytes[0..<6].map { $0 | 0x20 }

@@ -12,8 +12,9 @@ struct RESPFrameScanner {
 
     private enum Mode {
         case lineStart
-        /// Inside a header line; `number` accumulates for `$` and `*`.
-        case line(type: UInt8, number: Int, negative: Bool, digits: Int, length: Int)
+        /// Inside a header line; `number` accumulates for `$` and `*`. A line ends at CRLF
+        /// only, as hiredis reads it: `afterCR` says the previous byte was CR.
+        case line(type: UInt8, number: Int, negative: Bool, digits: Int, length: Int, afterCR: Bool)
         /// Skipping a bulk payload and its CRLF.
         case bulk(remaining: Int)
     }
@@ -33,6 +34,12 @@ struct RESPFrameScanner {
         self.maximumDepth = maximumDepth
     }
 
+    /// Whether the bytes scanned so far end exactly at the end of a top-level reply.
+    var isAtReplyBoundary: Bool {
+        if case .lineStart = self.mode { return self.open.isEmpty }
+        return false
+    }
+
     mutating func scan(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
         var index = 0
         while index < bytes.count {
@@ -50,21 +57,25 @@ struct RESPFrameScanner {
                 let type = bytes[index]
                 switch type {
                 case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "$"), UInt8(ascii: "*"):
-                    self.mode = .line(type: type, number: 0, negative: false, digits: 0, length: 0)
+                    self.mode = .line(type: type, number: 0, negative: false, digits: 0, length: 0, afterCR: false)
                 default:
                     throw .invalid("unknown RESP type byte \(type)")
                 }
                 index += 1
-            case .line(let type, var number, var negative, var digits, var length):
+            case .line(let type, var number, var negative, var digits, var length, let afterCR):
                 let byte = bytes[index]
                 index += 1
                 length += 1
                 guard length <= Self.maximumLineBytes else { throw .invalid("RESP line longer than 64 KiB") }
-                if byte == UInt8(ascii: "\n") {
+                // hiredis ends a line at CRLF only: a bare LF is part of a status line, so
+                // ending the line there too would put the scanner out of step with hiredis,
+                // and its limits would then be applied to the wrong bytes.
+                if byte == UInt8(ascii: "\n"), afterCR {
                     try self.lineEnded(type: type, number: negative ? -number : number, digits: digits)
                     continue
                 }
                 if type == UInt8(ascii: "$") || type == UInt8(ascii: "*") {
+                    guard !afterCR else { throw .invalid("RESP length line has a CR without LF") }
                     switch byte {
                     case UInt8(ascii: "-") where digits == 0 && !negative:
                         negative = true
@@ -78,7 +89,14 @@ struct RESPFrameScanner {
                         throw .invalid("RESP length is not a number")
                     }
                 }
-                self.mode = .line(type: type, number: number, negative: negative, digits: digits, length: length)
+                self.mode = .line(
+                    type: type,
+                    number: number,
+                    negative: negative,
+                    digits: digits,
+                    length: length,
+                    afterCR: byte == UInt8(ascii: "\r")
+                )
             }
         }
     }

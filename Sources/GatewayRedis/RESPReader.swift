@@ -95,6 +95,15 @@ package final class RESPReader {
         }
     }
 
+    /// Whether the frame scanner and hiredis agree on where the stream stands: hiredis holds
+    /// no partial reply exactly when the scanner is between replies. Meaningful once `next()`
+    /// has returned nil; the fuzz target checks it, since a scanner out of step with hiredis
+    /// would apply its limits to the wrong bytes.
+    package var framingAgrees: Bool {
+        let hiredisBetweenReplies = cgw_redisReaderIsBetweenReplies(self.reader) != 0
+        return hiredisBetweenReplies == self.scanner.isAtReplyBoundary
+    }
+
     /// Records the first protocol error: the stream position is lost, so every later
     /// call fails the same way.
     private func fail(_ message: String) -> ProtocolError {

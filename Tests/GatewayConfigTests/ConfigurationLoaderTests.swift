@@ -684,3 +684,38 @@ private let upstreamOnly = """
         #expect(try self.roundTrip(configuration) == configuration)
     }
 }
+
+/// Regressions found by the `config` fuzz target (docs/fuzzing.md).
+@Suite struct ConfigurationLoaderFuzzRegressionTests {
+    /// The fuzzer's input: a backtick where the header's key starts made toml++ assert (and
+    /// would be undefined behaviour in a release build). Now a syntax error on its line.
+    @Test func aTableHeaderWhoseKeyStartsWithAnOddCharacterIsASyntaxError() throws {
+        let text = """
+            [`uth.jwt]
+            issuer = "i"
+            [[auth.jwaccess_token_ttlt.signing_keys]]
+            kid = "a"
+            private_key_file = "/nonexisTent/dbew-key.pem"
+            active = true
+
+            """
+        #expect(throws: ConfigurationError.self) { try ConfigurationLoader.parse(text: text, file: "f.conf") }
+        do {
+            _ = try ConfigurationLoader.parse(text: text, file: "f.conf")
+        } catch {
+            #expect(error.problems.map(\.line) == [1])
+        }
+    }
+
+    @Test(arguments: ["[\n", "[[ `x]]\n", "  [ {a = 1}]\n", "[\u{00e9}]\n"])
+    func headersThatDoNotStartWithAKeyAreRefusedBeforeTOMLKitReadsThem(text: String) {
+        #expect(ConfigurationLoader.tableHeaderWithoutKey(in: "a = 1\n" + text) == 2)
+    }
+
+    @Test(arguments: [
+        "[server]\n", "[[auth.jwt.issuers]]\n", "[ \"quoted\" ]\n", "['lit']\n", "[]\n", "x = [\n  1,\n]\n",
+    ])
+    func ordinaryHeadersPass(text: String) {
+        #expect(ConfigurationLoader.tableHeaderWithoutKey(in: text) == nil)
+    }
+}

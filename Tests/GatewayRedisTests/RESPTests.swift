@@ -228,3 +228,46 @@ private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(try split.next() == .array([.bulkString(Array("abc".utf8)), .integer(7)]))
     }
 }
+
+/// Regressions found by the `resp` fuzz target (docs/fuzzing.md): the frame scanner in front
+/// of hiredis must end lines where hiredis does (CRLF only), or its limits guard the wrong bytes.
+@Suite struct RESPFrameScannerRegressionTests {
+    /// The fuzzer's input: a bare LF inside an error line. The scanner used to end the line
+    /// there while hiredis waited for CRLF.
+    @Test func bareLineFeedInsideALineKeepsTheScannerInStepWithHiredis() throws {
+        let input: [UInt8] = [
+            0x2d, 0x2d, 0xa8, 0x22, 0x7b, 0xc2, 0x7b, 0x5b, 0x0a, 0x39, 0x2c, 0x39, 0x2d, 0x22, 0xc2, 0xc2,
+            0x2a, 0xa8, 0x7b, 0x22, 0x7b, 0x22, 0xc2, 0xc2, 0x39, 0xc2, 0xc2, 0xc2, 0xc2, 0xc2, 0xc2, 0xc2,
+        ]
+        let reader = RESPReader()
+        try reader.feed(input)
+        #expect(try reader.next() == nil)
+        #expect(reader.framingAgrees)
+        try reader.feed(Array("\r\n".utf8))
+        #expect(try reader.next() != nil)
+        #expect(try reader.next() == nil)
+        #expect(reader.framingAgrees)
+    }
+
+    /// What the disagreement allowed: the scanner took `$10` after a bare LF for a bulk
+    /// header and skipped the next ten bytes as payload, while hiredis read those bytes as a
+    /// header announcing a billion-element array, past the scanner's limit.
+    @Test func anArrayHeaderHiddenBehindABareLineFeedIsStillRefused() throws {
+        let reader = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) {
+            try reader.feed(Array("+x\n$10\r\n*999999999\r\n".utf8))
+        }
+    }
+
+    @Test func aBareLineFeedIsPartOfAStatusLine() throws {
+        let reader = RESPReader()
+        try reader.feed(Array("+OK\n$100000000\r\n".utf8))
+        #expect(try reader.next() == .simpleString("OK\n$100000000"))
+        #expect(reader.framingAgrees)
+    }
+
+    @Test func aLengthLineWithACarriageReturnInsideIsRefused() throws {
+        let reader = RESPReader()
+        #expect(throws: RESPReader.ProtocolError.self) { try reader.feed(Array("$1\r2\r\nab\r\n".utf8)) }
+    }
+}
