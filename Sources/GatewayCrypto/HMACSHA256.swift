@@ -38,12 +38,8 @@ package final class HMACSHA256: @unchecked Sendable {
         var output = [UInt8](repeating: 0, count: 32)
         var written = 0
         let input = Array(message)
-        let ok: Bool = "SHA256".withCString { digestName in
-            var params = [
-                OSSL_PARAM_construct_utf8_string("digest", UnsafeMutablePointer(mutating: digestName), 0),
-                OSSL_PARAM_construct_end(),
-            ]
-            guard EVP_MAC_init(context, self.key.baseAddress, self.key.count, &params) == 1 else { return false }
+        let ok: Bool = HMACDigestParameters.withSHA256 { parameters in
+            guard EVP_MAC_init(context, self.key.baseAddress, self.key.count, parameters) == 1 else { return false }
             let updated = input.withUnsafeBufferPointer { EVP_MAC_update(context, $0.baseAddress, $0.count) }
             guard updated == 1 else { return false }
             return output.withUnsafeMutableBufferPointer {

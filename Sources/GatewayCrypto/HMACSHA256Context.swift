@@ -9,12 +9,8 @@ package final class HMACSHA256Context {
         guard let context = EVP_MAC_CTX_new(algorithm) else {
             preconditionFailure("EVP_MAC_CTX_new failed: out of memory")
         }
-        let ok: Int32 = "SHA256".withCString { digestName in
-            var params = [
-                OSSL_PARAM_construct_utf8_string("digest", UnsafeMutablePointer(mutating: digestName), 0),
-                OSSL_PARAM_construct_end(),
-            ]
-            return EVP_MAC_init(context, key.baseAddress, key.count, &params)
+        let ok: Int32 = HMACDigestParameters.withSHA256 { parameters in
+            EVP_MAC_init(context, key.baseAddress, key.count, parameters)
         }
         precondition(ok == 1, "EVP_MAC_init failed for HMAC-SHA256")
         self.context = context
