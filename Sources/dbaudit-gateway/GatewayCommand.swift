@@ -129,6 +129,13 @@ extension GatewayCommand {
         )
         var online = false
 
+        @Flag(
+            name: .long,
+            help:
+                "On success print one line (<path>: configuration OK) instead of the effective configuration (the systemd unit's start and reload checks use it, so the journal does not get the whole configuration on every start)."
+        )
+        var quiet = false
+
         func run() async throws {
             let configuration: GatewayConfiguration
             do {
@@ -167,6 +174,10 @@ extension GatewayCommand {
                     FileHandleOutput.standardError("dbaudit-gateway: configuration check failed\n")
                     throw ExitCode(1)
                 }
+            }
+            if self.quiet {
+                print("\(self.config): configuration OK")
+                return
             }
             print("# effective configuration of \(self.config): OK")
             print(configuration.renderedTOML(), terminator: "")

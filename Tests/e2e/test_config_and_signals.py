@@ -32,7 +32,14 @@ def test_check_config_accepts_the_shipped_example(tmp_path):
         assert "[upstream]" in output and "max_body_bytes" in output
         assert output.count("[[routes]]") == 16
         assert pepper not in output
+        # --quiet (what the systemd unit runs before every start and reload): one line, no
+        # configuration; the same refusal otherwise.
+        path = ROOT / 'gateway.conf.example'
+        quiet = system.run(f"{gateway_binary()} check-config --quiet --config {path} 2>/dev/null")
+        assert quiet == f"{path}: configuration OK", quiet
         system.run("rm /etc/dbaudit-gateway/api-key-pepper")
+        refused = system.run(f"{gateway_binary()} check-config --quiet --config {path} || echo \"exit $?\"")
+        assert refused.endswith("exit 1") and "auth.api_keys.pepper_file" in refused, refused
         refused = system.run(f"{gateway_binary()} check-config --config {ROOT / 'gateway.conf.example'} "
                              "|| echo \"exit $?\"")
         assert refused.endswith("exit 1"), refused

@@ -87,8 +87,10 @@ def test_unit_declares_notify_watchdog_and_sandbox():
     assert settings["NotifyAccess"] == ["main"]
     assert settings["WatchdogSec"] == ["30"]
     assert settings["ExecStart"] == [f"{INSTALLED_BINARY} run --config /etc/dbaudit-gateway/gateway.conf"]
-    assert settings["ExecStartPre"] == [f"{INSTALLED_BINARY} check-config --config /etc/dbaudit-gateway/gateway.conf"]
-    assert settings["ExecReload"][-1] == "/bin/kill -HUP $MAINPID"
+    # --quiet: the journal gets one line per start or reload, not the whole configuration.
+    check = f"{INSTALLED_BINARY} check-config --quiet --config /etc/dbaudit-gateway/gateway.conf"
+    assert settings["ExecStartPre"] == [check]
+    assert settings["ExecReload"] == [check, "/bin/kill -HUP $MAINPID"]
     assert settings["User"] == settings["Group"] == ["dbaudit-gateway"]
     # TimeoutStopSec must leave the drain (gateway.conf.example: drain_timeout = "30s") room.
     drain = re.search(r'^drain_timeout = "(\d+)s"', (ROOT / "gateway.conf.example").read_text(), re.M)
