@@ -9,11 +9,12 @@ set -euo pipefail
 # system-call filter; testssl.sh: the TLS listener's scan in Tests/e2e/test_tls.py;
 # chromium and chromium-driver: the real browser of the OAuth login and consent test
 # (Tests/e2e/test_oauth_browser.py) and of the settings pages (test_settings_pages.py),
-# driven through /usr/bin/chromedriver, so nothing is downloaded at test time.
+# driven through /usr/bin/chromedriver, so nothing is downloaded at test time; librsvg2-bin:
+# rsvg-convert renders the soak's latency plot to PNG (Tests/e2e/test_soak.py, make soak).
 # Only `make test` (INSTALL_TEST_DEPS=1) needs them: `make demo` and `make build` do not.
 packages=(libssl-dev libhiredis-dev pkg-config redis-server curl ca-certificates python3 python3-venv "$@")
 if [ "${INSTALL_TEST_DEPS:-0}" = 1 ]; then
-    packages+=(systemd strace testssl.sh chromium chromium-driver)
+    packages+=(systemd strace testssl.sh chromium chromium-driver librsvg2-bin)
     # The Node SDK's tests (Tests/e2e/test_sdk_node.py): tsc checks its types; node and npm
     # come with the machine (Node 20), else Debian's.
     packages+=(node-typescript)

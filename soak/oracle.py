@@ -1,6 +1,6 @@
 """The soak's oracle: classifies every recorded request against the credentials' time-stamped
 states, the active configuration and the fault windows, checks the invariants, and writes
-the report (report.json, report.md, latency.svg) to the results directory.
+the report (report.json, report.md, latency.svg and latency.png) to the results directory.
 
 A request is a tuple (soak id, gateway index, credential name, path, sent, answered, status,
 error code); times are time.monotonic() seconds; status -1 is a transport failure."""
@@ -274,6 +274,7 @@ def evaluate(records, events, samples, creds, config_timeline, reload_windows, f
                     f"{rec[6]},{rec[7]},{outcome}\n")
     (results / "report.md").write_text(report["summary_text"] + "\n")
     plot.latency_svg(results / "latency.svg", records, events, load_started, seconds)
+    plot.render_png(results / "latency.svg", results / "latency.png")
     return report
 
 

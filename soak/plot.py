@@ -1,8 +1,11 @@
 """Latency over time for the soak report: per second, the median, the 99th percentile and
 the maximum latency of the answered requests (log scale), with the fault windows shaded and
-the reloads marked. A hand-written SVG (the test environment has no plotting library)."""
+the reloads marked. Drawn as SVG by hand (no plotting library is needed), then rendered to
+PNG by librsvg's `rsvg-convert` (Debian's librsvg2-bin, which `make test` and `make soak` install)."""
 
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 COLOURS = {"redis_kill": "#f4a3a3", "redis_pause": "#f7c98b", "upstream_slow": "#b9d7f0", "upstream_reset": "#c9b6e4",
@@ -62,3 +65,13 @@ def latency_svg(path: Path, records, events, load_started, seconds) -> None:
         out.append(f'<text x="{left + plot_w + 32}" y="{ly + 1}">{name}</text>')
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")
+
+
+def render_png(svg: Path, png: Path) -> None:
+    """Renders the SVG to PNG with rsvg-convert; raises when the tool is missing or fails, so a
+    report never silently lacks its picture."""
+    tool = shutil.which("rsvg-convert")
+    if tool is None:
+        raise RuntimeError("rsvg-convert not found: install Debian's librsvg2-bin (make soak does)")
+    subprocess.run([tool, "--format", "png", "--output", str(png), str(svg)], check=True, timeout=60,
+                   capture_output=True)

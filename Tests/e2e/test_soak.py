@@ -34,6 +34,8 @@ def test_soak_60_seconds_every_invariant_holds():
         assert outcomes.get("allowed", 0) > 0 and outcomes.get("refused", 0) > 0, (kind, outcomes)
     assert report["rate_limit"]["admitted"] > 0 and report["outcomes"].get("429: over the budget", 0) > 0
     assert (results / "latency.svg").read_text().startswith("<svg")
+    png = (results / "latency.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000, len(png)
 
 
 def synthetic_report(tmp_path, records, events=(), samples=None, forwarded=frozenset(), reload_windows=()):
