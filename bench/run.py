@@ -67,6 +67,7 @@ DEFAULT_BINARY = ROOT / ".build" / "release" / "dbaudit-gateway"
 DEFAULT_OUT = BENCH / "results" / "latest.json"
 DEFAULT_HISTORY = BENCH / "results" / "history.jsonl"  # committed: one line per run
 IDLE_CLIENTS = BENCH / "idle-clients.py"  # the idle-connections scenario's client
+VALGRIND_SHIM = BENCH / "valgrind-sigsuspend.c"  # preloaded into the gateway under valgrind
 
 UPSTREAM_BODY = b'{"databases":[]}'
 REQUEST_PATH = "/v1/databases"
@@ -1532,6 +1533,18 @@ def without_debug_info(ctx: Context) -> Path:
     return copy
 
 
+def valgrind_sigsuspend_shim(ctx: Context) -> Path:
+    """bench/valgrind-sigsuspend.c built once per run (cc) into the temp dir: the gateway runs
+    under valgrind 3.19 only with it preloaded (the file says why)."""
+    shim = ctx.tmp / "valgrind-sigsuspend.so"
+    if not shim.exists():
+        r = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(VALGRIND_SHIM)], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"cc {VALGRIND_SHIM.name} failed: {r.stderr[-300:]}")
+    return shim
+
+
 def start_gateway(ctx: Context, s: Scenario, port: int, admin_port: int, extra_values: dict[str, object],
                   name: str = "gateway", template: Optional[Path] = None, redis_mode: str = "single",
                   wrapper: Optional[list[str]] = None) -> Managed:
@@ -2777,6 +2790,8 @@ def count_instructions(ctx: Context, t: Target) -> dict:
     name = f"{t.name}-callgrind"
     prefix = ctx.tmp / f"callgrind.{t.name}"
     wrapper = ["valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={prefix}.%p"]
+    if t.kind == "gateway":
+        wrapper = ["env", f"LD_PRELOAD={valgrind_sigsuspend_shim(ctx)}"] + wrapper
     port = free_port()
     m = t.launch(name, port, wrapper)
     try:
@@ -3463,7 +3478,7 @@ def main(argv: list[str]) -> int:
         return 0
     tools = ["nginx", "haproxy", "wrk", "taskset", "redis-server", "redis-cli"]
     tools += ["strace"] if "syscalls" in settings.counts else []
-    tools += ["valgrind", "callgrind_control", "strip"] if "instructions" in settings.counts else []
+    tools += ["valgrind", "callgrind_control", "strip", "cc"] if "instructions" in settings.counts else []
     for tool in tools:
         if shutil.which(tool) is None:
             log(f"bench: {tool} is not installed (make bench installs it: scripts/install-deps.sh nginx haproxy "
@@ -3574,7 +3589,11 @@ def main(argv: list[str]) -> int:
         print(markdown(report))
         log(f"bench: results in {settings.out.relative_to(ROOT) if settings.out.is_relative_to(ROOT) else settings.out}; "
             f"{report['elapsed_s']:.0f} s")
-    if settings.keep_tmp or exit_code != 0:
+    count_failed = any(not c[k]["valid"] for sc in report["scenarios"] for c in sc.get("counts", [])
+                       for k in ("syscalls", "instructions") if k in c)
+    if count_failed:
+        log("bench: a count per request failed (INVALID in the report); the proxies' logs are in the temp dir")
+    if settings.keep_tmp or exit_code != 0 or count_failed:
         log(f"bench: configs and logs kept in {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
