@@ -105,11 +105,11 @@ class Settings:
 
 
 def parse_counts(text: str) -> Optional[frozenset]:
-    """--counts: "none" or a comma-separated subset of syscalls, instructions; None if invalid."""
+    """--counts: "none" or a comma-separated subset of syscalls, instructions, profile; None if invalid."""
     words = {w.strip() for w in text.split(",") if w.strip()}
     if words == {"none"}:
         return frozenset()
-    return frozenset(words) if words and words <= {"syscalls", "instructions"} else None
+    return frozenset(words) if words and words <= {"syscalls", "instructions", "profile"} else None
 
 
 def parse_args(argv: list[str]) -> Settings:
@@ -130,9 +130,10 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--report", metavar="JSON", help="only print the Markdown report of a saved results file")
     p.add_argument("--retries", type=int,
                    help="rerun a run disturbed by other processes up to this many times (default 2; quick 1)")
-    p.add_argument("--counts", help="per-request counts after the timed runs: 'syscalls' (strace -c), 'instructions' "
-                                    "(callgrind, scenarios " + ", ".join(sorted(INSTRUCTION_SCENARIOS)) + "), "
-                                    "both comma-separated, or 'none' (default syscalls,instructions; quick syscalls)")
+    p.add_argument("--counts", help="after the timed runs: 'syscalls' (strace -c), 'instructions' (callgrind, scenarios "
+                                    + ", ".join(sorted(INSTRUCTION_SCENARIOS)) + "), 'profile' (perf record of the "
+                                    "gateway), comma-separated, or 'none' (default syscalls,instructions,profile; quick "
+                                    "syscalls,profile)")
     p.add_argument("--count-seconds", type=int, default=3, help="length of the wrk run of each count (default 3)")
     p.add_argument("--idle-connections", type=int, default=10_000,
                    help="idle keep-alive connections of the idle-connections scenario (default 10000)")
@@ -155,13 +156,14 @@ def parse_args(argv: list[str]) -> Settings:
         quiet_wait_s=a.quiet_wait if a.quiet_wait is not None else (10 if quick else 30),
         retries=a.retries if a.retries is not None else (1 if quick else 2),
         report=Path(a.report) if a.report else None,
-        counts=parse_counts(a.counts if a.counts is not None else ("syscalls" if quick else "syscalls,instructions")),
+        counts=parse_counts(a.counts if a.counts is not None
+                            else ("syscalls,profile" if quick else "syscalls,instructions,profile")),
         count_seconds=a.count_seconds,
         idle_connections=a.idle_connections,
         history=None if a.no_history else Path(a.history).absolute(),
     )
     if s.counts is None:
-        p.error("--counts: none, syscalls, instructions or syscalls,instructions")
+        p.error("--counts: none, or some of syscalls, instructions, profile (comma-separated)")
     if s.count_seconds < 1 or not 1 <= s.idle_connections <= 100_000:
         p.error("--count-seconds must be positive, --idle-connections 1..100000")
     if s.repetitions < 1 or s.duration_s < 1 or s.warmup_s < 0 or not s.concurrency or min(s.concurrency) < 1:
@@ -2819,12 +2821,79 @@ def count_instructions(ctx: Context, t: Target) -> dict:
         # Where the instructions went: the process that did the work (nginx has one here).
         top = parse_callgrind_functions(max(dumps, key=lambda f: f.stat().st_size).read_text(errors="replace"))
         for f, readable in zip(top, demangle([f["function"] for f in top])):
-            f["function"] = readable[:120]
+            f["function"] = shorten(readable)
         n = int(w["requests"])
         return {"requests": n, "instructions": total, "instructions_per_req": total / n if n else None,
                 "top_functions": top, "valid": not problems, "problems": problems}
     finally:
         REGISTRY.stop(m)
+
+
+PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\S+)\s+\[([.k])\]\s+(.+?)\s*$")
+
+
+def parse_perf_report(text: str, top: int = 8) -> dict:
+    """`perf report --no-children --sort dso,symbol --stdio` -> the kernel's share, the
+    share of each object (dso) and the `top` symbols, all in % of the samples."""
+    kernel = 0.0
+    by_dso: dict[str, float] = {}
+    symbols = []
+    for line in text.splitlines():
+        m = PERF_LINE.match(line)
+        if not m:
+            continue
+        # Columns after the symbol (IPC, "-" without hardware counters) are 2+ spaces away.
+        percent, dso, mode, symbol = float(m.group(1)), m.group(2), m.group(3), re.split(r"\s{2,}", m.group(4))[0]
+        if mode == "k" or dso.startswith("[kernel"):
+            kernel += percent
+            dso = "[kernel]"
+        by_dso[dso] = by_dso.get(dso, 0.0) + percent
+        symbols.append({"symbol": symbol, "dso": dso, "percent": percent})
+    symbols.sort(key=lambda e: -e["percent"])
+    return {"kernel_percent": kernel, "dso_percent": dict(sorted(by_dso.items(), key=lambda kv: -kv[1])),
+            "top_symbols": symbols[:top]}
+
+
+def profile_gateway(ctx: Context, t: Target) -> dict:
+    """`perf record -e cpu-clock` (a software event: no hardware counters needed) on the
+    gateway's processes during one wrk run at the scenario's first concurrency: where its
+    CPU time goes, kernel included."""
+    data = ctx.tmp / f"perf-{t.name}.data"
+    concurrency = ctx.settings.concurrency[0]
+    wrk_load(ctx, t, concurrency, 1)  # warm
+    pids = proc_tree(t.process.pid)
+    with open(ctx.tmp / f"perf-{t.name}.log", "w") as log_file:
+        recorder = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000", "-o", str(data), "-p",
+                                     ",".join(map(str, pids))], stdin=subprocess.DEVNULL, stdout=log_file,
+                                    stderr=log_file, start_new_session=True, preexec_fn=_child_setup)
+    try:
+        time.sleep(0.5)
+        if recorder.poll() is not None:
+            raise RuntimeError(f"perf record exited {recorder.returncode}: "
+                               f"{(ctx.tmp / f'perf-{t.name}.log').read_text()[-300:]}")
+        w = wrk_load(ctx, t, concurrency, ctx.settings.count_seconds)
+    finally:
+        if recorder.poll() is None:
+            recorder.send_signal(signal.SIGINT)
+        try:
+            recorder.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(recorder.pid, signal.SIGKILL)
+            recorder.wait()
+    r = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol", "--stdio",
+                        "--percent-limit", "0.3"], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"perf report failed: {r.stderr[-300:]}")
+    out = parse_perf_report(r.stdout)
+    for e, readable in zip(out["top_symbols"], demangle([e["symbol"] for e in out["top_symbols"]])):
+        e["symbol"] = shorten(readable)
+    problems = _wrk_problems(w)
+    out.update(concurrency=concurrency, requests=int(w["requests"]), valid=not problems, problems=problems)
+    return out
+
+
+def shorten(name: str, limit: int = 100) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 def count_runs(ctx: Context, s: Scenario, targets: list[Target]) -> list[dict]:
@@ -2846,6 +2915,13 @@ def count_runs(ctx: Context, s: Scenario, targets: list[Target]) -> list[dict]:
                 entry["instructions"] = count_instructions(ctx, t)
             except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as e:
                 entry["instructions"] = {"valid": False, "problems": [str(e)]}
+        if "profile" in ctx.settings.counts and t.name == "gateway":
+            try:
+                entry["profile"] = profile_gateway(ctx, t)
+            except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as e:
+                entry["profile"] = {"valid": False, "problems": [str(e)]}
+            if not entry["profile"]["valid"]:
+                log(f"  profile {t.name}: INVALID: " + "; ".join(entry["profile"]["problems"]))
         for key in ("syscalls", "instructions"):
             c = entry.get(key)
             if c:
@@ -3184,9 +3260,9 @@ def markdown_counts(sc: dict, previous: dict) -> list[str]:
             a, b = per(gw, kind), per(c, kind)
             ratios.append(f"{a / b:.2f}x" if a is not None and b else "–")
         prev = []
-        for k in ("instructions_per_req", "syscalls_per_req"):
+        for k, fmt in (("instructions_per_req", ",.0f"), ("syscalls_per_req", ".2f")):
             p = previous.get(f"{sc['id']}|{c['proxy']}|{k}")
-            prev.append(f"{p['value']:,.1f}" if p else "–")
+            prev.append(format(p["value"], fmt) if p else "–")
         out.append(f"| {c['proxy']} | {cell(c, 'instructions', ',.0f')} | {cell(c, 'syscalls', '.2f')} | {top} | "
                    f"{' / '.join(ratios) if c['proxy'] != 'gateway' else '1 (reference)'} | {' / '.join(prev)} |")
     tops = [(c["proxy"], c["instructions"]["top_functions"]) for c in counts
@@ -3196,6 +3272,16 @@ def markdown_counts(sc: dict, previous: dict) -> list[str]:
             continue
         out += ["", f"Where the gateway's instructions went (callgrind, self cost, top {len(fns)}): " +
                 "; ".join(f"`{f['function']}` {f['percent']:.1f}%" for f in fns) + "."]
+    profile = gw.get("profile")
+    if profile and profile.get("valid"):
+        dsos = ", ".join(f"{d} {p:.0f}%" for d, p in list(profile["dso_percent"].items())[:5])
+        out += ["", f"Where the gateway's CPU time went (perf record -e cpu-clock, c={profile['concurrency']}, "
+                    f"{profile['requests']:,} requests; % of samples): kernel {profile['kernel_percent']:.0f}%; by "
+                    f"object: {dsos}; top symbols: " +
+                "; ".join(f"`{e['symbol']}` ({e['dso']}) {e['percent']:.1f}%" for e in profile["top_symbols"]) + "."]
+    elif profile:
+        out += ["", "Profile of the gateway: **INVALID** (" + "; ".join(p.splitlines()[0] for p in profile["problems"]
+                                                                    if p) + ")."]
     return out
 
 
@@ -3480,6 +3566,7 @@ def main(argv: list[str]) -> int:
     tools = ["nginx", "haproxy", "wrk", "taskset", "redis-server", "redis-cli"]
     tools += ["strace"] if "syscalls" in settings.counts else []
     tools += ["valgrind", "callgrind_control", "strip", "cc"] if "instructions" in settings.counts else []
+    tools += ["perf"] if "profile" in settings.counts else []
     for tool in tools:
         if shutil.which(tool) is None:
             log(f"bench: {tool} is not installed (make bench installs it: scripts/install-deps.sh nginx haproxy "
@@ -3591,7 +3678,7 @@ def main(argv: list[str]) -> int:
         log(f"bench: results in {settings.out.relative_to(ROOT) if settings.out.is_relative_to(ROOT) else settings.out}; "
             f"{report['elapsed_s']:.0f} s")
     count_failed = any(not c[k]["valid"] for sc in report["scenarios"] for c in sc.get("counts", [])
-                       for k in ("syscalls", "instructions") if k in c)
+                       for k in ("syscalls", "instructions", "profile") if k in c)
     if count_failed:
         log("bench: a count per request failed (INVALID in the report); the proxies' logs are in the temp dir")
     if settings.keep_tmp or exit_code != 0 or count_failed:

@@ -357,6 +357,10 @@ def test_history_is_appended_and_the_previous_figures_shown(bench, tmp_path, cap
                           "top_functions": [{"function": "swift_retain", "percent": 9.5, "ir": 1}]}},
         {"proxy": "nginx", "syscalls": {"syscalls_per_req": 4.0, "valid": True, "top": []},
          "instructions": {"instructions_per_req": 30000.0, "valid": True, "top_functions": []}}]
+    third["scenarios"][0]["counts"][0]["profile"] = {
+        "valid": True, "problems": [], "concurrency": 50, "requests": 30000, "kernel_percent": 40.0,
+        "dso_percent": {"[kernel]": 40.0, "libswiftCore.so": 30.0},
+        "top_symbols": [{"symbol": "swift_retain", "dso": "libswiftCore.so", "percent": 9.0}]}
     saved = tmp_path / "latest.json"
     saved.write_text(json.dumps(third))
     assert bench.main(["--report", str(saved)]) == 0  # --report prints the saved run again, previous figures too
@@ -365,9 +369,12 @@ def test_history_is_appended_and_the_previous_figures_shown(bench, tmp_path, cap
             "(def5678, quick, 2026-12-05) |") in lines
     assert ("| `idle-connections` | idle | 60.0 MiB (10,000 idle connections) | RSS ≤ 64 MiB with the idle connections "
             "open | **MET** | 80.0 MiB MISSED (abc1234, full, 2026-12-05) |") in lines
-    assert "| gateway | 60,000 | 5.00 | read 2.00 | 1 (reference) | 90,000.0 / 6.5 |" in lines
-    assert "| nginx | 30,000 | 4.00 | – | 2.00x / 1.25x | – / 6.0 |" in lines
+    assert "| gateway | 60,000 | 5.00 | read 2.00 | 1 (reference) | 90,000 / 6.50 |" in lines
+    assert "| nginx | 30,000 | 4.00 | – | 2.00x / 1.25x | – / 6.00 |" in lines
     assert "Where the gateway's instructions went (callgrind, self cost, top 1): `swift_retain` 9.5%." in lines
+    assert ("Where the gateway's CPU time went (perf record -e cpu-clock, c=50, 30,000 requests; % of samples): "
+            "kernel 40%; by object: [kernel] 40%, libswiftCore.so 30%; top symbols: `swift_retain` (libswiftCore.so) "
+            "9.0%.") in lines
 
 
 STRACE_C = """\
@@ -448,6 +455,42 @@ def test_count_outputs_are_parsed(bench):
         ("__memcpy_avx_unaligned", 500), ("ngx_process_events", 300), ("main", 200)]
     assert [round(f["percent"]) for f in functions] == [50, 30, 20]
     assert len(bench.parse_callgrind_functions(CALLGRIND_OUT, top=1)) == 1
+
+
+# perf 6.x `perf report --no-children --sort dso,symbol --stdio` of a cpu-clock recording
+# (no hardware counters: the IPC columns are "-").
+PERF_REPORT = """\
+# Samples: 698  of event 'cpu-clock'
+# Event count (approx.): 174500000
+#
+# Overhead  Shared Object         Symbol                                    IPC   [IPC Coverage]
+# ........  ....................  ........................................  ....................
+#
+    20.60%  [kernel.kallsyms]     [k] _raw_spin_unlock_irqrestore           -      -            
+     7.50%  libswiftCore.so       [.] swift_release                         -      -            
+     7.20%  libswiftCore.so       [.] swift_retain                          -      -            
+     2.60%  libswiftCore.so       [.] bool swift::RefCounts<swift::RefCountBitsT<(swift::RefCountInlinedness)1> >::doDecrementSlow<(swift::PerformDeinit)1>(swift::RefCountBitsT<(swift::RefCountInlinedness)1>, bool)  -      -            
+     1.90%  [kernel.kallsyms]     [k] tcp_sendmsg_locked                    -      -            
+     1.00%  dbaudit-gateway       [.] c_nio_llhttp__internal__run           -      -            
+
+
+#
+# (Tip: For a higher level overview, try: perf report --sort comm,dso)
+#
+"""
+
+
+def test_perf_report_is_parsed(bench):
+    p = bench.parse_perf_report(PERF_REPORT, top=4)
+    assert p["kernel_percent"] == pytest.approx(22.5)
+    assert p["dso_percent"] == pytest.approx({"[kernel]": 22.5, "libswiftCore.so": 17.3, "dbaudit-gateway": 1.0})
+    assert list(p["dso_percent"]) == ["[kernel]", "libswiftCore.so", "dbaudit-gateway"]
+    assert [(e["symbol"], e["dso"], e["percent"]) for e in p["top_symbols"]] == [
+        ("_raw_spin_unlock_irqrestore", "[kernel]", 20.6), ("swift_release", "libswiftCore.so", 7.5),
+        ("swift_retain", "libswiftCore.so", 7.2),
+        ("bool swift::RefCounts<swift::RefCountBitsT<(swift::RefCountInlinedness)1> >::doDecrementSlow<"
+         "(swift::PerformDeinit)1>(swift::RefCountBitsT<(swift::RefCountInlinedness)1>, bool)", "libswiftCore.so", 2.6)]
+    assert bench.parse_perf_report("# nothing sampled\n") == {"kernel_percent": 0.0, "dso_percent": {}, "top_symbols": []}
 
 
 STUB_SERVER = """\
