@@ -119,7 +119,7 @@ check-config: build
 # to bench/results/history.jsonl (bench/README.md). Not part of `make test`.
 # `make bench BENCH_ARGS=--quick` (or `make bench-quick`) takes about 6 minutes.
 bench:
-	@scripts/install-deps.sh nginx haproxy redis-server wrk strace valgrind
+	@scripts/install-deps.sh nginx haproxy redis-server wrk strace valgrind linux-perf gcc binutils
 	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
 	python3 bench/run.py $(BENCH_ARGS)
 

@@ -3570,7 +3570,7 @@ def main(argv: list[str]) -> int:
     for tool in tools:
         if shutil.which(tool) is None:
             log(f"bench: {tool} is not installed (make bench installs it: scripts/install-deps.sh nginx haproxy "
-                "redis-server wrk strace valgrind; --counts none needs neither strace nor valgrind)")
+                "redis-server wrk strace valgrind linux-perf gcc binutils; --counts none needs none of the last five)")
             return 2
     if not settings.binary.exists():
         log(f"bench: {settings.binary} not found: build it with `swift build -c release` (make bench does)")
