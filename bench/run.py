@@ -2832,26 +2832,29 @@ def count_instructions(ctx: Context, t: Target) -> dict:
 PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(\S+)\s+\[([.k])\]\s+(.+?)\s*$")
 
 
-def parse_perf_report(text: str, top: int = 8) -> dict:
-    """`perf report --no-children --sort dso,symbol --stdio` -> the kernel's share, the
-    share of each object (dso) and the `top` symbols, all in % of the samples."""
-    kernel = 0.0
+def parse_perf_report(symbols_text: str, dso_text: str, top: int = 8) -> dict:
+    """`perf report --no-children --stdio` sorted by `dso,symbol` (the `top` symbols) and by
+    `dso` (each object's share, all samples counted; the kernel's as "[kernel]"), in % of
+    the samples."""
     by_dso: dict[str, float] = {}
+    for line in dso_text.splitlines():
+        m = re.match(r"^\s*([\d.]+)%\s+(\S+)\s*$", line)
+        if m:
+            dso = "[kernel]" if m.group(2).startswith("[kernel") else m.group(2)
+            by_dso[dso] = by_dso.get(dso, 0.0) + float(m.group(1))
     symbols = []
-    for line in text.splitlines():
+    for line in symbols_text.splitlines():
         m = PERF_LINE.match(line)
         if not m:
             continue
         # Columns after the symbol (IPC, "-" without hardware counters) are 2+ spaces away.
         percent, dso, mode, symbol = float(m.group(1)), m.group(2), m.group(3), re.split(r"\s{2,}", m.group(4))[0]
         if mode == "k" or dso.startswith("[kernel"):
-            kernel += percent
             dso = "[kernel]"
-        by_dso[dso] = by_dso.get(dso, 0.0) + percent
         symbols.append({"symbol": symbol, "dso": dso, "percent": percent})
     symbols.sort(key=lambda e: -e["percent"])
-    return {"kernel_percent": kernel, "dso_percent": dict(sorted(by_dso.items(), key=lambda kv: -kv[1])),
-            "top_symbols": symbols[:top]}
+    return {"kernel_percent": by_dso.get("[kernel]", 0.0),
+            "dso_percent": dict(sorted(by_dso.items(), key=lambda kv: -kv[1])), "top_symbols": symbols[:top]}
 
 
 def profile_gateway(ctx: Context, t: Target) -> dict:
@@ -2880,11 +2883,14 @@ def profile_gateway(ctx: Context, t: Target) -> dict:
         except subprocess.TimeoutExpired:
             os.killpg(recorder.pid, signal.SIGKILL)
             recorder.wait()
-    r = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol", "--stdio",
-                        "--percent-limit", "0.3"], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise RuntimeError(f"perf report failed: {r.stderr[-300:]}")
-    out = parse_perf_report(r.stdout)
+    reports = []
+    for sort in ("dso,symbol", "dso"):
+        r = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "--stdio",
+                            "--percent-limit", "0.3"], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"perf report --sort {sort} failed: {r.stderr[-300:]}")
+        reports.append(r.stdout)
+    out = parse_perf_report(*reports)
     for e, readable in zip(out["top_symbols"], demangle([e["symbol"] for e in out["top_symbols"]])):
         e["symbol"] = shorten(readable)
     problems = _wrk_problems(w)

@@ -480,17 +480,32 @@ PERF_REPORT = """\
 """
 
 
+PERF_REPORT_DSO = """\
+# Samples: 698  of event 'cpu-clock'
+#
+# Overhead  Shared Object
+# ........  ....................
+#
+    34.10%  [kernel.kallsyms]   
+    25.20%  libswiftCore.so     
+     7.00%  dbaudit-gateway     
+     2.10%  libc.so.6           
+"""
+
+
 def test_perf_report_is_parsed(bench):
-    p = bench.parse_perf_report(PERF_REPORT, top=4)
-    assert p["kernel_percent"] == pytest.approx(22.5)
-    assert p["dso_percent"] == pytest.approx({"[kernel]": 22.5, "libswiftCore.so": 17.3, "dbaudit-gateway": 1.0})
-    assert list(p["dso_percent"]) == ["[kernel]", "libswiftCore.so", "dbaudit-gateway"]
+    p = bench.parse_perf_report(PERF_REPORT, PERF_REPORT_DSO, top=4)
+    assert p["kernel_percent"] == pytest.approx(34.1)
+    assert p["dso_percent"] == pytest.approx({"[kernel]": 34.1, "libswiftCore.so": 25.2, "dbaudit-gateway": 7.0,
+                                              "libc.so.6": 2.1})
+    assert list(p["dso_percent"]) == ["[kernel]", "libswiftCore.so", "dbaudit-gateway", "libc.so.6"]
     assert [(e["symbol"], e["dso"], e["percent"]) for e in p["top_symbols"]] == [
         ("_raw_spin_unlock_irqrestore", "[kernel]", 20.6), ("swift_release", "libswiftCore.so", 7.5),
         ("swift_retain", "libswiftCore.so", 7.2),
         ("bool swift::RefCounts<swift::RefCountBitsT<(swift::RefCountInlinedness)1> >::doDecrementSlow<"
          "(swift::PerformDeinit)1>(swift::RefCountBitsT<(swift::RefCountInlinedness)1>, bool)", "libswiftCore.so", 2.6)]
-    assert bench.parse_perf_report("# nothing sampled\n") == {"kernel_percent": 0.0, "dso_percent": {}, "top_symbols": []}
+    assert bench.parse_perf_report("# nothing sampled\n", "") == {"kernel_percent": 0.0, "dso_percent": {},
+                                                                   "top_symbols": []}
 
 
 STUB_SERVER = """\
