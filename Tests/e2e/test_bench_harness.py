@@ -9,7 +9,11 @@
   or whose buckets are not in the deployment (a fake admin listener stands in for the
   gateway);
 - the report puts the variants beside the single-Redis gateway, with ratios variant ÷
-  single round by round, and says how many Redis processes ran and where.
+  single round by round, and says how many Redis processes ran and where;
+- issue 15's additions: the targets' verdicts, the history (appended, read back, the
+  previous figure per target, `--report` of a saved run), the parsers of the per-request
+  counts (strace -c, callgrind, perf report) on captured outputs, and the idle-connections
+  client and measurement against a stub server.
 """
 
 import importlib.util
