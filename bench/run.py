@@ -15,8 +15,14 @@ What one run does:
      them (the same work: status, body, forwarded headers, keep-alive ...), then times
      them interleaved (A B C A B C ...) with wrk, sampling CPU time and peak RSS of each
      proxy's process tree from /proc;
-  3. prints a Markdown table (medians with min-max, ratios to the peers measured in the
-     same run) and writes bench/results/latest.json;
+     then (Settings.counts) counts per request on each proxy: system calls (strace -c),
+     instructions (the proxy again under callgrind) and the gateway's CPU profile (perf
+     record); the idle-connections scenario instead holds 10,000 idle keep-alive
+     connections to each proxy (bench/idle-clients.py) and reads its RSS;
+  3. prints a Markdown report (issue 15's targets with MET / MISSED, then per scenario
+     medians with min-max, ratios to the peers measured in the same run, the counts),
+     writes bench/results/latest.json and appends the run's summary to
+     bench/results/history.jsonl (the report shows the previous figures beside);
   4. stops everything it started: at the end, on an error, on Ctrl-C or SIGTERM.
 
 Exit status: 0 when every timed scenario passed its pre-flight and every run was valid;
@@ -2796,7 +2802,13 @@ def count_instructions(ctx: Context, t: Target) -> dict:
     if t.kind == "gateway":
         wrapper = ["env", f"LD_PRELOAD={valgrind_sigsuspend_shim(ctx)}"] + wrapper
     port = free_port()
-    m = t.launch(name, port, wrapper)
+    before = list(REGISTRY.items)
+    try:
+        m = t.launch(name, port, wrapper)
+    except BaseException:
+        for started in [x for x in REGISTRY.items if x not in before]:  # one that never listened
+            REGISTRY.stop(started)
+        raise
     try:
         ct = dataclasses.replace(t, port=port, process=m, admin_port=0)
         wrk_load(ctx, ct, 2, 2)  # warm-up under callgrind (slow): pools and caches filled
