@@ -107,7 +107,8 @@ class Settings:
     counts: frozenset = frozenset()
     count_seconds: int = 3
     idle_connections: int = 10_000
-    history: Optional[Path] = None  # None: the run is not added to the history
+    history: Optional[Path] = None  # earlier runs (the previous figures); None: none
+    record: bool = False  # append this run's summary to `history`
 
 
 def parse_counts(text: str) -> Optional[frozenset]:
@@ -145,7 +146,8 @@ def parse_args(argv: list[str]) -> Settings:
                    help="idle keep-alive connections of the idle-connections scenario (default 10000)")
     p.add_argument("--history", default=str(DEFAULT_HISTORY),
                    help="history file the run's summary is appended to (JSON lines; default bench/results/history.jsonl)")
-    p.add_argument("--no-history", action="store_true", help="do not append this run to the history")
+    p.add_argument("--no-history", action="store_true",
+                   help="do not append this run to the history (its previous figures are still shown)")
     a = p.parse_args(argv)
     quick = a.quick
     s = Settings(
@@ -166,7 +168,8 @@ def parse_args(argv: list[str]) -> Settings:
                             else ("syscalls,profile" if quick else "syscalls,instructions,profile")),
         count_seconds=a.count_seconds,
         idle_connections=a.idle_connections,
-        history=None if a.no_history else Path(a.history).absolute(),
+        history=Path(a.history).absolute(),
+        record=not a.no_history,
     )
     if s.counts is None:
         p.error("--counts: none, or some of syscalls, instructions, profile (comma-separated)")
@@ -3062,6 +3065,8 @@ def summarize_redis_modes(scenario: dict, concurrency: list[int]) -> list[dict]:
 
 @dataclass(frozen=True)
 class PerfTarget:
+    """One target of issue 15: a figure of one scenario (a gateway ÷ peer ratio, or the idle
+    RSS), the bound it must meet and how the report words it."""
     scenario: str
     versus: Optional[str]  # the peer the gateway is divided by; None: an absolute figure (idle RSS)
     metric: str  # "req_per_s", "cpu_us_per_req", "latency_p99" (ratios) or "rss_mib"
@@ -3689,7 +3694,7 @@ def main(argv: list[str]) -> int:
         report["targets"] = evaluate_targets(report)
         settings.out.parent.mkdir(parents=True, exist_ok=True)
         settings.out.write_text(json.dumps(report, indent=2) + "\n")
-        if settings.history:
+        if settings.history and settings.record:
             append_history(settings.history, history_entry(report))
             log(f"bench: summary appended to {settings.history}")
         print(markdown(report))

@@ -586,3 +586,17 @@ def test_idle_clients_hold_their_connections_open_and_close_them(bench, tmp_path
         assert any("ESTABLISHED on the proxy's side" in p for p in r["problems"]), r["problems"]
     finally:
         bench.REGISTRY.stop_all()
+
+
+def test_count_and_history_options(bench, tmp_path):
+    full = bench.parse_args([])
+    assert full.counts == {"syscalls", "instructions", "profile"} and full.record
+    assert full.history == bench.DEFAULT_HISTORY and full.idle_connections == 10000
+    quick = bench.parse_args(["--quick", "--no-history", "--history", str(tmp_path / "h.jsonl")])
+    assert quick.counts == {"syscalls", "profile"}
+    assert not quick.record and quick.history == tmp_path / "h.jsonl"  # still read for the previous figures
+    assert bench.parse_args(["--counts", "none"]).counts == frozenset()
+    assert bench.parse_args(["--counts", "instructions,syscalls"]).counts == {"instructions", "syscalls"}
+    for wrong in (["--counts", "cycles"], ["--counts", ""], ["--idle-connections", "0"], ["--count-seconds", "0"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(wrong)
