@@ -114,10 +114,12 @@ check-config: build
 	$(BIN_DEBUG) check-config --config gateway.conf.example
 
 # Benchmark: the release build side by side with nginx and HAProxy on loopback, pinned to
-# cores, interleaved runs, ratios inside one run (bench/README.md). Not part of `make test`.
-# `make bench BENCH_ARGS=--quick` (or `make bench-quick`) takes about 4 minutes.
+# cores, interleaved runs, ratios inside one run, the issue-15 targets table, syscalls
+# (strace) and instructions (valgrind's callgrind) per request; each run's summary is appended
+# to bench/results/history.jsonl (bench/README.md). Not part of `make test`.
+# `make bench BENCH_ARGS=--quick` (or `make bench-quick`) takes about 6 minutes.
 bench:
-	@scripts/install-deps.sh nginx haproxy redis-server wrk
+	@scripts/install-deps.sh nginx haproxy redis-server wrk strace valgrind linux-perf gcc binutils
 	$(SWIFT) build -c release $(SWIFT_BUILD_FLAGS)
 	python3 bench/run.py $(BENCH_ARGS)
 
