@@ -121,12 +121,13 @@ private func entry(_ id: UInt64, _ key: String, take: Bool = true, burst: Int = 
 private func batchLimiter(
     _ settings: RedisSettings,
     prefix: String = batchPrefix,
+    timeout: TimeAmount = .seconds(2),
     on loop: any EventLoop
 ) async throws -> NIOLoopBound<RedisRateLimiter> {
     try await loop.submit {
         let client = RedisClient(eventLoop: loop, settings: settings, connector: posixRedisConnector, clock: .system)
         return NIOLoopBound(
-            RedisRateLimiter(client: client, keyPrefix: prefix, timeout: .seconds(2)),
+            RedisRateLimiter(client: client, keyPrefix: prefix, timeout: timeout),
             eventLoop: loop
         )
     }.get()
@@ -328,6 +329,41 @@ struct RateLimitBatchRedisTests {
             #expect(try await calls(raw, "script|load") == loadsBefore + 1)
             #expect(decisions.map(\.allowed) == [true, true, true, true, false, false])
             #expect(decisions.prefix(4).map(\.remaining) == [3, 2, 1, 0])
+            await raw.close()
+        }
+    }
+
+    @Test func eachDecisionOfACallKeepsItsOwnDeadline() async throws {
+        let server = try RedisServer.start()
+        defer { server.stop() }
+        try await withGroup(loops: 1) { group in
+            let loop = group.next()
+            // The client would wait 5 s; the limiter gives Redis 100 ms per decision.
+            let limiter = try await batchLimiter(
+                redisSettings(server, commandTimeout: .seconds(5)),
+                timeout: .milliseconds(100),
+                on: loop
+            )
+            let raw = LoopClient(redisSettings(server), on: loop)
+            let shape = TokenBucket.Shape(policy: "paused", rate: 1, periodSeconds: 3600, burst: 10)
+            #expect(try await inOneTick(limiter, [(shape, "k", true)])[0].remaining == 9)
+            #expect(try await raw.send(["CLIENT", "PAUSE", "1000", "ALL"]) == .simpleString("OK"))
+            let futures = try await loop.submit {
+                (0..<5).map { _ in limiter.value.decide(shape, key: "k") }
+            }.get()
+            for future in futures {
+                await #expect(throws: RateLimitStoreError.timeout) { try await future.get() }
+            }
+            #expect(try await loop.submit { limiter.value.waitingCount }.get() == 0)
+            #expect(try await sentCalls(limiter)[5] == 1)
+            // Once the pause is over the late reply is dropped; the call still took its 5
+            // tokens in Redis, and the next decision is answered as usual.
+            let patient = LoopClient(redisSettings(server, commandTimeout: .seconds(5)), on: loop)
+            #expect(try await patient.send(["PING"]) == .simpleString("PONG"))
+            await patient.close()
+            let next = try await inOneTick(limiter, [(shape, "k", true)])[0]
+            #expect(next.allowed && next.remaining == 3)
+            #expect(try await loop.submit { limiter.value.waitingCount }.get() == 0)
             await raw.close()
         }
     }
