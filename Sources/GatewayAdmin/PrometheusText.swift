@@ -104,6 +104,20 @@ enum PrometheusText {
         )
         out += "dbgw_rate_limit_store_unavailable_total \(merged.rateLimitDeniedUnavailable)\n"
         family(
+            "dbgw_rate_limit_redis_call_decisions",
+            "histogram",
+            "Rate-limit decisions carried by each Redis script call (one call per destination per event-loop tick)."
+        )
+        var cumulative = 0
+        for (index, bound) in LoopMetrics.CountHistogram.bounds.enumerated() {
+            cumulative += merged.rateLimitDecisionsPerRedisCall.buckets[index]
+            out += "dbgw_rate_limit_redis_call_decisions_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        out +=
+            "dbgw_rate_limit_redis_call_decisions_bucket{le=\"+Inf\"} \(merged.rateLimitDecisionsPerRedisCall.count)\n"
+        out += "dbgw_rate_limit_redis_call_decisions_sum \(merged.rateLimitDecisionsPerRedisCall.sum)\n"
+        out += "dbgw_rate_limit_redis_call_decisions_count \(merged.rateLimitDecisionsPerRedisCall.count)\n"
+        family(
             "dbgw_redis_failovers_total",
             "counter",
             "Switches of the Redis primary announced by Sentinel (+switch-master) and followed."

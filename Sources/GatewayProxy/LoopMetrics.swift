@@ -41,6 +41,33 @@ package final class LoopMetrics {
         }
     }
 
+    /// Cumulative histogram of counts (how many items one operation carried) over powers of
+    /// two.
+    package struct CountHistogram: Sendable {
+        /// Upper bounds (Prometheus `le`), `+Inf` implied.
+        package static let bounds: [Int] = [1, 2, 4, 8, 16, 32, 64]
+        package private(set) var buckets = [Int](repeating: 0, count: CountHistogram.bounds.count + 1)
+        package private(set) var sum = 0
+        package private(set) var count = 0
+
+        package init() {}
+
+        /// `times` operations that carried `value` items each.
+        package mutating func observe(_ value: Int, times: Int = 1) {
+            guard times > 0 else { return }
+            let index = Self.bounds.firstIndex { value <= $0 } ?? Self.bounds.count
+            self.buckets[index] += times
+            self.sum += value * times
+            self.count += times
+        }
+
+        package mutating func merge(_ other: CountHistogram) {
+            for index in self.buckets.indices { self.buckets[index] += other.buckets[index] }
+            self.sum += other.sum
+            self.count += other.count
+        }
+    }
+
     /// Everything one loop has counted, copied out for a scrape.
     package struct Snapshot: Sendable {
         package var requests: [RequestKey: Int] = [:]
@@ -64,6 +91,8 @@ package final class LoopMetrics {
         package var rateLimitLocalDecisions = 0
         package var rateLimitFallbackDecisions = 0
         package var rateLimitDeniedUnavailable = 0
+        /// Redis rate-limit script calls by the decisions each carried.
+        package var rateLimitDecisionsPerRedisCall = CountHistogram()
 
         package init() {}
 
@@ -89,6 +118,7 @@ package final class LoopMetrics {
             self.rateLimitLocalDecisions += other.rateLimitLocalDecisions
             self.rateLimitFallbackDecisions += other.rateLimitFallbackDecisions
             self.rateLimitDeniedUnavailable += other.rateLimitDeniedUnavailable
+            self.rateLimitDecisionsPerRedisCall.merge(other.rateLimitDecisionsPerRedisCall)
         }
     }
 
@@ -139,6 +169,9 @@ package final class LoopMetrics {
         snapshot.rateLimitLocalDecisions = loop.rateLimiter.localDecisions
         snapshot.rateLimitFallbackDecisions = loop.rateLimiter.fallbackDecisions
         snapshot.rateLimitDeniedUnavailable = loop.rateLimiter.deniedUnavailable
+        for (decisions, calls) in loop.rateLimiter.redisCallsByDecisions.enumerated() {
+            snapshot.rateLimitDecisionsPerRedisCall.observe(decisions, times: calls)
+        }
         return snapshot
     }
 }

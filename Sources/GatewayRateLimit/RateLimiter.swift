@@ -46,6 +46,9 @@ package final class RateLimiter {
     package private(set) var fallbackDecisions = 0
     /// Requests refused with 503 because Redis failed (`on_store_unavailable = "deny"`).
     package private(set) var deniedUnavailable = 0
+    /// Redis script calls sent, by how many decisions each carried (index = decisions; empty
+    /// without Redis).
+    package var redisCallsByDecisions: [Int] { self.redis?.callsByDecisions ?? [] }
 
     /// - Parameters:
     ///   - local: the process's shared local limiter (mode local, and the fallback).

@@ -3,21 +3,24 @@ import GatewayCrypto
 package import GatewayRedis
 package import NIOCore
 
-/// Token buckets shared by every gateway instance through Redis: one
-/// atomic Lua script per decision, run by `EVALSHA` on this loop's pipelined connection.
+/// Token buckets shared by every gateway instance through Redis, decided by an atomic Lua
+/// script run by `EVALSHA` on this loop's pipelined connection: the decisions asked during one
+/// loop tick wait for its end and go together, one script call per destination
+/// (`RateLimitBatch`), each still answered with its own result.
 ///
 /// The script takes Redis `TIME` as the clock, so instances with skewed clocks agree; it
 /// keeps the credit and its timestamp in one string key `<prefix>rl:<policy>:<bucket key>`
 /// with an expiry at the moment the bucket would be full again, so idle buckets vanish on
 /// their own. Arithmetic is in integers (microseconds; one token is `period × 10⁶` units,
-/// `rate` units per µs): at most 3.6·10¹⁵, exact in Lua's doubles (< 2⁵³). Numbers are
-/// written with `%d`, as Lua's default conversion keeps only 14 significant digits.
+/// `rate` units per µs).
 ///
-/// Nothing waits longer than `timeout` (the Redis command timeout): a decision whose reply
-/// has not come by then fails with `RateLimitStoreError.timeout`, also while the client is
-/// still connecting (its connect timeout may be longer) or re-loading the script after
-/// `NOSCRIPT`. A reply arriving later is dropped (the token it took in Redis is lost; that
-/// errs towards refusing, by at most one token per timed-out request).
+/// Nothing waits longer than `timeout` (the Redis command timeout) from the moment it was
+/// asked: a decision whose reply has not come by then fails with `RateLimitStoreError.timeout`,
+/// also while the client is still connecting (its connect timeout may be longer) or
+/// re-loading the script after `NOSCRIPT`. A reply arriving later is dropped for that
+/// decision (the token it took in Redis is lost; that errs towards refusing, by at most one
+/// token per timed-out request). A failed call or a reply that does not parse fails every
+/// decision it carried, each then handled by `RateLimiter` as on its own.
 ///
 /// Touched only on its event loop (the `RedisClient`'s).
 package final class RedisRateLimiter {
@@ -32,11 +35,19 @@ package final class RedisRateLimiter {
     private var deadlines: CircularBuffer<(id: UInt64, deadline: NIODeadline)> = CircularBuffer(initialCapacity: 16)
     private var nextID: UInt64 = 0
     private lazy var deadline = LoopTimer { [weak self] in self?.oldestDecisionDue() }
+    /// Decisions asked during this tick, sent when it ends.
+    private var batch = RateLimitBatch()
+    /// On a cluster the buckets spread over the slots, and one call serves one slot.
+    private let groupsBySlot: Bool
+
+    /// Script calls sent, by how many decisions each carried (index 1...`maximumPerCall`).
+    package private(set) var callsByDecisions = [Int](repeating: 0, count: RateLimitBatch.maximumPerCall + 1)
 
     package init(client: RedisClient, keyPrefix: String, timeout: TimeAmount) {
         self.client = client
         self.keyPrefix = keyPrefix
         self.timeout = timeout
+        self.groupsBySlot = client.settings.cluster != nil
     }
 
     /// With the client's own `key_prefix` and `command_timeout` (what the gateway uses).
@@ -52,48 +63,73 @@ package final class RedisRateLimiter {
     /// completes there, failing with a `RedisClientError` or `RateLimitStoreError.timeout`
     /// when Redis cannot decide in time.
     package func decide(_ shape: TokenBucket.Shape, key: String) -> EventLoopFuture<RateLimitDecision> {
-        self.run(Self.script, shape, key: key)
+        self.enqueue(shape, key: key, take: true)
     }
 
-    /// What `decide` would answer, computed by a script that writes nothing (explain).
+    /// What `decide` would answer, computed without writing anything (explain).
     package func peek(_ shape: TokenBucket.Shape, key: String) -> EventLoopFuture<RateLimitDecision> {
-        self.run(Self.peekScript, shape, key: key)
+        self.enqueue(shape, key: key, take: false)
     }
 
-    private func run(_ script: String, _ shape: TokenBucket.Shape, key: String) -> EventLoopFuture<RateLimitDecision> {
+    private func enqueue(_ shape: TokenBucket.Shape, key: String, take: Bool) -> EventLoopFuture<RateLimitDecision> {
         self.eventLoop.preconditionInEventLoop()
         let promise = self.eventLoop.makePromise(of: RateLimitDecision.self)
         self.nextID &+= 1
         let id = self.nextID
         self.waiting[id] = promise
-        let redisKey = Self.redisKey(prefix: self.keyPrefix, policy: shape.policy, key: key)
-        self.client.evaluate(
-            script: script,
-            keys: [redisKey],
-            arguments: [String(shape.rate), String(shape.periodSeconds * 1_000_000), String(shape.burst)]
-        ).assumeIsolated().whenComplete { result in
-            guard let promise = self.waiting.removeValue(forKey: id) else { return }  // timed out already
-            self.dropAnsweredDeadlines()
-            switch result {
-            case .success(let reply):
-                switch Self.decision(from: reply, shape: shape) {
-                case .some(let decision): promise.succeed(decision)
-                case .none: promise.fail(RedisClientError.protocolError("unexpected rate-limit script reply"))
-                }
-            case .failure(let error):
-                promise.fail(error)
-            }
+        let deadline = self.eventLoop.now + self.timeout
+        self.deadlines.append((id, deadline))
+        if self.deadline.deadline == nil {
+            self.deadline.arm(at: deadline, on: self.eventLoop)
         }
-        // Only a decision still waiting needs the deadline: during an outage the client
-        // fails at once (back-off), and no timer is armed for it.
-        if self.waiting[id] != nil {
-            let deadline = self.eventLoop.now + self.timeout
-            self.deadlines.append((id, deadline))
-            if self.deadline.deadline == nil {
-                self.deadline.arm(at: deadline, on: self.eventLoop)
-            }
+        let redisKey = Self.redisKey(prefix: self.keyPrefix, policy: shape.policy, key: key)
+        let destination = self.groupsBySlot ? ClusterSlot.of(redisKey) : 0
+        let entry = RateLimitBatch.Entry(id: id, key: redisKey, shape: shape, take: take)
+        if self.batch.append(entry, destination: destination) {
+            // Decisions asked later in this tick join the batch; it leaves at the tick's end,
+            // before the client's flush of the same tick (scheduled after it).
+            let loopBound = NIOLoopBound(self, eventLoop: self.eventLoop)
+            self.eventLoop.execute { loopBound.value.flush() }
         }
         return promise.futureResult
+    }
+
+    private func flush() {
+        for call in self.batch.drain() {
+            self.send(call)
+        }
+    }
+
+    private func send(_ call: RateLimitBatch.Call) {
+        self.callsByDecisions[call.entries.count] += 1
+        self.client.evaluate(script: RateLimitBatch.script, keys: call.keys, arguments: call.arguments)
+            .assumeIsolated().whenComplete { result in
+                let decisions: Result<[RateLimitDecision], any Error>
+                switch result {
+                case .success(let reply):
+                    if let parsed = RateLimitBatch.decisions(from: reply, for: call.entries) {
+                        decisions = .success(parsed)
+                    } else {
+                        decisions = .failure(RedisClientError.protocolError("unexpected rate-limit script reply"))
+                    }
+                case .failure(let error):
+                    decisions = .failure(error)
+                }
+                // Every waiter leaves before any is completed: a completion may ask again.
+                var answered: [(EventLoopPromise<RateLimitDecision>, Int)] = []
+                answered.reserveCapacity(call.entries.count)
+                for (index, entry) in call.entries.enumerated() {
+                    // Gone already when it timed out.
+                    if let promise = self.waiting.removeValue(forKey: entry.id) { answered.append((promise, index)) }
+                }
+                self.dropAnsweredDeadlines()
+                for (promise, index) in answered {
+                    switch decisions {
+                    case .success(let parsed): promise.succeed(parsed[index])
+                    case .failure(let error): promise.fail(error)
+                    }
+                }
+            }
     }
 
     /// Decisions waiting for Redis right now (tests).
@@ -126,69 +162,7 @@ package final class RedisRateLimiter {
         }
     }
 
-    // MARK: the script and its key
-
-    /// KEYS[1]: the bucket. ARGV: rate (units per µs), units per token (the period in µs),
-    /// burst. Returns {allowed (0/1), credit after the decision}.
-    package static let script =
-        refill + """
-            local allowed = 0
-            if credit >= per_token then
-              credit = credit - per_token
-              allowed = 1
-            end
-            local missing = capacity - credit
-            if missing > 0 then
-              local ms = math.floor(missing / rate / 1000) + 2
-              redis.call('SET', KEYS[1], string.format('%d %d', credit, now), 'PX', string.format('%d', ms))
-            else
-              redis.call('DEL', KEYS[1])
-            end
-            return {allowed, credit}
-            """
-
-    /// The same arguments and reply as `script`, for a take that is not made: the bucket is
-    /// only read, so explaining a request never spends a caller's token.
-    package static let peekScript =
-        refill + """
-            if credit >= per_token then return {1, credit - per_token} end
-            return {0, credit}
-            """
-
-    /// The bucket's credit at Redis `TIME`, shared by both scripts.
-    private static let refill = """
-        if redis.replicate_commands then redis.replicate_commands() end
-        local rate = tonumber(ARGV[1])
-        local per_token = tonumber(ARGV[2])
-        local capacity = tonumber(ARGV[3]) * per_token
-        local time = redis.call('TIME')
-        local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-        local credit = capacity
-        local stored = redis.call('GET', KEYS[1])
-        if stored then
-          local c, t = string.match(stored, '^(%d+) (%d+)$')
-          if c then
-            credit = tonumber(c)
-            local last = tonumber(t)
-            if now > last then
-              local gained = (now - last) * rate
-              if gained >= capacity - credit then credit = capacity else credit = credit + gained end
-            else
-              now = last
-            end
-            if credit > capacity then credit = capacity end
-          end
-        end
-
-        """
-    // Notes on the script:
-    // - replicate_commands: TIME before a write needs effects replication, the default
-    //   since Redis 5 and the only mode in 7 (where the call is a no-op); kept for 3.2-4.
-    // - `now = last` when TIME went backwards (a failover to a server behind): no refill,
-    //   and the later stamp is kept so the interval is not credited twice.
-    // - The expiry errs late (+2 ms, rounded down then up): a bucket kept a little past
-    //   full is still full (capped), whereas one dropped early would hand out tokens.
-    // - A stored value that does not parse is treated as a full bucket.
+    // MARK: the bucket's key
 
     private static func isKeptAsIs(_ byte: UInt8) -> Bool {
         switch byte {
@@ -237,15 +211,6 @@ package final class RedisRateLimiter {
             hashed.append(hex[Int(byte & 0x0F)])
         }
         return "\(prefix)rl:\(policy):h:\(hashed.lowercased())"
-    }
-
-    /// The decision in the script's reply `{allowed, credit}`, or nil if it is not one.
-    static func decision(from reply: RESPValue, shape: TokenBucket.Shape) -> RateLimitDecision? {
-        guard case .array(let values) = reply, values.count == 2,
-            case .integer(let allowed) = values[0], allowed == 0 || allowed == 1,
-            case .integer(let credit) = values[1], credit >= 0
-        else { return nil }
-        return RateLimitDecision(shape: shape, allowed: allowed == 1, credit: credit, ticksPerSecond: 1_000_000)
     }
 }
 

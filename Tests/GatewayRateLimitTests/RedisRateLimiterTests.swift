@@ -148,12 +148,16 @@ private func stored(_ raw: LoopClient, _ key: String) async throws -> (credit: I
 
     @Test func scriptRepliesAreCheckedBeforeUse() {
         let shape = TokenBucket.Shape(policy: "p", rate: 5, periodSeconds: 60, burst: 3)
+        let entries = [RateLimitBatch.Entry(id: 1, key: "k", shape: shape, take: true)]
+        func decision(_ reply: RESPValue) -> RateLimitDecision? {
+            RateLimitBatch.decisions(from: reply, for: entries)?.first
+        }
         let reply = RESPValue.array([.integer(1), .integer(60_000_000)])
-        #expect(RedisRateLimiter.decision(from: reply, shape: shape)?.remaining == 1)
-        #expect(RedisRateLimiter.decision(from: reply, shape: shape)?.resetSeconds == 24)
-        #expect(RedisRateLimiter.decision(from: .array([.integer(2), .integer(0)]), shape: shape) == nil)
-        #expect(RedisRateLimiter.decision(from: .array([.integer(1)]), shape: shape) == nil)
-        #expect(RedisRateLimiter.decision(from: .simpleString("OK"), shape: shape) == nil)
+        #expect(decision(reply)?.remaining == 1)
+        #expect(decision(reply)?.resetSeconds == 24)
+        #expect(decision(.array([.integer(2), .integer(0)])) == nil)
+        #expect(decision(.array([.integer(1)])) == nil)
+        #expect(decision(.simpleString("OK")) == nil)
     }
 }
 

@@ -171,36 +171,44 @@ def test_malformed_credentials_are_refused_without_asking_the_store(auth_gateway
     flipped = key[:-1] + ("A" if key[-1] != "A" else "B")
     non_base62 = key[:20] + "-" + key[21:]
     url = f"{auth_gateway.url}/v1/databases"
-    gets_before = redis_server.command_calls("get")
-    charges_before = redis_server.command_calls("evalsha")
-    cases = {
-        "bad checksum": requests.get(url, headers=bearer(flipped), timeout=5),
-        "truncated": requests.get(url, headers=bearer(key[:-3]), timeout=5),
-        "non-base62": requests.get(url, headers=bearer(non_base62), timeout=5),
-        "token in query": requests.get(f"{url}?access_token={key}", timeout=5),
-        "token in query and header": requests.get(f"{url}?access_token={key}", headers=bearer(key), timeout=5),
-        "basic scheme": requests.get(url, headers={"Authorization": f"Basic {key}"}, timeout=5),
-        "unknown credential": requests.get(url, headers=bearer("opaque-token-123"), timeout=5),
-    }
-    for name, r in cases.items():
-        assert r.status_code == 401, name
-        assert r.json()["error"] == "invalid_token", name
-        assert r.headers["WWW-Authenticate"].startswith('Bearer realm="dbaudit", error="invalid_token"'), name
-    two = raw_exchange(auth_gateway.port, (f"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {key}\r\n"
-                                           f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n").encode())
-    status, headers, body = parse_response(two)
-    assert status == 401 and json.loads(body)["error"] == "invalid_token"
-    nul = raw_exchange(auth_gateway.port, (f"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {key}").encode()
-                       + b"\x00\r\nConnection: close\r\n\r\n")
-    status, headers, body = parse_response(nul)
-    assert status == 401 and json.loads(body)["error"] == "invalid_token"
-    assert "www-authenticate" in headers
-    # None of these reached the store. The three malformed API keys were each charged to the
-    # address's budget of failed authentications (an EVALSHA whose script reads the bucket
-    # with a GET, counted by commandstats); nothing else touched Redis.
-    charges = redis_server.command_calls("evalsha") - charges_before
-    assert charges == 3
-    assert redis_server.command_calls("get") - charges == gets_before
+    with RedisMonitor(redis_server.port) as monitor:
+        cases = {
+            "bad checksum": requests.get(url, headers=bearer(flipped), timeout=5),
+            "truncated": requests.get(url, headers=bearer(key[:-3]), timeout=5),
+            "non-base62": requests.get(url, headers=bearer(non_base62), timeout=5),
+            "token in query": requests.get(f"{url}?access_token={key}", timeout=5),
+            "token in query and header": requests.get(f"{url}?access_token={key}", headers=bearer(key), timeout=5),
+            "basic scheme": requests.get(url, headers={"Authorization": f"Basic {key}"}, timeout=5),
+            "unknown credential": requests.get(url, headers=bearer("opaque-token-123"), timeout=5),
+        }
+        for name, r in cases.items():
+            assert r.status_code == 401, name
+            assert r.json()["error"] == "invalid_token", name
+            assert r.headers["WWW-Authenticate"].startswith('Bearer realm="dbaudit", error="invalid_token"'), name
+        two = raw_exchange(auth_gateway.port, (f"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {key}\r\n"
+                                               f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n").encode())
+        status, headers, body = parse_response(two)
+        assert status == 401 and json.loads(body)["error"] == "invalid_token"
+        nul = raw_exchange(auth_gateway.port, (f"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {key}").encode()
+                           + b"\x00\r\nConnection: close\r\n\r\n")
+        status, headers, body = parse_response(nul)
+        assert status == 401 and json.loads(body)["error"] == "invalid_token"
+        assert "www-authenticate" in headers
+        # None of these reached the store. The three malformed API keys were each charged to the
+        # address's budget of failed authentications (a rate-limit script call, which charges
+        # asked in the same event-loop pass share); nothing else touched Redis.
+        executed = monitor.lines_until_marker(redis_server, '"')
+    bucket = "dbgw:rl:auth-failures-address:k:addr:127.0.0.1"
+    charged = []
+    for line in executed:
+        if "lua]" in line:
+            continue  # run by the script
+        arguments = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+        if arguments[:2] == ["SCRIPT", "LOAD"]:
+            continue
+        assert arguments[0] == "EVALSHA", line
+        charged += arguments[3:3 + int(arguments[2])]
+    assert charged == [bucket] * 3, executed
     assert all(rec["path"] != "/v1/databases" for rec in upstream.requests())
     # Lowercase scheme is fine (RFC 7235: case-insensitive).
     assert requests.get(url, headers={"Authorization": f"bearer {key}"}, timeout=5).status_code == 200

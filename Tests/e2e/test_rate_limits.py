@@ -18,8 +18,9 @@ import time
 import pytest
 import requests
 
-from conftest import (bearer, create_key, free_port, gateway_binary, parse_response, read_until_closed, redis_keys_tail, scaled,
-                      wait_until)
+from conftest import (admin_port, bearer, create_key, free_port, gateway_binary, parse_response, read_until_closed,
+                      redis_keys_tail, scaled, wait_until)
+from test_admin import metrics, sample
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -264,6 +265,46 @@ def test_concurrent_burst_across_two_instances_admits_exactly_burst(two_instance
     # be full again: 20 tokens at 1 per hour.
     pttl = int(redis_server.command("PTTL", f"dbgw:rl:exact:k:key:{key['id']}")[1:].strip())
     assert 20 * 3600_000 - 60_000 < pttl <= 20 * 3600_000 + 2, pttl
+
+
+def test_concurrent_requests_on_one_gateway_share_script_calls_and_admit_exactly_burst(
+        make_gateway, upstream, redis_server, pepper):
+    # The decisions waiting in one event-loop tick go to Redis in one script call: many
+    # requests at once cost fewer EVALSHAs than requests, and the bucket stays exact.
+    tail = (redis_tail(redis_server.port, pepper) + policy("exact", 1, "hour", BURST)
+            + '\n[admin]\nlisten = "127.0.0.1:0"\n')
+    gateway = make_gateway(upstream.url, routes=route("/v1/reports", scopes=["read:databases"], rate_limit="exact"),
+                           tail=tail)
+    key = create_key(gateway, ["read:databases"])
+    requests_sent = 4 * BURST
+    before = metrics(admin_port(gateway))
+    evalshas_before = redis_server.command_calls("evalsha")
+    answers = simultaneous_gets([gateway.port] * requests_sent, "/v1/reports", bearer(key["key"]))
+    evalshas = redis_server.command_calls("evalsha") - evalshas_before
+    after = metrics(admin_port(gateway))
+
+    statuses = [status for status, _, _ in answers]
+    assert statuses.count(200) == BURST and statuses.count(429) == 3 * BURST, sorted(statuses)
+    remaining = sorted(sf_members(h["ratelimit"])[0][1]["r"] for status, h, _ in answers if status == 200)
+    assert remaining == list(range(BURST)), remaining
+    assert upstream_paths(upstream).count("/v1/reports") == BURST
+
+    def delta(name, **labels):
+        family = "dbgw_rate_limit_redis_call_decisions"
+        if name == "dbgw_rate_limit_decisions_total":
+            family = "dbgw_rate_limit_decisions"
+        return sample(after, family, name, **labels) - sample(before, family, name, **labels)
+
+    decisions = delta("dbgw_rate_limit_decisions_total", store="redis")
+    calls = delta("dbgw_rate_limit_redis_call_decisions_count")
+    print(f"\n{requests_sent} concurrent requests: {decisions:.0f} decisions in {calls:.0f} script calls "
+          f"({evalshas} EVALSHA)")
+    assert decisions == requests_sent
+    assert delta("dbgw_rate_limit_redis_call_decisions_sum") == requests_sent
+    # Every rate-limit call is one EVALSHA (nothing else ran a script meanwhile), and fewer
+    # than one per request.
+    assert calls == evalshas
+    assert evalshas < requests_sent
 
 
 def test_local_mode_concurrent_burst_is_exact_across_event_loops(make_gateway, upstream):
