@@ -452,17 +452,7 @@ package final class Authenticator {
         case .invalid(let failure):
             return .deny(.unauthorized(failure.description))
         case .pending(let future):
-            return .pending(
-                future.flatMapErrorThrowing { error -> Principal in
-                    switch error {
-                    case let failure as JWTFailure: throw GatewayError.unauthorized(failure.description)
-                    case let error as GatewayError: throw error
-                    default: throw GatewayError.authUnavailable
-                    }
-                }.assumeIsolated().flatMapThrowing { principal -> Principal in
-                    try Self.checkScopes(principal, required: required, trace: trace)
-                }.nonisolated()
-            )
+            return .pending(Self.scoped(future, required: required, trace: trace, jwtFailures: true))
         }
     }
 
@@ -478,14 +468,37 @@ package final class Authenticator {
         case .invalid(let error):
             return .deny(error)
         case .pending(let future):
-            return .pending(
-                future.flatMapErrorThrowing { error -> Principal in
-                    throw error as? GatewayError ?? GatewayError.authUnavailable
-                }.assumeIsolated().flatMapThrowing { principal -> Principal in
-                    try Self.checkScopes(principal, required: required, trace: trace)
-                }.nonisolated()
-            )
+            return .pending(Self.scoped(future, required: required, trace: trace, jwtFailures: false))
         }
+    }
+
+    /// `future`'s principal under the scope rule, through one promise and one callback on
+    /// the loop (rather than a future per step). A failure that is not a `GatewayError`
+    /// is a 503, except a `JWTFailure` (when `jwtFailures`), which is the token's own 401.
+    private static func scoped(
+        _ future: EventLoopFuture<Principal>,
+        required: [String],
+        trace: DecisionTrace?,
+        jwtFailures: Bool
+    ) -> EventLoopFuture<Principal> {
+        let promise = future.eventLoop.makePromise(of: Principal.self)
+        future.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let principal):
+                do {
+                    promise.assumeIsolated().succeed(try Self.checkScopes(principal, required: required, trace: trace))
+                } catch {
+                    promise.fail(error)
+                }
+            case .failure(let failure as JWTFailure) where jwtFailures:
+                promise.fail(GatewayError.unauthorized(failure.description))
+            case .failure(let error as GatewayError):
+                promise.fail(error)
+            case .failure:
+                promise.fail(GatewayError.authUnavailable)
+            }
+        }
+        return promise.futureResult
     }
 
     /// An explained API key lookup: the record's id, owner, scopes, expiry and revocation,
