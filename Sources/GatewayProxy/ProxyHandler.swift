@@ -128,7 +128,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// request's snapshot; the loop's current one for an error outside any exchange.
     private func strictTransportSecurity(_ exchange: ExchangeRecord?) -> String? {
         guard self.isTLS else { return nil }
-        return exchange?.snapshot.strictTransportSecurity ?? self.loop.strictTransportSecurity
+        guard let exchange else { return self.loop.strictTransportSecurity }
+        return exchange.snapshot.strictTransportSecurity
     }
 
     // MARK: ChannelHandler lifecycle
@@ -275,7 +276,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 framing: .none,
                 uri: head.uri,
                 normalizedPath: rawPath,
-                builtIn: nil
+                // A browser route's refusal is its own page, even for a malformed request.
+                builtIn: BuiltInEndpoint.match(
+                    rawPath,
+                    sessionsEnabled: snapshot.handlers.sessionEndpoints != nil,
+                    local: snapshot.handlers.localEndpoints
+                )
             )
             self.run(self.machine.requestHeadRejected(error))
         }
