@@ -200,4 +200,53 @@ private final class HeldCredentialStore: CredentialStore {
         held.release()
         #expect(harness.upstreamCalls == 0, "a stale authorization must not acquire an upstream")
     }
+
+    @Test func hstsFollowsTheSnapshotOfTheHeadOnATLSListener() throws {
+        var store: HeldCredentialStore?
+        let harness = try ProxyHarness(
+            { configuration in
+                Self.old(&configuration)
+                var tls = ServerTLSSettings(certificateFile: "/unused/cert.pem", privateKeyFile: "/unused/key.pem")
+                tls.hsts = false
+                configuration.server.tls = tls
+            },
+            store: { loop in
+                let held = HeldCredentialStore(InMemoryCredentialStore(eventLoop: loop, data: InMemoryCredentialData()))
+                store = held
+                return held
+            },
+            clientScheme: "https"
+        )
+        defer { harness.finish() }
+        let held = try #require(store)
+        let key = try value(
+            of: APIKeyService(store: held, hash: harness.context.authenticator.hash(apiKey:)).create(
+                name: "hsts",
+                scopes: ["read:databases"],
+                expiresInSeconds: nil,
+                test: false,
+                owner: "dave",
+                grantor: nil,
+                now: harness.clock.now
+            ),
+            on: harness.loop
+        ).key
+        try harness.send("GET /v1/databases HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer \(key)\r\n\r\n")
+        #expect(held.waiting == 1)
+        // The reload turns HSTS on while the request waits.
+        var reloaded = Self.new(harness.context.configuration)
+        reloaded.server.tls?.hsts = true
+        reloaded.server.tls?.hstsMaxAgeSeconds = 600
+        harness.apply(reloaded)
+        held.release()
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        let response = try #require(try harness.clientResponses().first)
+        #expect(response.statusCode == 200)
+        #expect(!response.has("Strict-Transport-Security"), "HSTS was off when the head arrived")
+
+        try harness.send("GET /v1/databases HTTP/1.1\r\nHost: gw.example\r\n\r\n")
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", on: 1)
+        let next = try #require(try harness.clientResponses().first)
+        #expect(next.values("Strict-Transport-Security") == ["max-age=600"])
+    }
 }

@@ -209,9 +209,11 @@ final class ProxyHarness {
 
     /// - Parameter store: a credential store for the handlers, built on the harness's loop
     ///   (nil: a fresh in-process one per configuration).
+    /// - Parameter clientScheme: `https` to stand for a connection of a TLS listener.
     init(
         _ adjust: (inout GatewayConfiguration) -> Void = { _ in },
-        store: ((EmbeddedEventLoop) -> any CredentialStore)? = nil
+        store: ((EmbeddedEventLoop) -> any CredentialStore)? = nil,
+        clientScheme: String = "http"
     ) throws {
         var configuration = GatewayConfiguration(upstream: UpstreamSettings(host: "backend.internal", port: 9000))
         // These tests are about proxying: one open catch-all route (auth has its own tests).
@@ -243,7 +245,7 @@ final class ProxyHarness {
         )
         self.client = EmbeddedChannel(loop: self.loop)
         self.client.remoteAddress = try SocketAddress(ipAddress: "192.0.2.10", port: 40000)
-        try ProxyPipeline.configure(channel: self.client, loop: self.context)
+        try ProxyPipeline.configure(channel: self.client, loop: self.context, clientScheme: clientScheme)
         try self.client.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
     }
 
