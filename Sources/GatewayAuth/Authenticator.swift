@@ -265,69 +265,91 @@ package final class Authenticator {
             return .deny(refusal)
         }
         let lookup = self.lookUp(hash: hash)
-        if let admitted {
-            lookup.assumeIsolated().whenComplete { _ in admitted.limit.lookupFinished(client: admitted.client) }
+        // One promise and one callback per lookup rather than a chain of derived futures:
+        // the answer is judged in one step on the loop.
+        let promise = lookup.eventLoop.makePromise(of: Principal.self)
+        lookup.assumeIsolated().whenComplete { result in
+            if let admitted {
+                admitted.limit.lookupFinished(client: admitted.client)
+            }
+            do {
+                let principal = try self.judge(result, hash: hash, stale: stale, limited: limited, trace: trace)
+                promise.assumeIsolated().succeed(try Self.checkScopes(principal, required: required, trace: trace))
+            } catch {
+                promise.fail(error)
+            }
         }
-        let future = lookup.assumeIsolated().flatMapErrorThrowing { error -> APIKeyRecord? in
+        return .pending(promise.futureResult)
+    }
+
+    /// The principal behind a store's answer about key `hash`, or the refusal: unknown,
+    /// revoked, expired or unreadable keys are 401s (cached as unknown and charged to the
+    /// failure budget); a store that cannot answer leaves the stale entry, within its grace
+    /// and its key's expiry, or a 503.
+    private func judge(
+        _ result: Result<APIKeyRecord?, any Error>,
+        hash: String,
+        stale: Principal?,
+        limited: Limited?,
+        trace: DecisionTrace?
+    ) throws(GatewayError) -> Principal {
+        let record: APIKeyRecord?
+        switch result {
+        case .success(let found):
+            record = found
+        case .failure(let error):
             if case CredentialStoreError.corrupt(let reason) = error {
                 // Not what the gateway wrote: treated as absent (401), and said loudly.
                 self.logger.error("unreadable API key record in the store", metadata: ["reason": "\(reason)"])
-                return nil
-            }
-            // The store cannot answer: a cached key keeps working within its grace.
-            if let stale {
+                record = nil
+            } else if let stale {
+                // The store cannot answer: a cached key keeps working within its grace,
+                // which covers the outage, never the key's own expiry.
                 trace?.info("api_key.lookup", "the store cannot answer: the stale cached entry is used (stale_grace)")
-                throw StaleFallback(principal: stale)
+                if let expiresAt = stale.expiresAt, self.clock.unixSeconds() >= expiresAt {
+                    trace?.fail("api_key.expiry", "the stale entry's key expired at \(expiresAt)")
+                    throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
+                }
+                return stale
+            } else {
+                trace?.fail("api_key.lookup", "the credential store cannot answer and the key is not cached")
+                throw GatewayError.authUnavailable
             }
-            trace?.fail("api_key.lookup", "the credential store cannot answer and the key is not cached")
-            throw GatewayError.authUnavailable
-        }.flatMapThrowing { record -> Principal in
-            let now = self.clock.unixSeconds()
-            if let trace {
-                Self.describe(record, hash: hash, now: now, into: trace)
-            }
-            guard let record, record.isUsable(at: now) else {
-                self.cache.storeNegative(hash, now: self.clock.now())
-                self.charge(limited)
-                throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
-            }
-            // Whatever store answered, scopes that are not scope tokens never authorize and
-            // never travel upstream: the record is treated as unreadable.
-            guard ScopeToken.areValid(record.scopes) else {
-                self.logger.error(
-                    "unreadable API key record in the store",
-                    metadata: ["reason": "scopes are not all scope tokens"]
-                )
-                trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
-                self.cache.storeNegative(hash, now: self.clock.now())
-                self.charge(limited)
-                throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
-            }
-            let principal = Principal(
-                subject: record.owner,
-                kind: .apiKey,
-                scopes: record.scopes,
-                keyID: record.id,
-                expiresAt: record.expiresAt,
-                rateLimit: record.rateLimit
+        }
+        let now = self.clock.unixSeconds()
+        if let trace {
+            Self.describe(record, hash: hash, now: now, into: trace)
+        }
+        guard let record, record.isUsable(at: now) else {
+            self.cache.storeNegative(hash, now: self.clock.now())
+            self.charge(limited)
+            throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
+        }
+        // Whatever store answered, scopes that are not scope tokens never authorize and
+        // never travel upstream: the record is treated as unreadable.
+        guard ScopeToken.areValid(record.scopes) else {
+            self.logger.error(
+                "unreadable API key record in the store",
+                metadata: ["reason": "scopes are not all scope tokens"]
             )
-            self.cache.storePositive(hash, principal, now: self.clock.now())
-            if trace == nil {
-                self.touch(keyID: record.id, now: now)
-            }
-            return principal
-        }.flatMapErrorThrowing { error -> Principal in
-            guard let fallback = error as? StaleFallback else { throw error }
-            // The grace covers the outage, never the key's own expiry.
-            if let expiresAt = fallback.principal.expiresAt, self.clock.unixSeconds() >= expiresAt {
-                trace?.fail("api_key.expiry", "the stale entry's key expired at \(expiresAt)")
-                throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
-            }
-            return fallback.principal
-        }.flatMapThrowing { principal -> Principal in
-            try Self.checkScopes(principal, required: required, trace: trace)
-        }.nonisolated()
-        return .pending(future)
+            trace?.fail("api_key.record", "the record's scopes are not all scope tokens: treated as unreadable")
+            self.cache.storeNegative(hash, now: self.clock.now())
+            self.charge(limited)
+            throw GatewayError.unauthorized("The API key is unknown, revoked or expired.")
+        }
+        let principal = Principal(
+            subject: record.owner,
+            kind: .apiKey,
+            scopes: record.scopes,
+            keyID: record.id,
+            expiresAt: record.expiresAt,
+            rateLimit: record.rateLimit
+        )
+        self.cache.storePositive(hash, principal, now: self.clock.now())
+        if trace == nil {
+            self.touch(keyID: record.id, now: now)
+        }
+        return principal
     }
 
     /// The failure budget of one request's client address.
@@ -430,17 +452,7 @@ package final class Authenticator {
         case .invalid(let failure):
             return .deny(.unauthorized(failure.description))
         case .pending(let future):
-            return .pending(
-                future.flatMapErrorThrowing { error -> Principal in
-                    switch error {
-                    case let failure as JWTFailure: throw GatewayError.unauthorized(failure.description)
-                    case let error as GatewayError: throw error
-                    default: throw GatewayError.authUnavailable
-                    }
-                }.assumeIsolated().flatMapThrowing { principal -> Principal in
-                    try Self.checkScopes(principal, required: required, trace: trace)
-                }.nonisolated()
-            )
+            return .pending(Self.scoped(future, required: required, trace: trace, jwtFailures: true))
         }
     }
 
@@ -456,14 +468,37 @@ package final class Authenticator {
         case .invalid(let error):
             return .deny(error)
         case .pending(let future):
-            return .pending(
-                future.flatMapErrorThrowing { error -> Principal in
-                    throw error as? GatewayError ?? GatewayError.authUnavailable
-                }.assumeIsolated().flatMapThrowing { principal -> Principal in
-                    try Self.checkScopes(principal, required: required, trace: trace)
-                }.nonisolated()
-            )
+            return .pending(Self.scoped(future, required: required, trace: trace, jwtFailures: false))
         }
+    }
+
+    /// `future`'s principal under the scope rule, through one promise and one callback on
+    /// the loop (rather than a future per step). A failure that is not a `GatewayError`
+    /// is a 503, except a `JWTFailure` (when `jwtFailures`), which is the token's own 401.
+    private static func scoped(
+        _ future: EventLoopFuture<Principal>,
+        required: [String],
+        trace: DecisionTrace?,
+        jwtFailures: Bool
+    ) -> EventLoopFuture<Principal> {
+        let promise = future.eventLoop.makePromise(of: Principal.self)
+        future.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let principal):
+                do {
+                    promise.assumeIsolated().succeed(try Self.checkScopes(principal, required: required, trace: trace))
+                } catch {
+                    promise.fail(error)
+                }
+            case .failure(let failure as JWTFailure) where jwtFailures:
+                promise.fail(GatewayError.unauthorized(failure.description))
+            case .failure(let error as GatewayError):
+                promise.fail(error)
+            case .failure:
+                promise.fail(GatewayError.authUnavailable)
+            }
+        }
+        return promise.futureResult
     }
 
     /// An explained API key lookup: the record's id, owner, scopes, expiry and revocation,
@@ -530,10 +565,6 @@ package final class Authenticator {
                 metadata: ["error": "\(error)"]
             )
         }
-    }
-
-    private struct StaleFallback: Error {
-        let principal: Principal
     }
 
     private func decide(_ principal: Principal, required: [String], trace: DecisionTrace?) -> Outcome {

@@ -12,6 +12,9 @@ import NIOHTTP1
 package enum Explainer {
     package static func explain(_ request: ExplainRequest, on loop: LoopContext) -> EventLoopFuture<ExplainReport> {
         loop.eventLoop.preconditionInEventLoop()
+        // Like a request, the explanation reads one configuration, whatever a reload does
+        // while it waits on the store.
+        let snapshot = loop.snapshot
         let trace = DecisionTrace()
         var headers = HTTPHeaders()
         for field in request.headers { headers.add(name: field.name, value: field.value) }
@@ -25,7 +28,7 @@ package enum Explainer {
         let clientAddress = ClientAddress.resolve(
             peer: request.clientAddress,
             forwardedFor: head.headers["x-forwarded-for"],
-            trusted: loop.configuration.server.trustedProxies
+            trusted: snapshot.trustedProxies
         )
         let (rawPath, _) = ProxyHandler.splitTarget(request.target)
         var report = ExplainReport(
@@ -48,7 +51,7 @@ package enum Explainer {
 
         if case .failure(let error) = RequestValidation.validate(
             head,
-            maxBodyBytes: loop.configuration.server.maxBodyBytes
+            maxBodyBytes: snapshot.maxBodyBytes
         ) {
             trace.fail("request", error.description)
             return finish(error)
@@ -66,18 +69,18 @@ package enum Explainer {
         report.normalizedPath = normalizedPath
         let builtIn = BuiltInEndpoint.match(
             normalizedPath,
-            sessionsEnabled: loop.sessionEndpoints != nil,
-            local: loop.localEndpoints
+            sessionsEnabled: snapshot.handlers.sessionEndpoints != nil,
+            local: snapshot.handlers.localEndpoints
         )
         let route = RequestDecision.route(
             method: head.method.rawValue,
             normalizedPath: normalizedPath,
             builtIn: builtIn,
-            routes: loop.routes
+            routes: snapshot.routes
         )
         trace.info("route.match", "\(route.label)\(route.rateLimit.map { " (rate limit \($0))" } ?? "")")
         route.describe(method: head.method.rawValue, normalizedPath: normalizedPath, into: trace)
-        let outcome = loop.authenticator.authorize(
+        let outcome = snapshot.handlers.authenticator.authorize(
             route.requirement,
             authorization: head.headers["authorization"],
             queryCarriesToken: ProxyHandler.queryCarriesToken(head.uri),
@@ -95,11 +98,7 @@ package enum Explainer {
         let eventLoop = loop.eventLoop
         return decided.assumeIsolated().flatMap { principal -> EventLoopFuture<ExplainReport> in
             report.principal = principal
-            let policies = RateLimitGate.policies(
-                route: route.rateLimit,
-                principal: principal,
-                configuration: loop.configuration
-            )
+            let policies = snapshot.rateLimitPolicies(route: route.rateLimit, principal: principal)
             guard !policies.isEmpty else {
                 trace.info("rate_limit", "no policy applies")
                 report.destination = builtIn == nil ? "upstream" : "gateway"

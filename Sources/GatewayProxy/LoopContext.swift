@@ -6,42 +6,50 @@ package import Logging
 package import NIOCore
 
 /// Everything one event loop needs to serve requests: the configuration snapshot in
-/// force, the TLS contexts, the upstream pool, the loggers and the handlers the server
-/// built for this loop.
+/// force (with the TLS contexts, the upstream pool, the loggers and the handlers the server
+/// built for this loop), the rate limiter and the loop's counters.
 ///
 /// One per event loop, created at start-up. It is touched only on its own loop, which is
 /// what lets the request path run without locks: a reload does not mutate shared state,
-/// it asks each loop to `apply` the new snapshot there. Requests already in flight keep
-/// the snapshot and pool they started with.
+/// it asks each loop to `apply` the new snapshot there. Everything a reload changes is in
+/// one immutable `LoopSnapshot`, replaced in one assignment: a request takes it once, when
+/// its head is accepted, and keeps it (with its pool) until it ends.
 package final class LoopContext {
     package let eventLoop: any EventLoop
-    package private(set) var configuration: GatewayConfiguration
-    private(set) var pool: UpstreamPool
+    /// The configuration in force and everything derived from it.
+    package private(set) var snapshot: LoopSnapshot
     private let connector: UpstreamConnector
-    package private(set) var logger: Logger
-    package private(set) var accessLog: AccessLog
     /// Counters and histograms of this loop (read by the admin listener).
     package let metrics = LoopMetrics()
-    /// `Host` for the upstream, computed once per configuration rather than per request.
-    package private(set) var upstreamAuthority: String
-    /// The TLS contexts in force: new TLS connections on this loop use these.
-    package private(set) var tls: GatewayTLSContexts
-    /// `Strict-Transport-Security` for responses on TLS listeners (nil: HSTS off).
-    package private(set) var strictTransportSecurity: String?
     /// Client connections currently open on this loop.
     package internal(set) var openClientConnections = 0
     /// Client connections of this loop waiting for a request head: the ones closed first
     /// when `max_connections` is reached.
     package let waitingConnections = WaitingConnections()
-    /// `[[routes]]` of the configuration in force: what each request needs.
-    package private(set) var routes: RouteTable
     /// Token buckets of this loop: Redis-backed when `[redis]` is configured.
     package let rateLimiter: RateLimiter
     /// The gateway's clock (the server's `.system`; a manual one in tests).
     package let clock: GatewayClock
+
+    package var configuration: GatewayConfiguration { self.snapshot.configuration }
+    var pool: UpstreamPool { self.snapshot.pool }
+    package var logger: Logger { self.snapshot.logger }
+    package var accessLog: AccessLog { self.snapshot.accessLog }
+    /// `Host` for the upstream.
+    package var upstreamAuthority: String { self.snapshot.upstreamAuthority }
+    /// The TLS contexts in force: new TLS connections on this loop use these.
+    package var tls: GatewayTLSContexts { self.snapshot.tls }
+    /// `Strict-Transport-Security` for responses on TLS listeners (nil: HSTS off).
+    package var strictTransportSecurity: String? { self.snapshot.strictTransportSecurity }
+    /// `[[routes]]` of the configuration in force: what each request needs.
+    package var routes: RouteTable { self.snapshot.routes }
     /// What this loop answers requests with; replaced as a whole (by `apply`, or by the
-    /// server once the handlers that read its own per-loop state exist).
-    package var handlers: LoopHandlers
+    /// server once the handlers that read its own per-loop state exist), which publishes
+    /// a new snapshot.
+    package var handlers: LoopHandlers {
+        get { self.snapshot.handlers }
+        set { self.snapshot = self.snapshot.replacing(handlers: newValue) }
+    }
 
     /// Credential and scope decisions for this loop.
     package var authenticator: Authenticator { self.handlers.authenticator }
@@ -64,28 +72,22 @@ package final class LoopContext {
     ) {
         self.eventLoop = eventLoop
         self.clock = clock
-        self.configuration = configuration
         self.connector = connector
-        self.logger = logger
-        self.accessLog = AccessLog(
+        self.snapshot = LoopSnapshot(
+            configuration: configuration,
+            pool: UpstreamPool(
+                eventLoop: eventLoop,
+                settings: configuration.upstream,
+                connector: connector,
+                tls: tls.upstream,
+                logger: logger,
+                clock: clock
+            ),
+            tls: tls,
             logger: logger,
-            enabled: configuration.logging.accessLog,
-            sampleRate: configuration.logging.accessLogSampleRate
+            handlers: handlers
         )
-        self.tls = tls
-        self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
-        self.pool = UpstreamPool(
-            eventLoop: eventLoop,
-            settings: configuration.upstream,
-            connector: connector,
-            tls: tls.upstream,
-            logger: logger,
-            clock: clock
-        )
-        self.upstreamAuthority = configuration.upstream.authority
-        self.routes = RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes)
         self.rateLimiter = rateLimiter
-        self.handlers = handlers
     }
 
     /// Switches this loop to `configuration`. A changed upstream (or upstream TLS context)
@@ -99,9 +101,11 @@ package final class LoopContext {
         handlers: LoopHandlers
     ) {
         self.eventLoop.preconditionInEventLoop()
-        if configuration.upstream != self.configuration.upstream || tls.upstream !== self.tls.upstream {
-            self.pool.retire()
-            self.pool = UpstreamPool(
+        let previous = self.snapshot
+        var pool = previous.pool
+        if configuration.upstream != previous.configuration.upstream || tls.upstream !== previous.tls.upstream {
+            pool.retire()
+            pool = UpstreamPool(
                 eventLoop: self.eventLoop,
                 settings: configuration.upstream,
                 connector: self.connector,
@@ -110,18 +114,13 @@ package final class LoopContext {
                 clock: self.clock
             )
         }
-        self.tls = tls
-        self.strictTransportSecurity = configuration.server.tls?.strictTransportSecurity
-        self.upstreamAuthority = configuration.upstream.authority
-        self.routes = RouteTable(routes: configuration.routes, unmatched: configuration.server.unmatchedRoutes)
-        self.configuration = configuration
-        self.logger = logger
-        self.accessLog = AccessLog(
+        self.snapshot = LoopSnapshot(
+            configuration: configuration,
+            pool: pool,
+            tls: tls,
             logger: logger,
-            enabled: configuration.logging.accessLog,
-            sampleRate: configuration.logging.accessLogSampleRate
+            handlers: handlers
         )
-        self.handlers = handlers
     }
 
     /// Closes idle upstream connections (shutdown).

@@ -2,30 +2,66 @@ import GatewayCore
 import NIOCore
 import NIOHTTP1
 
-/// The life of one client connection's current exchange, as pure state: which side has
-/// finished, whether an upstream connection is attached, whether the connection may be
-/// kept alive. Every event returns the action the handler must run; the machine itself
-/// performs no I/O.
+/// The life of one client connection's current exchange, as pure state: where the request
+/// stands on its way in (authorization, rate limiting, admitted), which side has finished,
+/// whether an upstream connection is attached, whether the connection may be kept alive.
+/// Every event returns the action the handler must run; the machine itself performs no
+/// I/O. The completion of an asynchronous step (the credential store, the limiter, the
+/// pool, a local endpoint) names its exchange, so one that arrives after that exchange
+/// ended is recognised here as stale.
 ///
 /// Owned by one `ProxyHandler`, touched only on its channel's event loop.
 struct ProxyConnectionStateMachine {
+    /// One exchange of the connection, for the completions of its asynchronous steps.
+    struct ExchangeID: Hashable, CustomStringConvertible {
+        let value: UInt64
+
+        init(_ value: UInt64) { self.value = value }
+
+        var description: String { "#\(self.value)" }
+    }
+
     enum ResponsePhase: Equatable {
         case notStarted
         case streaming
     }
 
-    /// Where an authorized request goes.
+    /// Where a request goes once admitted; known from its path when the head is accepted.
     enum Destination: Equatable {
-        /// Not decided yet: authorization is pending.
-        case undecided
         case upstream
-        /// Answered by the gateway itself (e.g. `/v1/api-keys`) once the body is complete.
-        case local
+        /// Answered by the gateway itself (e.g. `/v1/api-keys`) once the body is complete,
+        /// which may be at most `bodyLimit` bytes.
+        case local(bodyLimit: Int64)
+    }
+
+    /// The steps before a request may go anywhere.
+    enum Admission: Equatable {
+        /// The credential is being checked (reads are held meanwhile).
+        case authorizing
+        /// The token buckets are being asked.
+        case rateLimiting
+        /// Authorized and within its limits: on its way to its destination.
+        case admitted
+    }
+
+    /// What an accepted request head says about the exchange's course.
+    struct RequestHead: Equatable {
+        var keepAlive: Bool
+        var maxBodyBytes: Int64
+        /// False when the head announced no body.
+        var bodyExpected = true
+        var destination = Destination.upstream
+        /// The `Content-Length` the head declared, if any.
+        var declaredLength: Int64? = nil
+        /// `Expect: 100-continue`: the interim response is owed once the request is admitted.
+        var expectsContinue = false
     }
 
     /// The exchange in progress.
     struct Exchange {
-        var destination: Destination = .undecided
+        let id: ExchangeID
+        let destination: Destination
+        var admission = Admission.authorizing
         var requestComplete = false
         var response: ResponsePhase = .notStarted
         var upstreamAttached = false
@@ -36,7 +72,9 @@ struct ProxyConnectionStateMachine {
         let keepAliveRequested: Bool
         /// False when the head announced no body: only the parser's end marker is still to
         /// come, so the connection stays in sync even if the exchange fails before it.
-        var bodyExpected = true
+        let bodyExpected: Bool
+        let declaredLength: Int64?
+        let expectsContinue: Bool
     }
 
     enum State {
@@ -50,17 +88,25 @@ struct ProxyConnectionStateMachine {
     /// What the handler must do next.
     enum Action: Equatable {
         case none
-        /// Get a connection from the pool.
-        case acquireUpstream
-        /// Decide whether the request may pass (the handler asks the authenticator).
-        case authorize
+        /// Ask the authenticator about exchange `id`'s credential and route (reads stay
+        /// held until the request is admitted).
+        case authorize(ExchangeID)
+        /// Ask the token buckets that apply to exchange `id`.
+        case checkRateLimit(ExchangeID)
+        /// Admitted for the upstream: get a connection from the pool for exchange `id`;
+        /// send `100 Continue` first when `sendContinue`.
+        case acquireUpstream(ExchangeID, sendContinue: Bool)
+        /// Admitted for a built-in endpoint whose body is still coming: resume reading it;
+        /// send `100 Continue` first when `sendContinue`.
+        case readLocalBody(sendContinue: Bool)
         /// The request is for a built-in endpoint and its body is complete.
-        case runLocalEndpoint([HTTPClientRequestPart])
+        case runLocalEndpoint(ExchangeID, [HTTPClientRequestPart])
         /// Send this part upstream.
         case forwardToUpstream(HTTPClientRequestPart)
-        /// The upstream connection is attached: send the head and these buffered parts.
+        /// The upstream connection just acquired is attached: send the head and these
+        /// buffered parts.
         case sendHeadAndBuffered([HTTPClientRequestPart])
-        /// Hand back an upstream connection that was acquired after the exchange ended.
+        /// Hand back an upstream connection that was acquired after its exchange ended.
         case releaseUnusedUpstream
         case writeResponseHead(keepAlive: Bool)
         case writeResponseBody(ByteBuffer)
@@ -73,12 +119,14 @@ struct ProxyConnectionStateMachine {
         case closeClient(abortUpstream: Bool)
         /// The client went away: drop the upstream connection of the exchange, if any.
         case abortUpstream
-        /// The built-in endpoint's response is written; close the client if asked.
+        /// The built-in endpoint's response is ready: write it whole; close the client if asked.
         case finishLocal(closeClient: Bool)
     }
 
     private(set) var state: State = .idle
     private(set) var quiescing = false
+    /// The id of the last exchange started on this connection.
+    private var lastExchangeID: UInt64 = 0
 
     var isIdle: Bool {
         if case .idle = self.state { return true }
@@ -97,13 +145,27 @@ struct ProxyConnectionStateMachine {
         return false
     }
 
-    mutating func requestHeadAccepted(keepAlive: Bool, maxBodyBytes: Int64, bodyExpected: Bool = true) -> Action {
+    /// The exchange in progress, if any.
+    var currentExchange: ExchangeID? {
+        if case .active(let exchange) = self.state { return exchange.id }
+        return nil
+    }
+
+    mutating func requestHeadAccepted(_ head: RequestHead) -> Action {
         switch self.state {
         case .idle:
-            var exchange = Exchange(maxBodyBytes: maxBodyBytes, keepAliveRequested: keepAlive)
-            exchange.bodyExpected = bodyExpected
+            self.lastExchangeID &+= 1
+            let exchange = Exchange(
+                id: ExchangeID(self.lastExchangeID),
+                destination: head.destination,
+                maxBodyBytes: head.maxBodyBytes,
+                keepAliveRequested: head.keepAlive,
+                bodyExpected: head.bodyExpected,
+                declaredLength: head.declaredLength,
+                expectsContinue: head.expectsContinue
+            )
             self.state = .active(exchange)
-            return .authorize
+            return .authorize(exchange.id)
         case .closing:
             // The close is already on its way, after the last response is flushed. The
             // pipelining handler hands over the next buffered head while that response is
@@ -131,41 +193,73 @@ struct ProxyConnectionStateMachine {
         }
     }
 
-    /// The request may pass; `destination` says where it goes.
-    mutating func authorized(destination: Destination, localBodyLimit: Int64) -> Action {
-        guard case .active(var exchange) = self.state, exchange.destination == .undecided else { return .none }
-        exchange.destination = destination
-        switch destination {
-        case .undecided:
-            preconditionFailure("authorization must decide a destination")
+    /// The exchange `id` if it is the one in progress and at `admission`; nil for a stale
+    /// completion (its exchange failed, finished or the connection closed meanwhile).
+    private func current(_ id: ExchangeID, at admission: Admission) -> Exchange? {
+        guard case .active(let exchange) = self.state, exchange.id == id, exchange.admission == admission else {
+            return nil
+        }
+        return exchange
+    }
+
+    /// The credential is good for the route; `rateLimited` when token buckets apply.
+    mutating func authorizationSucceeded(_ id: ExchangeID, rateLimited: Bool) -> Action {
+        guard var exchange = self.current(id, at: .authorizing) else { return .none }
+        guard rateLimited else { return self.admit(exchange) }
+        exchange.admission = .rateLimiting
+        self.state = .active(exchange)
+        return .checkRateLimit(id)
+    }
+
+    /// The request may not pass (401, 403, 404, 429 for a spent failure budget, 503...).
+    mutating func authorizationFailed(_ id: ExchangeID, _ error: GatewayError) -> Action {
+        guard let exchange = self.current(id, at: .authorizing) else { return .none }
+        return self.fail(exchange, with: error)
+    }
+
+    /// Every token bucket admitted the request.
+    mutating func rateLimitAdmitted(_ id: ExchangeID) -> Action {
+        guard let exchange = self.current(id, at: .rateLimiting) else { return .none }
+        return self.admit(exchange)
+    }
+
+    /// A bucket is empty (429) or the store that holds it cannot answer (503).
+    mutating func rateLimitRefused(_ id: ExchangeID, _ error: GatewayError) -> Action {
+        guard let exchange = self.current(id, at: .rateLimiting) else { return .none }
+        return self.fail(exchange, with: error)
+    }
+
+    /// Authorized and within its limits: the request goes to its destination. The interim
+    /// `100 Continue` is owed only now, so a client that waits for it never sends a body
+    /// that is refused.
+    private mutating func admit(_ admitted: Exchange) -> Action {
+        var exchange = admitted
+        exchange.admission = .admitted
+        let sendContinue = exchange.expectsContinue && !exchange.requestComplete
+        switch exchange.destination {
         case .upstream:
             self.state = .active(exchange)
-            return .acquireUpstream
-        case .local:
-            if exchange.bodyBytes > localBodyLimit {
-                return self.fail(exchange, with: .bodyTooLarge(limit: Int(localBodyLimit)))
+            return .acquireUpstream(exchange.id, sendContinue: sendContinue)
+        case .local(let bodyLimit):
+            // Refused on the declared size, before the client is invited to send the body.
+            if (exchange.declaredLength ?? 0) > bodyLimit || exchange.bodyBytes > bodyLimit {
+                return self.fail(exchange, with: .bodyTooLarge(limit: Int(clamping: bodyLimit)))
             }
-            exchange.maxBodyBytes = min(exchange.maxBodyBytes, localBodyLimit)
+            exchange.maxBodyBytes = min(exchange.maxBodyBytes, bodyLimit)
             guard exchange.requestComplete else {
                 self.state = .active(exchange)
-                return .none
+                return .readLocalBody(sendContinue: sendContinue)
             }
             let parts = Array(exchange.buffered)
             exchange.buffered.removeAll()
             self.state = .active(exchange)
-            return .runLocalEndpoint(parts)
+            return .runLocalEndpoint(exchange.id, parts)
         }
     }
 
-    /// The request may not pass (401, 403, 404, 503...).
-    mutating func authorizationFailed(_ error: GatewayError) -> Action {
-        guard case .active(let exchange) = self.state, exchange.destination == .undecided else { return .none }
-        return self.fail(exchange, with: error)
-    }
-
-    /// A built-in endpoint produced its response: the handler writes it whole.
-    mutating func localResponseReady() -> Action {
-        guard case .active(let exchange) = self.state, exchange.destination == .local else { return .none }
+    /// The built-in endpoint of exchange `id` produced its response.
+    mutating func localResponseReady(_ id: ExchangeID) -> Action {
+        guard let exchange = self.current(id, at: .admitted), case .local = exchange.destination else { return .none }
         let keepAlive = exchange.keepAliveRequested && !self.quiescing && exchange.requestComplete
         self.state = keepAlive ? .idle : .closing
         return .finishLocal(closeClient: !keepAlive)
@@ -193,19 +287,21 @@ struct ProxyConnectionStateMachine {
             self.state = .active(exchange)
             return .forwardToUpstream(.end(trailers))
         }
-        if exchange.destination == .local {
+        if case .local = exchange.destination, exchange.admission == .admitted {
             let parts = Array(exchange.buffered)
             exchange.buffered.removeAll()
             self.state = .active(exchange)
-            return .runLocalEndpoint(parts)
+            return .runLocalEndpoint(exchange.id, parts)
         }
         exchange.buffered.append(.end(trailers))
         self.state = .active(exchange)
         return .none
     }
 
-    mutating func upstreamAcquired() -> Action {
-        guard case .active(var exchange) = self.state, exchange.destination == .upstream, !exchange.upstreamAttached
+    /// The pool produced a connection for exchange `id`.
+    mutating func upstreamAcquired(_ id: ExchangeID) -> Action {
+        guard var exchange = self.current(id, at: .admitted), exchange.destination == .upstream,
+            !exchange.upstreamAttached
         else {
             return .releaseUnusedUpstream
         }
@@ -216,8 +312,9 @@ struct ProxyConnectionStateMachine {
         return .sendHeadAndBuffered(parts)
     }
 
-    mutating func upstreamAcquireFailed(_ error: GatewayError) -> Action {
-        guard case .active(let exchange) = self.state else { return .none }
+    /// The pool could not connect for exchange `id`.
+    mutating func upstreamAcquireFailed(_ id: ExchangeID, _ error: GatewayError) -> Action {
+        guard let exchange = self.current(id, at: .admitted), !exchange.upstreamAttached else { return .none }
         return self.fail(exchange, with: error)
     }
 

@@ -17,16 +17,22 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    /// What the handler keeps about the exchange in progress, beyond the machine's state.
-    /// A class: it is handed around and updated on every read, and copying a struct of
-    /// this size cost a measurable share of each request in the profile.
+    /// The per-request context: what the handler keeps about the exchange in progress,
+    /// beyond the machine's state. It holds the configuration snapshot taken when the head
+    /// arrived, and every later step of the request (authorization, rate limits, the
+    /// upstream head, the pool, HSTS, the access log) reads that snapshot, never the loop's
+    /// current one: a reload while the request waits changes nothing about it.
+    /// A class: it is handed to the completions of the asynchronous steps and updated on
+    /// every read, and copying a struct of this size cost a measurable share of each
+    /// request in the profile.
     private final class ExchangeRecord {
-        let id: UInt64
+        /// The configuration in force when the head arrived.
+        let snapshot: LoopSnapshot
         let requestID: String
         let method: HTTPMethod
         let path: String
         let version: HTTPVersion
-        /// The client's head; the upstream head is derived from it once authorized.
+        /// The client's head; the upstream head is derived from it once admitted.
         let head: HTTPRequestHead
         let framing: RequestBodyFraming
         /// Normalized path plus the client's query.
@@ -34,66 +40,66 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let normalizedPath: String
         /// A built-in endpoint the gateway answers itself, or nil (forwarded).
         let builtIn: BuiltInEndpoint?
-        var isLocal: Bool { builtIn != nil }
-        var upstreamHead: HTTPRequestHead?
+        /// The rule the request falls under (nil for a head refused before routing).
+        var route: RequestDecision.Route?
         var principal: Principal?
         /// The client behind any trusted proxies (the TCP peer otherwise).
         let clientAddress: String
-        /// The `[[routes]]` rate-limit policy of the matched route.
-        var routeRateLimit: String?
+        /// The token buckets that apply, once authorized.
+        var rateLimitPolicies: [RateLimitPolicy] = []
         /// `RateLimit-Policy`/`RateLimit` for the response, when the request was limited.
         var rateLimitHeaders: [(name: String, value: String)] = []
-        let pool: UpstreamPool
         let started: NIODeadline
-        let bodyTimeout: TimeAmount
         var upstream: UpstreamConnection?
         var upstreamStarted: NIODeadline?
         /// When the authorization decision was made.
         var authorizedAt: NIODeadline?
         /// When the credential store was asked (a cache miss), if it was.
         var storeAskedAt: NIODeadline?
-        /// The route that decided the request, for metrics.
-        var routeLabel = "invalid"
         var status = 0
         var bytesIn: Int64 = 0
         var bytesOut: Int64 = 0
         /// The response cannot be delimited without closing (HTTP/1.0 without length).
         var closeAfterResponse = false
-        /// The client sent `Expect: 100-continue`: it gets the interim response once the
-        /// request is authorized and its declared size is within the limit that applies.
-        var expectsContinue = false
+
+        /// The route that decided the request, for metrics.
+        var routeLabel: String { self.route?.label ?? "invalid" }
+        var bodyTimeout: TimeAmount { self.snapshot.bodyTimeout }
 
         init(
-            id: UInt64,
+            snapshot: LoopSnapshot,
             requestID: String,
-            method: HTTPMethod,
-            path: String,
-            version: HTTPVersion,
             head: HTTPRequestHead,
+            path: String,
             framing: RequestBodyFraming,
             uri: String,
             normalizedPath: String,
             builtIn: BuiltInEndpoint?,
             clientAddress: String,
-            pool: UpstreamPool,
-            started: NIODeadline,
-            bodyTimeout: TimeAmount
+            started: NIODeadline
         ) {
-            self.id = id
+            self.snapshot = snapshot
             self.requestID = requestID
-            self.method = method
+            self.method = head.method
             self.path = path
-            self.version = version
+            self.version = head.version
             self.head = head
             self.framing = framing
             self.uri = uri
             self.normalizedPath = normalizedPath
             self.builtIn = builtIn
             self.clientAddress = clientAddress
-            self.pool = pool
             self.started = started
-            self.bodyTimeout = bodyTimeout
         }
+    }
+
+    /// What an event brought besides the machine's verdict, for the action that uses it.
+    private enum Delivery {
+        case nothing
+        /// A connection the pool handed over for the exchange.
+        case upstream(UpstreamConnection, UpstreamPool)
+        case responseHead(HTTPResponseHead)
+        case localResponse(LocalResponse, outcome: String, error: String?)
     }
 
     private let loop: LoopContext
@@ -105,7 +111,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     private var ids = RequestIDGenerator()
     private var clientAddress = "unknown"
     private var exchange: ExchangeRecord?
-    private var nextExchangeID: UInt64 = 0
     /// Reads from the client are held while no upstream is attached or it cannot take more.
     private var readsHeld = false
     private var readPending = false
@@ -119,16 +124,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.isTLS = clientScheme == "https"
     }
 
-    /// Adds `Strict-Transport-Security` (RFC 6797) to a response on a TLS listener; the
-    /// value comes from the configuration in force, so a reload changes it.
-    private func addStrictTransportSecurity(_ headers: inout HTTPHeaders) {
-        guard let value = self.strictTransportSecurity else { return }
-        headers.replaceOrAdd(name: "Strict-Transport-Security", value: value)
-    }
-
-    /// HSTS for responses on TLS listeners; nil on plain ones or with HSTS off.
-    private var strictTransportSecurity: String? {
-        self.isTLS ? self.loop.strictTransportSecurity : nil
+    /// HSTS for responses on TLS listeners (nil on plain ones or with HSTS off), from the
+    /// request's snapshot; the loop's current one for an error outside any exchange.
+    private func strictTransportSecurity(_ exchange: ExchangeRecord?) -> String? {
+        guard self.isTLS else { return nil }
+        guard let exchange else { return self.loop.strictTransportSecurity }
+        return exchange.snapshot.strictTransportSecurity
     }
 
     // MARK: ChannelHandler lifecycle
@@ -150,10 +151,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.bodyTimeout.cancel()
-        let action = self.machine.clientClosed()
-        if case .abortUpstream = action {
-            self.exchange?.upstream?.abort()
-        }
+        self.run(self.machine.clientClosed())
         if let exchange = self.exchange {
             self.log(
                 exchange,
@@ -262,23 +260,28 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         // answered (the client reads the `Connection: close` and retries elsewhere).
         guard !self.machine.isClosing else { return }
         context.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
-        // Only the two limits are read: copying the whole configuration per request costs a
-        // retain and release for every array and string in it.
-        let maxBodyBytes = self.loop.configuration.server.maxBodyBytes
-        let bodyTimeout = self.loop.configuration.server.bodyTimeout.timeAmount
+        // The one read of the loop's configuration for this request: every later step
+        // reads this snapshot, whatever a reload puts in force meanwhile.
+        let snapshot = self.loop.snapshot
+        let maxBodyBytes = snapshot.maxBodyBytes
         let requestID = ForwardingRules.requestID(for: head, generator: &self.ids)
-        self.nextExchangeID &+= 1
         let (rawPath, query) = Self.splitTarget(head.uri)
 
         func reject(_ error: GatewayError) {
             self.exchange = self.makeRecord(
                 head,
+                snapshot: snapshot,
                 requestID: requestID,
                 path: rawPath,
                 framing: .none,
                 uri: head.uri,
                 normalizedPath: rawPath,
-                bodyTimeout: bodyTimeout
+                // A browser route's refusal is its own page, even for a malformed request.
+                builtIn: BuiltInEndpoint.match(
+                    rawPath,
+                    sessionsEnabled: snapshot.handlers.sessionEndpoints != nil,
+                    local: snapshot.handlers.localEndpoints
+                )
             )
             self.run(self.machine.requestHeadRejected(error))
         }
@@ -315,24 +318,45 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             return
         }
         let uri = query.map { "\(normalizedPath)?\($0)" } ?? normalizedPath
-        self.exchange = self.makeRecord(
+        let builtIn = BuiltInEndpoint.match(
+            normalizedPath,
+            sessionsEnabled: snapshot.handlers.sessionEndpoints != nil,
+            local: snapshot.handlers.localEndpoints
+        )
+        let exchange = self.makeRecord(
             head,
+            snapshot: snapshot,
             requestID: requestID,
             path: normalizedPath,
             framing: framing,
             uri: uri,
             normalizedPath: normalizedPath,
-            bodyTimeout: bodyTimeout
+            builtIn: builtIn
         )
-        self.exchange?.expectsContinue = !expectation.isEmpty
+        exchange.route = RequestDecision.route(
+            method: head.method.rawValue,
+            normalizedPath: normalizedPath,
+            builtIn: builtIn,
+            routes: snapshot.routes
+        )
+        self.exchange = exchange
         if framing != .none {
             self.armBodyTimer()
         }
+        var declaredLength: Int64?
+        if case .contentLength(let length) = framing {
+            declaredLength = length
+        }
         self.run(
             self.machine.requestHeadAccepted(
-                keepAlive: head.isKeepAlive,
-                maxBodyBytes: maxBodyBytes,
-                bodyExpected: framing != .none
+                ProxyConnectionStateMachine.RequestHead(
+                    keepAlive: head.isKeepAlive,
+                    maxBodyBytes: maxBodyBytes,
+                    bodyExpected: framing != .none,
+                    destination: builtIn.map { .local(bodyLimit: $0.maximumBodyBytes) } ?? .upstream,
+                    declaredLength: declaredLength,
+                    expectsContinue: !expectation.isEmpty
+                )
             )
         )
     }
@@ -358,128 +382,118 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     private func makeRecord(
         _ head: HTTPRequestHead,
+        snapshot: LoopSnapshot,
         requestID: String,
         path: String,
         framing: RequestBodyFraming,
         uri: String,
         normalizedPath: String,
-        bodyTimeout: TimeAmount
+        builtIn: BuiltInEndpoint?
     ) -> ExchangeRecord {
         ExchangeRecord(
-            id: self.nextExchangeID,
+            snapshot: snapshot,
             requestID: requestID,
-            method: head.method,
-            path: path,
-            version: head.version,
             head: head,
+            path: path,
             framing: framing,
             uri: uri,
             normalizedPath: normalizedPath,
-            builtIn: BuiltInEndpoint.match(
-                normalizedPath,
-                sessionsEnabled: self.loop.sessionEndpoints != nil,
-                local: self.loop.localEndpoints
-            ),
+            builtIn: builtIn,
             clientAddress: ClientAddress.resolve(
                 peer: self.clientAddress,
                 forwardedFor: head.headers["x-forwarded-for"],
-                trusted: self.loop.configuration.server.trustedProxies
+                trusted: snapshot.trustedProxies
             ),
-            pool: self.loop.pool,
-            started: self.loop.clock.now(),
-            bodyTimeout: bodyTimeout
+            started: self.loop.clock.now()
         )
     }
 
-    // MARK: authorization
+    // MARK: authorization and rate limits
 
-    private func authorize() {
-        guard let exchange = self.exchange else { return }
+    /// Asks the authenticator of the request's snapshot; its answer goes to the machine
+    /// as an event of exchange `id` (a late one after the exchange ended is the machine's
+    /// to drop).
+    private func authorize(_ exchange: ExchangeRecord, id: ProxyConnectionStateMachine.ExchangeID) {
         self.setReadsHeld(true)
-        let authenticator = self.loop.authenticator
-        let route = RequestDecision.route(
-            method: exchange.method.rawValue,
-            normalizedPath: exchange.normalizedPath,
-            builtIn: exchange.builtIn,
-            routes: self.loop.routes
-        )
-        exchange.routeLabel = route.label
-        exchange.routeRateLimit = route.rateLimit
-        let outcome = authenticator.authorize(
-            route.requirement,
+        let outcome = exchange.snapshot.handlers.authenticator.authorize(
+            exchange.route?.requirement ?? .denied,
             authorization: exchange.head.headers["authorization"],
             queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
             client: exchange.clientAddress
         )
         switch outcome {
         case .allow(let principal):
-            self.authorized(principal)
+            self.authorized(principal, exchange: exchange, id: id)
         case .deny(let error):
             exchange.authorizedAt = self.loop.clock.now()
-            self.run(self.machine.authorizationFailed(error))
+            self.run(self.machine.authorizationFailed(id, error))
         case .pending(let future):
             exchange.storeAskedAt = self.loop.clock.now()
-            let exchangeID = exchange.id
             future.assumeIsolated().whenComplete { result in
-                guard self.exchange?.id == exchangeID else { return }
                 switch result {
                 case .success(let principal):
-                    self.authorized(principal)
+                    self.authorized(principal, exchange: exchange, id: id)
                 case .failure(let error as GatewayError):
                     exchange.authorizedAt = self.loop.clock.now()
-                    self.run(self.machine.authorizationFailed(error))
+                    self.run(self.machine.authorizationFailed(id, error))
                 case .failure:
-                    self.run(self.machine.authorizationFailed(.authUnavailable))
+                    self.run(self.machine.authorizationFailed(id, .authUnavailable))
                 }
             }
         }
     }
 
-    /// Authorized: now the token buckets (a refusal never reaches the upstream).
-    private func authorized(_ principal: Principal?) {
-        guard let exchange = self.exchange else { return }
+    /// The credential passed: the policies of the request's snapshot decide whether the
+    /// token buckets are asked next.
+    private func authorized(
+        _ principal: Principal?,
+        exchange: ExchangeRecord,
+        id: ProxyConnectionStateMachine.ExchangeID
+    ) {
         exchange.authorizedAt = self.loop.clock.now()
         exchange.principal = principal
-        let policies = RateLimitGate.policies(
-            route: exchange.routeRateLimit,
-            principal: principal,
-            configuration: self.loop.configuration
+        exchange.rateLimitPolicies = exchange.snapshot.rateLimitPolicies(
+            route: exchange.route?.rateLimit,
+            principal: principal
         )
-        guard !policies.isEmpty else {
-            self.admitted(principal)
-            return
-        }
-        let key = principal?.rateLimitKey ?? ClientAddress.bucketKey(exchange.clientAddress)
+        self.run(self.machine.authorizationSucceeded(id, rateLimited: !exchange.rateLimitPolicies.isEmpty))
+    }
+
+    /// Draws from every bucket that applies (a refusal never reaches the upstream).
+    private func checkRateLimit(_ exchange: ExchangeRecord, id: ProxyConnectionStateMachine.ExchangeID) {
+        let key = exchange.principal?.rateLimitKey ?? ClientAddress.bucketKey(exchange.clientAddress)
         switch RateLimitGate.evaluate(
-            policies,
+            exchange.rateLimitPolicies,
             key: key,
             limiter: self.loop.rateLimiter,
             eventLoop: self.loop.eventLoop
         ) {
         case .now(let result):
-            self.rateLimited(result, principal: principal)
-        case .later(let future):
-            let exchangeID = exchange.id
-            future.assumeIsolated().whenSuccess { result in
-                guard self.exchange?.id == exchangeID else { return }
-                self.rateLimited(result, principal: principal)
+            self.rateLimited(result, exchange: exchange, id: id)
+        case .later(let pending):
+            pending.whenDecided { result in
+                self.rateLimited(result, exchange: exchange, id: id)
             }
         }
     }
 
-    private func rateLimited(_ result: RateLimitGate.Result, principal: Principal?) {
-        guard let exchange = self.exchange else { return }
+    private func rateLimited(
+        _ result: RateLimitGate.Result,
+        exchange: ExchangeRecord,
+        id: ProxyConnectionStateMachine.ExchangeID
+    ) {
         switch result {
         case .admitted(let decisions):
             exchange.rateLimitHeaders = RateLimitHeaders.fields(decisions)
-            self.admitted(principal)
+            self.run(self.machine.rateLimitAdmitted(id))
         case .refused(let error):
-            self.run(self.machine.authorizationFailed(error))
+            self.run(self.machine.rateLimitRefused(id, error))
         }
     }
 
-    private func admitted(_ principal: Principal?) {
-        guard let exchange = self.exchange else { return }
+    /// The head the upstream gets, from the client's and the request's snapshot only.
+    private func upstreamHead(_ exchange: ExchangeRecord) -> HTTPRequestHead {
+        let snapshot = exchange.snapshot
         var upstreamHead = ForwardingRules.upstreamRequestHead(
             exchange.head,
             framing: exchange.framing,
@@ -487,54 +501,51 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 requestID: exchange.requestID,
                 clientAddress: exchange.clientAddress,
                 clientScheme: self.clientScheme,
-                upstreamAuthority: self.loop.upstreamAuthority,
-                preserveHost: self.loop.configuration.upstream.preserveHost,
-                principal: principal,
-                forwardAuthorization: self.loop.configuration.apiKeys.forwardAuthorization,
+                upstreamAuthority: snapshot.upstreamAuthority,
+                preserveHost: snapshot.preserveHost,
+                principal: exchange.principal,
+                forwardAuthorization: snapshot.forwardAuthorization,
                 uri: exchange.uri,
-                forwardMethodOverride: self.loop.configuration.upstream.forwardMethodOverride
+                forwardMethodOverride: snapshot.forwardMethodOverride
             )
         )
         // The gateway answers `Expect` itself; the upstream gets the body unconditionally.
         upstreamHead.headers.remove(name: "expect")
-        exchange.upstreamHead = upstreamHead
-        self.exchange = exchange
-        let localBodyLimit = exchange.builtIn?.maximumBodyBytes ?? 0
-        if exchange.isLocal, case .contentLength(let declared) = exchange.framing, declared > localBodyLimit {
-            // Refused on the declared size, before the client is invited to send the body.
-            self.run(self.machine.authorizationFailed(.bodyTooLarge(limit: Int(localBodyLimit))))
-            return
-        }
-        if exchange.isLocal {
-            // The body of a built-in endpoint is read here, not forwarded: resume reading.
-            self.setReadsHeld(false)
-        }
-        let action = self.machine.authorized(
-            destination: exchange.isLocal ? .local : .upstream,
-            localBodyLimit: localBodyLimit
-        )
-        if exchange.expectsContinue, self.machine.isAwaitingRequestBody, let context {
-            // Only now, authenticated, authorized, admitted by the limiter and within the
-            // size limit: a client that waits for it never sends a body that is refused.
-            exchange.expectsContinue = false
-            let interim = HTTPResponseHead(version: exchange.version, status: .continue)
-            context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
-        }
-        self.run(action)
+        return upstreamHead
     }
 
-    private func runLocalEndpoint(_ parts: [HTTPClientRequestPart]) {
-        guard let exchange = self.exchange, let builtIn = exchange.builtIn, let context else { return }
+    /// `100 Continue`, owed once the request is authorized, admitted by the limiter and
+    /// within the size limit that applies: a client that waits for it never sends a body
+    /// that is refused.
+    private func writeContinue(_ exchange: ExchangeRecord, context: ChannelHandlerContext) {
+        let interim = HTTPResponseHead(version: exchange.version, status: .continue)
+        context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+    }
+
+    private func runLocalEndpoint(
+        _ parts: [HTTPClientRequestPart],
+        id: ProxyConnectionStateMachine.ExchangeID,
+        context: ChannelHandlerContext
+    ) {
+        guard let exchange = self.exchange, let builtIn = exchange.builtIn else {
+            assertionFailure("the machine sends only a built-in endpoint's exchange here")
+            context.close(promise: nil)
+            return
+        }
         var body: [UInt8] = []
         for case .body(.byteBuffer(let buffer)) in parts {
             body += buffer.readableBytesView
         }
-        let exchangeID = exchange.id
+        let handlers = exchange.snapshot.handlers
         let response: EventLoopFuture<LocalResponse>
         switch builtIn {
         case .apiKeys:
-            guard let principal = exchange.principal else { return }
-            response = self.loop.apiKeyEndpoints.handle(
+            // The route requires a credential, so an admitted request has a principal.
+            guard let principal = exchange.principal else {
+                response = context.eventLoop.makeFailedFuture(GatewayError.internalError)
+                break
+            }
+            response = handlers.apiKeyEndpoints.handle(
                 method: exchange.method.rawValue,
                 normalizedPath: exchange.normalizedPath,
                 query: Self.splitTarget(exchange.head.uri).1,
@@ -543,7 +554,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 eventLoop: context.eventLoop
             ).map { LocalResponse(status: $0.status, body: $0.body) }
         case .session:
-            guard let endpoints = self.loop.sessionEndpoints else { return }
+            // Matched against this snapshot's handlers, which have the session endpoints.
+            guard let endpoints = handlers.sessionEndpoints else {
+                response = context.eventLoop.makeFailedFuture(GatewayError.internalError)
+                break
+            }
             response = endpoints.handle(
                 method: exchange.method.rawValue,
                 normalizedPath: exchange.normalizedPath,
@@ -556,18 +571,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             response = endpoint.handle(self.localRequest(exchange, body: body), eventLoop: context.eventLoop)
         }
         response.assumeIsolated().whenComplete { result in
-            guard self.exchange?.id == exchangeID else { return }
+            let delivery: Delivery
             switch result {
             case .success(let response):
-                self.writeLocal(response, outcome: "local", error: nil)
+                delivery = .localResponse(response, outcome: "local", error: nil)
             case .failure(let error):
                 let gatewayError = error as? GatewayError ?? .internalError
-                self.writeLocal(
+                delivery = .localResponse(
                     self.errorResponse(gatewayError, exchange: exchange),
                     outcome: "rejected",
                     error: gatewayError.code
                 )
             }
+            self.run(self.machine.localResponseReady(id), delivering: delivery)
         }
     }
 
@@ -598,16 +614,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         return LocalResponse.json(error, requestID: requestID)
     }
 
-    private func writeLocal(_ response: LocalResponse, outcome: String, error: String?) {
-        guard let context, let exchange = self.exchange else { return }
-        guard case .finishLocal(let close) = self.machine.localResponseReady() else { return }
+    private func writeLocal(
+        _ response: LocalResponse,
+        outcome: String,
+        error: String?,
+        close: Bool,
+        context: ChannelHandlerContext
+    ) {
+        guard let exchange = self.exchange else { return }
         self.exchange = nil
         self.cancelBodyTimer()
         let headers = OwnResponseHead.fields(
             for: response,
             requestID: exchange.requestID,
             close: close,
-            strictTransportSecurity: self.strictTransportSecurity
+            strictTransportSecurity: self.strictTransportSecurity(exchange)
         )
         let head = HTTPResponseHead(
             version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
@@ -627,40 +648,68 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     // MARK: actions
 
-    private func run(_ action: ProxyConnectionStateMachine.Action) {
-        guard let context else { return }
+    /// Runs what the machine decided. `delivery` is what the event that produced the
+    /// action brought with it (a pooled connection, a response head, a local response).
+    private func run(_ action: ProxyConnectionStateMachine.Action, delivering delivery: Delivery = .nothing) {
+        guard let context else {
+            // The handler left the pipeline: a connection the pool handed over goes back.
+            if case .upstream(let connection, let pool) = delivery {
+                pool.release(connection, reusable: true)
+            }
+            return
+        }
         switch action {
         case .none:
             break
 
-        case .authorize:
-            self.authorize()
+        case .authorize(let id):
+            guard let exchange = self.exchange else { return }
+            self.authorize(exchange, id: id)
 
-        case .runLocalEndpoint(let parts):
-            self.runLocalEndpoint(parts)
+        case .checkRateLimit(let id):
+            guard let exchange = self.exchange else { return }
+            self.checkRateLimit(exchange, id: id)
 
-        case .finishLocal:
-            // Written by `writeLocal`, which asked the machine itself.
-            break
-
-        case .acquireUpstream:
+        case .acquireUpstream(let id, let sendContinue):
             guard let exchange = self.exchange else { return }
             self.setReadsHeld(true)
-            let exchangeID = exchange.id
-            let pool = exchange.pool
+            if sendContinue {
+                self.writeContinue(exchange, context: context)
+            }
+            let pool = exchange.snapshot.pool
             pool.acquire { [self] result in
                 let handler = self
                 switch result {
                 case .success(let connection):
-                    handler.upstreamAcquired(connection, exchangeID: exchangeID, pool: pool)
+                    handler.run(handler.machine.upstreamAcquired(id), delivering: .upstream(connection, pool))
                 case .failure(let error):
-                    guard handler.exchange?.id == exchangeID else { return }
                     handler.loop.metrics.upstreamConnectFailed()
                     // The pool says why in a GatewayError (a TLS failure); anything else is
                     // a refused or timed-out connect.
-                    handler.run(handler.machine.upstreamAcquireFailed(error as? GatewayError ?? .upstreamUnavailable))
+                    handler.run(
+                        handler.machine.upstreamAcquireFailed(id, error as? GatewayError ?? .upstreamUnavailable)
+                    )
                 }
             }
+
+        case .readLocalBody(let sendContinue):
+            // The body of a built-in endpoint is read here, not forwarded: resume reading.
+            self.setReadsHeld(false)
+            if sendContinue, let exchange = self.exchange {
+                self.writeContinue(exchange, context: context)
+            }
+
+        case .runLocalEndpoint(let id, let parts):
+            self.setReadsHeld(false)
+            self.runLocalEndpoint(parts, id: id, context: context)
+
+        case .finishLocal(let close):
+            guard case .localResponse(let response, let outcome, let error) = delivery else {
+                assertionFailure("finishLocal without the local response")
+                context.close(promise: nil)
+                return
+            }
+            self.writeLocal(response, outcome: outcome, error: error, close: close, context: context)
 
         case .forwardToUpstream(let part):
             guard let upstream = self.exchange?.upstream else { return }
@@ -671,15 +720,36 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 self.setReadsHeld(true)
             }
 
-        case .sendHeadAndBuffered:
-            // Run inline by `upstreamAcquired`, which holds the connection.
-            break
+        case .sendHeadAndBuffered(let parts):
+            guard case .upstream(let connection, _) = delivery, let exchange = self.exchange else {
+                assertionFailure("sendHeadAndBuffered without an acquired connection")
+                context.close(promise: nil)
+                return
+            }
+            connection.attach(self)
+            exchange.upstream = connection
+            exchange.upstreamStarted = self.loop.clock.now()
+            connection.send(.head(self.upstreamHead(exchange)))
+            for part in parts {
+                connection.send(part)
+            }
+            connection.flush()
+            self.setReadsHeld(!connection.isWritable)
 
         case .releaseUnusedUpstream:
-            break
+            guard case .upstream(let connection, let pool) = delivery else {
+                assertionFailure("releaseUnusedUpstream without a connection")
+                return
+            }
+            pool.release(connection, reusable: true)
 
-        case .writeResponseHead:
-            break
+        case .writeResponseHead(let keepAlive):
+            guard case .responseHead(let head) = delivery, let exchange = self.exchange else {
+                assertionFailure("writeResponseHead without the upstream's head")
+                context.close(promise: nil)
+                return
+            }
+            self.writeResponseHead(head, keepAlive: keepAlive, exchange: exchange, context: context)
 
         case .writeResponseBody(let buffer):
             self.exchange?.bytesOut += Int64(buffer.readableBytes)
@@ -695,7 +765,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 upstream.detach()
-                exchange.pool.release(upstream, reusable: upstreamReusable)
+                exchange.snapshot.pool.release(upstream, reusable: upstreamReusable)
             }
             let close = closeClient || exchange.closeAfterResponse
             self.log(exchange, status: exchange.status, outcome: "forwarded", error: nil)
@@ -730,33 +800,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
     }
 
-    private func upstreamAcquired(_ connection: UpstreamConnection, exchangeID: UInt64, pool: UpstreamPool) {
-        guard self.exchange?.id == exchangeID else {
-            pool.release(connection, reusable: true)
-            return
-        }
-        switch self.machine.upstreamAcquired() {
-        case .sendHeadAndBuffered(let parts):
-            guard let exchange = self.exchange else { return }
-            guard let upstreamHead = exchange.upstreamHead else {
-                pool.release(connection, reusable: true)
-                return
-            }
-            connection.attach(self)
-            exchange.upstream = connection
-            exchange.upstreamStarted = self.loop.clock.now()
-            self.exchange = exchange
-            connection.send(.head(upstreamHead))
-            for part in parts {
-                connection.send(part)
-            }
-            connection.flush()
-            self.setReadsHeld(!connection.isWritable)
-        default:
-            pool.release(connection, reusable: true)
-        }
-    }
-
     private func endResponse(trailers: HTTPHeaders?, close: Bool, context: ChannelHandlerContext) {
         if close {
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -788,7 +831,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             for: rendered,
             requestID: requestID,
             close: close,
-            strictTransportSecurity: self.strictTransportSecurity,
+            strictTransportSecurity: self.strictTransportSecurity(exchange),
             rateLimitHeaders: rateLimitHeaders
         )
         let version = exchange?.version ?? .http1_1
@@ -829,8 +872,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     // MARK: UpstreamResponseDelegate
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
-        guard let context, let exchange = self.exchange else { return }
-        guard case .writeResponseHead(let keepAlive) = self.machine.responseHead() else { return }
+        self.run(self.machine.responseHead(), delivering: .responseHead(head))
+    }
+
+    private func writeResponseHead(
+        _ head: HTTPResponseHead,
+        keepAlive: Bool,
+        exchange: ExchangeRecord,
+        context: ChannelHandlerContext
+    ) {
         exchange.status = Int(head.status.code)
         var clientHead = ForwardingRules.clientResponseHead(
             head,
@@ -846,7 +896,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             // Ours replace any the upstream sent: the gateway is the limiter clients see.
             clientHead.headers.replaceOrAdd(name: field.name, value: field.value)
         }
-        self.addStrictTransportSecurity(&clientHead.headers)
+        if let value = self.strictTransportSecurity(exchange) {
+            clientHead.headers.replaceOrAdd(name: "Strict-Transport-Security", value: value)
+        }
         context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
     }
 
@@ -916,7 +968,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             upstreamMicroseconds: upstream,
             authMicroseconds: exchange.authorizedAt.map { ($0 - exchange.started).nanoseconds / 1000 }
         )
-        guard self.loop.accessLog.shouldRecord(status: status, draw: self.ids.nextUnitInterval()) else { return }
+        guard exchange.snapshot.accessLog.shouldRecord(status: status, draw: self.ids.nextUnitInterval()) else {
+            return
+        }
         let auth = exchange.authorizedAt.map { ($0 - exchange.started).nanoseconds / 1000 }
         let store: Int64?
         if let asked = exchange.storeAskedAt, let decided = exchange.authorizedAt {
@@ -924,7 +978,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         } else {
             store = nil
         }
-        self.loop.accessLog.record(
+        exchange.snapshot.accessLog.record(
             AccessLog.Entry(
                 requestID: exchange.requestID,
                 method: exchange.method.rawValue,

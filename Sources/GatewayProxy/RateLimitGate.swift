@@ -27,7 +27,7 @@ package enum RateLimitGate {
         return names.compactMap { configuration.rateLimitPolicy(named: $0) }
     }
 
-    /// Decides every policy for `key`; completes inline when no decision waits on Redis.
+    /// Decides every policy for `key`; answers inline when no decision waits on Redis.
     static func evaluate(
         _ policies: [RateLimitPolicy],
         key: String,
@@ -44,26 +44,64 @@ package enum RateLimitGate {
         }
         if pending.isEmpty { return .now(Self.combine(decided.map { .decided($0) })) }
         if pending.count == 1, decided.isEmpty {
-            // The common case (one policy, in Redis): no aggregate future.
-            return .later(pending[0].map { Self.combine([$0]) })
+            // The common case (one policy, in Redis): its own future, nothing derived.
+            return .later(Pending(single: pending[0]))
         }
         let already = decided
         return .later(
-            EventLoopFuture.whenAllComplete(pending, on: eventLoop).map { results in
-                let outcomes = results.map { result -> RateLimitOutcome in
-                    switch result {
-                    case .success(let outcome): return outcome
-                    case .failure: return .storeUnavailable(policy: "unknown")
-                    }
+            Pending(
+                aggregate: EventLoopFuture.whenAllComplete(pending, on: eventLoop).map { results in
+                    already.map { .decided($0) } + results.map(Self.outcome)
                 }
-                return Self.combine(already.map { .decided($0) } + outcomes)
-            }
+            )
         )
     }
 
     package enum Either {
         case now(Result)
-        case later(EventLoopFuture<Result>)
+        case later(Pending)
+    }
+
+    /// Decisions that wait on Redis; the combined verdict is handed to one callback, with
+    /// no future derived per request.
+    package struct Pending {
+        private enum Source {
+            case single(EventLoopFuture<RateLimitOutcome>)
+            case aggregate(EventLoopFuture<[RateLimitOutcome]>)
+        }
+
+        private let source: Source
+
+        init(single: EventLoopFuture<RateLimitOutcome>) {
+            self.source = .single(single)
+        }
+
+        init(aggregate: EventLoopFuture<[RateLimitOutcome]>) {
+            self.source = .aggregate(aggregate)
+        }
+
+        /// Calls `body` with the verdict, on the event loop of the request (which the
+        /// limiter's futures share); a failed decision counts as an unreachable store.
+        package func whenDecided(_ body: @escaping (Result) -> Void) {
+            switch self.source {
+            case .single(let future):
+                future.assumeIsolated().whenComplete { body(RateLimitGate.combine([RateLimitGate.outcome($0)])) }
+            case .aggregate(let future):
+                future.assumeIsolated().whenComplete { result in
+                    switch result {
+                    case .success(let outcomes): body(RateLimitGate.combine(outcomes))
+                    case .failure: body(RateLimitGate.combine([.storeUnavailable(policy: "unknown")]))
+                    }
+                }
+            }
+        }
+    }
+
+    private static func outcome(_ result: Swift.Result<RateLimitOutcome, any Error>) -> RateLimitOutcome {
+        switch result {
+        case .success(let outcome): return outcome
+        case .failure: return .storeUnavailable(policy: "unknown")
+        }
     }
 
     package static func combine(_ outcomes: [RateLimitOutcome]) -> Result {

@@ -11,11 +11,38 @@ private func buffer(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
 private func body(_ text: String) -> HTTPClientRequestPart { .body(.byteBuffer(buffer(text))) }
 
+/// The ids of a connection's first and second exchanges.
+private let first = Machine.ExchangeID(1)
+private let second = Machine.ExchangeID(2)
+
+extension ProxyConnectionStateMachine {
+    /// A head with these fields, the rest defaulted.
+    fileprivate mutating func requestHeadAccepted(
+        keepAlive: Bool,
+        maxBodyBytes: Int64,
+        bodyExpected: Bool = true,
+        destination: Destination = .upstream,
+        declaredLength: Int64? = nil,
+        expectsContinue: Bool = false
+    ) -> Action {
+        self.requestHeadAccepted(
+            RequestHead(
+                keepAlive: keepAlive,
+                maxBodyBytes: maxBodyBytes,
+                bodyExpected: bodyExpected,
+                destination: destination,
+                declaredLength: declaredLength,
+                expectsContinue: expectsContinue
+            )
+        )
+    }
+}
+
 /// A machine with an accepted request head.
 private func started(keepAlive: Bool = true, maxBodyBytes: Int64 = 100) -> Machine {
     var machine = Machine()
-    #expect(machine.requestHeadAccepted(keepAlive: keepAlive, maxBodyBytes: maxBodyBytes) == .authorize)
-    #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+    #expect(machine.requestHeadAccepted(keepAlive: keepAlive, maxBodyBytes: maxBodyBytes) == .authorize(first))
+    #expect(machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false))
     return machine
 }
 
@@ -23,7 +50,7 @@ private func started(keepAlive: Bool = true, maxBodyBytes: Int64 = 100) -> Machi
 private func forwarded(keepAlive: Bool = true) -> Machine {
     var machine = started(keepAlive: keepAlive)
     #expect(machine.requestEnd(nil) == .none)
-    #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([.end(nil)]))
+    #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([.end(nil)]))
     return machine
 }
 
@@ -39,8 +66,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func acceptedHeadIsAuthorizedThenAcquiresUpstream() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize)
-        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize(first))
+        #expect(
+            machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
+        )
         #expect(!machine.isIdle)
         #expect(machine.isAwaitingRequestBody)
     }
@@ -57,11 +86,13 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.isIdle)
 
-        // The connection carries a second exchange.
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize)
-        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        // The connection carries a second exchange, under a new id.
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize(second))
+        #expect(
+            machine.authorizationSucceeded(second, rateLimited: false) == .acquireUpstream(second, sendContinue: false)
+        )
         #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([.end(nil)]))
+        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end(nil)]))
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: true))
         #expect(
             machine.responseEnd(nil, upstreamKeepAlive: true)
@@ -113,13 +144,13 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         let trailers: HTTPHeaders = ["X-T": "1"]
         #expect(machine.requestEnd(trailers) == .none)
         #expect(!machine.isAwaitingRequestBody)
-        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([body("abc"), body("def"), .end(trailers)]))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc"), body("def"), .end(trailers)]))
     }
 
     @Test func partialBodyBeforeAttachThenForwarded() {
         var machine = started()
         #expect(machine.requestBody(buffer("abc")) == .none)
-        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([body("abc")]))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc")]))
         #expect(machine.requestBody(buffer("def")) == .forwardToUpstream(body("def")))
         #expect(machine.requestEnd(nil) == .forwardToUpstream(.end(nil)))
         // Parts after the end are ignored.
@@ -129,7 +160,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func nothingBufferedGivesEmptySend() {
         var machine = started()
-        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([]))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([]))
         #expect(machine.requestEnd(nil) == .forwardToUpstream(.end(nil)))
     }
 
@@ -150,12 +181,12 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(!machine.isIdle)
         #expect(machine.requestBody(buffer("x")) == .none)
         #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired() == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
     }
 
     @Test func bodyOverLimitAfterAttachAbortsUpstream() {
         var machine = started(maxBodyBytes: 4)
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         let action = machine.requestBody(buffer("12345"))
         #expect(action == .respondWithError(.bodyTooLarge(limit: 4), closeClient: true, abortUpstream: true))
         if case .respondWithError(let error, _, _) = action {
@@ -166,7 +197,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func bodyOverLimitAfterResponseStartedClosesClient() {
         var machine = started(maxBodyBytes: 4)
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
         #expect(machine.requestBody(buffer("12345")) == .closeClient(abortUpstream: true))
     }
@@ -175,7 +206,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func responseBeforeRequestCompleteEndsTheConnection() {
         var machine = started()
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         #expect(machine.requestBody(buffer("part")) == .forwardToUpstream(body("part")))
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: false))
         // The client may still be sending: body keeps flowing upstream.
@@ -206,13 +237,13 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func upstreamAcquiredTwiceReleasesTheSecond() {
         var machine = started()
-        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([]))
-        #expect(machine.upstreamAcquired() == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([]))
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
     }
 
     @Test func upstreamAcquiredWhenIdleIsReleased() {
         var machine = Machine()
-        #expect(machine.upstreamAcquired() == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
         #expect(machine.isIdle)
     }
 
@@ -220,7 +251,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = started()
         _ = machine.requestEnd(nil)
         #expect(
-            machine.upstreamAcquireFailed(.upstreamUnavailable)
+            machine.upstreamAcquireFailed(first, .upstreamUnavailable)
                 == .respondWithError(.upstreamUnavailable, closeClient: false, abortUpstream: false)
         )
         #expect(machine.isIdle)
@@ -229,7 +260,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func acquireFailureBeforeRequestCompleteCloses() {
         var machine = started()
         #expect(
-            machine.upstreamAcquireFailed(.upstreamUnavailable)
+            machine.upstreamAcquireFailed(first, .upstreamUnavailable)
                 == .respondWithError(.upstreamUnavailable, closeClient: true, abortUpstream: false)
         )
         #expect(!machine.isIdle)
@@ -238,7 +269,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func acquireFailureWhenIdleIsIgnored() {
         var machine = Machine()
-        #expect(machine.upstreamAcquireFailed(.upstreamUnavailable) == .none)
+        #expect(machine.upstreamAcquireFailed(first, .upstreamUnavailable) == .none)
         #expect(machine.isIdle)
     }
 
@@ -251,13 +282,15 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
                 == .respondWithError(.upstreamTimeout, closeClient: false, abortUpstream: true)
         )
         #expect(machine.isIdle)
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .authorize)
-        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1) == .authorize(second))
+        #expect(
+            machine.authorizationSucceeded(second, rateLimited: false) == .acquireUpstream(second, sendContinue: false)
+        )
     }
 
     @Test func upstreamFailedBeforeResponseWithIncompleteRequestCloses() {
         var machine = started()
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         #expect(
             machine.upstreamFailed(.upstreamProtocolError)
                 == .respondWithError(.upstreamProtocolError, closeClient: true, abortUpstream: true)
@@ -334,7 +367,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = started()
         #expect(machine.clientClosed() == .none)
         // The connection that arrives later goes back to the pool.
-        #expect(machine.upstreamAcquired() == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
     }
 
     @Test func clientClosedWhenIdle() {
@@ -345,7 +378,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func requestBodyTimeoutIs408AndCloses() {
         var machine = started()
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         _ = machine.requestBody(buffer("slow"))
         let action = machine.requestBodyTimedOut()
         #expect(action == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: true))
@@ -370,7 +403,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func requestBodyTimeoutAfterResponseStartedClosesClient() {
         var machine = started()
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         _ = machine.responseHead()
         #expect(machine.requestBodyTimedOut() == .closeClient(abortUpstream: true))
     }
@@ -402,14 +435,14 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func protocolErrorInBodyRespondsAndCloses() {
         var machine = started()
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         let error = GatewayError.badRequest("bad chunk")
         #expect(machine.clientProtocolError(error) == .respondWithError(error, closeClient: true, abortUpstream: true))
     }
 
     @Test func protocolErrorAfterResponseStartedCloses() {
         var machine = started()
-        _ = machine.upstreamAcquired()
+        _ = machine.upstreamAcquired(first)
         _ = machine.responseHead()
         #expect(machine.clientProtocolError(.badRequest("x")) == .closeClient(abortUpstream: true))
     }
@@ -418,49 +451,61 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 @Suite struct ProxyConnectionStateMachineAuthorizationTests {
     @Test func refusedAuthorizationWithCompleteRequestKeepsTheConnection() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize(first))
         #expect(machine.requestEnd(nil) == .none)
         let error = GatewayError.unauthorized("no")
         #expect(
-            machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false)
+            machine.authorizationFailed(first, error)
+                == .respondWithError(error, closeClient: false, abortUpstream: false)
         )
         #expect(machine.isIdle)
     }
 
     @Test func refusedAuthorizationWithBodyStillComingCloses() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize(first))
         #expect(machine.requestBody(buffer("ab")) == .none)
         let error = GatewayError.insufficientScope("admin")
-        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
+        #expect(
+            machine.authorizationFailed(first, error)
+                == .respondWithError(error, closeClient: true, abortUpstream: false)
+        )
         #expect(!machine.isIdle)
     }
 
     @Test func bodyBufferedDuringAuthorizationIsSentWithTheHead() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize(first))
         #expect(machine.requestBody(buffer("ab")) == .none)
-        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .acquireUpstream)
+        #expect(
+            machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
+        )
         #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired() == .sendHeadAndBuffered([body("ab"), .end(nil)]))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("ab"), .end(nil)]))
     }
 
     @Test func localEndpointRunsOnceTheBodyIsComplete() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(
+            machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, destination: .local(bodyLimit: 64))
+                == .authorize(first)
+        )
         #expect(machine.requestBody(buffer("{}")) == .none)
-        #expect(machine.authorized(destination: .local, localBodyLimit: 64) == .none)
-        #expect(machine.requestEnd(nil) == .runLocalEndpoint([body("{}")]))
-        #expect(machine.localResponseReady() == .finishLocal(closeClient: false))
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: false))
+        #expect(machine.requestEnd(nil) == .runLocalEndpoint(first, [body("{}")]))
+        #expect(machine.localResponseReady(first) == .finishLocal(closeClient: false))
         #expect(machine.isIdle)
         // An upstream connection is never used for a local exchange.
-        #expect(machine.upstreamAcquired() == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
     }
 
     @Test func localEndpointBodyOverItsLimitIs413() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1000) == .authorize)
-        #expect(machine.authorized(destination: .local, localBodyLimit: 4) == .none)
+        #expect(
+            machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 1000, destination: .local(bodyLimit: 4))
+                == .authorize(first)
+        )
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: false))
         #expect(
             machine.requestBody(buffer("12345"))
                 == .respondWithError(.bodyTooLarge(limit: 4), closeClient: true, abortUpstream: false)
@@ -469,22 +514,26 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func lateAuthorizationAfterFailureIsIgnored() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize(first))
         #expect(
             machine.requestBodyTimedOut()
                 == .respondWithError(.bodyReadTimeout, closeClient: true, abortUpstream: false)
         )
-        #expect(machine.authorized(destination: .upstream, localBodyLimit: 64) == .none)
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .none)
+        #expect(machine.authorizationFailed(first, .authUnavailable) == .none)
     }
 }
 
 @Suite struct ProxyConnectionStateMachineBodylessTests {
     @Test func refusalBeforeTheEndMarkerOfABodylessRequestKeepsTheConnection() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: false) == .authorize)
+        #expect(
+            machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: false) == .authorize(first)
+        )
         let error = GatewayError.unauthorized("no")
         #expect(
-            machine.authorizationFailed(error) == .respondWithError(error, closeClient: false, abortUpstream: false)
+            machine.authorizationFailed(first, error)
+                == .respondWithError(error, closeClient: false, abortUpstream: false)
         )
         #expect(machine.isIdle)
         // The parser's end marker of the refused request arrives afterwards and is ignored.
@@ -494,9 +543,14 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func refusalBeforeTheEndOfARequestWithABodyCloses() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize)
+        #expect(
+            machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize(first)
+        )
         let error = GatewayError.unauthorized("no")
-        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
+        #expect(
+            machine.authorizationFailed(first, error)
+                == .respondWithError(error, closeClient: true, abortUpstream: false)
+        )
     }
 
     /// A refusal that closes the connection schedules the close after its response is
@@ -505,9 +559,14 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     /// still waiting for the flush.
     @Test func headArrivingWhileClosingAfterARefusalIsIgnored() {
         var machine = Machine()
-        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize)
+        #expect(
+            machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, bodyExpected: true) == .authorize(first)
+        )
         let error = GatewayError.unauthorized("no")
-        #expect(machine.authorizationFailed(error) == .respondWithError(error, closeClient: true, abortUpstream: false))
+        #expect(
+            machine.authorizationFailed(first, error)
+                == .respondWithError(error, closeClient: true, abortUpstream: false)
+        )
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .none)
         #expect(machine.requestHeadRejected(.badRequest("no")) == .none)
         #expect(!machine.isIdle)
@@ -521,5 +580,197 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
                 == .finishExchange(trailers: nil, upstreamReusable: true, closeClient: true)
         )
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .none)
+    }
+}
+
+/// Authorization, rate limits and admission as machine states, and the completions of
+/// asynchronous steps that arrive after their exchange ended.
+@Suite struct ProxyConnectionStateMachineAdmissionTests {
+    @Test func exchangesAreNumberedPerConnection() {
+        var machine = Machine()
+        #expect(machine.currentExchange == nil)
+        #expect(
+            machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10, bodyExpected: false) == .authorize(first)
+        )
+        #expect(machine.currentExchange == first)
+        _ = machine.authorizationFailed(first, .unauthorized("no"))
+        #expect(machine.currentExchange == nil)
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize(second))
+        #expect(machine.currentExchange == second)
+    }
+
+    @Test func rateLimitedRequestAsksTheBucketsThenAcquires() {
+        var machine = Machine()
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize(first))
+        #expect(machine.authorizationSucceeded(first, rateLimited: true) == .checkRateLimit(first))
+        // Reads stay held; a body part that arrived anyway is buffered, not forwarded.
+        #expect(machine.requestBody(buffer("ab")) == .none)
+        #expect(machine.rateLimitAdmitted(first) == .acquireUpstream(first, sendContinue: false))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("ab")]))
+    }
+
+    @Test func rateLimitRefusalWithCompleteRequestKeepsTheConnection() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10, bodyExpected: false)
+        #expect(machine.authorizationSucceeded(first, rateLimited: true) == .checkRateLimit(first))
+        let refusal = GatewayError(status: 429, code: "rate_limited", description: "slow down")
+        #expect(
+            machine.rateLimitRefused(first, refusal)
+                == .respondWithError(refusal, closeClient: false, abortUpstream: false)
+        )
+        #expect(machine.isIdle)
+    }
+
+    @Test func rateLimitRefusalWithBodyStillComingCloses() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10)
+        _ = machine.authorizationSucceeded(first, rateLimited: true)
+        let refusal = GatewayError(status: 503, code: "rate_limit_unavailable", description: "down")
+        #expect(
+            machine.rateLimitRefused(first, refusal)
+                == .respondWithError(refusal, closeClient: true, abortUpstream: false)
+        )
+        #expect(machine.isClosing)
+    }
+
+    @Test func eventsOutOfTheirPhaseAreDropped() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10)
+        // The limiter cannot answer before it was asked, nor the pool before admission.
+        #expect(machine.rateLimitAdmitted(first) == .none)
+        #expect(machine.rateLimitRefused(first, .authUnavailable) == .none)
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquireFailed(first, .upstreamUnavailable) == .none)
+        #expect(machine.localResponseReady(first) == .none)
+        #expect(machine.authorizationSucceeded(first, rateLimited: true) == .checkRateLimit(first))
+        // Authorization was answered: a second answer for it is stale.
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .none)
+        #expect(machine.authorizationFailed(first, .unauthorized("late")) == .none)
+        #expect(machine.rateLimitAdmitted(first) == .acquireUpstream(first, sendContinue: false))
+        // A refusal racing in after the admission changes nothing.
+        #expect(machine.rateLimitRefused(first, .authUnavailable) == .none)
+        #expect(machine.rateLimitAdmitted(first) == .none)
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([]))
+    }
+
+    @Test func completionsAfterTheClientClosedAreStale() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10)
+        #expect(machine.clientClosed() == .none)
+        #expect(machine.authorizationSucceeded(first, rateLimited: true) == .none)
+        #expect(machine.authorizationFailed(first, .unauthorized("no")) == .none)
+        #expect(machine.rateLimitAdmitted(first) == .none)
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
+        #expect(machine.isClosing)
+    }
+
+    @Test func rateLimitAnswerAfterTheBodyOverflowedIsStale() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 3)
+        _ = machine.authorizationSucceeded(first, rateLimited: true)
+        #expect(
+            machine.requestBody(buffer("1234"))
+                == .respondWithError(.bodyTooLarge(limit: 3), closeClient: true, abortUpstream: false)
+        )
+        #expect(machine.rateLimitAdmitted(first) == .none)
+        #expect(machine.rateLimitRefused(first, .authUnavailable) == .none)
+    }
+
+    @Test func completionsOfThePreviousExchangeDoNotTouchTheNext() {
+        var machine = Machine()
+        // The first request is refused; the second one is in flight when the first's late
+        // answers arrive.
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10, bodyExpected: false)
+        _ = machine.authorizationFailed(first, .unauthorized("no"))
+        #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 10) == .authorize(second))
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .none)
+        #expect(machine.authorizationFailed(first, .unauthorized("late")) == .none)
+        #expect(
+            machine.authorizationSucceeded(second, rateLimited: false) == .acquireUpstream(second, sendContinue: false)
+        )
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
+        #expect(machine.upstreamAcquireFailed(first, .upstreamUnavailable) == .none)
+        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end(nil)]))
+    }
+
+    @Test func localResponseAfterTheClientClosedIsStale() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, destination: .local(bodyLimit: 64))
+        _ = machine.requestEnd(nil)
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .runLocalEndpoint(first, [.end(nil)]))
+        #expect(machine.clientClosed() == .none)
+        #expect(machine.localResponseReady(first) == .none)
+    }
+
+    @Test func localRequestWaitsForItsBodyOnlyAfterAdmission() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, destination: .local(bodyLimit: 64))
+        _ = machine.authorizationSucceeded(first, rateLimited: true)
+        // Complete before admission: held until the limiter answers.
+        #expect(machine.requestBody(buffer("{}")) == .none)
+        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.rateLimitAdmitted(first) == .runLocalEndpoint(first, [body("{}"), .end(nil)]))
+        #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
+        #expect(machine.localResponseReady(first) == .finishLocal(closeClient: false))
+        #expect(machine.isIdle)
+    }
+
+    @Test func localRequestDeclaringMoreThanItsLimitIsRefusedAtAdmission() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(
+            keepAlive: true,
+            maxBodyBytes: 1000,
+            destination: .local(bodyLimit: 4),
+            declaredLength: 5,
+            expectsContinue: true
+        )
+        // No 100 Continue: the refusal comes first, and the unsent body ends the connection.
+        #expect(
+            machine.authorizationSucceeded(first, rateLimited: false)
+                == .respondWithError(.bodyTooLarge(limit: 4), closeClient: true, abortUpstream: false)
+        )
+    }
+
+    @Test func localRequestWithinItsLimitIsInvitedToSendItsBody() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(
+            keepAlive: true,
+            maxBodyBytes: 1000,
+            destination: .local(bodyLimit: 4),
+            declaredLength: 4,
+            expectsContinue: true
+        )
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: true))
+        #expect(machine.requestBody(buffer("1234")) == .none)
+        #expect(machine.requestEnd(nil) == .runLocalEndpoint(first, [body("1234")]))
+    }
+
+    @Test func upstreamRequestGetsTheContinueOnlyOnceAdmitted() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, declaredLength: 10, expectsContinue: true)
+        #expect(machine.authorizationSucceeded(first, rateLimited: true) == .checkRateLimit(first))
+        #expect(machine.rateLimitAdmitted(first) == .acquireUpstream(first, sendContinue: true))
+    }
+
+    @Test func noContinueForABodyThatAlreadyArrived() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, declaredLength: 2, expectsContinue: true)
+        _ = machine.requestBody(buffer("ab"))
+        _ = machine.requestEnd(nil)
+        #expect(
+            machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
+        )
+    }
+
+    @Test func refusedRequestNeverGetsTheContinue() {
+        var machine = Machine()
+        _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, declaredLength: 2, expectsContinue: true)
+        _ = machine.authorizationSucceeded(first, rateLimited: true)
+        let refusal = GatewayError(status: 429, code: "rate_limited", description: "slow down")
+        #expect(
+            machine.rateLimitRefused(first, refusal)
+                == .respondWithError(refusal, closeClient: true, abortUpstream: false)
+        )
     }
 }

@@ -204,13 +204,24 @@ final class ProxyHarness {
     /// What the loop's caches, pool and timings read (its timers run on `loop`).
     let clock = ManualClock()
 
-    init(_ adjust: (inout GatewayConfiguration) -> Void = { _ in }) throws {
+    /// The credential store every configuration's handlers use, when the test gave one.
+    let store: (any CredentialStore)?
+
+    /// - Parameter store: a credential store for the handlers, built on the harness's loop
+    ///   (nil: a fresh in-process one per configuration).
+    /// - Parameter clientScheme: `https` to stand for a connection of a TLS listener.
+    init(
+        _ adjust: (inout GatewayConfiguration) -> Void = { _ in },
+        store: ((EmbeddedEventLoop) -> any CredentialStore)? = nil,
+        clientScheme: String = "http"
+    ) throws {
         var configuration = GatewayConfiguration(upstream: UpstreamSettings(host: "backend.internal", port: 9000))
         // These tests are about proxying: one open catch-all route (auth has its own tests).
         configuration.routes = [RouteSettings(method: nil, path: "/**", scopes: [], isPublic: true)]
         adjust(&configuration)
         self.loop = EmbeddedEventLoop()
         self.connector = FakeConnector(loop: self.loop)
+        self.store = store?(self.loop)
         let logger = Logger(label: "proxy-tests", factory: { _ in SwiftLogNoOpLogHandler() })
         self.context = LoopContext(
             eventLoop: self.loop,
@@ -223,12 +234,18 @@ final class ProxyHarness {
                 redis: nil,
                 logger: logger
             ),
-            handlers: Self.handlers(configuration, on: self.loop, logger: logger, clock: self.clock.clock),
+            handlers: Self.handlers(
+                configuration,
+                on: self.loop,
+                logger: logger,
+                clock: self.clock.clock,
+                store: self.store
+            ),
             clock: self.clock.clock
         )
         self.client = EmbeddedChannel(loop: self.loop)
         self.client.remoteAddress = try SocketAddress(ipAddress: "192.0.2.10", port: 40000)
-        try ProxyPipeline.configure(channel: self.client, loop: self.context)
+        try ProxyPipeline.configure(channel: self.client, loop: self.context, clientScheme: clientScheme)
         try self.client.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40000)).wait()
     }
 
@@ -238,9 +255,10 @@ final class ProxyHarness {
         on loop: any EventLoop,
         logger: Logger,
         clock: GatewayClock,
-        localEndpoints: [any LocalEndpoint] = []
+        localEndpoints: [any LocalEndpoint] = [],
+        store: (any CredentialStore)? = nil
     ) -> LoopHandlers {
-        let store = InMemoryCredentialStore(eventLoop: loop, data: InMemoryCredentialData())
+        let store = store ?? InMemoryCredentialStore(eventLoop: loop, data: InMemoryCredentialData())
         let authenticator = Authenticator(
             eventLoop: loop,
             store: store,
@@ -271,7 +289,8 @@ final class ProxyHarness {
                 on: self.loop,
                 logger: logger,
                 clock: self.clock.clock,
-                localEndpoints: localEndpoints
+                localEndpoints: localEndpoints,
+                store: self.store
             )
         )
     }

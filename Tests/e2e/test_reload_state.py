@@ -1,12 +1,15 @@
 """A reload keeps what each event loop has learned: the API-key cache survives SIGHUP, so a
 reload during a Redis outage does not turn working keys into 503s, and a reload under load
-does not send a burst of lookups to Redis."""
+does not send a burst of lookups to Redis. A request in flight keeps the configuration its
+head arrived under, even when the reload lands while it waits on Redis."""
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from conftest import bearer, create_key, redis_keys_tail, wait_until
+from conftest import bearer, create_key, header, redis_keys_tail, scaled, wait_until
+from test_oauth_requests import metric
 
 ROUTES = """
 [[routes]]
@@ -75,3 +78,38 @@ def test_reload_that_changes_cache_settings_keeps_entries_and_applies_new_ttls(m
     warm(gateway, [key])
 
     assert redis_server.command_calls("get") == lookups_before
+
+
+def test_reload_while_a_request_waits_on_redis_does_not_mix_configurations(make_gateway, upstream, redis_server,
+                                                                          pepper):
+    """The lookup of an uncached key is held by a Redis pause; meanwhile a reload turns on
+    `preserve_host` and `forward_authorization`. The held request is forwarded entirely
+    under the old configuration, the next one entirely under the new."""
+    tail = redis_keys_tail(redis_server.port, pepper, command_timeout="20s") + '\n[admin]\nlisten = "127.0.0.1:0"\n'
+    gateway = make_gateway(upstream.url, routes=ROUTES, tail=tail)
+    key = create_key(gateway, ["read:databases"])["key"]
+    misses = metric(gateway, "dbgw_credential_cache_misses_total")
+    sent = {**bearer(key), "Host": "client.example"}
+
+    assert redis_server.command("CLIENT", "PAUSE", str(int(scaled(4) * 1000)), "ALL") == b"+OK\r\n"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(requests.get, gateway.url + "/v1/databases", headers=sent, timeout=scaled(30))
+        assert wait_until(lambda: metric(gateway, "dbgw_credential_cache_misses_total") > misses, 5), \
+            "the request did not ask Redis"
+        gateway.tail = tail.replace("[auth.api_keys]\n", "[auth.api_keys]\nforward_authorization = true\n")
+        gateway.write_config(upstream.url, upstream="preserve_host = true")
+        reload_and_wait(gateway)
+        assert not held.done(), "the reload must land while the request waits on Redis"
+        response = held.result()
+
+    assert response.status_code == 200, response.text
+    old = upstream.wait_for_path("/v1/databases")
+    assert header(old, "Host") == [f"127.0.0.1:{upstream.port}"]
+    assert header(old, "Authorization") == []
+
+    upstream.reset()
+    response = requests.get(gateway.url + "/v1/databases", headers=sent, timeout=5)
+    assert response.status_code == 200, response.text
+    new = upstream.wait_for_path("/v1/databases")
+    assert header(new, "Host") == ["client.example"]
+    assert header(new, "Authorization") == [f"Bearer {key}"]
