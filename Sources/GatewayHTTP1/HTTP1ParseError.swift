@@ -19,6 +19,8 @@ package enum HTTP1ParseError: Error, Hashable, Sendable {
     case invalidTarget
     /// The request line is not `method SP target SP HTTP/d.d`.
     case invalidRequestLine
+    /// A response's status line is not `HTTP/1.x SP 3DIGIT [SP reason]`.
+    case invalidStatusLine
     /// A well-formed version other than HTTP/1.0 or HTTP/1.1.
     case unsupportedVersion
     /// A field name that is not a token (whitespace before the colon, an empty name, no colon).
@@ -63,6 +65,7 @@ package enum HTTP1ParseError: Error, Hashable, Sendable {
         case .connectNotSupported: "CONNECT is not supported."
         case .invalidTarget: "The request target must be an absolute path such as /v1/databases."
         case .invalidRequestLine: "The request line must be METHOD SP target SP HTTP-version."
+        case .invalidStatusLine: "The status line must be HTTP-version SP status-code SP reason."
         case .unsupportedVersion: "Only HTTP/1.0 and HTTP/1.1 are supported."
         case .invalidFieldName: "A header name contains characters that are not allowed."
         case .obsoleteLineFolding: "Header line folding is not allowed."
