@@ -177,11 +177,12 @@ package struct HTTP1RequestParser {
             }
         }
         while true {
-            guard let lf = try self.findLineEnd(bytes) else {
-                guard bytes.count + self.skippedEmptyLines <= self.limits.maxHeadBytes else { throw .headTooLarge }
-                return .needMore
+            let lf: Int
+            switch try self.findLineEnd(bytes, within: self.limits.maxHeadBytes - self.skippedEmptyLines) {
+            case .needMore: return .needMore
+            case .overLimit: throw .headTooLarge
+            case .found(let index): lf = index
             }
-            guard lf + 1 + self.skippedEmptyLines <= self.limits.maxHeadBytes else { throw .headTooLarge }
             let start = self.lineStart
             self.lineStart = lf + 1
             self.searchFrom = lf + 1
@@ -197,26 +198,37 @@ package struct HTTP1RequestParser {
         }
     }
 
+    private enum LineEnd {
+        case found(Int)
+        case needMore
+        /// No line end within the limit: refused whatever the bytes after it.
+        case overLimit
+    }
+
     /// The LF ending the line at `lineStart`, checking that it follows a CR and that no other
-    /// CR is in the line; nil when the line is not complete yet.
-    private mutating func findLineEnd(_ bytes: UnsafeRawBufferPointer) throws(HTTP1ParseError) -> Int? {
+    /// CR is in the line. Only the first `limit` bytes are looked at, so the outcome is the same
+    /// however the input was cut (a byte past the limit never decides between two refusals).
+    private mutating func findLineEnd(
+        _ bytes: UnsafeRawBufferPointer,
+        within limit: Int
+    ) throws(HTTP1ParseError) -> LineEnd {
+        let end = min(bytes.count, limit)
         var index = self.searchFrom
-        while index < bytes.count {
+        while index < end {
             let byte = bytes[index]
             if byte == HTTP1Syntax.lf {
                 guard index > self.lineStart, bytes[index - 1] == HTTP1Syntax.cr else { throw .bareLF }
-                return index
+                return .found(index)
             }
-            if byte == HTTP1Syntax.cr, index + 1 < bytes.count, bytes[index + 1] != HTTP1Syntax.lf {
+            if byte == HTTP1Syntax.cr, index + 1 < end, bytes[index + 1] != HTTP1Syntax.lf {
                 throw .bareCR
             }
             index += 1
         }
+        if bytes.count >= limit { return .overLimit }
         // A CR at the very end is checked again with the byte after it.
-        self.searchFrom =
-            bytes.count > self.searchFrom && bytes[bytes.count - 1] == HTTP1Syntax.cr
-            ? bytes.count - 1 : bytes.count
-        return nil
+        self.searchFrom = end > self.searchFrom && bytes[end - 1] == HTTP1Syntax.cr ? end - 1 : end
+        return .needMore
     }
 
     private mutating func resetLines() {
@@ -325,12 +337,15 @@ package struct HTTP1RequestParser {
     }
 
     private mutating func scanTrailers(_ bytes: UnsafeRawBufferPointer) throws(HTTP1ParseError) -> Int? {
+        let headRoom = self.limits.maxHeadBytes - self.headBytes
+        let limit = min(self.limits.maxTrailerBytes, headRoom)
         while true {
-            let lf = try self.findLineEnd(bytes)
-            let seen = lf.map { $0 + 1 } ?? bytes.count
-            guard seen <= self.limits.maxTrailerBytes else { throw .trailersTooLarge }
-            guard seen + self.headBytes <= self.limits.maxHeadBytes else { throw .headTooLarge }
-            guard let lf else { return nil }
+            let lf: Int
+            switch try self.findLineEnd(bytes, within: limit) {
+            case .needMore: return nil
+            case .overLimit: throw limit == headRoom ? .headTooLarge : .trailersTooLarge
+            case .found(let index): lf = index
+            }
             let start = self.lineStart
             self.lineStart = lf + 1
             self.searchFrom = lf + 1

@@ -32,25 +32,24 @@ package struct HTTP1ResponseHeadParser {
         }
     }
 
-    /// The length of the head (through its empty line), checking line endings on the way.
+    /// The length of the head (through its empty line), checking line endings on the way;
+    /// only the first `maxHeadBytes` bytes are looked at.
     private mutating func findEnd(_ bytes: UnsafeRawBufferPointer) throws(HTTP1ParseError) -> Int? {
+        let end = min(bytes.count, self.limits.maxHeadBytes)
         var index = self.searchFrom
-        while index < bytes.count {
+        while index < end {
             let byte = bytes[index]
             if byte == HTTP1Syntax.lf {
                 guard index > 0, bytes[index - 1] == HTTP1Syntax.cr else { throw .bareLF }
                 // An empty line (CRLF right after the previous LF) ends the head.
-                if index >= 3, bytes[index - 2] == HTTP1Syntax.lf {
-                    guard index + 1 <= self.limits.maxHeadBytes else { throw .headTooLarge }
-                    return index + 1
-                }
-            } else if byte == HTTP1Syntax.cr, index + 1 < bytes.count, bytes[index + 1] != HTTP1Syntax.lf {
+                if index >= 3, bytes[index - 2] == HTTP1Syntax.lf { return index + 1 }
+            } else if byte == HTTP1Syntax.cr, index + 1 < end, bytes[index + 1] != HTTP1Syntax.lf {
                 throw .bareCR
             }
             index += 1
         }
-        guard bytes.count <= self.limits.maxHeadBytes else { throw .headTooLarge }
-        self.searchFrom = bytes.count > 0 && bytes[bytes.count - 1] == HTTP1Syntax.cr ? bytes.count - 1 : bytes.count
+        guard bytes.count < self.limits.maxHeadBytes else { throw .headTooLarge }
+        self.searchFrom = end > 0 && bytes[end - 1] == HTTP1Syntax.cr ? end - 1 : end
         return nil
     }
 

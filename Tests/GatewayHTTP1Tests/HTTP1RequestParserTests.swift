@@ -273,12 +273,41 @@ func everySplit(_ bytes: [UInt8]) -> [[[UInt8]]] {
         #expect(parse(fits, limits: limits).error == nil)
         let over = "GET / HTTP/1.1\r\nHost: h\r\nX: " + String(repeating: "a", count: 33) + "\r\n\r\n"
         #expect(parse(over, limits: limits).error == .headTooLarge)
-        // Without an end: refused as soon as the limit is passed, not buffered further.
-        let endless = [UInt8]("GET / HTTP/1.1\r\nX: ".utf8) + [UInt8](repeating: 97, count: 46)
+        // Without an end: refused as soon as the limit is reached with no line end in it
+        // (the line end would be past the limit), not buffered further.
+        let endless = [UInt8]("GET / HTTP/1.1\r\nX: ".utf8) + [UInt8](repeating: 97, count: 45)
+        #expect(endless.count == 64)
         #expect(parse(endless.map { [$0] }, limits: limits).error == .headTooLarge)
         #expect(parse(Array(endless.dropLast()).map { [$0] }, limits: limits).error == nil)
         // Empty lines before the request line count.
         #expect(parse(String(repeating: "\r\n", count: 33), limits: limits).error == .headTooLarge)
+    }
+
+    /// Fuzzer find (`http1`, "ours differs when the input is cut"): a bare LF past the head
+    /// limit was reported as `bareLF` when the input came whole and as `headTooLarge` when it
+    /// came in pieces. Bytes past a limit are never looked at now.
+    @Test func bytesPastTheLimitDoNotDecideTheRefusal() {
+        let limits = HTTP1ParserLimits(maxHeaderBytes: 1024)
+        let head = "POST /public/first HTTP/1.1\r\nHost: g\r\nContent-Length: 0" + String(repeating: " ", count: 1100)
+        for ending in ["\n\r\n", "\r\n\r\n", "\rx", "\u{0}"] {
+            let bytes = Array((head + ending).utf8)
+            #expect(parse([bytes], limits: limits).error == .headTooLarge)
+            #expect(parse(bytes.map { [$0] }, limits: limits).error == .headTooLarge)
+            #expect(
+                parse(
+                    stride(from: 0, to: bytes.count, by: 7).map { Array(bytes[$0..<min($0 + 7, bytes.count)]) },
+                    limits: limits
+                ).error == .headTooLarge
+            )
+        }
+        // The same for trailers: a bare LF past the trailer limit.
+        let trailerLimits = HTTP1ParserLimits(maxHeadBytes: 1024, maxChunkLineBytes: 64, maxTrailerBytes: 40)
+        let chunked = Array(
+            ("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: "
+                + String(repeating: "a", count: 60) + "\n").utf8
+        )
+        #expect(parse([chunked], limits: trailerLimits).error == .trailersTooLarge)
+        #expect(parse(chunked.map { [$0] }, limits: trailerLimits).error == .trailersTooLarge)
     }
 
     @Test func headerCountLimitIncludesTrailers() {
