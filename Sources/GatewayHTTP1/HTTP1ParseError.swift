@@ -53,6 +53,10 @@ package enum HTTP1ParseError: Error, Hashable, Sendable {
     case chunkLineTooLong
     /// A trailer section longer than `maxTrailerBytes`.
     case trailersTooLarge
+    /// A trailer field that frames the message or controls the connection (Content-Length,
+    /// Transfer-Encoding, Connection, Upgrade): llhttp acts on some of them, so they would
+    /// make the two parsers disagree about where the next request starts.
+    case framingTrailerField
 
     /// One line for logs and error descriptions.
     package var rule: String {
@@ -83,6 +87,7 @@ package enum HTTP1ParseError: Error, Hashable, Sendable {
         case .invalidChunkExtension: "A chunk extension is malformed."
         case .chunkLineTooLong: "A chunk-size line is longer than the limit."
         case .trailersTooLarge: "The trailer section is larger than the limit."
+        case .framingTrailerField: "A trailer must not carry framing or connection fields."
         }
     }
 }

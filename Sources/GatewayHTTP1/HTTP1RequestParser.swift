@@ -352,7 +352,15 @@ package struct HTTP1RequestParser {
             if lf - 1 == start { return lf + 1 }
             self.fieldCount += 1
             guard self.fieldCount <= self.limits.maxHeaderCount else { throw .tooManyHeaderFields }
-            self.trailerFields.append(try HTTP1HeadBuilder.parseField(bytes, start..<(lf + 1)))
+            let field = try HTTP1HeadBuilder.parseField(bytes, start..<(lf + 1))
+            if HTTP1Syntax.equalsIgnoringCase(bytes, field.name, "content-length")
+                || HTTP1Syntax.equalsIgnoringCase(bytes, field.name, "transfer-encoding")
+                || HTTP1Syntax.equalsIgnoringCase(bytes, field.name, "connection")
+                || HTTP1Syntax.equalsIgnoringCase(bytes, field.name, "upgrade")
+            {
+                throw .framingTrailerField
+            }
+            self.trailerFields.append(field)
         }
     }
 }

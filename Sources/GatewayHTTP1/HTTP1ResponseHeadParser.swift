@@ -87,12 +87,13 @@ package struct HTTP1ResponseHeadParser {
             }
             start = end + 1
         }
+        // Both framings is how responses are smuggled to the next hop: refused, whatever the
+        // status (llhttp refuses it too).
+        if lastCodingIsChunked != nil, contentLength != nil { throw .contentLengthWithTransferEncoding }
         let framing: HTTP1BodyFraming
         if requestMethod == .HEAD || (status >= 100 && status < 200) || status == 204 || status == 304 {
             framing = .none
         } else if let chunked = lastCodingIsChunked {
-            // Both framings is how responses are smuggled to the next hop: refused.
-            guard contentLength == nil else { throw .contentLengthWithTransferEncoding }
             framing = chunked ? .chunked : .untilClose
         } else if let contentLength {
             framing = contentLength == 0 ? .none : .contentLength(contentLength)

@@ -310,6 +310,25 @@ func everySplit(_ bytes: [UInt8]) -> [[[UInt8]]] {
         #expect(parse(chunked.map { [$0] }, limits: trailerLimits).error == .trailersTooLarge)
     }
 
+    /// Fuzzer find (`http1`, "request 0 ended"): a `Transfer-Encoding` trailer ended the
+    /// message for ours while llhttp refused it (it refuses Content-Length too, and acts on
+    /// Connection and Upgrade in trailers). Such trailers are refused now; the others the
+    /// gateway drops before the upstream (forged identity headers included) still parse.
+    @Test func framingFieldsInTrailersAreRefused() {
+        let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        for trailer in [
+            "Transfer-Encoding: chunked", "transfer-encoding: gzip", "Content-Length: 5", "Connection: close",
+            "Upgrade: x",
+        ] {
+            #expect(parse(head + trailer + "\r\n\r\n").error == .framingTrailerField, "\(trailer)")
+        }
+        let forged =
+            "X-DBAudit-Subject: admin\r\nX-Forwarded-For: 6.6.6.6\r\nAuthorization: Bearer stolen\r\nHost: x\r\n"
+        let parsed = parse(head + forged + "\r\n")
+        #expect(parsed.error == nil && parsed.ends == 1)
+        #expect(parsed.trailers.first??.fields.count == 4)
+    }
+
     @Test func headerCountLimitIncludesTrailers() {
         let limits = HTTP1ParserLimits(
             maxHeadBytes: 1024,

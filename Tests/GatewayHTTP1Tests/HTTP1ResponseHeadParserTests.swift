@@ -1,4 +1,5 @@
 import GatewayHTTP1
+import GatewayHTTP1Oracle
 import NIOCore
 import Testing
 
@@ -97,5 +98,50 @@ import Testing
             try Self.parse("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 15) + "\r\n\r\n", limits: limits).0
                 != nil
         )
+    }
+}
+
+/// The response head parser against llhttp (NIOHTTP1's response decoder) on generated heads.
+@Suite struct HTTP1ResponseDifferentialTests {
+    @Test func generatedHeadsAreFramedIdenticallyOrRefused() {
+        var random = RequestMutator(seed: 0x7265_7370_6f6e_7365)
+        let statuses = [
+            "200 OK", "204 No Content", "304 Not Modified", "404 Not Found", "500", "201 ", "099 x", "2000 x",
+        ]
+        let versions = ["HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0", "http/1.1"]
+        let fields = [
+            "Content-Length: 5", "Content-Length: 0", "content-length: 70", "Content-Length: 5, 5",
+            "Content-Length: +5",
+            "Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: gzip",
+            "Transfer-Encoding: chunked, gzip", "Connection: close", "Connection: keep-alive", "X-A:  b ", "X-B:",
+            "Bad Name: x", "X-C: a\u{1}b", " folded", "Set-Cookie: a=b",
+        ]
+        var counts: [String: Int] = [:]
+        for _ in 0..<5_000 {
+            var text = "\(random.mostly(versions, valid: 2)) \(random.mostly(statuses, valid: 6))\r\n"
+            for _ in 0..<random.below(4) { text += random.mostly(fields, valid: 13) + "\r\n" }
+            var bytes = Array((text + "\r\n").utf8)
+            if random.below(4) == 0 {
+                bytes.insert(random.pick(RequestMutator.splices), at: random.below(bytes.count))
+            }
+            switch HTTP1ResponseDifferential.run(bytes, maxHeaderBytes: 1024) {
+            case .identical: counts["identical", default: 0] += 1
+            case .oursRefused(let error, let accepted):
+                counts[accepted ? "ours only: \(error)" : "both refused", default: 0] += 1
+                // Stricter on purpose: an empty line before the status line, a Connection value
+                // that is not a token list, control characters in the reason phrase, a status
+                // under 100.
+                if accepted {
+                    #expect(
+                        [.bareLF, .invalidConnection, .invalidFieldValue, .invalidStatusLine].contains(error),
+                        "\(error): \(String(decoding: bytes, as: UTF8.self).debugDescription)"
+                    )
+                }
+            case .diverged(let why):
+                Issue.record("\(why)\n\(String(decoding: bytes, as: UTF8.self).debugDescription)")
+            }
+        }
+        print("responses: \(counts.sorted { $0.key < $1.key })")
+        #expect(counts["identical", default: 0] > 1_000)
     }
 }

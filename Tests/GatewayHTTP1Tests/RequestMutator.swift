@@ -101,7 +101,10 @@ struct RequestMutator {
             body += "\(self.mostly(Self.chunkSizes, valid: 6))\r\nhello\r\n"
         }
         body += self.mostly(
-            ["0\r\n\r\n", "0\r\nX-T: 1\r\n\r\n", "000\r\n\r\n", "0;e=1\r\n\r\n", "0\r\n", "0\r\nX-T : 1\r\n\r\n"],
+            [
+                "0\r\n\r\n", "0\r\nX-T: 1\r\n\r\n", "000\r\n\r\n", "0;e=1\r\n\r\n", "0\r\n", "0\r\nX-T : 1\r\n\r\n",
+                "0\r\nConnection: close\r\n\r\n", "0\r\nTransfer-Encoding: chunked\r\n\r\n", "0\r\nUpgrade: x\r\n\r\n",
+            ],
             valid: 4
         )
         return body
