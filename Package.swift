@@ -112,6 +112,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The strict HTTP/1 parser over raw bytes (heads as offsets, chunked decoding, limits).
+        .target(
+            name: "GatewayHTTP1",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "GatewayProxy",
             dependencies: [
@@ -172,6 +178,27 @@ let package = Package(
             dependencies: [
                 "GatewayCore", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // llhttp (through NIOHTTP1's decoder) as the oracle GatewayHTTP1 is compared with, shared
+        // by its tests and the `http1` fuzz target.
+        .target(
+            name: "GatewayHTTP1Oracle",
+            dependencies: [
+                "GatewayHTTP1",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/GatewayHTTP1Oracle",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayHTTP1Tests",
+            dependencies: [
+                "GatewayHTTP1", "GatewayHTTP1Oracle",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -320,7 +347,9 @@ if getenv("DBGW_FUZZ") != nil {
         .executableTarget(
             name: "GatewayFuzz",
             dependencies: [
-                "GatewayAuth", "GatewayConfig", "GatewayOAuth", "GatewayPages", "GatewayProxy", "GatewayRedis",
+                "GatewayAuth", "GatewayConfig", "GatewayHTTP1", "GatewayHTTP1Oracle", "GatewayOAuth", "GatewayPages",
+                "GatewayProxy", "GatewayRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Fuzz/Sources/GatewayFuzz",

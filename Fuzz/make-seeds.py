@@ -43,6 +43,44 @@ def smuggling_cases():
     return []
 
 
+def smuggling_payloads():
+    """The other raw requests of the smuggling tests: module-level and inline byte strings."""
+    text = open("Tests/e2e/test_smuggling.py").read()
+    return [ast.literal_eval(m) for m in re.findall(r'(b"(?:[^"\\]|\\.)*")', text) if b"HTTP/1" in ast.literal_eval(m)]
+
+
+def http1_seeds():
+    """Raw request streams for the HTTP/1 parser: the smuggling cases, and the shapes of the
+    request-hardening tests (pipelining, trailers, Expect, upgrades, CONNECT, padded lengths)."""
+    get = b"GET /v1/databases HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer dbaudit_live_x\r\n\r\n"
+    post = b"POST /v1/policies HTTP/1.1\r\nHost: g\r\nContent-Length: 50\r\n\r\n" + b"x" * 50
+    chunked = b"POST /public/upload HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+    trailers = (b"X-DBAudit-Subject: admin-user\r\nX-DBAudit-Scopes: admin\r\n"
+                b"X-Forwarded-For: 6.6.6.6\r\nAuthorization: Bearer stolen\r\n\r\n")
+    overrides = b"".join(b"%s: DELETE\r\n" % n for n in (b"X-HTTP-Method-Override", b"X-HTTP-Method", b"X-Original-URL"))
+    return smuggling_cases() + smuggling_payloads() + [
+        get + post + get,
+        get * 3 + post + get,
+        chunked[:-2] + b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n" + trailers,
+        b"GET /v1/databases HTTP/1.1\r\nHost: g\r\n" + overrides + b"Connection: close\r\n\r\n",
+        b"POST /v1/policies HTTP/1.1\r\nHost: g\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+        chunked + b"5;ext=" + b"e" * 2000 + b"\r\nhello\r\n0\r\n\r\n",
+        b"POST /public/first HTTP/1.1\r\nHost: g\r\nUpgrade: x\r\nContent-Length: 0\r\n\r\n" + chunked + b"5;e=x\r\nhello\r\n0\r\n\r\n",
+        b"POST /public/first HTTP/1.1\r\nHost: g\r\nContent-Length: 0" + b" " * 600 + b"\r\n\r\n" + get,
+        b"POST /public/first HTTP/1.1\r\nHost: g\r\nContent-Length:" + b" " * 600 + b"0\r\n\r\n" + get,
+        b"POST /public/ws HTTP/1.1\r\nHost: g\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n" + get,
+        b"CONNECT g:443 HTTP/1.1\r\nHost: g:443\r\n\r\n" + get,
+        b"GET /v1/databases%3Bx HTTP/1.1\r\nHost: g\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n" + get,
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + get,
+        b"GET / HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n" + get,
+        b"\r\n\r\n" + get,
+        b"GET /v1?q=%20&a=b HTTP/1.1\r\nHost: [::1]:8443\r\nX-Empty:\r\nX-Obs: caf\xc3\xa9\r\n\r\n",
+        chunked + b"000A;a;b=\"q\\\"x\"\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n" + get,
+        b"PUT /x HTTP/1.1\r\nHost: h\r\ncontent-length: 3\r\n\r\nabcDELETE /y HTTP/1.1\r\nHost: h\r\n\r\n",
+    ]
+
+
 def swift_string_pairs(path):
     """First string of each ("...", "...") tuple in a Swift test file."""
     return [bytes(m, "utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
@@ -74,6 +112,8 @@ def main():
         "GET /v1 HTTP/1.1\r\nHost: [::1]:8443\r\nTransfer-Encoding: chunked\r\n\r\n",
     ]
     write("request_head", heads)
+
+    write("http1", http1_seeds())
 
     tokens = []
     for file in ("json_web_signature_test.json",):

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SWIFT=${SWIFT:-swift}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
-TARGETS=(request_head jose json jwks config resp form cookie authorization)
+TARGETS=(request_head jose json jwks config resp form cookie authorization http1)
 if [[ -n "${FUZZ_TARGET:-}" ]]; then
     TARGETS=("$FUZZ_TARGET")
 fi
@@ -30,7 +30,7 @@ BINARY=$SCRATCH/debug/GatewayFuzz
 
 dictionary() {
     case "$1" in
-    request_head | form | cookie | authorization) echo Fuzz/dict/http.dict ;;
+    request_head | form | cookie | authorization | http1) echo Fuzz/dict/http.dict ;;
     jose | json | jwks) echo Fuzz/dict/json.dict ;;
     config) echo Fuzz/dict/toml.dict ;;
     resp) echo Fuzz/dict/resp.dict ;;

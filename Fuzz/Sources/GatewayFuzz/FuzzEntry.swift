@@ -45,6 +45,7 @@ enum FuzzTarget: String, CaseIterable {
     case form
     case cookie
     case authorization
+    case http1
 
     static let selected: FuzzTarget = {
         guard let name = getenv("DBGW_FUZZ_TARGET").map({ String(cString: $0) }),
@@ -67,6 +68,7 @@ enum FuzzTarget: String, CaseIterable {
         case .form: FormTarget.run(input)
         case .cookie: CookieTarget.run(input)
         case .authorization: AuthorizationTarget.run(input)
+        case .http1: HTTP1Target.run(input)
         }
     }
 }

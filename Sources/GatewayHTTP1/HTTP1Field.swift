@@ -1,0 +1,8 @@
+/// One header or trailer field as offsets into its section's bytes: the name, the value
+/// without surrounding whitespace, and the whole line with its CRLF (what a writer copies
+/// when it forwards the field unchanged). A value; any thread.
+package struct HTTP1Field: Sendable, Hashable {
+    package var name: Range<Int>
+    package var value: Range<Int>
+    package var line: Range<Int>
+}
