@@ -39,14 +39,10 @@ package enum ConfigurationLoader {
 
     /// Validates TOML `text`; `file` names it in error messages.
     package static func parse(text: String, file: String) throws(ConfigurationError) -> GatewayConfiguration {
-        if let line = tableHeaderWithoutKey(in: text) {
+        // toml++ aborts the process on a few malformed constructs instead of reporting them.
+        if let problem = TOMLPreflight.check(text) {
             throw ConfigurationError(problems: [
-                .init(
-                    file: file,
-                    line: line,
-                    key: "",
-                    message: "TOML syntax error: a table header must start with a key"
-                )
+                .init(file: file, line: problem.line, key: "", message: "TOML syntax error: \(problem.message)")
             ])
         }
         let root: TOMLTable
@@ -70,33 +66,6 @@ package enum ConfigurationLoader {
             return configuration
         }
         throw ConfigurationError(problems: reader.problems)
-    }
-}
-
-extension ConfigurationLoader {
-    /// The line of the first table header (`[x]`, `[[x]]`) whose key does not start with a
-    /// bare-key character or a quote, or nil. toml++ (inside TOMLKit) assumes it does: such a
-    /// header trips an assertion in a debug build and, where the assertion becomes an
-    /// optimiser assumption in a release build, is undefined behaviour. Found by the `config`
-    /// fuzz target (docs/fuzzing.md); checked on the raw lines before TOMLKit sees the text.
-    static func tableHeaderWithoutKey(in text: String) -> Int? {
-        var number = 0
-        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            number += 1
-            var rest = line.drop { $0 == 0x20 || $0 == 0x09 }
-            guard rest.first == UInt8(ascii: "[") else { continue }
-            rest = rest.dropFirst().drop { $0 == 0x20 || $0 == 0x09 }
-            if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst().drop { $0 == 0x20 || $0 == 0x09 } }
-            switch rest.first ?? 0 {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "\""),
-                UInt8(ascii: "'"), UInt8(ascii: "]"):
-                continue
-            default:
-                return number
-            }
-        }
-        return nil
     }
 }
 

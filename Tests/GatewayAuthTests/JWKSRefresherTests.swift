@@ -106,6 +106,13 @@ final class RefresherHarness {
         )
     }
 
+    /// The refresher's scheduled refresh (on `loop`) holds the refresher, which holds the
+    /// loop: stopping it cancels the task, so both are freed with the harness (LeakSanitizer).
+    deinit {
+        self.refresher.stop()
+        self.loop.run()
+    }
+
     func fetches() throws -> Int { try value(of: refresher.fetchCount(issuer: testIssuer), on: loop) }
 
     func refetch() -> Result<Void, any Error>? {

@@ -357,3 +357,13 @@ package func eventually(timeout: Duration = .seconds(2), _ condition: () async t
 extension RESPValue {
     package static func bulk(_ text: String) -> RESPValue { .bulkString(Array(text.utf8)) }
 }
+
+/// Whether `ttl` (seconds, as Redis's `TTL` answers) is what a key given `set` seconds at
+/// `start` can have now: at most `set`, and at least `set` less the whole seconds since
+/// `start` and one for Redis's rounding. The lower bound follows the time the test really
+/// took, so a run slowed down (sanitizers, a loaded machine; tests have waited minutes for
+/// the task pool there) does not fail it, while a TTL set wrong still does.
+package func ttlIsWhatWasSet(_ ttl: Int64, set: Int64, since start: ContinuousClock.Instant) -> Bool {
+    let elapsed = (ContinuousClock.now - start).components.seconds + 1
+    return ttl <= set && ttl >= set - elapsed - 1
+}

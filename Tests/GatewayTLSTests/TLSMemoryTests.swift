@@ -13,6 +13,10 @@ func residentKiB() -> Int {
     return -1
 }
 
+/// Whether this process runs under AddressSanitizer (`make sanitize`): its runtime defines
+/// `__asan_init`, which no other build links.
+let underAddressSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
 @Suite struct TLSMemoryTests {
     /// 20,000 full handshakes (client and server, data both ways, close_notify) on shared
     /// contexts leave the resident set flat: every SSL* and its BIOs are freed. The
@@ -20,7 +24,13 @@ func residentKiB() -> Int {
     /// lazily built tables exist. Runs in a child process of its own: the RSS of the test
     /// process moves with whatever the suites running in parallel allocate (a clean-clone
     /// run saw +50 MiB that were not ours).
-    @Test func twentyThousandHandshakesLeaveRSSFlat() async throws {
+    ///
+    /// Under AddressSanitizer the RSS bound cannot hold (its allocator keeps freed memory in
+    /// quarantine and its shadow memory grows with every allocation), so the test is skipped
+    /// there; the normal `swift test` runs it, and LeakSanitizer reports an unfreed SSL*
+    /// wherever the other TLS tests make one.
+    @Test(.disabled(if: underAddressSanitizer, "RSS is not flat under AddressSanitizer's allocator"))
+    func twentyThousandHandshakesLeaveRSSFlat() async throws {
         let result = try await #require(processExitsWith: .success, observing: [\.standardOutputContent]) {
             do {
                 let server = try Contexts.server()

@@ -91,6 +91,26 @@ def test_check_config_reports_syntax_error_line_and_missing_file(tmp_path):
     assert "does not exist" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        # The config fuzz target's input: toml++ asserted on it and check-config aborted.
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nlisten = [}\n', 4,
+         "TOML syntax error: `}` cannot close the `[` opened on line 4"),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nlisten = [\n  "0.0.0.0:8080",\n}\n', 6,
+         "TOML syntax error: `}` cannot close the `[` opened on line 4"),
+        ('[upstream]\nurl = "http://127.0.0.1:9000"\n[server]\nlisten = [\u2028]\n', 4,
+         "TOML syntax error: U+2028 outside a string or comment"),
+    ],
+)
+def test_check_config_refuses_what_the_toml_parser_would_abort_on(tmp_path, text, line, message):
+    path = tmp_path / "abort.conf"
+    path.write_text(text, encoding="utf-8")
+    result = check_config(path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[0] == f"{path}:{line}: {message}", result.stderr
+
+
 def test_run_refuses_an_invalid_config(tmp_path):
     path = tmp_path / "bad.conf"
     path.write_text('[upstream]\nurl = "http://127.0.0.1:9000"\nunknown = 1\n')
@@ -127,9 +147,12 @@ def test_sighup_switches_upstream_without_dropping_in_flight(make_gateway, upstr
         second.stop()
 
 
-def test_sighup_with_bad_file_keeps_old_config(make_gateway, upstream):
+@pytest.mark.parametrize("text", ["[server\nthis is not toml", "[server]\nlisten = [}\n"])
+def test_sighup_with_bad_file_keeps_old_config(make_gateway, upstream, text):
+    """A file toml++ cannot read, including one it used to abort on, leaves the running
+    gateway serving with its previous configuration."""
     gateway = make_gateway(upstream.url)
-    gateway.config_path.write_text("[server\nthis is not toml")
+    gateway.config_path.write_text(text)
     gateway.signal(signal.SIGHUP)
     line = gateway.wait_for_log(lambda l: l.get("msg") == "reload failed; keeping the previous configuration")
     assert str(gateway.config_path) in line["problems"]
