@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "GatewayProxy",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayRateLimit", "GatewayTLS",
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayRateLimit", "GatewayTLS", "GatewayHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
