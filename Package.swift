@@ -277,7 +277,7 @@ let package = Package(
             name: "GatewayProxyTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth",
+                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth", "GatewayHTTP1",
                 // The harness builds the handlers the server would: an in-process store, a hasher.
                 "GatewayStore", "GatewayCrypto",
                 .product(name: "Logging", package: "swift-log"),
