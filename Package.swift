@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "GatewayProxy",
             dependencies: [
-                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayRateLimit", "GatewayTLS",
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayRateLimit", "GatewayTLS", "GatewayHTTP1",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -277,7 +277,7 @@ let package = Package(
             name: "GatewayProxyTests",
             dependencies: [
                 "GatewayTestSupport",
-                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth",
+                "GatewayProxy", "GatewayCore", "GatewayConfig", "GatewayRateLimit", "GatewayAuth", "GatewayHTTP1",
                 // The harness builds the handlers the server would: an in-process store, a hasher.
                 "GatewayStore", "GatewayCrypto",
                 .product(name: "Logging", package: "swift-log"),

@@ -118,9 +118,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// The body timer was stopped while reads were held and must restart when they resume.
     private var bodyTimerPaused = false
 
-    init(loop: LoopContext, clientScheme: String) {
+    /// The connection's request decoder, which knows why it refused a request.
+    private let decoder: ClientRequestDecoder
+
+    init(loop: LoopContext, clientScheme: String, decoder: ClientRequestDecoder) {
         self.loop = loop
         self.clientScheme = clientScheme
+        self.decoder = decoder
         self.isTLS = clientScheme == "https"
     }
 
@@ -191,25 +195,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
+        // The decoder's refusals arrive as `HTTPParserError`s (ordered by the pipelining
+        // handler); the decoder keeps the reason.
+        guard error is HTTPParserError, let failure = self.decoder.failure else {
             // I/O errors (reset, broken pipe): nothing can be said to this client.
             context.close(promise: nil)
             return
         }
-        let gatewayError: GatewayError
-        switch parserError {
-        case .headerOverflow:
-            gatewayError = .headersTooLarge(limit: self.loop.configuration.server.maxHeaderBytes)
-        case .invalidContentLength, .unexpectedContentLength:
-            gatewayError = .badRequest("The request's Content-Length is invalid or conflicts with Transfer-Encoding.")
-        case .invalidChunkSize:
-            // Also raised by `RequestFramingGuard` for an over-long chunk-size line or trailer section.
-            gatewayError = .badRequest(
-                "The request's chunked body framing is invalid (bad chunk size, or chunk extensions or trailers over \(self.loop.configuration.server.maxHeaderBytes) bytes)."
-            )
-        default:
-            gatewayError = .badRequest("The request is not valid HTTP/1.1.")
-        }
+        let gatewayError = failure.gatewayError(maxHeaderBytes: self.loop.configuration.server.maxHeaderBytes)
         self.run(self.machine.clientProtocolError(gatewayError))
     }
 

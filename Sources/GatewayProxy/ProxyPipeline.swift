@@ -3,9 +3,10 @@ package import NIOCore
 import NIOHTTP1
 
 /// Builds the handler chain of one accepted client connection:
-/// `RequestHeadTimeoutHandler` → `RequestFramingGuard` → NIO HTTP/1 server codec (with the header-size limit and
-/// pipelining assistance, which answers pipelined requests strictly in order) →
-/// `ProxyHandler`. Called on the connection's event loop.
+/// `RequestHeadTimeoutHandler` → NIO's response encoder → `ClientRequestDecoder` (the strict
+/// HTTP/1 parser, with the header-size limits) → NIO's pipelining assistance (answers
+/// pipelined requests strictly in order) → `ProxyHandler`. Called on the connection's event
+/// loop.
 package enum ProxyPipeline {
     package static func configure(
         channel: any Channel,
@@ -13,10 +14,6 @@ package enum ProxyPipeline {
         clientScheme: String = "http"
     ) throws {
         let server = loop.configuration.server
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = server.maxHeaderBytes
-        limits.maxHeaderFieldSize = server.maxHeaderBytes
-        limits.maxHeaderFieldCount = 256
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(
             RequestHeadTimeoutHandler(
@@ -25,22 +22,12 @@ package enum ProxyPipeline {
                 waiting: loop.waitingConnections
             )
         )
-        // In front of the decoder: chunk extensions and trailers are bounded like headers.
-        try sync.addHandler(
-            RequestFramingGuard(
-                maxChunkLineBytes: server.maxHeaderBytes,
-                maxTrailerBytes: server.maxHeaderBytes + 8 * 1024
-            )
-        )
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
-            withErrorHandling: false,
-            // Response heads are the upstream's (parsed strictly by llhttp) plus the
-            // gateway's own fixed headers: a second validation pass is not needed.
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: HTTPResponseEncoder.Configuration(),
-            withDecoderLimitConfiguration: limits
-        )
-        try sync.addHandler(ProxyHandler(loop: loop, clientScheme: clientScheme))
+        // Response heads are the upstream's (parsed strictly) plus the gateway's own fixed
+        // headers: no second validation pass.
+        try sync.addHandler(HTTPResponseEncoder(configuration: HTTPResponseEncoder.Configuration()))
+        let decoder = ClientRequestDecoder(limits: ClientRequestDecoder.limits(maxHeaderBytes: server.maxHeaderBytes))
+        try sync.addHandler(decoder)
+        try sync.addHandler(HTTPServerPipelineHandler())
+        try sync.addHandler(ProxyHandler(loop: loop, clientScheme: clientScheme, decoder: decoder))
     }
 }
