@@ -2,8 +2,8 @@ import GatewayConfig
 package import NIOCore
 import NIOHTTP1
 
-/// Builds the handler chain of one accepted client connection:
-/// `RequestHeadTimeoutHandler` → `RequestFramingGuard` → NIO HTTP/1 server codec (with the header-size limit and
+/// Builds the handler chain of one accepted client connection: `ReadAheadHandler` (first,
+/// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` → `RequestFramingGuard` → NIO HTTP/1 server codec (with the header-size limit and
 /// pipelining assistance, which answers pipelined requests strictly in order) →
 /// `ProxyHandler`. Called on the connection's event loop.
 package enum ProxyPipeline {
@@ -18,6 +18,9 @@ package enum ProxyPipeline {
         limits.maxHeaderFieldSize = server.maxHeaderBytes
         limits.maxHeaderFieldCount = 256
         let sync = channel.pipeline.syncOperations
+        // At the socket: the handlers behind hold their reads for every exchange, and this
+        // keeps the socket in the epoll interest set meanwhile (no `epoll_ctl` per request).
+        try sync.addHandler(ReadAheadHandler(), position: .first)
         try sync.addHandler(
             RequestHeadTimeoutHandler(
                 idleTimeout: server.idleTimeout.timeAmount,
