@@ -5,9 +5,10 @@ import NIOCore
 /// ask again; see `ReadAheadState` for why and for the bound.
 ///
 /// The first handler of a client pipeline (in front of TLS, so it sees what the socket
-/// read). It changes no byte and no order: held bytes go on before any later event, and
-/// before the channel's inactivity, as NIO hands on everything it reads up to an end of
-/// file. One per client connection; touched only on its channel's event loop.
+/// read). It changes no byte and no order: held bytes go on before later bytes and before
+/// the end of the client's input (NIO hands on everything it reads up to an end of file),
+/// and are dropped when the connection closes before anyone asked for them. One per client
+/// connection; touched only on its channel's event loop.
 final class ReadAheadHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -66,13 +67,10 @@ final class ReadAheadHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.passOnHeld(context: context)
+        // Held bytes nobody asked for die with the connection, as they would have in the
+        // kernel: a request behind a response that closed the connection is never acted on.
+        self.state.dropHeld()
         context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.passOnHeld(context: context)
-        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -96,10 +96,16 @@ struct ReadAheadState {
         return held
     }
 
-    /// The channel is closing, or an error or end of input follows the held bytes: they go
-    /// on first, asked for or not, as NIO itself reads everything up to an end of file.
+    /// The end of the client's input follows the held bytes, or the handler leaves the
+    /// pipeline: they go on first, asked for or not, as NIO itself hands on everything it
+    /// reads up to an end of file.
     mutating func takeBeforeOtherEvents() -> ByteBuffer? {
         defer { self.held = nil }
         return self.held
+    }
+
+    /// The connection closed: held bytes were never asked for and never will be.
+    mutating func dropHeld() {
+        self.held = nil
     }
 }
