@@ -2,11 +2,11 @@ import GatewayConfig
 package import NIOCore
 import NIOHTTP1
 
-/// Builds the handler chain of one accepted client connection:
-/// `RequestHeadTimeoutHandler` → NIO's response encoder → `ClientRequestDecoder` (the strict
-/// HTTP/1 parser, with the header-size limits) → NIO's pipelining assistance (answers
-/// pipelined requests strictly in order) → `ProxyHandler`. Called on the connection's event
-/// loop.
+/// Builds the handler chain of one accepted client connection: `ReadAheadHandler` (first,
+/// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` → NIO's response
+/// encoder → `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits) →
+/// NIO's pipelining assistance (answers pipelined requests strictly in order) →
+/// `ProxyHandler`. Called on the connection's event loop.
 package enum ProxyPipeline {
     package static func configure(
         channel: any Channel,
@@ -15,6 +15,9 @@ package enum ProxyPipeline {
     ) throws {
         let server = loop.configuration.server
         let sync = channel.pipeline.syncOperations
+        // At the socket: the handlers behind hold their reads for every exchange, and this
+        // keeps the socket in the epoll interest set meanwhile (no `epoll_ctl` per request).
+        try sync.addHandler(ReadAheadHandler(), position: .first)
         try sync.addHandler(
             RequestHeadTimeoutHandler(
                 idleTimeout: server.idleTimeout.timeAmount,
