@@ -11,12 +11,17 @@ package import NIOCore
 /// one object and touched only on that object's event loop (the first `arm` names it);
 /// `onExpiry` runs there. Owners hold it as a `lazy var` whose `onExpiry` captures them
 /// weakly, so an owner that never arms a timer allocates nothing.
+///
+/// The wake-up is a scheduled callback with the timer itself as its handler, not a
+/// scheduled closure: every idle keep-alive connection holds one armed timer, and a
+/// `scheduleTask` would keep a promise, its future and three closure contexts alive per
+/// connection for as long as it idles (about 300 bytes each, measured with massif).
 package final class LoopTimer {
     private let onExpiry: () -> Void
     private var eventLoop: (any EventLoop)?
     /// When `onExpiry` is due; nil while disarmed.
     package private(set) var deadline: NIODeadline?
-    private var task: Scheduled<Void>?
+    private var task: NIOScheduledCallback?
     private var taskFiresAt: NIODeadline?
 
     package init(onExpiry: @escaping () -> Void) {
@@ -56,8 +61,8 @@ package final class LoopTimer {
     private func schedule(at deadline: NIODeadline, on eventLoop: any EventLoop) {
         self.task?.cancel()
         self.taskFiresAt = deadline
-        let timer = NIOLoopBound(self, eventLoop: eventLoop)
-        self.task = eventLoop.scheduleTask(deadline: deadline) { timer.value.woke() }
+        // Throws only while the loop shuts down, when no timer needs to fire any more.
+        self.task = try? eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
     }
 
     private func woke() {
@@ -70,5 +75,11 @@ package final class LoopTimer {
         } else {
             self.schedule(at: deadline, on: eventLoop)
         }
+    }
+}
+
+extension LoopTimer: NIOScheduledCallbackHandler {
+    package func handleScheduledCallback(eventLoop: some EventLoop) {
+        self.woke()
     }
 }

@@ -363,6 +363,8 @@ package final class GatewayServer: Sendable {
         return ServerBootstrap(group: self.group)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            // A smaller first read buffer than NIO's: it stays allocated while the connection idles.
+            .childChannelOption(.recvAllocator, value: ClientReadBuffer.allocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let context = contexts[ObjectIdentifier(channel.eventLoop)] else {
