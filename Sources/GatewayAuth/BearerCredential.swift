@@ -47,16 +47,9 @@ package struct BearerCredential: Equatable, Sendable {
         guard start < count else { return nil }
         var dots = 0
         for index in start..<count {
-            switch bytes[index] {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "~"),
-                UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
-                continue
-            case UInt8(ascii: "."):
-                dots &+= 1
-            default:
-                return nil
-            }
+            let byte = bytes[index]
+            guard Self.isToken68(byte) else { return nil }
+            dots &+= byte == UInt8(ascii: ".") ? 1 : 0
         }
         let token = UnsafeBufferPointer(rebasing: bytes[start..<count])
         let shape: Shape
@@ -68,6 +61,18 @@ package struct BearerCredential: Equatable, Sendable {
             shape = dots == 2 ? .threeParts : .other
         }
         return BearerCredential(token: String(decoding: token, as: UTF8.self), shape: shape)
+    }
+
+    /// The token68 alphabet (A-Z a-z 0-9 - . _ ~ + / =) as a bit per ASCII byte: a test
+    /// per byte without a branch per character class.
+    private static let token68Low: UInt64 = 0x23ff_e800_0000_0000
+    private static let token68High: UInt64 = 0x47ff_fffe_87ff_fffe
+
+    @inline(__always)
+    private static func isToken68(_ byte: UInt8) -> Bool {
+        if byte < 64 { return (Self.token68Low &>> UInt64(byte)) & 1 == 1 }
+        if byte < 128 { return (Self.token68High &>> UInt64(byte &- 64)) & 1 == 1 }
+        return false
     }
 
     private static let liveKeyPrefix: StaticString = "dbaudit_live_"

@@ -23,7 +23,7 @@ import Testing
         h.authenticator.invalidateAll()
         let again = h.authorize(key: created.key)
         #expect(again.isPending)
-        #expect(try h.resolve(again).successValue?.keyID == created.record.id)
+        #expect(try h.resolve(again).successValue??.keyID == created.record.id)
         #expect(h.authenticator.keyHashesComputed == 1)
         #expect(h.store.apiKeyCalls == 2)
     }
