@@ -27,6 +27,14 @@ package final class Authenticator {
     package let store: any CredentialStore
     private let hmac: HMACSHA256Context
     private let cache: CredentialCache
+    /// The hash of each API key the store vouched for on this loop, by the key itself: a
+    /// cache hit then costs a dictionary lookup instead of the checksum and an HMAC. Only
+    /// keys found valid enter it (a spray of guesses cannot fill it), bounded like the
+    /// cache; an entry never goes wrong (the hash depends on the key and the fixed pepper
+    /// only), and what the key is worth is still asked of the cache every time.
+    private var validKeyHashes: CacheSpace<ExactToken, String>
+    /// HMACs computed for presented keys (a remembered key costs none).
+    package private(set) var keyHashesComputed = 0
     private let clock: GatewayClock
     private var logger: Logger
     private var lastTouched: [String: Int64] = [:]
@@ -74,6 +82,7 @@ package final class Authenticator {
         self.store = store
         self.hmac = hmac.makeContext()
         self.cache = CredentialCache(cache)
+        self.validKeyHashes = CacheSpace(capacity: cache.maxEntries)
         self.logger = logger
         self.clock = clock
     }
@@ -94,6 +103,7 @@ package final class Authenticator {
         introspection: IntrospectionChange = .keep
     ) {
         self.cache.reconfigure(settings)
+        self.validKeyHashes.setCapacity(settings.maxEntries)
         self.jwt = jwt
         self.logger = logger
         self.opaqueTokens?.apply(cache: settings, issuer: opaqueTokenIssuer, logger: logger)
@@ -187,18 +197,19 @@ package final class Authenticator {
             trace?.fail("credential", "\(authorization.count) Authorization headers; exactly one is accepted")
             return .deny(.unauthorized("Send exactly one Authorization header."))
         }
-        guard let token = Self.bearerToken(header) else {
+        guard let credential = BearerCredential.parse(header) else {
             trace?.fail("credential", "the Authorization header is not \"Bearer <token68>\"")
             return .deny(.unauthorized("The Authorization header must be \"Bearer <credential>\"."))
         }
+        let token = credential.token
         trace?.info(
             "credential.token",
             "sha256 prefix \(Self.tokenFingerprint(token)) (the token itself is never shown)"
         )
         let limited: Limited? =
             if trace == nil, let client, let failureLimit { Limited(limit: failureLimit, client: client) } else { nil }
-        guard APIKeyFormat.hasAPIKeyPrefix(token) else {
-            if OpaqueAccessTokenFormat.hasPrefix(token) {
+        guard credential.shape == .apiKey else {
+            if credential.shape == .opaqueAccessToken {
                 // Ours by its prefix: never sent to another server's introspection.
                 guard let opaqueTokens else {
                     trace?.fail(
@@ -214,7 +225,7 @@ package final class Authenticator {
                     trace: trace
                 )
             }
-            if let jwt, JWTVerifier.looksLikeJWT(token) {
+            if let jwt, credential.shape == .threeParts {
                 trace?.pass("credential.kind", "JWT (three base64url parts)")
                 return self.authorizeJWT(token, jwt: jwt, required: required, trace: trace)
             }
@@ -233,14 +244,23 @@ package final class Authenticator {
             "credential.kind",
             "API key (\(token.hasPrefix(APIKeyFormat.testPrefix) ? APIKeyFormat.testPrefix : APIKeyFormat.livePrefix))"
         )
-        if let problem = APIKeyFormat.problem(with: token) {
-            trace?.fail("api_key.format", "format and checksum: \(problem)")
-            // A mistyped or guessed key: counted like an unknown one, so a spray of keys
-            // with wrong checksums is throttled too.
-            return self.failedAtOnce(.unauthorized("The API key is malformed: \(problem)."), limited)
+        let hash: String
+        if let known = self.validKeyHashes[ExactToken(token)] {
+            // Found valid on this loop before: its format and checksum are proven, and its
+            // hash cannot have changed (the pepper is fixed until a restart). Whether the
+            // key is still good is the cache's and the store's to say, below.
+            hash = known
+        } else {
+            if let problem = APIKeyFormat.problem(with: token) {
+                trace?.fail("api_key.format", "format and checksum: \(problem)")
+                // A mistyped or guessed key: counted like an unknown one, so a spray of keys
+                // with wrong checksums is throttled too.
+                return self.failedAtOnce(.unauthorized("The API key is malformed: \(problem)."), limited)
+            }
+            hash = self.hash(apiKey: token)
+            self.keyHashesComputed += 1
         }
         trace?.pass("api_key.format", "length, alphabet and checksum are valid")
-        let hash = self.hash(apiKey: token)
         let deadline = self.clock.now()
         let stale: Principal?
         switch self.cache.lookup(hash, now: deadline) {
@@ -273,7 +293,14 @@ package final class Authenticator {
                 admitted.limit.lookupFinished(client: admitted.client)
             }
             do {
-                let principal = try self.judge(result, hash: hash, stale: stale, limited: limited, trace: trace)
+                let principal = try self.judge(
+                    result,
+                    token: token,
+                    hash: hash,
+                    stale: stale,
+                    limited: limited,
+                    trace: trace
+                )
                 promise.assumeIsolated().succeed(try Self.checkScopes(principal, required: required, trace: trace))
             } catch {
                 promise.fail(error)
@@ -288,6 +315,7 @@ package final class Authenticator {
     /// and its key's expiry, or a 503.
     private func judge(
         _ result: Result<APIKeyRecord?, any Error>,
+        token: String,
         hash: String,
         stale: Principal?,
         limited: Limited?,
@@ -346,6 +374,9 @@ package final class Authenticator {
             rateLimit: record.rateLimit
         )
         self.cache.storePositive(hash, principal, now: self.clock.now())
+        if self.validKeyHashes[ExactToken(token)] == nil {
+            self.validKeyHashes.insert(ExactToken(token), hash)
+        }
         if trace == nil {
             self.touch(keyID: record.id, now: now)
         }
@@ -609,24 +640,6 @@ package final class Authenticator {
 
     /// `Bearer <token68>` (scheme case-insensitive, RFC 6750 §2.1).
     package static func bearerToken(_ header: String) -> String? {
-        let bytes = Array(header.utf8)
-        guard bytes.count > 7, bytes.count <= 8192 else { return nil }
-        let scheme = bytes[0..<6].map { $0 | 0x20 }
-        guard scheme == Array("bearer".utf8), bytes[6] == UInt8(ascii: " ") else { return nil }
-        var start = 7
-        while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
-        let token = bytes[start...]
-        guard !token.isEmpty else { return nil }
-        for byte in token {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="):
-                continue
-            default:
-                return nil
-            }
-        }
-        return String(decoding: token, as: UTF8.self)
+        BearerCredential.parse(header)?.token
     }
 }

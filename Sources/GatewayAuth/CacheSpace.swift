@@ -4,16 +4,16 @@ import NIOCore
 /// first beyond `capacity`. Each kind of answer (valid, unknown) has a space of its own, so
 /// filling one never evicts from the other. A value owned by its cache, so touched only on
 /// that cache's event loop.
-struct CacheSpace<Value> {
+struct CacheSpace<Key: Hashable, Value> {
     private struct Slot {
         var value: Value
         /// Position in `order`; an older position of the same key there is obsolete.
         var sequence: UInt64
     }
 
-    private var slots: [String: Slot] = [:]
+    private var slots: [Key: Slot] = [:]
     /// Keys oldest first, with the sequence they were stored under.
-    private var order: CircularBuffer<(key: String, sequence: UInt64)> = CircularBuffer(initialCapacity: 64)
+    private var order: CircularBuffer<(key: Key, sequence: UInt64)> = CircularBuffer(initialCapacity: 64)
     private var nextSequence: UInt64 = 0
     private(set) var capacity: Int
 
@@ -23,12 +23,12 @@ struct CacheSpace<Value> {
 
     var count: Int { self.slots.count }
 
-    subscript(key: String) -> Value? {
+    subscript(key: Key) -> Value? {
         self.slots[key]?.value
     }
 
     /// Stores `value` as the newest entry (a key stored again counts as new).
-    mutating func insert(_ key: String, _ value: Value) {
+    mutating func insert(_ key: Key, _ value: Value) {
         self.nextSequence &+= 1
         self.slots[key] = Slot(value: value, sequence: self.nextSequence)
         self.order.append((key, self.nextSequence))
@@ -46,7 +46,7 @@ struct CacheSpace<Value> {
         }
     }
 
-    mutating func remove(_ key: String) {
+    mutating func remove(_ key: Key) {
         self.slots[key] = nil
     }
 

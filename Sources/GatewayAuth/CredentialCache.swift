@@ -25,9 +25,9 @@ package final class CredentialCache {
         var staleUntil: NIODeadline
     }
 
-    private var positive: CacheSpace<Positive>
+    private var positive: CacheSpace<String, Positive>
     /// Unknown keys: until when they are known to be unknown.
-    private var negative: CacheSpace<NIODeadline>
+    private var negative: CacheSpace<String, NIODeadline>
     private var positiveTTL: TimeAmount
     private var negativeTTL: TimeAmount
     private var staleGrace: TimeAmount

@@ -1,5 +1,4 @@
 package import GatewayCore
-import GatewayCrypto
 package import GatewayStore
 package import Logging
 package import NIOCore
@@ -12,7 +11,7 @@ package typealias UnknownKeyRefetch =
     @Sendable (_ issuer: String, _ keyID: String?, _ loop: any EventLoop) -> EventLoopFuture<Void>?
 
 /// JWT access tokens on one event loop: the verifier with this loop's copy of every
-/// issuer's keys, a cache of verified tokens keyed by SHA-256 of the token (never used past
+/// issuer's keys, a cache of verified tokens keyed by the token itself (never used past
 /// `exp`), the revoked token ids, sessions and users this loop has heard of (pub/sub, or the
 /// process's own data without Redis), and the deny-list check against the session store on
 /// first sight of a token. A cache hit costs at most three dictionary lookups for them (jti,
@@ -25,18 +24,6 @@ package final class JWTAuthenticator {
         case invalid(JWTFailure)
         /// Waiting on the store (deny list) or a key refetch.
         case pending(EventLoopFuture<Principal>)
-    }
-
-    private struct TokenDigest: Hashable {
-        var a: UInt64, b: UInt64, c: UInt64, d: UInt64
-        init(_ bytes: [UInt8]) {
-            func word(_ offset: Int) -> UInt64 {
-                var value: UInt64 = 0
-                for index in offset..<(offset + 8) { value = value << 8 | UInt64(bytes[index]) }
-                return value
-            }
-            (a, b, c, d) = (word(0), word(8), word(16), word(24))
-        }
     }
 
     private struct CachedToken {
@@ -57,9 +44,9 @@ package final class JWTAuthenticator {
     private let clock: GatewayClock
     private let logger: Logger
     private let maximumEntries: Int
-    private var cache: [TokenDigest: CachedToken] = [:]
+    private var cache: [ExactToken: CachedToken] = [:]
     /// Insertion order, for eviction when full.
-    private var order: [TokenDigest] = []
+    private var order: [ExactToken] = []
     private var orderStart = 0
     /// Revoked JWT ids and until when they matter (their `exp`).
     private var revoked: [String: Int64] = [:]
@@ -167,8 +154,10 @@ package final class JWTAuthenticator {
     /// - Parameter trace: records each check (explain); nil on the request path.
     package func check(_ token: String, trace: DecisionTrace? = nil) -> Check {
         let now = self.clock.unixSeconds()
-        let digest = TokenDigest(Digest.sha256.hash(token.utf8))
-        if let cached = cache[digest] {
+        // Keyed by the token's bytes: Swift's seeded hash of them costs a fraction of a
+        // SHA-256, and the equality check on a hit is one compare of the bytes.
+        let key = ExactToken(token)
+        if let cached = cache[key] {
             if now < cached.expiresAt {
                 if let failure = self.deniedHere(
                     tokenID: cached.tokenID,
@@ -188,15 +177,14 @@ package final class JWTAuthenticator {
                 return .valid(cached.principal)
             }
             // Never answered from the cache past exp: the full check decides (with leeway).
-            cache[digest] = nil
+            cache[key] = nil
         }
         cacheMisses += 1
-        return self.verify(token, digest: digest, now: now, mayRefetch: true, trace: trace)
+        return self.verify(token, now: now, mayRefetch: true, trace: trace)
     }
 
     private func verify(
         _ token: String,
-        digest: TokenDigest,
         now: Int64,
         mayRefetch: Bool,
         trace: DecisionTrace?
@@ -228,7 +216,6 @@ package final class JWTAuthenticator {
                 }
                 switch self.verify(
                     token,
-                    digest: digest,
                     now: self.clock.unixSeconds(),
                     mayRefetch: false,
                     trace: trace
@@ -285,7 +272,7 @@ package final class JWTAuthenticator {
                             ? "neither its jti, its session nor its user is on the deny list"
                             : "jti \(verified.tokenID ?? "") is not on the deny list"
                     )
-                    self.remember(digest, verified)
+                    self.remember(token, verified)
                     return verified.principal
                 }.nonisolated()
                 return .pending(future)
@@ -295,14 +282,14 @@ package final class JWTAuthenticator {
                 verified.tokenID == nil
                     ? "no jti: nothing to look up" : "no session store: the deny list is not consulted"
             )
-            remember(digest, verified)
+            remember(token, verified)
             return .valid(verified.principal)
         }
     }
 
     private struct RetryAfterRefetch: Error {}
 
-    private func remember(_ digest: TokenDigest, _ verified: VerifiedToken) {
+    private func remember(_ token: String, _ verified: VerifiedToken) {
         // Admitted only within the leeway after exp: not worth caching (and never past exp).
         guard maximumEntries > 0, self.clock.unixSeconds() < verified.expiresAt else { return }
         if cache.count >= maximumEntries {
@@ -316,7 +303,7 @@ package final class JWTAuthenticator {
                 orderStart = 0
             }
         }
-        cache[digest] = CachedToken(
+        cache[ExactToken(token)] = CachedToken(
             principal: verified.principal,
             expiresAt: verified.expiresAt,
             tokenID: verified.tokenID,
@@ -326,7 +313,7 @@ package final class JWTAuthenticator {
             issuedAt: verified.issuedAt,
             isOwn: verified.isOwn
         )
-        order.append(digest)
+        order.append(ExactToken(token))
         // Entries that expired were dropped from the cache but not from `order`: compact
         // so the order list stays within a constant factor of the cache.
         if order.count - orderStart > 2 * maximumEntries + 16 {
