@@ -33,6 +33,9 @@ enum AuthorizationTarget {
         let encodable = { (text: String) in !text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }
         guard encodable(id), encodable(secret) else { return }
         let credentials = Data("\(FormFields.encode(id)):\(FormFields.encode(secret))".utf8).base64EncodedString()
+        // Percent-encoding can make the credentials longer than the 2,048 bytes a Basic value may
+        // have; refusing those is the parser's bound, not a round-trip failure.
+        guard credentials.utf8.count <= 2048 else { return }
         guard let again = try? PresentedClient.parse(authorization: ["Basic \(credentials)"], form: FormParameters())
         else {
             invariant(false, "re-encoded Basic credentials are refused")
