@@ -121,11 +121,12 @@ package final class GatewayServer: Sendable {
         let memory = self.memory
         var assemblies: [NIOLoopBound<LoopAssembly>] = []
         var contexts: [NIOLoopBound<LoopContext>] = []
+        var members: [NIOLoopBound<LoopFanOut.Member>] = []
         let redisEvents = configuration.redis.map { _ in RedisNodeEvents(logger: logger) }
         self.redisEvents = redisEvents
         for loop in self.group.makeIterator() {
             // Built on the loop, before it serves anything, and only touched there after.
-            let (assembly, context) = try await loop.submit {
+            let (assembly, context, member) = try await loop.submit {
                 let stores = LoopStores.make(backend, on: loop, clock: clock, events: redisEvents)
                 let assembly = LoopAssembly(
                     eventLoop: loop,
@@ -140,14 +141,19 @@ package final class GatewayServer: Sendable {
                     ),
                     shared: shared
                 )
-                return (NIOLoopBound(assembly, eventLoop: loop), NIOLoopBound(assembly.context, eventLoop: loop))
+                return (
+                    NIOLoopBound(assembly, eventLoop: loop),
+                    NIOLoopBound(assembly.context, eventLoop: loop),
+                    NIOLoopBound(LoopFanOut.Member(assembly: assembly), eventLoop: loop)
+                )
             }.get()
             assemblies.append(assembly)
             contexts.append(context)
+            members.append(member)
         }
         self.assemblies = assemblies
         self.contexts = contexts
-        let fanOut = LoopFanOut(loops: assemblies, eventLoop: self.group.next())
+        let fanOut = LoopFanOut(loops: members, eventLoop: self.group.next())
         self.fanOut = fanOut
         // Revocations reach every loop's cache: from the process's own data without Redis,
         // from the revocation channel with it.

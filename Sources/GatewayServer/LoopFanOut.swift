@@ -6,8 +6,19 @@ import NIOCore
 /// resubscription after missed revocations, a fetched key set. Each message becomes a task
 /// on each loop, so the loops' state is still touched only there. Immutable once the loops
 /// exist; any thread.
+///
+/// It does not own the assemblies (`GatewayServer` does): the callbacks that hold the
+/// fan-out are themselves owned by the assemblies (the in-memory stores' revocation
+/// listeners, the JWKS refreshers' key installers in `SharedLoopServices`), so a strong
+/// reference here made a cycle that kept every loop's state alive after the server was
+/// gone. A message that arrives once the server is gone reaches nobody.
 struct LoopFanOut: Sendable {
-    let loops: [NIOLoopBound<LoopAssembly>]
+    /// One loop's assembly, not owned. Created and read on that loop.
+    struct Member {
+        weak var assembly: LoopAssembly?
+    }
+
+    let loops: [NIOLoopBound<Member>]
     /// Where the combined futures complete.
     let eventLoop: any EventLoop
 
@@ -66,12 +77,18 @@ struct LoopFanOut: Sendable {
 
     private func tellEveryLoop(_ body: @escaping @Sendable (LoopAssembly) -> Void) {
         for loop in self.loops {
-            loop.eventLoop.execute { body(loop.value) }
+            loop.eventLoop.execute {
+                if let assembly = loop.value.assembly { body(assembly) }
+            }
         }
     }
 
     private func onEveryLoop(_ body: @escaping @Sendable (LoopAssembly) -> Void) -> EventLoopFuture<Void> {
-        let futures = self.loops.map { loop in loop.eventLoop.submit { body(loop.value) } }
+        let futures = self.loops.map { loop in
+            loop.eventLoop.submit {
+                if let assembly = loop.value.assembly { body(assembly) }
+            }
+        }
         return EventLoopFuture.andAllSucceed(futures, on: self.eventLoop)
     }
 }
