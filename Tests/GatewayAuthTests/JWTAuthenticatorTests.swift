@@ -313,21 +313,29 @@ final class JWTHarness {
         h.onRefetch = { _ in nil }
         #expect(h.authenticator.check(try h.token(kid: "a")).failure == .unknownKey)
         #expect(h.refetchCalls.count == 1)
-        // The provider is down: the hook fails; the loop backs off for a second.
+        // The provider is down: the hook fails; the loop backs off for a second. A key it does
+        // not know cannot be judged meanwhile: 503 (an outage), never the token's own 401.
         struct Down: Error {}
         h.onRefetch = { $0.loop.makeFailedFuture(Down()) }
         let future = try #require(h.authenticator.check(try h.token(kid: "b")).future)
-        #expect(try failure(of: future, on: h.loop) as? JWTFailure == .unknownKey)
+        #expect(try failure(of: future, on: h.loop) as? GatewayError == .authUnavailable)
         #expect(h.refetchCalls.count == 2)
-        #expect(h.authenticator.check(try h.token(kid: "c")).failure == .unknownKey)
+        let duringBackoff = try #require(h.authenticator.check(try h.token(kid: "c")).future)
+        #expect(try failure(of: duringBackoff, on: h.loop) as? GatewayError == .authUnavailable)
         #expect(h.refetchCalls.count == 2)
         // The back-off runs on the monotonic view of the clock, not on whole wall seconds.
         h.clock.advance(by: .milliseconds(999))
-        #expect(h.authenticator.check(try h.token(kid: "c2")).failure == .unknownKey)
+        let stillDown = try #require(h.authenticator.check(try h.token(kid: "c2")).future)
+        #expect(try failure(of: stillDown, on: h.loop) as? GatewayError == .authUnavailable)
         #expect(h.refetchCalls.count == 2)
         h.clock.advance(by: .milliseconds(1))
-        #expect(h.authenticator.check(try h.token(kid: "d")).future != nil)
+        // The provider answers again, without that key: now the token's own 401.
+        h.onRefetch = { $0.loop.makeSucceededVoidFuture() }
+        let answered = try #require(h.authenticator.check(try h.token(kid: "d")).future)
+        #expect(try failure(of: answered, on: h.loop) as? JWTFailure == .unknownKey)
         #expect(h.refetchCalls.count == 3)
+        h.onRefetch = { _ in nil }
+        #expect(h.authenticator.check(try h.token(kid: "e")).failure == .unknownKey)
     }
 
     @Test func cacheIsBounded() throws {

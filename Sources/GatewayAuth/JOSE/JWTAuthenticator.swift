@@ -58,6 +58,10 @@ package final class JWTAuthenticator {
     private var lastSessionSweep: Int64 = 0
     /// Issuer → earliest time this loop asks for another refetch after one was refused.
     private var refetchBackoff: [String: NIODeadline] = [:]
+    /// Issuers whose last JWKS refetch from this loop could not reach the provider. A token
+    /// with a `kid` we do not know cannot be judged then: it gets a 503, not a 401, until a
+    /// refetch answers (an outage is never the caller's fault).
+    private var providerUnreachable: Set<String> = []
 
     package private(set) var cacheHits = 0
     package private(set) var cacheMisses = 0
@@ -193,6 +197,15 @@ package final class JWTAuthenticator {
         case .failed(let failure):
             return .invalid(failure)
         case .unknownKey(let issuer, let keyID):
+            if mayRefetch, self.providerUnreachable.contains(issuer),
+                let until = self.refetchBackoff[issuer], self.clock.now() < until
+            {
+                trace?.fail(
+                    "jwt.key",
+                    "no key of \(issuer) has kid \(keyID ?? "(none)") and its JWKS could not be fetched a moment ago"
+                )
+                return .pending(self.eventLoop.makeFailedFuture(GatewayError.authUnavailable))
+            }
             guard mayRefetch, let refetch, refetchBackoff[issuer].map({ self.clock.now() >= $0 }) ?? true,
                 let refreshed = refetch(issuer, keyID, eventLoop)
             else {
@@ -209,10 +222,14 @@ package final class JWTAuthenticator {
             let future = refreshed.assumeIsolated().flatMapThrowing { () -> Principal in
                 throw RetryAfterRefetch()
             }.flatMapError { error -> EventLoopFuture<Principal> in
-                if !(error is RetryAfterRefetch) {
+                let unreachable = !(error is RetryAfterRefetch)
+                if unreachable {
                     // The provider could not be reached: do not queue behind it again at once.
                     // A second on the monotonic clock, not the wall clock's whole-second ticks.
                     self.refetchBackoff[issuer] = self.clock.now() + .seconds(1)
+                    self.providerUnreachable.insert(issuer)
+                } else {
+                    self.providerUnreachable.remove(issuer)
                 }
                 switch self.verify(
                     token,
@@ -221,6 +238,9 @@ package final class JWTAuthenticator {
                     trace: trace
                 ) {
                 case .valid(let principal): return self.eventLoop.makeSucceededFuture(principal)
+                case .invalid(.unknownKey) where unreachable:
+                    // Perhaps signed with a key the provider published since: not knowable now.
+                    return self.eventLoop.makeFailedFuture(GatewayError.authUnavailable)
                 case .invalid(let failure): return self.eventLoop.makeFailedFuture(failure)
                 case .pending(let future): return future
                 }
