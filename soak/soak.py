@@ -284,6 +284,30 @@ private_key_file = "{self.live_key}"
         self.cli_config = SimpleNamespace(config_path=self.workdir / "cli.conf")
         self.cli_config.config_path.write_bytes(self.gateways[0].config_path.read_bytes())
         self.make_credentials()
+        self.wait_until_ready()
+
+    def wait_until_ready(self, bound: float = 30.0) -> None:
+        """Before the load: every gateway accepts a valid key and a valid external JWT, so the
+        run starts from a served state (a gateway whose first JWKS fetch failed answers 503
+        for the provider's tokens until it fetched them, which is not what the soak measures)."""
+        for index in range(len(self.gateways)):
+            for name in ("key-valid-0", "ext-valid"):
+                deadline = time.monotonic() + bound
+                while True:
+                    conn = self.connection(index)
+                    try:
+                        conn.request("GET", "/v1/databases",
+                                     headers={"Authorization": f"Bearer {self.creds[name].token}"})
+                        status = conn.getresponse().status
+                    except OSError:
+                        status = -1
+                    finally:
+                        conn.close()
+                    if status == 200:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"gateway {index} did not accept {name} within {bound} s (last {status})")
+                    time.sleep(0.2)
 
     def install_certificate(self, leaf: str) -> None:
         for source, target in ((f"{leaf}.pem", self.live_cert), (f"{leaf}.key", self.live_key)):

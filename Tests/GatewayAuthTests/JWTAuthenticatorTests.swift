@@ -338,6 +338,17 @@ final class JWTHarness {
         #expect(h.authenticator.check(try h.token(kid: "e")).failure == .unknownKey)
     }
 
+    @Test func aRefetchRefusedByTheRateCapIsAnOutageOnlyWhenTheLastFetchFailed() throws {
+        let h = JWTHarness(keys: .empty)
+        h.onRefetch = { $0.loop.makeFailedFuture(JWKSRefresher.RefetchRefused(providerUnreachable: false)) }
+        let answered = try #require(h.authenticator.check(try h.token(kid: "a")).future)
+        #expect(try failure(of: answered, on: h.loop) as? JWTFailure == .unknownKey)
+        h.clock.advance(by: .seconds(1))
+        h.onRefetch = { $0.loop.makeFailedFuture(JWKSRefresher.RefetchRefused(providerUnreachable: true)) }
+        let down = try #require(h.authenticator.check(try h.token(kid: "b")).future)
+        #expect(try failure(of: down, on: h.loop) as? GatewayError == .authUnavailable)
+    }
+
     @Test func cacheIsBounded() throws {
         let h = JWTHarness(maximumEntries: 3)
         let tokens = try (0..<10).map { try h.token(["jti": nil, "sub": "\"u\($0)\""]) }

@@ -37,6 +37,13 @@ def claims(issuer=IDP, subject="someone", lifetime=300, **extra):
     return {k: v for k, v in base.items() if v is not None}
 
 
+def assert_auth_unavailable(response):
+    """503 auth_unavailable with Retry-After: the token could not be checked (an outage)."""
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "auth_unavailable"
+    assert response.headers["Retry-After"] == "1"
+
+
 def assert_invalid_token(response, description_contains=None):
     """401 with the JSON error body and the RFC 6750 challenge naming invalid_token."""
     assert response.status_code == 401, response.text
@@ -433,11 +440,12 @@ def test_provider_down_after_warm_up_keeps_known_keys(jwks_server, upstream, mak
         assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(seen), timeout=5).status_code == 200
         assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(a.sign_pyjwt(claims())), timeout=5).status_code == 200
         assert requests.get(f"{gateway.url}/v1/databases", headers=bearer(b.sign_pyjwt(claims())), timeout=5).status_code == 200
-    # An unknown kid while the provider is down: a refetch fails, the answer is a prompt 401.
+    # An unknown kid while the provider is down: a refetch fails, the answer is a prompt 503
+    # (the token may be signed with a key published since: an outage, not the caller's fault).
     stranger = SigningKey("ES256")
     started = time.monotonic()
     r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(stranger.sign_pyjwt(claims())), timeout=5)
-    assert_invalid_token(r)
+    assert_auth_unavailable(r)
     assert time.monotonic() - started < 2
     # ...and did not throw away the keys it had.
     for _ in range(2):
@@ -555,10 +563,13 @@ discovery_url = "{jwks_server.url_of('/.well-known/openid-configuration')}"
         r = requests.get(f"{gateway.url}/v1/databases", headers=bearer(key.sign_pyjwt(claims())), timeout=5)
         assert r.status_code == 200, r.text
     else:
-        # A discovery document naming another issuer is not trusted: its jwks_uri is never fetched.
+        # A discovery document naming another issuer is not trusted: its jwks_uri is never fetched,
+        # so the issuer has no keys and its tokens cannot be checked (503, never a 200).
         gateway.wait_for_log(lambda line: line.get("msg") == "JWKS refresh failed; keeping the previous keys")
         assert jwks_server.fetches == 0
-        assert_invalid_token(requests.get(f"{gateway.url}/v1/databases", headers=bearer(key.sign_pyjwt(claims())), timeout=5))
+        assert_auth_unavailable(requests.get(f"{gateway.url}/v1/databases", headers=bearer(key.sign_pyjwt(claims())),
+                                             timeout=5))
+        assert jwks_server.fetches == 0
 
 
 def test_token_answers_do_not_flip_between_exp_and_exp_plus_leeway(jwks_server, upstream, make_gateway):

@@ -35,8 +35,11 @@ package typealias HTTPFetcher =
 /// All mutable state is touched only on `eventLoop` (the methods hop there), which is
 /// what makes the `@unchecked Sendable` sound.
 package final class JWKSRefresher: @unchecked Sendable {
+    /// No refetch now (the rate cap, or no such issuer). `providerUnreachable`: the last
+    /// fetch of that issuer failed, so an unknown `kid` cannot be judged yet.
     package struct RefetchRefused: Error {
-        package init() {}
+        package var providerUnreachable: Bool
+        package init(providerUnreachable: Bool = false) { self.providerUnreachable = providerUnreachable }
     }
     package struct FetchFailed: Error, CustomStringConvertible {
         package var description: String
@@ -51,6 +54,8 @@ package final class JWKSRefresher: @unchecked Sendable {
         var scheduled: Scheduled<Void>?
         var lastProblems: [String] = []
         var fetches = 0
+        /// The last fetch failed (the provider could not be reached or answered nonsense).
+        var lastFetchFailed = false
 
         init(settings: IssuerSettings) {
             self.settings = settings
@@ -120,7 +125,7 @@ package final class JWKSRefresher: @unchecked Sendable {
             if let last = state.lastFetchStarted,
                 self.clock.now() - last < state.settings.unknownKeyRefetchInterval.timeAmount
             {
-                return self.eventLoop.makeFailedFuture(RefetchRefused())
+                return self.eventLoop.makeFailedFuture(RefetchRefused(providerUnreachable: state.lastFetchFailed))
             }
             return self.fetch(state)
         }.hop(to: loop)
@@ -188,6 +193,7 @@ package final class JWKSRefresher: @unchecked Sendable {
         }.flatMap { fetched -> EventLoopFuture<Void> in
             let (set, interval) = fetched
             state.keys = set
+            state.lastFetchFailed = false
             if set.problems != state.lastProblems {
                 for problem in set.problems {
                     self.logger.warning(
@@ -205,6 +211,7 @@ package final class JWKSRefresher: @unchecked Sendable {
         }.flatMapErrorThrowing { error in
             // Keep the keys we have; try again at the short end of the refresh bounds.
             if case .discovery = settings.keySource { state.jwksURL = nil }
+            state.lastFetchFailed = true
             self.logger.error(
                 "JWKS refresh failed; keeping the previous keys",
                 metadata: [

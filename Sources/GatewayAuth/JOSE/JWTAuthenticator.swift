@@ -222,11 +222,19 @@ package final class JWTAuthenticator {
             let future = refreshed.assumeIsolated().flatMapThrowing { () -> Principal in
                 throw RetryAfterRefetch()
             }.flatMapError { error -> EventLoopFuture<Principal> in
-                let unreachable = !(error is RetryAfterRefetch)
-                if unreachable {
-                    // The provider could not be reached: do not queue behind it again at once.
+                let unreachable =
+                    switch error {
+                    case is RetryAfterRefetch: false
+                    // Refused by the rate cap: unreachable only if the last fetch failed.
+                    case let refused as JWKSRefresher.RefetchRefused: refused.providerUnreachable
+                    default: true
+                    }
+                if !(error is RetryAfterRefetch) {
+                    // No fresh keys: do not queue behind the provider again at once.
                     // A second on the monotonic clock, not the wall clock's whole-second ticks.
                     self.refetchBackoff[issuer] = self.clock.now() + .seconds(1)
+                }
+                if unreachable {
                     self.providerUnreachable.insert(issuer)
                 } else {
                     self.providerUnreachable.remove(issuer)
