@@ -5,4 +5,10 @@ package struct HTTP1Field: Sendable, Hashable {
     package var name: Range<Int>
     package var value: Range<Int>
     package var line: Range<Int>
+
+    package init(name: Range<Int>, value: Range<Int>, line: Range<Int>) {
+        self.name = name
+        self.value = value
+        self.line = line
+    }
 }

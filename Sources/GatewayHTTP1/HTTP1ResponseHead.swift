@@ -29,4 +29,14 @@ package struct HTTP1ResponseHead: Sendable {
     package func string(_ range: Range<Int>) -> String {
         self.bytes.getString(at: self.bytes.readerIndex + range.lowerBound, length: range.count) ?? ""
     }
+
+    /// The name of `field` equals `lowercase` ignoring ASCII case.
+    package func nameEquals(_ field: HTTP1Field, _ lowercase: StaticString) -> Bool {
+        self.bytes.withUnsafeReadableBytes { HTTP1Syntax.equalsIgnoringCase($0, field.name, lowercase) }
+    }
+
+    /// The value of `field` equals `lowercase` ignoring ASCII case.
+    package func valueEquals(_ field: HTTP1Field, _ lowercase: StaticString) -> Bool {
+        self.bytes.withUnsafeReadableBytes { HTTP1Syntax.equalsIgnoringCase($0, field.value, lowercase) }
+    }
 }

@@ -1,6 +1,6 @@
 /// Byte classes of RFC 9110/9112 and the small checks every HTTP/1 parser here shares.
 /// Pure; any thread.
-enum HTTP1Syntax {
+package enum HTTP1Syntax {
     static let cr = UInt8(ascii: "\r")
     static let lf = UInt8(ascii: "\n")
     static let space = UInt8(ascii: " ")
@@ -52,13 +52,13 @@ enum HTTP1Syntax {
     }
 
     @inline(__always)
-    static func lowercased(_ byte: UInt8) -> UInt8 {
+    package static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= 65 && byte <= 90 ? byte | 0x20 : byte
     }
 
     /// `bytes[range]` equals `lowercase` (lowercase ASCII) ignoring ASCII case.
     @inline(__always)
-    static func equalsIgnoringCase(
+    package static func equalsIgnoringCase(
         _ bytes: UnsafeRawBufferPointer,
         _ range: Range<Int>,
         _ lowercase: StaticString
@@ -76,7 +76,7 @@ enum HTTP1Syntax {
 
     /// `bytes[range]` starts with `lowercase` ignoring ASCII case.
     @inline(__always)
-    static func hasPrefixIgnoringCase(
+    package static func hasPrefixIgnoringCase(
         _ bytes: UnsafeRawBufferPointer,
         _ range: Range<Int>,
         _ lowercase: [UInt8]

@@ -3,8 +3,8 @@ import NIOCore
 import NIOHTTP1
 
 /// Decodes a client connection's bytes with the strict `HTTP1RequestParser` into the
-/// `HTTPServerRequestPart`s the rest of the pipeline consumes, and keeps responses to HEAD
-/// without a body.
+/// `HTTPServerRequestPart`s the rest of the pipeline consumes, and writes the response bytes
+/// `ProxyHandler` makes (`ClientResponseWriter`).
 ///
 /// A refusal is fired as an `HTTPParserError` so NIO's pipelining handler orders it after
 /// the responses still owed; the parser's own reason stays in `failure` for `ProxyHandler`
@@ -12,30 +12,28 @@ import NIOHTTP1
 /// protocols nothing more is decoded (an upgrade also quiesces the connection, so it ends
 /// once that request is answered).
 ///
-/// NIO's response encoder learns the request methods only from NIO's own decoder, so the
-/// outbound side does its part for HEAD: the body and the end of the response are not
-/// passed to the encoder (the head keeps the framing fields an equivalent GET would have,
-/// RFC 9110 §9.3.2).
+/// Outbound, the response parts arriving through NIO's pipelining handler (which orders
+/// pipelined requests by them) carry raw bytes: a marker head, the bytes as body parts, an
+/// end. Only the bytes are written; an interim `100 Continue` head becomes its status line.
 ///
-/// Sits between `HTTPResponseEncoder` and `HTTPServerPipelineHandler`. One per client
+/// Sits between `RequestHeadTimeoutHandler` and `HTTPServerPipelineHandler`. One per client
 /// connection; touched only on its channel's event loop.
 final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     private var parser: HTTP1RequestParser
     /// Why the parser refused the input, once it did.
     private(set) var failure: HTTP1ParseError?
-    /// For each request decoded and not answered yet: whether it is a HEAD.
-    private var awaitingResponse = CircularBuffer<Bool>(initialCapacity: 2)
-    /// The response being written answers a HEAD: no body, no end.
-    private var suppressingBody = false
-    private var lastHeadWrite: EventLoopFuture<Void>?
     /// The last head decoded asks to switch protocols.
     private var upgrading = false
     private var quiesced = false
+
+    /// The connection is draining (shutdown, or after an upgrade request): every response
+    /// says `Connection: close`.
+    var isQuiescing: Bool { self.quiesced }
 
     init(limits: HTTP1ParserLimits) {
         self.parser = HTTP1RequestParser(limits: limits)
@@ -64,7 +62,6 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
         while let event = self.parser.next() {
             switch event {
             case .head(let head):
-                self.awaitingResponse.append(head.method == .HEAD)
                 self.upgrading = head.isUpgrade
                 context.fireChannelRead(self.wrapInboundOut(.head(Self.requestHead(head))))
             case .body(let buffer):
@@ -102,34 +99,20 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
         case .head(let head):
-            let code = head.status.code
-            if code >= 200 || code == 101 {
-                self.suppressingBody = self.awaitingResponse.popFirst() ?? false
-            }
-            let future = context.write(data)
-            self.lastHeadWrite = future
-            future.cascade(to: promise)
-        case .body:
-            if self.suppressingBody {
+            guard head.status == .continue else {
+                // The marker in front of a response's bytes.
                 promise?.succeed()
-            } else {
-                context.write(data, promise: promise)
-            }
-        case .end:
-            guard self.suppressingBody else {
-                context.write(data, promise: promise)
                 return
             }
-            self.suppressingBody = false
-            // Done once the head is out: the encoder never sees the end, so a head framed
-            // as chunked gets no terminator.
-            if let promise {
-                if let head = self.lastHeadWrite {
-                    head.cascade(to: promise)
-                } else {
-                    promise.succeed()
-                }
-            }
+            let interim = ClientResponseWriter.continueHead(allocator: context.channel.allocator)
+            context.write(self.wrapOutboundOut(interim), promise: promise)
+        case .body(.byteBuffer(let buffer)):
+            context.write(self.wrapOutboundOut(buffer), promise: promise)
+        case .body(.fileRegion):
+            preconditionFailure("responses are written as bytes")
+        case .end:
+            // Completed in order with the bytes written before it.
+            context.write(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
         }
     }
 

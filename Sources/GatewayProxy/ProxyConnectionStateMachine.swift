@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayHTTP1
 import NIOCore
 import NIOHTTP1
 
@@ -112,7 +113,7 @@ struct ProxyConnectionStateMachine {
         case writeResponseBody(ByteBuffer)
         /// The response is complete: write its end, return or close the upstream
         /// connection, close the client connection if asked.
-        case finishExchange(trailers: HTTPHeaders?, upstreamReusable: Bool, closeClient: Bool)
+        case finishExchange(trailers: HTTP1Trailers?, upstreamReusable: Bool, closeClient: Bool)
         /// Answer with a gateway error; abort the upstream connection if one is attached.
         case respondWithError(GatewayError, closeClient: Bool, abortUpstream: Bool)
         /// Close the client connection (the response already started, so no error can be sent).
@@ -335,7 +336,7 @@ struct ProxyConnectionStateMachine {
         return .writeResponseBody(buffer)
     }
 
-    mutating func responseEnd(_ trailers: HTTPHeaders?, upstreamKeepAlive: Bool) -> Action {
+    mutating func responseEnd(_ trailers: HTTP1Trailers?, upstreamKeepAlive: Bool) -> Action {
         guard case .active(let exchange) = self.state, exchange.response == .streaming else { return .none }
         let keepAlive = exchange.keepAliveRequested && !self.quiescing && exchange.requestComplete
         self.state = keepAlive ? .idle : .closing

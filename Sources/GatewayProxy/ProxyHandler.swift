@@ -1,6 +1,7 @@
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
+import GatewayHTTP1
 import GatewayRateLimit
 import NIOCore
 import NIOHTTP1
@@ -98,7 +99,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         case nothing
         /// A connection the pool handed over for the exchange.
         case upstream(UpstreamConnection, UpstreamPool)
-        case responseHead(HTTPResponseHead)
+        case responseHead(HTTP1ResponseHead)
         case localResponse(LocalResponse, outcome: String, error: String?)
     }
 
@@ -120,6 +121,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     /// The connection's request decoder, which knows why it refused a request.
     private let decoder: ClientRequestDecoder
+    /// Every byte written to the client is made here.
+    private var writer = ClientResponseWriter()
 
     init(loop: LoopContext, clientScheme: String, decoder: ClientRequestDecoder) {
         self.loop = loop
@@ -511,8 +514,26 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// within the size limit that applies: a client that waits for it never sends a body
     /// that is refused.
     private func writeContinue(_ exchange: ExchangeRecord, context: ChannelHandlerContext) {
-        let interim = HTTPResponseHead(version: exchange.version, status: .continue)
+        // NIO's pipelining handler still stands between this handler and the socket and
+        // passes interim heads on; the decoder below it writes this one's bytes.
+        let interim = HTTPResponseHead(version: .http1_1, status: .continue)
         context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+    }
+
+    // MARK: raw response bytes
+
+    /// Until NIO's pipelining handler (which orders pipelined requests by the response parts
+    /// it sees) leaves the pipeline, a response's bytes travel through it as body parts
+    /// between this marker head and an end; `ClientRequestDecoder` writes only the bytes. An
+    /// HTTP/1.0 head without `Connection` is one the handler never rewrites.
+    private static let rawResponseMarker = HTTPResponseHead(version: .http1_0, status: .ok)
+
+    private func beginRawResponse(context: ChannelHandlerContext) {
+        context.write(self.wrapOutboundOut(.head(Self.rawResponseMarker)), promise: nil)
+    }
+
+    private func writeRaw(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
     }
 
     private func runLocalEndpoint(
@@ -620,19 +641,19 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let headers = OwnResponseHead.fields(
             for: response,
             requestID: exchange.requestID,
-            close: close,
+            close: close || self.decoder.isQuiescing,
             strictTransportSecurity: self.strictTransportSecurity(exchange)
         )
-        let head = HTTPResponseHead(
-            version: exchange.version.minor == 0 ? .http1_0 : .http1_1,
-            status: HTTPResponseStatus(statusCode: response.status),
-            headers: headers
+        let bytes = self.writer.ownResponse(
+            status: response.status,
+            fields: headers,
+            body: response.body,
+            requestMinorVersion: Int(exchange.version.minor),
+            isHEAD: exchange.method == .HEAD,
+            allocator: context.channel.allocator
         )
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(
-            self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
-            promise: nil
-        )
+        self.beginRawResponse(context: context)
+        self.writeRaw(bytes, context: context)
         exchange.bytesOut = Int64(response.body.count)
         exchange.status = response.status
         self.log(exchange, status: response.status, outcome: outcome, error: error)
@@ -719,7 +740,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 context.close(promise: nil)
                 return
             }
-            connection.attach(self)
+            connection.attach(self, requestMethod: HTTP1Method(rawValue: exchange.method.rawValue) ?? .GET)
             exchange.upstream = connection
             exchange.upstreamStarted = self.loop.clock.now()
             connection.send(.head(self.upstreamHead(exchange)))
@@ -746,7 +767,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
         case .writeResponseBody(let buffer):
             self.exchange?.bytesOut += Int64(buffer.readableBytes)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            self.writer.body(buffer, allocator: context.channel.allocator) { self.writeRaw($0, context: context) }
             if !context.channel.isWritable {
                 self.exchange?.upstream?.setReadsAllowed(false)
             }
@@ -762,11 +783,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             }
             let close = closeClient || exchange.closeAfterResponse
             self.log(exchange, status: exchange.status, outcome: "forwarded", error: nil)
-            self.endResponse(
-                trailers: ForwardingRules.sanitizedResponseTrailers(trailers),
-                close: close,
-                context: context
-            )
+            self.endResponse(trailers: trailers, close: close, context: context)
 
         case .respondWithError(let error, let closeClient, let abortUpstream):
             self.cancelBodyTimer()
@@ -793,10 +810,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
     }
 
-    private func endResponse(trailers: HTTPHeaders?, close: Bool, context: ChannelHandlerContext) {
+    /// The one place a response to the client ends: the chunked body's end with the trailers
+    /// a client may see, then the flush, and the close or the wait for the next request.
+    private func endResponse(trailers: HTTP1Trailers?, close: Bool, context: ChannelHandlerContext) {
+        if let end = self.writer.end(trailers: trailers, allocator: context.channel.allocator) {
+            self.writeRaw(end, context: context)
+        }
         if close {
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).whenComplete { _ in
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
                 loopBound.value.close(promise: nil)
             }
         } else {
@@ -804,7 +826,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             // deliver an already-buffered pipelined request synchronously.
             context.triggerUserOutboundEvent(ConnectionPhaseEvent.awaitingRequest, promise: nil)
             self.setReadsHeld(false)
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
 
@@ -823,22 +845,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let headers = OwnResponseHead.fields(
             for: rendered,
             requestID: requestID,
-            close: close,
+            close: close || self.decoder.isQuiescing,
             strictTransportSecurity: self.strictTransportSecurity(exchange),
             rateLimitHeaders: rateLimitHeaders
         )
-        let version = exchange?.version ?? .http1_1
-        let head = HTTPResponseHead(
-            version: version.minor == 0 ? .http1_0 : .http1_1,
-            status: HTTPResponseStatus(statusCode: error.status),
-            headers: headers
+        // A HEAD request gets the head only; a refusal outside any exchange has its body.
+        let bytes = self.writer.ownResponse(
+            status: error.status,
+            fields: headers,
+            body: body,
+            requestMinorVersion: Int(exchange?.version.minor ?? 1),
+            isHEAD: exchange?.method == .HEAD,
+            allocator: context.channel.allocator
         )
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        // A HEAD request gets the head only; the encoder drops the body for it.
-        context.write(
-            self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))),
-            promise: nil
-        )
+        self.beginRawResponse(context: context)
+        self.writeRaw(bytes, context: context)
         if let exchange {
             exchange.bytesOut = Int64(body.count)
             self.log(exchange, status: error.status, outcome: "rejected", error: error.code)
@@ -864,42 +885,42 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     // MARK: UpstreamResponseDelegate
 
-    func upstreamResponseHead(_ head: HTTPResponseHead) {
+    func upstreamResponseHead(_ head: HTTP1ResponseHead) {
         self.run(self.machine.responseHead(), delivering: .responseHead(head))
     }
 
     private func writeResponseHead(
-        _ head: HTTPResponseHead,
+        _ head: HTTP1ResponseHead,
         keepAlive: Bool,
         exchange: ExchangeRecord,
         context: ChannelHandlerContext
     ) {
-        exchange.status = Int(head.status.code)
-        var clientHead = ForwardingRules.clientResponseHead(
+        exchange.status = head.status
+        let (bytes, clientKeepAlive) = self.writer.forwardedHead(
             head,
-            requestVersion: exchange.version,
-            requestID: exchange.requestID,
-            keepAlive: keepAlive
+            ClientResponseWriter.Edits(
+                requestMinorVersion: Int(exchange.version.minor),
+                isHEAD: exchange.method == .HEAD,
+                requestID: exchange.requestID,
+                keepAlive: keepAlive && !self.decoder.isQuiescing,
+                rateLimitHeaders: exchange.rateLimitHeaders,
+                strictTransportSecurity: self.strictTransportSecurity(exchange)
+            ),
+            allocator: context.channel.allocator
         )
         // Decided from the head the client gets, which may have lost the upstream's length.
-        if !keepAlive || !clientHead.isKeepAlive {
+        if !clientKeepAlive {
             exchange.closeAfterResponse = true
         }
-        for field in exchange.rateLimitHeaders {
-            // Ours replace any the upstream sent: the gateway is the limiter clients see.
-            clientHead.headers.replaceOrAdd(name: field.name, value: field.value)
-        }
-        if let value = self.strictTransportSecurity(exchange) {
-            clientHead.headers.replaceOrAdd(name: "Strict-Transport-Security", value: value)
-        }
-        context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+        self.beginRawResponse(context: context)
+        self.writeRaw(bytes, context: context)
     }
 
     func upstreamResponseBody(_ buffer: ByteBuffer) {
         self.run(self.machine.responseBody(buffer))
     }
 
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?, keepAlive: Bool) {
+    func upstreamResponseEnd(_ trailers: HTTP1Trailers?, keepAlive: Bool) {
         self.run(self.machine.responseEnd(trailers, upstreamKeepAlive: keepAlive))
     }
 

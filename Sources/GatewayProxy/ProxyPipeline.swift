@@ -3,8 +3,9 @@ package import NIOCore
 import NIOHTTP1
 
 /// Builds the handler chain of one accepted client connection: `ReadAheadHandler` (first,
-/// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` → NIO's response
-/// encoder → `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits) →
+/// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` →
+/// `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits; it writes the
+/// response bytes `ProxyHandler` makes) →
 /// NIO's pipelining assistance (answers pipelined requests strictly in order) →
 /// `ProxyHandler`. Called on the connection's event loop.
 package enum ProxyPipeline {
@@ -25,9 +26,6 @@ package enum ProxyPipeline {
                 waiting: loop.waitingConnections
             )
         )
-        // Response heads are the upstream's (parsed strictly) plus the gateway's own fixed
-        // headers: no second validation pass.
-        try sync.addHandler(HTTPResponseEncoder(configuration: HTTPResponseEncoder.Configuration()))
         let decoder = ClientRequestDecoder(limits: ClientRequestDecoder.limits(maxHeaderBytes: server.maxHeaderBytes))
         try sync.addHandler(decoder)
         try sync.addHandler(HTTPServerPipelineHandler())

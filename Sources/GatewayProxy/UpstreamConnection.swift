@@ -1,22 +1,25 @@
 import GatewayCore
+import GatewayHTTP1
 import NIOCore
 import NIOHTTP1
 
 /// Receives what one upstream exchange produces. Implemented by `ProxyHandler`; called
 /// only on the shared event loop.
 protocol UpstreamResponseDelegate: AnyObject {
-    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseHead(_ head: HTTP1ResponseHead)
     func upstreamResponseBody(_ buffer: ByteBuffer)
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?, keepAlive: Bool)
+    func upstreamResponseEnd(_ trailers: HTTP1Trailers?, keepAlive: Bool)
     func upstreamReadComplete()
     func upstreamFailed(_ error: GatewayError)
     func upstreamWritabilityChanged(isWritable: Bool)
 }
 
 /// One keep-alive HTTP/1.1 connection to the upstream, and the last handler of its
-/// pipeline (after NIO's request encoder and response decoder).
+/// pipeline (after NIO's request encoder).
 ///
-/// It relays response parts to the current delegate (the client connection it is lent
+/// It parses the responses itself (`HTTP1ResponseParser`: the head once over its bytes, the
+/// body as slices of the reads, chunked bodies de-chunked), relays them to the current
+/// delegate (the client connection it is lent
 /// to), enforces the upstream response timeout, and holds reads while the client cannot
 /// take more data (backpressure). A response's end is handed on only when the read that
 /// carried it is complete, and as reusable only if no byte followed it (see
@@ -24,7 +27,7 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// client's answer. Lives on one event loop — the same as the client
 /// connection that borrows it — and is touched only there.
 final class UpstreamConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -34,7 +37,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         /// Request being sent or sent; waiting for or reading the response.
         case busy(responseHeadReceived: Bool)
         /// The response is complete; its end goes to the delegate once the read is.
-        case ending(trailers: HTTPHeaders?, reusable: Bool)
+        case ending(trailers: HTTP1Trailers?, reusable: Bool)
         case closed
     }
 
@@ -46,14 +49,24 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var readsHeld = false
     private var readPending = false
     private var responseKeepAlive = true
+    private var parser = HTTP1ResponseParser(limits: UpstreamConnection.limits)
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
     /// When the connection went idle (for pool idle-timeout sweeps).
     private(set) var idleSince: NIODeadline
     private let clock: GatewayClock
 
-    /// The gate in front of the decoder (earlier in the same pipeline).
+    /// The gate in front of the parser (earlier in the same pipeline).
     let readGuard = UpstreamReadGuard()
+
+    /// What an upstream response may be: NIO's decoder allowed heads of 80 KiB (names and
+    /// values); chunk-size lines, extensions included, are bounded too.
+    static let limits = HTTP1ParserLimits(
+        maxHeadBytes: 96 * 1024,
+        maxHeaderCount: 1024,
+        maxChunkLineBytes: 4 * 1024,
+        maxTrailerBytes: 80 * 1024
+    )
 
     init(responseTimeout: TimeAmount, clock: GatewayClock) {
         self.responseTimeout = responseTimeout
@@ -87,11 +100,13 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     // MARK: used by the client side
 
-    /// Lends the connection to `delegate` for one exchange.
-    func attach(_ delegate: any UpstreamResponseDelegate) {
+    /// Lends the connection to `delegate` for one exchange of a request sent with
+    /// `requestMethod` (a response to HEAD has no body, whatever its head says).
+    func attach(_ delegate: any UpstreamResponseDelegate, requestMethod: HTTP1Method) {
         self.delegate = delegate
         self.state = .busy(responseHeadReceived: false)
         self.responseKeepAlive = true
+        self.parser.start(requestMethod: requestMethod)
         self.readGuard.expectingResponse = true
     }
 
@@ -159,36 +174,46 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        guard case .busy(let headReceived) = self.state, let delegate = self.delegate else {
-            // A part from an upstream that has no request outstanding: it is out of sync.
+        guard case .busy = self.state, self.delegate != nil else {
+            // Bytes from an upstream that has no request outstanding: it is out of sync.
             self.failExchange(.upstreamProtocolError)
             return
         }
-        switch part {
-        case .head(let head):
-            // NIO's decoder drops interim responses (100 Continue: the gateway answers
-            // `Expect` itself) but passes 101, and then stops parsing: the gateway never
-            // asks for an upgrade, so that is a broken exchange, answered now.
-            guard head.status.code >= 200, !headReceived, Self.hasForwardableFraming(head) else {
+        self.parser.feed(self.unwrapInboundIn(data))
+        while case .busy(let headReceived) = self.state, let delegate = self.delegate, let event = self.parser.next() {
+            switch event {
+            case .head(let head):
+                // Interim responses were dropped by the parser (100 Continue: the gateway
+                // answers `Expect` itself); 101 is a broken exchange, answered now: the
+                // gateway never asks for an upgrade.
+                guard head.status >= 200, !headReceived, Self.hasForwardableFraming(head) else {
+                    self.failExchange(.upstreamProtocolError)
+                    return
+                }
+                self.state = .busy(responseHeadReceived: true)
+                self.responseKeepAlive = head.keepAlive
+                self.armTimer()
+                delegate.upstreamResponseHead(head)
+            case .body(let buffer):
+                self.armTimer()
+                delegate.upstreamResponseBody(buffer)
+            case .end(let trailers):
+                self.ended(trailers)
+            case .error:
                 self.failExchange(.upstreamProtocolError)
                 return
             }
-            self.state = .busy(responseHeadReceived: true)
-            self.responseKeepAlive = head.isKeepAlive
-            self.armTimer()
-            delegate.upstreamResponseHead(head)
-        case .body(let buffer):
-            self.armTimer()
-            delegate.upstreamResponseBody(buffer)
-        case .end(let trailers):
-            self.cancelTimer()
-            // Decided before anyone may reuse the connection: bytes after the end (in this
-            // slice of the read) spoil it; bytes in a later read close it (the guard).
-            let reusable = self.responseKeepAlive && !self.readGuard.moreBytesFollow
-            self.readGuard.expectingResponse = false
-            self.state = .ending(trailers: trailers, reusable: reusable)
         }
+    }
+
+    private func ended(_ trailers: HTTP1Trailers?) {
+        self.cancelTimer()
+        // Decided before anyone may reuse the connection: bytes after the end (in this
+        // slice of the read) spoil it; bytes in a later read close it (the guard). Bytes
+        // left in the parser are never read as the next response.
+        let reusable = self.responseKeepAlive && !self.readGuard.moreBytesFollow && self.parser.bufferedBytes == 0
+        self.readGuard.expectingResponse = false
+        self.state = .ending(trailers: trailers, reusable: reusable)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -209,14 +234,22 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     /// Only `chunked` may frame a response: other transfer codings (gzip...) were never
-    /// offered (the client's `TE` is not forwarded), and re-chunking would hide them.
-    private static func hasForwardableFraming(_ head: HTTPResponseHead) -> Bool {
-        guard head.headers.contains(name: "transfer-encoding") else { return true }
-        let codings = head.headers[canonicalForm: "transfer-encoding"]
-        return codings.count == 1 && codings[0].lowercased() == "chunked"
+    /// offered (the client's `TE` is not forwarded), and re-chunking would hide them. One
+    /// `Transfer-Encoding` field whose value is exactly `chunked`.
+    static func hasForwardableFraming(_ head: HTTP1ResponseHead) -> Bool {
+        var seen = false
+        for field in head.fields where head.nameEquals(field, "transfer-encoding") {
+            guard !seen, head.valueEquals(field, "chunked") else { return false }
+            seen = true
+        }
+        return true
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that runs until the connection closes ends here.
+        if case .busy(responseHeadReceived: true) = self.state, case .end(let trailers) = self.parser.finish() {
+            self.ended(trailers)
+        }
         // A complete response whose read never completed still ends, without reuse.
         self.deliverEnd(reusable: false)
         let wasBusy: Bool
@@ -254,8 +287,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private func failExchange(_ error: GatewayError) {
         if case .ending = self.state {
-            // The response was complete; what came after it (an unsolicited response the
-            // decoder refused) only spoils the connection.
+            // The response was complete; what came after it only spoils the connection.
             self.deliverEnd(reusable: false)
             self.abort()
             return

@@ -20,7 +20,7 @@ package typealias UpstreamConnector =
 /// The keep-alive connections of one event loop to one upstream.
 ///
 /// For an `https://` upstream each new connection gets a client `TLSHandler` in front of
-/// the HTTP codec and is handed out only once its handshake succeeded (certificate
+/// the HTTP handlers and is handed out only once its handshake succeeded (certificate
 /// verified against `[upstream] tls_server_name` or the URL's host); a failed handshake
 /// fails the acquisition with a 502 `upstream_tls_error` and logs OpenSSL's reason.
 ///
@@ -128,7 +128,7 @@ final class UpstreamPool {
                     )
                     loopBound.value.readGuard.tls = try channel.pipeline.syncOperations.handler(type: TLSHandler.self)
                 }
-                // Before the decoder: it sees every byte the upstream sends, as read.
+                // Before the response parser: it sees every byte the upstream sends, as read.
                 try channel.pipeline.syncOperations.addHandler(loopBound.value.readGuard)
                 var encoderConfiguration = HTTPRequestEncoder.Configuration()
                 // Framing headers are set explicitly by ForwardingRules; the encoder must
@@ -136,13 +136,10 @@ final class UpstreamPool {
                 encoderConfiguration.automaticallySetFramingHeaders = false
                 // Every header sent upstream is either the client's (checked by the strict
                 // parser and RequestValidation) or the gateway's own (sanitised in
-                // ForwardingRules), so NIO's second validation pass is skipped: it was 6%
-                // of the request path in the profile.
-                try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                    leftOverBytesStrategy: .fireError,
-                    enableOutboundHeaderValidation: false,
-                    encoderConfiguration: encoderConfiguration
-                )
+                // ForwardingRules), so NIO's second validation pass is not added: it was 6%
+                // of the request path in the profile. Responses are parsed by the
+                // connection itself (`HTTP1ResponseParser`).
+                try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
                 try channel.pipeline.syncOperations.addHandler(loopBound.value)
                 return channel.eventLoop.makeSucceededVoidFuture()
             } catch {

@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayHTTP1
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -104,7 +105,10 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func trailersArePassedToFinish() {
         var machine = forwarded()
         _ = machine.responseHead()
-        let trailers: HTTPHeaders = ["X-Checksum": "abc"]
+        let trailers = HTTP1Trailers(
+            bytes: ByteBuffer(string: "X-Checksum: abc\r\n\r\n"),
+            fields: [HTTP1Field(name: 0..<10, value: 12..<15, line: 0..<17)]
+        )
         #expect(
             machine.responseEnd(trailers, upstreamKeepAlive: true)
                 == .finishExchange(trailers: trailers, upstreamReusable: true, closeClient: false)
