@@ -65,15 +65,73 @@ package enum HTTP1ResponseDifferential {
         return .identical
     }
 
+    /// One whole response (head, body, trailers) to a request of `method`, then the close:
+    /// a response ours accepts must be one llhttp reads to the same status, fields, body
+    /// bytes, end and trailers (bytes after its end are ignored by both).
+    package static func runMessage(_ bytes: [UInt8], method: HTTP1Method, maxHeaderBytes: Int) -> Verdict {
+        let limits = HTTP1ParserLimits(maxHeaderBytes: maxHeaderBytes)
+        var parser = HTTP1ResponseParser(limits: limits)
+        parser.start(requestMethod: method)
+        parser.feed(ByteBuffer(bytes: bytes))
+        var ours = Outcome()
+        var switched = false
+        reading: while true {
+            guard let event = parser.next() ?? parser.finish() else { break }
+            switch event {
+            case .head(let head):
+                ours.status = head.status
+                ours.fields = head.fields.map { [head.string($0.name), head.string($0.value)] }
+                switched = head.status == 101
+            case .body(let buffer):
+                ours.body += buffer.readableBytesView
+            case .end(let trailers):
+                ours.ended = true
+                ours.trailers = trailers.map { t in t.fields.map { [t.string($0.name), t.string($0.value)] } } ?? []
+                break reading
+            case .error(let error):
+                let llhttp = Self.llhttp(bytes, body: [], method: method, maxHeaderBytes: maxHeaderBytes, close: true)
+                return .oursRefused(error, llhttpAccepted: llhttp.refusal == nil && llhttp.ended)
+            }
+        }
+        // A switch of protocols ends the parse for both; the connection refuses it.
+        if switched { return .identical }
+        let llhttp = Self.llhttp(bytes, body: [], method: method, maxHeaderBytes: maxHeaderBytes, close: true)
+        guard ours.ended else {
+            // Incomplete for ours: llhttp must not have read a whole response either.
+            return llhttp.ended && llhttp.refusal == nil
+                ? .diverged("llhttp ended a response ours did not") : .identical
+        }
+        if let refusal = llhttp.refusal, !llhttp.ended {
+            return .diverged("llhttp refused what ours accepted: \(refusal)")
+        }
+        guard llhttp.status == ours.status, llhttp.fields == ours.fields else {
+            return .diverged("head \(ours.status ?? -1) \(ours.fields) vs \(llhttp.status ?? -1) \(llhttp.fields)")
+        }
+        guard llhttp.ended, llhttp.body == ours.body else {
+            return .diverged("body \(ours.body.count)B vs llhttp ended=\(llhttp.ended) \(llhttp.body.count)B")
+        }
+        guard llhttp.trailers == ours.trailers else {
+            return .diverged("trailers \(ours.trailers) vs \(llhttp.trailers)")
+        }
+        return .identical
+    }
+
     private struct Outcome {
         var status: Int?
         var fields: [[String]] = []
         var body: [UInt8] = []
         var ended = false
+        var trailers: [[String]] = []
         var refusal: String?
     }
 
-    private static func llhttp(_ head: [UInt8], body: [UInt8], maxHeaderBytes: Int) -> Outcome {
+    private static func llhttp(
+        _ head: [UInt8],
+        body: [UInt8],
+        method: HTTP1Method = .GET,
+        maxHeaderBytes: Int,
+        close: Bool = false
+    ) -> Outcome {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxHeaderBytes
         limits.maxHeaderFieldSize = maxHeaderBytes
@@ -87,23 +145,35 @@ package enum HTTP1ResponseDifferential {
         var outcome = Outcome()
         // The decoder frames a response by its request's method: announce a GET.
         _ = try? channel.writeOutbound(
-            HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"))
+            HTTPClientRequestPart.head(
+                HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: "/")
+            )
         )
         do {
             try channel.writeInbound(ByteBuffer(bytes: head + body))
+            if close {
+                // The connection's end: an until-close body ends here.
+                channel.pipeline.fireChannelInactive()
+            }
         } catch {
             outcome.refusal = "\(error)"
         }
         while let part = try? channel.readInbound(as: HTTPClientResponsePart.self) {
+            // Only the first final response counts.
+            guard !outcome.ended else { break }
             switch part {
             case .head(let response):
                 outcome.status = Int(response.status.code)
                 outcome.fields = response.headers.map { [$0.name, Self.trimmed($0.value)] }
             case .body(let bytes):
                 outcome.body += bytes.readableBytesView
-            case .end:
+            case .end(let trailers):
                 outcome.ended = true
+                outcome.trailers = trailers.map { $0.map { [$0.name, Self.trimmed($0.value)] } } ?? []
             }
+        }
+        if close, outcome.refusal == nil {
+            do { try channel.throwIfErrorCaught() } catch { outcome.refusal = "\(error)" }
         }
         return outcome
     }
