@@ -177,28 +177,6 @@ package enum ForwardingRules {
         return String(decoding: value.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 
-    /// The trailers of an upstream response as the client gets them: no framing or
-    /// hop-by-hop fields, no `Set-Cookie` (a cookie must be visible in the head, where the
-    /// gateway and any cache see it), no `X-DBAudit-*`, and none of the fields the gateway
-    /// sets on response heads (`X-Request-Id`, `RateLimit*`, `Strict-Transport-Security`),
-    /// so a trailer can never contradict or forge them. Nil when nothing is left.
-    package static func sanitizedResponseTrailers(_ trailers: HTTPHeaders?) -> HTTPHeaders? {
-        guard let trailers, !trailers.isEmpty else { return nil }
-        var kept = HTTPHeaders()
-        for (name, value) in trailers {
-            if isHopByHop(name) || HeaderName.equals(name, "content-length")
-                || HeaderName.equals(name, "set-cookie") || HeaderName.equals(name, "set-cookie2")
-                || HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.equals(name, "x-request-id")
-                || HeaderName.hasPrefix(name, "ratelimit") || HeaderName.equals(name, "retry-after")
-                || HeaderName.equals(name, "strict-transport-security")
-            {
-                continue
-            }
-            kept.add(name: name, value: value)
-        }
-        return kept.isEmpty ? nil : kept
-    }
-
     /// Whether a cookie name is one of the gateway's own (`dbgw_...`, `__Host-dbgw_...`).
     static func isGatewayCookie(_ name: Substring) -> Bool {
         let bare =
@@ -215,50 +193,5 @@ package enum ForwardingRules {
         }
         guard !kept.isEmpty else { return nil }
         return kept.map { $0.drop { $0 == " " || $0 == "\t" } }.joined(separator: "; ")
-    }
-
-    /// The cookie name a `Set-Cookie` value sets.
-    static func setCookieName(_ value: String) -> Substring {
-        let pair = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return name.drop { $0 == " " || $0 == "\t" }
-    }
-
-    /// The head sent to the client: hop-by-hop and `Connection`-named headers removed (the
-    /// encoder re-frames the body), `X-Request-Id` set, `Connection: close` when the
-    /// gateway will close after this response or the client could not find its end
-    /// otherwise. Whether to keep the connection is read back from this head.
-    package static func clientResponseHead(
-        _ head: HTTPResponseHead,
-        requestVersion: HTTPVersion,
-        requestID: String,
-        keepAlive: Bool
-    ) -> HTTPResponseHead {
-        let nominated = connectionNominated(head.headers)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 2)
-        for (name, value) in head.headers {
-            if isHopByHop(name) || HeaderName.equals(name, "x-request-id") {
-                continue
-            }
-            if !nominated.isEmpty, nominated.contains(name.lowercased()) {
-                continue
-            }
-            if HeaderName.equals(name, "set-cookie"), isGatewayCookie(setCookieName(value)) {
-                // The upstream may not plant (or clear) a session of the gateway's pages.
-                continue
-            }
-            headers.add(name: name, value: value)
-        }
-        headers.add(name: "X-Request-Id", value: requestID)
-        // An HTTP/1.0 client cannot read chunked framing: without a length (the upstream's
-        // may have been named in its `Connection`) the body ends with the connection.
-        let delimited = requestVersion.minor != 0 || headers.contains(name: "content-length")
-        if !keepAlive || !delimited {
-            headers.add(name: "Connection", value: "close")
-        } else if requestVersion.minor == 0 {
-            headers.add(name: "Connection", value: "keep-alive")
-        }
-        return HTTPResponseHead(version: requestVersion, status: head.status, headers: headers)
     }
 }
