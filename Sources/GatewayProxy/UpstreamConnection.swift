@@ -204,14 +204,19 @@ final class UpstreamConnection: ChannelDuplexHandler {
                 return
             }
         }
+        if case .ending = self.state, self.parser.bufferedBytes > 0 {
+            // Bytes followed the response in the same read: it still reaches its client,
+            // and the connection is never lent again.
+            self.spoiled()
+        }
     }
 
     private func ended(_ trailers: HTTP1Trailers?) {
         self.cancelTimer()
-        // Decided before anyone may reuse the connection: bytes after the end (in this
-        // slice of the read) spoil it; bytes in a later read close it (the guard). Bytes
-        // left in the parser are never read as the next response.
-        let reusable = self.responseKeepAlive && !self.readGuard.moreBytesFollow && self.parser.bufferedBytes == 0
+        // Decided before anyone may reuse the connection: bytes after the end in this read
+        // spoil it (they stay in the parser, never read as the next response); bytes in a
+        // later read close it (the guard).
+        let reusable = self.responseKeepAlive && self.parser.bufferedBytes == 0
         self.readGuard.expectingResponse = false
         self.state = .ending(trailers: trailers, reusable: reusable)
     }

@@ -1,33 +1,27 @@
 import GatewayTLS
 import NIOCore
 
-/// The byte-level gate in front of an upstream connection's response decoder.
+/// The byte-level gate in front of an upstream connection's response parser.
 ///
-/// NIO's decoder parses a whole read in one call: a response's end fires in the middle of
-/// it, and an incomplete head after that end is swallowed without a trace, to become the
-/// start of the *next* exchange's response. So each read is handed on in two slices, all
-/// but its last byte and then that byte: a response that ends while `moreBytesFollow` is
-/// set had bytes after it, and its connection must not be reused. Bytes arriving while no
-/// response is expected (an idle pooled connection, or after a response ended) spoil the
-/// connection at once, through `onUnexpectedInput`, so it is unusable before any close
-/// completes (a TLS close waits for close_notify).
+/// Bytes arriving while no response is expected (an idle pooled connection, or after a
+/// response ended) spoil the connection at once, through `onUnexpectedInput`, so it is
+/// unusable before any close completes (a TLS close waits for close_notify). Bytes after a
+/// response's end within one read stay in the connection's parser, which never reads them as
+/// the next response (`HTTP1ResponseParser.bufferedBytes`), and spoil the connection too.
 ///
 /// A response that ends exactly where a read ended is reusable only if nothing more can be
 /// waiting: not after a read that filled its buffer (NIO stops after a few full reads per
 /// wakeup, leaving the rest in the kernel), and not while the TLS layer holds part of a
 /// record (`inputMayFollow`).
 ///
-/// The extra slice costs one more decoder call per read, never a copy. Owned by one
-/// upstream channel's pipeline and steered by its `UpstreamConnection`; touched only on
-/// that channel's event loop.
+/// Owned by one upstream channel's pipeline and steered by its `UpstreamConnection`; touched
+/// only on that channel's event loop.
 final class UpstreamReadGuard: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     /// Set while an exchange waits for (the rest of) its response.
     var expectingResponse = false
-    /// True while the decoder parses a slice that more bytes of the same read follow.
-    private(set) var moreBytesFollow = false
     /// The TLS layer in front of this handler, for an https upstream.
     var tls: TLSHandler?
     /// Called when bytes arrive that no exchange asked for; the connection ends itself.
@@ -42,7 +36,7 @@ final class UpstreamReadGuard: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = self.unwrapInboundIn(data)
+        let buffer = self.unwrapInboundIn(data)
         self.lastReadFilledBuffer = buffer.writableBytes == 0
         guard self.expectingResponse else {
             // Nothing was asked for: the upstream is out of sync, or trying to be.
@@ -51,20 +45,7 @@ final class UpstreamReadGuard: ChannelInboundHandler {
             }
             return
         }
-        let count = buffer.readableBytes
-        guard count > 1, let first = buffer.readSlice(length: count - 1) else {
-            context.fireChannelRead(data)
-            return
-        }
-        self.moreBytesFollow = true
-        context.fireChannelRead(self.wrapInboundOut(first))
-        self.moreBytesFollow = false
-        guard self.expectingResponse else {
-            // The response ended with a byte still to come: the connection is spoiled.
-            self.unexpectedInput(context: context)
-            return
-        }
-        context.fireChannelRead(self.wrapInboundOut(buffer))
+        context.fireChannelRead(data)
     }
 
     private func unexpectedInput(context: ChannelHandlerContext) {

@@ -1002,6 +1002,54 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         #expect(harness.context.idleUpstreamConnections == 0)
     }
 
+    /// The upstream's chunked body is re-chunked for the client with the trailers a client
+    /// may see; the upstream connection goes back to the pool.
+    @Test func chunkedResponseKeepsItsHarmlessTrailers() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(simpleGet)
+        try harness.respond(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3;x=1\r\nabc\r\n2\r\nde\r\n0\r\n"
+                + "X-Sum: 5\r\nSet-Cookie: s=1\r\nX-Request-Id: forged\r\n\r\n"
+        )
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(!text.contains("Trailer:"))
+        #expect(text.hasSuffix("\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\n\r\n"))
+        #expect(harness.context.idleUpstreamConnections == 1)
+    }
+
+    /// HEAD: the framing fields a GET would get, no body, no chunk terminator; the client
+    /// connection stays in sync for the next request.
+    @Test func headResponseToAChunkedUpstreamHasNoTerminator() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("HEAD /v1/x HTTP/1.1\r\nHost: g\r\n\r\n")
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.contains("\r\nTransfer-Encoding: chunked\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))
+        #expect(!text.contains("0\r\n\r\n"))
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().map(\.bodyText) == ["hello"])
+    }
+
+    /// An HTTP/1.0 client gets a chunked upstream body as it is, ended by the close.
+    @Test func http10ClientGetsAChunkedBodyUntilTheClose() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET /v1/x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        try harness.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n")
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+        #expect(text.contains("\r\nConnection: close\r\n"))
+        #expect(!text.contains("Transfer-Encoding"))
+        #expect(text.hasSuffix("\r\n\r\nhello"))
+        #expect(!harness.client.isActive)
+    }
+
     @Test func unsolicitedUpstreamBytesDropTheConnection() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }
