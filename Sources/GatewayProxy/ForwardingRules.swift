@@ -1,4 +1,6 @@
 package import GatewayCore
+package import GatewayHTTP1
+package import NIOCore
 package import NIOHTTP1
 
 /// What the gateway knows about a request that shapes the forwarded head.
@@ -56,22 +58,6 @@ package enum ForwardingRules {
             || HeaderName.equals(name, "proxy-authenticate")
     }
 
-    /// Headers only the gateway may set towards the upstream: identity and forwarding.
-    static func isGatewayOwned(_ name: String) -> Bool {
-        HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.hasPrefix(name, "x-forwarded-")
-            || HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-request-id")
-            || HeaderName.equals(name, "x-real-ip")
-    }
-
-    /// Headers that ask an upstream framework to treat the request as another method or
-    /// path. Routes and scopes are decided on the request line, so an upstream honouring
-    /// one of these would run what the gateway never authorized.
-    static func isMethodOverride(_ name: String) -> Bool {
-        HeaderName.equals(name, "x-http-method-override") || HeaderName.equals(name, "x-http-method")
-            || HeaderName.equals(name, "x-method-override") || HeaderName.equals(name, "x-original-url")
-            || HeaderName.equals(name, "x-rewrite-url")
-    }
-
     /// Lowercased header names listed in `Connection` (they are hop-by-hop too).
     static func connectionNominated(_ headers: HTTPHeaders) -> [String] {
         // Most messages carry no Connection header, or only keep-alive/close: skip the
@@ -89,92 +75,118 @@ package enum ForwardingRules {
 
     /// The id for this request: the client's `X-Request-Id` if it sent exactly one valid
     /// value, otherwise a newly minted one.
-    package static func requestID(for head: HTTPRequestHead, generator: inout RequestIDGenerator) -> String {
-        let values = head.headers["x-request-id"]
-        if values.count == 1, RequestID.isValid(values[0]) {
-            return values[0]
+    package static func requestID(for head: HTTP1RequestHead, generator: inout RequestIDGenerator) -> String {
+        if head.requestID.count == 1, let value = head.value(head.requestID), RequestID.isValid(value) {
+            return value
         }
         return generator.next()
     }
 
-    /// The head sent upstream: HTTP/1.1, hop-by-hop and `Connection`-named headers removed,
-    /// gateway-owned headers replaced, framing set from `framing` alone.
-    package static func upstreamRequestHead(
-        _ head: HTTPRequestHead,
-        framing: RequestBodyFraming,
-        context: ForwardingContext
-    ) -> HTTPRequestHead {
-        let nominated = connectionNominated(head.headers)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 6)
-        var clientHost: String?
-        for (name, value) in head.headers {
-            if HeaderName.equals(name, "host") {
-                clientHost = value
-                continue
-            }
-            if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name) {
-                continue
-            }
-            if !context.forwardMethodOverride, isMethodOverride(name) {
-                continue
-            }
-            if !context.forwardAuthorization, HeaderName.equals(name, "authorization") {
-                continue
-            }
-            if !nominated.isEmpty, nominated.contains(name.lowercased()) {
-                continue
-            }
-            if HeaderName.equals(name, "cookie") {
-                // The gateway's own browser cookies (session, browser binding, show-once
-                // reveal) are credentials for the gateway: never the upstream's to see.
-                if let kept = withoutGatewayCookies(value) { headers.add(name: name, value: kept) }
-                continue
-            }
-            headers.add(name: name, value: value)
+    /// The client fields never forwarded besides the hop-by-hop ones (which
+    /// `HTTP1HeadRewrite` always drops, with those the client's `Connection` names): the
+    /// framing and Host the gateway sets itself, the forwarding and request-id fields only it
+    /// may set, `Expect` (the gateway answers it), and optionally the method overrides and
+    /// `Authorization`. Indexed by `forwardMethodOverride` * 2 + `forwardAuthorization`.
+    private static let droppedNames: [[String]] = {
+        let always = ["host", "content-length", "forwarded", "x-request-id", "x-real-ip", "expect"]
+        let overrides = [
+            "x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url",
+        ]
+        return [
+            always + overrides + ["authorization"], always + overrides,
+            always + ["authorization"], always,
+        ]
+    }()
+
+    /// Identity and forwarding fields only the gateway may set towards the upstream.
+    private static let droppedPrefixes = ["x-dbaudit-", "x-forwarded-"]
+
+    /// The head sent upstream, appended to `buffer`: the client's request line (HTTP/1.1,
+    /// the target replaced by `context.uri` when given) and its field lines copied byte for
+    /// byte, but hop-by-hop and `Connection`-named fields, gateway-owned fields and those
+    /// `context` turns off; then the gateway's own: Host, framing from `framing` alone,
+    /// `X-Request-Id`, `X-Forwarded-*` and the identity of the principal.
+    package static func writeUpstreamRequestHead(
+        _ head: HTTP1RequestHead,
+        framing: HTTP1BodyFraming,
+        context: ForwardingContext,
+        into buffer: inout ByteBuffer
+    ) {
+        let dropped =
+            Self.droppedNames[(context.forwardMethodOverride ? 2 : 0) + (context.forwardAuthorization ? 1 : 0)]
+        var appended: [(name: String, value: String)] = []
+        appended.reserveCapacity(12)
+        var names = dropped
+        if let cookies = Self.cookiesWithoutGatewayCookies(head) {
+            // The gateway's own browser cookies (session, browser binding, show-once
+            // reveal) are credentials for the gateway: never the upstream's to see.
+            names.append("cookie")
+            for value in cookies { appended.append(("Cookie", value)) }
         }
+        let clientHost = head.value(head.host)
         let host = context.preserveHost ? (clientHost ?? context.upstreamAuthority) : context.upstreamAuthority
-        headers.add(name: "Host", value: host)
+        appended.append(("Host", host))
         switch framing {
-        case .none:
+        case .none, .untilClose:
             if head.method == .POST || head.method == .PUT || head.method == .PATCH {
-                headers.add(name: "Content-Length", value: "0")
+                appended.append(("Content-Length", "0"))
             }
         case .contentLength(let length):
-            headers.add(name: "Content-Length", value: String(length))
+            appended.append(("Content-Length", String(length)))
         case .chunked:
-            headers.add(name: "Transfer-Encoding", value: "chunked")
+            appended.append(("Transfer-Encoding", "chunked"))
         }
-        headers.add(name: "X-Request-Id", value: context.requestID)
-        headers.add(name: "X-Forwarded-For", value: context.clientAddress)
-        headers.add(name: "X-Forwarded-Proto", value: context.clientScheme)
+        appended.append(("X-Request-Id", context.requestID))
+        appended.append(("X-Forwarded-For", context.clientAddress))
+        appended.append(("X-Forwarded-Proto", context.clientScheme))
         if let clientHost {
-            headers.add(name: "X-Forwarded-Host", value: clientHost)
+            appended.append(("X-Forwarded-Host", clientHost))
         }
         if let principal = context.principal {
-            // Identity values come from the store: never let one carry a line break or
-            // other control character into the upstream head.
-            headers.add(name: "X-DBAudit-Subject", value: safeValue(principal.subject))
-            headers.add(name: "X-DBAudit-Scopes", value: safeValue(principal.scopes.joined(separator: " ")))
-            headers.add(name: "X-DBAudit-Credential", value: principal.kind.rawValue)
+            // Identity values come from the store: the rewrite writes a control character
+            // as a space, so none can end the line early.
+            appended.append(("X-DBAudit-Subject", principal.subject))
+            appended.append(("X-DBAudit-Scopes", principal.scopes.joined(separator: " ")))
+            appended.append(("X-DBAudit-Credential", principal.kind.rawValue))
             if let clientID = principal.clientID {
-                headers.add(name: "X-DBAudit-Client-Id", value: safeValue(clientID))
+                appended.append(("X-DBAudit-Client-Id", clientID))
             }
             if let keyID = principal.keyID {
-                headers.add(name: "X-DBAudit-Key-Id", value: safeValue(keyID))
+                appended.append(("X-DBAudit-Key-Id", keyID))
             }
             if let issuer = principal.issuer {
                 // A subject is unique only within its issuer: say which one vouched for it.
-                headers.add(name: "X-DBAudit-Issuer", value: safeValue(issuer))
+                appended.append(("X-DBAudit-Issuer", issuer))
             }
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: context.uri ?? head.uri, headers: headers)
+        HTTP1HeadRewrite(
+            target: context.uri,
+            droppedNames: names,
+            droppedPrefixes: Self.droppedPrefixes,
+            appended: appended
+        ).write(head, into: &buffer)
     }
 
-    /// `value` with every control character (CR, LF, NUL, ...) replaced by a space.
-    static func safeValue(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return value }
-        return String(decoding: value.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    /// The client's `Cookie` values without the gateway's own cookies (an emptied one is
+    /// left out), when one of them carries a gateway cookie; nil when all go as they are.
+    static func cookiesWithoutGatewayCookies(_ head: HTTP1RequestHead) -> [String]? {
+        var values: [String]?
+        for index in head.fields.indices where head.fieldName(index, equals: "cookie") {
+            let value = head.string(head.fields[index].value)
+            if value.contains("dbgw_") {
+                values = values ?? Self.earlierCookies(head, before: index)
+                if let kept = withoutGatewayCookies(value) { values?.append(kept) }
+            } else {
+                values?.append(value)
+            }
+        }
+        return values
+    }
+
+    private static func earlierCookies(_ head: HTTP1RequestHead, before end: Int) -> [String] {
+        head.fields.indices[..<end].filter { head.fieldName($0, equals: "cookie") }.map {
+            head.string(head.fields[$0].value)
+        }
     }
 
     /// The trailers of an upstream response as the client gets them: no framing or
@@ -260,5 +272,14 @@ package enum ForwardingRules {
             headers.add(name: "Connection", value: "keep-alive")
         }
         return HTTPResponseHead(version: requestVersion, status: head.status, headers: headers)
+    }
+}
+
+extension StringProtocol {
+    func trimmingASCIIWhitespace() -> Substring {
+        var slice = self[...]
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return Substring(slice)
     }
 }

@@ -4,9 +4,9 @@ import NIOHTTP1
 
 /// Builds the handler chain of one accepted client connection: `ReadAheadHandler` (first,
 /// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` → NIO's response
-/// encoder → `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits) →
-/// NIO's pipelining assistance (answers pipelined requests strictly in order) →
-/// `ProxyHandler`. Called on the connection's event loop.
+/// encoder → `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits;
+/// it also holds a pipelined request until the one before it is answered) → `ProxyHandler`.
+/// Called on the connection's event loop.
 package enum ProxyPipeline {
     package static func configure(
         channel: any Channel,
@@ -30,7 +30,6 @@ package enum ProxyPipeline {
         try sync.addHandler(HTTPResponseEncoder(configuration: HTTPResponseEncoder.Configuration()))
         let decoder = ClientRequestDecoder(limits: ClientRequestDecoder.limits(maxHeaderBytes: server.maxHeaderBytes))
         try sync.addHandler(decoder)
-        try sync.addHandler(HTTPServerPipelineHandler())
         try sync.addHandler(ProxyHandler(loop: loop, clientScheme: clientScheme, decoder: decoder))
     }
 }

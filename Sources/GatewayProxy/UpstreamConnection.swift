@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayHTTP1
 import NIOCore
 import NIOHTTP1
 
@@ -14,7 +15,12 @@ protocol UpstreamResponseDelegate: AnyObject {
 }
 
 /// One keep-alive HTTP/1.1 connection to the upstream, and the last handler of its
-/// pipeline (after NIO's request encoder and response decoder).
+/// pipeline (after NIO's response decoder).
+///
+/// Requests are written as bytes: the head `ForwardingRules` built from the client's, then
+/// the body as the client sent it when it had a Content-Length, or re-chunked
+/// (`size CRLF data CRLF`, then `0 CRLF CRLF`: request trailers are dropped) when the client
+/// sent it chunked.
 ///
 /// It relays response parts to the current delegate (the client connection it is lent
 /// to), enforces the upstream response timeout, and holds reads while the client cannot
@@ -46,6 +52,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var readsHeld = false
     private var readPending = false
     private var responseKeepAlive = true
+    /// The request being sent is chunked: each body buffer gets its size line.
+    private var requestChunked = false
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
     /// When the connection went idle (for pool idle-timeout sweeps).
@@ -95,13 +103,50 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.readGuard.expectingResponse = true
     }
 
-    func send(_ part: HTTPClientRequestPart) {
+    /// The decoder's stand-ins for a request head: only the method matters to it.
+    private static let headMarker = HTTPClientRequestPart.head(
+        HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/")
+    )
+    private static let otherMarker = HTTPClientRequestPart.head(
+        HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+    )
+    private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
+    private static let chunkEnd = ByteBuffer(staticString: "\r\n")
+
+    /// Writes the request head (`bytes`, request line to the empty line); `chunked` when the
+    /// head frames the body so.
+    func sendHead(_ bytes: ByteBuffer, method: HTTP1Method, chunked: Bool) {
         guard let context, case .busy = self.state else { return }
-        context.write(self.wrapOutboundOut(part), promise: nil)
-        if case .end = part {
-            // The response clock starts once the request is fully on its way.
-            self.armTimer()
+        self.requestChunked = chunked
+        // The response decoder learns the method first: a response to HEAD has no body.
+        context.write(self.wrapOutboundOut(method == .HEAD ? Self.headMarker : Self.otherMarker), promise: nil)
+        self.readGuard.writeRequestBytes(bytes)
+    }
+
+    /// Writes a piece of the request body (chunk data when the request is chunked).
+    func sendBody(_ buffer: ByteBuffer) {
+        guard self.context != nil, case .busy = self.state, buffer.readableBytes > 0 else { return }
+        guard self.requestChunked else {
+            self.readGuard.writeRequestBytes(buffer)
+            return
         }
+        var sizeLine = ByteBuffer()
+        sizeLine.reserveCapacity(18)
+        sizeLine.writeString(String(buffer.readableBytes, radix: 16))
+        sizeLine.writeStaticString("\r\n")
+        self.readGuard.writeRequestBytes(sizeLine)
+        self.readGuard.writeRequestBytes(buffer)
+        self.readGuard.writeRequestBytes(Self.chunkEnd)
+    }
+
+    /// The request is complete: the last chunk for a chunked one; the response clock starts.
+    func sendEnd() {
+        guard self.context != nil, case .busy = self.state else { return }
+        if self.requestChunked {
+            self.readGuard.writeRequestBytes(Self.lastChunk)
+        }
+        // The response clock starts once the request is fully on its way.
+        self.armTimer()
     }
 
     func flush() {

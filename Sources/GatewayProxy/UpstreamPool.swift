@@ -130,18 +130,10 @@ final class UpstreamPool {
                 }
                 // Before the decoder: it sees every byte the upstream sends, as read.
                 try channel.pipeline.syncOperations.addHandler(loopBound.value.readGuard)
-                var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                // Framing headers are set explicitly by ForwardingRules; the encoder must
-                // not second-guess them.
-                encoderConfiguration.automaticallySetFramingHeaders = false
-                // Every header sent upstream is either the client's (checked by the strict
-                // parser and RequestValidation) or the gateway's own (sanitised in
-                // ForwardingRules), so NIO's second validation pass is skipped: it was 6%
-                // of the request path in the profile.
-                try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                    leftOverBytesStrategy: .fireError,
-                    enableOutboundHeaderValidation: false,
-                    encoderConfiguration: encoderConfiguration
+                // Requests are written as bytes by the connection (through the guard); only
+                // responses are decoded here.
+                try channel.pipeline.syncOperations.addHandler(
+                    ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .fireError))
                 )
                 try channel.pipeline.syncOperations.addHandler(loopBound.value)
                 return channel.eventLoop.makeSucceededVoidFuture()

@@ -1,5 +1,6 @@
 import GatewayTLS
 import NIOCore
+import NIOHTTP1
 
 /// The byte-level gate in front of an upstream connection's response decoder.
 ///
@@ -17,12 +18,22 @@ import NIOCore
 /// wakeup, leaving the rest in the kernel), and not while the TLS layer holds part of a
 /// record (`inputMayFollow`).
 ///
+/// It is also where the request bytes enter the pipeline: `UpstreamConnection` writes the
+/// head and body it builds from the client's bytes here, past NIO's response decoder, which
+/// takes only `HTTPClientRequestPart`s. That decoder still needs each request's method (a
+/// response to HEAD has no body), so the connection writes it a bodiless head per request,
+/// which ends here, unwritten.
+///
 /// The extra slice costs one more decoder call per read, never a copy. Owned by one
 /// upstream channel's pipeline and steered by its `UpstreamConnection`; touched only on
 /// that channel's event loop.
-final class UpstreamReadGuard: ChannelInboundHandler {
+final class UpstreamReadGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    private var context: ChannelHandlerContext?
 
     /// Set while an exchange waits for (the rest of) its response.
     var expectingResponse = false
@@ -39,6 +50,24 @@ final class UpstreamReadGuard: ChannelInboundHandler {
     var inputMayFollow: Bool {
         if let tls { return tls.inputMayFollow }
         return self.lastReadFilledBuffer
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes request bytes towards the upstream (flushed by the next flush of the channel).
+    func writeRequestBytes(_ buffer: ByteBuffer) {
+        self.context?.write(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// The decoder's copy of a request head (for its method): already told, never sent.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        promise?.succeed()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

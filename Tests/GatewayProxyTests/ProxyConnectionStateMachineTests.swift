@@ -9,7 +9,7 @@ private typealias Machine = ProxyConnectionStateMachine
 
 private func buffer(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
-private func body(_ text: String) -> HTTPClientRequestPart { .body(.byteBuffer(buffer(text))) }
+private func body(_ text: String) -> ProxyConnectionStateMachine.RequestPart { .body(buffer(text)) }
 
 /// The ids of a connection's first and second exchanges.
 private let first = Machine.ExchangeID(1)
@@ -49,8 +49,8 @@ private func started(keepAlive: Bool = true, maxBodyBytes: Int64 = 100) -> Machi
 /// A machine whose request (head and end) was sent upstream on an attached connection.
 private func forwarded(keepAlive: Bool = true) -> Machine {
     var machine = started(keepAlive: keepAlive)
-    #expect(machine.requestEnd(nil) == .none)
-    #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([.end(nil)]))
+    #expect(machine.requestEnd() == .none)
+    #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([.end]))
     return machine
 }
 
@@ -91,8 +91,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(
             machine.authorizationSucceeded(second, rateLimited: false) == .acquireUpstream(second, sendContinue: false)
         )
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end]))
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: true))
         #expect(
             machine.responseEnd(nil, upstreamKeepAlive: true)
@@ -141,10 +141,9 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.requestBody(buffer("abc")) == .none)
         #expect(machine.isAwaitingRequestBody)
         #expect(machine.requestBody(buffer("def")) == .none)
-        let trailers: HTTPHeaders = ["X-T": "1"]
-        #expect(machine.requestEnd(trailers) == .none)
+        #expect(machine.requestEnd() == .none)
         #expect(!machine.isAwaitingRequestBody)
-        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc"), body("def"), .end(trailers)]))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc"), body("def"), .end]))
     }
 
     @Test func partialBodyBeforeAttachThenForwarded() {
@@ -152,23 +151,23 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.requestBody(buffer("abc")) == .none)
         #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc")]))
         #expect(machine.requestBody(buffer("def")) == .forwardToUpstream(body("def")))
-        #expect(machine.requestEnd(nil) == .forwardToUpstream(.end(nil)))
+        #expect(machine.requestEnd() == .forwardToUpstream(.end))
         // Parts after the end are ignored.
         #expect(machine.requestBody(buffer("x")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func nothingBufferedGivesEmptySend() {
         var machine = started()
         #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([]))
-        #expect(machine.requestEnd(nil) == .forwardToUpstream(.end(nil)))
+        #expect(machine.requestEnd() == .forwardToUpstream(.end))
     }
 
     @Test func bodyAtTheLimitIsAccepted() {
         var machine = started(maxBodyBytes: 10)
         #expect(machine.requestBody(buffer("12345")) == .none)
         #expect(machine.requestBody(buffer("67890")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func bodyOverLimitBeforeAttachIs413AndCloses() {
@@ -180,7 +179,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(!machine.isIdle)
         #expect(machine.requestBody(buffer("x")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
         #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
     }
 
@@ -217,7 +216,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
                 == .finishExchange(trailers: nil, upstreamReusable: false, closeClient: true)
         )
         #expect(!machine.isIdle)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func responsePartsOutOfOrderAreIgnored() {
@@ -249,7 +248,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func acquireFailureAfterCompleteRequestKeepsConnection() {
         var machine = started()
-        _ = machine.requestEnd(nil)
+        _ = machine.requestEnd()
         #expect(
             machine.upstreamAcquireFailed(first, .upstreamUnavailable)
                 == .respondWithError(.upstreamUnavailable, closeClient: false, abortUpstream: false)
@@ -264,7 +263,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
                 == .respondWithError(.upstreamUnavailable, closeClient: true, abortUpstream: false)
         )
         #expect(!machine.isIdle)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func acquireFailureWhenIdleIsIgnored() {
@@ -452,7 +451,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func refusedAuthorizationWithCompleteRequestKeepsTheConnection() {
         var machine = Machine()
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize(first))
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
         let error = GatewayError.unauthorized("no")
         #expect(
             machine.authorizationFailed(first, error)
@@ -480,8 +479,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(
             machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
         )
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("ab"), .end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("ab"), .end]))
     }
 
     @Test func localEndpointRunsOnceTheBodyIsComplete() {
@@ -492,7 +491,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.requestBody(buffer("{}")) == .none)
         #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: false))
-        #expect(machine.requestEnd(nil) == .runLocalEndpoint(first, [body("{}")]))
+        #expect(machine.requestEnd() == .runLocalEndpoint(first, [body("{}")]))
         #expect(machine.localResponseReady(first) == .finishLocal(closeClient: false))
         #expect(machine.isIdle)
         // An upstream connection is never used for a local exchange.
@@ -537,7 +536,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.isIdle)
         // The parser's end marker of the refused request arrives afterwards and is ignored.
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
         #expect(machine.isIdle)
     }
 
@@ -690,15 +689,15 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
         #expect(machine.upstreamAcquireFailed(first, .upstreamUnavailable) == .none)
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end]))
     }
 
     @Test func localResponseAfterTheClientClosedIsStale() {
         var machine = Machine()
         _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, destination: .local(bodyLimit: 64))
-        _ = machine.requestEnd(nil)
-        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .runLocalEndpoint(first, [.end(nil)]))
+        _ = machine.requestEnd()
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .runLocalEndpoint(first, [.end]))
         #expect(machine.clientClosed() == .none)
         #expect(machine.localResponseReady(first) == .none)
     }
@@ -709,8 +708,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         _ = machine.authorizationSucceeded(first, rateLimited: true)
         // Complete before admission: held until the limiter answers.
         #expect(machine.requestBody(buffer("{}")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.rateLimitAdmitted(first) == .runLocalEndpoint(first, [body("{}"), .end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.rateLimitAdmitted(first) == .runLocalEndpoint(first, [body("{}"), .end]))
         #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
         #expect(machine.localResponseReady(first) == .finishLocal(closeClient: false))
         #expect(machine.isIdle)
@@ -743,7 +742,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: true))
         #expect(machine.requestBody(buffer("1234")) == .none)
-        #expect(machine.requestEnd(nil) == .runLocalEndpoint(first, [body("1234")]))
+        #expect(machine.requestEnd() == .runLocalEndpoint(first, [body("1234")]))
     }
 
     @Test func upstreamRequestGetsTheContinueOnlyOnceAdmitted() {
@@ -757,7 +756,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = Machine()
         _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, declaredLength: 2, expectsContinue: true)
         _ = machine.requestBody(buffer("ab"))
-        _ = machine.requestEnd(nil)
+        _ = machine.requestEnd()
         #expect(
             machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
         )
