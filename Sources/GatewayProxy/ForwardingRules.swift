@@ -84,22 +84,25 @@ package enum ForwardingRules {
 
     /// The client fields never forwarded besides the hop-by-hop ones (which
     /// `HTTP1HeadRewrite` always drops, with those the client's `Connection` names): the
-    /// framing and Host the gateway sets itself, the forwarding and request-id fields only it
-    /// may set, `Expect` (the gateway answers it), and optionally the method overrides and
-    /// `Authorization`. Indexed by `forwardMethodOverride` * 2 + `forwardAuthorization`.
-    private static let droppedNames: [[String]] = {
-        let always = ["host", "content-length", "forwarded", "x-request-id", "x-real-ip", "expect"]
-        let overrides = [
-            "x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url",
-        ]
-        return [
-            always + overrides + ["authorization"], always + overrides,
-            always + ["authorization"], always,
-        ]
-    }()
+    /// framing and Host the gateway sets itself, the forwarding, identity and request-id
+    /// fields only it may set, `Expect` (the gateway answers it), and optionally the method
+    /// overrides, `Authorization` and `Cookie` (when it carries a gateway cookie, the kept
+    /// cookies are appended instead). Built once; indexed by `droppedIndex`.
+    private static let droppedFields: [HTTP1FieldNames] = (0..<8).map { index in
+        var names = ["host", "content-length", "forwarded", "x-request-id", "x-real-ip", "expect"]
+        if index & 1 == 0 {
+            names += [
+                "x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url",
+            ]
+        }
+        if index & 2 == 0 { names.append("authorization") }
+        if index & 4 != 0 { names.append("cookie") }
+        return HTTP1FieldNames(names: names, prefixes: ["x-dbaudit-", "x-forwarded-"])
+    }
 
-    /// Identity and forwarding fields only the gateway may set towards the upstream.
-    private static let droppedPrefixes = ["x-dbaudit-", "x-forwarded-"]
+    private static func droppedIndex(forwardMethodOverride: Bool, forwardAuthorization: Bool, cookie: Bool) -> Int {
+        (forwardMethodOverride ? 1 : 0) | (forwardAuthorization ? 2 : 0) | (cookie ? 4 : 0)
+    }
 
     /// The head sent upstream, appended to `buffer`: the client's request line (HTTP/1.1,
     /// the target replaced by `context.uri` when given) and its field lines copied byte for
@@ -112,15 +115,12 @@ package enum ForwardingRules {
         context: ForwardingContext,
         into buffer: inout ByteBuffer
     ) {
-        let dropped =
-            Self.droppedNames[(context.forwardMethodOverride ? 2 : 0) + (context.forwardAuthorization ? 1 : 0)]
         var appended: [(name: String, value: String)] = []
         appended.reserveCapacity(12)
-        var names = dropped
-        if let cookies = Self.cookiesWithoutGatewayCookies(head) {
+        let cookies = Self.cookiesWithoutGatewayCookies(head)
+        if let cookies {
             // The gateway's own browser cookies (session, browser binding, show-once
             // reveal) are credentials for the gateway: never the upstream's to see.
-            names.append("cookie")
             for value in cookies { appended.append(("Cookie", value)) }
         }
         let clientHost = head.value(head.host)
@@ -159,12 +159,13 @@ package enum ForwardingRules {
                 appended.append(("X-DBAudit-Issuer", issuer))
             }
         }
-        HTTP1HeadRewrite(
-            target: context.uri,
-            droppedNames: names,
-            droppedPrefixes: Self.droppedPrefixes,
-            appended: appended
-        ).write(head, into: &buffer)
+        let dropped = Self.droppedIndex(
+            forwardMethodOverride: context.forwardMethodOverride,
+            forwardAuthorization: context.forwardAuthorization,
+            cookie: cookies != nil
+        )
+        HTTP1HeadRewrite(target: context.uri, dropped: Self.droppedFields[dropped], appended: appended)
+            .write(head, into: &buffer)
     }
 
     /// The client's `Cookie` values without the gateway's own cookies (an emptied one is

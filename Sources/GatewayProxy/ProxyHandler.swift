@@ -543,7 +543,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 preserveHost: snapshot.preserveHost,
                 principal: exchange.principal,
                 forwardAuthorization: snapshot.forwardAuthorization,
-                uri: exchange.uri,
+                // The client's bytes when normalisation changed nothing.
+                uri: exchange.uri == exchange.target ? nil : exchange.uri,
                 forwardMethodOverride: snapshot.forwardMethodOverride
             ),
             into: &buffer
