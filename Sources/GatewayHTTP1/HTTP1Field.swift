@@ -12,3 +12,10 @@ package struct HTTP1Field: Sendable, Hashable {
         self.line = line
     }
 }
+
+extension HTTP1Field {
+    /// Whether `name` is a field name the parser accepts (a non-empty token).
+    package static func isValidName(_ name: String) -> Bool {
+        !name.utf8.isEmpty && name.utf8.allSatisfy(HTTP1Syntax.isToken)
+    }
+}

@@ -21,6 +21,20 @@ struct HTTP1HeadBuilder {
     private var transferEncodings = 0
     private var chunked = false
 
+    /// The request line and the request id read so far, once the request line was complete
+    /// (offsets into `bytes`, the head's bytes from its first byte).
+    func refused(_ bytes: UnsafeRawBufferPointer) -> HTTP1RefusedRequest? {
+        guard self.sawRequestLine, !self.target.isEmpty, self.target.upperBound <= bytes.count else { return nil }
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+        var requestID: String?
+        if self.requestID.count == 1, let index = self.requestID.first {
+            requestID = text(self.fields[index].value)
+        }
+        return HTTP1RefusedRequest(method: self.method, target: text(self.target), requestID: requestID)
+    }
+
     /// `method SP origin-form SP HTTP/1.x`; `line` excludes the CRLF.
     mutating func requestLine(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTP1ParseError) {
         self.sawRequestLine = true

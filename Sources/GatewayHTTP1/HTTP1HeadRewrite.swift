@@ -8,36 +8,44 @@ package import NIOCore
 package struct HTTP1HeadRewrite: Sendable {
     /// Replaces the client's request target (e.g. the normalised path and the query).
     package var target: String?
-    /// Lowercase names dropped besides the hop-by-hop ones.
-    package var droppedNames: [String]
-    /// Lowercase name prefixes dropped (e.g. `x-dbaudit-`).
-    package var droppedPrefixes: [String]
+    /// Names and name prefixes dropped besides the hop-by-hop ones.
+    package var dropped: HTTP1FieldNames
     /// Lines appended after the kept fields, in order. A value's control characters are
     /// written as spaces, so no value can end the line early; names must be tokens.
     package var appended: [(name: String, value: String)]
 
     /// RFC 9110 §7.6.1's connection-specific fields, plus the proxy credentials.
-    static let hopByHop = [
+    static let hopByHop = HTTP1FieldNames(names: [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-authorization", "proxy-authenticate",
-    ].map { Array($0.utf8) }
+    ])
 
+    package init(
+        target: String? = nil,
+        dropped: HTTP1FieldNames,
+        appended: [(name: String, value: String)] = []
+    ) {
+        self.target = target
+        self.dropped = dropped
+        self.appended = appended
+    }
+
+    /// With the names and prefixes dropped given as text (built for this rewrite only).
     package init(
         target: String? = nil,
         droppedNames: [String] = [],
         droppedPrefixes: [String] = [],
         appended: [(name: String, value: String)] = []
     ) {
-        self.target = target
-        self.droppedNames = droppedNames
-        self.droppedPrefixes = droppedPrefixes
-        self.appended = appended
+        self.init(
+            target: target,
+            dropped: HTTP1FieldNames(names: droppedNames, prefixes: droppedPrefixes),
+            appended: appended
+        )
     }
 
     /// Appends the rewritten head, request line to the empty line, to `buffer`.
     package func write(_ head: HTTP1RequestHead, into buffer: inout ByteBuffer) {
-        let names = Self.hopByHop + self.droppedNames.map { Array($0.utf8) }
-        let prefixes = self.droppedPrefixes.map { Array($0.utf8) }
         head.bytes.withUnsafeReadableBytes { bytes in
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.methodRange]))
             buffer.writeInteger(HTTP1Syntax.space)
@@ -48,7 +56,7 @@ package struct HTTP1HeadRewrite: Sendable {
             }
             buffer.writeStaticString(" HTTP/1.1\r\n")
             for field in head.fields {
-                if Self.matches(bytes, field.name, names: names, prefixes: prefixes)
+                if Self.hopByHop.contains(bytes, field.name) || self.dropped.contains(bytes, field.name)
                     || head.connection.nominated.contains(where: { Self.sameName(bytes, field.name, bytes, $0) })
                 {
                     continue
@@ -65,21 +73,6 @@ package struct HTTP1HeadRewrite: Sendable {
             buffer.writeStaticString("\r\n")
         }
         buffer.writeStaticString("\r\n")
-    }
-
-    private static func matches(
-        _ bytes: UnsafeRawBufferPointer,
-        _ name: Range<Int>,
-        names: [[UInt8]],
-        prefixes: [[UInt8]]
-    ) -> Bool {
-        for candidate in names where candidate.count == name.count {
-            if HTTP1Syntax.hasPrefixIgnoringCase(bytes, name, candidate) { return true }
-        }
-        for prefix in prefixes where HTTP1Syntax.hasPrefixIgnoringCase(bytes, name, prefix) {
-            return true
-        }
-        return false
     }
 
     private static func sameName(

@@ -46,6 +46,19 @@ package struct HTTP1RequestHead: Sendable {
         occurrences.first.map { self.string(self.fields[$0].value) }
     }
 
+    /// Every value of the field named `lowercase` whose lines `occurrences` counts, as text,
+    /// in order (only a repeated field is searched for).
+    package func values(_ occurrences: HTTP1FieldOccurrences, named lowercase: StaticString) -> [String] {
+        guard let first = occurrences.first else { return [] }
+        guard occurrences.count > 1 else { return [self.string(self.fields[first].value)] }
+        var values: [String] = []
+        values.reserveCapacity(occurrences.count)
+        for index in first..<self.fields.count where self.fieldName(index, equals: lowercase) {
+            values.append(self.string(self.fields[index].value))
+        }
+        return values
+    }
+
     /// The name of field `index` equals `lowercase` ignoring ASCII case.
     package func fieldName(_ index: Int, equals lowercase: StaticString) -> Bool {
         self.bytes.withUnsafeReadableBytes { HTTP1Syntax.equalsIgnoringCase($0, self.fields[index].name, lowercase) }

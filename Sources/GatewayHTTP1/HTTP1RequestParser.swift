@@ -41,6 +41,10 @@ package struct HTTP1RequestParser {
     private var trailerFields: [HTTP1Field] = []
     private var continuesAfterMessage = true
 
+    /// What was read of the request the last `.error` refused, when its request line was
+    /// complete (an error in a head only: a body's error belongs to a head already returned).
+    package private(set) var refusedRequest: HTTP1RefusedRequest?
+
     package init(limits: HTTP1ParserLimits) {
         self.limits = limits
     }
@@ -76,6 +80,9 @@ package struct HTTP1RequestParser {
         do {
             return try self.step()
         } catch {
+            if case .head = self.state, self.refusedRequest == nil {
+                self.refusedRequest = self.pending.withUnsafeReadableBytes { self.builder.refused($0) }
+            }
             self.state = .failed
             self.pending = ByteBuffer()
             return .error(error)
@@ -142,7 +149,14 @@ package struct HTTP1RequestParser {
             return try self.readHead()
         case .complete(let length):
             let bytes = self.pending.readSlice(length: length)!
-            let head = try self.builder.finish(bytes)
+            let head: HTTP1RequestHead
+            do {
+                head = try self.builder.finish(bytes)
+            } catch {
+                // The head's bytes are no longer at the front of `pending`.
+                self.refusedRequest = bytes.withUnsafeReadableBytes { self.builder.refused($0) }
+                throw error
+            }
             self.headBytes = length
             self.continuesAfterMessage = head.keepAlive && !head.isUpgrade
             switch head.framing {

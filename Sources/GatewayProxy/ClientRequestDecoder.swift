@@ -1,39 +1,46 @@
 import GatewayHTTP1
 import NIOCore
-import NIOHTTP1
 
-/// Decodes a client connection's bytes with the strict `HTTP1RequestParser` into the
-/// `HTTPServerRequestPart`s the rest of the pipeline consumes, and writes the response bytes
-/// `ProxyHandler` makes (`ClientResponseWriter`).
+/// Decodes a client connection's bytes with the strict `HTTP1RequestParser` into the raw
+/// `ClientRequestPart`s `ProxyHandler` consumes, and answers pipelined requests strictly in
+/// order.
 ///
-/// A refusal is fired as an `HTTPParserError` so NIO's pipelining handler orders it after
-/// the responses still owed; the parser's own reason stays in `failure` for `ProxyHandler`
-/// to answer with the right status. After a request that closes the connection or switches
-/// protocols nothing more is decoded (an upgrade also quiesces the connection, so it ends
-/// once that request is answered).
+/// Pipelining: once a request's end was delivered, nothing of the next request is parsed or
+/// delivered until `ProxyHandler` says the response ended (`responseEnded`); meanwhile the
+/// socket is not asked for more reads, so what waits is at most the reads already under way
+/// (the parser keeps those bytes). A refusal is therefore found, and fired as a
+/// `ClientRequestRefusal`, only after the responses still owed. A request whose body is still
+/// being read when its response ends keeps being delivered, then the next one follows.
 ///
-/// Outbound, the response parts arriving through NIO's pipelining handler (which orders
-/// pipelined requests by them) carry raw bytes: a marker head, the bytes as body parts, an
-/// end. Only the bytes are written; an interim `100 Continue` head becomes its status line.
+/// After a request that closes the connection or switches protocols nothing more is decoded
+/// (an upgrade also quiesces the connection, so it ends once that request is answered).
+/// `ChannelShouldQuiesceEvent`: an idle connection closes now; a busy one delivers the rest of
+/// its current request and nothing after it, and `ProxyHandler` is told (so its response says
+/// `Connection: close` and the connection closes once it is written).
 ///
-/// Sits between `RequestHeadTimeoutHandler` and `HTTPServerPipelineHandler`. One per client
-/// connection; touched only on its channel's event loop.
+/// Responses pass it as the bytes `ProxyHandler` writes (`ClientResponseWriter`), untouched.
+///
+/// Sits between `RequestHeadTimeoutHandler` and `ProxyHandler`. One per client connection;
+/// touched only on its channel's event loop.
 final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
+    typealias InboundOut = ClientRequestPart
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private var parser: HTTP1RequestParser
-    /// Why the parser refused the input, once it did.
-    private(set) var failure: HTTP1ParseError?
+    private var context: ChannelHandlerContext?
     /// The last head decoded asks to switch protocols.
     private var upgrading = false
-    private var quiesced = false
-
-    /// The connection is draining (shutdown, or after an upgrade request): every response
-    /// says `Connection: close`.
-    var isQuiescing: Bool { self.quiesced }
+    /// A head was delivered and its end not yet.
+    private var requestOpen = false
+    /// A request (or a refusal) was delivered and its response has not ended.
+    private var responseOwed = false
+    /// A read was asked for while the next request had to wait.
+    private var readPending = false
+    private var quiescing = false
+    /// The connection closes after the current response: nothing more is delivered.
+    private var stopped = false
 
     init(limits: HTTP1ParserLimits) {
         self.parser = HTTP1RequestParser(limits: limits)
@@ -53,35 +60,97 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
 
     static let headSlack = 768
 
+    /// A request's end was delivered and its response is still owed: the next waits.
+    private var waitingForResponse: Bool {
+        self.responseOwed && !self.requestOpen
+    }
+
+    /// No read is asked of the socket: a complete request waits for its response, or the
+    /// connection ends after the current request.
+    private var readsHeld: Bool {
+        self.waitingForResponse || self.stopped || (self.quiescing && !self.requestOpen)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     // MARK: inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Bytes after a refusal, a `Connection: close` request or an upgrade are never parsed.
         guard !self.parser.isStopped else { return }
         self.parser.feed(self.unwrapInboundIn(data))
-        while let event = self.parser.next() {
+        self.deliver(context: context)
+    }
+
+    /// Hands on what the parser has, up to the end of a request whose response is owed.
+    /// Returns whether anything was delivered.
+    @discardableResult
+    private func deliver(context: ChannelHandlerContext) -> Bool {
+        var delivered = false
+        while !self.readsHeld, let event = self.parser.next() {
+            delivered = true
             switch event {
             case .head(let head):
+                self.requestOpen = true
+                self.responseOwed = true
                 self.upgrading = head.isUpgrade
-                context.fireChannelRead(self.wrapInboundOut(.head(Self.requestHead(head))))
+                context.fireChannelRead(self.wrapInboundOut(.head(head)))
             case .body(let buffer):
                 context.fireChannelRead(self.wrapInboundOut(.body(buffer)))
-            case .end(let trailers):
-                context.fireChannelRead(self.wrapInboundOut(.end(trailers.map(Self.headers))))
+            case .end:
+                // Request trailers are dropped, not filtered: the gateway decides on the
+                // head, and some upstream frameworks merge trailers into the headers, where
+                // a trailer could forge identity, forwarding or credential fields.
+                self.requestOpen = false
+                context.fireChannelRead(self.wrapInboundOut(.end))
                 if self.upgrading {
                     // What follows is not HTTP/1: the connection ends after this request.
                     self.quiesce(context: context)
                 }
             case .error(let error):
-                self.failure = error
-                context.fireErrorCaught(Self.parserError(error))
+                self.requestOpen = false
+                self.responseOwed = true
+                context.fireErrorCaught(ClientRequestRefusal(error: error, request: self.parser.refusedRequest))
             }
+        }
+        return delivered
+    }
+
+    /// The response to the oldest request owed was written in full (`ProxyHandler`'s
+    /// `endResponse`): the next pipelined request may be delivered, and reads resume.
+    /// `closing`: the connection closes after that response, so nothing more is delivered.
+    func responseEnded(closing: Bool = false) {
+        self.responseOwed = false
+        if closing {
+            self.stopped = true
+            return
+        }
+        guard let context else { return }
+        if self.deliver(context: context) {
+            context.fireChannelReadComplete()
+        }
+        if self.readPending, !self.readsHeld {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.readsHeld {
+            self.readPending = true
+        } else {
+            context.read()
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // NIO's pipelining handler expects one quiesce per connection.
             self.quiesce(context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -89,64 +158,14 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func quiesce(context: ChannelHandlerContext) {
-        guard !self.quiesced else { return }
-        self.quiesced = true
+        guard !self.quiescing else { return }
+        self.quiescing = true
+        guard self.requestOpen || self.responseOwed else {
+            // Idle: no response is owed, so nothing is lost by closing now.
+            context.close(promise: nil)
+            return
+        }
+        // `ProxyHandler` answers the current request with `Connection: close` and closes.
         context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-    }
-
-    // MARK: outbound
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch self.unwrapOutboundIn(data) {
-        case .head(let head):
-            guard head.status == .continue else {
-                // The marker in front of a response's bytes.
-                promise?.succeed()
-                return
-            }
-            let interim = ClientResponseWriter.continueHead(allocator: context.channel.allocator)
-            context.write(self.wrapOutboundOut(interim), promise: promise)
-        case .body(.byteBuffer(let buffer)):
-            context.write(self.wrapOutboundOut(buffer), promise: promise)
-        case .body(.fileRegion):
-            preconditionFailure("responses are written as bytes")
-        case .end:
-            // Completed in order with the bytes written before it.
-            context.write(self.wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
-        }
-    }
-
-    // MARK: conversions
-
-    static func requestHead(_ head: HTTP1RequestHead) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.fields.count)
-        for field in head.fields {
-            headers.add(name: head.string(field.name), value: head.string(field.value))
-        }
-        return HTTPRequestHead(
-            version: HTTPVersion(major: 1, minor: head.minorVersion),
-            method: HTTPMethod(rawValue: head.method.rawValue),
-            uri: head.string(head.target),
-            headers: headers
-        )
-    }
-
-    static func headers(_ trailers: HTTP1Trailers) -> HTTPHeaders {
-        HTTPHeaders(trailers.fields.map { (trailers.string($0.name), trailers.string($0.value)) })
-    }
-
-    /// The NIO error standing for `error` in the pipeline (the pipelining handler orders only
-    /// those); `failure` keeps the precise reason.
-    static func parserError(_ error: HTTP1ParseError) -> HTTPParserError {
-        switch error {
-        case .headTooLarge, .tooManyHeaderFields, .trailersTooLarge: .headerOverflow
-        case .invalidContentLength, .duplicateContentLength, .contentLengthWithTransferEncoding:
-            .invalidContentLength
-        case .invalidChunkSize, .invalidChunkExtension, .chunkLineTooLong: .invalidChunkSize
-        case .invalidMethod, .connectNotSupported: .invalidMethod
-        case .unsupportedVersion: .invalidVersion
-        default: .unknown
-        }
     }
 }

@@ -1,3 +1,5 @@
+import GatewayHTTP1
+
 /// The request an operator asks `explain` about: what the client would send, never sent.
 /// A value; any thread.
 package struct ExplainRequest: Sendable {
@@ -21,7 +23,7 @@ package struct ExplainRequest: Sendable {
         guard let colon = text.firstIndex(of: ":") else { return nil }
         let name = String(text[..<colon])
         let value = String(text[text.index(after: colon)...]).trimmingCharacters(in: " \t")
-        guard !name.isEmpty, RequestValidation.isToken(name) else { return nil }
+        guard !name.isEmpty, HTTP1Field.isValidName(name) else { return nil }
         return (name, value)
     }
 }

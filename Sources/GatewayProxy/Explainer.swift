@@ -1,9 +1,9 @@
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
+import GatewayHTTP1
 import GatewayRateLimit
 package import NIOCore
-import NIOHTTP1
 
 /// Runs one request through the request path's own decision code on a loop, without
 /// forwarding it and without taking rate-limit tokens: request validation, path
@@ -16,27 +16,21 @@ package enum Explainer {
         // while it waits on the store.
         let snapshot = loop.snapshot
         let trace = DecisionTrace()
-        var headers = HTTPHeaders()
-        for field in request.headers { headers.add(name: field.name, value: field.value) }
-        if !headers.contains(name: "host") { headers.add(name: "Host", value: "explain.invalid") }
-        let head = HTTPRequestHead(
-            version: .http1_1,
-            method: HTTPMethod(rawValue: request.method),
-            uri: request.target,
-            headers: headers
-        )
+        let parsed = Self.parse(request, maxHeaderBytes: loop.configuration.server.maxHeaderBytes)
+        let head = try? parsed.get()
         let clientAddress = ClientAddress.resolve(
             peer: request.clientAddress,
-            forwardedFor: head.headers["x-forwarded-for"],
+            forwardedFor: head.map { $0.values($0.forwardedFor, named: "x-forwarded-for") } ?? [],
             trusted: snapshot.trustedProxies
         )
+        let authorization = head.map { $0.values($0.authorization, named: "authorization") } ?? []
         let (rawPath, _) = ProxyHandler.splitTarget(request.target)
         var report = ExplainReport(
             method: request.method,
             path: rawPath,
             normalizedPath: nil,
             clientAddress: clientAddress,
-            tokenFingerprint: Self.fingerprint(head.headers["authorization"]),
+            tokenFingerprint: Self.fingerprint(authorization),
             steps: [],
             principal: nil,
             rateLimits: [],
@@ -49,10 +43,9 @@ package enum Explainer {
             return loop.eventLoop.makeSucceededFuture(report)
         }
 
-        if case .failure(let error) = RequestValidation.validate(
-            head,
-            maxBodyBytes: snapshot.maxBodyBytes
-        ) {
+        // The request path's own checks: the strict parser, then the policy on the head.
+        let validated = parsed.flatMap { RequestValidation.validate($0, maxBodyBytes: snapshot.maxBodyBytes) }
+        if case .failure(let error) = validated {
             trace.fail("request", error.description)
             return finish(error)
         }
@@ -73,17 +66,17 @@ package enum Explainer {
             local: snapshot.handlers.localEndpoints
         )
         let route = RequestDecision.route(
-            method: head.method.rawValue,
+            method: request.method,
             normalizedPath: normalizedPath,
             builtIn: builtIn,
             routes: snapshot.routes
         )
         trace.info("route.match", "\(route.label)\(route.rateLimit.map { " (rate limit \($0))" } ?? "")")
-        route.describe(method: head.method.rawValue, normalizedPath: normalizedPath, into: trace)
+        route.describe(method: request.method, normalizedPath: normalizedPath, into: trace)
         let outcome = snapshot.handlers.authenticator.authorize(
             route.requirement,
-            authorization: head.headers["authorization"],
-            queryCarriesToken: ProxyHandler.queryCarriesToken(head.uri),
+            authorization: authorization,
+            queryCarriesToken: ProxyHandler.queryCarriesToken(request.target),
             trace: trace
         )
         let decided: EventLoopFuture<Principal?>
@@ -151,6 +144,29 @@ package enum Explainer {
             report.error = refusal
             return report
         }.nonisolated()
+    }
+
+    /// The request as the client would send it, through the client connection's parser
+    /// (with a placeholder Host when none is given).
+    static func parse(_ request: ExplainRequest, maxHeaderBytes: Int) -> Result<HTTP1RequestHead, GatewayError> {
+        var text = "\(request.method) \(request.target) HTTP/1.1\r\n"
+        var hasHost = false
+        for field in request.headers {
+            if field.name.lowercased() == "host" { hasHost = true }
+            text += "\(field.name): \(field.value)\r\n"
+        }
+        if !hasHost { text += "Host: explain.invalid\r\n" }
+        text += "\r\n"
+        var parser = HTTP1RequestParser(limits: ClientRequestDecoder.limits(maxHeaderBytes: maxHeaderBytes))
+        parser.feed(ByteBuffer(string: text))
+        switch parser.next() {
+        case .head(let head):
+            return .success(head)
+        case .error(let error):
+            return .failure(error.gatewayError(maxHeaderBytes: maxHeaderBytes))
+        case .body, .end, nil:
+            return .failure(.badRequest(HTTP1ParseError.invalidRequestLine.rule))
+        }
     }
 
     private static func fingerprint(_ authorization: [String]) -> String? {

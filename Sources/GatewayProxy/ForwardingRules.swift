@@ -1,5 +1,6 @@
 package import GatewayCore
-package import NIOHTTP1
+package import GatewayHTTP1
+package import NIOCore
 
 /// What the gateway knows about a request that shapes the forwarded head.
 package struct ForwardingContext: Sendable, Hashable {
@@ -46,135 +47,121 @@ package struct ForwardingContext: Sendable, Hashable {
 /// The header rewriting between client and upstream, as pure functions
 /// over heads so every rule is unit-testable. Any thread.
 package enum ForwardingRules {
-    /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the
-    /// framing headers the gateway sets itself.
-    static func isHopByHop(_ name: String) -> Bool {
-        HeaderName.equals(name, "connection") || HeaderName.equals(name, "keep-alive")
-            || HeaderName.equals(name, "proxy-connection") || HeaderName.equals(name, "te")
-            || HeaderName.equals(name, "trailer") || HeaderName.equals(name, "transfer-encoding")
-            || HeaderName.equals(name, "upgrade") || HeaderName.equals(name, "proxy-authorization")
-            || HeaderName.equals(name, "proxy-authenticate")
-    }
-
-    /// Headers only the gateway may set towards the upstream: identity and forwarding.
-    static func isGatewayOwned(_ name: String) -> Bool {
-        HeaderName.hasPrefix(name, "x-dbaudit-") || HeaderName.hasPrefix(name, "x-forwarded-")
-            || HeaderName.equals(name, "forwarded") || HeaderName.equals(name, "x-request-id")
-            || HeaderName.equals(name, "x-real-ip")
-    }
-
-    /// Headers that ask an upstream framework to treat the request as another method or
-    /// path. Routes and scopes are decided on the request line, so an upstream honouring
-    /// one of these would run what the gateway never authorized.
-    static func isMethodOverride(_ name: String) -> Bool {
-        HeaderName.equals(name, "x-http-method-override") || HeaderName.equals(name, "x-http-method")
-            || HeaderName.equals(name, "x-method-override") || HeaderName.equals(name, "x-original-url")
-            || HeaderName.equals(name, "x-rewrite-url")
-    }
-
-    /// Lowercased header names listed in `Connection` (they are hop-by-hop too).
-    static func connectionNominated(_ headers: HTTPHeaders) -> [String] {
-        // Most messages carry no Connection header, or only keep-alive/close: skip the
-        // comma-splitting lookup for them.
-        guard headers.contains(name: "connection") else { return [] }
-        var names: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            let token = value.trimmingASCIIWhitespace().lowercased()
-            if !token.isEmpty, token != "close", token != "keep-alive" {
-                names.append(token)
-            }
-        }
-        return names
-    }
-
     /// The id for this request: the client's `X-Request-Id` if it sent exactly one valid
     /// value, otherwise a newly minted one.
-    package static func requestID(for head: HTTPRequestHead, generator: inout RequestIDGenerator) -> String {
-        let values = head.headers["x-request-id"]
-        if values.count == 1, RequestID.isValid(values[0]) {
-            return values[0]
+    package static func requestID(for head: HTTP1RequestHead, generator: inout RequestIDGenerator) -> String {
+        if head.requestID.count == 1, let value = head.value(head.requestID), RequestID.isValid(value) {
+            return value
         }
         return generator.next()
     }
 
-    /// The head sent upstream: HTTP/1.1, hop-by-hop and `Connection`-named headers removed,
-    /// gateway-owned headers replaced, framing set from `framing` alone.
-    package static func upstreamRequestHead(
-        _ head: HTTPRequestHead,
-        framing: RequestBodyFraming,
-        context: ForwardingContext
-    ) -> HTTPRequestHead {
-        let nominated = connectionNominated(head.headers)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 6)
-        var clientHost: String?
-        for (name, value) in head.headers {
-            if HeaderName.equals(name, "host") {
-                clientHost = value
-                continue
-            }
-            if HeaderName.equals(name, "content-length") || isHopByHop(name) || isGatewayOwned(name) {
-                continue
-            }
-            if !context.forwardMethodOverride, isMethodOverride(name) {
-                continue
-            }
-            if !context.forwardAuthorization, HeaderName.equals(name, "authorization") {
-                continue
-            }
-            if !nominated.isEmpty, nominated.contains(name.lowercased()) {
-                continue
-            }
-            if HeaderName.equals(name, "cookie") {
-                // The gateway's own browser cookies (session, browser binding, show-once
-                // reveal) are credentials for the gateway: never the upstream's to see.
-                if let kept = withoutGatewayCookies(value) { headers.add(name: name, value: kept) }
-                continue
-            }
-            headers.add(name: name, value: value)
+    /// The client fields never forwarded besides the hop-by-hop ones (which
+    /// `HTTP1HeadRewrite` always drops, with those the client's `Connection` names): the
+    /// framing and Host the gateway sets itself, the forwarding, identity and request-id
+    /// fields only it may set, `Expect` (the gateway answers it), and optionally the method
+    /// overrides, `Authorization` and `Cookie` (when it carries a gateway cookie, the kept
+    /// cookies are appended instead). Built once; indexed by `droppedIndex`.
+    private static let droppedFields: [HTTP1FieldNames] = (0..<8).map { index in
+        var names = ["host", "content-length", "forwarded", "x-request-id", "x-real-ip", "expect"]
+        if index & 1 == 0 {
+            names += [
+                "x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url",
+            ]
         }
+        if index & 2 == 0 { names.append("authorization") }
+        if index & 4 != 0 { names.append("cookie") }
+        return HTTP1FieldNames(names: names, prefixes: ["x-dbaudit-", "x-forwarded-"])
+    }
+
+    private static func droppedIndex(forwardMethodOverride: Bool, forwardAuthorization: Bool, cookie: Bool) -> Int {
+        (forwardMethodOverride ? 1 : 0) | (forwardAuthorization ? 2 : 0) | (cookie ? 4 : 0)
+    }
+
+    /// The head sent upstream, appended to `buffer`: the client's request line (HTTP/1.1,
+    /// the target replaced by `context.uri` when given) and its field lines copied byte for
+    /// byte, but hop-by-hop and `Connection`-named fields, gateway-owned fields and those
+    /// `context` turns off; then the gateway's own: Host, framing from `framing` alone,
+    /// `X-Request-Id`, `X-Forwarded-*` and the identity of the principal.
+    package static func writeUpstreamRequestHead(
+        _ head: HTTP1RequestHead,
+        framing: HTTP1BodyFraming,
+        context: ForwardingContext,
+        into buffer: inout ByteBuffer
+    ) {
+        var appended: [(name: String, value: String)] = []
+        appended.reserveCapacity(12)
+        let cookies = Self.cookiesWithoutGatewayCookies(head)
+        if let cookies {
+            // The gateway's own browser cookies (session, browser binding, show-once
+            // reveal) are credentials for the gateway: never the upstream's to see.
+            for value in cookies { appended.append(("Cookie", value)) }
+        }
+        let clientHost = head.value(head.host)
         let host = context.preserveHost ? (clientHost ?? context.upstreamAuthority) : context.upstreamAuthority
-        headers.add(name: "Host", value: host)
+        appended.append(("Host", host))
         switch framing {
-        case .none:
+        case .none, .untilClose:
             if head.method == .POST || head.method == .PUT || head.method == .PATCH {
-                headers.add(name: "Content-Length", value: "0")
+                appended.append(("Content-Length", "0"))
             }
         case .contentLength(let length):
-            headers.add(name: "Content-Length", value: String(length))
+            appended.append(("Content-Length", String(length)))
         case .chunked:
-            headers.add(name: "Transfer-Encoding", value: "chunked")
+            appended.append(("Transfer-Encoding", "chunked"))
         }
-        headers.add(name: "X-Request-Id", value: context.requestID)
-        headers.add(name: "X-Forwarded-For", value: context.clientAddress)
-        headers.add(name: "X-Forwarded-Proto", value: context.clientScheme)
+        appended.append(("X-Request-Id", context.requestID))
+        appended.append(("X-Forwarded-For", context.clientAddress))
+        appended.append(("X-Forwarded-Proto", context.clientScheme))
         if let clientHost {
-            headers.add(name: "X-Forwarded-Host", value: clientHost)
+            appended.append(("X-Forwarded-Host", clientHost))
         }
         if let principal = context.principal {
-            // Identity values come from the store: never let one carry a line break or
-            // other control character into the upstream head.
-            headers.add(name: "X-DBAudit-Subject", value: safeValue(principal.subject))
-            headers.add(name: "X-DBAudit-Scopes", value: safeValue(principal.scopes.joined(separator: " ")))
-            headers.add(name: "X-DBAudit-Credential", value: principal.kind.rawValue)
+            // Identity values come from the store: the rewrite writes a control character
+            // as a space, so none can end the line early.
+            appended.append(("X-DBAudit-Subject", principal.subject))
+            appended.append(("X-DBAudit-Scopes", principal.scopes.joined(separator: " ")))
+            appended.append(("X-DBAudit-Credential", principal.kind.rawValue))
             if let clientID = principal.clientID {
-                headers.add(name: "X-DBAudit-Client-Id", value: safeValue(clientID))
+                appended.append(("X-DBAudit-Client-Id", clientID))
             }
             if let keyID = principal.keyID {
-                headers.add(name: "X-DBAudit-Key-Id", value: safeValue(keyID))
+                appended.append(("X-DBAudit-Key-Id", keyID))
             }
             if let issuer = principal.issuer {
                 // A subject is unique only within its issuer: say which one vouched for it.
-                headers.add(name: "X-DBAudit-Issuer", value: safeValue(issuer))
+                appended.append(("X-DBAudit-Issuer", issuer))
             }
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: context.uri ?? head.uri, headers: headers)
+        let dropped = Self.droppedIndex(
+            forwardMethodOverride: context.forwardMethodOverride,
+            forwardAuthorization: context.forwardAuthorization,
+            cookie: cookies != nil
+        )
+        HTTP1HeadRewrite(target: context.uri, dropped: Self.droppedFields[dropped], appended: appended)
+            .write(head, into: &buffer)
     }
 
-    /// `value` with every control character (CR, LF, NUL, ...) replaced by a space.
-    static func safeValue(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return value }
-        return String(decoding: value.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    /// The client's `Cookie` values without the gateway's own cookies (an emptied one is
+    /// left out), when one of them carries a gateway cookie; nil when all go as they are.
+    static func cookiesWithoutGatewayCookies(_ head: HTTP1RequestHead) -> [String]? {
+        var values: [String]?
+        for index in head.fields.indices where head.fieldName(index, equals: "cookie") {
+            let value = head.string(head.fields[index].value)
+            if value.contains("dbgw_") {
+                values = values ?? Self.earlierCookies(head, before: index)
+                if let kept = withoutGatewayCookies(value) { values?.append(kept) }
+            } else {
+                values?.append(value)
+            }
+        }
+        return values
+    }
+
+    private static func earlierCookies(_ head: HTTP1RequestHead, before end: Int) -> [String] {
+        head.fields.indices[..<end].filter { head.fieldName($0, equals: "cookie") }.map {
+            head.string(head.fields[$0].value)
+        }
     }
 
     /// Whether a cookie name is one of the gateway's own (`dbgw_...`, `__Host-dbgw_...`).
@@ -193,5 +180,14 @@ package enum ForwardingRules {
         }
         guard !kept.isEmpty else { return nil }
         return kept.map { $0.drop { $0 == " " || $0 == "\t" } }.joined(separator: "; ")
+    }
+}
+
+extension StringProtocol {
+    func trimmingASCIIWhitespace() -> Substring {
+        var slice = self[...]
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return Substring(slice)
     }
 }

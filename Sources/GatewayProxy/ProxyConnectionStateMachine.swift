@@ -1,7 +1,6 @@
 import GatewayCore
 import GatewayHTTP1
 import NIOCore
-import NIOHTTP1
 
 /// The life of one client connection's current exchange, as pure state: where the request
 /// stands on its way in (authorization, rate limiting, admitted), which side has finished,
@@ -45,6 +44,13 @@ struct ProxyConnectionStateMachine {
         case admitted
     }
 
+    /// A piece of the request body on its way to its destination, as the client's parser
+    /// delivered it (chunked data decoded; trailers are dropped).
+    enum RequestPart: Equatable {
+        case body(ByteBuffer)
+        case end
+    }
+
     /// What an accepted request head says about the exchange's course.
     struct RequestHead: Equatable {
         var keepAlive: Bool
@@ -67,7 +73,7 @@ struct ProxyConnectionStateMachine {
         var response: ResponsePhase = .notStarted
         var upstreamAttached = false
         /// Request parts decoded before the upstream connection was attached.
-        var buffered: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+        var buffered: CircularBuffer<RequestPart> = CircularBuffer(initialCapacity: 4)
         var bodyBytes: Int64 = 0
         var maxBodyBytes: Int64
         let keepAliveRequested: Bool
@@ -101,12 +107,12 @@ struct ProxyConnectionStateMachine {
         /// send `100 Continue` first when `sendContinue`.
         case readLocalBody(sendContinue: Bool)
         /// The request is for a built-in endpoint and its body is complete.
-        case runLocalEndpoint(ExchangeID, [HTTPClientRequestPart])
+        case runLocalEndpoint(ExchangeID, [RequestPart])
         /// Send this part upstream.
-        case forwardToUpstream(HTTPClientRequestPart)
+        case forwardToUpstream(RequestPart)
         /// The upstream connection just acquired is attached: send the head and these
         /// buffered parts.
-        case sendHeadAndBuffered([HTTPClientRequestPart])
+        case sendHeadAndBuffered([RequestPart])
         /// Hand back an upstream connection that was acquired after its exchange ended.
         case releaseUnusedUpstream
         case writeResponseHead(keepAlive: Bool)
@@ -168,13 +174,12 @@ struct ProxyConnectionStateMachine {
             self.state = .active(exchange)
             return .authorize(exchange.id)
         case .closing:
-            // The close is already on its way, after the last response is flushed. The
-            // pipelining handler hands over the next buffered head while that response is
-            // being written; closing now would drop every response not yet flushed.
+            // The close is already on its way, after the last response is flushed; closing
+            // now would drop every response not yet flushed.
             return .none
         case .active:
-            // The pipelining handler delivers one request at a time; a second head here
-            // means the codec misbehaved. Fail closed.
+            // The decoder delivers one request at a time; a second head here means it
+            // misbehaved. Fail closed.
             self.state = .closing
             return .closeClient(abortUpstream: true)
         }
@@ -274,19 +279,19 @@ struct ProxyConnectionStateMachine {
         }
         if exchange.upstreamAttached {
             self.state = .active(exchange)
-            return .forwardToUpstream(.body(.byteBuffer(buffer)))
+            return .forwardToUpstream(.body(buffer))
         }
-        exchange.buffered.append(.body(.byteBuffer(buffer)))
+        exchange.buffered.append(.body(buffer))
         self.state = .active(exchange)
         return .none
     }
 
-    mutating func requestEnd(_ trailers: HTTPHeaders?) -> Action {
+    mutating func requestEnd() -> Action {
         guard case .active(var exchange) = self.state, !exchange.requestComplete else { return .none }
         exchange.requestComplete = true
         if exchange.upstreamAttached {
             self.state = .active(exchange)
-            return .forwardToUpstream(.end(trailers))
+            return .forwardToUpstream(.end)
         }
         if case .local = exchange.destination, exchange.admission == .admitted {
             let parts = Array(exchange.buffered)
@@ -294,7 +299,7 @@ struct ProxyConnectionStateMachine {
             self.state = .active(exchange)
             return .runLocalEndpoint(exchange.id, parts)
         }
-        exchange.buffered.append(.end(trailers))
+        exchange.buffered.append(.end)
         self.state = .active(exchange)
         return .none
     }

@@ -4,7 +4,6 @@ import GatewayCore
 import GatewayHTTP1
 import GatewayRateLimit
 import NIOCore
-import NIOHTTP1
 
 /// The last handler of a client connection: validates each request, forwards it through
 /// a pooled upstream connection on the same event loop, streams both bodies with
@@ -14,9 +13,9 @@ import NIOHTTP1
 /// it returns. One instance per client connection, touched only on that connection's
 /// event loop (which its upstream connection shares: no thread hops).
 final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The per-request context: what the handler keeps about the exchange in progress,
     /// beyond the machine's state. It holds the configuration snapshot taken when the head
@@ -30,12 +29,16 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         /// The configuration in force when the head arrived.
         let snapshot: LoopSnapshot
         let requestID: String
-        let method: HTTPMethod
+        let method: HTTP1Method
         let path: String
-        let version: HTTPVersion
-        /// The client's head; the upstream head is derived from it once admitted.
-        let head: HTTPRequestHead
-        let framing: RequestBodyFraming
+        /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+        let minorVersion: Int
+        /// The client's head as the parser read it; the upstream head is written from its
+        /// bytes once admitted. Nil for a request the parser refused.
+        let head: HTTP1RequestHead?
+        /// The request target as the client sent it.
+        let target: String
+        let framing: HTTP1BodyFraming
         /// Normalized path plus the client's query.
         let uri: String
         let normalizedPath: String
@@ -65,14 +68,21 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
         /// The route that decided the request, for metrics.
         var routeLabel: String { self.route?.label ?? "invalid" }
+        /// The client's `Authorization` values (none for a refused request).
+        var authorization: [String] {
+            self.head.map { $0.values($0.authorization, named: "authorization") } ?? []
+        }
         var bodyTimeout: TimeAmount { self.snapshot.bodyTimeout }
 
         init(
             snapshot: LoopSnapshot,
             requestID: String,
-            head: HTTPRequestHead,
+            method: HTTP1Method,
+            minorVersion: Int,
+            head: HTTP1RequestHead?,
+            target: String,
             path: String,
-            framing: RequestBodyFraming,
+            framing: HTTP1BodyFraming,
             uri: String,
             normalizedPath: String,
             builtIn: BuiltInEndpoint?,
@@ -81,10 +91,11 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         ) {
             self.snapshot = snapshot
             self.requestID = requestID
-            self.method = head.method
+            self.method = method
             self.path = path
-            self.version = head.version
+            self.minorVersion = minorVersion
             self.head = head
+            self.target = target
             self.framing = framing
             self.uri = uri
             self.normalizedPath = normalizedPath
@@ -119,7 +130,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// The body timer was stopped while reads were held and must restart when they resume.
     private var bodyTimerPaused = false
 
-    /// The connection's request decoder, which knows why it refused a request.
+    /// The connection's request decoder, told when a response ended (the next pipelined
+    /// request waits for that).
     private let decoder: ClientRequestDecoder
     /// Every byte written to the client is made here.
     private var writer = ClientResponseWriter()
@@ -185,10 +197,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.run(self.machine.requestBody(buffer))
         case .end:
             self.cancelBodyTimer()
-            // Request trailers are dropped, not filtered: the gateway decides on the head,
-            // and some upstream frameworks merge trailers into the headers, where a
-            // trailer could forge identity, forwarding or credential fields.
-            self.run(self.machine.requestEnd(nil))
+            self.run(self.machine.requestEnd())
         }
     }
 
@@ -198,14 +207,18 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The decoder's refusals arrive as `HTTPParserError`s (ordered by the pipelining
-        // handler); the decoder keeps the reason.
-        guard error is HTTPParserError, let failure = self.decoder.failure else {
+        // The decoder's refusals come after the responses still owed.
+        guard let refusal = error as? ClientRequestRefusal else {
             // I/O errors (reset, broken pipe): nothing can be said to this client.
             context.close(promise: nil)
             return
         }
-        let gatewayError = failure.gatewayError(maxHeaderBytes: self.loop.configuration.server.maxHeaderBytes)
+        let gatewayError = refusal.error.gatewayError(maxHeaderBytes: self.loop.configuration.server.maxHeaderBytes)
+        if self.machine.isIdle, let request = refusal.request {
+            // The request line was read: the refusal is answered as its endpoint answers
+            // errors (a browser route's HTML page) and under the client's request id.
+            self.exchange = self.refusedRecord(request)
+        }
         self.run(self.machine.clientProtocolError(gatewayError))
     }
 
@@ -251,7 +264,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
     // MARK: request head
 
-    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receivedHead(_ head: HTTP1RequestHead, context: ChannelHandlerContext) {
         // A head pipelined behind a response that ends the connection: it is never
         // answered (the client reads the `Connection: close` and retries elsewhere).
         guard !self.machine.isClosing else { return }
@@ -261,16 +274,20 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let snapshot = self.loop.snapshot
         let maxBodyBytes = snapshot.maxBodyBytes
         let requestID = ForwardingRules.requestID(for: head, generator: &self.ids)
-        let (rawPath, query) = Self.splitTarget(head.uri)
+        let target = head.string(head.target)
+        let (rawPath, query) = Self.splitTarget(target)
 
         func reject(_ error: GatewayError) {
             self.exchange = self.makeRecord(
                 head,
+                method: head.method,
+                minorVersion: head.minorVersion,
+                target: target,
                 snapshot: snapshot,
                 requestID: requestID,
                 path: rawPath,
                 framing: .none,
-                uri: head.uri,
+                uri: target,
                 normalizedPath: rawPath,
                 // A browser route's refusal is its own page, even for a malformed request.
                 builtIn: BuiltInEndpoint.match(
@@ -282,27 +299,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             self.run(self.machine.requestHeadRejected(error))
         }
 
-        let framing: RequestBodyFraming
+        // The parser checked the syntax; what is left is policy (TRACE, the body size
+        // limit, `Expect`).
+        let framing: HTTP1BodyFraming
         switch RequestValidation.validate(head, maxBodyBytes: maxBodyBytes) {
         case .failure(let error):
             reject(error)
             return
         case .success(let validated):
             framing = validated
-        }
-
-        let expectation = head.headers["expect"]
-        if !expectation.isEmpty {
-            guard expectation.count == 1, expectation[0].lowercased() == "100-continue", head.version.minor == 1 else {
-                reject(
-                    GatewayError(
-                        status: 417,
-                        code: "expectation_failed",
-                        description: "Only \"Expect: 100-continue\" is supported."
-                    )
-                )
-                return
-            }
         }
 
         let normalizedPath: String
@@ -321,6 +326,9 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         )
         let exchange = self.makeRecord(
             head,
+            method: head.method,
+            minorVersion: head.minorVersion,
+            target: target,
             snapshot: snapshot,
             requestID: requestID,
             path: normalizedPath,
@@ -346,12 +354,12 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.run(
             self.machine.requestHeadAccepted(
                 ProxyConnectionStateMachine.RequestHead(
-                    keepAlive: head.isKeepAlive,
+                    keepAlive: head.keepAlive,
                     maxBodyBytes: maxBodyBytes,
                     bodyExpected: framing != .none,
                     destination: builtIn.map { .local(bodyLimit: $0.maximumBodyBytes) } ?? .upstream,
                     declaredLength: declaredLength,
-                    expectsContinue: !expectation.isEmpty
+                    expectsContinue: head.expect.count > 0
                 )
             )
         )
@@ -376,12 +384,41 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         return false
     }
 
+    /// The record of a request the parser refused after its request line: enough to answer
+    /// as its endpoint answers errors and to log it.
+    private func refusedRecord(_ request: HTTP1RefusedRequest) -> ExchangeRecord {
+        let snapshot = self.loop.snapshot
+        let requestID = request.requestID.flatMap { RequestID.isValid($0) ? $0 : nil } ?? self.ids.next()
+        let rawPath = Self.splitTarget(request.target).0
+        let path = (try? RequestDecision.normalize(rawPath).get()) ?? rawPath
+        return self.makeRecord(
+            nil,
+            method: request.method,
+            minorVersion: 1,
+            target: request.target,
+            snapshot: snapshot,
+            requestID: requestID,
+            path: path,
+            framing: .none,
+            uri: request.target,
+            normalizedPath: path,
+            builtIn: BuiltInEndpoint.match(
+                path,
+                sessionsEnabled: snapshot.handlers.sessionEndpoints != nil,
+                local: snapshot.handlers.localEndpoints
+            )
+        )
+    }
+
     private func makeRecord(
-        _ head: HTTPRequestHead,
+        _ head: HTTP1RequestHead?,
+        method: HTTP1Method,
+        minorVersion: Int,
+        target: String,
         snapshot: LoopSnapshot,
         requestID: String,
         path: String,
-        framing: RequestBodyFraming,
+        framing: HTTP1BodyFraming,
         uri: String,
         normalizedPath: String,
         builtIn: BuiltInEndpoint?
@@ -389,7 +426,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         ExchangeRecord(
             snapshot: snapshot,
             requestID: requestID,
+            method: method,
+            minorVersion: minorVersion,
             head: head,
+            target: target,
             path: path,
             framing: framing,
             uri: uri,
@@ -397,7 +437,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             builtIn: builtIn,
             clientAddress: ClientAddress.resolve(
                 peer: self.clientAddress,
-                forwardedFor: head.headers["x-forwarded-for"],
+                forwardedFor: head.map { $0.values($0.forwardedFor, named: "x-forwarded-for") } ?? [],
                 trusted: snapshot.trustedProxies
             ),
             started: self.loop.clock.now()
@@ -413,8 +453,8 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         self.setReadsHeld(true)
         let outcome = exchange.snapshot.handlers.authenticator.authorize(
             exchange.route?.requirement ?? .denied,
-            authorization: exchange.head.headers["authorization"],
-            queryCarriesToken: Self.queryCarriesToken(exchange.head.uri),
+            authorization: exchange.authorization,
+            queryCarriesToken: Self.queryCarriesToken(exchange.target),
             client: exchange.clientAddress
         )
         switch outcome {
@@ -487,11 +527,13 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         }
     }
 
-    /// The head the upstream gets, from the client's and the request's snapshot only.
-    private func upstreamHead(_ exchange: ExchangeRecord) -> HTTPRequestHead {
+    /// The head the upstream gets, from the client's bytes and the request's snapshot only.
+    private func upstreamHead(_ exchange: ExchangeRecord, head: HTTP1RequestHead) -> ByteBuffer {
         let snapshot = exchange.snapshot
-        var upstreamHead = ForwardingRules.upstreamRequestHead(
-            exchange.head,
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(head.bytes.readableBytes + 512)
+        ForwardingRules.writeUpstreamRequestHead(
+            head,
             framing: exchange.framing,
             context: ForwardingContext(
                 requestID: exchange.requestID,
@@ -501,43 +543,31 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 preserveHost: snapshot.preserveHost,
                 principal: exchange.principal,
                 forwardAuthorization: snapshot.forwardAuthorization,
-                uri: exchange.uri,
+                // The client's bytes when normalisation changed nothing.
+                uri: exchange.uri == exchange.target ? nil : exchange.uri,
                 forwardMethodOverride: snapshot.forwardMethodOverride
-            )
+            ),
+            into: &buffer
         )
-        // The gateway answers `Expect` itself; the upstream gets the body unconditionally.
-        upstreamHead.headers.remove(name: "expect")
-        return upstreamHead
+        return buffer
     }
 
     /// `100 Continue`, owed once the request is authorized, admitted by the limiter and
     /// within the size limit that applies: a client that waits for it never sends a body
     /// that is refused.
     private func writeContinue(_ exchange: ExchangeRecord, context: ChannelHandlerContext) {
-        // NIO's pipelining handler still stands between this handler and the socket and
-        // passes interim heads on; the decoder below it writes this one's bytes.
-        let interim = HTTPResponseHead(version: .http1_1, status: .continue)
-        context.writeAndFlush(self.wrapOutboundOut(.head(interim)), promise: nil)
+        let interim = ClientResponseWriter.continueHead(allocator: context.channel.allocator)
+        context.writeAndFlush(self.wrapOutboundOut(interim), promise: nil)
     }
 
-    // MARK: raw response bytes
-
-    /// Until NIO's pipelining handler (which orders pipelined requests by the response parts
-    /// it sees) leaves the pipeline, a response's bytes travel through it as body parts
-    /// between this marker head and an end; `ClientRequestDecoder` writes only the bytes. An
-    /// HTTP/1.0 head without `Connection` is one the handler never rewrites.
-    private static let rawResponseMarker = HTTPResponseHead(version: .http1_0, status: .ok)
-
-    private func beginRawResponse(context: ChannelHandlerContext) {
-        context.write(self.wrapOutboundOut(.head(Self.rawResponseMarker)), promise: nil)
-    }
-
+    /// Every byte of a response goes out here, flushed by `endResponse` or at the end of
+    /// the upstream's read.
     private func writeRaw(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.write(self.wrapOutboundOut(buffer), promise: nil)
     }
 
     private func runLocalEndpoint(
-        _ parts: [HTTPClientRequestPart],
+        _ parts: [ProxyConnectionStateMachine.RequestPart],
         id: ProxyConnectionStateMachine.ExchangeID,
         context: ChannelHandlerContext
     ) {
@@ -547,7 +577,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             return
         }
         var body: [UInt8] = []
-        for case .body(.byteBuffer(let buffer)) in parts {
+        for case .body(let buffer) in parts {
             body += buffer.readableBytesView
         }
         let handlers = exchange.snapshot.handlers
@@ -562,7 +592,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             response = handlers.apiKeyEndpoints.handle(
                 method: exchange.method.rawValue,
                 normalizedPath: exchange.normalizedPath,
-                query: Self.splitTarget(exchange.head.uri).1,
+                query: Self.splitTarget(exchange.target).1,
                 body: body,
                 principal: principal,
                 eventLoop: context.eventLoop
@@ -577,7 +607,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
                 method: exchange.method.rawValue,
                 normalizedPath: exchange.normalizedPath,
                 body: body,
-                authorization: exchange.head.headers["authorization"],
+                authorization: exchange.authorization,
                 clientAddress: exchange.clientAddress,
                 eventLoop: context.eventLoop
             ).map { LocalResponse(status: $0.status, body: $0.body, headers: $0.headers) }
@@ -606,8 +636,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         LocalRequest(
             method: exchange.method.rawValue,
             normalizedPath: exchange.normalizedPath,
-            query: String(Self.splitTarget(exchange.head.uri).1 ?? ""),
-            headers: exchange.head.headers.map { GatewayError.HeaderField($0.name, $0.value) },
+            query: String(Self.splitTarget(exchange.target).1 ?? ""),
+            headers: exchange.head.map { head in
+                head.fields.map { GatewayError.HeaderField(head.string($0.name), head.string($0.value)) }
+            } ?? [],
             body: body,
             clientAddress: exchange.clientAddress,
             isTLS: self.isTLS,
@@ -641,18 +673,17 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let headers = OwnResponseHead.fields(
             for: response,
             requestID: exchange.requestID,
-            close: close || self.decoder.isQuiescing,
+            close: close,
             strictTransportSecurity: self.strictTransportSecurity(exchange)
         )
         let bytes = self.writer.ownResponse(
             status: response.status,
             fields: headers,
             body: response.body,
-            requestMinorVersion: Int(exchange.version.minor),
+            requestMinorVersion: exchange.minorVersion,
             isHEAD: exchange.method == .HEAD,
             allocator: context.channel.allocator
         )
-        self.beginRawResponse(context: context)
         self.writeRaw(bytes, context: context)
         exchange.bytesOut = Int64(response.body.count)
         exchange.status = response.status
@@ -727,25 +758,33 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
 
         case .forwardToUpstream(let part):
             guard let upstream = self.exchange?.upstream else { return }
-            upstream.send(part)
-            if case .end = part {
+            switch part {
+            case .body(let buffer):
+                upstream.sendBody(buffer)
+                if !upstream.isWritable {
+                    self.setReadsHeld(true)
+                }
+            case .end:
+                upstream.sendEnd()
                 upstream.flush()
-            } else if !upstream.isWritable {
-                self.setReadsHeld(true)
             }
 
         case .sendHeadAndBuffered(let parts):
-            guard case .upstream(let connection, _) = delivery, let exchange = self.exchange else {
+            guard case .upstream(let connection, _) = delivery, let exchange = self.exchange, let head = exchange.head
+            else {
                 assertionFailure("sendHeadAndBuffered without an acquired connection")
                 context.close(promise: nil)
                 return
             }
-            connection.attach(self, requestMethod: HTTP1Method(rawValue: exchange.method.rawValue) ?? .GET)
+            connection.attach(self, requestMethod: exchange.method)
             exchange.upstream = connection
             exchange.upstreamStarted = self.loop.clock.now()
-            connection.send(.head(self.upstreamHead(exchange)))
+            connection.sendHead(self.upstreamHead(exchange, head: head), chunked: exchange.framing == .chunked)
             for part in parts {
-                connection.send(part)
+                switch part {
+                case .body(let buffer): connection.sendBody(buffer)
+                case .end: connection.sendEnd()
+                }
             }
             connection.flush()
             self.setReadsHeld(!connection.isWritable)
@@ -813,20 +852,26 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// The one place a response to the client ends: the chunked body's end with the trailers
     /// a client may see, then the flush, and the close or the wait for the next request.
     private func endResponse(trailers: HTTP1Trailers?, close: Bool, context: ChannelHandlerContext) {
-        if let end = self.writer.end(trailers: trailers, allocator: context.channel.allocator) {
-            self.writeRaw(end, context: context)
-        }
+        let end = self.writer.end(trailers: trailers, allocator: context.channel.allocator)
         if close {
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+            let last = end ?? context.channel.allocator.buffer(capacity: 0)
+            context.writeAndFlush(self.wrapOutboundOut(last)).whenComplete { _ in
                 loopBound.value.close(promise: nil)
             }
+            self.decoder.responseEnded(closing: true)
         } else {
             // Tell the head-timeout handler before the end is written: writing it may
             // deliver an already-buffered pipelined request synchronously.
             context.triggerUserOutboundEvent(ConnectionPhaseEvent.awaitingRequest, promise: nil)
             self.setReadsHeld(false)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            if let end {
+                context.write(self.wrapOutboundOut(end), promise: nil)
+            }
+            context.flush()
+            // Only after the response is written: the decoder may now deliver the next
+            // pipelined request, which may be answered at once.
+            self.decoder.responseEnded()
         }
     }
 
@@ -845,7 +890,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let headers = OwnResponseHead.fields(
             for: rendered,
             requestID: requestID,
-            close: close || self.decoder.isQuiescing,
+            close: close,
             strictTransportSecurity: self.strictTransportSecurity(exchange),
             rateLimitHeaders: rateLimitHeaders
         )
@@ -854,11 +899,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
             status: error.status,
             fields: headers,
             body: body,
-            requestMinorVersion: Int(exchange?.version.minor ?? 1),
+            requestMinorVersion: exchange?.minorVersion ?? 1,
             isHEAD: exchange?.method == .HEAD,
             allocator: context.channel.allocator
         )
-        self.beginRawResponse(context: context)
         self.writeRaw(bytes, context: context)
         if let exchange {
             exchange.bytesOut = Int64(body.count)
@@ -899,10 +943,10 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         let (bytes, clientKeepAlive) = self.writer.forwardedHead(
             head,
             ClientResponseWriter.Edits(
-                requestMinorVersion: Int(exchange.version.minor),
+                requestMinorVersion: exchange.minorVersion,
                 isHEAD: exchange.method == .HEAD,
                 requestID: exchange.requestID,
-                keepAlive: keepAlive && !self.decoder.isQuiescing,
+                keepAlive: keepAlive,
                 rateLimitHeaders: exchange.rateLimitHeaders,
                 strictTransportSecurity: self.strictTransportSecurity(exchange)
             ),
@@ -912,7 +956,6 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         if !clientKeepAlive {
             exchange.closeAfterResponse = true
         }
-        self.beginRawResponse(context: context)
         self.writeRaw(bytes, context: context)
     }
 

@@ -1,13 +1,12 @@
 import GatewayConfig
 package import NIOCore
-import NIOHTTP1
 
 /// Builds the handler chain of one accepted client connection: `ReadAheadHandler` (first,
 /// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` →
-/// `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits; it writes the
-/// response bytes `ProxyHandler` makes) →
-/// NIO's pipelining assistance (answers pipelined requests strictly in order) →
-/// `ProxyHandler`. Called on the connection's event loop.
+/// `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits; it also holds
+/// a pipelined request until the one before it is answered) → `ProxyHandler` (which writes
+/// every response as bytes, `ClientResponseWriter`). No NIO HTTP codec. Called on the
+/// connection's event loop.
 package enum ProxyPipeline {
     package static func configure(
         channel: any Channel,
@@ -28,7 +27,6 @@ package enum ProxyPipeline {
         )
         let decoder = ClientRequestDecoder(limits: ClientRequestDecoder.limits(maxHeaderBytes: server.maxHeaderBytes))
         try sync.addHandler(decoder)
-        try sync.addHandler(HTTPServerPipelineHandler())
         try sync.addHandler(ProxyHandler(loop: loop, clientScheme: clientScheme, decoder: decoder))
     }
 }

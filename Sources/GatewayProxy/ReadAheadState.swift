@@ -6,7 +6,7 @@ import NIOCore
 /// NIO reads a socket only while some handler asks (`read()`): when none does at the end of
 /// a read cycle, it takes the socket out of the epoll interest set, and puts it back when
 /// one asks again. The handlers of a client connection stop asking for the length of every
-/// exchange (the proxy while it authorizes, the pipelining handler until the response has
+/// exchange (the proxy while it authorizes, the request decoder until the response has
 /// ended), which cost two `epoll_ctl` per request. The socket stays readable instead: a
 /// client that waits for its response sends nothing, so nothing wakes the loop. Bytes that
 /// do come while nobody asked (a pipelined request, a body while the upstream is slow) are

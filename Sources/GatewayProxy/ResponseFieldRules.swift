@@ -1,11 +1,11 @@
 import GatewayHTTP1
 
-/// `ForwardingRules`' response rules over raw field bytes, for the writer that forwards an
-/// upstream's field lines as received: which names are hop-by-hop, which trailers a client
-/// may not see, which `Set-Cookie` values set a gateway cookie. Pure; any thread.
+/// The response rules over raw field bytes, for the writer that forwards an upstream's field
+/// lines as received: which names are hop-by-hop, which trailers a client may not see, which
+/// `Set-Cookie` values set a gateway cookie. Pure; any thread.
 enum ResponseFieldRules {
     /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the
-    /// framing fields the gateway sets itself (see `ForwardingRules.isHopByHop`).
+    /// framing fields the gateway sets itself.
     static func isHopByHop(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
         switch name.count {
         case 2: HTTP1Syntax.equalsIgnoringCase(bytes, name, "te")

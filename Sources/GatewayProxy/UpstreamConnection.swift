@@ -1,7 +1,6 @@
 import GatewayCore
 import GatewayHTTP1
 import NIOCore
-import NIOHTTP1
 
 /// Receives what one upstream exchange produces. Implemented by `ProxyHandler`; called
 /// only on the shared event loop.
@@ -15,7 +14,12 @@ protocol UpstreamResponseDelegate: AnyObject {
 }
 
 /// One keep-alive HTTP/1.1 connection to the upstream, and the last handler of its
-/// pipeline (after NIO's request encoder).
+/// pipeline (after its `UpstreamReadGuard`).
+///
+/// Requests are written as bytes: the head `ForwardingRules` built from the client's, then
+/// the body as the client sent it when it had a Content-Length, or re-chunked
+/// (`size CRLF data CRLF`, then `0 CRLF CRLF`: request trailers are dropped) when the client
+/// sent it chunked.
 ///
 /// It parses the responses itself (`HTTP1ResponseParser`: the head once over its bytes, the
 /// body as slices of the reads, chunked bodies de-chunked), relays them to the current
@@ -28,8 +32,8 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// connection that borrows it — and is touched only there.
 final class UpstreamConnection: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         /// In the pool (or not yet lent): no exchange.
@@ -50,6 +54,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var readPending = false
     private var responseKeepAlive = true
     private var parser = HTTP1ResponseParser(limits: UpstreamConnection.limits)
+    /// The request being sent is chunked: each body buffer gets its size line.
+    private var requestChunked = false
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
     /// When the connection went idle (for pool idle-timeout sweeps).
@@ -110,13 +116,45 @@ final class UpstreamConnection: ChannelDuplexHandler {
         self.readGuard.expectingResponse = true
     }
 
-    func send(_ part: HTTPClientRequestPart) {
-        guard let context, case .busy = self.state else { return }
-        context.write(self.wrapOutboundOut(part), promise: nil)
-        if case .end = part {
-            // The response clock starts once the request is fully on its way.
-            self.armTimer()
+    private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")
+    private static let chunkEnd = ByteBuffer(staticString: "\r\n")
+
+    /// Writes the request head (`bytes`, request line to the empty line); `chunked` when the
+    /// head frames the body so.
+    func sendHead(_ bytes: ByteBuffer, chunked: Bool) {
+        guard case .busy = self.state else { return }
+        self.requestChunked = chunked
+        self.write(bytes)
+    }
+
+    private func write(_ buffer: ByteBuffer) {
+        self.context?.write(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Writes a piece of the request body (chunk data when the request is chunked).
+    func sendBody(_ buffer: ByteBuffer) {
+        guard self.context != nil, case .busy = self.state, buffer.readableBytes > 0 else { return }
+        guard self.requestChunked else {
+            self.write(buffer)
+            return
         }
+        var sizeLine = ByteBuffer()
+        sizeLine.reserveCapacity(18)
+        sizeLine.writeString(String(buffer.readableBytes, radix: 16))
+        sizeLine.writeStaticString("\r\n")
+        self.write(sizeLine)
+        self.write(buffer)
+        self.write(Self.chunkEnd)
+    }
+
+    /// The request is complete: the last chunk for a chunked one; the response clock starts.
+    func sendEnd() {
+        guard self.context != nil, case .busy = self.state else { return }
+        if self.requestChunked {
+            self.write(Self.lastChunk)
+        }
+        // The response clock starts once the request is fully on its way.
+        self.armTimer()
     }
 
     func flush() {

@@ -3,7 +3,6 @@ import GatewayCore
 import GatewayTLS
 import Logging
 package import NIOCore
-import NIOHTTP1
 
 /// Opens a TCP connection to the upstream on a given event loop and runs `initializer`
 /// on the new channel before it is used. The server module supplies it (it owns
@@ -119,7 +118,7 @@ final class UpstreamPool {
         ) { channel in
             do {
                 if let tls {
-                    // First in the pipeline: the HTTP codec below it speaks plaintext.
+                    // First in the pipeline: the handlers below it speak plaintext.
                     _ = try TLSHandler.addClient(
                         to: channel,
                         context: tls,
@@ -128,18 +127,10 @@ final class UpstreamPool {
                     )
                     loopBound.value.readGuard.tls = try channel.pipeline.syncOperations.handler(type: TLSHandler.self)
                 }
-                // Before the response parser: it sees every byte the upstream sends, as read.
+                // It sees every byte the upstream sends, as read, before the connection does.
                 try channel.pipeline.syncOperations.addHandler(loopBound.value.readGuard)
-                var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                // Framing headers are set explicitly by ForwardingRules; the encoder must
-                // not second-guess them.
-                encoderConfiguration.automaticallySetFramingHeaders = false
-                // Every header sent upstream is either the client's (checked by the strict
-                // parser and RequestValidation) or the gateway's own (sanitised in
-                // ForwardingRules), so NIO's second validation pass is not added: it was 6%
-                // of the request path in the profile. Responses are parsed by the
-                // connection itself (`HTTP1ResponseParser`).
-                try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
+                // No HTTP codec: the connection writes requests as bytes and parses the
+                // responses itself (`HTTP1ResponseParser`).
                 try channel.pipeline.syncOperations.addHandler(loopBound.value)
                 return channel.eventLoop.makeSucceededVoidFuture()
             } catch {

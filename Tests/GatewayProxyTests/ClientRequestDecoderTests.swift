@@ -9,7 +9,7 @@ import Testing
 
 /// Records, in order, what leaves `ClientRequestDecoder` inbound.
 private final class PartRecorder: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ClientRequestPart
 
     enum Event: Equatable {
         case head(method: String, uri: String, minor: Int, headers: [String])
@@ -20,6 +20,10 @@ private final class PartRecorder: ChannelInboundHandler {
     }
 
     var events: [Event] = []
+    /// The last refusal fired.
+    var refusal: ClientRequestRefusal?
+    var failure: HTTP1ParseError? { self.refusal?.error }
+    var readCompletes = 0
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
@@ -27,9 +31,9 @@ private final class PartRecorder: ChannelInboundHandler {
             self.events.append(
                 .head(
                     method: head.method.rawValue,
-                    uri: head.uri,
-                    minor: head.version.minor,
-                    headers: head.headers.map { "\($0.name)=\($0.value)" }
+                    uri: head.string(head.target),
+                    minor: head.minorVersion,
+                    headers: head.fields.map { "\(head.string($0.name))=\(head.string($0.value))" }
                 )
             )
         case .body(let buffer):
@@ -44,8 +48,15 @@ private final class PartRecorder: ChannelInboundHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.readCompletes += 1
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError { self.events.append(.error) }
+        if let refusal = error as? ClientRequestRefusal {
+            self.refusal = refusal
+            self.events.append(.error)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -53,13 +64,26 @@ private final class PartRecorder: ChannelInboundHandler {
     }
 }
 
+/// Counts the reads that reach the socket side of the decoder.
+private final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var reads = 0
+
+    func read(context: ChannelHandlerContext) {
+        self.reads += 1
+        context.read()
+    }
+}
+
 private struct DecoderHarness {
     let channel = EmbeddedChannel()
     let decoder: ClientRequestDecoder
     let recorder = PartRecorder()
+    let reads = ReadCounter()
 
     init(maxHeaderBytes: Int = 32 * 1024) throws {
         self.decoder = ClientRequestDecoder(limits: ClientRequestDecoder.limits(maxHeaderBytes: maxHeaderBytes))
+        try self.channel.pipeline.syncOperations.addHandler(self.reads)
         try self.channel.pipeline.syncOperations.addHandler(self.decoder)
         try self.channel.pipeline.syncOperations.addHandler(self.recorder)
     }
@@ -70,13 +94,15 @@ private struct DecoderHarness {
         }
     }
 
-    /// Writes `bytes` as `ProxyHandler` does (marker head, bytes as a body part, end) and
-    /// returns what reached the socket.
+    /// What `ProxyHandler.endResponse` does once a response's end is written.
+    func responseEnded() {
+        self.decoder.responseEnded()
+    }
+
+    /// Writes a response's bytes as `ProxyHandler` does and returns what reached the socket.
     func respond(_ bytes: String) throws -> String {
-        let marker = HTTPResponseHead(version: .http1_0, status: .ok)
-        try self.channel.writeOutbound(HTTPServerResponsePart.head(marker))
-        try self.channel.writeOutbound(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: bytes))))
-        try self.channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        try self.channel.writeOutbound(ByteBuffer(string: bytes))
+        self.decoder.responseEnded()
         return try self.written()
     }
 
@@ -103,7 +129,7 @@ private struct DecoderHarness {
                 .head(method: "GET", uri: "/v1/x?a=1", minor: 1, headers: ["Host=g", "X-A=one", "x-a=two"]), .end,
             ]
         )
-        #expect(harness.decoder.failure == nil)
+        #expect(harness.recorder.failure == nil)
     }
 
     @Test func contentLengthBodyArrivingInPieces() throws {
@@ -138,13 +164,79 @@ private struct DecoderHarness {
         try harness.send(
             "GET /a HTTP/1.1\r\nHost: g\r\n\r\nPOST /b HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: g\r\n\r\n"
         )
+        // One request at a time: the next only once the response before it ended.
+        #expect(harness.recorder.events == [.head(method: "GET", uri: "/a", minor: 1, headers: ["Host=g"]), .end])
+        let completes = harness.recorder.readCompletes
+        harness.responseEnded()
         #expect(
             harness.recorder.events == [
                 .head(method: "GET", uri: "/a", minor: 1, headers: ["Host=g"]), .end,
                 .head(method: "POST", uri: "/b", minor: 1, headers: ["Host=g", "Content-Length=2"]), .body("hi"), .end,
-                .head(method: "GET", uri: "/c", minor: 1, headers: ["Host=g"]), .end,
             ]
         )
+        harness.responseEnded()
+        #expect(
+            harness.recorder.events.suffix(2) == [.head(method: "GET", uri: "/c", minor: 1, headers: ["Host=g"]), .end]
+        )
+        // Each delivery outside a read is followed by a read-complete (the proxy flushes on it).
+        #expect(harness.recorder.readCompletes == completes + 2)
+        harness.responseEnded()
+        #expect(harness.recorder.events.count == 7)
+        #expect(harness.recorder.readCompletes == completes + 2)
+    }
+
+    @Test func aRequestSplitOverReadsWaitsToo() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.send("GET /a HTTP/1.1\r\nHost: g\r\n\r\nGET /b HT", "TP/1.1\r\nHost: g\r\n\r\n")
+        #expect(harness.recorder.events.count == 2)
+        harness.responseEnded()
+        #expect(
+            harness.recorder.events.suffix(2) == [.head(method: "GET", uri: "/b", minor: 1, headers: ["Host=g"]), .end]
+        )
+    }
+
+    /// A response that ends before its request's body was read (an early refusal): the rest
+    /// of that request is still delivered, and the next one follows without another wait.
+    @Test func aResponseEndingBeforeItsRequestDoesNotHoldTheNext() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.send("POST /a HTTP/1.1\r\nHost: g\r\nContent-Length: 4\r\n\r\nab")
+        harness.responseEnded()
+        try harness.send("cdGET /b HTTP/1.1\r\nHost: g\r\n\r\n")
+        #expect(
+            harness.recorder.events == [
+                .head(method: "POST", uri: "/a", minor: 1, headers: ["Host=g", "Content-Length=4"]), .body("abcd"),
+                .end, .head(method: "GET", uri: "/b", minor: 1, headers: ["Host=g"]), .end,
+            ]
+        )
+    }
+
+    @Test func readsAreHeldWhileACompleteRequestWaitsForItsResponse() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        harness.channel.read()
+        #expect(harness.reads.reads == 1)
+        try harness.send("POST /a HTTP/1.1\r\nHost: g\r\nContent-Length: 4\r\n\r\nab")
+        // The body is still coming: reads go on.
+        harness.channel.read()
+        #expect(harness.reads.reads == 2)
+        try harness.send("cdGET /b HTTP/1.1\r\nHost: g\r\n\r\n")
+        // The request is complete and unanswered: the socket is not read.
+        harness.channel.read()
+        harness.channel.read()
+        #expect(harness.reads.reads == 2)
+        // Answered: the waiting request goes on, and it is complete too, so still no read.
+        harness.responseEnded()
+        #expect(
+            harness.recorder.events.suffix(2) == [.head(method: "GET", uri: "/b", minor: 1, headers: ["Host=g"]), .end]
+        )
+        #expect(harness.reads.reads == 2)
+        // Answered too: the held read is made now.
+        harness.responseEnded()
+        #expect(harness.reads.reads == 3)
+        harness.channel.read()
+        #expect(harness.reads.reads == 4)
     }
 
     @Test func aRefusalIsOneErrorAndNothingAfterIt() throws {
@@ -154,10 +246,48 @@ private struct DecoderHarness {
             "GET /a HTTP/1.1\r\nHost: g\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
             "GET /c HTTP/1.1\r\nHost: g\r\n\r\n"
         )
+        // The refusal waits for the response owed to the request before it.
+        #expect(harness.recorder.events == [.head(method: "GET", uri: "/a", minor: 1, headers: ["Host=g"]), .end])
+        #expect(harness.recorder.refusal == nil)
+        harness.responseEnded()
         #expect(
             harness.recorder.events == [.head(method: "GET", uri: "/a", minor: 1, headers: ["Host=g"]), .end, .error]
         )
-        #expect(harness.decoder.failure == .missingHost)
+        #expect(harness.recorder.failure == .missingHost)
+        // What the parser read of the refused request goes with it.
+        #expect(harness.recorder.refusal?.request == HTTP1RefusedRequest(method: .GET, target: "/b"))
+        harness.responseEnded()
+        #expect(harness.recorder.events.count == 3)
+    }
+
+    @Test func aRefusalCarriesTheTargetAndTheClientsRequestID() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.send("POST /oauth/authorize?x=1 HTTP/1.1\r\nX-Request-Id: abc-1\r\nHost: a\r\nHost: b\r\n\r\n")
+        #expect(harness.recorder.failure == .duplicateHost)
+        #expect(
+            harness.recorder.refusal?.request
+                == HTTP1RefusedRequest(method: .POST, target: "/oauth/authorize?x=1", requestID: "abc-1")
+        )
+    }
+
+    @Test func aRefusalInTheRequestLineCarriesNothing() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.send("GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(harness.recorder.failure == .invalidTarget)
+        #expect(harness.recorder.refusal?.request == nil)
+    }
+
+    /// A refusal in a body is the current request's: it is fired at once, not after its
+    /// response.
+    @Test func aRefusalInABodyIsFiredAtOnce() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.send("POST /a HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        #expect(harness.recorder.events.last == .error)
+        #expect(harness.recorder.failure == .invalidChunkSize)
+        #expect(harness.recorder.refusal?.request == nil)
     }
 
     @Test func connectionCloseEndsDecoding() throws {
@@ -187,9 +317,44 @@ private struct DecoderHarness {
     @Test func quiesceIsSentOnlyOnce() throws {
         let harness = try DecoderHarness()
         defer { harness.finish() }
-        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         try harness.send("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n")
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(harness.recorder.events.filter { $0 == .quiesce }.count == 1)
+    }
+
+    // MARK: quiescing
+
+    @Test func quiesceWhenIdleClosesNow() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try harness.send("GET /a HTTP/1.1\r\nHost: g\r\n\r\n")
+        harness.responseEnded()
+        #expect(harness.channel.isActive)
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!harness.channel.isActive)
+        // No response was owed: the proxy is not asked to do anything.
+        #expect(!harness.recorder.events.contains(.quiesce))
+    }
+
+    /// Busy: the proxy is told (it answers with `Connection: close` and closes), and no
+    /// request after the current one is delivered or read.
+    @Test func quiesceWhenBusyEndsAfterTheCurrentRequest() throws {
+        let harness = try DecoderHarness()
+        defer { harness.finish() }
+        try harness.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try harness.send("POST /a HTTP/1.1\r\nHost: g\r\nContent-Length: 4\r\n\r\nab")
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(harness.channel.isActive)
+        #expect(harness.recorder.events.last == .quiesce)
+        // The rest of the current request still comes.
+        try harness.send("cdGET /b HTTP/1.1\r\nHost: g\r\n\r\n")
+        #expect(harness.recorder.events.suffix(2) == [.body("cd"), .end])
+        let reads = harness.reads.reads
+        harness.channel.read()
+        harness.responseEnded()
+        #expect(harness.recorder.events.filter { if case .head = $0 { true } else { false } }.count == 1)
+        #expect(harness.reads.reads == reads)
     }
 
     @Test func ordinaryRequestsNeverQuiesce() throws {
@@ -198,40 +363,22 @@ private struct DecoderHarness {
         try harness.send(
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
         )
+        harness.responseEnded()
         #expect(!harness.recorder.events.contains(.quiesce))
         #expect(harness.recorder.events.filter { $0 == .end }.count == 2)
     }
 
     // MARK: responses
 
-    /// Only the bytes `ProxyHandler`'s writer made reach the socket: the marker head and the
-    /// end write nothing of their own.
-    @Test func responseBytesAreWrittenAsTheyAre() throws {
+    /// Responses are `ProxyHandler`'s bytes: the decoder passes them untouched, HEAD or not.
+    @Test func responseBytesPassUntouched() throws {
         let harness = try DecoderHarness()
         defer { harness.finish() }
-        try harness.send("HEAD /a HTTP/1.1\r\nHost: g\r\n\r\n")
+        try harness.send("HEAD /a HTTP/1.1\r\nHost: g\r\n\r\nGET /b HTTP/1.1\r\nHost: g\r\n\r\n")
         let text = try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
         #expect(text == "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
-    }
-
-    @Test func interimContinueHeadIsItsStatusLine() throws {
-        let harness = try DecoderHarness()
-        defer { harness.finish() }
-        try harness.send("POST /a HTTP/1.1\r\nHost: g\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
-        try harness.channel.writeOutbound(
-            HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .continue))
-        )
-        #expect(try harness.written() == "HTTP/1.1 100 Continue\r\n\r\n")
-    }
-
-    /// The end's promise completes only once the bytes before it are written.
-    @Test func endCompletesInOrder() throws {
-        let harness = try DecoderHarness()
-        defer { harness.finish() }
-        try harness.channel.writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_0, status: .ok)))
-        let end = harness.channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-        #expect(throws: Never.self) { try end.wait() }
-        #expect(try harness.written() == "")
+        // The next pipelined request follows the response's end.
+        #expect(harness.recorder.events.filter { $0 == .end }.count == 2)
     }
 
     // MARK: limits
@@ -251,7 +398,7 @@ private struct DecoderHarness {
         let accepted = try DecoderHarness(maxHeaderBytes: limit)
         defer { accepted.finish() }
         try accepted.send("GET /\(String(repeating: "p", count: 150)) HTTP/1.1\r\n" + fields + "\r\n")
-        #expect(accepted.decoder.failure == nil)
+        #expect(accepted.recorder.failure == nil)
         #expect(accepted.recorder.events.last == .end)
 
         let refused = try DecoderHarness(maxHeaderBytes: limit)
@@ -259,7 +406,7 @@ private struct DecoderHarness {
         let head =
             "GET / HTTP/1.1\r\nHost: g\r\nX-Big: \(String(repeating: "a", count: limit + ClientRequestDecoder.headSlack))\r\n\r\n"
         try refused.send(head)
-        #expect(refused.decoder.failure == .headTooLarge)
+        #expect(refused.recorder.failure == .headTooLarge)
     }
 
     // MARK: refusals as the gateway answers them
@@ -284,7 +431,7 @@ private struct DecoderHarness {
         let harness = try DecoderHarness(maxHeaderBytes: 1024)
         defer { harness.finish() }
         try harness.send(input)
-        let failure = try #require(harness.decoder.failure)
+        let failure = try #require(harness.recorder.failure)
         let error = failure.gatewayError(maxHeaderBytes: 1024)
         #expect(error.status == status)
         #expect(error.code == code)

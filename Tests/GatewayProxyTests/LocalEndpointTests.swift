@@ -114,6 +114,50 @@ private final class RecordingEndpoint: LocalEndpoint {
         #expect(endpoint.requests.count == 1)
     }
 
+    /// The strict parser refuses before routing; once it read the request line, the refusal
+    /// is still the endpoint's to render, under the client's request id.
+    @Test func parserRefusalsAfterTheRequestLineAreRenderedByTheEndpoint() throws {
+        let endpoint = RecordingEndpoint()
+        let harness = try self.harness(endpoint)
+        defer { harness.finish() }
+
+        try harness.send("GET /oauth/authorize?x=1 HTTP/1.1\r\nX-Request-Id: rid-7\r\nHost: a\r\nHost: b\r\n\r\n")
+        let refused = try #require(try harness.clientResponses().first)
+        #expect(refused.statusCode == 400)
+        #expect(refused.bodyText == "<h1>invalid_request</h1>")
+        #expect(refused.values("content-type") == ["text/html; charset=utf-8"])
+        #expect(refused.values("x-request-id") == ["rid-7"])
+        #expect(refused.values("connection") == ["close"])
+        #expect(endpoint.requests.isEmpty)
+        #expect(!harness.client.isActive)
+
+        // Two request ids: neither is believed.
+        let again = try self.harness(endpoint)
+        defer { again.finish() }
+        try again.send(
+            "GET /oauth/authorize HTTP/1.1\r\nX-Request-Id: one\r\nX-Request-Id: two\r\nHost: a\r\nHost: b\r\n\r\n"
+        )
+        let minted = try #require(try again.clientResponses().first)
+        #expect(minted.bodyText == "<h1>invalid_request</h1>")
+        #expect(minted.values("x-request-id").first?.count == 32)
+    }
+
+    @Test func parserRefusalsElsewhereOrInTheRequestLineAreJSON() throws {
+        for raw in [
+            "GET /v1/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET /oauth/authorize#x HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let endpoint = RecordingEndpoint()
+            let harness = try self.harness(endpoint)
+            defer { harness.finish() }
+            try harness.send(raw)
+            let refused = try #require(try harness.clientResponses().first)
+            #expect(refused.statusCode == 400)
+            #expect(refused.values("content-type") == ["application/json"], "\(raw)")
+            #expect(endpoint.requests.isEmpty)
+        }
+    }
+
     @Test func pathsTheEndpointDoesNotHandleAreNotItsConcern() throws {
         let endpoint = RecordingEndpoint()
         let harness = try self.harness(endpoint)

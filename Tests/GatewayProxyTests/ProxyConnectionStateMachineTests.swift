@@ -10,7 +10,7 @@ private typealias Machine = ProxyConnectionStateMachine
 
 private func buffer(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
-private func body(_ text: String) -> HTTPClientRequestPart { .body(.byteBuffer(buffer(text))) }
+private func body(_ text: String) -> ProxyConnectionStateMachine.RequestPart { .body(buffer(text)) }
 
 /// The ids of a connection's first and second exchanges.
 private let first = Machine.ExchangeID(1)
@@ -50,8 +50,8 @@ private func started(keepAlive: Bool = true, maxBodyBytes: Int64 = 100) -> Machi
 /// A machine whose request (head and end) was sent upstream on an attached connection.
 private func forwarded(keepAlive: Bool = true) -> Machine {
     var machine = started(keepAlive: keepAlive)
-    #expect(machine.requestEnd(nil) == .none)
-    #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([.end(nil)]))
+    #expect(machine.requestEnd() == .none)
+    #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([.end]))
     return machine
 }
 
@@ -92,8 +92,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(
             machine.authorizationSucceeded(second, rateLimited: false) == .acquireUpstream(second, sendContinue: false)
         )
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end]))
         #expect(machine.responseHead() == .writeResponseHead(keepAlive: true))
         #expect(
             machine.responseEnd(nil, upstreamKeepAlive: true)
@@ -145,10 +145,9 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.requestBody(buffer("abc")) == .none)
         #expect(machine.isAwaitingRequestBody)
         #expect(machine.requestBody(buffer("def")) == .none)
-        let trailers: HTTPHeaders = ["X-T": "1"]
-        #expect(machine.requestEnd(trailers) == .none)
+        #expect(machine.requestEnd() == .none)
         #expect(!machine.isAwaitingRequestBody)
-        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc"), body("def"), .end(trailers)]))
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc"), body("def"), .end]))
     }
 
     @Test func partialBodyBeforeAttachThenForwarded() {
@@ -156,23 +155,23 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(machine.requestBody(buffer("abc")) == .none)
         #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("abc")]))
         #expect(machine.requestBody(buffer("def")) == .forwardToUpstream(body("def")))
-        #expect(machine.requestEnd(nil) == .forwardToUpstream(.end(nil)))
+        #expect(machine.requestEnd() == .forwardToUpstream(.end))
         // Parts after the end are ignored.
         #expect(machine.requestBody(buffer("x")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func nothingBufferedGivesEmptySend() {
         var machine = started()
         #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([]))
-        #expect(machine.requestEnd(nil) == .forwardToUpstream(.end(nil)))
+        #expect(machine.requestEnd() == .forwardToUpstream(.end))
     }
 
     @Test func bodyAtTheLimitIsAccepted() {
         var machine = started(maxBodyBytes: 10)
         #expect(machine.requestBody(buffer("12345")) == .none)
         #expect(machine.requestBody(buffer("67890")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func bodyOverLimitBeforeAttachIs413AndCloses() {
@@ -184,7 +183,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(!machine.isIdle)
         #expect(machine.requestBody(buffer("x")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
         #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
     }
 
@@ -221,7 +220,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
                 == .finishExchange(trailers: nil, upstreamReusable: false, closeClient: true)
         )
         #expect(!machine.isIdle)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func responsePartsOutOfOrderAreIgnored() {
@@ -253,7 +252,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
 
     @Test func acquireFailureAfterCompleteRequestKeepsConnection() {
         var machine = started()
-        _ = machine.requestEnd(nil)
+        _ = machine.requestEnd()
         #expect(
             machine.upstreamAcquireFailed(first, .upstreamUnavailable)
                 == .respondWithError(.upstreamUnavailable, closeClient: false, abortUpstream: false)
@@ -268,7 +267,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
                 == .respondWithError(.upstreamUnavailable, closeClient: true, abortUpstream: false)
         )
         #expect(!machine.isIdle)
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
     }
 
     @Test func acquireFailureWhenIdleIsIgnored() {
@@ -456,7 +455,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
     @Test func refusedAuthorizationWithCompleteRequestKeepsTheConnection() {
         var machine = Machine()
         #expect(machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100) == .authorize(first))
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
         let error = GatewayError.unauthorized("no")
         #expect(
             machine.authorizationFailed(first, error)
@@ -484,8 +483,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         #expect(
             machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
         )
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("ab"), .end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.upstreamAcquired(first) == .sendHeadAndBuffered([body("ab"), .end]))
     }
 
     @Test func localEndpointRunsOnceTheBodyIsComplete() {
@@ -496,7 +495,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.requestBody(buffer("{}")) == .none)
         #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: false))
-        #expect(machine.requestEnd(nil) == .runLocalEndpoint(first, [body("{}")]))
+        #expect(machine.requestEnd() == .runLocalEndpoint(first, [body("{}")]))
         #expect(machine.localResponseReady(first) == .finishLocal(closeClient: false))
         #expect(machine.isIdle)
         // An upstream connection is never used for a local exchange.
@@ -541,7 +540,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.isIdle)
         // The parser's end marker of the refused request arrives afterwards and is ignored.
-        #expect(machine.requestEnd(nil) == .none)
+        #expect(machine.requestEnd() == .none)
         #expect(machine.isIdle)
     }
 
@@ -694,15 +693,15 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
         #expect(machine.upstreamAcquireFailed(first, .upstreamUnavailable) == .none)
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.upstreamAcquired(second) == .sendHeadAndBuffered([.end]))
     }
 
     @Test func localResponseAfterTheClientClosedIsStale() {
         var machine = Machine()
         _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, destination: .local(bodyLimit: 64))
-        _ = machine.requestEnd(nil)
-        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .runLocalEndpoint(first, [.end(nil)]))
+        _ = machine.requestEnd()
+        #expect(machine.authorizationSucceeded(first, rateLimited: false) == .runLocalEndpoint(first, [.end]))
         #expect(machine.clientClosed() == .none)
         #expect(machine.localResponseReady(first) == .none)
     }
@@ -713,8 +712,8 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         _ = machine.authorizationSucceeded(first, rateLimited: true)
         // Complete before admission: held until the limiter answers.
         #expect(machine.requestBody(buffer("{}")) == .none)
-        #expect(machine.requestEnd(nil) == .none)
-        #expect(machine.rateLimitAdmitted(first) == .runLocalEndpoint(first, [body("{}"), .end(nil)]))
+        #expect(machine.requestEnd() == .none)
+        #expect(machine.rateLimitAdmitted(first) == .runLocalEndpoint(first, [body("{}"), .end]))
         #expect(machine.upstreamAcquired(first) == .releaseUnusedUpstream)
         #expect(machine.localResponseReady(first) == .finishLocal(closeClient: false))
         #expect(machine.isIdle)
@@ -747,7 +746,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         )
         #expect(machine.authorizationSucceeded(first, rateLimited: false) == .readLocalBody(sendContinue: true))
         #expect(machine.requestBody(buffer("1234")) == .none)
-        #expect(machine.requestEnd(nil) == .runLocalEndpoint(first, [body("1234")]))
+        #expect(machine.requestEnd() == .runLocalEndpoint(first, [body("1234")]))
     }
 
     @Test func upstreamRequestGetsTheContinueOnlyOnceAdmitted() {
@@ -761,7 +760,7 @@ private func forwarded(keepAlive: Bool = true) -> Machine {
         var machine = Machine()
         _ = machine.requestHeadAccepted(keepAlive: true, maxBodyBytes: 100, declaredLength: 2, expectsContinue: true)
         _ = machine.requestBody(buffer("ab"))
-        _ = machine.requestEnd(nil)
+        _ = machine.requestEnd()
         #expect(
             machine.authorizationSucceeded(first, rateLimited: false) == .acquireUpstream(first, sendContinue: false)
         )

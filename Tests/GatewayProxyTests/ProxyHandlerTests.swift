@@ -648,6 +648,41 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         #expect(responses.map { $0.values("X-Request-Id") } == [["first"], ["second"]])
         #expect(harness.client.isActive)
     }
+
+    /// A malformed request pipelined behind a good one is refused only after the good one
+    /// was answered, in order, and the connection then closes.
+    @Test func aPipelinedRefusalComesAfterTheResponseOwed() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send(
+            "GET /one HTTP/1.1\r\nHost: g\r\nX-Request-Id: first\r\n\r\nGET /two HTTP/1.1\r\nX-Request-Id: second\r\n\r\n"
+        )
+        #expect(try harness.upstreamRequests().map(\.startLine) == ["GET /one HTTP/1.1"])
+        #expect(try harness.clientResponses().isEmpty)
+        #expect(harness.client.isActive)
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+        let responses = try harness.clientResponses()
+        #expect(responses.map(\.statusCode) == [200, 400])
+        #expect(responses.map { $0.values("X-Request-Id") } == [["first"], ["second"]])
+        #expect(responses.last?.values("Connection") == ["close"])
+        #expect(!harness.client.isActive)
+    }
+
+    /// Quiescing while a pipelined request waits: the current response says
+    /// `Connection: close`, the waiting request is never forwarded.
+    @Test func quiesceDropsTheWaitingPipelinedRequest() throws {
+        let harness = try ProxyHarness()
+        defer { harness.finish() }
+        try harness.send("GET /one HTTP/1.1\r\nHost: g\r\n\r\nGET /two HTTP/1.1\r\nHost: g\r\n\r\n")
+        #expect(try harness.upstreamRequests().map(\.startLine) == ["GET /one HTTP/1.1"])
+        harness.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        try harness.respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+        let responses = try harness.clientResponses()
+        #expect(responses.map(\.bodyText) == ["one"])
+        #expect(responses.first?.values("Connection") == ["close"])
+        #expect(try harness.upstreamRequests().isEmpty)
+        #expect(!harness.client.isActive)
+    }
 }
 
 @Suite struct ProxyHandlerErrorTests {

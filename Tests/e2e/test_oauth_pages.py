@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import USER_ROUTES, add_user, bearer, jwt_session_tail, login, set_user_disabled
+from conftest import (USER_ROUTES, add_user, bearer, jwt_session_tail, login, parse_response, raw_exchange,
+                      set_user_disabled)
 from jwks_server import SigningKey
 from test_sessions import OneLoopGateway, Secrets
 from test_tls import https_url, pki, tls_section  # noqa: F401 (pki is a fixture)
@@ -467,6 +468,23 @@ def test_post_answers_303_and_wrong_methods_get_an_html_405(pages_gateway):
     r = requests.post(f"{pages_gateway.url}/oauth/authorize/login", data={"email": "x" * 20000}, timeout=5)
     assert r.status_code == 413 and r.headers["Content-Type"].startswith("text/html"), (r.status_code, r.headers)
     assert "request_too_large" in r.text and r.headers["Content-Security-Policy"] == CSP
+
+
+def test_a_request_the_parser_refuses_on_a_browser_route_gets_an_html_page(pages_gateway):
+    # Two Host fields: refused by the strict parser after the request line, before routing. A
+    # browser route still answers with its HTML page, under the client's request id, as every
+    # other refusal there; an API route answers the JSON error.
+    raw = raw_exchange(pages_gateway.port, b"GET /oauth/authorize?client_id=x HTTP/1.1\r\n"
+                       b"X-Request-Id: dup-host-1\r\nHost: a\r\nHost: b\r\n\r\n")
+    status, headers, body = parse_response(raw)
+    assert status == 400 and headers["content-type"].startswith("text/html"), raw
+    assert headers["x-request-id"] == "dup-host-1" and headers["content-security-policy"] == CSP
+    assert headers["connection"] == "close"
+    assert b"invalid_request" in body and b"exactly one Host" in body
+    raw = raw_exchange(pages_gateway.port, b"GET /v1/databases HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    status, headers, body = parse_response(raw)
+    assert status == 400 and headers["content-type"].startswith("application/json"), raw
+    assert b'"error":"invalid_request"' in body.replace(b" ", b"")
 
 
 # --- CSRF ------------------------------------------------------------------------------------

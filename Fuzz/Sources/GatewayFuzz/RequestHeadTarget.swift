@@ -1,61 +1,58 @@
+import GatewayHTTP1
 import GatewayProxy
-import NIOHTTP1
+import NIOCore
 
-/// Request-head validation and path normalisation. The input is read leniently as a
-/// request head (`METHOD target VERSION`, then `name: value` lines, CRLF or LF), so the
-/// validator sees values llhttp itself would have refused as well: it must stand on its
-/// own. Stateless; the fuzzer's thread.
+/// Request-head validation and path normalisation: the input goes through the client
+/// connection's strict parser, and a head it returns through the gateway's policy checks
+/// (`RequestValidation`), whose verdict must stand on its own: an accepted head is
+/// origin-form, has one `Host` on HTTP/1.1, never both framings, never CONNECT or TRACE,
+/// and a length within the limit. Stateless; the fuzzer's thread.
 enum RequestHeadTarget {
     static func run(_ input: UnsafeBufferPointer<UInt8>) {
-        // Lines split on bytes: in a Swift String, CRLF is one Character.
-        var lines = input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
-            String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
-        }
-        guard !lines.isEmpty else { return }
-        let requestLine = lines.removeFirst().split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        let method = HTTPMethod(rawValue: requestLine.count > 0 ? String(requestLine[0]) : "GET")
-        let uri = requestLine.count > 1 ? String(requestLine[1]) : "/"
-        let version: HTTPVersion = requestLine.count > 2 && requestLine[2] == "HTTP/1.0" ? .http1_0 : .http1_1
-        var headers = HTTPHeaders()
-        for line in lines {
-            if line.isEmpty { break }
-            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            // NIO's HTTPHeaders traps on a non-ASCII name; llhttp never produces one.
-            guard parts[0].utf8.allSatisfy({ $0 < 0x80 }) else { continue }
-            headers.add(name: String(parts[0]), value: parts.count == 2 ? String(parts[1]).trimmed() : "")
-        }
-        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: headers)
+        var parser = HTTP1RequestParser(
+            limits: HTTP1ParserLimits(
+                maxHeadBytes: 16 * 1024,
+                maxHeaderCount: 256,
+                maxChunkLineBytes: 1024,
+                maxTrailerBytes: 1024
+            )
+        )
+        parser.feed(ByteBuffer(bytes: input))
+        guard case .head(let head) = parser.next() else { return }
+        let target = head.string(head.target)
         let maxBody: Int64 = 1 << 20
         switch RequestValidation.validate(head, maxBodyBytes: maxBody) {
         case .success(let framing):
-            invariant(uri.utf8.first == UInt8(ascii: "/"), "accepted a request target not in origin form")
+            invariant(target.utf8.first == UInt8(ascii: "/"), "accepted a request target not in origin form")
             invariant(
-                !uri.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }),
+                !target.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }),
                 "accepted a target with CTL/SP/non-ASCII"
             )
-            invariant(method != .CONNECT && method != .TRACE, "accepted \(method)")
-            let hosts = headers.filter { $0.name.lowercased() == "host" }.count
+            invariant(head.method != .CONNECT && head.method != .TRACE, "accepted \(head.method)")
+            let names = head.fields.map { head.string($0.name).lowercased() }
+            let hosts = names.filter { $0 == "host" }.count
             invariant(hosts <= 1, "accepted \(hosts) Host headers")
-            if version == .http1_1 { invariant(hosts == 1, "accepted an HTTP/1.1 request without Host") }
-            let hasTE = headers.contains { $0.name.lowercased() == "transfer-encoding" }
-            let hasCL = headers.contains { $0.name.lowercased() == "content-length" }
+            if head.minorVersion == 1 { invariant(hosts == 1, "accepted an HTTP/1.1 request without Host") }
+            let hasTE = names.contains("transfer-encoding")
+            let hasCL = names.contains("content-length")
             invariant(!(hasTE && hasCL), "accepted both Content-Length and Transfer-Encoding")
-            for (name, value) in headers {
+            for field in head.fields {
+                let name = head.string(field.name)
+                let value = head.string(field.value)
                 invariant(!name.isEmpty && !name.utf8.contains(where: { $0 <= 0x20 || $0 == 0x3A }), "bad name")
                 invariant(!value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }), "CR/LF/NUL in a value")
             }
             switch framing {
-            case .none: invariant(!hasTE, "a Transfer-Encoding request framed without a body")
+            case .none, .untilClose: invariant(!hasTE, "a Transfer-Encoding request framed without a body")
             case .contentLength(let length):
                 invariant(length > 0 && length <= maxBody, "Content-Length \(length) out of range")
                 invariant(hasCL && !hasTE, "a length without Content-Length")
-            case .chunked: invariant(hasTE && version == .http1_1, "chunked without TE or on HTTP/1.0")
+            case .chunked: invariant(hasTE && head.minorVersion == 1, "chunked without TE or on HTTP/1.0")
             }
         case .failure:
             break
         }
-        let path = String(uri.prefix { $0 != "?" })
-        checkNormalization(path)
+        checkNormalization(String(target.prefix { $0 != "?" }))
     }
 
     static func checkNormalization(_ path: String) {
@@ -81,11 +78,5 @@ enum RequestHeadTarget {
         case .failure(let failure):
             invariant(false, "normalized path \(normalized) (from \(path)) is refused: \(failure)")
         }
-    }
-}
-
-extension StringProtocol {
-    fileprivate func trimmed() -> String {
-        String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

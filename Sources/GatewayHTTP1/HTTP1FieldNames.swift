@@ -1,0 +1,24 @@
+/// A set of field names and name prefixes as lowercase bytes, compared with a field's name in
+/// a head without making a String: built once (e.g. a static per rule set) and reused for
+/// every head. A value; any thread.
+package struct HTTP1FieldNames: Sendable {
+    let names: [[UInt8]]
+    let prefixes: [[UInt8]]
+
+    /// `names` and `prefixes` are compared ignoring ASCII case.
+    package init(names: [String] = [], prefixes: [String] = []) {
+        self.names = names.map { Array($0.lowercased().utf8) }
+        self.prefixes = prefixes.map { Array($0.lowercased().utf8) }
+    }
+
+    /// Whether `bytes[name]` is one of the names or starts with one of the prefixes.
+    func contains(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        for candidate in self.names where candidate.count == name.count {
+            if HTTP1Syntax.hasPrefixIgnoringCase(bytes, name, candidate) { return true }
+        }
+        for prefix in self.prefixes where HTTP1Syntax.hasPrefixIgnoringCase(bytes, name, prefix) {
+            return true
+        }
+        return false
+    }
+}
