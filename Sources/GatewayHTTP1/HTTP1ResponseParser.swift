@@ -106,6 +106,7 @@ package struct HTTP1ResponseParser {
                 return nil
             case .ending:
                 self.state = .idle
+                self.releaseStorage()
                 return .end(nil)
             case .head:
                 let before = self.pending.readableBytes
@@ -153,8 +154,17 @@ package struct HTTP1ResponseParser {
             case .trailers:
                 guard let trailers = try self.readTrailers() else { return nil }
                 self.state = .idle
+                self.releaseStorage()
                 return .end(trailers.fields.isEmpty ? nil : trailers)
             }
+        }
+    }
+
+    /// Between responses the parser holds no read buffer (a pooled connection may stay idle
+    /// for long): an empty remainder still pins the storage of the read it came from.
+    private mutating func releaseStorage() {
+        if self.pending.readableBytes == 0 {
+            self.pending = ByteBuffer()
         }
     }
 
