@@ -2,29 +2,23 @@ import GatewayConfig
 package import NIOCore
 import NIOHTTP1
 
-/// Builds the handler chain of one accepted client connection: `ReadAheadHandler` (first,
-/// in front of any TLS handler already added) → `RequestHeadTimeoutHandler` → NIO's response
+/// Builds the handler chain of one accepted client connection: `ClientFrontHandler` (first;
+/// on a TLS listener its read-ahead in front of the TLS handler already added, the rest
+/// behind it) → NIO's response
 /// encoder → `ClientRequestDecoder` (the strict HTTP/1 parser, with the header-size limits) →
 /// NIO's pipelining assistance (answers pipelined requests strictly in order) →
 /// `ProxyHandler`. Called on the connection's event loop.
 package enum ProxyPipeline {
+    /// Returns the front handler that sees request heads (behind TLS on a TLS listener).
+    @discardableResult
     package static func configure(
         channel: any Channel,
         loop: LoopContext,
         clientScheme: String = "http"
-    ) throws {
+    ) throws -> ClientFrontHandler {
         let server = loop.configuration.server
         let sync = channel.pipeline.syncOperations
-        // At the socket: the handlers behind hold their reads for every exchange, and this
-        // keeps the socket in the epoll interest set meanwhile (no `epoll_ctl` per request).
-        try sync.addHandler(ReadAheadHandler(), position: .first)
-        try sync.addHandler(
-            RequestHeadTimeoutHandler(
-                idleTimeout: server.idleTimeout.timeAmount,
-                headerTimeout: server.headerTimeout.timeAmount,
-                waiting: loop.waitingConnections
-            )
-        )
+        let front = try ClientFrontHandler.add(to: channel, loop: loop, behindTLS: clientScheme == "https")
         // Response heads are the upstream's (parsed strictly) plus the gateway's own fixed
         // headers: no second validation pass.
         try sync.addHandler(HTTPResponseEncoder(configuration: HTTPResponseEncoder.Configuration()))
@@ -32,5 +26,6 @@ package enum ProxyPipeline {
         try sync.addHandler(decoder)
         try sync.addHandler(HTTPServerPipelineHandler())
         try sync.addHandler(ProxyHandler(loop: loop, clientScheme: clientScheme, decoder: decoder))
+        return front
     }
 }

@@ -3,11 +3,11 @@
 /// it is reached (see `HeadWaitQueue`).
 ///
 /// One per event loop, owned by its `LoopContext`; touched only on that loop (by the
-/// `RequestHeadTimeoutHandler`s of its connections, and by the accept of a new connection
+/// `ClientFrontHandler`s of its connections, and by the accept of a new connection
 /// there), so it needs no lock.
 package final class WaitingConnections {
     private var queue = HeadWaitQueue()
-    private var handlers: [UInt64: RequestHeadTimeoutHandler] = [:]
+    private var handlers: [UInt64: ClientFrontHandler] = [:]
     private var nextToken: UInt64 = 0
 
     package init() {}
@@ -16,7 +16,7 @@ package final class WaitingConnections {
     package var count: Int { self.queue.count }
 
     /// A token for one connection's handler, for the calls below.
-    func register(_ handler: RequestHeadTimeoutHandler) -> UInt64 {
+    func register(_ handler: ClientFrontHandler) -> UInt64 {
         self.nextToken += 1
         self.handlers[self.nextToken] = handler
         return self.nextToken

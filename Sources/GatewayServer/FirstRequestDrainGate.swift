@@ -10,11 +10,11 @@ import NIOCore
 /// accepted a moment before the listener closed: its client has sent, or is about to send,
 /// its first request and would see the connection fail. Such a connection is therefore
 /// quiesced once its first request head arrives (`ConnectionPhaseEvent.requestHeadReceived`
-/// on its way from `ProxyHandler` to `RequestHeadTimeoutHandler`): that request is served
+/// on its way from `ProxyHandler` to the `ClientFrontHandler`): that request is served
 /// and the connection closes after the response. One that never sends anything is closed by
 /// its idle timeout or by the drain timeout.
 ///
-/// Sits right after `RequestHeadTimeoutHandler`. One per client connection; touched only on
+/// Sits right behind the `ClientFrontHandler` that sees request heads. One per client connection; touched only on
 /// its channel's event loop.
 final class FirstRequestDrainGate: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer

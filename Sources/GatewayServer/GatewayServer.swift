@@ -405,6 +405,7 @@ package final class GatewayServer: Sendable {
                         )
                     }
                     let sync = channel.pipeline.syncOperations
+                    let front: ClientFrontHandler
                     if tls {
                         guard let server = loop.tls.server, let settings = loop.configuration.server.tls else {
                             throw ChannelError.ioOnClosedChannel
@@ -416,13 +417,12 @@ package final class GatewayServer: Sendable {
                                 handshakeTimeout: settings.handshakeTimeout.timeAmount
                             )
                         )
-                        try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
+                        front = try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
                     } else {
-                        try ProxyPipeline.configure(channel: channel, loop: loop)
+                        front = try ProxyPipeline.configure(channel: channel, loop: loop)
                     }
-                    // Right after the head timeout handler: it sees each request head's phase event.
-                    let headTimeout = try sync.handler(type: RequestHeadTimeoutHandler.self)
-                    try sync.addHandler(FirstRequestDrainGate(), position: .after(headTimeout))
+                    // Right behind the front handler: it sees each request head's phase event.
+                    try sync.addHandler(FirstRequestDrainGate(), position: .after(front))
                 }
             }
     }

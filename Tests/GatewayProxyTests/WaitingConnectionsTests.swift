@@ -1,3 +1,4 @@
+import GatewayTestSupport
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -69,25 +70,38 @@ struct WaitingConnectionsTests {
     @Test("a connection closed by its peer or a timeout is forgotten")
     func closedConnectionsLeave() throws {
         let waiting = WaitingConnections()
+        let clock = ManualClock()
         let first = try Self.connection(waiting)
-        let second = try Self.connection(waiting)
+        let second = try Self.connection(waiting, clock: clock)
         _ = try first.finish()
         #expect(waiting.count == 1)
-        // An idle timeout closes the second (EmbeddedEventLoop time).
+        // An idle timeout closes the second (the deadline sweep reads the clock, on the loop).
+        clock.advance(seconds: 61)
         second.embeddedEventLoop.advanceTime(by: .seconds(61))
         #expect(!second.isActive)
         #expect(waiting.count == 0)
         #expect(!waiting.closeOldest())
     }
 
-    /// An active connection whose first handler is a `RequestHeadTimeoutHandler` listed in `waiting`.
-    private static func connection(_ waiting: WaitingConnections) throws -> EmbeddedChannel {
+    /// An active connection whose only handler is a `ClientFrontHandler` listed in `waiting`,
+    /// on a loop of its own whose deadlines read `clock`.
+    private static func connection(
+        _ waiting: WaitingConnections,
+        clock: ManualClock = ManualClock()
+    ) throws
+        -> EmbeddedChannel
+    {
+        let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(
-            handler: RequestHeadTimeoutHandler(
-                idleTimeout: .seconds(60),
-                headerTimeout: .seconds(10),
-                waiting: waiting
-            )
+            handler: ClientFrontHandler(
+                heads: ClientFrontHandler.HeadSettings(
+                    idleTimeout: .seconds(60),
+                    headerTimeout: .seconds(10),
+                    deadlines: ConnectionDeadlines(eventLoop: loop, clock: clock.clock),
+                    waiting: waiting
+                )
+            ),
+            loop: loop
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return channel
