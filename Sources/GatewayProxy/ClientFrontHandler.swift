@@ -25,6 +25,9 @@ import Glibc
 /// - While its connection waits for a request head (idle or reading one) it is listed in its
 ///   loop's `WaitingConnections`, which may close it to admit a new connection when
 ///   `[server] max_connections` is reached.
+/// - **Drain**: a quiesce (`ChannelShouldQuiesceEvent`) reaches the HTTP handlers behind at
+///   once on a connection that served a request, and on one that did not only once its first
+///   request head arrived (`FirstRequestDrainState` says why).
 ///
 /// On a plain connection one handler does all of this. On a TLS connection the read-ahead
 /// must see the socket's bytes (in front of TLS: ciphertext, including a `close_notify`,
@@ -87,6 +90,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     private var phase: Phase = .idle
     private var deadlineSlot: Int?
     private var waitingToken: UInt64?
+    private var drain = FirstRequestDrainState()
 
     /// - Parameters:
     ///   - roles: `.all` on a plain connection; `.readAhead` and `.requestHeads` around TLS.
@@ -190,6 +194,9 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
         if self.readsAhead, let event = event as? ChannelEvent, event == .inputClosed {
             self.passOnHeld(context: context)
         }
+        if self.heads != nil, event is ChannelShouldQuiesceEvent, !self.drain.quiesceRequested() {
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -247,6 +254,14 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
             self.enterIdle()
         case .requestHeadReceived:
             self.enterBusy()
+            if self.drain.requestHeadReceived() {
+                // Delivered after this head has reached the HTTP handlers, so they quiesce in
+                // the middle of its exchange: they answer it and then close.
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.eventLoop.execute {
+                    bound.value.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
+            }
         }
         promise?.succeed(())
     }

@@ -405,7 +405,6 @@ package final class GatewayServer: Sendable {
                         )
                     }
                     let sync = channel.pipeline.syncOperations
-                    let front: ClientFrontHandler
                     if tls {
                         guard let server = loop.tls.server, let settings = loop.configuration.server.tls else {
                             throw ChannelError.ioOnClosedChannel
@@ -417,12 +416,10 @@ package final class GatewayServer: Sendable {
                                 handshakeTimeout: settings.handshakeTimeout.timeAmount
                             )
                         )
-                        front = try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
+                        try ProxyPipeline.configure(channel: channel, loop: loop, clientScheme: "https")
                     } else {
-                        front = try ProxyPipeline.configure(channel: channel, loop: loop)
+                        try ProxyPipeline.configure(channel: channel, loop: loop)
                     }
-                    // Right behind the front handler: it sees each request head's phase event.
-                    try sync.addHandler(FirstRequestDrainGate(), position: .after(front))
                 }
             }
     }

@@ -12,6 +12,7 @@ private final class Behind: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
 
     var received = ""
+    var quiesced = 0
     var holding = false
     private var readPending = false
     private var context: ChannelHandlerContext?
@@ -22,6 +23,10 @@ private final class Behind: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.received += String(buffer: self.unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { self.quiesced += 1 }
     }
 
     func read(context: ChannelHandlerContext) {
@@ -183,5 +188,32 @@ struct ClientFrontHandlerTests {
         #expect(throws: Never.self) { try promise.futureResult.wait() }
         _ = try channel.finish()
         #expect(self.deadlines.registeredCount == 0)
+    }
+
+    @Test("a drain's quiesce before the first request waits for its head", arguments: [false, true])
+    func quiesceHeldUntilTheFirstHead(splitAroundTLS: Bool) throws {
+        let channel = try self.connection(splitAroundTLS: splitAroundTLS)
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        self.loop.run()
+        #expect(self.behind.quiesced == 0)
+        channel.pipeline.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
+        #expect(self.behind.quiesced == 0)
+        // On the next loop tick: the head has reached the HTTP handlers first.
+        self.loop.run()
+        #expect(self.behind.quiesced == 1)
+    }
+
+    @Test("a drain's quiesce after a request passes at once, and only once")
+    func quiescePassesAfterARequest() throws {
+        let channel = try self.connection()
+        channel.pipeline.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
+        self.loop.run()
+        #expect(self.behind.quiesced == 0)
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(self.behind.quiesced == 1)
+        channel.pipeline.triggerUserOutboundEvent(ConnectionPhaseEvent.awaitingRequest, promise: nil)
+        channel.pipeline.triggerUserOutboundEvent(ConnectionPhaseEvent.requestHeadReceived, promise: nil)
+        self.loop.run()
+        #expect(self.behind.quiesced == 1)
     }
 }

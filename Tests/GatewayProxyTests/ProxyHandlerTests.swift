@@ -1064,6 +1064,11 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
     @Test func quiesceClosesAnIdleConnection() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }
+        // Idle after a request: the front holds a quiesce back from a connection that has
+        // not sent its first request yet (ClientFrontHandlerTests).
+        try harness.send(simpleGet)
+        try harness.respond(okResponse)
+        #expect(try harness.clientResponses().count == 1)
         harness.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(!harness.client.isActive)
     }
