@@ -89,7 +89,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     private let heads: HeadSettings?
     private var phase: Phase = .idle
     private var deadlineSlot: Int?
-    private var waitingToken: UInt64?
+    private var waitingSlot: Int?
     private var drain = FirstRequestDrainState()
 
     /// - Parameters:
@@ -110,7 +110,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
         }
         if let heads {
             self.deadlineSlot = heads.deadlines.register(self)
-            self.waitingToken = heads.waiting?.register(self)
+            self.waitingSlot = heads.waiting?.register(self)
             if context.channel.isActive {
                 self.enterIdle()
             }
@@ -293,14 +293,14 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
         guard let heads else { return }
         self.phase = .idle
         self.arm(heads.idleTimeout)
-        if let token = self.waitingToken { heads.waiting?.startedWaiting(token) }
+        if let slot = self.waitingSlot { heads.waiting?.startedWaiting(slot) }
     }
 
     private func enterBusy() {
         guard let heads else { return }
         self.phase = .busy
         if let slot = self.deadlineSlot { heads.deadlines.cancel(slot) }
-        if let token = self.waitingToken { heads.waiting?.stoppedWaiting(token) }
+        if let slot = self.waitingSlot { heads.waiting?.stoppedWaiting(slot) }
     }
 
     private func arm(_ timeout: TimeAmount) {
@@ -317,8 +317,8 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     }
 
     private func forgetWaiting() {
-        if let token = self.waitingToken {
-            self.waitingToken = nil
+        if let token = self.waitingSlot {
+            self.waitingSlot = nil
             self.heads?.waiting?.unregister(token)
         }
     }

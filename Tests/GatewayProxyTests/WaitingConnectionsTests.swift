@@ -12,7 +12,7 @@ struct WaitingConnectionsTests {
     @Test("the queue gives the longest wait first; leaving or re-entering changes the order")
     func queueOrder() {
         var queue = HeadWaitQueue()
-        for token: UInt64 in 1...4 { queue.enter(token) }
+        for token in 1...4 { queue.enter(token) }
         queue.leave(2)
         // 1 served a request and waits for its next one: it is now the newest.
         queue.enter(1)
@@ -24,13 +24,13 @@ struct WaitingConnectionsTests {
         #expect(queue.count == 0)
     }
 
-    @Test("the queue keeps its order across compactions")
+    @Test("the queue keeps its order across many short waits")
     func queueCompaction() {
         var queue = HeadWaitQueue()
         queue.enter(1000)
         queue.enter(1001)
-        // Many short waits, each ended: stale entries that compaction drops.
-        for token: UInt64 in 0..<500 {
+        // Many short waits, each ended, leave no trace in the order.
+        for token in 0..<500 {
             queue.enter(token)
             queue.leave(token)
         }
@@ -80,6 +80,22 @@ struct WaitingConnectionsTests {
         second.embeddedEventLoop.advanceTime(by: .seconds(61))
         #expect(!second.isActive)
         #expect(waiting.count == 0)
+        #expect(!waiting.closeOldest())
+    }
+
+    @Test("a slot freed by a closed connection serves a new one, which waits behind the others")
+    func slotsAreReused() throws {
+        let waiting = WaitingConnections()
+        let first = try Self.connection(waiting)
+        let second = try Self.connection(waiting)
+        _ = try first.finish()
+        let third = try Self.connection(waiting)
+        #expect(waiting.count == 2)
+        #expect(waiting.closeOldest())
+        #expect(!second.isActive)
+        #expect(third.isActive)
+        #expect(waiting.closeOldest())
+        #expect(!third.isActive)
         #expect(!waiting.closeOldest())
     }
 
