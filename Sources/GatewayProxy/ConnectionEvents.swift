@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Outbound user events the `ProxyHandler` sends down its pipeline so the byte-level
-/// `RequestHeadTimeoutHandler` (which sits before the HTTP decoder and cannot see
+/// `ClientFrontHandler` (which sits before the HTTP decoder and cannot see
 /// requests) knows which timeout applies.
 package enum ConnectionPhaseEvent: Sendable {
     /// The connection waits for the next request: the idle timeout runs until a byte

@@ -4,45 +4,65 @@
 /// connection, so connections holding a slot without sending a request (slowloris) cannot
 /// lock other clients out.
 ///
-/// Entering and leaving are O(1): a connection that leaves keeps a stale entry in `order`
-/// until it reaches the front or the order is compacted (amortised O(1) per entry). A
-/// value owned by `WaitingConnections`, on its event loop.
+/// A list linked by slot index (the slots `WaitingConnections` hands out): entering,
+/// leaving and taking the oldest are O(1) with no hashing and, once the arrays have grown to
+/// the loop's connection count, no allocation. A value owned by `WaitingConnections`, on
+/// its event loop.
 struct HeadWaitQueue {
-    /// Connection token → sequence number of its current wait.
-    private var waiting: [UInt64: UInt64] = [:]
-    private var order: [(sequence: UInt64, token: UInt64)] = []
-    private var front = 0
-    private var nextSequence: UInt64 = 0
+    private static let none: Int32 = -1
 
-    /// Connections waiting now.
-    var count: Int { self.waiting.count }
-
-    /// `token` starts waiting (again): it goes behind every connection already waiting.
-    mutating func enter(_ token: UInt64) {
-        self.nextSequence += 1
-        self.waiting[token] = self.nextSequence
-        self.order.append((self.nextSequence, token))
-        if self.order.count > 2 * self.waiting.count + 64 {
-            self.order = self.order[self.front...].filter { self.waiting[$0.token] == $0.sequence }
-            self.front = 0
-        }
+    private struct Links {
+        var previous: Int32 = HeadWaitQueue.none
+        var next: Int32 = HeadWaitQueue.none
+        var waiting = false
     }
 
-    /// `token` no longer waits (its head arrived, or it closed).
-    mutating func leave(_ token: UInt64) {
-        self.waiting.removeValue(forKey: token)
+    private var links: [Links] = []
+    private var head: Int32 = HeadWaitQueue.none
+    private var tail: Int32 = HeadWaitQueue.none
+
+    /// Connections waiting now.
+    private(set) var count = 0
+
+    /// `slot` starts waiting (again): it goes behind every connection already waiting.
+    mutating func enter(_ slot: Int) {
+        self.leave(slot)
+        if slot >= self.links.count {
+            self.links.append(contentsOf: repeatElement(Links(), count: slot + 1 - self.links.count))
+        }
+        self.links[slot] = Links(previous: self.tail, next: Self.none, waiting: true)
+        if self.tail != Self.none {
+            self.links[Int(self.tail)].next = Int32(slot)
+        } else {
+            self.head = Int32(slot)
+        }
+        self.tail = Int32(slot)
+        self.count += 1
+    }
+
+    /// `slot` no longer waits (its head arrived, or it closed).
+    mutating func leave(_ slot: Int) {
+        guard slot >= 0, slot < self.links.count, self.links[slot].waiting else { return }
+        let entry = self.links[slot]
+        if entry.previous != Self.none {
+            self.links[Int(entry.previous)].next = entry.next
+        } else {
+            self.head = entry.next
+        }
+        if entry.next != Self.none {
+            self.links[Int(entry.next)].previous = entry.previous
+        } else {
+            self.tail = entry.previous
+        }
+        self.links[slot] = Links()
+        self.count -= 1
     }
 
     /// Removes and returns the connection that has waited longest, if any waits.
-    mutating func popOldest() -> UInt64? {
-        while self.front < self.order.count {
-            let entry = self.order[self.front]
-            self.front += 1
-            if self.waiting[entry.token] == entry.sequence {
-                self.waiting.removeValue(forKey: entry.token)
-                return entry.token
-            }
-        }
-        return nil
+    mutating func popOldest() -> Int? {
+        guard self.head != Self.none else { return nil }
+        let slot = Int(self.head)
+        self.leave(slot)
+        return slot
     }
 }

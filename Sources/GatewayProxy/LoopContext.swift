@@ -26,6 +26,8 @@ package final class LoopContext {
     /// Client connections of this loop waiting for a request head: the ones closed first
     /// when `max_connections` is reached.
     package let waitingConnections = WaitingConnections()
+    /// The idle and header deadlines of this loop's client connections, swept together.
+    package let connectionDeadlines: ConnectionDeadlines
     /// Token buckets of this loop: Redis-backed when `[redis]` is configured.
     package let rateLimiter: RateLimiter
     /// The gateway's clock (the server's `.system`; a manual one in tests).
@@ -72,6 +74,7 @@ package final class LoopContext {
     ) {
         self.eventLoop = eventLoop
         self.clock = clock
+        self.connectionDeadlines = ConnectionDeadlines(eventLoop: eventLoop, clock: clock)
         self.connector = connector
         self.snapshot = LoopSnapshot(
             configuration: configuration,

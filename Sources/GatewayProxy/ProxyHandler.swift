@@ -126,7 +126,15 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     /// Reads from the client are held while no upstream is attached or it cannot take more.
     private var readsHeld = false
     private var readPending = false
-    private lazy var bodyTimeout = LoopTimer { [weak self] in self?.bodyTimedOut() }
+    /// Made by the first request with a body: a connection that only sends bodiless
+    /// requests never pays for the timer (nor for the weak reference its callback holds).
+    private var bodyTimer: LoopTimer?
+    private var bodyTimeout: LoopTimer {
+        if let timer = self.bodyTimer { return timer }
+        let timer = LoopTimer { [weak self] in self?.bodyTimedOut() }
+        self.bodyTimer = timer
+        return timer
+    }
     /// The body timer was stopped while reads were held and must restart when they resume.
     private var bodyTimerPaused = false
 
@@ -159,7 +167,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.bodyTimeout.cancel()
+        self.bodyTimer?.cancel()
         self.context = nil
     }
 
@@ -169,7 +177,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.bodyTimeout.cancel()
+        self.bodyTimer?.cancel()
         self.run(self.machine.clientClosed())
         if let exchange = self.exchange {
             self.log(
@@ -987,7 +995,7 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
         guard let context, let timeout = self.exchange?.bodyTimeout else { return }
         if self.readsHeld {
             self.bodyTimerPaused = true
-            self.bodyTimeout.disarm()
+            self.bodyTimer?.disarm()
             return
         }
         self.bodyTimerPaused = false
@@ -1000,14 +1008,14 @@ final class ProxyHandler: ChannelDuplexHandler, UpstreamResponseDelegate {
     }
 
     private func pauseBodyTimer() {
-        guard self.bodyTimeout.deadline != nil else { return }
-        self.bodyTimeout.disarm()
+        guard self.bodyTimer?.deadline != nil else { return }
+        self.bodyTimer?.disarm()
         self.bodyTimerPaused = true
     }
 
     private func cancelBodyTimer() {
         self.bodyTimerPaused = false
-        self.bodyTimeout.disarm()
+        self.bodyTimer?.disarm()
     }
 
     // MARK: logging

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// The decisions of `ReadAheadHandler`: when the client socket is read, and when bytes read
+/// The read-ahead decisions of `ClientFrontHandler`: when the client socket is read, and when bytes read
 /// ahead of demand go on to the handlers behind it.
 ///
 /// NIO reads a socket only while some handler asks (`read()`): when none does at the end of

@@ -420,9 +420,6 @@ package final class GatewayServer: Sendable {
                     } else {
                         try ProxyPipeline.configure(channel: channel, loop: loop)
                     }
-                    // Right after the head timeout handler: it sees each request head's phase event.
-                    let headTimeout = try sync.handler(type: RequestHeadTimeoutHandler.self)
-                    try sync.addHandler(FirstRequestDrainGate(), position: .after(headTimeout))
                 }
             }
     }

@@ -1,3 +1,4 @@
+import GatewayTestSupport
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -11,7 +12,7 @@ struct WaitingConnectionsTests {
     @Test("the queue gives the longest wait first; leaving or re-entering changes the order")
     func queueOrder() {
         var queue = HeadWaitQueue()
-        for token: UInt64 in 1...4 { queue.enter(token) }
+        for token in 1...4 { queue.enter(token) }
         queue.leave(2)
         // 1 served a request and waits for its next one: it is now the newest.
         queue.enter(1)
@@ -23,13 +24,13 @@ struct WaitingConnectionsTests {
         #expect(queue.count == 0)
     }
 
-    @Test("the queue keeps its order across compactions")
+    @Test("the queue keeps its order across many short waits")
     func queueCompaction() {
         var queue = HeadWaitQueue()
         queue.enter(1000)
         queue.enter(1001)
-        // Many short waits, each ended: stale entries that compaction drops.
-        for token: UInt64 in 0..<500 {
+        // Many short waits, each ended, leave no trace in the order.
+        for token in 0..<500 {
             queue.enter(token)
             queue.leave(token)
         }
@@ -69,25 +70,54 @@ struct WaitingConnectionsTests {
     @Test("a connection closed by its peer or a timeout is forgotten")
     func closedConnectionsLeave() throws {
         let waiting = WaitingConnections()
+        let clock = ManualClock()
         let first = try Self.connection(waiting)
-        let second = try Self.connection(waiting)
+        let second = try Self.connection(waiting, clock: clock)
         _ = try first.finish()
         #expect(waiting.count == 1)
-        // An idle timeout closes the second (EmbeddedEventLoop time).
+        // An idle timeout closes the second (the deadline sweep reads the clock, on the loop).
+        clock.advance(seconds: 61)
         second.embeddedEventLoop.advanceTime(by: .seconds(61))
         #expect(!second.isActive)
         #expect(waiting.count == 0)
         #expect(!waiting.closeOldest())
     }
 
-    /// An active connection whose first handler is a `RequestHeadTimeoutHandler` listed in `waiting`.
-    private static func connection(_ waiting: WaitingConnections) throws -> EmbeddedChannel {
+    @Test("a slot freed by a closed connection serves a new one, which waits behind the others")
+    func slotsAreReused() throws {
+        let waiting = WaitingConnections()
+        let first = try Self.connection(waiting)
+        let second = try Self.connection(waiting)
+        _ = try first.finish()
+        let third = try Self.connection(waiting)
+        #expect(waiting.count == 2)
+        #expect(waiting.closeOldest())
+        #expect(!second.isActive)
+        #expect(third.isActive)
+        #expect(waiting.closeOldest())
+        #expect(!third.isActive)
+        #expect(!waiting.closeOldest())
+    }
+
+    /// An active connection whose only handler is a `ClientFrontHandler` listed in `waiting`,
+    /// on a loop of its own whose deadlines read `clock`.
+    private static func connection(
+        _ waiting: WaitingConnections,
+        clock: ManualClock = ManualClock()
+    ) throws
+        -> EmbeddedChannel
+    {
+        let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(
-            handler: RequestHeadTimeoutHandler(
-                idleTimeout: .seconds(60),
-                headerTimeout: .seconds(10),
-                waiting: waiting
-            )
+            handler: ClientFrontHandler(
+                heads: ClientFrontHandler.HeadSettings(
+                    idleTimeout: .seconds(60),
+                    headerTimeout: .seconds(10),
+                    deadlines: ConnectionDeadlines(eventLoop: loop, clock: clock.clock),
+                    waiting: waiting
+                )
+            ),
+            loop: loop
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return channel

@@ -4,7 +4,7 @@ import Testing
 
 @testable import GatewayProxy
 
-/// Stands for the socket in front of `ReadAheadHandler`: counts the `read()` calls that
+/// Stands for the socket in front of the read-ahead of `ClientFrontHandler`: counts the `read()` calls that
 /// reach it (each would keep or put the socket in the epoll interest set).
 private final class SocketReads: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
@@ -74,14 +74,14 @@ private final class HoldingHandler: ChannelDuplexHandler {
     }
 }
 
-@Suite struct ReadAheadHandlerTests {
+@Suite struct ClientFrontReadAheadTests {
     private let channel = EmbeddedChannel()
     private let socket = SocketReads()
     private let behind = HoldingHandler()
 
     init() throws {
         try self.channel.pipeline.syncOperations.addHandler(self.socket)
-        try self.channel.pipeline.syncOperations.addHandler(ReadAheadHandler())
+        try self.channel.pipeline.syncOperations.addHandler(ClientFrontHandler(roles: .readAhead, heads: nil))
         try self.channel.pipeline.syncOperations.addHandler(self.behind)
     }
 
