@@ -8,20 +8,24 @@ package struct Principal: Sendable, Hashable {
         case oauth
     }
 
-    package var subject: String
-    package var kind: CredentialKind
-    package var scopes: [String]
-    package var clientID: String?
-    package var keyID: String?
+    // Every property sent upstream rebuilds `identityHeaders` when set (only while a
+    // principal is made: the cached one is never changed).
+    package var subject: String { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
+    package var kind: CredentialKind { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
+    package var scopes: [String] { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
+    package var clientID: String? { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
+    package var keyID: String? { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
     /// Unix seconds, if the credential expires.
     package var expiresAt: Int64?
     /// A `[[rate_limits]]` policy named by the credential itself (an API key's tier).
     package var rateLimit: String?
     /// The `iss` of a JWT principal (our own issuer or a trusted external one).
-    package var issuer: String?
+    package var issuer: String? { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
     /// A token of another authorization server (introspected): its client ids are that
     /// server's, so its buckets are kept apart from those of our own clients.
     package var issuedElsewhere = false
+    /// The identity fields the upstream gets, built once from the properties above.
+    package private(set) var identityHeaders: IdentityHeaders
 
     package init(
         subject: String,
@@ -39,6 +43,14 @@ package struct Principal: Sendable, Hashable {
         self.clientID = clientID
         self.keyID = keyID
         self.expiresAt = expiresAt
+        self.identityHeaders = IdentityHeaders(
+            subject: subject,
+            kind: kind,
+            scopes: scopes,
+            clientID: clientID,
+            keyID: keyID,
+            issuer: nil
+        )
     }
 
     /// The token-bucket key of this principal: the key id of an API key,

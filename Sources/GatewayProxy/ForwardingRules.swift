@@ -152,29 +152,17 @@ package enum ForwardingRules {
             headers.add(name: "X-Forwarded-Host", value: clientHost)
         }
         if let principal = context.principal {
-            // Identity values come from the store: never let one carry a line break or
-            // other control character into the upstream head.
-            headers.add(name: "X-DBAudit-Subject", value: safeValue(principal.subject))
-            headers.add(name: "X-DBAudit-Scopes", value: safeValue(principal.scopes.joined(separator: " ")))
-            headers.add(name: "X-DBAudit-Credential", value: principal.kind.rawValue)
-            if let clientID = principal.clientID {
-                headers.add(name: "X-DBAudit-Client-Id", value: safeValue(clientID))
-            }
-            if let keyID = principal.keyID {
-                headers.add(name: "X-DBAudit-Key-Id", value: safeValue(keyID))
-            }
-            if let issuer = principal.issuer {
-                // A subject is unique only within its issuer: say which one vouched for it.
-                headers.add(name: "X-DBAudit-Issuer", value: safeValue(issuer))
+            for (name, value) in identityFields(of: principal) {
+                headers.add(name: name, value: value)
             }
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: context.uri ?? head.uri, headers: headers)
     }
 
-    /// `value` with every control character (CR, LF, NUL, ...) replaced by a space.
-    static func safeValue(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return value }
-        return String(decoding: value.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    /// The identity fields the upstream gets for `principal` (`X-DBAudit-*`), sanitized:
+    /// built once with the principal, which a cache keeps across requests.
+    package static func identityFields(of principal: Principal) -> [(name: String, value: String)] {
+        principal.identityHeaders.fields
     }
 
     /// The trailers of an upstream response as the client gets them: no framing or
