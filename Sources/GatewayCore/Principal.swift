@@ -8,24 +8,28 @@ package struct Principal: Sendable, Hashable {
         case oauth
     }
 
-    // Every property sent upstream rebuilds `identityHeaders` when set (only while a
-    // principal is made: the cached one is never changed).
-    package var subject: String { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
-    package var kind: CredentialKind { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
-    package var scopes: [String] { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
-    package var clientID: String? { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
-    package var keyID: String? { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
+    // Every property sent upstream or naming the bucket rebuilds `identityHeaders` and
+    // `rateLimitKey` when set (only while a principal is made: a cached one is never
+    // changed), so requests served by a cached principal build neither.
+    package var subject: String { didSet { self.derive() } }
+    package var kind: CredentialKind { didSet { self.derive() } }
+    package var scopes: [String] { didSet { self.derive() } }
+    package var clientID: String? { didSet { self.derive() } }
+    package var keyID: String? { didSet { self.derive() } }
     /// Unix seconds, if the credential expires.
     package var expiresAt: Int64?
     /// A `[[rate_limits]]` policy named by the credential itself (an API key's tier).
     package var rateLimit: String?
     /// The `iss` of a JWT principal (our own issuer or a trusted external one).
-    package var issuer: String? { didSet { self.identityHeaders = IdentityHeaders(of: self) } }
+    package var issuer: String? { didSet { self.derive() } }
     /// A token of another authorization server (introspected): its client ids are that
     /// server's, so its buckets are kept apart from those of our own clients.
-    package var issuedElsewhere = false
+    package var issuedElsewhere = false { didSet { self.derive() } }
     /// The identity fields the upstream gets, built once from the properties above.
     package private(set) var identityHeaders: IdentityHeaders
+    /// The token-bucket key of this principal: the key id of an API key, the client id of
+    /// an OAuth client, else the kind and subject.
+    package private(set) var rateLimitKey: String
 
     package init(
         subject: String,
@@ -51,14 +55,39 @@ package struct Principal: Sendable, Hashable {
             keyID: keyID,
             issuer: nil
         )
+        self.rateLimitKey = Self.rateLimitKey(
+            kind: kind,
+            subject: subject,
+            clientID: clientID,
+            keyID: keyID,
+            issuer: nil,
+            issuedElsewhere: false
+        )
     }
 
-    /// The token-bucket key of this principal: the key id of an API key,
-    /// the client id of an OAuth client, else the kind and subject.
-    package var rateLimitKey: String {
+    private mutating func derive() {
+        self.identityHeaders = IdentityHeaders(of: self)
+        self.rateLimitKey = Self.rateLimitKey(
+            kind: self.kind,
+            subject: self.subject,
+            clientID: self.clientID,
+            keyID: self.keyID,
+            issuer: self.issuer,
+            issuedElsewhere: self.issuedElsewhere
+        )
+    }
+
+    private static func rateLimitKey(
+        kind: CredentialKind,
+        subject: String,
+        clientID: String?,
+        keyID: String?,
+        issuer: String?,
+        issuedElsewhere: Bool
+    ) -> String {
         if let keyID { return "key:" + keyID }
         if let clientID, kind == .oauth {
-            if self.issuedElsewhere { return "client:" + (self.issuer ?? "external") + " " + clientID }
+            if issuedElsewhere { return "client:" + (issuer ?? "external") + " " + clientID }
             return "client:" + clientID
         }
         // Subjects are only unique within their issuer: one issuer's "usr_x" must not drain
