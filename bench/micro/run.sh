@@ -2,7 +2,7 @@
 # Instructions per operation of one hot function: bench/micro/NAME.swift (a driver whose
 # `// sources:` line names the package files it needs) compiled with -O, counted by
 # callgrind at N and 2N operations so start-up cancels out.
-# Usage: bench/micro/run.sh NAME [N]   (NAME: bearer-parse, exact-token)
+# Usage: bench/micro/run.sh NAME [N]   (NAME: bearer-parse, exact-token, rate-limit-headers)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
