@@ -55,4 +55,40 @@ import Testing
             #expect(principal.identityHeaders.fields.map(\.value) == rebuilt.fields.map(\.value))
         }
     }
+
+    /// Copies share their storage until one is changed: a principal is still a value,
+    /// equal to another with the same properties (every one of them counts).
+    @Test func aPrincipalIsAValue() {
+        func make() -> Principal {
+            var principal = Principal(
+                subject: "usr_1",
+                kind: .jwt,
+                scopes: ["read:logs"],
+                clientID: "cid",
+                expiresAt: 9,
+                rateLimit: "gold"
+            )
+            principal.issuer = "https://idp.example"
+            return principal
+        }
+        let original = make()
+        #expect(original == make() && original.hashValue == make().hashValue)
+        var copy = original
+        copy.scopes.append("admin")
+        #expect(original.scopes == ["read:logs"] && copy.scopes == ["read:logs", "admin"])
+        #expect(copy != original)
+        #expect(copy.identityHeaders.fields[1].value == "read:logs admin")
+        #expect(original.identityHeaders.fields[1].value == "read:logs")
+        let changes: [(inout Principal) -> Void] = [
+            { $0.subject = "usr_2" }, { $0.kind = .oauth }, { $0.scopes = [] }, { $0.clientID = nil },
+            { $0.keyID = "k" }, { $0.expiresAt = 10 }, { $0.rateLimit = nil }, { $0.issuer = nil },
+            { $0.issuedElsewhere = true },
+        ]
+        for change in changes {
+            var changed = make()
+            change(&changed)
+            #expect(changed != original)
+            #expect(Set([changed, original]).count == 2)
+        }
+    }
 }
