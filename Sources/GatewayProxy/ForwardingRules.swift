@@ -117,21 +117,8 @@ package enum ForwardingRules {
             appended.append(("X-Forwarded-Host", clientHost))
         }
         if let principal = context.principal {
-            // Identity values come from the store: the rewrite writes a control character
-            // as a space, so none can end the line early.
-            appended.append(("X-DBAudit-Subject", principal.subject))
-            appended.append(("X-DBAudit-Scopes", principal.scopes.joined(separator: " ")))
-            appended.append(("X-DBAudit-Credential", principal.kind.rawValue))
-            if let clientID = principal.clientID {
-                appended.append(("X-DBAudit-Client-Id", clientID))
-            }
-            if let keyID = principal.keyID {
-                appended.append(("X-DBAudit-Key-Id", keyID))
-            }
-            if let issuer = principal.issuer {
-                // A subject is unique only within its issuer: say which one vouched for it.
-                appended.append(("X-DBAudit-Issuer", issuer))
-            }
+            // Built once per principal (sanitized: no control character can end a line).
+            appended.append(contentsOf: identityFields(of: principal))
         }
         let dropped = Self.droppedIndex(
             forwardMethodOverride: context.forwardMethodOverride,
@@ -140,6 +127,12 @@ package enum ForwardingRules {
         )
         HTTP1HeadRewrite(target: context.uri, dropped: Self.droppedFields[dropped], appended: appended)
             .write(head, into: &buffer)
+    }
+
+    /// The identity fields the upstream gets for `principal` (`X-DBAudit-*`), sanitized:
+    /// built once with the principal, which a cache keeps across requests.
+    package static func identityFields(of principal: Principal) -> [(name: String, value: String)] {
+        principal.identityHeaders.fields
     }
 
     /// The client's `Cookie` values without the gateway's own cookies (an emptied one is

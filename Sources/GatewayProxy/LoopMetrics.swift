@@ -123,6 +123,19 @@ package final class LoopMetrics {
     }
 
     private(set) var snapshotStorage = Snapshot()
+    /// The series the previous request counted and where its counter is: consecutive
+    /// requests mostly share route, outcome, status and credential, and comparing strings
+    /// that share their storage costs less than hashing them. Only `record` inserts into
+    /// `requests`, and it refreshes the index after each insertion, so the index stays
+    /// valid (a copy for a scrape keeps its indices too).
+    private var lastRequest = LastRequest()
+
+    /// The previous request's series and its counter's index. Owned by its `LoopMetrics`,
+    /// on that loop.
+    private struct LastRequest {
+        var key: RequestKey?
+        var index: Dictionary<RequestKey, Int>.Index?
+    }
 
     package init() {}
 
@@ -136,13 +149,40 @@ package final class LoopMetrics {
         authMicroseconds: Int64?
     ) {
         let key = RequestKey(route: route, outcome: outcome, status: status, credential: credential ?? "none")
-        self.snapshotStorage.requests[key, default: 0] += 1
-        self.snapshotStorage.total.observe(microseconds: totalMicroseconds)
-        if let upstreamMicroseconds {
-            self.snapshotStorage.upstream.observe(microseconds: upstreamMicroseconds)
+        // One access to each stored property (each is an exclusivity check on a class).
+        Self.record(
+            key,
+            total: totalMicroseconds,
+            upstream: upstreamMicroseconds,
+            auth: authMicroseconds,
+            in: &self.snapshotStorage,
+            last: &self.lastRequest
+        )
+    }
+
+    private static func record(
+        _ key: RequestKey,
+        total: Int64,
+        upstream: Int64?,
+        auth: Int64?,
+        in storage: inout Snapshot,
+        last: inout LastRequest
+    ) {
+        if let index = last.index, last.key == key {
+            storage.requests.values[index] += 1
+        } else if let index = storage.requests.index(forKey: key) {
+            storage.requests.values[index] += 1
+            last = LastRequest(key: key, index: index)
+        } else {
+            storage.requests[key] = 1
+            last = LastRequest(key: key, index: storage.requests.index(forKey: key))
         }
-        if let authMicroseconds {
-            self.snapshotStorage.auth.observe(microseconds: authMicroseconds)
+        storage.total.observe(microseconds: total)
+        if let upstream {
+            storage.upstream.observe(microseconds: upstream)
+        }
+        if let auth {
+            storage.auth.observe(microseconds: auth)
         }
     }
 

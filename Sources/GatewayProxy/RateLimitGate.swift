@@ -21,10 +21,17 @@ package enum RateLimitGate {
         principal: Principal?,
         configuration: GatewayConfiguration
     ) -> [RateLimitPolicy] {
-        var names: [String] = []
-        if let route { names.append(route) }
-        if let own = principal?.rateLimit, !names.contains(own) { names.append(own) }
-        return names.compactMap { configuration.rateLimitPolicy(named: $0) }
+        // No array of names on the way: most requests have no policy at all.
+        let own = principal?.rateLimit
+        guard route != nil || own != nil else { return [] }
+        var policies: [RateLimitPolicy] = []
+        if let route, let policy = configuration.rateLimitPolicy(named: route) {
+            policies.append(policy)
+        }
+        if let own, own != route, let policy = configuration.rateLimitPolicy(named: own) {
+            policies.append(policy)
+        }
+        return policies
     }
 
     /// Decides every policy for `key`; answers inline when no decision waits on Redis.

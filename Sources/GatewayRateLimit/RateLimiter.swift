@@ -91,38 +91,45 @@ package final class RateLimiter {
         }
         let onUnavailable = policy.onStoreUnavailable
         let asked = take ? redis.decide(shape, key: key) : redis.peek(shape, key: key)
-        let future = asked.assumeIsolated().map { decision -> RateLimitOutcome in
-            guard take else { return .decided(decision) }
-            self.redisDecisions += 1
-            if self.storeDown {
-                self.storeDown = false
-                self.logger.notice(
-                    "rate-limit store reachable again",
-                    metadata: ["rate_limit.policy": "\(shape.policy)"]
-                )
-            }
-            return .decided(decision)
-        }.flatMapError { error -> EventLoopFuture<RateLimitOutcome> in
-            if take {
-                self.storeFailed(error, policy: shape.policy, onUnavailable: onUnavailable)
-            }
-            switch onUnavailable {
-            case .deny:
-                if take { self.deniedUnavailable += 1 }
-                return self.eventLoop.makeSucceededFuture(.storeUnavailable(policy: shape.policy))
-            case .local:
-                if take { self.fallbackDecisions += 1 }
-                let verdict =
-                    take
-                    ? self.local.decide(shape, key: key, on: self.eventLoop)
-                    : self.local.peek(shape, key: key, on: self.eventLoop)
-                switch verdict {
-                case .decided(let decision): return self.eventLoop.makeSucceededFuture(.decided(decision))
-                case .pending(let future): return future.map { .decided($0) }
+        // One promise and one callback per decision rather than a chain of derived futures
+        // (every rate-limited request takes this path when Redis keeps the buckets).
+        let promise = self.eventLoop.makePromise(of: RateLimitOutcome.self)
+        asked.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let decision):
+                if take {
+                    self.redisDecisions += 1
+                    if self.storeDown {
+                        self.storeDown = false
+                        self.logger.notice(
+                            "rate-limit store reachable again",
+                            metadata: ["rate_limit.policy": "\(shape.policy)"]
+                        )
+                    }
+                }
+                promise.succeed(.decided(decision))
+            case .failure(let error):
+                if take {
+                    self.storeFailed(error, policy: shape.policy, onUnavailable: onUnavailable)
+                }
+                switch onUnavailable {
+                case .deny:
+                    if take { self.deniedUnavailable += 1 }
+                    promise.succeed(.storeUnavailable(policy: shape.policy))
+                case .local:
+                    if take { self.fallbackDecisions += 1 }
+                    let verdict =
+                        take
+                        ? self.local.decide(shape, key: key, on: self.eventLoop)
+                        : self.local.peek(shape, key: key, on: self.eventLoop)
+                    switch verdict {
+                    case .decided(let decision): promise.succeed(.decided(decision))
+                    case .pending(let future): future.map { .decided($0) }.cascade(to: promise)
+                    }
                 }
             }
-        }.nonisolated()
-        return .pending(future)
+        }
+        return .pending(promise.futureResult)
     }
 
     private func storeFailed(_ error: any Error, policy: String, onUnavailable: RateLimitPolicy.StoreUnavailablePolicy)

@@ -78,6 +78,55 @@ private let token68: String = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
         #expect(BearerCredential.parse(longest + "a") == nil)
     }
 
+    /// The token's bytes are judged eight at a time with a tail byte by byte: a refused
+    /// byte or a dot at every offset of long tokens (every position in a step and in the
+    /// tail) is judged as the reference does.
+    @Test func everyOffsetOfALongTokenIsJudged() {
+        let refused: [UInt8] = [0x00, 0x20, 0x2C, 0x3A, 0x40, 0x5B, 0x60, 0x7B, 0x7F, 0x80, 0xC3, 0xFF]
+        for length in [15, 16, 17, 31, 64, 807] {
+            let base = Array(repeating: UInt8(ascii: "a"), count: length)
+            for offset in 0..<length {
+                var dotted = base
+                dotted[offset] = UInt8(ascii: ".")
+                let header = "Bearer " + String(decoding: dotted, as: UTF8.self)
+                #expect(BearerCredential.parse(header)?.shape == .other)
+                var threeParts = dotted
+                threeParts[(offset + length / 2) % length] = UInt8(ascii: ".")
+                let expected: BearerCredential.Shape? =
+                    threeParts.filter { $0 == UInt8(ascii: ".") }.count == 2 ? .threeParts : .other
+                #expect(
+                    BearerCredential.parse("Bearer " + String(decoding: threeParts, as: UTF8.self))?.shape == expected
+                )
+                for byte in refused {
+                    var bytes = Array("Bearer ".utf8) + base
+                    bytes[7 + offset] = byte
+                    let parsed = bytes.withUnsafeBufferPointer { BearerCredential.parse(bytes: $0) }
+                    // A space before the token is skipped, as before: only a first-byte
+                    // space leaves a token.
+                    let expected = byte == 0x20 && offset == 0 ? String(repeating: "a", count: length - 1) : nil
+                    #expect(parsed?.token == expected, "byte \(byte) at \(offset) of \(length)")
+                }
+            }
+        }
+    }
+
+    /// A header of the longest length made only of refused bytes or only of dots: the
+    /// counts of both stay apart.
+    @Test func theLongestHeaderOfRefusedBytesOrDotsIsJudged() {
+        let length = BearerCredential.maximumHeaderLength - 7
+        for byte: UInt8 in [0xFF, 0x80, 0x00, 0x20 + 1] {
+            let bytes = Array("Bearer ".utf8) + Array(repeating: byte, count: length)
+            #expect(bytes.withUnsafeBufferPointer { BearerCredential.parse(bytes: $0) } == nil, "byte \(byte)")
+        }
+        let dots = "Bearer " + String(repeating: ".", count: length)
+        #expect(
+            BearerCredential.parse(dots)
+                == BearerCredential(token: String(repeating: ".", count: length), shape: .other)
+        )
+        let threeDots = "Bearer " + String(repeating: "a", count: length - 2) + ".."
+        #expect(BearerCredential.parse(threeDots)?.shape == .threeParts)
+    }
+
     @Test func theShapeComesFromTheSamePass() {
         #expect(BearerCredential.parse("Bearer dbaudit_live_x")?.shape == .apiKey)
         #expect(BearerCredential.parse("Bearer dbaudit_test_x")?.shape == .apiKey)

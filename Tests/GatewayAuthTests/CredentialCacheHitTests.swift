@@ -71,6 +71,35 @@ import Testing
         #expect(ExactToken("aK.b") != ExactToken("aK.b."))
     }
 
+    /// Only the end of a token is hashed, every byte is compared: tokens that differ at
+    /// any one offset (before the hashed end too, in a step of 32 bytes, of 8, or in the
+    /// tail) are different keys, and a copy is the same key.
+    @Test func everyByteOfATokenKeyCounts() {
+        for length in [1, 7, 8, 31, 32, 33, 41, 807] {
+            let bytes = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            let token = String(decoding: bytes, as: UTF8.self)
+            var keys: [ExactToken: Int] = [ExactToken(token): -1]
+            #expect(ExactToken(String(decoding: bytes, as: UTF8.self)) == ExactToken(token))
+            #expect(keys[ExactToken(String(decoding: bytes, as: UTF8.self))] == -1)
+            for offset in 0..<length {
+                var changed = bytes
+                changed[offset] ^= 0x20
+                let other = ExactToken(String(decoding: changed, as: UTF8.self))
+                #expect(other != ExactToken(token), "offset \(offset) of \(length)")
+                #expect(keys[other] == nil, "offset \(offset) of \(length)")
+                keys[other] = offset
+            }
+            #expect(keys.count == length + 1)
+            for offset in 0..<length {
+                var changed = bytes
+                changed[offset] ^= 0x20
+                #expect(keys[ExactToken(String(decoding: changed, as: UTF8.self))] == offset)
+            }
+        }
+        #expect(ExactToken("") == ExactToken(""))
+        #expect(ExactToken("") != ExactToken("a"))
+    }
+
     @Test func aJWTCacheHitNeedsTheSameToken() throws {
         let h = JWTHarness()
         let token = try h.token(["jti": nil])

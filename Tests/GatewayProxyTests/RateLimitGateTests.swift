@@ -257,3 +257,31 @@ private func limited(_ burst: Int, name: String = "tight") -> (inout GatewayConf
         #expect(own.rateLimitKey != foreign.rateLimitKey)
     }
 }
+
+@Suite struct RateLimitGatePolicyTests {
+    /// The route's policy first, then the credential's own tier unless it is the same one;
+    /// names with no policy are skipped.
+    @Test func theRoutePolicyAndTheCredentialsTierInOrder() {
+        var configuration = GatewayConfiguration(upstream: UpstreamSettings(host: "127.0.0.1", port: 9))
+        configuration.rateLimits = [
+            RateLimitPolicy(name: "route", rate: 1, per: .hour, burst: 1),
+            RateLimitPolicy(name: "gold", rate: 2, per: .hour, burst: 2),
+        ]
+        func names(_ route: String?, _ tier: String?, principal present: Bool = true) -> [String] {
+            let principal =
+                present ? Principal(subject: "s", kind: .apiKey, scopes: [], keyID: "k", rateLimit: tier) : nil
+            return RateLimitGate.policies(route: route, principal: principal, configuration: configuration).map(\.name)
+        }
+        #expect(names(nil, nil).isEmpty)
+        #expect(names(nil, nil, principal: false).isEmpty)
+        #expect(names("route", nil) == ["route"])
+        #expect(names("route", nil, principal: false) == ["route"])
+        #expect(names(nil, "gold") == ["gold"])
+        #expect(names("route", "gold") == ["route", "gold"])
+        #expect(names("gold", "route") == ["gold", "route"])
+        #expect(names("route", "route") == ["route"])
+        #expect(names("missing", "gold") == ["gold"])
+        #expect(names("route", "missing") == ["route"])
+        #expect(names("missing", "missing").isEmpty)
+    }
+}

@@ -74,3 +74,69 @@ private func decision(
         #expect(RateLimitHeaders.rateLimit([second]) == #""tier-gold";r=1;t=24"#)
     }
 }
+
+/// The formatting before values were written byte by byte (interpolation and a quoting
+/// pass over Unicode scalars): the oracle.
+private enum ReferenceHeaders {
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"", "\\":
+                out.unicodeScalars.append("\\")
+                out.unicodeScalars.append(scalar)
+            case " "..."~":
+                out.unicodeScalars.append(scalar)
+            default:
+                out.unicodeScalars.append("?")
+            }
+        }
+        out.unicodeScalars.append("\"")
+        return out
+    }
+
+    static func policy(_ decisions: [RateLimitDecision]) -> String? {
+        decisions.isEmpty
+            ? nil : decisions.map { "\(quoted($0.policy));q=\($0.limit);w=\($0.windowSeconds)" }.joined(separator: ", ")
+    }
+
+    static func rateLimit(_ decisions: [RateLimitDecision]) -> String? {
+        decisions.isEmpty
+            ? nil
+            : decisions.map { "\(quoted($0.policy));r=\($0.remaining);t=\($0.resetSeconds)" }.joined(separator: ", ")
+    }
+}
+
+@Suite struct RateLimitHeadersWritingTests {
+    /// Generated decisions (names with quotes, backslashes, controls, multi-byte scalars,
+    /// numbers at the edges of Int) are written as the interpolating formatter wrote them.
+    @Test func agreesWithTheInterpolatingFormatter() {
+        let names = [
+            "default", "", "a\"b", "a\\b", "\\\"", "per-address.v1_2", "tab\there", "nul\u{0}x", "del\u{7F}",
+            "é", "e\u{301}", "☃", "🦊x", "日本", "\r\n", "~ !", String(repeating: "z", count: 300),
+        ]
+        let numbers = [0, 1, 9, 10, 99, 100, 12345, 999_999, 1_000_000, -1, -10, Int.max, Int.min, Int.max - 1]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<400 {
+            let decisions = (0..<Int.random(in: 0...3, using: &generator)).map { _ in
+                RateLimitDecision(
+                    policy: names.randomElement(using: &generator)!,
+                    allowed: Bool.random(using: &generator),
+                    limit: numbers.randomElement(using: &generator)!,
+                    remaining: numbers.randomElement(using: &generator)!,
+                    resetSeconds: numbers.randomElement(using: &generator)!,
+                    retryAfterSeconds: numbers.randomElement(using: &generator)!,
+                    windowSeconds: numbers.randomElement(using: &generator)!
+                )
+            }
+            #expect(RateLimitHeaders.policy(decisions) == ReferenceHeaders.policy(decisions), "\(decisions)")
+            #expect(RateLimitHeaders.rateLimit(decisions) == ReferenceHeaders.rateLimit(decisions), "\(decisions)")
+        }
+        for name in names {
+            #expect(RateLimitHeaders.quoted(name) == ReferenceHeaders.quoted(name), "\(Array(name.utf8))")
+            // A string made from a slice is written alike.
+            let shared = String(("x" + name).dropFirst())
+            #expect(RateLimitHeaders.quoted(shared) == ReferenceHeaders.quoted(name))
+        }
+    }
+}
