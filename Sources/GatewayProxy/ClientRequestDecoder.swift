@@ -41,6 +41,8 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
     private var quiescing = false
     /// The connection closes after the current response: nothing more is delivered.
     private var stopped = false
+    /// `deliver` is running (the handler behind may answer, and end a response, inside it).
+    private var delivering = false
 
     init(limits: HTTP1ParserLimits) {
         self.parser = HTTP1RequestParser(limits: limits)
@@ -86,12 +88,15 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
         guard !self.parser.isStopped else { return }
         self.parser.feed(self.unwrapInboundIn(data))
         self.deliver(context: context)
+        self.resumeReadsIfPending(context: context)
     }
 
     /// Hands on what the parser has, up to the end of a request whose response is owed.
     /// Returns whether anything was delivered.
     @discardableResult
     private func deliver(context: ChannelHandlerContext) -> Bool {
+        self.delivering = true
+        defer { self.delivering = false }
         var delivered = false
         while !self.readsHeld, let event = self.parser.next() {
             delivered = true
@@ -131,10 +136,17 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
             self.stopped = true
             return
         }
-        guard let context else { return }
+        // Answered while it was being delivered (a refusal written at once): the delivery
+        // loop under way goes on with the next request. Delivering from here would nest one
+        // stack frame per pipelined request, and a client can pipeline thousands in one read.
+        guard let context, !self.delivering else { return }
         if self.deliver(context: context) {
             context.fireChannelReadComplete()
         }
+        self.resumeReadsIfPending(context: context)
+    }
+
+    private func resumeReadsIfPending(context: ChannelHandlerContext) {
         if self.readPending, !self.readsHeld {
             self.readPending = false
             context.read()
