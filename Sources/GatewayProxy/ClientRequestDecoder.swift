@@ -41,7 +41,7 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
     private var quiescing = false
     /// The connection closes after the current response: nothing more is delivered.
     private var stopped = false
-    /// `deliver` is running (the handler behind may answer, and end a response, inside it).
+    /// `deliver` is running (further up the stack).
     private var delivering = false
 
     init(limits: HTTP1ParserLimits) {
@@ -88,13 +88,16 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
         guard !self.parser.isStopped else { return }
         self.parser.feed(self.unwrapInboundIn(data))
         self.deliver(context: context)
-        self.resumeReadsIfPending(context: context)
     }
 
     /// Hands on what the parser has, up to the end of a request whose response is owed.
     /// Returns whether anything was delivered.
+    /// Not reentrant: a response that ends while a request is being delivered (answered at
+    /// once, e.g. from a cache) lets the loop already running go on, so a long run of such
+    /// pipelined requests never deepens the stack.
     @discardableResult
     private func deliver(context: ChannelHandlerContext) -> Bool {
+        guard !self.delivering else { return false }
         self.delivering = true
         defer { self.delivering = false }
         var delivered = false
@@ -136,17 +139,10 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
             self.stopped = true
             return
         }
-        // Answered while it was being delivered (a refusal written at once): the delivery
-        // loop under way goes on with the next request. Delivering from here would nest one
-        // stack frame per pipelined request, and a client can pipeline thousands in one read.
-        guard let context, !self.delivering else { return }
+        guard let context else { return }
         if self.deliver(context: context) {
             context.fireChannelReadComplete()
         }
-        self.resumeReadsIfPending(context: context)
-    }
-
-    private func resumeReadsIfPending(context: ChannelHandlerContext) {
         if self.readPending, !self.readsHeld {
             self.readPending = false
             context.read()
