@@ -41,6 +41,8 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
     private var quiescing = false
     /// The connection closes after the current response: nothing more is delivered.
     private var stopped = false
+    /// `deliver` is running (further up the stack).
+    private var delivering = false
 
     init(limits: HTTP1ParserLimits) {
         self.parser = HTTP1RequestParser(limits: limits)
@@ -90,8 +92,14 @@ final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// Hands on what the parser has, up to the end of a request whose response is owed.
     /// Returns whether anything was delivered.
+    /// Not reentrant: a response that ends while a request is being delivered (answered at
+    /// once, e.g. from a cache) lets the loop already running go on, so a long run of such
+    /// pipelined requests never deepens the stack.
     @discardableResult
     private func deliver(context: ChannelHandlerContext) -> Bool {
+        guard !self.delivering else { return false }
+        self.delivering = true
+        defer { self.delivering = false }
         var delivered = false
         while !self.readsHeld, let event = self.parser.next() {
             delivered = true

@@ -119,6 +119,27 @@ private struct DecoderHarness {
     }
 }
 
+/// Answers every request as soon as its end arrives, as the proxy does from a cache, and
+/// records how deeply deliveries nest.
+private final class InstantAnswerer: ChannelInboundHandler {
+    typealias InboundIn = ClientRequestPart
+    var decoder: ClientRequestDecoder?
+    var heads = 0
+    var depth = 0
+    var deepest = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.depth += 1
+        defer { self.depth -= 1 }
+        self.deepest = max(self.deepest, self.depth)
+        switch self.unwrapInboundIn(data) {
+        case .head: self.heads += 1
+        case .body: break
+        case .end: self.decoder?.responseEnded()
+        }
+    }
+}
+
 @Suite struct ClientRequestDecoderTests {
     @Test func headWithFieldsInOrder() throws {
         let harness = try DecoderHarness()
@@ -183,6 +204,23 @@ private struct DecoderHarness {
         harness.responseEnded()
         #expect(harness.recorder.events.count == 7)
         #expect(harness.recorder.readCompletes == completes + 2)
+    }
+
+    /// Pipelined requests answered while they are delivered are delivered one after the
+    /// other, not each from inside the previous one's answer (a long pipeline would exhaust
+    /// the stack).
+    @Test func requestsAnsweredAtOnceDoNotNest() throws {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        let decoder = ClientRequestDecoder(limits: ClientRequestDecoder.limits(maxHeaderBytes: 8192))
+        let answerer = InstantAnswerer()
+        answerer.decoder = decoder
+        try channel.pipeline.syncOperations.addHandler(decoder)
+        try channel.pipeline.syncOperations.addHandler(answerer)
+        let request = "GET /a HTTP/1.1\r\nHost: g\r\n\r\n"
+        try channel.writeInbound(channel.allocator.buffer(string: String(repeating: request, count: 5000)))
+        #expect(answerer.heads == 5000)
+        #expect(answerer.deepest == 1)
     }
 
     @Test func aRequestSplitOverReadsWaitsToo() throws {

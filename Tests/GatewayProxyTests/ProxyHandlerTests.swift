@@ -1092,6 +1092,21 @@ private let okResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent
         #expect(!harness.client.isActive)
     }
 
+    /// Thousands of pipelined requests in one read, each refused at once: every one is
+    /// answered, in order, without nesting a delivery per request on the stack.
+    @Test func manyPipelinedRefusalsInOneReadAreAllAnswered() throws {
+        // A route that needs a credential: a request without one is refused on the spot.
+        let harness = try ProxyHarness {
+            $0.routes = [RouteSettings(method: nil, path: "/**", scopes: ["read:x"], isPublic: false)]
+        }
+        defer { harness.finish() }
+        let count = 20_000
+        try harness.send(String(repeating: "GET /v1/x HTTP/1.1\r\nHost: g\r\n\r\n", count: count))
+        let text = String(decoding: try harness.clientBytes(), as: UTF8.self)
+        #expect(text.components(separatedBy: "HTTP/1.1 401 ").count - 1 == count)
+        #expect(harness.client.isActive)
+    }
+
     @Test func unsolicitedUpstreamBytesDropTheConnection() throws {
         let harness = try ProxyHarness()
         defer { harness.finish() }

@@ -6,9 +6,22 @@ import NIOCore
 /// connection's strict parser, and a head it returns through the gateway's policy checks
 /// (`RequestValidation`), whose verdict must stand on its own: an accepted head is
 /// origin-form, has one `Host` on HTTP/1.1, never both framings, never CONNECT or TRACE,
-/// and a length within the limit. Stateless; the fuzzer's thread.
+/// and a length within the limit. The path normaliser gets the target read leniently from the
+/// first line (whatever the parser says of it), so it must stand on its own too. Stateless;
+/// the fuzzer's thread.
 enum RequestHeadTarget {
     static func run(_ input: UnsafeBufferPointer<UInt8>) {
+        // Lines split on bytes: in a Swift String, CRLF is one Character.
+        let firstLine = input.prefix { $0 != UInt8(ascii: "\n") }
+        let words = firstLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
+        if words.count > 1 {
+            let target = String(decoding: words[1], as: UTF8.self)
+            checkNormalization(String(target.prefix { $0 != "?" }))
+        }
+        checkHead(input)
+    }
+
+    static func checkHead(_ input: UnsafeBufferPointer<UInt8>) {
         var parser = HTTP1RequestParser(
             limits: HTTP1ParserLimits(
                 maxHeadBytes: 16 * 1024,
@@ -52,7 +65,6 @@ enum RequestHeadTarget {
         case .failure:
             break
         }
-        checkNormalization(String(target.prefix { $0 != "?" }))
     }
 
     static func checkNormalization(_ path: String) {
