@@ -85,8 +85,13 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     private var readAhead = ReadAheadState()
     /// Reading on its own is only right for a channel that reads by itself (auto-read).
     private var autoRead = true
-    // Request heads.
-    private let heads: HeadSettings?
+    // Request heads: stored field by field, so the hot path reads them without copying
+    // (and retaining) a settings value.
+    private let watchesHeads: Bool
+    private let idleTimeout: TimeAmount
+    private let headerTimeout: TimeAmount
+    private let deadlines: ConnectionDeadlines?
+    private let waiting: WaitingConnections?
     private var phase: Phase = .idle
     private var deadlineSlot: Int?
     private var waitingSlot: Int?
@@ -98,7 +103,12 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     package init(roles: Roles = .all, heads: HeadSettings?) {
         precondition(!roles.contains(.requestHeads) || heads != nil, "the requestHeads role needs its settings")
         self.readsAhead = roles.contains(.readAhead)
-        self.heads = roles.contains(.requestHeads) ? heads : nil
+        let heads = roles.contains(.requestHeads) ? heads : nil
+        self.watchesHeads = heads != nil
+        self.idleTimeout = heads?.idleTimeout ?? .zero
+        self.headerTimeout = heads?.headerTimeout ?? .zero
+        self.deadlines = heads?.deadlines
+        self.waiting = heads?.waiting
     }
 
     // MARK: lifecycle
@@ -108,9 +118,9 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
         if self.readsAhead {
             self.autoRead = (try? context.channel.syncOptions?.getOption(ChannelOptions.autoRead)) ?? true
         }
-        if let heads {
-            self.deadlineSlot = heads.deadlines.register(self)
-            self.waitingSlot = heads.waiting?.register(self)
+        if self.watchesHeads {
+            self.deadlineSlot = self.deadlines?.register(self)
+            self.waitingSlot = self.waiting?.register(self)
             if context.channel.isActive {
                 self.enterIdle()
             }
@@ -126,7 +136,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     }
 
     package func channelActive(context: ChannelHandlerContext) {
-        if self.heads != nil {
+        if self.watchesHeads {
             self.enterIdle()
         }
         context.fireChannelActive()
@@ -194,7 +204,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
         if self.readsAhead, let event = event as? ChannelEvent, event == .inputClosed {
             self.passOnHeld(context: context)
         }
-        if self.heads != nil, event is ChannelShouldQuiesceEvent, !self.drain.quiesceRequested() {
+        if self.watchesHeads, event is ChannelShouldQuiesceEvent, !self.drain.quiesceRequested() {
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -229,10 +239,10 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
 
     /// Bytes go on to the handlers behind, past the head checks.
     private func passOn(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        if let heads, self.phase != .busy {
+        if self.watchesHeads, self.phase != .busy {
             if self.phase == .idle {
                 self.phase = .readingHead
-                self.arm(heads.headerTimeout)
+                self.arm(self.headerTimeout)
             }
             if Self.hasNULInAuthorizationLine(buffer) {
                 self.enterBusy()
@@ -245,7 +255,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
 
     package func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?)
     {
-        guard self.heads != nil, let phaseEvent = event as? ConnectionPhaseEvent else {
+        guard self.watchesHeads, let phaseEvent = event as? ConnectionPhaseEvent else {
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
@@ -270,7 +280,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     /// for a request head; silently, like an idle timeout: under that pressure a 408 would
     /// only keep the slot longer. Returns whether it closed.
     func closeWhileWaiting() -> Bool {
-        guard let context, self.heads != nil, self.phase != .busy else { return false }
+        guard let context, self.watchesHeads, self.phase != .busy else { return false }
         self.enterBusy()
         self.forgetWaiting()
         context.close(promise: nil)
@@ -290,28 +300,28 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     }
 
     private func enterIdle() {
-        guard let heads else { return }
+        guard self.watchesHeads else { return }
         self.phase = .idle
-        self.arm(heads.idleTimeout)
-        if let slot = self.waitingSlot { heads.waiting?.startedWaiting(slot) }
+        self.arm(self.idleTimeout)
+        if let slot = self.waitingSlot { self.waiting?.startedWaiting(slot) }
     }
 
     private func enterBusy() {
-        guard let heads else { return }
+        guard self.watchesHeads else { return }
         self.phase = .busy
-        if let slot = self.deadlineSlot { heads.deadlines.cancel(slot) }
-        if let slot = self.waitingSlot { heads.waiting?.stoppedWaiting(slot) }
+        if let slot = self.deadlineSlot { self.deadlines?.cancel(slot) }
+        if let slot = self.waitingSlot { self.waiting?.stoppedWaiting(slot) }
     }
 
     private func arm(_ timeout: TimeAmount) {
-        guard let heads, let slot = self.deadlineSlot else { return }
-        heads.deadlines.arm(slot, in: timeout)
+        guard let slot = self.deadlineSlot else { return }
+        self.deadlines?.arm(slot, in: timeout)
     }
 
     private func forgetDeadlineAndWaiting() {
         if let slot = self.deadlineSlot {
             self.deadlineSlot = nil
-            self.heads?.deadlines.unregister(slot)
+            self.deadlines?.unregister(slot)
         }
         self.forgetWaiting()
     }
@@ -319,7 +329,7 @@ package final class ClientFrontHandler: ChannelDuplexHandler, DeadlineOwner {
     private func forgetWaiting() {
         if let token = self.waitingSlot {
             self.waitingSlot = nil
-            self.heads?.waiting?.unregister(token)
+            self.waiting?.unregister(token)
         }
     }
 

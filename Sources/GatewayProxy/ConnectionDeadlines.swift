@@ -68,8 +68,7 @@ package final class ConnectionDeadlines {
     /// cancelled first.
     func arm(_ slot: Int, in timeout: TimeAmount) {
         let now = Self.nanoseconds(self.clock.now())
-        self.deadlines.arm(slot, duration: timeout.nanoseconds, now: now)
-        guard let deadline = self.deadlines.deadline(of: slot) else { return }
+        guard let deadline = self.deadlines.arm(slot, duration: timeout.nanoseconds, now: now) else { return }
         self.wake(at: deadline, now: now)
     }
 

@@ -12,9 +12,9 @@
 /// Times are nanoseconds of the monotonic clock (`NIODeadline.uptimeNanoseconds`). A value
 /// owned by the loop's `ConnectionDeadlines`, on that loop.
 struct DeadlineSweep {
-    private static let none: Int32 = -1
+    private static var none: Int32 { -1 }
     /// `Entry.list` of a slot that is not registered.
-    private static let released: Int32 = -2
+    private static var released: Int32 { -2 }
 
     private struct Entry {
         var deadline: Int64 = 0
@@ -58,10 +58,12 @@ struct DeadlineSweep {
         self.freeSlots.append(Int32(slot))
     }
 
-    /// The deadline of `slot` becomes `now + duration` (replacing any armed one).
-    mutating func arm(_ slot: Int, duration: Int64, now: Int64) {
-        guard self.isRegistered(slot) else { return }
-        self.cancel(slot)
+    /// The deadline of `slot` becomes `now + duration` (replacing any armed one). Returns
+    /// it, nil for a slot that is not registered.
+    @discardableResult
+    mutating func arm(_ slot: Int, duration: Int64, now: Int64) -> Int64? {
+        guard self.isRegistered(slot) else { return nil }
+        self.unlink(slot)
         let list = self.list(for: duration)
         var deadline = now + duration
         let tail = self.lists[list].tail
@@ -75,11 +77,17 @@ struct DeadlineSweep {
         self.entries[slot] = Entry(deadline: deadline, list: Int32(list), previous: tail, next: Self.none)
         self.lists[list].tail = Int32(slot)
         self.armedCount += 1
+        return deadline
     }
 
     /// No deadline for `slot` until armed again.
     mutating func cancel(_ slot: Int) {
         guard self.isRegistered(slot) else { return }
+        self.unlink(slot)
+    }
+
+    /// Takes a registered slot out of its list, if it is in one.
+    private mutating func unlink(_ slot: Int) {
         let entry = self.entries[slot]
         guard entry.list >= 0 else { return }
         let list = Int(entry.list)
@@ -117,7 +125,7 @@ struct DeadlineSweep {
         guard let list = self.earliestList else { return nil }
         let slot = Int(self.lists[list].head)
         guard self.entries[slot].deadline <= now else { return nil }
-        self.cancel(slot)
+        self.unlink(slot)
         return slot
     }
 
