@@ -94,7 +94,7 @@ package enum HTTP1Syntax {
 
     /// `range` without leading and trailing SP/HTAB.
     @inline(__always)
-    static func trimmed(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
+    package static func trimmed(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
         var lower = range.lowerBound
         var upper = range.upperBound
         while lower < upper, isWhitespace(bytes[lower]) { lower += 1 }

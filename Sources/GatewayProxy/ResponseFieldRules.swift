@@ -41,11 +41,20 @@ enum ResponseFieldRules {
     private static let dbauditPrefix = Array("x-dbaudit-".utf8)
     private static let rateLimitPrefix = Array("ratelimit".utf8)
 
-    /// Whether a `Set-Cookie` value sets one of the gateway's own cookies.
+    /// Whether a `Set-Cookie` value sets one of the gateway's own cookies, as a browser reads
+    /// it (RFC 6265 §5.2): the name is trimmed of whitespace on both sides, and a pair without
+    /// a name (`=dbgw_session=x`) or without `=` is a nameless cookie whose value the browser
+    /// sends back alone, so that value is what it would set.
     static func setsGatewayCookie(_ bytes: UnsafeRawBufferPointer, _ value: Range<Int>) -> Bool {
-        var end = value.lowerBound
-        while end < value.upperBound, bytes[end] != UInt8(ascii: "="), bytes[end] != UInt8(ascii: ";") { end += 1 }
-        let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value.lowerBound..<end]), as: UTF8.self)
-        return ForwardingRules.isGatewayCookie(Substring(name).drop { $0 == " " || $0 == "\t" })
+        var pairEnd = value.lowerBound
+        while pairEnd < value.upperBound, bytes[pairEnd] != UInt8(ascii: ";") { pairEnd += 1 }
+        var equals = value.lowerBound
+        while equals < pairEnd, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+        var name = HTTP1Syntax.trimmed(bytes, value.lowerBound..<equals)
+        if name.isEmpty, equals < pairEnd {
+            name = HTTP1Syntax.trimmed(bytes, (equals + 1)..<pairEnd)
+        }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self)
+        return ForwardingRules.isGatewayCookie(Substring(text))
     }
 }

@@ -179,6 +179,27 @@ private let allocator = ByteBufferAllocator()
         #expect(out.values("set-cookie") == ["app=1; Path=/"])
     }
 
+    /// A browser trims the name of a `Set-Cookie` pair and sends a nameless cookie's value
+    /// alone (RFC 6265 §5.2, §5.4): `dbgw_session =x` and `=dbgw_session=x` both come back as
+    /// `dbgw_session=x`, so both set a gateway cookie.
+    @Test func anUpstreamCannotSetAGatewayCookieByWhitespaceOrAnEmptyName() throws {
+        let text = """
+            HTTP/1.1 200 OK\r
+            Set-Cookie: dbgw_session =planted; Path=/\r
+            Set-Cookie: dbgw_browser\t=planted\r
+            Set-Cookie: =dbgw_session=planted; Path=/\r
+            Set-Cookie:  = dbgw_reveal=planted\r
+            Set-Cookie: dbgw_session\r
+            Set-Cookie: =app=1\r
+            Set-Cookie: app =2\r
+            Content-Length: 0\r
+            \r
+
+            """
+        let (out, _, _) = try self.write(text, edits())
+        #expect(out.values("set-cookie") == ["=app=1", "app =2"])
+    }
+
     @Test func rateLimitAndHSTSReplaceTheUpstreams() throws {
         let text = """
             HTTP/1.1 200 OK\r

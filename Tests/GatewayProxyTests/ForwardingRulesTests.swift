@@ -356,6 +356,23 @@ extension ForwardingRules {
         #expect(!out.headers.contains(name: "X-Forwarded-Prefix"))
         #expect(!out.headers.contains(name: "X-Forwarded-Server"))
     }
+
+    /// CGI-style upstreams (WSGI, Rack, PHP) read `X_DBAudit_Subject` and `X-DBAudit-Subject`
+    /// as the same variable: an underscore spelling of a gateway-owned name is that name.
+    @Test func underscoreSpellingsOfGatewayOwnedHeadersAreRemoved() {
+        let out = ForwardingRules.upstreamRequestHead(
+            request([
+                ("Host", "g"), ("X-DBAudit_Subject", "admin"), ("X_DBAUDIT_SCOPES", "*"),
+                ("x_forwarded_for", "6.6.6.6"), ("X-Forwarded_Proto", "http"), ("X_Request_Id", "forged"),
+                ("X_Real_IP", "6.6.6.6"), ("Content_Length", "5"), ("Transfer_Encoding", "chunked"),
+                ("X_HTTP_Method_Override", "DELETE"), ("My_Header", "kept"), ("X_DBAuditor", "kept"),
+            ]),
+            framing: .none,
+            context: context
+        )
+        let forwarded = names(out.headers).filter { $0.contains("_") }
+        #expect(forwarded == ["my_header", "x_dbauditor"])
+    }
 }
 
 @Suite struct IdentityHeaderTests {
