@@ -20,7 +20,7 @@ import NIOCore
 ///
 /// Responses pass it as the bytes `ProxyHandler` writes (`ClientResponseWriter`), untouched.
 ///
-/// Sits between `RequestHeadTimeoutHandler` and `ProxyHandler`. One per client connection;
+/// Sits between `ClientFrontHandler` and `ProxyHandler`. One per client connection;
 /// touched only on its channel's event loop.
 final class ClientRequestDecoder: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
