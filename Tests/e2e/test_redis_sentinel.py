@@ -224,8 +224,10 @@ def one_failover(nodes, gateways, loads, limited_key, victim_key, victim_id, fig
     old = nodes.node(old_port)
     # Everything written so far is on the replica before the kill (replication is async).
     assert old.command("WAIT", "1", "2000").startswith(b":1")
-    old.kill9()
+    # The window starts when the kill is sent: `kill9` returns once the process is gone, and
+    # a request the kill failed can be answered (and recorded) before that.
     killed = time.monotonic()
+    old.kill9()
     promoted_at = None
 
     def promoted():
